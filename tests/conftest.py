@@ -1,0 +1,46 @@
+"""Suite-wide fixtures and the CI contract: with CI=true, every real service must be present."""
+
+import os
+import shutil
+import socket
+from urllib.parse import urlparse
+
+import pytest
+
+# The SDKs apply HTTP(S)_PROXY even to loopback; cloudsim is always reached directly.
+for _var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+    os.environ.pop(_var, None)
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if os.environ.get("CI", "").lower() != "true":
+        return
+    problems = []
+    database_url = os.environ.get("DATABASE_URL", "")
+    if not database_url.startswith(("postgres://", "postgresql://")):
+        problems.append("CI needs DATABASE_URL pointing at PostgreSQL")
+    else:
+        db = urlparse(database_url)
+        if not _reachable(db.hostname or "127.0.0.1", db.port or 5432):
+            problems.append(f"PostgreSQL is not reachable at {db.hostname}:{db.port}")
+    broker_url = os.environ.get("CELERY_BROKER_URL", "")
+    if not broker_url.startswith("redis://"):
+        problems.append("CI needs CELERY_BROKER_URL pointing at Redis")
+    else:
+        broker = urlparse(broker_url)
+        if not _reachable(broker.hostname or "127.0.0.1", broker.port or 6379):
+            problems.append(f"Redis is not reachable at {broker.hostname}:{broker.port}")
+    if not shutil.which(CHROMIUM):
+        problems.append(f"Chromium is missing at {CHROMIUM}")
+    if problems:
+        pytest.exit("CI services missing: " + "; ".join(problems), returncode=3)
