@@ -12,7 +12,7 @@ import html
 import json
 from urllib.parse import quote
 
-from cloudsim import admin
+from cloudsim import admin, sts
 from cloudsim.api import PageRequest, PageResponse, page_route
 from cloudsim.errors import ApiError
 from cloudsim.faults import FaultSpecError, build_rule, parse_spec
@@ -320,3 +320,45 @@ def overview(request: PageRequest) -> PageResponse:
 def overview_redirect(request: PageRequest) -> PageResponse:
     token = request.query.get("token")
     return PageResponse.redirect("/_sim/" + (f"?token={quote(token, safe='')}" if token else ""))
+
+
+@page_route("POST", "/_sim/service-assume-role")
+def service_assume_role(request: PageRequest) -> PageResponse:
+    """A cloud service (``{"service": "oos.aliyuncs.com"}``) assumes a role that trusts it:
+    ``{"service", "role_arn", "session_name"?, "duration_seconds"?}`` → AssumeRole's body."""
+    _require_operator(request)
+    data = _json_body(request)
+    service = str(data.get("service", ""))
+    role_arn = str(data.get("role_arn", ""))
+    duration = data.get("duration_seconds", sts.DEFAULT_DURATION)
+    if isinstance(duration, bool) or not isinstance(duration, int):
+        raise ApiError(
+            "InvalidParameter.DurationSeconds", "duration_seconds must be an integer.", 400
+        )
+    log = {
+        "request_id": request.request_id,
+        "account": None,
+        "caller_arn": f"service/{service}",
+        "product": "sts",
+        "action": "AssumeRole",
+        "version": sts.VERSION,
+        "parameters": {"RoleArn": role_arn, "Service": service},
+        "mutating": True,
+        "source_ip": request.client_ip,
+        "signature": "operator",
+    }
+    try:
+        body = sts.assume_role_as_service(
+            request.store,
+            service=service,
+            role_arn=role_arn,
+            session_name=str(data.get("session_name", "service-session")),
+            duration=duration,
+        )
+    except ApiError as error:
+        request.server.call_log.record(
+            **log, outcome="error", error_code=error.code, status=error.status
+        )
+        raise
+    request.server.call_log.record(**log, outcome="success", error_code=None, status=200)
+    return PageResponse.json({"RequestId": request.request_id, **body})

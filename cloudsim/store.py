@@ -939,6 +939,22 @@ class Tx:
             (account_uid, principal_type, principal_name.lower(), policy_type, policy_name.lower()),
         )
 
+    def attachment_principal_types_for_policy(
+        self, account_uid: str, policy_type: str, name: str
+    ) -> list[str]:
+        rows = self._all(
+            "SELECT DISTINCT principal_type FROM attachments WHERE account_uid = ? "
+            "AND policy_type = ? AND policy_key = ? ORDER BY principal_type",
+            (account_uid, policy_type, name.lower()),
+        )
+        return [r["principal_type"] for r in rows]
+
+    def attachments_remove_policy(self, *, account_uid: str, policy_type: str, name: str) -> int:
+        return self._exec(
+            "DELETE FROM attachments WHERE account_uid = ? AND policy_type = ? AND policy_key = ?",
+            (account_uid, policy_type, name.lower()),
+        )
+
     def attached_documents(
         self, account_uid: str, principal_type: str, principal_name: str
     ) -> list[str]:
