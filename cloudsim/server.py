@@ -109,6 +109,9 @@ class RequestHandler(BaseHTTPRequestHandler):
     sys_version = ""
     # Idle keep-alive connections are closed after this many seconds.
     timeout = 120
+    # Headers and body leave in separate writes; with Nagle's algorithm the body would wait
+    # for the client's delayed ACK (~40 ms per call).
+    disable_nagle_algorithm = True
     server: CloudSimServer
 
     def log_message(self, format: str, *args: object) -> None:
@@ -170,9 +173,11 @@ class RequestHandler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
-        self.end_headers()
+        # end_headers() without its flush, so status, headers and body go out in one write.
+        self._headers_buffer.append(b"\r\n")
         if self.command != "HEAD":
-            self.wfile.write(body)
+            self._headers_buffer.append(body)
+        self.flush_headers()
 
     def _send_api_error(
         self,
