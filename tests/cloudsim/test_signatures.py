@@ -7,12 +7,12 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from alibabacloud_ram20150501 import models as ram
+from alibabacloud_tea_openapi.utils import Utils
 from aliyunsdkcore.acs_exception.exceptions import ServerException
 from aliyunsdkcore.auth.credentials import StsTokenCredential
 from aliyunsdkcore.client import AcsClient
 from aliyunsdkcore.request import CommonRequest
-from alibabacloud_ram20150501 import models as ram
-from alibabacloud_tea_openapi.utils import Utils
 
 from tests.cloudsim.conftest import Keys, error_of, trust_policy
 
@@ -143,7 +143,7 @@ def test_nonce_replay(sdk, new_account, monkeypatch, style):
     assert (replay.code, replay.statusCode) == ("SignatureNonceUsed", 400)
 
 
-# --- aliyun-python-sdk-core (v1 signature, GET and POST, query and form parameters) ----------------
+# --- aliyun-python-sdk-core (v1 signature, GET and POST, query and form parameters) ---
 
 
 def _core_request(cloudsim, version: str, action: str, method: str) -> CommonRequest:
