@@ -132,6 +132,10 @@ class RequestHandler(BaseHTTPRequestHandler):
             code,
         )
         self.close_connection = True
+        if self.request_version == "HTTP/0.9":
+            # An unparsable request line leaves http.server at HTTP/0.9, which would send the
+            # body without a status line; answer as HTTP/1.0 so clients see the status.
+            self.request_version = "HTTP/1.0"
         with contextlib.suppress(OSError):
             self._send_api_error(error, new_request_id(), "cloudsim")
 
