@@ -464,9 +464,9 @@ def _session_name(user_name: str) -> str:
 def _switch_failure(error: ApiError, *, role_arn: str) -> str:
     if error.status == 403:
         return (
-            f"You cannot switch to this role: {error.message} ({error.code}) "
-            f"Check that the role's trust policy names your account or RAM user, and that your "
-            f"own permissions allow sts:AssumeRole on {role_arn}."
+            f"You cannot switch to this role: {error.message} Check that the role's trust "
+            "policy names your account or RAM user, and that your own permissions allow "
+            f"sts:AssumeRole on {role_arn}. (Error code: {error.code})"
         )
     if error.code == "EntityNotExist.Role":
         return f"The role {role_arn} does not exist. ({error.code})"
@@ -647,6 +647,8 @@ def console_home(request: PageRequest) -> PageResponse:
             )
         except ApiError as error:
             denials.append(_denied_text(error, session))
+    region_order = {region.region_id: index for index, region in enumerate(ecs.REGIONS)}
+    rows.sort(key=lambda row: (region_order[row[0].region_id], row[0].instance_name))
     account_alias = session.role["alias"] if session.role else session.data["alias"]
     parts = [
         _message(flash["kind"], flash["text"]) if flash else "",

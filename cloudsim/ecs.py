@@ -26,7 +26,6 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -534,27 +533,3 @@ def stop_instance(ctx: ApiContext) -> dict:
 @api_action(version=VERSION, name=REBOOT, mutating=True)
 def reboot_instance(ctx: ApiContext) -> dict:
     return _power_action(ctx, REBOOT)
-
-
-def seed_instances(
-    store: Store, *, account_uid: str, specs: Iterable[tuple[str, str, str, str, str]]
-) -> list[EcsInstance]:
-    """Create instances from ``(region, zone, name, status, private ip)`` rows in one write."""
-    created = []
-    with store.write() as tx:
-        for region_id, zone_id, name, status, private_ip in specs:
-            require_region(region_id)
-            if status not in STATUSES:
-                raise ValueError(f"unknown ECS status {status!r}")
-            created.append(
-                tx.ecs_instance_create(
-                    account_uid=account_uid,
-                    region_id=region_id,
-                    zone_id=zone_id,
-                    instance_name=name,
-                    status=status,
-                    private_ip=private_ip,
-                    image_id="aliyun_3_x64_20G_alibase_20240819.vhd",
-                )
-            )
-    return created
