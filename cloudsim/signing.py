@@ -230,7 +230,7 @@ def verify_v1(
         raise _incomplete(f"Unsupported SignatureMethod {method_name!r}.")
     if params.get("SignatureVersion", "") != "1.0":
         raise _incomplete("SignatureVersion must be 1.0.")
-    if params.get("Format", "json").lower() not in ("json", "xml"):
+    if params.get("Format", "json").lower() != "json":
         raise ApiError("InvalidParameter.Format", "Specified Format is not valid.", 400)
     nonce = params.get("SignatureNonce", "")
     if not nonce:
