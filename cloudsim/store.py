@@ -156,8 +156,6 @@ CREATE TABLE IF NOT EXISTS console_sessions (
 );
 """
 
-_ALNUM = string.ascii_letters + string.digits
-
 
 def utc_now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
@@ -175,8 +173,7 @@ def iso(moment: datetime | float | None = None) -> str:
 def _random_text(alphabet: str, count: int) -> str:
     """``count`` uniformly random characters of ``alphabet`` from the OS CSPRNG.
 
-    One urandom read per call (``secrets.choice`` reads once per character, which showed up
-    in AssumeRole profiles); bytes past the largest multiple of the alphabet size are
+    One urandom read per call (``secrets.choice`` reads once per character); bytes past the largest multiple of the alphabet size are
     rejected so every character stays equally likely.
     """
     limit = 256 - 256 % len(alphabet)
@@ -190,20 +187,30 @@ def _random_text(alphabet: str, count: int) -> str:
     return "".join(chars)
 
 
+def _random_alnum(count: int) -> str:
+    """``count`` uniformly random letters and digits: base64 of CSPRNG bytes without + and /
+    (done in C; this runs for every AccessKey and STS session)."""
+    out = b""
+    while len(out) < count:
+        out += base64.b64encode(secrets.token_bytes(count)).translate(None, b"+/=")
+    return out[:count].decode()
+
+
 def _random_digits(count: int, first: str = "") -> str:
-    return first + _random_text(string.digits, count - len(first))
+    width = count - len(first)
+    return first + str(secrets.randbelow(10**width)).zfill(width)
 
 
 def new_access_key_id() -> str:
-    return "LTAI" + _random_text(_ALNUM, 20)
+    return "LTAI" + _random_alnum(20)
 
 
 def new_access_key_secret() -> str:
-    return _random_text(_ALNUM, 30)
+    return _random_alnum(30)
 
 
 def new_sts_access_key_id() -> str:
-    return "STS." + _random_text(_ALNUM, 28)
+    return "STS." + _random_alnum(28)
 
 
 def new_security_token() -> str:
