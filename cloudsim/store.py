@@ -173,8 +173,8 @@ def iso(moment: datetime | float | None = None) -> str:
 def _random_text(alphabet: str, count: int) -> str:
     """``count`` uniformly random characters of ``alphabet`` from the OS CSPRNG.
 
-    One urandom read per call (``secrets.choice`` reads once per character); bytes past the largest multiple of the alphabet size are
-    rejected so every character stays equally likely.
+    One urandom read per call (``secrets.choice`` reads once per character); bytes past the
+    largest multiple of the alphabet size are rejected so every character stays equally likely.
     """
     limit = 256 - 256 % len(alphabet)
     chars: list[str] = []
