@@ -221,10 +221,10 @@ class RequestHandler(BaseHTTPRequestHandler):
         with contextlib.suppress(OSError):
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+    def _read_body(self, headers: dict[str, str]) -> bytes:
+        if headers.get("transfer-encoding", "").lower() == "chunked":
             return self._read_chunked()
-        length_text = self.headers.get("Content-Length")
+        length_text = headers.get("content-length")
         if length_text is None:
             return b""
         try:
@@ -294,9 +294,13 @@ class RequestHandler(BaseHTTPRequestHandler):
             if len(split.query) > MAX_QUERY_BYTES:
                 self.close_connection = True
                 raise query_too_large(MAX_QUERY_BYTES)
-            body = self._read_body()
+            # raw_items(): the email package's per-header policy processing costs more than a
+            # signature check, and would turn undecodable bytes into Header objects.
+            headers = {name.lower(): value for name, value in self.headers.raw_items()}
+            if not all(value.isascii() or value.isprintable() for value in headers.values()):
+                raise bad_encoding("request header")
+            body = self._read_body(headers)
             query = _decode_params(split.query, "query string")
-            headers = {name.lower(): value for name, value in self.headers.items()}
             content_type = headers.get("content-type", "").split(";")[0].strip().lower()
             form = (
                 _decode_params(body, "form body")
