@@ -790,11 +790,12 @@ class Tx:
         name: str,
         document: str,
         description: str,
+        created_at: str | None = None,
     ) -> Policy:
         owner = "" if policy_type == "System" else account_uid
         if self.policy_get(account_uid, policy_type, name):
             raise StoreError(f"policy {name} already exists")
-        now = iso()
+        now = created_at or iso()
         self._exec(
             "INSERT INTO policies(account_uid, policy_type, name, name_key, description, "
             "default_version, next_version, created_at, updated_at, seq) "
@@ -808,7 +809,9 @@ class Tx:
         )
         return self.policy_get(account_uid, policy_type, name)  # type: ignore[return-value]
 
-    def policy_replace_system(self, *, name: str, document: str, description: str) -> None:
+    def policy_replace_system(
+        self, *, name: str, document: str, description: str, created_at: str | None = None
+    ) -> None:
         """Install or refresh a System policy from the catalogue (its v1 document)."""
         existing = self.policy_get("", "System", name)
         if existing is None:
@@ -818,6 +821,7 @@ class Tx:
                 name=name,
                 document=document,
                 description=description,
+                created_at=created_at,
             )
             return
         self._exec(
