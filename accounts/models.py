@@ -142,6 +142,7 @@ class Membership(models.Model):
         AUDITOR = "auditor", "Auditor"
         STAFF = "staff", "Staff"
 
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
     )
