@@ -9,6 +9,7 @@ import datetime as dt
 import decimal
 import enum
 import ipaddress
+import itertools
 import re
 import uuid
 from collections.abc import Iterable, Mapping
@@ -80,7 +81,7 @@ def looks_secret(key: str) -> bool:
     words = [word.lower() for word in _WORD_SPLIT.split(key) if word]
     if any(word in _SECRET_WORDS for word in words):
         return True
-    return any(a + b in _SECRET_PAIRS for a, b in zip(words, words[1:], strict=False))
+    return any(a + b in _SECRET_PAIRS for a, b in itertools.pairwise(words))
 
 
 def _clean_text(value: str) -> str:
