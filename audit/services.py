@@ -207,7 +207,9 @@ def audit_record(
       "Name <email>" (e.g. the address typed into a failed sign-in).
     - `organisation`: the primary organisation; `related_organisations` may also see the event
       (a delegation's partner). `actor_organisation` (default: `organisation` when there is an
-      actor) is the organisation the actor acted for.
+      actor) is the organisation the actor acted for. An event about a person rather than
+      one organisation (sign-in, MFA) passes `organisation=None` and the person's
+      organisations as `related_organisations`: every one of them sees it.
     - `target`: a model instance (type "app_label.model", its pk and str()); or give
       `target_type`/`target_id`/`target_label` explicitly (they override the instance's).
     - `before`/`after`/`metadata`: JSON-able values; secret-looking keys raise AuditSecretError.
