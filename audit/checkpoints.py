@@ -114,7 +114,7 @@ def checkpoint_write(*, directory: Path | None = None, key: bytes | None = None)
     return final
 
 
-def _parse(name: str, text: str, key: bytes) -> Checkpoint | InvalidCheckpoint:
+def checkpoint_parse(name: str, text: str, key: bytes) -> Checkpoint | InvalidCheckpoint:
     try:
         document = json.loads(text)
     except ValueError:
@@ -158,7 +158,7 @@ def checkpoints_load(
         except (OSError, UnicodeDecodeError) as error:
             invalid.append(InvalidCheckpoint(path.name, f"unreadable: {error}", None))
             continue
-        parsed = _parse(path.name, text, key)
+        parsed = checkpoint_parse(path.name, text, key)
         (valid if isinstance(parsed, Checkpoint) else invalid).append(parsed)  # type: ignore[arg-type]
     invalid.sort(key=lambda bad: (bad.claimed_sequence is None, bad.claimed_sequence or 0))
     return valid, invalid
