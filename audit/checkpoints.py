@@ -45,10 +45,8 @@ class InvalidCheckpoint:
 
 
 def checkpoint_key() -> bytes | None:
-    """The HMAC key from the environment (or settings in tests); None when not configured."""
-    key = getattr(settings, "AUDIT_CHECKPOINT_KEY", None) or os.environ.get(
-        "AUDIT_CHECKPOINT_KEY", ""
-    )
+    """The HMAC key (settings.AUDIT_CHECKPOINT_KEY, from the environment); None when unset."""
+    key = getattr(settings, "AUDIT_CHECKPOINT_KEY", "")
     if not key:
         return None
     if len(key) < MIN_KEY_LENGTH:
@@ -59,9 +57,7 @@ def checkpoint_key() -> bytes | None:
 
 
 def checkpoint_directory() -> Path:
-    configured = getattr(settings, "AUDIT_CHECKPOINT_DIR", None) or os.environ.get(
-        "AUDIT_CHECKPOINT_DIR", ""
-    )
+    configured = getattr(settings, "AUDIT_CHECKPOINT_DIR", None)
     return Path(configured) if configured else Path(settings.DATA_DIR) / "audit-checkpoints"
 
 
