@@ -13,9 +13,6 @@ from pathlib import Path
 
 import pytest
 
-# Playwright's sync API runs an event loop in this thread; the tests also use the ORM here.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 CHROMIUM = "/usr/bin/chromium"
 LAUNCH_ARGS = [
     "--no-sandbox",
@@ -27,20 +24,36 @@ LAUNCH_ARGS = [
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 
 
-@pytest.fixture(scope="session")
-def chromium() -> Iterator[object]:
+@pytest.fixture(scope="package")
+def chromium(django_db_setup: None, live_server: object) -> Iterator[object]:
+    """One headless Chromium for the browser tests.
+
+    Depends on the test database and the live server so both exist before Playwright starts
+    its event loop in this thread. While that loop runs, the tests (and pytest-django's
+    flushes) use the ORM in the same thread, which Django allows only with
+    DJANGO_ALLOW_ASYNC_UNSAFE; it is set for this package only, so it never leaks into later
+    subprocesses such as the deploy check, which rightly refuses it.
+    """
     if not shutil.which(CHROMIUM):
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"Chromium is missing at {CHROMIUM}")
         pytest.skip(f"Chromium is not installed at {CHROMIUM}")
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS
-        )
-        yield browser
-        browser.close()
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS
+            )
+            yield browser
+            browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture
