@@ -90,3 +90,32 @@ def test_demo_mailbox_and_error_pages(
     staff.goto("/organisation/members/00000000-0000-4000-8000-000000000000/remove/")
     expect(staff.get_by_role("heading", name="You cannot do that here")).to_be_visible()
     shot(staff, "forbidden")
+
+
+def test_account_pages_render_in_the_portal_layout(
+    demo: dict[str, str], new_page: Callable[[], Page], shot: Callable
+) -> None:
+    page = new_page()
+    sign_in(page, "bob@company-b.example", demo["bob@company-b.example"])
+    for path, heading in [
+        ("/accounts/2fa/", "Two-Factor Authentication"),
+        ("/accounts/sessions/", "Sessions"),
+        ("/accounts/password/change/", "Change Password"),
+        ("/accounts/email/", "Email Addresses"),
+    ]:
+        page.goto(path)
+        expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+        expect(page.locator("nav.manage-nav")).to_be_visible()
+        shot(page, heading)
+    page.locator("[data-testid=user-menu] summary").click()
+    shot(page, "user menu")
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("link", name="Sign in").first).to_be_visible()
+    page.goto("/accounts/password/reset/")
+    shot(page, "password reset")
+    page.goto("/accounts/login/")
+    page.get_by_label("Email").fill("bob@company-b.example")
+    page.get_by_label("Password").fill("not-his-password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_text("The email address or password is not correct.")).to_be_visible()
+    shot(page, "sign in refused")
