@@ -9,6 +9,7 @@ Alibaba Cloud endpoints.
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -58,6 +59,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "allauth.usersessions.middleware.UserSessionsMiddleware",
+    "accounts.middleware.CurrentOrganisationMiddleware",
+    "accounts.middleware.AdminMfaRequiredMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -74,6 +77,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "portal.context_processors.portal",
+                "accounts.context_processors.accounts",
             ],
         },
     },
@@ -144,11 +148,17 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+CSRF_FAILURE_VIEW = "portal.errors.csrf_failure"
 
 # --- Email ----------------------------------------------------------------------------------
 # Embedded default: every message is written to DATA_DIR/mail, and /dev/mail shows them.
 EMAIL_MAIL_DIR = DATA_DIR / "mail"
-vars().update(env.email_url("EMAIL_URL", default=f"filemail://{EMAIL_MAIL_DIR}"))
+if env.str("EMAIL_URL", default=""):
+    vars().update(env.email_url("EMAIL_URL"))
+else:
+    # Set directly: django-environ drops the leading "/" of an absolute filemail:// path.
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = str(EMAIL_MAIL_DIR)
 DEFAULT_FROM_EMAIL = env.str(
     "DEFAULT_FROM_EMAIL", default="Partner Access Portal <noreply@localhost>"
 )
@@ -175,6 +185,8 @@ ACCOUNT_REAUTHENTICATION_TIMEOUT = 300
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Partner Access Portal] "
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "http" if DEBUG else "https"
 ACCOUNT_ADAPTER = "accounts.adapters.PortalAccountAdapter"
+ACCOUNT_FORMS = {"signup": "accounts.forms.OrganisationSignupForm"}
+MFA_ADAPTER = "accounts.adapters.PortalMFAAdapter"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Partner Access Portal"
 LOGIN_REDIRECT_URL = "/"
@@ -213,7 +225,21 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    # Signs the audit chain head into AUDIT_CHECKPOINT_DIR (see audit/checkpoints.py).
+    "audit-checkpoint-daily": {
+        "task": "audit.write_checkpoint",
+        "schedule": crontab(minute=5, hour=0),
+    },
+}
+
+# --- Audit ----------------------------------------------------------------------------------
+# Signed checkpoints of the audit chain: the HMAC key comes from the environment only (never the
+# database), the files go outside the database. Without a key the beat task logs a warning.
+AUDIT_CHECKPOINT_KEY = env.str("AUDIT_CHECKPOINT_KEY", default="")
+AUDIT_CHECKPOINT_DIR = Path(
+    env.str("AUDIT_CHECKPOINT_DIR", default=str(DATA_DIR / "audit-checkpoints"))
+)
 
 # --- Alibaba Cloud --------------------------------------------------------------------------
 # The official SDKs talk to these endpoints. The embedded default is cloudsim on loopback;
