@@ -193,6 +193,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        # Broadcasts (worker control, events) go here instead of ./control in the cwd.
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
 else:
