@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import json
 import os
 import re
 import secrets
@@ -25,6 +26,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -417,7 +419,38 @@ def celery(*args: str) -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "portal", *args]
 
 
-def banner(config: Config, seed_output: list[str], env: Mapping[str, str]) -> list[str]:
+def cloudsim_console_sign_ins(config: Config) -> list[str]:
+    """The demo RAM users' console sign-ins, from cloudsim's demo credentials file."""
+    path = config.cloudsim_data_dir / "demo-credentials.json"
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        pairs = [
+            (f"{user['name']}@{account['alias']}.onaliyun.com", user["password"])
+            for account in document["accounts"]
+            for user in account.get("users", [])
+            if user.get("password")
+        ]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise EmbeddedError(f"cloudsim's {path} is unreadable: {error}") from error
+    width = max((len(name) for name, _ in pairs), default=0)
+    return [f"{name.ljust(width)}  {password}" for name, password in pairs]
+
+
+def cloudsim_operator_url(config: Config) -> str:
+    token_file = config.cloudsim_data_dir / "operator-token"
+    token = token_file.read_text(encoding="utf-8").strip() if token_file.is_file() else ""
+    query = f"?token={urllib.parse.quote(token, safe='')}" if token else ""
+    return f"{config.cloudsim_url}/_sim/{query}"
+
+
+def banner(
+    config: Config,
+    *,
+    seed_output: list[str],
+    console_sign_ins: list[str],
+    operator_url: str,
+    env: Mapping[str, str],
+) -> list[str]:
     rule = "=" * 78
     lines = [
         "",
@@ -425,13 +458,16 @@ def banner(config: Config, seed_output: list[str], env: Mapping[str, str]) -> li
         "  Partner Access Portal is running (embedded: SQLite, filesystem broker, cloudsim)",
         "",
         f"  Portal             {config.portal_url}",
-        f"  cloudsim console   {config.cloudsim_url}/",
-        f"  cloudsim operator  {config.cloudsim_url}/_sim/",
+        f"  Portal mailbox     {config.portal_url}dev/mail/   (emails the portal sent)",
+        f"  cloudsim console   {config.cloudsim_url}/   (Alibaba Cloud console stand-in)",
+        f"  cloudsim operator  {operator_url}",
         f"  Data directory     {config.data_dir}   (delete it to start afresh)",
-        f"  Emails             written to {config.data_dir / 'mail'}",
         "",
     ]
     lines += [f"  {text}" if text else "" for text in seed_output]
+    if console_sign_ins:
+        lines += ["", "  cloudsim console sign-ins (RAM users of company-b, for switching role):"]
+        lines += [f"    {entry}" for entry in console_sign_ins]
     if env.get("PORTAL_REQUIRE_MFA", "").lower() in {"false", "0", "no", "off"}:
         lines += ["", "  MFA is not required in this demo (PORTAL_REQUIRE_MFA=false)."]
     lines += ["", "  Press Ctrl-C to stop everything.", rule, ""]
@@ -487,7 +523,15 @@ def start_product(supervisor: Supervisor, config: Config) -> None:
     supervisor.wait_until(web, lambda: http_ok(healthz), f"GET {healthz}")
     supervisor.wait_until(worker, worker.ready.is_set, "the worker's 'ready.' line")
     supervisor.wait_until(beat, beat.ready.is_set, "beat's 'Starting...' line")
-    supervisor.console.block(banner(config, seed_output, supervisor.env))
+    supervisor.console.block(
+        banner(
+            config,
+            seed_output=seed_output,
+            console_sign_ins=cloudsim_console_sign_ins(config),
+            operator_url=cloudsim_operator_url(config),
+            env=supervisor.env,
+        )
+    )
 
 
 def main(environ: Mapping[str, str] | None = None) -> int:

@@ -255,11 +255,34 @@ def test_the_banner_names_every_url_and_passes_the_seed_output_through(tmp_path:
     config = _config(tmp_path, PORTAL_PORT="18003", CLOUDSIM_PORT="19103")
     text = "\n".join(
         embedded.banner(
-            config, ["Demo sign-ins:", "  alice@example.com  pw"], {"PORTAL_REQUIRE_MFA": "false"}
+            config,
+            seed_output=["Demo sign-ins:", "  alice@example.com  pw"],
+            console_sign_ins=["Alice@company-b.onaliyun.com  pw2"],
+            operator_url="http://127.0.0.1:19103/_sim/?token=t",
+            env={"PORTAL_REQUIRE_MFA": "false"},
         )
     )
-    assert "http://127.0.0.1:18003/" in text
-    assert "http://127.0.0.1:19103/" in text
+    assert "Portal             http://127.0.0.1:18003/\n" in text
+    assert "http://127.0.0.1:18003/dev/mail/" in text
+    assert "cloudsim console   http://127.0.0.1:19103/ " in text
+    assert "cloudsim operator  http://127.0.0.1:19103/_sim/?token=t" in text
     assert "  Demo sign-ins:\n    alice@example.com  pw" in text
+    assert "    Alice@company-b.onaliyun.com  pw2" in text
     assert "MFA is not required" in text
     assert "Ctrl-C" in text
+
+
+def test_console_sign_ins_and_the_operator_url_come_from_cloudsim_s_files(tmp_path: Path) -> None:
+    config = _config(tmp_path, CLOUDSIM_PORT="19104")
+    config.cloudsim_data_dir.mkdir(parents=True)
+    (config.cloudsim_data_dir / "demo-credentials.json").write_text(
+        '{"endpoint": "x", "accounts": [{"uid": "1", "alias": "company-a", "users": []},'
+        ' {"uid": "2", "alias": "company-b", "users": [{"name": "Alice", "password": "p w"},'
+        ' {"name": "NoConsole", "password": null}]}]}'
+    )
+    (config.cloudsim_data_dir / "operator-token").write_text("a/b+c\n")
+    assert embedded.cloudsim_console_sign_ins(config) == ["Alice@company-b.onaliyun.com  p w"]
+    assert embedded.cloudsim_operator_url(config) == "http://127.0.0.1:19104/_sim/?token=a%2Fb%2Bc"
+    (config.cloudsim_data_dir / "demo-credentials.json").write_text("{not json")
+    with pytest.raises(embedded.EmbeddedError, match="unreadable"):
+        embedded.cloudsim_console_sign_ins(config)
