@@ -1,6 +1,7 @@
 from allauth.account.forms import SignupForm
 from django import forms
 from django.contrib.auth import password_validation
+from django.core.validators import MaxLengthValidator
 
 from accounts import services
 from accounts.models import (
@@ -13,6 +14,7 @@ from accounts.models import (
 )
 
 NAME_MAX_LENGTH = 150
+EMAIL_MAX_LENGTH = 254
 ORGANISATION_NAME_MAX_LENGTH = 200
 
 
@@ -86,7 +88,9 @@ class OrganisationSignupForm(SignupForm):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.fields["email"].label = "Your work email"
-        self.fields["email"].max_length = 254
+        self.fields["email"].max_length = EMAIL_MAX_LENGTH
+        self.fields["email"].validators.append(MaxLengthValidator(EMAIL_MAX_LENGTH))
+        self.fields["email"].widget.attrs["maxlength"] = str(EMAIL_MAX_LENGTH)
         self.fields["email"].widget.attrs.pop("placeholder", None)
         for name in ("password1", "password2"):
             self.fields[name].widget.attrs.pop("placeholder", None)
@@ -131,7 +135,7 @@ class OrganisationSignupForm(SignupForm):
 
 
 class InvitationForm(forms.Form):
-    email = forms.EmailField(label="Email address", max_length=254)
+    email = forms.EmailField(label="Email address", max_length=EMAIL_MAX_LENGTH)
     role = forms.ChoiceField(label="Role")
 
     def __init__(self, *args: object, organisation: Organisation, **kwargs: object) -> None:

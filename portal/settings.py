@@ -9,6 +9,7 @@ Alibaba Cloud endpoints.
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -227,7 +228,21 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    # Signs the audit chain head into AUDIT_CHECKPOINT_DIR (see audit/checkpoints.py).
+    "audit-checkpoint-daily": {
+        "task": "audit.write_checkpoint",
+        "schedule": crontab(minute=5, hour=0),
+    },
+}
+
+# --- Audit ----------------------------------------------------------------------------------
+# Signed checkpoints of the audit chain: the HMAC key comes from the environment only (never the
+# database), the files go outside the database. Without a key the beat task logs a warning.
+AUDIT_CHECKPOINT_KEY = env.str("AUDIT_CHECKPOINT_KEY", default="")
+AUDIT_CHECKPOINT_DIR = Path(
+    env.str("AUDIT_CHECKPOINT_DIR", default=str(DATA_DIR / "audit-checkpoints"))
+)
 
 # --- Alibaba Cloud --------------------------------------------------------------------------
 # The official SDKs talk to these endpoints. The embedded default is cloudsim on loopback;
