@@ -24,11 +24,11 @@ COPY . .
 # need a SECRET_KEY to load; this one exists only inside this build step.
 RUN DEBUG=0 SECRET_KEY=collectstatic-only-not-a-runtime-key ALLOWED_HOSTS=localhost \
         python manage.py collectstatic --noinput \
-    && mkdir -p /data/cloudsim \
+    && mkdir -p /data/cloudsim /data/audit-checkpoints \
     && chown -R portal:portal /data
 
 # The code stays owned by root and read-only to the service user; only /data is writable
-# (beat's schedule, cloudsim's state in the demo profile).
+# (beat's schedule, audit checkpoints, cloudsim's state in the demo profile).
 USER portal
 EXPOSE 8000
 CMD ["gunicorn", "--config", "portal/gunicorn.conf.py", "portal.wsgi:application"]

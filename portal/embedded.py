@@ -168,33 +168,59 @@ def is_fernet_key(key: str) -> bool:
         return False
 
 
-def ensure_encryption_key(config: Config) -> str:
-    """PORTAL_ENCRYPTION_KEYS if it is set, else the key kept in DATA_DIR/encryption.key.
-
-    The key is created once and reused, so secrets encrypted by an earlier run stay readable.
-    """
-    configured = config.merged.get("PORTAL_ENCRYPTION_KEYS", "").strip()
-    if configured:
-        return configured
-    key_file = config.data_dir / "encryption.key"
+def _kept_secret(
+    path: Path, *, make: Callable[[], str], valid: Callable[[str], bool], what: str
+) -> str:
+    """The secret in `path`, created (0600) on the first run and reused on every later one."""
     try:
-        descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        key = key_file.read_text(encoding="ascii", errors="replace").strip()
-        if not is_fernet_key(key):
+        secret = path.read_text(encoding="ascii", errors="replace").strip()
+        if not valid(secret):
             raise EmbeddedError(
-                f"{key_file} does not hold a Fernet key; restore it, or delete {config.data_dir} "
-                "to start afresh."
+                f"{path} does not hold {what}; restore it, or delete {path.parent} to start afresh."
             ) from None
-        key_file.chmod(0o600)
-        return key
-    key = new_fernet_key()
+        path.chmod(0o600)
+        return secret
+    secret = make()
     with os.fdopen(descriptor, "w", encoding="ascii") as handle:
-        handle.write(key + "\n")
-    return key
+        handle.write(secret + "\n")
+    return secret
 
 
-def child_environment(config: Config, environ: Mapping[str, str], encryption_keys: str) -> dict:
+def ensure_secrets(config: Config) -> dict[str, str]:
+    """The keys the portal needs, from the environment or kept in the data directory.
+
+    PORTAL_ENCRYPTION_KEYS encrypts cloud secrets at rest: reusing it keeps what an earlier run
+    stored readable. AUDIT_CHECKPOINT_KEY signs the audit chain's checkpoints. A key set in
+    the environment or `.env` wins and no file is written for it.
+    """
+    wanted = {
+        "PORTAL_ENCRYPTION_KEYS": (
+            "encryption.key",
+            new_fernet_key,
+            is_fernet_key,
+            "a Fernet key",
+        ),
+        "AUDIT_CHECKPOINT_KEY": (
+            "audit-checkpoint.key",
+            lambda: secrets.token_urlsafe(48),
+            lambda key: len(key) >= 32,
+            "an audit checkpoint key of 32 or more characters",
+        ),
+    }
+    found = {}
+    for variable, (file_name, make, valid, what) in wanted.items():
+        configured = config.merged.get(variable, "").strip()
+        found[variable] = configured or _kept_secret(
+            config.data_dir / file_name, make=make, valid=valid, what=what
+        )
+    return found
+
+
+def child_environment(
+    config: Config, environ: Mapping[str, str], keys: Mapping[str, str]
+) -> dict[str, str]:
     env = {k: v for k, v in environ.items() if k not in PROXY_VARIABLES}
     env.update(
         {
@@ -207,13 +233,13 @@ def child_environment(config: Config, environ: Mapping[str, str], encryption_key
             "SESSION_COOKIE_SECURE": "false",
             "CSRF_COOKIE_SECURE": "false",
             "PORTAL_DATA_DIR": str(config.data_dir),
-            "PORTAL_ENCRYPTION_KEYS": encryption_keys,
             "CLOUDSIM_DATA_DIR": str(config.cloudsim_data_dir),
             "ALIBABA_CLOUD_PROTOCOL": "http",
             "ALIBABA_RAM_ENDPOINT": f"127.0.0.1:{config.cloudsim_port}",
             "ALIBABA_STS_ENDPOINT": f"127.0.0.1:{config.cloudsim_port}",
             "ALIBABA_CONSOLE_SIGNIN_URL": config.cloudsim_url,
             "NO_PROXY": "127.0.0.1,localhost",
+            **keys,
         }
     )
     if not config.merged.get("PORTAL_REQUIRE_MFA"):
@@ -541,7 +567,7 @@ def main(environ: Mapping[str, str] | None = None) -> int:
         config = load_config(environ)
         check_ports(config)
         prepare_data_dir(config)
-        keys = ensure_encryption_key(config)
+        keys = ensure_secrets(config)
     except EmbeddedError as error:
         console.line("embedded", f"error: {error}")
         return 2

@@ -33,6 +33,7 @@ COMPOSE_ENV = {
     "SECRET_KEY": "s" * 50,
     "POSTGRES_PASSWORD": "pw",
     "PORTAL_ENCRYPTION_KEYS": "k",
+    "AUDIT_CHECKPOINT_KEY": "a" * 40,
     "ALLOWED_HOSTS": "portal.example.com",
 }
 

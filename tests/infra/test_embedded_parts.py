@@ -74,7 +74,7 @@ def test_children_get_the_embedded_environment(tmp_path: Path) -> None:
     env = embedded.child_environment(
         config,
         {"HTTP_PROXY": "http://proxy:3128", "https_proxy": "x", "SESSION_COOKIE_SECURE": "true"},
-        "key",
+        {"PORTAL_ENCRYPTION_KEYS": "key", "AUDIT_CHECKPOINT_KEY": "audit"},
     )
     assert env["DEBUG"] == "1"
     assert env["PORTAL_EMBEDDED"] == "true"
@@ -86,43 +86,59 @@ def test_children_get_the_embedded_environment(tmp_path: Path) -> None:
     assert env["ALIBABA_RAM_ENDPOINT"] == env["ALIBABA_STS_ENDPOINT"] == "127.0.0.1:19102"
     assert env["ALIBABA_CONSOLE_SIGNIN_URL"] == "http://127.0.0.1:19102"
     assert env["PORTAL_ENCRYPTION_KEYS"] == "key"
+    assert env["AUDIT_CHECKPOINT_KEY"] == "audit"
     assert "HTTP_PROXY" not in env and "https_proxy" not in env
 
 
 def test_an_explicit_mfa_requirement_is_kept(tmp_path: Path) -> None:
     config = _config(tmp_path, PORTAL_REQUIRE_MFA="true")
-    env = embedded.child_environment(config, {"PORTAL_REQUIRE_MFA": "true"}, "key")
+    env = embedded.child_environment(config, {"PORTAL_REQUIRE_MFA": "true"}, {})
     assert env["PORTAL_REQUIRE_MFA"] == "true"
 
 
 # --- data directory and encryption key ----------------------------------------------------
 
 
-def test_the_encryption_key_is_created_once_private_and_usable(tmp_path: Path) -> None:
+def test_the_keys_are_created_once_private_and_usable(tmp_path: Path) -> None:
     config = _config(tmp_path)
     embedded.prepare_data_dir(config)
-    key = embedded.ensure_encryption_key(config)
-    key_file = config.data_dir / "encryption.key"
-    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    keys = embedded.ensure_secrets(config)
     assert stat.S_IMODE(config.data_dir.stat().st_mode) == 0o700
-    token = Fernet(key.encode()).encrypt(b"secret")
-    assert embedded.ensure_encryption_key(config) == key  # the second run reuses it
-    assert Fernet(key.encode()).decrypt(token) == b"secret"
+    for name in ("encryption.key", "audit-checkpoint.key"):
+        assert stat.S_IMODE((config.data_dir / name).stat().st_mode) == 0o600
+    fernet = Fernet(keys["PORTAL_ENCRYPTION_KEYS"].encode())
+    token = fernet.encrypt(b"secret")
+    assert len(keys["AUDIT_CHECKPOINT_KEY"]) >= 32
+    assert embedded.ensure_secrets(config) == keys  # the second run reuses them
+    assert Fernet(embedded.ensure_secrets(config)["PORTAL_ENCRYPTION_KEYS"]).decrypt(token) == (
+        b"secret"
+    )
 
 
 def test_configured_keys_win_and_no_key_file_is_written(tmp_path: Path) -> None:
-    config = _config(tmp_path, PORTAL_ENCRYPTION_KEYS="k1,k2")
+    audit_key = "a" * 40
+    config = _config(tmp_path, PORTAL_ENCRYPTION_KEYS="k1,k2", AUDIT_CHECKPOINT_KEY=audit_key)
     embedded.prepare_data_dir(config)
-    assert embedded.ensure_encryption_key(config) == "k1,k2"
+    assert embedded.ensure_secrets(config) == {
+        "PORTAL_ENCRYPTION_KEYS": "k1,k2",
+        "AUDIT_CHECKPOINT_KEY": audit_key,
+    }
     assert not (config.data_dir / "encryption.key").exists()
+    assert not (config.data_dir / "audit-checkpoint.key").exists()
 
 
-def test_a_damaged_key_file_stops_the_start_with_a_clear_message(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("file_name", "message"),
+    [("encryption.key", "a Fernet key"), ("audit-checkpoint.key", "an audit checkpoint key")],
+)
+def test_a_damaged_key_file_stops_the_start_with_a_clear_message(
+    tmp_path: Path, file_name: str, message: str
+) -> None:
     config = _config(tmp_path)
     embedded.prepare_data_dir(config)
-    (config.data_dir / "encryption.key").write_text("not-a-key\n")
-    with pytest.raises(embedded.EmbeddedError, match="does not hold a Fernet key"):
-        embedded.ensure_encryption_key(config)
+    (config.data_dir / file_name).write_text("short\n")
+    with pytest.raises(embedded.EmbeddedError, match=f"does not hold {message}"):
+        embedded.ensure_secrets(config)
 
 
 def test_the_broker_folders_exist_before_any_child_starts(tmp_path: Path) -> None:
