@@ -3,9 +3,12 @@
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
+import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -55,10 +58,28 @@ def test_every_variable_has_a_comment_or_section_and_nothing_is_active() -> None
     assert active == []
 
 
-def test_collectstatic_builds_the_hashed_manifest_with_production_settings(tmp_path: Path) -> None:
+def _production_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE"}}
-    env.update(PRODUCTION, STATIC_ROOT=str(tmp_path / "static"))
-    result = subprocess.run(
+    env.update(
+        PRODUCTION,
+        STATIC_ROOT=str(tmp_path / "static"),
+        PORTAL_DATA_DIR=str(tmp_path / "data"),
+    )
+    for folder in ("queue", "processed", "control"):
+        (tmp_path / "data" / "broker" / folder).mkdir(parents=True, exist_ok=True)
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_gunicorn_serves_the_portal_and_its_hashed_static_files(tmp_path: Path) -> None:
+    """What the Docker image does: collectstatic at build, then gunicorn with its config."""
+    env = _production_env(tmp_path)
+    collected = subprocess.run(
         [sys.executable, "manage.py", "collectstatic", "--noinput"],
         cwd=ROOT,
         env=env,
@@ -66,11 +87,45 @@ def test_collectstatic_builds_the_hashed_manifest_with_production_settings(tmp_p
         text=True,
         timeout=240,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert collected.returncode == 0, collected.stdout + collected.stderr
     manifest = json.loads((tmp_path / "static" / "staticfiles.json").read_text())
     hashed = manifest["paths"]["admin/css/base.css"]
     assert re.fullmatch(r"admin/css/base\.[0-9a-f]{12}\.css", hashed)
     assert (tmp_path / "static" / (hashed + ".gz")).is_file()  # compressed for whitenoise
+
+    port = _free_port()
+    env.update(GUNICORN_BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY="1")
+    log = tmp_path / "gunicorn.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "gunicorn"),
+                *("--config", "portal/gunicorn.conf.py", "portal.wsgi:application"),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while healthcheck.probe(f"{base}/healthz", allowed_hosts="portal.example.com"):
+            assert server.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        assert healthcheck.probe(f"{base}/readyz", allowed_hosts="portal.example.com") is None
+        request = urllib.request.Request(
+            f"{base}/static/{hashed}",
+            headers={"Host": "portal.example.com", "X-Forwarded-Proto": "https"},
+        )
+        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(request) as r:
+            assert r.status == 200
+            assert "immutable" in r.headers["Cache-Control"]  # whitenoise, for hashed names
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert "Booting worker" in log.read_text()
 
 
 # --- the container health probe -----------------------------------------------------------
