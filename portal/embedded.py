@@ -1,10 +1,11 @@
 """`make run`: the whole product on one machine, in one terminal, with nothing to install.
 
-This supervisor uses the standard library only: it prepares the data directory and an
-encryption key, migrates, starts cloudsim with its demo accounts, seeds the portal's demo
-data, then runs the web server, a real Celery worker and Celery beat side by side. Each
-child's output is prefixed with its name. Ctrl-C (or SIGTERM) stops every child; if any
-child dies on its own, everything stops and the exit status is non-zero.
+This supervisor uses the standard library only (Django runs in its children): it prepares
+the data directory and the keys the portal needs, migrates, starts cloudsim with its demo
+accounts, seeds the portal's demo data, then runs the web server, a real Celery worker and
+Celery beat side by side, and prints the URLs and demo sign-ins. Each child's output is
+prefixed with its name. Ctrl-C (or SIGTERM, SIGHUP) stops every child; if any child dies on
+its own, everything stops and the exit status is non-zero.
 
 Environment: PORTAL_PORT (8000), CLOUDSIM_PORT (9100), PORTAL_DATA_DIR (./var), plus every
 setting in `.env.example`. Values in `.env` count as if they were in the environment.
