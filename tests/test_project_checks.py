@@ -41,7 +41,8 @@ def test_production_settings_pass_the_deploy_check() -> None:
         "SECRET_KEY": "x" * 64 + "-a-long-random-production-like-secret-value",
         "ALLOWED_HOSTS": "portal.example.com",
     }
-    env = {k: v for k, v in os.environ.items() if k not in {"DEBUG"}}
+    # Test-only switches (browser tests set DJANGO_ALLOW_ASYNC_UNSAFE) are not production.
+    env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE"}}
     env.update(production)
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
