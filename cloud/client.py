@@ -931,15 +931,17 @@ class CloudClient:
             mutating=True,
         )
 
-    def delete_policy(self, policy_name: str) -> str | None:
-        """DeletePolicy (Custom). RAM refuses while it is attached or has other versions."""
+    def delete_policy(self, policy_name: str, *, cascade: bool = False) -> str | None:
+        """DeletePolicy (Custom). Without `cascade`, RAM refuses while the policy is attached
+        or has non-default versions; with it, RAM detaches it everywhere first."""
         policies.validate_policy_name(policy_name)
+        request = ram_models.DeletePolicyRequest(
+            policy_name=policy_name, cascading_delete=True if cascade else None
+        )
         return self._call(
             "DeletePolicy",
             f"policy/Custom/{policy_name}",
-            lambda: self._ram.delete_policy(
-                ram_models.DeletePolicyRequest(policy_name=policy_name)
-            ),
+            lambda: self._ram.delete_policy(request),
             self._request_id_only,
             mutating=True,
         )

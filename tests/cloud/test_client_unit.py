@@ -320,6 +320,21 @@ def test_paging_follows_markers_and_stops_on_a_stuck_marker(scripted) -> None:
         make_client(scripted).list_policies()
 
 
+def test_policy_version_and_cascade_parameters_on_the_wire(scripted) -> None:
+    client = make_client(scripted)
+    assert client.delete_policy_version(policy_name="portal-assume", version_id="v2") == (
+        "R-default"
+    )
+    client.delete_policy("portal-assume", cascade=True)
+    client.delete_policy("portal-assume")
+    sent = [(r["action"], r["query"]) for r in scripted.requests]
+    assert sent == [
+        ("DeletePolicyVersion", {"PolicyName": "portal-assume", "VersionId": "v2"}),
+        ("DeletePolicy", {"PolicyName": "portal-assume", "CascadingDelete": "True"}),
+        ("DeletePolicy", {"PolicyName": "portal-assume"}),
+    ]
+
+
 # --- validation before sending ------------------------------------------------------------------
 @pytest.mark.parametrize(
     "call",
