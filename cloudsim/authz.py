@@ -56,6 +56,23 @@ def resource_account(resource: str) -> str | None:
     return parts[3]
 
 
+def _identity_documents(store: Store, identity: Identity) -> tuple[str, ...]:
+    """The default-version documents that apply to a RAM user or role session now."""
+    with store.read() as tx:
+        if identity.kind == RAM_USER:
+            return tuple(
+                tx.attached_documents(identity.account_uid, "User", identity.user_name or "")
+            )
+        if identity.kind == ASSUMED_ROLE:
+            # A session belongs to one RoleId: a role deleted and re-created under the same
+            # name is another role and lends the old session nothing ([UNVERIFIED] choice).
+            role = tx.role_get(identity.account_uid, identity.role_name or "")
+            if role is None or role.role_id != identity.role_id:
+                return ()
+            return tuple(tx.attached_documents(identity.account_uid, "Role", role.name))
+    return ()
+
+
 def is_allowed(
     *,
     store: Store,
@@ -69,20 +86,18 @@ def is_allowed(
     if identity.is_root:
         owner = resource_account(resource)
         return owner in (None, "*", identity.account_uid)
-    with store.read() as tx:
-        if identity.kind == RAM_USER:
-            documents = tx.attached_documents(
-                identity.account_uid, "User", identity.user_name or ""
-            )
-        elif identity.kind == ASSUMED_ROLE:
-            # A session belongs to one RoleId: a role deleted and re-created under the same
-            # name is another role and lends the old session nothing ([UNVERIFIED] choice).
-            role = tx.role_get(identity.account_uid, identity.role_name or "")
-            if role is None or role.role_id != identity.role_id:
-                return False
-            documents = tx.attached_documents(identity.account_uid, "Role", role.name)
-        else:  # pragma: no cover - every identity kind is handled above
-            return False
+    documents = store.cached(
+        "policy",
+        (
+            "documents",
+            identity.kind,
+            identity.account_uid,
+            identity.user_name,
+            identity.role_name,
+            identity.role_id,
+        ),
+        lambda: _identity_documents(store, identity),
+    )
     if not documents:
         return False
     context = condition_context(

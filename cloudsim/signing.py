@@ -13,10 +13,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import threading
 import time
 from calendar import timegm
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import quote
 
 from cloudsim.errors import ApiError
@@ -24,6 +26,7 @@ from cloudsim.identity import Identity, ResolvedKey, resolve_access_key
 from cloudsim.store import Store
 
 CLOCK_SKEW_SECONDS = 15 * 60
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 V3_ALGORITHM = "ACS3-HMAC-SHA256"
 # Headers a V3 signature must cover, or an attacker could change them without breaking it.
 V3_REQUIRED_SIGNED = (
@@ -83,16 +86,24 @@ class NonceCache:
             self._seen[key] = now
 
 
+_TIMESTAMP_RE = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)Z$")
+
+
 def parse_timestamp(value: str, name: str) -> float:
+    """``YYYY-MM-DDThh:mm:ssZ`` (UTC) to epoch seconds."""
+    match = _TIMESTAMP_RE.match(value or "")
     try:
-        parsed = time.strptime(value, "%Y-%m-%dT%H:%M:%SZ")
-    except (ValueError, TypeError):
+        if match is None:
+            raise ValueError(value)
+        fields = [int(part) for part in match.groups()]
+        datetime(*fields)  # rejects impossible dates such as 2024-02-30
+    except ValueError:
         raise ApiError(
             "InvalidTimeStamp.Format",
             f"Specified {name} is not valid; expected UTC yyyy-MM-ddTHH:mm:ssZ.",
             400,
         ) from None
-    return float(timegm(parsed))
+    return float(timegm((*fields, 0, 0, 0)))
 
 
 def check_clock(value: str, name: str, now: float) -> None:
@@ -188,7 +199,7 @@ def verify_v3(
     for name in signed_names:
         if name not in headers:
             raise _mismatch(f"Signed header {name} is missing.")
-    payload_hash = hashlib.sha256(body).hexdigest()
+    payload_hash = EMPTY_SHA256 if not body else hashlib.sha256(body).hexdigest()
     if not hmac.compare_digest(headers["x-acs-content-sha256"].strip(), payload_hash):
         raise _mismatch("The x-acs-content-sha256 header does not match the request body.")
     check_clock(headers["x-acs-date"].strip(), "x-acs-date", now)

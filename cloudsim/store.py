@@ -16,12 +16,13 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import sqlite3
 import string
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -171,20 +172,38 @@ def iso(moment: datetime | float | None = None) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _random_text(alphabet: str, count: int) -> str:
+    """``count`` uniformly random characters of ``alphabet`` from the OS CSPRNG.
+
+    One urandom read per call (``secrets.choice`` reads once per character, which showed up
+    in AssumeRole profiles); bytes past the largest multiple of the alphabet size are
+    rejected so every character stays equally likely.
+    """
+    limit = 256 - 256 % len(alphabet)
+    chars: list[str] = []
+    while len(chars) < count:
+        for byte in secrets.token_bytes(2 * count):
+            if byte < limit:
+                chars.append(alphabet[byte % len(alphabet)])
+                if len(chars) == count:
+                    break
+    return "".join(chars)
+
+
 def _random_digits(count: int, first: str = "") -> str:
-    return first + "".join(secrets.choice(string.digits) for _ in range(count - len(first)))
+    return first + _random_text(string.digits, count - len(first))
 
 
 def new_access_key_id() -> str:
-    return "LTAI" + "".join(secrets.choice(_ALNUM) for _ in range(20))
+    return "LTAI" + _random_text(_ALNUM, 20)
 
 
 def new_access_key_secret() -> str:
-    return "".join(secrets.choice(_ALNUM) for _ in range(30))
+    return _random_text(_ALNUM, 30)
 
 
 def new_sts_access_key_id() -> str:
-    return "STS." + "".join(secrets.choice(_ALNUM) for _ in range(28))
+    return "STS." + _random_text(_ALNUM, 28)
 
 
 def new_security_token() -> str:
@@ -200,7 +219,7 @@ def new_user_id() -> str:
 
 
 def new_instance_id() -> str:
-    return "i-" + "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(20))
+    return "i-" + _random_text(string.ascii_lowercase + string.digits, 20)
 
 
 PASSWORD_ITERATIONS = 120_000
@@ -363,12 +382,40 @@ class StoreError(Exception):
 # Data access
 
 
+# Which cached views a write to a table invalidates (see Store.cached). New STS sessions and
+# ECS or console rows invalidate nothing: nothing cached can depend on a row that did not exist.
+_WRITE_TARGET = re.compile(r"^\s*(INSERT(?: OR REPLACE)? INTO|UPDATE|DELETE FROM)\s+(\w+)", re.I)
+_TOPICS_BY_TABLE = {
+    "accounts": "auth",
+    "users": "auth",
+    "access_keys": "auth",
+    "roles": "policy",
+    "policies": "policy",
+    "policy_versions": "policy",
+    "attachments": "policy",
+}
+CACHE_TOPICS = ("auth", "policy")
+
+
+def _topic_of(sql: str) -> str | None:
+    match = _WRITE_TARGET.match(sql)
+    if match is None:
+        return None
+    verb, table = match.group(1).upper(), match.group(2).lower()
+    if table == "sts_sessions":
+        return None if verb.startswith("INSERT") else "auth"
+    return _TOPICS_BY_TABLE.get(table)
+
+
 class Tx:
     """Data access inside one transaction (read or write); obtained from Store.read/write."""
 
-    def __init__(self, conn: sqlite3.Connection, *, writable: bool) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, *, writable: bool, touched: set[str] | None = None
+    ) -> None:
         self.conn = conn
         self.writable = writable
+        self.touched = touched if touched is not None else set()
 
     def _one(self, sql: str, args: tuple = ()) -> sqlite3.Row | None:
         return self.conn.execute(sql, args).fetchone()
@@ -379,6 +426,9 @@ class Tx:
     def _exec(self, sql: str, args: tuple = ()) -> int:
         if not self.writable:
             raise RuntimeError("write attempted inside Store.read()")
+        topic = _topic_of(sql)
+        if topic is not None:
+            self.touched.add(topic)
         return self.conn.execute(sql, args).rowcount
 
     def next_seq(self) -> int:
@@ -1175,6 +1225,8 @@ class Store:
         with Store._locks_guard:
             self._write_lock = Store._locks.setdefault(self.path, threading.RLock())
         self._local = threading.local()
+        self._generations = dict.fromkeys(CACHE_TOPICS, 0)
+        self._caches: dict[str, dict] = {topic: {} for topic in CACHE_TOPICS}
         with self._write_lock:
             self._connection().executescript(SCHEMA)
         with self.write() as tx:
@@ -1214,15 +1266,40 @@ class Store:
         conn = self._connection()
         with self._write_lock:
             if conn.in_transaction:  # re-entrant use on the same thread joins the outer write
-                yield Tx(conn, writable=True)
+                yield Tx(conn, writable=True, touched=self._local.touched)
                 return
+            touched: set[str] = set()
+            self._local.touched = touched
             conn.execute("BEGIN IMMEDIATE")
             try:
-                yield Tx(conn, writable=True)
+                yield Tx(conn, writable=True, touched=touched)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+            # After the commit, so a value cached from pre-commit data carries an old number.
+            for topic in touched:
+                self._generations[topic] += 1
+
+    def cached(self, topic: str, key: object, compute: Callable[[], Any]) -> Any:
+        """``compute()``, remembered until a committed write touches ``topic``'s tables.
+
+        The generation is read *before* computing, so a value read from data that a
+        concurrent write is replacing is stored under the old generation and never served.
+        ``None`` (not found) is never cached. One server process per data directory is
+        assumed; the management CLI only adds rows, which no cached value depends on.
+        """
+        generation = self._generations[topic]
+        cache = self._caches[topic]
+        entry = cache.get(key)
+        if entry is not None and entry[0] == generation:
+            return entry[1]
+        value = compute()
+        if value is not None:
+            if len(cache) > 50_000:
+                cache.clear()
+            cache[key] = (generation, value)
+        return value
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

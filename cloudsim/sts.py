@@ -10,6 +10,7 @@ affects later AssumeRole calls.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Callable
@@ -69,6 +70,15 @@ def _session_policy(ctx: ApiContext) -> str | None:
     return text
 
 
+@functools.lru_cache(maxsize=2048)
+def _parsed_trust(text: str) -> dict:
+    """A stored trust document, parsed once (shared: never mutate the result)."""
+    try:
+        return policy.parse_trust_policy(text, max_length=1 << 20)
+    except policy.PolicyDocumentError:  # stored documents were validated; admit nobody
+        return {"Version": "1", "Statement": []}
+
+
 def _credentials_json(session: StsSession, role: Role) -> dict:
     return {
         "Credentials": {
@@ -103,11 +113,7 @@ def _issue(
         role = tx.role_get(role_account, role_name)
         if role is None:
             raise ApiError("EntityNotExist.Role", "The specified Role not exists.", 404)
-        try:
-            trust = policy.parse_trust_policy(role.trust_document, max_length=1 << 20)
-        except policy.PolicyDocumentError:
-            trust = {"Version": "1", "Statement": []}
-        if not admitted(trust):
+        if not admitted(_parsed_trust(role.trust_document)):
             raise ApiError("NoPermission", DENIED_BY_RAM, 403)
         ceiling = role.max_session_duration
         if max_duration is not None:
