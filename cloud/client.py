@@ -91,6 +91,10 @@ class CloudCredentials:
         if not self.access_key_id or not self.access_key_secret:
             raise ValueError("An AccessKey needs both its id and its secret.")
 
+    def __reduce__(self) -> Any:
+        # Fail closed: secrets never travel in a pickled task payload or cache entry.
+        raise TypeError("CloudCredentials must not be serialised; pass ids and load in the worker.")
+
 
 @dataclass(frozen=True)
 class CallerIdentity:
@@ -177,6 +181,9 @@ class IssuedCredentials:
     assumed_role_arn: str | None = None
     assumed_role_id: str | None = None
     request_id: str | None = None
+
+    def __reduce__(self) -> Any:
+        raise TypeError("IssuedCredentials are shown once and never serialised or stored.")
 
 
 class CallRecorder(Protocol):

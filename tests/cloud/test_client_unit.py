@@ -7,10 +7,12 @@ contract, its recorders and its secrecy. The cloudsim integration tests cover th
 
 import json
 import logging
+import pickle
 import socket
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
@@ -527,6 +529,13 @@ def test_no_secret_in_reprs_errors_or_logs(scripted, caplog) -> None:
     for text in texts:
         assert SECRET not in text and TOKEN not in text
     assert "cloud call AssumeRole" in caplog.text and "R-a" in caplog.text
+
+
+def test_secrets_refuse_to_be_pickled() -> None:
+    issued = IssuedCredentials("STS.k", SECRET, TOKEN, datetime(2026, 1, 1, tzinfo=UTC))
+    for value in (CloudCredentials("LTAI", SECRET, TOKEN), issued):
+        with pytest.raises(TypeError, match="serialised"):
+            pickle.dumps(value)
 
 
 def test_credentials_need_both_halves() -> None:
