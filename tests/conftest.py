@@ -7,6 +7,8 @@ from urllib.parse import urlparse
 
 import pytest
 
+pytest_plugins = ["tests.fixtures.cloudsim"]
+
 # The SDKs apply HTTP(S)_PROXY even to loopback; cloudsim is always reached directly.
 for _var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
     os.environ.pop(_var, None)
