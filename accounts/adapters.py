@@ -1,5 +1,40 @@
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.mfa.adapter import DefaultMFAAdapter
+from allauth.mfa.models import Authenticator
+from django.conf import settings
+
+from accounts.models import Membership
 
 
 class PortalAccountAdapter(DefaultAccountAdapter):
-    """allauth's hooks into the portal (sign-up of organisations, audit of sign-ins)."""
+    """allauth's hooks into the portal.
+
+    Sign-up registers an organisation through `accounts.forms.OrganisationSignupForm` (set in
+    ACCOUNT_FORMS); sign-in events reach the audit log through `accounts.signals`.
+    """
+
+    error_messages = {
+        **DefaultAccountAdapter.error_messages,
+        # The same words whether the address is unknown or the password is wrong.
+        "email_password_mismatch": "The email address or password is not correct.",
+        "too_many_login_attempts": (
+            "Too many failed sign-in attempts. Wait a few minutes, then try again."
+        ),
+    }
+
+
+class PortalMFAAdapter(DefaultMFAAdapter):
+    error_messages = {
+        **DefaultMFAAdapter.error_messages,
+        "cannot_delete_authenticator": (
+            "Admins must keep two-factor authentication on. Ask another admin to change your "
+            "role first if you no longer need it."
+        ),
+    }
+
+    def can_delete_authenticator(self, authenticator: Authenticator) -> bool:
+        if not settings.PORTAL_REQUIRE_MFA:
+            return True
+        return not Membership.objects.filter(
+            user_id=authenticator.user_id, role=Membership.Role.ADMIN
+        ).exists()

@@ -9,7 +9,6 @@ import datetime as dt
 import decimal
 import enum
 import ipaddress
-import itertools
 import re
 import uuid
 from collections.abc import Iterable, Mapping
@@ -46,42 +45,34 @@ class AuditChainError(AuditError):
 ACTION_RE = re.compile(r"\A[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+\Z")
 _MAX_DEPTH = 20
 
-# Key names that say "this is a secret". Keys are split into words (snake, kebab, dotted and
-# camelCase) and matched word by word and as joined neighbours, so `AccessKeySecret`,
-# `security_token`, `x-acs-signature` and `api-key` are caught, while `access_key_id`,
-# `session_name` and `expiration` are not.
-_SECRET_WORDS = frozenset(
-    {
-        "secret",
-        "secrets",
-        "password",
-        "passwords",
-        "passwd",
-        "passphrase",
-        "pwd",
-        "token",
-        "tokens",
-        "signature",
-        "credential",
-        "credentials",
-        "authorization",
-        "cookie",
-        "cookies",
-        "otp",
-        "totp",
-    }
+# Key names that say "this is a secret". Long markers match anywhere in the key once case and
+# separators are dropped (`AccessKeySecret`, `security_token`, `x-acs-signature`, `api-key`,
+# `csrfmiddlewaretoken`); short ones must be a whole word (`otp`, not "footprint"). So
+# `access_key_id`, `session_name` and `expiration` pass.
+_SECRET_MARKERS = (
+    "secret",
+    "password",
+    "passwd",
+    "passphrase",
+    "token",
+    "signature",
+    "credential",
+    "authorization",
+    "cookie",
+    "apikey",
+    "privatekey",
+    "sessionkey",
+    "recoverycode",
 )
-_SECRET_PAIRS = frozenset(
-    {"privatekey", "apikey", "sessionkey", "recoverycode", "recoverycodes", "secretkey"}
-)
+_SECRET_WORDS = frozenset({"pwd", "pass", "otp", "totp", "hotp", "pin"})
 _WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
 def looks_secret(key: str) -> bool:
-    words = [word.lower() for word in _WORD_SPLIT.split(key) if word]
-    if any(word in _SECRET_WORDS for word in words):
+    squashed = re.sub(r"[^a-z0-9]", "", key.lower())
+    if any(marker in squashed for marker in _SECRET_MARKERS):
         return True
-    return any(a + b in _SECRET_PAIRS for a, b in itertools.pairwise(words))
+    return any(word.lower() in _SECRET_WORDS for word in _WORD_SPLIT.split(key) if word)
 
 
 def _clean_text(value: str) -> str:

@@ -58,6 +58,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "allauth.usersessions.middleware.UserSessionsMiddleware",
+    "accounts.middleware.CurrentOrganisationMiddleware",
+    "accounts.middleware.AdminMfaRequiredMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -74,6 +76,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "portal.context_processors.portal",
+                "accounts.context_processors.accounts",
             ],
         },
     },
@@ -144,11 +147,17 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+CSRF_FAILURE_VIEW = "portal.errors.csrf_failure"
 
 # --- Email ----------------------------------------------------------------------------------
 # Embedded default: every message is written to DATA_DIR/mail, and /dev/mail shows them.
 EMAIL_MAIL_DIR = DATA_DIR / "mail"
-vars().update(env.email_url("EMAIL_URL", default=f"filemail://{EMAIL_MAIL_DIR}"))
+if env.str("EMAIL_URL", default=""):
+    vars().update(env.email_url("EMAIL_URL"))
+else:
+    # Set directly: django-environ drops the leading "/" of an absolute filemail:// path.
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = str(EMAIL_MAIL_DIR)
 DEFAULT_FROM_EMAIL = env.str(
     "DEFAULT_FROM_EMAIL", default="Partner Access Portal <noreply@localhost>"
 )
@@ -175,6 +184,8 @@ ACCOUNT_REAUTHENTICATION_TIMEOUT = 300
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Partner Access Portal] "
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "http" if DEBUG else "https"
 ACCOUNT_ADAPTER = "accounts.adapters.PortalAccountAdapter"
+ACCOUNT_FORMS = {"signup": "accounts.forms.OrganisationSignupForm"}
+MFA_ADAPTER = "accounts.adapters.PortalMFAAdapter"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Partner Access Portal"
 LOGIN_REDIRECT_URL = "/"

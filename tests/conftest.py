@@ -46,3 +46,35 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         problems.append(f"Chromium is missing at {CHROMIUM}")
     if problems:
         pytest.exit("CI services missing: " + "; ".join(problems), returncode=3)
+
+
+# Persona fixtures (company A/B and the foreign C/D, one user per role) for every app's tests.
+from tests.personas import (  # noqa: E402
+    _fast_passwords_and_fresh_rate_limits,
+    auditor,
+    company_a,
+    company_b,
+    company_c,
+    company_d,
+    foreign_owner_admin,
+    foreign_partner_staff,
+    login,
+    owner_admin,
+    partner_admin,
+    partner_staff,
+)
+
+__all__ = [
+    "_fast_passwords_and_fresh_rate_limits",
+    "auditor",
+    "company_a",
+    "company_b",
+    "company_c",
+    "company_d",
+    "foreign_owner_admin",
+    "foreign_partner_staff",
+    "login",
+    "owner_admin",
+    "partner_admin",
+    "partner_staff",
+]

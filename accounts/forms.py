@@ -1,0 +1,210 @@
+from allauth.account.forms import SignupForm
+from django import forms
+from django.contrib.auth import password_validation
+from django.core.validators import MaxLengthValidator
+
+from accounts import services
+from accounts.models import (
+    ACCOUNT_UID_MAX_LENGTH,
+    ENTERPRISE_ALIAS_MAX_LENGTH,
+    Organisation,
+    User,
+    validate_account_uid,
+    validate_enterprise_alias,
+)
+
+NAME_MAX_LENGTH = 150
+EMAIL_MAX_LENGTH = 254
+ORGANISATION_NAME_MAX_LENGTH = 200
+
+
+class OrganisationSignupForm(SignupForm):
+    """allauth's sign-up form plus the organisation the new person registers and will admin.
+
+    The person and the organisation are written in one transaction by `OrganisationSignupView`.
+    """
+
+    kind = forms.ChoiceField(
+        label="Your organisation is",
+        choices=[
+            (
+                Organisation.Kind.OWNER,
+                "A resource owner: it hands the operation of its cloud resources to a partner",
+            ),
+            (
+                Organisation.Kind.PARTNER,
+                "A partner: it operates a resource owner's cloud resources under contract",
+            ),
+        ],
+        widget=forms.RadioSelect,
+    )
+    organisation_name = forms.CharField(
+        label="Organisation name",
+        max_length=ORGANISATION_NAME_MAX_LENGTH,
+        widget=forms.TextInput(attrs={"autocomplete": "organization"}),
+    )
+    account_uid = forms.CharField(
+        label="Alibaba Cloud account UID",
+        max_length=ACCOUNT_UID_MAX_LENGTH,
+        strip=False,
+        help_text="Digits only, as shown in the console's account centre (16 digits for real "
+        "accounts).",
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"}),
+    )
+    enterprise_alias = forms.CharField(
+        label="Enterprise alias (optional)",
+        max_length=ENTERPRISE_ALIAS_MAX_LENGTH,
+        required=False,
+        strip=False,
+        help_text="Lowercase letters, digits and hyphens, as set in RAM. Used in switch-role "
+        "links.",
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+    first_name = forms.CharField(
+        label="Your first name",
+        max_length=NAME_MAX_LENGTH,
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "given-name"}),
+    )
+    last_name = forms.CharField(
+        label="Your last name",
+        max_length=NAME_MAX_LENGTH,
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "family-name"}),
+    )
+
+    field_order = [
+        "kind",
+        "organisation_name",
+        "account_uid",
+        "enterprise_alias",
+        "first_name",
+        "last_name",
+        "email",
+        "password1",
+        "password2",
+    ]
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["email"].label = "Your work email"
+        self.fields["email"].max_length = EMAIL_MAX_LENGTH
+        self.fields["email"].validators.append(MaxLengthValidator(EMAIL_MAX_LENGTH))
+        self.fields["email"].widget.attrs["maxlength"] = str(EMAIL_MAX_LENGTH)
+        self.fields["email"].widget.attrs.pop("placeholder", None)
+        for name in ("password1", "password2"):
+            self.fields[name].widget.attrs.pop("placeholder", None)
+
+    def clean_account_uid(self) -> str:
+        value = self.cleaned_data["account_uid"]
+        validate_account_uid(value)
+        return value
+
+    def clean_enterprise_alias(self) -> str:
+        value = self.cleaned_data["enterprise_alias"]
+        if value:
+            validate_enterprise_alias(value)
+        return value
+
+    def clean_organisation_name(self) -> str:
+        value = self.cleaned_data["organisation_name"].strip()
+        if not value:
+            raise forms.ValidationError("Enter the organisation's name.")
+        return value
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        kind, uid = cleaned.get("kind"), cleaned.get("account_uid")
+        if kind and uid and services.organisation_account_uid_taken(kind=kind, account_uid=uid):
+            self.add_error(
+                "account_uid",
+                "An organisation of this kind is already registered for this account. Ask its "
+                "admin to invite you.",
+            )
+        return cleaned
+
+    def signup(self, request: object, user: User) -> None:
+        """Called by allauth inside `save()`, after the user row exists."""
+        services.organisation_register(
+            founder=user,
+            name=self.cleaned_data["organisation_name"],
+            kind=self.cleaned_data["kind"],
+            account_uid=self.cleaned_data["account_uid"],
+            enterprise_alias=self.cleaned_data.get("enterprise_alias", ""),
+        )
+
+
+class InvitationForm(forms.Form):
+    email = forms.EmailField(label="Email address", max_length=EMAIL_MAX_LENGTH)
+    role = forms.ChoiceField(label="Role")
+
+    def __init__(self, *args: object, organisation: Organisation, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["role"].choices = organisation.role_choices
+
+    def clean_email(self) -> str:
+        return self.cleaned_data["email"].strip().lower()
+
+
+class RoleChangeForm(forms.Form):
+    role = forms.ChoiceField(label="Role")
+
+    def __init__(self, *args: object, organisation: Organisation, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["role"].choices = organisation.role_choices
+
+
+class OrganisationSwitchForm(forms.Form):
+    organisation = forms.UUIDField(widget=forms.HiddenInput)
+
+
+class InvitationSignupForm(forms.Form):
+    """A new person accepting an invitation chooses their password (the email is the invited
+    address)."""
+
+    first_name = forms.CharField(
+        label="First name",
+        max_length=NAME_MAX_LENGTH,
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "given-name"}),
+    )
+    last_name = forms.CharField(
+        label="Last name",
+        max_length=NAME_MAX_LENGTH,
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "family-name"}),
+    )
+    password1 = forms.CharField(
+        label="Choose a password",
+        strip=False,
+        max_length=4096,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text=password_validation.password_validators_help_text_html(),
+    )
+    password2 = forms.CharField(
+        label="Password (again)",
+        strip=False,
+        max_length=4096,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+    def __init__(self, *args: object, email: str, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.email = email
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        password1, password2 = cleaned.get("password1"), cleaned.get("password2")
+        if password1 and password2 and password1 != password2:
+            self.add_error("password2", "You must type the same password each time.")
+        if password1:
+            candidate = User(
+                email=self.email,
+                first_name=cleaned.get("first_name", ""),
+                last_name=cleaned.get("last_name", ""),
+            )
+            try:
+                password_validation.validate_password(password1, user=candidate)
+            except forms.ValidationError as error:
+                self.add_error("password1", error)
+        return cleaned

@@ -1,0 +1,83 @@
+"""Per-request tenancy and the MFA rule for admins."""
+
+from collections.abc import Callable
+
+from allauth.mfa.utils import is_mfa_enabled
+from django.conf import settings
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+
+from accounts import selectors
+from accounts.models import Membership
+
+
+class CurrentOrganisationMiddleware:
+    """Sets `request.memberships`, `request.membership` and `request.organisation`.
+
+    The session only remembers which organisation the person last chose; the membership is
+    read from the database on every request, so removing someone takes effect at once.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request.memberships = []  # type: ignore[attr-defined]
+        request.membership = None  # type: ignore[attr-defined]
+        request.organisation = None  # type: ignore[attr-defined]
+        if request.user.is_authenticated:
+            memberships = selectors.memberships_for_user(user=request.user)
+            preferred = request.session.get(selectors.CURRENT_ORGANISATION_SESSION_KEY)
+            membership = selectors.membership_resolve_current(
+                memberships=memberships, preferred_organisation_id=preferred
+            )
+            current_id = str(membership.organisation_id) if membership else None
+            if preferred != current_id:
+                if current_id:
+                    request.session[selectors.CURRENT_ORGANISATION_SESSION_KEY] = current_id
+                else:
+                    request.session.pop(selectors.CURRENT_ORGANISATION_SESSION_KEY, None)
+            request.memberships = memberships  # type: ignore[attr-defined]
+            request.membership = membership  # type: ignore[attr-defined]
+            request.organisation = membership.organisation if membership else None  # type: ignore[attr-defined]
+        return self.get_response(request)
+
+
+# Paths an admin without MFA may still use: signing out, setting up MFA and the rest of the
+# account pages, switching to another organisation, accepting an invitation, reading the
+# embedded mailbox, static files and probes.
+_MFA_EXEMPT_PREFIXES = ("/accounts/", "/static/", "/dev/mail/", "/invitations/", "/healthz")
+_MFA_EXEMPT_NAMES = ("accounts:switch_organisation",)
+
+
+class AdminMfaRequiredMiddleware:
+    """With PORTAL_REQUIRE_MFA, an admin without an authenticator app is sent to enrol one
+    before they can do anything as admin."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if self._must_enrol(request):
+            messages.warning(
+                request,
+                "Your organisation requires two-factor authentication for admins. "
+                "Set up an authenticator app to continue.",
+            )
+            return redirect("mfa_activate_totp")
+        return self.get_response(request)
+
+    def _must_enrol(self, request: HttpRequest) -> bool:
+        if not settings.PORTAL_REQUIRE_MFA:
+            return False
+        membership: Membership | None = getattr(request, "membership", None)
+        if membership is None or membership.role != Membership.Role.ADMIN:
+            return False
+        path = request.path_info
+        if path.startswith(_MFA_EXEMPT_PREFIXES) or path == "/readyz":
+            return False
+        if any(path == reverse(name) for name in _MFA_EXEMPT_NAMES):
+            return False
+        return not is_mfa_enabled(request.user, types=["totp"])

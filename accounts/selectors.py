@@ -1,0 +1,136 @@
+"""Reads and tenancy checks for organisations, memberships and invitations.
+
+Anything that belongs to another organisation raises Http404 exactly like a missing id, so a
+probe cannot tell "exists elsewhere" from "does not exist".
+"""
+
+import uuid
+
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest
+
+from accounts.models import Invitation, Membership, Organisation, User, hash_token
+
+# The session key holding the id of the organisation a person is currently acting for. It is a
+# preference only: every request re-validates it against the person's memberships.
+CURRENT_ORGANISATION_SESSION_KEY = "portal_current_organisation"
+
+_MAX_TOKEN_LENGTH = 128
+
+
+def memberships_for_user(*, user: User) -> list[Membership]:
+    if not user.is_authenticated:
+        return []
+    return list(
+        Membership.objects.filter(user=user)
+        .select_related("organisation")
+        .order_by("organisation__name", "organisation__slug")
+    )
+
+
+def membership_resolve_current(
+    *, memberships: list[Membership], preferred_organisation_id: str | None
+) -> Membership | None:
+    """The membership the preferred organisation names, else the first one, else None."""
+    for membership in memberships:
+        if str(membership.organisation_id) == str(preferred_organisation_id):
+            return membership
+    return memberships[0] if memberships else None
+
+
+def current_membership(request: HttpRequest) -> Membership | None:
+    """The requesting person's membership in the organisation they are acting for.
+
+    Set on every request by `accounts.middleware.CurrentOrganisationMiddleware`.
+    """
+    return getattr(request, "membership", None)
+
+
+def current_organisation(request: HttpRequest) -> Organisation | None:
+    membership = current_membership(request)
+    return membership.organisation if membership else None
+
+
+def _parse_uuid(value: object) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise Http404 from exc
+
+
+def membership_get_for_user(*, user: User, organisation_id: object) -> Membership:
+    """The user's own membership in `organisation_id`; 404 when they are not a member."""
+    organisation_uuid = _parse_uuid(organisation_id)
+    try:
+        return Membership.objects.select_related("organisation").get(
+            user=user, organisation_id=organisation_uuid
+        )
+    except Membership.DoesNotExist as exc:
+        raise Http404 from exc
+
+
+def organisation_members(*, organisation: Organisation) -> QuerySet[Membership]:
+    return (
+        Membership.objects.filter(organisation=organisation)
+        .select_related("user")
+        .order_by("user__email")
+    )
+
+
+def organisation_admin_count(*, organisation: Organisation) -> int:
+    return Membership.objects.filter(organisation=organisation, role=Membership.Role.ADMIN).count()
+
+
+def membership_get_for_organisation(
+    *, organisation: Organisation, membership_id: object
+) -> Membership:
+    membership_uuid = _parse_uuid(membership_id)
+    try:
+        return Membership.objects.select_related("user", "organisation").get(
+            pk=membership_uuid, organisation=organisation
+        )
+    except Membership.DoesNotExist as exc:
+        raise Http404 from exc
+
+
+def organisation_open_invitations(*, organisation: Organisation) -> QuerySet[Invitation]:
+    return (
+        Invitation.objects.filter(organisation=organisation, accepted_at=None, cancelled_at=None)
+        .select_related("invited_by")
+        .order_by("email")
+    )
+
+
+def invitation_get_for_organisation(
+    *, organisation: Organisation, invitation_id: object
+) -> Invitation:
+    invitation_uuid = _parse_uuid(invitation_id)
+    try:
+        return Invitation.objects.select_related("organisation").get(
+            pk=invitation_uuid, organisation=organisation
+        )
+    except Invitation.DoesNotExist as exc:
+        raise Http404 from exc
+
+
+def invitation_get_by_token(*, raw_token: str) -> Invitation:
+    """The invitation an emailed link points at (any state); 404 for an unknown token."""
+    if not raw_token or len(raw_token) > _MAX_TOKEN_LENGTH:
+        raise Http404
+    try:
+        return Invitation.objects.select_related("organisation", "invited_by").get(
+            token_hash=hash_token(raw_token)
+        )
+    except Invitation.DoesNotExist as exc:
+        raise Http404 from exc
+
+
+def user_exists_with_email(*, email: str) -> bool:
+    from allauth.account.models import EmailAddress
+
+    return (
+        User.objects.filter(email__iexact=email).exists()
+        or EmailAddress.objects.filter(email__iexact=email).exists()
+    )

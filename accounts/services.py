@@ -1,0 +1,514 @@
+"""State changes for organisations, memberships and invitations.
+
+Every function is keyword-only, runs in one transaction and writes its audit event inside that
+transaction, so a failed audit write rolls the change back. None of them looks at an HTTP
+request: views pass in what they know (the acting user, the site's base URL).
+"""
+
+import secrets
+from datetime import timedelta
+
+from allauth.account.models import EmailAddress
+from allauth.usersessions.models import UserSession
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.text import slugify
+
+from accounts import emails
+from accounts.models import (
+    Invitation,
+    Membership,
+    Organisation,
+    User,
+    hash_token,
+    validate_account_uid,
+    validate_enterprise_alias,
+)
+from audit.services import audit_record
+
+INVITATION_LIFETIME = timedelta(days=7)
+_SLUG_MAX_LENGTH = 60
+
+
+def _organisation_slug(name: str) -> str:
+    base = slugify(name)[:_SLUG_MAX_LENGTH].strip("-") or "organisation"
+    slug = base
+    suffix = 2
+    while Organisation.objects.filter(slug=slug).exists():
+        slug = f"{base}-{suffix}"
+        suffix += 1
+    return slug
+
+
+def _organisation_snapshot(organisation: Organisation) -> dict:
+    return {
+        "name": organisation.name,
+        "slug": organisation.slug,
+        "kind": organisation.kind,
+        "account_uid": organisation.account_uid,
+        "enterprise_alias": organisation.enterprise_alias,
+    }
+
+
+def organisation_account_uid_taken(*, kind: str, account_uid: str) -> bool:
+    return Organisation.objects.filter(kind=kind, account_uid=account_uid).exists()
+
+
+@transaction.atomic
+def organisation_register(
+    *,
+    founder: User,
+    name: str,
+    kind: str,
+    account_uid: str,
+    enterprise_alias: str = "",
+    slug: str | None = None,
+) -> Organisation:
+    """Create an organisation with `founder` as its first admin."""
+    name = name.strip()
+    if not name:
+        raise ValidationError({"organisation_name": "Enter the organisation's name."})
+    if kind not in Organisation.Kind.values:
+        raise ValidationError({"kind": "Choose resource owner or partner."})
+    validate_account_uid(account_uid)
+    if enterprise_alias:
+        validate_enterprise_alias(enterprise_alias)
+    if organisation_account_uid_taken(kind=kind, account_uid=account_uid):
+        raise ValidationError(
+            {"account_uid": "An organisation of this kind is already registered for this account."}
+        )
+    organisation = Organisation(
+        name=name,
+        slug=slug or _organisation_slug(name),
+        kind=kind,
+        account_uid=account_uid,
+        enterprise_alias=enterprise_alias,
+    )
+    organisation.full_clean()
+    try:
+        # A savepoint so a lost race on the unique constraint becomes a form error instead of
+        # breaking the caller's transaction.
+        with transaction.atomic():
+            organisation.save(force_insert=True)
+    except IntegrityError as exc:
+        raise ValidationError(
+            {"account_uid": "An organisation of this kind is already registered for this account."}
+        ) from exc
+    membership = Membership.objects.create(
+        user=founder, organisation=organisation, role=Membership.Role.ADMIN
+    )
+    audit_record(
+        action="organisation.registered",
+        actor=founder,
+        organisation=organisation,
+        target=organisation,
+        after={**_organisation_snapshot(organisation), "first_admin": founder.email},
+    )
+    audit_record(
+        action="member.added",
+        actor=founder,
+        organisation=organisation,
+        target=membership,
+        target_label=founder.email,
+        after={"email": founder.email, "role": membership.role},
+    )
+    return organisation
+
+
+@transaction.atomic
+def membership_create(
+    *, organisation: Organisation, user: User, role: str, added_by: User | None = None
+) -> Membership:
+    """Add an existing person directly (operators and the demo seed; people use invitations)."""
+    _validate_role(organisation=organisation, role=role)
+    membership, created = Membership.objects.get_or_create(
+        user=user, organisation=organisation, defaults={"role": role}
+    )
+    if not created:
+        raise ValidationError(f"{user.email} is already a member of {organisation.name}.")
+    audit_record(
+        action="member.added",
+        actor=added_by,
+        organisation=organisation,
+        target=membership,
+        target_label=user.email,
+        after={"email": user.email, "role": role},
+    )
+    return membership
+
+
+def _validate_role(*, organisation: Organisation, role: str) -> None:
+    if role not in Membership.roles_for_kind(organisation.kind):
+        allowed = ", ".join(r.label.lower() for r in Membership.roles_for_kind(organisation.kind))
+        raise ValidationError({"role": f"Choose one of this organisation's roles: {allowed}."})
+
+
+def _lock_organisation(organisation: Organisation) -> Organisation:
+    # Every change to an organisation's memberships takes this row lock first, so two admins
+    # demoting each other at the same moment cannot leave the organisation without an admin.
+    return Organisation.objects.select_for_update().get(pk=organisation.pk)
+
+
+def _other_admins_exist(*, organisation: Organisation, excluding: Membership) -> bool:
+    return (
+        Membership.objects.filter(organisation=organisation, role=Membership.Role.ADMIN)
+        .exclude(pk=excluding.pk)
+        .exists()
+    )
+
+
+@transaction.atomic
+def membership_change_role(*, membership: Membership, role: str, changed_by: User) -> Membership:
+    organisation = _lock_organisation(membership.organisation)
+    membership = Membership.objects.select_for_update().get(pk=membership.pk)
+    _validate_role(organisation=organisation, role=role)
+    if membership.role == role:
+        return membership
+    if membership.role == Membership.Role.ADMIN and not _other_admins_exist(
+        organisation=organisation, excluding=membership
+    ):
+        raise ValidationError(
+            {"role": "This is the organisation's only admin. Make someone else admin first."}
+        )
+    before = {"role": membership.role}
+    membership.role = role
+    membership.save(update_fields=["role"])
+    audit_record(
+        action="member.role_changed",
+        actor=changed_by,
+        organisation=organisation,
+        target=membership,
+        target_label=membership.user.email,
+        before=before,
+        after={"role": role},
+    )
+    return membership
+
+
+def user_sessions_end(*, user: User) -> int:
+    """End every signed-in session of `user` (allauth tracks each one as a UserSession)."""
+    sessions = list(UserSession.objects.filter(user=user))
+    for session in sessions:
+        session.end()
+    return len(sessions)
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership, removed_by: User) -> None:
+    """Remove a person from an organisation and end their sessions at once.
+
+    Their other memberships stay; they sign in again to use those. Access to this organisation
+    is gone even for a request already in flight, because every request re-reads membership.
+    """
+    organisation = _lock_organisation(membership.organisation)
+    membership = Membership.objects.select_for_update().select_related("user").get(pk=membership.pk)
+    if membership.role == Membership.Role.ADMIN and not _other_admins_exist(
+        organisation=organisation, excluding=membership
+    ):
+        raise ValidationError(
+            "This is the organisation's only admin. Make someone else admin before removing them."
+        )
+    user = membership.user
+    audit_record(
+        action="member.removed",
+        actor=removed_by,
+        organisation=organisation,
+        target=membership,
+        target_label=user.email,
+        before={"email": user.email, "role": membership.role},
+    )
+    membership.delete()
+    user_sessions_end(user=user)
+
+
+def _new_token() -> tuple[str, str]:
+    raw = secrets.token_urlsafe(32)
+    return raw, hash_token(raw)
+
+
+def invitation_accept_url(*, base_url: str, raw_token: str) -> str:
+    return base_url.rstrip("/") + reverse("accounts:invitation_accept", args=[raw_token])
+
+
+def _send_invitation_on_commit(*, invitation: Invitation, raw_token: str, base_url: str) -> None:
+    accept_url = invitation_accept_url(base_url=base_url, raw_token=raw_token)
+    invitation_id = invitation.pk
+
+    def send() -> None:
+        fresh = Invitation.objects.select_related("organisation", "invited_by").get(
+            pk=invitation_id
+        )
+        emails.send_invitation(invitation=fresh, accept_url=accept_url)
+
+    # Sent only once the invitation is committed: a rolled-back invitation never emails anyone.
+    transaction.on_commit(send)
+
+
+def _invitation_snapshot(invitation: Invitation) -> dict:
+    return {
+        "email": invitation.email,
+        "role": invitation.role,
+        "expires_at": invitation.expires_at.isoformat(),
+    }
+
+
+@transaction.atomic
+def invitation_create(
+    *, organisation: Organisation, email: str, role: str, invited_by: User, base_url: str
+) -> Invitation:
+    organisation = _lock_organisation(organisation)
+    email = User.objects.normalize_email(email).strip().lower()
+    _validate_role(organisation=organisation, role=role)
+    if Membership.objects.filter(organisation=organisation, user__email__iexact=email).exists():
+        raise ValidationError({"email": f"{email} is already a member of {organisation.name}."})
+    if Invitation.objects.filter(
+        organisation=organisation, email=email, accepted_at=None, cancelled_at=None
+    ).exists():
+        raise ValidationError(
+            {"email": f"{email} already has an open invitation. Resend it from the list below."}
+        )
+    raw_token, token_hash = _new_token()
+    now = timezone.now()
+    invitation = Invitation.objects.create(
+        organisation=organisation,
+        email=email,
+        role=role,
+        token_hash=token_hash,
+        invited_by=invited_by,
+        created_at=now,
+        sent_at=now,
+        expires_at=now + INVITATION_LIFETIME,
+    )
+    audit_record(
+        action="invitation.sent",
+        actor=invited_by,
+        organisation=organisation,
+        target=invitation,
+        target_label=email,
+        after=_invitation_snapshot(invitation),
+    )
+    _send_invitation_on_commit(invitation=invitation, raw_token=raw_token, base_url=base_url)
+    return invitation
+
+
+def _lock_open_invitation(invitation: Invitation) -> Invitation:
+    invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    if invitation.accepted_at:
+        raise ValidationError("This invitation has already been accepted.")
+    if invitation.cancelled_at:
+        raise ValidationError("This invitation has been cancelled.")
+    return invitation
+
+
+@transaction.atomic
+def invitation_resend(*, invitation: Invitation, resent_by: User, base_url: str) -> Invitation:
+    """Send a fresh link. The previous link stops working and the expiry restarts."""
+    invitation = _lock_open_invitation(invitation)
+    raw_token, token_hash = _new_token()
+    now = timezone.now()
+    before = {"expires_at": invitation.expires_at.isoformat()}
+    invitation.token_hash = token_hash
+    invitation.sent_at = now
+    invitation.expires_at = now + INVITATION_LIFETIME
+    invitation.save(update_fields=["token_hash", "sent_at", "expires_at"])
+    audit_record(
+        action="invitation.resent",
+        actor=resent_by,
+        organisation=invitation.organisation,
+        target=invitation,
+        target_label=invitation.email,
+        before=before,
+        after=_invitation_snapshot(invitation),
+    )
+    _send_invitation_on_commit(invitation=invitation, raw_token=raw_token, base_url=base_url)
+    return invitation
+
+
+@transaction.atomic
+def invitation_cancel(*, invitation: Invitation, cancelled_by: User) -> Invitation:
+    current = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    if current.cancelled_at:
+        return current  # a double click changes nothing
+    invitation = _lock_open_invitation(current)
+    invitation.cancelled_at = timezone.now()
+    invitation.save(update_fields=["cancelled_at"])
+    audit_record(
+        action="invitation.cancelled",
+        actor=cancelled_by,
+        organisation=invitation.organisation,
+        target=invitation,
+        target_label=invitation.email,
+        before={"status": "pending"},
+        after={"status": "cancelled"},
+    )
+    return invitation
+
+
+def _lock_acceptable_invitation(invitation: Invitation) -> Invitation:
+    invitation = _lock_open_invitation(invitation)
+    if invitation.is_expired:
+        raise ValidationError(
+            "This invitation has expired. Ask an admin of the organisation to resend it."
+        )
+    return invitation
+
+
+def user_owns_email(*, user: User, email: str) -> bool:
+    if user.email.lower() == email.lower():
+        return True
+    return EmailAddress.objects.filter(user=user, email__iexact=email, verified=True).exists()
+
+
+def _accept(*, invitation: Invitation, user: User) -> Membership:
+    organisation = _lock_organisation(invitation.organisation)
+    if Membership.objects.filter(organisation=organisation, user=user).exists():
+        raise ValidationError(f"You are already a member of {organisation.name}.")
+    _validate_role(organisation=organisation, role=invitation.role)
+    membership = Membership.objects.create(
+        user=user, organisation=organisation, role=invitation.role
+    )
+    invitation.accepted_at = timezone.now()
+    invitation.accepted_by = user
+    invitation.save(update_fields=["accepted_at", "accepted_by"])
+    audit_record(
+        action="invitation.accepted",
+        actor=user,
+        organisation=organisation,
+        target=membership,
+        target_label=user.email,
+        after={"email": user.email, "role": membership.role, "invitation": str(invitation.pk)},
+    )
+    return membership
+
+
+@transaction.atomic
+def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
+    """An existing, signed-in person accepts an invitation addressed to one of their emails."""
+    invitation = _lock_acceptable_invitation(invitation)
+    if not user_owns_email(user=user, email=invitation.email):
+        raise ValidationError(
+            f"This invitation is for {invitation.email}. Sign in with that address to accept it."
+        )
+    return _accept(invitation=invitation, user=user)
+
+
+@transaction.atomic
+def invitation_accept_as_new_user(
+    *, invitation: Invitation, password: str, first_name: str = "", last_name: str = ""
+) -> Membership:
+    """A person without an account accepts: the account is created with the invited address.
+
+    Following the emailed link proves the address, so it is stored as verified.
+    """
+    invitation = _lock_acceptable_invitation(invitation)
+    email = invitation.email
+    if (
+        User.objects.filter(email__iexact=email).exists()
+        or EmailAddress.objects.filter(email__iexact=email).exists()
+    ):
+        raise ValidationError("An account with this email already exists. Sign in to accept.")
+    user = User.objects.create_user(
+        email=email, password=password, first_name=first_name.strip(), last_name=last_name.strip()
+    )
+    EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
+    return _accept(invitation=invitation, user=user)
+
+
+@transaction.atomic
+def organisation_switch(*, user: User, from_membership: Membership | None, to: Membership) -> None:
+    """Record a switch of the current organisation; the caller stores the choice in the session."""
+    if to.user_id != user.pk:
+        raise ValidationError("You are not a member of that organisation.")
+    audit_record(
+        action="organisation.switched",
+        actor=user,
+        organisation=to.organisation,
+        target=to.organisation,
+        before={"organisation": from_membership.organisation.slug} if from_membership else None,
+        after={"organisation": to.organisation.slug, "role": to.role},
+    )
+
+
+# --- Sign-in and MFA events (forwarded from allauth and django.contrib.auth signals) ----------
+
+
+def _organisations_of(user: User | None) -> list[Organisation]:
+    if user is None:
+        return []
+    return list(Organisation.objects.filter(memberships__user=user))
+
+
+@transaction.atomic
+def auth_sign_in_succeeded(*, user: User) -> None:
+    audit_record(
+        action="auth.sign_in_succeeded",
+        actor=user,
+        related_organisations=_organisations_of(user),
+        target=user,
+        target_label=user.email,
+    )
+
+
+_MAX_ATTEMPTED_LOGIN_LENGTH = 254
+
+
+@transaction.atomic
+def auth_sign_in_failed(*, attempted_email: str) -> None:
+    """Record a failed password sign-in. Only the typed address is kept, never the password;
+    input that is not an email address (a password typed in the wrong box) is not recorded."""
+    attempted = (attempted_email or "").strip()
+    user = None
+    if "@" in attempted and len(attempted) <= _MAX_ATTEMPTED_LOGIN_LENGTH:
+        user = User.objects.filter(email__iexact=attempted).first()
+        label = attempted.lower()
+    else:
+        label = "(not an email address)"
+    audit_record(
+        action="auth.sign_in_failed",
+        actor=None,
+        actor_label=label,
+        related_organisations=_organisations_of(user),
+        target=user,
+        target_label=label,
+        outcome="failure",
+    )
+
+
+_MFA_TYPE_NAMES = {"totp": "authenticator app", "recovery_codes": "recovery codes"}
+
+
+@transaction.atomic
+def mfa_authenticator_added(*, user: User, authenticator_type: str) -> None:
+    audit_record(
+        action="mfa.enabled" if authenticator_type == "totp" else "mfa.authenticator_added",
+        actor=user,
+        related_organisations=_organisations_of(user),
+        target=user,
+        target_label=user.email,
+        after={"type": _MFA_TYPE_NAMES.get(authenticator_type, authenticator_type)},
+    )
+
+
+@transaction.atomic
+def mfa_authenticator_removed(*, user: User, authenticator_type: str) -> None:
+    audit_record(
+        action="mfa.disabled" if authenticator_type == "totp" else "mfa.authenticator_removed",
+        actor=user,
+        related_organisations=_organisations_of(user),
+        target=user,
+        target_label=user.email,
+        before={"type": _MFA_TYPE_NAMES.get(authenticator_type, authenticator_type)},
+    )
+
+
+@transaction.atomic
+def mfa_recovery_codes_regenerated(*, user: User) -> None:
+    audit_record(
+        action="mfa.recovery_codes_regenerated",
+        actor=user,
+        related_organisations=_organisations_of(user),
+        target=user,
+        target_label=user.email,
+    )

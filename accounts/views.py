@@ -1,0 +1,336 @@
+from allauth.account.decorators import reauthentication_required
+from allauth.account.internal.flows.login import perform_login
+from allauth.account.models import Login
+from allauth.account.views import SignupView
+from allauth.mfa.utils import is_mfa_enabled
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts import selectors, services
+from accounts.forms import (
+    InvitationForm,
+    InvitationSignupForm,
+    OrganisationSwitchForm,
+    RoleChangeForm,
+)
+from accounts.models import Membership
+from accounts.permissions import ADMIN, admin_required, organisation_member_required
+
+
+def _error_text(error: ValidationError) -> str:
+    return " ".join(error.messages)
+
+
+def _base_url(request: HttpRequest) -> str:
+    return request.build_absolute_uri("/")
+
+
+class OrganisationSignupView(SignupView):
+    """allauth's sign-up, with the person and their organisation written in one transaction."""
+
+    def form_valid(self, form: object) -> HttpResponseBase:
+        try:
+            with transaction.atomic():
+                return super().form_valid(form)
+        except ValidationError as error:
+            # A rule that only the database can check (another sign-up took the account UID a
+            # moment ago): nothing was written; show it on the form.
+            if hasattr(error, "error_dict"):
+                for field, field_errors in error.error_dict.items():
+                    target = field if field in form.fields else None  # type: ignore[attr-defined]
+                    form.add_error(target, field_errors)  # type: ignore[attr-defined]
+            else:
+                form.add_error(None, error)  # type: ignore[attr-defined]
+            return self.form_invalid(form)
+
+
+organisation_signup = OrganisationSignupView.as_view()
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_authenticated:
+        return render(request, "accounts/landing.html")
+    membership = selectors.current_membership(request)
+    if membership is None:
+        return redirect("accounts:no_organisation")
+    organisation = membership.organisation
+    members = selectors.organisation_members(organisation=organisation)
+    context = {
+        "membership": membership,
+        "organisation": organisation,
+        "member_count": members.count(),
+        "admin_count": selectors.organisation_admin_count(organisation=organisation),
+        "open_invitation_count": (
+            selectors.organisation_open_invitations(organisation=organisation).count()
+            if membership.role == ADMIN
+            else None
+        ),
+        "mfa_enabled": is_mfa_enabled(request.user, types=["totp"]),
+    }
+    return render(request, "accounts/home.html", context)
+
+
+@login_required
+@require_GET
+def no_organisation(request: HttpRequest) -> HttpResponse:
+    if selectors.current_membership(request) is not None:
+        return redirect("accounts:home")
+    return render(request, "accounts/no_organisation.html", status=403)
+
+
+def _members_page(
+    request: HttpRequest,
+    *,
+    invite_form: InvitationForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    membership = request.membership  # type: ignore[attr-defined]
+    organisation = membership.organisation
+    is_admin = membership.role == ADMIN
+    members = list(selectors.organisation_members(organisation=organisation))
+    context = {
+        "organisation": organisation,
+        "membership": membership,
+        "is_admin": is_admin,
+        "members": [
+            {
+                "membership": member,
+                "role_form": RoleChangeForm(
+                    organisation=organisation,
+                    initial={"role": member.role},
+                    prefix=f"m-{member.pk}",
+                )
+                if is_admin
+                else None,
+            }
+            for member in members
+        ],
+        "invitations": (
+            selectors.organisation_open_invitations(organisation=organisation) if is_admin else []
+        ),
+        "invite_form": invite_form
+        if invite_form is not None
+        else (InvitationForm(organisation=organisation) if is_admin else None),
+    }
+    return render(request, "accounts/members.html", context, status=status)
+
+
+@organisation_member_required
+@require_GET
+def members(request: HttpRequest) -> HttpResponse:
+    return _members_page(request)
+
+
+@admin_required
+@require_POST
+def member_invite(request: HttpRequest) -> HttpResponse:
+    organisation = request.organisation  # type: ignore[attr-defined]
+    form = InvitationForm(request.POST, organisation=organisation)
+    if form.is_valid():
+        try:
+            invitation = services.invitation_create(
+                organisation=organisation,
+                email=form.cleaned_data["email"],
+                role=form.cleaned_data["role"],
+                invited_by=request.user,
+                base_url=_base_url(request),
+            )
+        except ValidationError as error:
+            _add_errors(form, error)
+        else:
+            messages.success(
+                request,
+                f"Invitation sent to {invitation.email} as {invitation.get_role_display()}.",
+            )
+            return redirect("accounts:members")
+    return _members_page(request, invite_form=form, status=400)
+
+
+def _add_errors(form: InvitationForm | RoleChangeForm, error: ValidationError) -> None:
+    if hasattr(error, "error_dict"):
+        for field, field_errors in error.error_dict.items():
+            form.add_error(field if field in form.fields else None, field_errors)
+    else:
+        form.add_error(None, error)
+
+
+@admin_required
+@require_POST
+def invitation_resend(request: HttpRequest, invitation_id: str) -> HttpResponse:
+    invitation = selectors.invitation_get_for_organisation(
+        organisation=request.organisation,  # type: ignore[attr-defined]
+        invitation_id=invitation_id,
+    )
+    try:
+        services.invitation_resend(
+            invitation=invitation, resent_by=request.user, base_url=_base_url(request)
+        )
+    except ValidationError as error:
+        messages.error(request, _error_text(error))
+    else:
+        messages.success(request, f"A new invitation link was sent to {invitation.email}.")
+    return redirect("accounts:members")
+
+
+@admin_required
+@require_POST
+def invitation_cancel(request: HttpRequest, invitation_id: str) -> HttpResponse:
+    invitation = selectors.invitation_get_for_organisation(
+        organisation=request.organisation,  # type: ignore[attr-defined]
+        invitation_id=invitation_id,
+    )
+    try:
+        services.invitation_cancel(invitation=invitation, cancelled_by=request.user)
+    except ValidationError as error:
+        messages.error(request, _error_text(error))
+    else:
+        messages.success(request, f"The invitation for {invitation.email} was cancelled.")
+    return redirect("accounts:members")
+
+
+@admin_required
+@require_POST
+@reauthentication_required
+def member_change_role(request: HttpRequest, membership_id: str) -> HttpResponse:
+    organisation = request.organisation  # type: ignore[attr-defined]
+    member = selectors.membership_get_for_organisation(
+        organisation=organisation, membership_id=membership_id
+    )
+    form = RoleChangeForm(request.POST, organisation=organisation, prefix=f"m-{member.pk}")
+    if not form.is_valid():
+        messages.error(request, "Choose one of this organisation's roles.")
+        return redirect("accounts:members")
+    try:
+        services.membership_change_role(
+            membership=member, role=form.cleaned_data["role"], changed_by=request.user
+        )
+    except ValidationError as error:
+        messages.error(request, _error_text(error))
+    else:
+        member.refresh_from_db()
+        messages.success(request, f"{member.user.email} is now {member.get_role_display()}.")
+    return redirect("accounts:members")
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+@reauthentication_required(allow_get=True)
+def member_remove(request: HttpRequest, membership_id: str) -> HttpResponse:
+    organisation = request.organisation  # type: ignore[attr-defined]
+    member = selectors.membership_get_for_organisation(
+        organisation=organisation, membership_id=membership_id
+    )
+    if request.method == "GET":
+        return render(
+            request,
+            "accounts/member_remove.html",
+            {"organisation": organisation, "member": member},
+        )
+    email = member.user.email
+    removing_self = member.user_id == request.user.pk
+    try:
+        services.membership_remove(membership=member, removed_by=request.user)
+    except ValidationError as error:
+        messages.error(request, _error_text(error))
+        return redirect("accounts:members")
+    if removing_self:
+        # Their own sessions, this one included, have just ended.
+        return redirect("account_login")
+    messages.success(
+        request, f"{email} was removed from {organisation.name} and signed out everywhere."
+    )
+    return redirect("accounts:members")
+
+
+@login_required
+@require_POST
+def switch_organisation(request: HttpRequest) -> HttpResponse:
+    form = OrganisationSwitchForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose one of your organisations.")
+        return redirect("accounts:home")
+    target = selectors.membership_get_for_user(
+        user=request.user, organisation_id=form.cleaned_data["organisation"]
+    )
+    current = selectors.current_membership(request)
+    if current is None or current.pk != target.pk:
+        services.organisation_switch(user=request.user, from_membership=current, to=target)
+        request.session[selectors.CURRENT_ORGANISATION_SESSION_KEY] = str(target.organisation_id)
+        messages.success(
+            request,
+            f"You are now working in {target.organisation.name} as {target.get_role_display()}.",
+        )
+    return redirect("accounts:home")
+
+
+@require_http_methods(["GET", "POST"])
+def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
+    invitation = selectors.invitation_get_by_token(raw_token=token)
+    context: dict = {"invitation": invitation, "organisation": invitation.organisation}
+    if not invitation.is_pending:
+        return render(request, "accounts/invitation_closed.html", context, status=410)
+
+    user = request.user
+    if user.is_authenticated:
+        owns = services.user_owns_email(user=user, email=invitation.email)
+        already_member = Membership.objects.filter(
+            user=user, organisation=invitation.organisation
+        ).exists()
+        context.update({"owns_email": owns, "already_member": already_member})
+        if request.method == "POST" and owns and not already_member:
+            try:
+                membership = services.invitation_accept(invitation=invitation, user=user)
+            except ValidationError as error:
+                messages.error(request, _error_text(error))
+                return redirect(request.path)
+            request.session[selectors.CURRENT_ORGANISATION_SESSION_KEY] = str(
+                membership.organisation_id
+            )
+            messages.success(
+                request,
+                f"Welcome to {membership.organisation.name}. You are "
+                f"{membership.get_role_display().lower()} there.",
+            )
+            return redirect("accounts:home")
+        status = 400 if request.method == "POST" else 200
+        return render(request, "accounts/invitation_accept.html", context, status=status)
+
+    has_account = selectors.user_exists_with_email(email=invitation.email)
+    context["has_account"] = has_account
+    if has_account:
+        if request.method == "POST":
+            return redirect(request.path)
+        return render(request, "accounts/invitation_accept.html", context)
+
+    form = InvitationSignupForm(
+        request.POST if request.method == "POST" else None, email=invitation.email
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            membership = services.invitation_accept_as_new_user(
+                invitation=invitation,
+                password=form.cleaned_data["password1"],
+                first_name=form.cleaned_data["first_name"],
+                last_name=form.cleaned_data["last_name"],
+            )
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            request.session[selectors.CURRENT_ORGANISATION_SESSION_KEY] = str(
+                membership.organisation_id
+            )
+            messages.success(
+                request,
+                f"Welcome to {membership.organisation.name}. Your account is ready.",
+            )
+            # allauth's own login flow, so its stages (MFA, session tracking) and signals run.
+            return perform_login(request, Login(user=membership.user, redirect_url="/"))
+    context["form"] = form
+    status = 400 if request.method == "POST" else 200
+    return render(request, "accounts/invitation_accept.html", context, status=status)

@@ -1,0 +1,46 @@
+"""`python manage.py audit_verify [--checkpoints DIR]`: OK with the count, or the first bad
+sequence number and why; exits non-zero on failure."""
+
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from audit.checkpoints import checkpoint_key, checkpoints_load
+from audit.verify import DEFAULT_BATCH_SIZE, verify_chain
+
+
+class Command(BaseCommand):
+    help = "Verify the audit log's hash chain (and, optionally, signed checkpoints)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--checkpoints",
+            metavar="DIR",
+            type=Path,
+            help="Also check the log against the signed checkpoints in DIR "
+            "(needs AUDIT_CHECKPOINT_KEY): detects a truncated tail and rewritten history.",
+        )
+        parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["batch_size"] < 1:
+            raise CommandError("--batch-size must be at least 1.")
+        checkpoints, invalid = [], []
+        directory = options["checkpoints"]
+        if directory is not None:
+            key = checkpoint_key()
+            if key is None:
+                raise CommandError("--checkpoints needs AUDIT_CHECKPOINT_KEY in the environment.")
+            try:
+                checkpoints, invalid = checkpoints_load(directory=directory, key=key)
+            except FileNotFoundError as error:
+                raise CommandError(str(error)) from error
+            if not checkpoints and not invalid:
+                raise CommandError(f"No checkpoint files (*.json) in {directory}.")
+        result = verify_chain(
+            batch_size=options["batch_size"], checkpoints=checkpoints, invalid_checkpoints=invalid
+        )
+        if not result.ok:
+            raise CommandError(result.summary(), returncode=1)
+        self.stdout.write(result.summary())

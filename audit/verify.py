@@ -1,0 +1,325 @@
+"""Verifying the audit chain: the first bad sequence number, or OK with the count.
+
+`ChainVerifier` is pure: it is fed rows in sequence order, one at a time, and keeps only the
+last two hashes, so the database walk (`verify_chain`) runs in constant memory over millions
+of rows. Signed checkpoints (`audit.checkpoints`) add what a hash chain alone cannot show:
+a truncated tail or a history rewritten and re-hashed from some point on.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import Subquery
+
+from audit.chain import GENESIS_HASH, HASH_VERSION, link_hash
+from audit.checkpoints import Checkpoint, InvalidCheckpoint
+from audit.models import AuditChainHead, AuditEvent, AuditEventScope
+
+DEFAULT_BATCH_SIZE = 2000
+
+
+class Problem:
+    """Why verification failed; `VerificationResult.problem` holds one of these codes."""
+
+    SEQUENCE_GAP = "sequence_gap"
+    INSERTED_ROW = "inserted_row"
+    BROKEN_LINK = "broken_link"
+    HASH_MISMATCH = "hash_mismatch"
+    UNKNOWN_VERSION = "unknown_version"
+    TAIL_TRUNCATED = "tail_truncated"
+    BEYOND_HEAD = "beyond_head"
+    HEAD_MISMATCH = "head_mismatch"
+    HEAD_MISSING = "head_missing"
+    CHECKPOINT_MISMATCH = "checkpoint_mismatch"
+    CHECKPOINT_INVALID = "checkpoint_invalid"
+
+
+@dataclass(frozen=True)
+class ChainRow:
+    """One stored event as the verifier sees it: its links and its canonical payload."""
+
+    sequence: int
+    prev_hash: str
+    hash: str
+    hash_version: int
+    payload: dict[str, Any] | None  # None when the row's content cannot be read back
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    ok: bool
+    count: int  # rows verified before the first problem (all of them when ok)
+    head_sequence: int
+    head_hash: str
+    first_bad_sequence: int | None = None
+    problem: str | None = None
+    detail: str = ""
+    checkpoints_checked: int = 0
+
+    def summary(self) -> str:
+        if self.ok:
+            checked = (
+                f", {self.checkpoints_checked} signed checkpoint(s) matched"
+                if self.checkpoints_checked
+                else ""
+            )
+            return (
+                f"OK: {self.count} events verified, head sequence {self.head_sequence}, "
+                f"head hash {self.head_hash}{checked}."
+            )
+        where = (
+            f"at sequence {self.first_bad_sequence}"
+            if self.first_bad_sequence is not None
+            else "(sequence unknown)"
+        )
+        return f"FAILED {where}: {self.problem}: {self.detail}"
+
+
+@dataclass
+class ChainVerifier:
+    """Feed rows in ascending sequence order; stop at the first problem."""
+
+    checkpoints: Sequence[Checkpoint] = ()
+    invalid_checkpoints: Sequence[InvalidCheckpoint] = ()
+    count: int = 0
+    last_sequence: int = 0
+    last_hash: str = GENESIS_HASH
+    _before_last_hash: str | None = None
+    _pending: list[Checkpoint] = field(default_factory=list)
+    _confirmed_through: int = 0
+    _checkpoints_checked: int = 0
+    failure: VerificationResult | None = None
+
+    def __post_init__(self) -> None:
+        self._pending = sorted(self.checkpoints, key=lambda cp: cp.sequence)
+        self._confirm_checkpoints()
+
+    def _fail(self, sequence: int | None, problem: str, detail: str) -> VerificationResult:
+        self.failure = VerificationResult(
+            ok=False,
+            count=self.count,
+            head_sequence=self.last_sequence,
+            head_hash=self.last_hash,
+            first_bad_sequence=sequence,
+            problem=problem,
+            detail=detail,
+            checkpoints_checked=self._checkpoints_checked,
+        )
+        return self.failure
+
+    def _confirm_checkpoints(self) -> VerificationResult | None:
+        """Check every checkpoint at or below the verified prefix against it."""
+        # Rows arrive one sequence at a time, so a checkpoint is due exactly when the
+        # verified prefix reaches its sequence (sequence 0 is the genesis link).
+        while self._pending and self._pending[0].sequence <= self.last_sequence:
+            checkpoint = self._pending.pop(0)
+            expected = self.last_hash
+            if checkpoint.hash != expected:
+                return self._fail(
+                    self._confirmed_through + 1,
+                    Problem.CHECKPOINT_MISMATCH,
+                    f"the signed checkpoint {checkpoint.name} says sequence "
+                    f"{checkpoint.sequence} had hash {checkpoint.hash}, the log now has "
+                    f"{expected}: history after sequence "
+                    f"{self._confirmed_through} was rewritten and re-hashed",
+                )
+            self._confirmed_through = checkpoint.sequence
+            self._checkpoints_checked += 1
+        return None
+
+    def feed(self, row: ChainRow) -> VerificationResult | None:
+        """Verify the next row; returns the failure (and keeps it) or None."""
+        if self.failure is not None:
+            return self.failure
+        expected = self.last_sequence + 1
+        if row.sequence != expected:
+            return self._fail(
+                expected,
+                Problem.SEQUENCE_GAP,
+                f"sequence {expected} is missing (the next row is {row.sequence}): a row was "
+                "deleted, or rows were renumbered",
+            )
+        if row.hash_version != HASH_VERSION or row.payload is None:
+            return self._fail(
+                row.sequence,
+                Problem.UNKNOWN_VERSION,
+                f"row {row.sequence} has hash version {row.hash_version!r} or unreadable "
+                "content: it was edited",
+            )
+        if row.prev_hash != self.last_hash:
+            if self._before_last_hash is not None and row.prev_hash == self._before_last_hash:
+                return self._fail(
+                    self.last_sequence,
+                    Problem.INSERTED_ROW,
+                    f"row {row.sequence} links to row {self.last_sequence - 1}, skipping row "
+                    f"{self.last_sequence}: row {self.last_sequence} was inserted",
+                )
+            return self._fail(
+                row.sequence,
+                Problem.BROKEN_LINK,
+                f"row {row.sequence} does not link to row {self.last_sequence}: rows were "
+                "deleted, inserted or reordered here, or the previous row was rewritten",
+            )
+        if link_hash(row.prev_hash, row.payload) != row.hash:
+            return self._fail(
+                row.sequence,
+                Problem.HASH_MISMATCH,
+                f"row {row.sequence}'s stored hash does not match its content: it was edited",
+            )
+        self._before_last_hash = self.last_hash
+        self.last_sequence = row.sequence
+        self.last_hash = row.hash
+        self.count += 1
+        return self._confirm_checkpoints()
+
+    def finish(self, *, head: tuple[int, str] | None) -> VerificationResult:
+        """Close the walk: compare the end of the chain with the chain head row and with
+        any checkpoint beyond it."""
+        if self.failure is not None:
+            return self.failure
+        if self._pending:
+            missing_from = self.last_sequence + 1
+            checkpoint = self._pending[-1]
+            return self._fail(
+                missing_from,
+                Problem.TAIL_TRUNCATED,
+                f"the signed checkpoint {checkpoint.name} records sequence "
+                f"{checkpoint.sequence}, the log ends at {self.last_sequence}: the tail was "
+                "deleted",
+            )
+        if head is None:
+            if self.last_sequence:
+                return self._fail(
+                    None,
+                    Problem.HEAD_MISSING,
+                    "the chain head row is missing, so a truncated tail cannot be ruled out",
+                )
+        else:
+            head_sequence, head_hash = head
+            if self.last_sequence < head_sequence:
+                return self._fail(
+                    self.last_sequence + 1,
+                    Problem.TAIL_TRUNCATED,
+                    f"the chain head records sequence {head_sequence}, the log ends at "
+                    f"{self.last_sequence}: the tail was deleted",
+                )
+            if self.last_sequence > head_sequence:
+                return self._fail(
+                    head_sequence + 1,
+                    Problem.BEYOND_HEAD,
+                    f"rows after the chain head ({head_sequence}) exist: they were not "
+                    "written by audit_record",
+                )
+            if head_hash != self.last_hash:
+                return self._fail(
+                    self.last_sequence,
+                    Problem.HEAD_MISMATCH,
+                    f"the chain head records another hash for row {head_sequence}: the last "
+                    "row was rewritten",
+                )
+        if self.invalid_checkpoints:
+            bad = self.invalid_checkpoints[0]
+            return self._fail(
+                bad.claimed_sequence,
+                Problem.CHECKPOINT_INVALID,
+                f"checkpoint {bad.name} is not valid ({bad.reason}): it was edited or signed "
+                "with another key",
+            )
+        return VerificationResult(
+            ok=True,
+            count=self.count,
+            head_sequence=self.last_sequence,
+            head_hash=self.last_hash,
+            checkpoints_checked=self._checkpoints_checked,
+        )
+
+
+def verify_rows(
+    rows: Iterable[ChainRow],
+    *,
+    head: tuple[int, str] | None,
+    checkpoints: Sequence[Checkpoint] = (),
+    invalid_checkpoints: Sequence[InvalidCheckpoint] = (),
+) -> VerificationResult:
+    verifier = ChainVerifier(checkpoints=checkpoints, invalid_checkpoints=invalid_checkpoints)
+    if verifier.failure is not None:
+        return verifier.failure
+    for row in rows:
+        if verifier.feed(row) is not None:
+            return verifier.failure  # type: ignore[return-value]
+    return verifier.finish(head=head)
+
+
+def chain_row(event: AuditEvent, scope_organisation_ids: list[object]) -> ChainRow:
+    try:
+        payload = event.chain_payload(scope_organisation_ids)
+    except (ValueError, TypeError, AttributeError):
+        payload = None
+    return ChainRow(
+        sequence=event.sequence,
+        prev_hash=event.prev_hash,
+        hash=event.hash,
+        hash_version=event.hash_version,
+        payload=payload,
+    )
+
+
+def iter_chain_rows(*, up_to: int, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterable[ChainRow]:
+    """Stored events 1..up_to in order, with their scopes, a batch at a time."""
+    after = 0
+    while True:
+        events = list(
+            AuditEvent.objects.filter(sequence__gt=after, sequence__lte=up_to).order_by("sequence")[
+                :batch_size
+            ]
+        )
+        if not events:
+            return
+        scopes: dict[int, list[object]] = defaultdict(list)
+        for event_id, organisation_id in AuditEventScope.objects.filter(
+            event_id__gte=events[0].sequence, event_id__lte=events[-1].sequence
+        ).values_list("event_id", "organisation_id"):
+            scopes[event_id].append(organisation_id)
+        for event in events:
+            yield chain_row(event, scopes[event.sequence])
+        after = events[-1].sequence
+
+
+def read_head() -> tuple[tuple[int, str] | None, int]:
+    """The chain head and the highest stored sequence, read in one statement so a writer
+    committing meanwhile cannot make them disagree."""
+    last_stored = AuditEvent.objects.order_by("-sequence").values("sequence")[:1]
+    head = (
+        AuditChainHead.objects.filter(pk=AuditChainHead.SINGLETON_ID)
+        .annotate(last_stored=Subquery(last_stored))
+        .values_list("sequence", "hash", "last_stored")
+        .first()
+    )
+    if head is None:
+        top = AuditEvent.objects.order_by("-sequence").values_list("sequence", flat=True).first()
+        return None, top or 0
+    sequence, hash_, top = head
+    return (sequence, hash_), top or 0
+
+
+def verify_chain(
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    checkpoints: Sequence[Checkpoint] = (),
+    invalid_checkpoints: Sequence[InvalidCheckpoint] = (),
+) -> VerificationResult:
+    """Walk the stored chain and report the first bad sequence number, or OK.
+
+    Events committed after the walk starts are left for the next run; rows stored beyond the
+    chain head at the start are walked so that forged appends are reported.
+    """
+    head, top = read_head()
+    up_to = max(top, head[0] if head else 0)
+    return verify_rows(
+        iter_chain_rows(up_to=up_to, batch_size=batch_size),
+        head=head,
+        checkpoints=checkpoints,
+        invalid_checkpoints=invalid_checkpoints,
+    )
