@@ -1,0 +1,660 @@
+"""Pure functions over Alibaba Cloud names, ARNs and policy documents. No I/O.
+
+Everything the portal sends to RAM/STS as a name or a document is built or checked here, so a
+bad value is refused before any cloud call. Documents are plain dicts; `policy_to_text` gives
+the minified, key-sorted JSON the cloud receives, and every builder and the trust-policy merge
+return the *canonical* form (sorted, de-duplicated), so "no change" is detected by comparing
+canonical forms rather than bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+__all__ = [
+    "MAX_ROLE_DESCRIPTION_LENGTH",
+    "MAX_SESSION_POLICY_LENGTH",
+    "PORTAL_MARKER",
+    "ROLE_SESSION_NAME_MAX_LENGTH",
+    "PolicyError",
+    "Principal",
+    "TrustPrincipals",
+    "account_root_arn",
+    "assume_role_policy_for",
+    "build_trust_policy",
+    "canonical_policy",
+    "description_with_marker",
+    "ecs_instances_session_policy",
+    "has_marker",
+    "merge_trust_policy",
+    "parse_principal",
+    "parse_role_arn",
+    "parse_session_policy",
+    "policy_to_text",
+    "ram_user_arn",
+    "read_only_ecs_session_policy",
+    "role_arn",
+    "role_session_name_for",
+    "trust_policy_equal",
+    "trust_policy_principals",
+    "validate_account_uid",
+    "validate_policy_name",
+    "validate_policy_type",
+    "validate_ram_user_name",
+    "validate_role_name",
+    "validate_role_session_name",
+]
+
+
+class PolicyError(ValueError):
+    """A name, ARN or policy document the portal must not send. The message is user-facing."""
+
+
+# --- names and identifiers ------------------------------------------------------------------
+# Explicit ASCII classes and fullmatch: `\d` and `str.isdigit()` accept Arabic-Indic and
+# full-width digits, and `$` would accept a trailing newline.
+_ACCOUNT_UID = re.compile(r"[0-9]{1,32}")
+_ROLE_NAME = re.compile(r"[A-Za-z0-9.\-]{1,64}")
+_RAM_USER_NAME = re.compile(r"[A-Za-z0-9._\-]{1,64}")
+_POLICY_NAME = re.compile(r"[A-Za-z0-9\-]{1,128}")
+_SERVICE_PRINCIPAL = re.compile(r"[a-z0-9][a-z0-9.\-]{0,126}\.aliyuncs\.com")
+POLICY_TYPES = ("System", "Custom")
+
+
+def _shown(value: object, limit: int = 40) -> str:
+    """A short, printable rendering of a rejected value for an error message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def validate_account_uid(text: object) -> str:
+    """An Alibaba Cloud account UID: 1-32 ASCII digits, nothing else (no sign, space, exponent)."""
+    if not isinstance(text, str) or not _ACCOUNT_UID.fullmatch(text):
+        raise PolicyError(
+            f"An account ID is 1 to 32 digits 0-9 with nothing else; got {_shown(text)}."
+        )
+    return text
+
+
+def validate_role_name(name: object) -> str:
+    """A RAM role name: 1-64 of letters, digits, '.' and '-'."""
+    if not isinstance(name, str) or not _ROLE_NAME.fullmatch(name):
+        raise PolicyError(
+            "A role name is 1 to 64 characters: letters A-Z a-z, digits, '.' and '-'; "
+            f"got {_shown(name)}."
+        )
+    return name
+
+
+def validate_ram_user_name(name: object) -> str:
+    """A RAM user name: 1-64 of letters, digits, '.', '_' and '-'."""
+    if not isinstance(name, str) or not _RAM_USER_NAME.fullmatch(name):
+        raise PolicyError(
+            "A RAM user name is 1 to 64 characters: letters, digits, '.', '_' and '-'; "
+            f"got {_shown(name)}."
+        )
+    return name
+
+
+def validate_policy_name(name: object) -> str:
+    """A RAM policy name: 1-128 of letters, digits and '-'."""
+    if not isinstance(name, str) or not _POLICY_NAME.fullmatch(name):
+        raise PolicyError(
+            f"A policy name is 1 to 128 characters: letters, digits and '-'; got {_shown(name)}."
+        )
+    return name
+
+
+def validate_policy_type(policy_type: object) -> str:
+    """RAM knows two policy types: 'System' (Alibaba's) and 'Custom' (the account's own)."""
+    if policy_type not in POLICY_TYPES:
+        raise PolicyError(f"A policy type is 'System' or 'Custom'; got {_shown(policy_type)}.")
+    return policy_type  # type: ignore[return-value]
+
+
+# --- ARNs -----------------------------------------------------------------------------------
+def account_root_arn(uid: str) -> str:
+    """The principal for a whole account: `acs:ram::<uid>:root`."""
+    return f"acs:ram::{validate_account_uid(uid)}:root"
+
+
+def ram_user_arn(uid: str, name: str) -> str:
+    """The principal for one RAM user: `acs:ram::<uid>:user/<name>`."""
+    return f"acs:ram::{validate_account_uid(uid)}:user/{validate_ram_user_name(name)}"
+
+
+def role_arn(uid: str, role_name: str) -> str:
+    """A role's ARN: `acs:ram::<uid>:role/<role-name>`."""
+    return f"acs:ram::{validate_account_uid(uid)}:role/{validate_role_name(role_name)}"
+
+
+PrincipalKind = Literal["root", "user", "role", "service"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A trust-policy principal. `account` is None for a service; `name` is None for a root."""
+
+    kind: PrincipalKind
+    account: str | None
+    name: str | None
+
+
+_RAM_ARN = re.compile(r"acs:ram::([0-9]{1,32}):(root|user/[^/]+|role/[^/]+)")
+
+
+def parse_principal(arn: object) -> Principal:
+    """Parse `acs:ram::<uid>:root|user/<n>|role/<n>` or a service name like `ecs.aliyuncs.com`."""
+    if not isinstance(arn, str):
+        raise PolicyError(f"A principal is a string; got {_shown(arn)}.")
+    if _SERVICE_PRINCIPAL.fullmatch(arn):
+        return Principal(kind="service", account=None, name=arn)
+    match = _RAM_ARN.fullmatch(arn)
+    if not match:
+        raise PolicyError(
+            "A principal is acs:ram::<account-id>:root, acs:ram::<account-id>:user/<name>, "
+            f"acs:ram::<account-id>:role/<name> or <service>.aliyuncs.com; got {_shown(arn)}."
+        )
+    account, rest = match.group(1), match.group(2)
+    if rest == "root":
+        return Principal(kind="root", account=account, name=None)
+    kind, name = rest.split("/", 1)
+    if kind == "user":
+        validate_ram_user_name(name)
+        return Principal(kind="user", account=account, name=name)
+    validate_role_name(name)
+    return Principal(kind="role", account=account, name=name)
+
+
+def parse_role_arn(arn: object) -> tuple[str, str]:
+    """(account uid, role name) of `acs:ram::<uid>:role/<name>`; anything else is refused."""
+    principal = parse_principal(arn)
+    if principal.kind != "role" or principal.account is None or principal.name is None:
+        raise PolicyError(
+            f"Expected a role ARN acs:ram::<account-id>:role/<name>; got {_shown(arn)}."
+        )
+    return principal.account, principal.name
+
+
+# --- JSON documents -------------------------------------------------------------------------
+# Far above any legal document; refuses absurd input before json.loads spends time on it.
+_MAX_RAW_DOCUMENT_LENGTH = 65536
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            # Duplicate keys are read differently by different parsers: refuse the ambiguity.
+            raise PolicyError(f"The policy repeats the key {key!r}.")
+        result[key] = value
+    return result
+
+
+def _reject_constant(name: str) -> Any:
+    raise PolicyError(f"The policy contains {name}, which is not JSON.")
+
+
+def _load_document(document: str | bytes | Mapping[str, Any] | None) -> dict[str, Any]:
+    if isinstance(document, Mapping):
+        # Round-trip through JSON so a dict with non-JSON values is refused like text would be.
+        try:
+            document = json.dumps(document, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise PolicyError(f"The policy is not a JSON document: {exc}.") from None
+    if isinstance(document, bytes):
+        try:
+            document = document.decode("utf-8")
+        except UnicodeDecodeError:
+            raise PolicyError("The policy is not UTF-8 text.") from None
+    if not isinstance(document, str):
+        raise PolicyError("The policy must be JSON text.")
+    if not document.strip():
+        raise PolicyError("The policy is empty.")
+    if len(document) > _MAX_RAW_DOCUMENT_LENGTH:
+        raise PolicyError(f"The policy is far too long ({len(document)} characters).")
+    try:
+        loaded = json.loads(
+            document,
+            object_pairs_hook=_reject_duplicate_keys,
+            parse_constant=_reject_constant,
+        )
+    except PolicyError:
+        raise
+    except RecursionError:
+        raise PolicyError("The policy is nested too deeply.") from None
+    except ValueError as exc:
+        raise PolicyError(f"The policy is not valid JSON: {exc}.") from None
+    if not isinstance(loaded, dict):
+        raise PolicyError("The policy must be a JSON object.")
+    return loaded
+
+
+def _string_set(value: Any, where: str) -> list[str]:
+    """A string or a non-empty list of strings, returned as a sorted, de-duplicated list."""
+    if isinstance(value, str):
+        values = [value]
+    elif isinstance(value, list) and value:
+        values = value
+    else:
+        raise PolicyError(f"{where} must be a string or a non-empty list of strings.")
+    for item in values:
+        if not isinstance(item, str) or not item:
+            raise PolicyError(f"{where} must contain only non-empty strings.")
+        if any(unicodedata.category(ch) == "Cc" for ch in item):
+            raise PolicyError(f"{where} contains a control character.")
+    return sorted(set(values))
+
+
+def _string_or_set(value: Any, where: str) -> str | list[str]:
+    """Like `_string_set`, but one value stays a plain string (the usual way to write it)."""
+    values = _string_set(value, where)
+    return values[0] if len(values) == 1 else values
+
+
+def _condition_scalar(value: Any) -> Any:
+    # Condition values are compared as strings by the cloud; 10 and "10" mean the same.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return value
+
+
+def _canonical_condition(condition: Any) -> dict[str, Any]:
+    if not isinstance(condition, dict) or not condition:
+        raise PolicyError("A Condition must be a non-empty object of operators.")
+    result: dict[str, Any] = {}
+    for operator, keys in condition.items():
+        if not isinstance(keys, dict) or not keys:
+            raise PolicyError(f"The Condition operator {operator!r} must map keys to values.")
+        result[operator] = {}
+        for key, value in keys.items():
+            if isinstance(value, list):
+                value = [_condition_scalar(v) for v in value]
+            else:
+                value = _condition_scalar(value)
+            result[operator][key] = _string_set(value, f"Condition {operator}.{key}")
+    return result
+
+
+def _check_version(document: dict[str, Any]) -> None:
+    if document.get("Version") != "1":
+        raise PolicyError('A policy needs "Version": "1".')
+
+
+def _statements(document: dict[str, Any]) -> list[dict[str, Any]]:
+    statements = document.get("Statement")
+    if isinstance(statements, dict):
+        statements = [statements]
+    if not isinstance(statements, list):
+        raise PolicyError('A policy needs a "Statement" list.')
+    for statement in statements:
+        if not isinstance(statement, dict):
+            raise PolicyError("Every statement must be a JSON object.")
+    return statements
+
+
+def _canonical_statement(statement: dict[str, Any], *, trust: bool) -> dict[str, Any]:
+    allowed = {"Effect", "Action", "Resource", "Condition"} | ({"Principal"} if trust else set())
+    unknown = sorted(set(statement) - allowed)
+    if unknown:
+        raise PolicyError(f"A statement has unknown or forbidden keys: {', '.join(unknown)}.")
+    effect = statement.get("Effect")
+    if effect not in ("Allow", "Deny"):
+        raise PolicyError('Every statement needs "Effect": "Allow" or "Deny".')
+    if "Action" not in statement:
+        raise PolicyError('Every statement needs an "Action".')
+    result: dict[str, Any] = {
+        "Effect": effect,
+        "Action": _string_or_set(statement["Action"], "Action"),
+    }
+    if "Resource" in statement:
+        result["Resource"] = _string_or_set(statement["Resource"], "Resource")
+    elif not trust:
+        raise PolicyError('Every statement needs a "Resource".')
+    if "Condition" in statement:
+        result["Condition"] = _canonical_condition(statement["Condition"])
+    if trust:
+        principal = statement.get("Principal")
+        if not isinstance(principal, dict) or not principal:
+            raise PolicyError('Every trust statement needs a "Principal" object.')
+        result["Principal"] = {
+            kind: _string_set(values, f"Principal {kind}") for kind, values in principal.items()
+        }
+    return result
+
+
+def _statement_key(statement: dict[str, Any]) -> str:
+    return json.dumps(statement, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def _canonical_document(statements: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    unique = {_statement_key(s): s for s in statements}
+    return {"Version": "1", "Statement": [unique[k] for k in sorted(unique)]}
+
+
+def policy_to_text(document: Mapping[str, Any]) -> str:
+    """Minified, key-sorted, ASCII-only JSON: what is sent, and what lengths are measured on."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def canonical_policy(document: str | bytes | Mapping[str, Any], *, trust: bool) -> dict[str, Any]:
+    """The canonical form of a trust (`trust=True`) or permission policy; raises PolicyError."""
+    loaded = _load_document(document)
+    unknown = sorted(set(loaded) - {"Version", "Statement"})
+    if unknown:
+        raise PolicyError(f"A policy has unknown top-level keys: {', '.join(unknown)}.")
+    _check_version(loaded)
+    return _canonical_document(_canonical_statement(s, trust=trust) for s in _statements(loaded))
+
+
+# --- trust policies -------------------------------------------------------------------------
+_ASSUME_ROLE = "sts:AssumeRole"
+
+
+@dataclass(frozen=True)
+class TrustPrincipals:
+    """Who a trust policy lets assume the role (principals of its Allow statements).
+
+    `conditional_ram` are RAM principals that appear only in Allow statements carrying a
+    Condition; `denied_ram` are RAM principals named in Deny statements. Both are reported so
+    a drift view can show them, and neither is ever edited by the portal.
+    """
+
+    ram: frozenset[str]
+    service: frozenset[str]
+    federated: frozenset[str]
+    conditional_ram: frozenset[str]
+    denied_ram: frozenset[str]
+
+
+def trust_policy_principals(
+    document: str | bytes | Mapping[str, Any] | None,
+) -> TrustPrincipals:
+    """The principals a trust policy names, by kind; raises PolicyError on a malformed one."""
+    canonical = _empty_trust() if document is None else canonical_policy(document, trust=True)
+    ram: set[str] = set()
+    conditional: set[str] = set()
+    service: set[str] = set()
+    federated: set[str] = set()
+    denied: set[str] = set()
+    for statement in canonical["Statement"]:
+        principal = statement["Principal"]
+        if statement["Effect"] == "Deny":
+            denied.update(principal.get("RAM", ()))
+            continue
+        target = conditional if "Condition" in statement else ram
+        target.update(principal.get("RAM", ()))
+        service.update(principal.get("Service", ()))
+        federated.update(principal.get("Federated", ()))
+    return TrustPrincipals(
+        ram=frozenset(ram | conditional),
+        service=frozenset(service),
+        federated=frozenset(federated),
+        conditional_ram=frozenset(conditional - ram),
+        denied_ram=frozenset(denied),
+    )
+
+
+def _empty_trust() -> dict[str, Any]:
+    return {"Version": "1", "Statement": []}
+
+
+def _validated_ram_principals(principals: Iterable[str], what: str) -> set[str]:
+    result = set()
+    for arn in principals:
+        if parse_principal(arn).kind == "service":
+            raise PolicyError(f"{what} must be RAM principals (acs:ram::...), not {arn!r}.")
+        result.add(arn)
+    return result
+
+
+def build_trust_policy(
+    ram_principals: Iterable[str], *, services: Iterable[str] = ()
+) -> dict[str, Any]:
+    """A canonical trust policy: one Allow sts:AssumeRole statement for these principals."""
+    ram = _validated_ram_principals(ram_principals, "Trusted principals")
+    service_names = set(services)
+    for name in service_names:
+        if parse_principal(name).kind != "service":
+            raise PolicyError(f"A service principal looks like ecs.aliyuncs.com; got {name!r}.")
+    principal: dict[str, list[str]] = {}
+    if ram:
+        principal["RAM"] = sorted(ram)
+    if service_names:
+        principal["Service"] = sorted(service_names)
+    if not principal:
+        return _empty_trust()
+    return _canonical_document(
+        [{"Action": _ASSUME_ROLE, "Effect": "Allow", "Principal": principal}]
+    )
+
+
+def _is_plain_allow(statement: dict[str, Any]) -> bool:
+    """An unconditional Allow sts:AssumeRole statement: where the portal adds its principals."""
+    return (
+        statement["Effect"] == "Allow"
+        and statement["Action"] == _ASSUME_ROLE
+        and "Condition" not in statement
+        and "RAM" in statement["Principal"]
+    )
+
+
+def merge_trust_policy(
+    current_document: str | bytes | Mapping[str, Any] | None,
+    *,
+    managed_wanted: Iterable[str],
+    managed_all_known: Iterable[str],
+) -> dict[str, Any]:
+    """The trust policy the role should have, in canonical form.
+
+    Managed principals are those the portal manages for this role (`managed_all_known` plus
+    `managed_wanted`). Every other principal, every Deny statement and every Service/Federated
+    principal is kept exactly. A managed principal that is not wanted is removed from every
+    Allow statement (a statement left with no principal goes away); a wanted one missing from
+    every Allow statement is added to the first unconditional Allow sts:AssumeRole statement,
+    or to a new one. Deny statements are never edited: removing a principal from a Deny would
+    widen access. Idempotent: merging the result again returns it unchanged.
+    """
+    wanted = _validated_ram_principals(managed_wanted, "Managed principals")
+    managed = wanted | _validated_ram_principals(managed_all_known, "Managed principals")
+    unwanted = managed - wanted
+    base = (
+        _empty_trust()
+        if current_document is None
+        else canonical_policy(current_document, trust=True)
+    )
+
+    statements: list[dict[str, Any]] = []
+    for statement in base["Statement"]:
+        if statement["Effect"] == "Allow" and "RAM" in statement["Principal"]:
+            principal = dict(statement["Principal"])
+            kept = [arn for arn in principal["RAM"] if arn not in unwanted]
+            if kept:
+                principal["RAM"] = kept
+            else:
+                del principal["RAM"]
+            if not principal:
+                continue
+            statement = {**statement, "Principal": principal}
+        statements.append(statement)
+
+    present: set[str] = set()
+    for statement in statements:
+        if statement["Effect"] == "Allow":
+            present.update(statement["Principal"].get("RAM", ()))
+    missing = wanted - present
+    if missing:
+        for index, statement in enumerate(statements):
+            if _is_plain_allow(statement):
+                principal = dict(statement["Principal"])
+                principal["RAM"] = sorted(set(principal["RAM"]) | missing)
+                statements[index] = {**statement, "Principal": principal}
+                break
+        else:
+            statements.append(
+                {"Action": _ASSUME_ROLE, "Effect": "Allow", "Principal": {"RAM": sorted(missing)}}
+            )
+    return _canonical_document(statements)
+
+
+def trust_policy_equal(
+    a: str | bytes | Mapping[str, Any] | None, b: str | bytes | Mapping[str, Any] | None
+) -> bool:
+    """Whether two trust policies are the same once ordering, duplicates and format are ignored."""
+    first = _empty_trust() if a is None else canonical_policy(a, trust=True)
+    second = _empty_trust() if b is None else canonical_policy(b, trust=True)
+    return policy_to_text(first) == policy_to_text(second)
+
+
+# --- permission and session policies --------------------------------------------------------
+MAX_SESSION_POLICY_LENGTH = 2048
+
+
+def assume_role_policy_for(role_arns: Iterable[str]) -> dict[str, Any]:
+    """Least privilege for the partner side: sts:AssumeRole on exactly these role ARNs."""
+    arns = set()
+    for arn in role_arns:
+        parse_role_arn(arn)
+        arns.add(arn)
+    if not arns:
+        raise PolicyError("An AssumeRole policy needs at least one role ARN.")
+    resource: str | list[str] = sorted(arns) if len(arns) > 1 else next(iter(arns))
+    return _canonical_document([{"Action": _ASSUME_ROLE, "Effect": "Allow", "Resource": resource}])
+
+
+_ACTION = re.compile(r"\*|[A-Za-z0-9\-]+:[A-Za-z0-9*?]+")
+
+
+def parse_session_policy(text: object) -> str:
+    """Validate a session policy and return its minified text, ready for AssumeRole's Policy.
+
+    Checks: a JSON object with Version "1", a non-empty Statement list of Allow/Deny
+    statements with Action and Resource and no Principal, actions written service:Action,
+    and at most 2048 characters once minified (the SDK's limit; the older one was 1024).
+    """
+    if not isinstance(text, (str, bytes)):
+        raise PolicyError("A session policy must be JSON text.")
+    document = canonical_policy(text, trust=False)
+    if not document["Statement"]:
+        raise PolicyError("A session policy needs at least one statement.")
+    for statement in document["Statement"]:
+        actions = statement["Action"]
+        for action in [actions] if isinstance(actions, str) else actions:
+            if not _ACTION.fullmatch(action):
+                raise PolicyError(
+                    f"An action is written service:Action (e.g. ecs:DescribeInstances); "
+                    f"got {_shown(action)}."
+                )
+    minified = policy_to_text(document)
+    if len(minified) > MAX_SESSION_POLICY_LENGTH:
+        raise PolicyError(
+            f"A session policy may be at most {MAX_SESSION_POLICY_LENGTH} characters once "
+            f"minified; this one is {len(minified)}."
+        )
+    return minified
+
+
+def read_only_ecs_session_policy() -> dict[str, Any]:
+    """A session policy that lets the credentials only read ECS."""
+    return _canonical_document(
+        [{"Action": ["ecs:Describe*", "ecs:List*"], "Effect": "Allow", "Resource": "*"}]
+    )
+
+
+_INSTANCE_ID = re.compile(r"i-[A-Za-z0-9]{1,64}")
+_REGION = re.compile(r"\*|[a-z0-9\-]{1,64}")
+
+
+def ecs_instances_session_policy(
+    instance_ids: Iterable[str], *, account_uid: str = "*", region: str = "*"
+) -> dict[str, Any]:
+    """A session policy limiting ECS actions to the listed instances."""
+    ids = set(instance_ids)
+    if not ids:
+        raise PolicyError("List at least one ECS instance id.")
+    for instance_id in ids:
+        if not isinstance(instance_id, str) or not _INSTANCE_ID.fullmatch(instance_id):
+            raise PolicyError(
+                f"An ECS instance id looks like i-bp1abc...; got {_shown(instance_id)}."
+            )
+    if account_uid != "*":
+        validate_account_uid(account_uid)
+    if not _REGION.fullmatch(region):
+        raise PolicyError(f"A region looks like cn-hangzhou; got {_shown(region)}.")
+    resources = sorted(f"acs:ecs:{region}:{account_uid}:instance/{i}" for i in ids)
+    document = _canonical_document(
+        [
+            {
+                "Action": "ecs:*",
+                "Effect": "Allow",
+                "Resource": resources if len(resources) > 1 else resources[0],
+            }
+        ]
+    )
+    parse_session_policy(policy_to_text(document))  # too many ids must fail here, not in STS
+    return document
+
+
+# --- role session names ---------------------------------------------------------------------
+ROLE_SESSION_NAME_MAX_LENGTH = 32
+_SESSION_NAME_ALLOWED = re.compile(r"[A-Za-z0-9.@_\-]")
+_SESSION_NAME = re.compile(r"[A-Za-z0-9.@_\-]{2,32}")
+_DIGEST_LENGTH = 8
+
+
+def validate_role_session_name(name: object) -> str:
+    """A RoleSessionName the portal sends: 2 to 32 of letters, digits and `. @ _ -`."""
+    if not isinstance(name, str) or not _SESSION_NAME.fullmatch(name):
+        raise PolicyError(
+            f"A role session name is 2 to 32 of letters, digits and . @ _ -; got {_shown(name)}."
+        )
+    return name
+
+
+def role_session_name_for(email_or_name: str) -> str:
+    """A RoleSessionName naming the person: `[A-Za-z0-9.@_-]`, 2 to 32 characters.
+
+    A name that is already valid is used as is (`alice@company-b`). Otherwise accents are
+    folded to ASCII, other characters become '-', and a short digest of the original is
+    appended, so two people whose names sanitise alike still get different session names.
+    """
+    original = email_or_name if isinstance(email_or_name, str) else str(email_or_name)
+    if _SESSION_NAME.fullmatch(original):
+        return original
+    folded = unicodedata.normalize("NFKD", original)
+    cleaned = "".join(
+        ch if _SESSION_NAME_ALLOWED.fullmatch(ch) else "-"
+        for ch in folded
+        if not unicodedata.combining(ch)
+    )
+    cleaned = re.sub(r"-{2,}", "-", cleaned).strip("-")
+    digest = hashlib.sha256(original.encode("utf-8", "surrogatepass")).hexdigest()
+    keep = ROLE_SESSION_NAME_MAX_LENGTH - _DIGEST_LENGTH - 1
+    prefix = cleaned[:keep].rstrip("-") or "user"
+    return f"{prefix}-{digest[:_DIGEST_LENGTH]}"
+
+
+# --- the portal's marker on roles it created --------------------------------------------------
+PORTAL_MARKER = "[managed-by:partner-access-portal]"
+MAX_ROLE_DESCRIPTION_LENGTH = 1024
+
+
+def description_with_marker(text: str | None) -> str:
+    """A role Description that carries the portal's marker and fits RAM's 1024 characters."""
+    base = " ".join((text or "").replace(PORTAL_MARKER, "").split())
+    room = MAX_ROLE_DESCRIPTION_LENGTH - len(PORTAL_MARKER) - 1
+    base = base[:room].rstrip()
+    return f"{base} {PORTAL_MARKER}" if base else PORTAL_MARKER
+
+
+def has_marker(description: str | None) -> bool:
+    """Whether a role's Description says the portal created it."""
+    return bool(description) and PORTAL_MARKER in (description or "")
