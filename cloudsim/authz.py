@@ -75,9 +75,12 @@ def is_allowed(
                 identity.account_uid, "User", identity.user_name or ""
             )
         elif identity.kind == ASSUMED_ROLE:
-            documents = tx.attached_documents(
-                identity.account_uid, "Role", identity.role_name or ""
-            )
+            # A session belongs to one RoleId: a role deleted and re-created under the same
+            # name is another role and lends the old session nothing ([UNVERIFIED] choice).
+            role = tx.role_get(identity.account_uid, identity.role_name or "")
+            if role is None or role.role_id != identity.role_id:
+                return False
+            documents = tx.attached_documents(identity.account_uid, "Role", role.name)
         else:  # pragma: no cover - every identity kind is handled above
             return False
     if not documents:

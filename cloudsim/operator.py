@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import html
 import json
+import time
 from urllib.parse import quote
 
 from cloudsim import admin, sts
@@ -362,3 +363,15 @@ def service_assume_role(request: PageRequest) -> PageResponse:
         raise
     request.server.call_log.record(**log, outcome="success", error_code=None, status=200)
     return PageResponse.json({"RequestId": request.request_id, **body})
+
+
+@page_route("POST", "/_sim/expire-session")
+def expire_session(request: PageRequest) -> PageResponse:
+    """End an STS session now (``{"access_key_id": "STS.…"}``), as if its time had run out."""
+    _require_operator(request)
+    access_key_id = str(_json_body(request).get("access_key_id", ""))
+    with request.store.write() as tx:
+        changed = tx.sts_session_expire(access_key_id=access_key_id, at=time.time() - 1)
+    if not changed:
+        raise ApiError("EntityNotExist.Session", "No STS session has that AccessKeyId.", 404)
+    return PageResponse.json({"access_key_id": access_key_id, "expired": True})

@@ -16,7 +16,7 @@ import time
 from cloudsim import policy
 from cloudsim.api import ApiContext, api_action
 from cloudsim.errors import ApiError
-from cloudsim.store import Policy, Role, StoreError, Tx, User
+from cloudsim.store import AccessKey, Policy, Role, StoreError, Tx, User
 
 VERSION = "2015-05-01"
 
@@ -866,6 +866,18 @@ def _key_resource(ctx: ApiContext) -> str:
     return f"acs:ram:*:{uid}:root"
 
 
+def _owned_key(tx: Tx, uid: str, owner: str | None, key_id: str) -> AccessKey:
+    """The AccessKey ``key_id`` if it belongs to ``owner`` (None = root) in this account."""
+    key = tx.access_key_get(key_id)
+    if (
+        key is None
+        or key.account_uid != uid
+        or (key.user_name or "").lower() != (owner or "").lower()
+    ):
+        raise ApiError("EntityNotExist.User.AccessKey", "The AccessKey does not exist.", 404)
+    return key
+
+
 @api_action(version=VERSION, name="CreateAccessKey", mutating=True)
 def create_access_key(ctx: ApiContext) -> dict:
     uid = ctx.identity.account_uid
@@ -914,13 +926,7 @@ def delete_access_key(ctx: ApiContext) -> dict:
     ctx.authorize("ram:DeleteAccessKey", _key_resource(ctx))
     with ctx.store.write() as tx:
         owner = _key_owner(ctx, tx)
-        key = tx.access_key_get(key_id)
-        if (
-            key is None
-            or key.account_uid != uid
-            or (key.user_name or "").lower() != (owner or "").lower()
-        ):
-            raise ApiError("EntityNotExist.User.AccessKey", "The AccessKey does not exist.", 404)
+        _owned_key(tx, uid, owner, key_id)
         tx.access_key_delete(key_id)
     ctx.log_extra["resource"] = _key_resource(ctx)
     return {}
@@ -963,4 +969,23 @@ def set_account_alias(ctx: ApiContext) -> dict:
             raise ApiError(
                 "EntityAlreadyExists.AccountAlias", "The account alias is already used.", 409
             ) from None
+    return {}
+
+
+@api_action(version=VERSION, name="UpdateAccessKey", mutating=True)
+def update_access_key(ctx: ApiContext) -> dict:
+    """Activate or deactivate an AccessKey (Status Active | Inactive)."""
+    uid = ctx.identity.account_uid
+    key_id = ctx.require("UserAccessKeyId")
+    status = ctx.require("Status")
+    if status not in ("Active", "Inactive"):
+        raise ApiError(
+            "InvalidParameter.Status", "The parameter Status must be Active or Inactive.", 400
+        )
+    ctx.authorize("ram:UpdateAccessKey", _key_resource(ctx))
+    with ctx.store.write() as tx:
+        owner = _key_owner(ctx, tx)
+        _owned_key(tx, uid, owner, key_id)
+        tx.access_key_set_status(access_key_id=key_id, status=status)
+    ctx.log_extra["resource"] = _key_resource(ctx)
     return {}

@@ -109,6 +109,9 @@ class RequestHandler(BaseHTTPRequestHandler):
     sys_version = ""
     # Idle keep-alive connections are closed after this many seconds.
     timeout = 120
+    # Headers and body leave in separate writes; with Nagle's algorithm the body would wait
+    # for the client's delayed ACK (~40 ms per call).
+    disable_nagle_algorithm = True
     server: CloudSimServer
 
     def log_message(self, format: str, *args: object) -> None:
@@ -129,6 +132,10 @@ class RequestHandler(BaseHTTPRequestHandler):
             code,
         )
         self.close_connection = True
+        if self.request_version == "HTTP/0.9":
+            # An unparsable request line leaves http.server at HTTP/0.9, which would send the
+            # body without a status line; answer as HTTP/1.0 so clients see the status.
+            self.request_version = "HTTP/1.0"
         with contextlib.suppress(OSError):
             self._send_api_error(error, new_request_id(), "cloudsim")
 
@@ -170,9 +177,11 @@ class RequestHandler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
-        self.end_headers()
+        # end_headers() without its flush, so status, headers and body go out in one write.
+        self._headers_buffer.append(b"\r\n")
         if self.command != "HEAD":
-            self.wfile.write(body)
+            self._headers_buffer.append(body)
+        self.flush_headers()
 
     def _send_api_error(
         self,

@@ -45,10 +45,14 @@ def _incomplete(detail: str) -> ApiError:
     )
 
 
-def _mismatch(detail: str = "") -> ApiError:
+def _mismatch(detail: str = "", *, string_to_sign: str | None = None) -> ApiError:
     message = "Specified signature is not matched with our calculation."
     if detail:
         message = f"{message} {detail}"
+    if string_to_sign is not None:
+        # Alibaba's wording; aliyun-python-sdk-core compares the part after ':' with its own
+        # string to sign and, when equal, reports InvalidAccessKeySecret instead.
+        message = f"{message} server string to sign is:{string_to_sign}"
     return ApiError("SignatureDoesNotMatch", message, 400)
 
 
@@ -201,7 +205,7 @@ def verify_v3(
         resolved.secret.encode(), string_to_sign.encode(), hashlib.sha256
     ).hexdigest()
     if not hmac.compare_digest(expected, signature.strip().lower()):
-        raise _mismatch()
+        raise _mismatch(string_to_sign=string_to_sign)
     nonces.check_and_add(access_key_id, headers["x-acs-signature-nonce"].strip(), now)
     return Authenticated(resolved.identity, "v3")
 
@@ -236,7 +240,7 @@ def verify_v1(
     ).digest()
     expected = base64.b64encode(digest).decode()
     if not hmac.compare_digest(expected.encode(), signature.encode()):
-        raise _mismatch()
+        raise _mismatch(string_to_sign=string_to_sign)
     nonces.check_and_add(resolved.identity.access_key_id, nonce, now)
     return Authenticated(resolved.identity, "v1")
 

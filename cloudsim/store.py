@@ -1047,6 +1047,11 @@ class Tx:
         )
         return session
 
+    def sts_session_expire(self, *, access_key_id: str, at: float) -> int:
+        return self._exec(
+            "UPDATE sts_sessions SET expires_at = ? WHERE access_key_id = ?", (at, access_key_id)
+        )
+
     def sts_sessions_purge_expired(self, *, older_than: float) -> int:
         return self._exec("DELETE FROM sts_sessions WHERE expires_at < ?", (older_than,))
 
