@@ -31,10 +31,8 @@ from accounts.models import (
     validate_account_uid,
     validate_enterprise_alias,
 )
+from cloud import policies
 
-# RAM role names: 1-64 of letters, digits, "." and "-". ASCII classes only, and `\Z` so a
-# trailing newline is not accepted.
-ROLE_NAME_RE = re.compile(r"\A[A-Za-z0-9.\-]{1,64}\Z")
 ROLE_NAME_MAX_LENGTH = 64
 # RAM's MaxSessionDuration bounds, in seconds.
 MIN_SESSION_DURATION = 3600
@@ -43,11 +41,11 @@ REGION_RE = re.compile(r"\A[a-z]{2,}(?:-[a-z0-9]+){1,3}\Z")
 
 
 def validate_role_name(value: str) -> None:
-    if not isinstance(value, str) or not ROLE_NAME_RE.match(value):
-        raise ValidationError(
-            "A role name is 1 to 64 characters: letters A-Z and a-z, digits, '.' and '-'.",
-            code="invalid_role_name",
-        )
+    """RAM's rule (1-64 of letters, digits, '.' and '-'), from the cloud adapter."""
+    try:
+        policies.validate_role_name(value)
+    except policies.PolicyError as exc:
+        raise ValidationError(str(exc), code="invalid_role_name") from exc
 
 
 def validate_region(value: str) -> None:
@@ -304,7 +302,7 @@ class ManagedRole(models.Model):
 
     @property
     def role_arn(self) -> str:
-        return f"acs:ram::{self.cloud_account.account_uid}:role/{self.role_name}"
+        return policies.role_arn(self.cloud_account.account_uid, self.role_name)
 
 
 class Delegation(models.Model):
@@ -450,7 +448,7 @@ class Delegation(models.Model):
     @property
     def principal_arn(self) -> str:
         """The principal this delegation puts into the role's trust policy."""
-        return f"acs:ram::{self.partner_account_uid}:root"
+        return policies.account_root_arn(self.partner_account_uid)
 
     @property
     def is_final(self) -> bool:
