@@ -393,7 +393,8 @@ def test_missing_code_and_request_id_do_not_become_the_text_none() -> None:
 
 def test_transport_messages_do_not_quote_the_request_url() -> None:
     inner = requests.exceptions.ConnectionError(
-        "HTTPConnectionPool(host='127.0.0.1', port=9): Max retries exceeded with url: /?RoleSessionName=alice"
+        "HTTPConnectionPool(host='127.0.0.1', port=9): "
+        "Max retries exceeded with url: /?RoleSessionName=alice"
     )
     error = cloud_error_from_sdk(_unretryable(inner), action="AssumeRole")
     assert "RoleSessionName" not in error.message and "alice" not in str(error)
@@ -419,7 +420,7 @@ def test_cloud_error_survives_pickling_for_celery() -> None:
         _response_exception(ThrottlingException, 429, "Throttling.User", retry_after=300),
         action="UpdateRole",
     )
-    copy = pickle.loads(pickle.dumps(error))
+    copy = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own bytes
     assert (copy.code, copy.retry_after_ms, copy.category, copy.permanent, copy.request_id) == (
         "Throttling.User",
         300,
