@@ -1,0 +1,1034 @@
+"""Applying delegations: the worker reconciles one RAM role with everything the portal wants.
+
+`managed_role_reconcile(managed_role_id=...)` is the one entry point (the Celery tasks in
+`delegations.tasks` are thin wrappers). A run:
+
+1. claims the role's lease (a conditional UPDATE on `ManagedRole.locked_by/locked_until`; no
+   database transaction stays open during cloud calls). A role already held is left to its
+   holder: the holder releases the lease only if `desired_version` did not move during its
+   run (the release is a conditional UPDATE on the same row the services bump), otherwise it
+   runs another round, so a change made while a run is in progress is never lost, and queued
+   reconciles of one role coalesce into the holder's next round;
+2. moves `approved` delegations to `applying`, reads the role (GetRole, ListPoliciesForRole)
+   with the owner's key, decrypted here and nowhere else, and computes the desired state from
+   *all* the portal's delegations on the role;
+3. plans with `delegations.reconcile` and makes only the needed calls. Before each mutating
+   call a `CloudCall` intent row and its audit event are committed (after renewing the lease:
+   a worker that lost its lease makes no further call); the row is completed after the call,
+   with its own audit event;
+4. re-reads until the cloud shows the expected state (RAM reads may be stale for a moment
+   after a write: verification polls within a bounded time, it never trusts the write), then
+   moves `applying` → `active` and `revoking` → `revoked`/`expired` through the lifecycle
+   services, records what it saw, and releases the lease.
+
+Errors: a transient `CloudError` is retried in place a few times when the wait is short
+(honouring `retry_after_ms`), then surfaces as `TransientCloudFailure` for the task to retry
+with backoff. A permanent one (or a role of the same name the portal did not create) fails the
+pending delegations visibly. "Already exists" / "does not exist" answers are read as "done"
+only on a role that carries the portal's marker, which the planner checked under the lease.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max, Q
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from audit.services import audit_record
+from cloud import policies
+from cloud.client import CloudClient, CloudCredentials
+from cloud.errors import CloudError
+from delegations import reconcile as planner
+from delegations.models import (
+    DESIRED_PRESENT_STATUSES,
+    CatalogRole,
+    CloudCall,
+    Delegation,
+    ManagedRole,
+    OutboxMessage,
+)
+from delegations.services.lifecycle import (
+    DelegationConflict,
+    delegation_mark_active,
+    delegation_mark_applying,
+    delegation_mark_failed,
+    delegation_mark_revoked,
+)
+from delegations.services.outbox import outbox_enqueue_reconcile
+
+logger = logging.getLogger(__name__)
+
+Status = Delegation.Status
+
+
+def _setting(name: str, default: float) -> float:
+    return getattr(settings, name, default)
+
+
+def lease_duration() -> dt.timedelta:
+    """How long a claimed role stays locked without renewal. Renewed before every mutating
+    call and while verifying, so it only has to outlast one call plus one wait."""
+    return dt.timedelta(seconds=_setting("PORTAL_ROLE_LEASE_SECONDS", 120))
+
+
+# --- outcomes and errors ---------------------------------------------------------------------
+
+
+class ReconcileOutcome(StrEnum):
+    CONVERGED = "converged"  # the cloud matches the ledger; transitions are done
+    NOTHING_TO_DO = "nothing_to_do"  # no pending work on the role
+    BUSY = "busy"  # another worker holds the lease and will pick up any change
+    FAILED = "failed"  # a permanent error, recorded on the delegations
+    LEASE_LOST = "lease_lost"  # our lease expired and another worker took over
+
+
+@dataclass
+class ReconcileReport:
+    managed_role_id: str
+    outcome: ReconcileOutcome
+    rounds: int = 0
+    mutating_calls: int = 0
+    activated: list[str] = field(default_factory=list)
+    ended: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    error_code: str = ""
+
+
+class LeaseLost(Exception):
+    """Another worker claimed the role after our lease ran out; we must not touch it."""
+
+
+class TransientCloudFailure(Exception):
+    """A transient cloud error outlasted the retries made inside the run: retry the task
+    later, not before `retry_after_ms`."""
+
+    def __init__(self, error: CloudError) -> None:
+        self.error = error
+        self.retry_after_ms = error.retry_after_ms
+        super().__init__(str(error))
+
+
+@dataclass(frozen=True)
+class FailureInfo:
+    """What the owner sees on a failed delegation."""
+
+    code: str
+    message: str
+    request_id: str = ""
+
+    @classmethod
+    def from_error(cls, error: CloudError) -> FailureInfo:
+        return cls(
+            code=error.code or error.category.value,
+            message=error.message,
+            request_id=error.request_id or "",
+        )
+
+
+class _PermanentFailure(Exception):
+    def __init__(self, info: FailureInfo) -> None:
+        self.info = info
+        super().__init__(f"{info.code}: {info.message}")
+
+
+class _Replan(Exception):
+    """The cloud answered in a way that means our read is out of date: read and plan again."""
+
+
+# --- the lease -------------------------------------------------------------------------------
+
+
+class RoleLease:
+    """The per-role lock, held by a random token until `locked_until`."""
+
+    def __init__(self, managed_role_id: Any, *, duration: dt.timedelta | None = None) -> None:
+        self.managed_role_id = managed_role_id
+        self.token = uuid.uuid4().hex
+        self.duration = duration or lease_duration()
+
+    def _mine(self):
+        return ManagedRole.objects.filter(pk=self.managed_role_id, locked_by=self.token)
+
+    def claim(self) -> bool:
+        now = timezone.now()
+        claimed = (
+            ManagedRole.objects.filter(pk=self.managed_role_id)
+            .filter(Q(locked_until__isnull=True) | Q(locked_until__lte=now))
+            .update(locked_by=self.token, locked_until=now + self.duration)
+        )
+        return claimed == 1
+
+    def renew(self) -> None:
+        if not self._mine().update(locked_until=timezone.now() + self.duration):
+            raise LeaseLost(f"Lost the lease on managed role {self.managed_role_id}.")
+
+    def release_if_converged(self, *, version: int) -> bool:
+        """Release and record `version` as applied, unless the desired state moved on while
+        we worked (then keep the lease and return False: the caller runs another round).
+        One UPDATE on the row the services bump, so it cannot miss a concurrent change."""
+        released = (
+            self._mine()
+            .filter(desired_version=version)
+            .update(
+                locked_by="",
+                locked_until=None,
+                applied_version=version,
+                last_reconciled_at=timezone.now(),
+            )
+        )
+        if released:
+            return True
+        if not self._mine().exists():
+            raise LeaseLost(f"Lost the lease on managed role {self.managed_role_id}.")
+        return False
+
+    def release(self, *, applied_version: int | None = None) -> None:
+        changes: dict[str, Any] = {"locked_by": "", "locked_until": None}
+        if applied_version is not None:
+            changes["applied_version"] = applied_version
+        self._mine().update(**changes)
+
+    def remaining_seconds(self) -> float:
+        until = (
+            ManagedRole.objects.filter(pk=self.managed_role_id)
+            .values_list("locked_until", flat=True)
+            .first()
+        )
+        if until is None:
+            return 0.0
+        return max(0.0, (until - timezone.now()).total_seconds())
+
+
+# --- backoff ---------------------------------------------------------------------------------
+
+
+def backoff_seconds(
+    attempt: int,
+    *,
+    retry_after_ms: int | None = None,
+    base: float = 0.2,
+    cap: float = 60.0,
+) -> float:
+    """Exponential backoff with full jitter in [0.5, 1.5) x base*2^attempt, capped, and never
+    shorter than the cloud's `x-acs-retry-after` (milliseconds, as the SDK reads it)."""
+    delay = min(cap, base * (2**attempt)) * (0.5 + random.random())
+    if retry_after_ms:
+        delay = max(delay, retry_after_ms / 1000.0)
+    return delay
+
+
+# --- the owner's key -------------------------------------------------------------------------
+
+
+def _credentials(managed_role: ManagedRole) -> CloudCredentials:
+    # Imported here: the crypto lives with the cloud-account services, and the secret is
+    # decrypted only inside the worker, for the duration of one run.
+    from delegations.services.cloud_accounts import cloud_account_credentials
+
+    return cloud_account_credentials(cloud_account=managed_role.cloud_account)
+
+
+def make_cloud_client(managed_role: ManagedRole) -> CloudClient:
+    """The SDK client for the role's cloud account. Tests may replace this to inject faults
+    between calls (e.g. a crash after the n-th call)."""
+    return CloudClient(_credentials(managed_role), region_id=managed_role.cloud_account.region)
+
+
+# --- recording cloud calls -------------------------------------------------------------------
+
+
+def _error_fields(error: CloudError) -> dict[str, Any]:
+    return {
+        "request_id": (error.request_id or "")[:64],
+        "http_status": error.http_status,
+        "error_code": (error.code or error.category.value)[:128],
+        "error_message": (error.message or "")[:2000],
+    }
+
+
+class _Recorder:
+    """Writes one `CloudCall` row (and its audit events) per cloud request of a run."""
+
+    def __init__(
+        self, *, managed_role: ManagedRole, lease: RoleLease, partners: Iterable[Any]
+    ) -> None:
+        self.role = managed_role
+        self.lease = lease
+        self.owner = managed_role.cloud_account.organisation
+        self.partners = list(partners)
+        self.delegation_ids: list[Any] = []
+        self.mutations_sent = 0
+        self.mutations_succeeded = 0
+
+    def _link(self, call: CloudCall) -> None:
+        if self.delegation_ids:
+            through = CloudCall.delegations.through
+            through.objects.bulk_create(
+                [through(cloudcall_id=call.pk, delegation_id=d) for d in self.delegation_ids]
+            )
+
+    def _audit(self, call: CloudCall, *, action: str, outcome: str) -> None:
+        audit_record(
+            action=action,
+            organisation=self.owner,
+            related_organisations=self.partners,
+            target=call,
+            target_label=f"{call.action} {call.target}",
+            after={
+                "outcome": call.outcome,
+                "request_id": call.request_id,
+                "error_code": call.error_code,
+            },
+            metadata={
+                "cloud_action": call.action,
+                "target": call.target,
+                "mutating": call.mutating,
+                "request": call.request_summary,
+                "http_status": call.http_status,
+                "worker": call.worker,
+                "managed_role": str(self.role.pk),
+            },
+            outcome=outcome,
+        )
+
+    def read(self, action: str, target: str, send: Callable[[], Any], client: CloudClient) -> Any:
+        """A read: no intent is needed (it changes nothing); one row once it answered."""
+        try:
+            result = send()
+        except CloudError as error:
+            self._finish_read(action, target, error=error)
+            raise
+        self._finish_read(action, target, request_id=client.last_request_id or "")
+        return result
+
+    def _finish_read(
+        self, action: str, target: str, *, error: CloudError | None = None, request_id: str = ""
+    ) -> None:
+        # "Not found" is an answer to a read, not a failure.
+        ok = error is None or error.is_not_found
+        fields = _error_fields(error) if error is not None else {"request_id": request_id[:64]}
+        with transaction.atomic():
+            call = CloudCall.objects.create(
+                managed_role=self.role,
+                action=action,
+                mutating=False,
+                target=target,
+                worker=self.lease.token,
+                finished_at=timezone.now(),
+                outcome=CloudCall.Outcome.OK if ok else CloudCall.Outcome.ERROR,
+                **fields,
+            )
+            self._link(call)
+            self._audit(
+                call,
+                action="cloud.call_read",
+                outcome=AuditEvent.Outcome.SUCCESS if ok else AuditEvent.Outcome.FAILURE,
+            )
+
+    def intent(self, action: str, target: str, summary: dict[str, Any]) -> CloudCall:
+        """Write-ahead: committed before the request is sent. Renewing the lease in the same
+        transaction fences off a worker whose lease ran out: it raises instead of calling."""
+        with transaction.atomic():
+            self.lease.renew()
+            call = CloudCall.objects.create(
+                managed_role=self.role,
+                action=action,
+                mutating=True,
+                target=target,
+                request_summary=summary,
+                worker=self.lease.token,
+            )
+            self._link(call)
+            self._audit(call, action="cloud.call_intent", outcome=AuditEvent.Outcome.SUCCESS)
+        self.mutations_sent += 1
+        return call
+
+    def finish(
+        self,
+        call: CloudCall,
+        *,
+        error: CloudError | None = None,
+        request_id: str = "",
+        note: str = "",
+    ) -> None:
+        fields: dict[str, Any] = (
+            _error_fields(error) if error is not None else {"request_id": request_id[:64]}
+        )
+        outcome = CloudCall.Outcome.OK if error is None or note else CloudCall.Outcome.ERROR
+        with transaction.atomic():
+            # Only a row still pending: another worker may have closed it as "unknown" after
+            # our lease ran out.
+            updated = CloudCall.objects.filter(
+                pk=call.pk, outcome=CloudCall.Outcome.PENDING
+            ).update(outcome=outcome, finished_at=timezone.now(), note=note[:255], **fields)
+            if not updated:
+                return
+            call.refresh_from_db()
+            self._audit(
+                call,
+                action="cloud.call_result",
+                outcome=(
+                    AuditEvent.Outcome.SUCCESS
+                    if outcome == CloudCall.Outcome.OK
+                    else AuditEvent.Outcome.FAILURE
+                ),
+            )
+        if outcome == CloudCall.Outcome.OK:
+            self.mutations_succeeded += 1
+
+
+def _close_dangling_intents(*, managed_role: ManagedRole, lease: RoleLease) -> int:
+    """Intents of workers that died before recording the answer. We hold the lease, so
+    nobody else can still be waiting for them; the read that follows tells what they did."""
+    dangling = list(
+        CloudCall.objects.filter(managed_role=managed_role, outcome=CloudCall.Outcome.PENDING)
+        .exclude(worker=lease.token)
+        .order_by("id")
+    )
+    owner = managed_role.cloud_account.organisation
+    for call in dangling:
+        with transaction.atomic():
+            if not CloudCall.objects.filter(pk=call.pk, outcome=CloudCall.Outcome.PENDING).update(
+                outcome=CloudCall.Outcome.UNKNOWN,
+                finished_at=timezone.now(),
+                note="resolved by reconcile",
+            ):
+                continue
+            call.refresh_from_db()
+            audit_record(
+                action="cloud.call_result",
+                organisation=owner,
+                target=call,
+                target_label=f"{call.action} {call.target}",
+                after={"outcome": call.outcome, "request_id": "", "error_code": ""},
+                metadata={
+                    "cloud_action": call.action,
+                    "target": call.target,
+                    "mutating": True,
+                    "note": call.note,
+                    "worker": call.worker,
+                    "resolved_by": lease.token,
+                    "managed_role": str(managed_role.pk),
+                },
+                outcome=AuditEvent.Outcome.FAILURE,
+            )
+    return len(dangling)
+
+
+# --- desired state ---------------------------------------------------------------------------
+
+
+def _catalog_role_for(managed_role: ManagedRole, delegations: list[Delegation]) -> CatalogRole:
+    for delegation in delegations:
+        if delegation.catalog_role.is_active:
+            return delegation.catalog_role
+    found = (
+        CatalogRole.objects.filter(
+            cloud_account=managed_role.cloud_account, role_name__iexact=managed_role.role_name
+        )
+        .order_by("-is_active", "-updated_at")
+        .first()
+    )
+    if found is not None:
+        return found
+    if delegations:
+        return delegations[0].catalog_role
+    raise CatalogRole.DoesNotExist(f"No catalogue role names {managed_role.role_name}.")
+
+
+def _policy_keys(catalog_role: CatalogRole) -> frozenset[tuple[str, str]]:
+    return frozenset(
+        (str(p.get("type")), str(p.get("name"))) for p in catalog_role.policies or [] if p
+    )
+
+
+def desired_role_for(
+    managed_role: ManagedRole, delegations: list[Delegation]
+) -> tuple[planner.DesiredRole, frozenset[str]]:
+    """The role the portal wants, from every delegation on it, and the wanted principals."""
+    present = [d for d in delegations if d.status in DESIRED_PRESENT_STATUSES]
+    wanted = frozenset(d.principal_arn for d in present)
+    catalog_role = _catalog_role_for(managed_role, present or delegations)
+    policy_keys = _policy_keys(catalog_role)
+    desired = planner.DesiredRole(
+        role_name=managed_role.role_name,
+        owner_account_uid=managed_role.cloud_account.account_uid,
+        managed_principals_wanted=wanted,
+        managed_principals_known=frozenset(managed_role.known_principals or ()),
+        policies_wanted=policy_keys,
+        managed_policies_known=policy_keys,
+        max_session_duration=catalog_role.max_session_duration,
+        description=catalog_role.description,
+        delete_when_empty=not catalog_role.keep_role_when_empty,
+    )
+    return desired, wanted
+
+
+# --- reading and comparing -------------------------------------------------------------------
+
+
+def read_role(
+    client: CloudClient, role_name: str, recorder: _Recorder | None = None
+) -> planner.ActualRole | None:
+    """GetRole then ListPoliciesForRole; None when the role does not exist."""
+    target = f"role/{role_name}"
+    if recorder is None:
+        role = client.get_role(role_name)
+        if role is None:
+            return None
+        return planner.ActualRole.from_cloud(role, client.list_policies_for_role(role_name))
+    role = recorder.read("GetRole", target, lambda: client.get_role(role_name), client)
+    if role is None:
+        return None
+    attached = recorder.read(
+        "ListPoliciesForRole",
+        target,
+        lambda: client.list_policies_for_role(role_name),
+        client,
+    )
+    return planner.ActualRole.from_cloud(role, attached)
+
+
+def roles_match(a: planner.ActualRole | None, b: planner.ActualRole | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    try:
+        same_trust = policies.trust_policy_equal(a.trust_document, b.trust_document)
+    except policies.PolicyError:
+        return False
+    return (
+        same_trust
+        and a.attached_policies == b.attached_policies
+        and (a.description or "") == (b.description or "")
+        and a.max_session_duration == b.max_session_duration
+    )
+
+
+def trusted_principals(actual: planner.ActualRole | None) -> frozenset[str]:
+    """RAM principals an Allow statement names (the ones that can assume the role)."""
+    if actual is None:
+        return frozenset()
+    return policies.trust_policy_principals(actual.trust_document).ram
+
+
+# --- executing one operation -----------------------------------------------------------------
+
+
+def _summary(op: planner.Operation, before: planner.ActualRole | None) -> dict[str, Any]:
+    summary: dict[str, Any] = {"role_name": op.role_name}
+    if isinstance(op, planner.AttachPolicy | planner.DetachPolicy):
+        summary.update(policy_type=op.policy_type, policy_name=op.policy_name)
+    document = getattr(op, "trust_document", None)
+    if document is not None:
+        after = policies.trust_policy_principals(document).ram
+        previous = trusted_principals(before)
+        summary.update(
+            principals_added=sorted(after - previous),
+            principals_removed=sorted(previous - after),
+        )
+    session = getattr(op, "max_session_duration", None)
+    if session is not None:
+        summary["max_session_duration"] = session
+    return summary
+
+
+def _target(op: planner.Operation) -> str:
+    if isinstance(op, planner.AttachPolicy | planner.DetachPolicy):
+        return f"role/{op.role_name} policy/{op.policy_type}/{op.policy_name}"
+    return f"role/{op.role_name}"
+
+
+def _send(client: CloudClient, op: planner.Operation) -> None:
+    if isinstance(op, planner.CreateRole):
+        client.create_role(
+            op.role_name,
+            trust_document=op.trust_document,
+            description=op.description,
+            max_session_duration=op.max_session_duration,
+        )
+    elif isinstance(op, planner.UpdateRole):
+        client.update_role(
+            op.role_name,
+            trust_document=op.trust_document,
+            description=op.description,
+            max_session_duration=op.max_session_duration,
+        )
+    elif isinstance(op, planner.AttachPolicy):
+        client.attach_policy_to_role(
+            role_name=op.role_name, policy_type=op.policy_type, policy_name=op.policy_name
+        )
+    elif isinstance(op, planner.DetachPolicy):
+        client.detach_policy_from_role(
+            role_name=op.role_name, policy_type=op.policy_type, policy_name=op.policy_name
+        )
+    elif isinstance(op, planner.DeleteRole):
+        client.delete_role(op.role_name)
+    else:  # pragma: no cover - the planner has no other operations
+        raise TypeError(f"Unknown operation {op!r}")
+
+
+def _answer(op: planner.Operation, error: CloudError) -> str | None:
+    """How to read a definite "exists / does not exist" answer (the role carries the portal's
+    marker: the planner refuses any other). "done": the effect is already there (our earlier
+    request succeeded but its response was lost); "replan": the role changed under us."""
+    code = error.code or ""
+    if isinstance(op, planner.AttachPolicy):
+        if code == "EntityAlreadyExists.Role.Policy":
+            return "done"
+        if code == "EntityNotExist.Role":
+            return "replan"
+        return None
+    if isinstance(op, planner.DetachPolicy):
+        if code == "EntityNotExist.Role.Policy":
+            return "done"
+        if code == "EntityNotExist.Role":
+            return "replan"
+        return None
+    if isinstance(op, planner.DeleteRole):
+        if code == "EntityNotExist.Role":
+            return "done"
+        if error.is_delete_conflict:
+            return "replan"  # a policy was attached meanwhile: detach it first
+        return None
+    if isinstance(op, planner.CreateRole) and error.is_already_exists:
+        # Ours (lost response) or someone else's: the next read and the planner tell which.
+        return "replan"
+    if isinstance(op, planner.UpdateRole) and code == "EntityNotExist.Role":
+        return "replan"
+    return None
+
+
+# --- one run ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Round:
+    version: int
+    outbox_watermark: int
+    applying: list[Delegation]
+    leaving: list[Delegation]
+    verified: planner.ActualRole | None = None
+    exists: bool = False
+
+
+class _Reconciler:
+    def __init__(self, managed_role_id: Any, *, lease: RoleLease, force: bool) -> None:
+        self.managed_role_id = managed_role_id
+        self.lease = lease
+        self.force = force
+        self.report = ReconcileReport(
+            managed_role_id=str(managed_role_id), outcome=ReconcileOutcome.CONVERGED
+        )
+        self._client: CloudClient | None = None
+
+    # -- helpers --------------------------------------------------------------------------
+    def _load_role(self) -> ManagedRole:
+        return ManagedRole.objects.select_related(
+            "cloud_account", "cloud_account__organisation"
+        ).get(pk=self.managed_role_id)
+
+    def _client_for(self, managed_role: ManagedRole) -> CloudClient:
+        if self._client is None:
+            self._client = make_cloud_client(managed_role)
+        return self._client
+
+    def _has_work(self, managed_role: ManagedRole) -> bool:
+        if self.force or managed_role.desired_version != managed_role.applied_version:
+            return True
+        if Delegation.objects.filter(
+            managed_role=managed_role,
+            status__in=(Status.APPROVED, Status.APPLYING, Status.REVOKING),
+        ).exists():
+            return True
+        return CloudCall.objects.filter(
+            managed_role=managed_role, outcome=CloudCall.Outcome.PENDING
+        ).exists()
+
+    def _outbox_watermark(self, managed_role: ManagedRole) -> int:
+        return (
+            OutboxMessage.objects.filter(
+                kind=OutboxMessage.Kind.RECONCILE_ROLE, object_id=str(managed_role.pk)
+            ).aggregate(top=Max("id"))["top"]
+            or 0
+        )
+
+    def _mark_outbox_done(self, managed_role: ManagedRole, watermark: int) -> None:
+        if watermark:
+            OutboxMessage.objects.filter(
+                kind=OutboxMessage.Kind.RECONCILE_ROLE,
+                object_id=str(managed_role.pk),
+                id__lte=watermark,
+                done_at__isnull=True,
+            ).update(done_at=timezone.now())
+
+    # -- the loop -------------------------------------------------------------------------
+    def run(self) -> ReconcileReport:
+        max_rounds = int(_setting("PORTAL_RECONCILE_MAX_ROUNDS", 20))
+        cleanup_pending = False
+        for _ in range(max_rounds):
+            managed_role = self._load_role()
+            version = managed_role.desired_version
+            watermark = self._outbox_watermark(managed_role)
+            if not cleanup_pending and not self._has_work(managed_role):
+                if self.lease.release_if_converged(version=version):
+                    self._mark_outbox_done(managed_role, watermark)
+                    if self.report.rounds == 0:
+                        self.report.outcome = ReconcileOutcome.NOTHING_TO_DO
+                    return self.report
+                continue
+            self.force = False
+            self.report.rounds += 1
+            try:
+                self._round(managed_role, version=version, watermark=watermark)
+            except _PermanentFailure as failure:
+                cleanup_pending = self._fail_pending(managed_role, failure.info)
+                self.report.outcome = ReconcileOutcome.FAILED
+                self.report.error_code = failure.info.code
+                if cleanup_pending:
+                    continue
+                # Nothing left to clean up: the failure is recorded; do not hammer it.
+                self._mark_outbox_done(managed_role, watermark)
+                self.lease.release(applied_version=version)
+                return self.report
+            cleanup_pending = False
+            if self.lease.release_if_converged(version=version):
+                self._mark_outbox_done(managed_role, watermark)
+                return self.report
+        # The desired state kept moving for many rounds: hand over to a later run.
+        self.lease.release()
+        return self.report
+
+    def _round(self, managed_role: ManagedRole, *, version: int, watermark: int) -> None:
+        _close_dangling_intents(managed_role=managed_role, lease=self.lease)
+        with transaction.atomic():
+            for delegation in Delegation.objects.filter(
+                managed_role=managed_role, status=Status.APPROVED
+            ).order_by("created_at"):
+                delegation_mark_applying(delegation=delegation)
+
+        delegations = list(
+            Delegation.objects.filter(managed_role=managed_role)
+            .exclude(status__in=(Status.REQUESTED, Status.REJECTED))
+            .select_related("catalog_role", "partner")
+        )
+        applying = [d for d in delegations if d.status == Status.APPLYING]
+        leaving = [
+            d
+            for d in delegations
+            if d.status == Status.REVOKING
+            or (d.status == Status.FAILED and d.failed_phase == Delegation.Phase.REVOKING)
+        ]
+        desired, wanted = desired_role_for(managed_role, delegations)
+
+        # Remember every principal we are about to manage *before* any call, so a crash after
+        # the call still knows it is ours to remove later.
+        known = set(managed_role.known_principals or ())
+        if not wanted <= known:
+            managed_role.known_principals = sorted(known | wanted)
+            ManagedRole.objects.filter(pk=managed_role.pk).update(
+                known_principals=managed_role.known_principals
+            )
+            desired, wanted = desired_role_for(managed_role, delegations)
+
+        recorder = _Recorder(
+            managed_role=managed_role,
+            lease=self.lease,
+            partners={d.partner for d in applying + leaving},
+        )
+        recorder.delegation_ids = [d.pk for d in applying + leaving]
+        client = self._client_for(managed_role)
+        actual = self._converge(managed_role, client, recorder, desired)
+        self.report.mutating_calls += recorder.mutations_sent
+        self._finish(
+            managed_role,
+            _Round(
+                version=version,
+                outbox_watermark=watermark,
+                applying=applying,
+                leaving=leaving,
+                verified=actual,
+                exists=actual is not None,
+            ),
+        )
+
+    def _converge(
+        self,
+        managed_role: ManagedRole,
+        client: CloudClient,
+        recorder: _Recorder,
+        desired: planner.DesiredRole,
+    ) -> planner.ActualRole | None:
+        """Read, plan, act, verify; again while the cloud keeps surprising us (bounded)."""
+        max_replans = int(_setting("PORTAL_RECONCILE_MAX_REPLANS", 4))
+        actual = self._with_retries(lambda: read_role(client, managed_role.role_name, recorder))
+        for _ in range(max_replans):
+            plan = planner.plan_role_reconciliation(actual=actual, desired=desired)
+            if isinstance(plan, planner.Refusal):
+                raise _PermanentFailure(FailureInfo(code=plan.code, message=plan.reason))
+            if plan.is_empty:
+                return actual
+            try:
+                before = actual
+                for op in plan.operations:
+                    self._mutate(client, recorder, op, before)
+                expected = planner.expected_state_after(actual, plan)
+            except _Replan:
+                actual = self._with_retries(
+                    lambda: read_role(client, managed_role.role_name, recorder)
+                )
+                continue
+            verified = self._verify(client, recorder, managed_role.role_name, expected)
+            if verified is not None:
+                return verified
+            # Not what we wrote after waiting out any stale window: someone else changed the
+            # role meanwhile. Plan again from what is there now.
+            actual = self._with_retries(lambda: read_role(client, managed_role.role_name, recorder))
+        raise TransientCloudFailure(
+            CloudError(
+                code="ReconcileDidNotSettle",
+                message=(
+                    f"The role {managed_role.role_name} kept changing while the portal "
+                    "updated it; it will try again."
+                ),
+                action="Reconcile",
+                category=None,
+                transport=True,
+            )
+        )
+
+    def _with_retries(self, call: Callable[[], Any]) -> Any:
+        """Retry a transient error in place while the wait is short; otherwise hand it to the
+        task's retry (which releases the role to other work meanwhile)."""
+        attempts = int(_setting("PORTAL_RECONCILE_INLINE_ATTEMPTS", 4))
+        max_wait = _setting("PORTAL_RECONCILE_INLINE_MAX_WAIT_SECONDS", 3.0)
+        for attempt in range(attempts):
+            try:
+                return call()
+            except CloudError as error:
+                if error.permanent:
+                    raise
+                wait = backoff_seconds(attempt, retry_after_ms=error.retry_after_ms)
+                if attempt + 1 >= attempts or wait > max_wait:
+                    raise TransientCloudFailure(error) from None
+                logger.info("Transient %s; retrying in %.2f s", error.code or error.category, wait)
+                time.sleep(wait)
+                self.lease.renew()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _mutate(
+        self,
+        client: CloudClient,
+        recorder: _Recorder,
+        op: planner.Operation,
+        before: planner.ActualRole | None,
+    ) -> None:
+        summary = _summary(op, before)
+        target = _target(op)
+
+        def attempt() -> None:
+            call = recorder.intent(op.action, target, summary)
+            try:
+                _send(client, op)
+            except CloudError as error:
+                answer = _answer(op, error) if error.permanent else None
+                recorder.finish(
+                    call,
+                    error=error,
+                    note=f"already {'done' if answer == 'done' else 'changed'}" if answer else "",
+                )
+                if answer == "done":
+                    return
+                if answer == "replan":
+                    raise _Replan() from None
+                raise
+            recorder.finish(call, request_id=client.last_request_id or "")
+
+        try:
+            self._with_retries(attempt)
+        except CloudError as error:
+            raise _PermanentFailure(FailureInfo.from_error(error)) from None
+
+    def _verify(
+        self,
+        client: CloudClient,
+        recorder: _Recorder,
+        role_name: str,
+        expected: planner.ActualRole | None,
+    ) -> planner.ActualRole | None:
+        """Re-read until the cloud shows `expected`, within a bounded time. Returns what was
+        read, or None when it never matched."""
+        timeout = _setting("PORTAL_RECONCILE_VERIFY_TIMEOUT_SECONDS", 20.0)
+        deadline = time.monotonic() + timeout
+        delay = _setting("PORTAL_RECONCILE_VERIFY_FIRST_DELAY_SECONDS", 0.05)
+        while True:
+            current = self._with_retries(lambda: read_role(client, role_name, recorder))
+            if roles_match(current, expected):
+                return current
+            if time.monotonic() + delay > deadline:
+                return None
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+            self.lease.renew()
+
+    def _finish(self, managed_role: ManagedRole, round_: _Round) -> None:
+        """Record what the cloud showed, and move the delegations it settles."""
+        actual = round_.verified
+        present = trusted_principals(actual)
+        now = timezone.now()
+        with transaction.atomic():
+            changes: dict[str, Any] = {
+                "last_seen_at": now,
+                "last_seen_exists": actual is not None,
+                "last_seen_trust_policy": (
+                    policies.canonical_policy(actual.trust_document, trust=True)
+                    if actual is not None
+                    else None
+                ),
+                "last_seen_policies": (
+                    [{"type": t, "name": n} for t, n in sorted(actual.attached_policies)]
+                    if actual is not None
+                    else []
+                ),
+                "last_seen_description": (actual.description or "")[:1024] if actual else "",
+                "created_by_portal": actual is not None and actual.created_by_portal,
+            }
+            ManagedRole.objects.filter(pk=managed_role.pk).update(**changes)
+            for delegation in round_.applying:
+                if (
+                    actual is not None
+                    and delegation.principal_arn in present
+                    and self._move(delegation, delegation_mark_active, expect=Status.APPLYING)
+                ):
+                    self.report.activated.append(str(delegation.pk))
+            for delegation in round_.leaving:
+                if delegation.principal_arn not in present:
+                    expect = delegation.status
+                    if self._move(delegation, delegation_mark_revoked, expect=expect):
+                        self.report.ended.append(str(delegation.pk))
+
+    @staticmethod
+    def _move(delegation: Delegation, service: Callable[..., Delegation], *, expect: str) -> bool:
+        """Apply a worker transition only if the delegation is still where this round saw it:
+        an owner may have revoked it meanwhile (then the next round handles it)."""
+        current = Delegation.objects.filter(pk=delegation.pk).values_list("status", flat=True)
+        if current.first() != expect:
+            return False
+        try:
+            with transaction.atomic():
+                service(delegation=delegation)
+        except DelegationConflict:
+            return False
+        return True
+
+    def _fail_pending(self, managed_role: ManagedRole, info: FailureInfo) -> bool:
+        """Fail every delegation this run was working on, visibly. Returns whether a cleanup
+        round is needed (a delegation that failed while applying may have left its principal
+        in the trust policy, and a failed delegation is not wanted there)."""
+        failed_applying = False
+        for delegation in Delegation.objects.filter(
+            managed_role=managed_role,
+            status__in=(Status.APPROVED, Status.APPLYING, Status.REVOKING),
+        ):
+            try:
+                with transaction.atomic():
+                    delegation_mark_failed(
+                        delegation=delegation,
+                        error_code=info.code,
+                        error_message=info.message,
+                        request_id=info.request_id,
+                    )
+            except DelegationConflict:
+                continue
+            self.report.failed.append(str(delegation.pk))
+            failed_applying = failed_applying or delegation.status != Status.REVOKING
+        logger.warning(
+            "Reconcile of %s failed permanently: %s %s (request id %s)",
+            managed_role.role_name,
+            info.code,
+            info.message,
+            info.request_id,
+        )
+        # Only worth another round if this run may have changed the role before failing.
+        return failed_applying and self.report.mutating_calls > 0
+
+
+# --- public entry points ---------------------------------------------------------------------
+
+
+def managed_role_reconcile(*, managed_role_id: Any, force: bool = False) -> ReconcileReport:
+    """Bring one RAM role in line with every delegation on it (see the module docstring).
+
+    `force` runs a round even when nothing is pending (a repair asked by the owner).
+    Raises `TransientCloudFailure` when the cloud keeps failing transiently: the caller
+    retries later; the lease is released first so other work on the role is not blocked.
+    """
+    lease = RoleLease(managed_role_id)
+    if not lease.claim():
+        return ReconcileReport(managed_role_id=str(managed_role_id), outcome=ReconcileOutcome.BUSY)
+    reconciler = _Reconciler(managed_role_id, lease=lease, force=force)
+    try:
+        return reconciler.run()
+    except LeaseLost:
+        logger.warning("Lease on managed role %s lost mid-run; the new holder goes on.", lease)
+        reconciler.report.outcome = ReconcileOutcome.LEASE_LOST
+        return reconciler.report
+    except BaseException:
+        # Transient failures, database errors, crashes of our own: free the role for the
+        # retry (or the sweeper). The cloud state is re-read by whoever comes next.
+        lease.release()
+        raise
+
+
+def managed_role_record_failure(*, managed_role_id: Any, error: CloudError) -> list[str]:
+    """The task's retries are exhausted: fail the pending delegations with the last error,
+    so the owner sees it and can retry; the role is not retried again on its own."""
+    managed_role = ManagedRole.objects.select_related("cloud_account__organisation").get(
+        pk=managed_role_id
+    )
+    info = FailureInfo.from_error(error)
+    failed: list[str] = []
+    for delegation in Delegation.objects.filter(
+        managed_role=managed_role,
+        status__in=(Status.APPROVED, Status.APPLYING, Status.REVOKING),
+    ):
+        try:
+            with transaction.atomic():
+                delegation_mark_failed(
+                    delegation=delegation,
+                    error_code=info.code,
+                    error_message=f"{info.message} (gave up after repeated retries)",
+                    request_id=info.request_id,
+                )
+        except DelegationConflict:
+            continue
+        failed.append(str(delegation.pk))
+    version = managed_role.desired_version
+    ManagedRole.objects.filter(pk=managed_role.pk, desired_version=version, locked_by="").update(
+        applied_version=version
+    )
+    OutboxMessage.objects.filter(
+        kind=OutboxMessage.Kind.RECONCILE_ROLE,
+        object_id=str(managed_role.pk),
+        done_at__isnull=True,
+        created_at__lte=timezone.now(),
+    ).update(done_at=timezone.now(), last_error=f"gave up: {info.code}"[:255])
+    return failed
+
+
+def managed_role_request_reconcile(*, managed_role: ManagedRole) -> OutboxMessage:
+    """Ask for a reconcile of `managed_role` (repairs, sweeps): through the outbox, so the
+    request survives a broker outage."""
+    with transaction.atomic():
+        return outbox_enqueue_reconcile(managed_role=managed_role)
