@@ -45,10 +45,8 @@ class InvalidCheckpoint:
 
 
 def checkpoint_key() -> bytes | None:
-    """The HMAC key from the environment (or settings in tests); None when not configured."""
-    key = getattr(settings, "AUDIT_CHECKPOINT_KEY", None) or os.environ.get(
-        "AUDIT_CHECKPOINT_KEY", ""
-    )
+    """The HMAC key (settings.AUDIT_CHECKPOINT_KEY, from the environment); None when unset."""
+    key = getattr(settings, "AUDIT_CHECKPOINT_KEY", "")
     if not key:
         return None
     if len(key) < MIN_KEY_LENGTH:
@@ -59,9 +57,7 @@ def checkpoint_key() -> bytes | None:
 
 
 def checkpoint_directory() -> Path:
-    configured = getattr(settings, "AUDIT_CHECKPOINT_DIR", None) or os.environ.get(
-        "AUDIT_CHECKPOINT_DIR", ""
-    )
+    configured = getattr(settings, "AUDIT_CHECKPOINT_DIR", None)
     return Path(configured) if configured else Path(settings.DATA_DIR) / "audit-checkpoints"
 
 
@@ -114,7 +110,7 @@ def checkpoint_write(*, directory: Path | None = None, key: bytes | None = None)
     return final
 
 
-def _parse(name: str, text: str, key: bytes) -> Checkpoint | InvalidCheckpoint:
+def checkpoint_parse(name: str, text: str, key: bytes) -> Checkpoint | InvalidCheckpoint:
     try:
         document = json.loads(text)
     except ValueError:
@@ -158,7 +154,7 @@ def checkpoints_load(
         except (OSError, UnicodeDecodeError) as error:
             invalid.append(InvalidCheckpoint(path.name, f"unreadable: {error}", None))
             continue
-        parsed = _parse(path.name, text, key)
+        parsed = checkpoint_parse(path.name, text, key)
         (valid if isinstance(parsed, Checkpoint) else invalid).append(parsed)  # type: ignore[arg-type]
     invalid.sort(key=lambda bad: (bad.claimed_sequence is None, bad.claimed_sequence or 0))
     return valid, invalid

@@ -9,6 +9,7 @@ Alibaba Cloud endpoints.
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -240,6 +241,11 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
     # Free leases of dead workers; re-request roles stuck in applying/revoking.
     "sweep-stuck-work": {"task": "delegations.sweep_stuck_work", "schedule": 60.0},
+    # Signs the audit chain head into AUDIT_CHECKPOINT_DIR (see audit/checkpoints.py).
+    "audit-checkpoint-daily": {
+        "task": "audit.write_checkpoint",
+        "schedule": crontab(minute=5, hour=0),
+    },
 }
 
 # --- The worker's reconciliation (delegations.services.apply) -----------------------------
@@ -260,6 +266,15 @@ PORTAL_STUCK_AFTER_SECONDS = env.int("PORTAL_STUCK_AFTER_SECONDS", default=600)
 # Drift checks leave a role alone this long after a reconcile (stale reads look like drift).
 PORTAL_DRIFT_QUIET_AFTER_RECONCILE_SECONDS = env.int(
     "PORTAL_DRIFT_QUIET_AFTER_RECONCILE_SECONDS", default=30
+)
+
+
+# --- Audit ----------------------------------------------------------------------------------
+# Signed checkpoints of the audit chain: the HMAC key comes from the environment only (never the
+# database), the files go outside the database. Without a key the beat task logs a warning.
+AUDIT_CHECKPOINT_KEY = env.str("AUDIT_CHECKPOINT_KEY", default="")
+AUDIT_CHECKPOINT_DIR = Path(
+    env.str("AUDIT_CHECKPOINT_DIR", default=str(DATA_DIR / "audit-checkpoints"))
 )
 
 # --- Alibaba Cloud --------------------------------------------------------------------------
