@@ -280,7 +280,9 @@ class ManagedRole(models.Model):
     # What the cloud had the last time the worker looked (shown to the owner).
     last_seen_at = models.DateTimeField(null=True, blank=True)
     last_seen_exists = models.BooleanField(null=True, blank=True)
+    # The trust policy document as GetRole returned it (a dict, or the raw JSON string).
     last_seen_trust_policy = models.JSONField(null=True, blank=True)
+    # ListPoliciesForRole: [{"type": "System" | "Custom", "name": "..."}, ...]
     last_seen_policies = models.JSONField(default=list, blank=True)
     last_seen_description = models.CharField(max_length=1024, blank=True)
     last_reconciled_at = models.DateTimeField(null=True, blank=True)
@@ -401,6 +403,11 @@ class Delegation(models.Model):
     last_error_message = models.TextField(max_length=2000, blank=True)
     last_error_request_id = models.CharField(max_length=64, blank=True)
     last_error_at = models.DateTimeField(null=True, blank=True)
+
+    # Not stored: the lifecycle services set it on the instance they return, True when the
+    # call changed the delegation and False when it found the change already made (a double
+    # click), so a page can say "already approved".
+    changed = False
 
     # Incremented by every transition: a page posts the version it showed, so a decision
     # made on a stale page is refused instead of silently overriding another admin's.

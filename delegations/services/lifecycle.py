@@ -160,6 +160,11 @@ def _lock(delegation: Delegation) -> Delegation:
     )
 
 
+def _unchanged(locked: Delegation) -> Delegation:
+    locked.changed = False
+    return locked
+
+
 def _check_version(locked: Delegation, expected_version: int | None) -> None:
     if expected_version is not None and locked.version != expected_version:
         raise DelegationConflict(
@@ -235,6 +240,7 @@ def _transition(
         setattr(delegation, field, value)
     delegation.version += 1
     delegation.save(update_fields=[*changes, "version", "updated_at"])
+    delegation.changed = True
     _audit(
         delegation=delegation,
         action=action,
@@ -407,7 +413,7 @@ def delegation_approve(
             if locked.decided_by_id == approved_by.pk and locked.status in (
                 DESIRED_PRESENT_STATUSES
             ):
-                return locked  # a double click: the first one already approved it
+                return _unchanged(locked)  # a double click: the first one already approved it
             raise _decided_conflict(locked)
         _check_version(locked, expected_version)
         _require_mfa(with_mfa=with_mfa)
@@ -468,7 +474,7 @@ def delegation_reject(
     _require_admin(user=rejected_by, organisation=locked.owner, doing="reject a request")
     if locked.status != Status.REQUESTED:
         if locked.status == Status.REJECTED and locked.decided_by_id == rejected_by.pk:
-            return locked
+            return _unchanged(locked)
         raise _decided_conflict(locked)
     _check_version(locked, expected_version)
     reason = _clean_reason(reason, field="reason")
@@ -504,7 +510,7 @@ def delegation_revoke(
         Status.REVOKING,
         Status.REVOKED,
     ):
-        return locked
+        return _unchanged(locked)
     if Status.REVOKING not in ALLOWED_TRANSITIONS[locked.status]:
         raise IllegalTransition(
             f"This delegation is {locked.get_status_display().lower()}; there is nothing to revoke."
@@ -575,7 +581,7 @@ def delegation_mark_applying(*, delegation: Delegation) -> Delegation:
     """The worker has started putting this delegation into the cloud."""
     locked = _lock(delegation)
     if locked.status == Status.APPLYING:
-        return locked
+        return _unchanged(locked)
     return _transition(
         locked,
         to=Status.APPLYING,
@@ -590,7 +596,7 @@ def delegation_mark_active(*, delegation: Delegation, request_id: str = "") -> D
     """The worker verified the partner's principal and the role's policies in the cloud."""
     locked = _lock(delegation)
     if locked.status == Status.ACTIVE:
-        return locked
+        return _unchanged(locked)
     return _transition(
         locked,
         to=Status.ACTIVE,
@@ -620,7 +626,7 @@ def delegation_mark_failed(
     cloud's code, message and request id, and can retry."""
     locked = _lock(delegation)
     if locked.status == Status.FAILED:
-        return locked
+        return _unchanged(locked)
     phase = (
         Delegation.Phase.REVOKING if locked.status == Status.REVOKING else Delegation.Phase.APPLYING
     )
@@ -655,7 +661,7 @@ def delegation_mark_revoked(*, delegation: Delegation) -> Delegation:
     or as expired when the scheduler ended it."""
     locked = _lock(delegation)
     if locked.status in (Status.REVOKED, Status.EXPIRED):
-        return locked
+        return _unchanged(locked)
     if locked.status == Status.FAILED and locked.failed_phase != Delegation.Phase.REVOKING:
         raise IllegalTransition("A delegation that failed while applying was never revoked.")
     expired = locked.end_cause == Delegation.EndCause.EXPIRED
@@ -685,9 +691,9 @@ def delegation_expire(*, delegation: Delegation, now: dt.datetime | None = None)
     now = now or timezone.now()
     locked = _lock(delegation)
     if locked.ends_at is None or locked.ends_at > now or locked.status not in EXPIRABLE_STATUSES:
-        return locked
+        return _unchanged(locked)
     if locked.status == Status.FAILED and locked.failed_phase == Delegation.Phase.REVOKING:
-        return locked
+        return _unchanged(locked)
     if locked.status == Status.REQUESTED:
         return _transition(
             locked,

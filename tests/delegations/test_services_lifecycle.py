@@ -627,3 +627,22 @@ def test_offer_blocks_an_admin_who_belongs_to_the_partner(
             ends_at=None,
             with_mfa=True,
         )
+
+
+def test_returned_delegation_says_whether_the_call_changed_it(
+    requested: Delegation, owner_admin: User
+) -> None:
+    assert services.delegation_approve(
+        delegation=requested, approved_by=owner_admin, with_mfa=True
+    ).changed
+    assert not services.delegation_approve(
+        delegation=requested, approved_by=owner_admin, with_mfa=True
+    ).changed
+    services.delegation_mark_applying(delegation=requested)
+    assert not services.delegation_mark_applying(delegation=requested).changed
+    assert services.delegation_revoke(
+        delegation=requested, revoked_by=owner_admin, reason="r"
+    ).changed
+    assert not services.delegation_revoke(
+        delegation=requested, revoked_by=owner_admin, reason="r"
+    ).changed
