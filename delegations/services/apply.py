@@ -749,8 +749,10 @@ class _Reconciler:
         )
         recorder.delegation_ids = [d.pk for d in applying + leaving]
         client = self._client_for(managed_role)
-        actual = self._converge(managed_role, client, recorder, desired)
-        self.report.mutating_calls += recorder.mutations_sent
+        try:
+            actual = self._converge(managed_role, client, recorder, desired)
+        finally:
+            self.report.mutating_calls += recorder.mutations_sent
         self._finish(
             managed_role,
             _Round(
@@ -917,6 +919,10 @@ class _Reconciler:
                     expect = delegation.status
                     if self._move(delegation, delegation_mark_revoked, expect=expect):
                         self.report.ended.append(str(delegation.pk))
+        # Principals someone added outside the portal stay; the owner hears of them once.
+        from delegations.services.drift_detection import record_unmanaged_principals
+
+        record_unmanaged_principals(managed_role, actual)
 
     @staticmethod
     def _move(delegation: Delegation, service: Callable[..., Delegation], *, expect: str) -> bool:

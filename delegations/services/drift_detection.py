@@ -150,17 +150,17 @@ def record_unmanaged_principals(
 ) -> int:
     """Called by the reconciler with what it verified: principals someone added outside the
     portal are kept, and reported once so the owner knows."""
-    accepted = _accepted_as_unmanaged(managed_role)
-    new = 0
-    for principal in sorted(unmanaged_principals(managed_role, actual) - accepted):
-        finding = drift_record(
+    reported = sorted(
+        unmanaged_principals(managed_role, actual) - _accepted_as_unmanaged(managed_role)
+    )
+    for principal in reported:
+        drift_record(
             managed_role=managed_role,
             kind=Kind.UNMANAGED_PRINCIPAL_ADDED,
             subject=principal,
             details={"seen_by": "reconcile"},
         )
-        new += int(finding.detected_at >= timezone.now() - dt.timedelta(seconds=5))
-    return new
+    return len(reported)
 
 
 def _apply_findings(managed_role: ManagedRole, found: list[Difference]) -> tuple[int, int]:
