@@ -17,6 +17,7 @@ from accounts.models import Organisation, hash_token
 from audit.models import AuditEvent
 from audit.selectors import audit_events_visible_to
 from cloud import policies
+from delegations import reconcile as planner
 from delegations.models import (
     DESIRED_PRESENT_STATUSES,
     CatalogRole,
@@ -222,6 +223,7 @@ class RoleComparison:
     cloud_document: str = ""
     wanted_document: str = ""
     document_error: str = ""
+    refusal: str = ""
     open_findings: list[DriftFinding] = field(default_factory=list)
     delegation_counts: dict[str, int] = field(default_factory=dict)
 
@@ -257,10 +259,14 @@ def _principal_rows(
         ):
             pending_remove.add(arn)
     managed = set(managed_role.known_principals or []) | set(wanted) | set(names)
+    parking = policies.account_root_arn(managed_role.cloud_account.account_uid)
     rows = []
     for arn in sorted(cloud | set(wanted)):
         in_cloud = arn in cloud
-        if arn in wanted:
+        if arn == parking and arn not in wanted:
+            label = "the owner's own account: keeps the role valid while no partner is on it"
+            rows.append(PrincipalRow(arn, "", in_cloud, None, "parking", label))
+        elif arn in wanted:
             if in_cloud:
                 state, label = "ok", "in place"
             elif arn in pending_add:
@@ -309,8 +315,24 @@ def _policy_rows(
     return rows
 
 
+def _actual_from_last_seen(managed_role: ManagedRole, max_session: int) -> Any:
+    if not managed_role.last_seen_exists or managed_role.last_seen_trust_policy is None:
+        return None
+    return planner.ActualRole(
+        description=managed_role.last_seen_description,
+        trust_document=managed_role.last_seen_trust_policy,
+        attached_policies=frozenset(
+            key for key in (_policy_key(p) for p in managed_role.last_seen_policies or []) if key
+        ),
+        max_session_duration=max_session,
+    )
+
+
 def role_comparison(*, managed_role: ManagedRole) -> RoleComparison:
-    """What the cloud had when the worker last looked, next to what the portal wants."""
+    """What the cloud had when the worker last looked, next to what the portal wants (the
+    role the worker's planner would leave after reconciling it)."""
+    from delegations.services.apply import desired_role_for
+
     delegations = list(
         Delegation.objects.filter(managed_role=managed_role).select_related("partner")
     )
@@ -337,15 +359,22 @@ def role_comparison(*, managed_role: ManagedRole) -> RoleComparison:
             comparison.cloud_document = json.dumps(
                 policies.canonical_policy(document, trust=True), indent=2
             )
-        wanted_arns = [d.principal_arn for d in delegations if d.status in DESIRED_PRESENT_STATUSES]
-        known = set(managed_role.known_principals or []) | {d.principal_arn for d in delegations}
-        comparison.wanted_document = json.dumps(
-            policies.merge_trust_policy(
-                document, managed_wanted=wanted_arns, managed_all_known=known
-            ),
-            indent=2,
-        )
-    except policies.PolicyError as exc:
+        if delegations and catalog_roles:
+            desired, _wanted = desired_role_for(managed_role, delegations)
+            actual = _actual_from_last_seen(managed_role, desired.max_session_duration)
+            plan = planner.plan_role_reconciliation(actual=actual, desired=desired)
+            if isinstance(plan, planner.Refusal):
+                comparison.refusal = plan.reason
+            else:
+                expected = planner.expected_state_after(actual, plan)
+                comparison.wanted_document = (
+                    json.dumps(
+                        policies.canonical_policy(expected.trust_document, trust=True), indent=2
+                    )
+                    if expected is not None
+                    else "(no role: nobody needs it any more, so the portal deletes it)"
+                )
+    except (policies.PolicyError, ValueError) as exc:
         comparison.document_error = str(exc)
     comparison.principals = _principal_rows(
         managed_role=managed_role, delegations=delegations, cloud=cloud
