@@ -10,6 +10,14 @@ import pytest
 from accounts.models import Membership, Organisation, User
 from delegations import services
 from delegations.models import CatalogRole, CloudAccount, Delegation, PartnerLink
+
+# Cloud-account and catalogue fixtures against the real cloudsim (see that module).
+from tests.delegations.cloud_fixtures import (  # noqa: F401
+    encryption_key,
+    sim,
+    sim_owner,
+    sim_partner,
+)
 from tests.delegations.factories import (
     CatalogRoleFactory,
     CloudAccountFactory,
