@@ -341,7 +341,6 @@ class _Recorder:
         """Write-ahead: committed before the request is sent. Renewing the lease in the same
         transaction fences off a worker whose lease ran out: it raises instead of calling."""
         with transaction.atomic():
-            self.lease.renew()
             call = CloudCall.objects.create(
                 managed_role=self.role,
                 action=action,
@@ -352,6 +351,9 @@ class _Recorder:
             )
             self._link(call)
             self._audit(call, action="cloud.call_intent", outcome=AuditEvent.Outcome.SUCCESS)
+            # Last, so this transaction takes its locks in the lifecycle services' order (audit
+            # chain head, then the role row) and cannot deadlock with an approval.
+            self.lease.renew()
         self.mutations_sent += 1
         return call
 
@@ -712,11 +714,12 @@ class _Reconciler:
 
     def _round(self, managed_role: ManagedRole, *, version: int, watermark: int) -> None:
         _close_dangling_intents(managed_role=managed_role, lease=self.lease)
-        with transaction.atomic():
-            for delegation in Delegation.objects.filter(
-                managed_role=managed_role, status=Status.APPROVED
-            ).order_by("created_at"):
-                delegation_mark_applying(delegation=delegation)
+        # One transaction per delegation (the service's own): holding the audit chain head
+        # while locking the next delegation would deadlock with an owner revoking it.
+        for delegation in Delegation.objects.filter(
+            managed_role=managed_role, status=Status.APPROVED
+        ).order_by("created_at"):
+            self._move(delegation, delegation_mark_applying, expect=Status.APPROVED)
 
         delegations = list(
             Delegation.objects.filter(managed_role=managed_role)
@@ -888,37 +891,34 @@ class _Reconciler:
         """Record what the cloud showed, and move the delegations it settles."""
         actual = round_.verified
         present = trusted_principals(actual)
-        now = timezone.now()
-        with transaction.atomic():
-            changes: dict[str, Any] = {
-                "last_seen_at": now,
-                "last_seen_exists": actual is not None,
-                "last_seen_trust_policy": (
-                    policies.canonical_policy(actual.trust_document, trust=True)
-                    if actual is not None
-                    else None
-                ),
-                "last_seen_policies": (
-                    [{"type": t, "name": n} for t, n in sorted(actual.attached_policies)]
-                    if actual is not None
-                    else []
-                ),
-                "last_seen_description": (actual.description or "")[:1024] if actual else "",
-                "created_by_portal": actual is not None and actual.created_by_portal,
-            }
-            ManagedRole.objects.filter(pk=managed_role.pk).update(**changes)
-            for delegation in round_.applying:
-                if (
-                    actual is not None
-                    and delegation.principal_arn in present
-                    and self._move(delegation, delegation_mark_active, expect=Status.APPLYING)
-                ):
-                    self.report.activated.append(str(delegation.pk))
-            for delegation in round_.leaving:
-                if delegation.principal_arn not in present:
-                    expect = delegation.status
-                    if self._move(delegation, delegation_mark_revoked, expect=expect):
-                        self.report.ended.append(str(delegation.pk))
+        # What the cloud showed: one statement, outside any transaction that audits.
+        ManagedRole.objects.filter(pk=managed_role.pk).update(
+            last_seen_at=timezone.now(),
+            last_seen_exists=actual is not None,
+            last_seen_trust_policy=(
+                policies.canonical_policy(actual.trust_document, trust=True) if actual else None
+            ),
+            last_seen_policies=(
+                [{"type": t, "name": n} for t, n in sorted(actual.attached_policies)]
+                if actual
+                else []
+            ),
+            last_seen_description=(actual.description or "")[:1024] if actual else "",
+            created_by_portal=actual is not None and actual.created_by_portal,
+        )
+        # Each transition in its own transaction (see _round for why).
+        for delegation in round_.applying:
+            if (
+                actual is not None
+                and delegation.principal_arn in present
+                and self._move(delegation, delegation_mark_active, expect=Status.APPLYING)
+            ):
+                self.report.activated.append(str(delegation.pk))
+        for delegation in round_.leaving:
+            if delegation.principal_arn not in present and self._move(
+                delegation, delegation_mark_revoked, expect=delegation.status
+            ):
+                self.report.ended.append(str(delegation.pk))
         # Principals someone added outside the portal stay; the owner hears of them once.
         from delegations.services.drift_detection import record_unmanaged_principals
 
