@@ -1,6 +1,6 @@
 from django.urls import path
 
-from delegations import views
+from delegations import catalog_urls, views
 
 app_name = "delegations"
 
@@ -23,3 +23,6 @@ urlpatterns = [
     path("<uuid:delegation_id>/revoke/", views.delegation_revoke, name="revoke"),
     path("<uuid:delegation_id>/retry/", views.delegation_retry, name="retry"),
 ]
+
+# The cloud account, the catalogue and the allow-list.
+urlpatterns += catalog_urls.urlpatterns
