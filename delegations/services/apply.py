@@ -48,7 +48,7 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from audit.services import audit_record
 from cloud import policies
-from cloud.client import CloudClient, CloudCredentials
+from cloud.client import CloudClient
 from cloud.errors import CloudError
 from delegations import reconcile as planner
 from delegations.models import (
@@ -59,6 +59,7 @@ from delegations.models import (
     ManagedRole,
     OutboxMessage,
 )
+from delegations.services.cloud_accounts import cloud_account_credentials
 from delegations.services.lifecycle import (
     DelegationConflict,
     delegation_mark_active,
@@ -232,18 +233,12 @@ def backoff_seconds(
 # --- the owner's key -------------------------------------------------------------------------
 
 
-def _credentials(managed_role: ManagedRole) -> CloudCredentials:
-    # Imported here: the crypto lives with the cloud-account services, and the secret is
-    # decrypted only inside the worker, for the duration of one run.
-    from delegations.services.cloud_accounts import cloud_account_credentials
-
-    return cloud_account_credentials(cloud_account=managed_role.cloud_account)
-
-
 def make_cloud_client(managed_role: ManagedRole) -> CloudClient:
-    """The SDK client for the role's cloud account. Tests may replace this to inject faults
-    between calls (e.g. a crash after the n-th call)."""
-    return CloudClient(_credentials(managed_role), region_id=managed_role.cloud_account.region)
+    """The SDK client for the role's cloud account, with the owner's key decrypted here, inside
+    the worker, for one run (never in a task payload). Tests may replace this to inject
+    faults between calls (e.g. a crash after the n-th call)."""
+    credentials = cloud_account_credentials(cloud_account=managed_role.cloud_account)
+    return CloudClient(credentials, region_id=managed_role.cloud_account.region)
 
 
 # --- recording cloud calls -------------------------------------------------------------------
