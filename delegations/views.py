@@ -190,6 +190,9 @@ def _step(label: str, state: str) -> dict[str, str]:
 def _live_context(request: HttpRequest, delegation: Delegation) -> dict[str, Any]:
     return {
         "delegation": delegation,
+        "history": selectors.delegation_history(
+            delegation=delegation, organisation=_organisation(request)
+        ),
         "steps": _progress(delegation),
         "calls": selectors.delegation_cloud_calls(delegation=delegation),
         "is_final": delegation.status in FINAL_STATUSES,
@@ -213,9 +216,6 @@ def _detail_context(request: HttpRequest, delegation: Delegation, **forms: Any) 
             "organisation": organisation,
             "is_owner_side": delegation.owner_id == organisation.pk,
             "owner_admin": owner_admin,
-            "history": selectors.delegation_history(
-                delegation=delegation, organisation=organisation
-            ),
             "approve_form": forms.get("approve_form")
             or ApproveForm(initial={"version": delegation.version}),
             "reject_form": forms.get("reject_form")

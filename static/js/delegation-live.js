@@ -1,5 +1,6 @@
-// Live progress of one delegation: fetch the status fragment every second and swap it in.
-// No framework and nothing from a CDN. Stops once the delegation reaches a final state.
+// Live progress of one delegation: fetch the status fragment every second and swap each
+// live region (progress, cloud calls, history) in by id. No framework, nothing from a CDN.
+// Stops once the delegation reaches a final state.
 (function () {
   "use strict";
   var script = document.currentScript;
@@ -7,23 +8,32 @@
   var INTERVAL_MS = 1000;
   if (!url) return;
 
-  function live() { return document.getElementById("delegation-live"); }
+  function progress() { return document.getElementById("delegation-live"); }
 
   function applyState(root) {
     // Keep the page's forms in step with the live status: hidden version fields and which
     // action panels make sense now.
     document.querySelectorAll("input[name=version]").forEach(function (input) {
-      if (!root.contains(input)) input.value = root.dataset.version;
+      if (!input.closest("[data-live-region]")) input.value = root.dataset.version;
     });
     document.querySelectorAll("[data-live-toggle]").forEach(function (el) {
       el.hidden = root.dataset[el.dataset.liveToggle] !== "true";
     });
   }
 
+  function swap(html) {
+    var holder = document.createElement("div");
+    holder.innerHTML = html;
+    holder.querySelectorAll("[data-live-region][id]").forEach(function (fresh) {
+      var old = document.getElementById(fresh.id);
+      if (old && old.outerHTML !== fresh.outerHTML) old.replaceWith(fresh);
+    });
+  }
+
   function schedule() { window.setTimeout(poll, INTERVAL_MS); }
 
   function poll() {
-    var current = live();
+    var current = progress();
     if (!current || current.dataset.final === "true") return;
     if (document.hidden) { schedule(); return; }
     fetch(url, { credentials: "same-origin", cache: "no-store", headers: { "X-Requested-With": "fetch" } })
@@ -32,18 +42,12 @@
         return response.text();
       })
       .then(function (html) {
-        var holder = document.createElement("div");
-        holder.innerHTML = html;
-        var fresh = holder.querySelector("#delegation-live");
-        var old = live();
-        if (fresh && old && (fresh.dataset.version !== old.dataset.version || fresh.innerHTML !== old.innerHTML)) {
-          old.replaceWith(fresh);
-          applyState(fresh);
-        }
+        swap(html);
+        applyState(progress());
       })
       .catch(function () { /* a missed beat; try again */ })
       .then(schedule);
   }
 
-  if (live()) { applyState(live()); schedule(); }
+  if (progress()) { applyState(progress()); schedule(); }
 })();
