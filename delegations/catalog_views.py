@@ -379,6 +379,18 @@ def catalog_role_create(request: HttpRequest) -> HttpResponse:
         return _role_form_page(request, form=form, status=400)
     keys = form.policy_keys()
     try:
+        # Every rule that needs no cloud call first: a refused name never costs a cloud read.
+        catalog_services.catalog_role_validate(
+            owner=owner,
+            role_name=form.cleaned_data["role_name"],
+            description=form.cleaned_data["description"],
+            policy_keys=keys,
+            max_session_duration=form.cleaned_data["max_session_duration"],
+        )
+    except ValidationError as error:
+        _add_errors(form, error)
+        return _role_form_page(request, form=form, status=400)
+    try:
         high_privilege = catalog_services.catalog_policies_high_privilege(
             cloud_account=account, policy_keys=keys
         )
