@@ -209,6 +209,10 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         # The folder is polled; kombu's 1 s default would add up to a second to every apply.
         "polling_interval": env.float("CELERY_FILESYSTEM_POLLING_INTERVAL", default=0.1),
     }
+    # Every process that publishes (web, beat) or consumes (worker) must find the folders;
+    # kombu does not create them, and a publish into a missing folder fails.
+    for _folder in ("queue", "processed"):
+        (BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
 else:
     # Tasks are idempotent and carry ids only, so redelivery after the visibility timeout is
     # harmless; it must exceed the longest task time limit.
