@@ -112,6 +112,9 @@ def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         try:
             yield chromium
         finally:
+            # ORM calls made while Playwright's event loop runs get their own connection
+            # (asgiref keys connections by context); close it before the loop goes away.
+            connections.close_all()
             chromium.close()
 
 
