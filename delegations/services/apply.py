@@ -36,6 +36,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -298,15 +299,9 @@ class _Recorder:
             outcome=outcome,
         )
 
-    def read(self, action: str, target: str, send: Callable[[], Any], client: CloudClient) -> Any:
+    def record_read(self, action: str, target: str, answer: _Answer) -> None:
         """A read: no intent is needed (it changes nothing); one row once it answered."""
-        try:
-            result = send()
-        except CloudError as error:
-            self._finish_read(action, target, error=error)
-            raise
-        self._finish_read(action, target, request_id=client.last_request_id or "")
-        return result
+        self._finish_read(action, target, error=answer.error, request_id=answer.request_id)
 
     def _finish_read(
         self, action: str, target: str, *, error: CloudError | None = None, request_id: str = ""
@@ -476,26 +471,61 @@ def desired_role_for(
 # --- reading and comparing -------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Answer:
+    value: Any = None
+    error: CloudError | None = None
+    request_id: str = ""
+
+
+def _ask(client: CloudClient, call: Callable[[], Any]) -> _Answer:
+    try:
+        value = call()
+    except CloudError as error:
+        return _Answer(error=error, request_id=error.request_id or "")
+    return _Answer(value=value, request_id=client.last_request_id or "")
+
+
 def read_role(
-    client: CloudClient, role_name: str, recorder: _Recorder | None = None
+    client: CloudClient,
+    role_name: str,
+    recorder: _Recorder | None = None,
+    *,
+    side_client: CloudClient | None = None,
 ) -> planner.ActualRole | None:
-    """GetRole then ListPoliciesForRole; None when the role does not exist."""
+    """GetRole and ListPoliciesForRole; None when the role does not exist.
+
+    With `side_client` (a second client: each keeps its own last request id) the two reads go
+    out side by side, which halves the wait when the role is expected to exist; otherwise
+    ListPoliciesForRole is only sent once GetRole found the role."""
     target = f"role/{role_name}"
-    if recorder is None:
-        role = client.get_role(role_name)
-        if role is None:
-            return None
-        return planner.ActualRole.from_cloud(role, client.list_policies_for_role(role_name))
-    role = recorder.read("GetRole", target, lambda: client.get_role(role_name), client)
+    if side_client is not None:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            role_future = pool.submit(_ask, client, lambda: client.get_role(role_name))
+            policies_future = pool.submit(
+                _ask, side_client, lambda: side_client.list_policies_for_role(role_name)
+            )
+            answers = [role_future.result(), policies_future.result()]
+    else:
+        answers = [_ask(client, lambda: client.get_role(role_name))]
+        if answers[0].error is None and answers[0].value is not None:
+            answers.append(_ask(client, lambda: client.list_policies_for_role(role_name)))
+    if recorder is not None:
+        for action, answer in zip(("GetRole", "ListPoliciesForRole"), answers, strict=False):
+            recorder.record_read(action, target, answer)
+    for answer in answers:
+        if answer.error is not None and not (answer.value is None and _role_gone(answer.error)):
+            raise answer.error
+    role = answers[0].value
     if role is None:
         return None
-    attached = recorder.read(
-        "ListPoliciesForRole",
-        target,
-        lambda: client.list_policies_for_role(role_name),
-        client,
-    )
-    return planner.ActualRole.from_cloud(role, attached)
+    if answers[1].error is not None:
+        return None  # deleted between the two reads: the later answer is the truth
+    return planner.ActualRole.from_cloud(role, answers[1].value)
+
+
+def _role_gone(error: CloudError) -> bool:
+    return error.code == "EntityNotExist.Role"
 
 
 def roles_match(a: planner.ActualRole | None, b: planner.ActualRole | None) -> bool:
@@ -629,6 +659,7 @@ class _Reconciler:
             managed_role_id=str(managed_role_id), outcome=ReconcileOutcome.CONVERGED
         )
         self._client: CloudClient | None = None
+        self._side_client: CloudClient | None = None
 
     # -- helpers --------------------------------------------------------------------------
     def _load_role(self) -> ManagedRole:
@@ -640,6 +671,19 @@ class _Reconciler:
         if self._client is None:
             self._client = make_cloud_client(managed_role)
         return self._client
+
+    def _read(
+        self, managed_role: ManagedRole, recorder: _Recorder, *, expect_exists: bool
+    ) -> planner.ActualRole | None:
+        """Read the role (with in-place retries); both reads side by side when it should
+        exist."""
+        client = self._client_for(managed_role)
+        if expect_exists and self._side_client is None:
+            self._side_client = make_cloud_client(managed_role)
+        side = self._side_client if expect_exists else None
+        return self._with_retries(
+            lambda: read_role(client, managed_role.role_name, recorder, side_client=side)
+        )
 
     def _has_work(self, managed_role: ManagedRole) -> bool:
         if self.force or managed_role.desired_version != managed_role.applied_version:
@@ -772,7 +816,9 @@ class _Reconciler:
     ) -> planner.ActualRole | None:
         """Read, plan, act, verify; again while the cloud keeps surprising us (bounded)."""
         max_replans = int(_setting("PORTAL_RECONCILE_MAX_REPLANS", 4))
-        actual = self._with_retries(lambda: read_role(client, managed_role.role_name, recorder))
+        actual = self._read(
+            managed_role, recorder, expect_exists=bool(managed_role.last_seen_exists)
+        )
         for _ in range(max_replans):
             plan = planner.plan_role_reconciliation(actual=actual, desired=desired)
             if isinstance(plan, planner.Refusal):
@@ -785,16 +831,14 @@ class _Reconciler:
                     self._mutate(client, recorder, op, before)
                 expected = planner.expected_state_after(actual, plan)
             except _Replan:
-                actual = self._with_retries(
-                    lambda: read_role(client, managed_role.role_name, recorder)
-                )
+                actual = self._read(managed_role, recorder, expect_exists=actual is not None)
                 continue
-            verified = self._verify(client, recorder, managed_role.role_name, expected)
+            verified = self._verify(managed_role, recorder, expected)
             if verified is not None:
                 return verified
             # Not what we wrote after waiting out any stale window: someone else changed the
             # role meanwhile. Plan again from what is there now.
-            actual = self._with_retries(lambda: read_role(client, managed_role.role_name, recorder))
+            actual = self._read(managed_role, recorder, expect_exists=expected is not None)
         raise TransientCloudFailure(
             CloudError(
                 code="ReconcileDidNotSettle",
@@ -862,9 +906,8 @@ class _Reconciler:
 
     def _verify(
         self,
-        client: CloudClient,
+        managed_role: ManagedRole,
         recorder: _Recorder,
-        role_name: str,
         expected: planner.ActualRole | None,
     ) -> planner.ActualRole | None:
         """Re-read until the cloud shows `expected`, within a bounded time. Returns what was
@@ -873,7 +916,7 @@ class _Reconciler:
         deadline = time.monotonic() + timeout
         delay = _setting("PORTAL_RECONCILE_VERIFY_FIRST_DELAY_SECONDS", 0.05)
         while True:
-            current = self._with_retries(lambda: read_role(client, role_name, recorder))
+            current = self._read(managed_role, recorder, expect_exists=expected is not None)
             if roles_match(current, expected):
                 return current
             if time.monotonic() + delay > deadline:
