@@ -206,16 +206,6 @@ class RoleLease:
             changes["applied_version"] = applied_version
         self._mine().update(**changes)
 
-    def remaining_seconds(self) -> float:
-        until = (
-            ManagedRole.objects.filter(pk=self.managed_role_id)
-            .values_list("locked_until", flat=True)
-            .first()
-        )
-        if until is None:
-            return 0.0
-        return max(0.0, (until - timezone.now()).total_seconds())
-
 
 # --- backoff ---------------------------------------------------------------------------------
 
