@@ -12,14 +12,20 @@
 2. moves `approved` delegations to `applying`, reads the role (GetRole, ListPoliciesForRole)
    with the owner's key, decrypted here and nowhere else, and computes the desired state from
    *all* the portal's delegations on the role;
-3. plans with `delegations.reconcile` and makes only the needed calls. Before each mutating
-   call a `CloudCall` intent row and its audit event are committed (after renewing the lease:
-   a worker that lost its lease makes no further call); the row is completed after the call,
-   with its own audit event;
+3. plans with `delegations.reconcile` and makes only the needed calls: every pending
+   principal of the role goes into one UpdateRole (or CreateRole). Before each mutating call
+   a `CloudCall` intent row and its audit event are committed, in the same transaction as a
+   lease renewal (a worker that lost its lease makes no further call); the row is completed
+   with the answer and its own audit event;
 4. re-reads until the cloud shows the expected state (RAM reads may be stale for a moment
    after a write: verification polls within a bounded time, it never trusts the write), then
    moves `applying` → `active` and `revoking` → `revoked`/`expired` through the lifecycle
    services, records what it saw, and releases the lease.
+
+Database work is kept off the cloud's critical path: answers are written with the next
+transaction the round needs anyway, and a round's transitions share one transaction. Lock
+order everywhere: delegation rows, then the audit chain head, then the role row (the order the
+lifecycle services use), so a reconcile never deadlocks with an approval or a revocation.
 
 Errors: a transient `CloudError` is retried in place a few times when the wait is short
 (honouring `retry_after_ms`), then surfaces as `TransientCloudFailure` for the task to retry
