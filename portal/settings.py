@@ -209,7 +209,13 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         # Broadcasts (worker control, events) go here instead of ./control in the cwd.
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
+        # The folder is polled; kombu's 1 s default would add up to a second to every apply.
+        "polling_interval": env.float("CELERY_FILESYSTEM_POLLING_INTERVAL", default=0.1),
     }
+    # Every process that publishes (web, beat) or consumes (worker) must find the folders;
+    # kombu does not create them, and a publish into a missing folder fails.
+    for _folder in ("queue", "processed", "control"):
+        (BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
 else:
     # Tasks are idempotent and carry ids only, so redelivery after the visibility timeout is
     # harmless; it must exceed the longest task time limit.
@@ -228,13 +234,47 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+# The scheduler's work (tasks in delegations.tasks). Every entry is idempotent; none takes an
+# argument. Countdowns and intervals stay far below the broker's visibility timeout.
 CELERY_BEAT_SCHEDULE: dict = {
+    # Publish outbox rows never published or whose task was lost (broker outage, dead worker).
+    "dispatch-outbox": {"task": "delegations.dispatch_outbox", "schedule": 30.0},
+    # End delegations whose end date has passed (through revoking, ending as expired).
+    "expire-delegations": {"task": "delegations.expire_delegations", "schedule": 60.0},
+    # The periodic reconciler: pending roles get a reconcile, settled ones a drift check.
+    "reconcile-all-roles": {
+        "task": "delegations.reconcile_all_roles",
+        "schedule": env.float("PORTAL_RECONCILER_INTERVAL_SECONDS", default=300.0),
+    },
+    # Free leases of dead workers; re-request roles stuck in applying/revoking.
+    "sweep-stuck-work": {"task": "delegations.sweep_stuck_work", "schedule": 60.0},
     # Signs the audit chain head into AUDIT_CHECKPOINT_DIR (see audit/checkpoints.py).
     "audit-checkpoint-daily": {
         "task": "audit.write_checkpoint",
         "schedule": crontab(minute=5, hour=0),
     },
 }
+
+# --- The worker's reconciliation (delegations.services.apply) -----------------------------
+# How long a worker holds a role's lock without renewing it (renewed before every call).
+PORTAL_ROLE_LEASE_SECONDS = env.int("PORTAL_ROLE_LEASE_SECONDS", default=120)
+# After a write, how long to keep re-reading until the cloud shows it (RAM reads may be stale).
+PORTAL_RECONCILE_VERIFY_TIMEOUT_SECONDS = env.float(
+    "PORTAL_RECONCILE_VERIFY_TIMEOUT_SECONDS", default=20.0
+)
+# Transient errors are retried in place while the wait is short, then by Celery with backoff.
+PORTAL_RECONCILE_INLINE_ATTEMPTS = env.int("PORTAL_RECONCILE_INLINE_ATTEMPTS", default=4)
+PORTAL_RECONCILE_INLINE_MAX_WAIT_SECONDS = env.float(
+    "PORTAL_RECONCILE_INLINE_MAX_WAIT_SECONDS", default=3.0
+)
+PORTAL_RECONCILE_RETRY_BASE_SECONDS = env.float("PORTAL_RECONCILE_RETRY_BASE_SECONDS", default=2.0)
+# A delegation in approved/applying/revoking this long without change is re-requested.
+PORTAL_STUCK_AFTER_SECONDS = env.int("PORTAL_STUCK_AFTER_SECONDS", default=600)
+# Drift checks leave a role alone this long after a reconcile (stale reads look like drift).
+PORTAL_DRIFT_QUIET_AFTER_RECONCILE_SECONDS = env.int(
+    "PORTAL_DRIFT_QUIET_AFTER_RECONCILE_SECONDS", default=30
+)
+
 
 # --- Audit ----------------------------------------------------------------------------------
 # Signed checkpoints of the audit chain: the HMAC key comes from the environment only (never the

@@ -11,6 +11,7 @@ urlpatterns = [
     path("accounts/signup/", accounts_views.organisation_signup, name="account_signup"),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
+    path("delegations/", include("delegations.urls")),
     path("", include("accounts.urls")),
 ]
 

@@ -19,6 +19,7 @@ from django.db import transaction
 from accounts import services
 from accounts.models import Membership, Organisation, User
 from audit.context import audit_context
+from delegations.services.demo import demo_cloud_seed
 
 CREDENTIALS_FILE_NAME = "demo-users.json"
 
@@ -116,8 +117,15 @@ class Command(BaseCommand):
             for organisation in ORGANISATIONS:
                 self._ensure_organisation(organisation, users)
         _write_credentials(path, passwords)
+        # The cloud half (connected accounts, catalogue, allow-list, partner link) lives with
+        # the delegations; it makes real calls, so it runs outside the transaction above.
+        with audit_context(source="command:seed_demo"):
+            cloud_lines = demo_cloud_seed(cloudsim_data_dir=settings.CLOUDSIM_DATA_DIR)
         if not options["quiet"]:
             self._print_table(passwords, path)
+            self.stdout.write("")
+            for line in cloud_lines:
+                self.stdout.write(line)
 
     def _ensure_user(self, person: DemoPerson, password: str) -> User:
         user = User.objects.filter(email__iexact=person.email).first()

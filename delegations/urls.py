@@ -1,0 +1,28 @@
+from django.urls import path
+
+from delegations import catalog_urls, views
+
+app_name = "delegations"
+
+urlpatterns = [
+    path("", views.delegation_list, name="list"),
+    path("request/", views.delegation_request, name="request"),
+    path("offer/", views.delegation_offer, name="offer"),
+    path("roles/", views.role_overview, name="roles"),
+    path("drift/<uuid:finding_id>/resolve/", views.drift_resolve, name="drift_resolve"),
+    path("partner-links/", views.partner_links, name="partner_links"),
+    path(
+        "partner-links/<uuid:link_id>/revoke/",
+        views.partner_link_revoke,
+        name="partner_link_revoke",
+    ),
+    path("<uuid:delegation_id>/", views.delegation_detail, name="detail"),
+    path("<uuid:delegation_id>/status/", views.delegation_status, name="status"),
+    path("<uuid:delegation_id>/approve/", views.delegation_approve, name="approve"),
+    path("<uuid:delegation_id>/reject/", views.delegation_reject, name="reject"),
+    path("<uuid:delegation_id>/revoke/", views.delegation_revoke, name="revoke"),
+    path("<uuid:delegation_id>/retry/", views.delegation_retry, name="retry"),
+]
+
+# The cloud account, the catalogue and the allow-list.
+urlpatterns += catalog_urls.urlpatterns

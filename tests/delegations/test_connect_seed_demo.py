@@ -1,0 +1,125 @@
+"""`seed_demo` connects the demo organisations to cloudsim's demo accounts, builds company-a's
+catalogue, allow-lists company-b and creates a partner link; a second run changes nothing;
+without cloudsim's credentials file or an encryption key it says so and skips the cloud."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+from django.core.management import call_command
+
+from audit.models import AuditEvent
+from delegations.models import CatalogRole, CloudAccount, PartnerAllowance, PartnerLink
+from delegations.services.cloud_accounts import cloud_account_credentials
+from tests.fixtures.cloudsim import CloudSim
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(scope="module")
+def demo_sim() -> Iterator[CloudSim]:
+    """A cloudsim of its own, freshly seeded with --demo like `make run` starts it, so the
+    demo accounts hold nothing other tests made."""
+    with tempfile.TemporaryDirectory(prefix="cloudsim-seed-") as directory:
+        sim = CloudSim(data_dir=Path(directory)).start()
+        try:
+            yield sim
+        finally:
+            sim.stop()
+
+
+@pytest.fixture
+def demo_settings(settings, demo_sim: CloudSim, tmp_path: Path):
+    settings.DATA_DIR = tmp_path
+    settings.CLOUDSIM_DATA_DIR = demo_sim.data_dir
+    settings.ALIBABA_RAM_ENDPOINT = demo_sim.endpoint
+    settings.ALIBABA_STS_ENDPOINT = demo_sim.endpoint
+    settings.ALIBABA_CLOUD_PROTOCOL = "http"
+    settings.PORTAL_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    return settings
+
+
+def seed() -> str:
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    return out.getvalue()
+
+
+def test_seed_demo_connects_the_demo_accounts_and_is_idempotent(
+    demo_settings, demo_sim: CloudSim
+) -> None:
+    first = seed()
+    print(first)  # shown with -s: the output people see after `make run`
+    a_key, a_secret = demo_sim.root_key("company-a")
+    b_key, b_secret = demo_sim.root_key("company-b")
+    assert "root AccessKey" in first
+    assert f"Connected company-a (11223344) with its root AccessKey {a_key}." in first
+    assert f"Connected company-b (12345678) with its root AccessKey {b_key}." in first
+    assert "Catalogue role ecs-admin added (AliyunECSFullAccess)." in first
+    assert "Catalogue role ecs-viewer added (AliyunECSReadOnlyAccess)." in first
+    assert "Allow-listed 12345678 (Company B)." in first
+    assert "Partner link for company-b created: code" in first
+    assert a_secret not in first and b_secret not in first
+
+    owner_account = CloudAccount.objects.get(organisation__slug="company-a", is_active=True)
+    partner_account = CloudAccount.objects.get(organisation__slug="company-b", is_active=True)
+    assert cloud_account_credentials(cloud_account=owner_account).access_key_secret == a_secret
+    assert partner_account.caller_arn == "acs:ram::12345678:root"
+    roles = {r.role_name: r.policies for r in CatalogRole.objects.all()}
+    assert roles == {
+        "ecs-admin": [{"type": "System", "name": "AliyunECSFullAccess"}],
+        "ecs-viewer": [{"type": "System", "name": "AliyunECSReadOnlyAccess"}],
+    }
+    assert list(PartnerAllowance.objects.values_list("partner_account_uid", flat=True)) == [
+        "12345678"
+    ]
+    assert PartnerLink.objects.count() == 1
+    events = AuditEvent.objects.count()
+
+    second = seed()
+    assert "Already connected: company-a" in second and "Already connected: company-b" in second
+    assert "Catalogue role ecs-admin already there." in second
+    assert "Allow-list already has 12345678" in second
+    assert "Partner link for company-b already exists" in second
+    assert AuditEvent.objects.count() == events
+    assert CloudAccount.objects.count() == 2 and CatalogRole.objects.count() == 2
+    assert PartnerLink.objects.count() == 1
+
+
+def test_a_new_encryption_key_reconnects_with_the_demo_keys(demo_settings) -> None:
+    seed()
+    demo_settings.PORTAL_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    again = seed()
+    assert "Reconnected company-a" in again and "Reconnected company-b" in again
+    account = CloudAccount.objects.get(organisation__slug="company-a", is_active=True)
+    assert cloud_account_credentials(cloud_account=account).access_key_id == account.access_key_id
+
+
+def test_without_the_credentials_file_the_cloud_part_is_skipped(
+    demo_settings, tmp_path: Path
+) -> None:
+    demo_settings.CLOUDSIM_DATA_DIR = tmp_path / "no-cloudsim-here"
+    output = seed()
+    assert "demo-credentials.json does not exist" in output
+    assert "Demo sign-ins" in output
+    assert not CloudAccount.objects.exists()
+
+
+def test_without_an_encryption_key_the_cloud_part_is_skipped(demo_settings) -> None:
+    demo_settings.PORTAL_ENCRYPTION_KEYS = []
+    output = seed()
+    assert "PORTAL_ENCRYPTION_KEYS is not set" in output
+    assert not CloudAccount.objects.exists()
+
+
+def test_an_unreachable_cloud_is_a_note(demo_settings) -> None:
+    demo_settings.ALIBABA_RAM_ENDPOINT = "127.0.0.1:9"
+    demo_settings.ALIBABA_STS_ENDPOINT = "127.0.0.1:9"
+    output = seed()
+    assert "Note: Could not connect company-a" in output and "could not be reached" in output
+    assert not CloudAccount.objects.exists()

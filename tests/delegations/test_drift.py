@@ -1,0 +1,235 @@
+"""The periodic reconciler: drift between cloudsim and the ledger is reported once, audited,
+cleared when it goes away, and repaired or accepted as the owner decides."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from cloud import policies
+from delegations import services
+from delegations.models import Delegation, DriftFinding, ManagedRole, OutboxMessage
+from delegations.services.drift_detection import (
+    managed_role_check_drift,
+    managed_roles_periodic_pass,
+    managed_roles_sweep_stuck,
+)
+from tests.fixtures.worker import random_uid
+
+Kind = DriftFinding.Kind
+Status = Delegation.Status
+
+
+@pytest.fixture
+def settled(owner_world, settings):
+    """Two active partners on the role, reconciled and quiet."""
+    settings.PORTAL_DRIFT_QUIET_AFTER_RECONCILE_SECONDS = 0
+    first, second = owner_world.offer(), owner_world.offer()
+    owner_world.reconcile()
+    return owner_world, first, second
+
+
+def _check(world):
+    return managed_role_check_drift(managed_role_id=world.managed_role().pk)
+
+
+def _principal(delegation: Delegation) -> str:
+    return f"acs:ram::{delegation.partner_account_uid}:root"
+
+
+def _set_trust(world, principals: set[str]) -> None:
+    world.client().update_role(
+        world.role_name, trust_document=policies.build_trust_policy(sorted(principals))
+    )
+
+
+def _open(world) -> set[tuple[str, str]]:
+    return set(
+        DriftFinding.objects.filter(
+            managed_role=world.managed_role(), resolved_at__isnull=True
+        ).values_list("kind", "subject")
+    )
+
+
+def test_a_settled_role_has_no_drift_and_the_check_changes_nothing(settled) -> None:
+    world, _, _ = settled
+    seq = world.last_seq()
+
+    check = _check(world)
+
+    assert check.outcome == "checked"
+    assert check.open_findings == []
+    assert world.cloud_calls(seq, mutating=True) == []
+    assert not DriftFinding.objects.exists()
+
+
+def test_missing_principal_is_reported_once_and_repaired_on_request(settled) -> None:
+    world, first, second = settled
+    _set_trust(world, {_principal(second)})
+
+    _check(world)
+    _check(world)
+
+    assert _open(world) == {(Kind.MANAGED_PRINCIPAL_MISSING, _principal(first))}
+    finding = DriftFinding.objects.get()
+    assert (
+        AuditEvent.objects.filter(action="drift.detected", target_id=str(finding.pk)).count() == 1
+    )
+    # Reported, not silently fixed: the cloud still lacks the partner until the owner decides.
+    assert world.trusted() == {_principal(second)}
+
+    services.drift_resolve(finding=finding, resolved_by=world.admin, resolution="repair")
+    world.reconcile()
+
+    assert world.trusted() == {_principal(first), _principal(second)}
+    assert _check(world).open_findings == []
+    assert world.status(first) == Status.ACTIVE
+
+
+def test_revoked_partner_back_in_the_trust_policy(settled) -> None:
+    world, first, second = settled
+    world.revoke(first)
+    world.reconcile()
+    _set_trust(world, {_principal(first), _principal(second)})
+
+    _check(world)
+
+    assert _open(world) == {(Kind.REVOKED_PRINCIPAL_BACK, _principal(first))}
+    services.drift_resolve(
+        finding=DriftFinding.objects.get(), resolved_by=world.admin, resolution="repair"
+    )
+    world.reconcile()
+    assert world.trusted() == {_principal(second)}
+
+
+def test_unmanaged_principal_is_reported_kept_and_accepted(settled) -> None:
+    world, first, second = settled
+    outsider = f"acs:ram::{random_uid()}:root"
+    _set_trust(world, {_principal(first), _principal(second), outsider})
+
+    _check(world)
+    assert _open(world) == {(Kind.UNMANAGED_PRINCIPAL_ADDED, outsider)}
+
+    services.drift_resolve(
+        finding=DriftFinding.objects.get(), resolved_by=world.admin, resolution="accept"
+    )
+    third = world.offer()
+    world.reconcile()
+    world.revoke(Delegation.objects.get(pk=first.pk))
+    world.reconcile()
+
+    assert outsider in world.trusted()
+    assert world.trusted() == {_principal(second), _principal(third), outsider}
+    # Accepted: not reported again while it stays.
+    assert _check(world).open_findings == []
+    assert _open(world) == set()
+
+
+def test_detached_policy_and_deleted_role(settled) -> None:
+    world, first, second = settled
+    world.client().detach_policy_from_role(
+        role_name=world.role_name, policy_type="System", policy_name="AliyunECSFullAccess"
+    )
+    _check(world)
+    assert _open(world) == {(Kind.POLICY_DETACHED, "System:AliyunECSFullAccess")}
+
+    world.client().delete_role(world.role_name)
+    _check(world)
+    assert _open(world) == {(Kind.ROLE_DELETED, "")}
+    cleared = DriftFinding.objects.get(kind=Kind.POLICY_DETACHED)
+    assert cleared.resolution == DriftFinding.Resolution.GONE
+    assert AuditEvent.objects.filter(action="drift.cleared", target_id=str(cleared.pk)).exists()
+
+    services.drift_resolve(
+        finding=DriftFinding.objects.get(kind=Kind.ROLE_DELETED),
+        resolved_by=world.admin,
+        resolution="repair",
+    )
+    world.reconcile()
+    assert world.trusted() == {_principal(first), _principal(second)}
+    assert world.attached() == {("System", "AliyunECSFullAccess")}
+    assert _check(world).open_findings == []
+
+
+def test_accepting_a_missing_principal_revokes_that_delegation(settled) -> None:
+    world, first, second = settled
+    _set_trust(world, {_principal(second)})
+    _check(world)
+
+    services.drift_resolve(
+        finding=DriftFinding.objects.get(), resolved_by=world.admin, resolution="accept"
+    )
+    world.reconcile()
+
+    assert world.status(first) == Status.REVOKED
+    assert world.trusted() == {_principal(second)}
+    assert _check(world).open_findings == []
+
+
+def test_a_role_with_pending_work_gets_a_reconcile_not_a_drift_check(settled) -> None:
+    world, _, _ = settled
+    world.offer()
+    published = len(world.published)
+    checked: list[str] = []
+
+    counts = managed_roles_periodic_pass(check_drift=checked.append)
+
+    assert checked == []
+    # The offer already left an undone outbox message: the dispatcher republishes it.
+    assert counts == {"reconcile_requested": 0, "drift_checks": 0}
+    assert len(world.published) == published
+    world.reconcile()
+    assert managed_roles_periodic_pass(check_drift=checked.append)["drift_checks"] == 1
+    assert checked == [str(world.managed_role().pk)]
+
+
+def test_a_drift_check_right_after_a_reconcile_waits(owner_world, settings) -> None:
+    settings.PORTAL_DRIFT_QUIET_AFTER_RECONCILE_SECONDS = 60
+    owner_world.offer()
+    owner_world.reconcile()
+    seq = owner_world.last_seq()
+
+    assert _check(owner_world).outcome == "recently_reconciled"
+    assert owner_world.cloud_calls(seq) == []
+
+
+def test_the_sweeper_frees_a_dead_workers_lease_and_re_requests(owner_world) -> None:
+    delegation = owner_world.offer()
+    role = owner_world.managed_role()
+    ManagedRole.objects.filter(pk=role.pk).update(
+        locked_by="dead-worker", locked_until=timezone.now() - dt.timedelta(seconds=1)
+    )
+    messages = OutboxMessage.objects.filter(object_id=str(role.pk))
+    before = messages.count()
+
+    counts = managed_roles_sweep_stuck()
+
+    assert counts == {"leases_freed": 1, "reconcile_requested": 1}
+    assert messages.count() == before + 1
+    assert ManagedRole.objects.get(pk=role.pk).locked_by == ""
+    owner_world.reconcile()
+    assert owner_world.status(delegation) == Status.ACTIVE
+
+
+def test_expiry_ends_access_as_expired_not_revoked(owner_world) -> None:
+    ends_at = timezone.now() + dt.timedelta(minutes=10)
+    keep = owner_world.offer()
+    timed = owner_world.offer(ends_at=ends_at)
+    owner_world.reconcile()
+    assert owner_world.status(timed) == Status.ACTIVE
+
+    from delegations.services import delegations_expire_due
+
+    assert delegations_expire_due(now=ends_at + dt.timedelta(seconds=1)) == 1
+    owner_world.reconcile()
+
+    ended = Delegation.objects.get(pk=timed.pk)
+    assert ended.status == Status.EXPIRED
+    assert ended.end_cause == Delegation.EndCause.EXPIRED
+    assert owner_world.trusted() == {_principal(keep)}
+    assert (
+        AuditEvent.objects.filter(target_id=str(timed.pk), action="delegation.expired").count() == 1
+    )

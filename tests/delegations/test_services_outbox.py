@@ -1,0 +1,95 @@
+"""The outbox: rows written with their change, published after the commit, re-published
+when lost, and a broker outage never breaks the caller."""
+
+import datetime as dt
+import sys
+import types
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from delegations.models import ManagedRole, OutboxMessage
+from delegations.services import outbox
+from tests.delegations.factories import ManagedRoleFactory
+
+pytestmark = pytest.mark.django_db
+
+
+class FakeTask:
+    def __init__(self, *, fail: bool = False) -> None:
+        self.fail = fail
+        self.sent: list[list[object]] = []
+
+    def apply_async(self, *, args: list[object], retry: bool) -> None:
+        assert retry is False  # never hang a web request on a dead broker
+        if self.fail:
+            raise ConnectionRefusedError("broker down")
+        self.sent.append(args)
+
+
+@pytest.fixture
+def task(monkeypatch: pytest.MonkeyPatch) -> FakeTask:
+    fake = FakeTask()
+    module = types.ModuleType("delegations.tasks")
+    module.run_outbox_message = fake  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "delegations.tasks", module)
+    return fake
+
+
+@pytest.mark.django_db(transaction=True)
+def test_enqueue_needs_the_change_transaction() -> None:
+    with pytest.raises(RuntimeError):
+        outbox.outbox_enqueue(kind="reconcile_role", object_id="x")
+
+
+def test_enqueue_publishes_after_commit_with_ids_only(
+    task: FakeTask, django_capture_on_commit_callbacks
+) -> None:
+    role = ManagedRoleFactory()
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        message = outbox.outbox_enqueue_reconcile(managed_role=role)
+        assert task.sent == []  # nothing before the commit
+    assert task.sent == [[message.pk]]
+    message.refresh_from_db()
+    assert message.object_id == str(role.pk) and message.kind == "reconcile_role"
+    assert message.dispatched_at is not None and message.attempts == 1
+    assert ManagedRole.objects.get(pk=role.pk).desired_version == 1
+
+
+def test_publish_failure_is_logged_and_left_for_the_dispatcher(
+    task: FakeTask, caplog: pytest.LogCaptureFixture
+) -> None:
+    task.fail = True
+    message = OutboxMessage.objects.create(kind="reconcile_role", object_id="1")
+    assert outbox.outbox_publish(message_id=message.pk) is False
+    message.refresh_from_db()
+    assert message.dispatched_at is None and message.done_at is None
+    assert message.last_error == "publish failed"
+    assert "dispatcher will retry" in caplog.text
+
+
+def test_republish_due_picks_unpublished_and_stale_rows_only(task: FakeTask) -> None:
+    now = timezone.now()
+    earlier = now - dt.timedelta(minutes=20)
+    never = OutboxMessage.objects.create(kind="reconcile_role", object_id="a", available_at=earlier)
+    stale = OutboxMessage.objects.create(
+        kind="reconcile_role",
+        object_id="b",
+        available_at=earlier,
+        dispatched_at=now - dt.timedelta(minutes=10),
+    )
+    OutboxMessage.objects.create(
+        kind="reconcile_role", object_id="c", available_at=earlier, dispatched_at=now
+    )
+    OutboxMessage.objects.create(
+        kind="reconcile_role",
+        object_id="d",
+        available_at=earlier,
+        done_at=now - dt.timedelta(minutes=10),
+    )
+    OutboxMessage.objects.create(
+        kind="reconcile_role", object_id="e", available_at=now + dt.timedelta(minutes=5)
+    )
+    assert outbox.outbox_republish_due(now=now) == 2
+    assert sorted(args[0] for args in task.sent) == sorted([never.pk, stale.pk])
