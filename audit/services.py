@@ -168,14 +168,18 @@ def _lock_chain_head() -> AuditChainHead:
     found = head.first()
     if found is not None:
         return found
-    # The row is created by migration 0002; it is missing only after `flush` (tests) or
-    # tampering. Recreate it only for an empty log, never over existing events.
-    if AuditEvent.objects.exists():
+    # The row is created by migration 0002 (and again by `flush`); it is missing only after a
+    # raw truncate or tampering. Concurrent writers may all get here: get_or_create settles
+    # who inserts it, and the lock taken afterwards orders them as usual.
+    AuditChainHead.objects.get_or_create(pk=AuditChainHead.SINGLETON_ID)
+    found = head.get()
+    # A fresh head over existing events would fork the chain: recreate it only for an empty
+    # log. (A head another writer just created and used has moved past sequence 0.)
+    if found.sequence == 0 and AuditEvent.objects.exists():
         raise AuditChainError(
             "The audit chain head is missing while events exist; run `manage.py audit_verify`."
         )
-    AuditChainHead.objects.get_or_create(pk=AuditChainHead.SINGLETON_ID)
-    return head.get()
+    return found
 
 
 def audit_record(

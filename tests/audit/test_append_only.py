@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from audit.admin import AuditEventAdmin
 from audit.models import AuditChainHead, AuditEvent, AuditEventScope, AuditImmutableError
+from audit.services import AuditChainError
 from audit.verify import verify_chain
 from tests.audit.conftest import make_user, write_events
 
@@ -131,10 +132,20 @@ def test_flush_empties_the_log_and_leaves_it_protected(owner_org):
     write_events(2, organisation=owner_org)
     call_command("flush", interactive=False, verbosity=0)
     assert not AuditEvent.objects.exists()
-    assert not AuditChainHead.objects.exists()
+    # The head row is put back at once, at the genesis, so first writers never race for it.
+    head = AuditChainHead.objects.get()
+    assert head.sequence == 0
     # A fresh chain starts again at 1 and the triggers are back in place.
     first = write_events(1)[0]
     assert first.sequence == 1
     with pytest.raises(DatabaseError, match="append-only"):
         raw("DELETE FROM audit_auditevent")
     assert verify_chain().ok
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_missing_head_is_recreated_only_for_an_empty_log(owner_org):
+    write_events(1, organisation=owner_org)
+    AuditChainHead.objects.all().delete()
+    with pytest.raises(AuditChainError, match="head is missing while events exist"):
+        write_events(1, organisation=owner_org)

@@ -10,6 +10,7 @@ from typing import Any
 from django.core.management.commands.flush import Command as DjangoFlushCommand
 from django.db import DEFAULT_DB_ALIAS, connections
 
+from audit.models import AuditChainHead
 from audit.triggers import append_only_suspended
 
 
@@ -18,3 +19,6 @@ class Command(DjangoFlushCommand):
         connection = connections[options.get("database") or DEFAULT_DB_ALIAS]
         with append_only_suspended(connection):
             super().handle(**options)
+        # An empty log still has its head row, so concurrent first writers never race to
+        # create it.
+        AuditChainHead.objects.using(connection.alias).get_or_create(pk=AuditChainHead.SINGLETON_ID)
