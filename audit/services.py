@@ -182,6 +182,18 @@ def _lock_chain_head() -> AuditChainHead:
     return found
 
 
+def audit_chain_lock() -> None:
+    """Take the audit chain's lock now, inside the caller's transaction.
+
+    For services that must lock rows in the project's order (delegation rows, then the audit
+    chain head, then a role row) but would otherwise first touch the chain only after the
+    role: taking it early keeps every writer's lock order the same, so none can deadlock.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise AuditNotInTransactionError("audit_chain_lock() must run inside transaction.atomic().")
+    _lock_chain_head()
+
+
 def audit_record(
     *,
     action: str,

@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import Membership, User
-from audit.services import audit_record
+from audit.services import audit_chain_lock, audit_record
 from delegations.models import (
     DESIRED_PRESENT_STATUSES,
     CatalogRole,
@@ -129,6 +129,10 @@ def drift_resolve(*, finding: DriftFinding, resolved_by: User, resolution: str) 
         )
 
     effects: dict[str, Any] = {}
+    # The project's lock order (delegation rows, audit chain head, role row), as approve and
+    # revoke take it; locking the role first here could deadlock with them on PostgreSQL.
+    list(Delegation.objects.select_for_update().filter(managed_role=role).order_by("pk"))
+    audit_chain_lock()
     role = ManagedRole.objects.select_for_update().get(pk=role.pk)
     if resolution == Resolution.REPAIR:
         if locked.kind == Kind.UNMANAGED_PRINCIPAL_ADDED and locked.subject:
