@@ -348,10 +348,10 @@ def audit_events_for_export(
 
 def audit_event_get_for_organisation(*, organisation: Organisation, sequence: object) -> AuditEvent:
     """One event the organisation may see; 404 for anything else, exactly like a missing one."""
-    try:
-        number = int(str(sequence))
-    except (TypeError, ValueError) as exc:
-        raise Http404 from exc
+    text = str(sequence)
+    if not (text.isascii() and text.isdigit() and len(text) <= 19):
+        raise Http404
+    number = int(text)
     if not 0 < number <= MAX_SEQUENCE:
         raise Http404
     event = AuditEvent.objects.filter(_visible(organisation.pk), sequence=number).first()

@@ -6,7 +6,8 @@ app_name = "audit"
 
 urlpatterns = [
     path("", views.event_list, name="events"),
-    path("events/<int:sequence>/", views.event_detail, name="event_detail"),
+    # Any text: the selector parses it, so a malformed or huge number is a plain 404.
+    path("events/<str:sequence>/", views.event_detail, name="event_detail"),
     path("events/export.csv", views.events_export_csv, name="events_csv"),
     path("events/export.json", views.events_export_json, name="events_json"),
     path("delegations/<uuid:delegation_id>/", views.delegation_timeline, name="timeline"),

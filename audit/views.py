@@ -87,7 +87,7 @@ def event_list(request: HttpRequest) -> HttpResponse:
 
 @require_safe
 @organisation_member_required(roles=HISTORY_READERS)
-def event_detail(request: HttpRequest, sequence: int) -> HttpResponse:
+def event_detail(request: HttpRequest, sequence: str) -> HttpResponse:
     event = selectors.audit_event_get_for_organisation(
         organisation=_organisation(request), sequence=sequence
     )

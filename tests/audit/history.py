@@ -1,10 +1,11 @@
 """A delegation history for the auditor's page tests, written by the real services.
 
-`history` (pytest fixture): an owner in its own cloudsim account (`owner_world`), partner
-"Company B" with an admin and a staff member, an auditor of the owner, and one delegation
-that went the whole way: offered with MFA → applied by the real worker (its cloud calls
-recorded with their request ids) → active → revoked by the owner → removed by the worker.
-A foreign owner with its own delegation gives another tenant's events.
+`history` (a pytest fixture: import `history_fixture` to use it): an owner in its own
+cloudsim account (`owner_world`), partner "Company B" with an admin and a staff member, an
+auditor of the owner, and one delegation that went the whole way: offered with MFA →
+applied by the real worker (its cloud calls recorded with their request ids) → active →
+revoked by the owner → removed by the worker. A foreign owner with its own delegation gives
+another tenant's events. `active_history` stops while the delegation is active.
 
 `record_staff_events` adds the events issue 6 will write (assignment, credential issuance),
 in the shape the timeline and access report read, through `audit_record` itself.
@@ -125,14 +126,14 @@ def build_history(world: OwnerWorld, *, end: bool = True) -> History:
     return history
 
 
-@pytest.fixture
-def history(owner_world: OwnerWorld) -> History:
+@pytest.fixture(name="history")
+def history_fixture(owner_world: OwnerWorld) -> History:
     """A delegation that was offered, applied, active, revoked and removed."""
     return build_history(owner_world)
 
 
-@pytest.fixture
-def active_history(owner_world: OwnerWorld) -> History:
+@pytest.fixture(name="active_history")
+def active_history_fixture(owner_world: OwnerWorld) -> History:
     """The same delegation, still active (call `.end()` to revoke it)."""
     return build_history(owner_world, end=False)
 
