@@ -115,33 +115,25 @@ class EventFilterForm(_UntrustedQueryForm):
         super().__init__(data)
         self.organisation = organisation
         self.fields["partner"].label = "Partner" if organisation.is_owner else "Owner"
-        self.counterparties = {
-            str(org.pk): org for org in selectors.audit_counterparties(organisation=organisation)
+        counterparties = selectors.audit_counterparties(organisation=organisation)
+        delegations = selectors.audit_delegation_choices(organisation=organisation)
+        roles = selectors.audit_catalog_roles(organisation=organisation)
+        people = selectors.audit_people(organisation=organisation)
+        # Only ids the tenancy selectors returned can be chosen: anything else is an error.
+        self.allowed = {
+            "partner": {str(pk): pk for pk, _ in counterparties},
+            "delegation": {str(pk): pk for pk, _ in delegations},
+            "role": {str(r.pk): r.pk for r in roles},
         }
-        self.delegations = {
-            str(d.pk): d for d in selectors.audit_delegations(organisation=organisation)
-        }
-        self.roles = {
-            str(r.pk): r for r in selectors.audit_catalog_roles(organisation=organisation)
-        }
-        self.people = {str(m.user_id): m for m in selectors.audit_people(organisation=organisation)}
-        self.fields["partner"].choices = [("", "Any")] + [
-            (pk, org.name) for pk, org in self.counterparties.items()
-        ]
+        self.fields["partner"].choices = [("", "Any")] + [(str(pk), n) for pk, n in counterparties]
         self.fields["delegation"].choices = [("", "Any")] + [
-            (
-                pk,
-                f"{d.catalog_role.role_name} · "
-                f"{d.partner.name if organisation.is_owner else d.owner.name} · "
-                f"{d.get_status_display()} · {d.created_at:%Y-%m-%d}",
-            )
-            for pk, d in self.delegations.items()
+            (str(pk), label) for pk, label in delegations
         ]
         self.fields["role"].choices = [("", "Any")] + [
-            (pk, f"{r.role_name} ({r.cloud_account.account_uid})") for pk, r in self.roles.items()
+            (str(r.pk), f"{r.role_name} ({r.cloud_account.account_uid})") for r in roles
         ]
         self.fields["person"].choices = [("", "Anyone")] + [
-            (pk, f"{m.user.email} ({m.organisation.name})") for pk, m in self.people.items()
+            (str(pk), label) for pk, label in people
         ]
         self.fields["q"].widget.attrs["placeholder"] = "person, partner, role…"
         for name in ("since", "until"):
@@ -184,9 +176,9 @@ class EventFilterForm(_UntrustedQueryForm):
         return selectors.EventFilters(
             since=data.get("since_time"),
             until=data.get("until_time"),
-            counterparty=self.counterparties.get(data.get("partner") or ""),
-            delegation=self.delegations.get(data.get("delegation") or ""),
-            catalog_role=self.roles.get(data.get("role") or ""),
+            counterparty_id=self.allowed["partner"].get(data.get("partner") or ""),
+            delegation_id=self.allowed["delegation"].get(data.get("delegation") or ""),
+            catalog_role_id=self.allowed["role"].get(data.get("role") or ""),
             person_id=int(person) if person else None,
             action_prefix=data.get("action") or "",
             outcome=data.get("outcome") or "",

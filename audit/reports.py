@@ -43,10 +43,10 @@ from audit.presentation import (
 from audit.selectors import (
     DELEGATION_TARGET,
     DRIFT_TARGET,
-    _targets_q,
+    TargetIds,
     _visible,
-    pk_as_text,
-    related_target_querysets,
+    sequence_order,
+    targets_q,
 )
 from delegations.models import CatalogRole, CloudAccount, Delegation, DriftFinding
 
@@ -517,18 +517,13 @@ def access_report(
     per_person = False
     if delegations:
         owners = _owners_of_targets(delegations)
-        delegation_ids = Delegation.objects.filter(pk__in=[d.pk for d in delegations]).values("pk")
-        drift = Q(
-            target_type=DRIFT_TARGET,
-            target_id__in=DriftFinding.objects.filter(
-                managed_role_id__in={d.managed_role_id for d in delegations},
-                subject__in={d.principal_arn for d in delegations},
-            ).values(text=pk_as_text(DriftFinding)),
-        )
+        targets: TargetIds = {DELEGATION_TARGET: [str(d.pk) for d in delegations]}
+        for target_type, target_id in owners:
+            targets.setdefault(target_type, []).append(target_id)
         events = (
             AuditEvent.objects.filter(_visible(organisation.pk), occurred_at__lt=until)
-            .filter(_targets_q(related_target_querysets(delegation_ids), drift))
-            .order_by("sequence")
+            .filter(targets_q(targets))
+            .order_by(sequence_order(newest_first=False, sort_matches=True))
         )
         for event in events.iterator(chunk_size=chunk_size):
             if event.target_type == DELEGATION_TARGET:

@@ -13,19 +13,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import (
-    CharField,
+    BigIntegerField,
     Count,
     Exists,
-    Func,
+    ExpressionWrapper,
+    F,
     Max,
-    Model,
     OuterRef,
     Q,
     QuerySet,
     Subquery,
 )
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Cast
 from django.http import Http404
 
 from accounts.models import Membership, Organisation
@@ -110,40 +109,16 @@ CATALOG_ROLE_TARGET = "delegations.catalogrole"
 DRIFT_TARGET = "delegations.driftfinding"
 
 
-class UUIDAsText(Func):
-    """A UUID column as the text `audit_record` stores in `target_id` (`str(uuid)`, with
-    dashes): SQLite keeps UUIDs as 32 bare hex digits, PostgreSQL prints them dashed."""
-
-    output_field = CharField()
-
-    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
-        sql, params = compiler.compile(self.source_expressions[0])
-        return f"CAST({sql} AS text)", list(params)
-
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
-        sql, params = compiler.compile(self.source_expressions[0])
-        parts = [(1, 8), (9, 4), (13, 4), (17, 4), (21, 12)]
-        text = " || '-' || ".join(f"substr({sql}, {start}, {length})" for start, length in parts)
-        return f"({text})", list(params) * len(parts)
-
-
-def pk_as_text(model: type[Model]) -> Any:
-    """An expression giving `str(instance.pk)` in SQL, to match `AuditEvent.target_id`."""
-    if model._meta.pk.get_internal_type() == "UUIDField":  # type: ignore[union-attr]
-        return UUIDAsText("pk")
-    return Cast("pk", output_field=CharField())
-
-
 @dataclass(frozen=True)
 class EventFilters:
-    """What the auditor asked for; every field optional. Objects are already checked to be
-    the viewer's (the form resolves ids through the tenancy selectors)."""
+    """What the auditor asked for; every field optional. The ids are already checked to be
+    the viewer's (the form offers only those the tenancy selectors return)."""
 
     since: dt.datetime | None = None
     until: dt.datetime | None = None
-    counterparty: Organisation | None = None
-    delegation: Delegation | None = None
-    catalog_role: CatalogRole | None = None
+    counterparty_id: Any = None
+    delegation_id: Any = None
+    catalog_role_id: Any = None
     person_id: int | None = None
     action_prefix: str = ""
     outcome: str = ""
@@ -167,46 +142,54 @@ def _visible(organisation_id: object, *, event_ref: str = "pk") -> Exists:
     )
 
 
-def related_target_querysets(delegation_ids: QuerySet[Any]) -> list[tuple[str, QuerySet[Any]]]:
-    """(target_type, target ids) for the delegations and every object that points at them.
+# {target_type: [target_id, ...]}: the objects whose events make up a delegation's history.
+TargetIds = dict[str, list[str]]
+
+
+def delegation_target_ids(delegation_ids: Iterable[Any]) -> TargetIds:
+    """The delegations, and every object that points at them, as event targets.
 
     Whatever has a ForeignKey, OneToOne or ManyToMany to `Delegation` (cloud calls today;
     staff assignments and credential issuances when they arrive) is found through the model
     registry, so events targeting those objects join the delegation's history with no change
-    here."""
-    targets = [
-        (
-            DELEGATION_TARGET,
-            Delegation.objects.filter(pk__in=delegation_ids).values(text=pk_as_text(Delegation)),
-        )
-    ]
+    here. One small query per such model. The ids are passed to the event query as literal
+    lists: PostgreSQL then reads the (target_type, target_id, sequence) index for each, where
+    a sub-select made it walk the whole table backwards."""
+    ids = list(delegation_ids)
+    targets: TargetIds = {DELEGATION_TARGET: [str(pk) for pk in ids]}
+    if not ids:
+        return targets
     for relation in Delegation._meta.related_objects:
         model = relation.related_model
         if not isinstance(model, type) or model._meta.auto_created:
             continue
-        ids = model._default_manager.filter(
-            **{f"{relation.field.name}__in": delegation_ids}
-        ).values(text=pk_as_text(model))
-        targets.append((model._meta.label_lower, ids))
+        related = (
+            model._default_manager.filter(**{f"{relation.field.name}__in": ids})
+            .order_by()
+            .values_list("pk", flat=True)
+        )
+        targets[model._meta.label_lower] = sorted({str(pk) for pk in related})
     return targets
 
 
-def _targets_q(targets: list[tuple[str, QuerySet[Any]]], extra: Q | None = None) -> Q:
-    query = Q()
-    for target_type, ids in targets:
-        query |= Q(target_type=target_type, target_id__in=ids)
-    return query | extra if extra is not None else query
+def targets_q(targets: TargetIds) -> Q:
+    """Events targeting any of `targets` (nothing at all when it is empty)."""
+    query = Q(pk__in=[])
+    for target_type, ids in targets.items():
+        if ids:
+            query |= Q(target_type=target_type, target_id__in=ids)
+    return query
 
 
-def _delegation_set(*, organisation: Organisation, filters: EventFilters) -> QuerySet[Any] | None:
-    if filters.delegation is None and filters.catalog_role is None:
+def _delegation_ids(*, organisation: Organisation, filters: EventFilters) -> list[Any] | None:
+    if filters.delegation_id is None and filters.catalog_role_id is None:
         return None
     delegations = Delegation.objects.filter(Q(owner=organisation) | Q(partner=organisation))
-    if filters.delegation is not None:
-        delegations = delegations.filter(pk=filters.delegation.pk)
-    if filters.catalog_role is not None:
-        delegations = delegations.filter(catalog_role=filters.catalog_role)
-    return delegations.values("pk")
+    if filters.delegation_id is not None:
+        delegations = delegations.filter(pk=filters.delegation_id)
+    if filters.catalog_role_id is not None:
+        delegations = delegations.filter(catalog_role_id=filters.catalog_role_id)
+    return list(delegations.order_by().values_list("pk", flat=True))
 
 
 def _event_conditions(filters: EventFilters, prefix: str = "") -> Q:
@@ -255,25 +238,35 @@ def _sequence_bounds(filters: EventFilters, sequence_field: str) -> Q:
     return query
 
 
+def sequence_order(*, newest_first: bool, sort_matches: bool) -> Any:
+    """Order by sequence. With `sort_matches`, through an expression (sequence + 0) so the
+    database cannot answer ORDER BY ... LIMIT by walking the primary key and filtering:
+    PostgreSQL guesses a delegation's events are many and does exactly that, over the whole
+    table, while reading the target index and sorting the few matching rows is what stays
+    constant."""
+    if not sort_matches:
+        return "-sequence" if newest_first else "sequence"
+    expression = ExpressionWrapper(F("sequence") + 0, output_field=BigIntegerField())
+    return expression.desc() if newest_first else expression.asc()
+
+
 def _event_driven(
     *, organisation: Organisation, filters: EventFilters
 ) -> QuerySet[AuditEvent] | None:
     """Filters on a delegation, a role or a person drive from the target or actor index."""
-    delegations = _delegation_set(organisation=organisation, filters=filters)
+    delegations = _delegation_ids(organisation=organisation, filters=filters)
     if delegations is None and filters.person_id is None:
         return None
     events = AuditEvent.objects.filter(_visible(organisation.pk))
     if delegations is not None:
-        role_itself = (
-            Q(target_type=CATALOG_ROLE_TARGET, target_id=str(filters.catalog_role.pk))
-            if filters.catalog_role is not None and filters.delegation is None
-            else None
-        )
-        events = events.filter(_targets_q(related_target_querysets(delegations), role_itself))
+        targets = delegation_target_ids(delegations)
+        if filters.catalog_role_id is not None and filters.delegation_id is None:
+            targets[CATALOG_ROLE_TARGET] = [str(filters.catalog_role_id)]
+        events = events.filter(targets_q(targets))
     if filters.person_id is not None:
         events = events.filter(actor_id=filters.person_id)
-    if filters.counterparty is not None:
-        events = events.filter(_visible(filters.counterparty.pk))
+    if filters.counterparty_id is not None:
+        events = events.filter(_visible(filters.counterparty_id))
     return events.filter(_event_conditions(filters), _sequence_bounds(filters, "sequence"))
 
 
@@ -297,13 +290,14 @@ def audit_event_page(
             events = events.filter(sequence__lt=before)
         if after is not None:
             events = events.filter(sequence__gt=after)
-        ordered = events.order_by("-sequence" if newest_first else "sequence")[: limit + 1]
+        order = sequence_order(newest_first=newest_first, sort_matches=_by_targets(filters))
+        ordered = events.order_by(order)[: limit + 1]
     else:
-        driver = filters.counterparty or organisation
-        scopes = AuditEventScope.objects.filter(organisation_id=driver.pk).filter(
+        driver = filters.counterparty_id or organisation.pk
+        scopes = AuditEventScope.objects.filter(organisation_id=driver).filter(
             _event_conditions(filters, prefix="event__"), _sequence_bounds(filters, "event_id")
         )
-        if filters.counterparty is not None:
+        if filters.counterparty_id is not None:
             scopes = scopes.filter(_visible(organisation.pk, event_ref="event_id"))
         if before is not None:
             scopes = scopes.filter(event_id__lt=before)
@@ -340,10 +334,14 @@ def audit_events_for_export(
     events = _event_driven(organisation=organisation, filters=filters)
     if events is None:
         events = AuditEvent.objects.filter(_visible(organisation.pk))
-        if filters.counterparty is not None:
-            events = events.filter(_visible(filters.counterparty.pk))
+        if filters.counterparty_id is not None:
+            events = events.filter(_visible(filters.counterparty_id))
         events = events.filter(_event_conditions(filters), _sequence_bounds(filters, "sequence"))
-    return events.order_by("-sequence")
+    return events.order_by(sequence_order(newest_first=True, sort_matches=_by_targets(filters)))
+
+
+def _by_targets(filters: EventFilters) -> bool:
+    return filters.delegation_id is not None or filters.catalog_role_id is not None
 
 
 def audit_event_get_for_organisation(*, organisation: Organisation, sequence: object) -> AuditEvent:
@@ -367,14 +365,16 @@ MAX_SEQUENCE = 2**63 - 1
 # --- what the filter form offers -------------------------------------------------------------
 
 
-def audit_counterparties(*, organisation: Organisation) -> QuerySet[Organisation]:
-    """The organisations the viewer shares delegations with: partners for an owner, owners
-    for a partner."""
+def audit_counterparties(*, organisation: Organisation) -> list[tuple[Any, str]]:
+    """(id, name) of the organisations the viewer shares delegations with: partners for an
+    owner, owners for a partner."""
     if organisation.is_owner:
         related = Delegation.objects.filter(owner=organisation).values("partner_id")
     else:
         related = Delegation.objects.filter(partner=organisation).values("owner_id")
-    return Organisation.objects.filter(pk__in=related).order_by("name")
+    return list(
+        Organisation.objects.filter(pk__in=related).order_by("name").values_list("pk", "name")
+    )
 
 
 def audit_catalog_roles(*, organisation: Organisation) -> QuerySet[CatalogRole]:
@@ -387,27 +387,36 @@ def audit_catalog_roles(*, organisation: Organisation) -> QuerySet[CatalogRole]:
     return roles.select_related("cloud_account").order_by("role_name", "pk")
 
 
-def audit_delegations(*, organisation: Organisation) -> QuerySet[Delegation]:
-    return (
-        Delegation.objects.filter(Q(owner=organisation) | Q(partner=organisation))
-        .select_related("owner", "partner", "catalog_role")
+def audit_delegation_choices(*, organisation: Organisation) -> list[tuple[Any, str]]:
+    """(id, "role · counterparty · status · created") of the viewer's delegations, newest
+    first: plain tuples, as an owner may have thousands."""
+    counterparty = "partner__name" if organisation.is_owner else "owner__name"
+    labels = dict(Delegation.Status.choices)
+    return [
+        (pk, f"{role} · {name} · {labels.get(status, status)} · {created:%Y-%m-%d}")
+        for pk, role, name, status, created in Delegation.objects.filter(
+            Q(owner=organisation) | Q(partner=organisation)
+        )
         .order_by("-created_at")
-    )
+        .values_list("pk", "catalog_role__role_name", counterparty, "status", "created_at")
+    ]
 
 
-def audit_people(*, organisation: Organisation) -> QuerySet[Membership]:
-    """People an event filter may name: the viewer's members and, for an owner, the members
-    of the partners it delegates to (their actions are in the owner's history)."""
+def audit_people(*, organisation: Organisation) -> list[tuple[int, str]]:
+    """(user id, "email (organisation)") of the people an event filter may name: the
+    viewer's members and, for an owner, the members of the partners it delegates to (their
+    actions are in the owner's history)."""
     organisations = Q(organisation=organisation)
     if organisation.is_owner:
         organisations |= Q(
             organisation__in=Delegation.objects.filter(owner=organisation).values("partner_id")
         )
-    return (
-        Membership.objects.filter(organisations)
-        .select_related("user", "organisation")
+    return [
+        (user_id, f"{email} ({name})")
+        for user_id, email, name in Membership.objects.filter(organisations)
         .order_by("organisation__name", "user__email")
-    )
+        .values_list("user_id", "user__email", "organisation__name")
+    ]
 
 
 # --- a delegation's timeline -----------------------------------------------------------------
@@ -436,15 +445,16 @@ def delegation_events(
     *, organisation: Organisation, delegation: Delegation
 ) -> QuerySet[AuditEvent]:
     """Every event the organisation may see about the delegation: its own, its cloud calls',
-    any object pointing at it (assignments, credential issuances), and drift on its role."""
-    targets = related_target_querysets(Delegation.objects.filter(pk=delegation.pk).values("pk"))
-    drift = Q(
-        target_type=DRIFT_TARGET,
-        target_id__in=delegation_drift_findings(delegation=delegation).values(
-            text=pk_as_text(DriftFinding)
-        ),
-    )
-    return AuditEvent.objects.filter(_visible(organisation.pk)).filter(_targets_q(targets, drift))
+    any object pointing at it (assignments, credential issuances), and drift on its role.
+    The target ids are read now (a few small queries); the events when the result is."""
+    targets = delegation_target_ids([delegation.pk])
+    targets[DRIFT_TARGET] = [
+        str(pk)
+        for pk in delegation_drift_findings(delegation=delegation)
+        .order_by()
+        .values_list("pk", flat=True)
+    ]
+    return AuditEvent.objects.filter(_visible(organisation.pk)).filter(targets_q(targets))
 
 
 @dataclass(frozen=True)
@@ -454,17 +464,12 @@ class TimelinePage:
 
 
 def delegation_timeline_page(
-    *,
-    organisation: Organisation,
-    delegation: Delegation,
-    after: int | None = None,
-    limit: int = 200,
+    *, events: QuerySet[AuditEvent], after: int | None = None, limit: int = 200
 ) -> TimelinePage:
-    """The delegation's events oldest first, `limit` at a time."""
-    events = delegation_events(organisation=organisation, delegation=delegation)
+    """The delegation's events (from `delegation_events`) oldest first, `limit` at a time."""
     if after is not None:
         events = events.filter(sequence__gt=after)
-    rows = list(events.order_by("sequence")[: limit + 1])
+    rows = list(events.order_by(sequence_order(newest_first=False, sort_matches=True))[: limit + 1])
     more = len(rows) > limit
     rows = rows[:limit]
     return TimelinePage(events=rows, later_cursor=rows[-1].sequence if more else None)
@@ -505,10 +510,11 @@ _END_ACTIONS = ("delegation.revoked", "delegation.expired", "delegation.rejected
 
 
 def delegation_timeline_summary(
-    *, organisation: Organisation, delegation: Delegation
+    *, organisation: Organisation, delegation: Delegation, events: QuerySet[AuditEvent]
 ) -> TimelineSummary:
     """Two queries: the lifecycle events (a handful per delegation) and one aggregate over
-    credential issuances (their latest `expiration`)."""
+    the credential issuances among `events` (from `delegation_events`): their latest
+    `expiration`."""
     lifecycle = list(
         AuditEvent.objects.filter(
             _visible(organisation.pk),
@@ -525,8 +531,7 @@ def delegation_timeline_summary(
         return next((e for e in reversed(lifecycle) if e.action in actions), None)
 
     credentials = (
-        delegation_events(organisation=organisation, delegation=delegation)
-        .filter(action__icontains="credential", outcome=AuditEvent.Outcome.SUCCESS)
+        events.filter(action__icontains="credential", outcome=AuditEvent.Outcome.SUCCESS)
         .filter(metadata__has_key="expiration")
         .aggregate(count=Count("sequence"), latest=Max(KeyTextTransform("expiration", "metadata")))
     )

@@ -148,11 +148,10 @@ def delegation_timeline(request: HttpRequest, delegation_id: Any) -> HttpRespons
                 status=400,
             )
         after = int(after_text)
-    page = selectors.delegation_timeline_page(
-        organisation=organisation, delegation=delegation, after=after, limit=TIMELINE_PAGE_SIZE
-    )
+    events = selectors.delegation_events(organisation=organisation, delegation=delegation)
+    page = selectors.delegation_timeline_page(events=events, after=after, limit=TIMELINE_PAGE_SIZE)
     summary = selectors.delegation_timeline_summary(
-        organisation=organisation, delegation=delegation
+        organisation=organisation, delegation=delegation, events=events
     )
     return render(
         request,
