@@ -17,6 +17,7 @@ from django.utils import timezone
 from accounts.models import Organisation
 from audit import selectors
 from audit.models import AuditEvent
+from audit.presentation import visible_text
 from audit.reports import report_accounts
 
 # Longer values are dropped before validation (and not echoed back into the page).
@@ -94,12 +95,7 @@ class EventFilterForm(_UntrustedQueryForm):
     delegation = forms.ChoiceField(label="Delegation", required=False)
     role = forms.ChoiceField(label="Role", required=False)
     person = forms.ChoiceField(label="Person (who acted)", required=False)
-    action = forms.CharField(
-        label="Action",
-        required=False,
-        max_length=100,
-        help_text="An action or its beginning: delegation. or delegation.approved",
-    )
+    action = forms.CharField(label="Action (or its beginning)", required=False, max_length=100)
     outcome = forms.ChoiceField(
         label="Outcome",
         required=False,
@@ -125,17 +121,21 @@ class EventFilterForm(_UntrustedQueryForm):
             "delegation": {str(pk): pk for pk, _ in delegations},
             "role": {str(r.pk): r.pk for r in roles},
         }
-        self.fields["partner"].choices = [("", "Any")] + [(str(pk), n) for pk, n in counterparties]
+        # Option labels cannot hold markup: invisible characters become "[U+202E]" text.
+        self.fields["partner"].choices = [("", "Any")] + [
+            (str(pk), visible_text(n)) for pk, n in counterparties
+        ]
         self.fields["delegation"].choices = [("", "Any")] + [
-            (str(pk), label) for pk, label in delegations
+            (str(pk), visible_text(label)) for pk, label in delegations
         ]
         self.fields["role"].choices = [("", "Any")] + [
             (str(r.pk), f"{r.role_name} ({r.cloud_account.account_uid})") for r in roles
         ]
         self.fields["person"].choices = [("", "Anyone")] + [
-            (str(pk), label) for pk, label in people
+            (str(pk), visible_text(label)) for pk, label in people
         ]
         self.fields["q"].widget.attrs["placeholder"] = "person, partner, role…"
+        self.fields["action"].widget.attrs["placeholder"] = "delegation. or cloud.call_result"
         for name in ("since", "until"):
             self.fields[name].widget.attrs["placeholder"] = "YYYY-MM-DD [HH:MM]"
         if self.is_bound:

@@ -630,6 +630,13 @@ def _marker(character: str) -> str:
     return format_html('<span class="ctl" title="{}">[{}]</span>', f"{code} {name}", code)
 
 
+def visible_text(value: Any) -> str:
+    """Plain text with every bidirectional, zero-width or control character replaced by
+    `[U+202E]`, for places that cannot hold markup (select options, titles, file names)."""
+    text = "" if value is None else str(value)
+    return _INVISIBLE_RE.sub(lambda match: f"[U+{ord(match.group()):04X}]", text)
+
+
 def mark_invisible(value: Any) -> SafeString:
     """HTML-escaped text in which every bidirectional, zero-width or control character is
     replaced by a visible `[U+202E]` marker (its Unicode name in the tooltip)."""

@@ -6,7 +6,7 @@ from typing import Any
 from django import template
 from django.utils.safestring import SafeString
 
-from audit.presentation import mark_invisible
+from audit.presentation import mark_invisible, visible_text
 
 register = template.Library()
 
@@ -24,3 +24,9 @@ def pretty_json(value: Any) -> SafeString:
     if value is None:
         return mark_invisible("null")
     return mark_invisible(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False))
+
+
+@register.filter
+def visible_plain(value: Any) -> str:
+    """`visible` for places that cannot hold markup (page titles): `[U+202E]` as text."""
+    return visible_text(value)

@@ -133,7 +133,7 @@ def test_the_auditor_answers_who_could_act_and_proves_the_record(
     assert rows.count() == 2
     assert "Company B (account 12345678)" in rows.nth(0).inner_text()
     assert "alice@b.example" in rows.nth(1).inner_text()
-    assert page.locator(".bar-access").count() >= 2
+    assert page.locator(".tbar-access").count() >= 2
     shot(page, "04-access-report")
 
     # 4. The evidence, downloaded and read back.

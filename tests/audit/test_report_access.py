@@ -202,7 +202,7 @@ def test_the_auditor_finds_who_could_act_in_the_account_last_week(history: Histo
     assert "Company B (account 12345678)" in body
     assert history.owner_admin.email in body and "MFA" in body
     assert 'data-testid="no-person-data"' in body
-    assert re.search(r'class="bar bar-access" style="left: [0-9.]+%; width: [0-9.]+%"', body)
+    assert re.search(r'class="tbar tbar-access" style="left: [0-9.]+%; width: [0-9.]+%"', body)
     assert f"/audit/delegations/{history.delegation.pk}/" in body
     assert "Delta Foreign" not in body
 

@@ -311,6 +311,17 @@ def test_labels_with_html_bidi_and_zero_width_characters_display_safely(history:
     assert "&lt;img src=x onerror=alert(1)&gt;" in body
 
 
+def test_names_in_the_filter_choices_cannot_hide_controls_either(history: History):
+    from accounts.models import Organisation
+
+    Organisation.objects.filter(pk=history.partner.pk).update(name="Company\u202e B\u200b")
+    for path in (URL, f"/audit/delegations/{history.delegation.pk}/", "/audit/access/"):
+        body = history.client(history.auditor).get(path).content.decode()
+        assert "\u202e" not in body and "\u200b" not in body, path
+    body = history.client(history.auditor).get(URL).content.decode()
+    assert "Company[U+202E] B[U+200B]</option>" in body
+
+
 # --- roles and methods -----------------------------------------------------------------------
 
 
