@@ -4,6 +4,7 @@ converges, closes the dead worker's dangling intents, and leaves no orphan or du
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -29,18 +30,22 @@ CLOUD_METHODS = (
 )
 
 
+COUNTER_LOCK = threading.Lock()
+
+
 class Killed(BaseException):
     """Stands for SIGKILL: nothing after it runs, not even `finally` clean-ups that matter."""
 
 
 class KillingClient:
-    """Wraps the real client; dies just before or just after the n-th cloud call."""
+    """Wraps a real client; the run dies just before or just after its n-th cloud call, counted
+    over every client of the run (reads may go out side by side on two clients)."""
 
-    def __init__(self, real: Any, *, at: int, when: str) -> None:
+    def __init__(self, real: Any, *, at: int, when: str, counter: list[int]) -> None:
         self._real = real
         self._at = at
         self._when = when
-        self.calls = 0
+        self._counter = counter
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._real, name)
@@ -48,11 +53,13 @@ class KillingClient:
             return attribute
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            self.calls += 1
-            if self.calls == self._at and self._when == "before":
+            with COUNTER_LOCK:
+                self._counter[0] += 1
+                number = self._counter[0]
+            if number == self._at and self._when == "before":
                 raise Killed(f"killed before {name}")
             result = attribute(*args, **kwargs)
-            if self.calls == self._at and self._when == "after":
+            if number == self._at and self._when == "after":
                 raise Killed(f"killed after {name}")
             return result
 
@@ -63,12 +70,10 @@ def _run_killed(world, monkeypatch, *, at: int, when: str) -> bool:
     """One run that dies at the kill point, leaving its lease held like a dead process.
     Returns whether it died (the flow may finish before reaching the point)."""
     real_make = apply.make_cloud_client
-    clients: list[KillingClient] = []
+    counter = [0]
 
     def make(managed_role):
-        client = KillingClient(real_make(managed_role), at=at, when=when)
-        clients.append(client)
-        return client
+        return KillingClient(real_make(managed_role), at=at, when=when, counter=counter)
 
     with monkeypatch.context() as patch:
         patch.setattr(apply, "make_cloud_client", make)
