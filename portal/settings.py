@@ -61,6 +61,7 @@ MIDDLEWARE = [
     "allauth.usersessions.middleware.UserSessionsMiddleware",
     "accounts.middleware.CurrentOrganisationMiddleware",
     "accounts.middleware.AdminMfaRequiredMiddleware",
+    "audit.middleware.AuditorReadOnlyMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"

@@ -12,6 +12,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("delegations/", include("delegations.urls")),
+    path("audit/", include("audit.urls")),
     path("", include("accounts.urls")),
 ]
 

@@ -1,0 +1,166 @@
+"""The auditor in Chromium: filter the history → open the delegation's timeline → run the
+access report → download it (the file is parsed) → verify the record, then see verification
+name the row someone edited in the database.
+
+The history is real: company A's owner offered `ecs-admin` to company B with MFA, the worker
+applied it in cloudsim, B's admin assigned Alice who took credentials, and A revoked it.
+Screenshots land in `test-artifacts/audit/`.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connections
+from django.test import Client
+
+from accounts.models import User
+from audit.models import AuditEvent
+from tests.audit import tampering
+from tests.audit.history import History, build_history, record_staff_events
+from tests.fixtures.worker import OwnerWorld
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "audit"
+WAIT_MS = 15_000
+
+
+@pytest.fixture
+def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Chromium is not installed at {CHROMIUM}")
+    # Playwright's sync API runs an event loop in this thread while the test uses the ORM.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield chromium
+        finally:
+            connections.close_all()
+            chromium.close()
+
+
+def signed_in_page(browser: Any, live_server: Any, user: User) -> Any:
+    client = Client()
+    client.force_login(user)
+    context = browser.new_context(viewport={"width": 1360, "height": 900}, accept_downloads=True)
+    context.add_cookies(
+        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}]
+    )
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    return page
+
+
+def shot(page: Any, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+@pytest.fixture
+def story(owner_world_tx: OwnerWorld) -> History:
+    history = build_history(owner_world_tx, end=False)
+    record_staff_events(history, person=history.partner_staff)
+    history.end()
+    return history
+
+
+def test_the_auditor_answers_who_could_act_and_proves_the_record(
+    browser: Any, live_server: Any, story: History
+) -> None:
+    page = signed_in_page(browser, live_server, story.auditor)
+
+    # 1. The history, then only company B's delegation events.
+    page.goto(f"{live_server.url}/")
+    page.get_by_role("link", name="History", exact=True).first.click()
+    page.wait_for_selector('[data-testid="events"]')
+    shot(page, "01-history")
+    page.select_option("#id_partner", label="Company B")
+    page.fill("#id_action", "delegation.")
+    page.get_by_test_id("apply-filters").click()
+    page.wait_for_url("**/audit/?*partner=*")
+    actions = page.locator('[data-testid="events"] .action-name').all_inner_texts()
+    assert actions and all(a.startswith("delegation.") for a in actions)
+    assert any("staff_assigned" in a for a in actions)
+    shot(page, "02-history-filtered")
+
+    # 2. One event, then its delegation's timeline.
+    offered = AuditEvent.objects.get(
+        action="delegation.offered", target_id=str(story.delegation.pk)
+    )
+    page.locator(f'tr[data-sequence="{offered.sequence}"] a').first.click()
+    page.get_by_role("link", name="Open this delegation's timeline →").click()
+    page.wait_for_selector('[data-testid="timeline"]')
+    approved = page.get_by_test_id("approved-by").inner_text()
+    assert story.owner_admin.email in approved and "with two-factor authentication" in approved
+    assert "Revoked" in page.get_by_test_id("ended").inner_text()
+    residual = page.get_by_test_id("residual").inner_text()
+    assert "credential" in residual
+    timeline = page.get_by_test_id("timeline").inner_text()
+    assert "Credentials issued to alice@b.example" in timeline
+    assert "UpdateRole" in timeline or "CreateRole" in timeline
+    shot(page, "03-timeline")
+
+    # 3. Who could act in company A's account last week.
+    page.get_by_role("link", name="Access report").click()
+    page.select_option("#id_account", value=story.owner.account_uid)
+    today = dt.datetime.now(dt.UTC).date()
+    page.fill("#id_since", (today - dt.timedelta(days=7)).isoformat())
+    page.fill("#id_until", today.isoformat())
+    page.get_by_test_id("run-report").click()
+    page.wait_for_selector('[data-testid="access-rows"]')
+    rows = page.locator('[data-testid="access-rows"] tbody tr')
+    assert rows.count() == 2
+    assert "Company B (account 12345678)" in rows.nth(0).inner_text()
+    assert "alice@b.example" in rows.nth(1).inner_text()
+    assert page.locator(".tbar-access").count() >= 2
+    shot(page, "04-access-report")
+
+    # 4. The evidence, downloaded and read back.
+    with page.expect_download() as csv_download:
+        page.get_by_test_id("report-csv").click()
+    path = ARTIFACTS / csv_download.value.suggested_filename
+    csv_download.value.save_as(path)
+    report = list(csv.DictReader(io.StringIO(path.read_text("utf-8-sig"))))
+    assert [r["kind"] for r in report] == ["account", "person"]
+    assert report[0]["approved_with_mfa"] == "yes"
+    assert report[1]["who"] == "alice@b.example"
+    assert report[1]["access_from"] < report[1]["access_until"] < report[1]["residual_until"]
+    page.get_by_role("link", name="Events", exact=True).click()
+    with page.expect_download() as json_download:
+        page.get_by_test_id("export-json").click()
+    events = json.loads(Path(json_download.value.path()).read_text("utf-8"))
+    assert len(events["events"]) == AuditEvent.objects.visible_to(story.owner.pk).count()
+
+    # 5. The record verifies; after a direct edit, verification names the row.
+    page.get_by_role("link", name="Verify the record").first.click()
+    page.get_by_test_id("run-verify").click()
+    page.wait_for_selector('[data-testid="verdict"]')
+    assert page.get_by_test_id("verdict").get_attribute("data-ok") == "true"
+    shot(page, "05-verify-intact")
+    tampering.edit_column(offered.sequence, "actor_label", "Someone Else <x@example.com>")
+    page.get_by_test_id("run-verify").click()
+    page.wait_for_selector('[data-testid="verdict"][data-ok="false"]')
+    assert page.get_by_test_id("verdict").get_attribute("data-first-bad") == str(offered.sequence)
+    assert f"altered at sequence {offered.sequence}" in page.get_by_test_id("verdict").inner_text()
+    shot(page, "06-verify-tampered")
