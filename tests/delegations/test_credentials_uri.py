@@ -159,7 +159,7 @@ def test_the_sdk_provider_reports_a_refusal(uri) -> None:
 
 
 def test_unknown_keys_and_rate_limits(uri, settings) -> None:
-    world, _delegation, _assignment, _key, url = uri
+    _world, _delegation, _assignment, _key, url = uri
     status, body = fetch(url[:-6] + "AAAAAA")
     assert (status, body["Code"]) == (403, "InvalidCredentialsURI")
     assert AuditEvent.objects.filter(action="credentials.uri_unknown").count() == 1
