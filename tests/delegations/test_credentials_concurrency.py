@@ -60,7 +60,9 @@ def test_no_credentials_after_the_revoke_commits(partner_world_tx: PartnerWorld)
         world.sim.set_faults("AssumeRole:latency:1:80")
         marker: dict[str, int] = {}
 
-        def revoke(delegation_id=delegation.pk, delay=0.03 * (round_index + 1)) -> object:
+        def revoke(
+            delegation_id=delegation.pk, delay=0.03 * (round_index + 1), marker=marker
+        ) -> object:
             # Staggered so the revoke lands before, during and after issuers' AssumeRole.
             time.sleep(delay)
             result = world.revoke(Delegation.objects.get(pk=delegation_id))
