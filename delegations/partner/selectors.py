@@ -336,6 +336,8 @@ class ResidualWindow:
     live_count: int
     cut_off: RoleCutOff | None
     role_gone: bool
+    # The worker has verified the cut-off in the cloud (no policy left on the role).
+    cut_off_applied: bool = False
 
     @property
     def open(self) -> bool:
@@ -356,7 +358,18 @@ def residual_window(*, delegation: Delegation, now: dt.datetime | None = None) -
         Status.REVOKED,
         Status.EXPIRED,
     )
-    return ResidualWindow(until=last, live_count=live.count(), cut_off=cut_off, role_gone=role_gone)
+    applied = (
+        cut_off is not None
+        and role.applied_version >= role.desired_version
+        and not role.last_seen_policies
+    )
+    return ResidualWindow(
+        until=last,
+        live_count=live.count(),
+        cut_off=cut_off,
+        role_gone=role_gone,
+        cut_off_applied=applied,
+    )
 
 
 def delegation_issuances(*, delegation: Delegation, limit: int = 200) -> list[CredentialIssuance]:

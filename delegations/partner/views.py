@@ -60,7 +60,6 @@ logger = logging.getLogger(__name__)
 SECRET_HEADERS = {
     "Cache-Control": "no-store, max-age=0",
     "Pragma": "no-cache",
-    "Referrer-Policy": "no-referrer",
     "X-Robots-Tag": "noindex",
 }
 
