@@ -44,7 +44,9 @@ def _every_table() -> str:
 def _sessions() -> str:
     from django.contrib.sessions.models import Session
 
-    return "\n".join(repr(SessionStore(session_key=s.session_key).load()) for s in Session.objects.all())
+    return "\n".join(
+        repr(SessionStore(session_key=s.session_key).load()) for s in Session.objects.all()
+    )
 
 
 def _cookies(responses) -> str:
@@ -81,7 +83,9 @@ def test_secrets_appear_only_in_their_one_reveal(
         )
     )
     pages.append(
-        admin.post(reverse("delegations:staff_assign", args=[delegation.pk]), {"user": world.alice.pk})
+        admin.post(
+            reverse("delegations:staff_assign", args=[delegation.pk]), {"user": world.alice.pk}
+        )
     )
     world.drain()
     get(alice, reverse("delegations:my_access"))
