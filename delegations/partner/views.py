@@ -361,23 +361,29 @@ def credentials_get(request: HttpRequest, delegation_id: str) -> HttpResponse:
         organisation=organisation,
         delegation_id=delegation_id,
     )
-    item = selectors.my_access_item(assignment=assignment)
     if request.method == "GET":
+        item = selectors.my_access_item(assignment=assignment)
         default = min(item.bounds.maximum, 3600)
         return _credentials_page(
             request, item, form=CredentialsForm(initial={"duration_seconds": default})
         )
+
+    def again(form: CredentialsForm, status: int) -> HttpResponse:
+        item = selectors.my_access_item(assignment=assignment)
+        return _credentials_page(request, item, form=form, status=status)
+
     form = CredentialsForm(request.POST)
     if not form.is_valid():
-        return _credentials_page(request, item, form=form, status=400)
+        return again(form, 400)
     # Bad input is answered before anything else (nothing written, nothing called).
     try:
         credential_services.parse_duration(
-            form.cleaned_data["duration_seconds"], bounds=item.bounds
+            form.cleaned_data["duration_seconds"],
+            bounds=credential_services.credential_duration_bounds(delegation=assignment.delegation),
         )
     except ValidationError as error:
         add_service_errors(form, error)
-        return _credentials_page(request, item, form=form, status=400)
+        return again(form, 400)
     step = _recent_sign_in(request)
     if step is not None:
         return step
@@ -388,7 +394,7 @@ def credentials_get(request: HttpRequest, delegation_id: str) -> HttpResponse:
     )
     if wait is not None:
         form.add_error(None, f"Too many requests; try again in {int(wait)} seconds.")
-        response = _credentials_page(request, item, form=form, status=429)
+        response = again(form, 429)
         response["Retry-After"] = str(int(wait))
         return response
     try:
@@ -400,17 +406,17 @@ def credentials_get(request: HttpRequest, delegation_id: str) -> HttpResponse:
         )
     except ValidationError as error:
         add_service_errors(form, error)
-        return _credentials_page(request, item, form=form, status=400)
+        return again(form, 400)
     except CredentialRefused as refusal:
         form.add_error(None, refusal.message)
-        return _credentials_page(request, item, form=form, status=refusal.status)
+        return again(form, refusal.status)
     return _no_store(
         render(
             request,
             "delegations/partner/credentials_reveal.html",
             {
                 "organisation": organisation,
-                "item": item,
+                "assignment": assignment,
                 "issued": issued,
                 "formats": credential_services.credential_formats(issued=issued),
             },
