@@ -140,7 +140,12 @@ class InvitationForm(forms.Form):
 
     def __init__(self, *args: object, organisation: Organisation, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["role"].choices = organisation.role_choices
+        choices = organisation.role_choices
+        self.fields["role"].choices = choices
+        # Least privilege by default: the role that is not admin.
+        self.fields["role"].initial = next(
+            (value for value, _ in choices if value != "admin"), None
+        )
 
     def clean_email(self) -> str:
         return self.cleaned_data["email"].strip().lower()

@@ -5,6 +5,7 @@ transaction, so a failed audit write rolls the change back. None of them looks a
 request: views pass in what they know (the acting user, the site's base URL).
 """
 
+import logging
 import secrets
 from datetime import timedelta
 
@@ -27,6 +28,8 @@ from accounts.models import (
     validate_enterprise_alias,
 )
 from audit.services import audit_record
+
+logger = logging.getLogger(__name__)
 
 INVITATION_LIFETIME = timedelta(days=7)
 _SLUG_MAX_LENGTH = 60
@@ -239,15 +242,20 @@ def invitation_accept_url(*, base_url: str, raw_token: str) -> str:
 
 def _send_invitation_on_commit(*, invitation: Invitation, raw_token: str, base_url: str) -> None:
     accept_url = invitation_accept_url(base_url=base_url, raw_token=raw_token)
-    invitation_id = invitation.pk
 
     def send() -> None:
         fresh = Invitation.objects.select_related("organisation", "invited_by").get(
-            pk=invitation_id
+            pk=invitation.pk
         )
-        emails.send_invitation(invitation=fresh, accept_url=accept_url)
+        try:
+            emails.send_invitation(invitation=fresh, accept_url=accept_url)
+        except Exception:  # SMTP and template errors alike: the invitation itself is valid
+            # The link (and its token) is deliberately not logged.
+            logger.exception("Could not send the email for invitation %s", invitation.pk)
+            invitation.email_delivery_failed = True  # type: ignore[attr-defined]
 
     # Sent only once the invitation is committed: a rolled-back invitation never emails anyone.
+    # The raw token lives only in this closure and the email, never in a task payload or log.
     transaction.on_commit(send)
 
 

@@ -144,10 +144,17 @@ def member_invite(request: HttpRequest) -> HttpResponse:
         except ValidationError as error:
             _add_errors(form, error)
         else:
-            messages.success(
-                request,
-                f"Invitation sent to {invitation.email} as {invitation.get_role_display()}.",
-            )
+            if getattr(invitation, "email_delivery_failed", False):
+                messages.warning(
+                    request,
+                    f"The invitation for {invitation.email} was created, but the email could not "
+                    "be sent. Try Resend in a moment.",
+                )
+            else:
+                messages.success(
+                    request,
+                    f"Invitation sent to {invitation.email} as {invitation.get_role_display()}.",
+                )
             return redirect("accounts:members")
     return _members_page(request, invite_form=form, status=400)
 
@@ -168,13 +175,16 @@ def invitation_resend(request: HttpRequest, invitation_id: str) -> HttpResponse:
         invitation_id=invitation_id,
     )
     try:
-        services.invitation_resend(
+        invitation = services.invitation_resend(
             invitation=invitation, resent_by=request.user, base_url=_base_url(request)
         )
     except ValidationError as error:
         messages.error(request, _error_text(error))
     else:
-        messages.success(request, f"A new invitation link was sent to {invitation.email}.")
+        if getattr(invitation, "email_delivery_failed", False):
+            messages.warning(request, f"The email to {invitation.email} could not be sent.")
+        else:
+            messages.success(request, f"A new invitation link was sent to {invitation.email}.")
     return redirect("accounts:members")
 
 

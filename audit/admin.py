@@ -27,7 +27,13 @@ class AuditEventAdmin(admin.ModelAdmin):
     ordering = ("-sequence",)
     show_full_result_count = False
     list_per_page = 50
-    readonly_fields = [field.name for field in AuditEvent._meta.fields]
+    readonly_fields = [*(field.name for field in AuditEvent._meta.fields), "visible_to"]
+
+    @admin.display(description="Visible to organisations")
+    def visible_to(self, event: AuditEvent) -> str:
+        return ", ".join(
+            str(org_id) for org_id in event.scopes.values_list("organisation_id", flat=True)
+        )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -12,7 +12,7 @@ import ipaddress
 import re
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import models, transaction
 from django.utils import timezone
@@ -20,6 +20,9 @@ from django.utils import timezone
 from audit.chain import HASH_VERSION, link_hash
 from audit.context import current_origin
 from audit.models import AuditChainHead, AuditEvent, AuditEventScope
+
+if TYPE_CHECKING:
+    from accounts.models import Organisation, User
 
 
 class AuditError(Exception):
@@ -178,10 +181,10 @@ def _lock_chain_head() -> AuditChainHead:
 def audit_record(
     *,
     action: str,
-    actor: Any = None,
-    organisation: Any = None,
-    related_organisations: Iterable[Any] = (),
-    actor_organisation: Any = None,
+    actor: "User | None" = None,
+    organisation: "Organisation | None" = None,
+    related_organisations: Iterable["Organisation"] = (),
+    actor_organisation: "Organisation | None" = None,
     target: models.Model | None = None,
     target_type: str | None = None,
     target_id: object = None,

@@ -91,6 +91,10 @@ class CloudCredentials:
         if not self.access_key_id or not self.access_key_secret:
             raise ValueError("An AccessKey needs both its id and its secret.")
 
+    def __reduce__(self) -> Any:
+        # Fail closed: secrets never travel in a pickled task payload or cache entry.
+        raise TypeError("CloudCredentials must not be serialised; pass ids and load in the worker.")
+
 
 @dataclass(frozen=True)
 class CallerIdentity:
@@ -177,6 +181,9 @@ class IssuedCredentials:
     assumed_role_arn: str | None = None
     assumed_role_id: str | None = None
     request_id: str | None = None
+
+    def __reduce__(self) -> Any:
+        raise TypeError("IssuedCredentials are shown once and never serialised or stored.")
 
 
 class CallRecorder(Protocol):
@@ -931,15 +938,17 @@ class CloudClient:
             mutating=True,
         )
 
-    def delete_policy(self, policy_name: str) -> str | None:
-        """DeletePolicy (Custom). RAM refuses while it is attached or has other versions."""
+    def delete_policy(self, policy_name: str, *, cascade: bool = False) -> str | None:
+        """DeletePolicy (Custom). Without `cascade`, RAM refuses while the policy is attached
+        or has non-default versions; with it, RAM detaches it everywhere first."""
         policies.validate_policy_name(policy_name)
+        request = ram_models.DeletePolicyRequest(
+            policy_name=policy_name, cascading_delete=True if cascade else None
+        )
         return self._call(
             "DeletePolicy",
             f"policy/Custom/{policy_name}",
-            lambda: self._ram.delete_policy(
-                ram_models.DeletePolicyRequest(policy_name=policy_name)
-            ),
+            lambda: self._ram.delete_policy(request),
             self._request_id_only,
             mutating=True,
         )

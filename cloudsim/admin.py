@@ -11,6 +11,7 @@ import re
 import secrets
 from pathlib import Path
 
+from cloudsim import catalog
 from cloudsim.store import Store, StoreError
 
 DEMO_CREDENTIALS_FILE = "demo-credentials.json"
@@ -221,15 +222,12 @@ def load_operator_token(data_dir: Path, explicit: str | None) -> str:
 
 def sync_system_policies(store: Store) -> int:
     """Install the System policy catalogue (cloudsim.catalog) into the store."""
-    try:
-        from cloudsim import catalog
-    except ModuleNotFoundError as exc:
-        if exc.name != "cloudsim.catalog":
-            raise
-        return 0
     with store.write() as tx:
         for name, entry in catalog.SYSTEM_POLICIES.items():
             tx.policy_replace_system(
-                name=name, document=entry["PolicyDocument"], description=entry["Description"]
+                name=name,
+                document=entry["PolicyDocument"],
+                description=entry["Description"],
+                created_at=entry.get("CreateDate"),
             )
     return len(catalog.SYSTEM_POLICIES)

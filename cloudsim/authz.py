@@ -56,6 +56,23 @@ def resource_account(resource: str) -> str | None:
     return parts[3]
 
 
+def _identity_documents(store: Store, identity: Identity) -> tuple[str, ...]:
+    """The default-version documents that apply to a RAM user or role session now."""
+    with store.read() as tx:
+        if identity.kind == RAM_USER:
+            return tuple(
+                tx.attached_documents(identity.account_uid, "User", identity.user_name or "")
+            )
+        if identity.kind == ASSUMED_ROLE:
+            # A session belongs to one RoleId: a role deleted and re-created under the same
+            # name is another role and lends the old session nothing ([UNVERIFIED] choice).
+            role = tx.role_get(identity.account_uid, identity.role_name or "")
+            if role is None or role.role_id != identity.role_id:
+                return ()
+            return tuple(tx.attached_documents(identity.account_uid, "Role", role.name))
+    return ()
+
+
 def is_allowed(
     *,
     store: Store,
@@ -69,30 +86,43 @@ def is_allowed(
     if identity.is_root:
         owner = resource_account(resource)
         return owner in (None, "*", identity.account_uid)
-    with store.read() as tx:
-        if identity.kind == RAM_USER:
-            documents = tx.attached_documents(
-                identity.account_uid, "User", identity.user_name or ""
-            )
-        elif identity.kind == ASSUMED_ROLE:
-            # A session belongs to one RoleId: a role deleted and re-created under the same
-            # name is another role and lends the old session nothing ([UNVERIFIED] choice).
-            role = tx.role_get(identity.account_uid, identity.role_name or "")
-            if role is None or role.role_id != identity.role_id:
-                return False
-            documents = tx.attached_documents(identity.account_uid, "Role", role.name)
-        else:  # pragma: no cover - every identity kind is handled above
-            return False
+    documents_key = (
+        "documents",
+        identity.kind,
+        identity.account_uid,
+        identity.user_name,
+        identity.role_name,
+        identity.role_id,
+    )
+    documents = store.cached("policy", documents_key, lambda: _identity_documents(store, identity))
     if not documents:
         return False
-    context = condition_context(
-        identity=identity, source_ip=source_ip, secure_transport=secure_transport, now=now
-    )
+    session_policy = identity.session_policy if identity.kind == ASSUMED_ROLE else None
     layers = [[parsed_document(text) for text in documents]]
-    if identity.kind == ASSUMED_ROLE and identity.session_policy:
-        layers.append([parsed_document(identity.session_policy)])
-    decision = policy.evaluate_layers(layers, action=action, resource=resource, context=context)
+    if session_policy:
+        layers.append([parsed_document(session_policy)])
+
+    def decide() -> policy.Decision:
+        context = condition_context(
+            identity=identity, source_ip=source_ip, secure_transport=secure_transport, now=now
+        )
+        return policy.evaluate_layers(layers, action=action, resource=resource, context=context)
+
+    if now is None and not any(_has_conditions(text) for text in (*documents, session_policy)):
+        # Without conditions the answer depends on the documents, action and resource only.
+        decision = store.cached(
+            "policy", ("decision", documents_key, session_policy, action, resource), decide
+        )
+    else:
+        decision = decide()
     return decision is policy.Decision.ALLOW
+
+
+@functools.lru_cache(maxsize=4096)
+def _has_conditions(text: str | None) -> bool:
+    if not text:
+        return False
+    return any("Condition" in statement for statement in parsed_document(text)["Statement"])
 
 
 def authorize(

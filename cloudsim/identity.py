@@ -100,8 +100,11 @@ def resolve_in(tx: Tx, access_key_id: str) -> ResolvedKey | None:
 
 
 def resolve_access_key(store: Store, access_key_id: str) -> ResolvedKey | None:
-    with store.read() as tx:
-        return resolve_in(tx, access_key_id)
+    def lookup() -> ResolvedKey | None:
+        with store.read() as tx:
+            return resolve_in(tx, access_key_id)
+
+    return store.cached("auth", ("key", access_key_id), lookup)
 
 
 def console_identity(

@@ -436,12 +436,13 @@ def _glob(pattern: str, value: str) -> bool:
     p_index = v_index = 0
     star, resume = -1, 0
     while v_index < len(value):
-        if p_index < len(pattern) and pattern[p_index] in ("?", value[v_index]):
-            p_index += 1
-            v_index += 1
-        elif p_index < len(pattern) and pattern[p_index] == "*":
+        # The star test comes first: a "*" in the value must not be taken for the pattern's.
+        if p_index < len(pattern) and pattern[p_index] == "*":
             star, resume = p_index, v_index
             p_index += 1
+        elif p_index < len(pattern) and pattern[p_index] in ("?", value[v_index]):
+            p_index += 1
+            v_index += 1
         elif star >= 0:
             p_index = star + 1
             resume += 1

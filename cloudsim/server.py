@@ -43,6 +43,9 @@ logger = logging.getLogger("cloudsim")
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_QUERY_BYTES = 64 * 1024
+# Bodies up to this size are read and dropped before the 413 (larger ones: answer and close).
+DRAIN_LIMIT_BYTES = 16 * 1024 * 1024
+DRAIN_SECONDS = 5
 # Actions that read a trust document and may be served stale by the "stale" fault.
 STALE_READ_ACTIONS = ("GetRole",)
 BAD_GATEWAY_BODY = (
@@ -113,6 +116,20 @@ class RequestHandler(BaseHTTPRequestHandler):
     # for the client's delayed ACK (~40 ms per call).
     disable_nagle_algorithm = True
     server: CloudSimServer
+
+    _date_cache: tuple[int, str] = (0, "")
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        # Formatting the Date header through the email package costs more than a whole API
+        # call's policy check; it changes once a second.
+        if timestamp is not None:
+            return super().date_time_string(timestamp)
+        second = int(time.time())
+        cached_second, text = RequestHandler._date_cache
+        if cached_second != second:
+            text = super().date_time_string(second)
+            RequestHandler._date_cache = (second, text)
+        return text
 
     def log_message(self, format: str, *args: object) -> None:
         logger.debug("%s - %s", self.address_string(), format % args)
@@ -204,10 +221,10 @@ class RequestHandler(BaseHTTPRequestHandler):
         with contextlib.suppress(OSError):
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+    def _read_body(self, headers: dict[str, str]) -> bytes:
+        if headers.get("transfer-encoding", "").lower() == "chunked":
             return self._read_chunked()
-        length_text = self.headers.get("Content-Length")
+        length_text = headers.get("content-length")
         if length_text is None:
             return b""
         try:
@@ -220,12 +237,27 @@ class RequestHandler(BaseHTTPRequestHandler):
             raise malformed_request("Content-Length is negative.")
         if length > MAX_BODY_BYTES:
             self.close_connection = True  # the unread body must not be parsed as a request
+            if length <= DRAIN_LIMIT_BYTES:
+                self._discard(length)
             raise body_too_large(MAX_BODY_BYTES)
         body = self.rfile.read(length)
         if len(body) != length:
             self.close_connection = True
             raise malformed_request("The body is shorter than Content-Length.")
         return body
+
+    def _discard(self, length: int) -> None:
+        """Read and drop a moderately oversized body so the client, still sending it, gets
+        the 413 instead of a broken pipe; give up after a few seconds."""
+        self.connection.settimeout(DRAIN_SECONDS)
+        try:
+            while length > 0:
+                chunk = self.rfile.read(min(length, 64 * 1024))
+                if not chunk:
+                    return
+                length -= len(chunk)
+        except OSError:
+            return
 
     def _read_chunked(self) -> bytes:
         chunks = []
@@ -262,9 +294,13 @@ class RequestHandler(BaseHTTPRequestHandler):
             if len(split.query) > MAX_QUERY_BYTES:
                 self.close_connection = True
                 raise query_too_large(MAX_QUERY_BYTES)
-            body = self._read_body()
+            # raw_items(): the email package's per-header policy processing costs more than a
+            # signature check, and would turn undecodable bytes into Header objects.
+            headers = {name.lower(): value for name, value in self.headers.raw_items()}
+            if not all(value.isascii() or value.isprintable() for value in headers.values()):
+                raise bad_encoding("request header")
+            body = self._read_body(headers)
             query = _decode_params(split.query, "query string")
-            headers = {name.lower(): value for name, value in self.headers.items()}
             content_type = headers.get("content-type", "").split(";")[0].strip().lower()
             form = (
                 _decode_params(body, "form body")

@@ -13,10 +13,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import threading
 import time
 from calendar import timegm
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import quote
 
 from cloudsim.errors import ApiError
@@ -24,6 +26,7 @@ from cloudsim.identity import Identity, ResolvedKey, resolve_access_key
 from cloudsim.store import Store
 
 CLOCK_SKEW_SECONDS = 15 * 60
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 V3_ALGORITHM = "ACS3-HMAC-SHA256"
 # Headers a V3 signature must cover, or an attacker could change them without breaking it.
 V3_REQUIRED_SIGNED = (
@@ -61,41 +64,52 @@ def _pe(value: str) -> str:
 
 
 class NonceCache:
-    """Nonces seen within the clock window; a repeat is a replay ([UNVERIFIED] code)."""
+    """Nonces of accepted requests, per AccessKey, kept while their signed time is still inside
+    the clock window (a replay after that fails the clock check anyway). In memory only."""
 
     def __init__(self, window: float = CLOCK_SKEW_SECONDS) -> None:
         self.window = window
-        self._seen: dict[str, float] = {}
+        self._expires: dict[str, float] = {}
         self._lock = threading.Lock()
         self._next_purge = 0.0
 
-    def check_and_add(self, access_key_id: str, nonce: str, now: float) -> None:
+    def check_and_add(
+        self, access_key_id: str, nonce: str, *, now: float, signed_at: float
+    ) -> None:
         key = f"{access_key_id}\n{nonce}"
         with self._lock:
             if now >= self._next_purge:
-                cutoff = now - 2 * self.window
-                self._seen = {k: t for k, t in self._seen.items() if t >= cutoff}
+                self._expires = {k: t for k, t in self._expires.items() if t >= now}
                 self._next_purge = now + 60
-            if key in self._seen:
+            if self._expires.get(key, -1.0) >= now:
                 raise ApiError(
                     "SignatureNonceUsed", "Specified signature nonce was used already.", 400
                 )
-            self._seen[key] = now
+            self._expires[key] = signed_at + self.window
+
+
+_TIMESTAMP_RE = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)Z$")
 
 
 def parse_timestamp(value: str, name: str) -> float:
+    """``YYYY-MM-DDThh:mm:ssZ`` (UTC) to epoch seconds."""
+    match = _TIMESTAMP_RE.match(value or "")
     try:
-        parsed = time.strptime(value, "%Y-%m-%dT%H:%M:%SZ")
-    except (ValueError, TypeError):
+        if match is None:
+            raise ValueError(value)
+        fields = [int(part) for part in match.groups()]
+        datetime(*fields)  # rejects impossible dates such as 2024-02-30
+    except ValueError:
         raise ApiError(
             "InvalidTimeStamp.Format",
             f"Specified {name} is not valid; expected UTC yyyy-MM-ddTHH:mm:ssZ.",
             400,
         ) from None
-    return float(timegm(parsed))
+    return float(timegm((*fields, 0, 0, 0)))
 
 
-def check_clock(value: str, name: str, now: float) -> None:
+def check_clock(value: str, name: str, now: float) -> float:
+    """The signed time, if it is within the clock window of ``now``."""
     moment = parse_timestamp(value, name)
     if abs(now - moment) > CLOCK_SKEW_SECONDS:
         raise ApiError(
@@ -103,6 +117,7 @@ def check_clock(value: str, name: str, now: float) -> None:
             f"Specified {name} or date header is expired (allowed skew is 15 minutes).",
             400,
         )
+    return moment
 
 
 @dataclass(frozen=True)
@@ -188,10 +203,10 @@ def verify_v3(
     for name in signed_names:
         if name not in headers:
             raise _mismatch(f"Signed header {name} is missing.")
-    payload_hash = hashlib.sha256(body).hexdigest()
+    payload_hash = EMPTY_SHA256 if not body else hashlib.sha256(body).hexdigest()
     if not hmac.compare_digest(headers["x-acs-content-sha256"].strip(), payload_hash):
         raise _mismatch("The x-acs-content-sha256 header does not match the request body.")
-    check_clock(headers["x-acs-date"].strip(), "x-acs-date", now)
+    signed_at = check_clock(headers["x-acs-date"].strip(), "x-acs-date", now)
 
     resolved = _resolve(store, access_key_id, headers.get("x-acs-security-token"), now)
 
@@ -206,7 +221,9 @@ def verify_v3(
     ).hexdigest()
     if not hmac.compare_digest(expected, signature.strip().lower()):
         raise _mismatch(string_to_sign=string_to_sign)
-    nonces.check_and_add(access_key_id, headers["x-acs-signature-nonce"].strip(), now)
+    nonces.check_and_add(
+        access_key_id, headers["x-acs-signature-nonce"].strip(), now=now, signed_at=signed_at
+    )
     return Authenticated(resolved.identity, "v3")
 
 
@@ -219,7 +236,7 @@ def verify_v1(
         raise _incomplete(f"Unsupported SignatureMethod {method_name!r}.")
     if params.get("SignatureVersion", "") != "1.0":
         raise _incomplete("SignatureVersion must be 1.0.")
-    if params.get("Format", "json").lower() not in ("json", "xml"):
+    if params.get("Format", "json").lower() != "json":
         raise ApiError("InvalidParameter.Format", "Specified Format is not valid.", 400)
     nonce = params.get("SignatureNonce", "")
     if not nonce:
@@ -227,7 +244,7 @@ def verify_v1(
     timestamp = params.get("Timestamp", "")
     if not timestamp:
         raise _incomplete("Timestamp is mandatory.")
-    check_clock(timestamp, "Timestamp", now)
+    signed_at = check_clock(timestamp, "Timestamp", now)
 
     resolved = _resolve(store, params.get("AccessKeyId", ""), params.get("SecurityToken"), now)
 
@@ -241,7 +258,7 @@ def verify_v1(
     expected = base64.b64encode(digest).decode()
     if not hmac.compare_digest(expected.encode(), signature.encode()):
         raise _mismatch(string_to_sign=string_to_sign)
-    nonces.check_and_add(resolved.identity.access_key_id, nonce, now)
+    nonces.check_and_add(resolved.identity.access_key_id, nonce, now=now, signed_at=signed_at)
     return Authenticated(resolved.identity, "v1")
 
 

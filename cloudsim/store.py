@@ -16,12 +16,13 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import sqlite3
 import string
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -155,8 +156,6 @@ CREATE TABLE IF NOT EXISTS console_sessions (
 );
 """
 
-_ALNUM = string.ascii_letters + string.digits
-
 
 def utc_now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
@@ -171,20 +170,47 @@ def iso(moment: datetime | float | None = None) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _random_text(alphabet: str, count: int) -> str:
+    """``count`` uniformly random characters of ``alphabet`` from the OS CSPRNG.
+
+    One urandom read per call (``secrets.choice`` reads once per character); bytes past the
+    largest multiple of the alphabet size are rejected so every character stays equally likely.
+    """
+    limit = 256 - 256 % len(alphabet)
+    chars: list[str] = []
+    while len(chars) < count:
+        for byte in secrets.token_bytes(2 * count):
+            if byte < limit:
+                chars.append(alphabet[byte % len(alphabet)])
+                if len(chars) == count:
+                    break
+    return "".join(chars)
+
+
+def _random_alnum(count: int) -> str:
+    """``count`` uniformly random letters and digits: base64 of CSPRNG bytes without + and /
+    (done in C; this runs for every AccessKey and STS session)."""
+    out = b""
+    while len(out) < count:
+        out += base64.b64encode(secrets.token_bytes(count)).translate(None, b"+/=")
+    return out[:count].decode()
+
+
 def _random_digits(count: int, first: str = "") -> str:
-    return first + "".join(secrets.choice(string.digits) for _ in range(count - len(first)))
+    width = count - len(first)
+    return first + str(secrets.randbelow(10**width)).zfill(width)
 
 
 def new_access_key_id() -> str:
-    return "LTAI" + "".join(secrets.choice(_ALNUM) for _ in range(20))
+    return "LTAI" + _random_alnum(20)
 
 
 def new_access_key_secret() -> str:
-    return "".join(secrets.choice(_ALNUM) for _ in range(30))
+    return _random_alnum(30)
 
 
 def new_sts_access_key_id() -> str:
-    return "STS." + "".join(secrets.choice(_ALNUM) for _ in range(28))
+    return "STS." + _random_alnum(28)
 
 
 def new_security_token() -> str:
@@ -200,7 +226,7 @@ def new_user_id() -> str:
 
 
 def new_instance_id() -> str:
-    return "i-" + "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(20))
+    return "i-" + _random_text(string.ascii_lowercase + string.digits, 20)
 
 
 PASSWORD_ITERATIONS = 120_000
@@ -363,12 +389,40 @@ class StoreError(Exception):
 # Data access
 
 
+# Which cached views a write to a table invalidates (see Store.cached). New STS sessions and
+# ECS or console rows invalidate nothing: nothing cached can depend on a row that did not exist.
+_WRITE_TARGET = re.compile(r"^\s*(INSERT(?: OR REPLACE)? INTO|UPDATE|DELETE FROM)\s+(\w+)", re.I)
+_TOPICS_BY_TABLE = {
+    "accounts": "auth",
+    "users": "auth",
+    "access_keys": "auth",
+    "roles": "policy",
+    "policies": "policy",
+    "policy_versions": "policy",
+    "attachments": "policy",
+}
+CACHE_TOPICS = ("auth", "policy")
+
+
+def _topic_of(sql: str) -> str | None:
+    match = _WRITE_TARGET.match(sql)
+    if match is None:
+        return None
+    verb, table = match.group(1).upper(), match.group(2).lower()
+    if table == "sts_sessions":
+        return None if verb.startswith("INSERT") else "auth"
+    return _TOPICS_BY_TABLE.get(table)
+
+
 class Tx:
     """Data access inside one transaction (read or write); obtained from Store.read/write."""
 
-    def __init__(self, conn: sqlite3.Connection, *, writable: bool) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, *, writable: bool, touched: set[str] | None = None
+    ) -> None:
         self.conn = conn
         self.writable = writable
+        self.touched = touched if touched is not None else set()
 
     def _one(self, sql: str, args: tuple = ()) -> sqlite3.Row | None:
         return self.conn.execute(sql, args).fetchone()
@@ -379,6 +433,9 @@ class Tx:
     def _exec(self, sql: str, args: tuple = ()) -> int:
         if not self.writable:
             raise RuntimeError("write attempted inside Store.read()")
+        topic = _topic_of(sql)
+        if topic is not None:
+            self.touched.add(topic)
         return self.conn.execute(sql, args).rowcount
 
     def next_seq(self) -> int:
@@ -733,11 +790,12 @@ class Tx:
         name: str,
         document: str,
         description: str,
+        created_at: str | None = None,
     ) -> Policy:
         owner = "" if policy_type == "System" else account_uid
         if self.policy_get(account_uid, policy_type, name):
             raise StoreError(f"policy {name} already exists")
-        now = iso()
+        now = created_at or iso()
         self._exec(
             "INSERT INTO policies(account_uid, policy_type, name, name_key, description, "
             "default_version, next_version, created_at, updated_at, seq) "
@@ -751,7 +809,9 @@ class Tx:
         )
         return self.policy_get(account_uid, policy_type, name)  # type: ignore[return-value]
 
-    def policy_replace_system(self, *, name: str, document: str, description: str) -> None:
+    def policy_replace_system(
+        self, *, name: str, document: str, description: str, created_at: str | None = None
+    ) -> None:
         """Install or refresh a System policy from the catalogue (its v1 document)."""
         existing = self.policy_get("", "System", name)
         if existing is None:
@@ -761,6 +821,7 @@ class Tx:
                 name=name,
                 document=document,
                 description=description,
+                created_at=created_at,
             )
             return
         self._exec(
@@ -1175,6 +1236,8 @@ class Store:
         with Store._locks_guard:
             self._write_lock = Store._locks.setdefault(self.path, threading.RLock())
         self._local = threading.local()
+        self._generations = dict.fromkeys(CACHE_TOPICS, 0)
+        self._caches: dict[str, dict] = {topic: {} for topic in CACHE_TOPICS}
         with self._write_lock:
             self._connection().executescript(SCHEMA)
         with self.write() as tx:
@@ -1214,15 +1277,40 @@ class Store:
         conn = self._connection()
         with self._write_lock:
             if conn.in_transaction:  # re-entrant use on the same thread joins the outer write
-                yield Tx(conn, writable=True)
+                yield Tx(conn, writable=True, touched=self._local.touched)
                 return
+            touched: set[str] = set()
+            self._local.touched = touched
             conn.execute("BEGIN IMMEDIATE")
             try:
-                yield Tx(conn, writable=True)
+                yield Tx(conn, writable=True, touched=touched)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+            # After the commit, so a value cached from pre-commit data carries an old number.
+            for topic in touched:
+                self._generations[topic] += 1
+
+    def cached(self, topic: str, key: object, compute: Callable[[], Any]) -> Any:
+        """``compute()``, remembered until a committed write touches ``topic``'s tables.
+
+        The generation is read *before* computing, so a value read from data that a
+        concurrent write is replacing is stored under the old generation and never served.
+        ``None`` (not found) is never cached. One server process per data directory is
+        assumed; the management CLI only adds rows, which no cached value depends on.
+        """
+        generation = self._generations[topic]
+        cache = self._caches[topic]
+        entry = cache.get(key)
+        if entry is not None and entry[0] == generation:
+            return entry[1]
+        value = compute()
+        if value is not None:
+            if len(cache) > 50_000:
+                cache.clear()
+            cache[key] = (generation, value)
+        return value
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

@@ -10,6 +10,7 @@ affects later AssumeRole calls.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Callable
@@ -69,6 +70,29 @@ def _session_policy(ctx: ApiContext) -> str | None:
     return text
 
 
+@functools.lru_cache(maxsize=2048)
+def _parsed_trust(text: str) -> dict:
+    """A stored trust document, parsed once (shared: never mutate the result)."""
+    try:
+        return policy.parse_trust_policy(text, max_length=1 << 20)
+    except policy.PolicyDocumentError:  # stored documents were validated; admit nobody
+        return {"Version": "1", "Statement": []}
+
+
+@functools.lru_cache(maxsize=2048)
+def _trust_has_conditions(text: str) -> bool:
+    return any("Condition" in statement for statement in _parsed_trust(text)["Statement"])
+
+
+@functools.lru_cache(maxsize=8192)
+def _unconditional_trust(text: str, caller_arn: str, caller_account: str) -> bool:
+    """Whether a condition-free trust document admits the caller (the request context cannot
+    change the answer, so it is remembered per document text and caller)."""
+    return policy.trust_admits(
+        _parsed_trust(text), caller_arn=caller_arn, caller_account=caller_account, context={}
+    )
+
+
 def _credentials_json(session: StsSession, role: Role) -> dict:
     return {
         "Credentials": {
@@ -103,11 +127,7 @@ def _issue(
         role = tx.role_get(role_account, role_name)
         if role is None:
             raise ApiError("EntityNotExist.Role", "The specified Role not exists.", 404)
-        try:
-            trust = policy.parse_trust_policy(role.trust_document, max_length=1 << 20)
-        except policy.PolicyDocumentError:
-            trust = {"Version": "1", "Statement": []}
-        if not admitted(trust):
+        if not admitted(role.trust_document):
             raise ApiError("NoPermission", DENIED_BY_RAM, 403)
         ceiling = role.max_session_duration
         if max_duration is not None:
@@ -184,17 +204,18 @@ def assume_role(ctx: ApiContext) -> dict:
     ):
         raise ApiError("NoPermission", DENIED_BY_RAM, 403)
 
-    extra = {policy.KEY_EXTERNAL_ID: external_id} if external_id is not None else None
-    context = authz.condition_context(
-        identity=identity,
-        source_ip=ctx.source_ip,
-        secure_transport=ctx.secure_transport,
-        extra=extra,
-    )
-
-    def admitted(trust: dict) -> bool:
+    def admitted(trust_text: str) -> bool:
+        if not _trust_has_conditions(trust_text):
+            return _unconditional_trust(trust_text, identity.arn, identity.account_uid)
+        extra = {policy.KEY_EXTERNAL_ID: external_id} if external_id is not None else None
+        context = authz.condition_context(
+            identity=identity,
+            source_ip=ctx.source_ip,
+            secure_transport=ctx.secure_transport,
+            extra=extra,
+        )
         return policy.trust_admits(
-            trust,
+            _parsed_trust(trust_text),
             caller_arn=identity.arn,
             caller_account=identity.account_uid,
             context=context,
@@ -252,9 +273,13 @@ def assume_role_as_service(
         mfa_present=None,
     )
 
-    def admitted(trust: dict) -> bool:
+    def admitted(trust_text: str) -> bool:
         return policy.trust_admits(
-            trust, caller_arn="", caller_account="", service=service, context=context
+            _parsed_trust(trust_text),
+            caller_arn="",
+            caller_account="",
+            service=service,
+            context=context,
         )
 
     session, role = _issue(

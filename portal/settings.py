@@ -205,13 +205,15 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        # Broadcast/control messages (worker remote control); kombu's default is ./control.
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
         # The folder is polled; kombu's 1 s default would add up to a second to every apply.
         "polling_interval": env.float("CELERY_FILESYSTEM_POLLING_INTERVAL", default=0.1),
     }
     # Every process that publishes (web, beat) or consumes (worker) must find the folders;
     # kombu does not create them, and a publish into a missing folder fails.
-    for _folder in ("queue", "processed"):
+    for _folder in ("queue", "processed", "control"):
         (BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
 else:
     # Tasks are idempotent and carry ids only, so redelivery after the visibility timeout is

@@ -95,8 +95,10 @@ class _PartnerRecorder(_Recorder):
         self.owner = policy.cloud_account.organisation
         self.partners = []
         self.delegation_ids = []
+        self.role_changes = {}
         self.mutations_sent = 0
         self.mutations_succeeded = 0
+        self._unwritten = []
 
     def _subject(self) -> dict[str, Any]:
         return {"partner_user_policy": self.policy}
@@ -389,10 +391,32 @@ class _PartnerReconciler:
                 kind=KIND, object_id=str(self.policy_id), id__lte=watermark, done_at__isnull=True
             ).update(done_at=timezone.now(), last_error=note[:255])
 
+    def _close_dangling_intents(self, policy: PartnerUserPolicy) -> None:
+        """Intents of a worker that died before recording the answer: we hold the lease, so
+        nobody still waits for them; the read that follows tells what they did."""
+        dangling = CloudCall.objects.filter(
+            partner_user_policy=policy, outcome=CloudCall.Outcome.PENDING
+        ).exclude(worker=self.lease.token)
+        for call in list(dangling.order_by("id")):
+            with transaction.atomic():
+                if not CloudCall.objects.filter(
+                    pk=call.pk, outcome=CloudCall.Outcome.PENDING
+                ).update(
+                    outcome=CloudCall.Outcome.UNKNOWN,
+                    finished_at=timezone.now(),
+                    note="resolved by reconcile",
+                ):
+                    continue
+                call.refresh_from_db()
+                _PartnerRecorder(policy=policy, lease=self.lease)._audit(
+                    call, action="cloud.call_result", outcome=AuditEvent.Outcome.FAILURE
+                )
+
     def run(self) -> PartnerReconcileReport:
         max_rounds = int(_setting("PORTAL_RECONCILE_MAX_ROUNDS", 20))
         for _ in range(max_rounds):
             policy = self._load()
+            self._close_dangling_intents(policy)
             version = policy.desired_version
             watermark = self._watermark()
             desired = frozenset(
@@ -461,6 +485,8 @@ class _PartnerReconciler:
                 actual = read()
         finally:
             self.report.mutating_calls += recorder.mutations_sent
+            # Answers the recorder still holds (reads, results) are written now.
+            recorder.flush()
         raise TransientCloudFailure(
             CloudError(
                 code="ReconcileDidNotSettle",

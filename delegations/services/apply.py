@@ -12,14 +12,20 @@
 2. moves `approved` delegations to `applying`, reads the role (GetRole, ListPoliciesForRole)
    with the owner's key, decrypted here and nowhere else, and computes the desired state from
    *all* the portal's delegations on the role;
-3. plans with `delegations.reconcile` and makes only the needed calls. Before each mutating
-   call a `CloudCall` intent row and its audit event are committed (after renewing the lease:
-   a worker that lost its lease makes no further call); the row is completed after the call,
-   with its own audit event;
+3. plans with `delegations.reconcile` and makes only the needed calls: every pending
+   principal of the role goes into one UpdateRole (or CreateRole). Before each mutating call
+   a `CloudCall` intent row and its audit event are committed, in the same transaction as a
+   lease renewal (a worker that lost its lease makes no further call); the row is completed
+   with the answer and its own audit event;
 4. re-reads until the cloud shows the expected state (RAM reads may be stale for a moment
    after a write: verification polls within a bounded time, it never trusts the write), then
    moves `applying` → `active` and `revoking` → `revoked`/`expired` through the lifecycle
    services, records what it saw, and releases the lease.
+
+Database work is kept off the cloud's critical path: answers are written with the next
+transaction the round needs anyway, and a round's transitions share one transaction. Lock
+order everywhere: delegation rows, then the audit chain head, then the role row (the order the
+lifecycle services use), so a reconcile never deadlocks with an approval or a revocation.
 
 Errors: a transient `CloudError` is retried in place a few times when the wait is short
 (honouring `retry_after_ms`), then surfaces as `TransientCloudFailure` for the task to retry
@@ -179,11 +185,12 @@ class RoleLease:
         )
         return claimed == 1
 
-    def renew(self) -> None:
-        if not self._mine().update(locked_until=timezone.now() + self.duration):
+    def renew(self, **role_changes: Any) -> None:
+        """Extend the lease (and save `role_changes` on the role row in the same UPDATE)."""
+        if not self._mine().update(locked_until=timezone.now() + self.duration, **role_changes):
             raise LeaseLost(f"Lost the lease on managed role {self.managed_role_id}.")
 
-    def release_if_converged(self, *, version: int) -> bool:
+    def release_if_converged(self, *, version: int, **role_changes: Any) -> bool:
         """Release and record `version` as applied, unless the desired state moved on while
         we worked (then keep the lease and return False: the caller runs another round).
         One UPDATE on the row the services bump, so it cannot miss a concurrent change."""
@@ -195,10 +202,13 @@ class RoleLease:
                 locked_until=None,
                 applied_version=version,
                 last_reconciled_at=timezone.now(),
+                **role_changes,
             )
         )
         if released:
             return True
+        if role_changes:
+            self._mine().update(**role_changes)
         if not self._mine().exists():
             raise LeaseLost(f"Lost the lease on managed role {self.managed_role_id}.")
         return False
@@ -208,16 +218,6 @@ class RoleLease:
         if applied_version is not None:
             changes["applied_version"] = applied_version
         self._mine().update(**changes)
-
-    def remaining_seconds(self) -> float:
-        until = (
-            self.model.objects.filter(pk=self.managed_role_id)
-            .values_list("locked_until", flat=True)
-            .first()
-        )
-        if until is None:
-            return 0.0
-        return max(0.0, (until - timezone.now()).total_seconds())
 
 
 # --- backoff ---------------------------------------------------------------------------------
@@ -261,19 +261,49 @@ def _error_fields(error: CloudError) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class _Answer:
+    value: Any = None
+    error: CloudError | None = None
+    request_id: str = ""
+
+
+def _ask(client: CloudClient, call: Callable[[], Any]) -> _Answer:
+    try:
+        value = call()
+    except CloudError as error:
+        return _Answer(error=error, request_id=error.request_id or "")
+    return _Answer(value=value, request_id=client.last_request_id or "")
+
+
 class _Recorder:
-    """Writes one `CloudCall` row (and its audit events) per cloud request of a run."""
+    """Writes one `CloudCall` row (and its audit events) per cloud request of a round.
+
+    The intent of a mutating call is committed before the request (write-ahead). Answers
+    (reads, and results of mutations) are kept and written in the next transaction the round
+    makes anyway (the next intent, or the transitions at the end), each with the time it
+    arrived: a worker that dies in between leaves an intent without a result, which the next
+    run closes as "resolved by reconcile", exactly as if it had died just after the call.
+    """
 
     def __init__(
-        self, *, managed_role: ManagedRole, lease: RoleLease, partners: Iterable[Any]
+        self,
+        *,
+        managed_role: ManagedRole,
+        lease: RoleLease,
+        partners: Iterable[Any],
+        delegation_ids: Iterable[Any] = (),
     ) -> None:
         self.role = managed_role
         self.lease = lease
         self.owner = managed_role.cloud_account.organisation
         self.partners = list(partners)
-        self.delegation_ids: list[Any] = []
+        self.delegation_ids = list(delegation_ids)
+        # Saved on the role row with the first intent's lease renewal (before any change).
+        self.role_changes: dict[str, Any] = {}
         self.mutations_sent = 0
         self.mutations_succeeded = 0
+        self._unwritten: list[Callable[[], None]] = []
 
     def _subject(self) -> dict[str, Any]:
         """What the CloudCall rows of this run are about (the partner side overrides it)."""
@@ -310,24 +340,33 @@ class _Recorder:
             outcome=outcome,
         )
 
-    def record_read(self, action: str, target: str, answer: _Answer) -> None:
-        """A read: no intent is needed (it changes nothing); one row once it answered."""
-        self._finish_read(action, target, error=answer.error, request_id=answer.request_id)
-
-    def _finish_read(
-        self, action: str, target: str, *, error: CloudError | None = None, request_id: str = ""
-    ) -> None:
-        # "Not found" is an answer to a read, not a failure.
-        ok = error is None or error.is_not_found
-        fields = _error_fields(error) if error is not None else {"request_id": request_id[:64]}
+    def flush(self) -> None:
+        """Write the answers kept so far; runs inside the caller's transaction."""
+        unwritten, self._unwritten = self._unwritten, []
         with transaction.atomic():
+            for write in unwritten:
+                write()
+
+    def record_read(self, action: str, target: str, answer: _Answer) -> None:
+        """A read needs no intent (it changes nothing): one row once it answered."""
+        arrived = timezone.now()
+        # "Not found" is an answer to a read, not a failure.
+        ok = answer.error is None or answer.error.is_not_found
+        fields = (
+            _error_fields(answer.error)
+            if answer.error is not None
+            else {"request_id": answer.request_id[:64]}
+        )
+
+        def write() -> None:
             call = CloudCall.objects.create(
                 **self._subject(),
                 action=action,
                 mutating=False,
                 target=target,
                 worker=self.lease.token,
-                finished_at=timezone.now(),
+                intent_at=arrived,
+                finished_at=arrived,
                 outcome=CloudCall.Outcome.OK if ok else CloudCall.Outcome.ERROR,
                 **fields,
             )
@@ -338,10 +377,13 @@ class _Recorder:
                 outcome=AuditEvent.Outcome.SUCCESS if ok else AuditEvent.Outcome.FAILURE,
             )
 
+        self._unwritten.append(write)
+
     def intent(self, action: str, target: str, summary: dict[str, Any]) -> CloudCall:
         """Write-ahead: committed before the request is sent. Renewing the lease in the same
         transaction fences off a worker whose lease ran out: it raises instead of calling."""
         with transaction.atomic():
+            self.flush()
             call = CloudCall.objects.create(
                 **self._subject(),
                 action=action,
@@ -354,7 +396,7 @@ class _Recorder:
             self._audit(call, action="cloud.call_intent", outcome=AuditEvent.Outcome.SUCCESS)
             # Last, so this transaction takes its locks in the lifecycle services' order (audit
             # chain head, then the role row) and cannot deadlock with an approval.
-            self.lease.renew()
+            self.lease.renew(**self.role_changes)
         self.mutations_sent += 1
         return call
 
@@ -366,16 +408,20 @@ class _Recorder:
         request_id: str = "",
         note: str = "",
     ) -> None:
+        arrived = timezone.now()
         fields: dict[str, Any] = (
             _error_fields(error) if error is not None else {"request_id": request_id[:64]}
         )
         outcome = CloudCall.Outcome.OK if error is None or note else CloudCall.Outcome.ERROR
-        with transaction.atomic():
+        if outcome == CloudCall.Outcome.OK:
+            self.mutations_succeeded += 1
+
+        def write() -> None:
             # Only a row still pending: another worker may have closed it as "unknown" after
             # our lease ran out.
             updated = CloudCall.objects.filter(
                 pk=call.pk, outcome=CloudCall.Outcome.PENDING
-            ).update(outcome=outcome, finished_at=timezone.now(), note=note[:255], **fields)
+            ).update(outcome=outcome, finished_at=arrived, note=note[:255], **fields)
             if not updated:
                 return
             call.refresh_from_db()
@@ -388,8 +434,8 @@ class _Recorder:
                     else AuditEvent.Outcome.FAILURE
                 ),
             )
-        if outcome == CloudCall.Outcome.OK:
-            self.mutations_succeeded += 1
+
+        self._unwritten.append(write)
 
 
 def _close_dangling_intents(*, managed_role: ManagedRole, lease: RoleLease) -> int:
@@ -482,21 +528,6 @@ def desired_role_for(
 
 
 # --- reading and comparing -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Answer:
-    value: Any = None
-    error: CloudError | None = None
-    request_id: str = ""
-
-
-def _ask(client: CloudClient, call: Callable[[], Any]) -> _Answer:
-    try:
-        value = call()
-    except CloudError as error:
-        return _Answer(error=error, request_id=error.request_id or "")
-    return _Answer(value=value, request_id=client.last_request_id or "")
 
 
 def read_role(
@@ -650,17 +681,69 @@ def _answer(op: planner.Operation, error: CloudError) -> str | None:
     return None
 
 
+# --- transitions -----------------------------------------------------------------------------
+
+
+def _mark_failed_with(info: FailureInfo) -> Callable[..., Delegation]:
+    def mark(*, delegation: Delegation) -> Delegation:
+        return delegation_mark_failed(
+            delegation=delegation,
+            error_code=info.code,
+            error_message=info.message,
+            request_id=info.request_id,
+        )
+
+    return mark
+
+
+Move = tuple[Delegation, Callable[..., Delegation], str]
+
+
+def _transition_all(moves: list[Move], *, recorder: _Recorder | None = None) -> list[Delegation]:
+    """Apply worker transitions (each through its lifecycle service, one audit event each) in
+    one transaction, skipping delegations that are no longer where the round saw them (an
+    owner revoked one meanwhile: the next round handles it).
+
+    Lock order: every delegation row first (by primary key), then the audit chain head (the
+    services' and the recorder's audit events). The lifecycle services lock one delegation,
+    then the chain head, then the role row; taking all delegation rows up front means this
+    transaction never waits for a delegation while holding the chain head, so it cannot
+    deadlock with an owner's approval or revocation."""
+    if not moves and (recorder is None or not recorder._unwritten):
+        return []
+    moved: list[Delegation] = []
+    with transaction.atomic():
+        ids = sorted({delegation.pk for delegation, _, _ in moves})
+        current = dict(
+            Delegation.objects.select_for_update()
+            .filter(pk__in=ids)
+            .order_by("pk")
+            .values_list("pk", "status")
+        )
+        if recorder is not None:
+            recorder.flush()
+        for delegation, service, expect in moves:
+            if current.get(delegation.pk) != expect:
+                continue
+            try:
+                with transaction.atomic():
+                    result = service(delegation=delegation)
+            except DelegationConflict:
+                continue
+            current[delegation.pk] = result.status
+            if result.changed:
+                moved.append(delegation)
+    return moved
+
+
 # --- one run ---------------------------------------------------------------------------------
 
 
 @dataclass
 class _Round:
-    version: int
-    outbox_watermark: int
     applying: list[Delegation]
     leaving: list[Delegation]
     verified: planner.ActualRole | None = None
-    exists: bool = False
 
 
 class _Reconciler:
@@ -673,6 +756,9 @@ class _Reconciler:
         )
         self._client: CloudClient | None = None
         self._side_client: CloudClient | None = None
+        self.recorder: _Recorder | None = None
+        # What the last round saw, saved on the role row when the lease is released.
+        self._seen: dict[str, Any] = {}
 
     # -- helpers --------------------------------------------------------------------------
     def _load_role(self) -> ManagedRole:
@@ -710,10 +796,11 @@ class _Reconciler:
             managed_role=managed_role, outcome=CloudCall.Outcome.PENDING
         ).exists()
 
-    def _outbox_watermark(self, managed_role: ManagedRole) -> int:
+    @staticmethod
+    def _outbox_watermark_for(managed_role_id: Any) -> int:
         return (
             OutboxMessage.objects.filter(
-                kind=OutboxMessage.Kind.RECONCILE_ROLE, object_id=str(managed_role.pk)
+                kind=OutboxMessage.Kind.RECONCILE_ROLE, object_id=str(managed_role_id)
             ).aggregate(top=Max("id"))["top"]
             or 0
         )
@@ -727,17 +814,35 @@ class _Reconciler:
                 done_at__isnull=True,
             ).update(done_at=timezone.now())
 
+    def _settle(self, managed_role: ManagedRole, *, version: int, watermark: int) -> bool:
+        """Mark the messages this round covered as done and release the lease, unless the
+        desired state moved on meanwhile (one transaction: outbox rows, then the role row)."""
+        with transaction.atomic():
+            self._mark_outbox_done(managed_role, watermark)
+            seen, self._seen = self._seen, {}
+            return self.lease.release_if_converged(version=version, **seen)
+
+    def flush_quietly(self) -> None:
+        """Write the answers of a round that ends in an error (best effort)."""
+        if self.recorder is None:
+            return
+        try:
+            self.recorder.flush()
+        except Exception:  # the error being handled matters more than these rows
+            logger.exception("Could not record the cloud answers of an interrupted round.")
+
     # -- the loop -------------------------------------------------------------------------
     def run(self) -> ReconcileReport:
         max_rounds = int(_setting("PORTAL_RECONCILE_MAX_ROUNDS", 20))
         cleanup_pending = False
         for _ in range(max_rounds):
+            # The watermark first: every message up to it was committed with its version bump
+            # before we read the version, so this round covers it.
+            watermark = self._outbox_watermark_for(self.managed_role_id)
             managed_role = self._load_role()
             version = managed_role.desired_version
-            watermark = self._outbox_watermark(managed_role)
             if not cleanup_pending and not self._has_work(managed_role):
-                if self.lease.release_if_converged(version=version):
-                    self._mark_outbox_done(managed_role, watermark)
+                if self._settle(managed_role, version=version, watermark=watermark):
                     if self.report.rounds == 0:
                         self.report.outcome = ReconcileOutcome.NOTHING_TO_DO
                     return self.report
@@ -745,8 +850,9 @@ class _Reconciler:
             self.force = False
             self.report.rounds += 1
             try:
-                self._round(managed_role, version=version, watermark=watermark)
+                self._round(managed_role)
             except _PermanentFailure as failure:
+                self.flush_quietly()
                 cleanup_pending = self._fail_pending(managed_role, failure.info)
                 self.report.outcome = ReconcileOutcome.FAILED
                 self.report.error_code = failure.info.code
@@ -757,21 +863,18 @@ class _Reconciler:
                 self.lease.release(applied_version=version)
                 return self.report
             cleanup_pending = False
-            if self.lease.release_if_converged(version=version):
-                self._mark_outbox_done(managed_role, watermark)
+            if self._settle(managed_role, version=version, watermark=watermark):
                 return self.report
         # The desired state kept moving for many rounds: hand over to a later run.
         self.lease.release()
         return self.report
 
-    def _round(self, managed_role: ManagedRole, *, version: int, watermark: int) -> None:
+    def _round(self, managed_role: ManagedRole) -> None:
         _close_dangling_intents(managed_role=managed_role, lease=self.lease)
-        # One transaction per delegation (the service's own): holding the audit chain head
-        # while locking the next delegation would deadlock with an owner revoking it.
-        for delegation in Delegation.objects.filter(
-            managed_role=managed_role, status=Status.APPROVED
-        ).order_by("created_at"):
-            self._move(delegation, delegation_mark_applying, expect=Status.APPROVED)
+        approved = list(
+            Delegation.objects.filter(managed_role=managed_role, status=Status.APPROVED)
+        )
+        _transition_all([(d, delegation_mark_applying, Status.APPROVED) for d in approved])
 
         delegations = list(
             Delegation.objects.filter(managed_role=managed_role)
@@ -786,39 +889,27 @@ class _Reconciler:
             or (d.status == Status.FAILED and d.failed_phase == Delegation.Phase.REVOKING)
         ]
         desired, wanted = desired_role_for(managed_role, delegations)
-
-        # Remember every principal we are about to manage *before* any call, so a crash after
-        # the call still knows it is ours to remove later.
-        known = set(managed_role.known_principals or ())
-        if not wanted <= known:
-            managed_role.known_principals = sorted(known | wanted)
-            ManagedRole.objects.filter(pk=managed_role.pk).update(
-                known_principals=managed_role.known_principals
-            )
-            desired, wanted = desired_role_for(managed_role, delegations)
-
-        recorder = _Recorder(
+        self.recorder = recorder = _Recorder(
             managed_role=managed_role,
             lease=self.lease,
             partners={d.partner for d in applying + leaving},
+            delegation_ids=[d.pk for d in applying + leaving],
         )
-        recorder.delegation_ids = [d.pk for d in applying + leaving]
+        # Every principal we are about to manage is remembered *before* any call (with the
+        # first intent), so a crash after the call still knows it is ours to remove later.
+        known = set(managed_role.known_principals or ())
+        if not wanted <= known:
+            managed_role.known_principals = sorted(known | wanted)
+            recorder.role_changes["known_principals"] = managed_role.known_principals
+            self._seen["known_principals"] = managed_role.known_principals
+            desired, wanted = desired_role_for(managed_role, delegations)
+
         client = self._client_for(managed_role)
         try:
             actual = self._converge(managed_role, client, recorder, desired)
         finally:
             self.report.mutating_calls += recorder.mutations_sent
-        self._finish(
-            managed_role,
-            _Round(
-                version=version,
-                outbox_watermark=watermark,
-                applying=applying,
-                leaving=leaving,
-                verified=actual,
-                exists=actual is not None,
-            ),
-        )
+        self._finish(managed_role, recorder, _Round(applying, leaving, verified=actual))
 
     def _converge(
         self,
@@ -938,12 +1029,27 @@ class _Reconciler:
             delay = min(delay * 2, 1.0)
             self.lease.renew()
 
-    def _finish(self, managed_role: ManagedRole, round_: _Round) -> None:
-        """Record what the cloud showed, and move the delegations it settles."""
+    def _finish(self, managed_role: ManagedRole, recorder: _Recorder, round_: _Round) -> None:
+        """Move the delegations the verified state settles (with the round's cloud answers, in
+        one transaction), and keep what the cloud showed for the lease release."""
         actual = round_.verified
         present = trusted_principals(actual)
-        # What the cloud showed: one statement, outside any transaction that audits.
-        ManagedRole.objects.filter(pk=managed_role.pk).update(
+        moves: list[Move] = []
+        if actual is not None:
+            moves += [
+                (d, delegation_mark_active, Status.APPLYING)
+                for d in round_.applying
+                if d.principal_arn in present
+            ]
+        moves += [
+            (d, delegation_mark_revoked, d.status)
+            for d in round_.leaving
+            if d.principal_arn not in present
+        ]
+        moved = {d.pk for d in _transition_all(moves, recorder=recorder)}
+        self.report.activated += [str(d.pk) for d in round_.applying if d.pk in moved]
+        self.report.ended += [str(d.pk) for d in round_.leaving if d.pk in moved]
+        self._seen.update(
             last_seen_at=timezone.now(),
             last_seen_exists=actual is not None,
             last_seen_trust_policy=(
@@ -957,59 +1063,24 @@ class _Reconciler:
             last_seen_description=(actual.description or "")[:1024] if actual else "",
             created_by_portal=actual is not None and actual.created_by_portal,
         )
-        # Each transition in its own transaction (see _round for why).
-        for delegation in round_.applying:
-            if (
-                actual is not None
-                and delegation.principal_arn in present
-                and self._move(delegation, delegation_mark_active, expect=Status.APPLYING)
-            ):
-                self.report.activated.append(str(delegation.pk))
-        for delegation in round_.leaving:
-            if delegation.principal_arn not in present and self._move(
-                delegation, delegation_mark_revoked, expect=delegation.status
-            ):
-                self.report.ended.append(str(delegation.pk))
         # Principals someone added outside the portal stay; the owner hears of them once.
         from delegations.services.drift_detection import record_unmanaged_principals
 
         record_unmanaged_principals(managed_role, actual)
 
-    @staticmethod
-    def _move(delegation: Delegation, service: Callable[..., Delegation], *, expect: str) -> bool:
-        """Apply a worker transition only if the delegation is still where this round saw it:
-        an owner may have revoked it meanwhile (then the next round handles it)."""
-        current = Delegation.objects.filter(pk=delegation.pk).values_list("status", flat=True)
-        if current.first() != expect:
-            return False
-        try:
-            with transaction.atomic():
-                service(delegation=delegation)
-        except DelegationConflict:
-            return False
-        return True
-
     def _fail_pending(self, managed_role: ManagedRole, info: FailureInfo) -> bool:
         """Fail every delegation this run was working on, visibly. Returns whether a cleanup
         round is needed (a delegation that failed while applying may have left its principal
         in the trust policy, and a failed delegation is not wanted there)."""
-        failed_applying = False
-        for delegation in Delegation.objects.filter(
-            managed_role=managed_role,
-            status__in=(Status.APPROVED, Status.APPLYING, Status.REVOKING),
-        ):
-            try:
-                with transaction.atomic():
-                    delegation_mark_failed(
-                        delegation=delegation,
-                        error_code=info.code,
-                        error_message=info.message,
-                        request_id=info.request_id,
-                    )
-            except DelegationConflict:
-                continue
-            self.report.failed.append(str(delegation.pk))
-            failed_applying = failed_applying or delegation.status != Status.REVOKING
+        pending = list(
+            Delegation.objects.filter(
+                managed_role=managed_role,
+                status__in=(Status.APPROVED, Status.APPLYING, Status.REVOKING),
+            )
+        )
+        mark = _mark_failed_with(info)
+        failed = _transition_all([(d, mark, d.status) for d in pending])
+        self.report.failed += [str(d.pk) for d in failed]
         logger.warning(
             "Reconcile of %s failed permanently: %s %s (request id %s)",
             managed_role.role_name,
@@ -1017,6 +1088,7 @@ class _Reconciler:
             info.message,
             info.request_id,
         )
+        failed_applying = any(d.status != Status.REVOKING for d in failed)
         # Only worth another round if this run may have changed the role before failing.
         return failed_applying and self.report.mutating_calls > 0
 
@@ -1041,9 +1113,14 @@ def managed_role_reconcile(*, managed_role_id: Any, force: bool = False) -> Reco
         logger.warning("Lease on managed role %s lost mid-run; the new holder goes on.", lease)
         reconciler.report.outcome = ReconcileOutcome.LEASE_LOST
         return reconciler.report
+    except Exception:
+        # Transient failures, database errors, bugs: record what the cloud answered, free the
+        # role for the retry (or the sweeper). Whoever comes next re-reads the cloud.
+        reconciler.flush_quietly()
+        lease.release()
+        raise
     except BaseException:
-        # Transient failures, database errors, crashes of our own: free the role for the
-        # retry (or the sweeper). The cloud state is re-read by whoever comes next.
+        # The process is going away (a kill, an interrupt): do as little as possible.
         lease.release()
         raise
 
@@ -1054,23 +1131,19 @@ def managed_role_record_failure(*, managed_role_id: Any, error: CloudError) -> l
     managed_role = ManagedRole.objects.select_related("cloud_account__organisation").get(
         pk=managed_role_id
     )
-    info = FailureInfo.from_error(error)
-    failed: list[str] = []
-    for delegation in Delegation.objects.filter(
-        managed_role=managed_role,
-        status__in=(Status.APPROVED, Status.APPLYING, Status.REVOKING),
-    ):
-        try:
-            with transaction.atomic():
-                delegation_mark_failed(
-                    delegation=delegation,
-                    error_code=info.code,
-                    error_message=f"{info.message} (gave up after repeated retries)",
-                    request_id=info.request_id,
-                )
-        except DelegationConflict:
-            continue
-        failed.append(str(delegation.pk))
+    info = FailureInfo(
+        code=error.code or error.category.value,
+        message=f"{error.message} (gave up after repeated retries)",
+        request_id=error.request_id or "",
+    )
+    pending = list(
+        Delegation.objects.filter(
+            managed_role=managed_role,
+            status__in=(Status.APPROVED, Status.APPLYING, Status.REVOKING),
+        )
+    )
+    mark = _mark_failed_with(info)
+    failed = [str(d.pk) for d in _transition_all([(d, mark, d.status) for d in pending])]
     version = managed_role.desired_version
     ManagedRole.objects.filter(pk=managed_role.pk, desired_version=version, locked_by="").update(
         applied_version=version

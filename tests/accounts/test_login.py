@@ -66,7 +66,7 @@ def test_repeated_failures_are_rate_limited(auditor: User) -> None:
 def test_login_page_offers_registration_and_reset(client: Client) -> None:
     body = client.get("/accounts/login/").content.decode()
     assert "Register your organisation" in body
-    assert "Forgot your password?" in body
+    assert "/accounts/password/reset/" in body
 
 
 def test_oversized_login_is_handled(auditor: User) -> None:

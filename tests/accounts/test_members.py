@@ -355,3 +355,25 @@ def test_membership_is_checked_on_every_request(
     assert response.status_code == 302
     assert response["Location"] == "/organisation/none/"
     assert client.get("/organisation/none/").status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_invitation_email_keeps_the_invitation_and_says_so(
+    login: Callable, owner_admin: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Transactional: the email goes out when the service's own transaction commits, as in
+    # production, not when a test-wide transaction would end.
+    from accounts import emails
+
+    def smtp_down(**kwargs: object) -> None:
+        raise ConnectionRefusedError("smtp down")
+
+    monkeypatch.setattr(emails, "send_invitation", smtp_down)
+    client = login(owner_admin)
+    response = client.post(
+        "/organisation/members/invite/", {"email": "new@example.com", "role": "auditor"}
+    )
+    assert response.status_code == 302
+    assert Invitation.objects.filter(email="new@example.com").exists()
+    page = client.get("/organisation/members/").content.decode()
+    assert "the email could not be sent" in page

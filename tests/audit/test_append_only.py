@@ -119,6 +119,7 @@ def test_the_admin_lists_events_read_only(events, client):
     detail = client.get(reverse("admin:audit_auditevent_change", args=[events[0].pk]))
     assert detail.status_code == 200
     assert b'name="_save"' not in detail.content
+    assert str(events[0].organisation_id).encode() in detail.content
     assert client.get(reverse("admin:audit_auditevent_add")).status_code == 403
     delete_url = reverse("admin:audit_auditevent_delete", args=[events[0].pk])
     assert client.post(delete_url, {"post": "yes"}).status_code == 403

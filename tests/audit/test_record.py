@@ -297,3 +297,22 @@ def test_recording_outside_a_transaction_is_refused():
     with pytest.raises(AuditNotInTransactionError):
         audit_record(action="organisation.registered")
     assert not AuditEvent.objects.exists()
+
+
+def test_the_row_survives_the_deletion_of_its_organisations(admin_user):
+    from tests.audit.conftest import make_organisation
+
+    owner, partner = make_organisation(), make_organisation(Organisation.Kind.PARTNER)
+    event = record(
+        action="delegation.revoked",
+        actor=admin_user,
+        organisation=owner,
+        related_organisations=[partner],
+    )
+    owner.delete()
+    partner.delete()
+    stored = AuditEvent.objects.get(pk=event.pk)
+    assert stored.organisation_id == event.organisation_id
+    assert stored.actor_organisation_label == event.actor_organisation_label
+    assert stored.scopes.count() == 2
+    assert verify_chain().ok

@@ -7,10 +7,12 @@ contract, its recorders and its secrecy. The cloudsim integration tests cover th
 
 import json
 import logging
+import pickle
 import socket
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
@@ -320,6 +322,21 @@ def test_paging_follows_markers_and_stops_on_a_stuck_marker(scripted) -> None:
         make_client(scripted).list_policies()
 
 
+def test_policy_version_and_cascade_parameters_on_the_wire(scripted) -> None:
+    client = make_client(scripted)
+    assert client.delete_policy_version(policy_name="portal-assume", version_id="v2") == (
+        "R-default"
+    )
+    client.delete_policy("portal-assume", cascade=True)
+    client.delete_policy("portal-assume")
+    sent = [(r["action"], r["query"]) for r in scripted.requests]
+    assert sent == [
+        ("DeletePolicyVersion", {"PolicyName": "portal-assume", "VersionId": "v2"}),
+        ("DeletePolicy", {"PolicyName": "portal-assume", "CascadingDelete": "True"}),
+        ("DeletePolicy", {"PolicyName": "portal-assume"}),
+    ]
+
+
 # --- validation before sending ------------------------------------------------------------------
 @pytest.mark.parametrize(
     "call",
@@ -512,6 +529,13 @@ def test_no_secret_in_reprs_errors_or_logs(scripted, caplog) -> None:
     for text in texts:
         assert SECRET not in text and TOKEN not in text
     assert "cloud call AssumeRole" in caplog.text and "R-a" in caplog.text
+
+
+def test_secrets_refuse_to_be_pickled() -> None:
+    issued = IssuedCredentials("STS.k", SECRET, TOKEN, datetime(2026, 1, 1, tzinfo=UTC))
+    for value in (CloudCredentials("LTAI", SECRET, TOKEN), issued):
+        with pytest.raises(TypeError, match="serialised"):
+            pickle.dumps(value)
 
 
 def test_credentials_need_both_halves() -> None:

@@ -94,7 +94,11 @@ def test_applied_but_response_lost(cloudsim_faults, sdk, new_account):
     cloudsim_faults.clear_faults()
     role = sdk.ram(account).get_role(ram.GetRoleRequest(role_name="lost-answer")).body.role
     assert role.role_name == "lost-answer"
-    [entry] = [c for c in cloudsim_faults.calls(since) if c["action"] == "CreateRole"]
+    [entry] = [
+        c
+        for c in cloudsim_faults.calls(since)
+        if c["action"] == "CreateRole" and c["account"] == account.uid
+    ]
     assert (entry["outcome"], entry["fault"], entry["mutating"]) == ("success", "lost", True)
 
 
@@ -175,7 +179,7 @@ def test_count_limited_fault_and_sdk_retries(cloudsim_faults, sdk, new_account):
     outcomes = [
         (c["outcome"], c.get("fault"))
         for c in cloudsim_faults.calls(since)
-        if c["action"] == "GetCallerIdentity"
+        if c["action"] == "GetCallerIdentity" and c["account"] == account.uid
     ]
     assert outcomes == [("fault", "throttle"), ("fault", "throttle"), ("success", None)]
     state = cloudsim_faults.request("GET", "/_sim/faults")

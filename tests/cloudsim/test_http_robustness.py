@@ -280,3 +280,12 @@ def test_fuzzed_create_role_never_fails_on_the_server(
         )
     except TeaException as error:
         assert 400 <= error.statusCode < 500, (error.code, error.message)
+
+
+def test_control_bytes_in_a_header(cloudsim):
+    status, _, body = _raw(
+        cloudsim,
+        b"POST /?Action=GetRole&Version=2015-05-01 HTTP/1.1\r\nHost: x\r\n"
+        b"x-acs-signature-nonce: \x85\x9f\r\nContent-Length: 0\r\n\r\n",
+    )
+    _assert_alibaba_error(status, body, 400, "InvalidParameter.Encoding")

@@ -322,6 +322,10 @@ def test_wildcard_match_directly():
     assert not wildcard_match("a*b*c", "aXXbYY")
     assert wildcard_match("A*", "abc", ignore_case=True)
     assert not wildcard_match("A*", "abc")
+    # Wildcard characters in the value are ordinary characters there.
+    assert wildcard_match("0*", "0*0")
+    assert wildcard_match("a?c", "a*c")
+    assert not wildcard_match("a*", "b*")
     # A pattern that makes a regex translation backtrack exponentially answers at once.
     assert not wildcard_match("*a" * 30 + "b", "a" * 200)
 

@@ -8,6 +8,7 @@ import re
 import pytest
 from alibabacloud_ram20150501 import models as ram
 
+from cloudsim.catalog import SYSTEM_POLICIES
 from tests.cloudsim.conftest import Keys, error_of, permission_policy
 
 DATE_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -42,6 +43,7 @@ def test_create_get_and_list_custom_policy(sdk, new_account):
         ram.GetPolicyRequest(policy_name="AliyunECSFullAccess", policy_type="System")
     ).body.policy
     assert system.policy_type == "System"
+    assert system.create_date == SYSTEM_POLICIES["AliyunECSFullAccess"]["CreateDate"]
     assert "ecs:*" in json.dumps(json.loads(system.policy_document))
 
     custom_only = client.list_policies(ram.ListPoliciesRequest(policy_type="Custom")).body

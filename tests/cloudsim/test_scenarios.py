@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from alibabacloud_credentials.client import Client as CredentialClient
 from alibabacloud_credentials.models import Config as CredentialConfig
+from alibabacloud_ecs20140526 import models as ecs_models
+from alibabacloud_ecs20140526.client import Client as EcsClient
 from alibabacloud_ram20150501 import models as ram_models
 from alibabacloud_sts20150401.client import Client as StsClient
 from alibabacloud_tea_openapi import utils_models
@@ -44,6 +48,32 @@ def test_partner_delegation_lifecycle_with_the_demo_accounts(cloudsim, sdk):
         assert identity.identity_type == "AssumedRoleUser"
         assert identity.arn == f"acs:ram::11223344:assumed-role/{role_name}/alice-at-b"
         assert identity.account_id == "11223344"
+
+        # Alice lists company-a's instances in both regions and stops one.
+        ecs = EcsClient(sdk.config(session))
+        names = {}
+        for region in ("cn-hangzhou", "cn-shanghai"):
+            listed = ecs.describe_instances(
+                ecs_models.DescribeInstancesRequest(region_id=region, page_size=100)
+            ).body.instances.instance
+            names[region] = {i.instance_name: i for i in listed}
+        assert {"web-1", "web-2"} <= set(names["cn-hangzhou"])
+        assert "db-1" in names["cn-shanghai"]
+        target = names["cn-shanghai"]["db-1"]
+        assert target.status == "Running"
+        ecs.stop_instance(ecs_models.StopInstanceRequest(instance_id=target.instance_id))
+        after = ecs.describe_instances(
+            ecs_models.DescribeInstancesRequest(
+                region_id="cn-shanghai", instance_ids=json.dumps([target.instance_id])
+            )
+        ).body.instances.instance
+        assert [i.status for i in after] in (["Stopping"], ["Stopped"])
+        # With her own keys Alice has no ECS permission at all.
+        own = error_of(
+            EcsClient(sdk.config(alice)).describe_instances,
+            ecs_models.DescribeInstancesRequest(region_id="cn-shanghai"),
+        )
+        assert (own.code, own.statusCode) == ("Forbidden.RAM", 403)
 
         # A removes B from the trust policy: Alice's next AssumeRole fails ...
         sdk.ram(a_root).update_role(

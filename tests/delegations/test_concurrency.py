@@ -22,7 +22,10 @@ Status = Delegation.Status
 
 pytestmark = pytest.mark.skipif(
     connection.vendor == "sqlite",
-    reason="SQLite serialises writers on one file lock; the threads would only queue",
+    reason=(
+        "the in-memory SQLite test database answers concurrent writers with 'table is locked' "
+        "instead of waiting; test_concurrency_processes.py races real workers on a SQLite file"
+    ),
 )
 
 

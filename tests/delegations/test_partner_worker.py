@@ -153,3 +153,38 @@ def test_role_arns_are_read_back_only_from_plain_grants() -> None:
     )
     assert apply.role_arns_in(widened) is None
     assert apply.role_arns_in("not json") is None
+
+
+def test_a_worker_that_died_after_its_intent_is_resolved_by_the_next_run(
+    partner_world: PartnerWorld, alice_policy: PartnerUserPolicy, monkeypatch
+) -> None:
+    """The first run dies right after AttachPolicyToUser was sent (the cloud applied it, the
+    answer was never recorded); the next run closes the dangling intent and converges."""
+    world = partner_world
+
+    class Died(BaseException):
+        pass
+
+    real = apply.make_partner_client
+
+    def dying_client(policy):
+        client = real(policy)
+        send = client.attach_policy_to_user
+
+        def attach_then_die(**kwargs):
+            send(**kwargs)
+            raise Died()
+
+        client.attach_policy_to_user = attach_then_die
+        return client
+
+    monkeypatch.setattr(apply, "make_partner_client", dying_client)
+    with pytest.raises(Died):
+        partner_user_policy_reconcile(policy_id=alice_policy.pk)
+    monkeypatch.setattr(apply, "make_partner_client", real)
+    pending = CloudCall.objects.get(partner_user_policy=alice_policy, action="AttachPolicyToUser")
+    assert pending.outcome == CloudCall.Outcome.PENDING
+    assert partner_user_policy_reconcile(policy_id=alice_policy.pk).outcome == "converged"
+    pending.refresh_from_db()
+    assert (pending.outcome, pending.note) == (CloudCall.Outcome.UNKNOWN, "resolved by reconcile")
+    assert world.user_may_assume("Alice")

@@ -1,0 +1,250 @@
+"""What the portal benchmarks share: a real cloudsim process with a per-call latency, a migrated
+portal database, a real Celery worker process on the configured broker, and an owner
+organisation connected to a fresh cloudsim account.
+
+The environment decides the topology: DATABASE_URL (default: a fresh SQLite file) and
+CELERY_BROKER_URL (default: the embedded filesystem broker). Everything lives in a temporary
+directory removed at the end. Not a test: the scripts print ratios measured in one run.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+for _proxy in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+    os.environ.pop(_proxy, None)
+
+
+def random_uid() -> str:
+    return str(10**15 + secrets.randbelow(9 * 10**15))
+
+
+@dataclass
+class Portal:
+    """The running pieces and the owner organisation the benchmark acts as."""
+
+    sim: Any
+    latency_ms: float
+    owner: Any = None
+    admin: Any = None
+    approver: Any = None
+    cloud_account: Any = None
+    key: tuple[str, str] = ("", "")
+    link: Any = None
+    partner_admins: dict[str, Any] = field(default_factory=dict)
+
+    # --- portal actions -------------------------------------------------------------------
+    def catalog_role(self, name: str) -> Any:
+        from delegations.services.catalog import catalog_role_create
+
+        return catalog_role_create(
+            owner=self.owner,
+            created_by=self.admin,
+            role_name=name,
+            description="Benchmark role",
+            policy_keys=[("System", "AliyunECSFullAccess")],
+            max_session_duration=3600,
+        )
+
+    def partner(self) -> Any:
+        from accounts.models import Membership, Organisation, User
+        from delegations.models import PartnerAllowance
+
+        uid = random_uid()
+        partner = Organisation.objects.create(
+            name=f"Partner {uid}", slug=f"partner-{uid}", kind="partner", account_uid=uid
+        )
+        admin = User.objects.create_user(f"admin@{uid}.partner.test", None)
+        Membership.objects.create(user=admin, organisation=partner, role=Membership.Role.ADMIN)
+        PartnerAllowance.objects.create(organisation=self.owner, partner_account_uid=uid)
+        self.partner_admins[str(partner.pk)] = admin
+        return partner
+
+    def request(self, partner: Any, catalog_role: Any) -> Any:
+        from delegations import services
+
+        return services.delegation_request(
+            partner=partner,
+            requested_by=self.partner_admins[str(partner.pk)],
+            partner_link=self.link,
+            catalog_role=catalog_role,
+            reason="Benchmark",
+            ends_at=None,
+        )
+
+    def approve(self, delegation: Any) -> Any:
+        from delegations import services
+
+        return services.delegation_approve(
+            delegation=delegation, approved_by=self.approver, with_mfa=True
+        )
+
+    def wait_for(self, delegation_ids: list[Any], status: str, *, timeout: float = 120.0) -> float:
+        """Poll the database until every delegation has `status`; returns the monotonic time
+        it was first seen (polling every 2 ms, so the error is tiny next to L)."""
+        from delegations.models import Delegation
+
+        deadline = time.monotonic() + timeout
+        wanted = len(delegation_ids)
+        while True:
+            done = Delegation.objects.filter(pk__in=delegation_ids, status=status).count()
+            now = time.monotonic()
+            if done == wanted:
+                return now
+            if now > deadline:
+                statuses = list(
+                    Delegation.objects.filter(pk__in=delegation_ids).values_list(
+                        "status", "last_error_code"
+                    )
+                )
+                raise RuntimeError(f"Timed out waiting for {status}: {statuses[:5]}")
+            time.sleep(0.002)
+
+    # --- the cloud side ------------------------------------------------------------------
+    def client(self) -> Any:
+        from cloud.client import CloudClient, CloudCredentials
+
+        return CloudClient(
+            CloudCredentials(*self.key),
+            ram_endpoint=self.sim.endpoint,
+            sts_endpoint=self.sim.endpoint,
+            protocol="http",
+        )
+
+    def calls_since(self, seq: int) -> list[dict]:
+        uid = self.cloud_account.account_uid
+        return [c for c in self.sim.calls(seq) if c.get("account") == uid]
+
+
+def _start_worker(env: dict[str, str], concurrency: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "portal",
+            "worker",
+            f"--concurrency={concurrency}",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel=WARNING",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@contextmanager
+def running_portal(*, latency_ms: float, worker_concurrency: int = 2) -> Iterator[Portal]:
+    from cryptography.fernet import Fernet
+
+    from tests.fixtures.cloudsim import CloudSim
+
+    with tempfile.TemporaryDirectory(prefix="portal-bench-") as directory:
+        base = Path(directory)
+        sim = CloudSim(data_dir=base / "cloudsim", demo=False).start()
+        worker = None
+        try:
+            env = dict(os.environ)
+            env.setdefault("DATABASE_URL", f"sqlite:///{base / 'portal.sqlite3'}")
+            env.update(
+                DEBUG="1",
+                DJANGO_SETTINGS_MODULE="portal.settings",
+                PORTAL_DATA_DIR=str(base),
+                PORTAL_ENCRYPTION_KEYS=Fernet.generate_key().decode("ascii"),
+                ALIBABA_RAM_ENDPOINT=sim.endpoint,
+                ALIBABA_STS_ENDPOINT=sim.endpoint,
+                ALIBABA_CLOUD_PROTOCOL="http",
+                LOG_LEVEL="WARNING",
+            )
+            os.environ.update(env)
+            import django
+
+            django.setup()
+            from django.core.management import call_command
+
+            call_command("migrate", verbosity=0)
+            worker = _start_worker(env, worker_concurrency)
+            portal = _owner(sim, latency_ms)
+            _warm_up(portal)
+            sim.set_faults(latency_ms=latency_ms)
+            yield portal
+        finally:
+            if worker is not None:
+                worker.terminate()
+                try:
+                    worker.wait(20)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+            sim.stop()
+
+
+def _owner(sim: Any, latency_ms: float) -> Portal:
+    from accounts.models import Membership, Organisation, User
+    from delegations.services.cloud_accounts import cloud_account_connect
+    from delegations.services.partner_links import partner_link_create
+
+    uid = random_uid()
+    account = sim.create_account(uid=uid, alias=f"owner-{uid}")
+    key = (account["root"]["access_key_id"], account["root"]["access_key_secret"])
+    owner = Organisation.objects.create(
+        name=f"Owner {uid}", slug=f"owner-{uid}", kind="owner", account_uid=uid
+    )
+    admin = User.objects.create_user(f"admin@{uid}.owner.test", None)
+    approver = User.objects.create_user(f"approver@{uid}.owner.test", None)
+    for user in (admin, approver):
+        Membership.objects.create(user=user, organisation=owner, role=Membership.Role.ADMIN)
+    cloud_account = cloud_account_connect(
+        organisation=owner,
+        connected_by=admin,
+        account_uid=uid,
+        alias="",
+        region="cn-hangzhou",
+        access_key_id=key[0],
+        access_key_secret=key[1],
+    )
+    link, _code = partner_link_create(owner=owner, created_by=admin, label="Benchmark")
+    return Portal(
+        sim=sim,
+        latency_ms=latency_ms,
+        owner=owner,
+        admin=admin,
+        approver=approver,
+        cloud_account=cloud_account,
+        key=key,
+        link=link,
+    )
+
+
+def _warm_up(portal: Portal) -> None:
+    """One delegation end to end before measuring: the worker is up, imports are done."""
+    role = portal.catalog_role(f"warm-up-{secrets.token_hex(3)}")
+    delegation = portal.request(portal.partner(), role)
+    portal.approve(delegation)
+    portal.wait_for([delegation.pk], "active", timeout=120)
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2

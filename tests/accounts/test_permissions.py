@@ -1,0 +1,106 @@
+"""The tenancy helpers other apps build on: decorator, mixin and current-organisation reads."""
+
+from collections.abc import Callable
+
+import pytest
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.test import RequestFactory
+from django.views import View
+
+from accounts import selectors
+from accounts.middleware import CurrentOrganisationMiddleware
+from accounts.models import Organisation, User
+from accounts.permissions import (
+    ADMIN,
+    AUDITOR,
+    OrganisationMemberRequiredMixin,
+    organisation_member_required,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def request_as(user: object, path: str = "/x/") -> HttpRequest:
+    from django.contrib.auth.models import AnonymousUser
+    from django.contrib.sessions.backends.db import SessionStore
+
+    request = RequestFactory().get(path)
+    request.user = user or AnonymousUser()
+    request.session = SessionStore()
+    CurrentOrganisationMiddleware(lambda r: HttpResponse())(request)
+    return request
+
+
+@organisation_member_required(roles=[ADMIN, AUDITOR])
+def owner_side_view(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(selectors.current_organisation(request).name)
+
+
+@organisation_member_required
+def any_member_view(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(selectors.current_membership(request).role)
+
+
+class AdminOnlyView(OrganisationMemberRequiredMixin, View):
+    required_roles = (ADMIN,)
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return HttpResponse("ok")
+
+
+def test_decorator_lets_listed_roles_in(auditor: User, company_a: Organisation) -> None:
+    response = owner_side_view(request_as(auditor))
+    assert response.content == b"Company A"
+
+
+def test_decorator_refuses_other_roles_with_403(partner_staff: User) -> None:
+    with pytest.raises(PermissionDenied):
+        owner_side_view(request_as(partner_staff))
+
+
+def test_decorator_without_roles_admits_any_member(partner_staff: User) -> None:
+    assert any_member_view(request_as(partner_staff)).content == b"staff"
+
+
+def test_decorator_sends_anonymous_people_to_sign_in() -> None:
+    response = any_member_view(request_as(None, "/somewhere/"))
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/login/?next=/somewhere/"
+
+
+def test_decorator_sends_people_without_organisation_to_the_explanation(
+    company_a: Organisation,
+) -> None:
+    from tests.factories import UserFactory
+
+    response = any_member_view(request_as(UserFactory()))
+    assert response.status_code == 302
+    assert response["Location"] == "/organisation/none/"
+
+
+def test_mixin(owner_admin: User, auditor: User) -> None:
+    view: Callable = AdminOnlyView.as_view()
+    assert view(request_as(owner_admin)).content == b"ok"
+    with pytest.raises(PermissionDenied):
+        view(request_as(auditor))
+
+
+def test_selectors_read_what_the_middleware_set(auditor: User, company_a: Organisation) -> None:
+    request = request_as(auditor)
+    assert selectors.current_organisation(request) == company_a
+    assert selectors.current_membership(request).role == "auditor"
+    assert [m.organisation for m in request.memberships] == [company_a]
+    assert selectors.current_organisation(request_as(None)) is None
+
+
+@pytest.mark.parametrize("bad", ["", "x", "1" * 300, None, "00000000-0000-4000-8000-000000000000"])
+def test_selectors_answer_404_for_malformed_and_missing_ids(
+    company_a: Organisation, bad: object
+) -> None:
+    from django.http import Http404
+
+    with pytest.raises(Http404):
+        selectors.membership_get_for_organisation(organisation=company_a, membership_id=bad)
+    with pytest.raises(Http404):
+        selectors.invitation_get_for_organisation(organisation=company_a, invitation_id=bad)
