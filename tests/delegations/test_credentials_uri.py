@@ -54,7 +54,13 @@ def uri(partner_world_tx: PartnerWorld, live_server):
         assignment=assignment, user=world.alice, label="laptop", valid_days=7
     )
     url = live_server.url + reverse("delegations:credentials_uri", args=[raw])
-    return world, delegation, assignment, key, url
+    yield world, delegation, assignment, key, url
+    # The SDK keeps a keep-alive connection per host; close the one to this live server so
+    # no server thread is left waiting on it when the live server stops.
+    from Tea.core import TeaCore
+
+    for session_key in [k for k in TeaCore._sessions if k.endswith(live_server.url.split("//")[1])]:
+        TeaCore._sessions.pop(session_key).close()
 
 
 def test_the_sdk_uri_provider_fetches_working_credentials(uri) -> None:
