@@ -214,6 +214,11 @@ def membership_remove(*, membership: Membership, removed_by: User) -> None:
             "This is the organisation's only admin. Make someone else admin before removing them."
         )
     user = membership.user
+    # A partner's staff member loses their delegations, credentials-URI keys and RAM user link
+    # in this transaction (before the audit chain head is taken: see delegations.partner).
+    from delegations.partner.services import staff_member_removed
+
+    staff_member_removed(membership=membership, removed_by=removed_by)
     audit_record(
         action="member.removed",
         actor=removed_by,

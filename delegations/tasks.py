@@ -22,6 +22,7 @@ from celery import shared_task
 from django.conf import settings
 
 from delegations.models import OutboxMessage
+from delegations.partner.tasks import partner_user_policy_reconcile_with_retry
 from delegations.services import delegations_expire_due, outbox_republish_due
 from delegations.services.apply import (
     ReconcileOutcome,
@@ -85,6 +86,8 @@ def run_outbox_message(self: Any, message_id: int) -> str:
         return "done"
     if message.kind == OutboxMessage.Kind.RECONCILE_ROLE:
         return _reconcile_with_retry(self, message.object_id)
+    if message.kind == OutboxMessage.Kind.RECONCILE_PARTNER_USER:
+        return partner_user_policy_reconcile_with_retry(self, message.object_id)
     logger.error("Outbox message %s has an unknown kind %r.", message_id, message.kind)
     return "unknown_kind"
 

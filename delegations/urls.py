@@ -1,6 +1,7 @@
 from django.urls import path
 
 from delegations import catalog_urls, views
+from delegations.partner import urls as partner_urls
 
 app_name = "delegations"
 
@@ -26,3 +27,5 @@ urlpatterns = [
 
 # The cloud account, the catalogue and the allow-list.
 urlpatterns += catalog_urls.urlpatterns
+# The partner side: staff, their access, credentials, and the owner's view of them.
+urlpatterns += partner_urls.urlpatterns

@@ -249,6 +249,12 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
     # Free leases of dead workers; re-request roles stuck in applying/revoking.
     "sweep-stuck-work": {"task": "delegations.sweep_stuck_work", "schedule": 60.0},
+    # Partner side: RAM users whose AssumeRole policy should change (ended delegations,
+    # removed people, a replaced broker key) get a reconcile.
+    "sync-partner-user-policies": {
+        "task": "delegations.sync_partner_user_policies",
+        "schedule": 60.0,
+    },
     # Signs the audit chain head into AUDIT_CHECKPOINT_DIR (see audit/checkpoints.py).
     "audit-checkpoint-daily": {
         "task": "audit.write_checkpoint",
@@ -298,6 +304,19 @@ ALIBABA_CONSOLE_SIGNIN_URL = env.str("ALIBABA_CONSOLE_SIGNIN_URL", default="http
 # cloudsim's demo credentials file, read by `seed_demo` to connect the demo accounts.
 CLOUDSIM_DATA_DIR = Path(env.str("CLOUDSIM_DATA_DIR", default=str(DATA_DIR / "cloudsim")))
 
+# --- Partner staff credentials (delegations.partner) ------------------------------------
+# The longest STS credentials the portal issues (seconds, >= 900); also capped by the role's
+# maximum session and the time left on the delegation. Keeps the residual window short.
+PORTAL_MAX_CREDENTIAL_SECONDS = env.int("PORTAL_MAX_CREDENTIAL_SECONDS", default=3600)
+if PORTAL_MAX_CREDENTIAL_SECONDS < 900:
+    raise ValueError("PORTAL_MAX_CREDENTIAL_SECONDS must be at least 900 (STS's minimum).")
+# How often one credentials URI, one client IP and one person on the credentials page may
+# fetch credentials: "<count>/<seconds>".
+PORTAL_CREDENTIALS_URI_RATE = env.str("PORTAL_CREDENTIALS_URI_RATE", default="30/60")
+PORTAL_CREDENTIALS_URI_IP_RATE = env.str("PORTAL_CREDENTIALS_URI_IP_RATE", default="120/60")
+PORTAL_CREDENTIALS_PAGE_RATE = env.str("PORTAL_CREDENTIALS_PAGE_RATE", default="20/60")
+# Issuing holds the delegation's row lock during AssumeRole: keep that call short.
+PORTAL_CREDENTIAL_READ_TIMEOUT_MS = env.int("PORTAL_CREDENTIAL_READ_TIMEOUT_MS", default=5000)
 # Fernet keys (comma-separated, newest first) that encrypt cloud AccessKey secrets at rest.
 # MultiFernet decrypts with any of them; `manage.py rotate_secrets` re-encrypts with the first.
 PORTAL_ENCRYPTION_KEYS = env.list("PORTAL_ENCRYPTION_KEYS", default=[])
@@ -306,7 +325,14 @@ PORTAL_ENCRYPTION_KEYS = env.list("PORTAL_ENCRYPTION_KEYS", default=[])
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "portal.middleware.RequestIdLogFilter"}},
+    "filters": {
+        "request_id": {"()": "portal.middleware.RequestIdLogFilter"},
+        # Credentials-URI keys travel in the URL path (the aliyun CLI sends nothing else);
+        # request logs must not repeat them.
+        "redact_credentials_uri": {
+            "()": "delegations.partner.log_redaction.RedactCredentialsUriKeys"
+        },
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
     },
@@ -314,11 +340,13 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "plain",
-            "filters": ["request_id"],
+            "filters": ["request_id", "redact_credentials_uri"],
         },
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
+        # runserver's request lines, through our handler so the redaction filter applies.
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "django.request": {"level": "ERROR"},
         "django.security.DisallowedHost": {"level": "ERROR"},
     },

@@ -7,7 +7,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.cloudsim", "tests.fixtures.worker"]
+pytest_plugins = ["tests.fixtures.cloudsim", "tests.fixtures.worker", "tests.fixtures.partner"]
 
 # The SDKs apply HTTP(S)_PROXY even to loopback; cloudsim is always reached directly.
 for _var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):

@@ -65,6 +65,7 @@ from delegations.models import (
     Delegation,
     ManagedRole,
     OutboxMessage,
+    RoleCutOff,
 )
 from delegations.services.cloud_accounts import cloud_account_credentials
 from delegations.services.lifecycle import (
@@ -159,7 +160,13 @@ class _Replan(Exception):
 
 
 class RoleLease:
-    """The per-role lock, held by a random token until `locked_until`."""
+    """The per-role lock, held by a random token until `locked_until`.
+
+    `model` is the row that carries the lease fields (`locked_by`, `locked_until`,
+    `desired_version`, `applied_version`, `last_reconciled_at`): the partner side's
+    `PartnerUserPolicy` reuses this class with its own model."""
+
+    model: Any = ManagedRole
 
     def __init__(self, managed_role_id: Any, *, duration: dt.timedelta | None = None) -> None:
         self.managed_role_id = managed_role_id
@@ -167,12 +174,12 @@ class RoleLease:
         self.duration = duration or lease_duration()
 
     def _mine(self):
-        return ManagedRole.objects.filter(pk=self.managed_role_id, locked_by=self.token)
+        return self.model.objects.filter(pk=self.managed_role_id, locked_by=self.token)
 
     def claim(self) -> bool:
         now = timezone.now()
         claimed = (
-            ManagedRole.objects.filter(pk=self.managed_role_id)
+            self.model.objects.filter(pk=self.managed_role_id)
             .filter(Q(locked_until__isnull=True) | Q(locked_until__lte=now))
             .update(locked_by=self.token, locked_until=now + self.duration)
         )
@@ -298,6 +305,10 @@ class _Recorder:
         self.mutations_succeeded = 0
         self._unwritten: list[Callable[[], None]] = []
 
+    def _subject(self) -> dict[str, Any]:
+        """What the CloudCall rows of this run are about (the partner side overrides it)."""
+        return {"managed_role": self.role}
+
     def _link(self, call: CloudCall) -> None:
         if self.delegation_ids:
             through = CloudCall.delegations.through
@@ -349,7 +360,7 @@ class _Recorder:
 
         def write() -> None:
             call = CloudCall.objects.create(
-                managed_role=self.role,
+                **self._subject(),
                 action=action,
                 mutating=False,
                 target=target,
@@ -374,7 +385,7 @@ class _Recorder:
         with transaction.atomic():
             self.flush()
             call = CloudCall.objects.create(
-                managed_role=self.role,
+                **self._subject(),
                 action=action,
                 mutating=True,
                 target=target,
@@ -500,12 +511,14 @@ def desired_role_for(
     wanted = frozenset(d.principal_arn for d in present)
     catalog_role = _catalog_role_for(managed_role, present or delegations)
     policy_keys = _policy_keys(catalog_role)
+    # An owner's emergency cut-off keeps the role's permission policies detached until lifted.
+    cut_off = RoleCutOff.objects.filter(managed_role=managed_role, lifted_at__isnull=True).exists()
     desired = planner.DesiredRole(
         role_name=managed_role.role_name,
         owner_account_uid=managed_role.cloud_account.account_uid,
         managed_principals_wanted=wanted,
         managed_principals_known=frozenset(managed_role.known_principals or ()),
-        policies_wanted=policy_keys,
+        policies_wanted=frozenset() if cut_off else policy_keys,
         managed_policies_known=policy_keys,
         max_session_duration=catalog_role.max_session_duration,
         description=catalog_role.description,

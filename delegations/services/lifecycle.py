@@ -249,6 +249,13 @@ def _transition(
         before=before,
         metadata=metadata,
     )
+    if Status.ACTIVE in (before["status"], to):
+        # Becoming active grants the partner's people `sts:AssumeRole` on the role in the
+        # partner's account; leaving active (revoke, expiry) takes it away. Through the outbox,
+        # in this transaction.
+        from delegations.partner.services import partner_access_delegation_changed
+
+        partner_access_delegation_changed(delegation=delegation)
     return delegation
 
 

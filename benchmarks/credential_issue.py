@@ -1,0 +1,297 @@
+"""Benchmark: a person getting STS credentials from the portal, against a direct SDK AssumeRole.
+
+    .venv/bin/python benchmarks/credential_issue.py [--latency-ms 50] [--runs 60]
+
+One run, one cloudsim process (seeded with the demo accounts, `--latency-ms` added to every
+call to stand for the cloud's own latency), one portal database (a fresh SQLite file, or
+DATABASE_URL), the portal served over HTTP by Django's threaded WSGI server:
+
+- direct: `CloudClient.assume_role` with the partner's connected key (the same key, role and
+  duration the portal uses), i.e. what the cloud alone costs;
+- portal: Alice's signed-in browser session POSTs "Get credentials" and reads the whole page
+  that shows them (request → shown): middleware, tenancy checks, the intent event, the
+  delegation row lock, AssumeRole, the issuance row and its audit event, the page.
+
+The two alternate, call by call, so they see the same machine. Printed: p50 and p95 of each and
+the ratios portal/direct. Targets: <= 1.5 at p50, <= 2 at p95. Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import secrets
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+for _proxy in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+    os.environ.pop(_proxy, None)
+
+OWNER_UID, PARTNER_UID, BROKER = "11223344", "12345678", "portal-broker"
+# The benchmark's own throwaway users, in a temporary database.
+PASSWORD = secrets.token_urlsafe(16)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def drain() -> None:
+    from delegations.models import OutboxMessage
+    from delegations.tasks import run_outbox_message
+
+    for _ in range(50):
+        pending = list(
+            OutboxMessage.objects.filter(done_at__isnull=True).values_list("id", flat=True)
+        )
+        if not pending:
+            return
+        for message_id in pending:
+            run_outbox_message.apply(args=[message_id], throw=True)
+    raise RuntimeError("the outbox did not drain")
+
+
+def build_world(sim):
+    """Company A grants a role to company B; Alice (staff of B) is assigned to it."""
+    from accounts.models import Membership, Organisation, User
+    from cloud.client import CloudClient, CloudCredentials
+    from delegations import services
+    from delegations.models import PartnerAllowance
+    from delegations.partner.services import staff_assign
+    from delegations.services.catalog import catalog_role_create
+    from delegations.services.cloud_accounts import cloud_account_connect
+
+    broker = sim.create_user(PARTNER_UID, BROKER)
+    CloudClient(
+        CloudCredentials(*sim.root_key("company-b")),
+        ram_endpoint=sim.endpoint,
+        sts_endpoint=sim.endpoint,
+        protocol="http",
+    ).attach_policy_to_user(
+        user_name=BROKER, policy_type="System", policy_name="AliyunRAMFullAccess"
+    )
+    owner = Organisation.objects.create(
+        name="Company A", slug="company-a", kind="owner", account_uid=OWNER_UID
+    )
+    partner = Organisation.objects.create(
+        name="Company B", slug="company-b", kind="partner", account_uid=PARTNER_UID
+    )
+
+    def member(organisation, role, email):
+        user = User.objects.create_user(email, PASSWORD)
+        Membership.objects.create(user=user, organisation=organisation, role=role)
+        from allauth.account.models import EmailAddress
+
+        EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
+        return user
+
+    owner_admin = member(owner, "admin", "admin@company-a.example")
+    partner_admin = member(partner, "admin", "admin@company-b.example")
+    alice = member(partner, "staff", "alice@company-b.example")
+    cloud_account_connect(
+        organisation=owner,
+        connected_by=owner_admin,
+        account_uid=OWNER_UID,
+        alias="company-a",
+        region="cn-hangzhou",
+        access_key_id=sim.root_key("company-a")[0],
+        access_key_secret=sim.root_key("company-a")[1],
+    )
+    cloud_account_connect(
+        organisation=partner,
+        connected_by=partner_admin,
+        account_uid=PARTNER_UID,
+        alias="company-b",
+        region="cn-hangzhou",
+        access_key_id=broker["access_key_id"],
+        access_key_secret=broker["access_key_secret"],
+    )
+    role = catalog_role_create(
+        owner=owner,
+        created_by=owner_admin,
+        role_name=f"bench-{secrets.token_hex(3)}",
+        description="Benchmark role",
+        policy_keys=[("System", "AliyunECSFullAccess")],
+        max_session_duration=3600,
+    )
+    PartnerAllowance.objects.create(organisation=owner, partner_account_uid=PARTNER_UID)
+    delegation = services.delegation_offer(
+        owner=owner,
+        offered_by=owner_admin,
+        partner=partner,
+        catalog_role=role,
+        reason="Benchmark",
+        ends_at=None,
+        with_mfa=True,
+    )
+    drain()
+    delegation.refresh_from_db()
+    if delegation.status != "active":
+        raise RuntimeError(f"the delegation did not become active: {delegation.status}")
+    staff_assign(delegation=delegation, user=alice, assigned_by=partner_admin)
+    drain()
+    return delegation, (broker["access_key_id"], broker["access_key_secret"])
+
+
+def serve():
+    """The portal over HTTP on a free loopback port, in a thread."""
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, *args, **kwargs) -> None:
+            pass
+
+    class NoDelay(ThreadedWSGIServer):
+        # As gunicorn does: without TCP_NODELAY, the dev server's separate header and body
+        # writes meet the client's delayed ACK and every response waits ~40 ms.
+        def get_request(self):
+            connection, address = super().get_request()
+            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return connection, address
+
+    server = NoDelay(("127.0.0.1", 0), Quiet, allow_reuse_address=False)
+    server.set_app(WSGIHandler())
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_port}"
+
+
+def signed_in_session(base_url: str):
+    """Alice's browser: signed in with her password (a recent sign-in, as the reveal needs)."""
+    import requests
+
+    session = requests.Session()
+    session.trust_env = False
+    page = session.get(f"{base_url}/accounts/login/")
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    signed = session.post(
+        f"{base_url}/accounts/login/",
+        data={
+            "csrfmiddlewaretoken": token,
+            "login": "alice@company-b.example",
+            "password": PASSWORD,
+        },
+        headers={"Referer": f"{base_url}/accounts/login/"},
+    )
+    if "/accounts/login/" in signed.url:
+        raise RuntimeError("Alice could not sign in")
+    return session
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--runs", type=int, default=60)
+    parser.add_argument("--warm-up", type=int, default=5)
+    args = parser.parse_args()
+
+    from cryptography.fernet import Fernet
+
+    from tests.fixtures.cloudsim import CloudSim
+
+    with tempfile.TemporaryDirectory(prefix="credential-bench-") as directory:
+        base = Path(directory)
+        sim = CloudSim(data_dir=base / "cloudsim").start()
+        try:
+            os.environ.setdefault("DATABASE_URL", f"sqlite:///{base / 'portal.sqlite3'}")
+            os.environ.update(
+                DEBUG="1",
+                DJANGO_SETTINGS_MODULE="portal.settings",
+                PORTAL_DATA_DIR=str(base),
+                PORTAL_ENCRYPTION_KEYS=Fernet.generate_key().decode("ascii"),
+                PORTAL_REQUIRE_MFA="false",
+                PORTAL_CREDENTIALS_PAGE_RATE="1000000/60",
+                ALIBABA_RAM_ENDPOINT=sim.endpoint,
+                ALIBABA_STS_ENDPOINT=sim.endpoint,
+                ALIBABA_CLOUD_PROTOCOL="http",
+                CELERY_TASK_ALWAYS_EAGER="true",
+                LOG_LEVEL="WARNING",
+            )
+            import django
+
+            django.setup()
+            from django.core.management import call_command
+
+            call_command("migrate", verbosity=0)
+            from cloud.client import CloudClient, CloudCredentials
+
+            delegation, broker_key = build_world(sim)
+            role_arn = delegation.managed_role.role_arn
+            server, base_url = serve()
+            browser = signed_in_session(base_url)
+            url = f"{base_url}/delegations/my-access/{delegation.pk}/credentials/"
+            form = browser.get(url)
+            token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)
+            direct_client = CloudClient(
+                CloudCredentials(*broker_key),
+                ram_endpoint=sim.endpoint,
+                sts_endpoint=sim.endpoint,
+                protocol="http",
+            )
+
+            def direct() -> float:
+                started = time.perf_counter()
+                direct_client.assume_role(
+                    role_arn=role_arn, session_name="alice@company-b", duration_seconds=3600
+                )
+                return time.perf_counter() - started
+
+            def portal() -> float:
+                started = time.perf_counter()
+                response = browser.post(
+                    url,
+                    data={"csrfmiddlewaretoken": token, "duration_seconds": "3600"},
+                    headers={"Referer": url},
+                )
+                elapsed = time.perf_counter() - started
+                if response.status_code != 200 or "shown-once" not in response.text:
+                    raise RuntimeError(
+                        f"the portal did not show credentials: {response.status_code}"
+                    )
+                return elapsed
+
+            sim.set_faults(latency_ms=args.latency_ms)
+            for _ in range(args.warm_up):
+                direct()
+                portal()
+            times: dict[str, list[float]] = {"direct": [], "portal": []}
+            for _ in range(args.runs):
+                times["direct"].append(direct())
+                times["portal"].append(portal())
+            server.shutdown()
+
+            database = os.environ["DATABASE_URL"].split(":", 1)[0]
+            print(
+                f"cloudsim latency {args.latency_ms:.0f} ms per call; {args.runs} runs each; "
+                f"database {database}; portal over HTTP (Django's threaded WSGI server, "
+                "TCP_NODELAY)"
+            )
+            for name, values in times.items():
+                print(
+                    f"  {name:6s}: p50 {percentile(values, 0.5) * 1000:7.1f} ms   "
+                    f"p95 {percentile(values, 0.95) * 1000:7.1f} ms   "
+                    f"mean {statistics.mean(values) * 1000:7.1f} ms"
+                )
+            p50 = percentile(times["portal"], 0.5) / percentile(times["direct"], 0.5)
+            p95 = percentile(times["portal"], 0.95) / percentile(times["direct"], 0.95)
+            print(
+                f"ratio portal/direct: p50 {p50:.2f} (target <= 1.5), p95 {p95:.2f} (target <= 2)"
+            )
+            overhead = percentile(times["portal"], 0.5) - percentile(times["direct"], 0.5)
+            print(f"portal overhead at p50: {overhead * 1000:.1f} ms")
+        finally:
+            sim.stop()
+
+
+if __name__ == "__main__":
+    main()

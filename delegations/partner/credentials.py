@@ -1,0 +1,604 @@
+"""STS credentials for one person on one delegation, and the forms they are shown in.
+
+`credentials_issue` is the only way credentials leave the portal (the "Get credentials" page
+and the credentials URI both call it):
+
+1. checks made without a lock (cheap refusals: wrong person, no usable partner key, a
+   duration out of range) — nothing is written for bad input, a refusal is audited;
+2. an intent event (`credentials.issue_started`) committed *before* the cloud call, so an
+   audit log that cannot be written means no AssumeRole at all;
+3. one transaction that locks the delegation row (the row `delegation_revoke` locks), the
+   person's membership and the assignment, checks all three again, calls AssumeRole with the
+   partner's connected key and `RoleSessionName` derived from the person, and records the
+   issuance (AccessKey id, expiry; never the secret or token) and `credentials.issued`.
+   A revocation committed before this transaction took the lock is seen and refused; one
+   that comes later waits for the commit, so no credentials are issued after a revoke.
+
+The secret and the security token exist only in the returned `IssuedForPerson`, for the one
+response that shows them. They are never logged, stored, cached, put in a URL, a cookie, a
+task or an audit event.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Membership, Organisation, User
+from audit.models import AuditEvent
+from audit.services import audit_record
+from cloud import policies
+from cloud.client import CloudClient, IssuedCredentials
+from cloud.errors import CloudError
+from delegations.models import (
+    CredentialIssuance,
+    CredentialsUriToken,
+    Delegation,
+    StaffAssignment,
+)
+from delegations.partner.services import (
+    broker_is_root,
+    delegation_is_usable,
+    partner_cloud_account,
+)
+from delegations.services.cloud_accounts import cloud_account_credentials
+
+MIN_CREDENTIAL_SECONDS = 900
+DEFAULT_MAX_CREDENTIAL_SECONDS = 3600
+EXPIRATION_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+_DIGITS = re.compile(r"\A[0-9]{1,6}\Z")
+
+
+def portal_max_credential_seconds() -> int:
+    return int(getattr(settings, "PORTAL_MAX_CREDENTIAL_SECONDS", DEFAULT_MAX_CREDENTIAL_SECONDS))
+
+
+class CredentialRefused(Exception):
+    """Credentials were not issued. `code` is stable (the credentials URI answers with it),
+    `message` says why in words a person can act on, `status` is the HTTP status to use."""
+
+    def __init__(self, code: str, message: str, *, status: int = 403) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+# --- durations -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DurationBounds:
+    minimum: int
+    maximum: int
+    # What sets the maximum, for the page: "the portal's cap", "the role's maximum session",
+    # "the time left on the delegation".
+    limited_by: str
+
+    @property
+    def possible(self) -> bool:
+        return self.maximum >= self.minimum
+
+
+def credential_duration_bounds(
+    *, delegation: Delegation, now: dt.datetime | None = None
+) -> DurationBounds:
+    """At least 900 s; at most the smallest of the role's maximum session, the time left on the
+    delegation and the portal's cap (PORTAL_MAX_CREDENTIAL_SECONDS, default 3600)."""
+    now = now or timezone.now()
+    limits = [
+        (portal_max_credential_seconds(), "the portal's cap"),
+        (delegation.catalog_role.max_session_duration, "the role's maximum session"),
+    ]
+    if delegation.ends_at is not None:
+        limits.append((int((delegation.ends_at - now).total_seconds()), "the time left"))
+    maximum, limited_by = min(limits, key=lambda item: item[0])
+    return DurationBounds(minimum=MIN_CREDENTIAL_SECONDS, maximum=maximum, limited_by=limited_by)
+
+
+def parse_duration(value: object, *, bounds: DurationBounds) -> int:
+    """An integer number of seconds within `bounds`, else ValidationError (BI-05: `3600.5`,
+    `1e30`, `-5`, `abc` and out-of-range values are refused here, never sent to STS)."""
+    if isinstance(value, bool):
+        value = ""
+    if isinstance(value, int):
+        seconds = value
+    else:
+        text = str(value if value is not None else "").strip()
+        if not _DIGITS.match(text):
+            raise ValidationError(
+                {"duration_seconds": "Enter a whole number of seconds, like 3600."}
+            )
+        seconds = int(text)
+    if not bounds.possible:
+        raise ValidationError(
+            {
+                "duration_seconds": "Less than 15 minutes are left on this delegation; "
+                "credentials cannot be issued any more."
+            }
+        )
+    if not bounds.minimum <= seconds <= bounds.maximum:
+        raise ValidationError(
+            {
+                "duration_seconds": f"Choose {bounds.minimum} to {bounds.maximum} seconds "
+                f"(the maximum is set by {bounds.limited_by})."
+            }
+        )
+    return seconds
+
+
+# --- who the session names -------------------------------------------------------------------
+
+
+def session_name_for(*, user: User, partner: Organisation) -> str:
+    """The RoleSessionName the owner's cloud log shows: `<mailbox>@<partner>` (for example
+    `alice@company-b`), or the full address when two members share a mailbox name; sanitised
+    to `[A-Za-z0-9.@_-]`, at most 32 characters. Never taken from the request (BI-04)."""
+    local = user.email.split("@", 1)[0]
+    clash = (
+        Membership.objects.filter(organisation=partner, user__email__istartswith=f"{local}@")
+        .exclude(user=user)
+        .exists()
+    )
+    basis = user.email if clash else f"{local}@{partner.slug}"
+    return policies.role_session_name_for(basis)
+
+
+# --- issuing ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssuedForPerson:
+    """What the one page (or URI answer) that reveals the credentials needs."""
+
+    issuance: CredentialIssuance
+    credentials: IssuedCredentials = field(repr=False)
+    delegation: Delegation
+    region_id: str
+
+    @property
+    def expiration_text(self) -> str:
+        return self.credentials.expiration.astimezone(dt.UTC).strftime(EXPIRATION_FORMAT)
+
+
+def _audit_credentials(
+    *,
+    action: str,
+    delegation: Delegation,
+    user: User,
+    metadata: dict[str, Any],
+    outcome: str = AuditEvent.Outcome.SUCCESS,
+) -> None:
+    audit_record(
+        action=action,
+        actor=user,
+        organisation=delegation.owner,
+        related_organisations=[delegation.partner],
+        actor_organisation=delegation.partner,
+        target=delegation,
+        target_label=f"{delegation.catalog_role.role_name} for {delegation.partner.name}",
+        metadata={"role_arn": delegation.managed_role.role_arn, **metadata},
+        outcome=outcome,
+    )
+
+
+def _refuse(
+    *,
+    delegation: Delegation,
+    user: User,
+    refusal: CredentialRefused,
+    base: dict[str, Any],
+    own_transaction: bool = True,
+) -> CredentialRefused:
+    metadata = {**base, "refused_code": refusal.code, "refused_because": refusal.message}
+    if own_transaction:
+        with transaction.atomic():
+            _audit_credentials(
+                action="credentials.refused",
+                delegation=delegation,
+                user=user,
+                metadata=metadata,
+                outcome=AuditEvent.Outcome.DENIED,
+            )
+    else:
+        _audit_credentials(
+            action="credentials.refused",
+            delegation=delegation,
+            user=user,
+            metadata=metadata,
+            outcome=AuditEvent.Outcome.DENIED,
+        )
+    return refusal
+
+
+def _standing_problem(
+    *,
+    delegation: Delegation,
+    assignment: StaffAssignment,
+    user: User,
+    uri_key: CredentialsUriToken | None,
+    now: dt.datetime,
+) -> CredentialRefused | None:
+    """Why this person may not have credentials now, or None. Read on locked rows in the
+    issuing transaction, and without locks for the cheap early answer."""
+    if not Membership.objects.filter(
+        user=user, organisation=delegation.partner, role=Membership.Role.STAFF
+    ).exists():
+        return CredentialRefused(
+            "NotStaff", f"You are no longer a staff member of {delegation.partner.name}."
+        )
+    if assignment.ended_at is not None:
+        return CredentialRefused(
+            "NotAssigned",
+            "Your admin has unassigned you from this access; ask them if you still need it.",
+        )
+    if not delegation_is_usable(delegation, now=now):
+        status = delegation.get_status_display().lower()
+        if delegation.status == Delegation.Status.ACTIVE:
+            status = "past its end date"
+        return CredentialRefused(
+            "DelegationNotActive",
+            f"{delegation.owner.name}'s delegation of {delegation.catalog_role.role_name} is "
+            f"{status}; no credentials can be issued for it.",
+        )
+    if uri_key is not None:
+        if uri_key.revoked_at is not None:
+            return CredentialRefused("UriRevoked", "This credentials URI has been revoked.")
+        if uri_key.expires_at <= now:
+            return CredentialRefused(
+                "UriExpired", "This credentials URI has expired; make a new one in the portal."
+            )
+    return None
+
+
+def _client_for(delegation: Delegation) -> tuple[CloudClient, str]:
+    account = partner_cloud_account(organisation=delegation.partner)
+    if account is None:
+        raise CredentialRefused(
+            "PartnerAccountNotConnected",
+            f"{delegation.partner.name} has not connected its Alibaba Cloud account to the "
+            "portal; an admin must do that before credentials can be issued.",
+            status=409,
+        )
+    if broker_is_root(account):
+        raise CredentialRefused(
+            "PartnerKeyIsRoot",
+            f"{delegation.partner.name}'s account is connected with its root AccessKey, and "
+            "Alibaba Cloud does not let a root account assume roles. An admin must connect a "
+            "RAM user's AccessKey instead (Alibaba Cloud account page).",
+            status=409,
+        )
+    client = CloudClient(
+        cloud_account_credentials(cloud_account=account),
+        region_id=account.region,
+        read_timeout_ms=int(getattr(settings, "PORTAL_CREDENTIAL_READ_TIMEOUT_MS", 5000)),
+    )
+    return client, delegation.managed_role.cloud_account.region
+
+
+def _cloud_refusal(error: CloudError) -> CredentialRefused:
+    reference = f" (request id {error.request_id})" if error.request_id else ""
+    if error.transient:
+        return CredentialRefused(
+            "CloudUnavailable",
+            f"Alibaba Cloud did not answer in time ({error.message}); nothing was issued. "
+            "Try again in a moment.",
+            status=503,
+        )
+    code = error.code or error.category.value
+    if code.startswith("NoPermission") or code.startswith("EntityNotExist.Role"):
+        return CredentialRefused(
+            "AssumeRoleDenied",
+            "Alibaba Cloud refused AssumeRole: the role may not trust your organisation's "
+            "account yet, or the portal's permission to assume it is still being applied "
+            f"({code}){reference}.",
+            status=403,
+        )
+    return CredentialRefused(
+        "AssumeRoleFailed",
+        f"Alibaba Cloud refused AssumeRole: {code}: {error.message}{reference}.",
+        status=502,
+    )
+
+
+def credentials_issue(
+    *,
+    assignment: StaffAssignment,
+    user: User,
+    duration_seconds: object,
+    via: str = CredentialIssuance.Via.WEB,
+    uri_key: CredentialsUriToken | None = None,
+) -> IssuedForPerson:
+    """Issue STS credentials for `user` on their assignment (see the module docstring).
+
+    Raises ValidationError for bad input (nothing written, nothing called) and
+    CredentialRefused when the person may not have credentials now or the cloud refused
+    (audited)."""
+    delegation = Delegation.objects.select_related(
+        "owner", "partner", "catalog_role", "managed_role__cloud_account"
+    ).get(pk=assignment.delegation_id)
+    if assignment.user_id != user.pk:
+        raise CredentialRefused("NotAssigned", "This access is assigned to someone else.")
+    now = timezone.now()
+    seconds = parse_duration(
+        duration_seconds, bounds=credential_duration_bounds(delegation=delegation, now=now)
+    )
+    session_name = session_name_for(user=user, partner=delegation.partner)
+    base: dict[str, Any] = {
+        "session_name": session_name,
+        "duration_seconds": seconds,
+        "via": via,
+        "assignment": str(assignment.pk),
+    }
+    if uri_key is not None:
+        base["uri_id"] = str(uri_key.pk)
+    problem = _standing_problem(
+        delegation=delegation, assignment=assignment, user=user, uri_key=uri_key, now=now
+    )
+    if problem is not None:
+        raise _refuse(delegation=delegation, user=user, refusal=problem, base=base)
+    try:
+        client, region_id = _client_for(delegation)
+    except CredentialRefused as refusal:
+        raise _refuse(delegation=delegation, user=user, refusal=refusal, base=base) from None
+
+    # The intent, committed before the cloud call: a failing audit log stops everything here.
+    with transaction.atomic():
+        _audit_credentials(
+            action="credentials.issue_started", delegation=delegation, user=user, metadata=base
+        )
+
+    outcome: IssuedForPerson | CredentialRefused
+    with transaction.atomic():
+        # Lock order as everywhere: delegation, membership, assignment (then the audit head).
+        locked = (
+            Delegation.objects.select_for_update(of=("self",))
+            .select_related("owner", "partner", "catalog_role", "managed_role__cloud_account")
+            .get(pk=delegation.pk)
+        )
+        list(Membership.objects.select_for_update().filter(user=user, organisation=locked.partner))
+        locked_assignment = StaffAssignment.objects.select_for_update().get(pk=assignment.pk)
+        locked_key = (
+            CredentialsUriToken.objects.select_for_update().get(pk=uri_key.pk)
+            if uri_key is not None
+            else None
+        )
+        now = timezone.now()
+        problem = _standing_problem(
+            delegation=locked,
+            assignment=locked_assignment,
+            user=user,
+            uri_key=locked_key,
+            now=now,
+        )
+        bounds = credential_duration_bounds(delegation=locked, now=now)
+        if problem is None and not (bounds.possible and seconds <= bounds.maximum):
+            problem = CredentialRefused(
+                "DurationTooLong",
+                f"Only {max(bounds.maximum, 0)} seconds are left; choose a shorter duration.",
+                status=400,
+            )
+        if problem is not None:
+            outcome = _refuse(
+                delegation=locked, user=user, refusal=problem, base=base, own_transaction=False
+            )
+        else:
+            outcome = _assume_and_record(
+                client=client,
+                delegation=locked,
+                assignment=locked_assignment,
+                user=user,
+                seconds=seconds,
+                session_name=session_name,
+                via=via,
+                uri_key=locked_key,
+                base=base,
+                region_id=region_id,
+            )
+    if isinstance(outcome, CredentialRefused):
+        raise outcome
+    return outcome
+
+
+def _assume_and_record(
+    *,
+    client: CloudClient,
+    delegation: Delegation,
+    assignment: StaffAssignment,
+    user: User,
+    seconds: int,
+    session_name: str,
+    via: str,
+    uri_key: CredentialsUriToken | None,
+    base: dict[str, Any],
+    region_id: str,
+) -> IssuedForPerson | CredentialRefused:
+    try:
+        issued = client.assume_role(
+            role_arn=delegation.managed_role.role_arn,
+            session_name=session_name,
+            duration_seconds=seconds,
+            policy=assignment.session_policy or None,
+        )
+    except CloudError as error:
+        refusal = _cloud_refusal(error)
+        _audit_credentials(
+            action="credentials.issue_failed",
+            delegation=delegation,
+            user=user,
+            metadata={
+                **base,
+                "error_code": error.code or error.category.value,
+                "sts_request_id": error.request_id or "",
+                "refused_code": refusal.code,
+            },
+            outcome=AuditEvent.Outcome.FAILURE,
+        )
+        return refusal
+    issuance = CredentialIssuance.objects.create(
+        delegation=delegation,
+        assignment=assignment,
+        user=user,
+        partner=delegation.partner,
+        session_name=session_name,
+        access_key_id=issued.access_key_id,
+        expiration=issued.expiration,
+        duration_seconds=seconds,
+        via=via,
+        uri_token=uri_key,
+        session_policy_kind=assignment.session_policy_kind,
+        sts_request_id=(issued.request_id or "")[:64],
+    )
+    if uri_key is not None:
+        CredentialsUriToken.objects.filter(pk=uri_key.pk).update(
+            last_used_at=issuance.issued_at, use_count=uri_key.use_count + 1
+        )
+    _audit_credentials(
+        action="credentials.issued",
+        delegation=delegation,
+        user=user,
+        metadata={
+            **base,
+            "issuance": str(issuance.pk),
+            "access_key_id": issued.access_key_id,
+            "expiration": issued.expiration,
+            "sts_request_id": issued.request_id or "",
+            "assumed_role_arn": issued.assumed_role_arn or "",
+            "session_policy_kind": assignment.session_policy_kind,
+        },
+    )
+    return IssuedForPerson(
+        issuance=issuance, credentials=issued, delegation=delegation, region_id=region_id
+    )
+
+
+# --- the forms people paste ------------------------------------------------------------------
+
+
+def profile_name_for(delegation: Delegation) -> str:
+    """An aliyun CLI profile name: `<owner>-<role>` in letters, digits and '-'."""
+    raw = f"{delegation.owner.slug}-{delegation.catalog_role.role_name}"
+    return re.sub(r"[^A-Za-z0-9-]+", "-", raw).strip("-")[:64] or "partner-access"
+
+
+def _ps(value: str) -> str:
+    """A PowerShell single-quoted string."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def credential_formats(*, issued: IssuedForPerson) -> dict[str, str]:
+    """The same credentials as bash exports, PowerShell, an aliyun CLI profile command, a Python
+    SDK snippet and an `~/.aliyun/config.json` profile entry."""
+    credentials = issued.credentials
+    key_id, secret, sts = (
+        credentials.access_key_id,
+        credentials.access_key_secret,
+        credentials.security_token,
+    )
+    profile = profile_name_for(issued.delegation)
+    region = issued.region_id
+    bash = (
+        f"export ALIBABA_CLOUD_ACCESS_KEY_ID={shlex.quote(key_id)}\n"
+        f"export ALIBABA_CLOUD_ACCESS_KEY_SECRET={shlex.quote(secret)}\n"
+        f"export ALIBABA_CLOUD_SECURITY_TOKEN={shlex.quote(sts)}\n"
+        f"export ALIBABA_CLOUD_REGION_ID={shlex.quote(region)}\n"
+    )
+    powershell = (
+        f"$Env:ALIBABA_CLOUD_ACCESS_KEY_ID = {_ps(key_id)}\n"
+        f"$Env:ALIBABA_CLOUD_ACCESS_KEY_SECRET = {_ps(secret)}\n"
+        f"$Env:ALIBABA_CLOUD_SECURITY_TOKEN = {_ps(sts)}\n"
+        f"$Env:ALIBABA_CLOUD_REGION_ID = {_ps(region)}\n"
+    )
+    cli = (
+        f"aliyun configure set --profile {shlex.quote(profile)} --mode StsToken "
+        f"--region {shlex.quote(region)} --access-key-id {shlex.quote(key_id)} "
+        f"--access-key-secret {shlex.quote(secret)} --sts-token {shlex.quote(sts)}\n"
+        f"aliyun ecs DescribeInstances --profile {shlex.quote(profile)}\n"
+    )
+    python = (
+        "from alibabacloud_credentials.client import Client as CredentialClient\n"
+        "from alibabacloud_credentials.models import Config as CredentialConfig\n"
+        "from alibabacloud_ecs20140526.client import Client as EcsClient\n"
+        "from alibabacloud_tea_openapi.models import Config\n\n"
+        "credential = CredentialClient(CredentialConfig(\n"
+        '    type="sts",\n'
+        f"    access_key_id={json.dumps(key_id)},\n"
+        f"    access_key_secret={json.dumps(secret)},\n"
+        f"    security_token={json.dumps(sts)},\n"
+        "))\n"
+        f"ecs = EcsClient(Config(credential=credential, region_id={json.dumps(region)}))\n"
+    )
+    config_entry = json.dumps(
+        {
+            "name": profile,
+            "mode": "StsToken",
+            "access_key_id": key_id,
+            "access_key_secret": secret,
+            "sts_token": sts,
+            "region_id": region,
+            "output_format": "json",
+            "language": "en",
+        },
+        indent=2,
+    )
+    return {
+        "bash": bash,
+        "powershell": powershell,
+        "cli": cli,
+        "python": python,
+        "config_json": config_entry + "\n",
+    }
+
+
+def credentials_uri_formats(*, url: str, delegation: Delegation) -> dict[str, str]:
+    """How to use a credentials URI with the aliyun CLI and the SDKs."""
+    profile = profile_name_for(delegation)
+    region = delegation.managed_role.cloud_account.region
+    return {
+        "cli": (
+            f"aliyun configure set --profile {shlex.quote(profile)} --mode CredentialsURI "
+            f"--region {shlex.quote(region)} --credentials-uri {shlex.quote(url)}\n"
+        ),
+        "bash": f"export ALIBABA_CLOUD_CREDENTIALS_URI={shlex.quote(url)}\n",
+        "powershell": f"$Env:ALIBABA_CLOUD_CREDENTIALS_URI = {_ps(url)}\n",
+        "python": (
+            "from alibabacloud_credentials.client import Client as CredentialClient\n"
+            "from alibabacloud_credentials.models import Config as CredentialConfig\n\n"
+            "credential = CredentialClient(CredentialConfig(\n"
+            '    type="credentials_uri",\n'
+            f"    credentials_uri={json.dumps(url)},\n"
+            "))\n"
+        ),
+        "config_json": json.dumps(
+            {
+                "name": profile,
+                "mode": "CredentialsURI",
+                "credentials_uri": url,
+                "region_id": region,
+                "output_format": "json",
+                "language": "en",
+            },
+            indent=2,
+        )
+        + "\n",
+    }
+
+
+def credentials_uri_body(*, issued: IssuedForPerson) -> dict[str, str]:
+    """Exactly the JSON the aliyun CLI's CredentialsURI mode and the SDKs' URI provider read."""
+    return {
+        "Code": "Success",
+        "AccessKeyId": issued.credentials.access_key_id,
+        "AccessKeySecret": issued.credentials.access_key_secret,
+        "SecurityToken": issued.credentials.security_token,
+        "Expiration": issued.expiration_text,
+    }

@@ -1,0 +1,405 @@
+"""Reads for the partner-side pages, and their tenancy checks.
+
+Anything outside the person's organisation (or, for staff, outside their own open assignments)
+raises Http404 exactly like a missing id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from accounts.models import Membership, Organisation, User
+from cloud import console, policies
+from delegations.models import (
+    CloudCall,
+    CredentialIssuance,
+    CredentialsUriToken,
+    Delegation,
+    PartnerUserPolicy,
+    RoleCutOff,
+    StaffAssignment,
+    StaffRamUserLink,
+)
+from delegations.partner.credentials import (
+    DurationBounds,
+    credential_duration_bounds,
+    session_name_for,
+)
+from delegations.partner.services import (
+    broker_is_root,
+    broker_user_name,
+    credentials_uri_key_hash,
+    delegation_is_usable,
+    partner_cloud_account,
+)
+from delegations.selectors import _parse_uuid
+
+Status = Delegation.Status
+
+
+def _delegations() -> QuerySet[Delegation]:
+    return Delegation.objects.select_related(
+        "owner", "partner", "catalog_role", "managed_role__cloud_account"
+    )
+
+
+# --- partner admins --------------------------------------------------------------------------
+
+
+def staff_members(*, organisation: Organisation) -> QuerySet[User]:
+    """The organisation's staff (the only people a partner admin can link or assign)."""
+    return User.objects.filter(
+        memberships__organisation=organisation, memberships__role=Membership.Role.STAFF
+    ).order_by("email")
+
+
+@dataclass
+class StaffRow:
+    user: User
+    link: StaffRamUserLink | None
+    assignments: list[StaffAssignment]
+
+
+def staff_overview(*, organisation: Organisation) -> list[StaffRow]:
+    links = staff_links_by_user(organisation=organisation)
+    open_assignments: dict[Any, list[StaffAssignment]] = {}
+    for assignment in StaffAssignment.objects.filter(
+        partner=organisation, ended_at__isnull=True
+    ).select_related("delegation__owner", "delegation__catalog_role"):
+        open_assignments.setdefault(assignment.user_id, []).append(assignment)
+    return [
+        StaffRow(user=user, link=links.get(user.pk), assignments=open_assignments.get(user.pk, []))
+        for user in staff_members(organisation=organisation)
+    ]
+
+
+def staff_links_by_user(*, organisation: Organisation) -> dict[Any, StaffRamUserLink]:
+    return {
+        link.user_id: link for link in StaffRamUserLink.objects.filter(organisation=organisation)
+    }
+
+
+def active_delegations_of_partner(*, partner: Organisation) -> QuerySet[Delegation]:
+    return _delegations().filter(partner=partner, status=Status.ACTIVE).order_by("owner__name")
+
+
+def staff_link_get(*, organisation: Organisation, link_id: object) -> StaffRamUserLink:
+    try:
+        return StaffRamUserLink.objects.select_related("user", "cloud_account").get(
+            organisation=organisation, pk=_parse_uuid(link_id)
+        )
+    except StaffRamUserLink.DoesNotExist as exc:
+        raise Http404 from exc
+
+
+def partner_delegation_get(*, organisation: Organisation, delegation_id: object) -> Delegation:
+    """A delegation granted to `organisation` (the partner); 404 otherwise."""
+    try:
+        return _delegations().get(partner=organisation, pk=_parse_uuid(delegation_id))
+    except Delegation.DoesNotExist as exc:
+        raise Http404 from exc
+
+
+def delegation_assignments(*, delegation: Delegation) -> list[StaffAssignment]:
+    return list(
+        StaffAssignment.objects.filter(delegation=delegation)
+        .select_related("user", "assigned_by", "ended_by")
+        .order_by("ended_at", "user__email", "-assigned_at")
+    )
+
+
+def assignment_get_for_partner(
+    *, organisation: Organisation, delegation: Delegation, assignment_id: object
+) -> StaffAssignment:
+    try:
+        return StaffAssignment.objects.select_related(
+            "user",
+            "partner",
+            "delegation__owner",
+            "delegation__catalog_role",
+            "delegation__managed_role__cloud_account",
+        ).get(partner=organisation, delegation=delegation, pk=_parse_uuid(assignment_id))
+    except StaffAssignment.DoesNotExist as exc:
+        raise Http404 from exc
+
+
+def assignable_staff(*, delegation: Delegation) -> QuerySet[User]:
+    assigned = StaffAssignment.objects.filter(delegation=delegation, ended_at__isnull=True).values(
+        "user_id"
+    )
+    return staff_members(organisation=delegation.partner).exclude(pk__in=assigned)
+
+
+@dataclass
+class PolicyRow:
+    policy: PartnerUserPolicy
+    is_broker: bool
+    pending: bool
+    calls: list[CloudCall] = field(default_factory=list)
+
+
+def partner_policies(*, organisation: Organisation) -> list[PolicyRow]:
+    account = partner_cloud_account(organisation=organisation)
+    if account is None:
+        return []
+    broker = (broker_user_name(account) or "").lower()
+    rows = []
+    for policy in PartnerUserPolicy.objects.filter(cloud_account=account):
+        calls = list(
+            CloudCall.objects.filter(partner_user_policy=policy, mutating=True).order_by(
+                "-intent_at"
+            )[:5]
+        )
+        rows.append(
+            PolicyRow(
+                policy=policy,
+                is_broker=policy.ram_user_name.lower() == broker,
+                pending=policy.desired_version != policy.applied_version,
+                calls=calls,
+            )
+        )
+    return rows
+
+
+def partner_account_summary(*, organisation: Organisation) -> dict[str, Any]:
+    account = partner_cloud_account(organisation=organisation)
+    return {
+        "account": account,
+        "broker": broker_user_name(account) if account else None,
+        "broker_is_root": broker_is_root(account) if account else False,
+    }
+
+
+# --- staff: "My access" ----------------------------------------------------------------------
+
+
+def owner_console_alias(delegation: Delegation) -> str:
+    """What the switch-role page needs: the owner's enterprise alias, else its UID."""
+    account = delegation.managed_role.cloud_account
+    return account.alias or delegation.owner.enterprise_alias or account.account_uid
+
+
+@dataclass
+class AccessItem:
+    assignment: StaffAssignment
+    delegation: Delegation
+    usable: bool
+    switch_role_url: str
+    owner_alias: str
+    ram_user_name: str | None
+    ram_logon_name: str | None
+    console_ready: bool
+    session_name: str
+    bounds: DurationBounds
+    uri_keys: list[CredentialsUriToken]
+    recent: list[CredentialIssuance]
+    policies: list[str]
+
+
+def _logon_name(*, ram_user_name: str | None, organisation: Organisation) -> str | None:
+    if not ram_user_name:
+        return None
+    account = partner_cloud_account(organisation=organisation)
+    domain = (account.alias if account else "") or organisation.enterprise_alias
+    domain = domain or organisation.account_uid
+    return f"{ram_user_name}@{domain}.onaliyun.com"
+
+
+def _access_item(assignment: StaffAssignment, *, now: dt.datetime) -> AccessItem:
+    delegation = assignment.delegation
+    organisation = delegation.partner
+    link = StaffRamUserLink.objects.filter(organisation=organisation, user=assignment.user).first()
+    ram_user_name = link.ram_user_name if link else None
+    ready = False
+    if link is not None:
+        policy = PartnerUserPolicy.objects.filter(
+            cloud_account=link.cloud_account, ram_user_name__iexact=link.ram_user_name
+        ).first()
+        ready = bool(
+            policy is not None
+            and policy.policy_attached
+            and delegation.managed_role.role_arn in (policy.applied_role_arns or [])
+        )
+    alias = owner_console_alias(delegation)
+    try:
+        url = console.switch_role_url(
+            signin_base_url=settings.ALIBABA_CONSOLE_SIGNIN_URL,
+            parent_alias_or_uid=alias,
+            role_name=delegation.catalog_role.role_name,
+        )
+    except policies.PolicyError:
+        url = ""
+    return AccessItem(
+        assignment=assignment,
+        delegation=delegation,
+        usable=delegation_is_usable(delegation, now=now),
+        switch_role_url=url,
+        owner_alias=alias,
+        ram_user_name=ram_user_name,
+        ram_logon_name=_logon_name(ram_user_name=ram_user_name, organisation=organisation),
+        console_ready=ready,
+        session_name=session_name_for(user=assignment.user, partner=organisation),
+        bounds=credential_duration_bounds(delegation=delegation, now=now),
+        uri_keys=list(
+            CredentialsUriToken.objects.filter(assignment=assignment).order_by("-created_at")[:10]
+        ),
+        recent=list(
+            CredentialIssuance.objects.filter(assignment=assignment).order_by("-issued_at")[:5]
+        ),
+        policies=[p.get("name", "") for p in delegation.catalog_role.policies or []],
+    )
+
+
+def my_access(*, user: User, organisation: Organisation) -> list[AccessItem]:
+    """The person's open assignments in `organisation`, usable ones first."""
+    now = timezone.now()
+    assignments = StaffAssignment.objects.filter(
+        user=user, partner=organisation, ended_at__isnull=True
+    ).select_related(
+        "user",
+        "delegation__owner",
+        "delegation__partner",
+        "delegation__catalog_role",
+        "delegation__managed_role__cloud_account",
+    )
+    items = [_access_item(a, now=now) for a in assignments]
+    items.sort(key=lambda item: (not item.usable, item.delegation.owner.name))
+    return items
+
+
+def my_assignment_get(
+    *, user: User, organisation: Organisation, delegation_id: object
+) -> StaffAssignment:
+    """The person's open assignment on a delegation of their own organisation; 404 for anything
+    else (another partner's delegation, one they are not assigned to)."""
+    try:
+        return StaffAssignment.objects.select_related(
+            "user",
+            "partner",
+            "delegation__owner",
+            "delegation__partner",
+            "delegation__catalog_role",
+            "delegation__managed_role__cloud_account",
+        ).get(
+            user=user,
+            partner=organisation,
+            delegation_id=_parse_uuid(delegation_id),
+            ended_at__isnull=True,
+        )
+    except StaffAssignment.DoesNotExist as exc:
+        raise Http404 from exc
+
+
+def my_access_item(*, assignment: StaffAssignment) -> AccessItem:
+    return _access_item(assignment, now=timezone.now())
+
+
+def my_uri_key_get(
+    *, user: User, assignment: StaffAssignment, key_id: object
+) -> CredentialsUriToken:
+    try:
+        return CredentialsUriToken.objects.select_related("delegation", "partner").get(
+            user=user, assignment=assignment, pk=_parse_uuid(key_id)
+        )
+    except CredentialsUriToken.DoesNotExist as exc:
+        raise Http404 from exc
+
+
+def credentials_uri_key_lookup(*, raw_key: str) -> CredentialsUriToken | None:
+    if not raw_key or len(raw_key) > 200:
+        return None
+    return (
+        CredentialsUriToken.objects.select_related(
+            "user", "partner", "assignment", "delegation__catalog_role"
+        )
+        .filter(token_hash=credentials_uri_key_hash(raw_key))
+        .first()
+    )
+
+
+# --- owners (and the partner's admins): who took credentials ---------------------------------
+
+
+@dataclass
+class ResidualWindow:
+    """How long credentials already issued can still be used: STS credentials cannot be
+    recalled, only outlived, or stopped by detaching the role's policies."""
+
+    until: dt.datetime | None
+    live_count: int
+    cut_off: RoleCutOff | None
+    role_gone: bool
+    # The worker has verified the cut-off in the cloud (no policy left on the role).
+    cut_off_applied: bool = False
+
+    @property
+    def open(self) -> bool:
+        return self.until is not None and self.cut_off is None and not self.role_gone
+
+
+def residual_window(*, delegation: Delegation, now: dt.datetime | None = None) -> ResidualWindow:
+    now = now or timezone.now()
+    live = CredentialIssuance.objects.filter(delegation=delegation, expiration__gt=now)
+    last = live.order_by("-expiration").values_list("expiration", flat=True).first()
+    cut_off = (
+        RoleCutOff.objects.filter(managed_role=delegation.managed_role, lifted_at__isnull=True)
+        .select_related("cut_off_by")
+        .first()
+    )
+    role = delegation.managed_role
+    role_gone = role.last_seen_exists is False and delegation.status in (
+        Status.REVOKED,
+        Status.EXPIRED,
+    )
+    applied = (
+        cut_off is not None
+        and role.applied_version >= role.desired_version
+        and not role.last_seen_policies
+    )
+    return ResidualWindow(
+        until=last,
+        live_count=live.count(),
+        cut_off=cut_off,
+        role_gone=role_gone,
+        cut_off_applied=applied,
+    )
+
+
+def delegation_issuances(*, delegation: Delegation, limit: int = 200) -> list[CredentialIssuance]:
+    return list(
+        CredentialIssuance.objects.filter(delegation=delegation)
+        .select_related("user")
+        .order_by("-issued_at")[:limit]
+    )
+
+
+def cut_offs(*, delegation: Delegation) -> list[RoleCutOff]:
+    return list(
+        RoleCutOff.objects.filter(managed_role=delegation.managed_role)
+        .select_related("cut_off_by", "lifted_by", "delegation__partner")
+        .order_by("-cut_off_at")
+    )
+
+
+def cut_off_get(*, delegation: Delegation, cut_off_id: object) -> RoleCutOff:
+    try:
+        return RoleCutOff.objects.select_related("managed_role__cloud_account").get(
+            managed_role=delegation.managed_role, pk=_parse_uuid(cut_off_id)
+        )
+    except RoleCutOff.DoesNotExist as exc:
+        raise Http404 from exc
+
+
+def other_active_partners_on_role(*, delegation: Delegation) -> list[Delegation]:
+    return list(
+        Delegation.objects.filter(managed_role=delegation.managed_role, status=Status.ACTIVE)
+        .exclude(pk=delegation.pk)
+        .select_related("partner")
+    )

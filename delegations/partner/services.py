@@ -1,0 +1,907 @@
+"""Partner-side state changes: staff ↔ RAM users, assignments, session policies, credentials-URI
+keys, and the owner's emergency cut-off.
+
+Every function checks who acts, locks what it changes, returns early when the change is already
+made, writes its audit event in the same transaction and, when the partner's cloud account
+must change, bumps the RAM user's `PartnerUserPolicy.desired_version` and enqueues a reconcile
+through the outbox (ids only). None of them calls the cloud, except `staff_link_ram_user`,
+which reads ListUsers *before* its transaction to check that the RAM user exists.
+
+Lock order (the same everywhere, so nothing deadlocks): delegation row → membership row →
+assignment row → audit chain head → policy rows (`PartnerUserPolicy`, `ManagedRole`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import re
+import secrets
+from collections.abc import Iterable
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from accounts.models import Membership, Organisation, User, hash_token
+from audit.models import AuditEvent
+from audit.services import audit_record
+from cloud import policies
+from cloud.errors import CloudError
+from delegations.models import (
+    CloudAccount,
+    CredentialsUriToken,
+    Delegation,
+    OutboxMessage,
+    PartnerUserPolicy,
+    RoleCutOff,
+    StaffAssignment,
+    StaffRamUserLink,
+)
+from delegations.partner.log_redaction import URI_KEY_PREFIX
+from delegations.services.cloud_accounts import partner_ram_users
+from delegations.services.outbox import outbox_enqueue, outbox_enqueue_reconcile
+
+Status = Delegation.Status
+PolicyKind = StaffAssignment.SessionPolicyKind
+
+POLICY_PREFIX = "portal-assume-"
+CUSTOM_POLICY_MAX_INPUT = 8192
+MAX_ECS_INSTANCE_IDS = 20
+URI_MAX_DAYS = 90
+URI_MAX_USABLE_PER_ASSIGNMENT = 5
+REASON_MAX_LENGTH = 2000
+_PLAIN_POLICY_SUFFIX = re.compile(r"[A-Za-z0-9-]{1,64}")
+
+
+# --- who may do what -------------------------------------------------------------------------
+
+
+def _membership(*, user: User, organisation: Organisation) -> Membership | None:
+    return Membership.objects.filter(user=user, organisation=organisation).first()
+
+
+def _require_partner_admin(*, user: User, organisation: Organisation, doing: str) -> None:
+    membership = _membership(user=user, organisation=organisation)
+    if not organisation.is_partner or membership is None or not membership.is_admin:
+        raise PermissionDenied(f"Only an admin of {organisation} can {doing}.")
+
+
+def _require_owner_admin(*, user: User, organisation: Organisation, doing: str) -> None:
+    membership = _membership(user=user, organisation=organisation)
+    if not organisation.is_owner or membership is None or not membership.is_admin:
+        raise PermissionDenied(f"Only an admin of {organisation} can {doing}.")
+
+
+def is_staff_member(*, user: User, organisation: Organisation) -> bool:
+    return Membership.objects.filter(
+        user=user, organisation=organisation, role=Membership.Role.STAFF
+    ).exists()
+
+
+def _require_staff_of(*, user: User, organisation: Organisation, field: str = "user") -> None:
+    """AZ-03: only the organisation's own staff can be linked or assigned."""
+    if not is_staff_member(user=user, organisation=organisation):
+        raise ValidationError({field: f"Choose a staff member of {organisation.name}."})
+
+
+def delegation_is_usable(delegation: Delegation, *, now: dt.datetime | None = None) -> bool:
+    """Active, and not past its end date (the scheduler may not have ended it yet)."""
+    now = now or timezone.now()
+    return delegation.status == Status.ACTIVE and (
+        delegation.ends_at is None or delegation.ends_at > now
+    )
+
+
+def partner_cloud_account(*, organisation: Organisation) -> CloudAccount | None:
+    return (
+        CloudAccount.objects.select_related("organisation")
+        .filter(organisation=organisation, is_active=True)
+        .first()
+    )
+
+
+# --- the managed policy per RAM user ---------------------------------------------------------
+
+
+def policy_name_for(ram_user_name: str) -> str:
+    """`portal-assume-<user>`: RAM policy names allow only letters, digits and '-', so a user
+    name with '.' or '_' gets those replaced and a short digest that keeps names apart."""
+    policies.validate_ram_user_name(ram_user_name)
+    if _PLAIN_POLICY_SUFFIX.fullmatch(ram_user_name):
+        return POLICY_PREFIX + ram_user_name
+    cleaned = re.sub(r"[^A-Za-z0-9-]", "-", ram_user_name)
+    digest = hashlib.sha256(ram_user_name.encode()).hexdigest()[:8]
+    return f"{POLICY_PREFIX}{cleaned}-{digest}"
+
+
+def broker_user_name(cloud_account: CloudAccount) -> str | None:
+    """The RAM user whose key the portal holds for a partner account (the "broker" that calls
+    AssumeRole for staff), or None for a root key (roots need no grant, and cannot assume
+    roles at all)."""
+    arn = cloud_account.caller_arn or ""
+    prefix = f"acs:ram::{cloud_account.account_uid}:user/"
+    if arn.startswith(prefix):
+        name = arn[len(prefix) :]
+        try:
+            return policies.validate_ram_user_name(name)
+        except policies.PolicyError:
+            return None
+    return None
+
+
+def broker_is_root(cloud_account: CloudAccount) -> bool:
+    return (cloud_account.caller_arn or "").endswith(":root")
+
+
+def partner_user_policy_for(
+    *, cloud_account: CloudAccount, ram_user_name: str
+) -> PartnerUserPolicy:
+    existing = PartnerUserPolicy.objects.filter(
+        cloud_account=cloud_account, ram_user_name__iexact=ram_user_name
+    ).first()
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic():
+            return PartnerUserPolicy.objects.create(
+                cloud_account=cloud_account,
+                ram_user_name=ram_user_name,
+                policy_name=policy_name_for(ram_user_name),
+            )
+    except IntegrityError:
+        return PartnerUserPolicy.objects.get(
+            cloud_account=cloud_account, ram_user_name__iexact=ram_user_name
+        )
+
+
+def partner_user_policy_request(*, policy: PartnerUserPolicy) -> OutboxMessage:
+    """The desired state of `policy` changed: bump its version and ask for a reconcile, in the
+    caller's transaction."""
+    PartnerUserPolicy.objects.filter(pk=policy.pk).update(desired_version=F("desired_version") + 1)
+    return outbox_enqueue(kind=OutboxMessage.Kind.RECONCILE_PARTNER_USER, object_id=policy.pk)
+
+
+def _request_for_names(*, cloud_account: CloudAccount | None, names: Iterable[str]) -> None:
+    if cloud_account is None:
+        return
+    seen: set[str] = set()
+    for name in names:
+        if not name or name.lower() in seen:
+            continue
+        seen.add(name.lower())
+        partner_user_policy_request(
+            policy=partner_user_policy_for(cloud_account=cloud_account, ram_user_name=name)
+        )
+
+
+def _linked_name(*, organisation: Organisation, user: User) -> str | None:
+    return (
+        StaffRamUserLink.objects.filter(organisation=organisation, user=user)
+        .values_list("ram_user_name", flat=True)
+        .first()
+    )
+
+
+def partner_access_delegation_changed(*, delegation: Delegation) -> None:
+    """Called by the lifecycle, in the transaction of a transition into or out of `active`:
+    the broker and every assigned person's RAM user must gain or lose `sts:AssumeRole` on the
+    role. Writes outbox rows only."""
+    account = partner_cloud_account(organisation=delegation.partner)
+    if account is None:
+        return
+    names = list(
+        StaffRamUserLink.objects.filter(
+            organisation=delegation.partner,
+            cloud_account=account,
+            user__staff_assignments__delegation=delegation,
+            user__staff_assignments__ended_at__isnull=True,
+        ).values_list("ram_user_name", flat=True)
+    )
+    broker = broker_user_name(account)
+    if broker:
+        names.append(broker)
+    _request_for_names(cloud_account=account, names=names)
+
+
+def _usable_delegations(now: dt.datetime) -> Q:
+    return Q(delegation__status=Status.ACTIVE) & (
+        Q(delegation__ends_at__isnull=True) | Q(delegation__ends_at__gt=now)
+    )
+
+
+def partner_user_desired_role_arns(
+    *, cloud_account: CloudAccount, ram_user_name: str, now: dt.datetime | None = None
+) -> list[str]:
+    """Every role ARN `ram_user_name` should be allowed to assume now: all usable delegations
+    of the partner for the broker, the user's open assignments for a linked staff member."""
+    now = now or timezone.now()
+    if not cloud_account.is_active:
+        return []
+    organisation = cloud_account.organisation
+    arns: set[str] = set()
+    broker = broker_user_name(cloud_account)
+    if broker is not None and broker.lower() == ram_user_name.lower():
+        for delegation in (
+            Delegation.objects.filter(partner=organisation, status=Status.ACTIVE)
+            .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=now))
+            .select_related("managed_role__cloud_account")
+        ):
+            arns.add(delegation.managed_role.role_arn)
+    link = StaffRamUserLink.objects.filter(
+        cloud_account=cloud_account, ram_user_name__iexact=ram_user_name
+    ).first()
+    if link is not None and is_staff_member(user=link.user, organisation=organisation):
+        for assignment in (
+            StaffAssignment.objects.filter(
+                user=link.user, partner=organisation, ended_at__isnull=True
+            )
+            .filter(_usable_delegations(now))
+            .select_related("delegation__managed_role__cloud_account")
+        ):
+            arns.add(assignment.delegation.managed_role.role_arn)
+    return sorted(arns)
+
+
+def partner_user_policies_sync(*, now: dt.datetime | None = None) -> int:
+    """The periodic pass (beat): every RAM user whose policy should differ from what the
+    worker last applied gets a reconcile (delegations that ended by date, people removed,
+    a replaced broker key). Reads only, except for the outbox rows. Returns how many."""
+    now = now or timezone.now()
+    requested = 0
+    for account in CloudAccount.objects.filter(
+        organisation__kind=Organisation.Kind.PARTNER, is_active=True
+    ).select_related("organisation"):
+        names = {p.ram_user_name for p in PartnerUserPolicy.objects.filter(cloud_account=account)}
+        broker = broker_user_name(account)
+        if broker and partner_user_desired_role_arns(
+            cloud_account=account, ram_user_name=broker, now=now
+        ):
+            names.add(broker)
+        for name in names:
+            policy = partner_user_policy_for(cloud_account=account, ram_user_name=name)
+            desired = partner_user_desired_role_arns(
+                cloud_account=account, ram_user_name=name, now=now
+            )
+            if desired == sorted(policy.applied_role_arns or []) and (
+                bool(desired) == policy.policy_attached
+            ):
+                continue
+            if policy.desired_version != policy.applied_version:
+                continue  # a reconcile is already asked for
+            with transaction.atomic():
+                partner_user_policy_request(policy=policy)
+            requested += 1
+    return requested
+
+
+# --- staff ↔ RAM users -----------------------------------------------------------------------
+
+
+def _audit_partner(
+    *,
+    action: str,
+    actor: User | None,
+    organisation: Organisation,
+    target: Any,
+    related: Iterable[Organisation] = (),
+    before: Any = None,
+    after: Any = None,
+    metadata: dict[str, Any] | None = None,
+    outcome: str = AuditEvent.Outcome.SUCCESS,
+    target_label: str | None = None,
+) -> None:
+    audit_record(
+        action=action,
+        actor=actor,
+        organisation=organisation,
+        related_organisations=list(related),
+        target=target,
+        target_label=target_label,
+        before=before,
+        after=after,
+        metadata=metadata,
+        outcome=outcome,
+    )
+
+
+def staff_link_ram_user(
+    *, organisation: Organisation, user: User, ram_user_name: str, linked_by: User
+) -> StaffRamUserLink:
+    """Link a staff member to their RAM user in the partner's connected account. The name must
+    be one ListUsers returns (matched case-insensitively, stored as RAM spells it)."""
+    _require_partner_admin(user=linked_by, organisation=organisation, doing="link staff")
+    _require_staff_of(user=user, organisation=organisation)
+    name = (ram_user_name or "").strip()
+    try:
+        policies.validate_ram_user_name(name)
+    except policies.PolicyError:
+        raise ValidationError(
+            {"ram_user_name": "A RAM user name is 1 to 64 letters, digits, '.', '_' or '-'."}
+        ) from None
+    account = partner_cloud_account(organisation=organisation)
+    if account is None:
+        raise ValidationError(
+            "Connect your organisation's Alibaba Cloud account first: the portal checks the "
+            "RAM user there."
+        )
+    try:
+        users = partner_ram_users(cloud_account=account)
+    except CloudError as error:
+        raise ValidationError(
+            f"Alibaba Cloud could not list your RAM users ({error.code or error.message}); "
+            "nothing was changed. Try again in a moment."
+        ) from None
+    found = next((u.user_name for u in users if u.user_name.lower() == name.lower()), None)
+    if found is None:
+        raise ValidationError(
+            {
+                "ram_user_name": f"There is no RAM user called {name} in account "
+                f"{account.account_uid}. Choose one of the account's RAM users."
+            }
+        )
+    with transaction.atomic():
+        Organisation.objects.select_for_update().get(pk=organisation.pk)
+        taken = (
+            StaffRamUserLink.objects.filter(cloud_account=account, ram_user_name__iexact=found)
+            .exclude(user=user)
+            .select_related("user")
+            .first()
+        )
+        if taken is not None:
+            raise ValidationError(
+                {"ram_user_name": f"{found} is already linked to {taken.user}; unlink it first."}
+            )
+        link = StaffRamUserLink.objects.filter(organisation=organisation, user=user).first()
+        previous = link.ram_user_name if link is not None else None
+        if link is not None and previous == found:
+            return link
+        if link is None:
+            link = StaffRamUserLink(organisation=organisation, user=user, cloud_account=account)
+        link.cloud_account = account
+        link.ram_user_name = found
+        link.linked_by = linked_by
+        link.linked_at = timezone.now()
+        link.save()
+        _audit_partner(
+            action="staff.ram_user_linked",
+            actor=linked_by,
+            organisation=organisation,
+            target=link,
+            target_label=f"{user.email} as {found}",
+            before={"ram_user_name": previous},
+            after={"ram_user_name": found},
+            metadata={"staff": user.email, "account_uid": account.account_uid},
+        )
+        if StaffAssignment.objects.filter(
+            user=user, partner=organisation, ended_at__isnull=True
+        ).exists():
+            _request_for_names(cloud_account=account, names=[n for n in (previous, found) if n])
+    return link
+
+
+def staff_unlink_ram_user(*, link: StaffRamUserLink, unlinked_by: User) -> None:
+    organisation = link.organisation
+    _require_partner_admin(user=unlinked_by, organisation=organisation, doing="unlink staff")
+    with transaction.atomic():
+        locked = StaffRamUserLink.objects.select_for_update().filter(pk=link.pk).first()
+        if locked is None:
+            return
+        _audit_partner(
+            action="staff.ram_user_unlinked",
+            actor=unlinked_by,
+            organisation=organisation,
+            target=locked,
+            target_label=f"{locked.user.email} as {locked.ram_user_name}",
+            before={"ram_user_name": locked.ram_user_name},
+            metadata={"staff": locked.user.email},
+        )
+        _request_for_names(cloud_account=locked.cloud_account, names=[locked.ram_user_name])
+        locked.delete()
+
+
+# --- session policies ------------------------------------------------------------------------
+
+
+def session_policy_build(
+    *,
+    kind: str,
+    owner_account_uid: str,
+    ecs_instance_ids: Iterable[str] | str = (),
+    custom_policy: str = "",
+) -> tuple[str, str, list[str]]:
+    """(kind, minified document, instance ids) for an assignment; ValidationError on bad input
+    (nothing is written). The document is what AssumeRole's Policy parameter carries."""
+    if kind not in PolicyKind.values:
+        raise ValidationError({"session_policy_kind": "Choose one of the session policy options."})
+    if kind == PolicyKind.NONE:
+        return "", "", []
+    if kind == PolicyKind.READ_ONLY:
+        document = policies.read_only_ecs_session_policy()
+        return kind, policies.parse_session_policy(policies.policy_to_text(document)), []
+    if kind == PolicyKind.ECS_INSTANCES:
+        if isinstance(ecs_instance_ids, str):
+            ids = [part for part in re.split(r"[\s,]+", ecs_instance_ids.strip()) if part]
+        else:
+            ids = [str(part).strip() for part in ecs_instance_ids if str(part).strip()]
+        ids = sorted(set(ids))
+        if not ids:
+            raise ValidationError({"ecs_instance_ids": "List at least one ECS instance id."})
+        if len(ids) > MAX_ECS_INSTANCE_IDS:
+            raise ValidationError(
+                {"ecs_instance_ids": f"List at most {MAX_ECS_INSTANCE_IDS} instance ids."}
+            )
+        try:
+            document = policies.ecs_instances_session_policy(ids, account_uid=owner_account_uid)
+        except policies.PolicyError as error:
+            raise ValidationError({"ecs_instance_ids": str(error)}) from None
+        return kind, policies.parse_session_policy(policies.policy_to_text(document)), ids
+    text = custom_policy or ""
+    if len(text) > CUSTOM_POLICY_MAX_INPUT:
+        raise ValidationError(
+            {
+                "custom_policy": "A session policy may be at most "
+                f"{policies.MAX_SESSION_POLICY_LENGTH} characters once minified; this is far "
+                "longer."
+            }
+        )
+    try:
+        return kind, policies.parse_session_policy(text), []
+    except policies.PolicyError as error:
+        raise ValidationError({"custom_policy": str(error)}) from None
+
+
+# --- assignments -----------------------------------------------------------------------------
+
+
+def _lock_delegation(delegation: Delegation) -> Delegation:
+    return (
+        Delegation.objects.select_for_update(of=("self",))
+        .select_related("owner", "partner", "catalog_role", "managed_role__cloud_account")
+        .get(pk=delegation.pk)
+    )
+
+
+def _assignment_snapshot(assignment: StaffAssignment) -> dict[str, Any]:
+    return {
+        "staff": assignment.user.email,
+        "session_policy_kind": assignment.session_policy_kind,
+        "ecs_instance_ids": list(assignment.ecs_instance_ids or []),
+        "ended": assignment.ended_at is not None,
+    }
+
+
+def _assignment_label(assignment: StaffAssignment) -> str:
+    delegation = assignment.delegation
+    return f"{assignment.user.email} on {delegation.catalog_role.role_name} of {delegation.owner}"
+
+
+def staff_assign(
+    *,
+    delegation: Delegation,
+    user: User,
+    assigned_by: User,
+    session_policy_kind: str = "",
+    ecs_instance_ids: Iterable[str] | str = (),
+    custom_policy: str = "",
+) -> StaffAssignment:
+    """A partner admin lets one of their staff use an active delegation. Their RAM user (when
+    linked) gets `sts:AssumeRole` on exactly the role, through the outbox and the worker."""
+    partner = delegation.partner
+    _require_partner_admin(user=assigned_by, organisation=partner, doing="assign staff")
+    if user.pk == assigned_by.pk:
+        raise PermissionDenied("Nobody assigns themselves; ask another admin.")
+    _require_staff_of(user=user, organisation=partner)
+    kind, document, ids = session_policy_build(
+        kind=session_policy_kind,
+        owner_account_uid=delegation.managed_role.cloud_account.account_uid,
+        ecs_instance_ids=ecs_instance_ids,
+        custom_policy=custom_policy,
+    )
+    with transaction.atomic():
+        locked = _lock_delegation(delegation)
+        if not delegation_is_usable(locked):
+            raise ValidationError(
+                f"This delegation is {locked.get_status_display().lower()}; staff can be "
+                "assigned only while it is active."
+            )
+        existing = StaffAssignment.objects.filter(
+            delegation=locked, user=user, ended_at__isnull=True
+        ).first()
+        if existing is not None:
+            if existing.session_policy_kind == kind and existing.session_policy == document:
+                return existing
+            raise ValidationError(
+                {"user": f"{user} is already assigned; change their session policy instead."}
+            )
+        assignment = StaffAssignment.objects.create(
+            delegation=locked,
+            partner=partner,
+            user=user,
+            session_policy_kind=kind,
+            session_policy=document,
+            ecs_instance_ids=ids,
+            assigned_by=assigned_by,
+        )
+        _audit_partner(
+            action="staff.assigned",
+            actor=assigned_by,
+            organisation=partner,
+            related=[locked.owner],
+            target=assignment,
+            target_label=_assignment_label(assignment),
+            after=_assignment_snapshot(assignment),
+            metadata={
+                "delegation": str(locked.pk),
+                "role_arn": locked.managed_role.role_arn,
+                "ram_user_name": _linked_name(organisation=partner, user=user),
+            },
+        )
+        _request_for_names(
+            cloud_account=partner_cloud_account(organisation=partner),
+            names=[_linked_name(organisation=partner, user=user) or ""],
+        )
+    return assignment
+
+
+def staff_assignment_change_policy(
+    *,
+    assignment: StaffAssignment,
+    changed_by: User,
+    session_policy_kind: str,
+    ecs_instance_ids: Iterable[str] | str = (),
+    custom_policy: str = "",
+) -> StaffAssignment:
+    """Narrow (or widen back to the role's) what credentials for this person may do. Applies to
+    credentials issued from now on; nothing changes in the cloud."""
+    partner = assignment.partner
+    _require_partner_admin(user=changed_by, organisation=partner, doing="change a session policy")
+    if assignment.user_id == changed_by.pk:
+        raise PermissionDenied("Nobody changes their own access; ask another admin.")
+    kind, document, ids = session_policy_build(
+        kind=session_policy_kind,
+        owner_account_uid=assignment.delegation.managed_role.cloud_account.account_uid,
+        ecs_instance_ids=ecs_instance_ids,
+        custom_policy=custom_policy,
+    )
+    with transaction.atomic():
+        locked = (
+            StaffAssignment.objects.select_for_update(of=("self",))
+            .select_related("user", "delegation__owner", "delegation__catalog_role")
+            .get(pk=assignment.pk)
+        )
+        if locked.ended_at is not None:
+            raise ValidationError("This assignment has ended.")
+        if locked.session_policy_kind == kind and locked.session_policy == document:
+            return locked
+        before = _assignment_snapshot(locked)
+        locked.session_policy_kind = kind
+        locked.session_policy = document
+        locked.ecs_instance_ids = ids
+        locked.save(
+            update_fields=[
+                "session_policy_kind",
+                "session_policy",
+                "ecs_instance_ids",
+                "updated_at",
+            ]
+        )
+        _audit_partner(
+            action="staff.session_policy_changed",
+            actor=changed_by,
+            organisation=partner,
+            related=[locked.delegation.owner],
+            target=locked,
+            target_label=_assignment_label(locked),
+            before=before,
+            after=_assignment_snapshot(locked),
+            metadata={"delegation": str(locked.delegation_id)},
+        )
+    return locked
+
+
+def _end_assignment(
+    locked: StaffAssignment, *, ended_by: User | None, reason: str, now: dt.datetime
+) -> None:
+    before = _assignment_snapshot(locked)
+    locked.ended_at = now
+    locked.ended_by = ended_by
+    locked.end_reason = reason
+    locked.save(update_fields=["ended_at", "ended_by", "end_reason", "updated_at"])
+    revoked = CredentialsUriToken.objects.filter(assignment=locked, revoked_at__isnull=True).update(
+        revoked_at=now, revoked_by=ended_by
+    )
+    _audit_partner(
+        action="staff.unassigned",
+        actor=ended_by,
+        organisation=locked.partner,
+        related=[locked.delegation.owner],
+        target=locked,
+        target_label=_assignment_label(locked),
+        before=before,
+        after=_assignment_snapshot(locked),
+        metadata={
+            "delegation": str(locked.delegation_id),
+            "end_reason": reason,
+            "uri_keys_revoked": revoked,
+        },
+    )
+
+
+def staff_unassign(*, assignment: StaffAssignment, unassigned_by: User) -> StaffAssignment:
+    """Take the delegation away from one person: their URI keys stop at once, their RAM user
+    loses `sts:AssumeRole` on the role through the worker."""
+    partner = assignment.partner
+    _require_partner_admin(user=unassigned_by, organisation=partner, doing="unassign staff")
+    with transaction.atomic():
+        locked = (
+            StaffAssignment.objects.select_for_update(of=("self",))
+            .select_related("user", "partner", "delegation__owner", "delegation__catalog_role")
+            .get(pk=assignment.pk)
+        )
+        if locked.ended_at is not None:
+            return locked
+        _end_assignment(
+            locked,
+            ended_by=unassigned_by,
+            reason=StaffAssignment.EndReason.UNASSIGNED,
+            now=timezone.now(),
+        )
+        _request_for_names(
+            cloud_account=partner_cloud_account(organisation=partner),
+            names=[_linked_name(organisation=partner, user=locked.user) or ""],
+        )
+    return locked
+
+
+def staff_member_removed(*, membership: Membership, removed_by: User | None) -> int:
+    """Called by `accounts.services.membership_remove` inside its transaction (after it locked
+    the membership): the person's assignments end, their URI keys stop, their RAM user link
+    goes and the worker takes `sts:AssumeRole` away. Returns how many assignments ended."""
+    organisation = membership.organisation
+    if not organisation.is_partner:
+        return 0
+    now = timezone.now()
+    open_ids = list(
+        StaffAssignment.objects.filter(
+            user=membership.user, partner=organisation, ended_at__isnull=True
+        ).values_list("pk", flat=True)
+    )
+    for assignment_id in open_ids:
+        locked = (
+            StaffAssignment.objects.select_for_update(of=("self",))
+            .select_related("user", "partner", "delegation__owner", "delegation__catalog_role")
+            .get(pk=assignment_id)
+        )
+        if locked.ended_at is None:
+            _end_assignment(
+                locked,
+                ended_by=removed_by,
+                reason=StaffAssignment.EndReason.MEMBER_REMOVED,
+                now=now,
+            )
+    CredentialsUriToken.objects.filter(
+        user=membership.user, partner=organisation, revoked_at__isnull=True
+    ).update(revoked_at=now, revoked_by=removed_by)
+    link = StaffRamUserLink.objects.filter(organisation=organisation, user=membership.user).first()
+    if link is not None:
+        _audit_partner(
+            action="staff.ram_user_unlinked",
+            actor=removed_by,
+            organisation=organisation,
+            target=link,
+            target_label=f"{membership.user.email} as {link.ram_user_name}",
+            before={"ram_user_name": link.ram_user_name},
+            metadata={"staff": membership.user.email, "because": "member removed"},
+        )
+        _request_for_names(cloud_account=link.cloud_account, names=[link.ram_user_name])
+        link.delete()
+    return len(open_ids)
+
+
+# --- credentials-URI keys --------------------------------------------------------------------
+
+
+def credentials_uri_key_hash(raw_key: str) -> str:
+    return hash_token(raw_key)
+
+
+def credentials_uri_create(
+    *,
+    assignment: StaffAssignment,
+    user: User,
+    label: str = "",
+    valid_days: int = 30,
+    duration_seconds: int = 3600,
+) -> tuple[CredentialsUriToken, str]:
+    """A new personal credentials-URI key for the person's own assignment. Returns the row and
+    the raw key, which is shown once and never stored (only its SHA-256)."""
+    if assignment.user_id != user.pk:
+        raise PermissionDenied("A credentials URI is personal: make your own.")
+    if not isinstance(valid_days, int) or not 1 <= valid_days <= URI_MAX_DAYS:
+        raise ValidationError({"valid_days": f"Choose 1 to {URI_MAX_DAYS} days."})
+    label = (label or "").strip()
+    if len(label) > 100:
+        raise ValidationError({"label": "Keep the label under 100 characters."})
+    now = timezone.now()
+    with transaction.atomic():
+        delegation = _lock_delegation(assignment.delegation)
+        if not is_staff_member(user=user, organisation=delegation.partner):
+            raise PermissionDenied("You are no longer staff of this organisation.")
+        locked = StaffAssignment.objects.select_for_update(of=("self",)).get(pk=assignment.pk)
+        if locked.ended_at is not None or not delegation_is_usable(delegation, now=now):
+            raise ValidationError("This access is no longer yours to use.")
+        usable = CredentialsUriToken.objects.filter(
+            assignment=locked, revoked_at__isnull=True, expires_at__gt=now
+        ).count()
+        if usable >= URI_MAX_USABLE_PER_ASSIGNMENT:
+            raise ValidationError(
+                f"You already have {usable} credentials URIs for this access; revoke one first."
+            )
+        expires_at = now + dt.timedelta(days=valid_days)
+        if delegation.ends_at is not None:
+            expires_at = min(expires_at, delegation.ends_at)
+        raw_key = URI_KEY_PREFIX + secrets.token_urlsafe(32)
+        token = CredentialsUriToken.objects.create(
+            assignment=locked,
+            delegation=delegation,
+            user=user,
+            partner=delegation.partner,
+            token_hash=credentials_uri_key_hash(raw_key),
+            token_hint=raw_key[-4:],
+            label=label,
+            duration_seconds=duration_seconds,
+            expires_at=expires_at,
+        )
+        _audit_partner(
+            action="credentials.uri_created",
+            actor=user,
+            organisation=delegation.partner,
+            related=[delegation.owner],
+            target=token,
+            target_label=f"Credentials URI …{token.token_hint} of {user.email}",
+            after={"expires_at": expires_at, "label": label, "hint": token.token_hint},
+            metadata={"delegation": str(delegation.pk), "uri_id": str(token.pk)},
+        )
+    return token, raw_key
+
+
+def credentials_uri_revoke(
+    *, uri_key: CredentialsUriToken, revoked_by: User
+) -> CredentialsUriToken:
+    """Its owner, or an admin of their organisation, switches a key off."""
+    if uri_key.user_id != revoked_by.pk:
+        _require_partner_admin(
+            user=revoked_by, organisation=uri_key.partner, doing="revoke someone's URI"
+        )
+    with transaction.atomic():
+        locked = CredentialsUriToken.objects.select_for_update(of=("self",)).get(pk=uri_key.pk)
+        if locked.revoked_at is not None:
+            return locked
+        locked.revoked_at = timezone.now()
+        locked.revoked_by = revoked_by
+        locked.save(update_fields=["revoked_at", "revoked_by"])
+        _audit_partner(
+            action="credentials.uri_revoked",
+            actor=revoked_by,
+            organisation=locked.partner,
+            related=[locked.delegation.owner],
+            target=locked,
+            target_label=f"Credentials URI …{locked.token_hint} of {locked.user.email}",
+            metadata={"delegation": str(locked.delegation_id), "uri_id": str(locked.pk)},
+        )
+    return locked
+
+
+# --- the owner's emergency cut-off -----------------------------------------------------------
+
+
+def _clean_reason(reason: str) -> str:
+    text = (reason or "").strip()
+    if not text:
+        raise ValidationError({"reason": "Please give a reason."})
+    if len(text) > REASON_MAX_LENGTH:
+        raise ValidationError({"reason": f"Keep it under {REASON_MAX_LENGTH} characters."})
+    return text
+
+
+def role_cut_off(
+    *, delegation: Delegation, cut_off_by: User, reason: str, with_mfa: bool
+) -> RoleCutOff:
+    """Detach the role's permission policies now (credentials already issued stop working at
+    their next call) and revoke this delegation if it is still in force. The role stays
+    without policies until an owner admin lifts the cut-off; other partners on the same role
+    lose their permissions too, which the page says before anyone confirms."""
+    from delegations.services.lifecycle import (
+        IllegalTransition,
+        _require_mfa,
+        delegation_revoke,
+    )
+
+    _require_owner_admin(user=cut_off_by, organisation=delegation.owner, doing="cut off a role")
+    _require_mfa(with_mfa=with_mfa)
+    reason = _clean_reason(reason)
+    with transaction.atomic():
+        locked = _lock_delegation(delegation)
+        existing = RoleCutOff.objects.filter(
+            managed_role=locked.managed_role, lifted_at__isnull=True
+        ).first()
+        if existing is not None:
+            existing.changed = False  # type: ignore[attr-defined]
+            return existing
+        cut_off = RoleCutOff.objects.create(
+            managed_role=locked.managed_role,
+            delegation=locked,
+            reason=reason,
+            cut_off_by=cut_off_by,
+        )
+        others = (
+            Delegation.objects.filter(managed_role=locked.managed_role, status=Status.ACTIVE)
+            .exclude(pk=locked.pk)
+            .count()
+        )
+        audit_record(
+            action="delegation.cut_off",
+            actor=cut_off_by,
+            organisation=locked.owner,
+            related_organisations=[locked.partner],
+            target=locked,
+            target_label=f"{locked.catalog_role.role_name} for {locked.partner.name}",
+            after={"policies_detached": locked.catalog_role.policies},
+            metadata={
+                "reason": reason,
+                "role_arn": locked.managed_role.role_arn,
+                "with_mfa": with_mfa,
+                "other_active_delegations_on_role": others,
+            },
+        )
+        if Status.REVOKING in _revocable(locked):
+            # Already ending or ended meanwhile: the cut-off alone is what is needed.
+            with contextlib.suppress(IllegalTransition):
+                delegation_revoke(
+                    delegation=locked, revoked_by=cut_off_by, reason=f"Emergency cut-off: {reason}"
+                )
+        outbox_enqueue_reconcile(managed_role=locked.managed_role)
+    cut_off.changed = True  # type: ignore[attr-defined]
+    return cut_off
+
+
+def _revocable(delegation: Delegation) -> frozenset[str]:
+    from delegations.models import ALLOWED_TRANSITIONS
+
+    if delegation.end_cause or delegation.status in (Status.REVOKING, Status.REVOKED):
+        return frozenset()
+    return ALLOWED_TRANSITIONS[delegation.status]
+
+
+def role_cut_off_lift(*, cut_off: RoleCutOff, lifted_by: User, with_mfa: bool) -> RoleCutOff:
+    """Put the role's permission policies back (for the partners still on it)."""
+    from delegations.services.lifecycle import _require_mfa
+
+    owner = cut_off.managed_role.cloud_account.organisation
+    _require_owner_admin(user=lifted_by, organisation=owner, doing="lift a cut-off")
+    _require_mfa(with_mfa=with_mfa)
+    with transaction.atomic():
+        locked = (
+            RoleCutOff.objects.select_for_update(of=("self",))
+            .select_related("managed_role__cloud_account", "delegation__partner")
+            .get(pk=cut_off.pk)
+        )
+        if locked.lifted_at is not None:
+            return locked
+        locked.lifted_at = timezone.now()
+        locked.lifted_by = lifted_by
+        locked.save(update_fields=["lifted_at", "lifted_by"])
+        audit_record(
+            action="delegation.cut_off_lifted",
+            actor=lifted_by,
+            organisation=owner,
+            related_organisations=[locked.delegation.partner],
+            target=locked.delegation,
+            metadata={"role_arn": locked.managed_role.role_arn, "cut_off": str(locked.pk)},
+        )
+        outbox_enqueue_reconcile(managed_role=locked.managed_role)
+    return locked

@@ -1,0 +1,682 @@
+"""Partner-side pages: thin views over `partner.selectors` and `partner.services`.
+
+- Partner admins: their staff and RAM users (`staff_overview`), who uses each delegation
+  (`delegation_staff`) with assign / unassign / session-policy changes.
+- Staff: "My access" (`my_access`), "Get credentials" (`credentials_get`, shown once with
+  `Cache-Control: no-store`), their credentials URIs (`uri_keys`), and the URI itself
+  (`credentials_uri`, JSON for the aliyun CLI and the SDKs; no session, authorised afresh on
+  every fetch, rate-limited).
+- Owners (admins and auditors; the partner's admins read too): credentials issued per
+  delegation, the residual window and the emergency cut-off.
+
+Other organisations' ids answer 404; a member without the role gets 403.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from allauth.account.authentication import get_authentication_records
+from allauth.account.internal.flows.reauthentication import suspend_request
+from allauth.core.exceptions import ReauthenticationRequired
+from allauth.mfa.utils import is_mfa_enabled
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.models import Organisation
+from accounts.permissions import ADMIN, AUDITOR, STAFF, organisation_member_required
+from audit.models import AuditEvent
+from audit.services import audit_record
+from cloud.errors import CloudError
+from delegations.forms import add_service_errors
+from delegations.models import CredentialIssuance
+from delegations.partner import credentials as credential_services
+from delegations.partner import selectors, services
+from delegations.partner.credentials import CredentialRefused
+from delegations.partner.forms import (
+    AssignForm,
+    CredentialsForm,
+    CutOffForm,
+    SessionPolicyForm,
+    StaffLinkForm,
+    UriKeyForm,
+)
+from delegations.partner.ratelimit import rate_limit_consume
+from delegations.selectors import delegation_get_for_organisation
+from delegations.services.cloud_accounts import partner_ram_users
+from delegations.views import _step_up
+
+logger = logging.getLogger(__name__)
+
+SECRET_HEADERS = {
+    "Cache-Control": "no-store, max-age=0",
+    "Pragma": "no-cache",
+    "X-Robots-Tag": "noindex",
+}
+
+
+def _no_store(response: HttpResponse) -> HttpResponse:
+    for name, value in SECRET_HEADERS.items():
+        response[name] = value
+    return response
+
+
+def _organisation(request: HttpRequest) -> Organisation:
+    return request.organisation  # type: ignore[attr-defined, no-any-return]
+
+
+def _partner(request: HttpRequest) -> Organisation:
+    organisation = _organisation(request)
+    if not organisation.is_partner:
+        raise PermissionDenied("Only partner organisations have staff access.")
+    return organisation
+
+
+def _report(request: HttpRequest, error: Exception) -> None:
+    if isinstance(error, ValidationError):
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.error(request, str(error) or "This is not allowed.")
+
+
+def _recent_sign_in(request: HttpRequest) -> HttpResponse | None:
+    """Revealing credentials or making a URI key needs a recent sign-in, confirmed with the
+    authenticator app when the person has one (AZ-09). allauth replays the POST afterwards."""
+    records = get_authentication_records(request, request.user)
+    cutoff = time.time() - settings.ACCOUNT_REAUTHENTICATION_TIMEOUT
+    recent = [r for r in records if isinstance(r, dict) and r.get("at", 0) >= cutoff]
+    if is_mfa_enabled(request.user):
+        if not any(r.get("method") == "mfa" for r in recent):
+            return suspend_request(request, reverse("mfa_reauthenticate"))
+        return None
+    if not recent:
+        raise ReauthenticationRequired()
+    return None
+
+
+# --- partner admins: staff and RAM users -----------------------------------------------------
+
+
+def _staff_page(
+    request: HttpRequest, *, link_form: StaffLinkForm | None = None, status: int = 200
+) -> HttpResponse:
+    organisation = _partner(request)
+    summary = selectors.partner_account_summary(organisation=organisation)
+    ram_users: list[Any] = []
+    ram_users_error = ""
+    if summary["account"] is not None:
+        try:
+            ram_users = partner_ram_users(cloud_account=summary["account"])
+        except CloudError as error:
+            ram_users_error = (
+                "Alibaba Cloud could not list your RAM users right now "
+                f"({error.code or error.message})."
+            )
+    staff = selectors.staff_members(organisation=organisation)
+    return render(
+        request,
+        "delegations/partner/staff.html",
+        {
+            "organisation": organisation,
+            "rows": selectors.staff_overview(organisation=organisation),
+            "link_form": link_form or StaffLinkForm(staff=staff),
+            "ram_users": ram_users,
+            "ram_users_error": ram_users_error,
+            "policy_rows": selectors.partner_policies(organisation=organisation),
+            "delegations": selectors.active_delegations_of_partner(partner=organisation),
+            **summary,
+        },
+        status=status,
+    )
+
+
+@require_GET
+@organisation_member_required(roles=[ADMIN])
+def staff_overview(request: HttpRequest) -> HttpResponse:
+    return _staff_page(request)
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
+def staff_link(request: HttpRequest) -> HttpResponse:
+    organisation = _partner(request)
+    form = StaffLinkForm(request.POST, staff=selectors.staff_members(organisation=organisation))
+    if not form.is_valid():
+        return _staff_page(request, link_form=form, status=400)
+    try:
+        link = services.staff_link_ram_user(
+            organisation=organisation,
+            user=form.cleaned_data["user"],
+            ram_user_name=form.cleaned_data["ram_user_name"],
+            linked_by=request.user,  # type: ignore[arg-type]
+        )
+    except ValidationError as error:
+        add_service_errors(form, error)
+        return _staff_page(request, link_form=form, status=400)
+    messages.success(
+        request, f"{link.user} now switches role as the RAM user {link.ram_user_name}."
+    )
+    return redirect("delegations:staff")
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
+def staff_unlink(request: HttpRequest, link_id: str) -> HttpResponse:
+    organisation = _partner(request)
+    link = selectors.staff_link_get(organisation=organisation, link_id=link_id)
+    services.staff_unlink_ram_user(link=link, unlinked_by=request.user)  # type: ignore[arg-type]
+    messages.success(request, f"{link.user} is no longer linked to {link.ram_user_name}.")
+    return redirect("delegations:staff")
+
+
+# --- partner admins: who uses one delegation -------------------------------------------------
+
+
+def _delegation_staff_page(
+    request: HttpRequest,
+    delegation: Any,
+    *,
+    assign_form: AssignForm | None = None,
+    policy_forms: dict[str, SessionPolicyForm] | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    assignments = selectors.delegation_assignments(delegation=delegation)
+    links = selectors.staff_links_by_user(organisation=delegation.partner)
+    forms_by_id = policy_forms or {}
+    rows = []
+    for assignment in assignments:
+        form = forms_by_id.get(str(assignment.pk)) or SessionPolicyForm(
+            prefix=f"p-{assignment.pk}",
+            initial={
+                "session_policy_kind": assignment.session_policy_kind,
+                "ecs_instance_ids": " ".join(assignment.ecs_instance_ids or []),
+                "custom_policy": assignment.session_policy
+                if assignment.session_policy_kind == "custom"
+                else "",
+            },
+        )
+        link = links.get(assignment.user_id)
+        rows.append(
+            {
+                "assignment": assignment,
+                "form": form,
+                "ram_user_name": link.ram_user_name if link else "",
+            }
+        )
+    return render(
+        request,
+        "delegations/partner/delegation_staff.html",
+        {
+            "organisation": _organisation(request),
+            "delegation": delegation,
+            "usable": services.delegation_is_usable(delegation),
+            "rows": rows,
+            "assign_form": assign_form
+            or AssignForm(staff=selectors.assignable_staff(delegation=delegation)),
+            "issuances": selectors.delegation_issuances(delegation=delegation, limit=50),
+        },
+        status=status,
+    )
+
+
+@require_GET
+@organisation_member_required(roles=[ADMIN])
+def delegation_staff(request: HttpRequest, delegation_id: str) -> HttpResponse:
+    organisation = _partner(request)
+    delegation = selectors.partner_delegation_get(
+        organisation=organisation, delegation_id=delegation_id
+    )
+    return _delegation_staff_page(request, delegation)
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
+def staff_assign(request: HttpRequest, delegation_id: str) -> HttpResponse:
+    organisation = _partner(request)
+    delegation = selectors.partner_delegation_get(
+        organisation=organisation, delegation_id=delegation_id
+    )
+    form = AssignForm(request.POST, staff=selectors.staff_members(organisation=organisation))
+    if not form.is_valid():
+        return _delegation_staff_page(request, delegation, assign_form=form, status=400)
+    try:
+        assignment = services.staff_assign(
+            delegation=delegation,
+            user=form.cleaned_data["user"],
+            assigned_by=request.user,  # type: ignore[arg-type]
+            session_policy_kind=form.cleaned_data["session_policy_kind"] or "",
+            ecs_instance_ids=form.cleaned_data["ecs_instance_ids"],
+            custom_policy=form.cleaned_data["custom_policy"],
+        )
+    except ValidationError as error:
+        add_service_errors(form, error)
+        return _delegation_staff_page(request, delegation, assign_form=form, status=400)
+    messages.success(
+        request,
+        f"{assignment.user} can use {delegation.catalog_role.role_name} now. Their RAM user's "
+        "permission to switch to it is being applied in your account.",
+    )
+    return redirect("delegations:delegation_staff", delegation_id=delegation.pk)
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
+def staff_unassign(request: HttpRequest, delegation_id: str, assignment_id: str) -> HttpResponse:
+    organisation = _partner(request)
+    delegation = selectors.partner_delegation_get(
+        organisation=organisation, delegation_id=delegation_id
+    )
+    assignment = selectors.assignment_get_for_partner(
+        organisation=organisation, delegation=delegation, assignment_id=assignment_id
+    )
+    services.staff_unassign(assignment=assignment, unassigned_by=request.user)  # type: ignore[arg-type]
+    messages.success(
+        request,
+        f"{assignment.user} can no longer use {delegation.catalog_role.role_name}; their "
+        "credentials URIs stopped working and their RAM user's permission is being removed.",
+    )
+    return redirect("delegations:delegation_staff", delegation_id=delegation.pk)
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
+def staff_session_policy(
+    request: HttpRequest, delegation_id: str, assignment_id: str
+) -> HttpResponse:
+    organisation = _partner(request)
+    delegation = selectors.partner_delegation_get(
+        organisation=organisation, delegation_id=delegation_id
+    )
+    assignment = selectors.assignment_get_for_partner(
+        organisation=organisation, delegation=delegation, assignment_id=assignment_id
+    )
+    form = SessionPolicyForm(request.POST, prefix=f"p-{assignment.pk}")
+    if form.is_valid():
+        try:
+            services.staff_assignment_change_policy(
+                assignment=assignment,
+                changed_by=request.user,  # type: ignore[arg-type]
+                session_policy_kind=form.cleaned_data["session_policy_kind"] or "",
+                ecs_instance_ids=form.cleaned_data["ecs_instance_ids"],
+                custom_policy=form.cleaned_data["custom_policy"],
+            )
+        except ValidationError as error:
+            add_service_errors(form, error)
+        else:
+            messages.success(request, f"Session policy for {assignment.user} saved.")
+            return redirect("delegations:delegation_staff", delegation_id=delegation.pk)
+    return _delegation_staff_page(
+        request, delegation, policy_forms={str(assignment.pk): form}, status=400
+    )
+
+
+# --- staff: My access ------------------------------------------------------------------------
+
+
+@require_GET
+@organisation_member_required(roles=[STAFF])
+def my_access(request: HttpRequest) -> HttpResponse:
+    organisation = _partner(request)
+    return render(
+        request,
+        "delegations/partner/my_access.html",
+        {
+            "organisation": organisation,
+            "items": selectors.my_access(user=request.user, organisation=organisation),  # type: ignore[arg-type]
+            "summary": selectors.partner_account_summary(organisation=organisation),
+            "max_seconds": credential_services.portal_max_credential_seconds(),
+        },
+    )
+
+
+def _credentials_page(
+    request: HttpRequest, item: Any, *, form: CredentialsForm, status: int = 200, **extra: Any
+) -> HttpResponse:
+    return _no_store(
+        render(
+            request,
+            "delegations/partner/credentials.html",
+            {"organisation": _organisation(request), "item": item, "form": form, **extra},
+            status=status,
+        )
+    )
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+@organisation_member_required(roles=[STAFF])
+def credentials_get(request: HttpRequest, delegation_id: str) -> HttpResponse:
+    organisation = _partner(request)
+    assignment = selectors.my_assignment_get(
+        user=request.user,  # type: ignore[arg-type]
+        organisation=organisation,
+        delegation_id=delegation_id,
+    )
+    if request.method == "GET":
+        item = selectors.my_access_item(assignment=assignment)
+        default = min(item.bounds.maximum, 3600)
+        return _credentials_page(
+            request, item, form=CredentialsForm(initial={"duration_seconds": default})
+        )
+
+    def again(form: CredentialsForm, status: int) -> HttpResponse:
+        item = selectors.my_access_item(assignment=assignment)
+        return _credentials_page(request, item, form=form, status=status)
+
+    form = CredentialsForm(request.POST)
+    if not form.is_valid():
+        return again(form, 400)
+    # Bad input is answered before anything else (nothing written, nothing called).
+    try:
+        credential_services.parse_duration(
+            form.cleaned_data["duration_seconds"],
+            bounds=credential_services.credential_duration_bounds(delegation=assignment.delegation),
+        )
+    except ValidationError as error:
+        add_service_errors(form, error)
+        return again(form, 400)
+    step = _recent_sign_in(request)
+    if step is not None:
+        return step
+    wait = rate_limit_consume(
+        scope="credentials-page",
+        key=str(request.user.pk),
+        rate=settings.PORTAL_CREDENTIALS_PAGE_RATE,
+    )
+    if wait is not None:
+        form.add_error(None, f"Too many requests; try again in {int(wait)} seconds.")
+        response = again(form, 429)
+        response["Retry-After"] = str(int(wait))
+        return response
+    try:
+        issued = credential_services.credentials_issue(
+            assignment=assignment,
+            user=request.user,  # type: ignore[arg-type]
+            duration_seconds=form.cleaned_data["duration_seconds"],
+            via=CredentialIssuance.Via.WEB,
+        )
+    except ValidationError as error:
+        add_service_errors(form, error)
+        return again(form, 400)
+    except CredentialRefused as refusal:
+        form.add_error(None, refusal.message)
+        return again(form, refusal.status)
+    return _no_store(
+        render(
+            request,
+            "delegations/partner/credentials_reveal.html",
+            {
+                "organisation": organisation,
+                "assignment": assignment,
+                "issued": issued,
+                "formats": credential_services.credential_formats(issued=issued),
+            },
+        )
+    )
+
+
+# --- staff: credentials URIs -----------------------------------------------------------------
+
+
+def _uri_url(request: HttpRequest, raw_key: str) -> str:
+    return request.build_absolute_uri(reverse("delegations:credentials_uri", args=[raw_key]))
+
+
+def _uri_page(
+    request: HttpRequest,
+    assignment: Any,
+    *,
+    form: UriKeyForm | None = None,
+    status: int = 200,
+    **extra: Any,
+) -> HttpResponse:
+    return _no_store(
+        render(
+            request,
+            "delegations/partner/uri_keys.html",
+            {
+                "organisation": _organisation(request),
+                "item": selectors.my_access_item(assignment=assignment),
+                "form": form or UriKeyForm(),
+                **extra,
+            },
+            status=status,
+        )
+    )
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+@organisation_member_required(roles=[STAFF])
+def uri_keys(request: HttpRequest, delegation_id: str) -> HttpResponse:
+    organisation = _partner(request)
+    assignment = selectors.my_assignment_get(
+        user=request.user,  # type: ignore[arg-type]
+        organisation=organisation,
+        delegation_id=delegation_id,
+    )
+    if request.method == "GET":
+        return _uri_page(request, assignment)
+    form = UriKeyForm(request.POST)
+    if not form.is_valid():
+        return _uri_page(request, assignment, form=form, status=400)
+    step = _recent_sign_in(request)
+    if step is not None:
+        return step
+    try:
+        _key, raw_key = services.credentials_uri_create(
+            assignment=assignment,
+            user=request.user,  # type: ignore[arg-type]
+            label=form.cleaned_data["label"],
+            valid_days=form.cleaned_data["valid_days"],
+            duration_seconds=credential_services.portal_max_credential_seconds(),
+        )
+    except ValidationError as error:
+        add_service_errors(form, error)
+        return _uri_page(request, assignment, form=form, status=400)
+    url = _uri_url(request, raw_key)
+    return _uri_page(
+        request,
+        assignment,
+        new_url=url,
+        uri_formats=credential_services.credentials_uri_formats(
+            url=url, delegation=assignment.delegation
+        ),
+    )
+
+
+@require_POST
+@organisation_member_required(roles=[STAFF])
+def uri_key_revoke(request: HttpRequest, delegation_id: str, key_id: str) -> HttpResponse:
+    organisation = _partner(request)
+    assignment = selectors.my_assignment_get(
+        user=request.user,  # type: ignore[arg-type]
+        organisation=organisation,
+        delegation_id=delegation_id,
+    )
+    key = selectors.my_uri_key_get(user=request.user, assignment=assignment, key_id=key_id)  # type: ignore[arg-type]
+    services.credentials_uri_revoke(uri_key=key, revoked_by=request.user)  # type: ignore[arg-type]
+    messages.success(request, f"The credentials URI …{key.token_hint} no longer works.")
+    return redirect("delegations:uri_keys", delegation_id=assignment.delegation_id)
+
+
+def _uri_error(
+    code: str, message: str, status: int, *, retry_after: float | None = None
+) -> JsonResponse:
+    response = JsonResponse({"Code": code, "Message": message}, status=status)
+    if retry_after is not None:
+        response["Retry-After"] = str(int(retry_after))
+    return _no_store(response)  # type: ignore[return-value]
+
+
+@never_cache
+@require_GET
+def credentials_uri(request: HttpRequest, key: str) -> HttpResponse:
+    """The credentials URI: fresh STS credentials as `{"Code": "Success", "AccessKeyId",
+    "AccessKeySecret", "SecurityToken", "Expiration"}`, or `{"Code": <why>, "Message"}` with
+    403 (429 when rate-limited). No session: the key in the URL is the authentication, and
+    everything it stands for is checked again on every fetch."""
+    client_ip = request.META.get("REMOTE_ADDR") or "unknown"
+    wait = rate_limit_consume(
+        scope="credentials-uri-ip", key=client_ip, rate=settings.PORTAL_CREDENTIALS_URI_IP_RATE
+    )
+    if wait is None:
+        wait = rate_limit_consume(
+            scope="credentials-uri", key=key, rate=settings.PORTAL_CREDENTIALS_URI_RATE
+        )
+    if wait is not None:
+        return _uri_error(
+            "Throttling",
+            f"Too many requests; try again in {int(wait)} seconds.",
+            429,
+            retry_after=wait,
+        )
+    uri_key = selectors.credentials_uri_key_lookup(raw_key=key)
+    if uri_key is None:
+        with transaction.atomic():
+            audit_record(
+                action="credentials.uri_unknown",
+                metadata={"path_length": len(key)},
+                outcome=AuditEvent.Outcome.DENIED,
+            )
+        return _uri_error(
+            "InvalidCredentialsURI",
+            "This credentials URI is not valid. Make a new one in the portal (My access).",
+            403,
+        )
+    assignment = uri_key.assignment
+    delegation = assignment.delegation
+    bounds = credential_services.credential_duration_bounds(delegation=delegation)
+    seconds = min(uri_key.duration_seconds, bounds.maximum)
+    try:
+        issued = credential_services.credentials_issue(
+            assignment=assignment,
+            user=uri_key.user,
+            duration_seconds=max(seconds, credential_services.MIN_CREDENTIAL_SECONDS),
+            via=CredentialIssuance.Via.URI,
+            uri_key=uri_key,
+        )
+    except CredentialRefused as refusal:
+        return _uri_error(refusal.code, refusal.message, refusal.status)
+    except ValidationError as error:
+        return _uri_error("DelegationEnding", " ".join(error.messages), 403)
+    return _no_store(JsonResponse(credential_services.credentials_uri_body(issued=issued)))  # type: ignore[return-value]
+
+
+# --- owners: who took credentials, the residual window, the cut-off --------------------------
+
+
+def _issuances_page(
+    request: HttpRequest,
+    delegation: Any,
+    *,
+    cut_off_form: CutOffForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    organisation = _organisation(request)
+    membership = request.membership  # type: ignore[attr-defined]
+    owner_admin = delegation.owner_id == organisation.pk and membership.role == ADMIN
+    return render(
+        request,
+        "delegations/partner/issuances.html",
+        {
+            "organisation": organisation,
+            "delegation": delegation,
+            "is_owner_side": delegation.owner_id == organisation.pk,
+            "owner_admin": owner_admin,
+            "issuances": selectors.delegation_issuances(delegation=delegation),
+            "window": selectors.residual_window(delegation=delegation),
+            "cut_offs": selectors.cut_offs(delegation=delegation),
+            "others": selectors.other_active_partners_on_role(delegation=delegation),
+            "cut_off_form": cut_off_form or CutOffForm(),
+        },
+        status=status,
+    )
+
+
+@require_GET
+@organisation_member_required(roles=[ADMIN, AUDITOR])
+def delegation_issuances(request: HttpRequest, delegation_id: str) -> HttpResponse:
+    delegation = delegation_get_for_organisation(
+        organisation=_organisation(request), delegation_id=delegation_id
+    )
+    return _issuances_page(request, delegation)
+
+
+def _owner_delegation(request: HttpRequest, delegation_id: str) -> Any:
+    organisation = _organisation(request)
+    if not organisation.is_owner:
+        raise PermissionDenied("Only the owner can cut a role off.")
+    delegation = delegation_get_for_organisation(
+        organisation=organisation, delegation_id=delegation_id
+    )
+    if delegation.owner_id != organisation.pk:
+        raise PermissionDenied("Only the owner can cut a role off.")
+    return delegation
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
+def delegation_cut_off(request: HttpRequest, delegation_id: str) -> HttpResponse:
+    delegation = _owner_delegation(request, delegation_id)
+    form = CutOffForm(request.POST)
+    if not form.is_valid():
+        return _issuances_page(request, delegation, cut_off_form=form, status=400)
+    step = _step_up(request)
+    if isinstance(step, HttpResponse):
+        return step
+    try:
+        cut_off = services.role_cut_off(
+            delegation=delegation,
+            cut_off_by=request.user,  # type: ignore[arg-type]
+            reason=form.cleaned_data["reason"],
+            with_mfa=step,
+        )
+    except ValidationError as error:
+        add_service_errors(form, error)
+        return _issuances_page(request, delegation, cut_off_form=form, status=400)
+    except PermissionDenied as error:
+        _report(request, error)
+        return redirect("delegations:issuances", delegation_id=delegation.pk)
+    if getattr(cut_off, "changed", True):
+        messages.warning(
+            request,
+            f"Cut off: the policies of {delegation.catalog_role.role_name} are being detached "
+            "now. Credentials already issued stop working at their next call; this delegation "
+            "is being revoked. The role stays without policies until you lift the cut-off.",
+        )
+    else:
+        messages.info(request, "This role is already cut off; nothing changed.")
+    return redirect("delegations:issuances", delegation_id=delegation.pk)
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
+def cut_off_lift(request: HttpRequest, delegation_id: str, cut_off_id: str) -> HttpResponse:
+    delegation = _owner_delegation(request, delegation_id)
+    cut_off = selectors.cut_off_get(delegation=delegation, cut_off_id=cut_off_id)
+    step = _step_up(request)
+    if isinstance(step, HttpResponse):
+        return step
+    try:
+        services.role_cut_off_lift(
+            cut_off=cut_off,
+            lifted_by=request.user,  # type: ignore[arg-type]
+            with_mfa=step,
+        )
+    except (ValidationError, PermissionDenied) as error:
+        _report(request, error)
+    else:
+        messages.success(
+            request, "Lifted: the role's policies are being attached again for its partners."
+        )
+    return redirect("delegations:issuances", delegation_id=delegation.pk)
