@@ -93,7 +93,6 @@ class _PartnerRecorder(_Recorder):
         self.role = None  # type: ignore[assignment]
         self.lease = lease
         self.owner = policy.cloud_account.organisation
-        self.partners = []
         self.delegation_ids = []
         self.role_changes = {}
         self.mutations_sent = 0

@@ -291,13 +291,11 @@ class _Recorder:
         *,
         managed_role: ManagedRole,
         lease: RoleLease,
-        partners: Iterable[Any],
         delegation_ids: Iterable[Any] = (),
     ) -> None:
         self.role = managed_role
         self.lease = lease
         self.owner = managed_role.cloud_account.organisation
-        self.partners = list(partners)
         self.delegation_ids = list(delegation_ids)
         # Saved on the role row with the first intent's lease renewal (before any change).
         self.role_changes: dict[str, Any] = {}
@@ -317,10 +315,12 @@ class _Recorder:
             )
 
     def _audit(self, call: CloudCall, *, action: str, outcome: str) -> None:
+        # Scoped to the cloud account's organisation only: one call can serve several partners
+        # of a shared role, and its summary names every principal it changed, which no
+        # partner may see of another. Partners follow their delegation's transitions instead.
         audit_record(
             action=action,
             organisation=self.owner,
-            related_organisations=self.partners,
             target=call,
             target_label=f"{call.action} {call.target}",
             after={
@@ -892,7 +892,6 @@ class _Reconciler:
         self.recorder = recorder = _Recorder(
             managed_role=managed_role,
             lease=self.lease,
-            partners={d.partner for d in applying + leaving},
             delegation_ids=[d.pk for d in applying + leaving],
         )
         # Every principal we are about to manage is remembered *before* any call (with the

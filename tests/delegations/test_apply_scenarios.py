@@ -200,3 +200,34 @@ def test_retry_after_a_permanent_failure_applies_once_fixed(owner_world) -> None
 
     assert owner_world.status(delegation) == Status.ACTIVE
     assert owner_world.attached() == {("System", "AliyunECSFullAccess")}
+
+
+def test_partners_sharing_a_role_never_see_each_others_accounts_in_the_history(
+    owner_world,
+) -> None:
+    """One UpdateRole can carry several partners' principals; its event is the owner's alone,
+    so no partner learns which other accounts the role trusts."""
+    from audit.selectors import audit_events_visible_to
+
+    first, second = owner_world.partner(), owner_world.partner()
+    owner_world.offer(first)
+    owner_world.offer(second)
+    owner_world.reconcile()
+    assert owner_world.trusted() == {f"acs:ram::{p.account_uid}:root" for p in (first, second)}
+
+    for partner, other in ((first, second), (second, first)):
+        visible = audit_events_visible_to(organisation=partner)
+        assert visible.exists()
+        for event in visible:
+            text = f"{event.before} {event.after} {event.metadata} {event.target_label}"
+            assert other.account_uid not in text, event.action
+    # The owner still sees every call, with every principal it changed.
+    owner_calls = [
+        e
+        for e in audit_events_visible_to(organisation=owner_world.organisation)
+        if e.target_type == "delegations.cloudcall"
+    ]
+    assert any(
+        first.account_uid in str(e.metadata) and second.account_uid in str(e.metadata)
+        for e in owner_calls
+    )
