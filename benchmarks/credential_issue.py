@@ -4,7 +4,7 @@
 
 One run, one cloudsim process (seeded with the demo accounts, `--latency-ms` added to every
 call to stand for the cloud's own latency), one portal database (a fresh SQLite file, or
-DATABASE_URL), the portal served over HTTP by Django's threaded WSGI server:
+DATABASE_URL), the portal served over HTTP by gunicorn (one sync worker, as in production):
 
 - direct: `CloudClient.assume_role` with the partner's connected key (the same key, role and
   duration the portal uses), i.e. what the cloud alone costs;
@@ -22,8 +22,8 @@ import argparse
 import os
 import re
 import secrets
-import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -143,27 +143,41 @@ def build_world(sim):
     return delegation, (broker["access_key_id"], broker["access_key_secret"])
 
 
-def serve():
-    """The portal over HTTP on a free loopback port, in a thread."""
-    from django.core.handlers.wsgi import WSGIHandler
-    from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
-
-    class Quiet(WSGIRequestHandler):
-        def log_message(self, *args, **kwargs) -> None:
-            pass
-
-    class NoDelay(ThreadedWSGIServer):
-        # As gunicorn does: without TCP_NODELAY, the dev server's separate header and body
-        # writes meet the client's delayed ACK and every response waits ~40 ms.
-        def get_request(self):
-            connection, address = super().get_request()
-            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            return connection, address
-
-    server = NoDelay(("127.0.0.1", 0), Quiet, allow_reuse_address=False)
-    server.set_app(WSGIHandler())
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_port}"
+def serve() -> tuple[subprocess.Popen, str]:
+    """The portal as production runs it: gunicorn (one sync worker) in its own process, on a
+    free loopback port, with this run's database and cloudsim."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "portal.wsgi",
+            "--bind",
+            "127.0.0.1:0",
+            "--workers",
+            "1",
+            "--no-control-socket",
+            "--log-level",
+            "info",
+        ],
+        cwd=ROOT,
+        env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    for line in process.stderr:  # type: ignore[union-attr]
+        found = re.search(r"Listening at: (http://127\.0\.0\.1:\d+)", line)
+        if found:
+            threading.Thread(target=lambda: [None for _ in process.stderr], daemon=True).start()
+            return process, found.group(1)
+        if time.monotonic() > deadline:
+            break
+    process.kill()
+    raise RuntimeError(
+        "gunicorn did not start: " + (process.stderr.read() if process.stderr else "")
+    )
 
 
 def signed_in_session(base_url: str):
@@ -214,6 +228,7 @@ def main() -> None:
                 ALIBABA_RAM_ENDPOINT=sim.endpoint,
                 ALIBABA_STS_ENDPOINT=sim.endpoint,
                 ALIBABA_CLOUD_PROTOCOL="http",
+                ALLOWED_HOSTS="127.0.0.1,localhost",
                 CELERY_TASK_ALWAYS_EAGER="true",
                 LOG_LEVEL="WARNING",
             )
@@ -268,13 +283,14 @@ def main() -> None:
             for _ in range(args.runs):
                 times["direct"].append(direct())
                 times["portal"].append(portal())
-            server.shutdown()
+            server.terminate()
+            server.wait(20)
 
             database = os.environ["DATABASE_URL"].split(":", 1)[0]
             print(
                 f"cloudsim latency {args.latency_ms:.0f} ms per call; {args.runs} runs each; "
-                f"database {database}; portal over HTTP (Django's threaded WSGI server, "
-                "TCP_NODELAY)"
+                f"database {database}; portal over HTTP "
+                "(gunicorn, one sync worker, its own process)"
             )
             for name, values in times.items():
                 print(

@@ -224,15 +224,13 @@ def _standing_problem(
     *,
     delegation: Delegation,
     assignment: StaffAssignment,
-    user: User,
+    is_staff: bool,
     uri_key: CredentialsUriToken | None,
     now: dt.datetime,
 ) -> CredentialRefused | None:
     """Why this person may not have credentials now, or None. Read on locked rows in the
     issuing transaction, and without locks for the cheap early answer."""
-    if not Membership.objects.filter(
-        user=user, organisation=delegation.partner, role=Membership.Role.STAFF
-    ).exists():
+    if not is_staff:
         return CredentialRefused(
             "NotStaff", f"You are no longer a staff member of {delegation.partner.name}."
         )
@@ -323,9 +321,9 @@ def credentials_issue(
     Raises ValidationError for bad input (nothing written, nothing called) and
     CredentialRefused when the person may not have credentials now or the cloud refused
     (audited)."""
-    delegation = Delegation.objects.select_related(
-        "owner", "partner", "catalog_role", "managed_role__cloud_account"
-    ).get(pk=assignment.delegation_id)
+    # The early checks use the delegation as the caller loaded it (with its owner, partner,
+    # role and account); the issuing transaction reads its state again under the lock.
+    delegation = assignment.delegation
     if assignment.user_id != user.pk:
         raise CredentialRefused("NotAssigned", "This access is assigned to someone else.")
     now = timezone.now()
@@ -341,8 +339,11 @@ def credentials_issue(
     }
     if uri_key is not None:
         base["uri_id"] = str(uri_key.pk)
+    is_staff = Membership.objects.filter(
+        user=user, organisation=delegation.partner, role=Membership.Role.STAFF
+    ).exists()
     problem = _standing_problem(
-        delegation=delegation, assignment=assignment, user=user, uri_key=uri_key, now=now
+        delegation=delegation, assignment=assignment, is_staff=is_staff, uri_key=uri_key, now=now
     )
     if problem is not None:
         raise _refuse(delegation=delegation, user=user, refusal=problem, base=base)
@@ -360,15 +361,28 @@ def credentials_issue(
     outcome: IssuedForPerson | CredentialRefused
     with transaction.atomic():
         # Lock order as everywhere: delegation, membership, assignment (then the audit head).
-        locked = (
-            Delegation.objects.select_for_update(of=("self",))
-            .select_related("owner", "partner", "catalog_role", "managed_role__cloud_account")
-            .get(pk=delegation.pk)
+        # Only what can change is read again, onto the objects loaded above.
+        locked = _refresh_locked(
+            delegation,
+            Delegation.objects.select_for_update().filter(pk=delegation.pk),
+            ("status", "ends_at", "version"),
         )
-        list(Membership.objects.select_for_update().filter(user=user, organisation=locked.partner))
-        locked_assignment = StaffAssignment.objects.select_for_update().get(pk=assignment.pk)
+        roles = list(
+            Membership.objects.select_for_update()
+            .filter(user=user, organisation=locked.partner_id)
+            .values_list("role", flat=True)
+        )
+        locked_assignment = _refresh_locked(
+            assignment,
+            StaffAssignment.objects.select_for_update().filter(pk=assignment.pk),
+            ("ended_at", "session_policy_kind", "session_policy"),
+        )
         locked_key = (
-            CredentialsUriToken.objects.select_for_update().get(pk=uri_key.pk)
+            _refresh_locked(
+                uri_key,
+                CredentialsUriToken.objects.select_for_update().filter(pk=uri_key.pk),
+                ("revoked_at", "expires_at", "use_count"),
+            )
             if uri_key is not None
             else None
         )
@@ -376,7 +390,7 @@ def credentials_issue(
         problem = _standing_problem(
             delegation=locked,
             assignment=locked_assignment,
-            user=user,
+            is_staff=Membership.Role.STAFF in roles,
             uri_key=locked_key,
             now=now,
         )
@@ -407,6 +421,14 @@ def credentials_issue(
     if isinstance(outcome, CredentialRefused):
         raise outcome
     return outcome
+
+
+def _refresh_locked(instance: Any, locked: Any, fields: tuple[str, ...]) -> Any:
+    """Lock the row of `instance` (a select_for_update queryset of it) and copy `fields` as
+    the row has them now onto the instance."""
+    for name, value in locked.values(*fields).get().items():
+        setattr(instance, name, value)
+    return instance
 
 
 def _assume_and_record(

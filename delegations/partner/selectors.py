@@ -317,7 +317,12 @@ def credentials_uri_key_lookup(*, raw_key: str) -> CredentialsUriToken | None:
         return None
     return (
         CredentialsUriToken.objects.select_related(
-            "user", "partner", "assignment", "delegation__catalog_role"
+            "user",
+            "partner",
+            "assignment__delegation__owner",
+            "assignment__delegation__partner",
+            "assignment__delegation__catalog_role",
+            "assignment__delegation__managed_role__cloud_account",
         )
         .filter(token_hash=credentials_uri_key_hash(raw_key))
         .first()

@@ -481,6 +481,15 @@ def cloud_account_disconnect(
                 "need the portal's key (approved, active, in progress or failed). Revoke them "
                 "and let the worker finish before disconnecting."
             )
+        # A partner's account: the AssumeRole policies the portal attached to its RAM users
+        # can only be taken away with this key.
+        granted = account.partner_user_policies.filter(policy_attached=True).count()
+        if granted:
+            raise ValidationError(
+                f"The portal still grants {granted} RAM user{'s' if granted != 1 else ''} in "
+                "this account sts:AssumeRole (portal-assume-* policies). Unassign your staff "
+                "and let the worker remove the grants before disconnecting."
+            )
         before = _public(account)
         account.is_active = False
         account.secret_ciphertext = ""

@@ -315,3 +315,27 @@ def test_uri_keys_are_personal_bounded_and_hashed(partner_world: PartnerWorld) -
         services.credentials_uri_create(assignment=assignment, user=world.alice)
     with pytest.raises(ValidationError):
         services.credentials_uri_create(assignment=assignment, user=world.alice)
+
+
+def test_a_partner_account_with_grants_in_place_cannot_be_disconnected(
+    partner_world: PartnerWorld,
+) -> None:
+    from delegations.services.cloud_accounts import cloud_account_disconnect
+
+    world = partner_world
+    delegation = world.active_delegation()
+    world.link(world.alice, "Alice")
+    assignment = world.assign(delegation, world.alice)
+    world.drain()
+    with pytest.raises(ValidationError) as refused:
+        cloud_account_disconnect(
+            cloud_account=world.partner_account, disconnected_by=world.partner_admin
+        )
+    assert "portal-assume-" in str(refused.value)
+    services.staff_unassign(assignment=assignment, unassigned_by=world.partner_admin)
+    world.revoke(delegation)
+    world.drain()
+    account = cloud_account_disconnect(
+        cloud_account=world.partner_account, disconnected_by=world.partner_admin
+    )
+    assert account.is_active is False
