@@ -22,8 +22,12 @@ USER_NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 DEMO_ACCOUNTS = (
     {"uid": "11223344", "alias": "company-a", "users": ()},
-    {"uid": "12345678", "alias": "company-b", "users": ("Alice", "Bob", "AAA")},
+    {"uid": "12345678", "alias": "company-b", "users": ("Alice", "Bob", "AAA", "portal-broker")},
 )
+# System policies attached to demo users. Alice, Bob and AAA get none (the partner's admin
+# grants them access through the portal); portal-broker is the RAM user the portal connects
+# as in company-b: it manages its colleagues' policies and calls AssumeRole for them.
+DEMO_USER_POLICIES = {("12345678", "portal-broker"): ("AliyunRAMFullAccess",)}
 # company-a's instances: (region, zone, name, status, private ip)
 DEMO_INSTANCES = (
     ("cn-hangzhou", "cn-hangzhou-h", "web-1", "Running", "172.16.0.11"),
@@ -133,6 +137,15 @@ def seed_demo(store: Store, *, data_dir: Path, endpoint: str) -> dict:
             password = demo_password(name)
             user_create(store, uid=spec["uid"], name=name, password=password)
             key = access_key_create(store, uid=spec["uid"], user=name)
+            with store.write() as tx:
+                for policy_name in DEMO_USER_POLICIES.get((spec["uid"], name), ()):
+                    tx.attachment_add(
+                        account_uid=spec["uid"],
+                        principal_type="User",
+                        principal_name=name,
+                        policy_type="System",
+                        policy_name=policy_name,
+                    )
             entry["users"].append(
                 {
                     "name": name,

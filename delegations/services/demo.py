@@ -89,11 +89,37 @@ def _stored_key_works(account: CloudAccount, key_id: str) -> bool:
     return True
 
 
-def _connect(organisation: Organisation, document: dict[str, Any]) -> tuple[CloudAccount, str]:
+# The RAM user cloudsim's demo gives company-b for the portal: a root key cannot call
+# AssumeRole, so partner staff could not be issued credentials through it.
+PARTNER_BROKER_USER = "portal-broker"
+
+
+def _user_key(document: dict[str, Any], uid: str, name: str) -> tuple[str, str] | None:
+    for account in document.get("accounts", []):
+        if isinstance(account, dict) and str(account.get("uid")) == uid:
+            for user in account.get("users") or []:
+                if isinstance(user, dict) and user.get("name") == name:
+                    key_id, secret = user.get("access_key_id"), user.get("access_key_secret")
+                    if key_id and secret:
+                        return str(key_id), str(secret)
+    return None
+
+
+def _connect(
+    organisation: Organisation, document: dict[str, Any], *, as_user: str | None = None
+) -> tuple[CloudAccount, str]:
     admin = _admin_of(organisation)
-    key_id, secret = _root_key(document, organisation.account_uid)
+    user_key = _user_key(document, organisation.account_uid, as_user) if as_user else None
+    if user_key is not None:
+        key_id, secret = user_key
+        what = (
+            f"{organisation.slug} ({organisation.account_uid}) with the RAM user {as_user}'s "
+            f"AccessKey {key_id}"
+        )
+    else:
+        key_id, secret = _root_key(document, organisation.account_uid)
+        what = f"{organisation.slug} ({organisation.account_uid}) with its root AccessKey {key_id}"
     account = CloudAccount.objects.filter(organisation=organisation, is_active=True).first()
-    what = f"{organisation.slug} ({organisation.account_uid}) with its root AccessKey {key_id}"
     try:
         if account is None:
             account = cloud_account_connect(
@@ -192,8 +218,9 @@ def demo_cloud_seed(*, cloudsim_data_dir: Path) -> list[str]:
     if owner is None or partner is None:
         return ["Note: company-a or company-b is missing; the cloud part was skipped."]
     lines = [
-        "Cloud (cloudsim): the demo uses each account's root AccessKey from "
-        f"{credentials_file.name}; a real deployment uses a RAM user with only the rights needed."
+        "Cloud (cloudsim): the demo connects company-a with its root AccessKey and company-b "
+        f"with its RAM user {PARTNER_BROKER_USER}, from {credentials_file.name}; a real "
+        "deployment uses RAM users with only the rights needed."
     ]
     try:
         _account, said = _connect(owner, document)
@@ -202,7 +229,7 @@ def demo_cloud_seed(*, cloudsim_data_dir: Path) -> list[str]:
         lines.extend(_catalogue(owner, admin))
         lines.append(_allow(owner, partner, admin))
         lines.append(_link(owner, admin))
-        _partner_account, said = _connect(partner, document)
+        _partner_account, said = _connect(partner, document, as_user=PARTNER_BROKER_USER)
         lines.append(said)
     except _Skip as skipped:
         lines.append(f"Note: {skipped} The rest of the cloud part was skipped.")

@@ -102,7 +102,7 @@ def test_demo_seed_and_credentials_file(tmp_path, sim_factory):
     company_a, company_b = document["accounts"]
     assert company_a["uid"] == "11223344" and company_a["users"] == []
     assert company_b["uid"] == "12345678"
-    assert [u["name"] for u in company_b["users"]] == ["Alice", "Bob", "AAA"]
+    assert [u["name"] for u in company_b["users"]] == ["Alice", "Bob", "AAA", "portal-broker"]
     for entry in [company_a["root"], *company_b["users"]]:
         assert set(entry) >= {"access_key_id", "access_key_secret"}
     assert all(u["password"] for u in company_b["users"])
@@ -118,7 +118,9 @@ def test_demo_seed_and_credentials_file(tmp_path, sim_factory):
             .list_policies_for_user(ram.ListPoliciesForUserRequest(user_name=user["name"]))
             .body.policies.policy
         )
-        assert attached == []
+        # Staff have nothing until their admin grants it; the portal's broker manages RAM.
+        expected = ["AliyunRAMFullAccess"] if user["name"] == "portal-broker" else []
+        assert [p.policy_name for p in attached] == expected
 
     token_file = sim.data_dir / "operator-token"
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600

@@ -56,10 +56,13 @@ def test_seed_demo_connects_the_demo_accounts_and_is_idempotent(
     first = seed()
     print(first)  # shown with -s: the output people see after `make run`
     a_key, a_secret = demo_sim.root_key("company-a")
-    b_key, b_secret = demo_sim.root_key("company-b")
+    b_key, b_secret = demo_sim.user_key("company-b", "portal-broker")
     assert "root AccessKey" in first
     assert f"Connected company-a (11223344) with its root AccessKey {a_key}." in first
-    assert f"Connected company-b (12345678) with its root AccessKey {b_key}." in first
+    assert (
+        f"Connected company-b (12345678) with the RAM user portal-broker's AccessKey {b_key}."
+        in first
+    )
     assert "Catalogue role ecs-admin added (AliyunECSFullAccess)." in first
     assert "Catalogue role ecs-viewer added (AliyunECSReadOnlyAccess)." in first
     assert "Allow-listed 12345678 (Company B)." in first
@@ -69,7 +72,8 @@ def test_seed_demo_connects_the_demo_accounts_and_is_idempotent(
     owner_account = CloudAccount.objects.get(organisation__slug="company-a", is_active=True)
     partner_account = CloudAccount.objects.get(organisation__slug="company-b", is_active=True)
     assert cloud_account_credentials(cloud_account=owner_account).access_key_secret == a_secret
-    assert partner_account.caller_arn == "acs:ram::12345678:root"
+    # A RAM user, not the root: only a RAM user may call AssumeRole for partner staff.
+    assert partner_account.caller_arn == "acs:ram::12345678:user/portal-broker"
     roles = {r.role_name: r.policies for r in CatalogRole.objects.all()}
     assert roles == {
         "ecs-admin": [{"type": "System", "name": "AliyunECSFullAccess"}],
