@@ -64,22 +64,15 @@ def drain() -> None:
 def build_world(sim):
     """Company A grants a role to company B; Alice (staff of B) is assigned to it."""
     from accounts.models import Membership, Organisation, User
-    from cloud.client import CloudClient, CloudCredentials
     from delegations import services
     from delegations.models import PartnerAllowance
     from delegations.partner.services import staff_assign
     from delegations.services.catalog import catalog_role_create
     from delegations.services.cloud_accounts import cloud_account_connect
 
-    broker = sim.create_user(PARTNER_UID, BROKER)
-    CloudClient(
-        CloudCredentials(*sim.root_key("company-b")),
-        ram_endpoint=sim.endpoint,
-        sts_endpoint=sim.endpoint,
-        protocol="http",
-    ).attach_policy_to_user(
-        user_name=BROKER, policy_type="System", policy_name="AliyunRAMFullAccess"
-    )
+    # cloudsim's demo gives company-b this RAM user, with AliyunRAMFullAccess.
+    broker_id, broker_secret = sim.user_key("company-b", BROKER)
+    broker = {"access_key_id": broker_id, "access_key_secret": broker_secret}
     owner = Organisation.objects.create(
         name="Company A", slug="company-a", kind="owner", account_uid=OWNER_UID
     )
