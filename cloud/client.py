@@ -401,6 +401,13 @@ def _role_from(model: Any, request_id: str | None) -> Role:
     )
 
 
+def _read_attached_policies(response: Any, request_id: str | None) -> list[AttachedPolicy]:
+    """ListPoliciesForRole and ListPoliciesForUser answer in the same shape."""
+    body = _body(response, request_id)
+    items = _items(body.policies, "policy", "Policies.Policy", request_id)
+    return [_attached_from(item, request_id) for item in items]
+
+
 def _attached_from(model: Any, request_id: str | None) -> AttachedPolicy:
     return AttachedPolicy(
         policy_type=_text(model.policy_type, "Policy.PolicyType", request_id),
@@ -746,18 +753,13 @@ class CloudClient:
     def list_policies_for_role(self, name: str) -> list[AttachedPolicy]:
         policies.validate_role_name(name)
 
-        def read(response: Any, request_id: str | None) -> list[AttachedPolicy]:
-            body = _body(response, request_id)
-            items = _items(body.policies, "policy", "Policies.Policy", request_id)
-            return [_attached_from(item, request_id) for item in items]
-
         return self._call(
             "ListPoliciesForRole",
             f"role/{name}",
             lambda: self._ram.list_policies_for_role(
                 ram_models.ListPoliciesForRoleRequest(role_name=name)
             ),
-            read,
+            _read_attached_policies,
             mutating=False,
         )
 
@@ -1001,18 +1003,13 @@ class CloudClient:
     def list_policies_for_user(self, user_name: str) -> list[AttachedPolicy]:
         policies.validate_ram_user_name(user_name)
 
-        def read(response: Any, request_id: str | None) -> list[AttachedPolicy]:
-            body = _body(response, request_id)
-            items = _items(body.policies, "policy", "Policies.Policy", request_id)
-            return [_attached_from(item, request_id) for item in items]
-
         return self._call(
             "ListPoliciesForUser",
             f"user/{user_name}",
             lambda: self._ram.list_policies_for_user(
                 ram_models.ListPoliciesForUserRequest(user_name=user_name)
             ),
-            read,
+            _read_attached_policies,
             mutating=False,
         )
 
