@@ -14,6 +14,8 @@ import socket
 import struct
 import time
 import traceback
+from collections.abc import Callable
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
@@ -408,6 +410,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             "source_ip": self.client_address[0],
         }
         fault_kind = None
+        answer: Callable[[], None] | None = None
         try:
             if method not in ("GET", "POST"):
                 raise method_not_allowed(method)
@@ -441,7 +444,9 @@ class RequestHandler(BaseHTTPRequestHandler):
             fault_kind = decision.kind
             if fault_kind is not None and fault_kind != "lost":
                 log.update(outcome="fault", error_code=_FAULT_CODES.get(fault_kind), status=None)
-                self._apply_response_fault(decision, request_id, api.HOST_IDS[product])
+                answer = partial(
+                    self._apply_response_fault, decision, request_id, api.HOST_IDS[product]
+                )
                 return
 
             ctx = ApiContext(
@@ -465,7 +470,9 @@ class RequestHandler(BaseHTTPRequestHandler):
                 log.update(outcome="success", error_code=None, status=None)
                 raise _Drop()
             payload = json.dumps({"RequestId": request_id, **result}).encode()
-            self._send(200, payload, "application/json;charset=utf-8", [], request_id)
+            answer = partial(
+                self._send, 200, payload, "application/json;charset=utf-8", [], request_id
+            )
             log.update(outcome="success", error_code=None, status=200)
         except ApiError as error:
             log.update(outcome="error", error_code=error.code, status=error.status)
@@ -481,7 +488,12 @@ class RequestHandler(BaseHTTPRequestHandler):
                 log["fault"] = fault_kind
             log.setdefault("outcome", "error")
             log["duration_ms"] = round((time.monotonic() - started) * 1000, 2)
+            # Logged before the answer goes out (errors are answered by the caller, after
+            # this): whoever has seen an answer finds its call in the log, in the order the
+            # calls took effect.
             self.server.call_log.record(**log)
+            if answer is not None:
+                answer()
 
     def _apply_response_fault(self, decision, request_id: str, host_id: str) -> None:
         kind = decision.kind

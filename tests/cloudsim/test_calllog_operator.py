@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import http.client
 import json
+import threading
+import time
 from urllib.parse import quote
 
 import pytest
 from alibabacloud_ram20150501 import models as ram
+from alibabacloud_sts20150401.client import Client as StsClient
+from alibabacloud_tea_openapi import utils_models
 
+from cloudsim import admin
+from cloudsim.calllog import CallLog
+from cloudsim.faults import FaultSet
+from cloudsim.server import make_server
+from cloudsim.store import Store
 from tests.cloudsim.conftest import error_of, trust_policy
 from tests.fixtures.cloudsim import CloudSimError
 
@@ -149,3 +158,48 @@ def test_operator_page_login_and_escaping(cloudsim, sdk, new_account):
         cloudsim, "/_sim/", {"X-Cloudsim-Operator-Token": cloudsim.operator_token}
     )
     assert status == 200 and b"Recent calls" in page
+
+
+class _SlowCallLog(CallLog):
+    """Takes its time writing each entry, as a loaded machine may."""
+
+    def record(self, **fields: object) -> dict:
+        time.sleep(0.3)
+        return super().record(**fields)
+
+
+def test_a_call_is_in_the_log_before_its_answer_arrives(tmp_path):
+    # Tests order events by call-log position (for example: no AssumeRole after a revoke), so
+    # whoever has an answer must find its call already logged.
+    store = Store(tmp_path)
+    call_log = _SlowCallLog(tmp_path)
+    admin.account_create(store, uid="5550001", alias="ordered")
+    key = admin.access_key_create(store, uid="5550001")
+    server = make_server(
+        host="127.0.0.1",
+        port=0,
+        store=store,
+        call_log=call_log,
+        faults=FaultSet(seed=0, rules=[]),
+        operator_token="t",
+    )
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        config = utils_models.Config(
+            access_key_id=key["access_key_id"],
+            access_key_secret=key["access_key_secret"],
+            endpoint=server.endpoint,
+            protocol="http",
+            region_id="cn-hangzhou",
+        )
+        answer = StsClient(config).get_caller_identity()
+        logged = call_log.since(0)
+        assert [entry["request_id"] for entry in logged] == [answer.body.request_id]
+        assert logged[0]["outcome"] == "success"
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()
+        call_log.close()
+        store.close()
