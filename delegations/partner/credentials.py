@@ -31,6 +31,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Membership, Organisation, User
@@ -143,12 +144,21 @@ def session_name_for(*, user: User, partner: Organisation) -> str:
     """The RoleSessionName the owner's cloud log shows: `<mailbox>@<partner>` (for example
     `alice@company-b`), or the full address when two members share a mailbox name; sanitised
     to `[A-Za-z0-9.@_-]`, at most 32 characters. Never taken from the request (BI-04)."""
-    local = user.email.split("@", 1)[0]
     clash = (
-        Membership.objects.filter(organisation=partner, user__email__istartswith=f"{local}@")
+        Membership.objects.filter(organisation=partner, user__email__istartswith=_mailbox(user))
         .exclude(user=user)
         .exists()
     )
+    return _session_name(user=user, partner=partner, clash=clash)
+
+
+def _mailbox(user: User) -> str:
+    """`alice@`: the start every address with the same mailbox name shares."""
+    return user.email.split("@", 1)[0] + "@"
+
+
+def _session_name(*, user: User, partner: Organisation, clash: bool) -> str:
+    local = user.email.split("@", 1)[0]
     basis = user.email if clash else f"{local}@{partner.slug}"
     return policies.role_session_name_for(basis)
 
@@ -330,7 +340,17 @@ def credentials_issue(
     seconds = parse_duration(
         duration_seconds, bounds=credential_duration_bounds(delegation=delegation, now=now)
     )
-    session_name = session_name_for(user=user, partner=delegation.partner)
+    # One read answers both "is this person staff here" and "does a colleague share their
+    # mailbox name" (which decides the session name).
+    memberships = list(
+        Membership.objects.filter(organisation=delegation.partner)
+        .filter(Q(user=user) | Q(user__email__istartswith=_mailbox(user)))
+        .order_by()
+        .values_list("user_id", "role")
+    )
+    is_staff = (user.pk, Membership.Role.STAFF) in memberships
+    clash = any(member != user.pk for member, _ in memberships)
+    session_name = _session_name(user=user, partner=delegation.partner, clash=clash)
     base: dict[str, Any] = {
         "session_name": session_name,
         "duration_seconds": seconds,
@@ -339,9 +359,6 @@ def credentials_issue(
     }
     if uri_key is not None:
         base["uri_id"] = str(uri_key.pk)
-    is_staff = Membership.objects.filter(
-        user=user, organisation=delegation.partner, role=Membership.Role.STAFF
-    ).exists()
     problem = _standing_problem(
         delegation=delegation, assignment=assignment, is_staff=is_staff, uri_key=uri_key, now=now
     )
@@ -367,9 +384,12 @@ def credentials_issue(
             Delegation.objects.select_for_update().filter(pk=delegation.pk),
             ("status", "ends_at", "version"),
         )
+        # No ordering: Membership's default one joins the organisation, whose row FOR UPDATE
+        # would then lock too.
         roles = list(
             Membership.objects.select_for_update()
             .filter(user=user, organisation=locked.partner_id)
+            .order_by()
             .values_list("role", flat=True)
         )
         locked_assignment = _refresh_locked(

@@ -97,11 +97,10 @@ def delegation_is_usable(delegation: Delegation, *, now: dt.datetime | None = No
 
 
 def partner_cloud_account(*, organisation: Organisation) -> CloudAccount | None:
-    return (
-        CloudAccount.objects.select_related("organisation")
-        .filter(organisation=organisation, is_active=True)
-        .first()
-    )
+    account = CloudAccount.objects.filter(organisation=organisation, is_active=True).first()
+    if account is not None:
+        account.organisation = organisation  # the caller's object: no second read of the row
+    return account
 
 
 # --- the managed policy per RAM user ---------------------------------------------------------
