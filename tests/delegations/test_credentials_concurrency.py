@@ -21,7 +21,7 @@ import pytest
 from django.db import connection, transaction
 
 from audit.models import AuditEvent
-from delegations.models import CredentialIssuance, Delegation
+from delegations.models import CredentialIssuance, Delegation, StaffAssignment
 from delegations.partner.credentials import CredentialRefused, credentials_issue
 from tests.fixtures.partner import PartnerWorld
 
@@ -113,14 +113,19 @@ def audit_sequences(delegation: Delegation, action: str) -> list[int]:
     )
 
 
+def alice_assigned(world: PartnerWorld) -> tuple[Delegation, StaffAssignment, int]:
+    """An active delegation with Alice assigned and applied; the call log's position now."""
+    delegation = world.active_delegation()
+    assignment = world.assign(delegation, world.alice)
+    world.drain()
+    return delegation, assignment, world.sim.last_call_seq()
+
+
 def test_a_revoke_waits_for_an_issuance_already_holding_the_lock(
     partner_world_tx: PartnerWorld,
 ) -> None:
     world = partner_world_tx
-    delegation = world.active_delegation()
-    assignment = world.assign(delegation, world.alice)
-    world.drain()
-    start_seq = world.sim.last_call_seq()
+    delegation, assignment, start_seq = alice_assigned(world)
     # The issuance holds the delegation's row lock while AssumeRole takes this long.
     world.sim.set_faults("AssumeRole:latency:1:1500")
     try:
@@ -152,10 +157,7 @@ def test_an_issuance_waiting_behind_a_revoke_is_refused_without_calling_the_clou
     partner_world_tx: PartnerWorld,
 ) -> None:
     world = partner_world_tx
-    delegation = world.active_delegation()
-    assignment = world.assign(delegation, world.alice)
-    world.drain()
-    start_seq = world.sim.last_call_seq()
+    delegation, assignment, start_seq = alice_assigned(world)
     revoke_locked = threading.Event()
     may_commit = threading.Event()
 
