@@ -3,6 +3,7 @@ from allauth.mfa.adapter import DefaultMFAAdapter
 from allauth.mfa.models import Authenticator
 from django.conf import settings
 
+from accounts import mfa_secrets
 from accounts.models import Membership
 
 
@@ -24,6 +25,9 @@ class PortalAccountAdapter(DefaultAccountAdapter):
 
 
 class PortalMFAAdapter(DefaultMFAAdapter):
+    """allauth's MFA hooks: the admins-keep-MFA rule, and TOTP keys and recovery-code seeds
+    encrypted at rest with PORTAL_ENCRYPTION_KEYS (`accounts.mfa_secrets`)."""
+
     error_messages = {
         **DefaultMFAAdapter.error_messages,
         "cannot_delete_authenticator": (
@@ -38,3 +42,9 @@ class PortalMFAAdapter(DefaultMFAAdapter):
         return not Membership.objects.filter(
             user_id=authenticator.user_id, role=Membership.Role.ADMIN
         ).exists()
+
+    def encrypt(self, text: str) -> str:
+        return mfa_secrets.seal(text)
+
+    def decrypt(self, encrypted_text: str) -> str:
+        return mfa_secrets.unseal(encrypted_text)

@@ -7,9 +7,11 @@ request: views pass in what they know (the acting user, the site's base URL).
 
 import logging
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 
 from allauth.account.models import EmailAddress
+from allauth.mfa.models import Authenticator
 from allauth.usersessions.models import UserSession
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -17,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
-from accounts import emails
+from accounts import emails, mfa_secrets
 from accounts.models import (
     Invitation,
     Membership,
@@ -28,6 +30,7 @@ from accounts.models import (
     validate_enterprise_alias,
 )
 from audit.services import audit_record
+from portal import crypto
 
 logger = logging.getLogger(__name__)
 
@@ -525,3 +528,51 @@ def mfa_recovery_codes_regenerated(*, user: User) -> None:
         target=user,
         target_label=user.email,
     )
+
+
+@dataclass(frozen=True)
+class MfaRotationReport:
+    resealed: int
+    # Authenticators whose secret none of the configured keys opens: left untouched.
+    unreadable: list[str]
+
+
+def mfa_secrets_rotate() -> MfaRotationReport:
+    """Re-encrypt every stored TOTP key and recovery-code seed with the first of
+    PORTAL_ENCRYPTION_KEYS (sealing any plaintext left from before encryption), one
+    authenticator per transaction, so older keys can then be dropped from the list."""
+    crypto.encryption()  # fail closed before touching anything
+    resealed = 0
+    unreadable: list[str] = []
+    ids = Authenticator.objects.filter(type__in=list(mfa_secrets.SECRET_FIELDS)).values_list(
+        "pk", flat=True
+    )
+    for authenticator_id in list(ids):
+        with transaction.atomic():
+            authenticator = (
+                Authenticator.objects.select_for_update()
+                .select_related("user")
+                .filter(pk=authenticator_id)
+                .first()
+            )
+            if authenticator is None:
+                continue
+            try:
+                authenticator.data = mfa_secrets.sealed_data(
+                    authenticator.type, authenticator.data, rotate=True
+                )
+            except crypto.SecretDecryptionError:
+                unreadable.append(f"{authenticator.type} of {authenticator.user.email}")
+                continue
+            authenticator.save(update_fields=["data"])
+            user = authenticator.user
+            audit_record(
+                action="mfa.secret_reencrypted",
+                actor=None,
+                related_organisations=_organisations_of(user),
+                target=user,
+                target_label=user.email,
+                metadata={"type": _MFA_TYPE_NAMES.get(authenticator.type, authenticator.type)},
+            )
+            resealed += 1
+    return MfaRotationReport(resealed=resealed, unreadable=unreadable)

@@ -39,9 +39,9 @@ from delegations.catalog_forms import (
     CloudAccountReplaceForm,
     PartnerAllowanceForm,
 )
-from delegations.crypto import SecretDecryptionError
 from delegations.services import catalog as catalog_services
 from delegations.services import cloud_accounts as account_services
+from portal.crypto import SecretDecryptionError
 
 READERS = (ADMIN, AUDITOR)
 

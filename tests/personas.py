@@ -10,11 +10,14 @@ from collections.abc import Callable
 
 import pytest
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+from cryptography.fernet import Fernet
 from django.core.cache import cache
 from django.test import Client
 
 from accounts.models import Membership, Organisation, User
 from tests.factories import MembershipFactory, OrganisationFactory, UserFactory
+
+_SUITE_ENCRYPTION_KEY = Fernet.generate_key().decode()
 
 
 @pytest.fixture(autouse=True)
@@ -23,6 +26,9 @@ def _fast_passwords_and_fresh_rate_limits(settings: object) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # type: ignore[attr-defined]
     # allauth keeps its rate-limit counters in the cache; every test starts from zero.
     cache.clear()
+    # TOTP keys are encrypted at rest (accounts.mfa_secrets) and fail closed without a key;
+    # admins enrol TOTP in almost every test. Tests about the keys set their own.
+    settings.PORTAL_ENCRYPTION_KEYS = [_SUITE_ENCRYPTION_KEY]  # type: ignore[attr-defined]
 
 
 def enable_totp(user: User) -> str:

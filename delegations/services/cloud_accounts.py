@@ -2,7 +2,7 @@
 
 The secret is write-only. It arrives once (connect or replace), is checked against the cloud
 (GetCallerIdentity, then a harmless RAM read), and is stored only as MultiFernet ciphertext
-(`delegations.crypto`). Pages, logs and audit events name the key by its AccessKey id and a
+(`portal.crypto`). Pages, logs and audit events name the key by its AccessKey id and a
 short fingerprint. The plaintext leaves this module in one place only,
 `cloud_account_credentials`, which the worker and the listing helpers call to build a client.
 
@@ -25,8 +25,8 @@ from audit.services import audit_record
 from cloud import policies
 from cloud.client import CloudClient, CloudCredentials, RamUser
 from cloud.errors import CloudError
-from delegations import crypto
 from delegations.models import CloudAccount, Delegation, validate_region
+from portal import crypto
 
 logger = logging.getLogger("delegations.cloud_accounts")
 

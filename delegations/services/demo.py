@@ -19,7 +19,6 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db.models.functions import Lower
 
 from accounts.models import Membership, Organisation, User
-from delegations import crypto
 from delegations.models import CatalogRole, CloudAccount, PartnerAllowance, PartnerLink
 from delegations.services.catalog import catalog_role_create, partner_allowance_add
 from delegations.services.cloud_accounts import (
@@ -28,6 +27,7 @@ from delegations.services.cloud_accounts import (
     cloud_account_replace_key,
 )
 from delegations.services.partner_links import partner_link_create
+from portal import crypto
 
 DEMO_CREDENTIALS_FILE = "demo-credentials.json"
 OWNER_SLUG = "company-a"

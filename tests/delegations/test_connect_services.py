@@ -11,7 +11,6 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 
 from audit.models import AuditEvent
 from cloud.client import CloudClient, CloudCredentials
-from delegations import crypto
 from delegations.models import CloudAccount, Delegation
 from delegations.services.cloud_accounts import (
     cloud_account_connect,
@@ -21,6 +20,7 @@ from delegations.services.cloud_accounts import (
     cloud_account_verify,
     partner_ram_users,
 )
+from portal import crypto
 from tests.delegations.cloud_fixtures import SimAccount
 from tests.delegations.factories import CatalogRoleFactory, DelegationFactory
 

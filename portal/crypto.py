@@ -1,4 +1,5 @@
-"""Encryption at rest for the cloud AccessKey secrets the portal stores.
+"""Encryption at rest for the secrets the portal stores: cloud AccessKey secrets
+(`delegations`) and the TOTP keys and recovery-code seeds of allauth's MFA (`accounts`).
 
 `cryptography`'s MultiFernet over `settings.PORTAL_ENCRYPTION_KEYS` (newest first): new
 ciphertexts use the first key, any listed key decrypts, and `rotate_secrets` re-encrypts old
@@ -54,8 +55,9 @@ def encryption() -> MultiFernet:
     if not keys:
         raise ImproperlyConfigured(
             "PORTAL_ENCRYPTION_KEYS is not set: the portal cannot store or read cloud AccessKey "
-            "secrets without an encryption key. Set it to one or more comma-separated Fernet "
-            "keys, newest first (`make run` creates one in the data directory)."
+            "secrets or two-factor (TOTP) keys without an encryption key. Set it to one or "
+            "more comma-separated Fernet keys, newest first (`make run` creates one in the data "
+            "directory)."
         )
     return _multifernet(keys)
 
