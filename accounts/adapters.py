@@ -2,9 +2,12 @@ from allauth.account.adapter import DefaultAccountAdapter
 from allauth.mfa.adapter import DefaultMFAAdapter
 from allauth.mfa.models import Authenticator
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest
 
 from accounts import mfa_secrets
 from accounts.models import Membership
+from portal.client_ip import client_ip
 
 
 class PortalAccountAdapter(DefaultAccountAdapter):
@@ -22,6 +25,15 @@ class PortalAccountAdapter(DefaultAccountAdapter):
             "Too many failed sign-in attempts. Wait a few minutes, then try again."
         ),
     }
+
+    def get_client_ip(self, request: HttpRequest) -> str:
+        # The audit log's notion of the client (PORTAL_TRUSTED_PROXY_COUNT), so rate limits
+        # and user sessions count the same address; a malformed X-Forwarded-For falls back to
+        # REMOTE_ADDR instead of allauth's ImproperlyConfigured.
+        ip = client_ip(request)
+        if not ip:
+            raise PermissionDenied("Unable to determine client IP address")
+        return ip
 
 
 class PortalMFAAdapter(DefaultMFAAdapter):

@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
+from portal.client_ip import client_ip
+
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 _client_ip: contextvars.ContextVar[str | None] = contextvars.ContextVar("client_ip", default=None)
 
@@ -33,7 +35,8 @@ class RequestIdMiddleware:
         request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
         request.request_id = request_id  # type: ignore[attr-defined]
         id_token = _request_id.set(request_id)
-        ip_token = _client_ip.set(request.META.get("REMOTE_ADDR"))
+        # Behind PORTAL_TRUSTED_PROXY_COUNT proxies, the client rather than the nearest proxy.
+        ip_token = _client_ip.set(client_ip(request))
         try:
             response = self.get_response(request)
         finally:

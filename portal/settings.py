@@ -192,6 +192,14 @@ ACCOUNT_REAUTHENTICATION_TIMEOUT = 300
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Partner Access Portal] "
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "http" if DEBUG else "https"
 ACCOUNT_ADAPTER = "accounts.adapters.PortalAccountAdapter"
+# Reverse proxies of our own in front of the portal (0: clients connect directly). The client
+# IP is then the n-th X-Forwarded-For entry from the right (`portal/client_ip.py`), for the
+# audit log and every rate limit. allauth reads it through PortalAccountAdapter.get_client_ip;
+# its own setting gets the same value so nothing in allauth can disagree.
+PORTAL_TRUSTED_PROXY_COUNT = env.int("PORTAL_TRUSTED_PROXY_COUNT", default=0)
+if PORTAL_TRUSTED_PROXY_COUNT < 0:
+    raise ValueError("PORTAL_TRUSTED_PROXY_COUNT must be 0 or more.")
+ALLAUTH_TRUSTED_PROXY_COUNT = PORTAL_TRUSTED_PROXY_COUNT
 ACCOUNT_FORMS = {"signup": "accounts.forms.OrganisationSignupForm"}
 MFA_ADAPTER = "accounts.adapters.PortalMFAAdapter"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]

@@ -54,6 +54,7 @@ from delegations.partner.ratelimit import rate_limit_consume
 from delegations.selectors import delegation_get_for_organisation
 from delegations.services.cloud_accounts import partner_ram_users
 from delegations.views import _step_up
+from portal.client_ip import client_ip
 
 logger = logging.getLogger(__name__)
 
@@ -525,9 +526,10 @@ def credentials_uri(request: HttpRequest, key: str) -> HttpResponse:
     "AccessKeySecret", "SecurityToken", "Expiration"}`, or `{"Code": <why>, "Message"}` with
     403 (429 when rate-limited). No session: the key in the URL is the authentication, and
     everything it stands for is checked again on every fetch."""
-    client_ip = request.META.get("REMOTE_ADDR") or "unknown"
     wait = rate_limit_consume(
-        scope="credentials-uri-ip", key=client_ip, rate=settings.PORTAL_CREDENTIALS_URI_IP_RATE
+        scope="credentials-uri-ip",
+        key=client_ip(request) or "unknown",
+        rate=settings.PORTAL_CREDENTIALS_URI_IP_RATE,
     )
     if wait is None:
         wait = rate_limit_consume(
