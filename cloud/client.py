@@ -752,49 +752,44 @@ class CloudClient:
 
     def list_policies_for_role(self, name: str) -> list[AttachedPolicy]:
         policies.validate_role_name(name)
-
-        return self._call(
+        return self._list_attached_policies(
             "ListPoliciesForRole",
             f"role/{name}",
             lambda: self._ram.list_policies_for_role(
                 ram_models.ListPoliciesForRoleRequest(role_name=name)
             ),
-            _read_attached_policies,
-            mutating=False,
         )
 
     def attach_policy_to_role(
         self, *, role_name: str, policy_type: str, policy_name: str
     ) -> str | None:
         policies.validate_role_name(role_name)
-        policies.validate_policy_type(policy_type)
-        policies.validate_policy_name(policy_name)
-        request = ram_models.AttachPolicyToRoleRequest(
-            role_name=role_name, policy_type=policy_type, policy_name=policy_name
-        )
-        return self._call(
+        return self._change_policy_attachment(
             "AttachPolicyToRole",
-            f"role/{role_name} policy/{policy_type}/{policy_name}",
-            lambda: self._ram.attach_policy_to_role(request),
-            self._request_id_only,
-            mutating=True,
+            f"role/{role_name}",
+            policy_type,
+            policy_name,
+            lambda: self._ram.attach_policy_to_role(
+                ram_models.AttachPolicyToRoleRequest(
+                    role_name=role_name, policy_type=policy_type, policy_name=policy_name
+                )
+            ),
         )
 
     def detach_policy_from_role(
         self, *, role_name: str, policy_type: str, policy_name: str
     ) -> str | None:
         policies.validate_role_name(role_name)
-        policies.validate_policy_type(policy_type)
-        policies.validate_policy_name(policy_name)
-        request = ram_models.DetachPolicyFromRoleRequest(
-            role_name=role_name, policy_type=policy_type, policy_name=policy_name
-        )
-        return self._call(
+        return self._change_policy_attachment(
             "DetachPolicyFromRole",
-            f"role/{role_name} policy/{policy_type}/{policy_name}",
-            lambda: self._ram.detach_policy_from_role(request),
-            self._request_id_only,
-            mutating=True,
+            f"role/{role_name}",
+            policy_type,
+            policy_name,
+            lambda: self._ram.detach_policy_from_role(
+                ram_models.DetachPolicyFromRoleRequest(
+                    role_name=role_name, policy_type=policy_type, policy_name=policy_name
+                )
+            ),
         )
 
     # -- policies --------------------------------------------------------------------------------
@@ -1002,47 +997,68 @@ class CloudClient:
 
     def list_policies_for_user(self, user_name: str) -> list[AttachedPolicy]:
         policies.validate_ram_user_name(user_name)
-
-        return self._call(
+        return self._list_attached_policies(
             "ListPoliciesForUser",
             f"user/{user_name}",
             lambda: self._ram.list_policies_for_user(
                 ram_models.ListPoliciesForUserRequest(user_name=user_name)
             ),
-            _read_attached_policies,
-            mutating=False,
         )
 
     def attach_policy_to_user(
         self, *, user_name: str, policy_type: str, policy_name: str
     ) -> str | None:
         policies.validate_ram_user_name(user_name)
-        policies.validate_policy_type(policy_type)
-        policies.validate_policy_name(policy_name)
-        request = ram_models.AttachPolicyToUserRequest(
-            user_name=user_name, policy_type=policy_type, policy_name=policy_name
-        )
-        return self._call(
+        return self._change_policy_attachment(
             "AttachPolicyToUser",
-            f"user/{user_name} policy/{policy_type}/{policy_name}",
-            lambda: self._ram.attach_policy_to_user(request),
-            self._request_id_only,
-            mutating=True,
+            f"user/{user_name}",
+            policy_type,
+            policy_name,
+            lambda: self._ram.attach_policy_to_user(
+                ram_models.AttachPolicyToUserRequest(
+                    user_name=user_name, policy_type=policy_type, policy_name=policy_name
+                )
+            ),
         )
 
     def detach_policy_from_user(
         self, *, user_name: str, policy_type: str, policy_name: str
     ) -> str | None:
         policies.validate_ram_user_name(user_name)
+        return self._change_policy_attachment(
+            "DetachPolicyFromUser",
+            f"user/{user_name}",
+            policy_type,
+            policy_name,
+            lambda: self._ram.detach_policy_from_user(
+                ram_models.DetachPolicyFromUserRequest(
+                    user_name=user_name, policy_type=policy_type, policy_name=policy_name
+                )
+            ),
+        )
+
+    # -- attachments, shared by roles and users --------------------------------------------------
+    # The caller validates its principal's name (roles and users follow different rules) and
+    # builds the SDK request; these helpers hold what the two kinds of principal have in common.
+    def _list_attached_policies(
+        self, action: str, principal: str, send: Callable[[], Any]
+    ) -> list[AttachedPolicy]:
+        return self._call(action, principal, send, _read_attached_policies, mutating=False)
+
+    def _change_policy_attachment(
+        self,
+        action: str,
+        principal: str,
+        policy_type: str,
+        policy_name: str,
+        send: Callable[[], Any],
+    ) -> str | None:
         policies.validate_policy_type(policy_type)
         policies.validate_policy_name(policy_name)
-        request = ram_models.DetachPolicyFromUserRequest(
-            user_name=user_name, policy_type=policy_type, policy_name=policy_name
-        )
         return self._call(
-            "DetachPolicyFromUser",
-            f"user/{user_name} policy/{policy_type}/{policy_name}",
-            lambda: self._ram.detach_policy_from_user(request),
+            action,
+            f"{principal} policy/{policy_type}/{policy_name}",
+            send,
             self._request_id_only,
             mutating=True,
         )

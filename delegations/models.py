@@ -247,13 +247,32 @@ class PartnerLink(models.Model):
         return self.expires_at is None or self.expires_at > timezone.now()
 
 
-class ManagedRole(models.Model):
+class LeasedModel(models.Model):
+    """A row a worker converges the cloud to, one worker at a time, under a lease.
+
+    The lock is a lease: a worker claims it with a conditional UPDATE (`locked_until` empty
+    or past → set `locked_by`/`locked_until`), so it works on SQLite too and no database
+    transaction stays open during cloud calls. The services bump `desired_version` whenever
+    the desired state changes; the worker records the version it converged to in
+    `applied_version`, so "is there anything left to do" is one compare.
+    `delegations.services.apply.RoleLease` is the code that works these fields.
+    """
+
+    locked_by = models.CharField(max_length=64, blank=True)
+    locked_until = models.DateTimeField(null=True, blank=True)
+    desired_version = models.PositiveBigIntegerField(default=0)
+    applied_version = models.PositiveBigIntegerField(default=0)
+    last_reconciled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class ManagedRole(LeasedModel):
     """One RAM role (per cloud account and name) the portal manages, and its lock.
 
-    The lock is a lease: a worker claims it with a conditional UPDATE
-    (`locked_until` empty or past → set `locked_by`/`locked_until`), so it works on SQLite
-    too and no database transaction stays open during cloud calls. It serialises the
-    read-modify-write-verify of the role's shared trust policy.
+    The lease (see `LeasedModel`) serialises the read-modify-write-verify of the role's
+    shared trust policy.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -262,20 +281,12 @@ class ManagedRole(models.Model):
     )
     role_name = models.CharField(max_length=ROLE_NAME_MAX_LENGTH, validators=[validate_role_name])
 
-    locked_by = models.CharField(max_length=64, blank=True)
-    locked_until = models.DateTimeField(null=True, blank=True)
-
     # Set once the portal has created the role (its Description carries the portal marker):
     # only such roles are ever deleted by the portal.
     created_by_portal = models.BooleanField(default=False)
     # Every principal ARN the portal has ever managed on this role. A principal in the trust
     # policy that is not here is "not managed here" and is never touched.
     known_principals = models.JSONField(default=list, blank=True)
-
-    # Bumped by the services whenever the desired state of the role changes; the worker
-    # records the version it converged to, so "is there anything left to do" is one compare.
-    desired_version = models.PositiveBigIntegerField(default=0)
-    applied_version = models.PositiveBigIntegerField(default=0)
 
     # What the cloud had the last time the worker looked (shown to the owner).
     last_seen_at = models.DateTimeField(null=True, blank=True)
@@ -285,7 +296,6 @@ class ManagedRole(models.Model):
     # ListPoliciesForRole: [{"type": "System" | "Custom", "name": "..."}, ...]
     last_seen_policies = models.JSONField(default=list, blank=True)
     last_seen_description = models.CharField(max_length=1024, blank=True)
-    last_reconciled_at = models.DateTimeField(null=True, blank=True)
     # Summary of differences found on the last look, e.g. {"missing": [...], "unexpected": [...]}.
     drift = models.JSONField(default=dict, blank=True)
 
@@ -781,12 +791,12 @@ class StaffAssignment(models.Model):
         return self.ended_at is None
 
 
-class PartnerUserPolicy(models.Model):
+class PartnerUserPolicy(LeasedModel):
     """The one custom policy (`portal-assume-<user>`) the portal manages for one RAM user in a
     partner's account: `sts:AssumeRole` on exactly the roles that user may use now.
 
-    The lock and version fields work like `ManagedRole`'s (the same lease and outbox code):
-    services bump `desired_version`; the worker records what it converged to."""
+    The lease and version fields are `ManagedRole`'s (`LeasedModel`, the same lease and
+    outbox code)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     cloud_account = models.ForeignKey(
@@ -794,14 +804,9 @@ class PartnerUserPolicy(models.Model):
     )
     ram_user_name = models.CharField(max_length=64)
     policy_name = models.CharField(max_length=128)
-    locked_by = models.CharField(max_length=64, blank=True)
-    locked_until = models.DateTimeField(null=True, blank=True)
-    desired_version = models.PositiveBigIntegerField(default=0)
-    applied_version = models.PositiveBigIntegerField(default=0)
     # The role ARNs the cloud showed in the policy after the last verified run.
     applied_role_arns = models.JSONField(default=list, blank=True)
     policy_attached = models.BooleanField(default=False)
-    last_reconciled_at = models.DateTimeField(null=True, blank=True)
     last_error_code = models.CharField(max_length=128, blank=True)
     last_error_message = models.TextField(max_length=2000, blank=True)
     last_error_request_id = models.CharField(max_length=64, blank=True)

@@ -7,7 +7,12 @@ from urllib.parse import urlparse
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.cloudsim", "tests.fixtures.worker", "tests.fixtures.partner"]
+pytest_plugins = [
+    "tests.fixtures.cloudsim",
+    "tests.fixtures.worker",
+    "tests.fixtures.partner",
+    "tests.fixtures.browser",
+]
 
 # The SDKs apply HTTP(S)_PROXY even to loopback; cloudsim is always reached directly.
 for _var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):

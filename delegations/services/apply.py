@@ -63,6 +63,7 @@ from delegations.models import (
     CatalogRole,
     CloudCall,
     Delegation,
+    LeasedModel,
     ManagedRole,
     OutboxMessage,
     RoleCutOff,
@@ -162,11 +163,11 @@ class _Replan(Exception):
 class RoleLease:
     """The per-role lock, held by a random token until `locked_until`.
 
-    `model` is the row that carries the lease fields (`locked_by`, `locked_until`,
-    `desired_version`, `applied_version`, `last_reconciled_at`): the partner side's
-    `PartnerUserPolicy` reuses this class with its own model."""
+    `model` is the `LeasedModel` whose row carries the lease fields (`locked_by`,
+    `locked_until`, `desired_version`, `applied_version`, `last_reconciled_at`): the partner
+    side's `PartnerUserPolicy` reuses this class with its own model."""
 
-    model: Any = ManagedRole
+    model: type[LeasedModel] = ManagedRole
 
     def __init__(self, managed_role_id: Any, *, duration: dt.timedelta | None = None) -> None:
         self.managed_role_id = managed_role_id

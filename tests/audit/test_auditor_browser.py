@@ -13,13 +13,11 @@ import csv
 import datetime as dt
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connections
-from django.test import Client
 
 from accounts.models import User
 from audit.models import AuditEvent
@@ -29,51 +27,17 @@ from tests.fixtures.worker import OwnerWorld
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "audit"
 WAIT_MS = 15_000
 
 
 @pytest.fixture
-def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"Chromium is not installed at {CHROMIUM}")
-    # Playwright's sync API runs an event loop in this thread while the test uses the ORM.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            yield chromium
-        finally:
-            connections.close_all()
-            chromium.close()
-
-
-def signed_in_page(browser: Any, live_server: Any, user: User) -> Any:
-    client = Client()
-    client.force_login(user)
-    context = browser.new_context(viewport={"width": 1360, "height": 900}, accept_downloads=True)
-    context.add_cookies(
-        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}]
-    )
-    page = context.new_page()
-    page.set_default_timeout(WAIT_MS)
-    return page
+def browser_context_options() -> dict[str, Any]:
+    return {"viewport": {"width": 1360, "height": 900}, "accept_downloads": True}
 
 
 def shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
@@ -86,9 +50,10 @@ def story(owner_world_tx: OwnerWorld) -> History:
 
 
 def test_the_auditor_answers_who_could_act_and_proves_the_record(
-    browser: Any, live_server: Any, story: History
+    signed_in_page: Callable[[User], Any], live_server: Any, story: History
 ) -> None:
-    page = signed_in_page(browser, live_server, story.auditor)
+    page = signed_in_page(story.auditor)
+    page.set_default_timeout(WAIT_MS)
 
     # 1. The history, then only company B's delegation events.
     page.goto(f"{live_server.url}/")

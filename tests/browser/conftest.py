@@ -4,76 +4,34 @@ Every step saves a screenshot under test-artifacts/browser/<test>/ so a person c
 what the browser saw.
 """
 
-import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 
 
-@pytest.fixture(scope="package")
-def chromium(django_db_setup: None, live_server: object) -> Iterator[object]:
-    """One headless Chromium for the browser tests.
-
-    Depends on the test database and the live server so both exist before Playwright starts
-    its event loop in this thread. While that loop runs, the tests (and pytest-django's
-    flushes) use the ORM in the same thread, which Django allows only with
-    DJANGO_ALLOW_ASYNC_UNSAFE; it is set for this package only, so it never leaks into later
-    subprocesses such as the deploy check, which rightly refuses it.
-    """
-    if not shutil.which(CHROMIUM):
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"Chromium is missing at {CHROMIUM}")
-        pytest.skip(f"Chromium is not installed at {CHROMIUM}")
-    from playwright.sync_api import sync_playwright
-
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS
-            )
-            yield browser
-            browser.close()
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
-
-
 @pytest.fixture
-def new_page(chromium: object, live_server: object) -> Iterator[Callable[[], object]]:
+def new_page(
+    new_browser_context: Callable[..., object], live_server: object
+) -> Callable[[], object]:
     """`new_page()` opens a page in a fresh browser context (its own cookies: a separate
-    person). All contexts are closed after the test."""
-    contexts = []
+    person), on the live server. The contexts are closed after the test (the `chromium`
+    plugin, tests/fixtures/browser.py)."""
 
     def make() -> object:
-        context = chromium.new_context(  # type: ignore[attr-defined]
+        context = new_browser_context(
             base_url=live_server.url,  # type: ignore[attr-defined]
             viewport={"width": 1280, "height": 860},
         )
-        context.set_default_timeout(15_000)
-        contexts.append(context)
-        return context.new_page()
+        context.set_default_timeout(15_000)  # type: ignore[attr-defined]
+        return context.new_page()  # type: ignore[attr-defined]
 
-    yield make
-    for context in contexts:
-        context.close()
+    return make
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
 import pytest
 from alibabacloud_ram20150501 import models as ram
@@ -17,14 +17,6 @@ from tests.fixtures.cloudsim import REPO_ROOT, CloudSim
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "cloudsim-console"
 A_UID, B_UID = "11223344", "12345678"
 
@@ -42,26 +34,13 @@ def sim(tmp_path_factory) -> Iterator[CloudSim]:
         emulator.stop()
 
 
-@pytest.fixture(scope="module")
-def page(sim):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"Chromium is not installed at {CHROMIUM}")
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            context = browser.new_context(viewport={"width": 1280, "height": 800})
-            yield context.new_page()
-            context.close()
-        finally:
-            browser.close()
+@pytest.fixture
+def browser_context_options() -> dict[str, Any]:
+    return {"viewport": {"width": 1280, "height": 800}}
 
 
 def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 

@@ -9,6 +9,7 @@ Screenshots land in `test-artifacts/delegations/connect-*.png`.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,12 +17,8 @@ import pytest
 from accounts.models import Membership, Organisation
 from delegations.models import CatalogRole, CloudAccount, PartnerAllowance
 from tests.delegations.cloud_fixtures import make_sim_account
-from tests.delegations.test_lifecycle_browser import (
-    browser,  # noqa: F401 (a fixture this test uses)
-    shot,
-    signed_in_page,
-    totp_now,
-)
+from tests.delegations.test_lifecycle_browser import shot
+from tests.fixtures.browser import totp_now
 from tests.personas import enable_totp, make_member
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -39,7 +36,7 @@ def test_owner_connects_and_builds_the_catalogue_partner_sees_ram_users(
     sim,
     encryption_key: str,
     transactional_db: None,
-    browser: Any,  # noqa: F811 (the imported fixture)
+    signed_in_page: Callable[[Any], Any],
     live_server: Any,
     settings,
 ) -> None:
@@ -50,7 +47,7 @@ def test_owner_connects_and_builds_the_catalogue_partner_sees_ram_users(
     admin = make_member(owner.organisation, Membership.Role.ADMIN, mfa=False)
     app_secret = enable_totp(admin)
 
-    page = signed_in_page(browser, live_server, admin)
+    page = signed_in_page(admin)
     page.goto(f"{live_server.url}/")
     page.get_by_role("link", name="Alibaba Cloud account").click()
     expect(page.get_by_test_id("connection-state")).to_have_text("Not connected")
@@ -115,7 +112,7 @@ def test_owner_connects_and_builds_the_catalogue_partner_sees_ram_users(
         sim.create_user(partner.uid, name, with_access_key=False)
     partner_admin = make_member(partner.organisation, Membership.Role.ADMIN, mfa=False)
     partner_secret = enable_totp(partner_admin)
-    partner_page = signed_in_page(browser, live_server, partner_admin)
+    partner_page = signed_in_page(partner_admin)
     partner_page.goto(f"{live_server.url}/")
     partner_page.get_by_role("link", name=re.compile("Alibaba Cloud account")).click()
     partner_page.get_by_test_id("connect").click()

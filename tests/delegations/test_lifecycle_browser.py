@@ -16,31 +16,22 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
 from django.db import connections
-from django.test import Client
 
 from accounts.models import Membership, Organisation, User
 from delegations.models import Delegation
 from delegations.services import outbox, partner_link_create
+from tests.fixtures.browser import totp_now
 from tests.fixtures.worker import OwnerWorld
 from tests.personas import enable_totp, make_member
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "delegations"
 CLOUD_LATENCY_MS = 250
 WAIT_MS = 30_000
@@ -50,13 +41,11 @@ class InProcessWorker:
     """Runs published outbox messages through the real Celery task, one at a time, in a
     background thread: the web request that approves returns at once, as with a broker."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, shared: Any = None) -> None:
         self.messages: queue.Queue[int | None] = queue.Queue()
         self.errors: list[BaseException] = []
         self.done: list[int] = []
-        # On in-memory SQLite the live server shares the test's connection; so must we.
-        main = connections["default"]
-        self._shared = main if main.vendor == "sqlite" and main.is_in_memory_db() else None
+        self._shared = shared
         self._thread = threading.Thread(target=self._run, name="outbox-worker", daemon=True)
 
     def publish(self, *, message_id: int) -> bool:
@@ -88,56 +77,21 @@ class InProcessWorker:
 
 
 @pytest.fixture
-def worker(monkeypatch: pytest.MonkeyPatch) -> Iterator[InProcessWorker]:
-    running = InProcessWorker()
+def worker(monkeypatch: pytest.MonkeyPatch, live_server: Any) -> Iterator[InProcessWorker]:
+    # On in-memory SQLite the live server's thread uses one connection made shareable for
+    # it (pytest-django); so must the worker's. Taken from the live server: while
+    # Playwright's loop runs (the browser is up for the whole run), this thread's
+    # `connections` hands out a different one (asgiref keys connections by context).
+    running = InProcessWorker(shared=live_server.thread.connections_override.get("default"))
     monkeypatch.setattr(outbox, "outbox_publish", running.publish)
     running.start()
     yield running
     running.stop()
 
 
-@pytest.fixture
-def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"Chromium is not installed at {CHROMIUM}")
-    # Playwright's sync API runs an event loop in this thread while the test uses the ORM.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            yield chromium
-        finally:
-            # ORM calls made while Playwright's event loop runs get their own connection
-            # (asgiref keys connections by context); close it before the loop goes away.
-            connections.close_all()
-            chromium.close()
-
-
-def signed_in_page(browser: Any, live_server: Any, user: User) -> Any:
-    """A browser tab with `user` signed in (the sign-in pages have their own tests)."""
-    client = Client()
-    client.force_login(user)
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.add_cookies(
-        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}]
-    )
-    return context.new_page()
-
-
 def shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def totp_now(secret: str) -> str:
-    # Wait out the last two seconds of a period so the code cannot expire while it is typed.
-    if 30 - time.time() % 30 < 2:
-        time.sleep(30 - time.time() % 30 + 0.1)
-    return format_hotp_value(hotp_value(secret, int(time.time()) // 30))
 
 
 def status_of(page: Any) -> str:
@@ -145,7 +99,10 @@ def status_of(page: Any) -> str:
 
 
 def test_request_approve_apply_revoke_in_the_browser(
-    owner_world_tx: OwnerWorld, worker: InProcessWorker, browser: Any, live_server: Any
+    owner_world_tx: OwnerWorld,
+    worker: InProcessWorker,
+    signed_in_page: Callable[[User], Any],
+    live_server: Any,
 ) -> None:
     from playwright.sync_api import expect
 
@@ -162,7 +119,7 @@ def test_request_approve_apply_revoke_in_the_browser(
 
     try:
         # --- the partner admin requests access through the owner's code -------------------
-        partner_page = signed_in_page(browser, live_server, partner_admin)
+        partner_page = signed_in_page(partner_admin)
         partner_page.goto(f"{live_server.url}/")
         partner_page.get_by_role("link", name="Request access from an owner").click()
         partner_page.get_by_label("Invitation code").fill(code.lower())
@@ -180,7 +137,7 @@ def test_request_approve_apply_revoke_in_the_browser(
         delegation = Delegation.objects.get(partner=partner)
 
         # --- the owner admin reviews and approves, confirming with the authenticator app ---
-        owner_page = signed_in_page(browser, live_server, owner_admin)
+        owner_page = signed_in_page(owner_admin)
         owner_page.goto(f"{live_server.url}/delegations/")
         row = owner_page.locator(f'tr[data-delegation="{delegation.pk}"]')
         expect(row).to_contain_text("Requested")

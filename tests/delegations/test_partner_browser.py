@@ -18,75 +18,35 @@ Screenshots land in `test-artifacts/partner/`.
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
-from django.db import connections
-from django.test import Client
 
 from accounts.models import Membership, User
 from delegations.models import Delegation
 from tests.factories import DEFAULT_PASSWORD
+from tests.fixtures.browser import totp_now
 from tests.fixtures.partner import PartnerWorld, ecs_client, ecs_instance_names
 from tests.personas import enable_totp, make_member
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "partner"
 WAIT_MS = 30_000
 
 
-@pytest.fixture
-def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"Chromium is not installed at {CHROMIUM}")
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            yield chromium
-        finally:
-            connections.close_all()
-            chromium.close()
-
-
-def signed_in_page(browser: Any, live_server: Any, user: User) -> Any:
-    client = Client()
-    client.force_login(user)
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.add_cookies(
-        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}]
-    )
-    return context.new_page()
-
-
 def shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-def totp_now(secret: str) -> str:
-    return format_hotp_value(hotp_value(secret, int(time.time()) // 30))
-
-
 def test_partner_assigns_alice_who_switches_role_until_the_owner_revokes(
-    partner_world_tx: PartnerWorld, browser: Any, live_server: Any
+    partner_world_tx: PartnerWorld,
+    signed_in_page: Callable[[User], Any],
+    new_browser_context: Callable[..., Any],
+    live_server: Any,
 ) -> None:
     from playwright.sync_api import expect
 
@@ -100,7 +60,7 @@ def test_partner_assigns_alice_who_switches_role_until_the_owner_revokes(
     alice_label = f"{world.alice.get_full_name()} <{world.alice.email}>"
     try:
         # --- company-b's admin links Alice to her RAM user and assigns her ------------------
-        admin_page = signed_in_page(browser, live_server, world.partner_admin)
+        admin_page = signed_in_page(world.partner_admin)
         admin_page.goto(f"{live_server.url}/")
         admin_page.get_by_role("link", name=re.compile("Staff, RAM users")).click()
         expect(admin_page.get_by_role("heading", level=1)).to_have_text("Staff and RAM users")
@@ -133,8 +93,7 @@ def test_partner_assigns_alice_who_switches_role_until_the_owner_revokes(
         shot(admin_page, "04-partner-policies-in-place")
 
         # --- Alice signs in to the portal and opens My access -------------------------------
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        alice = context.new_page()
+        alice = new_browser_context().new_page()
         alice.goto(f"{live_server.url}/accounts/login/")
         alice.get_by_label("Email").fill(world.alice.email)
         alice.get_by_label("Password").fill(DEFAULT_PASSWORD)
@@ -171,7 +130,7 @@ def test_partner_assigns_alice_who_switches_role_until_the_owner_revokes(
         shot(alice, "08-console-company-a-instances")
 
         # --- the owner revokes, confirming with the authenticator app -----------------------
-        owner_page = signed_in_page(browser, live_server, owner_admin)
+        owner_page = signed_in_page(owner_admin)
         # No live polling here: on the in-memory test database, concurrent requests to the
         # live server share one connection. The page is reloaded after the worker ran.
         owner_page.route(re.compile(r".*/status/$"), lambda route: route.abort())
@@ -206,7 +165,7 @@ def test_partner_assigns_alice_who_switches_role_until_the_owner_revokes(
 
 
 def test_credentials_uri_and_the_owners_view_in_the_browser(
-    partner_world_tx: PartnerWorld, browser: Any, live_server: Any
+    partner_world_tx: PartnerWorld, signed_in_page: Callable[[User], Any], live_server: Any
 ) -> None:
     """Alice takes credentials (confirming her password first), makes a credentials URI; the
     owner sees the issuances and the residual window, then cuts the role off."""
@@ -219,7 +178,7 @@ def test_credentials_uri_and_the_owners_view_in_the_browser(
     world.assign(delegation, world.alice, session_policy_kind="read_only")
     world.drain()
 
-    alice = signed_in_page(browser, live_server, world.alice)
+    alice = signed_in_page(world.alice)
     alice.goto(f"{live_server.url}/delegations/my-access/")
     alice.get_by_test_id("get-credentials").click()
     expect(alice.get_by_role("heading", level=1)).to_have_text("Get credentials")
@@ -259,7 +218,7 @@ def test_credentials_uri_and_the_owners_view_in_the_browser(
         world.owner, Membership.Role.ADMIN, email="security@company-a.example", mfa=False
     )
     owner_secret = enable_totp(owner_admin)
-    owner = signed_in_page(browser, live_server, owner_admin)
+    owner = signed_in_page(owner_admin)
     owner.goto(f"{live_server.url}/delegations/{delegation.pk}/")
     owner.get_by_test_id("issuances-link").click()
     expect(owner.locator(f'tr[data-issuance="{key_id}"]')).to_contain_text("alice@company-b")
