@@ -60,6 +60,7 @@ from cloud.errors import CloudError
 from delegations import reconcile as planner
 from delegations.models import (
     DESIRED_PRESENT_STATUSES,
+    NEVER_APPLIED_STATUSES,
     CatalogRole,
     CloudCall,
     Delegation,
@@ -878,7 +879,7 @@ class _Reconciler:
 
         delegations = list(
             Delegation.objects.filter(managed_role=managed_role)
-            .exclude(status__in=(Status.REQUESTED, Status.REJECTED))
+            .exclude(status__in=NEVER_APPLIED_STATUSES)
             .select_related("catalog_role", "partner")
         )
         applying = [d for d in delegations if d.status == Status.APPLYING]

@@ -5,8 +5,8 @@ happened (a double click), refuses moves outside `ALLOWED_TRANSITIONS`, writes i
 event in the same transaction and, when the cloud must change, bumps the managed role's
 desired version and enqueues a reconcile through the outbox. None of them calls the cloud.
 
-People's actions: `delegation_request`, `delegation_offer`, `delegation_approve`,
-`delegation_reject`, `delegation_revoke`, `delegation_retry`.
+People's actions: `delegation_request`, `delegation_withdraw`, `delegation_offer`,
+`delegation_approve`, `delegation_reject`, `delegation_revoke`, `delegation_retry`.
 The worker's: `delegation_mark_applying`, `delegation_mark_active`, `delegation_mark_failed`,
 `delegation_mark_revoked`. The scheduler's: `delegation_expire`, `delegations_expire_due`.
 """
@@ -328,6 +328,34 @@ def delegation_request(
 
 
 @transaction.atomic
+def delegation_withdraw(
+    *, delegation: Delegation, withdrawn_by: User, expected_version: int | None = None
+) -> Delegation:
+    """A partner admin takes back their organisation's request before the owner decides it.
+
+    Under the row lock, so a withdrawal racing an approval or a rejection ends with exactly
+    one of them: whoever locks second finds the request no longer pending and is told."""
+    locked = _lock(delegation)
+    _require_admin(user=withdrawn_by, organisation=locked.partner, doing="withdraw this request")
+    if locked.status == Status.WITHDRAWN:
+        return _unchanged(locked)  # a double click, or another admin of the partner was first
+    if locked.status != Status.REQUESTED:
+        raise IllegalTransition(
+            f"Only a request still waiting for the owner's decision can be withdrawn; this "
+            f"one is {locked.get_status_display().lower()}."
+        )
+    _check_version(locked, expected_version)
+    return _transition(
+        locked,
+        to=Status.WITHDRAWN,
+        action="delegation.withdrawn",
+        actor=withdrawn_by,
+        actor_organisation=locked.partner,
+        changes={"withdrawn_by": withdrawn_by, "ended_at": timezone.now()},
+    )
+
+
+@transaction.atomic
 def delegation_offer(
     *,
     owner: Organisation,
@@ -461,6 +489,11 @@ def _segregation_problem(*, delegation: Delegation, user: User) -> str | None:
 
 
 def _decided_conflict(locked: Delegation) -> DelegationConflict:
+    if locked.status == Status.WITHDRAWN:
+        by = f" ({locked.withdrawn_by})" if locked.withdrawn_by else ""
+        return DelegationConflict(
+            f"The partner{by} withdrew this request; there is nothing left to decide."
+        )
     who = locked.decided_by or locked.revoked_by
     by = f" by {who}" if who else ""
     return DelegationConflict(
