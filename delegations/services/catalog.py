@@ -114,9 +114,11 @@ def cloud_account_policies(
     return sorted(available, key=lambda p: (p.policy_type != "System", p.policy_name.lower()))
 
 
-def _policy_document(cloud_account: CloudAccount, key: PolicyKey) -> str | None:
+def _policy_document(
+    cloud_account: CloudAccount, key: PolicyKey, *, refresh: bool = False
+) -> str | None:
     cache_key = _cache_key(cloud_account, "document", *key)
-    cached = cache.get(cache_key)
+    cached = None if refresh else cache.get(cache_key)
     if cached is not None:
         return cached or None
     policy = cloud_account_client(cloud_account=cloud_account).get_policy(
@@ -171,6 +173,29 @@ def catalog_policies_high_privilege(
             _policy_document(cloud_account, key)
         ):
             flagged.append(key[1])
+    return flagged
+
+
+def catalog_role_high_privilege_now(*, catalog_role: CatalogRole) -> list[str]:
+    """The names of the role's policies that grant RAM administration or full access, judged
+    now, for a decision that grants the role (approve, offer, retry).
+
+    By name for every policy; Custom policies also by their current default version, read
+    fresh and not from the cache, because anyone with RAM rights in the account can publish
+    a new version at any time. System policies are Alibaba Cloud's own: their verdict from
+    when the role was created or edited stands, so granting a role of System policies makes
+    no cloud call. Raises CloudError."""
+    account = catalog_role.cloud_account
+    flagged = []
+    for item in catalog_role.policies or []:
+        kind, name = str(item.get("type")), str(item.get("name"))
+        if name in HIGH_PRIVILEGE_POLICY_NAMES:
+            flagged.append(name)
+            continue
+        if kind == CatalogRole.PolicyType.CUSTOM and document_grants_ram_admin(
+            _policy_document(account, (kind, name), refresh=True)
+        ):
+            flagged.append(name)
     return flagged
 
 
