@@ -271,6 +271,9 @@ class ManagedRole(models.Model):
     # Every principal ARN the portal has ever managed on this role. A principal in the trust
     # policy that is not here is "not managed here" and is never touched.
     known_principals = models.JSONField(default=list, blank=True)
+    # Permission policies ([type, name] pairs) the catalogue role held before an owner edited
+    # them away: the worker detaches them, while policies it never managed stay untouched.
+    known_policies = models.JSONField(default=list, blank=True)
 
     # Bumped by the services whenever the desired state of the role changes; the worker
     # records the version it converged to, so "is there anything left to do" is one compare.

@@ -520,7 +520,8 @@ def desired_role_for(
         managed_principals_wanted=wanted,
         managed_principals_known=frozenset(managed_role.known_principals or ()),
         policies_wanted=frozenset() if cut_off else policy_keys,
-        managed_policies_known=policy_keys,
+        managed_policies_known=policy_keys
+        | frozenset((str(kind), str(name)) for kind, name in managed_role.known_policies or ()),
         max_session_duration=catalog_role.max_session_duration,
         description=catalog_role.description,
         delete_when_empty=not catalog_role.keep_role_when_empty,
