@@ -3,7 +3,9 @@
 Every function locks the delegation row, returns it unchanged when the change has already
 happened (a double click), refuses moves outside `ALLOWED_TRANSITIONS`, writes its audit
 event in the same transaction and, when the cloud must change, bumps the managed role's
-desired version and enqueues a reconcile through the outbox. None of them calls the cloud.
+desired version and enqueues a reconcile through the outbox. None of them changes the cloud;
+the grants (approve, offer, retry towards applying) may read it first, before any lock, to
+check the high-privilege opt-in against the role's Custom policies as they are now.
 
 People's actions: `delegation_request`, `delegation_withdraw`, `delegation_offer`,
 `delegation_approve`, `delegation_reject`, `delegation_revoke`, `delegation_retry`.
