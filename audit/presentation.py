@@ -426,6 +426,11 @@ def _describe_delegation(event: EventLike, data: dict[str, Any]) -> EventDescrip
                 [("Reason", data.get("reason"), False), ("Until", data.get("ends_at"), True)]
             ),
         )
+    if action == "delegation.withdrawn":
+        return EventDescription(
+            title=f"{actor} withdrew the request before it was decided",
+            category="lifecycle",
+        )
     if action in ("delegation.approved", "delegation.offered"):
         mfa = data.get("with_mfa")
         verb = "approved" if action == "delegation.approved" else "offered (and so approved)"

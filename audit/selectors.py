@@ -506,7 +506,12 @@ class TimelineSummary:
         return max(bound, self.last_credential_expires or bound)
 
 
-_END_ACTIONS = ("delegation.revoked", "delegation.expired", "delegation.rejected")
+_END_ACTIONS = (
+    "delegation.revoked",
+    "delegation.expired",
+    "delegation.rejected",
+    "delegation.withdrawn",
+)
 
 
 def delegation_timeline_summary(

@@ -128,6 +128,14 @@ class CatalogRoleForm(forms.Form):
         return set(self.initial.get("policies", []))
 
 
+class CatalogRoleEditForm(CatalogRoleForm):
+    """The add form without the name: the name is the RAM role's, so it never changes."""
+
+    def __init__(self, *args: Any, available: Sequence[AvailablePolicy], **kwargs: Any) -> None:
+        super().__init__(*args, available=available, **kwargs)
+        del self.fields["role_name"]
+
+
 class PartnerAllowanceForm(forms.Form):
     partner_account_uid = forms.CharField(
         label="Partner account UID",

@@ -17,6 +17,11 @@ urlpatterns = [
     path("catalogue/", views.catalog, name="catalog"),
     path("catalogue/roles/new/", views.catalog_role_create, name="catalog_role_create"),
     path(
+        "catalogue/roles/<uuid:catalog_role_id>/edit/",
+        views.catalog_role_edit,
+        name="catalog_role_edit",
+    ),
+    path(
         "catalogue/roles/<uuid:catalog_role_id>/deactivate/",
         views.catalog_role_deactivate,
         name="catalog_role_deactivate",

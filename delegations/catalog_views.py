@@ -34,11 +34,13 @@ from cloud.errors import CloudError
 from delegations import catalog_selectors as selectors
 from delegations.catalog_forms import (
     COMMON_REGIONS,
+    CatalogRoleEditForm,
     CatalogRoleForm,
     CloudAccountConnectForm,
     CloudAccountReplaceForm,
     PartnerAllowanceForm,
 )
+from delegations.models import FINAL_STATUSES, CatalogRole
 from delegations.services import catalog as catalog_services
 from delegations.services import cloud_accounts as account_services
 from portal.crypto import SecretDecryptionError
@@ -331,12 +333,14 @@ def _role_form_page(
     policies_error: str = "",
     high_privilege: list[str] | None = None,
     status: int = 200,
+    role: CatalogRole | None = None,
 ) -> HttpResponse:
     return render(
         request,
         "delegations/catalog/role_form.html",
         {
             "organisation": _organisation(request),
+            "role": role,
             "form": form,
             "policies_error": policies_error,
             "high_privilege": high_privilege or [],
@@ -422,6 +426,98 @@ def catalog_role_create(request: HttpRequest) -> HttpResponse:
         _add_errors(form, error)
         return _role_form_page(request, form=form, high_privilege=high_privilege, status=400)
     messages.success(request, f"{role.role_name} is in the catalogue; partners can ask for it.")
+    return redirect("delegations:catalog")
+
+
+@require_http_methods(["GET", "POST"])
+@organisation_member_required(roles=[ADMIN])
+def catalog_role_edit(request: HttpRequest, catalog_role_id: str) -> HttpResponse:
+    """Edit a role's description, policies, maximum session and unused-role setting, with the
+    same rules (and the same high-privilege confirmation) as adding one."""
+    owner = _owner(request)
+    role = selectors.catalog_role_get_for_owner(owner=owner, catalog_role_id=catalog_role_id)
+    if not role.cloud_account.is_active:
+        messages.error(request, "Connect the role's cloud account again before editing it.")
+        return redirect("delegations:catalog")
+    try:
+        available = catalog_services.cloud_account_policies(
+            cloud_account=role.cloud_account,
+            refresh=request.method == "GET" and "refresh" in request.GET,
+        )
+    except CloudError as error:
+        return _role_form_page(
+            request, form=None, policies_error=_cloud_message(error), status=503, role=role
+        )
+    except SecretDecryptionError as error:
+        return _role_form_page(request, form=None, policies_error=str(error), status=503, role=role)
+    if request.method == "GET":
+        initial = {
+            "description": role.description,
+            "policies": [f"{p.get('type')}:{p.get('name')}" for p in role.policies or []],
+            "max_session_duration": role.max_session_duration,
+            "keep_role_when_empty": role.keep_role_when_empty,
+            "high_privilege_confirmed": role.allows_high_privilege,
+        }
+        form = CatalogRoleEditForm(available=available, initial=initial)
+        return _role_form_page(request, form=form, role=role)
+
+    form = CatalogRoleEditForm(request.POST, available=available)
+    if not form.is_valid():
+        return _role_form_page(request, form=form, status=400, role=role)
+    keys = form.policy_keys()
+    try:
+        catalog_services.catalog_role_validate_update(
+            catalog_role=role,
+            description=form.cleaned_data["description"],
+            policy_keys=keys,
+            max_session_duration=form.cleaned_data["max_session_duration"],
+        )
+    except ValidationError as error:
+        _add_errors(form, error)
+        return _role_form_page(request, form=form, status=400, role=role)
+    try:
+        high_privilege = catalog_services.catalog_policies_high_privilege(
+            cloud_account=role.cloud_account, policy_keys=keys
+        )
+    except CloudError as error:
+        form.add_error(None, _cloud_message(error))
+        return _role_form_page(request, form=form, status=400, role=role)
+    confirmed = form.cleaned_data["high_privilege_confirmed"]
+    if high_privilege and not confirmed:
+        form.add_error(
+            "high_privilege_confirmed",
+            f"{', '.join(high_privilege)}: RAM administration or full access to the account. "
+            "Tick the box to confirm a partner may have that.",
+        )
+        return _role_form_page(
+            request, form=form, high_privilege=high_privilege, status=400, role=role
+        )
+    if high_privilege and not _recently_confirmed(request):
+        return _confirm_then_replay(request)
+    try:
+        result = catalog_services.catalog_role_update(
+            catalog_role=role,
+            updated_by=request.user,  # type: ignore[arg-type]
+            description=form.cleaned_data["description"],
+            policy_keys=keys,
+            max_session_duration=form.cleaned_data["max_session_duration"],
+            keep_role_when_empty=form.cleaned_data["keep_role_when_empty"],
+            high_privilege_confirmed=confirmed,
+        )
+    except ValidationError as error:
+        _add_errors(form, error)
+        return _role_form_page(
+            request, form=form, high_privilege=high_privilege, status=400, role=role
+        )
+    if not result.changed:  # type: ignore[attr-defined]
+        messages.info(request, f"Nothing changed in {role.role_name}.")
+    elif result.delegations.exclude(status__in=list(FINAL_STATUSES)).exists():
+        messages.success(
+            request,
+            f"{role.role_name} is saved. Access already granted is being updated in the cloud.",
+        )
+    else:
+        messages.success(request, f"{role.role_name} is saved.")
     return redirect("delegations:catalog")
 
 

@@ -145,6 +145,15 @@ class RetryForm(_VersionedForm):
     pass
 
 
+class WithdrawForm(_VersionedForm):
+    confirm = forms.BooleanField(
+        required=True,
+        label="Yes, withdraw this request. The owner can no longer approve it; to get this "
+        "access later, send a new request.",
+        error_messages={"required": "Tick the box to confirm you want to withdraw it."},
+    )
+
+
 class DriftResolveForm(forms.Form):
     resolution = forms.ChoiceField(
         choices=[

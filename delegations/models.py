@@ -287,6 +287,9 @@ class ManagedRole(LeasedModel):
     # Every principal ARN the portal has ever managed on this role. A principal in the trust
     # policy that is not here is "not managed here" and is never touched.
     known_principals = models.JSONField(default=list, blank=True)
+    # Permission policies ([type, name] pairs) the catalogue role held before an owner edited
+    # them away: the worker detaches them, while policies it never managed stay untouched.
+    known_policies = models.JSONField(default=list, blank=True)
 
     # What the cloud had the last time the worker looked (shown to the owner).
     last_seen_at = models.DateTimeField(null=True, blank=True)
@@ -330,6 +333,7 @@ class Delegation(models.Model):
         REJECTED = "rejected", "Rejected"
         FAILED = "failed", "Failed"
         EXPIRED = "expired", "Expired"
+        WITHDRAWN = "withdrawn", "Withdrawn"
 
     class Origin(models.TextChoices):
         REQUEST = "request", "Requested by the partner"
@@ -407,6 +411,14 @@ class Delegation(models.Model):
     )
     revoke_requested_at = models.DateTimeField(null=True, blank=True)
     revoke_reason = models.TextField(max_length=2000, blank=True)
+    # The partner admin who took back their own request before the owner decided it.
+    withdrawn_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
     ended_at = models.DateTimeField(null=True, blank=True)
 
     last_error_code = models.CharField(max_length=128, blank=True)
@@ -446,6 +458,7 @@ class Delegation(models.Model):
                         "rejected",
                         "failed",
                         "expired",
+                        "withdrawn",
                     ]
                 ),
                 name="delegation_status_valid",
@@ -488,7 +501,8 @@ S = Delegation.Status
 
 # The one table of allowed lifecycle moves. Services refuse anything else.
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
-    S.REQUESTED: frozenset({S.APPROVED, S.REJECTED, S.EXPIRED}),
+    # Decided by the owner, withdrawn by the partner, or left undecided until its end date.
+    S.REQUESTED: frozenset({S.APPROVED, S.REJECTED, S.EXPIRED, S.WITHDRAWN}),
     # The worker may find the principal already in place and go straight to active.
     S.APPROVED: frozenset({S.APPLYING, S.ACTIVE, S.FAILED, S.REVOKING}),
     S.APPLYING: frozenset({S.ACTIVE, S.FAILED, S.REVOKING}),
@@ -500,9 +514,12 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     S.REVOKED: frozenset(),
     S.REJECTED: frozenset(),
     S.EXPIRED: frozenset(),
+    S.WITHDRAWN: frozenset(),
 }
 
-FINAL_STATUSES = frozenset({S.REVOKED, S.REJECTED, S.EXPIRED})
+FINAL_STATUSES = frozenset({S.REVOKED, S.REJECTED, S.EXPIRED, S.WITHDRAWN})
+# Delegations that never got near the cloud: the worker and the drift check ignore them.
+NEVER_APPLIED_STATUSES = frozenset({S.REQUESTED, S.REJECTED, S.WITHDRAWN})
 # Delegations whose partner principal should be in the role's trust policy.
 DESIRED_PRESENT_STATUSES = frozenset({S.APPROVED, S.APPLYING, S.ACTIVE})
 # Delegations the worker still has to act on (present or absent).

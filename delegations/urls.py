@@ -23,6 +23,7 @@ urlpatterns = [
     path("<uuid:delegation_id>/reject/", views.delegation_reject, name="reject"),
     path("<uuid:delegation_id>/revoke/", views.delegation_revoke, name="revoke"),
     path("<uuid:delegation_id>/retry/", views.delegation_retry, name="retry"),
+    path("<uuid:delegation_id>/withdraw/", views.delegation_withdraw, name="withdraw"),
 ]
 
 # The cloud account, the catalogue and the allow-list.

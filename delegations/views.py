@@ -37,6 +37,7 @@ from delegations.forms import (
     RequestAccessForm,
     RetryForm,
     RevokeForm,
+    WithdrawForm,
     add_service_errors,
 )
 from delegations.models import (
@@ -76,6 +77,11 @@ def _partner_organisation(request: HttpRequest) -> Organisation:
 def _is_owner_admin(request: HttpRequest, delegation: Delegation) -> bool:
     membership = request.membership  # type: ignore[attr-defined]
     return membership.organisation_id == delegation.owner_id and membership.role == ADMIN
+
+
+def _is_partner_admin(request: HttpRequest, delegation: Delegation) -> bool:
+    membership = request.membership  # type: ignore[attr-defined]
+    return membership.organisation_id == delegation.partner_id and membership.role == ADMIN
 
 
 def _step_up(request: HttpRequest) -> HttpResponse | bool:
@@ -145,6 +151,8 @@ def _progress(delegation: Delegation) -> list[dict[str, str]]:
     status = delegation.status
     if status == Status.REJECTED:
         return [_step("Requested", "done"), _step("Rejected", "current")]
+    if status == Status.WITHDRAWN:
+        return [_step("Requested", "done"), _step("Withdrawn by the partner", "current")]
     if status == Status.EXPIRED and delegation.decided_at is None:
         return [_step("Requested", "done"), _step("Expired before a decision", "current")]
     first = (
@@ -198,6 +206,8 @@ def _live_context(request: HttpRequest, delegation: Delegation) -> dict[str, Any
         "is_final": delegation.status in FINAL_STATUSES,
         "can_retry": delegation.status == Status.FAILED and _is_owner_admin(request, delegation),
         "can_decide": delegation.status == Status.REQUESTED,
+        "can_withdraw": delegation.status == Status.REQUESTED
+        and _is_partner_admin(request, delegation),
         "can_revoke": Status.REVOKING in ALLOWED_TRANSITIONS[delegation.status]
         and not (
             delegation.status == Status.FAILED
@@ -221,6 +231,9 @@ def _detail_context(request: HttpRequest, delegation: Delegation, **forms: Any) 
             "reject_form": forms.get("reject_form")
             or RejectForm(initial={"version": delegation.version}),
             "revoke_form": forms.get("revoke_form") or RevokeForm(),
+            "partner_admin": _is_partner_admin(request, delegation),
+            "withdraw_form": forms.get("withdraw_form")
+            or WithdrawForm(initial={"version": delegation.version}),
         }
     )
     return context
@@ -385,6 +398,37 @@ def delegation_retry(request: HttpRequest, delegation_id: str) -> HttpResponse:
         _report_refusal(request, error)
     else:
         messages.success(request, "Trying again.")
+    return _detail_redirect(delegation)
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
+def delegation_withdraw(request: HttpRequest, delegation_id: str) -> HttpResponse:
+    """A partner admin takes back their own pending request."""
+    partner = _partner_organisation(request)
+    delegation = selectors.delegation_get_for_organisation(
+        organisation=partner, delegation_id=delegation_id
+    )
+    if delegation.partner_id != partner.pk:
+        raise PermissionDenied("Only the partner that asked can withdraw a request.")
+    form = WithdrawForm(request.POST)
+    if not form.is_valid():
+        if "version" in form.errors:
+            raise BadRequest("Missing or malformed version.")
+        return _redisplay(request, delegation, withdraw_form=form)
+    try:
+        result = services.delegation_withdraw(
+            delegation=delegation,
+            withdrawn_by=request.user,  # type: ignore[arg-type]
+            expected_version=form.cleaned_data["version"],
+        )
+    except (services.DelegationConflict, PermissionDenied) as error:
+        _report_refusal(request, error)
+        return _detail_redirect(delegation)
+    if result.changed:
+        messages.success(request, f"Withdrawn. {delegation.owner.name} can no longer approve it.")
+    else:
+        messages.info(request, "This request was already withdrawn; nothing changed.")
     return _detail_redirect(delegation)
 
 

@@ -60,6 +60,7 @@ from cloud.errors import CloudError
 from delegations import reconcile as planner
 from delegations.models import (
     DESIRED_PRESENT_STATUSES,
+    NEVER_APPLIED_STATUSES,
     CatalogRole,
     CloudCall,
     Delegation,
@@ -520,7 +521,8 @@ def desired_role_for(
         managed_principals_wanted=wanted,
         managed_principals_known=frozenset(managed_role.known_principals or ()),
         policies_wanted=frozenset() if cut_off else policy_keys,
-        managed_policies_known=policy_keys,
+        managed_policies_known=policy_keys
+        | frozenset((str(kind), str(name)) for kind, name in managed_role.known_policies or ()),
         max_session_duration=catalog_role.max_session_duration,
         description=catalog_role.description,
         delete_when_empty=not catalog_role.keep_role_when_empty,
@@ -879,7 +881,7 @@ class _Reconciler:
 
         delegations = list(
             Delegation.objects.filter(managed_role=managed_role)
-            .exclude(status__in=(Status.REQUESTED, Status.REJECTED))
+            .exclude(status__in=NEVER_APPLIED_STATUSES)
             .select_related("catalog_role", "partner")
         )
         applying = [d for d in delegations if d.status == Status.APPLYING]

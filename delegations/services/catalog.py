@@ -26,11 +26,14 @@ from cloud.errors import CloudError
 from delegations.models import (
     MAX_SESSION_DURATION,
     MIN_SESSION_DURATION,
+    NEVER_APPLIED_STATUSES,
     CatalogRole,
     CloudAccount,
+    ManagedRole,
     PartnerAllowance,
 )
 from delegations.services.cloud_accounts import cloud_account_client
+from delegations.services.outbox import outbox_enqueue_reconcile
 
 # How long the account's policy list and policy documents are reused between page loads: long
 # enough that a form and its submission see the same list, short enough that a policy created
@@ -114,9 +117,11 @@ def cloud_account_policies(
     return sorted(available, key=lambda p: (p.policy_type != "System", p.policy_name.lower()))
 
 
-def _policy_document(cloud_account: CloudAccount, key: PolicyKey) -> str | None:
+def _policy_document(
+    cloud_account: CloudAccount, key: PolicyKey, *, refresh: bool = False
+) -> str | None:
     cache_key = _cache_key(cloud_account, "document", *key)
-    cached = cache.get(cache_key)
+    cached = None if refresh else cache.get(cache_key)
     if cached is not None:
         return cached or None
     policy = cloud_account_client(cloud_account=cloud_account).get_policy(
@@ -171,6 +176,29 @@ def catalog_policies_high_privilege(
             _policy_document(cloud_account, key)
         ):
             flagged.append(key[1])
+    return flagged
+
+
+def catalog_role_high_privilege_now(*, catalog_role: CatalogRole) -> list[str]:
+    """The names of the role's policies that grant RAM administration or full access, judged
+    now, for a decision that grants the role (approve, offer, retry).
+
+    By name for every policy; Custom policies also by their current default version, read
+    fresh and not from the cache, because anyone with RAM rights in the account can publish
+    a new version at any time. System policies are Alibaba Cloud's own: their verdict from
+    when the role was created or edited stands, so granting a role of System policies makes
+    no cloud call. Raises CloudError."""
+    account = catalog_role.cloud_account
+    flagged = []
+    for item in catalog_role.policies or []:
+        kind, name = str(item.get("type")), str(item.get("name"))
+        if name in HIGH_PRIVILEGE_POLICY_NAMES:
+            flagged.append(name)
+            continue
+        if kind == CatalogRole.PolicyType.CUSTOM and document_grants_ram_admin(
+            _policy_document(account, (kind, name), refresh=True)
+        ):
+            flagged.append(name)
     return flagged
 
 
@@ -234,6 +262,12 @@ def catalog_role_validate(
     cleaned policy keys. Raises ValidationError (field → message)."""
     account = _active_cloud_account(owner)
     errors: dict[str, str] = {}
+    keys = _validate_role_settings(
+        errors,
+        description=description,
+        policy_keys=policy_keys,
+        max_session_duration=max_session_duration,
+    )
     try:
         policies.validate_role_name(role_name)
     except policies.PolicyError as exc:
@@ -248,6 +282,20 @@ def catalog_role_validate(
                 f"The catalogue already has a role named {role_name} (RAM role names ignore "
                 "case; a deactivated role keeps its name)."
             )
+    if errors:
+        raise ValidationError(errors)
+    return account, keys
+
+
+def _validate_role_settings(
+    errors: dict[str, str],
+    *,
+    description: str,
+    policy_keys: Sequence[Any],
+    max_session_duration: int,
+) -> list[PolicyKey]:
+    """The rules for what a role grants, shared by adding and editing a role: collects
+    messages in `errors` (field → message) and returns the cleaned policy keys."""
     if not isinstance(description, str) or len(description) > DESCRIPTION_MAX_LENGTH:
         errors["description"] = f"A description is at most {DESCRIPTION_MAX_LENGTH} characters."
     elif policies.PORTAL_MARKER in description:
@@ -271,9 +319,34 @@ def catalog_role_validate(
             errors["policies"] = "Choose at least one permission policy."
         elif len(keys) > MAX_POLICIES_PER_ROLE:
             errors["policies"] = f"A role gets at most {MAX_POLICIES_PER_ROLE} policies."
-    if errors:
-        raise ValidationError(errors)
-    return account, keys
+    return keys
+
+
+def _validate_policies_in_account(
+    account: CloudAccount, keys: Sequence[PolicyKey], *, high_privilege_confirmed: bool
+) -> list[str]:
+    """The policies must be in the account's live list, and any granting RAM administration
+    or full access needs the opt-in. Returns the high-privilege ones. Reads only."""
+    try:
+        available = {p.key for p in cloud_account_policies(cloud_account=account)}
+    except CloudError as error:
+        raise _cloud_failure(error, "list the account's policies") from None
+    unknown = [f"{kind} policy {name}" for kind, name in keys if (kind, name) not in available]
+    if unknown:
+        raise ValidationError({"policies": f"Not in the account's policies: {', '.join(unknown)}."})
+    try:
+        high_privilege = catalog_policies_high_privilege(cloud_account=account, policy_keys=keys)
+    except CloudError as error:
+        raise _cloud_failure(error, "read the policies and roles") from None
+    if high_privilege and not high_privilege_confirmed:
+        raise ValidationError(
+            {
+                "high_privilege_confirmed": f"{', '.join(high_privilege)} grant"
+                f"{'s' if len(high_privilege) == 1 else ''} RAM administration or full access "
+                "to the account. Tick the box to confirm a partner may have that."
+            }
+        )
+    return high_privilege
 
 
 def catalog_role_create(
@@ -297,26 +370,13 @@ def catalog_role_create(
         policy_keys=policy_keys,
         max_session_duration=max_session_duration,
     )
+    high_privilege = _validate_policies_in_account(
+        account, keys, high_privilege_confirmed=high_privilege_confirmed
+    )
     try:
-        available = {p.key for p in cloud_account_policies(cloud_account=account)}
-    except CloudError as error:
-        raise _cloud_failure(error, "list the account's policies") from None
-    unknown = [f"{kind} policy {name}" for kind, name in keys if (kind, name) not in available]
-    if unknown:
-        raise ValidationError({"policies": f"Not in the account's policies: {', '.join(unknown)}."})
-    try:
-        high_privilege = catalog_policies_high_privilege(cloud_account=account, policy_keys=keys)
         existing = cloud_account_client(cloud_account=account).get_role(role_name)
     except CloudError as error:
         raise _cloud_failure(error, "read the policies and roles") from None
-    if high_privilege and not high_privilege_confirmed:
-        raise ValidationError(
-            {
-                "high_privilege_confirmed": f"{', '.join(high_privilege)} grant"
-                f"{'s' if len(high_privilege) == 1 else ''} RAM administration or full access "
-                "to the account. Tick the box to confirm a partner may have that."
-            }
-        )
     if existing is not None and not policies.has_marker(existing.description):
         raise ValidationError(
             {
@@ -364,6 +424,122 @@ def _role_public(role: CatalogRole) -> dict[str, object]:
         "allows_high_privilege": role.allows_high_privilege,
         "is_active": role.is_active,
     }
+
+
+def catalog_role_validate_update(
+    *,
+    catalog_role: CatalogRole,
+    description: str,
+    policy_keys: Sequence[Any],
+    max_session_duration: int,
+) -> list[PolicyKey]:
+    """Every rule for editing a role that needs no cloud call (the same as for adding one);
+    returns the cleaned policy keys. Raises ValidationError (field → message)."""
+    if not catalog_role.cloud_account.is_active:
+        raise ValidationError("Connect the role's cloud account again before editing it.")
+    errors: dict[str, str] = {}
+    keys = _validate_role_settings(
+        errors,
+        description=(description or "").strip(),
+        policy_keys=policy_keys,
+        max_session_duration=max_session_duration,
+    )
+    if errors:
+        raise ValidationError(errors)
+    return keys
+
+
+def catalog_role_update(
+    *,
+    catalog_role: CatalogRole,
+    updated_by: User | None,
+    description: str,
+    policy_keys: Sequence[Any],
+    max_session_duration: int,
+    keep_role_when_empty: bool,
+    high_privilege_confirmed: bool = False,
+) -> CatalogRole:
+    """Change what a catalogue role grants: its description, policies, maximum session and
+    what happens to the RAM role when unused. Validated exactly as when it was added
+    (including the high-privilege opt-in); the name stays, as it names the RAM role.
+
+    Delegations already granted follow the new settings: the cloud role's desired state is
+    computed from the catalogue, so a reconcile is enqueued for it (in this transaction),
+    and policies taken off the role are remembered on it for the worker to detach."""
+    description = (description or "").strip()
+    keys = catalog_role_validate_update(
+        catalog_role=catalog_role,
+        description=description,
+        policy_keys=policy_keys,
+        max_session_duration=max_session_duration,
+    )
+    high_privilege = _validate_policies_in_account(
+        catalog_role.cloud_account, keys, high_privilege_confirmed=high_privilege_confirmed
+    )
+    with transaction.atomic():
+        role = (
+            CatalogRole.objects.select_for_update()
+            .select_related("cloud_account")
+            .get(pk=catalog_role.pk)
+        )
+        before = _role_public(role)
+        old_keys = {(str(p.get("type")), str(p.get("name"))) for p in role.policies or []}
+        role.description = description
+        role.policies = [{"type": kind, "name": name} for kind, name in keys]
+        role.max_session_duration = max_session_duration
+        role.keep_role_when_empty = bool(keep_role_when_empty)
+        role.allows_high_privilege = bool(high_privilege)
+        after = _role_public(role)
+        if after == before:
+            role.changed = False  # type: ignore[attr-defined]
+            return role
+        role.save(
+            update_fields=[
+                "description",
+                "policies",
+                "max_session_duration",
+                "keep_role_when_empty",
+                "allows_high_privilege",
+                "updated_at",
+            ]
+        )
+        reconciling = _reconcile_after_edit(role, removed=old_keys - set(keys))
+        audit_record(
+            action="catalog_role.updated",
+            actor=updated_by,
+            organisation=role.organisation,
+            target=role,
+            before=before,
+            after=after,
+            metadata={
+                "high_privilege_policies": high_privilege,
+                "reconciling_roles": reconciling,
+            },
+        )
+    role.changed = True  # type: ignore[attr-defined]
+    return role
+
+
+def _reconcile_after_edit(role: CatalogRole, *, removed: set[PolicyKey]) -> list[str]:
+    """Enqueue a reconcile for the cloud role behind `role` when the portal has (or may have)
+    put it in the cloud; returns the names of the roles enqueued."""
+    managed_roles = ManagedRole.objects.select_for_update().filter(
+        cloud_account=role.cloud_account, role_name__iexact=role.role_name
+    )
+    enqueued = []
+    for managed_role in managed_roles:
+        if removed:
+            known = {tuple(p) for p in managed_role.known_policies or ()} | removed
+            managed_role.known_policies = sorted([kind, name] for kind, name in known)
+            managed_role.save(update_fields=["known_policies"])
+        in_cloud = (
+            managed_role.created_by_portal
+            or managed_role.delegations.exclude(status__in=NEVER_APPLIED_STATUSES).exists()
+        )
+        if in_cloud:
+            outbox_enqueue_reconcile(managed_role=managed_role)
+            enqueued.append(managed_role.role_name)
+    return enqueued
 
 
 def _catalog_role_set_active(

@@ -32,6 +32,7 @@ from cloud.errors import CloudError
 from delegations import reconcile as planner
 from delegations.models import (
     DESIRED_PRESENT_STATUSES,
+    NEVER_APPLIED_STATUSES,
     WORKER_PENDING_STATUSES,
     CloudCall,
     Delegation,
@@ -212,7 +213,7 @@ def managed_role_check_drift(*, managed_role_id: Any) -> DriftCheck:
             return check
         delegations = list(
             Delegation.objects.filter(managed_role=managed_role)
-            .exclude(status__in=(Delegation.Status.REQUESTED, Delegation.Status.REJECTED))
+            .exclude(status__in=NEVER_APPLIED_STATUSES)
             .select_related("catalog_role")
         )
         if not delegations and not managed_role.created_by_portal:

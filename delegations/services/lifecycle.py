@@ -3,10 +3,12 @@
 Every function locks the delegation row, returns it unchanged when the change has already
 happened (a double click), refuses moves outside `ALLOWED_TRANSITIONS`, writes its audit
 event in the same transaction and, when the cloud must change, bumps the managed role's
-desired version and enqueues a reconcile through the outbox. None of them calls the cloud.
+desired version and enqueues a reconcile through the outbox. None of them changes the cloud;
+the grants (approve, offer, retry towards applying) may read it first, before any lock, to
+check the high-privilege opt-in against the role's Custom policies as they are now.
 
-People's actions: `delegation_request`, `delegation_offer`, `delegation_approve`,
-`delegation_reject`, `delegation_revoke`, `delegation_retry`.
+People's actions: `delegation_request`, `delegation_withdraw`, `delegation_offer`,
+`delegation_approve`, `delegation_reject`, `delegation_revoke`, `delegation_retry`.
 The worker's: `delegation_mark_applying`, `delegation_mark_active`, `delegation_mark_failed`,
 `delegation_mark_revoked`. The scheduler's: `delegation_expire`, `delegations_expire_due`.
 """
@@ -23,6 +25,7 @@ from django.utils import timezone
 from accounts.models import Membership, Organisation, User
 from audit.models import AuditEvent
 from audit.services import audit_record
+from cloud.errors import CloudError
 from delegations.models import (
     ALLOWED_TRANSITIONS,
     DESIRED_PRESENT_STATUSES,
@@ -34,6 +37,7 @@ from delegations.models import (
     PartnerAllowance,
     PartnerLink,
 )
+from delegations.services.catalog import catalog_role_high_privilege_now
 from delegations.services.outbox import outbox_enqueue_reconcile
 
 Status = Delegation.Status
@@ -133,6 +137,43 @@ def _validate_no_open_duplicate(*, partner: Organisation, catalog_role: CatalogR
         )
 
 
+def _privilege_problem(*, catalog_role: CatalogRole) -> str | None:
+    """Why granting `catalog_role` now is refused: it holds policies granting RAM
+    administration or full access (judged now, see `catalog_role_high_privilege_now`) and the
+    owner has not opted in to that for this role. The cloud is read here, so callers run
+    this before they take any row lock."""
+    try:
+        flagged = catalog_role_high_privilege_now(catalog_role=catalog_role)
+    except CloudError as error:
+        raise ValidationError(
+            f"Alibaba Cloud could not be asked whether {catalog_role.role_name}'s policies "
+            f"grant RAM administration ({error.message}). Nothing was granted; try again in "
+            "a moment."
+        ) from None
+    if not flagged or catalog_role.allows_high_privilege:
+        return None
+    return (
+        f"{catalog_role.role_name} now includes {', '.join(flagged)}, which grant"
+        f"{'s' if len(flagged) == 1 else ''} RAM administration or full access to the "
+        "account, and this role has no opt-in for high privilege. Nothing was granted. Edit "
+        "the role in the catalogue (confirm high privilege, or remove those policies), then "
+        "decide again."
+    )
+
+
+def _privilege_snapshot(catalog_role: CatalogRole) -> tuple[Any, bool]:
+    return (catalog_role.policies, catalog_role.allows_high_privilege)
+
+
+def _check_privilege_unchanged(catalog_role: CatalogRole, checked: tuple[Any, bool]) -> None:
+    """Under the lock: the role's policies and opt-in are still those judged before it."""
+    if _privilege_snapshot(catalog_role) != checked:
+        raise DelegationConflict(
+            f"The catalogue role {catalog_role.role_name} was edited while you were deciding. "
+            "Reload the page and decide again."
+        )
+
+
 def managed_role_for_catalog_role(*, catalog_role: CatalogRole) -> ManagedRole:
     """The lock/state row of the cloud role a catalogue entry names, created on first use."""
     existing = ManagedRole.objects.filter(
@@ -158,6 +199,18 @@ def _lock(delegation: Delegation) -> Delegation:
         .select_related("owner", "partner", "catalog_role", "managed_role")
         .get(pk=delegation.pk)
     )
+
+
+def _lock_catalog_role(locked: Delegation) -> CatalogRole:
+    """Lock the delegation's catalogue role row (after the delegation's, always in this
+    order) so an edit of the role cannot commit between a privilege check and the grant."""
+    role = (
+        CatalogRole.objects.select_for_update()
+        .select_related("cloud_account")
+        .get(pk=locked.catalog_role_id)
+    )
+    locked.catalog_role = role
+    return role
 
 
 def _unchanged(locked: Delegation) -> Delegation:
@@ -328,6 +381,33 @@ def delegation_request(
 
 
 @transaction.atomic
+def delegation_withdraw(
+    *, delegation: Delegation, withdrawn_by: User, expected_version: int | None = None
+) -> Delegation:
+    """A partner admin takes back their organisation's request before the owner decides it.
+
+    Under the row lock, so a withdrawal racing an approval or a rejection ends with exactly
+    one of them: whoever locks second finds the request no longer pending and is told."""
+    locked = _lock(delegation)
+    _require_admin(user=withdrawn_by, organisation=locked.partner, doing="withdraw this request")
+    if locked.status == Status.WITHDRAWN:
+        return _unchanged(locked)  # a double click, or another admin of the partner was first
+    if locked.status != Status.REQUESTED:
+        raise IllegalTransition(
+            f"Only a request still waiting for the owner's decision can be withdrawn; this "
+            f"one is {locked.get_status_display().lower()}."
+        )
+    _check_version(locked, expected_version)
+    return _transition(
+        locked,
+        to=Status.WITHDRAWN,
+        action="delegation.withdrawn",
+        actor=withdrawn_by,
+        actor_organisation=locked.partner,
+        changes={"withdrawn_by": withdrawn_by, "ended_at": timezone.now()},
+    )
+
+
 def delegation_offer(
     *,
     owner: Organisation,
@@ -342,6 +422,42 @@ def delegation_offer(
     decision, so it starts approved and the worker applies it."""
     _require_admin(user=offered_by, organisation=owner, doing="offer access")
     _require_mfa(with_mfa=with_mfa)
+    role = CatalogRole.objects.select_related("cloud_account").get(pk=catalog_role.pk)
+    # Tenancy and catalogue rules first: the cloud read below uses the role's own account.
+    _validate_grantable(owner=owner, partner=partner, catalog_role=role)
+    problem = _privilege_problem(catalog_role=role)
+    if problem is not None:
+        raise ValidationError({"catalog_role": problem})
+    with transaction.atomic():
+        # The role row is locked so that an edit cannot slip in between the check above
+        # and the offer.
+        locked_role = (
+            CatalogRole.objects.select_for_update()
+            .select_related("cloud_account")
+            .get(pk=catalog_role.pk)
+        )
+        _check_privilege_unchanged(locked_role, _privilege_snapshot(role))
+        return _offer(
+            owner=owner,
+            offered_by=offered_by,
+            partner=partner,
+            catalog_role=locked_role,
+            reason=reason,
+            ends_at=ends_at,
+            with_mfa=with_mfa,
+        )
+
+
+def _offer(
+    *,
+    owner: Organisation,
+    offered_by: User,
+    partner: Organisation,
+    catalog_role: CatalogRole,
+    reason: str,
+    ends_at: dt.datetime | None,
+    with_mfa: bool,
+) -> Delegation:
     now = timezone.now()
     reason = _clean_reason(reason, field="reason")
     _validate_ends_at(ends_at, now=now)
@@ -413,6 +529,24 @@ def delegation_approve(
             delegation=current, action="delegation.approve_denied", actor=approved_by, reason=denial
         )
         raise PermissionDenied(denial)
+    # The high-privilege opt-in is checked again now, not only when the role was created: a
+    # Custom policy may have gained RAM rights since. Only a pending request needs it (a
+    # double click or a late second admin is answered below without granting anything).
+    checked = None
+    if current.status == Status.REQUESTED:
+        _validate_grantable(
+            owner=current.owner, partner=current.partner, catalog_role=current.catalog_role
+        )
+        problem = _privilege_problem(catalog_role=current.catalog_role)
+        if problem is not None:
+            _audit_denied(
+                delegation=current,
+                action="delegation.approve_denied",
+                actor=approved_by,
+                reason=problem,
+            )
+            raise ValidationError(problem)
+        checked = _privilege_snapshot(current.catalog_role)
 
     with transaction.atomic():
         locked = _lock(delegation)
@@ -423,6 +557,9 @@ def delegation_approve(
                 return _unchanged(locked)  # a double click: the first one already approved it
             raise _decided_conflict(locked)
         _check_version(locked, expected_version)
+        if checked is None:
+            raise DelegationConflict("This request changed; reload the page and decide again.")
+        _check_privilege_unchanged(_lock_catalog_role(locked), checked)
         _require_mfa(with_mfa=with_mfa)
         now = timezone.now()
         if locked.ends_at is not None and locked.ends_at <= now + MIN_DURATION:
@@ -461,6 +598,11 @@ def _segregation_problem(*, delegation: Delegation, user: User) -> str | None:
 
 
 def _decided_conflict(locked: Delegation) -> DelegationConflict:
+    if locked.status == Status.WITHDRAWN:
+        by = f" ({locked.withdrawn_by})" if locked.withdrawn_by else ""
+        return DelegationConflict(
+            f"The partner{by} withdrew this request; there is nothing left to decide."
+        )
     who = locked.decided_by or locked.revoked_by
     by = f" by {who}" if who else ""
     return DelegationConflict(
@@ -544,12 +686,42 @@ def delegation_revoke(
     return locked
 
 
-@transaction.atomic
+def _retry_goes_back_to_approved(delegation: Delegation) -> bool:
+    return not (delegation.failed_phase == Delegation.Phase.REVOKING or delegation.end_cause)
+
+
 def delegation_retry(
     *, delegation: Delegation, retried_by: User, expected_version: int | None = None
 ) -> Delegation:
     """An owner admin asks the worker to try a failed delegation again, in the direction it
-    was going (applying or revoking)."""
+    was going (applying or revoking). Applying again grants the role, so the high-privilege
+    opt-in is checked again first (outside the lock: it may read the cloud)."""
+    current = Delegation.objects.select_related("owner", "catalog_role__cloud_account").get(
+        pk=delegation.pk
+    )
+    _require_admin(user=retried_by, organisation=current.owner, doing="retry")
+    checked = None
+    if current.status == Status.FAILED and _retry_goes_back_to_approved(current):
+        problem = _privilege_problem(catalog_role=current.catalog_role)
+        if problem is not None:
+            raise ValidationError(problem)
+        checked = _privilege_snapshot(current.catalog_role)
+    with transaction.atomic():
+        return _retry(
+            delegation=delegation,
+            retried_by=retried_by,
+            expected_version=expected_version,
+            checked=checked,
+        )
+
+
+def _retry(
+    *,
+    delegation: Delegation,
+    retried_by: User,
+    expected_version: int | None,
+    checked: tuple[Any, bool] | None,
+) -> Delegation:
     locked = _lock(delegation)
     _require_admin(user=retried_by, organisation=locked.owner, doing="retry")
     if locked.status != Status.FAILED:
@@ -558,12 +730,15 @@ def delegation_retry(
             f"{locked.get_status_display().lower()}."
         )
     _check_version(locked, expected_version)
-    if locked.failed_phase == Delegation.Phase.REVOKING or locked.end_cause:
+    if not _retry_goes_back_to_approved(locked):
         to = Status.REVOKING
     else:
         to = Status.APPROVED
         if locked.ends_at is not None and locked.ends_at <= timezone.now():
             raise ValidationError("This delegation's end date has passed; it cannot be retried.")
+        if checked is None:
+            raise DelegationConflict("This delegation changed; reload the page and try again.")
+        _check_privilege_unchanged(_lock_catalog_role(locked), checked)
     _transition(
         locked,
         to=to,

@@ -136,3 +136,41 @@ def test_double_click_from_one_admin_is_one_approval(
         assert OutboxMessage.objects.count() == outbox_before + 1
         services.delegation_revoke(delegation=delegation, revoked_by=owner_admin, reason="next")
         services.delegation_mark_revoked(delegation=delegation)
+
+
+def test_withdraw_against_approve_exactly_one_wins(
+    make_request: Callable[..., Delegation], owner_admin: User, partner_admin: User
+) -> None:
+    for _ in range(ROUNDS):
+        outbox_before = OutboxMessage.objects.count()
+        delegation = make_request()
+        approve, withdraw = race(
+            lambda d=delegation: services.delegation_approve(
+                delegation=d, approved_by=owner_admin, with_mfa=True, expected_version=1
+            ),
+            lambda d=delegation: services.delegation_withdraw(
+                delegation=d, withdrawn_by=partner_admin, expected_version=1
+            ),
+        )
+        winners = [r for r in (approve, withdraw) if isinstance(r, Delegation)]
+        losers = [r for r in (approve, withdraw) if isinstance(r, services.DelegationConflict)]
+        assert len(winners) == 1 and len(losers) == 1, (approve, withdraw)
+        final = Delegation.objects.get(pk=delegation.pk)
+        assert final.status == winners[0].status
+        ends = list(
+            AuditEvent.objects.filter(
+                target_id=str(final.pk),
+                action__in=["delegation.approved", "delegation.withdrawn"],
+            ).values_list("action", flat=True)
+        )
+        if final.status == "approved":
+            assert ends == ["delegation.approved"]
+            assert "this one is approved" in str(losers[0])
+            assert OutboxMessage.objects.count() == outbox_before + 1
+            services.delegation_revoke(delegation=final, revoked_by=owner_admin, reason="next")
+            services.delegation_mark_revoked(delegation=final)
+        else:
+            assert final.status == "withdrawn"
+            assert ends == ["delegation.withdrawn"]
+            assert "withdrew this request" in str(losers[0])
+            assert OutboxMessage.objects.count() == outbox_before
