@@ -270,6 +270,9 @@ class AuditVerification(models.Model):
     first_bad_sequence = models.PositiveBigIntegerField(null=True, blank=True)
     problem = models.CharField(max_length=32, blank=True)
     detail = models.TextField(blank=True)
+    # False for an outcome stored without its audit event: the log refused the append (see
+    # `audit.verification._conclude`).
+    result_audited = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at"]

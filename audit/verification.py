@@ -22,7 +22,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -34,7 +34,7 @@ from audit.checkpoints import (
     checkpoints_load,
 )
 from audit.models import AuditVerification
-from audit.services import actor_display, audit_record
+from audit.services import AuditError, actor_display, audit_record
 from audit.verify import DEFAULT_BATCH_SIZE, VerificationResult, verify_chain_steps
 
 if TYPE_CHECKING:
@@ -200,13 +200,27 @@ def _mine(verification_id: str, token: str) -> Any:
 
 
 def _conclude(verification_id: str, token: str, **fields: Any) -> bool:
-    """Store the outcome and its audit event, if the run is still this worker's."""
+    """Store the outcome and its audit event, if the run is still this worker's.
+
+    If the log refuses the event (a forged row sits where the next event goes, so every
+    append fails), the outcome is stored anyway, marked as not audited: it is the evidence
+    of that very tampering, and hiding it from the auditor would help the attacker."""
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            done = _mine(verification_id, token).update(
+                finished_at=now, result_audited=True, **fields
+            )
+            if not done:
+                return False
+            _finished_event(AuditVerification.objects.get(pk=verification_id))
+        return True
+    except (DatabaseError, AuditError):
+        logger.exception("Audit verification %s: the result event was refused.", verification_id)
     with transaction.atomic():
-        done = _mine(verification_id, token).update(finished_at=timezone.now(), **fields)
-        if not done:
-            return False
-        _finished_event(AuditVerification.objects.get(pk=verification_id))
-    return True
+        return bool(
+            _mine(verification_id, token).update(finished_at=now, result_audited=False, **fields)
+        )
 
 
 def _give_up_if_exhausted(verification_id: str) -> None:

@@ -145,7 +145,7 @@ def test_the_task_verifies_an_intact_chain_and_audits_the_result(chain, owner_or
     assert run.events_checked == run.events_total == CHAIN_LENGTH + 1 == expected.count
     assert (run.head_sequence, run.head_hash) == (expected.head_sequence, expected.head_hash)
     assert run.first_bad_sequence is None and run.problem == ""
-    assert run.started_at <= run.finished_at and run.attempts == 1
+    assert run.started_at <= run.finished_at and run.attempts == 1 and run.result_audited
     [finished] = events("audit.verification_finished")
     assert finished.outcome == AuditEvent.Outcome.SUCCESS
     assert finished.target_id == str(run.pk) and finished.organisation_id == owner_org.pk
@@ -202,14 +202,16 @@ def test_a_broken_chain_is_reported_at_the_first_bad_sequence(
     assert finished.metadata["first_bad_sequence"] == expected.first_bad_sequence
 
 
-def test_a_log_that_refuses_appends_leaves_no_unaudited_verdict(chain, owner_org, auditor):
+def test_a_log_that_refuses_appends_still_gets_its_verdict(chain, owner_org, auditor):
     """A forged row inserted without moving the chain head takes the place the next event
-    needs: the verdict cannot be audited, so it is not stored; the run turns stale."""
+    needs, so the verdict's audit event is refused. The verdict is the evidence of exactly
+    that: it is stored, marked as not audited."""
     run = start(auditor, owner_org)
     tampering.insert_row(4, proper_hash=True)
-    assert not verify_chain().ok
-    assert run_task(run) == VerificationOutcome.FAILED
-    assert run.status == Status.RUNNING and run.finished_at is None
+    expected = verify_chain()
+    assert run_task(run) == VerificationOutcome.BROKEN
+    assert run.status == Status.BROKEN and run.first_bad_sequence == expected.first_bad_sequence
+    assert run.result_audited is False
     assert events("audit.verification_finished") == []
 
 
