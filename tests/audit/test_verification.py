@@ -6,10 +6,11 @@ through Celery's `.apply()`, in this process."""
 
 import datetime as dt
 import io
+import threading
 
 import pytest
 from django.core.management import call_command
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
 from audit import verification as verification_module
@@ -27,11 +28,12 @@ from audit.verification import (
 )
 from audit.verify import Problem, verify_chain, verify_chain_steps
 from tests.audit import tampering
-from tests.audit.conftest import make_organisation, make_user, write_events
+from tests.audit.conftest import make_organisation, make_user, requires_postgresql, write_events
 
 pytestmark = pytest.mark.django_db
 
 CHAIN_LENGTH = 12
+THREADS = 6
 Status = AuditVerification.Status
 
 
@@ -331,3 +333,45 @@ def test_the_command_reports_progress_from_the_same_walk(chain, monkeypatch):
         f"5 of {CHAIN_LENGTH} events verified",
         f"10 of {CHAIN_LENGTH} events verified",
     ]
+
+
+# --- two web workers pressing "Verify now" at the same instant ---------------------------------
+
+
+@requires_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_starts_create_one_run(monkeypatch):
+    organisation = make_organisation()
+    users = [make_user() for _ in range(THREADS)]
+    published: list[str] = []
+    monkeypatch.setattr(
+        verification_module,
+        "verification_publish",
+        lambda *, verification_id: published.append(verification_id) or True,
+    )
+    barrier = threading.Barrier(THREADS)
+    outcomes: list[tuple[str, bool]] = []
+    errors: list[BaseException] = []
+
+    def press(user) -> None:
+        try:
+            barrier.wait()
+            run, started = audit_verification_start(user=user, organisation=organisation)
+            outcomes.append((str(run.pk), started))
+        except BaseException as error:  # collected and re-raised in the main thread
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=press, args=(user,)) for user in users]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    assert len(outcomes) == THREADS
+    assert len({pk for pk, _ in outcomes}) == 1
+    assert sum(started for _, started in outcomes) == 1
+    assert AuditVerification.objects.count() == 1
+    assert published == [outcomes[0][0]]
+    assert AuditEvent.objects.filter(action="audit.verification_started").count() == 1
