@@ -5,6 +5,10 @@ an auditor gets 403 before the view runs, so a page added later cannot forget it
 exceptions are the person's own account: signing out, their password, email and two-factor
 settings, their sessions, switching to another organisation they belong to, and accepting
 an invitation addressed to them.
+
+One action of the history pages is open to them as well, by name and for POST only:
+"Verify now" (`audit:verify_start`). Proving the record unaltered is the auditor's own job;
+it changes no organisation's data, only adds a verification run and its audit events.
 """
 
 from collections.abc import Callable
@@ -20,6 +24,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 PERSONAL_URL_PREFIXES = ("account_", "mfa_", "usersessions_")
 PERSONAL_URL_EXCLUDED = frozenset({"account_signup"})
 PERSONAL_URL_NAMES = frozenset({"accounts:switch_organisation", "accounts:invitation_accept"})
+# Auditor actions that are POSTs but read-only in substance (see the module docstring).
+AUDITOR_ALLOWED_POSTS = frozenset({"audit:verify_start"})
 
 
 def is_personal_url(view_name: str | None) -> bool:
@@ -44,6 +50,9 @@ class AuditorReadOnlyMiddleware:
         if membership is None or membership.role != Membership.Role.AUDITOR:
             return None
         match = request.resolver_match
-        if is_personal_url(match.view_name if match else None):
+        view_name = match.view_name if match else None
+        if is_personal_url(view_name):
+            return None
+        if request.method == "POST" and view_name in AUDITOR_ALLOWED_POSTS:
             return None
         raise PermissionDenied("Auditors have read-only access: they cannot change anything.")

@@ -7,6 +7,7 @@ foreign-key constraint and are never nulled, so a row (and its hash) survives th
 of the user or organisation it names; the copied labels keep it readable.
 """
 
+import uuid
 from typing import Any
 
 from django.conf import settings
@@ -220,3 +221,79 @@ class AuditChainHead(models.Model):
 
     def __str__(self) -> str:
         return f"Audit chain head at #{self.sequence}"
+
+
+class AuditVerification(models.Model):
+    """One run of the chain verifier in the background, asked for from the Verify page.
+
+    There is one chain for every tenant, so at most one run is queued or running at a time
+    (the partial unique constraint on `chain`, not only a check in the service). The worker
+    running it claims it with a fresh `run_token` and writes progress, and `heartbeat_at`,
+    only while the token is still its own: a run that stops beating for
+    `audit.verification.STALE_AFTER` is shown as stale and may be replaced, and a late write
+    from the lost worker then changes nothing.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        INTACT = "intact", "Intact"
+        BROKEN = "broken", "Broken"
+        FAILED = "failed", "Failed"
+
+    IN_FLIGHT = (Status.QUEUED, Status.RUNNING)
+    CHAIN = "audit"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # Always "audit": the column the single-flight constraint is unique on.
+    chain = models.CharField(max_length=16, default=CHAIN, editable=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_by_label = models.CharField(max_length=255, blank=True)
+    organisation = models.ForeignKey(
+        "accounts.Organisation", on_delete=models.CASCADE, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField()
+    run_token = models.CharField(max_length=32, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    events_checked = models.PositiveBigIntegerField(default=0)
+    events_total = models.PositiveBigIntegerField(default=0)
+    head_sequence = models.PositiveBigIntegerField(null=True, blank=True)
+    head_hash = models.CharField(max_length=64, blank=True)
+    checkpoints_checked = models.PositiveIntegerField(default=0)
+    first_bad_sequence = models.PositiveBigIntegerField(null=True, blank=True)
+    problem = models.CharField(max_length=32, blank=True)
+    detail = models.TextField(blank=True)
+    # False for an outcome stored without its audit event: the log refused the append (see
+    # `audit.verification._conclude`).
+    result_audited = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["-created_at"], name="audit_verification_created")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["chain"],
+                condition=models.Q(status__in=["queued", "running"]),
+                name="audit_verification_single_flight",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Audit chain verification {self.created_at:%Y-%m-%d %H:%M:%S} ({self.status})"
+
+    @property
+    def in_flight(self) -> bool:
+        return self.status in self.IN_FLIGHT
+
+    @property
+    def percent(self) -> int:
+        if not self.events_total:
+            return 100 if not self.in_flight else 0
+        return min(100, self.events_checked * 100 // self.events_total)

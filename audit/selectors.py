@@ -28,7 +28,7 @@ from django.db.models.fields.json import KeyTextTransform
 from django.http import Http404
 
 from accounts.models import Membership, Organisation
-from audit.models import AuditEvent, AuditEventQuerySet, AuditEventScope
+from audit.models import AuditEvent, AuditEventQuerySet, AuditEventScope, AuditVerification
 from audit.presentation import parse_time
 from delegations.models import CatalogRole, Delegation, DriftFinding
 
@@ -553,3 +553,25 @@ def delegation_timeline_summary(
         last_credential_expires=parse_time(credentials["latest"]),
         max_session_seconds=delegation.catalog_role.max_session_duration,
     )
+
+
+# --- background verifications ----------------------------------------------------------------
+
+RECENT_VERIFICATIONS = 10
+
+
+def audit_verifications_recent(*, limit: int = RECENT_VERIFICATIONS) -> list[AuditVerification]:
+    """The latest runs of the chain verifier, newest first. Runs are about the one shared
+    chain, so every owner organisation sees them all (who asked is masked by the page)."""
+    return list(AuditVerification.objects.order_by("-created_at")[:limit])
+
+
+def audit_verification_in_flight() -> AuditVerification | None:
+    return AuditVerification.objects.filter(status__in=AuditVerification.IN_FLIGHT).first()
+
+
+def audit_verification_get(*, verification_id: object) -> AuditVerification:
+    verification = AuditVerification.objects.filter(pk=verification_id).first()
+    if verification is None:
+        raise Http404("No such verification.")
+    return verification

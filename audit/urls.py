@@ -15,4 +15,6 @@ urlpatterns = [
     path("access/export.csv", views.access_report_csv, name="access_report_csv"),
     path("access/export.json", views.access_report_json, name="access_report_json"),
     path("verify/", views.verify, name="verify"),
+    path("verify/start/", views.verify_start, name="verify_start"),
+    path("verify/<uuid:verification_id>/", views.verify_run, name="verify_run"),
 ]

@@ -2,12 +2,14 @@
 
 `ChainVerifier` is pure: it is fed rows in sequence order, one at a time, and keeps only the
 last two hashes, so the database walk (`verify_chain`) runs in constant memory over millions
-of rows. Signed checkpoints (`audit.checkpoints`) add what a hash chain alone cannot show:
-a truncated tail or a history rewritten and re-hashed from some point on.
+of rows. `verify_chain_steps` is the same walk yielding its progress as it goes: the command
+and the background task (`audit.verification`) both drive it. Signed checkpoints
+(`audit.checkpoints`) add what a hash chain alone cannot show: a truncated tail or a history
+rewritten and re-hashed from some point on.
 """
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -236,6 +238,51 @@ class ChainVerifier:
         )
 
 
+@dataclass(frozen=True)
+class VerificationStep:
+    """Where a walk is: `checked` rows verified out of `total` (the highest sequence stored
+    when it started). The last step of a walk carries its `result`; the others do not."""
+
+    checked: int
+    total: int
+    result: VerificationResult | None = None
+
+
+def verify_steps(
+    rows: Iterable[ChainRow],
+    *,
+    head: tuple[int, str] | None,
+    total: int = 0,
+    checkpoints: Sequence[Checkpoint] = (),
+    invalid_checkpoints: Sequence[InvalidCheckpoint] = (),
+    progress_every: int = 0,
+) -> Iterator[VerificationStep]:
+    """The one verification walk, as steps: a first step before any row, one every
+    `progress_every` verified rows (0: none), and a last one with the result. The command
+    and the background task both drive this, so they cannot disagree."""
+    verifier = ChainVerifier(checkpoints=checkpoints, invalid_checkpoints=invalid_checkpoints)
+    yield VerificationStep(checked=0, total=total)
+    if verifier.failure is not None:
+        yield VerificationStep(checked=0, total=total, result=verifier.failure)
+        return
+    for row in rows:
+        if verifier.feed(row) is not None:
+            yield VerificationStep(checked=verifier.count, total=total, result=verifier.failure)
+            return
+        if progress_every and verifier.count % progress_every == 0:
+            yield VerificationStep(checked=verifier.count, total=total)
+    result = verifier.finish(head=head)
+    yield VerificationStep(checked=verifier.count, total=total, result=result)
+
+
+def last_result(steps: Iterable[VerificationStep]) -> VerificationResult:
+    """Run a walk to its end and return its result."""
+    for step in steps:
+        if step.result is not None:
+            return step.result
+    raise RuntimeError("The verification walk ended without a result.")
+
+
 def verify_rows(
     rows: Iterable[ChainRow],
     *,
@@ -243,13 +290,11 @@ def verify_rows(
     checkpoints: Sequence[Checkpoint] = (),
     invalid_checkpoints: Sequence[InvalidCheckpoint] = (),
 ) -> VerificationResult:
-    verifier = ChainVerifier(checkpoints=checkpoints, invalid_checkpoints=invalid_checkpoints)
-    if verifier.failure is not None:
-        return verifier.failure
-    for row in rows:
-        if verifier.feed(row) is not None:
-            return verifier.failure  # type: ignore[return-value]
-    return verifier.finish(head=head)
+    return last_result(
+        verify_steps(
+            rows, head=head, checkpoints=checkpoints, invalid_checkpoints=invalid_checkpoints
+        )
+    )
 
 
 def chain_row(event: AuditEvent, scope_organisation_ids: list[object]) -> ChainRow:
@@ -304,22 +349,40 @@ def read_head() -> tuple[tuple[int, str] | None, int]:
     return (sequence, hash_), top or 0
 
 
-def verify_chain(
+def verify_chain_steps(
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     checkpoints: Sequence[Checkpoint] = (),
     invalid_checkpoints: Sequence[InvalidCheckpoint] = (),
-) -> VerificationResult:
-    """Walk the stored chain and report the first bad sequence number, or OK.
+    progress_every: int = 0,
+) -> Iterator[VerificationStep]:
+    """Walk the stored chain, yielding progress (see `verify_steps`); the last step names the
+    first bad sequence number, or says OK.
 
     Events committed after the walk starts are left for the next run; rows stored beyond the
     chain head at the start are walked so that forged appends are reported.
     """
     head, top = read_head()
     up_to = max(top, head[0] if head else 0)
-    return verify_rows(
+    return verify_steps(
         iter_chain_rows(up_to=up_to, batch_size=batch_size),
         head=head,
+        total=up_to,
         checkpoints=checkpoints,
         invalid_checkpoints=invalid_checkpoints,
+        progress_every=progress_every,
+    )
+
+
+def verify_chain(
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    checkpoints: Sequence[Checkpoint] = (),
+    invalid_checkpoints: Sequence[InvalidCheckpoint] = (),
+) -> VerificationResult:
+    """Walk the stored chain and report the first bad sequence number, or OK."""
+    return last_result(
+        verify_chain_steps(
+            batch_size=batch_size, checkpoints=checkpoints, invalid_checkpoints=invalid_checkpoints
+        )
     )

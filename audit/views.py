@@ -1,7 +1,8 @@
 """The history pages: event browser, event detail, delegation timeline, access report,
 exports and chain verification.
 
-Every page is read-only (GET/HEAD). Readers are the owner organisation's auditors and admins
+Every page is read-only (GET/HEAD) but one: "Verify now" (POST) starts a background
+verification of the chain. Readers are the owner organisation's auditors and admins
 and partner organisations' admins; each sees only events scoped to its own organisation, and
 another organisation's event or delegation answers 404. Auditors cannot do anything else
 anywhere: `audit.middleware.AuditorReadOnlyMiddleware` refuses their unsafe requests.
@@ -9,31 +10,39 @@ anywhere: `audit.middleware.AuditorReadOnlyMiddleware` refuses their unsafe requ
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from django.core.cache import cache
+from django.contrib import messages
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_safe
+from django.views.decorators.http import require_POST, require_safe
 
 from accounts.models import Organisation
 from accounts.permissions import ADMIN, AUDITOR, organisation_member_required
 from audit import exports, selectors
 from audit.checkpoints import checkpoint_directory, checkpoint_key, checkpoints_load
 from audit.forms import AccessReportForm, EventFilterForm
+from audit.models import AuditVerification
 from audit.presentation import describe_event
 from audit.reports import access_report
-from audit.verify import read_head, verify_chain
+from audit.services import AuditError
+from audit.verification import audit_verification_start, is_stale
+from audit.verify import read_head
 from delegations.selectors import delegation_get_for_organisation
+
+logger = logging.getLogger(__name__)
 
 HISTORY_READERS = (ADMIN, AUDITOR)
 PAGE_SIZE = 50
 TIMELINE_PAGE_SIZE = 200
-VERIFY_LOCK = "audit:verify-running"
-VERIFY_LOCK_SECONDS = 15 * 60
+# How often a run's page reloads itself while the worker walks the chain.
+VERIFY_REFRESH_SECONDS = 2
 
 
 def _organisation(request: HttpRequest) -> Organisation:
@@ -254,37 +263,95 @@ def _checkpoint_status() -> dict[str, Any]:
     }
 
 
+def _owner_only(request: HttpRequest) -> Organisation:
+    organisation = _organisation(request)
+    if not organisation.is_owner:
+        raise PermissionDenied("Verifying the audit log is for the owner's auditors and admins.")
+    return organisation
+
+
+@dataclass(frozen=True)
+class VerificationRow:
+    """A run as the page shows it: stale runs read as failed, and who asked is named only
+    to the asker's own organisation (runs are about the shared chain, not a tenant's data)."""
+
+    run: AuditVerification
+    stale: bool
+    requested_by: str
+
+    @property
+    def status(self) -> str:
+        return "stale" if self.stale else self.run.status
+
+    @property
+    def in_progress(self) -> bool:
+        return self.run.in_flight and not self.stale
+
+
+def _row(run: AuditVerification, organisation: Organisation) -> VerificationRow:
+    return VerificationRow(
+        run=run,
+        stale=is_stale(run),
+        requested_by=run.requested_by_label
+        if run.organisation_id == organisation.pk
+        else "someone in another owner organisation",
+    )
+
+
+def _verify_context(organisation: Organisation) -> dict[str, Any]:
+    head, top = read_head()
+    return {
+        "head": head,
+        "top": top,
+        "checkpoints": _checkpoint_status(),
+        "runs": [_row(run, organisation) for run in selectors.audit_verifications_recent()],
+    }
+
+
 @require_safe
 @organisation_member_required(roles=HISTORY_READERS)
 def verify(request: HttpRequest) -> HttpResponse:
-    """Shows the chain head; `?run=1` walks the whole chain (in batches) and says whether it
-    is intact or names the first bad sequence number. Verification changes nothing, so it is
-    a GET; one runs at a time."""
-    if not _organisation(request).is_owner:
-        raise PermissionDenied("Verifying the audit log is for the owner's auditors and admins.")
-    checkpoints = _checkpoint_status()
-    result = None
-    busy = False
-    if request.GET.get("run") == "1":
-        if cache.add(VERIFY_LOCK, True, VERIFY_LOCK_SECONDS):
-            try:
-                result = verify_chain(
-                    checkpoints=checkpoints["valid"], invalid_checkpoints=checkpoints["invalid"]
-                )
-            finally:
-                cache.delete(VERIFY_LOCK)
-        else:
-            busy = True
-    head, top = read_head()
-    return render(
-        request,
-        "audit/verify.html",
-        {
-            "result": result,
-            "busy": busy,
-            "head": head,
-            "top": top,
-            "checkpoints": checkpoints,
-            "ran_at": timezone.now() if result else None,
-        },
-    )
+    """The chain head, the signed checkpoints, "Verify now" and the last runs. Walking the
+    chain takes minutes, so it runs in the worker (`audit.verification`)."""
+    organisation = _owner_only(request)
+    in_flight = selectors.audit_verification_in_flight()
+    context = _verify_context(organisation)
+    context["current"] = _row(in_flight, organisation) if in_flight else None
+    return render(request, "audit/verify.html", context)
+
+
+@require_POST
+@organisation_member_required(roles=HISTORY_READERS)
+def verify_start(request: HttpRequest) -> HttpResponse:
+    """Start a verification, or show the one already queued or running. Open to auditors
+    on purpose (see `audit.middleware.AUDITOR_ALLOWED_POSTS`): it changes nothing but adds
+    a verification run and its audit events."""
+    organisation = _owner_only(request)
+    try:
+        run, started = audit_verification_start(user=request.user, organisation=organisation)  # type: ignore[arg-type]
+    except (DatabaseError, AuditError):
+        # Starting is audited, and the log refuses new events: a forged row sits where the
+        # next one goes. The walk from a shell still names it.
+        logger.exception("Could not start an audit verification.")
+        messages.error(
+            request,
+            "The audit log refuses new events, so a verification cannot be recorded: the log "
+            "has probably been tampered with. Run `python manage.py audit_verify` on the "
+            "server to find the first bad sequence number.",
+        )
+        return redirect("audit:verify")
+    if not started:
+        messages.info(request, "A verification is already running; here is its progress.")
+    return redirect("audit:verify_run", verification_id=run.pk)
+
+
+@require_safe
+@organisation_member_required(roles=HISTORY_READERS)
+def verify_run(request: HttpRequest, verification_id: Any) -> HttpResponse:
+    """One run: its progress (the page reloads itself while it is in flight), then the
+    verdict, with the last runs below."""
+    organisation = _owner_only(request)
+    run = selectors.audit_verification_get(verification_id=verification_id)
+    context = _verify_context(organisation)
+    context.update(row=_row(run, organisation), refresh_seconds=VERIFY_REFRESH_SECONDS)
+    return render(request, "audit/verify_run.html", context)

@@ -20,7 +20,9 @@ from typing import Any
 import pytest
 
 from accounts.models import User
+from audit import verification
 from audit.models import AuditEvent
+from audit.tasks import audit_verify_chain
 from tests.audit import tampering
 from tests.audit.history import History, build_history, record_staff_events
 from tests.fixtures.worker import OwnerWorld
@@ -50,8 +52,18 @@ def story(owner_world_tx: OwnerWorld) -> History:
 
 
 def test_the_auditor_answers_who_could_act_and_proves_the_record(
-    signed_in_page: Callable[[User], Any], live_server: Any, story: History
+    signed_in_page: Callable[[User], Any],
+    live_server: Any,
+    story: History,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # Verifications are captured instead of published; `work` plays the worker.
+    published: list[str] = []
+    monkeypatch.setattr(
+        verification,
+        "verification_publish",
+        lambda *, verification_id: published.append(verification_id) or True,
+    )
     page = signed_in_page(story.auditor)
     page.set_default_timeout(WAIT_MS)
 
@@ -117,15 +129,32 @@ def test_the_auditor_answers_who_could_act_and_proves_the_record(
     events = json.loads(Path(json_download.value.path()).read_text("utf-8"))
     assert len(events["events"]) == AuditEvent.objects.visible_to(story.owner.pk).count()
 
-    # 5. The record verifies; after a direct edit, verification names the row.
+    # 5. The record verifies (in the worker, while the page refreshes itself); after a
+    # direct edit, verification names the row.
     page.get_by_role("link", name="Verify the record").first.click()
     page.get_by_test_id("run-verify").click()
+    page.wait_for_selector('[data-testid="verification-progress"][data-status="queued"]')
+    shot(page, "05-verify-queued")
+    work(published)
     page.wait_for_selector('[data-testid="verdict"]')
     assert page.get_by_test_id("verdict").get_attribute("data-ok") == "true"
     shot(page, "05-verify-intact")
     tampering.edit_column(offered.sequence, "actor_label", "Someone Else <x@example.com>")
     page.get_by_test_id("run-verify").click()
+    page.wait_for_selector('[data-testid="verification-progress"]')
+    work(published)
     page.wait_for_selector('[data-testid="verdict"][data-ok="false"]')
     assert page.get_by_test_id("verdict").get_attribute("data-first-bad") == str(offered.sequence)
     assert f"altered at sequence {offered.sequence}" in page.get_by_test_id("verdict").inner_text()
+    runs = page.locator('[data-testid="verification-run"]')
+    assert [runs.nth(i).get_attribute("data-status") for i in range(runs.count())] == [
+        "broken",
+        "intact",
+    ]
     shot(page, "06-verify-tampered")
+
+
+def work(published: list[str]) -> None:
+    """The worker: run the verification the web server published, through Celery."""
+    assert len(published) == 1, published
+    audit_verify_chain.apply(args=[published.pop()], throw=True)

@@ -1,13 +1,16 @@
 """`python manage.py audit_verify [--checkpoints DIR]`: OK with the count, or the first bad
-sequence number and why; exits non-zero on failure."""
+sequence number and why; exits non-zero on failure. With `-v 2` it reports progress on stderr
+(the same walk the Verify page's background task runs)."""
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit.checkpoints import checkpoint_key, checkpoints_load
-from audit.verify import DEFAULT_BATCH_SIZE, verify_chain
+from audit.verification import PROGRESS_EVERY
+from audit.verify import DEFAULT_BATCH_SIZE, VerificationStep, last_result, verify_chain_steps
 
 
 class Command(BaseCommand):
@@ -38,9 +41,19 @@ class Command(BaseCommand):
                 raise CommandError(str(error)) from error
             if not checkpoints and not invalid:
                 raise CommandError(f"No checkpoint files (*.json) in {directory}.")
-        result = verify_chain(
-            batch_size=options["batch_size"], checkpoints=checkpoints, invalid_checkpoints=invalid
+        steps = verify_chain_steps(
+            batch_size=options["batch_size"],
+            checkpoints=checkpoints,
+            invalid_checkpoints=invalid,
+            progress_every=PROGRESS_EVERY if options["verbosity"] >= 2 else 0,
         )
+        result = last_result(self._report(steps) if options["verbosity"] >= 2 else steps)
         if not result.ok:
             raise CommandError(result.summary(), returncode=1)
         self.stdout.write(result.summary())
+
+    def _report(self, steps: Iterator[VerificationStep]) -> Iterator[VerificationStep]:
+        for step in steps:
+            if step.result is None:
+                self.stderr.write(f"{step.checked} of {step.total} events verified")
+            yield step
