@@ -252,3 +252,22 @@ def test_withdraw_refuses_get_forged_versions_and_foreign_ids(
         == 403
     )
     assert Delegation.objects.get(pk=requested.pk).status == S.REQUESTED
+
+
+def summary_of(client: Client, delegation: Delegation) -> str:
+    page = client.get(url("detail", delegation.pk)).content.decode()
+    start = page.index('data-testid="delegation-summary"')
+    return " ".join(page[start : page.index("</p>", start)].split())
+
+
+def test_the_page_summary_never_claims_access_a_request_does_not_give(
+    partner_client: Client, owner_client: Client, requested: Delegation
+) -> None:
+    assert "asks to switch into this role in your account" in summary_of(owner_client, requested)
+    assert "would switch into this role in theirs" in summary_of(partner_client, requested)
+    partner_client.post(url("withdraw", requested.pk), {"version": 1, "confirm": "on"})
+    owner_summary = summary_of(owner_client, requested)
+    partner_summary = summary_of(partner_client, requested)
+    assert "cannot switch into this role in your account (withdrawn)" in owner_summary
+    assert "cannot switch into this role in theirs (withdrawn)" in partner_summary
+    assert "may switch" not in owner_summary + partner_summary
