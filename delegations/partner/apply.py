@@ -3,9 +3,8 @@
 `partner_user_policy_reconcile(policy_id=...)` makes the cloud match
 `partner_user_desired_role_arns` (the ledger): a custom policy whose document is exactly
 `assume_role_policy_for(<those role ARNs>)`, attached to the user; or, when no role is wanted,
-the policy detached from the user (and deleted when it has a single version: RAM refuses to
-delete a policy with older versions, which then stays in place, attached to nobody). Never
-AliyunSTSAssumeRoleAccess.
+no policy at all: detached from the user, its non-default versions deleted (RAM refuses to
+delete a policy that still has them), then deleted. Never AliyunSTSAssumeRoleAccess.
 
 It is the owner side's mechanism with another subject: the same lease (`RoleLease` on the
 `PartnerUserPolicy` row), the same outbox (`reconcile_partner_user` messages, marked done once
@@ -147,7 +146,7 @@ class _Actual:
     attached: bool
     user_exists: bool
     # Read only when nothing is wanted: RAM deletes a policy only once it has no other
-    # versions, so a policy with older versions is left in place, detached.
+    # versions, so these are deleted first.
     old_versions: tuple[str, ...] = ()
 
 
@@ -332,9 +331,26 @@ def _plan(policy: PartnerUserPolicy, actual: _Actual, desired: frozenset[str]) -
                 },
             )
         )
-    if actual.policy_exists and not actual.old_versions:
-        # A policy with older versions stays, detached: it grants nothing while attached to
-        # nobody, and its versions rotate when the user is assigned again.
+    if actual.policy_exists:
+        # RAM refuses DeletePolicy while non-default versions remain (DeleteConflict.Policy.
+        # Version), so they go first; one already gone (a lost answer) is done.
+        for version_id in actual.old_versions:
+            ops.append(
+                _Op(
+                    "DeletePolicyVersion",
+                    f"{policy_target} version/{version_id}",
+                    {"policy_name": name, "version_id": version_id},
+                    lambda c, version_id=version_id: c.delete_policy_version(
+                        policy_name=name, version_id=version_id
+                    ),
+                    {
+                        "EntityNotExist.Policy.Version": "done",
+                        "EntityNotExist.Policy": "replan",
+                        # It became the default meanwhile: someone else changed the policy.
+                        "DeleteConflict.Policy.Version.Default": "replan",
+                    },
+                )
+            )
         ops.append(
             _Op(
                 "DeletePolicy",
@@ -359,7 +375,7 @@ def _matches(actual: _Actual, desired: frozenset[str]) -> bool:
             and actual.role_arns == desired
             and actual.attached
         )
-    return not actual.attached and not (actual.policy_exists and not actual.old_versions)
+    return not actual.attached and not actual.policy_exists
 
 
 class _PartnerReconciler:

@@ -264,6 +264,86 @@ def test_delete_policy_conflicts(sdk, new_account, new_user):
     assert system.code == "EntityNotExist.Policy"
 
 
+def test_delete_policy_version(sdk, new_account, new_user):
+    owner = new_account()
+    client = sdk.ram(owner)
+    client.create_policy(
+        ram.CreatePolicyRequest(policy_name="p", policy_document=permission_policy("ecs:A"))
+    )
+    for letter in "BC":
+        client.create_policy_version(
+            ram.CreatePolicyVersionRequest(
+                policy_name="p",
+                policy_document=permission_policy(f"ecs:{letter}"),
+                set_as_default=True,
+            )
+        )
+
+    default = error_of(
+        client.delete_policy_version,
+        ram.DeletePolicyVersionRequest(policy_name="p", version_id="v3"),
+    )
+    assert (default.code, default.statusCode) == ("DeleteConflict.Policy.Version.Default", 409)
+    client.delete_policy_version(ram.DeletePolicyVersionRequest(policy_name="p", version_id="v1"))
+    versions = client.list_policy_versions(
+        ram.ListPolicyVersionsRequest(policy_name="p", policy_type="Custom")
+    ).body.policy_versions.policy_version
+    assert [(v.version_id, v.is_default_version) for v in versions] == [
+        ("v2", False),
+        ("v3", True),
+    ]
+    gone = error_of(
+        client.delete_policy_version,
+        ram.DeletePolicyVersionRequest(policy_name="p", version_id="v1"),
+    )
+    assert (gone.code, gone.statusCode) == ("EntityNotExist.Policy.Version", 404)
+    for bad in ("1", "v0", "V2", "v2x"):
+        malformed = error_of(
+            client.delete_policy_version,
+            ram.DeletePolicyVersionRequest(policy_name="p", version_id=bad),
+        )
+        assert (malformed.code, malformed.statusCode) == ("InvalidParameter.VersionId.Format", 400)
+    missing = error_of(
+        client.delete_policy_version,
+        ram.DeletePolicyVersionRequest(policy_name="ghost", version_id="v1"),
+    )
+    assert (missing.code, missing.statusCode) == ("EntityNotExist.Policy", 404)
+    system = error_of(
+        client.delete_policy_version,
+        ram.DeletePolicyVersionRequest(policy_name="AdministratorAccess", version_id="v1"),
+    )
+    assert system.code == "EntityNotExist.Policy"
+
+    # A RAM user needs ram:DeletePolicyVersion on the policy.
+    judy = new_user(owner, "judy")
+    denied = error_of(
+        sdk.ram(judy).delete_policy_version,
+        ram.DeletePolicyVersionRequest(policy_name="p", version_id="v2"),
+    )
+    assert denied.code == "NoPermission"
+    client.create_policy(
+        ram.CreatePolicyRequest(
+            policy_name="prune",
+            policy_document=permission_policy(
+                "ram:DeletePolicyVersion", f"acs:ram:*:{owner.uid}:policy/p"
+            ),
+        )
+    )
+    sdk.attach_to_user(owner, "judy", "prune", "Custom")
+    sdk.ram(judy).delete_policy_version(
+        ram.DeletePolicyVersionRequest(policy_name="p", version_id="v2")
+    )
+
+    # With its old versions gone, the policy can be deleted.
+    client.delete_policy(ram.DeletePolicyRequest(policy_name="p"))
+    assert (
+        error_of(
+            client.get_policy, ram.GetPolicyRequest(policy_name="p", policy_type="Custom")
+        ).code
+        == "EntityNotExist.Policy"
+    )
+
+
 # --- users ----------------------------------------------------------------------------------------
 
 

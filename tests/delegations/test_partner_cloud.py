@@ -133,13 +133,68 @@ def test_unassign_then_the_next_assume_role_fails(partner_world: PartnerWorld) -
     services.staff_unassign(assignment=assignment, unassigned_by=world.partner_admin)
     world.drain()
     assert not world.user_may_assume("Alice")
-    # Nothing left for Alice: the policy is detached (and deleted when it has one version).
+    # Nothing left for Alice: the policy is detached and deleted.
     assert ("Custom", "portal-assume-Alice") not in world.attached_to_user("Alice")
+    assert world.managed_policy_document("Alice") is None
     policy = PartnerUserPolicy.objects.get(ram_user_name="Alice")
     assert policy.applied_role_arns == [] and not policy.policy_attached
     with pytest.raises(CredentialRefused) as refused:
         _issue(world, StaffAssignment.objects.get(pk=assignment.pk))
     assert refused.value.code == "NotAssigned"
+
+
+def test_a_policy_with_older_versions_is_deleted_once_nothing_is_wanted(
+    partner_world: PartnerWorld,
+) -> None:
+    from delegations.services import delegation_offer
+    from delegations.services.catalog import catalog_role_create
+
+    world = partner_world
+    root = world.partner_root()
+    first = world.active_delegation()
+    world.link(world.alice, "Alice")
+    on_first = world.assign(first, world.alice)
+    world.drain()
+    # A second role for Alice rewrites her policy: it now has an older, non-default version.
+    second_role = catalog_role_create(
+        owner=world.owner,
+        created_by=world.owner_admin,
+        role_name=f"ecs-read-{world.role_name[-6:]}",
+        description="Read the ECS fleet",
+        policy_keys=[("System", "AliyunECSFullAccess")],
+        max_session_duration=3600,
+    )
+    second = delegation_offer(
+        owner=world.owner,
+        offered_by=world.owner_admin,
+        partner=world.partner,
+        catalog_role=second_role,
+        reason="Read the ECS fleet under the support contract",
+        ends_at=None,
+        with_mfa=True,
+    )
+    world.drain()
+    on_second = world.assign(Delegation.objects.get(pk=second.pk), world.alice)
+    world.drain()
+    versions = root.list_policy_versions(policy_type="Custom", policy_name="portal-assume-Alice")
+    assert len(versions) >= 2 and sum(1 for v in versions if not v.is_default) >= 1
+
+    services.staff_unassign(assignment=on_first, unassigned_by=world.partner_admin)
+    services.staff_unassign(assignment=on_second, unassigned_by=world.partner_admin)
+    world.drain()
+    # Nothing left for Alice: no policy at all, its older versions deleted first.
+    assert root.get_policy(policy_type="Custom", policy_name="portal-assume-Alice") is None
+    assert not world.user_may_assume("Alice")
+    policy = PartnerUserPolicy.objects.get(ram_user_name="Alice")
+    calls = list(
+        CloudCall.objects.filter(partner_user_policy=policy, mutating=True)
+        .order_by("id")
+        .values_list("action", "outcome")
+    )
+    deletes = [action for action, _ in calls if action.startswith("Delete")]
+    assert deletes[-1] == "DeletePolicy" and "DeletePolicyVersion" in deletes
+    assert all(outcome == CloudCall.Outcome.OK for _, outcome in calls)
+    assert not policy.policy_attached and policy.applied_role_arns == []
 
 
 def test_revoke_then_the_next_assume_role_fails_both_ways(partner_world: PartnerWorld) -> None:

@@ -188,3 +188,44 @@ def test_a_worker_that_died_after_its_intent_is_resolved_by_the_next_run(
     pending.refresh_from_db()
     assert (pending.outcome, pending.note) == (CloudCall.Outcome.UNKNOWN, "resolved by reconcile")
     assert world.user_may_assume("Alice")
+
+
+def test_older_versions_are_deleted_before_the_policy_and_a_lost_answer_is_done(
+    partner_world: PartnerWorld, alice_policy: PartnerUserPolicy
+) -> None:
+    from delegations.models import StaffAssignment
+    from delegations.partner.services import staff_unassign
+
+    world = partner_world
+    assert partner_user_policy_reconcile(policy_id=alice_policy.pk).outcome == "converged"
+    root = world.partner_root()
+    document = policies.assume_role_policy_for([world.role_arn])
+    for _ in range(2):  # older, non-default versions the policy picked up along the way
+        root.create_policy_version(
+            policy_name=alice_policy.policy_name,
+            document=document,
+            set_as_default=False,
+            rotate=True,  # the emulator outlives the test: the policy may have versions already
+        )
+    old = [
+        v.version_id
+        for v in root.list_policy_versions(
+            policy_type="Custom", policy_name=alice_policy.policy_name
+        )
+        if not v.is_default
+    ]
+    assert len(old) >= 2
+    staff_unassign(
+        assignment=StaffAssignment.objects.get(user=world.alice),
+        unassigned_by=world.partner_admin,
+    )
+    world.sim.set_faults({"action": "DeletePolicyVersion", "kind": "lost", "count": 1})
+    report = partner_user_policy_reconcile(policy_id=alice_policy.pk)
+    assert report.outcome == PartnerReconcileOutcome.CONVERGED
+    assert root.get_policy(policy_type="Custom", policy_name=alice_policy.policy_name) is None
+    deletes = [m for m in mutations(alice_policy) if m[0].startswith("Delete")]
+    # One DeletePolicyVersion per older version, the first sent twice (its answer was lost).
+    assert [m[0] for m in deletes] == ["DeletePolicyVersion"] * (len(old) + 1) + ["DeletePolicy"]
+    assert deletes[1] == ("DeletePolicyVersion", "ok", "already done")
+    assert all(m[1] == "ok" for m in deletes[1:])
+    world.sim.clear_faults()
