@@ -40,9 +40,10 @@ from delegations.catalog_forms import (
     CloudAccountReplaceForm,
     PartnerAllowanceForm,
 )
-from delegations.models import FINAL_STATUSES, CatalogRole
+from delegations.models import FINAL_STATUSES, CatalogRole, CloudAccount
 from delegations.services import catalog as catalog_services
 from delegations.services import cloud_accounts as account_services
+from delegations.services.catalog import PolicyKey
 from portal.crypto import SecretDecryptionError
 
 READERS = (ADMIN, AUDITOR)
@@ -326,6 +327,37 @@ def catalog(request: HttpRequest) -> HttpResponse:
     return _catalog_page(request)
 
 
+def _high_privilege_gate(
+    request: HttpRequest,
+    *,
+    form: CatalogRoleForm,
+    account: CloudAccount,
+    keys: list[PolicyKey],
+    role: CatalogRole | None = None,
+) -> tuple[list[str], HttpResponse | None]:
+    """The high-privilege policies among `keys`, and the answer to give instead of saving when
+    the cloud cannot say, the owner has not ticked the box, or a fresh confirmation is due."""
+    try:
+        high_privilege = catalog_services.catalog_policies_high_privilege(
+            cloud_account=account, policy_keys=keys
+        )
+    except CloudError as error:
+        form.add_error(None, _cloud_message(error))
+        return [], _role_form_page(request, form=form, status=400, role=role)
+    if high_privilege and not form.cleaned_data["high_privilege_confirmed"]:
+        form.add_error(
+            "high_privilege_confirmed",
+            f"{', '.join(high_privilege)}: RAM administration or full access to the account. "
+            "Tick the box to confirm a partner may have that.",
+        )
+        return high_privilege, _role_form_page(
+            request, form=form, high_privilege=high_privilege, status=400, role=role
+        )
+    if high_privilege and not _recently_confirmed(request):
+        return high_privilege, _confirm_then_replay(request)
+    return high_privilege, None
+
+
 def _role_form_page(
     request: HttpRequest,
     *,
@@ -394,23 +426,10 @@ def catalog_role_create(request: HttpRequest) -> HttpResponse:
     except ValidationError as error:
         _add_errors(form, error)
         return _role_form_page(request, form=form, status=400)
-    try:
-        high_privilege = catalog_services.catalog_policies_high_privilege(
-            cloud_account=account, policy_keys=keys
-        )
-    except CloudError as error:
-        form.add_error(None, _cloud_message(error))
-        return _role_form_page(request, form=form, status=400)
+    high_privilege, stop = _high_privilege_gate(request, form=form, account=account, keys=keys)
+    if stop is not None:
+        return stop
     confirmed = form.cleaned_data["high_privilege_confirmed"]
-    if high_privilege and not confirmed:
-        form.add_error(
-            "high_privilege_confirmed",
-            f"{', '.join(high_privilege)}: RAM administration or full access to the account. "
-            "Tick the box to confirm a partner may have that.",
-        )
-        return _role_form_page(request, form=form, high_privilege=high_privilege, status=400)
-    if high_privilege and not _recently_confirmed(request):
-        return _confirm_then_replay(request)
     try:
         role = catalog_services.catalog_role_create(
             owner=owner,
@@ -475,25 +494,12 @@ def catalog_role_edit(request: HttpRequest, catalog_role_id: str) -> HttpRespons
     except ValidationError as error:
         _add_errors(form, error)
         return _role_form_page(request, form=form, status=400, role=role)
-    try:
-        high_privilege = catalog_services.catalog_policies_high_privilege(
-            cloud_account=role.cloud_account, policy_keys=keys
-        )
-    except CloudError as error:
-        form.add_error(None, _cloud_message(error))
-        return _role_form_page(request, form=form, status=400, role=role)
+    high_privilege, stop = _high_privilege_gate(
+        request, form=form, account=role.cloud_account, keys=keys, role=role
+    )
+    if stop is not None:
+        return stop
     confirmed = form.cleaned_data["high_privilege_confirmed"]
-    if high_privilege and not confirmed:
-        form.add_error(
-            "high_privilege_confirmed",
-            f"{', '.join(high_privilege)}: RAM administration or full access to the account. "
-            "Tick the box to confirm a partner may have that.",
-        )
-        return _role_form_page(
-            request, form=form, high_privilege=high_privilege, status=400, role=role
-        )
-    if high_privilege and not _recently_confirmed(request):
-        return _confirm_then_replay(request)
     try:
         result = catalog_services.catalog_role_update(
             catalog_role=role,
