@@ -5,8 +5,10 @@ Two organisations that work together (owner company A, partner company B) and tw
 authenticator app, as PORTAL_REQUIRE_MFA demands.
 """
 
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
@@ -18,6 +20,7 @@ from accounts.models import Membership, Organisation, User
 from tests.factories import MembershipFactory, OrganisationFactory, UserFactory
 
 _SUITE_ENCRYPTION_KEY = Fernet.generate_key().decode()
+_NO_CLOUDSIM = Path(tempfile.gettempdir()) / "portal-tests-no-cloudsim-here"
 
 
 @pytest.fixture(autouse=True)
@@ -29,6 +32,10 @@ def _fast_passwords_and_fresh_rate_limits(settings: object) -> None:
     # TOTP keys are encrypted at rest (accounts.mfa_secrets) and fail closed without a key;
     # admins enrol TOTP in almost every test. Tests about the keys set their own.
     settings.PORTAL_ENCRYPTION_KEYS = [_SUITE_ENCRYPTION_KEY]  # type: ignore[attr-defined]
+    # `make run` leaves cloudsim's demo keys under var/cloudsim; no test may read a developer's
+    # state (seed_demo would try to connect to a cloudsim that is not running). Tests that want
+    # cloudsim's demo point this at their own.
+    settings.CLOUDSIM_DATA_DIR = _NO_CLOUDSIM  # type: ignore[attr-defined]
 
 
 def enable_totp(user: User) -> str:
