@@ -3,7 +3,7 @@ import logging
 from celery import shared_task
 
 from audit.checkpoints import checkpoint_key, checkpoint_write
-from audit.verification import audit_verification_run
+from audit.verification import audit_verification_run, audit_verification_sweep_stale
 
 logger = logging.getLogger(__name__)
 
@@ -32,3 +32,10 @@ def audit_write_checkpoint() -> None:
 def audit_verify_chain(verification_id: str) -> str:
     """Walk the chain for one AuditVerification (started from the Verify page)."""
     return audit_verification_run(verification_id=verification_id)
+
+
+@shared_task(name="audit.sweep_stale_verifications", ignore_result=True)
+def audit_sweep_stale_verifications() -> None:
+    """Celery beat: a verification whose worker was lost is shown as failed, not running."""
+    if audit_verification_sweep_stale():
+        logger.warning("A verification of the audit chain had stopped making progress; failed.")

@@ -99,7 +99,12 @@ def _finished_event(verification: AuditVerification) -> None:
     )
 
 
-def _mark_stale(verification: AuditVerification, *, now: dt.datetime) -> bool:
+def _mark_stale(
+    verification: AuditVerification,
+    *,
+    now: dt.datetime,
+    then: str = "A new verification was started.",
+) -> bool:
     """Fail a run whose heartbeat stopped; False if it moved meanwhile."""
     minutes = int(STALE_AFTER.total_seconds() // 60)
     marked = AuditVerification.objects.filter(
@@ -110,12 +115,23 @@ def _mark_stale(verification: AuditVerification, *, now: dt.datetime) -> bool:
         status=Status.FAILED,
         finished_at=now,
         detail=f"No progress for {minutes} minutes: the worker running it was lost, or the "
-        "task never reached one. A new verification was started.",
+        f"task never reached one. {then}",
     )
     if marked:
         verification.refresh_from_db()
         _finished_event(verification)
     return bool(marked)
+
+
+def audit_verification_sweep_stale(*, now: dt.datetime | None = None) -> bool:
+    """Celery beat: fail the run in flight if its heartbeat stopped, so the Verify page stops
+    showing it as running even when nobody presses Verify now. True if one was failed."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        current = _in_flight()
+        if current is None or not is_stale(current, now=now):
+            return False
+        return _mark_stale(current, now=now, then="Press Verify now to start another.")
 
 
 def audit_verification_start(

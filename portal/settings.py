@@ -269,6 +269,11 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "delegations.sync_partner_user_policies",
         "schedule": 60.0,
     },
+    # A verification of the audit chain whose worker was lost is failed, not left "running".
+    "audit-sweep-stale-verifications": {
+        "task": "audit.sweep_stale_verifications",
+        "schedule": 300.0,
+    },
     # Signs the audit chain head into AUDIT_CHECKPOINT_DIR (see audit/checkpoints.py).
     "audit-checkpoint-daily": {
         "task": "audit.write_checkpoint",

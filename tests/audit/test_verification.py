@@ -23,6 +23,7 @@ from audit.verification import (
     VerificationOutcome,
     audit_verification_run,
     audit_verification_start,
+    audit_verification_sweep_stale,
     is_stale,
     verification_publish,
 )
@@ -274,6 +275,26 @@ def test_a_run_without_heartbeat_is_stale_and_a_new_one_may_start(chain, owner_o
     assert run_task(lost) == VerificationOutcome.NOT_CLAIMED
     assert lost.status == Status.FAILED
     assert run_task(fresh) == VerificationOutcome.INTACT
+
+
+def test_beat_fails_a_stale_run_and_leaves_a_live_one_alone(chain, owner_org, auditor):
+    run = start(auditor, owner_org)
+    recent = timezone.now() - STALE_AFTER + dt.timedelta(minutes=1)
+    AuditVerification.objects.filter(pk=run.pk).update(status=Status.RUNNING, heartbeat_at=recent)
+    assert audit_verification_sweep_stale() is False
+    run.refresh_from_db()
+    assert run.status == Status.RUNNING and events("audit.verification_finished") == []
+
+    long_ago = timezone.now() - STALE_AFTER - dt.timedelta(seconds=1)
+    AuditVerification.objects.filter(pk=run.pk).update(heartbeat_at=long_ago)
+    assert audit_verification_sweep_stale() is True
+    run.refresh_from_db()
+    assert run.status == Status.FAILED and "Press Verify now" in run.detail
+    [finished] = events("audit.verification_finished")
+    assert finished.target_id == str(run.pk) and finished.metadata["status"] == "failed"
+    # Nothing in flight any more: a second sweep changes nothing, and a new run may start.
+    assert audit_verification_sweep_stale() is False
+    assert audit_verification_start(user=auditor, organisation=owner_org)[1] is True
 
 
 def test_a_run_that_is_merely_slow_is_not_stale(chain, owner_org, auditor):
