@@ -43,7 +43,9 @@ from delegations.services.apply import (
     RoleLease,
     TransientCloudFailure,
     _ask,
+    _PermanentFailure,
     _Recorder,
+    _Replan,
     backoff_seconds,
 )
 from delegations.services.cloud_accounts import cloud_account_client
@@ -101,39 +103,11 @@ class _PartnerRecorder(_Recorder):
     def _subject(self) -> dict[str, Any]:
         return {"partner_user_policy": self.policy}
 
-    def _audit(self, call: CloudCall, *, action: str, outcome: str) -> None:
-        audit_record(
-            action=action,
-            organisation=self.owner,
-            target=call,
-            target_label=f"{call.action} {call.target}",
-            after={
-                "outcome": call.outcome,
-                "request_id": call.request_id,
-                "error_code": call.error_code,
-            },
-            metadata={
-                "cloud_action": call.action,
-                "target": call.target,
-                "mutating": call.mutating,
-                "request": call.request_summary,
-                "http_status": call.http_status,
-                "worker": call.worker,
-                "partner_user_policy": str(self.policy.pk),
-                "ram_user_name": self.policy.ram_user_name,
-            },
-            outcome=outcome,
-        )
-
-
-class _PermanentFailure(Exception):
-    def __init__(self, info: FailureInfo) -> None:
-        self.info = info
-        super().__init__(f"{info.code}: {info.message}")
-
-
-class _Replan(Exception):
-    pass
+    def _audit_subject(self) -> dict[str, str]:
+        return {
+            "partner_user_policy": str(self.policy.pk),
+            "ram_user_name": self.policy.ram_user_name,
+        }
 
 
 @dataclass(frozen=True)

@@ -337,10 +337,14 @@ class _Recorder:
                 "request": call.request_summary,
                 "http_status": call.http_status,
                 "worker": call.worker,
-                "managed_role": str(self.role.pk),
+                **self._audit_subject(),
             },
             outcome=outcome,
         )
+
+    def _audit_subject(self) -> dict[str, str]:
+        """Which desired state the call served, named in its audit event."""
+        return {"managed_role": str(self.role.pk)}
 
     def flush(self) -> None:
         """Write the answers kept so far; runs inside the caller's transaction."""
