@@ -5,10 +5,13 @@ then read `request.membership` / `request.organisation`, which `CurrentOrganisat
 sets on every request from the person's memberships.
 """
 
+import time
 from collections.abc import Callable, Iterable
 from functools import wraps
 from typing import Any
 
+from allauth.account.authentication import get_authentication_records
+from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
@@ -70,3 +73,14 @@ class OrganisationMemberRequiredMixin:
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         checked = organisation_member_required(roles=self.required_roles)(super().dispatch)  # type: ignore[misc]
         return checked(request, *args, **kwargs)
+
+
+def recent_authentications(request: HttpRequest) -> list[dict[str, Any]]:
+    """This session's sign-ins and identity confirmations (allauth's records, each with its
+    `method`) made within ACCOUNT_REAUTHENTICATION_TIMEOUT: what sensitive actions require."""
+    cutoff = time.time() - settings.ACCOUNT_REAUTHENTICATION_TIMEOUT
+    return [
+        record
+        for record in get_authentication_records(request, request.user)
+        if isinstance(record, dict) and record.get("at", 0) >= cutoff
+    ]

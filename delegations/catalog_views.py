@@ -9,11 +9,8 @@ the session to be replayed after a sign-in, it is refused and the key must be en
 
 from __future__ import annotations
 
-import time
 from typing import Any
 from urllib.parse import urlencode
-
-from allauth.account.authentication import get_authentication_records
 
 # allauth's own mechanism for replaying a POST after reauthentication (no public wrapper);
 # used only for requests that carry no secret.
@@ -29,7 +26,12 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import Organisation
-from accounts.permissions import ADMIN, AUDITOR, organisation_member_required
+from accounts.permissions import (
+    ADMIN,
+    AUDITOR,
+    organisation_member_required,
+    recent_authentications,
+)
 from cloud.errors import CloudError
 from delegations import catalog_selectors as selectors
 from delegations.catalog_forms import (
@@ -70,9 +72,7 @@ def _is_admin(request: HttpRequest) -> bool:
 def _recently_confirmed(request: HttpRequest) -> bool:
     """A sign-in or identity confirmation within ACCOUNT_REAUTHENTICATION_TIMEOUT, by MFA when
     the portal requires it (the same rule as approving access)."""
-    records = get_authentication_records(request, request.user)
-    cutoff = time.time() - settings.ACCOUNT_REAUTHENTICATION_TIMEOUT
-    recent = [r for r in records if isinstance(r, dict) and r.get("at", 0) >= cutoff]
+    recent = recent_authentications(request)
     if settings.PORTAL_REQUIRE_MFA:
         return any(r.get("method") == "mfa" for r in recent)
     return bool(recent)

@@ -6,10 +6,7 @@ taking away access (approve, offer, revoke, drift decisions) needs a recent sign
 two-factor authentication when the portal requires it.
 """
 
-import time
 from typing import Any
-
-from allauth.account.authentication import get_authentication_records
 
 # Suspending a POST and replaying it after the MFA step-up is allauth's own mechanism for
 # reauthentication; it has no public wrapper for the MFA page.
@@ -25,7 +22,12 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import Organisation
-from accounts.permissions import ADMIN, AUDITOR, organisation_member_required
+from accounts.permissions import (
+    ADMIN,
+    AUDITOR,
+    organisation_member_required,
+    recent_authentications,
+)
 from delegations import selectors, services
 from delegations.forms import (
     ApproveForm,
@@ -89,9 +91,7 @@ def _step_up(request: HttpRequest) -> HttpResponse | bool:
 
     Returns whether MFA was used, or a response sending the person to confirm who they are;
     allauth replays the POST afterwards."""
-    records = get_authentication_records(request, request.user)
-    cutoff = time.time() - settings.ACCOUNT_REAUTHENTICATION_TIMEOUT
-    recent = [r for r in records if isinstance(r, dict) and r.get("at", 0) >= cutoff]
+    recent = recent_authentications(request)
     with_mfa = any(r.get("method") == "mfa" for r in recent)
     if settings.PORTAL_REQUIRE_MFA and not with_mfa:
         if not is_mfa_enabled(request.user):

@@ -15,10 +15,8 @@ Other organisations' ids answer 404; a member without the role gets 403.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
-from allauth.account.authentication import get_authentication_records
 from allauth.account.internal.flows.reauthentication import suspend_request
 from allauth.core.exceptions import ReauthenticationRequired
 from allauth.mfa.utils import is_mfa_enabled
@@ -33,7 +31,13 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import Organisation
-from accounts.permissions import ADMIN, AUDITOR, STAFF, organisation_member_required
+from accounts.permissions import (
+    ADMIN,
+    AUDITOR,
+    STAFF,
+    organisation_member_required,
+    recent_authentications,
+)
 from audit.models import AuditEvent
 from audit.services import audit_record
 from cloud.errors import CloudError
@@ -92,9 +96,7 @@ def _report(request: HttpRequest, error: Exception) -> None:
 def _recent_sign_in(request: HttpRequest) -> HttpResponse | None:
     """Revealing credentials or making a URI key needs a recent sign-in, confirmed with the
     authenticator app when the person has one (AZ-09). allauth replays the POST afterwards."""
-    records = get_authentication_records(request, request.user)
-    cutoff = time.time() - settings.ACCOUNT_REAUTHENTICATION_TIMEOUT
-    recent = [r for r in records if isinstance(r, dict) and r.get("at", 0) >= cutoff]
+    recent = recent_authentications(request)
     if is_mfa_enabled(request.user):
         if not any(r.get("method") == "mfa" for r in recent):
             return suspend_request(request, reverse("mfa_reauthenticate"))
