@@ -19,7 +19,7 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
 
 ## Run the whole product embedded: web, worker, beat and cloudsim, with demo data.
 run: $(VENV)/.installed-run
-	$(BIN)/python -m portal.embedded
+	$(BIN)/python -m demo.embedded
 
 ## Run the whole test suite: lint, Django checks, unit, integration and browser tests.
 test: $(VENV)/.installed-dev

@@ -7,7 +7,7 @@ from django.http import HttpRequest
 
 from accounts import mfa_secrets
 from accounts.models import Membership
-from portal.client_ip import client_ip
+from core.client_ip import client_ip
 
 
 class PortalAccountAdapter(DefaultAccountAdapter):

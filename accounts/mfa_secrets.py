@@ -3,7 +3,7 @@
 allauth stores the TOTP key (`data["secret"]`) and the recovery codes' seed (`data["seed"]`,
 or `data["migrated_codes"]` for codes imported from elsewhere) through its MFA adapter's
 `encrypt`/`decrypt` hooks; `PortalMFAAdapter` points them here. A stored value is
-`"fernet:" + <MultiFernet token>` over `PORTAL_ENCRYPTION_KEYS` (`portal.crypto`), so the
+`"fernet:" + <MultiFernet token>` over `PORTAL_ENCRYPTION_KEYS` (`core.crypto`), so the
 keys and their rotation are the cloud secrets' ones.
 
 The prefix is what tells ciphertext from the plaintext rows written before this existed: the
@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from portal import crypto
+from core import crypto
 
 SEALED_PREFIX = "fernet:"
 

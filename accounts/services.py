@@ -30,7 +30,7 @@ from accounts.models import (
     validate_enterprise_alias,
 )
 from audit.services import audit_record
-from portal import crypto
+from core import crypto
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Where an audit event comes from: request id, source and client IP.
 
-Web requests get them from `portal.middleware.RequestIdMiddleware`. Celery tasks get them
+Web requests get them from `core.request_id.RequestIdMiddleware`. Celery tasks get them
 automatically (see `audit.apps`: every task runs inside `audit_context(request_id=<task id>,
 source="task:<name>")`); management commands and scripts can wrap their work the same way.
 """
@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from portal.middleware import current_client_ip, current_request_id
+from core.request_id import current_client_ip, current_request_id
 
-_UNSET = "-"  # what portal.middleware answers outside a request
+_UNSET = "-"  # what core.request_id answers outside a request
 
 
 @dataclass(frozen=True)

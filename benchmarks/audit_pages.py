@@ -282,7 +282,7 @@ def measured_history(world: World) -> list[Event]:
             actor=actor,
             actor_organisation=org,
             metadata={"role_name": "ecs-admin", "partner_account_uid": "12345678", **metadata},
-            source="web" if actor else "task:delegations.reconcile",
+            source="web" if actor else "task:delegations.role_plan",
             source_ip="198.51.100.7" if actor else "",
             request_id=uuid.uuid4().hex,
             **target,
@@ -295,7 +295,7 @@ def measured_history(world: World) -> list[Event]:
             "target_type": "delegations.cloudcall",
             "target_id": str(world.call_ids[index]),
             "target_label": f"{cloud_action} role/ecs-admin",
-            "source": "task:delegations.reconcile",
+            "source": "task:delegations.role_plan",
         }
         metadata = {"cloud_action": cloud_action, "request": request, "mutating": True}
         return [
@@ -367,7 +367,7 @@ def noise_event(world: World, rng: random.Random, number: int) -> Event:
             after={"outcome": "ok", "request_id": f"CLOUD-{number}", "error_code": ""},
             metadata={"cloud_action": "GetRole", "mutating": False, "http_status": 200},
             outcome=outcome,
-            source="task:delegations.reconcile",
+            source="task:delegations.role_plan",
         )
     if roll < 0.45:
         delegation = rng.choice(world.other_delegations)
@@ -424,7 +424,7 @@ def noise_event(world: World, rng: random.Random, number: int) -> Event:
         target_id=str(uuid.UUID(int=number)),
         target_label=f"ops for a partner of {other.name}",
         outcome=outcome,
-        source="task:delegations.reconcile",
+        source="task:delegations.role_plan",
     )
 
 

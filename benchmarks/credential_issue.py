@@ -54,7 +54,7 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def drain() -> None:
     from delegations.models import OutboxMessage
-    from delegations.tasks import run_outbox_message
+    from delegations.worker.tasks import run_outbox_message
 
     for _ in range(50):
         pending = list(
@@ -70,11 +70,11 @@ def drain() -> None:
 def build_world(sim):
     """Company A grants a role to company B; Alice (staff of B) is assigned to it."""
     from accounts.models import Membership, Organisation, User
-    from delegations import services
+    from delegations.catalog.services import catalog_role_create
+    from delegations.connection.services import cloud_account_connect
+    from delegations.lifecycle.services import delegation_offer
     from delegations.models import PartnerAllowance
     from delegations.partner.services import staff_assign
-    from delegations.services.catalog import catalog_role_create
-    from delegations.services.cloud_accounts import cloud_account_connect
 
     # cloudsim's demo gives company-b this RAM user, with AliyunRAMFullAccess.
     broker_id, broker_secret = sim.user_key("company-b", BROKER)
@@ -124,7 +124,7 @@ def build_world(sim):
         max_session_duration=3600,
     )
     PartnerAllowance.objects.create(organisation=owner, partner_account_uid=PARTNER_UID)
-    delegation = services.delegation_offer(
+    delegation = delegation_offer(
         owner=owner,
         offered_by=owner_admin,
         partner=partner,

@@ -48,7 +48,7 @@ class Portal:
 
     # --- portal actions -------------------------------------------------------------------
     def catalog_role(self, name: str) -> Any:
-        from delegations.services.catalog import catalog_role_create
+        from delegations.catalog.services import catalog_role_create
 
         return catalog_role_create(
             owner=self.owner,
@@ -74,9 +74,9 @@ class Portal:
         return partner
 
     def request(self, partner: Any, catalog_role: Any) -> Any:
-        from delegations import services
+        from delegations.lifecycle.services import delegation_request
 
-        return services.delegation_request(
+        return delegation_request(
             partner=partner,
             requested_by=self.partner_admins[str(partner.pk)],
             partner_link=self.link,
@@ -86,11 +86,9 @@ class Portal:
         )
 
     def approve(self, delegation: Any) -> Any:
-        from delegations import services
+        from delegations.lifecycle.services import delegation_approve
 
-        return services.delegation_approve(
-            delegation=delegation, approved_by=self.approver, with_mfa=True
-        )
+        return delegation_approve(delegation=delegation, approved_by=self.approver, with_mfa=True)
 
     def wait_for(self, delegation_ids: list[Any], status: str, *, timeout: float = 120.0) -> float:
         """Poll the database until every delegation has `status`; returns the monotonic time
@@ -199,8 +197,8 @@ def running_portal(*, latency_ms: float, worker_concurrency: int = 2) -> Iterato
 
 def _owner(sim: Any, latency_ms: float) -> Portal:
     from accounts.models import Membership, Organisation, User
-    from delegations.services.cloud_accounts import cloud_account_connect
-    from delegations.services.partner_links import partner_link_create
+    from delegations.catalog.partner_links import partner_link_create
+    from delegations.connection.services import cloud_account_connect
 
     uid = random_uid()
     account = sim.create_account(uid=uid, alias=f"owner-{uid}")

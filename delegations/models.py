@@ -255,7 +255,7 @@ class LeasedModel(models.Model):
     transaction stays open during cloud calls. The services bump `desired_version` whenever
     the desired state changes; the worker records the version it converged to in
     `applied_version`, so "is there anything left to do" is one compare.
-    `delegations.services.apply.RoleLease` is the code that works these fields.
+    `delegations.worker.owner_role.RoleLease` is the code that works these fields.
     """
 
     locked_by = models.CharField(max_length=64, blank=True)

@@ -1,6 +1,7 @@
 from django.urls import path
 
-from delegations import catalog_urls, views
+from delegations.catalog import urls as catalog_urls
+from delegations.lifecycle import views
 from delegations.partner import urls as partner_urls
 
 app_name = "delegations"

@@ -6,6 +6,9 @@ from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
-app = Celery("portal", include=["portal.tasks"])
+app = Celery(
+    "portal",
+    include=["portal.tasks", "delegations.worker.tasks", "delegations.worker.partner_tasks"],
+)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()

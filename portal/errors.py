@@ -12,7 +12,7 @@ from django.http import (
 from django.template import loader
 from django.views.decorators.csrf import requires_csrf_token
 
-from portal.middleware import current_request_id
+from core.request_id import current_request_id
 
 
 def _render(request: HttpRequest, template: str, context: dict | None = None) -> str:

@@ -45,12 +45,14 @@ INSTALLED_APPS = [
     "accounts",
     "audit",
     "delegations",
+    "auditor",
+    "demo",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "portal.middleware.RequestIdMiddleware",
+    "core.request_id.RequestIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -61,7 +63,7 @@ MIDDLEWARE = [
     "allauth.usersessions.middleware.UserSessionsMiddleware",
     "accounts.middleware.CurrentOrganisationMiddleware",
     "accounts.middleware.AdminMfaRequiredMiddleware",
-    "audit.middleware.AuditorReadOnlyMiddleware",
+    "auditor.middleware.AuditorReadOnlyMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -249,7 +251,7 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
-# The scheduler's work (tasks in delegations.tasks). Every entry is idempotent; none takes an
+# The scheduler's work (tasks in delegations.worker.tasks). Every entry is idempotent; none takes an
 # argument. Countdowns and intervals stay far below the broker's visibility timeout.
 CELERY_BEAT_SCHEDULE: dict = {
     # Publish outbox rows never published or whose task was lost (broker outage, dead worker).
@@ -281,7 +283,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
 }
 
-# --- The worker's reconciliation (delegations.services.apply) -----------------------------
+# --- The worker's reconciliation (delegations.worker.owner_role) -----------------------------
 # How long a worker holds a role's lock without renewing it (renewed before every call).
 PORTAL_ROLE_LEASE_SECONDS = env.int("PORTAL_ROLE_LEASE_SECONDS", default=120)
 # After a write, how long to keep re-reading until the cloud shows it (RAM reads may be stale).
@@ -345,7 +347,7 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
-        "request_id": {"()": "portal.middleware.RequestIdLogFilter"},
+        "request_id": {"()": "core.request_id.RequestIdLogFilter"},
         # Credentials-URI keys travel in the URL path (the aliyun CLI sends nothing else);
         # request logs must not repeat them.
         "redact_credentials_uri": {

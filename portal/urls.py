@@ -12,7 +12,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("delegations/", include("delegations.urls")),
-    path("audit/", include("audit.urls")),
+    path("audit/", include("auditor.urls")),
     path("", include("accounts.urls")),
 ]
 

@@ -10,7 +10,7 @@ from django.conf import settings as django_settings
 from django.test import Client, RequestFactory
 
 from audit.models import AuditEvent
-from portal.client_ip import client_ip, forwarded_client_ip
+from core.client_ip import client_ip, forwarded_client_ip
 
 PROXY = "10.0.0.5"  # REMOTE_ADDR: the reverse proxy the portal sees
 WRONG = "not-the-password-1"

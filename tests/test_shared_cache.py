@@ -18,7 +18,7 @@ import pytest
 from django.core.cache import caches
 from django.test import override_settings
 
-from delegations.partner.ratelimit import rate_limit_consume
+from core.ratelimit import rate_limit_consume
 
 ROOT = Path(__file__).resolve().parents[1]
 BROKER = os.environ.get("CELERY_BROKER_URL", "")
@@ -34,7 +34,7 @@ CONSUME_IN_ANOTHER_PROCESS = """
 import django, os, sys
 os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings"
 django.setup()
-from delegations.partner.ratelimit import rate_limit_consume
+from core.ratelimit import rate_limit_consume
 wait = rate_limit_consume(scope=sys.argv[1], key=sys.argv[2], rate=sys.argv[3])
 print("limited" if wait is not None else "allowed")
 """

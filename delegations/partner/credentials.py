@@ -40,6 +40,7 @@ from audit.services import audit_record
 from cloud import policies
 from cloud.client import CloudClient, IssuedCredentials
 from cloud.errors import CloudError
+from delegations.connection.services import cloud_account_credentials
 from delegations.models import (
     CredentialIssuance,
     CredentialsUriToken,
@@ -51,7 +52,6 @@ from delegations.partner.services import (
     delegation_is_usable,
     partner_cloud_account,
 )
-from delegations.services.cloud_accounts import cloud_account_credentials
 
 MIN_CREDENTIAL_SECONDS = 900
 DEFAULT_MAX_CREDENTIAL_SECONDS = 3600

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from accounts.models import Membership, Organisation, User
 from cloud import console, policies
+from delegations.lifecycle.selectors import _parse_uuid
 from delegations.models import (
     CloudCall,
     CredentialIssuance,
@@ -39,7 +40,6 @@ from delegations.partner.services import (
     delegation_is_usable,
     partner_cloud_account,
 )
-from delegations.selectors import _parse_uuid
 
 Status = Delegation.Status
 

@@ -31,6 +31,7 @@ from audit.models import AuditEvent
 from audit.services import audit_record
 from cloud import policies
 from cloud.errors import CloudError
+from delegations.connection.services import partner_ram_users
 from delegations.models import (
     CloudAccount,
     CredentialsUriToken,
@@ -41,9 +42,8 @@ from delegations.models import (
     StaffAssignment,
     StaffRamUserLink,
 )
+from delegations.outbox import outbox_enqueue, outbox_enqueue_reconcile
 from delegations.partner.log_redaction import URI_KEY_PREFIX
-from delegations.services.cloud_accounts import partner_ram_users
-from delegations.services.outbox import outbox_enqueue, outbox_enqueue_reconcile
 
 Status = Delegation.Status
 PolicyKind = StaffAssignment.SessionPolicyKind
@@ -814,7 +814,7 @@ def role_cut_off(
     their next call) and revoke this delegation if it is still in force. The role stays
     without policies until an owner admin lifts the cut-off; other partners on the same role
     lose their permissions too, which the page says before anyone confirms."""
-    from delegations.services.lifecycle import (
+    from delegations.lifecycle.services import (
         IllegalTransition,
         _require_mfa,
         delegation_revoke,
@@ -878,7 +878,7 @@ def _revocable(delegation: Delegation) -> frozenset[str]:
 
 def role_cut_off_lift(*, cut_off: RoleCutOff, lifted_by: User, with_mfa: bool) -> RoleCutOff:
     """Put the role's permission policies back (for the partners still on it)."""
-    from delegations.services.lifecycle import _require_mfa
+    from delegations.lifecycle.services import _require_mfa
 
     owner = cut_off.managed_role.cloud_account.organisation
     _require_owner_admin(user=lifted_by, organisation=owner, doing="lift a cut-off")

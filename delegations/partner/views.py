@@ -41,7 +41,12 @@ from accounts.permissions import (
 from audit.models import AuditEvent
 from audit.services import audit_record
 from cloud.errors import CloudError
-from delegations.forms import add_service_errors
+from core.client_ip import client_ip
+from core.ratelimit import rate_limit_consume
+from delegations.connection.services import partner_ram_users
+from delegations.lifecycle.forms import add_service_errors
+from delegations.lifecycle.selectors import delegation_get_for_organisation
+from delegations.lifecycle.views import _step_up
 from delegations.models import CredentialIssuance
 from delegations.partner import credentials as credential_services
 from delegations.partner import selectors, services
@@ -54,11 +59,6 @@ from delegations.partner.forms import (
     StaffLinkForm,
     UriKeyForm,
 )
-from delegations.partner.ratelimit import rate_limit_consume
-from delegations.selectors import delegation_get_for_organisation
-from delegations.services.cloud_accounts import partner_ram_users
-from delegations.views import _step_up
-from portal.client_ip import client_ip
 
 logger = logging.getLogger(__name__)
 

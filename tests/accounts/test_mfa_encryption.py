@@ -21,7 +21,7 @@ from django.test import Client
 
 from accounts import mfa_secrets
 from accounts.models import Organisation, User
-from portal.crypto import SecretDecryptionError
+from core.crypto import SecretDecryptionError
 from tests.accounts.helpers import all_event_text, events
 from tests.accounts.test_mfa import current_code
 from tests.personas import enable_totp, make_member

@@ -62,7 +62,7 @@ class History:
 
 def _second_owner(world: OwnerWorld) -> tuple[Organisation, User, Delegation]:
     """A foreign owner in the same database: its delegation and events are another tenant's."""
-    from delegations import services
+    from delegations.lifecycle.services import delegation_offer
     from tests.delegations.factories import (
         CatalogRoleFactory,
         CloudAccountFactory,
@@ -86,7 +86,7 @@ def _second_owner(world: OwnerWorld) -> tuple[Organisation, User, Delegation]:
         account_uid="9988776655443322",
     )
     PartnerAllowanceFactory(organisation=foreign, partner_account_uid=partner.account_uid)
-    delegation = services.delegation_offer(
+    delegation = delegation_offer(
         owner=foreign,
         offered_by=admin,
         partner=partner,

@@ -12,9 +12,9 @@ from django.db.models.query import QuerySet
 from django.http import StreamingHttpResponse
 from django.test.utils import CaptureQueriesContext
 
-from audit import exports
-from audit.exports import EVENT_COLUMNS, REPORT_COLUMNS, csv_safe
 from audit.models import AuditEvent
+from auditor import exports
+from auditor.exports import EVENT_COLUMNS, REPORT_COLUMNS, csv_safe
 from tests.audit.conftest import record
 from tests.audit.history import History, history_fixture  # noqa: F401
 

@@ -21,7 +21,7 @@ from audit.services import (
     looks_secret,
 )
 from audit.verify import verify_chain
-from portal.middleware import RequestIdMiddleware
+from core.request_id import RequestIdMiddleware
 from tests.audit.conftest import make_user, record, write_events
 
 pytestmark = pytest.mark.django_db

@@ -6,9 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from audit.reports import AccessFold, DelegationFacts, report_rows
-from delegations import services
+from auditor.reports import AccessFold, DelegationFacts, report_rows
 from delegations.models import DriftFinding
+from delegations.worker.drift import drift_record
 from tests.audit.history import (  # noqa: F401
     History,
     active_history_fixture,
@@ -283,7 +283,7 @@ def test_roles_and_methods(history: History):
 
 
 def test_drift_that_brings_a_revoked_partner_back_shows_in_the_report(history: History):
-    services.drift_record(
+    drift_record(
         managed_role=history.delegation.managed_role,
         kind=DriftFinding.Kind.REVOKED_PRINCIPAL_BACK,
         subject=history.delegation.principal_arn,

@@ -15,8 +15,9 @@ from django.urls import resolve
 from django.utils import timezone
 
 from accounts.models import Invitation, Membership, Organisation
-from audit.middleware import is_personal_url
 from audit.models import AuditEvent
+from auditor.middleware import is_personal_url
+from delegations.catalog.partner_links import partner_link_create
 from delegations.models import (
     CatalogRole,
     CloudAccount,
@@ -25,7 +26,7 @@ from delegations.models import (
     PartnerAllowance,
     PartnerLink,
 )
-from delegations.services import drift_record, partner_link_create
+from delegations.worker.drift import drift_record
 from tests.audit.history import History, history_fixture  # noqa: F401
 from tests.test_isolation import crawl_paths
 
@@ -155,7 +156,7 @@ def test_every_unsafe_method_on_every_url_is_refused_to_an_auditor(history: Hist
 
 
 def test_the_middleware_exempts_exactly_the_reviewed_auditor_actions():
-    from audit.middleware import AUDITOR_ALLOWED_POSTS
+    from auditor.middleware import AUDITOR_ALLOWED_POSTS
 
     assert AUDITOR_ALLOWED_POSTS == AUDITOR_POST_ACTIONS
 

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from audit.presentation import (
+from auditor.presentation import (
     ASSIGNED,
     CREDENTIAL_ISSUED,
     UNASSIGNED,

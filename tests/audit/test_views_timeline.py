@@ -8,10 +8,11 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from audit import views
 from audit.models import AuditEvent
-from delegations import services
+from auditor import views
+from delegations.lifecycle.services import delegation_offer
 from delegations.models import DriftFinding
+from delegations.worker.drift import drift_record
 from tests.audit.conftest import record
 from tests.audit.history import (  # noqa: F401
     History,
@@ -80,7 +81,7 @@ def test_the_summary_names_the_approver_mfa_end_and_worst_case_residual(history:
 def test_an_approval_without_mfa_says_so(active_history: History, settings):
     settings.PORTAL_REQUIRE_MFA = False
     partner = active_history.world.partner(name="Company E")
-    delegation = services.delegation_offer(
+    delegation = delegation_offer(
         owner=active_history.owner,
         offered_by=active_history.owner_admin,
         partner=partner,
@@ -125,12 +126,12 @@ def test_events_of_objects_pointing_at_the_delegation_join_its_timeline(active_h
 
 
 def test_drift_on_the_delegations_principal_is_part_of_its_story(history: History):
-    finding = services.drift_record(
+    finding = drift_record(
         managed_role=history.delegation.managed_role,
         kind=DriftFinding.Kind.REVOKED_PRINCIPAL_BACK,
         subject=history.delegation.principal_arn,
     )
-    other = services.drift_record(
+    other = drift_record(
         managed_role=history.delegation.managed_role,
         kind=DriftFinding.Kind.MANAGED_PRINCIPAL_MISSING,
         subject="acs:ram::99999999:root",

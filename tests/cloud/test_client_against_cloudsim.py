@@ -33,7 +33,7 @@ from cloud.policies import (
     trust_policy_equal,
     trust_policy_principals,
 )
-from delegations.reconcile import (
+from delegations.role_plan import (
     ActualRole,
     AttachPolicy,
     CreateRole,

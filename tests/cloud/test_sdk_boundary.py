@@ -62,7 +62,7 @@ def test_only_the_cloud_client_imports_the_sdks() -> None:
 
 def test_the_check_sees_the_client_and_its_imports() -> None:
     files = _portal_python_files()
-    assert Path("cloud/client.py") in files and Path("delegations/reconcile.py") in files
+    assert Path("cloud/client.py") in files and Path("delegations/role_plan.py") in files
     imports = _sdk_imports(ROOT / "cloud/client.py")
     assert any(name.startswith("alibabacloud_ram20150501") for name in imports)
     assert any(name.startswith("alibabacloud_sts20150401") for name in imports)
@@ -83,5 +83,5 @@ def _imports_cloudsim(path: Path) -> bool:
 def test_the_cloud_adapter_never_imports_cloudsim() -> None:
     # The portal reaches cloudsim only through the SDKs, like any Alibaba Cloud endpoint.
     adapter = [ROOT / "cloud" / p.name for p in (ROOT / "cloud").glob("*.py")]
-    adapter.append(ROOT / "delegations" / "reconcile.py")
+    adapter.append(ROOT / "delegations" / "role_plan.py")
     assert [str(p) for p in adapter if _imports_cloudsim(p)] == []

@@ -8,7 +8,8 @@ from collections.abc import Callable
 import pytest
 
 from accounts.models import Membership, Organisation, User
-from delegations import services
+from delegations.catalog.partner_links import partner_link_create
+from delegations.lifecycle.services import delegation_request
 from delegations.models import CatalogRole, CloudAccount, Delegation, PartnerLink
 
 # Cloud-account and catalogue fixtures against the real cloudsim (see that module).
@@ -70,7 +71,7 @@ def allow_b(company_a: Organisation, company_b: Organisation) -> None:
 
 @pytest.fixture
 def link_a(company_a: Organisation, owner_admin: User) -> tuple[PartnerLink, str]:
-    return services.partner_link_create(owner=company_a, created_by=owner_admin, label="For B")
+    return partner_link_create(owner=company_a, created_by=owner_admin, label="For B")
 
 
 @pytest.fixture
@@ -93,7 +94,7 @@ def make_request(
             "ends_at": None,
         }
         arguments.update(overrides)
-        return services.delegation_request(**arguments)  # type: ignore[arg-type]
+        return delegation_request(**arguments)  # type: ignore[arg-type]
 
     return request
 

@@ -8,9 +8,9 @@ from django.core.exceptions import ValidationError
 
 from accounts.models import Organisation, User
 from audit.models import AuditEvent
+from delegations.catalog.services import partner_allowance_add, partner_allowance_remove
+from delegations.lifecycle.services import delegation_request
 from delegations.models import Delegation, PartnerAllowance
-from delegations.services import delegation_request
-from delegations.services.catalog import partner_allowance_add, partner_allowance_remove
 from tests.delegations.factories import CloudAccountFactory, DelegationFactory
 
 pytestmark = pytest.mark.django_db

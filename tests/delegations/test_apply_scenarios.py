@@ -7,9 +7,10 @@ import pytest
 from cloud import policies
 from cloud.client import CloudClient, CloudCredentials
 from cloud.errors import CloudError
-from delegations import services
+from delegations.catalog.partner_links import partner_link_create
+from delegations.lifecycle.services import delegation_approve, delegation_request, delegation_retry
 from delegations.models import CloudCall, Delegation, DriftFinding
-from delegations.services.apply import ReconcileOutcome
+from delegations.worker.owner_role import ReconcileOutcome
 from tests.fixtures.worker import build_owner_world, random_uid
 
 Status = Delegation.Status
@@ -43,7 +44,7 @@ def test_company_a_grants_ecs_admin_to_company_b_and_revokes_it(
     from tests.delegations.factories import PartnerAllowanceFactory
 
     PartnerAllowanceFactory(organisation=world.organisation, partner_account_uid="12345678")
-    link, _code = services.partner_link_create(
+    link, _code = partner_link_create(
         owner=world.organisation, created_by=world.admin, label="Company B"
     )
     company_b_root = _client(cloudsim, cloudsim.root_key("company-b"))
@@ -56,7 +57,7 @@ def test_company_a_grants_ecs_admin_to_company_b_and_revokes_it(
         with pytest.raises(CloudError):
             alice.assume_role(role_arn=role_arn, session_name="alice", duration_seconds=900)
 
-        delegation = services.delegation_request(
+        delegation = delegation_request(
             partner=company_b,
             requested_by=partner_admin,
             partner_link=link,
@@ -64,7 +65,7 @@ def test_company_a_grants_ecs_admin_to_company_b_and_revokes_it(
             reason="Operate the web fleet",
             ends_at=None,
         )
-        services.delegation_approve(delegation=delegation, approved_by=approver, with_mfa=True)
+        delegation_approve(delegation=delegation, approved_by=approver, with_mfa=True)
         assert world.reconcile().outcome == ReconcileOutcome.CONVERGED
         assert world.status(delegation) == Status.ACTIVE
         assert world.trusted() == {"acs:ram::12345678:root"}
@@ -193,7 +194,7 @@ def test_retry_after_a_permanent_failure_applies_once_fixed(owner_world) -> None
     owner_world.catalog_role.policies = [{"type": "System", "name": "AliyunECSFullAccess"}]
     owner_world.catalog_role.save()
 
-    services.delegation_retry(
+    delegation_retry(
         delegation=Delegation.objects.get(pk=delegation.pk), retried_by=owner_world.admin
     )
     owner_world.reconcile()

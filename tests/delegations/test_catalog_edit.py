@@ -14,9 +14,9 @@ from django.urls import reverse
 from accounts.models import Organisation, User
 from audit.models import AuditEvent
 from cloud import policies
+from delegations.catalog.services import catalog_role_create, catalog_role_update
+from delegations.connection.services import cloud_account_connect
 from delegations.models import CatalogRole, CloudAccount, Delegation, ManagedRole, OutboxMessage
-from delegations.services.catalog import catalog_role_create, catalog_role_update
-from delegations.services.cloud_accounts import cloud_account_connect
 from tests.delegations.cloud_fixtures import SimAccount
 from tests.delegations.factories import CatalogRoleFactory
 from tests.delegations.test_connect_views import confirmed

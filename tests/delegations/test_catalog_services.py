@@ -10,8 +10,7 @@ from django.core.exceptions import ValidationError
 from audit.models import AuditEvent
 from cloud import policies
 from cloud.client import CloudClient, CloudCredentials
-from delegations.models import CatalogRole, CloudAccount, Delegation
-from delegations.services.catalog import (
+from delegations.catalog.services import (
     catalog_policies_high_privilege,
     catalog_role_create,
     catalog_role_deactivate,
@@ -19,7 +18,8 @@ from delegations.services.catalog import (
     cloud_account_policies,
     document_grants_ram_admin,
 )
-from delegations.services.cloud_accounts import cloud_account_connect
+from delegations.connection.services import cloud_account_connect
+from delegations.models import CatalogRole, CloudAccount, Delegation
 from tests.delegations.cloud_fixtures import SimAccount
 from tests.delegations.factories import DelegationFactory
 

@@ -13,9 +13,9 @@ from django.urls import reverse
 
 from accounts.models import Membership, Organisation, User
 from audit.models import AuditEvent
+from delegations.catalog.services import catalog_role_create, partner_allowance_add
+from delegations.connection.services import cloud_account_connect
 from delegations.models import CatalogRole, CloudAccount, PartnerAllowance
-from delegations.services.catalog import catalog_role_create, partner_allowance_add
-from delegations.services.cloud_accounts import cloud_account_connect
 from tests.delegations.cloud_fixtures import SimAccount
 from tests.delegations.factories import CatalogRoleFactory, PartnerAllowanceFactory
 from tests.delegations.test_connect_views import confirmed

@@ -16,7 +16,7 @@ from django.db import connection, connections
 from audit.models import AuditEvent
 from cloud import policies
 from delegations.models import CloudCall, Delegation, ManagedRole
-from delegations.tasks import reconcile_role, run_outbox_message
+from delegations.worker.tasks import reconcile_role, run_outbox_message
 
 Status = Delegation.Status
 

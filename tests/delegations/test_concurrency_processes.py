@@ -29,10 +29,11 @@ import django
 django.setup()
 from django.db import transaction
 from accounts.models import Membership, Organisation, User
-from delegations import services
+from delegations.lifecycle.services import delegation_offer
+from delegations.lifecycle.services import delegation_revoke
 from delegations.models import Delegation, PartnerAllowance
-from delegations.services.catalog import catalog_role_create
-from delegations.services.cloud_accounts import cloud_account_connect
+from delegations.catalog.services import catalog_role_create
+from delegations.connection.services import cloud_account_connect
 
 step, state_file = sys.argv[1], sys.argv[2]
 if step == "setup":
@@ -62,7 +63,7 @@ owner = Organisation.objects.get(pk=state["owner"])
 role = owner.catalog_roles.get()
 partners = [Organisation.objects.get(pk=p) for p in state["partners"]]
 def offer(partner):
-    return services.delegation_offer(owner=owner, offered_by=admin, partner=partner,
+    return delegation_offer(owner=owner, offered_by=admin, partner=partner,
         catalog_role=role, reason="Operate", ends_at=None, with_mfa=True)
 if step == "first":
     state["first"] = [str(offer(p).pk) for p in partners[:5]]
@@ -72,7 +73,7 @@ elif step == "race":
         state["second"].append(str(offer(partner).pk))
         if index % 4 == 3:
             first = Delegation.objects.get(pk=state["first"][index // 4])
-            services.delegation_revoke(delegation=first, revoked_by=admin, reason="Ended")
+            delegation_revoke(delegation=first, revoked_by=admin, reason="Ended")
 json.dump(state, open(state_file, "w"))
 """
 

@@ -14,8 +14,8 @@ from cryptography.fernet import Fernet
 from django.core.management import call_command
 
 from audit.models import AuditEvent
+from delegations.connection.services import cloud_account_credentials
 from delegations.models import CatalogRole, CloudAccount, PartnerAllowance, PartnerLink
-from delegations.services.cloud_accounts import cloud_account_credentials
 from tests.fixtures.cloudsim import CloudSim
 
 pytestmark = pytest.mark.django_db

@@ -11,8 +11,8 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 
 from audit.models import AuditEvent
 from cloud.client import CloudClient, CloudCredentials
-from delegations.models import CloudAccount, Delegation
-from delegations.services.cloud_accounts import (
+from core import crypto
+from delegations.connection.services import (
     cloud_account_connect,
     cloud_account_credentials,
     cloud_account_disconnect,
@@ -20,7 +20,7 @@ from delegations.services.cloud_accounts import (
     cloud_account_verify,
     partner_ram_users,
 )
-from portal import crypto
+from delegations.models import CloudAccount, Delegation
 from tests.delegations.cloud_fixtures import SimAccount
 from tests.delegations.factories import CatalogRoleFactory, DelegationFactory
 

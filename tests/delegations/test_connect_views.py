@@ -15,8 +15,8 @@ from django.urls import reverse
 
 from accounts.models import Membership, User
 from audit.models import AuditEvent
+from delegations.connection.services import cloud_account_connect
 from delegations.models import CloudAccount
-from delegations.services.cloud_accounts import cloud_account_connect
 from tests.delegations.cloud_fixtures import SimAccount
 from tests.delegations.test_crypto import database_text
 from tests.personas import make_member

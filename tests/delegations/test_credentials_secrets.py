@@ -24,10 +24,10 @@ from django.test import RequestFactory
 from django.urls import reverse
 
 from delegations.models import CredentialIssuance
+from delegations.outbox import outbox_publish as real_outbox_publish
 from delegations.partner import services
 from delegations.partner.log_redaction import REDACTED, RedactCredentialsUriKeys
-from delegations.services.outbox import outbox_publish as real_outbox_publish
-from delegations.tasks import run_outbox_message
+from delegations.worker.tasks import run_outbox_message
 from tests.fixtures.partner import PartnerWorld
 
 

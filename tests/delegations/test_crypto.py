@@ -12,12 +12,12 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from audit.models import AuditEvent
-from delegations.models import CloudAccount
-from delegations.services.cloud_accounts import (
+from core import crypto
+from delegations.connection.services import (
     cloud_account_connect,
     cloud_account_credentials,
 )
-from portal import crypto
+from delegations.models import CloudAccount
 from tests.delegations.cloud_fixtures import SimAccount
 from tests.delegations.factories import CloudAccountFactory
 

@@ -13,7 +13,14 @@ from django.db import connection
 
 from accounts.models import User
 from audit.models import AuditEvent
-from delegations import services
+from delegations.lifecycle.services import (
+    DelegationConflict,
+    delegation_approve,
+    delegation_mark_revoked,
+    delegation_reject,
+    delegation_revoke,
+    delegation_withdraw,
+)
 from delegations.models import Delegation, OutboxMessage
 
 pytestmark = [
@@ -66,15 +73,15 @@ def test_approve_against_reject_exactly_one_wins(
         outbox_before = OutboxMessage.objects.count()
         delegation = make_request()
         approve, reject = race(
-            lambda d=delegation: services.delegation_approve(
+            lambda d=delegation: delegation_approve(
                 delegation=d, approved_by=owner_admin, with_mfa=True, expected_version=1
             ),
-            lambda d=delegation: services.delegation_reject(
+            lambda d=delegation: delegation_reject(
                 delegation=d, rejected_by=owner_admin_2, reason="No", expected_version=1
             ),
         )
         winners = [r for r in (approve, reject) if isinstance(r, Delegation)]
-        losers = [r for r in (approve, reject) if isinstance(r, services.DelegationConflict)]
+        losers = [r for r in (approve, reject) if isinstance(r, DelegationConflict)]
         assert len(winners) == 1 and len(losers) == 1, (approve, reject)
         assert "already decided" in str(losers[0])
         final = Delegation.objects.get(pk=delegation.pk)
@@ -87,8 +94,8 @@ def test_approve_against_reject_exactly_one_wins(
         outcomes[final.status] += 1
         # Close the round so the next request for the same role is allowed.
         if final.status == "approved":
-            services.delegation_revoke(delegation=final, revoked_by=owner_admin, reason="next")
-            services.delegation_mark_revoked(delegation=final)
+            delegation_revoke(delegation=final, revoked_by=owner_admin, reason="next")
+            delegation_mark_revoked(delegation=final)
     # Both outcomes happen over the rounds in practice; either is a correct single winner.
     assert sum(outcomes.values()) == ROUNDS
 
@@ -100,20 +107,20 @@ def test_two_admins_approving_at_once_one_wins_the_other_is_told(
         outbox_before = OutboxMessage.objects.count()
         delegation = make_request()
         first, second = race(
-            lambda d=delegation: services.delegation_approve(
+            lambda d=delegation: delegation_approve(
                 delegation=d, approved_by=owner_admin, with_mfa=True, expected_version=1
             ),
-            lambda d=delegation: services.delegation_approve(
+            lambda d=delegation: delegation_approve(
                 delegation=d, approved_by=owner_admin_2, with_mfa=True, expected_version=1
             ),
         )
         assert sum(isinstance(r, Delegation) for r in (first, second)) == 1, (first, second)
-        assert sum(isinstance(r, services.DelegationConflict) for r in (first, second)) == 1
+        assert sum(isinstance(r, DelegationConflict) for r in (first, second)) == 1
         final = Delegation.objects.get(pk=delegation.pk)
         assert decisions(final) == ["delegation.approved"]
         assert OutboxMessage.objects.count() == outbox_before + 1
-        services.delegation_revoke(delegation=final, revoked_by=owner_admin, reason="next")
-        services.delegation_mark_revoked(delegation=final)
+        delegation_revoke(delegation=final, revoked_by=owner_admin, reason="next")
+        delegation_mark_revoked(delegation=final)
 
 
 def test_double_click_from_one_admin_is_one_approval(
@@ -123,10 +130,10 @@ def test_double_click_from_one_admin_is_one_approval(
         outbox_before = OutboxMessage.objects.count()
         delegation = make_request()
         first, second = race(
-            lambda d=delegation: services.delegation_approve(
+            lambda d=delegation: delegation_approve(
                 delegation=d, approved_by=owner_admin, with_mfa=True, expected_version=1
             ),
-            lambda d=delegation: services.delegation_approve(
+            lambda d=delegation: delegation_approve(
                 delegation=d, approved_by=owner_admin, with_mfa=True, expected_version=1
             ),
         )
@@ -134,8 +141,8 @@ def test_double_click_from_one_admin_is_one_approval(
         assert sorted([first.changed, second.changed]) == [False, True]
         assert decisions(delegation) == ["delegation.approved"]
         assert OutboxMessage.objects.count() == outbox_before + 1
-        services.delegation_revoke(delegation=delegation, revoked_by=owner_admin, reason="next")
-        services.delegation_mark_revoked(delegation=delegation)
+        delegation_revoke(delegation=delegation, revoked_by=owner_admin, reason="next")
+        delegation_mark_revoked(delegation=delegation)
 
 
 def test_withdraw_against_approve_exactly_one_wins(
@@ -145,15 +152,15 @@ def test_withdraw_against_approve_exactly_one_wins(
         outbox_before = OutboxMessage.objects.count()
         delegation = make_request()
         approve, withdraw = race(
-            lambda d=delegation: services.delegation_approve(
+            lambda d=delegation: delegation_approve(
                 delegation=d, approved_by=owner_admin, with_mfa=True, expected_version=1
             ),
-            lambda d=delegation: services.delegation_withdraw(
+            lambda d=delegation: delegation_withdraw(
                 delegation=d, withdrawn_by=partner_admin, expected_version=1
             ),
         )
         winners = [r for r in (approve, withdraw) if isinstance(r, Delegation)]
-        losers = [r for r in (approve, withdraw) if isinstance(r, services.DelegationConflict)]
+        losers = [r for r in (approve, withdraw) if isinstance(r, DelegationConflict)]
         assert len(winners) == 1 and len(losers) == 1, (approve, withdraw)
         final = Delegation.objects.get(pk=delegation.pk)
         assert final.status == winners[0].status
@@ -167,8 +174,8 @@ def test_withdraw_against_approve_exactly_one_wins(
             assert ends == ["delegation.approved"]
             assert "this one is approved" in str(losers[0])
             assert OutboxMessage.objects.count() == outbox_before + 1
-            services.delegation_revoke(delegation=final, revoked_by=owner_admin, reason="next")
-            services.delegation_mark_revoked(delegation=final)
+            delegation_revoke(delegation=final, revoked_by=owner_admin, reason="next")
+            delegation_mark_revoked(delegation=final)
         else:
             assert final.status == "withdrawn"
             assert ends == ["delegation.withdrawn"]

@@ -10,9 +10,9 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from cloud import policies
-from delegations import services
 from delegations.models import Delegation, DriftFinding, ManagedRole, OutboxMessage
-from delegations.services.drift_detection import (
+from delegations.worker.drift import drift_resolve
+from delegations.worker.periodic import (
     managed_role_check_drift,
     managed_roles_periodic_pass,
     managed_roles_sweep_stuck,
@@ -81,7 +81,7 @@ def test_missing_principal_is_reported_once_and_repaired_on_request(settled) -> 
     # Reported, not silently fixed: the cloud still lacks the partner until the owner decides.
     assert world.trusted() == {_principal(second)}
 
-    services.drift_resolve(finding=finding, resolved_by=world.admin, resolution="repair")
+    drift_resolve(finding=finding, resolved_by=world.admin, resolution="repair")
     world.reconcile()
 
     assert world.trusted() == {_principal(first), _principal(second)}
@@ -98,9 +98,7 @@ def test_revoked_partner_back_in_the_trust_policy(settled) -> None:
     _check(world)
 
     assert _open(world) == {(Kind.REVOKED_PRINCIPAL_BACK, _principal(first))}
-    services.drift_resolve(
-        finding=DriftFinding.objects.get(), resolved_by=world.admin, resolution="repair"
-    )
+    drift_resolve(finding=DriftFinding.objects.get(), resolved_by=world.admin, resolution="repair")
     world.reconcile()
     assert world.trusted() == {_principal(second)}
 
@@ -113,9 +111,7 @@ def test_unmanaged_principal_is_reported_kept_and_accepted(settled) -> None:
     _check(world)
     assert _open(world) == {(Kind.UNMANAGED_PRINCIPAL_ADDED, outsider)}
 
-    services.drift_resolve(
-        finding=DriftFinding.objects.get(), resolved_by=world.admin, resolution="accept"
-    )
+    drift_resolve(finding=DriftFinding.objects.get(), resolved_by=world.admin, resolution="accept")
     third = world.offer()
     world.reconcile()
     world.revoke(Delegation.objects.get(pk=first.pk))
@@ -143,7 +139,7 @@ def test_detached_policy_and_deleted_role(settled) -> None:
     assert cleared.resolution == DriftFinding.Resolution.GONE
     assert AuditEvent.objects.filter(action="drift.cleared", target_id=str(cleared.pk)).exists()
 
-    services.drift_resolve(
+    drift_resolve(
         finding=DriftFinding.objects.get(kind=Kind.ROLE_DELETED),
         resolved_by=world.admin,
         resolution="repair",
@@ -159,9 +155,7 @@ def test_accepting_a_missing_principal_revokes_that_delegation(settled) -> None:
     _set_trust(world, {_principal(second)})
     _check(world)
 
-    services.drift_resolve(
-        finding=DriftFinding.objects.get(), resolved_by=world.admin, resolution="accept"
-    )
+    drift_resolve(finding=DriftFinding.objects.get(), resolved_by=world.admin, resolution="accept")
     world.reconcile()
 
     assert world.status(first) == Status.REVOKED
@@ -221,7 +215,7 @@ def test_expiry_ends_access_as_expired_not_revoked(owner_world) -> None:
     owner_world.reconcile()
     assert owner_world.status(timed) == Status.ACTIVE
 
-    from delegations.services import delegations_expire_due
+    from delegations.lifecycle.services import delegations_expire_due
 
     assert delegations_expire_due(now=ends_at + dt.timedelta(seconds=1)) == 1
     owner_world.reconcile()

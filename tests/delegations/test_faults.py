@@ -9,7 +9,7 @@ import pytest
 
 from cloud import policies
 from delegations.models import CloudCall, Delegation
-from delegations.services.apply import ReconcileOutcome
+from delegations.worker.owner_role import ReconcileOutcome
 
 Status = Delegation.Status
 ECS = ("System", "AliyunECSFullAccess")
@@ -175,7 +175,7 @@ def test_stale_read_never_brings_a_revoked_partner_back(owner_world) -> None:
 def test_random_faults_over_many_operations_converge(owner_world, settings) -> None:
     """G3 in small: a fifth of all calls fail (every kind, seeded); 12 approvals and 6
     revocations, one reconcile each (with the task's retries), end exactly as wanted."""
-    from delegations.tasks import reconcile_role
+    from delegations.worker.tasks import reconcile_role
 
     settings.PORTAL_RECONCILE_RETRY_BASE_SECONDS = 0.01
     owner_world.sim.set_faults(

@@ -13,9 +13,9 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from delegations.models import CloudCall, Delegation
-from delegations.services import apply
-from delegations.services.apply import ReconcileOutcome
-from delegations.services.drift_detection import managed_roles_sweep_stuck
+from delegations.worker import owner_role as apply
+from delegations.worker.owner_role import ReconcileOutcome
+from delegations.worker.periodic import managed_roles_sweep_stuck
 
 Status = Delegation.Status
 ECS = ("System", "AliyunECSFullAccess")

@@ -12,10 +12,17 @@ from django.urls import reverse
 
 from accounts.models import Membership, User
 from audit.models import AuditEvent
-from delegations import services
+from delegations.catalog.partner_links import partner_link_create
+from delegations.catalog.services import catalog_policies_high_privilege
+from delegations.lifecycle import services as lifecycle
+from delegations.lifecycle.services import (
+    DelegationConflict,
+    delegation_approve,
+    delegation_mark_failed,
+    delegation_request,
+    delegation_retry,
+)
 from delegations.models import Delegation, OutboxMessage
-from delegations.services import lifecycle
-from delegations.services.catalog import catalog_policies_high_privilege
 from tests.delegations.test_views import with_mfa
 from tests.fixtures.worker import OwnerWorld
 from tests.personas import make_member
@@ -47,10 +54,8 @@ def world(owner_world: OwnerWorld) -> OwnerWorld:
 def request_from_partner(world: OwnerWorld) -> Delegation:
     partner = world.partner(name="Partner Co")
     partner_admin = make_member(partner, Membership.Role.ADMIN)
-    link, _code = services.partner_link_create(
-        owner=world.organisation, created_by=world.admin, label="p"
-    )
-    return services.delegation_request(
+    link, _code = partner_link_create(owner=world.organisation, created_by=world.admin, label="p")
+    return delegation_request(
         partner=partner,
         requested_by=partner_admin,
         partner_link=link,
@@ -78,9 +83,7 @@ def test_approving_reads_the_custom_policy_and_grants_when_it_is_harmless(
 ) -> None:
     delegation = request_from_partner(world)
     since = world.last_seq()
-    approved = services.delegation_approve(
-        delegation=delegation, approved_by=world.admin, with_mfa=True
-    )
+    approved = delegation_approve(delegation=delegation, approved_by=world.admin, with_mfa=True)
     assert approved.status == S.APPROVED
     assert [c["action"] for c in world.cloud_calls(since)] == ["GetPolicy"]
     assert OutboxMessage.objects.count() == 1
@@ -100,7 +103,7 @@ def test_approval_is_refused_when_a_custom_policy_gained_ram_rights_since_creati
     escalate(world)
     since = world.last_seq()
     with pytest.raises(ValidationError) as refused:
-        services.delegation_approve(delegation=delegation, approved_by=world.admin, with_mfa=True)
+        delegation_approve(delegation=delegation, approved_by=world.admin, with_mfa=True)
     message = " ".join(refused.value.messages)
     assert "now includes OpsHelper" in message and "no opt-in for high privilege" in message
     nothing_granted(world, delegation, since)
@@ -121,15 +124,13 @@ def test_a_role_whose_opt_in_was_withdrawn_is_not_granted_and_no_cloud_call_is_n
     role.save()
     since = world.last_seq()
     with pytest.raises(ValidationError, match="AdministratorAccess"):
-        services.delegation_approve(delegation=delegation, approved_by=world.admin, with_mfa=True)
+        delegation_approve(delegation=delegation, approved_by=world.admin, with_mfa=True)
     assert world.cloud_calls(since) == []  # judged by name
     nothing_granted(world, delegation, since)
     # With the opt-in in place, the same approval goes through.
     role.allows_high_privilege = True
     role.save()
-    approved = services.delegation_approve(
-        delegation=delegation, approved_by=world.admin, with_mfa=True
-    )
+    approved = delegation_approve(delegation=delegation, approved_by=world.admin, with_mfa=True)
     assert approved.status == S.APPROVED
 
 
@@ -148,18 +149,16 @@ def test_retrying_a_failed_apply_is_refused_once_the_role_became_high_privilege(
     world: OwnerWorld,
 ) -> None:
     delegation = world.offer()
-    services.delegation_mark_failed(
-        delegation=delegation, error_code="Throttling", error_message="x"
-    )
+    delegation_mark_failed(delegation=delegation, error_code="Throttling", error_message="x")
     escalate(world)
     outbox_before = OutboxMessage.objects.count()
     with pytest.raises(ValidationError, match="now includes OpsHelper"):
-        services.delegation_retry(delegation=delegation, retried_by=world.admin)
+        delegation_retry(delegation=delegation, retried_by=world.admin)
     assert Delegation.objects.get(pk=delegation.pk).status == S.FAILED
     assert OutboxMessage.objects.count() == outbox_before
     # Retrying a failed removal is not a grant: it goes ahead.
     Delegation.objects.filter(pk=delegation.pk).update(failed_phase=Delegation.Phase.REVOKING)
-    retried = services.delegation_retry(delegation=delegation, retried_by=world.admin)
+    retried = delegation_retry(delegation=delegation, retried_by=world.admin)
     assert retried.status == S.REVOKING
 
 
@@ -168,7 +167,7 @@ def test_when_the_cloud_cannot_answer_nothing_is_granted(world: OwnerWorld) -> N
     world.sim.set_faults("GetPolicy:internal")
     since = world.last_seq()
     with pytest.raises(ValidationError, match="could not be asked"):
-        services.delegation_approve(delegation=delegation, approved_by=world.admin, with_mfa=True)
+        delegation_approve(delegation=delegation, approved_by=world.admin, with_mfa=True)
     world.sim.clear_faults()
     nothing_granted(world, delegation, since)
 
@@ -187,8 +186,8 @@ def test_a_role_edited_between_the_check_and_the_lock_is_a_conflict(
         return answer
 
     monkeypatch.setattr(lifecycle, "_privilege_problem", check_then_edit)
-    with pytest.raises(services.DelegationConflict, match="was edited while you were deciding"):
-        services.delegation_approve(delegation=delegation, approved_by=world.admin, with_mfa=True)
+    with pytest.raises(DelegationConflict, match="was edited while you were deciding"):
+        delegation_approve(delegation=delegation, approved_by=world.admin, with_mfa=True)
     assert Delegation.objects.get(pk=delegation.pk).status == S.REQUESTED
     assert not OutboxMessage.objects.exists()
 

@@ -13,8 +13,10 @@ from django.test import Client
 from django.urls import URLPattern, get_resolver
 
 from accounts.models import Membership, Organisation, User
-from delegations import services
+from delegations.catalog.partner_links import partner_link_create
+from delegations.lifecycle.services import delegation_request
 from delegations.models import CatalogRole, Delegation, DriftFinding, PartnerLink
+from delegations.worker.drift import drift_record
 from tests.delegations.factories import PartnerAllowanceFactory
 from tests.personas import make_member
 
@@ -51,10 +53,10 @@ def foreign(
 ) -> dict:
     partner_admin_d = make_member(company_d, Membership.Role.ADMIN, email="d-admin@delta.example")
     PartnerAllowanceFactory(organisation=company_c, partner_account_uid=company_d.account_uid)
-    link, _code = services.partner_link_create(
+    link, _code = partner_link_create(
         owner=company_c, created_by=foreign_owner_admin, label="for delta"
     )
-    delegation = services.delegation_request(
+    delegation = delegation_request(
         partner=company_d,
         requested_by=partner_admin_d,
         partner_link=link,
@@ -62,7 +64,7 @@ def foreign(
         reason="FOREIGN-REASON-7731",
         ends_at=None,
     )
-    finding = services.drift_record(
+    finding = drift_record(
         managed_role=delegation.managed_role, kind=DriftFinding.Kind.ROLE_DELETED
     )
     return {"delegation": delegation, "link": link, "finding": finding}

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from cloud.client import CloudClient
+from delegations.connection.services import cloud_account_replace_key
 from delegations.models import Delegation
 from delegations.partner.credentials import credentials_issue
-from delegations.services.cloud_accounts import cloud_account_replace_key
 from tests.fixtures.partner import OWNER_UID, PARTNER_UID, PartnerWorld, sdk_client
 
 POLICIES = Path(__file__).resolve().parents[2] / "docs" / "ram-policies"

@@ -24,8 +24,9 @@ import pytest
 from django.db import connections
 
 from accounts.models import Membership, Organisation, User
+from delegations import outbox
+from delegations.catalog.partner_links import partner_link_create
 from delegations.models import Delegation
-from delegations.services import outbox, partner_link_create
 from tests.fixtures.browser import totp_now
 from tests.fixtures.worker import OwnerWorld
 from tests.personas import enable_totp, make_member
@@ -60,7 +61,7 @@ class InProcessWorker:
         self._thread.join(timeout=60)
 
     def _run(self) -> None:
-        from delegations.tasks import run_outbox_message
+        from delegations.worker.tasks import run_outbox_message
 
         if self._shared is not None:
             connections["default"] = self._shared

@@ -146,8 +146,8 @@ def test_unassign_then_the_next_assume_role_fails(partner_world: PartnerWorld) -
 def test_a_policy_with_older_versions_is_deleted_once_nothing_is_wanted(
     partner_world: PartnerWorld,
 ) -> None:
-    from delegations.services import delegation_offer
-    from delegations.services.catalog import catalog_role_create
+    from delegations.catalog.services import catalog_role_create
+    from delegations.lifecycle.services import delegation_offer
 
     world = partner_world
     root = world.partner_root()

@@ -10,9 +10,9 @@ import pytest
 from audit.models import AuditEvent
 from cloud import policies
 from delegations.models import CloudCall, OutboxMessage, PartnerUserPolicy
-from delegations.partner import apply
-from delegations.partner.apply import PartnerReconcileOutcome, partner_user_policy_reconcile
-from delegations.services.apply import TransientCloudFailure
+from delegations.worker import partner_policy as apply
+from delegations.worker.owner_role import TransientCloudFailure
+from delegations.worker.partner_policy import PartnerReconcileOutcome, partner_user_policy_reconcile
 from tests.fixtures.partner import PartnerWorld
 
 
@@ -82,7 +82,7 @@ def test_a_second_delivery_changes_nothing(
     before = len(mutations(alice_policy))
     since = world.sim.last_call_seq()
     message = OutboxMessage.objects.filter(object_id=str(alice_policy.pk)).last()
-    from delegations.tasks import run_outbox_message
+    from delegations.worker.tasks import run_outbox_message
 
     assert run_outbox_message.apply(args=[message.pk]).result == "done"
     assert partner_user_policy_reconcile(policy_id=alice_policy.pk).outcome == "converged"
@@ -103,7 +103,7 @@ def test_a_held_lease_is_left_to_its_holder(
 def test_the_task_retries_then_shows_the_failure(
     partner_world: PartnerWorld, alice_policy: PartnerUserPolicy, settings
 ) -> None:
-    from delegations.partner.tasks import reconcile_partner_user_policy
+    from delegations.worker.partner_tasks import reconcile_partner_user_policy
 
     settings.PORTAL_RECONCILE_INLINE_ATTEMPTS = 1
     partner_world.sim.set_faults("GetPolicy:internal:1")

@@ -13,7 +13,7 @@ from cloud.policies import (
     policy_to_text,
     trust_policy_principals,
 )
-from delegations.reconcile import (
+from delegations.role_plan import (
     ActualRole,
     AttachPolicy,
     CreateRole,

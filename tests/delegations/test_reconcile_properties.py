@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cloud.policies import canonical_policy, description_with_marker
-from delegations.reconcile import (
+from delegations.role_plan import (
     ActualRole,
     CreateRole,
     DeleteRole,

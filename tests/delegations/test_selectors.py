@@ -6,7 +6,13 @@ from django.utils import timezone
 
 from accounts.models import Organisation, User
 from cloud import policies
-from delegations import selectors, services
+from delegations.lifecycle import selectors
+from delegations.lifecycle.services import (
+    delegation_approve,
+    delegation_mark_active,
+    delegation_mark_revoked,
+    delegation_revoke,
+)
 from delegations.models import CatalogRole, Delegation, ManagedRole
 
 pytestmark = pytest.mark.django_db
@@ -51,7 +57,7 @@ def _seen(role: ManagedRole, principals: list[str], *, marked: bool = True) -> N
 
 @pytest.fixture
 def approved(requested: Delegation, owner_admin: User) -> Delegation:
-    return services.delegation_approve(delegation=requested, approved_by=owner_admin, with_mfa=True)
+    return delegation_approve(delegation=requested, approved_by=owner_admin, with_mfa=True)
 
 
 def test_comparison_shows_pending_addition_and_keeps_unmanaged_principals(
@@ -71,7 +77,7 @@ def test_comparison_shows_pending_addition_and_keeps_unmanaged_principals(
 def test_comparison_flags_drift_when_an_active_partner_is_missing(
     approved: Delegation,
 ) -> None:
-    services.delegation_mark_active(delegation=approved)
+    delegation_mark_active(delegation=approved)
     role = approved.managed_role
     _seen(role, [STRANGER])
     comparison = selectors.role_comparison(managed_role=role)
@@ -82,9 +88,9 @@ def test_comparison_flags_drift_when_an_active_partner_is_missing(
 def test_comparison_flags_a_revoked_partner_that_came_back(
     approved: Delegation, owner_admin: User
 ) -> None:
-    services.delegation_mark_active(delegation=approved)
-    services.delegation_revoke(delegation=approved, revoked_by=owner_admin, reason="end")
-    services.delegation_mark_revoked(delegation=approved)
+    delegation_mark_active(delegation=approved)
+    delegation_revoke(delegation=approved, revoked_by=owner_admin, reason="end")
+    delegation_mark_revoked(delegation=approved)
     role = approved.managed_role
     role.known_principals = [B_ROOT]
     _seen(role, [B_ROOT])

@@ -7,8 +7,13 @@ from django.core.exceptions import PermissionDenied, ValidationError
 
 from accounts.models import User
 from audit.models import AuditEvent
-from delegations import services
+from delegations.lifecycle.services import (
+    DelegationConflict,
+    delegation_approve,
+    delegation_mark_active,
+)
 from delegations.models import Delegation, DriftFinding, ManagedRole, OutboxMessage
+from delegations.worker.drift import drift_clear, drift_record, drift_resolve
 
 pytestmark = pytest.mark.django_db
 Kind = DriftFinding.Kind
@@ -18,8 +23,8 @@ STRANGER = "acs:ram::55555555:root"
 
 @pytest.fixture
 def active(requested: Delegation, owner_admin: User) -> Delegation:
-    services.delegation_approve(delegation=requested, approved_by=owner_admin, with_mfa=True)
-    return services.delegation_mark_active(delegation=requested)
+    delegation_approve(delegation=requested, approved_by=owner_admin, with_mfa=True)
+    return delegation_mark_active(delegation=requested)
 
 
 @pytest.fixture
@@ -35,38 +40,32 @@ def drift_events(action: str) -> int:
 
 
 def test_record_is_idempotent_and_audited_once(role: ManagedRole) -> None:
-    first = services.drift_record(
-        managed_role=role, kind=Kind.UNMANAGED_PRINCIPAL_ADDED, subject=STRANGER
-    )
-    again = services.drift_record(
-        managed_role=role, kind=Kind.UNMANAGED_PRINCIPAL_ADDED, subject=STRANGER
-    )
+    first = drift_record(managed_role=role, kind=Kind.UNMANAGED_PRINCIPAL_ADDED, subject=STRANGER)
+    again = drift_record(managed_role=role, kind=Kind.UNMANAGED_PRINCIPAL_ADDED, subject=STRANGER)
     assert first.pk == again.pk
     assert drift_events("drift.detected") == 1
     event = AuditEvent.objects.get(action="drift.detected")
     assert event.organisation.slug == "company-a" and event.metadata["subject"] == STRANGER
     with pytest.raises(ValueError):
-        services.drift_record(managed_role=role, kind="made_up", subject="x")
+        drift_record(managed_role=role, kind="made_up", subject="x")
 
 
 def test_clear_closes_the_finding_and_a_new_one_can_open(role: ManagedRole) -> None:
-    finding = services.drift_record(managed_role=role, kind=Kind.ROLE_DELETED)
-    cleared = services.drift_clear(finding=finding)
+    finding = drift_record(managed_role=role, kind=Kind.ROLE_DELETED)
+    cleared = drift_clear(finding=finding)
     assert cleared.resolution == "gone" and cleared.resolved_at is not None
-    assert services.drift_clear(finding=finding).resolved_at == cleared.resolved_at
+    assert drift_clear(finding=finding).resolved_at == cleared.resolved_at
     assert drift_events("drift.cleared") == 1
-    reopened = services.drift_record(managed_role=role, kind=Kind.ROLE_DELETED)
+    reopened = drift_record(managed_role=role, kind=Kind.ROLE_DELETED)
     assert reopened.pk != finding.pk
 
 
 def test_repair_of_an_unmanaged_principal_makes_it_managed_so_the_worker_removes_it(
     role: ManagedRole, owner_admin: User
 ) -> None:
-    finding = services.drift_record(
-        managed_role=role, kind=Kind.UNMANAGED_PRINCIPAL_ADDED, subject=STRANGER
-    )
+    finding = drift_record(managed_role=role, kind=Kind.UNMANAGED_PRINCIPAL_ADDED, subject=STRANGER)
     outbox_before = OutboxMessage.objects.count()
-    resolved = services.drift_resolve(finding=finding, resolved_by=owner_admin, resolution="repair")
+    resolved = drift_resolve(finding=finding, resolved_by=owner_admin, resolution="repair")
     assert resolved.resolution == "repair" and resolved.resolved_by == owner_admin
     role.refresh_from_db()
     assert STRANGER in role.known_principals
@@ -77,10 +76,8 @@ def test_repair_of_an_unmanaged_principal_makes_it_managed_so_the_worker_removes
 def test_accept_of_an_unmanaged_principal_keeps_it_untouched(
     role: ManagedRole, owner_admin: User
 ) -> None:
-    finding = services.drift_record(
-        managed_role=role, kind=Kind.UNMANAGED_PRINCIPAL_ADDED, subject=STRANGER
-    )
-    services.drift_resolve(finding=finding, resolved_by=owner_admin, resolution="accept")
+    finding = drift_record(managed_role=role, kind=Kind.UNMANAGED_PRINCIPAL_ADDED, subject=STRANGER)
+    drift_resolve(finding=finding, resolved_by=owner_admin, resolution="accept")
     role.refresh_from_db()
     assert STRANGER not in role.known_principals
     assert drift_events("drift.accepted") == 1
@@ -89,10 +86,8 @@ def test_accept_of_an_unmanaged_principal_keeps_it_untouched(
 def test_accept_of_a_revoked_partner_back_stops_managing_it(
     role: ManagedRole, owner_admin: User
 ) -> None:
-    finding = services.drift_record(
-        managed_role=role, kind=Kind.REVOKED_PRINCIPAL_BACK, subject=B_ROOT
-    )
-    services.drift_resolve(finding=finding, resolved_by=owner_admin, resolution="accept")
+    finding = drift_record(managed_role=role, kind=Kind.REVOKED_PRINCIPAL_BACK, subject=B_ROOT)
+    drift_resolve(finding=finding, resolved_by=owner_admin, resolution="accept")
     role.refresh_from_db()
     assert B_ROOT not in role.known_principals
 
@@ -100,10 +95,8 @@ def test_accept_of_a_revoked_partner_back_stops_managing_it(
 def test_accept_of_a_missing_principal_revokes_its_delegation(
     role: ManagedRole, active: Delegation, owner_admin: User
 ) -> None:
-    finding = services.drift_record(
-        managed_role=role, kind=Kind.MANAGED_PRINCIPAL_MISSING, subject=B_ROOT
-    )
-    services.drift_resolve(finding=finding, resolved_by=owner_admin, resolution="accept")
+    finding = drift_record(managed_role=role, kind=Kind.MANAGED_PRINCIPAL_MISSING, subject=B_ROOT)
+    drift_resolve(finding=finding, resolved_by=owner_admin, resolution="accept")
     active.refresh_from_db()
     assert active.status == Delegation.Status.REVOKING
     assert "accepted" in active.revoke_reason
@@ -113,18 +106,18 @@ def test_accept_of_a_missing_principal_revokes_its_delegation(
 def test_accept_of_a_deleted_role_revokes_everything_on_it(
     role: ManagedRole, active: Delegation, owner_admin: User
 ) -> None:
-    finding = services.drift_record(managed_role=role, kind=Kind.ROLE_DELETED)
-    services.drift_resolve(finding=finding, resolved_by=owner_admin, resolution="accept")
+    finding = drift_record(managed_role=role, kind=Kind.ROLE_DELETED)
+    drift_resolve(finding=finding, resolved_by=owner_admin, resolution="accept")
     assert Delegation.objects.get(pk=active.pk).status == Delegation.Status.REVOKING
 
 
 def test_accept_of_a_detached_policy_takes_it_out_of_the_catalogue(
     role: ManagedRole, active: Delegation, owner_admin: User
 ) -> None:
-    finding = services.drift_record(
+    finding = drift_record(
         managed_role=role, kind=Kind.POLICY_DETACHED, subject="System:AliyunECSFullAccess"
     )
-    services.drift_resolve(finding=finding, resolved_by=owner_admin, resolution="accept")
+    drift_resolve(finding=finding, resolved_by=owner_admin, resolution="accept")
     active.catalog_role.refresh_from_db()
     assert active.catalog_role.policies == []
 
@@ -136,22 +129,22 @@ def test_resolve_refusals(
     auditor: User,
     foreign_owner_admin: User,
 ) -> None:
-    finding = services.drift_record(managed_role=role, kind=Kind.ROLE_DELETED)
+    finding = drift_record(managed_role=role, kind=Kind.ROLE_DELETED)
     for user in (auditor, foreign_owner_admin):
         with pytest.raises(PermissionDenied):
-            services.drift_resolve(finding=finding, resolved_by=user, resolution="repair")
+            drift_resolve(finding=finding, resolved_by=user, resolution="repair")
     with pytest.raises(ValidationError):
-        services.drift_resolve(finding=finding, resolved_by=owner_admin, resolution="ignore")
-    services.drift_resolve(finding=finding, resolved_by=owner_admin, resolution="repair")
+        drift_resolve(finding=finding, resolved_by=owner_admin, resolution="ignore")
+    drift_resolve(finding=finding, resolved_by=owner_admin, resolution="repair")
     # The same click again changes nothing; a different decision afterwards is a conflict.
-    services.drift_resolve(finding=finding, resolved_by=owner_admin, resolution="repair")
+    drift_resolve(finding=finding, resolved_by=owner_admin, resolution="repair")
     assert drift_events("drift.repaired") == 1
-    with pytest.raises(services.DelegationConflict):
-        services.drift_resolve(finding=finding, resolved_by=owner_admin_2, resolution="accept")
+    with pytest.raises(DelegationConflict):
+        drift_resolve(finding=finding, resolved_by=owner_admin_2, resolution="accept")
 
 
 def test_requested_fixture_is_used(make_request: Callable[..., Delegation]) -> None:
     # drift on a role whose only delegation is still a request: accept revokes nothing
     delegation = make_request()
-    finding = services.drift_record(managed_role=delegation.managed_role, kind=Kind.ROLE_DELETED)
+    finding = drift_record(managed_role=delegation.managed_role, kind=Kind.ROLE_DELETED)
     assert finding.is_open

@@ -10,7 +10,21 @@ from django.utils import timezone
 
 from accounts.models import Membership, Organisation, User
 from audit.models import AuditEvent
-from delegations import services
+from delegations.catalog.partner_links import partner_link_revoke
+from delegations.lifecycle.services import (
+    DelegationConflict,
+    IllegalTransition,
+    delegation_approve,
+    delegation_mark_active,
+    delegation_mark_applying,
+    delegation_mark_failed,
+    delegation_mark_revoked,
+    delegation_offer,
+    delegation_reject,
+    delegation_retry,
+    delegation_revoke,
+    delegations_expire_due,
+)
 from delegations.models import (
     ALLOWED_TRANSITIONS,
     CatalogRole,
@@ -158,7 +172,7 @@ def test_request_refuses_a_revoked_or_expired_link(
         make_request()
     link.expires_at = None
     link.save()
-    services.partner_link_revoke(link=link, revoked_by=owner_admin)
+    partner_link_revoke(link=link, revoked_by=owner_admin)
     with pytest.raises(ValidationError):
         make_request()
 
@@ -188,7 +202,7 @@ def test_approve_records_the_decision_one_event_and_one_outbox_row(
 ) -> None:
     desired_before = requested.managed_role.desired_version
     with django_capture_on_commit_callbacks() as callbacks:
-        approved = services.delegation_approve(
+        approved = delegation_approve(
             delegation=requested, approved_by=owner_admin, with_mfa=True, note="ok for Q3"
         )
     assert approved.status == S.APPROVED
@@ -210,10 +224,8 @@ def test_approve_records_the_decision_one_event_and_one_outbox_row(
 def test_double_click_approve_changes_nothing_the_second_time(
     requested: Delegation, owner_admin: User
 ) -> None:
-    first = services.delegation_approve(
-        delegation=requested, approved_by=owner_admin, with_mfa=True
-    )
-    second = services.delegation_approve(
+    first = delegation_approve(delegation=requested, approved_by=owner_admin, with_mfa=True)
+    second = delegation_approve(
         delegation=requested, approved_by=owner_admin, with_mfa=True, expected_version=1
     )
     assert second.version == first.version
@@ -224,24 +236,24 @@ def test_double_click_approve_changes_nothing_the_second_time(
 def test_a_second_admin_approving_after_the_first_gets_a_conflict(
     requested: Delegation, owner_admin: User, owner_admin_2: User
 ) -> None:
-    services.delegation_approve(delegation=requested, approved_by=owner_admin, with_mfa=True)
-    with pytest.raises(services.DelegationConflict, match="already decided by"):
-        services.delegation_approve(delegation=requested, approved_by=owner_admin_2, with_mfa=True)
+    delegation_approve(delegation=requested, approved_by=owner_admin, with_mfa=True)
+    with pytest.raises(DelegationConflict, match="already decided by"):
+        delegation_approve(delegation=requested, approved_by=owner_admin_2, with_mfa=True)
     assert outbox_rows(requested) == 1
 
 
 def test_approve_after_reject_is_a_conflict(
     requested: Delegation, owner_admin: User, owner_admin_2: User
 ) -> None:
-    services.delegation_reject(delegation=requested, rejected_by=owner_admin_2, reason="No")
-    with pytest.raises(services.DelegationConflict, match="rejected"):
-        services.delegation_approve(delegation=requested, approved_by=owner_admin, with_mfa=True)
+    delegation_reject(delegation=requested, rejected_by=owner_admin_2, reason="No")
+    with pytest.raises(DelegationConflict, match="rejected"):
+        delegation_approve(delegation=requested, approved_by=owner_admin, with_mfa=True)
     assert outbox_rows(requested) == 0
 
 
 def test_approve_on_a_stale_page_is_a_conflict(requested: Delegation, owner_admin: User) -> None:
-    with pytest.raises(services.DelegationConflict, match="changed while you were looking"):
-        services.delegation_approve(
+    with pytest.raises(DelegationConflict, match="changed while you were looking"):
+        delegation_approve(
             delegation=requested, approved_by=owner_admin, with_mfa=True, expected_version=7
         )
     assert Delegation.objects.get(pk=requested.pk).status == S.REQUESTED
@@ -257,7 +269,7 @@ def test_nobody_approves_their_own_request_and_the_attempt_is_audited(
     Membership.objects.create(user=owner_admin, organisation=company_b, role="admin")
     delegation = make_request(requested_by=owner_admin)
     with pytest.raises(PermissionDenied, match="made yourself"):
-        services.delegation_approve(delegation=delegation, approved_by=owner_admin, with_mfa=True)
+        delegation_approve(delegation=delegation, approved_by=owner_admin, with_mfa=True)
     delegation.refresh_from_db()
     assert delegation.status == S.REQUESTED
     assert events_for(delegation) == ["delegation.requested", "delegation.approve_denied"]
@@ -270,7 +282,7 @@ def test_a_member_of_the_partner_cannot_approve_its_request(
 ) -> None:
     Membership.objects.create(user=owner_admin, organisation=company_b, role="staff")
     with pytest.raises(PermissionDenied, match="member of the requesting partner"):
-        services.delegation_approve(delegation=requested, approved_by=owner_admin, with_mfa=True)
+        delegation_approve(delegation=requested, approved_by=owner_admin, with_mfa=True)
     assert Delegation.objects.get(pk=requested.pk).status == S.REQUESTED
 
 
@@ -279,7 +291,7 @@ def test_only_an_owner_admin_approves(
 ) -> None:
     for user in (auditor, partner_admin, foreign_owner_admin):
         with pytest.raises(PermissionDenied):
-            services.delegation_approve(delegation=requested, approved_by=user, with_mfa=True)
+            delegation_approve(delegation=requested, approved_by=user, with_mfa=True)
     assert events_for(requested) == ["delegation.requested"]
 
 
@@ -288,11 +300,9 @@ def test_approve_requires_mfa_when_the_portal_does(
 ) -> None:
     settings.PORTAL_REQUIRE_MFA = True
     with pytest.raises(PermissionDenied, match="two-factor"):
-        services.delegation_approve(delegation=requested, approved_by=owner_admin, with_mfa=False)
+        delegation_approve(delegation=requested, approved_by=owner_admin, with_mfa=False)
     settings.PORTAL_REQUIRE_MFA = False
-    approved = services.delegation_approve(
-        delegation=requested, approved_by=owner_admin, with_mfa=False
-    )
+    approved = delegation_approve(delegation=requested, approved_by=owner_admin, with_mfa=False)
     assert approved.approved_with_mfa is False
 
 
@@ -301,7 +311,7 @@ def test_approve_rechecks_the_allow_list(
 ) -> None:
     company_a.partner_allowances.all().delete()
     with pytest.raises(ValidationError, match="allow-list"):
-        services.delegation_approve(delegation=requested, approved_by=owner_admin, with_mfa=True)
+        delegation_approve(delegation=requested, approved_by=owner_admin, with_mfa=True)
     assert outbox_rows(requested) == 0
 
 
@@ -314,7 +324,7 @@ def test_approve_refuses_a_request_whose_end_date_passed(
         ends_at=timezone.now() - dt.timedelta(days=1),
     )
     with pytest.raises(ValidationError, match="end date has passed"):
-        services.delegation_approve(delegation=delegation, approved_by=owner_admin, with_mfa=True)
+        delegation_approve(delegation=delegation, approved_by=owner_admin, with_mfa=True)
 
 
 # --- offer -------------------------------------------------------------------------------------
@@ -327,7 +337,7 @@ def test_offer_starts_approved_and_enqueues_work(
     ecs_admin: CatalogRole,
     allow_b: None,
 ) -> None:
-    delegation = services.delegation_offer(
+    delegation = delegation_offer(
         owner=company_a,
         offered_by=owner_admin,
         partner=company_b,
@@ -361,11 +371,11 @@ def test_offer_refuses_partners_off_the_allow_list_and_non_admins(
         "with_mfa": True,
     }
     with pytest.raises(ValidationError, match="allow-list"):
-        services.delegation_offer(offered_by=owner_admin, **arguments)
+        delegation_offer(offered_by=owner_admin, **arguments)
     with pytest.raises(PermissionDenied):
-        services.delegation_offer(offered_by=auditor, **{**arguments, "partner": company_b})
+        delegation_offer(offered_by=auditor, **{**arguments, "partner": company_b})
     with pytest.raises(ValidationError, match="not a partner"):
-        services.delegation_offer(offered_by=owner_admin, **{**arguments, "partner": company_a})
+        delegation_offer(offered_by=owner_admin, **{**arguments, "partner": company_a})
     assert Delegation.objects.count() == 0
 
 
@@ -374,8 +384,8 @@ def test_offer_refuses_partners_off_the_allow_list_and_non_admins(
 
 def test_reject_needs_a_reason_and_is_final(requested: Delegation, owner_admin: User) -> None:
     with pytest.raises(ValidationError):
-        services.delegation_reject(delegation=requested, rejected_by=owner_admin, reason="  ")
-    rejected = services.delegation_reject(
+        delegation_reject(delegation=requested, rejected_by=owner_admin, reason="  ")
+    rejected = delegation_reject(
         delegation=requested, rejected_by=owner_admin, reason="Not in the contract"
     )
     assert rejected.status == S.REJECTED
@@ -384,7 +394,7 @@ def test_reject_needs_a_reason_and_is_final(requested: Delegation, owner_admin: 
     assert events_for(rejected) == ["delegation.requested", "delegation.rejected"]
     assert last_event(rejected).metadata["reason"] == "Not in the contract"
     assert outbox_rows(rejected) == 0
-    again = services.delegation_reject(delegation=requested, rejected_by=owner_admin, reason="x")
+    again = delegation_reject(delegation=requested, rejected_by=owner_admin, reason="x")
     assert again.version == rejected.version
 
 
@@ -393,22 +403,22 @@ def test_reject_needs_a_reason_and_is_final(requested: Delegation, owner_admin: 
 
 @pytest.fixture
 def approved(requested: Delegation, owner_admin: User) -> Delegation:
-    return services.delegation_approve(delegation=requested, approved_by=owner_admin, with_mfa=True)
+    return delegation_approve(delegation=requested, approved_by=owner_admin, with_mfa=True)
 
 
 @pytest.fixture
 def active(approved: Delegation) -> Delegation:
-    services.delegation_mark_applying(delegation=approved)
-    return services.delegation_mark_active(delegation=approved)
+    delegation_mark_applying(delegation=approved)
+    return delegation_mark_active(delegation=approved)
 
 
 def test_worker_walks_approved_applying_active_with_one_event_each(approved: Delegation) -> None:
-    applying = services.delegation_mark_applying(delegation=approved)
+    applying = delegation_mark_applying(delegation=approved)
     assert applying.status == S.APPLYING
-    assert services.delegation_mark_applying(delegation=approved).version == applying.version
-    active = services.delegation_mark_active(delegation=approved, request_id="REQ-1")
+    assert delegation_mark_applying(delegation=approved).version == applying.version
+    active = delegation_mark_active(delegation=approved, request_id="REQ-1")
     assert active.status == S.ACTIVE and active.activated_at is not None
-    assert services.delegation_mark_active(delegation=approved).version == active.version
+    assert delegation_mark_active(delegation=approved).version == active.version
     assert events_for(active) == [
         "delegation.requested",
         "delegation.approved",
@@ -420,8 +430,8 @@ def test_worker_walks_approved_applying_active_with_one_event_each(approved: Del
 
 
 def test_mark_failed_records_the_cloud_error_and_the_phase(approved: Delegation) -> None:
-    services.delegation_mark_applying(delegation=approved)
-    failed = services.delegation_mark_failed(
+    delegation_mark_applying(delegation=approved)
+    failed = delegation_mark_failed(
         delegation=approved,
         error_code="EntityNotExist.Policy",
         error_message="The policy does not exist.",
@@ -438,9 +448,7 @@ def test_mark_failed_records_the_cloud_error_and_the_phase(approved: Delegation)
     assert event.metadata["error_code"] == "EntityNotExist.Policy"
     assert event.metadata["request_id"] == "8A1B-REQ"
     assert (
-        services.delegation_mark_failed(
-            delegation=approved, error_code="X", error_message="y"
-        ).version
+        delegation_mark_failed(delegation=approved, error_code="X", error_message="y").version
         == failed.version
     )
 
@@ -448,34 +456,30 @@ def test_mark_failed_records_the_cloud_error_and_the_phase(approved: Delegation)
 def test_retry_after_a_failed_apply_goes_back_to_approved(
     approved: Delegation, owner_admin: User
 ) -> None:
-    services.delegation_mark_failed(delegation=approved, error_code="E", error_message="m")
-    retried = services.delegation_retry(delegation=approved, retried_by=owner_admin)
+    delegation_mark_failed(delegation=approved, error_code="E", error_message="m")
+    retried = delegation_retry(delegation=approved, retried_by=owner_admin)
     assert retried.status == S.APPROVED and retried.failed_phase == ""
     assert last_event(retried).action == "delegation.retried"
     assert last_event(retried).metadata["previous_error_code"] == "E"
     assert outbox_rows(retried) == 2
-    with pytest.raises(services.IllegalTransition):
-        services.delegation_retry(delegation=approved, retried_by=owner_admin)
+    with pytest.raises(IllegalTransition):
+        delegation_retry(delegation=approved, retried_by=owner_admin)
 
 
 def test_revoke_then_worker_marks_revoked(active: Delegation, owner_admin: User) -> None:
-    revoking = services.delegation_revoke(
-        delegation=active, revoked_by=owner_admin, reason="Contract ended"
-    )
+    revoking = delegation_revoke(delegation=active, revoked_by=owner_admin, reason="Contract ended")
     assert revoking.status == S.REVOKING
     assert revoking.end_cause == Delegation.EndCause.REVOKED
     assert revoking.revoked_by == owner_admin and revoking.revoke_reason == "Contract ended"
     assert outbox_rows(revoking) == 2
     # A double click changes nothing.
-    again = services.delegation_revoke(delegation=active, revoked_by=owner_admin, reason="x")
+    again = delegation_revoke(delegation=active, revoked_by=owner_admin, reason="x")
     assert again.version == revoking.version and outbox_rows(revoking) == 2
-    revoked = services.delegation_mark_revoked(delegation=active)
+    revoked = delegation_mark_revoked(delegation=active)
     assert revoked.status == S.REVOKED and revoked.ended_at is not None
     assert events_for(revoked)[-2:] == ["delegation.revoke_requested", "delegation.revoked"]
     assert (
-        services.delegation_revoke(
-            delegation=active, revoked_by=owner_admin, reason="again"
-        ).version
+        delegation_revoke(delegation=active, revoked_by=owner_admin, reason="again").version
         == revoked.version
     )
 
@@ -483,39 +487,39 @@ def test_revoke_then_worker_marks_revoked(active: Delegation, owner_admin: User)
 def test_nothing_to_revoke_on_a_request_or_a_rejection(
     requested: Delegation, owner_admin: User
 ) -> None:
-    with pytest.raises(services.IllegalTransition, match="nothing to revoke"):
-        services.delegation_revoke(delegation=requested, revoked_by=owner_admin, reason="x")
-    services.delegation_reject(delegation=requested, rejected_by=owner_admin, reason="No")
-    with pytest.raises(services.IllegalTransition, match="nothing to revoke"):
-        services.delegation_revoke(delegation=requested, revoked_by=owner_admin, reason="x")
+    with pytest.raises(IllegalTransition, match="nothing to revoke"):
+        delegation_revoke(delegation=requested, revoked_by=owner_admin, reason="x")
+    delegation_reject(delegation=requested, rejected_by=owner_admin, reason="No")
+    with pytest.raises(IllegalTransition, match="nothing to revoke"):
+        delegation_revoke(delegation=requested, revoked_by=owner_admin, reason="x")
 
 
 def test_revoke_needs_a_reason(active: Delegation, owner_admin: User) -> None:
     with pytest.raises(ValidationError):
-        services.delegation_revoke(delegation=active, revoked_by=owner_admin, reason="")
+        delegation_revoke(delegation=active, revoked_by=owner_admin, reason="")
     assert Delegation.objects.get(pk=active.pk).status == S.ACTIVE
 
 
 def test_a_failed_revoke_is_retried_as_a_revoke(active: Delegation, owner_admin: User) -> None:
-    services.delegation_revoke(delegation=active, revoked_by=owner_admin, reason="End")
-    failed = services.delegation_mark_failed(
+    delegation_revoke(delegation=active, revoked_by=owner_admin, reason="End")
+    failed = delegation_mark_failed(
         delegation=active, error_code="NoPermission", error_message="denied"
     )
     assert failed.failed_phase == Delegation.Phase.REVOKING
-    with pytest.raises(services.IllegalTransition, match="Retry"):
-        services.delegation_revoke(delegation=active, revoked_by=owner_admin, reason="again")
-    retried = services.delegation_retry(delegation=active, retried_by=owner_admin)
+    with pytest.raises(IllegalTransition, match="Retry"):
+        delegation_revoke(delegation=active, revoked_by=owner_admin, reason="again")
+    retried = delegation_retry(delegation=active, retried_by=owner_admin)
     assert retried.status == S.REVOKING
-    assert services.delegation_mark_revoked(delegation=active).status == S.REVOKED
+    assert delegation_mark_revoked(delegation=active).status == S.REVOKED
 
 
 def test_revoke_while_applying_stops_the_worker_from_activating(
     approved: Delegation, owner_admin: User
 ) -> None:
-    services.delegation_mark_applying(delegation=approved)
-    services.delegation_revoke(delegation=approved, revoked_by=owner_admin, reason="Changed mind")
-    with pytest.raises(services.IllegalTransition):
-        services.delegation_mark_active(delegation=approved)
+    delegation_mark_applying(delegation=approved)
+    delegation_revoke(delegation=approved, revoked_by=owner_admin, reason="Changed mind")
+    with pytest.raises(IllegalTransition):
+        delegation_mark_active(delegation=approved)
     assert Delegation.objects.get(pk=approved.pk).status == S.REVOKING
 
 
@@ -524,9 +528,9 @@ def test_only_owner_admins_revoke_and_retry(
 ) -> None:
     for user in (partner_admin, auditor, foreign_owner_admin):
         with pytest.raises(PermissionDenied):
-            services.delegation_revoke(delegation=active, revoked_by=user, reason="x")
+            delegation_revoke(delegation=active, revoked_by=user, reason="x")
         with pytest.raises(PermissionDenied):
-            services.delegation_retry(delegation=active, retried_by=user)
+            delegation_retry(delegation=active, retried_by=user)
 
 
 # --- expiry ------------------------------------------------------------------------------------
@@ -541,31 +545,31 @@ def _end_now(delegation: Delegation) -> None:
 
 def test_an_undecided_request_simply_expires(requested: Delegation) -> None:
     _end_now(requested)
-    assert services.delegations_expire_due() == 1
+    assert delegations_expire_due() == 1
     requested.refresh_from_db()
     assert requested.status == S.EXPIRED and requested.end_cause == "expired"
     assert events_for(requested)[-1] == "delegation.expired"
     assert outbox_rows(requested) == 0
-    assert services.delegations_expire_due() == 0
+    assert delegations_expire_due() == 0
 
 
 def test_active_access_expires_through_revoking(active: Delegation) -> None:
     _end_now(active)
-    assert services.delegations_expire_due() == 1
+    assert delegations_expire_due() == 1
     active.refresh_from_db()
     assert active.status == S.REVOKING and active.end_cause == Delegation.EndCause.EXPIRED
     assert events_for(active)[-1] == "delegation.expiring"
     assert outbox_rows(active) == 2
-    assert services.delegation_mark_revoked(delegation=active).status == S.EXPIRED
+    assert delegation_mark_revoked(delegation=active).status == S.EXPIRED
     assert events_for(active)[-1] == "delegation.expired"
 
 
 def test_expire_leaves_open_ended_and_future_delegations_alone(
     active: Delegation, make_request: Callable[..., Delegation], company_b: Organisation
 ) -> None:
-    assert services.delegations_expire_due() == 0
+    assert delegations_expire_due() == 0
     Delegation.objects.filter(pk=active.pk).update(ends_at=timezone.now() + dt.timedelta(days=1))
-    assert services.delegations_expire_due() == 0
+    assert delegations_expire_due() == 0
     assert Delegation.objects.get(pk=active.pk).status == S.ACTIVE
 
 
@@ -583,11 +587,11 @@ def test_the_worker_cannot_activate_or_revoke_from_elsewhere(
     status: str, company_a: Organisation, company_b: Organisation, ecs_admin: CatalogRole
 ) -> None:
     delegation = DelegationFactory(catalog_role=ecs_admin, partner=company_b, status=status)
-    with pytest.raises(services.IllegalTransition):
-        services.delegation_mark_active(delegation=delegation)
+    with pytest.raises(IllegalTransition):
+        delegation_mark_active(delegation=delegation)
     if status != S.REQUESTED:
-        with pytest.raises(services.IllegalTransition):
-            services.delegation_mark_applying(delegation=delegation)
+        with pytest.raises(IllegalTransition):
+            delegation_mark_applying(delegation=delegation)
     assert Delegation.objects.get(pk=delegation.pk).status == status
     assert events_for(delegation) == []
 
@@ -595,14 +599,14 @@ def test_the_worker_cannot_activate_or_revoke_from_elsewhere(
 def test_audit_failure_rolls_the_transition_back(
     requested: Delegation, owner_admin: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from delegations.services import lifecycle
+    from delegations.lifecycle import services as lifecycle
 
     def broken(**kwargs: object) -> None:
         raise RuntimeError("audit store down")
 
     monkeypatch.setattr(lifecycle, "audit_record", broken)
     with pytest.raises(RuntimeError):
-        services.delegation_approve(delegation=requested, approved_by=owner_admin, with_mfa=True)
+        delegation_approve(delegation=requested, approved_by=owner_admin, with_mfa=True)
     requested.refresh_from_db()
     assert requested.status == S.REQUESTED
     assert OutboxMessage.objects.count() == 0
@@ -618,7 +622,7 @@ def test_offer_blocks_an_admin_who_belongs_to_the_partner(
     make_member(company_b, Membership.Role.STAFF)  # unrelated staff does not matter
     Membership.objects.create(user=owner_admin, organisation=company_b, role="staff")
     with pytest.raises(PermissionDenied):
-        services.delegation_offer(
+        delegation_offer(
             owner=company_a,
             offered_by=owner_admin,
             partner=company_b,
@@ -632,17 +636,11 @@ def test_offer_blocks_an_admin_who_belongs_to_the_partner(
 def test_returned_delegation_says_whether_the_call_changed_it(
     requested: Delegation, owner_admin: User
 ) -> None:
-    assert services.delegation_approve(
+    assert delegation_approve(delegation=requested, approved_by=owner_admin, with_mfa=True).changed
+    assert not delegation_approve(
         delegation=requested, approved_by=owner_admin, with_mfa=True
     ).changed
-    assert not services.delegation_approve(
-        delegation=requested, approved_by=owner_admin, with_mfa=True
-    ).changed
-    services.delegation_mark_applying(delegation=requested)
-    assert not services.delegation_mark_applying(delegation=requested).changed
-    assert services.delegation_revoke(
-        delegation=requested, revoked_by=owner_admin, reason="r"
-    ).changed
-    assert not services.delegation_revoke(
-        delegation=requested, revoked_by=owner_admin, reason="r"
-    ).changed
+    delegation_mark_applying(delegation=requested)
+    assert not delegation_mark_applying(delegation=requested).changed
+    assert delegation_revoke(delegation=requested, revoked_by=owner_admin, reason="r").changed
+    assert not delegation_revoke(delegation=requested, revoked_by=owner_admin, reason="r").changed

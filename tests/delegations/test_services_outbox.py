@@ -9,8 +9,8 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
+from delegations import outbox
 from delegations.models import ManagedRole, OutboxMessage
-from delegations.services import outbox
 from tests.delegations.factories import ManagedRoleFactory
 
 pytestmark = pytest.mark.django_db
@@ -31,9 +31,9 @@ class FakeTask:
 @pytest.fixture
 def task(monkeypatch: pytest.MonkeyPatch) -> FakeTask:
     fake = FakeTask()
-    module = types.ModuleType("delegations.tasks")
+    module = types.ModuleType("delegations.worker.tasks")
     module.run_outbox_message = fake  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "delegations.tasks", module)
+    monkeypatch.setitem(sys.modules, "delegations.worker.tasks", module)
     return fake
 
 

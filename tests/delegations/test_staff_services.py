@@ -253,7 +253,7 @@ def test_becoming_active_and_being_revoked_ask_for_the_partner_grants(
 
 
 def test_expiry_takes_the_grants_away(partner_world: PartnerWorld) -> None:
-    from delegations.services import delegation_expire
+    from delegations.lifecycle.services import delegation_expire
 
     world = partner_world
     delegation = world.active_delegation(ends_at=timezone.now() + dt.timedelta(hours=1))
@@ -320,7 +320,7 @@ def test_uri_keys_are_personal_bounded_and_hashed(partner_world: PartnerWorld) -
 def test_a_partner_account_with_grants_in_place_cannot_be_disconnected(
     partner_world: PartnerWorld,
 ) -> None:
-    from delegations.services.cloud_accounts import cloud_account_disconnect
+    from delegations.connection.services import cloud_account_disconnect
 
     world = partner_world
     delegation = world.active_delegation()

@@ -11,7 +11,7 @@ from django.conf import settings as django_settings
 from django.utils import timezone
 
 from delegations.models import Delegation, OutboxMessage
-from delegations.tasks import (
+from delegations.worker.tasks import (
     MAX_RETRY_COUNTDOWN_SECONDS,
     RECONCILE_MAX_RETRIES,
     dispatch_outbox,

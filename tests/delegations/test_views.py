@@ -12,7 +12,13 @@ from django.utils import timezone
 
 from accounts.models import Membership, Organisation, User
 from audit.models import AuditEvent
-from delegations import services
+from delegations.lifecycle.services import (
+    delegation_approve,
+    delegation_mark_active,
+    delegation_mark_applying,
+    delegation_mark_failed,
+    delegation_revoke,
+)
 from delegations.models import (
     CatalogRole,
     Delegation,
@@ -21,6 +27,7 @@ from delegations.models import (
     OutboxMessage,
     PartnerLink,
 )
+from delegations.worker.drift import drift_record
 from tests.delegations.factories import CatalogRoleFactory, DelegationFactory
 
 pytestmark = pytest.mark.django_db
@@ -152,8 +159,8 @@ def test_status_fragment_carries_the_live_state(
 def test_detail_shows_a_failure_with_the_cloud_error_and_a_retry_button(
     owner_client: Client, partner_client: Client, requested: Delegation, owner_admin: User
 ) -> None:
-    services.delegation_approve(delegation=requested, approved_by=owner_admin, with_mfa=True)
-    services.delegation_mark_failed(
+    delegation_approve(delegation=requested, approved_by=owner_admin, with_mfa=True)
+    delegation_mark_failed(
         delegation=requested,
         error_code="EntityNotExist.Role",
         error_message="The role does not exist.",
@@ -333,9 +340,9 @@ def test_reject_foreign_and_missing_role(
 
 @pytest.fixture
 def active(requested: Delegation, owner_admin: User) -> Delegation:
-    services.delegation_approve(delegation=requested, approved_by=owner_admin, with_mfa=True)
-    services.delegation_mark_applying(delegation=requested)
-    return services.delegation_mark_active(delegation=requested)
+    delegation_approve(delegation=requested, approved_by=owner_admin, with_mfa=True)
+    delegation_mark_applying(delegation=requested)
+    return delegation_mark_active(delegation=requested)
 
 
 def test_revoke_success_and_bad_input(owner_client: Client, active: Delegation) -> None:
@@ -373,8 +380,8 @@ def test_revoke_foreign_and_missing_role(
 def test_retry_success_and_refusals(
     owner_client: Client, foreign_client: Client, active: Delegation, owner_admin: User
 ) -> None:
-    services.delegation_revoke(delegation=active, revoked_by=owner_admin, reason="End")
-    failed = services.delegation_mark_failed(delegation=active, error_code="E", error_message="m")
+    delegation_revoke(delegation=active, revoked_by=owner_admin, reason="End")
+    failed = delegation_mark_failed(delegation=active, error_code="E", error_message="m")
     assert owner_client.get(url("retry", active.pk)).status_code == 405
     assert (
         foreign_client.post(url("retry", active.pk), {"version": failed.version}).status_code == 404
@@ -623,7 +630,7 @@ def test_drift_resolve(
     auditor: User,
     seen_role: ManagedRole,
 ) -> None:
-    finding = services.drift_record(
+    finding = drift_record(
         managed_role=seen_role, kind="unmanaged_principal_added", subject="acs:ram::55555555:root"
     )
     target = url("drift_resolve", finding.pk)

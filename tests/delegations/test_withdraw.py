@@ -10,7 +10,15 @@ from django.urls import reverse
 
 from accounts.models import Membership, Organisation, User
 from audit.models import AuditEvent
-from delegations import services
+from delegations.lifecycle.services import (
+    DelegationConflict,
+    IllegalTransition,
+    delegation_approve,
+    delegation_mark_active,
+    delegation_mark_applying,
+    delegation_reject,
+    delegation_withdraw,
+)
 from delegations.models import ALLOWED_TRANSITIONS, FINAL_STATUSES, Delegation, OutboxMessage
 from tests.delegations.test_views import with_mfa
 from tests.personas import make_member
@@ -47,7 +55,7 @@ def test_withdrawn_is_a_final_state_reachable_only_from_requested() -> None:
 def test_partner_admin_withdraws_a_pending_request_with_one_event(
     requested: Delegation, partner_admin: User, company_b: Organisation
 ) -> None:
-    withdrawn = services.delegation_withdraw(
+    withdrawn = delegation_withdraw(
         delegation=requested, withdrawn_by=partner_admin, expected_version=requested.version
     )
     assert withdrawn.changed
@@ -67,10 +75,8 @@ def test_withdrawing_twice_changes_nothing_the_second_time(
     requested: Delegation, partner_admin: User, company_b: Organisation
 ) -> None:
     other_admin = make_member(company_b, Membership.Role.ADMIN, email="b2@company-b.example")
-    services.delegation_withdraw(delegation=requested, withdrawn_by=partner_admin)
-    again = services.delegation_withdraw(
-        delegation=requested, withdrawn_by=other_admin, expected_version=1
-    )
+    delegation_withdraw(delegation=requested, withdrawn_by=partner_admin)
+    again = delegation_withdraw(delegation=requested, withdrawn_by=other_admin, expected_version=1)
     assert not again.changed
     assert events_for(requested).count("delegation.withdrawn") == 1
 
@@ -84,7 +90,7 @@ def test_only_an_admin_of_the_requesting_partner_may_withdraw(
 ) -> None:
     for user in (owner_admin, partner_staff, partner_admin_d, auditor):
         with pytest.raises(PermissionDenied, match="Only an admin of Company B"):
-            services.delegation_withdraw(delegation=requested, withdrawn_by=user)
+            delegation_withdraw(delegation=requested, withdrawn_by=user)
     assert Delegation.objects.get(pk=requested.pk).status == S.REQUESTED
     assert events_for(requested) == ["delegation.requested"]
 
@@ -94,42 +100,40 @@ def test_a_decided_request_cannot_be_withdrawn(
     requested: Delegation, owner_admin: User, partner_admin: User, decision: str
 ) -> None:
     if decision == "approve":
-        services.delegation_approve(delegation=requested, approved_by=owner_admin, with_mfa=True)
+        delegation_approve(delegation=requested, approved_by=owner_admin, with_mfa=True)
     else:
-        services.delegation_reject(delegation=requested, rejected_by=owner_admin, reason="No")
+        delegation_reject(delegation=requested, rejected_by=owner_admin, reason="No")
     status = Delegation.objects.get(pk=requested.pk).status
-    with pytest.raises(services.IllegalTransition, match="Only a request still waiting"):
-        services.delegation_withdraw(delegation=requested, withdrawn_by=partner_admin)
+    with pytest.raises(IllegalTransition, match="Only a request still waiting"):
+        delegation_withdraw(delegation=requested, withdrawn_by=partner_admin)
     assert Delegation.objects.get(pk=requested.pk).status == status
     assert "delegation.withdrawn" not in events_for(requested)
 
 
 def test_active_access_cannot_be_withdrawn(requested: Delegation, owner_admin, partner_admin):
-    services.delegation_approve(delegation=requested, approved_by=owner_admin, with_mfa=True)
-    services.delegation_mark_applying(delegation=requested)
-    services.delegation_mark_active(delegation=requested)
-    with pytest.raises(services.IllegalTransition, match="this one is active"):
-        services.delegation_withdraw(delegation=requested, withdrawn_by=partner_admin)
+    delegation_approve(delegation=requested, approved_by=owner_admin, with_mfa=True)
+    delegation_mark_applying(delegation=requested)
+    delegation_mark_active(delegation=requested)
+    with pytest.raises(IllegalTransition, match="this one is active"):
+        delegation_withdraw(delegation=requested, withdrawn_by=partner_admin)
 
 
 def test_withdraw_on_a_stale_page_is_a_conflict(requested: Delegation, partner_admin: User):
-    with pytest.raises(services.DelegationConflict, match="changed while you were looking"):
-        services.delegation_withdraw(
-            delegation=requested, withdrawn_by=partner_admin, expected_version=9
-        )
+    with pytest.raises(DelegationConflict, match="changed while you were looking"):
+        delegation_withdraw(delegation=requested, withdrawn_by=partner_admin, expected_version=9)
     assert Delegation.objects.get(pk=requested.pk).status == S.REQUESTED
 
 
 def test_deciding_a_withdrawn_request_is_a_clear_conflict(
     requested: Delegation, owner_admin: User, partner_admin: User
 ) -> None:
-    services.delegation_withdraw(delegation=requested, withdrawn_by=partner_admin)
-    with pytest.raises(services.DelegationConflict, match="withdrew this request"):
-        services.delegation_approve(
+    delegation_withdraw(delegation=requested, withdrawn_by=partner_admin)
+    with pytest.raises(DelegationConflict, match="withdrew this request"):
+        delegation_approve(
             delegation=requested, approved_by=owner_admin, with_mfa=True, expected_version=1
         )
-    with pytest.raises(services.DelegationConflict, match="withdrew this request"):
-        services.delegation_reject(delegation=requested, rejected_by=owner_admin, reason="No")
+    with pytest.raises(DelegationConflict, match="withdrew this request"):
+        delegation_reject(delegation=requested, rejected_by=owner_admin, reason="No")
     assert Delegation.objects.get(pk=requested.pk).status == S.WITHDRAWN
     assert OutboxMessage.objects.count() == 0
 
@@ -137,7 +141,7 @@ def test_deciding_a_withdrawn_request_is_a_clear_conflict(
 def test_after_withdrawing_the_partner_may_ask_again(
     requested: Delegation, partner_admin: User, make_request: Callable[..., Delegation]
 ) -> None:
-    services.delegation_withdraw(delegation=requested, withdrawn_by=partner_admin)
+    delegation_withdraw(delegation=requested, withdrawn_by=partner_admin)
     again = make_request()
     assert again.status == S.REQUESTED and again.pk != requested.pk
 
@@ -145,9 +149,9 @@ def test_after_withdrawing_the_partner_may_ask_again(
 def test_the_reconciler_ignores_a_withdrawn_request(
     requested: Delegation, partner_admin: User
 ) -> None:
-    from delegations.services.apply import desired_role_for
+    from delegations.worker.owner_role import desired_role_for
 
-    services.delegation_withdraw(delegation=requested, withdrawn_by=partner_admin)
+    delegation_withdraw(delegation=requested, withdrawn_by=partner_admin)
     desired, wanted = desired_role_for(
         requested.managed_role, list(Delegation.objects.filter(pk=requested.pk))
     )
@@ -219,7 +223,7 @@ def test_the_owner_cannot_withdraw_and_an_approved_request_stays(
         ).status_code
         == 403
     )
-    services.delegation_approve(delegation=requested, approved_by=owner_admin, with_mfa=True)
+    delegation_approve(delegation=requested, approved_by=owner_admin, with_mfa=True)
     response = partner_client.post(
         url("withdraw", requested.pk), {"version": 1, "confirm": "on"}, follow=True
     )

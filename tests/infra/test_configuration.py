@@ -44,7 +44,7 @@ def test_every_variable_settings_read_is_in_env_example() -> None:
 def test_env_example_lists_nothing_that_nobody_reads() -> None:
     readers = "\n".join(
         (ROOT / name).read_text()
-        for name in ("portal/settings.py", "portal/embedded.py", "portal/gunicorn.conf.py")
+        for name in ("portal/settings.py", "demo/embedded.py", "portal/gunicorn.conf.py")
     )
     readers += (ROOT / "docker-compose.yml").read_text()
     stale = {name for name in DOCUMENTED - {"COMPOSE_PROFILES"} if f'"{name}"' not in readers}

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from portal import embedded
+from demo import embedded
 
 ROOT = Path(__file__).resolve().parents[2]
 SLEEPER = [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(120)"]
@@ -163,7 +163,7 @@ def test_a_port_in_use_is_refused_politely_before_anything_starts(tmp_path: Path
             "CLOUDSIM_PORT": str(port + 1 if port < 65535 else port - 1),
         }
         result = subprocess.run(
-            [sys.executable, "-m", "portal.embedded"],
+            [sys.executable, "-m", "demo.embedded"],
             cwd=ROOT,
             env=env,
             capture_output=True,

@@ -1,4 +1,4 @@
-"""`make run` end to end: `python -m portal.embedded` on free ports and a fresh data directory.
+"""`make run` end to end: `python -m demo.embedded` on free ports and a fresh data directory.
 
 It must migrate, start cloudsim, seed the demo, start web, worker and beat, print the URLs and
 the demo sign-ins, answer the health probes, and on Ctrl-C leave no process behind. It always
@@ -107,7 +107,7 @@ def test_make_run_serves_everything_and_ctrl_c_stops_every_process(tmp_path: Pat
         CLOUDSIM_PORT=str(cloudsim_port),
     )
     runner = subprocess.Popen(
-        [sys.executable, "-m", "portal.embedded"],
+        [sys.executable, "-m", "demo.embedded"],
         cwd=ROOT,
         env=env,
         stdin=subprocess.DEVNULL,

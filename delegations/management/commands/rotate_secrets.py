@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.services import mfa_secrets_rotate
 from audit.context import audit_context
-from delegations.services.cloud_accounts import cloud_account_secrets_rotate
+from delegations.connection.services import cloud_account_secrets_rotate
 
 
 class Command(BaseCommand):

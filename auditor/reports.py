@@ -1,0 +1,545 @@
+"""The access report: who could act in cloud account X (optionally role R) between two dates.
+
+Built from the audit events, not from the delegations' current state, so it answers for the
+past as the record shows it:
+
+- a partner **account** could act while its principal was in the role's trust policy: from
+  the first of "the worker added it" (a successful cloud call adding the principal) and
+  "activated", until the first of "the worker removed it" and "revoked"/"expired"; a revoked
+  principal that drift shows back in the trust policy opens a new interval;
+- after that, credentials already issued keep working until they expire (STS cannot recall
+  them): the **residual window** runs to the last `expiration` of a credential issued through
+  the portal and, in the worst case, to the end plus the role's maximum session duration
+  (credentials the partner took directly with the role);
+- a partner **person** (issue 6) could act while assigned and the account was trusted, and
+  with each credential issued to them until it expired.
+
+The fold (`AccessFold`) is pure and reads events one at a time, oldest first, so the report
+streams its input with `.iterator()` and keeps only per-delegation state.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import Q
+
+from accounts.models import Organisation
+from audit.models import AuditEvent
+from auditor.presentation import (
+    ASSIGNED,
+    CREDENTIAL_ISSUED,
+    UNASSIGNED,
+    EventLike,
+    Person,
+    classify_access_event,
+    credential_expiration,
+    person_of,
+)
+from auditor.selectors import (
+    DELEGATION_TARGET,
+    DRIFT_TARGET,
+    TargetIds,
+    _visible,
+    sequence_order,
+    targets_q,
+)
+from delegations.models import CatalogRole, CloudAccount, Delegation, DriftFinding
+
+# --- intervals -------------------------------------------------------------------------------
+
+
+@dataclass
+class Interval:
+    start: dt.datetime
+    end: dt.datetime | None = None  # None: still open at the time of the report
+
+    def until(self, now: dt.datetime) -> dt.datetime:
+        return self.end if self.end is not None else now
+
+    def overlaps(self, since: dt.datetime, until: dt.datetime, now: dt.datetime) -> bool:
+        return self.start < until and self.until(now) > since
+
+
+def _clip(intervals: Iterable[Interval], bounds: list[Interval]) -> list[Interval]:
+    """The intersection of two interval lists (each sorted, non-overlapping)."""
+    result = []
+    for first in intervals:
+        for second in bounds:
+            start = max(first.start, second.start)
+            end_first, end_second = first.end, second.end
+            if end_first is None and end_second is None:
+                end = None
+            elif end_first is None:
+                end = end_second
+            elif end_second is None:
+                end = end_first
+            else:
+                end = min(end_first, end_second)
+            if end is None or start < end:
+                result.append(Interval(start=start, end=end))
+    return result
+
+
+# --- per delegation state --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DelegationFacts:
+    """What the report needs to know about a delegation besides its events."""
+
+    delegation_id: str
+    partner_name: str
+    partner_account_uid: str
+    principal: str
+    role_name: str
+    account_uid: str
+    max_session_seconds: int
+
+
+@dataclass(frozen=True)
+class Credential:
+    issued_at: dt.datetime
+    expires_at: dt.datetime | None
+    session_name: str
+    access_key_id: str
+
+
+@dataclass
+class PersonState:
+    person: Person
+    assigned: list[Interval] = field(default_factory=list)
+    credentials: list[Credential] = field(default_factory=list)
+    assigned_by: str = ""
+
+
+@dataclass
+class DelegationState:
+    facts: DelegationFacts
+    trusted: list[Interval] = field(default_factory=list)
+    approved_by: str = ""
+    approved_at: dt.datetime | None = None
+    approved_with_mfa: bool | None = None
+    ended_how: str = ""
+    notes: list[str] = field(default_factory=list)
+    people: dict[str, PersonState] = field(default_factory=dict)
+
+    def _open(self, at: dt.datetime) -> None:
+        if not self.trusted or self.trusted[-1].end is not None:
+            self.trusted.append(Interval(start=at))
+
+    def _close(self, at: dt.datetime) -> None:
+        if self.trusted and self.trusted[-1].end is None:
+            self.trusted[-1].end = at
+
+    @property
+    def credentials(self) -> list[Credential]:
+        return [c for state in self.people.values() for c in state.credentials]
+
+
+def _request_of(event: EventLike) -> Mapping[str, Any]:
+    metadata = event.metadata if isinstance(event.metadata, Mapping) else {}
+    request = metadata.get("request")
+    return request if isinstance(request, Mapping) else {}
+
+
+class AccessFold:
+    """Feed events oldest first (`feed(event, delegation_ids)`), then read `states`."""
+
+    def __init__(self, facts: Iterable[DelegationFacts]) -> None:
+        self.states = {f.delegation_id: DelegationState(facts=f) for f in facts}
+
+    def feed(self, event: AuditEvent, delegation_ids: Iterable[str]) -> None:
+        for delegation_id in delegation_ids:
+            state = self.states.get(delegation_id)
+            if state is not None:
+                self._apply(state, event)
+
+    def _apply(self, state: DelegationState, event: AuditEvent) -> None:
+        at = event.occurred_at
+        action = event.action
+        principal = state.facts.principal
+        metadata = event.metadata if isinstance(event.metadata, Mapping) else {}
+        if event.outcome != AuditEvent.Outcome.SUCCESS:
+            return
+        if action in ("delegation.approved", "delegation.offered"):
+            state.approved_by = event.actor_label or "the portal"
+            state.approved_at = at
+            mfa = metadata.get("with_mfa")
+            state.approved_with_mfa = mfa if isinstance(mfa, bool) else None
+        elif action == "delegation.activated":
+            state._open(at)
+        elif action == "delegation.revoke_requested":
+            state.ended_how = f"revoked by {event.actor_label or 'the portal'}"
+        elif action == "delegation.expiring":
+            state.ended_how = "expired at its end date"
+        elif action in ("delegation.revoked", "delegation.expired"):
+            state._close(at)
+            if not state.ended_how:
+                state.ended_how = "revoked" if action == "delegation.revoked" else "expired"
+        elif action == "cloud.call_result":
+            request = _request_of(event)
+            if principal in (request.get("principals_added") or []):
+                state._open(at)
+            # A deleted role trusts nobody: the portal deletes it when the last partner goes.
+            if principal in (request.get("principals_removed") or []) or (
+                metadata.get("cloud_action") == "DeleteRole"
+            ):
+                state._close(at)
+        elif action == "drift.detected" and metadata.get("subject") == principal:
+            if metadata.get("kind") == DriftFinding.Kind.REVOKED_PRINCIPAL_BACK:
+                state._open(at)
+                state.notes.append(
+                    f"{at:%Y-%m-%d %H:%M} UTC: the revoked principal was found back in the "
+                    "trust policy (changed outside the portal)"
+                )
+        else:
+            self._apply_access(state, event)
+
+    def _apply_access(self, state: DelegationState, event: AuditEvent) -> None:
+        kind = classify_access_event(event)
+        if kind is None:
+            return
+        person = person_of(event, kind)
+        person_state = state.people.setdefault(person.key, PersonState(person=person))
+        at = event.occurred_at
+        if kind == ASSIGNED:
+            if not person_state.assigned or person_state.assigned[-1].end is not None:
+                person_state.assigned.append(Interval(start=at))
+                person_state.assigned_by = event.actor_label
+        elif kind == UNASSIGNED:
+            if person_state.assigned and person_state.assigned[-1].end is None:
+                person_state.assigned[-1].end = at
+        elif kind == CREDENTIAL_ISSUED:
+            data: dict[str, Any] = {}
+            for part in (event.after, event.metadata):
+                if isinstance(part, Mapping):
+                    data.update(part)
+            person_state.credentials.append(
+                Credential(
+                    issued_at=at,
+                    expires_at=credential_expiration(event),
+                    session_name=str(data.get("session_name") or ""),
+                    access_key_id=str(data.get("access_key_id") or ""),
+                )
+            )
+
+
+# --- report rows -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Segment:
+    kind: str  # "access" or "residual"
+    start: dt.datetime
+    end: dt.datetime
+    left: float  # percent of the window
+    width: float
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    kind: str  # "account" or "person"
+    who: str
+    detail: str
+    delegation_id: str
+    partner_name: str
+    partner_account_uid: str
+    account_uid: str
+    role_name: str
+    approved_by: str
+    approved_at: dt.datetime | None
+    approved_with_mfa: bool | None
+    access_from: dt.datetime | None
+    access_until: dt.datetime | None  # None: still could act when the report ran
+    residual_until: dt.datetime | None
+    worst_case_until: dt.datetime | None
+    ended_how: str
+    credentials: int
+    segments: tuple[Segment, ...]
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AccessReport:
+    account_uid: str
+    role_name: str
+    since: dt.datetime
+    until: dt.datetime
+    generated_at: dt.datetime
+    rows: list[ReportRow]
+    per_person_data: bool  # False until any staff assignment or credential event exists
+    delegations_considered: int
+
+
+def _segments(
+    access: list[Interval],
+    residual: list[tuple[dt.datetime, dt.datetime]],
+    *,
+    since: dt.datetime,
+    until: dt.datetime,
+    now: dt.datetime,
+) -> tuple[Segment, ...]:
+    window = (until - since).total_seconds()
+    pieces = [("access", i.start, i.until(now)) for i in access] + [
+        ("residual", start, end) for start, end in residual
+    ]
+    segments = []
+    for kind, start, end in pieces:
+        start, end = max(start, since), min(end, until)
+        if end <= start:
+            continue
+        left = (start - since).total_seconds() / window * 100
+        width = max((end - start).total_seconds() / window * 100, 0.5)
+        segments.append(
+            Segment(
+                kind=kind,
+                start=start,
+                end=end,
+                left=round(left, 3),
+                width=round(min(width, 100 - left), 3),
+            )
+        )
+    return tuple(segments)
+
+
+def _latest(values: Iterable[dt.datetime | None]) -> dt.datetime | None:
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
+
+
+def report_rows(
+    states: Iterable[DelegationState], *, since: dt.datetime, until: dt.datetime, now: dt.datetime
+) -> list[ReportRow]:
+    """The rows of everyone who could act in the window: one per partner account (trusted
+    through a delegation) and one per partner person under it."""
+    rows: list[ReportRow] = []
+    for state in states:
+        facts = state.facts
+        trusted_end = state.trusted[-1].end if state.trusted else None
+        portal_residual = _latest(c.expires_at for c in state.credentials)
+        worst_case = None
+        residual_pieces: list[tuple[dt.datetime, dt.datetime]] = []
+        if trusted_end is not None:
+            worst_case = trusted_end + dt.timedelta(seconds=facts.max_session_seconds)
+            worst_case = max(worst_case, portal_residual or worst_case)
+            residual_pieces.append((trusted_end, worst_case))
+        account_intervals = [
+            *state.trusted,
+            *(Interval(start=s, end=e) for s, e in residual_pieces),
+        ]
+        if any(i.overlaps(since, until, now) for i in account_intervals):
+            rows.append(
+                ReportRow(
+                    kind="account",
+                    who=f"{facts.partner_name} (account {facts.partner_account_uid})",
+                    detail=f"any RAM user the partner allows, as {facts.principal}",
+                    delegation_id=facts.delegation_id,
+                    partner_name=facts.partner_name,
+                    partner_account_uid=facts.partner_account_uid,
+                    account_uid=facts.account_uid,
+                    role_name=facts.role_name,
+                    approved_by=state.approved_by,
+                    approved_at=state.approved_at,
+                    approved_with_mfa=state.approved_with_mfa,
+                    access_from=state.trusted[0].start if state.trusted else None,
+                    access_until=trusted_end,
+                    residual_until=(
+                        portal_residual
+                        if portal_residual and (not trusted_end or portal_residual > trusted_end)
+                        else None
+                    ),
+                    worst_case_until=worst_case,
+                    ended_how=state.ended_how,
+                    credentials=len(state.credentials),
+                    segments=_segments(
+                        state.trusted, residual_pieces, since=since, until=until, now=now
+                    ),
+                    notes=tuple(state.notes),
+                )
+            )
+        for person_state in state.people.values():
+            rows.extend(_person_rows(state, person_state, since=since, until=until, now=now))
+    rows.sort(key=lambda r: (r.partner_name, r.role_name, r.delegation_id, r.kind != "account"))
+    return rows
+
+
+def _person_rows(
+    state: DelegationState,
+    person_state: PersonState,
+    *,
+    since: dt.datetime,
+    until: dt.datetime,
+    now: dt.datetime,
+) -> list[ReportRow]:
+    facts = state.facts
+    access = _clip(person_state.assigned, state.trusted)
+    residual = []
+    access_end = access[-1].end if access else None
+    for credential in person_state.credentials:
+        expires = credential.expires_at or credential.issued_at
+        covered = any(i.start <= credential.issued_at and expires <= i.until(now) for i in access)
+        if not covered:
+            residual.append((credential.issued_at, expires))
+        elif access_end is not None and expires > access_end:
+            residual.append((access_end, expires))
+    intervals = [*access, *(Interval(start=s, end=e) for s, e in residual)]
+    if not any(i.overlaps(since, until, now) for i in intervals):
+        return []
+    last_expiry = _latest(c.expires_at for c in person_state.credentials)
+    sessions = sorted({c.session_name for c in person_state.credentials if c.session_name})
+    detail_parts = []
+    if person_state.person.ram_user:
+        detail_parts.append(f"RAM user {person_state.person.ram_user}")
+    if sessions:
+        detail_parts.append("sessions " + ", ".join(sessions))
+    if person_state.assigned_by:
+        detail_parts.append(f"assigned by {person_state.assigned_by}")
+    return [
+        ReportRow(
+            kind="person",
+            who=person_state.person.label,
+            detail="; ".join(detail_parts),
+            delegation_id=facts.delegation_id,
+            partner_name=facts.partner_name,
+            partner_account_uid=facts.partner_account_uid,
+            account_uid=facts.account_uid,
+            role_name=facts.role_name,
+            approved_by=state.approved_by,
+            approved_at=state.approved_at,
+            approved_with_mfa=state.approved_with_mfa,
+            access_from=min(i.start for i in intervals),
+            access_until=access_end if access else None,
+            residual_until=last_expiry
+            if last_expiry and (access_end is None or last_expiry > access_end)
+            else None,
+            worst_case_until=None,
+            ended_how=state.ended_how,
+            credentials=len(person_state.credentials),
+            segments=_segments(access, residual, since=since, until=until, now=now),
+        )
+    ]
+
+
+# --- reading the database --------------------------------------------------------------------
+
+
+def report_accounts(*, organisation: Organisation) -> dict[str, str]:
+    """Cloud accounts the organisation may report on, as {account UID: label}: an owner's
+    own accounts; for a partner, the owners' accounts it holds delegations in."""
+    if organisation.is_owner:
+        accounts = CloudAccount.objects.filter(organisation=organisation)
+    else:
+        accounts = CloudAccount.objects.filter(
+            pk__in=Delegation.objects.filter(partner=organisation).values(
+                "catalog_role__cloud_account_id"
+            )
+        )
+    labels: dict[str, str] = {}
+    for uid, alias in accounts.order_by("-is_active", "-created_at").values_list(
+        "account_uid", "alias"
+    ):
+        labels.setdefault(uid, f"{alias} ({uid})" if alias else uid)
+    return labels
+
+
+def _delegations_in(
+    *, organisation: Organisation, account_uid: str, catalog_role: CatalogRole | None
+) -> list[Delegation]:
+    delegations = Delegation.objects.filter(
+        Q(owner=organisation) | Q(partner=organisation),
+        catalog_role__cloud_account__account_uid=account_uid,
+    )
+    if catalog_role is not None:
+        delegations = delegations.filter(catalog_role=catalog_role)
+    return list(delegations.select_related("partner", "catalog_role").order_by("created_at"))
+
+
+def _owners_of_targets(delegations: list[Delegation]) -> dict[tuple[str, str], list[str]]:
+    """(target_type, target_id) → the delegation ids it belongs to, for every object that
+    points at the delegations (one query per related model) and their drift findings."""
+    ids = [d.pk for d in delegations]
+    owners: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for relation in Delegation._meta.related_objects:
+        model = relation.related_model
+        if not isinstance(model, type) or model._meta.auto_created:
+            continue
+        name = relation.field.name
+        for pk, delegation_id in model._default_manager.filter(**{f"{name}__in": ids}).values_list(
+            "pk", name
+        ):
+            owners[(model._meta.label_lower, str(pk))].append(str(delegation_id))
+    by_role_subject: dict[tuple[Any, str], list[str]] = defaultdict(list)
+    for delegation in delegations:
+        by_role_subject[(delegation.managed_role_id, delegation.principal_arn)].append(
+            str(delegation.pk)
+        )
+    for pk, role_id, subject in DriftFinding.objects.filter(
+        managed_role_id__in={d.managed_role_id for d in delegations},
+        subject__in={d.principal_arn for d in delegations},
+    ).values_list("pk", "managed_role_id", "subject"):
+        owners[(DRIFT_TARGET, str(pk))] = by_role_subject[(role_id, subject)]
+    return owners
+
+
+def access_report(
+    *,
+    organisation: Organisation,
+    account_uid: str,
+    catalog_role: CatalogRole | None,
+    since: dt.datetime,
+    until: dt.datetime,
+    now: dt.datetime,
+    chunk_size: int = 2000,
+) -> AccessReport:
+    """Everyone who could act in `account_uid` (and `catalog_role`) in [since, until), from
+    the events the organisation may see."""
+    delegations = _delegations_in(
+        organisation=organisation, account_uid=account_uid, catalog_role=catalog_role
+    )
+    facts = [
+        DelegationFacts(
+            delegation_id=str(d.pk),
+            partner_name=d.partner.name,
+            partner_account_uid=d.partner_account_uid,
+            principal=d.principal_arn,
+            role_name=d.catalog_role.role_name,
+            account_uid=account_uid,
+            max_session_seconds=d.catalog_role.max_session_duration,
+        )
+        for d in delegations
+    ]
+    fold = AccessFold(facts)
+    per_person = False
+    if delegations:
+        owners = _owners_of_targets(delegations)
+        targets: TargetIds = {DELEGATION_TARGET: [str(d.pk) for d in delegations]}
+        for target_type, target_id in owners:
+            targets.setdefault(target_type, []).append(target_id)
+        events = (
+            AuditEvent.objects.filter(_visible(organisation.pk), occurred_at__lt=until)
+            .filter(targets_q(targets))
+            .order_by(sequence_order(newest_first=False, sort_matches=True))
+        )
+        for event in events.iterator(chunk_size=chunk_size):
+            if event.target_type == DELEGATION_TARGET:
+                targets = [event.target_id]
+            else:
+                targets = owners.get((event.target_type, event.target_id), [])
+            if not per_person and classify_access_event(event) is not None:
+                per_person = True
+            fold.feed(event, targets)
+    return AccessReport(
+        account_uid=account_uid,
+        role_name=catalog_role.role_name if catalog_role else "",
+        since=since,
+        until=until,
+        generated_at=now,
+        rows=report_rows(fold.states.values(), since=since, until=until, now=now),
+        per_person_data=per_person,
+        delegations_considered=len(delegations),
+    )

@@ -1,0 +1,654 @@
+"""The owner's catalogue (the roles it may grant) and its allow-list of partner accounts.
+
+Nothing here calls a mutating cloud API: a catalogue role becomes a RAM role only when the
+worker applies a delegation. The reads it does make (the account's policies, a policy's
+document, whether a same-named role already exists) happen before anything is written, so a
+refusal writes nothing.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models.functions import Lower
+
+from accounts.models import Organisation, User
+from audit.services import audit_record
+from cloud import policies
+from cloud.errors import CloudError
+from delegations.connection.services import cloud_account_client
+from delegations.models import (
+    MAX_SESSION_DURATION,
+    MIN_SESSION_DURATION,
+    NEVER_APPLIED_STATUSES,
+    CatalogRole,
+    CloudAccount,
+    ManagedRole,
+    PartnerAllowance,
+)
+from delegations.outbox import outbox_enqueue_reconcile
+
+# How long the account's policy list and policy documents are reused between page loads: long
+# enough that a form and its submission see the same list, short enough that a policy created
+# in the console shows up soon.
+POLICY_LIST_CACHE_SECONDS = 120
+POLICY_DOCUMENT_CACHE_SECONDS = 300
+MAX_POLICIES_PER_ROLE = 10
+# RAM's Description limit minus room for the portal's marker, which the worker appends.
+DESCRIPTION_MAX_LENGTH = policies.MAX_ROLE_DESCRIPTION_LENGTH - len(policies.PORTAL_MARKER) - 1
+LABEL_MAX_LENGTH = 200
+
+# Granting these hands a partner the keys to the account: they need an explicit opt-in.
+HIGH_PRIVILEGE_POLICY_NAMES = frozenset({"AdministratorAccess", "AliyunRAMFullAccess"})
+# A policy whose Allow covers any of these administers RAM (creates identities or grants
+# permissions), whatever its name.
+RAM_ADMIN_ACTIONS = (
+    "ram:CreateUser",
+    "ram:CreateAccessKey",
+    "ram:CreateLoginProfile",
+    "ram:UpdateLoginProfile",
+    "ram:AddUserToGroup",
+    "ram:AttachPolicyToUser",
+    "ram:AttachPolicyToGroup",
+    "ram:AttachPolicyToRole",
+    "ram:CreateRole",
+    "ram:UpdateRole",
+    "ram:CreatePolicy",
+    "ram:CreatePolicyVersion",
+    "ram:SetDefaultPolicyVersion",
+    "ram:PassRole",
+)
+
+PolicyKey = tuple[str, str]  # (policy type, policy name)
+
+
+@dataclass(frozen=True)
+class AvailablePolicy:
+    policy_type: str
+    policy_name: str
+    description: str
+
+    @property
+    def key(self) -> PolicyKey:
+        return (self.policy_type, self.policy_name)
+
+    @property
+    def value(self) -> str:
+        """How a form names it: "System:AliyunECSFullAccess"."""
+        return f"{self.policy_type}:{self.policy_name}"
+
+    @property
+    def high_privilege_by_name(self) -> bool:
+        return self.policy_name in HIGH_PRIVILEGE_POLICY_NAMES
+
+
+# --- reading the account's policies -----------------------------------------------------------
+
+
+def _cache_key(cloud_account: CloudAccount, *parts: str) -> str:
+    # The fingerprint is part of the key: a replaced AccessKey (maybe with other rights) never
+    # reuses what the old one read.
+    return ":".join(
+        ["delegations", "catalog", str(cloud_account.pk), cloud_account.secret_fingerprint, *parts]
+    )
+
+
+def cloud_account_policies(
+    *, cloud_account: CloudAccount, refresh: bool = False
+) -> list[AvailablePolicy]:
+    """The account's System and Custom policies, live through the adapter (cached briefly).
+    Raises CloudError when the cloud cannot answer."""
+    key = _cache_key(cloud_account, "policies")
+    cached = None if refresh else cache.get(key)
+    if cached is None:
+        found = cloud_account_client(cloud_account=cloud_account).list_policies()
+        cached = [
+            (policy.policy_type, policy.policy_name, policy.description or "") for policy in found
+        ]
+        cache.set(key, cached, POLICY_LIST_CACHE_SECONDS)
+    available = [AvailablePolicy(kind, name, text) for kind, name, text in cached]
+    return sorted(available, key=lambda p: (p.policy_type != "System", p.policy_name.lower()))
+
+
+def _policy_document(
+    cloud_account: CloudAccount, key: PolicyKey, *, refresh: bool = False
+) -> str | None:
+    cache_key = _cache_key(cloud_account, "document", *key)
+    cached = None if refresh else cache.get(cache_key)
+    if cached is not None:
+        return cached or None
+    policy = cloud_account_client(cloud_account=cloud_account).get_policy(
+        policy_type=key[0], policy_name=key[1]
+    )
+    document = (policy.document if policy is not None else None) or ""
+    cache.set(cache_key, document, POLICY_DOCUMENT_CACHE_SECONDS)
+    return document or None
+
+
+def _as_list(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [item for item in value if isinstance(item, str)]
+    return []
+
+
+def document_grants_ram_admin(document: str | dict[str, Any] | None) -> bool:
+    """Whether a policy document allows RAM administration: `*`, `ram:*`, or any action
+    pattern covering one of RAM_ADMIN_ACTIONS (RAM matches actions case-insensitively). An
+    Allow with NotAction counts too: it grants everything it does not name."""
+    if document is None:
+        return False
+    try:
+        parsed = json.loads(document) if isinstance(document, str) else document
+    except ValueError:
+        return False
+    statements = parsed.get("Statement", []) if isinstance(parsed, dict) else []
+    if isinstance(statements, dict):
+        statements = [statements]
+    for statement in statements if isinstance(statements, list) else []:
+        if not isinstance(statement, dict) or statement.get("Effect") != "Allow":
+            continue
+        if "NotAction" in statement:
+            return True
+        for pattern in _as_list(statement.get("Action")):
+            lowered = pattern.lower()
+            if any(fnmatch.fnmatchcase(action.lower(), lowered) for action in RAM_ADMIN_ACTIONS):
+                return True
+    return False
+
+
+def catalog_policies_high_privilege(
+    *, cloud_account: CloudAccount, policy_keys: Iterable[PolicyKey]
+) -> list[str]:
+    """The names among `policy_keys` that grant RAM administration or AdministratorAccess:
+    by name, or by their document (read through the adapter). Raises CloudError."""
+    flagged = []
+    for key in policy_keys:
+        if key[1] in HIGH_PRIVILEGE_POLICY_NAMES or document_grants_ram_admin(
+            _policy_document(cloud_account, key)
+        ):
+            flagged.append(key[1])
+    return flagged
+
+
+def catalog_role_high_privilege_now(*, catalog_role: CatalogRole) -> list[str]:
+    """The names of the role's policies that grant RAM administration or full access, judged
+    now, for a decision that grants the role (approve, offer, retry).
+
+    By name for every policy; Custom policies also by their current default version, read
+    fresh and not from the cache, because anyone with RAM rights in the account can publish
+    a new version at any time. System policies are Alibaba Cloud's own: their verdict from
+    when the role was created or edited stands, so granting a role of System policies makes
+    no cloud call. Raises CloudError."""
+    account = catalog_role.cloud_account
+    flagged = []
+    for item in catalog_role.policies or []:
+        kind, name = str(item.get("type")), str(item.get("name"))
+        if name in HIGH_PRIVILEGE_POLICY_NAMES:
+            flagged.append(name)
+            continue
+        if kind == CatalogRole.PolicyType.CUSTOM and document_grants_ram_admin(
+            _policy_document(account, (kind, name), refresh=True)
+        ):
+            flagged.append(name)
+    return flagged
+
+
+def _cloud_failure(error: CloudError, what: str) -> ValidationError:
+    reference = f" (request id {error.request_id})" if error.request_id else ""
+    if error.transient:
+        return ValidationError(
+            f"Alibaba Cloud could not be reached to {what} ({error.message}). Nothing was "
+            "saved; try again in a moment."
+        )
+    return ValidationError(
+        f"Alibaba Cloud refused to {what}: {error.code or error.category.value}: "
+        f"{error.message}{reference}. Nothing was saved."
+    )
+
+
+# --- catalogue roles --------------------------------------------------------------------------
+
+
+def _active_cloud_account(owner: Organisation) -> CloudAccount:
+    if not owner.is_owner:
+        raise ValidationError("Only resource owner organisations keep a catalogue of roles.")
+    account = CloudAccount.objects.filter(organisation=owner, is_active=True).first()
+    if account is None:
+        raise ValidationError("Connect your Alibaba Cloud account before adding roles.")
+    return account
+
+
+def _parse_policy_keys(raw: Sequence[Any]) -> list[PolicyKey]:
+    keys: list[PolicyKey] = []
+    for item in raw:
+        if isinstance(item, dict):
+            kind, name = item.get("type"), item.get("name")
+        elif isinstance(item, (tuple, list)) and len(item) == 2:
+            kind, name = item
+        elif isinstance(item, str) and ":" in item:
+            kind, name = item.split(":", 1)
+        else:
+            raise ValidationError({"policies": "Choose policies from the account's list."})
+        try:
+            policies.validate_policy_type(kind)
+            policies.validate_policy_name(name)
+        except policies.PolicyError:
+            raise ValidationError(
+                {"policies": "Choose policies from the account's list."}
+            ) from None
+        if (kind, name) not in keys:
+            keys.append((kind, name))
+    return keys
+
+
+def catalog_role_validate(
+    *,
+    owner: Organisation,
+    role_name: str,
+    description: str,
+    policy_keys: Sequence[Any],
+    max_session_duration: int,
+) -> tuple[CloudAccount, list[PolicyKey]]:
+    """Every rule for a new catalogue role that needs no cloud call; returns the account and the
+    cleaned policy keys. Raises ValidationError (field → message)."""
+    account = _active_cloud_account(owner)
+    errors: dict[str, str] = {}
+    keys = _validate_role_settings(
+        errors,
+        description=description,
+        policy_keys=policy_keys,
+        max_session_duration=max_session_duration,
+    )
+    try:
+        policies.validate_role_name(role_name)
+    except policies.PolicyError as exc:
+        errors["role_name"] = str(exc)
+    else:
+        if (
+            CatalogRole.objects.annotate(lowered=Lower("role_name"))
+            .filter(cloud_account=account, lowered=role_name.lower())
+            .exists()
+        ):
+            errors["role_name"] = (
+                f"The catalogue already has a role named {role_name} (RAM role names ignore "
+                "case; a deactivated role keeps its name)."
+            )
+    if errors:
+        raise ValidationError(errors)
+    return account, keys
+
+
+def _validate_role_settings(
+    errors: dict[str, str],
+    *,
+    description: str,
+    policy_keys: Sequence[Any],
+    max_session_duration: int,
+) -> list[PolicyKey]:
+    """The rules for what a role grants, shared by adding and editing a role: collects
+    messages in `errors` (field → message) and returns the cleaned policy keys."""
+    if not isinstance(description, str) or len(description) > DESCRIPTION_MAX_LENGTH:
+        errors["description"] = f"A description is at most {DESCRIPTION_MAX_LENGTH} characters."
+    elif policies.PORTAL_MARKER in description:
+        errors["description"] = "The description cannot contain the portal's own marker."
+    if (
+        not isinstance(max_session_duration, int)
+        or isinstance(max_session_duration, bool)
+        or not MIN_SESSION_DURATION <= max_session_duration <= MAX_SESSION_DURATION
+    ):
+        errors["max_session_duration"] = (
+            f"The maximum session is {MIN_SESSION_DURATION} to {MAX_SESSION_DURATION} seconds "
+            "(1 to 12 hours)."
+        )
+    keys: list[PolicyKey] = []
+    try:
+        keys = _parse_policy_keys(policy_keys)
+    except ValidationError as exc:
+        errors.update({field: " ".join(msgs) for field, msgs in exc.message_dict.items()})
+    else:
+        if not keys:
+            errors["policies"] = "Choose at least one permission policy."
+        elif len(keys) > MAX_POLICIES_PER_ROLE:
+            errors["policies"] = f"A role gets at most {MAX_POLICIES_PER_ROLE} policies."
+    return keys
+
+
+def _validate_policies_in_account(
+    account: CloudAccount, keys: Sequence[PolicyKey], *, high_privilege_confirmed: bool
+) -> list[str]:
+    """The policies must be in the account's live list, and any granting RAM administration
+    or full access needs the opt-in. Returns the high-privilege ones. Reads only."""
+    try:
+        available = {p.key for p in cloud_account_policies(cloud_account=account)}
+    except CloudError as error:
+        raise _cloud_failure(error, "list the account's policies") from None
+    unknown = [f"{kind} policy {name}" for kind, name in keys if (kind, name) not in available]
+    if unknown:
+        raise ValidationError({"policies": f"Not in the account's policies: {', '.join(unknown)}."})
+    try:
+        high_privilege = catalog_policies_high_privilege(cloud_account=account, policy_keys=keys)
+    except CloudError as error:
+        raise _cloud_failure(error, "read the policies and roles") from None
+    if high_privilege and not high_privilege_confirmed:
+        raise ValidationError(
+            {
+                "high_privilege_confirmed": f"{', '.join(high_privilege)} grant"
+                f"{'s' if len(high_privilege) == 1 else ''} RAM administration or full access "
+                "to the account. Tick the box to confirm a partner may have that."
+            }
+        )
+    return high_privilege
+
+
+def catalog_role_create(
+    *,
+    owner: Organisation,
+    created_by: User | None,
+    role_name: str,
+    description: str,
+    policy_keys: Sequence[Any],
+    max_session_duration: int,
+    keep_role_when_empty: bool = False,
+    high_privilege_confirmed: bool = False,
+) -> CatalogRole:
+    """Add a role to the catalogue. `policy_keys`: (type, name) pairs, "Type:Name" strings or
+    {"type", "name"} dicts, each of which must be in the account's live policy list."""
+    description = (description or "").strip()
+    account, keys = catalog_role_validate(
+        owner=owner,
+        role_name=role_name,
+        description=description,
+        policy_keys=policy_keys,
+        max_session_duration=max_session_duration,
+    )
+    high_privilege = _validate_policies_in_account(
+        account, keys, high_privilege_confirmed=high_privilege_confirmed
+    )
+    try:
+        existing = cloud_account_client(cloud_account=account).get_role(role_name)
+    except CloudError as error:
+        raise _cloud_failure(error, "read the policies and roles") from None
+    if existing is not None and not policies.has_marker(existing.description):
+        raise ValidationError(
+            {
+                "role_name": f"A role named {existing.name} already exists in the account and "
+                "the portal did not create it; the portal never takes over such a role. Choose "
+                "another name."
+            }
+        )
+    try:
+        with transaction.atomic():
+            role = CatalogRole.objects.create(
+                organisation=owner,
+                cloud_account=account,
+                role_name=role_name,
+                description=description,
+                policies=[{"type": kind, "name": name} for kind, name in keys],
+                max_session_duration=max_session_duration,
+                keep_role_when_empty=bool(keep_role_when_empty),
+                allows_high_privilege=bool(high_privilege),
+                created_by=created_by,
+            )
+            audit_record(
+                action="catalog_role.created",
+                actor=created_by,
+                organisation=owner,
+                target=role,
+                after=_role_public(role),
+                metadata={"high_privilege_policies": high_privilege},
+            )
+    except IntegrityError:
+        raise ValidationError(
+            {"role_name": f"The catalogue already has a role named {role_name}."}
+        ) from None
+    return role
+
+
+def _role_public(role: CatalogRole) -> dict[str, object]:
+    return {
+        "role_name": role.role_name,
+        "account_uid": role.cloud_account.account_uid,
+        "description": role.description,
+        "policies": role.policies,
+        "max_session_duration": role.max_session_duration,
+        "keep_role_when_empty": role.keep_role_when_empty,
+        "allows_high_privilege": role.allows_high_privilege,
+        "is_active": role.is_active,
+    }
+
+
+def catalog_role_validate_update(
+    *,
+    catalog_role: CatalogRole,
+    description: str,
+    policy_keys: Sequence[Any],
+    max_session_duration: int,
+) -> list[PolicyKey]:
+    """Every rule for editing a role that needs no cloud call (the same as for adding one);
+    returns the cleaned policy keys. Raises ValidationError (field → message)."""
+    if not catalog_role.cloud_account.is_active:
+        raise ValidationError("Connect the role's cloud account again before editing it.")
+    errors: dict[str, str] = {}
+    keys = _validate_role_settings(
+        errors,
+        description=(description or "").strip(),
+        policy_keys=policy_keys,
+        max_session_duration=max_session_duration,
+    )
+    if errors:
+        raise ValidationError(errors)
+    return keys
+
+
+def catalog_role_update(
+    *,
+    catalog_role: CatalogRole,
+    updated_by: User | None,
+    description: str,
+    policy_keys: Sequence[Any],
+    max_session_duration: int,
+    keep_role_when_empty: bool,
+    high_privilege_confirmed: bool = False,
+) -> CatalogRole:
+    """Change what a catalogue role grants: its description, policies, maximum session and
+    what happens to the RAM role when unused. Validated exactly as when it was added
+    (including the high-privilege opt-in); the name stays, as it names the RAM role.
+
+    Delegations already granted follow the new settings: the cloud role's desired state is
+    computed from the catalogue, so a reconcile is enqueued for it (in this transaction),
+    and policies taken off the role are remembered on it for the worker to detach."""
+    description = (description or "").strip()
+    keys = catalog_role_validate_update(
+        catalog_role=catalog_role,
+        description=description,
+        policy_keys=policy_keys,
+        max_session_duration=max_session_duration,
+    )
+    high_privilege = _validate_policies_in_account(
+        catalog_role.cloud_account, keys, high_privilege_confirmed=high_privilege_confirmed
+    )
+    with transaction.atomic():
+        role = (
+            CatalogRole.objects.select_for_update()
+            .select_related("cloud_account")
+            .get(pk=catalog_role.pk)
+        )
+        before = _role_public(role)
+        old_keys = {(str(p.get("type")), str(p.get("name"))) for p in role.policies or []}
+        role.description = description
+        role.policies = [{"type": kind, "name": name} for kind, name in keys]
+        role.max_session_duration = max_session_duration
+        role.keep_role_when_empty = bool(keep_role_when_empty)
+        role.allows_high_privilege = bool(high_privilege)
+        after = _role_public(role)
+        if after == before:
+            role.changed = False  # type: ignore[attr-defined]
+            return role
+        role.save(
+            update_fields=[
+                "description",
+                "policies",
+                "max_session_duration",
+                "keep_role_when_empty",
+                "allows_high_privilege",
+                "updated_at",
+            ]
+        )
+        reconciling = _reconcile_after_edit(role, removed=old_keys - set(keys))
+        audit_record(
+            action="catalog_role.updated",
+            actor=updated_by,
+            organisation=role.organisation,
+            target=role,
+            before=before,
+            after=after,
+            metadata={
+                "high_privilege_policies": high_privilege,
+                "reconciling_roles": reconciling,
+            },
+        )
+    role.changed = True  # type: ignore[attr-defined]
+    return role
+
+
+def _reconcile_after_edit(role: CatalogRole, *, removed: set[PolicyKey]) -> list[str]:
+    """Enqueue a reconcile for the cloud role behind `role` when the portal has (or may have)
+    put it in the cloud; returns the names of the roles enqueued."""
+    managed_roles = ManagedRole.objects.select_for_update().filter(
+        cloud_account=role.cloud_account, role_name__iexact=role.role_name
+    )
+    enqueued = []
+    for managed_role in managed_roles:
+        if removed:
+            known = {tuple(p) for p in managed_role.known_policies or ()} | removed
+            managed_role.known_policies = sorted([kind, name] for kind, name in known)
+            managed_role.save(update_fields=["known_policies"])
+        in_cloud = (
+            managed_role.created_by_portal
+            or managed_role.delegations.exclude(status__in=NEVER_APPLIED_STATUSES).exists()
+        )
+        if in_cloud:
+            outbox_enqueue_reconcile(managed_role=managed_role)
+            enqueued.append(managed_role.role_name)
+    return enqueued
+
+
+def _catalog_role_set_active(
+    *, catalog_role: CatalogRole, actor: User | None, active: bool
+) -> CatalogRole:
+    with transaction.atomic():
+        role = (
+            CatalogRole.objects.select_for_update()
+            .select_related("cloud_account")
+            .get(pk=catalog_role.pk)
+        )
+        if role.is_active == active:
+            role.changed = False  # type: ignore[attr-defined]
+            return role
+        if active and not role.cloud_account.is_active:
+            raise ValidationError("Connect the role's cloud account again first.")
+        before = _role_public(role)
+        role.is_active = active
+        role.save(update_fields=["is_active", "updated_at"])
+        audit_record(
+            action="catalog_role.reactivated" if active else "catalog_role.deactivated",
+            actor=actor,
+            organisation=role.organisation,
+            target=role,
+            before=before,
+            after=_role_public(role),
+        )
+    role.changed = True  # type: ignore[attr-defined]
+    return role
+
+
+def catalog_role_deactivate(
+    *, catalog_role: CatalogRole, deactivated_by: User | None
+) -> CatalogRole:
+    """Stop offering the role. Existing delegations are not touched (revoke them if needed)."""
+    return _catalog_role_set_active(catalog_role=catalog_role, actor=deactivated_by, active=False)
+
+
+def catalog_role_reactivate(
+    *, catalog_role: CatalogRole, reactivated_by: User | None
+) -> CatalogRole:
+    return _catalog_role_set_active(catalog_role=catalog_role, actor=reactivated_by, active=True)
+
+
+# --- the allow-list of partner accounts -------------------------------------------------------
+
+
+def partner_allowance_add(
+    *, owner: Organisation, added_by: User | None, partner_account_uid: str, label: str = ""
+) -> PartnerAllowance:
+    """Allow a partner account UID in the owner's trust policies."""
+    if not owner.is_owner:
+        raise ValidationError("Only resource owner organisations keep an allow-list.")
+    label = (label or "").strip()
+    errors: dict[str, str] = {}
+    try:
+        policies.validate_account_uid(partner_account_uid)
+    except policies.PolicyError:
+        errors["partner_account_uid"] = (
+            "A partner account UID is digits 0-9 only, for example 1234567890123456."
+        )
+    else:
+        own = set(
+            CloudAccount.objects.filter(organisation=owner).values_list("account_uid", flat=True)
+        ) | {owner.account_uid}
+        if partner_account_uid in own:
+            errors["partner_account_uid"] = "This is your own account, not a partner's."
+        elif PartnerAllowance.objects.filter(
+            organisation=owner, partner_account_uid=partner_account_uid
+        ).exists():
+            errors["partner_account_uid"] = f"{partner_account_uid} is already on the allow-list."
+    if len(label) > LABEL_MAX_LENGTH:
+        errors["label"] = f"A label is at most {LABEL_MAX_LENGTH} characters."
+    if errors:
+        raise ValidationError(errors)
+    try:
+        with transaction.atomic():
+            allowance = PartnerAllowance.objects.create(
+                organisation=owner,
+                partner_account_uid=partner_account_uid,
+                label=label,
+                created_by=added_by,
+            )
+            audit_record(
+                action="partner_allowance.added",
+                actor=added_by,
+                organisation=owner,
+                target=allowance,
+                after={"partner_account_uid": partner_account_uid, "label": label},
+            )
+    except IntegrityError:
+        raise ValidationError(
+            {"partner_account_uid": f"{partner_account_uid} is already on the allow-list."}
+        ) from None
+    return allowance
+
+
+def partner_allowance_remove(*, allowance: PartnerAllowance, removed_by: User | None) -> None:
+    """Take a partner account off the allow-list: no new requests or offers for it. Existing
+    delegations stay until revoked."""
+    with transaction.atomic():
+        locked = PartnerAllowance.objects.select_for_update().filter(pk=allowance.pk).first()
+        if locked is None:
+            return
+        audit_record(
+            action="partner_allowance.removed",
+            actor=removed_by,
+            organisation=locked.organisation,
+            target=locked,
+            before={"partner_account_uid": locked.partner_account_uid, "label": locked.label},
+        )
+        locked.delete()

@@ -1,0 +1,194 @@
+"""Forms of the delegation pages. They parse and check input; the services decide.
+
+Only the fields declared here are read: anything else a browser posts (a forged status,
+organisation or approver) is ignored.
+"""
+
+import datetime as dt
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from accounts.models import Organisation
+from delegations.catalog.partner_links import CODE_MAX_INPUT_LENGTH
+from delegations.lifecycle.services import REASON_MAX_LENGTH
+from delegations.models import CatalogRole, DriftFinding, PartnerLink
+
+
+class _RoleChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: CatalogRole) -> str:
+        policies = ", ".join(p.get("name", "") for p in obj.policies or [])
+        return f"{obj.role_name} — {policies}" if policies else obj.role_name
+
+
+class _DurationMixin(forms.Form):
+    """Open-ended, or until a date and time (UTC)."""
+
+    OPEN_ENDED = "open"
+    UNTIL = "until"
+
+    duration = forms.ChoiceField(
+        choices=[(OPEN_ENDED, "Until revoked (open-ended)"), (UNTIL, "Until a date")],
+        initial=OPEN_ENDED,
+        widget=forms.RadioSelect,
+        label="For how long",
+    )
+    ends_at = forms.DateTimeField(
+        required=False,
+        label="Ends at (UTC)",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"],
+        help_text="Access ends by itself at this time.",
+    )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if cleaned.get("duration") == self.UNTIL:
+            ends_at = cleaned.get("ends_at")
+            if ends_at is None and "ends_at" not in self.errors:
+                self.add_error("ends_at", "Choose when access ends, or make it open-ended.")
+            elif ends_at is not None and ends_at <= timezone.now():
+                self.add_error("ends_at", "The end date is in the past.")
+        else:
+            cleaned["ends_at"] = None
+        return cleaned
+
+
+_REASON_WIDGET = forms.Textarea(attrs={"rows": 3, "maxlength": REASON_MAX_LENGTH})
+
+
+class PartnerCodeForm(forms.Form):
+    code = forms.CharField(
+        label="Invitation code",
+        max_length=CODE_MAX_INPUT_LENGTH,
+        help_text="The code (or link) the resource owner gave you, like ABCDE-FGHJK-LMNPQ-RSTUV.",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+
+
+class RequestAccessForm(_DurationMixin):
+    """A partner admin's request, to the owner the code names."""
+
+    code = forms.CharField(max_length=CODE_MAX_INPUT_LENGTH, widget=forms.HiddenInput)
+    catalog_role = _RoleChoiceField(
+        queryset=CatalogRole.objects.none(),
+        label="Role",
+        empty_label=None,
+        widget=forms.RadioSelect,
+    )
+    reason = forms.CharField(
+        label="Why do you need it?",
+        max_length=REASON_MAX_LENGTH,
+        widget=_REASON_WIDGET,
+        help_text="The owner's admins read this when they decide.",
+    )
+
+    field_order = ["code", "catalog_role", "reason", "duration", "ends_at"]
+
+    def __init__(self, *args: Any, link: PartnerLink, roles: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.link = link
+        self.fields["catalog_role"].queryset = roles
+
+
+class OfferForm(_DurationMixin):
+    """An owner admin's offer to a partner on its allow-list."""
+
+    partner = forms.ModelChoiceField(
+        queryset=Organisation.objects.none(),
+        label="Partner organisation",
+        empty_label="Choose a partner…",
+        help_text="Partner organisations whose account is on your allow-list.",
+    )
+    catalog_role = _RoleChoiceField(
+        queryset=CatalogRole.objects.none(), label="Role", empty_label="Choose a role…"
+    )
+    reason = forms.CharField(label="Reason", max_length=REASON_MAX_LENGTH, widget=_REASON_WIDGET)
+
+    field_order = ["partner", "catalog_role", "reason", "duration", "ends_at"]
+
+    def __init__(self, *args: Any, partners: Any, roles: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["partner"].queryset = partners
+        self.fields["catalog_role"].queryset = roles
+
+
+class _VersionedForm(forms.Form):
+    # The version of the delegation the page showed; a decision on a stale page is refused.
+    version = forms.IntegerField(min_value=1, max_value=2**31 - 1, widget=forms.HiddenInput)
+
+
+class ApproveForm(_VersionedForm):
+    note = forms.CharField(
+        label="Note (optional)",
+        required=False,
+        max_length=REASON_MAX_LENGTH,
+        widget=forms.TextInput(attrs={"placeholder": "e.g. agreed in the Q3 contract"}),
+    )
+
+
+class RejectForm(_VersionedForm):
+    reason = forms.CharField(
+        label="Reason for rejecting", max_length=REASON_MAX_LENGTH, widget=_REASON_WIDGET
+    )
+
+
+class RevokeForm(forms.Form):
+    reason = forms.CharField(
+        label="Reason for revoking", max_length=REASON_MAX_LENGTH, widget=_REASON_WIDGET
+    )
+
+
+class RetryForm(_VersionedForm):
+    pass
+
+
+class WithdrawForm(_VersionedForm):
+    confirm = forms.BooleanField(
+        required=True,
+        label="Yes, withdraw this request. The owner can no longer approve it; to get this "
+        "access later, send a new request.",
+        error_messages={"required": "Tick the box to confirm you want to withdraw it."},
+    )
+
+
+class DriftResolveForm(forms.Form):
+    resolution = forms.ChoiceField(
+        choices=[
+            (DriftFinding.Resolution.REPAIR, "Repair"),
+            (DriftFinding.Resolution.ACCEPT, "Accept"),
+        ]
+    )
+
+
+class PartnerLinkForm(forms.Form):
+    NEVER = "never"
+    label = forms.CharField(
+        label="Label",
+        max_length=200,
+        required=False,
+        help_text="Who it is for, e.g. “Company B operations”. Only you see it.",
+    )
+    expires_in = forms.ChoiceField(
+        label="Valid for",
+        choices=[("7", "7 days"), ("30", "30 days"), ("90", "90 days"), (NEVER, "Until revoked")],
+        initial="30",
+    )
+
+    def expires_at(self) -> dt.datetime | None:
+        value = self.cleaned_data["expires_in"]
+        if value == self.NEVER:
+            return None
+        return timezone.now() + dt.timedelta(days=int(value))
+
+
+def add_service_errors(form: forms.Form, error: ValidationError) -> None:
+    """Show a service's ValidationError on the form: on the field it names when the form has
+    that field, otherwise at the top."""
+    if hasattr(error, "error_dict"):
+        for field, errors in error.error_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, error)

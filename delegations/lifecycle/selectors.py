@@ -1,0 +1,414 @@
+"""Reads for the delegation pages, and the tenancy checks behind them.
+
+Anything belonging to another organisation raises Http404 exactly like a missing id, so a
+probe cannot tell "exists elsewhere" from "does not exist".
+"""
+
+import json
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import Q, QuerySet
+from django.http import Http404
+
+from accounts.models import Organisation, hash_token
+from audit.models import AuditEvent
+from audit.selectors import audit_events_visible_to
+from cloud import policies
+from delegations import role_plan as planner
+from delegations.catalog.partner_links import partner_link_normalise_code
+from delegations.models import (
+    DESIRED_PRESENT_STATUSES,
+    CatalogRole,
+    CloudCall,
+    Delegation,
+    DriftFinding,
+    ManagedRole,
+    PartnerAllowance,
+    PartnerLink,
+)
+
+Status = Delegation.Status
+
+
+def _parse_uuid(value: object) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise Http404 from exc
+
+
+# --- delegations -----------------------------------------------------------------------------
+
+
+def _delegations() -> QuerySet[Delegation]:
+    return Delegation.objects.select_related(
+        "owner",
+        "partner",
+        "catalog_role",
+        "managed_role__cloud_account",
+        "requested_by",
+        "decided_by",
+        "revoked_by",
+    )
+
+
+def delegation_get_for_organisation(
+    *, organisation: Organisation, delegation_id: object
+) -> Delegation:
+    """A delegation the organisation is the owner or the partner of; 404 otherwise."""
+    pk = _parse_uuid(delegation_id)
+    try:
+        return _delegations().get(Q(owner=organisation) | Q(partner=organisation), pk=pk)
+    except Delegation.DoesNotExist as exc:
+        raise Http404 from exc
+
+
+def delegations_for_owner(
+    *,
+    owner: Organisation,
+    partner_id: object = None,
+    catalog_role_id: object = None,
+    status: str | None = None,
+) -> QuerySet[Delegation]:
+    """The owner's delegations, by partner then role then newest; filters that do not parse
+    simply match nothing of another organisation."""
+    qs = _delegations().filter(owner=owner)
+    if partner_id:
+        qs = qs.filter(partner_id=_uuid_or_none(partner_id))
+    if catalog_role_id:
+        qs = qs.filter(catalog_role_id=_uuid_or_none(catalog_role_id))
+    if status:
+        qs = qs.filter(status=status) if status in Status.values else qs.none()
+    return qs.order_by("partner__name", "catalog_role__role_name", "-created_at")
+
+
+def _uuid_or_none(value: object) -> uuid.UUID | None:
+    try:
+        return _parse_uuid(value)
+    except Http404:
+        return None
+
+
+def delegations_for_partner(*, partner: Organisation) -> QuerySet[Delegation]:
+    return (
+        _delegations()
+        .filter(partner=partner)
+        .order_by("owner__name", "catalog_role__role_name", "-created_at")
+    )
+
+
+def delegation_status_counts(*, organisation: Organisation) -> dict[str, int]:
+    """How many delegations of each status the organisation has (as owner or as partner)."""
+    counts = Counter(
+        Delegation.objects.filter(Q(owner=organisation) | Q(partner=organisation)).values_list(
+            "status", flat=True
+        )
+    )
+    return {status: counts.get(status, 0) for status in Status.values}
+
+
+def delegation_history(*, delegation: Delegation, organisation: Organisation) -> list[AuditEvent]:
+    """The delegation's audit events the organisation may see, oldest first."""
+    return list(
+        audit_events_visible_to(organisation=organisation)
+        .filter(target_type="delegations.delegation", target_id=str(delegation.pk))
+        .order_by("sequence")
+    )
+
+
+def delegation_cloud_calls(*, delegation: Delegation) -> QuerySet[CloudCall]:
+    return delegation.cloud_calls.order_by("intent_at", "id")
+
+
+# --- what an owner can grant, and to whom ----------------------------------------------------
+
+
+def catalog_roles_grantable(*, owner: Organisation) -> QuerySet[CatalogRole]:
+    return CatalogRole.objects.filter(
+        organisation=owner, is_active=True, cloud_account__is_active=True
+    ).order_by("role_name")
+
+
+def catalog_roles_of_owner(*, owner: Organisation) -> QuerySet[CatalogRole]:
+    return CatalogRole.objects.filter(organisation=owner).order_by("role_name")
+
+
+def partners_offerable(*, owner: Organisation) -> QuerySet[Organisation]:
+    """Partner organisations registered with an account UID on the owner's allow-list: the
+    owner already knows those accounts, so listing them reveals nothing new."""
+    allowed = PartnerAllowance.objects.filter(organisation=owner).values("partner_account_uid")
+    return (
+        Organisation.objects.filter(kind=Organisation.Kind.PARTNER, account_uid__in=allowed)
+        .exclude(account_uid=owner.account_uid)
+        .order_by("name")
+    )
+
+
+def partners_of_owner(*, owner: Organisation) -> QuerySet[Organisation]:
+    """Partners that have or had a delegation with the owner (for the overview's filter)."""
+    return (
+        Organisation.objects.filter(delegations_received__owner=owner).distinct().order_by("name")
+    )
+
+
+# --- partner links ---------------------------------------------------------------------------
+
+
+def partner_link_get_by_code(*, code: str) -> PartnerLink | None:
+    """The usable link a typed or pasted code names, or None."""
+    compact = partner_link_normalise_code(code)
+    if not compact:
+        return None
+    link = (
+        PartnerLink.objects.select_related("organisation")
+        .filter(code_hash=hash_token(compact))
+        .first()
+    )
+    if link is None or not link.is_usable:
+        return None
+    return link
+
+
+def partner_links_for_owner(*, owner: Organisation) -> QuerySet[PartnerLink]:
+    return PartnerLink.objects.filter(organisation=owner).select_related("created_by")
+
+
+def partner_link_get_for_owner(*, owner: Organisation, link_id: object) -> PartnerLink:
+    try:
+        return PartnerLink.objects.get(organisation=owner, pk=_parse_uuid(link_id))
+    except PartnerLink.DoesNotExist as exc:
+        raise Http404 from exc
+
+
+# --- roles: the cloud's trust policy next to the portal's wish --------------------------------
+
+
+@dataclass(frozen=True)
+class PrincipalRow:
+    principal: str
+    who: str  # the partner's name, or "" for a principal the portal does not manage
+    in_cloud: bool
+    wanted: bool | None  # None: not managed here, the portal neither wants nor removes it
+    state: str  # ok | pending_add | pending_remove | missing | unexpected | unmanaged
+    label: str
+
+    @property
+    def is_drift(self) -> bool:
+        return self.state in ("missing", "unexpected")
+
+
+@dataclass(frozen=True)
+class PolicyRow:
+    policy_type: str
+    name: str
+    in_cloud: bool
+    wanted: bool
+    state: str
+    label: str
+
+
+@dataclass
+class RoleComparison:
+    managed_role: ManagedRole
+    catalog_roles: list[CatalogRole]
+    seen: bool
+    exists_in_cloud: bool | None
+    principals: list[PrincipalRow] = field(default_factory=list)
+    policies: list[PolicyRow] = field(default_factory=list)
+    cloud_document: str = ""
+    wanted_document: str = ""
+    document_error: str = ""
+    refusal: str = ""
+    open_findings: list[DriftFinding] = field(default_factory=list)
+    delegation_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def has_drift(self) -> bool:
+        return (
+            bool(self.open_findings)
+            or any(row.is_drift for row in self.principals)
+            or any(row.state in ("missing", "unexpected") for row in self.policies)
+        )
+
+
+_PENDING_ADD = frozenset({Status.APPROVED, Status.APPLYING})
+
+
+def _principal_rows(
+    *, managed_role: ManagedRole, delegations: list[Delegation], cloud: set[str]
+) -> list[PrincipalRow]:
+    wanted: dict[str, Delegation] = {}
+    pending_add: set[str] = set()
+    pending_remove: set[str] = set()
+    names: dict[str, str] = {}
+    for delegation in delegations:
+        arn = delegation.principal_arn
+        names.setdefault(arn, delegation.partner.name)
+        if delegation.status in DESIRED_PRESENT_STATUSES:
+            wanted[arn] = delegation
+            names[arn] = delegation.partner.name
+            if delegation.status in _PENDING_ADD:
+                pending_add.add(arn)
+        elif delegation.status == Status.REVOKING or (
+            delegation.status == Status.FAILED and delegation.failed_phase == "revoking"
+        ):
+            pending_remove.add(arn)
+    managed = set(managed_role.known_principals or []) | set(wanted) | set(names)
+    parking = policies.account_root_arn(managed_role.cloud_account.account_uid)
+    rows = []
+    for arn in sorted(cloud | set(wanted)):
+        in_cloud = arn in cloud
+        if arn == parking and arn not in wanted:
+            label = "the owner's own account: keeps the role valid while no partner is on it"
+            rows.append(PrincipalRow(arn, "", in_cloud, None, "parking", label))
+        elif arn in wanted:
+            if in_cloud:
+                state, label = "ok", "in place"
+            elif arn in pending_add:
+                state, label = "pending_add", "being added"
+            else:
+                state, label = "missing", "missing from the cloud (drift)"
+            rows.append(PrincipalRow(arn, names.get(arn, ""), in_cloud, True, state, label))
+        elif arn in managed:
+            if arn in pending_remove:
+                state, label = "pending_remove", "being removed"
+            else:
+                state, label = "unexpected", "should not be there (drift)"
+            rows.append(PrincipalRow(arn, names.get(arn, ""), in_cloud, False, state, label))
+        else:
+            rows.append(PrincipalRow(arn, "", in_cloud, None, "unmanaged", "not managed here"))
+    return rows
+
+
+def _policy_key(policy: Any) -> tuple[str, str] | None:
+    if isinstance(policy, dict):
+        return (str(policy.get("type", "")), str(policy.get("name", "")))
+    return None
+
+
+def _policy_rows(
+    *, catalog_roles: list[CatalogRole], cloud_policies: list[Any], seen: bool
+) -> list[PolicyRow]:
+    wanted = {
+        key
+        for catalog_role in catalog_roles
+        if catalog_role.is_active
+        for key in (_policy_key(p) for p in catalog_role.policies or [])
+        if key
+    }
+    in_cloud = {key for key in (_policy_key(p) for p in cloud_policies or []) if key}
+    rows = []
+    for policy_type, name in sorted(wanted | in_cloud, key=lambda k: (k[1], k[0])):
+        key = (policy_type, name)
+        if key in wanted and key in in_cloud:
+            state, label = "ok", "attached"
+        elif key in wanted:
+            state, label = ("missing", "not attached (drift)") if seen else ("unknown", "—")
+        else:
+            state, label = "unexpected", "attached outside the catalogue"
+        rows.append(PolicyRow(policy_type, name, key in in_cloud, key in wanted, state, label))
+    return rows
+
+
+def _actual_from_last_seen(managed_role: ManagedRole, max_session: int) -> Any:
+    if not managed_role.last_seen_exists or managed_role.last_seen_trust_policy is None:
+        return None
+    return planner.ActualRole(
+        description=managed_role.last_seen_description,
+        trust_document=managed_role.last_seen_trust_policy,
+        attached_policies=frozenset(
+            key for key in (_policy_key(p) for p in managed_role.last_seen_policies or []) if key
+        ),
+        max_session_duration=max_session,
+    )
+
+
+def role_comparison(*, managed_role: ManagedRole) -> RoleComparison:
+    """What the cloud had when the worker last looked, next to what the portal wants (the
+    role the worker's planner would leave after reconciling it)."""
+    from delegations.worker.owner_role import desired_role_for
+
+    delegations = list(
+        Delegation.objects.filter(managed_role=managed_role).select_related("partner")
+    )
+    catalog_roles = list(
+        CatalogRole.objects.filter(
+            cloud_account=managed_role.cloud_account, role_name__iexact=managed_role.role_name
+        )
+    )
+    seen = managed_role.last_seen_at is not None
+    comparison = RoleComparison(
+        managed_role=managed_role,
+        catalog_roles=catalog_roles,
+        seen=seen,
+        exists_in_cloud=managed_role.last_seen_exists,
+        open_findings=list(managed_role.drift_findings.filter(resolved_at__isnull=True)),
+        delegation_counts=dict(Counter(d.status for d in delegations)),
+    )
+    cloud: set[str] = set()
+    document = managed_role.last_seen_trust_policy if managed_role.last_seen_exists else None
+    try:
+        if document is not None:
+            found = policies.trust_policy_principals(document)
+            cloud = set(found.ram | found.service | found.federated)
+            comparison.cloud_document = json.dumps(
+                policies.canonical_policy(document, trust=True), indent=2
+            )
+        if delegations and catalog_roles:
+            desired, _wanted = desired_role_for(managed_role, delegations)
+            actual = _actual_from_last_seen(managed_role, desired.max_session_duration)
+            plan = planner.plan_role_reconciliation(actual=actual, desired=desired)
+            if isinstance(plan, planner.Refusal):
+                comparison.refusal = plan.reason
+            else:
+                expected = planner.expected_state_after(actual, plan)
+                comparison.wanted_document = (
+                    json.dumps(
+                        policies.canonical_policy(expected.trust_document, trust=True), indent=2
+                    )
+                    if expected is not None
+                    else "(no role: nobody needs it any more, so the portal deletes it)"
+                )
+    except (policies.PolicyError, ValueError) as exc:
+        comparison.document_error = str(exc)
+    comparison.principals = _principal_rows(
+        managed_role=managed_role, delegations=delegations, cloud=cloud
+    )
+    comparison.policies = _policy_rows(
+        catalog_roles=catalog_roles,
+        cloud_policies=managed_role.last_seen_policies if managed_role.last_seen_exists else [],
+        seen=seen,
+    )
+    return comparison
+
+
+def role_comparisons_for_owner(*, owner: Organisation) -> list[RoleComparison]:
+    roles = (
+        ManagedRole.objects.filter(cloud_account__organisation=owner)
+        .select_related("cloud_account")
+        .order_by("role_name")
+    )
+    return [role_comparison(managed_role=role) for role in roles]
+
+
+def drift_finding_get_for_owner(*, owner: Organisation, finding_id: object) -> DriftFinding:
+    try:
+        return DriftFinding.objects.select_related("managed_role__cloud_account").get(
+            managed_role__cloud_account__organisation=owner, pk=_parse_uuid(finding_id)
+        )
+    except DriftFinding.DoesNotExist as exc:
+        raise Http404 from exc
+
+
+def managed_role_get_for_owner(*, owner: Organisation, managed_role_id: object) -> ManagedRole:
+    try:
+        return ManagedRole.objects.select_related("cloud_account").get(
+            cloud_account__organisation=owner, pk=_parse_uuid(managed_role_id)
+        )
+    except ManagedRole.DoesNotExist as exc:
+        raise Http404 from exc

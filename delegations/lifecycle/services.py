@@ -1,0 +1,922 @@
+"""The delegation lifecycle: one function per transition, one audit event per transition.
+
+Every function locks the delegation row, returns it unchanged when the change has already
+happened (a double click), refuses moves outside `ALLOWED_TRANSITIONS`, writes its audit
+event in the same transaction and, when the cloud must change, bumps the managed role's
+desired version and enqueues a reconcile through the outbox. None of them changes the cloud;
+the grants (approve, offer, retry towards applying) may read it first, before any lock, to
+check the high-privilege opt-in against the role's Custom policies as they are now.
+
+People's actions: `delegation_request`, `delegation_withdraw`, `delegation_offer`,
+`delegation_approve`, `delegation_reject`, `delegation_revoke`, `delegation_retry`.
+The worker's: `delegation_mark_applying`, `delegation_mark_active`, `delegation_mark_failed`,
+`delegation_mark_revoked`. The scheduler's: `delegation_expire`, `delegations_expire_due`.
+"""
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import Membership, Organisation, User
+from audit.models import AuditEvent
+from audit.services import audit_record
+from cloud.errors import CloudError
+from delegations.catalog.services import catalog_role_high_privilege_now
+from delegations.models import (
+    ALLOWED_TRANSITIONS,
+    DESIRED_PRESENT_STATUSES,
+    EXPIRABLE_STATUSES,
+    FINAL_STATUSES,
+    CatalogRole,
+    Delegation,
+    ManagedRole,
+    PartnerAllowance,
+    PartnerLink,
+)
+from delegations.outbox import outbox_enqueue_reconcile
+
+Status = Delegation.Status
+
+REASON_MAX_LENGTH = 2000
+# How far ahead an end date may lie; beyond that an open-ended delegation says it honestly.
+MAX_DURATION = dt.timedelta(days=5 * 366)
+# An end date must leave the worker time to apply the access before it ends.
+MIN_DURATION = dt.timedelta(minutes=5)
+
+
+class DelegationConflict(Exception):
+    """The delegation is no longer in the state the caller acted on (another admin decided,
+    the worker moved it on, or the page was stale). The message says what happened."""
+
+
+class IllegalTransition(DelegationConflict):
+    """The lifecycle does not allow this move from the current status."""
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _is_member(*, user: User, organisation: Organisation, roles: Iterable[str]) -> bool:
+    return Membership.objects.filter(
+        user=user, organisation=organisation, role__in=list(roles)
+    ).exists()
+
+
+def _require_admin(*, user: User, organisation: Organisation, doing: str) -> None:
+    if not _is_member(user=user, organisation=organisation, roles=[Membership.Role.ADMIN]):
+        raise PermissionDenied(f"Only an admin of {organisation} can {doing}.")
+
+
+def _clean_reason(reason: str, *, field: str, required: bool = True) -> str:
+    text = (reason or "").strip()
+    if required and not text:
+        raise ValidationError({field: "Please give a reason."})
+    if len(text) > REASON_MAX_LENGTH:
+        raise ValidationError({field: f"Keep it under {REASON_MAX_LENGTH} characters."})
+    return text
+
+
+def _validate_ends_at(ends_at: dt.datetime | None, *, now: dt.datetime) -> None:
+    if ends_at is None:
+        return
+    if timezone.is_naive(ends_at):
+        raise ValidationError({"ends_at": "The end date needs a time zone."})
+    if ends_at <= now:
+        raise ValidationError({"ends_at": "The end date is in the past."})
+    if ends_at < now + MIN_DURATION:
+        raise ValidationError({"ends_at": "The end date must be at least 5 minutes from now."})
+    if ends_at > now + MAX_DURATION:
+        raise ValidationError(
+            {"ends_at": "The end date is more than 5 years away; choose open-ended instead."}
+        )
+
+
+def _validate_grantable(
+    *, owner: Organisation, partner: Organisation, catalog_role: CatalogRole
+) -> None:
+    """The rules every new or approved delegation must meet, whoever starts it."""
+    if not owner.is_owner:
+        raise ValidationError(f"{owner} is not a resource owner.")
+    if not partner.is_partner:
+        raise ValidationError({"partner": f"{partner} is not a partner organisation."})
+    if catalog_role.organisation_id != owner.pk or not catalog_role.is_active:
+        raise ValidationError({"catalog_role": "This role is not in the owner's catalogue."})
+    cloud_account = catalog_role.cloud_account
+    if not cloud_account.is_active or cloud_account.organisation_id != owner.pk:
+        raise ValidationError({"catalog_role": "This role's cloud account is no longer connected."})
+    if partner.account_uid in (owner.account_uid, cloud_account.account_uid):
+        raise ValidationError({"partner": "A partner account cannot be the owner's own account."})
+    if not PartnerAllowance.objects.filter(
+        organisation=owner, partner_account_uid=partner.account_uid
+    ).exists():
+        raise ValidationError(
+            {
+                "partner": f"The partner account {partner.account_uid} is not on "
+                f"{owner}'s allow-list of partner accounts."
+            }
+        )
+
+
+def _validate_no_open_duplicate(*, partner: Organisation, catalog_role: CatalogRole) -> None:
+    open_one = (
+        Delegation.objects.filter(partner=partner, catalog_role=catalog_role)
+        .exclude(status__in=FINAL_STATUSES)
+        .first()
+    )
+    if open_one is not None:
+        raise ValidationError(
+            {
+                "catalog_role": f"{partner} already has a {open_one.get_status_display().lower()}"
+                f" delegation of {catalog_role.role_name}."
+            }
+        )
+
+
+def _privilege_problem(*, catalog_role: CatalogRole) -> str | None:
+    """Why granting `catalog_role` now is refused: it holds policies granting RAM
+    administration or full access (judged now, see `catalog_role_high_privilege_now`) and the
+    owner has not opted in to that for this role. The cloud is read here, so callers run
+    this before they take any row lock."""
+    try:
+        flagged = catalog_role_high_privilege_now(catalog_role=catalog_role)
+    except CloudError as error:
+        raise ValidationError(
+            f"Alibaba Cloud could not be asked whether {catalog_role.role_name}'s policies "
+            f"grant RAM administration ({error.message}). Nothing was granted; try again in "
+            "a moment."
+        ) from None
+    if not flagged or catalog_role.allows_high_privilege:
+        return None
+    return (
+        f"{catalog_role.role_name} now includes {', '.join(flagged)}, which grant"
+        f"{'s' if len(flagged) == 1 else ''} RAM administration or full access to the "
+        "account, and this role has no opt-in for high privilege. Nothing was granted. Edit "
+        "the role in the catalogue (confirm high privilege, or remove those policies), then "
+        "decide again."
+    )
+
+
+def _privilege_snapshot(catalog_role: CatalogRole) -> tuple[Any, bool]:
+    return (catalog_role.policies, catalog_role.allows_high_privilege)
+
+
+def _check_privilege_unchanged(catalog_role: CatalogRole, checked: tuple[Any, bool]) -> None:
+    """Under the lock: the role's policies and opt-in are still those judged before it."""
+    if _privilege_snapshot(catalog_role) != checked:
+        raise DelegationConflict(
+            f"The catalogue role {catalog_role.role_name} was edited while you were deciding. "
+            "Reload the page and decide again."
+        )
+
+
+def managed_role_for_catalog_role(*, catalog_role: CatalogRole) -> ManagedRole:
+    """The lock/state row of the cloud role a catalogue entry names, created on first use."""
+    existing = ManagedRole.objects.filter(
+        cloud_account=catalog_role.cloud_account, role_name__iexact=catalog_role.role_name
+    ).first()
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic():
+            return ManagedRole.objects.create(
+                cloud_account=catalog_role.cloud_account, role_name=catalog_role.role_name
+            )
+    except IntegrityError:
+        # Another request created it between our read and insert.
+        return ManagedRole.objects.get(
+            cloud_account=catalog_role.cloud_account, role_name__iexact=catalog_role.role_name
+        )
+
+
+def _lock(delegation: Delegation) -> Delegation:
+    return (
+        Delegation.objects.select_for_update(of=("self",))
+        .select_related("owner", "partner", "catalog_role", "managed_role")
+        .get(pk=delegation.pk)
+    )
+
+
+def _lock_catalog_role(locked: Delegation) -> CatalogRole:
+    """Lock the delegation's catalogue role row (after the delegation's, always in this
+    order) so an edit of the role cannot commit between a privilege check and the grant."""
+    role = (
+        CatalogRole.objects.select_for_update()
+        .select_related("cloud_account")
+        .get(pk=locked.catalog_role_id)
+    )
+    locked.catalog_role = role
+    return role
+
+
+def _unchanged(locked: Delegation) -> Delegation:
+    locked.changed = False
+    return locked
+
+
+def _check_version(locked: Delegation, expected_version: int | None) -> None:
+    if expected_version is not None and locked.version != expected_version:
+        raise DelegationConflict(
+            f"This delegation changed while you were looking at it: it is now "
+            f"{locked.get_status_display().lower()}. Reload the page and decide again."
+        )
+
+
+def _snapshot(delegation: Delegation) -> dict[str, Any]:
+    return {
+        "status": delegation.status,
+        "failed_phase": delegation.failed_phase,
+        "end_cause": delegation.end_cause,
+        "version": delegation.version,
+    }
+
+
+def _delegation_label(delegation: Delegation) -> str:
+    return f"{delegation.catalog_role.role_name} for {delegation.partner.name}"
+
+
+def _audit(
+    *,
+    delegation: Delegation,
+    action: str,
+    actor: User | None,
+    actor_organisation: Organisation | None,
+    before: dict[str, Any] | None,
+    metadata: dict[str, Any] | None = None,
+    outcome: str = AuditEvent.Outcome.SUCCESS,
+) -> None:
+    audit_record(
+        action=action,
+        actor=actor,
+        organisation=delegation.owner,
+        related_organisations=[delegation.partner],
+        actor_organisation=actor_organisation if actor is not None else None,
+        target=delegation,
+        target_label=_delegation_label(delegation),
+        before=before,
+        after=_snapshot(delegation),
+        metadata={
+            "role_name": delegation.catalog_role.role_name,
+            "partner_account_uid": delegation.partner_account_uid,
+            **(metadata or {}),
+        },
+        outcome=outcome,
+    )
+
+
+def _transition(
+    delegation: Delegation,
+    *,
+    to: str,
+    action: str,
+    actor: User | None,
+    actor_organisation: Organisation | None,
+    changes: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Delegation:
+    """Move a locked delegation to `to`, save exactly what changed and audit it."""
+    if to not in ALLOWED_TRANSITIONS[delegation.status]:
+        raise IllegalTransition(
+            f"A {delegation.get_status_display().lower()} delegation cannot become "
+            f"{Status(to).label.lower()}."
+        )
+    before = _snapshot(delegation)
+    changes = dict(changes or {})
+    changes["status"] = to
+    if to != Status.FAILED:
+        changes.setdefault("failed_phase", Delegation.Phase.NONE)
+    for field, value in changes.items():
+        setattr(delegation, field, value)
+    delegation.version += 1
+    delegation.save(update_fields=[*changes, "version", "updated_at"])
+    delegation.changed = True
+    _audit(
+        delegation=delegation,
+        action=action,
+        actor=actor,
+        actor_organisation=actor_organisation,
+        before=before,
+        metadata=metadata,
+    )
+    if Status.ACTIVE in (before["status"], to):
+        # Becoming active grants the partner's people `sts:AssumeRole` on the role in the
+        # partner's account; leaving active (revoke, expiry) takes it away. Through the outbox,
+        # in this transaction.
+        from delegations.partner.services import partner_access_delegation_changed
+
+        partner_access_delegation_changed(delegation=delegation)
+    return delegation
+
+
+def _audit_denied(*, delegation: Delegation, action: str, actor: User, reason: str) -> None:
+    """Record a refused attempt in its own transaction, so it survives the refusal."""
+    with transaction.atomic():
+        _audit(
+            delegation=delegation,
+            action=action,
+            actor=actor,
+            actor_organisation=delegation.owner,
+            before=None,
+            metadata={"denied_because": reason},
+            outcome=AuditEvent.Outcome.DENIED,
+        )
+
+
+# --- people's actions ------------------------------------------------------------------------
+
+
+@transaction.atomic
+def delegation_request(
+    *,
+    partner: Organisation,
+    requested_by: User,
+    partner_link: PartnerLink,
+    catalog_role: CatalogRole,
+    reason: str,
+    ends_at: dt.datetime | None,
+) -> Delegation:
+    """A partner admin asks an owner (found through `partner_link`) for a catalogue role."""
+    _require_admin(user=requested_by, organisation=partner, doing="request access")
+    link = PartnerLink.objects.select_related("organisation").get(pk=partner_link.pk)
+    if not link.is_usable:
+        raise ValidationError(
+            "This invitation code is no longer valid; ask the owner for a new one."
+        )
+    owner = link.organisation
+    if catalog_role.organisation_id != owner.pk:
+        raise ValidationError({"catalog_role": "This role is not in the owner's catalogue."})
+    now = timezone.now()
+    reason = _clean_reason(reason, field="reason")
+    _validate_ends_at(ends_at, now=now)
+    _validate_grantable(owner=owner, partner=partner, catalog_role=catalog_role)
+    _validate_no_open_duplicate(partner=partner, catalog_role=catalog_role)
+
+    delegation = Delegation.objects.create(
+        owner=owner,
+        partner=partner,
+        catalog_role=catalog_role,
+        managed_role=managed_role_for_catalog_role(catalog_role=catalog_role),
+        partner_account_uid=partner.account_uid,
+        status=Status.REQUESTED,
+        origin=Delegation.Origin.REQUEST,
+        partner_link=link,
+        requested_by=requested_by,
+        reason=reason,
+        starts_at=now,
+        ends_at=ends_at,
+    )
+    _audit(
+        delegation=delegation,
+        action="delegation.requested",
+        actor=requested_by,
+        actor_organisation=partner,
+        before=None,
+        metadata={"ends_at": ends_at, "reason": reason, "partner_link": str(link.pk)},
+    )
+    return delegation
+
+
+@transaction.atomic
+def delegation_withdraw(
+    *, delegation: Delegation, withdrawn_by: User, expected_version: int | None = None
+) -> Delegation:
+    """A partner admin takes back their organisation's request before the owner decides it.
+
+    Under the row lock, so a withdrawal racing an approval or a rejection ends with exactly
+    one of them: whoever locks second finds the request no longer pending and is told."""
+    locked = _lock(delegation)
+    _require_admin(user=withdrawn_by, organisation=locked.partner, doing="withdraw this request")
+    if locked.status == Status.WITHDRAWN:
+        return _unchanged(locked)  # a double click, or another admin of the partner was first
+    if locked.status != Status.REQUESTED:
+        raise IllegalTransition(
+            f"Only a request still waiting for the owner's decision can be withdrawn; this "
+            f"one is {locked.get_status_display().lower()}."
+        )
+    _check_version(locked, expected_version)
+    return _transition(
+        locked,
+        to=Status.WITHDRAWN,
+        action="delegation.withdrawn",
+        actor=withdrawn_by,
+        actor_organisation=locked.partner,
+        changes={"withdrawn_by": withdrawn_by, "ended_at": timezone.now()},
+    )
+
+
+def delegation_offer(
+    *,
+    owner: Organisation,
+    offered_by: User,
+    partner: Organisation,
+    catalog_role: CatalogRole,
+    reason: str,
+    ends_at: dt.datetime | None,
+    with_mfa: bool,
+) -> Delegation:
+    """An owner admin grants a catalogue role to a partner directly: the offer is the owner's
+    decision, so it starts approved and the worker applies it."""
+    _require_admin(user=offered_by, organisation=owner, doing="offer access")
+    _require_mfa(with_mfa=with_mfa)
+    role = CatalogRole.objects.select_related("cloud_account").get(pk=catalog_role.pk)
+    # Tenancy and catalogue rules first: the cloud read below uses the role's own account.
+    _validate_grantable(owner=owner, partner=partner, catalog_role=role)
+    problem = _privilege_problem(catalog_role=role)
+    if problem is not None:
+        raise ValidationError({"catalog_role": problem})
+    with transaction.atomic():
+        # The role row is locked so that an edit cannot slip in between the check above
+        # and the offer.
+        locked_role = (
+            CatalogRole.objects.select_for_update()
+            .select_related("cloud_account")
+            .get(pk=catalog_role.pk)
+        )
+        _check_privilege_unchanged(locked_role, _privilege_snapshot(role))
+        return _offer(
+            owner=owner,
+            offered_by=offered_by,
+            partner=partner,
+            catalog_role=locked_role,
+            reason=reason,
+            ends_at=ends_at,
+            with_mfa=with_mfa,
+        )
+
+
+def _offer(
+    *,
+    owner: Organisation,
+    offered_by: User,
+    partner: Organisation,
+    catalog_role: CatalogRole,
+    reason: str,
+    ends_at: dt.datetime | None,
+    with_mfa: bool,
+) -> Delegation:
+    now = timezone.now()
+    reason = _clean_reason(reason, field="reason")
+    _validate_ends_at(ends_at, now=now)
+    _validate_grantable(owner=owner, partner=partner, catalog_role=catalog_role)
+    if _is_member(user=offered_by, organisation=partner, roles=Membership.Role.values):
+        raise PermissionDenied(
+            "You are also a member of this partner; another owner admin must offer it."
+        )
+    _validate_no_open_duplicate(partner=partner, catalog_role=catalog_role)
+
+    managed_role = managed_role_for_catalog_role(catalog_role=catalog_role)
+    delegation = Delegation.objects.create(
+        owner=owner,
+        partner=partner,
+        catalog_role=catalog_role,
+        managed_role=managed_role,
+        partner_account_uid=partner.account_uid,
+        status=Status.APPROVED,
+        origin=Delegation.Origin.OFFER,
+        requested_by=offered_by,
+        reason=reason,
+        starts_at=now,
+        ends_at=ends_at,
+        decided_by=offered_by,
+        decided_at=now,
+        approved_with_mfa=with_mfa,
+    )
+    _audit(
+        delegation=delegation,
+        action="delegation.offered",
+        actor=offered_by,
+        actor_organisation=owner,
+        before=None,
+        metadata={"ends_at": ends_at, "reason": reason, "with_mfa": with_mfa},
+    )
+    outbox_enqueue_reconcile(managed_role=managed_role)
+    return delegation
+
+
+def _require_mfa(*, with_mfa: bool) -> None:
+    if settings.PORTAL_REQUIRE_MFA and not with_mfa:
+        raise PermissionDenied(
+            "Granting access needs a recent sign-in with two-factor authentication."
+        )
+
+
+def delegation_approve(
+    *,
+    delegation: Delegation,
+    approved_by: User,
+    with_mfa: bool,
+    note: str = "",
+    expected_version: int | None = None,
+) -> Delegation:
+    """An owner admin approves a request. The worker applies it after the commit.
+
+    A second click by the same admin changes nothing; any other admin who decides after the
+    first decision gets a DelegationConflict naming it. Nobody approves their own request,
+    nor a request of an organisation they belong to; such attempts are refused and audited."""
+    current = Delegation.objects.select_related("owner", "partner", "catalog_role").get(
+        pk=delegation.pk
+    )
+    _require_admin(user=approved_by, organisation=current.owner, doing="approve access")
+    # The requester and memberships do not change with the status, so this check needs no
+    # lock; the refusal is recorded in its own transaction so that it survives.
+    denial = _segregation_problem(delegation=current, user=approved_by)
+    if denial is not None:
+        _audit_denied(
+            delegation=current, action="delegation.approve_denied", actor=approved_by, reason=denial
+        )
+        raise PermissionDenied(denial)
+    # The high-privilege opt-in is checked again now, not only when the role was created: a
+    # Custom policy may have gained RAM rights since. Only a pending request needs it (a
+    # double click or a late second admin is answered below without granting anything).
+    checked = None
+    if current.status == Status.REQUESTED:
+        _validate_grantable(
+            owner=current.owner, partner=current.partner, catalog_role=current.catalog_role
+        )
+        problem = _privilege_problem(catalog_role=current.catalog_role)
+        if problem is not None:
+            _audit_denied(
+                delegation=current,
+                action="delegation.approve_denied",
+                actor=approved_by,
+                reason=problem,
+            )
+            raise ValidationError(problem)
+        checked = _privilege_snapshot(current.catalog_role)
+
+    with transaction.atomic():
+        locked = _lock(delegation)
+        if locked.status != Status.REQUESTED:
+            if locked.decided_by_id == approved_by.pk and locked.status in (
+                DESIRED_PRESENT_STATUSES
+            ):
+                return _unchanged(locked)  # a double click: the first one already approved it
+            raise _decided_conflict(locked)
+        _check_version(locked, expected_version)
+        if checked is None:
+            raise DelegationConflict("This request changed; reload the page and decide again.")
+        _check_privilege_unchanged(_lock_catalog_role(locked), checked)
+        _require_mfa(with_mfa=with_mfa)
+        now = timezone.now()
+        if locked.ends_at is not None and locked.ends_at <= now + MIN_DURATION:
+            raise ValidationError(
+                "This request's end date has passed (or is minutes away); reject it and ask "
+                "the partner for new dates."
+            )
+        _validate_grantable(
+            owner=locked.owner, partner=locked.partner, catalog_role=locked.catalog_role
+        )
+        note = _clean_reason(note, field="note", required=False)
+        _transition(
+            locked,
+            to=Status.APPROVED,
+            action="delegation.approved",
+            actor=approved_by,
+            actor_organisation=locked.owner,
+            changes={
+                "decided_by": approved_by,
+                "decided_at": now,
+                "decision_reason": note,
+                "approved_with_mfa": with_mfa,
+            },
+            metadata={"with_mfa": with_mfa, "note": note},
+        )
+        outbox_enqueue_reconcile(managed_role=locked.managed_role)
+        return locked
+
+
+def _segregation_problem(*, delegation: Delegation, user: User) -> str | None:
+    if delegation.requested_by_id == user.pk:
+        return "You cannot approve a request you made yourself."
+    if _is_member(user=user, organisation=delegation.partner, roles=Membership.Role.values):
+        return "You are a member of the requesting partner; another owner admin must approve."
+    return None
+
+
+def _decided_conflict(locked: Delegation) -> DelegationConflict:
+    if locked.status == Status.WITHDRAWN:
+        by = f" ({locked.withdrawn_by})" if locked.withdrawn_by else ""
+        return DelegationConflict(
+            f"The partner{by} withdrew this request; there is nothing left to decide."
+        )
+    who = locked.decided_by or locked.revoked_by
+    by = f" by {who}" if who else ""
+    return DelegationConflict(
+        f"This request was already decided{by}: it is {locked.get_status_display().lower()}."
+    )
+
+
+@transaction.atomic
+def delegation_reject(
+    *,
+    delegation: Delegation,
+    rejected_by: User,
+    reason: str,
+    expected_version: int | None = None,
+) -> Delegation:
+    """An owner admin turns a request down, saying why."""
+    locked = _lock(delegation)
+    _require_admin(user=rejected_by, organisation=locked.owner, doing="reject a request")
+    if locked.status != Status.REQUESTED:
+        if locked.status == Status.REJECTED and locked.decided_by_id == rejected_by.pk:
+            return _unchanged(locked)
+        raise _decided_conflict(locked)
+    _check_version(locked, expected_version)
+    reason = _clean_reason(reason, field="reason")
+    now = timezone.now()
+    return _transition(
+        locked,
+        to=Status.REJECTED,
+        action="delegation.rejected",
+        actor=rejected_by,
+        actor_organisation=locked.owner,
+        changes={
+            "decided_by": rejected_by,
+            "decided_at": now,
+            "decision_reason": reason,
+            "ended_at": now,
+        },
+        metadata={"reason": reason},
+    )
+
+
+@transaction.atomic
+def delegation_revoke(
+    *,
+    delegation: Delegation,
+    revoked_by: User,
+    reason: str,
+    expected_version: int | None = None,
+) -> Delegation:
+    """An owner admin ends access. The worker removes the partner from the trust policy."""
+    locked = _lock(delegation)
+    _require_admin(user=revoked_by, organisation=locked.owner, doing="revoke access")
+    if locked.end_cause == Delegation.EndCause.REVOKED and locked.status in (
+        Status.REVOKING,
+        Status.REVOKED,
+    ):
+        return _unchanged(locked)
+    if Status.REVOKING not in ALLOWED_TRANSITIONS[locked.status]:
+        raise IllegalTransition(
+            f"This delegation is {locked.get_status_display().lower()}; there is nothing to revoke."
+        )
+    if locked.status == Status.FAILED and locked.failed_phase == Delegation.Phase.REVOKING:
+        raise IllegalTransition("Removing this access already failed once; use Retry to try again.")
+    _check_version(locked, expected_version)
+    reason = _clean_reason(reason, field="reason")
+    _transition(
+        locked,
+        to=Status.REVOKING,
+        action="delegation.revoke_requested",
+        actor=revoked_by,
+        actor_organisation=locked.owner,
+        changes={
+            "end_cause": Delegation.EndCause.REVOKED,
+            "revoked_by": revoked_by,
+            "revoke_requested_at": timezone.now(),
+            "revoke_reason": reason,
+        },
+        metadata={"reason": reason},
+    )
+    outbox_enqueue_reconcile(managed_role=locked.managed_role)
+    return locked
+
+
+def _retry_goes_back_to_approved(delegation: Delegation) -> bool:
+    return not (delegation.failed_phase == Delegation.Phase.REVOKING or delegation.end_cause)
+
+
+def delegation_retry(
+    *, delegation: Delegation, retried_by: User, expected_version: int | None = None
+) -> Delegation:
+    """An owner admin asks the worker to try a failed delegation again, in the direction it
+    was going (applying or revoking). Applying again grants the role, so the high-privilege
+    opt-in is checked again first (outside the lock: it may read the cloud)."""
+    current = Delegation.objects.select_related("owner", "catalog_role__cloud_account").get(
+        pk=delegation.pk
+    )
+    _require_admin(user=retried_by, organisation=current.owner, doing="retry")
+    checked = None
+    if current.status == Status.FAILED and _retry_goes_back_to_approved(current):
+        problem = _privilege_problem(catalog_role=current.catalog_role)
+        if problem is not None:
+            raise ValidationError(problem)
+        checked = _privilege_snapshot(current.catalog_role)
+    with transaction.atomic():
+        return _retry(
+            delegation=delegation,
+            retried_by=retried_by,
+            expected_version=expected_version,
+            checked=checked,
+        )
+
+
+def _retry(
+    *,
+    delegation: Delegation,
+    retried_by: User,
+    expected_version: int | None,
+    checked: tuple[Any, bool] | None,
+) -> Delegation:
+    locked = _lock(delegation)
+    _require_admin(user=retried_by, organisation=locked.owner, doing="retry")
+    if locked.status != Status.FAILED:
+        raise IllegalTransition(
+            f"Only a failed delegation can be retried; this one is "
+            f"{locked.get_status_display().lower()}."
+        )
+    _check_version(locked, expected_version)
+    if not _retry_goes_back_to_approved(locked):
+        to = Status.REVOKING
+    else:
+        to = Status.APPROVED
+        if locked.ends_at is not None and locked.ends_at <= timezone.now():
+            raise ValidationError("This delegation's end date has passed; it cannot be retried.")
+        if checked is None:
+            raise DelegationConflict("This delegation changed; reload the page and try again.")
+        _check_privilege_unchanged(_lock_catalog_role(locked), checked)
+    _transition(
+        locked,
+        to=to,
+        action="delegation.retried",
+        actor=retried_by,
+        actor_organisation=locked.owner,
+        metadata={
+            "failed_phase": locked.failed_phase,
+            "previous_error_code": locked.last_error_code,
+            "previous_request_id": locked.last_error_request_id,
+        },
+    )
+    outbox_enqueue_reconcile(managed_role=locked.managed_role)
+    return locked
+
+
+# --- the worker's transitions ----------------------------------------------------------------
+
+
+@transaction.atomic
+def delegation_mark_applying(*, delegation: Delegation) -> Delegation:
+    """The worker has started putting this delegation into the cloud."""
+    locked = _lock(delegation)
+    if locked.status == Status.APPLYING:
+        return _unchanged(locked)
+    return _transition(
+        locked,
+        to=Status.APPLYING,
+        action="delegation.applying",
+        actor=None,
+        actor_organisation=None,
+    )
+
+
+@transaction.atomic
+def delegation_mark_active(*, delegation: Delegation, request_id: str = "") -> Delegation:
+    """The worker verified the partner's principal and the role's policies in the cloud."""
+    locked = _lock(delegation)
+    if locked.status == Status.ACTIVE:
+        return _unchanged(locked)
+    return _transition(
+        locked,
+        to=Status.ACTIVE,
+        action="delegation.activated",
+        actor=None,
+        actor_organisation=None,
+        changes={
+            "activated_at": timezone.now(),
+            "last_error_code": "",
+            "last_error_message": "",
+            "last_error_request_id": "",
+            "last_error_at": None,
+        },
+        metadata={"request_id": request_id} if request_id else None,
+    )
+
+
+@transaction.atomic
+def delegation_mark_failed(
+    *,
+    delegation: Delegation,
+    error_code: str,
+    error_message: str,
+    request_id: str = "",
+) -> Delegation:
+    """The worker gave up: a permanent cloud error, or retries exhausted. The owner sees the
+    cloud's code, message and request id, and can retry."""
+    locked = _lock(delegation)
+    if locked.status == Status.FAILED:
+        return _unchanged(locked)
+    phase = (
+        Delegation.Phase.REVOKING if locked.status == Status.REVOKING else Delegation.Phase.APPLYING
+    )
+    error_code = (error_code or "")[:128]
+    error_message = (error_message or "")[:2000]
+    request_id = (request_id or "")[:64]
+    return _transition(
+        locked,
+        to=Status.FAILED,
+        action="delegation.failed",
+        actor=None,
+        actor_organisation=None,
+        changes={
+            "failed_phase": phase,
+            "last_error_code": error_code,
+            "last_error_message": error_message,
+            "last_error_request_id": request_id,
+            "last_error_at": timezone.now(),
+        },
+        metadata={
+            "failed_phase": phase,
+            "error_code": error_code,
+            "error_message": error_message,
+            "request_id": request_id,
+        },
+    )
+
+
+@transaction.atomic
+def delegation_mark_revoked(*, delegation: Delegation) -> Delegation:
+    """The worker verified the partner's principal is gone: the delegation ends as revoked,
+    or as expired when the scheduler ended it."""
+    locked = _lock(delegation)
+    if locked.status in (Status.REVOKED, Status.EXPIRED):
+        return _unchanged(locked)
+    if locked.status == Status.FAILED and locked.failed_phase != Delegation.Phase.REVOKING:
+        raise IllegalTransition("A delegation that failed while applying was never revoked.")
+    expired = locked.end_cause == Delegation.EndCause.EXPIRED
+    return _transition(
+        locked,
+        to=Status.EXPIRED if expired else Status.REVOKED,
+        action="delegation.expired" if expired else "delegation.revoked",
+        actor=None,
+        actor_organisation=None,
+        changes={
+            "ended_at": timezone.now(),
+            "last_error_code": "",
+            "last_error_message": "",
+            "last_error_request_id": "",
+            "last_error_at": None,
+        },
+    )
+
+
+# --- the scheduler's -------------------------------------------------------------------------
+
+
+@transaction.atomic
+def delegation_expire(*, delegation: Delegation, now: dt.datetime | None = None) -> Delegation:
+    """End a delegation whose end date has passed. A request nobody decided simply expires;
+    access that may be in the cloud goes through revoking first."""
+    now = now or timezone.now()
+    locked = _lock(delegation)
+    if locked.ends_at is None or locked.ends_at > now or locked.status not in EXPIRABLE_STATUSES:
+        return _unchanged(locked)
+    if locked.status == Status.FAILED and locked.failed_phase == Delegation.Phase.REVOKING:
+        return _unchanged(locked)
+    if locked.status == Status.REQUESTED:
+        return _transition(
+            locked,
+            to=Status.EXPIRED,
+            action="delegation.expired",
+            actor=None,
+            actor_organisation=None,
+            changes={"end_cause": Delegation.EndCause.EXPIRED, "ended_at": now},
+        )
+    _transition(
+        locked,
+        to=Status.REVOKING,
+        action="delegation.expiring",
+        actor=None,
+        actor_organisation=None,
+        changes={"end_cause": Delegation.EndCause.EXPIRED, "revoke_requested_at": now},
+        metadata={"ends_at": locked.ends_at},
+    )
+    outbox_enqueue_reconcile(managed_role=locked.managed_role)
+    return locked
+
+
+def delegations_expire_due(*, now: dt.datetime | None = None, limit: int = 500) -> int:
+    """Expire every delegation whose end date has passed (run by the scheduler). Returns how
+    many changed."""
+    now = now or timezone.now()
+    due_ids = list(
+        Delegation.objects.filter(status__in=EXPIRABLE_STATUSES, ends_at__lte=now)
+        .order_by("ends_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    changed = 0
+    for delegation_id in due_ids:
+        before = Delegation.objects.only("version").get(pk=delegation_id).version
+        after = delegation_expire(delegation=Delegation(pk=delegation_id), now=now)
+        changed += int(after.version != before)
+    return changed
+
+
+def delegations_desired_on_role(*, managed_role: ManagedRole) -> list[Delegation]:
+    """The delegations whose partner principal should be in `managed_role`'s trust policy."""
+    return list(
+        Delegation.objects.filter(managed_role=managed_role, status__in=DESIRED_PRESENT_STATUSES)
+    )

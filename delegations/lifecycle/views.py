@@ -1,0 +1,637 @@
+"""Delegation pages: thin views over `selectors` (reads, tenancy) and `services` (changes).
+
+Mutations are POST-only with CSRF. Another organisation's ids answer 404 (selectors); a
+member without the role, or an organisation of the wrong kind, gets 403. Granting and
+taking away access (approve, offer, revoke, drift decisions) needs a recent sign-in, with
+two-factor authentication when the portal requires it.
+"""
+
+from typing import Any
+
+# Suspending a POST and replaying it after the MFA step-up is allauth's own mechanism for
+# reauthentication; it has no public wrapper for the MFA page.
+from allauth.account.internal.flows.reauthentication import suspend_request
+from allauth.core.exceptions import ReauthenticationRequired
+from allauth.mfa.utils import is_mfa_enabled
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import BadRequest, PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.models import Organisation
+from accounts.permissions import (
+    ADMIN,
+    AUDITOR,
+    organisation_member_required,
+    recent_authentications,
+)
+from delegations.catalog import partner_links as link_services
+from delegations.lifecycle import selectors, services
+from delegations.lifecycle.forms import (
+    ApproveForm,
+    DriftResolveForm,
+    OfferForm,
+    PartnerCodeForm,
+    PartnerLinkForm,
+    RejectForm,
+    RequestAccessForm,
+    RetryForm,
+    RevokeForm,
+    WithdrawForm,
+    add_service_errors,
+)
+from delegations.models import (
+    ALLOWED_TRANSITIONS,
+    FINAL_STATUSES,
+    Delegation,
+)
+from delegations.worker import drift
+
+Status = Delegation.Status
+
+# Readers: owner admins and auditors, partner admins. Partner staff see their own access
+# elsewhere; they get 403 here.
+READERS = (ADMIN, AUDITOR)
+
+
+# --- access helpers --------------------------------------------------------------------------
+
+
+def _organisation(request: HttpRequest) -> Organisation:
+    return request.organisation  # type: ignore[attr-defined, no-any-return]
+
+
+def _owner_organisation(request: HttpRequest) -> Organisation:
+    organisation = _organisation(request)
+    if not organisation.is_owner:
+        raise PermissionDenied("Only resource owner organisations manage this.")
+    return organisation
+
+
+def _partner_organisation(request: HttpRequest) -> Organisation:
+    organisation = _organisation(request)
+    if not organisation.is_partner:
+        raise PermissionDenied("Only partner organisations request access.")
+    return organisation
+
+
+def _is_owner_admin(request: HttpRequest, delegation: Delegation) -> bool:
+    membership = request.membership  # type: ignore[attr-defined]
+    return membership.organisation_id == delegation.owner_id and membership.role == ADMIN
+
+
+def _is_partner_admin(request: HttpRequest, delegation: Delegation) -> bool:
+    membership = request.membership  # type: ignore[attr-defined]
+    return membership.organisation_id == delegation.partner_id and membership.role == ADMIN
+
+
+def _step_up(request: HttpRequest) -> HttpResponse | bool:
+    """A recent sign-in (within ACCOUNT_REAUTHENTICATION_TIMEOUT), with MFA when required.
+
+    Returns whether MFA was used, or a response sending the person to confirm who they are;
+    allauth replays the POST afterwards."""
+    recent = recent_authentications(request)
+    with_mfa = any(r.get("method") == "mfa" for r in recent)
+    if settings.PORTAL_REQUIRE_MFA and not with_mfa:
+        if not is_mfa_enabled(request.user):
+            raise PermissionDenied("This needs two-factor authentication; set it up first.")
+        return suspend_request(request, reverse("mfa_reauthenticate"))
+    if not recent:
+        raise ReauthenticationRequired()
+    return with_mfa
+
+
+# --- lists -----------------------------------------------------------------------------------
+
+
+@require_GET
+@organisation_member_required(roles=READERS)
+def delegation_list(request: HttpRequest) -> HttpResponse:
+    organisation = _organisation(request)
+    counts = selectors.delegation_status_counts(organisation=organisation)
+    if organisation.is_partner:
+        return render(
+            request,
+            "delegations/partner_list.html",
+            {
+                "organisation": organisation,
+                "delegations": selectors.delegations_for_partner(partner=organisation),
+                "counts": counts,
+                "is_admin": request.membership.role == ADMIN,  # type: ignore[attr-defined]
+            },
+        )
+    status = request.GET.get("status") or ""
+    partner_id = request.GET.get("partner") or ""
+    role_id = request.GET.get("role") or ""
+    delegations = selectors.delegations_for_owner(
+        owner=organisation, partner_id=partner_id, catalog_role_id=role_id, status=status
+    )
+    return render(
+        request,
+        "delegations/owner_list.html",
+        {
+            "organisation": organisation,
+            "delegations": delegations,
+            "counts": counts,
+            "statuses": Status.choices,
+            "partners": selectors.partners_of_owner(owner=organisation),
+            "roles": selectors.catalog_roles_of_owner(owner=organisation),
+            "selected": {"status": status, "partner": partner_id, "role": role_id},
+            "is_admin": request.membership.role == ADMIN,  # type: ignore[attr-defined]
+        },
+    )
+
+
+# --- one delegation --------------------------------------------------------------------------
+
+
+def _progress(delegation: Delegation) -> list[dict[str, str]]:
+    """The steps shown on the page: done, current, failed or still to come."""
+    status = delegation.status
+    if status == Status.REJECTED:
+        return [_step("Requested", "done"), _step("Rejected", "current")]
+    if status == Status.WITHDRAWN:
+        return [_step("Requested", "done"), _step("Withdrawn by the partner", "current")]
+    if status == Status.EXPIRED and delegation.decided_at is None:
+        return [_step("Requested", "done"), _step("Expired before a decision", "current")]
+    first = (
+        [_step("Offered", "done")]
+        if delegation.origin == Delegation.Origin.OFFER
+        else [_step("Requested", "done"), _step("Approved", "todo")]
+    )
+    apply_steps = [*first, _step("Applying", "todo"), _step("Active", "todo")]
+    ending = delegation.end_cause or status in (Status.REVOKING, Status.REVOKED, Status.EXPIRED)
+    end_label = "Expired" if delegation.end_cause == Delegation.EndCause.EXPIRED else "Revoked"
+    end_steps = [_step("Revoking", "todo"), _step(end_label, "todo")] if ending else []
+    steps = apply_steps + end_steps
+    labels = [s["label"] for s in steps]
+
+    def mark_through(label: str, state: str) -> None:
+        index = labels.index(label)
+        for i in range(index):
+            steps[i]["state"] = "done"
+        steps[index]["state"] = state
+
+    if status == Status.REQUESTED:
+        mark_through("Requested", "current")
+    elif status == Status.APPROVED:
+        mark_through("Approved" if "Approved" in labels else "Offered", "current")
+    elif status == Status.APPLYING:
+        mark_through("Applying", "current")
+    elif status == Status.ACTIVE:
+        mark_through("Active", "current")
+    elif status == Status.REVOKING:
+        mark_through("Revoking", "current")
+    elif status in (Status.REVOKED, Status.EXPIRED):
+        mark_through(end_label, "current")
+    elif status == Status.FAILED:
+        label = "Revoking" if delegation.failed_phase == "revoking" else "Applying"
+        mark_through(label, "failed")
+    return steps
+
+
+def _step(label: str, state: str) -> dict[str, str]:
+    return {"label": label, "state": state}
+
+
+def _live_context(request: HttpRequest, delegation: Delegation) -> dict[str, Any]:
+    return {
+        "delegation": delegation,
+        "history": selectors.delegation_history(
+            delegation=delegation, organisation=_organisation(request)
+        ),
+        "steps": _progress(delegation),
+        "calls": selectors.delegation_cloud_calls(delegation=delegation),
+        "is_final": delegation.status in FINAL_STATUSES,
+        "can_retry": delegation.status == Status.FAILED and _is_owner_admin(request, delegation),
+        "can_decide": delegation.status == Status.REQUESTED,
+        "can_withdraw": delegation.status == Status.REQUESTED
+        and _is_partner_admin(request, delegation),
+        "can_revoke": Status.REVOKING in ALLOWED_TRANSITIONS[delegation.status]
+        and not (
+            delegation.status == Status.FAILED
+            and delegation.failed_phase == Delegation.Phase.REVOKING
+        ),
+        "retry_form": RetryForm(initial={"version": delegation.version}),
+    }
+
+
+def _detail_context(request: HttpRequest, delegation: Delegation, **forms: Any) -> dict[str, Any]:
+    organisation = _organisation(request)
+    owner_admin = _is_owner_admin(request, delegation)
+    context = _live_context(request, delegation)
+    context.update(
+        {
+            "organisation": organisation,
+            "is_owner_side": delegation.owner_id == organisation.pk,
+            "owner_admin": owner_admin,
+            "approve_form": forms.get("approve_form")
+            or ApproveForm(initial={"version": delegation.version}),
+            "reject_form": forms.get("reject_form")
+            or RejectForm(initial={"version": delegation.version}),
+            "revoke_form": forms.get("revoke_form") or RevokeForm(),
+            "partner_admin": _is_partner_admin(request, delegation),
+            "withdraw_form": forms.get("withdraw_form")
+            or WithdrawForm(initial={"version": delegation.version}),
+        }
+    )
+    return context
+
+
+@require_GET
+@organisation_member_required(roles=READERS)
+def delegation_detail(request: HttpRequest, delegation_id: str) -> HttpResponse:
+    delegation = selectors.delegation_get_for_organisation(
+        organisation=_organisation(request), delegation_id=delegation_id
+    )
+    return render(request, "delegations/detail.html", _detail_context(request, delegation))
+
+
+@require_GET
+@organisation_member_required(roles=READERS)
+def delegation_status(request: HttpRequest, delegation_id: str) -> HttpResponse:
+    """The live part of the detail page, polled by static/js/delegation-live.js."""
+    delegation = selectors.delegation_get_for_organisation(
+        organisation=_organisation(request), delegation_id=delegation_id
+    )
+    response = render(request, "delegations/_live.html", _live_context(request, delegation))
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _owner_delegation(request: HttpRequest, delegation_id: str) -> Delegation:
+    owner = _owner_organisation(request)
+    delegation = selectors.delegation_get_for_organisation(
+        organisation=owner, delegation_id=delegation_id
+    )
+    return delegation
+
+
+def _redisplay(request: HttpRequest, delegation: Delegation, **forms: Any) -> HttpResponse:
+    return render(
+        request,
+        "delegations/detail.html",
+        _detail_context(request, delegation, **forms),
+        status=400,
+    )
+
+
+def _detail_redirect(delegation: Delegation) -> HttpResponse:
+    return redirect("delegations:detail", delegation_id=delegation.pk)
+
+
+def _report_refusal(request: HttpRequest, error: Exception) -> None:
+    if isinstance(error, ValidationError):
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.error(request, str(error) or "This is not allowed.")
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
+def delegation_approve(request: HttpRequest, delegation_id: str) -> HttpResponse:
+    delegation = _owner_delegation(request, delegation_id)
+    form = ApproveForm(request.POST)
+    if not form.is_valid():
+        if "version" in form.errors:
+            raise BadRequest("Missing or malformed version.")
+        return _redisplay(request, delegation, approve_form=form)
+    step = _step_up(request)
+    if isinstance(step, HttpResponse):
+        return step
+    try:
+        result = services.delegation_approve(
+            delegation=delegation,
+            approved_by=request.user,  # type: ignore[arg-type]
+            with_mfa=step,
+            note=form.cleaned_data["note"],
+            expected_version=form.cleaned_data["version"],
+        )
+    except ValidationError as error:
+        add_service_errors(form, error)
+        return _redisplay(request, delegation, approve_form=form)
+    except (services.DelegationConflict, PermissionDenied) as error:
+        _report_refusal(request, error)
+        return _detail_redirect(delegation)
+    if result.changed:
+        messages.success(request, "Approved. The access is being applied in the cloud now.")
+    else:
+        messages.info(request, "This request was already approved; nothing changed.")
+    return _detail_redirect(delegation)
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
+def delegation_reject(request: HttpRequest, delegation_id: str) -> HttpResponse:
+    delegation = _owner_delegation(request, delegation_id)
+    form = RejectForm(request.POST)
+    if not form.is_valid():
+        if "version" in form.errors:
+            raise BadRequest("Missing or malformed version.")
+        return _redisplay(request, delegation, reject_form=form)
+    try:
+        result = services.delegation_reject(
+            delegation=delegation,
+            rejected_by=request.user,  # type: ignore[arg-type]
+            reason=form.cleaned_data["reason"],
+            expected_version=form.cleaned_data["version"],
+        )
+    except ValidationError as error:
+        add_service_errors(form, error)
+        return _redisplay(request, delegation, reject_form=form)
+    except (services.DelegationConflict, PermissionDenied) as error:
+        _report_refusal(request, error)
+        return _detail_redirect(delegation)
+    if result.changed:
+        messages.success(request, "Rejected. The partner can see your reason.")
+    else:
+        messages.info(request, "This request was already rejected; nothing changed.")
+    return _detail_redirect(delegation)
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
+def delegation_revoke(request: HttpRequest, delegation_id: str) -> HttpResponse:
+    delegation = _owner_delegation(request, delegation_id)
+    form = RevokeForm(request.POST)
+    if not form.is_valid():
+        return _redisplay(request, delegation, revoke_form=form)
+    step = _step_up(request)
+    if isinstance(step, HttpResponse):
+        return step
+    try:
+        result = services.delegation_revoke(
+            delegation=delegation,
+            revoked_by=request.user,  # type: ignore[arg-type]
+            reason=form.cleaned_data["reason"],
+        )
+    except ValidationError as error:
+        add_service_errors(form, error)
+        return _redisplay(request, delegation, revoke_form=form)
+    except (services.DelegationConflict, PermissionDenied) as error:
+        _report_refusal(request, error)
+        return _detail_redirect(delegation)
+    if result.changed:
+        messages.success(request, "Revoking. The partner is being removed from the role now.")
+    else:
+        messages.info(request, "This access was already revoked; nothing changed.")
+    return _detail_redirect(delegation)
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
+def delegation_retry(request: HttpRequest, delegation_id: str) -> HttpResponse:
+    delegation = _owner_delegation(request, delegation_id)
+    form = RetryForm(request.POST)
+    if not form.is_valid():
+        raise BadRequest("Missing or malformed version.")
+    try:
+        services.delegation_retry(
+            delegation=delegation,
+            retried_by=request.user,  # type: ignore[arg-type]
+            expected_version=form.cleaned_data["version"],
+        )
+    except ValidationError as error:
+        _report_refusal(request, error)
+    except (services.DelegationConflict, PermissionDenied) as error:
+        _report_refusal(request, error)
+    else:
+        messages.success(request, "Trying again.")
+    return _detail_redirect(delegation)
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
+def delegation_withdraw(request: HttpRequest, delegation_id: str) -> HttpResponse:
+    """A partner admin takes back their own pending request."""
+    partner = _partner_organisation(request)
+    delegation = selectors.delegation_get_for_organisation(
+        organisation=partner, delegation_id=delegation_id
+    )
+    if delegation.partner_id != partner.pk:
+        raise PermissionDenied("Only the partner that asked can withdraw a request.")
+    form = WithdrawForm(request.POST)
+    if not form.is_valid():
+        if "version" in form.errors:
+            raise BadRequest("Missing or malformed version.")
+        return _redisplay(request, delegation, withdraw_form=form)
+    try:
+        result = services.delegation_withdraw(
+            delegation=delegation,
+            withdrawn_by=request.user,  # type: ignore[arg-type]
+            expected_version=form.cleaned_data["version"],
+        )
+    except (services.DelegationConflict, PermissionDenied) as error:
+        _report_refusal(request, error)
+        return _detail_redirect(delegation)
+    if result.changed:
+        messages.success(request, f"Withdrawn. {delegation.owner.name} can no longer approve it.")
+    else:
+        messages.info(request, "This request was already withdrawn; nothing changed.")
+    return _detail_redirect(delegation)
+
+
+# --- starting a delegation -------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@organisation_member_required(roles=[ADMIN])
+def delegation_request(request: HttpRequest) -> HttpResponse:
+    """A partner admin enters an owner's code, then picks a role and says why and how long."""
+    partner = _partner_organisation(request)
+    raw_code = (request.POST if request.method == "POST" else request.GET).get("code", "")
+    link = selectors.partner_link_get_by_code(code=raw_code) if raw_code else None
+    if link is None:
+        code_form = PartnerCodeForm({"code": raw_code} if raw_code else None)
+        status = 200
+        if raw_code:
+            code_form.is_valid()
+            code_form.add_error(
+                "code", "This code is not valid or has expired. Ask the owner for a new one."
+            )
+            status = 400 if request.method == "POST" else 200
+        return render(
+            request,
+            "delegations/request_code.html",
+            {"organisation": partner, "code_form": code_form},
+            status=status,
+        )
+    owner = link.organisation
+    roles = selectors.catalog_roles_grantable(owner=owner)
+    if request.method == "POST":
+        form = RequestAccessForm(request.POST, link=link, roles=roles)
+        if form.is_valid():
+            try:
+                delegation = services.delegation_request(
+                    partner=partner,
+                    requested_by=request.user,  # type: ignore[arg-type]
+                    partner_link=link,
+                    catalog_role=form.cleaned_data["catalog_role"],
+                    reason=form.cleaned_data["reason"],
+                    ends_at=form.cleaned_data["ends_at"],
+                )
+            except ValidationError as error:
+                add_service_errors(form, error)
+            else:
+                messages.success(request, f"Request sent to {owner.name}.")
+                return redirect("delegations:detail", delegation_id=delegation.pk)
+        status = 400
+    else:
+        form = RequestAccessForm(link=link, roles=roles, initial={"code": raw_code})
+        status = 200
+    return render(
+        request,
+        "delegations/request.html",
+        {"organisation": partner, "owner": owner, "form": form, "roles": roles},
+        status=status,
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@organisation_member_required(roles=[ADMIN])
+def delegation_offer(request: HttpRequest) -> HttpResponse:
+    owner = _owner_organisation(request)
+    partners = selectors.partners_offerable(owner=owner)
+    roles = selectors.catalog_roles_grantable(owner=owner)
+    if request.method == "POST":
+        form = OfferForm(request.POST, partners=partners, roles=roles)
+        if form.is_valid():
+            step = _step_up(request)
+            if isinstance(step, HttpResponse):
+                return step
+            try:
+                delegation = services.delegation_offer(
+                    owner=owner,
+                    offered_by=request.user,  # type: ignore[arg-type]
+                    partner=form.cleaned_data["partner"],
+                    catalog_role=form.cleaned_data["catalog_role"],
+                    reason=form.cleaned_data["reason"],
+                    ends_at=form.cleaned_data["ends_at"],
+                    with_mfa=step,
+                )
+            except ValidationError as error:
+                add_service_errors(form, error)
+            except PermissionDenied as error:
+                form.add_error(None, str(error))
+            else:
+                messages.success(
+                    request, f"Offered to {delegation.partner.name}. It is being applied now."
+                )
+                return redirect("delegations:detail", delegation_id=delegation.pk)
+        status = 400
+    else:
+        form = OfferForm(partners=partners, roles=roles)
+        status = 200
+    return render(
+        request,
+        "delegations/offer.html",
+        {"organisation": owner, "form": form, "has_partners": partners.exists()},
+        status=status,
+    )
+
+
+# --- roles and drift -------------------------------------------------------------------------
+
+
+@require_GET
+@organisation_member_required(roles=READERS)
+def role_overview(request: HttpRequest) -> HttpResponse:
+    owner = _owner_organisation(request)
+    return render(
+        request,
+        "delegations/roles.html",
+        {
+            "organisation": owner,
+            "comparisons": selectors.role_comparisons_for_owner(owner=owner),
+            "is_admin": request.membership.role == ADMIN,  # type: ignore[attr-defined]
+        },
+    )
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
+def drift_resolve(request: HttpRequest, finding_id: str) -> HttpResponse:
+    owner = _owner_organisation(request)
+    finding = selectors.drift_finding_get_for_owner(owner=owner, finding_id=finding_id)
+    form = DriftResolveForm(request.POST)
+    if not form.is_valid():
+        raise BadRequest("Choose repair or accept.")
+    step = _step_up(request)
+    if isinstance(step, HttpResponse):
+        return step
+    try:
+        drift.drift_resolve(
+            finding=finding,
+            resolved_by=request.user,  # type: ignore[arg-type]
+            resolution=form.cleaned_data["resolution"],
+        )
+    except (ValidationError, services.DelegationConflict, PermissionDenied) as error:
+        _report_refusal(request, error)
+    else:
+        if form.cleaned_data["resolution"] == "repair":
+            messages.success(request, "Repairing: the portal puts the role back as it should be.")
+        else:
+            messages.success(request, "Accepted: the portal now follows the cloud for this.")
+    return redirect(reverse("delegations:roles") + f"#role-{finding.managed_role_id}")
+
+
+# --- partner links ---------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@organisation_member_required(roles=[ADMIN])
+def partner_links(request: HttpRequest) -> HttpResponse:
+    owner = _owner_organisation(request)
+    new_code = ""
+    share_url = ""
+    status = 200
+    if request.method == "POST":
+        form = PartnerLinkForm(request.POST)
+        if form.is_valid():
+            try:
+                _link, new_code = link_services.partner_link_create(
+                    owner=owner,
+                    created_by=request.user,  # type: ignore[arg-type]
+                    label=form.cleaned_data["label"],
+                    expires_at=form.expires_at(),
+                )
+            except ValidationError as error:
+                add_service_errors(form, error)
+                status = 400
+            else:
+                share_url = request.build_absolute_uri(
+                    reverse("delegations:request") + f"?code={new_code}"
+                )
+                form = PartnerLinkForm()
+        else:
+            status = 400
+    else:
+        form = PartnerLinkForm()
+    response = render(
+        request,
+        "delegations/partner_links.html",
+        {
+            "organisation": owner,
+            "form": form,
+            "links": selectors.partner_links_for_owner(owner=owner),
+            "new_code": new_code,
+            "share_url": share_url,
+        },
+        status=status,
+    )
+    # The new code is shown once: never from a cache.
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
+def partner_link_revoke(request: HttpRequest, link_id: str) -> HttpResponse:
+    owner = _owner_organisation(request)
+    link = selectors.partner_link_get_for_owner(owner=owner, link_id=link_id)
+    link_services.partner_link_revoke(link=link, revoked_by=request.user)  # type: ignore[arg-type]
+    messages.success(request, "The link no longer works.")
+    return redirect("delegations:partner_links")

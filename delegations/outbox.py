@@ -1,0 +1,73 @@
+"""The transactional outbox: follow-up work recorded with the change that needs it.
+
+`outbox_enqueue` runs inside the caller's transaction and publishes the message after the
+commit. Publishing may fail (broker down); the row stays undone and `outbox_republish_due`,
+run periodically, publishes it again. Messages carry ids only, never secrets.
+
+Contract with the worker: the task `delegations.worker.tasks.run_outbox_message(message_id)` loads
+the row, does the work (idempotently), and sets `done_at`.
+"""
+
+import datetime as dt
+import logging
+
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from delegations.models import ManagedRole, OutboxMessage
+
+logger = logging.getLogger(__name__)
+
+# A published message not done after this long is published again (the worker may have died
+# or the broker lost it). Reconciling is idempotent, so a duplicate costs only reads.
+REPUBLISH_AFTER = dt.timedelta(minutes=2)
+
+
+def outbox_enqueue(*, kind: str, object_id: object) -> OutboxMessage:
+    """Record work to do; publish it once the surrounding transaction commits."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("outbox_enqueue() must run inside the transaction of its change.")
+    message = OutboxMessage.objects.create(kind=kind, object_id=str(object_id))
+    message_id = message.pk
+    transaction.on_commit(lambda: outbox_publish(message_id=message_id))
+    return message
+
+
+def outbox_enqueue_reconcile(*, managed_role: ManagedRole) -> OutboxMessage:
+    """The desired state of `managed_role` changed: bump its version and ask for a reconcile."""
+    ManagedRole.objects.filter(pk=managed_role.pk).update(desired_version=F("desired_version") + 1)
+    return outbox_enqueue(kind=OutboxMessage.Kind.RECONCILE_ROLE, object_id=managed_role.pk)
+
+
+def outbox_publish(*, message_id: int) -> bool:
+    """Hand one message to the broker. Returns False (and leaves the row for the dispatcher)
+    when the broker cannot take it; it never raises, because it runs after a commit and the
+    web response must not fail for work that is safely recorded."""
+    from delegations.worker.tasks import run_outbox_message
+
+    try:
+        # retry=False: with the broker down, fail fast and let the dispatcher publish later
+        # rather than hold a web request open.
+        run_outbox_message.apply_async(args=[message_id], retry=False)
+    except Exception:
+        logger.warning("Outbox message %s not published; the dispatcher will retry.", message_id)
+        OutboxMessage.objects.filter(pk=message_id).update(last_error="publish failed")
+        return False
+    OutboxMessage.objects.filter(pk=message_id, done_at__isnull=True).update(
+        dispatched_at=timezone.now(), attempts=F("attempts") + 1
+    )
+    return True
+
+
+def outbox_republish_due(*, now: dt.datetime | None = None, limit: int = 500) -> int:
+    """Publish every undone message that was never published or was published long ago.
+    Returns how many were published."""
+    now = now or timezone.now()
+    due = (
+        OutboxMessage.objects.filter(done_at__isnull=True, available_at__lte=now)
+        .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lte=now - REPUBLISH_AFTER))
+        .order_by("id")
+        .values_list("id", flat=True)[:limit]
+    )
+    return sum(1 for message_id in list(due) if outbox_publish(message_id=message_id))

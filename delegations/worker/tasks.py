@@ -1,0 +1,129 @@
+"""Celery tasks of the delegation worker: thin wrappers that take ids and call one service.
+
+Every task is idempotent (acks_late is on: a task may run twice, even concurrently), carries
+ids only (never a secret: the owner's key is decrypted inside the service), and never trusts
+Celery's result store: the state lives in the database and the cloud.
+
+Retrying: only `TransientCloudFailure` (a `CloudError` with `permanent=False` that outlasted
+the service's short in-place retries) is retried, with exponential backoff and jitter, never
+sooner than the cloud's `x-acs-retry-after`, at most `RECONCILE_MAX_RETRIES` times; after the
+last one `managed_role_record_failure` fails the pending delegations visibly. Anything else
+(a bug, the database down) fails the task; the outbox row stays undone and the dispatcher
+publishes it again later.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any
+
+from celery import shared_task
+from django.conf import settings
+
+from delegations.lifecycle.services import delegations_expire_due
+from delegations.models import OutboxMessage
+from delegations.outbox import outbox_republish_due
+from delegations.worker.owner_role import (
+    ReconcileOutcome,
+    TransientCloudFailure,
+    managed_role_reconcile,
+    managed_role_record_failure,
+)
+from delegations.worker.partner_tasks import partner_user_policy_reconcile_with_retry
+
+logger = logging.getLogger(__name__)
+
+RECONCILE_MAX_RETRIES = 6
+# Countdowns stay far below the broker's visibility timeout (3600 s on Redis): a countdown
+# longer than it would make Redis redeliver the task to a second worker while the first waits.
+MAX_RETRY_COUNTDOWN_SECONDS = 300.0
+
+
+def retry_countdown(retries: int, *, retry_after_ms: int | None = None) -> float:
+    """Seconds before retry number `retries + 1`: 2, 4, 8... times a jitter in [0.5, 1.5), capped,
+    and at least what the cloud asked for."""
+    base = getattr(settings, "PORTAL_RECONCILE_RETRY_BASE_SECONDS", 2.0)
+    countdown = min(MAX_RETRY_COUNTDOWN_SECONDS, base * (2**retries)) * (0.5 + random.random())
+    if retry_after_ms:
+        countdown = max(countdown, retry_after_ms / 1000.0)
+    return min(countdown, MAX_RETRY_COUNTDOWN_SECONDS)
+
+
+def _reconcile_with_retry(task: Any, managed_role_id: str, *, force: bool = False) -> str:
+    try:
+        report = managed_role_reconcile(managed_role_id=managed_role_id, force=force)
+    except TransientCloudFailure as failure:
+        if task.request.retries >= task.max_retries:
+            failed = managed_role_record_failure(
+                managed_role_id=managed_role_id, error=failure.error
+            )
+            logger.warning(
+                "Gave up on managed role %s after %s retries (%s); failed %s delegation(s).",
+                managed_role_id,
+                task.request.retries,
+                failure.error.code,
+                len(failed),
+            )
+            return ReconcileOutcome.FAILED.value
+        countdown = retry_countdown(task.request.retries, retry_after_ms=failure.retry_after_ms)
+        raise task.retry(exc=failure, countdown=countdown) from None
+    return report.outcome.value
+
+
+@shared_task(bind=True, name="delegations.reconcile_role", max_retries=RECONCILE_MAX_RETRIES)
+def reconcile_role(self: Any, managed_role_id: str, force: bool = False) -> str:
+    """Reconcile one managed role with every delegation on it."""
+    return _reconcile_with_retry(self, managed_role_id, force=force)
+
+
+@shared_task(bind=True, name="delegations.run_outbox_message", max_retries=RECONCILE_MAX_RETRIES)
+def run_outbox_message(self: Any, message_id: int) -> str:
+    """Do the work an outbox row describes. The reconcile marks the role's messages done once
+    the role converged; a message for a role another worker holds stays undone and is
+    published again by the dispatcher if that worker dies."""
+    message = OutboxMessage.objects.filter(pk=message_id).first()
+    if message is None or message.done_at is not None:
+        return "done"
+    if message.kind == OutboxMessage.Kind.RECONCILE_ROLE:
+        return _reconcile_with_retry(self, message.object_id)
+    if message.kind == OutboxMessage.Kind.RECONCILE_PARTNER_USER:
+        return partner_user_policy_reconcile_with_retry(self, message.object_id)
+    logger.error("Outbox message %s has an unknown kind %r.", message_id, message.kind)
+    return "unknown_kind"
+
+
+@shared_task(name="delegations.dispatch_outbox")
+def dispatch_outbox() -> int:
+    """Publish outbox rows that were never published or whose task was lost (beat)."""
+    return outbox_republish_due()
+
+
+@shared_task(name="delegations.expire_delegations")
+def expire_delegations() -> int:
+    """Start ending every delegation whose end date passed (beat, every minute)."""
+    return delegations_expire_due()
+
+
+@shared_task(name="delegations.reconcile_all_roles")
+def reconcile_all_roles() -> dict[str, int]:
+    """The periodic reconciler (beat): pending work gets a reconcile, settled roles a drift
+    check."""
+    from delegations.worker.periodic import managed_roles_periodic_pass
+
+    return managed_roles_periodic_pass(check_drift=check_role_drift.delay)
+
+
+@shared_task(name="delegations.check_role_drift")
+def check_role_drift(managed_role_id: str) -> str:
+    from delegations.worker.periodic import managed_role_check_drift
+
+    return managed_role_check_drift(managed_role_id=managed_role_id).outcome
+
+
+@shared_task(name="delegations.sweep_stuck_work")
+def sweep_stuck_work() -> dict[str, int]:
+    """Free leases whose holder died and re-request roles stuck mid-change (beat)."""
+    from delegations.worker.periodic import managed_roles_sweep_stuck
+
+    return managed_roles_sweep_stuck()
