@@ -84,3 +84,13 @@ def recent_authentications(request: HttpRequest) -> list[dict[str, Any]]:
         for record in get_authentication_records(request, request.user)
         if isinstance(record, dict) and record.get("at", 0) >= cutoff
     ]
+
+
+def require_mfa(*, with_mfa: bool) -> None:
+    """Granting or restoring access to a cloud role (approve, offer, cut-off and its lift)
+    needs the acting admin's recent sign-in to have used two-factor authentication, when the
+    deployment requires it; `with_mfa` is what the view read from `recent_authentications`."""
+    if settings.PORTAL_REQUIRE_MFA and not with_mfa:
+        raise PermissionDenied(
+            "Granting access needs a recent sign-in with two-factor authentication."
+        )

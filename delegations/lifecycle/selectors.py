@@ -29,6 +29,7 @@ from delegations.models import (
     PartnerAllowance,
     PartnerLink,
 )
+from delegations.role_state import desired_role_for
 
 Status = Delegation.Status
 
@@ -331,8 +332,6 @@ def _actual_from_last_seen(managed_role: ManagedRole, max_session: int) -> Any:
 def role_comparison(*, managed_role: ManagedRole) -> RoleComparison:
     """What the cloud had when the worker last looked, next to what the portal wants (the
     role the worker's planner would leave after reconciling it)."""
-    from delegations.worker.owner_role import desired_role_for
-
     delegations = list(
         Delegation.objects.filter(managed_role=managed_role).select_related("partner")
     )

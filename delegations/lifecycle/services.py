@@ -17,12 +17,12 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import Membership, Organisation, User
+from accounts.permissions import require_mfa
 from audit.models import AuditEvent
 from audit.services import audit_record
 from cloud.errors import CloudError
@@ -39,6 +39,7 @@ from delegations.models import (
     PartnerLink,
 )
 from delegations.outbox import outbox_enqueue_reconcile
+from delegations.partner_access import partner_access_delegation_changed
 
 Status = Delegation.Status
 
@@ -306,8 +307,6 @@ def _transition(
         # Becoming active grants the partner's people `sts:AssumeRole` on the role in the
         # partner's account; leaving active (revoke, expiry) takes it away. Through the outbox,
         # in this transaction.
-        from delegations.partner.services import partner_access_delegation_changed
-
         partner_access_delegation_changed(delegation=delegation)
     return delegation
 
@@ -421,7 +420,7 @@ def delegation_offer(
     """An owner admin grants a catalogue role to a partner directly: the offer is the owner's
     decision, so it starts approved and the worker applies it."""
     _require_admin(user=offered_by, organisation=owner, doing="offer access")
-    _require_mfa(with_mfa=with_mfa)
+    require_mfa(with_mfa=with_mfa)
     role = CatalogRole.objects.select_related("cloud_account").get(pk=catalog_role.pk)
     # Tenancy and catalogue rules first: the cloud read below uses the role's own account.
     _validate_grantable(owner=owner, partner=partner, catalog_role=role)
@@ -497,13 +496,6 @@ def _offer(
     return delegation
 
 
-def _require_mfa(*, with_mfa: bool) -> None:
-    if settings.PORTAL_REQUIRE_MFA and not with_mfa:
-        raise PermissionDenied(
-            "Granting access needs a recent sign-in with two-factor authentication."
-        )
-
-
 def delegation_approve(
     *,
     delegation: Delegation,
@@ -560,7 +552,7 @@ def delegation_approve(
         if checked is None:
             raise DelegationConflict("This request changed; reload the page and decide again.")
         _check_privilege_unchanged(_lock_catalog_role(locked), checked)
-        _require_mfa(with_mfa=with_mfa)
+        require_mfa(with_mfa=with_mfa)
         now = timezone.now()
         if locked.ends_at is not None and locked.ends_at <= now + MIN_DURATION:
             raise ValidationError(

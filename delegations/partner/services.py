@@ -15,46 +15,53 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import re
 import secrets
 from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Membership, Organisation, User, hash_token
+from accounts.permissions import require_mfa
 from audit.models import AuditEvent
 from audit.services import audit_record
 from cloud import policies
 from cloud.errors import CloudError
 from delegations.connection.services import partner_ram_users
+from delegations.lifecycle.services import IllegalTransition, delegation_revoke
 from delegations.models import (
+    ALLOWED_TRANSITIONS,
     CloudAccount,
     CredentialsUriToken,
     Delegation,
-    OutboxMessage,
     PartnerUserPolicy,
     RoleCutOff,
     StaffAssignment,
     StaffRamUserLink,
 )
-from delegations.outbox import outbox_enqueue, outbox_enqueue_reconcile
+from delegations.outbox import outbox_enqueue_reconcile
 from delegations.partner.log_redaction import URI_KEY_PREFIX
+from delegations.partner_access import (
+    broker_user_name,
+    is_staff_member,
+    partner_cloud_account,
+    partner_user_desired_role_arns,
+    partner_user_policies_request,
+    partner_user_policy_for,
+    partner_user_policy_request,
+)
 
 Status = Delegation.Status
 PolicyKind = StaffAssignment.SessionPolicyKind
 
-POLICY_PREFIX = "portal-assume-"
 CUSTOM_POLICY_MAX_INPUT = 8192
 MAX_ECS_INSTANCE_IDS = 20
 URI_MAX_DAYS = 90
 URI_MAX_USABLE_PER_ASSIGNMENT = 5
 REASON_MAX_LENGTH = 2000
-_PLAIN_POLICY_SUFFIX = re.compile(r"[A-Za-z0-9-]{1,64}")
 
 
 # --- who may do what -------------------------------------------------------------------------
@@ -76,12 +83,6 @@ def _require_owner_admin(*, user: User, organisation: Organisation, doing: str) 
         raise PermissionDenied(f"Only an admin of {organisation} can {doing}.")
 
 
-def is_staff_member(*, user: User, organisation: Organisation) -> bool:
-    return Membership.objects.filter(
-        user=user, organisation=organisation, role=Membership.Role.STAFF
-    ).exists()
-
-
 def _require_staff_of(*, user: User, organisation: Organisation, field: str = "user") -> None:
     """AZ-03: only the organisation's own staff can be linked or assigned."""
     if not is_staff_member(user=user, organisation=organisation):
@@ -96,85 +97,8 @@ def delegation_is_usable(delegation: Delegation, *, now: dt.datetime | None = No
     )
 
 
-def partner_cloud_account(*, organisation: Organisation) -> CloudAccount | None:
-    account = CloudAccount.objects.filter(organisation=organisation, is_active=True).first()
-    if account is not None:
-        account.organisation = organisation  # the caller's object: no second read of the row
-    return account
-
-
-# --- the managed policy per RAM user ---------------------------------------------------------
-
-
-def policy_name_for(ram_user_name: str) -> str:
-    """`portal-assume-<user>`: RAM policy names allow only letters, digits and '-', so a user
-    name with '.' or '_' gets those replaced and a short digest that keeps names apart."""
-    policies.validate_ram_user_name(ram_user_name)
-    if _PLAIN_POLICY_SUFFIX.fullmatch(ram_user_name):
-        return POLICY_PREFIX + ram_user_name
-    cleaned = re.sub(r"[^A-Za-z0-9-]", "-", ram_user_name)
-    digest = hashlib.sha256(ram_user_name.encode()).hexdigest()[:8]
-    return f"{POLICY_PREFIX}{cleaned}-{digest}"
-
-
-def broker_user_name(cloud_account: CloudAccount) -> str | None:
-    """The RAM user whose key the portal holds for a partner account (the "broker" that calls
-    AssumeRole for staff), or None for a root key (roots need no grant, and cannot assume
-    roles at all)."""
-    arn = cloud_account.caller_arn or ""
-    prefix = f"acs:ram::{cloud_account.account_uid}:user/"
-    if arn.startswith(prefix):
-        name = arn[len(prefix) :]
-        try:
-            return policies.validate_ram_user_name(name)
-        except policies.PolicyError:
-            return None
-    return None
-
-
 def broker_is_root(cloud_account: CloudAccount) -> bool:
     return (cloud_account.caller_arn or "").endswith(":root")
-
-
-def partner_user_policy_for(
-    *, cloud_account: CloudAccount, ram_user_name: str
-) -> PartnerUserPolicy:
-    existing = PartnerUserPolicy.objects.filter(
-        cloud_account=cloud_account, ram_user_name__iexact=ram_user_name
-    ).first()
-    if existing is not None:
-        return existing
-    try:
-        with transaction.atomic():
-            return PartnerUserPolicy.objects.create(
-                cloud_account=cloud_account,
-                ram_user_name=ram_user_name,
-                policy_name=policy_name_for(ram_user_name),
-            )
-    except IntegrityError:
-        return PartnerUserPolicy.objects.get(
-            cloud_account=cloud_account, ram_user_name__iexact=ram_user_name
-        )
-
-
-def partner_user_policy_request(*, policy: PartnerUserPolicy) -> OutboxMessage:
-    """The desired state of `policy` changed: bump its version and ask for a reconcile, in the
-    caller's transaction."""
-    PartnerUserPolicy.objects.filter(pk=policy.pk).update(desired_version=F("desired_version") + 1)
-    return outbox_enqueue(kind=OutboxMessage.Kind.RECONCILE_PARTNER_USER, object_id=policy.pk)
-
-
-def _request_for_names(*, cloud_account: CloudAccount | None, names: Iterable[str]) -> None:
-    if cloud_account is None:
-        return
-    seen: set[str] = set()
-    for name in names:
-        if not name or name.lower() in seen:
-            continue
-        seen.add(name.lower())
-        partner_user_policy_request(
-            policy=partner_user_policy_for(cloud_account=cloud_account, ram_user_name=name)
-        )
 
 
 def _linked_name(*, organisation: Organisation, user: User) -> str | None:
@@ -183,66 +107,6 @@ def _linked_name(*, organisation: Organisation, user: User) -> str | None:
         .values_list("ram_user_name", flat=True)
         .first()
     )
-
-
-def partner_access_delegation_changed(*, delegation: Delegation) -> None:
-    """Called by the lifecycle, in the transaction of a transition into or out of `active`:
-    the broker and every assigned person's RAM user must gain or lose `sts:AssumeRole` on the
-    role. Writes outbox rows only."""
-    account = partner_cloud_account(organisation=delegation.partner)
-    if account is None:
-        return
-    names = list(
-        StaffRamUserLink.objects.filter(
-            organisation=delegation.partner,
-            cloud_account=account,
-            user__staff_assignments__delegation=delegation,
-            user__staff_assignments__ended_at__isnull=True,
-        ).values_list("ram_user_name", flat=True)
-    )
-    broker = broker_user_name(account)
-    if broker:
-        names.append(broker)
-    _request_for_names(cloud_account=account, names=names)
-
-
-def _usable_delegations(now: dt.datetime) -> Q:
-    return Q(delegation__status=Status.ACTIVE) & (
-        Q(delegation__ends_at__isnull=True) | Q(delegation__ends_at__gt=now)
-    )
-
-
-def partner_user_desired_role_arns(
-    *, cloud_account: CloudAccount, ram_user_name: str, now: dt.datetime | None = None
-) -> list[str]:
-    """Every role ARN `ram_user_name` should be allowed to assume now: all usable delegations
-    of the partner for the broker, the user's open assignments for a linked staff member."""
-    now = now or timezone.now()
-    if not cloud_account.is_active:
-        return []
-    organisation = cloud_account.organisation
-    arns: set[str] = set()
-    broker = broker_user_name(cloud_account)
-    if broker is not None and broker.lower() == ram_user_name.lower():
-        for delegation in (
-            Delegation.objects.filter(partner=organisation, status=Status.ACTIVE)
-            .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=now))
-            .select_related("managed_role__cloud_account")
-        ):
-            arns.add(delegation.managed_role.role_arn)
-    link = StaffRamUserLink.objects.filter(
-        cloud_account=cloud_account, ram_user_name__iexact=ram_user_name
-    ).first()
-    if link is not None and is_staff_member(user=link.user, organisation=organisation):
-        for assignment in (
-            StaffAssignment.objects.filter(
-                user=link.user, partner=organisation, ended_at__isnull=True
-            )
-            .filter(_usable_delegations(now))
-            .select_related("delegation__managed_role__cloud_account")
-        ):
-            arns.add(assignment.delegation.managed_role.role_arn)
-    return sorted(arns)
 
 
 def partner_user_policies_sync(*, now: dt.datetime | None = None) -> int:
@@ -378,7 +242,9 @@ def staff_link_ram_user(
         if StaffAssignment.objects.filter(
             user=user, partner=organisation, ended_at__isnull=True
         ).exists():
-            _request_for_names(cloud_account=account, names=[n for n in (previous, found) if n])
+            partner_user_policies_request(
+                cloud_account=account, names=[n for n in (previous, found) if n]
+            )
     return link
 
 
@@ -398,7 +264,9 @@ def staff_unlink_ram_user(*, link: StaffRamUserLink, unlinked_by: User) -> None:
             before={"ram_user_name": locked.ram_user_name},
             metadata={"staff": locked.user.email},
         )
-        _request_for_names(cloud_account=locked.cloud_account, names=[locked.ram_user_name])
+        partner_user_policies_request(
+            cloud_account=locked.cloud_account, names=[locked.ram_user_name]
+        )
         locked.delete()
 
 
@@ -539,7 +407,7 @@ def staff_assign(
                 "ram_user_name": _linked_name(organisation=partner, user=user),
             },
         )
-        _request_for_names(
+        partner_user_policies_request(
             cloud_account=partner_cloud_account(organisation=partner),
             names=[_linked_name(organisation=partner, user=user) or ""],
         )
@@ -649,7 +517,7 @@ def staff_unassign(*, assignment: StaffAssignment, unassigned_by: User) -> Staff
             reason=StaffAssignment.EndReason.UNASSIGNED,
             now=timezone.now(),
         )
-        _request_for_names(
+        partner_user_policies_request(
             cloud_account=partner_cloud_account(organisation=partner),
             names=[_linked_name(organisation=partner, user=locked.user) or ""],
         )
@@ -696,7 +564,7 @@ def staff_member_removed(*, membership: Membership, removed_by: User | None) -> 
             before={"ram_user_name": link.ram_user_name},
             metadata={"staff": membership.user.email, "because": "member removed"},
         )
-        _request_for_names(cloud_account=link.cloud_account, names=[link.ram_user_name])
+        partner_user_policies_request(cloud_account=link.cloud_account, names=[link.ram_user_name])
         link.delete()
     return len(open_ids)
 
@@ -814,14 +682,8 @@ def role_cut_off(
     their next call) and revoke this delegation if it is still in force. The role stays
     without policies until an owner admin lifts the cut-off; other partners on the same role
     lose their permissions too, which the page says before anyone confirms."""
-    from delegations.lifecycle.services import (
-        IllegalTransition,
-        _require_mfa,
-        delegation_revoke,
-    )
-
     _require_owner_admin(user=cut_off_by, organisation=delegation.owner, doing="cut off a role")
-    _require_mfa(with_mfa=with_mfa)
+    require_mfa(with_mfa=with_mfa)
     reason = _clean_reason(reason)
     with transaction.atomic():
         locked = _lock_delegation(delegation)
@@ -869,8 +731,6 @@ def role_cut_off(
 
 
 def _revocable(delegation: Delegation) -> frozenset[str]:
-    from delegations.models import ALLOWED_TRANSITIONS
-
     if delegation.end_cause or delegation.status in (Status.REVOKING, Status.REVOKED):
         return frozenset()
     return ALLOWED_TRANSITIONS[delegation.status]
@@ -878,11 +738,9 @@ def _revocable(delegation: Delegation) -> frozenset[str]:
 
 def role_cut_off_lift(*, cut_off: RoleCutOff, lifted_by: User, with_mfa: bool) -> RoleCutOff:
     """Put the role's permission policies back (for the partners still on it)."""
-    from delegations.lifecycle.services import _require_mfa
-
     owner = cut_off.managed_role.cloud_account.organisation
     _require_owner_admin(user=lifted_by, organisation=owner, doing="lift a cut-off")
-    _require_mfa(with_mfa=with_mfa)
+    require_mfa(with_mfa=with_mfa)
     with transaction.atomic():
         locked = (
             RoleCutOff.objects.select_for_update(of=("self",))

@@ -5,6 +5,8 @@ The worker reports them (`drift_record`) and clears them when they disappear
 *accept* makes the portal adopt the cloud's state.
 """
 
+from __future__ import annotations
+
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -13,6 +15,8 @@ from django.utils import timezone
 
 from accounts.models import Membership, User
 from audit.services import audit_chain_lock, audit_record
+from cloud import policies
+from delegations import role_plan as planner
 from delegations.lifecycle.services import DelegationConflict, delegation_revoke
 from delegations.models import (
     DESIRED_PRESENT_STATUSES,
@@ -198,3 +202,47 @@ def _accept(*, finding: DriftFinding, role: ManagedRole, resolved_by: User) -> d
         outbox_enqueue_reconcile(managed_role=role)
         return {"policy_removed_from_catalogue": finding.subject, "catalog_roles": changed}
     raise ValidationError("This kind of difference cannot be accepted.")
+
+
+# --- principals added outside the portal --------------------------------------------------
+
+
+def accepted_as_unmanaged(managed_role: ManagedRole) -> set[str]:
+    """Principals the owner accepted as someone else's: never reported again."""
+    return set(
+        DriftFinding.objects.filter(
+            managed_role=managed_role,
+            resolution=DriftFinding.Resolution.ACCEPT,
+            kind__in=(Kind.UNMANAGED_PRINCIPAL_ADDED, Kind.REVOKED_PRINCIPAL_BACK),
+        ).values_list("subject", flat=True)
+    )
+
+
+def unmanaged_principals(
+    managed_role: ManagedRole, actual: planner.ActualRole | None
+) -> frozenset[str]:
+    """RAM principals in the trust policy the portal does not manage ("not managed here")."""
+    if actual is None:
+        return frozenset()
+    principals = policies.trust_policy_principals(actual.trust_document)
+    parking = policies.account_root_arn(managed_role.cloud_account.account_uid)
+    known = set(managed_role.known_principals or ()) | {parking}
+    return frozenset(principals.ram - known)
+
+
+def record_unmanaged_principals(
+    managed_role: ManagedRole, actual: planner.ActualRole | None
+) -> int:
+    """Called by the reconciler with what it verified: principals someone added outside the
+    portal are kept, and reported once so the owner knows."""
+    reported = sorted(
+        unmanaged_principals(managed_role, actual) - accepted_as_unmanaged(managed_role)
+    )
+    for principal in reported:
+        drift_record(
+            managed_role=managed_role,
+            kind=Kind.UNMANAGED_PRINCIPAL_ADDED,
+            subject=principal,
+            details={"seen_by": "reconcile"},
+        )
+    return len(reported)

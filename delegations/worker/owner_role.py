@@ -67,17 +67,16 @@ from delegations.lifecycle.services import (
     delegation_mark_revoked,
 )
 from delegations.models import (
-    DESIRED_PRESENT_STATUSES,
     NEVER_APPLIED_STATUSES,
-    CatalogRole,
     CloudCall,
     Delegation,
     LeasedModel,
     ManagedRole,
     OutboxMessage,
-    RoleCutOff,
 )
 from delegations.outbox import outbox_enqueue_reconcile
+from delegations.role_state import desired_role_for
+from delegations.worker.drift import record_unmanaged_principals
 
 logger = logging.getLogger(__name__)
 
@@ -480,58 +479,6 @@ def _close_dangling_intents(*, managed_role: ManagedRole, lease: RoleLease) -> i
                 outcome=AuditEvent.Outcome.FAILURE,
             )
     return len(dangling)
-
-
-# --- desired state ---------------------------------------------------------------------------
-
-
-def _catalog_role_for(managed_role: ManagedRole, delegations: list[Delegation]) -> CatalogRole:
-    for delegation in delegations:
-        if delegation.catalog_role.is_active:
-            return delegation.catalog_role
-    found = (
-        CatalogRole.objects.filter(
-            cloud_account=managed_role.cloud_account, role_name__iexact=managed_role.role_name
-        )
-        .order_by("-is_active", "-updated_at")
-        .first()
-    )
-    if found is not None:
-        return found
-    if delegations:
-        return delegations[0].catalog_role
-    raise CatalogRole.DoesNotExist(f"No catalogue role names {managed_role.role_name}.")
-
-
-def _policy_keys(catalog_role: CatalogRole) -> frozenset[tuple[str, str]]:
-    return frozenset(
-        (str(p.get("type")), str(p.get("name"))) for p in catalog_role.policies or [] if p
-    )
-
-
-def desired_role_for(
-    managed_role: ManagedRole, delegations: list[Delegation]
-) -> tuple[planner.DesiredRole, frozenset[str]]:
-    """The role the portal wants, from every delegation on it, and the wanted principals."""
-    present = [d for d in delegations if d.status in DESIRED_PRESENT_STATUSES]
-    wanted = frozenset(d.principal_arn for d in present)
-    catalog_role = _catalog_role_for(managed_role, present or delegations)
-    policy_keys = _policy_keys(catalog_role)
-    # An owner's emergency cut-off keeps the role's permission policies detached until lifted.
-    cut_off = RoleCutOff.objects.filter(managed_role=managed_role, lifted_at__isnull=True).exists()
-    desired = planner.DesiredRole(
-        role_name=managed_role.role_name,
-        owner_account_uid=managed_role.cloud_account.account_uid,
-        managed_principals_wanted=wanted,
-        managed_principals_known=frozenset(managed_role.known_principals or ()),
-        policies_wanted=frozenset() if cut_off else policy_keys,
-        managed_policies_known=policy_keys
-        | frozenset((str(kind), str(name)) for kind, name in managed_role.known_policies or ()),
-        max_session_duration=catalog_role.max_session_duration,
-        description=catalog_role.description,
-        delete_when_empty=not catalog_role.keep_role_when_empty,
-    )
-    return desired, wanted
 
 
 # --- reading and comparing -------------------------------------------------------------------
@@ -1070,8 +1017,6 @@ class _Reconciler:
             created_by_portal=actual is not None and actual.created_by_portal,
         )
         # Principals someone added outside the portal stay; the owner hears of them once.
-        from delegations.worker.periodic import record_unmanaged_principals
-
         record_unmanaged_principals(managed_role, actual)
 
     def _fail_pending(self, managed_role: ManagedRole, info: FailureInfo) -> bool:

@@ -37,7 +37,7 @@ from cloud.client import CloudClient
 from cloud.errors import CloudError
 from delegations.connection.services import cloud_account_client
 from delegations.models import CloudCall, OutboxMessage, PartnerUserPolicy
-from delegations.partner.services import partner_user_desired_role_arns
+from delegations.partner_access import partner_user_desired_role_arns
 from delegations.worker.owner_role import (
     FailureInfo,
     LeaseLost,

@@ -40,10 +40,15 @@ from delegations.models import (
     ManagedRole,
     OutboxMessage,
 )
-from delegations.worker.drift import drift_clear, drift_record
+from delegations.role_state import desired_role_for
+from delegations.worker.drift import (
+    accepted_as_unmanaged,
+    drift_clear,
+    drift_record,
+    unmanaged_principals,
+)
 from delegations.worker.owner_role import (
     RoleLease,
-    desired_role_for,
     make_cloud_client,
     managed_role_request_reconcile,
     read_role,
@@ -86,29 +91,6 @@ def role_has_pending_work(managed_role: ManagedRole) -> bool:
     ).exists()
 
 
-def _accepted_as_unmanaged(managed_role: ManagedRole) -> set[str]:
-    """Principals the owner accepted as someone else's: never reported again."""
-    return set(
-        DriftFinding.objects.filter(
-            managed_role=managed_role,
-            resolution=DriftFinding.Resolution.ACCEPT,
-            kind__in=(Kind.UNMANAGED_PRINCIPAL_ADDED, Kind.REVOKED_PRINCIPAL_BACK),
-        ).values_list("subject", flat=True)
-    )
-
-
-def unmanaged_principals(
-    managed_role: ManagedRole, actual: planner.ActualRole | None
-) -> frozenset[str]:
-    """RAM principals in the trust policy the portal does not manage ("not managed here")."""
-    if actual is None:
-        return frozenset()
-    principals = policies.trust_policy_principals(actual.trust_document)
-    parking = policies.account_root_arn(managed_role.cloud_account.account_uid)
-    known = set(managed_role.known_principals or ()) | {parking}
-    return frozenset(principals.ram - known)
-
-
 def differences(
     managed_role: ManagedRole, delegations: list[Delegation], actual: planner.ActualRole | None
 ) -> list[Difference]:
@@ -136,7 +118,7 @@ def differences(
         found.append(Difference(Kind.MANAGED_PRINCIPAL_MISSING, principal))
     for principal in sorted((known - wanted - {parking}) & trusted):
         found.append(Difference(Kind.REVOKED_PRINCIPAL_BACK, principal))
-    accepted = _accepted_as_unmanaged(managed_role)
+    accepted = accepted_as_unmanaged(managed_role)
     for principal in sorted(unmanaged_principals(managed_role, actual) - accepted):
         found.append(Difference(Kind.UNMANAGED_PRINCIPAL_ADDED, principal))
     if present:
@@ -144,24 +126,6 @@ def differences(
         for policy_type, policy_name in sorted(desired.policies_wanted - actual.attached_policies):
             found.append(Difference(Kind.POLICY_DETACHED, f"{policy_type}:{policy_name}"))
     return found
-
-
-def record_unmanaged_principals(
-    managed_role: ManagedRole, actual: planner.ActualRole | None
-) -> int:
-    """Called by the reconciler with what it verified: principals someone added outside the
-    portal are kept, and reported once so the owner knows."""
-    reported = sorted(
-        unmanaged_principals(managed_role, actual) - _accepted_as_unmanaged(managed_role)
-    )
-    for principal in reported:
-        drift_record(
-            managed_role=managed_role,
-            kind=Kind.UNMANAGED_PRINCIPAL_ADDED,
-            subject=principal,
-            details={"seen_by": "reconcile"},
-        )
-    return len(reported)
 
 
 def _apply_findings(managed_role: ManagedRole, found: list[Difference]) -> tuple[int, int]:

@@ -13,6 +13,7 @@ from accounts.models import Membership
 from accounts.services import membership_remove
 from audit.models import AuditEvent
 from cloud import policies
+from delegations import partner_access
 from delegations.models import (
     CredentialsUriToken,
     Delegation,
@@ -53,11 +54,12 @@ def policy_ids(*names: str) -> set[str]:
     ],
 )
 def test_policy_names_are_valid_ram_policy_names(name: str, expected: str) -> None:
-    assert services.policy_name_for(name) == expected
+    assert partner_access.policy_name_for(name) == expected
 
 
 def test_user_names_with_dots_or_underscores_get_distinct_policy_names() -> None:
-    dotted, underscored = services.policy_name_for("a.b"), services.policy_name_for("a_b")
+    dotted = partner_access.policy_name_for("a.b")
+    underscored = partner_access.policy_name_for("a_b")
     assert dotted != underscored
     for name in (dotted, underscored):
         policies.validate_policy_name(name)
@@ -198,7 +200,7 @@ def test_relinking_asks_for_both_users(partner_world: PartnerWorld) -> None:
     assert set(partner_messages()) == policy_ids("Alice", "AAA")
     world.drain()
     assert not world.user_may_assume("Alice")
-    assert services.partner_user_desired_role_arns(
+    assert partner_access.partner_user_desired_role_arns(
         cloud_account=world.partner_account, ram_user_name="AAA"
     ) == [world.role_arn]
 
@@ -245,7 +247,7 @@ def test_becoming_active_and_being_revoked_ask_for_the_partner_grants(
     # Revoked: nobody in B is granted the role any more.
     for name in ("Alice", BROKER):
         assert (
-            services.partner_user_desired_role_arns(
+            partner_access.partner_user_desired_role_arns(
                 cloud_account=world.partner_account, ram_user_name=name
             )
             == []
@@ -263,7 +265,7 @@ def test_expiry_takes_the_grants_away(partner_world: PartnerWorld) -> None:
     later = timezone.now() + dt.timedelta(hours=2)
     # Past the end date, the grant is no longer wanted even before the scheduler runs.
     assert (
-        services.partner_user_desired_role_arns(
+        partner_access.partner_user_desired_role_arns(
             cloud_account=world.partner_account, ram_user_name="Alice", now=later
         )
         == []

@@ -149,7 +149,7 @@ def test_after_withdrawing_the_partner_may_ask_again(
 def test_the_reconciler_ignores_a_withdrawn_request(
     requested: Delegation, partner_admin: User
 ) -> None:
-    from delegations.worker.owner_role import desired_role_for
+    from delegations.role_state import desired_role_for
 
     delegation_withdraw(delegation=requested, withdrawn_by=partner_admin)
     desired, wanted = desired_role_for(

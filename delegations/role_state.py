@@ -1,0 +1,65 @@
+"""The state the portal wants for one managed RAM role, computed from the ledger.
+
+Ground floor: the worker plans from it, the periodic drift check compares the cloud with it,
+and the owner's role page previews it, so it depends on nothing above the models.
+"""
+
+from __future__ import annotations
+
+from delegations import role_plan as planner
+from delegations.models import (
+    DESIRED_PRESENT_STATUSES,
+    CatalogRole,
+    Delegation,
+    ManagedRole,
+    RoleCutOff,
+)
+
+
+def _catalog_role_for(managed_role: ManagedRole, delegations: list[Delegation]) -> CatalogRole:
+    for delegation in delegations:
+        if delegation.catalog_role.is_active:
+            return delegation.catalog_role
+    found = (
+        CatalogRole.objects.filter(
+            cloud_account=managed_role.cloud_account, role_name__iexact=managed_role.role_name
+        )
+        .order_by("-is_active", "-updated_at")
+        .first()
+    )
+    if found is not None:
+        return found
+    if delegations:
+        return delegations[0].catalog_role
+    raise CatalogRole.DoesNotExist(f"No catalogue role names {managed_role.role_name}.")
+
+
+def _policy_keys(catalog_role: CatalogRole) -> frozenset[tuple[str, str]]:
+    return frozenset(
+        (str(p.get("type")), str(p.get("name"))) for p in catalog_role.policies or [] if p
+    )
+
+
+def desired_role_for(
+    managed_role: ManagedRole, delegations: list[Delegation]
+) -> tuple[planner.DesiredRole, frozenset[str]]:
+    """The role the portal wants, from every delegation on it, and the wanted principals."""
+    present = [d for d in delegations if d.status in DESIRED_PRESENT_STATUSES]
+    wanted = frozenset(d.principal_arn for d in present)
+    catalog_role = _catalog_role_for(managed_role, present or delegations)
+    policy_keys = _policy_keys(catalog_role)
+    # An owner's emergency cut-off keeps the role's permission policies detached until lifted.
+    cut_off = RoleCutOff.objects.filter(managed_role=managed_role, lifted_at__isnull=True).exists()
+    desired = planner.DesiredRole(
+        role_name=managed_role.role_name,
+        owner_account_uid=managed_role.cloud_account.account_uid,
+        managed_principals_wanted=wanted,
+        managed_principals_known=frozenset(managed_role.known_principals or ()),
+        policies_wanted=frozenset() if cut_off else policy_keys,
+        managed_policies_known=policy_keys
+        | frozenset((str(kind), str(name)) for kind, name in managed_role.known_policies or ()),
+        max_session_duration=catalog_role.max_session_duration,
+        description=catalog_role.description,
+        delete_when_empty=not catalog_role.keep_role_when_empty,
+    )
+    return desired, wanted
