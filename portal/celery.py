@@ -8,7 +8,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
 app = Celery(
     "portal",
-    include=["portal.tasks", "delegations.worker.tasks", "delegations.worker.partner_tasks"],
+    include=["portal.tasks", "delegations.worker.tasks"],
 )
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()

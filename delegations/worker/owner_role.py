@@ -27,6 +27,10 @@ transaction the round needs anyway, and a round's transitions share one transact
 order everywhere: delegation rows, then the audit chain head, then the role row (the order the
 lifecycle services use), so a reconcile never deadlocks with an approval or a revocation.
 
+The mechanism (lease, recorder, retries, mutate → verify, rounds, outbox marking) is the
+engine's (`delegations.worker.engine`); this module is its owner-role subject: how a role is
+read and planned, and what a verified round does to the delegations on it.
+
 Errors: a transient `CloudError` is retried in place a few times when the wait is short
 (honouring `retry_after_ms`), then surfaces as `TransientCloudFailure` for the task to retry
 with backoff. A permanent one (or a role of the same name the portal did not create) fails the
@@ -36,24 +40,15 @@ only on a role that carries the portal's marker, which the planner checked under
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-import random
-import time
-import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
-from django.db.models import Max, Q
 from django.utils import timezone
 
-from audit.models import AuditEvent
-from audit.services import audit_record
 from cloud import policies
 from cloud.client import CloudClient
 from cloud.errors import CloudError
@@ -70,173 +65,49 @@ from delegations.models import (
     NEVER_APPLIED_STATUSES,
     CloudCall,
     Delegation,
-    LeasedModel,
     ManagedRole,
     OutboxMessage,
 )
 from delegations.outbox import outbox_enqueue_reconcile
 from delegations.role_state import desired_role_for
 from delegations.worker.drift import record_unmanaged_principals
+from delegations.worker.engine import (
+    DONE,
+    NOT_READ_YET,
+    REPLAN,
+    CloudOp,
+    FailureInfo,
+    Lease,
+    PermanentFailure,
+    Plan,
+    Reconciler,
+    Recorder,
+    Report,
+    Subject,
+    ask,
+    converge,
+    give_up,
+    reconcile_under_lease,
+)
 
 logger = logging.getLogger(__name__)
 
 Status = Delegation.Status
+PENDING_STATUSES = (Status.APPROVED, Status.APPLYING, Status.REVOKING)
 
 
-def _setting(name: str, default: float) -> float:
-    return getattr(settings, name, default)
-
-
-def lease_duration() -> dt.timedelta:
-    """How long a claimed role stays locked without renewal. Renewed before every mutating
-    call and while verifying, so it only has to outlast one call plus one wait."""
-    return dt.timedelta(seconds=_setting("PORTAL_ROLE_LEASE_SECONDS", 120))
-
-
-# --- outcomes and errors ---------------------------------------------------------------------
-
-
-class ReconcileOutcome(StrEnum):
-    CONVERGED = "converged"  # the cloud matches the ledger; transitions are done
-    NOTHING_TO_DO = "nothing_to_do"  # no pending work on the role
-    BUSY = "busy"  # another worker holds the lease and will pick up any change
-    FAILED = "failed"  # a permanent error, recorded on the delegations
-    LEASE_LOST = "lease_lost"  # our lease expired and another worker took over
-
-
-@dataclass
-class ReconcileReport:
+@dataclass(kw_only=True)
+class ReconcileReport(Report):
     managed_role_id: str
-    outcome: ReconcileOutcome
-    rounds: int = 0
-    mutating_calls: int = 0
     activated: list[str] = field(default_factory=list)
     ended: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
-    error_code: str = ""
 
 
-class LeaseLost(Exception):
-    """Another worker claimed the role after our lease ran out; we must not touch it."""
+class RoleLease(Lease):
+    """The engine's lease on a `ManagedRole` row."""
 
-
-class TransientCloudFailure(Exception):
-    """A transient cloud error outlasted the retries made inside the run: retry the task
-    later, not before `retry_after_ms`."""
-
-    def __init__(self, error: CloudError) -> None:
-        self.error = error
-        self.retry_after_ms = error.retry_after_ms
-        super().__init__(str(error))
-
-
-@dataclass(frozen=True)
-class FailureInfo:
-    """What the owner sees on a failed delegation."""
-
-    code: str
-    message: str
-    request_id: str = ""
-
-    @classmethod
-    def from_error(cls, error: CloudError) -> FailureInfo:
-        return cls(
-            code=error.code or error.category.value,
-            message=error.message,
-            request_id=error.request_id or "",
-        )
-
-
-class _PermanentFailure(Exception):
-    def __init__(self, info: FailureInfo) -> None:
-        self.info = info
-        super().__init__(f"{info.code}: {info.message}")
-
-
-class _Replan(Exception):
-    """The cloud answered in a way that means our read is out of date: read and plan again."""
-
-
-# --- the lease -------------------------------------------------------------------------------
-
-
-class RoleLease:
-    """The per-role lock, held by a random token until `locked_until`.
-
-    `model` is the `LeasedModel` whose row carries the lease fields (`locked_by`,
-    `locked_until`, `desired_version`, `applied_version`, `last_reconciled_at`): the partner
-    side's `PartnerUserPolicy` reuses this class with its own model."""
-
-    model: type[LeasedModel] = ManagedRole
-
-    def __init__(self, managed_role_id: Any, *, duration: dt.timedelta | None = None) -> None:
-        self.managed_role_id = managed_role_id
-        self.token = uuid.uuid4().hex
-        self.duration = duration or lease_duration()
-
-    def _mine(self):
-        return self.model.objects.filter(pk=self.managed_role_id, locked_by=self.token)
-
-    def claim(self) -> bool:
-        now = timezone.now()
-        claimed = (
-            self.model.objects.filter(pk=self.managed_role_id)
-            .filter(Q(locked_until__isnull=True) | Q(locked_until__lte=now))
-            .update(locked_by=self.token, locked_until=now + self.duration)
-        )
-        return claimed == 1
-
-    def renew(self, **role_changes: Any) -> None:
-        """Extend the lease (and save `role_changes` on the role row in the same UPDATE)."""
-        if not self._mine().update(locked_until=timezone.now() + self.duration, **role_changes):
-            raise LeaseLost(f"Lost the lease on managed role {self.managed_role_id}.")
-
-    def release_if_converged(self, *, version: int, **role_changes: Any) -> bool:
-        """Release and record `version` as applied, unless the desired state moved on while
-        we worked (then keep the lease and return False: the caller runs another round).
-        One UPDATE on the row the services bump, so it cannot miss a concurrent change."""
-        released = (
-            self._mine()
-            .filter(desired_version=version)
-            .update(
-                locked_by="",
-                locked_until=None,
-                applied_version=version,
-                last_reconciled_at=timezone.now(),
-                **role_changes,
-            )
-        )
-        if released:
-            return True
-        if role_changes:
-            self._mine().update(**role_changes)
-        if not self._mine().exists():
-            raise LeaseLost(f"Lost the lease on managed role {self.managed_role_id}.")
-        return False
-
-    def release(self, *, applied_version: int | None = None) -> None:
-        changes: dict[str, Any] = {"locked_by": "", "locked_until": None}
-        if applied_version is not None:
-            changes["applied_version"] = applied_version
-        self._mine().update(**changes)
-
-
-# --- backoff ---------------------------------------------------------------------------------
-
-
-def backoff_seconds(
-    attempt: int,
-    *,
-    retry_after_ms: int | None = None,
-    base: float = 0.2,
-    cap: float = 60.0,
-) -> float:
-    """Exponential backoff with full jitter in [0.5, 1.5) x base*2^attempt, capped, and never
-    shorter than the cloud's `x-acs-retry-after` (milliseconds, as the SDK reads it)."""
-    delay = min(cap, base * (2**attempt)) * (0.5 + random.random())
-    if retry_after_ms:
-        delay = max(delay, retry_after_ms / 1000.0)
-    return delay
+    model = ManagedRole
 
 
 # --- the owner's key -------------------------------------------------------------------------
@@ -250,235 +121,17 @@ def make_cloud_client(managed_role: ManagedRole) -> CloudClient:
     return CloudClient(credentials, region_id=managed_role.cloud_account.region)
 
 
-# --- recording cloud calls -------------------------------------------------------------------
-
-
-def _error_fields(error: CloudError) -> dict[str, Any]:
-    return {
-        "request_id": (error.request_id or "")[:64],
-        "http_status": error.http_status,
-        "error_code": (error.code or error.category.value)[:128],
-        "error_message": (error.message or "")[:2000],
-    }
-
-
-@dataclass(frozen=True)
-class _Answer:
-    value: Any = None
-    error: CloudError | None = None
-    request_id: str = ""
-
-
-def _ask(client: CloudClient, call: Callable[[], Any]) -> _Answer:
-    try:
-        value = call()
-    except CloudError as error:
-        return _Answer(error=error, request_id=error.request_id or "")
-    return _Answer(value=value, request_id=client.last_request_id or "")
-
-
-class _Recorder:
-    """Writes one `CloudCall` row (and its audit events) per cloud request of a round.
-
-    The intent of a mutating call is committed before the request (write-ahead). Answers
-    (reads, and results of mutations) are kept and written in the next transaction the round
-    makes anyway (the next intent, or the transitions at the end), each with the time it
-    arrived: a worker that dies in between leaves an intent without a result, which the next
-    run closes as "resolved by reconcile", exactly as if it had died just after the call.
-    """
-
-    def __init__(
-        self,
-        *,
-        managed_role: ManagedRole,
-        lease: RoleLease,
-        delegation_ids: Iterable[Any] = (),
-    ) -> None:
-        self.role = managed_role
-        self.lease = lease
-        self.owner = managed_role.cloud_account.organisation
-        self.delegation_ids = list(delegation_ids)
-        # Saved on the role row with the first intent's lease renewal (before any change).
-        self.role_changes: dict[str, Any] = {}
-        self.mutations_sent = 0
-        self.mutations_succeeded = 0
-        self._unwritten: list[Callable[[], None]] = []
-
-    def _subject(self) -> dict[str, Any]:
-        """What the CloudCall rows of this run are about (the partner side overrides it)."""
-        return {"managed_role": self.role}
-
-    def _link(self, call: CloudCall) -> None:
-        if self.delegation_ids:
-            through = CloudCall.delegations.through
-            through.objects.bulk_create(
-                [through(cloudcall_id=call.pk, delegation_id=d) for d in self.delegation_ids]
-            )
-
-    def _audit(self, call: CloudCall, *, action: str, outcome: str) -> None:
-        # Scoped to the cloud account's organisation only: one call can serve several partners
-        # of a shared role, and its summary names every principal it changed, which no
-        # partner may see of another. Partners follow their delegation's transitions instead.
-        audit_record(
-            action=action,
-            organisation=self.owner,
-            target=call,
-            target_label=f"{call.action} {call.target}",
-            after={
-                "outcome": call.outcome,
-                "request_id": call.request_id,
-                "error_code": call.error_code,
-            },
-            metadata={
-                "cloud_action": call.action,
-                "target": call.target,
-                "mutating": call.mutating,
-                "request": call.request_summary,
-                "http_status": call.http_status,
-                "worker": call.worker,
-                **self._audit_subject(),
-            },
-            outcome=outcome,
-        )
-
-    def _audit_subject(self) -> dict[str, str]:
-        """Which desired state the call served, named in its audit event."""
-        return {"managed_role": str(self.role.pk)}
-
-    def flush(self) -> None:
-        """Write the answers kept so far; runs inside the caller's transaction."""
-        unwritten, self._unwritten = self._unwritten, []
-        with transaction.atomic():
-            for write in unwritten:
-                write()
-
-    def record_read(self, action: str, target: str, answer: _Answer) -> None:
-        """A read needs no intent (it changes nothing): one row once it answered."""
-        arrived = timezone.now()
-        # "Not found" is an answer to a read, not a failure.
-        ok = answer.error is None or answer.error.is_not_found
-        fields = (
-            _error_fields(answer.error)
-            if answer.error is not None
-            else {"request_id": answer.request_id[:64]}
-        )
-
-        def write() -> None:
-            call = CloudCall.objects.create(
-                **self._subject(),
-                action=action,
-                mutating=False,
-                target=target,
-                worker=self.lease.token,
-                intent_at=arrived,
-                finished_at=arrived,
-                outcome=CloudCall.Outcome.OK if ok else CloudCall.Outcome.ERROR,
-                **fields,
-            )
-            self._link(call)
-            self._audit(
-                call,
-                action="cloud.call_read",
-                outcome=AuditEvent.Outcome.SUCCESS if ok else AuditEvent.Outcome.FAILURE,
-            )
-
-        self._unwritten.append(write)
-
-    def intent(self, action: str, target: str, summary: dict[str, Any]) -> CloudCall:
-        """Write-ahead: committed before the request is sent. Renewing the lease in the same
-        transaction fences off a worker whose lease ran out: it raises instead of calling."""
-        with transaction.atomic():
-            self.flush()
-            call = CloudCall.objects.create(
-                **self._subject(),
-                action=action,
-                mutating=True,
-                target=target,
-                request_summary=summary,
-                worker=self.lease.token,
-            )
-            self._link(call)
-            self._audit(call, action="cloud.call_intent", outcome=AuditEvent.Outcome.SUCCESS)
-            # Last, so this transaction takes its locks in the lifecycle services' order (audit
-            # chain head, then the role row) and cannot deadlock with an approval.
-            self.lease.renew(**self.role_changes)
-        self.mutations_sent += 1
-        return call
-
-    def finish(
-        self,
-        call: CloudCall,
-        *,
-        error: CloudError | None = None,
-        request_id: str = "",
-        note: str = "",
-    ) -> None:
-        arrived = timezone.now()
-        fields: dict[str, Any] = (
-            _error_fields(error) if error is not None else {"request_id": request_id[:64]}
-        )
-        outcome = CloudCall.Outcome.OK if error is None or note else CloudCall.Outcome.ERROR
-        if outcome == CloudCall.Outcome.OK:
-            self.mutations_succeeded += 1
-
-        def write() -> None:
-            # Only a row still pending: another worker may have closed it as "unknown" after
-            # our lease ran out.
-            updated = CloudCall.objects.filter(
-                pk=call.pk, outcome=CloudCall.Outcome.PENDING
-            ).update(outcome=outcome, finished_at=arrived, note=note[:255], **fields)
-            if not updated:
-                return
-            call.refresh_from_db()
-            self._audit(
-                call,
-                action="cloud.call_result",
-                outcome=(
-                    AuditEvent.Outcome.SUCCESS
-                    if outcome == CloudCall.Outcome.OK
-                    else AuditEvent.Outcome.FAILURE
-                ),
-            )
-
-        self._unwritten.append(write)
-
-
-def _close_dangling_intents(*, managed_role: ManagedRole, lease: RoleLease) -> int:
-    """Intents of workers that died before recording the answer. We hold the lease, so
-    nobody else can still be waiting for them; the read that follows tells what they did."""
-    dangling = list(
-        CloudCall.objects.filter(managed_role=managed_role, outcome=CloudCall.Outcome.PENDING)
-        .exclude(worker=lease.token)
-        .order_by("id")
+def role_recorder(
+    managed_role: ManagedRole, *, lease: Lease, delegation_ids: list[Any] | None = None
+) -> Recorder:
+    """The engine's recorder for calls about `managed_role`, audited to its owner."""
+    return Recorder(
+        lease=lease,
+        organisation=managed_role.cloud_account.organisation,
+        subject={"managed_role": managed_role},
+        audit_subject={"managed_role": str(managed_role.pk)},
+        delegation_ids=delegation_ids or (),
     )
-    owner = managed_role.cloud_account.organisation
-    for call in dangling:
-        with transaction.atomic():
-            if not CloudCall.objects.filter(pk=call.pk, outcome=CloudCall.Outcome.PENDING).update(
-                outcome=CloudCall.Outcome.UNKNOWN,
-                finished_at=timezone.now(),
-                note="resolved by reconcile",
-            ):
-                continue
-            call.refresh_from_db()
-            audit_record(
-                action="cloud.call_result",
-                organisation=owner,
-                target=call,
-                target_label=f"{call.action} {call.target}",
-                after={"outcome": call.outcome, "request_id": "", "error_code": ""},
-                metadata={
-                    "cloud_action": call.action,
-                    "target": call.target,
-                    "mutating": True,
-                    "note": call.note,
-                    "worker": call.worker,
-                    "resolved_by": lease.token,
-                    "managed_role": str(managed_role.pk),
-                },
-                outcome=AuditEvent.Outcome.FAILURE,
-            )
-    return len(dangling)
 
 
 # --- reading and comparing -------------------------------------------------------------------
@@ -487,7 +140,7 @@ def _close_dangling_intents(*, managed_role: ManagedRole, lease: RoleLease) -> i
 def read_role(
     client: CloudClient,
     role_name: str,
-    recorder: _Recorder | None = None,
+    recorder: Recorder | None = None,
     *,
     side_client: CloudClient | None = None,
 ) -> planner.ActualRole | None:
@@ -499,15 +152,15 @@ def read_role(
     target = f"role/{role_name}"
     if side_client is not None:
         with ThreadPoolExecutor(max_workers=2) as pool:
-            role_future = pool.submit(_ask, client, lambda: client.get_role(role_name))
+            role_future = pool.submit(ask, client, lambda: client.get_role(role_name))
             policies_future = pool.submit(
-                _ask, side_client, lambda: side_client.list_policies_for_role(role_name)
+                ask, side_client, lambda: side_client.list_policies_for_role(role_name)
             )
             answers = [role_future.result(), policies_future.result()]
     else:
-        answers = [_ask(client, lambda: client.get_role(role_name))]
+        answers = [ask(client, lambda: client.get_role(role_name))]
         if answers[0].error is None and answers[0].value is not None:
-            answers.append(_ask(client, lambda: client.list_policies_for_role(role_name)))
+            answers.append(ask(client, lambda: client.list_policies_for_role(role_name)))
     if recorder is not None:
         for action, answer in zip(("GetRole", "ListPoliciesForRole"), answers, strict=False):
             recorder.record_read(action, target, answer)
@@ -611,28 +264,39 @@ def _answer(op: planner.Operation, error: CloudError) -> str | None:
     code = error.code or ""
     if isinstance(op, planner.AttachPolicy):
         if code == "EntityAlreadyExists.Role.Policy":
-            return "done"
+            return DONE
         if code == "EntityNotExist.Role":
-            return "replan"
+            return REPLAN
         return None
     if isinstance(op, planner.DetachPolicy):
         if code == "EntityNotExist.Role.Policy":
-            return "done"
+            return DONE
         if code == "EntityNotExist.Role":
-            return "replan"
+            return REPLAN
         return None
     if isinstance(op, planner.DeleteRole):
         if code == "EntityNotExist.Role":
-            return "done"
+            return DONE
         if error.is_delete_conflict:
-            return "replan"  # a policy was attached meanwhile: detach it first
+            return REPLAN  # a policy was attached meanwhile: detach it first
         return None
     if isinstance(op, planner.CreateRole) and error.is_already_exists:
         # Ours (lost response) or someone else's: the next read and the planner tell which.
-        return "replan"
+        return REPLAN
     if isinstance(op, planner.UpdateRole) and code == "EntityNotExist.Role":
-        return "replan"
+        return REPLAN
     return None
+
+
+def role_op(op: planner.Operation, *, before: planner.ActualRole | None) -> CloudOp:
+    """One planner operation as the engine sends it."""
+    return CloudOp(
+        action=op.action,
+        target=_target(op),
+        summary=_summary(op, before),
+        send=lambda client: _send(client, op),
+        answer=lambda error: _answer(op, error),
+    )
 
 
 # --- transitions -----------------------------------------------------------------------------
@@ -653,7 +317,7 @@ def _mark_failed_with(info: FailureInfo) -> Callable[..., Delegation]:
 Move = tuple[Delegation, Callable[..., Delegation], str]
 
 
-def _transition_all(moves: list[Move], *, recorder: _Recorder | None = None) -> list[Delegation]:
+def _transition_all(moves: list[Move], *, recorder: Recorder | None = None) -> list[Delegation]:
     """Apply worker transitions (each through its lifecycle service, one audit event each) in
     one transaction, skipping delegations that are no longer where the round saw them (an
     owner revoked one meanwhile: the next round handles it).
@@ -663,7 +327,7 @@ def _transition_all(moves: list[Move], *, recorder: _Recorder | None = None) -> 
     then the chain head, then the role row; taking all delegation rows up front means this
     transaction never waits for a delegation while holding the chain head, so it cannot
     deadlock with an owner's approval or revocation."""
-    if not moves and (recorder is None or not recorder._unwritten):
+    if not moves and (recorder is None or not recorder.has_unwritten):
         return []
     moved: list[Delegation] = []
     with transaction.atomic():
@@ -690,9 +354,6 @@ def _transition_all(moves: list[Move], *, recorder: _Recorder | None = None) -> 
     return moved
 
 
-# --- one run ---------------------------------------------------------------------------------
-
-
 @dataclass
 class _Round:
     applying: list[Delegation]
@@ -700,131 +361,116 @@ class _Round:
     verified: planner.ActualRole | None = None
 
 
-class _Reconciler:
-    def __init__(self, managed_role_id: Any, *, lease: RoleLease, force: bool) -> None:
-        self.managed_role_id = managed_role_id
+# --- one run ---------------------------------------------------------------------------------
+
+
+class _Clients:
+    """The run's SDK clients, made on first use: a second one lets the two reads of a role
+    go out side by side (each client keeps its own last request id)."""
+
+    def __init__(self, managed_role: ManagedRole) -> None:
+        self.managed_role = managed_role
+        self._main: CloudClient | None = None
+        self._side: CloudClient | None = None
+
+    def main(self) -> CloudClient:
+        if self._main is None:
+            self._main = make_cloud_client(self.managed_role)
+        return self._main
+
+    def side(self) -> CloudClient:
+        if self._side is None:
+            self._side = make_cloud_client(self.managed_role)
+        return self._side
+
+
+class RoleSubject(Subject):
+    """The engine's subject for one round on a role: its trust policy and attachments."""
+
+    def __init__(
+        self,
+        *,
+        managed_role: ManagedRole,
+        desired: planner.DesiredRole,
+        lease: Lease,
+        recorder: Recorder,
+        clients: _Clients,
+    ) -> None:
+        self.managed_role = managed_role
+        self.desired = desired
         self.lease = lease
+        self.recorder = recorder
+        self.clients = clients
+
+    def read(self, *, expected: Any) -> planner.ActualRole | None:
+        """Both reads side by side when the role should exist."""
+        if expected is NOT_READ_YET:
+            expect_exists = bool(self.managed_role.last_seen_exists)
+        else:
+            expect_exists = expected is not None
+        side = self.clients.side() if expect_exists else None
+        return read_role(
+            self.clients.main(), self.managed_role.role_name, self.recorder, side_client=side
+        )
+
+    def plan(self, actual: planner.ActualRole | None) -> Plan:
+        plan = planner.plan_role_reconciliation(actual=actual, desired=self.desired)
+        if isinstance(plan, planner.Refusal):
+            raise PermanentFailure(FailureInfo(code=plan.code, message=plan.reason))
+        if plan.is_empty:
+            return Plan(ops=[], expected=actual)
+        return Plan(
+            ops=[role_op(op, before=actual) for op in plan.operations],
+            expected=planner.expected_state_after(actual, plan),
+        )
+
+    def matches(self, current: Any, expected: Any) -> bool:
+        return roles_match(current, expected)
+
+    def describe(self) -> str:
+        return f"The role {self.managed_role.role_name}"
+
+
+class _RoleReconciler(Reconciler):
+    kind = OutboxMessage.Kind.RECONCILE_ROLE
+
+    def __init__(self, managed_role_id: Any, *, lease: RoleLease, force: bool) -> None:
+        super().__init__(
+            managed_role_id,
+            lease=lease,
+            report=ReconcileReport(managed_role_id=str(managed_role_id)),
+        )
+        self.report: ReconcileReport
         self.force = force
-        self.report = ReconcileReport(
-            managed_role_id=str(managed_role_id), outcome=ReconcileOutcome.CONVERGED
-        )
-        self._client: CloudClient | None = None
-        self._side_client: CloudClient | None = None
-        self.recorder: _Recorder | None = None
-        # What the last round saw, saved on the role row when the lease is released.
-        self._seen: dict[str, Any] = {}
+        self.managed_role: ManagedRole | None = None
+        self._clients: _Clients | None = None
 
-    # -- helpers --------------------------------------------------------------------------
-    def _load_role(self) -> ManagedRole:
-        return ManagedRole.objects.select_related(
+    def load(self) -> int:
+        self.managed_role = ManagedRole.objects.select_related(
             "cloud_account", "cloud_account__organisation"
-        ).get(pk=self.managed_role_id)
+        ).get(pk=self.object_id)
+        if self._clients is None:
+            self._clients = _Clients(self.managed_role)
+        return self.managed_role.desired_version
 
-    def _client_for(self, managed_role: ManagedRole) -> CloudClient:
-        if self._client is None:
-            self._client = make_cloud_client(managed_role)
-        return self._client
-
-    def _read(
-        self, managed_role: ManagedRole, recorder: _Recorder, *, expect_exists: bool
-    ) -> planner.ActualRole | None:
-        """Read the role (with in-place retries); both reads side by side when it should
-        exist."""
-        client = self._client_for(managed_role)
-        if expect_exists and self._side_client is None:
-            self._side_client = make_cloud_client(managed_role)
-        side = self._side_client if expect_exists else None
-        return self._with_retries(
-            lambda: read_role(client, managed_role.role_name, recorder, side_client=side)
-        )
-
-    def _has_work(self, managed_role: ManagedRole) -> bool:
+    def has_work(self) -> bool:
+        managed_role = self.managed_role
+        assert managed_role is not None
         if self.force or managed_role.desired_version != managed_role.applied_version:
             return True
         if Delegation.objects.filter(
-            managed_role=managed_role,
-            status__in=(Status.APPROVED, Status.APPLYING, Status.REVOKING),
+            managed_role=managed_role, status__in=PENDING_STATUSES
         ).exists():
             return True
         return CloudCall.objects.filter(
             managed_role=managed_role, outcome=CloudCall.Outcome.PENDING
         ).exists()
 
-    @staticmethod
-    def _outbox_watermark_for(managed_role_id: Any) -> int:
-        return (
-            OutboxMessage.objects.filter(
-                kind=OutboxMessage.Kind.RECONCILE_ROLE, object_id=str(managed_role_id)
-            ).aggregate(top=Max("id"))["top"]
-            or 0
-        )
-
-    def _mark_outbox_done(self, managed_role: ManagedRole, watermark: int) -> None:
-        if watermark:
-            OutboxMessage.objects.filter(
-                kind=OutboxMessage.Kind.RECONCILE_ROLE,
-                object_id=str(managed_role.pk),
-                id__lte=watermark,
-                done_at__isnull=True,
-            ).update(done_at=timezone.now())
-
-    def _settle(self, managed_role: ManagedRole, *, version: int, watermark: int) -> bool:
-        """Mark the messages this round covered as done and release the lease, unless the
-        desired state moved on meanwhile (one transaction: outbox rows, then the role row)."""
-        with transaction.atomic():
-            self._mark_outbox_done(managed_role, watermark)
-            seen, self._seen = self._seen, {}
-            return self.lease.release_if_converged(version=version, **seen)
-
-    def flush_quietly(self) -> None:
-        """Write the answers of a round that ends in an error (best effort)."""
-        if self.recorder is None:
-            return
-        try:
-            self.recorder.flush()
-        except Exception:  # the error being handled matters more than these rows
-            logger.exception("Could not record the cloud answers of an interrupted round.")
-
-    # -- the loop -------------------------------------------------------------------------
-    def run(self) -> ReconcileReport:
-        max_rounds = int(_setting("PORTAL_RECONCILE_MAX_ROUNDS", 20))
-        cleanup_pending = False
-        for _ in range(max_rounds):
-            # The watermark first: every message up to it was committed with its version bump
-            # before we read the version, so this round covers it.
-            watermark = self._outbox_watermark_for(self.managed_role_id)
-            managed_role = self._load_role()
-            version = managed_role.desired_version
-            if not cleanup_pending and not self._has_work(managed_role):
-                if self._settle(managed_role, version=version, watermark=watermark):
-                    if self.report.rounds == 0:
-                        self.report.outcome = ReconcileOutcome.NOTHING_TO_DO
-                    return self.report
-                continue
-            self.force = False
-            self.report.rounds += 1
-            try:
-                self._round(managed_role)
-            except _PermanentFailure as failure:
-                self.flush_quietly()
-                cleanup_pending = self._fail_pending(managed_role, failure.info)
-                self.report.outcome = ReconcileOutcome.FAILED
-                self.report.error_code = failure.info.code
-                if cleanup_pending:
-                    continue
-                # Nothing left to clean up: the failure is recorded; do not hammer it.
-                self._mark_outbox_done(managed_role, watermark)
-                self.lease.release(applied_version=version)
-                return self.report
-            cleanup_pending = False
-            if self._settle(managed_role, version=version, watermark=watermark):
-                return self.report
-        # The desired state kept moving for many rounds: hand over to a later run.
-        self.lease.release()
-        return self.report
-
-    def _round(self, managed_role: ManagedRole) -> None:
-        _close_dangling_intents(managed_role=managed_role, lease=self.lease)
+    def round(self) -> None:
+        managed_role, clients = self.managed_role, self._clients
+        assert managed_role is not None and clients is not None
+        self.force = False
+        role_recorder(managed_role, lease=self.lease).close_dangling_intents()
         approved = list(
             Delegation.objects.filter(managed_role=managed_role, status=Status.APPROVED)
         )
@@ -843,146 +489,32 @@ class _Reconciler:
             or (d.status == Status.FAILED and d.failed_phase == Delegation.Phase.REVOKING)
         ]
         desired, wanted = desired_role_for(managed_role, delegations)
-        self.recorder = recorder = _Recorder(
-            managed_role=managed_role,
-            lease=self.lease,
-            delegation_ids=[d.pk for d in applying + leaving],
+        self.recorder = recorder = role_recorder(
+            managed_role, lease=self.lease, delegation_ids=[d.pk for d in applying + leaving]
         )
         # Every principal we are about to manage is remembered *before* any call (with the
         # first intent), so a crash after the call still knows it is ours to remove later.
         known = set(managed_role.known_principals or ())
         if not wanted <= known:
             managed_role.known_principals = sorted(known | wanted)
-            recorder.role_changes["known_principals"] = managed_role.known_principals
-            self._seen["known_principals"] = managed_role.known_principals
+            recorder.row_changes["known_principals"] = managed_role.known_principals
+            self.seen["known_principals"] = managed_role.known_principals
             desired, wanted = desired_role_for(managed_role, delegations)
 
-        client = self._client_for(managed_role)
+        subject = RoleSubject(
+            managed_role=managed_role,
+            desired=desired,
+            lease=self.lease,
+            recorder=recorder,
+            clients=clients,
+        )
         try:
-            actual = self._converge(managed_role, client, recorder, desired)
+            actual = converge(subject, client=clients.main())
         finally:
             self.report.mutating_calls += recorder.mutations_sent
         self._finish(managed_role, recorder, _Round(applying, leaving, verified=actual))
 
-    def _converge(
-        self,
-        managed_role: ManagedRole,
-        client: CloudClient,
-        recorder: _Recorder,
-        desired: planner.DesiredRole,
-    ) -> planner.ActualRole | None:
-        """Read, plan, act, verify; again while the cloud keeps surprising us (bounded)."""
-        max_replans = int(_setting("PORTAL_RECONCILE_MAX_REPLANS", 4))
-        actual = self._read(
-            managed_role, recorder, expect_exists=bool(managed_role.last_seen_exists)
-        )
-        for _ in range(max_replans):
-            plan = planner.plan_role_reconciliation(actual=actual, desired=desired)
-            if isinstance(plan, planner.Refusal):
-                raise _PermanentFailure(FailureInfo(code=plan.code, message=plan.reason))
-            if plan.is_empty:
-                return actual
-            try:
-                before = actual
-                for op in plan.operations:
-                    self._mutate(client, recorder, op, before)
-                expected = planner.expected_state_after(actual, plan)
-            except _Replan:
-                actual = self._read(managed_role, recorder, expect_exists=actual is not None)
-                continue
-            verified = self._verify(managed_role, recorder, expected)
-            if verified is not None:
-                return verified
-            # Not what we wrote after waiting out any stale window: someone else changed the
-            # role meanwhile. Plan again from what is there now.
-            actual = self._read(managed_role, recorder, expect_exists=expected is not None)
-        raise TransientCloudFailure(
-            CloudError(
-                code="ReconcileDidNotSettle",
-                message=(
-                    f"The role {managed_role.role_name} kept changing while the portal "
-                    "updated it; it will try again."
-                ),
-                action="Reconcile",
-                category=None,
-                transport=True,
-            )
-        )
-
-    def _with_retries(self, call: Callable[[], Any]) -> Any:
-        """Retry a transient error in place while the wait is short; otherwise hand it to the
-        task's retry (which releases the role to other work meanwhile)."""
-        attempts = int(_setting("PORTAL_RECONCILE_INLINE_ATTEMPTS", 4))
-        max_wait = _setting("PORTAL_RECONCILE_INLINE_MAX_WAIT_SECONDS", 3.0)
-        for attempt in range(attempts):
-            try:
-                return call()
-            except CloudError as error:
-                if error.permanent:
-                    raise
-                wait = backoff_seconds(attempt, retry_after_ms=error.retry_after_ms)
-                if attempt + 1 >= attempts or wait > max_wait:
-                    raise TransientCloudFailure(error) from None
-                logger.info("Transient %s; retrying in %.2f s", error.code or error.category, wait)
-                time.sleep(wait)
-                self.lease.renew()
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _mutate(
-        self,
-        client: CloudClient,
-        recorder: _Recorder,
-        op: planner.Operation,
-        before: planner.ActualRole | None,
-    ) -> None:
-        summary = _summary(op, before)
-        target = _target(op)
-
-        def attempt() -> None:
-            call = recorder.intent(op.action, target, summary)
-            try:
-                _send(client, op)
-            except CloudError as error:
-                answer = _answer(op, error) if error.permanent else None
-                recorder.finish(
-                    call,
-                    error=error,
-                    note=f"already {'done' if answer == 'done' else 'changed'}" if answer else "",
-                )
-                if answer == "done":
-                    return
-                if answer == "replan":
-                    raise _Replan() from None
-                raise
-            recorder.finish(call, request_id=client.last_request_id or "")
-
-        try:
-            self._with_retries(attempt)
-        except CloudError as error:
-            raise _PermanentFailure(FailureInfo.from_error(error)) from None
-
-    def _verify(
-        self,
-        managed_role: ManagedRole,
-        recorder: _Recorder,
-        expected: planner.ActualRole | None,
-    ) -> planner.ActualRole | None:
-        """Re-read until the cloud shows `expected`, within a bounded time. Returns what was
-        read, or None when it never matched."""
-        timeout = _setting("PORTAL_RECONCILE_VERIFY_TIMEOUT_SECONDS", 20.0)
-        deadline = time.monotonic() + timeout
-        delay = _setting("PORTAL_RECONCILE_VERIFY_FIRST_DELAY_SECONDS", 0.05)
-        while True:
-            current = self._read(managed_role, recorder, expect_exists=expected is not None)
-            if roles_match(current, expected):
-                return current
-            if time.monotonic() + delay > deadline:
-                return None
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)
-            self.lease.renew()
-
-    def _finish(self, managed_role: ManagedRole, recorder: _Recorder, round_: _Round) -> None:
+    def _finish(self, managed_role: ManagedRole, recorder: Recorder, round_: _Round) -> None:
         """Move the delegations the verified state settles (with the round's cloud answers, in
         one transaction), and keep what the cloud showed for the lease release."""
         actual = round_.verified
@@ -1002,7 +534,7 @@ class _Reconciler:
         moved = {d.pk for d in _transition_all(moves, recorder=recorder)}
         self.report.activated += [str(d.pk) for d in round_.applying if d.pk in moved]
         self.report.ended += [str(d.pk) for d in round_.leaving if d.pk in moved]
-        self._seen.update(
+        self.seen.update(
             last_seen_at=timezone.now(),
             last_seen_exists=actual is not None,
             last_seen_trust_policy=(
@@ -1019,18 +551,13 @@ class _Reconciler:
         # Principals someone added outside the portal stay; the owner hears of them once.
         record_unmanaged_principals(managed_role, actual)
 
-    def _fail_pending(self, managed_role: ManagedRole, info: FailureInfo) -> bool:
+    def fail(self, info: FailureInfo) -> bool:
         """Fail every delegation this run was working on, visibly. Returns whether a cleanup
         round is needed (a delegation that failed while applying may have left its principal
         in the trust policy, and a failed delegation is not wanted there)."""
-        pending = list(
-            Delegation.objects.filter(
-                managed_role=managed_role,
-                status__in=(Status.APPROVED, Status.APPLYING, Status.REVOKING),
-            )
-        )
-        mark = _mark_failed_with(info)
-        failed = _transition_all([(d, mark, d.status) for d in pending])
+        managed_role = self.managed_role
+        assert managed_role is not None
+        failed = _fail_pending(managed_role, info)
         self.report.failed += [str(d.pk) for d in failed]
         logger.warning(
             "Reconcile of %s failed permanently: %s %s (request id %s)",
@@ -1044,6 +571,14 @@ class _Reconciler:
         return failed_applying and self.report.mutating_calls > 0
 
 
+def _fail_pending(managed_role: ManagedRole, info: FailureInfo) -> list[Delegation]:
+    pending = list(
+        Delegation.objects.filter(managed_role=managed_role, status__in=PENDING_STATUSES)
+    )
+    mark = _mark_failed_with(info)
+    return _transition_all([(d, mark, d.status) for d in pending])
+
+
 # --- public entry points ---------------------------------------------------------------------
 
 
@@ -1054,26 +589,9 @@ def managed_role_reconcile(*, managed_role_id: Any, force: bool = False) -> Reco
     Raises `TransientCloudFailure` when the cloud keeps failing transiently: the caller
     retries later; the lease is released first so other work on the role is not blocked.
     """
-    lease = RoleLease(managed_role_id)
-    if not lease.claim():
-        return ReconcileReport(managed_role_id=str(managed_role_id), outcome=ReconcileOutcome.BUSY)
-    reconciler = _Reconciler(managed_role_id, lease=lease, force=force)
-    try:
-        return reconciler.run()
-    except LeaseLost:
-        logger.warning("Lease on managed role %s lost mid-run; the new holder goes on.", lease)
-        reconciler.report.outcome = ReconcileOutcome.LEASE_LOST
-        return reconciler.report
-    except Exception:
-        # Transient failures, database errors, bugs: record what the cloud answered, free the
-        # role for the retry (or the sweeper). Whoever comes next re-reads the cloud.
-        reconciler.flush_quietly()
-        lease.release()
-        raise
-    except BaseException:
-        # The process is going away (a kill, an interrupt): do as little as possible.
-        lease.release()
-        raise
+    reconciler = _RoleReconciler(managed_role_id, lease=RoleLease(managed_role_id), force=force)
+    reconcile_under_lease(reconciler)
+    return reconciler.report
 
 
 def managed_role_record_failure(*, managed_role_id: Any, error: CloudError) -> list[str]:
@@ -1082,29 +600,11 @@ def managed_role_record_failure(*, managed_role_id: Any, error: CloudError) -> l
     managed_role = ManagedRole.objects.select_related("cloud_account__organisation").get(
         pk=managed_role_id
     )
-    info = FailureInfo(
-        code=error.code or error.category.value,
-        message=f"{error.message} (gave up after repeated retries)",
-        request_id=error.request_id or "",
+    info = FailureInfo.gave_up(error)
+    failed = [str(d.pk) for d in _fail_pending(managed_role, info)]
+    give_up(
+        model=ManagedRole, pk=managed_role.pk, kind=OutboxMessage.Kind.RECONCILE_ROLE, info=info
     )
-    pending = list(
-        Delegation.objects.filter(
-            managed_role=managed_role,
-            status__in=(Status.APPROVED, Status.APPLYING, Status.REVOKING),
-        )
-    )
-    mark = _mark_failed_with(info)
-    failed = [str(d.pk) for d in _transition_all([(d, mark, d.status) for d in pending])]
-    version = managed_role.desired_version
-    ManagedRole.objects.filter(pk=managed_role.pk, desired_version=version, locked_by="").update(
-        applied_version=version
-    )
-    OutboxMessage.objects.filter(
-        kind=OutboxMessage.Kind.RECONCILE_ROLE,
-        object_id=str(managed_role.pk),
-        done_at__isnull=True,
-        created_at__lte=timezone.now(),
-    ).update(done_at=timezone.now(), last_error=f"gave up: {info.code}"[:255])
     return failed
 
 

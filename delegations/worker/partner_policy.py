@@ -6,28 +6,25 @@
 no policy at all: detached from the user, its non-default versions deleted (RAM refuses to
 delete a policy that still has them), then deleted. Never AliyunSTSAssumeRoleAccess.
 
-It is the owner side's mechanism with another subject: the same lease (`RoleLease` on the
-`PartnerUserPolicy` row), the same outbox (`reconcile_partner_user` messages, marked done once
-the version the run started from is the one it converged to), the same `CloudCall` rows with
-an intent committed before each mutating call and its audit events (`_Recorder`), the same
+It is the second subject of the reconcile engine (`delegations.worker.engine`): the same lease
+(on the `PartnerUserPolicy` row), the same outbox (`reconcile_partner_user` messages, marked
+done once the version the run started from is the one it converged to), the same `CloudCall`
+rows with an intent committed before each mutating call and its audit events, the same
 in-place retry of transient errors with backoff and `TransientCloudFailure` for the task to
 retry later. Reads are verified after writes, since RAM reads may lag.
 
-"Already exists" / "does not exist" answers are read as "done" (a lost response) or as "read
+"Already exists" / "does not exist" answers are read as DONE (a lost response) or as "read
 and plan again"; a same-named policy without the portal's marker is never touched.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Max
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -36,18 +33,23 @@ from cloud import policies
 from cloud.client import CloudClient
 from cloud.errors import CloudError
 from delegations.connection.services import cloud_account_client
-from delegations.models import CloudCall, OutboxMessage, PartnerUserPolicy
+from delegations.models import OutboxMessage, PartnerUserPolicy
 from delegations.partner_access import partner_user_desired_role_arns
-from delegations.worker.owner_role import (
+from delegations.worker.engine import (
+    DONE,
+    REPLAN,
+    CloudOp,
     FailureInfo,
-    LeaseLost,
-    RoleLease,
-    TransientCloudFailure,
-    _ask,
-    _PermanentFailure,
-    _Recorder,
-    _Replan,
-    backoff_seconds,
+    Lease,
+    PermanentFailure,
+    Plan,
+    Reconciler,
+    Recorder,
+    Report,
+    Subject,
+    converge,
+    give_up,
+    reconcile_under_lease,
 )
 
 logger = logging.getLogger(__name__)
@@ -56,58 +58,29 @@ KIND = OutboxMessage.Kind.RECONCILE_PARTNER_USER
 POLICY_DESCRIPTION = "sts:AssumeRole on the roles this RAM user may use"
 
 
-def _setting(name: str, default: float) -> float:
-    from django.conf import settings
-
-    return getattr(settings, name, default)
-
-
-class PartnerReconcileOutcome(StrEnum):
-    CONVERGED = "converged"
-    BUSY = "busy"
-    FAILED = "failed"
-    LEASE_LOST = "lease_lost"
-
-
-@dataclass
-class PartnerReconcileReport:
+@dataclass(kw_only=True)
+class PartnerReconcileReport(Report):
     policy_id: str
-    outcome: PartnerReconcileOutcome
-    rounds: int = 0
-    mutating_calls: int = 0
     role_arns: list[str] = field(default_factory=list)
-    error_code: str = ""
 
 
-class PartnerUserPolicyLease(RoleLease):
-    """The owner side's lease, on the `PartnerUserPolicy` row."""
+class PartnerUserPolicyLease(Lease):
+    """The engine's lease on a `PartnerUserPolicy` row."""
 
     model = PartnerUserPolicy
 
 
-class _PartnerRecorder(_Recorder):
-    """The owner side's CloudCall recorder, with the partner's policy as subject and the
-    partner organisation as the audit scope."""
-
-    def __init__(self, *, policy: PartnerUserPolicy, lease: RoleLease) -> None:
-        self.policy = policy
-        self.role = None  # type: ignore[assignment]
-        self.lease = lease
-        self.owner = policy.cloud_account.organisation
-        self.delegation_ids = []
-        self.role_changes = {}
-        self.mutations_sent = 0
-        self.mutations_succeeded = 0
-        self._unwritten = []
-
-    def _subject(self) -> dict[str, Any]:
-        return {"partner_user_policy": self.policy}
-
-    def _audit_subject(self) -> dict[str, str]:
-        return {
-            "partner_user_policy": str(self.policy.pk),
-            "ram_user_name": self.policy.ram_user_name,
-        }
+def policy_recorder(policy: PartnerUserPolicy, *, lease: Lease) -> Recorder:
+    """The engine's recorder for calls about `policy`, audited to the partner organisation."""
+    return Recorder(
+        lease=lease,
+        organisation=policy.cloud_account.organisation,
+        subject={"partner_user_policy": policy},
+        audit_subject={
+            "partner_user_policy": str(policy.pk),
+            "ram_user_name": policy.ram_user_name,
+        },
+    )
 
 
 @dataclass(frozen=True)
@@ -148,31 +121,15 @@ def role_arns_in(document: str | None) -> frozenset[str] | None:
     return frozenset(arns)
 
 
-def _recorded_read(
-    recorder: _PartnerRecorder,
-    client: CloudClient,
-    action: str,
-    target: str,
-    call: Callable[[], Any],
-) -> Any:
-    """One read through the owner side's recorder: a CloudCall row once it answered."""
-    answer = _ask(client, call)
-    recorder.record_read(action, target, answer)
-    if answer.error is not None:
-        raise answer.error
-    return answer.value
-
-
 def _read(
     client: CloudClient,
-    recorder: _PartnerRecorder,
+    recorder: Recorder,
     policy: PartnerUserPolicy,
     *,
     versions: bool = False,
 ) -> _Actual:
     name = policy.policy_name
-    found = _recorded_read(
-        recorder,
+    found = recorder.read(
         client,
         "GetPolicy",
         f"policy/Custom/{name}",
@@ -180,8 +137,7 @@ def _read(
     )
     user_exists = True
     try:
-        attached_list = _recorded_read(
-            recorder,
+        attached_list = recorder.read(
             client,
             "ListPoliciesForUser",
             f"user/{policy.ram_user_name}",
@@ -198,8 +154,7 @@ def _read(
     old_versions: tuple[str, ...] = ()
     ours = policies.has_marker(found.description)
     if versions and ours:
-        listed = _recorded_read(
-            recorder,
+        listed = recorder.read(
             client,
             "ListPolicyVersions",
             f"policy/Custom/{name}",
@@ -216,23 +171,30 @@ def _read(
     )
 
 
-@dataclass(frozen=True)
-class _Op:
-    action: str
-    target: str
-    summary: dict[str, Any]
-    send: Callable[[CloudClient], Any]
-    # cloud error code → "done" (the effect is there) or "replan" (read again)
-    answers: dict[str, str]
+def _op(
+    action: str,
+    target: str,
+    summary: dict[str, Any],
+    send: Callable[[CloudClient], Any],
+    answers: dict[str, str],
+) -> CloudOp:
+    """`answers`: cloud error code → DONE (the effect is there) or REPLAN (read again)."""
+    return CloudOp(
+        action=action,
+        target=target,
+        summary=summary,
+        send=send,
+        answer=lambda error: answers.get(error.code or ""),
+    )
 
 
-def _plan(policy: PartnerUserPolicy, actual: _Actual, desired: frozenset[str]) -> list[_Op]:
+def _plan(policy: PartnerUserPolicy, actual: _Actual, desired: frozenset[str]) -> list[CloudOp]:
     name, user = policy.policy_name, policy.ram_user_name
     policy_target = f"policy/Custom/{name}"
     attach_target = f"user/{user} policy/Custom/{name}"
-    ops: list[_Op] = []
+    ops: list[CloudOp] = []
     if actual.policy_exists and not actual.policy_is_ours:
-        raise _PermanentFailure(
+        raise PermanentFailure(
             FailureInfo(
                 code="PolicyNotManagedByPortal",
                 message=f"A custom policy called {name} already exists in the account and was "
@@ -241,7 +203,7 @@ def _plan(policy: PartnerUserPolicy, actual: _Actual, desired: frozenset[str]) -
         )
     if desired:
         if not actual.user_exists:
-            raise _PermanentFailure(
+            raise PermanentFailure(
                 FailureInfo(
                     code="EntityNotExist.User",
                     message=f"The RAM user {user} no longer exists in the account; link the "
@@ -252,7 +214,7 @@ def _plan(policy: PartnerUserPolicy, actual: _Actual, desired: frozenset[str]) -
         summary = {"policy_name": name, "ram_user_name": user, "role_arns": sorted(desired)}
         if not actual.policy_exists:
             ops.append(
-                _Op(
+                _op(
                     "CreatePolicy",
                     policy_target,
                     summary,
@@ -261,37 +223,37 @@ def _plan(policy: PartnerUserPolicy, actual: _Actual, desired: frozenset[str]) -
                         document=document,
                         description=policies.description_with_marker(POLICY_DESCRIPTION),
                     ),
-                    {"EntityAlreadyExists.Policy": "replan"},
+                    {"EntityAlreadyExists.Policy": REPLAN},
                 )
             )
         elif actual.role_arns != desired:
             ops.append(
-                _Op(
+                _op(
                     "CreatePolicyVersion",
                     policy_target,
                     summary,
                     lambda c: c.create_policy_version(
                         policy_name=name, document=document, set_as_default=True, rotate=True
                     ),
-                    {"EntityNotExist.Policy": "replan"},
+                    {"EntityNotExist.Policy": REPLAN},
                 )
             )
         if not actual.attached:
             ops.append(
-                _Op(
+                _op(
                     "AttachPolicyToUser",
                     attach_target,
                     {"policy_name": name, "ram_user_name": user},
                     lambda c: c.attach_policy_to_user(
                         user_name=user, policy_type="Custom", policy_name=name
                     ),
-                    {"EntityAlreadyExists.User.Policy": "done", "EntityNotExist.Policy": "replan"},
+                    {"EntityAlreadyExists.User.Policy": DONE, "EntityNotExist.Policy": REPLAN},
                 )
             )
         return ops
     if actual.attached:
         ops.append(
-            _Op(
+            _op(
                 "DetachPolicyFromUser",
                 attach_target,
                 {"policy_name": name, "ram_user_name": user},
@@ -299,9 +261,9 @@ def _plan(policy: PartnerUserPolicy, actual: _Actual, desired: frozenset[str]) -
                     user_name=user, policy_type="Custom", policy_name=name
                 ),
                 {
-                    "EntityNotExist.User.Policy": "done",
-                    "EntityNotExist.User": "done",
-                    "EntityNotExist.Policy": "done",
+                    "EntityNotExist.User.Policy": DONE,
+                    "EntityNotExist.User": DONE,
+                    "EntityNotExist.Policy": DONE,
                 },
             )
         )
@@ -310,7 +272,7 @@ def _plan(policy: PartnerUserPolicy, actual: _Actual, desired: frozenset[str]) -
         # Version), so they go first; one already gone (a lost answer) is done.
         for version_id in actual.old_versions:
             ops.append(
-                _Op(
+                _op(
                     "DeletePolicyVersion",
                     f"{policy_target} version/{version_id}",
                     {"policy_name": name, "version_id": version_id},
@@ -318,23 +280,23 @@ def _plan(policy: PartnerUserPolicy, actual: _Actual, desired: frozenset[str]) -
                         policy_name=name, version_id=version_id
                     ),
                     {
-                        "EntityNotExist.Policy.Version": "done",
-                        "EntityNotExist.Policy": "replan",
+                        "EntityNotExist.Policy.Version": DONE,
+                        "EntityNotExist.Policy": REPLAN,
                         # It became the default meanwhile: someone else changed the policy.
-                        "DeleteConflict.Policy.Version.Default": "replan",
+                        "DeleteConflict.Policy.Version.Default": REPLAN,
                     },
                 )
             )
         ops.append(
-            _Op(
+            _op(
                 "DeletePolicy",
                 policy_target,
                 {"policy_name": name},
                 lambda c: c.delete_policy(name),
                 {
-                    "EntityNotExist.Policy": "done",
-                    "DeleteConflict.Policy.User": "replan",
-                    "DeleteConflict.Policy.Version": "replan",
+                    "EntityNotExist.Policy": DONE,
+                    "DeleteConflict.Policy.User": REPLAN,
+                    "DeleteConflict.Policy.Version": REPLAN,
                 },
             )
         )
@@ -352,221 +314,141 @@ def _matches(actual: _Actual, desired: frozenset[str]) -> bool:
     return not actual.attached and not actual.policy_exists
 
 
-class _PartnerReconciler:
-    def __init__(self, policy_id: Any, *, lease: RoleLease) -> None:
-        self.policy_id = policy_id
+class PolicySubject(Subject):
+    """The engine's subject for one round on a RAM user's policy: the desired role ARNs."""
+
+    def __init__(
+        self,
+        *,
+        policy: PartnerUserPolicy,
+        desired: frozenset[str],
+        lease: Lease,
+        recorder: Recorder,
+        client: CloudClient,
+    ) -> None:
+        self.policy = policy
+        self.desired = desired
         self.lease = lease
-        self.report = PartnerReconcileReport(
-            policy_id=str(policy_id), outcome=PartnerReconcileOutcome.CONVERGED
+        self.recorder = recorder
+        self.client = client
+
+    def read(self, *, expected: Any) -> _Actual:
+        # A permanent error on a read fails the policy visibly: its staff page shows it.
+        try:
+            return _read(self.client, self.recorder, self.policy, versions=not self.desired)
+        except CloudError as error:
+            if error.permanent:
+                raise PermanentFailure(FailureInfo.from_error(error)) from None
+            raise
+
+    def plan(self, actual: _Actual) -> Plan:
+        return Plan(ops=_plan(self.policy, actual, self.desired), expected=self.desired)
+
+    def matches(self, current: Any, expected: Any) -> bool:
+        return _matches(current, expected)
+
+    def describe(self) -> str:
+        return f"The policy {self.policy.policy_name}"
+
+
+class _PolicyReconciler(Reconciler):
+    kind = KIND
+
+    def __init__(self, policy_id: Any, *, lease: Lease) -> None:
+        super().__init__(
+            policy_id, lease=lease, report=PartnerReconcileReport(policy_id=str(policy_id))
         )
+        self.report: PartnerReconcileReport
+        self.policy: PartnerUserPolicy | None = None
         self._client: CloudClient | None = None
 
-    def _load(self) -> PartnerUserPolicy:
-        return PartnerUserPolicy.objects.select_related(
-            "cloud_account", "cloud_account__organisation"
-        ).get(pk=self.policy_id)
-
-    def _watermark(self) -> int:
-        return (
-            OutboxMessage.objects.filter(kind=KIND, object_id=str(self.policy_id)).aggregate(
-                top=Max("id")
-            )["top"]
-            or 0
-        )
-
-    def _mark_outbox_done(self, watermark: int, note: str = "") -> None:
-        if watermark:
-            OutboxMessage.objects.filter(
-                kind=KIND, object_id=str(self.policy_id), id__lte=watermark, done_at__isnull=True
-            ).update(done_at=timezone.now(), last_error=note[:255])
-
-    def _close_dangling_intents(self, policy: PartnerUserPolicy) -> None:
-        """Intents of a worker that died before recording the answer: we hold the lease, so
-        nobody still waits for them; the read that follows tells what they did."""
-        dangling = CloudCall.objects.filter(
-            partner_user_policy=policy, outcome=CloudCall.Outcome.PENDING
-        ).exclude(worker=self.lease.token)
-        for call in list(dangling.order_by("id")):
-            with transaction.atomic():
-                if not CloudCall.objects.filter(
-                    pk=call.pk, outcome=CloudCall.Outcome.PENDING
-                ).update(
-                    outcome=CloudCall.Outcome.UNKNOWN,
-                    finished_at=timezone.now(),
-                    note="resolved by reconcile",
-                ):
-                    continue
-                call.refresh_from_db()
-                _PartnerRecorder(policy=policy, lease=self.lease)._audit(
-                    call, action="cloud.call_result", outcome=AuditEvent.Outcome.FAILURE
-                )
-
-    def run(self) -> PartnerReconcileReport:
-        max_rounds = int(_setting("PORTAL_RECONCILE_MAX_ROUNDS", 20))
-        for _ in range(max_rounds):
-            policy = self._load()
-            self._close_dangling_intents(policy)
-            version = policy.desired_version
-            watermark = self._watermark()
-            desired = frozenset(
-                partner_user_desired_role_arns(
-                    cloud_account=policy.cloud_account, ram_user_name=policy.ram_user_name
-                )
-            )
-            self.report.rounds += 1
-            self.report.role_arns = sorted(desired)
-            try:
-                actual = self._converge(policy, desired)
-            except _PermanentFailure as failure:
-                self._record_failure(policy, failure.info)
-                self.report.outcome = PartnerReconcileOutcome.FAILED
-                self.report.error_code = failure.info.code
-                self._mark_outbox_done(watermark, f"failed: {failure.info.code}")
-                self.lease.release(applied_version=version)
-                return self.report
-            PartnerUserPolicy.objects.filter(pk=policy.pk).update(
-                applied_role_arns=sorted(actual.role_arns or []) if actual.attached else [],
-                policy_attached=actual.attached,
-                last_error_code="",
-                last_error_message="",
-                last_error_request_id="",
-                last_error_at=None,
-            )
-            if self.lease.release_if_converged(version=version):
-                self._mark_outbox_done(watermark)
-                return self.report
-        self.lease.release()
-        return self.report
+    def load(self) -> int:
+        self.policy = _load(self.object_id)
+        return self.policy.desired_version
 
     def _client_for(self, policy: PartnerUserPolicy) -> CloudClient:
         if self._client is None:
             try:
                 self._client = make_partner_client(policy)
             except Exception as error:  # a disconnected account: nothing can be done
-                raise _PermanentFailure(
+                raise PermanentFailure(
                     FailureInfo(code="PartnerAccountNotConnected", message=str(error))
                 ) from None
         return self._client
 
-    def _converge(self, policy: PartnerUserPolicy, desired: frozenset[str]) -> _Actual:
+    def round(self) -> None:
+        policy = self.policy
+        assert policy is not None
+        policy_recorder(policy, lease=self.lease).close_dangling_intents()
+        desired = frozenset(
+            partner_user_desired_role_arns(
+                cloud_account=policy.cloud_account, ram_user_name=policy.ram_user_name
+            )
+        )
+        self.report.role_arns = sorted(desired)
         client = self._client_for(policy)
-        recorder = _PartnerRecorder(policy=policy, lease=self.lease)
-        versions = not desired
-
-        def read() -> _Actual:
-            return self._with_retries(lambda: _read(client, recorder, policy, versions=versions))
-
+        self.recorder = recorder = policy_recorder(policy, lease=self.lease)
+        subject = PolicySubject(
+            policy=policy, desired=desired, lease=self.lease, recorder=recorder, client=client
+        )
         try:
-            actual = read()
-            for _ in range(int(_setting("PORTAL_RECONCILE_MAX_REPLANS", 4))):
-                ops = _plan(policy, actual, desired)
-                if not ops:
-                    return actual
-                try:
-                    for op in ops:
-                        self._mutate(client, recorder, op)
-                except _Replan:
-                    actual = read()
-                    continue
-                verified = self._verify(read, desired)
-                if verified is not None:
-                    return verified
-                actual = read()
+            actual = converge(subject, client=client)
         finally:
             self.report.mutating_calls += recorder.mutations_sent
             # Answers the recorder still holds (reads, results) are written now.
             recorder.flush()
-        raise TransientCloudFailure(
-            CloudError(
-                code="ReconcileDidNotSettle",
-                message=f"The policy {policy.policy_name} kept changing; the portal will try "
-                "again.",
-                action="Reconcile",
-                category=None,
-                transport=True,
-            )
+        self.seen.update(
+            applied_role_arns=sorted(actual.role_arns or []) if actual.attached else [],
+            policy_attached=actual.attached,
+            last_error_code="",
+            last_error_message="",
+            last_error_request_id="",
+            last_error_at=None,
         )
 
-    def _with_retries(self, call: Callable[[], Any]) -> Any:
-        attempts = int(_setting("PORTAL_RECONCILE_INLINE_ATTEMPTS", 4))
-        max_wait = _setting("PORTAL_RECONCILE_INLINE_MAX_WAIT_SECONDS", 3.0)
-        for attempt in range(attempts):
-            try:
-                return call()
-            except CloudError as error:
-                if error.permanent:
-                    raise _PermanentFailure(FailureInfo.from_error(error)) from None
-                wait = backoff_seconds(attempt, retry_after_ms=error.retry_after_ms)
-                if attempt + 1 >= attempts or wait > max_wait:
-                    raise TransientCloudFailure(error) from None
-                time.sleep(wait)
-                self.lease.renew()
-        raise AssertionError("unreachable")  # pragma: no cover
+    def fail(self, info: FailureInfo) -> bool:
+        assert self.policy is not None
+        _record_failure(self.policy, info)
+        return False
 
-    def _mutate(self, client: CloudClient, recorder: _PartnerRecorder, op: _Op) -> None:
-        def attempt() -> None:
-            call = recorder.intent(op.action, op.target, op.summary)
-            try:
-                op.send(client)
-            except CloudError as error:
-                answer = op.answers.get(error.code or "") if error.permanent else None
-                recorder.finish(
-                    call,
-                    error=error,
-                    note=f"already {'done' if answer == 'done' else 'changed'}" if answer else "",
-                )
-                if answer == "done":
-                    return
-                if answer == "replan":
-                    raise _Replan() from None
-                raise
-            recorder.finish(call, request_id=client.last_request_id or "")
+    def failure_note(self, info: FailureInfo) -> str:
+        return f"failed: {info.code}"
 
-        self._with_retries(attempt)
 
-    def _verify(self, read: Callable[[], _Actual], desired: frozenset[str]) -> _Actual | None:
-        """Re-read until the cloud shows what was written, within a bounded time (RAM reads
-        may lag a write). None when it never did."""
-        deadline = time.monotonic() + _setting("PORTAL_RECONCILE_VERIFY_TIMEOUT_SECONDS", 20.0)
-        delay = _setting("PORTAL_RECONCILE_VERIFY_FIRST_DELAY_SECONDS", 0.05)
-        while True:
-            current = read()
-            if _matches(current, desired):
-                return current
-            if time.monotonic() + delay > deadline:
-                return None
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)
-            self.lease.renew()
+def _load(policy_id: Any) -> PartnerUserPolicy:
+    return PartnerUserPolicy.objects.select_related(
+        "cloud_account", "cloud_account__organisation"
+    ).get(pk=policy_id)
 
-    def _record_failure(self, policy: PartnerUserPolicy, info: FailureInfo) -> None:
-        with transaction.atomic():
-            PartnerUserPolicy.objects.filter(pk=policy.pk).update(
-                last_error_code=info.code[:128],
-                last_error_message=info.message[:2000],
-                last_error_request_id=(info.request_id or "")[:64],
-                last_error_at=timezone.now(),
-            )
-            audit_record(
-                action="partner_policy.failed",
-                organisation=policy.cloud_account.organisation,
-                target=policy,
-                metadata={
-                    "ram_user_name": policy.ram_user_name,
-                    "policy_name": policy.policy_name,
-                    "error_code": info.code,
-                    "error_message": info.message,
-                    "cloud_request_id": info.request_id,
-                },
-                outcome=AuditEvent.Outcome.FAILURE,
-            )
-        logger.warning(
-            "Partner policy %s for %s failed: %s (request id %s)",
-            policy.policy_name,
-            policy.ram_user_name,
-            info.code,
-            info.request_id,
+
+def _record_failure(policy: PartnerUserPolicy, info: FailureInfo) -> None:
+    with transaction.atomic():
+        PartnerUserPolicy.objects.filter(pk=policy.pk).update(
+            last_error_code=info.code[:128],
+            last_error_message=info.message[:2000],
+            last_error_request_id=(info.request_id or "")[:64],
+            last_error_at=timezone.now(),
         )
+        audit_record(
+            action="partner_policy.failed",
+            organisation=policy.cloud_account.organisation,
+            target=policy,
+            metadata={
+                "ram_user_name": policy.ram_user_name,
+                "policy_name": policy.policy_name,
+                "error_code": info.code,
+                "error_message": info.message,
+                "cloud_request_id": info.request_id,
+            },
+            outcome=AuditEvent.Outcome.FAILURE,
+        )
+    logger.warning(
+        "Partner policy %s for %s failed: %s (request id %s)",
+        policy.policy_name,
+        policy.ram_user_name,
+        info.code,
+        info.request_id,
+    )
 
 
 def make_partner_client(policy: PartnerUserPolicy) -> CloudClient:
@@ -578,40 +460,14 @@ def make_partner_client(policy: PartnerUserPolicy) -> CloudClient:
 def partner_user_policy_reconcile(*, policy_id: Any) -> PartnerReconcileReport:
     """Bring one RAM user's AssumeRole policy in line with the ledger. Raises
     `TransientCloudFailure` when the cloud keeps failing transiently (the lease is freed)."""
-    lease = PartnerUserPolicyLease(policy_id)
-    if not lease.claim():
-        return PartnerReconcileReport(
-            policy_id=str(policy_id), outcome=PartnerReconcileOutcome.BUSY
-        )
-    reconciler = _PartnerReconciler(policy_id, lease=lease)
-    try:
-        return reconciler.run()
-    except LeaseLost:
-        reconciler.report.outcome = PartnerReconcileOutcome.LEASE_LOST
-        return reconciler.report
-    except BaseException:
-        lease.release()
-        raise
+    reconciler = _PolicyReconciler(policy_id, lease=PartnerUserPolicyLease(policy_id))
+    reconcile_under_lease(reconciler)
+    return reconciler.report
 
 
 def partner_user_policy_record_failure(*, policy_id: Any, error: CloudError) -> None:
     """The task's retries are exhausted: show the last error on the partner's staff page."""
-    policy = PartnerUserPolicy.objects.select_related("cloud_account__organisation").get(
-        pk=policy_id
-    )
-    info = FailureInfo.from_error(error)
-    _PartnerReconciler(policy_id, lease=PartnerUserPolicyLease(policy_id))._record_failure(
-        policy,
-        FailureInfo(
-            code=info.code,
-            message=f"{info.message} (gave up after repeated retries)",
-            request_id=info.request_id,
-        ),
-    )
-    version = policy.desired_version
-    PartnerUserPolicy.objects.filter(pk=policy.pk, desired_version=version, locked_by="").update(
-        applied_version=version
-    )
-    OutboxMessage.objects.filter(kind=KIND, object_id=str(policy.pk), done_at__isnull=True).update(
-        done_at=timezone.now(), last_error=f"gave up: {info.code}"[:255]
-    )
+    policy = _load(policy_id)
+    info = FailureInfo.gave_up(error)
+    _record_failure(policy, info)
+    give_up(model=PartnerUserPolicy, pk=policy.pk, kind=KIND, info=info)

@@ -7,7 +7,9 @@ Celery's result store: the state lives in the database and the cloud.
 Retrying: only `TransientCloudFailure` (a `CloudError` with `permanent=False` that outlasted
 the service's short in-place retries) is retried, with exponential backoff and jitter, never
 sooner than the cloud's `x-acs-retry-after`, at most `RECONCILE_MAX_RETRIES` times; after the
-last one `managed_role_record_failure` fails the pending delegations visibly. Anything else
+last one the subject records the failure visibly (`managed_role_record_failure` fails the
+pending delegations, `partner_user_policy_record_failure` shows the error on the partner's
+staff page). Anything else
 (a bug, the database down) fails the task; the outbox row stays undone and the dispatcher
 publishes it again later.
 """
@@ -16,21 +18,28 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from typing import Any
 
 from celery import shared_task
 from django.conf import settings
 
+from cloud.errors import CloudError
 from delegations.lifecycle.services import delegations_expire_due
 from delegations.models import OutboxMessage
 from delegations.outbox import outbox_republish_due
-from delegations.worker.owner_role import (
-    ReconcileOutcome,
-    TransientCloudFailure,
-    managed_role_reconcile,
-    managed_role_record_failure,
+from delegations.partner.services import partner_user_policies_sync
+from delegations.worker.engine import ReconcileOutcome, Report, TransientCloudFailure
+from delegations.worker.owner_role import managed_role_reconcile, managed_role_record_failure
+from delegations.worker.partner_policy import (
+    partner_user_policy_reconcile,
+    partner_user_policy_record_failure,
 )
-from delegations.worker.partner_tasks import partner_user_policy_reconcile_with_retry
+from delegations.worker.periodic import (
+    managed_role_check_drift,
+    managed_roles_periodic_pass,
+    managed_roles_sweep_stuck,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -50,20 +59,25 @@ def retry_countdown(retries: int, *, retry_after_ms: int | None = None) -> float
     return min(countdown, MAX_RETRY_COUNTDOWN_SECONDS)
 
 
-def _reconcile_with_retry(task: Any, managed_role_id: str, *, force: bool = False) -> str:
+def _reconcile_with_retry(
+    task: Any,
+    *,
+    subject: str,
+    reconcile: Callable[[], Report],
+    record_failure: Callable[[CloudError], Any],
+) -> str:
+    """Run one reconcile; retry a `TransientCloudFailure` with backoff, and after the last retry
+    let the subject record the failure."""
     try:
-        report = managed_role_reconcile(managed_role_id=managed_role_id, force=force)
+        report = reconcile()
     except TransientCloudFailure as failure:
         if task.request.retries >= task.max_retries:
-            failed = managed_role_record_failure(
-                managed_role_id=managed_role_id, error=failure.error
-            )
+            record_failure(failure.error)
             logger.warning(
-                "Gave up on managed role %s after %s retries (%s); failed %s delegation(s).",
-                managed_role_id,
+                "Gave up on %s after %s retries (%s).",
+                subject,
                 task.request.retries,
                 failure.error.code,
-                len(failed),
             )
             return ReconcileOutcome.FAILED.value
         countdown = retry_countdown(task.request.retries, retry_after_ms=failure.retry_after_ms)
@@ -71,10 +85,32 @@ def _reconcile_with_retry(task: Any, managed_role_id: str, *, force: bool = Fals
     return report.outcome.value
 
 
+def _reconcile_role(task: Any, managed_role_id: str, *, force: bool = False) -> str:
+    return _reconcile_with_retry(
+        task,
+        subject=f"managed role {managed_role_id}",
+        reconcile=lambda: managed_role_reconcile(managed_role_id=managed_role_id, force=force),
+        record_failure=lambda error: managed_role_record_failure(
+            managed_role_id=managed_role_id, error=error
+        ),
+    )
+
+
+def _reconcile_partner_user_policy(task: Any, policy_id: str) -> str:
+    return _reconcile_with_retry(
+        task,
+        subject=f"partner policy {policy_id}",
+        reconcile=lambda: partner_user_policy_reconcile(policy_id=policy_id),
+        record_failure=lambda error: partner_user_policy_record_failure(
+            policy_id=policy_id, error=error
+        ),
+    )
+
+
 @shared_task(bind=True, name="delegations.reconcile_role", max_retries=RECONCILE_MAX_RETRIES)
 def reconcile_role(self: Any, managed_role_id: str, force: bool = False) -> str:
     """Reconcile one managed role with every delegation on it."""
-    return _reconcile_with_retry(self, managed_role_id, force=force)
+    return _reconcile_role(self, managed_role_id, force=force)
 
 
 @shared_task(bind=True, name="delegations.run_outbox_message", max_retries=RECONCILE_MAX_RETRIES)
@@ -86,9 +122,9 @@ def run_outbox_message(self: Any, message_id: int) -> str:
     if message is None or message.done_at is not None:
         return "done"
     if message.kind == OutboxMessage.Kind.RECONCILE_ROLE:
-        return _reconcile_with_retry(self, message.object_id)
+        return _reconcile_role(self, message.object_id)
     if message.kind == OutboxMessage.Kind.RECONCILE_PARTNER_USER:
-        return partner_user_policy_reconcile_with_retry(self, message.object_id)
+        return _reconcile_partner_user_policy(self, message.object_id)
     logger.error("Outbox message %s has an unknown kind %r.", message_id, message.kind)
     return "unknown_kind"
 
@@ -109,21 +145,29 @@ def expire_delegations() -> int:
 def reconcile_all_roles() -> dict[str, int]:
     """The periodic reconciler (beat): pending work gets a reconcile, settled roles a drift
     check."""
-    from delegations.worker.periodic import managed_roles_periodic_pass
-
     return managed_roles_periodic_pass(check_drift=check_role_drift.delay)
 
 
 @shared_task(name="delegations.check_role_drift")
 def check_role_drift(managed_role_id: str) -> str:
-    from delegations.worker.periodic import managed_role_check_drift
-
     return managed_role_check_drift(managed_role_id=managed_role_id).outcome
 
 
 @shared_task(name="delegations.sweep_stuck_work")
 def sweep_stuck_work() -> dict[str, int]:
     """Free leases whose holder died and re-request roles stuck mid-change (beat)."""
-    from delegations.worker.periodic import managed_roles_sweep_stuck
-
     return managed_roles_sweep_stuck()
+
+
+@shared_task(
+    bind=True, name="delegations.reconcile_partner_user_policy", max_retries=RECONCILE_MAX_RETRIES
+)
+def reconcile_partner_user_policy(self: Any, policy_id: str) -> str:
+    """Reconcile one RAM user's AssumeRole policy in a partner's account."""
+    return _reconcile_partner_user_policy(self, policy_id)
+
+
+@shared_task(name="delegations.sync_partner_user_policies")
+def sync_partner_user_policies() -> int:
+    """Ask for a reconcile of every partner RAM user whose policy should change (beat)."""
+    return partner_user_policies_sync()

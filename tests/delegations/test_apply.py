@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from audit.models import AuditEvent
 from delegations.models import CloudCall, Delegation, ManagedRole
-from delegations.worker.owner_role import ReconcileOutcome
+from delegations.worker.engine import ReconcileOutcome
 
 Status = Delegation.Status
 ECS = ("System", "AliyunECSFullAccess")

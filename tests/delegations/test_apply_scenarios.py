@@ -10,7 +10,7 @@ from cloud.errors import CloudError
 from delegations.catalog.partner_links import partner_link_create
 from delegations.lifecycle.services import delegation_approve, delegation_request, delegation_retry
 from delegations.models import CloudCall, Delegation, DriftFinding
-from delegations.worker.owner_role import ReconcileOutcome
+from delegations.worker.engine import ReconcileOutcome
 from tests.fixtures.worker import build_owner_world, random_uid
 
 Status = Delegation.Status

@@ -9,7 +9,7 @@ import pytest
 
 from cloud import policies
 from delegations.models import CloudCall, Delegation
-from delegations.worker.owner_role import ReconcileOutcome
+from delegations.worker.engine import ReconcileOutcome
 
 Status = Delegation.Status
 ECS = ("System", "AliyunECSFullAccess")

@@ -14,7 +14,7 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from delegations.models import CloudCall, Delegation
 from delegations.worker import owner_role as apply
-from delegations.worker.owner_role import ReconcileOutcome
+from delegations.worker.engine import ReconcileOutcome, lease_duration
 from delegations.worker.periodic import managed_roles_sweep_stuck
 
 Status = Delegation.Status
@@ -86,7 +86,7 @@ def _run_killed(world, monkeypatch, *, at: int, when: str) -> bool:
 
 
 def _restart(world) -> None:
-    later = timezone.now() + apply.lease_duration() + dt.timedelta(seconds=1)
+    later = timezone.now() + lease_duration() + dt.timedelta(seconds=1)
     managed_roles_sweep_stuck(now=later)
     assert world.reconcile().outcome in (
         ReconcileOutcome.CONVERGED,

@@ -11,8 +11,8 @@ from audit.models import AuditEvent
 from cloud import policies
 from delegations.models import CloudCall, OutboxMessage, PartnerUserPolicy
 from delegations.worker import partner_policy as apply
-from delegations.worker.owner_role import TransientCloudFailure
-from delegations.worker.partner_policy import PartnerReconcileOutcome, partner_user_policy_reconcile
+from delegations.worker.engine import ReconcileOutcome, TransientCloudFailure
+from delegations.worker.partner_policy import partner_user_policy_reconcile
 from tests.fixtures.partner import PartnerWorld
 
 
@@ -44,7 +44,7 @@ def test_throttling_and_server_errors_are_retried(
         {"action": "GetPolicy", "kind": "internal", "count": 1},
     )
     report = partner_user_policy_reconcile(policy_id=alice_policy.pk)
-    assert report.outcome == PartnerReconcileOutcome.CONVERGED
+    assert report.outcome == ReconcileOutcome.CONVERGED
     assert world.user_may_assume("Alice")
     attaches = [m for m in mutations(alice_policy) if m[0] == "AttachPolicyToUser"]
     assert [m[1] for m in attaches] == ["error", "ok"]
@@ -56,7 +56,7 @@ def test_an_applied_but_lost_answer_is_read_as_done(
     world = partner_world
     world.sim.set_faults({"action": "AttachPolicyToUser", "kind": "lost", "count": 1})
     report = partner_user_policy_reconcile(policy_id=alice_policy.pk)
-    assert report.outcome == PartnerReconcileOutcome.CONVERGED
+    assert report.outcome == ReconcileOutcome.CONVERGED
     attaches = [m for m in mutations(alice_policy) if m[0] == "AttachPolicyToUser"]
     assert attaches[-1] == ("AttachPolicyToUser", "ok", "already done")
     assert world.attached_to_user("Alice") >= {("Custom", "portal-assume-Alice")}
@@ -103,7 +103,7 @@ def test_a_held_lease_is_left_to_its_holder(
 def test_the_task_retries_then_shows_the_failure(
     partner_world: PartnerWorld, alice_policy: PartnerUserPolicy, settings
 ) -> None:
-    from delegations.worker.partner_tasks import reconcile_partner_user_policy
+    from delegations.worker.tasks import reconcile_partner_user_policy
 
     settings.PORTAL_RECONCILE_INLINE_ATTEMPTS = 1
     partner_world.sim.set_faults("GetPolicy:internal:1")
@@ -112,7 +112,7 @@ def test_the_task_retries_then_shows_the_failure(
     # The last retry records the error on the policy and closes its outbox rows.
     task = reconcile_partner_user_policy
     result = task.apply(args=[str(alice_policy.pk)], retries=task.max_retries)
-    assert result.result == PartnerReconcileOutcome.FAILED.value
+    assert result.result == ReconcileOutcome.FAILED.value
     alice_policy.refresh_from_db()
     assert alice_policy.last_error_code == "InternalError"
     assert "gave up after repeated retries" in alice_policy.last_error_message
@@ -221,7 +221,7 @@ def test_older_versions_are_deleted_before_the_policy_and_a_lost_answer_is_done(
     )
     world.sim.set_faults({"action": "DeletePolicyVersion", "kind": "lost", "count": 1})
     report = partner_user_policy_reconcile(policy_id=alice_policy.pk)
-    assert report.outcome == PartnerReconcileOutcome.CONVERGED
+    assert report.outcome == ReconcileOutcome.CONVERGED
     assert root.get_policy(policy_type="Custom", policy_name=alice_policy.policy_name) is None
     deletes = [m for m in mutations(alice_policy) if m[0].startswith("Delete")]
     # One DeletePolicyVersion per older version, the first sent twice (its answer was lost).

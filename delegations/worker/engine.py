@@ -1,0 +1,785 @@
+"""The reconcile engine: what the worker does the same way for every desired state it keeps.
+
+The worker keeps two kinds of desired state in line with the cloud: an owner's RAM role (trust
+policy and attached policies, `delegations.worker.owner_role`) and a partner RAM user's
+`portal-assume-<user>` policy (`delegations.worker.partner_policy`). Both are *subjects* of
+this engine, which owns the mechanism:
+
+* the lease (`Lease`): a conditional UPDATE on the subject's row (`locked_by/locked_until`),
+  renewed before every mutating call and while verifying, released only when the desired
+  version did not move during the run, so no database transaction stays open during a cloud
+  call and a change made meanwhile is never lost;
+* the recorder (`Recorder`): one `CloudCall` row and audit events per cloud request, the
+  intent of a mutating call committed (with a lease renewal) before the request is sent;
+* in-place retries of transient errors with backoff (`with_retries`), then
+  `TransientCloudFailure` for the task to retry later, never sooner than `retry_after_ms`;
+* read → plan → mutate → verify, and again when the cloud surprised us (`converge`): a
+  definite "already exists / does not exist" answer means "done" (a lost response) or "read
+  and plan again" (`Replan`); RAM reads may lag a write, so verification polls;
+* the rounds of one run (`Reconciler.run`): the outbox messages a round covered are marked
+  done with the lease release, a permanent failure is recorded by the subject.
+
+A subject says only what differs: how to read its actual state and plan the calls
+(`Subject`), what a round does with the verified state, and how a failure shows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max, Q
+from django.utils import timezone
+
+from accounts.models import Organisation
+from audit.models import AuditEvent
+from audit.services import audit_record
+from cloud.client import CloudClient
+from cloud.errors import CloudError
+from delegations.models import CloudCall, LeasedModel, OutboxMessage
+
+logger = logging.getLogger(__name__)
+
+# How a definite error answer to a mutating call is read (see `CloudOp.answer`).
+DONE = "done"  # the effect is already there: our earlier request succeeded, its answer was lost
+REPLAN = "replan"  # the cloud changed under us: read and plan again
+
+
+def setting(name: str, default: float) -> float:
+    return getattr(settings, name, default)
+
+
+def lease_duration() -> dt.timedelta:
+    """How long a claimed subject stays locked without renewal. Renewed before every mutating
+    call and while verifying, so it only has to outlast one call plus one wait."""
+    return dt.timedelta(seconds=setting("PORTAL_ROLE_LEASE_SECONDS", 120))
+
+
+# --- outcomes and errors ---------------------------------------------------------------------
+
+
+class ReconcileOutcome(StrEnum):
+    CONVERGED = "converged"  # the cloud matches the ledger; transitions are done
+    NOTHING_TO_DO = "nothing_to_do"  # no pending work on the subject
+    BUSY = "busy"  # another worker holds the lease and will pick up any change
+    FAILED = "failed"  # a permanent error, recorded for the people concerned
+    LEASE_LOST = "lease_lost"  # our lease expired and another worker took over
+
+
+@dataclass(kw_only=True)
+class Report:
+    """What one run did; each subject's report adds its own details."""
+
+    outcome: ReconcileOutcome = ReconcileOutcome.CONVERGED
+    rounds: int = 0
+    mutating_calls: int = 0
+    error_code: str = ""
+
+
+class LeaseLost(Exception):
+    """Another worker claimed the subject after our lease ran out; we must not touch it."""
+
+
+class TransientCloudFailure(Exception):
+    """A transient cloud error outlasted the retries made inside the run: retry the task
+    later, not before `retry_after_ms`."""
+
+    def __init__(self, error: CloudError) -> None:
+        self.error = error
+        self.retry_after_ms = error.retry_after_ms
+        super().__init__(str(error))
+
+
+@dataclass(frozen=True)
+class FailureInfo:
+    """What the people concerned see about a failure."""
+
+    code: str
+    message: str
+    request_id: str = ""
+
+    @classmethod
+    def from_error(cls, error: CloudError) -> FailureInfo:
+        return cls(
+            code=error.code or error.category.value,
+            message=error.message,
+            request_id=error.request_id or "",
+        )
+
+    @classmethod
+    def gave_up(cls, error: CloudError) -> FailureInfo:
+        """The task's retries are exhausted on `error`."""
+        info = cls.from_error(error)
+        return cls(
+            code=info.code,
+            message=f"{info.message} (gave up after repeated retries)",
+            request_id=info.request_id,
+        )
+
+
+class PermanentFailure(Exception):
+    """Nothing the worker can do will converge the subject: its pending work fails visibly."""
+
+    def __init__(self, info: FailureInfo) -> None:
+        self.info = info
+        super().__init__(f"{info.code}: {info.message}")
+
+
+class Replan(Exception):
+    """The cloud answered in a way that means our read is out of date: read and plan again."""
+
+
+# --- the lease -------------------------------------------------------------------------------
+
+
+class Lease:
+    """The per-subject lock, held by a random token until `locked_until`, on a row of `model`
+    (a `LeasedModel`: `locked_by`, `locked_until`, `desired_version`, `applied_version`,
+    `last_reconciled_at`)."""
+
+    model: ClassVar[type[LeasedModel]]
+
+    def __init__(self, pk: Any, *, duration: dt.timedelta | None = None) -> None:
+        self.pk = pk
+        self.token = uuid.uuid4().hex
+        self.duration = duration or lease_duration()
+
+    def __str__(self) -> str:
+        return f"{self.model.__name__} {self.pk}"
+
+    def _mine(self):
+        return self.model.objects.filter(pk=self.pk, locked_by=self.token)
+
+    def claim(self) -> bool:
+        now = timezone.now()
+        claimed = (
+            self.model.objects.filter(pk=self.pk)
+            .filter(Q(locked_until__isnull=True) | Q(locked_until__lte=now))
+            .update(locked_by=self.token, locked_until=now + self.duration)
+        )
+        return claimed == 1
+
+    def renew(self, **row_changes: Any) -> None:
+        """Extend the lease (and save `row_changes` on the subject's row in the same UPDATE)."""
+        if not self._mine().update(locked_until=timezone.now() + self.duration, **row_changes):
+            raise LeaseLost(f"Lost the lease on {self}.")
+
+    def release_if_converged(self, *, version: int, **row_changes: Any) -> bool:
+        """Release and record `version` as applied, unless the desired state moved on while
+        we worked (then keep the lease and return False: the caller runs another round).
+        One UPDATE on the row the services bump, so it cannot miss a concurrent change."""
+        released = (
+            self._mine()
+            .filter(desired_version=version)
+            .update(
+                locked_by="",
+                locked_until=None,
+                applied_version=version,
+                last_reconciled_at=timezone.now(),
+                **row_changes,
+            )
+        )
+        if released:
+            return True
+        if row_changes:
+            self._mine().update(**row_changes)
+        if not self._mine().exists():
+            raise LeaseLost(f"Lost the lease on {self}.")
+        return False
+
+    def release(self, *, applied_version: int | None = None) -> None:
+        changes: dict[str, Any] = {"locked_by": "", "locked_until": None}
+        if applied_version is not None:
+            changes["applied_version"] = applied_version
+        self._mine().update(**changes)
+
+
+def give_up(*, model: type[LeasedModel], pk: Any, kind: str, info: FailureInfo) -> None:
+    """After the task's last retry: the version the subject was at counts as handled (unless a
+    worker holds it or it moved on), and its outbox messages are done, so nothing retries it
+    on its own until someone changes it again."""
+    version = model.objects.filter(pk=pk).values_list("desired_version", flat=True).get()
+    model.objects.filter(pk=pk, desired_version=version, locked_by="").update(
+        applied_version=version
+    )
+    OutboxMessage.objects.filter(kind=kind, object_id=str(pk), done_at__isnull=True).update(
+        done_at=timezone.now(), last_error=f"gave up: {info.code}"[:255]
+    )
+
+
+# --- the outbox ------------------------------------------------------------------------------
+
+
+def outbox_watermark(*, kind: str, object_id: Any) -> int:
+    """The newest outbox message for the subject, read before its desired version: every
+    message up to it was committed with its version bump, so a round from that version
+    covers it."""
+    return (
+        OutboxMessage.objects.filter(kind=kind, object_id=str(object_id)).aggregate(top=Max("id"))[
+            "top"
+        ]
+        or 0
+    )
+
+
+def outbox_mark_done(*, kind: str, object_id: Any, watermark: int, note: str = "") -> None:
+    if watermark:
+        OutboxMessage.objects.filter(
+            kind=kind, object_id=str(object_id), id__lte=watermark, done_at__isnull=True
+        ).update(done_at=timezone.now(), last_error=note[:255])
+
+
+# --- backoff and in-place retries ------------------------------------------------------------
+
+
+def backoff_seconds(
+    attempt: int,
+    *,
+    retry_after_ms: int | None = None,
+    base: float = 0.2,
+    cap: float = 60.0,
+) -> float:
+    """Exponential backoff with full jitter in [0.5, 1.5) x base*2^attempt, capped, and never
+    shorter than the cloud's `x-acs-retry-after` (milliseconds, as the SDK reads it)."""
+    delay = min(cap, base * (2**attempt)) * (0.5 + random.random())
+    if retry_after_ms:
+        delay = max(delay, retry_after_ms / 1000.0)
+    return delay
+
+
+def with_retries(call: Callable[[], Any], *, lease: Lease) -> Any:
+    """Retry a transient error in place while the wait is short; otherwise hand it to the
+    task's retry (which releases the subject to other work meanwhile). A permanent
+    `CloudError` is raised as it is."""
+    attempts = int(setting("PORTAL_RECONCILE_INLINE_ATTEMPTS", 4))
+    max_wait = setting("PORTAL_RECONCILE_INLINE_MAX_WAIT_SECONDS", 3.0)
+    for attempt in range(attempts):
+        try:
+            return call()
+        except CloudError as error:
+            if error.permanent:
+                raise
+            wait = backoff_seconds(attempt, retry_after_ms=error.retry_after_ms)
+            if attempt + 1 >= attempts or wait > max_wait:
+                raise TransientCloudFailure(error) from None
+            logger.info("Transient %s; retrying in %.2f s", error.code or error.category, wait)
+            time.sleep(wait)
+            lease.renew()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+# --- recording cloud calls -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    value: Any = None
+    error: CloudError | None = None
+    request_id: str = ""
+
+
+def ask(client: CloudClient, call: Callable[[], Any]) -> Answer:
+    """Send one request; its answer or its error, with the request id either way."""
+    try:
+        value = call()
+    except CloudError as error:
+        return Answer(error=error, request_id=error.request_id or "")
+    return Answer(value=value, request_id=client.last_request_id or "")
+
+
+def _error_fields(error: CloudError) -> dict[str, Any]:
+    return {
+        "request_id": (error.request_id or "")[:64],
+        "http_status": error.http_status,
+        "error_code": (error.code or error.category.value)[:128],
+        "error_message": (error.message or "")[:2000],
+    }
+
+
+class Recorder:
+    """Writes one `CloudCall` row (and its audit events) per cloud request of a round.
+
+    `subject` are the `CloudCall` fields that tie a row to its subject (e.g. `managed_role`);
+    `audit_subject` names the subject in the audit events; `organisation` scopes them.
+
+    The intent of a mutating call is committed before the request (write-ahead). Answers
+    (reads, and results of mutations) are kept and written in the next transaction the round
+    makes anyway (the next intent, or the transitions at the end), each with the time it
+    arrived: a worker that dies in between leaves an intent without a result, which the next
+    run closes as "resolved by reconcile", exactly as if it had died just after the call.
+    """
+
+    def __init__(
+        self,
+        *,
+        lease: Lease,
+        organisation: Organisation,
+        subject: dict[str, Any],
+        audit_subject: dict[str, str],
+        delegation_ids: Iterable[Any] = (),
+    ) -> None:
+        self.lease = lease
+        self.organisation = organisation
+        self.subject = subject
+        self.audit_subject = audit_subject
+        self.delegation_ids = list(delegation_ids)
+        # Saved on the subject's row with the first intent's lease renewal (before any change).
+        self.row_changes: dict[str, Any] = {}
+        self.mutations_sent = 0
+        self.mutations_succeeded = 0
+        self._unwritten: list[Callable[[], None]] = []
+
+    @property
+    def has_unwritten(self) -> bool:
+        return bool(self._unwritten)
+
+    def _link(self, call: CloudCall) -> None:
+        if self.delegation_ids:
+            through = CloudCall.delegations.through
+            through.objects.bulk_create(
+                [through(cloudcall_id=call.pk, delegation_id=d) for d in self.delegation_ids]
+            )
+
+    def audit(
+        self, call: CloudCall, *, action: str, outcome: str, extra: dict[str, Any] | None = None
+    ) -> None:
+        # Scoped to the subject's organisation only: one call can serve several partners of a
+        # shared role, and its summary names every principal it changed, which no partner may
+        # see of another. Partners follow their delegation's transitions instead.
+        audit_record(
+            action=action,
+            organisation=self.organisation,
+            target=call,
+            target_label=f"{call.action} {call.target}",
+            after={
+                "outcome": call.outcome,
+                "request_id": call.request_id,
+                "error_code": call.error_code,
+            },
+            metadata={
+                "cloud_action": call.action,
+                "target": call.target,
+                "mutating": call.mutating,
+                "request": call.request_summary,
+                "http_status": call.http_status,
+                "worker": call.worker,
+                **(extra or {}),
+                **self.audit_subject,
+            },
+            outcome=outcome,
+        )
+
+    def flush(self) -> None:
+        """Write the answers kept so far; runs inside the caller's transaction."""
+        unwritten, self._unwritten = self._unwritten, []
+        with transaction.atomic():
+            for write in unwritten:
+                write()
+
+    def record_read(self, action: str, target: str, answer: Answer) -> None:
+        """A read needs no intent (it changes nothing): one row once it answered."""
+        arrived = timezone.now()
+        # "Not found" is an answer to a read, not a failure.
+        ok = answer.error is None or answer.error.is_not_found
+        fields = (
+            _error_fields(answer.error)
+            if answer.error is not None
+            else {"request_id": answer.request_id[:64]}
+        )
+
+        def write() -> None:
+            call = CloudCall.objects.create(
+                **self.subject,
+                action=action,
+                mutating=False,
+                target=target,
+                worker=self.lease.token,
+                intent_at=arrived,
+                finished_at=arrived,
+                outcome=CloudCall.Outcome.OK if ok else CloudCall.Outcome.ERROR,
+                **fields,
+            )
+            self._link(call)
+            self.audit(
+                call,
+                action="cloud.call_read",
+                outcome=AuditEvent.Outcome.SUCCESS if ok else AuditEvent.Outcome.FAILURE,
+            )
+
+        self._unwritten.append(write)
+
+    def read(self, client: CloudClient, action: str, target: str, call: Callable[[], Any]) -> Any:
+        """One recorded read: its value, or its error raised."""
+        answer = ask(client, call)
+        self.record_read(action, target, answer)
+        if answer.error is not None:
+            raise answer.error
+        return answer.value
+
+    def intent(self, action: str, target: str, summary: dict[str, Any]) -> CloudCall:
+        """Write-ahead: committed before the request is sent. Renewing the lease in the same
+        transaction fences off a worker whose lease ran out: it raises instead of calling."""
+        with transaction.atomic():
+            self.flush()
+            call = CloudCall.objects.create(
+                **self.subject,
+                action=action,
+                mutating=True,
+                target=target,
+                request_summary=summary,
+                worker=self.lease.token,
+            )
+            self._link(call)
+            self.audit(call, action="cloud.call_intent", outcome=AuditEvent.Outcome.SUCCESS)
+            # Last, so this transaction takes its locks in the lifecycle services' order (audit
+            # chain head, then the subject's row) and cannot deadlock with an approval.
+            self.lease.renew(**self.row_changes)
+        self.mutations_sent += 1
+        return call
+
+    def finish(
+        self,
+        call: CloudCall,
+        *,
+        error: CloudError | None = None,
+        request_id: str = "",
+        note: str = "",
+    ) -> None:
+        arrived = timezone.now()
+        fields: dict[str, Any] = (
+            _error_fields(error) if error is not None else {"request_id": request_id[:64]}
+        )
+        outcome = CloudCall.Outcome.OK if error is None or note else CloudCall.Outcome.ERROR
+        if outcome == CloudCall.Outcome.OK:
+            self.mutations_succeeded += 1
+
+        def write() -> None:
+            # Only a row still pending: another worker may have closed it as "unknown" after
+            # our lease ran out.
+            updated = CloudCall.objects.filter(
+                pk=call.pk, outcome=CloudCall.Outcome.PENDING
+            ).update(outcome=outcome, finished_at=arrived, note=note[:255], **fields)
+            if not updated:
+                return
+            call.refresh_from_db()
+            self.audit(
+                call,
+                action="cloud.call_result",
+                outcome=(
+                    AuditEvent.Outcome.SUCCESS
+                    if outcome == CloudCall.Outcome.OK
+                    else AuditEvent.Outcome.FAILURE
+                ),
+            )
+
+        self._unwritten.append(write)
+
+    def close_dangling_intents(self) -> int:
+        """Intents of workers that died before recording the answer. We hold the lease, so
+        nobody else can still be waiting for them; the read that follows tells what they did."""
+        dangling = list(
+            CloudCall.objects.filter(**self.subject, outcome=CloudCall.Outcome.PENDING)
+            .exclude(worker=self.lease.token)
+            .order_by("id")
+        )
+        for call in dangling:
+            with transaction.atomic():
+                if not CloudCall.objects.filter(
+                    pk=call.pk, outcome=CloudCall.Outcome.PENDING
+                ).update(
+                    outcome=CloudCall.Outcome.UNKNOWN,
+                    finished_at=timezone.now(),
+                    note="resolved by reconcile",
+                ):
+                    continue
+                call.refresh_from_db()
+                self.audit(
+                    call,
+                    action="cloud.call_result",
+                    outcome=AuditEvent.Outcome.FAILURE,
+                    extra={"note": call.note, "resolved_by": self.lease.token},
+                )
+        return len(dangling)
+
+
+# --- one mutating call -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CloudOp:
+    """One mutating call a subject's plan asks for."""
+
+    action: str
+    target: str
+    summary: dict[str, Any]
+    send: Callable[[CloudClient], Any]
+    # How to read a definite (permanent) error: DONE, REPLAN, or None (a real failure).
+    answer: Callable[[CloudError], str | None]
+
+
+def mutate(*, client: CloudClient, recorder: Recorder, op: CloudOp) -> None:
+    """Send `op` with its intent committed first, retrying transient errors in place. Raises
+    `Replan` when the answer says the read is out of date, `PermanentFailure` when the cloud
+    refused for good."""
+
+    def attempt() -> None:
+        call = recorder.intent(op.action, op.target, op.summary)
+        try:
+            op.send(client)
+        except CloudError as error:
+            answer = op.answer(error) if error.permanent else None
+            recorder.finish(
+                call,
+                error=error,
+                note=f"already {'done' if answer == DONE else 'changed'}" if answer else "",
+            )
+            if answer == DONE:
+                return
+            if answer == REPLAN:
+                raise Replan() from None
+            raise
+        recorder.finish(call, request_id=client.last_request_id or "")
+
+    try:
+        with_retries(attempt, lease=recorder.lease)
+    except CloudError as error:
+        raise PermanentFailure(FailureInfo.from_error(error)) from None
+
+
+# --- read, plan, act, verify -----------------------------------------------------------------
+
+
+class _NotReadYet:
+    def __repr__(self) -> str:
+        return "NOT_READ_YET"
+
+
+# What `Subject.read` is told before the run's first read of the subject.
+NOT_READ_YET: Any = _NotReadYet()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The calls that make the cloud match, and the state to verify afterwards (what
+    `Subject.matches` compares a read with)."""
+
+    ops: list[CloudOp]
+    expected: Any
+
+
+class Subject(ABC):
+    """One desired state the engine converges: how to read the cloud's side of it, plan the
+    calls, and compare. `lease` and `recorder` are the run's; reads go through the recorder."""
+
+    lease: Lease
+    recorder: Recorder
+
+    @abstractmethod
+    def read(self, *, expected: Any) -> Any:
+        """The actual state. `expected` is what the engine believes the cloud holds (the last
+        read, or a plan's expected state; `NOT_READ_YET` at first): a hint for how to read.
+        May raise `PermanentFailure`; a transient `CloudError` is retried in place."""
+
+    @abstractmethod
+    def plan(self, actual: Any) -> Plan:
+        """The calls from `actual` to the desired state (none: converged). Raises
+        `PermanentFailure` when the portal must not or cannot get there."""
+
+    @abstractmethod
+    def matches(self, current: Any, expected: Any) -> bool:
+        """Whether a read shows a plan's expected state."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """The subject in a sentence shown to people ("The role X", "The policy Y")."""
+
+
+def converge(subject: Subject, *, client: CloudClient) -> Any:
+    """Read, plan, act, verify; again while the cloud keeps surprising us (bounded). Returns
+    the verified state."""
+    lease, recorder = subject.lease, subject.recorder
+
+    def read(expected: Any) -> Any:
+        return with_retries(lambda: subject.read(expected=expected), lease=lease)
+
+    actual = read(NOT_READ_YET)
+    for _ in range(int(setting("PORTAL_RECONCILE_MAX_REPLANS", 4))):
+        plan = subject.plan(actual)
+        if not plan.ops:
+            return actual
+        try:
+            for op in plan.ops:
+                mutate(client=client, recorder=recorder, op=op)
+        except Replan:
+            actual = read(actual)
+            continue
+        verified = verify(subject, expected=plan.expected, read=read)
+        if verified is not None:
+            return verified
+        # Not what we wrote after waiting out any stale window (or a state the engine cannot
+        # tell from "never matched": the next plan finds nothing left to do): someone else
+        # changed the subject meanwhile. Plan again from what is there now.
+        actual = read(plan.expected)
+    raise TransientCloudFailure(
+        CloudError(
+            code="ReconcileDidNotSettle",
+            message=(
+                f"{subject.describe()} kept changing while the portal updated it; it will try "
+                "again."
+            ),
+            action="Reconcile",
+            category=None,
+            transport=True,
+        )
+    )
+
+
+def verify(subject: Subject, *, expected: Any, read: Callable[[Any], Any]) -> Any:
+    """Re-read until the cloud shows `expected`, within a bounded time (RAM reads may lag a
+    write: verification polls, it never trusts the write). Returns what was read, or None
+    when it never matched."""
+    deadline = time.monotonic() + setting("PORTAL_RECONCILE_VERIFY_TIMEOUT_SECONDS", 20.0)
+    delay = setting("PORTAL_RECONCILE_VERIFY_FIRST_DELAY_SECONDS", 0.05)
+    while True:
+        current = read(expected)
+        if subject.matches(current, expected):
+            return current
+        if time.monotonic() + delay > deadline:
+            return None
+        time.sleep(delay)
+        delay = min(delay * 2, 1.0)
+        subject.lease.renew()
+
+
+# --- one run ---------------------------------------------------------------------------------
+
+
+class Reconciler(ABC):
+    """The rounds of one run on one subject, under its lease. A round reads, converges and
+    settles; the lease is released (and the outbox messages the round covered are marked done,
+    in the same transaction) only when the desired version did not move meanwhile, otherwise
+    another round runs."""
+
+    kind: ClassVar[str]  # the subject's outbox message kind
+
+    def __init__(self, object_id: Any, *, lease: Lease, report: Report) -> None:
+        self.object_id = object_id
+        self.lease = lease
+        self.report = report
+        self.recorder: Recorder | None = None
+        # Saved on the subject's row when the lease is released (what the last round saw).
+        self.seen: dict[str, Any] = {}
+
+    @abstractmethod
+    def load(self) -> int:
+        """Load the subject for a round; returns its desired version."""
+
+    def has_work(self) -> bool:
+        """Whether a round is needed; without one the lease is simply released."""
+        return True
+
+    @abstractmethod
+    def round(self) -> None:
+        """Converge the subject once (raises `PermanentFailure` when it cannot)."""
+
+    @abstractmethod
+    def fail(self, info: FailureInfo) -> bool:
+        """Record a permanent failure visibly. Returns whether a cleanup round is needed."""
+
+    def failure_note(self, info: FailureInfo) -> str:
+        """What the outbox rows of a failed run keep as their last error."""
+        return ""
+
+    def flush_quietly(self) -> None:
+        """Write the answers of a round that ends in an error (best effort)."""
+        if self.recorder is None:
+            return
+        try:
+            self.recorder.flush()
+        except Exception:  # the error being handled matters more than these rows
+            logger.exception("Could not record the cloud answers of an interrupted round.")
+
+    def settle(self, *, version: int, watermark: int) -> bool:
+        """Mark the messages this round covered as done and release the lease, unless the
+        desired state moved on meanwhile (one transaction: outbox rows, then the subject's
+        row)."""
+        with transaction.atomic():
+            outbox_mark_done(kind=self.kind, object_id=self.object_id, watermark=watermark)
+            seen, self.seen = self.seen, {}
+            return self.lease.release_if_converged(version=version, **seen)
+
+    def run(self) -> Report:
+        max_rounds = int(setting("PORTAL_RECONCILE_MAX_ROUNDS", 20))
+        cleanup_pending = False
+        for _ in range(max_rounds):
+            # The watermark first: every message up to it was committed with its version bump
+            # before we read the version, so this round covers it.
+            watermark = outbox_watermark(kind=self.kind, object_id=self.object_id)
+            version = self.load()
+            if not cleanup_pending and not self.has_work():
+                if self.settle(version=version, watermark=watermark):
+                    if self.report.rounds == 0:
+                        self.report.outcome = ReconcileOutcome.NOTHING_TO_DO
+                    return self.report
+                continue
+            self.report.rounds += 1
+            try:
+                self.round()
+            except PermanentFailure as failure:
+                self.flush_quietly()
+                cleanup_pending = self.fail(failure.info)
+                self.report.outcome = ReconcileOutcome.FAILED
+                self.report.error_code = failure.info.code
+                if cleanup_pending:
+                    continue
+                # Nothing left to clean up: the failure is recorded; do not hammer it.
+                outbox_mark_done(
+                    kind=self.kind,
+                    object_id=self.object_id,
+                    watermark=watermark,
+                    note=self.failure_note(failure.info),
+                )
+                self.lease.release(applied_version=version)
+                return self.report
+            cleanup_pending = False
+            if self.settle(version=version, watermark=watermark):
+                return self.report
+        # The desired state kept moving for many rounds: hand over to a later run.
+        self.lease.release()
+        return self.report
+
+
+def reconcile_under_lease(reconciler: Reconciler) -> Report:
+    """Claim the subject's lease and run; a subject already held is left to its holder, which
+    picks up any change before it releases. Raises `TransientCloudFailure` when the cloud
+    keeps failing transiently: the lease is released first, so other work is not blocked."""
+    lease = reconciler.lease
+    if not lease.claim():
+        reconciler.report.outcome = ReconcileOutcome.BUSY
+        return reconciler.report
+    try:
+        return reconciler.run()
+    except LeaseLost:
+        logger.warning("Lease on %s lost mid-run; the new holder goes on.", lease)
+        reconciler.report.outcome = ReconcileOutcome.LEASE_LOST
+        return reconciler.report
+    except Exception:
+        # Transient failures, database errors, bugs: record what the cloud answered, free the
+        # subject for the retry (or the sweeper). Whoever comes next re-reads the cloud.
+        reconciler.flush_quietly()
+        lease.release()
+        raise
+    except BaseException:
+        # The process is going away (a kill, an interrupt): do as little as possible.
+        lease.release()
+        raise
