@@ -2,15 +2,15 @@
 when lost, and a broker outage never breaks the caller."""
 
 import datetime as dt
-import sys
-import types
 
 import pytest
+from celery import current_app
 from django.db import transaction
 from django.utils import timezone
 
 from delegations import outbox
 from delegations.models import ManagedRole, OutboxMessage
+from delegations.worker import tasks as worker_tasks
 from tests.delegations.factories import ManagedRoleFactory
 
 pytestmark = pytest.mark.django_db
@@ -31,9 +31,7 @@ class FakeTask:
 @pytest.fixture
 def task(monkeypatch: pytest.MonkeyPatch) -> FakeTask:
     fake = FakeTask()
-    module = types.ModuleType("delegations.worker.tasks")
-    module.run_outbox_message = fake  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "delegations.worker.tasks", module)
+    monkeypatch.setitem(current_app.tasks, outbox.RUN_OUTBOX_MESSAGE, fake)
     return fake
 
 
@@ -93,3 +91,23 @@ def test_republish_due_picks_unpublished_and_stale_rows_only(task: FakeTask) -> 
     )
     assert outbox.outbox_republish_due(now=now) == 2
     assert sorted(args[0] for args in task.sent) == sorted([never.pk, stale.pk])
+
+
+def test_a_process_without_the_worker_tasks_publishes_by_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A web process need not import the worker: the message goes to the broker by task name,
+    still failing fast when the broker is down."""
+    monkeypatch.delitem(current_app.tasks, outbox.RUN_OUTBOX_MESSAGE, raising=False)
+    sent: list[tuple[str, dict]] = []
+    monkeypatch.setattr(
+        current_app, "send_task", lambda name, **options: sent.append((name, options))
+    )
+    message = OutboxMessage.objects.create(kind="reconcile_role", object_id="1")
+    assert outbox.outbox_publish(message_id=message.pk) is True
+    assert sent == [("delegations.run_outbox_message", {"args": [message.pk], "retry": False})]
+
+
+def test_the_worker_registers_the_task_the_outbox_names() -> None:
+    assert worker_tasks.run_outbox_message.name == outbox.RUN_OUTBOX_MESSAGE
+    assert outbox.RUN_OUTBOX_MESSAGE in current_app.tasks
