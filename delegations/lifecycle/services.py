@@ -23,6 +23,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import Membership, Organisation, User
+from audit.actions import AuditAction
 from audit.models import AuditEvent
 from audit.services import audit_record
 from cloud.errors import CloudError
@@ -242,7 +243,7 @@ def _delegation_label(delegation: Delegation) -> str:
 def _audit(
     *,
     delegation: Delegation,
-    action: str,
+    action: AuditAction,
     actor: User | None,
     actor_organisation: Organisation | None,
     before: dict[str, Any] | None,
@@ -272,7 +273,7 @@ def _transition(
     delegation: Delegation,
     *,
     to: str,
-    action: str,
+    action: AuditAction,
     actor: User | None,
     actor_organisation: Organisation | None,
     changes: dict[str, Any] | None = None,
@@ -371,7 +372,7 @@ def delegation_request(
     )
     _audit(
         delegation=delegation,
-        action="delegation.requested",
+        action=AuditAction.DELEGATION_REQUESTED,
         actor=requested_by,
         actor_organisation=partner,
         before=None,
@@ -401,7 +402,7 @@ def delegation_withdraw(
     return _transition(
         locked,
         to=Status.WITHDRAWN,
-        action="delegation.withdrawn",
+        action=AuditAction.DELEGATION_WITHDRAWN,
         actor=withdrawn_by,
         actor_organisation=locked.partner,
         changes={"withdrawn_by": withdrawn_by, "ended_at": timezone.now()},
@@ -487,7 +488,7 @@ def _offer(
     )
     _audit(
         delegation=delegation,
-        action="delegation.offered",
+        action=AuditAction.DELEGATION_OFFERED,
         actor=offered_by,
         actor_organisation=owner,
         before=None,
@@ -526,7 +527,10 @@ def delegation_approve(
     denial = _segregation_problem(delegation=current, user=approved_by)
     if denial is not None:
         _audit_denied(
-            delegation=current, action="delegation.approve_denied", actor=approved_by, reason=denial
+            delegation=current,
+            action=AuditAction.DELEGATION_APPROVE_DENIED,
+            actor=approved_by,
+            reason=denial,
         )
         raise PermissionDenied(denial)
     # The high-privilege opt-in is checked again now, not only when the role was created: a
@@ -541,7 +545,7 @@ def delegation_approve(
         if problem is not None:
             _audit_denied(
                 delegation=current,
-                action="delegation.approve_denied",
+                action=AuditAction.DELEGATION_APPROVE_DENIED,
                 actor=approved_by,
                 reason=problem,
             )
@@ -574,7 +578,7 @@ def delegation_approve(
         _transition(
             locked,
             to=Status.APPROVED,
-            action="delegation.approved",
+            action=AuditAction.DELEGATION_APPROVED,
             actor=approved_by,
             actor_organisation=locked.owner,
             changes={
@@ -631,7 +635,7 @@ def delegation_reject(
     return _transition(
         locked,
         to=Status.REJECTED,
-        action="delegation.rejected",
+        action=AuditAction.DELEGATION_REJECTED,
         actor=rejected_by,
         actor_organisation=locked.owner,
         changes={
@@ -671,7 +675,7 @@ def delegation_revoke(
     _transition(
         locked,
         to=Status.REVOKING,
-        action="delegation.revoke_requested",
+        action=AuditAction.DELEGATION_REVOKE_REQUESTED,
         actor=revoked_by,
         actor_organisation=locked.owner,
         changes={
@@ -742,7 +746,7 @@ def _retry(
     _transition(
         locked,
         to=to,
-        action="delegation.retried",
+        action=AuditAction.DELEGATION_RETRIED,
         actor=retried_by,
         actor_organisation=locked.owner,
         metadata={
@@ -767,7 +771,7 @@ def delegation_mark_applying(*, delegation: Delegation) -> Delegation:
     return _transition(
         locked,
         to=Status.APPLYING,
-        action="delegation.applying",
+        action=AuditAction.DELEGATION_APPLYING,
         actor=None,
         actor_organisation=None,
     )
@@ -782,7 +786,7 @@ def delegation_mark_active(*, delegation: Delegation, request_id: str = "") -> D
     return _transition(
         locked,
         to=Status.ACTIVE,
-        action="delegation.activated",
+        action=AuditAction.DELEGATION_ACTIVATED,
         actor=None,
         actor_organisation=None,
         changes={
@@ -818,7 +822,7 @@ def delegation_mark_failed(
     return _transition(
         locked,
         to=Status.FAILED,
-        action="delegation.failed",
+        action=AuditAction.DELEGATION_FAILED,
         actor=None,
         actor_organisation=None,
         changes={
@@ -850,7 +854,7 @@ def delegation_mark_revoked(*, delegation: Delegation) -> Delegation:
     return _transition(
         locked,
         to=Status.EXPIRED if expired else Status.REVOKED,
-        action="delegation.expired" if expired else "delegation.revoked",
+        action=AuditAction.DELEGATION_EXPIRED if expired else AuditAction.DELEGATION_REVOKED,
         actor=None,
         actor_organisation=None,
         changes={
@@ -880,7 +884,7 @@ def delegation_expire(*, delegation: Delegation, now: dt.datetime | None = None)
         return _transition(
             locked,
             to=Status.EXPIRED,
-            action="delegation.expired",
+            action=AuditAction.DELEGATION_EXPIRED,
             actor=None,
             actor_organisation=None,
             changes={"end_cause": Delegation.EndCause.EXPIRED, "ended_at": now},
@@ -888,7 +892,7 @@ def delegation_expire(*, delegation: Delegation, now: dt.datetime | None = None)
     _transition(
         locked,
         to=Status.REVOKING,
-        action="delegation.expiring",
+        action=AuditAction.DELEGATION_EXPIRING,
         actor=None,
         actor_organisation=None,
         changes={"end_cause": Delegation.EndCause.EXPIRED, "revoke_requested_at": now},
