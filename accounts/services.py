@@ -29,6 +29,7 @@ from accounts.models import (
     validate_account_uid,
     validate_enterprise_alias,
 )
+from audit.actions import AuditAction
 from audit.services import audit_record
 from core import crypto
 
@@ -106,14 +107,14 @@ def organisation_register(
         user=founder, organisation=organisation, role=Membership.Role.ADMIN
     )
     audit_record(
-        action="organisation.registered",
+        action=AuditAction.ORGANISATION_REGISTERED,
         actor=founder,
         organisation=organisation,
         target=organisation,
         after={**_organisation_snapshot(organisation), "first_admin": founder.email},
     )
     audit_record(
-        action="member.added",
+        action=AuditAction.MEMBER_ADDED,
         actor=founder,
         organisation=organisation,
         target=membership,
@@ -135,7 +136,7 @@ def membership_create(
     if not created:
         raise ValidationError(f"{user.email} is already a member of {organisation.name}.")
     audit_record(
-        action="member.added",
+        action=AuditAction.MEMBER_ADDED,
         actor=added_by,
         organisation=organisation,
         target=membership,
@@ -182,7 +183,7 @@ def membership_change_role(*, membership: Membership, role: str, changed_by: Use
     membership.role = role
     membership.save(update_fields=["role"])
     audit_record(
-        action="member.role_changed",
+        action=AuditAction.MEMBER_ROLE_CHANGED,
         actor=changed_by,
         organisation=organisation,
         target=membership,
@@ -223,7 +224,7 @@ def membership_remove(*, membership: Membership, removed_by: User) -> None:
 
     staff_member_removed(membership=membership, removed_by=removed_by)
     audit_record(
-        action="member.removed",
+        action=AuditAction.MEMBER_REMOVED,
         actor=removed_by,
         organisation=organisation,
         target=membership,
@@ -298,7 +299,7 @@ def invitation_create(
         expires_at=now + INVITATION_LIFETIME,
     )
     audit_record(
-        action="invitation.sent",
+        action=AuditAction.INVITATION_SENT,
         actor=invited_by,
         organisation=organisation,
         target=invitation,
@@ -330,7 +331,7 @@ def invitation_resend(*, invitation: Invitation, resent_by: User, base_url: str)
     invitation.expires_at = now + INVITATION_LIFETIME
     invitation.save(update_fields=["token_hash", "sent_at", "expires_at"])
     audit_record(
-        action="invitation.resent",
+        action=AuditAction.INVITATION_RESENT,
         actor=resent_by,
         organisation=invitation.organisation,
         target=invitation,
@@ -351,7 +352,7 @@ def invitation_cancel(*, invitation: Invitation, cancelled_by: User) -> Invitati
     invitation.cancelled_at = timezone.now()
     invitation.save(update_fields=["cancelled_at"])
     audit_record(
-        action="invitation.cancelled",
+        action=AuditAction.INVITATION_CANCELLED,
         actor=cancelled_by,
         organisation=invitation.organisation,
         target=invitation,
@@ -389,7 +390,7 @@ def _accept(*, invitation: Invitation, user: User) -> Membership:
     invitation.accepted_by = user
     invitation.save(update_fields=["accepted_at", "accepted_by"])
     audit_record(
-        action="invitation.accepted",
+        action=AuditAction.INVITATION_ACCEPTED,
         actor=user,
         organisation=organisation,
         target=membership,
@@ -438,7 +439,7 @@ def organisation_switch(*, user: User, from_membership: Membership | None, to: M
     if to.user_id != user.pk:
         raise ValidationError("You are not a member of that organisation.")
     audit_record(
-        action="organisation.switched",
+        action=AuditAction.ORGANISATION_SWITCHED,
         actor=user,
         organisation=to.organisation,
         target=to.organisation,
@@ -459,7 +460,7 @@ def _organisations_of(user: User | None) -> list[Organisation]:
 @transaction.atomic
 def auth_sign_in_succeeded(*, user: User) -> None:
     audit_record(
-        action="auth.sign_in_succeeded",
+        action=AuditAction.AUTH_SIGN_IN_SUCCEEDED,
         actor=user,
         related_organisations=_organisations_of(user),
         target=user,
@@ -482,7 +483,7 @@ def auth_sign_in_failed(*, attempted_email: str) -> None:
     else:
         label = "(not an email address)"
     audit_record(
-        action="auth.sign_in_failed",
+        action=AuditAction.AUTH_SIGN_IN_FAILED,
         actor=None,
         actor_label=label,
         related_organisations=_organisations_of(user),
@@ -498,7 +499,9 @@ _MFA_TYPE_NAMES = {"totp": "authenticator app", "recovery_codes": "recovery code
 @transaction.atomic
 def mfa_authenticator_added(*, user: User, authenticator_type: str) -> None:
     audit_record(
-        action="mfa.enabled" if authenticator_type == "totp" else "mfa.authenticator_added",
+        action=AuditAction.MFA_ENABLED
+        if authenticator_type == "totp"
+        else AuditAction.MFA_AUTHENTICATOR_ADDED,
         actor=user,
         related_organisations=_organisations_of(user),
         target=user,
@@ -510,7 +513,9 @@ def mfa_authenticator_added(*, user: User, authenticator_type: str) -> None:
 @transaction.atomic
 def mfa_authenticator_removed(*, user: User, authenticator_type: str) -> None:
     audit_record(
-        action="mfa.disabled" if authenticator_type == "totp" else "mfa.authenticator_removed",
+        action=AuditAction.MFA_DISABLED
+        if authenticator_type == "totp"
+        else AuditAction.MFA_AUTHENTICATOR_REMOVED,
         actor=user,
         related_organisations=_organisations_of(user),
         target=user,
@@ -522,7 +527,7 @@ def mfa_authenticator_removed(*, user: User, authenticator_type: str) -> None:
 @transaction.atomic
 def mfa_recovery_codes_regenerated(*, user: User) -> None:
     audit_record(
-        action="mfa.recovery_codes_regenerated",
+        action=AuditAction.MFA_RECOVERY_CODES_REGENERATED,
         actor=user,
         related_organisations=_organisations_of(user),
         target=user,
@@ -567,7 +572,7 @@ def mfa_secrets_rotate() -> MfaRotationReport:
             authenticator.save(update_fields=["data"])
             user = authenticator.user
             audit_record(
-                action="mfa.secret_reencrypted",
+                action=AuditAction.MFA_SECRET_REENCRYPTED,
                 actor=None,
                 related_organisations=_organisations_of(user),
                 target=user,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import models, transaction
 from django.utils import timezone
 
+from audit.actions import AuditAction
 from audit.chain import HASH_VERSION, link_hash
 from audit.context import current_origin
 from audit.models import AuditChainHead, AuditEvent, AuditEventScope
@@ -41,11 +42,14 @@ class AuditValueError(AuditError, ValueError):
     pass
 
 
+class AuditUnknownActionError(AuditValueError):
+    """The action is not an `AuditAction`: every event type is named in `audit.actions`."""
+
+
 class AuditChainError(AuditError):
     pass
 
 
-ACTION_RE = re.compile(r"\A[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+\Z")
 _MAX_DEPTH = 20
 
 # Key names that say "this is a secret". Long markers match anywhere in the key once case and
@@ -196,7 +200,7 @@ def audit_chain_lock() -> None:
 
 def audit_record(
     *,
-    action: str,
+    action: AuditAction,
     actor: "User | None" = None,
     organisation: "Organisation | None" = None,
     related_organisations: Iterable["Organisation"] = (),
@@ -213,6 +217,8 @@ def audit_record(
 ) -> AuditEvent:
     """Append one event to the chain, inside the caller's transaction.
 
+    - `action`: a member of `audit.actions.AuditAction`; any other value raises
+      AuditUnknownActionError.
     - `actor`: the user who acted, or None for the system. `actor_label` overrides the copied
       "Name <email>" (e.g. the address typed into a failed sign-in).
     - `organisation`: the primary organisation; `related_organisations` may also see the event
@@ -255,7 +261,7 @@ def audit_record(
 
 def _record(
     *,
-    action: str,
+    action: object,
     actor: Any,
     organisation: Any,
     related_organisations: Iterable[Any],
@@ -270,9 +276,11 @@ def _record(
     outcome: str,
     actor_label: str | None,
 ) -> AuditEvent:
-    if not isinstance(action, str) or len(action) > 100 or not ACTION_RE.match(action):
-        raise AuditValueError(
-            f"Audit action {action!r} must be a dotted lowercase name like 'member.invited'."
+    registered = AuditAction.lookup(action)
+    if registered is None:
+        raise AuditUnknownActionError(
+            f"Audit action {action!r} is not an event type the portal writes: name it in "
+            "audit.actions.AuditAction (with its description) and pass the member."
         )
     if outcome not in AuditEvent.Outcome.values:
         raise AuditValueError(
@@ -307,7 +315,7 @@ def _record(
         sequence=head.sequence + 1,
         hash_version=HASH_VERSION,
         occurred_at=occurred_at,
-        action=action,
+        action=registered.value,
         outcome=outcome,
         actor=actor,
         actor_label=_label(

@@ -3,7 +3,11 @@ import logging
 from celery import shared_task
 
 from audit.checkpoints import checkpoint_key, checkpoint_write
-from audit.verification import audit_verification_run, audit_verification_sweep_stale
+from audit.verification import (
+    VERIFY_CHAIN_TASK,
+    audit_verification_run,
+    audit_verification_sweep_stale,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +29,7 @@ def audit_write_checkpoint() -> None:
 
 
 @shared_task(
-    name="audit.verify_chain",
+    name=VERIFY_CHAIN_TASK,
     soft_time_limit=VERIFY_SOFT_TIME_LIMIT,
     time_limit=VERIFY_TIME_LIMIT,
 )

@@ -21,11 +21,13 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from celery import current_app
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from audit.actions import AuditAction
 from audit.checkpoints import (
     Checkpoint,
     InvalidCheckpoint,
@@ -51,6 +53,9 @@ STALE_AFTER = dt.timedelta(minutes=10)
 # Claims of one run (first delivery plus redeliveries after a lost worker) before giving up,
 # so a run that kills its worker (out of memory, say) does not loop forever.
 MAX_ATTEMPTS = 3
+# The Celery task that walks the chain (`audit.tasks.audit_verify_chain`). Published by name
+# because the tasks module imports this one to run the walk.
+VERIFY_CHAIN_TASK = "audit.verify_chain"
 
 Status = AuditVerification.Status
 
@@ -81,7 +86,7 @@ def _in_flight() -> AuditVerification | None:
 def _finished_event(verification: AuditVerification) -> None:
     """The result is an audit event too, in the transaction that stores it."""
     audit_record(
-        action="audit.verification_finished",
+        action=AuditAction.AUDIT_VERIFICATION_FINISHED,
         organisation=verification.organisation,
         target=verification,
         target_label="Verification of the audit chain",
@@ -166,7 +171,7 @@ def audit_verification_start(
                 raise
             return current, False
         audit_record(
-            action="audit.verification_started",
+            action=AuditAction.AUDIT_VERIFICATION_STARTED,
             actor=user,
             organisation=organisation,
             target=verification,
@@ -180,10 +185,10 @@ def audit_verification_start(
 def verification_publish(*, verification_id: str) -> bool:
     """Hand the run to the broker. Never raises: it runs after the commit, and a run that is
     never delivered turns stale and can be started again."""
-    from audit.tasks import audit_verify_chain
-
     try:
-        audit_verify_chain.apply_async(args=[verification_id], retry=False)
+        # A signature by name resolves to the registered task when it is loaded (so eager
+        # mode and the task's options still apply) and sends by name otherwise.
+        current_app.signature(VERIFY_CHAIN_TASK, args=[verification_id]).apply_async(retry=False)
     except Exception:
         logger.warning("Audit verification %s not published to the broker.", verification_id)
         return False

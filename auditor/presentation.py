@@ -4,10 +4,10 @@
   trust-policy-ish values (whole documents, the portal's own summaries, or lists).
 - `value_changes`: a flat "field: old → new" list for any other before/after pair.
 - `cloud_request_ids`: the Alibaba Cloud request ids an event's data names.
-- `classify_access_event` / `person_of`: the shape of staff-assignment and credential-issuance
-  events (issue 6), read tolerantly so the timeline and the access report need no change
-  when those events appear.
-- `describe_event`: a one-line title, facts and diffs for the event browser and timeline.
+- `classify_access_event` / `person_of`: which events give or end a person's access (as the
+  registry in `audit.actions` marks them) and whom they are about.
+- `describe_event`: a one-line title, facts and diffs for the event browser and timeline;
+  titles and categories come from the registry, the facts worth showing from `_FACTS`.
 - `mark_invisible`: text with bidirectional and zero-width controls made visible.
 """
 
@@ -17,12 +17,14 @@ import datetime as dt
 import json
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import SafeString, mark_safe
+
+from audit.actions import Access, AuditAction, Category
 
 # --- trust policy diff -----------------------------------------------------------------------
 
@@ -244,19 +246,11 @@ def cloud_request_ids(*values: Any) -> list[str]:
     return found
 
 
-# --- staff assignments and credential issuances (issue 6) ------------------------------------
+# --- staff assignments and credential issuances ----------------------------------------------
 
-ASSIGNED = "assigned"
-UNASSIGNED = "unassigned"
-CREDENTIAL_ISSUED = "credential_issued"
-
-_ASSIGN_WORDS = frozenset({"assigned", "staff_assigned", "assignment_created", "person_assigned"})
-_UNASSIGN_WORDS = frozenset(
-    {"unassigned", "staff_unassigned", "assignment_removed", "assignment_ended", "removed_staff"}
-)
-_ASSIGNMENT_CREATE = frozenset({"created", "added", "granted", "started"})
-_ASSIGNMENT_END = frozenset({"removed", "deleted", "revoked", "ended", "cancelled"})
-_ISSUE_WORDS = frozenset({"issued", "issue", "issuance", "created", "fetched", "served"})
+ASSIGNED = Access.ASSIGNED
+UNASSIGNED = Access.UNASSIGNED
+CREDENTIAL_ISSUED = Access.CREDENTIAL_ISSUED
 
 
 class EventLike(Protocol):
@@ -283,28 +277,14 @@ def _data(event: EventLike) -> dict[str, Any]:
     return merged
 
 
-def classify_access_event(event: EventLike) -> str | None:
-    """ASSIGNED, UNASSIGNED, CREDENTIAL_ISSUED or None, from the action's words.
+def classify_access_event(event: EventLike) -> Access | None:
+    """ASSIGNED, UNASSIGNED, CREDENTIAL_ISSUED or None, as the registry marks the action.
 
-    Recognises `delegation.staff_assigned`, `assignment.created`, `staff.unassigned`,
-    `credentials.issued`, `credential.issued`, `credentials_uri.fetched` (with an
-    `expiration`) and the like. Refused attempts (outcome other than success) give access to
-    nobody, so they are None."""
+    Refused attempts (outcome other than success) give access to nobody, so they are None."""
     if event.outcome != "success":
         return None
-    action = event.action.lower()
-    words = action.split(".")
-    last = words[-1]
-    if "credential" in action and (last in _ISSUE_WORDS or last.endswith("issued")):
-        if last in {"fetched", "served"} and "expiration" not in _data(event):
-            return None
-        return CREDENTIAL_ISSUED
-    in_assignment = any("assignment" in word for word in words[:-1])
-    if last in _UNASSIGN_WORDS or (in_assignment and last in _ASSIGNMENT_END):
-        return UNASSIGNED
-    if last in _ASSIGN_WORDS or (in_assignment and last in _ASSIGNMENT_CREATE):
-        return ASSIGNED
-    return None
+    action = AuditAction.lookup(event.action)
+    return action.info.access if action is not None else None
 
 
 _PERSON_KEYS = ("person", "person_label", "staff", "staff_label", "user", "user_label")
@@ -404,101 +384,90 @@ def _facts(pairs: Iterable[tuple[str, Any, bool]]) -> tuple[Fact, ...]:
     )
 
 
-_DELEGATION_TITLES = {
-    "delegation.applying": "The worker started applying the access in the cloud",
-    "delegation.activated": "Active: the partner's principal is in the role's trust policy "
-    "(verified in the cloud)",
-    "delegation.expiring": "The end date passed: the worker removes the access",
-    "delegation.revoked": "Revoked: the partner's principal is gone from the trust policy "
-    "(verified in the cloud)",
-    "delegation.expired": "Expired: the access ended at its end date",
+def _metadata(event: EventLike) -> Mapping[str, Any]:
+    return event.metadata if isinstance(event.metadata, Mapping) else {}
+
+
+def _title_fields(event: EventLike, data: dict[str, Any]) -> dict[str, str]:
+    """A value for every name in `TITLE_FIELDS`, whichever of them the title uses."""
+    metadata = _metadata(event)
+    after = event.after if isinstance(event.after, Mapping) else {}
+    return {
+        "actor": _actor(event),
+        "target_label": event.target_label,
+        "with_mfa": " with two-factor authentication" if data.get("with_mfa") is True else "",
+        "failed_phase": f" while {data['failed_phase']}" if data.get("failed_phase") else "",
+        "error_code": str(data.get("error_code") or "cloud error"),
+        "cloud_action": str(metadata.get("cloud_action") or "a cloud API"),
+        "cloud_outcome": str(after.get("outcome") or event.outcome),
+    }
+
+
+# What each titled event shows besides its title: (label, where the value comes from, shown
+# in monospace). Values come from the event's data (metadata over after) unless a function
+# reads them from elsewhere.
+FactSource = str | Callable[[EventLike, dict[str, Any]], Any]
+
+_REASON: tuple[str, FactSource, bool] = ("Reason", "reason", False)
+_UNTIL: tuple[str, FactSource, bool] = ("Until", "ends_at", True)
+_APPROVAL_FACTS: tuple[tuple[str, FactSource, bool], ...] = (
+    ("Two-factor authentication", lambda _event, data: _yes_no(data.get("with_mfa")), False),
+    ("Note", "note", False),
+    _REASON,
+    _UNTIL,
+)
+_DRIFT_FACTS: tuple[tuple[str, FactSource, bool], ...] = (
+    ("Subject", lambda event, _data: _metadata(event).get("subject"), True),
+    ("Kind", lambda event, _data: _metadata(event).get("kind"), True),
+    ("Decided by", lambda event, _data: event.actor_label, False),
+)
+_FACTS: dict[AuditAction, tuple[tuple[str, FactSource, bool], ...]] = {
+    AuditAction.DELEGATION_REQUESTED: (_REASON, _UNTIL),
+    AuditAction.DELEGATION_APPROVED: _APPROVAL_FACTS,
+    AuditAction.DELEGATION_OFFERED: _APPROVAL_FACTS,
+    AuditAction.DELEGATION_APPROVE_DENIED: (("Why", "denied_because", False),),
+    AuditAction.DELEGATION_REJECTED: (_REASON,),
+    AuditAction.DELEGATION_REVOKE_REQUESTED: (_REASON,),
+    AuditAction.DELEGATION_RETRIED: (
+        ("Failed while", "failed_phase", False),
+        ("Previous error", "previous_error_code", True),
+    ),
+    AuditAction.DELEGATION_FAILED: (
+        ("Error", "error_code", True),
+        ("Message", "error_message", False),
+    ),
+    AuditAction.DRIFT_DETECTED: _DRIFT_FACTS,
+    AuditAction.DRIFT_CLEARED: _DRIFT_FACTS,
+    AuditAction.DRIFT_REPAIRED: _DRIFT_FACTS,
+    AuditAction.DRIFT_ACCEPTED: _DRIFT_FACTS,
 }
+# Approvals say whether the approver had just used two-factor authentication.
+_SHOWS_MFA = frozenset({AuditAction.DELEGATION_APPROVED, AuditAction.DELEGATION_OFFERED})
 
 
-def _describe_delegation(event: EventLike, data: dict[str, Any]) -> EventDescription | None:
-    action = event.action
-    actor = _actor(event)
-    if action == "delegation.requested":
-        return EventDescription(
-            title=f"{actor} requested this access",
-            category="lifecycle",
-            facts=_facts(
-                [("Reason", data.get("reason"), False), ("Until", data.get("ends_at"), True)]
-            ),
-        )
-    if action == "delegation.withdrawn":
-        return EventDescription(
-            title=f"{actor} withdrew the request before it was decided",
-            category="lifecycle",
-        )
-    if action in ("delegation.approved", "delegation.offered"):
-        mfa = data.get("with_mfa")
-        verb = "approved" if action == "delegation.approved" else "offered (and so approved)"
-        how = " with two-factor authentication" if mfa is True else ""
-        return EventDescription(
-            title=f"{actor} {verb} this access{how}",
-            category="approval",
-            facts=_facts(
-                [
-                    ("Two-factor authentication", _yes_no(mfa), False),
-                    ("Note", data.get("note"), False),
-                    ("Reason", data.get("reason"), False),
-                    ("Until", data.get("ends_at"), True),
-                ]
-            ),
-            mfa=mfa if isinstance(mfa, bool) else None,
-        )
-    if action == "delegation.approve_denied":
-        return EventDescription(
-            title=f"{actor} tried to approve and was refused",
-            category="denied",
-            facts=_facts([("Why", data.get("denied_because"), False)]),
-        )
-    if action == "delegation.rejected":
-        return EventDescription(
-            title=f"{actor} rejected the request",
-            category="lifecycle",
-            facts=_facts([("Reason", data.get("reason"), False)]),
-        )
-    if action == "delegation.revoke_requested":
-        return EventDescription(
-            title=f"{actor} revoked this access",
-            category="lifecycle",
-            facts=_facts([("Reason", data.get("reason"), False)]),
-        )
-    if action == "delegation.retried":
-        return EventDescription(
-            title=f"{actor} asked the worker to try again",
-            category="lifecycle",
-            facts=_facts(
-                [
-                    ("Failed while", data.get("failed_phase"), False),
-                    ("Previous error", data.get("previous_error_code"), True),
-                ]
-            ),
-        )
-    if action == "delegation.failed":
-        phase = f" while {data['failed_phase']}" if data.get("failed_phase") else ""
-        return EventDescription(
-            title=f"Failed{phase}: {data.get('error_code') or 'cloud error'}",
-            category="denied",
-            facts=_facts(
-                [
-                    ("Error", data.get("error_code"), True),
-                    ("Message", data.get("error_message"), False),
-                ]
-            ),
-        )
-    if action in _DELEGATION_TITLES:
-        return EventDescription(title=_DELEGATION_TITLES[action], category="lifecycle")
-    return None
+def _facts_of(action: AuditAction, event: EventLike, data: dict[str, Any]) -> tuple[Fact, ...]:
+    return _facts(
+        (label, data.get(source) if isinstance(source, str) else source(event, data), mono)
+        for label, source, mono in _FACTS.get(action, ())
+    )
 
 
-def _describe_cloud(event: EventLike, data: dict[str, Any]) -> EventDescription:
-    metadata = event.metadata if isinstance(event.metadata, Mapping) else {}
+def _describe_titled(
+    action: AuditAction, title: str, event: EventLike, data: dict[str, Any]
+) -> EventDescription:
+    mfa = data.get("with_mfa") if action in _SHOWS_MFA else None
+    return EventDescription(
+        title=title.format_map(_title_fields(event, data)),
+        category=action.info.category.value,
+        facts=_facts_of(action, event, data),
+        mfa=mfa if isinstance(mfa, bool) else None,
+    )
+
+
+def _describe_cloud(action: AuditAction, title: str, event: EventLike) -> EventDescription:
+    metadata = _metadata(event)
     after = event.after if isinstance(event.after, Mapping) else {}
     cloud_action = str(metadata.get("cloud_action") or "a cloud API")
-    target = str(metadata.get("target") or "")
     request = metadata.get("request") if isinstance(metadata.get("request"), Mapping) else {}
     diff = trust_policy_diff(None, request) if request else None
     if request and request.get("policy_name"):
@@ -509,18 +478,12 @@ def _describe_cloud(event: EventLike, data: dict[str, Any]) -> EventDescription:
             diff = PolicyDiff(policies_added=(label,), recognised=True)  # type: ignore[arg-type]
         elif cloud_action.startswith("Detach"):
             diff = PolicyDiff(policies_removed=(label,), recognised=True)  # type: ignore[arg-type]
-    if event.action == "cloud.call_intent":
-        title = f"About to call {cloud_action}"
-    elif event.action == "cloud.call_read":
-        title = f"Read {cloud_action}: {after.get('outcome') or event.outcome}"
-    else:
-        title = f"{cloud_action}: {after.get('outcome') or event.outcome}"
     return EventDescription(
-        title=title,
-        category="cloud",
+        title=title.format_map(_title_fields(event, _data(event))),
+        category=action.info.category.value,
         facts=_facts(
             [
-                ("Target", target, True),
+                ("Target", str(metadata.get("target") or ""), True),
                 ("Error", after.get("error_code"), True),
                 ("HTTP status", metadata.get("http_status"), True),
                 ("Note", metadata.get("note"), False),
@@ -529,14 +492,6 @@ def _describe_cloud(event: EventLike, data: dict[str, Any]) -> EventDescription:
         policy_diff=diff if diff is not None and diff.recognised else None,
         cloud_request_ids=tuple(cloud_request_ids(event.after, event.metadata)),
     )
-
-
-_DRIFT_TITLES = {
-    "drift.detected": "Drift found",
-    "drift.cleared": "Drift no longer seen in the cloud",
-    "drift.repaired": "Drift repaired: the portal's state is put back",
-    "drift.accepted": "Drift accepted: the portal adopts the cloud's state",
-}
 
 
 def _describe_access(event: EventLike, kind: str, data: dict[str, Any]) -> EventDescription:
@@ -569,29 +524,20 @@ def _describe_access(event: EventLike, kind: str, data: dict[str, Any]) -> Event
 
 
 def describe_event(event: EventLike) -> EventDescription:
-    """A readable title, the facts worth showing, and before → after for one event."""
+    """A readable title, the facts worth showing, and before → after for one event.
+
+    The registry (`audit.actions`) gives the title and category; an action it does not know
+    reads as its name and target."""
     data = _data(event)
-    request_ids = tuple(cloud_request_ids(event.after, event.metadata))
-    if event.action.startswith("cloud."):
-        return _describe_cloud(event, data)
+    action = AuditAction.lookup(event.action)
+    title = action.info.title if action is not None else None
+    if action is not None and title is not None and action.info.category == Category.CLOUD:
+        return _describe_cloud(action, title, event)
     access_kind = classify_access_event(event)
     if access_kind is not None:
         described = _describe_access(event, access_kind, data)
-    elif event.action.startswith("delegation."):
-        described = _describe_delegation(event, data) or _generic(event)
-    elif event.action in _DRIFT_TITLES:
-        metadata = event.metadata if isinstance(event.metadata, Mapping) else {}
-        described = EventDescription(
-            title=f"{_DRIFT_TITLES[event.action]}: {event.target_label}",
-            category="drift",
-            facts=_facts(
-                [
-                    ("Subject", metadata.get("subject"), True),
-                    ("Kind", metadata.get("kind"), True),
-                    ("Decided by", event.actor_label, False),
-                ]
-            ),
-        )
+    elif action is not None and title is not None:
+        described = _describe_titled(action, title, event, data)
     else:
         described = _generic(event)
     diff = trust_policy_diff(event.before, event.after)
@@ -603,7 +549,7 @@ def describe_event(event: EventLike) -> EventDescription:
         changes=tuple(value_changes(event.before, event.after))
         if not (diff.recognised and diff.changed)
         else (),
-        cloud_request_ids=request_ids,
+        cloud_request_ids=tuple(cloud_request_ids(event.after, event.metadata)),
         mfa=described.mfa,
     )
 

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Membership, Organisation, User, hash_token
+from audit.actions import AuditAction
 from audit.services import audit_record
 from delegations.models import PartnerLink
 
@@ -65,7 +66,7 @@ def partner_link_create(
         expires_at=expires_at,
     )
     audit_record(
-        action="partner_link.created",
+        action=AuditAction.PARTNER_LINK_CREATED,
         actor=created_by,
         organisation=owner,
         target=link,
@@ -88,7 +89,7 @@ def partner_link_revoke(*, link: PartnerLink, revoked_by: User) -> PartnerLink:
     locked.revoked_by = revoked_by
     locked.save(update_fields=["revoked_at", "revoked_by"])
     audit_record(
-        action="partner_link.revoked",
+        action=AuditAction.PARTNER_LINK_REVOKED,
         actor=revoked_by,
         organisation=locked.organisation,
         target=locked,

@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
 
 from accounts.models import Organisation, User
+from audit.actions import AuditAction
 from audit.services import audit_record
 from cloud import policies
 from cloud.errors import CloudError
@@ -399,7 +400,7 @@ def catalog_role_create(
                 created_by=created_by,
             )
             audit_record(
-                action="catalog_role.created",
+                action=AuditAction.CATALOG_ROLE_CREATED,
                 actor=created_by,
                 organisation=owner,
                 target=role,
@@ -505,7 +506,7 @@ def catalog_role_update(
         )
         reconciling = _reconcile_after_edit(role, removed=old_keys - set(keys))
         audit_record(
-            action="catalog_role.updated",
+            action=AuditAction.CATALOG_ROLE_UPDATED,
             actor=updated_by,
             organisation=role.organisation,
             target=role,
@@ -560,7 +561,9 @@ def _catalog_role_set_active(
         role.is_active = active
         role.save(update_fields=["is_active", "updated_at"])
         audit_record(
-            action="catalog_role.reactivated" if active else "catalog_role.deactivated",
+            action=AuditAction.CATALOG_ROLE_REACTIVATED
+            if active
+            else AuditAction.CATALOG_ROLE_DEACTIVATED,
             actor=actor,
             organisation=role.organisation,
             target=role,
@@ -624,7 +627,7 @@ def partner_allowance_add(
                 created_by=added_by,
             )
             audit_record(
-                action="partner_allowance.added",
+                action=AuditAction.PARTNER_ALLOWANCE_ADDED,
                 actor=added_by,
                 organisation=owner,
                 target=allowance,
@@ -645,7 +648,7 @@ def partner_allowance_remove(*, allowance: PartnerAllowance, removed_by: User | 
         if locked is None:
             return
         audit_record(
-            action="partner_allowance.removed",
+            action=AuditAction.PARTNER_ALLOWANCE_REMOVED,
             actor=removed_by,
             organisation=locked.organisation,
             target=locked,

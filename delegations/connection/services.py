@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import Organisation, User, validate_enterprise_alias
+from audit.actions import AuditAction
 from audit.services import audit_record
 from cloud import policies
 from cloud.client import CloudClient, CloudCredentials, RamUser
@@ -225,7 +226,7 @@ def _audit_check_failed(
     # Neither the key id nor the secret: a failed form may have had them swapped.
     with transaction.atomic():
         audit_record(
-            action="cloud_account.check_failed",
+            action=AuditAction.CLOUD_ACCOUNT_CHECK_FAILED,
             actor=actor,
             organisation=organisation,
             target_type="delegations.cloudaccount",
@@ -339,7 +340,7 @@ def cloud_account_connect(
                 account.created_by = connected_by
             account.save()
             audit_record(
-                action="cloud_account.connected",
+                action=AuditAction.CLOUD_ACCOUNT_CONNECTED,
                 actor=connected_by,
                 organisation=organisation,
                 target=account,
@@ -410,7 +411,7 @@ def cloud_account_replace_key(
         account.verified_at = timezone.now()
         account.save()
         audit_record(
-            action="cloud_account.replaced",
+            action=AuditAction.CLOUD_ACCOUNT_REPLACED,
             actor=replaced_by,
             organisation=organisation,
             target=account,
@@ -454,7 +455,7 @@ def cloud_account_verify(*, cloud_account: CloudAccount, checked_by: User | None
         account.verified_at = timezone.now()
         account.save(update_fields=["caller_arn", "verified_at", "updated_at"])
         audit_record(
-            action="cloud_account.verified",
+            action=AuditAction.CLOUD_ACCOUNT_VERIFIED,
             actor=checked_by,
             organisation=account.organisation,
             target=account,
@@ -495,7 +496,7 @@ def cloud_account_disconnect(
         account.secret_ciphertext = ""
         account.save(update_fields=["is_active", "secret_ciphertext", "updated_at"])
         audit_record(
-            action="cloud_account.disconnected",
+            action=AuditAction.CLOUD_ACCOUNT_DISCONNECTED,
             actor=disconnected_by,
             organisation=account.organisation,
             target=account,
@@ -534,7 +535,7 @@ def cloud_account_secrets_rotate() -> RotationReport:
                 continue
             account.save(update_fields=["secret_ciphertext", "updated_at"])
             audit_record(
-                action="cloud_account.secret_reencrypted",
+                action=AuditAction.CLOUD_ACCOUNT_SECRET_REENCRYPTED,
                 organisation=account.organisation,
                 target=account,
                 metadata={

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from accounts.models import Membership, Organisation, User
 from accounts.permissions import require_mfa
+from audit.actions import AuditAction
 from audit.models import AuditEvent
 from audit.services import audit_record
 from cloud.errors import CloudError
@@ -243,7 +244,7 @@ def _delegation_label(delegation: Delegation) -> str:
 def _audit(
     *,
     delegation: Delegation,
-    action: str,
+    action: AuditAction,
     actor: User | None,
     actor_organisation: Organisation | None,
     before: dict[str, Any] | None,
@@ -273,7 +274,7 @@ def _transition(
     delegation: Delegation,
     *,
     to: str,
-    action: str,
+    action: AuditAction,
     actor: User | None,
     actor_organisation: Organisation | None,
     changes: dict[str, Any] | None = None,
@@ -370,7 +371,7 @@ def delegation_request(
     )
     _audit(
         delegation=delegation,
-        action="delegation.requested",
+        action=AuditAction.DELEGATION_REQUESTED,
         actor=requested_by,
         actor_organisation=partner,
         before=None,
@@ -400,7 +401,7 @@ def delegation_withdraw(
     return _transition(
         locked,
         to=Status.WITHDRAWN,
-        action="delegation.withdrawn",
+        action=AuditAction.DELEGATION_WITHDRAWN,
         actor=withdrawn_by,
         actor_organisation=locked.partner,
         changes={"withdrawn_by": withdrawn_by, "ended_at": timezone.now()},
@@ -486,7 +487,7 @@ def _offer(
     )
     _audit(
         delegation=delegation,
-        action="delegation.offered",
+        action=AuditAction.DELEGATION_OFFERED,
         actor=offered_by,
         actor_organisation=owner,
         before=None,
@@ -518,7 +519,10 @@ def delegation_approve(
     denial = _segregation_problem(delegation=current, user=approved_by)
     if denial is not None:
         _audit_denied(
-            delegation=current, action="delegation.approve_denied", actor=approved_by, reason=denial
+            delegation=current,
+            action=AuditAction.DELEGATION_APPROVE_DENIED,
+            actor=approved_by,
+            reason=denial,
         )
         raise PermissionDenied(denial)
     # The high-privilege opt-in is checked again now, not only when the role was created: a
@@ -533,7 +537,7 @@ def delegation_approve(
         if problem is not None:
             _audit_denied(
                 delegation=current,
-                action="delegation.approve_denied",
+                action=AuditAction.DELEGATION_APPROVE_DENIED,
                 actor=approved_by,
                 reason=problem,
             )
@@ -566,7 +570,7 @@ def delegation_approve(
         _transition(
             locked,
             to=Status.APPROVED,
-            action="delegation.approved",
+            action=AuditAction.DELEGATION_APPROVED,
             actor=approved_by,
             actor_organisation=locked.owner,
             changes={
@@ -623,7 +627,7 @@ def delegation_reject(
     return _transition(
         locked,
         to=Status.REJECTED,
-        action="delegation.rejected",
+        action=AuditAction.DELEGATION_REJECTED,
         actor=rejected_by,
         actor_organisation=locked.owner,
         changes={
@@ -663,7 +667,7 @@ def delegation_revoke(
     _transition(
         locked,
         to=Status.REVOKING,
-        action="delegation.revoke_requested",
+        action=AuditAction.DELEGATION_REVOKE_REQUESTED,
         actor=revoked_by,
         actor_organisation=locked.owner,
         changes={
@@ -734,7 +738,7 @@ def _retry(
     _transition(
         locked,
         to=to,
-        action="delegation.retried",
+        action=AuditAction.DELEGATION_RETRIED,
         actor=retried_by,
         actor_organisation=locked.owner,
         metadata={
@@ -759,7 +763,7 @@ def delegation_mark_applying(*, delegation: Delegation) -> Delegation:
     return _transition(
         locked,
         to=Status.APPLYING,
-        action="delegation.applying",
+        action=AuditAction.DELEGATION_APPLYING,
         actor=None,
         actor_organisation=None,
     )
@@ -774,7 +778,7 @@ def delegation_mark_active(*, delegation: Delegation, request_id: str = "") -> D
     return _transition(
         locked,
         to=Status.ACTIVE,
-        action="delegation.activated",
+        action=AuditAction.DELEGATION_ACTIVATED,
         actor=None,
         actor_organisation=None,
         changes={
@@ -810,7 +814,7 @@ def delegation_mark_failed(
     return _transition(
         locked,
         to=Status.FAILED,
-        action="delegation.failed",
+        action=AuditAction.DELEGATION_FAILED,
         actor=None,
         actor_organisation=None,
         changes={
@@ -842,7 +846,7 @@ def delegation_mark_revoked(*, delegation: Delegation) -> Delegation:
     return _transition(
         locked,
         to=Status.EXPIRED if expired else Status.REVOKED,
-        action="delegation.expired" if expired else "delegation.revoked",
+        action=AuditAction.DELEGATION_EXPIRED if expired else AuditAction.DELEGATION_REVOKED,
         actor=None,
         actor_organisation=None,
         changes={
@@ -872,7 +876,7 @@ def delegation_expire(*, delegation: Delegation, now: dt.datetime | None = None)
         return _transition(
             locked,
             to=Status.EXPIRED,
-            action="delegation.expired",
+            action=AuditAction.DELEGATION_EXPIRED,
             actor=None,
             actor_organisation=None,
             changes={"end_cause": Delegation.EndCause.EXPIRED, "ended_at": now},
@@ -880,7 +884,7 @@ def delegation_expire(*, delegation: Delegation, now: dt.datetime | None = None)
     _transition(
         locked,
         to=Status.REVOKING,
-        action="delegation.expiring",
+        action=AuditAction.DELEGATION_EXPIRING,
         actor=None,
         actor_organisation=None,
         changes={"end_cause": Delegation.EndCause.EXPIRED, "revoke_requested_at": now},

@@ -35,6 +35,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Membership, Organisation, User
+from audit.actions import AuditAction
 from audit.models import AuditEvent
 from audit.services import audit_record
 from cloud import policies
@@ -182,7 +183,7 @@ class IssuedForPerson:
 
 def _audit_credentials(
     *,
-    action: str,
+    action: AuditAction,
     delegation: Delegation,
     user: User,
     metadata: dict[str, Any],
@@ -213,7 +214,7 @@ def _refuse(
     if own_transaction:
         with transaction.atomic():
             _audit_credentials(
-                action="credentials.refused",
+                action=AuditAction.CREDENTIALS_REFUSED,
                 delegation=delegation,
                 user=user,
                 metadata=metadata,
@@ -221,7 +222,7 @@ def _refuse(
             )
     else:
         _audit_credentials(
-            action="credentials.refused",
+            action=AuditAction.CREDENTIALS_REFUSED,
             delegation=delegation,
             user=user,
             metadata=metadata,
@@ -372,7 +373,10 @@ def credentials_issue(
     # The intent, committed before the cloud call: a failing audit log stops everything here.
     with transaction.atomic():
         _audit_credentials(
-            action="credentials.issue_started", delegation=delegation, user=user, metadata=base
+            action=AuditAction.CREDENTIALS_ISSUE_STARTED,
+            delegation=delegation,
+            user=user,
+            metadata=base,
         )
 
     outcome: IssuedForPerson | CredentialRefused
@@ -474,7 +478,7 @@ def _assume_and_record(
     except CloudError as error:
         refusal = _cloud_refusal(error)
         _audit_credentials(
-            action="credentials.issue_failed",
+            action=AuditAction.CREDENTIALS_ISSUE_FAILED,
             delegation=delegation,
             user=user,
             metadata={
@@ -505,7 +509,7 @@ def _assume_and_record(
             last_used_at=issuance.issued_at, use_count=uri_key.use_count + 1
         )
     _audit_credentials(
-        action="credentials.issued",
+        action=AuditAction.CREDENTIALS_ISSUED,
         delegation=delegation,
         user=user,
         metadata={

@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from accounts.models import Membership, Organisation, User, hash_token
 from accounts.permissions import require_mfa
+from audit.actions import AuditAction
 from audit.models import AuditEvent
 from audit.services import audit_record
 from cloud import policies
@@ -146,7 +147,7 @@ def partner_user_policies_sync(*, now: dt.datetime | None = None) -> int:
 
 def _audit_partner(
     *,
-    action: str,
+    action: AuditAction,
     actor: User | None,
     organisation: Organisation,
     target: Any,
@@ -230,7 +231,7 @@ def staff_link_ram_user(
         link.linked_at = timezone.now()
         link.save()
         _audit_partner(
-            action="staff.ram_user_linked",
+            action=AuditAction.STAFF_RAM_USER_LINKED,
             actor=linked_by,
             organisation=organisation,
             target=link,
@@ -256,7 +257,7 @@ def staff_unlink_ram_user(*, link: StaffRamUserLink, unlinked_by: User) -> None:
         if locked is None:
             return
         _audit_partner(
-            action="staff.ram_user_unlinked",
+            action=AuditAction.STAFF_RAM_USER_UNLINKED,
             actor=unlinked_by,
             organisation=organisation,
             target=locked,
@@ -394,7 +395,7 @@ def staff_assign(
             assigned_by=assigned_by,
         )
         _audit_partner(
-            action="staff.assigned",
+            action=AuditAction.STAFF_ASSIGNED,
             actor=assigned_by,
             organisation=partner,
             related=[locked.owner],
@@ -457,7 +458,7 @@ def staff_assignment_change_policy(
             ]
         )
         _audit_partner(
-            action="staff.session_policy_changed",
+            action=AuditAction.STAFF_SESSION_POLICY_CHANGED,
             actor=changed_by,
             organisation=partner,
             related=[locked.delegation.owner],
@@ -482,7 +483,7 @@ def _end_assignment(
         revoked_at=now, revoked_by=ended_by
     )
     _audit_partner(
-        action="staff.unassigned",
+        action=AuditAction.STAFF_UNASSIGNED,
         actor=ended_by,
         organisation=locked.partner,
         related=[locked.delegation.owner],
@@ -556,7 +557,7 @@ def staff_member_removed(*, membership: Membership, removed_by: User | None) -> 
     link = StaffRamUserLink.objects.filter(organisation=organisation, user=membership.user).first()
     if link is not None:
         _audit_partner(
-            action="staff.ram_user_unlinked",
+            action=AuditAction.STAFF_RAM_USER_UNLINKED,
             actor=removed_by,
             organisation=organisation,
             target=link,
@@ -624,7 +625,7 @@ def credentials_uri_create(
             expires_at=expires_at,
         )
         _audit_partner(
-            action="credentials.uri_created",
+            action=AuditAction.CREDENTIALS_URI_CREATED,
             actor=user,
             organisation=delegation.partner,
             related=[delegation.owner],
@@ -652,7 +653,7 @@ def credentials_uri_revoke(
         locked.revoked_by = revoked_by
         locked.save(update_fields=["revoked_at", "revoked_by"])
         _audit_partner(
-            action="credentials.uri_revoked",
+            action=AuditAction.CREDENTIALS_URI_REVOKED,
             actor=revoked_by,
             organisation=locked.partner,
             related=[locked.delegation.owner],
@@ -705,7 +706,7 @@ def role_cut_off(
             .count()
         )
         audit_record(
-            action="delegation.cut_off",
+            action=AuditAction.DELEGATION_CUT_OFF,
             actor=cut_off_by,
             organisation=locked.owner,
             related_organisations=[locked.partner],
@@ -753,7 +754,7 @@ def role_cut_off_lift(*, cut_off: RoleCutOff, lifted_by: User, with_mfa: bool) -
         locked.lifted_by = lifted_by
         locked.save(update_fields=["lifted_at", "lifted_by"])
         audit_record(
-            action="delegation.cut_off_lifted",
+            action=AuditAction.DELEGATION_CUT_OFF_LIFTED,
             actor=lifted_by,
             organisation=owner,
             related_organisations=[locked.delegation.partner],

@@ -38,6 +38,7 @@ from accounts.permissions import (
     organisation_member_required,
     recent_authentications,
 )
+from audit.actions import AuditAction
 from audit.models import AuditEvent
 from audit.services import audit_record
 from cloud.errors import CloudError
@@ -548,7 +549,7 @@ def credentials_uri(request: HttpRequest, key: str) -> HttpResponse:
     if uri_key is None:
         with transaction.atomic():
             audit_record(
-                action="credentials.uri_unknown",
+                action=AuditAction.CREDENTIALS_URI_UNKNOWN,
                 metadata={"path_length": len(key)},
                 outcome=AuditEvent.Outcome.DENIED,
             )

@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import Membership, User
+from audit.actions import AuditAction
 from audit.services import audit_chain_lock, audit_record
 from cloud import policies
 from delegations import role_plan as planner
@@ -32,7 +33,7 @@ Resolution = DriftFinding.Resolution
 
 
 def _audit_finding(
-    *, finding: DriftFinding, action: str, actor: User | None, metadata: dict[str, Any]
+    *, finding: DriftFinding, action: AuditAction, actor: User | None, metadata: dict[str, Any]
 ) -> None:
     role = finding.managed_role
     audit_record(
@@ -81,7 +82,9 @@ def drift_record(
     finding = DriftFinding.objects.select_related("managed_role__cloud_account__organisation").get(
         pk=finding.pk
     )
-    _audit_finding(finding=finding, action="drift.detected", actor=None, metadata=details or {})
+    _audit_finding(
+        finding=finding, action=AuditAction.DRIFT_DETECTED, actor=None, metadata=details or {}
+    )
     return finding
 
 
@@ -98,7 +101,7 @@ def drift_clear(*, finding: DriftFinding) -> DriftFinding:
     locked.resolved_at = timezone.now()
     locked.resolution = Resolution.GONE
     locked.save(update_fields=["resolved_at", "resolution"])
-    _audit_finding(finding=locked, action="drift.cleared", actor=None, metadata={})
+    _audit_finding(finding=locked, action=AuditAction.DRIFT_CLEARED, actor=None, metadata={})
     return locked
 
 
@@ -154,7 +157,9 @@ def drift_resolve(*, finding: DriftFinding, resolved_by: User, resolution: str) 
     locked.save(update_fields=["resolution", "resolved_at", "resolved_by"])
     _audit_finding(
         finding=locked,
-        action="drift.repaired" if resolution == Resolution.REPAIR else "drift.accepted",
+        action=AuditAction.DRIFT_REPAIRED
+        if resolution == Resolution.REPAIR
+        else AuditAction.DRIFT_ACCEPTED,
         actor=resolved_by,
         metadata=effects,
     )

@@ -42,6 +42,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from accounts.models import Organisation
+from audit.actions import AuditAction
 from audit.models import AuditEvent
 from audit.services import audit_record
 from cloud.client import CloudClient
@@ -351,7 +352,12 @@ class Recorder:
             )
 
     def audit(
-        self, call: CloudCall, *, action: str, outcome: str, extra: dict[str, Any] | None = None
+        self,
+        call: CloudCall,
+        *,
+        action: AuditAction,
+        outcome: str,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         # Scoped to the subject's organisation only: one call can serve several partners of a
         # shared role, and its summary names every principal it changed, which no partner may
@@ -412,7 +418,7 @@ class Recorder:
             self._link(call)
             self.audit(
                 call,
-                action="cloud.call_read",
+                action=AuditAction.CLOUD_CALL_READ,
                 outcome=AuditEvent.Outcome.SUCCESS if ok else AuditEvent.Outcome.FAILURE,
             )
 
@@ -440,7 +446,9 @@ class Recorder:
                 worker=self.lease.token,
             )
             self._link(call)
-            self.audit(call, action="cloud.call_intent", outcome=AuditEvent.Outcome.SUCCESS)
+            self.audit(
+                call, action=AuditAction.CLOUD_CALL_INTENT, outcome=AuditEvent.Outcome.SUCCESS
+            )
             # Last, so this transaction takes its locks in the lifecycle services' order (audit
             # chain head, then the subject's row) and cannot deadlock with an approval.
             self.lease.renew(**self.row_changes)
@@ -474,7 +482,7 @@ class Recorder:
             call.refresh_from_db()
             self.audit(
                 call,
-                action="cloud.call_result",
+                action=AuditAction.CLOUD_CALL_RESULT,
                 outcome=(
                     AuditEvent.Outcome.SUCCESS
                     if outcome == CloudCall.Outcome.OK
@@ -505,7 +513,7 @@ class Recorder:
                 call.refresh_from_db()
                 self.audit(
                     call,
-                    action="cloud.call_result",
+                    action=AuditAction.CLOUD_CALL_RESULT,
                     outcome=AuditEvent.Outcome.FAILURE,
                     extra={"note": call.note, "resolved_by": self.lease.token},
                 )

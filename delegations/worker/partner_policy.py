@@ -27,6 +27,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from audit.actions import AuditAction
 from audit.models import AuditEvent
 from audit.services import audit_record
 from cloud import policies
@@ -430,7 +431,7 @@ def _record_failure(policy: PartnerUserPolicy, info: FailureInfo) -> None:
             last_error_at=timezone.now(),
         )
         audit_record(
-            action="partner_policy.failed",
+            action=AuditAction.PARTNER_POLICY_FAILED,
             organisation=policy.cloud_account.organisation,
             target=policy,
             metadata={

@@ -4,10 +4,14 @@ import pytest
 from django.db import connection, transaction
 
 from accounts.models import Organisation, User
+from audit.actions import AuditAction
 from audit.models import AuditEvent
 from audit.services import audit_record
 
 _numbers = itertools.count(1)
+
+# The event the ledger tests write when which one does not matter.
+ANY_ACTION = AuditAction.ORGANISATION_SWITCHED
 
 
 def make_organisation(kind: str = Organisation.Kind.OWNER, name: str | None = None) -> Organisation:
@@ -33,7 +37,7 @@ def record(**kwargs: object) -> AuditEvent:
 def write_events(count: int, *, organisation: Organisation | None = None, **kwargs: object):
     return [
         record(
-            action="test.happened",
+            action=ANY_ACTION,
             organisation=organisation,
             target_type="test.thing",
             target_id=str(number),

@@ -7,8 +7,8 @@ applied by the real worker (its cloud calls recorded with their request ids) →
 revoked by the owner → removed by the worker. A foreign owner with its own delegation gives
 another tenant's events. `active_history` stops while the delegation is active.
 
-`record_staff_events` adds the events issue 6 will write (assignment, credential issuance),
-in the shape the timeline and access report read, through `audit_record` itself.
+`record_staff_events` adds a staff assignment and a credential issuance, in the shape the
+timeline and access report read, through `audit_record` itself.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import Membership, Organisation, User
+from audit.actions import AuditAction
 from audit.models import AuditEvent
 from audit.services import audit_record
 from delegations.models import Delegation
@@ -146,8 +147,8 @@ def record_staff_events(
     credential_lifetime: dt.timedelta = dt.timedelta(hours=1),
     unassign: bool = False,
 ) -> list[AuditEvent]:
-    """What issue 6's services will record: the partner admin assigns `person`, the person
-    takes credentials (session name, AccessKey id, expiration; never the secret)."""
+    """The partner admin assigns `person`, the person takes credentials (session name,
+    AccessKey id, expiration; never the secret)."""
     delegation = history.delegation
     common: dict[str, Any] = {
         "organisation": delegation.owner,
@@ -158,7 +159,7 @@ def record_staff_events(
     with transaction.atomic():
         events.append(
             audit_record(
-                action="delegation.staff_assigned",
+                action=AuditAction.STAFF_ASSIGNED,
                 actor=history.partner_admin,
                 actor_organisation=delegation.partner,
                 metadata={
@@ -173,7 +174,7 @@ def record_staff_events(
     with transaction.atomic():
         events.append(
             audit_record(
-                action="credentials.issued",
+                action=AuditAction.CREDENTIALS_ISSUED,
                 actor=person,
                 actor_organisation=delegation.partner,
                 metadata={
@@ -191,7 +192,7 @@ def record_staff_events(
         with transaction.atomic():
             events.append(
                 audit_record(
-                    action="delegation.staff_unassigned",
+                    action=AuditAction.STAFF_UNASSIGNED,
                     actor=history.partner_admin,
                     actor_organisation=delegation.partner,
                     metadata={"person": person.email, "person_id": person.pk},

@@ -10,7 +10,7 @@ from audit.admin import AuditEventAdmin
 from audit.models import AuditChainHead, AuditEvent, AuditEventScope, AuditImmutableError
 from audit.services import AuditChainError
 from audit.verify import verify_chain
-from tests.audit.conftest import make_user, write_events
+from tests.audit.conftest import ANY_ACTION, make_user, write_events
 
 pytestmark = pytest.mark.django_db
 
@@ -116,7 +116,7 @@ def test_the_admin_lists_events_read_only(events, client):
         reverse("admin:audit_auditevent_changelist"), {"outcome__exact": "success"}
     )
     assert listing.status_code == 200
-    assert b"test.happened" in listing.content
+    assert ANY_ACTION.value.encode() in listing.content
     detail = client.get(reverse("admin:audit_auditevent_change", args=[events[0].pk]))
     assert detail.status_code == 200
     assert b'name="_save"' not in detail.content

@@ -78,7 +78,7 @@ def test_the_auditor_answers_who_could_act_and_proves_the_record(
     page.wait_for_url("**/audit/?*partner=*")
     actions = page.locator('[data-testid="events"] .action-name').all_inner_texts()
     assert actions and all(a.startswith("delegation.") for a in actions)
-    assert any("staff_assigned" in a for a in actions)
+    assert "delegation.offered" in actions
     shot(page, "02-history-filtered")
 
     # 2. One event, then its delegation's timeline.

@@ -12,7 +12,7 @@ from audit.services import audit_record
 from audit.tasks import audit_write_checkpoint
 from audit.verify import verify_chain
 from portal.celery import app
-from tests.audit.conftest import write_events
+from tests.audit.conftest import ANY_ACTION, write_events
 
 pytestmark = pytest.mark.django_db
 
@@ -87,7 +87,7 @@ def test_the_daily_checkpoint_is_on_the_beat_schedule(settings):
 @shared_task(name="tests.audit.record_from_a_task")
 def record_from_a_task() -> int:
     with transaction.atomic():
-        return audit_record(action="test.from_task").sequence
+        return audit_record(action=ANY_ACTION).sequence
 
 
 def test_events_written_by_a_task_carry_its_id_and_name():
@@ -97,4 +97,4 @@ def test_events_written_by_a_task_carry_its_id_and_name():
     assert event.request_id == result.id
     # Outside the task the origin is back to "system".
     with transaction.atomic():
-        assert audit_record(action="test.after_task").source == "system"
+        assert audit_record(action=ANY_ACTION).source == "system"

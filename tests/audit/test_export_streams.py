@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from audit.models import AuditEvent
 from auditor import exports
 from auditor.exports import EVENT_COLUMNS, REPORT_COLUMNS, csv_safe
-from tests.audit.conftest import record
+from tests.audit.conftest import ANY_ACTION, record
 from tests.audit.history import History, history_fixture  # noqa: F401
 
 pytestmark = pytest.mark.django_db
@@ -106,7 +106,7 @@ def test_formula_looking_labels_are_neutralised_in_csv_but_exact_in_json(history
 
 def test_exports_stream_from_an_iterator_in_chunks(history: History, monkeypatch):
     for number in range(25):
-        record(action="test.bulk", organisation=history.owner, target_label=f"row {number}")
+        record(action=ANY_ACTION, organisation=history.owner, target_label=f"row {number}")
     chunk_sizes = []
     real_iterator = QuerySet.iterator
 
@@ -119,9 +119,9 @@ def test_exports_stream_from_an_iterator_in_chunks(history: History, monkeypatch
     monkeypatch.setattr(exports, "_WRITE_SIZE", 100)
     client = history.client(history.auditor)
     with CaptureQueriesContext(connection) as before_reading:
-        response = client.get("/audit/events/export.csv", {"action": "test.bulk"})
+        response = client.get("/audit/events/export.csv", {"action": ANY_ACTION})
     # Nothing is read until the response is consumed: the view returns a generator.
-    assert not any("test.bulk" in str(q["sql"]) for q in before_reading.captured_queries)
+    assert not any(ANY_ACTION in str(q["sql"]) for q in before_reading.captured_queries)
     pieces = list(response.streaming_content)
     assert chunk_sizes == [7]
     assert len(pieces) > 5  # written out as it goes, not as one body

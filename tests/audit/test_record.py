@@ -10,19 +10,21 @@ from django.test import RequestFactory
 from django.utils import timezone
 
 from accounts.models import Organisation
+from audit.actions import AuditAction
 from audit.chain import GENESIS_HASH, link_hash
 from audit.context import audit_context, enter_task_context, exit_task_context
 from audit.models import AuditChainHead, AuditEvent
 from audit.services import (
     AuditNotInTransactionError,
     AuditSecretError,
+    AuditUnknownActionError,
     AuditValueError,
     audit_record,
     looks_secret,
 )
 from audit.verify import verify_chain
 from core.request_id import RequestIdMiddleware
-from tests.audit.conftest import make_user, record, write_events
+from tests.audit.conftest import ANY_ACTION, make_user, record, write_events
 
 pytestmark = pytest.mark.django_db
 
@@ -150,13 +152,13 @@ def test_web_requests_stamp_request_id_and_client_ip(owner_org, admin_user):
 
 def test_tasks_and_commands_name_their_origin(owner_org):
     with audit_context(request_id="cmd-1", source="command:seed_demo"):
-        from_command = record(action="demo.seeded")
+        from_command = record(action=AuditAction.MEMBER_ADDED)
     enter_task_context(task_id="5b8f3d2e-task", task_name="delegations.apply")
     try:
-        from_task = record(action="delegation.applied")
+        from_task = record(action=AuditAction.DELEGATION_APPLYING)
     finally:
         exit_task_context(task_id="5b8f3d2e-task")
-    after = record(action="something.else")
+    after = record(action=ANY_ACTION)
     assert (from_command.source, from_command.request_id) == ("command:seed_demo", "cmd-1")
     assert (from_task.source, from_task.request_id) == ("task:delegations.apply", "5b8f3d2e-task")
     assert (after.source, after.request_id) == ("system", "")
@@ -165,7 +167,7 @@ def test_tasks_and_commands_name_their_origin(owner_org):
 def test_values_are_normalised_so_the_hash_survives_storage(owner_org):
     moment = dt.datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=dt.UTC)
     event = record(
-        action="test.values",
+        action=ANY_ACTION,
         organisation=owner_org,
         target_label="name\x00with nul and \u202eRLO",
         metadata={
@@ -204,21 +206,31 @@ def test_values_are_normalised_so_the_hash_survives_storage(owner_org):
 )
 def test_values_that_are_not_json_are_refused(owner_org, value):
     with pytest.raises(AuditValueError), transaction.atomic():
-        audit_record(action="test.bad", metadata={"value": value})
+        audit_record(action=ANY_ACTION, metadata={"value": value})
     assert not AuditEvent.objects.exists()
 
 
 @pytest.mark.parametrize(
-    "action", ["", "member", "Member.Invited", "member..x", "a.b c", "x" * 101]
+    "action",
+    ["member.invited", "", "member", "Member.Added", "member.added ", "x" * 101, None, 42],
 )
-def test_action_names_are_dotted_lowercase(action):
-    with pytest.raises(AuditValueError), transaction.atomic():
+def test_an_action_the_registry_does_not_name_is_refused(action):
+    refused = pytest.raises(AuditUnknownActionError, match=r"audit\.actions\.AuditAction")
+    with refused, transaction.atomic():
         audit_record(action=action)
+    assert not AuditEvent.objects.exists()
+
+
+def test_the_stored_string_of_a_registered_action_is_accepted_and_stored_as_is():
+    # Code not yet converted to the members passes the same strings; they stay valid.
+    event = record(action="member.added")
+    assert AuditEvent.objects.get(pk=event.pk).action == "member.added"
+    assert type(event.action) is str
 
 
 def test_outcome_must_be_known():
     with pytest.raises(AuditValueError), transaction.atomic():
-        audit_record(action="a.b", outcome="maybe")
+        audit_record(action=ANY_ACTION, outcome="maybe")
 
 
 SECRET_KEYS = [
@@ -251,7 +263,7 @@ SECRET_KEYS = [
 def test_secret_looking_keys_are_rejected_anywhere(owner_org, key, where):
     nested = {"outer": [{key: "CANARY-0123456789"}]}
     with pytest.raises(AuditSecretError) as error, transaction.atomic():
-        audit_record(action="test.secret", organisation=owner_org, **{where: nested})
+        audit_record(action=ANY_ACTION, organisation=owner_org, **{where: nested})
     assert "CANARY" not in str(error.value)
     assert not AuditEvent.objects.exists()
 
@@ -278,7 +290,7 @@ def test_a_change_and_a_failing_audit_write_roll_back_together(owner_org):
         )
     with pytest.raises(IntegrityError), transaction.atomic():
         Organisation.objects.filter(pk=owner_org.pk).update(name="Renamed")
-        audit_record(action="organisation.renamed", organisation=owner_org)
+        audit_record(action=ANY_ACTION, organisation=owner_org)
     assert Organisation.objects.get(pk=owner_org.pk).name == "Company A"
     assert AuditChainHead.objects.get().sequence == 1
 
@@ -287,7 +299,7 @@ def test_a_caller_that_swallows_the_audit_error_still_rolls_back(owner_org):
     with transaction.atomic():
         Organisation.objects.filter(pk=owner_org.pk).update(name="Renamed")
         with contextlib.suppress(AuditSecretError):
-            audit_record(action="organisation.renamed", metadata={"password": "hunter2"})
+            audit_record(action=ANY_ACTION, metadata={"password": "hunter2"})
     assert Organisation.objects.get(pk=owner_org.pk).name == "Company A"
     assert not AuditEvent.objects.exists()
 

@@ -127,7 +127,7 @@ def test_people_could_act_while_assigned_and_until_their_credentials_expired():
         *LIFECYCLE[:3],
         ev(
             1,
-            "delegation.staff_assigned",
+            "staff.assigned",
             actor="Bea <admin@b.example>",
             person="alice",
             person_id=7,
@@ -141,8 +141,8 @@ def test_people_could_act_while_assigned_and_until_their_credentials_expired():
             session_name="alice@company-b",
             expiration=at(9.5).strftime("%Y-%m-%dT%H:%M:%SZ"),
         ),
-        ev(3, "delegation.staff_assigned", person="bob", person_id=8),
-        ev(4, "delegation.staff_unassigned", person="bob", person_id=8),
+        ev(3, "staff.assigned", person="bob", person_id=8),
+        ev(4, "staff.unassigned", person="bob", person_id=8),
         ev(
             9,
             "credentials.issued",

@@ -32,8 +32,8 @@ def test_related_organisations_see_the_event_and_outsiders_do_not(owner_org, par
     shared = record(
         action="delegation.approved", organisation=owner_org, related_organisations=[partner_org]
     )
-    owner_only = record(action="member.invited", organisation=owner_org)
-    partner_only = record(action="member.invited", organisation=partner_org)
+    owner_only = record(action="member.added", organisation=owner_org)
+    partner_only = record(action="member.added", organisation=partner_org)
     person = record(action="auth.sign_in_succeeded", related_organisations=[owner_org, partner_org])
 
     def sequences(organisation):
@@ -47,7 +47,7 @@ def test_related_organisations_see_the_event_and_outsiders_do_not(owner_org, par
 
 
 def test_filters_by_action_and_target(owner_org):
-    record(action="member.invited", organisation=owner_org, target_type="x.y", target_id="1")
+    record(action="member.added", organisation=owner_org, target_type="x.y", target_id="1")
     record(action="member.removed", organisation=owner_org, target_type="x.y", target_id="2")
     record(action="mfa.enabled", organisation=owner_org, target_type="x.z", target_id="1")
 
@@ -56,8 +56,8 @@ def test_filters_by_action_and_target(owner_org):
         return [event.action for event in page.events]
 
     assert actions(actions=["member.removed", "mfa.enabled"]) == ["mfa.enabled", "member.removed"]
-    assert actions(action_prefix="member.") == ["member.removed", "member.invited"]
-    assert actions(target_type="x.y", target_id=1) == ["member.invited"]
+    assert actions(action_prefix="member.") == ["member.removed", "member.added"]
+    assert actions(target_type="x.y", target_id=1) == ["member.added"]
 
 
 def test_the_page_size_is_bounded(owner_org):

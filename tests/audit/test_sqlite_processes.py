@@ -19,11 +19,12 @@ import sys
 import django
 django.setup()
 from django.db import transaction
+from audit.actions import AuditAction
 from audit.services import audit_record
 for index in range(int(sys.argv[2])):
     with transaction.atomic():
-        audit_record(action="test.process", target_type="test.writer", target_id=sys.argv[1],
-                     metadata={"index": index})
+        audit_record(action=AuditAction.MEMBER_ADDED, target_type="test.writer",
+                     target_id=sys.argv[1], metadata={"index": index})
 """
 
 

@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.models import Membership
 from audit.models import AuditEvent
-from tests.audit.conftest import record
+from tests.audit.conftest import ANY_ACTION, record
 from tests.audit.history import History, history_fixture  # noqa: F401
 from tests.personas import make_member
 
@@ -140,8 +140,8 @@ def test_filters_by_action_prefix_outcome_and_time(history: History):
 
 
 def test_text_search_matches_labels_and_treats_like_wildcards_literally(history: History):
-    literal = record(action="test.label", organisation=history.owner, target_label="100% sure_x")
-    record(action="test.label", organisation=history.owner, target_label="1000 sure")
+    literal = record(action=ANY_ACTION, organisation=history.owner, target_label="100% sure_x")
+    record(action=ANY_ACTION, organisation=history.owner, target_label="1000 sure")
     client = history.client(history.auditor)
     assert sequences(client.get(URL, {"q": "100%"})) == [literal.sequence]
     assert sequences(client.get(URL, {"q": "e_x"})) == [literal.sequence]
@@ -156,7 +156,7 @@ def test_text_search_matches_labels_and_treats_like_wildcards_literally(history:
 
 def test_pages_walk_by_keyset_both_ways_without_offset(owner_admin, auditor, company_a, login):
     for number in range(120):
-        record(action="test.page", organisation=company_a, target_label=f"thing {number}")
+        record(action=ANY_ACTION, organisation=company_a, target_label=f"thing {number}")
     client = login(auditor)
     expected = list(AuditEvent.objects.visible_to(company_a.pk).values_list("sequence", flat=True))
     with CaptureQueriesContext(connection) as queries:
@@ -186,7 +186,7 @@ def _count_queries(client: Client, params: dict) -> int:
     "params",
     [
         {},
-        {"action": "test."},
+        {"action": "organisation."},
         {"outcome": "success", "q": "thing"},
         {"since": "2000-01-01", "until": "2999-01-01"},
         {"person": "PERSON"},
@@ -207,7 +207,7 @@ def test_a_page_takes_the_same_queries_whatever_the_page_or_table_size(
     def grow(count: int) -> None:
         for number in range(count):
             record(
-                action="test.page",
+                action=ANY_ACTION,
                 actor=owner_admin,
                 organisation=company_a,
                 related_organisations=[company_b],

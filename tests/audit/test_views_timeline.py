@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from audit.actions import AuditAction
 from audit.models import AuditEvent
 from auditor import views
 from delegations.lifecycle.services import delegation_offer
@@ -103,7 +104,7 @@ def test_staff_assignments_and_credentials_appear_with_the_residual_window(activ
     active_history.end()
     response = active_history.client(active_history.auditor).get(url(active_history))
     body = response.content.decode()
-    assert "delegation.staff_assigned" in actions(response)
+    assert "staff.assigned" in actions(response)
     assert "alice@b.example assigned to this access by" in body
     assert "Credentials issued to alice@b.example" in body
     assert "alice@company-b" in body and "STS.NTESTACCESSKEYID" in body
@@ -116,7 +117,7 @@ def test_staff_assignments_and_credentials_appear_with_the_residual_window(activ
 def test_events_of_objects_pointing_at_the_delegation_join_its_timeline(active_history):
     call = active_history.delegation.cloud_calls.order_by("id").first()
     event = record(
-        action="cloud.call_note",
+        action=AuditAction.CLOUD_CALL_RESULT,
         organisation=active_history.owner,
         target=call,
         metadata={"request_id": "LINKED-BY-CALL"},

@@ -1,0 +1,468 @@
+"""Every event type the portal writes to the audit log, in one registry.
+
+`audit_record` refuses an action that is not an `AuditAction`, so a new event type cannot
+appear without being named here with its description. A member's value is the exact string
+stored in `AuditEvent.action` and hashed into the chain: never rename one, or the events
+already written stop matching it (the chain itself stays valid; the console would read them as
+unknown).
+
+Each member carries what the auditor's console needs to show it without knowing the action:
+- `description`: what happened, in a sentence, for people reading the list of event types.
+- `category`: how the console groups and colours it.
+- `title`: the console's one-line title, a `str.format` template over the names in
+  `TITLE_FIELDS`; None keeps the neutral "action — target" line.
+- `access`: whether it grants or ends a person's access to a delegation, which the timeline
+  and the access report follow.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Self
+
+
+class Category(StrEnum):
+    LIFECYCLE = "lifecycle"
+    APPROVAL = "approval"
+    CLOUD = "cloud"
+    DRIFT = "drift"
+    STAFF = "staff"
+    CREDENTIALS = "credentials"
+    DENIED = "denied"
+    OTHER = "other"
+
+
+class Access(StrEnum):
+    ASSIGNED = "assigned"
+    UNASSIGNED = "unassigned"
+    CREDENTIAL_ISSUED = "credential_issued"
+
+
+# The names a `title` may use; the console fills every one of them for every event.
+TITLE_FIELDS = frozenset(
+    {
+        "actor",  # the actor's label, or "The portal"
+        "target_label",
+        "with_mfa",  # " with two-factor authentication" when the approval said so, else ""
+        "failed_phase",  # " while <phase>" when the event names one, else ""
+        "error_code",  # the error code, or "cloud error"
+        "cloud_action",  # the cloud API called, e.g. "UpdateRole"
+        "cloud_outcome",  # what the cloud call returned ("ok", "error"…), else the outcome
+    }
+)
+
+# Stored in a 100-character column and read by prefix in the event filter ("delegation.").
+ACTION_RE = re.compile(r"\A[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+\Z")
+
+
+@dataclass(frozen=True)
+class ActionInfo:
+    category: Category
+    description: str
+    title: str | None = None
+    access: Access | None = None
+
+
+_LIFECYCLE = Category.LIFECYCLE
+_OTHER = Category.OTHER
+
+
+class AuditAction(StrEnum):
+    """An event type; its value is the string stored in the ledger."""
+
+    info: ActionInfo
+
+    def __new__(cls, value: str, info: ActionInfo) -> Self:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.info = info
+        return member
+
+    @classmethod
+    def lookup(cls, action: object) -> AuditAction | None:
+        """The member stored as `action`, or None for a string the portal never writes."""
+        member = cls._value2member_map_.get(action) if isinstance(action, str) else None
+        return member if isinstance(member, cls) else None
+
+    # --- organisations, people, sign-in -----------------------------------------------------
+    ORGANISATION_REGISTERED = (
+        "organisation.registered",
+        ActionInfo(_OTHER, "An organisation signed up, with its first administrator."),
+    )
+    ORGANISATION_SWITCHED = (
+        "organisation.switched",
+        ActionInfo(_OTHER, "A person switched the organisation they act for."),
+    )
+    MEMBER_ADDED = (
+        "member.added",
+        ActionInfo(_OTHER, "A person became a member of an organisation."),
+    )
+    MEMBER_ROLE_CHANGED = (
+        "member.role_changed",
+        ActionInfo(_OTHER, "An administrator changed a member's role."),
+    )
+    MEMBER_REMOVED = (
+        "member.removed",
+        ActionInfo(_OTHER, "A person stopped being a member of an organisation."),
+    )
+    INVITATION_SENT = (
+        "invitation.sent",
+        ActionInfo(_OTHER, "An administrator invited someone to join."),
+    )
+    INVITATION_RESENT = (
+        "invitation.resent",
+        ActionInfo(_OTHER, "An administrator sent an invitation again."),
+    )
+    INVITATION_CANCELLED = (
+        "invitation.cancelled",
+        ActionInfo(_OTHER, "An administrator cancelled an invitation."),
+    )
+    INVITATION_ACCEPTED = (
+        "invitation.accepted",
+        ActionInfo(_OTHER, "The invited person accepted and joined."),
+    )
+    AUTH_SIGN_IN_SUCCEEDED = (
+        "auth.sign_in_succeeded",
+        ActionInfo(_OTHER, "A person signed in."),
+    )
+    AUTH_SIGN_IN_FAILED = (
+        "auth.sign_in_failed",
+        ActionInfo(_OTHER, "A sign-in was refused (wrong password or unknown address)."),
+    )
+    MFA_ENABLED = (
+        "mfa.enabled",
+        ActionInfo(_OTHER, "A person turned on two-factor authentication (authenticator app)."),
+    )
+    MFA_DISABLED = (
+        "mfa.disabled",
+        ActionInfo(_OTHER, "A person turned off two-factor authentication."),
+    )
+    MFA_AUTHENTICATOR_ADDED = (
+        "mfa.authenticator_added",
+        ActionInfo(_OTHER, "A person added a second factor other than the app (a security key)."),
+    )
+    MFA_AUTHENTICATOR_REMOVED = (
+        "mfa.authenticator_removed",
+        ActionInfo(_OTHER, "A person removed a second factor other than the app."),
+    )
+    MFA_RECOVERY_CODES_REGENERATED = (
+        "mfa.recovery_codes_regenerated",
+        ActionInfo(_OTHER, "A person replaced their recovery codes."),
+    )
+    MFA_SECRET_REENCRYPTED = (
+        "mfa.secret_reencrypted",
+        ActionInfo(_OTHER, "An authenticator's secret was encrypted again under a new key."),
+    )
+
+    # --- the audit log itself ---------------------------------------------------------------
+    AUDIT_VERIFICATION_STARTED = (
+        "audit.verification_started",
+        ActionInfo(_OTHER, "An auditor started a verification of the audit chain."),
+    )
+    AUDIT_VERIFICATION_FINISHED = (
+        "audit.verification_finished",
+        ActionInfo(_OTHER, "A verification of the audit chain finished, with its verdict."),
+    )
+
+    # --- the owner's cloud account ----------------------------------------------------------
+    CLOUD_ACCOUNT_CONNECTED = (
+        "cloud_account.connected",
+        ActionInfo(_OTHER, "An owner connected its Alibaba Cloud account (an AccessKey)."),
+    )
+    CLOUD_ACCOUNT_CHECK_FAILED = (
+        "cloud_account.check_failed",
+        ActionInfo(_OTHER, "An AccessKey offered for the account failed the portal's checks."),
+    )
+    CLOUD_ACCOUNT_REPLACED = (
+        "cloud_account.replaced",
+        ActionInfo(_OTHER, "An owner replaced the account's AccessKey."),
+    )
+    CLOUD_ACCOUNT_VERIFIED = (
+        "cloud_account.verified",
+        ActionInfo(_OTHER, "The account's AccessKey was checked again and works."),
+    )
+    CLOUD_ACCOUNT_DISCONNECTED = (
+        "cloud_account.disconnected",
+        ActionInfo(_OTHER, "An owner disconnected its cloud account."),
+    )
+    CLOUD_ACCOUNT_SECRET_REENCRYPTED = (
+        "cloud_account.secret_reencrypted",
+        ActionInfo(_OTHER, "The account's AccessKey secret was encrypted again under a new key."),
+    )
+
+    # --- catalogue and allow-list -----------------------------------------------------------
+    CATALOG_ROLE_CREATED = (
+        "catalog_role.created",
+        ActionInfo(_OTHER, "An owner added a role to its catalogue."),
+    )
+    CATALOG_ROLE_UPDATED = (
+        "catalog_role.updated",
+        ActionInfo(_OTHER, "An owner changed a catalogue role."),
+    )
+    CATALOG_ROLE_DEACTIVATED = (
+        "catalog_role.deactivated",
+        ActionInfo(_OTHER, "An owner withdrew a catalogue role from new requests."),
+    )
+    CATALOG_ROLE_REACTIVATED = (
+        "catalog_role.reactivated",
+        ActionInfo(_OTHER, "An owner offered a withdrawn catalogue role again."),
+    )
+    PARTNER_ALLOWANCE_ADDED = (
+        "partner_allowance.added",
+        ActionInfo(_OTHER, "An owner allowed a partner to request a catalogue role."),
+    )
+    PARTNER_ALLOWANCE_REMOVED = (
+        "partner_allowance.removed",
+        ActionInfo(_OTHER, "An owner stopped allowing a partner to request a catalogue role."),
+    )
+    PARTNER_LINK_CREATED = (
+        "partner_link.created",
+        ActionInfo(_OTHER, "An owner linked a partner organisation."),
+    )
+    PARTNER_LINK_REVOKED = (
+        "partner_link.revoked",
+        ActionInfo(_OTHER, "An owner unlinked a partner organisation."),
+    )
+
+    # --- a delegation's lifecycle -----------------------------------------------------------
+    DELEGATION_REQUESTED = (
+        "delegation.requested",
+        ActionInfo(
+            _LIFECYCLE, "A partner requested access to a role.", "{actor} requested this access"
+        ),
+    )
+    DELEGATION_WITHDRAWN = (
+        "delegation.withdrawn",
+        ActionInfo(
+            _LIFECYCLE,
+            "The partner withdrew its request before it was decided.",
+            "{actor} withdrew the request before it was decided",
+        ),
+    )
+    DELEGATION_OFFERED = (
+        "delegation.offered",
+        ActionInfo(
+            Category.APPROVAL,
+            "An owner offered access to a partner, which approves it at once.",
+            "{actor} offered (and so approved) this access{with_mfa}",
+        ),
+    )
+    DELEGATION_APPROVED = (
+        "delegation.approved",
+        ActionInfo(
+            Category.APPROVAL,
+            "An owner approved a partner's request.",
+            "{actor} approved this access{with_mfa}",
+        ),
+    )
+    DELEGATION_APPROVE_DENIED = (
+        "delegation.approve_denied",
+        ActionInfo(
+            Category.DENIED,
+            "An approval was refused (e.g. without a recent two-factor sign-in).",
+            "{actor} tried to approve and was refused",
+        ),
+    )
+    DELEGATION_REJECTED = (
+        "delegation.rejected",
+        ActionInfo(_LIFECYCLE, "An owner rejected a request.", "{actor} rejected the request"),
+    )
+    DELEGATION_REVOKE_REQUESTED = (
+        "delegation.revoke_requested",
+        ActionInfo(
+            _LIFECYCLE,
+            "Someone revoked an access; the worker then removes it in the cloud.",
+            "{actor} revoked this access",
+        ),
+    )
+    DELEGATION_RETRIED = (
+        "delegation.retried",
+        ActionInfo(
+            _LIFECYCLE,
+            "Someone asked the worker to try a failed delegation again.",
+            "{actor} asked the worker to try again",
+        ),
+    )
+    DELEGATION_APPLYING = (
+        "delegation.applying",
+        ActionInfo(
+            _LIFECYCLE,
+            "The worker started putting an approved access in place in the cloud.",
+            "The worker started applying the access in the cloud",
+        ),
+    )
+    DELEGATION_ACTIVATED = (
+        "delegation.activated",
+        ActionInfo(
+            _LIFECYCLE,
+            "The access is in place: verified in the role's trust policy.",
+            "Active: the partner's principal is in the role's trust policy (verified in the cloud)",
+        ),
+    )
+    DELEGATION_FAILED = (
+        "delegation.failed",
+        ActionInfo(
+            Category.DENIED,
+            "The worker could not apply or remove an access.",
+            "Failed{failed_phase}: {error_code}",
+        ),
+    )
+    DELEGATION_EXPIRING = (
+        "delegation.expiring",
+        ActionInfo(
+            _LIFECYCLE,
+            "An access reached its end date; the worker removes it.",
+            "The end date passed: the worker removes the access",
+        ),
+    )
+    DELEGATION_REVOKED = (
+        "delegation.revoked",
+        ActionInfo(
+            _LIFECYCLE,
+            "A revoked access is gone from the role's trust policy.",
+            "Revoked: the partner's principal is gone from the trust policy "
+            "(verified in the cloud)",
+        ),
+    )
+    DELEGATION_EXPIRED = (
+        "delegation.expired",
+        ActionInfo(
+            _LIFECYCLE,
+            "An access ended at its end date.",
+            "Expired: the access ended at its end date",
+        ),
+    )
+    DELEGATION_CUT_OFF = (
+        "delegation.cut_off",
+        ActionInfo(_OTHER, "The owner cut a delegation off from issuing new credentials."),
+    )
+    DELEGATION_CUT_OFF_LIFTED = (
+        "delegation.cut_off_lifted",
+        ActionInfo(_OTHER, "The owner let a cut-off delegation issue credentials again."),
+    )
+
+    # --- the worker's cloud calls and drift -------------------------------------------------
+    CLOUD_CALL_INTENT = (
+        "cloud.call_intent",
+        ActionInfo(
+            Category.CLOUD,
+            "The worker is about to change something in the cloud (written before the call).",
+            "About to call {cloud_action}",
+        ),
+    )
+    CLOUD_CALL_READ = (
+        "cloud.call_read",
+        ActionInfo(
+            Category.CLOUD,
+            "The worker read the cloud's state.",
+            "Read {cloud_action}: {cloud_outcome}",
+        ),
+    )
+    CLOUD_CALL_RESULT = (
+        "cloud.call_result",
+        ActionInfo(
+            Category.CLOUD,
+            "What a change in the cloud returned.",
+            "{cloud_action}: {cloud_outcome}",
+        ),
+    )
+    PARTNER_POLICY_FAILED = (
+        "partner_policy.failed",
+        ActionInfo(_OTHER, "The worker could not bring a partner user's policy up to date."),
+    )
+    DRIFT_DETECTED = (
+        "drift.detected",
+        ActionInfo(
+            Category.DRIFT,
+            "The cloud no longer matches what the portal put there.",
+            "Drift found: {target_label}",
+        ),
+    )
+    DRIFT_CLEARED = (
+        "drift.cleared",
+        ActionInfo(
+            Category.DRIFT,
+            "A drift is no longer seen in the cloud.",
+            "Drift no longer seen in the cloud: {target_label}",
+        ),
+    )
+    DRIFT_REPAIRED = (
+        "drift.repaired",
+        ActionInfo(
+            Category.DRIFT,
+            "An owner had the portal put its state back in the cloud.",
+            "Drift repaired: the portal's state is put back: {target_label}",
+        ),
+    )
+    DRIFT_ACCEPTED = (
+        "drift.accepted",
+        ActionInfo(
+            Category.DRIFT,
+            "An owner accepted the cloud's state as the new state.",
+            "Drift accepted: the portal adopts the cloud's state: {target_label}",
+        ),
+    )
+
+    # --- the partner's staff and their credentials ------------------------------------------
+    STAFF_RAM_USER_LINKED = (
+        "staff.ram_user_linked",
+        ActionInfo(_OTHER, "A partner linked a staff member to a RAM user of its own account."),
+    )
+    STAFF_RAM_USER_UNLINKED = (
+        "staff.ram_user_unlinked",
+        ActionInfo(_OTHER, "A staff member's RAM user link was removed."),
+    )
+    STAFF_ASSIGNED = (
+        "staff.assigned",
+        ActionInfo(
+            Category.STAFF,
+            "A partner assigned a staff member to a delegation.",
+            access=Access.ASSIGNED,
+        ),
+    )
+    STAFF_SESSION_POLICY_CHANGED = (
+        "staff.session_policy_changed",
+        ActionInfo(_OTHER, "A partner changed what an assigned staff member's session may do."),
+    )
+    STAFF_UNASSIGNED = (
+        "staff.unassigned",
+        ActionInfo(
+            Category.STAFF,
+            "A staff member's assignment to a delegation ended.",
+            access=Access.UNASSIGNED,
+        ),
+    )
+    CREDENTIALS_ISSUE_STARTED = (
+        "credentials.issue_started",
+        ActionInfo(_OTHER, "A staff member asked for temporary credentials."),
+    )
+    CREDENTIALS_ISSUED = (
+        "credentials.issued",
+        ActionInfo(
+            Category.CREDENTIALS,
+            "Temporary credentials were issued to a staff member.",
+            access=Access.CREDENTIAL_ISSUED,
+        ),
+    )
+    CREDENTIALS_ISSUE_FAILED = (
+        "credentials.issue_failed",
+        ActionInfo(_OTHER, "The cloud refused to issue temporary credentials."),
+    )
+    CREDENTIALS_REFUSED = (
+        "credentials.refused",
+        ActionInfo(_OTHER, "The portal refused a request for credentials."),
+    )
+    CREDENTIALS_URI_CREATED = (
+        "credentials.uri_created",
+        ActionInfo(_OTHER, "A staff member created a credentials URI key for their tools."),
+    )
+    CREDENTIALS_URI_REVOKED = (
+        "credentials.uri_revoked",
+        ActionInfo(_OTHER, "A credentials URI key was revoked."),
+    )
+    CREDENTIALS_URI_UNKNOWN = (
+        "credentials.uri_unknown",
+        ActionInfo(_OTHER, "Someone presented a credentials URI key the portal does not know."),
+    )
