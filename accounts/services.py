@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
-from accounts import emails, mfa_secrets
+from accounts import emails, hooks, mfa_secrets
 from accounts.models import (
     Invitation,
     Membership,
@@ -219,10 +219,9 @@ def membership_remove(*, membership: Membership, removed_by: User) -> None:
         )
     user = membership.user
     # A partner's staff member loses their delegations, credentials-URI keys and RAM user link
-    # in this transaction (before the audit chain head is taken: see delegations.partner).
-    from delegations.partner.services import staff_member_removed
-
-    staff_member_removed(membership=membership, removed_by=removed_by)
+    # in this transaction (before the audit chain head is taken: see delegations.partner),
+    # through the receiver delegations connects to this hook.
+    hooks.member_removed.send(sender=Membership, membership=membership, removed_by=removed_by)
     audit_record(
         action=AuditAction.MEMBER_REMOVED,
         actor=removed_by,

@@ -1,6 +1,6 @@
 """One error type for everything the cloud answers, saying whether retrying can help.
 
-`cloud/client.py` turns every SDK exception into a `CloudError`; this module only classifies
+`cloud/sdk.py` turns every SDK exception into a `CloudError`; this module only classifies
 (code, HTTP status, retry-after, transport failure) and imports no SDK. Callers decide:
 `permanent is False` → retry later with backoff, at least `retry_after_ms` from now;
 `permanent is True` → fail visibly. `EntityNotExist.*`, `EntityAlreadyExists.*` and

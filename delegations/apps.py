@@ -1,6 +1,14 @@
 from django.apps import AppConfig
 
+from accounts.hooks import member_removed
+
 
 class DelegationsConfig(AppConfig):
     name = "delegations"
     verbose_name = "Delegations"
+
+    def ready(self) -> None:
+        # why: the receivers import the models, which Django loads only after every app config.
+        from delegations.partner.receivers import on_member_removed
+
+        member_removed.connect(on_member_removed, dispatch_uid="delegations.partner.member_removed")

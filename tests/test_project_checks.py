@@ -1,6 +1,8 @@
 """The code checks run inside the suite, so `make test` is the one gate: lint, format, Django."""
 
+import ast
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -52,3 +54,131 @@ def test_production_settings_pass_the_deploy_check() -> None:
         env=env,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- the floor plan: import contracts and budgets -------------------------------------------
+# The portal's own packages (tests, benchmarks and cloudsim are not the portal).
+PORTAL_PACKAGES = ("accounts", "audit", "auditor", "cloud", "core", "delegations", "demo", "portal")
+PROJECT_PACKAGES = (*PORTAL_PACKAGES, "cloudsim", "tests", "benchmarks")
+# delegations is split into rooms (its sub-packages); any other folder is one room.
+SPLIT_FOLDERS = ("delegations",)
+MAX_ROOM_SHARE = 0.20
+BIG_MODULE_LINES = 800
+MAX_BIG_MODULES = 2
+MAX_FUNCTION_LEVEL_IMPORTS = 3
+
+
+def test_the_import_contracts_hold() -> None:
+    # The contracts (layers, cloudsim apart) live in pyproject.toml's [tool.importlinter].
+    result = _run(str(BIN / "lint-imports"), "--no-cache", "--no-logo")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _portal_modules(root: Path) -> list[Path]:
+    return sorted(
+        path.relative_to(root)
+        for package in PORTAL_PACKAGES
+        for path in (root / package).rglob("*.py")
+        if "migrations" not in path.relative_to(root).parts
+    )
+
+
+def _room(module: Path) -> str:
+    if module.parts[0] in SPLIT_FOLDERS and len(module.parts) > 2:
+        return "/".join(module.parts[:2])
+    return module.parts[0]
+
+
+def _line_count(path: Path) -> int:
+    return len(path.read_text(encoding="utf-8").splitlines())
+
+
+def _oversized_rooms(root: Path) -> dict[str, float]:
+    lines: dict[str, int] = {}
+    for module in _portal_modules(root):
+        lines[_room(module)] = lines.get(_room(module), 0) + _line_count(root / module)
+    total = sum(lines.values()) or 1
+    return {room: n / total for room, n in lines.items() if n / total > MAX_ROOM_SHARE}
+
+
+def _big_modules(root: Path) -> dict[str, int]:
+    counts = {str(module): _line_count(root / module) for module in _portal_modules(root)}
+    return {module: n for module, n in counts.items() if n > BIG_MODULE_LINES}
+
+
+def _is_project_import(node: ast.Import | ast.ImportFrom) -> bool:
+    if isinstance(node, ast.ImportFrom):
+        names = [node.module or ""] if node.level == 0 else ["relative"]
+    else:
+        names = [alias.name for alias in node.names]
+    return any(name == "relative" or name.split(".")[0] in PROJECT_PACKAGES for name in names)
+
+
+def _says_why(lines: list[str], lineno: int) -> bool:
+    """A comment on the import's line or the line above that is more than a linter directive."""
+    for text in (lines[lineno - 1], lines[lineno - 2] if lineno > 1 else ""):
+        _, hash_, comment = text.partition("#")
+        words = re.sub(r"noqa(:\s*[A-Z]+[0-9]+(,\s*[A-Z]+[0-9]+)*)?", "", comment).strip(" #()")
+        if hash_ and words:
+            return True
+    return False
+
+
+def _function_level_imports(root: Path) -> dict[str, bool]:
+    """Every import of the project's own modules inside a function: `path:line` → says why."""
+    found: dict[str, bool] = {}
+    for module in _portal_modules(root):
+        text = (root / module).read_text(encoding="utf-8")
+        lines = text.splitlines()
+        for function in ast.walk(ast.parse(text, filename=str(module))):
+            if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(function):
+                if isinstance(node, (ast.Import, ast.ImportFrom)) and _is_project_import(node):
+                    found[f"{module}:{node.lineno}"] = _says_why(lines, node.lineno)
+    return found
+
+
+def test_floor_plan_budgets() -> None:
+    # Every feature lands in a room: none may grow back into the house it used to be.
+    problems = [
+        f"{room} holds {share:.0%} of the portal's lines"
+        for room, share in _oversized_rooms(ROOT).items()
+    ]
+    big = _big_modules(ROOT)
+    if len(big) > MAX_BIG_MODULES:
+        problems.append(f"{len(big)} modules over {BIG_MODULE_LINES} lines: {big}")
+    # An import inside a function usually dodges an import circle the layers should prevent.
+    imports = _function_level_imports(ROOT)
+    if len(imports) > MAX_FUNCTION_LEVEL_IMPORTS:
+        problems.append(f"{len(imports)} function-level imports: {sorted(imports)}")
+    problems += [
+        f"{place}: say why on the line or above" for place, why in imports.items() if not why
+    ]
+    assert not problems, "\n".join(problems)
+
+
+def test_the_budget_checks_see_what_they_count(tmp_path: Path) -> None:
+    (tmp_path / "delegations" / "worker").mkdir(parents=True)
+    (tmp_path / "delegations" / "migrations").mkdir()
+    (tmp_path / "core").mkdir()
+    (tmp_path / "delegations" / "migrations" / "0001_initial.py").write_text("x = 1\n" * 5000)
+    (tmp_path / "core" / "kit.py").write_text("x = 1\n" * 100)
+    (tmp_path / "delegations" / "urls.py").write_text("x = 1\n" * 100)
+    (tmp_path / "delegations" / "worker" / "engine.py").write_text(
+        "def run() -> None:\n"
+        "    from delegations import urls\n"
+        "\n"
+        "    # why: the tasks import this module\n"
+        "    from core.kit import x  # noqa: F401\n"
+        "    import json\n"
+        "    x = 1\n"
+        "    from core import kit  # noqa: F401\n" + "y = 2\n" * 900
+    )
+    assert _oversized_rooms(tmp_path).keys() == {"delegations/worker"}
+    assert _big_modules(tmp_path) == {"delegations/worker/engine.py": 908}
+    assert _function_level_imports(tmp_path) == {
+        "delegations/worker/engine.py:2": False,
+        "delegations/worker/engine.py:5": True,
+        "delegations/worker/engine.py:8": False,
+    }

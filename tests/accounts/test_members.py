@@ -7,6 +7,7 @@ import pytest
 from django.core import mail
 from django.test import Client
 
+from accounts import hooks, services
 from accounts.models import Invitation, Membership, Organisation, User
 from tests.accounts.helpers import all_event_text, events, links_in_last_email
 from tests.personas import make_member
@@ -343,6 +344,30 @@ def test_a_removed_member_keeps_their_other_organisations(
     page = login(both).get("/")
     assert page.status_code == 200
     assert "Company B" in page.content.decode()
+
+
+def test_member_removed_hook_runs_inside_the_removal_and_can_roll_it_back(
+    owner_admin: User, auditor: User, company_a: Organisation
+) -> None:
+    member = Membership.objects.get(user=auditor)
+    seen: list[str] = []
+
+    def write_then_fail(sender: type, *, membership: Membership, **_: object) -> None:
+        # A receiver's own writes share the removal's transaction: both stand or fall together.
+        seen.append(membership.user.email)
+        Organisation.objects.filter(pk=company_a.pk).update(name="Written by the receiver")
+        raise RuntimeError("a receiver failed")
+
+    hooks.member_removed.connect(write_then_fail, dispatch_uid="test.write_then_fail")
+    try:
+        with pytest.raises(RuntimeError):
+            services.membership_remove(membership=member, removed_by=owner_admin)
+    finally:
+        hooks.member_removed.disconnect(dispatch_uid="test.write_then_fail")
+    assert seen == [auditor.email]
+    assert Membership.objects.filter(pk=member.pk).exists()
+    assert Organisation.objects.get(pk=company_a.pk).name == company_a.name
+    assert list(events("member.removed")) == []
 
 
 def test_membership_is_checked_on_every_request(

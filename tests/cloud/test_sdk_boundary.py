@@ -1,4 +1,9 @@
-"""cloud/client.py is the only portal module that imports the Alibaba Cloud SDKs."""
+"""Only the cloud door's SDK modules import the Alibaba Cloud SDKs.
+
+The door (`cloud.client.CloudClient`) is assembled from one module per part of the API; each of
+those may import the SDK, nothing else in the portal may: not `cloud.policies`, `cloud.errors`
+or `cloud.console`, which must stay plain Python the rest of the portal can use freely.
+"""
 
 import ast
 from pathlib import Path
@@ -15,7 +20,13 @@ EXEMPT_TOP_LEVEL = {
     "staticfiles",
     "node_modules",
 }
-ALLOWED = {Path("cloud/client.py")}
+ALLOWED = {
+    Path("cloud/sdk.py"),
+    Path("cloud/sts.py"),
+    Path("cloud/ram_roles.py"),
+    Path("cloud/ram_policies.py"),
+    Path("cloud/ram_users.py"),
+}
 
 
 def _is_sdk(module: str | None) -> bool:
@@ -51,7 +62,7 @@ def _portal_python_files() -> list[Path]:
     return files
 
 
-def test_only_the_cloud_client_imports_the_sdks() -> None:
+def test_only_the_cloud_doors_import_the_sdks() -> None:
     offenders = {
         str(relative): imports
         for relative in _portal_python_files()
@@ -60,12 +71,38 @@ def test_only_the_cloud_client_imports_the_sdks() -> None:
     assert offenders == {}
 
 
-def test_the_check_sees_the_client_and_its_imports() -> None:
+def test_the_allowed_modules_are_the_cloud_doors_and_each_imports_the_sdk() -> None:
+    # A stale entry (a module renamed or emptied of SDK imports) would leave a hole in the list.
     files = _portal_python_files()
-    assert Path("cloud/client.py") in files and Path("delegations/role_plan.py") in files
-    imports = _sdk_imports(ROOT / "cloud/client.py")
-    assert any(name.startswith("alibabacloud_ram20150501") for name in imports)
-    assert any(name.startswith("alibabacloud_sts20150401") for name in imports)
+    assert Path("delegations/role_plan.py") in files
+    for allowed in ALLOWED:
+        assert allowed.parts[0] == "cloud" and allowed in files
+        assert _sdk_imports(ROOT / allowed), f"{allowed} no longer imports the SDK"
+    everything = [name for allowed in ALLOWED for name in _sdk_imports(ROOT / allowed)]
+    assert any(name.startswith("alibabacloud_ram20150501") for name in everything)
+    assert any(name.startswith("alibabacloud_sts20150401") for name in everything)
+
+
+def test_the_client_that_callers_import_reaches_the_sdk_only_through_the_doors() -> None:
+    assert _sdk_imports(ROOT / "cloud/client.py") == []
+    for plain in ("cloud/policies.py", "cloud/errors.py", "cloud/console.py", "cloud/values.py"):
+        assert Path(plain) not in ALLOWED
+
+
+def test_the_check_catches_an_sdk_import_outside_the_doors(tmp_path: Path) -> None:
+    stray = tmp_path / "stray.py"
+    stray.write_text(
+        "import importlib\n"
+        "from alibabacloud_ram20150501 import models\n"
+        "import Tea.exceptions\n"
+        "importlib.import_module('alibabacloud_sts20150401.client')\n",
+        encoding="utf-8",
+    )
+    assert _sdk_imports(stray) == [
+        "alibabacloud_ram20150501",
+        "Tea.exceptions",
+        "alibabacloud_sts20150401.client",
+    ]
 
 
 def _imports_cloudsim(path: Path) -> bool:

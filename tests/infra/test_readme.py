@@ -46,7 +46,7 @@ def test_every_configuration_variable_is_in_the_table() -> None:
 
 
 def test_the_layout_names_real_folders_and_the_make_targets_exist() -> None:
-    layout = _section("Layout")
+    layout = _section("Where things live")
     for folder in re.findall(r"^([a-z]+)/ ", layout, re.M):
         if folder != "benchmarks":  # added with the first benchmark
             assert (ROOT / folder).is_dir(), folder

@@ -1,0 +1,86 @@
+"""Everything the delegation lifecycle stores, one module per sub-domain.
+
+- `connection`: `CloudAccount`, an organisation's Alibaba Cloud account and the (encrypted)
+  AccessKey the portal uses in it. Owners and partners both have one.
+- `catalog`: `CatalogRole`, `PartnerAllowance`, `PartnerLink`: what an owner may grant, to
+  which partner accounts, and the codes by which partners find the owner.
+- `worker`: `ManagedRole`, `CloudCall`, `DriftFinding`, `OutboxMessage`: the worker's view of
+  a RAM role (lock lease, last seen state), every call made to the cloud (intent written
+  before the call), differences between the cloud and the portal found by the reconciler,
+  and follow-up work written in the same transaction as the change that needs it, so a broker
+  outage or a lost task loses nothing.
+- `lifecycle`: `Delegation`, one partner's access to one catalogue role, and its vocabulary
+  (statuses, the allowed transitions).
+- `partner`: staff assignments, the partner users' AssumeRole policies, credential issuances,
+  credentials-URI keys and the owner's emergency cut-off.
+
+Every name is re-exported here: the rest of the code imports from `delegations.models`, and
+the migrations name the validators by this path. State changes happen in the sub-areas'
+services only; these classes hold data and the vocabulary.
+"""
+
+from delegations.models.catalog import (
+    MAX_SESSION_DURATION,
+    MIN_SESSION_DURATION,
+    ROLE_NAME_MAX_LENGTH,
+    CatalogRole,
+    PartnerAllowance,
+    PartnerLink,
+    validate_role_name,
+)
+from delegations.models.connection import REGION_RE, CloudAccount, validate_region
+from delegations.models.lifecycle import (
+    ALLOWED_TRANSITIONS,
+    DESIRED_PRESENT_STATUSES,
+    EXPIRABLE_STATUSES,
+    FINAL_STATUSES,
+    NEVER_APPLIED_STATUSES,
+    WORKER_PENDING_STATUSES,
+    Delegation,
+)
+from delegations.models.partner import (
+    CredentialIssuance,
+    CredentialsUriToken,
+    PartnerUserPolicy,
+    RoleCutOff,
+    StaffAssignment,
+    StaffRamUserLink,
+)
+from delegations.models.worker import (
+    CloudCall,
+    DriftFinding,
+    LeasedModel,
+    ManagedRole,
+    OutboxMessage,
+)
+
+__all__ = [
+    "ALLOWED_TRANSITIONS",
+    "DESIRED_PRESENT_STATUSES",
+    "EXPIRABLE_STATUSES",
+    "FINAL_STATUSES",
+    "MAX_SESSION_DURATION",
+    "MIN_SESSION_DURATION",
+    "NEVER_APPLIED_STATUSES",
+    "REGION_RE",
+    "ROLE_NAME_MAX_LENGTH",
+    "WORKER_PENDING_STATUSES",
+    "CatalogRole",
+    "CloudAccount",
+    "CloudCall",
+    "CredentialIssuance",
+    "CredentialsUriToken",
+    "Delegation",
+    "DriftFinding",
+    "LeasedModel",
+    "ManagedRole",
+    "OutboxMessage",
+    "PartnerAllowance",
+    "PartnerLink",
+    "PartnerUserPolicy",
+    "RoleCutOff",
+    "StaffAssignment",
+    "StaffRamUserLink",
+    "validate_region",
+    "validate_role_name",
+]

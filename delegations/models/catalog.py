@@ -1,0 +1,169 @@
+"""What an owner may grant (catalogue roles), to which partner accounts (the allow-list), and
+the codes by which partners find the owner (partner links). Worked by `delegations.catalog`.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from accounts.models import (
+    ACCOUNT_UID_MAX_LENGTH,
+    validate_account_uid,
+)
+from cloud import policies
+from delegations.models.connection import CloudAccount
+
+ROLE_NAME_MAX_LENGTH = 64
+# RAM's MaxSessionDuration bounds, in seconds.
+MIN_SESSION_DURATION = 3600
+MAX_SESSION_DURATION = 43200
+
+
+def validate_role_name(value: str) -> None:
+    """RAM's rule (1-64 of letters, digits, '.' and '-'), from the cloud adapter."""
+    try:
+        policies.validate_role_name(value)
+    except policies.PolicyError as exc:
+        raise ValidationError(str(exc), code="invalid_role_name") from exc
+
+
+class CatalogRole(models.Model):
+    """A RAM role an owner is willing to grant: its name, the policies attached to it and the
+    longest session it allows."""
+
+    class PolicyType(models.TextChoices):
+        SYSTEM = "System", "System"
+        CUSTOM = "Custom", "Custom"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organisation = models.ForeignKey(
+        "accounts.Organisation", on_delete=models.CASCADE, related_name="catalog_roles"
+    )
+    cloud_account = models.ForeignKey(
+        CloudAccount, on_delete=models.PROTECT, related_name="catalog_roles"
+    )
+    role_name = models.CharField(max_length=ROLE_NAME_MAX_LENGTH, validators=[validate_role_name])
+    description = models.CharField(max_length=1024, blank=True)
+    # [{"type": "System" | "Custom", "name": "AliyunECSFullAccess"}, ...]
+    policies = models.JSONField(default=list, blank=True)
+    max_session_duration = models.PositiveIntegerField(default=MIN_SESSION_DURATION)
+    # When the last portal-managed principal leaves a role the portal created, the worker
+    # detaches its policies and deletes it, unless the owner asked to keep it.
+    keep_role_when_empty = models.BooleanField(default=False)
+    # Policies that grant RAM administration or AdministratorAccess need this explicit opt-in.
+    allows_high_privilege = models.BooleanField(default=False)
+    is_active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["role_name"]
+        constraints = [
+            # RAM treats role names case-insensitively; two catalogue entries differing only
+            # in case would fight over one cloud role.
+            models.UniqueConstraint(
+                "cloud_account", Lower("role_name"), name="catalogrole_unique_name_per_account"
+            ),
+            models.CheckConstraint(
+                condition=Q(max_session_duration__gte=MIN_SESSION_DURATION)
+                & Q(max_session_duration__lte=MAX_SESSION_DURATION),
+                name="catalogrole_session_duration_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.role_name
+
+    @property
+    def policy_labels(self) -> list[str]:
+        return [f"{p.get('name')} ({p.get('type')})" for p in self.policies or []]
+
+
+class PartnerAllowance(models.Model):
+    """A partner account UID the owner allows to appear in its trust policies."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organisation = models.ForeignKey(
+        "accounts.Organisation", on_delete=models.CASCADE, related_name="partner_allowances"
+    )
+    partner_account_uid = models.CharField(
+        max_length=ACCOUNT_UID_MAX_LENGTH, validators=[validate_account_uid]
+    )
+    label = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["label", "partner_account_uid"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "partner_account_uid"],
+                name="partnerallowance_unique_uid_per_owner",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label or 'partner'} {self.partner_account_uid}"
+
+
+class PartnerLink(models.Model):
+    """An owner-issued code by which a partner organisation finds the owner to request access.
+
+    Only the SHA-256 of the code is stored (`accounts.models.hash_token`); the owner sees the
+    code once, when it is created. `code_hint` (its last characters) tells links apart.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organisation = models.ForeignKey(
+        "accounts.Organisation", on_delete=models.CASCADE, related_name="partner_links"
+    )
+    label = models.CharField(max_length=200, blank=True)
+    code_hash = models.CharField(max_length=64, unique=True, editable=False)
+    code_hint = models.CharField(max_length=8, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.label or 'Partner link'} (…{self.code_hint})"
+
+    @property
+    def is_usable(self) -> bool:
+        if self.revoked_at is not None:
+            return False
+        return self.expires_at is None or self.expires_at > timezone.now()

@@ -1,0 +1,84 @@
+"""An organisation's connected Alibaba Cloud account: the AccessKey the portal acts with.
+
+`delegations.connection` connects, checks, replaces and disconnects it.
+"""
+
+import re
+import uuid
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import (
+    ACCOUNT_UID_MAX_LENGTH,
+    ENTERPRISE_ALIAS_MAX_LENGTH,
+    validate_account_uid,
+    validate_enterprise_alias,
+)
+
+REGION_RE = re.compile(r"\A[a-z]{2,}(?:-[a-z0-9]+){1,3}\Z")
+
+
+def validate_region(value: str) -> None:
+    if not isinstance(value, str) or not REGION_RE.match(value):
+        raise ValidationError(
+            "A region id looks like cn-hangzhou or ap-southeast-1.", code="invalid_region"
+        )
+
+
+class CloudAccount(models.Model):
+    """An organisation's Alibaba Cloud account and the AccessKey the portal acts with.
+
+    The AccessKey secret is stored only as MultiFernet ciphertext (keys in
+    `settings.PORTAL_ENCRYPTION_KEYS`, never in the database); pages show the AccessKey id and
+    `secret_fingerprint`. At most one active account per organisation.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organisation = models.ForeignKey(
+        "accounts.Organisation", on_delete=models.CASCADE, related_name="cloud_accounts"
+    )
+    account_uid = models.CharField(
+        "Alibaba Cloud account UID",
+        max_length=ACCOUNT_UID_MAX_LENGTH,
+        validators=[validate_account_uid],
+    )
+    alias = models.CharField(
+        "enterprise alias",
+        max_length=ENTERPRISE_ALIAS_MAX_LENGTH,
+        blank=True,
+        validators=[validate_enterprise_alias],
+    )
+    region = models.CharField(max_length=32, default="cn-hangzhou", validators=[validate_region])
+    access_key_id = models.CharField("AccessKey id", max_length=128)
+    secret_ciphertext = models.TextField(editable=False)
+    # A short digest of the secret so an admin can tell which key is stored without seeing it.
+    secret_fingerprint = models.CharField(max_length=64, editable=False)
+    caller_arn = models.CharField(max_length=255, blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    is_active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["organisation__name", "-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation"],
+                condition=Q(is_active=True),
+                name="cloudaccount_one_active_per_organisation",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.alias or self.account_uid} ({self.organisation})"

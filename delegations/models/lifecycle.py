@@ -1,0 +1,226 @@
+"""One partner's access to one catalogue role (`Delegation`) and the lifecycle's vocabulary:
+its statuses, the one table of allowed moves and the groups of statuses the code asks about.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import (
+    ACCOUNT_UID_MAX_LENGTH,
+    validate_account_uid,
+)
+from cloud import policies
+from delegations.models.catalog import CatalogRole, PartnerLink
+from delegations.models.worker import ManagedRole
+
+
+class Delegation(models.Model):
+    """One partner organisation's access to one catalogue role of one owner."""
+
+    class Status(models.TextChoices):
+        REQUESTED = "requested", "Requested"
+        APPROVED = "approved", "Approved"
+        APPLYING = "applying", "Applying"
+        ACTIVE = "active", "Active"
+        REVOKING = "revoking", "Revoking"
+        REVOKED = "revoked", "Revoked"
+        REJECTED = "rejected", "Rejected"
+        FAILED = "failed", "Failed"
+        EXPIRED = "expired", "Expired"
+        WITHDRAWN = "withdrawn", "Withdrawn"
+
+    class Origin(models.TextChoices):
+        REQUEST = "request", "Requested by the partner"
+        OFFER = "offer", "Offered by the owner"
+
+    class Phase(models.TextChoices):
+        """Which way the worker was moving when a delegation failed."""
+
+        NONE = "", "—"
+        APPLYING = "applying", "while applying"
+        REVOKING = "revoking", "while revoking"
+
+    class EndCause(models.TextChoices):
+        NONE = "", "—"
+        REVOKED = "revoked", "Revoked"
+        EXPIRED = "expired", "Expired"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        "accounts.Organisation", on_delete=models.PROTECT, related_name="delegations_granted"
+    )
+    partner = models.ForeignKey(
+        "accounts.Organisation", on_delete=models.PROTECT, related_name="delegations_received"
+    )
+    catalog_role = models.ForeignKey(
+        CatalogRole, on_delete=models.PROTECT, related_name="delegations"
+    )
+    managed_role = models.ForeignKey(
+        ManagedRole, on_delete=models.PROTECT, related_name="delegations"
+    )
+    # Copied from the partner organisation when the delegation is created: the trust policy
+    # names this account, whatever later happens to the organisation's record.
+    partner_account_uid = models.CharField(
+        max_length=ACCOUNT_UID_MAX_LENGTH, validators=[validate_account_uid]
+    )
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.REQUESTED)
+    failed_phase = models.CharField(
+        max_length=16, choices=Phase.choices, blank=True, default=Phase.NONE
+    )
+    end_cause = models.CharField(
+        max_length=16, choices=EndCause.choices, blank=True, default=EndCause.NONE
+    )
+    origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.REQUEST)
+    partner_link = models.ForeignKey(
+        PartnerLink, on_delete=models.SET_NULL, null=True, blank=True, related_name="delegations"
+    )
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    reason = models.TextField("justification", max_length=2000)
+    starts_at = models.DateTimeField(default=timezone.now)
+    # None means open-ended: access lasts until revoked.
+    ends_at = models.DateTimeField(null=True, blank=True)
+
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(max_length=2000, blank=True)
+    approved_with_mfa = models.BooleanField(default=False)
+
+    activated_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    revoke_requested_at = models.DateTimeField(null=True, blank=True)
+    revoke_reason = models.TextField(max_length=2000, blank=True)
+    # The partner admin who took back their own request before the owner decided it.
+    withdrawn_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    last_error_code = models.CharField(max_length=128, blank=True)
+    last_error_message = models.TextField(max_length=2000, blank=True)
+    last_error_request_id = models.CharField(max_length=64, blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+
+    # Not stored: the lifecycle services set it on the instance they return, True when the
+    # call changed the delegation and False when it found the change already made (a double
+    # click), so a page can say "already approved".
+    changed = False
+
+    # Incremented by every transition: a page posts the version it showed, so a decision
+    # made on a stale page is refused instead of silently overriding another admin's.
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["owner", "status"], name="delegation_owner_status"),
+            models.Index(fields=["partner", "status"], name="delegation_partner_status"),
+            models.Index(fields=["managed_role", "status"], name="delegation_role_status"),
+            models.Index(fields=["status", "ends_at"], name="delegation_status_ends_at"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(
+                    status__in=[
+                        "requested",
+                        "approved",
+                        "applying",
+                        "active",
+                        "revoking",
+                        "revoked",
+                        "rejected",
+                        "failed",
+                        "expired",
+                        "withdrawn",
+                    ]
+                ),
+                name="delegation_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(ends_at__isnull=True) | Q(ends_at__gt=models.F("starts_at")),
+                name="delegation_ends_after_start",
+            ),
+            models.CheckConstraint(
+                condition=~Q(owner=models.F("partner")), name="delegation_owner_is_not_partner"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.catalog_role.role_name} for {self.partner} ({self.get_status_display()})"
+
+    @property
+    def principal_arn(self) -> str:
+        """The principal this delegation puts into the role's trust policy."""
+        return policies.account_root_arn(self.partner_account_uid)
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def can_retry(self) -> bool:
+        return self.status == self.Status.FAILED
+
+    @property
+    def can_revoke(self) -> bool:
+        return Delegation.Status.REVOKING in ALLOWED_TRANSITIONS[self.status]
+
+    @property
+    def is_pending_decision(self) -> bool:
+        return self.status == self.Status.REQUESTED
+
+
+S = Delegation.Status
+
+# The one table of allowed lifecycle moves. Services refuse anything else.
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    # Decided by the owner, withdrawn by the partner, or left undecided until its end date.
+    S.REQUESTED: frozenset({S.APPROVED, S.REJECTED, S.EXPIRED, S.WITHDRAWN}),
+    # The worker may find the principal already in place and go straight to active.
+    S.APPROVED: frozenset({S.APPLYING, S.ACTIVE, S.FAILED, S.REVOKING}),
+    S.APPLYING: frozenset({S.ACTIVE, S.FAILED, S.REVOKING}),
+    S.ACTIVE: frozenset({S.REVOKING}),
+    # Revoked, or ended by the scheduler: both go through revoking, then the final state.
+    S.REVOKING: frozenset({S.REVOKED, S.EXPIRED, S.FAILED}),
+    # Retry (back to approved or revoking), revoke a failed apply, or converge later.
+    S.FAILED: frozenset({S.APPROVED, S.REVOKING, S.REVOKED, S.EXPIRED}),
+    S.REVOKED: frozenset(),
+    S.REJECTED: frozenset(),
+    S.EXPIRED: frozenset(),
+    S.WITHDRAWN: frozenset(),
+}
+
+FINAL_STATUSES = frozenset({S.REVOKED, S.REJECTED, S.EXPIRED, S.WITHDRAWN})
+# Delegations that never got near the cloud: the worker and the drift check ignore them.
+NEVER_APPLIED_STATUSES = frozenset({S.REQUESTED, S.REJECTED, S.WITHDRAWN})
+# Delegations whose partner principal should be in the role's trust policy.
+DESIRED_PRESENT_STATUSES = frozenset({S.APPROVED, S.APPLYING, S.ACTIVE})
+# Delegations the worker still has to act on (present or absent).
+WORKER_PENDING_STATUSES = frozenset({S.APPROVED, S.APPLYING, S.REVOKING})
+# Statuses the scheduler ends when `ends_at` has passed.
+EXPIRABLE_STATUSES = frozenset({S.REQUESTED, S.APPROVED, S.APPLYING, S.ACTIVE, S.FAILED})
