@@ -6,4 +6,6 @@ class AccountsConfig(AppConfig):
     verbose_name = "Organisations and people"
 
     def ready(self) -> None:
-        from accounts import signals  # noqa: F401  (connects the receivers)
+        # why: importing the receivers connects them, and they need the models, which Django
+        # loads only after every app config.
+        from accounts import signals  # noqa: F401

@@ -1,6 +1,9 @@
 from typing import Any
 
+from celery.signals import task_postrun, task_prerun
 from django.apps import AppConfig
+
+from audit.context import enter_task_context, exit_task_context
 
 
 class AuditConfig(AppConfig):
@@ -8,10 +11,6 @@ class AuditConfig(AppConfig):
     verbose_name = "Audit log"
 
     def ready(self) -> None:
-        from celery.signals import task_postrun, task_prerun
-
-        from audit.context import enter_task_context, exit_task_context
-
         # Every task's events carry the task id as request id and "task:<name>" as source,
         # without each task having to remember.
         def _task_started(task_id: str = "", task: Any = None, **kwargs: Any) -> None:
