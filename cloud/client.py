@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
 import requests
@@ -813,7 +814,7 @@ class CloudClient:
             page, next_marker = self._call(
                 "ListPolicies",
                 f"policies/{policy_type or 'all'}",
-                lambda request=request: self._ram.list_policies(request),
+                partial(self._ram.list_policies, request),
                 read,
                 mutating=False,
             )
@@ -967,7 +968,7 @@ class CloudClient:
             page, next_marker = self._call(
                 "ListUsers",
                 "users",
-                lambda request=request: self._ram.list_users(request),
+                partial(self._ram.list_users, request),
                 read,
                 mutating=False,
             )

@@ -176,12 +176,12 @@ class RoleLease:
         self.duration = duration or lease_duration()
 
     def _mine(self):
-        return self.model.objects.filter(pk=self.managed_role_id, locked_by=self.token)
+        return self.model._default_manager.filter(pk=self.managed_role_id, locked_by=self.token)
 
     def claim(self) -> bool:
         now = timezone.now()
         claimed = (
-            self.model.objects.filter(pk=self.managed_role_id)
+            self.model._default_manager.filter(pk=self.managed_role_id)
             .filter(Q(locked_until__isnull=True) | Q(locked_until__lte=now))
             .update(locked_by=self.token, locked_until=now + self.duration)
         )
