@@ -9,8 +9,8 @@ from accounts.models import Invitation
 
 def send_templated_email(*, template_prefix: str, to: str, context: dict) -> None:
     """Render `<prefix>_subject.txt`, `<prefix>_message.txt` and `<prefix>_message.html`."""
-    subject = render_to_string(f"{template_prefix}_subject.txt", context)
-    subject = settings.ACCOUNT_EMAIL_SUBJECT_PREFIX + " ".join(subject.split())
+    rendered_subject = render_to_string(f"{template_prefix}_subject.txt", context)
+    subject = settings.ACCOUNT_EMAIL_SUBJECT_PREFIX + " ".join(rendered_subject.split())
     text = render_to_string(f"{template_prefix}_message.txt", context)
     html = render_to_string(f"{template_prefix}_message.html", context)
     message = EmailMultiAlternatives(

@@ -1,3 +1,5 @@
+from typing import Any, cast
+
 from allauth.account.forms import SignupForm
 from django import forms
 from django.contrib.auth import password_validation
@@ -85,7 +87,7 @@ class OrganisationSignupForm(SignupForm):
         "password2",
     ]
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["email"].label = "Your work email"
         self.fields["email"].max_length = EMAIL_MAX_LENGTH
@@ -138,10 +140,10 @@ class InvitationForm(forms.Form):
     email = forms.EmailField(label="Email address", max_length=EMAIL_MAX_LENGTH)
     role = forms.ChoiceField(label="Role")
 
-    def __init__(self, *args: object, organisation: Organisation, **kwargs: object) -> None:
+    def __init__(self, *args: Any, organisation: Organisation, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         choices = organisation.role_choices
-        self.fields["role"].choices = choices
+        cast(forms.ChoiceField, self.fields["role"]).choices = choices
         # Least privilege by default: the role that is not admin.
         self.fields["role"].initial = next(
             (value for value, _ in choices if value != "admin"), None
@@ -154,9 +156,9 @@ class InvitationForm(forms.Form):
 class RoleChangeForm(forms.Form):
     role = forms.ChoiceField(label="Role")
 
-    def __init__(self, *args: object, organisation: Organisation, **kwargs: object) -> None:
+    def __init__(self, *args: Any, organisation: Organisation, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["role"].choices = organisation.role_choices
+        cast(forms.ChoiceField, self.fields["role"]).choices = organisation.role_choices
 
 
 class OrganisationSwitchForm(forms.Form):
@@ -193,12 +195,13 @@ class InvitationSignupForm(forms.Form):
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
     )
 
-    def __init__(self, *args: object, email: str, **kwargs: object) -> None:
+    def __init__(self, *args: Any, email: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.email = email
 
-    def clean(self) -> dict:
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
         password1, password2 = cleaned.get("password1"), cleaned.get("password2")
         if password1 and password2 and password1 != password2:
             self.add_error("password2", "You must type the same password each time.")

@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from accounts import selectors
 from accounts.models import Membership
+from accounts.permissions import OrganisationHttpRequest
 
 
 class CurrentOrganisationMiddleware:
@@ -23,10 +24,10 @@ class CurrentOrganisationMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        request.memberships = []  # type: ignore[attr-defined]
-        request.membership = None  # type: ignore[attr-defined]
-        request.organisation = None  # type: ignore[attr-defined]
+    def __call__(self, request: OrganisationHttpRequest) -> HttpResponse:
+        request.memberships = []
+        request.membership = None
+        request.organisation = None
         if request.user.is_authenticated:
             memberships = selectors.memberships_for_user(user=request.user)
             preferred = request.session.get(selectors.CURRENT_ORGANISATION_SESSION_KEY)
@@ -39,9 +40,9 @@ class CurrentOrganisationMiddleware:
                     request.session[selectors.CURRENT_ORGANISATION_SESSION_KEY] = current_id
                 else:
                     request.session.pop(selectors.CURRENT_ORGANISATION_SESSION_KEY, None)
-            request.memberships = memberships  # type: ignore[attr-defined]
-            request.membership = membership  # type: ignore[attr-defined]
-            request.organisation = membership.organisation if membership else None  # type: ignore[attr-defined]
+            request.memberships = memberships
+            request.membership = membership
+            request.organisation = membership.organisation if membership else None
         return self.get_response(request)
 
 

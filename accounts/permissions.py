@@ -1,29 +1,61 @@
-"""Access checks for views: who may act for the current organisation, and in which role.
+"""Access checks for views: who may act for the current organisation, in which role, and
+whether they confirmed who they are recently enough for a sensitive action.
 
 Views use `organisation_member_required(roles=...)` (or `OrganisationMemberRequiredMixin`) and
 then read `request.membership` / `request.organisation`, which `CurrentOrganisationMiddleware`
-sets on every request from the person's memberships.
+sets on every request from the person's memberships. Such views take an
+`AuthenticatedHttpRequest`: the decorator is what makes its attributes true.
 """
 
+import enum
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any
 
+# Suspending a POST and replaying it after the person confirmed who they are is allauth's own
+# reauthentication mechanism; it has no public wrapper that can send to the MFA page.
 from allauth.account.authentication import get_authentication_records
+from allauth.account.internal.flows.reauthentication import suspend_request
+from allauth.mfa.utils import is_mfa_enabled
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.urls import reverse
 
-from accounts.models import Membership
+from accounts.models import Membership, Organisation, User
 
 ADMIN = Membership.Role.ADMIN
 AUDITOR = Membership.Role.AUDITOR
 STAFF = Membership.Role.STAFF
 
 ViewFunc = Callable[..., HttpResponse]
+
+
+class OrganisationHttpRequest(HttpRequest):
+    """Any request after `CurrentOrganisationMiddleware`: the person's memberships, and the
+    current one (None when anonymous or in no organisation)."""
+
+    memberships: list[Membership]
+    membership: Membership | None
+    organisation: Organisation | None
+
+
+class SignedInHttpRequest(OrganisationHttpRequest):
+    """A request that passed `login_required`: the person is signed in."""
+
+    user: User
+
+
+class AuthenticatedHttpRequest(SignedInHttpRequest):
+    """A request that passed `organisation_member_required`: signed in, with a current
+    membership and organisation."""
+
+    membership: Membership
+    organisation: Organisation
 
 
 def check_organisation_access(request: HttpRequest, roles: Iterable[str] | None) -> None:
@@ -75,6 +107,34 @@ class OrganisationMemberRequiredMixin:
         return checked(request, *args, **kwargs)
 
 
+# --- the current organisation and role -------------------------------------------------------
+
+
+def organisation_of_kind(
+    request: AuthenticatedHttpRequest, kind: Organisation.Kind, *, refusal: str
+) -> Organisation:
+    """The current organisation when it is of `kind` (owner or partner); otherwise 403 with
+    `refusal`, which names what only that kind of organisation does."""
+    organisation = request.organisation
+    if organisation.kind != kind:
+        raise PermissionDenied(refusal)
+    return organisation
+
+
+def is_admin(request: AuthenticatedHttpRequest) -> bool:
+    """Whether the person is an admin of the current organisation."""
+    return request.membership.role == ADMIN
+
+
+def is_admin_of(request: AuthenticatedHttpRequest, organisation_id: object) -> bool:
+    """Whether the person is an admin, and the current organisation is `organisation_id`
+    (e.g. the owner or the partner of a delegation on a page both sides can read)."""
+    return request.membership.organisation_id == organisation_id and is_admin(request)
+
+
+# --- step-up: a recent confirmation of who the person is --------------------------------------
+
+
 def recent_authentications(request: HttpRequest) -> list[dict[str, Any]]:
     """This session's sign-ins and identity confirmations (allauth's records, each with its
     `method`) made within ACCOUNT_REAUTHENTICATION_TIMEOUT: what sensitive actions require."""
@@ -94,3 +154,64 @@ def require_mfa(*, with_mfa: bool) -> None:
         raise PermissionDenied(
             "Granting access needs a recent sign-in with two-factor authentication."
         )
+
+
+class MfaRule(enum.Enum):
+    """When a step-up must be confirmed with the authenticator app, not just the password."""
+
+    # Granting or taking away access, and handling the owner's keys: when the portal requires
+    # MFA (PORTAL_REQUIRE_MFA); someone without an authenticator is refused.
+    PORTAL = "portal"
+    # Revealing one's own credentials: whenever the person has an authenticator, so a stolen
+    # password alone never shows a secret.
+    ENROLLED = "enrolled"
+
+
+@dataclass(frozen=True)
+class StepUp:
+    """The outcome of `step_up`: `response` is where to send the person to confirm (None
+    when they did recently); `with_mfa` says whether a recent confirmation used MFA."""
+
+    response: HttpResponse | None
+    with_mfa: bool
+
+
+def _mfa_required(request: HttpRequest, rule: MfaRule) -> bool:
+    if rule is MfaRule.PORTAL:
+        return bool(settings.PORTAL_REQUIRE_MFA)
+    return bool(is_mfa_enabled(request.user))
+
+
+def _confirmation(request: HttpRequest, rule: MfaRule) -> tuple[bool, bool]:
+    """Whether the person confirmed recently enough for `rule`, and whether by MFA."""
+    recent = recent_authentications(request)
+    with_mfa = any(record.get("method") == "mfa" for record in recent)
+    return (with_mfa if _mfa_required(request, rule) else bool(recent)), with_mfa
+
+
+def step_up_confirmed(request: HttpRequest, *, rule: MfaRule = MfaRule.PORTAL) -> bool:
+    """Whether the person confirmed who they are within ACCOUNT_REAUTHENTICATION_TIMEOUT, by
+    MFA when `rule` asks for it."""
+    confirmed, _with_mfa = _confirmation(request, rule)
+    return confirmed
+
+
+def step_up_page(request: HttpRequest, *, rule: MfaRule = MfaRule.PORTAL) -> str:
+    """The page where the person confirms who they are (by MFA when `rule` asks for it)."""
+    if _mfa_required(request, rule):
+        if not is_mfa_enabled(request.user):
+            raise PermissionDenied("This needs two-factor authentication; set it up first.")
+        return reverse("mfa_reauthenticate")
+    return reverse("account_reauthenticate")
+
+
+def step_up(request: HttpRequest, *, rule: MfaRule = MfaRule.PORTAL) -> StepUp:
+    """The one step-up check of sensitive actions: unconfirmed, `response` sends the person to
+    confirm who they are, and allauth keeps the POST to replay it afterwards. Never for a POST
+    carrying a secret (the session would keep it): check `step_up_confirmed` and refuse."""
+    confirmed, with_mfa = _confirmation(request, rule)
+    if confirmed:
+        return StepUp(response=None, with_mfa=with_mfa)
+    return StepUp(
+        response=suspend_request(request, step_up_page(request, rule=rule)), with_mfa=False
+    )

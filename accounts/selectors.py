@@ -4,12 +4,11 @@ Anything that belongs to another organisation raises Http404 exactly like a miss
 probe cannot tell "exists elsewhere" from "does not exist".
 """
 
-import uuid
-
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest
 
 from accounts.models import Invitation, Membership, Organisation, User, hash_token
+from core.web import parse_uuid
 
 # The session key holding the id of the organisation a person is currently acting for. It is a
 # preference only: every request re-validates it against the person's memberships.
@@ -51,18 +50,9 @@ def current_organisation(request: HttpRequest) -> Organisation | None:
     return membership.organisation if membership else None
 
 
-def _parse_uuid(value: object) -> uuid.UUID:
-    if isinstance(value, uuid.UUID):
-        return value
-    try:
-        return uuid.UUID(str(value))
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise Http404 from exc
-
-
 def membership_get_for_user(*, user: User, organisation_id: object) -> Membership:
     """The user's own membership in `organisation_id`; 404 when they are not a member."""
-    organisation_uuid = _parse_uuid(organisation_id)
+    organisation_uuid = parse_uuid(organisation_id)
     try:
         return Membership.objects.select_related("organisation").get(
             user=user, organisation_id=organisation_uuid
@@ -86,7 +76,7 @@ def organisation_admin_count(*, organisation: Organisation) -> int:
 def membership_get_for_organisation(
     *, organisation: Organisation, membership_id: object
 ) -> Membership:
-    membership_uuid = _parse_uuid(membership_id)
+    membership_uuid = parse_uuid(membership_id)
     try:
         return Membership.objects.select_related("user", "organisation").get(
             pk=membership_uuid, organisation=organisation
@@ -106,7 +96,7 @@ def organisation_open_invitations(*, organisation: Organisation) -> QuerySet[Inv
 def invitation_get_for_organisation(
     *, organisation: Organisation, invitation_id: object
 ) -> Invitation:
-    invitation_uuid = _parse_uuid(invitation_id)
+    invitation_uuid = parse_uuid(invitation_id)
     try:
         return Invitation.objects.select_related("organisation").get(
             pk=invitation_uuid, organisation=organisation

@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.forms import BaseForm
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -19,11 +20,15 @@ from accounts.forms import (
     RoleChangeForm,
 )
 from accounts.models import Membership
-from accounts.permissions import ADMIN, admin_required, organisation_member_required
-
-
-def _error_text(error: ValidationError) -> str:
-    return " ".join(error.messages)
+from accounts.permissions import (
+    ADMIN,
+    AuthenticatedHttpRequest,
+    SignedInHttpRequest,
+    admin_required,
+    is_admin,
+    organisation_member_required,
+)
+from core.web import add_form_errors, report_refusal
 
 
 def _base_url(request: HttpRequest) -> str:
@@ -33,19 +38,14 @@ def _base_url(request: HttpRequest) -> str:
 class OrganisationSignupView(SignupView):
     """allauth's sign-up, with the person and their organisation written in one transaction."""
 
-    def form_valid(self, form: object) -> HttpResponseBase:
+    def form_valid(self, form: BaseForm) -> HttpResponseBase:
         try:
             with transaction.atomic():
                 return super().form_valid(form)
         except ValidationError as error:
             # A rule that only the database can check (another sign-up took the account UID a
             # moment ago): nothing was written; show it on the form.
-            if hasattr(error, "error_dict"):
-                for field, field_errors in error.error_dict.items():
-                    target = field if field in form.fields else None  # type: ignore[attr-defined]
-                    form.add_error(target, field_errors)  # type: ignore[attr-defined]
-            else:
-                form.add_error(None, error)  # type: ignore[attr-defined]
+            add_form_errors(form, error)
             return self.form_invalid(form)
 
 
@@ -85,19 +85,19 @@ def no_organisation(request: HttpRequest) -> HttpResponse:
 
 
 def _members_page(
-    request: HttpRequest,
+    request: AuthenticatedHttpRequest,
     *,
     invite_form: InvitationForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    membership = request.membership  # type: ignore[attr-defined]
+    membership = request.membership
     organisation = membership.organisation
-    is_admin = membership.role == ADMIN
+    admin = is_admin(request)
     members = list(selectors.organisation_members(organisation=organisation))
     context = {
         "organisation": organisation,
         "membership": membership,
-        "is_admin": is_admin,
+        "is_admin": admin,
         "members": [
             {
                 "membership": member,
@@ -106,31 +106,31 @@ def _members_page(
                     initial={"role": member.role},
                     prefix=f"m-{member.pk}",
                 )
-                if is_admin
+                if admin
                 else None,
             }
             for member in members
         ],
         "invitations": (
-            selectors.organisation_open_invitations(organisation=organisation) if is_admin else []
+            selectors.organisation_open_invitations(organisation=organisation) if admin else []
         ),
         "invite_form": invite_form
         if invite_form is not None
-        else (InvitationForm(organisation=organisation) if is_admin else None),
+        else (InvitationForm(organisation=organisation) if admin else None),
     }
     return render(request, "accounts/members.html", context, status=status)
 
 
 @organisation_member_required
 @require_GET
-def members(request: HttpRequest) -> HttpResponse:
+def members(request: AuthenticatedHttpRequest) -> HttpResponse:
     return _members_page(request)
 
 
 @admin_required
 @require_POST
-def member_invite(request: HttpRequest) -> HttpResponse:
-    organisation = request.organisation  # type: ignore[attr-defined]
+def member_invite(request: AuthenticatedHttpRequest) -> HttpResponse:
+    organisation = request.organisation
     form = InvitationForm(request.POST, organisation=organisation)
     if form.is_valid():
         try:
@@ -142,7 +142,7 @@ def member_invite(request: HttpRequest) -> HttpResponse:
                 base_url=_base_url(request),
             )
         except ValidationError as error:
-            _add_errors(form, error)
+            add_form_errors(form, error)
         else:
             if getattr(invitation, "email_delivery_failed", False):
                 messages.warning(
@@ -159,19 +159,11 @@ def member_invite(request: HttpRequest) -> HttpResponse:
     return _members_page(request, invite_form=form, status=400)
 
 
-def _add_errors(form: InvitationForm | RoleChangeForm, error: ValidationError) -> None:
-    if hasattr(error, "error_dict"):
-        for field, field_errors in error.error_dict.items():
-            form.add_error(field if field in form.fields else None, field_errors)
-    else:
-        form.add_error(None, error)
-
-
 @admin_required
 @require_POST
-def invitation_resend(request: HttpRequest, invitation_id: str) -> HttpResponse:
+def invitation_resend(request: AuthenticatedHttpRequest, invitation_id: str) -> HttpResponse:
     invitation = selectors.invitation_get_for_organisation(
-        organisation=request.organisation,  # type: ignore[attr-defined]
+        organisation=request.organisation,
         invitation_id=invitation_id,
     )
     try:
@@ -179,7 +171,7 @@ def invitation_resend(request: HttpRequest, invitation_id: str) -> HttpResponse:
             invitation=invitation, resent_by=request.user, base_url=_base_url(request)
         )
     except ValidationError as error:
-        messages.error(request, _error_text(error))
+        report_refusal(request, error)
     else:
         if getattr(invitation, "email_delivery_failed", False):
             messages.warning(request, f"The email to {invitation.email} could not be sent.")
@@ -190,15 +182,15 @@ def invitation_resend(request: HttpRequest, invitation_id: str) -> HttpResponse:
 
 @admin_required
 @require_POST
-def invitation_cancel(request: HttpRequest, invitation_id: str) -> HttpResponse:
+def invitation_cancel(request: AuthenticatedHttpRequest, invitation_id: str) -> HttpResponse:
     invitation = selectors.invitation_get_for_organisation(
-        organisation=request.organisation,  # type: ignore[attr-defined]
+        organisation=request.organisation,
         invitation_id=invitation_id,
     )
     try:
         services.invitation_cancel(invitation=invitation, cancelled_by=request.user)
     except ValidationError as error:
-        messages.error(request, _error_text(error))
+        report_refusal(request, error)
     else:
         messages.success(request, f"The invitation for {invitation.email} was cancelled.")
     return redirect("accounts:members")
@@ -207,8 +199,8 @@ def invitation_cancel(request: HttpRequest, invitation_id: str) -> HttpResponse:
 @admin_required
 @require_POST
 @reauthentication_required
-def member_change_role(request: HttpRequest, membership_id: str) -> HttpResponse:
-    organisation = request.organisation  # type: ignore[attr-defined]
+def member_change_role(request: AuthenticatedHttpRequest, membership_id: str) -> HttpResponse:
+    organisation = request.organisation
     member = selectors.membership_get_for_organisation(
         organisation=organisation, membership_id=membership_id
     )
@@ -221,7 +213,7 @@ def member_change_role(request: HttpRequest, membership_id: str) -> HttpResponse
             membership=member, role=form.cleaned_data["role"], changed_by=request.user
         )
     except ValidationError as error:
-        messages.error(request, _error_text(error))
+        report_refusal(request, error)
     else:
         member.refresh_from_db()
         messages.success(request, f"{member.user.email} is now {member.get_role_display()}.")
@@ -231,8 +223,8 @@ def member_change_role(request: HttpRequest, membership_id: str) -> HttpResponse
 @admin_required
 @require_http_methods(["GET", "POST"])
 @reauthentication_required(allow_get=True)
-def member_remove(request: HttpRequest, membership_id: str) -> HttpResponse:
-    organisation = request.organisation  # type: ignore[attr-defined]
+def member_remove(request: AuthenticatedHttpRequest, membership_id: str) -> HttpResponse:
+    organisation = request.organisation
     member = selectors.membership_get_for_organisation(
         organisation=organisation, membership_id=membership_id
     )
@@ -247,7 +239,7 @@ def member_remove(request: HttpRequest, membership_id: str) -> HttpResponse:
     try:
         services.membership_remove(membership=member, removed_by=request.user)
     except ValidationError as error:
-        messages.error(request, _error_text(error))
+        report_refusal(request, error)
         return redirect("accounts:members")
     if removing_self:
         # Their own sessions, this one included, have just ended.
@@ -260,7 +252,7 @@ def member_remove(request: HttpRequest, membership_id: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def switch_organisation(request: HttpRequest) -> HttpResponse:
+def switch_organisation(request: SignedInHttpRequest) -> HttpResponse:
     form = OrganisationSwitchForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose one of your organisations.")
@@ -297,7 +289,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
             try:
                 membership = services.invitation_accept(invitation=invitation, user=user)
             except ValidationError as error:
-                messages.error(request, _error_text(error))
+                report_refusal(request, error)
                 return redirect(request.path)
             request.session[selectors.CURRENT_ORGANISATION_SESSION_KEY] = str(
                 membership.organisation_id

@@ -33,7 +33,7 @@ class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
     def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> list["AuditEvent"]:
         raise AuditImmutableError("Audit events are written one by one by audit_record().")
 
-    def visible_to(self, organisation_id: object) -> "AuditEventQuerySet":
+    def visible_to(self, organisation_id: uuid.UUID | str) -> "AuditEventQuerySet":
         """Events whose scope includes the organisation (primary or related)."""
         return self.filter(scopes__organisation_id=organisation_id)
 

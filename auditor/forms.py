@@ -8,7 +8,7 @@ import datetime as dt
 import re
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -122,16 +122,16 @@ class EventFilterForm(_UntrustedQueryForm):
             "role": {str(r.pk): r.pk for r in roles},
         }
         # Option labels cannot hold markup: invisible characters become "[U+202E]" text.
-        self.fields["partner"].choices = [("", "Any")] + [
+        cast(forms.ChoiceField, self.fields["partner"]).choices = [("", "Any")] + [
             (str(pk), visible_text(n)) for pk, n in counterparties
         ]
-        self.fields["delegation"].choices = [("", "Any")] + [
+        cast(forms.ChoiceField, self.fields["delegation"]).choices = [("", "Any")] + [
             (str(pk), visible_text(label)) for pk, label in delegations
         ]
-        self.fields["role"].choices = [("", "Any")] + [
+        cast(forms.ChoiceField, self.fields["role"]).choices = [("", "Any")] + [
             (str(r.pk), f"{r.role_name} ({r.cloud_account.account_uid})") for r in roles
         ]
-        self.fields["person"].choices = [("", "Anyone")] + [
+        cast(forms.ChoiceField, self.fields["person"]).choices = [("", "Anyone")] + [
             (str(pk), visible_text(label)) for pk, label in people
         ]
         self.fields["q"].widget.attrs["placeholder"] = "person, partner, role…"
@@ -211,10 +211,11 @@ class AccessReportForm(_UntrustedQueryForm):
         self.roles = {
             str(r.pk): r for r in selectors.audit_catalog_roles(organisation=organisation)
         }
-        self.fields["account"].choices = [
+        account_choices = [
             (uid, label) for uid, label in sorted(self.accounts.items(), key=lambda i: i[1])
         ]
-        self.fields["role"].choices = [("", "Any role")] + [
+        cast(forms.ChoiceField, self.fields["account"]).choices = account_choices
+        cast(forms.ChoiceField, self.fields["role"]).choices = [("", "Any role")] + [
             (pk, f"{r.role_name} ({r.cloud_account.account_uid})") for pk, r in self.roles.items()
         ]
         for name in ("since", "until"):
@@ -223,7 +224,7 @@ class AccessReportForm(_UntrustedQueryForm):
         self.initial = {
             "since": (today - dt.timedelta(days=7)).isoformat(),
             "until": today.isoformat(),
-            "account": next(iter(self.fields["account"].choices), ("", ""))[0],
+            "account": next(iter(account_choices), ("", ""))[0],
         }
         if self.is_bound and "role" in self.data:
             self.data = {**self.data, "role": _uuid_choice(self.data["role"])}

@@ -527,12 +527,12 @@ def access_report(
         )
         for event in events.iterator(chunk_size=chunk_size):
             if event.target_type == DELEGATION_TARGET:
-                targets = [event.target_id]
+                delegation_ids = [event.target_id]
             else:
-                targets = owners.get((event.target_type, event.target_id), [])
+                delegation_ids = owners.get((event.target_type, event.target_id), [])
             if not per_person and classify_access_event(event) is not None:
                 per_person = True
-            fold.feed(event, targets)
+            fold.feed(event, delegation_ids)
     return AccessReport(
         account_uid=account_uid,
         role_name=catalog_role.role_name if catalog_role else "",

@@ -8,6 +8,7 @@ own composite indexes.
 """
 
 import datetime as dt
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -77,7 +78,7 @@ class EventPage:
     newer_cursor: int | None
 
 
-def _visible(organisation_id: object, *, event_ref: str = "pk") -> Exists:
+def _visible(organisation_id: uuid.UUID | str, *, event_ref: str = "pk") -> Exists:
     return Exists(
         AuditEventScope.objects.filter(
             event_id=OuterRef(event_ref), organisation_id=organisation_id
@@ -312,9 +313,9 @@ def audit_counterparties(*, organisation: Organisation) -> list[tuple[Any, str]]
     """(id, name) of the organisations the viewer shares delegations with: partners for an
     owner, owners for a partner."""
     if organisation.is_owner:
-        related = Delegation.objects.filter(owner=organisation).values("partner_id")
+        related = Delegation.objects.filter(owner=organisation).values_list("partner_id")
     else:
-        related = Delegation.objects.filter(partner=organisation).values("owner_id")
+        related = Delegation.objects.filter(partner=organisation).values_list("owner_id")
     return list(
         Organisation.objects.filter(pk__in=related).order_by("name").values_list("pk", "name")
     )
@@ -513,7 +514,7 @@ def audit_verification_in_flight() -> AuditVerification | None:
     return AuditVerification.objects.filter(status__in=AuditVerification.IN_FLIGHT).first()
 
 
-def audit_verification_get(*, verification_id: object) -> AuditVerification:
+def audit_verification_get(*, verification_id: uuid.UUID | str) -> AuditVerification:
     verification = AuditVerification.objects.filter(pk=verification_id).first()
     if verification is None:
         raise Http404("No such verification.")

@@ -16,15 +16,21 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST, require_safe
 
 from accounts.models import Organisation
-from accounts.permissions import ADMIN, AUDITOR, organisation_member_required
+from accounts.permissions import (
+    ADMIN,
+    AUDITOR,
+    AuthenticatedHttpRequest,
+    organisation_member_required,
+    organisation_of_kind,
+)
 from audit.checkpoints import checkpoint_directory, checkpoint_key, checkpoints_load
 from audit.models import AuditVerification
 from audit.services import AuditError
@@ -45,16 +51,12 @@ TIMELINE_PAGE_SIZE = 200
 VERIFY_REFRESH_SECONDS = 2
 
 
-def _organisation(request: HttpRequest) -> Organisation:
-    return request.organisation  # type: ignore[attr-defined, no-any-return]
-
-
 def _entries(events: list[Any]) -> list[tuple[Any, Any]]:
     return [(event, describe_event(event)) for event in events]
 
 
-def _about(request: HttpRequest, **extra: Any) -> dict[str, Any]:
-    organisation = _organisation(request)
+def _about(request: AuthenticatedHttpRequest, **extra: Any) -> dict[str, Any]:
+    organisation = request.organisation
     return {
         "organisation": organisation.name,
         "organisation_id": str(organisation.pk),
@@ -69,8 +71,8 @@ def _about(request: HttpRequest, **extra: Any) -> dict[str, Any]:
 
 @require_safe
 @organisation_member_required(roles=HISTORY_READERS)
-def event_list(request: HttpRequest) -> HttpResponse:
-    organisation = _organisation(request)
+def event_list(request: AuthenticatedHttpRequest) -> HttpResponse:
+    organisation = request.organisation
     form = EventFilterForm(request.GET, organisation=organisation)
     context: dict[str, Any] = {"form": form, "organisation": organisation}
     if not form.is_valid():
@@ -96,9 +98,9 @@ def event_list(request: HttpRequest) -> HttpResponse:
 
 @require_safe
 @organisation_member_required(roles=HISTORY_READERS)
-def event_detail(request: HttpRequest, sequence: str) -> HttpResponse:
+def event_detail(request: AuthenticatedHttpRequest, sequence: str) -> HttpResponse:
     event = selectors.audit_event_get_for_organisation(
-        organisation=_organisation(request), sequence=sequence
+        organisation=request.organisation, sequence=sequence
     )
     return render(
         request,
@@ -107,8 +109,8 @@ def event_detail(request: HttpRequest, sequence: str) -> HttpResponse:
     )
 
 
-def _events_export(request: HttpRequest, kind: str) -> HttpResponse:
-    organisation = _organisation(request)
+def _events_export(request: AuthenticatedHttpRequest, kind: str) -> HttpResponseBase:
+    organisation = request.organisation
     form = EventFilterForm(request.GET, organisation=organisation)
     if not form.is_valid():
         return render(
@@ -126,13 +128,13 @@ def _events_export(request: HttpRequest, kind: str) -> HttpResponse:
 
 @require_safe
 @organisation_member_required(roles=HISTORY_READERS)
-def events_export_csv(request: HttpRequest) -> HttpResponse:
+def events_export_csv(request: AuthenticatedHttpRequest) -> HttpResponseBase:
     return _events_export(request, "csv")
 
 
 @require_safe
 @organisation_member_required(roles=HISTORY_READERS)
-def events_export_json(request: HttpRequest) -> HttpResponse:
+def events_export_json(request: AuthenticatedHttpRequest) -> HttpResponseBase:
     return _events_export(request, "json")
 
 
@@ -141,8 +143,8 @@ def events_export_json(request: HttpRequest) -> HttpResponse:
 
 @require_safe
 @organisation_member_required(roles=HISTORY_READERS)
-def delegation_timeline(request: HttpRequest, delegation_id: Any) -> HttpResponse:
-    organisation = _organisation(request)
+def delegation_timeline(request: AuthenticatedHttpRequest, delegation_id: Any) -> HttpResponse:
+    organisation = request.organisation
     delegation = delegation_get_for_organisation(
         organisation=organisation, delegation_id=delegation_id
     )
@@ -179,8 +181,8 @@ def delegation_timeline(request: HttpRequest, delegation_id: Any) -> HttpRespons
 # --- access report ---------------------------------------------------------------------------
 
 
-def _report(request: HttpRequest) -> tuple[AccessReportForm, Any]:
-    organisation = _organisation(request)
+def _report(request: AuthenticatedHttpRequest) -> tuple[AccessReportForm, Any]:
+    organisation = request.organisation
     form = AccessReportForm(request.GET or None, organisation=organisation)
     if not form.is_bound or not form.is_valid():
         return form, None
@@ -190,7 +192,7 @@ def _report(request: HttpRequest) -> tuple[AccessReportForm, Any]:
 
 @require_safe
 @organisation_member_required(roles=HISTORY_READERS)
-def access_report_view(request: HttpRequest) -> HttpResponse:
+def access_report_view(request: AuthenticatedHttpRequest) -> HttpResponse:
     form, report = _report(request)
     status = 400 if form.is_bound and report is None else 200
     return render(
@@ -201,7 +203,7 @@ def access_report_view(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _report_export(request: HttpRequest, kind: str) -> HttpResponse:
+def _report_export(request: AuthenticatedHttpRequest, kind: str) -> HttpResponseBase:
     form, report = _report(request)
     if report is None:
         return render(
@@ -210,7 +212,7 @@ def _report_export(request: HttpRequest, kind: str) -> HttpResponse:
             {"form": form, "report": None, "query": ""},
             status=400,
         )
-    organisation = _organisation(request)
+    organisation = request.organisation
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
     about = _about(
         request,
@@ -230,13 +232,13 @@ def _report_export(request: HttpRequest, kind: str) -> HttpResponse:
 
 @require_safe
 @organisation_member_required(roles=HISTORY_READERS)
-def access_report_csv(request: HttpRequest) -> HttpResponse:
+def access_report_csv(request: AuthenticatedHttpRequest) -> HttpResponseBase:
     return _report_export(request, "csv")
 
 
 @require_safe
 @organisation_member_required(roles=HISTORY_READERS)
-def access_report_json(request: HttpRequest) -> HttpResponse:
+def access_report_json(request: AuthenticatedHttpRequest) -> HttpResponseBase:
     return _report_export(request, "json")
 
 
@@ -263,11 +265,12 @@ def _checkpoint_status() -> dict[str, Any]:
     }
 
 
-def _owner_only(request: HttpRequest) -> Organisation:
-    organisation = _organisation(request)
-    if not organisation.is_owner:
-        raise PermissionDenied("Verifying the audit log is for the owner's auditors and admins.")
-    return organisation
+def _owner_only(request: AuthenticatedHttpRequest) -> Organisation:
+    return organisation_of_kind(
+        request,
+        Organisation.Kind.OWNER,
+        refusal="Verifying the audit log is for the owner's auditors and admins.",
+    )
 
 
 @dataclass(frozen=True)
@@ -310,7 +313,7 @@ def _verify_context(organisation: Organisation) -> dict[str, Any]:
 
 @require_safe
 @organisation_member_required(roles=HISTORY_READERS)
-def verify(request: HttpRequest) -> HttpResponse:
+def verify(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The chain head, the signed checkpoints, "Verify now" and the last runs. Walking the
     chain takes minutes, so it runs in the worker (`audit.verification`)."""
     organisation = _owner_only(request)
@@ -322,13 +325,13 @@ def verify(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @organisation_member_required(roles=HISTORY_READERS)
-def verify_start(request: HttpRequest) -> HttpResponse:
+def verify_start(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Start a verification, or show the one already queued or running. Open to auditors
     on purpose (see `auditor.middleware.AUDITOR_ALLOWED_POSTS`): it changes nothing but adds
     a verification run and its audit events."""
     organisation = _owner_only(request)
     try:
-        run, started = audit_verification_start(user=request.user, organisation=organisation)  # type: ignore[arg-type]
+        run, started = audit_verification_start(user=request.user, organisation=organisation)
     except (DatabaseError, AuditError):
         # Starting is audited, and the log refuses new events: a forged row sits where the
         # next one goes. The walk from a shell still names it.
@@ -347,7 +350,7 @@ def verify_start(request: HttpRequest) -> HttpResponse:
 
 @require_safe
 @organisation_member_required(roles=HISTORY_READERS)
-def verify_run(request: HttpRequest, verification_id: Any) -> HttpResponse:
+def verify_run(request: AuthenticatedHttpRequest, verification_id: Any) -> HttpResponse:
     """One run: its progress (the page reloads itself while it is in flight), then the
     verdict, with the last runs below."""
     organisation = _owner_only(request)

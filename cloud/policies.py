@@ -520,13 +520,17 @@ MAX_SESSION_POLICY_LENGTH = 2048
 
 def assume_role_policy_for(role_arns: Iterable[str]) -> dict[str, Any]:
     """Least privilege for the partner side: sts:AssumeRole on exactly these role ARNs."""
-    arns = set()
+    arns: set[str] = set()
     for arn in role_arns:
         parse_role_arn(arn)
         arns.add(arn)
     if not arns:
         raise PolicyError("An AssumeRole policy needs at least one role ARN.")
-    resource: str | list[str] = sorted(arns) if len(arns) > 1 else next(iter(arns))
+    resource: str | list[str]
+    if len(arns) > 1:
+        resource = sorted(arns)
+    else:
+        (resource,) = arns
     return _canonical_document([{"Action": _ASSUME_ROLE, "Effect": "Allow", "Resource": resource}])
 
 

@@ -7,6 +7,7 @@ The calls themselves live in `cloud.sts`, `cloud.ram_roles`, `cloud.ram_policies
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -389,7 +390,7 @@ class SdkTransport:
             page, next_marker = self._call(
                 action,
                 target,
-                lambda marker=marker: send(marker, _PAGE_SIZE),
+                functools.partial(send, marker, _PAGE_SIZE),
                 read,
                 mutating=False,
             )

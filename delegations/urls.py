@@ -1,6 +1,7 @@
 from django.urls import path
 
 from delegations.catalog import urls as catalog_urls
+from delegations.connection import urls as connection_urls
 from delegations.lifecycle import views
 from delegations.partner import urls as partner_urls
 
@@ -12,12 +13,6 @@ urlpatterns = [
     path("offer/", views.delegation_offer, name="offer"),
     path("roles/", views.role_overview, name="roles"),
     path("drift/<uuid:finding_id>/resolve/", views.drift_resolve, name="drift_resolve"),
-    path("partner-links/", views.partner_links, name="partner_links"),
-    path(
-        "partner-links/<uuid:link_id>/revoke/",
-        views.partner_link_revoke,
-        name="partner_link_revoke",
-    ),
     path("<uuid:delegation_id>/", views.delegation_detail, name="detail"),
     path("<uuid:delegation_id>/status/", views.delegation_status, name="status"),
     path("<uuid:delegation_id>/approve/", views.delegation_approve, name="approve"),
@@ -27,7 +22,9 @@ urlpatterns = [
     path("<uuid:delegation_id>/withdraw/", views.delegation_withdraw, name="withdraw"),
 ]
 
-# The cloud account, the catalogue and the allow-list.
+# The cloud account.
+urlpatterns += connection_urls.urlpatterns
+# The catalogue, the allow-list and the partner links.
 urlpatterns += catalog_urls.urlpatterns
 # The partner side: staff, their access, credentials, and the owner's view of them.
 urlpatterns += partner_urls.urlpatterns

@@ -360,7 +360,8 @@ class Supervisor:
         while child.process.poll() is None:
             if self.stop_requested.wait(POLL_SECONDS):
                 raise StopRequested
-        child.pump.join(timeout=5)
+        if child.pump is not None:
+            child.pump.join(timeout=5)
         self.children.remove(child)
         if child.process.returncode != 0:
             for text in child.captured:
@@ -412,7 +413,8 @@ class Supervisor:
         self._signal_all(signal.SIGKILL)
         for child in self.children:
             child.process.wait()
-            child.pump.join(timeout=5)
+            if child.pump is not None:
+                child.pump.join(timeout=5)
 
 
 class StopRequested(Exception):

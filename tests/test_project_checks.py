@@ -1,4 +1,5 @@
-"""The code checks run inside the suite, so `make test` is the one gate: lint, format, Django."""
+"""The code checks run inside the suite, so `make test` is the one gate: lint, format, types,
+Django."""
 
 import ast
 import os
@@ -24,6 +25,13 @@ def test_ruff_lint_is_clean() -> None:
 
 def test_ruff_format_is_clean() -> None:
     result = _run(str(BIN / "ruff"), "format", "--check", ".")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_is_clean() -> None:
+    # What it checks is [tool.mypy] in pyproject.toml; django-stubs' plugin loads the settings,
+    # which need DEBUG (or a SECRET_KEY) to load.
+    result = _run(str(BIN / "mypy"), env={"DEBUG": "1"})
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -1,82 +1,26 @@
-"""Forms of the cloud-account and catalogue pages. They parse input; the services decide.
+"""Forms of the catalogue, allow-list and partner-link pages. They parse input; the services
+decide.
 
-The AccessKey secret field never renders a value back (a refused form shows it empty), and
-the policy choices are exactly the account's live list, so a forged name or type is a form
+The policy choices are exactly the account's live list, so a forged name or type is a form
 error before any service runs.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from django import forms
+from django.utils import timezone
 
-from accounts.models import ACCOUNT_UID_MAX_LENGTH, ENTERPRISE_ALIAS_MAX_LENGTH
+from accounts.models import ACCOUNT_UID_MAX_LENGTH
 from delegations.catalog.services import (
     DESCRIPTION_MAX_LENGTH,
     LABEL_MAX_LENGTH,
     AvailablePolicy,
 )
 from delegations.models import MAX_SESSION_DURATION, MIN_SESSION_DURATION
-
-# Regions offered as suggestions; any well-formed region id is accepted.
-COMMON_REGIONS = (
-    "cn-hangzhou",
-    "cn-shanghai",
-    "cn-beijing",
-    "cn-shenzhen",
-    "cn-hongkong",
-    "ap-southeast-1",
-    "eu-central-1",
-    "us-west-1",
-)
-
-
-def _secret_widget() -> forms.PasswordInput:
-    return forms.PasswordInput(
-        render_value=False, attrs={"autocomplete": "off", "spellcheck": "false"}
-    )
-
-
-class _KeyFields(forms.Form):
-    alias = forms.CharField(
-        label="Enterprise alias",
-        max_length=ENTERPRISE_ALIAS_MAX_LENGTH,
-        required=False,
-        help_text="The account alias partners see in the console's switch-role page.",
-    )
-    region = forms.CharField(
-        label="Region",
-        max_length=32,
-        initial="cn-hangzhou",
-        widget=forms.TextInput(attrs={"list": "regions"}),
-    )
-    access_key_id = forms.CharField(
-        label="AccessKey id",
-        max_length=128,
-        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
-    )
-    access_key_secret = forms.CharField(
-        label="AccessKey secret",
-        max_length=128,
-        strip=False,
-        widget=_secret_widget(),
-        help_text="Stored encrypted and never shown again. Pages show its fingerprint only.",
-    )
-
-
-class CloudAccountConnectForm(_KeyFields):
-    account_uid = forms.CharField(
-        label="Alibaba Cloud account UID",
-        max_length=ACCOUNT_UID_MAX_LENGTH,
-        help_text="Your organisation's account. The key must belong to it.",
-    )
-    field_order = ["account_uid", "alias", "region", "access_key_id", "access_key_secret"]
-
-
-class CloudAccountReplaceForm(_KeyFields):
-    field_order = ["access_key_id", "access_key_secret", "alias", "region"]
 
 
 class CatalogRoleForm(forms.Form):
@@ -116,11 +60,13 @@ class CatalogRoleForm(forms.Form):
     def __init__(self, *args: Any, available: Sequence[AvailablePolicy], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.available = list(available)
-        self.fields["policies"].choices = [(p.value, p.policy_name) for p in self.available]
+        cast(forms.ChoiceField, self.fields["policies"]).choices = [
+            (p.value, p.policy_name) for p in self.available
+        ]
 
     def policy_keys(self) -> list[tuple[str, str]]:
         chosen = self.cleaned_data.get("policies") or []
-        return [tuple(value.split(":", 1)) for value in chosen]  # type: ignore[misc]
+        return [tuple(value.split(":", 1)) for value in chosen]
 
     def chosen_values(self) -> set[str]:
         if self.is_bound:
@@ -144,3 +90,24 @@ class PartnerAllowanceForm(forms.Form):
         help_text="The partner's Alibaba Cloud account UID, digits only.",
     )
     label = forms.CharField(label="Label", max_length=LABEL_MAX_LENGTH, required=False)
+
+
+class PartnerLinkForm(forms.Form):
+    NEVER = "never"
+    label = forms.CharField(
+        label="Label",
+        max_length=200,
+        required=False,
+        help_text="Who it is for, e.g. “Company B operations”. Only you see it.",
+    )
+    expires_in = forms.ChoiceField(
+        label="Valid for",
+        choices=[("7", "7 days"), ("30", "30 days"), ("90", "90 days"), (NEVER, "Until revoked")],
+        initial="30",
+    )
+
+    def expires_at(self) -> dt.datetime | None:
+        value = self.cleaned_data["expires_in"]
+        if value == self.NEVER:
+            return None
+        return timezone.now() + dt.timedelta(days=int(value))

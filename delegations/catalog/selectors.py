@@ -1,40 +1,21 @@
-"""Reads and tenancy checks for cloud accounts, the catalogue and the allow-list.
+"""Reads and tenancy checks for the catalogue, the allow-list and the partner links.
 
 Another organisation's ids raise Http404 exactly like missing ones.
 """
 
 from __future__ import annotations
 
-import uuid
-
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 
 from accounts.models import Organisation
+from core.web import parse_uuid
 from delegations.models import (
     FINAL_STATUSES,
     CatalogRole,
-    CloudAccount,
     PartnerAllowance,
+    PartnerLink,
 )
-
-
-def _parse_uuid(value: object) -> uuid.UUID:
-    if isinstance(value, uuid.UUID):
-        return value
-    try:
-        return uuid.UUID(str(value))
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise Http404 from exc
-
-
-def cloud_account_of_organisation(*, organisation: Organisation) -> CloudAccount | None:
-    """The organisation's connected account, or None."""
-    return (
-        CloudAccount.objects.filter(organisation=organisation, is_active=True)
-        .select_related("organisation", "created_by")
-        .first()
-    )
 
 
 def catalog_roles_for_owner(*, owner: Organisation) -> QuerySet[CatalogRole]:
@@ -54,7 +35,7 @@ def catalog_roles_for_owner(*, owner: Organisation) -> QuerySet[CatalogRole]:
 def catalog_role_get_for_owner(*, owner: Organisation, catalog_role_id: object) -> CatalogRole:
     try:
         return CatalogRole.objects.select_related("cloud_account", "organisation").get(
-            pk=_parse_uuid(catalog_role_id), organisation=owner
+            pk=parse_uuid(catalog_role_id), organisation=owner
         )
     except CatalogRole.DoesNotExist as exc:
         raise Http404 from exc
@@ -69,7 +50,18 @@ def partner_allowance_get_for_owner(
 ) -> PartnerAllowance:
     try:
         return PartnerAllowance.objects.select_related("organisation").get(
-            pk=_parse_uuid(allowance_id), organisation=owner
+            pk=parse_uuid(allowance_id), organisation=owner
         )
     except PartnerAllowance.DoesNotExist as exc:
+        raise Http404 from exc
+
+
+def partner_links_for_owner(*, owner: Organisation) -> QuerySet[PartnerLink]:
+    return PartnerLink.objects.filter(organisation=owner).select_related("created_by")
+
+
+def partner_link_get_for_owner(*, owner: Organisation, link_id: object) -> PartnerLink:
+    try:
+        return PartnerLink.objects.get(organisation=owner, pk=parse_uuid(link_id))
+    except PartnerLink.DoesNotExist as exc:
         raise Http404 from exc

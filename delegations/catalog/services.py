@@ -246,8 +246,9 @@ def _parse_policy_keys(raw: Sequence[Any]) -> list[PolicyKey]:
             raise ValidationError(
                 {"policies": "Choose policies from the account's list."}
             ) from None
+        # Both passed the validators above, so they are strings.
         if (kind, name) not in keys:
-            keys.append((kind, name))
+            keys.append((str(kind), str(name)))
     return keys
 
 

@@ -1,19 +1,10 @@
-"""URLs of the cloud-account, catalogue and allow-list pages (in the `delegations` namespace)."""
+"""URLs of the catalogue, allow-list and partner-link pages (in the `delegations` namespace)."""
 
 from django.urls import path
 
 from delegations.catalog import views
 
 urlpatterns = [
-    path("cloud-account/", views.cloud_account, name="cloud_account"),
-    path("cloud-account/connect/", views.cloud_account_connect, name="cloud_account_connect"),
-    path("cloud-account/replace/", views.cloud_account_replace, name="cloud_account_replace"),
-    path("cloud-account/check/", views.cloud_account_verify, name="cloud_account_verify"),
-    path(
-        "cloud-account/disconnect/",
-        views.cloud_account_disconnect,
-        name="cloud_account_disconnect",
-    ),
     path("catalogue/", views.catalog, name="catalog"),
     path("catalogue/roles/new/", views.catalog_role_create, name="catalog_role_create"),
     path(
@@ -36,5 +27,11 @@ urlpatterns = [
         "catalogue/allow-list/<uuid:allowance_id>/remove/",
         views.allowance_remove,
         name="allowance_remove",
+    ),
+    path("partner-links/", views.partner_links, name="partner_links"),
+    path(
+        "partner-links/<uuid:link_id>/revoke/",
+        views.partner_link_revoke,
+        name="partner_link_revoke",
     ),
 ]

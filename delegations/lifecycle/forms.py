@@ -4,11 +4,9 @@ Only the fields declared here are read: anything else a browser posts (a forged 
 organisation or approver) is ignored.
 """
 
-import datetime as dt
-from typing import Any
+from typing import Any, cast
 
 from django import forms
-from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from accounts.models import Organisation
@@ -90,7 +88,7 @@ class RequestAccessForm(_DurationMixin):
     def __init__(self, *args: Any, link: PartnerLink, roles: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.link = link
-        self.fields["catalog_role"].queryset = roles
+        cast(forms.ModelChoiceField, self.fields["catalog_role"]).queryset = roles
 
 
 class OfferForm(_DurationMixin):
@@ -111,8 +109,8 @@ class OfferForm(_DurationMixin):
 
     def __init__(self, *args: Any, partners: Any, roles: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["partner"].queryset = partners
-        self.fields["catalog_role"].queryset = roles
+        cast(forms.ModelChoiceField, self.fields["partner"]).queryset = partners
+        cast(forms.ModelChoiceField, self.fields["catalog_role"]).queryset = roles
 
 
 class _VersionedForm(forms.Form):
@@ -161,34 +159,3 @@ class DriftResolveForm(forms.Form):
             (DriftFinding.Resolution.ACCEPT, "Accept"),
         ]
     )
-
-
-class PartnerLinkForm(forms.Form):
-    NEVER = "never"
-    label = forms.CharField(
-        label="Label",
-        max_length=200,
-        required=False,
-        help_text="Who it is for, e.g. “Company B operations”. Only you see it.",
-    )
-    expires_in = forms.ChoiceField(
-        label="Valid for",
-        choices=[("7", "7 days"), ("30", "30 days"), ("90", "90 days"), (NEVER, "Until revoked")],
-        initial="30",
-    )
-
-    def expires_at(self) -> dt.datetime | None:
-        value = self.cleaned_data["expires_in"]
-        if value == self.NEVER:
-            return None
-        return timezone.now() + dt.timedelta(days=int(value))
-
-
-def add_service_errors(form: forms.Form, error: ValidationError) -> None:
-    """Show a service's ValidationError on the form: on the field it names when the form has
-    that field, otherwise at the top."""
-    if hasattr(error, "error_dict"):
-        for field, errors in error.error_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, error)

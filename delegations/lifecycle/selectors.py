@@ -17,6 +17,7 @@ from accounts.models import Organisation, hash_token
 from audit.models import AuditEvent
 from audit.selectors import audit_events_visible_to
 from cloud import policies
+from core.web import parse_uuid
 from delegations import role_plan as planner
 from delegations.catalog.partner_links import partner_link_normalise_code
 from delegations.models import (
@@ -32,15 +33,6 @@ from delegations.models import (
 from delegations.role_state import desired_role_for
 
 Status = Delegation.Status
-
-
-def _parse_uuid(value: object) -> uuid.UUID:
-    if isinstance(value, uuid.UUID):
-        return value
-    try:
-        return uuid.UUID(str(value))
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise Http404 from exc
 
 
 # --- delegations -----------------------------------------------------------------------------
@@ -62,7 +54,7 @@ def delegation_get_for_organisation(
     *, organisation: Organisation, delegation_id: object
 ) -> Delegation:
     """A delegation the organisation is the owner or the partner of; 404 otherwise."""
-    pk = _parse_uuid(delegation_id)
+    pk = parse_uuid(delegation_id)
     try:
         return _delegations().get(Q(owner=organisation) | Q(partner=organisation), pk=pk)
     except Delegation.DoesNotExist as exc:
@@ -90,7 +82,7 @@ def delegations_for_owner(
 
 def _uuid_or_none(value: object) -> uuid.UUID | None:
     try:
-        return _parse_uuid(value)
+        return parse_uuid(value)
     except Http404:
         return None
 
@@ -123,7 +115,7 @@ def delegation_history(*, delegation: Delegation, organisation: Organisation) ->
 
 
 def delegation_cloud_calls(*, delegation: Delegation) -> QuerySet[CloudCall]:
-    return delegation.cloud_calls.order_by("intent_at", "id")
+    return CloudCall.objects.filter(delegations=delegation).order_by("intent_at", "id")
 
 
 # --- what an owner can grant, and to whom ----------------------------------------------------
@@ -173,17 +165,6 @@ def partner_link_get_by_code(*, code: str) -> PartnerLink | None:
     if link is None or not link.is_usable:
         return None
     return link
-
-
-def partner_links_for_owner(*, owner: Organisation) -> QuerySet[PartnerLink]:
-    return PartnerLink.objects.filter(organisation=owner).select_related("created_by")
-
-
-def partner_link_get_for_owner(*, owner: Organisation, link_id: object) -> PartnerLink:
-    try:
-        return PartnerLink.objects.get(organisation=owner, pk=_parse_uuid(link_id))
-    except PartnerLink.DoesNotExist as exc:
-        raise Http404 from exc
 
 
 # --- roles: the cloud's trust policy next to the portal's wish --------------------------------
@@ -398,7 +379,7 @@ def role_comparisons_for_owner(*, owner: Organisation) -> list[RoleComparison]:
 def drift_finding_get_for_owner(*, owner: Organisation, finding_id: object) -> DriftFinding:
     try:
         return DriftFinding.objects.select_related("managed_role__cloud_account").get(
-            managed_role__cloud_account__organisation=owner, pk=_parse_uuid(finding_id)
+            managed_role__cloud_account__organisation=owner, pk=parse_uuid(finding_id)
         )
     except DriftFinding.DoesNotExist as exc:
         raise Http404 from exc
@@ -407,7 +388,7 @@ def drift_finding_get_for_owner(*, owner: Organisation, finding_id: object) -> D
 def managed_role_get_for_owner(*, owner: Organisation, managed_role_id: object) -> ManagedRole:
     try:
         return ManagedRole.objects.select_related("cloud_account").get(
-            cloud_account__organisation=owner, pk=_parse_uuid(managed_role_id)
+            cloud_account__organisation=owner, pk=parse_uuid(managed_role_id)
         )
     except ManagedRole.DoesNotExist as exc:
         raise Http404 from exc

@@ -312,7 +312,7 @@ def _transition(
     return delegation
 
 
-def _audit_denied(*, delegation: Delegation, action: str, actor: User, reason: str) -> None:
+def _audit_denied(*, delegation: Delegation, action: AuditAction, actor: User, reason: str) -> None:
     """Record a refused attempt in its own transaction, so it survives the refusal."""
     with transaction.atomic():
         _audit(

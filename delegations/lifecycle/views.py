@@ -8,15 +8,9 @@ two-factor authentication when the portal requires it.
 
 from typing import Any
 
-# Suspending a POST and replaying it after the MFA step-up is allauth's own mechanism for
-# reauthentication; it has no public wrapper for the MFA page.
-from allauth.account.internal.flows.reauthentication import suspend_request
-from allauth.core.exceptions import ReauthenticationRequired
-from allauth.mfa.utils import is_mfa_enabled
-from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import BadRequest, PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -25,30 +19,31 @@ from accounts.models import Organisation
 from accounts.permissions import (
     ADMIN,
     AUDITOR,
+    AuthenticatedHttpRequest,
+    is_admin,
+    is_admin_of,
     organisation_member_required,
-    recent_authentications,
+    organisation_of_kind,
+    step_up,
 )
-from delegations.catalog import partner_links as link_services
-from delegations.lifecycle import selectors, services
+from core.web import add_form_errors, no_store, report_refusal
+from delegations.lifecycle import drift, selectors, services
 from delegations.lifecycle.forms import (
     ApproveForm,
     DriftResolveForm,
     OfferForm,
     PartnerCodeForm,
-    PartnerLinkForm,
     RejectForm,
     RequestAccessForm,
     RetryForm,
     RevokeForm,
     WithdrawForm,
-    add_service_errors,
 )
 from delegations.models import (
     ALLOWED_TRANSITIONS,
     FINAL_STATUSES,
     Delegation,
 )
-from delegations.worker import drift
 
 Status = Delegation.Status
 
@@ -57,51 +52,16 @@ Status = Delegation.Status
 READERS = (ADMIN, AUDITOR)
 
 
-# --- access helpers --------------------------------------------------------------------------
+def _owner_organisation(request: AuthenticatedHttpRequest) -> Organisation:
+    return organisation_of_kind(
+        request, Organisation.Kind.OWNER, refusal="Only resource owner organisations manage this."
+    )
 
 
-def _organisation(request: HttpRequest) -> Organisation:
-    return request.organisation  # type: ignore[attr-defined, no-any-return]
-
-
-def _owner_organisation(request: HttpRequest) -> Organisation:
-    organisation = _organisation(request)
-    if not organisation.is_owner:
-        raise PermissionDenied("Only resource owner organisations manage this.")
-    return organisation
-
-
-def _partner_organisation(request: HttpRequest) -> Organisation:
-    organisation = _organisation(request)
-    if not organisation.is_partner:
-        raise PermissionDenied("Only partner organisations request access.")
-    return organisation
-
-
-def _is_owner_admin(request: HttpRequest, delegation: Delegation) -> bool:
-    membership = request.membership  # type: ignore[attr-defined]
-    return membership.organisation_id == delegation.owner_id and membership.role == ADMIN
-
-
-def _is_partner_admin(request: HttpRequest, delegation: Delegation) -> bool:
-    membership = request.membership  # type: ignore[attr-defined]
-    return membership.organisation_id == delegation.partner_id and membership.role == ADMIN
-
-
-def _step_up(request: HttpRequest) -> HttpResponse | bool:
-    """A recent sign-in (within ACCOUNT_REAUTHENTICATION_TIMEOUT), with MFA when required.
-
-    Returns whether MFA was used, or a response sending the person to confirm who they are;
-    allauth replays the POST afterwards."""
-    recent = recent_authentications(request)
-    with_mfa = any(r.get("method") == "mfa" for r in recent)
-    if settings.PORTAL_REQUIRE_MFA and not with_mfa:
-        if not is_mfa_enabled(request.user):
-            raise PermissionDenied("This needs two-factor authentication; set it up first.")
-        return suspend_request(request, reverse("mfa_reauthenticate"))
-    if not recent:
-        raise ReauthenticationRequired()
-    return with_mfa
+def _partner_organisation(request: AuthenticatedHttpRequest) -> Organisation:
+    return organisation_of_kind(
+        request, Organisation.Kind.PARTNER, refusal="Only partner organisations request access."
+    )
 
 
 # --- lists -----------------------------------------------------------------------------------
@@ -109,8 +69,8 @@ def _step_up(request: HttpRequest) -> HttpResponse | bool:
 
 @require_GET
 @organisation_member_required(roles=READERS)
-def delegation_list(request: HttpRequest) -> HttpResponse:
-    organisation = _organisation(request)
+def delegation_list(request: AuthenticatedHttpRequest) -> HttpResponse:
+    organisation = request.organisation
     counts = selectors.delegation_status_counts(organisation=organisation)
     if organisation.is_partner:
         return render(
@@ -120,7 +80,7 @@ def delegation_list(request: HttpRequest) -> HttpResponse:
                 "organisation": organisation,
                 "delegations": selectors.delegations_for_partner(partner=organisation),
                 "counts": counts,
-                "is_admin": request.membership.role == ADMIN,  # type: ignore[attr-defined]
+                "is_admin": is_admin(request),
             },
         )
     status = request.GET.get("status") or ""
@@ -140,7 +100,7 @@ def delegation_list(request: HttpRequest) -> HttpResponse:
             "partners": selectors.partners_of_owner(owner=organisation),
             "roles": selectors.catalog_roles_of_owner(owner=organisation),
             "selected": {"status": status, "partner": partner_id, "role": role_id},
-            "is_admin": request.membership.role == ADMIN,  # type: ignore[attr-defined]
+            "is_admin": is_admin(request),
         },
     )
 
@@ -197,19 +157,20 @@ def _step(label: str, state: str) -> dict[str, str]:
     return {"label": label, "state": state}
 
 
-def _live_context(request: HttpRequest, delegation: Delegation) -> dict[str, Any]:
+def _live_context(request: AuthenticatedHttpRequest, delegation: Delegation) -> dict[str, Any]:
     return {
         "delegation": delegation,
         "history": selectors.delegation_history(
-            delegation=delegation, organisation=_organisation(request)
+            delegation=delegation, organisation=request.organisation
         ),
         "steps": _progress(delegation),
         "calls": selectors.delegation_cloud_calls(delegation=delegation),
         "is_final": delegation.status in FINAL_STATUSES,
-        "can_retry": delegation.status == Status.FAILED and _is_owner_admin(request, delegation),
+        "can_retry": delegation.status == Status.FAILED
+        and is_admin_of(request, delegation.owner_id),
         "can_decide": delegation.status == Status.REQUESTED,
         "can_withdraw": delegation.status == Status.REQUESTED
-        and _is_partner_admin(request, delegation),
+        and is_admin_of(request, delegation.partner_id),
         "can_revoke": Status.REVOKING in ALLOWED_TRANSITIONS[delegation.status]
         and not (
             delegation.status == Status.FAILED
@@ -219,9 +180,11 @@ def _live_context(request: HttpRequest, delegation: Delegation) -> dict[str, Any
     }
 
 
-def _detail_context(request: HttpRequest, delegation: Delegation, **forms: Any) -> dict[str, Any]:
-    organisation = _organisation(request)
-    owner_admin = _is_owner_admin(request, delegation)
+def _detail_context(
+    request: AuthenticatedHttpRequest, delegation: Delegation, **forms: Any
+) -> dict[str, Any]:
+    organisation = request.organisation
+    owner_admin = is_admin_of(request, delegation.owner_id)
     context = _live_context(request, delegation)
     context.update(
         {
@@ -233,7 +196,7 @@ def _detail_context(request: HttpRequest, delegation: Delegation, **forms: Any) 
             "reject_form": forms.get("reject_form")
             or RejectForm(initial={"version": delegation.version}),
             "revoke_form": forms.get("revoke_form") or RevokeForm(),
-            "partner_admin": _is_partner_admin(request, delegation),
+            "partner_admin": is_admin_of(request, delegation.partner_id),
             "withdraw_form": forms.get("withdraw_form")
             or WithdrawForm(initial={"version": delegation.version}),
         }
@@ -243,26 +206,24 @@ def _detail_context(request: HttpRequest, delegation: Delegation, **forms: Any) 
 
 @require_GET
 @organisation_member_required(roles=READERS)
-def delegation_detail(request: HttpRequest, delegation_id: str) -> HttpResponse:
+def delegation_detail(request: AuthenticatedHttpRequest, delegation_id: str) -> HttpResponse:
     delegation = selectors.delegation_get_for_organisation(
-        organisation=_organisation(request), delegation_id=delegation_id
+        organisation=request.organisation, delegation_id=delegation_id
     )
     return render(request, "delegations/detail.html", _detail_context(request, delegation))
 
 
 @require_GET
 @organisation_member_required(roles=READERS)
-def delegation_status(request: HttpRequest, delegation_id: str) -> HttpResponse:
+def delegation_status(request: AuthenticatedHttpRequest, delegation_id: str) -> HttpResponse:
     """The live part of the detail page, polled by static/js/delegation-live.js."""
     delegation = selectors.delegation_get_for_organisation(
-        organisation=_organisation(request), delegation_id=delegation_id
+        organisation=request.organisation, delegation_id=delegation_id
     )
-    response = render(request, "delegations/_live.html", _live_context(request, delegation))
-    response["Cache-Control"] = "no-store"
-    return response
+    return no_store(render(request, "delegations/_live.html", _live_context(request, delegation)))
 
 
-def _owner_delegation(request: HttpRequest, delegation_id: str) -> Delegation:
+def _owner_delegation(request: AuthenticatedHttpRequest, delegation_id: str) -> Delegation:
     owner = _owner_organisation(request)
     delegation = selectors.delegation_get_for_organisation(
         organisation=owner, delegation_id=delegation_id
@@ -270,7 +231,9 @@ def _owner_delegation(request: HttpRequest, delegation_id: str) -> Delegation:
     return delegation
 
 
-def _redisplay(request: HttpRequest, delegation: Delegation, **forms: Any) -> HttpResponse:
+def _redisplay(
+    request: AuthenticatedHttpRequest, delegation: Delegation, **forms: Any
+) -> HttpResponse:
     return render(
         request,
         "delegations/detail.html",
@@ -283,38 +246,31 @@ def _detail_redirect(delegation: Delegation) -> HttpResponse:
     return redirect("delegations:detail", delegation_id=delegation.pk)
 
 
-def _report_refusal(request: HttpRequest, error: Exception) -> None:
-    if isinstance(error, ValidationError):
-        messages.error(request, " ".join(error.messages))
-    else:
-        messages.error(request, str(error) or "This is not allowed.")
-
-
 @require_POST
 @organisation_member_required(roles=[ADMIN])
-def delegation_approve(request: HttpRequest, delegation_id: str) -> HttpResponse:
+def delegation_approve(request: AuthenticatedHttpRequest, delegation_id: str) -> HttpResponse:
     delegation = _owner_delegation(request, delegation_id)
     form = ApproveForm(request.POST)
     if not form.is_valid():
         if "version" in form.errors:
             raise BadRequest("Missing or malformed version.")
         return _redisplay(request, delegation, approve_form=form)
-    step = _step_up(request)
-    if isinstance(step, HttpResponse):
-        return step
+    confirmation = step_up(request)
+    if confirmation.response is not None:
+        return confirmation.response
     try:
         result = services.delegation_approve(
             delegation=delegation,
-            approved_by=request.user,  # type: ignore[arg-type]
-            with_mfa=step,
+            approved_by=request.user,
+            with_mfa=confirmation.with_mfa,
             note=form.cleaned_data["note"],
             expected_version=form.cleaned_data["version"],
         )
     except ValidationError as error:
-        add_service_errors(form, error)
+        add_form_errors(form, error)
         return _redisplay(request, delegation, approve_form=form)
     except (services.DelegationConflict, PermissionDenied) as error:
-        _report_refusal(request, error)
+        report_refusal(request, error)
         return _detail_redirect(delegation)
     if result.changed:
         messages.success(request, "Approved. The access is being applied in the cloud now.")
@@ -325,7 +281,7 @@ def delegation_approve(request: HttpRequest, delegation_id: str) -> HttpResponse
 
 @require_POST
 @organisation_member_required(roles=[ADMIN])
-def delegation_reject(request: HttpRequest, delegation_id: str) -> HttpResponse:
+def delegation_reject(request: AuthenticatedHttpRequest, delegation_id: str) -> HttpResponse:
     delegation = _owner_delegation(request, delegation_id)
     form = RejectForm(request.POST)
     if not form.is_valid():
@@ -335,15 +291,15 @@ def delegation_reject(request: HttpRequest, delegation_id: str) -> HttpResponse:
     try:
         result = services.delegation_reject(
             delegation=delegation,
-            rejected_by=request.user,  # type: ignore[arg-type]
+            rejected_by=request.user,
             reason=form.cleaned_data["reason"],
             expected_version=form.cleaned_data["version"],
         )
     except ValidationError as error:
-        add_service_errors(form, error)
+        add_form_errors(form, error)
         return _redisplay(request, delegation, reject_form=form)
     except (services.DelegationConflict, PermissionDenied) as error:
-        _report_refusal(request, error)
+        report_refusal(request, error)
         return _detail_redirect(delegation)
     if result.changed:
         messages.success(request, "Rejected. The partner can see your reason.")
@@ -354,25 +310,25 @@ def delegation_reject(request: HttpRequest, delegation_id: str) -> HttpResponse:
 
 @require_POST
 @organisation_member_required(roles=[ADMIN])
-def delegation_revoke(request: HttpRequest, delegation_id: str) -> HttpResponse:
+def delegation_revoke(request: AuthenticatedHttpRequest, delegation_id: str) -> HttpResponse:
     delegation = _owner_delegation(request, delegation_id)
     form = RevokeForm(request.POST)
     if not form.is_valid():
         return _redisplay(request, delegation, revoke_form=form)
-    step = _step_up(request)
-    if isinstance(step, HttpResponse):
-        return step
+    confirmation = step_up(request)
+    if confirmation.response is not None:
+        return confirmation.response
     try:
         result = services.delegation_revoke(
             delegation=delegation,
-            revoked_by=request.user,  # type: ignore[arg-type]
+            revoked_by=request.user,
             reason=form.cleaned_data["reason"],
         )
     except ValidationError as error:
-        add_service_errors(form, error)
+        add_form_errors(form, error)
         return _redisplay(request, delegation, revoke_form=form)
     except (services.DelegationConflict, PermissionDenied) as error:
-        _report_refusal(request, error)
+        report_refusal(request, error)
         return _detail_redirect(delegation)
     if result.changed:
         messages.success(request, "Revoking. The partner is being removed from the role now.")
@@ -383,7 +339,7 @@ def delegation_revoke(request: HttpRequest, delegation_id: str) -> HttpResponse:
 
 @require_POST
 @organisation_member_required(roles=[ADMIN])
-def delegation_retry(request: HttpRequest, delegation_id: str) -> HttpResponse:
+def delegation_retry(request: AuthenticatedHttpRequest, delegation_id: str) -> HttpResponse:
     delegation = _owner_delegation(request, delegation_id)
     form = RetryForm(request.POST)
     if not form.is_valid():
@@ -391,13 +347,11 @@ def delegation_retry(request: HttpRequest, delegation_id: str) -> HttpResponse:
     try:
         services.delegation_retry(
             delegation=delegation,
-            retried_by=request.user,  # type: ignore[arg-type]
+            retried_by=request.user,
             expected_version=form.cleaned_data["version"],
         )
-    except ValidationError as error:
-        _report_refusal(request, error)
-    except (services.DelegationConflict, PermissionDenied) as error:
-        _report_refusal(request, error)
+    except (ValidationError, services.DelegationConflict, PermissionDenied) as error:
+        report_refusal(request, error)
     else:
         messages.success(request, "Trying again.")
     return _detail_redirect(delegation)
@@ -405,7 +359,7 @@ def delegation_retry(request: HttpRequest, delegation_id: str) -> HttpResponse:
 
 @require_POST
 @organisation_member_required(roles=[ADMIN])
-def delegation_withdraw(request: HttpRequest, delegation_id: str) -> HttpResponse:
+def delegation_withdraw(request: AuthenticatedHttpRequest, delegation_id: str) -> HttpResponse:
     """A partner admin takes back their own pending request."""
     partner = _partner_organisation(request)
     delegation = selectors.delegation_get_for_organisation(
@@ -421,11 +375,11 @@ def delegation_withdraw(request: HttpRequest, delegation_id: str) -> HttpRespons
     try:
         result = services.delegation_withdraw(
             delegation=delegation,
-            withdrawn_by=request.user,  # type: ignore[arg-type]
+            withdrawn_by=request.user,
             expected_version=form.cleaned_data["version"],
         )
     except (services.DelegationConflict, PermissionDenied) as error:
-        _report_refusal(request, error)
+        report_refusal(request, error)
         return _detail_redirect(delegation)
     if result.changed:
         messages.success(request, f"Withdrawn. {delegation.owner.name} can no longer approve it.")
@@ -439,7 +393,7 @@ def delegation_withdraw(request: HttpRequest, delegation_id: str) -> HttpRespons
 
 @require_http_methods(["GET", "POST"])
 @organisation_member_required(roles=[ADMIN])
-def delegation_request(request: HttpRequest) -> HttpResponse:
+def delegation_request(request: AuthenticatedHttpRequest) -> HttpResponse:
     """A partner admin enters an owner's code, then picks a role and says why and how long."""
     partner = _partner_organisation(request)
     raw_code = (request.POST if request.method == "POST" else request.GET).get("code", "")
@@ -467,14 +421,14 @@ def delegation_request(request: HttpRequest) -> HttpResponse:
             try:
                 delegation = services.delegation_request(
                     partner=partner,
-                    requested_by=request.user,  # type: ignore[arg-type]
+                    requested_by=request.user,
                     partner_link=link,
                     catalog_role=form.cleaned_data["catalog_role"],
                     reason=form.cleaned_data["reason"],
                     ends_at=form.cleaned_data["ends_at"],
                 )
             except ValidationError as error:
-                add_service_errors(form, error)
+                add_form_errors(form, error)
             else:
                 messages.success(request, f"Request sent to {owner.name}.")
                 return redirect("delegations:detail", delegation_id=delegation.pk)
@@ -492,28 +446,28 @@ def delegation_request(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @organisation_member_required(roles=[ADMIN])
-def delegation_offer(request: HttpRequest) -> HttpResponse:
+def delegation_offer(request: AuthenticatedHttpRequest) -> HttpResponse:
     owner = _owner_organisation(request)
     partners = selectors.partners_offerable(owner=owner)
     roles = selectors.catalog_roles_grantable(owner=owner)
     if request.method == "POST":
         form = OfferForm(request.POST, partners=partners, roles=roles)
         if form.is_valid():
-            step = _step_up(request)
-            if isinstance(step, HttpResponse):
-                return step
+            confirmation = step_up(request)
+            if confirmation.response is not None:
+                return confirmation.response
             try:
                 delegation = services.delegation_offer(
                     owner=owner,
-                    offered_by=request.user,  # type: ignore[arg-type]
+                    offered_by=request.user,
                     partner=form.cleaned_data["partner"],
                     catalog_role=form.cleaned_data["catalog_role"],
                     reason=form.cleaned_data["reason"],
                     ends_at=form.cleaned_data["ends_at"],
-                    with_mfa=step,
+                    with_mfa=confirmation.with_mfa,
                 )
             except ValidationError as error:
-                add_service_errors(form, error)
+                add_form_errors(form, error)
             except PermissionDenied as error:
                 form.add_error(None, str(error))
             else:
@@ -538,7 +492,7 @@ def delegation_offer(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @organisation_member_required(roles=READERS)
-def role_overview(request: HttpRequest) -> HttpResponse:
+def role_overview(request: AuthenticatedHttpRequest) -> HttpResponse:
     owner = _owner_organisation(request)
     return render(
         request,
@@ -546,92 +500,33 @@ def role_overview(request: HttpRequest) -> HttpResponse:
         {
             "organisation": owner,
             "comparisons": selectors.role_comparisons_for_owner(owner=owner),
-            "is_admin": request.membership.role == ADMIN,  # type: ignore[attr-defined]
+            "is_admin": is_admin(request),
         },
     )
 
 
 @require_POST
 @organisation_member_required(roles=[ADMIN])
-def drift_resolve(request: HttpRequest, finding_id: str) -> HttpResponse:
+def drift_resolve(request: AuthenticatedHttpRequest, finding_id: str) -> HttpResponse:
     owner = _owner_organisation(request)
     finding = selectors.drift_finding_get_for_owner(owner=owner, finding_id=finding_id)
     form = DriftResolveForm(request.POST)
     if not form.is_valid():
         raise BadRequest("Choose repair or accept.")
-    step = _step_up(request)
-    if isinstance(step, HttpResponse):
-        return step
+    confirmation = step_up(request)
+    if confirmation.response is not None:
+        return confirmation.response
     try:
         drift.drift_resolve(
             finding=finding,
-            resolved_by=request.user,  # type: ignore[arg-type]
+            resolved_by=request.user,
             resolution=form.cleaned_data["resolution"],
         )
     except (ValidationError, services.DelegationConflict, PermissionDenied) as error:
-        _report_refusal(request, error)
+        report_refusal(request, error)
     else:
         if form.cleaned_data["resolution"] == "repair":
             messages.success(request, "Repairing: the portal puts the role back as it should be.")
         else:
             messages.success(request, "Accepted: the portal now follows the cloud for this.")
     return redirect(reverse("delegations:roles") + f"#role-{finding.managed_role_id}")
-
-
-# --- partner links ---------------------------------------------------------------------------
-
-
-@require_http_methods(["GET", "POST"])
-@organisation_member_required(roles=[ADMIN])
-def partner_links(request: HttpRequest) -> HttpResponse:
-    owner = _owner_organisation(request)
-    new_code = ""
-    share_url = ""
-    status = 200
-    if request.method == "POST":
-        form = PartnerLinkForm(request.POST)
-        if form.is_valid():
-            try:
-                _link, new_code = link_services.partner_link_create(
-                    owner=owner,
-                    created_by=request.user,  # type: ignore[arg-type]
-                    label=form.cleaned_data["label"],
-                    expires_at=form.expires_at(),
-                )
-            except ValidationError as error:
-                add_service_errors(form, error)
-                status = 400
-            else:
-                share_url = request.build_absolute_uri(
-                    reverse("delegations:request") + f"?code={new_code}"
-                )
-                form = PartnerLinkForm()
-        else:
-            status = 400
-    else:
-        form = PartnerLinkForm()
-    response = render(
-        request,
-        "delegations/partner_links.html",
-        {
-            "organisation": owner,
-            "form": form,
-            "links": selectors.partner_links_for_owner(owner=owner),
-            "new_code": new_code,
-            "share_url": share_url,
-        },
-        status=status,
-    )
-    # The new code is shown once: never from a cache.
-    response["Cache-Control"] = "no-store"
-    return response
-
-
-@require_POST
-@organisation_member_required(roles=[ADMIN])
-def partner_link_revoke(request: HttpRequest, link_id: str) -> HttpResponse:
-    owner = _owner_organisation(request)
-    link = selectors.partner_link_get_for_owner(owner=owner, link_id=link_id)
-    link_services.partner_link_revoke(link=link, revoked_by=request.user)  # type: ignore[arg-type]
-    messages.success(request, "The link no longer works.")
-    return redirect("delegations:partner_links")

@@ -116,7 +116,9 @@ class CloudCall(models.Model):
         blank=True,
     )
     # The delegations this call served (one UpdateRole can add several partners at once).
-    delegations = models.ManyToManyField("Delegation", blank=True, related_name="cloud_calls")
+    delegations = models.ManyToManyField(
+        "delegations.Delegation", blank=True, related_name="cloud_calls"
+    )
     action = models.CharField(max_length=64)  # e.g. "UpdateRole"
     mutating = models.BooleanField(default=True)
     target = models.CharField(max_length=255, blank=True)  # e.g. the role ARN

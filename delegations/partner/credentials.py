@@ -48,11 +48,8 @@ from delegations.models import (
     Delegation,
     StaffAssignment,
 )
-from delegations.partner.services import (
-    broker_is_root,
-    delegation_is_usable,
-    partner_cloud_account,
-)
+from delegations.partner.services import broker_is_root, delegation_is_usable
+from delegations.partner_access import partner_cloud_account
 
 MIN_CREDENTIAL_SECONDS = 900
 DEFAULT_MAX_CREDENTIAL_SECONDS = 3600

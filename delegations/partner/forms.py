@@ -7,7 +7,7 @@ so a forged id is a form error (400) and nothing is written (AZ-03).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.db.models import QuerySet
@@ -40,7 +40,7 @@ class StaffLinkForm(forms.Form):
 
     def __init__(self, *args: Any, staff: QuerySet[User], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["user"].queryset = staff
+        cast(forms.ModelChoiceField, self.fields["user"]).queryset = staff
 
 
 class SessionPolicyForm(forms.Form):
@@ -78,7 +78,7 @@ class AssignForm(SessionPolicyForm):
 
     def __init__(self, *args: Any, staff: QuerySet[User], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["user"].queryset = staff
+        cast(forms.ModelChoiceField, self.fields["user"]).queryset = staff
 
 
 class CredentialsForm(forms.Form):

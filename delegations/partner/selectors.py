@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from accounts.models import Membership, Organisation, User
 from cloud import console, policies
-from delegations.lifecycle.selectors import _parse_uuid
+from core.web import parse_uuid
 from delegations.models import (
     CloudCall,
     CredentialIssuance,
@@ -35,11 +35,10 @@ from delegations.partner.credentials import (
 )
 from delegations.partner.services import (
     broker_is_root,
-    broker_user_name,
     credentials_uri_key_hash,
     delegation_is_usable,
-    partner_cloud_account,
 )
+from delegations.partner_access import broker_user_name, partner_cloud_account
 
 Status = Delegation.Status
 
@@ -93,7 +92,7 @@ def active_delegations_of_partner(*, partner: Organisation) -> QuerySet[Delegati
 def staff_link_get(*, organisation: Organisation, link_id: object) -> StaffRamUserLink:
     try:
         return StaffRamUserLink.objects.select_related("user", "cloud_account").get(
-            organisation=organisation, pk=_parse_uuid(link_id)
+            organisation=organisation, pk=parse_uuid(link_id)
         )
     except StaffRamUserLink.DoesNotExist as exc:
         raise Http404 from exc
@@ -102,7 +101,7 @@ def staff_link_get(*, organisation: Organisation, link_id: object) -> StaffRamUs
 def partner_delegation_get(*, organisation: Organisation, delegation_id: object) -> Delegation:
     """A delegation granted to `organisation` (the partner); 404 otherwise."""
     try:
-        return _delegations().get(partner=organisation, pk=_parse_uuid(delegation_id))
+        return _delegations().get(partner=organisation, pk=parse_uuid(delegation_id))
     except Delegation.DoesNotExist as exc:
         raise Http404 from exc
 
@@ -125,7 +124,7 @@ def assignment_get_for_partner(
             "delegation__owner",
             "delegation__catalog_role",
             "delegation__managed_role__cloud_account",
-        ).get(partner=organisation, delegation=delegation, pk=_parse_uuid(assignment_id))
+        ).get(partner=organisation, delegation=delegation, pk=parse_uuid(assignment_id))
     except StaffAssignment.DoesNotExist as exc:
         raise Http404 from exc
 
@@ -287,7 +286,7 @@ def my_assignment_get(
         ).get(
             user=user,
             partner=organisation,
-            delegation_id=_parse_uuid(delegation_id),
+            delegation_id=parse_uuid(delegation_id),
             ended_at__isnull=True,
             delegation__partner=organisation,
         )
@@ -309,7 +308,7 @@ def my_uri_key_get(
 ) -> CredentialsUriToken:
     try:
         return CredentialsUriToken.objects.select_related("delegation", "partner").get(
-            user=user, assignment=assignment, pk=_parse_uuid(key_id)
+            user=user, assignment=assignment, pk=parse_uuid(key_id)
         )
     except CredentialsUriToken.DoesNotExist as exc:
         raise Http404 from exc
@@ -399,7 +398,7 @@ def cut_offs(*, delegation: Delegation) -> list[RoleCutOff]:
 def cut_off_get(*, delegation: Delegation, cut_off_id: object) -> RoleCutOff:
     try:
         return RoleCutOff.objects.select_related("managed_role__cloud_account").get(
-            managed_role=delegation.managed_role, pk=_parse_uuid(cut_off_id)
+            managed_role=delegation.managed_role, pk=parse_uuid(cut_off_id)
         )
     except RoleCutOff.DoesNotExist as exc:
         raise Http404 from exc

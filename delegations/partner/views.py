@@ -17,9 +17,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from allauth.account.internal.flows.reauthentication import suspend_request
-from allauth.core.exceptions import ReauthenticationRequired
-from allauth.mfa.utils import is_mfa_enabled
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -35,8 +32,12 @@ from accounts.permissions import (
     ADMIN,
     AUDITOR,
     STAFF,
+    AuthenticatedHttpRequest,
+    MfaRule,
+    is_admin_of,
     organisation_member_required,
-    recent_authentications,
+    organisation_of_kind,
+    step_up,
 )
 from audit.actions import AuditAction
 from audit.models import AuditEvent
@@ -44,10 +45,9 @@ from audit.services import audit_record
 from cloud.errors import CloudError
 from core.client_ip import client_ip
 from core.ratelimit import rate_limit_consume
+from core.web import add_form_errors, no_store, report_refusal
 from delegations.connection.services import partner_ram_users
-from delegations.lifecycle.forms import add_service_errors
 from delegations.lifecycle.selectors import delegation_get_for_organisation
-from delegations.lifecycle.views import _step_up
 from delegations.models import CredentialIssuance
 from delegations.partner import credentials as credential_services
 from delegations.partner import selectors, services
@@ -63,55 +63,20 @@ from delegations.partner.forms import (
 
 logger = logging.getLogger(__name__)
 
-SECRET_HEADERS = {
-    "Cache-Control": "no-store, max-age=0",
-    "Pragma": "no-cache",
-    "X-Robots-Tag": "noindex",
-}
 
-
-def _no_store(response: HttpResponse) -> HttpResponse:
-    for name, value in SECRET_HEADERS.items():
-        response[name] = value
-    return response
-
-
-def _organisation(request: HttpRequest) -> Organisation:
-    return request.organisation  # type: ignore[attr-defined, no-any-return]
-
-
-def _partner(request: HttpRequest) -> Organisation:
-    organisation = _organisation(request)
-    if not organisation.is_partner:
-        raise PermissionDenied("Only partner organisations have staff access.")
-    return organisation
-
-
-def _report(request: HttpRequest, error: Exception) -> None:
-    if isinstance(error, ValidationError):
-        messages.error(request, " ".join(error.messages))
-    else:
-        messages.error(request, str(error) or "This is not allowed.")
-
-
-def _recent_sign_in(request: HttpRequest) -> HttpResponse | None:
-    """Revealing credentials or making a URI key needs a recent sign-in, confirmed with the
-    authenticator app when the person has one (AZ-09). allauth replays the POST afterwards."""
-    recent = recent_authentications(request)
-    if is_mfa_enabled(request.user):
-        if not any(r.get("method") == "mfa" for r in recent):
-            return suspend_request(request, reverse("mfa_reauthenticate"))
-        return None
-    if not recent:
-        raise ReauthenticationRequired()
-    return None
+def _partner(request: AuthenticatedHttpRequest) -> Organisation:
+    return organisation_of_kind(
+        request,
+        Organisation.Kind.PARTNER,
+        refusal="Only partner organisations have staff access.",
+    )
 
 
 # --- partner admins: staff and RAM users -----------------------------------------------------
 
 
 def _staff_page(
-    request: HttpRequest, *, link_form: StaffLinkForm | None = None, status: int = 200
+    request: AuthenticatedHttpRequest, *, link_form: StaffLinkForm | None = None, status: int = 200
 ) -> HttpResponse:
     organisation = _partner(request)
     summary = selectors.partner_account_summary(organisation=organisation)
@@ -145,13 +110,13 @@ def _staff_page(
 
 @require_GET
 @organisation_member_required(roles=[ADMIN])
-def staff_overview(request: HttpRequest) -> HttpResponse:
+def staff_overview(request: AuthenticatedHttpRequest) -> HttpResponse:
     return _staff_page(request)
 
 
 @require_POST
 @organisation_member_required(roles=[ADMIN])
-def staff_link(request: HttpRequest) -> HttpResponse:
+def staff_link(request: AuthenticatedHttpRequest) -> HttpResponse:
     organisation = _partner(request)
     form = StaffLinkForm(request.POST, staff=selectors.staff_members(organisation=organisation))
     if not form.is_valid():
@@ -161,10 +126,10 @@ def staff_link(request: HttpRequest) -> HttpResponse:
             organisation=organisation,
             user=form.cleaned_data["user"],
             ram_user_name=form.cleaned_data["ram_user_name"],
-            linked_by=request.user,  # type: ignore[arg-type]
+            linked_by=request.user,
         )
     except ValidationError as error:
-        add_service_errors(form, error)
+        add_form_errors(form, error)
         return _staff_page(request, link_form=form, status=400)
     messages.success(
         request, f"{link.user} now switches role as the RAM user {link.ram_user_name}."
@@ -174,10 +139,10 @@ def staff_link(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @organisation_member_required(roles=[ADMIN])
-def staff_unlink(request: HttpRequest, link_id: str) -> HttpResponse:
+def staff_unlink(request: AuthenticatedHttpRequest, link_id: str) -> HttpResponse:
     organisation = _partner(request)
     link = selectors.staff_link_get(organisation=organisation, link_id=link_id)
-    services.staff_unlink_ram_user(link=link, unlinked_by=request.user)  # type: ignore[arg-type]
+    services.staff_unlink_ram_user(link=link, unlinked_by=request.user)
     messages.success(request, f"{link.user} is no longer linked to {link.ram_user_name}.")
     return redirect("delegations:staff")
 
@@ -186,7 +151,7 @@ def staff_unlink(request: HttpRequest, link_id: str) -> HttpResponse:
 
 
 def _delegation_staff_page(
-    request: HttpRequest,
+    request: AuthenticatedHttpRequest,
     delegation: Any,
     *,
     assign_form: AssignForm | None = None,
@@ -220,7 +185,7 @@ def _delegation_staff_page(
         request,
         "delegations/partner/delegation_staff.html",
         {
-            "organisation": _organisation(request),
+            "organisation": request.organisation,
             "delegation": delegation,
             "usable": services.delegation_is_usable(delegation),
             "rows": rows,
@@ -234,7 +199,7 @@ def _delegation_staff_page(
 
 @require_GET
 @organisation_member_required(roles=[ADMIN])
-def delegation_staff(request: HttpRequest, delegation_id: str) -> HttpResponse:
+def delegation_staff(request: AuthenticatedHttpRequest, delegation_id: str) -> HttpResponse:
     organisation = _partner(request)
     delegation = selectors.partner_delegation_get(
         organisation=organisation, delegation_id=delegation_id
@@ -244,7 +209,7 @@ def delegation_staff(request: HttpRequest, delegation_id: str) -> HttpResponse:
 
 @require_POST
 @organisation_member_required(roles=[ADMIN])
-def staff_assign(request: HttpRequest, delegation_id: str) -> HttpResponse:
+def staff_assign(request: AuthenticatedHttpRequest, delegation_id: str) -> HttpResponse:
     organisation = _partner(request)
     delegation = selectors.partner_delegation_get(
         organisation=organisation, delegation_id=delegation_id
@@ -256,13 +221,13 @@ def staff_assign(request: HttpRequest, delegation_id: str) -> HttpResponse:
         assignment = services.staff_assign(
             delegation=delegation,
             user=form.cleaned_data["user"],
-            assigned_by=request.user,  # type: ignore[arg-type]
+            assigned_by=request.user,
             session_policy_kind=form.cleaned_data["session_policy_kind"] or "",
             ecs_instance_ids=form.cleaned_data["ecs_instance_ids"],
             custom_policy=form.cleaned_data["custom_policy"],
         )
     except ValidationError as error:
-        add_service_errors(form, error)
+        add_form_errors(form, error)
         return _delegation_staff_page(request, delegation, assign_form=form, status=400)
     messages.success(
         request,
@@ -274,7 +239,9 @@ def staff_assign(request: HttpRequest, delegation_id: str) -> HttpResponse:
 
 @require_POST
 @organisation_member_required(roles=[ADMIN])
-def staff_unassign(request: HttpRequest, delegation_id: str, assignment_id: str) -> HttpResponse:
+def staff_unassign(
+    request: AuthenticatedHttpRequest, delegation_id: str, assignment_id: str
+) -> HttpResponse:
     organisation = _partner(request)
     delegation = selectors.partner_delegation_get(
         organisation=organisation, delegation_id=delegation_id
@@ -282,7 +249,7 @@ def staff_unassign(request: HttpRequest, delegation_id: str, assignment_id: str)
     assignment = selectors.assignment_get_for_partner(
         organisation=organisation, delegation=delegation, assignment_id=assignment_id
     )
-    services.staff_unassign(assignment=assignment, unassigned_by=request.user)  # type: ignore[arg-type]
+    services.staff_unassign(assignment=assignment, unassigned_by=request.user)
     messages.success(
         request,
         f"{assignment.user} can no longer use {delegation.catalog_role.role_name}; their "
@@ -294,7 +261,7 @@ def staff_unassign(request: HttpRequest, delegation_id: str, assignment_id: str)
 @require_POST
 @organisation_member_required(roles=[ADMIN])
 def staff_session_policy(
-    request: HttpRequest, delegation_id: str, assignment_id: str
+    request: AuthenticatedHttpRequest, delegation_id: str, assignment_id: str
 ) -> HttpResponse:
     organisation = _partner(request)
     delegation = selectors.partner_delegation_get(
@@ -308,13 +275,13 @@ def staff_session_policy(
         try:
             services.staff_assignment_change_policy(
                 assignment=assignment,
-                changed_by=request.user,  # type: ignore[arg-type]
+                changed_by=request.user,
                 session_policy_kind=form.cleaned_data["session_policy_kind"] or "",
                 ecs_instance_ids=form.cleaned_data["ecs_instance_ids"],
                 custom_policy=form.cleaned_data["custom_policy"],
             )
         except ValidationError as error:
-            add_service_errors(form, error)
+            add_form_errors(form, error)
         else:
             messages.success(request, f"Session policy for {assignment.user} saved.")
             return redirect("delegations:delegation_staff", delegation_id=delegation.pk)
@@ -328,14 +295,14 @@ def staff_session_policy(
 
 @require_GET
 @organisation_member_required(roles=[STAFF])
-def my_access(request: HttpRequest) -> HttpResponse:
+def my_access(request: AuthenticatedHttpRequest) -> HttpResponse:
     organisation = _partner(request)
     return render(
         request,
         "delegations/partner/my_access.html",
         {
             "organisation": organisation,
-            "items": selectors.my_access(user=request.user, organisation=organisation),  # type: ignore[arg-type]
+            "items": selectors.my_access(user=request.user, organisation=organisation),
             "summary": selectors.partner_account_summary(organisation=organisation),
             "max_seconds": credential_services.portal_max_credential_seconds(),
         },
@@ -343,25 +310,31 @@ def my_access(request: HttpRequest) -> HttpResponse:
 
 
 def _credentials_page(
-    request: HttpRequest, item: Any, *, form: CredentialsForm, status: int = 200, **extra: Any
+    request: AuthenticatedHttpRequest,
+    item: Any,
+    *,
+    form: CredentialsForm,
+    status: int = 200,
+    **extra: Any,
 ) -> HttpResponse:
-    return _no_store(
+    return no_store(
         render(
             request,
             "delegations/partner/credentials.html",
-            {"organisation": _organisation(request), "item": item, "form": form, **extra},
+            {"organisation": request.organisation, "item": item, "form": form, **extra},
             status=status,
-        )
+        ),
+        secret=True,
     )
 
 
 @never_cache
 @require_http_methods(["GET", "POST"])
 @organisation_member_required(roles=[STAFF])
-def credentials_get(request: HttpRequest, delegation_id: str) -> HttpResponse:
+def credentials_get(request: AuthenticatedHttpRequest, delegation_id: str) -> HttpResponse:
     organisation = _partner(request)
     assignment = selectors.my_assignment_get(
-        user=request.user,  # type: ignore[arg-type]
+        user=request.user,
         organisation=organisation,
         delegation_id=delegation_id,
     )
@@ -386,11 +359,13 @@ def credentials_get(request: HttpRequest, delegation_id: str) -> HttpResponse:
             bounds=credential_services.credential_duration_bounds(delegation=assignment.delegation),
         )
     except ValidationError as error:
-        add_service_errors(form, error)
+        add_form_errors(form, error)
         return again(form, 400)
-    step = _recent_sign_in(request)
-    if step is not None:
-        return step
+    # Revealing credentials or making a URI key: a recent sign-in, confirmed with the
+    # authenticator app when the person has one (AZ-09).
+    confirmation = step_up(request, rule=MfaRule.ENROLLED)
+    if confirmation.response is not None:
+        return confirmation.response
     wait = rate_limit_consume(
         scope="credentials-page",
         key=str(request.user.pk),
@@ -404,17 +379,17 @@ def credentials_get(request: HttpRequest, delegation_id: str) -> HttpResponse:
     try:
         issued = credential_services.credentials_issue(
             assignment=assignment,
-            user=request.user,  # type: ignore[arg-type]
+            user=request.user,
             duration_seconds=form.cleaned_data["duration_seconds"],
             via=CredentialIssuance.Via.WEB,
         )
     except ValidationError as error:
-        add_service_errors(form, error)
+        add_form_errors(form, error)
         return again(form, 400)
     except CredentialRefused as refusal:
         form.add_error(None, refusal.message)
         return again(form, refusal.status)
-    return _no_store(
+    return no_store(
         render(
             request,
             "delegations/partner/credentials_reveal.html",
@@ -424,47 +399,49 @@ def credentials_get(request: HttpRequest, delegation_id: str) -> HttpResponse:
                 "issued": issued,
                 "formats": credential_services.credential_formats(issued=issued),
             },
-        )
+        ),
+        secret=True,
     )
 
 
 # --- staff: credentials URIs -----------------------------------------------------------------
 
 
-def _uri_url(request: HttpRequest, raw_key: str) -> str:
+def _uri_url(request: AuthenticatedHttpRequest, raw_key: str) -> str:
     return request.build_absolute_uri(reverse("delegations:credentials_uri", args=[raw_key]))
 
 
 def _uri_page(
-    request: HttpRequest,
+    request: AuthenticatedHttpRequest,
     assignment: Any,
     *,
     form: UriKeyForm | None = None,
     status: int = 200,
     **extra: Any,
 ) -> HttpResponse:
-    return _no_store(
+    return no_store(
         render(
             request,
             "delegations/partner/uri_keys.html",
             {
-                "organisation": _organisation(request),
+                "organisation": request.organisation,
                 "item": selectors.my_access_item(assignment=assignment),
                 "form": form or UriKeyForm(),
                 **extra,
             },
             status=status,
-        )
+        ),
+        secret=True,
     )
 
 
 @never_cache
 @require_http_methods(["GET", "POST"])
 @organisation_member_required(roles=[STAFF])
-def uri_keys(request: HttpRequest, delegation_id: str) -> HttpResponse:
+def uri_keys(request: AuthenticatedHttpRequest, delegation_id: str) -> HttpResponse:
     organisation = _partner(request)
     assignment = selectors.my_assignment_get(
-        user=request.user,  # type: ignore[arg-type]
+        user=request.user,
         organisation=organisation,
         delegation_id=delegation_id,
     )
@@ -473,19 +450,21 @@ def uri_keys(request: HttpRequest, delegation_id: str) -> HttpResponse:
     form = UriKeyForm(request.POST)
     if not form.is_valid():
         return _uri_page(request, assignment, form=form, status=400)
-    step = _recent_sign_in(request)
-    if step is not None:
-        return step
+    # Revealing credentials or making a URI key: a recent sign-in, confirmed with the
+    # authenticator app when the person has one (AZ-09).
+    confirmation = step_up(request, rule=MfaRule.ENROLLED)
+    if confirmation.response is not None:
+        return confirmation.response
     try:
         _key, raw_key = services.credentials_uri_create(
             assignment=assignment,
-            user=request.user,  # type: ignore[arg-type]
+            user=request.user,
             label=form.cleaned_data["label"],
             valid_days=form.cleaned_data["valid_days"],
             duration_seconds=credential_services.portal_max_credential_seconds(),
         )
     except ValidationError as error:
-        add_service_errors(form, error)
+        add_form_errors(form, error)
         return _uri_page(request, assignment, form=form, status=400)
     url = _uri_url(request, raw_key)
     return _uri_page(
@@ -500,15 +479,17 @@ def uri_keys(request: HttpRequest, delegation_id: str) -> HttpResponse:
 
 @require_POST
 @organisation_member_required(roles=[STAFF])
-def uri_key_revoke(request: HttpRequest, delegation_id: str, key_id: str) -> HttpResponse:
+def uri_key_revoke(
+    request: AuthenticatedHttpRequest, delegation_id: str, key_id: str
+) -> HttpResponse:
     organisation = _partner(request)
     assignment = selectors.my_assignment_get(
-        user=request.user,  # type: ignore[arg-type]
+        user=request.user,
         organisation=organisation,
         delegation_id=delegation_id,
     )
-    key = selectors.my_uri_key_get(user=request.user, assignment=assignment, key_id=key_id)  # type: ignore[arg-type]
-    services.credentials_uri_revoke(uri_key=key, revoked_by=request.user)  # type: ignore[arg-type]
+    key = selectors.my_uri_key_get(user=request.user, assignment=assignment, key_id=key_id)
+    services.credentials_uri_revoke(uri_key=key, revoked_by=request.user)
     messages.success(request, f"The credentials URI …{key.token_hint} no longer works.")
     return redirect("delegations:uri_keys", delegation_id=assignment.delegation_id)
 
@@ -519,7 +500,7 @@ def _uri_error(
     response = JsonResponse({"Code": code, "Message": message}, status=status)
     if retry_after is not None:
         response["Retry-After"] = str(int(retry_after))
-    return _no_store(response)  # type: ignore[return-value]
+    return no_store(response, secret=True)
 
 
 @never_cache
@@ -574,22 +555,23 @@ def credentials_uri(request: HttpRequest, key: str) -> HttpResponse:
         return _uri_error(refusal.code, refusal.message, refusal.status)
     except ValidationError as error:
         return _uri_error("DelegationEnding", " ".join(error.messages), 403)
-    return _no_store(JsonResponse(credential_services.credentials_uri_body(issued=issued)))  # type: ignore[return-value]
+    return no_store(
+        JsonResponse(credential_services.credentials_uri_body(issued=issued)), secret=True
+    )
 
 
 # --- owners: who took credentials, the residual window, the cut-off --------------------------
 
 
 def _issuances_page(
-    request: HttpRequest,
+    request: AuthenticatedHttpRequest,
     delegation: Any,
     *,
     cut_off_form: CutOffForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    organisation = _organisation(request)
-    membership = request.membership  # type: ignore[attr-defined]
-    owner_admin = delegation.owner_id == organisation.pk and membership.role == ADMIN
+    organisation = request.organisation
+    owner_admin = is_admin_of(request, delegation.owner_id)
     return render(
         request,
         "delegations/partner/issuances.html",
@@ -610,17 +592,17 @@ def _issuances_page(
 
 @require_GET
 @organisation_member_required(roles=[ADMIN, AUDITOR])
-def delegation_issuances(request: HttpRequest, delegation_id: str) -> HttpResponse:
+def delegation_issuances(request: AuthenticatedHttpRequest, delegation_id: str) -> HttpResponse:
     delegation = delegation_get_for_organisation(
-        organisation=_organisation(request), delegation_id=delegation_id
+        organisation=request.organisation, delegation_id=delegation_id
     )
     return _issuances_page(request, delegation)
 
 
-def _owner_delegation(request: HttpRequest, delegation_id: str) -> Any:
-    organisation = _organisation(request)
-    if not organisation.is_owner:
-        raise PermissionDenied("Only the owner can cut a role off.")
+def _owner_delegation(request: AuthenticatedHttpRequest, delegation_id: str) -> Any:
+    organisation = organisation_of_kind(
+        request, Organisation.Kind.OWNER, refusal="Only the owner can cut a role off."
+    )
     delegation = delegation_get_for_organisation(
         organisation=organisation, delegation_id=delegation_id
     )
@@ -631,26 +613,26 @@ def _owner_delegation(request: HttpRequest, delegation_id: str) -> Any:
 
 @require_POST
 @organisation_member_required(roles=[ADMIN])
-def delegation_cut_off(request: HttpRequest, delegation_id: str) -> HttpResponse:
+def delegation_cut_off(request: AuthenticatedHttpRequest, delegation_id: str) -> HttpResponse:
     delegation = _owner_delegation(request, delegation_id)
     form = CutOffForm(request.POST)
     if not form.is_valid():
         return _issuances_page(request, delegation, cut_off_form=form, status=400)
-    step = _step_up(request)
-    if isinstance(step, HttpResponse):
-        return step
+    confirmation = step_up(request)
+    if confirmation.response is not None:
+        return confirmation.response
     try:
         cut_off = services.role_cut_off(
             delegation=delegation,
-            cut_off_by=request.user,  # type: ignore[arg-type]
+            cut_off_by=request.user,
             reason=form.cleaned_data["reason"],
-            with_mfa=step,
+            with_mfa=confirmation.with_mfa,
         )
     except ValidationError as error:
-        add_service_errors(form, error)
+        add_form_errors(form, error)
         return _issuances_page(request, delegation, cut_off_form=form, status=400)
     except PermissionDenied as error:
-        _report(request, error)
+        report_refusal(request, error)
         return redirect("delegations:issuances", delegation_id=delegation.pk)
     if getattr(cut_off, "changed", True):
         messages.warning(
@@ -666,20 +648,22 @@ def delegation_cut_off(request: HttpRequest, delegation_id: str) -> HttpResponse
 
 @require_POST
 @organisation_member_required(roles=[ADMIN])
-def cut_off_lift(request: HttpRequest, delegation_id: str, cut_off_id: str) -> HttpResponse:
+def cut_off_lift(
+    request: AuthenticatedHttpRequest, delegation_id: str, cut_off_id: str
+) -> HttpResponse:
     delegation = _owner_delegation(request, delegation_id)
     cut_off = selectors.cut_off_get(delegation=delegation, cut_off_id=cut_off_id)
-    step = _step_up(request)
-    if isinstance(step, HttpResponse):
-        return step
+    confirmation = step_up(request)
+    if confirmation.response is not None:
+        return confirmation.response
     try:
         services.role_cut_off_lift(
             cut_off=cut_off,
-            lifted_by=request.user,  # type: ignore[arg-type]
-            with_mfa=step,
+            lifted_by=request.user,
+            with_mfa=confirmation.with_mfa,
         )
     except (ValidationError, PermissionDenied) as error:
-        _report(request, error)
+        report_refusal(request, error)
     else:
         messages.success(
             request, "Lifted: the role's policies are being attached again for its partners."

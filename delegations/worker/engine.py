@@ -159,12 +159,12 @@ class Lease:
         return f"{self.model.__name__} {self.pk}"
 
     def _mine(self):
-        return self.model.objects.filter(pk=self.pk, locked_by=self.token)
+        return self.model._default_manager.filter(pk=self.pk, locked_by=self.token)
 
     def claim(self) -> bool:
         now = timezone.now()
         claimed = (
-            self.model.objects.filter(pk=self.pk)
+            self.model._default_manager.filter(pk=self.pk)
             .filter(Q(locked_until__isnull=True) | Q(locked_until__lte=now))
             .update(locked_by=self.token, locked_until=now + self.duration)
         )
@@ -209,8 +209,8 @@ def give_up(*, model: type[LeasedModel], pk: Any, kind: str, info: FailureInfo) 
     """After the task's last retry: the version the subject was at counts as handled (unless a
     worker holds it or it moved on), and its outbox messages are done, so nothing retries it
     on its own until someone changes it again."""
-    version = model.objects.filter(pk=pk).values_list("desired_version", flat=True).get()
-    model.objects.filter(pk=pk, desired_version=version, locked_by="").update(
+    version = model._default_manager.filter(pk=pk).values_list("desired_version", flat=True).get()
+    model._default_manager.filter(pk=pk, desired_version=version, locked_by="").update(
         applied_version=version
     )
     OutboxMessage.objects.filter(kind=kind, object_id=str(pk), done_at__isnull=True).update(

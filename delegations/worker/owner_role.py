@@ -54,6 +54,7 @@ from cloud.client import CloudClient
 from cloud.errors import CloudError
 from delegations import role_plan as planner
 from delegations.connection.services import cloud_account_credentials
+from delegations.lifecycle.drift import record_unmanaged_principals
 from delegations.lifecycle.services import (
     DelegationConflict,
     delegation_mark_active,
@@ -70,7 +71,6 @@ from delegations.models import (
 )
 from delegations.outbox import outbox_enqueue_reconcile
 from delegations.role_state import desired_role_for
-from delegations.worker.drift import record_unmanaged_principals
 from delegations.worker.engine import (
     DONE,
     NOT_READ_YET,

@@ -189,6 +189,11 @@ def _op(
     )
 
 
+def _delete_policy_version(name: str, version_id: str) -> Callable[[CloudClient], Any]:
+    """The call deleting one old version (bound here, not in the loop that plans them)."""
+    return lambda c: c.delete_policy_version(policy_name=name, version_id=version_id)
+
+
 def _plan(policy: PartnerUserPolicy, actual: _Actual, desired: frozenset[str]) -> list[CloudOp]:
     name, user = policy.policy_name, policy.ram_user_name
     policy_target = f"policy/Custom/{name}"
@@ -277,9 +282,7 @@ def _plan(policy: PartnerUserPolicy, actual: _Actual, desired: frozenset[str]) -
                     "DeletePolicyVersion",
                     f"{policy_target} version/{version_id}",
                     {"policy_name": name, "version_id": version_id},
-                    lambda c, version_id=version_id: c.delete_policy_version(
-                        policy_name=name, version_id=version_id
-                    ),
+                    _delete_policy_version(name, version_id),
                     {
                         "EntityNotExist.Policy.Version": DONE,
                         "EntityNotExist.Policy": REPLAN,

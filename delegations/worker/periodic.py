@@ -30,6 +30,12 @@ from django.utils import timezone
 from cloud import policies
 from cloud.errors import CloudError
 from delegations import role_plan as planner
+from delegations.lifecycle.drift import (
+    accepted_as_unmanaged,
+    drift_clear,
+    drift_record,
+    unmanaged_principals,
+)
 from delegations.models import (
     DESIRED_PRESENT_STATUSES,
     NEVER_APPLIED_STATUSES,
@@ -41,12 +47,6 @@ from delegations.models import (
     OutboxMessage,
 )
 from delegations.role_state import desired_role_for
-from delegations.worker.drift import (
-    accepted_as_unmanaged,
-    drift_clear,
-    drift_record,
-    unmanaged_principals,
-)
 from delegations.worker.owner_role import (
     RoleLease,
     make_cloud_client,

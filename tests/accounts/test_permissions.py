@@ -14,8 +14,11 @@ from accounts.models import Organisation, User
 from accounts.permissions import (
     ADMIN,
     AUDITOR,
+    MfaRule,
     OrganisationMemberRequiredMixin,
     organisation_member_required,
+    organisation_of_kind,
+    step_up,
 )
 
 pytestmark = pytest.mark.django_db
@@ -104,3 +107,67 @@ def test_selectors_answer_404_for_malformed_and_missing_ids(
         selectors.membership_get_for_organisation(organisation=company_a, membership_id=bad)
     with pytest.raises(Http404):
         selectors.invitation_get_for_organisation(organisation=company_a, invitation_id=bad)
+
+
+def post_as(user: User) -> HttpRequest:
+    from django.contrib.sessions.backends.db import SessionStore
+
+    request = RequestFactory().post("/act/", {"reason": "why"})
+    request.user = user
+    request.session = SessionStore()
+    CurrentOrganisationMiddleware(lambda r: HttpResponse())(request)
+    return request
+
+
+def test_step_up_without_a_recent_sign_in_asks_for_the_password_and_keeps_the_post(
+    owner_admin: User, settings
+) -> None:
+    settings.PORTAL_REQUIRE_MFA = False
+    confirmation = step_up(post_as(owner_admin))
+    assert confirmation.response is not None
+    assert confirmation.response["Location"] == "/accounts/reauthenticate/?next=%2Fact%2F"
+
+
+def test_step_up_after_a_recent_password_sign_in_lets_the_action_through(
+    owner_admin: User, settings
+) -> None:
+    from allauth.account.internal.flows.login import record_authentication
+
+    settings.PORTAL_REQUIRE_MFA = False
+    request = post_as(owner_admin)
+    record_authentication(request, owner_admin, method="password")
+    confirmation = step_up(request)
+    assert confirmation.response is None and confirmation.with_mfa is False
+
+
+def test_step_up_when_the_portal_requires_mfa_refuses_someone_without_an_authenticator(
+    auditor: User, settings
+) -> None:
+    from allauth.account.internal.flows.login import record_authentication
+
+    settings.PORTAL_REQUIRE_MFA = True
+    request = post_as(auditor)
+    record_authentication(request, auditor, method="password")
+    with pytest.raises(PermissionDenied, match="two-factor"):
+        step_up(request)
+    # Revealing one's own credentials asks for MFA only of people who have it.
+    assert step_up(request, rule=MfaRule.ENROLLED).response is None
+
+
+def test_step_up_confirmed_by_mfa_says_so(owner_admin: User, settings) -> None:
+    from allauth.account.internal.flows.login import record_authentication
+
+    settings.PORTAL_REQUIRE_MFA = True
+    request = post_as(owner_admin)
+    record_authentication(request, owner_admin, method="mfa")
+    confirmation = step_up(request)
+    assert confirmation.response is None and confirmation.with_mfa is True
+
+
+def test_organisation_of_kind_refuses_the_other_kind_with_the_reason_given(
+    partner_admin: User,
+) -> None:
+    request = request_as(partner_admin)
+    assert organisation_of_kind(request, Organisation.Kind.PARTNER, refusal="x").is_partner
+    with pytest.raises(PermissionDenied, match="Only owners do this"):
+        organisation_of_kind(request, Organisation.Kind.OWNER, refusal="Only owners do this.")

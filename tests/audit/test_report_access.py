@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import pytest
 
 from auditor.reports import AccessFold, DelegationFacts, report_rows
+from delegations.lifecycle.drift import drift_record
 from delegations.models import DriftFinding
-from delegations.worker.drift import drift_record
 from tests.audit.history import (  # noqa: F401
     History,
     active_history_fixture,

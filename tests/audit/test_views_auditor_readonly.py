@@ -18,6 +18,7 @@ from accounts.models import Invitation, Membership, Organisation
 from audit.models import AuditEvent
 from auditor.middleware import is_personal_url
 from delegations.catalog.partner_links import partner_link_create
+from delegations.lifecycle.drift import drift_record
 from delegations.models import (
     CatalogRole,
     CloudAccount,
@@ -26,7 +27,6 @@ from delegations.models import (
     PartnerAllowance,
     PartnerLink,
 )
-from delegations.worker.drift import drift_record
 from tests.audit.history import History, history_fixture  # noqa: F401
 from tests.test_isolation import crawl_paths
 

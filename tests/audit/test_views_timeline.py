@@ -11,9 +11,9 @@ from django.test.utils import CaptureQueriesContext
 from audit.actions import AuditAction
 from audit.models import AuditEvent
 from auditor import views
+from delegations.lifecycle.drift import drift_record
 from delegations.lifecycle.services import delegation_offer
 from delegations.models import DriftFinding
-from delegations.worker.drift import drift_record
 from tests.audit.conftest import record
 from tests.audit.history import (  # noqa: F401
     History,

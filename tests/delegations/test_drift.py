@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from cloud import policies
+from delegations.lifecycle.drift import drift_resolve
 from delegations.models import Delegation, DriftFinding, ManagedRole, OutboxMessage
-from delegations.worker.drift import drift_resolve
 from delegations.worker.periodic import (
     managed_role_check_drift,
     managed_roles_periodic_pass,

@@ -14,9 +14,9 @@ from django.urls import URLPattern, get_resolver
 
 from accounts.models import Membership, Organisation, User
 from delegations.catalog.partner_links import partner_link_create
+from delegations.lifecycle.drift import drift_record
 from delegations.lifecycle.services import delegation_request
 from delegations.models import CatalogRole, Delegation, DriftFinding, PartnerLink
-from delegations.worker.drift import drift_record
 from tests.delegations.factories import PartnerAllowanceFactory
 from tests.personas import make_member
 

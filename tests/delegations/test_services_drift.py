@@ -7,13 +7,13 @@ from django.core.exceptions import PermissionDenied, ValidationError
 
 from accounts.models import User
 from audit.models import AuditEvent
+from delegations.lifecycle.drift import drift_clear, drift_record, drift_resolve
 from delegations.lifecycle.services import (
     DelegationConflict,
     delegation_approve,
     delegation_mark_active,
 )
 from delegations.models import Delegation, DriftFinding, ManagedRole, OutboxMessage
-from delegations.worker.drift import drift_clear, drift_record, drift_resolve
 
 pytestmark = pytest.mark.django_db
 Kind = DriftFinding.Kind

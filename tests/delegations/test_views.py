@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from accounts.models import Membership, Organisation, User
 from audit.models import AuditEvent
+from delegations.lifecycle.drift import drift_record
 from delegations.lifecycle.services import (
     delegation_approve,
     delegation_mark_active,
@@ -27,7 +28,6 @@ from delegations.models import (
     OutboxMessage,
     PartnerLink,
 )
-from delegations.worker.drift import drift_record
 from tests.delegations.factories import CatalogRoleFactory, DelegationFactory
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from audit.checkpoints import checkpoint_key, checkpoints_load
+from audit.checkpoints import Checkpoint, InvalidCheckpoint, checkpoint_key, checkpoints_load
 from audit.verification import PROGRESS_EVERY
 from audit.verify import DEFAULT_BATCH_SIZE, VerificationStep, last_result, verify_chain_steps
 
@@ -29,7 +29,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["batch_size"] < 1:
             raise CommandError("--batch-size must be at least 1.")
-        checkpoints, invalid = [], []
+        checkpoints: list[Checkpoint] = []
+        invalid: list[InvalidCheckpoint] = []
         directory = options["checkpoints"]
         if directory is not None:
             key = checkpoint_key()

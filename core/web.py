@@ -1,0 +1,66 @@
+"""Web helpers every page uses, with no knowledge of the portal's apps: a service's
+ValidationError shown on a form or as a message, responses kept out of caches, and ids from
+URLs that answer 404 when malformed."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TypeVar
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.forms import BaseForm
+from django.http import Http404, HttpRequest, HttpResponseBase
+
+ResponseT = TypeVar("ResponseT", bound=HttpResponseBase)
+
+# Pages that show a secret once (credentials, a credentials URI): no cache of any kind may
+# keep them, and search engines must not index a URL that leaked.
+_SECRET_HEADERS = {
+    "Cache-Control": "no-store, max-age=0",
+    "Pragma": "no-cache",
+    "X-Robots-Tag": "noindex",
+}
+
+
+def add_form_errors(form: BaseForm, error: ValidationError) -> None:
+    """Show a service's ValidationError on the form: on the field it names when the form has
+    that field, otherwise at the top."""
+    if hasattr(error, "error_dict"):
+        for field, field_errors in error.error_dict.items():
+            form.add_error(field if field in form.fields else None, field_errors)
+    else:
+        form.add_error(None, error)
+
+
+def refusal_text(error: Exception) -> str:
+    """What to tell a person whose action a service refused."""
+    if isinstance(error, ValidationError):
+        return " ".join(error.messages)
+    return str(error) or "This is not allowed."
+
+
+def report_refusal(request: HttpRequest, error: Exception) -> None:
+    """A refusal shown as a message on the next page (for actions answered by a redirect)."""
+    messages.error(request, refusal_text(error))
+
+
+def no_store(response: ResponseT, *, secret: bool = False) -> ResponseT:
+    """Keep `response` out of every cache; `secret` also keeps it out of old HTTP/1.0
+    caches and search indexes, for pages that reveal a credential."""
+    if secret:
+        for name, value in _SECRET_HEADERS.items():
+            response[name] = value
+    else:
+        response["Cache-Control"] = "no-store"
+    return response
+
+
+def parse_uuid(value: object) -> uuid.UUID:
+    """An id from a URL or a form; anything that is not a UUID is a page that does not exist."""
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise Http404 from exc

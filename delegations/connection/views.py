@@ -1,0 +1,236 @@
+"""Pages for the organisation's cloud account (owners and partners): connect, check, replace
+and disconnect its AccessKey; thin views over `connection.selectors` and `connection.services`.
+
+Mutations are POST-only with CSRF; admins only (auditors read). Connecting or replacing a key
+needs a recent sign-in (with MFA when the portal requires it) *before* the form is filled in:
+a POST carrying a secret is never suspended into the session to be replayed after a sign-in,
+it is refused and the key must be entered again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.forms import Form
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.permissions import (
+    ADMIN,
+    AUDITOR,
+    AuthenticatedHttpRequest,
+    is_admin,
+    organisation_member_required,
+    step_up,
+    step_up_confirmed,
+    step_up_page,
+)
+from cloud.errors import CloudError
+from core.crypto import SecretDecryptionError
+from core.web import add_form_errors, no_store, report_refusal
+from delegations.connection import selectors, services
+from delegations.connection.forms import (
+    COMMON_REGIONS,
+    CloudAccountConnectForm,
+    CloudAccountReplaceForm,
+)
+
+READERS = (ADMIN, AUDITOR)
+
+
+def _confirm_then_show(request: AuthenticatedHttpRequest, page: str) -> HttpResponse:
+    """Send the person to confirm who they are, then back to `page` (a GET: nothing is kept)."""
+    return redirect(f"{step_up_page(request)}?{urlencode({'next': page})}")
+
+
+def _refuse_stale_confirmation(request: AuthenticatedHttpRequest, page: str) -> HttpResponse:
+    messages.error(
+        request,
+        "Please confirm it is you again: the confirmation expired, so the key was not saved.",
+    )
+    return _confirm_then_show(request, page)
+
+
+@require_GET
+@organisation_member_required(roles=READERS)
+def cloud_account(request: AuthenticatedHttpRequest) -> HttpResponse:
+    organisation = request.organisation
+    account = selectors.cloud_account_of_organisation(organisation=organisation)
+    ram_users: list[Any] | None = None
+    ram_users_error = ""
+    if account is not None and organisation.is_partner:
+        try:
+            ram_users = services.partner_ram_users(cloud_account=account)
+        except CloudError as error:
+            ram_users_error = (
+                f"The RAM users could not be listed: {error.code or ''} {error.message}"
+            )
+        except SecretDecryptionError as error:
+            ram_users_error = str(error)
+    return render(
+        request,
+        "delegations/connection/index.html",
+        {
+            "organisation": organisation,
+            "account": account,
+            "is_admin": is_admin(request),
+            "ram_users": ram_users,
+            "ram_users_error": ram_users_error,
+        },
+    )
+
+
+def _key_form_page(
+    request: AuthenticatedHttpRequest,
+    *,
+    form: Form,
+    replacing: bool,
+    status: int = 200,
+) -> HttpResponse:
+    return no_store(
+        render(
+            request,
+            "delegations/connection/form.html",
+            {
+                "organisation": request.organisation,
+                "form": form,
+                "replacing": replacing,
+                "account": selectors.cloud_account_of_organisation(
+                    organisation=request.organisation
+                ),
+                "regions": COMMON_REGIONS,
+            },
+            status=status,
+        )
+    )
+
+
+def _confirmation_gate(request: AuthenticatedHttpRequest, page: str) -> HttpResponse | None:
+    """None when the person confirmed who they are recently; otherwise where to send them
+    (a POST, which carries the key, is refused rather than kept for a replay)."""
+    if step_up_confirmed(request):
+        return None
+    if request.method == "POST":
+        return _refuse_stale_confirmation(request, page)
+    return _confirm_then_show(request, page)
+
+
+def _save_key(
+    request: AuthenticatedHttpRequest,
+    *,
+    form: Form,
+    replacing: bool,
+    save: Callable[[dict[str, Any]], object],
+    success: str,
+) -> HttpResponse:
+    """Validate the posted key form and hand it to `save` (a service that tries the key)."""
+    if form.is_valid():
+        try:
+            save(form.cleaned_data)
+        except ValidationError as error:
+            add_form_errors(form, error)
+        except ImproperlyConfigured as error:
+            form.add_error(None, str(error))
+            return _key_form_page(request, form=form, replacing=replacing, status=503)
+        else:
+            messages.success(request, success)
+            return redirect("delegations:cloud_account")
+    return _key_form_page(request, form=form, replacing=replacing, status=400)
+
+
+@require_http_methods(["GET", "POST"])
+@organisation_member_required(roles=[ADMIN])
+def cloud_account_connect(request: AuthenticatedHttpRequest) -> HttpResponse:
+    organisation = request.organisation
+    if selectors.cloud_account_of_organisation(organisation=organisation) is not None:
+        messages.info(request, "Your cloud account is connected; you can replace its key here.")
+        return redirect("delegations:cloud_account_replace")
+    stop = _confirmation_gate(request, reverse("delegations:cloud_account_connect"))
+    if stop is not None:
+        return stop
+    if request.method == "GET":
+        form = CloudAccountConnectForm(
+            initial={
+                "account_uid": organisation.account_uid,
+                "alias": organisation.enterprise_alias,
+            }
+        )
+        return _key_form_page(request, form=form, replacing=False)
+    return _save_key(
+        request,
+        form=CloudAccountConnectForm(request.POST),
+        replacing=False,
+        save=lambda data: services.cloud_account_connect(
+            organisation=organisation, connected_by=request.user, **data
+        ),
+        success="Connected. The key works and is stored encrypted.",
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@organisation_member_required(roles=[ADMIN])
+def cloud_account_replace(request: AuthenticatedHttpRequest) -> HttpResponse:
+    account = selectors.cloud_account_of_organisation(organisation=request.organisation)
+    if account is None:
+        messages.info(request, "No cloud account is connected yet.")
+        return redirect("delegations:cloud_account_connect")
+    stop = _confirmation_gate(request, reverse("delegations:cloud_account_replace"))
+    if stop is not None:
+        return stop
+    if request.method == "GET":
+        form = CloudAccountReplaceForm(initial={"alias": account.alias, "region": account.region})
+        return _key_form_page(request, form=form, replacing=True)
+    return _save_key(
+        request,
+        form=CloudAccountReplaceForm(request.POST),
+        replacing=True,
+        save=lambda data: services.cloud_account_replace_key(
+            cloud_account=account, replaced_by=request.user, **data
+        ),
+        success="Key replaced. The new key works and is stored encrypted.",
+    )
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
+def cloud_account_verify(request: AuthenticatedHttpRequest) -> HttpResponse:
+    account = selectors.cloud_account_of_organisation(organisation=request.organisation)
+    if account is None:
+        messages.info(request, "No cloud account is connected.")
+        return redirect("delegations:cloud_account")
+    try:
+        services.cloud_account_verify(cloud_account=account, checked_by=request.user)
+    except (ValidationError, SecretDecryptionError, ImproperlyConfigured) as error:
+        report_refusal(request, error)
+    else:
+        messages.success(request, "The stored key still works.")
+    return redirect("delegations:cloud_account")
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
+def cloud_account_disconnect(request: AuthenticatedHttpRequest) -> HttpResponse:
+    account = selectors.cloud_account_of_organisation(organisation=request.organisation)
+    if account is None:
+        messages.info(request, "No cloud account is connected.")
+        return redirect("delegations:cloud_account")
+    confirmation = step_up(request)
+    if confirmation.response is not None:
+        return confirmation.response
+    try:
+        services.cloud_account_disconnect(cloud_account=account, disconnected_by=request.user)
+    except ValidationError as error:
+        report_refusal(request, error)
+    else:
+        messages.success(
+            request,
+            f"Disconnected. The portal forgot the key {account.access_key_id}; it still exists "
+            "in Alibaba Cloud: disable or delete it in the RAM console.",
+        )
+    return redirect("delegations:cloud_account")
