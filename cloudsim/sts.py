@@ -121,6 +121,7 @@ def _issue(
     caller_account: str,
     admitted: Callable[[dict], bool],
     max_duration: int | None,
+    identity: Identity | None = None,
 ) -> tuple[StsSession, Role]:
     """Load the role, check trust and duration, and write the session, in one transaction."""
     with store.write() as tx:
@@ -128,7 +129,18 @@ def _issue(
         if role is None:
             raise ApiError("EntityNotExist.Role", "The specified Role not exists.", 404)
         if not admitted(role.trust_document):
-            raise ApiError("NoPermission", DENIED_BY_RAM, 403)
+            detail = None
+            if identity is not None:
+                # [UNVERIFIED] NoPermissionType: the trust policy names nobody it admits, so
+                # implicit unless a Deny statement matched; cloudsim does not tell them apart.
+                detail = authz.access_denied_detail(
+                    identity=identity,
+                    action=policy.ASSUME_ROLE_ACTION,
+                    resource=role.arn,
+                    policy_type=authz.TRUST_POLICY,
+                    explicit=False,
+                )
+            raise ApiError("NoPermission", DENIED_BY_RAM, 403, access_denied_detail=detail)
         ceiling = role.max_session_duration
         if max_duration is not None:
             ceiling = min(ceiling, max_duration)
@@ -202,7 +214,15 @@ def assume_role(ctx: ApiContext) -> dict:
         source_ip=ctx.source_ip,
         secure_transport=ctx.secure_transport,
     ):
-        raise ApiError("NoPermission", DENIED_BY_RAM, 403)
+        detail = authz.denial_detail(
+            store=ctx.store,
+            identity=identity,
+            action=policy.ASSUME_ROLE_ACTION,
+            resource=role_arn,
+            source_ip=ctx.source_ip,
+            secure_transport=ctx.secure_transport,
+        )
+        raise ApiError("NoPermission", DENIED_BY_RAM, 403, access_denied_detail=detail)
 
     def admitted(trust_text: str) -> bool:
         if not _trust_has_conditions(trust_text):
@@ -233,6 +253,7 @@ def assume_role(ctx: ApiContext) -> dict:
         caller_account=identity.account_uid,
         admitted=admitted,
         max_duration=MAX_CHAINED_DURATION if identity.kind == ASSUMED_ROLE else None,
+        identity=identity,
     )
     ctx.log_extra["resource"] = role.arn
     ctx.log_extra["target_account"] = role.account_uid
