@@ -85,10 +85,10 @@ def _trust_has_conditions(text: str) -> bool:
 
 
 @functools.lru_cache(maxsize=8192)
-def _unconditional_trust(text: str, caller_arn: str, caller_account: str) -> bool:
-    """Whether a condition-free trust document admits the caller (the request context cannot
-    change the answer, so it is remembered per document text and caller)."""
-    return policy.trust_admits(
+def _unconditional_trust(text: str, caller_arn: str, caller_account: str) -> policy.Decision:
+    """A condition-free trust document's answer to the caller (the request context cannot
+    change it, so it is remembered per document text and caller)."""
+    return policy.trust_decision(
         _parsed_trust(text), caller_arn=caller_arn, caller_account=caller_account, context={}
     )
 
@@ -119,7 +119,7 @@ def _issue(
     source_identity: str | None,
     caller_arn: str,
     caller_account: str,
-    admitted: Callable[[dict], bool],
+    admitted: Callable[[str], policy.Decision],
     max_duration: int | None,
     identity: Identity | None = None,
 ) -> tuple[StsSession, Role]:
@@ -128,17 +128,16 @@ def _issue(
         role = tx.role_get(role_account, role_name)
         if role is None:
             raise ApiError("EntityNotExist.Role", "The specified Role not exists.", 404)
-        if not admitted(role.trust_document):
+        decision = admitted(role.trust_document)
+        if not decision.allowed:
             detail = None
             if identity is not None:
-                # [UNVERIFIED] NoPermissionType: the trust policy names nobody it admits, so
-                # implicit unless a Deny statement matched; cloudsim does not tell them apart.
                 detail = authz.access_denied_detail(
                     identity=identity,
                     action=policy.ASSUME_ROLE_ACTION,
                     resource=role.arn,
                     policy_type=authz.TRUST_POLICY,
-                    explicit=False,
+                    explicit=decision is policy.Decision.EXPLICIT_DENY,
                 )
             raise ApiError("NoPermission", DENIED_BY_RAM, 403, access_denied_detail=detail)
         ceiling = role.max_session_duration
@@ -224,7 +223,7 @@ def assume_role(ctx: ApiContext) -> dict:
         )
         raise ApiError("NoPermission", DENIED_BY_RAM, 403, access_denied_detail=detail)
 
-    def admitted(trust_text: str) -> bool:
+    def admitted(trust_text: str) -> policy.Decision:
         if not _trust_has_conditions(trust_text):
             return _unconditional_trust(trust_text, identity.arn, identity.account_uid)
         extra = {policy.KEY_EXTERNAL_ID: external_id} if external_id is not None else None
@@ -234,7 +233,7 @@ def assume_role(ctx: ApiContext) -> dict:
             secure_transport=ctx.secure_transport,
             extra=extra,
         )
-        return policy.trust_admits(
+        return policy.trust_decision(
             _parsed_trust(trust_text),
             caller_arn=identity.arn,
             caller_account=identity.account_uid,
@@ -294,8 +293,8 @@ def assume_role_as_service(
         mfa_present=None,
     )
 
-    def admitted(trust_text: str) -> bool:
-        return policy.trust_admits(
+    def admitted(trust_text: str) -> policy.Decision:
+        return policy.trust_decision(
             _parsed_trust(trust_text),
             caller_arn="",
             caller_account="",

@@ -179,6 +179,14 @@ def test_a_parked_role_is_assumable_by_nobody(sdk, chain, new_user):
     for caller in (hop, admin, pair.alice):
         refused = _assume_error(sdk, caller, kept_arn)
         assert (refused.code, refused.statusCode) == ("NoPermission", 403)
+        assert refused.accessDeniedDetail["PolicyType"] == "AssumeRolePolicy"
+    # The owner's identities meet the lock; the partner's own users are named by nobody.
+    for caller, kind in (
+        (hop, "ExplicitDeny"),
+        (admin, "ExplicitDeny"),
+        (pair.alice, "ImplicitDeny"),
+    ):
+        assert _assume_error(sdk, caller, kept_arn).accessDeniedDetail["NoPermissionType"] == kind
     # Re-planning a parked role changes nothing: the lock is recognised as the portal's.
     again = role_plan.plan_role_reconciliation(
         actual=_actual(sdk, pair.owner),
