@@ -32,7 +32,9 @@ __all__ = [
     "description_with_marker",
     "ecs_instances_session_policy",
     "has_marker",
+    "high_privilege_reasons",
     "merge_trust_policy",
+    "parking_lock_statement",
     "parse_principal",
     "parse_role_arn",
     "parse_session_policy",
@@ -447,11 +449,29 @@ def _is_plain_allow(statement: dict[str, Any]) -> bool:
     )
 
 
+def parking_lock_statement(parking: str) -> dict[str, Any]:
+    """The Deny that makes a parked role assumable by nobody.
+
+    A trust policy must name someone, so a kept-but-unused role is parked on its owner's own
+    account root; an Allow on that root alone would let every RAM user and every role session
+    of the owner's account (a partner chaining from another delegation among them) assume it.
+    An explicit Deny wins over any Allow in a trust policy as in every RAM policy, and the
+    same root in a Deny covers all those identities; identities of other accounts are named
+    by no Allow, so nobody at all is admitted.
+    """
+    if parse_principal(parking).kind != "root":
+        raise PolicyError(f"A role is parked on an account root, not {_shown(parking)}.")
+    return _canonical_statement(
+        {"Action": _ASSUME_ROLE, "Effect": "Deny", "Principal": {"RAM": [parking]}}, trust=True
+    )
+
+
 def merge_trust_policy(
     current_document: str | bytes | Mapping[str, Any] | None,
     *,
     managed_wanted: Iterable[str],
     managed_all_known: Iterable[str],
+    parking: str | None = None,
 ) -> dict[str, Any]:
     """The trust policy the role should have, in canonical form.
 
@@ -461,10 +481,13 @@ def merge_trust_policy(
     Allow statement (a statement left with no principal goes away); a wanted one missing from
     every Allow statement is added to the first unconditional Allow sts:AssumeRole statement,
     or to a new one. Deny statements are never edited: removing a principal from a Deny would
-    widen access. Idempotent: merging the result again returns it unchanged.
+    widen access. The one exception is the portal's own `parking_lock_statement` for
+    `parking`: present exactly while `parking` is wanted, so un-parking lifts it. Idempotent:
+    merging the result again returns it unchanged.
     """
     wanted = _validated_ram_principals(managed_wanted, "Managed principals")
     managed = wanted | _validated_ram_principals(managed_all_known, "Managed principals")
+    lock = None if parking is None else parking_lock_statement(parking)
     unwanted = managed - wanted
     base = (
         _empty_trust()
@@ -502,6 +525,11 @@ def merge_trust_policy(
             statements.append(
                 {"Action": _ASSUME_ROLE, "Effect": "Allow", "Principal": {"RAM": sorted(missing)}}
             )
+    if lock is not None:
+        lock_key = _statement_key(lock)
+        statements = [s for s in statements if _statement_key(s) != lock_key]
+        if parking in wanted:
+            statements.append(lock)
     return _canonical_document(statements)
 
 
@@ -662,3 +690,168 @@ def description_with_marker(text: str | None) -> str:
 def has_marker(description: str | None) -> bool:
     """Whether a role's Description says the portal created it."""
     return bool(description) and PORTAL_MARKER in (description or "")
+
+
+# --- the high-privilege gate --------------------------------------------------------------------
+# RAM API actions that change identities, credentials or permissions (RAM 2015-05-01 and the
+# IMS actions RAM policies still name `ram:`). A wildcard covering any of them, or a literal
+# `ram:` action that is not a Get/List read, counts as a RAM write.
+RAM_WRITE_ACTIONS = (
+    "ram:AddUserToGroup",
+    "ram:AttachPolicyToGroup",
+    "ram:AttachPolicyToRole",
+    "ram:AttachPolicyToUser",
+    "ram:BindMFADevice",
+    "ram:ChangePassword",
+    "ram:ClearAccountAlias",
+    "ram:CreateAccessKey",
+    "ram:CreateGroup",
+    "ram:CreateLoginProfile",
+    "ram:CreateOIDCProvider",
+    "ram:CreatePolicy",
+    "ram:CreatePolicyVersion",
+    "ram:CreateRole",
+    "ram:CreateSAMLProvider",
+    "ram:CreateUser",
+    "ram:CreateVirtualMFADevice",
+    "ram:DeleteAccessKey",
+    "ram:DeleteGroup",
+    "ram:DeleteLoginProfile",
+    "ram:DeletePolicy",
+    "ram:DeletePolicyVersion",
+    "ram:DeleteRole",
+    "ram:DeleteUser",
+    "ram:DeleteVirtualMFADevice",
+    "ram:DetachPolicyFromGroup",
+    "ram:DetachPolicyFromRole",
+    "ram:DetachPolicyFromUser",
+    "ram:RemoveUserFromGroup",
+    "ram:SetAccountAlias",
+    "ram:SetDefaultPolicyVersion",
+    "ram:SetPasswordPolicy",
+    "ram:SetSecurityPreference",
+    "ram:TagResources",
+    "ram:UnbindMFADevice",
+    "ram:UntagResources",
+    "ram:UpdateAccessKey",
+    "ram:UpdateGroup",
+    "ram:UpdateLoginProfile",
+    "ram:UpdatePolicyDescription",
+    "ram:UpdateRole",
+    "ram:UpdateUser",
+)
+_RAM_READ_PREFIXES = ("ram:get", "ram:list")
+# The full-access System policies of many products (AliyunECSFullAccess among them) allow
+# these so the product can set up its own service-linked role, whose trust policy and
+# permissions the service fixes: they grant the caller nothing, so they alone flag nothing.
+_RAM_SERVICE_LINKED_ACTIONS = ("ram:createservicelinkedrole", "ram:deleteservicelinkedrole")
+REASON_EVERY_ACTION = "grants every action"
+REASON_NOT_ACTION = "grants every action its NotAction does not name"
+REASON_ASSUME_ROLE = "can assume other roles (sts:AssumeRole), which chains to them"
+REASON_HANDS_OVER_ROLES = "can hand roles to cloud services (ram:PassRole)"
+REASON_RAM_WRITE = "can change RAM users, roles, credentials or permissions"
+REASON_UNREADABLE = "its document cannot be read, so it is treated as high privilege"
+
+
+def _action_pattern(pattern: str) -> re.Pattern[str]:
+    # RAM matches actions case-insensitively; `*` is any run and `?` one character.
+    body = "".join(
+        ".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern.lower()
+    )
+    return re.compile(body, re.DOTALL)
+
+
+def _covers_every_action(pattern: str) -> bool:
+    """`*`, `*:*`, `**:*`…: a pattern that matches any `service:Action`."""
+    if pattern.replace("*", "") not in ("", ":"):
+        return False
+    service, colon, action = pattern.partition(":")
+    return not colon or (bool(service) and bool(action))
+
+
+def _risky_findings(patterns: Iterable[str]) -> dict[str, list[str]]:
+    """Reason → the patterns that trigger it, for the action patterns of Allow statements."""
+    found: dict[str, list[str]] = {}
+    for pattern in patterns:
+        if _covers_every_action(pattern):
+            found.setdefault(REASON_EVERY_ACTION, []).append(pattern)
+            continue
+        matcher = _action_pattern(pattern)
+        if matcher.fullmatch("sts:assumerole"):
+            found.setdefault(REASON_ASSUME_ROLE, []).append(pattern)
+        if matcher.fullmatch("ram:passrole"):
+            found.setdefault(REASON_HANDS_OVER_ROLES, []).append(pattern)
+        lowered = pattern.lower()
+        literal_write = (
+            "*" not in pattern
+            and "?" not in pattern
+            and lowered.startswith("ram:")
+            and lowered != "ram:passrole"
+            and not lowered.startswith(_RAM_READ_PREFIXES)
+            and lowered not in _RAM_SERVICE_LINKED_ACTIONS
+        )
+        if literal_write or any(matcher.fullmatch(a.lower()) for a in RAM_WRITE_ACTIONS):
+            found.setdefault(REASON_RAM_WRITE, []).append(pattern)
+    return found
+
+
+def _lenient_statements(document: str | bytes | Mapping[str, Any]) -> list[Any] | None:
+    """The statements of a stored policy as written (None when it is not a policy at all)."""
+    try:
+        parsed = json.loads(document) if isinstance(document, (str, bytes)) else document
+    except ValueError:
+        return None
+    if not isinstance(parsed, Mapping):
+        return None
+    statements = parsed.get("Statement")
+    if isinstance(statements, Mapping):
+        return [statements]
+    return statements if isinstance(statements, list) else None
+
+
+def _patterns(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [item for item in value if isinstance(item, str)]
+    return []
+
+
+def high_privilege_reasons(document: str | bytes | Mapping[str, Any] | None) -> tuple[str, ...]:
+    """Why a permission policy hands a partner more than the resources it names, or `()`.
+
+    Flags an Allow covering every action (`*`, `*:*`), `sts:AssumeRole` (a role session that
+    may assume roles reaches every role that trusts its account: the way back into a role a
+    partner was revoked from), `ram:PassRole`, or any RAM write; wildcards count (`sts:*`,
+    `ram:*`, `ram:Create*`, `*:*`), case-insensitively as RAM matches actions. An Allow with
+    NotAction grants everything it does not name, so it is flagged too. Deny statements grant
+    nothing and are ignored; resources and conditions narrow but do not remove the risk, so
+    they are not considered. A document that cannot be read is flagged (fail closed); None
+    (no document) is not. Each reason names the action patterns behind it.
+    """
+    if document is None:
+        return ()
+    statements = _lenient_statements(document)
+    if statements is None:
+        return (REASON_UNREADABLE,)
+    patterns: list[str] = []
+    not_action: list[str] = []
+    for statement in statements:
+        if not isinstance(statement, Mapping) or statement.get("Effect") != "Allow":
+            continue
+        if "NotAction" in statement:
+            not_action += _patterns(statement["NotAction"]) or ["(none)"]
+        patterns += _patterns(statement.get("Action"))
+    found = _risky_findings(patterns)
+    reasons = []
+    if not_action:
+        reasons.append(f"{REASON_NOT_ACTION} ({', '.join(sorted(set(not_action)))})")
+    for reason in (
+        REASON_EVERY_ACTION,
+        REASON_ASSUME_ROLE,
+        REASON_HANDS_OVER_ROLES,
+        REASON_RAM_WRITE,
+    ):
+        if reason in found:
+            reasons.append(f"{reason}: {', '.join(sorted(set(found[reason])))}")
+    return tuple(reasons)

@@ -2,7 +2,7 @@
 
     python -m cloudsim --host 127.0.0.1 --port 9100 --data DIR [--demo] [--operator-token T]
                        [--fault Action:kind[:prob[:arg]]]... [--latency-ms MS|MIN-MAX]
-                       [--seed N] [--log-level LEVEL]
+                       [--seed N] [--log-level LEVEL] [--tls [--tls-port PORT]]
     python -m cloudsim account create --data DIR --uid U --alias A
     python -m cloudsim user create --data DIR --uid U --name N [--password P]
     python -m cloudsim access-key create --data DIR --uid U [--user N]
@@ -18,6 +18,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -58,6 +59,14 @@ def _serve_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
+    )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="also listen with HTTPS (self-signed certificate generated into DIR)",
+    )
+    parser.add_argument(
+        "--tls-port", type=int, default=0, help="port of the HTTPS listener (default: a free one)"
     )
     return parser
 
@@ -139,15 +148,26 @@ def _serve(argv: list[str]) -> int:
 
     from cloudsim.server import make_server
 
-    server = make_server(
-        host=args.host,
-        port=args.port,
-        store=store,
-        call_log=call_log,
-        faults=faults,
-        operator_token=token,
-    )
-    endpoint = f"http://{server.endpoint}"
+    shared = {"store": store, "call_log": call_log, "faults": faults, "operator_token": token}
+    server = make_server(host=args.host, port=args.port, **shared)
+    endpoint = server.url
+    listening: dict[str, str] = {"event": "listening", "endpoint": endpoint}
+    secure = None
+    if args.tls:
+        from cloudsim import tls
+
+        certificate, key = tls.ensure_certificate(data_dir, args.host)
+        secure = make_server(
+            host=args.host,
+            port=args.tls_port,
+            tls_context=tls.server_context(certificate, key),
+            nonces=server.nonces,
+            **shared,
+        )
+        listening.update(tls_endpoint=secure.url, tls_certificate=str(certificate.resolve()))
+        threading.Thread(
+            target=secure.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True
+        ).start()
     if args.demo:
         admin.seed_demo(store, data_dir=data_dir, endpoint=endpoint)
 
@@ -156,12 +176,15 @@ def _serve(argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     # One machine-readable line so a parent process knows where we listen.
-    print(json.dumps({"event": "listening", "endpoint": endpoint, "time": iso()}), flush=True)
+    print(json.dumps({**listening, "time": iso()}), flush=True)
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
         pass
     finally:
+        if secure is not None:
+            secure.shutdown()
+            secure.server_close()
         server.server_close()
         call_log.close()
         store.close()

@@ -10,13 +10,15 @@ Explicit Deny wins everywhere (``cloudsim.policy.evaluate``).
 
 from __future__ import annotations
 
+import base64
 import functools
+import json
 import time
 from datetime import UTC, datetime
 
 from cloudsim import policy
 from cloudsim.errors import ApiError
-from cloudsim.identity import ASSUMED_ROLE, RAM_USER, Identity
+from cloudsim.identity import ACCOUNT, ASSUMED_ROLE, RAM_USER, Identity
 from cloudsim.store import Store
 
 # Stored documents were validated when written; this bound only protects the parser.
@@ -125,6 +127,95 @@ def _has_conditions(text: str | None) -> bool:
     return any("Condition" in statement for statement in parsed_document(text)["Statement"])
 
 
+# AccessDeniedDetail.PolicyType values (RAM's DecodeDiagnosticMessage lists them).
+IDENTITY_POLICY = "AccountLevelIdentityBasedPolicy"
+SESSION_POLICY = "SessionPolicy"
+TRUST_POLICY = "AssumeRolePolicy"
+_PRINCIPAL_TYPES = {RAM_USER: "SubUser", ASSUMED_ROLE: "AssumedRoleUser", ACCOUNT: "Account"}
+
+
+def access_denied_detail(
+    *, identity: Identity, action: str, resource: str, policy_type: str, explicit: bool
+) -> dict[str, str]:
+    """The ``AccessDeniedDetail`` of a 403, in the shape current RPC APIs answer with.
+
+    [UNVERIFIED] ``AuthPrincipalDisplayName`` (the user name, ``role:session`` for a role
+    session, the UID for a root) and ``EncodedDiagnosticMessage``: Alibaba's is an opaque
+    encrypted blob decoded by ``ram:DecodeDiagnosticMessage``; cloudsim's is base64 JSON of
+    the same decoded fields.
+    """
+    if identity.kind == RAM_USER:
+        display = identity.user_name or ""
+    elif identity.kind == ASSUMED_ROLE:
+        display = f"{identity.role_name}:{identity.session_name}"
+    else:
+        display = identity.account_uid
+    principal_type = _PRINCIPAL_TYPES.get(identity.kind, identity.kind)
+    diagnostic = {
+        "AuthAction": action,
+        "AuthResource": resource,
+        "AuthPrincipal": {
+            "AuthPrincipalType": principal_type,
+            "AuthPrincipalOwnerId": identity.account_uid,
+            "AuthPrincipalDisplayName": display,
+        },
+        "ExplicitDeny": explicit,
+        "NoPermissionPolicyType": policy_type,
+    }
+    encoded = base64.b64encode(json.dumps(diagnostic, separators=(",", ":")).encode()).decode()
+    return {
+        "AuthAction": action,
+        "AuthPrincipalDisplayName": display,
+        "AuthPrincipalOwnerId": identity.account_uid,
+        "AuthPrincipalType": principal_type,
+        "EncodedDiagnosticMessage": encoded,
+        "NoPermissionType": "ExplicitDeny" if explicit else "ImplicitDeny",
+        "PolicyType": policy_type,
+    }
+
+
+def denial_detail(
+    *,
+    store: Store,
+    identity: Identity,
+    action: str,
+    resource: str,
+    source_ip: str,
+    secure_transport: bool = False,
+) -> dict[str, str]:
+    """Why ``is_allowed`` said no, as ``AccessDeniedDetail``: which policy layer refused
+    (the identity's policies, else the session policy) and whether a Deny did. Refusals are
+    rare, so this evaluates again instead of burdening every allowed call."""
+    explicit = False
+    policy_type = IDENTITY_POLICY
+    if not identity.is_root:
+        context = condition_context(
+            identity=identity, source_ip=source_ip, secure_transport=secure_transport
+        )
+        documents = [parsed_document(text) for text in _identity_documents(store, identity)]
+        own = policy.evaluate(documents, action=action, resource=resource, context=context)
+        session = policy.Decision.ALLOW
+        if identity.kind == ASSUMED_ROLE and identity.session_policy:
+            session = policy.evaluate(
+                [parsed_document(identity.session_policy)],
+                action=action,
+                resource=resource,
+                context=context,
+            )
+        explicit = policy.Decision.EXPLICIT_DENY in (own, session)
+        if own is policy.Decision.ALLOW or (
+            session is policy.Decision.EXPLICIT_DENY and own is not policy.Decision.EXPLICIT_DENY
+        ):
+            policy_type = SESSION_POLICY
+    return access_denied_detail(
+        identity=identity,
+        action=action,
+        resource=resource,
+        policy_type=policy_type,
+        explicit=explicit,
+    )
+
+
 def authorize(
     *,
     store: Store,
@@ -134,17 +225,19 @@ def authorize(
     source_ip: str,
     secure_transport: bool = False,
 ) -> None:
-    """Raise ``NoPermission`` (403) unless ``is_allowed``."""
-    if not is_allowed(
-        store=store,
-        identity=identity,
-        action=action,
-        resource=resource,
-        source_ip=source_ip,
-        secure_transport=secure_transport,
-    ):
+    """Raise ``NoPermission`` (403), with its ``AccessDeniedDetail``, unless ``is_allowed``."""
+    request = {
+        "store": store,
+        "identity": identity,
+        "action": action,
+        "resource": resource,
+        "source_ip": source_ip,
+        "secure_transport": secure_transport,
+    }
+    if not is_allowed(**request):
         raise ApiError(
             "NoPermission",
             f"You are not authorized to do this action. Resource: {resource} Action: {action}",
             403,
+            access_denied_detail=denial_detail(**request),
         )

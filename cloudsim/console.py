@@ -325,6 +325,14 @@ def login_page(request: PageRequest) -> PageResponse:
     return _html(_page("Sign in", _login_form(csrf=csrf, next_url=next_url)), headers=[cookie])
 
 
+@page_route("GET", "/")
+def root_page(request: PageRequest) -> PageResponse:
+    """The address people are given is the endpoint itself: a browser there gets the sign-in
+    page (or its console when signed in). API calls to ``/`` carry an Action and never get
+    here; a POST without one is still answered ``MissingParameter``."""
+    return login_page(request)
+
+
 @page_route("POST", "/login.htm")
 def login_submit(request: PageRequest) -> PageResponse:
     form = request.form

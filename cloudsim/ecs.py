@@ -109,12 +109,15 @@ def _incorrect_status() -> ApiError:
 class PermissionDenied(ApiError):
     """ECS's ``Forbidden.RAM``, remembering what was denied so the console can say so."""
 
-    def __init__(self, action: str, resource: str) -> None:
+    def __init__(
+        self, action: str, resource: str, access_denied_detail: dict[str, str] | None = None
+    ) -> None:
         super().__init__(
             "Forbidden.RAM",
             "User not authorized to operate on the specified resource, or this API doesn't "
             f"support RAM. Action: {action} Resource: {resource}",
             403,
+            access_denied_detail=access_denied_detail,
         )
         self.action = action
         self.resource = resource
@@ -181,7 +184,7 @@ def _authorize(
         )
     except ApiError as error:
         if error.code == "NoPermission":
-            raise PermissionDenied(action, resource) from None
+            raise PermissionDenied(action, resource, error.access_denied_detail) from None
         raise
 
 

@@ -15,13 +15,22 @@ RECOMMEND_BASE = "https://api.aliyun.com/troubleshoot"
 
 
 class ApiError(Exception):
-    """A failure reported to the client in Alibaba's JSON error shape."""
+    """A failure reported to the client in Alibaba's error shape. A permission refusal may
+    carry ``access_denied_detail``, answered as ``AccessDeniedDetail`` (``cloudsim.authz``)."""
 
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        status: int = 400,
+        *,
+        access_denied_detail: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.status = status
+        self.access_denied_detail = access_denied_detail
 
 
 def new_request_id() -> str:
@@ -29,13 +38,16 @@ def new_request_id() -> str:
 
 
 def error_body(error: ApiError, *, request_id: str, host_id: str) -> dict:
-    return {
+    body = {
         "RequestId": request_id,
         "HostId": host_id,
         "Code": error.code,
         "Message": error.message,
         "Recommend": f"{RECOMMEND_BASE}?q={error.code}&product=cloudsim&requestId={request_id}",
     }
+    if error.access_denied_detail is not None:
+        body["AccessDeniedDetail"] = error.access_denied_detail
+    return body
 
 
 def error_json(error: ApiError, *, request_id: str, host_id: str) -> bytes:

@@ -787,7 +787,25 @@ def trust_admits(
     service: str | None = None,
     context: Mapping[str, Any],
 ) -> bool:
-    """Whether a role's trust policy lets this caller assume the role.
+    """Whether a role's trust policy lets this caller assume the role (``trust_decision``)."""
+    return trust_decision(
+        document,
+        caller_arn=caller_arn,
+        caller_account=caller_account,
+        service=service,
+        context=context,
+    ).allowed
+
+
+def trust_decision(
+    document: Mapping[str, Any],
+    *,
+    caller_arn: str,
+    caller_account: str,
+    service: str | None = None,
+    context: Mapping[str, Any],
+) -> Decision:
+    """A role's trust policy's answer to this caller: Allow, or which kind of deny.
 
     ``caller_arn`` is a RAM user (``acs:ram::UID:user/NAME``), a role session
     (``acs:ram::UID:assumed-role/ROLE/SESSION`` or ``acs:ram::UID:role/ROLE/SESSION``) or a
@@ -797,9 +815,9 @@ def trust_admits(
     """
     caller = _parse_caller(caller_arn)
     if service is None and (caller.kind == "unknown" or caller.uid != caller_account):
-        return False
+        return Decision.IMPLICIT_DENY
     lookup = _context_lookup(context)
-    admitted = False
+    admitted = Decision.IMPLICIT_DENY
     for statement in _statements(document):
         actions = _as_list(statement.get("Action"))
         if not any(wildcard_match(a, ASSUME_ROLE_ACTION, ignore_case=True) for a in actions):
@@ -812,9 +830,9 @@ def trust_admits(
         if not _conditions_hold(statement.get("Condition"), lookup):
             continue
         if statement.get("Effect") == "Deny":
-            return False
+            return Decision.EXPLICIT_DENY
         if statement.get("Effect") == "Allow":
-            admitted = True
+            admitted = Decision.ALLOW
     return admitted
 
 

@@ -11,7 +11,9 @@ import contextlib
 import json
 import logging
 import socket
+import ssl
 import struct
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -19,14 +21,14 @@ from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-from cloudsim import api
+from cloudsim import api, wire
 from cloudsim.api import ApiContext, PageRequest, PageResponse
 from cloudsim.calllog import CallLog, redact
 from cloudsim.errors import (
     ApiError,
     bad_encoding,
     body_too_large,
-    error_json,
+    error_body,
     internal_error,
     malformed_request,
     method_not_allowed,
@@ -69,19 +71,42 @@ class CloudSimServer(ThreadingHTTPServer):
         call_log: CallLog,
         faults: FaultSet,
         operator_token: str,
+        tls_context: ssl.SSLContext | None = None,
+        nonces: NonceCache | None = None,
     ) -> None:
         api.load_handlers()
         self.store = store
         self.call_log = call_log
         self.faults = faults
         self.operator_token = operator_token
-        self.nonces = NonceCache()
+        # Shared with the other listener, so a request replayed on the other port is refused.
+        self.nonces = nonces or NonceCache()
+        self.secure = tls_context is not None
         super().__init__(address, RequestHandler)
+        if tls_context is not None:
+            # The handshake happens in the connection's own thread (at its first read), so a
+            # slow or plain-HTTP client cannot stall the accept loop.
+            self.socket = tls_context.wrap_socket(
+                self.socket, server_side=True, do_handshake_on_connect=False
+            )
 
     @property
     def endpoint(self) -> str:
         host, port = self.server_address[:2]
         return f"{host}:{port}"
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.secure else 'http'}://{self.endpoint}"
+
+    def handle_error(self, request: object, client_address: tuple) -> None:
+        # A client that is not speaking TLS to the TLS port, or hangs up mid-handshake, is the
+        # client's problem: one debug line, not a traceback on stderr.
+        error = sys.exc_info()[1]
+        if isinstance(error, ssl.SSLError | ConnectionError | TimeoutError):
+            logger.debug("connection from %s failed: %s", client_address[0], error)
+            return
+        super().handle_error(request, client_address)
 
 
 class _Drop(Exception):
@@ -118,6 +143,9 @@ class RequestHandler(BaseHTTPRequestHandler):
     # for the client's delayed ACK (~40 ms per call).
     disable_nagle_algorithm = True
     server: CloudSimServer
+    # The answer format of the request being handled (``cloudsim.wire``); JSON until an API
+    # request's parameters say otherwise, and for everything that is not an API request.
+    _format = wire.JSON
 
     _date_cache: tuple[int, str] = (0, "")
 
@@ -209,13 +237,19 @@ class RequestHandler(BaseHTTPRequestHandler):
         host_id: str,
         headers: list[tuple[str, str]] | None = None,
     ) -> None:
+        body = error_body(error, request_id=request_id, host_id=host_id)
         self._send(
             error.status,
-            error_json(error, request_id=request_id, host_id=host_id),
-            "application/json;charset=utf-8",
+            self._encode("Error", body),
+            wire.CONTENT_TYPES[self._format],
             headers or [],
             request_id,
         )
+
+    def _encode(self, root: str, body: dict) -> bytes:
+        if self._format == wire.XML:
+            return wire.to_xml(root, body)
+        return json.dumps(body).encode()
 
     def _drop_connection(self) -> None:
         """Reset the connection: SO_LINGER 0 makes close() send RST instead of FIN."""
@@ -285,6 +319,7 @@ class RequestHandler(BaseHTTPRequestHandler):
     # --- dispatch -------------------------------------------------------------------------
     def _dispatch(self) -> None:
         request_id = new_request_id()
+        self._format = wire.JSON
         host_id = "cloudsim"
         started = time.monotonic()
         try:
@@ -412,6 +447,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         fault_kind = None
         answer: Callable[[], None] | None = None
         try:
+            self._format = wire.response_format(params, headers)
             if method not in ("GET", "POST"):
                 raise method_not_allowed(method)
             if not version:
@@ -458,6 +494,7 @@ class RequestHandler(BaseHTTPRequestHandler):
                 version=version,
                 product=product,
                 source_ip=self.client_address[0],
+                secure_transport=self.server.secure,
                 stale_read_seconds=(
                     self.server.faults.stale_window(action) if action in STALE_READ_ACTIONS else 0.0
                 ),
@@ -469,9 +506,9 @@ class RequestHandler(BaseHTTPRequestHandler):
                 # The change is committed; only the answer goes missing.
                 log.update(outcome="success", error_code=None, status=None)
                 raise _Drop()
-            payload = json.dumps({"RequestId": request_id, **result}).encode()
+            payload = self._encode(f"{action}Response", {"RequestId": request_id, **result})
             answer = partial(
-                self._send, 200, payload, "application/json;charset=utf-8", [], request_id
+                self._send, 200, payload, wire.CONTENT_TYPES[self._format], [], request_id
             )
             log.update(outcome="success", error_code=None, status=200)
         except ApiError as error:
@@ -552,7 +589,15 @@ def make_server(
     call_log: CallLog,
     faults: FaultSet,
     operator_token: str,
+    tls_context: ssl.SSLContext | None = None,
+    nonces: NonceCache | None = None,
 ) -> CloudSimServer:
     return CloudSimServer(
-        (host, port), store=store, call_log=call_log, faults=faults, operator_token=operator_token
+        (host, port),
+        store=store,
+        call_log=call_log,
+        faults=faults,
+        operator_token=operator_token,
+        tls_context=tls_context,
+        nonces=nonces,
     )

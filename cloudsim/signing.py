@@ -236,8 +236,6 @@ def verify_v1(
         raise _incomplete(f"Unsupported SignatureMethod {method_name!r}.")
     if params.get("SignatureVersion", "") != "1.0":
         raise _incomplete("SignatureVersion must be 1.0.")
-    if params.get("Format", "json").lower() != "json":
-        raise ApiError("InvalidParameter.Format", "Specified Format is not valid.", 400)
     nonce = params.get("SignatureNonce", "")
     if not nonce:
         raise _incomplete("SignatureNonce is mandatory.")

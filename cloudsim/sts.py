@@ -85,10 +85,10 @@ def _trust_has_conditions(text: str) -> bool:
 
 
 @functools.lru_cache(maxsize=8192)
-def _unconditional_trust(text: str, caller_arn: str, caller_account: str) -> bool:
-    """Whether a condition-free trust document admits the caller (the request context cannot
-    change the answer, so it is remembered per document text and caller)."""
-    return policy.trust_admits(
+def _unconditional_trust(text: str, caller_arn: str, caller_account: str) -> policy.Decision:
+    """A condition-free trust document's answer to the caller (the request context cannot
+    change it, so it is remembered per document text and caller)."""
+    return policy.trust_decision(
         _parsed_trust(text), caller_arn=caller_arn, caller_account=caller_account, context={}
     )
 
@@ -119,16 +119,27 @@ def _issue(
     source_identity: str | None,
     caller_arn: str,
     caller_account: str,
-    admitted: Callable[[dict], bool],
+    admitted: Callable[[str], policy.Decision],
     max_duration: int | None,
+    identity: Identity | None = None,
 ) -> tuple[StsSession, Role]:
     """Load the role, check trust and duration, and write the session, in one transaction."""
     with store.write() as tx:
         role = tx.role_get(role_account, role_name)
         if role is None:
             raise ApiError("EntityNotExist.Role", "The specified Role not exists.", 404)
-        if not admitted(role.trust_document):
-            raise ApiError("NoPermission", DENIED_BY_RAM, 403)
+        decision = admitted(role.trust_document)
+        if not decision.allowed:
+            detail = None
+            if identity is not None:
+                detail = authz.access_denied_detail(
+                    identity=identity,
+                    action=policy.ASSUME_ROLE_ACTION,
+                    resource=role.arn,
+                    policy_type=authz.TRUST_POLICY,
+                    explicit=decision is policy.Decision.EXPLICIT_DENY,
+                )
+            raise ApiError("NoPermission", DENIED_BY_RAM, 403, access_denied_detail=detail)
         ceiling = role.max_session_duration
         if max_duration is not None:
             ceiling = min(ceiling, max_duration)
@@ -202,9 +213,17 @@ def assume_role(ctx: ApiContext) -> dict:
         source_ip=ctx.source_ip,
         secure_transport=ctx.secure_transport,
     ):
-        raise ApiError("NoPermission", DENIED_BY_RAM, 403)
+        detail = authz.denial_detail(
+            store=ctx.store,
+            identity=identity,
+            action=policy.ASSUME_ROLE_ACTION,
+            resource=role_arn,
+            source_ip=ctx.source_ip,
+            secure_transport=ctx.secure_transport,
+        )
+        raise ApiError("NoPermission", DENIED_BY_RAM, 403, access_denied_detail=detail)
 
-    def admitted(trust_text: str) -> bool:
+    def admitted(trust_text: str) -> policy.Decision:
         if not _trust_has_conditions(trust_text):
             return _unconditional_trust(trust_text, identity.arn, identity.account_uid)
         extra = {policy.KEY_EXTERNAL_ID: external_id} if external_id is not None else None
@@ -214,7 +233,7 @@ def assume_role(ctx: ApiContext) -> dict:
             secure_transport=ctx.secure_transport,
             extra=extra,
         )
-        return policy.trust_admits(
+        return policy.trust_decision(
             _parsed_trust(trust_text),
             caller_arn=identity.arn,
             caller_account=identity.account_uid,
@@ -233,6 +252,7 @@ def assume_role(ctx: ApiContext) -> dict:
         caller_account=identity.account_uid,
         admitted=admitted,
         max_duration=MAX_CHAINED_DURATION if identity.kind == ASSUMED_ROLE else None,
+        identity=identity,
     )
     ctx.log_extra["resource"] = role.arn
     ctx.log_extra["target_account"] = role.account_uid
@@ -273,8 +293,8 @@ def assume_role_as_service(
         mfa_present=None,
     )
 
-    def admitted(trust_text: str) -> bool:
-        return policy.trust_admits(
+    def admitted(trust_text: str) -> policy.Decision:
+        return policy.trust_decision(
             _parsed_trust(trust_text),
             caller_arn="",
             caller_account="",

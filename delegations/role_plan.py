@@ -15,10 +15,11 @@ Rules the plan follows:
   detached first, DeleteRole last) if `delete_when_empty` and nobody else is trusted; a role
   that still trusts an unmanaged principal is kept, since deleting it would cut them off.
   When the role is kept with no principal at all, its trust policy is *parked* on the owner's
-  own account root (`acs:ram::<owner>:root`, which grants nothing without the owner's own
-  permission policies) because a trust policy must name someone. On roles carrying the marker,
-  that parking principal is therefore managed by the portal: it is removed again as soon as a
-  partner is wanted.
+  own account root (`acs:ram::<owner>:root`) because a trust policy must name someone, with
+  the portal's Deny on that same root (`cloud.policies.parking_lock_statement`) so that nobody
+  can assume it: not the owner's users, not a partner's session chained from another of the
+  owner's roles. On roles carrying the marker, the parking principal and its lock are
+  therefore managed by the portal: both go again as soon as a partner is wanted.
 * Only the needed calls: one UpdateRole carries every changed field; attached policies the
   portal never managed are left alone (except before DeleteRole, which needs them all gone).
 """
@@ -272,7 +273,7 @@ def plan_role_reconciliation(*, actual: ActualRole | None, desired: DesiredRole)
         current = policies.canonical_policy(actual.trust_document, trust=True)
         wanted = desired.managed_principals_wanted
         merged = policies.merge_trust_policy(
-            current, managed_wanted=wanted, managed_all_known=managed
+            current, managed_wanted=wanted, managed_all_known=managed, parking=parking
         )
     except policies.PolicyError as error:
         return Refusal(
@@ -293,7 +294,7 @@ def plan_role_reconciliation(*, actual: ActualRole | None, desired: DesiredRole)
                 trust_document=None,
             )
         merged = policies.merge_trust_policy(
-            current, managed_wanted={parking}, managed_all_known=managed
+            current, managed_wanted={parking}, managed_all_known=managed, parking=parking
         )
 
     merged_text = policies.policy_to_text(merged)

@@ -8,8 +8,6 @@ refusal writes nothing.
 
 from __future__ import annotations
 
-import fnmatch
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -46,26 +44,12 @@ MAX_POLICIES_PER_ROLE = 10
 DESCRIPTION_MAX_LENGTH = policies.MAX_ROLE_DESCRIPTION_LENGTH - len(policies.PORTAL_MARKER) - 1
 LABEL_MAX_LENGTH = 200
 
-# Granting these hands a partner the keys to the account: they need an explicit opt-in.
-HIGH_PRIVILEGE_POLICY_NAMES = frozenset({"AdministratorAccess", "AliyunRAMFullAccess"})
-# A policy whose Allow covers any of these administers RAM (creates identities or grants
-# permissions), whatever its name.
-RAM_ADMIN_ACTIONS = (
-    "ram:CreateUser",
-    "ram:CreateAccessKey",
-    "ram:CreateLoginProfile",
-    "ram:UpdateLoginProfile",
-    "ram:AddUserToGroup",
-    "ram:AttachPolicyToUser",
-    "ram:AttachPolicyToGroup",
-    "ram:AttachPolicyToRole",
-    "ram:CreateRole",
-    "ram:UpdateRole",
-    "ram:CreatePolicy",
-    "ram:CreatePolicyVersion",
-    "ram:SetDefaultPolicyVersion",
-    "ram:PassRole",
-)
+# Granting these hands a partner the keys to the account whatever their documents say; every
+# other policy is judged by its document (`cloud.policies.high_privilege_reasons`).
+HIGH_PRIVILEGE_POLICY_NAMES = {
+    "AdministratorAccess": policies.REASON_EVERY_ACTION,
+    "AliyunRAMFullAccess": policies.REASON_RAM_WRITE,
+}
 
 PolicyKey = tuple[str, str]  # (policy type, policy name)
 
@@ -133,56 +117,45 @@ def _policy_document(
     return document or None
 
 
-def _as_list(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list):
-        return [item for item in value if isinstance(item, str)]
-    return []
+def policy_high_privilege_reasons(
+    cloud_account: CloudAccount, key: PolicyKey, *, refresh: bool = False
+) -> tuple[str, ...]:
+    """Why one policy of the account is high privilege (empty: it is not): by name for the
+    System policies that are by definition, else by its document. Raises CloudError."""
+    by_name = HIGH_PRIVILEGE_POLICY_NAMES.get(key[1])
+    if by_name is not None:
+        return (by_name,)
+    return policies.high_privilege_reasons(_policy_document(cloud_account, key, refresh=refresh))
 
 
-def document_grants_ram_admin(document: str | dict[str, Any] | None) -> bool:
-    """Whether a policy document allows RAM administration: `*`, `ram:*`, or any action
-    pattern covering one of RAM_ADMIN_ACTIONS (RAM matches actions case-insensitively). An
-    Allow with NotAction counts too: it grants everything it does not name."""
-    if document is None:
-        return False
-    try:
-        parsed = json.loads(document) if isinstance(document, str) else document
-    except ValueError:
-        return False
-    statements = parsed.get("Statement", []) if isinstance(parsed, dict) else []
-    if isinstance(statements, dict):
-        statements = [statements]
-    for statement in statements if isinstance(statements, list) else []:
-        if not isinstance(statement, dict) or statement.get("Effect") != "Allow":
-            continue
-        if "NotAction" in statement:
-            return True
-        for pattern in _as_list(statement.get("Action")):
-            lowered = pattern.lower()
-            if any(fnmatch.fnmatchcase(action.lower(), lowered) for action in RAM_ADMIN_ACTIONS):
-                return True
-    return False
+def catalog_policies_high_privilege_reasons(
+    *, cloud_account: CloudAccount, policy_keys: Iterable[PolicyKey]
+) -> dict[str, tuple[str, ...]]:
+    """Policy name → why it is high privilege, for the high-privilege ones among `policy_keys`
+    (in their order; documents read through the adapter). Raises CloudError."""
+    flagged = {}
+    for key in policy_keys:
+        reasons = policy_high_privilege_reasons(cloud_account, key)
+        if reasons:
+            flagged[key[1]] = reasons
+    return flagged
 
 
 def catalog_policies_high_privilege(
     *, cloud_account: CloudAccount, policy_keys: Iterable[PolicyKey]
 ) -> list[str]:
-    """The names among `policy_keys` that grant RAM administration or AdministratorAccess:
-    by name, or by their document (read through the adapter). Raises CloudError."""
-    flagged = []
-    for key in policy_keys:
-        if key[1] in HIGH_PRIVILEGE_POLICY_NAMES or document_grants_ram_admin(
-            _policy_document(cloud_account, key)
-        ):
-            flagged.append(key[1])
-    return flagged
+    """The names among `policy_keys` that are high privilege (see
+    `catalog_policies_high_privilege_reasons`). Raises CloudError."""
+    return list(
+        catalog_policies_high_privilege_reasons(
+            cloud_account=cloud_account, policy_keys=policy_keys
+        )
+    )
 
 
 def catalog_role_high_privilege_now(*, catalog_role: CatalogRole) -> list[str]:
-    """The names of the role's policies that grant RAM administration or full access, judged
-    now, for a decision that grants the role (approve, offer, retry).
+    """The names of the role's high-privilege policies, judged now, for a decision that
+    grants the role (approve, offer, retry).
 
     By name for every policy; Custom policies also by their current default version, read
     fresh and not from the cache, because anyone with RAM rights in the account can publish
@@ -193,14 +166,36 @@ def catalog_role_high_privilege_now(*, catalog_role: CatalogRole) -> list[str]:
     flagged = []
     for item in catalog_role.policies or []:
         kind, name = str(item.get("type")), str(item.get("name"))
-        if name in HIGH_PRIVILEGE_POLICY_NAMES:
-            flagged.append(name)
-            continue
-        if kind == CatalogRole.PolicyType.CUSTOM and document_grants_ram_admin(
-            _policy_document(account, (kind, name), refresh=True)
+        if name in HIGH_PRIVILEGE_POLICY_NAMES or (
+            kind == CatalogRole.PolicyType.CUSTOM
+            and policy_high_privilege_reasons(account, (kind, name), refresh=True)
         ):
             flagged.append(name)
     return flagged
+
+
+def catalog_roles_with_high_privilege_reasons(
+    roles: Iterable[CatalogRole],
+) -> list[CatalogRole]:
+    """The roles, each with `high_privilege_reasons`: `[(policy name, reason), ...]` saying
+    why a role that needed the opt-in is high privilege, for the catalogue page.
+
+    Only roles that carry the opt-in are looked at; their Custom documents come from the
+    short cache. When the cloud cannot answer, the reason says so instead of failing the page.
+    """
+    listed = list(roles)
+    for role in listed:
+        reasons: list[tuple[str, str]] = []
+        if role.allows_high_privilege:
+            for item in role.policies or []:
+                key = (str(item.get("type")), str(item.get("name")))
+                try:
+                    found = policy_high_privilege_reasons(role.cloud_account, key)
+                except CloudError:
+                    found = ("its document could not be read from Alibaba Cloud just now",)
+                reasons += [(key[1], reason) for reason in found]
+        role.high_privilege_reasons = reasons  # type: ignore[attr-defined]
+    return listed
 
 
 def _cloud_failure(error: CloudError, what: str) -> ValidationError:
@@ -327,8 +322,8 @@ def _validate_role_settings(
 def _validate_policies_in_account(
     account: CloudAccount, keys: Sequence[PolicyKey], *, high_privilege_confirmed: bool
 ) -> list[str]:
-    """The policies must be in the account's live list, and any granting RAM administration
-    or full access needs the opt-in. Returns the high-privilege ones. Reads only."""
+    """The policies must be in the account's live list, and any high-privilege one needs the
+    opt-in. Returns the high-privilege ones. Reads only."""
     try:
         available = {p.key for p in cloud_account_policies(cloud_account=account)}
     except CloudError as error:
@@ -337,18 +332,20 @@ def _validate_policies_in_account(
     if unknown:
         raise ValidationError({"policies": f"Not in the account's policies: {', '.join(unknown)}."})
     try:
-        high_privilege = catalog_policies_high_privilege(cloud_account=account, policy_keys=keys)
+        high_privilege = catalog_policies_high_privilege_reasons(
+            cloud_account=account, policy_keys=keys
+        )
     except CloudError as error:
         raise _cloud_failure(error, "read the policies and roles") from None
     if high_privilege and not high_privilege_confirmed:
+        why = "; ".join(f"{name} {', '.join(reasons)}" for name, reasons in high_privilege.items())
         raise ValidationError(
             {
-                "high_privilege_confirmed": f"{', '.join(high_privilege)} grant"
-                f"{'s' if len(high_privilege) == 1 else ''} RAM administration or full access "
-                "to the account. Tick the box to confirm a partner may have that."
+                "high_privilege_confirmed": f"High privilege: {why}. Tick the box to confirm a "
+                "partner may have that."
             }
         )
-    return high_privilege
+    return list(high_privilege)
 
 
 def catalog_role_create(

@@ -68,7 +68,9 @@ def _catalog_page(
         {
             "organisation": owner,
             "account": cloud_account_of_organisation(organisation=owner),
-            "roles": selectors.catalog_roles_for_owner(owner=owner),
+            "roles": catalog_services.catalog_roles_with_high_privilege_reasons(
+                selectors.catalog_roles_for_owner(owner=owner)
+            ),
             "allowances": selectors.partner_allowances_for_owner(owner=owner),
             "allowance_form": allowance_form or PartnerAllowanceForm(),
             "is_admin": is_admin(request),

@@ -16,7 +16,6 @@ from delegations.catalog.services import (
     catalog_role_deactivate,
     catalog_role_reactivate,
     cloud_account_policies,
-    document_grants_ram_admin,
 )
 from delegations.connection.services import cloud_account_connect
 from delegations.models import CatalogRole, CloudAccount, Delegation
@@ -219,25 +218,6 @@ def test_custom_policies_are_judged_by_their_document(
     assert flagged == ["RamEverything", "AttachAnything"]
     role = create(sim_owner, role_name="viewer", policy_keys=[("Custom", "EcsLooker")])
     assert not role.allows_high_privilege
-
-
-@pytest.mark.parametrize(
-    ("document", "grants"),
-    [
-        ({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}, True),
-        ({"Statement": [{"Effect": "Allow", "Action": "ram:*", "Resource": "*"}]}, True),
-        ({"Statement": [{"Effect": "Allow", "Action": "ram:Create?ole", "Resource": "*"}]}, True),
-        ({"Statement": [{"Effect": "Allow", "NotAction": "ecs:*", "Resource": "*"}]}, True),
-        ({"Statement": [{"Effect": "Deny", "Action": "ram:*", "Resource": "*"}]}, False),
-        ({"Statement": [{"Effect": "Allow", "Action": "ram:Get*", "Resource": "*"}]}, False),
-        ({"Statement": [{"Effect": "Allow", "Action": "ecs:*", "Resource": "*"}]}, False),
-        ('{"Statement": {"Effect": "Allow", "Action": "*"}}', True),
-        ("not json", False),
-        (None, False),
-    ],
-)
-def test_document_grants_ram_admin(document, grants: bool) -> None:
-    assert document_grants_ram_admin(document) is grants
 
 
 def test_a_cloud_failure_while_listing_is_a_clear_message_and_writes_nothing(
