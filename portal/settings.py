@@ -219,6 +219,9 @@ BROKER_DIR = DATA_DIR / "broker"
 # The filesystem transport ignores the host; naming one stops kombu warning on every connect.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost//")
 if CELERY_BROKER_URL.startswith("filesystem://"):
+    # kombu's filesystem transport with atomic writes: its own lets a worker read a message
+    # that is still being written (core/filesystem_broker.py says why not SQLAlchemy).
+    CELERY_BROKER_TRANSPORT = "core.filesystem_broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
