@@ -4,8 +4,9 @@ This supervisor uses the standard library only (Django runs in its children): it
 the data directory and the keys the portal needs, migrates, starts cloudsim with its demo
 accounts, seeds the portal's demo data, then runs the web server, a real Celery worker and
 Celery beat side by side, and prints the URLs and demo sign-ins. Each child's output is
-prefixed with its name. Ctrl-C (or SIGTERM, SIGHUP) stops every child; if any child dies on
-its own, everything stops and the exit status is non-zero.
+prefixed with its name. Ctrl-C (or SIGTERM, SIGHUP) stops every child. A worker or beat that
+crashes is started again after a growing pause; one that keeps crashing, or any other child
+dying on its own, stops everything with a non-zero exit status.
 
 Environment: PORTAL_PORT (8000), CLOUDSIM_PORT (9100), PORTAL_DATA_DIR (./var), plus every
 setting in `.env.example`. Values in `.env` count as if they were in the environment.
@@ -43,6 +44,12 @@ READY_TIMEOUT_SECONDS = 180.0
 # How long children get to finish after SIGTERM (the worker ends its current task).
 STOP_GRACE_SECONDS = 20.0
 POLL_SECONDS = 0.2
+# A crashed worker or beat is started again after these pauses (the last one repeats)...
+RESTART_BACKOFF_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0)
+# ...unless it crashed this many times within the window: then something is wrong that a
+# restart cannot fix (a bad setting, a broken database), and the product stops saying so.
+CRASH_LIMIT = 5
+CRASH_WINDOW_SECONDS = 300.0
 
 # The embedded children only ever talk to loopback; a proxy in the user's shell would
 # intercept the SDKs' calls to cloudsim.
@@ -283,6 +290,9 @@ class Console:
 class Child:
     name: str
     process: subprocess.Popen
+    argv: list[str]
+    ready_line: re.Pattern | None = None
+    restartable: bool = False
     pump: threading.Thread | None = None
     ready: threading.Event = field(default_factory=threading.Event)
     captured: list[str] = field(default_factory=list)
@@ -291,12 +301,25 @@ class Child:
 class Supervisor:
     """Starts children in their own process groups and stops them all together."""
 
-    def __init__(self, console: Console, env: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        console: Console,
+        env: Mapping[str, str],
+        *,
+        restart_backoff: tuple[float, ...] = RESTART_BACKOFF_SECONDS,
+        crash_limit: int = CRASH_LIMIT,
+        crash_window: float = CRASH_WINDOW_SECONDS,
+    ) -> None:
         self.console = console
         self.env = dict(env)
         self.children: list[Child] = []
         self.stop_requested = threading.Event()
         self.signals_received: list[str] = []
+        self.restart_backoff = restart_backoff
+        self.crash_limit = crash_limit
+        self.crash_window = crash_window
+        # Per child name, when it crashed within the window (monotonic seconds).
+        self.crashes: dict[str, list[float]] = {}
 
     # Signals ----------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -318,6 +341,7 @@ class Supervisor:
         *,
         ready_line: re.Pattern | None = None,
         capture: bool = False,
+        restartable: bool = False,
     ) -> Child:
         # argv is built here from fixed commands and validated ports, never from input.
         process = subprocess.Popen(  # noqa: S603
@@ -334,7 +358,13 @@ class Supervisor:
             # which then stops the children in order, and killpg reaches their helpers too.
             start_new_session=True,
         )
-        child = Child(name=name, process=process)
+        child = Child(
+            name=name,
+            process=process,
+            argv=argv,
+            ready_line=ready_line,
+            restartable=restartable,
+        )
         child.pump = threading.Thread(
             target=self._pump, args=(child, ready_line, capture), name=f"pump-{name}", daemon=True
         )
@@ -386,12 +416,43 @@ class Supervisor:
                 raise StopRequested
 
     def watch(self) -> None:
-        """Block until a signal arrives (StopRequested) or a child exits on its own (ChildDied)."""
+        """Block until a signal arrives (StopRequested) or a child exits for good (ChildDied).
+
+        A restartable child that exits is started again after a pause that grows with each
+        crash; ChildDied comes when it crashed `crash_limit` times within `crash_window`.
+        """
         while not self.stop_requested.wait(POLL_SECONDS):
-            for child in self.children:
-                if child.process.poll() is not None:
+            for child in list(self.children):
+                if child.process.poll() is None:
+                    continue
+                if not child.restartable:
                     raise ChildDied(child)
+                self._restart(child)
         raise StopRequested
+
+    def _restart(self, child: Child) -> None:
+        now = time.monotonic()
+        recent = [t for t in self.crashes.get(child.name, []) if now - t < self.crash_window]
+        recent.append(now)
+        self.crashes[child.name] = recent
+        if len(recent) >= self.crash_limit:
+            raise ChildDied(child, crashes=len(recent), window=self.crash_window)
+        pause = self.restart_backoff[min(len(recent), len(self.restart_backoff)) - 1]
+        self.console.line(
+            "embedded",
+            f"{child.name} exited unexpectedly (status {child.process.returncode}); starting it "
+            f"again in {pause:g}s (crash {len(recent)} of {self.crash_limit} allowed in "
+            f"{self.crash_window:g}s)",
+        )
+        if child.pump is not None:
+            child.pump.join(timeout=5)  # its last lines first
+        # Its helpers (a pool's processes) go with it; the group may outlive its leader.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(child.process.pid, signal.SIGKILL)
+        self.children.remove(child)
+        if self.stop_requested.wait(pause):
+            raise StopRequested
+        self.start(child.name, child.argv, ready_line=child.ready_line, restartable=True)
 
     # Stopping ---------------------------------------------------------------------------
     def _signal_all(self, signum: int) -> None:
@@ -420,9 +481,21 @@ class StopRequested(Exception):
 
 
 class ChildDied(Exception):
-    def __init__(self, child: Child) -> None:
+    def __init__(self, child: Child, *, crashes: int = 1, window: float = 0.0) -> None:
         super().__init__(child.name)
         self.child = child
+        self.crashes = crashes
+        self.window = window
+
+    def explanation(self) -> str:
+        status = self.child.process.returncode
+        if self.crashes > 1:
+            return (
+                f"{self.child.name} crashed {self.crashes} times within {self.window:g}s (last "
+                f"exit status {status}); starting it again would not help, so everything stops. "
+                "Its output above says why it crashed."
+            )
+        return f"{self.child.name} exited unexpectedly (status {status}); stopping everything."
 
 
 # --- The product --------------------------------------------------------------------------
@@ -541,8 +614,11 @@ def start_product(supervisor: Supervisor, config: Config) -> None:
             "INFO",
         ),
         ready_line=WORKER_READY,
+        restartable=True,
     )
-    beat = supervisor.start("beat", celery("beat", "--loglevel", "INFO"), ready_line=BEAT_READY)
+    beat = supervisor.start(
+        "beat", celery("beat", "--loglevel", "INFO"), ready_line=BEAT_READY, restartable=True
+    )
     web = supervisor.start(
         "web", manage("runserver", f"127.0.0.1:{config.portal_port}", "--noreload")
     )
@@ -582,11 +658,7 @@ def main(environ: Mapping[str, str] | None = None) -> int:
     except StopRequested:
         console.line("embedded", f"{supervisor.signals_received[0]}: stopping everything")
     except ChildDied as death:
-        code = death.child.process.returncode
-        console.line(
-            "embedded",
-            f"{death.child.name} exited unexpectedly (status {code}); stopping everything.",
-        )
+        console.line("embedded", death.explanation())
         status = 1
     except EmbeddedError as error:
         console.line("embedded", f"error: {error}")

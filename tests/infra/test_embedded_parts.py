@@ -7,6 +7,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -302,3 +303,70 @@ def test_console_sign_ins_and_the_operator_url_come_from_cloudsim_s_files(tmp_pa
     (config.cloudsim_data_dir / "demo-credentials.json").write_text("{not json")
     with pytest.raises(embedded.EmbeddedError, match="unreadable"):
         embedded.cloudsim_console_sign_ins(config)
+
+
+def test_a_crashed_worker_is_started_again_and_the_watch_goes_on() -> None:
+    out = io.StringIO()
+    sup = embedded.Supervisor(embedded.Console(out), os.environ, restart_backoff=(0.2,))
+    watching = {}
+
+    def watch() -> None:
+        try:
+            sup.watch()
+        except Exception as error:  # handed to the test's thread
+            watching["ended"] = error
+
+    try:
+        first = sup.start("worker", SLEEPER, restartable=True)
+        _wait_for(lambda: "worker | up" in out.getvalue())
+        thread = threading.Thread(target=watch, daemon=True)
+        thread.start()
+        os.kill(first.process.pid, signal.SIGKILL)
+        _wait_for(lambda: out.getvalue().count("worker | up") == 2)
+        [second] = sup.children
+        assert second.process.pid != first.process.pid and second.process.poll() is None
+        assert "worker exited unexpectedly (status -9); starting it again in 0.2s" in (
+            out.getvalue()
+        )
+        assert "ended" not in watching  # still watching: nothing else stopped
+        sup._on_signal(signal.SIGTERM, None)
+        thread.join(5)
+        assert isinstance(watching["ended"], embedded.StopRequested)
+    finally:
+        sup.stop_all(grace=5)
+
+
+def test_a_child_that_keeps_crashing_stops_everything_saying_why() -> None:
+    out = io.StringIO()
+    sup = embedded.Supervisor(
+        embedded.Console(out), os.environ, restart_backoff=(0.05, 0.1), crash_limit=3
+    )
+    try:
+        keeper = sup.start("web", SLEEPER)
+        sup.start("beat", [sys.executable, "-c", "raise SystemExit(4)"], restartable=True)
+        with pytest.raises(embedded.ChildDied) as died:
+            sup.watch()
+        assert died.value.child.name == "beat" and died.value.crashes == 3
+        explanation = died.value.explanation()
+        assert "beat crashed 3 times within 300s (last exit status 4)" in explanation
+        assert "starting it again would not help" in explanation
+        assert out.getvalue().count("started beat") == 3
+        assert keeper.process.poll() is None  # the others run until main stops them all
+    finally:
+        sup.stop_all(grace=5)
+    assert keeper.process.returncode == -signal.SIGTERM
+
+
+def test_a_child_that_is_not_restartable_still_stops_the_watch_at_once() -> None:
+    out = io.StringIO()
+    sup = embedded.Supervisor(embedded.Console(out), os.environ, restart_backoff=(0.05,))
+    try:
+        web = sup.start("web", [sys.executable, "-c", "raise SystemExit(2)"])
+        with pytest.raises(embedded.ChildDied) as died:
+            sup.watch()
+        assert died.value.child is web
+        assert died.value.explanation() == (
+            "web exited unexpectedly (status 2); stopping everything."
+        )
+    finally:
+        sup.stop_all(grace=5)
