@@ -346,14 +346,24 @@ PORTAL_CREDENTIAL_READ_TIMEOUT_MS = env.int("PORTAL_CREDENTIAL_READ_TIMEOUT_MS",
 PORTAL_ENCRYPTION_KEYS = env.list("PORTAL_ENCRYPTION_KEYS", default=[])
 
 # --- Logging --------------------------------------------------------------------------------
+# Secrets that travel in URLs (credentials-URI keys, invitation tokens, allauth's keys) never
+# reach a log line, whatever logger the line comes from and whether DEBUG is on or off: every
+# record is redacted as it is made, so handlers the Alibaba SDKs add on import and Celery's
+# own are covered too. The handlers here also carry the redaction as filters, for a record
+# made some other way (logging.makeLogRecord, a library replacing the record factory).
+LOGGING_CONFIG = "core.log_redaction.configure_logging"
+LOG_REDACTION_FILTERS = ["redact_secret_paths", "redact_credentials_uri_keys"]
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "redactors": [
+        "core.log_redaction.redact_secret_paths",
+        "delegations.partner.log_redaction.redact_uri_keys",
+    ],
     "filters": {
         "request_id": {"()": "core.request_id.RequestIdLogFilter"},
-        # Credentials-URI keys travel in the URL path (the aliyun CLI sends nothing else);
-        # request logs must not repeat them.
-        "redact_credentials_uri": {
+        "redact_secret_paths": {"()": "core.log_redaction.RedactSecretPaths"},
+        "redact_credentials_uri_keys": {
             "()": "delegations.partner.log_redaction.RedactCredentialsUriKeys"
         },
     },
@@ -364,12 +374,16 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "plain",
-            "filters": ["request_id", "redact_credentials_uri"],
+            "filters": ["request_id", *LOG_REDACTION_FILTERS],
         },
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
-        # runserver's request lines, through our handler so the redaction filter applies.
+        # Removes the handlers Django's own DEFAULT_LOGGING puts on "django" (a console
+        # handler for DEBUG, mail_admins otherwise): they would write without our filters.
+        # Its lines go on to the root logger's handler.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        # runserver's request lines, through our handler so the redaction filters apply.
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "django.request": {"level": "ERROR"},
         "django.security.DisallowedHost": {"level": "ERROR"},
