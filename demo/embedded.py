@@ -1,9 +1,11 @@
 """`make run`: the whole product on one machine, in one terminal, with nothing to install.
 
 This supervisor uses the standard library only (Django runs in its children): it prepares
-the data directory and the keys the portal needs, migrates, starts cloudsim with its demo
-accounts, seeds the portal's demo data, then runs the web server, a real Celery worker and
-Celery beat side by side, and prints the URLs and demo sign-ins. Each child's output is
+the data directory and the keys the portal needs, migrates, collects the static files, starts
+cloudsim with its demo accounts, seeds the portal's demo data, then runs the web server, a
+real Celery worker and Celery beat side by side, and prints the URLs and demo sign-ins. The
+web server is the one production uses (gunicorn, static files by whitenoise) with DEBUG off,
+so a failure shows the product's own error page, never Django's debug page. Each child's output is
 prefixed with its name. Ctrl-C (or SIGTERM, SIGHUP) stops every child. A worker or beat that
 crashes is started again after a growing pause; one that keeps crashing, or any other child
 dying on its own, stops everything with a non-zero exit status.
@@ -112,6 +114,11 @@ class Config:
     def cloudsim_data_dir(self) -> Path:
         return self.data_dir / "cloudsim"
 
+    @property
+    def static_root(self) -> Path:
+        # Hashed and compressed by collectstatic on every start; whitenoise serves it.
+        return self.data_dir / "static"
+
 
 def load_config(environ: Mapping[str, str]) -> Config:
     merged = {**read_dotenv(BASE_DIR / ".env"), **environ}
@@ -158,6 +165,7 @@ def prepare_data_dir(config: Config) -> None:
         config.data_dir / "broker" / "processed",
         config.data_dir / "broker" / "control",
         config.data_dir / "mail",
+        config.static_root,
         config.cloudsim_data_dir,
     ):
         # 0700: the folder holds the database, the encryption key and demo secrets.
@@ -200,10 +208,17 @@ def ensure_secrets(config: Config) -> dict[str, str]:
     """The keys the portal needs, from the environment or kept in the data directory.
 
     PORTAL_ENCRYPTION_KEYS encrypts cloud secrets at rest: reusing it keeps what an earlier run
-    stored readable. AUDIT_CHECKPOINT_KEY signs the audit chain's checkpoints. A key set in
-    the environment or `.env` wins and no file is written for it.
+    stored readable. AUDIT_CHECKPOINT_KEY signs the audit chain's checkpoints. SECRET_KEY signs
+    sessions (DEBUG is off, so settings insist on one): reusing it keeps people signed in
+    across restarts. A key set in the environment or `.env` wins and no file is written for it.
     """
     wanted = {
+        "SECRET_KEY": (
+            "secret.key",
+            lambda: secrets.token_urlsafe(50),
+            lambda key: len(key) >= 50,
+            "a secret key of 50 or more characters",
+        ),
         "PORTAL_ENCRYPTION_KEYS": (
             "encryption.key",
             new_fernet_key,
@@ -233,13 +248,18 @@ def child_environment(
     env.update(
         {
             "PYTHONUNBUFFERED": "1",
-            "DEBUG": "1",
+            # What we ship runs with DEBUG off: no debug page, whatever `.env` says.
+            "DEBUG": "0",
             "PORTAL_EMBEDDED": "true",
             # Plain http on loopback: whatever `.env` says for a deployment does not apply.
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "SECURE_SSL_REDIRECT": "false",
             "SESSION_COOKIE_SECURE": "false",
             "CSRF_COOKIE_SECURE": "false",
+            "ACCOUNT_DEFAULT_HTTP_PROTOCOL": "http",  # the links in the demo's emails
+            "STATIC_ROOT": str(config.static_root),
+            # One web process: the embedded cache (rate limits) is per-process memory.
+            "WEB_CONCURRENCY": "1",
             "PORTAL_DATA_DIR": str(config.data_dir),
             "CLOUDSIM_DATA_DIR": str(config.cloudsim_data_dir),
             "ALIBABA_CLOUD_PROTOCOL": "http",
@@ -519,6 +539,27 @@ def celery(*args: str) -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "portal", *args]
 
 
+def gunicorn(config: Config) -> list[str]:
+    """The Docker image's web server and settings, on loopback, one process with threads."""
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--config",
+        str(BASE_DIR / "portal" / "gunicorn.conf.py"),
+        "--bind",
+        f"127.0.0.1:{config.portal_port}",
+        "--worker-class",
+        "gthread",
+        "--threads",
+        "8",
+        # Stop within the supervisor's grace period rather than gunicorn's 30 s.
+        "--graceful-timeout",
+        "10",
+        "portal.wsgi:application",
+    ]
+
+
 def cloudsim_console_sign_ins(config: Config) -> list[str]:
     """The demo RAM users' console sign-ins, from cloudsim's demo credentials file."""
     path = config.cloudsim_data_dir / "demo-credentials.json"
@@ -577,6 +618,7 @@ def banner(
 def start_product(supervisor: Supervisor, config: Config) -> None:
     supervisor.console.line("embedded", f"data directory {config.data_dir}")
     supervisor.run_step("migrate", manage("migrate", "--noinput"))
+    supervisor.run_step("static", manage("collectstatic", "--noinput"), capture=True)
 
     cloudsim = supervisor.start(
         "cloudsim",
@@ -619,9 +661,7 @@ def start_product(supervisor: Supervisor, config: Config) -> None:
     beat = supervisor.start(
         "beat", celery("beat", "--loglevel", "INFO"), ready_line=BEAT_READY, restartable=True
     )
-    web = supervisor.start(
-        "web", manage("runserver", f"127.0.0.1:{config.portal_port}", "--noreload")
-    )
+    web = supervisor.start("web", gunicorn(config))
     healthz = f"{config.portal_url}healthz"
     supervisor.wait_until(web, lambda: http_ok(healthz), f"GET {healthz}")
     supervisor.wait_until(worker, worker.ready.is_set, "the worker's 'ready.' line")

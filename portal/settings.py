@@ -192,7 +192,10 @@ ACCOUNT_RATE_LIMITS = {
 }
 ACCOUNT_REAUTHENTICATION_TIMEOUT = 300
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Partner Access Portal] "
-ACCOUNT_DEFAULT_HTTP_PROTOCOL = "http" if DEBUG else "https"
+# The scheme of the links in allauth's emails (`make run` serves plain http with DEBUG off).
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = env.str(
+    "ACCOUNT_DEFAULT_HTTP_PROTOCOL", default="http" if DEBUG else "https"
+)
 ACCOUNT_ADAPTER = "accounts.adapters.PortalAccountAdapter"
 # Reverse proxies of our own in front of the portal (0: clients connect directly). The client
 # IP is then the n-th X-Forwarded-For entry from the right (`portal/client_ip.py`), for the

@@ -77,7 +77,10 @@ def test_children_get_the_embedded_environment(tmp_path: Path) -> None:
         {"HTTP_PROXY": "http://proxy:3128", "https_proxy": "x", "SESSION_COOKIE_SECURE": "true"},
         {"PORTAL_ENCRYPTION_KEYS": "key", "AUDIT_CHECKPOINT_KEY": "audit"},
     )
-    assert env["DEBUG"] == "1"
+    assert env["DEBUG"] == "0"  # what we ship: no debug pages
+    assert env["ACCOUNT_DEFAULT_HTTP_PROTOCOL"] == "http"
+    assert env["STATIC_ROOT"] == str(config.data_dir / "static")
+    assert env["WEB_CONCURRENCY"] == "1"
     assert env["PORTAL_EMBEDDED"] == "true"
     assert env["PORTAL_REQUIRE_MFA"] == "false"
     assert env["SECURE_SSL_REDIRECT"] == env["SESSION_COOKIE_SECURE"] == "false"
@@ -105,8 +108,9 @@ def test_the_keys_are_created_once_private_and_usable(tmp_path: Path) -> None:
     embedded.prepare_data_dir(config)
     keys = embedded.ensure_secrets(config)
     assert stat.S_IMODE(config.data_dir.stat().st_mode) == 0o700
-    for name in ("encryption.key", "audit-checkpoint.key"):
+    for name in ("encryption.key", "audit-checkpoint.key", "secret.key"):
         assert stat.S_IMODE((config.data_dir / name).stat().st_mode) == 0o600
+    assert len(keys["SECRET_KEY"]) >= 50
     fernet = Fernet(keys["PORTAL_ENCRYPTION_KEYS"].encode())
     token = fernet.encrypt(b"secret")
     assert len(keys["AUDIT_CHECKPOINT_KEY"]) >= 32
@@ -118,19 +122,30 @@ def test_the_keys_are_created_once_private_and_usable(tmp_path: Path) -> None:
 
 def test_configured_keys_win_and_no_key_file_is_written(tmp_path: Path) -> None:
     audit_key = "a" * 40
-    config = _config(tmp_path, PORTAL_ENCRYPTION_KEYS="k1,k2", AUDIT_CHECKPOINT_KEY=audit_key)
+    config = _config(
+        tmp_path,
+        PORTAL_ENCRYPTION_KEYS="k1,k2",
+        AUDIT_CHECKPOINT_KEY=audit_key,
+        SECRET_KEY="s" * 50,
+    )
     embedded.prepare_data_dir(config)
     assert embedded.ensure_secrets(config) == {
         "PORTAL_ENCRYPTION_KEYS": "k1,k2",
         "AUDIT_CHECKPOINT_KEY": audit_key,
+        "SECRET_KEY": "s" * 50,
     }
     assert not (config.data_dir / "encryption.key").exists()
     assert not (config.data_dir / "audit-checkpoint.key").exists()
+    assert not (config.data_dir / "secret.key").exists()
 
 
 @pytest.mark.parametrize(
     ("file_name", "message"),
-    [("encryption.key", "a Fernet key"), ("audit-checkpoint.key", "an audit checkpoint key")],
+    [
+        ("encryption.key", "a Fernet key"),
+        ("audit-checkpoint.key", "an audit checkpoint key"),
+        ("secret.key", "a secret key"),
+    ],
 )
 def test_a_damaged_key_file_stops_the_start_with_a_clear_message(
     tmp_path: Path, file_name: str, message: str
@@ -147,6 +162,15 @@ def test_the_broker_folders_exist_before_any_child_starts(tmp_path: Path) -> Non
     embedded.prepare_data_dir(config)
     for folder in ("queue", "processed", "control"):
         assert (config.data_dir / "broker" / folder).is_dir()
+    assert (config.data_dir / "static").is_dir()
+
+
+def test_the_web_server_is_gunicorn_with_the_docker_image_s_settings(tmp_path: Path) -> None:
+    argv = embedded.gunicorn(_config(tmp_path, PORTAL_PORT="18005"))
+    assert argv[1:3] == ["-m", "gunicorn"]
+    assert argv[argv.index("--config") + 1] == str(ROOT / "portal" / "gunicorn.conf.py")
+    assert argv[argv.index("--bind") + 1] == "127.0.0.1:18005"
+    assert argv[-1] == "portal.wsgi:application"
 
 
 # --- ports --------------------------------------------------------------------------------
