@@ -76,6 +76,8 @@ def _check_serving_without_debug(base: str) -> None:
     assert status == 404
     assert f'data-testid="request-id">{headers["X-Request-ID"]}<' in body
     assert "We could not find that page" in body and "demo-banner" in body
+    assert "script-src 'self';" in headers["Content-Security-Policy"]
+    assert "camera=()" in headers["Permissions-Policy"]
     for debug_output in ("Traceback", "URLconf", "DEBUG = True", "technical", "urlpatterns"):
         assert debug_output not in body
     stylesheet = re.search(r'href="(/static/css/portal\.[0-9a-f]{12}\.css)"', body)
