@@ -170,6 +170,11 @@ def prepare_data_dir(config: Config) -> None:
     ):
         # 0700: the folder holds the database, the encryption key and demo secrets.
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # Half-written broker files of a process killed mid-write (core/filesystem_broker.py
+    # writes under a temporary name, then renames); nothing is running yet to finish them.
+    for folder in ("queue", "control"):
+        for leftover in (config.data_dir / "broker" / folder).glob(".incoming-*"):
+            leftover.unlink(missing_ok=True)
 
 
 def new_fernet_key() -> str:

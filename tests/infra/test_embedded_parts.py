@@ -165,6 +165,19 @@ def test_the_broker_folders_exist_before_any_child_starts(tmp_path: Path) -> Non
     assert (config.data_dir / "static").is_dir()
 
 
+def test_half_written_broker_files_of_an_earlier_run_are_removed(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    embedded.prepare_data_dir(config)
+    queue = config.data_dir / "broker" / "queue"
+    (queue / ".incoming-abc").write_text('{"half')
+    (config.data_dir / "broker" / "control" / ".incoming-def").write_text("[")
+    (queue / "1_x.celery.msg").write_text("{}")
+    embedded.prepare_data_dir(config)
+    assert sorted(p.name for p in (config.data_dir / "broker").rglob("*") if p.is_file()) == [
+        "1_x.celery.msg"
+    ]
+
+
 def test_the_web_server_is_gunicorn_with_the_docker_image_s_settings(tmp_path: Path) -> None:
     argv = embedded.gunicorn(_config(tmp_path, PORTAL_PORT="18005"))
     assert argv[1:3] == ["-m", "gunicorn"]
