@@ -1,11 +1,14 @@
 """`make run`: the whole product on one machine, in one terminal, with nothing to install.
 
 This supervisor uses the standard library only (Django runs in its children): it prepares
-the data directory and the keys the portal needs, migrates, starts cloudsim with its demo
-accounts, seeds the portal's demo data, then runs the web server, a real Celery worker and
-Celery beat side by side, and prints the URLs and demo sign-ins. Each child's output is
-prefixed with its name. Ctrl-C (or SIGTERM, SIGHUP) stops every child; if any child dies on
-its own, everything stops and the exit status is non-zero.
+the data directory and the keys the portal needs, migrates, collects the static files, starts
+cloudsim with its demo accounts, seeds the portal's demo data, then runs the web server, a
+real Celery worker and Celery beat side by side, and prints the URLs and demo sign-ins. The
+web server is the one production uses (gunicorn, static files by whitenoise) with DEBUG off,
+so a failure shows the product's own error page, never Django's debug page. Each child's output is
+prefixed with its name. Ctrl-C (or SIGTERM, SIGHUP) stops every child. A worker or beat that
+crashes is started again after a growing pause; one that keeps crashing, or any other child
+dying on its own, stops everything with a non-zero exit status.
 
 Environment: PORTAL_PORT (8000), CLOUDSIM_PORT (9100), PORTAL_DATA_DIR (./var), plus every
 setting in `.env.example`. Values in `.env` count as if they were in the environment.
@@ -43,6 +46,12 @@ READY_TIMEOUT_SECONDS = 180.0
 # How long children get to finish after SIGTERM (the worker ends its current task).
 STOP_GRACE_SECONDS = 20.0
 POLL_SECONDS = 0.2
+# A crashed worker or beat is started again after these pauses (the last one repeats)...
+RESTART_BACKOFF_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0)
+# ...unless it crashed this many times within the window: then something is wrong that a
+# restart cannot fix (a bad setting, a broken database), and the product stops saying so.
+CRASH_LIMIT = 5
+CRASH_WINDOW_SECONDS = 300.0
 
 # The embedded children only ever talk to loopback; a proxy in the user's shell would
 # intercept the SDKs' calls to cloudsim.
@@ -105,6 +114,11 @@ class Config:
     def cloudsim_data_dir(self) -> Path:
         return self.data_dir / "cloudsim"
 
+    @property
+    def static_root(self) -> Path:
+        # Hashed and compressed by collectstatic on every start; whitenoise serves it.
+        return self.data_dir / "static"
+
 
 def load_config(environ: Mapping[str, str]) -> Config:
     merged = {**read_dotenv(BASE_DIR / ".env"), **environ}
@@ -151,10 +165,16 @@ def prepare_data_dir(config: Config) -> None:
         config.data_dir / "broker" / "processed",
         config.data_dir / "broker" / "control",
         config.data_dir / "mail",
+        config.static_root,
         config.cloudsim_data_dir,
     ):
         # 0700: the folder holds the database, the encryption key and demo secrets.
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # Half-written broker files of a process killed mid-write (core/filesystem_broker.py
+    # writes under a temporary name, then renames); nothing is running yet to finish them.
+    for folder in ("queue", "control"):
+        for leftover in (config.data_dir / "broker" / folder).glob(".incoming-*"):
+            leftover.unlink(missing_ok=True)
 
 
 def new_fernet_key() -> str:
@@ -193,10 +213,17 @@ def ensure_secrets(config: Config) -> dict[str, str]:
     """The keys the portal needs, from the environment or kept in the data directory.
 
     PORTAL_ENCRYPTION_KEYS encrypts cloud secrets at rest: reusing it keeps what an earlier run
-    stored readable. AUDIT_CHECKPOINT_KEY signs the audit chain's checkpoints. A key set in
-    the environment or `.env` wins and no file is written for it.
+    stored readable. AUDIT_CHECKPOINT_KEY signs the audit chain's checkpoints. SECRET_KEY signs
+    sessions (DEBUG is off, so settings insist on one): reusing it keeps people signed in
+    across restarts. A key set in the environment or `.env` wins and no file is written for it.
     """
     wanted = {
+        "SECRET_KEY": (
+            "secret.key",
+            lambda: secrets.token_urlsafe(50),
+            lambda key: len(key) >= 50,
+            "a secret key of 50 or more characters",
+        ),
         "PORTAL_ENCRYPTION_KEYS": (
             "encryption.key",
             new_fernet_key,
@@ -226,13 +253,18 @@ def child_environment(
     env.update(
         {
             "PYTHONUNBUFFERED": "1",
-            "DEBUG": "1",
+            # What we ship runs with DEBUG off: no debug page, whatever `.env` says.
+            "DEBUG": "0",
             "PORTAL_EMBEDDED": "true",
             # Plain http on loopback: whatever `.env` says for a deployment does not apply.
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "SECURE_SSL_REDIRECT": "false",
             "SESSION_COOKIE_SECURE": "false",
             "CSRF_COOKIE_SECURE": "false",
+            "ACCOUNT_DEFAULT_HTTP_PROTOCOL": "http",  # the links in the demo's emails
+            "STATIC_ROOT": str(config.static_root),
+            # One web process: the embedded cache (rate limits) is per-process memory.
+            "WEB_CONCURRENCY": "1",
             "PORTAL_DATA_DIR": str(config.data_dir),
             "CLOUDSIM_DATA_DIR": str(config.cloudsim_data_dir),
             "ALIBABA_CLOUD_PROTOCOL": "http",
@@ -283,6 +315,9 @@ class Console:
 class Child:
     name: str
     process: subprocess.Popen
+    argv: list[str]
+    ready_line: re.Pattern | None = None
+    restartable: bool = False
     pump: threading.Thread | None = None
     ready: threading.Event = field(default_factory=threading.Event)
     captured: list[str] = field(default_factory=list)
@@ -291,12 +326,25 @@ class Child:
 class Supervisor:
     """Starts children in their own process groups and stops them all together."""
 
-    def __init__(self, console: Console, env: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        console: Console,
+        env: Mapping[str, str],
+        *,
+        restart_backoff: tuple[float, ...] = RESTART_BACKOFF_SECONDS,
+        crash_limit: int = CRASH_LIMIT,
+        crash_window: float = CRASH_WINDOW_SECONDS,
+    ) -> None:
         self.console = console
         self.env = dict(env)
         self.children: list[Child] = []
         self.stop_requested = threading.Event()
         self.signals_received: list[str] = []
+        self.restart_backoff = restart_backoff
+        self.crash_limit = crash_limit
+        self.crash_window = crash_window
+        # Per child name, when it crashed within the window (monotonic seconds).
+        self.crashes: dict[str, list[float]] = {}
 
     # Signals ----------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -318,6 +366,7 @@ class Supervisor:
         *,
         ready_line: re.Pattern | None = None,
         capture: bool = False,
+        restartable: bool = False,
     ) -> Child:
         # argv is built here from fixed commands and validated ports, never from input.
         process = subprocess.Popen(  # noqa: S603
@@ -334,7 +383,13 @@ class Supervisor:
             # which then stops the children in order, and killpg reaches their helpers too.
             start_new_session=True,
         )
-        child = Child(name=name, process=process)
+        child = Child(
+            name=name,
+            process=process,
+            argv=argv,
+            ready_line=ready_line,
+            restartable=restartable,
+        )
         child.pump = threading.Thread(
             target=self._pump, args=(child, ready_line, capture), name=f"pump-{name}", daemon=True
         )
@@ -387,12 +442,43 @@ class Supervisor:
                 raise StopRequested
 
     def watch(self) -> None:
-        """Block until a signal arrives (StopRequested) or a child exits on its own (ChildDied)."""
+        """Block until a signal arrives (StopRequested) or a child exits for good (ChildDied).
+
+        A restartable child that exits is started again after a pause that grows with each
+        crash; ChildDied comes when it crashed `crash_limit` times within `crash_window`.
+        """
         while not self.stop_requested.wait(POLL_SECONDS):
-            for child in self.children:
-                if child.process.poll() is not None:
+            for child in list(self.children):
+                if child.process.poll() is None:
+                    continue
+                if not child.restartable:
                     raise ChildDied(child)
+                self._restart(child)
         raise StopRequested
+
+    def _restart(self, child: Child) -> None:
+        now = time.monotonic()
+        recent = [t for t in self.crashes.get(child.name, []) if now - t < self.crash_window]
+        recent.append(now)
+        self.crashes[child.name] = recent
+        if len(recent) >= self.crash_limit:
+            raise ChildDied(child, crashes=len(recent), window=self.crash_window)
+        pause = self.restart_backoff[min(len(recent), len(self.restart_backoff)) - 1]
+        self.console.line(
+            "embedded",
+            f"{child.name} exited unexpectedly (status {child.process.returncode}); starting it "
+            f"again in {pause:g}s (crash {len(recent)} of {self.crash_limit} allowed in "
+            f"{self.crash_window:g}s)",
+        )
+        if child.pump is not None:
+            child.pump.join(timeout=5)  # its last lines first
+        # Its helpers (a pool's processes) go with it; the group may outlive its leader.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(child.process.pid, signal.SIGKILL)
+        self.children.remove(child)
+        if self.stop_requested.wait(pause):
+            raise StopRequested
+        self.start(child.name, child.argv, ready_line=child.ready_line, restartable=True)
 
     # Stopping ---------------------------------------------------------------------------
     def _signal_all(self, signum: int) -> None:
@@ -422,9 +508,21 @@ class StopRequested(Exception):
 
 
 class ChildDied(Exception):
-    def __init__(self, child: Child) -> None:
+    def __init__(self, child: Child, *, crashes: int = 1, window: float = 0.0) -> None:
         super().__init__(child.name)
         self.child = child
+        self.crashes = crashes
+        self.window = window
+
+    def explanation(self) -> str:
+        status = self.child.process.returncode
+        if self.crashes > 1:
+            return (
+                f"{self.child.name} crashed {self.crashes} times within {self.window:g}s (last "
+                f"exit status {status}); starting it again would not help, so everything stops. "
+                "Its output above says why it crashed."
+            )
+        return f"{self.child.name} exited unexpectedly (status {status}); stopping everything."
 
 
 # --- The product --------------------------------------------------------------------------
@@ -446,6 +544,27 @@ def manage(*args: str) -> list[str]:
 
 def celery(*args: str) -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "portal", *args]
+
+
+def gunicorn(config: Config) -> list[str]:
+    """The Docker image's web server and settings, on loopback, one process with threads."""
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--config",
+        str(BASE_DIR / "portal" / "gunicorn.conf.py"),
+        "--bind",
+        f"127.0.0.1:{config.portal_port}",
+        "--worker-class",
+        "gthread",
+        "--threads",
+        "8",
+        # Stop within the supervisor's grace period rather than gunicorn's 30 s.
+        "--graceful-timeout",
+        "10",
+        "portal.wsgi:application",
+    ]
 
 
 def cloudsim_console_sign_ins(config: Config) -> list[str]:
@@ -506,6 +625,7 @@ def banner(
 def start_product(supervisor: Supervisor, config: Config) -> None:
     supervisor.console.line("embedded", f"data directory {config.data_dir}")
     supervisor.run_step("migrate", manage("migrate", "--noinput"))
+    supervisor.run_step("static", manage("collectstatic", "--noinput"), capture=True)
 
     cloudsim = supervisor.start(
         "cloudsim",
@@ -543,11 +663,12 @@ def start_product(supervisor: Supervisor, config: Config) -> None:
             "INFO",
         ),
         ready_line=WORKER_READY,
+        restartable=True,
     )
-    beat = supervisor.start("beat", celery("beat", "--loglevel", "INFO"), ready_line=BEAT_READY)
-    web = supervisor.start(
-        "web", manage("runserver", f"127.0.0.1:{config.portal_port}", "--noreload")
+    beat = supervisor.start(
+        "beat", celery("beat", "--loglevel", "INFO"), ready_line=BEAT_READY, restartable=True
     )
+    web = supervisor.start("web", gunicorn(config))
     healthz = f"{config.portal_url}healthz"
     supervisor.wait_until(web, lambda: http_ok(healthz), f"GET {healthz}")
     supervisor.wait_until(worker, worker.ready.is_set, "the worker's 'ready.' line")
@@ -584,11 +705,7 @@ def main(environ: Mapping[str, str] | None = None) -> int:
     except StopRequested:
         console.line("embedded", f"{supervisor.signals_received[0]}: stopping everything")
     except ChildDied as death:
-        code = death.child.process.returncode
-        console.line(
-            "embedded",
-            f"{death.child.name} exited unexpectedly (status {code}); stopping everything.",
-        )
+        console.line("embedded", death.explanation())
         status = 1
     except EmbeddedError as error:
         console.line("embedded", f"error: {error}")

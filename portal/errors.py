@@ -1,5 +1,5 @@
-"""Error pages: plain words, never a stack trace. The 500 page shows the request id so a
-person can quote it and an operator can find the log lines."""
+"""Error pages: plain words, never a stack trace. Each shows the request id so a person can
+quote it and an operator can find the log lines."""
 
 from django.http import (
     HttpRequest,
@@ -15,8 +15,14 @@ from django.views.decorators.csrf import requires_csrf_token
 from core.request_id import current_request_id
 
 
+def _request_id(request: HttpRequest) -> str:
+    return getattr(request, "request_id", None) or current_request_id()
+
+
 def _render(request: HttpRequest, template: str, context: dict | None = None) -> str:
-    return loader.render_to_string(template, context or {}, request=request)
+    # Every error page shows the request id, so a person can quote it to an operator.
+    context = {"request_id": _request_id(request), **(context or {})}
+    return loader.render_to_string(template, context, request=request)
 
 
 @requires_csrf_token
@@ -40,7 +46,7 @@ def page_not_found(request: HttpRequest, exception: Exception | None = None) -> 
 @requires_csrf_token
 def server_error(request: HttpRequest) -> HttpResponse:
     # No request context: the failure may be in the database or a context processor.
-    request_id = getattr(request, "request_id", None) or current_request_id()
+    request_id = _request_id(request)
     try:
         body = loader.get_template("500.html").render({"request_id": request_id})
     except Exception:  # the error page itself must never fail

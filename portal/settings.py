@@ -51,6 +51,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "core.security_headers.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "core.request_id.RequestIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -158,6 +159,35 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 CSRF_FAILURE_VIEW = "portal.errors.csrf_failure"
+# Scripts only from our own static files: no inline script anywhere (a test scans every
+# template). Styles still allow inline `style` attributes, which the templates use for layout.
+# img data: is the TOTP enrolment QR code; frame-ancestors repeats X_FRAME_OPTIONS for
+# browsers that follow only CSP.
+CONTENT_SECURITY_POLICY = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'", "'unsafe-inline'"],
+    "img-src": ["'self'", "data:"],
+    "connect-src": ["'self'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'none'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}
+# Powerful browser features the portal never uses, switched off for every page and frame.
+PERMISSIONS_POLICY: dict[str, list[str]] = {
+    feature: []
+    for feature in (
+        "accelerometer",
+        "camera",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "payment",
+        "usb",
+    )
+}
 
 # --- Email ----------------------------------------------------------------------------------
 # Embedded default: every message is written to DATA_DIR/mail, and /dev/mail shows them.
@@ -192,7 +222,10 @@ ACCOUNT_RATE_LIMITS = {
 }
 ACCOUNT_REAUTHENTICATION_TIMEOUT = 300
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Partner Access Portal] "
-ACCOUNT_DEFAULT_HTTP_PROTOCOL = "http" if DEBUG else "https"
+# The scheme of the links in allauth's emails (`make run` serves plain http with DEBUG off).
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = env.str(
+    "ACCOUNT_DEFAULT_HTTP_PROTOCOL", default="http" if DEBUG else "https"
+)
 ACCOUNT_ADAPTER = "accounts.adapters.PortalAccountAdapter"
 # Reverse proxies of our own in front of the portal (0: clients connect directly). The client
 # IP is then the n-th X-Forwarded-For entry from the right (`portal/client_ip.py`), for the
@@ -219,6 +252,9 @@ BROKER_DIR = DATA_DIR / "broker"
 # The filesystem transport ignores the host; naming one stops kombu warning on every connect.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost//")
 if CELERY_BROKER_URL.startswith("filesystem://"):
+    # kombu's filesystem transport with atomic writes: its own lets a worker read a message
+    # that is still being written (core/filesystem_broker.py says why not SQLAlchemy).
+    CELERY_BROKER_TRANSPORT = "core.filesystem_broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
@@ -343,14 +379,24 @@ PORTAL_CREDENTIAL_READ_TIMEOUT_MS = env.int("PORTAL_CREDENTIAL_READ_TIMEOUT_MS",
 PORTAL_ENCRYPTION_KEYS = env.list("PORTAL_ENCRYPTION_KEYS", default=[])
 
 # --- Logging --------------------------------------------------------------------------------
+# Secrets that travel in URLs (credentials-URI keys, invitation tokens, allauth's keys) never
+# reach a log line, whatever logger the line comes from and whether DEBUG is on or off: every
+# record is redacted as it is made, so handlers the Alibaba SDKs add on import and Celery's
+# own are covered too. The handlers here also carry the redaction as filters, for a record
+# made some other way (logging.makeLogRecord, a library replacing the record factory).
+LOGGING_CONFIG = "core.log_redaction.configure_logging"
+LOG_REDACTION_FILTERS = ["redact_secret_paths", "redact_credentials_uri_keys"]
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "redactors": [
+        "core.log_redaction.redact_secret_paths",
+        "delegations.partner.log_redaction.redact_uri_keys",
+    ],
     "filters": {
         "request_id": {"()": "core.request_id.RequestIdLogFilter"},
-        # Credentials-URI keys travel in the URL path (the aliyun CLI sends nothing else);
-        # request logs must not repeat them.
-        "redact_credentials_uri": {
+        "redact_secret_paths": {"()": "core.log_redaction.RedactSecretPaths"},
+        "redact_credentials_uri_keys": {
             "()": "delegations.partner.log_redaction.RedactCredentialsUriKeys"
         },
     },
@@ -361,12 +407,16 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "plain",
-            "filters": ["request_id", "redact_credentials_uri"],
+            "filters": ["request_id", *LOG_REDACTION_FILTERS],
         },
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
-        # runserver's request lines, through our handler so the redaction filter applies.
+        # Removes the handlers Django's own DEFAULT_LOGGING puts on "django" (a console
+        # handler for DEBUG, mail_admins otherwise): they would write without our filters.
+        # Its lines go on to the root logger's handler.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        # runserver's request lines, through our handler so the redaction filters apply.
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "django.request": {"level": "ERROR"},
         "django.security.DisallowedHost": {"level": "ERROR"},

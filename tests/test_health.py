@@ -22,12 +22,13 @@ def test_readyz_answers_503_with_a_reason_when_the_broker_is_down(client: Client
 
     # Celery prefers the CELERY_BROKER_URL environment variable (set in CI) over
     # conf.broker_url, so the probe's own setting, the write URL, is the one to break.
-    original = app.conf.get("broker_write_url")
+    original = app.conf.get("broker_write_url"), app.conf.get("broker_transport")
     app.conf.broker_write_url = "redis://127.0.0.1:1/0"
+    app.conf.broker_transport = None  # the embedded transport would override the URL's
     try:
         response = client.get("/readyz")
     finally:
-        app.conf.broker_write_url = original
+        app.conf.broker_write_url, app.conf.broker_transport = original
     assert response.status_code == 503
     assert "broker unreachable" in response.json()["reasons"][0]
 

@@ -7,6 +7,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -76,7 +77,10 @@ def test_children_get_the_embedded_environment(tmp_path: Path) -> None:
         {"HTTP_PROXY": "http://proxy:3128", "https_proxy": "x", "SESSION_COOKIE_SECURE": "true"},
         {"PORTAL_ENCRYPTION_KEYS": "key", "AUDIT_CHECKPOINT_KEY": "audit"},
     )
-    assert env["DEBUG"] == "1"
+    assert env["DEBUG"] == "0"  # what we ship: no debug pages
+    assert env["ACCOUNT_DEFAULT_HTTP_PROTOCOL"] == "http"
+    assert env["STATIC_ROOT"] == str(config.data_dir / "static")
+    assert env["WEB_CONCURRENCY"] == "1"
     assert env["PORTAL_EMBEDDED"] == "true"
     assert env["PORTAL_REQUIRE_MFA"] == "false"
     assert env["SECURE_SSL_REDIRECT"] == env["SESSION_COOKIE_SECURE"] == "false"
@@ -104,8 +108,9 @@ def test_the_keys_are_created_once_private_and_usable(tmp_path: Path) -> None:
     embedded.prepare_data_dir(config)
     keys = embedded.ensure_secrets(config)
     assert stat.S_IMODE(config.data_dir.stat().st_mode) == 0o700
-    for name in ("encryption.key", "audit-checkpoint.key"):
+    for name in ("encryption.key", "audit-checkpoint.key", "secret.key"):
         assert stat.S_IMODE((config.data_dir / name).stat().st_mode) == 0o600
+    assert len(keys["SECRET_KEY"]) >= 50
     fernet = Fernet(keys["PORTAL_ENCRYPTION_KEYS"].encode())
     token = fernet.encrypt(b"secret")
     assert len(keys["AUDIT_CHECKPOINT_KEY"]) >= 32
@@ -117,19 +122,30 @@ def test_the_keys_are_created_once_private_and_usable(tmp_path: Path) -> None:
 
 def test_configured_keys_win_and_no_key_file_is_written(tmp_path: Path) -> None:
     audit_key = "a" * 40
-    config = _config(tmp_path, PORTAL_ENCRYPTION_KEYS="k1,k2", AUDIT_CHECKPOINT_KEY=audit_key)
+    config = _config(
+        tmp_path,
+        PORTAL_ENCRYPTION_KEYS="k1,k2",
+        AUDIT_CHECKPOINT_KEY=audit_key,
+        SECRET_KEY="s" * 50,
+    )
     embedded.prepare_data_dir(config)
     assert embedded.ensure_secrets(config) == {
         "PORTAL_ENCRYPTION_KEYS": "k1,k2",
         "AUDIT_CHECKPOINT_KEY": audit_key,
+        "SECRET_KEY": "s" * 50,
     }
     assert not (config.data_dir / "encryption.key").exists()
     assert not (config.data_dir / "audit-checkpoint.key").exists()
+    assert not (config.data_dir / "secret.key").exists()
 
 
 @pytest.mark.parametrize(
     ("file_name", "message"),
-    [("encryption.key", "a Fernet key"), ("audit-checkpoint.key", "an audit checkpoint key")],
+    [
+        ("encryption.key", "a Fernet key"),
+        ("audit-checkpoint.key", "an audit checkpoint key"),
+        ("secret.key", "a secret key"),
+    ],
 )
 def test_a_damaged_key_file_stops_the_start_with_a_clear_message(
     tmp_path: Path, file_name: str, message: str
@@ -146,6 +162,28 @@ def test_the_broker_folders_exist_before_any_child_starts(tmp_path: Path) -> Non
     embedded.prepare_data_dir(config)
     for folder in ("queue", "processed", "control"):
         assert (config.data_dir / "broker" / folder).is_dir()
+    assert (config.data_dir / "static").is_dir()
+
+
+def test_half_written_broker_files_of_an_earlier_run_are_removed(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    embedded.prepare_data_dir(config)
+    queue = config.data_dir / "broker" / "queue"
+    (queue / ".incoming-abc").write_text('{"half')
+    (config.data_dir / "broker" / "control" / ".incoming-def").write_text("[")
+    (queue / "1_x.celery.msg").write_text("{}")
+    embedded.prepare_data_dir(config)
+    assert sorted(p.name for p in (config.data_dir / "broker").rglob("*") if p.is_file()) == [
+        "1_x.celery.msg"
+    ]
+
+
+def test_the_web_server_is_gunicorn_with_the_docker_image_s_settings(tmp_path: Path) -> None:
+    argv = embedded.gunicorn(_config(tmp_path, PORTAL_PORT="18005"))
+    assert argv[1:3] == ["-m", "gunicorn"]
+    assert argv[argv.index("--config") + 1] == str(ROOT / "portal" / "gunicorn.conf.py")
+    assert argv[argv.index("--bind") + 1] == "127.0.0.1:18005"
+    assert argv[-1] == "portal.wsgi:application"
 
 
 # --- ports --------------------------------------------------------------------------------
@@ -302,3 +340,70 @@ def test_console_sign_ins_and_the_operator_url_come_from_cloudsim_s_files(tmp_pa
     (config.cloudsim_data_dir / "demo-credentials.json").write_text("{not json")
     with pytest.raises(embedded.EmbeddedError, match="unreadable"):
         embedded.cloudsim_console_sign_ins(config)
+
+
+def test_a_crashed_worker_is_started_again_and_the_watch_goes_on() -> None:
+    out = io.StringIO()
+    sup = embedded.Supervisor(embedded.Console(out), os.environ, restart_backoff=(0.2,))
+    watching = {}
+
+    def watch() -> None:
+        try:
+            sup.watch()
+        except Exception as error:  # handed to the test's thread
+            watching["ended"] = error
+
+    try:
+        first = sup.start("worker", SLEEPER, restartable=True)
+        _wait_for(lambda: "worker | up" in out.getvalue())
+        thread = threading.Thread(target=watch, daemon=True)
+        thread.start()
+        os.kill(first.process.pid, signal.SIGKILL)
+        _wait_for(lambda: out.getvalue().count("worker | up") == 2)
+        [second] = sup.children
+        assert second.process.pid != first.process.pid and second.process.poll() is None
+        assert "worker exited unexpectedly (status -9); starting it again in 0.2s" in (
+            out.getvalue()
+        )
+        assert "ended" not in watching  # still watching: nothing else stopped
+        sup._on_signal(signal.SIGTERM, None)
+        thread.join(5)
+        assert isinstance(watching["ended"], embedded.StopRequested)
+    finally:
+        sup.stop_all(grace=5)
+
+
+def test_a_child_that_keeps_crashing_stops_everything_saying_why() -> None:
+    out = io.StringIO()
+    sup = embedded.Supervisor(
+        embedded.Console(out), os.environ, restart_backoff=(0.05, 0.1), crash_limit=3
+    )
+    try:
+        keeper = sup.start("web", SLEEPER)
+        sup.start("beat", [sys.executable, "-c", "raise SystemExit(4)"], restartable=True)
+        with pytest.raises(embedded.ChildDied) as died:
+            sup.watch()
+        assert died.value.child.name == "beat" and died.value.crashes == 3
+        explanation = died.value.explanation()
+        assert "beat crashed 3 times within 300s (last exit status 4)" in explanation
+        assert "starting it again would not help" in explanation
+        assert out.getvalue().count("started beat") == 3
+        assert keeper.process.poll() is None  # the others run until main stops them all
+    finally:
+        sup.stop_all(grace=5)
+    assert keeper.process.returncode == -signal.SIGTERM
+
+
+def test_a_child_that_is_not_restartable_still_stops_the_watch_at_once() -> None:
+    out = io.StringIO()
+    sup = embedded.Supervisor(embedded.Console(out), os.environ, restart_backoff=(0.05,))
+    try:
+        web = sup.start("web", [sys.executable, "-c", "raise SystemExit(2)"])
+        with pytest.raises(embedded.ChildDied) as died:
+            sup.watch()
+        assert died.value.child is web
+        assert died.value.explanation() == (
+            "web exited unexpectedly (status 2); stopping everything."
+        )
+    finally:
+        sup.stop_all(grace=5)

@@ -1,10 +1,13 @@
 """`make run` end to end: `python -m demo.embedded` on free ports and a fresh data directory.
 
 It must migrate, start cloudsim, seed the demo, start web, worker and beat, print the URLs and
-the demo sign-ins, answer the health probes, and on Ctrl-C leave no process behind. It always
+the demo sign-ins, answer the health probes, serve with DEBUG off (the product's own error
+pages), log no secret from a URL, start a killed worker again, and on Ctrl-C leave no process
+behind. It always
 runs embedded (SQLite, filesystem broker), whatever database and broker the suite uses.
 """
 
+import contextlib
 import os
 import re
 import signal
@@ -14,10 +17,14 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
+from email.message import Message
 from pathlib import Path
 
 import pytest
+
+from tests.test_log_redaction import SECRET_URLS
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 240.0
@@ -51,6 +58,43 @@ def _get(url: str) -> tuple[int, bytes]:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with opener.open(url, timeout=10) as response:
         return response.status, response.read()
+
+
+def _fetch(url: str) -> tuple[int, Message, str]:
+    """Status, headers and body, whatever the status."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=10) as response:
+            return response.status, response.headers, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read().decode()
+
+
+def _check_serving_without_debug(base: str) -> None:
+    """DEBUG is off: the product's own 404 page with a request id, static files by whitenoise."""
+    status, headers, body = _fetch(f"{base}/no/such/page/")
+    assert status == 404
+    assert f'data-testid="request-id">{headers["X-Request-ID"]}<' in body
+    assert "We could not find that page" in body and "demo-banner" in body
+    assert "script-src 'self';" in headers["Content-Security-Policy"]
+    assert "camera=()" in headers["Permissions-Policy"]
+    for debug_output in ("Traceback", "URLconf", "DEBUG = True", "technical", "urlpatterns"):
+        assert debug_output not in body
+    stylesheet = re.search(r'href="(/static/css/portal\.[0-9a-f]{12}\.css)"', body)
+    assert stylesheet, body  # hashed by collectstatic
+    assert _fetch(base + stylesheet.group(1))[0] == 200
+
+
+def _check_a_killed_worker_comes_back(output: "_Output", worker_pid: int) -> int:
+    os.kill(worker_pid, signal.SIGKILL)
+    deadline = time.monotonic() + 120
+    while len(re.findall(r"worker \| .*@\S+ ready\.", output.text)) < 2:
+        assert time.monotonic() < deadline, f"the worker did not come back:\n{output.text}"
+        time.sleep(0.5)
+    assert "worker exited unexpectedly (status -9); starting it again in 1s" in output.text
+    restarted = int(re.findall(r"started worker \(pid (\d+)\)", output.text)[-1])
+    assert restarted != worker_pid and _alive(restarted)
+    return restarted
 
 
 def _alive(pid: int) -> bool:
@@ -141,10 +185,20 @@ def test_make_run_serves_everything_and_ctrl_c_stops_every_process(tmp_path: Pat
         for name in ("web", "worker", "beat", "cloudsim"):
             assert _alive(children[name]), f"{name} is not running:\n{output.text}"
 
+        base = f"http://127.0.0.1:{portal_port}"
+        _check_serving_without_debug(base)
+        for url in SECRET_URLS:  # refused or "invalid link" pages; all logged by gunicorn
+            assert _fetch(base + url)[0] < 500
+        children["worker"] = _check_a_killed_worker_comes_back(output, children["worker"])
+        assert _alive(children["web"]) and _alive(children["beat"])
+
         runner.send_signal(signal.SIGINT)
         assert runner.wait(timeout=90) == 0, output.text
         output.thread.join(timeout=10)
         assert output.lines[-1].endswith("embedded | stopped."), output.text
+        assert "/invitations/[redacted]/" in output.text  # the requests were logged...
+        for secret in SECRET_URLS.values():
+            assert secret not in output.text  # ...without their secrets
         for name, pid in children.items():
             assert not _alive(pid), f"{name} (pid {pid}) survived Ctrl-C"
         assert _processes_using(data_dir) == []
@@ -154,4 +208,6 @@ def test_make_run_serves_everything_and_ctrl_c_stops_every_process(tmp_path: Pat
             runner.wait()
         for pid in [*children.values(), *_processes_using(data_dir)]:
             if _alive(pid):
-                os.killpg(pid, signal.SIGKILL)
+                # Not every process found is a group leader (a pool's helpers are not).
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
