@@ -66,14 +66,16 @@ def _exchange_lock(file: Path) -> Iterator[None]:
 
 
 class Channel(filesystem.Channel):
-    def _put(self, queue: str, payload: dict, **kwargs: object) -> None:
+    # kombu's own base classes name this parameter differently (`message` in AbstractChannel,
+    # `payload` in the filesystem Channel), so no signature satisfies both.
+    def _put(self, queue: str, payload: dict, **kwargs: object) -> None:  # type: ignore[override]
         name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
         try:
             write_atomically(Path(self.data_folder_out) / name, str_to_bytes(dumps(payload)))
         except OSError as exc:
             raise ChannelError(f"Cannot add file {name!r} to {self.data_folder_out}") from exc
 
-    def _get(self, queue: str) -> dict:
+    def _get(self, queue: str, timeout: float | None = None) -> dict:
         wanted = f"{queue}.msg"
         folder = Path(self.data_folder_in)
         # Claimed by a rename inside the broker folder: atomic, so of two consumers racing for

@@ -172,8 +172,8 @@ def prepare_data_dir(config: Config) -> None:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     # Half-written broker files of a process killed mid-write (core/filesystem_broker.py
     # writes under a temporary name, then renames); nothing is running yet to finish them.
-    for folder in ("queue", "control"):
-        for leftover in (config.data_dir / "broker" / folder).glob(".incoming-*"):
+    for broker_folder in ("queue", "control"):
+        for leftover in (config.data_dir / "broker" / broker_folder).glob(".incoming-*"):
             leftover.unlink(missing_ok=True)
 
 

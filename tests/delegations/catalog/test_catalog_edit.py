@@ -18,8 +18,8 @@ from delegations.catalog.services import catalog_role_create, catalog_role_updat
 from delegations.connection.services import cloud_account_connect
 from delegations.models import CatalogRole, CloudAccount, Delegation, ManagedRole, OutboxMessage
 from tests.delegations.cloud_fixtures import SimAccount
+from tests.delegations.connection.test_connect_views import confirmed
 from tests.delegations.factories import CatalogRoleFactory
-from tests.delegations.test_connect_views import confirmed
 from tests.fixtures.worker import OwnerWorld
 from tests.personas import make_member
 

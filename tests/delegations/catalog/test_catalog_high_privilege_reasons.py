@@ -11,11 +11,11 @@ from django.urls import reverse
 
 from delegations.catalog.services import catalog_role_create, catalog_role_high_privilege_now
 from delegations.models import CatalogRole, CloudAccount
-from tests.delegations.cloud_fixtures import SimAccount
-from tests.delegations.test_catalog_services import root_client
+from tests.delegations.catalog.test_catalog_services import root_client
 
 # The catalogue views' fixtures, shared rather than repeated.
-from tests.delegations.test_catalog_views import owner_account, owner_client  # noqa: F401
+from tests.delegations.catalog.test_catalog_views import owner_account, owner_client  # noqa: F401
+from tests.delegations.cloud_fixtures import SimAccount
 
 pytestmark = pytest.mark.django_db
 

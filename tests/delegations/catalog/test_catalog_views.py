@@ -17,8 +17,8 @@ from delegations.catalog.services import catalog_role_create, partner_allowance_
 from delegations.connection.services import cloud_account_connect
 from delegations.models import CatalogRole, CloudAccount, PartnerAllowance
 from tests.delegations.cloud_fixtures import SimAccount
+from tests.delegations.connection.test_connect_views import confirmed
 from tests.delegations.factories import CatalogRoleFactory, PartnerAllowanceFactory
-from tests.delegations.test_connect_views import confirmed
 from tests.personas import make_member
 
 pytestmark = pytest.mark.django_db

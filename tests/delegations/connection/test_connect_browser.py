@@ -17,7 +17,7 @@ import pytest
 from accounts.models import Membership, Organisation
 from delegations.models import CatalogRole, CloudAccount, PartnerAllowance
 from tests.delegations.cloud_fixtures import make_sim_account
-from tests.delegations.test_lifecycle_browser import shot
+from tests.delegations.lifecycle.test_lifecycle_browser import shot
 from tests.fixtures.browser import totp_now
 from tests.personas import enable_totp, make_member
 

@@ -33,7 +33,7 @@ from tests.personas import enable_totp, make_member
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "delegations"
+ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "delegations"
 CLOUD_LATENCY_MS = 250
 WAIT_MS = 30_000
 

@@ -33,7 +33,7 @@ from tests.personas import enable_totp, make_member
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "partner"
+ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "partner"
 WAIT_MS = 30_000
 
 

@@ -20,7 +20,7 @@ from cloud import policies
 from cloud.client import CloudClient, CloudCredentials
 from tests.fixtures.worker import random_uid
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 WORKERS = 3
 
 DRIVER = r"""
