@@ -17,8 +17,8 @@ from accounts.models import Membership, User
 from audit.models import AuditEvent
 from delegations.connection.services import cloud_account_connect
 from delegations.models import CloudAccount
-from tests.core.test_crypto import database_text
 from tests.delegations.cloud_fixtures import SimAccount
+from tests.delegations.connection.test_crypto import database_text
 from tests.personas import make_member
 
 pytestmark = pytest.mark.django_db
