@@ -1,4 +1,6 @@
-"""Content-Security-Policy and Permissions-Policy on every response (issue 18, item 10).
+"""Content-Security-Policy and Permissions-Policy on every response.
+
+A browser then refuses injected script, and features the portal never uses.
 
 Django 5.2 has no CSP support (it arrives in 6.0), and django-csp would be a dependency for
 what is here one fixed header: the portal has no inline script to allow with nonces (a test
