@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_log_redaction import SECRET_URLS
+from tests.core.test_log_redaction import SECRET_URLS
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 240.0
