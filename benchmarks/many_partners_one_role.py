@@ -45,10 +45,12 @@ counted by origin (see sql_profile.py).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import math
 import os
 import secrets
+import threading
 import time
 from collections import Counter
 
@@ -159,6 +161,61 @@ def role_timeline(roles: list, committed_at: dt.datetime) -> list[str]:
     return lines
 
 
+class PostgresSampler:
+    """Samples what the other connections to the database are doing, every 20 ms, from a
+    connection of its own (PostgreSQL only): running, waiting for a lock (and on which
+    statement), or idle inside an open transaction."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self.samples = 0
+        self.states: Counter = Counter()
+        self.waiting_on: Counter = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> PostgresSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.database_url.replace("postgres://", "postgresql://", 1)) as db:
+            db.autocommit = True
+            while not self._stop.wait(0.02):
+                rows = db.execute(
+                    "SELECT state, wait_event_type, query FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                    "AND backend_type = 'client backend'"
+                ).fetchall()
+                self.samples += 1
+                for state, wait, query in rows:
+                    if state == "active" and wait == "Lock":
+                        self.states["waiting for a lock"] += 1
+                        self.waiting_on[" ".join(query.split())[:90]] += 1
+                    elif state == "active":
+                        self.states["running a statement"] += 1
+                    elif state and state.startswith("idle in transaction"):
+                        self.states["idle in an open transaction"] += 1
+
+    def report(self) -> list[str]:
+        per = max(self.samples, 1)
+        lines = [
+            f"  {what}: {count / per:.2f} connections on average"
+            for what, count in self.states.most_common()
+        ]
+        lines += [
+            f"    waiting {count / per:.2f} on: {query}"
+            for query, count in self.waiting_on.most_common(4)
+        ]
+        return [f"database connections over {self.samples} samples:", *lines]
+
+
 def profile_one_role(portal, partners: int) -> None:
     """One more role with `partners` partners, reconciled in this process (the workers are
     stopped), its SQL statements counted by origin."""
@@ -223,6 +280,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"set up {args.partners} requests in {time.monotonic() - prepared:.1f} s")
         events_before = AuditEvent.objects.count()
 
+        database_url = os.environ["DATABASE_URL"]
+        sampler = (
+            PostgresSampler(database_url)
+            if args.profile and database_url.startswith(("postgres", "pgsql"))
+            else contextlib.nullcontext()
+        )
         committed: list[tuple[float, dt.datetime]] = []
         started = time.monotonic()
         with transaction.atomic():
@@ -232,7 +295,8 @@ def main(argv: list[str] | None = None) -> None:
                 portal.approve(delegation)
         published = time.monotonic()
         commit, committed_at = committed[0]
-        active = wait_all([r.pk for r in roles], len(ids), timeout=args.timeout)
+        with sampler:
+            active = wait_all([r.pk for r in roles], len(ids), timeout=args.timeout)
         total = active - commit
 
         from delegations.models import Delegation
@@ -265,6 +329,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.profile:
             print("per role (seconds after the commit):")
             print("\n".join(role_timeline(roles, committed_at)))
+            if isinstance(sampler, PostgresSampler):
+                print("\n".join(sampler.report()))
             print("worker tasks (including the warm-up): outcome, count, seconds spent")
             for outcome, (count, seconds) in sorted(task_outcomes(portal.workers).items()):
                 print(f"  {outcome:40s} {count:6d} {seconds:8.2f} s")

@@ -9,8 +9,9 @@ that applies: savepoints (`SAVEPOINT` / `RELEASE` / `ROLLBACK TO`, from nested a
 blocks), `audit_record` (anything run inside `audit.services.audit_record`, its chain-head
 lock included), locks (other `SELECT ... FOR UPDATE`), then reads (`SELECT`) and writes
 (`INSERT` / `UPDATE` / `DELETE`) named by the innermost portal function on the stack.
-Commits are counted too (not statements: psycopg sends `BEGIN` with the first statement of a
-transaction and `COMMIT` at its end, one round trip each).
+Commits are counted and timed too (not statements: psycopg sends `BEGIN` before the first
+statement of a transaction and `COMMIT` at its end, one round trip each, and a commit waits for
+the disk).
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class Profile:
     seconds: Counter = field(default_factory=Counter)
     detail: Counter = field(default_factory=Counter)
     commits: int = 0
+    commit_seconds: float = 0.0
 
     @property
     def statements(self) -> int:
@@ -77,8 +79,8 @@ class Profile:
         """Statements by bucket (divided by `per`, e.g. per issuance), then the busiest
         origins."""
         lines = [
-            f"{self.statements / per:.1f} statements and {self.commits / per:.1f} commits"
-            f" ({sum(self.seconds.values()) * 1000 / per:.1f} ms in the database)"
+            f"{self.statements / per:.1f} statements ({sum(self.seconds.values()) * 1000 / per:.1f}"
+            f" ms) and {self.commits / per:.1f} commits ({self.commit_seconds * 1000 / per:.1f} ms)"
         ]
         for bucket, count in self.count.most_common():
             lines.append(
@@ -110,8 +112,12 @@ def sql_statements(alias: str = "default") -> Iterator[Profile]:
     commit = connection.commit
 
     def counting_commit() -> None:
-        profile.commits += 1
-        commit()
+        started = time.perf_counter()
+        try:
+            commit()
+        finally:
+            profile.commits += 1
+            profile.commit_seconds += time.perf_counter() - started
 
     connection.commit = counting_commit
     try:
