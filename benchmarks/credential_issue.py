@@ -16,6 +16,11 @@ settings (DEBUG off):
 The two alternate, call by call, so they see the same machine. Printed: p50 and p95 of each and
 the ratios portal/direct. Targets: <= 1.5 at p50, <= 2 at p95. Not a test.
 
+Then (`--sql-runs`, default 5; 0 skips it) the same POST is made in this process through
+Django's test client, signed in the same way, and its SQL statements are counted by where they
+come from (`sql_profile.py`: audit_record, locks, reads, writes, savepoints, commits), per
+issuance.
+
 What the portal adds is about 23 SQL statements and two durable commits: the intent event
 committed before AssumeRole (AU-06), then the delegation row lock held across AssumeRole with
 the issuance and its event (CC-07). PostgreSQL pays a network round trip for each statement
@@ -201,11 +206,43 @@ def signed_in_session(base_url: str):
     return session
 
 
+def count_statements(path: str, runs: int, *, cprofile: str = ""):
+    """The SQL of `runs` credential POSTs by a signed-in Alice, through Django's test client,
+    and their mean wall time in this process (with `cprofile`, a cProfile of them is saved
+    there, for `python -m pstats`)."""
+    import cProfile
+
+    from django.test import Client
+    from sql_profile import sql_statements
+
+    client = Client(SERVER_NAME="127.0.0.1")
+    login = "/accounts/login/"
+    client.post(login, {"login": "alice@company-b.example", "password": PASSWORD})
+    client.get(path)
+    profiler = cProfile.Profile() if cprofile else None
+    with sql_statements() as profile:
+        started = time.perf_counter()
+        for _ in range(runs):
+            if profiler:
+                profiler.enable()
+            response = client.post(path, {"duration_seconds": "3600"})
+            if profiler:
+                profiler.disable()
+            if response.status_code != 200 or b"shown-once" not in response.content:
+                raise RuntimeError(f"the portal did not show credentials: {response.status_code}")
+        elapsed = (time.perf_counter() - started) / runs
+    if profiler:
+        profiler.dump_stats(cprofile)
+    return profile, elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--runs", type=int, default=60)
     parser.add_argument("--warm-up", type=int, default=5)
+    parser.add_argument("--sql-runs", type=int, default=5, help="issuances counted (0: none)")
+    parser.add_argument("--cprofile", default="", help="save a cProfile of the counted runs")
     args = parser.parse_args()
 
     from cryptography.fernet import Fernet
@@ -312,6 +349,16 @@ def main() -> None:
             )
             overhead = percentile(times["portal"], 0.5) - percentile(times["direct"], 0.5)
             print(f"portal overhead at p50: {overhead * 1000:.1f} ms")
+            if args.sql_runs:
+                profile, elapsed = count_statements(
+                    url.removeprefix(base_url), args.sql_runs, cprofile=args.cprofile
+                )
+                print(
+                    f"in this process (Django's test client, mean of {args.sql_runs}): "
+                    f"{elapsed * 1000:.1f} ms per issuance; its SQL: ",
+                    end="",
+                )
+                print(profile.table(per=args.sql_runs, top=40))
         finally:
             sim.stop()
 

@@ -1,15 +1,20 @@
 """What the portal benchmarks share: a real cloudsim process with a per-call latency, a migrated
-portal database, a real Celery worker process on the configured broker, and an owner
+portal database, real Celery worker processes on the configured broker, and an owner
 organisation connected to a fresh cloudsim account.
 
-The environment decides the topology: DATABASE_URL (default: a fresh SQLite file) and
-CELERY_BROKER_URL (default: the embedded filesystem broker). Everything lives in a temporary
-directory removed at the end. Not a test: the scripts print ratios measured in one run.
+The topology comes from the arguments of `running_portal` or else the environment:
+DATABASE_URL (default: a fresh SQLite file) and CELERY_BROKER_URL (default: the embedded
+filesystem broker). A given PostgreSQL database is migrated and reused (every run makes its own
+owner, partners and roles); a given Redis broker has its task queue purged before the workers
+start, so tasks of an earlier run (about a cloudsim that is gone) do not get in the way. Files
+live in a temporary directory removed at the end. Not a test: the scripts print ratios measured
+in one run.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -45,6 +50,7 @@ class Portal:
     key: tuple[str, str] = ("", "")
     link: Any = None
     partner_admins: dict[str, Any] = field(default_factory=dict)
+    workers: list[Worker] = field(default_factory=list)
 
     # --- portal actions -------------------------------------------------------------------
     def catalog_role(self, name: str) -> Any:
@@ -127,31 +133,96 @@ class Portal:
         return [c for c in self.sim.calls(seq) if c.get("account") == uid]
 
 
-def _start_worker(env: dict[str, str], concurrency: int) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "portal",
-            "worker",
-            f"--concurrency={concurrency}",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel=WARNING",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+@dataclass
+class Worker:
+    """One Celery worker process; its log (INFO: one line per task and its result) is kept
+    for `task_outcomes`."""
+
+    process: subprocess.Popen
+    log: Path
+    ready: Path
+
+
+def _start_worker(
+    env: dict[str, str], *, index: int, pool: str, concurrency: int, base: Path
+) -> Worker:
+    log, ready = base / f"worker-{index}.log", base / f"worker-{index}.ready"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                str(Path(__file__).with_name("bench_worker.py")),
+                str(ready),
+                "-A",
+                "portal",
+                "worker",
+                f"--hostname=bench{index}@%h",
+                f"--pool={pool}",
+                f"--concurrency={concurrency}",
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel=INFO",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    return Worker(process=process, log=log, ready=ready)
+
+
+def _wait_ready(workers: list[Worker], timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not all(w.ready.exists() for w in workers):
+        dead = [w for w in workers if w.process.poll() is not None]
+        if dead or time.monotonic() > deadline:
+            tail = dead[0].log.read_text()[-2000:] if dead else ""
+            raise RuntimeError(f"A worker did not start.\n{tail}")
+        time.sleep(0.05)
+
+
+def stop_workers(workers: list[Worker]) -> None:
+    for worker in workers:
+        worker.process.terminate()
+    for worker in workers:
+        try:
+            worker.process.wait(20)
+        except subprocess.TimeoutExpired:
+            worker.process.kill()
+            worker.process.wait(5)
+
+
+def task_outcomes(workers: list[Worker]) -> dict[str, tuple[int, float]]:
+    """What the workers' tasks returned, from their logs: outcome -> (tasks, seconds spent)."""
+    found: dict[str, tuple[int, float]] = {}
+    pattern = re.compile(
+        r"Task (\S+)\[[^\]]+\] (succeeded in ([0-9.]+)s: '?([^'\n]*)'?|retry|raised)"
     )
+    for worker in workers:
+        for match in pattern.finditer(worker.log.read_text()):
+            name = match.group(1).rsplit(".", 1)[-1]
+            what = match.group(4) if match.group(3) else match.group(2).split()[0]
+            key = f"{name}: {what}"
+            count, seconds = found.get(key, (0, 0.0))
+            found[key] = (count + 1, seconds + float(match.group(3) or 0.0))
+    return found
 
 
 @contextmanager
-def running_portal(*, latency_ms: float, worker_concurrency: int = 2) -> Iterator[Portal]:
+def running_portal(
+    *,
+    latency_ms: float,
+    workers: int = 1,
+    worker_concurrency: int = 2,
+    pool: str = "prefork",
+    database_url: str | None = None,
+    broker_url: str | None = None,
+    warm_up_roles: int = 1,
+) -> Iterator[Portal]:
+    """A portal with `workers` Celery worker processes (each `pool`, `worker_concurrency`
+    slots; the solo pool has one), warmed up with `warm_up_roles` roles approved at once."""
     from cryptography.fernet import Fernet
 
     from tests.fixtures.cloudsim import CloudSim
@@ -159,9 +230,13 @@ def running_portal(*, latency_ms: float, worker_concurrency: int = 2) -> Iterato
     with tempfile.TemporaryDirectory(prefix="portal-bench-") as directory:
         base = Path(directory)
         sim = CloudSim(data_dir=base / "cloudsim", demo=False).start()
-        worker = None
+        started: list[Worker] = []
         try:
             env = dict(os.environ)
+            if database_url:
+                env["DATABASE_URL"] = database_url
+            if broker_url:
+                env["CELERY_BROKER_URL"] = broker_url
             env.setdefault("DATABASE_URL", f"sqlite:///{base / 'portal.sqlite3'}")
             env.update(
                 DEBUG="1",
@@ -180,18 +255,24 @@ def running_portal(*, latency_ms: float, worker_concurrency: int = 2) -> Iterato
             from django.core.management import call_command
 
             call_command("migrate", verbosity=0)
-            worker = _start_worker(env, worker_concurrency)
+            if not env.get("CELERY_BROKER_URL", "filesystem://").startswith("filesystem://"):
+                from portal.celery import app
+
+                app.control.purge()
+            for index in range(workers):
+                started.append(
+                    _start_worker(
+                        env, index=index, pool=pool, concurrency=worker_concurrency, base=base
+                    )
+                )
+            _wait_ready(started)
             portal = _owner(sim, latency_ms)
-            _warm_up(portal)
+            portal.workers = started
+            _warm_up(portal, roles=warm_up_roles)
             sim.set_faults(latency_ms=latency_ms)
             yield portal
         finally:
-            if worker is not None:
-                worker.terminate()
-                try:
-                    worker.wait(20)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
+            stop_workers(started)
             sim.stop()
 
 
@@ -232,12 +313,19 @@ def _owner(sim: Any, latency_ms: float) -> Portal:
     )
 
 
-def _warm_up(portal: Portal) -> None:
-    """One delegation end to end before measuring: the worker is up, imports are done."""
-    role = portal.catalog_role(f"warm-up-{secrets.token_hex(3)}")
-    delegation = portal.request(portal.partner(), role)
-    portal.approve(delegation)
-    portal.wait_for([delegation.pk], "active", timeout=120)
+def _warm_up(portal: Portal, *, roles: int = 1) -> None:
+    """A delegation on each of `roles` roles end to end before measuring, approved at once so
+    that every worker slot likely takes one: the workers are up, their imports are done."""
+    from django.db import transaction
+
+    requests = [
+        portal.request(portal.partner(), portal.catalog_role(f"warm-up-{secrets.token_hex(3)}"))
+        for _ in range(roles)
+    ]
+    with transaction.atomic():
+        for delegation in requests:
+            portal.approve(delegation)
+    portal.wait_for([d.pk for d in requests], "active", timeout=120)
 
 
 def median(values: list[float]) -> float:
