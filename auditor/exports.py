@@ -74,6 +74,9 @@ REPORT_COLUMNS = (
     "residual_until",
     "worst_case_until",
     "ended",
+    "still_able",
+    "stopped_at",
+    "stopped_by",
     "credentials_issued",
     "notes",
 )
@@ -197,6 +200,9 @@ def report_record(row: ReportRow) -> dict[str, Any]:
         "residual_until": _time(row.residual_until),
         "worst_case_until": _time(row.worst_case_until),
         "ended": row.ended_how,
+        "still_able": row.still_able,
+        "stopped_at": _time(row.stopped_at),
+        "stopped_by": row.stopped_by,
         "credentials_issued": row.credentials,
         "notes": list(row.notes),
     }

@@ -9,7 +9,7 @@ own composite indexes.
 
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import (
@@ -33,8 +33,8 @@ from audit.models import AuditEvent, AuditEventScope, AuditVerification
 from audit.selectors import (
     MAX_PAGE_SIZE,
 )
-from auditor.presentation import parse_time
-from delegations.models import CatalogRole, Delegation, DriftFinding
+from auditor.presentation import ROLE_POWER_CALLS, RolePower, parse_time
+from delegations.models import CatalogRole, CloudCall, Delegation, DriftFinding
 
 # --- the auditor's pages: filtered keyset pages, exports, delegation timelines ---------------
 #
@@ -51,6 +51,7 @@ from delegations.models import CatalogRole, Delegation, DriftFinding
 DELEGATION_TARGET = "delegations.delegation"
 CATALOG_ROLE_TARGET = "delegations.catalogrole"
 DRIFT_TARGET = "delegations.driftfinding"
+CLOUD_CALL_TARGET = "delegations.cloudcall"
 
 
 @dataclass(frozen=True)
@@ -513,22 +514,71 @@ class TimelineSummary:
     credentials_issued: int
     last_credential_expires: dt.datetime | None
     max_session_seconds: int
+    # The role's power as its recorded calls show it: credentials stop working when it is
+    # deleted or loses its last permission policy, whenever they expire.
+    power: RolePower = field(default_factory=RolePower)
+
+    @property
+    def _stop(self) -> tuple[dt.datetime, str] | None:
+        if self.ended is None:
+            return None
+        # The worker deletes the role (or detaches its policies) before it records the end.
+        start = (self.revoke_requested or self.ended).occurred_at
+        return self.power.first_stop(start, dt.datetime.max.replace(tzinfo=dt.UTC))
+
+    @property
+    def stopped_at(self) -> dt.datetime | None:
+        """When credentials of the role stopped working after the end, if the role stopped."""
+        stop = self._stop
+        return stop[0] if stop else None
+
+    @property
+    def stopped_by(self) -> str:
+        stop = self._stop
+        return stop[1] if stop else ""
+
+    def _cut(self, until: dt.datetime) -> dt.datetime:
+        stopped = self.stopped_at
+        return min(until, stopped) if stopped is not None else until
 
     @property
     def residual_until(self) -> dt.datetime | None:
-        """When the last credential issued through the portal expires, if after the end."""
+        """When the last credential issued through the portal expires, if after the end (or
+        when the role stopped working, if earlier)."""
         if self.ended is None or self.last_credential_expires is None:
             return None
-        return max(self.last_credential_expires, self.ended.occurred_at)
+        return self._cut(max(self.last_credential_expires, self.ended.occurred_at))
 
     @property
     def worst_case_until(self) -> dt.datetime | None:
         """Credentials a partner takes directly with the role last up to its maximum session
-        duration: the end plus that is the latest anyone could still act."""
+        duration: the end plus that is the latest anyone could still act (unless the role
+        stopped working first)."""
         if self.ended is None or self.activated is None:
             return None
         bound = self.ended.occurred_at + dt.timedelta(seconds=self.max_session_seconds)
-        return max(bound, self.last_credential_expires or bound)
+        return self._cut(max(bound, self.last_credential_expires or bound))
+
+
+def delegation_role_power(*, delegation: Delegation) -> RolePower:
+    """Whether the delegation's role could do anything, from every successful call that
+    created, deleted, or attached or detached a policy of it, whichever round made it. Read
+    for the partner too: they are the owner's events, but when the partner's credentials
+    stopped working is the partner's to know (only the times reach the page)."""
+    calls = [
+        str(pk)
+        for pk in CloudCall.objects.filter(
+            managed_role_id=delegation.managed_role_id,
+            action__in=ROLE_POWER_CALLS,
+            mutating=True,
+        ).values_list("pk", flat=True)
+    ]
+    power = RolePower()
+    for event in AuditEvent.objects.filter(
+        action="cloud.call_result", target_type=CLOUD_CALL_TARGET, target_id__in=calls
+    ).order_by("sequence"):
+        power.feed(event, event.occurred_at)
+    return power
 
 
 _END_ACTIONS = (
@@ -542,9 +592,9 @@ _END_ACTIONS = (
 def delegation_timeline_summary(
     *, organisation: Organisation, delegation: Delegation, events: QuerySet[AuditEvent]
 ) -> TimelineSummary:
-    """Two queries: the lifecycle events (a handful per delegation) and one aggregate over
+    """Four queries: the lifecycle events (a handful per delegation), one aggregate over
     the credential issuances among `events` (from `delegation_events`): their latest
-    `expiration`."""
+    `expiration`, and the role's power calls (`delegation_role_power`)."""
     lifecycle = list(
         AuditEvent.objects.filter(
             _visible(organisation.pk),
@@ -566,6 +616,7 @@ def delegation_timeline_summary(
         .aggregate(count=Count("sequence"), latest=Max(KeyTextTransform("expiration", "metadata")))
     )
     return TimelineSummary(
+        power=delegation_role_power(delegation=delegation),
         requested=first("delegation.requested", "delegation.offered"),
         approvals=[
             e for e in lifecycle if e.action in ("delegation.approved", "delegation.offered")

@@ -71,11 +71,13 @@ def test_the_summary_names_the_approver_mfa_end_and_worst_case_residual(history:
     revoked = AuditEvent.objects.get(
         action="delegation.revoked", target_id=str(history.delegation.pk)
     )
-    worst = revoked.occurred_at + dt.timedelta(
-        seconds=history.delegation.catalog_role.max_session_duration
+    assert revoked  # the last partner left, so the worker deleted the role first:
+    deleted = AuditEvent.objects.get(
+        action="cloud.call_result", metadata__cloud_action="DeleteRole"
     )
     residual = section(body, "residual")
-    assert f"At worst until {worst:%Y-%m-%d %H:%M} UTC" in residual
+    assert f"At worst until {deleted.occurred_at:%Y-%m-%d %H:%M} UTC" in residual
+    assert f"stopped working at {deleted.occurred_at:%Y-%m-%d %H:%M:%S} UTC" in residual
     assert "no portal credentials" in residual
 
 
@@ -110,8 +112,15 @@ def test_staff_assignments_and_credentials_appear_with_the_residual_window(activ
     assert "alice@company-b" in body and "STS.NTESTACCESSKEYID" in body
     issued = AuditEvent.objects.get(action="credentials.issued")
     residual = section(body, "residual")
-    assert f"until {issued.metadata['expiration'][:16].replace('T', ' ')} UTC" in residual
-    assert "the last of 1 credential issued through the portal expires" in residual
+    # The credential would last three hours, but the last partner left, so the worker
+    # deleted the role: nothing of it works after that.
+    deleted = AuditEvent.objects.get(
+        action="cloud.call_result", metadata__cloud_action="DeleteRole"
+    )
+    assert issued.metadata["expiration"][:16] > f"{deleted.occurred_at:%Y-%m-%dT%H:%M}"
+    assert f"until {deleted.occurred_at:%Y-%m-%d %H:%M} UTC" in residual
+    assert "when the role stopped working; 1 credential issued through the portal" in residual
+    assert "the role was deleted" in residual
 
 
 def test_events_of_objects_pointing_at_the_delegation_join_its_timeline(active_history):
