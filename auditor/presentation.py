@@ -354,7 +354,8 @@ def credential_expiration(event: EventLike) -> dt.datetime | None:
 # deleted role's sessions answer Forbidden.
 ROLE_POWER_CALLS = ("CreateRole", "DeleteRole", "AttachPolicyToRole", "DetachPolicyFromRole")
 ROLE_DELETED = "the role was deleted"
-POLICIES_DETACHED = "the role's permission policies were detached"
+POLICIES_DETACHED = "its permission policies were detached"
+DETACHED_THEN_DELETED = "its permission policies were detached, then it was deleted"
 
 
 @dataclass
@@ -376,7 +377,7 @@ class RolePower:
     periods: list[Powerless] = field(default_factory=list)
 
     def feed(self, event: EventLike, at: dt.datetime) -> None:
-        if event.action != "cloud.call_result" or event.outcome != "success":
+        if event.action != AuditAction.CLOUD_CALL_RESULT or event.outcome != "success":
             return
         metadata = _metadata(event)
         call = metadata.get("cloud_action")
@@ -410,23 +411,20 @@ class RolePower:
     def _stop(self, at: dt.datetime, why: str) -> None:
         if not self.periods or self.periods[-1].end is not None:
             self.periods.append(Powerless(start=at, end=None, why=why))
-        elif why == ROLE_DELETED:
-            self.periods[-1].why = why
+        elif why == ROLE_DELETED and self.periods[-1].why == POLICIES_DETACHED:
+            self.periods[-1].why = DETACHED_THEN_DELETED
 
     def first_stop(self, start: dt.datetime, end: dt.datetime) -> tuple[dt.datetime, str] | None:
-        """The first moment in [start, end) when the role could do nothing, and why."""
+        """When the role stopped working, and why, if it could do nothing at some moment in
+        [start, end): the moment it stopped (earlier than `start` when it already could do
+        nothing then)."""
         for period in self.periods:
             if period.end is not None and period.end <= start:
                 continue
             if period.start >= end:
                 return None
-            return max(period.start, start), period.why
+            return period.start, period.why
         return None
-
-    def cut(self, start: dt.datetime, end: dt.datetime) -> tuple[dt.datetime, str]:
-        """`end`, or earlier when the role lost its power in between (with why)."""
-        stop = self.first_stop(start, end)
-        return stop if stop is not None else (end, "")
 
     def powerless_at(self, at: dt.datetime) -> bool:
         return any(p.start <= at and (p.end is None or at < p.end) for p in self.periods)

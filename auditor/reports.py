@@ -49,6 +49,7 @@ from auditor.presentation import (
     person_of,
 )
 from auditor.selectors import (
+    CALL_RESULT,
     CLOUD_CALL_TARGET,
     DELEGATION_TARGET,
     DRIFT_TARGET,
@@ -356,7 +357,7 @@ def _cut(power: RolePower, start: dt.datetime, end: dt.datetime) -> _Cut:
     stop = power.first_stop(start, end)
     if stop is None:
         return _Cut(end=end)
-    return _Cut(end=stop[0], stopped_at=stop[0], stopped_by=stop[1])
+    return _Cut(end=max(stop[0], start), stopped_at=stop[0], stopped_by=stop[1])
 
 
 def _open_and_working(intervals: Iterable[Interval], power: RolePower, now: dt.datetime) -> bool:
@@ -625,7 +626,7 @@ def access_report(
             AuditEvent.objects.filter(occurred_at__lt=until)
             .filter(
                 (_visible(organisation.pk) & targets_q(targets))
-                | (Q(action="cloud.call_result") & targets_q(power))
+                | (Q(action=CALL_RESULT) & targets_q(power))
             )
             .order_by(sequence_order(newest_first=False, sort_matches=True))
         )

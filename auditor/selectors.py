@@ -29,6 +29,7 @@ from django.db.models.fields.json import KeyTextTransform
 from django.http import Http404
 
 from accounts.models import Membership, Organisation
+from audit.actions import AuditAction
 from audit.models import AuditEvent, AuditEventScope, AuditVerification
 from audit.selectors import (
     MAX_PAGE_SIZE,
@@ -85,6 +86,45 @@ def _visible(organisation_id: object, *, event_ref: str = "pk") -> Exists:
             event_id=OuterRef(event_ref), organisation_id=organisation_id
         )
     )
+
+
+CALL_INTENT = AuditAction.CLOUD_CALL_INTENT
+CALL_RESULT = AuditAction.CLOUD_CALL_RESULT
+
+
+def _answered_intent(filters: Q, prefix: str = "") -> Q:
+    """A cloud call's intent whose result matches the same filters: the result's row stands
+    for the whole call (intent time, result time, request id, outcome), so the intent is
+    left out of pages. The ledger and the exports keep both. Because the intent is left out
+    in the query itself, a call is one row at the result's sequence and a page boundary can
+    never fall between its two events."""
+    results = AuditEvent.objects.filter(
+        action=CALL_RESULT,
+        target_type=OuterRef(f"{prefix}target_type"),
+        target_id=OuterRef(f"{prefix}target_id"),
+    ).filter(filters)
+    return Q(**{f"{prefix}action": CALL_INTENT}) & Q(Exists(results))
+
+
+def attach_call_intents(events: list[AuditEvent]) -> list[AuditEvent]:
+    """Give each call result on a page its intent (`event.call_intent`, None when the call
+    was a read or its intent is not on record): one query per page."""
+    results = [e for e in events if e.action == CALL_RESULT]
+    for event in events:
+        event.call_intent = None  # type: ignore[attr-defined]
+    if not results:
+        return events
+    intents = {
+        (intent.target_type, intent.target_id): intent
+        for intent in AuditEvent.objects.filter(
+            action=CALL_INTENT,
+            target_type__in={e.target_type for e in results},
+            target_id__in={e.target_id for e in results},
+        )
+    }
+    for event in results:
+        event.call_intent = intents.get((event.target_type, event.target_id))  # type: ignore[attr-defined]
+    return events
 
 
 # {target_type: [target_id, ...]}: the objects whose events make up a delegation's history.
@@ -231,6 +271,7 @@ def audit_event_page(
     newest_first = after is None
     events = _event_driven(organisation=organisation, filters=filters)
     if events is not None:
+        events = events.exclude(_answered_intent(_result_filters(filters)))
         if before is not None:
             events = events.filter(sequence__lt=before)
         if after is not None:
@@ -244,6 +285,7 @@ def audit_event_page(
         )
         if filters.counterparty_id is not None:
             scopes = scopes.filter(_visible(organisation.pk, event_ref="event_id"))
+        scopes = scopes.exclude(_answered_intent(_result_filters(filters), prefix="event__"))
         if before is not None:
             scopes = scopes.filter(event_id__lt=before)
         if after is not None:
@@ -257,7 +299,7 @@ def audit_event_page(
         )
     rows = list(ordered)
     more = len(rows) > limit
-    rows = rows[:limit]
+    rows = attach_call_intents(rows[:limit])
     if not newest_first:
         rows.reverse()
     if not rows:
@@ -269,6 +311,12 @@ def audit_event_page(
         older = rows[-1].sequence
         newer = rows[0].sequence if more else None
     return EventPage(events=rows, older_cursor=older, newer_cursor=newer)
+
+
+def _result_filters(filters: EventFilters) -> Q:
+    """The filters a call's result must match for it to stand for its intent: the same row
+    conditions and time range (the organisation's scope is the same for both events)."""
+    return _event_conditions(filters) & _sequence_bounds(filters, "sequence")
 
 
 def audit_events_for_export(
@@ -492,12 +540,14 @@ class TimelinePage:
 def delegation_timeline_page(
     *, events: QuerySet[AuditEvent], after: int | None = None, limit: int = 200
 ) -> TimelinePage:
-    """The delegation's events (from `delegation_events`) oldest first, `limit` at a time."""
+    """The delegation's events (from `delegation_events`) oldest first, `limit` at a time;
+    a cloud call is one row (its result, with `call_intent`)."""
+    events = events.exclude(_answered_intent(Q()))
     if after is not None:
         events = events.filter(sequence__gt=after)
     rows = list(events.order_by(sequence_order(newest_first=False, sort_matches=True))[: limit + 1])
     more = len(rows) > limit
-    rows = rows[:limit]
+    rows = attach_call_intents(rows[:limit])
     return TimelinePage(events=rows, later_cursor=rows[-1].sequence if more else None)
 
 
@@ -575,7 +625,7 @@ def delegation_role_power(*, delegation: Delegation) -> RolePower:
     ]
     power = RolePower()
     for event in AuditEvent.objects.filter(
-        action="cloud.call_result", target_type=CLOUD_CALL_TARGET, target_id__in=calls
+        action=CALL_RESULT, target_type=CLOUD_CALL_TARGET, target_id__in=calls
     ).order_by("sequence"):
         power.feed(event, event.occurred_at)
     return power

@@ -169,10 +169,10 @@ def test_the_access_report_downloads_as_csv_and_json(history: History):
     assert row["approved_by"] == str(history.owner_admin) + f" <{history.owner_admin.email}>"
     assert row["approved_with_mfa"] == "yes"
     assert row["ended"].startswith("revoked by")
-    # The last partner left, so the worker deleted the role: the end, the worst case and the
-    # moment its credentials stopped working are one instant.
-    assert row["access_from"] < row["access_until"] == row["worst_case_until"] == row["stopped_at"]
-    assert (row["stopped_by"], row["still_able"]) == ("the role was deleted", "no")
+    # The last partner left, so the worker detached the role's policy and deleted it: its
+    # credentials stopped working then, before the trust ended with the deletion.
+    assert row["access_from"] < row["stopped_at"] < row["access_until"] == row["worst_case_until"]
+    assert row["stopped_by"].endswith("then it was deleted") and row["still_able"] == "no"
     document = json.loads(download(client.get("/audit/access/export.json", params)))
     assert document["export"]["account_uid"] == history.owner.account_uid
     assert document["export"]["per_person_data"] is False

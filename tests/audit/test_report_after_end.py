@@ -16,7 +16,7 @@ from django.test import Client
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from auditor.presentation import POLICIES_DETACHED, ROLE_DELETED
+from auditor.presentation import DETACHED_THEN_DELETED, POLICIES_DETACHED
 from auditor.reports import access_report
 from delegations.models import Delegation
 from delegations.partner.credentials import credentials_issue
@@ -109,9 +109,10 @@ def test_after_the_role_is_deleted_nobody_is_still_able_and_the_window_ends_ther
     issued = issue_for_alice(world, delegation)
     end(world, delegation, how)
 
-    # The last partner left, so the worker deleted the role: the credentials, valid for
-    # another hour, answer Forbidden from then on.
+    # The last partner left, so the worker detached the role's policies and deleted it: the
+    # credentials, valid for another hour, answer Forbidden from the detach on.
     assert not works(world, issued)
+    stopped = cloud_result("DetachPolicyFromRole").occurred_at
     deleted = cloud_result("DeleteRole").occurred_at
     assert issued.credentials.expiration > deleted + dt.timedelta(minutes=50)
 
@@ -124,8 +125,8 @@ def test_after_the_role_is_deleted_nobody_is_still_able_and_the_window_ends_ther
         assert alice.who == world.alice.email and alice.credentials == 1
         for row in rows:
             assert not row.still_able, row
-            assert (row.stopped_at, row.stopped_by) == (deleted, ROLE_DELETED)
-            assert row.access_until == deleted
+            assert (row.stopped_at, row.stopped_by) == (stopped, DETACHED_THEN_DELETED)
+            assert row.access_until == deleted  # the deletion removed the trust
             assert row.residual_until is None  # nothing after the end: the role was gone
             assert max(s.end for s in row.segments) <= deleted
         assert account.worst_case_until == deleted
@@ -133,7 +134,7 @@ def test_after_the_role_is_deleted_nobody_is_still_able_and_the_window_ends_ther
     body = client_for(world.owner_admin).get("/audit/access/", report_params(world))
     text = body.content.decode()
     assert body.status_code == 200 and "still able" not in text
-    assert f"stopped working {deleted:%Y-%m-%d %H:%M:%S}: {ROLE_DELETED}" in text
+    assert f"stopped working {stopped:%Y-%m-%d %H:%M:%S}: {DETACHED_THEN_DELETED}" in text
 
     rows = list(
         csv.DictReader(io.StringIO(download(world.owner_admin, "/audit/access/export.csv", world)))
@@ -142,14 +143,15 @@ def test_after_the_role_is_deleted_nobody_is_still_able_and_the_window_ends_ther
     assert {r["worst_case_until"] for r in rows} <= {f"{deleted:%Y-%m-%dT%H:%M:%S.%fZ}", ""}
     document = json.loads(download(world.partner_admin, "/audit/access/export.json", world))
     assert [r["still_able"] for r in document["rows"]] == [False, False]
-    assert {r["stopped_by"] for r in document["rows"]} == {ROLE_DELETED}
+    assert {r["stopped_by"] for r in document["rows"]} == {DETACHED_THEN_DELETED}
 
     timeline = client_for(world.owner_admin).get(f"/audit/delegations/{delegation.pk}/")
     residual = (
         timeline.content.decode().split('data-testid="residual"')[1].split("</div>\n</div>")[0]
     )
-    assert f"until {deleted:%Y-%m-%d %H:%M} UTC" in residual
-    assert f"At worst until {deleted:%Y-%m-%d %H:%M} UTC" in residual
+    assert f"until {stopped:%Y-%m-%d %H:%M} UTC" in residual
+    assert f"At worst until {stopped:%Y-%m-%d %H:%M} UTC" in residual
+    assert f"stopped working at {stopped:%Y-%m-%d %H:%M:%S} UTC" in residual
     assert f"{issued.credentials.expiration:%Y-%m-%d %H:%M}" not in residual
 
 
