@@ -1,19 +1,38 @@
-"""The hash chain's arithmetic: canonical JSON of an event and the link hash.
+"""The hash chain's arithmetic: canonical JSON of an event and the link hashes.
 
-Pure functions shared by the writer (`audit.services`) and the verifier (`audit.verify`), so
-both always agree on what a row's bytes are. Changing anything here changes every hash ever
-written: add a new `HASH_VERSION` branch instead of editing version 1.
+Two chains: the global one (each event's `hash` = SHA-256(prev_hash ‖ canonical JSON)) and one
+per organisation (each scope row's `org_hash` = SHA-256(org_prev_hash ‖ event hash)), which runs
+through exactly the events the organisation may see, so its exports verify on their own.
+
+Pure functions shared by the writer (`audit.services`), the verifier (`audit.verify`) and the
+offline export check (`audit.verify_export`), so all agree on what a row's bytes are.
+Changing anything here changes every hash ever written: add a new `HASH_VERSION` branch
+instead of editing version 1.
 """
 
-import hashlib
-import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-# The link before the first event: 64 zeros, so every row (even the first) names a predecessor.
-GENESIS_HASH = "0" * 64
-HASH_VERSION = 1
+# The arithmetic itself lives in the stdlib-only offline verifier, so the two cannot differ.
+# GENESIS_HASH is the link before the first event (64 zeros): every row names a predecessor.
+from audit.verify_export import (
+    GENESIS_HASH,
+    HASH_VERSION,
+    canonical_json,
+    link_hash,
+    org_link_hash,
+)
+
+__all__ = [
+    "GENESIS_HASH",
+    "HASH_VERSION",
+    "canonical_json",
+    "canonical_time",
+    "event_payload",
+    "link_hash",
+    "org_link_hash",
+]
 
 
 def canonical_time(value: datetime) -> str:
@@ -21,21 +40,6 @@ def canonical_time(value: datetime) -> str:
     if value.tzinfo is None:
         raise ValueError("Audit times must be timezone-aware.")
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def canonical_json(payload: dict[str, Any]) -> bytes:
-    """Sorted keys, no whitespace, UTF-8: the same bytes for the same content everywhere."""
-    return json.dumps(
-        payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
-
-
-def link_hash(prev_hash: str, payload: dict[str, Any]) -> str:
-    """SHA-256(prev_hash ‖ canonical JSON of the event), hex."""
-    digest = hashlib.sha256()
-    digest.update(prev_hash.encode("ascii"))
-    digest.update(canonical_json(payload))
-    return digest.hexdigest()
 
 
 def _id(value: object) -> str | None:

@@ -165,11 +165,15 @@ class AuditEventScopeQuerySet(models.QuerySet["AuditEventScope"]):
 
 
 class AuditEventScope(models.Model):
-    """One organisation allowed to see one event.
+    """One organisation allowed to see one event, and that event's link in the
+    organisation's own chain.
 
     A delegation's events concern the owner and the partner; one row per organisation keeps
     "events visible to X, newest first" a single range scan on (organisation, event).
-    The rows are covered by their event's hash.
+    The rows are covered by their event's hash. `org_hash` = SHA-256(org_prev_hash ‖ event
+    hash), with `org_prev_hash` the organisation's previous `org_hash` (zeros for its first
+    event): an export of one organisation's events is then a contiguous chain that verifies
+    offline (`audit.verify_export`), where the global chain has gaps for other tenants.
     """
 
     event = models.ForeignKey(AuditEvent, on_delete=models.PROTECT, related_name="scopes")
@@ -179,6 +183,8 @@ class AuditEventScope(models.Model):
         db_constraint=False,
         related_name="+",
     )
+    org_prev_hash = models.CharField(max_length=64, editable=False)
+    org_hash = models.CharField(max_length=64, editable=False)
 
     objects = AuditEventScopeQuerySet.as_manager()
 

@@ -15,10 +15,11 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from django.db import models, transaction
+from django.db.models import Subquery
 from django.utils import timezone
 
 from audit.actions import AuditAction
-from audit.chain import HASH_VERSION, link_hash
+from audit.chain import GENESIS_HASH, HASH_VERSION, link_hash, org_link_hash
 from audit.context import current_origin
 from audit.models import AuditChainHead, AuditEvent, AuditEventScope
 
@@ -186,6 +187,34 @@ def _lock_chain_head() -> AuditChainHead:
     return found
 
 
+def _org_heads(organisation_ids: list[Any]) -> dict[str, str]:
+    """The last `org_hash` of each organisation's chain, in one statement: a scalar
+    subquery per organisation (its newest scope row, one probe of the (organisation, event)
+    index) on the chain head's single row. Read after the lock, in a statement of its own: on
+    PostgreSQL a statement that waited for the lock still sees other tables as they were
+    when it started."""
+    if not organisation_ids:
+        return {}
+    newest = {
+        f"org_{index}": Subquery(
+            AuditEventScope.objects.filter(organisation_id=org_id)
+            .order_by("-event_id")
+            .values("org_hash")[:1]
+        )
+        for index, org_id in enumerate(organisation_ids)
+    }
+    row = (
+        AuditChainHead.objects.filter(pk=AuditChainHead.SINGLETON_ID)
+        .annotate(**newest)
+        .values(*newest)
+        .get()
+    )
+    return {
+        str(org_id): row[f"org_{index}"] or GENESIS_HASH
+        for index, org_id in enumerate(organisation_ids)
+    }
+
+
 def audit_chain_lock() -> None:
     """Take the audit chain's lock now, inside the caller's transaction.
 
@@ -337,9 +366,19 @@ def _record(
         prev_hash=head.hash,
     )
     event.hash = link_hash(head.hash, event.chain_payload(scope_ids))
+    org_heads = _org_heads(scope_ids)
     event.save()
-    AuditEventScope.objects.bulk_create(
-        [AuditEventScope(event=event, organisation_id=org_id) for org_id in scope_ids]
-    )
+    scopes = []
+    for org_id in scope_ids:
+        org_prev_hash = org_heads[str(org_id)]
+        scopes.append(
+            AuditEventScope(
+                event=event,
+                organisation_id=org_id,
+                org_prev_hash=org_prev_hash,
+                org_hash=org_link_hash(org_prev_hash, event.hash),
+            )
+        )
+    AuditEventScope.objects.bulk_create(scopes)
     AuditChainHead.objects.filter(pk=head.pk).update(sequence=event.sequence, hash=event.hash)
     return event

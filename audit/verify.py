@@ -1,5 +1,9 @@
 """Verifying the audit chain: the first bad sequence number, or OK with the count.
 
+Each row is checked in the global chain and, through its scope rows, in the chain of every
+organisation that may see it (`org_prev_hash` must be that organisation's previous `org_hash`,
+and `org_hash` must hash it with the event's hash).
+
 `ChainVerifier` is pure: it is fed rows in sequence order, one at a time, and keeps only the
 last two hashes, so the database walk (`verify_chain`) runs in constant memory over millions
 of rows. `verify_chain_steps` is the same walk yielding its progress as it goes: the command
@@ -15,7 +19,7 @@ from typing import Any
 
 from django.db.models import Subquery
 
-from audit.chain import GENESIS_HASH, HASH_VERSION, link_hash
+from audit.chain import GENESIS_HASH, HASH_VERSION, link_hash, org_link_hash
 from audit.checkpoints import Checkpoint, InvalidCheckpoint
 from audit.models import AuditChainHead, AuditEvent, AuditEventScope
 
@@ -36,6 +40,8 @@ class Problem:
     HEAD_MISSING = "head_missing"
     CHECKPOINT_MISMATCH = "checkpoint_mismatch"
     CHECKPOINT_INVALID = "checkpoint_invalid"
+    ORG_LINK_BROKEN = "org_link_broken"
+    ORG_HASH_MISMATCH = "org_hash_mismatch"
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,8 @@ class ChainRow:
     hash: str
     hash_version: int
     payload: dict[str, Any] | None  # None when the row's content cannot be read back
+    # (organisation id, org_prev_hash, org_hash) of each scope row: the organisations' chains.
+    org_links: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -92,6 +100,8 @@ class ChainVerifier:
     _pending: list[Checkpoint] = field(default_factory=list)
     _confirmed_through: int = 0
     _checkpoints_checked: int = 0
+    # Each organisation's last org_hash so far: one entry per organisation, not per row.
+    _org_heads: dict[str, str] = field(default_factory=dict)
     failure: VerificationResult | None = None
 
     def __post_init__(self) -> None:
@@ -170,6 +180,23 @@ class ChainVerifier:
                 Problem.HASH_MISMATCH,
                 f"row {row.sequence}'s stored hash does not match its content: it was edited",
             )
+        for organisation_id, org_prev_hash, org_hash in row.org_links:
+            expected_prev = self._org_heads.get(organisation_id, GENESIS_HASH)
+            if org_prev_hash != expected_prev:
+                return self._fail(
+                    row.sequence,
+                    Problem.ORG_LINK_BROKEN,
+                    f"row {row.sequence} does not link to the previous event of organisation "
+                    f"{organisation_id} in its own chain: its chain links were rewritten",
+                )
+            if org_link_hash(org_prev_hash, row.hash) != org_hash:
+                return self._fail(
+                    row.sequence,
+                    Problem.ORG_HASH_MISMATCH,
+                    f"row {row.sequence}'s link in the chain of organisation {organisation_id} "
+                    "does not match the event's hash: it was edited",
+                )
+            self._org_heads[organisation_id] = org_hash
         self._before_last_hash = self.last_hash
         self.last_sequence = row.sequence
         self.last_hash = row.hash
@@ -297,7 +324,11 @@ def verify_rows(
     )
 
 
-def chain_row(event: AuditEvent, scope_organisation_ids: list[object]) -> ChainRow:
+def chain_row(
+    event: AuditEvent,
+    scope_organisation_ids: list[object],
+    org_links: Sequence[tuple[str, str, str]] = (),
+) -> ChainRow:
     try:
         payload = event.chain_payload(scope_organisation_ids)
     except (ValueError, TypeError, AttributeError):
@@ -308,6 +339,7 @@ def chain_row(event: AuditEvent, scope_organisation_ids: list[object]) -> ChainR
         hash=event.hash,
         hash_version=event.hash_version,
         payload=payload,
+        org_links=tuple(org_links),
     )
 
 
@@ -323,12 +355,18 @@ def iter_chain_rows(*, up_to: int, batch_size: int = DEFAULT_BATCH_SIZE) -> Iter
         if not events:
             return
         scopes: dict[int, list[object]] = defaultdict(list)
-        for event_id, organisation_id in AuditEventScope.objects.filter(
-            event_id__gte=events[0].sequence, event_id__lte=events[-1].sequence
-        ).values_list("event_id", "organisation_id"):
+        links: dict[int, list[tuple[str, str, str]]] = defaultdict(list)
+        for event_id, organisation_id, org_prev_hash, org_hash in (
+            AuditEventScope.objects.filter(
+                event_id__gte=events[0].sequence, event_id__lte=events[-1].sequence
+            )
+            .order_by("event_id", "organisation_id")
+            .values_list("event_id", "organisation_id", "org_prev_hash", "org_hash")
+        ):
             scopes[event_id].append(organisation_id)
+            links[event_id].append((str(organisation_id), org_prev_hash, org_hash))
         for event in events:
-            yield chain_row(event, scopes[event.sequence])
+            yield chain_row(event, scopes[event.sequence], links[event.sequence])
         after = events[-1].sequence
 
 

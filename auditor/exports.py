@@ -17,8 +17,15 @@ from typing import Any
 from django.http import StreamingHttpResponse
 
 from audit.models import AuditEvent
+from audit.verify_export import (
+    EXPORT_FORMAT,
+    EXPORT_VERSION,
+    export_line,
+    record_of,
+)
 from auditor.presentation import cloud_request_ids
 from auditor.reports import AccessReport, ReportRow
+from auditor.selectors import ExportChain
 
 EXPORT_CHUNK_SIZE = 2000
 # Rows are gathered into writes of about this many characters: one network write per row
@@ -67,6 +74,9 @@ REPORT_COLUMNS = (
     "residual_until",
     "worst_case_until",
     "ended",
+    "still_able",
+    "stopped_at",
+    "stopped_by",
     "credentials_issued",
     "notes",
 )
@@ -110,6 +120,68 @@ def event_record(event: AuditEvent) -> dict[str, Any]:
     }
 
 
+def chained_event_record(
+    event: AuditEvent, scope_organisation_ids: list[Any], *, org_prev_hash: str, org_hash: str
+) -> dict[str, Any]:
+    """One event as the verifiable JSON export writes it: exactly the fields its hash covers
+    (so `audit.verify_export` can recompute it), its global link and its link in the
+    exporting organisation's chain."""
+    record = record_of(event.chain_payload(scope_organisation_ids))
+    record.update(
+        prev_hash=event.prev_hash, hash=event.hash, org_prev_hash=org_prev_hash, org_hash=org_hash
+    )
+    return record
+
+
+def chain_lines(about: Mapping[str, Any], chain: ExportChain) -> Iterator[str]:
+    """The verifiable JSON export (see `audit.verify_export`): a header with the
+    organisation's chain at both ends of the export, then one line per link of the chain
+    between them, newest first: the matching events in full, the others `omitted` (sequence
+    and hashes only), so deleting, reordering or editing any line is detectable offline."""
+    header = {
+        **about,
+        "format": EXPORT_FORMAT,
+        "format_version": EXPORT_VERSION,
+        "chain": {
+            "org_head_sequence": chain.org_head[0] if chain.org_head else None,
+            "org_head_hash": chain.org_head[1] if chain.org_head else None,
+            "newest_sequence": chain.newest[0] if chain.newest else None,
+            "newest_org_hash": chain.newest[1] if chain.newest else None,
+            "oldest_sequence": chain.oldest[0] if chain.oldest else None,
+            "oldest_org_prev_hash": chain.oldest[1] if chain.oldest else None,
+        },
+    }
+
+    def records() -> Iterator[dict[str, Any]]:
+        events = iter(chain.events)
+        pending = next(events, None)
+        for sequence, event_hash, org_prev_hash, org_hash in chain.links:
+            if pending is not None and pending[0].sequence == sequence:
+                event, scopes = pending
+                yield chained_event_record(
+                    event, scopes, org_prev_hash=org_prev_hash, org_hash=org_hash
+                )
+                pending = next(events, None)
+            else:
+                yield {
+                    "sequence": sequence,
+                    "omitted": True,
+                    "hash": event_hash,
+                    "org_prev_hash": org_prev_hash,
+                    "org_hash": org_hash,
+                }
+
+    def lines() -> Iterator[str]:
+        yield '{"export": ' + json.dumps(header, ensure_ascii=False) + ', "events": [\n'
+        separator = ""
+        for record in records():
+            yield separator + export_line(record)
+            separator = ",\n"
+        yield ("\n" if separator else "") + "]}\n"
+
+    return _batched(lines())
+
+
 def report_record(row: ReportRow) -> dict[str, Any]:
     return {
         "kind": row.kind,
@@ -128,6 +200,9 @@ def report_record(row: ReportRow) -> dict[str, Any]:
         "residual_until": _time(row.residual_until),
         "worst_case_until": _time(row.worst_case_until),
         "ended": row.ended_how,
+        "still_able": row.still_able,
+        "stopped_at": _time(row.stopped_at),
+        "stopped_by": row.stopped_by,
         "credentials_issued": row.credentials,
         "notes": list(row.notes),
     }
@@ -203,15 +278,17 @@ def download(chunks: Iterator[str], *, filename: str, kind: str) -> StreamingHtt
     return response
 
 
-def events_export(
-    events: Any, *, kind: str, about: Mapping[str, Any], filename: str
-) -> StreamingHttpResponse:
-    """Stream a queryset of events (iterated in chunks) as CSV or JSON."""
+def events_export_csv(events: Any, *, filename: str) -> StreamingHttpResponse:
+    """Stream a queryset of events (iterated in chunks) as CSV."""
     records = (event_record(e) for e in events.iterator(chunk_size=EXPORT_CHUNK_SIZE))
-    chunks = (
-        csv_lines(EVENT_COLUMNS, records) if kind == "csv" else json_lines(about, "events", records)
-    )
-    return download(chunks, filename=filename, kind=kind)
+    return download(csv_lines(EVENT_COLUMNS, records), filename=filename, kind="csv")
+
+
+def events_export_json(
+    chain: ExportChain, *, about: Mapping[str, Any], filename: str
+) -> StreamingHttpResponse:
+    """Stream the verifiable JSON export of an organisation's chain (see `chain_lines`)."""
+    return download(chain_lines(about, chain), filename=filename, kind="json")
 
 
 def report_export(

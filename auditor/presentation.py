@@ -347,6 +347,89 @@ def credential_expiration(event: EventLike) -> dt.datetime | None:
     return None
 
 
+# --- whether a role can do anything ----------------------------------------------------------
+
+# The role calls that decide whether credentials of the role still work: STS credentials
+# cannot be recalled, but RAM evaluates the role's permission policies on every call, and a
+# deleted role's sessions answer Forbidden.
+ROLE_POWER_CALLS = ("CreateRole", "DeleteRole", "AttachPolicyToRole", "DetachPolicyFromRole")
+ROLE_DELETED = "the role was deleted"
+POLICIES_DETACHED = "its permission policies were detached"
+DETACHED_THEN_DELETED = "its permission policies were detached, then it was deleted"
+
+
+@dataclass
+class Powerless:
+    start: dt.datetime
+    end: dt.datetime | None  # None: still powerless
+    why: str
+
+
+@dataclass
+class RolePower:
+    """When a role could do nothing at all (deleted, or no permission policy attached), read
+    from the successful role calls the portal recorded (`cloud.call_result`). Feed events
+    oldest first; anything else is ignored. Only what the record shows counts: a role whose
+    policies were never seen detached has its power."""
+
+    attached: set[str] = field(default_factory=set)
+    exists: bool = True
+    periods: list[Powerless] = field(default_factory=list)
+
+    def feed(self, event: EventLike, at: dt.datetime) -> None:
+        if event.action != AuditAction.CLOUD_CALL_RESULT or event.outcome != "success":
+            return
+        metadata = _metadata(event)
+        call = metadata.get("cloud_action")
+        request = metadata.get("request") if isinstance(metadata.get("request"), Mapping) else {}
+        policy = f"{request.get('policy_type')}/{request.get('policy_name')}"
+        if call == "DeleteRole":
+            self.exists = False
+            self.attached.clear()
+            self._stop(at, ROLE_DELETED)
+        elif call == "CreateRole":
+            self.exists = True
+            self.attached.clear()
+            if self.periods and self.periods[-1].end is None:
+                self.periods[-1].why = POLICIES_DETACHED  # back, but with no policy yet
+        elif call == "AttachPolicyToRole":
+            self.attached.add(policy)
+            if self.exists and self.periods and self.periods[-1].end is None:
+                self.periods[-1].end = at
+        elif call == "DetachPolicyFromRole":
+            self.attached.discard(policy)
+            if not self.attached:
+                self._stop(at, POLICIES_DETACHED)
+
+    def seen_in_use(self, at: dt.datetime) -> None:
+        """The cloud shows the role trusting someone again (drift): what it can do is no
+        longer known from the record, so it counts as able from here on."""
+        self.exists = True
+        if self.periods and self.periods[-1].end is None:
+            self.periods[-1].end = at
+
+    def _stop(self, at: dt.datetime, why: str) -> None:
+        if not self.periods or self.periods[-1].end is not None:
+            self.periods.append(Powerless(start=at, end=None, why=why))
+        elif why == ROLE_DELETED and self.periods[-1].why == POLICIES_DETACHED:
+            self.periods[-1].why = DETACHED_THEN_DELETED
+
+    def first_stop(self, start: dt.datetime, end: dt.datetime) -> tuple[dt.datetime, str] | None:
+        """When the role stopped working, and why, if it could do nothing at some moment in
+        [start, end): the moment it stopped (earlier than `start` when it already could do
+        nothing then)."""
+        for period in self.periods:
+            if period.end is not None and period.end <= start:
+                continue
+            if period.start >= end:
+                return None
+            return period.start, period.why
+        return None
+
+    def powerless_at(self, at: dt.datetime) -> bool:
+        return any(p.start <= at and (p.end is None or at < p.end) for p in self.periods)
+
+
 # --- one event, described --------------------------------------------------------------------
 
 

@@ -10,7 +10,13 @@ past as the record shows it:
 - after that, credentials already issued keep working until they expire (STS cannot recall
   them): the **residual window** runs to the last `expiration` of a credential issued through
   the portal and, in the worst case, to the end plus the role's maximum session duration
-  (credentials the partner took directly with the role);
+  (credentials the partner took directly with the role) -- unless the role stopped working
+  first: a deleted role, or one left with no permission policy (the emergency cut-off),
+  lets no credential of it do anything, so the window ends at the first of those, read from
+  the role calls the portal recorded as succeeded (`RolePower`). Those role calls are read
+  for every delegation on the role, whoever's round made them, and also for a partner's
+  report: they are events of the owner, but when the partner's own access stopped is the
+  partner's to know (only their times reach the partner, as the window's end);
 - a partner **person** (issue 6) could act while assigned and the account was trusted, and
   with each credential issued to them until it expired.
 
@@ -33,14 +39,18 @@ from audit.models import AuditEvent
 from auditor.presentation import (
     ASSIGNED,
     CREDENTIAL_ISSUED,
+    ROLE_POWER_CALLS,
     UNASSIGNED,
     EventLike,
     Person,
+    RolePower,
     classify_access_event,
     credential_expiration,
     person_of,
 )
 from auditor.selectors import (
+    CALL_RESULT,
+    CLOUD_CALL_TARGET,
     DELEGATION_TARGET,
     DRIFT_TARGET,
     TargetIds,
@@ -48,7 +58,7 @@ from auditor.selectors import (
     sequence_order,
     targets_q,
 )
-from delegations.models import CatalogRole, CloudAccount, Delegation, DriftFinding
+from delegations.models import CatalogRole, CloudAccount, CloudCall, Delegation, DriftFinding
 
 # --- intervals -------------------------------------------------------------------------------
 
@@ -127,6 +137,10 @@ class DelegationState:
     ended_how: str = ""
     notes: list[str] = field(default_factory=list)
     people: dict[str, PersonState] = field(default_factory=dict)
+    power: RolePower = field(default_factory=RolePower)
+    # Staff assignment id → the person key it was recorded under: credentials name their
+    # assignment, so they land on the same person whatever else their event says.
+    assignment_people: dict[str, str] = field(default_factory=dict)
 
     def _open(self, at: dt.datetime) -> None:
         if not self.trusted or self.trusted[-1].end is not None:
@@ -182,6 +196,7 @@ class AccessFold:
             if not state.ended_how:
                 state.ended_how = "revoked" if action == "delegation.revoked" else "expired"
         elif action == "cloud.call_result":
+            state.power.feed(event, at)
             request = _request_of(event)
             if principal in (request.get("principals_added") or []):
                 state._open(at)
@@ -193,6 +208,7 @@ class AccessFold:
         elif action == "drift.detected" and metadata.get("subject") == principal:
             if metadata.get("kind") == DriftFinding.Kind.REVOKED_PRINCIPAL_BACK:
                 state._open(at)
+                state.power.seen_in_use(at)
                 state.notes.append(
                     f"{at:%Y-%m-%d %H:%M} UTC: the revoked principal was found back in the "
                     "trust policy (changed outside the portal)"
@@ -204,8 +220,18 @@ class AccessFold:
         kind = classify_access_event(event)
         if kind is None:
             return
+        data: dict[str, Any] = {}
+        for part in (event.after, event.metadata):
+            if isinstance(part, Mapping):
+                data.update(part)
         person = person_of(event, kind)
-        person_state = state.people.setdefault(person.key, PersonState(person=person))
+        assignment = str(data.get("assignment") or "")
+        if not assignment and event.target_type == ASSIGNMENT_TARGET:
+            assignment = event.target_id
+        key = state.assignment_people.get(assignment, person.key) if assignment else person.key
+        if assignment and kind in (ASSIGNED, UNASSIGNED):
+            state.assignment_people.setdefault(assignment, key)
+        person_state = state.people.setdefault(key, PersonState(person=person))
         at = event.occurred_at
         if kind == ASSIGNED:
             if not person_state.assigned or person_state.assigned[-1].end is not None:
@@ -215,10 +241,6 @@ class AccessFold:
             if person_state.assigned and person_state.assigned[-1].end is None:
                 person_state.assigned[-1].end = at
         elif kind == CREDENTIAL_ISSUED:
-            data: dict[str, Any] = {}
-            for part in (event.after, event.metadata):
-                if isinstance(part, Mapping):
-                    data.update(part)
             person_state.credentials.append(
                 Credential(
                     issued_at=at,
@@ -227,6 +249,9 @@ class AccessFold:
                     access_key_id=str(data.get("access_key_id") or ""),
                 )
             )
+
+
+ASSIGNMENT_TARGET = "delegations.staffassignment"
 
 
 # --- report rows -----------------------------------------------------------------------------
@@ -262,6 +287,13 @@ class ReportRow:
     credentials: int
     segments: tuple[Segment, ...]
     notes: tuple[str, ...] = ()
+    # Could act when the report ran: through access still open on a role that can do
+    # something, or credentials that have not expired and whose role still works.
+    still_able: bool = False
+    # When and why credentials stopped working before they expired (role deleted, policies
+    # detached); None when nothing cut the residual window short.
+    stopped_at: dt.datetime | None = None
+    stopped_by: str = ""
 
 
 @dataclass(frozen=True)
@@ -312,6 +344,35 @@ def _latest(values: Iterable[dt.datetime | None]) -> dt.datetime | None:
     return max(present) if present else None
 
 
+@dataclass(frozen=True)
+class _Cut:
+    """A residual window's end after the role's power is taken into account."""
+
+    end: dt.datetime
+    stopped_at: dt.datetime | None = None
+    stopped_by: str = ""
+
+
+def _cut(power: RolePower, start: dt.datetime, end: dt.datetime) -> _Cut:
+    stop = power.first_stop(start, end)
+    if stop is None:
+        return _Cut(end=end)
+    return _Cut(end=max(stop[0], start), stopped_at=stop[0], stopped_by=stop[1])
+
+
+def _open_and_working(intervals: Iterable[Interval], power: RolePower, now: dt.datetime) -> bool:
+    return any(i.end is None for i in intervals) and not power.powerless_at(now)
+
+
+def _stop_note(cut: _Cut | None) -> tuple[str, ...]:
+    if cut is None or cut.stopped_at is None:
+        return ()
+    return (
+        f"Credentials stopped working at {cut.stopped_at:%Y-%m-%d %H:%M:%S} UTC, before they "
+        f"expired: {cut.stopped_by}.",
+    )
+
+
 def report_rows(
     states: Iterable[DelegationState], *, since: dt.datetime, until: dt.datetime, now: dt.datetime
 ) -> list[ReportRow]:
@@ -321,12 +382,16 @@ def report_rows(
     for state in states:
         facts = state.facts
         trusted_end = state.trusted[-1].end if state.trusted else None
-        portal_residual = _latest(c.expires_at for c in state.credentials)
-        worst_case = None
+        portal_expiry = _latest(c.expires_at for c in state.credentials)
+        worst_case = portal_residual = None
         residual_pieces: list[tuple[dt.datetime, dt.datetime]] = []
+        cut: _Cut | None = None
         if trusted_end is not None:
-            worst_case = trusted_end + dt.timedelta(seconds=facts.max_session_seconds)
-            worst_case = max(worst_case, portal_residual or worst_case)
+            bound = trusted_end + dt.timedelta(seconds=facts.max_session_seconds)
+            cut = _cut(state.power, trusted_end, max(bound, portal_expiry or bound))
+            worst_case = cut.end
+            if portal_expiry is not None and portal_expiry > trusted_end:
+                portal_residual = min(portal_expiry, cut.end)
             residual_pieces.append((trusted_end, worst_case))
         account_intervals = [
             *state.trusted,
@@ -348,18 +413,18 @@ def report_rows(
                     approved_with_mfa=state.approved_with_mfa,
                     access_from=state.trusted[0].start if state.trusted else None,
                     access_until=trusted_end,
-                    residual_until=(
-                        portal_residual
-                        if portal_residual and (not trusted_end or portal_residual > trusted_end)
-                        else None
-                    ),
+                    residual_until=portal_residual if portal_residual != trusted_end else None,
                     worst_case_until=worst_case,
                     ended_how=state.ended_how,
                     credentials=len(state.credentials),
                     segments=_segments(
                         state.trusted, residual_pieces, since=since, until=until, now=now
                     ),
-                    notes=tuple(state.notes),
+                    notes=(*state.notes, *_stop_note(cut)),
+                    still_able=_open_and_working(state.trusted, state.power, now)
+                    or (portal_residual is not None and portal_residual > now),
+                    stopped_at=cut.stopped_at if cut else None,
+                    stopped_by=cut.stopped_by if cut else "",
                 )
             )
         for person_state in state.people.values():
@@ -378,19 +443,28 @@ def _person_rows(
 ) -> list[ReportRow]:
     facts = state.facts
     access = _clip(person_state.assigned, state.trusted)
-    residual = []
+    residual: list[tuple[dt.datetime, dt.datetime]] = []
     access_end = access[-1].end if access else None
+    first_stop: _Cut | None = None
+    valid_until: list[dt.datetime] = []
     for credential in person_state.credentials:
         expires = credential.expires_at or credential.issued_at
-        covered = any(i.start <= credential.issued_at and expires <= i.until(now) for i in access)
-        if not covered:
-            residual.append((credential.issued_at, expires))
-        elif access_end is not None and expires > access_end:
-            residual.append((access_end, expires))
+        valid_until.append(_cut(state.power, credential.issued_at, expires).end)
+        within = next((i for i in access if i.start <= credential.issued_at < i.until(now)), None)
+        if within is not None and (within.end is None or expires <= within.end):
+            continue  # used while the person could act anyway
+        start = (
+            within.end if within is not None and within.end is not None else credential.issued_at
+        )
+        cut = _cut(state.power, start, expires)
+        if cut.stopped_at is not None and (first_stop is None or cut.end < first_stop.end):
+            first_stop = cut
+        if cut.end > start:
+            residual.append((start, cut.end))
     intervals = [*access, *(Interval(start=s, end=e) for s, e in residual)]
     if not any(i.overlaps(since, until, now) for i in intervals):
         return []
-    last_expiry = _latest(c.expires_at for c in person_state.credentials)
+    last_expiry = _latest(valid_until)
     sessions = sorted({c.session_name for c in person_state.credentials if c.session_name})
     detail_parts = []
     if person_state.person.ram_user:
@@ -421,6 +495,11 @@ def _person_rows(
             ended_how=state.ended_how,
             credentials=len(person_state.credentials),
             segments=_segments(access, residual, since=since, until=until, now=now),
+            notes=_stop_note(first_stop),
+            still_able=_open_and_working(access, state.power, now)
+            or any(end > now for _, end in residual),
+            stopped_at=first_stop.stopped_at if first_stop else None,
+            stopped_by=first_stop.stopped_by if first_stop else "",
         )
     ]
 
@@ -486,6 +565,20 @@ def _owners_of_targets(delegations: list[Delegation]) -> dict[tuple[str, str], l
     return owners
 
 
+def _role_power_calls(delegations: list[Delegation]) -> dict[tuple[str, str], list[str]]:
+    """(cloud call target, id) → every delegation on the role, for the calls that decide
+    whether the role can do anything (`ROLE_POWER_CALLS`), whichever round made them."""
+    on_role: dict[Any, list[str]] = defaultdict(list)
+    for delegation in delegations:
+        on_role[delegation.managed_role_id].append(str(delegation.pk))
+    return {
+        (CLOUD_CALL_TARGET, str(pk)): on_role[role_id]
+        for pk, role_id in CloudCall.objects.filter(
+            managed_role_id__in=list(on_role), action__in=ROLE_POWER_CALLS, mutating=True
+        ).values_list("pk", "managed_role_id")
+    }
+
+
 def access_report(
     *,
     organisation: Organisation,
@@ -520,9 +613,21 @@ def access_report(
         targets: TargetIds = {DELEGATION_TARGET: [str(d.pk) for d in delegations]}
         for target_type, target_id in owners:
             targets.setdefault(target_type, []).append(target_id)
+        role_calls = _role_power_calls(delegations)
+        power: TargetIds = {}
+        for (target_type, target_id), delegation_ids in role_calls.items():
+            power.setdefault(target_type, []).append(target_id)
+            owners[(target_type, target_id)] = sorted(
+                {*owners.get((target_type, target_id), []), *delegation_ids}
+            )
+        # The role's power calls count whoever may see them (see the module docstring); only
+        # their results are read, and only their times reach the report.
         events = (
-            AuditEvent.objects.filter(_visible(organisation.pk), occurred_at__lt=until)
-            .filter(targets_q(targets))
+            AuditEvent.objects.filter(occurred_at__lt=until)
+            .filter(
+                (_visible(organisation.pk) & targets_q(targets))
+                | (Q(action=CALL_RESULT) & targets_q(power))
+            )
             .order_by(sequence_order(newest_first=False, sort_matches=True))
         )
         for event in events.iterator(chunk_size=chunk_size):

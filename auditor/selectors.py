@@ -10,7 +10,7 @@ own composite indexes.
 import datetime as dt
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import (
@@ -20,6 +20,7 @@ from django.db.models import (
     ExpressionWrapper,
     F,
     Max,
+    Min,
     OuterRef,
     Q,
     QuerySet,
@@ -29,12 +30,13 @@ from django.db.models.fields.json import KeyTextTransform
 from django.http import Http404
 
 from accounts.models import Membership, Organisation
+from audit.actions import AuditAction
 from audit.models import AuditEvent, AuditEventScope, AuditVerification
 from audit.selectors import (
     MAX_PAGE_SIZE,
 )
-from auditor.presentation import parse_time
-from delegations.models import CatalogRole, Delegation, DriftFinding
+from auditor.presentation import ROLE_POWER_CALLS, RolePower, parse_time
+from delegations.models import CatalogRole, CloudCall, Delegation, DriftFinding
 
 # --- the auditor's pages: filtered keyset pages, exports, delegation timelines ---------------
 #
@@ -51,6 +53,7 @@ from delegations.models import CatalogRole, Delegation, DriftFinding
 DELEGATION_TARGET = "delegations.delegation"
 CATALOG_ROLE_TARGET = "delegations.catalogrole"
 DRIFT_TARGET = "delegations.driftfinding"
+CLOUD_CALL_TARGET = "delegations.cloudcall"
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,45 @@ def _visible(organisation_id: uuid.UUID | str, *, event_ref: str = "pk") -> Exis
             event_id=OuterRef(event_ref), organisation_id=organisation_id
         )
     )
+
+
+CALL_INTENT = AuditAction.CLOUD_CALL_INTENT
+CALL_RESULT = AuditAction.CLOUD_CALL_RESULT
+
+
+def _answered_intent(filters: Q, prefix: str = "") -> Q:
+    """A cloud call's intent whose result matches the same filters: the result's row stands
+    for the whole call (intent time, result time, request id, outcome), so the intent is
+    left out of pages. The ledger and the exports keep both. Because the intent is left out
+    in the query itself, a call is one row at the result's sequence and a page boundary can
+    never fall between its two events."""
+    results = AuditEvent.objects.filter(
+        action=CALL_RESULT,
+        target_type=OuterRef(f"{prefix}target_type"),
+        target_id=OuterRef(f"{prefix}target_id"),
+    ).filter(filters)
+    return Q(**{f"{prefix}action": CALL_INTENT}) & Q(Exists(results))
+
+
+def attach_call_intents(events: list[AuditEvent]) -> list[AuditEvent]:
+    """Give each call result on a page its intent (`event.call_intent`, None when the call
+    was a read or its intent is not on record): one query per page."""
+    results = [e for e in events if e.action == CALL_RESULT]
+    for event in events:
+        event.call_intent = None  # type: ignore[attr-defined]
+    if not results:
+        return events
+    intents = {
+        (intent.target_type, intent.target_id): intent
+        for intent in AuditEvent.objects.filter(
+            action=CALL_INTENT,
+            target_type__in={e.target_type for e in results},
+            target_id__in={e.target_id for e in results},
+        )
+    }
+    for event in results:
+        event.call_intent = intents.get((event.target_type, event.target_id))  # type: ignore[attr-defined]
+    return events
 
 
 # {target_type: [target_id, ...]}: the objects whose events make up a delegation's history.
@@ -230,6 +272,7 @@ def audit_event_page(
     newest_first = after is None
     events = _event_driven(organisation=organisation, filters=filters)
     if events is not None:
+        events = events.exclude(_answered_intent(_result_filters(filters)))
         if before is not None:
             events = events.filter(sequence__lt=before)
         if after is not None:
@@ -243,6 +286,7 @@ def audit_event_page(
         )
         if filters.counterparty_id is not None:
             scopes = scopes.filter(_visible(organisation.pk, event_ref="event_id"))
+        scopes = scopes.exclude(_answered_intent(_result_filters(filters), prefix="event__"))
         if before is not None:
             scopes = scopes.filter(event_id__lt=before)
         if after is not None:
@@ -256,7 +300,7 @@ def audit_event_page(
         )
     rows = list(ordered)
     more = len(rows) > limit
-    rows = rows[:limit]
+    rows = attach_call_intents(rows[:limit])
     if not newest_first:
         rows.reverse()
     if not rows:
@@ -268,6 +312,12 @@ def audit_event_page(
         older = rows[-1].sequence
         newer = rows[0].sequence if more else None
     return EventPage(events=rows, older_cursor=older, newer_cursor=newer)
+
+
+def _result_filters(filters: EventFilters) -> Q:
+    """The filters a call's result must match for it to stand for its intent: the same row
+    conditions and time range (the organisation's scope is the same for both events)."""
+    return _event_conditions(filters) & _sequence_bounds(filters, "sequence")
 
 
 def audit_events_for_export(
@@ -284,6 +334,75 @@ def audit_events_for_export(
     return events.order_by(sequence_order(newest_first=True, sort_matches=_by_targets(filters)))
 
 
+@dataclass(frozen=True)
+class ExportChain:
+    """What a verifiable export walks: the organisation's chain from `oldest` to `newest`
+    (the first and last matching event), every link of it, and the matching events in full.
+
+    `org_head` is the organisation's newest event when the export started; nothing committed
+    after it is exported, so the header and the lines agree however long the download takes.
+    """
+
+    org_head: tuple[int, str] | None  # (sequence, org_hash)
+    newest: tuple[int, str] | None  # (sequence, org_hash) of the newest matching event
+    oldest: tuple[int, str] | None  # (sequence, org_prev_hash) of the oldest matching event
+    links: Iterable[tuple[int, str, str, str]]  # (sequence, hash, org_prev_hash, org_hash)
+    events: Iterable[tuple[AuditEvent, list[Any]]]  # (event, its scope organisation ids)
+
+
+def _export_batches(
+    events: QuerySet[AuditEvent], *, batch_size: int
+) -> Iterable[tuple[AuditEvent, list[Any]]]:
+    """The events newest first, a keyset batch at a time, each with its scope organisations
+    (one query per batch for those)."""
+    cursor: int | None = None
+    while True:
+        page = events if cursor is None else events.filter(sequence__lt=cursor)
+        batch = list(page[:batch_size])
+        if not batch:
+            return
+        scopes: dict[int, list[Any]] = {event.sequence: [] for event in batch}
+        for event_id, organisation_id in AuditEventScope.objects.filter(
+            event_id__in=list(scopes)
+        ).values_list("event_id", "organisation_id"):
+            scopes[event_id].append(organisation_id)
+        for event in batch:
+            yield event, scopes[event.sequence]
+        cursor = batch[-1].sequence
+
+
+def audit_export_chain(
+    *, organisation: Organisation, filters: EventFilters, batch_size: int = 2000
+) -> ExportChain:
+    """The organisation's chain for an export of the events matching `filters` (see
+    `ExportChain`). Three small queries now; the rest as the caller iterates."""
+    own = AuditEventScope.objects.filter(organisation_id=organisation.pk)
+    head = own.order_by("-event_id").values_list("event_id", "org_hash").first()
+    if head is None:
+        return ExportChain(org_head=None, newest=None, oldest=None, links=(), events=())
+    matched = audit_events_for_export(organisation=organisation, filters=filters).filter(
+        sequence__lte=head[0]
+    )
+    bounds = matched.order_by().aggregate(low=Min("sequence"), high=Max("sequence"))
+    if bounds["high"] is None:
+        return ExportChain(org_head=head, newest=None, oldest=None, links=(), events=())
+    newest = own.filter(event_id=bounds["high"]).values_list("event_id", "org_hash").get()
+    oldest = own.filter(event_id=bounds["low"]).values_list("event_id", "org_prev_hash").get()
+    links = (
+        own.filter(event_id__gte=bounds["low"], event_id__lte=bounds["high"])
+        .order_by("-event_id")
+        .values_list("event_id", "event__hash", "org_prev_hash", "org_hash")
+        .iterator(chunk_size=batch_size)
+    )
+    return ExportChain(
+        org_head=head,
+        newest=newest,
+        oldest=oldest,
+        links=links,
+        events=_export_batches(matched, batch_size=batch_size),
+    )
+
+
 def _by_targets(filters: EventFilters) -> bool:
     return filters.delegation_id is not None or filters.catalog_role_id is not None
 
@@ -296,7 +415,19 @@ def audit_event_get_for_organisation(*, organisation: Organisation, sequence: ob
     number = int(text)
     if not 0 < number <= MAX_SEQUENCE:
         raise Http404
-    event = AuditEvent.objects.filter(_visible(organisation.pk), sequence=number).first()
+    own_link = AuditEventScope.objects.filter(
+        event_id=OuterRef("pk"), organisation_id=organisation.pk
+    )
+    # The event's link in the viewer's own chain: what an offline check of an export is
+    # compared with (see `audit.verify_export`).
+    event = (
+        AuditEvent.objects.filter(_visible(organisation.pk), sequence=number)
+        .annotate(
+            org_prev_hash=Subquery(own_link.values("org_prev_hash")[:1]),
+            org_hash=Subquery(own_link.values("org_hash")[:1]),
+        )
+        .first()
+    )
     if event is None:
         raise Http404
     return event
@@ -410,12 +541,14 @@ class TimelinePage:
 def delegation_timeline_page(
     *, events: QuerySet[AuditEvent], after: int | None = None, limit: int = 200
 ) -> TimelinePage:
-    """The delegation's events (from `delegation_events`) oldest first, `limit` at a time."""
+    """The delegation's events (from `delegation_events`) oldest first, `limit` at a time;
+    a cloud call is one row (its result, with `call_intent`)."""
+    events = events.exclude(_answered_intent(Q()))
     if after is not None:
         events = events.filter(sequence__gt=after)
     rows = list(events.order_by(sequence_order(newest_first=False, sort_matches=True))[: limit + 1])
     more = len(rows) > limit
-    rows = rows[:limit]
+    rows = attach_call_intents(rows[:limit])
     return TimelinePage(events=rows, later_cursor=rows[-1].sequence if more else None)
 
 
@@ -432,22 +565,71 @@ class TimelineSummary:
     credentials_issued: int
     last_credential_expires: dt.datetime | None
     max_session_seconds: int
+    # The role's power as its recorded calls show it: credentials stop working when it is
+    # deleted or loses its last permission policy, whenever they expire.
+    power: RolePower = field(default_factory=RolePower)
+
+    @property
+    def _stop(self) -> tuple[dt.datetime, str] | None:
+        if self.ended is None:
+            return None
+        # The worker deletes the role (or detaches its policies) before it records the end.
+        start = (self.revoke_requested or self.ended).occurred_at
+        return self.power.first_stop(start, dt.datetime.max.replace(tzinfo=dt.UTC))
+
+    @property
+    def stopped_at(self) -> dt.datetime | None:
+        """When credentials of the role stopped working after the end, if the role stopped."""
+        stop = self._stop
+        return stop[0] if stop else None
+
+    @property
+    def stopped_by(self) -> str:
+        stop = self._stop
+        return stop[1] if stop else ""
+
+    def _cut(self, until: dt.datetime) -> dt.datetime:
+        stopped = self.stopped_at
+        return min(until, stopped) if stopped is not None else until
 
     @property
     def residual_until(self) -> dt.datetime | None:
-        """When the last credential issued through the portal expires, if after the end."""
+        """When the last credential issued through the portal expires, if after the end (or
+        when the role stopped working, if earlier)."""
         if self.ended is None or self.last_credential_expires is None:
             return None
-        return max(self.last_credential_expires, self.ended.occurred_at)
+        return self._cut(max(self.last_credential_expires, self.ended.occurred_at))
 
     @property
     def worst_case_until(self) -> dt.datetime | None:
         """Credentials a partner takes directly with the role last up to its maximum session
-        duration: the end plus that is the latest anyone could still act."""
+        duration: the end plus that is the latest anyone could still act (unless the role
+        stopped working first)."""
         if self.ended is None or self.activated is None:
             return None
         bound = self.ended.occurred_at + dt.timedelta(seconds=self.max_session_seconds)
-        return max(bound, self.last_credential_expires or bound)
+        return self._cut(max(bound, self.last_credential_expires or bound))
+
+
+def delegation_role_power(*, delegation: Delegation) -> RolePower:
+    """Whether the delegation's role could do anything, from every successful call that
+    created, deleted, or attached or detached a policy of it, whichever round made it. Read
+    for the partner too: they are the owner's events, but when the partner's credentials
+    stopped working is the partner's to know (only the times reach the page)."""
+    calls = [
+        str(pk)
+        for pk in CloudCall.objects.filter(
+            managed_role_id=delegation.managed_role_id,
+            action__in=ROLE_POWER_CALLS,
+            mutating=True,
+        ).values_list("pk", flat=True)
+    ]
+    power = RolePower()
+    for event in AuditEvent.objects.filter(
+        action=CALL_RESULT, target_type=CLOUD_CALL_TARGET, target_id__in=calls
+    ).order_by("sequence"):
+        power.feed(event, event.occurred_at)
+    return power
 
 
 _END_ACTIONS = (
@@ -461,9 +643,9 @@ _END_ACTIONS = (
 def delegation_timeline_summary(
     *, organisation: Organisation, delegation: Delegation, events: QuerySet[AuditEvent]
 ) -> TimelineSummary:
-    """Two queries: the lifecycle events (a handful per delegation) and one aggregate over
+    """Four queries: the lifecycle events (a handful per delegation), one aggregate over
     the credential issuances among `events` (from `delegation_events`): their latest
-    `expiration`."""
+    `expiration`, and the role's power calls (`delegation_role_power`)."""
     lifecycle = list(
         AuditEvent.objects.filter(
             _visible(organisation.pk),
@@ -485,6 +667,7 @@ def delegation_timeline_summary(
         .aggregate(count=Count("sequence"), latest=Max(KeyTextTransform("expiration", "metadata")))
     )
     return TimelineSummary(
+        power=delegation_role_power(delegation=delegation),
         requested=first("delegation.requested", "delegation.offered"),
         approvals=[
             e for e in lifecycle if e.action in ("delegation.approved", "delegation.offered")

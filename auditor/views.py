@@ -116,13 +116,16 @@ def _events_export(request: AuthenticatedHttpRequest, kind: str) -> HttpResponse
         return render(
             request, "audit/events.html", {"form": form, "organisation": organisation}, status=400
         )
-    events = selectors.audit_events_for_export(organisation=organisation, filters=form.filters())
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
-    return exports.events_export(
-        events,
-        kind=kind,
-        about=_about(request, filters=form.query_without_cursor()),
-        filename=f"audit-events-{organisation.slug}-{stamp}",
+    filename = f"audit-events-{organisation.slug}-{stamp}"
+    if kind == "csv":
+        events = selectors.audit_events_for_export(
+            organisation=organisation, filters=form.filters()
+        )
+        return exports.events_export_csv(events, filename=filename)
+    chain = selectors.audit_export_chain(organisation=organisation, filters=form.filters())
+    return exports.events_export_json(
+        chain, about=_about(request, filters=form.query_without_cursor()), filename=filename
     )
 
 

@@ -6,7 +6,7 @@ attacker would, so only the hash chain can tell.
 
 from django.db import connection, transaction
 
-from audit.chain import link_hash
+from audit.chain import link_hash, org_link_hash
 from audit.models import AuditEvent, AuditEventScope
 from audit.triggers import append_only_suspended
 
@@ -144,10 +144,17 @@ def add_scope(sequence: int, organisation_id: object) -> None:
 
 
 def rewrite_history_from(sequence: int, *, new_label: str = "rewritten") -> None:
-    """Edit row `sequence` and re-hash it and every later row, then move the chain head:
-    a consistent forgery that only signed checkpoints can expose."""
+    """Edit row `sequence` and re-hash it and every later row (the organisations' chains
+    too), then move the chain head: a consistent forgery that only signed checkpoints can
+    expose."""
     events = list(AuditEvent.objects.filter(sequence__gte=sequence).order_by("sequence"))
     prev_hash = hash_of(sequence - 1) if sequence > 1 else "0" * 64
+    org_heads = {
+        str(org): org_hash
+        for org, org_hash in AuditEventScope.objects.filter(event_id__lt=sequence)
+        .order_by("event_id")
+        .values_list("organisation_id", "org_hash")
+    }
     statements = []
     for event in events:
         if event.sequence == sequence:
@@ -166,6 +173,23 @@ def rewrite_history_from(sequence: int, *, new_label: str = "rewritten") -> None
                 [event.target_label, event.prev_hash, event.hash, event.sequence],
             )
         )
+        for organisation_id in scopes:
+            org_prev = org_heads.get(str(organisation_id), "0" * 64)
+            org_heads[str(organisation_id)] = org_link_hash(org_prev, event.hash)
+            statements.append(
+                (
+                    "UPDATE audit_auditeventscope SET org_prev_hash = %s, org_hash = %s "
+                    "WHERE event_id = %s AND organisation_id = %s",
+                    [
+                        org_prev,
+                        org_heads[str(organisation_id)],
+                        event.sequence,
+                        AuditEventScope._meta.get_field("organisation").get_db_prep_value(
+                            organisation_id, connection
+                        ),
+                    ],
+                )
+            )
         prev_hash = event.hash
     statements.append(("UPDATE audit_auditchainhead SET hash = %s", [prev_hash]))
     execute(*statements)

@@ -77,8 +77,9 @@ def test_the_app_role_may_only_select_and_insert_audit_events(app_role: str) -> 
             new = sequence + 1
             conn.execute(_copy_event_sql(), [new, first.sequence])
             conn.execute(
-                "INSERT INTO audit_auditeventscope (event_id, organisation_id) VALUES (%s, %s)",
-                [new, organisation.pk],
+                "INSERT INTO audit_auditeventscope "
+                "(event_id, organisation_id, org_prev_hash, org_hash) VALUES (%s, %s, %s, %s)",
+                [new, organisation.pk, "0" * 64, "0" * 64],
             )
             conn.execute("UPDATE audit_auditchainhead SET sequence = %s WHERE id = 1", [new])
         assert conn.execute("SELECT count(*) FROM audit_auditevent").fetchone() == (2,)

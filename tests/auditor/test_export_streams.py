@@ -169,12 +169,16 @@ def test_the_access_report_downloads_as_csv_and_json(history: History):
     assert row["approved_by"] == str(history.owner_admin) + f" <{history.owner_admin.email}>"
     assert row["approved_with_mfa"] == "yes"
     assert row["ended"].startswith("revoked by")
-    assert row["access_from"] < row["access_until"] < row["worst_case_until"]
+    # The last partner left, so the worker detached the role's policy and deleted it: its
+    # credentials stopped working then, before the trust ended with the deletion.
+    assert row["access_from"] < row["stopped_at"] < row["access_until"] == row["worst_case_until"]
+    assert row["stopped_by"].endswith("then it was deleted") and row["still_able"] == "no"
     document = json.loads(download(client.get("/audit/access/export.json", params)))
     assert document["export"]["account_uid"] == history.owner.account_uid
     assert document["export"]["per_person_data"] is False
     assert document["rows"][0]["delegation_id"] == str(history.delegation.pk)
     assert document["rows"][0]["approved_with_mfa"] is True
+    assert document["rows"][0]["still_able"] is False
 
 
 def test_a_bad_report_request_is_not_a_download(history: History):

@@ -24,11 +24,20 @@ def sequences(response) -> list[int]:
 
 
 def visible_to(history: History, organisation) -> list[int]:
-    return list(
-        AuditEvent.objects.visible_to(organisation.pk)
-        .order_by("-sequence")
-        .values_list("sequence", flat=True)
+    """The rows the history shows: every visible event, a cloud call's intent folded into
+    its result's row."""
+    answered = set(
+        AuditEvent.objects.filter(action="cloud.call_result").values_list(
+            "target_type", "target_id"
+        )
     )
+    return [
+        sequence
+        for sequence, action, target in AuditEvent.objects.visible_to(organisation.pk)
+        .order_by("-sequence")
+        .values_list("sequence", "action", "target_id")
+        if not (action == "cloud.call_intent" and ("delegations.cloudcall", target) in answered)
+    ]
 
 
 # --- what the auditor sees -------------------------------------------------------------------
