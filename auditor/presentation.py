@@ -381,7 +381,8 @@ class RolePower:
             return
         metadata = _metadata(event)
         call = metadata.get("cloud_action")
-        request = metadata.get("request") if isinstance(metadata.get("request"), Mapping) else {}
+        sent = metadata.get("request")
+        request: Mapping[str, Any] = sent if isinstance(sent, Mapping) else {}
         policy = f"{request.get('policy_type')}/{request.get('policy_name')}"
         if call == "DeleteRole":
             self.exists = False

@@ -17,7 +17,7 @@ past as the record shows it:
   for every delegation on the role, whoever's round made them, and also for a partner's
   report: they are events of the owner, but when the partner's own access stopped is the
   partner's to know (only their times reach the partner, as the window's end);
-- a partner **person** (issue 6) could act while assigned and the account was trusted, and
+- a partner **person** could act while assigned and the account was trusted, and
   with each credential issued to them until it expired.
 
 The fold (`AccessFold`) is pure and reads events one at a time, oldest first, so the report

@@ -3,7 +3,7 @@
 Keyset pagination on the sequence number: a page is "the newest `limit` events visible to X
 with sequence below the cursor", one range scan of the (organisation, event) scope index, as
 fast on page 10,000 as on page 1. Filtered pages (action, target) join the scope rows and
-rely on the planner; at millions of events the auditor's filters (issue 7) will want their
+rely on the planner; at millions of events the auditor's filters will want their
 own composite indexes.
 """
 
