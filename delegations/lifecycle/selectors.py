@@ -403,6 +403,36 @@ def role_retirement(
     )
 
 
+@dataclass(frozen=True)
+class RoleOccupancy:
+    """Who the role is granted to now (or is being granted to), by partner name: the ones a
+    cut-off takes the permissions from and its lift gives them back to. With nobody on it,
+    `retirement` says whether the portal has deleted the role itself."""
+
+    partners: tuple[str, ...]
+    retirement: RoleRetirement | None
+
+    @property
+    def anyone(self) -> bool:
+        return bool(self.partners)
+
+
+def role_occupancy(*, managed_role: ManagedRole) -> RoleOccupancy:
+    partners = tuple(
+        Organisation.objects.filter(
+            delegations_received__managed_role=managed_role,
+            delegations_received__status__in=DESIRED_PRESENT_STATUSES,
+        )
+        .distinct()
+        .order_by("name")
+        .values_list("name", flat=True)
+    )
+    return RoleOccupancy(
+        partners=partners,
+        retirement=None if partners else role_retirement(managed_role=managed_role),
+    )
+
+
 def role_comparison(*, managed_role: ManagedRole) -> RoleComparison:
     """What the cloud had when the worker last looked, next to what the portal wants (the
     role the worker's planner would leave after reconciling it). A role the portal deleted
