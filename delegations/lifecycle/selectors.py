@@ -392,7 +392,7 @@ def role_retirement(
         whose = ", ".join(f"{d.partner.name} ({_ended_how(d)})" for d in ended)
         why = (
             "The portal deleted it because no partner needed it any more: the last "
-            f"{'delegation' if len(ended) == 1 else 'delegations'} on it ended ({whose})."
+            f"{'delegation' if len(ended) == 1 else 'delegations'} on it ended: {whose}."
         )
     else:
         why = "The portal deleted it because no partner needed it any more."
