@@ -23,7 +23,7 @@ from delegations.lifecycle.services import (
     delegation_retry,
 )
 from delegations.models import Delegation, OutboxMessage
-from tests.delegations.test_views import with_mfa
+from tests.delegations.lifecycle.test_views import with_mfa
 from tests.fixtures.worker import OwnerWorld
 from tests.personas import make_member
 

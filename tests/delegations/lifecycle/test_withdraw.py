@@ -20,7 +20,7 @@ from delegations.lifecycle.services import (
     delegation_withdraw,
 )
 from delegations.models import ALLOWED_TRANSITIONS, FINAL_STATUSES, Delegation, OutboxMessage
-from tests.delegations.test_views import with_mfa
+from tests.delegations.lifecycle.test_views import with_mfa
 from tests.personas import make_member
 
 pytestmark = pytest.mark.django_db
