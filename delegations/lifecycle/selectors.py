@@ -4,6 +4,7 @@ Anything belonging to another organisation raises Http404 exactly like a missing
 probe cannot tell "exists elsewhere" from "does not exist".
 """
 
+import datetime as dt
 import json
 import uuid
 from collections import Counter
@@ -22,6 +23,7 @@ from delegations import role_plan as planner
 from delegations.catalog.partner_links import partner_link_normalise_code
 from delegations.models import (
     DESIRED_PRESENT_STATUSES,
+    WORKER_PENDING_STATUSES,
     CatalogRole,
     CloudCall,
     Delegation,
@@ -29,6 +31,7 @@ from delegations.models import (
     ManagedRole,
     PartnerAllowance,
     PartnerLink,
+    RoleCutOff,
 )
 from delegations.role_state import desired_role_for
 
@@ -190,8 +193,17 @@ class PolicyRow:
     name: str
     in_cloud: bool
     wanted: bool
-    state: str
+    state: str  # ok | missing | unknown | unexpected | cut_off | idle
     label: str
+
+
+@dataclass(frozen=True)
+class RoleRetirement:
+    """A role the portal deleted on purpose because nobody needed it any more."""
+
+    deleted_at: dt.datetime
+    request_id: str
+    why: str
 
 
 @dataclass
@@ -208,14 +220,27 @@ class RoleComparison:
     refusal: str = ""
     open_findings: list[DriftFinding] = field(default_factory=list)
     delegation_counts: dict[str, int] = field(default_factory=dict)
+    retirement: RoleRetirement | None = None
 
     @property
     def has_drift(self) -> bool:
+        # A retired role has nothing the portal wants in the cloud, so nothing can differ.
+        if self.retirement is not None:
+            return False
         return (
             bool(self.open_findings)
             or any(row.is_drift for row in self.principals)
             or any(row.state in ("missing", "unexpected") for row in self.policies)
         )
+
+    @property
+    def state(self) -> str:
+        """retired | not_seen | drift | in_sync: the one word the page's badge and counts use."""
+        if self.retirement is not None:
+            return "retired"
+        if not self.seen:
+            return "not_seen"
+        return "drift" if self.has_drift else "in_sync"
 
 
 _PENDING_ADD = frozenset({Status.APPROVED, Status.APPLYING})
@@ -274,9 +299,17 @@ def _policy_key(policy: Any) -> tuple[str, str] | None:
 
 
 def _policy_rows(
-    *, catalog_roles: list[CatalogRole], cloud_policies: list[Any], seen: bool
+    *,
+    catalog_roles: list[CatalogRole],
+    cloud_policies: list[Any],
+    seen: bool,
+    cut_off: bool,
+    partner_wanted: bool,
 ) -> list[PolicyRow]:
-    wanted = {
+    """The catalogue's policies next to the cloud's. A catalogue policy is wanted in the cloud
+    only while a partner is (being) put on the role and no cut-off is in force, as the worker
+    and the periodic drift check see it; otherwise its absence is expected, not drift."""
+    catalogue = {
         key
         for catalog_role in catalog_roles
         if catalog_role.is_active
@@ -285,15 +318,19 @@ def _policy_rows(
     }
     in_cloud = {key for key in (_policy_key(p) for p in cloud_policies or []) if key}
     rows = []
-    for policy_type, name in sorted(wanted | in_cloud, key=lambda k: (k[1], k[0])):
+    for policy_type, name in sorted(catalogue | in_cloud, key=lambda k: (k[1], k[0])):
         key = (policy_type, name)
-        if key in wanted and key in in_cloud:
+        if key in catalogue and key in in_cloud:
             state, label = "ok", "attached"
-        elif key in wanted:
+        elif key in catalogue and cut_off:
+            state, label = "cut_off", "detached by the emergency cut-off"
+        elif key in catalogue and not partner_wanted:
+            state, label = "idle", "attached again when a partner is granted this role"
+        elif key in catalogue:
             state, label = ("missing", "not attached (drift)") if seen else ("unknown", "—")
         else:
             state, label = "unexpected", "attached outside the catalogue"
-        rows.append(PolicyRow(policy_type, name, key in in_cloud, key in wanted, state, label))
+        rows.append(PolicyRow(policy_type, name, key in in_cloud, key in catalogue, state, label))
     return rows
 
 
@@ -310,9 +347,96 @@ def _actual_from_last_seen(managed_role: ManagedRole, max_session: int) -> Any:
     )
 
 
+# Delegations that need the role in the cloud, or that the worker has yet to finish.
+_NEEDS_ROLE = DESIRED_PRESENT_STATUSES | WORKER_PENDING_STATUSES
+
+
+def _ended_how(delegation: Delegation) -> str:
+    if delegation.end_cause:
+        return delegation.get_end_cause_display().lower()
+    return delegation.get_status_display().lower()
+
+
+def role_retirement(
+    *, managed_role: ManagedRole, delegations: list[Delegation] | None = None
+) -> RoleRetirement | None:
+    """When and why the portal deleted the role on purpose, if it is retired; else None.
+
+    Read from the portal's own record, never from a guess: the worker last saw no role, no
+    delegation needs it (or is still being worked on), and the last CreateRole or DeleteRole
+    that succeeded on it is the portal's DeleteRole. A new grant needs the role again, so the
+    role is live from that moment (and a later CreateRole keeps it so)."""
+    if managed_role.last_seen_exists is not False:
+        return None
+    if delegations is None:
+        delegations = list(
+            Delegation.objects.filter(managed_role=managed_role).select_related("partner")
+        )
+    # A failed delegation is unsettled (the owner may retry it): not retired yet.
+    if any(d.status in _NEEDS_ROLE or d.status == Status.FAILED for d in delegations):
+        return None
+    deletion = (
+        CloudCall.objects.filter(
+            managed_role=managed_role,
+            action__in=("CreateRole", "DeleteRole"),
+            outcome=CloudCall.Outcome.OK,
+        )
+        .order_by("-intent_at", "-id")
+        .first()
+    )
+    if deletion is None or deletion.action != "DeleteRole":
+        return None
+    # The delegations that call ended are the ones whose end left the role with nobody.
+    ended = list(deletion.delegations.select_related("partner").order_by("partner__name"))
+    if ended:
+        whose = ", ".join(f"{d.partner.name} ({_ended_how(d)})" for d in ended)
+        why = (
+            "The portal deleted it because no partner needed it any more: the last "
+            f"{'delegation' if len(ended) == 1 else 'delegations'} on it ended: {whose}."
+        )
+    else:
+        why = "The portal deleted it because no partner needed it any more."
+    return RoleRetirement(
+        deleted_at=deletion.finished_at or deletion.intent_at,
+        request_id=deletion.request_id,
+        why=why,
+    )
+
+
+@dataclass(frozen=True)
+class RoleOccupancy:
+    """Who the role is granted to now (or is being granted to), by partner name: the ones a
+    cut-off takes the permissions from and its lift gives them back to. With nobody on it,
+    `retirement` says whether the portal has deleted the role itself."""
+
+    partners: tuple[str, ...]
+    retirement: RoleRetirement | None
+
+    @property
+    def anyone(self) -> bool:
+        return bool(self.partners)
+
+
+def role_occupancy(*, managed_role: ManagedRole) -> RoleOccupancy:
+    partners = tuple(
+        Organisation.objects.filter(
+            delegations_received__managed_role=managed_role,
+            delegations_received__status__in=DESIRED_PRESENT_STATUSES,
+        )
+        .distinct()
+        .order_by("name")
+        .values_list("name", flat=True)
+    )
+    return RoleOccupancy(
+        partners=partners,
+        retirement=None if partners else role_retirement(managed_role=managed_role),
+    )
+
+
 def role_comparison(*, managed_role: ManagedRole) -> RoleComparison:
     """What the cloud had when the worker last looked, next to what the portal wants (the
-    role the worker's planner would leave after reconciling it)."""
+    role the worker's planner would leave after reconciling it). A role the portal deleted
+    on purpose is *retired*: shown with when and why, and never compared for drift."""
     delegations = list(
         Delegation.objects.filter(managed_role=managed_role).select_related("partner")
     )
@@ -329,7 +453,13 @@ def role_comparison(*, managed_role: ManagedRole) -> RoleComparison:
         exists_in_cloud=managed_role.last_seen_exists,
         open_findings=list(managed_role.drift_findings.filter(resolved_at__isnull=True)),
         delegation_counts=dict(Counter(d.status for d in delegations)),
+        retirement=role_retirement(managed_role=managed_role, delegations=delegations),
     )
+    if comparison.retirement is not None:
+        comparison.wanted_document = (
+            "(no role: retired, the portal creates it again for a new grant)"
+        )
+        return comparison
     cloud: set[str] = set()
     document = managed_role.last_seen_trust_policy if managed_role.last_seen_exists else None
     try:
@@ -363,6 +493,10 @@ def role_comparison(*, managed_role: ManagedRole) -> RoleComparison:
         catalog_roles=catalog_roles,
         cloud_policies=managed_role.last_seen_policies if managed_role.last_seen_exists else [],
         seen=seen,
+        cut_off=RoleCutOff.objects.filter(
+            managed_role=managed_role, lifted_at__isnull=True
+        ).exists(),
+        partner_wanted=any(d.status in DESIRED_PRESENT_STATUSES for d in delegations),
     )
     return comparison
 
@@ -374,6 +508,13 @@ def role_comparisons_for_owner(*, owner: Organisation) -> list[RoleComparison]:
         .order_by("role_name")
     )
     return [role_comparison(managed_role=role) for role in roles]
+
+
+def role_comparison_counts(comparisons: list[RoleComparison]) -> dict[str, int]:
+    """How many roles are in each state, for the page's summary: retired roles are counted
+    apart, never as drift."""
+    counts = Counter(comparison.state for comparison in comparisons)
+    return {state: counts.get(state, 0) for state in ("in_sync", "drift", "retired", "not_seen")}
 
 
 def drift_finding_get_for_owner(*, owner: Organisation, finding_id: object) -> DriftFinding:

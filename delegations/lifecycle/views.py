@@ -494,12 +494,14 @@ def delegation_offer(request: AuthenticatedHttpRequest) -> HttpResponse:
 @organisation_member_required(roles=READERS)
 def role_overview(request: AuthenticatedHttpRequest) -> HttpResponse:
     owner = _owner_organisation(request)
+    comparisons = selectors.role_comparisons_for_owner(owner=owner)
     return render(
         request,
         "delegations/roles.html",
         {
             "organisation": owner,
-            "comparisons": selectors.role_comparisons_for_owner(owner=owner),
+            "comparisons": comparisons,
+            "counts": selectors.role_comparison_counts(comparisons),
             "is_admin": is_admin(request),
         },
     )

@@ -527,6 +527,33 @@ def _assume_and_record(
 # --- the forms people paste ------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class SnippetEndpoint:
+    """Where the pasted snippets must send their calls: `host` as `host[:port]`, `protocol`
+    http or https."""
+
+    host: str
+    protocol: str
+
+
+def snippet_endpoint() -> SnippetEndpoint | None:
+    """The endpoint every snippet names, or None when the portal uses Alibaba Cloud's own
+    endpoints: the SDKs and the aliyun CLI then find each product's regional endpoint from the
+    region alone, and the snippets stay as short as Alibaba's documentation shows them.
+
+    The portal has no ECS endpoint of its own; a non-Alibaba STS endpoint means an emulator or
+    a gateway, which serves every product at that one address (cloudsim does), so the ECS
+    calls in the snippets go there too."""
+    configured = str(getattr(settings, "ALIBABA_STS_ENDPOINT", "") or "").strip()
+    scheme, _, rest = configured.rpartition("://")
+    host = rest.strip("/")
+    hostname = host.rsplit(":", 1)[0].lower() if host else ""
+    if not hostname or hostname == "aliyuncs.com" or hostname.endswith(".aliyuncs.com"):
+        return None
+    protocol = scheme or str(getattr(settings, "ALIBABA_CLOUD_PROTOCOL", "https") or "https")
+    return SnippetEndpoint(host=host, protocol=protocol.lower())
+
+
 def profile_name_for(delegation: Delegation) -> str:
     """An aliyun CLI profile name: `<owner>-<role>` in letters, digits and '-'."""
     raw = f"{delegation.owner.slug}-{delegation.catalog_role.role_name}"
@@ -538,9 +565,59 @@ def _ps(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _endpoint_parts(endpoint: SnippetEndpoint | None) -> dict[str, str]:
+    """The endpoint as each snippet says it, or empty strings with Alibaba's own endpoints.
+
+    Recent aliyun CLIs read ALIBABA_CLOUD_ENDPOINT and a profile's `endpoint`; every 3.x takes
+    `--endpoint` on a command (not on `configure set`), so the example command carries it,
+    with `--insecure` over plain http (the CLI defaults to https). The Python SDK reads no
+    variable: its Config takes `endpoint` and `protocol`."""
+    if endpoint is None:
+        return {"bash": "", "powershell": "", "command_flags": "", "python": ""}
+    host = endpoint.host
+    insecure = " --insecure" if endpoint.protocol == "http" else ""
+    note = (
+        "# The aliyun CLI reads ALIBABA_CLOUD_ENDPOINT; add --insecure to its commands (plain "
+        "http).\n"
+        if insecure
+        else ""
+    )
+    return {
+        "bash": f"{note}export ALIBABA_CLOUD_ENDPOINT={shlex.quote(host)}\n",
+        "powershell": f"{note}$Env:ALIBABA_CLOUD_ENDPOINT = {_ps(host)}\n",
+        "command_flags": f" --endpoint {shlex.quote(host)}{insecure}",
+        "python": f", endpoint={json.dumps(host)}, protocol={json.dumps(endpoint.protocol)}",
+    }
+
+
+def _config_entry(fields: dict[str, str], endpoint: SnippetEndpoint | None) -> str:
+    entry = {**fields, "output_format": "json", "language": "en"}
+    if endpoint is not None:
+        entry["endpoint"] = endpoint.host
+    return json.dumps(entry, indent=2) + "\n"
+
+
+_PYTHON_CREDENTIAL_IMPORTS = (
+    "from alibabacloud_credentials.client import Client as CredentialClient\n"
+    "from alibabacloud_credentials.models import Config as CredentialConfig\n"
+)
+_PYTHON_ECS_IMPORTS = (
+    "from alibabacloud_ecs20140526.client import Client as EcsClient\n"
+    "from alibabacloud_tea_openapi.models import Config\n"
+)
+
+
+def _python_ecs_client(region: str, parts: dict[str, str]) -> str:
+    return (
+        f"ecs = EcsClient(Config(credential=credential, region_id={json.dumps(region)}"
+        f"{parts['python']}))\n"
+    )
+
+
 def credential_formats(*, issued: IssuedForPerson) -> dict[str, str]:
     """The same credentials as bash exports, PowerShell, an aliyun CLI profile command, a Python
-    SDK snippet and an `~/.aliyun/config.json` profile entry."""
+    SDK snippet and an `~/.aliyun/config.json` profile entry; each names the portal's endpoint
+    when it is not Alibaba Cloud's own (`snippet_endpoint`)."""
     credentials = issued.credentials
     key_id, secret, sts = (
         credentials.access_key_id,
@@ -549,38 +626,39 @@ def credential_formats(*, issued: IssuedForPerson) -> dict[str, str]:
     )
     profile = profile_name_for(issued.delegation)
     region = issued.region_id
+    endpoint = snippet_endpoint()
+    parts = _endpoint_parts(endpoint)
     bash = (
         f"export ALIBABA_CLOUD_ACCESS_KEY_ID={shlex.quote(key_id)}\n"
         f"export ALIBABA_CLOUD_ACCESS_KEY_SECRET={shlex.quote(secret)}\n"
         f"export ALIBABA_CLOUD_SECURITY_TOKEN={shlex.quote(sts)}\n"
         f"export ALIBABA_CLOUD_REGION_ID={shlex.quote(region)}\n"
+        f"{parts['bash']}"
     )
     powershell = (
         f"$Env:ALIBABA_CLOUD_ACCESS_KEY_ID = {_ps(key_id)}\n"
         f"$Env:ALIBABA_CLOUD_ACCESS_KEY_SECRET = {_ps(secret)}\n"
         f"$Env:ALIBABA_CLOUD_SECURITY_TOKEN = {_ps(sts)}\n"
         f"$Env:ALIBABA_CLOUD_REGION_ID = {_ps(region)}\n"
+        f"{parts['powershell']}"
     )
     cli = (
         f"aliyun configure set --profile {shlex.quote(profile)} --mode StsToken "
         f"--region {shlex.quote(region)} --access-key-id {shlex.quote(key_id)} "
         f"--access-key-secret {shlex.quote(secret)} --sts-token {shlex.quote(sts)}\n"
-        f"aliyun ecs DescribeInstances --profile {shlex.quote(profile)}\n"
+        f"aliyun ecs DescribeInstances --profile {shlex.quote(profile)}{parts['command_flags']}\n"
     )
     python = (
-        "from alibabacloud_credentials.client import Client as CredentialClient\n"
-        "from alibabacloud_credentials.models import Config as CredentialConfig\n"
-        "from alibabacloud_ecs20140526.client import Client as EcsClient\n"
-        "from alibabacloud_tea_openapi.models import Config\n\n"
+        f"{_PYTHON_CREDENTIAL_IMPORTS}{_PYTHON_ECS_IMPORTS}\n"
         "credential = CredentialClient(CredentialConfig(\n"
         '    type="sts",\n'
         f"    access_key_id={json.dumps(key_id)},\n"
         f"    access_key_secret={json.dumps(secret)},\n"
         f"    security_token={json.dumps(sts)},\n"
         "))\n"
-        f"ecs = EcsClient(Config(credential=credential, region_id={json.dumps(region)}))\n"
+        f"{_python_ecs_client(region, parts)}"
     )
-    config_entry = json.dumps(
+    config_entry = _config_entry(
         {
             "name": profile,
             "mode": "StsToken",
@@ -588,51 +666,61 @@ def credential_formats(*, issued: IssuedForPerson) -> dict[str, str]:
             "access_key_secret": secret,
             "sts_token": sts,
             "region_id": region,
-            "output_format": "json",
-            "language": "en",
         },
-        indent=2,
+        endpoint,
     )
     return {
         "bash": bash,
         "powershell": powershell,
         "cli": cli,
         "python": python,
-        "config_json": config_entry + "\n",
+        "config_json": config_entry,
     }
 
 
 def credentials_uri_formats(*, url: str, delegation: Delegation) -> dict[str, str]:
-    """How to use a credentials URI with the aliyun CLI and the SDKs."""
+    """How to use a credentials URI with the aliyun CLI and the SDKs (naming the portal's
+    endpoint when it is not Alibaba Cloud's own, like `credential_formats`)."""
     profile = profile_name_for(delegation)
     region = delegation.managed_role.cloud_account.region
+    endpoint = snippet_endpoint()
+    parts = _endpoint_parts(endpoint)
+    # With Alibaba's endpoints the snippet only builds the credential, as it always has;
+    # elsewhere it also shows where the ECS client must point.
+    ecs_imports, ecs_client = (
+        (_PYTHON_ECS_IMPORTS, _python_ecs_client(region, parts)) if endpoint else ("", "")
+    )
+    python = (
+        f"{_PYTHON_CREDENTIAL_IMPORTS}{ecs_imports}\n"
+        "credential = CredentialClient(CredentialConfig(\n"
+        '    type="credentials_uri",\n'
+        f"    credentials_uri={json.dumps(url)},\n"
+        "))\n"
+        f"{ecs_client}"
+    )
+    cli = (
+        f"aliyun configure set --profile {shlex.quote(profile)} --mode CredentialsURI "
+        f"--region {shlex.quote(region)} --credentials-uri {shlex.quote(url)}\n"
+    )
+    if endpoint is not None:
+        cli += (
+            f"aliyun ecs DescribeInstances --profile {shlex.quote(profile)}"
+            f"{parts['command_flags']}\n"
+        )
     return {
-        "cli": (
-            f"aliyun configure set --profile {shlex.quote(profile)} --mode CredentialsURI "
-            f"--region {shlex.quote(region)} --credentials-uri {shlex.quote(url)}\n"
-        ),
-        "bash": f"export ALIBABA_CLOUD_CREDENTIALS_URI={shlex.quote(url)}\n",
-        "powershell": f"$Env:ALIBABA_CLOUD_CREDENTIALS_URI = {_ps(url)}\n",
-        "python": (
-            "from alibabacloud_credentials.client import Client as CredentialClient\n"
-            "from alibabacloud_credentials.models import Config as CredentialConfig\n\n"
-            "credential = CredentialClient(CredentialConfig(\n"
-            '    type="credentials_uri",\n'
-            f"    credentials_uri={json.dumps(url)},\n"
-            "))\n"
-        ),
-        "config_json": json.dumps(
+        "cli": cli,
+        "bash": f"export ALIBABA_CLOUD_CREDENTIALS_URI={shlex.quote(url)}\n{parts['bash']}",
+        "powershell": f"$Env:ALIBABA_CLOUD_CREDENTIALS_URI = {_ps(url)}\n{parts['powershell']}",
+        "python": python,
+        "config_json": _config_entry(
             {
                 "name": profile,
                 "mode": "CredentialsURI",
                 "credentials_uri": url,
                 "region_id": region,
-                "output_format": "json",
-                "language": "en",
             },
-            indent=2,
-        )
-        + "\n",
+            endpoint,
+        ),
     }
 
 

@@ -18,6 +18,7 @@ import datetime as dt
 import re
 import secrets
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -28,10 +29,11 @@ from accounts.models import Membership, Organisation, User, hash_token
 from accounts.permissions import require_mfa
 from audit.actions import AuditAction
 from audit.models import AuditEvent
-from audit.services import audit_record
+from audit.services import audit_chain_lock, audit_record
 from cloud import policies
 from cloud.errors import CloudError
 from delegations.connection.services import partner_ram_users
+from delegations.lifecycle.selectors import RoleOccupancy, role_occupancy
 from delegations.lifecycle.services import IllegalTransition, delegation_revoke
 from delegations.models import (
     ALLOWED_TRANSITIONS,
@@ -737,19 +739,42 @@ def _revocable(delegation: Delegation) -> frozenset[str]:
     return ALLOWED_TRANSITIONS[delegation.status]
 
 
-def role_cut_off_lift(*, cut_off: RoleCutOff, lifted_by: User, with_mfa: bool) -> RoleCutOff:
-    """Put the role's permission policies back (for the partners still on it)."""
+@dataclass(frozen=True)
+class CutOffLift:
+    """What lifting a cut-off did: the policies go back for `occupancy.partners`; with none,
+    nothing was sent to the worker (and `occupancy.retirement` says if the role is gone)."""
+
+    cut_off: RoleCutOff
+    changed: bool
+    occupancy: RoleOccupancy
+
+
+def role_cut_off_lift(*, cut_off: RoleCutOff, lifted_by: User, with_mfa: bool) -> CutOffLift:
+    """End the cut-off. The role's permission policies go back only for partners still on it;
+    a role nobody is on keeps none until a new grant needs them (and a deleted role is not
+    created again), so then no work is sent to the worker at all."""
     owner = cut_off.managed_role.cloud_account.organisation
     _require_owner_admin(user=lifted_by, organisation=owner, doing="lift a cut-off")
     require_mfa(with_mfa=with_mfa)
     with transaction.atomic():
+        # The project's lock order: delegation rows, audit chain head, then the rest. Who is
+        # on the role is read only once the chain is held, so a grant committing meanwhile is
+        # either seen here or waits for this lift (and its reconcile plans without the cut-off).
+        list(
+            Delegation.objects.select_for_update()
+            .filter(managed_role_id=cut_off.managed_role_id)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        audit_chain_lock()
         locked = (
             RoleCutOff.objects.select_for_update(of=("self",))
             .select_related("managed_role__cloud_account", "delegation__partner")
             .get(pk=cut_off.pk)
         )
+        occupancy = role_occupancy(managed_role=locked.managed_role)
         if locked.lifted_at is not None:
-            return locked
+            return CutOffLift(cut_off=locked, changed=False, occupancy=occupancy)
         locked.lifted_at = timezone.now()
         locked.lifted_by = lifted_by
         locked.save(update_fields=["lifted_at", "lifted_by"])
@@ -759,7 +784,13 @@ def role_cut_off_lift(*, cut_off: RoleCutOff, lifted_by: User, with_mfa: bool) -
             organisation=owner,
             related_organisations=[locked.delegation.partner],
             target=locked.delegation,
-            metadata={"role_arn": locked.managed_role.role_arn, "cut_off": str(locked.pk)},
+            metadata={
+                "role_arn": locked.managed_role.role_arn,
+                "cut_off": str(locked.pk),
+                "policies_reattached_for": list(occupancy.partners),
+                "role_retired": occupancy.retirement is not None,
+            },
         )
-        outbox_enqueue_reconcile(managed_role=locked.managed_role)
-    return locked
+        if occupancy.anyone:
+            outbox_enqueue_reconcile(managed_role=locked.managed_role)
+    return CutOffLift(cut_off=locked, changed=True, occupancy=occupancy)

@@ -14,6 +14,7 @@ Other organisations' ids answer 404; a member without the role gets 403.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any
 
@@ -47,7 +48,7 @@ from core.client_ip import client_ip
 from core.ratelimit import rate_limit_consume
 from core.web import add_form_errors, no_store, report_refusal
 from delegations.connection.services import partner_ram_users
-from delegations.lifecycle.selectors import delegation_get_for_organisation
+from delegations.lifecycle.selectors import delegation_get_for_organisation, role_occupancy
 from delegations.models import CredentialIssuance
 from delegations.partner import credentials as credential_services
 from delegations.partner import selectors, services
@@ -572,6 +573,7 @@ def _issuances_page(
 ) -> HttpResponse:
     organisation = request.organisation
     owner_admin = is_admin_of(request, delegation.owner_id)
+    cut_offs = selectors.cut_offs(delegation=delegation)
     return render(
         request,
         "delegations/partner/issuances.html",
@@ -582,7 +584,13 @@ def _issuances_page(
             "owner_admin": owner_admin,
             "issuances": selectors.delegation_issuances(delegation=delegation),
             "window": selectors.residual_window(delegation=delegation),
-            "cut_offs": selectors.cut_offs(delegation=delegation),
+            "cut_offs": cut_offs,
+            # What lifting the cut-off in force would do, said on its button.
+            "lift": (
+                role_occupancy(managed_role=delegation.managed_role)
+                if any(c.lifted_at is None for c in cut_offs)
+                else None
+            ),
             "others": selectors.other_active_partners_on_role(delegation=delegation),
             "cut_off_form": cut_off_form or CutOffForm(),
         },
@@ -657,7 +665,7 @@ def cut_off_lift(
     if confirmation.response is not None:
         return confirmation.response
     try:
-        services.role_cut_off_lift(
+        lift = services.role_cut_off_lift(
             cut_off=cut_off,
             lifted_by=request.user,
             with_mfa=confirmation.with_mfa,
@@ -665,7 +673,28 @@ def cut_off_lift(
     except (ValidationError, PermissionDenied) as error:
         report_refusal(request, error)
     else:
-        messages.success(
-            request, "Lifted: the role's policies are being attached again for its partners."
-        )
+        messages.success(request, _lift_message(lift, role_name=delegation.managed_role.role_name))
     return redirect("delegations:issuances", delegation_id=delegation.pk)
+
+
+def _lift_message(lift: services.CutOffLift, *, role_name: str) -> str:
+    """Say what the lift does, which depends on who is still on the role."""
+    if not lift.changed:
+        return "This cut-off was already lifted; nothing changed."
+    occupancy = lift.occupancy
+    if occupancy.anyone:
+        return (
+            f"Lifted: the policies of {role_name} are being attached again for "
+            f"{', '.join(occupancy.partners)}."
+        )
+    if occupancy.retirement is not None:
+        deleted = f"{occupancy.retirement.deleted_at.astimezone(dt.UTC):%d %b %Y, %H:%M}"
+        return (
+            f"Lifted. Nothing to re-attach: {role_name} is retired (the portal deleted it on "
+            f"{deleted} UTC once no partner needed it). A new grant creates it again with its "
+            "policies."
+        )
+    return (
+        f"Lifted. Nothing to re-attach: no partner is on {role_name} now. Its policies are "
+        "attached again when a partner is granted this role."
+    )

@@ -212,6 +212,26 @@ def test_request_approve_apply_revoke_in_the_browser(
         )
         shot(partner_page, "10-partner-sees-revoked")
         assert world.role() is None  # the portal created it, and nobody needs it any more
+
+        # Deleted on purpose: the Roles page shows the role retired, greyed, with when and
+        # why, and counts no drift (issue 18 item 2).
+        roles_page = owner_page.context.new_page()
+        roles_page.goto(f"{live_server.url}/delegations/roles/")
+        card = roles_page.locator("section.role-card[data-role='ecs-admin']")
+        expect(card).to_have_attribute("data-state", "retired")
+        expect(card.locator(".badge")).to_have_text("Retired")
+        expect(card.get_by_test_id("retirement")).to_contain_text("Deleted by the portal on")
+        expect(card.get_by_test_id("retirement")).to_contain_text("Company B (revoked)")
+        expect(card).not_to_contain_text("Drift")
+        expect(card).not_to_contain_text("(drift)")
+        expect(roles_page.get_by_test_id("role-counts")).to_contain_text("0 with drift")
+        expect(roles_page.get_by_test_id("role-counts")).to_contain_text("1 retired")
+        greyed = card.evaluate(
+            "el => [getComputedStyle(el).borderStyle, getComputedStyle(el).color]"
+        )
+        assert greyed[0] == "dashed" and greyed[1] == "rgb(82, 96, 109)", greyed
+        shot(roles_page, "11-owner-roles-retired")
+        roles_page.close()
         assert not worker.errors, worker.errors
         delegation.refresh_from_db()
         assert delegation.status == Delegation.Status.REVOKED

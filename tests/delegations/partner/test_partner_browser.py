@@ -185,10 +185,12 @@ def test_credentials_uri_and_the_owners_view_in_the_browser(
     alice.get_by_label("Valid for (seconds)").fill("1800")
     shot(alice, "12-alice-get-credentials")
     alice.get_by_test_id("issue").click()
-    # Not signed in recently: allauth asks for the password, then replays the request.
+    # Not signed in recently: allauth asks for the password, then replays the request. The
+    # cursor is already in the password field: she just types it and presses Enter.
     expect(alice).to_have_url(re.compile("/accounts/reauthenticate/"))
-    alice.get_by_label("Password").fill(DEFAULT_PASSWORD)
-    alice.get_by_role("button", name=re.compile("Confirm", re.I)).click()
+    expect(alice.get_by_label("Password")).to_be_focused()
+    alice.keyboard.type(DEFAULT_PASSWORD)
+    alice.keyboard.press("Enter")
     expect(alice.get_by_test_id("shown-once")).to_be_visible()
     expect(alice.locator("pre[data-format=bash]")).to_contain_text(
         "export ALIBABA_CLOUD_SECURITY_TOKEN="
@@ -198,6 +200,18 @@ def test_credentials_uri_and_the_owners_view_in_the_browser(
     secret = alice.get_by_test_id("access-key-secret").inner_text()
     token = alice.get_by_test_id("security-token").inner_text()
     shot(alice, "13-alice-credentials-shown-once")
+    # Every snippet and secret has a Copy button; what it copies is exactly what is shown,
+    # endpoint included (the portal runs on cloudsim here).
+    alice.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
+    python = alice.locator("pre[data-format=python]")
+    expect(python).to_contain_text(f'endpoint="{world.sim.endpoint}"')
+    expect(alice.locator(".copy-button")).to_have_count(8)
+    copy = alice.get_by_role("button", name="Copy the Python snippet")
+    copy.click()
+    expect(copy).to_have_text("Copied")
+    assert alice.evaluate("navigator.clipboard.readText()") == python.text_content()
+    alice.get_by_role("button", name="Copy the AccessKey secret").click()
+    assert alice.evaluate("navigator.clipboard.readText()") == secret
     # What was shown works: read-only ECS through the SDK.
     ecs = ecs_client(world.sim, key_id, secret, token)
     assert ecs_instance_names(ecs) == ["batch-1", "web-1", "web-2"]
@@ -213,6 +227,10 @@ def test_credentials_uri_and_the_owners_view_in_the_browser(
     expect(alice.get_by_test_id("uri-shown-once")).to_be_visible()
     expect(alice.locator("pre[data-format=cli]")).to_contain_text("--mode CredentialsURI")
     shot(alice, "14-alice-credentials-uri-shown-once")
+    alice.get_by_role("button", name="Copy the credentials URI").click()
+    assert alice.evaluate("navigator.clipboard.readText()") == (
+        alice.get_by_test_id("new-uri").text_content()
+    )
 
     owner_admin = make_member(
         world.owner, Membership.Role.ADMIN, email="security@company-a.example", mfa=False
@@ -242,3 +260,14 @@ def test_credentials_uri_and_the_owners_view_in_the_browser(
     with pytest.raises(Exception) as stopped:
         ecs_instance_names(ecs)
     assert getattr(stopped.value, "code", "") in ("Forbidden.RAM", "NoPermission")
+
+    # Nobody is left on the role: the page says lifting re-attaches nothing, and it does not.
+    expect(owner.get_by_test_id("lift-effect")).to_contain_text(
+        "Nothing to re-attach: no partner is on this role now"
+    )
+    owner.get_by_test_id("lift").click()
+    expect(owner.locator("body")).to_contain_text("Nothing to re-attach")
+    expect(owner.locator("body")).not_to_contain_text("being attached again")
+    shot(owner, "17-owner-lifts-with-nobody-left")
+    assert world.drain() == []
+    assert world.owner_root().list_policies_for_role(world.role_name) == []

@@ -300,9 +300,13 @@ def test_cut_off_stops_credentials_already_issued(partner_world: PartnerWorld) -
     assert _denied(stopped.value)
     assert Delegation.objects.get(pk=delegation.pk).status == Delegation.Status.REVOKED
 
-    # Lifting it puts the policies back (for any partner still on the role).
-    services.role_cut_off_lift(cut_off=cut, lifted_by=world.owner_admin, with_mfa=True)
-    world.drain()
+    # Nobody is on the role any more: lifting attaches nothing (issue 18 item 3); the next
+    # grant does, and the credentials issued before the cut-off work again only then.
+    lift = services.role_cut_off_lift(cut_off=cut, lifted_by=world.owner_admin, with_mfa=True)
+    assert lift.changed and not lift.occupancy.anyone
+    assert world.drain() == []
+    assert world.owner_root().list_policies_for_role(world.role_name) == []
+    world.active_delegation()
     assert {p.key for p in world.owner_root().list_policies_for_role(world.role_name)} == {
         ("System", "AliyunECSFullAccess")
     }
