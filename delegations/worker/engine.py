@@ -611,6 +611,49 @@ class Subject(ABC):
     def describe(self) -> str:
         """The subject in a sentence shown to people ("The role X", "The policy Y")."""
 
+    def behind_own_write(self, actual: Any) -> bool:
+        """Whether a read still shows the state before the portal's own last write (a lagging
+        read): planning from it would undo that write or miss what changed since."""
+        return False
+
+    def wrote(self, *, seen: list[Any], written: Any) -> None:
+        """A write succeeded. `seen` are the reads since the previous write (the one the plan
+        came from and any re-read before it), `written` the state the write asked for: what
+        the reads showed and the write did not keep is the subject's to report. By default
+        there is nothing to report."""
+        return None
+
+
+def settle_seconds() -> float:
+    """How long to wait after a read before trusting it enough to write (RAM reads may show
+    a document from before someone's write for a few seconds)."""
+    return float(setting("PORTAL_RAM_READ_SETTLE_SECONDS", 0.0))
+
+
+def read_after_own_write(subject: Subject, read: Callable[[Any], Any], expected: Any) -> Any:
+    """Read, and read again with backoff while the read still shows the state before the
+    portal's last write (RAM offers no conditional update: a plan from such a read would write
+    the old state back). The subject stops calling a read lagging once its write is older than
+    RAM's lag could be, so this ends: a state that outlasts it is someone's real change."""
+    actual = read(expected)
+    delay = setting("PORTAL_RECONCILE_VERIFY_FIRST_DELAY_SECONDS", 0.05)
+    while subject.behind_own_write(actual):
+        logger.info("%s reads as before the portal's last write; reading again.", subject)
+        time.sleep(delay)
+        delay = min(delay * 2, 1.0)
+        subject.lease.renew()
+        actual = read(expected)
+    return actual
+
+
+def wait_renewing(seconds: float, *, lease: Lease) -> None:
+    """Sleep `seconds`, renewing the lease often enough that it never runs out meanwhile."""
+    step = max(0.05, lease.duration.total_seconds() / 3)
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(step, left))
+        lease.renew()
+
 
 def converge(subject: Subject, *, client: CloudClient) -> Any:
     """Read, plan, act, verify; again while the cloud keeps surprising us (bounded). Returns
@@ -620,24 +663,46 @@ def converge(subject: Subject, *, client: CloudClient) -> Any:
     def read(expected: Any) -> Any:
         return with_retries(lambda: subject.read(expected=expected), lease=lease)
 
-    actual = read(NOT_READ_YET)
+    def fresh_read(expected: Any) -> Any:
+        actual = read_after_own_write(subject, read, expected)
+        seen.append(actual)
+        return actual
+
+    settle = settle_seconds()
+    seen: list[Any] = []  # the reads since the last write, for `Subject.wrote`
+    actual = fresh_read(NOT_READ_YET)
+    settled = False
     for _ in range(int(setting("PORTAL_RECONCILE_MAX_REPLANS", 4))):
         plan = subject.plan(actual)
         if not plan.ops:
             return actual
+        if settle > 0 and not settled:
+            # The read may show the document from before someone's write of a moment ago: a
+            # write planned from it would drop what they added or bring back what they
+            # removed. Read again once any such lag has passed, and plan from that.
+            wait_renewing(settle, lease=lease)
+            actual = fresh_read(actual)
+            settled = True
+            plan = subject.plan(actual)
+            if not plan.ops:
+                return actual
         try:
             for op in plan.ops:
                 mutate(client=client, recorder=recorder, op=op)
         except Replan:
-            actual = read(actual)
+            actual = fresh_read(actual)
+            settled = False
             continue
+        subject.wrote(seen=seen, written=plan.expected)
+        seen = []
         verified = verify(subject, expected=plan.expected, read=read)
         if verified is not None:
             return verified
         # Not what we wrote after waiting out any stale window (or a state the engine cannot
         # tell from "never matched": the next plan finds nothing left to do): someone else
         # changed the subject meanwhile. Plan again from what is there now.
-        actual = read(plan.expected)
+        actual = fresh_read(plan.expected)
+        settled = False
     raise TransientCloudFailure(
         CloudError(
             code="ReconcileDidNotSettle",

@@ -42,6 +42,7 @@ from delegations.models import (
 )
 from delegations.role_state import desired_role_for
 from delegations.worker.drift import (
+    NOT_KEPT_BY_WRITE,
     accepted_as_unmanaged,
     drift_clear,
     drift_record,
@@ -147,6 +148,8 @@ def _apply_findings(managed_role: ManagedRole, found: list[Difference]) -> tuple
         new += 1
     cleared = 0
     for key, finding in open_before.items():
+        if (finding.details or {}).get(NOT_KEPT_BY_WRITE):
+            continue  # about a principal no longer there by definition: the owner decides
         if key not in current:
             drift_clear(finding=finding)
             cleared += 1
