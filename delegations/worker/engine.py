@@ -28,8 +28,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
+import threading
 import time
-import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -37,7 +37,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
@@ -48,6 +48,7 @@ from audit.services import audit_record
 from cloud.client import CloudClient
 from cloud.errors import CloudError
 from delegations.models import CloudCall, LeasedModel, OutboxMessage
+from delegations.worker.incarnation import lease_token
 
 logger = logging.getLogger(__name__)
 
@@ -61,9 +62,15 @@ def setting(name: str, default: float) -> float:
 
 
 def lease_duration() -> dt.timedelta:
-    """How long a claimed subject stays locked without renewal. Renewed before every mutating
-    call and while verifying, so it only has to outlast one call plus one wait."""
-    return dt.timedelta(seconds=setting("PORTAL_ROLE_LEASE_SECONDS", 120))
+    """How long a claimed subject stays locked without renewal. A run renews it before every
+    mutating call, while waiting, and from a heartbeat thread, so it can be short: it is how
+    long the work of a worker that died waits for another one."""
+    return dt.timedelta(seconds=setting("PORTAL_ROLE_LEASE_SECONDS", 30))
+
+
+def heartbeat_interval(duration: dt.timedelta) -> float:
+    """Seconds between heartbeats: the setting, but at least three beats per lease."""
+    return min(setting("PORTAL_LEASE_HEARTBEAT_SECONDS", 10), duration.total_seconds() / 3)
 
 
 # --- outcomes and errors ---------------------------------------------------------------------
@@ -152,7 +159,9 @@ class Lease:
 
     def __init__(self, pk: Any, *, duration: dt.timedelta | None = None) -> None:
         self.pk = pk
-        self.token = uuid.uuid4().hex
+        # Names the worker and its incarnation (see `incarnation`): a restarted worker frees
+        # what its previous incarnation held.
+        self.token = lease_token()
         self.duration = duration or lease_duration()
 
     def __str__(self) -> str:
@@ -198,11 +207,51 @@ class Lease:
             raise LeaseLost(f"Lost the lease on {self}.")
         return False
 
+    def beat(self) -> bool:
+        """Extend the lease if we still hold it (the heartbeat); False once it is lost."""
+        return bool(self._mine().update(locked_until=timezone.now() + self.duration))
+
     def release(self, *, applied_version: int | None = None) -> None:
         changes: dict[str, Any] = {"locked_by": "", "locked_until": None}
         if applied_version is not None:
             changes["applied_version"] = applied_version
         self._mine().update(**changes)
+
+
+class Heartbeat:
+    """Renews a lease from a thread of its own while a run holds it, so the lease can be
+    short (a dead worker's work waits only that long) even when one cloud call or one wait
+    lasts longer than it. The run's own renewals still fence it: a beat never takes a lease
+    back, it only extends one still held."""
+
+    def __init__(self, lease: Lease) -> None:
+        self.lease = lease
+        self.interval = heartbeat_interval(lease.duration)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"lease-heartbeat {lease}", daemon=True
+        )
+
+    def __enter__(self) -> Heartbeat:
+        if self.interval > 0:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(self.interval + 5)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(self.interval):
+                try:
+                    if not self.lease.beat():
+                        return  # lost: the run finds out at its next renewal
+                except Exception:  # a beat that fails is retried at the next interval
+                    logger.warning("Lease heartbeat on %s failed.", self.lease, exc_info=True)
+        finally:
+            connections.close_all()  # this thread's own connections only
 
 
 def give_up(*, model: type[LeasedModel], pk: Any, kind: str, info: FailureInfo) -> None:
@@ -841,7 +890,8 @@ def reconcile_under_lease(reconciler: Reconciler) -> Report:
         reconciler.report.outcome = ReconcileOutcome.BUSY
         return reconciler.report
     try:
-        return reconciler.run()
+        with Heartbeat(lease):
+            return reconciler.run()
     except LeaseLost:
         logger.warning("Lease on %s lost mid-run; the new holder goes on.", lease)
         reconciler.report.outcome = ReconcileOutcome.LEASE_LOST
