@@ -4,6 +4,11 @@
 commit. Publishing may fail (broker down); the row stays undone and `outbox_republish_due`,
 run periodically, publishes it again. Messages carry ids only, never secrets.
 
+A publish waits for the broker at most `PORTAL_BROKER_PUBLISH_TIMEOUT_SECONDS` and never
+retries: it runs after the commit of a web request (an approval, a revocation), and the row is
+safe in the database, so a dead broker costs the person one short timeout, not kombu's retry
+schedule (about 6 s per publish).
+
 Contract with the worker: the task named `delegations.run_outbox_message` (in
 `delegations.worker.tasks`) takes the message id, loads the row, does the work (idempotently),
 and sets `done_at`. It is published by name, so the outbox, which every sub-area writes to,
@@ -13,18 +18,16 @@ does not depend on the worker.
 import datetime as dt
 import logging
 
-from celery import current_app
+from celery import Celery, current_app
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from kombu.connection import Connection
 
 from delegations.models import ManagedRole, OutboxMessage
 
 logger = logging.getLogger(__name__)
-
-# A published message not done after this long is published again (the worker may have died
-# or the broker lost it). Reconciling is idempotent, so a duplicate costs only reads.
-REPUBLISH_AFTER = dt.timedelta(minutes=2)
 
 RUN_OUTBOX_MESSAGE = "delegations.run_outbox_message"
 
@@ -50,8 +53,6 @@ def outbox_publish(*, message_id: int) -> bool:
     when the broker cannot take it; it never raises, because it runs after a commit and the
     web response must not fail for work that is safely recorded."""
     try:
-        # retry=False: with the broker down, fail fast and let the dispatcher publish later
-        # rather than hold a web request open.
         _send(message_id)
     except Exception:
         logger.warning("Outbox message %s not published; the dispatcher will retry.", message_id)
@@ -63,25 +64,64 @@ def outbox_publish(*, message_id: int) -> bool:
     return True
 
 
+def republish_after() -> dt.timedelta:
+    """A published message not done after this long is published again (the worker may have
+    died or the broker lost it). Reconciling is idempotent, so a duplicate costs only reads."""
+    return dt.timedelta(seconds=getattr(settings, "PORTAL_OUTBOX_REPUBLISH_AFTER_SECONDS", 60))
+
+
 def outbox_republish_due(*, now: dt.datetime | None = None, limit: int = 500) -> int:
     """Publish every undone message that was never published or was published long ago.
-    Returns how many were published."""
+    Returns how many were published; stops at the first failure (the broker is down: the
+    next pass tries again, and nothing waits once per row)."""
     now = now or timezone.now()
     due = (
         OutboxMessage.objects.filter(done_at__isnull=True, available_at__lte=now)
-        .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lte=now - REPUBLISH_AFTER))
+        .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lte=now - republish_after()))
         .order_by("id")
         .values_list("id", flat=True)[:limit]
     )
-    return sum(1 for message_id in list(due) if outbox_publish(message_id=message_id))
+    published = 0
+    for message_id in list(due):
+        if not outbox_publish(message_id=message_id):
+            break
+        published += 1
+    return published
+
+
+def publish_timeout() -> float:
+    return float(getattr(settings, "PORTAL_BROKER_PUBLISH_TIMEOUT_SECONDS", 0.5))
+
+
+def bounded_broker_connection(app: Celery, timeout: float) -> Connection:
+    """A connection to the broker, established with one attempt: connecting and every socket
+    read wait at most `timeout` (a broker that accepts but never answers would otherwise hold
+    the caller forever)."""
+    connection = app.connection_for_write(
+        connect_timeout=timeout, transport_options={"socket_timeout": timeout}
+    )
+    try:
+        connection.ensure_connection(max_retries=0, timeout=timeout)
+    except BaseException:
+        connection.release()
+        raise
+    return connection
 
 
 def _send(message_id: int) -> None:
-    task = current_app.tasks.get(RUN_OUTBOX_MESSAGE)
-    if task is None:
-        # This process never imported the worker's tasks (a web process): by name.
-        current_app.send_task(RUN_OUTBOX_MESSAGE, args=[message_id], retry=False)
-    else:
-        # Through the task object when the process has it, so CELERY_TASK_ALWAYS_EAGER (the
-        # benchmarks) runs it in place; `send_task` ignores that setting.
+    app = current_app
+    task = app.tasks.get(RUN_OUTBOX_MESSAGE)
+    if task is not None and app.conf.task_always_eager:
+        # CELERY_TASK_ALWAYS_EAGER (the benchmarks) runs it in place; no broker involved.
         task.apply_async(args=[message_id], retry=False)
+        return
+    timeout = publish_timeout()
+    # One connection attempt, bounded in time, and no retry: kombu's defaults (connection
+    # retries with growing intervals, inside the publish too) are what held approvals for
+    # seconds while Redis was down.
+    with bounded_broker_connection(app, timeout) as connection:
+        if task is None:
+            # This process never imported the worker's tasks (a web process): by name.
+            app.send_task(RUN_OUTBOX_MESSAGE, args=[message_id], retry=False, connection=connection)
+        else:
+            task.apply_async(args=[message_id], retry=False, connection=connection)

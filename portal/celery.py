@@ -1,8 +1,13 @@
 """The Celery application: `celery -A portal worker` and `celery -A portal beat`."""
 
 import os
+from typing import Any
 
 from celery import Celery
+from celery.signals import celeryd_init, worker_ready
+from django.db import connections
+
+from delegations.worker.incarnation import worker_starting
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
@@ -12,3 +17,24 @@ app = Celery(
 )
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@celeryd_init.connect
+def _worker_identity(sender: str | None = None, **kwargs: Any) -> None:
+    """A worker starts: a new incarnation of its node, set before the pool forks so every pool
+    process's lease tokens carry it (see delegations.worker.incarnation)."""
+    worker_starting(sender or "celery")
+
+
+@worker_ready.connect
+def _release_previous_incarnation(**kwargs: Any) -> None:
+    """Whatever this node's previous run still holds is dead work: free it and reconcile now,
+    rather than wait for its leases to expire and the sweep."""
+    # why: the restart module imports models, which exist only once Django has set up the
+    # apps, and this module is loaded before that (portal/__init__.py imports the app).
+    from delegations.worker.restart import release_previous_incarnations
+
+    try:
+        release_previous_incarnations()
+    finally:
+        connections.close_all()  # the pool processes open their own

@@ -5,6 +5,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from delegations.outbox import bounded_broker_connection, publish_timeout
 from portal.celery import app as celery_app
 
 
@@ -25,9 +26,13 @@ def _check_database() -> str | None:
 
 
 def _check_broker() -> str | None:
+    """One connection attempt bounded like a publish (`PORTAL_BROKER_PUBLISH_TIMEOUT_SECONDS`):
+    a probe that waits out kombu's retries would time out in the load balancer instead of
+    saying why."""
+    timeout = publish_timeout()
     try:
-        with celery_app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
+        with bounded_broker_connection(celery_app, timeout):
+            pass
     except Exception as exc:  # kombu raises transport-specific errors
         return f"broker unreachable: {type(exc).__name__}"
     return None

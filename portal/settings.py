@@ -300,7 +300,10 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": env.float("PORTAL_RECONCILER_INTERVAL_SECONDS", default=300.0),
     },
     # Free leases of dead workers; re-request roles stuck in applying/revoking.
-    "sweep-stuck-work": {"task": "delegations.sweep_stuck_work", "schedule": 60.0},
+    "sweep-stuck-work": {
+        "task": "delegations.sweep_stuck_work",
+        "schedule": env.float("PORTAL_SWEEP_INTERVAL_SECONDS", default=15.0),
+    },
     # Partner side: RAM users whose AssumeRole policy should change (ended delegations,
     # removed people, a replaced broker key) get a reconcile.
     "sync-partner-user-policies": {
@@ -320,8 +323,23 @@ CELERY_BEAT_SCHEDULE: dict = {
 }
 
 # --- The worker's reconciliation (delegations.worker.owner_role) -----------------------------
-# How long a worker holds a role's lock without renewing it (renewed before every call).
-PORTAL_ROLE_LEASE_SECONDS = env.int("PORTAL_ROLE_LEASE_SECONDS", default=120)
+# How long a worker holds a role's lock without renewing it. A live run renews it every
+# PORTAL_LEASE_HEARTBEAT_SECONDS; a dead worker's lease expires this long after its last beat.
+PORTAL_ROLE_LEASE_SECONDS = env.float("PORTAL_ROLE_LEASE_SECONDS", default=30.0)
+PORTAL_LEASE_HEARTBEAT_SECONDS = env.float("PORTAL_LEASE_HEARTBEAT_SECONDS", default=10.0)
+# RAM reads may show the previous trust policy for a few seconds after a write (anyone's):
+# before writing, the worker waits this long after its read and reads again. 0: no wait.
+PORTAL_RAM_READ_SETTLE_SECONDS = env.float(
+    "PORTAL_RAM_READ_SETTLE_SECONDS", default=0.0 if DEBUG or PORTAL_EMBEDDED else 5.0
+)
+# Outbox rows published but not done after this long are published again.
+PORTAL_OUTBOX_REPUBLISH_AFTER_SECONDS = env.float(
+    "PORTAL_OUTBOX_REPUBLISH_AFTER_SECONDS", default=60.0
+)
+# The longest a web request waits for the broker when publishing (one attempt, no retry).
+PORTAL_BROKER_PUBLISH_TIMEOUT_SECONDS = env.float(
+    "PORTAL_BROKER_PUBLISH_TIMEOUT_SECONDS", default=0.5
+)
 # After a write, how long to keep re-reading until the cloud shows it (RAM reads may be stale).
 PORTAL_RECONCILE_VERIFY_TIMEOUT_SECONDS = env.float(
     "PORTAL_RECONCILE_VERIFY_TIMEOUT_SECONDS", default=20.0

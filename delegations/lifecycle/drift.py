@@ -251,3 +251,50 @@ def record_unmanaged_principals(
             details={"seen_by": "reconcile"},
         )
     return len(reported)
+
+
+# Marks a finding about a principal the portal saw and its write did not keep: the cloud no
+# longer shows it, so the drift check must not clear it as "gone"; the owner decides.
+NOT_KEPT_BY_WRITE = "not_kept_by_write"
+
+
+def record_principals_not_kept(managed_role: ManagedRole, principals: list[str]) -> int:
+    """Principals not managed here that a read before the worker's write showed and the write
+    did not keep: either removed outside the portal meanwhile, or dropped because a read
+    lagged. The worker cannot tell which, so the owner hears of each once."""
+    accepted = accepted_as_unmanaged(managed_role)
+    reported = [p for p in principals if p not in accepted]
+    details = {
+        "seen_by": "reconcile",
+        NOT_KEPT_BY_WRITE: True,
+        "note": (
+            "Seen in the trust policy just before the portal wrote it, and not in what it "
+            "wrote: removed outside the portal meanwhile, or dropped because the cloud answered "
+            "with an old document. Add it back in RAM if it should stay."
+        ),
+    }
+    for principal in reported:
+        finding = drift_record(
+            managed_role=managed_role,
+            kind=Kind.UNMANAGED_PRINCIPAL_ADDED,
+            subject=principal,
+            details=details,
+        )
+        if not (finding.details or {}).get(NOT_KEPT_BY_WRITE):
+            # Reported earlier while it was there; what happened since is news to the owner.
+            _finding_not_kept(finding=finding, details=details)
+    return len(reported)
+
+
+@transaction.atomic
+def _finding_not_kept(*, finding: DriftFinding, details: dict[str, Any]) -> None:
+    locked = (
+        DriftFinding.objects.select_for_update(of=("self",))
+        .select_related("managed_role__cloud_account__organisation")
+        .get(pk=finding.pk)
+    )
+    if locked.resolved_at is not None or (locked.details or {}).get(NOT_KEPT_BY_WRITE):
+        return
+    locked.details = {**(locked.details or {}), **details}
+    locked.save(update_fields=["details"])
+    _audit_finding(finding=locked, action=AuditAction.DRIFT_DETECTED, actor=None, metadata=details)

@@ -5,8 +5,8 @@ policy and attached policies, `delegations.worker.owner_role`) and a partner RAM
 `portal-assume-<user>` policy (`delegations.worker.partner_policy`). Both are *subjects* of
 this engine, which owns the mechanism:
 
-* the lease (`Lease`): a conditional UPDATE on the subject's row (`locked_by/locked_until`),
-  renewed before every mutating call and while verifying, released only when the desired
+* the lease (`delegations.worker.lease`): a conditional UPDATE on the subject's row,
+  renewed before every mutating call and from a heartbeat, released only when the desired
   version did not move during the run, so no database transaction stays open during a cloud
   call and a change made meanwhile is never lost;
 * the recorder (`Recorder`): one `CloudCall` row and audit events per cloud request, the
@@ -25,20 +25,17 @@ A subject says only what differs: how to read its actual state and plan the call
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import random
 import time
-import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from django.conf import settings
 from django.db import transaction
-from django.db.models import Max, Q
+from django.db.models import Max
 from django.utils import timezone
 
 from accounts.models import Organisation
@@ -48,22 +45,13 @@ from audit.services import audit_record
 from cloud.client import CloudClient
 from cloud.errors import CloudError
 from delegations.models import CloudCall, LeasedModel, OutboxMessage
+from delegations.worker.lease import Heartbeat, Lease, LeaseLost, setting
 
 logger = logging.getLogger(__name__)
 
 # How a definite error answer to a mutating call is read (see `CloudOp.answer`).
 DONE = "done"  # the effect is already there: our earlier request succeeded, its answer was lost
 REPLAN = "replan"  # the cloud changed under us: read and plan again
-
-
-def setting(name: str, default: float) -> float:
-    return getattr(settings, name, default)
-
-
-def lease_duration() -> dt.timedelta:
-    """How long a claimed subject stays locked without renewal. Renewed before every mutating
-    call and while verifying, so it only has to outlast one call plus one wait."""
-    return dt.timedelta(seconds=setting("PORTAL_ROLE_LEASE_SECONDS", 120))
 
 
 # --- outcomes and errors ---------------------------------------------------------------------
@@ -85,10 +73,6 @@ class Report:
     rounds: int = 0
     mutating_calls: int = 0
     error_code: str = ""
-
-
-class LeaseLost(Exception):
-    """Another worker claimed the subject after our lease ran out; we must not touch it."""
 
 
 class TransientCloudFailure(Exception):
@@ -138,71 +122,6 @@ class PermanentFailure(Exception):
 
 class Replan(Exception):
     """The cloud answered in a way that means our read is out of date: read and plan again."""
-
-
-# --- the lease -------------------------------------------------------------------------------
-
-
-class Lease:
-    """The per-subject lock, held by a random token until `locked_until`, on a row of `model`
-    (a `LeasedModel`: `locked_by`, `locked_until`, `desired_version`, `applied_version`,
-    `last_reconciled_at`)."""
-
-    model: ClassVar[type[LeasedModel]]
-
-    def __init__(self, pk: Any, *, duration: dt.timedelta | None = None) -> None:
-        self.pk = pk
-        self.token = uuid.uuid4().hex
-        self.duration = duration or lease_duration()
-
-    def __str__(self) -> str:
-        return f"{self.model.__name__} {self.pk}"
-
-    def _mine(self):
-        return self.model._default_manager.filter(pk=self.pk, locked_by=self.token)
-
-    def claim(self) -> bool:
-        now = timezone.now()
-        claimed = (
-            self.model._default_manager.filter(pk=self.pk)
-            .filter(Q(locked_until__isnull=True) | Q(locked_until__lte=now))
-            .update(locked_by=self.token, locked_until=now + self.duration)
-        )
-        return claimed == 1
-
-    def renew(self, **row_changes: Any) -> None:
-        """Extend the lease (and save `row_changes` on the subject's row in the same UPDATE)."""
-        if not self._mine().update(locked_until=timezone.now() + self.duration, **row_changes):
-            raise LeaseLost(f"Lost the lease on {self}.")
-
-    def release_if_converged(self, *, version: int, **row_changes: Any) -> bool:
-        """Release and record `version` as applied, unless the desired state moved on while
-        we worked (then keep the lease and return False: the caller runs another round).
-        One UPDATE on the row the services bump, so it cannot miss a concurrent change."""
-        released = (
-            self._mine()
-            .filter(desired_version=version)
-            .update(
-                locked_by="",
-                locked_until=None,
-                applied_version=version,
-                last_reconciled_at=timezone.now(),
-                **row_changes,
-            )
-        )
-        if released:
-            return True
-        if row_changes:
-            self._mine().update(**row_changes)
-        if not self._mine().exists():
-            raise LeaseLost(f"Lost the lease on {self}.")
-        return False
-
-    def release(self, *, applied_version: int | None = None) -> None:
-        changes: dict[str, Any] = {"locked_by": "", "locked_until": None}
-        if applied_version is not None:
-            changes["applied_version"] = applied_version
-        self._mine().update(**changes)
 
 
 def give_up(*, model: type[LeasedModel], pk: Any, kind: str, info: FailureInfo) -> None:
@@ -611,6 +530,49 @@ class Subject(ABC):
     def describe(self) -> str:
         """The subject in a sentence shown to people ("The role X", "The policy Y")."""
 
+    def behind_own_write(self, actual: Any) -> bool:
+        """Whether a read still shows the state before the portal's own last write (a lagging
+        read): planning from it would undo that write or miss what changed since."""
+        return False
+
+    def wrote(self, *, seen: list[Any], written: Any) -> None:
+        """A write succeeded. `seen` are the reads since the previous write (the one the plan
+        came from and any re-read before it), `written` the state the write asked for: what
+        the reads showed and the write did not keep is the subject's to report. By default
+        there is nothing to report."""
+        return None
+
+
+def settle_seconds() -> float:
+    """How long to wait after a read before trusting it enough to write (RAM reads may show
+    a document from before someone's write for a few seconds)."""
+    return float(setting("PORTAL_RAM_READ_SETTLE_SECONDS", 0.0))
+
+
+def read_after_own_write(subject: Subject, read: Callable[[Any], Any], expected: Any) -> Any:
+    """Read, and read again with backoff while the read still shows the state before the
+    portal's last write (RAM offers no conditional update: a plan from such a read would write
+    the old state back). The subject stops calling a read lagging once its write is older than
+    RAM's lag could be, so this ends: a state that outlasts it is someone's real change."""
+    actual = read(expected)
+    delay = setting("PORTAL_RECONCILE_VERIFY_FIRST_DELAY_SECONDS", 0.05)
+    while subject.behind_own_write(actual):
+        logger.info("%s reads as before the portal's last write; reading again.", subject)
+        time.sleep(delay)
+        delay = min(delay * 2, 1.0)
+        subject.lease.renew()
+        actual = read(expected)
+    return actual
+
+
+def wait_renewing(seconds: float, *, lease: Lease) -> None:
+    """Sleep `seconds`, renewing the lease often enough that it never runs out meanwhile."""
+    step = max(0.05, lease.duration.total_seconds() / 3)
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(step, left))
+        lease.renew()
+
 
 def converge(subject: Subject, *, client: CloudClient) -> Any:
     """Read, plan, act, verify; again while the cloud keeps surprising us (bounded). Returns
@@ -620,24 +582,46 @@ def converge(subject: Subject, *, client: CloudClient) -> Any:
     def read(expected: Any) -> Any:
         return with_retries(lambda: subject.read(expected=expected), lease=lease)
 
-    actual = read(NOT_READ_YET)
+    def fresh_read(expected: Any) -> Any:
+        actual = read_after_own_write(subject, read, expected)
+        seen.append(actual)
+        return actual
+
+    settle = settle_seconds()
+    seen: list[Any] = []  # the reads since the last write, for `Subject.wrote`
+    actual = fresh_read(NOT_READ_YET)
+    settled = False
     for _ in range(int(setting("PORTAL_RECONCILE_MAX_REPLANS", 4))):
         plan = subject.plan(actual)
         if not plan.ops:
             return actual
+        if settle > 0 and not settled:
+            # The read may show the document from before someone's write of a moment ago: a
+            # write planned from it would drop what they added or bring back what they
+            # removed. Read again once any such lag has passed, and plan from that.
+            wait_renewing(settle, lease=lease)
+            actual = fresh_read(actual)
+            settled = True
+            plan = subject.plan(actual)
+            if not plan.ops:
+                return actual
         try:
             for op in plan.ops:
                 mutate(client=client, recorder=recorder, op=op)
         except Replan:
-            actual = read(actual)
+            actual = fresh_read(actual)
+            settled = False
             continue
+        subject.wrote(seen=seen, written=plan.expected)
+        seen = []
         verified = verify(subject, expected=plan.expected, read=read)
         if verified is not None:
             return verified
         # Not what we wrote after waiting out any stale window (or a state the engine cannot
         # tell from "never matched": the next plan finds nothing left to do): someone else
         # changed the subject meanwhile. Plan again from what is there now.
-        actual = read(plan.expected)
+        actual = fresh_read(plan.expected)
+        settled = False
     raise TransientCloudFailure(
         CloudError(
             code="ReconcileDidNotSettle",
@@ -776,7 +760,8 @@ def reconcile_under_lease(reconciler: Reconciler) -> Report:
         reconciler.report.outcome = ReconcileOutcome.BUSY
         return reconciler.report
     try:
-        return reconciler.run()
+        with Heartbeat(lease):
+            return reconciler.run()
     except LeaseLost:
         logger.warning("Lease on %s lost mid-run; the new holder goes on.", lease)
         reconciler.report.outcome = ReconcileOutcome.LEASE_LOST

@@ -40,12 +40,14 @@ only on a role that carries the portal's marker, which the planner checked under
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -54,7 +56,11 @@ from cloud.client import CloudClient
 from cloud.errors import CloudError
 from delegations import role_plan as planner
 from delegations.connection.services import cloud_account_credentials
-from delegations.lifecycle.drift import record_unmanaged_principals
+from delegations.lifecycle.drift import (
+    record_principals_not_kept,
+    record_unmanaged_principals,
+    unmanaged_principals,
+)
 from delegations.lifecycle.services import (
     DelegationConflict,
     delegation_mark_active,
@@ -77,7 +83,6 @@ from delegations.worker.engine import (
     REPLAN,
     CloudOp,
     FailureInfo,
-    Lease,
     PermanentFailure,
     Plan,
     Reconciler,
@@ -88,6 +93,9 @@ from delegations.worker.engine import (
     converge,
     give_up,
     reconcile_under_lease,
+)
+from delegations.worker.lease import (
+    Lease,
 )
 
 logger = logging.getLogger(__name__)
@@ -215,6 +223,9 @@ def _summary(op: planner.Operation, before: planner.ActualRole | None) -> dict[s
         summary.update(
             principals_added=sorted(after - previous),
             principals_removed=sorted(previous - after),
+            # The whole set the write leaves, so a later run can tell whether a read shows it
+            # (`last_trust_write`); with the two lists above it also gives the set before.
+            trust_principals=sorted(after),
         )
     session = getattr(op, "max_session_duration", None)
     if session is not None:
@@ -297,6 +308,61 @@ def role_op(op: planner.Operation, *, before: planner.ActualRole | None) -> Clou
         send=lambda client: _send(client, op),
         answer=lambda error: _answer(op, error),
     )
+
+
+# --- the portal's own last write --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrustWrite:
+    """The principals before and after the portal's last trust-policy write to a role."""
+
+    before: frozenset[str]
+    after: frozenset[str]
+    finished_at: Any
+
+
+def last_trust_write(managed_role: ManagedRole) -> TrustWrite | None:
+    """The portal's last CreateRole/UpdateRole of the role, from its `CloudCall`. None when
+    there is none, or when a later DeleteRole removed what it wrote, or when the last such call
+    has no known outcome (a worker died waiting for it): then nobody knows what the cloud
+    should show, and the read is the truth."""
+    call = (
+        CloudCall.objects.filter(
+            managed_role=managed_role,
+            mutating=True,
+            action__in=("CreateRole", "UpdateRole", "DeleteRole"),
+        )
+        .exclude(outcome=CloudCall.Outcome.ERROR)
+        .order_by("-id")
+        .only("action", "outcome", "request_summary", "finished_at")
+        .first()
+    )
+    if (
+        call is None
+        or call.outcome != CloudCall.Outcome.OK
+        or "trust_principals" not in (call.request_summary or {})
+    ):
+        return None
+    summary = call.request_summary
+    after = frozenset(summary["trust_principals"])
+    before = (after - set(summary.get("principals_added", ()))) | set(
+        summary.get("principals_removed", ())
+    )
+    return TrustWrite(before=before, after=after, finished_at=call.finished_at)
+
+
+def read_lags_write(write: TrustWrite | None, actual: planner.ActualRole | None) -> bool:
+    """Whether `actual` shows exactly the principals from before `write` (not after it), while
+    RAM may still lag that write (`PORTAL_RECONCILE_VERIFY_TIMEOUT_SECONDS`, the longest the
+    worker waits for its own writes to show). Any other set is someone's newer change."""
+    if write is None or write.finished_at is None:
+        return False
+    lag = dt.timedelta(seconds=getattr(settings, "PORTAL_RECONCILE_VERIFY_TIMEOUT_SECONDS", 20))
+    if write.finished_at < timezone.now() - lag:
+        return False
+    present = trusted_principals(actual)
+    return present != write.after and present == write.before
 
 
 # --- transitions -----------------------------------------------------------------------------
@@ -401,6 +467,11 @@ class RoleSubject(Subject):
         self.lease = lease
         self.recorder = recorder
         self.clients = clients
+        # Principals not managed here that a read before a write showed and the write did
+        # not keep (removed outside the portal meanwhile, or a read that lagged): reported.
+        self.not_kept: set[str] = set()
+        self.wrote_this_round = False
+        self.last_write: TrustWrite | None = None
 
     def read(self, *, expected: Any) -> planner.ActualRole | None:
         """Both reads side by side when the role should exist."""
@@ -429,6 +500,27 @@ class RoleSubject(Subject):
 
     def describe(self) -> str:
         return f"The role {self.managed_role.role_name}"
+
+    def behind_own_write(self, actual: Any) -> bool:
+        if self.wrote_this_round:
+            # This round's writes are not recorded yet; the round verified them itself.
+            return read_lags_write(self.last_write, actual)
+        return read_lags_write(last_trust_write(self.managed_role), actual)
+
+    def wrote(self, *, seen: list[Any], written: Any) -> None:
+        kept = trusted_principals(written)
+        for read in seen:
+            self.not_kept |= unmanaged_principals(self.managed_role, read) - kept
+        self.wrote_this_round = True
+        self.last_write = (
+            TrustWrite(
+                before=trusted_principals(seen[-1]) if seen else frozenset(),
+                after=kept,
+                finished_at=timezone.now(),
+            )
+            if written is not None
+            else None
+        )
 
 
 class _RoleReconciler(Reconciler):
@@ -513,6 +605,9 @@ class _RoleReconciler(Reconciler):
         finally:
             self.report.mutating_calls += recorder.mutations_sent
         self._finish(managed_role, recorder, _Round(applying, leaving, verified=actual))
+        record_principals_not_kept(
+            managed_role, sorted(subject.not_kept - trusted_principals(actual))
+        )
 
     def _finish(self, managed_role: ManagedRole, recorder: Recorder, round_: _Round) -> None:
         """Move the delegations the verified state settles (with the round's cloud answers, in

@@ -41,7 +41,6 @@ from delegations.worker.engine import (
     REPLAN,
     CloudOp,
     FailureInfo,
-    Lease,
     PermanentFailure,
     Plan,
     Reconciler,
@@ -51,6 +50,9 @@ from delegations.worker.engine import (
     converge,
     give_up,
     reconcile_under_lease,
+)
+from delegations.worker.lease import (
+    Lease,
 )
 
 logger = logging.getLogger(__name__)

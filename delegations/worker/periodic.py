@@ -31,6 +31,7 @@ from cloud import policies
 from cloud.errors import CloudError
 from delegations import role_plan as planner
 from delegations.lifecycle.drift import (
+    NOT_KEPT_BY_WRITE,
     accepted_as_unmanaged,
     drift_clear,
     drift_record,
@@ -147,6 +148,8 @@ def _apply_findings(managed_role: ManagedRole, found: list[Difference]) -> tuple
         new += 1
     cleared = 0
     for key, finding in open_before.items():
+        if (finding.details or {}).get(NOT_KEPT_BY_WRITE):
+            continue  # about a principal no longer there by definition: the owner decides
         if key not in current:
             drift_clear(finding=finding)
             cleared += 1

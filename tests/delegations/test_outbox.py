@@ -21,7 +21,7 @@ class FakeTask:
         self.fail = fail
         self.sent: list[list[object]] = []
 
-    def apply_async(self, *, args: list[object], retry: bool) -> None:
+    def apply_async(self, *, args: list[object], retry: bool, connection: object = None) -> None:
         assert retry is False  # never hang a web request on a dead broker
         if self.fail:
             raise ConnectionRefusedError("broker down")
@@ -105,7 +105,10 @@ def test_a_process_without_the_worker_tasks_publishes_by_name(
     )
     message = OutboxMessage.objects.create(kind="reconcile_role", object_id="1")
     assert outbox.outbox_publish(message_id=message.pk) is True
-    assert sent == [("delegations.run_outbox_message", {"args": [message.pk], "retry": False})]
+    ((name, options),) = sent
+    assert name == "delegations.run_outbox_message"
+    assert options["args"] == [message.pk] and options["retry"] is False
+    assert options["connection"] is not None  # the bounded one, not kombu's retrying pool
 
 
 def test_the_worker_registers_the_task_the_outbox_names() -> None:

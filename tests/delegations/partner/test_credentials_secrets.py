@@ -130,7 +130,8 @@ def test_secrets_appear_only_in_their_one_reveal(
     # The broker: publish every outbox row for real and keep the serialised messages.
     published = []
 
-    def capture(*, args=(), kwargs=None, **options):
+    def capture(*, args=(), kwargs=None, connection=None, **options):
+        # The connection is the transport the message goes through, not part of it.
         published.append(json.dumps({"args": list(args), "kwargs": kwargs or {}, **options}))
 
     monkeypatch.setattr(run_outbox_message, "apply_async", capture)

@@ -14,7 +14,12 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from delegations.models import CloudCall, Delegation
 from delegations.worker import owner_role as apply
-from delegations.worker.engine import ReconcileOutcome, lease_duration
+from delegations.worker.engine import (
+    ReconcileOutcome,
+)
+from delegations.worker.lease import (
+    lease_duration,
+)
 from delegations.worker.periodic import managed_roles_sweep_stuck
 
 Status = Delegation.Status

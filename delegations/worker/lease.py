@@ -1,0 +1,149 @@
+"""The lease on a subject's row: who may reconcile it now, and for how long.
+
+A conditional UPDATE on the subject's row (`locked_by/locked_until`), renewed before every
+mutating call and from a heartbeat thread, released only when the desired version did not
+move during the run. No database transaction stays open during a cloud call, and a change
+made meanwhile is never lost. The token names the worker and its incarnation
+(`delegations.worker.incarnation`), so a restarted worker can free what it held before.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from typing import Any, ClassVar
+
+from django.conf import settings
+from django.db import connections
+from django.db.models import Q
+from django.utils import timezone
+
+from delegations.models import LeasedModel
+from delegations.worker.incarnation import lease_token
+
+logger = logging.getLogger(__name__)
+
+
+def setting(name: str, default: float) -> float:
+    return getattr(settings, name, default)
+
+
+def lease_duration() -> dt.timedelta:
+    """How long a claimed subject stays locked without renewal. A run renews it before every
+    mutating call, while waiting, and from a heartbeat thread, so it can be short: it is how
+    long the work of a worker that died waits for another one."""
+    return dt.timedelta(seconds=setting("PORTAL_ROLE_LEASE_SECONDS", 30))
+
+
+def heartbeat_interval(duration: dt.timedelta) -> float:
+    """Seconds between heartbeats: the setting, but at least three beats per lease."""
+    return min(setting("PORTAL_LEASE_HEARTBEAT_SECONDS", 10), duration.total_seconds() / 3)
+
+
+class LeaseLost(Exception):
+    """Another worker claimed the subject after our lease ran out; we must not touch it."""
+
+
+class Lease:
+    """The per-subject lock, held by a random token until `locked_until`, on a row of `model`
+    (a `LeasedModel`: `locked_by`, `locked_until`, `desired_version`, `applied_version`,
+    `last_reconciled_at`)."""
+
+    model: ClassVar[type[LeasedModel]]
+
+    def __init__(self, pk: Any, *, duration: dt.timedelta | None = None) -> None:
+        self.pk = pk
+        # Names the worker and its incarnation (see `incarnation`): a restarted worker frees
+        # what its previous incarnation held.
+        self.token = lease_token()
+        self.duration = duration or lease_duration()
+
+    def __str__(self) -> str:
+        return f"{self.model.__name__} {self.pk}"
+
+    def _mine(self):
+        return self.model._default_manager.filter(pk=self.pk, locked_by=self.token)
+
+    def claim(self) -> bool:
+        now = timezone.now()
+        claimed = (
+            self.model._default_manager.filter(pk=self.pk)
+            .filter(Q(locked_until__isnull=True) | Q(locked_until__lte=now))
+            .update(locked_by=self.token, locked_until=now + self.duration)
+        )
+        return claimed == 1
+
+    def renew(self, **row_changes: Any) -> None:
+        """Extend the lease (and save `row_changes` on the subject's row in the same UPDATE)."""
+        if not self._mine().update(locked_until=timezone.now() + self.duration, **row_changes):
+            raise LeaseLost(f"Lost the lease on {self}.")
+
+    def release_if_converged(self, *, version: int, **row_changes: Any) -> bool:
+        """Release and record `version` as applied, unless the desired state moved on while
+        we worked (then keep the lease and return False: the caller runs another round).
+        One UPDATE on the row the services bump, so it cannot miss a concurrent change."""
+        released = (
+            self._mine()
+            .filter(desired_version=version)
+            .update(
+                locked_by="",
+                locked_until=None,
+                applied_version=version,
+                last_reconciled_at=timezone.now(),
+                **row_changes,
+            )
+        )
+        if released:
+            return True
+        if row_changes:
+            self._mine().update(**row_changes)
+        if not self._mine().exists():
+            raise LeaseLost(f"Lost the lease on {self}.")
+        return False
+
+    def beat(self) -> bool:
+        """Extend the lease if we still hold it (the heartbeat); False once it is lost."""
+        return bool(self._mine().update(locked_until=timezone.now() + self.duration))
+
+    def release(self, *, applied_version: int | None = None) -> None:
+        changes: dict[str, Any] = {"locked_by": "", "locked_until": None}
+        if applied_version is not None:
+            changes["applied_version"] = applied_version
+        self._mine().update(**changes)
+
+
+class Heartbeat:
+    """Renews a lease from a thread of its own while a run holds it, so the lease can be
+    short (a dead worker's work waits only that long) even when one cloud call or one wait
+    lasts longer than it. The run's own renewals still fence it: a beat never takes a lease
+    back, it only extends one still held."""
+
+    def __init__(self, lease: Lease) -> None:
+        self.lease = lease
+        self.interval = heartbeat_interval(lease.duration)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"lease-heartbeat {lease}", daemon=True
+        )
+
+    def __enter__(self) -> Heartbeat:
+        if self.interval > 0:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(self.interval + 5)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(self.interval):
+                try:
+                    if not self.lease.beat():
+                        return  # lost: the run finds out at its next renewal
+                except Exception:  # a beat that fails is retried at the next interval
+                    logger.warning("Lease heartbeat on %s failed.", self.lease, exc_info=True)
+        finally:
+            connections.close_all()  # this thread's own connections only

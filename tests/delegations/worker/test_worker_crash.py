@@ -1,0 +1,141 @@
+"""Issue 19, item 3: recovery after a worker crash.
+
+The kill-anywhere test runs `benchmarks/worker_crash_recovery.py` with short leases: real
+Celery worker processes (solo pool), beat, cloudsim with latency, a SQLite file and the
+filesystem broker; it SIGKILLs the worker holding the role's lease mid-reconcile, 10 times
+with another worker alive (it converges once the lease expires and the sweep re-requests the
+role) and 10 times when the only worker restarts at once (it frees its previous incarnation's
+lease, which is long here, so nothing else could converge it in time), and checks each
+revocation reached the cloud within the issue's targets (60 s and 30 s).
+
+The faster tests below pin the pieces: incarnations, the heartbeat, and the sweep's setting."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.utils import timezone
+
+from delegations.models import ManagedRole, OutboxMessage
+from delegations.worker import incarnation, restart
+from delegations.worker.lease import (
+    Heartbeat,
+    lease_duration,
+)
+from delegations.worker.owner_role import RoleLease
+from tests.delegations.factories import ManagedRoleFactory
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_a_worker_killed_mid_reconcile_converges_every_time() -> None:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE"}
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/worker_crash_recovery.py",
+            "--kills-alive=10",
+            "--kills-restart=10",
+            "--lease-seconds=3",
+            "--sweep-seconds=1",
+            "--restart-lease-seconds=120",
+            "--json",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=540,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    for name, phase in results["phases"].items():
+        assert phase["kills"] == 10, (name, phase)
+        assert phase["not_converged"] == 0, (name, phase)
+        assert phase["converged"] == 10, (name, phase)
+    assert results["pending_cloud_calls_left"] == 0
+
+
+@pytest.mark.django_db
+def test_a_restarted_worker_frees_only_its_previous_incarnations_leases(monkeypatch) -> None:
+    for name in (incarnation.NODE_ENV, incarnation.INCARNATION_ENV):
+        monkeypatch.delenv(name, raising=False)
+    until = timezone.now() + dt.timedelta(minutes=10)
+    old = incarnation.worker_starting("w1@host")
+    held_before = ManagedRoleFactory(locked_by=f"{old.prefix}aaaa", locked_until=until)
+    other_node = ManagedRoleFactory(
+        locked_by=f"{incarnation.node_key('w2@host')}.12345678.bbbb", locked_until=until
+    )
+    new = incarnation.worker_starting("w1@host")
+    held_now = ManagedRoleFactory(locked_by=f"{new.prefix}cccc", locked_until=until)
+    assert new.node_key == old.node_key and new.incarnation != old.incarnation
+
+    freed = restart.release_previous_incarnations()
+
+    assert freed == {"managed_roles": 1, "partner_user_policies": 0}
+    assert ManagedRole.objects.get(pk=held_before.pk).locked_by == ""
+    assert ManagedRole.objects.get(pk=other_node.pk).locked_by == other_node.locked_by
+    assert ManagedRole.objects.get(pk=held_now.pk).locked_by == held_now.locked_by
+    # ...and its work is asked for again at once, through the outbox.
+    assert OutboxMessage.objects.filter(object_id=str(held_before.pk), done_at=None).exists()
+    assert ManagedRole.objects.get(pk=held_before.pk).desired_version == 1
+
+
+def test_lease_tokens_name_the_worker_and_fit_the_column(monkeypatch) -> None:
+    monkeypatch.setenv(incarnation.NODE_ENV, incarnation.node_key("celery@" + "h" * 200))
+    monkeypatch.setenv(incarnation.INCARNATION_ENV, "0badcafe")
+    token = RoleLease("x").token
+    assert token.startswith(incarnation.identity().prefix)
+    assert len(token) <= ManagedRole._meta.get_field("locked_by").max_length
+
+
+class CountingLease:
+    duration = dt.timedelta(seconds=0.3)
+
+    def __init__(self, held: int) -> None:
+        self.beats = 0
+        self.held = held
+        self.stopped = threading.Event()
+
+    def beat(self) -> bool:
+        self.beats += 1
+        if self.beats >= self.held:
+            self.stopped.set()
+            return False
+        return True
+
+
+def test_the_heartbeat_renews_until_the_lease_is_lost_and_stops_with_the_run() -> None:
+    lease = CountingLease(held=3)
+    with Heartbeat(lease) as heartbeat:  # type: ignore[arg-type]
+        assert lease.stopped.wait(10)
+        heartbeat._thread.join(10)
+        assert not heartbeat._thread.is_alive()  # a lost lease ends the beating
+    assert lease.beats == 3
+
+    running = CountingLease(held=10**6)
+    with Heartbeat(running) as heartbeat:  # type: ignore[arg-type]
+        pass
+    assert not heartbeat._thread.is_alive()  # the run's end ends it
+
+
+def test_leases_are_short_and_beaten_often_and_the_sweep_runs_often() -> None:
+    lease = lease_duration().total_seconds()
+    assert lease <= 30
+    assert lease / 3 >= django_settings.PORTAL_LEASE_HEARTBEAT_SECONDS
+    # Lease expiry + one sweep interval + a reconcile stay well inside the 60 s target.
+    sweep = django_settings.CELERY_BEAT_SCHEDULE["sweep-stuck-work"]["schedule"]
+    assert lease + sweep <= 45
+    assert django_settings.PORTAL_OUTBOX_REPUBLISH_AFTER_SECONDS <= 60
