@@ -65,6 +65,7 @@ MIDDLEWARE = [
     "accounts.middleware.CurrentOrganisationMiddleware",
     "accounts.middleware.AdminMfaRequiredMiddleware",
     "auditor.middleware.AuditorReadOnlyMiddleware",
+    "portal.errors.AuditFailureMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
