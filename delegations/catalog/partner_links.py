@@ -64,7 +64,7 @@ def _format_code(compact: str) -> str:
     )
 
 
-@sensitive_variables("compact")
+@sensitive_variables()
 @transaction.atomic
 def partner_link_create(
     *,
@@ -191,7 +191,7 @@ def _refusal_reason(*, link: PartnerLink | None, partner: Organisation) -> str |
     return None
 
 
-@sensitive_variables("code", "compact")
+@sensitive_variables()
 def partner_link_redeem(*, code: str, partner: Organisation, user: User) -> PartnerLink:
     """The link a partner admin's typed code names, if it is valid for their organisation.
 

@@ -385,7 +385,7 @@ def allowance_remove(request: AuthenticatedHttpRequest, allowance_id: str) -> Ht
 # --- partner links ---------------------------------------------------------------------------
 
 
-@sensitive_variables("new_code")
+@sensitive_variables()
 @require_http_methods(["GET", "POST"])
 @organisation_member_required(roles=[ADMIN])
 def partner_links(request: AuthenticatedHttpRequest) -> HttpResponse:

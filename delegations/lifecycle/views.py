@@ -13,7 +13,7 @@ from django.core.exceptions import BadRequest, PermissionDenied, ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import Organisation
@@ -425,6 +425,7 @@ def _redeem_code(request: AuthenticatedHttpRequest, partner: Organisation) -> Ht
     return _code_page(request, partner, form, status=400)
 
 
+@sensitive_variables()
 @sensitive_post_parameters("partner_link_code")
 @require_http_methods(["GET", "POST"])
 @organisation_member_required(roles=[ADMIN])
