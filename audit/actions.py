@@ -225,6 +225,32 @@ class AuditAction(StrEnum):
         "partner_link.revoked",
         ActionInfo(_OTHER, "An owner unlinked a partner organisation."),
     )
+    PARTNER_LINK_ACCEPTED = (
+        "partner_link.accepted",
+        ActionInfo(_OTHER, "A partner admin entered a partner link code and reached its owner."),
+    )
+    PARTNER_LINK_CODE_REFUSED = (
+        "partner_link.code_refused",
+        ActionInfo(
+            _OTHER,
+            "A partner admin entered a partner link code that is not valid for their "
+            "organisation (the partner's record: it says nothing of whose code it was).",
+        ),
+    )
+    PARTNER_LINK_USE_REFUSED = (
+        "partner_link.use_refused",
+        ActionInfo(
+            _OTHER,
+            "A partner link code was refused, and why (the owner's record; an unknown code is "
+            "recorded for the operators only).",
+        ),
+    )
+    PARTNER_LINK_USED_UP = (
+        "partner_link.used_up",
+        ActionInfo(
+            _OTHER, "A single-use partner link code was used by a request and stopped working."
+        ),
+    )
 
     # --- a delegation's lifecycle -----------------------------------------------------------
     DELEGATION_REQUESTED = (

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from django.db import models, transaction
+from django.db import DatabaseError, models, transaction
 from django.db.models import Subquery
 from django.utils import timezone
 
@@ -49,6 +49,13 @@ class AuditUnknownActionError(AuditValueError):
 
 class AuditChainError(AuditError):
     pass
+
+
+class AuditWriteError(AuditError):
+    """The database refused the event (full disk, lost connection, a broken constraint).
+
+    Raised in place of the database's own error, so that the pages can tell "the ledger could
+    not record this, so nothing changed" apart from any other failure."""
 
 
 _MAX_DEPTH = 20
@@ -282,6 +289,11 @@ def audit_record(
             outcome=outcome,
             actor_label=actor_label,
         )
+    except DatabaseError as exc:
+        transaction.set_rollback(True)
+        raise AuditWriteError(
+            "The audit event could not be written; the change is rolled back."
+        ) from exc
     except BaseException:
         # Fail closed even if the caller catches the exception and carries on.
         transaction.set_rollback(True)

@@ -1,6 +1,9 @@
 """Error pages: plain words, never a stack trace. Each shows the request id so a person can
 quote it and an operator can find the log lines."""
 
+import logging
+from collections.abc import Callable
+
 from django.http import (
     HttpRequest,
     HttpResponse,
@@ -8,11 +11,20 @@ from django.http import (
     HttpResponseForbidden,
     HttpResponseNotFound,
     HttpResponseServerError,
+    JsonResponse,
 )
 from django.template import loader
 from django.views.decorators.csrf import requires_csrf_token
 
+from audit.services import AuditError
 from core.request_id import current_request_id
+
+logger = logging.getLogger(__name__)
+
+# Clients that cannot read a page: the aliyun CLI and the SDKs fetch the credentials URI and
+# parse its JSON whatever the Accept header says.
+JSON_URL_NAMES = frozenset({"credentials_uri"})
+AUDIT_UNAVAILABLE_RETRY_AFTER_SECONDS = 30
 
 
 def _request_id(request: HttpRequest) -> str:
@@ -56,3 +68,65 @@ def server_error(request: HttpRequest) -> HttpResponse:
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     return HttpResponseForbidden(_render(request, "403_csrf.html"))
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    match = getattr(request, "resolver_match", None)
+    if match is not None and match.url_name in JSON_URL_NAMES:
+        return True
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def audit_unavailable(request: HttpRequest) -> HttpResponse:
+    """503: the ledger could not record a change, so the change was rolled back.
+
+    The portal writes no change without its audit event (`audit.services.audit_record` fails
+    closed), so "nothing was changed" is true and is what the person needs to hear."""
+    request_id = _request_id(request)
+    response: HttpResponse
+    if _wants_json(request):
+        response = JsonResponse(
+            {
+                "Code": "AuditUnavailable",
+                "Message": "The audit log could not record this, so nothing was changed. "
+                "Try again in a moment.",
+                "RequestId": request_id,
+            },
+            status=503,
+        )
+    else:
+        try:
+            body = _render(request, "503.html")
+        except Exception:  # the error page itself must never fail
+            body = (
+                "<h1>Nothing was changed</h1><p>The audit log could not record this. "
+                f"Try again in a moment.</p><p>Request id: {request_id}</p>"
+            )
+        response = HttpResponse(body, status=503)
+    response["Retry-After"] = str(AUDIT_UNAVAILABLE_RETRY_AFTER_SECONDS)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+class AuditFailureMiddleware:
+    """Answers a view's `AuditError` with `audit_unavailable` instead of a 500.
+
+    Listed last in MIDDLEWARE, so its `process_exception` runs first, before any other
+    middleware could turn the error into something else."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, AuditError):
+            return None
+        # Logged as an error with its traceback: an operator must fix the ledger, and the
+        # person's page shows only the request id that finds this line.
+        logger.error(
+            "The audit log refused an event; the change was rolled back.",
+            exc_info=(type(exception), exception, exception.__traceback__),
+        )
+        return audit_unavailable(request)

@@ -65,6 +65,7 @@ MIDDLEWARE = [
     "accounts.middleware.CurrentOrganisationMiddleware",
     "accounts.middleware.AdminMfaRequiredMiddleware",
     "auditor.middleware.AuditorReadOnlyMiddleware",
+    "portal.errors.AuditFailureMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -159,6 +160,10 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 CSRF_FAILURE_VIEW = "portal.errors.csrf_failure"
+# Error reports (the DEBUG page, the 500 email) hide what views mark sensitive, DEBUG or not,
+# and pass through the log redactors.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "core.error_reports.SecretSafeReporterFilter"
+DEFAULT_EXCEPTION_REPORTER = "core.error_reports.RedactingExceptionReporter"
 # Scripts only from our own static files: no inline script anywhere (a test scans every
 # template). Styles still allow inline `style` attributes, which the templates use for layout.
 # img data: is the TOTP enrolment QR code; frame-ancestors repeats X_FRAME_OPTIONS for

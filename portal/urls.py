@@ -1,14 +1,54 @@
+from collections.abc import Callable
+from typing import Any
+
+from allauth.mfa.base import views as mfa_views
+from allauth.mfa.recovery_codes import views as recovery_code_views
+from allauth.mfa.totp import views as totp_views
 from django.contrib import admin
 from django.urls import include, path
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from accounts import views as accounts_views
 from portal import errors, health
+
+
+def _secret_handling(view: Callable[..., Any]) -> Callable[..., Any]:
+    """allauth's MFA views, with every posted field and every local of every frame below
+    them kept out of error reports: they handle TOTP secrets, one-time codes and recovery
+    codes, and allauth marks only its password views."""
+    return sensitive_variables()(sensitive_post_parameters()(view))
+
+
+# Before allauth's own URLs, so these wrapped views answer the same paths and names.
+MFA_SECRET_VIEWS = [
+    ("accounts/2fa/", mfa_views.index, "mfa_index"),
+    ("accounts/2fa/authenticate/", mfa_views.authenticate, "mfa_authenticate"),
+    ("accounts/2fa/reauthenticate/", mfa_views.reauthenticate, "mfa_reauthenticate"),
+    ("accounts/2fa/totp/activate/", totp_views.activate_totp, "mfa_activate_totp"),
+    ("accounts/2fa/totp/deactivate/", totp_views.deactivate_totp, "mfa_deactivate_totp"),
+    (
+        "accounts/2fa/recovery-codes/",
+        recovery_code_views.view_recovery_codes,
+        "mfa_view_recovery_codes",
+    ),
+    (
+        "accounts/2fa/recovery-codes/generate/",
+        recovery_code_views.generate_recovery_codes,
+        "mfa_generate_recovery_codes",
+    ),
+    (
+        "accounts/2fa/recovery-codes/download/",
+        recovery_code_views.download_recovery_codes,
+        "mfa_download_recovery_codes",
+    ),
+]
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     # Before allauth's URLs: sign-up registers an organisation along with its first admin.
     path("accounts/signup/", accounts_views.organisation_signup, name="account_signup"),
+    *[path(route, _secret_handling(view), name=name) for route, view, name in MFA_SECRET_VIEWS],
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("delegations/", include("delegations.urls")),

@@ -15,12 +15,15 @@ from django import forms
 from django.utils import timezone
 
 from accounts.models import ACCOUNT_UID_MAX_LENGTH
+from delegations.catalog.partner_links import DEFAULT_EXPIRY_DAYS, MAX_EXPIRY_DAYS
 from delegations.catalog.services import (
     DESCRIPTION_MAX_LENGTH,
     LABEL_MAX_LENGTH,
     AvailablePolicy,
 )
 from delegations.models import MAX_SESSION_DURATION, MIN_SESSION_DURATION
+
+EXPIRY_CHOICES_DAYS = (1, 7, DEFAULT_EXPIRY_DAYS, 30, MAX_EXPIRY_DAYS)
 
 
 class CatalogRoleForm(forms.Form):
@@ -93,21 +96,28 @@ class PartnerAllowanceForm(forms.Form):
 
 
 class PartnerLinkForm(forms.Form):
-    NEVER = "never"
     label = forms.CharField(
         label="Label",
         max_length=200,
         required=False,
         help_text="Who it is for, e.g. “Company B operations”. Only you see it.",
     )
-    expires_in = forms.ChoiceField(
+    expires_in = forms.TypedChoiceField(
         label="Valid for",
-        choices=[("7", "7 days"), ("30", "30 days"), ("90", "90 days"), (NEVER, "Until revoked")],
-        initial="30",
+        choices=[(days, f"{days} day{'s' if days > 1 else ''}") for days in EXPIRY_CHOICES_DAYS],
+        coerce=int,
+        initial=DEFAULT_EXPIRY_DAYS,
+    )
+    partner_account_uid = forms.CharField(
+        label="Only for partner account (optional)",
+        max_length=ACCOUNT_UID_MAX_LENGTH,
+        required=False,
+        help_text="An account UID on your allow-list. Empty: any partner on your allow-list.",
+    )
+    single_use = forms.BooleanField(
+        label="Single use: the code stops working after the first request sent with it",
+        required=False,
     )
 
-    def expires_at(self) -> dt.datetime | None:
-        value = self.cleaned_data["expires_in"]
-        if value == self.NEVER:
-            return None
-        return timezone.now() + dt.timedelta(days=int(value))
+    def expires_at(self) -> dt.datetime:
+        return timezone.now() + dt.timedelta(days=self.cleaned_data["expires_in"])

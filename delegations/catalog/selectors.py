@@ -57,7 +57,7 @@ def partner_allowance_get_for_owner(
 
 
 def partner_links_for_owner(*, owner: Organisation) -> QuerySet[PartnerLink]:
-    return PartnerLink.objects.filter(organisation=owner).select_related("created_by")
+    return PartnerLink.objects.filter(organisation=owner).select_related("created_by", "used_by")
 
 
 def partner_link_get_for_owner(*, owner: Organisation, link_id: object) -> PartnerLink:

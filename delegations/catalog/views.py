@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import Organisation
@@ -384,30 +385,30 @@ def allowance_remove(request: AuthenticatedHttpRequest, allowance_id: str) -> Ht
 # --- partner links ---------------------------------------------------------------------------
 
 
+@sensitive_variables()
 @require_http_methods(["GET", "POST"])
 @organisation_member_required(roles=[ADMIN])
 def partner_links(request: AuthenticatedHttpRequest) -> HttpResponse:
     owner = _owner(request)
     new_code = ""
-    share_url = ""
+    new_link = None
     status = 200
     if request.method == "POST":
         form = PartnerLinkForm(request.POST)
         if form.is_valid():
             try:
-                _link, new_code = link_services.partner_link_create(
+                new_link, new_code = link_services.partner_link_create(
                     owner=owner,
                     created_by=request.user,
                     label=form.cleaned_data["label"],
                     expires_at=form.expires_at(),
+                    partner_account_uid=form.cleaned_data["partner_account_uid"],
+                    single_use=form.cleaned_data["single_use"],
                 )
             except ValidationError as error:
                 add_form_errors(form, error)
                 status = 400
             else:
-                share_url = request.build_absolute_uri(
-                    reverse("delegations:request") + f"?code={new_code}"
-                )
                 form = PartnerLinkForm()
         else:
             status = 400
@@ -423,7 +424,9 @@ def partner_links(request: AuthenticatedHttpRequest) -> HttpResponse:
                 "form": form,
                 "links": selectors.partner_links_for_owner(owner=owner),
                 "new_code": new_code,
-                "share_url": share_url,
+                "new_link": new_link,
+                # Where the partner types the code: the code itself never goes into a URL.
+                "request_url": request.build_absolute_uri(reverse("delegations:request")),
             },
             status=status,
         )
@@ -436,5 +439,5 @@ def partner_link_revoke(request: AuthenticatedHttpRequest, link_id: str) -> Http
     owner = _owner(request)
     link = selectors.partner_link_get_for_owner(owner=owner, link_id=link_id)
     link_services.partner_link_revoke(link=link, revoked_by=request.user)
-    messages.success(request, "The link no longer works.")
+    messages.success(request, f"The partner link code …{link.code_hint} no longer works.")
     return redirect("delegations:partner_links")

@@ -19,6 +19,7 @@ from django.forms import Form
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.permissions import (
@@ -144,6 +145,10 @@ def _save_key(
     return _key_form_page(request, form=form, replacing=replacing, status=400)
 
 
+# The posted AccessKey secret stays out of error reports, and so do the locals of every
+# frame below this view (the form's cleaned data, the services that try the key).
+@sensitive_variables()
+@sensitive_post_parameters("access_key_secret")
 @require_http_methods(["GET", "POST"])
 @organisation_member_required(roles=[ADMIN])
 def cloud_account_connect(request: AuthenticatedHttpRequest) -> HttpResponse:
@@ -173,6 +178,10 @@ def cloud_account_connect(request: AuthenticatedHttpRequest) -> HttpResponse:
     )
 
 
+# The posted AccessKey secret stays out of error reports, and so do the locals of every
+# frame below this view (the form's cleaned data, the services that try the key).
+@sensitive_variables()
+@sensitive_post_parameters("access_key_secret")
 @require_http_methods(["GET", "POST"])
 @organisation_member_required(roles=[ADMIN])
 def cloud_account_replace(request: AuthenticatedHttpRequest) -> HttpResponse:

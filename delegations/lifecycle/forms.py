@@ -12,7 +12,7 @@ from django.utils import timezone
 from accounts.models import Organisation
 from delegations.catalog.partner_links import CODE_MAX_INPUT_LENGTH
 from delegations.lifecycle.services import REASON_MAX_LENGTH
-from delegations.models import CatalogRole, DriftFinding, PartnerLink
+from delegations.models import CatalogRole, DriftFinding
 
 
 class _RoleChoiceField(forms.ModelChoiceField):
@@ -57,19 +57,26 @@ class _DurationMixin(forms.Form):
 _REASON_WIDGET = forms.Textarea(attrs={"rows": 3, "maxlength": REASON_MAX_LENGTH})
 
 
+class _UnechoedTextInput(forms.TextInput):
+    """A text box that never writes back what was posted: a refused code is not repeated
+    into the page."""
+
+    def format_value(self, value: Any) -> str | None:
+        return None
+
+
 class PartnerCodeForm(forms.Form):
-    code = forms.CharField(
-        label="Invitation code",
+    partner_link_code = forms.CharField(
+        label="Partner link code",
         max_length=CODE_MAX_INPUT_LENGTH,
-        help_text="The code (or link) the resource owner gave you, like ABCDE-FGHJK-LMNPQ-RSTUV.",
-        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+        help_text="The code the resource owner gave you, like ABCDE-FGHJK-LMNPQ-RSTUV.",
+        widget=_UnechoedTextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
 
 
 class RequestAccessForm(_DurationMixin):
-    """A partner admin's request, to the owner the code names."""
+    """A partner admin's request, to the owner whose partner link code they entered."""
 
-    code = forms.CharField(max_length=CODE_MAX_INPUT_LENGTH, widget=forms.HiddenInput)
     catalog_role = _RoleChoiceField(
         queryset=CatalogRole.objects.none(),
         label="Role",
@@ -83,11 +90,10 @@ class RequestAccessForm(_DurationMixin):
         help_text="The owner's admins read this when they decide.",
     )
 
-    field_order = ["code", "catalog_role", "reason", "duration", "ends_at"]
+    field_order = ["catalog_role", "reason", "duration", "ends_at"]
 
-    def __init__(self, *args: Any, link: PartnerLink, roles: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, roles: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.link = link
         cast(forms.ModelChoiceField, self.fields["catalog_role"]).queryset = roles
 
 

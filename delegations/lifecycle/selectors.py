@@ -14,13 +14,12 @@ from typing import Any
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
-from accounts.models import Organisation, hash_token
+from accounts.models import Organisation
 from audit.models import AuditEvent
 from audit.selectors import audit_events_visible_to
 from cloud import policies
 from core.web import parse_uuid
 from delegations import role_plan as planner
-from delegations.catalog.partner_links import partner_link_normalise_code
 from delegations.models import (
     DESIRED_PRESENT_STATUSES,
     WORKER_PENDING_STATUSES,
@@ -30,7 +29,6 @@ from delegations.models import (
     DriftFinding,
     ManagedRole,
     PartnerAllowance,
-    PartnerLink,
     RoleCutOff,
 )
 from delegations.role_state import desired_role_for
@@ -150,24 +148,6 @@ def partners_of_owner(*, owner: Organisation) -> QuerySet[Organisation]:
     return (
         Organisation.objects.filter(delegations_received__owner=owner).distinct().order_by("name")
     )
-
-
-# --- partner links ---------------------------------------------------------------------------
-
-
-def partner_link_get_by_code(*, code: str) -> PartnerLink | None:
-    """The usable link a typed or pasted code names, or None."""
-    compact = partner_link_normalise_code(code)
-    if not compact:
-        return None
-    link = (
-        PartnerLink.objects.select_related("organisation")
-        .filter(code_hash=hash_token(compact))
-        .first()
-    )
-    if link is None or not link.is_usable:
-        return None
-    return link
 
 
 # --- roles: the cloud's trust policy next to the portal's wish --------------------------------

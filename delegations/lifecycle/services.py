@@ -27,6 +27,7 @@ from audit.actions import AuditAction
 from audit.models import AuditEvent
 from audit.services import audit_record
 from cloud.errors import CloudError
+from delegations.catalog.partner_links import partner_link_use
 from delegations.catalog.services import catalog_role_high_privilege_now
 from delegations.models import (
     ALLOWED_TRANSITIONS,
@@ -341,11 +342,7 @@ def delegation_request(
 ) -> Delegation:
     """A partner admin asks an owner (found through `partner_link`) for a catalogue role."""
     _require_admin(user=requested_by, organisation=partner, doing="request access")
-    link = PartnerLink.objects.select_related("organisation").get(pk=partner_link.pk)
-    if not link.is_usable:
-        raise ValidationError(
-            "This invitation code is no longer valid; ask the owner for a new one."
-        )
+    link = partner_link_use(link=partner_link, partner=partner, used_by=requested_by)
     owner = link.organisation
     if catalog_role.organisation_id != owner.pk:
         raise ValidationError({"catalog_role": "This role is not in the owner's catalogue."})

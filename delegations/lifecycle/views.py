@@ -13,6 +13,7 @@ from django.core.exceptions import BadRequest, PermissionDenied, ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import Organisation
@@ -27,6 +28,7 @@ from accounts.permissions import (
     step_up,
 )
 from core.web import add_form_errors, no_store, report_refusal
+from delegations.catalog import partner_links
 from delegations.lifecycle import drift, selectors, services
 from delegations.lifecycle.forms import (
     ApproveForm,
@@ -391,32 +393,67 @@ def delegation_withdraw(request: AuthenticatedHttpRequest, delegation_id: str) -
 # --- starting a delegation -------------------------------------------------------------------
 
 
+# After a partner link code was accepted, the page keeps the link's id, never the code.
+PARTNER_LINK_SESSION_KEY = "delegations.request.partner_link_id"
+
+
+def _code_page(
+    request: AuthenticatedHttpRequest, partner: Organisation, form: PartnerCodeForm, status: int
+) -> HttpResponse:
+    return no_store(
+        render(
+            request,
+            "delegations/request_code.html",
+            {"organisation": partner, "code_form": form},
+            status=status,
+        )
+    )
+
+
+def _redeem_code(request: AuthenticatedHttpRequest, partner: Organisation) -> HttpResponse:
+    form = PartnerCodeForm(request.POST)
+    if form.is_valid():
+        try:
+            link = partner_links.partner_link_redeem(
+                code=form.cleaned_data["partner_link_code"], partner=partner, user=request.user
+            )
+        except partner_links.PartnerLinkRefused as refusal:
+            form.add_error("partner_link_code", str(refusal))
+        else:
+            request.session[PARTNER_LINK_SESSION_KEY] = str(link.pk)
+            return redirect("delegations:request")
+    return _code_page(request, partner, form, status=400)
+
+
+@sensitive_variables()
+@sensitive_post_parameters("partner_link_code")
 @require_http_methods(["GET", "POST"])
 @organisation_member_required(roles=[ADMIN])
 def delegation_request(request: AuthenticatedHttpRequest) -> HttpResponse:
-    """A partner admin enters an owner's code, then picks a role and says why and how long."""
+    """A partner admin enters an owner's partner link code, then picks a role and says why and
+    how long. The code is posted (never in a URL) and checked before anything of the owner is
+    shown; once accepted, the session keeps the link's id for the request form."""
     partner = _partner_organisation(request)
-    raw_code = (request.POST if request.method == "POST" else request.GET).get("code", "")
-    link = selectors.partner_link_get_by_code(code=raw_code) if raw_code else None
+    if request.method == "POST" and "partner_link_code" in request.POST:
+        return _redeem_code(request, partner)
+    if request.method == "POST" and "forget_code" in request.POST:
+        request.session.pop(PARTNER_LINK_SESSION_KEY, None)
+        return redirect("delegations:request")
+    link = partner_links.partner_link_for_partner(
+        link_id=request.session.get(PARTNER_LINK_SESSION_KEY), partner=partner
+    )
     if link is None:
-        code_form = PartnerCodeForm({"code": raw_code} if raw_code else None)
-        status = 200
-        if raw_code:
-            code_form.is_valid()
-            code_form.add_error(
-                "code", "This code is not valid or has expired. Ask the owner for a new one."
+        if request.session.pop(PARTNER_LINK_SESSION_KEY, None) is not None:
+            messages.info(
+                request, "The partner link code you entered no longer works. Enter a new one."
             )
-            status = 400 if request.method == "POST" else 200
-        return render(
-            request,
-            "delegations/request_code.html",
-            {"organisation": partner, "code_form": code_form},
-            status=status,
+        return _code_page(
+            request, partner, PartnerCodeForm(), status=400 if request.method == "POST" else 200
         )
     owner = link.organisation
     roles = selectors.catalog_roles_grantable(owner=owner)
     if request.method == "POST":
-        form = RequestAccessForm(request.POST, link=link, roles=roles)
+        form = RequestAccessForm(request.POST, roles=roles)
         if form.is_valid():
             try:
                 delegation = services.delegation_request(
@@ -434,7 +471,7 @@ def delegation_request(request: AuthenticatedHttpRequest) -> HttpResponse:
                 return redirect("delegations:detail", delegation_id=delegation.pk)
         status = 400
     else:
-        form = RequestAccessForm(link=link, roles=roles, initial={"code": raw_code})
+        form = RequestAccessForm(roles=roles)
         status = 200
     return render(
         request,

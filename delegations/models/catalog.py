@@ -129,6 +129,9 @@ class PartnerLink(models.Model):
 
     Only the SHA-256 of the code is stored (`accounts.models.hash_token`); the owner sees the
     code once, when it is created. `code_hint` (its last characters) tells links apart.
+    A code works only for partners on the owner's allow-list; the owner may also bind it to
+    one partner account UID and make it single use (used up by the first request sent
+    through it). Links made before codes expired by default may have no expiry.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -138,6 +141,19 @@ class PartnerLink(models.Model):
     label = models.CharField(max_length=200, blank=True)
     code_hash = models.CharField(max_length=64, unique=True, editable=False)
     code_hint = models.CharField(max_length=8, editable=False)
+    # Blank: any partner account on the owner's allow-list.
+    partner_account_uid = models.CharField(
+        max_length=ACCOUNT_UID_MAX_LENGTH, blank=True, validators=[validate_account_uid]
+    )
+    single_use = models.BooleanField(default=False)
+    used_at = models.DateTimeField(null=True, blank=True)
+    used_by = models.ForeignKey(
+        "accounts.Organisation",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
@@ -163,7 +179,13 @@ class PartnerLink(models.Model):
         return f"{self.label or 'Partner link'} (…{self.code_hint})"
 
     @property
+    def is_used_up(self) -> bool:
+        return self.single_use and self.used_at is not None
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    @property
     def is_usable(self) -> bool:
-        if self.revoked_at is not None:
-            return False
-        return self.expires_at is None or self.expires_at > timezone.now()
+        return self.revoked_at is None and not self.is_expired and not self.is_used_up

@@ -26,6 +26,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import Organisation
@@ -329,6 +330,8 @@ def _credentials_page(
     )
 
 
+# The STS secret and token it issues stay out of error reports (every frame below it too).
+@sensitive_variables()
 @never_cache
 @require_http_methods(["GET", "POST"])
 @organisation_member_required(roles=[STAFF])
@@ -436,6 +439,8 @@ def _uri_page(
     )
 
 
+# The new credentials-URI key stays out of error reports (every frame below it too).
+@sensitive_variables()
 @never_cache
 @require_http_methods(["GET", "POST"])
 @organisation_member_required(roles=[STAFF])
@@ -504,6 +509,9 @@ def _uri_error(
     return no_store(response, secret=True)
 
 
+# The key in the URL and the STS secret stay out of error reports (every frame below it too;
+# the URL itself is redacted by core.error_reports.RedactingExceptionReporter and the logs).
+@sensitive_variables()
 @never_cache
 @require_GET
 def credentials_uri(request: HttpRequest, key: str) -> HttpResponse:

@@ -19,6 +19,7 @@ from audit.services import (
     AuditSecretError,
     AuditUnknownActionError,
     AuditValueError,
+    AuditWriteError,
     audit_record,
     looks_secret,
 )
@@ -288,9 +289,10 @@ def test_a_change_and_a_failing_audit_write_roll_back_together(owner_org):
             " VALUES (2, 1, %s, 'x.y', 'success', '', '', '', '', '', '{}', '', '', '', %s, %s)",
             [timezone.now(), "0" * 64, "f" * 64],
         )
-    with pytest.raises(IntegrityError), transaction.atomic():
+    with pytest.raises(AuditWriteError) as refused, transaction.atomic():
         Organisation.objects.filter(pk=owner_org.pk).update(name="Renamed")
         audit_record(action=ANY_ACTION, organisation=owner_org)
+    assert isinstance(refused.value.__cause__, IntegrityError)
     assert Organisation.objects.get(pk=owner_org.pk).name == "Company A"
     assert AuditChainHead.objects.get().sequence == 1
 

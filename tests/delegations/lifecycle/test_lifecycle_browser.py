@@ -123,7 +123,7 @@ def test_request_approve_apply_revoke_in_the_browser(
         partner_page = signed_in_page(partner_admin)
         partner_page.goto(f"{live_server.url}/")
         partner_page.get_by_role("link", name="Request access from an owner").click()
-        partner_page.get_by_label("Invitation code").fill(code.lower())
+        partner_page.get_by_label("Partner link code").fill(code.lower())
         partner_page.get_by_role("button", name="Continue").click()
         expect(partner_page.get_by_role("heading", level=1)).to_contain_text(owner.name)
         partner_page.get_by_label(re.compile("^ecs-admin")).check()

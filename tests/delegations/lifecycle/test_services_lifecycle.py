@@ -33,7 +33,7 @@ from delegations.models import (
     OutboxMessage,
     PartnerLink,
 )
-from tests.delegations.factories import DelegationFactory
+from tests.delegations.factories import DelegationFactory, PartnerAllowanceFactory
 from tests.personas import make_member
 
 pytestmark = pytest.mark.django_db
@@ -136,15 +136,17 @@ def test_request_refuses_a_partner_not_on_the_allow_list(
     company_a.partner_allowances.all().delete()
     with pytest.raises(ValidationError) as excinfo:
         make_request()
-    assert "allow-list" in str(excinfo.value)
+    # The owner's partner link code is not valid for a partner off its allow-list.
+    assert "not valid for your organisation" in str(excinfo.value)
     assert Delegation.objects.count() == 0
 
 
 def test_request_refuses_the_owners_own_account(
-    make_request: Callable[..., Delegation], company_b: Organisation
+    make_request: Callable[..., Delegation], company_a: Organisation, company_b: Organisation
 ) -> None:
     company_b.account_uid = "11223344"  # company A's UID
     company_b.save()
+    PartnerAllowanceFactory(organisation=company_a, partner_account_uid="11223344")
     with pytest.raises(ValidationError) as excinfo:
         make_request()
     assert "own account" in str(excinfo.value)

@@ -397,16 +397,24 @@ def test_retry_success_and_refusals(
 # --- request -----------------------------------------------------------------------------------
 
 
+def enter_code(client: Client, code: str) -> object:
+    """Post a partner link code, as the code page does; the session keeps the link's id."""
+    return client.post(url("request"), {"partner_link_code": code})
+
+
 def test_request_starts_from_a_code(
     partner_client: Client, link_a: tuple[PartnerLink, str], ecs_admin: CatalogRole, allow_b: None
 ) -> None:
     blank = partner_client.get(url("request"))
-    assert blank.status_code == 200 and b"Invitation code" in blank.content
-    wrong = partner_client.get(url("request"), {"code": "NOPE-NOPE"})
-    assert "not valid" in wrong.content.decode()
+    assert blank.status_code == 200 and b"Partner link code" in blank.content
+    wrong = enter_code(partner_client, "NOPE-NOPE")
+    assert wrong.status_code == 400 and "not valid for your organisation" in wrong.content.decode()
     assert b"ecs-admin" not in wrong.content
-    code = link_a[1]
-    page = partner_client.get(url("request"), {"code": code.lower().replace("-", " ")})
+    # A code in the query string is not read: codes are posted, never put in a URL.
+    assert b"ecs-admin" not in partner_client.get(url("request"), {"code": link_a[1]}).content
+    accepted = enter_code(partner_client, link_a[1].lower().replace("-", " "))
+    assert accepted.status_code == 302 and accepted["Location"] == url("request")
+    page = partner_client.get(url("request"))
     assert page.status_code == 200
     assert "Request access from Company A" in page.content.decode() and b"ecs-admin" in page.content
 
@@ -414,11 +422,11 @@ def test_request_starts_from_a_code(
 def test_request_success(
     partner_client: Client, link_a: tuple[PartnerLink, str], ecs_admin: CatalogRole, allow_b: None
 ) -> None:
+    enter_code(partner_client, link_a[1])
     ends = (timezone.now() + dt.timedelta(days=10)).strftime("%Y-%m-%dT%H:%M")
     response = partner_client.post(
         url("request"),
         {
-            "code": link_a[1],
             "catalog_role": str(ecs_admin.pk),
             "reason": "Patching",
             "duration": "until",
@@ -428,6 +436,7 @@ def test_request_success(
     delegation = Delegation.objects.get()
     assert response.status_code == 302 and response["Location"] == url("detail", delegation.pk)
     assert delegation.status == S.REQUESTED and delegation.ends_at is not None
+    assert delegation.partner_link == link_a[0]
     assert OutboxMessage.objects.count() == 0
 
 
@@ -452,7 +461,8 @@ def test_request_bad_input_writes_nothing(
     overrides: dict[str, str],
     field: str,
 ) -> None:
-    data = {"code": link_a[1], "catalog_role": str(ecs_admin.pk), "reason": "r", "duration": "open"}
+    enter_code(partner_client, link_a[1])
+    data = {"catalog_role": str(ecs_admin.pk), "reason": "r", "duration": "open"}
     data.update(overrides)
     response = partner_client.post(url("request"), data)
     assert response.status_code == 400
@@ -467,38 +477,27 @@ def test_request_cannot_reach_another_owners_role(
     foreign_role: CatalogRole,
     allow_b: None,
 ) -> None:
+    enter_code(partner_client, link_a[1])
     response = partner_client.post(
         url("request"),
-        {
-            "code": link_a[1],
-            "catalog_role": str(foreign_role.pk),
-            "reason": "r",
-            "duration": "open",
-        },
+        {"catalog_role": str(foreign_role.pk), "reason": "r", "duration": "open"},
     )
     assert response.status_code == 400
     assert Delegation.objects.count() == 0
 
 
-def test_request_refused_off_the_allow_list_with_a_message(
+def test_request_off_the_allow_list_is_refused_at_the_code(
     partner_client: Client, link_a: tuple[PartnerLink, str], ecs_admin: CatalogRole
 ) -> None:
+    refused = enter_code(partner_client, link_a[1])
+    assert refused.status_code == 400
+    assert "not valid for your organisation" in refused.content.decode()
+    assert b"ecs-admin" not in refused.content and b"Company A" not in refused.content
+    # Posting the request form without an accepted code shows the code page again.
     response = partner_client.post(
-        url("request"),
-        {"code": link_a[1], "catalog_role": str(ecs_admin.pk), "reason": "r", "duration": "open"},
+        url("request"), {"catalog_role": str(ecs_admin.pk), "reason": "r", "duration": "open"}
     )
-    assert response.status_code == 400
-    assert "allow-list" in response.content.decode()
-    assert Delegation.objects.count() == 0
-
-
-def test_request_with_a_bad_code_on_post_is_400(
-    partner_client: Client, ecs_admin: CatalogRole
-) -> None:
-    response = partner_client.post(
-        url("request"), {"code": "ABCDE", "catalog_role": str(ecs_admin.pk), "reason": "r"}
-    )
-    assert response.status_code == 400
+    assert response.status_code == 400 and b"ecs-admin" not in response.content
     assert Delegation.objects.count() == 0
 
 
