@@ -113,14 +113,7 @@ def organisation_register(
         target=organisation,
         after={**_organisation_snapshot(organisation), "first_admin": founder.email},
     )
-    audit_record(
-        action=AuditAction.MEMBER_ADDED,
-        actor=founder,
-        organisation=organisation,
-        target=membership,
-        target_label=founder.email,
-        after={"email": founder.email, "role": membership.role},
-    )
+    _audit_member_added(membership=membership, added_by=founder)
     return organisation
 
 
@@ -135,15 +128,19 @@ def membership_create(
     )
     if not created:
         raise ValidationError(f"{user.email} is already a member of {organisation.name}.")
+    _audit_member_added(membership=membership, added_by=added_by)
+    return membership
+
+
+def _audit_member_added(*, membership: Membership, added_by: User | None) -> None:
     audit_record(
         action=AuditAction.MEMBER_ADDED,
         actor=added_by,
-        organisation=organisation,
+        organisation=membership.organisation,
         target=membership,
-        target_label=user.email,
-        after={"email": user.email, "role": role},
+        target_label=membership.user.email,
+        after={"email": membership.user.email, "role": membership.role},
     )
-    return membership
 
 
 def _validate_role(*, organisation: Organisation, role: str) -> None:
@@ -456,15 +453,29 @@ def _organisations_of(user: User | None) -> list[Organisation]:
     return list(Organisation.objects.filter(memberships__user=user))
 
 
-@transaction.atomic
-def auth_sign_in_succeeded(*, user: User) -> None:
+def _audit_own_account(
+    *,
+    user: User,
+    action: AuditAction,
+    before: dict[str, str] | None = None,
+    after: dict[str, str] | None = None,
+) -> None:
+    """An event of a person's own account (sign-in, MFA): they are both actor and target,
+    and every organisation they belong to sees it."""
     audit_record(
-        action=AuditAction.AUTH_SIGN_IN_SUCCEEDED,
+        action=action,
         actor=user,
         related_organisations=_organisations_of(user),
         target=user,
         target_label=user.email,
+        before=before,
+        after=after,
     )
+
+
+@transaction.atomic
+def auth_sign_in_succeeded(*, user: User) -> None:
+    _audit_own_account(user=user, action=AuditAction.AUTH_SIGN_IN_SUCCEEDED)
 
 
 _MAX_ATTEMPTED_LOGIN_LENGTH = 254
@@ -495,43 +506,27 @@ def auth_sign_in_failed(*, attempted_email: str) -> None:
 _MFA_TYPE_NAMES = {"totp": "authenticator app", "recovery_codes": "recovery codes"}
 
 
+def _mfa_type(authenticator_type: str) -> dict[str, str]:
+    return {"type": _MFA_TYPE_NAMES.get(authenticator_type, authenticator_type)}
+
+
 @transaction.atomic
 def mfa_authenticator_added(*, user: User, authenticator_type: str) -> None:
-    audit_record(
-        action=AuditAction.MFA_ENABLED
-        if authenticator_type == "totp"
-        else AuditAction.MFA_AUTHENTICATOR_ADDED,
-        actor=user,
-        related_organisations=_organisations_of(user),
-        target=user,
-        target_label=user.email,
-        after={"type": _MFA_TYPE_NAMES.get(authenticator_type, authenticator_type)},
-    )
+    totp = authenticator_type == "totp"
+    action = AuditAction.MFA_ENABLED if totp else AuditAction.MFA_AUTHENTICATOR_ADDED
+    _audit_own_account(user=user, action=action, after=_mfa_type(authenticator_type))
 
 
 @transaction.atomic
 def mfa_authenticator_removed(*, user: User, authenticator_type: str) -> None:
-    audit_record(
-        action=AuditAction.MFA_DISABLED
-        if authenticator_type == "totp"
-        else AuditAction.MFA_AUTHENTICATOR_REMOVED,
-        actor=user,
-        related_organisations=_organisations_of(user),
-        target=user,
-        target_label=user.email,
-        before={"type": _MFA_TYPE_NAMES.get(authenticator_type, authenticator_type)},
-    )
+    totp = authenticator_type == "totp"
+    action = AuditAction.MFA_DISABLED if totp else AuditAction.MFA_AUTHENTICATOR_REMOVED
+    _audit_own_account(user=user, action=action, before=_mfa_type(authenticator_type))
 
 
 @transaction.atomic
 def mfa_recovery_codes_regenerated(*, user: User) -> None:
-    audit_record(
-        action=AuditAction.MFA_RECOVERY_CODES_REGENERATED,
-        actor=user,
-        related_organisations=_organisations_of(user),
-        target=user,
-        target_label=user.email,
-    )
+    _audit_own_account(user=user, action=AuditAction.MFA_RECOVERY_CODES_REGENERATED)
 
 
 @dataclass(frozen=True)
