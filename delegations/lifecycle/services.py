@@ -354,28 +354,57 @@ def delegation_request(
     _validate_ends_at(ends_at, now=now)
     _validate_grantable(owner=owner, partner=partner, catalog_role=catalog_role)
     _validate_no_open_duplicate(partner=partner, catalog_role=catalog_role)
+    return _create(
+        owner=owner,
+        partner=partner,
+        catalog_role=catalog_role,
+        created_by=requested_by,
+        actor_organisation=partner,
+        action=AuditAction.DELEGATION_REQUESTED,
+        reason=reason,
+        ends_at=ends_at,
+        fields={
+            "status": Status.REQUESTED,
+            "origin": Delegation.Origin.REQUEST,
+            "partner_link": link,
+            "starts_at": now,
+        },
+        metadata={"partner_link": str(link.pk)},
+    )
 
+
+def _create(
+    *,
+    owner: Organisation,
+    partner: Organisation,
+    catalog_role: CatalogRole,
+    created_by: User,
+    actor_organisation: Organisation,
+    action: AuditAction,
+    reason: str,
+    ends_at: dt.datetime | None,
+    fields: dict[str, Any],
+    metadata: dict[str, Any],
+) -> Delegation:
+    """Create a delegation and audit it; `fields` are what its origin sets beyond the rest."""
     delegation = Delegation.objects.create(
         owner=owner,
         partner=partner,
         catalog_role=catalog_role,
         managed_role=managed_role_for_catalog_role(catalog_role=catalog_role),
         partner_account_uid=partner.account_uid,
-        status=Status.REQUESTED,
-        origin=Delegation.Origin.REQUEST,
-        partner_link=link,
-        requested_by=requested_by,
+        requested_by=created_by,
         reason=reason,
-        starts_at=now,
         ends_at=ends_at,
+        **fields,
     )
     _audit(
         delegation=delegation,
-        action=AuditAction.DELEGATION_REQUESTED,
-        actor=requested_by,
-        actor_organisation=partner,
+        action=action,
+        actor=created_by,
+        actor_organisation=actor_organisation,
         before=None,
-        metadata={"ends_at": ends_at, "reason": reason, "partner_link": str(link.pk)},
+        metadata={"ends_at": ends_at, "reason": reason, **metadata},
     )
     return delegation
 
@@ -468,32 +497,26 @@ def _offer(
         )
     _validate_no_open_duplicate(partner=partner, catalog_role=catalog_role)
 
-    managed_role = managed_role_for_catalog_role(catalog_role=catalog_role)
-    delegation = Delegation.objects.create(
+    delegation = _create(
         owner=owner,
         partner=partner,
         catalog_role=catalog_role,
-        managed_role=managed_role,
-        partner_account_uid=partner.account_uid,
-        status=Status.APPROVED,
-        origin=Delegation.Origin.OFFER,
-        requested_by=offered_by,
-        reason=reason,
-        starts_at=now,
-        ends_at=ends_at,
-        decided_by=offered_by,
-        decided_at=now,
-        approved_with_mfa=with_mfa,
-    )
-    _audit(
-        delegation=delegation,
-        action=AuditAction.DELEGATION_OFFERED,
-        actor=offered_by,
+        created_by=offered_by,
         actor_organisation=owner,
-        before=None,
-        metadata={"ends_at": ends_at, "reason": reason, "with_mfa": with_mfa},
+        action=AuditAction.DELEGATION_OFFERED,
+        reason=reason,
+        ends_at=ends_at,
+        fields={
+            "status": Status.APPROVED,
+            "origin": Delegation.Origin.OFFER,
+            "starts_at": now,
+            "decided_by": offered_by,
+            "decided_at": now,
+            "approved_with_mfa": with_mfa,
+        },
+        metadata={"with_mfa": with_mfa},
     )
-    outbox_enqueue_reconcile(managed_role=managed_role)
+    outbox_enqueue_reconcile(managed_role=delegation.managed_role)
     return delegation
 
 
@@ -753,6 +776,14 @@ def _retry(
 
 # --- the worker's transitions ----------------------------------------------------------------
 
+# A delegation that reaches where it was going forgets the error of an earlier failed try.
+_NO_ERROR = {
+    "last_error_code": "",
+    "last_error_message": "",
+    "last_error_request_id": "",
+    "last_error_at": None,
+}
+
 
 @transaction.atomic
 def delegation_mark_applying(*, delegation: Delegation) -> Delegation:
@@ -783,10 +814,7 @@ def delegation_mark_active(*, delegation: Delegation, request_id: str = "") -> D
         actor_organisation=None,
         changes={
             "activated_at": timezone.now(),
-            "last_error_code": "",
-            "last_error_message": "",
-            "last_error_request_id": "",
-            "last_error_at": None,
+            **_NO_ERROR,
         },
         metadata={"request_id": request_id} if request_id else None,
     )
@@ -851,10 +879,7 @@ def delegation_mark_revoked(*, delegation: Delegation) -> Delegation:
         actor_organisation=None,
         changes={
             "ended_at": timezone.now(),
-            "last_error_code": "",
-            "last_error_message": "",
-            "last_error_request_id": "",
-            "last_error_at": None,
+            **_NO_ERROR,
         },
     )
 
