@@ -13,6 +13,7 @@ from cloud.sdk import (
     SdkTransport,
     body_of,
     checked_description,
+    checked_seconds,
     document_text,
     optional_text,
     required_integer,
@@ -42,16 +43,12 @@ def _role_from(model: Any, request_id: str | None) -> Role:
 
 
 def _check_role_session_seconds(value: int) -> int:
-    if (
-        not isinstance(value, int)
-        or isinstance(value, bool)
-        or not MIN_ROLE_SESSION_SECONDS <= value <= MAX_ROLE_SESSION_SECONDS
-    ):
-        raise policies.PolicyError(
-            f"A role's maximum session is {MIN_ROLE_SESSION_SECONDS} to "
-            f"{MAX_ROLE_SESSION_SECONDS} seconds; got {value!r}."
-        )
-    return value
+    return checked_seconds(
+        value,
+        low=MIN_ROLE_SESSION_SECONDS,
+        high=MAX_ROLE_SESSION_SECONDS,
+        what="A role's maximum session is",
+    )
 
 
 class RoleCalls(SdkTransport):
