@@ -256,10 +256,8 @@ def _checked_credentials(
     attempt: str,
     account_uid: str,
     region: str,
-    access_key_id: str,
-    access_key_secret: str,
+    credentials: CloudCredentials,
 ) -> KeyCheck:
-    credentials = CloudCredentials(access_key_id, access_key_secret)
     # Fail closed before any cloud call: without an encryption key the secret could not be
     # stored after a successful check.
     crypto.encryption()
@@ -274,6 +272,25 @@ def _checked_credentials(
         _audit_check_failed(organisation=organisation, actor=actor, action=attempt, error=error)
         raise
     return check
+
+
+def _store_key(
+    account: CloudAccount,
+    *,
+    alias: str,
+    region: str,
+    credentials: CloudCredentials,
+    check: KeyCheck,
+) -> None:
+    """Put a checked key, and the alias and region it was checked with, on the account row
+    (the secret encrypted, with its fingerprint)."""
+    account.alias = alias
+    account.region = region
+    account.access_key_id = credentials.access_key_id
+    account.secret_ciphertext = crypto.encrypt_secret(credentials.access_key_secret)
+    account.secret_fingerprint = crypto.secret_fingerprint(credentials.access_key_secret)
+    account.caller_arn = check.caller_arn
+    account.verified_at = timezone.now()
 
 
 # --- connect, replace, check again, disconnect ------------------------------------------------
@@ -303,14 +320,14 @@ def cloud_account_connect(
         raise ValidationError(
             "A cloud account is already connected. Replace its key, or disconnect it first."
         )
+    credentials = CloudCredentials(access_key_id, access_key_secret)
     check = _checked_credentials(
         organisation=organisation,
         actor=connected_by,
         attempt="connect",
         account_uid=account_uid,
         region=region,
-        access_key_id=access_key_id,
-        access_key_secret=access_key_secret,
+        credentials=credentials,
     )
     try:
         with transaction.atomic():
@@ -328,13 +345,7 @@ def cloud_account_connect(
                 .first()
             ) or CloudAccount(organisation=organisation, account_uid=account_uid)
             reconnected = not account._state.adding
-            account.alias = alias
-            account.region = region
-            account.access_key_id = access_key_id
-            account.secret_ciphertext = crypto.encrypt_secret(access_key_secret)
-            account.secret_fingerprint = crypto.secret_fingerprint(access_key_secret)
-            account.caller_arn = check.caller_arn
-            account.verified_at = timezone.now()
+            _store_key(account, alias=alias, region=region, credentials=credentials, check=check)
             account.is_active = True
             if not reconnected:
                 account.created_by = connected_by
@@ -388,27 +399,21 @@ def cloud_account_replace_key(
         raise ValidationError(errors)
     if not cloud_account.is_active:
         raise ValidationError("This cloud account is disconnected; connect it again instead.")
+    credentials = CloudCredentials(access_key_id, access_key_secret)
     check = _checked_credentials(
         organisation=organisation,
         actor=replaced_by,
         attempt="replace",
         account_uid=cloud_account.account_uid,
         region=region,
-        access_key_id=access_key_id,
-        access_key_secret=access_key_secret,
+        credentials=credentials,
     )
     with transaction.atomic():
         account = CloudAccount.objects.select_for_update().get(pk=cloud_account.pk)
         if not account.is_active:
             raise ValidationError("This cloud account was disconnected meanwhile.")
         before = _public(account)
-        account.alias = alias
-        account.region = region
-        account.access_key_id = access_key_id
-        account.secret_ciphertext = crypto.encrypt_secret(access_key_secret)
-        account.secret_fingerprint = crypto.secret_fingerprint(access_key_secret)
-        account.caller_arn = check.caller_arn
-        account.verified_at = timezone.now()
+        _store_key(account, alias=alias, region=region, credentials=credentials, check=check)
         account.save()
         audit_record(
             action=AuditAction.CLOUD_ACCOUNT_REPLACED,
