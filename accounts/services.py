@@ -14,7 +14,7 @@ from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
 from allauth.usersessions.models import UserSession
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
@@ -32,6 +32,7 @@ from accounts.models import (
 from audit.actions import AuditAction
 from audit.services import audit_record
 from core import crypto
+from core.db import conflict_as_validation_error
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,11 @@ def organisation_account_uid_taken(*, kind: str, account_uid: str) -> bool:
     return Organisation.objects.filter(kind=kind, account_uid=account_uid).exists()
 
 
+_ACCOUNT_UID_TAKEN = {
+    "account_uid": "An organisation of this kind is already registered for this account."
+}
+
+
 @transaction.atomic
 def organisation_register(
     *,
@@ -83,9 +89,7 @@ def organisation_register(
     if enterprise_alias:
         validate_enterprise_alias(enterprise_alias)
     if organisation_account_uid_taken(kind=kind, account_uid=account_uid):
-        raise ValidationError(
-            {"account_uid": "An organisation of this kind is already registered for this account."}
-        )
+        raise ValidationError(_ACCOUNT_UID_TAKEN)
     organisation = Organisation(
         name=name,
         slug=slug or _organisation_slug(name),
@@ -94,15 +98,8 @@ def organisation_register(
         enterprise_alias=enterprise_alias,
     )
     organisation.full_clean()
-    try:
-        # A savepoint so a lost race on the unique constraint becomes a form error instead of
-        # breaking the caller's transaction.
-        with transaction.atomic():
-            organisation.save(force_insert=True)
-    except IntegrityError as exc:
-        raise ValidationError(
-            {"account_uid": "An organisation of this kind is already registered for this account."}
-        ) from exc
+    with conflict_as_validation_error(_ACCOUNT_UID_TAKEN):
+        organisation.save(force_insert=True)
     membership = Membership.objects.create(
         user=founder, organisation=organisation, role=Membership.Role.ADMIN
     )

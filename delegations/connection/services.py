@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Organisation, User, validate_enterprise_alias
@@ -27,6 +27,7 @@ from cloud import policies
 from cloud.client import CloudClient, CloudCredentials, RamUser
 from cloud.errors import CloudError
 from core import crypto
+from core.db import conflict_as_validation_error
 from delegations.models import CloudAccount, Delegation, validate_region
 
 logger = logging.getLogger("delegations.cloud_accounts")
@@ -296,6 +297,9 @@ def _store_key(
 # --- connect, replace, check again, disconnect ------------------------------------------------
 
 
+_CONNECTED_MEANWHILE = "A cloud account was connected meanwhile. Replace its key instead."
+
+
 def cloud_account_connect(
     *,
     organisation: Organisation,
@@ -329,39 +333,32 @@ def cloud_account_connect(
         region=region,
         credentials=credentials,
     )
-    try:
-        with transaction.atomic():
-            # Serialise connects of one organisation; the partial unique constraint is the
-            # backstop.
-            Organisation.objects.select_for_update().get(pk=organisation.pk)
-            if CloudAccount.objects.filter(organisation=organisation, is_active=True).exists():
-                raise ValidationError(
-                    "A cloud account was connected meanwhile. Replace its key instead."
-                )
-            # Reconnecting the same account brings its catalogue back with it.
-            account = (
-                CloudAccount.objects.filter(organisation=organisation, account_uid=account_uid)
-                .order_by("-created_at")
-                .first()
-            ) or CloudAccount(organisation=organisation, account_uid=account_uid)
-            reconnected = not account._state.adding
-            _store_key(account, alias=alias, region=region, credentials=credentials, check=check)
-            account.is_active = True
-            if not reconnected:
-                account.created_by = connected_by
-            account.save()
-            audit_record(
-                action=AuditAction.CLOUD_ACCOUNT_CONNECTED,
-                actor=connected_by,
-                organisation=organisation,
-                target=account,
-                after=_public(account),
-                metadata={"reconnected": reconnected, "root_key": check.is_root},
-            )
-    except IntegrityError:
-        raise ValidationError(
-            "A cloud account was connected meanwhile. Replace its key instead."
-        ) from None
+    with conflict_as_validation_error(_CONNECTED_MEANWHILE):
+        # Serialise connects of one organisation; the partial unique constraint is the
+        # backstop.
+        Organisation.objects.select_for_update().get(pk=organisation.pk)
+        if CloudAccount.objects.filter(organisation=organisation, is_active=True).exists():
+            raise ValidationError(_CONNECTED_MEANWHILE)
+        # Reconnecting the same account brings its catalogue back with it.
+        account = (
+            CloudAccount.objects.filter(organisation=organisation, account_uid=account_uid)
+            .order_by("-created_at")
+            .first()
+        ) or CloudAccount(organisation=organisation, account_uid=account_uid)
+        reconnected = not account._state.adding
+        _store_key(account, alias=alias, region=region, credentials=credentials, check=check)
+        account.is_active = True
+        if not reconnected:
+            account.created_by = connected_by
+        account.save()
+        audit_record(
+            action=AuditAction.CLOUD_ACCOUNT_CONNECTED,
+            actor=connected_by,
+            organisation=organisation,
+            target=account,
+            after=_public(account),
+            metadata={"reconnected": reconnected, "root_key": check.is_root},
+        )
     logger.info(
         "cloud account %s connected for %s with AccessKey %s (%s)",
         account.account_uid,
