@@ -150,31 +150,30 @@ class RoleCalls(SdkTransport):
     def attach_policy_to_role(
         self, *, role_name: str, policy_type: str, policy_name: str
     ) -> str | None:
-        policies.validate_role_name(role_name)
-        return self._change_policy_attachment(
-            "AttachPolicyToRole",
-            f"role/{role_name}",
-            policy_type,
-            policy_name,
-            lambda: self._ram.attach_policy_to_role(
-                ram_models.AttachPolicyToRoleRequest(
-                    role_name=role_name, policy_type=policy_type, policy_name=policy_name
-                )
-            ),
-        )
+        return self._change_role_policy("AttachPolicyToRole", role_name, policy_type, policy_name)
 
     def detach_policy_from_role(
         self, *, role_name: str, policy_type: str, policy_name: str
     ) -> str | None:
+        return self._change_role_policy("DetachPolicyFromRole", role_name, policy_type, policy_name)
+
+    def _change_role_policy(
+        self, action: str, role_name: str, policy_type: str, policy_name: str
+    ) -> str | None:
         policies.validate_role_name(role_name)
-        return self._change_policy_attachment(
-            "DetachPolicyFromRole",
-            f"role/{role_name}",
-            policy_type,
-            policy_name,
-            lambda: self._ram.detach_policy_from_role(
-                ram_models.DetachPolicyFromRoleRequest(
-                    role_name=role_name, policy_type=policy_type, policy_name=policy_name
-                )
+        send, request_type = {
+            "AttachPolicyToRole": (
+                self._ram.attach_policy_to_role,
+                ram_models.AttachPolicyToRoleRequest,
             ),
+            "DetachPolicyFromRole": (
+                self._ram.detach_policy_from_role,
+                ram_models.DetachPolicyFromRoleRequest,
+            ),
+        }[action]
+        request = request_type(
+            role_name=role_name, policy_type=policy_type, policy_name=policy_name
+        )
+        return self._change_policy_attachment(
+            action, f"role/{role_name}", policy_type, policy_name, lambda: send(request)
         )
