@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from alibabacloud_ram20150501 import models as ram_models
@@ -52,15 +53,26 @@ def _check_role_session_seconds(value: int) -> int:
 
 
 class RoleCalls(SdkTransport):
+    def _role_call(
+        self, action: str, name: str, send: Callable[[], Any], *, mutating: bool
+    ) -> Role:
+        """A call RAM answers with the role (GetRole, CreateRole, UpdateRole)."""
+        return self._call(
+            action,
+            f"role/{name}",
+            send,
+            lambda response, rid: _role_from(body_of(response, rid).role, rid),
+            mutating=mutating,
+        )
+
     def get_role(self, name: str) -> Role | None:
         """The role, or None when RAM says EntityNotExist.Role."""
         policies.validate_role_name(name)
         try:
-            return self._call(
+            return self._role_call(
                 "GetRole",
-                f"role/{name}",
+                name,
                 lambda: self._ram.get_role(ram_models.GetRoleRequest(role_name=name)),
-                lambda response, rid: _role_from(body_of(response, rid).role, rid),
                 mutating=False,
             )
         except CloudError as error:
@@ -83,12 +95,8 @@ class RoleCalls(SdkTransport):
             description=checked_description(description),
             max_session_duration=_check_role_session_seconds(max_session_duration),
         )
-        return self._call(
-            "CreateRole",
-            f"role/{name}",
-            lambda: self._ram.create_role(request),
-            lambda response, rid: _role_from(body_of(response, rid).role, rid),
-            mutating=True,
+        return self._role_call(
+            "CreateRole", name, lambda: self._ram.create_role(request), mutating=True
         )
 
     def update_role(
@@ -115,12 +123,8 @@ class RoleCalls(SdkTransport):
                 else None
             ),
         )
-        return self._call(
-            "UpdateRole",
-            f"role/{name}",
-            lambda: self._ram.update_role(request),
-            lambda response, rid: _role_from(body_of(response, rid).role, rid),
-            mutating=True,
+        return self._role_call(
+            "UpdateRole", name, lambda: self._ram.update_role(request), mutating=True
         )
 
     def update_role_trust(self, name: str, document: str | dict[str, Any]) -> Role:
