@@ -445,6 +445,16 @@ def catalog_role_validate_update(
     return keys
 
 
+def catalog_role_lock(*, catalog_role_id: Any) -> CatalogRole:
+    """The role's row (with its cloud account), locked until the transaction ends, so that an
+    edit cannot commit between a check of the role and what is done on the strength of it."""
+    return (
+        CatalogRole.objects.select_for_update()
+        .select_related("cloud_account")
+        .get(pk=catalog_role_id)
+    )
+
+
 def catalog_role_update(
     *,
     catalog_role: CatalogRole,
@@ -473,11 +483,7 @@ def catalog_role_update(
         catalog_role.cloud_account, keys, high_privilege_confirmed=high_privilege_confirmed
     )
     with transaction.atomic():
-        role = (
-            CatalogRole.objects.select_for_update()
-            .select_related("cloud_account")
-            .get(pk=catalog_role.pk)
-        )
+        role = catalog_role_lock(catalog_role_id=catalog_role.pk)
         before = _role_public(role)
         old_keys = {(str(p.get("type")), str(p.get("name"))) for p in role.policies or []}
         role.description = description
@@ -542,11 +548,7 @@ def _catalog_role_set_active(
     *, catalog_role: CatalogRole, actor: User | None, active: bool
 ) -> CatalogRole:
     with transaction.atomic():
-        role = (
-            CatalogRole.objects.select_for_update()
-            .select_related("cloud_account")
-            .get(pk=catalog_role.pk)
-        )
+        role = catalog_role_lock(catalog_role_id=catalog_role.pk)
         if role.is_active == active:
             role.changed = False  # type: ignore[attr-defined]
             return role
