@@ -27,7 +27,7 @@ from audit.actions import AuditAction
 from audit.models import AuditEvent
 from audit.services import audit_record
 from cloud.errors import CloudError
-from delegations.catalog.services import catalog_role_high_privilege_now
+from delegations.catalog.services import catalog_role_high_privilege_now, catalog_role_lock
 from delegations.models import (
     ALLOWED_TRANSITIONS,
     DESIRED_PRESENT_STATUSES,
@@ -206,11 +206,7 @@ def _lock(delegation: Delegation) -> Delegation:
 def _lock_catalog_role(locked: Delegation) -> CatalogRole:
     """Lock the delegation's catalogue role row (after the delegation's, always in this
     order) so an edit of the role cannot commit between a privilege check and the grant."""
-    role = (
-        CatalogRole.objects.select_for_update()
-        .select_related("cloud_account")
-        .get(pk=locked.catalog_role_id)
-    )
+    role = catalog_role_lock(catalog_role_id=locked.catalog_role_id)
     locked.catalog_role = role
     return role
 
@@ -460,64 +456,38 @@ def delegation_offer(
     with transaction.atomic():
         # The role row is locked so that an edit cannot slip in between the check above
         # and the offer.
-        locked_role = (
-            CatalogRole.objects.select_for_update()
-            .select_related("cloud_account")
-            .get(pk=catalog_role.pk)
-        )
+        locked_role = catalog_role_lock(catalog_role_id=catalog_role.pk)
         _check_privilege_unchanged(locked_role, _privilege_snapshot(role))
-        return _offer(
+        now = timezone.now()
+        reason = _clean_reason(reason, field="reason")
+        _validate_ends_at(ends_at, now=now)
+        _validate_grantable(owner=owner, partner=partner, catalog_role=locked_role)
+        if _is_member(user=offered_by, organisation=partner, roles=Membership.Role.values):
+            raise PermissionDenied(
+                "You are also a member of this partner; another owner admin must offer it."
+            )
+        _validate_no_open_duplicate(partner=partner, catalog_role=locked_role)
+        delegation = _create(
             owner=owner,
-            offered_by=offered_by,
             partner=partner,
             catalog_role=locked_role,
+            created_by=offered_by,
+            actor_organisation=owner,
+            action=AuditAction.DELEGATION_OFFERED,
             reason=reason,
             ends_at=ends_at,
-            with_mfa=with_mfa,
+            fields={
+                "status": Status.APPROVED,
+                "origin": Delegation.Origin.OFFER,
+                "starts_at": now,
+                "decided_by": offered_by,
+                "decided_at": now,
+                "approved_with_mfa": with_mfa,
+            },
+            metadata={"with_mfa": with_mfa},
         )
-
-
-def _offer(
-    *,
-    owner: Organisation,
-    offered_by: User,
-    partner: Organisation,
-    catalog_role: CatalogRole,
-    reason: str,
-    ends_at: dt.datetime | None,
-    with_mfa: bool,
-) -> Delegation:
-    now = timezone.now()
-    reason = _clean_reason(reason, field="reason")
-    _validate_ends_at(ends_at, now=now)
-    _validate_grantable(owner=owner, partner=partner, catalog_role=catalog_role)
-    if _is_member(user=offered_by, organisation=partner, roles=Membership.Role.values):
-        raise PermissionDenied(
-            "You are also a member of this partner; another owner admin must offer it."
-        )
-    _validate_no_open_duplicate(partner=partner, catalog_role=catalog_role)
-
-    delegation = _create(
-        owner=owner,
-        partner=partner,
-        catalog_role=catalog_role,
-        created_by=offered_by,
-        actor_organisation=owner,
-        action=AuditAction.DELEGATION_OFFERED,
-        reason=reason,
-        ends_at=ends_at,
-        fields={
-            "status": Status.APPROVED,
-            "origin": Delegation.Origin.OFFER,
-            "starts_at": now,
-            "decided_by": offered_by,
-            "decided_at": now,
-            "approved_with_mfa": with_mfa,
-        },
-        metadata={"with_mfa": with_mfa},
-    )
-    outbox_enqueue_reconcile(managed_role=delegation.managed_role)
-    return delegation
+        outbox_enqueue_reconcile(managed_role=delegation.managed_role)
+        return delegation
 
 
 def delegation_approve(
