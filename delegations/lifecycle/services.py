@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Membership, Organisation, User
@@ -178,21 +178,14 @@ def _check_privilege_unchanged(catalog_role: CatalogRole, checked: tuple[Any, bo
 
 def managed_role_for_catalog_role(*, catalog_role: CatalogRole) -> ManagedRole:
     """The lock/state row of the cloud role a catalogue entry names, created on first use."""
-    existing = ManagedRole.objects.filter(
-        cloud_account=catalog_role.cloud_account, role_name__iexact=catalog_role.role_name
-    ).first()
-    if existing is not None:
-        return existing
-    try:
-        with transaction.atomic():
-            return ManagedRole.objects.create(
-                cloud_account=catalog_role.cloud_account, role_name=catalog_role.role_name
-            )
-    except IntegrityError:
-        # Another request created it between our read and insert.
-        return ManagedRole.objects.get(
-            cloud_account=catalog_role.cloud_account, role_name__iexact=catalog_role.role_name
-        )
+    # get_or_create inserts in a savepoint and reads again when another request inserted the
+    # row between its read and its insert; the name matches without regard to case, as RAM does.
+    managed_role, _created = ManagedRole.objects.get_or_create(
+        cloud_account=catalog_role.cloud_account,
+        role_name__iexact=catalog_role.role_name,
+        defaults={"role_name": catalog_role.role_name},
+    )
+    return managed_role
 
 
 def _lock(delegation: Delegation) -> Delegation:
