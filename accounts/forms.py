@@ -20,6 +20,16 @@ EMAIL_MAX_LENGTH = 254
 ORGANISATION_NAME_MAX_LENGTH = 200
 
 
+def _name_field(label: str, *, autocomplete: str) -> forms.CharField:
+    """A person's first or last name: optional, as long as the user model keeps."""
+    return forms.CharField(
+        label=label,
+        max_length=NAME_MAX_LENGTH,
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": autocomplete}),
+    )
+
+
 class OrganisationSignupForm(SignupForm):
     """allauth's sign-up form plus the organisation the new person registers and will admin.
 
@@ -62,18 +72,8 @@ class OrganisationSignupForm(SignupForm):
         "links.",
         widget=forms.TextInput(attrs={"autocomplete": "off"}),
     )
-    first_name = forms.CharField(
-        label="Your first name",
-        max_length=NAME_MAX_LENGTH,
-        required=False,
-        widget=forms.TextInput(attrs={"autocomplete": "given-name"}),
-    )
-    last_name = forms.CharField(
-        label="Your last name",
-        max_length=NAME_MAX_LENGTH,
-        required=False,
-        widget=forms.TextInput(attrs={"autocomplete": "family-name"}),
-    )
+    first_name = _name_field("Your first name", autocomplete="given-name")
+    last_name = _name_field("Your last name", autocomplete="family-name")
 
     field_order = [
         "kind",
@@ -169,18 +169,8 @@ class InvitationSignupForm(forms.Form):
     """A new person accepting an invitation chooses their password (the email is the invited
     address)."""
 
-    first_name = forms.CharField(
-        label="First name",
-        max_length=NAME_MAX_LENGTH,
-        required=False,
-        widget=forms.TextInput(attrs={"autocomplete": "given-name"}),
-    )
-    last_name = forms.CharField(
-        label="Last name",
-        max_length=NAME_MAX_LENGTH,
-        required=False,
-        widget=forms.TextInput(attrs={"autocomplete": "family-name"}),
-    )
+    first_name = _name_field("First name", autocomplete="given-name")
+    last_name = _name_field("Last name", autocomplete="family-name")
     password1 = forms.CharField(
         label="Choose a password",
         strip=False,

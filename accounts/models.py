@@ -1,7 +1,7 @@
 import hashlib
 import re
 import uuid
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, BaseUserManager
@@ -37,6 +37,39 @@ def validate_enterprise_alias(value: str) -> None:
             "hyphens, not starting or ending with a hyphen.",
             code="invalid_enterprise_alias",
         )
+
+
+# Shared column definitions: the floors above keep the same kinds of column (a cloud account,
+# its alias, the person who did something), and each kind is declared once, here.
+def account_uid_field(verbose_name: str | None = None) -> models.CharField:
+    """An Alibaba Cloud account UID."""
+    return models.CharField(
+        verbose_name, max_length=ACCOUNT_UID_MAX_LENGTH, validators=[validate_account_uid]
+    )
+
+
+def enterprise_alias_field(verbose_name: str | None = None) -> models.CharField:
+    """An account's enterprise alias, when it has one."""
+    return models.CharField(
+        verbose_name,
+        max_length=ENTERPRISE_ALIAS_MAX_LENGTH,
+        blank=True,
+        validators=[validate_enterprise_alias],
+    )
+
+
+def optional_person_field(
+    *, on_delete: Any, related_name: str = "+"
+) -> "models.ForeignKey[User | None, User | None]":
+    """The person who did something, empty until someone has (or once they are deleted, with
+    `on_delete=SET_NULL`)."""
+    return models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=on_delete,
+        null=True,
+        blank=True,
+        related_name=related_name,
+    )
 
 
 def hash_token(raw_token: str) -> str:
@@ -94,16 +127,8 @@ class Organisation(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=80, unique=True)
     kind = models.CharField(max_length=16, choices=Kind.choices)
-    account_uid = models.CharField(
-        "Alibaba Cloud account UID",
-        max_length=ACCOUNT_UID_MAX_LENGTH,
-        validators=[validate_account_uid],
-    )
-    enterprise_alias = models.CharField(
-        max_length=ENTERPRISE_ALIAS_MAX_LENGTH,
-        blank=True,
-        validators=[validate_enterprise_alias],
-    )
+    account_uid = account_uid_field("Alibaba Cloud account UID")
+    enterprise_alias = enterprise_alias_field()
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
@@ -202,23 +227,13 @@ class Invitation(models.Model):
     email = models.EmailField()
     role = models.CharField(max_length=16, choices=Membership.Role.choices)
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
-    invited_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="invitations_sent",
-    )
+    invited_by = optional_person_field(on_delete=models.SET_NULL, related_name="invitations_sent")
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     sent_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     accepted_at = models.DateTimeField(null=True, blank=True)
-    accepted_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="invitations_accepted",
+    accepted_by = optional_person_field(
+        on_delete=models.SET_NULL, related_name="invitations_accepted"
     )
     cancelled_at = models.DateTimeField(null=True, blank=True)
 

@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest
 
 from accounts.models import Invitation, Membership, Organisation, User, hash_token
-from core.web import parse_uuid
+from core.web import get_or_404, parse_uuid
 
 # The session key holding the id of the organisation a person is currently acting for. It is a
 # preference only: every request re-validates it against the person's memberships.
@@ -53,12 +53,11 @@ def current_organisation(request: HttpRequest) -> Organisation | None:
 def membership_get_for_user(*, user: User, organisation_id: object) -> Membership:
     """The user's own membership in `organisation_id`; 404 when they are not a member."""
     organisation_uuid = parse_uuid(organisation_id)
-    try:
-        return Membership.objects.select_related("organisation").get(
-            user=user, organisation_id=organisation_uuid
-        )
-    except Membership.DoesNotExist as exc:
-        raise Http404 from exc
+    return get_or_404(
+        Membership.objects.select_related("organisation"),
+        user=user,
+        organisation_id=organisation_uuid,
+    )
 
 
 def organisation_members(*, organisation: Organisation) -> QuerySet[Membership]:
@@ -77,12 +76,11 @@ def membership_get_for_organisation(
     *, organisation: Organisation, membership_id: object
 ) -> Membership:
     membership_uuid = parse_uuid(membership_id)
-    try:
-        return Membership.objects.select_related("user", "organisation").get(
-            pk=membership_uuid, organisation=organisation
-        )
-    except Membership.DoesNotExist as exc:
-        raise Http404 from exc
+    return get_or_404(
+        Membership.objects.select_related("user", "organisation"),
+        pk=membership_uuid,
+        organisation=organisation,
+    )
 
 
 def organisation_open_invitations(*, organisation: Organisation) -> QuerySet[Invitation]:
@@ -97,24 +95,21 @@ def invitation_get_for_organisation(
     *, organisation: Organisation, invitation_id: object
 ) -> Invitation:
     invitation_uuid = parse_uuid(invitation_id)
-    try:
-        return Invitation.objects.select_related("organisation").get(
-            pk=invitation_uuid, organisation=organisation
-        )
-    except Invitation.DoesNotExist as exc:
-        raise Http404 from exc
+    return get_or_404(
+        Invitation.objects.select_related("organisation"),
+        pk=invitation_uuid,
+        organisation=organisation,
+    )
 
 
 def invitation_get_by_token(*, raw_token: str) -> Invitation:
     """The invitation an emailed link points at (any state); 404 for an unknown token."""
     if not raw_token or len(raw_token) > _MAX_TOKEN_LENGTH:
         raise Http404
-    try:
-        return Invitation.objects.select_related("organisation", "invited_by").get(
-            token_hash=hash_token(raw_token)
-        )
-    except Invitation.DoesNotExist as exc:
-        raise Http404 from exc
+    return get_or_404(
+        Invitation.objects.select_related("organisation", "invited_by"),
+        token_hash=hash_token(raw_token),
+    )
 
 
 def user_exists_with_email(*, email: str) -> bool:

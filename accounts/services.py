@@ -14,7 +14,7 @@ from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
 from allauth.usersessions.models import UserSession
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
@@ -32,6 +32,7 @@ from accounts.models import (
 from audit.actions import AuditAction
 from audit.services import audit_record
 from core import crypto
+from core.db import conflict_as_validation_error
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,11 @@ def organisation_account_uid_taken(*, kind: str, account_uid: str) -> bool:
     return Organisation.objects.filter(kind=kind, account_uid=account_uid).exists()
 
 
+_ACCOUNT_UID_TAKEN = {
+    "account_uid": "An organisation of this kind is already registered for this account."
+}
+
+
 @transaction.atomic
 def organisation_register(
     *,
@@ -83,9 +89,7 @@ def organisation_register(
     if enterprise_alias:
         validate_enterprise_alias(enterprise_alias)
     if organisation_account_uid_taken(kind=kind, account_uid=account_uid):
-        raise ValidationError(
-            {"account_uid": "An organisation of this kind is already registered for this account."}
-        )
+        raise ValidationError(_ACCOUNT_UID_TAKEN)
     organisation = Organisation(
         name=name,
         slug=slug or _organisation_slug(name),
@@ -94,15 +98,8 @@ def organisation_register(
         enterprise_alias=enterprise_alias,
     )
     organisation.full_clean()
-    try:
-        # A savepoint so a lost race on the unique constraint becomes a form error instead of
-        # breaking the caller's transaction.
-        with transaction.atomic():
-            organisation.save(force_insert=True)
-    except IntegrityError as exc:
-        raise ValidationError(
-            {"account_uid": "An organisation of this kind is already registered for this account."}
-        ) from exc
+    with conflict_as_validation_error(_ACCOUNT_UID_TAKEN):
+        organisation.save(force_insert=True)
     membership = Membership.objects.create(
         user=founder, organisation=organisation, role=Membership.Role.ADMIN
     )
@@ -113,14 +110,7 @@ def organisation_register(
         target=organisation,
         after={**_organisation_snapshot(organisation), "first_admin": founder.email},
     )
-    audit_record(
-        action=AuditAction.MEMBER_ADDED,
-        actor=founder,
-        organisation=organisation,
-        target=membership,
-        target_label=founder.email,
-        after={"email": founder.email, "role": membership.role},
-    )
+    _audit_member_added(membership=membership, added_by=founder)
     return organisation
 
 
@@ -135,15 +125,19 @@ def membership_create(
     )
     if not created:
         raise ValidationError(f"{user.email} is already a member of {organisation.name}.")
+    _audit_member_added(membership=membership, added_by=added_by)
+    return membership
+
+
+def _audit_member_added(*, membership: Membership, added_by: User | None) -> None:
     audit_record(
         action=AuditAction.MEMBER_ADDED,
         actor=added_by,
-        organisation=organisation,
+        organisation=membership.organisation,
         target=membership,
-        target_label=user.email,
-        after={"email": user.email, "role": role},
+        target_label=membership.user.email,
+        after={"email": membership.user.email, "role": membership.role},
     )
-    return membership
 
 
 def _validate_role(*, organisation: Organisation, role: str) -> None:
@@ -456,15 +450,29 @@ def _organisations_of(user: User | None) -> list[Organisation]:
     return list(Organisation.objects.filter(memberships__user=user))
 
 
-@transaction.atomic
-def auth_sign_in_succeeded(*, user: User) -> None:
+def _audit_own_account(
+    *,
+    user: User,
+    action: AuditAction,
+    before: dict[str, str] | None = None,
+    after: dict[str, str] | None = None,
+) -> None:
+    """An event of a person's own account (sign-in, MFA): they are both actor and target,
+    and every organisation they belong to sees it."""
     audit_record(
-        action=AuditAction.AUTH_SIGN_IN_SUCCEEDED,
+        action=action,
         actor=user,
         related_organisations=_organisations_of(user),
         target=user,
         target_label=user.email,
+        before=before,
+        after=after,
     )
+
+
+@transaction.atomic
+def auth_sign_in_succeeded(*, user: User) -> None:
+    _audit_own_account(user=user, action=AuditAction.AUTH_SIGN_IN_SUCCEEDED)
 
 
 _MAX_ATTEMPTED_LOGIN_LENGTH = 254
@@ -495,43 +503,27 @@ def auth_sign_in_failed(*, attempted_email: str) -> None:
 _MFA_TYPE_NAMES = {"totp": "authenticator app", "recovery_codes": "recovery codes"}
 
 
+def _mfa_type(authenticator_type: str) -> dict[str, str]:
+    return {"type": _MFA_TYPE_NAMES.get(authenticator_type, authenticator_type)}
+
+
 @transaction.atomic
 def mfa_authenticator_added(*, user: User, authenticator_type: str) -> None:
-    audit_record(
-        action=AuditAction.MFA_ENABLED
-        if authenticator_type == "totp"
-        else AuditAction.MFA_AUTHENTICATOR_ADDED,
-        actor=user,
-        related_organisations=_organisations_of(user),
-        target=user,
-        target_label=user.email,
-        after={"type": _MFA_TYPE_NAMES.get(authenticator_type, authenticator_type)},
-    )
+    totp = authenticator_type == "totp"
+    action = AuditAction.MFA_ENABLED if totp else AuditAction.MFA_AUTHENTICATOR_ADDED
+    _audit_own_account(user=user, action=action, after=_mfa_type(authenticator_type))
 
 
 @transaction.atomic
 def mfa_authenticator_removed(*, user: User, authenticator_type: str) -> None:
-    audit_record(
-        action=AuditAction.MFA_DISABLED
-        if authenticator_type == "totp"
-        else AuditAction.MFA_AUTHENTICATOR_REMOVED,
-        actor=user,
-        related_organisations=_organisations_of(user),
-        target=user,
-        target_label=user.email,
-        before={"type": _MFA_TYPE_NAMES.get(authenticator_type, authenticator_type)},
-    )
+    totp = authenticator_type == "totp"
+    action = AuditAction.MFA_DISABLED if totp else AuditAction.MFA_AUTHENTICATOR_REMOVED
+    _audit_own_account(user=user, action=action, before=_mfa_type(authenticator_type))
 
 
 @transaction.atomic
 def mfa_recovery_codes_regenerated(*, user: User) -> None:
-    audit_record(
-        action=AuditAction.MFA_RECOVERY_CODES_REGENERATED,
-        actor=user,
-        related_organisations=_organisations_of(user),
-        target=user,
-        target_label=user.email,
-    )
+    _audit_own_account(user=user, action=AuditAction.MFA_RECOVERY_CODES_REGENERATED)
 
 
 @dataclass(frozen=True)

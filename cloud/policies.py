@@ -75,42 +75,40 @@ def _shown(value: object, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _matching(value: object, pattern: re.Pattern[str], rule: str) -> str:
+    """`value` when it is text that `pattern` matches in full; otherwise a PolicyError that
+    states `rule` and shows what was given."""
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise PolicyError(f"{rule}; got {_shown(value)}.")
+    return value
+
+
 def validate_account_uid(text: object) -> str:
     """An Alibaba Cloud account UID: 1-32 ASCII digits, nothing else (no sign, space, exponent)."""
-    if not isinstance(text, str) or not _ACCOUNT_UID.fullmatch(text):
-        raise PolicyError(
-            f"An account ID is 1 to 32 digits 0-9 with nothing else; got {_shown(text)}."
-        )
-    return text
+    return _matching(text, _ACCOUNT_UID, "An account ID is 1 to 32 digits 0-9 with nothing else")
 
 
 def validate_role_name(name: object) -> str:
     """A RAM role name: 1-64 of letters, digits, '.' and '-'."""
-    if not isinstance(name, str) or not _ROLE_NAME.fullmatch(name):
-        raise PolicyError(
-            "A role name is 1 to 64 characters: letters A-Z a-z, digits, '.' and '-'; "
-            f"got {_shown(name)}."
-        )
-    return name
+    return _matching(
+        name, _ROLE_NAME, "A role name is 1 to 64 characters: letters A-Z a-z, digits, '.' and '-'"
+    )
 
 
 def validate_ram_user_name(name: object) -> str:
     """A RAM user name: 1-64 of letters, digits, '.', '_' and '-'."""
-    if not isinstance(name, str) or not _RAM_USER_NAME.fullmatch(name):
-        raise PolicyError(
-            "A RAM user name is 1 to 64 characters: letters, digits, '.', '_' and '-'; "
-            f"got {_shown(name)}."
-        )
-    return name
+    return _matching(
+        name,
+        _RAM_USER_NAME,
+        "A RAM user name is 1 to 64 characters: letters, digits, '.', '_' and '-'",
+    )
 
 
 def validate_policy_name(name: object) -> str:
     """A RAM policy name: 1-128 of letters, digits and '-'."""
-    if not isinstance(name, str) or not _POLICY_NAME.fullmatch(name):
-        raise PolicyError(
-            f"A policy name is 1 to 128 characters: letters, digits and '-'; got {_shown(name)}."
-        )
-    return name
+    return _matching(
+        name, _POLICY_NAME, "A policy name is 1 to 128 characters: letters, digits and '-'"
+    )
 
 
 def validate_policy_type(policy_type: object) -> str:
@@ -613,10 +611,7 @@ def ecs_instances_session_policy(
     if not ids:
         raise PolicyError("List at least one ECS instance id.")
     for instance_id in ids:
-        if not isinstance(instance_id, str) or not _INSTANCE_ID.fullmatch(instance_id):
-            raise PolicyError(
-                f"An ECS instance id looks like i-bp1abc...; got {_shown(instance_id)}."
-            )
+        _matching(instance_id, _INSTANCE_ID, "An ECS instance id looks like i-bp1abc...")
     if account_uid != "*":
         validate_account_uid(account_uid)
     if not _REGION.fullmatch(region):
@@ -644,11 +639,9 @@ _DIGEST_LENGTH = 8
 
 def validate_role_session_name(name: object) -> str:
     """A RoleSessionName the portal sends: 2 to 32 of letters, digits and `. @ _ -`."""
-    if not isinstance(name, str) or not _SESSION_NAME.fullmatch(name):
-        raise PolicyError(
-            f"A role session name is 2 to 32 of letters, digits and . @ _ -; got {_shown(name)}."
-        )
-    return name
+    return _matching(
+        name, _SESSION_NAME, "A role session name is 2 to 32 of letters, digits and . @ _ -"
+    )
 
 
 def role_session_name_for(email_or_name: str) -> str:

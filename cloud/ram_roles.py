@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from alibabacloud_ram20150501 import models as ram_models
@@ -13,6 +14,7 @@ from cloud.sdk import (
     SdkTransport,
     body_of,
     checked_description,
+    checked_seconds,
     document_text,
     optional_text,
     required_integer,
@@ -42,28 +44,35 @@ def _role_from(model: Any, request_id: str | None) -> Role:
 
 
 def _check_role_session_seconds(value: int) -> int:
-    if (
-        not isinstance(value, int)
-        or isinstance(value, bool)
-        or not MIN_ROLE_SESSION_SECONDS <= value <= MAX_ROLE_SESSION_SECONDS
-    ):
-        raise policies.PolicyError(
-            f"A role's maximum session is {MIN_ROLE_SESSION_SECONDS} to "
-            f"{MAX_ROLE_SESSION_SECONDS} seconds; got {value!r}."
-        )
-    return value
+    return checked_seconds(
+        value,
+        low=MIN_ROLE_SESSION_SECONDS,
+        high=MAX_ROLE_SESSION_SECONDS,
+        what="A role's maximum session is",
+    )
 
 
 class RoleCalls(SdkTransport):
+    def _role_call(
+        self, action: str, name: str, send: Callable[[], Any], *, mutating: bool
+    ) -> Role:
+        """A call RAM answers with the role (GetRole, CreateRole, UpdateRole)."""
+        return self._call(
+            action,
+            f"role/{name}",
+            send,
+            lambda response, rid: _role_from(body_of(response, rid).role, rid),
+            mutating=mutating,
+        )
+
     def get_role(self, name: str) -> Role | None:
         """The role, or None when RAM says EntityNotExist.Role."""
         policies.validate_role_name(name)
         try:
-            return self._call(
+            return self._role_call(
                 "GetRole",
-                f"role/{name}",
+                name,
                 lambda: self._ram.get_role(ram_models.GetRoleRequest(role_name=name)),
-                lambda response, rid: _role_from(body_of(response, rid).role, rid),
                 mutating=False,
             )
         except CloudError as error:
@@ -86,12 +95,8 @@ class RoleCalls(SdkTransport):
             description=checked_description(description),
             max_session_duration=_check_role_session_seconds(max_session_duration),
         )
-        return self._call(
-            "CreateRole",
-            f"role/{name}",
-            lambda: self._ram.create_role(request),
-            lambda response, rid: _role_from(body_of(response, rid).role, rid),
-            mutating=True,
+        return self._role_call(
+            "CreateRole", name, lambda: self._ram.create_role(request), mutating=True
         )
 
     def update_role(
@@ -118,12 +123,8 @@ class RoleCalls(SdkTransport):
                 else None
             ),
         )
-        return self._call(
-            "UpdateRole",
-            f"role/{name}",
-            lambda: self._ram.update_role(request),
-            lambda response, rid: _role_from(body_of(response, rid).role, rid),
-            mutating=True,
+        return self._role_call(
+            "UpdateRole", name, lambda: self._ram.update_role(request), mutating=True
         )
 
     def update_role_trust(self, name: str, document: str | dict[str, Any]) -> Role:
@@ -153,31 +154,30 @@ class RoleCalls(SdkTransport):
     def attach_policy_to_role(
         self, *, role_name: str, policy_type: str, policy_name: str
     ) -> str | None:
-        policies.validate_role_name(role_name)
-        return self._change_policy_attachment(
-            "AttachPolicyToRole",
-            f"role/{role_name}",
-            policy_type,
-            policy_name,
-            lambda: self._ram.attach_policy_to_role(
-                ram_models.AttachPolicyToRoleRequest(
-                    role_name=role_name, policy_type=policy_type, policy_name=policy_name
-                )
-            ),
-        )
+        return self._change_role_policy("AttachPolicyToRole", role_name, policy_type, policy_name)
 
     def detach_policy_from_role(
         self, *, role_name: str, policy_type: str, policy_name: str
     ) -> str | None:
+        return self._change_role_policy("DetachPolicyFromRole", role_name, policy_type, policy_name)
+
+    def _change_role_policy(
+        self, action: str, role_name: str, policy_type: str, policy_name: str
+    ) -> str | None:
         policies.validate_role_name(role_name)
-        return self._change_policy_attachment(
-            "DetachPolicyFromRole",
-            f"role/{role_name}",
-            policy_type,
-            policy_name,
-            lambda: self._ram.detach_policy_from_role(
-                ram_models.DetachPolicyFromRoleRequest(
-                    role_name=role_name, policy_type=policy_type, policy_name=policy_name
-                )
+        send, request_type = {
+            "AttachPolicyToRole": (
+                self._ram.attach_policy_to_role,
+                ram_models.AttachPolicyToRoleRequest,
             ),
+            "DetachPolicyFromRole": (
+                self._ram.detach_policy_from_role,
+                ram_models.DetachPolicyFromRoleRequest,
+            ),
+        }[action]
+        request = request_type(
+            role_name=role_name, policy_type=policy_type, policy_name=policy_name
+        )
+        return self._change_policy_attachment(
+            action, f"role/{role_name}", policy_type, policy_name, lambda: send(request)
         )

@@ -75,31 +75,30 @@ class UserCalls(SdkTransport):
     def attach_policy_to_user(
         self, *, user_name: str, policy_type: str, policy_name: str
     ) -> str | None:
-        policies.validate_ram_user_name(user_name)
-        return self._change_policy_attachment(
-            "AttachPolicyToUser",
-            f"user/{user_name}",
-            policy_type,
-            policy_name,
-            lambda: self._ram.attach_policy_to_user(
-                ram_models.AttachPolicyToUserRequest(
-                    user_name=user_name, policy_type=policy_type, policy_name=policy_name
-                )
-            ),
-        )
+        return self._change_user_policy("AttachPolicyToUser", user_name, policy_type, policy_name)
 
     def detach_policy_from_user(
         self, *, user_name: str, policy_type: str, policy_name: str
     ) -> str | None:
+        return self._change_user_policy("DetachPolicyFromUser", user_name, policy_type, policy_name)
+
+    def _change_user_policy(
+        self, action: str, user_name: str, policy_type: str, policy_name: str
+    ) -> str | None:
         policies.validate_ram_user_name(user_name)
-        return self._change_policy_attachment(
-            "DetachPolicyFromUser",
-            f"user/{user_name}",
-            policy_type,
-            policy_name,
-            lambda: self._ram.detach_policy_from_user(
-                ram_models.DetachPolicyFromUserRequest(
-                    user_name=user_name, policy_type=policy_type, policy_name=policy_name
-                )
+        send, request_type = {
+            "AttachPolicyToUser": (
+                self._ram.attach_policy_to_user,
+                ram_models.AttachPolicyToUserRequest,
             ),
+            "DetachPolicyFromUser": (
+                self._ram.detach_policy_from_user,
+                ram_models.DetachPolicyFromUserRequest,
+            ),
+        }[action]
+        request = request_type(
+            user_name=user_name, policy_type=policy_type, policy_name=policy_name
+        )
+        return self._change_policy_attachment(
+            action, f"user/{user_name}", policy_type, policy_name, lambda: send(request)
         )

@@ -257,6 +257,14 @@ def checked_description(text: str | None) -> str | None:
     return text
 
 
+def checked_seconds(value: object, *, low: int, high: int, what: str) -> int:
+    """`value` when it is a whole number of seconds (not a bool) from `low` to `high`;
+    otherwise a PolicyError saying `what` lasts that long."""
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise policies.PolicyError(f"{what} {low} to {high} seconds; got {value!r}.")
+    return value
+
+
 T = TypeVar("T")
 
 

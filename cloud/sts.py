@@ -8,7 +8,14 @@ from typing import Any
 from alibabacloud_sts20150401 import models as sts_models
 
 from cloud import policies
-from cloud.sdk import InvalidResponse, SdkTransport, body_of, optional_text, required_text
+from cloud.sdk import (
+    InvalidResponse,
+    SdkTransport,
+    body_of,
+    checked_seconds,
+    optional_text,
+    required_text,
+)
 from cloud.values import (
     MAX_ROLE_SESSION_SECONDS,
     MIN_STS_DURATION_SECONDS,
@@ -57,15 +64,12 @@ class StsCalls(SdkTransport):
         """STS AssumeRole. `policy` is a session policy (validated by parse_session_policy)."""
         policies.parse_role_arn(role_arn)
         policies.validate_role_session_name(session_name)
-        if (
-            not isinstance(duration_seconds, int)
-            or isinstance(duration_seconds, bool)
-            or not MIN_STS_DURATION_SECONDS <= duration_seconds <= MAX_ROLE_SESSION_SECONDS
-        ):
-            raise policies.PolicyError(
-                f"Credentials last {MIN_STS_DURATION_SECONDS} to {MAX_ROLE_SESSION_SECONDS} "
-                f"seconds; got {duration_seconds!r}."
-            )
+        checked_seconds(
+            duration_seconds,
+            low=MIN_STS_DURATION_SECONDS,
+            high=MAX_ROLE_SESSION_SECONDS,
+            what="Credentials last",
+        )
         session_policy = policies.parse_session_policy(policy) if policy is not None else None
         request = sts_models.AssumeRoleRequest(
             role_arn=role_arn,

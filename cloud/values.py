@@ -59,12 +59,13 @@ class Role:
 
 
 @dataclass(frozen=True)
-class AttachedPolicy:
+class _PolicyIdentity:
+    """What RAM says of a policy wherever it lists one: an attachment or the policy itself."""
+
     policy_type: str
     policy_name: str
     description: str | None = None
     default_version: str | None = None
-    attach_date: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -73,21 +74,18 @@ class AttachedPolicy:
 
 
 @dataclass(frozen=True)
-class Policy:
-    policy_type: str
-    policy_name: str
-    description: str | None = None
-    default_version: str | None = None
+class AttachedPolicy(_PolicyIdentity):
+    attach_date: str | None = None
+
+
+@dataclass(frozen=True)
+class Policy(_PolicyIdentity):
     attachment_count: int | None = None
     create_date: str | None = None
     update_date: str | None = None
     # The default version's document; only `get_policy` returns it.
     document: str | None = None
     request_id: str | None = field(default=None, compare=False)
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.policy_type, self.policy_name)
 
 
 @dataclass(frozen=True)

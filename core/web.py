@@ -1,18 +1,21 @@
 """Web helpers every page uses, with no knowledge of the portal's apps: a service's
 ValidationError shown on a form or as a message, responses kept out of caches, and ids from
-URLs that answer 404 when malformed."""
+URLs (and the rows they name) that answer 404 when malformed or missing."""
 
 from __future__ import annotations
 
 import uuid
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
+from django.db import models
+from django.db.models import QuerySet
 from django.forms import BaseForm
 from django.http import Http404, HttpRequest, HttpResponseBase
 
 ResponseT = TypeVar("ResponseT", bound=HttpResponseBase)
+ModelT = TypeVar("ModelT", bound=models.Model)
 
 # Pages that show a secret once (credentials, a credentials URI): no cache of any kind may
 # keep them, and search engines must not index a URL that leaked.
@@ -63,4 +66,13 @@ def parse_uuid(value: object) -> uuid.UUID:
     try:
         return uuid.UUID(str(value))
     except (TypeError, ValueError, AttributeError) as exc:
+        raise Http404 from exc
+
+
+def get_or_404(queryset: QuerySet[ModelT], **lookup: Any) -> ModelT:
+    """The row `lookup` finds in `queryset` (which a selector has already narrowed to what the
+    caller may see); none is a page that does not exist, exactly like a malformed id."""
+    try:
+        return queryset.get(**lookup)
+    except ObjectDoesNotExist as exc:  # the model's own DoesNotExist
         raise Http404 from exc

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models.functions import Lower
 
 from accounts.models import Organisation, User
@@ -22,6 +22,7 @@ from audit.actions import AuditAction
 from audit.services import audit_record
 from cloud import policies
 from cloud.errors import CloudError
+from core.db import conflict_as_validation_error
 from delegations.connection.services import cloud_account_client
 from delegations.models import (
     MAX_SESSION_DURATION,
@@ -384,31 +385,27 @@ def catalog_role_create(
                 "another name."
             }
         )
-    try:
-        with transaction.atomic():
-            role = CatalogRole.objects.create(
-                organisation=owner,
-                cloud_account=account,
-                role_name=role_name,
-                description=description,
-                policies=[{"type": kind, "name": name} for kind, name in keys],
-                max_session_duration=max_session_duration,
-                keep_role_when_empty=bool(keep_role_when_empty),
-                allows_high_privilege=bool(high_privilege),
-                created_by=created_by,
-            )
-            audit_record(
-                action=AuditAction.CATALOG_ROLE_CREATED,
-                actor=created_by,
-                organisation=owner,
-                target=role,
-                after=_role_public(role),
-                metadata={"high_privilege_policies": high_privilege},
-            )
-    except IntegrityError:
-        raise ValidationError(
-            {"role_name": f"The catalogue already has a role named {role_name}."}
-        ) from None
+    taken = {"role_name": f"The catalogue already has a role named {role_name}."}
+    with conflict_as_validation_error(taken):
+        role = CatalogRole.objects.create(
+            organisation=owner,
+            cloud_account=account,
+            role_name=role_name,
+            description=description,
+            policies=[{"type": kind, "name": name} for kind, name in keys],
+            max_session_duration=max_session_duration,
+            keep_role_when_empty=bool(keep_role_when_empty),
+            allows_high_privilege=bool(high_privilege),
+            created_by=created_by,
+        )
+        audit_record(
+            action=AuditAction.CATALOG_ROLE_CREATED,
+            actor=created_by,
+            organisation=owner,
+            target=role,
+            after=_role_public(role),
+            metadata={"high_privilege_policies": high_privilege},
+        )
     return role
 
 
@@ -448,6 +445,16 @@ def catalog_role_validate_update(
     return keys
 
 
+def catalog_role_lock(*, catalog_role_id: Any) -> CatalogRole:
+    """The role's row (with its cloud account), locked until the transaction ends, so that an
+    edit cannot commit between a check of the role and what is done on the strength of it."""
+    return (
+        CatalogRole.objects.select_for_update()
+        .select_related("cloud_account")
+        .get(pk=catalog_role_id)
+    )
+
+
 def catalog_role_update(
     *,
     catalog_role: CatalogRole,
@@ -476,11 +483,7 @@ def catalog_role_update(
         catalog_role.cloud_account, keys, high_privilege_confirmed=high_privilege_confirmed
     )
     with transaction.atomic():
-        role = (
-            CatalogRole.objects.select_for_update()
-            .select_related("cloud_account")
-            .get(pk=catalog_role.pk)
-        )
+        role = catalog_role_lock(catalog_role_id=catalog_role.pk)
         before = _role_public(role)
         old_keys = {(str(p.get("type")), str(p.get("name"))) for p in role.policies or []}
         role.description = description
@@ -545,11 +548,7 @@ def _catalog_role_set_active(
     *, catalog_role: CatalogRole, actor: User | None, active: bool
 ) -> CatalogRole:
     with transaction.atomic():
-        role = (
-            CatalogRole.objects.select_for_update()
-            .select_related("cloud_account")
-            .get(pk=catalog_role.pk)
-        )
+        role = catalog_role_lock(catalog_role_id=catalog_role.pk)
         if role.is_active == active:
             role.changed = False  # type: ignore[attr-defined]
             return role
@@ -616,25 +615,21 @@ def partner_allowance_add(
         errors["label"] = f"A label is at most {LABEL_MAX_LENGTH} characters."
     if errors:
         raise ValidationError(errors)
-    try:
-        with transaction.atomic():
-            allowance = PartnerAllowance.objects.create(
-                organisation=owner,
-                partner_account_uid=partner_account_uid,
-                label=label,
-                created_by=added_by,
-            )
-            audit_record(
-                action=AuditAction.PARTNER_ALLOWANCE_ADDED,
-                actor=added_by,
-                organisation=owner,
-                target=allowance,
-                after={"partner_account_uid": partner_account_uid, "label": label},
-            )
-    except IntegrityError:
-        raise ValidationError(
-            {"partner_account_uid": f"{partner_account_uid} is already on the allow-list."}
-        ) from None
+    on_list = {"partner_account_uid": f"{partner_account_uid} is already on the allow-list."}
+    with conflict_as_validation_error(on_list):
+        allowance = PartnerAllowance.objects.create(
+            organisation=owner,
+            partner_account_uid=partner_account_uid,
+            label=label,
+            created_by=added_by,
+        )
+        audit_record(
+            action=AuditAction.PARTNER_ALLOWANCE_ADDED,
+            actor=added_by,
+            organisation=owner,
+            target=allowance,
+            after={"partner_account_uid": partner_account_uid, "label": label},
+        )
     return allowance
 
 

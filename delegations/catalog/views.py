@@ -8,6 +8,8 @@ MFA when the portal requires it); allauth replays the POST afterwards.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
@@ -38,7 +40,7 @@ from delegations.catalog.forms import (
     PartnerAllowanceForm,
     PartnerLinkForm,
 )
-from delegations.catalog.services import PolicyKey
+from delegations.catalog.services import AvailablePolicy, PolicyKey
 from delegations.connection.selectors import cloud_account_of_organisation
 from delegations.models import FINAL_STATUSES, CatalogRole, CloudAccount
 
@@ -152,6 +154,57 @@ def _cloud_message(error: CloudError) -> str:
     )
 
 
+def _available_policies(
+    request: AuthenticatedHttpRequest, *, account: CloudAccount, role: CatalogRole | None = None
+) -> tuple[list[AvailablePolicy], HttpResponse | None]:
+    """The account's policies to choose from, or the page to show when they cannot be read."""
+    try:
+        available = catalog_services.cloud_account_policies(
+            cloud_account=account, refresh=request.method == "GET" and "refresh" in request.GET
+        )
+    except CloudError as error:
+        problem = _cloud_message(error)
+    except SecretDecryptionError as error:
+        problem = str(error)
+    else:
+        return available, None
+    return [], _role_form_page(request, form=None, policies_error=problem, status=503, role=role)
+
+
+def _role_form_submit(
+    request: AuthenticatedHttpRequest,
+    *,
+    form: CatalogRoleForm,
+    account: CloudAccount,
+    validate: Callable[[list[PolicyKey]], object],
+    save: Callable[[list[PolicyKey]], CatalogRole],
+    role: CatalogRole | None = None,
+) -> CatalogRole | HttpResponse:
+    """Adding and editing a role follow the same steps: the form, then every rule that needs
+    no cloud call (so a refused name never costs a cloud read), then the high-privilege gate,
+    then the save. Returns the saved role, or the answer to give instead."""
+    if not form.is_valid():
+        return _role_form_page(request, form=form, status=400, role=role)
+    keys = form.policy_keys()
+    try:
+        validate(keys)
+    except ValidationError as error:
+        add_form_errors(form, error)
+        return _role_form_page(request, form=form, status=400, role=role)
+    high_privilege, stop = _high_privilege_gate(
+        request, form=form, account=account, keys=keys, role=role
+    )
+    if stop is not None:
+        return stop
+    try:
+        return save(keys)
+    except ValidationError as error:
+        add_form_errors(form, error)
+        return _role_form_page(
+            request, form=form, high_privilege=high_privilege, status=400, role=role
+        )
+
+
 @require_http_methods(["GET", "POST"])
 @organisation_member_required(roles=[ADMIN])
 def catalog_role_create(request: AuthenticatedHttpRequest) -> HttpResponse:
@@ -160,23 +213,15 @@ def catalog_role_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     if account is None:
         messages.info(request, "Connect your Alibaba Cloud account before adding roles.")
         return redirect("delegations:cloud_account")
-    try:
-        available = catalog_services.cloud_account_policies(
-            cloud_account=account, refresh=request.method == "GET" and "refresh" in request.GET
-        )
-    except CloudError as error:
-        return _role_form_page(request, form=None, policies_error=_cloud_message(error), status=503)
-    except SecretDecryptionError as error:
-        return _role_form_page(request, form=None, policies_error=str(error), status=503)
+    available, stop = _available_policies(request, account=account)
+    if stop is not None:
+        return stop
     if request.method == "GET":
         return _role_form_page(request, form=CatalogRoleForm(available=available))
 
     form = CatalogRoleForm(request.POST, available=available)
-    if not form.is_valid():
-        return _role_form_page(request, form=form, status=400)
-    keys = form.policy_keys()
-    try:
-        # Every rule that needs no cloud call first: a refused name never costs a cloud read.
+
+    def validate(keys: list[PolicyKey]) -> None:
         catalog_services.catalog_role_validate(
             owner=owner,
             role_name=form.cleaned_data["role_name"],
@@ -184,15 +229,9 @@ def catalog_role_create(request: AuthenticatedHttpRequest) -> HttpResponse:
             policy_keys=keys,
             max_session_duration=form.cleaned_data["max_session_duration"],
         )
-    except ValidationError as error:
-        add_form_errors(form, error)
-        return _role_form_page(request, form=form, status=400)
-    high_privilege, stop = _high_privilege_gate(request, form=form, account=account, keys=keys)
-    if stop is not None:
-        return stop
-    confirmed = form.cleaned_data["high_privilege_confirmed"]
-    try:
-        role = catalog_services.catalog_role_create(
+
+    def save(keys: list[PolicyKey]) -> CatalogRole:
+        return catalog_services.catalog_role_create(
             owner=owner,
             created_by=request.user,
             role_name=form.cleaned_data["role_name"],
@@ -200,11 +239,12 @@ def catalog_role_create(request: AuthenticatedHttpRequest) -> HttpResponse:
             policy_keys=keys,
             max_session_duration=form.cleaned_data["max_session_duration"],
             keep_role_when_empty=form.cleaned_data["keep_role_when_empty"],
-            high_privilege_confirmed=confirmed,
+            high_privilege_confirmed=form.cleaned_data["high_privilege_confirmed"],
         )
-    except ValidationError as error:
-        add_form_errors(form, error)
-        return _role_form_page(request, form=form, high_privilege=high_privilege, status=400)
+
+    role = _role_form_submit(request, form=form, account=account, validate=validate, save=save)
+    if isinstance(role, HttpResponse):
+        return role
     messages.success(request, f"{role.role_name} is in the catalogue; partners can ask for it.")
     return redirect("delegations:catalog")
 
@@ -219,17 +259,9 @@ def catalog_role_edit(request: AuthenticatedHttpRequest, catalog_role_id: str) -
     if not role.cloud_account.is_active:
         messages.error(request, "Connect the role's cloud account again before editing it.")
         return redirect("delegations:catalog")
-    try:
-        available = catalog_services.cloud_account_policies(
-            cloud_account=role.cloud_account,
-            refresh=request.method == "GET" and "refresh" in request.GET,
-        )
-    except CloudError as error:
-        return _role_form_page(
-            request, form=None, policies_error=_cloud_message(error), status=503, role=role
-        )
-    except SecretDecryptionError as error:
-        return _role_form_page(request, form=None, policies_error=str(error), status=503, role=role)
+    available, stop = _available_policies(request, account=role.cloud_account, role=role)
+    if stop is not None:
+        return stop
     if request.method == "GET":
         initial = {
             "description": role.description,
@@ -242,40 +274,31 @@ def catalog_role_edit(request: AuthenticatedHttpRequest, catalog_role_id: str) -
         return _role_form_page(request, form=form, role=role)
 
     form = CatalogRoleEditForm(request.POST, available=available)
-    if not form.is_valid():
-        return _role_form_page(request, form=form, status=400, role=role)
-    keys = form.policy_keys()
-    try:
+
+    def validate(keys: list[PolicyKey]) -> None:
         catalog_services.catalog_role_validate_update(
             catalog_role=role,
             description=form.cleaned_data["description"],
             policy_keys=keys,
             max_session_duration=form.cleaned_data["max_session_duration"],
         )
-    except ValidationError as error:
-        add_form_errors(form, error)
-        return _role_form_page(request, form=form, status=400, role=role)
-    high_privilege, stop = _high_privilege_gate(
-        request, form=form, account=role.cloud_account, keys=keys, role=role
-    )
-    if stop is not None:
-        return stop
-    confirmed = form.cleaned_data["high_privilege_confirmed"]
-    try:
-        result = catalog_services.catalog_role_update(
+
+    def save(keys: list[PolicyKey]) -> CatalogRole:
+        return catalog_services.catalog_role_update(
             catalog_role=role,
             updated_by=request.user,
             description=form.cleaned_data["description"],
             policy_keys=keys,
             max_session_duration=form.cleaned_data["max_session_duration"],
             keep_role_when_empty=form.cleaned_data["keep_role_when_empty"],
-            high_privilege_confirmed=confirmed,
+            high_privilege_confirmed=form.cleaned_data["high_privilege_confirmed"],
         )
-    except ValidationError as error:
-        add_form_errors(form, error)
-        return _role_form_page(
-            request, form=form, high_privilege=high_privilege, status=400, role=role
-        )
+
+    result = _role_form_submit(
+        request, form=form, account=role.cloud_account, validate=validate, save=save, role=role
+    )
+    if isinstance(result, HttpResponse):
+        return result
     if not result.changed:  # type: ignore[attr-defined]
         messages.info(request, f"Nothing changed in {role.role_name}.")
     elif result.delegations.exclude(status__in=list(FINAL_STATUSES)).exists():

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Organisation, User, validate_enterprise_alias
@@ -27,6 +27,7 @@ from cloud import policies
 from cloud.client import CloudClient, CloudCredentials, RamUser
 from cloud.errors import CloudError
 from core import crypto
+from core.db import conflict_as_validation_error
 from delegations.models import CloudAccount, Delegation, validate_region
 
 logger = logging.getLogger("delegations.cloud_accounts")
@@ -256,10 +257,8 @@ def _checked_credentials(
     attempt: str,
     account_uid: str,
     region: str,
-    access_key_id: str,
-    access_key_secret: str,
+    credentials: CloudCredentials,
 ) -> KeyCheck:
-    credentials = CloudCredentials(access_key_id, access_key_secret)
     # Fail closed before any cloud call: without an encryption key the secret could not be
     # stored after a successful check.
     crypto.encryption()
@@ -276,7 +275,29 @@ def _checked_credentials(
     return check
 
 
+def _store_key(
+    account: CloudAccount,
+    *,
+    alias: str,
+    region: str,
+    credentials: CloudCredentials,
+    check: KeyCheck,
+) -> None:
+    """Put a checked key, and the alias and region it was checked with, on the account row
+    (the secret encrypted, with its fingerprint)."""
+    account.alias = alias
+    account.region = region
+    account.access_key_id = credentials.access_key_id
+    account.secret_ciphertext = crypto.encrypt_secret(credentials.access_key_secret)
+    account.secret_fingerprint = crypto.secret_fingerprint(credentials.access_key_secret)
+    account.caller_arn = check.caller_arn
+    account.verified_at = timezone.now()
+
+
 # --- connect, replace, check again, disconnect ------------------------------------------------
+
+
+_CONNECTED_MEANWHILE = "A cloud account was connected meanwhile. Replace its key instead."
 
 
 def cloud_account_connect(
@@ -303,54 +324,41 @@ def cloud_account_connect(
         raise ValidationError(
             "A cloud account is already connected. Replace its key, or disconnect it first."
         )
+    credentials = CloudCredentials(access_key_id, access_key_secret)
     check = _checked_credentials(
         organisation=organisation,
         actor=connected_by,
         attempt="connect",
         account_uid=account_uid,
         region=region,
-        access_key_id=access_key_id,
-        access_key_secret=access_key_secret,
+        credentials=credentials,
     )
-    try:
-        with transaction.atomic():
-            # Serialise connects of one organisation; the partial unique constraint is the
-            # backstop.
-            Organisation.objects.select_for_update().get(pk=organisation.pk)
-            if CloudAccount.objects.filter(organisation=organisation, is_active=True).exists():
-                raise ValidationError(
-                    "A cloud account was connected meanwhile. Replace its key instead."
-                )
-            # Reconnecting the same account brings its catalogue back with it.
-            account = (
-                CloudAccount.objects.filter(organisation=organisation, account_uid=account_uid)
-                .order_by("-created_at")
-                .first()
-            ) or CloudAccount(organisation=organisation, account_uid=account_uid)
-            reconnected = not account._state.adding
-            account.alias = alias
-            account.region = region
-            account.access_key_id = access_key_id
-            account.secret_ciphertext = crypto.encrypt_secret(access_key_secret)
-            account.secret_fingerprint = crypto.secret_fingerprint(access_key_secret)
-            account.caller_arn = check.caller_arn
-            account.verified_at = timezone.now()
-            account.is_active = True
-            if not reconnected:
-                account.created_by = connected_by
-            account.save()
-            audit_record(
-                action=AuditAction.CLOUD_ACCOUNT_CONNECTED,
-                actor=connected_by,
-                organisation=organisation,
-                target=account,
-                after=_public(account),
-                metadata={"reconnected": reconnected, "root_key": check.is_root},
-            )
-    except IntegrityError:
-        raise ValidationError(
-            "A cloud account was connected meanwhile. Replace its key instead."
-        ) from None
+    with conflict_as_validation_error(_CONNECTED_MEANWHILE):
+        # Serialise connects of one organisation; the partial unique constraint is the
+        # backstop.
+        Organisation.objects.select_for_update().get(pk=organisation.pk)
+        if CloudAccount.objects.filter(organisation=organisation, is_active=True).exists():
+            raise ValidationError(_CONNECTED_MEANWHILE)
+        # Reconnecting the same account brings its catalogue back with it.
+        account = (
+            CloudAccount.objects.filter(organisation=organisation, account_uid=account_uid)
+            .order_by("-created_at")
+            .first()
+        ) or CloudAccount(organisation=organisation, account_uid=account_uid)
+        reconnected = not account._state.adding
+        _store_key(account, alias=alias, region=region, credentials=credentials, check=check)
+        account.is_active = True
+        if not reconnected:
+            account.created_by = connected_by
+        account.save()
+        audit_record(
+            action=AuditAction.CLOUD_ACCOUNT_CONNECTED,
+            actor=connected_by,
+            organisation=organisation,
+            target=account,
+            after=_public(account),
+            metadata={"reconnected": reconnected, "root_key": check.is_root},
+        )
     logger.info(
         "cloud account %s connected for %s with AccessKey %s (%s)",
         account.account_uid,
@@ -388,27 +396,21 @@ def cloud_account_replace_key(
         raise ValidationError(errors)
     if not cloud_account.is_active:
         raise ValidationError("This cloud account is disconnected; connect it again instead.")
+    credentials = CloudCredentials(access_key_id, access_key_secret)
     check = _checked_credentials(
         organisation=organisation,
         actor=replaced_by,
         attempt="replace",
         account_uid=cloud_account.account_uid,
         region=region,
-        access_key_id=access_key_id,
-        access_key_secret=access_key_secret,
+        credentials=credentials,
     )
     with transaction.atomic():
         account = CloudAccount.objects.select_for_update().get(pk=cloud_account.pk)
         if not account.is_active:
             raise ValidationError("This cloud account was disconnected meanwhile.")
         before = _public(account)
-        account.alias = alias
-        account.region = region
-        account.access_key_id = access_key_id
-        account.secret_ciphertext = crypto.encrypt_secret(access_key_secret)
-        account.secret_fingerprint = crypto.secret_fingerprint(access_key_secret)
-        account.caller_arn = check.caller_arn
-        account.verified_at = timezone.now()
+        _store_key(account, alias=alias, region=region, credentials=credentials, check=check)
         account.save()
         audit_record(
             action=AuditAction.CLOUD_ACCOUNT_REPLACED,

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Membership, Organisation, User
@@ -28,7 +28,7 @@ from audit.models import AuditEvent
 from audit.services import audit_record
 from cloud.errors import CloudError
 from delegations.catalog.partner_links import partner_link_use
-from delegations.catalog.services import catalog_role_high_privilege_now
+from delegations.catalog.services import catalog_role_high_privilege_now, catalog_role_lock
 from delegations.models import (
     ALLOWED_TRANSITIONS,
     DESIRED_PRESENT_STATUSES,
@@ -179,21 +179,14 @@ def _check_privilege_unchanged(catalog_role: CatalogRole, checked: tuple[Any, bo
 
 def managed_role_for_catalog_role(*, catalog_role: CatalogRole) -> ManagedRole:
     """The lock/state row of the cloud role a catalogue entry names, created on first use."""
-    existing = ManagedRole.objects.filter(
-        cloud_account=catalog_role.cloud_account, role_name__iexact=catalog_role.role_name
-    ).first()
-    if existing is not None:
-        return existing
-    try:
-        with transaction.atomic():
-            return ManagedRole.objects.create(
-                cloud_account=catalog_role.cloud_account, role_name=catalog_role.role_name
-            )
-    except IntegrityError:
-        # Another request created it between our read and insert.
-        return ManagedRole.objects.get(
-            cloud_account=catalog_role.cloud_account, role_name__iexact=catalog_role.role_name
-        )
+    # get_or_create inserts in a savepoint and reads again when another request inserted the
+    # row between its read and its insert; the name matches without regard to case, as RAM does.
+    managed_role, _created = ManagedRole.objects.get_or_create(
+        cloud_account=catalog_role.cloud_account,
+        role_name__iexact=catalog_role.role_name,
+        defaults={"role_name": catalog_role.role_name},
+    )
+    return managed_role
 
 
 def _lock(delegation: Delegation) -> Delegation:
@@ -207,11 +200,7 @@ def _lock(delegation: Delegation) -> Delegation:
 def _lock_catalog_role(locked: Delegation) -> CatalogRole:
     """Lock the delegation's catalogue role row (after the delegation's, always in this
     order) so an edit of the role cannot commit between a privilege check and the grant."""
-    role = (
-        CatalogRole.objects.select_for_update()
-        .select_related("cloud_account")
-        .get(pk=locked.catalog_role_id)
-    )
+    role = catalog_role_lock(catalog_role_id=locked.catalog_role_id)
     locked.catalog_role = role
     return role
 
@@ -351,28 +340,57 @@ def delegation_request(
     _validate_ends_at(ends_at, now=now)
     _validate_grantable(owner=owner, partner=partner, catalog_role=catalog_role)
     _validate_no_open_duplicate(partner=partner, catalog_role=catalog_role)
+    return _create(
+        owner=owner,
+        partner=partner,
+        catalog_role=catalog_role,
+        created_by=requested_by,
+        actor_organisation=partner,
+        action=AuditAction.DELEGATION_REQUESTED,
+        reason=reason,
+        ends_at=ends_at,
+        fields={
+            "status": Status.REQUESTED,
+            "origin": Delegation.Origin.REQUEST,
+            "partner_link": link,
+            "starts_at": now,
+        },
+        metadata={"partner_link": str(link.pk)},
+    )
 
+
+def _create(
+    *,
+    owner: Organisation,
+    partner: Organisation,
+    catalog_role: CatalogRole,
+    created_by: User,
+    actor_organisation: Organisation,
+    action: AuditAction,
+    reason: str,
+    ends_at: dt.datetime | None,
+    fields: dict[str, Any],
+    metadata: dict[str, Any],
+) -> Delegation:
+    """Create a delegation and audit it; `fields` are what its origin sets beyond the rest."""
     delegation = Delegation.objects.create(
         owner=owner,
         partner=partner,
         catalog_role=catalog_role,
         managed_role=managed_role_for_catalog_role(catalog_role=catalog_role),
         partner_account_uid=partner.account_uid,
-        status=Status.REQUESTED,
-        origin=Delegation.Origin.REQUEST,
-        partner_link=link,
-        requested_by=requested_by,
+        requested_by=created_by,
         reason=reason,
-        starts_at=now,
         ends_at=ends_at,
+        **fields,
     )
     _audit(
         delegation=delegation,
-        action=AuditAction.DELEGATION_REQUESTED,
-        actor=requested_by,
-        actor_organisation=partner,
+        action=action,
+        actor=created_by,
+        actor_organisation=actor_organisation,
         before=None,
-        metadata={"ends_at": ends_at, "reason": reason, "partner_link": str(link.pk)},
+        metadata={"ends_at": ends_at, "reason": reason, **metadata},
     )
     return delegation
 
@@ -428,70 +446,38 @@ def delegation_offer(
     with transaction.atomic():
         # The role row is locked so that an edit cannot slip in between the check above
         # and the offer.
-        locked_role = (
-            CatalogRole.objects.select_for_update()
-            .select_related("cloud_account")
-            .get(pk=catalog_role.pk)
-        )
+        locked_role = catalog_role_lock(catalog_role_id=catalog_role.pk)
         _check_privilege_unchanged(locked_role, _privilege_snapshot(role))
-        return _offer(
+        now = timezone.now()
+        reason = _clean_reason(reason, field="reason")
+        _validate_ends_at(ends_at, now=now)
+        _validate_grantable(owner=owner, partner=partner, catalog_role=locked_role)
+        if _is_member(user=offered_by, organisation=partner, roles=Membership.Role.values):
+            raise PermissionDenied(
+                "You are also a member of this partner; another owner admin must offer it."
+            )
+        _validate_no_open_duplicate(partner=partner, catalog_role=locked_role)
+        delegation = _create(
             owner=owner,
-            offered_by=offered_by,
             partner=partner,
             catalog_role=locked_role,
+            created_by=offered_by,
+            actor_organisation=owner,
+            action=AuditAction.DELEGATION_OFFERED,
             reason=reason,
             ends_at=ends_at,
-            with_mfa=with_mfa,
+            fields={
+                "status": Status.APPROVED,
+                "origin": Delegation.Origin.OFFER,
+                "starts_at": now,
+                "decided_by": offered_by,
+                "decided_at": now,
+                "approved_with_mfa": with_mfa,
+            },
+            metadata={"with_mfa": with_mfa},
         )
-
-
-def _offer(
-    *,
-    owner: Organisation,
-    offered_by: User,
-    partner: Organisation,
-    catalog_role: CatalogRole,
-    reason: str,
-    ends_at: dt.datetime | None,
-    with_mfa: bool,
-) -> Delegation:
-    now = timezone.now()
-    reason = _clean_reason(reason, field="reason")
-    _validate_ends_at(ends_at, now=now)
-    _validate_grantable(owner=owner, partner=partner, catalog_role=catalog_role)
-    if _is_member(user=offered_by, organisation=partner, roles=Membership.Role.values):
-        raise PermissionDenied(
-            "You are also a member of this partner; another owner admin must offer it."
-        )
-    _validate_no_open_duplicate(partner=partner, catalog_role=catalog_role)
-
-    managed_role = managed_role_for_catalog_role(catalog_role=catalog_role)
-    delegation = Delegation.objects.create(
-        owner=owner,
-        partner=partner,
-        catalog_role=catalog_role,
-        managed_role=managed_role,
-        partner_account_uid=partner.account_uid,
-        status=Status.APPROVED,
-        origin=Delegation.Origin.OFFER,
-        requested_by=offered_by,
-        reason=reason,
-        starts_at=now,
-        ends_at=ends_at,
-        decided_by=offered_by,
-        decided_at=now,
-        approved_with_mfa=with_mfa,
-    )
-    _audit(
-        delegation=delegation,
-        action=AuditAction.DELEGATION_OFFERED,
-        actor=offered_by,
-        actor_organisation=owner,
-        before=None,
-        metadata={"ends_at": ends_at, "reason": reason, "with_mfa": with_mfa},
-    )
-    outbox_enqueue_reconcile(managed_role=managed_role)
-    return delegation
+        outbox_enqueue_reconcile(managed_role=delegation.managed_role)
+        return delegation
 
 
 def delegation_approve(
@@ -750,6 +736,14 @@ def _retry(
 
 # --- the worker's transitions ----------------------------------------------------------------
 
+# A delegation that reaches where it was going forgets the error of an earlier failed try.
+_NO_ERROR = {
+    "last_error_code": "",
+    "last_error_message": "",
+    "last_error_request_id": "",
+    "last_error_at": None,
+}
+
 
 @transaction.atomic
 def delegation_mark_applying(*, delegation: Delegation) -> Delegation:
@@ -780,10 +774,7 @@ def delegation_mark_active(*, delegation: Delegation, request_id: str = "") -> D
         actor_organisation=None,
         changes={
             "activated_at": timezone.now(),
-            "last_error_code": "",
-            "last_error_message": "",
-            "last_error_request_id": "",
-            "last_error_at": None,
+            **_NO_ERROR,
         },
         metadata={"request_id": request_id} if request_id else None,
     )
@@ -848,10 +839,7 @@ def delegation_mark_revoked(*, delegation: Delegation) -> Delegation:
         actor_organisation=None,
         changes={
             "ended_at": timezone.now(),
-            "last_error_code": "",
-            "last_error_message": "",
-            "last_error_request_id": "",
-            "last_error_at": None,
+            **_NO_ERROR,
         },
     )
 

@@ -6,18 +6,12 @@
 import re
 import uuid
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import (
-    ACCOUNT_UID_MAX_LENGTH,
-    ENTERPRISE_ALIAS_MAX_LENGTH,
-    validate_account_uid,
-    validate_enterprise_alias,
-)
+from accounts.models import account_uid_field, enterprise_alias_field, optional_person_field
 
 REGION_RE = re.compile(r"\A[a-z]{2,}(?:-[a-z0-9]+){1,3}\Z")
 
@@ -41,17 +35,8 @@ class CloudAccount(models.Model):
     organisation = models.ForeignKey(
         "accounts.Organisation", on_delete=models.CASCADE, related_name="cloud_accounts"
     )
-    account_uid = models.CharField(
-        "Alibaba Cloud account UID",
-        max_length=ACCOUNT_UID_MAX_LENGTH,
-        validators=[validate_account_uid],
-    )
-    alias = models.CharField(
-        "enterprise alias",
-        max_length=ENTERPRISE_ALIAS_MAX_LENGTH,
-        blank=True,
-        validators=[validate_enterprise_alias],
-    )
+    account_uid = account_uid_field("Alibaba Cloud account UID")
+    alias = enterprise_alias_field("enterprise alias")
     region = models.CharField(max_length=32, default="cn-hangzhou", validators=[validate_region])
     access_key_id = models.CharField("AccessKey id", max_length=128)
     secret_ciphertext = models.TextField(editable=False)
@@ -60,13 +45,7 @@ class CloudAccount(models.Model):
     caller_arn = models.CharField(max_length=255, blank=True)
     verified_at = models.DateTimeField(null=True, blank=True)
     is_active = models.BooleanField(default=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-    )
+    created_by = optional_person_field(on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 

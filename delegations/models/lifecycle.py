@@ -9,16 +9,13 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import (
-    ACCOUNT_UID_MAX_LENGTH,
-    validate_account_uid,
-)
+from accounts.models import account_uid_field, optional_person_field
 from cloud import policies
 from delegations.models.catalog import CatalogRole, PartnerLink
-from delegations.models.worker import ManagedRole
+from delegations.models.worker import LastErrorModel, ManagedRole
 
 
-class Delegation(models.Model):
+class Delegation(LastErrorModel):
     """One partner organisation's access to one catalogue role of one owner."""
 
     class Status(models.TextChoices):
@@ -64,9 +61,7 @@ class Delegation(models.Model):
     )
     # Copied from the partner organisation when the delegation is created: the trust policy
     # names this account, whatever later happens to the organisation's record.
-    partner_account_uid = models.CharField(
-        max_length=ACCOUNT_UID_MAX_LENGTH, validators=[validate_account_uid]
-    )
+    partner_account_uid = account_uid_field()
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.REQUESTED)
     failed_phase = models.CharField(
@@ -88,41 +83,18 @@ class Delegation(models.Model):
     # None means open-ended: access lasts until revoked.
     ends_at = models.DateTimeField(null=True, blank=True)
 
-    decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="+",
-    )
+    decided_by = optional_person_field(on_delete=models.PROTECT)
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_reason = models.TextField(max_length=2000, blank=True)
     approved_with_mfa = models.BooleanField(default=False)
 
     activated_at = models.DateTimeField(null=True, blank=True)
-    revoked_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="+",
-    )
+    revoked_by = optional_person_field(on_delete=models.PROTECT)
     revoke_requested_at = models.DateTimeField(null=True, blank=True)
     revoke_reason = models.TextField(max_length=2000, blank=True)
     # The partner admin who took back their own request before the owner decided it.
-    withdrawn_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="+",
-    )
+    withdrawn_by = optional_person_field(on_delete=models.PROTECT)
     ended_at = models.DateTimeField(null=True, blank=True)
-
-    last_error_code = models.CharField(max_length=128, blank=True)
-    last_error_message = models.TextField(max_length=2000, blank=True)
-    last_error_request_id = models.CharField(max_length=64, blank=True)
-    last_error_at = models.DateTimeField(null=True, blank=True)
 
     # Not stored: the lifecycle services set it on the instance they return, True when the
     # call changed the delegation and False when it found the change already made (a double

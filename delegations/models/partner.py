@@ -12,9 +12,10 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from accounts.models import optional_person_field
 from delegations.models.connection import CloudAccount
 from delegations.models.lifecycle import Delegation
-from delegations.models.worker import LeasedModel, ManagedRole
+from delegations.models.worker import LastErrorModel, LeasedModel, ManagedRole
 
 
 class StaffRamUserLink(models.Model):
@@ -30,13 +31,7 @@ class StaffRamUserLink(models.Model):
         CloudAccount, on_delete=models.PROTECT, related_name="staff_ram_links"
     )
     ram_user_name = models.CharField(max_length=64)
-    linked_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-    )
+    linked_by = optional_person_field(on_delete=models.SET_NULL)
     linked_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -93,13 +88,7 @@ class StaffAssignment(models.Model):
     assigned_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     ended_at = models.DateTimeField(null=True, blank=True)
-    ended_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="+",
-    )
+    ended_by = optional_person_field(on_delete=models.PROTECT)
     end_reason = models.CharField(max_length=16, choices=EndReason.choices, blank=True, default="")
 
     class Meta:
@@ -127,12 +116,12 @@ class StaffAssignment(models.Model):
         return self.ended_at is None
 
 
-class PartnerUserPolicy(LeasedModel):
+class PartnerUserPolicy(LeasedModel, LastErrorModel):
     """The one custom policy (`portal-assume-<user>`) the portal manages for one RAM user in a
     partner's account: `sts:AssumeRole` on exactly the roles that user may use now.
 
     The lease and version fields are `ManagedRole`'s (`LeasedModel`, the same lease and
-    outbox code)."""
+    outbox code); the last error is recorded as a delegation's is (`LastErrorModel`)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     cloud_account = models.ForeignKey(
@@ -143,10 +132,6 @@ class PartnerUserPolicy(LeasedModel):
     # The role ARNs the cloud showed in the policy after the last verified run.
     applied_role_arns = models.JSONField(default=list, blank=True)
     policy_attached = models.BooleanField(default=False)
-    last_error_code = models.CharField(max_length=128, blank=True)
-    last_error_message = models.TextField(max_length=2000, blank=True)
-    last_error_request_id = models.CharField(max_length=64, blank=True)
-    last_error_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
@@ -180,13 +165,7 @@ class CredentialsUriToken(models.Model):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     expires_at = models.DateTimeField()
     revoked_at = models.DateTimeField(null=True, blank=True)
-    revoked_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-    )
+    revoked_by = optional_person_field(on_delete=models.SET_NULL)
     last_used_at = models.DateTimeField(null=True, blank=True)
     use_count = models.PositiveIntegerField(default=0)
 
@@ -258,13 +237,7 @@ class RoleCutOff(models.Model):
     )
     cut_off_at = models.DateTimeField(default=timezone.now)
     lifted_at = models.DateTimeField(null=True, blank=True)
-    lifted_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="+",
-    )
+    lifted_by = optional_person_field(on_delete=models.PROTECT)
 
     class Meta:
         ordering = ["-cut_off_at"]

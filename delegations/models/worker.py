@@ -7,12 +7,12 @@ floors above (`lifecycle`, `partner`), which build on `ManagedRole`.
 
 import uuid
 
-from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from accounts.models import optional_person_field
 from cloud import policies
 from delegations.models.catalog import ROLE_NAME_MAX_LENGTH, validate_role_name
 from delegations.models.connection import CloudAccount
@@ -34,6 +34,19 @@ class LeasedModel(models.Model):
     desired_version = models.PositiveBigIntegerField(default=0)
     applied_version = models.PositiveBigIntegerField(default=0)
     last_reconciled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class LastErrorModel(models.Model):
+    """The cloud's last refusal of a row the worker converges: its code, message and request
+    id as the owner or partner sees them, cleared when the worker succeeds."""
+
+    last_error_code = models.CharField(max_length=128, blank=True)
+    last_error_message = models.TextField(max_length=2000, blank=True)
+    last_error_request_id = models.CharField(max_length=64, blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         abstract = True
@@ -228,13 +241,7 @@ class DriftFinding(models.Model):
     resolution = models.CharField(
         max_length=16, choices=Resolution.choices, blank=True, default=Resolution.NONE
     )
-    resolved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-    )
+    resolved_by = optional_person_field(on_delete=models.SET_NULL)
 
     class Meta:
         ordering = ["-detected_at"]

@@ -12,12 +12,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
-from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import Membership, Organisation, User
 from cloud import console, policies
-from core.web import parse_uuid
+from core.web import get_or_404, parse_uuid
 from delegations.models import (
     CloudCall,
     CredentialIssuance,
@@ -90,20 +89,16 @@ def active_delegations_of_partner(*, partner: Organisation) -> QuerySet[Delegati
 
 
 def staff_link_get(*, organisation: Organisation, link_id: object) -> StaffRamUserLink:
-    try:
-        return StaffRamUserLink.objects.select_related("user", "cloud_account").get(
-            organisation=organisation, pk=parse_uuid(link_id)
-        )
-    except StaffRamUserLink.DoesNotExist as exc:
-        raise Http404 from exc
+    return get_or_404(
+        StaffRamUserLink.objects.select_related("user", "cloud_account"),
+        organisation=organisation,
+        pk=parse_uuid(link_id),
+    )
 
 
 def partner_delegation_get(*, organisation: Organisation, delegation_id: object) -> Delegation:
     """A delegation granted to `organisation` (the partner); 404 otherwise."""
-    try:
-        return _delegations().get(partner=organisation, pk=parse_uuid(delegation_id))
-    except Delegation.DoesNotExist as exc:
-        raise Http404 from exc
+    return get_or_404(_delegations(), partner=organisation, pk=parse_uuid(delegation_id))
 
 
 def delegation_assignments(*, delegation: Delegation) -> list[StaffAssignment]:
@@ -117,16 +112,18 @@ def delegation_assignments(*, delegation: Delegation) -> list[StaffAssignment]:
 def assignment_get_for_partner(
     *, organisation: Organisation, delegation: Delegation, assignment_id: object
 ) -> StaffAssignment:
-    try:
-        return StaffAssignment.objects.select_related(
+    return get_or_404(
+        StaffAssignment.objects.select_related(
             "user",
             "partner",
             "delegation__owner",
             "delegation__catalog_role",
             "delegation__managed_role__cloud_account",
-        ).get(partner=organisation, delegation=delegation, pk=parse_uuid(assignment_id))
-    except StaffAssignment.DoesNotExist as exc:
-        raise Http404 from exc
+        ),
+        partner=organisation,
+        delegation=delegation,
+        pk=parse_uuid(assignment_id),
+    )
 
 
 def assignable_staff(*, delegation: Delegation) -> QuerySet[User]:
@@ -278,20 +275,18 @@ def my_assignment_get(
 ) -> StaffAssignment:
     """The person's open assignment on a delegation of their own organisation; 404 for anything
     else (another partner's delegation, one they are not assigned to)."""
-    try:
-        assignment = StaffAssignment.objects.select_related(
+    assignment = get_or_404(
+        StaffAssignment.objects.select_related(
             "delegation__owner",
             "delegation__catalog_role",
             "delegation__managed_role__cloud_account",
-        ).get(
-            user=user,
-            partner=organisation,
-            delegation_id=parse_uuid(delegation_id),
-            ended_at__isnull=True,
-            delegation__partner=organisation,
-        )
-    except StaffAssignment.DoesNotExist as exc:
-        raise Http404 from exc
+        ),
+        user=user,
+        partner=organisation,
+        delegation_id=parse_uuid(delegation_id),
+        ended_at__isnull=True,
+        delegation__partner=organisation,
+    )
     # The filter made these the caller's own objects; reusing them saves three joins.
     assignment.user = user
     assignment.partner = organisation
@@ -306,12 +301,12 @@ def my_access_item(*, assignment: StaffAssignment) -> AccessItem:
 def my_uri_key_get(
     *, user: User, assignment: StaffAssignment, key_id: object
 ) -> CredentialsUriToken:
-    try:
-        return CredentialsUriToken.objects.select_related("delegation", "partner").get(
-            user=user, assignment=assignment, pk=parse_uuid(key_id)
-        )
-    except CredentialsUriToken.DoesNotExist as exc:
-        raise Http404 from exc
+    return get_or_404(
+        CredentialsUriToken.objects.select_related("delegation", "partner"),
+        user=user,
+        assignment=assignment,
+        pk=parse_uuid(key_id),
+    )
 
 
 def credentials_uri_key_lookup(*, raw_key: str) -> CredentialsUriToken | None:
@@ -396,12 +391,11 @@ def cut_offs(*, delegation: Delegation) -> list[RoleCutOff]:
 
 
 def cut_off_get(*, delegation: Delegation, cut_off_id: object) -> RoleCutOff:
-    try:
-        return RoleCutOff.objects.select_related("managed_role__cloud_account").get(
-            managed_role=delegation.managed_role, pk=parse_uuid(cut_off_id)
-        )
-    except RoleCutOff.DoesNotExist as exc:
-        raise Http404 from exc
+    return get_or_404(
+        RoleCutOff.objects.select_related("managed_role__cloud_account"),
+        managed_role=delegation.managed_role,
+        pk=parse_uuid(cut_off_id),
+    )
 
 
 def other_active_partners_on_role(*, delegation: Delegation) -> list[Delegation]:
