@@ -6,7 +6,9 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any, ClassVar
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -80,6 +82,60 @@ def test_the_import_contracts_hold() -> None:
     # The contracts (layers, cloudsim apart) live in pyproject.toml's [tool.importlinter].
     result = _run(str(BIN / "lint-imports"), "--no-cache", "--no-logo")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def import_cycles(graph: Any, modules: Iterable[str]) -> list[list[str]]:
+    """Every set of modules that import each other round in a circle (strongly connected
+    components of more than one module), found with Tarjan's algorithm."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for imported in graph.find_modules_directly_imported_by(module):
+            if imported not in index:
+                visit(imported)
+                low[module] = min(low[module], low[imported])
+            elif imported in on_stack:
+                low[module] = min(low[module], index[imported])
+        if low[module] == index[module]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == module:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for module in sorted(modules):
+        if module not in index:
+            visit(module)
+    return cycles
+
+
+def test_no_module_imports_itself_round_a_circle() -> None:
+    # The layers contract stops circles between floors; this one stops them inside a floor.
+    import grimp
+
+    graph = grimp.build_graph(*PORTAL_PACKAGES, exclude_type_checking_imports=True)
+    assert import_cycles(graph, graph.modules) == []
+
+
+def test_the_circle_check_sees_a_circle() -> None:
+    class Graph:
+        edges: ClassVar[dict[str, set[str]]] = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+
+        def find_modules_directly_imported_by(self, module: str) -> set[str]:
+            return self.edges[module]
+
+    assert import_cycles(Graph(), Graph.edges) == [["a", "b", "c"]]
 
 
 def _portal_modules(root: Path) -> list[Path]:
