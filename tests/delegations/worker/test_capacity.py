@@ -4,6 +4,10 @@ first waiting one in on the next reconcile."""
 
 from __future__ import annotations
 
+import re
+
+from django.urls import reverse
+
 from audit.models import AuditEvent
 from delegations.models import Delegation
 from delegations.role_plan import trust_policy_chars
@@ -69,3 +73,20 @@ def test_the_limit_is_a_setting(owner_world, settings) -> None:
     again = owner_world.reconcile(force=True)
     assert again.mutating_calls == 0
     assert AuditEvent.objects.filter(action="delegation.waiting_for_room").count() == events
+
+
+def test_the_roles_page_shows_each_roles_capacity_and_who_waits(owner_world, settings, client):
+    settings.PORTAL_TRUST_POLICY_MAX_CHARS = 200
+    delegations = [owner_world.offer() for _ in range(6)]
+    owner_world.reconcile()
+    waiting = [d for d in delegations if owner_world.status(d) == Status.APPLYING]
+    used = trust_policy_chars(owner_world.role().trust_document)
+
+    client.force_login(owner_world.admin)
+    body = client.get(reverse("delegations:roles")).content.decode()
+
+    capacity = re.search(r'<p[^>]*data-testid="capacity".*?</p>', body, re.S)
+    assert capacity, body
+    assert f"{used} / 200" in capacity.group(0)
+    assert f"{len(waiting)} approved access" in capacity.group(0)
+    assert "waiting for room: the trust policy is full" in body
