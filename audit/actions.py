@@ -319,6 +319,14 @@ class AuditAction(StrEnum):
             "The worker started applying the access in the cloud",
         ),
     )
+    DELEGATION_WAITING_FOR_ROOM = (
+        "delegation.waiting_for_room",
+        ActionInfo(
+            _LIFECYCLE,
+            "An approved access waits: the role's trust policy is full (size limit).",
+            "Waiting for room in the role's full trust policy",
+        ),
+    )
     DELEGATION_ACTIVATED = (
         "delegation.activated",
         ActionInfo(

@@ -22,6 +22,12 @@ Rules the plan follows:
   therefore managed by the portal: both go again as soon as a partner is wanted.
 * Only the needed calls: one UpdateRole carries every changed field; attached policies the
   portal never managed are left alone (except before DeleteRole, which needs them all gone).
+* A trust policy has a size limit (`DesiredRole.max_trust_chars`, measured on
+  `policies.policy_to_text`, the text that is sent). When every wanted principal does not fit,
+  the plan *packs*: wanted principals already in the policy stay first, then the others in
+  `principals_in_order` (approval order) while they fit; the rest are left out of the write
+  and named in `Plan.waiting`, so one overflow never fails the write for the ones that fit.
+  They get in on a later plan, once a removal frees room.
 """
 
 from __future__ import annotations
@@ -44,7 +50,9 @@ __all__ = [
     "Refusal",
     "UpdateRole",
     "expected_state_after",
+    "pack_principals",
     "plan_role_reconciliation",
+    "trust_policy_chars",
 ]
 
 PolicyKey = tuple[str, str]  # (policy_type, policy_name), e.g. ("System", "AliyunECSFullAccess")
@@ -116,6 +124,10 @@ class DesiredRole:
     max_session_duration: int = 3600
     description: str = ""
     delete_when_empty: bool = True
+    # The order waiting principals get in when not all fit (approval order); wanted principals
+    # missing from it go last, sorted. None: no size limit is applied by the planner.
+    principals_in_order: tuple[str, ...] = ()
+    max_trust_chars: int | None = None
 
     def __post_init__(self) -> None:
         policies.validate_role_name(self.role_name)
@@ -132,6 +144,9 @@ class DesiredRole:
         )
         if not 3600 <= self.max_session_duration <= 43200:
             raise policies.PolicyError("A role's maximum session is 3600 to 43200 seconds.")
+        object.__setattr__(self, "principals_in_order", tuple(self.principals_in_order))
+        if self.max_trust_chars is not None and self.max_trust_chars < 1:
+            raise policies.PolicyError("A trust policy size limit is a positive number.")
 
     @property
     def parking_principal(self) -> str:
@@ -196,6 +211,9 @@ class Plan:
     role_name: str
     operations: tuple[Operation, ...] = ()
     trust_document: str | None = None
+    # Wanted principals left out because the trust policy has no room for them (in the order
+    # they get in once room frees up).
+    waiting: tuple[str, ...] = ()
 
     @property
     def is_empty(self) -> bool:
@@ -225,13 +243,66 @@ def _grants_anyone(document: Mapping[str, Any]) -> bool:
     return any(statement["Effect"] == "Allow" for statement in document["Statement"])
 
 
+def trust_policy_chars(document: str | Mapping[str, Any] | None) -> int:
+    """The size of a trust policy as the portal sends it (what the limit is measured on)."""
+    if document is None:
+        return 0
+    return len(policies.policy_to_text(policies.canonical_policy(document, trust=True)))
+
+
+def pack_principals(
+    current: Mapping[str, Any] | None,
+    desired: DesiredRole,
+    *,
+    managed: frozenset[str],
+    parking: str | None,
+) -> tuple[frozenset[str], tuple[str, ...]]:
+    """(the wanted principals that fit, the ones left waiting in order).
+
+    Wanted principals already trusted by `current` always stay (a full policy never removes
+    someone who is in); the others get in in `principals_in_order` order, as many as fit
+    within `max_trust_chars`: the longest such prefix (a later one never overtakes an earlier
+    one that does not fit)."""
+    wanted = desired.managed_principals_wanted
+    limit = desired.max_trust_chars
+    if limit is None or not wanted:
+        return wanted, ()
+    present = policies.trust_policy_principals(current).ram if current is not None else set()
+    base = frozenset(wanted & present)
+    ordered = [p for p in dict.fromkeys(desired.principals_in_order) if p in wanted]
+    queue = [p for p in ordered if p not in base]
+    queue += sorted(wanted - base - set(queue))
+
+    def size(count: int) -> int:
+        merged = policies.merge_trust_policy(
+            current,
+            managed_wanted=base | set(queue[:count]),
+            managed_all_known=managed,
+            parking=parking,
+        )
+        return len(policies.policy_to_text(merged))
+
+    if size(len(queue)) <= limit:
+        return wanted, ()
+    # Sizes grow with every principal added: the longest fitting prefix, by bisection.
+    low, high = 0, len(queue)  # size(low) fits or low == 0; size(high) does not fit
+    while high - low > 1:
+        middle = (low + high) // 2
+        if size(middle) <= limit:
+            low = middle
+        else:
+            high = middle
+    return base | frozenset(queue[:low]), tuple(queue[low:])
+
+
 def _create_plan(desired: DesiredRole, managed: frozenset[str]) -> Plan:
-    if not desired.managed_principals_wanted:
-        return Plan(role_name=desired.role_name)
+    fit, waiting = pack_principals(None, desired, managed=managed, parking=None)
+    if not fit:
+        return Plan(role_name=desired.role_name, waiting=waiting)
     trust = policies.policy_to_text(
         policies.merge_trust_policy(
             None,
-            managed_wanted=desired.managed_principals_wanted,
+            managed_wanted=fit,
             managed_all_known=managed,
         )
     )
@@ -247,7 +318,12 @@ def _create_plan(desired: DesiredRole, managed: frozenset[str]) -> Plan:
         AttachPolicy(desired.role_name, policy_type, policy_name)
         for policy_type, policy_name in sorted(desired.policies_wanted)
     ]
-    return Plan(role_name=desired.role_name, operations=tuple(operations), trust_document=trust)
+    return Plan(
+        role_name=desired.role_name,
+        operations=tuple(operations),
+        trust_document=trust,
+        waiting=waiting,
+    )
 
 
 def plan_role_reconciliation(*, actual: ActualRole | None, desired: DesiredRole) -> Plan | Refusal:
@@ -271,7 +347,7 @@ def plan_role_reconciliation(*, actual: ActualRole | None, desired: DesiredRole)
 
     try:
         current = policies.canonical_policy(actual.trust_document, trust=True)
-        wanted = desired.managed_principals_wanted
+        wanted, waiting = pack_principals(current, desired, managed=managed, parking=parking)
         merged = policies.merge_trust_policy(
             current, managed_wanted=wanted, managed_all_known=managed, parking=parking
         )
@@ -283,7 +359,8 @@ def plan_role_reconciliation(*, actual: ActualRole | None, desired: DesiredRole)
         )
 
     if not wanted and not _grants_anyone(merged):
-        if desired.delete_when_empty:
+        # Nobody wanted (or nobody who fits yet: then the role is kept, parked, for them).
+        if desired.delete_when_empty and not desired.managed_principals_wanted:
             detaches: list[Operation] = [
                 DetachPolicy(desired.role_name, policy_type, policy_name)
                 for policy_type, policy_name in sorted(actual.attached_policies)
@@ -319,7 +396,10 @@ def plan_role_reconciliation(*, actual: ActualRole | None, desired: DesiredRole)
         for policy_type, policy_name in sorted(extra)
     ]
     return Plan(
-        role_name=desired.role_name, operations=tuple(operations), trust_document=merged_text
+        role_name=desired.role_name,
+        operations=tuple(operations),
+        trust_document=merged_text,
+        waiting=waiting,
     )
 
 

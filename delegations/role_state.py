@@ -6,6 +6,10 @@ and the owner's role page previews it, so it depends on nothing above the models
 
 from __future__ import annotations
 
+import datetime as dt
+
+from django.conf import settings
+
 from delegations import role_plan as planner
 from delegations.models import (
     DESIRED_PRESENT_STATUSES,
@@ -40,6 +44,33 @@ def _policy_keys(catalog_role: CatalogRole) -> frozenset[tuple[str, str]]:
     )
 
 
+def trust_policy_max_chars() -> int:
+    """The size limit of a trust policy (`PORTAL_TRUST_POLICY_MAX_CHARS`, RAM's 4,096)."""
+    return int(getattr(settings, "PORTAL_TRUST_POLICY_MAX_CHARS", 4096))
+
+
+# `Delegation.last_error_code` of an approved access the role's full trust policy keeps out.
+WAITING_FOR_ROOM = "WaitingForRoom"
+
+
+def waiting_for_room_message(role_name: str, *, used: int, limit: int) -> str:
+    return (
+        f"Waiting for room on role {role_name}: its trust policy holds {used} of {limit} "
+        "characters and this partner does not fit yet. The access goes in, in approval "
+        "order, as soon as a revoke frees room."
+    )
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def approval_order(delegations: list[Delegation]) -> list[Delegation]:
+    """Who gets in first when a trust policy is full: the earliest approved."""
+    return sorted(
+        delegations, key=lambda d: (d.decided_at or d.created_at or _EPOCH, d.created_at, str(d.pk))
+    )
+
+
 def desired_role_for(
     managed_role: ManagedRole, delegations: list[Delegation]
 ) -> tuple[planner.DesiredRole, frozenset[str]]:
@@ -61,5 +92,7 @@ def desired_role_for(
         max_session_duration=catalog_role.max_session_duration,
         description=catalog_role.description,
         delete_when_empty=not catalog_role.keep_role_when_empty,
+        principals_in_order=tuple(d.principal_arn for d in approval_order(present)),
+        max_trust_chars=trust_policy_max_chars(),
     )
     return desired, wanted

@@ -345,6 +345,9 @@ PORTAL_OUTBOX_REPUBLISH_AFTER_SECONDS = env.float(
 PORTAL_BROKER_PUBLISH_TIMEOUT_SECONDS = env.float(
     "PORTAL_BROKER_PUBLISH_TIMEOUT_SECONDS", default=0.5
 )
+# A role's trust policy size limit in characters (RAM's documented 4,096): when approvals do
+# not all fit, those that fit go in and the rest wait for room (issue 19).
+PORTAL_TRUST_POLICY_MAX_CHARS = env.int("PORTAL_TRUST_POLICY_MAX_CHARS", default=4096)
 # After a write, how long to keep re-reading until the cloud shows it (RAM reads may be stale).
 PORTAL_RECONCILE_VERIFY_TIMEOUT_SECONDS = env.float(
     "PORTAL_RECONCILE_VERIFY_TIMEOUT_SECONDS", default=20.0

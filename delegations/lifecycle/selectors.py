@@ -31,7 +31,11 @@ from delegations.models import (
     PartnerAllowance,
     RoleCutOff,
 )
-from delegations.role_state import desired_role_for
+from delegations.role_state import (
+    WAITING_FOR_ROOM,
+    desired_role_for,
+    trust_policy_max_chars,
+)
 
 Status = Delegation.Status
 
@@ -159,7 +163,7 @@ class PrincipalRow:
     who: str  # the partner's name, or "" for a principal the portal does not manage
     in_cloud: bool
     wanted: bool | None  # None: not managed here, the portal neither wants nor removes it
-    state: str  # ok | pending_add | pending_remove | missing | unexpected | unmanaged
+    state: str  # ok | pending_add | waiting | pending_remove | missing | unexpected | unmanaged
     label: str
 
     @property
@@ -201,6 +205,17 @@ class RoleComparison:
     open_findings: list[DriftFinding] = field(default_factory=list)
     delegation_counts: dict[str, int] = field(default_factory=dict)
     retirement: RoleRetirement | None = None
+    # The trust policy's size as last seen (None: not seen) against the limit, and how many
+    # approved accesses wait for room in it.
+    trust_chars: int | None = None
+    trust_chars_limit: int = 0
+    waiting_for_room: int = 0
+
+    @property
+    def capacity_percent(self) -> int:
+        if self.trust_chars is None or self.trust_chars_limit <= 0:
+            return 0
+        return min(100, round(100 * self.trust_chars / self.trust_chars_limit))
 
     @property
     def has_drift(self) -> bool:
@@ -231,6 +246,7 @@ def _principal_rows(
 ) -> list[PrincipalRow]:
     wanted: dict[str, Delegation] = {}
     pending_add: set[str] = set()
+    waiting: set[str] = set()
     pending_remove: set[str] = set()
     names: dict[str, str] = {}
     for delegation in delegations:
@@ -241,6 +257,8 @@ def _principal_rows(
             names[arn] = delegation.partner.name
             if delegation.status in _PENDING_ADD:
                 pending_add.add(arn)
+                if delegation.last_error_code == WAITING_FOR_ROOM:
+                    waiting.add(arn)
         elif delegation.status == Status.REVOKING or (
             delegation.status == Status.FAILED and delegation.failed_phase == "revoking"
         ):
@@ -256,6 +274,8 @@ def _principal_rows(
         elif arn in wanted:
             if in_cloud:
                 state, label = "ok", "in place"
+            elif arn in waiting:
+                state, label = "waiting", "waiting for room: the trust policy is full"
             elif arn in pending_add:
                 state, label = "pending_add", "being added"
             else:
@@ -434,6 +454,12 @@ def role_comparison(*, managed_role: ManagedRole) -> RoleComparison:
         open_findings=list(managed_role.drift_findings.filter(resolved_at__isnull=True)),
         delegation_counts=dict(Counter(d.status for d in delegations)),
         retirement=role_retirement(managed_role=managed_role, delegations=delegations),
+        trust_chars_limit=trust_policy_max_chars(),
+        waiting_for_room=sum(
+            1
+            for d in delegations
+            if d.status in _PENDING_ADD and d.last_error_code == WAITING_FOR_ROOM
+        ),
     )
     if comparison.retirement is not None:
         comparison.wanted_document = (
@@ -446,6 +472,7 @@ def role_comparison(*, managed_role: ManagedRole) -> RoleComparison:
         if document is not None:
             found = policies.trust_policy_principals(document)
             cloud = set(found.ram | found.service | found.federated)
+            comparison.trust_chars = planner.trust_policy_chars(document)
             comparison.cloud_document = json.dumps(
                 policies.canonical_policy(document, trust=True), indent=2
             )

@@ -51,6 +51,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from audit.actions import AuditAction
+from audit.services import audit_record
 from cloud import policies
 from cloud.client import CloudClient
 from cloud.errors import CloudError
@@ -76,7 +78,12 @@ from delegations.models import (
     OutboxMessage,
 )
 from delegations.outbox import outbox_enqueue_reconcile
-from delegations.role_state import desired_role_for
+from delegations.role_state import (
+    WAITING_FOR_ROOM,
+    desired_role_for,
+    trust_policy_max_chars,
+    waiting_for_room_message,
+)
 from delegations.worker.engine import (
     DONE,
     NOT_READ_YET,
@@ -110,6 +117,7 @@ class ReconcileReport(Report):
     activated: list[str] = field(default_factory=list)
     ended: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
 
 
 class RoleLease(Lease):
@@ -425,6 +433,7 @@ class _Round:
     applying: list[Delegation]
     leaving: list[Delegation]
     verified: planner.ActualRole | None = None
+    waiting: tuple[str, ...] = ()
 
 
 # --- one run ---------------------------------------------------------------------------------
@@ -472,6 +481,8 @@ class RoleSubject(Subject):
         self.not_kept: set[str] = set()
         self.wrote_this_round = False
         self.last_write: TrustWrite | None = None
+        # Wanted principals the last plan left out: the trust policy has no room for them.
+        self.waiting: tuple[str, ...] = ()
 
     def read(self, *, expected: Any) -> planner.ActualRole | None:
         """Both reads side by side when the role should exist."""
@@ -488,6 +499,7 @@ class RoleSubject(Subject):
         plan = planner.plan_role_reconciliation(actual=actual, desired=self.desired)
         if isinstance(plan, planner.Refusal):
             raise PermanentFailure(FailureInfo(code=plan.code, message=plan.reason))
+        self.waiting = plan.waiting
         if plan.is_empty:
             return Plan(ops=[], expected=actual)
         return Plan(
@@ -604,7 +616,11 @@ class _RoleReconciler(Reconciler):
             actual = converge(subject, client=clients.main())
         finally:
             self.report.mutating_calls += recorder.mutations_sent
-        self._finish(managed_role, recorder, _Round(applying, leaving, verified=actual))
+        self._finish(
+            managed_role,
+            recorder,
+            _Round(applying, leaving, verified=actual, waiting=subject.waiting),
+        )
         record_principals_not_kept(
             managed_role, sorted(subject.not_kept - trusted_principals(actual))
         )
@@ -628,6 +644,11 @@ class _RoleReconciler(Reconciler):
         ]
         moved = {d.pk for d in _transition_all(moves, recorder=recorder)}
         self.report.activated += [str(d.pk) for d in round_.applying if d.pk in moved]
+        waiting = set(round_.waiting) - present
+        self.report.waiting = [str(d.pk) for d in round_.applying if d.principal_arn in waiting]
+        _note_waiting(
+            managed_role, [d for d in round_.applying if d.principal_arn in waiting], actual
+        )
         self.report.ended += [str(d.pk) for d in round_.leaving if d.pk in moved]
         self.seen.update(
             last_seen_at=timezone.now(),
@@ -664,6 +685,54 @@ class _RoleReconciler(Reconciler):
         failed_applying = any(d.status != Status.REVOKING for d in failed)
         # Only worth another round if this run may have changed the role before failing.
         return failed_applying and self.report.mutating_calls > 0
+
+
+def _note_waiting(
+    managed_role: ManagedRole, waiting: list[Delegation], actual: planner.ActualRole | None
+) -> None:
+    """Delegations the role's full trust policy keeps out stay `applying`, with the reason
+    where the owner and the partner see errors; one audit event when each starts waiting.
+    They get in on a later round, once a revoke frees room (activation clears the note)."""
+    if not waiting:
+        return
+    limit = trust_policy_max_chars()
+    used = planner.trust_policy_chars(actual.trust_document) if actual is not None else 0
+    message = waiting_for_room_message(managed_role.role_name, used=used, limit=limit)
+    with transaction.atomic():
+        rows = list(
+            Delegation.objects.select_for_update()
+            .filter(pk__in=[d.pk for d in waiting], status=Status.APPLYING)
+            .select_related("partner")
+            .order_by("pk")
+        )
+        for row in rows:
+            first = row.last_error_code != WAITING_FOR_ROOM
+            row.last_error_code = WAITING_FOR_ROOM
+            row.last_error_message = message
+            row.last_error_request_id = ""
+            if first:
+                row.last_error_at = timezone.now()
+            row.save(
+                update_fields=[
+                    "last_error_code",
+                    "last_error_message",
+                    "last_error_request_id",
+                    "last_error_at",
+                    "updated_at",
+                ]
+            )
+            if first:
+                audit_record(
+                    action=AuditAction.DELEGATION_WAITING_FOR_ROOM,
+                    organisation=managed_role.cloud_account.organisation,
+                    related_organisations=[row.partner],
+                    target=row,
+                    metadata={
+                        "role_name": managed_role.role_name,
+                        "trust_policy_chars": used,
+                        "trust_policy_max_chars": limit,
+                    },
+                )
 
 
 def _fail_pending(managed_role: ManagedRole, info: FailureInfo) -> list[Delegation]:
