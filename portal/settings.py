@@ -398,6 +398,8 @@ if PORTAL_MAX_CREDENTIAL_SECONDS < 900:
 PORTAL_CREDENTIALS_URI_RATE = env.str("PORTAL_CREDENTIALS_URI_RATE", default="30/60")
 PORTAL_CREDENTIALS_URI_IP_RATE = env.str("PORTAL_CREDENTIALS_URI_IP_RATE", default="120/60")
 PORTAL_CREDENTIALS_PAGE_RATE = env.str("PORTAL_CREDENTIALS_PAGE_RATE", default="20/60")
+# How many partner link codes one partner organisation may try: "<count>/<seconds>".
+PORTAL_PARTNER_LINK_CODE_RATE = env.str("PORTAL_PARTNER_LINK_CODE_RATE", default="10/600")
 # Issuing holds the delegation's row lock during AssumeRole: keep that call short.
 PORTAL_CREDENTIAL_READ_TIMEOUT_MS = env.int("PORTAL_CREDENTIAL_READ_TIMEOUT_MS", default=5000)
 # Fernet keys (comma-separated, newest first) that encrypt cloud AccessKey secrets at rest.

@@ -6,8 +6,10 @@ taking away access (approve, offer, revoke, drift decisions) needs a recent sign
 two-factor authentication when the portal requires it.
 """
 
+import math
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import BadRequest, PermissionDenied, ValidationError
 from django.http import HttpResponse
@@ -27,6 +29,7 @@ from accounts.permissions import (
     organisation_of_kind,
     step_up,
 )
+from core.ratelimit import rate_limit_consume
 from core.web import add_form_errors, no_store, report_refusal
 from delegations.catalog import partner_links
 from delegations.lifecycle import drift, selectors, services
@@ -413,6 +416,21 @@ def _code_page(
 def _redeem_code(request: AuthenticatedHttpRequest, partner: Organisation) -> HttpResponse:
     form = PartnerCodeForm(request.POST)
     if form.is_valid():
+        # Per partner organisation, before any code is looked at: guessing codes costs the
+        # same whoever of its people tries, and a refused guess adds nothing to the ledger.
+        wait = rate_limit_consume(
+            scope="partner-link-code",
+            key=str(partner.pk),
+            rate=settings.PORTAL_PARTNER_LINK_CODE_RATE,
+        )
+        if wait is not None:
+            form.add_error(
+                None,
+                f"Too many partner link codes tried; try again in {math.ceil(wait / 60)} minutes.",
+            )
+            response = _code_page(request, partner, form, status=429)
+            response["Retry-After"] = str(int(wait))
+            return response
         try:
             link = partner_links.partner_link_redeem(
                 code=form.cleaned_data["partner_link_code"], partner=partner, user=request.user

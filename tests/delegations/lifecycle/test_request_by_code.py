@@ -169,3 +169,30 @@ def test_the_code_is_in_no_url_and_no_log_line_of_the_whole_flow(
         assert not [u for u in urls if form in u]
         assert form not in caplog.text
     assert compact not in str(dict(partner.session))
+
+
+def test_code_attempts_are_rate_limited_per_partner_organisation(
+    login: Callable[..., Client],
+    partner_admin: User,
+    partner_admin_d: User,
+    link_a: tuple[PartnerLink, str],
+    allow_b: None,
+    settings,
+) -> None:
+    from audit.models import AuditEvent
+
+    settings.PORTAL_PARTNER_LINK_CODE_RATE = "3/600"
+    guesser = with_mfa(login(partner_admin_d), partner_admin_d)
+    for _ in range(3):
+        assert enter_code(guesser, "ABCDE-FGHJK-LMNPQ-RSTUV").status_code == 400
+    events = AuditEvent.objects.count()
+    limited = enter_code(guesser, link_a[1])
+    assert limited.status_code == 429
+    assert int(limited["Retry-After"]) > 0
+    assert "Too many partner link codes tried" in limited.content.decode()
+    # A refused attempt that never reached the codes is not another audit event to flood with.
+    assert AuditEvent.objects.count() == events
+    assert PARTNER_LINK_SESSION_KEY not in guesser.session
+    # Another organisation is not held back by it.
+    partner = with_mfa(login(partner_admin), partner_admin)
+    assert enter_code(partner, link_a[1]).status_code == 302
