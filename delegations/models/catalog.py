@@ -4,7 +4,6 @@ the codes by which partners find the owner (partner links). Worked by `delegatio
 
 import uuid
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
@@ -13,6 +12,8 @@ from django.utils import timezone
 
 from accounts.models import (
     ACCOUNT_UID_MAX_LENGTH,
+    account_uid_field,
+    optional_person_field,
     validate_account_uid,
 )
 from cloud import policies
@@ -58,13 +59,7 @@ class CatalogRole(models.Model):
     # Policies that grant RAM administration or AdministratorAccess need this explicit opt-in.
     allows_high_privilege = models.BooleanField(default=False)
     is_active = models.BooleanField(default=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-    )
+    created_by = optional_person_field(on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -98,17 +93,9 @@ class PartnerAllowance(models.Model):
     organisation = models.ForeignKey(
         "accounts.Organisation", on_delete=models.CASCADE, related_name="partner_allowances"
     )
-    partner_account_uid = models.CharField(
-        max_length=ACCOUNT_UID_MAX_LENGTH, validators=[validate_account_uid]
-    )
+    partner_account_uid = account_uid_field()
     label = models.CharField(max_length=200, blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-    )
+    created_by = optional_person_field(on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
@@ -154,23 +141,11 @@ class PartnerLink(models.Model):
         blank=True,
         related_name="+",
     )
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-    )
+    created_by = optional_person_field(on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
-    revoked_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-    )
+    revoked_by = optional_person_field(on_delete=models.SET_NULL)
 
     class Meta:
         ordering = ["-created_at"]
