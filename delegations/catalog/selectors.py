@@ -6,10 +6,9 @@ Another organisation's ids raise Http404 exactly like missing ones.
 from __future__ import annotations
 
 from django.db.models import Count, Q, QuerySet
-from django.http import Http404
 
 from accounts.models import Organisation
-from core.web import parse_uuid
+from core.web import get_or_404, parse_uuid
 from delegations.models import (
     FINAL_STATUSES,
     CatalogRole,
@@ -33,12 +32,11 @@ def catalog_roles_for_owner(*, owner: Organisation) -> QuerySet[CatalogRole]:
 
 
 def catalog_role_get_for_owner(*, owner: Organisation, catalog_role_id: object) -> CatalogRole:
-    try:
-        return CatalogRole.objects.select_related("cloud_account", "organisation").get(
-            pk=parse_uuid(catalog_role_id), organisation=owner
-        )
-    except CatalogRole.DoesNotExist as exc:
-        raise Http404 from exc
+    return get_or_404(
+        CatalogRole.objects.select_related("cloud_account", "organisation"),
+        pk=parse_uuid(catalog_role_id),
+        organisation=owner,
+    )
 
 
 def partner_allowances_for_owner(*, owner: Organisation) -> QuerySet[PartnerAllowance]:
@@ -48,12 +46,11 @@ def partner_allowances_for_owner(*, owner: Organisation) -> QuerySet[PartnerAllo
 def partner_allowance_get_for_owner(
     *, owner: Organisation, allowance_id: object
 ) -> PartnerAllowance:
-    try:
-        return PartnerAllowance.objects.select_related("organisation").get(
-            pk=parse_uuid(allowance_id), organisation=owner
-        )
-    except PartnerAllowance.DoesNotExist as exc:
-        raise Http404 from exc
+    return get_or_404(
+        PartnerAllowance.objects.select_related("organisation"),
+        pk=parse_uuid(allowance_id),
+        organisation=owner,
+    )
 
 
 def partner_links_for_owner(*, owner: Organisation) -> QuerySet[PartnerLink]:
@@ -61,7 +58,4 @@ def partner_links_for_owner(*, owner: Organisation) -> QuerySet[PartnerLink]:
 
 
 def partner_link_get_for_owner(*, owner: Organisation, link_id: object) -> PartnerLink:
-    try:
-        return PartnerLink.objects.get(organisation=owner, pk=parse_uuid(link_id))
-    except PartnerLink.DoesNotExist as exc:
-        raise Http404 from exc
+    return get_or_404(PartnerLink.objects.all(), organisation=owner, pk=parse_uuid(link_id))

@@ -18,7 +18,7 @@ from accounts.models import Organisation
 from audit.models import AuditEvent
 from audit.selectors import audit_events_visible_to
 from cloud import policies
-from core.web import parse_uuid
+from core.web import get_or_404, parse_uuid
 from delegations import role_plan as planner
 from delegations.models import (
     DESIRED_PRESENT_STATUSES,
@@ -60,10 +60,7 @@ def delegation_get_for_organisation(
 ) -> Delegation:
     """A delegation the organisation is the owner or the partner of; 404 otherwise."""
     pk = parse_uuid(delegation_id)
-    try:
-        return _delegations().get(Q(owner=organisation) | Q(partner=organisation), pk=pk)
-    except Delegation.DoesNotExist as exc:
-        raise Http404 from exc
+    return get_or_404(_delegations().filter(Q(owner=organisation) | Q(partner=organisation)), pk=pk)
 
 
 def delegations_for_owner(
@@ -525,18 +522,16 @@ def role_comparison_counts(comparisons: list[RoleComparison]) -> dict[str, int]:
 
 
 def drift_finding_get_for_owner(*, owner: Organisation, finding_id: object) -> DriftFinding:
-    try:
-        return DriftFinding.objects.select_related("managed_role__cloud_account").get(
-            managed_role__cloud_account__organisation=owner, pk=parse_uuid(finding_id)
-        )
-    except DriftFinding.DoesNotExist as exc:
-        raise Http404 from exc
+    return get_or_404(
+        DriftFinding.objects.select_related("managed_role__cloud_account"),
+        managed_role__cloud_account__organisation=owner,
+        pk=parse_uuid(finding_id),
+    )
 
 
 def managed_role_get_for_owner(*, owner: Organisation, managed_role_id: object) -> ManagedRole:
-    try:
-        return ManagedRole.objects.select_related("cloud_account").get(
-            cloud_account__organisation=owner, pk=parse_uuid(managed_role_id)
-        )
-    except ManagedRole.DoesNotExist as exc:
-        raise Http404 from exc
+    return get_or_404(
+        ManagedRole.objects.select_related("cloud_account"),
+        cloud_account__organisation=owner,
+        pk=parse_uuid(managed_role_id),
+    )
