@@ -31,6 +31,7 @@ __all__ = [
     "canonical_policy",
     "description_with_marker",
     "ecs_instances_session_policy",
+    "external_id_condition",
     "has_marker",
     "high_privilege_reasons",
     "merge_trust_policy",
@@ -46,6 +47,7 @@ __all__ = [
     "trust_policy_equal",
     "trust_policy_principals",
     "validate_account_uid",
+    "validate_external_id",
     "validate_policy_name",
     "validate_policy_type",
     "validate_ram_user_name",
@@ -437,16 +439,6 @@ def build_trust_policy(
     )
 
 
-def _is_plain_allow(statement: dict[str, Any]) -> bool:
-    """An unconditional Allow sts:AssumeRole statement: where the portal adds its principals."""
-    return (
-        statement["Effect"] == "Allow"
-        and statement["Action"] == _ASSUME_ROLE
-        and "Condition" not in statement
-        and "RAM" in statement["Principal"]
-    )
-
-
 def parking_lock_statement(parking: str) -> dict[str, Any]:
     """The Deny that makes a parked role assumable by nobody.
 
@@ -464,12 +456,71 @@ def parking_lock_statement(parking: str) -> dict[str, Any]:
     )
 
 
+EXTERNAL_ID_KEY = "sts:ExternalId"
+_EXTERNAL_ID = re.compile(r"[\w+=,.@:/\-]{2,1224}", re.ASCII)
+
+
+def validate_external_id(value: object) -> str:
+    """An STS ExternalId: 2 to 1224 of letters, digits, `_` and `+=,.@:/-`."""
+    return _matching(
+        value, _EXTERNAL_ID, "An ExternalId is 2 to 1224 of letters, digits and _+=,.@:/-"
+    )
+
+
+def external_id_condition(external_id: str) -> dict[str, Any]:
+    """The trust-statement Condition that requires `external_id` on AssumeRole (canonical)."""
+    return _canonical_condition(
+        {"StringEquals": {EXTERNAL_ID_KEY: validate_external_id(external_id)}}
+    )
+
+
+def _is_external_id_condition(condition: Any) -> bool:
+    """A Condition that only pins `sts:ExternalId`: the kind of statement the portal writes."""
+    return (
+        isinstance(condition, dict)
+        and list(condition) == ["StringEquals"]
+        and list(condition["StringEquals"]) == [EXTERNAL_ID_KEY]
+    )
+
+
+def _condition_key(condition: Mapping[str, Any] | None) -> str | None:
+    return None if condition is None else _statement_key(dict(condition))
+
+
+def _allows_assume_with(statement: dict[str, Any], condition_key: str | None) -> bool:
+    """An Allow sts:AssumeRole statement with RAM principals and exactly this Condition."""
+    return (
+        statement["Effect"] == "Allow"
+        and statement["Action"] == _ASSUME_ROLE
+        and "RAM" in statement["Principal"]
+        and _condition_key(statement.get("Condition")) == condition_key
+    )
+
+
+def _misplaced(arn: str, statement: dict[str, Any], wanted: Mapping[str, str | None]) -> bool:
+    """Whether a wanted managed principal must leave this Allow statement.
+
+    A principal wanted under a condition (an ExternalId) may sit only in a statement with
+    exactly that condition: any other Allow would admit it without the ExternalId. A principal
+    wanted without one must not stay in a portal-style ExternalId statement (the owner turned
+    the ExternalId off); other statements naming it are left alone, as before.
+    """
+    if arn not in wanted:
+        return False
+    condition = statement.get("Condition")
+    target = wanted[arn]
+    if target is not None:
+        return _condition_key(condition) != target
+    return _is_external_id_condition(condition)
+
+
 def merge_trust_policy(
     current_document: str | bytes | Mapping[str, Any] | None,
     *,
     managed_wanted: Iterable[str],
     managed_all_known: Iterable[str],
     parking: str | None = None,
+    conditions: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The trust policy the role should have, in canonical form.
 
@@ -482,11 +533,21 @@ def merge_trust_policy(
     widen access. The one exception is the portal's own `parking_lock_statement` for
     `parking`: present exactly while `parking` is wanted, so un-parking lifts it. Idempotent:
     merging the result again returns it unchanged.
+
+    `conditions` maps a wanted principal to the Condition it must be trusted under (e.g.
+    `external_id_condition(...)`): it is then trusted only by an Allow statement with exactly
+    that Condition, and taken out of every other Allow statement in the same write.
     """
     wanted = _validated_ram_principals(managed_wanted, "Managed principals")
     managed = wanted | _validated_ram_principals(managed_all_known, "Managed principals")
     lock = None if parking is None else parking_lock_statement(parking)
     unwanted = managed - wanted
+    wanted_condition: dict[str, str | None] = dict.fromkeys(wanted)
+    canonical_conditions: dict[str, dict[str, Any]] = {}
+    for arn, condition in (conditions or {}).items():
+        if arn in wanted:
+            canonical_conditions[arn] = _canonical_condition(dict(condition))
+            wanted_condition[arn] = _condition_key(canonical_conditions[arn])
     base = (
         _empty_trust()
         if current_document is None
@@ -497,7 +558,11 @@ def merge_trust_policy(
     for statement in base["Statement"]:
         if statement["Effect"] == "Allow" and "RAM" in statement["Principal"]:
             principal = dict(statement["Principal"])
-            kept = [arn for arn in principal["RAM"] if arn not in unwanted]
+            kept = [
+                arn
+                for arn in principal["RAM"]
+                if arn not in unwanted and not _misplaced(arn, statement, wanted_condition)
+            ]
             if kept:
                 principal["RAM"] = kept
             else:
@@ -512,17 +577,25 @@ def merge_trust_policy(
         if statement["Effect"] == "Allow":
             present.update(statement["Principal"].get("RAM", ()))
     missing = wanted - present
-    if missing:
+    by_condition: dict[str | None, set[str]] = {}
+    for arn in missing:
+        by_condition.setdefault(wanted_condition[arn], set()).add(arn)
+    for condition_key, arns in sorted(by_condition.items(), key=lambda item: item[0] or ""):
         for index, statement in enumerate(statements):
-            if _is_plain_allow(statement):
+            if _allows_assume_with(statement, condition_key):
                 principal = dict(statement["Principal"])
-                principal["RAM"] = sorted(set(principal["RAM"]) | missing)
+                principal["RAM"] = sorted(set(principal["RAM"]) | arns)
                 statements[index] = {**statement, "Principal": principal}
                 break
         else:
-            statements.append(
-                {"Action": _ASSUME_ROLE, "Effect": "Allow", "Principal": {"RAM": sorted(missing)}}
-            )
+            new_statement: dict[str, Any] = {
+                "Action": _ASSUME_ROLE,
+                "Effect": "Allow",
+                "Principal": {"RAM": sorted(arns)},
+            }
+            if condition_key is not None:
+                new_statement["Condition"] = canonical_conditions[next(iter(arns))]
+            statements.append(new_statement)
     if lock is not None:
         lock_key = _statement_key(lock)
         statements = [s for s in statements if _statement_key(s) != lock_key]

@@ -128,6 +128,9 @@ class DesiredRole:
     # missing from it go last, sorted. None: no size limit is applied by the planner.
     principals_in_order: tuple[str, ...] = ()
     max_trust_chars: int | None = None
+    # A wanted principal → the Condition it must be trusted under (a delegation's ExternalId,
+    # `policies.external_id_condition`); the others are trusted unconditionally.
+    principal_conditions: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         policies.validate_role_name(self.role_name)
@@ -279,6 +282,7 @@ def pack_principals(
             managed_wanted=base | set(queue[:count]),
             managed_all_known=managed,
             parking=parking,
+            conditions=desired.principal_conditions,
         )
         return len(policies.policy_to_text(merged))
 
@@ -304,6 +308,7 @@ def _create_plan(desired: DesiredRole, managed: frozenset[str]) -> Plan:
             None,
             managed_wanted=fit,
             managed_all_known=managed,
+            conditions=desired.principal_conditions,
         )
     )
     operations: list[Operation] = [
@@ -349,7 +354,11 @@ def plan_role_reconciliation(*, actual: ActualRole | None, desired: DesiredRole)
         current = policies.canonical_policy(actual.trust_document, trust=True)
         wanted, waiting = pack_principals(current, desired, managed=managed, parking=parking)
         merged = policies.merge_trust_policy(
-            current, managed_wanted=wanted, managed_all_known=managed, parking=parking
+            current,
+            managed_wanted=wanted,
+            managed_all_known=managed,
+            parking=parking,
+            conditions=desired.principal_conditions,
         )
     except policies.PolicyError as error:
         return Refusal(

@@ -7,16 +7,24 @@ and the owner's role page previews it, so it depends on nothing above the models
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django.conf import settings
 
+from cloud import policies
+from core.crypto import decrypt_secret
 from delegations import role_plan as planner
 from delegations.models import (
     DESIRED_PRESENT_STATUSES,
     CatalogRole,
+    CloudAccount,
     Delegation,
     ManagedRole,
     RoleCutOff,
+    StaffAssignment,
+    StaffRamUserLink,
+    TrustedPerson,
+    TrustScope,
 )
 
 
@@ -71,12 +79,95 @@ def approval_order(delegations: list[Delegation]) -> list[Delegation]:
     )
 
 
+# --- whom one delegation puts into the trust policy --------------------------------------------
+def named_ram_users(delegation: Delegation) -> list[str]:
+    """The partner RAM user names a named-people scope trusts, in the order they got in.
+
+    Partner-managed: the RAM users linked to the staff the partner admin assigned, the first
+    `named_people_cap` by assignment time. Owner-approved: the people the owner approved.
+    Whole account: none."""
+    if delegation.trust_scope == TrustScope.NAMED_OWNER_APPROVED:
+        return list(
+            TrustedPerson.objects.filter(
+                delegation=delegation, status=TrustedPerson.Status.APPROVED
+            )
+            .order_by("decided_at", "ram_user_name")
+            .values_list("ram_user_name", flat=True)[: delegation.named_people_cap]
+        )
+    if delegation.trust_scope != TrustScope.NAMED_PARTNER_MANAGED:
+        return []
+    assigned = list(
+        StaffAssignment.objects.filter(delegation=delegation, ended_at__isnull=True)
+        .order_by("assigned_at", "pk")
+        .values_list("user_id", flat=True)
+    )
+    links = dict(
+        StaffRamUserLink.objects.filter(
+            organisation_id=delegation.partner_id, user_id__in=assigned
+        ).values_list("user_id", "ram_user_name")
+    )
+    names = [links[user_id] for user_id in assigned if user_id in links]
+    return list(dict.fromkeys(names))[: delegation.named_people_cap]
+
+
+def broker_principal(delegation: Delegation) -> str | None:
+    """The partner's broker (the RAM user the portal connects to the partner account as), when
+    it is a user of the partner's account: a named scope trusts it too, so the portal can
+    broker credentials and console sessions for the named people (and only for them: the
+    portal refuses anyone else, and stamps every session with SourceIdentity)."""
+    account = CloudAccount.objects.filter(
+        organisation_id=delegation.partner_id, is_active=True
+    ).first()
+    if account is None or not account.caller_arn:
+        return None
+    try:
+        principal = policies.parse_principal(account.caller_arn)
+    except policies.PolicyError:
+        return None
+    if principal.kind != "user" or principal.account != delegation.partner_account_uid:
+        return None
+    return account.caller_arn
+
+
+def delegation_principals(delegation: Delegation) -> frozenset[str]:
+    """The RAM principals this delegation wants in the role's trust policy."""
+    if delegation.trust_scope == TrustScope.PARTNER_ACCOUNT:
+        return frozenset({delegation.principal_arn})
+    names = named_ram_users(delegation)
+    if not names:
+        return frozenset()
+    arns = {policies.ram_user_arn(delegation.partner_account_uid, name) for name in names}
+    broker = broker_principal(delegation)
+    if broker is not None:
+        arns.add(broker)
+    return frozenset(arns)
+
+
+def delegation_external_id(delegation: Delegation) -> str | None:
+    """The ExternalId the delegation's trust statement requires, or None."""
+    if not delegation.external_id_ciphertext:
+        return None
+    return decrypt_secret(delegation.external_id_ciphertext)
+
+
+def _conditions(delegation: Delegation, principals: frozenset[str]) -> dict[str, dict[str, Any]]:
+    external_id = delegation_external_id(delegation)
+    if external_id is None:
+        return {}
+    condition = policies.external_id_condition(external_id)
+    return dict.fromkeys(principals, condition)
+
+
 def desired_role_for(
     managed_role: ManagedRole, delegations: list[Delegation]
 ) -> tuple[planner.DesiredRole, frozenset[str]]:
     """The role the portal wants, from every delegation on it, and the wanted principals."""
     present = [d for d in delegations if d.status in DESIRED_PRESENT_STATUSES]
-    wanted = frozenset(d.principal_arn for d in present)
+    principals = {d.pk: delegation_principals(d) for d in present}
+    wanted = frozenset().union(*principals.values())
+    conditions: dict[str, dict[str, Any]] = {}
+    for delegation in present:
+        conditions.update(_conditions(delegation, principals[delegation.pk]))
     catalog_role = _catalog_role_for(managed_role, present or delegations)
     policy_keys = _policy_keys(catalog_role)
     # An owner's emergency cut-off keeps the role's permission policies detached until lifted.
@@ -92,7 +183,10 @@ def desired_role_for(
         max_session_duration=catalog_role.max_session_duration,
         description=catalog_role.description,
         delete_when_empty=not catalog_role.keep_role_when_empty,
-        principals_in_order=tuple(d.principal_arn for d in approval_order(present)),
+        principals_in_order=tuple(
+            arn for d in approval_order(present) for arn in sorted(principals[d.pk])
+        ),
         max_trust_chars=trust_policy_max_chars(),
+        principal_conditions=conditions,
     )
     return desired, wanted

@@ -33,6 +33,7 @@ from delegations.models import (
 )
 from delegations.role_state import (
     WAITING_FOR_ROOM,
+    delegation_principals,
     desired_role_for,
     trust_policy_max_chars,
 )
@@ -247,19 +248,20 @@ def _principal_rows(
     pending_remove: set[str] = set()
     names: dict[str, str] = {}
     for delegation in delegations:
-        arn = delegation.principal_arn
-        names.setdefault(arn, delegation.partner.name)
-        if delegation.status in DESIRED_PRESENT_STATUSES:
-            wanted[arn] = delegation
-            names[arn] = delegation.partner.name
-            if delegation.status in _PENDING_ADD:
-                pending_add.add(arn)
-                if delegation.last_error_code == WAITING_FOR_ROOM:
-                    waiting.add(arn)
-        elif delegation.status == Status.REVOKING or (
-            delegation.status == Status.FAILED and delegation.failed_phase == "revoking"
-        ):
-            pending_remove.add(arn)
+        # The partner's root, or the named people of a named trust scope.
+        for arn in delegation_principals(delegation) or {delegation.principal_arn}:
+            names.setdefault(arn, delegation.partner.name)
+            if delegation.status in DESIRED_PRESENT_STATUSES:
+                wanted[arn] = delegation
+                names[arn] = delegation.partner.name
+                if delegation.status in _PENDING_ADD:
+                    pending_add.add(arn)
+                    if delegation.last_error_code == WAITING_FOR_ROOM:
+                        waiting.add(arn)
+            elif delegation.status == Status.REVOKING or (
+                delegation.status == Status.FAILED and delegation.failed_phase == "revoking"
+            ):
+                pending_remove.add(arn)
     managed = set(managed_role.known_principals or []) | set(wanted) | set(names)
     parking = policies.account_root_arn(managed_role.cloud_account.account_uid)
     rows = []

@@ -11,6 +11,8 @@
   outage or a lost task loses nothing.
 - `lifecycle`: `Delegation`, one partner's access to one catalogue role, and its vocabulary
   (statuses, the allowed transitions).
+- `trust_scope`, `trust`: whom a trust policy names (`TrustScope`) and the named people the
+  owner approved for it (`TrustedPerson`).
 - `partner`: staff assignments, the partner users' AssumeRole policies, credential issuances,
   credentials-URI keys and the owner's emergency cut-off.
 
@@ -46,6 +48,13 @@ from delegations.models.partner import (
     StaffAssignment,
     StaffRamUserLink,
 )
+from delegations.models.trust import TrustedPerson
+from delegations.models.trust_scope import (
+    DEFAULT_NAMED_PEOPLE_CAP,
+    MAX_NAMED_PEOPLE_CAP,
+    NAMED_SCOPES,
+    TrustScope,
+)
 from delegations.models.worker import (
     CloudCall,
     DriftFinding,
@@ -56,11 +65,14 @@ from delegations.models.worker import (
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
+    "DEFAULT_NAMED_PEOPLE_CAP",
     "DESIRED_PRESENT_STATUSES",
     "EXPIRABLE_STATUSES",
     "FINAL_STATUSES",
+    "MAX_NAMED_PEOPLE_CAP",
     "MAX_SESSION_DURATION",
     "MIN_SESSION_DURATION",
+    "NAMED_SCOPES",
     "NEVER_APPLIED_STATUSES",
     "REGION_RE",
     "ROLE_NAME_MAX_LENGTH",
@@ -81,6 +93,8 @@ __all__ = [
     "RoleCutOff",
     "StaffAssignment",
     "StaffRamUserLink",
+    "TrustScope",
+    "TrustedPerson",
     "validate_region",
     "validate_role_name",
 ]

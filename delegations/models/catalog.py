@@ -18,6 +18,7 @@ from accounts.models import (
 )
 from cloud import policies
 from delegations.models.connection import CloudAccount
+from delegations.models.trust_scope import trust_scope_field
 
 ROLE_NAME_MAX_LENGTH = 64
 # RAM's MaxSessionDuration bounds, in seconds.
@@ -58,6 +59,8 @@ class CatalogRole(models.Model):
     keep_role_when_empty = models.BooleanField(default=False)
     # Policies that grant RAM administration or AdministratorAccess need this explicit opt-in.
     allows_high_privilege = models.BooleanField(default=False)
+    # The trust scope a new delegation of this role starts with (the owner may change it).
+    default_trust_scope = trust_scope_field()
     is_active = models.BooleanField(default=True)
     created_by = optional_person_field(on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now, editable=False)

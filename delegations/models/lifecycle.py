@@ -12,6 +12,7 @@ from django.utils import timezone
 from accounts.models import account_uid_field, optional_person_field
 from cloud import policies
 from delegations.models.catalog import CatalogRole, PartnerLink
+from delegations.models.trust_scope import DEFAULT_NAMED_PEOPLE_CAP, trust_scope_field
 from delegations.models.worker import LastErrorModel, ManagedRole
 
 
@@ -100,6 +101,13 @@ class Delegation(LastErrorModel):
     # call changed the delegation and False when it found the change already made (a double
     # click), so a page can say "already approved".
     changed = False
+
+    # Whom the trust policy names for this partner (`delegations.trust`): the whole account,
+    # or named RAM users up to `named_people_cap`. `external_id_ciphertext` (core.crypto) holds
+    # the ExternalId the trust statement requires, when the owner asked for one.
+    trust_scope = trust_scope_field()
+    named_people_cap = models.PositiveSmallIntegerField(default=DEFAULT_NAMED_PEOPLE_CAP)
+    external_id_ciphertext = models.TextField(blank=True, default="", editable=False)
 
     # Incremented by every transition: a page posts the version it showed, so a decision
     # made on a stale page is refused instead of silently overriding another admin's.

@@ -80,6 +80,7 @@ from delegations.models import (
 from delegations.outbox import outbox_enqueue_reconcile
 from delegations.role_state import (
     WAITING_FOR_ROOM,
+    delegation_principals,
     desired_role_for,
     trust_policy_max_chars,
     waiting_for_room_message,
@@ -630,25 +631,26 @@ class _RoleReconciler(Reconciler):
         one transaction), and keep what the cloud showed for the lease release."""
         actual = round_.verified
         present = trusted_principals(actual)
+        # A delegation's principals: the partner's root, or its named people (trust scope).
+        principals = {d.pk: delegation_principals(d) for d in round_.applying + round_.leaving}
         moves: list[Move] = []
         if actual is not None:
             moves += [
                 (d, delegation_mark_active, Status.APPLYING)
                 for d in round_.applying
-                if d.principal_arn in present
+                if principals[d.pk] <= present
             ]
         moves += [
             (d, delegation_mark_revoked, d.status)
             for d in round_.leaving
-            if d.principal_arn not in present
+            if not principals[d.pk] & present
         ]
         moved = {d.pk for d in _transition_all(moves, recorder=recorder)}
         self.report.activated += [str(d.pk) for d in round_.applying if d.pk in moved]
         waiting = set(round_.waiting) - present
-        self.report.waiting = [str(d.pk) for d in round_.applying if d.principal_arn in waiting]
-        _note_waiting(
-            managed_role, [d for d in round_.applying if d.principal_arn in waiting], actual
-        )
+        waiting_delegations = [d for d in round_.applying if principals[d.pk] & waiting]
+        self.report.waiting = [str(d.pk) for d in waiting_delegations]
+        _note_waiting(managed_role, waiting_delegations, actual)
         self.report.ended += [str(d.pk) for d in round_.leaving if d.pk in moved]
         self.seen.update(
             last_seen_at=timezone.now(),

@@ -47,7 +47,7 @@ from delegations.models import (
     ManagedRole,
     OutboxMessage,
 )
-from delegations.role_state import desired_role_for
+from delegations.role_state import delegation_principals, desired_role_for
 from delegations.worker.owner_role import (
     RoleLease,
     make_cloud_client,
@@ -97,7 +97,7 @@ def differences(
 ) -> list[Difference]:
     """How the cloud differs from the ledger, for a role with no pending work."""
     present = [d for d in delegations if d.status in DESIRED_PRESENT_STATUSES]
-    wanted = {d.principal_arn for d in present}
+    wanted: set[str] = set().union(*(delegation_principals(d) for d in present))
     found: list[Difference] = []
     if actual is None:
         if wanted or managed_role.last_seen_exists:
