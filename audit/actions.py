@@ -500,3 +500,50 @@ class AuditAction(StrEnum):
         "credentials.uri_unknown",
         ActionInfo(_OTHER, "Someone presented a credentials URI key the portal does not know."),
     )
+
+    # --- trust scope: whom a delegation's trust policy names (issue 11) ---------------------
+    TRUST_SCOPE_CHANGED = (
+        "trust.scope_changed",
+        ActionInfo(
+            Category.APPROVAL,
+            "An owner chose whom a delegation's trust policy names (whole partner account or "
+            "named people), the cap on named people, or the ExternalId requirement.",
+            title="{actor} changed whom the trust policy names for {target_label}{with_mfa}",
+        ),
+    )
+    TRUST_PERSON_PROPOSED = (
+        "trust.person_proposed",
+        ActionInfo(
+            Category.STAFF,
+            "A partner proposed a named person for a delegation.",
+            title="{actor} proposed {target_label} as a named person",
+        ),
+    )
+    TRUST_PERSON_APPROVED = (
+        "trust.person_approved",
+        ActionInfo(
+            Category.APPROVAL,
+            "An owner approved a named person into a delegation's trust policy.",
+            title="{actor} approved {target_label} into the trust policy{with_mfa}",
+        ),
+    )
+    TRUST_PERSON_REJECTED = (
+        "trust.person_rejected",
+        ActionInfo(
+            Category.APPROVAL,
+            "An owner refused a named person for a delegation.",
+            title="{actor} refused {target_label} as a named person",
+        ),
+    )
+    TRUST_PERSON_REMOVED = (
+        "trust.person_removed",
+        ActionInfo(
+            Category.STAFF,
+            "A named person was taken out of a delegation's trust policy.",
+            title="{actor} took {target_label} out of the trust policy",
+        ),
+    )
+    TRUST_EXTERNAL_ID_SHOWN = (
+        "trust.external_id_shown",
+        ActionInfo(_OTHER, "A partner admin was shown a delegation's ExternalId."),
+    )

@@ -60,10 +60,18 @@ class StsCalls(SdkTransport):
         session_name: str,
         duration_seconds: int,
         policy: str | None = None,
+        source_identity: str | None = None,
+        external_id: str | None = None,
     ) -> IssuedCredentials:
-        """STS AssumeRole. `policy` is a session policy (validated by parse_session_policy)."""
+        """STS AssumeRole. `policy` is a session policy (validated by parse_session_policy);
+        `source_identity` names the person behind the session (it follows role chains and
+        lands in the owner's log); `external_id` answers a trust statement's ExternalId."""
         policies.parse_role_arn(role_arn)
         policies.validate_role_session_name(session_name)
+        if source_identity is not None:
+            policies.validate_role_session_name(source_identity)
+        if external_id is not None:
+            policies.validate_external_id(external_id)
         checked_seconds(
             duration_seconds,
             low=MIN_STS_DURATION_SECONDS,
@@ -76,6 +84,8 @@ class StsCalls(SdkTransport):
             role_session_name=session_name,
             duration_seconds=duration_seconds,
             policy=session_policy,
+            source_identity=source_identity,
+            external_id=external_id,
         )
 
         def read(response: Any, request_id: str | None) -> IssuedCredentials:

@@ -16,6 +16,7 @@ from core.crypto import decrypt_secret
 from delegations import role_plan as planner
 from delegations.models import (
     DESIRED_PRESENT_STATUSES,
+    NAMED_SCOPES,
     CatalogRole,
     CloudAccount,
     Delegation,
@@ -80,19 +81,20 @@ def approval_order(delegations: list[Delegation]) -> list[Delegation]:
 
 
 # --- whom one delegation puts into the trust policy --------------------------------------------
-def named_ram_users(delegation: Delegation) -> list[str]:
+def named_ram_users(delegation: Delegation, *, capped: bool = True) -> list[str]:
     """The partner RAM user names a named-people scope trusts, in the order they got in.
 
     Partner-managed: the RAM users linked to the staff the partner admin assigned, the first
     `named_people_cap` by assignment time. Owner-approved: the people the owner approved.
-    Whole account: none."""
+    Whole account: none. `capped=False` lists everyone, to refuse a cap below it."""
+    cap = delegation.named_people_cap if capped else None
     if delegation.trust_scope == TrustScope.NAMED_OWNER_APPROVED:
         return list(
             TrustedPerson.objects.filter(
                 delegation=delegation, status=TrustedPerson.Status.APPROVED
             )
             .order_by("decided_at", "ram_user_name")
-            .values_list("ram_user_name", flat=True)[: delegation.named_people_cap]
+            .values_list("ram_user_name", flat=True)[:cap]
         )
     if delegation.trust_scope != TrustScope.NAMED_PARTNER_MANAGED:
         return []
@@ -107,7 +109,7 @@ def named_ram_users(delegation: Delegation) -> list[str]:
         ).values_list("user_id", "ram_user_name")
     )
     names = [links[user_id] for user_id in assigned if user_id in links]
-    return list(dict.fromkeys(names))[: delegation.named_people_cap]
+    return list(dict.fromkeys(names))[:cap]
 
 
 def broker_principal(delegation: Delegation) -> str | None:
@@ -182,7 +184,10 @@ def desired_role_for(
         | frozenset((str(kind), str(name)) for kind, name in managed_role.known_policies or ()),
         max_session_duration=catalog_role.max_session_duration,
         description=catalog_role.description,
-        delete_when_empty=not catalog_role.keep_role_when_empty,
+        # A live delegation whose named scope names nobody yet keeps the role (parked) for
+        # the people still to come, rather than deleting it under them.
+        delete_when_empty=not catalog_role.keep_role_when_empty
+        and not any(d.trust_scope in NAMED_SCOPES for d in present),
         principals_in_order=tuple(
             arn for d in approval_order(present) for arn in sorted(principals[d.pk])
         ),

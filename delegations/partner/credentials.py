@@ -50,6 +50,8 @@ from delegations.models import (
 )
 from delegations.partner.services import broker_is_root, delegation_is_usable
 from delegations.partner_access import partner_cloud_account
+from delegations.role_state import delegation_external_id
+from delegations.trust.selectors import not_named_reason
 
 MIN_CREDENTIAL_SECONDS = 900
 DEFAULT_MAX_CREDENTIAL_SECONDS = 3600
@@ -228,6 +230,13 @@ def _refuse(
     return refusal
 
 
+def not_named_refusal(*, delegation: Delegation, user_id: object) -> CredentialRefused | None:
+    """A named-people trust scope that does not name this person: refused before any cloud
+    call (the cloud would answer NoPermission), saying whom to ask."""
+    reason = not_named_reason(delegation=delegation, user_id=user_id)
+    return None if reason is None else CredentialRefused("NotNamed", reason)
+
+
 def _standing_problem(
     *,
     delegation: Delegation,
@@ -256,6 +265,9 @@ def _standing_problem(
             f"{delegation.owner.name}'s delegation of {delegation.catalog_role.role_name} is "
             f"{status}; no credentials can be issued for it.",
         )
+    not_named = not_named_refusal(delegation=delegation, user_id=assignment.user_id)
+    if not_named is not None:
+        return not_named
     if uri_key is not None:
         if uri_key.revoked_at is not None:
             return CredentialRefused("UriRevoked", "This credentials URI has been revoked.")
@@ -383,7 +395,14 @@ def credentials_issue(
         locked = _refresh_locked(
             delegation,
             Delegation.objects.select_for_update().filter(pk=delegation.pk),
-            ("status", "ends_at", "version"),
+            (
+                "status",
+                "ends_at",
+                "version",
+                "trust_scope",
+                "named_people_cap",
+                "external_id_ciphertext",
+            ),
         )
         # No ordering: Membership's default one joins the organisation, whose row FOR UPDATE
         # would then lock too.
@@ -471,6 +490,9 @@ def _assume_and_record(
             session_name=session_name,
             duration_seconds=seconds,
             policy=assignment.session_policy or None,
+            # The person, in the owner's log and through any role chain that follows.
+            source_identity=session_name,
+            external_id=delegation_external_id(delegation),
         )
     except CloudError as error:
         refusal = _cloud_refusal(error)

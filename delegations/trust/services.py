@@ -1,0 +1,378 @@
+"""Changing whom a delegation's trust policy names. Every change locks the delegation, writes
+the audit event in the same transaction and, when the role should change, bumps the owner's
+role and enqueues its reconcile (one reconcile converges the whole trust policy, so a scope
+switch never leaves a window with both the old and the new principals, nor drops principals
+the portal did not add)."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from accounts.models import Membership, Organisation, User
+from accounts.permissions import require_mfa
+from audit.actions import AuditAction
+from audit.services import audit_record
+from cloud import policies
+from cloud.errors import CloudError
+from core.crypto import encrypt_secret
+from delegations.connection.services import cloud_account_client
+from delegations.models import (
+    DESIRED_PRESENT_STATUSES,
+    FINAL_STATUSES,
+    MAX_NAMED_PEOPLE_CAP,
+    CloudAccount,
+    Delegation,
+    TrustedPerson,
+    TrustScope,
+)
+from delegations.outbox import outbox_enqueue_reconcile
+from delegations.role_state import named_ram_users
+
+# 32 URL-safe characters: well inside ExternalId's 2-1224 of [\w+=,.@:/-].
+_EXTERNAL_ID_BYTES = 24
+
+
+def new_external_id() -> str:
+    """A fresh ExternalId. Only the portal makes one; nothing a form sends is ever used."""
+    return policies.validate_external_id(secrets.token_urlsafe(_EXTERNAL_ID_BYTES))
+
+
+def _is_admin_of(user: User, organisation: Organisation) -> bool:
+    return Membership.objects.filter(
+        user=user, organisation=organisation, role=Membership.Role.ADMIN
+    ).exists()
+
+
+def _lock(delegation: Delegation) -> Delegation:
+    return (
+        Delegation.objects.select_for_update(of=("self",))
+        .select_related("owner", "partner", "managed_role", "catalog_role")
+        .get(pk=delegation.pk)
+    )
+
+
+def _reconcile_if_live(delegation: Delegation) -> None:
+    if delegation.status in DESIRED_PRESENT_STATUSES:
+        outbox_enqueue_reconcile(managed_role=delegation.managed_role)
+
+
+def _audit(
+    *,
+    action: AuditAction,
+    actor: User | None,
+    delegation: Delegation,
+    acting_for: Organisation,
+    target: Any = None,
+    target_label: str | None = None,
+    before: Any = None,
+    after: Any = None,
+    metadata: dict[str, Any] | None = None,
+) -> None:
+    audit_record(
+        action=action,
+        actor=actor,
+        organisation=delegation.owner,
+        related_organisations=[delegation.partner],
+        actor_organisation=acting_for,
+        target=target if target is not None else delegation,
+        target_label=target_label,
+        before=before,
+        after=after,
+        metadata={"delegation": str(delegation.pk), **(metadata or {})},
+    )
+
+
+def _scope_snapshot(delegation: Delegation) -> dict[str, Any]:
+    return {
+        "trust_scope": delegation.trust_scope,
+        "named_people_cap": delegation.named_people_cap,
+        "external_id_required": bool(delegation.external_id_ciphertext),
+    }
+
+
+def _clean_cap(cap: object) -> int:
+    if isinstance(cap, bool) or not isinstance(cap, int) or not 1 <= cap <= MAX_NAMED_PEOPLE_CAP:
+        raise ValidationError(
+            {
+                "named_people_cap": _("Choose 1 to %(max)s named people.")
+                % {"max": MAX_NAMED_PEOPLE_CAP}
+            }
+        )
+    return cap
+
+
+def trust_scope_set(
+    *,
+    delegation: Delegation,
+    changed_by: User,
+    scope: str,
+    named_people_cap: int,
+    require_external_id: bool,
+    with_mfa: bool,
+) -> Delegation:
+    """An owner admin chooses whom the delegation's trust policy names. Narrowing to fewer
+    people than are already named is refused (nothing changes); the ExternalId is generated
+    here when first required and forgotten when no longer required."""
+    if scope not in TrustScope.values:
+        raise ValidationError({"trust_scope": _("Choose one of the trust scopes.")})
+    cap = _clean_cap(named_people_cap)
+    if not _is_admin_of(changed_by, delegation.owner):
+        raise PermissionDenied(_("Only the owner's admins choose whom the trust policy names."))
+    with transaction.atomic():
+        locked = _lock(delegation)
+        if locked.status in FINAL_STATUSES:
+            raise ValidationError(_("This delegation has ended; its trust scope stays as it was."))
+        require_mfa(with_mfa=with_mfa)
+        before = _scope_snapshot(locked)
+        locked.trust_scope = scope
+        locked.named_people_cap = cap
+        if scope != TrustScope.PARTNER_ACCOUNT:
+            named = named_ram_users(locked, capped=False)
+            if len(named) > cap:
+                raise ValidationError(
+                    {
+                        "named_people_cap": _(
+                            "%(count)s people are already named; raise the cap to at least "
+                            "%(count)s or remove some first."
+                        )
+                        % {"count": len(named)}
+                    }
+                )
+        if require_external_id and not locked.external_id_ciphertext:
+            locked.external_id_ciphertext = encrypt_secret(new_external_id())
+        elif not require_external_id:
+            locked.external_id_ciphertext = ""
+        after = _scope_snapshot(locked)
+        if after == before:
+            locked.changed = False
+            return locked
+        locked.save(
+            update_fields=[
+                "trust_scope",
+                "named_people_cap",
+                "external_id_ciphertext",
+                "updated_at",
+            ]
+        )
+        _audit(
+            action=AuditAction.TRUST_SCOPE_CHANGED,
+            actor=changed_by,
+            delegation=locked,
+            acting_for=locked.owner,
+            before=before,
+            after=after,
+            metadata={"with_mfa": with_mfa},
+        )
+        _reconcile_if_live(locked)
+        locked.changed = True
+        return locked
+
+
+def _partner_account(partner: Organisation) -> CloudAccount:
+    account = CloudAccount.objects.filter(organisation=partner, is_active=True).first()
+    if account is None:
+        raise ValidationError(
+            _(
+                "Connect your organisation's Alibaba Cloud account first: the portal checks the "
+                "RAM user there."
+            )
+        )
+    return account
+
+
+def _existing_ram_user(account: CloudAccount, name: str) -> str:
+    """The RAM user as the partner's account spells it (GetUser through the partner's key)."""
+    try:
+        found = cloud_account_client(cloud_account=account).get_user(name)
+    except CloudError as error:
+        raise ValidationError(
+            _(
+                "Alibaba Cloud could not check the RAM user (%(code)s); nothing was changed. "
+                "Try again in a moment."
+            )
+            % {"code": error.code or error.message}
+        ) from None
+    if found is None:
+        raise ValidationError(
+            {
+                "ram_user_name": _("There is no RAM user called %(name)s in account %(uid)s.")
+                % {"name": name, "uid": account.account_uid}
+            }
+        )
+    return found.user_name
+
+
+def trusted_person_propose(
+    *, delegation: Delegation, proposed_by: User, ram_user_name: str
+) -> TrustedPerson:
+    """A partner admin proposes one of the partner account's RAM users for an owner-approved
+    scope. The name must be a valid RAM user name that exists (GetUser); the cap counts the
+    people pending and approved."""
+    name = (ram_user_name or "").strip()
+    try:
+        policies.validate_ram_user_name(name)
+    except policies.PolicyError as error:
+        raise ValidationError({"ram_user_name": str(error)}) from None
+    if not _is_admin_of(proposed_by, delegation.partner):
+        raise PermissionDenied(_("Only the partner's admins propose named people."))
+    delegation = Delegation.objects.select_related("partner").get(pk=delegation.pk)
+    if delegation.trust_scope != TrustScope.NAMED_OWNER_APPROVED:
+        raise ValidationError(_("The owner has not asked to approve named people here."))
+    found = _existing_ram_user(_partner_account(delegation.partner), name)
+    with transaction.atomic():
+        locked = _lock(delegation)
+        if locked.status in FINAL_STATUSES or locked.trust_scope != TrustScope.NAMED_OWNER_APPROVED:
+            raise ValidationError(_("This delegation no longer takes named people."))
+        open_people = TrustedPerson.objects.filter(
+            delegation=locked,
+            status__in=[TrustedPerson.Status.PENDING, TrustedPerson.Status.APPROVED],
+        )
+        existing = open_people.filter(ram_user_name__iexact=found).first()
+        if existing is not None:
+            return existing
+        if open_people.count() >= locked.named_people_cap:
+            raise ValidationError(
+                {
+                    "ram_user_name": _(
+                        "The owner allows at most %(cap)s named people on this access; remove "
+                        "someone first."
+                    )
+                    % {"cap": locked.named_people_cap}
+                }
+            )
+        person = TrustedPerson.objects.create(
+            delegation=locked, ram_user_name=found, proposed_by=proposed_by
+        )
+        _audit(
+            action=AuditAction.TRUST_PERSON_PROPOSED,
+            actor=proposed_by,
+            delegation=locked,
+            acting_for=locked.partner,
+            target=person,
+            target_label=found,
+            after={"ram_user_name": found, "status": person.status},
+        )
+        return person
+
+
+def _lock_person(person: TrustedPerson) -> tuple[TrustedPerson, Delegation]:
+    delegation = _lock(person.delegation)
+    locked = TrustedPerson.objects.select_for_update().get(pk=person.pk)
+    locked.delegation = delegation
+    return locked, delegation
+
+
+def trusted_person_decide(
+    *, person: TrustedPerson, decided_by: User, approve: bool, reason: str = "", with_mfa: bool
+) -> TrustedPerson:
+    """An owner admin approves (step-up, MFA when required) or refuses a proposed person.
+    Nobody decides on a person their own organisation proposed."""
+    if not _is_admin_of(decided_by, person.delegation.owner):
+        raise PermissionDenied(_("Only the owner's admins decide on named people."))
+    if (
+        _is_admin_of(decided_by, person.delegation.partner)
+        or Membership.objects.filter(
+            user=decided_by, organisation=person.delegation.partner
+        ).exists()
+    ):
+        raise PermissionDenied(_("You belong to the partner; another owner admin must decide."))
+    reason = (reason or "").strip()
+    if len(reason) > 2000:
+        raise ValidationError({"reason": _("Keep it under 2000 characters.")})
+    if not approve and not reason:
+        raise ValidationError({"reason": _("Please give a reason.")})
+    with transaction.atomic():
+        locked, delegation = _lock_person(person)
+        target_status = TrustedPerson.Status.APPROVED if approve else TrustedPerson.Status.REJECTED
+        if locked.status == target_status and locked.decided_by_id == decided_by.pk:
+            return locked  # a double click
+        if locked.status != TrustedPerson.Status.PENDING:
+            raise ValidationError(
+                _("%(name)s is already %(status)s.")
+                % {"name": locked.ram_user_name, "status": locked.get_status_display().lower()}
+            )
+        if approve:
+            require_mfa(with_mfa=with_mfa)
+            approved = TrustedPerson.objects.filter(
+                delegation=delegation, status=TrustedPerson.Status.APPROVED
+            ).count()
+            if approved >= delegation.named_people_cap:
+                raise ValidationError(
+                    _("The cap of %(cap)s named people is reached; raise it first.")
+                    % {"cap": delegation.named_people_cap}
+                )
+        locked.status = target_status
+        locked.decided_by = decided_by
+        locked.decided_at = timezone.now()
+        locked.decision_reason = reason
+        locked.decided_with_mfa = with_mfa and approve
+        locked.save()
+        _audit(
+            action=(
+                AuditAction.TRUST_PERSON_APPROVED if approve else AuditAction.TRUST_PERSON_REJECTED
+            ),
+            actor=decided_by,
+            delegation=delegation,
+            acting_for=delegation.owner,
+            target=locked,
+            target_label=locked.ram_user_name,
+            before={"status": TrustedPerson.Status.PENDING},
+            after={"status": locked.status},
+            metadata={"with_mfa": locked.decided_with_mfa, "reason": reason},
+        )
+        if approve:
+            _reconcile_if_live(delegation)
+        return locked
+
+
+def trusted_person_remove(*, person: TrustedPerson, removed_by: User) -> TrustedPerson:
+    """Either side's admin takes a named person out; the worker removes them from the trust
+    policy in the next reconcile."""
+    delegation = person.delegation
+    if not (
+        _is_admin_of(removed_by, delegation.owner) or _is_admin_of(removed_by, delegation.partner)
+    ):
+        raise PermissionDenied(_("Only the owner's or the partner's admins remove named people."))
+    with transaction.atomic():
+        locked, delegation = _lock_person(person)
+        if locked.status in (TrustedPerson.Status.REMOVED, TrustedPerson.Status.REJECTED):
+            return locked
+        before = locked.status
+        locked.status = TrustedPerson.Status.REMOVED
+        locked.save(update_fields=["status"])
+        acting_for = (
+            delegation.owner if _is_admin_of(removed_by, delegation.owner) else delegation.partner
+        )
+        _audit(
+            action=AuditAction.TRUST_PERSON_REMOVED,
+            actor=removed_by,
+            delegation=delegation,
+            acting_for=acting_for,
+            target=locked,
+            target_label=locked.ram_user_name,
+            before={"status": before},
+            after={"status": locked.status},
+        )
+        if before == TrustedPerson.Status.APPROVED:
+            _reconcile_if_live(delegation)
+        return locked
+
+
+def trust_named_people_changed(*, delegation: Delegation) -> None:
+    """The partner assigned or unassigned staff (or relinked a RAM user): a partner-managed
+    scope names them, so the owner's role must follow. Runs in the caller's transaction."""
+    if delegation.trust_scope == TrustScope.NAMED_PARTNER_MANAGED:
+        _reconcile_if_live(delegation)
+
+
+def partner_managed_room_left(*, delegation: Delegation) -> int:
+    """How many more people a partner-managed scope may name (a large number otherwise)."""
+    if delegation.trust_scope != TrustScope.NAMED_PARTNER_MANAGED:
+        return MAX_NAMED_PEOPLE_CAP * 100
+    return delegation.named_people_cap - len(named_ram_users(delegation, capped=False))
