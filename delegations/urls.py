@@ -4,6 +4,7 @@ from delegations.catalog import urls as catalog_urls
 from delegations.connection import urls as connection_urls
 from delegations.lifecycle import views
 from delegations.partner import urls as partner_urls
+from delegations.trust import urls as trust_urls
 
 app_name = "delegations"
 
@@ -28,3 +29,5 @@ urlpatterns += connection_urls.urlpatterns
 urlpatterns += catalog_urls.urlpatterns
 # The partner side: staff, their access, credentials, and the owner's view of them.
 urlpatterns += partner_urls.urlpatterns
+# Whom a delegation's trust policy names (issue 11).
+urlpatterns += trust_urls.urlpatterns

@@ -12,7 +12,6 @@ from django.utils.translation import gettext_lazy
 
 from accounts.models import Organisation
 from cloud import policies
-from core.crypto import decrypt_secret
 from core.web import get_or_404, parse_uuid
 from delegations.models import (
     NAMED_SCOPES,
@@ -221,10 +220,3 @@ def not_named_reason(*, delegation: Delegation, user_id: object) -> str | None:
         "name": name,
         "cap": delegation.named_people_cap,
     }
-
-
-def external_id_for_partner_admin(delegation: Delegation) -> str | None:
-    """The ExternalId, in clear: only for the partner admin's trust page (audited there)."""
-    if not delegation.external_id_ciphertext:
-        return None
-    return decrypt_secret(delegation.external_id_ciphertext)

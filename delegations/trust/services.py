@@ -20,7 +20,7 @@ from audit.actions import AuditAction
 from audit.services import audit_record
 from cloud import policies
 from cloud.errors import CloudError
-from core.crypto import encrypt_secret
+from core.crypto import decrypt_secret, encrypt_secret
 from delegations.connection.services import cloud_account_client
 from delegations.models import (
     DESIRED_PRESENT_STATUSES,
@@ -376,3 +376,19 @@ def partner_managed_room_left(*, delegation: Delegation) -> int:
     if delegation.trust_scope != TrustScope.NAMED_PARTNER_MANAGED:
         return MAX_NAMED_PEOPLE_CAP * 100
     return delegation.named_people_cap - len(named_ram_users(delegation, capped=False))
+
+
+def external_id_reveal(*, delegation: Delegation, shown_to: User) -> str | None:
+    """The ExternalId in clear for a partner admin (audited), or None when none is required."""
+    if not _is_admin_of(shown_to, delegation.partner):
+        raise PermissionDenied(_("Only the partner's admins see the ExternalId."))
+    if not delegation.external_id_ciphertext:
+        return None
+    with transaction.atomic():
+        _audit(
+            action=AuditAction.TRUST_EXTERNAL_ID_SHOWN,
+            actor=shown_to,
+            delegation=delegation,
+            acting_for=delegation.partner,
+        )
+    return decrypt_secret(delegation.external_id_ciphertext)

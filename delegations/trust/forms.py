@@ -1,0 +1,39 @@
+"""Forms of the trust page. The ExternalId is never a field: only the portal makes one."""
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from delegations.models import MAX_NAMED_PEOPLE_CAP, TrustScope
+
+
+class TrustScopeForm(forms.Form):
+    trust_scope = forms.ChoiceField(
+        label=_("Whom the trust policy names"),
+        choices=TrustScope.choices,
+        widget=forms.RadioSelect,
+    )
+    named_people_cap = forms.IntegerField(
+        label=_("At most this many named people"),
+        min_value=1,
+        max_value=MAX_NAMED_PEOPLE_CAP,
+        initial=5,
+    )
+    require_external_id = forms.BooleanField(
+        label=_(
+            "Require an ExternalId (the portal generates it and passes it on every "
+            "AssumeRole it brokers)"
+        ),
+        required=False,
+    )
+
+
+class ProposePersonForm(forms.Form):
+    ram_user_name = forms.CharField(
+        label=_("RAM user in your account"),
+        max_length=64,
+        widget=forms.TextInput(attrs={"placeholder": "Alice", "autocomplete": "off"}),
+    )
+
+
+class RejectPersonForm(forms.Form):
+    reason = forms.CharField(label=_("Reason for refusing"), max_length=2000)

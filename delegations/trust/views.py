@@ -1,0 +1,209 @@
+"""The trust page `/delegations/<id>/trust/`: whom the delegation's trust policy names.
+
+Owner admins choose the scope, the cap and the ExternalId requirement (step-up) and decide on
+proposed people (approving needs the step-up); partner admins propose and remove people and
+may reveal the ExternalId (audited, never cached); auditors and the other side's admins read.
+Another organisation's ids are 404 (selectors); everything that changes is POST with CSRF.
+"""
+
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.permissions import (
+    ADMIN,
+    AUDITOR,
+    AuthenticatedHttpRequest,
+    is_admin_of,
+    organisation_member_required,
+    step_up,
+)
+from core.web import add_form_errors, get_or_404, no_store, parse_uuid, report_refusal
+from delegations.models import Delegation, TrustedPerson
+from delegations.trust import selectors, services
+from delegations.trust.forms import ProposePersonForm, RejectPersonForm, TrustScopeForm
+
+READERS = (ADMIN, AUDITOR)
+
+
+def _delegation(request: AuthenticatedHttpRequest, delegation_id: object) -> Delegation:
+    """A delegation the current organisation owns or partners in; 404 otherwise."""
+    organisation = request.organisation
+    return get_or_404(
+        Delegation.objects.select_related(
+            "owner", "partner", "catalog_role", "managed_role"
+        ).filter(Q(owner=organisation) | Q(partner=organisation)),
+        pk=parse_uuid(delegation_id),
+    )
+
+
+def _page(
+    request: AuthenticatedHttpRequest, delegation: Delegation, *, status: int = 200, **forms: Any
+) -> HttpResponse:
+    owner_admin = is_admin_of(request, delegation.owner_id)
+    partner_admin = is_admin_of(request, delegation.partner_id)
+    context = {
+        "delegation": delegation,
+        "trust": selectors.trust_view(delegation),
+        "owner_admin": owner_admin,
+        "partner_admin": partner_admin,
+        "scope_form": forms.get("scope_form")
+        or TrustScopeForm(
+            initial={
+                "trust_scope": delegation.trust_scope,
+                "named_people_cap": delegation.named_people_cap,
+                "require_external_id": bool(delegation.external_id_ciphertext),
+            }
+        ),
+        "propose_form": forms.get("propose_form") or ProposePersonForm(),
+        "reject_form": forms.get("reject_form") or RejectPersonForm(),
+        "external_id": forms.get("external_id"),
+    }
+    return render(request, "delegations/trust.html", context, status=status)
+
+
+def _back(delegation: Delegation) -> HttpResponse:
+    return redirect("delegations:trust", delegation_id=delegation.pk)
+
+
+@require_GET
+@organisation_member_required(roles=READERS)
+def trust_page(request: AuthenticatedHttpRequest, delegation_id: str) -> HttpResponse:
+    return _page(request, _delegation(request, delegation_id))
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
+def trust_scope_change(request: AuthenticatedHttpRequest, delegation_id: str) -> HttpResponse:
+    delegation = _delegation(request, delegation_id)
+    if delegation.owner_id != request.organisation.pk:
+        raise PermissionDenied(_("Only the owner chooses whom the trust policy names."))
+    form = TrustScopeForm(request.POST)
+    if not form.is_valid():
+        return _page(request, delegation, status=400, scope_form=form)
+    confirmation = step_up(request)
+    if confirmation.response is not None:
+        return confirmation.response
+    try:
+        changed = services.trust_scope_set(
+            delegation=delegation,
+            changed_by=request.user,
+            scope=form.cleaned_data["trust_scope"],
+            named_people_cap=form.cleaned_data["named_people_cap"],
+            require_external_id=form.cleaned_data["require_external_id"],
+            with_mfa=confirmation.with_mfa,
+        )
+    except ValidationError as error:
+        add_form_errors(form, error)
+        return _page(request, delegation, status=400, scope_form=form)
+    if changed.changed:
+        messages.success(request, _("Saved. The trust policy follows in the cloud now."))
+    else:
+        messages.info(request, _("Nothing changed."))
+    return _back(delegation)
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
+def trusted_person_propose(request: AuthenticatedHttpRequest, delegation_id: str) -> HttpResponse:
+    delegation = _delegation(request, delegation_id)
+    if delegation.partner_id != request.organisation.pk:
+        raise PermissionDenied(_("Only the partner proposes its people."))
+    form = ProposePersonForm(request.POST)
+    if not form.is_valid():
+        return _page(request, delegation, status=400, propose_form=form)
+    try:
+        person = services.trusted_person_propose(
+            delegation=delegation,
+            proposed_by=request.user,
+            ram_user_name=form.cleaned_data["ram_user_name"],
+        )
+    except ValidationError as error:
+        add_form_errors(form, error)
+        return _page(request, delegation, status=400, propose_form=form)
+    messages.success(
+        request,
+        _("%(name)s is proposed; %(owner)s decides.")
+        % {"name": person.ram_user_name, "owner": delegation.owner.name},
+    )
+    return _back(delegation)
+
+
+def _person(request: AuthenticatedHttpRequest, person_id: str) -> TrustedPerson:
+    return selectors.trusted_person_get_for_organisation(
+        organisation=request.organisation, person_id=person_id
+    )
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
+def trusted_person_approve(request: AuthenticatedHttpRequest, person_id: str) -> HttpResponse:
+    person = _person(request, person_id)
+    confirmation = step_up(request)
+    if confirmation.response is not None:
+        return confirmation.response
+    try:
+        services.trusted_person_decide(
+            person=person, decided_by=request.user, approve=True, with_mfa=confirmation.with_mfa
+        )
+    except (ValidationError, PermissionDenied) as error:
+        report_refusal(request, error)
+    else:
+        messages.success(
+            request, _("%(name)s is approved; the trust policy follows.") % {"name": person}
+        )
+    return _back(person.delegation)
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
+def trusted_person_reject(request: AuthenticatedHttpRequest, person_id: str) -> HttpResponse:
+    person = _person(request, person_id)
+    form = RejectPersonForm(request.POST)
+    if not form.is_valid():
+        return _page(request, person.delegation, status=400, reject_form=form)
+    try:
+        services.trusted_person_decide(
+            person=person,
+            decided_by=request.user,
+            approve=False,
+            reason=form.cleaned_data["reason"],
+            with_mfa=False,
+        )
+    except ValidationError as error:
+        add_form_errors(form, error)
+        return _page(request, person.delegation, status=400, reject_form=form)
+    except PermissionDenied as error:
+        report_refusal(request, error)
+    return _back(person.delegation)
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
+def trusted_person_remove(request: AuthenticatedHttpRequest, person_id: str) -> HttpResponse:
+    person = _person(request, person_id)
+    try:
+        services.trusted_person_remove(person=person, removed_by=request.user)
+    except PermissionDenied as error:
+        report_refusal(request, error)
+    return _back(person.delegation)
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
+def external_id_reveal(request: AuthenticatedHttpRequest, delegation_id: str) -> HttpResponse:
+    """The ExternalId, shown to the partner admin on a page that is never cached."""
+    delegation = _delegation(request, delegation_id)
+    if delegation.partner_id != request.organisation.pk:
+        raise PermissionDenied(_("Only the partner's admins see the ExternalId."))
+    external_id = services.external_id_reveal(delegation=delegation, shown_to=request.user)
+    if external_id is None:
+        messages.info(request, _("The owner does not require an ExternalId here."))
+        return _back(delegation)
+    return no_store(_page(request, delegation, external_id=external_id), secret=True)

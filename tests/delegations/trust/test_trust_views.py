@@ -1,0 +1,103 @@
+"""The trust page: owners choose the scope and decide on people, partners propose, the
+ExternalId is shown only to the partner admin (audited, not cached), foreign ids are 404."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from accounts.models import Membership
+from audit.models import AuditEvent
+from delegations.models import Delegation, TrustedPerson, TrustScope
+from tests.delegations.partner.test_partner_views import with_mfa
+from tests.factories import OrganisationFactory
+from tests.fixtures.partner import PartnerWorld
+from tests.personas import make_member
+
+
+@pytest.fixture
+def active(partner_world: PartnerWorld) -> Delegation:
+    return partner_world.active_delegation()
+
+
+def _scope(client, delegation, **data):
+    payload = {"trust_scope": "named_owner", "named_people_cap": "3"} | data
+    return client.post(reverse("delegations:trust_scope", args=[delegation.pk]), payload)
+
+
+def test_owner_picks_owner_approved_partner_proposes_owner_approves(
+    partner_world: PartnerWorld, active: Delegation, login
+) -> None:
+    world = partner_world
+    owner = with_mfa(login(world.owner_admin), world.owner_admin)
+    page = owner.get(reverse("delegations:trust", args=[active.pk]))
+    assert page.status_code == 200
+    assert "Whole partner account" in page.content.decode()
+
+    response = _scope(owner, active, require_external_id="on", external_id="chosen-by-me")
+    assert response.status_code == 302, response.content.decode()[:2000]
+    active.refresh_from_db()
+    assert active.trust_scope == TrustScope.NAMED_OWNER_APPROVED
+    assert active.external_id_ciphertext and "chosen-by-me" not in active.external_id_ciphertext
+
+    partner = login(world.partner_admin)
+    response = partner.post(
+        reverse("delegations:trust_propose", args=[active.pk]), {"ram_user_name": "Mallory"}
+    )
+    assert response.status_code == 400
+    assert "no RAM user called Mallory" in response.content.decode()
+    response = partner.post(
+        reverse("delegations:trust_propose", args=[active.pk]), {"ram_user_name": "Alice"}
+    )
+    assert response.status_code == 302
+    person = TrustedPerson.objects.get()
+    # The partner may not approve its own people, nor change the scope.
+    assert partner.post(
+        reverse("delegations:trust_person_approve", args=[person.pk])
+    ).status_code in (302, 403)
+    person.refresh_from_db()
+    assert person.status == TrustedPerson.Status.PENDING
+    assert _scope(partner, active, trust_scope="account").status_code == 403
+
+    response = owner.post(reverse("delegations:trust_person_approve", args=[person.pk]))
+    assert response.status_code == 302
+    person.refresh_from_db()
+    assert person.status == TrustedPerson.Status.APPROVED
+    world.drain()
+    page = partner.get(reverse("delegations:trust", args=[active.pk])).content.decode()
+    assert 'data-state="in_policy"' in page
+
+    # The ExternalId: only the partner admin sees it, on a page that is never cached.
+    assert owner.post(reverse("delegations:trust_external_id", args=[active.pk])).status_code == 403
+    shown = partner.post(reverse("delegations:trust_external_id", args=[active.pk]))
+    assert shown.status_code == 200
+    assert "no-store" in shown["Cache-Control"]
+    assert 'data-testid="external-id"' in shown.content.decode()
+    assert AuditEvent.objects.filter(action="trust.external_id_shown").count() == 1
+
+
+def test_bad_scope_input_is_a_form_error_and_changes_nothing(
+    partner_world: PartnerWorld, active: Delegation, login
+) -> None:
+    owner = with_mfa(login(partner_world.owner_admin), partner_world.owner_admin)
+    for payload in (
+        {"trust_scope": "everyone"},
+        {"named_people_cap": "0"},
+        {"named_people_cap": "many"},
+    ):
+        assert _scope(owner, active, **payload).status_code == 400
+    active.refresh_from_db()
+    assert active.trust_scope == TrustScope.PARTNER_ACCOUNT
+
+
+def test_foreign_delegations_and_people_are_404(
+    partner_world: PartnerWorld, active: Delegation, login
+) -> None:
+    other = OrganisationFactory(name="Delta", slug="delta", kind="partner", account_uid="99887766")
+    stranger = make_member(other, Membership.Role.ADMIN, email="admin@delta.example")
+    person = TrustedPerson.objects.create(delegation=active, ram_user_name="Alice")
+    client = login(stranger)
+    assert client.get(reverse("delegations:trust", args=[active.pk])).status_code == 404
+    assert _scope(client, active).status_code == 404
+    for name in ("trust_person_approve", "trust_person_reject", "trust_person_remove"):
+        assert client.post(reverse(f"delegations:{name}", args=[person.pk])).status_code == 404
