@@ -51,6 +51,7 @@ HANDLER_MODULES = (
     "cloudsim.sts",
     "cloudsim.ecs",
     "cloudsim.console",
+    "cloudsim.federation",
     "cloudsim.operator",
 )
 

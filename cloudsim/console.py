@@ -174,6 +174,9 @@ def _page(title: str, body: str, *, session: Session | None = None) -> str:
 
 def _identity_line(session: Session) -> str:
     data = session.data
+    if data.get("federated"):
+        # A federation sign-in is the role session itself: `role/session` @ the role's account.
+        return f"<strong>{_e(data['user_name'])}</strong> @ <strong>{_e(data['alias'])}</strong>"
     own = f"<strong>{_e(data['user_name'])}</strong> @ {_e(data['alias'])}"
     role = session.role
     if role is None:
@@ -186,6 +189,8 @@ def _identity_line(session: Session) -> str:
 
 def _identity_text(session: Session) -> str:
     data = session.data
+    if data.get("federated"):
+        return f"{data['user_name']} @ {data['alias']}"
     text = f"{data['user_name']} @ {data['alias']}"
     role = session.role
     if role is not None:
@@ -198,7 +203,8 @@ def _topbar(session: Session | None) -> str:
     if session is not None:
         csrf = _e(session.data["csrf"])
         back = ""
-        if session.role is not None:
+        federated = bool(session.data.get("federated"))
+        if session.role is not None and not federated:
             back = (
                 "<form method='post' action='/console/switchRole/back' class='inline'>"
                 f"<input type='hidden' name='csrf' value='{csrf}'>"
@@ -206,8 +212,8 @@ def _topbar(session: Session | None) -> str:
             )
         right = (
             f"<div class='who' id='identity'>{_identity_line(session)}</div>{back}"
-            "<a class='button' href='/switchRole.htm'>Switch role</a>"
-            "<form method='post' action='/logout.htm' class='inline'>"
+            + ("" if federated else "<a class='button' href='/switchRole.htm'>Switch role</a>")
+            + "<form method='post' action='/logout.htm' class='inline'>"
             f"<input type='hidden' name='csrf' value='{csrf}'>"
             "<button type='submit'>Sign out</button></form>"
         )
@@ -453,12 +459,23 @@ def switch_role_page(request: PageRequest) -> PageResponse:
     session = _load_session(request)
     if session is None:
         return _login_redirect(request)
+    if session.data.get("federated"):
+        return _federated_cannot_switch(session)
     body = _switch_form(
         session=session,
         parent_alias=request.query.get("parentAlias", ""),
         role_name=request.query.get("roleName", ""),
     )
     return _html(_page("Switch role", body, session=session))
+
+
+def _federated_cannot_switch(session: Session) -> PageResponse:
+    body = _message(
+        "error",
+        "This console session is a role session opened through federation; it cannot switch "
+        "role. Sign out and sign in as a RAM user to switch.",
+    )
+    return _html(_page("Switch role", body, session=session), status=403)
 
 
 def _session_name(user_name: str) -> str:
@@ -489,6 +506,8 @@ def switch_role_submit(request: PageRequest) -> PageResponse:
     form = request.form
     if not _csrf_ok(session.data["csrf"], form.get("csrf")):
         return _forbidden_form(session)
+    if session.data.get("federated"):
+        return _federated_cannot_switch(session)
     parent_alias = form.get("parentAlias", "").strip()
     role_name = form.get("roleName", "").strip()
 
@@ -547,6 +566,8 @@ def switch_back(request: PageRequest) -> PageResponse:
         return _redirect("/login.htm")
     if not _csrf_ok(session.data["csrf"], request.form.get("csrf")):
         return _forbidden_form(session)
+    if session.data.get("federated"):
+        return _federated_cannot_switch(session)
     session.data["role"] = None
     _flash(session, "info", f"You are back to your own identity, {_identity_text(session)}.")
     _save_session(request.store, session)
@@ -565,6 +586,13 @@ def _acting_identity(request: PageRequest, session: Session) -> Identity | None:
 
 
 def _expired_role(request: PageRequest, session: Session) -> PageResponse:
+    if session.data.get("federated"):
+        # Nothing to fall back to: the session was the role session. Back to the LoginUrl.
+        with request.store.write() as tx:
+            tx.console_session_delete(_token_key(session.token))
+        login_url = str(session.data.get("login_url") or "")
+        target = login_url if login_url.startswith(("https://", "http://")) else "/login.htm"
+        return _redirect(target, [_session_cookie("", 0)])
     role = session.role or {}
     session.data["role"] = None
     _flash(

@@ -334,4 +334,6 @@ def caller_identity_json(identity: Identity) -> dict:
     elif identity.kind == ASSUMED_ROLE:
         body["RoleId"] = identity.role_id
         body["PrincipalId"] = f"{identity.role_id}:{identity.session_name}"
+        if identity.source_identity:
+            body["SourceIdentity"] = identity.source_identity
     return body

@@ -277,6 +277,9 @@ def child_environment(
     )
     if not config.merged.get("PORTAL_REQUIRE_MFA"):
         env["PORTAL_REQUIRE_MFA"] = "false"
+    # cloudsim implements the federation endpoint, so the demo shows the one-click console.
+    if not config.merged.get("PORTAL_CONSOLE_FEDERATION"):
+        env["PORTAL_CONSOLE_FEDERATION"] = "true"
     return env
 
 

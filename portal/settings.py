@@ -450,3 +450,12 @@ LOGGING = {
         "django.security.DisallowedHost": {"level": "ERROR"},
     },
 }
+
+# --- One-click console sign-in through federation (issue 11) -------------------------------
+# Off by default: the international console's TicketType is not fully documented, so the
+# switch-role link stays the default; `make run` turns it on (cloudsim implements it).
+PORTAL_CONSOLE_FEDERATION = env.bool("PORTAL_CONSOLE_FEDERATION", default=False)
+# GetSigninToken's TicketType ("normal" for the ordinary console; the docs say "mini").
+PORTAL_CONSOLE_TICKET_TYPE = env.str("PORTAL_CONSOLE_TICKET_TYPE", default="normal")
+# The console page people land on; empty: `<ALIBABA_CONSOLE_SIGNIN_URL>/console` (cloudsim's).
+PORTAL_CONSOLE_DESTINATION = env.str("PORTAL_CONSOLE_DESTINATION", default="")

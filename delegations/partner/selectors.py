@@ -38,6 +38,7 @@ from delegations.partner.services import (
     delegation_is_usable,
 )
 from delegations.partner_access import broker_user_name, partner_cloud_account
+from delegations.trust.selectors import not_named_reason
 
 Status = Delegation.Status
 
@@ -197,6 +198,10 @@ class AccessItem:
     uri_keys: list[CredentialsUriToken]
     recent: list[CredentialIssuance]
     policies: list[str]
+    # Why a named-people trust scope leaves this person out, and whom to ask (None: named).
+    not_named: str | None = None
+    # One-click console sign-in through federation (PORTAL_CONSOLE_FEDERATION).
+    console_federation: bool = False
 
 
 def _logon_name(*, ram_user_name: str | None, organisation: Organisation) -> str | None:
@@ -250,6 +255,8 @@ def _access_item(assignment: StaffAssignment, *, now: dt.datetime) -> AccessItem
             CredentialIssuance.objects.filter(assignment=assignment).order_by("-issued_at")[:5]
         ),
         policies=[p.get("name", "") for p in delegation.catalog_role.policies or []],
+        not_named=not_named_reason(delegation=delegation, user_id=assignment.user_id),
+        console_federation=bool(getattr(settings, "PORTAL_CONSOLE_FEDERATION", False)),
     )
 
 

@@ -29,6 +29,7 @@ urlpatterns = [
         name="credentials_get",
     ),
     path("my-access/<uuid:delegation_id>/credentials-uri/", views.uri_keys, name="uri_keys"),
+    path("my-access/<uuid:delegation_id>/console/", views.console_open, name="console_open"),
     path(
         "my-access/<uuid:delegation_id>/credentials-uri/<uuid:key_id>/revoke/",
         views.uri_key_revoke,

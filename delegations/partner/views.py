@@ -22,7 +22,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -51,8 +51,8 @@ from core.web import add_form_errors, no_store, report_refusal
 from delegations.connection.services import partner_ram_users
 from delegations.lifecycle.selectors import delegation_get_for_organisation, role_occupancy
 from delegations.models import CredentialIssuance
+from delegations.partner import console_sign_in, selectors, services
 from delegations.partner import credentials as credential_services
-from delegations.partner import selectors, services
 from delegations.partner.credentials import CredentialRefused
 from delegations.partner.forms import (
     AssignForm,
@@ -406,6 +406,34 @@ def credentials_get(request: AuthenticatedHttpRequest, delegation_id: str) -> Ht
         ),
         secret=True,
     )
+
+
+# --- staff: one-click console ----------------------------------------------------------------
+
+
+@sensitive_variables()
+@never_cache
+@require_POST
+@organisation_member_required(roles=[STAFF])
+def console_open(request: AuthenticatedHttpRequest, delegation_id: str) -> HttpResponse:
+    """Open the cloud console as the person (federation): a 302 to the one-time login URL."""
+    organisation = _partner(request)
+    assignment = selectors.my_assignment_get(
+        user=request.user, organisation=organisation, delegation_id=delegation_id
+    )
+    confirmation = step_up(request, rule=MfaRule.ENROLLED)
+    if confirmation.response is not None:
+        return confirmation.response
+    try:
+        url = console_sign_in.console_sign_in_url(
+            assignment=assignment,
+            user=request.user,
+            login_url=request.build_absolute_uri(reverse("delegations:my_access")),
+        )
+    except (CredentialRefused, ValidationError) as error:
+        report_refusal(request, error)
+        return redirect("delegations:my_access")
+    return no_store(HttpResponseRedirect(url), secret=True)
 
 
 # --- staff: credentials URIs -----------------------------------------------------------------
