@@ -21,14 +21,17 @@ from django.utils import timezone
 from accounts.models import Membership, Organisation, User
 from cloud import policies
 from delegations.models import (
+    DESIRED_PRESENT_STATUSES,
     CloudAccount,
     Delegation,
+    ManagedRole,
     OutboxMessage,
     PartnerUserPolicy,
     StaffAssignment,
     StaffRamUserLink,
+    TrustScope,
 )
-from delegations.outbox import outbox_enqueue
+from delegations.outbox import outbox_enqueue, outbox_enqueue_reconcile
 
 Status = Delegation.Status
 
@@ -119,6 +122,21 @@ def partner_user_policies_request(
         partner_user_policy_request(
             policy=partner_user_policy_for(cloud_account=cloud_account, ram_user_name=name)
         )
+    if seen:
+        _partner_managed_trust_follows(cloud_account=cloud_account)
+
+
+def _partner_managed_trust_follows(*, cloud_account: CloudAccount) -> None:
+    """Staff were assigned or unassigned, or their RAM users relinked: a partner-managed
+    trust scope names exactly them, so the owner's roles those scopes cover are reconciled
+    too (one reconcile each, in the same transaction; the worker computes whom to name)."""
+    roles = ManagedRole.objects.filter(
+        delegations__partner_id=cloud_account.organisation_id,
+        delegations__trust_scope=TrustScope.NAMED_PARTNER_MANAGED,
+        delegations__status__in=DESIRED_PRESENT_STATUSES,
+    ).distinct()
+    for managed_role in roles:
+        outbox_enqueue_reconcile(managed_role=managed_role)
 
 
 def partner_access_delegation_changed(*, delegation: Delegation) -> None:

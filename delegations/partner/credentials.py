@@ -230,7 +230,7 @@ def _refuse(
     return refusal
 
 
-def not_named_refusal(*, delegation: Delegation, user_id: object) -> CredentialRefused | None:
+def not_named_refusal(*, delegation: Delegation, user_id: int) -> CredentialRefused | None:
     """A named-people trust scope that does not name this person: refused before any cloud
     call (the cloud would answer NoPermission), saying whom to ask."""
     reason = not_named_reason(delegation=delegation, user_id=user_id)

@@ -56,7 +56,7 @@ from delegations.partner_access import (
     partner_user_policy_for,
     partner_user_policy_request,
 )
-from delegations.trust.services import partner_managed_room_left, trust_named_people_changed
+from delegations.trust.services import trust_check_room_for
 
 Status = Delegation.Status
 PolicyKind = StaffAssignment.SessionPolicyKind
@@ -249,7 +249,6 @@ def staff_link_ram_user(
             partner_user_policies_request(
                 cloud_account=account, names=[n for n in (previous, found) if n]
             )
-        _named_people_follow(organisation=organisation, user=user)
     return link
 
 
@@ -273,15 +272,6 @@ def staff_unlink_ram_user(*, link: StaffRamUserLink, unlinked_by: User) -> None:
             cloud_account=locked.cloud_account, names=[locked.ram_user_name]
         )
         locked.delete()
-        _named_people_follow(organisation=organisation, user=locked.user)
-
-
-def _named_people_follow(*, organisation: Organisation, user: User) -> None:
-    """A staff member's RAM user changed: partner-managed scopes that name them follow."""
-    for assignment in StaffAssignment.objects.filter(
-        user=user, partner=organisation, ended_at__isnull=True
-    ).select_related("delegation__managed_role"):
-        trust_named_people_changed(delegation=assignment.delegation)
 
 
 # --- session policies ------------------------------------------------------------------------
@@ -398,16 +388,7 @@ def staff_assign(
             raise ValidationError(
                 {"user": f"{user} is already assigned; change their session policy instead."}
             )
-        if (
-            partner_managed_room_left(delegation=locked) <= 0
-            and _linked_name(organisation=partner, user=user) is not None
-        ):
-            raise ValidationError(
-                {
-                    "user": f"{locked.owner.name} trusts at most {locked.named_people_cap} "
-                    "named people on this access; unassign someone first."
-                }
-            )
+        trust_check_room_for(delegation=locked, user=user)
         assignment = StaffAssignment.objects.create(
             delegation=locked,
             partner=partner,
@@ -435,7 +416,6 @@ def staff_assign(
             cloud_account=partner_cloud_account(organisation=partner),
             names=[_linked_name(organisation=partner, user=user) or ""],
         )
-        trust_named_people_changed(delegation=locked)
     return assignment
 
 
@@ -521,7 +501,6 @@ def _end_assignment(
             "uri_keys_revoked": revoked,
         },
     )
-    trust_named_people_changed(delegation=locked.delegation)
 
 
 def staff_unassign(*, assignment: StaffAssignment, unassigned_by: User) -> StaffAssignment:

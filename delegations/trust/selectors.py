@@ -184,7 +184,7 @@ def trust_view(delegation: Delegation) -> TrustView:
     )
 
 
-def person_ram_user(*, delegation: Delegation, user_id: object) -> str | None:
+def person_ram_user(*, delegation: Delegation, user_id: int) -> str | None:
     return (
         StaffRamUserLink.objects.filter(organisation_id=delegation.partner_id, user_id=user_id)
         .values_list("ram_user_name", flat=True)
@@ -192,7 +192,7 @@ def person_ram_user(*, delegation: Delegation, user_id: object) -> str | None:
     )
 
 
-def not_named_reason(*, delegation: Delegation, user_id: object) -> str | None:
+def not_named_reason(*, delegation: Delegation, user_id: int) -> str | None:
     """Why this partner person may not use the delegation under its trust scope, with whom to
     ask; None when they may (always under the whole-account scope)."""
     if delegation.trust_scope not in NAMED_SCOPES:

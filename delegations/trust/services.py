@@ -28,6 +28,7 @@ from delegations.models import (
     MAX_NAMED_PEOPLE_CAP,
     CloudAccount,
     Delegation,
+    StaffRamUserLink,
     TrustedPerson,
     TrustScope,
 )
@@ -364,18 +365,25 @@ def trusted_person_remove(*, person: TrustedPerson, removed_by: User) -> Trusted
         return locked
 
 
-def trust_named_people_changed(*, delegation: Delegation) -> None:
-    """The partner assigned or unassigned staff (or relinked a RAM user): a partner-managed
-    scope names them, so the owner's role must follow. Runs in the caller's transaction."""
-    if delegation.trust_scope == TrustScope.NAMED_PARTNER_MANAGED:
-        _reconcile_if_live(delegation)
-
-
-def partner_managed_room_left(*, delegation: Delegation) -> int:
-    """How many more people a partner-managed scope may name (a large number otherwise)."""
+def trust_check_room_for(*, delegation: Delegation, user: User) -> None:
+    """Refuse assigning one more person with a RAM user when a partner-managed scope is at
+    its cap (nothing is written). Runs on the locked delegation, before the assignment."""
     if delegation.trust_scope != TrustScope.NAMED_PARTNER_MANAGED:
-        return MAX_NAMED_PEOPLE_CAP * 100
-    return delegation.named_people_cap - len(named_ram_users(delegation, capped=False))
+        return
+    if not StaffRamUserLink.objects.filter(
+        organisation_id=delegation.partner_id, user=user
+    ).exists():
+        return  # not named anyway: only a linked RAM user can be in a trust policy
+    if len(named_ram_users(delegation, capped=False)) >= delegation.named_people_cap:
+        raise ValidationError(
+            {
+                "user": _(
+                    "%(owner)s trusts at most %(cap)s named people on this access; unassign "
+                    "someone first."
+                )
+                % {"owner": delegation.owner.name, "cap": delegation.named_people_cap}
+            }
+        )
 
 
 def external_id_reveal(*, delegation: Delegation, shown_to: User) -> str | None:
