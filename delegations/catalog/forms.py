@@ -21,7 +21,7 @@ from delegations.catalog.services import (
     LABEL_MAX_LENGTH,
     AvailablePolicy,
 )
-from delegations.models import MAX_SESSION_DURATION, MIN_SESSION_DURATION
+from delegations.models import MAX_SESSION_DURATION, MIN_SESSION_DURATION, TrustScope
 
 EXPIRY_CHOICES_DAYS = (1, 7, DEFAULT_EXPIRY_DAYS, 30, MAX_EXPIRY_DAYS)
 
@@ -54,6 +54,14 @@ class CatalogRoleForm(forms.Form):
         label="Keep the RAM role when no partner uses it any more",
         required=False,
         help_text="Otherwise the portal detaches its policies and deletes the role it created.",
+    )
+    default_trust_scope = forms.ChoiceField(
+        label="Whom the trust policy names, by default",
+        choices=TrustScope.choices,
+        initial=TrustScope.PARTNER_ACCOUNT,
+        required=False,
+        help_text="Each delegation starts with this; the owner may choose otherwise when "
+        "approving or offering, and later.",
     )
     high_privilege_confirmed = forms.BooleanField(
         label="I understand: a partner with this role may administer RAM or the whole account",

@@ -32,6 +32,7 @@ from delegations.models import (
     CloudAccount,
     ManagedRole,
     PartnerAllowance,
+    TrustScope,
 )
 from delegations.outbox import outbox_enqueue_reconcile
 
@@ -359,6 +360,7 @@ def catalog_role_create(
     max_session_duration: int,
     keep_role_when_empty: bool = False,
     high_privilege_confirmed: bool = False,
+    default_trust_scope: str = TrustScope.PARTNER_ACCOUNT,
 ) -> CatalogRole:
     """Add a role to the catalogue. `policy_keys`: (type, name) pairs, "Type:Name" strings or
     {"type", "name"} dicts, each of which must be in the account's live policy list."""
@@ -396,6 +398,7 @@ def catalog_role_create(
             max_session_duration=max_session_duration,
             keep_role_when_empty=bool(keep_role_when_empty),
             allows_high_privilege=bool(high_privilege),
+            default_trust_scope=_valid_trust_scope(default_trust_scope),
             created_by=created_by,
         )
         audit_record(
@@ -418,8 +421,15 @@ def _role_public(role: CatalogRole) -> dict[str, object]:
         "max_session_duration": role.max_session_duration,
         "keep_role_when_empty": role.keep_role_when_empty,
         "allows_high_privilege": role.allows_high_privilege,
+        "default_trust_scope": role.default_trust_scope,
         "is_active": role.is_active,
     }
+
+
+def _valid_trust_scope(value: str) -> str:
+    if value not in TrustScope.values:
+        raise ValidationError({"default_trust_scope": "Choose one of the trust scopes."})
+    return value
 
 
 def catalog_role_validate_update(
@@ -464,6 +474,7 @@ def catalog_role_update(
     max_session_duration: int,
     keep_role_when_empty: bool,
     high_privilege_confirmed: bool = False,
+    default_trust_scope: str | None = None,
 ) -> CatalogRole:
     """Change what a catalogue role grants: its description, policies, maximum session and
     what happens to the RAM role when unused. Validated exactly as when it was added
@@ -491,6 +502,8 @@ def catalog_role_update(
         role.max_session_duration = max_session_duration
         role.keep_role_when_empty = bool(keep_role_when_empty)
         role.allows_high_privilege = bool(high_privilege)
+        if default_trust_scope is not None:
+            role.default_trust_scope = _valid_trust_scope(default_trust_scope)
         after = _role_public(role)
         if after == before:
             role.changed = False  # type: ignore[attr-defined]
@@ -502,6 +515,7 @@ def catalog_role_update(
                 "max_session_duration",
                 "keep_role_when_empty",
                 "allows_high_privilege",
+                "default_trust_scope",
                 "updated_at",
             ]
         )

@@ -42,7 +42,7 @@ from delegations.catalog.forms import (
 )
 from delegations.catalog.services import AvailablePolicy, PolicyKey
 from delegations.connection.selectors import cloud_account_of_organisation
-from delegations.models import FINAL_STATUSES, CatalogRole, CloudAccount
+from delegations.models import FINAL_STATUSES, CatalogRole, CloudAccount, TrustScope
 
 READERS = (ADMIN, AUDITOR)
 
@@ -240,6 +240,8 @@ def catalog_role_create(request: AuthenticatedHttpRequest) -> HttpResponse:
             max_session_duration=form.cleaned_data["max_session_duration"],
             keep_role_when_empty=form.cleaned_data["keep_role_when_empty"],
             high_privilege_confirmed=form.cleaned_data["high_privilege_confirmed"],
+            default_trust_scope=form.cleaned_data["default_trust_scope"]
+            or TrustScope.PARTNER_ACCOUNT,
         )
 
     role = _role_form_submit(request, form=form, account=account, validate=validate, save=save)
@@ -268,6 +270,7 @@ def catalog_role_edit(request: AuthenticatedHttpRequest, catalog_role_id: str) -
             "policies": [f"{p.get('type')}:{p.get('name')}" for p in role.policies or []],
             "max_session_duration": role.max_session_duration,
             "keep_role_when_empty": role.keep_role_when_empty,
+            "default_trust_scope": role.default_trust_scope,
             "high_privilege_confirmed": role.allows_high_privilege,
         }
         form = CatalogRoleEditForm(available=available, initial=initial)
@@ -292,6 +295,7 @@ def catalog_role_edit(request: AuthenticatedHttpRequest, catalog_role_id: str) -
             max_session_duration=form.cleaned_data["max_session_duration"],
             keep_role_when_empty=form.cleaned_data["keep_role_when_empty"],
             high_privilege_confirmed=form.cleaned_data["high_privilege_confirmed"],
+            default_trust_scope=form.cleaned_data["default_trust_scope"] or None,
         )
 
     result = _role_form_submit(

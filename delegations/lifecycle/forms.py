@@ -12,7 +12,7 @@ from django.utils import timezone
 from accounts.models import Organisation
 from delegations.catalog.partner_links import CODE_MAX_INPUT_LENGTH
 from delegations.lifecycle.services import REASON_MAX_LENGTH
-from delegations.models import CatalogRole, DriftFinding
+from delegations.models import CatalogRole, DriftFinding, TrustScope
 
 
 class _RoleChoiceField(forms.ModelChoiceField):
@@ -97,6 +97,15 @@ class RequestAccessForm(_DurationMixin):
         cast(forms.ModelChoiceField, self.fields["catalog_role"]).queryset = roles
 
 
+def _trust_scope_field() -> forms.ChoiceField:
+    return forms.ChoiceField(
+        label="Whom the trust policy names",
+        required=False,
+        choices=[("", "The role's default"), *TrustScope.choices],
+        help_text="Named people can be chosen and changed later on the delegation's trust page.",
+    )
+
+
 class OfferForm(_DurationMixin):
     """An owner admin's offer to a partner on its allow-list."""
 
@@ -110,8 +119,9 @@ class OfferForm(_DurationMixin):
         queryset=CatalogRole.objects.none(), label="Role", empty_label="Choose a role…"
     )
     reason = forms.CharField(label="Reason", max_length=REASON_MAX_LENGTH, widget=_REASON_WIDGET)
+    trust_scope = _trust_scope_field()
 
-    field_order = ["partner", "catalog_role", "reason", "duration", "ends_at"]
+    field_order = ["partner", "catalog_role", "reason", "duration", "ends_at", "trust_scope"]
 
     def __init__(self, *args: Any, partners: Any, roles: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -125,6 +135,7 @@ class _VersionedForm(forms.Form):
 
 
 class ApproveForm(_VersionedForm):
+    trust_scope = _trust_scope_field()
     note = forms.CharField(
         label="Note (optional)",
         required=False,

@@ -39,6 +39,7 @@ from delegations.models import (
     ManagedRole,
     PartnerAllowance,
     PartnerLink,
+    TrustScope,
 )
 from delegations.outbox import outbox_enqueue_reconcile
 from delegations.partner_access import partner_access_delegation_changed
@@ -227,6 +228,15 @@ def _snapshot(delegation: Delegation) -> dict[str, Any]:
     }
 
 
+def _trust_scope_fields(trust_scope: str | None) -> dict[str, str]:
+    """`{"trust_scope": …}` when the owner chose one at approve or offer time, else nothing."""
+    if not trust_scope:
+        return {}
+    if trust_scope not in TrustScope.values:
+        raise ValidationError({"trust_scope": "Choose one of the trust scopes."})
+    return {"trust_scope": trust_scope}
+
+
 def _delegation_label(delegation: Delegation) -> str:
     return f"{delegation.catalog_role.role_name} for {delegation.partner.name}"
 
@@ -382,7 +392,7 @@ def _create(
         requested_by=created_by,
         reason=reason,
         ends_at=ends_at,
-        **fields,
+        **{"trust_scope": catalog_role.default_trust_scope, **fields},
     )
     _audit(
         delegation=delegation,
@@ -432,9 +442,12 @@ def delegation_offer(
     reason: str,
     ends_at: dt.datetime | None,
     with_mfa: bool,
+    trust_scope: str | None = None,
 ) -> Delegation:
     """An owner admin grants a catalogue role to a partner directly: the offer is the owner's
-    decision, so it starts approved and the worker applies it."""
+    decision, so it starts approved and the worker applies it. `trust_scope` overrides the
+    role's default (whom the trust policy names)."""
+    trust_fields = _trust_scope_fields(trust_scope)
     _require_admin(user=offered_by, organisation=owner, doing="offer access")
     require_mfa(with_mfa=with_mfa)
     role = CatalogRole.objects.select_related("cloud_account").get(pk=catalog_role.pk)
@@ -473,8 +486,9 @@ def delegation_offer(
                 "decided_by": offered_by,
                 "decided_at": now,
                 "approved_with_mfa": with_mfa,
+                **trust_fields,
             },
-            metadata={"with_mfa": with_mfa},
+            metadata={"with_mfa": with_mfa, **trust_fields},
         )
         outbox_enqueue_reconcile(managed_role=delegation.managed_role)
         return delegation
@@ -487,8 +501,10 @@ def delegation_approve(
     with_mfa: bool,
     note: str = "",
     expected_version: int | None = None,
+    trust_scope: str | None = None,
 ) -> Delegation:
     """An owner admin approves a request. The worker applies it after the commit.
+    `trust_scope` overrides the role's default (whom the trust policy names).
 
     A second click by the same admin changes nothing; any other admin who decides after the
     first decision gets a DelegationConflict naming it. Nobody approves their own request,
@@ -561,8 +577,9 @@ def delegation_approve(
                 "decided_at": now,
                 "decision_reason": note,
                 "approved_with_mfa": with_mfa,
+                **_trust_scope_fields(trust_scope),
             },
-            metadata={"with_mfa": with_mfa, "note": note},
+            metadata={"with_mfa": with_mfa, "note": note, **_trust_scope_fields(trust_scope)},
         )
         outbox_enqueue_reconcile(managed_role=locked.managed_role)
         return locked

@@ -270,6 +270,7 @@ def delegation_approve(request: AuthenticatedHttpRequest, delegation_id: str) ->
             with_mfa=confirmation.with_mfa,
             note=form.cleaned_data["note"],
             expected_version=form.cleaned_data["version"],
+            trust_scope=form.cleaned_data["trust_scope"] or None,
         )
     except ValidationError as error:
         add_form_errors(form, error)
@@ -520,6 +521,7 @@ def delegation_offer(request: AuthenticatedHttpRequest) -> HttpResponse:
                     reason=form.cleaned_data["reason"],
                     ends_at=form.cleaned_data["ends_at"],
                     with_mfa=confirmation.with_mfa,
+                    trust_scope=form.cleaned_data["trust_scope"] or None,
                 )
             except ValidationError as error:
                 add_form_errors(form, error)
