@@ -41,6 +41,7 @@ from auditor.forms import AccessReportForm, EventFilterForm
 from auditor.presentation import describe_event
 from auditor.reports import access_report
 from delegations.lifecycle.selectors import delegation_get_for_organisation
+from delegations.trust.selectors import named_people_in
 
 logger = logging.getLogger(__name__)
 
@@ -198,10 +199,24 @@ def _report(request: AuthenticatedHttpRequest) -> tuple[AccessReportForm, Any]:
 def access_report_view(request: AuthenticatedHttpRequest) -> HttpResponse:
     form, report = _report(request)
     status = 400 if form.is_bound and report is None else 200
+    named_people = []
+    if report is not None:
+        # Delegations whose trust policy names people list them one by one (issue 11).
+        arguments = form.report_arguments()
+        named_people = named_people_in(
+            organisation=request.organisation,
+            account_uid=arguments["account_uid"],
+            catalog_role_id=getattr(arguments["catalog_role"], "pk", None),
+        )
     return render(
         request,
         "audit/access_report.html",
-        {"form": form, "report": report, "query": urlencode(form.query())},
+        {
+            "form": form,
+            "report": report,
+            "query": urlencode(form.query()),
+            "named_people": named_people,
+        },
         status=status,
     )
 

@@ -4,6 +4,7 @@ person of another organisation is a 404."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 
 from django.db.models import Q
@@ -220,3 +221,32 @@ def not_named_reason(*, delegation: Delegation, user_id: int) -> str | None:
         "name": name,
         "cap": delegation.named_people_cap,
     }
+
+
+@dataclass(frozen=True)
+class NamedPeopleLine:
+    """One delegation with a named-people scope, for the auditor's access report."""
+
+    delegation: Delegation
+    scope_label: str
+    could_act: list[NamedPersonRow]
+    not_named: list[NamedPersonRow]
+
+
+def named_people_in(
+    *, organisation: Organisation, account_uid: str, catalog_role_id: uuid.UUID | None = None
+) -> list[NamedPeopleLine]:
+    """The delegations in `account_uid` the organisation owns or partners in whose trust
+    policy names people, with who could act (as the portal names them now) and who not."""
+    delegations = Delegation.objects.filter(
+        Q(owner=organisation) | Q(partner=organisation),
+        catalog_role__cloud_account__account_uid=account_uid,
+        trust_scope__in=list(NAMED_SCOPES),
+    ).select_related("partner", "catalog_role", "managed_role")
+    if catalog_role_id is not None:
+        delegations = delegations.filter(catalog_role_id=catalog_role_id)
+    lines = []
+    for delegation in delegations.order_by("created_at"):
+        view = trust_view(delegation)
+        lines.append(NamedPeopleLine(delegation, view.scope_label, view.named, view.not_named))
+    return lines

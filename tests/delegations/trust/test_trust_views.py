@@ -3,6 +3,8 @@ ExternalId is shown only to the partner admin (audited, not cached), foreign ids
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.urls import reverse
 
@@ -101,3 +103,36 @@ def test_foreign_delegations_and_people_are_404(
     assert _scope(client, active).status_code == 404
     for name in ("trust_person_approve", "trust_person_reject", "trust_person_remove"):
         assert client.post(reverse(f"delegations:{name}", args=[person.pk])).status_code == 404
+
+
+def test_the_access_report_lists_named_people_one_by_one(
+    partner_world: PartnerWorld, active: Delegation, login
+) -> None:
+    world = partner_world
+    services_scope = _scope(
+        with_mfa(login(world.owner_admin), world.owner_admin), active, named_people_cap="2"
+    )
+    assert services_scope.status_code == 302
+    TrustedPerson.objects.create(
+        delegation=active, ram_user_name="Alice", status=TrustedPerson.Status.APPROVED
+    )
+    TrustedPerson.objects.create(
+        delegation=active, ram_user_name="AAA", status=TrustedPerson.Status.REJECTED
+    )
+    today = dt.datetime.now(dt.UTC).date()
+    auditor = make_member(world.owner, Membership.Role.AUDITOR, email="auditor@company-a.example")
+    page = login(auditor).get(
+        reverse("audit:access_report"),
+        {
+            "account": "11223344",
+            "since": (today - dt.timedelta(days=7)).isoformat(),
+            "until": today.isoformat(),
+        },
+    )
+    assert page.status_code == 200, page.content.decode()[:3000]
+    html = page.content.decode()
+    section = html.split('data-testid="named-people"', 1)[1]
+    assert "could act:" in section
+    could, refused = section.split("not:", 1)
+    assert "Alice" in could and "AAA" not in could
+    assert "AAA" in refused and "refused" in refused
