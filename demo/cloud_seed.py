@@ -28,6 +28,7 @@ from delegations.connection.services import (
     cloud_account_replace_key,
 )
 from delegations.models import CatalogRole, CloudAccount, PartnerAllowance, PartnerLink
+from demo.trust_seed import demo_named_people_seed
 
 DEMO_CREDENTIALS_FILE = "demo-credentials.json"
 OWNER_SLUG = "company-a"
@@ -231,6 +232,8 @@ def demo_cloud_seed(*, cloudsim_data_dir: Path) -> list[str]:
         lines.append(_link(owner, admin))
         _partner_account, said = _connect(partner, document, as_user=PARTNER_BROKER_USER)
         lines.append(said)
+        # One delegation whose trust policy names people rather than the account (issue 11).
+        lines.extend(demo_named_people_seed(owner=owner, partner=partner))
     except _Skip as skipped:
         lines.append(f"Note: {skipped} The rest of the cloud part was skipped.")
     return lines

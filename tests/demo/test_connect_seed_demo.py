@@ -15,7 +15,15 @@ from django.core.management import call_command
 
 from audit.models import AuditEvent
 from delegations.connection.services import cloud_account_credentials
-from delegations.models import CatalogRole, CloudAccount, PartnerAllowance, PartnerLink
+from delegations.models import (
+    CatalogRole,
+    CloudAccount,
+    Delegation,
+    PartnerAllowance,
+    PartnerLink,
+    TrustedPerson,
+    TrustScope,
+)
 from tests.fixtures.cloudsim import CloudSim
 
 pytestmark = pytest.mark.django_db
@@ -67,6 +75,7 @@ def test_seed_demo_connects_the_demo_accounts_and_is_idempotent(
     assert "Catalogue role ecs-viewer added (AliyunECSReadOnlyAccess)." in first
     assert "Allow-listed 12345678 (Company B)." in first
     assert "Partner link for company-b created: code" in first
+    assert "trust scope 'named people, owner-approved'; Alice proposed and approved" in first
     assert a_secret not in first and b_secret not in first
 
     owner_account = CloudAccount.objects.get(organisation__slug="company-a", is_active=True)
@@ -90,6 +99,13 @@ def test_seed_demo_connects_the_demo_accounts_and_is_idempotent(
     assert "Catalogue role ecs-admin already there." in second
     assert "Allow-list already has 12345678" in second
     assert "Partner link for company-b already exists" in second
+    # One delegation whose trust policy names people (issue 11), made once.
+    assert "Named-people delegation of ecs-viewer to Company B already there." in second
+    named = Delegation.objects.get(catalog_role__role_name="ecs-viewer")
+    assert named.trust_scope == TrustScope.NAMED_OWNER_APPROVED
+    assert list(
+        TrustedPerson.objects.filter(delegation=named).values_list("ram_user_name", "status")
+    ) == [("Alice", TrustedPerson.Status.APPROVED)]
     assert AuditEvent.objects.count() == events
     assert CloudAccount.objects.count() == 2 and CatalogRole.objects.count() == 2
     assert PartnerLink.objects.count() == 1
