@@ -22,7 +22,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -433,7 +433,11 @@ def console_open(request: AuthenticatedHttpRequest, delegation_id: str) -> HttpR
     except (CredentialRefused, ValidationError) as error:
         report_refusal(request, error)
         return redirect("delegations:my_access")
-    return no_store(HttpResponseRedirect(url), secret=True)
+    # Not a 302: the portal's CSP (form-action 'self') forbids a form's POST to end on another
+    # origin, so a page that is never cached moves on at once (and offers a link).
+    return no_store(
+        render(request, "delegations/partner/console_redirect.html", {"url": url}), secret=True
+    )
 
 
 # --- staff: credentials URIs -----------------------------------------------------------------

@@ -247,8 +247,15 @@ def trusted_person_propose(
                     % {"cap": locked.named_people_cap}
                 }
             )
+        # The portal person behind the RAM user, when the partner linked one.
+        linked = StaffRamUserLink.objects.filter(
+            organisation_id=locked.partner_id, ram_user_name__iexact=found
+        ).first()
         person = TrustedPerson.objects.create(
-            delegation=locked, ram_user_name=found, proposed_by=proposed_by
+            delegation=locked,
+            ram_user_name=found,
+            proposed_by=proposed_by,
+            person=linked.user if linked else None,
         )
         _audit(
             action=AuditAction.TRUST_PERSON_PROPOSED,
