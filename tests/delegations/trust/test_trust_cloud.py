@@ -229,3 +229,32 @@ def test_external_id_is_required_by_the_cloud_and_passed_by_the_portal(staffed) 
     world.drain()
     assert all("Condition" not in s for s in _trust(world)["Statement"])
     assert _assume(world, "Alice")
+
+
+def test_named_principals_are_not_drift_and_a_hand_added_user_is(staffed, settings) -> None:
+    from delegations.models import DriftFinding
+    from delegations.worker.periodic import managed_role_check_drift
+
+    settings.PORTAL_DRIFT_QUIET_AFTER_RECONCILE_SECONDS = 0
+    world, delegation, _ = staffed
+    _set_scope(world, delegation, TrustScope.NAMED_PARTNER_MANAGED, external_id=True)
+    world.drain()
+    check = managed_role_check_drift(managed_role_id=delegation.managed_role_id)
+    assert check.outcome == "checked"
+    assert check.open_findings == []
+
+    document = _trust(world)
+    document["Statement"].append(
+        {
+            "Action": "sts:AssumeRole",
+            "Effect": "Allow",
+            "Principal": {"RAM": "acs:ram::12345678:user/AAA"},
+        }
+    )
+    world.owner_root().update_role(
+        world.role_name, trust_document=policies.policy_to_text(document)
+    )
+    check = managed_role_check_drift(managed_role_id=delegation.managed_role_id)
+    assert check.open_findings == [
+        (DriftFinding.Kind.UNMANAGED_PRINCIPAL_ADDED, "acs:ram::12345678:user/AAA")
+    ]
