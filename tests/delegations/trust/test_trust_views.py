@@ -136,3 +136,24 @@ def test_the_access_report_lists_named_people_one_by_one(
     could, refused = section.split("not:", 1)
     assert "Alice" in could and "AAA" not in could
     assert "AAA" in refused and "refused" in refused
+
+
+def test_the_auditor_timeline_shows_the_scope_and_people_changes(
+    partner_world: PartnerWorld, active: Delegation, login
+) -> None:
+    world = partner_world
+    owner = with_mfa(login(world.owner_admin), world.owner_admin)
+    assert _scope(owner, active).status_code == 302
+    partner = login(world.partner_admin)
+    partner.post(reverse("delegations:trust_propose", args=[active.pk]), {"ram_user_name": "Bob"})
+    person = TrustedPerson.objects.get()
+    owner.post(
+        reverse("delegations:trust_person_reject", args=[person.pk]), {"reason": "Not on contract"}
+    )
+    auditor = make_member(world.owner, Membership.Role.AUDITOR, email="auditor@company-a.example")
+    page = login(auditor).get(reverse("audit:timeline", args=[active.pk]))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "changed whom the trust policy names" in html
+    assert "proposed Bob as a named person" in html
+    assert "refused Bob as a named person" in html
