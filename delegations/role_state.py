@@ -139,7 +139,7 @@ def delegation_principals(delegation: Delegation) -> frozenset[str]:
     if not names:
         return frozenset()
     arns = {policies.ram_user_arn(delegation.partner_account_uid, name) for name in names}
-    broker = broker_principal(delegation)
+    broker = broker_principal(delegation) if delegation.named_scope_trusts_broker else None
     if broker is not None:
         arns.add(broker)
     return frozenset(arns)

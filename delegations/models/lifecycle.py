@@ -107,6 +107,10 @@ class Delegation(LastErrorModel):
     # the ExternalId the trust statement requires, when the owner asked for one.
     trust_scope = trust_scope_field()
     named_people_cap = models.PositiveSmallIntegerField(default=DEFAULT_NAMED_PEOPLE_CAP)
+    # Named scopes also trust the partner's broker so the portal can issue credentials and
+    # console sessions for the named people; off, only their own RAM users are trusted (the
+    # partner holds the broker's key too, so a strict contract turns this off).
+    named_scope_trusts_broker = models.BooleanField(default=True)
     external_id_ciphertext = models.TextField(blank=True, default="", editable=False)
 
     # Incremented by every transition: a page posts the version it showed, so a decision

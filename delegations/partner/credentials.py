@@ -51,7 +51,7 @@ from delegations.models import (
 from delegations.partner.services import broker_is_root, delegation_is_usable
 from delegations.partner_access import partner_cloud_account
 from delegations.role_state import delegation_external_id
-from delegations.trust.selectors import not_named_reason
+from delegations.trust.selectors import no_broker_reason, not_named_reason
 
 MIN_CREDENTIAL_SECONDS = 900
 DEFAULT_MAX_CREDENTIAL_SECONDS = 3600
@@ -233,7 +233,9 @@ def _refuse(
 def not_named_refusal(*, delegation: Delegation, user_id: int) -> CredentialRefused | None:
     """A named-people trust scope that does not name this person: refused before any cloud
     call (the cloud would answer NoPermission), saying whom to ask."""
-    reason = not_named_reason(delegation=delegation, user_id=user_id)
+    reason = not_named_reason(delegation=delegation, user_id=user_id) or no_broker_reason(
+        delegation=delegation, user_id=user_id
+    )
     return None if reason is None else CredentialRefused("NotNamed", reason)
 
 
@@ -401,6 +403,7 @@ def credentials_issue(
                 "version",
                 "trust_scope",
                 "named_people_cap",
+                "named_scope_trusts_broker",
                 "external_id_ciphertext",
             ),
         )

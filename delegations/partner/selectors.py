@@ -38,7 +38,7 @@ from delegations.partner.services import (
     delegation_is_usable,
 )
 from delegations.partner_access import broker_user_name, partner_cloud_account
-from delegations.trust.selectors import not_named_reason
+from delegations.trust.selectors import no_broker_reason, not_named_reason
 
 Status = Delegation.Status
 
@@ -200,6 +200,8 @@ class AccessItem:
     policies: list[str]
     # Why a named-people trust scope leaves this person out, and whom to ask (None: named).
     not_named: str | None = None
+    # Named, but the owner trusts only their own RAM user: no brokered credentials or console.
+    no_broker: str | None = None
     # One-click console sign-in through federation (PORTAL_CONSOLE_FEDERATION).
     console_federation: bool = False
 
@@ -256,6 +258,7 @@ def _access_item(assignment: StaffAssignment, *, now: dt.datetime) -> AccessItem
         ),
         policies=[p.get("name", "") for p in delegation.catalog_role.policies or []],
         not_named=not_named_reason(delegation=delegation, user_id=assignment.user_id),
+        no_broker=no_broker_reason(delegation=delegation, user_id=assignment.user_id),
         console_federation=bool(getattr(settings, "PORTAL_CONSOLE_FEDERATION", False)),
     )
 

@@ -26,6 +26,18 @@ class TrustScopeForm(forms.Form):
         required=False,
     )
 
+    trust_broker = forms.BooleanField(
+        label=_(
+            "Named scopes: also trust the partner's broker, so the portal can issue "
+            "credentials and console sessions for the named people"
+        ),
+        required=False,
+        help_text=_(
+            "Off, only the named people's own RAM users are trusted: they switch role "
+            "in the console themselves (the partner holds the broker's key too)."
+        ),
+    )
+
 
 class ProposePersonForm(forms.Form):
     ram_user_name = forms.CharField(

@@ -204,8 +204,26 @@ def not_named_reason(*, delegation: Delegation, user_id: int) -> str | None:
             "%(owner)s trusts only named people on this access, and you have no RAM user "
             "linked. Ask your admin at %(partner)s to link yours."
         ) % {"owner": delegation.owner.name, "partner": delegation.partner.name}
-    if name in named_ram_users(delegation):
+    if name not in named_ram_users(delegation):
+        return _not_named_text(delegation, name)
+    return None
+
+
+def no_broker_reason(*, delegation: Delegation, user_id: int) -> str | None:
+    """Why the portal cannot broker (credentials, one-click console) for a named person when
+    the owner trusts only the named people's own RAM users; None when it can."""
+    if delegation.trust_scope not in NAMED_SCOPES or delegation.named_scope_trusts_broker:
         return None
+    name = person_ram_user(delegation=delegation, user_id=user_id) or "?"
+    return _(
+        "%(owner)s trusts only the named people's own RAM users on this access, so the "
+        "portal cannot sign in or take credentials for you: use Switch role in the "
+        "console as %(name)s."
+    ) % {"owner": delegation.owner.name, "name": name}
+    return None
+
+
+def _not_named_text(delegation: Delegation, name: str) -> str:
     if delegation.trust_scope == TrustScope.NAMED_OWNER_APPROVED:
         return _(
             "%(owner)s trusts only named people on this access, and your RAM user %(name)s is "

@@ -94,6 +94,7 @@ def _scope_snapshot(delegation: Delegation) -> dict[str, Any]:
         "trust_scope": delegation.trust_scope,
         "named_people_cap": delegation.named_people_cap,
         "external_id_required": bool(delegation.external_id_ciphertext),
+        "named_scope_trusts_broker": delegation.named_scope_trusts_broker,
     }
 
 
@@ -116,6 +117,7 @@ def trust_scope_set(
     named_people_cap: int,
     require_external_id: bool,
     with_mfa: bool,
+    trust_broker: bool = True,
 ) -> Delegation:
     """An owner admin chooses whom the delegation's trust policy names. Narrowing to fewer
     people than are already named is refused (nothing changes); the ExternalId is generated
@@ -133,6 +135,7 @@ def trust_scope_set(
         before = _scope_snapshot(locked)
         locked.trust_scope = scope
         locked.named_people_cap = cap
+        locked.named_scope_trusts_broker = bool(trust_broker)
         if scope != TrustScope.PARTNER_ACCOUNT:
             named = named_ram_users(locked, capped=False)
             if len(named) > cap:
@@ -157,6 +160,7 @@ def trust_scope_set(
             update_fields=[
                 "trust_scope",
                 "named_people_cap",
+                "named_scope_trusts_broker",
                 "external_id_ciphertext",
                 "updated_at",
             ]

@@ -59,6 +59,7 @@ def _page(
                 "trust_scope": delegation.trust_scope,
                 "named_people_cap": delegation.named_people_cap,
                 "require_external_id": bool(delegation.external_id_ciphertext),
+                "trust_broker": delegation.named_scope_trusts_broker,
             }
         ),
         "propose_form": forms.get("propose_form") or ProposePersonForm(),
@@ -98,6 +99,7 @@ def trust_scope_change(request: AuthenticatedHttpRequest, delegation_id: str) ->
             named_people_cap=form.cleaned_data["named_people_cap"],
             require_external_id=form.cleaned_data["require_external_id"],
             with_mfa=confirmation.with_mfa,
+            trust_broker=form.cleaned_data["trust_broker"],
         )
     except ValidationError as error:
         add_form_errors(form, error)

@@ -258,3 +258,23 @@ def test_named_principals_are_not_drift_and_a_hand_added_user_is(staffed, settin
     assert check.open_findings == [
         (DriftFinding.Kind.UNMANAGED_PRINCIPAL_ADDED, "acs:ram::12345678:user/AAA")
     ]
+
+
+def test_a_strict_scope_trusts_only_the_named_users_not_the_broker(staffed) -> None:
+    world, delegation, assignments = staffed
+    services.trust_scope_set(
+        delegation=delegation,
+        changed_by=world.owner_admin,
+        scope=TrustScope.NAMED_PARTNER_MANAGED,
+        named_people_cap=3,
+        require_external_id=False,
+        with_mfa=True,
+        trust_broker=False,
+    )
+    world.drain()
+    assert _principals(world) == {ALICE_ARN, BOB_ARN}  # the partner's broker key cannot assume
+    assert _assume(world, "Alice")
+    with pytest.raises(CredentialRefused) as refused:
+        credentials_issue(assignment=assignments["alice"], user=world.alice, duration_seconds=900)
+    assert refused.value.code == "NotNamed"
+    assert "use Switch role" in refused.value.message
