@@ -36,12 +36,7 @@ def _parent_alias(parent_alias_or_uid: str) -> str:
 
 def switch_role_url(*, signin_base_url: str, parent_alias_or_uid: str, role_name: str) -> str:
     """`<base>/switchRole.htm?parentAlias=<alias | uid.onaliyun.com>&roleName=<name>`."""
-    parts = urlsplit(signin_base_url or "")
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise PolicyError(
-            f"The console sign-in URL must be http(s)://host; got {signin_base_url!r}."
-        )
-    base = signin_base_url.split("?", 1)[0].split("#", 1)[0].rstrip("/")
+    base = _base(signin_base_url)
     query = urlencode(
         {
             "parentAlias": _parent_alias(parent_alias_or_uid),
