@@ -112,6 +112,8 @@ class Delegation(LastErrorModel):
     # partner holds the broker's key too, so a strict contract turns this off).
     named_scope_trusts_broker = models.BooleanField(default=True)
     external_id_ciphertext = models.TextField(blank=True, default="", editable=False)
+    # The ExternalId is shown once to the partner's admin; a new one starts unshown.
+    external_id_shown_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     # Incremented by every transition: a page posts the version it showed, so a decision
     # made on a stale page is refused instead of silently overriding another admin's.

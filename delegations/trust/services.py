@@ -150,6 +150,7 @@ def trust_scope_set(
                 )
         if require_external_id and not locked.external_id_ciphertext:
             locked.external_id_ciphertext = encrypt_secret(new_external_id())
+            locked.external_id_shown_at = None
         elif not require_external_id:
             locked.external_id_ciphertext = ""
         after = _scope_snapshot(locked)
@@ -162,6 +163,7 @@ def trust_scope_set(
                 "named_people_cap",
                 "named_scope_trusts_broker",
                 "external_id_ciphertext",
+                "external_id_shown_at",
                 "updated_at",
             ]
         )
@@ -398,16 +400,31 @@ def trust_check_room_for(*, delegation: Delegation, user: User) -> None:
 
 
 def external_id_reveal(*, delegation: Delegation, shown_to: User) -> str | None:
-    """The ExternalId in clear for a partner admin (audited), or None when none is required."""
+    """The ExternalId in clear, once, for a partner admin (audited); None when none is
+    required. A second time is refused: the owner issues a new one (off, then on)."""
     if not _is_admin_of(shown_to, delegation.partner):
         raise PermissionDenied(_("Only the partner's admins see the ExternalId."))
-    if not delegation.external_id_ciphertext:
-        return None
     with transaction.atomic():
+        locked = _lock(delegation)
+        if not locked.external_id_ciphertext:
+            return None
+        if locked.external_id_shown_at is not None:
+            raise ValidationError(
+                _(
+                    "The ExternalId was shown on %(when)s and is shown only once; ask %(owner)s "
+                    "for a new one."
+                )
+                % {
+                    "when": f"{locked.external_id_shown_at:%Y-%m-%d %H:%M} UTC",
+                    "owner": locked.owner.name,
+                }
+            )
+        locked.external_id_shown_at = timezone.now()
+        locked.save(update_fields=["external_id_shown_at", "updated_at"])
         _audit(
             action=AuditAction.TRUST_EXTERNAL_ID_SHOWN,
             actor=shown_to,
-            delegation=delegation,
-            acting_for=delegation.partner,
+            delegation=locked,
+            acting_for=locked.partner,
         )
-    return decrypt_secret(delegation.external_id_ciphertext)
+        return decrypt_secret(locked.external_id_ciphertext)

@@ -204,7 +204,11 @@ def external_id_reveal(request: AuthenticatedHttpRequest, delegation_id: str) ->
     delegation = _delegation(request, delegation_id)
     if delegation.partner_id != request.organisation.pk:
         raise PermissionDenied(_("Only the partner's admins see the ExternalId."))
-    external_id = services.external_id_reveal(delegation=delegation, shown_to=request.user)
+    try:
+        external_id = services.external_id_reveal(delegation=delegation, shown_to=request.user)
+    except ValidationError as error:
+        report_refusal(request, error)
+        return _back(delegation)
     if external_id is None:
         messages.info(request, _("The owner does not require an ExternalId here."))
         return _back(delegation)

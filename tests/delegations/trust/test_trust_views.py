@@ -76,6 +76,11 @@ def test_owner_picks_owner_approved_partner_proposes_owner_approves(
     assert "no-store" in shown["Cache-Control"]
     assert 'data-testid="external-id"' in shown.content.decode()
     assert AuditEvent.objects.filter(action="trust.external_id_shown").count() == 1
+    # Shown once: a second time is refused (the owner issues a new one).
+    again = partner.post(reverse("delegations:trust_external_id", args=[active.pk]), follow=True)
+    assert 'data-testid="external-id"' not in again.content.decode()
+    assert "shown only once" in again.content.decode()
+    assert AuditEvent.objects.filter(action="trust.external_id_shown").count() == 1
 
 
 def test_bad_scope_input_is_a_form_error_and_changes_nothing(
