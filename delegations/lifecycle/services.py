@@ -42,6 +42,7 @@ from delegations.models import (
 )
 from delegations.outbox import outbox_enqueue_reconcile
 from delegations.partner_access import partner_access_delegation_changed
+from delegations.role_state import partner_alias, partner_role_name
 
 Status = Delegation.Status
 
@@ -177,14 +178,58 @@ def _check_privilege_unchanged(catalog_role: CatalogRole, checked: tuple[Any, bo
         )
 
 
-def managed_role_for_catalog_role(*, catalog_role: CatalogRole) -> ManagedRole:
-    """The lock/state row of the cloud role a catalogue entry names, created on first use."""
+def managed_role_for_catalog_role(
+    *, catalog_role: CatalogRole, partner: Organisation | None = None
+) -> ManagedRole:
+    """The lock/state row of the cloud role a catalogue entry names, created on first use;
+    for a catalogue role marked one role per partner, `partner`'s own role."""
+    if catalog_role.one_role_per_partner:
+        if partner is None:
+            raise ValueError(
+                f"{catalog_role.role_name} has one role per partner: name the partner."
+            )
+        return _partner_managed_role(catalog_role=catalog_role, partner=partner)
     # get_or_create inserts in a savepoint and reads again when another request inserted the
     # row between its read and its insert; the name matches without regard to case, as RAM does.
     managed_role, _created = ManagedRole.objects.get_or_create(
         cloud_account=catalog_role.cloud_account,
         role_name__iexact=catalog_role.role_name,
         defaults={"role_name": catalog_role.role_name},
+    )
+    return managed_role
+
+
+def _partner_managed_role(*, catalog_role: CatalogRole, partner: Organisation) -> ManagedRole:
+    """`partner`'s own role for `catalog_role`, named `<role>-<partner alias>` when it is made.
+
+    Found by (catalogue role, partner), never by name, so a later change of the partner's
+    alias does not move it. When that name is already another role's in the account (a
+    catalogue role or another managed role), the partner's account UID stands in for the
+    alias; when that is taken too, the grant is refused with the reason."""
+    found = ManagedRole.objects.filter(catalog_role=catalog_role, partner=partner).first()
+    if found is not None:
+        return found
+    account = catalog_role.cloud_account
+    for alias in dict.fromkeys([partner_alias(partner), partner.account_uid]):
+        name = partner_role_name(catalog_role.role_name, alias)
+        taken = (
+            ManagedRole.objects.filter(cloud_account=account, role_name__iexact=name).exists()
+            or CatalogRole.objects.filter(cloud_account=account, role_name__iexact=name).exists()
+        )
+        if not taken:
+            break
+    else:
+        raise ValidationError(
+            {
+                "catalog_role": f"{catalog_role.role_name} gives each partner its own role, "
+                f"and the names for {partner}'s ({name}) are taken by other roles in the "
+                "account. Rename or retire those roles first."
+            }
+        )
+    managed_role, _created = ManagedRole.objects.get_or_create(
+        catalog_role=catalog_role,
+        partner=partner,
+        defaults={"cloud_account": account, "role_name": name},
     )
     return managed_role
 
@@ -377,7 +422,7 @@ def _create(
         owner=owner,
         partner=partner,
         catalog_role=catalog_role,
-        managed_role=managed_role_for_catalog_role(catalog_role=catalog_role),
+        managed_role=managed_role_for_catalog_role(catalog_role=catalog_role, partner=partner),
         partner_account_uid=partner.account_uid,
         requested_by=created_by,
         reason=reason,
