@@ -13,6 +13,7 @@ from accounts.models import Membership
 from delegations.models import CredentialsUriToken
 from delegations.partner.credentials import CredentialRefused, credentials_issue
 from delegations.partner.issuing_lock import issuing_rows_lock
+from delegations.partner.services import credentials_uri_create
 from tests.fixtures.partner import PartnerWorld
 
 # Every statement of one web issuance (early checks, the intent event, the locks, the result
@@ -58,7 +59,7 @@ def test_the_locked_read_sees_a_member_who_is_no_longer_staff(
 
 
 def test_the_locked_read_of_someone_who_left_says_not_a_member(
-    partner_world: PartnerWorld, django_db_blocker
+    partner_world: PartnerWorld,
 ) -> None:
     world = partner_world
     delegation = world.active_delegation()
@@ -77,10 +78,12 @@ def test_the_locked_read_carries_the_uri_keys_state(partner_world: PartnerWorld)
     world = partner_world
     delegation = world.active_delegation()
     assignment = world.assign(delegation, world.alice)
-    key = CredentialsUriToken.objects.filter(assignment=assignment).first()
-    if key is None:
-        pytest.skip("this world makes no credentials-URI key by itself")
+    key, _raw = credentials_uri_create(assignment=assignment, user=world.alice, valid_days=7)
+    CredentialsUriToken.objects.filter(pk=key.pk).update(use_count=3)
+
     rows = issuing_rows_lock(
         delegation=delegation, assignment=assignment, user=world.alice, uri_key=key
     )
-    assert rows.key_use_count == key.use_count and rows.member_role == Membership.Role.STAFF
+
+    assert rows.key_use_count == 3 and rows.member_role == Membership.Role.STAFF
+    assert rows.key_revoked_at is None and rows.key_expires_at == key.expires_at
