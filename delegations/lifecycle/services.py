@@ -242,6 +242,25 @@ def _lock(delegation: Delegation) -> Delegation:
     )
 
 
+def _lock_unless(delegation: Delegation, *, already_locked: bool) -> Delegation:
+    """The delegation's row locked: `delegation` itself when the caller already locked and
+    loaded it in this transaction (`delegations_lock_for_worker`), else locked now."""
+    return delegation if already_locked else _lock(delegation)
+
+
+def delegations_lock_for_worker(*, delegation_ids: Iterable[Any]) -> dict[Any, Delegation]:
+    """Lock many delegation rows in one statement (in primary-key order, as every writer
+    does) and load them as the worker's transitions read them; pass each to a `mark`
+    service with `already_locked=True` inside the same transaction."""
+    return {
+        row.pk: row
+        for row in Delegation.objects.select_for_update(of=("self",))
+        .select_related("owner", "partner", "catalog_role", "managed_role")
+        .filter(pk__in=list(delegation_ids))
+        .order_by("pk")
+    }
+
+
 def _lock_catalog_role(locked: Delegation) -> CatalogRole:
     """Lock the delegation's catalogue role row (after the delegation's, always in this
     order) so an edit of the role cannot commit between a privilege check and the grant."""
@@ -791,9 +810,9 @@ _NO_ERROR = {
 
 
 @transaction.atomic
-def delegation_mark_applying(*, delegation: Delegation) -> Delegation:
+def delegation_mark_applying(*, delegation: Delegation, already_locked: bool = False) -> Delegation:
     """The worker has started putting this delegation into the cloud."""
-    locked = _lock(delegation)
+    locked = _lock_unless(delegation, already_locked=already_locked)
     if locked.status == Status.APPLYING:
         return _unchanged(locked)
     return _transition(
@@ -806,9 +825,11 @@ def delegation_mark_applying(*, delegation: Delegation) -> Delegation:
 
 
 @transaction.atomic
-def delegation_mark_active(*, delegation: Delegation, request_id: str = "") -> Delegation:
+def delegation_mark_active(
+    *, delegation: Delegation, request_id: str = "", already_locked: bool = False
+) -> Delegation:
     """The worker verified the partner's principal and the role's policies in the cloud."""
-    locked = _lock(delegation)
+    locked = _lock_unless(delegation, already_locked=already_locked)
     if locked.status == Status.ACTIVE:
         return _unchanged(locked)
     return _transition(
@@ -832,10 +853,11 @@ def delegation_mark_failed(
     error_code: str,
     error_message: str,
     request_id: str = "",
+    already_locked: bool = False,
 ) -> Delegation:
     """The worker gave up: a permanent cloud error, or retries exhausted. The owner sees the
     cloud's code, message and request id, and can retry."""
-    locked = _lock(delegation)
+    locked = _lock_unless(delegation, already_locked=already_locked)
     if locked.status == Status.FAILED:
         return _unchanged(locked)
     phase = (
@@ -867,10 +889,10 @@ def delegation_mark_failed(
 
 
 @transaction.atomic
-def delegation_mark_revoked(*, delegation: Delegation) -> Delegation:
+def delegation_mark_revoked(*, delegation: Delegation, already_locked: bool = False) -> Delegation:
     """The worker verified the partner's principal is gone: the delegation ends as revoked,
     or as expired when the scheduler ended it."""
-    locked = _lock(delegation)
+    locked = _lock_unless(delegation, already_locked=already_locked)
     if locked.status in (Status.REVOKED, Status.EXPIRED):
         return _unchanged(locked)
     if locked.status == Status.FAILED and locked.failed_phase != Delegation.Phase.REVOKING:
