@@ -9,12 +9,8 @@ urlpatterns = [
     path("preferences/", views.preferences, name="preferences"),
     path("escalation/", views.escalation, name="escalation"),
     path("channels/new/", views.channel_add, name="channel_add"),
-    path("channels/<str:channel_id>/", views.channel, name="channel"),
-    path("channels/<str:channel_id>/test/", views.channel_test, name="channel_test"),
-    path("channels/<str:channel_id>/delete/", views.channel_delete, name="channel_delete"),
-    path(
-        "channels/<str:channel_id>/deliveries/<str:delivery_id>/retry/",
-        views.delivery_retry,
-        name="delivery_retry",
-    ),
+    path("channels/<uuid:channel_id>/", views.channel, name="channel"),
+    path("channels/<uuid:channel_id>/test/", views.channel_test, name="channel_test"),
+    path("channels/<uuid:channel_id>/delete/", views.channel_delete, name="channel_delete"),
+    path("channels/<uuid:channel_id>/retry/", views.delivery_retry, name="delivery_retry"),
 ]

@@ -213,13 +213,13 @@ def channel_delete(request: AuthenticatedHttpRequest, channel_id: str) -> HttpRe
 
 @require_POST
 @organisation_member_required(roles=[ADMIN])
-def delivery_retry(
-    request: AuthenticatedHttpRequest, channel_id: str, delivery_id: str
-) -> HttpResponse:
+def delivery_retry(request: AuthenticatedHttpRequest, channel_id: str) -> HttpResponse:
     found = selectors.channel_get_for_organisation(
         organisation=request.organisation, channel_id=channel_id
     )
-    delivery = selectors.delivery_get_for_channel(channel=found, delivery_id=delivery_id)
+    delivery = selectors.delivery_get_for_channel(
+        channel=found, delivery_id=str(request.POST.get("delivery", ""))
+    )
     try:
         services.delivery_retry(delivery=delivery, retried_by=request.user)
     except (ValidationError, PermissionDenied) as error:

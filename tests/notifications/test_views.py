@@ -185,12 +185,11 @@ def test_a_failed_delivery_can_be_retried_by_an_admin(
         last_error="HTTP 500",
     )
     client = login(owner_admin)
-    url = reverse("notifications:delivery_retry", args=[channel.pk, delivery.pk])
-    assert client.post(url).status_code == 302
+    url = reverse("notifications:delivery_retry", args=[channel.pk])
+    assert client.post(url, {"delivery": delivery.pk}).status_code == 302
     delivery.refresh_from_db()
     assert delivery.status == "pending"
-    bad = reverse("notifications:delivery_retry", args=[channel.pk, "nope"])
-    assert client.post(bad).status_code == 404
+    assert client.post(url, {"delivery": "nope"}).status_code == 404
 
 
 def test_the_dev_webhook_inbox_shows_what_arrived_and_refuses_strangers(
