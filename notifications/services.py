@@ -224,6 +224,24 @@ def _audit_channel(
     )
 
 
+def _checked_destination(*, url: str, secret: str, url_required: bool) -> tuple[str, str]:
+    """The webhook URL and signing secret, validated, every problem named on its field at
+    once; an empty value (not required) stays empty: nothing to change."""
+    errors: dict[str, Any] = {}
+    if url or url_required:
+        try:
+            url = validate_webhook_url(url)
+        except ValidationError as error:
+            errors["url"] = error.messages
+    try:
+        secret = validate_signing_secret(secret)
+    except ValidationError as error:
+        errors["secret"] = error.messages
+    if errors:
+        raise ValidationError(errors)
+    return url, secret
+
+
 @transaction.atomic
 def channel_create(
     *,
@@ -238,17 +256,7 @@ def channel_create(
     _require_admin(user=created_by, organisation=organisation)
     if kind not in Channel.Kind.values:
         raise ValidationError({"kind": _("Choose a kind of channel.")})
-    errors: dict[str, Any] = {}
-    try:
-        url = validate_webhook_url(url)
-    except ValidationError as error:
-        errors["url"] = error.messages
-    try:
-        secret = validate_signing_secret(secret)
-    except ValidationError as error:
-        errors["secret"] = error.messages
-    if errors:
-        raise ValidationError(errors)
+    url, secret = _checked_destination(url=url, secret=secret, url_required=True)
     channel = Channel.objects.create(
         organisation=organisation,
         kind=kind,
@@ -284,18 +292,11 @@ def channel_update(
     locked.name = _clean_name(name)
     locked.events = _clean_events(events)
     locked.is_active = bool(is_active)
+    url, secret = _checked_destination(url=url, secret=secret, url_required=False)
     if url:
-        try:
-            url = validate_webhook_url(url)
-        except ValidationError as error:
-            raise ValidationError({"url": error.messages}) from None
         locked.url_ciphertext = encrypt_secret(url)
         locked.url_hint = url_hint(url)
     if secret:
-        try:
-            secret = validate_signing_secret(secret)
-        except ValidationError as error:
-            raise ValidationError({"secret": error.messages}) from None
         locked.secret_ciphertext = encrypt_secret(secret)
     elif remove_secret:
         locked.secret_ciphertext = ""
