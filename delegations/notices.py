@@ -24,6 +24,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from accounts.models import Organisation, User
 from audit.actions import AuditAction
@@ -54,29 +55,41 @@ _ANNOUNCED: dict[AuditAction, tuple[NotificationEvent, tuple[str, ...]]] = {
 }
 
 _TITLES = {
-    Event.DELEGATION_REQUESTED: _("%(partner)s requests %(role)s"),
-    Event.DELEGATION_OFFERED: _("%(owner)s offers %(role)s to %(partner)s"),
-    Event.DELEGATION_APPROVED: _("%(role)s for %(partner)s was approved"),
-    Event.DELEGATION_REJECTED: _("%(role)s for %(partner)s was rejected"),
-    Event.DELEGATION_WITHDRAWN: _("%(partner)s withdrew its request for %(role)s"),
-    Event.DELEGATION_ACTIVE: _("%(role)s from %(owner)s is ready to use"),
-    Event.DELEGATION_FAILED: _("%(role)s for %(partner)s failed to apply"),
-    Event.DELEGATION_REVOKED: _("%(role)s for %(partner)s is revoked"),
-    Event.DELEGATION_EXPIRED: _("%(role)s for %(partner)s has ended"),
-    Event.DELEGATION_REMINDER: _("%(partner)s is still waiting for %(role)s"),
+    Event.DELEGATION_REQUESTED: gettext_lazy("%(partner)s requests %(role)s"),
+    Event.DELEGATION_OFFERED: gettext_lazy("%(owner)s offers %(role)s to %(partner)s"),
+    Event.DELEGATION_APPROVED: gettext_lazy("%(role)s for %(partner)s was approved"),
+    Event.DELEGATION_REJECTED: gettext_lazy("%(role)s for %(partner)s was rejected"),
+    Event.DELEGATION_WITHDRAWN: gettext_lazy("%(partner)s withdrew its request for %(role)s"),
+    Event.DELEGATION_ACTIVE: gettext_lazy("%(role)s from %(owner)s is ready to use"),
+    Event.DELEGATION_FAILED: gettext_lazy("%(role)s for %(partner)s failed to apply"),
+    Event.DELEGATION_REVOKED: gettext_lazy("%(role)s for %(partner)s is revoked"),
+    Event.DELEGATION_EXPIRED: gettext_lazy("%(role)s for %(partner)s has ended"),
+    Event.DELEGATION_REMINDER: gettext_lazy("%(partner)s is still waiting for %(role)s"),
 }
 
 _SUMMARIES = {
-    Event.DELEGATION_REQUESTED: _("A partner asks for access. Review it and decide."),
-    Event.DELEGATION_OFFERED: _("The owner granted this access; the portal is applying it."),
-    Event.DELEGATION_APPROVED: _("The owner approved; the portal is applying the access."),
-    Event.DELEGATION_REJECTED: _("The owner decided not to grant this access."),
-    Event.DELEGATION_WITHDRAWN: _("The partner no longer asks for this access."),
-    Event.DELEGATION_ACTIVE: _("Assign the people who use it, then they can switch role."),
-    Event.DELEGATION_FAILED: _("The cloud refused a change. Open it to see the error and retry."),
-    Event.DELEGATION_REVOKED: _("The owner revoked this access; the portal is removing it."),
-    Event.DELEGATION_EXPIRED: _("The access reached its end date."),
-    Event.DELEGATION_REMINDER: _("This request is still undecided. Review it and decide."),
+    Event.DELEGATION_REQUESTED: gettext_lazy("A partner asks for access. Review it and decide."),
+    Event.DELEGATION_OFFERED: gettext_lazy(
+        "The owner granted this access; the portal is applying it."
+    ),
+    Event.DELEGATION_APPROVED: gettext_lazy(
+        "The owner approved; the portal is applying the access."
+    ),
+    Event.DELEGATION_REJECTED: gettext_lazy("The owner decided not to grant this access."),
+    Event.DELEGATION_WITHDRAWN: gettext_lazy("The partner no longer asks for this access."),
+    Event.DELEGATION_ACTIVE: gettext_lazy(
+        "Assign the people who use it, then they can switch role."
+    ),
+    Event.DELEGATION_FAILED: gettext_lazy(
+        "The cloud refused a change. Open it to see the error and retry."
+    ),
+    Event.DELEGATION_REVOKED: gettext_lazy(
+        "The owner revoked this access; the portal is removing it."
+    ),
+    Event.DELEGATION_EXPIRED: gettext_lazy("The access reached its end date."),
+    Event.DELEGATION_REMINDER: gettext_lazy(
+        "This request is still undecided. Review it and decide."
+    ),
 }
 
 
@@ -107,8 +120,8 @@ def _notice(
     }
     return Notice(
         event=event,
-        title=title or _TITLES[event] % names,
-        summary=summary or _SUMMARIES[event],
+        title=title or str(_TITLES[event]) % names,
+        summary=summary or str(_SUMMARIES[event]),
         link_path=reverse("delegations:detail", args=[delegation.pk]),
         facts=_facts(delegation),
     )

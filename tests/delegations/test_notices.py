@@ -238,3 +238,31 @@ def test_no_message_carries_a_secret_a_credential_or_a_partner_link_code(
     assert len(mail.outbox) >= 4
     leaks = [(secret, text[:80]) for text in rendered for secret in forbidden if secret in text]
     assert leaks == []
+
+
+def test_a_failed_apply_tells_both_sides_with_the_cloud_error_code(
+    requested: Delegation, owner_admin: User, owner_admin_2: User, partner_admin: User
+) -> None:
+    from delegations.lifecycle.services import delegation_mark_failed
+
+    delegation_approve(delegation=requested, approved_by=owner_admin, with_mfa=True)
+    delegation_mark_failed(
+        delegation=requested, error_code="EntityNotExist.Role", error_message="gone"
+    )
+    assert emailed("delegation.failed") == {
+        owner_admin.email,
+        owner_admin_2.email,
+        partner_admin.email,
+    }
+    content = Delivery.objects.filter(event="delegation.failed").first().content  # type: ignore[union-attr]
+    assert ["Cloud error", "EntityNotExist.Role"] in content["facts"]
+
+
+def test_a_withdrawn_request_tells_the_owner_s_approvers(
+    requested: Delegation, owner_admin: User, partner_admin: User
+) -> None:
+    from delegations.lifecycle.services import delegation_withdraw
+
+    delegation_withdraw(delegation=requested, withdrawn_by=partner_admin)
+    assert owner_admin.email in emailed("delegation.withdrawn")
+    assert partner_admin.email not in emailed("delegation.withdrawn")
