@@ -18,13 +18,13 @@ does not depend on the worker.
 import datetime as dt
 import logging
 
-from celery import Celery, current_app
+from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
-from kombu.connection import Connection
 
+from core.broker import bounded_broker_connection, publish_timeout
 from delegations.models import ManagedRole, OutboxMessage
 
 logger = logging.getLogger(__name__)
@@ -87,25 +87,6 @@ def outbox_republish_due(*, now: dt.datetime | None = None, limit: int = 500) ->
             break
         published += 1
     return published
-
-
-def publish_timeout() -> float:
-    return float(getattr(settings, "PORTAL_BROKER_PUBLISH_TIMEOUT_SECONDS", 0.5))
-
-
-def bounded_broker_connection(app: Celery, timeout: float) -> Connection:
-    """A connection to the broker, established with one attempt: connecting and every socket
-    read wait at most `timeout` (a broker that accepts but never answers would otherwise hold
-    the caller forever)."""
-    connection = app.connection_for_write(
-        connect_timeout=timeout, transport_options={"socket_timeout": timeout}
-    )
-    try:
-        connection.ensure_connection(max_retries=0, timeout=timeout)
-    except BaseException:
-        connection.release()
-        raise
-    return connection
 
 
 def _send(message_id: int) -> None:

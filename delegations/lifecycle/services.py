@@ -40,6 +40,7 @@ from delegations.models import (
     PartnerAllowance,
     PartnerLink,
 )
+from delegations.notices import delegation_announce
 from delegations.outbox import outbox_enqueue_reconcile
 from delegations.partner_access import partner_access_delegation_changed
 from delegations.role_state import partner_alias, partner_role_name
@@ -322,6 +323,8 @@ def _audit(
         },
         outcome=outcome,
     )
+    if outcome == AuditEvent.Outcome.SUCCESS:
+        delegation_announce(delegation=delegation, action=action, actor=actor)
 
 
 def _transition(

@@ -48,6 +48,7 @@ from delegations.models import (
     Delegation,
     StaffAssignment,
 )
+from delegations.notices import credentials_issued_notify
 from delegations.partner.issuing_lock import issuing_rows_apply, issuing_rows_lock
 from delegations.partner.services import broker_is_root, delegation_is_usable
 from delegations.partner_access import partner_cloud_account
@@ -489,6 +490,9 @@ def _assume_and_record(
             "assumed_role_arn": issued.assumed_role_arn or "",
             "session_policy_kind": assignment.session_policy_kind,
         },
+    )
+    credentials_issued_notify(
+        issuance=issuance, first_use_of_key=uri_key is None or uri_key.use_count == 0
     )
     return IssuedForPerson(
         issuance=issuance, credentials=issued, delegation=delegation, region_id=region_id
