@@ -10,6 +10,7 @@ throwaway `redis-server` of the test's own that it stops and starts (never the m
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
@@ -128,8 +129,11 @@ class ThrowawayRedis:
             self.process.wait(10)
             self.process = None
 
-    def queued(self) -> int:
-        return int(redis.Redis(port=self.port).llen("celery"))
+    def queued(self, task: str = "delegations.run_outbox_message") -> int:
+        """The cloud outbox's messages waiting in the queue (the notifications' outbox
+        publishes its own deliveries alongside)."""
+        entries = redis.Redis(port=self.port).lrange("celery", 0, -1)
+        return sum(1 for entry in entries if json.loads(entry)["headers"]["task"] == task)
 
 
 @pytest.fixture
@@ -195,8 +199,9 @@ def test_an_approval_makes_one_bounded_attempt_at_a_broker_that_never_answers(
     assert Delegation.objects.get(pk=requested.pk).status == Delegation.Status.APPROVED
     (message,) = _unpublished()
     assert message.last_error == "publish failed"
-    # One connection for the publish, one for the probe: no retry schedule behind either.
-    assert silent_broker.accepted == 2
+    # One connection per publish (the cloud outbox's and the notifications'), one for the
+    # probe: no retry schedule behind any of them.
+    assert silent_broker.accepted == 3
     assert ready.status_code == 503
     assert "broker unreachable" in ready.json()["reasons"][0]
 
