@@ -24,7 +24,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from core.broker import bounded_broker_connection, publish_timeout
+from core.broker import publish_connection
 from delegations.models import ManagedRole, OutboxMessage
 
 logger = logging.getLogger(__name__)
@@ -96,11 +96,10 @@ def _send(message_id: int) -> None:
         # CELERY_TASK_ALWAYS_EAGER (the benchmarks) runs it in place; no broker involved.
         task.apply_async(args=[message_id], retry=False)
         return
-    timeout = publish_timeout()
     # One connection attempt, bounded in time, and no retry: kombu's defaults (connection
     # retries with growing intervals, inside the publish too) are what held approvals for
     # seconds while Redis was down.
-    with bounded_broker_connection(app, timeout) as connection:
+    with publish_connection(app) as connection:
         if task is None:
             # This process never imported the worker's tasks (a web process): by name.
             app.send_task(RUN_OUTBOX_MESSAGE, args=[message_id], retry=False, connection=connection)

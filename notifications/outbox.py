@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from core.broker import bounded_broker_connection, publish_timeout
+from core.broker import publish_connection
 from notifications.models import Delivery
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ def _send(delivery_ids: list[int]) -> None:
         for delivery_id in delivery_ids:
             task.apply_async(args=[delivery_id], retry=False)
         return
-    with bounded_broker_connection(app, publish_timeout()) as connection:
+    with publish_connection(app) as connection:
         for delivery_id in delivery_ids:
             if task is None:
                 app.send_task(DELIVER_TASK, args=[delivery_id], retry=False, connection=connection)
