@@ -82,5 +82,10 @@ def inbox(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "notifications/dev_webhooks.html",
-        {"entries": received(), "receive_url": receive_url(), "embedded": settings.PORTAL_EMBEDDED},
+        {
+            "entries": received(),
+            # Without its token: the page shows where messages arrive, not how to post there.
+            "receive_base": receive_url().removesuffix(f"{receive_token()}/"),
+            "embedded": settings.PORTAL_EMBEDDED,
+        },
     )

@@ -40,6 +40,9 @@ def muted_for(*, user: User) -> list[str]:
 
 
 def escalation_contact_of(*, organisation: Organisation) -> User | None:
-    escalation = Escalation.objects.filter(organisation=organisation).select_related("contact")
+    """The organisation's escalation contact while they are still one of its members."""
+    escalation = Escalation.objects.filter(
+        organisation=organisation, contact__memberships__organisation=organisation
+    ).select_related("contact")
     found = escalation.first()
     return found.contact if found else None

@@ -215,3 +215,10 @@ def test_the_dev_webhook_inbox_shows_what_arrived_and_refuses_strangers(
     settings.PORTAL_EMBEDDED = False
     settings.DEBUG = False
     assert client.get(reverse("dev_webhooks"), secure=True).status_code == 404
+
+
+def test_the_dev_webhook_inbox_page_never_shows_its_receiving_token(client: Any) -> None:
+    from notifications import devhooks
+
+    page = client.get(reverse("dev_webhooks")).content.decode()
+    assert "/dev/webhooks/receive/" in page and devhooks.receive_token() not in page
