@@ -103,8 +103,7 @@ def device(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The browser half of `pap login`: the person checks the code their terminal shows and
     allows (or refuses) a token for `read request credentials` in their current organisation."""
     if request.method != "POST":
-        form = DeviceCodeForm(initial={"code": request.GET.get("code", "")[:16]})
-        return _device_page(request, form)
+        return _device_page(request, DeviceCodeForm())
     form = DeviceCodeForm(request.POST)
     if not form.is_valid():
         return _device_page(request, form, status=400)

@@ -202,7 +202,6 @@ class DeviceCodeOutput(serializers.Serializer):
     device_code = serializers.CharField()
     user_code = serializers.CharField()
     verification_uri = serializers.CharField()
-    verification_uri_complete = serializers.CharField()
     expires_in = serializers.IntegerField()
     interval = serializers.IntegerField()
 

@@ -375,45 +375,53 @@ class DeviceFlowError(Exception):
 
 
 def device_token_exchange(*, device_code: str) -> CreatedToken:
-    """The CLI's poll: the token once the person approved, else a DeviceFlowError."""
+    """The CLI's poll: the token once the person approved, else a DeviceFlowError (raised
+    after the commit, so the poll's own time is kept for the next `slow_down` check)."""
     with transaction.atomic():
-        authorization = (
-            DeviceAuthorization.objects.select_for_update()
-            .filter(device_code_hash=hash_token(device_code or ""))
-            .first()
-        )
-        if authorization is None:
-            raise DeviceFlowError("invalid_grant", "Unknown device code.")
-        now = timezone.now()
-        if authorization.consumed_at is not None:
-            raise DeviceFlowError("invalid_grant", "This device code was already used.")
-        if authorization.denied_at is not None:
-            raise DeviceFlowError("access_denied", "The sign-in was refused in the browser.")
-        if authorization.expires_at <= now:
-            raise DeviceFlowError("expired_token", "The code expired; run pap login again.")
-        if authorization.approved_at is None:
-            too_fast = authorization.last_polled_at is not None and (
-                now - authorization.last_polled_at
-            ) < dt.timedelta(seconds=DEVICE_POLL_INTERVAL_SECONDS - 0.5)
-            authorization.last_polled_at = now
-            authorization.save(update_fields=["last_polled_at"])
-            if too_fast:
-                raise DeviceFlowError("slow_down", "Poll less often.")
-            raise DeviceFlowError("authorization_pending", "Waiting for the browser.")
-        authorization.consumed_at = now
-        authorization.save(update_fields=["consumed_at"])
-        user = authorization.approved_by
-        organisation = authorization.organisation
-        assert user is not None and organisation is not None  # set together on approval
-        return api_token_create(
-            user=user,
-            name=f"{authorization.client_name} (signed in {now:%Y-%m-%d %H:%M} UTC)"[:100],
-            scopes=DEVICE_FLOW_SCOPES,
-            expires_in_days=DEVICE_FLOW_TOKEN_DAYS,
-            organisation=organisation,
-            with_mfa=authorization.approved_with_mfa,
-            via="device",
-        )
+        outcome = _device_poll(device_code=device_code)
+    if isinstance(outcome, DeviceFlowError):
+        raise outcome
+    return outcome
+
+
+def _device_poll(*, device_code: str) -> "CreatedToken | DeviceFlowError":
+    authorization = (
+        DeviceAuthorization.objects.select_for_update()
+        .filter(device_code_hash=hash_token(device_code or ""))
+        .first()
+    )
+    if authorization is None:
+        return DeviceFlowError("invalid_grant", "Unknown device code.")
+    now = timezone.now()
+    if authorization.consumed_at is not None:
+        return DeviceFlowError("invalid_grant", "This device code was already used.")
+    if authorization.denied_at is not None:
+        return DeviceFlowError("access_denied", "The sign-in was refused in the browser.")
+    if authorization.expires_at <= now:
+        return DeviceFlowError("expired_token", "The code expired; run pap login again.")
+    if authorization.approved_at is None:
+        too_fast = authorization.last_polled_at is not None and (
+            now - authorization.last_polled_at
+        ) < dt.timedelta(seconds=DEVICE_POLL_INTERVAL_SECONDS - 0.5)
+        authorization.last_polled_at = now
+        authorization.save(update_fields=["last_polled_at"])
+        if too_fast:
+            return DeviceFlowError("slow_down", "Poll less often.")
+        return DeviceFlowError("authorization_pending", "Waiting for the browser.")
+    authorization.consumed_at = now
+    authorization.save(update_fields=["consumed_at"])
+    user = authorization.approved_by
+    organisation = authorization.organisation
+    assert user is not None and organisation is not None  # set together on approval
+    return api_token_create(
+        user=user,
+        name=f"{authorization.client_name} (signed in {now:%Y-%m-%d %H:%M} UTC)"[:100],
+        scopes=DEVICE_FLOW_SCOPES,
+        expires_in_days=DEVICE_FLOW_TOKEN_DAYS,
+        organisation=organisation,
+        with_mfa=authorization.approved_with_mfa,
+        via="device",
+    )
 
 
 def token_mfa_fresh(token: ApiToken, *, hours: int = 12) -> bool:

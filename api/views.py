@@ -528,6 +528,9 @@ def _int_param(value: str | None, *, name: str) -> int | None:
 
 
 class DeviceCodeView(APIView):
+    """Starts `pap login`. No `verification_uri_complete` (RFC 8628 makes it optional): a URL
+    carrying the user code would land in request logs; the person types the code instead."""
+
     authentication_classes: ClassVar[list[Any]] = []
     permission_classes: ClassVar[list[Any]] = [permissions.AllowAny]
 
@@ -552,7 +555,6 @@ class DeviceCodeView(APIView):
                     "device_code": codes.device_code,
                     "user_code": user_code,
                     "verification_uri": verification,
-                    "verification_uri_complete": f"{verification}?code={user_code}",
                     "expires_in": int(services.DEVICE_CODE_TTL.total_seconds()),
                     "interval": services.DEVICE_POLL_INTERVAL_SECONDS,
                 }
