@@ -437,6 +437,18 @@ class CredentialsView(_StaffView):
         assignment = self.assignment(request, delegation_id)
         body = s.CredentialsInput(data=request.data)
         body.is_valid(raise_exception=True)
+        # The same per-person budget as the credentials page: the API is another way in.
+        wait = rate_limit_consume(
+            scope="credentials-page",
+            key=str(self.person.pk),
+            rate=settings.PORTAL_CREDENTIALS_PAGE_RATE,
+        )
+        if wait is not None:
+            raise ProblemException(
+                "rate-limited",
+                f"Too many credentials requested; try again in {int(wait)} seconds.",
+                status_code=429,
+            )
         bounds = partner_credentials.credential_duration_bounds(delegation=assignment.delegation)
         duration = body.validated_data.get("duration_seconds") or bounds.maximum
         try:
