@@ -146,7 +146,7 @@ def test_console_prints_the_switch_role_link(pap: Pap) -> None:
 
 def test_request_files_a_request_and_prints_its_link(pap: Pap) -> None:
     world = pap.world
-    link, code = partner_link_create(owner=world.owner, created_by=world.owner_admin, label="B")
+    _link, code = partner_link_create(owner=world.owner, created_by=world.owner_admin, label="B")
     token = api_token_create(
         user=world.partner_admin, name="t", scopes=["read", "request"], expires_in_days=1
     ).raw
