@@ -212,3 +212,33 @@ class DeviceTokenOutput(serializers.Serializer):
     expires_in = serializers.IntegerField()
     scope = serializers.CharField()
     organisation = serializers.CharField()
+
+
+class AccessReportRowOutput(serializers.Serializer):
+    kind = serializers.CharField()
+    who = serializers.CharField()
+    detail = serializers.CharField()
+    delegation_id = serializers.CharField()
+    partner_name = serializers.CharField()
+    partner_account_uid = serializers.CharField()
+    account_uid = serializers.CharField()
+    role_name = serializers.CharField()
+    approved_by = serializers.CharField()
+    approved_at = serializers.DateTimeField(allow_null=True)
+    access_from = serializers.DateTimeField(allow_null=True)
+    access_until = serializers.DateTimeField(allow_null=True)
+    residual_until = serializers.DateTimeField(allow_null=True)
+    ended_how = serializers.CharField()
+    credentials = serializers.IntegerField()
+    still_able = serializers.BooleanField()
+
+
+class AccessReportOutput(serializers.Serializer):
+    account_uid = serializers.CharField()
+    role_name = serializers.CharField()
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField()
+    generated_at = serializers.DateTimeField()
+    rows = AccessReportRowOutput(many=True)
+    per_person_data = serializers.BooleanField()
+    delegations_considered = serializers.IntegerField()

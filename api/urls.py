@@ -44,6 +44,12 @@ urlpatterns = [
         name="credentials",
     ),
     path("audit/events/", views.AuditEventListView.as_view(), name="audit_events"),
+    path("audit/access-report/", views.AccessReportView.as_view(), name="access_report"),
+    path(
+        "delegations/<uuid:delegation_id>/timeline/",
+        views.TimelineView.as_view(),
+        name="timeline",
+    ),
     path("device/code/", views.DeviceCodeView.as_view(), name="device_code"),
     path("device/token/", views.DeviceTokenView.as_view(), name="device_token"),
 ]

@@ -5,6 +5,7 @@ finds objects through the tenancy selectors (another organisation's id is 404) a
 same service as the page; the services write the audit events, attributed to the token.
 """
 
+import dataclasses
 import math
 from typing import Any, ClassVar
 
@@ -12,6 +13,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.http import Http404
 from django.urls import reverse
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions, status
 from rest_framework.pagination import LimitOffsetPagination
@@ -28,6 +30,8 @@ from api.base import ApiView
 from api.models import Scope
 from api.problems import PROBLEM_TYPES, ProblemException, problem_type
 from auditor import selectors as audit_selectors
+from auditor.forms import AccessReportForm
+from auditor.reports import access_report
 from core.ratelimit import rate_limit_consume
 from core.web import no_store, parse_uuid
 from delegations.catalog import partner_links
@@ -521,6 +525,70 @@ class AuditEventListView(ApiView):
         return Response(
             {"next": next_url, "results": s.AuditEventOutput(page.events, many=True).data}
         )
+
+
+class TimelineView(ApiView):
+    required_scopes: ClassVar[dict[str, str]] = {"GET": Scope.AUDIT}
+    roles = READERS
+
+    @extend_schema(
+        responses=s.AuditEventOutput(many=True),
+        parameters=[OpenApiParameter("after", int, description="Cursor: later than this.")],
+        summary="A delegation's timeline, oldest first",
+    )
+    def get(self, request: Request, delegation_id: str) -> Response:
+        delegation = selectors.delegation_get_for_organisation(
+            organisation=self.organisation, delegation_id=delegation_id
+        )
+        after = _int_param(request.query_params.get("after"), name="after")
+        if after is not None and after > audit_selectors.MAX_SEQUENCE:
+            raise ProblemException(
+                "validation",
+                "after is out of range.",
+                status_code=400,
+                errors={"after": ["Out of range."]},
+            )
+        events = audit_selectors.delegation_events(
+            organisation=self.organisation, delegation=delegation
+        )
+        page = audit_selectors.delegation_timeline_page(events=events, after=after)
+        next_url = None
+        if page.later_cursor is not None:
+            next_url = request.build_absolute_uri(f"{request.path}?after={page.later_cursor}")
+        return Response(
+            {"next": next_url, "results": s.AuditEventOutput(page.events, many=True).data}
+        )
+
+
+class AccessReportView(ApiView):
+    """The auditor's access report: who could act in an account (and role) between dates."""
+
+    required_scopes: ClassVar[dict[str, str]] = {"GET": Scope.AUDIT}
+    roles = READERS
+
+    @extend_schema(
+        responses=s.AccessReportOutput,
+        parameters=[
+            OpenApiParameter("account", str, required=True, description="Cloud account UID."),
+            OpenApiParameter("role", str, description="Catalogue role id."),
+            OpenApiParameter("since", str, required=True, description="From (UTC)."),
+            OpenApiParameter("until", str, required=True, description="To (UTC, inclusive)."),
+        ],
+        summary="Who could act in an account between two dates",
+    )
+    def get(self, request: Request) -> Response:
+        form = AccessReportForm(request.query_params, organisation=self.organisation)
+        if not form.is_valid():
+            raise ProblemException(
+                "validation",
+                "Some parameters are not valid; see `errors`.",
+                status_code=400,
+                errors={field: list(messages) for field, messages in form.errors.items()},
+            )
+        report = access_report(
+            organisation=self.organisation, now=timezone.now(), **form.report_arguments()
+        )
+        return Response(dataclasses.asdict(report))
 
 
 def _int_param(value: str | None, *, name: str) -> int | None:

@@ -94,6 +94,7 @@ def test_a_removed_members_tokens_die_with_the_membership(
         removed_by=owner_admin,
     )
     problem(api(raw).get(ME), 401, "unauthenticated")
+    assert ApiToken.objects.get(prefix=token_prefix_of(raw)).status == "revoked"
 
 
 # --- delegations: reads and tenancy ----------------------------------------------------------
@@ -329,3 +330,65 @@ def test_audit_events_need_the_audit_scope_and_are_the_organisations(
 def test_the_problem_types_resolve(api: Callable) -> None:
     body = api(None).get("/api/v1/problems/decisions-disabled").json()
     assert body["type"] == "/api/v1/problems/decisions-disabled"
+
+
+def test_the_timeline_and_access_report_for_auditors(
+    api: Callable,
+    make_token: Callable,
+    auditor: User,
+    partner_staff: User,
+    requested: Delegation,
+    cloud_account_a: object,
+) -> None:
+    client = api(make_token(auditor, scopes=("audit",)))
+    timeline = client.get(f"{DELEGATIONS}{requested.pk}/timeline/").json()
+    assert "delegation.requested" in {event["action"] for event in timeline["results"]}
+    report = client.get(
+        "/api/v1/audit/access-report/",
+        account=cloud_account_a.account_uid,  # type: ignore[attr-defined]
+        since="2026-01-01",
+        until="2030-01-01",
+    )
+    assert report.status_code == 200, report.content
+    assert report.json()["delegations_considered"] == 1
+    problem(client.get("/api/v1/audit/access-report/", account="nope"), 400, "validation")
+    staff = api(make_token(partner_staff, scopes=("audit",)))
+    problem(staff.get(f"{DELEGATIONS}{requested.pk}/timeline/"), 403, "forbidden")
+
+
+def test_partner_admin_assigns_and_unassigns_staff(
+    api: Callable,
+    make_token: Callable,
+    partner_admin: User,
+    partner_staff: User,
+    requested: Delegation,
+) -> None:
+    Delegation.objects.filter(pk=requested.pk).update(status=Delegation.Status.ACTIVE)
+    client = api(make_token(partner_admin, scopes=("read", "request")))
+    url = f"{DELEGATIONS}{requested.pk}/assignments/"
+    problem(client.post(url, {"user": "nobody@example.com"}), 400, "validation")
+    created = client.post(url, {"user": partner_staff.email})
+    assert created.status_code == 201, created.content
+    assert [a["user"] for a in client.get(url).json()] == [partner_staff.email]
+    gone = client.delete(f"{url}{created.json()['id']}/")
+    assert gone.status_code == 204
+    assert client.get(url).json() == []
+    event = AuditEvent.objects.get(action="staff.assigned")
+    assert event.source.startswith("api:token:")
+
+
+def test_no_token_reaches_a_log_line(
+    api: Callable, make_token: Callable, owner_admin: User, caplog: pytest.LogCaptureFixture
+) -> None:
+    raw = make_token(owner_admin)
+    # django.request logs every 4xx with its path (the settings keep only its errors; here
+    # every level is captured, the strictest case).
+    with caplog.at_level("DEBUG"), caplog.at_level("DEBUG", logger="django.request"):
+        api(raw).get(ME)
+        api(raw).get(f"{DELEGATIONS}not-a-uuid/")
+        api(raw + "x").get(ME)  # refused: django.request logs the 401
+        api(raw).post(DELEGATIONS, {"bad": 1})
+    text = "\n".join(record.getMessage() for record in caplog.records)
+    assert caplog.records
+    secret = raw.split("_", 2)[2]
+    assert secret not in text
