@@ -50,6 +50,20 @@ def _new_raw_token() -> tuple[str, str]:
     return prefix, f"{TOKEN_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
 
 
+def _token_issue(*, actor: User, days: int, **fields: object) -> CreatedToken:
+    """A new token row (`fields` name its owner, scopes…) and its audit event, inside the
+    caller's transaction; the raw token is returned once and only its hash is stored."""
+    prefix, raw = _new_raw_token()
+    token = ApiToken.objects.create(
+        prefix=prefix,
+        secret_hash=hash_token(raw),
+        expires_at=timezone.now() + dt.timedelta(days=days),
+        **fields,
+    )
+    _audit_token(action=AuditAction.API_TOKEN_CREATED, token=token, actor=actor)
+    return CreatedToken(token=token, raw=raw)
+
+
 def token_prefix_of(raw: str) -> str | None:
     """The prefix of a raw `pap_<prefix>_<secret>` token, or None when it is not one."""
     if not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
@@ -129,21 +143,17 @@ def api_token_create(
         and not Membership.objects.filter(user=user, organisation=organisation).exists()
     ):
         raise ValidationError({"organisation": "You are not a member of this organisation."})
-    prefix, raw = _new_raw_token()
     with transaction.atomic():
-        token = ApiToken.objects.create(
-            prefix=prefix,
-            secret_hash=hash_token(raw),
+        return _token_issue(
+            actor=user,
+            days=days,
             name=name,
             user=user,
             organisation=organisation,
             scopes=chosen,
             created_with_mfa=with_mfa,
             created_via=via,
-            expires_at=timezone.now() + dt.timedelta(days=days),
         )
-        _audit_token(action=AuditAction.API_TOKEN_CREATED, token=token, actor=user)
-    return CreatedToken(token=token, raw=raw)
 
 
 def api_token_revoke(*, token: ApiToken, revoked_by: User) -> ApiToken:
@@ -207,7 +217,6 @@ def service_account_create(
     days = _clean_days(expires_in_days)
     if ServiceAccount.objects.filter(organisation=organisation, name=name).exists():
         raise ValidationError({"name": "A service account of this name already exists."})
-    prefix, raw = _new_raw_token()
     with transaction.atomic():
         account = ServiceAccount.objects.create(
             organisation=organisation, name=name, created_by=created_by
@@ -220,18 +229,15 @@ def service_account_create(
             target_label=str(account),
             after={"name": name, "scopes": chosen},
         )
-        token = ApiToken.objects.create(
-            prefix=prefix,
-            secret_hash=hash_token(raw),
+        return _token_issue(
+            actor=created_by,
+            days=days,
             name=name,
             service_account=account,
             organisation=organisation,
             scopes=chosen,
             created_via="service-account",
-            expires_at=timezone.now() + dt.timedelta(days=days),
         )
-        _audit_token(action=AuditAction.API_TOKEN_CREATED, token=token, actor=created_by)
-    return CreatedToken(token=token, raw=raw)
 
 
 def service_account_disable(*, account: ServiceAccount, disabled_by: User) -> ServiceAccount:

@@ -14,6 +14,7 @@ from django.db.models import QuerySet
 from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions, status
 from rest_framework.pagination import LimitOffsetPagination
@@ -437,6 +438,7 @@ class CredentialsView(_StaffView):
     @extend_schema(
         request=s.CredentialsInput, responses={201: s.CredentialsOutput}, summary="STS credentials"
     )
+    @sensitive_variables("issued", "credentials", "data")
     def post(self, request: Request, delegation_id: str) -> Response:
         assignment = self.assignment(request, delegation_id)
         body = s.CredentialsInput(data=request.data)
@@ -615,6 +617,7 @@ class DeviceCodeView(APIView):
     permission_classes: ClassVar[list[Any]] = [permissions.AllowAny]
 
     @extend_schema(request=s.DeviceCodeInput, responses=s.DeviceCodeOutput, summary="pap login")
+    @sensitive_variables("codes")
     def post(self, request: Request) -> Response:
         ip = request.META.get("REMOTE_ADDR", "")
         wait = rate_limit_consume(
@@ -654,6 +657,7 @@ class DeviceTokenView(APIView):
     permission_classes: ClassVar[list[Any]] = [permissions.AllowAny]
 
     @extend_schema(request=s.DeviceTokenInput, responses=s.DeviceTokenOutput, summary="Poll")
+    @sensitive_variables("data", "created")
     def post(self, request: Request) -> Response:
         body = s.DeviceTokenInput(data=request.data)
         body.is_valid(raise_exception=True)

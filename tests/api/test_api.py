@@ -392,3 +392,24 @@ def test_no_token_reaches_a_log_line(
     assert caplog.records
     secret = raw.split("_", 2)[2]
     assert secret not in text
+
+
+def test_an_unlimited_token_acts_for_the_organisation_the_header_names(
+    api: Callable,
+    make_token: Callable,
+    partner_admin: User,
+    company_a: Organisation,
+    company_c: Organisation,
+) -> None:
+    from tests.factories import MembershipFactory
+
+    MembershipFactory(user=partner_admin, organisation=company_a, role="auditor")
+    client = api(make_token(partner_admin, scopes=("read",)))
+    assert client.get(ME).json()["organisation"]["slug"] == "company-a"  # the first by name
+    client.headers["X-Portal-Organisation"] = "company-b"
+    assert client.get(ME).json()["organisation"]["slug"] == "company-b"
+    client.headers["X-Portal-Organisation"] = company_c.slug
+    problem(client.get(ME), 401, "unauthenticated")
+    limited = api(make_token(partner_admin, scopes=("read",), organisation=company_a))
+    limited.headers["X-Portal-Organisation"] = "company-b"
+    assert limited.get(ME).json()["organisation"]["slug"] == "company-a"
