@@ -9,8 +9,12 @@ from django.http import Http404
 from accounts.models import Organisation, User
 from api.models import ApiToken, ServiceAccount
 from core.web import get_or_404, parse_uuid
-from delegations.lifecycle.selectors import delegation_get_for_organisation
-from delegations.models import Delegation, StaffAssignment
+from delegations.catalog.partner_links import partner_link_for_partner
+from delegations.lifecycle.selectors import (
+    delegation_get_for_organisation,
+    delegations_for_partner,
+)
+from delegations.models import Delegation, PartnerLink, StaffAssignment
 
 
 def tokens_of_user(*, user: User) -> QuerySet[ApiToken]:
@@ -62,3 +66,20 @@ def access_denial(*, user: User, organisation: Organisation, delegation_id: obje
     if ended:
         return AccessDenial("not-assigned", f"Your assignment to {name} has ended.")
     return AccessDenial("not-assigned", f"You are not assigned to {name}; ask your admin.")
+
+
+def partner_link_remembered(*, partner: Organisation, owner_slug: str) -> PartnerLink | None:
+    """A partner link of the owner `owner_slug` that `partner` used for an earlier request
+    and that is still valid for it (newest first): `pap request --owner` without a code.
+    Partners still never browse owners: only an owner they reached with a code is found."""
+    link_ids = (
+        delegations_for_partner(partner=partner)
+        .filter(owner__slug=owner_slug, partner_link__isnull=False)
+        .order_by("-created_at")
+        .values_list("partner_link_id", flat=True)
+    )
+    for link_id in dict.fromkeys(link_ids):
+        link = partner_link_for_partner(link_id=link_id, partner=partner)
+        if link is not None:
+            return link
+    return None

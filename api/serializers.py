@@ -24,12 +24,26 @@ class StrictSerializer(serializers.Serializer):
 
 
 class RequestAccessInput(StrictSerializer):
-    partner_link_code = serializers.CharField(max_length=64)
+    partner_link_code = serializers.CharField(
+        max_length=64, required=False, help_text="The owner's partner link code."
+    )
+    owner = serializers.SlugField(
+        max_length=80,
+        required=False,
+        help_text="Instead of a code: an owner whose code your organisation used before.",
+    )
     catalog_role = serializers.CharField(
         max_length=80, help_text="The catalogue role's id or its role name."
     )
     reason = serializers.CharField(max_length=2000)
     ends_at = serializers.DateTimeField(required=False, allow_null=True)
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        if bool(data.get("partner_link_code")) == bool(data.get("owner")):
+            raise serializers.ValidationError(
+                {"partner_link_code": ["Give either a partner link code or an owner."]}
+            )
+        return data
 
 
 class OfferInput(StrictSerializer):

@@ -10,6 +10,7 @@ import math
 from typing import Any, ClassVar
 
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import QuerySet
 from django.http import Http404
 from django.urls import reverse
@@ -63,7 +64,7 @@ def _by_id_or_name(queryset: QuerySet[Any], value: str, *, name_field: str) -> A
     """A row of `queryset` (already scoped by a selector) named by its UUID or by name."""
     try:
         return queryset.get(pk=parse_uuid(value))
-    except Exception:
+    except (Http404, ObjectDoesNotExist):  # not a UUID, or no such id: try the name
         match = queryset.filter(**{name_field: value}).first()
     if match is None:
         raise ProblemException("not-found", f"Nothing named {value!r}.", status_code=404)
@@ -146,6 +147,34 @@ class DelegationListView(ApiView):
         body.is_valid(raise_exception=True)
         data = body.validated_data
         partner = self.organisation
+        link = self._partner_link(partner, data)
+        roles = selectors.catalog_roles_grantable(owner=link.organisation)
+        role = _by_id_or_name(roles, data["catalog_role"], name_field="role_name")
+        delegation = lifecycle.delegation_request(
+            partner=partner,
+            requested_by=self.person,
+            partner_link=link,
+            catalog_role=role,
+            reason=data["reason"],
+            ends_at=data.get("ends_at"),
+        )
+        return self.created(s.DelegationOutput(delegation).data)
+
+    def _partner_link(self, partner: Organisation, data: dict[str, Any]) -> Any:
+        if data.get("owner"):
+            remembered = api_selectors.partner_link_remembered(
+                partner=partner, owner_slug=data["owner"]
+            )
+            if remembered is None:
+                raise ProblemException(
+                    "validation",
+                    "Your organisation has no valid partner link of this owner; ask them for "
+                    "a partner link code.",
+                    status_code=400,
+                    errors={"owner": ["No valid partner link; use a code."]},
+                )
+            return remembered
+        # Per partner organisation, before any code is looked at (as the request page does).
         wait = rate_limit_consume(
             scope="partner-link-code",
             key=str(partner.pk),
@@ -158,7 +187,7 @@ class DelegationListView(ApiView):
                 status_code=429,
             )
         try:
-            link = partner_links.partner_link_redeem(
+            return partner_links.partner_link_redeem(
                 code=data["partner_link_code"], partner=partner, user=self.person
             )
         except partner_links.PartnerLinkRefused as refusal:
@@ -168,17 +197,6 @@ class DelegationListView(ApiView):
                 status_code=400,
                 errors={"partner_link_code": [str(refusal)]},
             ) from None
-        roles = selectors.catalog_roles_grantable(owner=link.organisation)
-        role = _by_id_or_name(roles, data["catalog_role"], name_field="role_name")
-        delegation = lifecycle.delegation_request(
-            partner=partner,
-            requested_by=self.person,
-            partner_link=link,
-            catalog_role=role,
-            reason=data["reason"],
-            ends_at=data.get("ends_at"),
-        )
-        return self.created(s.DelegationOutput(delegation).data)
 
 
 class DelegationDetailView(ApiView):

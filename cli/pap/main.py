@@ -154,11 +154,11 @@ def cmd_access(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_request(args: argparse.Namespace, config: Config) -> int:
     portal = _portal(config)
-    body: dict[str, Any] = {
-        "partner_link_code": args.code,
-        "catalog_role": args.role,
-        "reason": args.reason,
-    }
+    body: dict[str, Any] = {"catalog_role": args.role, "reason": args.reason}
+    if args.code:
+        body["partner_link_code"] = args.code
+    else:
+        body["owner"] = args.owner
     if args.duration:
         ends = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=parse_duration(args.duration))
         body["ends_at"] = ends.strftime(EXPIRATION_FORMAT)
@@ -308,7 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     access.set_defaults(run=cmd_access)
 
     request = sub.add_parser("request", help="request access (partner admins)")
-    request.add_argument("--code", required=True, help="the owner's partner link code")
+    owner = request.add_mutually_exclusive_group(required=True)
+    owner.add_argument("--code", help="the owner's partner link code")
+    owner.add_argument("--owner", help="an owner your organisation reached with a code before")
     request.add_argument("--role", required=True, help="the catalogue role's name or id")
     request.add_argument("--reason", required=True)
     request.add_argument("--for", dest="duration", help="how long, e.g. 8h or 30d")

@@ -166,13 +166,13 @@ def test_unknown_fields_are_refused_by_name_and_nothing_is_written(
                 "catalog_role": "ecs-admin",
                 "reason": "Patching",
                 "status": "active",
-                "owner": "x",
+                "partner": "x",
             },
         ),
         400,
         "validation",
     )
-    assert set(body["errors"]) == {"status", "owner"}
+    assert set(body["errors"]) == {"status", "partner"}
     assert not Delegation.objects.exists()
 
 
@@ -413,3 +413,19 @@ def test_an_unlimited_token_acts_for_the_organisation_the_header_names(
     limited = api(make_token(partner_admin, scopes=("read",), organisation=company_a))
     limited.headers["X-Portal-Organisation"] = "company-b"
     assert limited.get(ME).json()["organisation"]["slug"] == "company-a"
+
+
+def test_a_request_names_an_owner_reached_before_instead_of_a_code(
+    api: Callable, make_token: Callable, partner_admin: User, requested: Delegation
+) -> None:
+    client = api(make_token(partner_admin, scopes=("read", "request")))
+    body = {"owner": "company-a", "catalog_role": "ecs-admin", "reason": "Again"}
+    problem(client.post(DELEGATIONS, body), 400, "validation")  # the open request is a duplicate
+    assert client.post(f"{DELEGATIONS}{requested.pk}/withdraw/").status_code == 200
+    created = client.post(DELEGATIONS, body)
+    assert created.status_code == 201, created.content
+    assert created.json()["owner"]["slug"] == "company-a"
+    unknown = problem(client.post(DELEGATIONS, {**body, "owner": "company-c"}), 400, "validation")
+    assert "owner" in unknown["errors"]
+    both = {**body, "partner_link_code": "X"}
+    problem(client.post(DELEGATIONS, both), 400, "validation")
