@@ -1,6 +1,6 @@
 """`/api/v1/`: the REST API, its OpenAPI schema and the locally served docs."""
 
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from api import schema, views
@@ -52,4 +52,6 @@ urlpatterns = [
     ),
     path("device/code/", views.DeviceCodeView.as_view(), name="device_code"),
     path("device/token/", views.DeviceTokenView.as_view(), name="device_token"),
+    # Last: anything else under /api/v1/ answers in problem+json too.
+    re_path(r"^.*$", views.UnknownPathView.as_view(), name="unknown"),
 ]

@@ -720,3 +720,18 @@ class ProblemTypeView(APIView):
             raise ProblemException("not-found", "No such problem type.", status_code=404)
         title, description = PROBLEM_TYPES[slug]
         return Response({"type": problem_type(slug), "title": title, "description": description})
+
+
+class UnknownPathView(APIView):
+    """Any other path under /api/v1/: a problem document, not the portal's HTML 404 page."""
+
+    authentication_classes: ClassVar[list[Any]] = []
+    permission_classes: ClassVar[list[Any]] = [permissions.AllowAny]
+
+    @extend_schema(exclude=True)
+    def get(self, request: Request) -> Response:
+        raise ProblemException(
+            "not-found", "There is no such API operation; see /api/v1/docs/.", status_code=404
+        )
+
+    post = put = patch = delete = get

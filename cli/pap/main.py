@@ -128,8 +128,42 @@ def _usable(portal: Portal, item: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
+def _print_table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        _out("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def _organisation_access(portal: Portal, args: argparse.Namespace) -> int:
+    """Admins and auditors: their organisation's active delegations."""
+    page = portal.call("GET", "/api/v1/delegations/?status=active&limit=200")
+    items = page["results"]
+    if args.json:
+        _out(json.dumps(items, indent=2))
+        return OK
+    if not items:
+        _out("Your organisation has no active delegations.")
+        return NO_ACCESS
+    rows = [("DELEGATION", "OWNER/ROLE", "PARTNER", "ENDS")]
+    rows += [
+        (
+            item["id"],
+            f"{item['owner']['slug']}/{item['catalog_role']['role_name']}",
+            item["partner"]["slug"],
+            item["ends_at"] or "-",
+        )
+        for item in items
+    ]
+    _print_table(rows)
+    return OK
+
+
 def cmd_access(args: argparse.Namespace, config: Config) -> int:
-    items = _access(_portal(config))
+    portal = _portal(config)
+    me = portal.call("GET", "/api/v1/me/")
+    if me.get("role") != "staff":
+        return _organisation_access(portal, args)
+    items = _access(portal)
     if args.json:
         _out(json.dumps(items, indent=2))
         return OK
@@ -146,9 +180,7 @@ def cmd_access(args: argparse.Namespace, config: Config) -> int:
                 item["ends_at"] or "-",
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    for row in rows:
-        _out("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    _print_table(rows)
     return OK
 
 

@@ -429,3 +429,8 @@ def test_a_request_names_an_owner_reached_before_instead_of_a_code(
     assert "owner" in unknown["errors"]
     both = {**body, "partner_link_code": "X"}
     problem(client.post(DELEGATIONS, both), 400, "validation")
+
+
+def test_an_unknown_api_path_is_a_problem_too(api: Callable) -> None:
+    problem(api(None).get("/api/v1/no-such-thing/"), 404, "not-found")
+    problem(api(None).post("/api/v1/delegations/x/y/z"), 404, "not-found")

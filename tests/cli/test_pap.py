@@ -216,3 +216,13 @@ def test_a_removed_member_is_signed_out(pap: Pap) -> None:
     result = pap.run("access")
     assert result.returncode == NOT_SIGNED_IN
     one_clear_line(result)
+
+
+def test_an_admin_sees_the_organisation_s_active_delegations(pap: Pap) -> None:
+    token = api_token_create(
+        user=pap.world.partner_admin, name="t", scopes=["read"], expires_in_days=1
+    ).raw
+    pap.sign_in(token=token)
+    result = pap.run("access")
+    assert result.returncode == 0, result.stderr
+    assert str(pap.delegation.pk) in result.stdout and "company-b" in result.stdout
