@@ -256,3 +256,15 @@ class AccessReportOutput(serializers.Serializer):
     rows = AccessReportRowOutput(many=True)
     per_person_data = serializers.BooleanField()
     delegations_considered = serializers.IntegerField()
+
+
+class CloudAccountOutput(serializers.Serializer):
+    """The organisation's connected account; never its AccessKey (id or secret)."""
+
+    id = serializers.UUIDField()
+    account_uid = serializers.CharField()
+    alias = serializers.CharField()
+    region = serializers.CharField()
+    caller_arn = serializers.CharField()
+    verified_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()

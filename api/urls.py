@@ -36,6 +36,7 @@ urlpatterns = [
         name="assignment",
     ),
     path("catalog-roles/", views.CatalogRoleListView.as_view(), name="catalog_roles"),
+    path("cloud-accounts/", views.CloudAccountListView.as_view(), name="cloud_accounts"),
     path("access/", views.AccessListView.as_view(), name="access"),
     path("access/<uuid:delegation_id>/", views.AccessDetailView.as_view(), name="access_detail"),
     path(

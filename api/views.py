@@ -37,6 +37,7 @@ from auditor.reports import access_report
 from core.ratelimit import rate_limit_consume
 from core.web import no_store, parse_uuid
 from delegations.catalog import partner_links
+from delegations.connection.selectors import cloud_account_of_organisation
 from delegations.lifecycle import selectors
 from delegations.lifecycle import services as lifecycle
 from delegations.models import CredentialIssuance, Delegation
@@ -330,6 +331,15 @@ class CatalogRoleListView(ApiView):
     def get(self, request: Request) -> Response:
         queryset = selectors.catalog_roles_of_owner(owner=self.organisation)
         return _paginated(self, request, queryset, s.CatalogRoleOutput)
+
+
+class CloudAccountListView(ApiView):
+    roles = READERS
+
+    @extend_schema(responses=s.CloudAccountOutput(many=True), summary="My connected accounts")
+    def get(self, request: Request) -> Response:
+        account = cloud_account_of_organisation(organisation=self.organisation)
+        return Response(s.CloudAccountOutput([account] if account else [], many=True).data)
 
 
 class AssignmentListView(ApiView):

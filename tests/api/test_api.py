@@ -434,3 +434,22 @@ def test_a_request_names_an_owner_reached_before_instead_of_a_code(
 def test_an_unknown_api_path_is_a_problem_too(api: Callable) -> None:
     problem(api(None).get("/api/v1/no-such-thing/"), 404, "not-found")
     problem(api(None).post("/api/v1/delegations/x/y/z"), 404, "not-found")
+
+
+def test_catalogue_roles_and_cloud_accounts_are_the_owner_s_own(
+    api: Callable,
+    make_token: Callable,
+    owner_admin: User,
+    partner_admin: User,
+    ecs_admin: object,
+    foreign_role: object,
+) -> None:
+    client = api(make_token(owner_admin, scopes=("read",)))
+    roles = client.get("/api/v1/catalog-roles/").json()
+    assert [role["role_name"] for role in roles["results"]] == ["ecs-admin"]
+    accounts = client.get("/api/v1/cloud-accounts/").json()
+    assert len(accounts) == 1 and "access_key_id" not in accounts[0]
+    assert accounts[0]["account_uid"] == ecs_admin.cloud_account.account_uid  # type: ignore[attr-defined]
+    partner = api(make_token(partner_admin, scopes=("read",)))
+    problem(partner.get("/api/v1/catalog-roles/"), 403, "forbidden")
+    assert partner.get("/api/v1/cloud-accounts/").json() == []
