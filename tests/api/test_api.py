@@ -453,3 +453,23 @@ def test_catalogue_roles_and_cloud_accounts_are_the_owner_s_own(
     partner = api(make_token(partner_admin, scopes=("read",)))
     problem(partner.get("/api/v1/catalog-roles/"), 403, "forbidden")
     assert partner.get("/api/v1/cloud-accounts/").json() == []
+
+
+def test_an_owner_offers_access_with_a_fresh_mfa_token(
+    api: Callable,
+    make_token: Callable,
+    owner_admin: User,
+    company_b: Organisation,
+    allow_b: None,
+    ecs_admin: object,
+    decisions_on: None,
+) -> None:
+    client = api(make_token(owner_admin, scopes=("read", "decide"), with_mfa=True))
+    body = {"partner": "company-b", "catalog_role": "ecs-admin", "reason": "Support contract"}
+    response = client.post("/api/v1/delegations/offer/", body)
+    assert response.status_code == 201, response.content
+    assert response.json()["status"] == "approved"
+    assert response.json()["partner"]["slug"] == "company-b"
+    problem(
+        client.post("/api/v1/delegations/offer/", {**body, "partner": "nobody"}), 404, "not-found"
+    )
