@@ -3,7 +3,7 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from api import schema, views
+from api import audit_views, open_views, schema, views
 
 # `schema` registers the bearer scheme with drf-spectacular when the URLs load.
 assert schema
@@ -12,7 +12,7 @@ app_name = "api"
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),
-    path("problems/<slug:slug>", views.ProblemTypeView.as_view(), name="problem"),
+    path("problems/<slug:slug>", open_views.ProblemTypeView.as_view(), name="problem"),
     path("me/", views.MeView.as_view(), name="me"),
     path("delegations/", views.DelegationListView.as_view(), name="delegations"),
     path("delegations/offer/", views.OfferView.as_view(), name="offer"),
@@ -44,15 +44,15 @@ urlpatterns = [
         views.CredentialsView.as_view(),
         name="credentials",
     ),
-    path("audit/events/", views.AuditEventListView.as_view(), name="audit_events"),
-    path("audit/access-report/", views.AccessReportView.as_view(), name="access_report"),
+    path("audit/events/", audit_views.AuditEventListView.as_view(), name="audit_events"),
+    path("audit/access-report/", audit_views.AccessReportView.as_view(), name="access_report"),
     path(
         "delegations/<uuid:delegation_id>/timeline/",
-        views.TimelineView.as_view(),
+        audit_views.TimelineView.as_view(),
         name="timeline",
     ),
-    path("device/code/", views.DeviceCodeView.as_view(), name="device_code"),
-    path("device/token/", views.DeviceTokenView.as_view(), name="device_token"),
+    path("device/code/", open_views.DeviceCodeView.as_view(), name="device_code"),
+    path("device/token/", open_views.DeviceTokenView.as_view(), name="device_token"),
     # Last: anything else under /api/v1/ answers in problem+json too.
-    re_path(r"^.*$", views.UnknownPathView.as_view(), name="unknown"),
+    re_path(r"^.*$", open_views.UnknownPathView.as_view(), name="unknown"),
 ]

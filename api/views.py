@@ -5,7 +5,6 @@ finds objects through the tenancy selectors (another organisation's id is 404) a
 same service as the page; the services write the audit events, attributed to the token.
 """
 
-import dataclasses
 import math
 from typing import Any, ClassVar
 
@@ -14,10 +13,9 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import QuerySet
 from django.http import Http404
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import permissions, status
+from rest_framework import status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -27,13 +25,9 @@ from accounts.models import Organisation, User
 from accounts.permissions import ADMIN, AUDITOR, STAFF
 from api import selectors as api_selectors
 from api import serializers as s
-from api import services
 from api.base import ApiView
 from api.models import Scope
-from api.problems import PROBLEM_TYPES, ProblemException, problem_type
-from auditor import selectors as audit_selectors
-from auditor.forms import AccessReportForm
-from auditor.reports import access_report
+from api.problems import ProblemException
 from core.ratelimit import rate_limit_consume
 from core.web import no_store, parse_uuid
 from delegations.catalog import partner_links
@@ -512,236 +506,3 @@ class CredentialsView(_StaffView):
             "session_name": issued.issuance.session_name,
         }
         return no_store(Response(data, status=status.HTTP_201_CREATED), secret=True)
-
-
-# --- the auditor's reads ---------------------------------------------------------------------
-
-
-class AuditEventListView(ApiView):
-    required_scopes: ClassVar[dict[str, str]] = {"GET": Scope.AUDIT}
-    roles = READERS
-
-    @extend_schema(
-        responses=s.AuditEventOutput(many=True),
-        parameters=[
-            OpenApiParameter("action", str, description="Action prefix, e.g. 'delegation.'"),
-            OpenApiParameter("delegation", str, description="Only this delegation's events."),
-            OpenApiParameter("before", int, description="Cursor: older than this sequence."),
-            OpenApiParameter("limit", int),
-        ],
-        summary="The organisation's audit events, newest first",
-    )
-    def get(self, request: Request) -> Response:
-        params = request.query_params
-        delegation_id = params.get("delegation")
-        if delegation_id:
-            selectors.delegation_get_for_organisation(
-                organisation=self.organisation, delegation_id=delegation_id
-            )
-        filters = audit_selectors.EventFilters(
-            action_prefix=params.get("action", "")[:100],
-            delegation_id=parse_uuid(delegation_id) if delegation_id else None,
-        )
-        before = _int_param(params.get("before"), name="before")
-        limit = _int_param(params.get("limit"), name="limit") or 50
-        page = audit_selectors.audit_event_page(
-            organisation=self.organisation, filters=filters, before=before, limit=limit
-        )
-        next_url = None
-        if page.older_cursor is not None:
-            query = params.copy()
-            query["before"] = str(page.older_cursor)
-            next_url = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
-        return Response(
-            {"next": next_url, "results": s.AuditEventOutput(page.events, many=True).data}
-        )
-
-
-class TimelineView(ApiView):
-    required_scopes: ClassVar[dict[str, str]] = {"GET": Scope.AUDIT}
-    roles = READERS
-
-    @extend_schema(
-        responses=s.AuditEventOutput(many=True),
-        parameters=[OpenApiParameter("after", int, description="Cursor: later than this.")],
-        summary="A delegation's timeline, oldest first",
-    )
-    def get(self, request: Request, delegation_id: str) -> Response:
-        delegation = selectors.delegation_get_for_organisation(
-            organisation=self.organisation, delegation_id=delegation_id
-        )
-        after = _int_param(request.query_params.get("after"), name="after")
-        if after is not None and after > audit_selectors.MAX_SEQUENCE:
-            raise ProblemException(
-                "validation",
-                "after is out of range.",
-                status_code=400,
-                errors={"after": ["Out of range."]},
-            )
-        events = audit_selectors.delegation_events(
-            organisation=self.organisation, delegation=delegation
-        )
-        page = audit_selectors.delegation_timeline_page(events=events, after=after)
-        next_url = None
-        if page.later_cursor is not None:
-            next_url = request.build_absolute_uri(f"{request.path}?after={page.later_cursor}")
-        return Response(
-            {"next": next_url, "results": s.AuditEventOutput(page.events, many=True).data}
-        )
-
-
-class AccessReportView(ApiView):
-    """The auditor's access report: who could act in an account (and role) between dates."""
-
-    required_scopes: ClassVar[dict[str, str]] = {"GET": Scope.AUDIT}
-    roles = READERS
-
-    @extend_schema(
-        responses=s.AccessReportOutput,
-        parameters=[
-            OpenApiParameter("account", str, required=True, description="Cloud account UID."),
-            OpenApiParameter("role", str, description="Catalogue role id."),
-            OpenApiParameter("since", str, required=True, description="From (UTC)."),
-            OpenApiParameter("until", str, required=True, description="To (UTC, inclusive)."),
-        ],
-        summary="Who could act in an account between two dates",
-    )
-    def get(self, request: Request) -> Response:
-        form = AccessReportForm(request.query_params, organisation=self.organisation)
-        if not form.is_valid():
-            raise ProblemException(
-                "validation",
-                "Some parameters are not valid; see `errors`.",
-                status_code=400,
-                errors={field: list(messages) for field, messages in form.errors.items()},
-            )
-        report = access_report(
-            organisation=self.organisation, now=timezone.now(), **form.report_arguments()
-        )
-        return Response(dataclasses.asdict(report))
-
-
-def _int_param(value: str | None, *, name: str) -> int | None:
-    if not value:
-        return None
-    if value is None or not value.isdigit():
-        raise ProblemException(
-            "validation",
-            f"{name} is a positive whole number.",
-            status_code=400,
-            errors={name: ["A positive whole number."]},
-        )
-    return int(value)
-
-
-# --- the device flow (RFC 8628), unauthenticated ---------------------------------------------
-
-
-class DeviceCodeView(APIView):
-    """Starts `pap login`. No `verification_uri_complete` (RFC 8628 makes it optional): a URL
-    carrying the user code would land in request logs; the person types the code instead."""
-
-    authentication_classes: ClassVar[list[Any]] = []
-    permission_classes: ClassVar[list[Any]] = [permissions.AllowAny]
-
-    @extend_schema(request=s.DeviceCodeInput, responses=s.DeviceCodeOutput, summary="pap login")
-    @sensitive_variables("codes")
-    def post(self, request: Request) -> Response:
-        ip = request.META.get("REMOTE_ADDR", "")
-        wait = rate_limit_consume(
-            scope="api-device-code", key=ip, rate=settings.PORTAL_API_DEVICE_CODE_RATE
-        )
-        if wait is not None:
-            raise ProblemException(
-                "rate-limited", "Too many sign-ins started from here.", status_code=429
-            )
-        body = s.DeviceCodeInput(data=request.data)
-        body.is_valid(raise_exception=True)
-        codes = services.device_authorization_start(client_name=body.validated_data["client_name"])
-        verification = request.build_absolute_uri(reverse("account_device"))
-        user_code = services.format_user_code(codes.user_code)
-        return no_store(
-            Response(
-                {
-                    "device_code": codes.device_code,
-                    "user_code": user_code,
-                    "verification_uri": verification,
-                    "expires_in": int(services.DEVICE_CODE_TTL.total_seconds()),
-                    "interval": services.DEVICE_POLL_INTERVAL_SECONDS,
-                }
-            ),
-            secret=True,
-        )
-
-
-DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
-
-
-class DeviceTokenView(APIView):
-    """The CLI's poll. Answers as RFC 8628 §3.5 says (OAuth errors), not problem+json: the
-    device flow's clients expect the standard `error` member."""
-
-    authentication_classes: ClassVar[list[Any]] = []
-    permission_classes: ClassVar[list[Any]] = [permissions.AllowAny]
-
-    @extend_schema(request=s.DeviceTokenInput, responses=s.DeviceTokenOutput, summary="Poll")
-    @sensitive_variables("data", "created")
-    def post(self, request: Request) -> Response:
-        body = s.DeviceTokenInput(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = body.validated_data
-        if data["grant_type"] != DEVICE_GRANT:
-            return Response({"error": "unsupported_grant_type"}, status=400)
-        wait = rate_limit_consume(
-            scope="api-device-poll",
-            key=data["device_code"],
-            rate=settings.PORTAL_API_DEVICE_POLL_RATE,
-        )
-        if wait is not None:
-            return Response({"error": "slow_down", "error_description": "Poll less often."}, 400)
-        try:
-            created = services.device_token_exchange(device_code=data["device_code"])
-        except services.DeviceFlowError as error:
-            return Response({"error": error.code, "error_description": error.description}, 400)
-        token = created.token
-        return no_store(
-            Response(
-                {
-                    "access_token": created.raw,
-                    "token_type": "Bearer",
-                    "expires_in": int((token.expires_at - token.created_at).total_seconds()),
-                    "scope": " ".join(token.scopes),
-                    "organisation": token.organisation.slug if token.organisation else "",
-                }
-            ),
-            secret=True,
-        )
-
-
-class ProblemTypeView(APIView):
-    """What a problem `type` means: the `type` URIs resolve here."""
-
-    authentication_classes: ClassVar[list[Any]] = []
-    permission_classes: ClassVar[list[Any]] = [permissions.AllowAny]
-
-    @extend_schema(exclude=True)
-    def get(self, request: Request, slug: str) -> Response:
-        if slug not in PROBLEM_TYPES:
-            raise ProblemException("not-found", "No such problem type.", status_code=404)
-        title, description = PROBLEM_TYPES[slug]
-        return Response({"type": problem_type(slug), "title": title, "description": description})
-
-
-class UnknownPathView(APIView):
-    """Any other path under /api/v1/: a problem document, not the portal's HTML 404 page."""
-
-    authentication_classes: ClassVar[list[Any]] = []
-    permission_classes: ClassVar[list[Any]] = [permissions.AllowAny]
-
-    @extend_schema(exclude=True)
-    def get(self, request: Request) -> Response:
-        raise ProblemException(
-            "not-found", "There is no such API operation; see /api/v1/docs/.", status_code=404
-        )
-
-    post = put = patch = delete = get
