@@ -18,6 +18,9 @@ from api.services import api_token_create
 from delegations.models import Delegation
 from tests.fixtures.partner import PartnerWorld
 
+# pap from this checkout, whether or not `-e ./cli` is installed in the environment.
+CLI_SOURCE = Path(__file__).resolve().parents[2] / "cli"
+
 
 @dataclass
 class Pap:
@@ -40,6 +43,7 @@ class Pap:
                 "PAP_NO_KEYRING": "1",
                 "HOME": str(self.home),
                 "NO_PROXY": "*",
+                "PYTHONPATH": str(CLI_SOURCE),
             }
         )
         return env
