@@ -522,3 +522,33 @@ class AuditAction(StrEnum):
         "notification.escalation_changed",
         ActionInfo(_OTHER, "An administrator named who hears about requests left waiting."),
     )
+
+    # --- The REST API (issue 16): its tokens, service accounts and the device flow --------
+    API_TOKEN_CREATED = (
+        "api.token_created",
+        ActionInfo(_OTHER, "A person or an admin created an API token (shown once)."),
+    )
+    API_TOKEN_REVOKED = (
+        "api.token_revoked",
+        ActionInfo(_OTHER, "An API token was revoked."),
+    )
+    API_SERVICE_ACCOUNT_CREATED = (
+        "api.service_account_created",
+        ActionInfo(_OTHER, "An organisation admin created a service account for automation."),
+    )
+    API_SERVICE_ACCOUNT_DISABLED = (
+        "api.service_account_disabled",
+        ActionInfo(_OTHER, "An organisation admin disabled a service account and its tokens."),
+    )
+    API_DEVICE_APPROVED = (
+        "api.device_approved",
+        ActionInfo(_OTHER, "A person confirmed a command-line sign-in (device flow)."),
+    )
+    API_DEVICE_DENIED = (
+        "api.device_denied",
+        ActionInfo(_OTHER, "A person refused a command-line sign-in (device flow)."),
+    )
+    API_DECISIONS_CHANGED = (
+        "api.decisions_changed",
+        ActionInfo(_OTHER, "An organisation admin allowed or stopped decisions through the API."),
+    )

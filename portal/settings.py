@@ -47,6 +47,11 @@ INSTALLED_APPS = [
     "delegations",
     "auditor",
     "demo",
+    # The REST API (issue 16): DRF, its OpenAPI schema and the docs' assets served locally.
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -471,3 +476,32 @@ CELERY_BEAT_SCHEDULE.update(
         "send-reminders": {"task": "delegations.send_reminders", "schedule": 60.0},
     }
 )
+
+# --- The REST API (api/, issue 16) -----------------------------------------------------------
+# Bearer tokens only (no session auth: no CSRF exposure), JSON only, problem+json errors.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.BearerTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "api.problems.problem_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Partner Access Portal API",
+    "DESCRIPTION": "Delegations, access and credentials for owners, partners and auditors.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+# The device flow (`pap login`): new codes per client IP, polls per device code, codes typed
+# per person in the browser: "<count>/<seconds>".
+PORTAL_API_DEVICE_CODE_RATE = env.str("PORTAL_API_DEVICE_CODE_RATE", default="10/600")
+PORTAL_API_DEVICE_POLL_RATE = env.str("PORTAL_API_DEVICE_POLL_RATE", default="60/600")
+PORTAL_API_DEVICE_CONFIRM_RATE = env.str("PORTAL_API_DEVICE_CONFIRM_RATE", default="10/600")

@@ -70,6 +70,7 @@ def test_production_settings_pass_the_deploy_check() -> None:
 # The portal's own packages (tests, benchmarks and cloudsim are not the portal).
 PORTAL_PACKAGES = (
     "accounts",
+    "api",
     "audit",
     "auditor",
     "cloud",

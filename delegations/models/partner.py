@@ -187,6 +187,7 @@ class CredentialIssuance(models.Model):
     class Via(models.TextChoices):
         WEB = "web", "Portal page"
         URI = "uri", "Credentials URI"
+        API = "api", "REST API (pap)"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     delegation = models.ForeignKey(
