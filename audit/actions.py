@@ -547,3 +547,55 @@ class AuditAction(StrEnum):
         "trust.external_id_shown",
         ActionInfo(_OTHER, "A partner admin was shown a delegation's ExternalId."),
     )
+
+    # --- notifications: chat channels and who hears what (deliveries keep their own log) ---
+    NOTIFICATION_CHANNEL_CREATED = (
+        "notification.channel_created",
+        ActionInfo(_OTHER, "An administrator added a chat channel for notifications."),
+    )
+    NOTIFICATION_CHANNEL_CHANGED = (
+        "notification.channel_changed",
+        ActionInfo(_OTHER, "An administrator changed a notification chat channel."),
+    )
+    NOTIFICATION_CHANNEL_DELETED = (
+        "notification.channel_deleted",
+        ActionInfo(_OTHER, "An administrator deleted a notification chat channel."),
+    )
+    NOTIFICATION_CHANNEL_TESTED = (
+        "notification.channel_tested",
+        ActionInfo(_OTHER, "An administrator sent a test message to a chat channel."),
+    )
+    NOTIFICATION_ESCALATION_CHANGED = (
+        "notification.escalation_changed",
+        ActionInfo(_OTHER, "An administrator named who hears about requests left waiting."),
+    )
+
+    # --- The REST API (issue 16): its tokens, service accounts and the device flow --------
+    API_TOKEN_CREATED = (
+        "api.token_created",
+        ActionInfo(_OTHER, "A person or an admin created an API token (shown once)."),
+    )
+    API_TOKEN_REVOKED = (
+        "api.token_revoked",
+        ActionInfo(_OTHER, "An API token was revoked."),
+    )
+    API_SERVICE_ACCOUNT_CREATED = (
+        "api.service_account_created",
+        ActionInfo(_OTHER, "An organisation admin created a service account for automation."),
+    )
+    API_SERVICE_ACCOUNT_DISABLED = (
+        "api.service_account_disabled",
+        ActionInfo(_OTHER, "An organisation admin disabled a service account and its tokens."),
+    )
+    API_DEVICE_APPROVED = (
+        "api.device_approved",
+        ActionInfo(_OTHER, "A person confirmed a command-line sign-in (device flow)."),
+    )
+    API_DEVICE_DENIED = (
+        "api.device_denied",
+        ActionInfo(_OTHER, "A person refused a command-line sign-in (device flow)."),
+    )
+    API_DECISIONS_CHANGED = (
+        "api.decisions_changed",
+        ActionInfo(_OTHER, "An organisation admin allowed or stopped decisions through the API."),
+    )

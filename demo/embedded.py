@@ -262,6 +262,8 @@ def child_environment(
             "SESSION_COOKIE_SECURE": "false",
             "CSRF_COOKIE_SECURE": "false",
             "ACCOUNT_DEFAULT_HTTP_PROTOCOL": "http",  # the links in the demo's emails
+            # Links in notifications, and where the seeded webhook channel posts.
+            "PORTAL_BASE_URL": f"http://127.0.0.1:{config.portal_port}",
             "STATIC_ROOT": str(config.static_root),
             # One web process: the embedded cache (rate limits) is per-process memory.
             "WEB_CONCURRENCY": "1",
@@ -619,6 +621,14 @@ def banner(
     if console_sign_ins:
         lines += ["", "  cloudsim console sign-ins (RAM users of company-b, for switching role):"]
         lines += [f"    {entry}" for entry in console_sign_ins]
+    # pap, the command line (issue 16): standard library only, so it runs from the checkout.
+    lines += [
+        "",
+        "  From the terminal (as a company-b staff member; see README, From the terminal):",
+        f"    PYTHONPATH=cli {sys.executable} -m pap login --portal {config.portal_url}",
+        f"    PYTHONPATH=cli {sys.executable} -m pap access",
+        f"  API docs           {config.portal_url}api/v1/docs/",
+    ]
     if env.get("PORTAL_REQUIRE_MFA", "").lower() in {"false", "0", "no", "off"}:
         lines += ["", "  MFA is not required in this demo (PORTAL_REQUIRE_MFA=false)."]
     lines += ["", "  Press Ctrl-C to stop everything.", rule, ""]

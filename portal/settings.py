@@ -47,6 +47,11 @@ INSTALLED_APPS = [
     "delegations",
     "auditor",
     "demo",
+    # The REST API (issue 16): DRF, its OpenAPI schema and the docs' assets served locally.
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -459,3 +464,52 @@ PORTAL_CONSOLE_FEDERATION = env.bool("PORTAL_CONSOLE_FEDERATION", default=False)
 PORTAL_CONSOLE_TICKET_TYPE = env.str("PORTAL_CONSOLE_TICKET_TYPE", default="normal")
 # The console page people land on; empty: `<ALIBABA_CONSOLE_SIGNIN_URL>/console` (cloudsim's).
 PORTAL_CONSOLE_DESTINATION = env.str("PORTAL_CONSOLE_DESTINATION", default="")
+# --- Notifications (issue 13): email, chat channels, the inbox, reminders -------------------
+INSTALLED_APPS += ["notifications"]
+# The inbox count in the navigation and the Overview's "Waiting for you".
+TEMPLATES[0]["OPTIONS"]["context_processors"].append(  # type: ignore[index]
+    "delegations.inbox.context_processors.inbox"
+)
+# Where links in emails and chat messages point (the worker has no request to ask).
+PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
+# A request nobody decided reminds the approvers after this many seconds, then daily.
+PORTAL_REMIND_AFTER = env.int("PORTAL_REMIND_AFTER", default=4 * 3600)
+# How long a chat service or webhook may take to answer before the delivery is retried.
+PORTAL_WEBHOOK_TIMEOUT_SECONDS = env.float("PORTAL_WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+CELERY_BEAT_SCHEDULE.update(
+    {
+        # Deliveries whose publish failed (broker down) or whose worker died mid-send.
+        "dispatch-notifications": {"task": "notifications.dispatch_deliveries", "schedule": 30.0},
+        # Reminders of undecided requests, warnings 24 h and 1 h before access ends.
+        "send-reminders": {"task": "delegations.send_reminders", "schedule": 60.0},
+    }
+)
+
+# --- The REST API (api/, issue 16) -----------------------------------------------------------
+# Bearer tokens only (no session auth: no CSRF exposure), JSON only, problem+json errors.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.BearerTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "api.problems.problem_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Partner Access Portal API",
+    "DESCRIPTION": "Delegations, access and credentials for owners, partners and auditors.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+# The device flow (`pap login`): new codes per client IP, polls per device code, codes typed
+# per person in the browser: "<count>/<seconds>".
+PORTAL_API_DEVICE_CODE_RATE = env.str("PORTAL_API_DEVICE_CODE_RATE", default="10/600")
+PORTAL_API_DEVICE_POLL_RATE = env.str("PORTAL_API_DEVICE_POLL_RATE", default="60/600")
+PORTAL_API_DEVICE_CONFIRM_RATE = env.str("PORTAL_API_DEVICE_CONFIRM_RATE", default="10/600")

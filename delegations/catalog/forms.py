@@ -63,6 +63,15 @@ class CatalogRoleForm(forms.Form):
         help_text="Each delegation starts with this; the owner may choose otherwise when "
         "approving or offering, and later.",
     )
+    one_role_per_partner = forms.BooleanField(
+        label="One role per partner",
+        required=False,
+        help_text=(
+            "Each partner gets its own RAM role, named <role>-<partner alias>, instead of a "
+            "place in one shared trust policy: no limit on how many partners, and each "
+            "partner's activity in the cloud shows under its own role. Cannot be changed later."
+        ),
+    )
     high_privilege_confirmed = forms.BooleanField(
         label="I understand: a partner with this role may administer RAM or the whole account",
         required=False,
@@ -91,6 +100,7 @@ class CatalogRoleEditForm(CatalogRoleForm):
     def __init__(self, *args: Any, available: Sequence[AvailablePolicy], **kwargs: Any) -> None:
         super().__init__(*args, available=available, **kwargs)
         del self.fields["role_name"]
+        del self.fields["one_role_per_partner"]
 
 
 class PartnerAllowanceForm(forms.Form):

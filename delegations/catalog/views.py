@@ -242,6 +242,7 @@ def catalog_role_create(request: AuthenticatedHttpRequest) -> HttpResponse:
             high_privilege_confirmed=form.cleaned_data["high_privilege_confirmed"],
             default_trust_scope=form.cleaned_data["default_trust_scope"]
             or TrustScope.PARTNER_ACCOUNT,
+            one_role_per_partner=form.cleaned_data["one_role_per_partner"],
         )
 
     role = _role_form_submit(request, form=form, account=account, validate=validate, save=save)

@@ -188,6 +188,7 @@ class CredentialIssuance(models.Model):
         WEB = "web", "Portal page"
         URI = "uri", "Credentials URI"
         CONSOLE = "console", "Console sign-in (federation)"
+        API = "api", "REST API (pap)"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     delegation = models.ForeignKey(

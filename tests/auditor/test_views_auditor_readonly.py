@@ -62,6 +62,11 @@ PERSONAL_VIEWS = {
     "usersessions_list",
     "accounts:switch_organisation",
     "accounts:invitation_accept",
+    # The person's own API tokens and pap login's confirmation (api/page_urls.py): an
+    # auditor's token acts only as the auditor, whom the API keeps read-only too.
+    "account_tokens",
+    "account_token_revoke",
+    "account_device",
 }
 
 

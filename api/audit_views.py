@@ -1,0 +1,138 @@
+"""The auditor's reads through the API (scope `audit`): the organisation's events, a
+delegation's timeline and the access report, over the auditor console's selectors."""
+
+import dataclasses
+from typing import ClassVar
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from api import serializers as s
+from api.base import ApiView
+from api.models import Scope
+from api.problems import ProblemException
+from api.views import READERS
+from auditor import selectors as audit_selectors
+from auditor.forms import AccessReportForm
+from auditor.reports import access_report
+from core.web import parse_uuid
+from delegations.lifecycle import selectors
+
+
+class AuditEventListView(ApiView):
+    required_scopes: ClassVar[dict[str, str]] = {"GET": Scope.AUDIT}
+    roles = READERS
+
+    @extend_schema(
+        responses=s.AuditEventOutput(many=True),
+        parameters=[
+            OpenApiParameter("action", str, description="Action prefix, e.g. 'delegation.'"),
+            OpenApiParameter("delegation", str, description="Only this delegation's events."),
+            OpenApiParameter("before", int, description="Cursor: older than this sequence."),
+            OpenApiParameter("limit", int),
+        ],
+        summary="The organisation's audit events, newest first",
+    )
+    def get(self, request: Request) -> Response:
+        params = request.query_params
+        delegation_id = params.get("delegation")
+        if delegation_id:
+            selectors.delegation_get_for_organisation(
+                organisation=self.organisation, delegation_id=delegation_id
+            )
+        filters = audit_selectors.EventFilters(
+            action_prefix=params.get("action", "")[:100],
+            delegation_id=parse_uuid(delegation_id) if delegation_id else None,
+        )
+        before = _int_param(params.get("before"), name="before")
+        limit = _int_param(params.get("limit"), name="limit") or 50
+        page = audit_selectors.audit_event_page(
+            organisation=self.organisation, filters=filters, before=before, limit=limit
+        )
+        next_url = None
+        if page.older_cursor is not None:
+            query = params.copy()
+            query["before"] = str(page.older_cursor)
+            next_url = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+        return Response(
+            {"next": next_url, "results": s.AuditEventOutput(page.events, many=True).data}
+        )
+
+
+class TimelineView(ApiView):
+    required_scopes: ClassVar[dict[str, str]] = {"GET": Scope.AUDIT}
+    roles = READERS
+
+    @extend_schema(
+        responses=s.AuditEventOutput(many=True),
+        parameters=[OpenApiParameter("after", int, description="Cursor: later than this.")],
+        summary="A delegation's timeline, oldest first",
+    )
+    def get(self, request: Request, delegation_id: str) -> Response:
+        delegation = selectors.delegation_get_for_organisation(
+            organisation=self.organisation, delegation_id=delegation_id
+        )
+        after = _int_param(request.query_params.get("after"), name="after")
+        if after is not None and after > audit_selectors.MAX_SEQUENCE:
+            raise ProblemException(
+                "validation",
+                "after is out of range.",
+                status_code=400,
+                errors={"after": ["Out of range."]},
+            )
+        events = audit_selectors.delegation_events(
+            organisation=self.organisation, delegation=delegation
+        )
+        page = audit_selectors.delegation_timeline_page(events=events, after=after)
+        next_url = None
+        if page.later_cursor is not None:
+            next_url = request.build_absolute_uri(f"{request.path}?after={page.later_cursor}")
+        return Response(
+            {"next": next_url, "results": s.AuditEventOutput(page.events, many=True).data}
+        )
+
+
+class AccessReportView(ApiView):
+    """The auditor's access report: who could act in an account (and role) between dates."""
+
+    required_scopes: ClassVar[dict[str, str]] = {"GET": Scope.AUDIT}
+    roles = READERS
+
+    @extend_schema(
+        responses=s.AccessReportOutput,
+        parameters=[
+            OpenApiParameter("account", str, required=True, description="Cloud account UID."),
+            OpenApiParameter("role", str, description="Catalogue role id."),
+            OpenApiParameter("since", str, required=True, description="From (UTC)."),
+            OpenApiParameter("until", str, required=True, description="To (UTC, inclusive)."),
+        ],
+        summary="Who could act in an account between two dates",
+    )
+    def get(self, request: Request) -> Response:
+        form = AccessReportForm(request.query_params, organisation=self.organisation)
+        if not form.is_valid():
+            raise ProblemException(
+                "validation",
+                "Some parameters are not valid; see `errors`.",
+                status_code=400,
+                errors={field: list(messages) for field, messages in form.errors.items()},
+            )
+        report = access_report(
+            organisation=self.organisation, now=timezone.now(), **form.report_arguments()
+        )
+        return Response(dataclasses.asdict(report))
+
+
+def _int_param(value: str | None, *, name: str) -> int | None:
+    if not value:
+        return None
+    if value is None or not value.isdigit():
+        raise ProblemException(
+            "validation",
+            f"{name} is a positive whole number.",
+            status_code=400,
+            errors={name: ["A positive whole number."]},
+        )
+    return int(value)

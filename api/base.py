@@ -1,0 +1,126 @@
+"""The base of every authenticated API view: token, scope, role and organisation kind checks,
+and the audit origin (`source = api:token:<prefix>`) for everything the view records."""
+
+from contextlib import ExitStack
+from typing import Any, ClassVar
+
+from django.conf import settings
+from rest_framework import permissions, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import Organisation, User
+from api import services
+from api.authentication import ApiCaller, BearerTokenAuthentication
+from api.models import Scope
+from api.problems import ProblemException
+from audit.context import audit_context
+from core.request_id import current_client_ip, current_request_id
+
+
+class PayloadTooLarge(ProblemException):
+    def __init__(self) -> None:
+        super().__init__(
+            "too-large",
+            f"Send at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.",
+            status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+
+
+class ApiView(APIView):
+    """`required_scopes` maps a method to the scope it needs; `roles` (None: any member, and
+    service accounts for reads) and `organisation_kind` narrow who may call."""
+
+    authentication_classes: ClassVar[list[Any]] = [BearerTokenAuthentication]
+    permission_classes: ClassVar[list[Any]] = [permissions.IsAuthenticated]
+    required_scopes: ClassVar[dict[str, str]] = {"GET": Scope.READ}
+    roles: ClassVar[tuple[str, ...] | None] = None
+    organisation_kind: ClassVar[str | None] = None
+    # Refusal when the organisation is of the other kind (owner vs partner).
+    kind_refusal = "This is not available to your kind of organisation."
+
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        # The audit origin opened in `initial` must never outlive this request: a thread
+        # serving the next request would otherwise attribute its events to this token.
+        self._audit_scope = ExitStack()
+        try:
+            return super().dispatch(request, *args, **kwargs)
+        finally:
+            self._audit_scope.close()
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        length = request.META.get("CONTENT_LENGTH") or "0"
+        if length.isdigit() and int(length) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+            raise PayloadTooLarge()
+        super().initial(request, *args, **kwargs)
+        caller = self.caller
+        self._audit_scope.enter_context(
+            audit_context(
+                request_id=current_request_id(),
+                source=f"api:token:{caller.token.prefix}",
+                source_ip=current_client_ip() or "",
+            )
+        )
+        method = "GET" if request.method in ("HEAD", "OPTIONS") else request.method
+        needed = self.required_scopes.get(method or "")
+        if needed is not None and needed not in caller.scopes:
+            raise ProblemException(
+                "insufficient-scope",
+                f"This needs a token with the '{needed}' scope.",
+                status_code=403,
+                required_scope=needed,
+            )
+        if (
+            self.organisation_kind is not None
+            and caller.organisation.kind != self.organisation_kind
+        ):
+            raise ProblemException("forbidden", self.kind_refusal, status_code=403)
+        if caller.user is None:
+            if method != "GET":
+                raise ProblemException("forbidden", "Service accounts only read.", status_code=403)
+        elif self.roles is not None and caller.role not in self.roles:
+            raise ProblemException(
+                "forbidden", "Your role in this organisation does not allow this.", status_code=403
+            )
+        if needed == Scope.DECIDE:
+            self._check_decisions(caller)
+
+    def _check_decisions(self, caller: ApiCaller) -> None:
+        if not services.api_decisions_allowed(organisation=caller.organisation):
+            raise ProblemException(
+                "decisions-disabled",
+                f"{caller.organisation.name} does not allow decisions through the API.",
+                status_code=403,
+            )
+        if not services.token_mfa_fresh(caller.token):
+            raise ProblemException(
+                "mfa-required",
+                "Create a token right after confirming with two-factor authentication (it "
+                "allows decisions for 12 hours).",
+                status_code=403,
+            )
+
+    @property
+    def caller(self) -> ApiCaller:
+        auth = self.request.auth
+        assert isinstance(auth, ApiCaller)
+        return auth
+
+    @property
+    def organisation(self) -> Organisation:
+        return self.caller.organisation
+
+    @property
+    def person(self) -> User:
+        """The person calling (writes are never a service account's: `initial` refuses)."""
+        user = self.caller.user
+        assert user is not None
+        return user
+
+    @property
+    def with_mfa(self) -> bool:
+        return services.token_mfa_fresh(self.caller.token)
+
+    def created(self, data: Any) -> Response:
+        return Response(data, status=status.HTTP_201_CREATED)

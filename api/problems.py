@@ -1,0 +1,170 @@
+"""Errors as `application/problem+json` (RFC 9457): one exception handler for every API view.
+
+Each problem has a stable `type` (a path under /api/v1/problems/ that describes it), a `title`
+that never changes for that type, a `detail` for this occurrence and the `status`. Clients
+branch on `type`, never on the words.
+"""
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+from audit.services import AuditError
+from delegations.lifecycle.services import DelegationConflict
+from delegations.partner.credentials import CredentialRefused
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+PROBLEM_BASE = "/api/v1/problems/"
+
+# slug -> (title, description). The slugs are the stable part of each `type`.
+PROBLEM_TYPES: dict[str, tuple[str, str]] = {
+    "validation": ("Invalid request", "A field is missing, of the wrong type or out of range."),
+    "unknown-fields": ("Unknown fields", "The body names fields this operation does not take."),
+    "malformed": ("Malformed body", "The body is not valid JSON."),
+    "too-large": ("Body too large", "The body is larger than the portal accepts."),
+    "unsupported-media-type": ("Unsupported media type", "Send application/json."),
+    "unauthenticated": (
+        "Not authenticated",
+        "No token, or the token is unknown, expired, revoked or its membership ended.",
+    ),
+    "forbidden": ("Forbidden", "Your role in this organisation does not allow this."),
+    "insufficient-scope": ("Insufficient scope", "The token does not hold the scope needed."),
+    "decisions-disabled": (
+        "Decisions through the API are off",
+        "The organisation has not allowed approving, rejecting, offering or revoking through "
+        "the API; an admin can turn it on under API settings.",
+    ),
+    "mfa-required": (
+        "A fresh MFA-confirmed token is needed",
+        "Decisions need a token created within the last 12 hours right after confirming "
+        "with two-factor authentication.",
+    ),
+    "no-access": (
+        "No usable access",
+        "You have no usable access to this delegation; `reason` says why (none, ended, "
+        "not-assigned) and `request_url` where to ask for it.",
+    ),
+    "not-found": ("Not found", "Nothing with this id exists for your organisation."),
+    "method-not-allowed": ("Method not allowed", "This operation does not take this method."),
+    "conflict": (
+        "Conflict",
+        "The object is no longer in the state you acted on (someone else decided, or it moved).",
+    ),
+    "credentials-refused": (
+        "Credentials refused",
+        "The portal or the cloud refused to issue credentials; `code` says why.",
+    ),
+    "rate-limited": ("Too many requests", "Slow down; `Retry-After` says when to try again."),
+    "audit-unavailable": (
+        "The audit log is unavailable",
+        "Nothing was changed because the change could not be recorded.",
+    ),
+    "server-error": ("Server error", "Something failed on the portal's side."),
+}
+
+
+def problem_type(slug: str) -> str:
+    return PROBLEM_BASE + slug
+
+
+class ProblemException(exceptions.APIException):
+    """An API error with its problem type slug (and extra members for the body)."""
+
+    def __init__(self, slug: str, detail: str, *, status_code: int, **extra: Any) -> None:
+        super().__init__(detail)
+        self.slug = slug
+        self.status_code = status_code
+        self.extra = extra
+
+
+def problem_response(
+    slug: str, detail: str, *, status_code: int, headers: dict[str, str] | None = None, **extra: Any
+) -> Response:
+    title, _description = PROBLEM_TYPES[slug]
+    body = {
+        "type": problem_type(slug),
+        "title": title,
+        "status": status_code,
+        "detail": detail,
+        **extra,
+    }
+    response = Response(body, status=status_code, headers=headers)
+    response.content_type = PROBLEM_CONTENT_TYPE
+    return response
+
+
+def _validation_messages(error: DjangoValidationError) -> dict[str, list[str]]:
+    if hasattr(error, "error_dict"):
+        return {
+            field: [message for item in items for message in item.messages]
+            for field, items in error.error_dict.items()
+        }
+    return {"non_field_errors": list(error.messages)}
+
+
+def _drf_problem(exc: exceptions.APIException) -> tuple[str, str, dict[str, Any]]:
+    """slug, detail and extra members for DRF's own exceptions."""
+    if isinstance(exc, exceptions.ValidationError):
+        return "validation", "Some fields are not valid; see `errors`.", {"errors": exc.detail}
+    if isinstance(exc, exceptions.ParseError):
+        return "malformed", str(exc.detail), {}
+    if isinstance(exc, exceptions.UnsupportedMediaType):
+        return "unsupported-media-type", str(exc.detail), {}
+    if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+        return "unauthenticated", str(exc.detail), {}
+    if isinstance(exc, exceptions.PermissionDenied):
+        return "forbidden", str(exc.detail), {}
+    if isinstance(exc, exceptions.NotFound):
+        return "not-found", "Nothing with this id exists for your organisation.", {}
+    if isinstance(exc, exceptions.MethodNotAllowed):
+        return "method-not-allowed", str(exc.detail), {}
+    if isinstance(exc, exceptions.Throttled):
+        return "rate-limited", str(exc.detail), {}
+    return "server-error", str(exc.detail), {}
+
+
+def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's EXCEPTION_HANDLER: every error an API view raises becomes a problem document."""
+    set_rollback()
+    headers: dict[str, str] = {}
+    if isinstance(exc, ProblemException):
+        return problem_response(exc.slug, str(exc.detail), status_code=exc.status_code, **exc.extra)
+    if isinstance(exc, Http404):
+        return problem_response(
+            "not-found", PROBLEM_TYPES["not-found"][1], status_code=status.HTTP_404_NOT_FOUND
+        )
+    if isinstance(exc, DjangoPermissionDenied):
+        return problem_response(
+            "forbidden", str(exc) or PROBLEM_TYPES["forbidden"][1], status_code=403
+        )
+    if isinstance(exc, DjangoValidationError):
+        return problem_response(
+            "validation",
+            " ".join(exc.messages),
+            status_code=400,
+            errors=_validation_messages(exc),
+        )
+    if isinstance(exc, DelegationConflict):
+        return problem_response("conflict", str(exc), status_code=409)
+    if isinstance(exc, CredentialRefused):
+        return problem_response(
+            "credentials-refused", exc.message, status_code=exc.status, code=exc.code
+        )
+    if isinstance(exc, AuditError):
+        return problem_response(
+            "audit-unavailable", PROBLEM_TYPES["audit-unavailable"][1], status_code=503
+        )
+    if isinstance(exc, exceptions.APIException):
+        slug, detail, extra = _drf_problem(exc)
+        if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+            headers["WWW-Authenticate"] = 'Bearer realm="api"'
+        wait = getattr(exc, "wait", None)
+        if wait is not None:
+            headers["Retry-After"] = str(int(wait))
+        return problem_response(slug, detail, status_code=exc.status_code, headers=headers, **extra)
+    return None

@@ -1,0 +1,270 @@
+"""What the API reads and writes. Inputs refuse unknown fields (no mass assignment); outputs
+show what the pages show, never a secret beyond the one answer that issues it."""
+
+from typing import Any
+
+from rest_framework import serializers
+
+from delegations.models import CatalogRole, Delegation
+
+# --- inputs ----------------------------------------------------------------------------------
+
+
+class StrictSerializer(serializers.Serializer):
+    """A body with a field this serializer does not declare is refused, naming the fields."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    {name: ["This field is not accepted here."] for name in unknown}
+                )
+        return super().to_internal_value(data)
+
+
+class RequestAccessInput(StrictSerializer):
+    partner_link_code = serializers.CharField(
+        max_length=64, required=False, help_text="The owner's partner link code."
+    )
+    owner = serializers.SlugField(
+        max_length=80,
+        required=False,
+        help_text="Instead of a code: an owner whose code your organisation used before.",
+    )
+    catalog_role = serializers.CharField(
+        max_length=80, help_text="The catalogue role's id or its role name."
+    )
+    reason = serializers.CharField(max_length=2000)
+    ends_at = serializers.DateTimeField(required=False, allow_null=True)
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        if bool(data.get("partner_link_code")) == bool(data.get("owner")):
+            raise serializers.ValidationError(
+                {"partner_link_code": ["Give either a partner link code or an owner."]}
+            )
+        return data
+
+
+class OfferInput(StrictSerializer):
+    partner = serializers.CharField(max_length=80, help_text="The partner's id or slug.")
+    catalog_role = serializers.CharField(max_length=80, help_text="Id or role name.")
+    reason = serializers.CharField(max_length=2000)
+    ends_at = serializers.DateTimeField(required=False, allow_null=True)
+
+
+class VersionedInput(StrictSerializer):
+    expected_version = serializers.IntegerField(required=False, min_value=1)
+
+
+class ApproveInput(VersionedInput):
+    note = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+class ReasonInput(VersionedInput):
+    reason = serializers.CharField(max_length=2000)
+
+
+class CredentialsInput(StrictSerializer):
+    duration_seconds = serializers.IntegerField(required=False, min_value=900, max_value=43200)
+
+
+class AssignInput(StrictSerializer):
+    user = serializers.EmailField(help_text="The staff member's email address.")
+
+
+class DeviceCodeInput(StrictSerializer):
+    client_name = serializers.CharField(max_length=100, required=False, default="pap")
+
+
+class DeviceTokenInput(StrictSerializer):
+    grant_type = serializers.CharField(max_length=100)
+    device_code = serializers.CharField(max_length=200)
+
+
+# --- outputs ---------------------------------------------------------------------------------
+
+
+class OrganisationRef(serializers.Serializer):
+    id = serializers.UUIDField()
+    slug = serializers.CharField()
+    name = serializers.CharField()
+    kind = serializers.CharField()
+
+
+class CatalogRoleOutput(serializers.ModelSerializer):
+    cloud_account_uid = serializers.CharField(source="cloud_account.account_uid")
+    policies = serializers.SerializerMethodField()
+
+    class Meta:
+        model = CatalogRole
+        fields = [
+            "id",
+            "role_name",
+            "description",
+            "cloud_account_uid",
+            "policies",
+            "max_session_duration",
+            "is_active",
+        ]
+
+    def get_policies(self, role: CatalogRole) -> list[str]:
+        return [str(policy.get("name", "")) for policy in role.policies or []]
+
+
+class DelegationOutput(serializers.ModelSerializer):
+    owner = OrganisationRef()
+    partner = OrganisationRef()
+    catalog_role = serializers.SerializerMethodField()
+    role_arn = serializers.CharField(source="managed_role.role_arn")
+    requested_by = serializers.SerializerMethodField()
+    decided_by = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Delegation
+        fields = [
+            "id",
+            "status",
+            "origin",
+            "owner",
+            "partner",
+            "catalog_role",
+            "role_arn",
+            "reason",
+            "requested_by",
+            "decided_by",
+            "decided_at",
+            "decision_reason",
+            "starts_at",
+            "ends_at",
+            "activated_at",
+            "ended_at",
+            "version",
+            "created_at",
+            "updated_at",
+        ]
+
+    def get_catalog_role(self, delegation: Delegation) -> dict[str, str]:
+        return {
+            "id": str(delegation.catalog_role_id),
+            "role_name": delegation.catalog_role.role_name,
+        }
+
+    def get_requested_by(self, delegation: Delegation) -> str | None:
+        return str(delegation.requested_by) if delegation.requested_by_id else None
+
+    def get_decided_by(self, delegation: Delegation) -> str | None:
+        return str(delegation.decided_by) if delegation.decided_by_id else None
+
+
+class AccessOutput(serializers.Serializer):
+    delegation = serializers.UUIDField(source="delegation.id")
+    owner = serializers.CharField(source="delegation.owner.slug")
+    owner_name = serializers.CharField(source="delegation.owner.name")
+    role_name = serializers.CharField(source="delegation.catalog_role.role_name")
+    role_arn = serializers.CharField(source="delegation.managed_role.role_arn")
+    status = serializers.CharField(source="delegation.status")
+    usable = serializers.BooleanField()
+    ends_at = serializers.DateTimeField(source="delegation.ends_at", allow_null=True)
+    switch_role_url = serializers.CharField()
+    max_duration_seconds = serializers.IntegerField(source="bounds.maximum")
+    policies = serializers.ListField(child=serializers.CharField())
+
+
+class CredentialsOutput(serializers.Serializer):
+    access_key_id = serializers.CharField()
+    access_key_secret = serializers.CharField()
+    security_token = serializers.CharField()
+    expiration = serializers.CharField()
+    region_id = serializers.CharField()
+    role_arn = serializers.CharField()
+    session_name = serializers.CharField()
+
+
+class AssignmentOutput(serializers.Serializer):
+    id = serializers.UUIDField()
+    user = serializers.EmailField(source="user.email")
+    created_at = serializers.DateTimeField(source="assigned_at", required=False)
+
+
+class AuditEventOutput(serializers.Serializer):
+    sequence = serializers.IntegerField()
+    occurred_at = serializers.DateTimeField()
+    action = serializers.CharField()
+    outcome = serializers.CharField()
+    actor = serializers.CharField(source="actor_label")
+    actor_organisation = serializers.CharField(source="actor_organisation_label")
+    target_type = serializers.CharField()
+    target_id = serializers.CharField()
+    target = serializers.CharField(source="target_label")
+    source = serializers.CharField()
+    request_id = serializers.CharField()
+    metadata = serializers.JSONField()
+
+
+class MeOutput(serializers.Serializer):
+    caller = serializers.CharField()
+    kind = serializers.CharField()
+    organisation = OrganisationRef()
+    role = serializers.CharField(allow_null=True)
+    scopes = serializers.ListField(child=serializers.CharField())
+    token_prefix = serializers.CharField()
+    token_expires_at = serializers.DateTimeField()
+
+
+class DeviceCodeOutput(serializers.Serializer):
+    device_code = serializers.CharField()
+    user_code = serializers.CharField()
+    verification_uri = serializers.CharField()
+    expires_in = serializers.IntegerField()
+    interval = serializers.IntegerField()
+
+
+class DeviceTokenOutput(serializers.Serializer):
+    access_token = serializers.CharField()
+    token_type = serializers.CharField()
+    expires_in = serializers.IntegerField()
+    scope = serializers.CharField()
+    organisation = serializers.CharField()
+
+
+class AccessReportRowOutput(serializers.Serializer):
+    kind = serializers.CharField()
+    who = serializers.CharField()
+    detail = serializers.CharField()
+    delegation_id = serializers.CharField()
+    partner_name = serializers.CharField()
+    partner_account_uid = serializers.CharField()
+    account_uid = serializers.CharField()
+    role_name = serializers.CharField()
+    approved_by = serializers.CharField()
+    approved_at = serializers.DateTimeField(allow_null=True)
+    access_from = serializers.DateTimeField(allow_null=True)
+    access_until = serializers.DateTimeField(allow_null=True)
+    residual_until = serializers.DateTimeField(allow_null=True)
+    ended_how = serializers.CharField()
+    credentials = serializers.IntegerField()
+    still_able = serializers.BooleanField()
+
+
+class AccessReportOutput(serializers.Serializer):
+    account_uid = serializers.CharField()
+    role_name = serializers.CharField()
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField()
+    generated_at = serializers.DateTimeField()
+    rows = AccessReportRowOutput(many=True)
+    per_person_data = serializers.BooleanField()
+    delegations_considered = serializers.IntegerField()
+
+
+class CloudAccountOutput(serializers.Serializer):
+    """The organisation's connected account; never its AccessKey (id or secret)."""
+
+    id = serializers.UUIDField()
+    account_uid = serializers.CharField()
+    alias = serializers.CharField()
+    region = serializers.CharField()
+    caller_arn = serializers.CharField()
+    verified_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()

@@ -1,0 +1,508 @@
+"""The REST API's endpoints: thin views over the pages' selectors and services.
+
+Every view checks the token's scope, the caller's role and organisation kind (`ApiView`),
+finds objects through the tenancy selectors (another organisation's id is 404) and calls the
+same service as the page; the services write the audit events, attributed to the token.
+"""
+
+import math
+from typing import Any, ClassVar
+
+from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
+from django.db.models import QuerySet
+from django.http import Http404
+from django.urls import reverse
+from django.views.decorators.debug import sensitive_variables
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import Organisation, User
+from accounts.permissions import ADMIN, AUDITOR, STAFF
+from api import selectors as api_selectors
+from api import serializers as s
+from api.base import ApiView
+from api.models import Scope
+from api.problems import ProblemException
+from core.ratelimit import rate_limit_consume
+from core.web import no_store, parse_uuid
+from delegations.catalog import partner_links
+from delegations.connection.selectors import cloud_account_of_organisation
+from delegations.lifecycle import selectors
+from delegations.lifecycle import services as lifecycle
+from delegations.models import CredentialIssuance, Delegation
+from delegations.partner import credentials as partner_credentials
+from delegations.partner import selectors as partner_selectors
+from delegations.partner import services as partner_services
+
+READERS = (ADMIN, AUDITOR)
+OWNER = Organisation.Kind.OWNER
+PARTNER = Organisation.Kind.PARTNER
+
+
+class Pagination(LimitOffsetPagination):
+    default_limit = 50
+    max_limit = 200
+
+
+def _paginated(view: APIView, request: Request, queryset: Any, serializer: Any) -> Response:
+    paginator = Pagination()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(serializer(page, many=True).data)
+
+
+def _by_id_or_name(queryset: QuerySet[Any], value: str, *, name_field: str) -> Any:
+    """A row of `queryset` (already scoped by a selector) named by its UUID or by name."""
+    try:
+        return queryset.get(pk=parse_uuid(value))
+    except (Http404, ObjectDoesNotExist):  # not a UUID, or no such id: try the name
+        match = queryset.filter(**{name_field: value}).first()
+    if match is None:
+        raise ProblemException("not-found", f"Nothing named {value!r}.", status_code=404)
+    return match
+
+
+# --- who am I --------------------------------------------------------------------------------
+
+
+class MeView(ApiView):
+    @extend_schema(responses=s.MeOutput, summary="The caller: organisation, role and scopes")
+    def get(self, request: Request) -> Response:
+        caller = self.caller
+        org = caller.organisation
+        return Response(
+            s.MeOutput(
+                {
+                    "caller": caller.label,
+                    "kind": "service_account" if caller.user is None else "person",
+                    "organisation": org,
+                    "role": caller.role,
+                    "scopes": sorted(caller.scopes),
+                    "token_prefix": caller.token.prefix,
+                    "token_expires_at": caller.token.expires_at,
+                }
+            ).data
+        )
+
+
+# --- delegations -----------------------------------------------------------------------------
+
+
+class DelegationListView(ApiView):
+    required_scopes: ClassVar[dict[str, str]] = {"GET": Scope.READ, "POST": Scope.REQUEST}
+    roles = None  # staff get a pointer to /access/ below
+
+    @extend_schema(
+        responses=s.DelegationOutput(many=True),
+        parameters=[
+            OpenApiParameter("status", str, description="Only this status."),
+            OpenApiParameter("partner", str, description="Owners: only this partner's (id)."),
+            OpenApiParameter("catalog_role", str, description="Owners: only this role's (id)."),
+            OpenApiParameter("limit", int),
+            OpenApiParameter("offset", int),
+        ],
+        summary="My organisation's delegations",
+    )
+    def get(self, request: Request) -> Response:
+        org = self.organisation
+        if self.caller.role == STAFF:
+            raise ProblemException(
+                "forbidden", "Staff see their own access at /api/v1/access/.", status_code=403
+            )
+        params = request.query_params
+        if org.is_owner:
+            queryset = selectors.delegations_for_owner(
+                owner=org,
+                partner_id=params.get("partner"),
+                catalog_role_id=params.get("catalog_role"),
+                status=params.get("status"),
+            )
+        else:
+            queryset = selectors.delegations_for_partner(partner=org)
+            wanted = params.get("status")
+            if wanted:
+                queryset = queryset.filter(status=wanted)
+        return _paginated(self, request, queryset, s.DelegationOutput)
+
+    @extend_schema(
+        request=s.RequestAccessInput,
+        responses={201: s.DelegationOutput},
+        summary="Request access (partner admins): a partner link code and a catalogue role",
+    )
+    def post(self, request: Request) -> Response:
+        if self.organisation.kind != PARTNER or self.caller.role != ADMIN:
+            raise ProblemException(
+                "forbidden", "Only a partner organisation's admins request access.", status_code=403
+            )
+        body = s.RequestAccessInput(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        partner = self.organisation
+        link = self._partner_link(partner, data)
+        roles = selectors.catalog_roles_grantable(owner=link.organisation)
+        role = _by_id_or_name(roles, data["catalog_role"], name_field="role_name")
+        delegation = lifecycle.delegation_request(
+            partner=partner,
+            requested_by=self.person,
+            partner_link=link,
+            catalog_role=role,
+            reason=data["reason"],
+            ends_at=data.get("ends_at"),
+        )
+        return self.created(s.DelegationOutput(delegation).data)
+
+    def _partner_link(self, partner: Organisation, data: dict[str, Any]) -> Any:
+        if data.get("owner"):
+            remembered = api_selectors.partner_link_remembered(
+                partner=partner, owner_slug=data["owner"]
+            )
+            if remembered is None:
+                raise ProblemException(
+                    "validation",
+                    "Your organisation has no valid partner link of this owner; ask them for "
+                    "a partner link code.",
+                    status_code=400,
+                    errors={"owner": ["No valid partner link; use a code."]},
+                )
+            return remembered
+        # Per partner organisation, before any code is looked at (as the request page does).
+        wait = rate_limit_consume(
+            scope="partner-link-code",
+            key=str(partner.pk),
+            rate=settings.PORTAL_PARTNER_LINK_CODE_RATE,
+        )
+        if wait is not None:
+            raise ProblemException(
+                "rate-limited",
+                f"Too many partner link codes tried; try again in {math.ceil(wait / 60)} minutes.",
+                status_code=429,
+            )
+        try:
+            return partner_links.partner_link_redeem(
+                code=data["partner_link_code"], partner=partner, user=self.person
+            )
+        except partner_links.PartnerLinkRefused as refusal:
+            raise ProblemException(
+                "validation",
+                str(refusal),
+                status_code=400,
+                errors={"partner_link_code": [str(refusal)]},
+            ) from None
+
+
+class DelegationDetailView(ApiView):
+    roles = READERS
+
+    @extend_schema(responses=s.DelegationOutput, summary="One delegation")
+    def get(self, request: Request, delegation_id: str) -> Response:
+        delegation = selectors.delegation_get_for_organisation(
+            organisation=self.organisation, delegation_id=delegation_id
+        )
+        return Response(s.DelegationOutput(delegation).data)
+
+
+class OfferView(ApiView):
+    required_scopes: ClassVar[dict[str, str]] = {"POST": Scope.DECIDE}
+    roles = (ADMIN,)
+    organisation_kind = OWNER
+    kind_refusal = "Only resource owner organisations offer access."
+
+    @extend_schema(request=s.OfferInput, responses={201: s.DelegationOutput}, summary="Offer")
+    def post(self, request: Request) -> Response:
+        body = s.OfferInput(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        owner = self.organisation
+        partner = _by_id_or_name(
+            selectors.partners_offerable(owner=owner), data["partner"], name_field="slug"
+        )
+        role = _by_id_or_name(
+            selectors.catalog_roles_grantable(owner=owner),
+            data["catalog_role"],
+            name_field="role_name",
+        )
+        delegation = lifecycle.delegation_offer(
+            owner=owner,
+            offered_by=self.person,
+            partner=partner,
+            catalog_role=role,
+            reason=data["reason"],
+            ends_at=data.get("ends_at"),
+            with_mfa=self.with_mfa,
+        )
+        return self.created(s.DelegationOutput(delegation).data)
+
+
+class _DelegationAction(ApiView):
+    """POST /delegations/<id>/<action>/: find the delegation through the tenancy selector,
+    call the service, answer the delegation as it is now."""
+
+    required_scopes: ClassVar[dict[str, str]] = {"POST": Scope.DECIDE}
+    roles = (ADMIN,)
+    organisation_kind: ClassVar[str | None] = OWNER
+    input_serializer: ClassVar[type[s.StrictSerializer]] = s.ReasonInput
+
+    def act(self, delegation: Delegation, data: dict[str, Any]) -> Delegation:
+        raise NotImplementedError
+
+    def post(self, request: Request, delegation_id: str) -> Response:
+        delegation = selectors.delegation_get_for_organisation(
+            organisation=self.organisation, delegation_id=delegation_id
+        )
+        body = self.input_serializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        result = self.act(delegation, dict(body.validated_data))
+        result = selectors.delegation_get_for_organisation(
+            organisation=self.organisation, delegation_id=result.pk
+        )
+        return Response(s.DelegationOutput(result).data)
+
+
+@extend_schema(request=s.ApproveInput, responses=s.DelegationOutput, summary="Approve")
+class ApproveView(_DelegationAction):
+    input_serializer = s.ApproveInput
+
+    def act(self, delegation: Delegation, data: dict[str, Any]) -> Delegation:
+        return lifecycle.delegation_approve(
+            delegation=delegation,
+            approved_by=self.person,
+            with_mfa=self.with_mfa,
+            note=data.get("note", ""),
+            expected_version=data.get("expected_version"),
+        )
+
+
+@extend_schema(request=s.ReasonInput, responses=s.DelegationOutput, summary="Reject")
+class RejectView(_DelegationAction):
+    def act(self, delegation: Delegation, data: dict[str, Any]) -> Delegation:
+        return lifecycle.delegation_reject(
+            delegation=delegation,
+            rejected_by=self.person,
+            reason=data["reason"],
+            expected_version=data.get("expected_version"),
+        )
+
+
+@extend_schema(request=s.ReasonInput, responses=s.DelegationOutput, summary="Revoke")
+class RevokeView(_DelegationAction):
+    def act(self, delegation: Delegation, data: dict[str, Any]) -> Delegation:
+        return lifecycle.delegation_revoke(
+            delegation=delegation,
+            revoked_by=self.person,
+            reason=data["reason"],
+            expected_version=data.get("expected_version"),
+        )
+
+
+@extend_schema(request=s.VersionedInput, responses=s.DelegationOutput, summary="Withdraw")
+class WithdrawView(_DelegationAction):
+    required_scopes: ClassVar[dict[str, str]] = {"POST": Scope.REQUEST}
+    organisation_kind = PARTNER
+    kind_refusal = "Only the requesting partner withdraws a request."
+    input_serializer = s.VersionedInput
+
+    def act(self, delegation: Delegation, data: dict[str, Any]) -> Delegation:
+        return lifecycle.delegation_withdraw(
+            delegation=delegation,
+            withdrawn_by=self.person,
+            expected_version=data.get("expected_version"),
+        )
+
+
+# --- catalogue and partner staff ------------------------------------------------------------
+
+
+class CatalogRoleListView(ApiView):
+    roles = READERS
+    organisation_kind = OWNER
+    kind_refusal = "Partners see an owner's roles through a partner link code, in the request."
+
+    @extend_schema(responses=s.CatalogRoleOutput(many=True), summary="The owner's catalogue")
+    def get(self, request: Request) -> Response:
+        queryset = selectors.catalog_roles_of_owner(owner=self.organisation)
+        return _paginated(self, request, queryset, s.CatalogRoleOutput)
+
+
+class CloudAccountListView(ApiView):
+    roles = READERS
+
+    @extend_schema(responses=s.CloudAccountOutput(many=True), summary="My connected accounts")
+    def get(self, request: Request) -> Response:
+        account = cloud_account_of_organisation(organisation=self.organisation)
+        return Response(s.CloudAccountOutput([account] if account else [], many=True).data)
+
+
+class AssignmentListView(ApiView):
+    required_scopes: ClassVar[dict[str, str]] = {"GET": Scope.READ, "POST": Scope.REQUEST}
+    roles = (ADMIN,)
+    organisation_kind = PARTNER
+    kind_refusal = "Only partner organisations assign their staff."
+
+    def _delegation(self, delegation_id: str) -> Delegation:
+        return partner_selectors.partner_delegation_get(
+            organisation=self.organisation, delegation_id=delegation_id
+        )
+
+    @extend_schema(responses=s.AssignmentOutput(many=True), summary="Staff assigned")
+    def get(self, request: Request, delegation_id: str) -> Response:
+        delegation = self._delegation(delegation_id)
+        open_ones = [
+            a
+            for a in partner_selectors.delegation_assignments(delegation=delegation)
+            if a.ended_at is None
+        ]
+        return Response(s.AssignmentOutput(open_ones, many=True).data)
+
+    @extend_schema(request=s.AssignInput, responses={201: s.AssignmentOutput}, summary="Assign")
+    def post(self, request: Request, delegation_id: str) -> Response:
+        delegation = self._delegation(delegation_id)
+        body = s.AssignInput(data=request.data)
+        body.is_valid(raise_exception=True)
+        staff = partner_selectors.assignable_staff(delegation=delegation)
+        user = staff.filter(email__iexact=body.validated_data["user"]).first()
+        if user is None:
+            raise ProblemException(
+                "validation",
+                "No unassigned staff member of your organisation has this address.",
+                status_code=400,
+                errors={"user": ["Not an assignable staff member."]},
+            )
+        assignment = partner_services.staff_assign(
+            delegation=delegation, user=user, assigned_by=self.person
+        )
+        return self.created(s.AssignmentOutput(assignment).data)
+
+
+class AssignmentDetailView(ApiView):
+    required_scopes: ClassVar[dict[str, str]] = {"DELETE": Scope.REQUEST}
+    roles = (ADMIN,)
+    organisation_kind = PARTNER
+
+    @extend_schema(responses={204: None}, summary="Unassign")
+    def delete(self, request: Request, delegation_id: str, assignment_id: str) -> Response:
+        delegation = partner_selectors.partner_delegation_get(
+            organisation=self.organisation, delegation_id=delegation_id
+        )
+        assignment = partner_selectors.assignment_get_for_partner(
+            organisation=self.organisation, delegation=delegation, assignment_id=assignment_id
+        )
+        partner_services.staff_unassign(assignment=assignment, unassigned_by=self.person)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- my access and credentials (partner staff) ----------------------------------------------
+
+
+def _no_access(
+    request: Request, *, user: User, organisation: Organisation, delegation_id: str
+) -> ProblemException:
+    denial = api_selectors.access_denial(
+        user=user, organisation=organisation, delegation_id=delegation_id
+    )
+    return ProblemException(
+        "no-access",
+        denial.detail,
+        status_code=404 if denial.reason == "none" else 403,
+        reason=denial.reason,
+        delegation_status=denial.status,
+        request_url=request.build_absolute_uri(reverse("delegations:request")),
+    )
+
+
+class _StaffView(ApiView):
+    roles = (STAFF,)
+    organisation_kind = PARTNER
+    kind_refusal = "Only partner staff have access to use."
+
+    def assignment(self, request: Request, delegation_id: str) -> Any:
+        try:
+            return partner_selectors.my_assignment_get(
+                user=self.person, organisation=self.organisation, delegation_id=delegation_id
+            )
+        except Http404:
+            raise _no_access(
+                request,
+                user=self.person,
+                organisation=self.organisation,
+                delegation_id=delegation_id,
+            ) from None
+
+
+class AccessListView(_StaffView):
+    @extend_schema(responses=s.AccessOutput(many=True), summary="My access (partner staff)")
+    def get(self, request: Request) -> Response:
+        items = partner_selectors.my_access(user=self.person, organisation=self.organisation)
+        return Response(s.AccessOutput(items, many=True).data)
+
+
+class AccessDetailView(_StaffView):
+    @extend_schema(responses=s.AccessOutput, summary="One of my accesses")
+    def get(self, request: Request, delegation_id: str) -> Response:
+        assignment = self.assignment(request, delegation_id)
+        item = partner_selectors.my_access_item(assignment=assignment)
+        if not item.usable:
+            raise _no_access(
+                request,
+                user=self.person,
+                organisation=self.organisation,
+                delegation_id=delegation_id,
+            )
+        return Response(s.AccessOutput(item).data)
+
+
+class CredentialsView(_StaffView):
+    required_scopes: ClassVar[dict[str, str]] = {"POST": Scope.CREDENTIALS}
+
+    @extend_schema(
+        request=s.CredentialsInput, responses={201: s.CredentialsOutput}, summary="STS credentials"
+    )
+    @sensitive_variables("issued", "credentials", "data")
+    def post(self, request: Request, delegation_id: str) -> Response:
+        assignment = self.assignment(request, delegation_id)
+        body = s.CredentialsInput(data=request.data)
+        body.is_valid(raise_exception=True)
+        # The same per-person budget as the credentials page: the API is another way in.
+        wait = rate_limit_consume(
+            scope="credentials-page",
+            key=str(self.person.pk),
+            rate=settings.PORTAL_CREDENTIALS_PAGE_RATE,
+        )
+        if wait is not None:
+            raise ProblemException(
+                "rate-limited",
+                f"Too many credentials requested; try again in {int(wait)} seconds.",
+                status_code=429,
+            )
+        bounds = partner_credentials.credential_duration_bounds(delegation=assignment.delegation)
+        duration = body.validated_data.get("duration_seconds") or bounds.maximum
+        try:
+            issued = partner_credentials.credentials_issue(
+                assignment=assignment,
+                user=self.person,
+                duration_seconds=str(duration),
+                via=CredentialIssuance.Via.API,
+            )
+        except partner_credentials.CredentialRefused as refusal:
+            if refusal.code in ("NotAssigned", "DelegationNotActive", "NotStaff"):
+                raise _no_access(
+                    request,
+                    user=self.person,
+                    organisation=self.organisation,
+                    delegation_id=delegation_id,
+                ) from None
+            raise
+        credentials = issued.credentials
+        data = {
+            "access_key_id": credentials.access_key_id,
+            "access_key_secret": credentials.access_key_secret,
+            "security_token": credentials.security_token,
+            "expiration": issued.expiration_text,
+            "region_id": issued.region_id,
+            "role_arn": issued.delegation.managed_role.role_arn,
+            "session_name": issued.issuance.session_name,
+        }
+        return no_store(Response(data, status=status.HTTP_201_CREATED), secret=True)

@@ -1,0 +1,5 @@
+import sys
+
+from pap.main import main
+
+sys.exit(main())

@@ -1,0 +1,96 @@
+"""The portal's REST API over urllib: JSON in, JSON out, problem+json turned into PapError."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from pap import __version__
+from pap.errors import FAILED, FORBIDDEN, NO_ACCESS, NOT_SIGNED_IN, UNREACHABLE, PapError
+
+TIMEOUT_SECONDS = 30
+USER_AGENT = f"pap/{__version__}"
+
+
+def _status_for(problem_type: str, status: int) -> int:
+    slug = problem_type.rsplit("/", 1)[-1]
+    if status == 401 or slug == "unauthenticated":
+        return NOT_SIGNED_IN
+    if slug == "no-access":
+        return NO_ACCESS
+    if status == 403:
+        return FORBIDDEN
+    return FAILED
+
+
+def _words(messages: Any) -> str:
+    return " ".join(map(str, messages)) if isinstance(messages, list) else str(messages)
+
+
+class Portal:
+    def __init__(self, base_url: str, token: str = "") -> None:
+        if not base_url:
+            raise PapError(
+                "No portal configured: run pap login --portal URL.", status=NOT_SIGNED_IN
+            )
+        parsed = urllib.parse.urlsplit(base_url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise PapError(f"{base_url!r} is not an http(s) URL.", status=FAILED)
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        # No proxies from the environment for a loopback portal (tests, make run).
+        handlers: list[Any] = []
+        if parsed.hostname in ("127.0.0.1", "localhost", "::1"):
+            handlers.append(urllib.request.ProxyHandler({}))
+        self._opener = urllib.request.build_opener(*handlers)
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}{path}"
+
+    def call(self, method: str, path: str, body: Any = None, *, auth: bool = True) -> Any:
+        data = None if body is None else json.dumps(body).encode("utf-8")
+        request = urllib.request.Request(self.url(path), data=data, method=method)  # noqa: S310
+        request.add_header("Accept", "application/json")
+        request.add_header("User-Agent", USER_AGENT)
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        if auth:
+            if not self.token:
+                raise PapError("You are not signed in: run pap login.", status=NOT_SIGNED_IN)
+            request.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with self._opener.open(request, timeout=TIMEOUT_SECONDS) as response:
+                raw = response.read()
+                return json.loads(raw) if raw else None
+        except urllib.error.HTTPError as error:
+            return self._error(error)
+        except (TimeoutError, urllib.error.URLError, ConnectionError) as error:
+            reason = getattr(error, "reason", error)
+            raise PapError(
+                f"Cannot reach the portal at {self.base_url} ({reason}).", status=UNREACHABLE
+            ) from None
+
+    def _error(self, error: urllib.error.HTTPError) -> Any:
+        raw = error.read()
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:
+            body = {}
+        if not isinstance(body, dict):
+            body = {}
+        if "error" in body and "type" not in body:
+            return {"_oauth_error": body.get("error"), **body}  # the device flow's answers
+        detail = str(body.get("detail") or error.reason or "error")
+        problem_type = str(body.get("type") or "")
+        hint = str(body.get("request_url") or "")
+        errors = body.get("errors")
+        if isinstance(errors, dict):
+            detail += " " + "; ".join(
+                f"{field}: {_words(messages)}" for field, messages in errors.items()
+            )
+        if error.code == 401:
+            detail += " Run pap login."
+        raise PapError(detail.strip(), status=_status_for(problem_type, error.code), hint=hint)

@@ -1,0 +1,399 @@
+"""pap's commands. Every failure is one line on stderr and a distinct exit status
+(`pap.errors`); with no usable access the line says why and where to request it."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import webbrowser
+from pathlib import Path
+from typing import Any
+
+from pap import formats
+from pap.client import Portal
+from pap.errors import FAILED, NO_ACCESS, OK, USAGE, PapError
+from pap.store import Config, cache_path, read_json, write_private
+
+EXPIRATION_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+CACHE_MARGIN = dt.timedelta(minutes=5)
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+_DURATION = re.compile(r"\A(?P<number>[0-9]{1,6})(?P<unit>[smhd]?)\Z")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> int:
+    match = _DURATION.match((text or "").strip().lower())
+    if not match:
+        raise PapError(f"{text!r} is not a duration like 900s, 45m, 1h or 8h.", status=USAGE)
+    return int(match["number"]) * _UNITS[match["unit"]]
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text + "\n")
+
+
+def _portal(config: Config, override: str | None = None) -> Portal:
+    return Portal(override or os.environ.get("PAP_PORTAL") or config.portal, config.token)
+
+
+# --- login -----------------------------------------------------------------------------------
+
+
+def cmd_login(args: argparse.Namespace, config: Config) -> int:
+    portal = Portal(args.portal or os.environ.get("PAP_PORTAL") or config.portal)
+    codes = portal.call("POST", "/api/v1/device/code/", {"client_name": "pap"}, auth=False)
+    sys.stderr.write(
+        f"To sign in, open {codes['verification_uri']}\nand enter the code {codes['user_code']}"
+        f" (valid {codes['expires_in'] // 60} minutes).\n"
+    )
+    sys.stderr.flush()
+    if not args.no_browser:
+        webbrowser.open(codes["verification_uri"])
+    interval = max(int(codes.get("interval", 5)), 1)
+    deadline = time.monotonic() + int(codes["expires_in"])
+    while time.monotonic() < deadline:
+        time.sleep(interval)
+        answer = portal.call(
+            "POST",
+            "/api/v1/device/token/",
+            {"grant_type": DEVICE_GRANT, "device_code": codes["device_code"]},
+            auth=False,
+        )
+        error = answer.get("_oauth_error") if isinstance(answer, dict) else None
+        if error == "authorization_pending":
+            continue
+        if error == "slow_down":
+            interval += 5
+            continue
+        if error:
+            raise PapError(
+                f"Sign-in failed: {answer.get('error_description') or error}.", status=FAILED
+            )
+        where = config.save(portal=portal.base_url, token=answer["access_token"])
+        _out(
+            f"Signed in to {portal.base_url} for {answer['organisation']} "
+            f"(scopes: {answer['scope']}); the token is kept in {where}."
+        )
+        return OK
+    raise PapError("The code expired before it was confirmed; run pap login again.")
+
+
+def cmd_logout(args: argparse.Namespace, config: Config) -> int:
+    config.forget()
+    _out("Signed out on this computer (the token still exists in the portal until revoked).")
+    return OK
+
+
+# --- access and requests ---------------------------------------------------------------------
+
+
+def _access(portal: Portal) -> list[dict[str, Any]]:
+    return list(portal.call("GET", "/api/v1/access/"))
+
+
+def _resolve(portal: Portal, wanted: str) -> dict[str, Any]:
+    """The access `wanted` names: its delegation id, `owner/role`, or a role name of one."""
+    items = _access(portal)
+    for item in items:
+        if wanted in (item["delegation"], f"{item['owner']}/{item['role_name']}"):
+            return item
+    by_role = [item for item in items if item["role_name"] == wanted]
+    if len(by_role) == 1:
+        return by_role[0]
+    if len(by_role) > 1:
+        raise PapError(f"{wanted!r} names several accesses; use owner/role.", status=USAGE)
+    if re.fullmatch(r"[0-9a-f-]{36}", wanted):
+        # Not in my usable list: the portal says why (ended, not assigned, none).
+        portal.call("GET", f"/api/v1/access/{wanted}/")
+    raise PapError(
+        f"You have no access named {wanted!r}.",
+        status=NO_ACCESS,
+        hint=portal.url("/delegations/my-access/"),
+    )
+
+
+def _usable(portal: Portal, item: dict[str, Any]) -> dict[str, Any]:
+    if not item["usable"]:
+        # Ask for it by id: the portal's answer says why (expired, revoked, not assigned).
+        portal.call("GET", f"/api/v1/access/{item['delegation']}/")
+        raise PapError(f"{item['owner']}/{item['role_name']} is not usable now.", status=NO_ACCESS)
+    return item
+
+
+def _print_table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        _out("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def _organisation_access(portal: Portal, args: argparse.Namespace) -> int:
+    """Admins and auditors: their organisation's active delegations."""
+    page = portal.call("GET", "/api/v1/delegations/?status=active&limit=200")
+    items = page["results"]
+    if args.json:
+        _out(json.dumps(items, indent=2))
+        return OK
+    if not items:
+        _out("Your organisation has no active delegations.")
+        return NO_ACCESS
+    rows = [("DELEGATION", "OWNER/ROLE", "PARTNER", "ENDS")]
+    rows += [
+        (
+            item["id"],
+            f"{item['owner']['slug']}/{item['catalog_role']['role_name']}",
+            item["partner"]["slug"],
+            item["ends_at"] or "-",
+        )
+        for item in items
+    ]
+    _print_table(rows)
+    return OK
+
+
+def cmd_access(args: argparse.Namespace, config: Config) -> int:
+    portal = _portal(config)
+    me = portal.call("GET", "/api/v1/me/")
+    if me.get("role") != "staff":
+        return _organisation_access(portal, args)
+    items = _access(portal)
+    if args.json:
+        _out(json.dumps(items, indent=2))
+        return OK
+    if not items:
+        _out("You have no access assigned. Ask your organisation's admin.")
+        return NO_ACCESS
+    rows = [("DELEGATION", "OWNER/ROLE", "STATUS", "ENDS")]
+    for item in items:
+        rows.append(
+            (
+                item["delegation"],
+                f"{item['owner']}/{item['role_name']}",
+                item["status"] if item["usable"] else f"{item['status']} (not usable)",
+                item["ends_at"] or "-",
+            )
+        )
+    _print_table(rows)
+    return OK
+
+
+def cmd_request(args: argparse.Namespace, config: Config) -> int:
+    portal = _portal(config)
+    body: dict[str, Any] = {"catalog_role": args.role, "reason": args.reason}
+    if args.code:
+        body["partner_link_code"] = args.code
+    else:
+        body["owner"] = args.owner
+    if args.duration:
+        ends = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=parse_duration(args.duration))
+        body["ends_at"] = ends.strftime(EXPIRATION_FORMAT)
+    delegation = portal.call("POST", "/api/v1/delegations/", body)
+    _out(
+        f"Requested {delegation['catalog_role']['role_name']} from {delegation['owner']['name']}: "
+        f"{portal.url('/delegations/' + delegation['id'] + '/')}"
+    )
+    return OK
+
+
+# --- credentials -----------------------------------------------------------------------------
+
+
+def _cached(delegation_id: str) -> dict[str, Any] | None:
+    data = read_json(cache_path(delegation_id))
+    if not data:
+        return None
+    try:
+        expires = dt.datetime.strptime(data["expiration"], EXPIRATION_FORMAT).replace(tzinfo=dt.UTC)
+    except (KeyError, ValueError):
+        return None
+    return data if expires - CACHE_MARGIN > dt.datetime.now(dt.UTC) else None
+
+
+def credentials_for(
+    config: Config, wanted: str, *, duration: str | None, cache: bool
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The access item and fresh credentials for it (from the 0600 cache with `cache`, until
+    five minutes before they expire)."""
+    portal = _portal(config)
+    item = _usable(portal, _resolve(portal, wanted))
+    delegation_id = item["delegation"]
+    if cache:
+        hit = _cached(delegation_id)
+        if hit is not None:
+            return item, hit
+    body = {"duration_seconds": parse_duration(duration)} if duration else {}
+    credentials = portal.call("POST", f"/api/v1/access/{delegation_id}/credentials/", body)
+    if cache:
+        write_private(cache_path(delegation_id), json.dumps(credentials))
+    return item, credentials
+
+
+def cmd_credentials(args: argparse.Namespace, config: Config) -> int:
+    _item, credentials = credentials_for(
+        config, args.delegation, duration=args.duration, cache=args.cache
+    )
+    _out(formats.render(credentials, args.format))
+    return OK
+
+
+def cmd_exec(args: argparse.Namespace, config: Config) -> int:
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise PapError("Give the command to run after --.", status=USAGE)
+    _item, credentials = credentials_for(
+        config, args.delegation, duration=args.duration, cache=args.cache
+    )
+    env = {**os.environ, **formats.env_vars(credentials)}
+    if credentials.get("region_id"):
+        env.setdefault("ALIBABA_CLOUD_REGION_ID", credentials["region_id"])
+    try:
+        return subprocess.run(command, env=env, check=False).returncode  # noqa: S603
+    except FileNotFoundError:
+        raise PapError(f"{command[0]}: command not found.", status=FAILED) from None
+
+
+def cmd_console(args: argparse.Namespace, config: Config) -> int:
+    portal = _portal(config)
+    item = _usable(portal, _resolve(portal, args.delegation))
+    url = item["switch_role_url"]
+    if not url:
+        raise PapError("The portal has no console link for this access.")
+    _out(url)
+    if not args.print_only:
+        webbrowser.open(url)
+    return OK
+
+
+# --- the aliyun CLI profile ------------------------------------------------------------------
+
+
+def _pap_command() -> str:
+    """How the aliyun CLI should run this pap: the console script when installed, else the
+    module through this Python."""
+    installed = shutil.which("pap")
+    if installed and Path(sys.argv[0]).name == "pap":
+        return shlex.quote(installed)
+    return f"{shlex.quote(sys.executable)} -m pap"
+
+
+def cmd_configure_aliyun(args: argparse.Namespace, config: Config) -> int:
+    portal = _portal(config)
+    item = _usable(portal, _resolve(portal, args.delegation))
+    path = Path(args.aliyun_config).expanduser()
+    existing = read_json(path) or {"current": args.profile, "profiles": [], "meta_path": ""}
+    profiles = existing.get("profiles")
+    if not isinstance(profiles, list):
+        raise PapError(f"{path} has no list of profiles; fix it first.", status=FAILED)
+    command = f"{_pap_command()} credentials {item['delegation']} --format aliyun-external --cache"
+    profile = {
+        "name": args.profile,
+        "mode": "External",
+        "process_command": command,
+        "region_id": args.region,
+        "output_format": "json",
+        "language": "en",
+    }
+    kept = [p for p in profiles if not (isinstance(p, dict) and p.get("name") == args.profile)]
+    existing["profiles"] = [*kept, profile]
+    existing.setdefault("current", args.profile)
+    if path.exists():
+        backup = path.with_name(path.name + ".bak")
+        write_private(backup, path.read_text(encoding="utf-8"))
+    write_private(path, json.dumps(existing, indent=2) + "\n")
+    _out(
+        f"Profile {args.profile!r} in {path} now gets credentials for "
+        f"{item['owner']}/{item['role_name']} from pap. Try: aliyun --profile {args.profile} "
+        "ecs DescribeRegions"
+    )
+    return OK
+
+
+# --- the command line ------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pap", description="The Partner Access Portal from the terminal."
+    )
+    sub = parser.add_subparsers(dest="command_name", required=True)
+
+    login = sub.add_parser("login", help="sign in through the browser (device flow)")
+    login.add_argument("--portal", help="the portal's URL, e.g. https://access.example.com")
+    login.add_argument("--no-browser", action="store_true", help="only print the URL")
+    login.set_defaults(run=cmd_login)
+
+    sub.add_parser("logout", help="forget the sign-in on this computer").set_defaults(
+        run=cmd_logout
+    )
+
+    access = sub.add_parser("access", help="my active delegations and assignments")
+    access.add_argument("--json", action="store_true")
+    access.set_defaults(run=cmd_access)
+
+    request = sub.add_parser("request", help="request access (partner admins)")
+    owner = request.add_mutually_exclusive_group(required=True)
+    owner.add_argument("--code", help="the owner's partner link code")
+    owner.add_argument("--owner", help="an owner your organisation reached with a code before")
+    request.add_argument("--role", required=True, help="the catalogue role's name or id")
+    request.add_argument("--reason", required=True)
+    request.add_argument("--for", dest="duration", help="how long, e.g. 8h or 30d")
+    request.set_defaults(run=cmd_request)
+
+    def access_argument(command: argparse.ArgumentParser) -> None:
+        command.add_argument("delegation", help="delegation id, owner/role, or role name")
+
+    credentials = sub.add_parser("credentials", help="temporary STS credentials")
+    access_argument(credentials)
+    credentials.add_argument("--duration", help="e.g. 15m or 1h (default: the longest allowed)")
+    credentials.add_argument("--format", choices=formats.FORMATS, default="env")
+    credentials.add_argument(
+        "--cache", action="store_true", help="reuse them (0600 file) until 5 minutes before expiry"
+    )
+    credentials.set_defaults(run=cmd_credentials)
+
+    configure = sub.add_parser("configure-aliyun", help="an aliyun CLI profile in External mode")
+    access_argument(configure)
+    configure.add_argument("--profile", required=True)
+    configure.add_argument("--region", default="cn-hangzhou")
+    configure.add_argument(
+        "--aliyun-config",
+        default=os.environ.get("PAP_ALIYUN_CONFIG", "~/.aliyun/config.json"),
+        help="the aliyun CLI's config file",
+    )
+    configure.set_defaults(run=cmd_configure_aliyun)
+
+    run = sub.add_parser("exec", help="run a command with ALIBABA_CLOUD_* credentials set")
+    access_argument(run)
+    run.add_argument("--duration")
+    run.add_argument("--cache", action="store_true")
+    run.add_argument("command", nargs=argparse.REMAINDER)
+    run.set_defaults(run=cmd_exec)
+
+    console = sub.add_parser("console", help="open the console as this role")
+    access_argument(console)
+    console.add_argument("--print", dest="print_only", action="store_true")
+    console.set_defaults(run=cmd_console)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args, Config()))
+    except PapError as error:
+        sys.stderr.write(f"pap: {error.message}\n")
+        if error.hint:
+            sys.stderr.write(f"pap: request access at {error.hint}\n")
+        return error.status
+    except KeyboardInterrupt:
+        sys.stderr.write("pap: interrupted\n")
+        return 130

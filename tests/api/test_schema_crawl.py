@@ -1,0 +1,103 @@
+"""The API's tenant crawl: the OpenAPI schema is generated and validated, then every
+operation in it is called as every persona of companies A and B with ids of another
+organisation's objects. A foreign id answers exactly as a missing id does, nothing answers
+5xx, every error is problem+json, no answer shows the foreign data, and the foreign objects
+are unchanged afterwards."""
+
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from drf_spectacular.generators import SchemaGenerator
+
+from accounts.models import Organisation, User
+from api.problems import PROBLEM_CONTENT_TYPE
+from tests.api.conftest import ALL_SCOPES, Api
+
+# The foreign world of the pages' own crawl: company C's delegation to D, a link, a finding.
+from tests.delegations.test_isolation import FOREIGN_MARKERS, foreign, snapshot  # noqa: F401
+
+pytestmark = pytest.mark.django_db
+MISSING = str(uuid.UUID(int=0))
+PERSONAS = ["owner_admin", "auditor", "partner_admin", "partner_staff"]
+
+
+def test_the_schema_validates_without_warnings(tmp_path: Path) -> None:
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "s.yml"))
+
+
+def operations() -> list[tuple[str, str]]:
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    found = []
+    for path, methods in schema["paths"].items():
+        for method in methods:
+            if method in ("get", "post", "put", "patch", "delete"):
+                found.append((path, method))
+    return found
+
+
+def test_the_crawl_covers_every_operation() -> None:
+    paths = {path for path, _ in operations()}
+    assert "/api/v1/delegations/{delegation_id}/approve/" in paths
+    assert "/api/v1/access/{delegation_id}/credentials/" in paths
+    assert len(operations()) >= 18
+
+
+def _fill(path: str, value: str) -> str:
+    return path.replace("{delegation_id}", value).replace("{assignment_id}", value)
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+def test_every_operation_as_every_persona_with_foreign_ids(
+    request: pytest.FixtureRequest,
+    foreign: dict,  # noqa: F811
+    persona: str,
+    requested: object,
+    make_token: Callable[..., str],
+    decisions_on: None,
+    company_d: Organisation,
+) -> None:
+    user: User = request.getfixturevalue(persona)
+    client = Api(make_token(user, scopes=ALL_SCOPES, with_mfa=True))
+    before = snapshot(foreign)
+    delegation = foreign["delegation"]
+    body = {
+        "reason": "crawl",
+        "partner": company_d.slug,
+        "catalog_role": str(delegation.catalog_role_id),
+        "user": "staff@delta-foreign.example",
+        "partner_link_code": "AAAAA-BBBBB-CCCCC-DDDDD",
+    }
+    failures = []
+    for path, method in operations():
+        call = getattr(client, method)
+        if "{" in path:
+            missing = (
+                call(_fill(path, MISSING)) if method != "post" else call(_fill(path, MISSING), body)
+            )
+            ids = [str(delegation.pk), str(foreign["link"].pk)]
+            answers = [
+                call(_fill(path, foreign_id))
+                if method != "post"
+                else call(_fill(path, foreign_id), body)
+                for foreign_id in ids
+            ]
+        else:
+            missing = None
+            answers = [call(path) if method != "post" else call(path, body)]
+        for answer in answers:
+            text = answer.content.decode(errors="replace")
+            leaked = [marker for marker in FOREIGN_MARKERS if marker in text]
+            wrong = missing is not None and answer.status_code != missing.status_code
+            not_problem = (
+                answer.status_code >= 400
+                and path.startswith("/api/v1/")
+                and "/device/" not in path
+                and answer["Content-Type"] != PROBLEM_CONTENT_TYPE
+            )
+            if answer.status_code >= 500 or leaked or wrong or not_problem:
+                failures.append((method, path, answer.status_code, leaked))
+    assert not failures, failures
+    assert snapshot(foreign) == before
