@@ -500,3 +500,21 @@ class AuditAction(StrEnum):
         "credentials.uri_unknown",
         ActionInfo(_OTHER, "Someone presented a credentials URI key the portal does not know."),
     )
+
+    # --- activity from ActionTrail (activity) -----------------------------------------------
+    ACTIVITY_INGESTION_BLOCKED = (
+        "activity.ingestion_blocked",
+        ActionInfo(
+            _OTHER,
+            "ActionTrail refused the owner's key (a permission is missing): ingestion of the "
+            "account's activity waits for a key that has it.",
+        ),
+    )
+    ACTIVITY_ALERT_RAISED = (
+        "activity.alert_raised",
+        ActionInfo(
+            _OTHER,
+            "Partner activity under a delegation raised alerts (denied calls, use after the "
+            "end, writes under a read-only role, sessions the portal never issued).",
+        ),
+    )

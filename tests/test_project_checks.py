@@ -68,7 +68,17 @@ def test_production_settings_pass_the_deploy_check() -> None:
 
 # --- the floor plan: import contracts and budgets -------------------------------------------
 # The portal's own packages (tests, benchmarks and cloudsim are not the portal).
-PORTAL_PACKAGES = ("accounts", "audit", "auditor", "cloud", "core", "delegations", "demo", "portal")
+PORTAL_PACKAGES = (
+    "accounts",
+    "activity",
+    "audit",
+    "auditor",
+    "cloud",
+    "core",
+    "delegations",
+    "demo",
+    "portal",
+)
 PROJECT_PACKAGES = (*PORTAL_PACKAGES, "cloudsim", "tests", "benchmarks")
 # delegations is split into rooms (its sub-packages); any other folder is one room.
 SPLIT_FOLDERS = ("delegations",)

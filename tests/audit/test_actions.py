@@ -12,7 +12,17 @@ from audit.actions import ACTION_RE, TITLE_FIELDS, Access, AuditAction, Category
 from auditor.presentation import classify_access_event, describe_event
 
 ROOT = Path(__file__).resolve().parents[2]
-PORTAL_PACKAGES = ("accounts", "audit", "auditor", "cloud", "core", "delegations", "demo", "portal")
+PORTAL_PACKAGES = (
+    "accounts",
+    "activity",
+    "audit",
+    "auditor",
+    "cloud",
+    "core",
+    "delegations",
+    "demo",
+    "portal",
+)
 
 
 def event(action: str, **fields: object) -> SimpleNamespace:

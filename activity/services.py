@@ -1,0 +1,318 @@
+"""Ingesting ActionTrail into the portal: incremental, exactly once, resumable, paced.
+
+`activity_ingest_account` reads one owner account's events from its cursor (less an overlap
+window, since ActionTrail delivers minutes late) up to now, page by page. Each page is stored
+in its own transaction, new event ids only (a unique constraint backs it), so a crash between
+pages loses nothing and duplicates nothing: the cursor moves only after the last page, and the
+next run reads the same window again. Throttling and server errors are retried with backoff in
+place; a key without `actiontrail:LookupEvents` stops that account's ingestion with one clear
+message (and one audit event) until the owner connects a key that has it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.emails import send_templated_email
+from accounts.models import Membership
+from activity.attribution import Attributor, read_only_intended
+from activity.events import UnusableEvent, parse_event
+from activity.models import ActivityCursor, ActivityEvent
+from audit.actions import AuditAction
+from audit.services import audit_record
+from cloud.actiontrail import ActionTrailClient, EventPage
+from cloud.errors import CloudError, ErrorCategory
+from delegations.connection.services import cloud_account_credentials
+from delegations.models import CloudAccount, Delegation
+
+logger = logging.getLogger(__name__)
+
+ACTIONTRAIL_RETENTION = timedelta(days=90)
+PAGE_ATTEMPTS = 4
+MAX_PAGES_PER_RUN = 20_000
+MISSING_PERMISSION_MESSAGE = (
+    "The owner's AccessKey may not read ActionTrail: grant it actiontrail:LookupEvents "
+    "(see docs/ram-policies/owner-portal.json), then connect the key again."
+)
+
+
+class Alert:
+    DENIED = "denied"
+    AFTER_END = "after_end"
+    WRITE_READ_ONLY = "write_read_only"
+    UNKNOWN_SESSION = "unknown_session"
+
+    LABELS = {
+        DENIED: "denied call",
+        AFTER_END: "call after the grant ended",
+        WRITE_READ_ONLY: "write under a read-only role",
+        UNKNOWN_SESSION: "session the portal never issued",
+    }
+
+
+@dataclass
+class IngestReport:
+    status: str  # "done" | "blocked" | "failed" | "skipped"
+    pages: int = 0
+    seen: int = 0
+    stored: int = 0
+    message: str = ""
+
+
+def _alerts_for(row: ActivityEvent, delegation: Delegation | None) -> list[str]:
+    alerts = []
+    if row.outcome == ActivityEvent.Outcome.DENIED:
+        alerts.append(Alert.DENIED)
+    if row.via == ActivityEvent.Via.UNKNOWN:
+        alerts.append(Alert.UNKNOWN_SESSION)
+    if delegation is not None:
+        if delegation.ended_at is not None and row.event_time > delegation.ended_at:
+            alerts.append(Alert.AFTER_END)
+        if (
+            row.event_rw == "Write"
+            and row.outcome == ActivityEvent.Outcome.ALLOWED
+            and read_only_intended(delegation)
+        ):
+            alerts.append(Alert.WRITE_READ_ONLY)
+    return alerts
+
+
+def _rows_for_page(
+    *, cloud_account: CloudAccount, events: list[dict], attributor: Attributor
+) -> list[ActivityEvent]:
+    rows = []
+    for event in events:
+        try:
+            parsed = parse_event(event)
+        except UnusableEvent as unusable:
+            logger.warning("ActionTrail event without a usable %s skipped", unusable)
+            continue
+        fields = parsed.fields
+        # Only partner sessions in roles the portal manages are activity; the owner's own calls
+        # (and its console) stay in ActionTrail.
+        if fields["identity_type"] != "assumed-role":
+            continue
+        found = attributor.attribute(
+            role_name=fields["role_name"],
+            session_name=fields["session_name"],
+            access_key_id=fields["access_key_id"],
+            partner_uid=fields["partner_account_uid"],
+            moment=parsed.event_time,
+        )
+        if found.via == ActivityEvent.Via.OTHER:
+            continue
+        row = ActivityEvent(
+            cloud_account=cloud_account,
+            event_id=parsed.event_id,
+            event_time=parsed.event_time,
+            delegation=found.delegation,
+            person=found.person,
+            person_label=found.person_label[:255],
+            via=found.via,
+            problems=parsed.problems,
+            **fields,
+        )
+        row.alerts = _alerts_for(row, found.delegation)
+        rows.append(row)
+    return rows
+
+
+def _store_page(*, cloud_account: CloudAccount, rows: list[ActivityEvent]) -> list[ActivityEvent]:
+    """The rows not stored before (by event id), stored now; returns those."""
+    ids = {row.event_id for row in rows}
+    with transaction.atomic():
+        known = set(
+            ActivityEvent.objects.filter(cloud_account=cloud_account, event_id__in=ids).values_list(
+                "event_id", flat=True
+            )
+        )
+        fresh: dict[str, ActivityEvent] = {}
+        for row in rows:
+            if row.event_id not in known:
+                fresh.setdefault(row.event_id, row)
+        ActivityEvent.objects.bulk_create(fresh.values(), ignore_conflicts=True)
+    return list(fresh.values())
+
+
+def _fetch_page(
+    *,
+    client: ActionTrailClient,
+    start: datetime,
+    end: datetime,
+    token: str | None,
+    sleep: Callable[[float], None],
+) -> EventPage:
+    for attempt in range(1, PAGE_ATTEMPTS + 1):
+        try:
+            return client.lookup_events(start=start, end=end, next_token=token)
+        except CloudError as error:
+            if error.permanent or attempt == PAGE_ATTEMPTS:
+                raise
+            wait = max(0.5 * 2 ** (attempt - 1), (error.retry_after_ms or 0) / 1000)
+            logger.info("LookupEvents %s: retrying in %.1f s", error.code, wait)
+            sleep(wait)
+    raise AssertionError("unreachable")
+
+
+def _block(cursor: ActivityCursor, error: CloudError) -> None:
+    cloud_account = cursor.cloud_account
+    with transaction.atomic():
+        cursor = ActivityCursor.objects.select_for_update().get(pk=cursor.pk)
+        if cursor.blocked_key_fingerprint == cloud_account.secret_fingerprint:
+            return
+        cursor.blocked_key_fingerprint = cloud_account.secret_fingerprint
+        cursor.last_error_code = error.code or ""
+        cursor.last_error_message = MISSING_PERMISSION_MESSAGE
+        cursor.save(
+            update_fields=["blocked_key_fingerprint", "last_error_code", "last_error_message"]
+        )
+        audit_record(
+            action=AuditAction.ACTIVITY_INGESTION_BLOCKED,
+            organisation=cloud_account.organisation,
+            target=cloud_account,
+            target_label=f"cloud account {cloud_account.account_uid}",
+            metadata={"error_code": error.code, "request_id": error.request_id},
+            outcome="failure",
+        )
+
+
+def _notify(*, cloud_account: CloudAccount, fresh: list[ActivityEvent]) -> None:
+    """One audit event and one email to the owner's admins per delegation with new alerts."""
+    by_delegation: dict[Delegation | None, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for row in fresh:
+        for alert in row.alerts:
+            by_delegation[row.delegation][alert] += 1
+    owner = cloud_account.organisation
+    for delegation, counts in by_delegation.items():
+        link = (
+            reverse("audit:activity", args=[delegation.pk]) + "?alerts=1"
+            if delegation is not None
+            else ""
+        )
+        summary = {Alert.LABELS[k]: v for k, v in sorted(counts.items())}
+        with transaction.atomic():
+            audit_record(
+                action=AuditAction.ACTIVITY_ALERT_RAISED,
+                organisation=owner,
+                related_organisations=[delegation.partner] if delegation is not None else [],
+                target=delegation if delegation is not None else cloud_account,
+                target_label=(
+                    str(delegation) if delegation is not None else cloud_account.account_uid
+                ),
+                metadata={"alerts": dict(counts), "link": link},
+            )
+        admins = Membership.objects.filter(
+            organisation=owner, role=Membership.Role.ADMIN
+        ).select_related("user")
+        for membership in admins:
+            try:
+                send_templated_email(
+                    template_prefix="activity/email/alert",
+                    to=membership.user.email,
+                    context={
+                        "delegation": delegation,
+                        "account_uid": cloud_account.account_uid,
+                        "summary": summary,
+                        "link": link,
+                    },
+                )
+            except OSError:
+                logger.warning("activity alert email to an owner admin failed", exc_info=True)
+
+
+def activity_ingest_account(
+    *,
+    cloud_account: CloudAccount,
+    client: ActionTrailClient | None = None,
+    now: datetime | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> IngestReport:
+    """Read the account's new ActionTrail events into `ActivityEvent` rows (see the module)."""
+    cursor, _ = ActivityCursor.objects.get_or_create(cloud_account=cloud_account)
+    if not cloud_account.is_active or not cloud_account.organisation.is_owner:
+        return IngestReport("skipped", message="not a connected owner account")
+    if (
+        cursor.blocked_key_fingerprint
+        and cursor.blocked_key_fingerprint == cloud_account.secret_fingerprint
+    ):
+        return IngestReport("skipped", message=cursor.last_error_message)
+    end = now or timezone.now()
+    oldest = end - ACTIONTRAIL_RETENTION
+    start = oldest
+    if cursor.ingested_until is not None:
+        start = max(
+            oldest,
+            cursor.ingested_until - timedelta(seconds=settings.PORTAL_ACTIVITY_OVERLAP_SECONDS),
+        )
+    ActivityCursor.objects.filter(pk=cursor.pk).update(last_run_at=end)
+    if client is None:
+        client = ActionTrailClient(
+            cloud_account_credentials(cloud_account=cloud_account), region_id=cloud_account.region
+        )
+    attributor = Attributor(cloud_account)
+    report = IngestReport("done")
+    token: str | None = None
+    fresh_all: list[ActivityEvent] = []
+    try:
+        for _ in range(MAX_PAGES_PER_RUN):
+            page = _fetch_page(client=client, start=start, end=end, token=token, sleep=sleep)
+            report.pages += 1
+            report.seen += len(page.events)
+            rows = _rows_for_page(
+                cloud_account=cloud_account, events=page.events, attributor=attributor
+            )
+            fresh = _store_page(cloud_account=cloud_account, rows=rows)
+            report.stored += len(fresh)
+            fresh_all += [row for row in fresh if row.alerts]
+            token = page.next_token
+            if not token:
+                break
+    except CloudError as error:
+        if error.category == ErrorCategory.CONFIGURATION:
+            _block(cursor, error)
+            return IngestReport(
+                "blocked", report.pages, report.seen, report.stored, MISSING_PERMISSION_MESSAGE
+            )
+        ActivityCursor.objects.filter(pk=cursor.pk).update(
+            last_error_code=error.code or error.category.value,
+            last_error_message=error.message[:2000],
+        )
+        report.status, report.message = "failed", error.message
+        return report
+    ActivityCursor.objects.filter(pk=cursor.pk).update(
+        ingested_until=end,
+        last_success_at=end,
+        last_error_code="",
+        last_error_message="",
+        blocked_key_fingerprint="",
+        events_stored=cursor.events_stored + report.stored,
+    )
+    if fresh_all:
+        _notify(cloud_account=cloud_account, fresh=fresh_all)
+    return report
+
+
+def activity_purge_expired(*, now: datetime | None = None) -> int:
+    """Delete activity older than PORTAL_ACTIVITY_RETENTION_DAYS; returns how many rows."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.PORTAL_ACTIVITY_RETENTION_DAYS)
+    deleted, _ = ActivityEvent.objects.filter(event_time__lt=cutoff).delete()
+    return deleted
+
+
+def owner_accounts_to_ingest() -> list[Any]:
+    return list(
+        CloudAccount.objects.filter(is_active=True, organisation__kind="owner").values_list(
+            "pk", flat=True
+        )
+    )
