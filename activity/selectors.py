@@ -177,22 +177,29 @@ class Usage:
 def activity_usage(
     *, delegation_ids: list[Any], start: datetime, end: datetime
 ) -> dict[tuple[str, str], Usage]:
-    """Calls per (delegation id, person id or "") between `start` and `end`, with the first
-    and last call: the access report's "used" next to "could act"."""
+    """Calls between `start` and `end` with the first and last call, per delegation id and
+    person: the access report's "used" next to "could act". Each person is keyed both as
+    "id:<user id>" and "label:<email>" (the report knows people by either); calls nobody
+    explains are under "".
+    """
     grouped = (
         ActivityEvent.objects.filter(
             delegation_id__in=delegation_ids, event_time__gte=start, event_time__lte=end
         )
         .order_by()
-        .values("delegation_id", "person_id")
+        .values("delegation_id", "person_id", "person__email")
         .annotate(calls=Count("id"), first=Min("event_time"), last=Max("event_time"))
     )
-    return {
-        (str(item["delegation_id"]), str(item["person_id"] or "")): Usage(
-            item["calls"], item["first"], item["last"]
-        )
-        for item in grouped
-    }
+    found: dict[tuple[str, str], Usage] = {}
+    for item in grouped:
+        used = Usage(item["calls"], item["first"], item["last"])
+        delegation_id = str(item["delegation_id"])
+        if item["person_id"] is None:
+            found[(delegation_id, "")] = used
+            continue
+        found[(delegation_id, f"id:{item['person_id']}")] = used
+        found[(delegation_id, f"label:{item['person__email']}")] = used
+    return found
 
 
 @dataclass
