@@ -140,3 +140,26 @@ def test_activity_names_the_right_people_and_feeds_the_report_and_right_sizing(w
     assert used == {world.alice.email: 1, world.bob.email: 1}
     account_rows = [row for row in access.rows if row.kind == "account"]
     assert [row.used_calls for row in account_rows] == [2]
+
+
+def test_the_access_report_page_shows_used(world, login):
+    delegation = world.active_delegation()
+    world.assign(delegation, world.bob)
+    world.drain()
+    assignment = delegation.staff_assignments.get(user=world.bob)
+    issued = credentials_issue(assignment=assignment, user=world.bob, duration_seconds=900)
+    ecs_client(
+        world.sim,
+        issued.credentials.access_key_id,
+        issued.credentials.access_key_secret,
+        issued.credentials.security_token,
+    ).describe_instances(ecs_models.DescribeInstancesRequest(region_id="cn-hangzhou"))
+    activity_ingest_account(cloud_account=world.owner_account)
+    today = timezone.now().date()
+    query = f"account={OWNER_UID}&since={today - dt.timedelta(days=1)}&until={today}"
+    body = login(world.owner_admin).get(f"/audit/access/?{query}").content.decode()
+    cells = re.findall(r'data-testid="row-used">(.*?)</td>', body, re.S)
+    assert len(cells) == 2  # the partner account's row and Bob's
+    assert all("1 call" in cell for cell in cells)
+    partner_view = login(world.partner_admin).get(f"/audit/access/?{query}").content.decode()
+    assert 'data-testid="row-used"' not in partner_view

@@ -150,3 +150,14 @@ def test_the_page_says_when_ingestion_is_blocked(grant, login, owner_admin):  # 
     )
     body = login(owner_admin).get(url(grant)).content.decode()
     assert "actiontrail:LookupEvents" in body
+
+
+def test_the_delegation_pages_link_to_activity_for_the_owner_only(
+    ingested, login, owner_admin, partner_admin
+):
+    link = f'href="/audit/delegations/{ingested.delegation.pk}/activity/"'
+    detail = f"/delegations/{ingested.delegation.pk}/"
+    timeline = f"/audit/delegations/{ingested.delegation.pk}/"
+    for page in (detail, timeline):
+        assert link in login(owner_admin).get(page).content.decode()
+        assert link not in login(partner_admin).get(page).content.decode()
