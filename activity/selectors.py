@@ -13,13 +13,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, Max, Min, Q, QuerySet
-from django.db.models.functions import TruncDate
+from django.db.models import Count, Max, Min, Q, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import Organisation
-from activity.models import ActivityCursor, ActivityEvent
+from activity.models import ActivityCursor, ActivityDaily, ActivityEvent
 from delegations.lifecycle.selectors import delegation_get_for_organisation
 from delegations.models import Delegation
 
@@ -112,12 +111,12 @@ def activity_page(
 
 def activity_choices(*, delegation: Delegation) -> dict[str, list[str]]:
     """The people and actions seen under the delegation, for the filter lists."""
-    rows = ActivityEvent.objects.filter(delegation=delegation)
+    daily = ActivityDaily.objects.filter(delegation=delegation).order_by()
     return {
         "people": sorted(
-            set(rows.exclude(person_label="").values_list("person_label", flat=True).distinct())
+            set(daily.exclude(person_label="").values_list("person_label", flat=True).distinct())
         ),
-        "actions": sorted(set(rows.values_list("event_name", flat=True).distinct())),
+        "actions": sorted(set(daily.values_list("event_name", flat=True).distinct())),
     }
 
 
@@ -149,16 +148,27 @@ class DayChart:
         ]
 
 
-def activity_chart(*, events: QuerySet[ActivityEvent], days: int = CHART_DAYS) -> DayChart:
-    """Calls per day per person over the last `days` days of the filtered rows."""
-    since = timezone.now() - timedelta(days=days)
-    grouped = (
-        events.filter(event_time__gte=since)
-        .order_by()
-        .annotate(day=TruncDate("event_time"))
-        .values("day", "person_label")
-        .annotate(calls=Count("id"))
-    )
+def activity_chart(
+    *, delegation: Delegation, filters: ActivityFilters, days: int = CHART_DAYS
+) -> DayChart:
+    """Calls per day per person over the last `days` days, from the daily counts. Follows the
+    person, action, read/write, outcome and date filters (not the text or alerts filters,
+    which need every event)."""
+    since = (timezone.now() - timedelta(days=days)).date()
+    daily = ActivityDaily.objects.filter(delegation=delegation, day__gte=since)
+    if filters.person:
+        daily = daily.filter(person_label=filters.person)
+    if filters.action:
+        daily = daily.filter(event_name=filters.action)
+    if filters.rw:
+        daily = daily.filter(event_rw=filters.rw)
+    if filters.outcome:
+        daily = daily.filter(outcome=filters.outcome)
+    if filters.since is not None:
+        daily = daily.filter(day__gte=filters.since.date())
+    if filters.until is not None:
+        daily = daily.filter(day__lte=filters.until.date())
+    grouped = daily.order_by().values("day", "person_label").annotate(calls=Sum("calls"))
     counts: dict[str, dict[date, int]] = defaultdict(dict)
     for item in grouped:
         counts[item["person_label"] or "?"][item["day"]] = item["calls"]
@@ -219,16 +229,16 @@ def activity_right_sizing(*, delegation: Delegation, days: int = RIGHT_SIZING_DA
     The draft is never wider than today's grant: it lists only actions that succeeded, which
     the granted policies therefore allowed.
     """
-    since = timezone.now() - timedelta(days=days)
+    since = (timezone.now() - timedelta(days=days)).date()
     used = (
-        ActivityEvent.objects.filter(
+        ActivityDaily.objects.filter(
             delegation=delegation,
-            event_time__gte=since,
+            day__gte=since,
             outcome=ActivityEvent.Outcome.ALLOWED,
         )
         .order_by()
         .values("service_name", "event_name")
-        .annotate(calls=Count("id"))
+        .annotate(calls=Sum("calls"))
     )
     groups: dict[str, set[str]] = defaultdict(set)
     calls = 0

@@ -21,6 +21,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
@@ -28,7 +29,7 @@ from accounts.emails import send_templated_email
 from accounts.models import Membership
 from activity.attribution import Attributor, read_only_intended
 from activity.events import UnusableEvent, parse_event
-from activity.models import ActivityCursor, ActivityEvent
+from activity.models import ActivityCursor, ActivityDaily, ActivityEvent
 from audit.actions import AuditAction
 from audit.services import audit_record
 from cloud.actiontrail import ActionTrailClient, EventPage
@@ -128,10 +129,43 @@ def _rows_for_page(
     return rows
 
 
+def _count_daily(rows: list[ActivityEvent]) -> None:
+    counts: dict[tuple[Any, ...], int] = defaultdict(int)
+    for row in rows:
+        if row.delegation_id is None:
+            continue
+        key = (
+            row.delegation_id,
+            row.event_time.date(),
+            row.person_label,
+            row.service_name,
+            row.event_name,
+            row.event_rw,
+            row.outcome,
+        )
+        counts[key] += 1
+    for (delegation_id, day, person, service, name, rw, outcome), calls in counts.items():
+        lookup = {
+            "delegation_id": delegation_id,
+            "day": day,
+            "person_label": person,
+            "service_name": service,
+            "event_name": name,
+            "event_rw": rw,
+            "outcome": outcome,
+        }
+        updated = ActivityDaily.objects.filter(**lookup).update(calls=F("calls") + calls)
+        if not updated:
+            ActivityDaily.objects.create(**lookup, calls=calls)
+
+
 def _store_page(*, cloud_account: CloudAccount, rows: list[ActivityEvent]) -> list[ActivityEvent]:
-    """The rows not stored before (by event id), stored now; returns those."""
+    """The rows not stored before (by event id), stored now with their daily counts; returns
+    those. The account's cursor row is locked meanwhile, so two runs never count one event
+    twice."""
     ids = {row.event_id for row in rows}
     with transaction.atomic():
+        ActivityCursor.objects.select_for_update().filter(cloud_account=cloud_account).first()
         known = set(
             ActivityEvent.objects.filter(cloud_account=cloud_account, event_id__in=ids).values_list(
                 "event_id", flat=True
@@ -141,7 +175,8 @@ def _store_page(*, cloud_account: CloudAccount, rows: list[ActivityEvent]) -> li
         for row in rows:
             if row.event_id not in known:
                 fresh.setdefault(row.event_id, row)
-        ActivityEvent.objects.bulk_create(fresh.values(), ignore_conflicts=True)
+        ActivityEvent.objects.bulk_create(fresh.values())
+        _count_daily(list(fresh.values()))
     return list(fresh.values())
 
 
@@ -307,6 +342,7 @@ def activity_purge_expired(*, now: datetime | None = None) -> int:
     """Delete activity older than PORTAL_ACTIVITY_RETENTION_DAYS; returns how many rows."""
     cutoff = (now or timezone.now()) - timedelta(days=settings.PORTAL_ACTIVITY_RETENTION_DAYS)
     deleted, _ = ActivityEvent.objects.filter(event_time__lt=cutoff).delete()
+    ActivityDaily.objects.filter(day__lt=cutoff.date()).delete()
     return deleted
 
 

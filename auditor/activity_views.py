@@ -186,7 +186,7 @@ def delegation_activity(request: AuthenticatedHttpRequest, delegation_id: Any) -
     )
     context.update(
         page=page,
-        chart=selectors.activity_chart(events=events).rows(),
+        chart=selectors.activity_chart(delegation=delegation, filters=form.filters()).rows(),
         right_sizing=selectors.activity_right_sizing(delegation=delegation),
         query=form.query_without_cursor(),
     )

@@ -9,7 +9,7 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from activity.models import ActivityCursor, ActivityEvent
+from activity.models import ActivityCursor, ActivityDaily, ActivityEvent
 from activity.services import activity_ingest_account, activity_purge_expired
 from audit.models import AuditEvent
 from cloud.errors import CloudError
@@ -56,6 +56,8 @@ def test_overlap_and_duplicates_store_each_event_once(grant, settings):
     report = ingest(grant, again, now=first_run + dt.timedelta(minutes=5))
     assert report.stored == 1
     assert ActivityEvent.objects.count() == 4
+    # The daily counts behind the chart count each event once too.
+    assert sum(ActivityDaily.objects.values_list("calls", flat=True)) == 4
     start, _end = again.windows[0]
     assert start == first_run - dt.timedelta(seconds=1800)
 
@@ -73,6 +75,7 @@ def test_a_crash_between_pages_loses_and_duplicates_nothing(grant):
     assert cursor.ingested_until is None  # the cursor did not move past the gap
     assert cursor.last_error_code == "InvalidParameter"
     assert ingest(grant, FakeTrail(pages=pages)).stored == 2
+    assert sum(ActivityDaily.objects.values_list("calls", flat=True)) == 4
     assert sorted(ActivityEvent.objects.values_list("event_id", flat=True)) == [
         "evt-1",
         "evt-2",
