@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 ACTIONTRAIL_RETENTION = timedelta(days=90)
 PAGE_ATTEMPTS = 4
 MAX_PAGES_PER_RUN = 20_000
+STORE_BATCH = 1000
 MISSING_PERMISSION_MESSAGE = (
     "The owner's AccessKey may not read ActionTrail: grant it actiontrail:LookupEvents "
     "(see docs/ram-policies/owner-portal.json), then connect the key again."
@@ -299,21 +300,32 @@ def activity_ingest_account(
     report = IngestReport("done")
     token: str | None = None
     fresh_all: list[ActivityEvent] = []
+    pending: list[ActivityEvent] = []
+
+    def flush() -> None:
+        fresh = _store_page(cloud_account=cloud_account, rows=pending)
+        report.stored += len(fresh)
+        fresh_all.extend(row for row in fresh if row.alerts)
+        pending.clear()
+
     try:
         for _ in range(MAX_PAGES_PER_RUN):
             page = _fetch_page(client=client, start=start, end=end, token=token, sleep=sleep)
             report.pages += 1
             report.seen += len(page.events)
-            rows = _rows_for_page(
+            pending += _rows_for_page(
                 cloud_account=cloud_account, events=page.events, attributor=attributor
             )
-            fresh = _store_page(cloud_account=cloud_account, rows=rows)
-            report.stored += len(fresh)
-            fresh_all += [row for row in fresh if row.alerts]
+            # Several pages per transaction: a commit per 50 events would cost more than the
+            # events. A crash loses at most the pending pages, which the next run reads again.
+            if len(pending) >= STORE_BATCH:
+                flush()
             token = page.next_token
             if not token:
                 break
+        flush()
     except CloudError as error:
+        flush()  # what was read before the failure is as good as any
         if error.category == ErrorCategory.CONFIGURATION:
             _block(cursor, error)
             return IngestReport(
