@@ -12,6 +12,7 @@ message (and one audit event) until the owner connects a key that has it.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -20,22 +21,25 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.emails import send_templated_email
-from accounts.models import Membership
+from accounts.models import Membership, User
 from activity.attribution import Attributor, read_only_intended
 from activity.events import UnusableEvent, parse_event
 from activity.models import ActivityCursor, ActivityDaily, ActivityEvent
+from activity.selectors import activity_right_sizing
 from audit.actions import AuditAction
 from audit.services import audit_record
 from cloud.actiontrail import ActionTrailClient, EventPage
 from cloud.errors import CloudError, ErrorCategory
-from delegations.connection.services import cloud_account_credentials
-from delegations.models import CloudAccount, Delegation
+from delegations.catalog.services import catalog_role_create, cloud_account_policies
+from delegations.connection.services import cloud_account_client, cloud_account_credentials
+from delegations.models import ROLE_NAME_MAX_LENGTH, CatalogRole, CloudAccount, Delegation
 
 logger = logging.getLogger(__name__)
 
@@ -364,3 +368,71 @@ def owner_accounts_to_ingest() -> list[Any]:
             "pk", flat=True
         )
     )
+
+
+# --- right-sizing: a narrower role, proposed by the owner -----------------------------------
+NARROW_SUFFIX = "-used"
+
+
+def _narrow_name(role_name: str, limit: int) -> str:
+    base = re.sub(r"[^A-Za-z0-9-]", "-", role_name)[: limit - len(NARROW_SUFFIX)]
+    return base + NARROW_SUFFIX
+
+
+def activity_propose_narrower_role(*, delegation: Delegation, proposed_by: User) -> CatalogRole:
+    """Turn the right-sizing draft into a catalogue change: a Custom policy allowing exactly
+    the actions the role's sessions used (created in the owner's account), and a new catalogue
+    role holding only that policy. The delegation and its role stay as they are: the owner
+    offers the narrower role when ready; nothing is narrowed automatically.
+
+    Raises ValidationError when nothing was used, the names are taken, or the cloud refuses.
+    """
+    sizing = activity_right_sizing(delegation=delegation)
+    if not sizing.draft_policy:
+        raise ValidationError("No allowed call was recorded: there is nothing to narrow to.")
+    source = delegation.catalog_role
+    policy_name = _narrow_name(source.role_name, 128)
+    role_name = _narrow_name(source.role_name, ROLE_NAME_MAX_LENGTH)
+    client = cloud_account_client(cloud_account=source.cloud_account)
+    try:
+        if client.get_policy(policy_type="Custom", policy_name=policy_name) is not None:
+            raise ValidationError(
+                f"The account already has a policy named {policy_name}: remove it or rename "
+                "it, then propose again."
+            )
+        client.create_policy(
+            policy_name=policy_name,
+            document=sizing.draft_policy,
+            description=f"Actions {source.role_name}'s partner sessions used in {sizing.days} days",
+        )
+    except CloudError as error:
+        raise ValidationError(
+            f"The cloud refused to create the policy {policy_name}: {error.code} "
+            f"({error.message}). The owner's key needs ram:CreatePolicy and ram:GetPolicy."
+        ) from None
+    # The catalogue checks policies against its cached list of the account's: read it anew.
+    cloud_account_policies(cloud_account=source.cloud_account, refresh=True)
+    role = catalog_role_create(
+        owner=source.organisation,
+        created_by=proposed_by,
+        role_name=role_name,
+        description=f"Narrower {source.role_name}: the actions its sessions used",
+        policy_keys=[("Custom", policy_name)],
+        max_session_duration=source.max_session_duration,
+    )
+    with transaction.atomic():
+        audit_record(
+            action=AuditAction.ACTIVITY_NARROWER_ROLE_PROPOSED,
+            actor=proposed_by,
+            organisation=source.organisation,
+            target=role,
+            target_label=role.role_name,
+            metadata={
+                "delegation_id": str(delegation.pk),
+                "from_role": source.role_name,
+                "policy_name": policy_name,
+                "actions": sizing.used_actions,
+                "granted": sizing.granted_policies,
+            },
+        )
+    return role

@@ -518,3 +518,11 @@ class AuditAction(StrEnum):
             "end, writes under a read-only role, sessions the portal never issued).",
         ),
     )
+    ACTIVITY_NARROWER_ROLE_PROPOSED = (
+        "activity.narrower_role_proposed",
+        ActionInfo(
+            _OTHER,
+            "An owner turned a delegation's right-sizing into a narrower catalogue role: a "
+            "Custom policy with exactly the actions its sessions used.",
+        ),
+    )

@@ -14,11 +14,13 @@ from typing import Any, cast
 from urllib.parse import urlencode
 
 from django import forms
+from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.http import HttpResponse, HttpResponseBase
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django.views.decorators.http import require_safe
+from django.views.decorators.http import require_POST, require_safe
 
 from accounts.permissions import (
     ADMIN,
@@ -28,9 +30,11 @@ from accounts.permissions import (
 )
 from activity import selectors
 from activity.models import ActivityEvent
+from activity.services import activity_propose_narrower_role
 from auditor.exports import EXPORT_CHUNK_SIZE, csv_lines, download, json_lines
 from auditor.forms import _UntrustedQueryForm
 from auditor.presentation import visible_text
+from core.web import report_refusal
 from delegations.models import Delegation
 
 ACTIVITY_READERS = (ADMIN, AUDITOR)
@@ -218,6 +222,29 @@ def _export(request: AuthenticatedHttpRequest, delegation_id: Any, kind: str) ->
         "filters": form.query_without_cursor(),
     }
     return download(json_lines(about, "events", records), filename=filename, kind="json")
+
+
+@require_POST
+@organisation_member_required(roles=(ADMIN,))
+def delegation_propose_narrower_role(
+    request: AuthenticatedHttpRequest, delegation_id: Any
+) -> HttpResponse:
+    """The owner admin turns the right-sizing into a narrower catalogue role (see
+    `activity_propose_narrower_role`); the refusal, if any, is shown on the Activity page."""
+    delegation = selectors.activity_delegation_get(
+        organisation=request.organisation, delegation_id=delegation_id
+    )
+    try:
+        role = activity_propose_narrower_role(delegation=delegation, proposed_by=request.user)
+    except ValidationError as error:
+        report_refusal(request, error)
+        return redirect("audit:activity", delegation_id=delegation.pk)
+    messages.success(
+        request,
+        _("The catalogue now has %(role)s with exactly the used actions. Offer it when ready.")
+        % {"role": role.role_name},
+    )
+    return redirect("delegations:catalog")
 
 
 @require_safe

@@ -24,6 +24,11 @@ urlpatterns = [
         name="activity",
     ),
     path(
+        "delegations/<uuid:delegation_id>/activity/propose/",
+        activity_views.delegation_propose_narrower_role,
+        name="activity_propose",
+    ),
+    path(
         "delegations/<uuid:delegation_id>/activity/export.csv",
         activity_views.delegation_activity_csv,
         name="activity_csv",

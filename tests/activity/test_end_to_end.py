@@ -10,6 +10,7 @@ test may see that.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,9 @@ from django.utils import timezone
 from activity.models import ActivityEvent
 from activity.selectors import activity_right_sizing
 from activity.services import activity_ingest_account
+from audit.models import AuditEvent
 from auditor.reports import access_report
+from delegations.models import CatalogRole
 from delegations.partner.credentials import credentials_issue
 from tests.cloudsim.test_console import Browser, csrf_of
 from tests.fixtures.cloudsim import CloudSim
@@ -163,3 +166,43 @@ def test_the_access_report_page_shows_used(world, login):
     assert all("1 call" in cell for cell in cells)
     partner_view = login(world.partner_admin).get(f"/audit/access/?{query}").content.decode()
     assert 'data-testid="row-used"' not in partner_view
+
+
+def test_the_owner_proposes_a_narrower_role_from_what_was_used(world, login):
+    delegation = world.active_delegation()
+    world.assign(delegation, world.bob)
+    world.drain()
+    assignment = delegation.staff_assignments.get(user=world.bob)
+    issued = credentials_issue(assignment=assignment, user=world.bob, duration_seconds=900)
+    ecs_client(
+        world.sim,
+        issued.credentials.access_key_id,
+        issued.credentials.access_key_secret,
+        issued.credentials.security_token,
+    ).describe_instances(ecs_models.DescribeInstancesRequest(region_id="cn-hangzhou"))
+    activity_ingest_account(cloud_account=world.owner_account)
+
+    url = f"/audit/delegations/{delegation.pk}/activity/propose/"
+    admin = login(world.owner_admin)
+    assert admin.get(url).status_code == 405
+    response = admin.post(url)
+    assert response.status_code == 302 and response["Location"] == "/delegations/catalogue/"
+    narrow = CatalogRole.objects.get(role_name=f"{world.role_name}-used")
+    assert narrow.policies == [{"type": "Custom", "name": f"{world.role_name}-used"}]
+    policy = world.owner_root().get_policy(
+        policy_type="Custom", policy_name=f"{world.role_name}-used"
+    )
+    document = json.loads(policy.document)
+    # RAM's canonical form writes a one-action list as a string.
+    assert [s["Action"] for s in document["Statement"]] in (
+        ["ecs:DescribeInstances"],
+        [["ecs:DescribeInstances"]],
+    )
+    # The delegation itself is untouched, and the proposal is on the record.
+    delegation.refresh_from_db()
+    assert delegation.catalog_role == world.catalog_role
+    assert AuditEvent.objects.filter(action="activity.narrower_role_proposed").count() == 1
+    # Proposing again is refused with a message, not a 500.
+    again = admin.post(url, follow=True)
+    assert "already has a policy" in again.content.decode()
+    assert CatalogRole.objects.filter(role_name__startswith=world.role_name).count() == 2

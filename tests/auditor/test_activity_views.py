@@ -161,3 +161,19 @@ def test_the_delegation_pages_link_to_activity_for_the_owner_only(
     for page in (detail, timeline):
         assert link in login(owner_admin).get(page).content.decode()
         assert link not in login(partner_admin).get(page).content.decode()
+
+
+def test_proposing_a_narrower_role_is_for_the_owner_admin_only(
+    ingested, login, auditor, partner_admin, partner_staff, foreign_owner_admin
+):
+    propose = url(ingested, "propose/")
+    assert login(auditor).post(propose).status_code == 403
+    assert login(partner_staff).post(propose).status_code == 403
+    assert login(partner_admin).post(propose).status_code == 404
+    assert login(foreign_owner_admin).post(propose).status_code == 404
+
+
+def test_nothing_used_means_nothing_to_propose(grant, login, owner_admin):  # noqa: F811
+    response = login(owner_admin).post(url(grant, "propose/"), follow=True)
+    assert response.status_code == 200
+    assert "nothing to narrow to" in response.content.decode()
