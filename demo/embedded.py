@@ -278,6 +278,9 @@ def child_environment(
     )
     if not config.merged.get("PORTAL_REQUIRE_MFA"):
         env["PORTAL_REQUIRE_MFA"] = "false"
+    # The demo shows partners' activity a minute after it happens (production: every 5 minutes).
+    if not config.merged.get("PORTAL_ACTIVITY_INGEST_INTERVAL_SECONDS"):
+        env["PORTAL_ACTIVITY_INGEST_INTERVAL_SECONDS"] = "60"
     return env
 
 
