@@ -49,16 +49,19 @@ def activity_delegation_get(*, organisation: Organisation, delegation_id: Any) -
     return delegation
 
 
+def _exact_filters(filters: ActivityFilters) -> Q:
+    """The filters events and daily counts share (the same column names in both)."""
+    wanted = {
+        "person_label": filters.person,
+        "event_name": filters.action,
+        "event_rw": filters.rw,
+        "outcome": filters.outcome,
+    }
+    return Q(**{column: value for column, value in wanted.items() if value})
+
+
 def activity_events(*, delegation: Delegation, filters: ActivityFilters) -> QuerySet[ActivityEvent]:
-    events = ActivityEvent.objects.filter(delegation=delegation)
-    if filters.person:
-        events = events.filter(person_label=filters.person)
-    if filters.action:
-        events = events.filter(event_name=filters.action)
-    if filters.rw:
-        events = events.filter(event_rw=filters.rw)
-    if filters.outcome:
-        events = events.filter(outcome=filters.outcome)
+    events = ActivityEvent.objects.filter(_exact_filters(filters), delegation=delegation)
     if filters.since is not None:
         events = events.filter(event_time__gte=filters.since)
     if filters.until is not None:
@@ -155,15 +158,9 @@ def activity_chart(
     person, action, read/write, outcome and date filters (not the text or alerts filters,
     which need every event)."""
     since = (timezone.now() - timedelta(days=days)).date()
-    daily = ActivityDaily.objects.filter(delegation=delegation, day__gte=since)
-    if filters.person:
-        daily = daily.filter(person_label=filters.person)
-    if filters.action:
-        daily = daily.filter(event_name=filters.action)
-    if filters.rw:
-        daily = daily.filter(event_rw=filters.rw)
-    if filters.outcome:
-        daily = daily.filter(outcome=filters.outcome)
+    daily = ActivityDaily.objects.filter(
+        _exact_filters(filters), delegation=delegation, day__gte=since
+    )
     if filters.since is not None:
         daily = daily.filter(day__gte=filters.since.date())
     if filters.until is not None:

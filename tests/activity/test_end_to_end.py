@@ -145,7 +145,9 @@ def test_activity_names_the_right_people_and_feeds_the_report_and_right_sizing(w
     assert [row.used_calls for row in account_rows] == [2]
 
 
-def test_the_access_report_page_shows_used(world, login):
+def bob_lists_instances_with_portal_credentials(world):
+    """An active delegation; Bob, assigned, lists instances with credentials from the portal;
+    the owner's account is ingested."""
     delegation = world.active_delegation()
     world.assign(delegation, world.bob)
     world.drain()
@@ -158,6 +160,11 @@ def test_the_access_report_page_shows_used(world, login):
         issued.credentials.security_token,
     ).describe_instances(ecs_models.DescribeInstancesRequest(region_id="cn-hangzhou"))
     activity_ingest_account(cloud_account=world.owner_account)
+    return delegation
+
+
+def test_the_access_report_page_shows_used(world, login):
+    bob_lists_instances_with_portal_credentials(world)
     today = timezone.now().date()
     query = f"account={OWNER_UID}&since={today - dt.timedelta(days=1)}&until={today}"
     body = login(world.owner_admin).get(f"/audit/access/?{query}").content.decode()
@@ -169,18 +176,7 @@ def test_the_access_report_page_shows_used(world, login):
 
 
 def test_the_owner_proposes_a_narrower_role_from_what_was_used(world, login):
-    delegation = world.active_delegation()
-    world.assign(delegation, world.bob)
-    world.drain()
-    assignment = delegation.staff_assignments.get(user=world.bob)
-    issued = credentials_issue(assignment=assignment, user=world.bob, duration_seconds=900)
-    ecs_client(
-        world.sim,
-        issued.credentials.access_key_id,
-        issued.credentials.access_key_secret,
-        issued.credentials.security_token,
-    ).describe_instances(ecs_models.DescribeInstancesRequest(region_id="cn-hangzhou"))
-    activity_ingest_account(cloud_account=world.owner_account)
+    delegation = bob_lists_instances_with_portal_credentials(world)
 
     url = f"/audit/delegations/{delegation.pk}/activity/propose/"
     admin = login(world.owner_admin)
