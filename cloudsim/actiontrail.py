@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import json
 import os
 import threading
 import time
@@ -180,20 +181,36 @@ class _Trail:
         self.seq = 0
         self.accounts: dict[str, _AccountEvents] = {}
 
+    def _add(self, entry: dict) -> None:
+        seq = int(entry.get("seq", 0))
+        if seq <= self.seq:
+            return
+        self.seq = seq
+        if not _recorded(entry):
+            return
+        events = self.accounts.setdefault(entry["account"], _AccountEvents())
+        events.seqs.append(seq)
+        events.events.append(event_from_call(entry))
+        events.times.append(_parse_time(entry["time"]).timestamp())
+
     def catch_up(self, call_log: Any) -> None:
         with self.lock:
+            if self.seq == 0 and call_log.path.exists():
+                # The first lookup reads the whole log once, in one pass (the log's own
+                # `since` re-reads the file from the start for every batch it serves).
+                with call_log.path.open("rb") as source:
+                    for line in source:
+                        try:
+                            entry = json.loads(line)
+                        except ValueError:
+                            continue  # a line still being written: `since` serves it later
+                        self._add(entry)
             while True:
                 entries = call_log.since(self.seq, limit=50_000)
                 if not entries:
                     return
                 for entry in entries:
-                    self.seq = max(self.seq, int(entry.get("seq", 0)))
-                    if not _recorded(entry):
-                        continue
-                    events = self.accounts.setdefault(entry["account"], _AccountEvents())
-                    events.seqs.append(int(entry["seq"]))
-                    events.events.append(event_from_call(entry))
-                    events.times.append(_parse_time(entry["time"]).timestamp())
+                    self._add(entry)
 
 
 _TRAILS: weakref.WeakKeyDictionary[Any, _Trail] = weakref.WeakKeyDictionary()
