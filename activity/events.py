@@ -95,7 +95,10 @@ def parse_event(event: dict[str, Any]) -> ParsedEvent:
         problems.append(f"unknown identity type {identity_type}")
     user_name = _text(identity.get("userName"), "user_name", problems)
     role_name = session_name = ""
-    if identity_type == "assumed-role":
+    unknown_type = bool(identity_type) and identity_type not in KNOWN_IDENTITY_TYPES
+    if identity_type == "assumed-role" or (unknown_type and ":" in user_name):
+        # An identity type this code does not know, named like a role session, is read as one
+        # (and flagged): better a flagged row than a partner's call nobody sees.
         role_name, _, session_name = user_name.partition(":")
         if not session_name:
             problems.append("assumed-role userName is not <role>:<session>")
@@ -112,6 +115,7 @@ def parse_event(event: dict[str, Any]) -> ParsedEvent:
         event_rw = ""
     fields: dict[str, Any] = {
         "identity_type": identity_type,
+        "is_role_session": bool(role_name),
         "user_name": user_name,
         "role_name": _text(role_name, "role_name", problems),
         "session_name": _text(session_name, "session_name", problems),

@@ -107,7 +107,7 @@ def _rows_for_page(
         fields = parsed.fields
         # Only partner sessions in roles the portal manages are activity; the owner's own calls
         # (and its console) stay in ActionTrail.
-        if fields["identity_type"] != "assumed-role":
+        if not fields.pop("is_role_session"):
             continue
         found = attributor.attribute(
             role_name=fields["role_name"],

@@ -138,8 +138,11 @@ def test_malformed_events_are_kept_with_what_is_valid_and_flagged(grant):
     )
     assert report.status == "done"
     rows = {row.event_id: row for row in ActivityEvent.objects.all()}
-    # Without an assumed-role identity an event is not a partner session's: not activity.
-    assert set(rows) == {"evt-3", "evt-4"}
+    # Without an identity an event is not a partner session's: not activity. An unknown
+    # identity type named like a role session is kept, flagged.
+    assert set(rows) == {"evt-2", "evt-3", "evt-4"}
+    assert "unknown identity type federated-user" in rows["evt-2"].problems
+    assert rows["evt-2"].person == grant.staff
     assert "requestParameters too large: not kept" in rows["evt-3"].problems
     assert rows["evt-3"].raw["requestParameters"] == {"_omitted": "too large"}
     assert rows["evt-3"].person == grant.staff
