@@ -22,7 +22,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
@@ -170,7 +170,7 @@ _EVENT_FIELDS = [f for f in ActivityEvent._meta.concrete_fields if not f.primary
 def _insert_events(rows: list[ActivityEvent]) -> None:
     """One `executemany` INSERT: the ORM's bulk_create compiles SQL per batch of a few dozen
     rows on SQLite, which cost more than everything else ingestion does. Values go through
-    each field's own `get_db_prep_save`, exactly as the ORM would store them."""
+    each field's own `get_db_prep_save` (text as it is), as the ORM would store them."""
     if not rows:
         return
     quote = connection.ops.quote_name
@@ -179,8 +179,16 @@ def _insert_events(rows: list[ActivityEvent]) -> None:
     table = quote(ActivityEvent._meta.db_table)
     # Only the model's own table and column names are interpolated; values are parameters.
     sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"  # noqa: S608
+    # Text needs no preparing; the few other fields (times, keys, JSON) get their own.
+    prepare = [
+        None if isinstance(f, models.CharField | models.TextField) else f.get_db_prep_save
+        for f in _EVENT_FIELDS
+    ]
     values = [
-        [f.get_db_prep_save(getattr(row, f.attname), connection) for f in _EVENT_FIELDS]
+        [
+            getattr(row, f.attname) if p is None else p(getattr(row, f.attname), connection)
+            for f, p in zip(_EVENT_FIELDS, prepare, strict=True)
+        ]
         for row in rows
     ]
     with connection.cursor() as cursor:
