@@ -14,3 +14,8 @@ from django.dispatch import Signal
 # writes its own audit event and deletes the row. Keyword arguments: `membership` (the locked
 # `Membership`, its user still attached) and `removed_by` (the acting `User`).
 member_removed = Signal()
+
+# Sent by `accounts.services.invitation_create` once the invitation row and its audit event
+# are written, inside the same transaction. Keyword arguments: `invitation` (the new
+# `Invitation`) and `invited_by` (the acting `User`).
+member_invited = Signal()

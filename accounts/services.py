@@ -300,6 +300,7 @@ def invitation_create(
         after=_invitation_snapshot(invitation),
     )
     _send_invitation_on_commit(invitation=invitation, raw_token=raw_token, base_url=base_url)
+    hooks.member_invited.send(sender=Invitation, invitation=invitation, invited_by=invited_by)
     return invitation
 
 

@@ -526,3 +526,24 @@ class AuditAction(StrEnum):
             "Custom policy with exactly the actions its sessions used.",
         ),
     )
+    # --- notifications: chat channels and who hears what (deliveries keep their own log) ---
+    NOTIFICATION_CHANNEL_CREATED = (
+        "notification.channel_created",
+        ActionInfo(_OTHER, "An administrator added a chat channel for notifications."),
+    )
+    NOTIFICATION_CHANNEL_CHANGED = (
+        "notification.channel_changed",
+        ActionInfo(_OTHER, "An administrator changed a notification chat channel."),
+    )
+    NOTIFICATION_CHANNEL_DELETED = (
+        "notification.channel_deleted",
+        ActionInfo(_OTHER, "An administrator deleted a notification chat channel."),
+    )
+    NOTIFICATION_CHANNEL_TESTED = (
+        "notification.channel_tested",
+        ActionInfo(_OTHER, "An administrator sent a test message to a chat channel."),
+    )
+    NOTIFICATION_ESCALATION_CHANGED = (
+        "notification.escalation_changed",
+        ActionInfo(_OTHER, "An administrator named who hears about requests left waiting."),
+    )

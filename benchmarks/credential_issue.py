@@ -21,9 +21,11 @@ Django's test client, signed in the same way, and its SQL statements are counted
 come from (`sql_profile.py`: audit_record, locks, reads, writes, savepoints, commits), per
 issuance.
 
-What the portal adds is about 23 SQL statements and two durable commits: the intent event
-committed before AssumeRole (AU-06), then the delegation row lock held across AssumeRole with
-the issuance and its event (CC-07). PostgreSQL pays a network round trip for each statement
+What the portal adds is about 13 SQL statements on PostgreSQL and two durable commits: the
+intent event committed before AssumeRole (AU-06), then the rows it stands on (delegation,
+membership, assignment) locked in one statement and held across AssumeRole with the issuance
+and its event (CC-07); each audit event is two statements there (the chain lock, then one
+statement that writes the rest). PostgreSQL pays a network round trip for each statement
 that SQLite does not, so its ratio runs higher on the same machine.
 """
 

@@ -30,6 +30,7 @@ SECRET_PATH_ROUTES = (
     "confirm-email",  # allauth: email confirmation keys
     "password/reset/key",  # allauth: password reset keys (<uidb36>-<key>)
     "credentials-uri",  # delegations.partner: credentials-URI keys
+    "dev/webhooks/receive",  # notifications: the local webhook inbox's receiving token
 )
 
 _SECRET_PATH = re.compile(

@@ -1,6 +1,6 @@
 from django.apps import AppConfig
 
-from accounts.hooks import member_removed
+from accounts.hooks import member_invited, member_removed
 
 
 class DelegationsConfig(AppConfig):
@@ -9,6 +9,7 @@ class DelegationsConfig(AppConfig):
 
     def ready(self) -> None:
         # why: the receivers import the models, which Django loads only after every app config.
-        from delegations.partner.receivers import on_member_removed
+        from delegations.partner.receivers import on_member_invited, on_member_removed
 
         member_removed.connect(on_member_removed, dispatch_uid="delegations.partner.member_removed")
+        member_invited.connect(on_member_invited, dispatch_uid="delegations.member_invited")

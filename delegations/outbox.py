@@ -18,13 +18,13 @@ does not depend on the worker.
 import datetime as dt
 import logging
 
-from celery import Celery, current_app
+from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
-from kombu.connection import Connection
 
+from core.broker import publish_connection
 from delegations.models import ManagedRole, OutboxMessage
 
 logger = logging.getLogger(__name__)
@@ -89,25 +89,6 @@ def outbox_republish_due(*, now: dt.datetime | None = None, limit: int = 500) ->
     return published
 
 
-def publish_timeout() -> float:
-    return float(getattr(settings, "PORTAL_BROKER_PUBLISH_TIMEOUT_SECONDS", 0.5))
-
-
-def bounded_broker_connection(app: Celery, timeout: float) -> Connection:
-    """A connection to the broker, established with one attempt: connecting and every socket
-    read wait at most `timeout` (a broker that accepts but never answers would otherwise hold
-    the caller forever)."""
-    connection = app.connection_for_write(
-        connect_timeout=timeout, transport_options={"socket_timeout": timeout}
-    )
-    try:
-        connection.ensure_connection(max_retries=0, timeout=timeout)
-    except BaseException:
-        connection.release()
-        raise
-    return connection
-
-
 def _send(message_id: int) -> None:
     app = current_app
     task = app.tasks.get(RUN_OUTBOX_MESSAGE)
@@ -115,11 +96,10 @@ def _send(message_id: int) -> None:
         # CELERY_TASK_ALWAYS_EAGER (the benchmarks) runs it in place; no broker involved.
         task.apply_async(args=[message_id], retry=False)
         return
-    timeout = publish_timeout()
     # One connection attempt, bounded in time, and no retry: kombu's defaults (connection
     # retries with growing intervals, inside the publish too) are what held approvals for
     # seconds while Redis was down.
-    with bounded_broker_connection(app, timeout) as connection:
+    with publish_connection(app) as connection:
         if task is None:
             # This process never imported the worker's tasks (a web process): by name.
             app.send_task(RUN_OUTBOX_MESSAGE, args=[message_id], retry=False, connection=connection)

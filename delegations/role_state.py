@@ -9,10 +9,13 @@ from __future__ import annotations
 import datetime as dt
 
 from django.conf import settings
+from django.db.models import QuerySet
 
+from accounts.models import Organisation
 from delegations import role_plan as planner
 from delegations.models import (
     DESIRED_PRESENT_STATUSES,
+    ROLE_NAME_MAX_LENGTH,
     CatalogRole,
     Delegation,
     ManagedRole,
@@ -20,7 +23,33 @@ from delegations.models import (
 )
 
 
+def partner_role_name(role_name: str, partner_alias: str) -> str:
+    """The RAM role of one partner for a catalogue role marked one role per partner:
+    `<role>-<partner alias>`, the role's part shortened so the whole stays within RAM's 64
+    characters (the alias, at most 32 characters, is kept whole so partners stay apart)."""
+    room = ROLE_NAME_MAX_LENGTH - len(partner_alias) - 1
+    return f"{role_name[:room]}-{partner_alias}"
+
+
+def partner_alias(partner: Organisation) -> str:
+    """How a partner is named in its own role's name: its enterprise alias, else its account
+    UID (both already valid in a RAM role name)."""
+    return partner.enterprise_alias or partner.account_uid
+
+
+def catalog_roles_of(managed_role: ManagedRole) -> QuerySet[CatalogRole]:
+    """The catalogue role(s) a managed role serves: the one it was made for (one role per
+    partner), else those naming it (without regard to case, as RAM does)."""
+    if managed_role.catalog_role_id is not None:
+        return CatalogRole.objects.filter(pk=managed_role.catalog_role_id)
+    return CatalogRole.objects.filter(
+        cloud_account_id=managed_role.cloud_account_id, role_name__iexact=managed_role.role_name
+    )
+
+
 def _catalog_role_for(managed_role: ManagedRole, delegations: list[Delegation]) -> CatalogRole:
+    if managed_role.catalog_role_id is not None:
+        return managed_role.catalog_role  # type: ignore[return-value]
     for delegation in delegations:
         if delegation.catalog_role.is_active:
             return delegation.catalog_role

@@ -262,6 +262,8 @@ def child_environment(
             "SESSION_COOKIE_SECURE": "false",
             "CSRF_COOKIE_SECURE": "false",
             "ACCOUNT_DEFAULT_HTTP_PROTOCOL": "http",  # the links in the demo's emails
+            # Links in notifications, and where the seeded webhook channel posts.
+            "PORTAL_BASE_URL": f"http://127.0.0.1:{config.portal_port}",
             "STATIC_ROOT": str(config.static_root),
             # One web process: the embedded cache (rate limits) is per-process memory.
             "WEB_CONCURRENCY": "1",

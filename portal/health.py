@@ -5,7 +5,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from delegations.outbox import bounded_broker_connection, publish_timeout
+from core.broker import bounded_broker_connection, publish_timeout
 from portal.celery import app as celery_app
 
 

@@ -465,3 +465,23 @@ CELERY_BEAT_SCHEDULE["activity-ingest"] = {
     "task": "activity.ingest_all_accounts",
     "schedule": env.float("PORTAL_ACTIVITY_INGEST_INTERVAL_SECONDS", default=300.0),
 }
+# --- Notifications (issue 13): email, chat channels, the inbox, reminders -------------------
+INSTALLED_APPS += ["notifications"]
+# The inbox count in the navigation and the Overview's "Waiting for you".
+TEMPLATES[0]["OPTIONS"]["context_processors"].append(  # type: ignore[index]
+    "delegations.inbox.context_processors.inbox"
+)
+# Where links in emails and chat messages point (the worker has no request to ask).
+PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
+# A request nobody decided reminds the approvers after this many seconds, then daily.
+PORTAL_REMIND_AFTER = env.int("PORTAL_REMIND_AFTER", default=4 * 3600)
+# How long a chat service or webhook may take to answer before the delivery is retried.
+PORTAL_WEBHOOK_TIMEOUT_SECONDS = env.float("PORTAL_WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+CELERY_BEAT_SCHEDULE.update(
+    {
+        # Deliveries whose publish failed (broker down) or whose worker died mid-send.
+        "dispatch-notifications": {"task": "notifications.dispatch_deliveries", "schedule": 30.0},
+        # Reminders of undecided requests, warnings 24 h and 1 h before access ends.
+        "send-reminders": {"task": "delegations.send_reminders", "schedule": 60.0},
+    }
+)

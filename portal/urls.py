@@ -9,6 +9,7 @@ from django.urls import include, path
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from accounts import views as accounts_views
+from notifications import devhooks as notification_devhooks
 from portal import errors, health
 
 
@@ -53,6 +54,14 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("delegations/", include("delegations.urls")),
     path("audit/", include("auditor.urls")),
+    # Notifications: preferences, chat channels, and the local webhook inbox of `make run`.
+    path("notifications/", include("notifications.urls")),
+    path("dev/webhooks/", notification_devhooks.inbox, name="dev_webhooks"),
+    path(
+        "dev/webhooks/receive/<str:token>/",
+        notification_devhooks.receive,
+        name="dev_webhooks_receive",
+    ),
     path("", include("accounts.urls")),
 ]
 

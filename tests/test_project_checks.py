@@ -77,6 +77,7 @@ PORTAL_PACKAGES = (
     "core",
     "delegations",
     "demo",
+    "notifications",
     "portal",
 )
 PROJECT_PACKAGES = (*PORTAL_PACKAGES, "cloudsim", "tests", "benchmarks")

@@ -55,6 +55,15 @@ class CatalogRoleForm(forms.Form):
         required=False,
         help_text="Otherwise the portal detaches its policies and deletes the role it created.",
     )
+    one_role_per_partner = forms.BooleanField(
+        label="One role per partner",
+        required=False,
+        help_text=(
+            "Each partner gets its own RAM role, named <role>-<partner alias>, instead of a "
+            "place in one shared trust policy: no limit on how many partners, and each "
+            "partner's activity in the cloud shows under its own role. Cannot be changed later."
+        ),
+    )
     high_privilege_confirmed = forms.BooleanField(
         label="I understand: a partner with this role may administer RAM or the whole account",
         required=False,
@@ -83,6 +92,7 @@ class CatalogRoleEditForm(CatalogRoleForm):
     def __init__(self, *args: Any, available: Sequence[AvailablePolicy], **kwargs: Any) -> None:
         super().__init__(*args, available=available, **kwargs)
         del self.fields["role_name"]
+        del self.fields["one_role_per_partner"]
 
 
 class PartnerAllowanceForm(forms.Form):

@@ -15,6 +15,7 @@ from typing import Any
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.db.models.functions import Lower
 
 from accounts.models import Organisation, User
@@ -359,9 +360,12 @@ def catalog_role_create(
     max_session_duration: int,
     keep_role_when_empty: bool = False,
     high_privilege_confirmed: bool = False,
+    one_role_per_partner: bool = False,
 ) -> CatalogRole:
     """Add a role to the catalogue. `policy_keys`: (type, name) pairs, "Type:Name" strings or
-    {"type", "name"} dicts, each of which must be in the account's live policy list."""
+    {"type", "name"} dicts, each of which must be in the account's live policy list.
+    `one_role_per_partner`: each partner gets its own RAM role `<role>-<partner alias>`
+    instead of a place in one shared trust policy (fixed once the role is added)."""
     description = (description or "").strip()
     account, keys = catalog_role_validate(
         owner=owner,
@@ -385,6 +389,20 @@ def catalog_role_create(
                 "another name."
             }
         )
+    partners_own = (
+        ManagedRole.objects.filter(
+            cloud_account=account, role_name__iexact=role_name, partner__isnull=False
+        )
+        .select_related("partner")
+        .first()
+    )
+    if partners_own is not None:
+        raise ValidationError(
+            {
+                "role_name": f"{partners_own.role_name} is {partners_own.partner}'s own role for "
+                "another catalogue role (one role per partner). Choose another name."
+            }
+        )
     taken = {"role_name": f"The catalogue already has a role named {role_name}."}
     with conflict_as_validation_error(taken):
         role = CatalogRole.objects.create(
@@ -396,6 +414,7 @@ def catalog_role_create(
             max_session_duration=max_session_duration,
             keep_role_when_empty=bool(keep_role_when_empty),
             allows_high_privilege=bool(high_privilege),
+            one_role_per_partner=bool(one_role_per_partner),
             created_by=created_by,
         )
         audit_record(
@@ -418,6 +437,7 @@ def _role_public(role: CatalogRole) -> dict[str, object]:
         "max_session_duration": role.max_session_duration,
         "keep_role_when_empty": role.keep_role_when_empty,
         "allows_high_privilege": role.allows_high_privilege,
+        "one_role_per_partner": role.one_role_per_partner,
         "is_active": role.is_active,
     }
 
@@ -525,8 +545,9 @@ def catalog_role_update(
 def _reconcile_after_edit(role: CatalogRole, *, removed: set[PolicyKey]) -> list[str]:
     """Enqueue a reconcile for the cloud role behind `role` when the portal has (or may have)
     put it in the cloud; returns the names of the roles enqueued."""
+    # The shared role is found by name; the roles of one partner each name their catalogue role.
     managed_roles = ManagedRole.objects.select_for_update().filter(
-        cloud_account=role.cloud_account, role_name__iexact=role.role_name
+        Q(cloud_account=role.cloud_account, role_name__iexact=role.role_name) | Q(catalog_role=role)
     )
     enqueued = []
     for managed_role in managed_roles:

@@ -240,6 +240,7 @@ def catalog_role_create(request: AuthenticatedHttpRequest) -> HttpResponse:
             max_session_duration=form.cleaned_data["max_session_duration"],
             keep_role_when_empty=form.cleaned_data["keep_role_when_empty"],
             high_privilege_confirmed=form.cleaned_data["high_privilege_confirmed"],
+            one_role_per_partner=form.cleaned_data["one_role_per_partner"],
         )
 
     role = _role_form_submit(request, form=form, account=account, validate=validate, save=save)

@@ -21,12 +21,12 @@ from delegations import role_plan as planner
 from delegations.lifecycle.services import DelegationConflict, delegation_revoke
 from delegations.models import (
     DESIRED_PRESENT_STATUSES,
-    CatalogRole,
     Delegation,
     DriftFinding,
     ManagedRole,
 )
 from delegations.outbox import outbox_enqueue_reconcile
+from delegations.role_state import catalog_roles_of
 
 Kind = DriftFinding.Kind
 Resolution = DriftFinding.Resolution
@@ -192,9 +192,7 @@ def _accept(*, finding: DriftFinding, role: ManagedRole, resolved_by: User) -> d
     if finding.kind == Kind.POLICY_DETACHED:
         policy_type, _, policy_name = finding.subject.partition(":")
         changed = []
-        for catalog_role in CatalogRole.objects.select_for_update().filter(
-            cloud_account=role.cloud_account, role_name__iexact=role.role_name
-        ):
+        for catalog_role in catalog_roles_of(role).select_for_update():
             kept = [
                 p
                 for p in catalog_role.policies

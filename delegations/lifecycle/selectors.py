@@ -33,6 +33,7 @@ from delegations.models import (
 )
 from delegations.role_state import (
     WAITING_FOR_ROOM,
+    catalog_roles_of,
     desired_role_for,
     trust_policy_max_chars,
 )
@@ -437,11 +438,7 @@ def role_comparison(*, managed_role: ManagedRole) -> RoleComparison:
     delegations = list(
         Delegation.objects.filter(managed_role=managed_role).select_related("partner")
     )
-    catalog_roles = list(
-        CatalogRole.objects.filter(
-            cloud_account=managed_role.cloud_account, role_name__iexact=managed_role.role_name
-        )
-    )
+    catalog_roles = list(catalog_roles_of(managed_role))
     seen = managed_role.last_seen_at is not None
     comparison = RoleComparison(
         managed_role=managed_role,
@@ -508,7 +505,7 @@ def role_comparison(*, managed_role: ManagedRole) -> RoleComparison:
 def role_comparisons_for_owner(*, owner: Organisation) -> list[RoleComparison]:
     roles = (
         ManagedRole.objects.filter(cloud_account__organisation=owner)
-        .select_related("cloud_account")
+        .select_related("cloud_account", "catalog_role", "partner")
         .order_by("role_name")
     )
     return [role_comparison(managed_role=role) for role in roles]

@@ -40,8 +40,10 @@ from delegations.models import (
     PartnerAllowance,
     PartnerLink,
 )
+from delegations.notices import delegation_announce
 from delegations.outbox import outbox_enqueue_reconcile
 from delegations.partner_access import partner_access_delegation_changed
+from delegations.role_state import partner_alias, partner_role_name
 
 Status = Delegation.Status
 
@@ -177,8 +179,17 @@ def _check_privilege_unchanged(catalog_role: CatalogRole, checked: tuple[Any, bo
         )
 
 
-def managed_role_for_catalog_role(*, catalog_role: CatalogRole) -> ManagedRole:
-    """The lock/state row of the cloud role a catalogue entry names, created on first use."""
+def managed_role_for_catalog_role(
+    *, catalog_role: CatalogRole, partner: Organisation | None = None
+) -> ManagedRole:
+    """The lock/state row of the cloud role a catalogue entry names, created on first use;
+    for a catalogue role marked one role per partner, `partner`'s own role."""
+    if catalog_role.one_role_per_partner:
+        if partner is None:
+            raise ValueError(
+                f"{catalog_role.role_name} has one role per partner: name the partner."
+            )
+        return _partner_managed_role(catalog_role=catalog_role, partner=partner)
     # get_or_create inserts in a savepoint and reads again when another request inserted the
     # row between its read and its insert; the name matches without regard to case, as RAM does.
     managed_role, _created = ManagedRole.objects.get_or_create(
@@ -189,12 +200,66 @@ def managed_role_for_catalog_role(*, catalog_role: CatalogRole) -> ManagedRole:
     return managed_role
 
 
+def _partner_managed_role(*, catalog_role: CatalogRole, partner: Organisation) -> ManagedRole:
+    """`partner`'s own role for `catalog_role`, named `<role>-<partner alias>` when it is made.
+
+    Found by (catalogue role, partner), never by name, so a later change of the partner's
+    alias does not move it. When that name is already another role's in the account (a
+    catalogue role or another managed role), the partner's account UID stands in for the
+    alias; when that is taken too, the grant is refused with the reason."""
+    found = ManagedRole.objects.filter(catalog_role=catalog_role, partner=partner).first()
+    if found is not None:
+        return found
+    account = catalog_role.cloud_account
+    for alias in dict.fromkeys([partner_alias(partner), partner.account_uid]):
+        name = partner_role_name(catalog_role.role_name, alias)
+        taken = (
+            ManagedRole.objects.filter(cloud_account=account, role_name__iexact=name).exists()
+            or CatalogRole.objects.filter(cloud_account=account, role_name__iexact=name).exists()
+        )
+        if not taken:
+            break
+    else:
+        raise ValidationError(
+            {
+                "catalog_role": f"{catalog_role.role_name} gives each partner its own role, "
+                f"and the names for {partner}'s ({name}) are taken by other roles in the "
+                "account. Rename or retire those roles first."
+            }
+        )
+    managed_role, _created = ManagedRole.objects.get_or_create(
+        catalog_role=catalog_role,
+        partner=partner,
+        defaults={"cloud_account": account, "role_name": name},
+    )
+    return managed_role
+
+
 def _lock(delegation: Delegation) -> Delegation:
     return (
         Delegation.objects.select_for_update(of=("self",))
         .select_related("owner", "partner", "catalog_role", "managed_role")
         .get(pk=delegation.pk)
     )
+
+
+def _lock_unless(delegation: Delegation, *, already_locked: bool) -> Delegation:
+    """The delegation's row locked: `delegation` itself when the caller already locked and
+    loaded it in this transaction (`delegations_lock_for_worker`), else locked now."""
+    return delegation if already_locked else _lock(delegation)
+
+
+def delegations_lock_for_worker(*, delegation_ids: Iterable[Any]) -> dict[Any, Delegation]:
+    """Lock many delegation rows in one statement (in primary-key order, as every writer
+    does) and load them as the worker's transitions read them; pass each to a `mark`
+    service with `already_locked=True` inside the same transaction."""
+    return {
+        row.pk: row
+        for row in Delegation.objects.select_for_update(of=("self",))
+        .select_related("owner", "partner", "catalog_role", "managed_role")
+        .filter(pk__in=list(delegation_ids))
+        .order_by("pk")
+    }
 
 
 def _lock_catalog_role(locked: Delegation) -> CatalogRole:
@@ -258,6 +323,8 @@ def _audit(
         },
         outcome=outcome,
     )
+    if outcome == AuditEvent.Outcome.SUCCESS:
+        delegation_announce(delegation=delegation, action=action, actor=actor)
 
 
 def _transition(
@@ -377,7 +444,7 @@ def _create(
         owner=owner,
         partner=partner,
         catalog_role=catalog_role,
-        managed_role=managed_role_for_catalog_role(catalog_role=catalog_role),
+        managed_role=managed_role_for_catalog_role(catalog_role=catalog_role, partner=partner),
         partner_account_uid=partner.account_uid,
         requested_by=created_by,
         reason=reason,
@@ -746,9 +813,9 @@ _NO_ERROR = {
 
 
 @transaction.atomic
-def delegation_mark_applying(*, delegation: Delegation) -> Delegation:
+def delegation_mark_applying(*, delegation: Delegation, already_locked: bool = False) -> Delegation:
     """The worker has started putting this delegation into the cloud."""
-    locked = _lock(delegation)
+    locked = _lock_unless(delegation, already_locked=already_locked)
     if locked.status == Status.APPLYING:
         return _unchanged(locked)
     return _transition(
@@ -761,9 +828,11 @@ def delegation_mark_applying(*, delegation: Delegation) -> Delegation:
 
 
 @transaction.atomic
-def delegation_mark_active(*, delegation: Delegation, request_id: str = "") -> Delegation:
+def delegation_mark_active(
+    *, delegation: Delegation, request_id: str = "", already_locked: bool = False
+) -> Delegation:
     """The worker verified the partner's principal and the role's policies in the cloud."""
-    locked = _lock(delegation)
+    locked = _lock_unless(delegation, already_locked=already_locked)
     if locked.status == Status.ACTIVE:
         return _unchanged(locked)
     return _transition(
@@ -787,10 +856,11 @@ def delegation_mark_failed(
     error_code: str,
     error_message: str,
     request_id: str = "",
+    already_locked: bool = False,
 ) -> Delegation:
     """The worker gave up: a permanent cloud error, or retries exhausted. The owner sees the
     cloud's code, message and request id, and can retry."""
-    locked = _lock(delegation)
+    locked = _lock_unless(delegation, already_locked=already_locked)
     if locked.status == Status.FAILED:
         return _unchanged(locked)
     phase = (
@@ -822,10 +892,10 @@ def delegation_mark_failed(
 
 
 @transaction.atomic
-def delegation_mark_revoked(*, delegation: Delegation) -> Delegation:
+def delegation_mark_revoked(*, delegation: Delegation, already_locked: bool = False) -> Delegation:
     """The worker verified the partner's principal is gone: the delegation ends as revoked,
     or as expired when the scheduler ended it."""
-    locked = _lock(delegation)
+    locked = _lock_unless(delegation, already_locked=already_locked)
     if locked.status in (Status.REVOKED, Status.EXPIRED):
         return _unchanged(locked)
     if locked.status == Status.FAILED and locked.failed_phase != Delegation.Phase.REVOKING:

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0003_encrypt_mfa_secrets'),
-        ('delegations', '0005_partnerlink_bound_single_use'),
+        ('delegations', '0006_one_role_per_partner'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

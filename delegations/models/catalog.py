@@ -58,6 +58,11 @@ class CatalogRole(models.Model):
     keep_role_when_empty = models.BooleanField(default=False)
     # Policies that grant RAM administration or AdministratorAccess need this explicit opt-in.
     allows_high_privilege = models.BooleanField(default=False)
+    # One RAM role per partner (`<role>-<partner alias>`, `role_state.partner_role_name`)
+    # instead of one shared role: no trust-policy size limit across partners, and each
+    # partner's activity in the cloud is attributable to its own role. Chosen when the role
+    # is added: it decides which RAM roles exist, so it never changes afterwards.
+    one_role_per_partner = models.BooleanField(default=False)
     is_active = models.BooleanField(default=True)
     created_by = optional_person_field(on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now, editable=False)

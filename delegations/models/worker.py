@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from accounts.models import optional_person_field
 from cloud import policies
-from delegations.models.catalog import ROLE_NAME_MAX_LENGTH, validate_role_name
+from delegations.models.catalog import ROLE_NAME_MAX_LENGTH, CatalogRole, validate_role_name
 from delegations.models.connection import CloudAccount
 
 
@@ -64,6 +64,23 @@ class ManagedRole(LeasedModel):
         CloudAccount, on_delete=models.PROTECT, related_name="managed_roles"
     )
     role_name = models.CharField(max_length=ROLE_NAME_MAX_LENGTH, validators=[validate_role_name])
+    # Set on the role of one partner for a catalogue role marked one role per partner
+    # (`<role>-<partner alias>`); empty on a role shared by every partner of its catalogue
+    # role, which is found by name.
+    catalog_role = models.ForeignKey(
+        CatalogRole,
+        on_delete=models.PROTECT,
+        related_name="partner_roles",
+        null=True,
+        blank=True,
+    )
+    partner = models.ForeignKey(
+        "accounts.Organisation",
+        on_delete=models.PROTECT,
+        related_name="+",
+        null=True,
+        blank=True,
+    )
 
     # Set once the portal has created the role (its Description carries the portal marker):
     # only such roles are ever deleted by the portal.
@@ -93,6 +110,16 @@ class ManagedRole(LeasedModel):
         constraints = [
             models.UniqueConstraint(
                 "cloud_account", Lower("role_name"), name="managedrole_unique_name_per_account"
+            ),
+            models.UniqueConstraint(
+                fields=["catalog_role", "partner"],
+                condition=Q(partner__isnull=False),
+                name="managedrole_one_per_partner",
+            ),
+            models.CheckConstraint(
+                condition=Q(catalog_role__isnull=True, partner__isnull=True)
+                | Q(catalog_role__isnull=False, partner__isnull=False),
+                name="managedrole_partner_role_names_both",
             ),
         ]
 

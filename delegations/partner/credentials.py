@@ -48,6 +48,8 @@ from delegations.models import (
     Delegation,
     StaffAssignment,
 )
+from delegations.notices import credentials_issued_notify
+from delegations.partner.issuing_lock import issuing_rows_apply, issuing_rows_lock
 from delegations.partner.services import broker_is_root, delegation_is_usable
 from delegations.partner_access import partner_cloud_account
 
@@ -378,40 +380,18 @@ def credentials_issue(
 
     outcome: IssuedForPerson | CredentialRefused
     with transaction.atomic():
-        # Lock order as everywhere: delegation, membership, assignment (then the audit head).
-        # Only what can change is read again, onto the objects loaded above.
-        locked = _refresh_locked(
-            delegation,
-            Delegation.objects.select_for_update().filter(pk=delegation.pk),
-            ("status", "ends_at", "version"),
+        # Lock order as everywhere: delegation, membership, assignment (then the audit head),
+        # in one statement. Only what can change is read again, onto the objects loaded above.
+        rows = issuing_rows_lock(
+            delegation=delegation, assignment=assignment, user=user, uri_key=uri_key
         )
-        # No ordering: Membership's default one joins the organisation, whose row FOR UPDATE
-        # would then lock too.
-        roles = list(
-            Membership.objects.select_for_update()
-            .filter(user=user, organisation=locked.partner_id)
-            .order_by()
-            .values_list("role", flat=True)
-        )
-        locked_assignment = _refresh_locked(
-            assignment,
-            StaffAssignment.objects.select_for_update().filter(pk=assignment.pk),
-            ("ended_at", "session_policy_kind", "session_policy"),
-        )
-        locked_key = (
-            _refresh_locked(
-                uri_key,
-                CredentialsUriToken.objects.select_for_update().filter(pk=uri_key.pk),
-                ("revoked_at", "expires_at", "use_count"),
-            )
-            if uri_key is not None
-            else None
-        )
+        issuing_rows_apply(rows, delegation=delegation, assignment=assignment, uri_key=uri_key)
+        locked, locked_assignment, locked_key = delegation, assignment, uri_key
         now = timezone.now()
         problem = _standing_problem(
             delegation=locked,
             assignment=locked_assignment,
-            is_staff=Membership.Role.STAFF in roles,
+            is_staff=rows.member_role == Membership.Role.STAFF,
             uri_key=locked_key,
             now=now,
         )
@@ -442,14 +422,6 @@ def credentials_issue(
     if isinstance(outcome, CredentialRefused):
         raise outcome
     return outcome
-
-
-def _refresh_locked(instance: Any, locked: Any, fields: tuple[str, ...]) -> Any:
-    """Lock the row of `instance` (a select_for_update queryset of it) and copy `fields` as
-    the row has them now onto the instance."""
-    for name, value in locked.values(*fields).get().items():
-        setattr(instance, name, value)
-    return instance
 
 
 def _assume_and_record(
@@ -518,6 +490,9 @@ def _assume_and_record(
             "assumed_role_arn": issued.assumed_role_arn or "",
             "session_policy_kind": assignment.session_policy_kind,
         },
+    )
+    credentials_issued_notify(
+        issuance=issuance, first_use_of_key=uri_key is None or uri_key.use_count == 0
     )
     return IssuedForPerson(
         issuance=issuance, credentials=issued, delegation=delegation, region_id=region_id

@@ -1,13 +1,22 @@
 """Receivers for the events accounts announces (`accounts.hooks`), connected in
-`DelegationsConfig.ready()`. They forward to the partner services; no logic here."""
+`DelegationsConfig.ready()`. They forward to services; no logic here."""
 
 from typing import Any
 
-from accounts.models import Membership, User
+from accounts.models import Invitation, Membership, User
 from delegations.partner.services import staff_member_removed
+from notifications.people import member_invited_notify, member_removed_notify
 
 
 def on_member_removed(
     sender: type[Membership], *, membership: Membership, removed_by: User, **kwargs: Any
 ) -> None:
     staff_member_removed(membership=membership, removed_by=removed_by)
+    # accounts cannot call notifications (it sits below): the one receiver tells them too.
+    member_removed_notify(membership=membership, removed_by=removed_by)
+
+
+def on_member_invited(
+    sender: type[Invitation], *, invitation: Invitation, invited_by: User, **kwargs: Any
+) -> None:
+    member_invited_notify(invitation=invitation, invited_by=invited_by)

@@ -228,7 +228,9 @@ def _access_item(assignment: StaffAssignment, *, now: dt.datetime) -> AccessItem
         url = console.switch_role_url(
             signin_base_url=settings.ALIBABA_CONSOLE_SIGNIN_URL,
             parent_alias_or_uid=alias,
-            role_name=delegation.catalog_role.role_name,
+            # The RAM role's own name: a partner's own role when the catalogue role has one
+            # role per partner.
+            role_name=delegation.managed_role.role_name,
         )
     except policies.PolicyError:
         url = ""

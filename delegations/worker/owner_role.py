@@ -69,6 +69,7 @@ from delegations.lifecycle.services import (
     delegation_mark_applying,
     delegation_mark_failed,
     delegation_mark_revoked,
+    delegations_lock_for_worker,
 )
 from delegations.models import (
     NEVER_APPLIED_STATUSES,
@@ -377,12 +378,13 @@ def read_lags_write(write: TrustWrite | None, actual: planner.ActualRole | None)
 
 
 def _mark_failed_with(info: FailureInfo) -> Callable[..., Delegation]:
-    def mark(*, delegation: Delegation) -> Delegation:
+    def mark(*, delegation: Delegation, already_locked: bool = False) -> Delegation:
         return delegation_mark_failed(
             delegation=delegation,
             error_code=info.code,
             error_message=info.message,
             request_id=info.request_id,
+            already_locked=already_locked,
         )
 
     return mark
@@ -400,29 +402,30 @@ def _transition_all(moves: list[Move], *, recorder: Recorder | None = None) -> l
     services' and the recorder's audit events). The lifecycle services lock one delegation,
     then the chain head, then the role row; taking all delegation rows up front means this
     transaction never waits for a delegation while holding the chain head, so it cannot
-    deadlock with an owner's approval or revocation."""
+    deadlock with an owner's approval or revocation.
+
+    In bulk: the rows are locked and loaded in one statement and handed to the services
+    as locked (`already_locked`), so each move costs its update, its audit event and its
+    follow-up work, not another lock and read of its row (a round of many partners on one
+    role moves them all in this one transaction). Each service runs in its own savepoint, so
+    a move it refuses leaves the others standing."""
     if not moves and (recorder is None or not recorder.has_unwritten):
         return []
     moved: list[Delegation] = []
     with transaction.atomic():
-        ids = sorted({delegation.pk for delegation, _, _ in moves})
-        current = dict(
-            Delegation.objects.select_for_update()
-            .filter(pk__in=ids)
-            .order_by("pk")
-            .values_list("pk", "status")
+        current = delegations_lock_for_worker(
+            delegation_ids={delegation.pk for delegation, _, _ in moves}
         )
         if recorder is not None:
             recorder.flush()
         for delegation, service, expect in moves:
-            if current.get(delegation.pk) != expect:
+            row = current.get(delegation.pk)
+            if row is None or row.status != expect:
                 continue
             try:
-                with transaction.atomic():
-                    result = service(delegation=delegation)
+                result = service(delegation=row, already_locked=True)
             except DelegationConflict:
                 continue
-            current[delegation.pk] = result.status
             if result.changed:
                 moved.append(delegation)
     return moved

@@ -27,6 +27,7 @@ from django.conf import settings
 from cloud.errors import CloudError
 from delegations.lifecycle.services import delegations_expire_due
 from delegations.models import OutboxMessage
+from delegations.notices import delegations_remind_due
 from delegations.outbox import outbox_republish_due
 from delegations.partner.services import partner_user_policies_sync
 from delegations.worker.engine import ReconcileOutcome, Report, TransientCloudFailure
@@ -171,3 +172,9 @@ def reconcile_partner_user_policy(self: Any, policy_id: str) -> str:
 def sync_partner_user_policies() -> int:
     """Ask for a reconcile of every partner RAM user whose policy should change (beat)."""
     return partner_user_policies_sync()
+
+
+@shared_task(name="delegations.send_reminders")
+def send_reminders() -> int:
+    """Remind approvers of undecided requests; warn 24 h and 1 h before access ends (beat)."""
+    return delegations_remind_due()

@@ -21,6 +21,7 @@ PORTAL_PACKAGES = (
     "core",
     "delegations",
     "demo",
+    "notifications",
     "portal",
 )
 

@@ -29,6 +29,7 @@ SECRET_URLS = {
     "/invitations/Sekr3tInvitationToken-xyz/": "Sekr3tInvitationToken",
     "/accounts/confirm-email/Sekr3tConfirmKey:abc/": "Sekr3tConfirmKey",
     "/accounts/password/reset/key/4-Sekr3tResetKey-1a2b/": "Sekr3tResetKey",
+    "/dev/webhooks/receive/Sekr3tWebhookToken/": "Sekr3tWebhookToken",
 }
 # Routes whose string parameter is no secret: an audit sequence number, the embedded
 # mailbox's message ids, the admin's object ids.

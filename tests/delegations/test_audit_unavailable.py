@@ -15,6 +15,7 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import Invitation, User
+from audit import one_statement
 from audit.models import AuditEvent
 from delegations.models import CredentialIssuance, Delegation, OutboxMessage
 from tests.delegations.lifecycle.test_views import with_mfa
@@ -28,6 +29,8 @@ def break_ledger(monkeypatch: pytest.MonkeyPatch) -> None:
         raise DatabaseError("database or disk is full")
 
     monkeypatch.setattr(AuditEvent, "save", refuse)
+    # PostgreSQL writes the event in one statement of its own, without `save`.
+    monkeypatch.setattr(one_statement, "audit_write_event", lambda **kwargs: refuse(None))
 
 
 @pytest.fixture

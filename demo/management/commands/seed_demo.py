@@ -20,6 +20,7 @@ from accounts import services
 from accounts.models import Membership, Organisation, User
 from audit.context import audit_context
 from demo.cloud_seed import demo_cloud_seed
+from demo.notification_seed import demo_webhook_channels_seed
 
 CREDENTIALS_FILE_NAME = "demo-users.json"
 
@@ -114,8 +115,10 @@ class Command(BaseCommand):
                 person.email: self._ensure_user(person, passwords[person.email])
                 for person in PEOPLE
             }
-            for organisation in ORGANISATIONS:
-                self._ensure_organisation(organisation, users)
+            organisations = [
+                self._ensure_organisation(organisation, users) for organisation in ORGANISATIONS
+            ]
+            notification_lines = demo_webhook_channels_seed(organisations=organisations)
         _write_credentials(path, passwords)
         # The cloud half (connected accounts, catalogue, allow-list, partner link) lives with
         # the delegations; it makes real calls, so it runs outside the transaction above.
@@ -124,7 +127,7 @@ class Command(BaseCommand):
         if not options["quiet"]:
             self._print_table(passwords, path)
             self.stdout.write("")
-            for line in cloud_lines:
+            for line in [*cloud_lines, *notification_lines]:
                 self.stdout.write(line)
 
     def _ensure_user(self, person: DemoPerson, password: str) -> User:

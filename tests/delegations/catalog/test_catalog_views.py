@@ -305,3 +305,30 @@ def test_allow_list_foreign_ids_404_and_roles_403(
         == 403
     )
     assert PartnerAllowance.objects.count() == 1
+
+
+def test_add_a_role_with_one_role_per_partner_which_the_edit_page_keeps(
+    owner_client: Client,
+) -> None:
+    assert (
+        'name="one_role_per_partner"'
+        in owner_client.get(url("catalog_role_create")).content.decode()
+    )
+
+    response = owner_client.post(url("catalog_role_create"), role_data(one_role_per_partner="on"))
+
+    assert response.status_code == 302
+    role = CatalogRole.objects.get()
+    assert role.one_role_per_partner
+    created = AuditEvent.objects.get(action="catalog_role.created")
+    assert created.after["one_role_per_partner"] is True
+    assert 'data-testid="one-role-per-partner"' in owner_client.get(url("catalog")).content.decode()
+    # Fixed once added: the edit page says so and has no field to change it.
+    edit_page = owner_client.get(url("catalog_role_edit", role.pk)).content.decode()
+    assert 'name="one_role_per_partner"' not in edit_page
+    assert 'data-testid="one-role-per-partner"' in edit_page
+    owner_client.post(
+        url("catalog_role_edit", role.pk),
+        {**role_data(description="changed"), "one_role_per_partner": ""},
+    )
+    assert CatalogRole.objects.get().one_role_per_partner

@@ -76,14 +76,15 @@ def sessions_waiting_on_a_lock() -> int:
 
 
 def issuer_holds_its_row_locks() -> bool:
-    """True while a session sits in its transaction right after locking the assignment row,
-    the last lock `credentials_issue` takes before it calls AssumeRole."""
+    """True while a session sits in its transaction right after locking its rows (the one
+    statement that locks the delegation, membership and assignment rows together), the last
+    lock `credentials_issue` takes before it calls AssumeRole."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(*) FROM pg_stat_activity"
             " WHERE datname = current_database() AND state = 'idle in transaction'"
             " AND query LIKE %s AND query LIKE %s",
-            ['%FROM "delegations_staffassignment"%', "%FOR UPDATE%"],
+            ['%"delegations_staffassignment"%', "%FOR UPDATE%"],
         )
         return cursor.fetchone()[0] > 0
 

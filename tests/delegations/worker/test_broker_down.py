@@ -10,6 +10,7 @@ throwaway `redis-server` of the test's own that it stops and starts (never the m
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
@@ -31,7 +32,7 @@ from delegations.lifecycle.services import (
     delegation_mark_applying,
 )
 from delegations.models import Delegation, OutboxMessage
-from delegations.outbox import outbox_republish_due
+from delegations.outbox import RUN_OUTBOX_MESSAGE, outbox_republish_due
 from portal.celery import app
 from tests.delegations.factories import CatalogRoleFactory
 from tests.delegations.lifecycle.test_views import with_mfa
@@ -128,8 +129,11 @@ class ThrowawayRedis:
             self.process.wait(10)
             self.process = None
 
-    def queued(self) -> int:
-        return int(redis.Redis(port=self.port).llen("celery"))
+    def queued(self, task: str = RUN_OUTBOX_MESSAGE) -> int:
+        """Messages waiting for `task` (the notification deliveries a decision also queues are
+        counted apart)."""
+        messages = redis.Redis(port=self.port).lrange("celery", 0, -1)
+        return sum(1 for raw in messages if json.loads(raw)["headers"]["task"] == task)
 
 
 @pytest.fixture
@@ -195,7 +199,8 @@ def test_an_approval_makes_one_bounded_attempt_at_a_broker_that_never_answers(
     assert Delegation.objects.get(pk=requested.pk).status == Delegation.Status.APPROVED
     (message,) = _unpublished()
     assert message.last_error == "publish failed"
-    # One connection for the publish, one for the probe: no retry schedule behind either.
+    # One connection for the publishes (the notification outbox, after the cloud outbox found
+    # the broker silent, gives up at once), one for the probe: no retry schedule behind either.
     assert silent_broker.accepted == 2
     assert ready.status_code == 503
     assert "broker unreachable" in ready.json()["reasons"][0]

@@ -1,0 +1,61 @@
+"""Publishing to the broker without waiting on it: every outbox (the cloud's in
+`delegations.outbox`, the notifications' in `notifications.outbox`) publishes after a commit,
+with its row safe in the database, so a dead broker must cost one short timeout, not kombu's
+retry schedule (about 6 s per publish). One request often publishes to both outboxes: once
+the broker has failed to answer, the publishes that follow within one timeout give up at once
+instead of waiting again (the rows stay for the dispatcher either way)."""
+
+import threading
+import time
+
+from celery import Celery
+from django.conf import settings
+from kombu.connection import Connection
+
+
+def publish_timeout() -> float:
+    return float(getattr(settings, "PORTAL_BROKER_PUBLISH_TIMEOUT_SECONDS", 0.5))
+
+
+class BrokerRecentlyUnreachable(ConnectionError):
+    """The broker failed to answer a moment ago; this publish did not try again."""
+
+
+_unreachable_until: dict[str, float] = {}
+_unreachable_lock = threading.Lock()
+
+
+def _broker_key(app: Celery) -> str:
+    return str(app.conf.broker_url or "")
+
+
+def bounded_broker_connection(app: Celery, timeout: float) -> Connection:
+    """A connection to the broker, established with one attempt: connecting and every socket
+    read wait at most `timeout` (a broker that accepts but never answers would otherwise hold
+    the caller forever). Its outcome is remembered for `publish_connection` (a success, from a
+    publish or the readiness probe, forgets an earlier failure)."""
+    connection = app.connection_for_write(
+        connect_timeout=timeout, transport_options={"socket_timeout": timeout}
+    )
+    broker = _broker_key(app)
+    try:
+        connection.ensure_connection(max_retries=0, timeout=timeout)
+    except BaseException:
+        connection.release()
+        with _unreachable_lock:
+            _unreachable_until[broker] = time.monotonic() + timeout
+        raise
+    with _unreachable_lock:
+        _unreachable_until.pop(broker, None)
+    return connection
+
+
+def publish_connection(app: Celery) -> Connection:
+    """A bounded connection for an outbox publish, refused at once while the same broker is
+    known to have failed within the last publish timeout (so a request pays that timeout once,
+    however many outboxes it publishes to)."""
+    broker = _broker_key(app)
+    with _unreachable_lock:
+        if time.monotonic() < _unreachable_until.get(broker, 0.0):
+            raise BrokerRecentlyUnreachable(broker)
+    return bounded_broker_connection(app, publish_timeout())

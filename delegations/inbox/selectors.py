@@ -1,0 +1,160 @@
+"""What waits for a person, by their role in the current organisation.
+
+- owner admin: requests to decide, failed applies to retry, drift to resolve;
+- partner admin: access granted but nobody assigned to use it yet;
+- partner staff: their access ending within a day.
+Reads only; scoped to the person's current organisation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.db.models import Count, Q
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from accounts.models import Membership, Organisation, User
+from delegations.models import Delegation, DriftFinding, StaffAssignment
+
+Status = Delegation.Status
+LIMIT = 20
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    kind: str  # decide | retry | drift | assign | ending
+    title: str
+    detail: str
+    url: str
+    action: str
+    since: dt.datetime | None = None
+
+
+def _label(delegation: Delegation) -> str:
+    return f"{delegation.catalog_role.role_name} · {delegation.partner.name}"
+
+
+def _owner_admin_items(organisation: Organisation, user: User) -> list[InboxItem]:
+    items: list[InboxItem] = []
+    waiting = (
+        Delegation.objects.filter(owner=organisation, status=Status.REQUESTED)
+        # Someone who is also in the requesting partner may not decide it.
+        .exclude(partner__memberships__user=user)
+        .select_related("catalog_role", "partner")
+        .order_by("created_at")
+    )
+    for delegation in waiting[:LIMIT]:
+        items.append(
+            InboxItem(
+                kind="decide",
+                title=_("Decide: %(what)s") % {"what": _label(delegation)},
+                detail=delegation.reason[:140],
+                url=reverse("delegations:detail", args=[delegation.pk]),
+                action=_("Review"),
+                since=delegation.created_at,
+            )
+        )
+    failed = (
+        Delegation.objects.filter(owner=organisation, status=Status.FAILED)
+        .select_related("catalog_role", "partner")
+        .order_by("updated_at")
+    )
+    for delegation in failed[:LIMIT]:
+        items.append(
+            InboxItem(
+                kind="retry",
+                title=_("Failed to apply: %(what)s") % {"what": _label(delegation)},
+                detail=delegation.last_error_code or "",
+                url=reverse("delegations:detail", args=[delegation.pk]),
+                action=_("Retry"),
+                since=delegation.last_error_at or delegation.updated_at,
+            )
+        )
+    drift = DriftFinding.objects.filter(
+        managed_role__cloud_account__organisation=organisation, resolved_at__isnull=True
+    ).count()
+    if drift:
+        items.append(
+            InboxItem(
+                kind="drift",
+                title=_("%(count)d difference(s) between the cloud and the portal")
+                % {"count": drift},
+                detail=_("A role changed outside the portal: repair it or accept it."),
+                url=reverse("delegations:roles"),
+                action=_("Resolve"),
+            )
+        )
+    return items
+
+
+def _partner_admin_items(organisation: Organisation) -> list[InboxItem]:
+    unassigned = (
+        Delegation.objects.filter(partner=organisation, status=Status.ACTIVE)
+        .annotate(
+            people=Count("staff_assignments", filter=Q(staff_assignments__ended_at__isnull=True))
+        )
+        .filter(people=0)
+        .select_related("catalog_role", "owner", "partner")
+        .order_by("activated_at")
+    )
+    return [
+        InboxItem(
+            kind="assign",
+            title=_("Assign people: %(role)s from %(owner)s")
+            % {"role": delegation.catalog_role.role_name, "owner": delegation.owner.name},
+            detail=_("Access is ready, and nobody is assigned to use it yet."),
+            url=reverse("delegations:delegation_staff", args=[delegation.pk]),
+            action=_("Assign"),
+            since=delegation.activated_at,
+        )
+        for delegation in unassigned[:LIMIT]
+    ]
+
+
+def _staff_items(organisation: Organisation, user: User) -> list[InboxItem]:
+    now = timezone.now()
+    ending = (
+        StaffAssignment.objects.filter(
+            partner=organisation,
+            user=user,
+            ended_at__isnull=True,
+            delegation__status=Status.ACTIVE,
+            delegation__ends_at__gt=now,
+            delegation__ends_at__lte=now + dt.timedelta(hours=24),
+        )
+        .select_related("delegation__catalog_role", "delegation__owner")
+        .order_by("delegation__ends_at")
+    )
+    return [
+        InboxItem(
+            kind="ending",
+            title=_("Ends soon: %(role)s at %(owner)s")
+            % {
+                "role": assignment.delegation.catalog_role.role_name,
+                "owner": assignment.delegation.owner.name,
+            },
+            detail=_("Access ends %(when)s UTC.")
+            % {"when": assignment.delegation.ends_at.strftime("%Y-%m-%d %H:%M")}
+            if assignment.delegation.ends_at
+            else "",
+            url=reverse("delegations:my_access"),
+            action=_("Open"),
+            since=None,
+        )
+        for assignment in ending[:LIMIT]
+    ]
+
+
+def inbox_for(*, membership: Membership) -> list[InboxItem]:
+    """What waits for the person of `membership` in its organisation."""
+    organisation = membership.organisation
+    if organisation.is_owner and membership.role == Membership.Role.ADMIN:
+        return _owner_admin_items(organisation, membership.user)
+    if organisation.is_partner and membership.role == Membership.Role.ADMIN:
+        return _partner_admin_items(organisation)
+    if organisation.is_partner and membership.role == Membership.Role.STAFF:
+        return _staff_items(organisation, membership.user)
+    return []

@@ -1,0 +1,290 @@
+"""What the delegation lifecycle tells people, and when: the bridge from delegations'
+events to `notifications.notify`, called by the services inside the transaction of the
+change (never by signals or views).
+
+- `delegation_announce`: one notice per lifecycle event (request, offer, approval, rejection,
+  withdrawal, activation, failed apply, revocation, expiry), to the admins concerned on each
+  side (never the person who acted) and each side's subscribed chat channels.
+- `credentials_issued_notify`: a security notice to the person credentials were issued to.
+- `delegations_remind_due` (beat): reminders of requests nobody decided (after
+  PORTAL_REMIND_AFTER, then daily, the escalation contact too) and warnings 24 h and 1 h
+  before access ends, each sent once per delegation and kind (`notice_mark_once`).
+
+A notice carries names, dates and links, never a secret, a credential, a partner-link code
+or an ExternalId.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from accounts.models import Organisation, User
+from audit.actions import AuditAction
+from delegations.models import CredentialIssuance, Delegation, StaffAssignment
+from notifications.events import NotificationEvent
+from notifications.selectors import escalation_contact_of
+from notifications.services import Notice, notice_mark_once, notify, organisation_admins
+
+Event = NotificationEvent
+Status = Delegation.Status
+
+# Which side hears about which audited transition. "owner" and "partner" are the admins
+# of each side (and that side's channels); "staff" the partner's people assigned to it.
+_ANNOUNCED: dict[AuditAction, tuple[NotificationEvent, tuple[str, ...]]] = {
+    AuditAction.DELEGATION_REQUESTED: (Event.DELEGATION_REQUESTED, ("owner",)),
+    AuditAction.DELEGATION_OFFERED: (Event.DELEGATION_OFFERED, ("owner", "partner")),
+    AuditAction.DELEGATION_APPROVED: (Event.DELEGATION_APPROVED, ("owner", "partner")),
+    AuditAction.DELEGATION_REJECTED: (Event.DELEGATION_REJECTED, ("owner", "partner")),
+    AuditAction.DELEGATION_WITHDRAWN: (Event.DELEGATION_WITHDRAWN, ("owner", "partner")),
+    AuditAction.DELEGATION_ACTIVATED: (Event.DELEGATION_ACTIVE, ("partner",)),
+    AuditAction.DELEGATION_FAILED: (Event.DELEGATION_FAILED, ("owner", "partner")),
+    AuditAction.DELEGATION_REVOKE_REQUESTED: (
+        Event.DELEGATION_REVOKED,
+        ("owner", "partner", "staff"),
+    ),
+    AuditAction.DELEGATION_EXPIRING: (Event.DELEGATION_EXPIRED, ("owner", "partner", "staff")),
+    AuditAction.DELEGATION_EXPIRED: (Event.DELEGATION_EXPIRED, ("owner", "partner", "staff")),
+}
+
+_TITLES = {
+    Event.DELEGATION_REQUESTED: gettext_lazy("%(partner)s requests %(role)s"),
+    Event.DELEGATION_OFFERED: gettext_lazy("%(owner)s offers %(role)s to %(partner)s"),
+    Event.DELEGATION_APPROVED: gettext_lazy("%(role)s for %(partner)s was approved"),
+    Event.DELEGATION_REJECTED: gettext_lazy("%(role)s for %(partner)s was rejected"),
+    Event.DELEGATION_WITHDRAWN: gettext_lazy("%(partner)s withdrew its request for %(role)s"),
+    Event.DELEGATION_ACTIVE: gettext_lazy("%(role)s from %(owner)s is ready to use"),
+    Event.DELEGATION_FAILED: gettext_lazy("%(role)s for %(partner)s failed to apply"),
+    Event.DELEGATION_REVOKED: gettext_lazy("%(role)s for %(partner)s is revoked"),
+    Event.DELEGATION_EXPIRED: gettext_lazy("%(role)s for %(partner)s has ended"),
+    Event.DELEGATION_REMINDER: gettext_lazy("%(partner)s is still waiting for %(role)s"),
+}
+
+_SUMMARIES = {
+    Event.DELEGATION_REQUESTED: gettext_lazy("A partner asks for access. Review it and decide."),
+    Event.DELEGATION_OFFERED: gettext_lazy(
+        "The owner granted this access; the portal is applying it."
+    ),
+    Event.DELEGATION_APPROVED: gettext_lazy(
+        "The owner approved; the portal is applying the access."
+    ),
+    Event.DELEGATION_REJECTED: gettext_lazy("The owner decided not to grant this access."),
+    Event.DELEGATION_WITHDRAWN: gettext_lazy("The partner no longer asks for this access."),
+    Event.DELEGATION_ACTIVE: gettext_lazy(
+        "Assign the people who use it, then they can switch role."
+    ),
+    Event.DELEGATION_FAILED: gettext_lazy(
+        "The cloud refused a change. Open it to see the error and retry."
+    ),
+    Event.DELEGATION_REVOKED: gettext_lazy(
+        "The owner revoked this access; the portal is removing it."
+    ),
+    Event.DELEGATION_EXPIRED: gettext_lazy("The access reached its end date."),
+    Event.DELEGATION_REMINDER: gettext_lazy(
+        "This request is still undecided. Review it and decide."
+    ),
+}
+
+
+def _when(value: dt.datetime | None) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC") if value else _("open-ended")
+
+
+def _facts(delegation: Delegation) -> tuple[tuple[str, str], ...]:
+    facts = [
+        (_("Role"), delegation.catalog_role.role_name),
+        (_("Owner"), delegation.owner.name),
+        (_("Partner"), delegation.partner.name),
+        (_("Status"), str(delegation.get_status_display())),
+        (_("Ends"), _when(delegation.ends_at)),
+    ]
+    if delegation.status == Status.FAILED and delegation.last_error_code:
+        facts.append((_("Cloud error"), delegation.last_error_code))
+    return tuple(facts)
+
+
+def _notice(
+    delegation: Delegation, event: NotificationEvent, *, title: str = "", summary: str = ""
+) -> Notice:
+    names = {
+        "role": delegation.catalog_role.role_name,
+        "owner": delegation.owner.name,
+        "partner": delegation.partner.name,
+    }
+    return Notice(
+        event=event,
+        title=title or str(_TITLES[event]) % names,
+        summary=summary or str(_SUMMARIES[event]),
+        link_path=reverse("delegations:detail", args=[delegation.pk]),
+        facts=_facts(delegation),
+    )
+
+
+def _assigned_staff(delegation: Delegation) -> list[User]:
+    assignments = StaffAssignment.objects.filter(delegation=delegation, ended_at__isnull=True)
+    return [assignment.user for assignment in assignments.select_related("user")]
+
+
+def _tell(
+    *,
+    key: str,
+    notice: Notice,
+    delegation: Delegation,
+    sides: Iterable[str],
+    leave_out: User | None = None,
+    extra_owner_people: Iterable[User] = (),
+) -> None:
+    sides = tuple(sides)
+    by_side: dict[str, tuple[Organisation, list[User]]] = {}
+    if "owner" in sides:
+        by_side["owner"] = (
+            delegation.owner,
+            [*organisation_admins(delegation.owner), *extra_owner_people],
+        )
+    if "partner" in sides or "staff" in sides:
+        people = organisation_admins(delegation.partner) if "partner" in sides else []
+        if "staff" in sides:
+            people += _assigned_staff(delegation)
+        by_side["partner"] = (delegation.partner, people)
+    for organisation, people in by_side.values():
+        notify(
+            key=key,
+            notice=notice,
+            organisation=organisation,
+            people=[person for person in people if leave_out is None or person.pk != leave_out.pk],
+        )
+
+
+def delegation_announce(*, delegation: Delegation, action: AuditAction, actor: User | None) -> None:
+    """Tell the people concerned about an audited lifecycle event (others: nothing)."""
+    announced = _ANNOUNCED.get(action)
+    if announced is None:
+        return
+    event, sides = announced
+    # One notice per event and version: a double click (same version) writes nothing twice;
+    # a request that expires and the expiry that follows share one key.
+    version = "end" if event is Event.DELEGATION_EXPIRED else str(delegation.version)
+    _tell(
+        key=f"{event.value}:{delegation.pk}:{version}",
+        notice=_notice(delegation, event),
+        delegation=delegation,
+        sides=sides,
+        leave_out=actor,
+    )
+
+
+def credentials_issued_notify(*, issuance: CredentialIssuance, first_use_of_key: bool) -> None:
+    """A security notice to the person: credentials were issued in their name. For a
+    credentials-URI key only its first use is announced (tools refresh every hour)."""
+    if issuance.via == CredentialIssuance.Via.URI and not first_use_of_key:
+        return
+    delegation = issuance.delegation
+    notify(
+        key=f"credentials.issued:{issuance.pk}",
+        notice=Notice(
+            event=Event.CREDENTIALS_ISSUED,
+            title=_("Credentials for %(role)s were issued to you")
+            % {"role": delegation.catalog_role.role_name},
+            summary=_(
+                "If this was not you, tell your organisation's admins at once: they can "
+                "unassign you, and the owner can cut off the role."
+            ),
+            link_path=reverse("delegations:my_access"),
+            facts=(
+                (_("Role"), delegation.catalog_role.role_name),
+                (_("Owner"), delegation.owner.name),
+                (_("Issued"), _when(issuance.issued_at)),
+                (_("Valid until"), _when(issuance.expiration)),
+                (_("Through"), str(issuance.get_via_display())),
+            ),
+        ),
+        organisation=delegation.partner,
+        people=[issuance.user],
+        to_channels=False,
+    )
+
+
+# --- the scheduler's: reminders and expiry warnings ----------------------------------------
+
+EXPIRY_WARNINGS = (("24h", dt.timedelta(hours=24)), ("1h", dt.timedelta(hours=1)))
+_WARNED_STATUSES = (Status.APPROVED, Status.APPLYING, Status.ACTIVE)
+
+
+def _remind(delegation: Delegation, *, now: dt.datetime) -> bool:
+    remind_after = dt.timedelta(seconds=settings.PORTAL_REMIND_AFTER)
+    waited = now - delegation.created_at
+    if waited < remind_after:
+        return False
+    # Once after PORTAL_REMIND_AFTER, then once a day: the day number names the reminder.
+    day = int((waited - remind_after) / dt.timedelta(days=1))
+    key = f"{Event.DELEGATION_REMINDER.value}:{delegation.pk}:{day}"
+    if not notice_mark_once(key=key):
+        return False
+    escalation = escalation_contact_of(organisation=delegation.owner) if day >= 1 else None
+    _tell(
+        key=key,
+        notice=_notice(delegation, Event.DELEGATION_REMINDER),
+        delegation=delegation,
+        sides=("owner",),
+        extra_owner_people=[escalation] if escalation else [],
+    )
+    return True
+
+
+def _warn(delegation: Delegation, *, now: dt.datetime) -> bool:
+    assert delegation.ends_at is not None
+    left = delegation.ends_at - now
+    # Only the nearest warning that applies: access granted 30 minutes before its end gets
+    # the 1 h warning, never a late 24 h one as well.
+    for label, ahead in reversed(EXPIRY_WARNINGS):
+        if left <= ahead:
+            key = f"{Event.DELEGATION_EXPIRING.value}:{delegation.pk}:{label}"
+            if not notice_mark_once(key=key):
+                return False
+            title = _("%(role)s for %(partner)s ends in %(left)s") % {
+                "role": delegation.catalog_role.role_name,
+                "partner": delegation.partner.name,
+                "left": _("24 hours") if label == "24h" else _("1 hour"),
+            }
+            _tell(
+                key=key,
+                notice=_notice(
+                    delegation,
+                    Event.DELEGATION_EXPIRING,
+                    title=title,
+                    summary=_("Access ends at %(when)s.") % {"when": _when(delegation.ends_at)},
+                ),
+                delegation=delegation,
+                sides=("owner", "partner", "staff"),
+            )
+            return True
+    return False
+
+
+def delegations_remind_due(*, now: dt.datetime | None = None, limit: int = 500) -> int:
+    """Send every reminder and expiry warning now due; each at most once. Returns how many."""
+    now = now or timezone.now()
+    sent = 0
+    waiting = Delegation.objects.filter(
+        status=Status.REQUESTED,
+        created_at__lte=now - dt.timedelta(seconds=settings.PORTAL_REMIND_AFTER),
+    ).select_related("owner", "partner", "catalog_role")
+    for delegation in waiting.order_by("created_at")[:limit]:
+        with transaction.atomic():
+            sent += int(_remind(delegation, now=now))
+    ending = Delegation.objects.filter(
+        status__in=_WARNED_STATUSES,
+        ends_at__gt=now,
+        ends_at__lte=now + EXPIRY_WARNINGS[0][1],
+    ).select_related("owner", "partner", "catalog_role")
+    for delegation in ending.order_by("ends_at")[:limit]:
+        with transaction.atomic():
+            sent += int(_warn(delegation, now=now))
+    return sent

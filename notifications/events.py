@@ -1,0 +1,71 @@
+"""Every kind of notification the portal sends, in one registry: what people choose in their
+preferences and what a channel subscribes to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Self
+
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
+
+
+@dataclass(frozen=True)
+class EventInfo:
+    label: str | Promise
+    # A security notice reaches the person whatever their preferences say.
+    security: bool = False
+    # Offered to chat channels (a personal security notice never goes to a group chat).
+    for_channels: bool = True
+
+
+class NotificationEvent(StrEnum):
+    info: EventInfo
+
+    def __new__(cls, value: str, info: EventInfo) -> Self:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.info = info
+        return member
+
+    DELEGATION_REQUESTED = ("delegation.requested", EventInfo(_("Access requested")))
+    DELEGATION_REMINDER = ("delegation.reminder", EventInfo(_("Request still waiting")))
+    DELEGATION_OFFERED = ("delegation.offered", EventInfo(_("Access offered")))
+    DELEGATION_APPROVED = ("delegation.approved", EventInfo(_("Access approved")))
+    DELEGATION_REJECTED = ("delegation.rejected", EventInfo(_("Request rejected")))
+    DELEGATION_WITHDRAWN = ("delegation.withdrawn", EventInfo(_("Request withdrawn")))
+    DELEGATION_ACTIVE = ("delegation.active", EventInfo(_("Access ready to use")))
+    DELEGATION_FAILED = ("delegation.failed", EventInfo(_("Access failed to apply")))
+    DELEGATION_REVOKED = ("delegation.revoked", EventInfo(_("Access revoked")))
+    DELEGATION_EXPIRING = ("delegation.expiring", EventInfo(_("Access ends soon")))
+    DELEGATION_EXPIRED = ("delegation.expired", EventInfo(_("Access expired")))
+    CREDENTIALS_ISSUED = (
+        "credentials.issued",
+        EventInfo(_("Credentials issued to you"), security=True, for_channels=False),
+    )
+    MEMBER_INVITED = ("member.invited", EventInfo(_("Member invited")))
+    MEMBER_REMOVED = ("member.removed", EventInfo(_("Member removed")))
+    CHANNEL_UNHEALTHY = (
+        "channel.unhealthy",
+        EventInfo(_("A chat channel keeps failing"), security=True, for_channels=False),
+    )
+    CHANNEL_TEST = ("channel.test", EventInfo(_("Test message"), for_channels=False))
+
+    @classmethod
+    def lookup(cls, value: object) -> NotificationEvent | None:
+        member = cls._value2member_map_.get(value) if isinstance(value, str) else None
+        return member if isinstance(member, cls) else None
+
+
+def channel_event_choices() -> list[tuple[str, str]]:
+    return [(e.value, str(e.info.label)) for e in NotificationEvent if e.info.for_channels]
+
+
+def preference_event_choices() -> list[tuple[str, str]]:
+    """The notifications a person may turn off by email (never a security notice)."""
+    return [
+        (e.value, str(e.info.label))
+        for e in NotificationEvent
+        if not e.info.security and e is not NotificationEvent.CHANNEL_TEST
+    ]

@@ -1,0 +1,48 @@
+"""Reads of the notification pages, scoped to the person's organisation (foreign ids: 404)."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from django.http import Http404
+
+from accounts.models import Organisation, User
+from core.web import get_or_404, parse_uuid
+from notifications.models import Channel, Delivery, Escalation, Preference
+
+RECENT_DELIVERIES = 20
+
+
+def channels_of_organisation(*, organisation: Organisation) -> QuerySet[Channel]:
+    return Channel.objects.filter(organisation=organisation)
+
+
+def channel_get_for_organisation(*, organisation: Organisation, channel_id: object) -> Channel:
+    return get_or_404(
+        channels_of_organisation(organisation=organisation).select_related("organisation"),
+        pk=parse_uuid(channel_id),
+    )
+
+
+def channel_recent_deliveries(*, channel: Channel) -> list[Delivery]:
+    deliveries = Delivery.objects.filter(channel=channel).order_by("-created_at", "-id")
+    return list(deliveries[:RECENT_DELIVERIES])
+
+
+def delivery_get_for_channel(*, channel: Channel, delivery_id: str) -> Delivery:
+    if not delivery_id.isascii() or not delivery_id.isdigit() or len(delivery_id) > 18:
+        raise Http404
+    return get_or_404(Delivery.objects.filter(channel=channel), pk=int(delivery_id))
+
+
+def muted_for(*, user: User) -> list[str]:
+    preference = Preference.objects.filter(user=user).first()
+    return list(preference.email_muted) if preference else []
+
+
+def escalation_contact_of(*, organisation: Organisation) -> User | None:
+    """The organisation's escalation contact while they are still one of its members."""
+    escalation = Escalation.objects.filter(
+        organisation=organisation, contact__memberships__organisation=organisation
+    ).select_related("contact")
+    found = escalation.first()
+    return found.contact if found else None

@@ -1,0 +1,564 @@
+"""Who hears about what: `notify` (called by the floors above inside the transaction of the
+event), the chat channels an organisation's admins manage, each person's preferences, the
+escalation contact, and the worker's side: one attempt at one delivery.
+
+Deliveries are not audit events: they keep their own log (`Delivery`). Changes to channels
+and to the escalation contact are audited.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import F
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from accounts.emails import send_templated_email
+from accounts.models import Membership, Organisation, User
+from audit.actions import AuditAction
+from audit.services import audit_record
+from core.crypto import decrypt_secret, encrypt_secret
+from notifications import channels as chat
+from notifications.events import NotificationEvent, channel_event_choices
+from notifications.models import Channel, Delivery, Escalation, NoticeMark, Preference
+from notifications.outbox import deliveries_publish
+from notifications.selectors import muted_for
+from notifications.webhook_urls import (
+    url_hint,
+    validate_signing_secret,
+    validate_webhook_url,
+)
+
+logger = logging.getLogger(__name__)
+
+# A channel whose deliveries were given up this many times in a row is marked unhealthy and
+# its admins are told by email, once.
+UNHEALTHY_AFTER_FAILURES = 3
+CHANNEL_NAME_MAX_LENGTH = 80
+# How long a worker holds a delivery it is sending; past it, the dispatcher frees it (the
+# worker died mid-send).
+CLAIM_SECONDS = 120
+
+
+# --- the notice and notify() -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Notice:
+    """What a message says. Built by the caller from facts safe to send: never a secret, a
+    credential, a partner-link code or an ExternalId."""
+
+    event: NotificationEvent
+    title: str
+    summary: str
+    link_path: str
+    facts: tuple[tuple[str, str], ...] = ()
+
+    def content(self, organisation: Organisation) -> dict[str, Any]:
+        return {
+            "event": self.event.value,
+            "title": self.title,
+            "summary": self.summary,
+            "facts": [[label, value] for label, value in self.facts],
+            "link": absolute_url(self.link_path),
+            "organisation": organisation.name,
+        }
+
+
+def absolute_url(path: str) -> str:
+    return settings.PORTAL_BASE_URL.rstrip("/") + "/" + path.lstrip("/")
+
+
+def _key(*parts: str) -> str:
+    key = "|".join(parts)
+    if len(key) <= 255:
+        return key
+    return key[:180] + "#" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def _enqueue(rows: list[Delivery]) -> list[str]:
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("notify() must run inside the transaction of the event it announces.")
+    Delivery.objects.bulk_create(rows, ignore_conflicts=True)
+    keys = [row.idempotency_key for row in rows]
+    if keys:
+        transaction.on_commit(lambda: _publish_new(keys))
+    return keys
+
+
+def _publish_new(keys: list[str]) -> None:
+    ids = Delivery.objects.filter(
+        idempotency_key__in=keys, status=Delivery.Status.PENDING, dispatched_at__isnull=True
+    ).values_list("id", flat=True)
+    deliveries_publish(delivery_ids=list(ids))
+
+
+def notify(
+    *,
+    key: str,
+    notice: Notice,
+    organisation: Organisation,
+    people: Iterable[User] = (),
+    to_channels: bool = True,
+) -> list[str]:
+    """Announce `notice` to `people` by email (as their preferences allow) and to
+    `organisation`'s channels subscribed to its event. `key` names the event once: calling
+    again with the same key writes nothing. Runs inside the caller's transaction; the worker
+    sends after the commit. Returns the deliveries' idempotency keys."""
+    event = notice.event
+    content = notice.content(organisation)
+    rows: list[Delivery] = []
+    seen: set[object] = set()
+    for person in people:
+        if person.pk in seen or not person.email or not person.is_active:
+            continue
+        seen.add(person.pk)
+        if not event.info.security and event.value in muted_for(user=person):
+            continue
+        rows.append(
+            Delivery(
+                idempotency_key=_key(key, f"user:{person.pk}"),
+                event=event.value,
+                organisation=organisation,
+                recipient=person,
+                recipient_email=person.email,
+                content=content,
+            )
+        )
+    if to_channels and event.info.for_channels:
+        for channel in Channel.objects.filter(organisation=organisation, is_active=True):
+            if event.value in (channel.events or []):
+                rows.append(
+                    Delivery(
+                        idempotency_key=_key(key, f"channel:{channel.pk}"),
+                        event=event.value,
+                        organisation=organisation,
+                        channel=channel,
+                        content=content,
+                    )
+                )
+    return _enqueue(rows)
+
+
+def notice_mark_once(*, key: str) -> bool:
+    """True the first time `key` is marked (so the caller sends its notice), False after."""
+    _mark, created = NoticeMark.objects.get_or_create(key=key[:255])
+    return created
+
+
+def organisation_admins(organisation: Organisation) -> list[User]:
+    return [
+        membership.user
+        for membership in Membership.objects.filter(
+            organisation=organisation, role=Membership.Role.ADMIN
+        ).select_related("user")
+    ]
+
+
+# --- channels ---------------------------------------------------------------------------
+
+
+def _require_admin(*, user: User, organisation: Organisation) -> None:
+    if not Membership.objects.filter(
+        user=user, organisation=organisation, role=Membership.Role.ADMIN
+    ).exists():
+        raise PermissionDenied(_("Only an admin of the organisation manages its notifications."))
+
+
+def _clean_name(name: str) -> str:
+    name = " ".join((name or "").split())
+    if not name:
+        raise ValidationError({"name": _("Give the channel a name.")})
+    if len(name) > CHANNEL_NAME_MAX_LENGTH:
+        raise ValidationError({"name": _("A channel name is at most 80 characters.")})
+    return name
+
+
+def _clean_events(events: Iterable[str]) -> list[str]:
+    allowed = {value for value, _label in channel_event_choices()}
+    chosen = sorted(set(events))
+    unknown = [event for event in chosen if event not in allowed]
+    if unknown:
+        raise ValidationError({"events": _("Unknown notification type.")})
+    return chosen
+
+
+def _channel_snapshot(channel: Channel) -> dict[str, Any]:
+    # The URL's host and whether a secret is set; never the URL's path (Slack and WeCom keys
+    # live there) nor the secret.
+    return {
+        "name": channel.name,
+        "kind": channel.kind,
+        "url_hint": channel.url_hint,
+        "signed": channel.has_secret,
+        "events": list(channel.events),
+        "is_active": channel.is_active,
+    }
+
+
+def _audit_channel(
+    channel: Channel, *, action: AuditAction, actor: User, before: dict[str, Any] | None
+) -> None:
+    audit_record(
+        action=action,
+        actor=actor,
+        organisation=channel.organisation,
+        target=channel,
+        target_label=channel.name,
+        before=before,
+        after=None
+        if action == AuditAction.NOTIFICATION_CHANNEL_DELETED
+        else _channel_snapshot(channel),
+    )
+
+
+def _checked_destination(*, url: str, secret: str, url_required: bool) -> tuple[str, str]:
+    """The webhook URL and signing secret, validated, every problem named on its field at
+    once; an empty value (not required) stays empty: nothing to change."""
+    errors: dict[str, Any] = {}
+    if url or url_required:
+        try:
+            url = validate_webhook_url(url)
+        except ValidationError as error:
+            errors["url"] = error.messages
+    try:
+        secret = validate_signing_secret(secret)
+    except ValidationError as error:
+        errors["secret"] = error.messages
+    if errors:
+        raise ValidationError(errors)
+    return url, secret
+
+
+@transaction.atomic
+def channel_create(
+    *,
+    organisation: Organisation,
+    created_by: User,
+    kind: str,
+    name: str,
+    url: str,
+    secret: str = "",
+    events: Iterable[str] = (),
+) -> Channel:
+    _require_admin(user=created_by, organisation=organisation)
+    if kind not in Channel.Kind.values:
+        raise ValidationError({"kind": _("Choose a kind of channel.")})
+    url, secret = _checked_destination(url=url, secret=secret, url_required=True)
+    channel = Channel.objects.create(
+        organisation=organisation,
+        kind=kind,
+        name=_clean_name(name),
+        url_ciphertext=encrypt_secret(url),
+        url_hint=url_hint(url),
+        secret_ciphertext=encrypt_secret(secret) if secret else "",
+        events=_clean_events(events),
+        created_by=created_by,
+    )
+    _audit_channel(
+        channel, action=AuditAction.NOTIFICATION_CHANNEL_CREATED, actor=created_by, before=None
+    )
+    return channel
+
+
+@transaction.atomic
+def channel_update(
+    *,
+    channel: Channel,
+    changed_by: User,
+    name: str,
+    events: Iterable[str],
+    is_active: bool,
+    url: str = "",
+    secret: str = "",
+    remove_secret: bool = False,
+) -> Channel:
+    """Change a channel; an empty `url` or `secret` keeps the stored one (never shown)."""
+    locked = Channel.objects.select_for_update().select_related("organisation").get(pk=channel.pk)
+    _require_admin(user=changed_by, organisation=locked.organisation)
+    before = _channel_snapshot(locked)
+    locked.name = _clean_name(name)
+    locked.events = _clean_events(events)
+    locked.is_active = bool(is_active)
+    url, secret = _checked_destination(url=url, secret=secret, url_required=False)
+    if url:
+        locked.url_ciphertext = encrypt_secret(url)
+        locked.url_hint = url_hint(url)
+    if secret:
+        locked.secret_ciphertext = encrypt_secret(secret)
+    elif remove_secret:
+        locked.secret_ciphertext = ""
+    if url or before["is_active"] != locked.is_active:
+        # A new address or a re-enabled channel deserves a fresh start.
+        locked.consecutive_failures = 0
+        locked.unhealthy_since = None
+    locked.save()
+    if _channel_snapshot(locked) != before or url or secret:
+        _audit_channel(
+            locked, action=AuditAction.NOTIFICATION_CHANNEL_CHANGED, actor=changed_by, before=before
+        )
+    return locked
+
+
+@transaction.atomic
+def channel_delete(*, channel: Channel, deleted_by: User) -> None:
+    locked = Channel.objects.select_for_update().select_related("organisation").get(pk=channel.pk)
+    _require_admin(user=deleted_by, organisation=locked.organisation)
+    _audit_channel(
+        locked,
+        action=AuditAction.NOTIFICATION_CHANNEL_DELETED,
+        actor=deleted_by,
+        before=_channel_snapshot(locked),
+    )
+    locked.delete()
+
+
+@transaction.atomic
+def channel_send_test(*, channel: Channel, sent_by: User, link_path: str) -> Delivery:
+    """Queue one test message to `channel` (whatever its event choices)."""
+    _require_admin(user=sent_by, organisation=channel.organisation)
+    notice = Notice(
+        event=NotificationEvent.CHANNEL_TEST,
+        title=_("Test message from the Partner Access Portal"),
+        summary=_("%(person)s sent this to check the channel %(channel)s.")
+        % {"person": sent_by.get_full_name() or sent_by.email, "channel": channel.name},
+        link_path=link_path,
+    )
+    row = Delivery(
+        idempotency_key=_key("channel.test", str(uuid.uuid4()), f"channel:{channel.pk}"),
+        event=notice.event.value,
+        organisation=channel.organisation,
+        channel=channel,
+        content=notice.content(channel.organisation),
+    )
+    _enqueue([row])
+    audit_record(
+        action=AuditAction.NOTIFICATION_CHANNEL_TESTED,
+        actor=sent_by,
+        organisation=channel.organisation,
+        target=channel,
+        target_label=channel.name,
+    )
+    return Delivery.objects.get(idempotency_key=row.idempotency_key)
+
+
+@transaction.atomic
+def delivery_retry(*, delivery: Delivery, retried_by: User) -> Delivery:
+    """Send a failed delivery again (an admin's button); a sent one is never sent twice."""
+    locked = Delivery.objects.select_for_update().get(pk=delivery.pk)
+    _require_admin(user=retried_by, organisation=locked.organisation)
+    if locked.status != Delivery.Status.FAILED:
+        return locked
+    locked.status = Delivery.Status.PENDING
+    locked.available_at = timezone.now()
+    locked.dispatched_at = None
+    locked.save(update_fields=["status", "available_at", "dispatched_at"])
+    delivery_id = locked.pk
+    transaction.on_commit(lambda: deliveries_publish(delivery_ids=[delivery_id]))
+    return locked
+
+
+# --- preferences and escalation ---------------------------------------------------------
+
+
+@transaction.atomic
+def preferences_update(*, user: User, muted: Iterable[str]) -> Preference:
+    muteable = {event.value for event in NotificationEvent if not event.info.security}
+    chosen = sorted(set(muted))
+    if any(event not in muteable for event in chosen):
+        raise ValidationError(_("Security notices cannot be turned off."))
+    preference, _created = Preference.objects.select_for_update().get_or_create(user=user)
+    preference.email_muted = chosen
+    preference.save(update_fields=["email_muted", "updated_at"])
+    return preference
+
+
+@transaction.atomic
+def escalation_set(
+    *, organisation: Organisation, contact: User | None, changed_by: User
+) -> Escalation:
+    _require_admin(user=changed_by, organisation=organisation)
+    if (
+        contact is not None
+        and not Membership.objects.filter(user=contact, organisation=organisation).exists()
+    ):
+        raise ValidationError({"contact": _("Choose a member of this organisation.")})
+    escalation, _created = Escalation.objects.select_for_update().get_or_create(
+        organisation=organisation
+    )
+    before = {"contact": escalation.contact.email if escalation.contact else None}
+    escalation.contact = contact
+    escalation.save()
+    audit_record(
+        action=AuditAction.NOTIFICATION_ESCALATION_CHANGED,
+        actor=changed_by,
+        organisation=organisation,
+        target=escalation,
+        target_label=organisation.name,
+        before=before,
+        after={"contact": contact.email if contact else None},
+    )
+    return escalation
+
+
+# --- the worker's side: one attempt at one delivery -------------------------------------
+
+
+@dataclass(frozen=True)
+class Attempt:
+    outcome: str  # sent | skipped | retry | failed
+    retry_after: float | None = None
+
+
+def _timeout() -> float:
+    return float(getattr(settings, "PORTAL_WEBHOOK_TIMEOUT_SECONDS", 5.0))
+
+
+def _send_email(delivery: Delivery) -> chat.Verdict:
+    send_templated_email(
+        template_prefix="notifications/email/notice",
+        to=delivery.recipient_email,
+        context={"notice": delivery.content},
+    )
+    return chat.Verdict(True)
+
+
+def _send_chat(delivery: Delivery) -> chat.Verdict:
+    channel = delivery.channel
+    assert channel is not None
+    if not channel.is_active:
+        return chat.Verdict(False, _("The channel is switched off."), permanent=True)
+    try:
+        url = validate_webhook_url(decrypt_secret(channel.url_ciphertext))
+    except ValidationError as error:
+        return chat.Verdict(False, " ".join(error.messages), permanent=True)
+    secret = decrypt_secret(channel.secret_ciphertext) if channel.secret_ciphertext else ""
+    outgoing = chat.build_request(
+        kind=channel.kind,
+        url=url,
+        secret=secret,
+        notice=delivery.content,
+        delivery_key=f"delivery-{delivery.pk}",
+    )
+    try:
+        response = requests.post(
+            outgoing.url,
+            data=outgoing.body,
+            headers=outgoing.headers,
+            timeout=(min(3.0, _timeout()), _timeout()),
+            allow_redirects=False,
+        )
+    except requests.Timeout:
+        return chat.Verdict(False, _("No answer within the timeout."))
+    except requests.RequestException as error:
+        # The exception's class, not its text: the text may quote the URL, and its key.
+        return chat.Verdict(False, type(error).__name__)
+    return chat.judge_response(
+        kind=channel.kind,
+        status=response.status_code,
+        text=response.text[:2000],
+        retry_after=response.headers.get("Retry-After"),
+    )
+
+
+def delivery_attempt(
+    *, delivery_id: int, retry_countdown: Callable[[float | None], float] | None
+) -> Attempt:
+    """Send one delivery, once: claimed with a conditional update, so a duplicate task or a
+    second worker finds it taken or done. `retry_countdown` (None on the last try) says how
+    long to wait before the next try, given what the service asked for."""
+    now = timezone.now()
+    claimed = Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.PENDING).update(
+        status=Delivery.Status.SENDING,
+        claimed_until=now + dt.timedelta(seconds=CLAIM_SECONDS),
+        attempts=F("attempts") + 1,
+    )
+    if not claimed:
+        return Attempt("skipped")
+    delivery = Delivery.objects.select_related("channel", "organisation").get(pk=delivery_id)
+    try:
+        verdict = _send_chat(delivery) if delivery.channel_id else _send_email(delivery)
+    except Exception as error:  # SMTP, templates, a key that no longer decrypts
+        logger.warning("Delivery %s failed: %s", delivery_id, type(error).__name__)
+        verdict = chat.Verdict(False, type(error).__name__)
+    if verdict.ok:
+        _record_sent(delivery)
+        return Attempt("sent")
+    if retry_countdown is None or verdict.permanent:
+        _record_given_up(delivery, verdict.error)
+        return Attempt("failed")
+    countdown = retry_countdown(verdict.retry_after)
+    later = timezone.now() + dt.timedelta(seconds=countdown)
+    Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.SENDING).update(
+        status=Delivery.Status.PENDING,
+        last_error=verdict.error[:500],
+        available_at=later,
+        # The retry is already scheduled with the broker; the dispatcher steps in only if
+        # that message is lost.
+        dispatched_at=later,
+        claimed_until=None,
+    )
+    return Attempt("retry", countdown)
+
+
+def _record_sent(delivery: Delivery) -> None:
+    Delivery.objects.filter(pk=delivery.pk).update(
+        status=Delivery.Status.SENT, sent_at=timezone.now(), claimed_until=None, last_error=""
+    )
+    if delivery.channel_id:
+        Channel.objects.filter(pk=delivery.channel_id).update(
+            consecutive_failures=0, unhealthy_since=None
+        )
+
+
+@transaction.atomic
+def _record_given_up(delivery: Delivery, error: str) -> None:
+    Delivery.objects.filter(pk=delivery.pk).update(
+        status=Delivery.Status.FAILED, last_error=error[:500], claimed_until=None
+    )
+    if not delivery.channel_id:
+        return
+    channel = (
+        Channel.objects.select_for_update()
+        .select_related("organisation")
+        .get(pk=delivery.channel_id)
+    )
+    channel.consecutive_failures += 1
+    newly_unhealthy = (
+        channel.unhealthy_since is None and channel.consecutive_failures >= UNHEALTHY_AFTER_FAILURES
+    )
+    unhealthy_since = timezone.now()
+    if newly_unhealthy:
+        channel.unhealthy_since = unhealthy_since
+    channel.save(update_fields=["consecutive_failures", "unhealthy_since", "updated_at"])
+    if newly_unhealthy:
+        # By email only, so a failing channel can never notify about itself in a loop.
+        notify(
+            key=_key("channel.unhealthy", str(channel.pk), unhealthy_since.isoformat()),
+            notice=Notice(
+                event=NotificationEvent.CHANNEL_UNHEALTHY,
+                title=_("The chat channel %(name)s keeps failing") % {"name": channel.name},
+                summary=_(
+                    "The last %(count)d messages to this channel could not be delivered. "
+                    "Check its webhook URL and signing secret, then send a test message."
+                )
+                % {"count": channel.consecutive_failures},
+                link_path=reverse("notifications:channel", args=[channel.pk]),
+                facts=((_("Last error"), error[:200]),),
+            ),
+            organisation=channel.organisation,
+            people=organisation_admins(channel.organisation),
+            to_channels=False,
+        )

@@ -1,0 +1,50 @@
+"""Celery tasks of the notification outbox: thin wrappers that take ids and call a service.
+
+`deliver` retries with exponential backoff and jitter, never sooner than the service's
+`Retry-After`, at most `DELIVERY_MAX_RETRIES` times; the last try gives up visibly (the
+delivery shows as failed, an admin may retry it).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from celery import shared_task
+from django.conf import settings
+
+from notifications.outbox import deliveries_republish_due
+from notifications.services import delivery_attempt
+
+DELIVERY_MAX_RETRIES = 5
+MAX_COUNTDOWN_SECONDS = 600.0
+
+
+def delivery_countdown(retries: int, retry_after: float | None) -> float:
+    base = float(getattr(settings, "PORTAL_NOTIFICATION_RETRY_BASE_SECONDS", 5.0))
+    countdown = base * (2**retries) * (0.5 + random.random())
+    if retry_after:
+        countdown = max(countdown, retry_after)
+    return min(countdown, MAX_COUNTDOWN_SECONDS)
+
+
+@shared_task(bind=True, name="notifications.deliver", max_retries=DELIVERY_MAX_RETRIES)
+def deliver(self: Any, delivery_id: int) -> str:
+    """Send one delivery (an email, or one chat channel's message)."""
+    retries = self.request.retries or 0
+    last_try = retries >= self.max_retries
+    attempt = delivery_attempt(
+        delivery_id=delivery_id,
+        retry_countdown=None
+        if last_try
+        else (lambda retry_after: delivery_countdown(retries, retry_after)),
+    )
+    if attempt.outcome == "retry":
+        raise self.retry(countdown=attempt.retry_after)
+    return attempt.outcome
+
+
+@shared_task(name="notifications.dispatch_deliveries")
+def dispatch_deliveries() -> int:
+    """Publish deliveries the broker or a dead worker lost (beat)."""
+    return deliveries_republish_due()

@@ -1,0 +1,103 @@
+"""What a channel's webhook URL and signing secret may be, and the SSRF guard every send
+passes through again (DNS may have changed since the channel was saved).
+
+In production only `https://` URLs whose host resolves to public addresses are accepted;
+loopback, private, link-local, multicast and reserved addresses are refused after DNS
+resolution. A portal running embedded (`make run`) or in DEBUG may post anywhere, so the
+local webhook inbox (`/dev/webhooks/`) and test receivers work.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+
+MAX_URL_LENGTH = 2048
+MAX_SECRET_LENGTH = 256
+# Printable ASCII without spaces: what the chat services hand out as signing secrets.
+SECRET_RE = re.compile(r"\A[\x21-\x7e]{8,256}\Z")
+_CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
+
+
+def local_targets_allowed() -> bool:
+    return bool(settings.PORTAL_EMBEDDED or settings.DEBUG)
+
+
+def url_hint(url: str) -> str:
+    """Scheme and host of `url`: shown on pages, never enough to post to the channel."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/…"
+
+
+def _public(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def _resolved_addresses(host: str, port: int) -> list[str]:
+    try:
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError) as exc:
+        raise ValidationError(
+            _("The host %(host)s cannot be resolved.") % {"host": host}, code="unresolvable"
+        ) from exc
+    return sorted({str(info[4][0]) for info in infos})
+
+
+def validate_webhook_url(value: str) -> str:
+    """The URL, stripped, when a channel may post to it; otherwise a ValidationError that says
+    why. Resolves the host in production (the SSRF guard)."""
+    url = (value or "").strip()
+    if not url:
+        raise ValidationError(_("Enter the webhook URL."), code="required")
+    if len(url) > MAX_URL_LENGTH:
+        raise ValidationError(
+            _("A webhook URL is at most %(max)d characters.") % {"max": MAX_URL_LENGTH},
+            code="too_long",
+        )
+    if _CONTROL_OR_SPACE.search(url):
+        raise ValidationError(_("A webhook URL has no spaces or control characters."))
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ValidationError(_("This is not a valid URL."), code="invalid") from exc
+    allowed_schemes = {"https", "http"} if local_targets_allowed() else {"https"}
+    if parts.scheme not in allowed_schemes:
+        raise ValidationError(_("A webhook URL must start with https://."), code="scheme")
+    if not parts.hostname:
+        raise ValidationError(_("This URL names no host."), code="invalid")
+    if parts.username is not None or parts.password is not None:
+        raise ValidationError(_("A webhook URL carries no user name or password."))
+    if not local_targets_allowed():
+        addresses = _resolved_addresses(parts.hostname, port or 443)
+        if not addresses or not all(_public(address) for address in addresses):
+            raise ValidationError(
+                _(
+                    "This URL leads to a private, loopback or link-local address; the portal "
+                    "only posts to public addresses."
+                ),
+                code="private_address",
+            )
+    return url
+
+
+def validate_signing_secret(value: str) -> str:
+    secret = value or ""
+    if secret and not SECRET_RE.match(secret):
+        raise ValidationError(
+            _(
+                "A signing secret is 8 to 256 printable characters without spaces, as the chat "
+                "service shows it."
+            ),
+            code="bad_secret",
+        )
+    return secret

@@ -1,0 +1,46 @@
+"""A round that moves many partners on one role moves them in bulk (issue 19, many partners
+at scale): their rows are locked and loaded in one statement and each move costs only its
+own writes. Counted with Django's CaptureQueriesContext against cloudsim; no time measured."""
+
+from __future__ import annotations
+
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from delegations.models import Delegation
+from delegations.worker.engine import ReconcileOutcome
+
+Status = Delegation.Status
+
+# What one more partner adds to a round that applies a role for every partner on it, per
+# database: its two transitions (approved → applying → active), each a savepoint, an update
+# and an audit event, its follow-up outbox work, and the notice that its access is active
+# (its admins read, their deliveries written). (Before the bulk lock: 17 on PostgreSQL, 23 on
+# SQLite, and one row lock per transition.) Lower it when you cut one.
+PINNED_PER_PARTNER = {"postgresql": 13, "sqlite": 19}
+
+
+def _round_statements(owner_world, partners: int) -> tuple[int, list[str]]:
+    delegations = [owner_world.offer() for _ in range(partners)]
+    with CaptureQueriesContext(connection) as captured:
+        report = owner_world.reconcile()
+    assert report.outcome == ReconcileOutcome.CONVERGED
+    assert [owner_world.status(d) for d in delegations] == [Status.ACTIVE] * partners
+    statements = [q["sql"] for q in captured.captured_queries]
+    return len(statements), statements
+
+
+def test_each_more_partner_in_a_round_costs_a_pinned_number_of_statements(owner_world) -> None:
+    small, _ = _round_statements(owner_world, 2)
+    for delegation in Delegation.objects.filter(managed_role=owner_world.managed_role()):
+        owner_world.revoke(delegation)
+    owner_world.reconcile()
+
+    large, statements = _round_statements(owner_world, 8)
+
+    per_partner = (large - small) / 6
+    locks = [s for s in statements if "FOR UPDATE" in s.upper() and "delegations_delegation" in s]
+    assert per_partner == PINNED_PER_PARTNER[connection.vendor], "\n".join(statements)
+    if connection.features.has_select_for_update:
+        # One lock statement per batch of transitions (to applying, to active), however many.
+        assert len(locks) == 2, locks

@@ -1,0 +1,335 @@
+"""The notification outbox: rows written with the event, published after the commit, sent by
+the worker exactly once per recipient x channel, retried within limits, visible when failed,
+and never lost when the broker is down or a worker dies mid-send."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import pytest
+from celery.exceptions import Retry
+from django.core import mail
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Organisation, User
+from notifications import outbox, services, tasks
+from notifications.events import NotificationEvent
+from notifications.models import Channel, Delivery
+from notifications.services import Notice, notify
+from notifications.signing import SIGNATURE_HEADER, webhook_signature_valid
+from tests.notifications.conftest import Receiver
+
+pytestmark = pytest.mark.django_db
+
+SECRET = "SECwebhook-secret-1"
+
+
+class FakeBroker:
+    """Stands in for the broker: records what was published (or fails like a dead one)."""
+
+    def __init__(self) -> None:
+        self.fail = False
+        self.sent: list[int] = []
+
+    def send(self, delivery_ids: list[int]) -> None:
+        if self.fail:
+            raise ConnectionRefusedError("broker down")
+        self.sent.extend(delivery_ids)
+
+
+@pytest.fixture
+def published(monkeypatch: pytest.MonkeyPatch) -> FakeBroker:
+    fake = FakeBroker()
+    monkeypatch.setattr(outbox, "_send", fake.send)
+    return fake
+
+
+def notice(link: str = "/delegations/") -> Notice:
+    return Notice(
+        event=NotificationEvent.DELEGATION_REQUESTED,
+        title="Company B requests ecs-admin",
+        summary="Review it and decide.",
+        link_path=link,
+        facts=(("Role", "ecs-admin"),),
+    )
+
+
+@pytest.fixture
+def channel(company_a: Organisation, owner_admin: User, receiver: Receiver) -> Channel:
+    return services.channel_create(
+        organisation=company_a,
+        created_by=owner_admin,
+        kind="webhook",
+        name="Ops webhook",
+        url=receiver.url,
+        secret=SECRET,
+        events=["delegation.requested"],
+    )
+
+
+def announce(company_a: Organisation, people: list[User], key: str = "evt:1") -> list[str]:
+    with transaction.atomic():
+        return notify(key=key, notice=notice(), organisation=company_a, people=people)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_notify_needs_the_event_transaction(company_a: Organisation, owner_admin: User) -> None:
+    with pytest.raises(RuntimeError):
+        notify(key="k", notice=notice(), organisation=company_a, people=[owner_admin])
+
+
+def test_one_row_per_recipient_and_channel_published_after_the_commit(
+    company_a: Organisation,
+    owner_admin: User,
+    channel: Channel,
+    published: FakeBroker,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        keys = announce(company_a, [owner_admin, owner_admin])
+        assert published.sent == []  # nothing before the commit
+    rows = Delivery.objects.filter(idempotency_key__in=keys)
+    assert rows.count() == 2
+    assert {(r.recipient_id, r.channel_id) for r in rows} == {
+        (owner_admin.pk, None),
+        (None, channel.pk),
+    }
+    assert sorted(published.sent) == sorted(r.pk for r in rows)
+
+
+def test_the_same_event_twice_writes_nothing_more(
+    company_a: Organisation,
+    owner_admin: User,
+    channel: Channel,
+    published: FakeBroker,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        announce(company_a, [owner_admin])
+    with django_capture_on_commit_callbacks(execute=True):
+        announce(company_a, [owner_admin])
+    assert Delivery.objects.count() == 2
+    assert len(published.sent) == 2  # the repeat published nothing new
+
+
+def test_a_rolled_back_event_sends_nothing(
+    company_a: Organisation, owner_admin: User, channel: Channel
+) -> None:
+    with pytest.raises(ZeroDivisionError), transaction.atomic():
+        notify(key="k", notice=notice(), organisation=company_a, people=[owner_admin])
+        1 / 0  # noqa: B018
+    assert Delivery.objects.count() == 0
+
+
+def test_broker_down_leaves_the_rows_for_the_dispatcher_which_sends_once_later(
+    company_a: Organisation,
+    owner_admin: User,
+    channel: Channel,
+    published: FakeBroker,
+    receiver: Receiver,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    published.fail = True
+    with django_capture_on_commit_callbacks(execute=True):
+        announce(company_a, [owner_admin])  # the decision itself succeeds
+    assert set(Delivery.objects.values_list("dispatched_at", flat=True)) == {None}
+    published.fail = False
+    assert outbox.deliveries_republish_due() == 2
+    assert outbox.deliveries_republish_due() == 0  # published recently: not again
+    for delivery_id in list(published.sent) * 2:  # the broker delivers each twice
+        services.delivery_attempt(delivery_id=delivery_id, retry_countdown=None)
+    assert len(mail.outbox) == 1
+    assert len(receiver.received) == 1
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"sent"}
+
+
+def test_the_generic_webhook_arrives_signed_and_a_receiver_can_verify_it(
+    company_a: Organisation, channel: Channel, receiver: Receiver
+) -> None:
+    announce(company_a, [])
+    delivery = Delivery.objects.get(channel=channel)
+    assert (
+        services.delivery_attempt(delivery_id=delivery.pk, retry_countdown=None).outcome == "sent"
+    )
+    (got,) = receiver.received
+    assert webhook_signature_valid(
+        secret=SECRET, body=got.body, header=got.headers[SIGNATURE_HEADER]
+    )
+    body = json.loads(got.body)
+    assert body["event"] == "delegation.requested" and body["organisation"] == "Company A"
+    assert body["url"].endswith("/delegations/")
+
+
+def test_a_worker_killed_mid_send_is_sent_again_after_its_claim_lapses(
+    company_a: Organisation, channel: Channel, receiver: Receiver, published: FakeBroker
+) -> None:
+    announce(company_a, [])
+    delivery = Delivery.objects.get(channel=channel)
+    # The worker claimed it, then died before posting.
+    Delivery.objects.filter(pk=delivery.pk).update(
+        status="sending", claimed_until=timezone.now() - dt.timedelta(seconds=1)
+    )
+    assert (
+        services.delivery_attempt(delivery_id=delivery.pk, retry_countdown=None).outcome
+        == "skipped"
+    )
+    assert outbox.deliveries_republish_due() == 1
+    assert (
+        services.delivery_attempt(delivery_id=delivery.pk, retry_countdown=None).outcome == "sent"
+    )
+    assert len(receiver.received) == 1
+
+
+def test_a_500_is_retried_with_backoff_then_sent_and_never_sent_again(
+    company_a: Organisation, channel: Channel, receiver: Receiver
+) -> None:
+    receiver.answer((500, "boom", {}, 0.0), (200, "{}", {}, 0.0))
+    announce(company_a, [])
+    delivery = Delivery.objects.get(channel=channel)
+    first = services.delivery_attempt(delivery_id=delivery.pk, retry_countdown=lambda ra: 12.0)
+    assert first.outcome == "retry" and first.retry_after == 12.0
+    delivery.refresh_from_db()
+    assert delivery.status == "pending" and delivery.last_error == "HTTP 500"
+    assert (
+        services.delivery_attempt(delivery_id=delivery.pk, retry_countdown=None).outcome == "sent"
+    )
+    assert (
+        services.delivery_attempt(delivery_id=delivery.pk, retry_countdown=None).outcome
+        == "skipped"
+    )
+    assert len(receiver.received) == 2
+
+
+def test_429_retry_after_is_honoured(
+    company_a: Organisation, channel: Channel, receiver: Receiver
+) -> None:
+    receiver.answer((429, "", {"Retry-After": "90"}, 0.0))
+    announce(company_a, [])
+    delivery = Delivery.objects.get(channel=channel)
+    waits: list[float | None] = []
+
+    def countdown(retry_after: float | None) -> float:
+        waits.append(retry_after)
+        return tasks.delivery_countdown(0, retry_after)
+
+    attempt = services.delivery_attempt(delivery_id=delivery.pk, retry_countdown=countdown)
+    assert waits == [90.0] and attempt.retry_after is not None and attempt.retry_after >= 90.0
+
+
+def test_a_hanging_receiver_times_out_and_is_retried(
+    settings: Any, company_a: Organisation, channel: Channel, receiver: Receiver
+) -> None:
+    settings.PORTAL_WEBHOOK_TIMEOUT_SECONDS = 0.3
+    receiver.answer((200, "{}", {}, 1.0))
+    announce(company_a, [])
+    delivery = Delivery.objects.get(channel=channel)
+    attempt = services.delivery_attempt(delivery_id=delivery.pk, retry_countdown=lambda ra: 5.0)
+    assert attempt.outcome == "retry"
+    delivery.refresh_from_db()
+    assert "timeout" in delivery.last_error
+
+
+def test_dingtalk_errcode_is_retried_then_given_up_visibly_and_retryable_by_an_admin(
+    company_a: Organisation, owner_admin: User, receiver: Receiver, published: FakeBroker
+) -> None:
+    receiver.answer((200, '{"errcode": 310000, "errmsg": "sign not match"}', {}, 0.0))
+    channel = services.channel_create(
+        organisation=company_a,
+        created_by=owner_admin,
+        kind="dingtalk",
+        name="DingTalk",
+        url=receiver.url,
+        secret="SECding-secret-1",
+        events=["delegation.requested"],
+    )
+    announce(company_a, [])
+    delivery = Delivery.objects.get(channel=channel)
+    assert (
+        services.delivery_attempt(delivery_id=delivery.pk, retry_countdown=lambda ra: 1.0).outcome
+        == "retry"
+    )
+    assert (
+        services.delivery_attempt(delivery_id=delivery.pk, retry_countdown=None).outcome == "failed"
+    )
+    delivery.refresh_from_db()
+    assert delivery.status == "failed" and "310000" in delivery.last_error
+    query = receiver.received[0].path
+    assert "timestamp=" in query and "sign=" in query
+    receiver.answer((200, '{"errcode": 0}', {}, 0.0))
+    with transaction.atomic():
+        services.delivery_retry(delivery=delivery, retried_by=owner_admin)
+    assert (
+        services.delivery_attempt(delivery_id=delivery.pk, retry_countdown=None).outcome == "sent"
+    )
+
+
+def test_the_deliver_task_retries_then_gives_up_on_its_last_try(
+    company_a: Organisation, channel: Channel, receiver: Receiver
+) -> None:
+    receiver.answer((503, "", {}, 0.0))
+    announce(company_a, [])
+    delivery = Delivery.objects.get(channel=channel)
+    with pytest.raises(Retry):
+        tasks.deliver.apply(args=[delivery.pk], throw=True)
+    Delivery.objects.filter(pk=delivery.pk).update(available_at=timezone.now())
+    result = tasks.deliver.apply(args=[delivery.pk], retries=tasks.DELIVERY_MAX_RETRIES)
+    assert result.get() == "failed"
+
+
+def test_a_channel_that_keeps_failing_is_marked_unhealthy_and_its_admins_told_once(
+    company_a: Organisation,
+    owner_admin: User,
+    channel: Channel,
+    receiver: Receiver,
+    published: FakeBroker,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    receiver.answer((500, "", {}, 0.0))
+    for number in range(services.UNHEALTHY_AFTER_FAILURES + 2):
+        announce(company_a, [], key=f"evt:{number}")
+    for delivery in Delivery.objects.filter(channel=channel).order_by("id"):
+        with django_capture_on_commit_callbacks(execute=True):
+            services.delivery_attempt(delivery_id=delivery.pk, retry_countdown=None)
+    channel.refresh_from_db()
+    assert not channel.is_healthy
+    warnings = Delivery.objects.filter(event="channel.unhealthy")
+    assert [w.recipient_email for w in warnings] == [owner_admin.email]
+    assert not warnings.filter(channel__isnull=False).exists()  # email only: no loop
+
+
+def test_security_notices_ignore_preferences_and_others_honour_them(
+    company_a: Organisation, owner_admin: User
+) -> None:
+    services.preferences_update(user=owner_admin, muted=["delegation.requested"])
+    announce(company_a, [owner_admin])
+    assert not Delivery.objects.filter(recipient=owner_admin).exists()
+    with transaction.atomic():
+        notify(
+            key="sec",
+            notice=Notice(
+                event=NotificationEvent.CREDENTIALS_ISSUED, title="t", summary="s", link_path="/"
+            ),
+            organisation=company_a,
+            people=[owner_admin],
+        )
+    assert Delivery.objects.filter(recipient=owner_admin, event="credentials.issued").exists()
+    with pytest.raises(Exception, match="Security notices"):
+        services.preferences_update(user=owner_admin, muted=["credentials.issued"])
+
+
+def test_email_has_text_and_html_parts_a_deep_link_and_the_organisation(
+    settings: Any, company_a: Organisation, owner_admin: User
+) -> None:
+    settings.PORTAL_BASE_URL = "https://portal.example.com"
+    announce(company_a, [owner_admin])
+    delivery = Delivery.objects.get(recipient=owner_admin)
+    services.delivery_attempt(delivery_id=delivery.pk, retry_countdown=None)
+    (message,) = mail.outbox
+    assert message.to == [owner_admin.email]
+    assert "Company A" in message.subject and "Company A" in message.body
+    assert "https://portal.example.com/delegations/" in message.body
+    html, mimetype = message.alternatives[0]
+    assert mimetype == "text/html" and 'href="https://portal.example.com/delegations/"' in html

@@ -1,0 +1,117 @@
+"""Bad webhook URLs and secrets are refused with a clear message; in production only public
+https addresses pass, checked after DNS resolution (the SSRF guard)."""
+
+from typing import Any
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from notifications import webhook_urls
+from notifications.webhook_urls import validate_signing_secret, validate_webhook_url
+
+
+@pytest.fixture
+def production(settings: Any) -> None:
+    settings.DEBUG = False
+    settings.PORTAL_EMBEDDED = False
+
+
+def _resolves_to(monkeypatch: pytest.MonkeyPatch, *addresses: str) -> None:
+    def fake(host: str, port: int, **kwargs: object) -> list[Any]:
+        return [(2, 1, 6, "", (address, port)) for address in addresses]
+
+    monkeypatch.setattr(webhook_urls.socket, "getaddrinfo", fake)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "",
+        "not a url",
+        "ftp://example.com/hook",
+        "https://",
+        "https://user:pw@example.com/hook",
+        "https://exa mple.com/hook",
+        "https://example.com:99999/hook",
+        "https://example.com/" + "a" * 2048,
+    ],
+)
+def test_malformed_urls_are_refused(production: None, url: str) -> None:
+    with pytest.raises(ValidationError):
+        validate_webhook_url(url)
+
+
+def test_plain_http_is_refused_in_production(production: None) -> None:
+    with pytest.raises(ValidationError, match="https"):
+        validate_webhook_url("http://hooks.example.com/x")
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "192.168.1.10",
+        "172.16.0.1",
+        "169.254.169.254",
+        "::1",
+        "fe80::1",
+        "::ffff:10.0.0.1",
+        "100.64.0.1",
+        "0.0.0.0",  # noqa: S104 (an address to refuse, nothing binds to it)
+    ],
+)
+def test_private_loopback_and_link_local_addresses_are_refused_after_resolution(
+    production: None, monkeypatch: pytest.MonkeyPatch, address: str
+) -> None:
+    _resolves_to(monkeypatch, address)
+    with pytest.raises(ValidationError) as refused:
+        validate_webhook_url("https://innocent-looking.example.com/hook")
+    assert refused.value.code == "private_address"
+
+
+def test_one_private_address_among_public_ones_is_enough_to_refuse(
+    production: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _resolves_to(monkeypatch, "8.8.8.8", "10.0.0.5")
+    with pytest.raises(ValidationError):
+        validate_webhook_url("https://mixed.example.com/hook")
+
+
+def test_a_public_https_url_passes(production: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    _resolves_to(monkeypatch, "203.0.114.7", "8.8.4.4")
+    url = "https://oapi.dingtalk.com/robot/send?access_token=abc"
+    assert validate_webhook_url(f"  {url} ") == url
+
+
+def test_an_unresolvable_host_is_refused(production: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(*args: object, **kwargs: object) -> None:
+        raise OSError("no such host")
+
+    monkeypatch.setattr(webhook_urls.socket, "getaddrinfo", fail)
+    with pytest.raises(ValidationError, match="cannot be resolved"):
+        validate_webhook_url("https://nowhere.invalid/hook")
+
+
+def test_loopback_http_is_allowed_only_when_embedded_or_debug(settings: Any) -> None:
+    settings.DEBUG = False
+    settings.PORTAL_EMBEDDED = True
+    assert validate_webhook_url("http://127.0.0.1:8000/dev/webhooks/receive/x/")
+
+
+@pytest.mark.parametrize(
+    "secret", ["short", "has space inside", "tab\tinside", "é" * 10, "x" * 257]
+)
+def test_signing_secrets_with_bad_characters_are_refused(secret: str) -> None:
+    with pytest.raises(ValidationError):
+        validate_signing_secret(secret)
+
+
+def test_a_printable_secret_passes_and_none_is_fine() -> None:
+    assert validate_signing_secret("SEC0123456789abcdef") == "SEC0123456789abcdef"
+    assert validate_signing_secret("") == ""
+
+
+def test_the_hint_keeps_scheme_and_host_only() -> None:
+    hint = webhook_urls.url_hint("https://hooks.slack.com/services/T000/B000/XXXXSECRET")
+    assert hint == "https://hooks.slack.com/…" and "XXXX" not in hint
