@@ -26,9 +26,10 @@ from django.db import connection, models, transaction
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
-from accounts.emails import send_templated_email
-from accounts.models import Membership, User
+from accounts.models import User
 from activity.attribution import Attributor, read_only_intended
 from activity.events import UnusableEvent, parse_event
 from activity.models import ActivityCursor, ActivityDaily, ActivityEvent
@@ -40,6 +41,8 @@ from cloud.errors import CloudError, ErrorCategory
 from delegations.catalog.services import catalog_role_create, cloud_account_policies
 from delegations.connection.services import cloud_account_client, cloud_account_credentials
 from delegations.models import ROLE_NAME_MAX_LENGTH, CatalogRole, CloudAccount, Delegation
+from notifications.events import NotificationEvent
+from notifications.services import Notice, notify, organisation_admins
 
 logger = logging.getLogger(__name__)
 
@@ -60,10 +63,10 @@ class Alert:
     UNKNOWN_SESSION = "unknown_session"
 
     LABELS = {
-        DENIED: "denied call",
-        AFTER_END: "call after the grant ended",
-        WRITE_READ_ONLY: "write under a read-only role",
-        UNKNOWN_SESSION: "session the portal never issued",
+        DENIED: gettext_lazy("denied calls"),
+        AFTER_END: gettext_lazy("calls after the grant ended"),
+        WRITE_READ_ONLY: gettext_lazy("writes under a read-only role"),
+        UNKNOWN_SESSION: gettext_lazy("calls from sessions the portal never issued"),
     }
 
 
@@ -258,8 +261,10 @@ def _block(cursor: ActivityCursor, error: CloudError) -> None:
         )
 
 
-def _notify(*, cloud_account: CloudAccount, fresh: list[ActivityEvent]) -> None:
-    """One audit event and one email to the owner's admins per delegation with new alerts."""
+def _notify(*, cloud_account: CloudAccount, fresh: list[ActivityEvent], run_key: str) -> None:
+    """Per delegation with new alerts: one audit event, and one notice to the owner's admins
+    and the owner's subscribed chat channels (`notifications.notify`, sent after the commit).
+    `run_key` names the ingestion run, so a notice is written once."""
     by_delegation: dict[Delegation | None, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for row in fresh:
         for alert in row.alerts:
@@ -271,7 +276,11 @@ def _notify(*, cloud_account: CloudAccount, fresh: list[ActivityEvent]) -> None:
             if delegation is not None
             else ""
         )
-        summary = {Alert.LABELS[k]: v for k, v in sorted(counts.items())}
+        where = (
+            f"{delegation.catalog_role.role_name} for {delegation.partner.name}"
+            if delegation is not None
+            else f"account {cloud_account.account_uid}"
+        )
         with transaction.atomic():
             audit_record(
                 action=AuditAction.ACTIVITY_ALERT_RAISED,
@@ -283,23 +292,21 @@ def _notify(*, cloud_account: CloudAccount, fresh: list[ActivityEvent]) -> None:
                 ),
                 metadata={"alerts": dict(counts), "link": link},
             )
-        admins = Membership.objects.filter(
-            organisation=owner, role=Membership.Role.ADMIN
-        ).select_related("user")
-        for membership in admins:
-            try:
-                send_templated_email(
-                    template_prefix="activity/email/alert",
-                    to=membership.user.email,
-                    context={
-                        "delegation": delegation,
-                        "account_uid": cloud_account.account_uid,
-                        "summary": summary,
-                        "link": link,
-                    },
-                )
-            except OSError:
-                logger.warning("activity alert email to an owner admin failed", exc_info=True)
+            notify(
+                key=f"activity.alert|{cloud_account.pk}|{run_key}|{getattr(delegation, 'pk', '')}",
+                notice=Notice(
+                    event=NotificationEvent.ACTIVITY_ALERT,
+                    title=_("Partner activity needs a look: %(where)s") % {"where": where},
+                    summary=_("ActionTrail recorded partner calls that raise alerts."),
+                    link_path=link or reverse("audit:events"),
+                    facts=tuple(
+                        (str(Alert.LABELS[kind]), str(count))
+                        for kind, count in sorted(counts.items())
+                    ),
+                ),
+                organisation=owner,
+                people=organisation_admins(organisation=owner),
+            )
 
 
 def activity_ingest_account(
@@ -381,7 +388,7 @@ def activity_ingest_account(
         events_stored=cursor.events_stored + report.stored,
     )
     if fresh_all:
-        _notify(cloud_account=cloud_account, fresh=fresh_all)
+        _notify(cloud_account=cloud_account, fresh=fresh_all, run_key=end.isoformat())
     return report
 
 
