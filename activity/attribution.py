@@ -3,9 +3,10 @@
 A partner session's event names the role (`userName` "<role>:<session>"), the STS key and the
 partner account (`requestParameters.stsTokenPlayerUid`). The role and partner account give the
 delegation; the STS key finds the portal's own issuance record (`CredentialIssuance`), hence the
-person; a console switch carries the partner's RAM user name as its session name, which a
-staff member's linked RAM user (`StaffRamUserLink`) explains. A session neither explains is
-"unknown" and raises an alert.
+person, and so does the session's SourceIdentity (the portal sets it to the issuance's session
+name, and it survives role chaining); a console switch carries the partner's RAM user name as
+its session name, which a staff member's linked RAM user (`StaffRamUserLink`) explains. A
+session none of these explains is "unknown" and raises an alert.
 
 `Attributor` reads each role, issuance and link once per ingestion run.
 """
@@ -50,6 +51,7 @@ class Attributor:
         self._delegations: dict[tuple[str, str], list[Delegation]] = {}
         self._issuances: dict[str, CredentialIssuance | None] = {}
         self._links: dict[tuple[str, str], StaffRamUserLink | None] = {}
+        self._named: dict[tuple[str, str], CredentialIssuance | None] = {}
 
     def _role(self, role_name: str) -> ManagedRole | None:
         key = role_name.lower()
@@ -91,6 +93,22 @@ class Attributor:
             )
         return self._issuances[access_key_id]
 
+    def _issued_as(self, role: ManagedRole, source_identity: str) -> CredentialIssuance | None:
+        """The portal's latest issuance on `role` whose session carried `source_identity` (the
+        portal stamps it with the person's session name; it survives role chaining, where the
+        STS key changes)."""
+        key = (str(role.pk), source_identity)
+        if key not in self._named:
+            self._named[key] = (
+                CredentialIssuance.objects.filter(
+                    delegation__managed_role=role, session_name=source_identity
+                )
+                .select_related("user", "delegation")
+                .order_by("-issued_at")
+                .first()
+            )
+        return self._named[key]
+
     def _link(self, partner_uid: str, ram_user_name: str) -> StaffRamUserLink | None:
         key = (partner_uid, ram_user_name.lower())
         if key not in self._links:
@@ -112,6 +130,7 @@ class Attributor:
         access_key_id: str,
         partner_uid: str,
         moment: datetime,
+        source_identity: str = "",
     ) -> Attribution:
         if not role_name:
             return Attribution(None, None, "", ActivityEvent.Via.OTHER)
@@ -122,6 +141,11 @@ class Attributor:
         if issuance is not None and issuance.delegation.managed_role_id == role.pk:
             return Attribution(
                 issuance.delegation, issuance.user, issuance.user.email, ActivityEvent.Via.ISSUED
+            )
+        named = self._issued_as(role, source_identity) if source_identity else None
+        if named is not None:
+            return Attribution(
+                named.delegation, named.user, named.user.email, ActivityEvent.Via.ISSUED
             )
         delegation = self._delegation(role, partner_uid, moment) if partner_uid else None
         link = self._link(partner_uid, session_name) if partner_uid and session_name else None

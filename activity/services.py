@@ -118,6 +118,7 @@ def _rows_for_page(
             access_key_id=fields["access_key_id"],
             partner_uid=fields["partner_account_uid"],
             moment=parsed.event_time,
+            source_identity=fields["source_identity"],
         )
         if found.via == ActivityEvent.Via.OTHER:
             continue

@@ -212,3 +212,17 @@ def test_activity_past_retention_is_purged(grant, settings):
     ingest(grant, FakeTrail(pages=[[event(1, at=now - dt.timedelta(days=401)), event(2)]]))
     assert activity_purge_expired(now=now) == 1
     assert list(ActivityEvent.objects.values_list("event_id", flat=True)) == ["evt-2"]
+
+
+def test_a_chained_session_is_named_by_its_source_identity(grant):
+    chained = event(1, session="chained", key="STS.from-a-chain")
+    chained["userIdentity"]["sourceIdentity"] = "staff@company-b"  # the issuance's session name
+    stranger = event(2, session="chained", key="STS.other")
+    stranger["userIdentity"]["sourceIdentity"] = "someone-else"
+    ingest(grant, FakeTrail(pages=[[chained, stranger]]))
+    rows = {row.event_id: row for row in ActivityEvent.objects.all()}
+    assert rows["evt-1"].person == grant.staff
+    assert rows["evt-1"].via == ActivityEvent.Via.ISSUED
+    assert rows["evt-1"].source_identity == "staff@company-b"
+    assert rows["evt-2"].person is None
+    assert rows["evt-2"].alerts == ["unknown_session"]
