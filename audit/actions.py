@@ -548,6 +548,31 @@ class AuditAction(StrEnum):
         ActionInfo(_OTHER, "A partner admin was shown a delegation's ExternalId."),
     )
 
+    # --- activity from ActionTrail (activity) -----------------------------------------------
+    ACTIVITY_INGESTION_BLOCKED = (
+        "activity.ingestion_blocked",
+        ActionInfo(
+            _OTHER,
+            "ActionTrail refused the owner's key (a permission is missing): ingestion of the "
+            "account's activity waits for a key that has it.",
+        ),
+    )
+    ACTIVITY_ALERT_RAISED = (
+        "activity.alert_raised",
+        ActionInfo(
+            _OTHER,
+            "Partner activity under a delegation raised alerts (denied calls, use after the "
+            "end, writes under a read-only role, sessions the portal never issued).",
+        ),
+    )
+    ACTIVITY_NARROWER_ROLE_PROPOSED = (
+        "activity.narrower_role_proposed",
+        ActionInfo(
+            _OTHER,
+            "An owner turned a delegation's right-sizing into a narrower catalogue role: a "
+            "Custom policy with exactly the actions its sessions used.",
+        ),
+    )
     # --- notifications: chat channels and who hears what (deliveries keep their own log) ---
     NOTIFICATION_CHANNEL_CREATED = (
         "notification.channel_created",

@@ -79,6 +79,9 @@ REPORT_COLUMNS = (
     "stopped_by",
     "credentials_issued",
     "notes",
+    "used_calls",
+    "used_first",
+    "used_last",
 )
 
 
@@ -205,6 +208,9 @@ def report_record(row: ReportRow) -> dict[str, Any]:
         "stopped_by": row.stopped_by,
         "credentials_issued": row.credentials,
         "notes": list(row.notes),
+        "used_calls": row.used_calls,
+        "used_first": _time(row.used_first),
+        "used_last": _time(row.used_last),
     }
 
 

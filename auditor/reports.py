@@ -29,12 +29,13 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.db.models import Q
 
 from accounts.models import Organisation
+from activity.selectors import Usage, activity_usage
 from audit.models import AuditEvent
 from auditor.presentation import (
     ASSIGNED,
@@ -294,6 +295,13 @@ class ReportRow:
     # detached); None when nothing cut the residual window short.
     stopped_at: dt.datetime | None = None
     stopped_by: str = ""
+    # A person row's `Person.key` ("id:<user id>" when known), to join what they did.
+    person_key: str = ""
+    # What ActionTrail says was done in the window (activity): None when not known (the
+    # partner's view, or no activity ingested), else the calls with the first and last one.
+    used_calls: int | None = None
+    used_first: dt.datetime | None = None
+    used_last: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -500,6 +508,7 @@ def _person_rows(
             or any(end > now for _, end in residual),
             stopped_at=first_stop.stopped_at if first_stop else None,
             stopped_by=first_stop.stopped_by if first_stop else "",
+            person_key=person_state.person.key,
         )
     ]
 
@@ -579,6 +588,39 @@ def _role_power_calls(delegations: list[Delegation]) -> dict[tuple[str, str], li
     }
 
 
+def _with_usage(
+    rows: list[ReportRow], *, since: dt.datetime, until: dt.datetime, owner_side: bool
+) -> list[ReportRow]:
+    """Each row with "used" next to "could act": the calls ActionTrail recorded in the window
+    under its delegation (an account row: everyone's; a person row: that person's). Only the
+    owner sees it: the calls happened in the owner's account."""
+    if not owner_side or not rows:
+        return rows
+    usage = activity_usage(
+        delegation_ids=sorted({row.delegation_id for row in rows}), start=since, end=until
+    )
+    per_delegation: dict[str, list[Usage]] = {}
+    for (delegation_id, person_key), used in usage.items():
+        if not person_key.startswith("label:"):  # each person once, and the unexplained
+            per_delegation.setdefault(delegation_id, []).append(used)
+    result = []
+    for row in rows:
+        if row.kind == "person":
+            person_usage = usage.get((row.delegation_id, row.person_key))
+            found = [person_usage] if person_usage is not None else []
+        else:
+            found = per_delegation.get(row.delegation_id, [])
+        result.append(
+            replace(
+                row,
+                used_calls=sum(u.calls for u in found),
+                used_first=min((u.first for u in found if u.first), default=None),
+                used_last=max((u.last for u in found if u.last), default=None),
+            )
+        )
+    return result
+
+
 def access_report(
     *,
     organisation: Organisation,
@@ -644,7 +686,12 @@ def access_report(
         since=since,
         until=until,
         generated_at=now,
-        rows=report_rows(fold.states.values(), since=since, until=until, now=now),
+        rows=_with_usage(
+            report_rows(fold.states.values(), since=since, until=until, now=now),
+            since=since,
+            until=until,
+            owner_side=organisation.is_owner,
+        ),
         per_person_data=per_person,
         delegations_considered=len(delegations),
     )

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from auditor import views
+from auditor import activity_views, views
 
 app_name = "audit"
 
@@ -17,4 +17,25 @@ urlpatterns = [
     path("verify/", views.verify, name="verify"),
     path("verify/start/", views.verify_start, name="verify_start"),
     path("verify/<uuid:verification_id>/", views.verify_run, name="verify_run"),
+    # A delegation's partner activity from ActionTrail (activity).
+    path(
+        "delegations/<uuid:delegation_id>/activity/",
+        activity_views.delegation_activity,
+        name="activity",
+    ),
+    path(
+        "delegations/<uuid:delegation_id>/activity/propose/",
+        activity_views.delegation_propose_narrower_role,
+        name="activity_propose",
+    ),
+    path(
+        "delegations/<uuid:delegation_id>/activity/export.csv",
+        activity_views.delegation_activity_csv,
+        name="activity_csv",
+    ),
+    path(
+        "delegations/<uuid:delegation_id>/activity/export.json",
+        activity_views.delegation_activity_json,
+        name="activity_json",
+    ),
 ]

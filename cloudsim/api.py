@@ -38,11 +38,13 @@ PRODUCTS: dict[str, str] = {
     "2015-05-01": "ram",
     "2015-04-01": "sts",
     "2014-05-26": "ecs",
+    "2020-07-06": "actiontrail",
 }
 HOST_IDS: dict[str, str] = {
     "ram": "ram.aliyuncs.com",
     "sts": "sts.aliyuncs.com",
     "ecs": "ecs.aliyuncs.com",
+    "actiontrail": "actiontrail.cn-hangzhou.aliyuncs.com",
 }
 
 # Imported by the server at start-up; a missing optional module is skipped (see load_handlers).
@@ -53,6 +55,7 @@ HANDLER_MODULES = (
     "cloudsim.console",
     "cloudsim.federation",
     "cloudsim.operator",
+    "cloudsim.actiontrail",
 )
 
 
@@ -145,6 +148,8 @@ class ApiContext:
     product: str
     source_ip: str
     secure_transport: bool = False
+    # The server's call log, for APIs that answer from it (ActionTrail's LookupEvents).
+    call_log: Any = None
     # Set by the server from the fault configuration: seconds during which GetRole serves the
     # previous trust document after a write (0 = consistent reads).
     stale_read_seconds: float = 0.0

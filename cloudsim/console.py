@@ -772,6 +772,7 @@ def _log_call(
         "request_id": request.request_id,
         "account": identity.account_uid,
         "caller_arn": identity.arn,
+        "identity": identity.log_fields(),
         "product": product,
         "action": action,
         "version": {"ecs": ecs.VERSION, "sts": sts.VERSION}[product],

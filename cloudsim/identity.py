@@ -50,6 +50,20 @@ class Identity:
     def is_root(self) -> bool:
         return self.kind == ACCOUNT
 
+    def log_fields(self) -> dict[str, str | None]:
+        """Who called, for the call log (ActionTrail's userIdentity is built from it)."""
+        return {
+            "kind": self.kind,
+            "access_key_id": self.access_key_id or None,
+            "user_name": self.user_name,
+            "user_id": self.user_id,
+            "role_name": self.role_name,
+            "role_id": self.role_id,
+            "session_name": self.session_name,
+            "source_identity": self.source_identity,
+            "caller_arn": self.caller_arn,
+        }
+
 
 @dataclass(frozen=True)
 class ResolvedKey:

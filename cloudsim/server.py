@@ -472,6 +472,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             )
             log["account"] = auth.identity.account_uid
             log["caller_arn"] = auth.identity.arn
+            log["identity"] = auth.identity.log_fields()
             log["signature"] = auth.signature_version
 
             decision = self.server.faults.decide(action)
@@ -495,6 +496,7 @@ class RequestHandler(BaseHTTPRequestHandler):
                 product=product,
                 source_ip=self.client_address[0],
                 secure_transport=self.server.secure,
+                call_log=self.server.call_log,
                 stale_read_seconds=(
                     self.server.faults.stale_window(action) if action in STALE_READ_ACTIONS else 0.0
                 ),

@@ -272,6 +272,7 @@ def child_environment(
             "ALIBABA_CLOUD_PROTOCOL": "http",
             "ALIBABA_RAM_ENDPOINT": f"127.0.0.1:{config.cloudsim_port}",
             "ALIBABA_STS_ENDPOINT": f"127.0.0.1:{config.cloudsim_port}",
+            "ALIBABA_ACTIONTRAIL_ENDPOINT": f"127.0.0.1:{config.cloudsim_port}",
             "ALIBABA_CONSOLE_SIGNIN_URL": config.cloudsim_url,
             "NO_PROXY": "127.0.0.1,localhost",
             **keys,
@@ -282,6 +283,9 @@ def child_environment(
     # cloudsim implements the federation endpoint, so the demo shows the one-click console.
     if not config.merged.get("PORTAL_CONSOLE_FEDERATION"):
         env["PORTAL_CONSOLE_FEDERATION"] = "true"
+    # The demo shows partners' activity a minute after it happens (production: every 5 minutes).
+    if not config.merged.get("PORTAL_ACTIVITY_INGEST_INTERVAL_SECONDS"):
+        env["PORTAL_ACTIVITY_INGEST_INTERVAL_SECONDS"] = "60"
     return env
 
 

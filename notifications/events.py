@@ -51,6 +51,12 @@ class NotificationEvent(StrEnum):
         EventInfo(_("A chat channel keeps failing"), security=True, for_channels=False),
     )
     CHANNEL_TEST = ("channel.test", EventInfo(_("Test message"), for_channels=False))
+    # Partner activity from ActionTrail (activity): denied calls, use after the end, writes
+    # under a read-only role, sessions the portal never issued.
+    ACTIVITY_ALERT = (
+        "activity.alert",
+        EventInfo(_("Partner activity alert"), security=True),
+    )
 
     @classmethod
     def lookup(cls, value: object) -> NotificationEvent | None:

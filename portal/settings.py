@@ -464,6 +464,20 @@ PORTAL_CONSOLE_FEDERATION = env.bool("PORTAL_CONSOLE_FEDERATION", default=False)
 PORTAL_CONSOLE_TICKET_TYPE = env.str("PORTAL_CONSOLE_TICKET_TYPE", default="normal")
 # The console page people land on; empty: `<ALIBABA_CONSOLE_SIGNIN_URL>/console` (cloudsim's).
 PORTAL_CONSOLE_DESTINATION = env.str("PORTAL_CONSOLE_DESTINATION", default="")
+# --- Activity from ActionTrail (activity) ----------------------------------------------------
+# What partner sessions did in owners' accounts: ingested from ActionTrail's LookupEvents by
+# beat, joined to delegations and people, kept longer than ActionTrail's own 90 days.
+INSTALLED_APPS += ["activity"]
+ALIBABA_ACTIONTRAIL_ENDPOINT = env.str("ALIBABA_ACTIONTRAIL_ENDPOINT", default="127.0.0.1:9100")
+# ActionTrail answers LookupEvents 2 times per second per account: one client never asks faster.
+ALIBABA_ACTIONTRAIL_QPS = env.float("ALIBABA_ACTIONTRAIL_QPS", default=2.0)
+PORTAL_ACTIVITY_RETENTION_DAYS = env.int("PORTAL_ACTIVITY_RETENTION_DAYS", default=400)
+# Each run re-reads this much before its cursor: ActionTrail delivers events minutes late.
+PORTAL_ACTIVITY_OVERLAP_SECONDS = env.int("PORTAL_ACTIVITY_OVERLAP_SECONDS", default=1800)
+CELERY_BEAT_SCHEDULE["activity-ingest"] = {
+    "task": "activity.ingest_all_accounts",
+    "schedule": env.float("PORTAL_ACTIVITY_INGEST_INTERVAL_SECONDS", default=300.0),
+}
 # --- Notifications (issue 13): email, chat channels, the inbox, reminders -------------------
 INSTALLED_APPS += ["notifications"]
 # The inbox count in the navigation and the Overview's "Waiting for you".

@@ -71,6 +71,7 @@ def test_production_settings_pass_the_deploy_check() -> None:
 PORTAL_PACKAGES = (
     "accounts",
     "api",
+    "activity",
     "audit",
     "auditor",
     "cloud",

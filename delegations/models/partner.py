@@ -219,6 +219,8 @@ class CredentialIssuance(models.Model):
         ordering = ["-issued_at"]
         indexes = [
             models.Index(fields=["delegation", "expiration"], name="issuance_delegation_expiry"),
+            # Activity joins each ActionTrail event's STS key to the person it was issued to.
+            models.Index(fields=["access_key_id"], name="issuance_access_key"),
         ]
 
     def __str__(self) -> str:

@@ -14,6 +14,7 @@ from auditor.presentation import classify_access_event, describe_event
 ROOT = Path(__file__).resolve().parents[2]
 PORTAL_PACKAGES = (
     "accounts",
+    "activity",
     "audit",
     "auditor",
     "cloud",

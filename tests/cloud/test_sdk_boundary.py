@@ -26,6 +26,7 @@ ALLOWED = {
     Path("cloud/ram_roles.py"),
     Path("cloud/ram_policies.py"),
     Path("cloud/ram_users.py"),
+    Path("cloud/actiontrail.py"),
 }
 
 

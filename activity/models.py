@@ -1,0 +1,152 @@
+"""What partner sessions did in an owner's account, as ActionTrail reported it.
+
+`ActivityEvent` is one ActionTrail event, stored once per (account, eventId) and joined at
+ingestion to the delegation whose role it used and the portal person behind the session.
+It is indexed by (account, time) and (delegation, time): every page reads one delegation's
+newest rows through an index, so its cost does not grow with the table.
+`ActivityCursor` is one owner account's ingestion state: how far it has read, and why it
+stopped when it did.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from delegations.models import CloudAccount, Delegation
+
+
+class ActivityCursor(models.Model):
+    cloud_account = models.OneToOneField(
+        CloudAccount, on_delete=models.CASCADE, related_name="activity_cursor"
+    )
+    # Every event up to this moment (less ActionTrail's delay, covered by the overlap) is in.
+    ingested_until = models.DateTimeField(null=True, blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    events_stored = models.PositiveBigIntegerField(default=0)
+    last_error_code = models.CharField(max_length=128, blank=True)
+    last_error_message = models.TextField(max_length=2000, blank=True)
+    # Set when the key lacks permission: ingestion waits for another key (fingerprint) rather
+    # than asking again every run.
+    blocked_key_fingerprint = models.CharField(max_length=64, blank=True)
+
+    def __str__(self) -> str:
+        return f"activity cursor of {self.cloud_account_id}"
+
+
+class ActivityEvent(models.Model):
+    class Outcome(models.TextChoices):
+        ALLOWED = "allowed", "allowed"
+        DENIED = "denied", "denied"
+        FAILED = "failed", "failed"
+
+    class Via(models.TextChoices):
+        ISSUED = "issued", "credentials issued by the portal"
+        CONSOLE = "console", "console switch by a linked RAM user"
+        UNKNOWN = "unknown", "a session the portal did not issue"
+        OTHER = "other", "not a partner session"
+
+    cloud_account = models.ForeignKey(
+        CloudAccount, on_delete=models.CASCADE, related_name="activity_events"
+    )
+    event_id = models.CharField(max_length=128)
+    event_time = models.DateTimeField()
+    delegation = models.ForeignKey(
+        Delegation, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    person = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    # What the page shows for the person: their email, or the RAM user / session name.
+    person_label = models.CharField(max_length=255, blank=True)
+    via = models.CharField(max_length=16, choices=Via.choices, default=Via.OTHER)
+    identity_type = models.CharField(max_length=32, blank=True)
+    user_name = models.CharField(max_length=255, blank=True)
+    role_name = models.CharField(max_length=64, blank=True)
+    session_name = models.CharField(max_length=128, blank=True)
+    source_identity = models.CharField(max_length=128, blank=True)
+    access_key_id = models.CharField(max_length=128, blank=True)
+    partner_account_uid = models.CharField(max_length=32, blank=True)
+    service_name = models.CharField(max_length=64, blank=True)
+    event_name = models.CharField(max_length=128, blank=True)
+    event_rw = models.CharField(max_length=8, blank=True)
+    event_type = models.CharField(max_length=32, blank=True)
+    resource_name = models.CharField(max_length=512, blank=True)
+    resource_type = models.CharField(max_length=128, blank=True)
+    region = models.CharField(max_length=32, blank=True)
+    source_ip = models.CharField(max_length=64, blank=True)
+    request_id = models.CharField(max_length=128, blank=True)
+    outcome = models.CharField(max_length=8, choices=Outcome.choices, default=Outcome.ALLOWED)
+    error_code = models.CharField(max_length=128, blank=True)
+    # Alerts raised by this event (see activity.alerts), e.g. ["denied", "after_end"].
+    alerts = models.JSONField(default=list, blank=True)
+    # Fields that were missing, malformed or cut short; the row keeps what was valid.
+    problems = models.JSONField(default=list, blank=True)
+    raw = models.JSONField(default=dict, blank=True)
+    ingested_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["cloud_account", "event_id"], name="activity_event_once_per_account"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["cloud_account", "-event_time"], name="activity_account_time"),
+            models.Index(fields=["delegation", "-event_time"], name="activity_delegation_time"),
+        ]
+        ordering = ["-event_time", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.event_name} at {self.event_time:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def is_write(self) -> bool:
+        return self.event_rw == "Write"
+
+    @property
+    def action(self) -> str:
+        """The RAM action this call needed, e.g. `ecs:StopInstance`."""
+        return f"{self.service_name.lower()}:{self.event_name}"
+
+
+class ActivityDaily(models.Model):
+    """Calls per delegation, day, person, action and outcome, counted when their events are
+    stored (in the same transaction, new events only). The chart, the filter lists and the
+    right-sizing read these few rows instead of every event, so they cost the same at 1k
+    and at 1M events."""
+
+    delegation = models.ForeignKey(Delegation, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    person_label = models.CharField(max_length=255, blank=True)
+    service_name = models.CharField(max_length=64, blank=True)
+    event_name = models.CharField(max_length=128, blank=True)
+    event_rw = models.CharField(max_length=8, blank=True)
+    outcome = models.CharField(max_length=8, choices=ActivityEvent.Outcome.choices)
+    calls = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "delegation",
+                    "day",
+                    "person_label",
+                    "service_name",
+                    "event_name",
+                    "event_rw",
+                    "outcome",
+                ],
+                name="activity_daily_once",
+            )
+        ]
+        indexes = [models.Index(fields=["delegation", "-day"], name="activity_daily_time")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.person_label} {self.event_name}: {self.calls}"

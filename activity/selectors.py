@@ -1,0 +1,272 @@
+"""Reads of ingested activity, always for one delegation the reader's organisation owns.
+
+Pages read one delegation's rows newest first through the (delegation, time) index with a
+keyset cursor, so a page costs the same at 1k and 1M events; the chart and the right-sizing
+aggregate over a bounded time window.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from django.db.models import Count, Max, Min, Q, QuerySet, Sum
+from django.http import Http404
+from django.utils import timezone
+
+from accounts.models import Organisation
+from activity.models import ActivityCursor, ActivityDaily, ActivityEvent
+from delegations.lifecycle.selectors import delegation_get_for_organisation
+from delegations.models import Delegation
+
+CHART_DAYS = 30
+RIGHT_SIZING_DAYS = 30
+
+
+@dataclass(frozen=True)
+class ActivityFilters:
+    person: str = ""
+    action: str = ""
+    rw: str = ""
+    outcome: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
+    text: str = ""
+    alerts_only: bool = False
+
+
+def activity_delegation_get(*, organisation: Organisation, delegation_id: Any) -> Delegation:
+    """The delegation, when `organisation` owns it: activity happens in the owner's account,
+    and the partner sees its own people's work elsewhere. Anything else is a 404."""
+    delegation = delegation_get_for_organisation(
+        organisation=organisation, delegation_id=delegation_id
+    )
+    if delegation.owner_id != organisation.pk:
+        raise Http404("No such delegation.")
+    return delegation
+
+
+def _exact_filters(filters: ActivityFilters) -> Q:
+    """The filters events and daily counts share (the same column names in both)."""
+    wanted = {
+        "person_label": filters.person,
+        "event_name": filters.action,
+        "event_rw": filters.rw,
+        "outcome": filters.outcome,
+    }
+    return Q(**{column: value for column, value in wanted.items() if value})
+
+
+def activity_events(*, delegation: Delegation, filters: ActivityFilters) -> QuerySet[ActivityEvent]:
+    events = ActivityEvent.objects.filter(_exact_filters(filters), delegation=delegation)
+    if filters.since is not None:
+        events = events.filter(event_time__gte=filters.since)
+    if filters.until is not None:
+        events = events.filter(event_time__lte=filters.until)
+    if filters.alerts_only:
+        events = events.exclude(alerts=[])
+    if filters.text:
+        text = filters.text
+        events = events.filter(
+            Q(event_name__icontains=text)
+            | Q(resource_name__icontains=text)
+            | Q(person_label__icontains=text)
+            | Q(source_ip__icontains=text)
+            | Q(request_id__icontains=text)
+            | Q(error_code__icontains=text)
+        )
+    return events.order_by("-event_time", "-id")
+
+
+@dataclass(frozen=True)
+class ActivityPage:
+    rows: list[ActivityEvent]
+    next_cursor: str | None
+
+
+def parse_cursor(text: str) -> tuple[datetime, int] | None:
+    """`<iso time>|<id>` from a "older" link, or None when it is not one."""
+    moment_text, _, id_text = text.partition("|")
+    if not id_text.isdigit() or len(id_text) > 18:
+        return None
+    try:
+        moment = datetime.fromisoformat(moment_text)
+    except ValueError:
+        return None
+    return (moment, int(id_text)) if moment.tzinfo is not None else None
+
+
+def activity_page(
+    *, events: QuerySet[ActivityEvent], after: tuple[datetime, int] | None, limit: int
+) -> ActivityPage:
+    if after is not None:
+        moment, row_id = after
+        events = events.filter(Q(event_time__lt=moment) | Q(event_time=moment, id__lt=row_id))
+    rows = list(events.select_related("person")[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    cursor = f"{rows[-1].event_time.isoformat()}|{rows[-1].pk}" if more and rows else None
+    return ActivityPage(rows=rows, next_cursor=cursor)
+
+
+def activity_choices(*, delegation: Delegation) -> dict[str, list[str]]:
+    """The people and actions seen under the delegation, for the filter lists."""
+    daily = ActivityDaily.objects.filter(delegation=delegation).order_by()
+    return {
+        "people": sorted(
+            set(daily.exclude(person_label="").values_list("person_label", flat=True).distinct())
+        ),
+        "actions": sorted(set(daily.values_list("event_name", flat=True).distinct())),
+    }
+
+
+@dataclass
+class DayChart:
+    days: list[date]
+    people: list[str]
+    counts: dict[str, dict[date, int]]
+    peak: int
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Per day, each person's count and its bar width in percent of the busiest cell."""
+        return [
+            {
+                "day": day,
+                "cells": [
+                    {
+                        "person": person,
+                        "count": self.counts[person].get(day, 0),
+                        "width": round(100 * self.counts[person].get(day, 0) / self.peak)
+                        if self.peak
+                        else 0,
+                    }
+                    for person in self.people
+                ],
+            }
+            for day in self.days
+            if any(self.counts[person].get(day, 0) for person in self.people)
+        ]
+
+
+def activity_chart(
+    *, delegation: Delegation, filters: ActivityFilters, days: int = CHART_DAYS
+) -> DayChart:
+    """Calls per day per person over the last `days` days, from the daily counts. Follows the
+    person, action, read/write, outcome and date filters (not the text or alerts filters,
+    which need every event)."""
+    since = (timezone.now() - timedelta(days=days)).date()
+    daily = ActivityDaily.objects.filter(
+        _exact_filters(filters), delegation=delegation, day__gte=since
+    )
+    if filters.since is not None:
+        daily = daily.filter(day__gte=filters.since.date())
+    if filters.until is not None:
+        daily = daily.filter(day__lte=filters.until.date())
+    grouped = daily.order_by().values("day", "person_label").annotate(calls=Sum("calls"))
+    counts: dict[str, dict[date, int]] = defaultdict(dict)
+    for item in grouped:
+        counts[item["person_label"] or "?"][item["day"]] = item["calls"]
+    all_days = sorted({day for per_day in counts.values() for day in per_day}, reverse=True)
+    peak = max((n for per_day in counts.values() for n in per_day.values()), default=0)
+    return DayChart(days=all_days, people=sorted(counts), counts=dict(counts), peak=peak)
+
+
+@dataclass(frozen=True)
+class Usage:
+    calls: int
+    first: datetime | None
+    last: datetime | None
+
+
+def activity_usage(
+    *, delegation_ids: list[Any], start: datetime, end: datetime
+) -> dict[tuple[str, str], Usage]:
+    """Calls between `start` and `end` with the first and last call, per delegation id and
+    person: the access report's "used" next to "could act". Each person is keyed both as
+    "id:<user id>" and "label:<email>" (the report knows people by either); calls nobody
+    explains are under "".
+    """
+    grouped = (
+        ActivityEvent.objects.filter(
+            delegation_id__in=delegation_ids, event_time__gte=start, event_time__lte=end
+        )
+        .order_by()
+        .values("delegation_id", "person_id", "person__email")
+        .annotate(calls=Count("id"), first=Min("event_time"), last=Max("event_time"))
+    )
+    found: dict[tuple[str, str], Usage] = {}
+    for item in grouped:
+        used = Usage(item["calls"], item["first"], item["last"])
+        delegation_id = str(item["delegation_id"])
+        if item["person_id"] is None:
+            found[(delegation_id, "")] = used
+            continue
+        found[(delegation_id, f"id:{item['person_id']}")] = used
+        found[(delegation_id, f"label:{item['person__email']}")] = used
+    return found
+
+
+@dataclass
+class RightSizing:
+    days: int
+    used_actions: list[str]
+    granted_policies: list[str]
+    draft_policy: str
+    calls: int = 0
+    groups: dict[str, list[str]] = field(default_factory=dict)
+
+
+def activity_right_sizing(*, delegation: Delegation, days: int = RIGHT_SIZING_DAYS) -> RightSizing:
+    """The actions the role's sessions used (allowed calls) in the last `days` days, next to the
+    policies the role grants, and a Custom policy allowing exactly those actions.
+
+    The draft is never wider than today's grant: it lists only actions that succeeded, which
+    the granted policies therefore allowed.
+    """
+    since = (timezone.now() - timedelta(days=days)).date()
+    used = (
+        ActivityDaily.objects.filter(
+            delegation=delegation,
+            day__gte=since,
+            outcome=ActivityEvent.Outcome.ALLOWED,
+        )
+        .order_by()
+        .values("service_name", "event_name")
+        .annotate(calls=Sum("calls"))
+    )
+    groups: dict[str, set[str]] = defaultdict(set)
+    calls = 0
+    for item in used:
+        service = (item["service_name"] or "").lower()
+        if service and item["event_name"]:
+            groups[service].add(f"{service}:{item['event_name']}")
+            calls += item["calls"]
+    actions = sorted(action for found in groups.values() for action in found)
+    statements = [
+        {"Effect": "Allow", "Action": sorted(found), "Resource": "*"}
+        for _, found in sorted(groups.items())
+    ]
+    draft = json.dumps({"Version": "1", "Statement": statements}, indent=2) if statements else ""
+    granted = [
+        f"{p.get('name')} ({p.get('type')})"
+        for p in (delegation.catalog_role.policies or [])
+        if isinstance(p, dict)
+    ]
+    return RightSizing(
+        days=days,
+        used_actions=actions,
+        granted_policies=granted,
+        draft_policy=draft,
+        calls=calls,
+        groups={service: sorted(found) for service, found in sorted(groups.items())},
+    )
+
+
+def activity_cursor_for(*, delegation: Delegation) -> ActivityCursor | None:
+    """The ingestion state of the delegation's account (why activity may be missing)."""
+    return ActivityCursor.objects.filter(
+        cloud_account_id=delegation.catalog_role.cloud_account_id
+    ).first()

@@ -1,0 +1,214 @@
+"""Ingestion: exactly-once rows across overlap, duplicates, a crash between pages and
+throttling; a key without permission stops once; malformed events are kept and flagged."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from activity.models import ActivityCursor, ActivityDaily, ActivityEvent
+from activity.services import activity_ingest_account, activity_purge_expired
+from audit.models import AuditEvent
+from cloud.errors import CloudError
+from notifications.models import Delivery
+from tests.activity.conftest import FakeTrail, event
+
+pytestmark = pytest.mark.django_db
+
+
+def ingest(grant, trail, waits=None, **kwargs):
+    return activity_ingest_account(
+        cloud_account=grant.cloud_account,
+        client=trail,
+        sleep=(waits if waits is not None else []).append,
+        **kwargs,
+    )
+
+
+def test_events_are_joined_to_the_delegation_and_the_person(grant):
+    trail = FakeTrail(pages=[[event(1), event(2, name="StopInstance", rw="Write")]])
+    report = ingest(grant, trail)
+    assert (report.status, report.stored) == ("done", 2)
+    rows = list(ActivityEvent.objects.order_by("event_id"))
+    assert [r.event_id for r in rows] == ["evt-1", "evt-2"]
+    for row in rows:
+        assert row.delegation == grant.delegation
+        assert row.person == grant.staff
+        assert row.person_label == grant.staff.email
+        assert row.via == ActivityEvent.Via.ISSUED
+        assert row.partner_account_uid == "12345678"
+        assert row.alerts == []
+    assert rows[1].action == "ecs:StopInstance"
+    cursor = ActivityCursor.objects.get(cloud_account=grant.cloud_account)
+    assert cursor.ingested_until is not None
+    assert cursor.events_stored == 2
+
+
+def test_overlap_and_duplicates_store_each_event_once(grant, settings):
+    settings.PORTAL_ACTIVITY_OVERLAP_SECONDS = 1800
+    first_run = timezone.now()
+    trail = FakeTrail(pages=[[event(1), event(2)], [event(2), event(3)]])
+    assert ingest(grant, trail, now=first_run).stored == 3
+    # The next run re-reads the overlap window: the same events come again, plus a late one.
+    again = FakeTrail(pages=[[event(3), event(2), event(4)]])
+    report = ingest(grant, again, now=first_run + dt.timedelta(minutes=5))
+    assert report.stored == 1
+    assert ActivityEvent.objects.count() == 4
+    # The daily counts behind the chart count each event once too.
+    assert sum(ActivityDaily.objects.values_list("calls", flat=True)) == 4
+    start, _end = again.windows[0]
+    assert start == first_run - dt.timedelta(seconds=1800)
+
+
+def test_a_crash_between_pages_loses_and_duplicates_nothing(grant):
+    pages = [[event(1), event(2)], [event(3)], [event(4)]]
+    broken = FakeTrail(
+        pages=pages,
+        failures={2: CloudError(code="InvalidParameter", message="boom", action="LookupEvents")},
+    )
+    report = ingest(grant, broken)
+    assert report.status == "failed"
+    assert ActivityEvent.objects.count() == 2  # the first page is in
+    cursor = ActivityCursor.objects.get(cloud_account=grant.cloud_account)
+    assert cursor.ingested_until is None  # the cursor did not move past the gap
+    assert cursor.last_error_code == "InvalidParameter"
+    assert ingest(grant, FakeTrail(pages=pages)).stored == 2
+    assert sum(ActivityDaily.objects.values_list("calls", flat=True)) == 4
+    assert sorted(ActivityEvent.objects.values_list("event_id", flat=True)) == [
+        "evt-1",
+        "evt-2",
+        "evt-3",
+        "evt-4",
+    ]
+    cursor.refresh_from_db()
+    assert cursor.ingested_until is not None and cursor.last_error_code == ""
+
+
+def test_throttling_and_server_errors_are_retried_with_backoff(grant):
+    throttled = CloudError(
+        code="Throttling.User", message="slow down", action="LookupEvents", http_status=400
+    )
+    server = CloudError(code="InternalError", message="oops", action="LookupEvents")
+    trail = FakeTrail(pages=[[event(1)], [event(2)]], failures={1: throttled, 3: server})
+    waits: list[float] = []
+    report = ingest(grant, trail, waits)
+    assert (report.status, report.stored) == ("done", 2)
+    assert waits == [0.5, 0.5]
+    assert trail.calls == 4
+
+
+def test_a_key_without_permission_stops_ingestion_once_with_a_clear_message(grant):
+    refused = CloudError(
+        code="NoPermission", message="denied", action="LookupEvents", http_status=403
+    )
+    trail = FakeTrail(pages=[[event(1)]], failures={1: refused})
+    report = ingest(grant, trail)
+    assert report.status == "blocked"
+    assert "actiontrail:LookupEvents" in report.message
+    cursor = ActivityCursor.objects.get(cloud_account=grant.cloud_account)
+    assert "actiontrail:LookupEvents" in cursor.last_error_message
+    assert AuditEvent.objects.filter(action="activity.ingestion_blocked").count() == 1
+    # The next run does not ask again with the same key.
+    again = FakeTrail(pages=[[event(1)]])
+    assert ingest(grant, again).status == "skipped"
+    assert again.calls == 0
+    # A new key is tried.
+    account = grant.cloud_account
+    account.secret_fingerprint = "sha256:another"
+    account.save(update_fields=["secret_fingerprint"])
+    assert ingest(grant, FakeTrail(pages=[[event(1)]])).status == "done"
+    assert AuditEvent.objects.filter(action="activity.ingestion_blocked").count() == 1
+
+
+def test_malformed_events_are_kept_with_what_is_valid_and_flagged(grant):
+    no_identity = event(1)
+    del no_identity["userIdentity"]
+    odd_type = event(2)
+    odd_type["userIdentity"]["type"] = "federated-user"
+    huge = event(3, requestParameters={"stsTokenPlayerUid": "12345678", "blob": "x" * 1_000_000})
+    missing_name = event(4)
+    del missing_name["eventName"]
+    no_id = event(5)
+    del no_id["eventId"]
+    bad_time = event(6, eventTime="yesterday")
+    report = ingest(
+        grant, FakeTrail(pages=[[no_identity, odd_type, huge, missing_name, no_id, bad_time]])
+    )
+    assert report.status == "done"
+    rows = {row.event_id: row for row in ActivityEvent.objects.all()}
+    # Without an identity an event is not a partner session's: not activity. An unknown
+    # identity type named like a role session is kept, flagged.
+    assert set(rows) == {"evt-2", "evt-3", "evt-4"}
+    assert "unknown identity type federated-user" in rows["evt-2"].problems
+    assert rows["evt-2"].person == grant.staff
+    assert "requestParameters too large: not kept" in rows["evt-3"].problems
+    assert rows["evt-3"].raw["requestParameters"] == {"_omitted": "too large"}
+    assert rows["evt-3"].person == grant.staff
+    assert "missing event_name" in rows["evt-4"].problems
+
+
+def test_alerts_for_denied_after_end_unknown_sessions_and_read_only_writes(grant):
+    delegation = grant.delegation
+    delegation.catalog_role.policies = [{"type": "System", "name": "AliyunECSReadOnlyAccess"}]
+    delegation.catalog_role.save(update_fields=["policies"])
+    delegation.ended_at = timezone.now() - dt.timedelta(minutes=30)
+    delegation.status = "revoked"
+    delegation.save(update_fields=["ended_at", "status"])
+    pages = [
+        [
+            event(60, name="ListRoles", error="NoPermission"),
+            event(50, name="StopInstance", rw="Write"),
+            event(10, name="DescribeInstances"),
+            event(40, session="mallory", key="STS.never-issued"),
+        ]
+    ]
+    ingest(grant, FakeTrail(pages=pages))
+    alerts = dict(ActivityEvent.objects.values_list("event_id", "alerts"))
+    assert alerts == {
+        "evt-60": ["denied"],
+        "evt-50": ["write_read_only"],
+        "evt-10": ["after_end"],
+        "evt-40": ["unknown_session"],
+    }
+    raised = AuditEvent.objects.filter(action="activity.alert_raised")
+    assert raised.count() == 1
+    assert raised.get().metadata["alerts"] == {
+        "denied": 1,
+        "write_read_only": 1,
+        "after_end": 1,
+        "unknown_session": 1,
+    }
+    # One notice to each owner admin (a security notice: preferences cannot mute it).
+    deliveries = Delivery.objects.filter(event="activity.alert")
+    admins = {m.user.email for m in grant.owner.memberships.filter(role="admin")}
+    assert {d.recipient_email for d in deliveries} == admins
+    content = deliveries.first().content
+    assert content["link"].endswith(f"/audit/delegations/{delegation.pk}/activity/?alerts=1")
+    assert dict(content["facts"]) == {
+        "denied calls": "1",
+        "writes under a read-only role": "1",
+        "calls after the grant ended": "1",
+        "calls from sessions the portal never issued": "1",
+    }
+    # Ingesting the same events again raises nothing new.
+    ingest(grant, FakeTrail(pages=pages))
+    assert raised.count() == 1
+    assert deliveries.count() == len(admins)
+
+
+def test_calls_in_other_roles_or_by_the_owner_are_not_activity(grant):
+    owner_call = event(1)
+    owner_call["userIdentity"] = {"type": "root-account", "accountId": "11223344"}
+    other_role = event(2, role="someone-elses-role")
+    ingest(grant, FakeTrail(pages=[[owner_call, other_role]]))
+    assert ActivityEvent.objects.count() == 0
+
+
+def test_activity_past_retention_is_purged(grant, settings):
+    settings.PORTAL_ACTIVITY_RETENTION_DAYS = 400
+    now = timezone.now()
+    ingest(grant, FakeTrail(pages=[[event(1, at=now - dt.timedelta(days=401)), event(2)]]))
+    assert activity_purge_expired(now=now) == 1
+    assert list(ActivityEvent.objects.values_list("event_id", flat=True)) == ["evt-2"]
