@@ -232,14 +232,6 @@ def _refuse(
     return refusal
 
 
-TRUST_FIELDS = (
-    "trust_scope",
-    "named_people_cap",
-    "named_scope_trusts_broker",
-    "external_id_ciphertext",
-)
-
-
 def not_named_refusal(*, delegation: Delegation, user_id: int) -> CredentialRefused | None:
     """A named-people trust scope that does not name this person: refused before any cloud
     call (the cloud would answer NoPermission), saying whom to ask."""
@@ -408,9 +400,6 @@ def credentials_issue(
             delegation=delegation, assignment=assignment, user=user, uri_key=uri_key
         )
         issuing_rows_apply(rows, delegation=delegation, assignment=assignment, uri_key=uri_key)
-        # Whom the trust policy names, read again under the delegation's lock (issue 11).
-        for name, value in Delegation.objects.values(*TRUST_FIELDS).get(pk=delegation.pk).items():
-            setattr(delegation, name, value)
         locked, locked_assignment, locked_key = delegation, assignment, uri_key
         now = timezone.now()
         problem = _standing_problem(

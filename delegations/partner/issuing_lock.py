@@ -22,6 +22,14 @@ from django.db import connection
 from accounts.models import Membership, User
 from delegations.models import CredentialsUriToken, Delegation, StaffAssignment
 
+# The delegation's trust fields an issuance reads again under the lock.
+TRUST_FIELDS = (
+    "trust_scope",
+    "named_people_cap",
+    "named_scope_trusts_broker",
+    "external_id_ciphertext",
+)
+
 
 @dataclass(frozen=True)
 class IssuingRows:
@@ -34,6 +42,11 @@ class IssuingRows:
     ended_at: dt.datetime | None
     session_policy_kind: str
     session_policy: str
+    # Whom the trust policy names (issue 11): the scope, its cap, the broker, the ExternalId.
+    trust_scope: str
+    named_people_cap: int
+    named_scope_trusts_broker: bool
+    external_id_ciphertext: str
     key_revoked_at: dt.datetime | None = None
     key_expires_at: dt.datetime | None = None
     key_use_count: int = 0
@@ -55,7 +68,8 @@ def _one_statement(
     # value is a parameter.
     sql = (
         "SELECT d.status, d.ends_at, d.version, m.role, a.ended_at, a.session_policy_kind, "  # noqa: S608
-        f"a.session_policy{key_columns} "
+        "a.session_policy, d.trust_scope, d.named_people_cap, d.named_scope_trusts_broker, "
+        f"d.external_id_ciphertext{key_columns} "
         f"FROM {_table(Delegation)} d "
         f"JOIN {_table(StaffAssignment)} a ON a.id = %s AND a.delegation_id = d.id "
         f"JOIN {_table(Membership)} m ON m.organisation_id = d.partner_id AND m.user_id = %s"
@@ -102,7 +116,9 @@ def issuing_rows_lock(
             .values_list("role", flat=True)
             .first()
         )
-        fresh = Delegation.objects.values("status", "ends_at", "version").get(pk=delegation.pk)
+        fresh = Delegation.objects.values("status", "ends_at", "version", *TRUST_FIELDS).get(
+            pk=delegation.pk
+        )
         for name, value in fresh.items():
             setattr(delegation, name, value)
         fields = ("ended_at", "session_policy_kind", "session_policy")
@@ -122,6 +138,10 @@ def issuing_rows_lock(
         ended_at=assignment.ended_at,
         session_policy_kind=assignment.session_policy_kind,
         session_policy=assignment.session_policy,
+        trust_scope=delegation.trust_scope,
+        named_people_cap=delegation.named_people_cap,
+        named_scope_trusts_broker=delegation.named_scope_trusts_broker,
+        external_id_ciphertext=delegation.external_id_ciphertext,
         key_revoked_at=uri_key.revoked_at if uri_key is not None else None,
         key_expires_at=uri_key.expires_at if uri_key is not None else None,
         key_use_count=uri_key.use_count if uri_key is not None else 0,
@@ -139,6 +159,8 @@ def issuing_rows_apply(
     delegation.status = rows.status
     delegation.ends_at = rows.ends_at
     delegation.version = rows.version
+    for name in TRUST_FIELDS:
+        setattr(delegation, name, getattr(rows, name))
     assignment.ended_at = rows.ended_at
     assignment.session_policy_kind = rows.session_policy_kind
     assignment.session_policy = rows.session_policy
