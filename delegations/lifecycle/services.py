@@ -27,6 +27,7 @@ from audit.actions import AuditAction
 from audit.models import AuditEvent
 from audit.services import audit_record
 from cloud.errors import CloudError
+from core.db import conflict_as_validation_error
 from delegations.catalog.partner_links import partner_link_use
 from delegations.catalog.services import catalog_role_high_privilege_now, catalog_role_lock
 from delegations.models import (
@@ -226,11 +227,14 @@ def _partner_managed_role(*, catalog_role: CatalogRole, partner: Organisation) -
                 "account. Rename or retire those roles first."
             }
         )
-    managed_role, _created = ManagedRole.objects.get_or_create(
-        catalog_role=catalog_role,
-        partner=partner,
-        defaults={"cloud_account": account, "role_name": name},
-    )
+    # Another partner's grant taking the same name at the same moment: try again.
+    busy = {"catalog_role": f"{name} was just taken by another grant; please try again."}
+    with conflict_as_validation_error(busy):
+        managed_role, _created = ManagedRole.objects.get_or_create(
+            catalog_role=catalog_role,
+            partner=partner,
+            defaults={"cloud_account": account, "role_name": name},
+        )
     return managed_role
 
 
