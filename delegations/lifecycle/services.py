@@ -813,6 +813,55 @@ _NO_ERROR = {
 }
 
 
+def delegations_mark_many(*, delegations: list[Delegation], to: str) -> list[Delegation]:
+    """The worker's `delegation_mark_applying` / `delegation_mark_active` for many rows at once,
+    with the same outcome row by row: rows already there are left (`changed` False), every
+    other row moves with one audit event each and, into active, its partner's follow-up work.
+
+    The rows are the caller's, locked and loaded in this transaction
+    (`delegations_lock_for_worker`); they are written with one UPDATE and no savepoint per
+    row. A row the lifecycle does not let move to `to` raises IllegalTransition before
+    anything is written."""
+    if to == Status.APPLYING:
+        action, extra = AuditAction.DELEGATION_APPLYING, {}
+    elif to == Status.ACTIVE:
+        action, extra = (
+            AuditAction.DELEGATION_ACTIVATED,
+            {"activated_at": timezone.now(), **_NO_ERROR},
+        )
+    else:
+        raise ValueError(f"Only moves to applying or active go in bulk, not {to!r}.")
+    moving: list[tuple[Delegation, dict[str, Any]]] = []
+    for row in delegations:
+        row.changed = False
+        if row.status == to:
+            continue
+        if to not in ALLOWED_TRANSITIONS[row.status]:
+            raise IllegalTransition(
+                f"A {row.get_status_display().lower()} delegation cannot become "
+                f"{Status(to).label.lower()}."
+            )
+        moving.append((row, _snapshot(row)))
+    if not moving:
+        return []
+    now = timezone.now()
+    changes = {**extra, "status": to, "failed_phase": Delegation.Phase.NONE}
+    for row, _before in moving:
+        for field, value in changes.items():
+            setattr(row, field, value)
+        row.version += 1
+        row.updated_at = now  # bulk_update does not apply auto_now
+        row.changed = True
+    Delegation.objects.bulk_update(
+        [row for row, _ in moving], fields=[*changes, "version", "updated_at"]
+    )
+    for row, before in moving:
+        _audit(delegation=row, action=action, actor=None, actor_organisation=None, before=before)
+        if Status.ACTIVE in (before["status"], to):
+            partner_access_delegation_changed(delegation=row)
+    return [row for row, _ in moving]
+
+
 @transaction.atomic
 def delegation_mark_applying(*, delegation: Delegation, already_locked: bool = False) -> Delegation:
     """The worker has started putting this delegation into the cloud."""
