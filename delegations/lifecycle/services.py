@@ -25,7 +25,7 @@ from accounts.models import Membership, Organisation, User
 from accounts.permissions import require_mfa
 from audit.actions import AuditAction
 from audit.models import AuditEvent
-from audit.services import audit_record
+from audit.services import audit_record, audit_record_many
 from cloud.errors import CloudError
 from core.db import conflict_as_validation_error
 from delegations.catalog.partner_links import partner_link_use
@@ -310,22 +310,46 @@ def _audit(
     outcome: str = AuditEvent.Outcome.SUCCESS,
 ) -> None:
     audit_record(
-        action=action,
-        actor=actor,
-        organisation=delegation.owner,
-        related_organisations=[delegation.partner],
-        actor_organisation=actor_organisation if actor is not None else None,
-        target=delegation,
-        target_label=_delegation_label(delegation),
-        before=before,
-        after=_snapshot(delegation),
-        metadata={
+        **_audit_arguments(
+            delegation=delegation,
+            action=action,
+            actor=actor,
+            actor_organisation=actor_organisation,
+            before=before,
+            metadata=metadata,
+            outcome=outcome,
+        )
+    )
+
+
+def _audit_arguments(
+    *,
+    delegation: Delegation,
+    action: AuditAction,
+    actor: User | None,
+    actor_organisation: Organisation | None,
+    before: dict[str, Any] | None,
+    metadata: dict[str, Any] | None = None,
+    outcome: str = AuditEvent.Outcome.SUCCESS,
+) -> dict[str, Any]:
+    """A delegation's event as `audit_record` takes it: one shape for every transition."""
+    return {
+        "action": action,
+        "actor": actor,
+        "organisation": delegation.owner,
+        "related_organisations": [delegation.partner],
+        "actor_organisation": actor_organisation if actor is not None else None,
+        "target": delegation,
+        "target_label": _delegation_label(delegation),
+        "before": before,
+        "after": _snapshot(delegation),
+        "metadata": {
             "role_name": delegation.catalog_role.role_name,
             "partner_account_uid": delegation.partner_account_uid,
             **(metadata or {}),
         },
-        outcome=outcome,
-    )
+        "outcome": outcome,
+    }
 
 
 def _transition(
@@ -855,8 +879,16 @@ def delegations_mark_many(*, delegations: list[Delegation], to: str) -> list[Del
     Delegation.objects.bulk_update(
         [row for row, _ in moving], fields=[*changes, "version", "updated_at"]
     )
+    # One lock of the audit chain for the batch, then one event per row as `_transition` writes.
+    audit_record_many(
+        [
+            _audit_arguments(
+                delegation=row, action=action, actor=None, actor_organisation=None, before=before
+            )
+            for row, before in moving
+        ]
+    )
     for row, before in moving:
-        _audit(delegation=row, action=action, actor=None, actor_organisation=None, before=before)
         if Status.ACTIVE in (before["status"], to):
             partner_access_delegation_changed(delegation=row)
     return [row for row, _ in moving]

@@ -14,10 +14,11 @@ Status = Delegation.Status
 
 # What one more partner adds to a round that applies a role for every partner on it, per
 # database: the audit events of its two transitions (approved → applying → active; the rows
-# themselves move in one UPDATE per batch, with no savepoint or lock of their own) and the
-# read of its partner's connected account for its follow-up work. (Before: 17 on PostgreSQL,
+# themselves move in one UPDATE per batch, with no savepoint or lock of their own, and the
+# audit chain is locked once per batch: one statement per event on PostgreSQL) and the read
+# of its partner's connected account for its follow-up work. (Before: 17 on PostgreSQL,
 # 23 on SQLite, and a lock per transition.) Lower it when you cut one.
-PINNED_PER_PARTNER = {"postgresql": 5, "sqlite": 11}
+PINNED_PER_PARTNER = {"postgresql": 3, "sqlite": 9}
 
 
 def _round_statements(owner_world, partners: int) -> tuple[int, list[str]]:
