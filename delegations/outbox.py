@@ -7,7 +7,10 @@ run periodically, publishes it again. Messages carry ids only, never secrets.
 A publish waits for the broker at most `PORTAL_BROKER_PUBLISH_TIMEOUT_SECONDS` and never
 retries: it runs after the commit of a web request (an approval, a revocation), and the row is
 safe in the database, so a dead broker costs the person one short timeout, not kombu's retry
-schedule (about 6 s per publish).
+schedule (about 6 s per publish). The connection is kept open for the thread's next publish
+(hundreds of messages after a bulk approval connect once); when that kept connection has gone
+bad, the publish makes its one fresh attempt, so a publish never waits more than twice the
+timeout.
 
 Contract with the worker: the task named `delegations.run_outbox_message` (in
 `delegations.worker.tasks`) takes the message id, loads the row, does the work (idempotently),
@@ -17,14 +20,17 @@ does not depend on the worker.
 
 import datetime as dt
 import logging
+import threading
+from typing import Any
 
-from celery import current_app
+from celery import Celery, current_app
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from kombu.connection import Connection
 
-from core.broker import publish_connection
+from core.broker import publish_connection, publish_timeout
 from delegations.models import ManagedRole, OutboxMessage
 
 logger = logging.getLogger(__name__)
@@ -96,12 +102,54 @@ def _send(message_id: int) -> None:
         # CELERY_TASK_ALWAYS_EAGER (the benchmarks) runs it in place; no broker involved.
         task.apply_async(args=[message_id], retry=False)
         return
+    timeout = publish_timeout()
+    # Where publishing goes now (the write URL wins, as in `connection_for_write`).
+    broker = (
+        str(app.conf.get("broker_write_url") or ""),
+        str(app.conf.broker_url or ""),
+        str(app.conf.get("broker_transport") or ""),
+    )
+    kept = getattr(_kept, "connection", None)
+    if kept is not None and getattr(_kept, "broker", None) == (broker, timeout):
+        # The connection the previous publish of this thread left open: a bulk approval's
+        # hundreds of messages share it instead of connecting once each. A broken one is
+        # dropped and the publish gets its one fresh attempt below.
+        try:
+            _publish_on(app, task, kept, message_id)
+            return
+        except Exception:
+            logger.info("Kept broker connection failed; publishing on a fresh one.")
+    _drop_kept()
     # One connection attempt, bounded in time, and no retry: kombu's defaults (connection
     # retries with growing intervals, inside the publish too) are what held approvals for
     # seconds while Redis was down.
-    with publish_connection(app) as connection:
-        if task is None:
-            # This process never imported the worker's tasks (a web process): by name.
-            app.send_task(RUN_OUTBOX_MESSAGE, args=[message_id], retry=False, connection=connection)
-        else:
-            task.apply_async(args=[message_id], retry=False, connection=connection)
+    connection = publish_connection(app)
+    try:
+        _publish_on(app, task, connection, message_id)
+    except BaseException:
+        connection.release()
+        raise
+    _kept.connection, _kept.broker = connection, (broker, timeout)
+
+
+# This thread's broker connection, kept open after a successful publish (with the broker URL
+# and timeout it was made for), so that many publishes in a row connect once.
+_kept = threading.local()
+
+
+def _drop_kept() -> None:
+    kept = getattr(_kept, "connection", None)
+    _kept.connection = None
+    if kept is not None:
+        try:
+            kept.release()
+        except Exception:
+            logger.debug("Releasing a broken broker connection failed.", exc_info=True)
+
+
+def _publish_on(app: Celery, task: Any, connection: Connection, message_id: int) -> None:
+    if task is None:
+        # This process never imported the worker's tasks (a web process): by name.
+        app.send_task(RUN_OUTBOX_MESSAGE, args=[message_id], retry=False, connection=connection)
+    else:
+        task.apply_async(args=[message_id], retry=False, connection=connection)

@@ -25,8 +25,9 @@ from accounts.models import Membership, Organisation, User
 from accounts.permissions import require_mfa
 from audit.actions import AuditAction
 from audit.models import AuditEvent
-from audit.services import audit_record
+from audit.services import audit_record, audit_record_many
 from cloud.errors import CloudError
+from core.db import conflict_as_validation_error
 from delegations.catalog.partner_links import partner_link_use
 from delegations.catalog.services import catalog_role_high_privilege_now, catalog_role_lock
 from delegations.models import (
@@ -228,11 +229,14 @@ def _partner_managed_role(*, catalog_role: CatalogRole, partner: Organisation) -
                 "account. Rename or retire those roles first."
             }
         )
-    managed_role, _created = ManagedRole.objects.get_or_create(
-        catalog_role=catalog_role,
-        partner=partner,
-        defaults={"cloud_account": account, "role_name": name},
-    )
+    # Another partner's grant taking the same name at the same moment: try again.
+    busy = {"catalog_role": f"{name} was just taken by another grant; please try again."}
+    with conflict_as_validation_error(busy):
+        managed_role, _created = ManagedRole.objects.get_or_create(
+            catalog_role=catalog_role,
+            partner=partner,
+            defaults={"cloud_account": account, "role_name": name},
+        )
     return managed_role
 
 
@@ -317,24 +321,48 @@ def _audit(
     outcome: str = AuditEvent.Outcome.SUCCESS,
 ) -> None:
     audit_record(
-        action=action,
-        actor=actor,
-        organisation=delegation.owner,
-        related_organisations=[delegation.partner],
-        actor_organisation=actor_organisation if actor is not None else None,
-        target=delegation,
-        target_label=_delegation_label(delegation),
-        before=before,
-        after=_snapshot(delegation),
-        metadata={
+        **_audit_arguments(
+            delegation=delegation,
+            action=action,
+            actor=actor,
+            actor_organisation=actor_organisation,
+            before=before,
+            metadata=metadata,
+            outcome=outcome,
+        )
+    )
+    if outcome == AuditEvent.Outcome.SUCCESS:
+        delegation_announce(delegation=delegation, action=action, actor=actor)
+
+
+def _audit_arguments(
+    *,
+    delegation: Delegation,
+    action: AuditAction,
+    actor: User | None,
+    actor_organisation: Organisation | None,
+    before: dict[str, Any] | None,
+    metadata: dict[str, Any] | None = None,
+    outcome: str = AuditEvent.Outcome.SUCCESS,
+) -> dict[str, Any]:
+    """A delegation's event as `audit_record` takes it: one shape for every transition."""
+    return {
+        "action": action,
+        "actor": actor,
+        "organisation": delegation.owner,
+        "related_organisations": [delegation.partner],
+        "actor_organisation": actor_organisation if actor is not None else None,
+        "target": delegation,
+        "target_label": _delegation_label(delegation),
+        "before": before,
+        "after": _snapshot(delegation),
+        "metadata": {
             "role_name": delegation.catalog_role.role_name,
             "partner_account_uid": delegation.partner_account_uid,
             **(metadata or {}),
         },
-        outcome=outcome,
-    )
-    if outcome == AuditEvent.Outcome.SUCCESS:
-        delegation_announce(delegation=delegation, action=action, actor=actor)
+        "outcome": outcome,
+    }
 
 
 def _transition(
@@ -827,6 +855,64 @@ _NO_ERROR = {
     "last_error_request_id": "",
     "last_error_at": None,
 }
+
+
+def delegations_mark_many(*, delegations: list[Delegation], to: str) -> list[Delegation]:
+    """The worker's `delegation_mark_applying` / `delegation_mark_active` for many rows at once,
+    with the same outcome row by row: rows already there are left (`changed` False), every
+    other row moves with one audit event each and, into active, its partner's follow-up work.
+
+    The rows are the caller's, locked and loaded in this transaction
+    (`delegations_lock_for_worker`); they are written with one UPDATE and no savepoint per
+    row. A row the lifecycle does not let move to `to` raises IllegalTransition before
+    anything is written."""
+    if to == Status.APPLYING:
+        action, extra = AuditAction.DELEGATION_APPLYING, {}
+    elif to == Status.ACTIVE:
+        action, extra = (
+            AuditAction.DELEGATION_ACTIVATED,
+            {"activated_at": timezone.now(), **_NO_ERROR},
+        )
+    else:
+        raise ValueError(f"Only moves to applying or active go in bulk, not {to!r}.")
+    moving: list[tuple[Delegation, dict[str, Any]]] = []
+    for row in delegations:
+        row.changed = False
+        if row.status == to:
+            continue
+        if to not in ALLOWED_TRANSITIONS[row.status]:
+            raise IllegalTransition(
+                f"A {row.get_status_display().lower()} delegation cannot become "
+                f"{Status(to).label.lower()}."
+            )
+        moving.append((row, _snapshot(row)))
+    if not moving:
+        return []
+    now = timezone.now()
+    changes = {**extra, "status": to, "failed_phase": Delegation.Phase.NONE}
+    for row, _before in moving:
+        for field, value in changes.items():
+            setattr(row, field, value)
+        row.version += 1
+        row.updated_at = now  # bulk_update does not apply auto_now
+        row.changed = True
+    Delegation.objects.bulk_update(
+        [row for row, _ in moving], fields=[*changes, "version", "updated_at"]
+    )
+    # One lock of the audit chain for the batch, then one event per row as `_transition` writes.
+    audit_record_many(
+        [
+            _audit_arguments(
+                delegation=row, action=action, actor=None, actor_organisation=None, before=before
+            )
+            for row, before in moving
+        ]
+    )
+    for row, before in moving:
+        delegation_announce(delegation=row, action=action, actor=None)
+        if Status.ACTIVE in (before["status"], to):
+            partner_access_delegation_changed(delegation=row)
+    return [row for row, _ in moving]
 
 
 @transaction.atomic

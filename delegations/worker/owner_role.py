@@ -70,8 +70,10 @@ from delegations.lifecycle.services import (
     delegation_mark_failed,
     delegation_mark_revoked,
     delegations_lock_for_worker,
+    delegations_mark_many,
 )
 from delegations.models import (
+    ALLOWED_TRANSITIONS,
     NEVER_APPLIED_STATUSES,
     CloudCall,
     Delegation,
@@ -392,6 +394,11 @@ def _mark_failed_with(info: FailureInfo) -> Callable[..., Delegation]:
 
 
 Move = tuple[Delegation, Callable[..., Delegation], str]
+# Moves the lifecycle makes for many rows in one go (`delegations_mark_many`).
+_BULK_MOVES: dict[Callable[..., Delegation], str] = {
+    delegation_mark_applying: Status.APPLYING,
+    delegation_mark_active: Status.ACTIVE,
+}
 
 
 def _transition_all(moves: list[Move], *, recorder: Recorder | None = None) -> list[Delegation]:
@@ -419,9 +426,14 @@ def _transition_all(moves: list[Move], *, recorder: Recorder | None = None) -> l
         )
         if recorder is not None:
             recorder.flush()
+        in_bulk: dict[str, list[tuple[Delegation, Delegation]]] = {}
         for delegation, service, expect in moves:
             row = current.get(delegation.pk)
             if row is None or row.status != expect:
+                continue
+            to = _BULK_MOVES.get(service)
+            if to is not None and to in ALLOWED_TRANSITIONS[row.status]:
+                in_bulk.setdefault(to, []).append((delegation, row))
                 continue
             try:
                 result = service(delegation=row, already_locked=True)
@@ -429,6 +441,9 @@ def _transition_all(moves: list[Move], *, recorder: Recorder | None = None) -> l
                 continue
             if result.changed:
                 moved.append(delegation)
+        for to, pairs in in_bulk.items():
+            delegations_mark_many(delegations=[row for _, row in pairs], to=to)
+            moved += [delegation for delegation, row in pairs if row.changed]
     return moved
 
 
