@@ -295,6 +295,40 @@ class AuditAction(StrEnum):
         "delegation.rejected",
         ActionInfo(_LIFECYCLE, "An owner rejected a request.", "{actor} rejected the request"),
     )
+
+    # --- approval rules (issue 14): approver groups, quorum ----------------------------------
+    APPROVER_GROUP_CREATED = (
+        "approver_group.created",
+        ActionInfo(_OTHER, "An owner admin created an approver group."),
+    )
+    APPROVER_GROUP_UPDATED = (
+        "approver_group.updated",
+        ActionInfo(_OTHER, "An owner admin changed an approver group's members or scope."),
+    )
+    APPROVER_GROUP_DELETED = (
+        "approver_group.deleted",
+        ActionInfo(_OTHER, "An owner admin deleted an approver group."),
+    )
+    APPROVAL_RULE_CHANGED = (
+        "approval_rule.changed",
+        ActionInfo(_OTHER, "An owner admin changed how many approvals a catalogue role needs."),
+    )
+    DELEGATION_APPROVAL_RECORDED = (
+        "delegation.approval_recorded",
+        ActionInfo(
+            Category.APPROVAL,
+            "An approver approved a request that needs more approvals before it is granted.",
+            "{actor} gave one of the approvals this access needs{with_mfa}",
+        ),
+    )
+    DELEGATION_REJECT_DENIED = (
+        "delegation.reject_denied",
+        ActionInfo(
+            Category.DENIED,
+            "A rejection was refused (e.g. by someone outside the approver group).",
+            "{actor} tried to reject and was refused",
+        ),
+    )
     DELEGATION_REVOKE_REQUESTED = (
         "delegation.revoke_requested",
         ActionInfo(

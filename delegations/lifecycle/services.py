@@ -27,6 +27,8 @@ from audit.actions import AuditAction
 from audit.models import AuditEvent
 from audit.services import audit_record
 from cloud.errors import CloudError
+from delegations.approvals.selectors import approver_ids
+from delegations.approvals.services import approval_record, approval_refusal, approval_summary
 from delegations.catalog.partner_links import partner_link_use
 from delegations.catalog.services import catalog_role_high_privilege_now, catalog_role_lock
 from delegations.models import (
@@ -500,6 +502,10 @@ def delegation_approve(
     # The requester and memberships do not change with the status, so this check needs no
     # lock; the refusal is recorded in its own transaction so that it survives.
     denial = _segregation_problem(delegation=current, user=approved_by)
+    if denial is None and current.status == Status.REQUESTED:
+        # Approver groups and "nobody twice" (delegations.approvals); checked again under
+        # the lock when the approval is recorded.
+        denial = approval_refusal(delegation=current, user=approved_by, approving=True)
     if denial is not None:
         _audit_denied(
             delegation=current,
@@ -530,8 +536,9 @@ def delegation_approve(
     with transaction.atomic():
         locked = _lock(delegation)
         if locked.status != Status.REQUESTED:
-            if locked.decided_by_id == approved_by.pk and locked.status in (
-                DESIRED_PRESENT_STATUSES
+            if locked.status in DESIRED_PRESENT_STATUSES and (
+                locked.decided_by_id == approved_by.pk
+                or approved_by.pk in approver_ids(delegation=locked)
             ):
                 return _unchanged(locked)  # a double click: the first one already approved it
             raise _decided_conflict(locked)
@@ -550,6 +557,13 @@ def delegation_approve(
             owner=locked.owner, partner=locked.partner, catalog_role=locked.catalog_role
         )
         note = _clean_reason(note, field="note", required=False)
+        # A quorum rule may need more approvers: this one is recorded, and the request
+        # waits (still requested, same version) for the next.
+        if not approval_record(
+            delegation=locked, approver=approved_by, with_mfa=with_mfa, note=note
+        ).reached:
+            locked.changed = True
+            return locked
         _transition(
             locked,
             to=Status.APPROVED,
@@ -562,7 +576,7 @@ def delegation_approve(
                 "decision_reason": note,
                 "approved_with_mfa": with_mfa,
             },
-            metadata={"with_mfa": with_mfa, "note": note},
+            metadata={"with_mfa": with_mfa, "note": note, **approval_summary(delegation=locked)},
         )
         outbox_enqueue_reconcile(managed_role=locked.managed_role)
         return locked
@@ -589,7 +603,6 @@ def _decided_conflict(locked: Delegation) -> DelegationConflict:
     )
 
 
-@transaction.atomic
 def delegation_reject(
     *,
     delegation: Delegation,
@@ -597,7 +610,38 @@ def delegation_reject(
     reason: str,
     expected_version: int | None = None,
 ) -> Delegation:
-    """An owner admin turns a request down, saying why."""
+    """An owner admin turns a request down, saying why. One rejection by anyone who may
+    decide it (its approver groups) ends it, whatever approvals it already has."""
+    current = Delegation.objects.select_related("owner", "partner", "catalog_role").get(
+        pk=delegation.pk
+    )
+    _require_admin(user=rejected_by, organisation=current.owner, doing="reject a request")
+    if current.status == Status.REQUESTED:
+        denial = approval_refusal(delegation=current, user=rejected_by, approving=False)
+        if denial is not None:
+            _audit_denied(
+                delegation=current,
+                action=AuditAction.DELEGATION_REJECT_DENIED,
+                actor=rejected_by,
+                reason=denial,
+            )
+            raise PermissionDenied(denial)
+    with transaction.atomic():
+        return _reject(
+            delegation=delegation,
+            rejected_by=rejected_by,
+            reason=reason,
+            expected_version=expected_version,
+        )
+
+
+def _reject(
+    *,
+    delegation: Delegation,
+    rejected_by: User,
+    reason: str,
+    expected_version: int | None,
+) -> Delegation:
     locked = _lock(delegation)
     _require_admin(user=rejected_by, organisation=locked.owner, doing="reject a request")
     if locked.status != Status.REQUESTED:

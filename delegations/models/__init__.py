@@ -11,6 +11,8 @@
   outage or a lost task loses nothing.
 - `lifecycle`: `Delegation`, one partner's access to one catalogue role, and its vocabulary
   (statuses, the allowed transitions).
+- `approvals`: `ApproverGroup`, `ApprovalRule`, `DelegationApproval`: who may decide a
+  request, how many distinct approvals it needs, and each approval given.
 - `partner`: staff assignments, the partner users' AssumeRole policies, credential issuances,
   credentials-URI keys and the owner's emergency cut-off.
 
@@ -19,6 +21,13 @@ the migrations name the validators by this path. State changes happen in the sub
 services only; these classes hold data and the vocabulary.
 """
 
+from delegations.models.approvals import (
+    APPROVER_GROUP_NAME_MAX_LENGTH,
+    MAX_APPROVALS_REQUIRED,
+    ApprovalRule,
+    ApproverGroup,
+    DelegationApproval,
+)
 from delegations.models.catalog import (
     MAX_SESSION_DURATION,
     MIN_SESSION_DURATION,
@@ -56,21 +65,26 @@ from delegations.models.worker import (
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
+    "APPROVER_GROUP_NAME_MAX_LENGTH",
     "DESIRED_PRESENT_STATUSES",
     "EXPIRABLE_STATUSES",
     "FINAL_STATUSES",
+    "MAX_APPROVALS_REQUIRED",
     "MAX_SESSION_DURATION",
     "MIN_SESSION_DURATION",
     "NEVER_APPLIED_STATUSES",
     "REGION_RE",
     "ROLE_NAME_MAX_LENGTH",
     "WORKER_PENDING_STATUSES",
+    "ApprovalRule",
+    "ApproverGroup",
     "CatalogRole",
     "CloudAccount",
     "CloudCall",
     "CredentialIssuance",
     "CredentialsUriToken",
     "Delegation",
+    "DelegationApproval",
     "DriftFinding",
     "LeasedModel",
     "ManagedRole",

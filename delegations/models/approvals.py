@@ -1,0 +1,106 @@
+"""Who may decide a partner's request and how many must agree: approver groups attached to
+catalogue roles and/or allow-listed partners, a quorum per catalogue role, and each approval
+recorded on its own row. Worked by `delegations.approvals`.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from accounts.models import optional_person_field
+from delegations.models.catalog import CatalogRole, PartnerAllowance
+from delegations.models.lifecycle import Delegation
+
+# The most distinct approvals a catalogue role may require.
+MAX_APPROVALS_REQUIRED = 5
+APPROVER_GROUP_NAME_MAX_LENGTH = 100
+
+
+class ApproverGroup(models.Model):
+    """People of an owner organisation who alone may decide the requests for the catalogue
+    roles and partners the group is attached to. A request that no group covers may be
+    decided by any owner admin."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organisation = models.ForeignKey(
+        "accounts.Organisation", on_delete=models.CASCADE, related_name="approver_groups"
+    )
+    name = models.CharField(max_length=APPROVER_GROUP_NAME_MAX_LENGTH)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="approver_groups")
+    catalog_roles = models.ManyToManyField(CatalogRole, blank=True, related_name="approver_groups")
+    partner_allowances = models.ManyToManyField(
+        PartnerAllowance, blank=True, related_name="approver_groups"
+    )
+    # Incremented by every change: the ledger names the version a decision was made under.
+    version = models.PositiveIntegerField(default=1)
+    created_by = optional_person_field(on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                "organisation", Lower("name"), name="approvergroup_unique_name_per_owner"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ApprovalRule(models.Model):
+    """How many distinct approvals a request for one catalogue role needs (1 when absent)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    catalog_role = models.OneToOneField(
+        CatalogRole, on_delete=models.CASCADE, related_name="approval_rule"
+    )
+    approvals_required = models.PositiveSmallIntegerField(default=1)
+    version = models.PositiveIntegerField(default=1)
+    updated_by = optional_person_field(on_delete=models.SET_NULL)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(approvals_required__gte=1)
+                & Q(approvals_required__lte=MAX_APPROVALS_REQUIRED),
+                name="approvalrule_approvals_required_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.catalog_role}: {self.approvals_required} approval(s)"
+
+
+class DelegationApproval(models.Model):
+    """One approver's yes to one request, kept whether or not it completed the quorum."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    delegation = models.ForeignKey(Delegation, on_delete=models.CASCADE, related_name="approvals")
+    approver = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    with_mfa = models.BooleanField(default=False)
+    note = models.TextField(max_length=2000, blank=True)
+    # The quorum in force when this approval was given, and the rule's version.
+    approvals_required = models.PositiveSmallIntegerField(default=1)
+    rule_version = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            # Nobody approves twice: the database says so too, whatever the services miss.
+            models.UniqueConstraint(
+                fields=["delegation", "approver"], name="delegationapproval_one_per_person"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.approver} approved {self.delegation_id}"
