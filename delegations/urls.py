@@ -1,5 +1,6 @@
 from django.urls import path
 
+from delegations.approvals import urls as approvals_urls
 from delegations.catalog import urls as catalog_urls
 from delegations.connection import urls as connection_urls
 from delegations.lifecycle import views
@@ -28,3 +29,5 @@ urlpatterns += connection_urls.urlpatterns
 urlpatterns += catalog_urls.urlpatterns
 # The partner side: staff, their access, credentials, and the owner's view of them.
 urlpatterns += partner_urls.urlpatterns
+# Approval rules: approver groups and quorum (issue 14).
+urlpatterns += approvals_urls.urlpatterns

@@ -31,6 +31,7 @@ from accounts.permissions import (
 )
 from core.ratelimit import rate_limit_consume
 from core.web import add_form_errors, no_store, report_refusal
+from delegations.approvals.selectors import approval_progress
 from delegations.catalog import partner_links
 from delegations.lifecycle import drift, selectors, services
 from delegations.lifecycle.forms import (
@@ -204,6 +205,10 @@ def _detail_context(
             "partner_admin": is_admin_of(request, delegation.partner_id),
             "withdraw_form": forms.get("withdraw_form")
             or WithdrawForm(initial={"version": delegation.version}),
+            # Approver groups and quorum: who may decide, and the approvals so far.
+            "approval": approval_progress(delegation=delegation, user=request.user)
+            if owner_admin and delegation.status == Status.REQUESTED
+            else None,
         }
     )
     return context
@@ -277,7 +282,13 @@ def delegation_approve(request: AuthenticatedHttpRequest, delegation_id: str) ->
     except (services.DelegationConflict, PermissionDenied) as error:
         report_refusal(request, error)
         return _detail_redirect(delegation)
-    if result.changed:
+    if result.changed and result.status == Status.REQUESTED:
+        messages.success(
+            request,
+            "Your approval is recorded. This role needs more approvals from other approvers "
+            "before the access is granted.",
+        )
+    elif result.changed:
         messages.success(request, "Approved. The access is being applied in the cloud now.")
     else:
         messages.info(request, "This request was already approved; nothing changed.")
