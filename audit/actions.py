@@ -321,6 +321,14 @@ class AuditAction(StrEnum):
             "{actor} gave one of the approvals this access needs{with_mfa}",
         ),
     )
+    DELEGATION_SCHEDULED_START = (
+        "delegation.scheduled_start",
+        ActionInfo(
+            _LIFECYCLE,
+            "A scheduled grant's start arrived: the portal began applying it.",
+            "The scheduled start arrived; the access is being applied",
+        ),
+    )
     DELEGATION_REJECT_DENIED = (
         "delegation.reject_denied",
         ActionInfo(

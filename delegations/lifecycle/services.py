@@ -10,7 +10,8 @@ check the high-privilege opt-in against the role's Custom policies as they are n
 People's actions: `delegation_request`, `delegation_withdraw`, `delegation_offer`,
 `delegation_approve`, `delegation_reject`, `delegation_revoke`, `delegation_retry`.
 The worker's: `delegation_mark_applying`, `delegation_mark_active`, `delegation_mark_failed`,
-`delegation_mark_revoked`. The scheduler's: `delegation_expire`, `delegations_expire_due`.
+`delegation_mark_revoked`. The scheduler's: `delegation_expire`, `delegations_expire_due`,
+`delegation_start`, `delegations_start_due` (scheduled access).
 """
 
 import datetime as dt
@@ -52,6 +53,10 @@ REASON_MAX_LENGTH = 2000
 MAX_DURATION = dt.timedelta(days=5 * 366)
 # An end date must leave the worker time to apply the access before it ends.
 MIN_DURATION = dt.timedelta(minutes=5)
+# Scheduled access (issue 14): a start may lie at most this far ahead, and the scheduler
+# applies it this long before its start so that it works at the minute.
+MAX_START_AHEAD = dt.timedelta(days=90)
+START_LEAD = dt.timedelta(minutes=5)
 
 
 class DelegationConflict(Exception):
@@ -99,6 +104,24 @@ def _validate_ends_at(ends_at: dt.datetime | None, *, now: dt.datetime) -> None:
         raise ValidationError(
             {"ends_at": "The end date is more than 5 years away; choose open-ended instead."}
         )
+
+
+def _validated_start(
+    starts_at: dt.datetime | None, *, ends_at: dt.datetime | None, now: dt.datetime
+) -> dt.datetime:
+    """When access should start: now (None), or a time up to 90 days ahead that leaves the
+    end date at least `MIN_DURATION` after it."""
+    if starts_at is None or starts_at <= now + START_LEAD:
+        if starts_at is not None and starts_at < now - START_LEAD:
+            raise ValidationError({"starts_at": "The start is in the past."})
+        return now
+    if timezone.is_naive(starts_at):
+        raise ValidationError({"starts_at": "The start needs a time zone."})
+    if starts_at > now + MAX_START_AHEAD:
+        raise ValidationError({"starts_at": "The start is more than 90 days away."})
+    if ends_at is not None and ends_at < starts_at + MIN_DURATION:
+        raise ValidationError({"ends_at": "The end must be at least 5 minutes after the start."})
+    return starts_at
 
 
 def _validate_grantable(
@@ -330,8 +353,10 @@ def delegation_request(
     catalog_role: CatalogRole,
     reason: str,
     ends_at: dt.datetime | None,
+    starts_at: dt.datetime | None = None,
 ) -> Delegation:
-    """A partner admin asks an owner (found through `partner_link`) for a catalogue role."""
+    """A partner admin asks an owner (found through `partner_link`) for a catalogue role,
+    from now or from `starts_at` (scheduled access)."""
     _require_admin(user=requested_by, organisation=partner, doing="request access")
     link = partner_link_use(link=partner_link, partner=partner, used_by=requested_by)
     owner = link.organisation
@@ -340,6 +365,7 @@ def delegation_request(
     now = timezone.now()
     reason = _clean_reason(reason, field="reason")
     _validate_ends_at(ends_at, now=now)
+    starts_at = _validated_start(starts_at, ends_at=ends_at, now=now)
     _validate_grantable(owner=owner, partner=partner, catalog_role=catalog_role)
     _validate_no_open_duplicate(partner=partner, catalog_role=catalog_role)
     return _create(
@@ -355,9 +381,9 @@ def delegation_request(
             "status": Status.REQUESTED,
             "origin": Delegation.Origin.REQUEST,
             "partner_link": link,
-            "starts_at": now,
+            "starts_at": starts_at,
         },
-        metadata={"partner_link": str(link.pk)},
+        metadata={"partner_link": str(link.pk), "starts_at": starts_at},
     )
 
 
@@ -536,7 +562,7 @@ def delegation_approve(
     with transaction.atomic():
         locked = _lock(delegation)
         if locked.status != Status.REQUESTED:
-            if locked.status in DESIRED_PRESENT_STATUSES and (
+            if locked.status in DESIRED_PRESENT_STATUSES | {Status.SCHEDULED} and (
                 locked.decided_by_id == approved_by.pk
                 or approved_by.pk in approver_ids(delegation=locked)
             ):
@@ -564,9 +590,11 @@ def delegation_approve(
         ).reached:
             locked.changed = True
             return locked
+        # A start that lies ahead makes it scheduled: nothing reaches the cloud before it.
+        scheduled = locked.starts_at > now + START_LEAD
         _transition(
             locked,
-            to=Status.APPROVED,
+            to=Status.SCHEDULED if scheduled else Status.APPROVED,
             action=AuditAction.DELEGATION_APPROVED,
             actor=approved_by,
             actor_organisation=locked.owner,
@@ -576,9 +604,15 @@ def delegation_approve(
                 "decision_reason": note,
                 "approved_with_mfa": with_mfa,
             },
-            metadata={"with_mfa": with_mfa, "note": note, **approval_summary(delegation=locked)},
+            metadata={
+                "with_mfa": with_mfa,
+                "note": note,
+                **approval_summary(delegation=locked),
+                **({"scheduled_start": locked.starts_at} if scheduled else {}),
+            },
         )
-        outbox_enqueue_reconcile(managed_role=locked.managed_role)
+        if not scheduled:
+            outbox_enqueue_reconcile(managed_role=locked.managed_role)
         return locked
 
 
@@ -683,6 +717,9 @@ def delegation_revoke(
         Status.REVOKED,
     ):
         return _unchanged(locked)
+    if locked.status == Status.SCHEDULED:
+        _check_version(locked, expected_version)
+        return _revoke_scheduled(locked, revoked_by=revoked_by, reason=reason)
     if Status.REVOKING not in ALLOWED_TRANSITIONS[locked.status]:
         raise IllegalTransition(
             f"This delegation is {locked.get_status_display().lower()}; there is nothing to revoke."
@@ -707,6 +744,27 @@ def delegation_revoke(
     )
     outbox_enqueue_reconcile(managed_role=locked.managed_role)
     return locked
+
+
+def _revoke_scheduled(locked: Delegation, *, revoked_by: User, reason: str) -> Delegation:
+    """A scheduled grant never reached the cloud: revoking it ends it at once."""
+    reason = _clean_reason(reason, field="reason")
+    now = timezone.now()
+    return _transition(
+        locked,
+        to=Status.REVOKED,
+        action=AuditAction.DELEGATION_REVOKED,
+        actor=revoked_by,
+        actor_organisation=locked.owner,
+        changes={
+            "end_cause": Delegation.EndCause.REVOKED,
+            "revoked_by": revoked_by,
+            "revoke_requested_at": now,
+            "revoke_reason": reason,
+            "ended_at": now,
+        },
+        metadata={"reason": reason, "before_its_start": True},
+    )
 
 
 def _retry_goes_back_to_approved(delegation: Delegation) -> bool:
@@ -901,7 +959,7 @@ def delegation_expire(*, delegation: Delegation, now: dt.datetime | None = None)
         return _unchanged(locked)
     if locked.status == Status.FAILED and locked.failed_phase == Delegation.Phase.REVOKING:
         return _unchanged(locked)
-    if locked.status == Status.REQUESTED:
+    if locked.status in (Status.REQUESTED, Status.SCHEDULED):
         return _transition(
             locked,
             to=Status.EXPIRED,
@@ -938,6 +996,43 @@ def delegations_expire_due(*, now: dt.datetime | None = None, limit: int = 500) 
         after = delegation_expire(delegation=Delegation(pk=delegation_id), now=now)
         changed += int(after.version != before)
     return changed
+
+
+@transaction.atomic
+def delegation_start(*, delegation: Delegation, now: dt.datetime | None = None) -> Delegation:
+    """A scheduled grant's start is near (within `START_LEAD`): it becomes approved and the
+    worker applies it, so the access works at the minute it starts."""
+    now = now or timezone.now()
+    locked = _lock(delegation)
+    if locked.status != Status.SCHEDULED or locked.starts_at > now + START_LEAD:
+        return _unchanged(locked)
+    if locked.ends_at is not None and locked.ends_at <= now:
+        return _unchanged(locked)  # the expiry pass ends it instead
+    _transition(
+        locked,
+        to=Status.APPROVED,
+        action=AuditAction.DELEGATION_SCHEDULED_START,
+        actor=None,
+        actor_organisation=None,
+        metadata={"starts_at": locked.starts_at},
+    )
+    outbox_enqueue_reconcile(managed_role=locked.managed_role)
+    return locked
+
+
+def delegations_start_due(*, now: dt.datetime | None = None, limit: int = 500) -> int:
+    """Start every scheduled grant whose start is within `START_LEAD` (run by the
+    scheduler). Returns how many changed."""
+    now = now or timezone.now()
+    due_ids = list(
+        Delegation.objects.filter(status=Status.SCHEDULED, starts_at__lte=now + START_LEAD)
+        .order_by("starts_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    return sum(
+        int(delegation_start(delegation=Delegation(pk=delegation_id), now=now).changed)
+        for delegation_id in due_ids
+    )
 
 
 def delegations_desired_on_role(*, managed_role: ManagedRole) -> list[Delegation]:

@@ -121,6 +121,14 @@ def _progress(delegation: Delegation) -> list[dict[str, str]]:
         return [_step("Requested", "done"), _step("Rejected", "current")]
     if status == Status.WITHDRAWN:
         return [_step("Requested", "done"), _step("Withdrawn by the partner", "current")]
+    if (
+        status in (Status.REVOKED, Status.EXPIRED)
+        and delegation.activated_at is None
+        and delegation.ended_at is not None
+        and delegation.ended_at == delegation.revoke_requested_at
+    ):
+        # Ended while scheduled: it never reached the cloud (see `_revoke_scheduled`).
+        return [_step("Approved", "done"), _step("Ended before its start", "current")]
     if status == Status.EXPIRED and delegation.decided_at is None:
         return [_step("Requested", "done"), _step("Expired before a decision", "current")]
     first = (
@@ -128,6 +136,8 @@ def _progress(delegation: Delegation) -> list[dict[str, str]]:
         if delegation.origin == Delegation.Origin.OFFER
         else [_step("Requested", "done"), _step("Approved", "todo")]
     )
+    if status == Status.SCHEDULED:
+        first = [*first, _step("Scheduled", "todo")]
     apply_steps = [*first, _step("Applying", "todo"), _step("Active", "todo")]
     ending = delegation.end_cause or status in (Status.REVOKING, Status.REVOKED, Status.EXPIRED)
     end_label = "Expired" if delegation.end_cause == Delegation.EndCause.EXPIRED else "Revoked"
@@ -145,6 +155,8 @@ def _progress(delegation: Delegation) -> list[dict[str, str]]:
         mark_through("Requested", "current")
     elif status == Status.APPROVED:
         mark_through("Approved" if "Approved" in labels else "Offered", "current")
+    elif status == Status.SCHEDULED:
+        mark_through("Scheduled", "current")
     elif status == Status.APPLYING:
         mark_through("Applying", "current")
     elif status == Status.ACTIVE:
@@ -177,7 +189,10 @@ def _live_context(request: AuthenticatedHttpRequest, delegation: Delegation) -> 
         "can_decide": delegation.status == Status.REQUESTED,
         "can_withdraw": delegation.status == Status.REQUESTED
         and is_admin_of(request, delegation.partner_id),
-        "can_revoke": Status.REVOKING in ALLOWED_TRANSITIONS[delegation.status]
+        "can_revoke": (
+            delegation.status == Status.SCHEDULED
+            or Status.REVOKING in ALLOWED_TRANSITIONS[delegation.status]
+        )
         and not (
             delegation.status == Status.FAILED
             and delegation.failed_phase == Delegation.Phase.REVOKING
@@ -287,6 +302,12 @@ def delegation_approve(request: AuthenticatedHttpRequest, delegation_id: str) ->
             request,
             "Your approval is recorded. This role needs more approvals from other approvers "
             "before the access is granted.",
+        )
+    elif result.changed and result.status == Status.SCHEDULED:
+        messages.success(
+            request,
+            f"Approved. The access starts {result.starts_at:%d %b %Y %H:%M} UTC; it is applied "
+            "in the cloud shortly before.",
         )
     elif result.changed:
         messages.success(request, "Approved. The access is being applied in the cloud now.")
@@ -492,6 +513,7 @@ def delegation_request(request: AuthenticatedHttpRequest) -> HttpResponse:
                     catalog_role=form.cleaned_data["catalog_role"],
                     reason=form.cleaned_data["reason"],
                     ends_at=form.cleaned_data["ends_at"],
+                    starts_at=form.cleaned_data["starts_at"],
                 )
             except ValidationError as error:
                 add_form_errors(form, error)

@@ -25,7 +25,7 @@ from celery import shared_task
 from django.conf import settings
 
 from cloud.errors import CloudError
-from delegations.lifecycle.services import delegations_expire_due
+from delegations.lifecycle.services import delegations_expire_due, delegations_start_due
 from delegations.models import OutboxMessage
 from delegations.outbox import outbox_republish_due
 from delegations.partner.services import partner_user_policies_sync
@@ -139,6 +139,12 @@ def dispatch_outbox() -> int:
 def expire_delegations() -> int:
     """Start ending every delegation whose end date passed (beat, every minute)."""
     return delegations_expire_due()
+
+
+@shared_task(name="delegations.start_scheduled_delegations")
+def start_scheduled_delegations() -> int:
+    """Start applying every scheduled grant whose start is near (beat, every minute)."""
+    return delegations_start_due()
 
 
 @shared_task(name="delegations.reconcile_all_roles")
