@@ -128,6 +128,9 @@ class DesiredRole:
     # missing from it go last, sorted. None: no size limit is applied by the planner.
     principals_in_order: tuple[str, ...] = ()
     max_trust_chars: int | None = None
+    # Fail-safe end times (issue 14): (principal, `policies.trust_end_time`) for principals
+    # whose every grant is time-bound; the trust policy admits them only until then.
+    principal_end_times: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         policies.validate_role_name(self.role_name)
@@ -250,6 +253,23 @@ def trust_policy_chars(document: str | Mapping[str, Any] | None) -> int:
     return len(policies.policy_to_text(policies.canonical_policy(document, trust=True)))
 
 
+def _trust(
+    current: Mapping[str, Any] | None,
+    desired: DesiredRole,
+    *,
+    wanted: Iterable[str],
+    managed: frozenset[str],
+    parking: str | None,
+) -> dict[str, Any]:
+    """`policies.merge_trust_policy`, then the fail-safe end times of `desired`."""
+    merged = policies.merge_trust_policy(
+        current, managed_wanted=wanted, managed_all_known=managed, parking=parking
+    )
+    return policies.apply_trust_end_times(
+        merged, end_times=dict(desired.principal_end_times), managed=managed
+    )
+
+
 def pack_principals(
     current: Mapping[str, Any] | None,
     desired: DesiredRole,
@@ -274,11 +294,8 @@ def pack_principals(
     queue += sorted(wanted - base - set(queue))
 
     def size(count: int) -> int:
-        merged = policies.merge_trust_policy(
-            current,
-            managed_wanted=base | set(queue[:count]),
-            managed_all_known=managed,
-            parking=parking,
+        merged = _trust(
+            current, desired, wanted=base | set(queue[:count]), managed=managed, parking=parking
         )
         return len(policies.policy_to_text(merged))
 
@@ -300,11 +317,7 @@ def _create_plan(desired: DesiredRole, managed: frozenset[str]) -> Plan:
     if not fit:
         return Plan(role_name=desired.role_name, waiting=waiting)
     trust = policies.policy_to_text(
-        policies.merge_trust_policy(
-            None,
-            managed_wanted=fit,
-            managed_all_known=managed,
-        )
+        _trust(None, desired, wanted=fit, managed=managed, parking=None)
     )
     operations: list[Operation] = [
         CreateRole(
@@ -348,9 +361,7 @@ def plan_role_reconciliation(*, actual: ActualRole | None, desired: DesiredRole)
     try:
         current = policies.canonical_policy(actual.trust_document, trust=True)
         wanted, waiting = pack_principals(current, desired, managed=managed, parking=parking)
-        merged = policies.merge_trust_policy(
-            current, managed_wanted=wanted, managed_all_known=managed, parking=parking
-        )
+        merged = _trust(current, desired, wanted=wanted, managed=managed, parking=parking)
     except policies.PolicyError as error:
         return Refusal(
             role_name=desired.role_name,

@@ -10,6 +10,7 @@ import datetime as dt
 
 from django.conf import settings
 
+from cloud import policies
 from delegations import role_plan as planner
 from delegations.models import (
     DESIRED_PRESENT_STATUSES,
@@ -71,6 +72,25 @@ def approval_order(delegations: list[Delegation]) -> list[Delegation]:
     )
 
 
+def principal_end_times(present: list[Delegation]) -> tuple[tuple[str, str], ...]:
+    """The fail-safe end time of each principal whose every wanted grant is time-bound: the
+    latest of their ends, so overlapping grants never cut each other's access short."""
+    ends: dict[str, dt.datetime | None] = {}
+    for delegation in present:
+        principal = delegation.principal_arn
+        if principal in ends and ends[principal] is None:
+            continue
+        end = delegation.ends_at
+        ends[principal] = None if end is None else max(end, ends.get(principal) or end)
+    return tuple(
+        sorted(
+            (principal, policies.trust_end_time(end))
+            for principal, end in ends.items()
+            if end is not None
+        )
+    )
+
+
 def desired_role_for(
     managed_role: ManagedRole, delegations: list[Delegation]
 ) -> tuple[planner.DesiredRole, frozenset[str]]:
@@ -94,5 +114,6 @@ def desired_role_for(
         delete_when_empty=not catalog_role.keep_role_when_empty,
         principals_in_order=tuple(d.principal_arn for d in approval_order(present)),
         max_trust_chars=trust_policy_max_chars(),
+        principal_end_times=principal_end_times(present),
     )
     return desired, wanted
