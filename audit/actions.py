@@ -329,6 +329,46 @@ class AuditAction(StrEnum):
             "The scheduled start arrived; the access is being applied",
         ),
     )
+    DELEGATION_EXTENSION_REQUESTED = (
+        "delegation.extension_requested",
+        ActionInfo(
+            _LIFECYCLE,
+            "A partner asked to move a delegation's end later.",
+            "{actor} asked for more time",
+        ),
+    )
+    DELEGATION_EXTENSION_APPROVAL_RECORDED = (
+        "delegation.extension_approval_recorded",
+        ActionInfo(
+            Category.APPROVAL,
+            "An approver approved an extension that needs more approvals.",
+            "{actor} gave one of the approvals the extension needs{with_mfa}",
+        ),
+    )
+    DELEGATION_EXTENDED = (
+        "delegation.extended",
+        ActionInfo(
+            Category.APPROVAL,
+            "An extension was approved: the delegation's end moved later, without a gap.",
+            "{actor} approved more time{with_mfa}",
+        ),
+    )
+    DELEGATION_EXTENSION_REJECTED = (
+        "delegation.extension_rejected",
+        ActionInfo(
+            _LIFECYCLE,
+            "An extension was rejected (or lapsed): access ends as planned.",
+            "{actor} turned down the extension",
+        ),
+    )
+    DELEGATION_EXTENSION_DENIED = (
+        "delegation.extension_denied",
+        ActionInfo(
+            Category.DENIED,
+            "A decision on an extension was refused (outside the approver group, twice…).",
+            "{actor} tried to decide an extension and was refused",
+        ),
+    )
     DELEGATION_REJECT_DENIED = (
         "delegation.reject_denied",
         ActionInfo(

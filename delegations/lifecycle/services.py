@@ -341,6 +341,11 @@ def _audit_denied(*, delegation: Delegation, action: AuditAction, actor: User, r
         )
 
 
+# For the lifecycle's other modules (extensions): the same row lock and reason rules.
+lock_delegation = _lock
+clean_reason = _clean_reason
+
+
 # --- people's actions ------------------------------------------------------------------------
 
 

@@ -27,6 +27,7 @@ from delegations.models.approvals import (
     ApprovalRule,
     ApproverGroup,
     DelegationApproval,
+    DelegationExtension,
 )
 from delegations.models.catalog import (
     MAX_SESSION_DURATION,
@@ -85,6 +86,7 @@ __all__ = [
     "CredentialsUriToken",
     "Delegation",
     "DelegationApproval",
+    "DelegationExtension",
     "DriftFinding",
     "LeasedModel",
     "ManagedRole",

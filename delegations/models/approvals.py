@@ -104,3 +104,52 @@ class DelegationApproval(models.Model):
 
     def __str__(self) -> str:
         return f"{self.approver} approved {self.delegation_id}"
+
+
+class DelegationExtension(models.Model):
+    """A partner's request to move a time-bound delegation's end later, decided like a
+    request (approver groups, quorum). Approved, the delegation's end moves without a gap;
+    rejected or left undecided, access ends as planned."""
+
+    class Status(models.TextChoices):
+        REQUESTED = "requested", "Requested"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        # The delegation ended (or changed) before a decision.
+        LAPSED = "lapsed", "Lapsed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    delegation = models.ForeignKey(Delegation, on_delete=models.CASCADE, related_name="extensions")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    reason = models.TextField(max_length=2000)
+    # The end the delegation had when this was asked, and the end asked for.
+    previous_ends_at = models.DateTimeField()
+    new_ends_at = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.REQUESTED)
+    # [{"approver": <user pk>, "with_mfa": bool, "at": "<iso>"}], written under the
+    # delegation's row lock.
+    approvals = models.JSONField(default=list, blank=True)
+    decided_by = optional_person_field(on_delete=models.PROTECT)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(max_length=2000, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(new_ends_at__gt=models.F("previous_ends_at")),
+                name="delegationextension_moves_the_end_later",
+            ),
+            # One open extension per delegation.
+            models.UniqueConstraint(
+                fields=["delegation"],
+                condition=Q(status="requested"),
+                name="delegationextension_one_open_per_delegation",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Extension of {self.delegation_id} to {self.new_ends_at:%Y-%m-%d %H:%M}"

@@ -5,20 +5,32 @@ Real concurrency needs real row locks, so these run on PostgreSQL (CI); SQLite s
 writers and is covered by the sequential tests in test_services.py.
 """
 
+import datetime as dt
+
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from accounts.models import Membership, Organisation, User
 from audit.models import AuditEvent
 from delegations.approvals.services import approval_rule_set
+from delegations.lifecycle.extensions import extension_approve, extension_request
 from delegations.lifecycle.services import (
     DelegationConflict,
     delegation_approve,
+    delegation_expire,
+    delegation_mark_active,
     delegation_mark_revoked,
     delegation_reject,
     delegation_revoke,
 )
-from delegations.models import CatalogRole, Delegation, DelegationApproval, OutboxMessage
+from delegations.models import (
+    CatalogRole,
+    Delegation,
+    DelegationApproval,
+    DelegationExtension,
+    OutboxMessage,
+)
 from tests.delegations.lifecycle.test_decision_races import race
 from tests.personas import make_member
 
@@ -96,3 +108,41 @@ def test_approve_against_reject_on_a_quorum_request(
         assert final.status in (Delegation.Status.APPROVED, Delegation.Status.REJECTED)
         assert final.status == winners[0].status
         _close(delegation, approvers[0])
+
+
+def test_extension_against_expiry_exactly_one_wins(
+    make_request, partner_admin: User, approvers: list[User]
+) -> None:
+    outcomes = set()
+    for _ in range(ROUNDS):
+        delegation = make_request(ends_at=timezone.now() + dt.timedelta(hours=4))
+        delegation_approve(delegation=delegation, approved_by=approvers[0], with_mfa=True)
+        delegation = delegation_mark_active(delegation=delegation)
+        extension = extension_request(
+            delegation=delegation,
+            requested_by=partner_admin,
+            new_ends_at=delegation.ends_at + dt.timedelta(hours=8),
+            reason="More time",
+        )
+        due = delegation.ends_at + dt.timedelta(seconds=1)
+        approved, expired = race(
+            lambda e=extension: extension_approve(
+                extension=e, approved_by=approvers[1], with_mfa=True
+            ),
+            lambda d=delegation, at=due: delegation_expire(delegation=d, now=at),
+        )
+        assert not isinstance(approved, Exception), approved
+        assert not isinstance(expired, Exception), expired
+        final = Delegation.objects.get(pk=delegation.pk)
+        decided = DelegationExtension.objects.get(pk=extension.pk)
+        if decided.status == DelegationExtension.Status.APPROVED:
+            assert final.status == Delegation.Status.ACTIVE
+            assert final.ends_at == extension.new_ends_at
+            delegation_revoke(delegation=final, revoked_by=approvers[0], reason="next round")
+        else:
+            assert decided.status == DelegationExtension.Status.LAPSED
+            assert final.status == Delegation.Status.REVOKING
+            assert final.ends_at == extension.previous_ends_at
+        delegation_mark_revoked(delegation=Delegation.objects.get(pk=delegation.pk))
+        outcomes.add(decided.status)
+    assert outcomes
