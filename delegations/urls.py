@@ -3,7 +3,7 @@ from django.urls import path
 from delegations.approvals import urls as approvals_urls
 from delegations.catalog import urls as catalog_urls
 from delegations.connection import urls as connection_urls
-from delegations.lifecycle import views
+from delegations.lifecycle import extension_views, views
 from delegations.partner import urls as partner_urls
 
 app_name = "delegations"
@@ -21,6 +21,13 @@ urlpatterns = [
     path("<uuid:delegation_id>/revoke/", views.delegation_revoke, name="revoke"),
     path("<uuid:delegation_id>/retry/", views.delegation_retry, name="retry"),
     path("<uuid:delegation_id>/withdraw/", views.delegation_withdraw, name="withdraw"),
+    # Extensions (issue 14).
+    path("<uuid:delegation_id>/extend/", extension_views.delegation_extend, name="extend"),
+    path(
+        "<uuid:delegation_id>/extensions/<uuid:extension_id>/decide/",
+        extension_views.extension_decide,
+        name="extension_decide",
+    ),
 ]
 
 # The cloud account.

@@ -34,6 +34,7 @@ from core.web import add_form_errors, no_store, report_refusal
 from delegations.approvals.selectors import approval_progress
 from delegations.catalog import partner_links
 from delegations.lifecycle import drift, selectors, services
+from delegations.lifecycle.extension_views import extension_panel
 from delegations.lifecycle.forms import (
     ApproveForm,
     DriftResolveForm,
@@ -220,6 +221,7 @@ def _detail_context(
             "partner_admin": is_admin_of(request, delegation.partner_id),
             "withdraw_form": forms.get("withdraw_form")
             or WithdrawForm(initial={"version": delegation.version}),
+            "extensions": extension_panel(request, delegation),
             # Approver groups and quorum: who may decide, and the approvals so far.
             "approval": approval_progress(delegation=delegation, user=request.user)
             if owner_admin and delegation.status == Status.REQUESTED
