@@ -28,7 +28,7 @@ from audit.actions import AuditAction
 from audit.models import AuditEvent
 from audit.services import audit_record
 from cloud.errors import CloudError
-from delegations.approvals.selectors import approver_ids
+from delegations.approvals.selectors import approver_ids, rules_in_force
 from delegations.approvals.services import approval_record, approval_refusal, approval_summary
 from delegations.catalog.partner_links import partner_link_use
 from delegations.catalog.services import catalog_role_high_privilege_now, catalog_role_lock
@@ -473,6 +473,7 @@ def delegation_offer(
     role = CatalogRole.objects.select_related("cloud_account").get(pk=catalog_role.pk)
     # Tenancy and catalogue rules first: the cloud read below uses the role's own account.
     _validate_grantable(owner=owner, partner=partner, catalog_role=role)
+    _check_offer_rules(owner=owner, partner=partner, catalog_role=role, offered_by=offered_by)
     problem = _privilege_problem(catalog_role=role)
     if problem is not None:
         raise ValidationError({"catalog_role": problem})
@@ -511,6 +512,29 @@ def delegation_offer(
         )
         outbox_enqueue_reconcile(managed_role=delegation.managed_role)
         return delegation
+
+
+def _check_offer_rules(
+    *, owner: Organisation, partner: Organisation, catalog_role: CatalogRole, offered_by: User
+) -> None:
+    """An offer is one admin's decision: the approval rules must allow that (a member of the
+    groups attached to the role or partner, and a role that needs one approval only)."""
+    rules = rules_in_force(
+        delegation=Delegation(
+            owner=owner, catalog_role=catalog_role, partner_account_uid=partner.account_uid
+        )
+    )
+    if rules.approver_ids is not None and offered_by.pk not in rules.approver_ids:
+        raise PermissionDenied(
+            f"Only members of {', '.join(rules.group_names)} may grant {catalog_role.role_name}."
+        )
+    if rules.approvals_required > 1:
+        raise ValidationError(
+            {
+                "catalog_role": f"{catalog_role.role_name} needs {rules.approvals_required} "
+                "approvals, so one admin cannot offer it; ask the partner to request it."
+            }
+        )
 
 
 def delegation_approve(

@@ -17,6 +17,7 @@ from delegations.approvals.services import (
 from delegations.lifecycle.services import (
     DelegationConflict,
     delegation_approve,
+    delegation_offer,
     delegation_reject,
 )
 from delegations.models import (
@@ -289,3 +290,40 @@ def test_the_requester_never_counts_in_quorum(
     delegation = make_request()
     assert delegation.requested_by != owner_admin
     assert approve(delegation, owner_admin).status == S.REQUESTED
+
+
+def test_offers_follow_the_rules(
+    company_a: Organisation,
+    company_b: Organisation,
+    ecs_admin: CatalogRole,
+    owner_admin: User,
+    owner_admin_2: User,
+    allow_b: None,
+) -> None:
+    def offer(by: User) -> Delegation:
+        return delegation_offer(
+            owner=company_a,
+            offered_by=by,
+            partner=company_b,
+            catalog_role=ecs_admin,
+            reason="Support contract",
+            ends_at=None,
+            with_mfa=True,
+        )
+
+    approver_group_create(
+        owner=company_a,
+        created_by=owner_admin,
+        name="ECS approvers",
+        members=[owner_admin_2],
+        catalog_roles=[ecs_admin],
+    )
+    with pytest.raises(PermissionDenied, match="ECS approvers"):
+        offer(owner_admin)
+    approval_rule_set(catalog_role=ecs_admin, approvals_required=1, set_by=owner_admin)
+    group = ApproverGroup.objects.get()
+    group.members.add(owner_admin)
+    approval_rule_set(catalog_role=ecs_admin, approvals_required=2, set_by=owner_admin)
+    with pytest.raises(ValidationError, match="needs 2 approvals"):
+        offer(owner_admin_2)
+    assert not Delegation.objects.exists()
