@@ -369,6 +369,15 @@ class AuditAction(StrEnum):
             "{actor} tried to decide an extension and was refused",
         ),
     )
+    DELEGATION_AUTO_APPROVED = (
+        "delegation.auto_approved",
+        ActionInfo(
+            Category.APPROVAL,
+            "A request was approved automatically by the catalogue role's auto-approval rule "
+            "(the event names the rule and its version).",
+            "Approved automatically by the role's rule",
+        ),
+    )
     DELEGATION_REJECT_DENIED = (
         "delegation.reject_denied",
         ActionInfo(

@@ -10,7 +10,11 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Organisation
 from delegations.approvals import selectors
-from delegations.models import APPROVER_GROUP_NAME_MAX_LENGTH, MAX_APPROVALS_REQUIRED
+from delegations.models import (
+    APPROVER_GROUP_NAME_MAX_LENGTH,
+    MAX_APPROVALS_REQUIRED,
+    MAX_AUTO_APPROVE_HOURS,
+)
 
 
 class ApproverGroupForm(forms.Form):
@@ -57,4 +61,11 @@ class QuorumForm(forms.Form):
             "min_value": _("Choose between 1 and 5 approvals."),
             "max_value": _("Choose between 1 and 5 approvals."),
         },
+    )
+    auto_approve_max_hours = forms.IntegerField(
+        label=_("Auto-approve up to (hours)"),
+        required=False,
+        min_value=1,
+        max_value=MAX_AUTO_APPROVE_HOURS,
+        help_text=_("Empty: never. Only time-bound requests, never high-privilege roles."),
     )

@@ -7,6 +7,7 @@ delegation's row lock and acts on the answer, so the rules are tested as plain d
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -25,6 +26,8 @@ class RulesInForce:
     approver_ids: frozenset[object] | None = None
     group_names: tuple[str, ...] = ()
     rule_version: int | None = None
+    # Auto-approval: requests of at most this many hours, with an end date (None: never).
+    auto_approve_max_hours: int | None = None
 
 
 @dataclass(frozen=True)
@@ -87,3 +90,15 @@ def tally(rules: RulesInForce, approver_ids: Iterable[object], *, requester_id: 
         and (rules.approver_ids is None or approver in rules.approver_ids)
     }
     return Tally(counted=len(counted), required=max(rules.approvals_required, 1))
+
+
+def auto_approves(
+    rules: RulesInForce, *, starts_at: dt.datetime, ends_at: dt.datetime | None
+) -> bool:
+    """Whether the rule in force approves this request by itself: only a time-bound request
+    no longer than the rule's limit (the allow-list and the high-privilege opt-in are checked
+    by the lifecycle like for any grant)."""
+    limit = rules.auto_approve_max_hours
+    if limit is None or ends_at is None:
+        return False
+    return dt.timedelta(0) < ends_at - starts_at <= dt.timedelta(hours=limit)

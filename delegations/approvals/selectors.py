@@ -80,6 +80,7 @@ def rules_in_force(*, delegation: Delegation) -> RulesInForce:
         approver_ids=approver_ids,
         group_names=tuple(group.name for group in groups),
         rule_version=rule.version if rule else None,
+        auto_approve_max_hours=rule.auto_approve_max_hours if rule else None,
     )
 
 

@@ -27,6 +27,7 @@ from delegations.approvals.rules import Tally, decision_refusal, tally
 from delegations.models import (
     APPROVER_GROUP_NAME_MAX_LENGTH,
     MAX_APPROVALS_REQUIRED,
+    MAX_AUTO_APPROVE_HOURS,
     ApprovalRule,
     ApproverGroup,
     CatalogRole,
@@ -252,7 +253,11 @@ def approver_group_delete(*, group: ApproverGroup, deleted_by: User) -> None:
 
 
 def approval_rule_set(
-    *, catalog_role: CatalogRole, approvals_required: int, set_by: User
+    *,
+    catalog_role: CatalogRole,
+    approvals_required: int,
+    set_by: User,
+    auto_approve_max_hours: int | None = None,
 ) -> ApprovalRule:
     """Require `approvals_required` distinct approvals (1 to 5) for requests of
     `catalog_role`. Requests already waiting are counted against the new number at their
@@ -265,6 +270,19 @@ def approval_rule_set(
                 "approvals_required": _("Choose between 1 and %(max)d approvals.")
                 % {"max": MAX_APPROVALS_REQUIRED}
             }
+        )
+    if auto_approve_max_hours is not None and not (
+        1 <= auto_approve_max_hours <= MAX_AUTO_APPROVE_HOURS
+    ):
+        raise ValidationError(
+            {
+                "auto_approve_max_hours": _("Auto-approve requests of 1 to %(max)d hours.")
+                % {"max": MAX_AUTO_APPROVE_HOURS}
+            }
+        )
+    if auto_approve_max_hours is not None and catalog_role.allows_high_privilege:
+        raise ValidationError(
+            {"auto_approve_max_hours": _("A high-privilege role is never approved automatically.")}
         )
     owner = catalog_role.organisation
     possible = selectors.possible_approver_count(catalog_role=catalog_role)
@@ -280,24 +298,29 @@ def approval_rule_set(
         )
     with transaction.atomic():
         CatalogRole.objects.select_for_update().get(pk=catalog_role.pk)
+        wanted = {
+            "approvals_required": approvals_required,
+            "auto_approve_max_hours": auto_approve_max_hours,
+        }
         rule, created = ApprovalRule.objects.get_or_create(
-            catalog_role=catalog_role,
-            defaults={"approvals_required": approvals_required, "updated_by": set_by},
+            catalog_role=catalog_role, defaults={**wanted, "updated_by": set_by}
         )
-        before = None if created else {"approvals_required": rule.approvals_required}
+        before = None
         if not created:
-            if rule.approvals_required == approvals_required:
+            before = {name: getattr(rule, name) for name in wanted}
+            if before == wanted:
                 return rule
-            rule.approvals_required = approvals_required
+            for name, value in wanted.items():
+                setattr(rule, name, value)
             rule.version += 1
             rule.updated_by = set_by
-            rule.save(update_fields=["approvals_required", "version", "updated_by", "updated_at"])
+            rule.save(update_fields=[*wanted, "version", "updated_by", "updated_at"])
         audit_record(
             action=AuditAction.APPROVAL_RULE_CHANGED,
             actor=set_by,
             organisation=owner,
             target=catalog_role,
             before=before,
-            after={"approvals_required": approvals_required, "version": rule.version},
+            after={**wanted, "version": rule.version},
         )
     return rule

@@ -60,8 +60,15 @@ def _page(
             {
                 "role": role,
                 "approvals_required": required,
+                "auto_approve_max_hours": rule.auto_approve_max_hours if rule else None,
                 "form": quorum_forms.get(role.pk)
-                or QuorumForm(initial={"approvals_required": required}, prefix=str(role.pk)),
+                or QuorumForm(
+                    initial={
+                        "approvals_required": required,
+                        "auto_approve_max_hours": rule.auto_approve_max_hours if rule else None,
+                    },
+                    prefix=str(role.pk),
+                ),
             }
         )
     return render(
@@ -189,6 +196,7 @@ def quorum_set(request: AuthenticatedHttpRequest, catalog_role_id: str) -> HttpR
             services.approval_rule_set(
                 catalog_role=role,
                 approvals_required=form.cleaned_data["approvals_required"],
+                auto_approve_max_hours=form.cleaned_data["auto_approve_max_hours"],
                 set_by=request.user,
             )
         except ValidationError as error:

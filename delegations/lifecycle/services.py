@@ -28,6 +28,7 @@ from audit.actions import AuditAction
 from audit.models import AuditEvent
 from audit.services import audit_record
 from cloud.errors import CloudError
+from delegations.approvals.rules import auto_approves
 from delegations.approvals.selectors import approver_ids, rules_in_force
 from delegations.approvals.services import approval_record, approval_refusal, approval_summary
 from delegations.catalog.partner_links import partner_link_use
@@ -638,6 +639,60 @@ def delegation_approve(
                 "note": note,
                 **approval_summary(delegation=locked),
                 **({"scheduled_start": locked.starts_at} if scheduled else {}),
+            },
+        )
+        if not scheduled:
+            outbox_enqueue_reconcile(managed_role=locked.managed_role)
+        return locked
+
+
+def delegation_auto_approve(*, delegation: Delegation) -> Delegation:
+    """Approve a fresh request by the catalogue role's auto-approval rule when it qualifies
+    (time-bound, within the rule's hours, allow-listed, no high privilege judged now);
+    otherwise leave it for the approvers. The decision is recorded as the rule's, with its
+    version. Run right after `delegation_request`, outside its transaction (it may read the
+    cloud for the high-privilege check)."""
+    current = Delegation.objects.select_related(
+        "owner", "partner", "catalog_role__cloud_account"
+    ).get(pk=delegation.pk)
+    if current.status != Status.REQUESTED:
+        return _unchanged(current)
+    rules = rules_in_force(delegation=current)
+    role = current.catalog_role
+    if role.allows_high_privilege or not auto_approves(
+        rules, starts_at=current.starts_at, ends_at=current.ends_at
+    ):
+        return _unchanged(current)
+    try:
+        _validate_grantable(owner=current.owner, partner=current.partner, catalog_role=role)
+        if _privilege_problem(catalog_role=role) is not None:
+            return _unchanged(current)
+    except ValidationError:
+        return _unchanged(current)  # the approvers see it, and the reason, when they decide
+    checked = _privilege_snapshot(role)
+    with transaction.atomic():
+        locked = _lock(delegation)
+        if locked.status != Status.REQUESTED:
+            return _unchanged(locked)
+        _check_privilege_unchanged(_lock_catalog_role(locked), checked)
+        now = timezone.now()
+        scheduled = locked.starts_at > now + START_LEAD
+        _transition(
+            locked,
+            to=Status.SCHEDULED if scheduled else Status.APPROVED,
+            action=AuditAction.DELEGATION_AUTO_APPROVED,
+            actor=None,
+            actor_organisation=None,
+            changes={
+                "decided_at": now,
+                "decision_reason": f"Approved automatically: {role.role_name} approves "
+                f"requests of up to {rules.auto_approve_max_hours} h by itself "
+                f"(rule version {rules.rule_version}).",
+            },
+            metadata={
+                "rule": "auto_approve",
+                "rule_version": rules.rule_version,
+                "auto_approve_max_hours": rules.auto_approve_max_hours,
             },
         )
         if not scheduled:

@@ -520,6 +520,9 @@ def delegation_request(request: AuthenticatedHttpRequest) -> HttpResponse:
             except ValidationError as error:
                 add_form_errors(form, error)
             else:
+                # The role's auto-approval rule may decide it at once (issue 14).
+                if services.delegation_auto_approve(delegation=delegation).changed:
+                    messages.success(request, f"Approved automatically by {owner.name}'s rule.")
                 messages.success(request, f"Request sent to {owner.name}.")
                 return redirect("delegations:detail", delegation_id=delegation.pk)
         status = 400

@@ -24,6 +24,7 @@ services only; these classes hold data and the vocabulary.
 from delegations.models.approvals import (
     APPROVER_GROUP_NAME_MAX_LENGTH,
     MAX_APPROVALS_REQUIRED,
+    MAX_AUTO_APPROVE_HOURS,
     ApprovalRule,
     ApproverGroup,
     DelegationApproval,
@@ -71,6 +72,7 @@ __all__ = [
     "EXPIRABLE_STATUSES",
     "FINAL_STATUSES",
     "MAX_APPROVALS_REQUIRED",
+    "MAX_AUTO_APPROVE_HOURS",
     "MAX_SESSION_DURATION",
     "MIN_SESSION_DURATION",
     "NEVER_APPLIED_STATUSES",

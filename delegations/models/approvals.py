@@ -17,6 +17,8 @@ from delegations.models.lifecycle import Delegation
 
 # The most distinct approvals a catalogue role may require.
 MAX_APPROVALS_REQUIRED = 5
+# The longest request an auto-approval rule may approve.
+MAX_AUTO_APPROVE_HOURS = 24
 APPROVER_GROUP_NAME_MAX_LENGTH = 100
 
 
@@ -61,6 +63,9 @@ class ApprovalRule(models.Model):
         CatalogRole, on_delete=models.CASCADE, related_name="approval_rule"
     )
     approvals_required = models.PositiveSmallIntegerField(default=1)
+    # Auto-approval: a request for at most this many hours (with an end date) from an
+    # allow-listed partner is approved by this rule; None never approves automatically.
+    auto_approve_max_hours = models.PositiveSmallIntegerField(null=True, blank=True)
     version = models.PositiveIntegerField(default=1)
     updated_by = optional_person_field(on_delete=models.SET_NULL)
     updated_at = models.DateTimeField(auto_now=True)
@@ -71,6 +76,11 @@ class ApprovalRule(models.Model):
                 condition=Q(approvals_required__gte=1)
                 & Q(approvals_required__lte=MAX_APPROVALS_REQUIRED),
                 name="approvalrule_approvals_required_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(auto_approve_max_hours__isnull=True)
+                | (Q(auto_approve_max_hours__gte=1) & Q(auto_approve_max_hours__lte=24)),
+                name="approvalrule_auto_approve_hours_range",
             ),
         ]
 

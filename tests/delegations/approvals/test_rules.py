@@ -1,10 +1,18 @@
 """The pure rules function, as properties: the requester never counts, N distinct approvals
 are needed, and only the attached groups' members (owner admins) may decide."""
 
+import datetime as dt
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from delegations.approvals.rules import Candidate, RulesInForce, decision_refusal, tally
+from delegations.approvals.rules import (
+    Candidate,
+    RulesInForce,
+    auto_approves,
+    decision_refusal,
+    tally,
+)
 
 people = st.integers(min_value=1, max_value=12)
 
@@ -68,3 +76,16 @@ def test_auditors_requesters_and_partner_members_never_decide(user: int, in_grou
     assert decision_refusal(rules, auditor) is not None
     assert decision_refusal(rules, admin(user, requester=True)) is not None
     assert decision_refusal(rules, admin(user, partner=True)) is not None
+
+
+@given(
+    limit=st.one_of(st.none(), st.integers(min_value=1, max_value=24)),
+    minutes=st.one_of(st.none(), st.integers(min_value=1, max_value=60 * 48)),
+)
+def test_auto_approval_only_within_its_limit(limit: int | None, minutes: int | None) -> None:
+    start = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
+    end = None if minutes is None else start + dt.timedelta(minutes=minutes)
+    decided = auto_approves(
+        RulesInForce(auto_approve_max_hours=limit), starts_at=start, ends_at=end
+    )
+    assert decided == (limit is not None and minutes is not None and minutes <= limit * 60)

@@ -1,10 +1,12 @@
 """Approver groups and quorum through the lifecycle's approve and reject: who may decide,
 how many must agree, what is refused (and audited as denied) and what is saved."""
 
+import datetime as dt
 from collections.abc import Callable
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils import timezone
 
 from accounts.models import Membership, Organisation, User
 from audit.models import AuditEvent
@@ -17,8 +19,10 @@ from delegations.approvals.services import (
 from delegations.lifecycle.services import (
     DelegationConflict,
     delegation_approve,
+    delegation_auto_approve,
     delegation_offer,
     delegation_reject,
+    delegation_withdraw,
 )
 from delegations.models import (
     ApprovalRule,
@@ -327,3 +331,42 @@ def test_offers_follow_the_rules(
     with pytest.raises(ValidationError, match="needs 2 approvals"):
         offer(owner_admin_2)
     assert not Delegation.objects.exists()
+
+
+def test_auto_approval_within_the_rule_and_never_beyond(
+    make_request: Callable[..., Delegation], ecs_admin: CatalogRole, owner_admin: User
+) -> None:
+    approval_rule_set(
+        catalog_role=ecs_admin, approvals_required=1, auto_approve_max_hours=8, set_by=owner_admin
+    )
+    long = make_request(ends_at=timezone.now() + dt.timedelta(hours=9))
+    assert not delegation_auto_approve(delegation=long).changed
+    assert Delegation.objects.get(pk=long.pk).status == S.REQUESTED
+    delegation_withdraw(delegation=long, withdrawn_by=long.requested_by)
+    short = make_request(ends_at=timezone.now() + dt.timedelta(hours=4))
+    approved = delegation_auto_approve(delegation=short)
+    assert approved.changed and approved.status == S.APPROVED and approved.decided_by is None
+    event = AuditEvent.objects.get(target_id=str(short.pk), action="delegation.auto_approved")
+    assert event.metadata["rule_version"] == 1 and event.metadata["auto_approve_max_hours"] == 8
+    assert OutboxMessage.objects.count() == 1
+
+
+def test_auto_approval_bad_input(ecs_admin: CatalogRole, owner_admin: User) -> None:
+    for bad in (0, 25):
+        with pytest.raises(ValidationError):
+            approval_rule_set(
+                catalog_role=ecs_admin,
+                approvals_required=1,
+                auto_approve_max_hours=bad,
+                set_by=owner_admin,
+            )
+    ecs_admin.allows_high_privilege = True
+    ecs_admin.save()
+    with pytest.raises(ValidationError, match="never approved automatically"):
+        approval_rule_set(
+            catalog_role=ecs_admin,
+            approvals_required=1,
+            auto_approve_max_hours=2,
+            set_by=owner_admin,
+        )
+    assert not ApprovalRule.objects.exists()
