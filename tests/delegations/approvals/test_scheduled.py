@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from audit.models import AuditEvent
+from delegations.approvals.services import approval_rule_set
 from delegations.lifecycle.services import (
     START_LEAD,
     delegation_approve,
@@ -164,3 +165,35 @@ def test_the_request_form_takes_a_start(
     )
     assert response.status_code == 400
     assert "more than 90 days" in response.content.decode()
+
+
+def test_the_request_page_runs_the_auto_approval_rule(
+    login: Callable[..., Client],
+    partner_admin: User,
+    owner_admin: User,
+    link_a: tuple[object, str],
+    ecs_admin: object,
+    allow_b: None,
+) -> None:
+    approval_rule_set(
+        catalog_role=ecs_admin,  # type: ignore[arg-type]
+        approvals_required=1,
+        auto_approve_max_hours=8,
+        set_by=owner_admin,
+    )
+    client = with_mfa(login(partner_admin), partner_admin)
+    url = reverse("delegations:request")
+    client.post(url, {"partner_link_code": link_a[1]})
+    ends = (timezone.now() + dt.timedelta(hours=4)).strftime("%Y-%m-%dT%H:%M")
+    response = client.post(
+        url,
+        {
+            "catalog_role": ecs_admin.pk,  # type: ignore[attr-defined]
+            "reason": "Restart the web fleet tonight",
+            "duration": "until",
+            "ends_at": ends,
+        },
+        follow=True,
+    )
+    assert "Approved automatically" in response.content.decode()
+    assert Delegation.objects.get().status == S.APPROVED
