@@ -465,6 +465,27 @@ def parking_lock_statement(parking: str) -> dict[str, Any]:
     )
 
 
+def _admit_missing(statements: list[dict[str, Any]], wanted: set[str]) -> None:
+    """Add each of `wanted` that no Allow statement names to the first unconditional Allow
+    sts:AssumeRole statement, or to a new one (in place)."""
+    present: set[str] = set()
+    for statement in statements:
+        if statement["Effect"] == "Allow":
+            present.update(statement["Principal"].get("RAM", ()))
+    missing = wanted - present
+    if not missing:
+        return
+    for index, statement in enumerate(statements):
+        if _is_plain_allow(statement):
+            principal = dict(statement["Principal"])
+            principal["RAM"] = sorted(set(principal["RAM"]) | missing)
+            statements[index] = {**statement, "Principal": principal}
+            return
+    statements.append(
+        {"Action": _ASSUME_ROLE, "Effect": "Allow", "Principal": {"RAM": sorted(missing)}}
+    )
+
+
 def merge_trust_policy(
     current_document: str | bytes | Mapping[str, Any] | None,
     *,
@@ -508,22 +529,7 @@ def merge_trust_policy(
             statement = {**statement, "Principal": principal}
         statements.append(statement)
 
-    present: set[str] = set()
-    for statement in statements:
-        if statement["Effect"] == "Allow":
-            present.update(statement["Principal"].get("RAM", ()))
-    missing = wanted - present
-    if missing:
-        for index, statement in enumerate(statements):
-            if _is_plain_allow(statement):
-                principal = dict(statement["Principal"])
-                principal["RAM"] = sorted(set(principal["RAM"]) | missing)
-                statements[index] = {**statement, "Principal": principal}
-                break
-        else:
-            statements.append(
-                {"Action": _ASSUME_ROLE, "Effect": "Allow", "Principal": {"RAM": sorted(missing)}}
-            )
+    _admit_missing(statements, wanted)
     if lock is not None:
         lock_key = _statement_key(lock)
         statements = [s for s in statements if _statement_key(s) != lock_key]
@@ -944,21 +950,6 @@ def apply_trust_end_times(
                 continue
             statement = {**statement, "Principal": principal}
         statements.append(statement)
-    still_admitted: set[str] = set()
-    for statement in statements:
-        if statement["Effect"] == "Allow":
-            still_admitted.update(statement["Principal"].get("RAM", ()))
-    missing = open_ended - still_admitted
-    if missing:
-        for index, statement in enumerate(statements):
-            if _is_plain_allow(statement):
-                principal = dict(statement["Principal"])
-                principal["RAM"] = sorted(set(principal["RAM"]) | missing)
-                statements[index] = {**statement, "Principal": principal}
-                break
-        else:
-            statements.append(
-                {"Action": _ASSUME_ROLE, "Effect": "Allow", "Principal": {"RAM": sorted(missing)}}
-            )
+    _admit_missing(statements, open_ended)
     statements += [end_time_statement(p, end) for p, end in sorted(timed.items())]
     return _canonical_document(statements)
