@@ -309,6 +309,32 @@ class AuditAction(StrEnum):
         "approver_group.deleted",
         ActionInfo(_OTHER, "An owner admin deleted an approver group."),
     )
+    FOUR_EYES_CHANGED = (
+        "approval_settings.four_eyes_changed",
+        ActionInfo(_OTHER, "Four eyes on approval-rule changes was turned on or off."),
+    )
+    RULE_PROPOSED = (
+        "rule_proposal.created",
+        ActionInfo(_OTHER, "An owner admin proposed a change of approval rules (four eyes)."),
+    )
+    RULE_PROPOSAL_APPROVED = (
+        "rule_proposal.approved",
+        ActionInfo(
+            Category.APPROVAL,
+            "A second owner admin approved a proposed change of approval rules; it took effect.",
+        ),
+    )
+    RULE_PROPOSAL_REJECTED = (
+        "rule_proposal.rejected",
+        ActionInfo(_OTHER, "A proposed change of approval rules was rejected."),
+    )
+    RULE_PROPOSAL_DENIED = (
+        "rule_proposal.denied",
+        ActionInfo(
+            Category.DENIED,
+            "A decision on a rule proposal was refused (e.g. its own author approving it).",
+        ),
+    )
     APPROVAL_RULE_CHANGED = (
         "approval_rule.changed",
         ActionInfo(_OTHER, "An owner admin changed how many approvals a catalogue role needs."),

@@ -118,6 +118,12 @@ def _group_snapshot(group: ApproverGroup) -> dict[str, Any]:
     }
 
 
+def approver_group_validate(**arguments: Any) -> None:
+    """The checks a group create or update makes before it saves (a proposal makes them
+    too); takes `_clean_group`'s arguments."""
+    _clean_group(**arguments)
+
+
 def _clean_group(
     *,
     owner: Organisation,
@@ -252,16 +258,10 @@ def approver_group_delete(*, group: ApproverGroup, deleted_by: User) -> None:
 # --- quorum ---------------------------------------------------------------------------------------
 
 
-def approval_rule_set(
-    *,
-    catalog_role: CatalogRole,
-    approvals_required: int,
-    set_by: User,
-    auto_approve_max_hours: int | None = None,
-) -> ApprovalRule:
-    """Require `approvals_required` distinct approvals (1 to 5) for requests of
-    `catalog_role`. Requests already waiting are counted against the new number at their
-    next approval."""
+def approval_rule_validate(
+    *, catalog_role: CatalogRole, approvals_required: int, auto_approve_max_hours: int | None
+) -> None:
+    """The checks `approval_rule_set` makes before it saves (a proposal makes them too)."""
     if not isinstance(approvals_required, int) or not (
         1 <= approvals_required <= MAX_APPROVALS_REQUIRED
     ):
@@ -284,7 +284,6 @@ def approval_rule_set(
         raise ValidationError(
             {"auto_approve_max_hours": _("A high-privilege role is never approved automatically.")}
         )
-    owner = catalog_role.organisation
     possible = selectors.possible_approver_count(catalog_role=catalog_role)
     if approvals_required > possible:
         raise ValidationError(
@@ -296,6 +295,24 @@ def approval_rule_set(
                 % {"possible": possible, "role": catalog_role.role_name, "n": approvals_required}
             }
         )
+
+
+def approval_rule_set(
+    *,
+    catalog_role: CatalogRole,
+    approvals_required: int,
+    set_by: User,
+    auto_approve_max_hours: int | None = None,
+) -> ApprovalRule:
+    """Require `approvals_required` distinct approvals (1 to 5) for requests of
+    `catalog_role`. Requests already waiting are counted against the new number at their
+    next approval."""
+    approval_rule_validate(
+        catalog_role=catalog_role,
+        approvals_required=approvals_required,
+        auto_approve_max_hours=auto_approve_max_hours,
+    )
+    owner = catalog_role.organisation
     with transaction.atomic():
         CatalogRole.objects.select_for_update().get(pk=catalog_role.pk)
         wanted = {

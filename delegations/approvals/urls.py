@@ -22,4 +22,10 @@ urlpatterns = [
         views.quorum_set,
         name="approval_quorum_set",
     ),
+    path("approval-rules/four-eyes/", views.four_eyes_set, name="approval_four_eyes"),
+    path(
+        "approval-rules/proposals/<uuid:proposal_id>/decide/",
+        views.rule_proposal_decide,
+        name="rule_proposal_decide",
+    ),
 ]

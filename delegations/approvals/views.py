@@ -11,10 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import Organisation
@@ -27,11 +28,15 @@ from accounts.permissions import (
     organisation_of_kind,
     step_up,
 )
-from core.web import add_form_errors
-from delegations.approvals import selectors, services
+from core.web import add_form_errors, get_or_404, parse_uuid, report_refusal
+from delegations.approvals import four_eyes, selectors
 from delegations.approvals.forms import ApproverGroupForm, QuorumForm
 from delegations.catalog.selectors import catalog_role_get_for_owner
-from delegations.models import ApproverGroup
+from delegations.models import ApproverGroup, RuleProposal
+
+PROPOSED = gettext_lazy(
+    "Proposed. Four eyes is on: a second admin must approve it on this page before it takes effect."
+)
 
 
 def _owner(request: AuthenticatedHttpRequest) -> Organisation:
@@ -80,6 +85,10 @@ def _page(
             "roles": roles,
             "group_form": group_form or ApproverGroupForm(owner=owner),
             "is_admin": is_admin(request),
+            "four_eyes": four_eyes.four_eyes_on(owner=owner),
+            "proposals": RuleProposal.objects.filter(
+                organisation=owner, status=RuleProposal.Status.PENDING
+            ).select_related("proposed_by"),
         },
         status=status,
     )
@@ -111,15 +120,19 @@ def approver_group_create(request: AuthenticatedHttpRequest) -> HttpResponse:
         if confirmation.response is not None:
             return confirmation.response
         try:
-            group = services.approver_group_create(
-                owner=owner, created_by=request.user, **_group_arguments(form)
+            group = four_eyes.approver_group_create_or_propose(
+                owner=owner, user=request.user, **_group_arguments(form)
             )
         except ValidationError as error:
             add_form_errors(form, error)
         else:
-            messages.success(
-                request, _("%(name)s now decides the requests it covers.") % {"name": group.name}
-            )
+            if isinstance(group, RuleProposal):
+                messages.success(request, PROPOSED)
+            else:
+                messages.success(
+                    request,
+                    _("%(name)s now decides the requests it covers.") % {"name": group.name},
+                )
             return redirect("delegations:approval_rules")
     return _page(request, group_form=form, status=400)
 
@@ -136,13 +149,16 @@ def approver_group_edit(request: AuthenticatedHttpRequest, group_id: str) -> Htt
             if confirmation.response is not None:
                 return confirmation.response
             try:
-                services.approver_group_update(
-                    group=group, updated_by=request.user, **_group_arguments(form)
+                result = four_eyes.approver_group_update_or_propose(
+                    group=group, user=request.user, **_group_arguments(form)
                 )
             except ValidationError as error:
                 add_form_errors(form, error)
             else:
-                messages.success(request, _("Approver group saved."))
+                messages.success(
+                    request,
+                    PROPOSED if isinstance(result, RuleProposal) else _("Approver group saved."),
+                )
                 return redirect("delegations:approval_rules")
         status = 400
     else:
@@ -173,12 +189,14 @@ def approver_group_delete(request: AuthenticatedHttpRequest, group_id: str) -> H
     confirmation = step_up(request)
     if confirmation.response is not None:
         return confirmation.response
-    services.approver_group_delete(group=group, deleted_by=request.user)
-    messages.success(
-        request,
-        _("%(name)s is deleted; the requests it covered follow the remaining rules.")
-        % {"name": group.name},
-    )
+    if four_eyes.approver_group_delete_or_propose(group=group, user=request.user) is not None:
+        messages.success(request, PROPOSED)
+    else:
+        messages.success(
+            request,
+            _("%(name)s is deleted; the requests it covered follow the remaining rules.")
+            % {"name": group.name},
+        )
     return redirect("delegations:approval_rules")
 
 
@@ -193,15 +211,18 @@ def quorum_set(request: AuthenticatedHttpRequest, catalog_role_id: str) -> HttpR
         if confirmation.response is not None:
             return confirmation.response
         try:
-            services.approval_rule_set(
+            result = four_eyes.approval_rule_set_or_propose(
                 catalog_role=role,
                 approvals_required=form.cleaned_data["approvals_required"],
                 auto_approve_max_hours=form.cleaned_data["auto_approve_max_hours"],
-                set_by=request.user,
+                user=request.user,
             )
         except ValidationError as error:
             add_form_errors(form, error)
         else:
+            if isinstance(result, RuleProposal):
+                messages.success(request, PROPOSED)
+                return redirect("delegations:approval_rules")
             messages.success(
                 request,
                 _("Requests for %(role)s now need %(n)d approval(s).")
@@ -209,3 +230,46 @@ def quorum_set(request: AuthenticatedHttpRequest, catalog_role_id: str) -> HttpR
             )
             return redirect("delegations:approval_rules")
     return _page(request, quorum_forms={role.pk: form}, status=400)
+
+
+# --- four eyes --------------------------------------------------------------------------------
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
+def four_eyes_set(request: AuthenticatedHttpRequest) -> HttpResponse:
+    owner = _owner(request)
+    confirmation = step_up(request)
+    if confirmation.response is not None:
+        return confirmation.response
+    on = request.POST.get("four_eyes") == "on"
+    result = four_eyes.four_eyes_set(owner=owner, user=request.user, on=on)
+    if isinstance(result, RuleProposal):
+        messages.success(request, _("Proposed: a second admin must approve turning four eyes off."))
+    elif on:
+        messages.success(request, _("Four eyes is on: rule changes now need a second admin."))
+    else:
+        messages.success(request, _("Four eyes is off."))
+    return redirect("delegations:approval_rules")
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
+def rule_proposal_decide(request: AuthenticatedHttpRequest, proposal_id: str) -> HttpResponse:
+    owner = _owner(request)
+    proposal = get_or_404(
+        RuleProposal.objects.filter(organisation=owner), pk=parse_uuid(proposal_id)
+    )
+    try:
+        if "reject" in request.POST:
+            four_eyes.rule_proposal_reject(proposal=proposal, rejected_by=request.user)
+            messages.success(request, _("Proposal rejected; nothing changed."))
+        else:
+            confirmation = step_up(request)
+            if confirmation.response is not None:
+                return confirmation.response
+            four_eyes.rule_proposal_approve(proposal=proposal, approved_by=request.user)
+            messages.success(request, _("Approved: the change has taken effect."))
+    except (ValidationError, PermissionDenied) as error:
+        report_refusal(request, error)
+    return redirect("delegations:approval_rules")

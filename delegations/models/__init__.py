@@ -26,9 +26,11 @@ from delegations.models.approvals import (
     MAX_APPROVALS_REQUIRED,
     MAX_AUTO_APPROVE_HOURS,
     ApprovalRule,
+    ApprovalSettings,
     ApproverGroup,
     DelegationApproval,
     DelegationExtension,
+    RuleProposal,
 )
 from delegations.models.catalog import (
     MAX_SESSION_DURATION,
@@ -80,6 +82,7 @@ __all__ = [
     "ROLE_NAME_MAX_LENGTH",
     "WORKER_PENDING_STATUSES",
     "ApprovalRule",
+    "ApprovalSettings",
     "ApproverGroup",
     "CatalogRole",
     "CloudAccount",
@@ -97,6 +100,7 @@ __all__ = [
     "PartnerLink",
     "PartnerUserPolicy",
     "RoleCutOff",
+    "RuleProposal",
     "StaffAssignment",
     "StaffRamUserLink",
     "validate_region",

@@ -163,3 +163,62 @@ class DelegationExtension(models.Model):
 
     def __str__(self) -> str:
         return f"Extension of {self.delegation_id} to {self.new_ends_at:%Y-%m-%d %H:%M}"
+
+
+class ApprovalSettings(models.Model):
+    """An owner organisation's approval settings: with `four_eyes` on, changes to its
+    approval rules are proposals a second owner admin approves before they take effect."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organisation = models.OneToOneField(
+        "accounts.Organisation", on_delete=models.CASCADE, related_name="approval_settings"
+    )
+    four_eyes = models.BooleanField(default=False)
+    version = models.PositiveIntegerField(default=1)
+    updated_by = optional_person_field(on_delete=models.SET_NULL)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Approval settings of {self.organisation_id}"
+
+
+class RuleProposal(models.Model):
+    """A change of approval rules waiting for a second owner admin (four eyes)."""
+
+    class Kind(models.TextChoices):
+        GROUP_CREATE = "group_create", "Create an approver group"
+        GROUP_UPDATE = "group_update", "Change an approver group"
+        GROUP_DELETE = "group_delete", "Delete an approver group"
+        RULE_SET = "rule_set", "Change a role's approvals"
+        FOUR_EYES_OFF = "four_eyes_off", "Turn four eyes off"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for a second admin"
+        APPLIED = "applied", "Approved and applied"
+        REJECTED = "rejected", "Rejected"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organisation = models.ForeignKey(
+        "accounts.Organisation", on_delete=models.CASCADE, related_name="rule_proposals"
+    )
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    # The group or catalogue role the change is about (empty for a new group).
+    target_id = models.CharField(max_length=64, blank=True)
+    # What to apply (ids), and the diff people read (names) before and after.
+    payload = models.JSONField(default=dict)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    proposed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_by = optional_person_field(on_delete=models.PROTECT)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(max_length=2000, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.get_status_display()})"
