@@ -11,6 +11,7 @@ rejection by anyone who may decide ends the request.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
@@ -49,7 +50,14 @@ def approval_refusal(*, delegation: Delegation, user: User, approving: bool) -> 
     )
 
 
-def approval_record(*, delegation: Delegation, approver: User, with_mfa: bool, note: str) -> Tally:
+def approval_record(
+    *,
+    delegation: Delegation,
+    approver: User,
+    with_mfa: bool,
+    note: str,
+    ends_at: dt.datetime | None = None,
+) -> Tally:
     """Record `approver`'s approval of `delegation`, which the caller has locked (its row lock
     serialises approvers, so the count below is exact), and answer where the quorum stands.
 
@@ -69,6 +77,7 @@ def approval_record(*, delegation: Delegation, approver: User, with_mfa: bool, n
         note=note,
         approvals_required=rules.approvals_required,
         rule_version=rules.rule_version,
+        ends_at=ends_at,
     )
     result = tally(rules, [*already, approver.pk], requester_id=delegation.requested_by_id)
     if not result.reached:
@@ -90,6 +99,18 @@ def approval_record(*, delegation: Delegation, approver: User, with_mfa: bool, n
             },
         )
     return result
+
+
+def approved_end(*, delegation: Delegation) -> dt.datetime | None:
+    """The earliest end an approver of `delegation` set, if any."""
+    ends = [
+        end
+        for end in DelegationApproval.objects.filter(delegation=delegation).values_list(
+            "ends_at", flat=True
+        )
+        if end is not None
+    ]
+    return min(ends) if ends else None
 
 
 def approval_summary(*, delegation: Delegation) -> dict[str, Any]:

@@ -140,6 +140,14 @@ class ApproveForm(_VersionedForm):
         max_length=REASON_MAX_LENGTH,
         widget=forms.TextInput(attrs={"placeholder": "e.g. agreed in the Q3 contract"}),
     )
+    # Issue 14: the approver may shorten the access or give it an end.
+    ends_at = forms.DateTimeField(
+        label="End access earlier (UTC, optional)",
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"],
+        help_text="Leave empty to grant what was asked. Never later than the requested end.",
+    )
 
 
 class RejectForm(_VersionedForm):

@@ -30,7 +30,12 @@ from audit.services import audit_record
 from cloud.errors import CloudError
 from delegations.approvals.rules import auto_approves
 from delegations.approvals.selectors import approver_ids, rules_in_force
-from delegations.approvals.services import approval_record, approval_refusal, approval_summary
+from delegations.approvals.services import (
+    approval_record,
+    approval_refusal,
+    approval_summary,
+    approved_end,
+)
 from delegations.catalog.partner_links import partner_link_use
 from delegations.catalog.services import catalog_role_high_privilege_now, catalog_role_lock
 from delegations.models import (
@@ -515,6 +520,22 @@ def delegation_offer(
         return delegation
 
 
+def _validate_shorter_end(
+    locked: Delegation, ends_at: dt.datetime | None, *, now: dt.datetime
+) -> None:
+    """An approver may end the access earlier than asked (or give an open-ended request an
+    end), never later, and never before its start."""
+    if ends_at is None:
+        return
+    _validate_ends_at(ends_at, now=now)
+    if ends_at < locked.starts_at + MIN_DURATION:
+        raise ValidationError({"ends_at": "The end must be at least 5 minutes after the start."})
+    if locked.ends_at is not None and ends_at > locked.ends_at:
+        raise ValidationError(
+            {"ends_at": "An approver may shorten the access, not lengthen it; leave it empty."}
+        )
+
+
 def _check_offer_rules(
     *, owner: Organisation, partner: Organisation, catalog_role: CatalogRole, offered_by: User
 ) -> None:
@@ -545,6 +566,7 @@ def delegation_approve(
     with_mfa: bool,
     note: str = "",
     expected_version: int | None = None,
+    ends_at: dt.datetime | None = None,
 ) -> Delegation:
     """An owner admin approves a request. The worker applies it after the commit.
 
@@ -613,13 +635,15 @@ def delegation_approve(
             owner=locked.owner, partner=locked.partner, catalog_role=locked.catalog_role
         )
         note = _clean_reason(note, field="note", required=False)
+        _validate_shorter_end(locked, ends_at, now=now)
         # A quorum rule may need more approvers: this one is recorded, and the request
         # waits (still requested, same version) for the next.
         if not approval_record(
-            delegation=locked, approver=approved_by, with_mfa=with_mfa, note=note
+            delegation=locked, approver=approved_by, with_mfa=with_mfa, note=note, ends_at=ends_at
         ).reached:
             locked.changed = True
             return locked
+        shortened = approved_end(delegation=locked)
         # A start that lies ahead makes it scheduled: nothing reaches the cloud before it.
         scheduled = locked.starts_at > now + START_LEAD
         _transition(
@@ -633,8 +657,10 @@ def delegation_approve(
                 "decided_at": now,
                 "decision_reason": note,
                 "approved_with_mfa": with_mfa,
+                **({"ends_at": shortened} if shortened is not None else {}),
             },
             metadata={
+                **({"ends_at_set_by_approvers": shortened} if shortened is not None else {}),
                 "with_mfa": with_mfa,
                 "note": note,
                 **approval_summary(delegation=locked),

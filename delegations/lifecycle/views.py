@@ -292,6 +292,7 @@ def delegation_approve(request: AuthenticatedHttpRequest, delegation_id: str) ->
             with_mfa=confirmation.with_mfa,
             note=form.cleaned_data["note"],
             expected_version=form.cleaned_data["version"],
+            ends_at=form.cleaned_data["ends_at"],
         )
     except ValidationError as error:
         add_form_errors(form, error)

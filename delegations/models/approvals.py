@@ -101,6 +101,8 @@ class DelegationApproval(models.Model):
     # The quorum in force when this approval was given, and the rule's version.
     approvals_required = models.PositiveSmallIntegerField(default=1)
     rule_version = models.PositiveIntegerField(null=True, blank=True)
+    # An earlier end this approver set (the earliest of the approvers' applies).
+    ends_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:

@@ -197,3 +197,37 @@ def test_the_request_page_runs_the_auto_approval_rule(
     )
     assert "Approved automatically" in response.content.decode()
     assert Delegation.objects.get().status == S.APPROVED
+
+
+def test_the_approver_may_shorten_never_lengthen(
+    make_request: Callable[..., Delegation], owner_admin: User
+) -> None:
+    asked = timezone.now() + dt.timedelta(hours=8)
+    delegation = make_request(ends_at=asked)
+    with pytest.raises(ValidationError, match="shorten"):
+        delegation_approve(
+            delegation=delegation,
+            approved_by=owner_admin,
+            with_mfa=True,
+            ends_at=asked + dt.timedelta(hours=1),
+        )
+    assert Delegation.objects.get(pk=delegation.pk).status == S.REQUESTED
+    shorter = timezone.now() + dt.timedelta(hours=2)
+    approved = delegation_approve(
+        delegation=delegation, approved_by=owner_admin, with_mfa=True, ends_at=shorter
+    )
+    assert approved.status == S.APPROVED and approved.ends_at == shorter
+    event = AuditEvent.objects.get(target_id=str(delegation.pk), action="delegation.approved")
+    assert event.metadata["ends_at_set_by_approvers"]
+
+
+def test_an_open_ended_request_gets_an_end_from_the_page(
+    login: Callable[..., Client], owner_admin: User, requested: Delegation
+) -> None:
+    client = with_mfa(login(owner_admin), owner_admin)
+    end = (timezone.now() + dt.timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")
+    response = client.post(
+        reverse("delegations:approve", args=[requested.pk]), {"version": 1, "ends_at": end}
+    )
+    assert response.status_code == 302
+    assert Delegation.objects.get(pk=requested.pk).ends_at.strftime("%Y-%m-%dT%H:%M") == end
