@@ -322,6 +322,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.APPROVAL,
             "A second owner admin approved a proposed change of approval rules; it took effect.",
+            "{actor} approved a proposed change of approval rules",
         ),
     )
     RULE_PROPOSAL_REJECTED = (
@@ -333,6 +334,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.DENIED,
             "A decision on a rule proposal was refused (e.g. its own author approving it).",
+            "{actor} tried to decide a rule proposal and was refused",
         ),
     )
     APPROVAL_RULE_CHANGED = (
