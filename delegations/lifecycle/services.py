@@ -584,6 +584,13 @@ def delegation_approve(
         # Approver groups and "nobody twice" (delegations.approvals); checked again under
         # the lock when the approval is recorded.
         denial = approval_refusal(delegation=current, user=approved_by, approving=True)
+        if (
+            denial is not None
+            and not Delegation.objects.filter(pk=current.pk, status=Status.REQUESTED).exists()
+        ):
+            # Decided since it was read (maybe by this person's own first click, whose
+            # approval was just seen): the locked path below says what happened.
+            denial = None
     if denial is not None:
         _audit_denied(
             delegation=current,
