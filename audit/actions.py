@@ -295,6 +295,125 @@ class AuditAction(StrEnum):
         "delegation.rejected",
         ActionInfo(_LIFECYCLE, "An owner rejected a request.", "{actor} rejected the request"),
     )
+
+    # --- approval rules (issue 14): approver groups, quorum ----------------------------------
+    APPROVER_GROUP_CREATED = (
+        "approver_group.created",
+        ActionInfo(_OTHER, "An owner admin created an approver group."),
+    )
+    APPROVER_GROUP_UPDATED = (
+        "approver_group.updated",
+        ActionInfo(_OTHER, "An owner admin changed an approver group's members or scope."),
+    )
+    APPROVER_GROUP_DELETED = (
+        "approver_group.deleted",
+        ActionInfo(_OTHER, "An owner admin deleted an approver group."),
+    )
+    FOUR_EYES_CHANGED = (
+        "approval_settings.four_eyes_changed",
+        ActionInfo(_OTHER, "Four eyes on approval-rule changes was turned on or off."),
+    )
+    RULE_PROPOSED = (
+        "rule_proposal.created",
+        ActionInfo(_OTHER, "An owner admin proposed a change of approval rules (four eyes)."),
+    )
+    RULE_PROPOSAL_APPROVED = (
+        "rule_proposal.approved",
+        ActionInfo(
+            Category.APPROVAL,
+            "A second owner admin approved a proposed change of approval rules; it took effect.",
+            "{actor} approved a proposed change of approval rules",
+        ),
+    )
+    RULE_PROPOSAL_REJECTED = (
+        "rule_proposal.rejected",
+        ActionInfo(_OTHER, "A proposed change of approval rules was rejected."),
+    )
+    RULE_PROPOSAL_DENIED = (
+        "rule_proposal.denied",
+        ActionInfo(
+            Category.DENIED,
+            "A decision on a rule proposal was refused (e.g. its own author approving it).",
+            "{actor} tried to decide a rule proposal and was refused",
+        ),
+    )
+    APPROVAL_RULE_CHANGED = (
+        "approval_rule.changed",
+        ActionInfo(_OTHER, "An owner admin changed how many approvals a catalogue role needs."),
+    )
+    DELEGATION_APPROVAL_RECORDED = (
+        "delegation.approval_recorded",
+        ActionInfo(
+            Category.APPROVAL,
+            "An approver approved a request that needs more approvals before it is granted.",
+            "{actor} gave one of the approvals this access needs{with_mfa}",
+        ),
+    )
+    DELEGATION_SCHEDULED_START = (
+        "delegation.scheduled_start",
+        ActionInfo(
+            _LIFECYCLE,
+            "A scheduled grant's start arrived: the portal began applying it.",
+            "The scheduled start arrived; the access is being applied",
+        ),
+    )
+    DELEGATION_EXTENSION_REQUESTED = (
+        "delegation.extension_requested",
+        ActionInfo(
+            _LIFECYCLE,
+            "A partner asked to move a delegation's end later.",
+            "{actor} asked for more time",
+        ),
+    )
+    DELEGATION_EXTENSION_APPROVAL_RECORDED = (
+        "delegation.extension_approval_recorded",
+        ActionInfo(
+            Category.APPROVAL,
+            "An approver approved an extension that needs more approvals.",
+            "{actor} gave one of the approvals the extension needs{with_mfa}",
+        ),
+    )
+    DELEGATION_EXTENDED = (
+        "delegation.extended",
+        ActionInfo(
+            Category.APPROVAL,
+            "An extension was approved: the delegation's end moved later, without a gap.",
+            "{actor} approved more time{with_mfa}",
+        ),
+    )
+    DELEGATION_EXTENSION_REJECTED = (
+        "delegation.extension_rejected",
+        ActionInfo(
+            _LIFECYCLE,
+            "An extension was rejected (or lapsed): access ends as planned.",
+            "{actor} turned down the extension",
+        ),
+    )
+    DELEGATION_EXTENSION_DENIED = (
+        "delegation.extension_denied",
+        ActionInfo(
+            Category.DENIED,
+            "A decision on an extension was refused (outside the approver group, twice…).",
+            "{actor} tried to decide an extension and was refused",
+        ),
+    )
+    DELEGATION_AUTO_APPROVED = (
+        "delegation.auto_approved",
+        ActionInfo(
+            Category.APPROVAL,
+            "A request was approved automatically by the catalogue role's auto-approval rule "
+            "(the event names the rule and its version).",
+            "Approved automatically by the role's rule",
+        ),
+    )
+    DELEGATION_REJECT_DENIED = (
+        "delegation.reject_denied",
+        ActionInfo(
+            Category.DENIED,
+            "A rejection was refused (e.g. by someone outside the approver group).",
+            "{actor} tried to reject and was refused",
+        ),
+    )
     DELEGATION_REVOKE_REQUESTED = (
         "delegation.revoke_requested",
         ActionInfo(

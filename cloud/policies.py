@@ -9,6 +9,7 @@ canonical forms rather than bytes.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import re
@@ -514,6 +515,32 @@ def _misplaced(arn: str, statement: dict[str, Any], wanted: Mapping[str, str | N
     return _is_external_id_condition(condition)
 
 
+def _is_plain_allow(statement: dict[str, Any]) -> bool:
+    """An unconditional Allow sts:AssumeRole statement: where the portal adds its principals."""
+    return _allows_assume_with(statement, None)
+
+
+def _admit_missing(statements: list[dict[str, Any]], wanted: set[str]) -> None:
+    """Add each of `wanted` that no Allow statement names to the first unconditional Allow
+    sts:AssumeRole statement, or to a new one (in place)."""
+    present: set[str] = set()
+    for statement in statements:
+        if statement["Effect"] == "Allow":
+            present.update(statement["Principal"].get("RAM", ()))
+    missing = wanted - present
+    if not missing:
+        return
+    for index, statement in enumerate(statements):
+        if _is_plain_allow(statement):
+            principal = dict(statement["Principal"])
+            principal["RAM"] = sorted(set(principal["RAM"]) | missing)
+            statements[index] = {**statement, "Principal": principal}
+            return
+    statements.append(
+        {"Action": _ASSUME_ROLE, "Effect": "Allow", "Principal": {"RAM": sorted(missing)}}
+    )
+
+
 def merge_trust_policy(
     current_document: str | bytes | Mapping[str, Any] | None,
     *,
@@ -921,3 +948,101 @@ def high_privilege_reasons(document: str | bytes | Mapping[str, Any] | None) -> 
         if reason in found:
             reasons.append(f"{reason}: {', '.join(sorted(set(found[reason])))}")
     return tuple(reasons)
+
+
+# --- fail-safe end times in trust policies (issue 14) -----------------------------------------
+# A time-bound grant's principal is admitted by a statement of its own that stops new
+# AssumeRole calls after its end, so access ends in the cloud even if every worker is down;
+# the reconciler still removes the principal afterwards. Statements of any other shape (other
+# conditions, several principals) are someone else's and are never edited here.
+CURRENT_TIME_KEY = "acs:CurrentTime"
+END_TIME_OPERATOR = "DateLessThan"
+
+
+def trust_end_time(moment: dt.datetime) -> str:
+    """How an end time is written in a trust condition: ISO 8601, UTC, to the second."""
+    if moment.tzinfo is None:
+        raise PolicyError("An end time needs a time zone.")
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def end_time_statement(principal: str, end_time: str) -> dict[str, Any]:
+    """The statement that admits `principal` only before `end_time` (`trust_end_time`)."""
+    _validated_ram_principals([principal], "A time-bound principal")
+    return _canonical_statement(
+        {
+            "Action": _ASSUME_ROLE,
+            "Effect": "Allow",
+            "Principal": {"RAM": [principal]},
+            "Condition": {END_TIME_OPERATOR: {CURRENT_TIME_KEY: end_time}},
+        },
+        trust=True,
+    )
+
+
+def end_time_statement_principal(statement: Mapping[str, Any]) -> str | None:
+    """The principal of a statement shaped exactly like `end_time_statement`, else None."""
+    principal = statement.get("Principal") or {}
+    condition = statement.get("Condition") or {}
+    if (
+        statement.get("Effect") != "Allow"
+        or statement.get("Action") != _ASSUME_ROLE
+        or set(principal) != {"RAM"}
+        or len(principal["RAM"]) != 1
+        or set(condition) != {END_TIME_OPERATOR}
+        or set(condition[END_TIME_OPERATOR]) != {CURRENT_TIME_KEY}
+        or len(condition[END_TIME_OPERATOR][CURRENT_TIME_KEY]) != 1
+    ):
+        return None
+    return str(principal["RAM"][0])
+
+
+def trust_policy_end_times(document: str | bytes | Mapping[str, Any] | None) -> dict[str, str]:
+    """The end time of each principal admitted by an `end_time_statement`."""
+    canonical = _empty_trust() if document is None else canonical_policy(document, trust=True)
+    found: dict[str, str] = {}
+    for statement in canonical["Statement"]:
+        principal = end_time_statement_principal(statement)
+        if principal is not None:
+            found[principal] = statement["Condition"][END_TIME_OPERATOR][CURRENT_TIME_KEY][0]
+    return found
+
+
+def apply_trust_end_times(
+    document: Mapping[str, Any],
+    *,
+    end_times: Mapping[str, str],
+    managed: Iterable[str],
+) -> dict[str, Any]:
+    """`document` (the output of `merge_trust_policy`) with each managed principal of
+    `end_times` admitted only by its own `end_time_statement`, and each other managed
+    principal admitted without one. Only principals the document already admits are touched
+    (one left out, e.g. for room, stays out); end-time statements of unmanaged principals and
+    every other statement are kept exactly. Idempotent."""
+    managed_set = set(managed)
+    canonical = canonical_policy(document, trust=True)
+    admitted: set[str] = set()
+    for statement in canonical["Statement"]:
+        if statement["Effect"] == "Allow":
+            admitted.update(statement["Principal"].get("RAM", ()))
+    timed = {p: end for p, end in end_times.items() if p in managed_set and p in admitted}
+    open_ended: set[str] = set()
+    statements: list[dict[str, Any]] = []
+    for statement in canonical["Statement"]:
+        owner = end_time_statement_principal(statement)
+        if owner is not None and owner in managed_set:
+            if owner not in timed:
+                open_ended.add(owner)
+            continue  # rewritten below, with the end time wanted now
+        if _is_plain_allow(statement):
+            kept = [arn for arn in statement["Principal"]["RAM"] if arn not in timed]
+            principal = {**statement["Principal"], "RAM": kept}
+            if not kept:
+                del principal["RAM"]
+            if not principal:
+                continue
+            statement = {**statement, "Principal": principal}
+        statements.append(statement)
+    _admit_missing(statements, open_ended)
+    statements += [end_time_statement(p, end) for p, end in sorted(timed.items())]
+    return _canonical_document(statements)

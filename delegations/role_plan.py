@@ -131,6 +131,9 @@ class DesiredRole:
     # A wanted principal → the Condition it must be trusted under (a delegation's ExternalId,
     # `policies.external_id_condition`); the others are trusted unconditionally.
     principal_conditions: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
+    # Fail-safe end times (issue 14): (principal, `policies.trust_end_time`) for principals
+    # whose every grant is time-bound; the trust policy admits them only until then.
+    principal_end_times: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         policies.validate_role_name(self.role_name)
@@ -253,6 +256,32 @@ def trust_policy_chars(document: str | Mapping[str, Any] | None) -> int:
     return len(policies.policy_to_text(policies.canonical_policy(document, trust=True)))
 
 
+def _trust(
+    current: Mapping[str, Any] | None,
+    desired: DesiredRole,
+    *,
+    wanted: Iterable[str],
+    managed: frozenset[str],
+    parking: str | None,
+) -> dict[str, Any]:
+    """`policies.merge_trust_policy` with `desired`'s Conditions, then its fail-safe end times."""
+    merged = policies.merge_trust_policy(
+        current,
+        managed_wanted=wanted,
+        managed_all_known=managed,
+        parking=parking,
+        conditions=desired.principal_conditions,
+    )
+    # A principal trusted under a Condition (its ExternalId) keeps its own statement: a second,
+    # end-time statement would admit it without that Condition.
+    end_times = {
+        principal: end
+        for principal, end in desired.principal_end_times
+        if principal not in desired.principal_conditions
+    }
+    return policies.apply_trust_end_times(merged, end_times=end_times, managed=managed)
+
+
 def pack_principals(
     current: Mapping[str, Any] | None,
     desired: DesiredRole,
@@ -277,12 +306,8 @@ def pack_principals(
     queue += sorted(wanted - base - set(queue))
 
     def size(count: int) -> int:
-        merged = policies.merge_trust_policy(
-            current,
-            managed_wanted=base | set(queue[:count]),
-            managed_all_known=managed,
-            parking=parking,
-            conditions=desired.principal_conditions,
+        merged = _trust(
+            current, desired, wanted=base | set(queue[:count]), managed=managed, parking=parking
         )
         return len(policies.policy_to_text(merged))
 
@@ -304,12 +329,7 @@ def _create_plan(desired: DesiredRole, managed: frozenset[str]) -> Plan:
     if not fit:
         return Plan(role_name=desired.role_name, waiting=waiting)
     trust = policies.policy_to_text(
-        policies.merge_trust_policy(
-            None,
-            managed_wanted=fit,
-            managed_all_known=managed,
-            conditions=desired.principal_conditions,
-        )
+        _trust(None, desired, wanted=fit, managed=managed, parking=None)
     )
     operations: list[Operation] = [
         CreateRole(
@@ -353,13 +373,7 @@ def plan_role_reconciliation(*, actual: ActualRole | None, desired: DesiredRole)
     try:
         current = policies.canonical_policy(actual.trust_document, trust=True)
         wanted, waiting = pack_principals(current, desired, managed=managed, parking=parking)
-        merged = policies.merge_trust_policy(
-            current,
-            managed_wanted=wanted,
-            managed_all_known=managed,
-            parking=parking,
-            conditions=desired.principal_conditions,
-        )
+        merged = _trust(current, desired, wanted=wanted, managed=managed, parking=parking)
     except policies.PolicyError as error:
         return Refusal(
             role_name=desired.role_name,

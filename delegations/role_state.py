@@ -7,6 +7,7 @@ and the owner's role page previews it, so it depends on nothing above the models
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -189,6 +190,28 @@ def _conditions(delegation: Delegation, principals: frozenset[str]) -> dict[str,
     return dict.fromkeys(principals, condition)
 
 
+def principal_end_times(
+    present: list[Delegation], principals: Mapping[Any, frozenset[str]]
+) -> tuple[tuple[str, str], ...]:
+    """The fail-safe end time of each principal whose every wanted grant is time-bound: the
+    latest of their ends, so overlapping grants never cut each other's access short.
+    `principals`: each delegation's principals by pk (`delegation_principals`)."""
+    ends: dict[str, dt.datetime | None] = {}
+    for delegation in present:
+        end = delegation.ends_at
+        for principal in principals[delegation.pk]:
+            if principal in ends and ends[principal] is None:
+                continue
+            ends[principal] = None if end is None else max(end, ends.get(principal) or end)
+    return tuple(
+        sorted(
+            (principal, policies.trust_end_time(end))
+            for principal, end in ends.items()
+            if end is not None
+        )
+    )
+
+
 def desired_role_for(
     managed_role: ManagedRole, delegations: list[Delegation]
 ) -> tuple[planner.DesiredRole, frozenset[str]]:
@@ -222,5 +245,6 @@ def desired_role_for(
         ),
         max_trust_chars=trust_policy_max_chars(),
         principal_conditions=conditions,
+        principal_end_times=principal_end_times(present, principals),
     )
     return desired, wanted

@@ -1,8 +1,9 @@
 from django.urls import path
 
+from delegations.approvals import urls as approvals_urls
 from delegations.catalog import urls as catalog_urls
 from delegations.connection import urls as connection_urls
-from delegations.lifecycle import views
+from delegations.lifecycle import extension_views, views
 from delegations.partner import urls as partner_urls
 from delegations.trust import urls as trust_urls
 
@@ -21,6 +22,13 @@ urlpatterns = [
     path("<uuid:delegation_id>/revoke/", views.delegation_revoke, name="revoke"),
     path("<uuid:delegation_id>/retry/", views.delegation_retry, name="retry"),
     path("<uuid:delegation_id>/withdraw/", views.delegation_withdraw, name="withdraw"),
+    # Extensions (issue 14).
+    path("<uuid:delegation_id>/extend/", extension_views.delegation_extend, name="extend"),
+    path(
+        "<uuid:delegation_id>/extensions/<uuid:extension_id>/decide/",
+        extension_views.extension_decide,
+        name="extension_decide",
+    ),
 ]
 
 # The cloud account.
@@ -31,3 +39,5 @@ urlpatterns += catalog_urls.urlpatterns
 urlpatterns += partner_urls.urlpatterns
 # Whom a delegation's trust policy names (issue 11).
 urlpatterns += trust_urls.urlpatterns
+# Approval rules: approver groups and quorum (issue 14).
+urlpatterns += approvals_urls.urlpatterns

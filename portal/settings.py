@@ -304,6 +304,11 @@ CELERY_BEAT_SCHEDULE: dict = {
     "dispatch-outbox": {"task": "delegations.dispatch_outbox", "schedule": 30.0},
     # End delegations whose end date has passed (through revoking, ending as expired).
     "expire-delegations": {"task": "delegations.expire_delegations", "schedule": 60.0},
+    # Scheduled access (issue 14): applied shortly before its start.
+    "start-scheduled-delegations": {
+        "task": "delegations.start_scheduled_delegations",
+        "schedule": 60.0,
+    },
     # The periodic reconciler: pending roles get a reconcile, settled ones a drift check.
     "reconcile-all-roles": {
         "task": "delegations.reconcile_all_roles",

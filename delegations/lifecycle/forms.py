@@ -90,7 +90,16 @@ class RequestAccessForm(_DurationMixin):
         help_text="The owner's admins read this when they decide.",
     )
 
-    field_order = ["catalog_role", "reason", "duration", "ends_at"]
+    # Scheduled access (issue 14): empty starts when approved.
+    starts_at = forms.DateTimeField(
+        required=False,
+        label="Starts at (UTC, optional)",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"],
+        help_text="Leave empty to start as soon as the owner approves; at most 90 days ahead.",
+    )
+
+    field_order = ["catalog_role", "reason", "starts_at", "duration", "ends_at"]
 
     def __init__(self, *args: Any, roles: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -141,6 +150,14 @@ class ApproveForm(_VersionedForm):
         required=False,
         max_length=REASON_MAX_LENGTH,
         widget=forms.TextInput(attrs={"placeholder": "e.g. agreed in the Q3 contract"}),
+    )
+    # Issue 14: the approver may shorten the access or give it an end.
+    ends_at = forms.DateTimeField(
+        label="End access earlier (UTC, optional)",
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"],
+        help_text="Leave empty to grant what was asked. Never later than the requested end.",
     )
 
 

@@ -10,7 +10,8 @@ check the high-privilege opt-in against the role's Custom policies as they are n
 People's actions: `delegation_request`, `delegation_withdraw`, `delegation_offer`,
 `delegation_approve`, `delegation_reject`, `delegation_revoke`, `delegation_retry`.
 The worker's: `delegation_mark_applying`, `delegation_mark_active`, `delegation_mark_failed`,
-`delegation_mark_revoked`. The scheduler's: `delegation_expire`, `delegations_expire_due`.
+`delegation_mark_revoked`. The scheduler's: `delegation_expire`, `delegations_expire_due`,
+`delegation_start`, `delegations_start_due` (scheduled access).
 """
 
 import datetime as dt
@@ -28,6 +29,14 @@ from audit.models import AuditEvent
 from audit.services import audit_record, audit_record_many
 from cloud.errors import CloudError
 from core.db import conflict_as_validation_error
+from delegations.approvals.rules import auto_approves
+from delegations.approvals.selectors import approver_ids, rules_in_force
+from delegations.approvals.services import (
+    approval_record,
+    approval_refusal,
+    approval_summary,
+    approved_end,
+)
 from delegations.catalog.partner_links import partner_link_use
 from delegations.catalog.services import catalog_role_high_privilege_now, catalog_role_lock
 from delegations.models import (
@@ -54,6 +63,10 @@ REASON_MAX_LENGTH = 2000
 MAX_DURATION = dt.timedelta(days=5 * 366)
 # An end date must leave the worker time to apply the access before it ends.
 MIN_DURATION = dt.timedelta(minutes=5)
+# Scheduled access (issue 14): a start may lie at most this far ahead, and the scheduler
+# applies it this long before its start so that it works at the minute.
+MAX_START_AHEAD = dt.timedelta(days=90)
+START_LEAD = dt.timedelta(minutes=5)
 
 
 class DelegationConflict(Exception):
@@ -101,6 +114,24 @@ def _validate_ends_at(ends_at: dt.datetime | None, *, now: dt.datetime) -> None:
         raise ValidationError(
             {"ends_at": "The end date is more than 5 years away; choose open-ended instead."}
         )
+
+
+def _validated_start(
+    starts_at: dt.datetime | None, *, ends_at: dt.datetime | None, now: dt.datetime
+) -> dt.datetime:
+    """When access should start: now (None), or a time up to 90 days ahead that leaves the
+    end date at least `MIN_DURATION` after it."""
+    if starts_at is None or starts_at <= now + START_LEAD:
+        if starts_at is not None and starts_at < now - START_LEAD:
+            raise ValidationError({"starts_at": "The start is in the past."})
+        return now
+    if timezone.is_naive(starts_at):
+        raise ValidationError({"starts_at": "The start needs a time zone."})
+    if starts_at > now + MAX_START_AHEAD:
+        raise ValidationError({"starts_at": "The start is more than 90 days away."})
+    if ends_at is not None and ends_at < starts_at + MIN_DURATION:
+        raise ValidationError({"ends_at": "The end must be at least 5 minutes after the start."})
+    return starts_at
 
 
 def _validate_grantable(
@@ -421,6 +452,11 @@ def _audit_denied(*, delegation: Delegation, action: AuditAction, actor: User, r
         )
 
 
+# For the lifecycle's other modules (extensions): the same row lock and reason rules.
+lock_delegation = _lock
+clean_reason = _clean_reason
+
+
 # --- people's actions ------------------------------------------------------------------------
 
 
@@ -433,8 +469,10 @@ def delegation_request(
     catalog_role: CatalogRole,
     reason: str,
     ends_at: dt.datetime | None,
+    starts_at: dt.datetime | None = None,
 ) -> Delegation:
-    """A partner admin asks an owner (found through `partner_link`) for a catalogue role."""
+    """A partner admin asks an owner (found through `partner_link`) for a catalogue role,
+    from now or from `starts_at` (scheduled access)."""
     _require_admin(user=requested_by, organisation=partner, doing="request access")
     link = partner_link_use(link=partner_link, partner=partner, used_by=requested_by)
     owner = link.organisation
@@ -443,6 +481,7 @@ def delegation_request(
     now = timezone.now()
     reason = _clean_reason(reason, field="reason")
     _validate_ends_at(ends_at, now=now)
+    starts_at = _validated_start(starts_at, ends_at=ends_at, now=now)
     _validate_grantable(owner=owner, partner=partner, catalog_role=catalog_role)
     _validate_no_open_duplicate(partner=partner, catalog_role=catalog_role)
     return _create(
@@ -458,9 +497,9 @@ def delegation_request(
             "status": Status.REQUESTED,
             "origin": Delegation.Origin.REQUEST,
             "partner_link": link,
-            "starts_at": now,
+            "starts_at": starts_at,
         },
-        metadata={"partner_link": str(link.pk)},
+        metadata={"partner_link": str(link.pk), "starts_at": starts_at},
     )
 
 
@@ -548,6 +587,7 @@ def delegation_offer(
     role = CatalogRole.objects.select_related("cloud_account").get(pk=catalog_role.pk)
     # Tenancy and catalogue rules first: the cloud read below uses the role's own account.
     _validate_grantable(owner=owner, partner=partner, catalog_role=role)
+    _check_offer_rules(owner=owner, partner=partner, catalog_role=role, offered_by=offered_by)
     problem = _privilege_problem(catalog_role=role)
     if problem is not None:
         raise ValidationError({"catalog_role": problem})
@@ -589,6 +629,45 @@ def delegation_offer(
         return delegation
 
 
+def _validate_shorter_end(
+    locked: Delegation, ends_at: dt.datetime | None, *, now: dt.datetime
+) -> None:
+    """An approver may end the access earlier than asked (or give an open-ended request an
+    end), never later, and never before its start."""
+    if ends_at is None:
+        return
+    _validate_ends_at(ends_at, now=now)
+    if ends_at < locked.starts_at + MIN_DURATION:
+        raise ValidationError({"ends_at": "The end must be at least 5 minutes after the start."})
+    if locked.ends_at is not None and ends_at > locked.ends_at:
+        raise ValidationError(
+            {"ends_at": "An approver may shorten the access, not lengthen it; leave it empty."}
+        )
+
+
+def _check_offer_rules(
+    *, owner: Organisation, partner: Organisation, catalog_role: CatalogRole, offered_by: User
+) -> None:
+    """An offer is one admin's decision: the approval rules must allow that (a member of the
+    groups attached to the role or partner, and a role that needs one approval only)."""
+    rules = rules_in_force(
+        delegation=Delegation(
+            owner=owner, catalog_role=catalog_role, partner_account_uid=partner.account_uid
+        )
+    )
+    if rules.approver_ids is not None and offered_by.pk not in rules.approver_ids:
+        raise PermissionDenied(
+            f"Only members of {', '.join(rules.group_names)} may grant {catalog_role.role_name}."
+        )
+    if rules.approvals_required > 1:
+        raise ValidationError(
+            {
+                "catalog_role": f"{catalog_role.role_name} needs {rules.approvals_required} "
+                "approvals, so one admin cannot offer it; ask the partner to request it."
+            }
+        )
+
+
 def delegation_approve(
     *,
     delegation: Delegation,
@@ -597,6 +676,7 @@ def delegation_approve(
     note: str = "",
     expected_version: int | None = None,
     trust_scope: str | None = None,
+    ends_at: dt.datetime | None = None,
 ) -> Delegation:
     """An owner admin approves a request. The worker applies it after the commit.
     `trust_scope` overrides the role's default (whom the trust policy names).
@@ -611,6 +691,17 @@ def delegation_approve(
     # The requester and memberships do not change with the status, so this check needs no
     # lock; the refusal is recorded in its own transaction so that it survives.
     denial = _segregation_problem(delegation=current, user=approved_by)
+    if denial is None and current.status == Status.REQUESTED:
+        # Approver groups and "nobody twice" (delegations.approvals); checked again under
+        # the lock when the approval is recorded.
+        denial = approval_refusal(delegation=current, user=approved_by, approving=True)
+        if (
+            denial is not None
+            and not Delegation.objects.filter(pk=current.pk, status=Status.REQUESTED).exists()
+        ):
+            # Decided since it was read (maybe by this person's own first click, whose
+            # approval was just seen): the locked path below says what happened.
+            denial = None
     if denial is not None:
         _audit_denied(
             delegation=current,
@@ -641,8 +732,9 @@ def delegation_approve(
     with transaction.atomic():
         locked = _lock(delegation)
         if locked.status != Status.REQUESTED:
-            if locked.decided_by_id == approved_by.pk and locked.status in (
-                DESIRED_PRESENT_STATUSES
+            if locked.status in DESIRED_PRESENT_STATUSES | {Status.SCHEDULED} and (
+                locked.decided_by_id == approved_by.pk
+                or approved_by.pk in approver_ids(delegation=locked)
             ):
                 return _unchanged(locked)  # a double click: the first one already approved it
             raise _decided_conflict(locked)
@@ -661,9 +753,20 @@ def delegation_approve(
             owner=locked.owner, partner=locked.partner, catalog_role=locked.catalog_role
         )
         note = _clean_reason(note, field="note", required=False)
+        _validate_shorter_end(locked, ends_at, now=now)
+        # A quorum rule may need more approvers: this one is recorded, and the request
+        # waits (still requested, same version) for the next.
+        if not approval_record(
+            delegation=locked, approver=approved_by, with_mfa=with_mfa, note=note, ends_at=ends_at
+        ).reached:
+            locked.changed = True
+            return locked
+        shortened = approved_end(delegation=locked)
+        # A start that lies ahead makes it scheduled: nothing reaches the cloud before it.
+        scheduled = locked.starts_at > now + START_LEAD
         _transition(
             locked,
-            to=Status.APPROVED,
+            to=Status.SCHEDULED if scheduled else Status.APPROVED,
             action=AuditAction.DELEGATION_APPROVED,
             actor=approved_by,
             actor_organisation=locked.owner,
@@ -672,11 +775,74 @@ def delegation_approve(
                 "decided_at": now,
                 "decision_reason": note,
                 "approved_with_mfa": with_mfa,
+                **({"ends_at": shortened} if shortened is not None else {}),
                 **_trust_scope_fields(trust_scope),
             },
-            metadata={"with_mfa": with_mfa, "note": note, **_trust_scope_fields(trust_scope)},
+            metadata={
+                **({"ends_at_set_by_approvers": shortened} if shortened is not None else {}),
+                "with_mfa": with_mfa,
+                "note": note,
+                **approval_summary(delegation=locked),
+                **({"scheduled_start": locked.starts_at} if scheduled else {}),
+                **_trust_scope_fields(trust_scope),
+            },
         )
-        outbox_enqueue_reconcile(managed_role=locked.managed_role)
+        if not scheduled:
+            outbox_enqueue_reconcile(managed_role=locked.managed_role)
+        return locked
+
+
+def delegation_auto_approve(*, delegation: Delegation) -> Delegation:
+    """Approve a fresh request by the catalogue role's auto-approval rule when it qualifies
+    (time-bound, within the rule's hours, allow-listed, no high privilege judged now);
+    otherwise leave it for the approvers. The decision is recorded as the rule's, with its
+    version. Run right after `delegation_request`, outside its transaction (it may read the
+    cloud for the high-privilege check)."""
+    current = Delegation.objects.select_related(
+        "owner", "partner", "catalog_role__cloud_account"
+    ).get(pk=delegation.pk)
+    if current.status != Status.REQUESTED:
+        return _unchanged(current)
+    rules = rules_in_force(delegation=current)
+    role = current.catalog_role
+    if role.allows_high_privilege or not auto_approves(
+        rules, starts_at=current.starts_at, ends_at=current.ends_at
+    ):
+        return _unchanged(current)
+    try:
+        _validate_grantable(owner=current.owner, partner=current.partner, catalog_role=role)
+        if _privilege_problem(catalog_role=role) is not None:
+            return _unchanged(current)
+    except ValidationError:
+        return _unchanged(current)  # the approvers see it, and the reason, when they decide
+    checked = _privilege_snapshot(role)
+    with transaction.atomic():
+        locked = _lock(delegation)
+        if locked.status != Status.REQUESTED:
+            return _unchanged(locked)
+        _check_privilege_unchanged(_lock_catalog_role(locked), checked)
+        now = timezone.now()
+        scheduled = locked.starts_at > now + START_LEAD
+        _transition(
+            locked,
+            to=Status.SCHEDULED if scheduled else Status.APPROVED,
+            action=AuditAction.DELEGATION_AUTO_APPROVED,
+            actor=None,
+            actor_organisation=None,
+            changes={
+                "decided_at": now,
+                "decision_reason": f"Approved automatically: {role.role_name} approves "
+                f"requests of up to {rules.auto_approve_max_hours} h by itself "
+                f"(rule version {rules.rule_version}).",
+            },
+            metadata={
+                "rule": "auto_approve",
+                "rule_version": rules.rule_version,
+                "auto_approve_max_hours": rules.auto_approve_max_hours,
+            },
+        )
+        if not scheduled:
+            outbox_enqueue_reconcile(managed_role=locked.managed_role)
         return locked
 
 
@@ -701,7 +867,6 @@ def _decided_conflict(locked: Delegation) -> DelegationConflict:
     )
 
 
-@transaction.atomic
 def delegation_reject(
     *,
     delegation: Delegation,
@@ -709,7 +874,38 @@ def delegation_reject(
     reason: str,
     expected_version: int | None = None,
 ) -> Delegation:
-    """An owner admin turns a request down, saying why."""
+    """An owner admin turns a request down, saying why. One rejection by anyone who may
+    decide it (its approver groups) ends it, whatever approvals it already has."""
+    current = Delegation.objects.select_related("owner", "partner", "catalog_role").get(
+        pk=delegation.pk
+    )
+    _require_admin(user=rejected_by, organisation=current.owner, doing="reject a request")
+    if current.status == Status.REQUESTED:
+        denial = approval_refusal(delegation=current, user=rejected_by, approving=False)
+        if denial is not None:
+            _audit_denied(
+                delegation=current,
+                action=AuditAction.DELEGATION_REJECT_DENIED,
+                actor=rejected_by,
+                reason=denial,
+            )
+            raise PermissionDenied(denial)
+    with transaction.atomic():
+        return _reject(
+            delegation=delegation,
+            rejected_by=rejected_by,
+            reason=reason,
+            expected_version=expected_version,
+        )
+
+
+def _reject(
+    *,
+    delegation: Delegation,
+    rejected_by: User,
+    reason: str,
+    expected_version: int | None,
+) -> Delegation:
     locked = _lock(delegation)
     _require_admin(user=rejected_by, organisation=locked.owner, doing="reject a request")
     if locked.status != Status.REQUESTED:
@@ -751,6 +947,9 @@ def delegation_revoke(
         Status.REVOKED,
     ):
         return _unchanged(locked)
+    if locked.status == Status.SCHEDULED:
+        _check_version(locked, expected_version)
+        return _revoke_scheduled(locked, revoked_by=revoked_by, reason=reason)
     if Status.REVOKING not in ALLOWED_TRANSITIONS[locked.status]:
         raise IllegalTransition(
             f"This delegation is {locked.get_status_display().lower()}; there is nothing to revoke."
@@ -775,6 +974,27 @@ def delegation_revoke(
     )
     outbox_enqueue_reconcile(managed_role=locked.managed_role)
     return locked
+
+
+def _revoke_scheduled(locked: Delegation, *, revoked_by: User, reason: str) -> Delegation:
+    """A scheduled grant never reached the cloud: revoking it ends it at once."""
+    reason = _clean_reason(reason, field="reason")
+    now = timezone.now()
+    return _transition(
+        locked,
+        to=Status.REVOKED,
+        action=AuditAction.DELEGATION_REVOKED,
+        actor=revoked_by,
+        actor_organisation=locked.owner,
+        changes={
+            "end_cause": Delegation.EndCause.REVOKED,
+            "revoked_by": revoked_by,
+            "revoke_requested_at": now,
+            "revoke_reason": reason,
+            "ended_at": now,
+        },
+        metadata={"reason": reason, "before_its_start": True},
+    )
 
 
 def _retry_goes_back_to_approved(delegation: Delegation) -> bool:
@@ -1030,7 +1250,7 @@ def delegation_expire(*, delegation: Delegation, now: dt.datetime | None = None)
         return _unchanged(locked)
     if locked.status == Status.FAILED and locked.failed_phase == Delegation.Phase.REVOKING:
         return _unchanged(locked)
-    if locked.status == Status.REQUESTED:
+    if locked.status in (Status.REQUESTED, Status.SCHEDULED):
         return _transition(
             locked,
             to=Status.EXPIRED,
@@ -1067,6 +1287,43 @@ def delegations_expire_due(*, now: dt.datetime | None = None, limit: int = 500) 
         after = delegation_expire(delegation=Delegation(pk=delegation_id), now=now)
         changed += int(after.version != before)
     return changed
+
+
+@transaction.atomic
+def delegation_start(*, delegation: Delegation, now: dt.datetime | None = None) -> Delegation:
+    """A scheduled grant's start is near (within `START_LEAD`): it becomes approved and the
+    worker applies it, so the access works at the minute it starts."""
+    now = now or timezone.now()
+    locked = _lock(delegation)
+    if locked.status != Status.SCHEDULED or locked.starts_at > now + START_LEAD:
+        return _unchanged(locked)
+    if locked.ends_at is not None and locked.ends_at <= now:
+        return _unchanged(locked)  # the expiry pass ends it instead
+    _transition(
+        locked,
+        to=Status.APPROVED,
+        action=AuditAction.DELEGATION_SCHEDULED_START,
+        actor=None,
+        actor_organisation=None,
+        metadata={"starts_at": locked.starts_at},
+    )
+    outbox_enqueue_reconcile(managed_role=locked.managed_role)
+    return locked
+
+
+def delegations_start_due(*, now: dt.datetime | None = None, limit: int = 500) -> int:
+    """Start every scheduled grant whose start is within `START_LEAD` (run by the
+    scheduler). Returns how many changed."""
+    now = now or timezone.now()
+    due_ids = list(
+        Delegation.objects.filter(status=Status.SCHEDULED, starts_at__lte=now + START_LEAD)
+        .order_by("starts_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    return sum(
+        int(delegation_start(delegation=Delegation(pk=delegation_id), now=now).changed)
+        for delegation_id in due_ids
+    )
 
 
 def delegations_desired_on_role(*, managed_role: ManagedRole) -> list[Delegation]:

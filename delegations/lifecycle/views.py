@@ -31,8 +31,10 @@ from accounts.permissions import (
 )
 from core.ratelimit import rate_limit_consume
 from core.web import add_form_errors, no_store, report_refusal
+from delegations.approvals.selectors import approval_progress
 from delegations.catalog import partner_links
 from delegations.lifecycle import drift, selectors, services
+from delegations.lifecycle.extension_views import extension_panel
 from delegations.lifecycle.forms import (
     ApproveForm,
     DriftResolveForm,
@@ -120,6 +122,14 @@ def _progress(delegation: Delegation) -> list[dict[str, str]]:
         return [_step("Requested", "done"), _step("Rejected", "current")]
     if status == Status.WITHDRAWN:
         return [_step("Requested", "done"), _step("Withdrawn by the partner", "current")]
+    if (
+        status in (Status.REVOKED, Status.EXPIRED)
+        and delegation.activated_at is None
+        and delegation.ended_at is not None
+        and delegation.ended_at == delegation.revoke_requested_at
+    ):
+        # Ended while scheduled: it never reached the cloud (see `_revoke_scheduled`).
+        return [_step("Approved", "done"), _step("Ended before its start", "current")]
     if status == Status.EXPIRED and delegation.decided_at is None:
         return [_step("Requested", "done"), _step("Expired before a decision", "current")]
     first = (
@@ -127,6 +137,8 @@ def _progress(delegation: Delegation) -> list[dict[str, str]]:
         if delegation.origin == Delegation.Origin.OFFER
         else [_step("Requested", "done"), _step("Approved", "todo")]
     )
+    if status == Status.SCHEDULED:
+        first = [*first, _step("Scheduled", "todo")]
     apply_steps = [*first, _step("Applying", "todo"), _step("Active", "todo")]
     ending = delegation.end_cause or status in (Status.REVOKING, Status.REVOKED, Status.EXPIRED)
     end_label = "Expired" if delegation.end_cause == Delegation.EndCause.EXPIRED else "Revoked"
@@ -144,6 +156,8 @@ def _progress(delegation: Delegation) -> list[dict[str, str]]:
         mark_through("Requested", "current")
     elif status == Status.APPROVED:
         mark_through("Approved" if "Approved" in labels else "Offered", "current")
+    elif status == Status.SCHEDULED:
+        mark_through("Scheduled", "current")
     elif status == Status.APPLYING:
         mark_through("Applying", "current")
     elif status == Status.ACTIVE:
@@ -176,7 +190,10 @@ def _live_context(request: AuthenticatedHttpRequest, delegation: Delegation) -> 
         "can_decide": delegation.status == Status.REQUESTED,
         "can_withdraw": delegation.status == Status.REQUESTED
         and is_admin_of(request, delegation.partner_id),
-        "can_revoke": Status.REVOKING in ALLOWED_TRANSITIONS[delegation.status]
+        "can_revoke": (
+            delegation.status == Status.SCHEDULED
+            or Status.REVOKING in ALLOWED_TRANSITIONS[delegation.status]
+        )
         and not (
             delegation.status == Status.FAILED
             and delegation.failed_phase == Delegation.Phase.REVOKING
@@ -204,6 +221,11 @@ def _detail_context(
             "partner_admin": is_admin_of(request, delegation.partner_id),
             "withdraw_form": forms.get("withdraw_form")
             or WithdrawForm(initial={"version": delegation.version}),
+            "extensions": extension_panel(request, delegation),
+            # Approver groups and quorum: who may decide, and the approvals so far.
+            "approval": approval_progress(delegation=delegation, user=request.user)
+            if owner_admin and delegation.status == Status.REQUESTED
+            else None,
         }
     )
     return context
@@ -271,6 +293,7 @@ def delegation_approve(request: AuthenticatedHttpRequest, delegation_id: str) ->
             note=form.cleaned_data["note"],
             expected_version=form.cleaned_data["version"],
             trust_scope=form.cleaned_data["trust_scope"] or None,
+            ends_at=form.cleaned_data["ends_at"],
         )
     except ValidationError as error:
         add_form_errors(form, error)
@@ -278,7 +301,19 @@ def delegation_approve(request: AuthenticatedHttpRequest, delegation_id: str) ->
     except (services.DelegationConflict, PermissionDenied) as error:
         report_refusal(request, error)
         return _detail_redirect(delegation)
-    if result.changed:
+    if result.changed and result.status == Status.REQUESTED:
+        messages.success(
+            request,
+            "Your approval is recorded. This role needs more approvals from other approvers "
+            "before the access is granted.",
+        )
+    elif result.changed and result.status == Status.SCHEDULED:
+        messages.success(
+            request,
+            f"Approved. The access starts {result.starts_at:%d %b %Y %H:%M} UTC; it is applied "
+            "in the cloud shortly before.",
+        )
+    elif result.changed:
         messages.success(request, "Approved. The access is being applied in the cloud now.")
     else:
         messages.info(request, "This request was already approved; nothing changed.")
@@ -482,10 +517,14 @@ def delegation_request(request: AuthenticatedHttpRequest) -> HttpResponse:
                     catalog_role=form.cleaned_data["catalog_role"],
                     reason=form.cleaned_data["reason"],
                     ends_at=form.cleaned_data["ends_at"],
+                    starts_at=form.cleaned_data["starts_at"],
                 )
             except ValidationError as error:
                 add_form_errors(form, error)
             else:
+                # The role's auto-approval rule may decide it at once (issue 14).
+                if services.delegation_auto_approve(delegation=delegation).changed:
+                    messages.success(request, f"Approved automatically by {owner.name}'s rule.")
                 messages.success(request, f"Request sent to {owner.name}.")
                 return redirect("delegations:detail", delegation_id=delegation.pk)
         status = 400

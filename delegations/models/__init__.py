@@ -13,6 +13,8 @@
   (statuses, the allowed transitions).
 - `trust_scope`, `trust`: whom a trust policy names (`TrustScope`) and the named people the
   owner approved for it (`TrustedPerson`).
+- `approvals`: `ApproverGroup`, `ApprovalRule`, `DelegationApproval`: who may decide a
+  request, how many distinct approvals it needs, and each approval given.
 - `partner`: staff assignments, the partner users' AssumeRole policies, credential issuances,
   credentials-URI keys and the owner's emergency cut-off.
 
@@ -21,6 +23,17 @@ the migrations name the validators by this path. State changes happen in the sub
 services only; these classes hold data and the vocabulary.
 """
 
+from delegations.models.approvals import (
+    APPROVER_GROUP_NAME_MAX_LENGTH,
+    MAX_APPROVALS_REQUIRED,
+    MAX_AUTO_APPROVE_HOURS,
+    ApprovalRule,
+    ApprovalSettings,
+    ApproverGroup,
+    DelegationApproval,
+    DelegationExtension,
+    RuleProposal,
+)
 from delegations.models.catalog import (
     MAX_SESSION_DURATION,
     MIN_SESSION_DURATION,
@@ -65,10 +78,13 @@ from delegations.models.worker import (
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
+    "APPROVER_GROUP_NAME_MAX_LENGTH",
     "DEFAULT_NAMED_PEOPLE_CAP",
     "DESIRED_PRESENT_STATUSES",
     "EXPIRABLE_STATUSES",
     "FINAL_STATUSES",
+    "MAX_APPROVALS_REQUIRED",
+    "MAX_AUTO_APPROVE_HOURS",
     "MAX_NAMED_PEOPLE_CAP",
     "MAX_SESSION_DURATION",
     "MIN_SESSION_DURATION",
@@ -77,12 +93,17 @@ __all__ = [
     "REGION_RE",
     "ROLE_NAME_MAX_LENGTH",
     "WORKER_PENDING_STATUSES",
+    "ApprovalRule",
+    "ApprovalSettings",
+    "ApproverGroup",
     "CatalogRole",
     "CloudAccount",
     "CloudCall",
     "CredentialIssuance",
     "CredentialsUriToken",
     "Delegation",
+    "DelegationApproval",
+    "DelegationExtension",
     "DriftFinding",
     "LeasedModel",
     "ManagedRole",
@@ -91,6 +112,7 @@ __all__ = [
     "PartnerLink",
     "PartnerUserPolicy",
     "RoleCutOff",
+    "RuleProposal",
     "StaffAssignment",
     "StaffRamUserLink",
     "TrustScope",

@@ -22,6 +22,9 @@ class Delegation(LastErrorModel):
     class Status(models.TextChoices):
         REQUESTED = "requested", "Requested"
         APPROVED = "approved", "Approved"
+        # Approved for a start that lies ahead: nothing is in the cloud until the scheduler
+        # moves it to approved shortly before `starts_at`.
+        SCHEDULED = "scheduled", "Scheduled"
         APPLYING = "applying", "Applying"
         ACTIVE = "active", "Active"
         REVOKING = "revoking", "Revoking"
@@ -143,6 +146,7 @@ class Delegation(LastErrorModel):
                         "failed",
                         "expired",
                         "withdrawn",
+                        "scheduled",
                     ]
                 ),
                 name="delegation_status_valid",
@@ -174,7 +178,17 @@ class Delegation(LastErrorModel):
 
     @property
     def can_revoke(self) -> bool:
-        return Delegation.Status.REVOKING in ALLOWED_TRANSITIONS[self.status]
+        # A scheduled grant is revoked at once: nothing of it is in the cloud yet.
+        return self.status == self.Status.SCHEDULED or (
+            Delegation.Status.REVOKING in ALLOWED_TRANSITIONS[self.status]
+        )
+
+    @property
+    def starts_later(self) -> bool:
+        """Scheduled access (or a request for it) whose start lies ahead: pages say when."""
+        return self.status in (self.Status.REQUESTED, self.Status.SCHEDULED) and (
+            self.starts_at > timezone.now()
+        )
 
     @property
     def is_pending_decision(self) -> bool:
@@ -186,7 +200,9 @@ S = Delegation.Status
 # The one table of allowed lifecycle moves. Services refuse anything else.
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     # Decided by the owner, withdrawn by the partner, or left undecided until its end date.
-    S.REQUESTED: frozenset({S.APPROVED, S.REJECTED, S.EXPIRED, S.WITHDRAWN}),
+    S.REQUESTED: frozenset({S.APPROVED, S.SCHEDULED, S.REJECTED, S.EXPIRED, S.WITHDRAWN}),
+    # Approved for later: started by the scheduler, or ended before it ever reached the cloud.
+    S.SCHEDULED: frozenset({S.APPROVED, S.REVOKED, S.EXPIRED}),
     # The worker may find the principal already in place and go straight to active.
     S.APPROVED: frozenset({S.APPLYING, S.ACTIVE, S.FAILED, S.REVOKING}),
     S.APPLYING: frozenset({S.ACTIVE, S.FAILED, S.REVOKING}),
@@ -203,10 +219,12 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
 
 FINAL_STATUSES = frozenset({S.REVOKED, S.REJECTED, S.EXPIRED, S.WITHDRAWN})
 # Delegations that never got near the cloud: the worker and the drift check ignore them.
-NEVER_APPLIED_STATUSES = frozenset({S.REQUESTED, S.REJECTED, S.WITHDRAWN})
+NEVER_APPLIED_STATUSES = frozenset({S.REQUESTED, S.SCHEDULED, S.REJECTED, S.WITHDRAWN})
 # Delegations whose partner principal should be in the role's trust policy.
 DESIRED_PRESENT_STATUSES = frozenset({S.APPROVED, S.APPLYING, S.ACTIVE})
 # Delegations the worker still has to act on (present or absent).
 WORKER_PENDING_STATUSES = frozenset({S.APPROVED, S.APPLYING, S.REVOKING})
 # Statuses the scheduler ends when `ends_at` has passed.
-EXPIRABLE_STATUSES = frozenset({S.REQUESTED, S.APPROVED, S.APPLYING, S.ACTIVE, S.FAILED})
+EXPIRABLE_STATUSES = frozenset(
+    {S.REQUESTED, S.SCHEDULED, S.APPROVED, S.APPLYING, S.ACTIVE, S.FAILED}
+)

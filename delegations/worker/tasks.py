@@ -25,7 +25,7 @@ from celery import shared_task
 from django.conf import settings
 
 from cloud.errors import CloudError
-from delegations.lifecycle.services import delegations_expire_due
+from delegations.lifecycle.services import delegations_expire_due, delegations_start_due
 from delegations.models import OutboxMessage
 from delegations.notices import delegations_remind_due
 from delegations.outbox import outbox_republish_due
@@ -140,6 +140,12 @@ def dispatch_outbox() -> int:
 def expire_delegations() -> int:
     """Start ending every delegation whose end date passed (beat, every minute)."""
     return delegations_expire_due()
+
+
+@shared_task(name="delegations.start_scheduled_delegations")
+def start_scheduled_delegations() -> int:
+    """Start applying every scheduled grant whose start is near (beat, every minute)."""
+    return delegations_start_due()
 
 
 @shared_task(name="delegations.reconcile_all_roles")

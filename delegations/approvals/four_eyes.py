@@ -1,0 +1,384 @@
+"""Four eyes on approval-rule changes: with the owner's setting on, creating, changing or
+deleting an approver group, changing a role's approvals (quorum, auto-approval) and turning
+four eyes off are proposals, with a diff, that a second owner admin approves before they take
+effect. Turning four eyes on is stricter and takes effect at once; nobody turns it off alone.
+
+Each `*_or_propose` function applies the change at once when four eyes is off (returning what
+the service returns) and otherwise validates it and returns a pending `RuleProposal`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from accounts.models import Membership, Organisation, User
+from audit.actions import AuditAction
+from audit.models import AuditEvent
+from audit.services import audit_record
+from delegations.approvals import selectors, services
+from delegations.models import (
+    ApprovalRule,
+    ApprovalSettings,
+    ApproverGroup,
+    CatalogRole,
+    PartnerAllowance,
+    RuleProposal,
+)
+
+Kind = RuleProposal.Kind
+
+
+def four_eyes_on(*, owner: Organisation) -> bool:
+    return ApprovalSettings.objects.filter(organisation=owner, four_eyes=True).exists()
+
+
+def _require_admin(user: User, owner: Organisation) -> None:
+    if not Membership.objects.filter(
+        user=user, organisation=owner, role=Membership.Role.ADMIN
+    ).exists():
+        raise PermissionDenied(_("Only an admin of the owner organisation changes the rules."))
+
+
+def _propose(
+    *,
+    owner: Organisation,
+    user: User,
+    kind: str,
+    target_id: object,
+    payload: dict[str, Any],
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> RuleProposal:
+    with transaction.atomic():
+        proposal = RuleProposal.objects.create(
+            organisation=owner,
+            kind=kind,
+            target_id=str(target_id or ""),
+            payload=payload,
+            before=before,
+            after=after,
+            proposed_by=user,
+        )
+        audit_record(
+            action=AuditAction.RULE_PROPOSED,
+            actor=user,
+            organisation=owner,
+            target=proposal,
+            before=before,
+            after=after,
+            metadata={"kind": kind},
+        )
+    return proposal
+
+
+def _group_view(
+    name: str,
+    members: Iterable[User],
+    roles: Iterable[CatalogRole],
+    allowances: Iterable[PartnerAllowance],
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "members": sorted(user.email for user in members),
+        "catalog_roles": sorted(role.role_name for role in roles),
+        "partners": sorted(allowance.partner_account_uid for allowance in allowances),
+    }
+
+
+def _group_payload(
+    name: str,
+    members: Iterable[User],
+    roles: Iterable[CatalogRole],
+    allowances: Iterable[PartnerAllowance],
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "members": [user.pk for user in members],
+        "catalog_roles": [str(role.pk) for role in roles],
+        "partner_allowances": [str(allowance.pk) for allowance in allowances],
+    }
+
+
+def approver_group_create_or_propose(
+    *,
+    owner: Organisation,
+    user: User,
+    name: str,
+    members: list[User],
+    catalog_roles: list[CatalogRole],
+    partner_allowances: list[PartnerAllowance],
+) -> ApproverGroup | RuleProposal:
+    arguments: dict[str, Any] = {
+        "name": name,
+        "members": members,
+        "catalog_roles": catalog_roles,
+        "partner_allowances": partner_allowances,
+    }
+    if not four_eyes_on(owner=owner):
+        return services.approver_group_create(owner=owner, created_by=user, **arguments)
+    _require_admin(user, owner)
+    services.approver_group_validate(owner=owner, **arguments)
+    return _propose(
+        owner=owner,
+        user=user,
+        kind=Kind.GROUP_CREATE,
+        target_id="",
+        payload=_group_payload(name.strip(), members, catalog_roles, partner_allowances),
+        before=None,
+        after=_group_view(name.strip(), members, catalog_roles, partner_allowances),
+    )
+
+
+def approver_group_update_or_propose(
+    *,
+    group: ApproverGroup,
+    user: User,
+    name: str,
+    members: list[User],
+    catalog_roles: list[CatalogRole],
+    partner_allowances: list[PartnerAllowance],
+) -> ApproverGroup | RuleProposal:
+    arguments: dict[str, Any] = {
+        "name": name,
+        "members": members,
+        "catalog_roles": catalog_roles,
+        "partner_allowances": partner_allowances,
+    }
+    owner = group.organisation
+    if not four_eyes_on(owner=owner):
+        return services.approver_group_update(group=group, updated_by=user, **arguments)
+    _require_admin(user, owner)
+    services.approver_group_validate(owner=owner, exclude_group=group, **arguments)
+    return _propose(
+        owner=owner,
+        user=user,
+        kind=Kind.GROUP_UPDATE,
+        target_id=group.pk,
+        payload=_group_payload(name.strip(), members, catalog_roles, partner_allowances),
+        before=_group_view(
+            group.name,
+            group.members.all(),
+            group.catalog_roles.all(),
+            group.partner_allowances.all(),
+        ),
+        after=_group_view(name.strip(), members, catalog_roles, partner_allowances),
+    )
+
+
+def approver_group_delete_or_propose(*, group: ApproverGroup, user: User) -> RuleProposal | None:
+    owner = group.organisation
+    if not four_eyes_on(owner=owner):
+        services.approver_group_delete(group=group, deleted_by=user)
+        return None
+    _require_admin(user, owner)
+    return _propose(
+        owner=owner,
+        user=user,
+        kind=Kind.GROUP_DELETE,
+        target_id=group.pk,
+        payload={},
+        before=_group_view(
+            group.name,
+            group.members.all(),
+            group.catalog_roles.all(),
+            group.partner_allowances.all(),
+        ),
+        after=None,
+    )
+
+
+def approval_rule_set_or_propose(
+    *,
+    catalog_role: CatalogRole,
+    user: User,
+    approvals_required: int,
+    auto_approve_max_hours: int | None,
+) -> ApprovalRule | RuleProposal:
+    owner = catalog_role.organisation
+    if not four_eyes_on(owner=owner):
+        return services.approval_rule_set(
+            catalog_role=catalog_role,
+            approvals_required=approvals_required,
+            auto_approve_max_hours=auto_approve_max_hours,
+            set_by=user,
+        )
+    _require_admin(user, owner)
+    services.approval_rule_validate(
+        catalog_role=catalog_role,
+        approvals_required=approvals_required,
+        auto_approve_max_hours=auto_approve_max_hours,
+    )
+    current = ApprovalRule.objects.filter(catalog_role=catalog_role).first()
+    wanted = {
+        "approvals_required": approvals_required,
+        "auto_approve_max_hours": auto_approve_max_hours,
+    }
+    return _propose(
+        owner=owner,
+        user=user,
+        kind=Kind.RULE_SET,
+        target_id=catalog_role.pk,
+        payload=wanted,
+        before={
+            "role": catalog_role.role_name,
+            "approvals_required": current.approvals_required if current else 1,
+            "auto_approve_max_hours": current.auto_approve_max_hours if current else None,
+        },
+        after={"role": catalog_role.role_name, **wanted},
+    )
+
+
+def four_eyes_set(*, owner: Organisation, user: User, on: bool) -> ApprovalSettings | RuleProposal:
+    """Turn four eyes on (at once) or off (a proposal when it is on: nobody turns it off
+    alone)."""
+    _require_admin(user, owner)
+    if not on and four_eyes_on(owner=owner):
+        return _propose(
+            owner=owner,
+            user=user,
+            kind=Kind.FOUR_EYES_OFF,
+            target_id="",
+            payload={"four_eyes": False},
+            before={"four_eyes": True},
+            after={"four_eyes": False},
+        )
+    return _four_eyes_apply(owner=owner, user=user, on=on)
+
+
+def _four_eyes_apply(*, owner: Organisation, user: User, on: bool) -> ApprovalSettings:
+    with transaction.atomic():
+        settings_row, _created = ApprovalSettings.objects.select_for_update().get_or_create(
+            organisation=owner
+        )
+        if settings_row.four_eyes == on:
+            return settings_row
+        settings_row.four_eyes = on
+        settings_row.version += 1
+        settings_row.updated_by = user
+        settings_row.save(update_fields=["four_eyes", "version", "updated_by", "updated_at"])
+        audit_record(
+            action=AuditAction.FOUR_EYES_CHANGED,
+            actor=user,
+            organisation=owner,
+            target=settings_row,
+            before={"four_eyes": not on},
+            after={"four_eyes": on, "version": settings_row.version},
+        )
+        return settings_row
+
+
+def _deny(proposal: RuleProposal, user: User, reason: str) -> None:
+    with transaction.atomic():
+        audit_record(
+            action=AuditAction.RULE_PROPOSAL_DENIED,
+            actor=user,
+            organisation=proposal.organisation,
+            target=proposal,
+            metadata={"denied_because": reason},
+            outcome=AuditEvent.Outcome.DENIED,
+        )
+
+
+def _apply(proposal: RuleProposal) -> None:
+    """Make the proposed change, as its author (the services re-validate it now)."""
+    owner = proposal.organisation
+    author = proposal.proposed_by
+    data = proposal.payload
+    if proposal.kind == Kind.FOUR_EYES_OFF:
+        _four_eyes_apply(owner=owner, user=author, on=False)
+        return
+    if proposal.kind == Kind.RULE_SET:
+        role = CatalogRole.objects.get(organisation=owner, pk=proposal.target_id)
+        services.approval_rule_set(
+            catalog_role=role,
+            approvals_required=data["approvals_required"],
+            auto_approve_max_hours=data["auto_approve_max_hours"],
+            set_by=author,
+        )
+        return
+    if proposal.kind == Kind.GROUP_DELETE:
+        group = ApproverGroup.objects.filter(organisation=owner, pk=proposal.target_id).first()
+        if group is not None:
+            services.approver_group_delete(group=group, deleted_by=author)
+        return
+    arguments = {
+        "name": data["name"],
+        "members": list(selectors.owner_admins(owner=owner).filter(pk__in=data["members"])),
+        "catalog_roles": list(
+            CatalogRole.objects.filter(organisation=owner, pk__in=data["catalog_roles"])
+        ),
+        "partner_allowances": list(
+            PartnerAllowance.objects.filter(organisation=owner, pk__in=data["partner_allowances"])
+        ),
+    }
+    if proposal.kind == Kind.GROUP_CREATE:
+        services.approver_group_create(owner=owner, created_by=author, **arguments)
+    else:
+        group = ApproverGroup.objects.get(organisation=owner, pk=proposal.target_id)
+        services.approver_group_update(group=group, updated_by=author, **arguments)
+
+
+def rule_proposal_approve(*, proposal: RuleProposal, approved_by: User) -> RuleProposal:
+    """A second owner admin approves a proposal: it takes effect now. Its author cannot."""
+    current = RuleProposal.objects.select_related("organisation", "proposed_by").get(pk=proposal.pk)
+    _require_admin(approved_by, current.organisation)
+    if current.proposed_by_id == approved_by.pk:
+        reason = _("A proposal needs a second admin: its author cannot approve it.")
+        _deny(current, approved_by, reason)
+        raise PermissionDenied(reason)
+    with transaction.atomic():
+        locked = (
+            RuleProposal.objects.select_for_update()
+            .select_related("organisation", "proposed_by")
+            .get(pk=proposal.pk)
+        )
+        if locked.status != RuleProposal.Status.PENDING:
+            raise ValidationError(
+                _("This proposal was already decided: %(status)s.")
+                % {"status": locked.get_status_display().lower()}
+            )
+        _apply(locked)
+        locked.status = RuleProposal.Status.APPLIED
+        locked.decided_by = approved_by
+        locked.decided_at = timezone.now()
+        locked.save(update_fields=["status", "decided_by", "decided_at"])
+        audit_record(
+            action=AuditAction.RULE_PROPOSAL_APPROVED,
+            actor=approved_by,
+            organisation=locked.organisation,
+            target=locked,
+            before=locked.before,
+            after=locked.after,
+            metadata={"kind": locked.kind, "proposed_by": str(locked.proposed_by_id)},
+        )
+        return locked
+
+
+def rule_proposal_reject(
+    *, proposal: RuleProposal, rejected_by: User, reason: str = ""
+) -> RuleProposal:
+    """Any owner admin (its author included: a withdrawal) turns a proposal down."""
+    _require_admin(rejected_by, proposal.organisation)
+    with transaction.atomic():
+        locked = RuleProposal.objects.select_for_update().get(pk=proposal.pk)
+        if locked.status != RuleProposal.Status.PENDING:
+            raise ValidationError(_("This proposal was already decided."))
+        locked.status = RuleProposal.Status.REJECTED
+        locked.decided_by = rejected_by
+        locked.decided_at = timezone.now()
+        locked.decision_reason = (reason or "").strip()[:2000]
+        locked.save(update_fields=["status", "decided_by", "decided_at", "decision_reason"])
+        audit_record(
+            action=AuditAction.RULE_PROPOSAL_REJECTED,
+            actor=rejected_by,
+            organisation=locked.organisation,
+            target=locked,
+            metadata={"kind": locked.kind, "reason": locked.decision_reason},
+        )
+        return locked

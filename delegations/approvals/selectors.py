@@ -1,0 +1,152 @@
+"""Reads for the approval rules, scoped to the owner organisation: its approver groups, the
+quorum of its catalogue roles, and the rules that apply to one request.
+
+Another organisation's ids raise Http404 exactly like missing ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Prefetch, Q, QuerySet
+
+from accounts.models import Membership, Organisation, User
+from core.web import get_or_404, parse_uuid
+from delegations.approvals.rules import Candidate, RulesInForce, Tally, decision_refusal, tally
+from delegations.models import (
+    ApprovalRule,
+    ApproverGroup,
+    CatalogRole,
+    Delegation,
+    DelegationApproval,
+    PartnerAllowance,
+)
+
+
+def owner_admins(*, owner: Organisation) -> QuerySet[User]:
+    """The people who may be approvers: the owner's admins (auditors never approve)."""
+    return User.objects.filter(
+        memberships__organisation=owner, memberships__role=Membership.Role.ADMIN
+    ).order_by("email")
+
+
+def approver_groups_for_owner(*, owner: Organisation) -> QuerySet[ApproverGroup]:
+    return ApproverGroup.objects.filter(organisation=owner).prefetch_related(
+        Prefetch("members", queryset=User.objects.order_by("email")),
+        "catalog_roles",
+        "partner_allowances",
+    )
+
+
+def approver_group_get_for_owner(*, owner: Organisation, group_id: object) -> ApproverGroup:
+    return get_or_404(approver_groups_for_owner(owner=owner), pk=parse_uuid(group_id))
+
+
+def approval_rules_by_role(*, owner: Organisation) -> dict[object, ApprovalRule]:
+    """The owner's quorum rules, by catalogue role id (a role without one needs 1)."""
+    return {
+        rule.catalog_role_id: rule
+        for rule in ApprovalRule.objects.filter(catalog_role__organisation=owner)
+    }
+
+
+def _groups_covering(delegation: Delegation) -> list[ApproverGroup]:
+    allowances = PartnerAllowance.objects.filter(
+        organisation_id=delegation.owner_id, partner_account_uid=delegation.partner_account_uid
+    )
+    return list(
+        ApproverGroup.objects.filter(organisation_id=delegation.owner_id)
+        .filter(Q(catalog_roles=delegation.catalog_role_id) | Q(partner_allowances__in=allowances))
+        .distinct()
+        .order_by("name")
+    )
+
+
+def rules_in_force(*, delegation: Delegation) -> RulesInForce:
+    """The approver groups and quorum that apply to `delegation` now."""
+    rule = ApprovalRule.objects.filter(catalog_role_id=delegation.catalog_role_id).first()
+    groups = _groups_covering(delegation)
+    approver_ids: frozenset[object] | None = None
+    if groups:
+        approver_ids = frozenset(
+            User.objects.filter(
+                approver_groups__in=[group.pk for group in groups],
+                memberships__organisation_id=delegation.owner_id,
+                memberships__role=Membership.Role.ADMIN,
+            ).values_list("pk", flat=True)
+        )
+    return RulesInForce(
+        approvals_required=rule.approvals_required if rule else 1,
+        approver_ids=approver_ids,
+        group_names=tuple(group.name for group in groups),
+        rule_version=rule.version if rule else None,
+        auto_approve_max_hours=rule.auto_approve_max_hours if rule else None,
+    )
+
+
+def candidate(*, delegation: Delegation, user: User) -> Candidate:
+    """`user` as the rules see them for `delegation`."""
+    roles = dict(
+        Membership.objects.filter(
+            user=user, organisation_id__in=[delegation.owner_id, delegation.partner_id]
+        ).values_list("organisation_id", "role")
+    )
+    return Candidate(
+        user_id=user.pk,
+        is_owner_admin=roles.get(delegation.owner_id) == Membership.Role.ADMIN,
+        is_requester=delegation.requested_by_id == user.pk,
+        in_requesting_organisation=delegation.partner_id in roles,
+    )
+
+
+def approver_ids(*, delegation: Delegation) -> list[object]:
+    return list(
+        DelegationApproval.objects.filter(delegation=delegation).values_list(
+            "approver_id", flat=True
+        )
+    )
+
+
+@dataclass(frozen=True)
+class ApprovalProgress:
+    """What the request page shows: the rules, the approvals so far, and whether the person
+    looking may approve (None) or why not."""
+
+    rules: RulesInForce
+    tally: Tally
+    approvals: list[DelegationApproval]
+    refusal: str | None
+
+
+def approval_progress(*, delegation: Delegation, user: User) -> ApprovalProgress:
+    rules = rules_in_force(delegation=delegation)
+    approvals = list(
+        DelegationApproval.objects.filter(delegation=delegation).select_related("approver")
+    )
+    ids = [approval.approver_id for approval in approvals]
+    return ApprovalProgress(
+        rules=rules,
+        tally=tally(rules, ids, requester_id=delegation.requested_by_id),
+        approvals=approvals,
+        refusal=decision_refusal(
+            rules, candidate(delegation=delegation, user=user), already_approved=ids
+        ),
+    )
+
+
+def possible_approver_count(*, catalog_role: CatalogRole) -> int:
+    """How many people could approve a request for `catalog_role`: the members (still admins)
+    of the groups attached to it, or every owner admin when none is."""
+    admins = owner_admins(owner=catalog_role.organisation)
+    groups = ApproverGroup.objects.filter(catalog_roles=catalog_role)
+    if groups.exists():
+        admins = admins.filter(approver_groups__in=groups)
+    return admins.distinct().count()
+
+
+def catalog_role_choices(*, owner: Organisation) -> QuerySet[CatalogRole]:
+    return CatalogRole.objects.filter(organisation=owner).order_by("role_name")
+
+
+def partner_allowance_choices(*, owner: Organisation) -> QuerySet[PartnerAllowance]:
+    return PartnerAllowance.objects.filter(organisation=owner)

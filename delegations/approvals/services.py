@@ -1,0 +1,364 @@
+"""Approval rules as state changes: approver groups, the quorum of a catalogue role, and the
+approvals given to a request.
+
+The lifecycle stays the one place a delegation changes status: `delegation_approve` asks
+`approval_refusal` whether the person may decide at all (before any lock, so a refusal is
+audited in its own transaction), then, under the delegation's row lock, `approval_record`
+writes this person's approval and answers whether the quorum is reached. Only then does the
+lifecycle move the request to approved. Rejections go through `approval_refusal` too: one
+rejection by anyone who may decide ends the request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from accounts.models import Organisation, User
+from audit.actions import AuditAction
+from audit.services import audit_record
+from core.db import conflict_as_validation_error
+from delegations.approvals import selectors
+from delegations.approvals.rules import Tally, decision_refusal, tally
+from delegations.models import (
+    APPROVER_GROUP_NAME_MAX_LENGTH,
+    MAX_APPROVALS_REQUIRED,
+    MAX_AUTO_APPROVE_HOURS,
+    ApprovalRule,
+    ApproverGroup,
+    CatalogRole,
+    Delegation,
+    DelegationApproval,
+    PartnerAllowance,
+)
+
+# --- deciding a request ------------------------------------------------------------------------
+
+
+def approval_refusal(*, delegation: Delegation, user: User, approving: bool) -> str | None:
+    """Why `user` may not approve (or, with `approving=False`, reject) `delegation` under the
+    rules in force now, or None. Reads only; callers audit the refusal."""
+    rules = selectors.rules_in_force(delegation=delegation)
+    already = selectors.approver_ids(delegation=delegation) if approving else ()
+    return decision_refusal(
+        rules, selectors.candidate(delegation=delegation, user=user), already_approved=already
+    )
+
+
+def approval_record(
+    *,
+    delegation: Delegation,
+    approver: User,
+    with_mfa: bool,
+    note: str,
+    ends_at: dt.datetime | None = None,
+) -> Tally:
+    """Record `approver`'s approval of `delegation`, which the caller has locked (its row lock
+    serialises approvers, so the count below is exact), and answer where the quorum stands.
+
+    An approval that does not complete the quorum is audited here; the one that completes it
+    is the lifecycle's `delegation.approved` event, whose metadata names every approver."""
+    rules = selectors.rules_in_force(delegation=delegation)
+    already = selectors.approver_ids(delegation=delegation)
+    refusal = decision_refusal(
+        rules, selectors.candidate(delegation=delegation, user=approver), already_approved=already
+    )
+    if refusal is not None:
+        raise PermissionDenied(refusal)
+    DelegationApproval.objects.create(
+        delegation=delegation,
+        approver=approver,
+        with_mfa=with_mfa,
+        note=note,
+        approvals_required=rules.approvals_required,
+        rule_version=rules.rule_version,
+        ends_at=ends_at,
+    )
+    result = tally(rules, [*already, approver.pk], requester_id=delegation.requested_by_id)
+    if not result.reached:
+        audit_record(
+            action=AuditAction.DELEGATION_APPROVAL_RECORDED,
+            actor=approver,
+            organisation=delegation.owner,
+            related_organisations=[delegation.partner],
+            actor_organisation=delegation.owner,
+            target=delegation,
+            target_label=f"{delegation.catalog_role.role_name} for {delegation.partner.name}",
+            metadata={
+                "with_mfa": with_mfa,
+                "note": note,
+                "approvals_counted": result.counted,
+                "approvals_required": result.required,
+                "rule_version": rules.rule_version,
+                "approver_groups": list(rules.group_names),
+            },
+        )
+    return result
+
+
+def approved_end(*, delegation: Delegation) -> dt.datetime | None:
+    """The earliest end an approver of `delegation` set, if any."""
+    ends = [
+        end
+        for end in DelegationApproval.objects.filter(delegation=delegation).values_list(
+            "ends_at", flat=True
+        )
+        if end is not None
+    ]
+    return min(ends) if ends else None
+
+
+def approval_summary(*, delegation: Delegation) -> dict[str, Any]:
+    """What the lifecycle's `delegation.approved` event adds about the approvals behind it."""
+    rules = selectors.rules_in_force(delegation=delegation)
+    return {
+        "approvals_required": rules.approvals_required,
+        "approvers": [
+            str(approver_id) for approver_id in selectors.approver_ids(delegation=delegation)
+        ],
+        "rule_version": rules.rule_version,
+        "approver_groups": list(rules.group_names),
+    }
+
+
+# --- approver groups -----------------------------------------------------------------------------
+
+
+def _group_snapshot(group: ApproverGroup) -> dict[str, Any]:
+    return {
+        "name": group.name,
+        "members": sorted(user.email for user in group.members.all()),
+        "catalog_roles": sorted(role.role_name for role in group.catalog_roles.all()),
+        "partners": sorted(a.partner_account_uid for a in group.partner_allowances.all()),
+        "version": group.version,
+    }
+
+
+def approver_group_validate(**arguments: Any) -> None:
+    """The checks a group create or update makes before it saves (a proposal makes them
+    too); takes `_clean_group`'s arguments."""
+    _clean_group(**arguments)
+
+
+def _clean_group(
+    *,
+    owner: Organisation,
+    name: str,
+    members: Iterable[User],
+    catalog_roles: Iterable[CatalogRole],
+    partner_allowances: Iterable[PartnerAllowance],
+    exclude_group: ApproverGroup | None = None,
+) -> tuple[str, list[User], list[CatalogRole], list[PartnerAllowance]]:
+    if not owner.is_owner:
+        raise ValidationError(_("Only resource owner organisations keep approver groups."))
+    name = (name or "").strip()
+    members, roles, allowances = list(members), list(catalog_roles), list(partner_allowances)
+    errors: dict[str, str] = {}
+    if not name:
+        errors["name"] = _("Give the group a name.")
+    elif len(name) > APPROVER_GROUP_NAME_MAX_LENGTH:
+        errors["name"] = _("A name is at most %(n)d characters.") % {
+            "n": APPROVER_GROUP_NAME_MAX_LENGTH
+        }
+    else:
+        same = ApproverGroup.objects.filter(organisation=owner, name__iexact=name)
+        if exclude_group is not None:
+            same = same.exclude(pk=exclude_group.pk)
+        if same.exists():
+            errors["name"] = _("There is already a group called %(name)s.") % {"name": name}
+    admin_ids = set(selectors.owner_admins(owner=owner).values_list("pk", flat=True))
+    if not members:
+        errors["members"] = _("An approver group needs at least one member.")
+    elif any(member.pk not in admin_ids for member in members):
+        errors["members"] = _("Only admins of your organisation can approve (auditors never do).")
+    if any(role.organisation_id != owner.pk for role in roles):
+        errors["catalog_roles"] = _("Choose roles of your own catalogue.")
+    if any(allowance.organisation_id != owner.pk for allowance in allowances):
+        errors["partner_allowances"] = _("Choose partners on your own allow-list.")
+    if errors:
+        raise ValidationError(errors)
+    return name, members, roles, allowances
+
+
+def approver_group_create(
+    *,
+    owner: Organisation,
+    created_by: User,
+    name: str,
+    members: Iterable[User],
+    catalog_roles: Iterable[CatalogRole] = (),
+    partner_allowances: Iterable[PartnerAllowance] = (),
+) -> ApproverGroup:
+    """Create an approver group: from now on only its members decide the requests for the
+    catalogue roles and partners it is attached to."""
+    name, members, roles, allowances = _clean_group(
+        owner=owner,
+        name=name,
+        members=members,
+        catalog_roles=catalog_roles,
+        partner_allowances=partner_allowances,
+    )
+    taken = {"name": _("There is already a group called %(name)s.") % {"name": name}}
+    with transaction.atomic(), conflict_as_validation_error(taken):
+        group = ApproverGroup.objects.create(organisation=owner, name=name, created_by=created_by)
+        group.members.set(members)
+        group.catalog_roles.set(roles)
+        group.partner_allowances.set(allowances)
+        audit_record(
+            action=AuditAction.APPROVER_GROUP_CREATED,
+            actor=created_by,
+            organisation=owner,
+            target=group,
+            after=_group_snapshot(group),
+        )
+    return group
+
+
+def approver_group_update(
+    *,
+    group: ApproverGroup,
+    updated_by: User,
+    name: str,
+    members: Iterable[User],
+    catalog_roles: Iterable[CatalogRole] = (),
+    partner_allowances: Iterable[PartnerAllowance] = (),
+) -> ApproverGroup:
+    """Change a group's name, members and what it is attached to, in one step."""
+    with transaction.atomic():
+        locked = ApproverGroup.objects.select_for_update().get(pk=group.pk)
+        name, members, roles, allowances = _clean_group(
+            owner=locked.organisation,
+            name=name,
+            members=members,
+            catalog_roles=catalog_roles,
+            partner_allowances=partner_allowances,
+            exclude_group=locked,
+        )
+        before = _group_snapshot(locked)
+        taken = {"name": _("There is already a group called %(name)s.") % {"name": name}}
+        with conflict_as_validation_error(taken):
+            locked.name = name
+            locked.version += 1
+            locked.save(update_fields=["name", "version", "updated_at"])
+        locked.members.set(members)
+        locked.catalog_roles.set(roles)
+        locked.partner_allowances.set(allowances)
+        audit_record(
+            action=AuditAction.APPROVER_GROUP_UPDATED,
+            actor=updated_by,
+            organisation=locked.organisation,
+            target=locked,
+            before=before,
+            after=_group_snapshot(locked),
+        )
+    return locked
+
+
+def approver_group_delete(*, group: ApproverGroup, deleted_by: User) -> None:
+    """Delete a group: the requests it covered fall back to the other groups attached to
+    them, or to any owner admin."""
+    with transaction.atomic():
+        locked = ApproverGroup.objects.select_for_update().filter(pk=group.pk).first()
+        if locked is None:
+            return
+        audit_record(
+            action=AuditAction.APPROVER_GROUP_DELETED,
+            actor=deleted_by,
+            organisation=locked.organisation,
+            target=locked,
+            before=_group_snapshot(locked),
+        )
+        locked.delete()
+
+
+# --- quorum ---------------------------------------------------------------------------------------
+
+
+def approval_rule_validate(
+    *, catalog_role: CatalogRole, approvals_required: int, auto_approve_max_hours: int | None
+) -> None:
+    """The checks `approval_rule_set` makes before it saves (a proposal makes them too)."""
+    if not isinstance(approvals_required, int) or not (
+        1 <= approvals_required <= MAX_APPROVALS_REQUIRED
+    ):
+        raise ValidationError(
+            {
+                "approvals_required": _("Choose between 1 and %(max)d approvals.")
+                % {"max": MAX_APPROVALS_REQUIRED}
+            }
+        )
+    if auto_approve_max_hours is not None and not (
+        1 <= auto_approve_max_hours <= MAX_AUTO_APPROVE_HOURS
+    ):
+        raise ValidationError(
+            {
+                "auto_approve_max_hours": _("Auto-approve requests of 1 to %(max)d hours.")
+                % {"max": MAX_AUTO_APPROVE_HOURS}
+            }
+        )
+    if auto_approve_max_hours is not None and catalog_role.allows_high_privilege:
+        raise ValidationError(
+            {"auto_approve_max_hours": _("A high-privilege role is never approved automatically.")}
+        )
+    possible = selectors.possible_approver_count(catalog_role=catalog_role)
+    if approvals_required > possible:
+        raise ValidationError(
+            {
+                "approvals_required": _(
+                    "Only %(possible)d people may approve %(role)s; a quorum of %(n)d could "
+                    "never be reached."
+                )
+                % {"possible": possible, "role": catalog_role.role_name, "n": approvals_required}
+            }
+        )
+
+
+def approval_rule_set(
+    *,
+    catalog_role: CatalogRole,
+    approvals_required: int,
+    set_by: User,
+    auto_approve_max_hours: int | None = None,
+) -> ApprovalRule:
+    """Require `approvals_required` distinct approvals (1 to 5) for requests of
+    `catalog_role`. Requests already waiting are counted against the new number at their
+    next approval."""
+    approval_rule_validate(
+        catalog_role=catalog_role,
+        approvals_required=approvals_required,
+        auto_approve_max_hours=auto_approve_max_hours,
+    )
+    owner = catalog_role.organisation
+    with transaction.atomic():
+        CatalogRole.objects.select_for_update().get(pk=catalog_role.pk)
+        wanted = {
+            "approvals_required": approvals_required,
+            "auto_approve_max_hours": auto_approve_max_hours,
+        }
+        rule, created = ApprovalRule.objects.get_or_create(
+            catalog_role=catalog_role, defaults={**wanted, "updated_by": set_by}
+        )
+        before = None
+        if not created:
+            before = {name: getattr(rule, name) for name in wanted}
+            if before == wanted:
+                return rule
+            for name, value in wanted.items():
+                setattr(rule, name, value)
+            rule.version += 1
+            rule.updated_by = set_by
+            rule.save(update_fields=[*wanted, "version", "updated_by", "updated_at"])
+        audit_record(
+            action=AuditAction.APPROVAL_RULE_CHANGED,
+            actor=set_by,
+            organisation=owner,
+            target=catalog_role,
+            before=before,
+            after={**wanted, "version": rule.version},
+        )
+    return rule

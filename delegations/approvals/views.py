@@ -1,0 +1,275 @@
+"""The approval-rules pages: approver groups and each catalogue role's quorum. Thin views
+over `approvals.selectors` and `approvals.services`.
+
+Owner organisations only; admins change, auditors read; another organisation's ids answer
+404; mutations are POST-only with CSRF and ask for a recent sign-in (who may grant access is
+itself access).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.models import Organisation
+from accounts.permissions import (
+    ADMIN,
+    AUDITOR,
+    AuthenticatedHttpRequest,
+    is_admin,
+    organisation_member_required,
+    organisation_of_kind,
+    step_up,
+)
+from core.web import add_form_errors, get_or_404, parse_uuid, report_refusal
+from delegations.approvals import four_eyes, selectors
+from delegations.approvals.forms import ApproverGroupForm, QuorumForm
+from delegations.catalog.selectors import catalog_role_get_for_owner
+from delegations.models import ApproverGroup, RuleProposal
+
+PROPOSED = gettext_lazy(
+    "Proposed. Four eyes is on: a second admin must approve it on this page before it takes effect."
+)
+
+
+def _owner(request: AuthenticatedHttpRequest) -> Organisation:
+    return organisation_of_kind(
+        request,
+        Organisation.Kind.OWNER,
+        refusal=_("Only resource owner organisations keep approval rules."),
+    )
+
+
+def _page(
+    request: AuthenticatedHttpRequest,
+    *,
+    group_form: ApproverGroupForm | None = None,
+    quorum_forms: dict[object, QuorumForm] | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    owner = _owner(request)
+    rules = selectors.approval_rules_by_role(owner=owner)
+    quorum_forms = quorum_forms or {}
+    roles = []
+    for role in selectors.catalog_role_choices(owner=owner):
+        rule = rules.get(role.pk)
+        required = rule.approvals_required if rule else 1
+        roles.append(
+            {
+                "role": role,
+                "approvals_required": required,
+                "auto_approve_max_hours": rule.auto_approve_max_hours if rule else None,
+                "form": quorum_forms.get(role.pk)
+                or QuorumForm(
+                    initial={
+                        "approvals_required": required,
+                        "auto_approve_max_hours": rule.auto_approve_max_hours if rule else None,
+                    },
+                    prefix=str(role.pk),
+                ),
+            }
+        )
+    return render(
+        request,
+        "delegations/approvals/index.html",
+        {
+            "organisation": owner,
+            "groups": selectors.approver_groups_for_owner(owner=owner),
+            "roles": roles,
+            "group_form": group_form or ApproverGroupForm(owner=owner),
+            "is_admin": is_admin(request),
+            "four_eyes": four_eyes.four_eyes_on(owner=owner),
+            "proposals": RuleProposal.objects.filter(
+                organisation=owner, status=RuleProposal.Status.PENDING
+            ).select_related("proposed_by"),
+        },
+        status=status,
+    )
+
+
+@require_GET
+@organisation_member_required(roles=(ADMIN, AUDITOR))
+def approval_rules(request: AuthenticatedHttpRequest) -> HttpResponse:
+    return _page(request)
+
+
+def _group_arguments(form: ApproverGroupForm) -> dict[str, Any]:
+    data = form.cleaned_data
+    return {
+        "name": data["name"],
+        "members": list(data["members"]),
+        "catalog_roles": list(data["catalog_roles"]),
+        "partner_allowances": list(data["partner_allowances"]),
+    }
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
+def approver_group_create(request: AuthenticatedHttpRequest) -> HttpResponse:
+    owner = _owner(request)
+    form = ApproverGroupForm(request.POST, owner=owner)
+    if form.is_valid():
+        confirmation = step_up(request)
+        if confirmation.response is not None:
+            return confirmation.response
+        try:
+            group = four_eyes.approver_group_create_or_propose(
+                owner=owner, user=request.user, **_group_arguments(form)
+            )
+        except ValidationError as error:
+            add_form_errors(form, error)
+        else:
+            if isinstance(group, RuleProposal):
+                messages.success(request, PROPOSED)
+            else:
+                messages.success(
+                    request,
+                    _("%(name)s now decides the requests it covers.") % {"name": group.name},
+                )
+            return redirect("delegations:approval_rules")
+    return _page(request, group_form=form, status=400)
+
+
+@require_http_methods(["GET", "POST"])
+@organisation_member_required(roles=[ADMIN])
+def approver_group_edit(request: AuthenticatedHttpRequest, group_id: str) -> HttpResponse:
+    owner = _owner(request)
+    group = selectors.approver_group_get_for_owner(owner=owner, group_id=group_id)
+    if request.method == "POST":
+        form = ApproverGroupForm(request.POST, owner=owner)
+        if form.is_valid():
+            confirmation = step_up(request)
+            if confirmation.response is not None:
+                return confirmation.response
+            try:
+                result = four_eyes.approver_group_update_or_propose(
+                    group=group, user=request.user, **_group_arguments(form)
+                )
+            except ValidationError as error:
+                add_form_errors(form, error)
+            else:
+                messages.success(
+                    request,
+                    PROPOSED if isinstance(result, RuleProposal) else _("Approver group saved."),
+                )
+                return redirect("delegations:approval_rules")
+        status = 400
+    else:
+        form = ApproverGroupForm(owner=owner, initial=_group_initial(group))
+        status = 200
+    return render(
+        request,
+        "delegations/approvals/group_edit.html",
+        {"organisation": owner, "group": group, "form": form},
+        status=status,
+    )
+
+
+def _group_initial(group: ApproverGroup) -> dict[str, Any]:
+    return {
+        "name": group.name,
+        "members": list(group.members.all()),
+        "catalog_roles": list(group.catalog_roles.all()),
+        "partner_allowances": list(group.partner_allowances.all()),
+    }
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
+def approver_group_delete(request: AuthenticatedHttpRequest, group_id: str) -> HttpResponse:
+    owner = _owner(request)
+    group = selectors.approver_group_get_for_owner(owner=owner, group_id=group_id)
+    confirmation = step_up(request)
+    if confirmation.response is not None:
+        return confirmation.response
+    if four_eyes.approver_group_delete_or_propose(group=group, user=request.user) is not None:
+        messages.success(request, PROPOSED)
+    else:
+        messages.success(
+            request,
+            _("%(name)s is deleted; the requests it covered follow the remaining rules.")
+            % {"name": group.name},
+        )
+    return redirect("delegations:approval_rules")
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
+def quorum_set(request: AuthenticatedHttpRequest, catalog_role_id: str) -> HttpResponse:
+    owner = _owner(request)
+    role = catalog_role_get_for_owner(owner=owner, catalog_role_id=catalog_role_id)
+    form = QuorumForm(request.POST, prefix=str(role.pk))
+    if form.is_valid():
+        confirmation = step_up(request)
+        if confirmation.response is not None:
+            return confirmation.response
+        try:
+            result = four_eyes.approval_rule_set_or_propose(
+                catalog_role=role,
+                approvals_required=form.cleaned_data["approvals_required"],
+                auto_approve_max_hours=form.cleaned_data["auto_approve_max_hours"],
+                user=request.user,
+            )
+        except ValidationError as error:
+            add_form_errors(form, error)
+        else:
+            if isinstance(result, RuleProposal):
+                messages.success(request, PROPOSED)
+                return redirect("delegations:approval_rules")
+            messages.success(
+                request,
+                _("Requests for %(role)s now need %(n)d approval(s).")
+                % {"role": role.role_name, "n": form.cleaned_data["approvals_required"]},
+            )
+            return redirect("delegations:approval_rules")
+    return _page(request, quorum_forms={role.pk: form}, status=400)
+
+
+# --- four eyes --------------------------------------------------------------------------------
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
+def four_eyes_set(request: AuthenticatedHttpRequest) -> HttpResponse:
+    owner = _owner(request)
+    confirmation = step_up(request)
+    if confirmation.response is not None:
+        return confirmation.response
+    on = request.POST.get("four_eyes") == "on"
+    result = four_eyes.four_eyes_set(owner=owner, user=request.user, on=on)
+    if isinstance(result, RuleProposal):
+        messages.success(request, _("Proposed: a second admin must approve turning four eyes off."))
+    elif on:
+        messages.success(request, _("Four eyes is on: rule changes now need a second admin."))
+    else:
+        messages.success(request, _("Four eyes is off."))
+    return redirect("delegations:approval_rules")
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
+def rule_proposal_decide(request: AuthenticatedHttpRequest, proposal_id: str) -> HttpResponse:
+    owner = _owner(request)
+    proposal = get_or_404(
+        RuleProposal.objects.filter(organisation=owner), pk=parse_uuid(proposal_id)
+    )
+    try:
+        if "reject" in request.POST:
+            four_eyes.rule_proposal_reject(proposal=proposal, rejected_by=request.user)
+            messages.success(request, _("Proposal rejected; nothing changed."))
+        else:
+            confirmation = step_up(request)
+            if confirmation.response is not None:
+                return confirmation.response
+            four_eyes.rule_proposal_approve(proposal=proposal, approved_by=request.user)
+            messages.success(request, _("Approved: the change has taken effect."))
+    except (ValidationError, PermissionDenied) as error:
+        report_refusal(request, error)
+    return redirect("delegations:approval_rules")

@@ -1,0 +1,293 @@
+"""Extensions: a partner asks for more time on a time-bound delegation, and the owner's
+approvers decide it like a request (approver groups, quorum, step-up, nobody twice, one
+rejection ends it). Approved, the delegation's end moves later with no gap, and the worker
+rewrites the fail-safe end in the trust policy; rejected or undecided, access ends as planned.
+
+Every function locks the delegation row first (the same lock the expiry takes), so an
+extension racing the expiry ends with exactly one of them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Organisation, User
+from accounts.permissions import require_mfa
+from audit.actions import AuditAction
+from audit.models import AuditEvent
+from audit.services import audit_record
+from delegations.approvals import selectors as approval_selectors
+from delegations.approvals.rules import decision_refusal, tally
+from delegations.lifecycle.services import (
+    MAX_DURATION,
+    MIN_DURATION,
+    DelegationConflict,
+    clean_reason,
+    lock_delegation,
+)
+from delegations.models import Delegation, DelegationExtension
+from delegations.outbox import outbox_enqueue_reconcile
+
+Status = Delegation.Status
+ExtensionStatus = DelegationExtension.Status
+
+# Statuses whose end can still move: the access is granted, or about to be.
+EXTENDABLE_STATUSES = frozenset({Status.SCHEDULED, Status.APPROVED, Status.APPLYING, Status.ACTIVE})
+
+
+def _audit(
+    *,
+    extension: DelegationExtension,
+    delegation: Delegation,
+    action: AuditAction,
+    actor: User,
+    actor_organisation: Organisation,
+    metadata: dict[str, Any],
+    outcome: str = AuditEvent.Outcome.SUCCESS,
+) -> None:
+    audit_record(
+        action=action,
+        actor=actor,
+        organisation=delegation.owner,
+        related_organisations=[delegation.partner],
+        actor_organisation=actor_organisation,
+        target=delegation,
+        target_label=f"{delegation.catalog_role.role_name} for {delegation.partner.name}",
+        metadata={
+            "extension": str(extension.pk),
+            "previous_ends_at": extension.previous_ends_at,
+            "new_ends_at": extension.new_ends_at,
+            **metadata,
+        },
+        outcome=outcome,
+    )
+
+
+def extension_request(
+    *, delegation: Delegation, requested_by: User, new_ends_at: dt.datetime, reason: str
+) -> DelegationExtension:
+    """A partner admin asks to move `delegation`'s end to `new_ends_at`."""
+    with transaction.atomic():
+        locked = lock_delegation(delegation)
+        if not requested_by.memberships.filter(organisation=locked.partner, role="admin").exists():
+            raise PermissionDenied(f"Only an admin of {locked.partner} can ask for more time.")
+        if locked.status not in EXTENDABLE_STATUSES or locked.ends_at is None:
+            raise ValidationError(
+                "Only granted, time-bound access can be extended; this delegation is "
+                f"{locked.get_status_display().lower()}"
+                f"{'' if locked.ends_at else ' and open-ended'}."
+            )
+        reason = clean_reason(reason, field="reason")
+        now = timezone.now()
+        if new_ends_at is None or timezone.is_naive(new_ends_at):
+            raise ValidationError({"new_ends_at": "Choose the new end, with a time zone."})
+        if new_ends_at < locked.ends_at + MIN_DURATION:
+            raise ValidationError(
+                {"new_ends_at": "The new end must be at least 5 minutes after the current one."}
+            )
+        if new_ends_at > now + MAX_DURATION:
+            raise ValidationError({"new_ends_at": "The new end is more than 5 years away."})
+        if DelegationExtension.objects.filter(
+            delegation=locked, status=ExtensionStatus.REQUESTED
+        ).exists():
+            raise ValidationError("An extension of this access is already waiting for a decision.")
+        extension = DelegationExtension.objects.create(
+            delegation=locked,
+            requested_by=requested_by,
+            reason=reason,
+            previous_ends_at=locked.ends_at,
+            new_ends_at=new_ends_at,
+        )
+        _audit(
+            extension=extension,
+            delegation=locked,
+            action=AuditAction.DELEGATION_EXTENSION_REQUESTED,
+            actor=requested_by,
+            actor_organisation=locked.partner,
+            metadata={"reason": reason},
+        )
+        return extension
+
+
+def _refusal(extension: DelegationExtension, user: User, *, approving: bool) -> str | None:
+    delegation = extension.delegation
+    rules = approval_selectors.rules_in_force(delegation=delegation)
+    candidate = approval_selectors.candidate(delegation=delegation, user=user)
+    if candidate.user_id == extension.requested_by_id:
+        return "You cannot decide an extension you asked for yourself."
+    already = [entry["approver"] for entry in extension.approvals] if approving else []
+    return decision_refusal(rules, candidate, already_approved=already)
+
+
+def _deny(extension: DelegationExtension, user: User, reason: str) -> None:
+    """Record a refused decision in its own transaction, so it survives the refusal."""
+    delegation = Delegation.objects.select_related("owner", "partner", "catalog_role").get(
+        pk=extension.delegation_id
+    )
+    with transaction.atomic():
+        _audit(
+            extension=extension,
+            delegation=delegation,
+            action=AuditAction.DELEGATION_EXTENSION_DENIED,
+            actor=user,
+            actor_organisation=delegation.owner,
+            metadata={"denied_because": reason},
+            outcome=AuditEvent.Outcome.DENIED,
+        )
+
+
+def _locked(extension: DelegationExtension) -> tuple[Delegation, DelegationExtension]:
+    delegation = lock_delegation(Delegation(pk=extension.delegation_id))
+    fresh = DelegationExtension.objects.select_for_update().get(pk=extension.pk)
+    fresh.delegation = delegation
+    return delegation, fresh
+
+
+def _still_extendable(delegation: Delegation, extension: DelegationExtension) -> bool:
+    return (
+        delegation.status in EXTENDABLE_STATUSES
+        and delegation.ends_at == extension.previous_ends_at
+        and delegation.ends_at is not None
+        and delegation.ends_at > timezone.now()
+    )
+
+
+def extension_approve(
+    *, extension: DelegationExtension, approved_by: User, with_mfa: bool, note: str = ""
+) -> DelegationExtension:
+    """An approver approves an extension; the one that completes the quorum moves the end.
+    An extension whose delegation has already ended (or changed its end) lapses instead."""
+    current = DelegationExtension.objects.select_related(
+        "delegation__owner", "delegation__partner", "delegation__catalog_role"
+    ).get(pk=extension.pk)
+    if current.status == ExtensionStatus.REQUESTED:
+        refusal = _refusal(current, approved_by, approving=True)
+        if refusal is not None:
+            _deny(current, approved_by, refusal)
+            raise PermissionDenied(refusal)
+    with transaction.atomic():
+        delegation, locked = _locked(current)
+        if locked.status != ExtensionStatus.REQUESTED:
+            if locked.status == ExtensionStatus.APPROVED and approved_by.pk in {
+                entry["approver"] for entry in locked.approvals
+            }:
+                return locked
+            raise DelegationConflict(
+                f"This extension was already decided: it is {locked.get_status_display().lower()}."
+            )
+        if not _still_extendable(delegation, locked):
+            return _close(locked, delegation, ExtensionStatus.LAPSED, by=approved_by, reason="")
+        refusal = _refusal(locked, approved_by, approving=True)
+        if refusal is not None:
+            raise PermissionDenied(refusal)
+        require_mfa(with_mfa=with_mfa)
+        note = clean_reason(note, field="note", required=False)
+        locked.approvals = [
+            *locked.approvals,
+            {
+                "approver": approved_by.pk,
+                "with_mfa": with_mfa,
+                "at": timezone.now().isoformat(),
+            },
+        ]
+        rules = approval_selectors.rules_in_force(delegation=delegation)
+        result = tally(
+            rules,
+            [entry["approver"] for entry in locked.approvals],
+            requester_id=locked.requested_by_id,
+        )
+        if not result.reached:
+            locked.save(update_fields=["approvals"])
+            _audit(
+                extension=locked,
+                delegation=delegation,
+                action=AuditAction.DELEGATION_EXTENSION_APPROVAL_RECORDED,
+                actor=approved_by,
+                actor_organisation=delegation.owner,
+                metadata={
+                    "with_mfa": with_mfa,
+                    "approvals_counted": result.counted,
+                    "approvals_required": result.required,
+                },
+            )
+            return locked
+        before = delegation.ends_at
+        delegation.ends_at = locked.new_ends_at
+        delegation.version += 1
+        delegation.save(update_fields=["ends_at", "version", "updated_at"])
+        locked.status = ExtensionStatus.APPROVED
+        locked.decided_by = approved_by
+        locked.decided_at = timezone.now()
+        locked.decision_reason = note
+        locked.save(
+            update_fields=["approvals", "status", "decided_by", "decided_at", "decision_reason"]
+        )
+        _audit(
+            extension=locked,
+            delegation=delegation,
+            action=AuditAction.DELEGATION_EXTENDED,
+            actor=approved_by,
+            actor_organisation=delegation.owner,
+            metadata={
+                "with_mfa": with_mfa,
+                "note": note,
+                "ends_at_before": before,
+                "approvers": [entry["approver"] for entry in locked.approvals],
+                "approvals_required": result.required,
+            },
+        )
+        if delegation.status != Status.SCHEDULED:
+            # The fail-safe end in the trust policy moves with it.
+            outbox_enqueue_reconcile(managed_role=delegation.managed_role)
+        return locked
+
+
+def _close(
+    locked: DelegationExtension,
+    delegation: Delegation,
+    status: str,
+    *,
+    by: User,
+    reason: str,
+) -> DelegationExtension:
+    locked.status = status
+    locked.decided_by = by
+    locked.decided_at = timezone.now()
+    locked.decision_reason = reason
+    locked.save(update_fields=["status", "decided_by", "decided_at", "decision_reason"])
+    _audit(
+        extension=locked,
+        delegation=delegation,
+        action=AuditAction.DELEGATION_EXTENSION_REJECTED,
+        actor=by,
+        actor_organisation=delegation.owner,
+        metadata={"reason": reason, "outcome": status},
+    )
+    return locked
+
+
+def extension_reject(
+    *, extension: DelegationExtension, rejected_by: User, reason: str
+) -> DelegationExtension:
+    """An approver turns an extension down: access ends as planned."""
+    current = DelegationExtension.objects.select_related(
+        "delegation__owner", "delegation__partner", "delegation__catalog_role"
+    ).get(pk=extension.pk)
+    if current.status == ExtensionStatus.REQUESTED:
+        refusal = _refusal(current, rejected_by, approving=False)
+        if refusal is not None:
+            _deny(current, rejected_by, refusal)
+            raise PermissionDenied(refusal)
+    with transaction.atomic():
+        delegation, locked = _locked(current)
+        if locked.status != ExtensionStatus.REQUESTED:
+            raise DelegationConflict(
+                f"This extension was already decided: it is {locked.get_status_display().lower()}."
+            )
+        reason = clean_reason(reason, field="reason")
+        return _close(locked, delegation, ExtensionStatus.REJECTED, by=rejected_by, reason=reason)

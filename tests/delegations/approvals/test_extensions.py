@@ -1,0 +1,150 @@
+"""Extensions: asked by the partner, decided like a request (groups, quorum, nobody twice),
+approved without a gap (the fail-safe end moves with a reconcile), rejected or lapsed so that
+access ends as planned."""
+
+import datetime as dt
+from collections.abc import Callable
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils import timezone
+
+from accounts.models import Organisation, User
+from audit.models import AuditEvent
+from delegations.approvals.services import approval_rule_set, approver_group_create
+from delegations.lifecycle.extensions import (
+    extension_approve,
+    extension_reject,
+    extension_request,
+)
+from delegations.lifecycle.services import (
+    DelegationConflict,
+    delegation_approve,
+    delegation_mark_active,
+    delegations_expire_due,
+)
+from delegations.models import CatalogRole, Delegation, DelegationExtension, OutboxMessage
+
+pytestmark = pytest.mark.django_db
+S = Delegation.Status
+E = DelegationExtension.Status
+
+
+@pytest.fixture
+def active(make_request: Callable[..., Delegation], owner_admin: User) -> Delegation:
+    delegation = make_request(ends_at=timezone.now() + dt.timedelta(hours=4))
+    delegation_approve(delegation=delegation, approved_by=owner_admin, with_mfa=True)
+    return delegation_mark_active(delegation=delegation)
+
+
+def ask(delegation: Delegation, partner_admin: User, hours: int = 8) -> DelegationExtension:
+    return extension_request(
+        delegation=delegation,
+        requested_by=partner_admin,
+        new_ends_at=delegation.ends_at + dt.timedelta(hours=hours),
+        reason="The migration overran",
+    )
+
+
+def test_an_approved_extension_moves_the_end_without_a_gap(
+    active: Delegation, partner_admin: User, owner_admin_2: User
+) -> None:
+    extension = ask(active, partner_admin)
+    outbox_before = OutboxMessage.objects.count()
+    done = extension_approve(extension=extension, approved_by=owner_admin_2, with_mfa=True)
+    assert done.status == E.APPROVED
+    after = Delegation.objects.get(pk=active.pk)
+    assert after.ends_at == extension.new_ends_at and after.status == S.ACTIVE
+    assert OutboxMessage.objects.count() == outbox_before + 1  # the fail-safe end moves
+    actions = list(
+        AuditEvent.objects.filter(target_id=str(active.pk)).values_list("action", flat=True)
+    )
+    assert "delegation.extension_requested" in actions and "delegation.extended" in actions
+
+
+def test_a_rejected_extension_leaves_the_planned_end(
+    active: Delegation, partner_admin: User, owner_admin: User
+) -> None:
+    planned = active.ends_at
+    extension = ask(active, partner_admin)
+    assert extension_reject(extension=extension, rejected_by=owner_admin, reason="No").status == (
+        E.REJECTED
+    )
+    assert Delegation.objects.get(pk=active.pk).ends_at == planned
+    with pytest.raises(DelegationConflict):
+        extension_approve(extension=extension, approved_by=owner_admin, with_mfa=True)
+
+
+def test_an_extension_after_the_end_lapses(
+    active: Delegation, partner_admin: User, owner_admin: User
+) -> None:
+    extension = ask(active, partner_admin)
+    assert delegations_expire_due(now=active.ends_at + dt.timedelta(seconds=1)) == 1
+    lapsed = extension_approve(extension=extension, approved_by=owner_admin, with_mfa=True)
+    assert lapsed.status == E.LAPSED
+    assert Delegation.objects.get(pk=active.pk).ends_at == extension.previous_ends_at
+
+
+def test_quorum_and_groups_apply_to_extensions(
+    active: Delegation,
+    partner_admin: User,
+    owner_admin: User,
+    owner_admin_2: User,
+    company_a: Organisation,
+    ecs_admin: CatalogRole,
+) -> None:
+    approver_group_create(
+        owner=company_a,
+        created_by=owner_admin,
+        name="ECS approvers",
+        members=[owner_admin, owner_admin_2],
+        catalog_roles=[ecs_admin],
+    )
+    approval_rule_set(catalog_role=ecs_admin, approvals_required=2, set_by=owner_admin)
+    extension = ask(active, partner_admin)
+    assert extension_approve(
+        extension=extension, approved_by=owner_admin, with_mfa=True
+    ).status == (E.REQUESTED)
+    with pytest.raises(PermissionDenied, match="already approved"):
+        extension_approve(extension=extension, approved_by=owner_admin, with_mfa=True)
+    assert AuditEvent.objects.filter(
+        action="delegation.extension_denied", outcome="denied"
+    ).exists()
+    assert (
+        extension_approve(extension=extension, approved_by=owner_admin_2, with_mfa=True).status
+        == E.APPROVED
+    )
+
+
+def test_bad_extensions_are_refused_and_nothing_is_saved(
+    active: Delegation,
+    make_request: Callable[..., Delegation],
+    partner_admin: User,
+    owner_admin: User,
+) -> None:
+    with pytest.raises(ValidationError):
+        extension_request(
+            delegation=active,
+            requested_by=partner_admin,
+            new_ends_at=active.ends_at - dt.timedelta(hours=1),
+            reason="earlier?",
+        )
+    with pytest.raises(ValidationError):
+        extension_request(
+            delegation=active,
+            requested_by=partner_admin,
+            new_ends_at=active.ends_at + dt.timedelta(hours=1),
+            reason="",
+        )
+    with pytest.raises(PermissionDenied):
+        extension_request(
+            delegation=active,
+            requested_by=owner_admin,
+            new_ends_at=active.ends_at + dt.timedelta(hours=1),
+            reason="owner",
+        )
+    assert not DelegationExtension.objects.exists()
+    ask(active, partner_admin)
+    with pytest.raises(ValidationError, match="already waiting"):
+        ask(active, partner_admin, hours=10)
+    assert DelegationExtension.objects.count() == 1

@@ -1,0 +1,148 @@
+"""Approvers deciding one quorum request at the same moment: the delegation's row lock makes
+the count exact (never over, never under), and approve ∥ reject ends with one outcome.
+
+Real concurrency needs real row locks, so these run on PostgreSQL (CI); SQLite serialises
+writers and is covered by the sequential tests in test_services.py.
+"""
+
+import datetime as dt
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from accounts.models import Membership, Organisation, User
+from audit.models import AuditEvent
+from delegations.approvals.services import approval_rule_set
+from delegations.lifecycle.extensions import extension_approve, extension_request
+from delegations.lifecycle.services import (
+    DelegationConflict,
+    delegation_approve,
+    delegation_expire,
+    delegation_mark_active,
+    delegation_mark_revoked,
+    delegation_reject,
+    delegation_revoke,
+)
+from delegations.models import (
+    CatalogRole,
+    Delegation,
+    DelegationApproval,
+    DelegationExtension,
+    OutboxMessage,
+)
+from tests.delegations.lifecycle.test_decision_races import race
+from tests.personas import make_member
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="row-lock races need PostgreSQL"),
+]
+ROUNDS = 5
+
+
+@pytest.fixture
+def approvers(company_a: Organisation, owner_admin: User, owner_admin_2: User) -> list[User]:
+    more = [
+        make_member(company_a, Membership.Role.ADMIN, email=f"approver-{i}@company-a.example")
+        for i in range(3)
+    ]
+    return [owner_admin, owner_admin_2, *more]
+
+
+def _close(delegation: Delegation, by: User) -> None:
+    final = Delegation.objects.get(pk=delegation.pk)
+    if final.status == Delegation.Status.APPROVED:
+        delegation_revoke(delegation=final, revoked_by=by, reason="next round")
+        delegation_mark_revoked(delegation=final)
+
+
+def test_n_approvers_at_once_reach_the_quorum_exactly_once(
+    make_request, ecs_admin: CatalogRole, approvers: list[User]
+) -> None:
+    approval_rule_set(catalog_role=ecs_admin, approvals_required=3, set_by=approvers[0])
+    for _ in range(ROUNDS):
+        outbox_before = OutboxMessage.objects.count()
+        delegation = make_request()
+        results = race(
+            *[
+                lambda d=delegation, u=user: delegation_approve(
+                    delegation=d, approved_by=u, with_mfa=True, expected_version=1
+                )
+                for user in approvers
+            ]
+        )
+        # Three approvals counted, the third approves, the last two are told it is decided.
+        assert sum(isinstance(r, Delegation) for r in results) == 3, results
+        assert sum(isinstance(r, DelegationConflict) for r in results) == 2, results
+        final = Delegation.objects.get(pk=delegation.pk)
+        assert final.status == Delegation.Status.APPROVED
+        assert DelegationApproval.objects.filter(delegation=delegation).count() == 3
+        events = list(
+            AuditEvent.objects.filter(target_id=str(delegation.pk)).values_list("action", flat=True)
+        )
+        assert events.count("delegation.approval_recorded") == 2
+        assert events.count("delegation.approved") == 1
+        assert OutboxMessage.objects.count() == outbox_before + 1
+        _close(delegation, approvers[0])
+
+
+def test_approve_against_reject_on_a_quorum_request(
+    make_request, ecs_admin: CatalogRole, approvers: list[User]
+) -> None:
+    approval_rule_set(catalog_role=ecs_admin, approvals_required=2, set_by=approvers[0])
+    for _ in range(ROUNDS):
+        delegation = make_request()
+        delegation_approve(delegation=delegation, approved_by=approvers[0], with_mfa=True)
+        approve, reject = race(
+            lambda d=delegation: delegation_approve(
+                delegation=d, approved_by=approvers[1], with_mfa=True, expected_version=1
+            ),
+            lambda d=delegation: delegation_reject(
+                delegation=d, rejected_by=approvers[2], reason="No", expected_version=1
+            ),
+        )
+        winners = [r for r in (approve, reject) if isinstance(r, Delegation)]
+        assert len(winners) == 1, (approve, reject)
+        final = Delegation.objects.get(pk=delegation.pk)
+        assert final.status in (Delegation.Status.APPROVED, Delegation.Status.REJECTED)
+        assert final.status == winners[0].status
+        _close(delegation, approvers[0])
+
+
+def test_extension_against_expiry_exactly_one_wins(
+    make_request, partner_admin: User, approvers: list[User]
+) -> None:
+    outcomes = set()
+    for _ in range(ROUNDS):
+        delegation = make_request(ends_at=timezone.now() + dt.timedelta(hours=4))
+        delegation_approve(delegation=delegation, approved_by=approvers[0], with_mfa=True)
+        delegation = delegation_mark_active(delegation=delegation)
+        extension = extension_request(
+            delegation=delegation,
+            requested_by=partner_admin,
+            new_ends_at=delegation.ends_at + dt.timedelta(hours=8),
+            reason="More time",
+        )
+        due = delegation.ends_at + dt.timedelta(seconds=1)
+        approved, expired = race(
+            lambda e=extension: extension_approve(
+                extension=e, approved_by=approvers[1], with_mfa=True
+            ),
+            lambda d=delegation, at=due: delegation_expire(delegation=d, now=at),
+        )
+        assert not isinstance(approved, Exception), approved
+        assert not isinstance(expired, Exception), expired
+        final = Delegation.objects.get(pk=delegation.pk)
+        decided = DelegationExtension.objects.get(pk=extension.pk)
+        if decided.status == DelegationExtension.Status.APPROVED:
+            assert final.status == Delegation.Status.ACTIVE
+            assert final.ends_at == extension.new_ends_at
+            delegation_revoke(delegation=final, revoked_by=approvers[0], reason="next round")
+        else:
+            assert decided.status == DelegationExtension.Status.LAPSED
+            assert final.status == Delegation.Status.REVOKING
+            assert final.ends_at == extension.previous_ends_at
+        delegation_mark_revoked(delegation=Delegation.objects.get(pk=delegation.pk))
+        outcomes.add(decided.status)
+    assert outcomes

@@ -1,0 +1,91 @@
+"""The pure rules function, as properties: the requester never counts, N distinct approvals
+are needed, and only the attached groups' members (owner admins) may decide."""
+
+import datetime as dt
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from delegations.approvals.rules import (
+    Candidate,
+    RulesInForce,
+    auto_approves,
+    decision_refusal,
+    tally,
+)
+
+people = st.integers(min_value=1, max_value=12)
+
+
+def admin(user_id: int, *, requester: bool = False, partner: bool = False) -> Candidate:
+    return Candidate(
+        user_id=user_id,
+        is_owner_admin=True,
+        is_requester=requester,
+        in_requesting_organisation=partner,
+    )
+
+
+@given(
+    required=st.integers(min_value=1, max_value=5),
+    approvals=st.lists(people, max_size=20),
+    requester=people,
+)
+def test_the_count_is_distinct_people_never_the_requester(
+    required: int, approvals: list[int], requester: int
+) -> None:
+    result = tally(RulesInForce(approvals_required=required), approvals, requester_id=requester)
+    assert result.counted == len(set(approvals) - {requester})
+    assert result.reached == (len(set(approvals) - {requester}) >= required)
+    assert result.missing == max(required - result.counted, 0)
+
+
+@given(
+    required=st.integers(min_value=1, max_value=5),
+    group=st.frozensets(people, min_size=1),
+    approvals=st.lists(people, max_size=20),
+)
+def test_only_group_members_count(
+    required: int, group: frozenset[int], approvals: list[int]
+) -> None:
+    rules = RulesInForce(approvals_required=required, approver_ids=frozenset(group))
+    result = tally(rules, approvals, requester_id=0)
+    assert result.counted == len(set(approvals) & group)
+
+
+@given(user=people, group=st.frozensets(people), already=st.lists(people, max_size=5))
+def test_who_may_decide(user: int, group: frozenset[int], already: list[int]) -> None:
+    rules = RulesInForce(approver_ids=frozenset(group), group_names=("Ops approvers",))
+    refusal = decision_refusal(rules, admin(user), already_approved=already)
+    assert (refusal is None) == (user in group and user not in already)
+
+
+@given(user=people, already=st.lists(people, max_size=5))
+def test_without_a_group_any_owner_admin_decides_once(user: int, already: list[int]) -> None:
+    assert (decision_refusal(RulesInForce(), admin(user), already_approved=already) is None) == (
+        user not in already
+    )
+
+
+@given(user=people, in_group=st.booleans())
+def test_auditors_requesters_and_partner_members_never_decide(user: int, in_group: bool) -> None:
+    rules = RulesInForce(approver_ids=frozenset({user}) if in_group else None)
+    auditor = Candidate(
+        user, is_owner_admin=False, is_requester=False, in_requesting_organisation=False
+    )
+    assert decision_refusal(rules, auditor) is not None
+    assert decision_refusal(rules, admin(user, requester=True)) is not None
+    assert decision_refusal(rules, admin(user, partner=True)) is not None
+
+
+@given(
+    limit=st.one_of(st.none(), st.integers(min_value=1, max_value=24)),
+    minutes=st.one_of(st.none(), st.integers(min_value=1, max_value=60 * 48)),
+)
+def test_auto_approval_only_within_its_limit(limit: int | None, minutes: int | None) -> None:
+    start = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
+    end = None if minutes is None else start + dt.timedelta(minutes=minutes)
+    decided = auto_approves(
+        RulesInForce(auto_approve_max_hours=limit), starts_at=start, ends_at=end
+    )
+    assert decided == (limit is not None and minutes is not None and minutes <= limit * 60)
