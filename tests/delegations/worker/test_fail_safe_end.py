@@ -6,6 +6,7 @@ and overlapping grants of one partner keep the later end."""
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import pytest
 from django.db import transaction
@@ -16,6 +17,7 @@ from cloud.client import CloudClient, CloudCredentials
 from cloud.errors import CloudError
 from delegations.models import Delegation
 from delegations.outbox import outbox_enqueue_reconcile
+from delegations.role_plan import DesiredRole, _trust
 from delegations.role_state import principal_end_times
 from delegations.worker.engine import ReconcileOutcome
 from tests.fixtures.worker import OwnerWorld
@@ -89,12 +91,40 @@ def test_overlapping_grants_keep_the_later_end_and_open_ended_wins() -> None:
     end_2 = dt.datetime(2027, 2, 1, tzinfo=dt.UTC)
 
     def grant(ends_at: dt.datetime | None) -> Delegation:
-        return Delegation(partner_account_uid="12345678", ends_at=ends_at)
+        return Delegation(pk=uuid.uuid4(), partner_account_uid="12345678", ends_at=ends_at)
 
-    assert principal_end_times([grant(end_1), grant(end_2)]) == (
-        (principal, "2027-02-01T00:00:00Z"),
+    def end_times(*grants: Delegation) -> tuple[tuple[str, str], ...]:
+        # Each grant trusts the partner's whole account (`delegation_principals`).
+        return principal_end_times(list(grants), {g.pk: frozenset({principal}) for g in grants})
+
+    assert end_times(grant(end_1), grant(end_2)) == ((principal, "2027-02-01T00:00:00Z"),)
+    assert end_times(grant(end_2), grant(end_1)) == ((principal, "2027-02-01T00:00:00Z"),)
+    assert end_times(grant(end_1), grant(None)) == ()
+
+
+def test_an_end_time_never_admits_a_principal_without_its_external_id() -> None:
+    """A principal trusted under its ExternalId keeps that one statement: an end-time statement
+    of its own (an Allow without the Condition) would let it in without the ExternalId."""
+    conditioned = "acs:ram::12345678:user/alice"
+    plain = "acs:ram::87654321:root"
+    end = "2027-02-01T00:00:00Z"
+    desired = DesiredRole(
+        role_name="ecs-ops",
+        owner_account_uid="11223344",
+        managed_principals_wanted=frozenset({conditioned, plain}),
+        principal_conditions={conditioned: policies.external_id_condition("ext-1234")},
+        principal_end_times=((conditioned, end), (plain, end)),
     )
-    assert principal_end_times([grant(end_2), grant(end_1)]) == (
-        (principal, "2027-02-01T00:00:00Z"),
+
+    merged = _trust(
+        None,
+        desired,
+        wanted={conditioned, plain},
+        managed=frozenset({conditioned, plain}),
+        parking=None,
     )
-    assert principal_end_times([grant(end_1), grant(None)]) == ()
+
+    admitting = [s for s in merged["Statement"] if conditioned in s["Principal"].get("RAM", ())]
+    assert len(admitting) == 1
+    assert policies.EXTERNAL_ID_KEY in str(admitting[0]["Condition"])
+    assert policies.trust_policy_end_times(merged) == {plain: end}
