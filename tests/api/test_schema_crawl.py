@@ -46,7 +46,11 @@ def test_the_crawl_covers_every_operation() -> None:
 
 
 def _fill(path: str, value: str) -> str:
-    return path.replace("{delegation_id}", value).replace("{assignment_id}", value)
+    return (
+        path.replace("{delegation_id}", value)
+        .replace("{assignment_id}", value)
+        .replace("{extension_id}", value)
+    )
 
 
 @pytest.mark.parametrize("persona", PERSONAS)
