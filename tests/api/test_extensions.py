@@ -6,26 +6,17 @@ import datetime as dt
 from collections.abc import Callable
 
 import pytest
-from django.utils import timezone
 
 from accounts.models import Organisation, User
 from api.services import token_prefix_of
 from audit.models import AuditEvent
 from delegations.approvals.services import approval_rule_set, approver_group_create
-from delegations.lifecycle.extensions import extension_request
-from delegations.lifecycle.services import delegation_approve, delegation_mark_active
 from delegations.models import CatalogRole, Delegation, DelegationExtension
 from tests.api.test_api import problem
+from tests.delegations.approvals.test_extensions import ask
 
 pytestmark = pytest.mark.django_db
 E = DelegationExtension.Status
-
-
-@pytest.fixture
-def active(make_request: Callable[..., Delegation], owner_admin: User) -> Delegation:
-    delegation = make_request(ends_at=timezone.now() + dt.timedelta(hours=4))
-    delegation_approve(delegation=delegation, approved_by=owner_admin, with_mfa=True)
-    return delegation_mark_active(delegation=delegation)
 
 
 def extensions_url(delegation: Delegation) -> str:
@@ -39,13 +30,7 @@ def later(delegation: Delegation, hours: int = 8) -> str:
 
 @pytest.fixture
 def asked(active: Delegation, partner_admin: User) -> DelegationExtension:
-    assert active.ends_at is not None
-    return extension_request(
-        delegation=active,
-        requested_by=partner_admin,
-        new_ends_at=active.ends_at + dt.timedelta(hours=8),
-        reason="The migration overran",
-    )
+    return ask(active, partner_admin)
 
 
 def test_partner_admin_asks_for_more_time_audited_as_the_token(
