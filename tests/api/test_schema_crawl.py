@@ -42,6 +42,7 @@ def test_the_crawl_covers_every_operation() -> None:
     paths = {path for path, _ in operations()}
     assert "/api/v1/delegations/{delegation_id}/approve/" in paths
     assert "/api/v1/access/{delegation_id}/credentials/" in paths
+    assert "/api/v1/delegations/{delegation_id}/extensions/{extension_id}/approve/" in paths
     assert len(operations()) >= 18
 
 
