@@ -5,7 +5,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from delegations.models import CatalogRole, Delegation
+from delegations.models import CatalogRole, Delegation, DelegationExtension
 
 # --- inputs ----------------------------------------------------------------------------------
 
@@ -268,3 +268,56 @@ class CloudAccountOutput(serializers.Serializer):
     caller_arn = serializers.CharField()
     verified_at = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
+
+
+# --- extensions (a partner asks for more time; the owner decides) ----------------------------
+
+
+class ExtensionRequestInput(StrictSerializer):
+    new_ends_at = serializers.DateTimeField(
+        help_text="The new end, with a time zone (ISO 8601), later than the current end."
+    )
+    reason = serializers.CharField(max_length=2000)
+
+
+class ExtensionApproveInput(StrictSerializer):
+    note = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+class ExtensionRejectInput(StrictSerializer):
+    reason = serializers.CharField(max_length=2000)
+
+
+class ExtensionOutput(serializers.ModelSerializer):
+    delegation = serializers.UUIDField(source="delegation_id")
+    requested_by = serializers.SerializerMethodField()
+    decided_by = serializers.SerializerMethodField()
+    approvals_counted = serializers.SerializerMethodField(
+        help_text="Approvals recorded so far (a quorum may need more)."
+    )
+
+    class Meta:
+        model = DelegationExtension
+        fields = [
+            "id",
+            "delegation",
+            "status",
+            "reason",
+            "requested_by",
+            "previous_ends_at",
+            "new_ends_at",
+            "approvals_counted",
+            "decided_by",
+            "decided_at",
+            "decision_reason",
+            "created_at",
+        ]
+
+    def get_requested_by(self, extension: DelegationExtension) -> str:
+        return str(extension.requested_by)
+
+    def get_decided_by(self, extension: DelegationExtension) -> str | None:
+        return str(extension.decided_by) if extension.decided_by_id else None
+
+    def get_approvals_counted(self, extension: DelegationExtension) -> int:
+        return len(extension.approvals or [])

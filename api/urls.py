@@ -3,7 +3,7 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from api import audit_views, open_views, schema, views
+from api import audit_views, extension_views, open_views, schema, views
 
 # `schema` registers the bearer scheme with drf-spectacular when the URLs load.
 assert schema
@@ -50,6 +50,27 @@ urlpatterns = [
         "delegations/<uuid:delegation_id>/timeline/",
         audit_views.TimelineView.as_view(),
         name="timeline",
+    ),
+    # Extensions: the partner asks for more time, the owner's approvers decide.
+    path(
+        "delegations/<uuid:delegation_id>/extensions/",
+        extension_views.ExtensionListView.as_view(),
+        name="extensions",
+    ),
+    path(
+        "delegations/<uuid:delegation_id>/extensions/<uuid:extension_id>/",
+        extension_views.ExtensionDetailView.as_view(),
+        name="extension",
+    ),
+    path(
+        "delegations/<uuid:delegation_id>/extensions/<uuid:extension_id>/approve/",
+        extension_views.ExtensionApproveView.as_view(),
+        name="extension_approve",
+    ),
+    path(
+        "delegations/<uuid:delegation_id>/extensions/<uuid:extension_id>/reject/",
+        extension_views.ExtensionRejectView.as_view(),
+        name="extension_reject",
     ),
     path("device/code/", open_views.DeviceCodeView.as_view(), name="device_code"),
     path("device/token/", open_views.DeviceTokenView.as_view(), name="device_token"),

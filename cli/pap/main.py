@@ -27,6 +27,8 @@ CACHE_MARGIN = dt.timedelta(minutes=5)
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 _DURATION = re.compile(r"\A(?P<number>[0-9]{1,6})(?P<unit>[smhd]?)\Z")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+# Delegation statuses whose end can still move (the portal decides; this only narrows a name).
+EXTENDABLE_STATUSES = ("scheduled", "approved", "applying", "active")
 
 
 def parse_duration(text: str) -> int:
@@ -202,6 +204,60 @@ def cmd_request(args: argparse.Namespace, config: Config) -> int:
     return OK
 
 
+def _parse_until(text: str) -> str:
+    """An ISO 8601 time for the API; without a zone it is UTC, as on the portal's page."""
+    try:
+        when = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise PapError(
+            f"{text!r} is not an ISO time like 2026-12-24T18:00Z or 2026-12-24T18:00+01:00.",
+            status=USAGE,
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return when.isoformat()
+
+
+def _delegation_id(portal: Portal, wanted: str) -> str:
+    """The organisation's delegation `wanted` names: its id, `owner/role` or a role name
+    (among delegations that are granted or about to be)."""
+    if re.fullmatch(r"[0-9a-fA-F-]{36}", wanted):
+        return wanted
+    page = portal.call("GET", "/api/v1/delegations/?limit=200")
+    granted = [
+        item
+        for item in page["results"]
+        if item["status"] in EXTENDABLE_STATUSES
+        and wanted
+        in (
+            item["catalog_role"]["role_name"],
+            f"{item['owner']['slug']}/{item['catalog_role']['role_name']}",
+        )
+    ]
+    if len(granted) > 1:
+        raise PapError(
+            f"{wanted!r} names several delegations; use owner/role or the id.", status=USAGE
+        )
+    if not granted:
+        raise PapError(
+            f"Your organisation has no granted delegation named {wanted!r}.", status=NO_ACCESS
+        )
+    return str(granted[0]["id"])
+
+
+def cmd_extend(args: argparse.Namespace, config: Config) -> int:
+    portal = _portal(config)
+    body = {"new_ends_at": _parse_until(args.until), "reason": args.reason}
+    delegation_id = _delegation_id(portal, args.delegation)
+    extension = portal.call("POST", f"/api/v1/delegations/{delegation_id}/extensions/", body)
+    _out(
+        f"Asked to extend until {extension['new_ends_at']} (now {extension['previous_ends_at']}); "
+        "the owner decides, and access ends as planned unless approved: "
+        f"{portal.url('/delegations/' + delegation_id + '/')}"
+    )
+    return OK
+
+
 # --- credentials -----------------------------------------------------------------------------
 
 
@@ -347,6 +403,14 @@ def build_parser() -> argparse.ArgumentParser:
     request.add_argument("--reason", required=True)
     request.add_argument("--for", dest="duration", help="how long, e.g. 8h or 30d")
     request.set_defaults(run=cmd_request)
+
+    extend = sub.add_parser("extend", help="ask the owner for more time (partner admins)")
+    extend.add_argument("delegation", help="delegation id, owner/role, or role name")
+    extend.add_argument(
+        "--until", required=True, help="the new end, ISO 8601 (UTC unless a zone is given)"
+    )
+    extend.add_argument("--reason", required=True)
+    extend.set_defaults(run=cmd_extend)
 
     def access_argument(command: argparse.ArgumentParser) -> None:
         command.add_argument("delegation", help="delegation id, owner/role, or role name")

@@ -26,6 +26,7 @@ from delegations.models import (
     CatalogRole,
     CloudCall,
     Delegation,
+    DelegationExtension,
     DriftFinding,
     ManagedRole,
     PartnerAllowance,
@@ -534,3 +535,21 @@ def managed_role_get_for_owner(*, owner: Organisation, managed_role_id: object) 
         cloud_account__organisation=owner,
         pk=parse_uuid(managed_role_id),
     )
+
+
+# --- extensions ------------------------------------------------------------------------------
+
+
+def extensions_of_delegation(*, delegation: Delegation) -> QuerySet[DelegationExtension]:
+    """A delegation (already found through a tenancy selector) and its extensions, newest
+    first."""
+    return DelegationExtension.objects.filter(delegation=delegation).select_related(
+        "requested_by", "decided_by"
+    )
+
+
+def extension_get_for_delegation(
+    *, delegation: Delegation, extension_id: object
+) -> DelegationExtension:
+    """One extension of `delegation`; another delegation's extension is 404 like a missing id."""
+    return get_or_404(extensions_of_delegation(delegation=delegation), pk=parse_uuid(extension_id))

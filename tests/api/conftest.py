@@ -11,6 +11,9 @@ from accounts.models import Organisation, User
 from api.models import Scope
 from api.services import api_decisions_set, api_token_create
 
+# The active, four-hour delegation of the extension services' tests (tests/api/test_extensions).
+from tests.delegations.approvals.test_extensions import active  # noqa: F401
+
 # The delegation world's fixtures, shared rather than copied.
 from tests.delegations.conftest import (  # noqa: F401
     allow_b,

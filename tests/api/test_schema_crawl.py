@@ -42,11 +42,16 @@ def test_the_crawl_covers_every_operation() -> None:
     paths = {path for path, _ in operations()}
     assert "/api/v1/delegations/{delegation_id}/approve/" in paths
     assert "/api/v1/access/{delegation_id}/credentials/" in paths
+    assert "/api/v1/delegations/{delegation_id}/extensions/{extension_id}/approve/" in paths
     assert len(operations()) >= 18
 
 
 def _fill(path: str, value: str) -> str:
-    return path.replace("{delegation_id}", value).replace("{assignment_id}", value)
+    return (
+        path.replace("{delegation_id}", value)
+        .replace("{assignment_id}", value)
+        .replace("{extension_id}", value)
+    )
 
 
 @pytest.mark.parametrize("persona", PERSONAS)
