@@ -265,8 +265,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for node in alive_nodes:
                 workers.start(node, **short)
             workers.start_beat(base / "celerybeat-schedule")
-            # Spares for runs that finish before their kill lands (they do not count).
-            partners = 2 * (args.kills_alive + args.kills_restart) + 2
+            # Spares for runs that finish before their kill lands (they do not count); a quick
+            # reconcile misses more often, so keep two spares per kill.
+            partners = 3 * (args.kills_alive + args.kills_restart) + 2
             scenario = Scenario(portal, "crash-recovery", partners)
             scenario.wait_all_active()
             sim.set_faults(latency_ms=args.latency_ms)
