@@ -65,6 +65,9 @@ _TITLES = {
     Event.DELEGATION_REVOKED: gettext_lazy("%(role)s for %(partner)s is revoked"),
     Event.DELEGATION_EXPIRED: gettext_lazy("%(role)s for %(partner)s has ended"),
     Event.DELEGATION_REMINDER: gettext_lazy("%(partner)s is still waiting for %(role)s"),
+    Event.EXTENSION_REQUESTED: gettext_lazy("%(partner)s asks for more time on %(role)s"),
+    Event.DELEGATION_EXTENDED: gettext_lazy("%(role)s for %(partner)s was extended"),
+    Event.EXTENSION_REJECTED: gettext_lazy("More time on %(role)s for %(partner)s was refused"),
 }
 
 _SUMMARIES = {
@@ -90,6 +93,20 @@ _SUMMARIES = {
     Event.DELEGATION_REMINDER: gettext_lazy(
         "This request is still undecided. Review it and decide."
     ),
+    Event.EXTENSION_REQUESTED: gettext_lazy(
+        "A partner asks to keep this access longer. Review it and decide."
+    ),
+    Event.DELEGATION_EXTENDED: gettext_lazy("The owner moved this access's end date later."),
+    Event.EXTENSION_REJECTED: gettext_lazy(
+        "The owner decided not to extend this access; it ends as planned."
+    ),
+}
+
+# Which side hears about which audited extension decision (`extension_announce`).
+_EXTENSIONS_ANNOUNCED: dict[AuditAction, tuple[NotificationEvent, tuple[str, ...]]] = {
+    AuditAction.DELEGATION_EXTENSION_REQUESTED: (Event.EXTENSION_REQUESTED, ("owner",)),
+    AuditAction.DELEGATION_EXTENDED: (Event.DELEGATION_EXTENDED, ("owner", "partner", "staff")),
+    AuditAction.DELEGATION_EXTENSION_REJECTED: (Event.EXTENSION_REJECTED, ("owner", "partner")),
 }
 
 
@@ -173,6 +190,24 @@ def delegation_announce(*, delegation: Delegation, action: AuditAction, actor: U
     version = "end" if event is Event.DELEGATION_EXPIRED else str(delegation.version)
     _tell(
         key=f"{event.value}:{delegation.pk}:{version}",
+        notice=_notice(delegation, event),
+        delegation=delegation,
+        sides=sides,
+        leave_out=actor,
+    )
+
+
+def extension_announce(
+    *, delegation: Delegation, extension_id: object, action: AuditAction, actor: User | None
+) -> None:
+    """Tell the people concerned about an audited extension event: one notice per extension
+    and event (a delegation may be extended many times without changing its version)."""
+    announced = _EXTENSIONS_ANNOUNCED.get(action)
+    if announced is None:
+        return
+    event, sides = announced
+    _tell(
+        key=f"{event.value}:{extension_id}",
         notice=_notice(delegation, event),
         delegation=delegation,
         sides=sides,

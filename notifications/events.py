@@ -40,6 +40,9 @@ class NotificationEvent(StrEnum):
     DELEGATION_REVOKED = ("delegation.revoked", EventInfo(_("Access revoked")))
     DELEGATION_EXPIRING = ("delegation.expiring", EventInfo(_("Access ends soon")))
     DELEGATION_EXPIRED = ("delegation.expired", EventInfo(_("Access expired")))
+    EXTENSION_REQUESTED = ("delegation.extension_requested", EventInfo(_("More time requested")))
+    DELEGATION_EXTENDED = ("delegation.extended", EventInfo(_("Access extended")))
+    EXTENSION_REJECTED = ("delegation.extension_rejected", EventInfo(_("More time refused")))
     CREDENTIALS_ISSUED = (
         "credentials.issued",
         EventInfo(_("Credentials issued to you"), security=True, for_channels=False),

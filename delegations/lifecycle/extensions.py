@@ -31,6 +31,7 @@ from delegations.lifecycle.services import (
     lock_delegation,
 )
 from delegations.models import Delegation, DelegationExtension
+from delegations.notices import extension_announce
 from delegations.outbox import outbox_enqueue_reconcile
 
 Status = Delegation.Status
@@ -66,6 +67,10 @@ def _audit(
         },
         outcome=outcome,
     )
+    if outcome == AuditEvent.Outcome.SUCCESS:
+        extension_announce(
+            delegation=delegation, extension_id=extension.pk, action=action, actor=actor
+        )
 
 
 def extension_request(

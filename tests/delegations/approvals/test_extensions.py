@@ -24,6 +24,7 @@ from delegations.lifecycle.services import (
     delegations_expire_due,
 )
 from delegations.models import CatalogRole, Delegation, DelegationExtension, OutboxMessage
+from notifications.models import Delivery
 
 pytestmark = pytest.mark.django_db
 S = Delegation.Status
@@ -148,3 +149,32 @@ def test_bad_extensions_are_refused_and_nothing_is_saved(
     with pytest.raises(ValidationError, match="already waiting"):
         ask(active, partner_admin, hours=10)
     assert DelegationExtension.objects.count() == 1
+
+
+def _told(event: str) -> set[int]:
+    return set(
+        Delivery.objects.filter(event=event, recipient__isnull=False).values_list(
+            "recipient_id", flat=True
+        )
+    )
+
+
+def test_extensions_are_announced_once_each_to_the_side_that_acts_next(
+    active: Delegation, partner_admin: User, owner_admin: User, owner_admin_2: User
+) -> None:
+    first = ask(active, partner_admin)
+    assert {owner_admin.pk, owner_admin_2.pk} <= _told("delegation.extension_requested")
+    assert partner_admin.pk not in _told("delegation.extension_requested")
+
+    extension_approve(extension=first, approved_by=owner_admin_2, with_mfa=True)
+    extended = _told("delegation.extended")
+    assert partner_admin.pk in extended and owner_admin_2.pk not in extended
+
+    # A second extension of the same delegation is a new notice, not a duplicate of the first.
+    second = ask(Delegation.objects.get(pk=active.pk), partner_admin)
+    requested = Delivery.objects.filter(
+        event="delegation.extension_requested", recipient=owner_admin
+    )
+    assert requested.count() == 2
+    extension_reject(extension=second, rejected_by=owner_admin, reason="Not this week")
+    assert partner_admin.pk in _told("delegation.extension_rejected")
