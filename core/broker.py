@@ -21,12 +21,17 @@ class BrokerRecentlyUnreachable(ConnectionError):
     """The broker failed to answer a moment ago; this publish did not try again."""
 
 
-_unreachable_until: dict[str, float] = {}
+_unreachable_until: dict[tuple[str, str, str], float] = {}
 _unreachable_lock = threading.Lock()
 
 
-def _broker_key(app: Celery) -> str:
-    return str(app.conf.broker_url or "")
+def broker_key(app: Celery) -> tuple[str, str, str]:
+    """Where `app` publishes now (the write URL wins, as in `connection_for_write`)."""
+    return (
+        str(app.conf.get("broker_write_url") or ""),
+        str(app.conf.broker_url or ""),
+        str(app.conf.get("broker_transport") or ""),
+    )
 
 
 def bounded_broker_connection(app: Celery, timeout: float) -> Connection:
@@ -37,7 +42,7 @@ def bounded_broker_connection(app: Celery, timeout: float) -> Connection:
     connection = app.connection_for_write(
         connect_timeout=timeout, transport_options={"socket_timeout": timeout}
     )
-    broker = _broker_key(app)
+    broker = broker_key(app)
     try:
         connection.ensure_connection(max_retries=0, timeout=timeout)
     except BaseException:
@@ -54,8 +59,8 @@ def publish_connection(app: Celery) -> Connection:
     """A bounded connection for an outbox publish, refused at once while the same broker is
     known to have failed within the last publish timeout (so a request pays that timeout once,
     however many outboxes it publishes to)."""
-    broker = _broker_key(app)
+    broker = broker_key(app)
     with _unreachable_lock:
         if time.monotonic() < _unreachable_until.get(broker, 0.0):
-            raise BrokerRecentlyUnreachable(broker)
+            raise BrokerRecentlyUnreachable(broker[0] or broker[1])
     return bounded_broker_connection(app, publish_timeout())

@@ -30,7 +30,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from kombu.connection import Connection
 
-from core.broker import publish_connection, publish_timeout
+from core.broker import broker_key, publish_connection, publish_timeout
 from delegations.models import ManagedRole, OutboxMessage
 
 logger = logging.getLogger(__name__)
@@ -103,12 +103,7 @@ def _send(message_id: int) -> None:
         task.apply_async(args=[message_id], retry=False)
         return
     timeout = publish_timeout()
-    # Where publishing goes now (the write URL wins, as in `connection_for_write`).
-    broker = (
-        str(app.conf.get("broker_write_url") or ""),
-        str(app.conf.broker_url or ""),
-        str(app.conf.get("broker_transport") or ""),
-    )
+    broker = broker_key(app)
     kept = getattr(_kept, "connection", None)
     if kept is not None and getattr(_kept, "broker", None) == (broker, timeout):
         # The connection the previous publish of this thread left open: a bulk approval's
