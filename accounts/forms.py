@@ -2,8 +2,10 @@ from typing import Any, cast
 
 from allauth.account.forms import SignupForm
 from django import forms
+from django.conf import settings
 from django.contrib.auth import password_validation
 from django.core.validators import MaxLengthValidator
+from django.utils.translation import gettext_lazy as _
 
 from accounts import services
 from accounts.models import (
@@ -14,6 +16,7 @@ from accounts.models import (
     validate_account_uid,
     validate_enterprise_alias,
 )
+from core.time_zones import time_zone_choices
 
 NAME_MAX_LENGTH = 150
 EMAIL_MAX_LENGTH = 254
@@ -206,3 +209,22 @@ class InvitationSignupForm(forms.Form):
             except forms.ValidationError as error:
                 self.add_error("password1", error)
         return cleaned
+
+
+class PersonPreferencesForm(forms.Form):
+    """The person's language and time zone (issue 17)."""
+
+    language = forms.ChoiceField(
+        label=_("Language"),
+        required=False,
+        choices=[("", _("As my browser asks")), *settings.LANGUAGES],
+        help_text=_("Pages, emails and chat messages to you use this language."),
+    )
+    time_zone = forms.ChoiceField(
+        label=_("Time zone"),
+        choices=time_zone_choices,
+        help_text=_(
+            "Times on every page and in your emails are shown in this zone (UTC on hover); "
+            "exports stay in UTC."
+        ),
+    )

@@ -13,11 +13,13 @@ from datetime import timedelta
 from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
 from allauth.usersessions.models import UserSession
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
+from django.utils.translation import gettext_lazy as _
 
 from accounts import emails, hooks, mfa_secrets
 from accounts.models import (
@@ -28,6 +30,7 @@ from accounts.models import (
     hash_token,
     validate_account_uid,
     validate_enterprise_alias,
+    validate_time_zone,
 )
 from audit.actions import AuditAction
 from audit.services import audit_record
@@ -573,3 +576,56 @@ def mfa_secrets_rotate() -> MfaRotationReport:
             )
             resealed += 1
     return MfaRotationReport(resealed=resealed, unreadable=unreadable)
+
+
+# --- A person's language and time zone (issue 17) ----------------------------------------------
+# Display preferences of the person's own, like their email preferences: not audited.
+
+
+def _validate_language(language: str) -> None:
+    if language and language not in dict(settings.LANGUAGES):
+        raise ValidationError({"language": _("Choose one of the offered languages.")})
+
+
+@transaction.atomic
+def person_preferences_update(*, user: User, language: str, time_zone: str) -> User:
+    """Set the person's language ("" lets the browser decide) and time zone."""
+    _validate_language(language)
+    try:
+        validate_time_zone(time_zone)
+    except ValidationError as error:
+        raise ValidationError({"time_zone": error.messages}) from error
+    locked = User.objects.select_for_update().get(pk=user.pk)
+    if (locked.language, locked.time_zone) != (language, time_zone):
+        locked.language = language
+        locked.time_zone = time_zone
+        locked.save(update_fields=["language", "time_zone"])
+    user.language, user.time_zone = language, time_zone
+    return locked
+
+
+@transaction.atomic
+def person_language_set(*, user: User, language: str) -> None:
+    """The header's language switcher, used while signed in: the choice follows the person to
+    every browser, their emails and chat messages."""
+    _validate_language(language)
+    User.objects.filter(pk=user.pk).exclude(language=language).update(language=language)
+    user.language = language
+
+
+def person_time_zone_default(*, user: User, browser_time_zone: str) -> bool:
+    """At sign-in, a person whose time zone is not known yet takes the browser's. A name the
+    tz database does not know is ignored (the field is typed by a script, anyone can post
+    anything). Returns whether it was set. One conditional UPDATE: two sign-ins at once
+    cannot overwrite a zone the person chose meanwhile."""
+    name = (browser_time_zone or "").strip()
+    if not name or user.time_zone:
+        return False
+    try:
+        validate_time_zone(name)
+    except ValidationError:
+        return False
+    changed = User.objects.filter(pk=user.pk, time_zone="").update(time_zone=name)
+    if changed:
+        user.time_zone = name
+    return bool(changed)

@@ -3,6 +3,7 @@ from allauth.account.internal.flows.login import perform_login
 from allauth.account.models import Login
 from allauth.account.views import SignupView
 from allauth.mfa.utils import is_mfa_enabled
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -10,13 +11,17 @@ from django.db import transaction
 from django.forms import BaseForm
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
+from django.utils import translation
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.i18n import set_language
 
 from accounts import selectors, services
 from accounts.forms import (
     InvitationForm,
     InvitationSignupForm,
     OrganisationSwitchForm,
+    PersonPreferencesForm,
     RoleChangeForm,
 )
 from accounts.models import Membership
@@ -336,3 +341,51 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     context["form"] = form
     status = 400 if request.method == "POST" else 200
     return render(request, "accounts/invitation_accept.html", context, status=status)
+
+
+@require_POST
+def language_set(request: HttpRequest) -> HttpResponse:
+    """The header's language switcher: Django's `set_language` (the browser's cookie, a safe
+    `next`), and for a signed-in person their profile too, so every browser, email and chat
+    message follows."""
+    response = set_language(request)
+    language = request.POST.get("language", "")
+    if request.user.is_authenticated and language in dict(settings.LANGUAGES):
+        services.person_language_set(user=request.user, language=language)
+    return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def preferences(request: SignedInHttpRequest) -> HttpResponse:
+    user = request.user
+    form = PersonPreferencesForm(
+        request.POST or None,
+        initial={"language": user.language, "time_zone": user.time_zone or "UTC"},
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.person_preferences_update(
+                user=user,
+                language=form.cleaned_data["language"],
+                time_zone=form.cleaned_data["time_zone"],
+            )
+        except ValidationError as error:
+            add_form_errors(form, error)
+        else:
+            language = user.language or translation.get_language_from_request(request)
+            translation.activate(language)
+            messages.success(request, _("Your language and time zone are saved."))
+            response = redirect("accounts:preferences")
+            if user.language:
+                response.set_cookie(
+                    settings.LANGUAGE_COOKIE_NAME,
+                    user.language,
+                    max_age=settings.LANGUAGE_COOKIE_AGE,
+                    secure=settings.LANGUAGE_COOKIE_SECURE,
+                    httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
+                    samesite=settings.LANGUAGE_COOKIE_SAMESITE,  # type: ignore[arg-type]
+                )
+            return response
+    status = 400 if form.is_bound else 200
+    return render(request, "accounts/preferences.html", {"form": form}, status=status)
