@@ -32,10 +32,15 @@ def subject_prefix() -> str:
     return f"[{gettext(name)}] "
 
 
-def send_templated_email(*, template_prefix: str, to: str, context: dict) -> None:
+def send_templated_email(
+    *, template_prefix: str, to: str, context: dict, recipient: User | None = None
+) -> None:
     """Render `<prefix>_subject.txt`, `<prefix>_message.txt` and `<prefix>_message.html` in
-    the language and time zone of the person the address belongs to."""
-    with person_locale(User.objects.filter(email__iexact=to).first()):
+    the language and time zone of `recipient`, or else of the person the address belongs
+    to."""
+    if recipient is None:
+        recipient = User.objects.filter(email__iexact=to).first()
+    with person_locale(recipient):
         rendered_subject = render_to_string(f"{template_prefix}_subject.txt", context)
         subject = subject_prefix() + " ".join(rendered_subject.split())
         text = render_to_string(f"{template_prefix}_message.txt", context)

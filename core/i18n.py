@@ -13,7 +13,7 @@ from datetime import date, datetime
 
 from django.conf import settings
 from django.utils import dateformat, timezone, translation
-from django.utils.functional import Promise
+from django.utils.functional import Promise, lazy
 from django.utils.translation import pgettext_lazy
 
 from core.time_zones import zone_or_utc
@@ -98,6 +98,10 @@ def _param(value: object) -> object:
     if isinstance(value, Text | Promise):
         return str(value)
     return value  # numbers stay numbers, for %(count)d
+
+
+# A label in lower case inside a sentence ("invited x as admin"), lowered when it is read.
+lower_lazy = lazy(lambda value: str(value).lower(), str)
 
 
 def render_text(value: object) -> str:
