@@ -4,6 +4,7 @@ from allauth.mfa.models import Authenticator
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from accounts import mfa_secrets
 from accounts.models import Membership
@@ -20,8 +21,8 @@ class PortalAccountAdapter(DefaultAccountAdapter):
     error_messages = {
         **DefaultAccountAdapter.error_messages,
         # The same words whether the address is unknown or the password is wrong.
-        "email_password_mismatch": "The email address or password is not correct.",
-        "too_many_login_attempts": (
+        "email_password_mismatch": _("The email address or password is not correct."),
+        "too_many_login_attempts": _(
             "Too many failed sign-in attempts. Wait a few minutes, then try again."
         ),
     }
@@ -42,7 +43,7 @@ class PortalMFAAdapter(DefaultMFAAdapter):
 
     error_messages = {
         **DefaultMFAAdapter.error_messages,
-        "cannot_delete_authenticator": (
+        "cannot_delete_authenticator": _(
             "Admins must keep two-factor authentication on. Ask another admin to change your "
             "role first if you no longer need it."
         ),

@@ -237,7 +237,7 @@ class Membership(models.Model):
         if self.organisation_id and self.role not in Membership.roles_for_kind(
             self.organisation.kind
         ):
-            raise ValidationError({"role": "This role does not exist in this organisation."})
+            raise ValidationError({"role": _("This role does not exist in this organisation.")})
 
 
 class Invitation(models.Model):

@@ -68,7 +68,7 @@ def organisation_account_uid_taken(*, kind: str, account_uid: str) -> bool:
 
 
 _ACCOUNT_UID_TAKEN = {
-    "account_uid": "An organisation of this kind is already registered for this account."
+    "account_uid": _("An organisation of this kind is already registered for this account.")
 }
 
 
@@ -85,9 +85,9 @@ def organisation_register(
     """Create an organisation with `founder` as its first admin."""
     name = name.strip()
     if not name:
-        raise ValidationError({"organisation_name": "Enter the organisation's name."})
+        raise ValidationError({"organisation_name": _("Enter the organisation's name.")})
     if kind not in Organisation.Kind.values:
-        raise ValidationError({"kind": "Choose resource owner or partner."})
+        raise ValidationError({"kind": _("Choose resource owner or partner.")})
     validate_account_uid(account_uid)
     if enterprise_alias:
         validate_enterprise_alias(enterprise_alias)
@@ -127,7 +127,10 @@ def membership_create(
         user=user, organisation=organisation, defaults={"role": role}
     )
     if not created:
-        raise ValidationError(f"{user.email} is already a member of {organisation.name}.")
+        raise ValidationError(
+            _("%(email)s is already a member of %(organisation)s.")
+            % {"email": user.email, "organisation": organisation.name}
+        )
     _audit_member_added(membership=membership, added_by=added_by)
     return membership
 
@@ -146,7 +149,9 @@ def _audit_member_added(*, membership: Membership, added_by: User | None) -> Non
 def _validate_role(*, organisation: Organisation, role: str) -> None:
     if role not in Membership.roles_for_kind(organisation.kind):
         allowed = ", ".join(r.label.lower() for r in Membership.roles_for_kind(organisation.kind))
-        raise ValidationError({"role": f"Choose one of this organisation's roles: {allowed}."})
+        raise ValidationError(
+            {"role": _("Choose one of this organisation's roles: %(roles)s.") % {"roles": allowed}}
+        )
 
 
 def _lock_organisation(organisation: Organisation) -> Organisation:
@@ -174,7 +179,7 @@ def membership_change_role(*, membership: Membership, role: str, changed_by: Use
         organisation=organisation, excluding=membership
     ):
         raise ValidationError(
-            {"role": "This is the organisation's only admin. Make someone else admin first."}
+            {"role": _("This is the organisation's only admin. Make someone else admin first.")}
         )
     before = {"role": membership.role}
     membership.role = role
@@ -212,7 +217,10 @@ def membership_remove(*, membership: Membership, removed_by: User) -> None:
         organisation=organisation, excluding=membership
     ):
         raise ValidationError(
-            "This is the organisation's only admin. Make someone else admin before removing them."
+            _(
+                "This is the organisation's only admin. Make someone else admin before removing "
+                "them."
+            )
         )
     user = membership.user
     # A partner's staff member loses their delegations, credentials-URI keys and RAM user link
@@ -275,12 +283,22 @@ def invitation_create(
     email = User.objects.normalize_email(email).strip().lower()
     _validate_role(organisation=organisation, role=role)
     if Membership.objects.filter(organisation=organisation, user__email__iexact=email).exists():
-        raise ValidationError({"email": f"{email} is already a member of {organisation.name}."})
+        raise ValidationError(
+            {
+                "email": _("%(email)s is already a member of %(organisation)s.")
+                % {"email": email, "organisation": organisation.name}
+            }
+        )
     if Invitation.objects.filter(
         organisation=organisation, email=email, accepted_at=None, cancelled_at=None
     ).exists():
         raise ValidationError(
-            {"email": f"{email} already has an open invitation. Resend it from the list below."}
+            {
+                "email": _(
+                    "%(email)s already has an open invitation. Resend it from the list below."
+                )
+                % {"email": email}
+            }
         )
     raw_token, token_hash = _new_token()
     now = timezone.now()
@@ -310,9 +328,9 @@ def invitation_create(
 def _lock_open_invitation(invitation: Invitation) -> Invitation:
     invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
     if invitation.accepted_at:
-        raise ValidationError("This invitation has already been accepted.")
+        raise ValidationError(_("This invitation has already been accepted."))
     if invitation.cancelled_at:
-        raise ValidationError("This invitation has been cancelled.")
+        raise ValidationError(_("This invitation has been cancelled."))
     return invitation
 
 
@@ -364,7 +382,7 @@ def _lock_acceptable_invitation(invitation: Invitation) -> Invitation:
     invitation = _lock_open_invitation(invitation)
     if invitation.is_expired:
         raise ValidationError(
-            "This invitation has expired. Ask an admin of the organisation to resend it."
+            _("This invitation has expired. Ask an admin of the organisation to resend it.")
         )
     return invitation
 
@@ -378,7 +396,9 @@ def user_owns_email(*, user: User, email: str) -> bool:
 def _accept(*, invitation: Invitation, user: User) -> Membership:
     organisation = _lock_organisation(invitation.organisation)
     if Membership.objects.filter(organisation=organisation, user=user).exists():
-        raise ValidationError(f"You are already a member of {organisation.name}.")
+        raise ValidationError(
+            _("You are already a member of %(organisation)s.") % {"organisation": organisation.name}
+        )
     _validate_role(organisation=organisation, role=invitation.role)
     membership = Membership.objects.create(
         user=user, organisation=organisation, role=invitation.role
@@ -403,7 +423,8 @@ def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
     invitation = _lock_acceptable_invitation(invitation)
     if not user_owns_email(user=user, email=invitation.email):
         raise ValidationError(
-            f"This invitation is for {invitation.email}. Sign in with that address to accept it."
+            _("This invitation is for %(email)s. Sign in with that address to accept it.")
+            % {"email": invitation.email}
         )
     return _accept(invitation=invitation, user=user)
 
@@ -422,7 +443,7 @@ def invitation_accept_as_new_user(
         User.objects.filter(email__iexact=email).exists()
         or EmailAddress.objects.filter(email__iexact=email).exists()
     ):
-        raise ValidationError("An account with this email already exists. Sign in to accept.")
+        raise ValidationError(_("An account with this email already exists. Sign in to accept."))
     user = User.objects.create_user(
         email=email, password=password, first_name=first_name.strip(), last_name=last_name.strip()
     )
@@ -434,7 +455,7 @@ def invitation_accept_as_new_user(
 def organisation_switch(*, user: User, from_membership: Membership | None, to: Membership) -> None:
     """Record a switch of the current organisation; the caller stores the choice in the session."""
     if to.user_id != user.pk:
-        raise ValidationError("You are not a member of that organisation.")
+        raise ValidationError(_("You are not a member of that organisation."))
     audit_record(
         action=AuditAction.ORGANISATION_SWITCHED,
         actor=user,

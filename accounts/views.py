@@ -152,13 +152,17 @@ def member_invite(request: AuthenticatedHttpRequest) -> HttpResponse:
             if getattr(invitation, "email_delivery_failed", False):
                 messages.warning(
                     request,
-                    f"The invitation for {invitation.email} was created, but the email could not "
-                    "be sent. Try Resend in a moment.",
+                    _(
+                        "The invitation for %(email)s was created, but the email could not be "
+                        "sent. Try Resend in a moment."
+                    )
+                    % {"email": invitation.email},
                 )
             else:
                 messages.success(
                     request,
-                    f"Invitation sent to {invitation.email} as {invitation.get_role_display()}.",
+                    _("Invitation sent to %(email)s as %(role)s.")
+                    % {"email": invitation.email, "role": invitation.get_role_display()},
                 )
             return redirect("accounts:members")
     return _members_page(request, invite_form=form, status=400)
@@ -179,9 +183,15 @@ def invitation_resend(request: AuthenticatedHttpRequest, invitation_id: str) -> 
         report_refusal(request, error)
     else:
         if getattr(invitation, "email_delivery_failed", False):
-            messages.warning(request, f"The email to {invitation.email} could not be sent.")
+            messages.warning(
+                request,
+                _("The email to %(email)s could not be sent.") % {"email": invitation.email},
+            )
         else:
-            messages.success(request, f"A new invitation link was sent to {invitation.email}.")
+            messages.success(
+                request,
+                _("A new invitation link was sent to %(email)s.") % {"email": invitation.email},
+            )
     return redirect("accounts:members")
 
 
@@ -197,7 +207,10 @@ def invitation_cancel(request: AuthenticatedHttpRequest, invitation_id: str) -> 
     except ValidationError as error:
         report_refusal(request, error)
     else:
-        messages.success(request, f"The invitation for {invitation.email} was cancelled.")
+        messages.success(
+            request,
+            _("The invitation for %(email)s was cancelled.") % {"email": invitation.email},
+        )
     return redirect("accounts:members")
 
 
@@ -211,7 +224,7 @@ def member_change_role(request: AuthenticatedHttpRequest, membership_id: str) ->
     )
     form = RoleChangeForm(request.POST, organisation=organisation, prefix=f"m-{member.pk}")
     if not form.is_valid():
-        messages.error(request, "Choose one of this organisation's roles.")
+        messages.error(request, _("Choose one of this organisation's roles."))
         return redirect("accounts:members")
     try:
         services.membership_change_role(
@@ -221,7 +234,11 @@ def member_change_role(request: AuthenticatedHttpRequest, membership_id: str) ->
         report_refusal(request, error)
     else:
         member.refresh_from_db()
-        messages.success(request, f"{member.user.email} is now {member.get_role_display()}.")
+        messages.success(
+            request,
+            _("%(email)s is now %(role)s.")
+            % {"email": member.user.email, "role": member.get_role_display()},
+        )
     return redirect("accounts:members")
 
 
@@ -250,7 +267,9 @@ def member_remove(request: AuthenticatedHttpRequest, membership_id: str) -> Http
         # Their own sessions, this one included, have just ended.
         return redirect("account_login")
     messages.success(
-        request, f"{email} was removed from {organisation.name} and signed out everywhere."
+        request,
+        _("%(email)s was removed from %(organisation)s and signed out everywhere.")
+        % {"email": email, "organisation": organisation.name},
     )
     return redirect("accounts:members")
 
@@ -260,7 +279,7 @@ def member_remove(request: AuthenticatedHttpRequest, membership_id: str) -> Http
 def switch_organisation(request: SignedInHttpRequest) -> HttpResponse:
     form = OrganisationSwitchForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Choose one of your organisations.")
+        messages.error(request, _("Choose one of your organisations."))
         return redirect("accounts:home")
     target = selectors.membership_get_for_user(
         user=request.user, organisation_id=form.cleaned_data["organisation"]
@@ -271,7 +290,8 @@ def switch_organisation(request: SignedInHttpRequest) -> HttpResponse:
         request.session[selectors.CURRENT_ORGANISATION_SESSION_KEY] = str(target.organisation_id)
         messages.success(
             request,
-            f"You are now working in {target.organisation.name} as {target.get_role_display()}.",
+            _("You are now working in %(organisation)s as %(role)s.")
+            % {"organisation": target.organisation.name, "role": target.get_role_display()},
         )
     return redirect("accounts:home")
 
@@ -301,8 +321,11 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
             )
             messages.success(
                 request,
-                f"Welcome to {membership.organisation.name}. You are "
-                f"{membership.get_role_display().lower()} there.",
+                _("Welcome to %(organisation)s. You are %(role)s there.")
+                % {
+                    "organisation": membership.organisation.name,
+                    "role": membership.get_role_display().lower(),
+                },
             )
             return redirect("accounts:home")
         status = 400 if request.method == "POST" else 200
@@ -334,7 +357,8 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
             )
             messages.success(
                 request,
-                f"Welcome to {membership.organisation.name}. Your account is ready.",
+                _("Welcome to %(organisation)s. Your account is ready.")
+                % {"organisation": membership.organisation.name},
             )
             # allauth's own login flow, so its stages (MFA, session tracking) and signals run.
             return perform_login(request, Login(user=membership.user, redirect_url="/"))
