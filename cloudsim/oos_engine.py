@@ -720,6 +720,13 @@ class Engine:
             status, message = FAILED, f"{type(exc).__name__}: {exc}"
         if status == FAILED and self.cancelled(execution):
             status = CANCELLED
+        if task["Action"] == RUN_COMMAND and isinstance(raw, dict):
+            # [UNVERIFIED] what OOS keeps in ExtraData: cloudsim keeps the invocation's facts
+            # (not its output, which the template's Outputs select).
+            record["ExtraData"] = {
+                key: raw[key]
+                for key in ("invokeId", "instanceId", "regionId", "exitCode", "invocationStatus")
+            }
         record.update(
             Status=status,
             StatusMessage=message,
@@ -849,6 +856,7 @@ class Engine:
             "invocationStatus": result["InvocationStatus"],
             "invokeId": invoke_id,
             "instanceId": instance_id,
+            "regionId": region_id,
             "errorCode": result.get("ErrorCode", ""),
         }
         if result["InvocationStatus"] == "Success":
