@@ -142,6 +142,14 @@ class OrganisationSignupForm(SignupForm):
             account_uid=self.cleaned_data["account_uid"],
             enterprise_alias=self.cleaned_data.get("enterprise_alias", ""),
         )
+        # The first sign-in comes later, from the confirmation link: the browser's zone and
+        # the language chosen on this page are taken now (static/js/time-zone.js fills it).
+        services.person_time_zone_default(
+            user=user, browser_time_zone=str(self.data.get("time_zone") or "")
+        )
+        language = getattr(request, "COOKIES", {}).get(settings.LANGUAGE_COOKIE_NAME, "")
+        if language in dict(settings.LANGUAGES):
+            services.person_language_set(user=user, language=language)
 
 
 class InvitationForm(forms.Form):

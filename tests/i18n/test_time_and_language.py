@@ -165,3 +165,18 @@ def test_pages_show_times_in_the_persons_zone(
     created = timezone.localtime(joined, ZoneInfo("Asia/Shanghai"))
     assert f">{created.day} {created:%b %Y}<" in body
     assert 'title="' in body and ' UTC">' in body
+
+
+def test_sign_up_takes_the_browsers_zone_and_the_language_chosen_on_the_page() -> None:
+    from tests.accounts.test_signup import signup_data
+
+    client = Client()
+    client.post("/i18n/setlang/", {"language": "zh-hans"})
+    response = client.post("/accounts/signup/", signup_data(time_zone="Asia/Shanghai"))
+    assert response.status_code == 302
+    person = User.objects.get(email="bea@bramble.example")
+    assert (person.language, person.time_zone) == ("zh-hans", "Asia/Shanghai")
+    # Its confirmation email is in Chinese: the person it is for chose Chinese.
+    from django.core import mail
+
+    assert mail.outbox[-1].subject.startswith("[合作伙伴访问门户]")
