@@ -1,11 +1,13 @@
-from typing import Any, cast
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
 
 from allauth.account.forms import SignupForm
 from django import forms
 from django.conf import settings
 from django.contrib.auth import password_validation
 from django.core.validators import MaxLengthValidator
-from django.utils.functional import Promise, lazy
+from django.utils.functional import lazy
 from django.utils.translation import gettext_lazy as _
 
 from accounts import services
@@ -19,12 +21,15 @@ from accounts.models import (
 )
 from core.time_zones import time_zone_choices
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
 NAME_MAX_LENGTH = 150
 EMAIL_MAX_LENGTH = 254
 ORGANISATION_NAME_MAX_LENGTH = 200
 
 
-def _name_field(label: str | Promise, *, autocomplete: str) -> forms.CharField:
+def _name_field(label: StrOrPromise, *, autocomplete: str) -> forms.CharField:
     """A person's first or last name: optional, as long as the user model keeps."""
     return forms.CharField(
         label=label,
