@@ -67,6 +67,11 @@ class ActionInfo:
 
 _LIFECYCLE = Category.LIFECYCLE
 _OTHER = Category.OTHER
+_APPROVAL = Category.APPROVAL
+_FLEET_ASKED = "{actor} requested this fleet grant"
+_FLEET_OFFERED = "{actor} offered (and so approved) this fleet grant{with_mfa}"
+_FLEET_OK = "{actor} approved this fleet grant{with_mfa}"
+_FLEET_DENIED = "{actor} tried to decide and was refused"
 
 
 class AuditAction(StrEnum):
@@ -187,6 +192,10 @@ class AuditAction(StrEnum):
         "cloud_account.disconnected",
         ActionInfo(_OTHER, "An owner disconnected its cloud account."),
     )
+    CLOUD_ACCOUNT_MADE_PRIMARY = (
+        "cloud_account.made_primary",
+        ActionInfo(_OTHER, "An owner made one of its accounts the primary (the default)."),
+    )
     CLOUD_ACCOUNT_SECRET_REENCRYPTED = (
         "cloud_account.secret_reencrypted",
         ActionInfo(_OTHER, "The account's AccessKey secret was encrypted again under a new key."),
@@ -200,6 +209,10 @@ class AuditAction(StrEnum):
     CATALOG_ROLE_UPDATED = (
         "catalog_role.updated",
         ActionInfo(_OTHER, "An owner changed a catalogue role."),
+    )
+    CATALOG_ROLE_ACCOUNTS_CHANGED = (
+        "catalog_role.accounts_changed",
+        ActionInfo(_OTHER, "An owner changed which of its cloud accounts a role is offered in."),
     )
     CATALOG_ROLE_DEACTIVATED = (
         "catalog_role.deactivated",
@@ -283,6 +296,10 @@ class AuditAction(StrEnum):
             "{actor} approved this access{with_mfa}",
         ),
     )
+    DELEGATION_FLEET_TURN = (
+        "delegation.fleet_turn",
+        ActionInfo(_LIFECYCLE, "A fleet grant's rate control started this account.", None),
+    )
     DELEGATION_APPROVE_DENIED = (
         "delegation.approve_denied",
         ActionInfo(
@@ -294,6 +311,44 @@ class AuditAction(StrEnum):
     DELEGATION_REJECTED = (
         "delegation.rejected",
         ActionInfo(_LIFECYCLE, "An owner rejected a request.", "{actor} rejected the request"),
+    )
+
+    # --- fleet grants (issue 12): one role in several owner accounts, decided once -----------
+    FLEET_REQUESTED = (
+        "fleet.requested",
+        ActionInfo(_LIFECYCLE, "A partner asked for a role in several accounts.", _FLEET_ASKED),
+    )
+    FLEET_OFFERED = (
+        "fleet.offered",
+        ActionInfo(_APPROVAL, "An owner offered a role in several accounts.", _FLEET_OFFERED),
+    )
+    FLEET_APPROVED = (
+        "fleet.approved",
+        ActionInfo(_APPROVAL, "An owner approved every account of a fleet grant.", _FLEET_OK),
+    )
+    FLEET_APPROVE_DENIED = (
+        "fleet.approve_denied",
+        ActionInfo(Category.DENIED, "A decision on a fleet grant was refused.", _FLEET_DENIED),
+    )
+    FLEET_REJECTED = (
+        "fleet.rejected",
+        ActionInfo(_LIFECYCLE, "An owner rejected a fleet grant.", "{actor} rejected the fleet"),
+    )
+    FLEET_STOPPED = (
+        "fleet.stopped",
+        ActionInfo(_LIFECYCLE, "Too many accounts failed (MaxErrors); the rest waits.", None),
+    )
+    FLEET_RUN_FINISHED = (
+        "fleet.run_finished",
+        ActionInfo(_LIFECYCLE, "A fleet grant's run ended, with each account's outcome.", None),
+    )
+    FLEET_CONTINUED = (
+        "fleet.continued",
+        ActionInfo(_LIFECYCLE, "An owner started the accounts a stopped fleet had not.", None),
+    )
+    FLEET_REVOKE_REQUESTED = (
+        "fleet.revoke_requested",
+        ActionInfo(_LIFECYCLE, "An owner revoked a fleet grant in every account.", None),
     )
 
     # --- approval rules (issue 14): approver groups, quorum ----------------------------------
