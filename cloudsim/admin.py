@@ -23,6 +23,8 @@ USER_NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 DEMO_ACCOUNTS = (
     {"uid": "11223344", "alias": "company-a", "users": ()},
     {"uid": "12345678", "alias": "company-b", "users": ("Alice", "Bob", "AAA", "portal-broker")},
+    # company-a's second account (staging), for fleet grants across accounts (issue 12).
+    {"uid": "11223355", "alias": "company-a-staging", "users": ()},
 )
 # System policies attached to demo users. Alice, Bob and AAA get none (the partner's admin
 # grants them access through the portal); portal-broker is the RAM user the portal connects

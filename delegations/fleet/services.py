@@ -70,6 +70,8 @@ def fleet_validate_targets(
 ) -> tuple[list[CloudAccount], list[str]]:
     """Every rule for a fleet's accounts x regions and rate control that needs no cloud call;
     returns the accounts and the regions as given. Raises ValidationError (field → message)."""
+    # Where the role is offered, as stored now (not as the caller's copy says).
+    catalog_role = CatalogRole.objects.select_related("cloud_account").get(pk=catalog_role.pk)
     errors: dict[str, str] = {}
     accounts = list(accounts)
     if not accounts:
