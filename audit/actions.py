@@ -67,11 +67,11 @@ class ActionInfo:
 
 _LIFECYCLE = Category.LIFECYCLE
 _OTHER = Category.OTHER
-_APPROVAL = Category.APPROVAL
-_FLEET_ASKED = "{actor} requested this fleet grant"
-_FLEET_OFFERED = "{actor} offered (and so approved) this fleet grant{with_mfa}"
-_FLEET_OK = "{actor} approved this fleet grant{with_mfa}"
-_FLEET_DENIED = "{actor} tried to decide and was refused"
+_A = Category.APPROVAL
+
+
+def _fleet(description: str, title: str, category: Category = _LIFECYCLE) -> ActionInfo:
+    return ActionInfo(category, description, title)
 
 
 class AuditAction(StrEnum):
@@ -298,7 +298,7 @@ class AuditAction(StrEnum):
     )
     DELEGATION_FLEET_TURN = (
         "delegation.fleet_turn",
-        ActionInfo(_LIFECYCLE, "A fleet grant's rate control started this account.", None),
+        _fleet("A fleet's rate control started this account.", "{actor} started this account"),
     )
     DELEGATION_APPROVE_DENIED = (
         "delegation.approve_denied",
@@ -316,39 +316,39 @@ class AuditAction(StrEnum):
     # --- fleet grants (issue 12): one role in several owner accounts, decided once -----------
     FLEET_REQUESTED = (
         "fleet.requested",
-        ActionInfo(_LIFECYCLE, "A partner asked for a role in several accounts.", _FLEET_ASKED),
+        _fleet("A partner asked for a role in several accounts.", "{actor} requested the fleet"),
     )
     FLEET_OFFERED = (
         "fleet.offered",
-        ActionInfo(_APPROVAL, "An owner offered a role in several accounts.", _FLEET_OFFERED),
+        _fleet("An owner offered a role in several accounts.", "{actor} offered it{with_mfa}", _A),
     )
     FLEET_APPROVED = (
         "fleet.approved",
-        ActionInfo(_APPROVAL, "An owner approved every account of a fleet grant.", _FLEET_OK),
+        _fleet("An owner approved every account of a fleet.", "{actor} approved{with_mfa}", _A),
     )
     FLEET_APPROVE_DENIED = (
         "fleet.approve_denied",
-        ActionInfo(Category.DENIED, "A decision on a fleet grant was refused.", _FLEET_DENIED),
+        _fleet("A decision on a fleet was refused.", "{actor} was refused", Category.DENIED),
     )
     FLEET_REJECTED = (
         "fleet.rejected",
-        ActionInfo(_LIFECYCLE, "An owner rejected a fleet grant.", "{actor} rejected the fleet"),
+        _fleet("An owner rejected a fleet grant.", "{actor} rejected the fleet"),
     )
     FLEET_STOPPED = (
         "fleet.stopped",
-        ActionInfo(_LIFECYCLE, "Too many accounts failed (MaxErrors); the rest waits.", None),
+        _fleet("More accounts failed than MaxErrors; the rest waits.", "{actor} stopped the fleet"),
     )
     FLEET_RUN_FINISHED = (
         "fleet.run_finished",
-        ActionInfo(_LIFECYCLE, "A fleet grant's run ended, with each account's outcome.", None),
+        _fleet("A fleet's run ended, with each account's outcome.", "{actor} finished the run"),
     )
     FLEET_CONTINUED = (
         "fleet.continued",
-        ActionInfo(_LIFECYCLE, "An owner started the accounts a stopped fleet had not.", None),
+        _fleet("An owner started the accounts a stopped fleet had not.", "{actor} continued"),
     )
     FLEET_REVOKE_REQUESTED = (
         "fleet.revoke_requested",
-        ActionInfo(_LIFECYCLE, "An owner revoked a fleet grant in every account.", None),
+        _fleet("An owner revoked a fleet grant in every account.", "{actor} revoked the fleet"),
     )
 
     # --- approval rules (issue 14): approver groups, quorum ----------------------------------

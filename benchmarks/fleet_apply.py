@@ -60,7 +60,7 @@ def measure(portal, accounts: list, concurrency: int) -> tuple[float, int, int]:
     from delegations.models import Delegation
 
     role = portal.catalog_role(f"fleet-{secrets.token_hex(3)}")
-    catalog_role_set_accounts(catalog_role=role, changed_by=portal.admin, all_accounts=True)
+    role = catalog_role_set_accounts(catalog_role=role, changed_by=portal.admin, all_accounts=True)
     partner = portal.partner()
     fleet = fleet_request(
         partner=partner,

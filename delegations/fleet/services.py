@@ -70,8 +70,7 @@ def fleet_validate_targets(
 ) -> tuple[list[CloudAccount], list[str]]:
     """Every rule for a fleet's accounts x regions and rate control that needs no cloud call;
     returns the accounts and the regions as given. Raises ValidationError (field → message)."""
-    # Where the role is offered, as stored now (not as the caller's copy says).
-    catalog_role = CatalogRole.objects.select_related("cloud_account").get(pk=catalog_role.pk)
+    catalog_role = _fresh(catalog_role)
     errors: dict[str, str] = {}
     accounts = list(accounts)
     if not accounts:
@@ -118,6 +117,11 @@ def fleet_validate_targets(
     if errors:
         raise ValidationError(errors)
     return accounts, [str(region) for region in regions]
+
+
+def _fresh(catalog_role: CatalogRole) -> CatalogRole:
+    """The role as stored now: where it is offered may have changed since the caller read it."""
+    return CatalogRole.objects.select_related("cloud_account").get(pk=catalog_role.pk)
 
 
 def _fleet_public(fleet: FleetGrant, accounts: Sequence[CloudAccount]) -> dict[str, Any]:
@@ -231,6 +235,7 @@ def fleet_request(
     fleet) for `catalog_role` in `accounts` x `regions`: one request per account, decided
     together."""
     lifecycle.require_admin(user=requested_by, organisation=partner, doing="request access")
+    catalog_role = _fresh(catalog_role)
     accounts, regions = fleet_validate_targets(
         catalog_role=catalog_role,
         accounts=accounts,
@@ -296,6 +301,7 @@ def fleet_offer(
     the offer is the owner's decision (the lifecycle's offer rules apply to every account),
     and the first accounts start applying after the commit."""
     lifecycle.require_admin(user=offered_by, organisation=owner, doing="offer access")
+    catalog_role = _fresh(catalog_role)
     if catalog_role.organisation_id != owner.pk:
         raise ValidationError({"catalog_role": _("This role is not in your catalogue.")})
     accounts, regions = fleet_validate_targets(

@@ -17,7 +17,14 @@ from audit.models import AuditEvent
 from delegations.fleet import selectors as fleet_selectors
 from delegations.fleet import services as fleet
 from delegations.lifecycle import services as lifecycle
-from delegations.models import CatalogRole, CloudAccount, Delegation, FleetGrant, OutboxMessage
+from delegations.models import (
+    CatalogRole,
+    CloudAccount,
+    Delegation,
+    FleetGrant,
+    OutboxMessage,
+    StaffAssignment,
+)
 from tests.delegations.factories import CloudAccountFactory
 from tests.personas import make_member
 
@@ -402,3 +409,46 @@ def test_a_single_delegation_chooses_its_account_default_home(
     assert staging.managed_role.role_name == fleet_role.role_name
     event = AuditEvent.objects.filter(target_id=str(staging.pk)).get()
     assert event.metadata["account_uid"] == "55667701"
+
+
+# --- what a runbook may act on ------------------------------------------------------------
+
+
+def test_runbook_targets_cover_active_fleet_accounts_x_regions_for_whom_they_may(
+    make_fleet: Callable[..., FleetGrant],
+    owner_admin: User,
+    partner_admin: User,
+    partner_staff: User,
+    company_b: Organisation,
+    company_a: Organisation,
+) -> None:
+    grant = make_fleet(concurrency=4)
+    fleet.fleet_approve(fleet=grant, approved_by=owner_admin, with_mfa=True)
+    first, second, third, _fourth = members(grant)
+    work(first, ok=True)
+    work(second, ok=True)
+    work(third, ok=False)
+
+    targets = fleet_selectors.runbook_targets_for(person=partner_admin, partner=company_b)
+    assert [(t.account_uid, t.role_name, t.region) for t in targets] == [
+        ("11223344", "ecs-admin", "cn-shanghai"),
+        ("11223344", "ecs-admin", "cn-beijing"),
+        ("55667701", "ecs-admin", "cn-shanghai"),
+        ("55667701", "ecs-admin", "cn-beijing"),
+    ]
+    assert {t.delegation.pk for t in targets} == {first.pk, second.pk}
+    # Staff only where they are assigned; nobody outside the partner gets anything.
+    assert fleet_selectors.runbook_targets_for(person=partner_staff, partner=company_b) == []
+    StaffAssignment.objects.create(
+        delegation=second, partner=company_b, user=partner_staff, assigned_by=partner_admin
+    )
+    staff_targets = fleet_selectors.runbook_targets_for(person=partner_staff, partner=company_b)
+    assert {(t.account_uid, t.region) for t in staff_targets} == {
+        ("55667701", "cn-shanghai"),
+        ("55667701", "cn-beijing"),
+    }
+    assert fleet_selectors.runbook_targets_for(person=owner_admin, partner=company_b) == []
+    assert fleet_selectors.runbook_targets_for(person=partner_admin, partner=company_a) == []
+    # A revoked account is no longer a target.
+    fleet.fleet_account_revoke(fleet=grant, delegation=second, revoked_by=owner_admin, reason="x")
+    assert fleet_selectors.runbook_targets_for(person=partner_staff, partner=company_b) == []
