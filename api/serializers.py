@@ -187,6 +187,19 @@ class AssignmentOutput(serializers.Serializer):
     created_at = serializers.DateTimeField(source="assigned_at", required=False)
 
 
+class StaffAssignmentOutput(serializers.Serializer):
+    """One open assignment in a partner admin's overview: who uses which delegation."""
+
+    id = serializers.UUIDField()
+    delegation = serializers.UUIDField(source="delegation_id")
+    owner = serializers.CharField(source="delegation.owner.slug")
+    role_name = serializers.CharField(source="delegation.catalog_role.role_name")
+    delegation_status = serializers.CharField(source="delegation.status")
+    user = serializers.EmailField(source="user.email")
+    session_policy_kind = serializers.CharField()
+    assigned_at = serializers.DateTimeField()
+
+
 class AuditEventOutput(serializers.Serializer):
     sequence = serializers.IntegerField()
     occurred_at = serializers.DateTimeField()

@@ -35,6 +35,7 @@ urlpatterns = [
         views.AssignmentDetailView.as_view(),
         name="assignment",
     ),
+    path("assignments/", views.StaffAssignmentListView.as_view(), name="staff_assignments"),
     path("catalog-roles/", views.CatalogRoleListView.as_view(), name="catalog_roles"),
     path("cloud-accounts/", views.CloudAccountListView.as_view(), name="cloud_accounts"),
     path("access/", views.AccessListView.as_view(), name="access"),

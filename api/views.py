@@ -377,6 +377,21 @@ class AssignmentListView(ApiView):
         return self.created(s.AssignmentOutput(assignment).data)
 
 
+class StaffAssignmentListView(ApiView):
+    roles = (ADMIN,)
+    organisation_kind = PARTNER
+    kind_refusal = "Only partner organisations assign their staff."
+
+    @extend_schema(
+        responses=s.StaffAssignmentOutput(many=True),
+        parameters=[OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
+        summary="Who of my staff is assigned to which delegation (partner admins)",
+    )
+    def get(self, request: Request) -> Response:
+        queryset = partner_selectors.open_assignments_of_partner(partner=self.organisation)
+        return _paginated(self, request, queryset, s.StaffAssignmentOutput)
+
+
 class AssignmentDetailView(ApiView):
     required_scopes: ClassVar[dict[str, str]] = {"DELETE": Scope.REQUEST}
     roles = (ADMIN,)

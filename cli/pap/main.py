@@ -136,12 +136,29 @@ def _print_table(rows: list[tuple[str, ...]]) -> None:
         _out("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
-def _organisation_access(portal: Portal, args: argparse.Namespace) -> int:
-    """Admins and auditors: their organisation's active delegations."""
+def _staff_assignments(portal: Portal) -> list[dict[str, Any]]:
+    """A partner admin's open staff assignments, every page of them."""
+    found: list[dict[str, Any]] = []
+    path: str | None = "/api/v1/assignments/?limit=200"
+    while path:
+        page = portal.call("GET", path)
+        found += page["results"]
+        following = page.get("next")
+        path = portal.path_of(following) if following else None
+    return found
+
+
+def _organisation_access(portal: Portal, args: argparse.Namespace, *, partner_admin: bool) -> int:
+    """Admins and auditors: their organisation's active delegations; a partner's admins also
+    see which of their staff is assigned to which of them."""
     page = portal.call("GET", "/api/v1/delegations/?status=active&limit=200")
     items = page["results"]
+    assignments = _staff_assignments(portal) if partner_admin else None
     if args.json:
-        _out(json.dumps(items, indent=2))
+        if assignments is None:
+            _out(json.dumps(items, indent=2))
+        else:
+            _out(json.dumps({"delegations": items, "assignments": assignments}, indent=2))
         return OK
     if not items:
         _out("Your organisation has no active delegations.")
@@ -157,6 +174,22 @@ def _organisation_access(portal: Portal, args: argparse.Namespace) -> int:
         for item in items
     ]
     _print_table(rows)
+    if assignments is not None:
+        _out("")
+        if not assignments:
+            _out("None of your staff is assigned yet.")
+        else:
+            staff_rows = [("STAFF", "OWNER/ROLE", "DELEGATION", "ASSIGNED")]
+            staff_rows += [
+                (
+                    item["user"],
+                    f"{item['owner']}/{item['role_name']}",
+                    item["delegation"],
+                    item["assigned_at"][:16].replace("T", " "),
+                )
+                for item in assignments
+            ]
+            _print_table(staff_rows)
     return OK
 
 
@@ -164,7 +197,8 @@ def cmd_access(args: argparse.Namespace, config: Config) -> int:
     portal = _portal(config)
     me = portal.call("GET", "/api/v1/me/")
     if me.get("role") != "staff":
-        return _organisation_access(portal, args)
+        partner_admin = me.get("role") == "admin" and me["organisation"]["kind"] == "partner"
+        return _organisation_access(portal, args, partner_admin=partner_admin)
     items = _access(portal)
     if args.json:
         _out(json.dumps(items, indent=2))

@@ -79,6 +79,15 @@ def staff_overview(*, organisation: Organisation) -> list[StaffRow]:
     ]
 
 
+def open_assignments_of_partner(*, partner: Organisation) -> QuerySet[StaffAssignment]:
+    """Every open staff assignment of `partner`: who is assigned to which delegation."""
+    return (
+        StaffAssignment.objects.filter(partner=partner, ended_at__isnull=True)
+        .select_related("user", "delegation__owner", "delegation__catalog_role")
+        .order_by("delegation__owner__name", "delegation__catalog_role__role_name", "user__email")
+    )
+
+
 def staff_links_by_user(*, organisation: Organisation) -> dict[Any, StaffRamUserLink]:
     return {
         link.user_id: link for link in StaffRamUserLink.objects.filter(organisation=organisation)

@@ -226,3 +226,12 @@ def test_an_admin_sees_the_organisation_s_active_delegations(pap: Pap) -> None:
     result = pap.run("access")
     assert result.returncode == 0, result.stderr
     assert str(pap.delegation.pk) in result.stdout and "company-b" in result.stdout
+    # A partner's admin also sees who of their staff is assigned to which delegation.
+    role = pap.delegation.catalog_role.role_name
+    staff_line = next(line for line in result.stdout.splitlines() if pap.world.alice.email in line)
+    assert f"company-a/{role}" in staff_line and str(pap.delegation.pk) in staff_line
+    listed = json.loads(pap.run("access", "--json").stdout)
+    assert [item["id"] for item in listed["delegations"]] == [str(pap.delegation.pk)]
+    assert [(item["user"], item["delegation"]) for item in listed["assignments"]] == [
+        (pap.world.alice.email, str(pap.delegation.pk))
+    ]
