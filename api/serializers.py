@@ -151,7 +151,7 @@ class DelegationOutput(serializers.ModelSerializer):
         }
 
     def get_requested_by(self, delegation: Delegation) -> str | None:
-        return str(delegation.requested_by) if delegation.requested_by_id else None
+        return delegation.requester or None
 
     def get_decided_by(self, delegation: Delegation) -> str | None:
         return str(delegation.decided_by) if delegation.decided_by_id else None
@@ -179,6 +179,18 @@ class CredentialsOutput(serializers.Serializer):
     region_id = serializers.CharField()
     role_arn = serializers.CharField()
     session_name = serializers.CharField()
+
+
+class ConsoleOutput(serializers.Serializer):
+    mode = serializers.ChoiceField(
+        choices=["federation", "switch_role"],
+        help_text="federation: a one-click sign-in URL (single use, about 30 s; a secret while it "
+        "lives); switch_role: the console's switch-role link (no secret).",
+    )
+    url = serializers.CharField()
+    expires_in = serializers.IntegerField(
+        allow_null=True, help_text="Seconds the federation URL stays usable; null for a link."
+    )
 
 
 class AssignmentOutput(serializers.Serializer):

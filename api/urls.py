@@ -45,6 +45,11 @@ urlpatterns = [
         views.CredentialsView.as_view(),
         name="credentials",
     ),
+    path(
+        "access/<uuid:delegation_id>/console/",
+        views.ConsoleView.as_view(),
+        name="console",
+    ),
     path("audit/events/", audit_views.AuditEventListView.as_view(), name="audit_events"),
     path("audit/access-report/", audit_views.AccessReportView.as_view(), name="access_report"),
     path(

@@ -352,14 +352,30 @@ def cmd_exec(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_console(args: argparse.Namespace, config: Config) -> int:
+    """The one-click console sign-in when the portal offers it (it does the federation
+    exchange; pap gets a single-use URL valid about 30 s), else the switch-role link."""
     portal = _portal(config)
     item = _usable(portal, _resolve(portal, args.delegation))
-    url = item["switch_role_url"]
-    if not url:
-        raise PapError("The portal has no console link for this access.")
-    _out(url)
-    if not args.print_only:
-        webbrowser.open(url)
+    answer = portal.call("POST", f"/api/v1/access/{item['delegation']}/console/", {})
+    url = answer["url"]
+    name = f"{item['owner']}/{item['role_name']}"
+    if answer["mode"] != "federation":
+        _out(url)
+        if not args.print_only:
+            webbrowser.open(url)
+        return OK
+    # A sign-in URL is a secret while it lives: printed only when asked for.
+    if args.print_only:
+        _out(url)
+        sys.stderr.write(f"pap: single use, valid {answer['expires_in']} seconds.\n")
+        return OK
+    if not webbrowser.open(url):
+        raise PapError(
+            "No browser could be started here; run pap console --print and open the URL "
+            f"within {answer['expires_in']} seconds.",
+            status=FAILED,
+        )
+    _out(f"Opened the console as {name} in your browser.")
     return OK
 
 
@@ -478,7 +494,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     console = sub.add_parser("console", help="open the console as this role")
     access_argument(console)
-    console.add_argument("--print", dest="print_only", action="store_true")
+    console.add_argument(
+        "--print",
+        dest="print_only",
+        action="store_true",
+        help="print the URL instead of opening it (a one-click URL works once, for 30 s)",
+    )
     console.set_defaults(run=cmd_console)
     return parser
 

@@ -21,6 +21,9 @@ from delegations.partner.credentials import (
     credentials_issue,
 )
 
+# How long a federation sign-in token lives (the cloud's figure: about 30 s, single use).
+SIGNIN_TOKEN_SECONDS = 30
+
 
 def console_destination() -> str:
     """Where the console opens: PORTAL_CONSOLE_DESTINATION, else the sign-in host's console."""
