@@ -25,6 +25,11 @@ from delegations.partner.credentials import (
 SIGNIN_TOKEN_SECONDS = 30
 
 
+def console_signin_base_url() -> str:
+    """The federation endpoint's host: the only origin the Open console form may end on."""
+    return str(settings.ALIBABA_CONSOLE_SIGNIN_URL)
+
+
 def console_destination() -> str:
     """Where the console opens: PORTAL_CONSOLE_DESTINATION, else the sign-in host's console."""
     configured = str(getattr(settings, "PORTAL_CONSOLE_DESTINATION", "") or "")

@@ -214,6 +214,11 @@ class AccessItem:
     # One-click console sign-in through federation (PORTAL_CONSOLE_FEDERATION).
     console_federation: bool = False
 
+    @property
+    def shows_open_console(self) -> bool:
+        """Whether My access offers Open console for this access (as the template decides)."""
+        return self.usable and self.console_federation and not self.not_named and not self.no_broker
+
 
 def _logon_name(*, ram_user_name: str | None, organisation: Organisation) -> str | None:
     if not ram_user_name:
