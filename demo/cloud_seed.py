@@ -38,6 +38,24 @@ PARTNER_LINK_LABEL = "Company B (demo)"
 
 
 @dataclass(frozen=True)
+class DemoCloudAccount:
+    uid: str
+    alias: str
+    label: str
+
+
+# company-a's second cloud account (staging): cloudsim's `--demo` creates it with its own root
+# AccessKey (in demo-credentials.json, read with `owner_staging_root_key`) and running ECS
+# instances in cn-shanghai and cn-beijing (one stopped), like company-a's production account
+# there. The one place the portal's demo names it (issue 12: fleets and runbooks).
+OWNER_STAGING_ACCOUNT = DemoCloudAccount(
+    uid="11223355", alias="company-a-staging", label="company-a staging"
+)
+# The regions where both of company-a's accounts run instances: the demo fleet's regions.
+DEMO_FLEET_REGIONS = ("cn-shanghai", "cn-beijing")
+
+
+@dataclass(frozen=True)
 class DemoRole:
     name: str
     description: str
@@ -78,6 +96,11 @@ def _root_key(document: dict[str, Any], uid: str) -> tuple[str, str]:
             if isinstance(key_id, str) and isinstance(secret, str):
                 return key_id, secret
     raise _Skip(f"cloudsim's demo credentials have no root AccessKey for account {uid}.")
+
+
+def owner_staging_root_key(document: dict[str, Any]) -> tuple[str, str]:
+    """(AccessKey id, secret) of company-a's staging account in cloudsim's demo credentials."""
+    return _root_key(document, OWNER_STAGING_ACCOUNT.uid)
 
 
 def _stored_key_works(account: CloudAccount, key_id: str) -> bool:
@@ -238,8 +261,19 @@ def demo_cloud_seed(*, cloudsim_data_dir: Path) -> list[str]:
         # One delegation whose trust policy names people rather than the account (issue 11).
         lines.extend(demo_named_people_seed(owner=owner, partner=partner))
         # company-a's second account and a fleet grant over both (issue 12).
+        try:
+            staging_key: tuple[str, str] | None = owner_staging_root_key(document)
+        except _Skip:
+            staging_key = None
         lines.extend(
-            demo_fleet_seed(owner=owner, partner=partner, owner_admin=admin, document=document)
+            demo_fleet_seed(
+                owner=owner,
+                partner=partner,
+                owner_admin=admin,
+                staging_uid=OWNER_STAGING_ACCOUNT.uid,
+                staging_key=staging_key,
+                regions=DEMO_FLEET_REGIONS,
+            )
         )
     except _Skip as skipped:
         lines.append(f"Note: {skipped} The rest of the cloud part was skipped.")

@@ -1,12 +1,10 @@
-"""The demo's fleet (issue 12): company-a's second cloud account (staging, cloudsim's
-11223355) connected next to production, and an active fleet grant of `ecs-fleet-operator`
-for company-b over both accounts x cn-shanghai and cn-beijing, so a newcomer sees one grant
-applied account by account (and has what a runbook runs on). Idempotent; through the same
-services as the pages; the running worker applies the offer."""
+"""The demo's fleet (issue 12): company-a's second cloud account (staging,
+`cloud_seed.OWNER_STAGING_ACCOUNT`) connected next to production, and an active fleet grant
+of `ecs-fleet-operator` for company-b over both accounts x the demo fleet's regions, so a
+newcomer sees one grant applied account by account (and has what a runbook runs on).
+Idempotent; through the same services as the pages; the running worker applies the offer."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 
@@ -22,33 +20,22 @@ from delegations.connection.services import (
 from delegations.fleet.services import fleet_offer
 from delegations.models import FINAL_STATUSES, CatalogRole, Delegation, FleetGrant
 
-STAGING_UID = "11223355"
 STAGING_NAME = "staging"
 FLEET_ROLE = "ecs-fleet-operator"
-FLEET_REGIONS = ("cn-shanghai", "cn-beijing")
 
 
-def _root_key(document: dict[str, Any], uid: str) -> tuple[str, str] | None:
-    for account in document.get("accounts", []):
-        if isinstance(account, dict) and str(account.get("uid")) == uid:
-            root = account.get("root") or {}
-            key_id, secret = root.get("access_key_id"), root.get("access_key_secret")
-            if isinstance(key_id, str) and isinstance(secret, str):
-                return key_id, secret
-    return None
-
-
-def _connect_staging(owner: Organisation, admin: User, document: dict[str, Any]) -> str:
-    key = _root_key(document, STAGING_UID)
+def _connect_staging(
+    owner: Organisation, admin: User, staging_uid: str, key: tuple[str, str] | None
+) -> str:
     if key is None:
         raise ValidationError(
-            f"cloudsim has no account {STAGING_UID} (its data predates it: delete var/ to "
+            f"cloudsim has no account {staging_uid} (its data predates it: delete var/ to "
             "start afresh)"
         )
     connected = [
         account
         for account in cloud_accounts_of_organisation(organisation=owner)
-        if account.account_uid == STAGING_UID
+        if account.account_uid == staging_uid
     ]
     if connected:
         try:
@@ -56,25 +43,25 @@ def _connect_staging(owner: Organisation, admin: User, document: dict[str, Any])
         except (SecretDecryptionError, ValidationError):
             works = False  # e.g. a new encryption key: store cloudsim's key again
         if works:
-            return f"Second account {STAGING_NAME} ({STAGING_UID}) already connected."
+            return f"Second account {STAGING_NAME} ({staging_uid}) already connected."
         cloud_account_replace_key(
             cloud_account=connected[0],
             replaced_by=admin,
             access_key_id=key[0],
             access_key_secret=key[1],
         )
-        return f"Reconnected the second account {STAGING_NAME} ({STAGING_UID})."
+        return f"Reconnected the second account {STAGING_NAME} ({staging_uid})."
     cloud_account_connect(
         organisation=owner,
         connected_by=admin,
-        account_uid=STAGING_UID,
+        account_uid=staging_uid,
         alias="",
         name=STAGING_NAME,
         region="cn-hangzhou",
         access_key_id=key[0],
         access_key_secret=key[1],
     )
-    return f"Connected company-a's second account {STAGING_NAME} ({STAGING_UID}), root AccessKey."
+    return f"Connected company-a's second account {STAGING_NAME} ({staging_uid}), root AccessKey."
 
 
 def _fleet_role(owner: Organisation, admin: User) -> CatalogRole:
@@ -96,11 +83,14 @@ def demo_fleet_seed(
     owner: Organisation,
     partner: Organisation,
     owner_admin: User,
-    document: dict[str, Any],
+    staging_uid: str,
+    staging_key: tuple[str, str] | None,
+    regions: tuple[str, ...],
 ) -> list[str]:
-    """Lines to print; never raises for what the demo cannot do (it says so instead)."""
+    """Lines to print; never raises for what the demo cannot do (it says so instead).
+    `staging_key`: the staging account's root AccessKey from cloudsim's demo credentials."""
     try:
-        lines = [_connect_staging(owner, owner_admin, document)]
+        lines = [_connect_staging(owner, owner_admin, staging_uid, staging_key)]
         role = _fleet_role(owner, owner_admin)
         open_fleet = (
             FleetGrant.objects.filter(owner=owner, partner=partner, catalog_role=role)
@@ -124,7 +114,7 @@ def demo_fleet_seed(
             partner=partner,
             catalog_role=role,
             accounts=accounts,
-            regions=list(FLEET_REGIONS),
+            regions=list(regions),
             reason="Demo: operate company-a's ECS fleet in production and staging",
             ends_at=None,
             with_mfa=True,  # the demo turns the MFA requirement off; the seed acts for it
@@ -137,5 +127,5 @@ def demo_fleet_seed(
     return [
         *lines,
         f"Offered {FLEET_ROLE} to {partner.name} as one fleet grant over "
-        f"{len(accounts)} accounts x {', '.join(FLEET_REGIONS)} (Delegations → Fleet grants).",
+        f"{len(accounts)} accounts x {', '.join(regions)} (Delegations → Fleet grants).",
     ]

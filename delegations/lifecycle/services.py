@@ -22,6 +22,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.actors import ServiceActor, actor_user, require_service_actor_of, service_label
 from accounts.models import Membership, Organisation, User
 from accounts.permissions import require_mfa
 from audit.actions import AuditAction
@@ -91,7 +92,12 @@ def _is_member(*, user: User, organisation: Organisation, roles: Iterable[str]) 
     ).exists()
 
 
-def _require_admin(*, user: User, organisation: Organisation, doing: str) -> None:
+def _require_admin(*, user: User | ServiceActor, organisation: Organisation, doing: str) -> None:
+    """An admin of `organisation`, or (for the few actions open to automation) one of its own
+    service accounts; the API has already checked the service account's token scope."""
+    if isinstance(user, ServiceActor):
+        require_service_actor_of(actor=user, organisation=organisation)
+        return
     if not _is_member(user=user, organisation=organisation, roles=[Membership.Role.ADMIN]):
         raise PermissionDenied(f"Only an admin of {organisation} can {doing}.")
 
@@ -382,7 +388,7 @@ def _audit(
     *,
     delegation: Delegation,
     action: AuditAction,
-    actor: User | None,
+    actor: User | ServiceActor | None,
     actor_organisation: Organisation | None,
     before: dict[str, Any] | None,
     metadata: dict[str, Any] | None = None,
@@ -400,23 +406,28 @@ def _audit(
         )
     )
     if outcome == AuditEvent.Outcome.SUCCESS:
-        delegation_announce(delegation=delegation, action=action, actor=actor)
+        delegation_announce(delegation=delegation, action=action, actor=actor_user(actor))
 
 
 def _audit_arguments(
     *,
     delegation: Delegation,
     action: AuditAction,
-    actor: User | None,
+    actor: User | ServiceActor | None,
     actor_organisation: Organisation | None,
     before: dict[str, Any] | None,
     metadata: dict[str, Any] | None = None,
     outcome: str = AuditEvent.Outcome.SUCCESS,
 ) -> dict[str, Any]:
-    """A delegation's event as `audit_record` takes it: one shape for every transition."""
+    """A delegation's event as `audit_record` takes it: one shape for every transition. A
+    service account has no person row: the event names it by label and keeps its id."""
+    service = actor if isinstance(actor, ServiceActor) else None
+    if service is not None:
+        metadata = {**(metadata or {}), "service_account": str(service.account_id)}
     return {
         "action": action,
-        "actor": actor,
+        "actor": actor_user(actor),
+        **({"actor_label": service.label} if service is not None else {}),
         "organisation": delegation.owner,
         "related_organisations": [delegation.partner],
         "actor_organisation": actor_organisation if actor is not None else None,
@@ -460,7 +471,7 @@ def _transition(
     *,
     to: str,
     action: AuditAction,
-    actor: User | None,
+    actor: User | ServiceActor | None,
     actor_organisation: Organisation | None,
     changes: dict[str, Any] | None = None,
     metadata: dict[str, Any] | None = None,
@@ -526,7 +537,7 @@ require_admin = _require_admin
 def delegation_request(
     *,
     partner: Organisation,
-    requested_by: User,
+    requested_by: User | ServiceActor,
     partner_link: PartnerLink,
     catalog_role: CatalogRole,
     reason: str,
@@ -535,9 +546,9 @@ def delegation_request(
     cloud_account: CloudAccount | None = None,
     fleet: FleetGrant | None = None,
 ) -> Delegation:
-    """A partner admin asks an owner (found through `partner_link`) for a catalogue role,
-    from now or from `starts_at` (scheduled access), in one of the owner's accounts
-    (`cloud_account`, default the role's home account).
+    """A partner admin, or one of the partner's service accounts, asks an owner (found through
+    `partner_link`) for a catalogue role, from now or from `starts_at` (scheduled access), in
+    one of the owner's accounts (`cloud_account`, default the role's home account).
 
     `fleet`: the fleet grant this request is one account of; the fleet's request used the
     partner link once for all its accounts, so it is not used again here."""
@@ -589,7 +600,7 @@ def _create(
     catalog_role: CatalogRole,
     cloud_account: CloudAccount | None,
     fleet: FleetGrant | None,
-    created_by: User,
+    created_by: User | ServiceActor,
     actor_organisation: Organisation,
     action: AuditAction,
     reason: str,
@@ -607,7 +618,8 @@ def _create(
         ),
         fleet=fleet,
         partner_account_uid=partner.account_uid,
-        requested_by=created_by,
+        requested_by=actor_user(created_by),
+        requested_by_label=service_label(created_by) or "",
         reason=reason,
         ends_at=ends_at,
         **{"trust_scope": catalog_role.default_trust_scope, **fields},
@@ -625,9 +637,13 @@ def _create(
 
 @transaction.atomic
 def delegation_withdraw(
-    *, delegation: Delegation, withdrawn_by: User, expected_version: int | None = None
+    *,
+    delegation: Delegation,
+    withdrawn_by: User | ServiceActor,
+    expected_version: int | None = None,
 ) -> Delegation:
-    """A partner admin takes back their organisation's request before the owner decides it.
+    """A partner admin (or a service account of the partner) takes back their organisation's
+    request before the owner decides it.
 
     Under the row lock, so a withdrawal racing an approval or a rejection ends with exactly
     one of them: whoever locks second finds the request no longer pending and is told."""
@@ -647,7 +663,11 @@ def delegation_withdraw(
         action=AuditAction.DELEGATION_WITHDRAWN,
         actor=withdrawn_by,
         actor_organisation=locked.partner,
-        changes={"withdrawn_by": withdrawn_by, "ended_at": timezone.now()},
+        changes={
+            "withdrawn_by": actor_user(withdrawn_by),
+            "withdrawn_by_label": service_label(withdrawn_by) or "",
+            "ended_at": timezone.now(),
+        },
     )
 
 
@@ -967,7 +987,7 @@ def _segregation_problem(*, delegation: Delegation, user: User) -> str | None:
 
 def _decided_conflict(locked: Delegation) -> DelegationConflict:
     if locked.status == Status.WITHDRAWN:
-        by = f" ({locked.withdrawn_by})" if locked.withdrawn_by else ""
+        by = f" ({locked.withdrawer})" if locked.withdrawer else ""
         return DelegationConflict(
             f"The partner{by} withdrew this request; there is nothing left to decide."
         )

@@ -12,7 +12,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0003_encrypt_mfa_secrets'),
-        ('delegations', '0010_approval_rules'),
+        ('delegations', '0011_delegation_service_account_requester'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
