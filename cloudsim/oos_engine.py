@@ -428,12 +428,7 @@ class Engine:
             "via": "oos",
         }
         try:
-            decision = self.faults.decide(action) if self.faults is not None else None
-            if decision is not None and decision.latency:
-                time.sleep(decision.latency)
-            if decision is not None and decision.kind not in (None, "lost"):
-                log["fault"] = decision.kind
-                raise _fault_error(decision.kind)
+            self._faults_for(action, log)
             ctx = api.ApiContext(
                 identity=identity,
                 params=params,
@@ -459,6 +454,15 @@ class Engine:
             log["duration_ms"] = round((time.monotonic() - started) * 1000, 2)
             self._record(log)
 
+    def _faults_for(self, action: str, log: dict[str, Any]) -> None:
+        """The latency and faults configured for ``action`` hit the service's calls too."""
+        decision = self.faults.decide(action) if self.faults is not None else None
+        if decision is not None and decision.latency:
+            time.sleep(decision.latency)
+        if decision is not None and decision.kind not in (None, "lost"):
+            log["fault"] = decision.kind
+            raise _fault_error(decision.kind)
+
     def _identity_of_key(self, access_key_id: str) -> Identity:
         with self.store.read() as tx:
             resolved = resolve_in(tx, access_key_id)
@@ -483,6 +487,7 @@ class Engine:
             "resource": role_arn,
         }
         try:
+            self._faults_for("AssumeRole", log)
             credentials = sts.assume_role_as_service(
                 self.store, service=SERVICE, role_arn=role_arn, session_name=session
             )
