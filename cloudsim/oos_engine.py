@@ -273,13 +273,26 @@ def execution_get(store: Store, execution_id: str) -> dict | None:
     return json.loads(rows[0]["data"]) if rows else None
 
 
-def executions_of(store: Store, *, account_uid: str, region_id: str) -> list[dict]:
+def executions_of(
+    store: Store,
+    *,
+    account_uid: str,
+    region_id: str,
+    execution_id: str | None = None,
+    parent_id: str | None = None,
+) -> list[dict]:
+    """The account's executions in a region, newest first (one, or one parent's children,
+    when asked: a page following a run asks for those many times)."""
+    sql = "SELECT data FROM oos_executions WHERE account_uid = ? AND region_id = ?"
+    args: list[Any] = [account_uid, region_id]
+    if execution_id is not None:
+        sql += " AND execution_id = ?"
+        args.append(execution_id)
+    if parent_id is not None:
+        sql += " AND parent_id = ?"
+        args.append(parent_id)
     with store.read() as tx:
-        rows = tx.document_rows(
-            "SELECT data FROM oos_executions WHERE account_uid = ? AND region_id = ? "
-            "ORDER BY seq DESC",
-            (account_uid, region_id),
-        )
+        rows = tx.document_rows(sql + " ORDER BY seq DESC", tuple(args))
     return [json.loads(row["data"]) for row in rows]
 
 
