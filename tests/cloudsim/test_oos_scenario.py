@@ -8,6 +8,7 @@ tests restart it.
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 from collections.abc import Iterator
@@ -72,6 +73,15 @@ def test_echo_hello_runs_on_every_running_instance_of_both_accounts_and_regions(
     running = {i for owner in scenario.owners for _, i in owner.running()}
     assert set(outputs) == running  # the stopped instances were not targeted
     assert all(outputs[i] == ("Success", "hello\n") for i in running)
+
+    # The operator's overview lists the run with its children.
+    connection = http.client.HTTPConnection(scenario.sim.endpoint, timeout=10)
+    connection.request(
+        "GET", "/_sim/", headers={"X-Cloudsim-Operator-Token": scenario.sim.operator_token}
+    )
+    page = connection.getresponse().read().decode()
+    connection.close()
+    assert started.execution_id in page and "Success: 4" in page
 
 
 def test_one_failing_instance_with_max_errors_zero_stops_the_loop(scenario):
