@@ -73,7 +73,8 @@ class Notice:
     title: Message
     summary: Message
     link_path: str
-    facts: tuple[tuple[Message, Message], ...] = ()
+    # A fact's value may be a datetime: each recipient reads it in their own time zone.
+    facts: tuple[tuple[Message, Message | dt.datetime], ...] = ()
 
     def content(self, organisation: Organisation) -> dict[str, Any]:
         """The message as the outbox stores it, written in the active language and time zone:

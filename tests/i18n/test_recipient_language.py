@@ -183,3 +183,34 @@ def test_exports_stay_utc_iso_8601_whatever_the_readers_zone_and_language(
     assert document["export"]["generated_at"].endswith(("Z", "+00:00"))
     # The column keys stay English too: tools parse them.
     assert "occurred_at" in rows[0] and "action" in rows[0]
+
+
+def test_a_notice_fact_that_is_a_time_is_read_in_each_recipients_zone(
+    company_a: Organisation, owner_admin: User, auditor: User
+) -> None:
+    from django.db import transaction
+
+    from notifications.events import NotificationEvent
+    from notifications.services import Notice, notify
+
+    _speaks(owner_admin, "zh-hans", "Asia/Shanghai")
+    _speaks(auditor, "en", "Europe/London")
+    ends = datetime(2026, 12, 6, 1, 38, tzinfo=UTC)
+    with transaction.atomic():
+        notify(
+            key="i18n:fact-time",
+            notice=Notice(
+                event=NotificationEvent.MEMBER_INVITED,
+                title=translation.gettext_lazy("Access ends soon"),
+                summary=Text(translation.gettext_lazy("Ends %(when)s"), when=ends),
+                link_path="/",
+                facts=((translation.gettext_lazy("Expired"), ends),),
+            ),
+            organisation=company_a,
+            people=[owner_admin, auditor],
+            to_channels=False,
+        )
+    content = {d.recipient_id: d.content for d in Delivery.objects.filter(event="member.invited")}
+    assert content[owner_admin.pk]["title"] == "访问即将结束"
+    assert content[owner_admin.pk]["facts"] == [["已过期", "2026年12月6日 09:38 (Asia/Shanghai)"]]
+    assert content[auditor.pk]["facts"] == [["Expired", "6 Dec 2026, 01:38 (Europe/London)"]]
