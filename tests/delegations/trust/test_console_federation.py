@@ -32,6 +32,7 @@ def named(partner_world: PartnerWorld, settings):
         named_people_cap=3,
         require_external_id=True,
         with_mfa=True,
+        trust_broker=True,  # one-click console is brokered by the portal
     )
     person = services.trusted_person_propose(
         delegation=delegation, proposed_by=world.partner_admin, ram_user_name="Alice"

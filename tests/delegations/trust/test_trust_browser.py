@@ -76,12 +76,17 @@ def test_owner_approves_alice_who_opens_the_console_and_bob_is_told_why(
     expect(owner.get_by_role("heading", level=1)).to_have_text("Who may assume this role")
     expect(owner.get_by_test_id("trust-scope")).to_contain_text("Whole partner account")
     owner.get_by_label("Named people, owner-approved").check()
+    # By default the broker is trusted only if the access is used through the portal; Alice
+    # will open the console through the portal, so the owner says yes.
+    expect(owner.get_by_label("Only if this access is used through the portal")).to_be_checked()
+    owner.get_by_label("Yes: the portal issues credentials and console sessions").check()
     shot(owner, "01-owner-chooses-named-people")
     owner.get_by_test_id("save-scope").click()
     expect(owner).to_have_url(re.compile("/accounts/2fa/reauthenticate/"))
     owner.locator("input[name=code]").fill(totp_now(owner_secret))
     owner.get_by_role("button", name="Confirm").click()
     expect(owner.get_by_test_id("trust-scope")).to_contain_text("Named people, owner-approved")
+    expect(owner.get_by_test_id("broker-trusted")).to_be_visible()
     expect(owner.get_by_test_id("no-people")).to_be_visible()
     world.drain()
     assert not world.user_may_assume("Alice")  # nobody named yet: nobody gets in
