@@ -128,7 +128,8 @@ def named_people_over_window(
     [since, until), with from/to."""
     delegations = Delegation.objects.filter(
         Q(owner=organisation) | Q(partner=organisation),
-        catalog_role__cloud_account__account_uid=account_uid,
+        # The account the delegation's role lives in (a fleet grant's roles span accounts).
+        managed_role__cloud_account__account_uid=account_uid,
         created_at__lt=until,
     ).select_related("owner", "partner", "catalog_role", "managed_role")
     if catalog_role_id is not None:
