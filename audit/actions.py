@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Self
 
+from django.utils.translation import gettext_noop
+
 
 class Category(StrEnum):
     LIFECYCLE = "lifecycle"
@@ -256,7 +258,9 @@ class AuditAction(StrEnum):
     DELEGATION_REQUESTED = (
         "delegation.requested",
         ActionInfo(
-            _LIFECYCLE, "A partner requested access to a role.", "{actor} requested this access"
+            _LIFECYCLE,
+            "A partner requested access to a role.",
+            gettext_noop("{actor} requested this access"),
         ),
     )
     DELEGATION_WITHDRAWN = (
@@ -264,7 +268,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             _LIFECYCLE,
             "The partner withdrew its request before it was decided.",
-            "{actor} withdrew the request before it was decided",
+            gettext_noop("{actor} withdrew the request before it was decided"),
         ),
     )
     DELEGATION_OFFERED = (
@@ -272,7 +276,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.APPROVAL,
             "An owner offered access to a partner, which approves it at once.",
-            "{actor} offered (and so approved) this access{with_mfa}",
+            gettext_noop("{actor} offered (and so approved) this access{with_mfa}"),
         ),
     )
     DELEGATION_APPROVED = (
@@ -280,7 +284,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.APPROVAL,
             "An owner approved a partner's request.",
-            "{actor} approved this access{with_mfa}",
+            gettext_noop("{actor} approved this access{with_mfa}"),
         ),
     )
     DELEGATION_APPROVE_DENIED = (
@@ -288,12 +292,14 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.DENIED,
             "An approval was refused (e.g. without a recent two-factor sign-in).",
-            "{actor} tried to approve and was refused",
+            gettext_noop("{actor} tried to approve and was refused"),
         ),
     )
     DELEGATION_REJECTED = (
         "delegation.rejected",
-        ActionInfo(_LIFECYCLE, "An owner rejected a request.", "{actor} rejected the request"),
+        ActionInfo(
+            _LIFECYCLE, "An owner rejected a request.", gettext_noop("{actor} rejected the request")
+        ),
     )
 
     # --- approval rules (issue 14): approver groups, quorum ----------------------------------
@@ -322,7 +328,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.APPROVAL,
             "A second owner admin approved a proposed change of approval rules; it took effect.",
-            "{actor} approved a proposed change of approval rules",
+            gettext_noop("{actor} approved a proposed change of approval rules"),
         ),
     )
     RULE_PROPOSAL_REJECTED = (
@@ -334,7 +340,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.DENIED,
             "A decision on a rule proposal was refused (e.g. its own author approving it).",
-            "{actor} tried to decide a rule proposal and was refused",
+            gettext_noop("{actor} tried to decide a rule proposal and was refused"),
         ),
     )
     APPROVAL_RULE_CHANGED = (
@@ -346,7 +352,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.APPROVAL,
             "An approver approved a request that needs more approvals before it is granted.",
-            "{actor} gave one of the approvals this access needs{with_mfa}",
+            gettext_noop("{actor} gave one of the approvals this access needs{with_mfa}"),
         ),
     )
     DELEGATION_SCHEDULED_START = (
@@ -354,7 +360,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             _LIFECYCLE,
             "A scheduled grant's start arrived: the portal began applying it.",
-            "The scheduled start arrived; the access is being applied",
+            gettext_noop("The scheduled start arrived; the access is being applied"),
         ),
     )
     DELEGATION_EXTENSION_REQUESTED = (
@@ -362,7 +368,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             _LIFECYCLE,
             "A partner asked to move a delegation's end later.",
-            "{actor} asked for more time",
+            gettext_noop("{actor} asked for more time"),
         ),
     )
     DELEGATION_EXTENSION_APPROVAL_RECORDED = (
@@ -370,7 +376,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.APPROVAL,
             "An approver approved an extension that needs more approvals.",
-            "{actor} gave one of the approvals the extension needs{with_mfa}",
+            gettext_noop("{actor} gave one of the approvals the extension needs{with_mfa}"),
         ),
     )
     DELEGATION_EXTENDED = (
@@ -378,7 +384,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.APPROVAL,
             "An extension was approved: the delegation's end moved later, without a gap.",
-            "{actor} approved more time{with_mfa}",
+            gettext_noop("{actor} approved more time{with_mfa}"),
         ),
     )
     DELEGATION_EXTENSION_REJECTED = (
@@ -386,7 +392,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             _LIFECYCLE,
             "An extension was rejected (or lapsed): access ends as planned.",
-            "{actor} turned down the extension",
+            gettext_noop("{actor} turned down the extension"),
         ),
     )
     DELEGATION_EXTENSION_DENIED = (
@@ -394,7 +400,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.DENIED,
             "A decision on an extension was refused (outside the approver group, twice…).",
-            "{actor} tried to decide an extension and was refused",
+            gettext_noop("{actor} tried to decide an extension and was refused"),
         ),
     )
     DELEGATION_AUTO_APPROVED = (
@@ -403,7 +409,7 @@ class AuditAction(StrEnum):
             Category.APPROVAL,
             "A request was approved automatically by the catalogue role's auto-approval rule "
             "(the event names the rule and its version).",
-            "Approved automatically by the role's rule",
+            gettext_noop("Approved automatically by the role's rule"),
         ),
     )
     DELEGATION_REJECT_DENIED = (
@@ -411,7 +417,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.DENIED,
             "A rejection was refused (e.g. by someone outside the approver group).",
-            "{actor} tried to reject and was refused",
+            gettext_noop("{actor} tried to reject and was refused"),
         ),
     )
     DELEGATION_REVOKE_REQUESTED = (
@@ -419,7 +425,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             _LIFECYCLE,
             "Someone revoked an access; the worker then removes it in the cloud.",
-            "{actor} revoked this access",
+            gettext_noop("{actor} revoked this access"),
         ),
     )
     DELEGATION_RETRIED = (
@@ -427,7 +433,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             _LIFECYCLE,
             "Someone asked the worker to try a failed delegation again.",
-            "{actor} asked the worker to try again",
+            gettext_noop("{actor} asked the worker to try again"),
         ),
     )
     DELEGATION_APPLYING = (
@@ -435,7 +441,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             _LIFECYCLE,
             "The worker started putting an approved access in place in the cloud.",
-            "The worker started applying the access in the cloud",
+            gettext_noop("The worker started applying the access in the cloud"),
         ),
     )
     DELEGATION_WAITING_FOR_ROOM = (
@@ -443,7 +449,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             _LIFECYCLE,
             "An approved access waits: the role's trust policy is full (size limit).",
-            "Waiting for room in the role's full trust policy",
+            gettext_noop("Waiting for room in the role's full trust policy"),
         ),
     )
     DELEGATION_ACTIVATED = (
@@ -451,7 +457,10 @@ class AuditAction(StrEnum):
         ActionInfo(
             _LIFECYCLE,
             "The access is in place: verified in the role's trust policy.",
-            "Active: the partner's principal is in the role's trust policy (verified in the cloud)",
+            gettext_noop(
+                "Active: the partner's principal is in the role's trust policy "
+                "(verified in the cloud)"
+            ),
         ),
     )
     DELEGATION_FAILED = (
@@ -459,7 +468,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.DENIED,
             "The worker could not apply or remove an access.",
-            "Failed{failed_phase}: {error_code}",
+            gettext_noop("Failed{failed_phase}: {error_code}"),
         ),
     )
     DELEGATION_EXPIRING = (
@@ -467,7 +476,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             _LIFECYCLE,
             "An access reached its end date; the worker removes it.",
-            "The end date passed: the worker removes the access",
+            gettext_noop("The end date passed: the worker removes the access"),
         ),
     )
     DELEGATION_REVOKED = (
@@ -475,8 +484,10 @@ class AuditAction(StrEnum):
         ActionInfo(
             _LIFECYCLE,
             "A revoked access is gone from the role's trust policy.",
-            "Revoked: the partner's principal is gone from the trust policy "
-            "(verified in the cloud)",
+            gettext_noop(
+                "Revoked: the partner's principal is gone from the trust policy "
+                "(verified in the cloud)"
+            ),
         ),
     )
     DELEGATION_EXPIRED = (
@@ -484,7 +495,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             _LIFECYCLE,
             "An access ended at its end date.",
-            "Expired: the access ended at its end date",
+            gettext_noop("Expired: the access ended at its end date"),
         ),
     )
     DELEGATION_CUT_OFF = (
@@ -502,7 +513,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.CLOUD,
             "The worker is about to change something in the cloud (written before the call).",
-            "About to call {cloud_action}",
+            gettext_noop("About to call {cloud_action}"),
         ),
     )
     CLOUD_CALL_READ = (
@@ -510,7 +521,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.CLOUD,
             "The worker read the cloud's state.",
-            "Read {cloud_action}: {cloud_outcome}",
+            gettext_noop("Read {cloud_action}: {cloud_outcome}"),
         ),
     )
     CLOUD_CALL_RESULT = (
@@ -518,7 +529,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.CLOUD,
             "What a change in the cloud returned.",
-            "{cloud_action}: {cloud_outcome}",
+            gettext_noop("{cloud_action}: {cloud_outcome}"),
         ),
     )
     PARTNER_POLICY_FAILED = (
@@ -530,7 +541,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.DRIFT,
             "The cloud no longer matches what the portal put there.",
-            "Drift found: {target_label}",
+            gettext_noop("Drift found: {target_label}"),
         ),
     )
     DRIFT_CLEARED = (
@@ -538,7 +549,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.DRIFT,
             "A drift is no longer seen in the cloud.",
-            "Drift no longer seen in the cloud: {target_label}",
+            gettext_noop("Drift no longer seen in the cloud: {target_label}"),
         ),
     )
     DRIFT_REPAIRED = (
@@ -546,7 +557,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.DRIFT,
             "An owner had the portal put its state back in the cloud.",
-            "Drift repaired: the portal's state is put back: {target_label}",
+            gettext_noop("Drift repaired: the portal's state is put back: {target_label}"),
         ),
     )
     DRIFT_ACCEPTED = (
@@ -554,7 +565,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.DRIFT,
             "An owner accepted the cloud's state as the new state.",
-            "Drift accepted: the portal adopts the cloud's state: {target_label}",
+            gettext_noop("Drift accepted: the portal adopts the cloud's state: {target_label}"),
         ),
     )
 
@@ -627,7 +638,9 @@ class AuditAction(StrEnum):
             Category.APPROVAL,
             "An owner chose whom a delegation's trust policy names (whole partner account or "
             "named people), the cap on named people, or the ExternalId requirement.",
-            title="{actor} changed whom the trust policy names for {target_label}{with_mfa}",
+            title=gettext_noop(
+                "{actor} changed whom the trust policy names for {target_label}{with_mfa}"
+            ),
         ),
     )
     TRUST_PERSON_PROPOSED = (
@@ -635,7 +648,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.STAFF,
             "A partner proposed a named person for a delegation.",
-            title="{actor} proposed {target_label} as a named person",
+            title=gettext_noop("{actor} proposed {target_label} as a named person"),
         ),
     )
     TRUST_PERSON_APPROVED = (
@@ -643,7 +656,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.APPROVAL,
             "An owner approved a named person into a delegation's trust policy.",
-            title="{actor} approved {target_label} into the trust policy{with_mfa}",
+            title=gettext_noop("{actor} approved {target_label} into the trust policy{with_mfa}"),
         ),
     )
     TRUST_PERSON_REJECTED = (
@@ -651,7 +664,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.APPROVAL,
             "An owner refused a named person for a delegation.",
-            title="{actor} refused {target_label} as a named person",
+            title=gettext_noop("{actor} refused {target_label} as a named person"),
         ),
     )
     TRUST_PERSON_REMOVED = (
@@ -659,7 +672,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.STAFF,
             "A named person was taken out of a delegation's trust policy.",
-            title="{actor} took {target_label} out of the trust policy",
+            title=gettext_noop("{actor} took {target_label} out of the trust policy"),
         ),
     )
     TRUST_EXTERNAL_ID_SHOWN = (

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.db.models import Q
+from django.utils.translation import gettext_noop
 
 from accounts.models import Organisation
 from activity.selectors import Usage, activity_usage
@@ -191,11 +192,15 @@ class AccessFold:
         elif action == "delegation.revoke_requested":
             state.ended_how = f"revoked by {event.actor_label or 'the portal'}"
         elif action == "delegation.expiring":
-            state.ended_how = "expired at its end date"
+            state.ended_how = gettext_noop("expired at its end date")
         elif action in ("delegation.revoked", "delegation.expired"):
             state._close(at)
             if not state.ended_how:
-                state.ended_how = "revoked" if action == "delegation.revoked" else "expired"
+                state.ended_how = (
+                    gettext_noop("revoked")
+                    if action == "delegation.revoked"
+                    else gettext_noop("expired")
+                )
         elif action == "cloud.call_result":
             state.power.feed(event, at)
             request = _request_of(event)

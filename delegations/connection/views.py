@@ -19,6 +19,7 @@ from django.forms import Form
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -53,7 +54,9 @@ def _confirm_then_show(request: AuthenticatedHttpRequest, page: str) -> HttpResp
 def _refuse_stale_confirmation(request: AuthenticatedHttpRequest, page: str) -> HttpResponse:
     messages.error(
         request,
-        "Please confirm it is you again: the confirmation expired, so the key was not saved.",
+        gettext(
+            "Please confirm it is you again: the confirmation expired, so the key was not saved."
+        ),
     )
     return _confirm_then_show(request, page)
 
@@ -69,9 +72,10 @@ def cloud_account(request: AuthenticatedHttpRequest) -> HttpResponse:
         try:
             ram_users = services.partner_ram_users(cloud_account=account)
         except CloudError as error:
-            ram_users_error = (
-                f"The RAM users could not be listed: {error.code or ''} {error.message}"
-            )
+            ram_users_error = gettext("The RAM users could not be listed: %(code)s %(message)s") % {
+                "code": error.code or "",
+                "message": error.message,
+            }
         except SecretDecryptionError as error:
             ram_users_error = str(error)
     return render(
@@ -154,7 +158,9 @@ def _save_key(
 def cloud_account_connect(request: AuthenticatedHttpRequest) -> HttpResponse:
     organisation = request.organisation
     if selectors.cloud_account_of_organisation(organisation=organisation) is not None:
-        messages.info(request, "Your cloud account is connected; you can replace its key here.")
+        messages.info(
+            request, gettext("Your cloud account is connected; you can replace its key here.")
+        )
         return redirect("delegations:cloud_account_replace")
     stop = _confirmation_gate(request, reverse("delegations:cloud_account_connect"))
     if stop is not None:
@@ -174,7 +180,7 @@ def cloud_account_connect(request: AuthenticatedHttpRequest) -> HttpResponse:
         save=lambda data: services.cloud_account_connect(
             organisation=organisation, connected_by=request.user, **data
         ),
-        success="Connected. The key works and is stored encrypted.",
+        success=gettext("Connected. The key works and is stored encrypted."),
     )
 
 
@@ -187,7 +193,7 @@ def cloud_account_connect(request: AuthenticatedHttpRequest) -> HttpResponse:
 def cloud_account_replace(request: AuthenticatedHttpRequest) -> HttpResponse:
     account = selectors.cloud_account_of_organisation(organisation=request.organisation)
     if account is None:
-        messages.info(request, "No cloud account is connected yet.")
+        messages.info(request, gettext("No cloud account is connected yet."))
         return redirect("delegations:cloud_account_connect")
     stop = _confirmation_gate(request, reverse("delegations:cloud_account_replace"))
     if stop is not None:
@@ -202,7 +208,7 @@ def cloud_account_replace(request: AuthenticatedHttpRequest) -> HttpResponse:
         save=lambda data: services.cloud_account_replace_key(
             cloud_account=account, replaced_by=request.user, **data
         ),
-        success="Key replaced. The new key works and is stored encrypted.",
+        success=gettext("Key replaced. The new key works and is stored encrypted."),
     )
 
 
@@ -211,14 +217,14 @@ def cloud_account_replace(request: AuthenticatedHttpRequest) -> HttpResponse:
 def cloud_account_verify(request: AuthenticatedHttpRequest) -> HttpResponse:
     account = selectors.cloud_account_of_organisation(organisation=request.organisation)
     if account is None:
-        messages.info(request, "No cloud account is connected.")
+        messages.info(request, gettext("No cloud account is connected."))
         return redirect("delegations:cloud_account")
     try:
         services.cloud_account_verify(cloud_account=account, checked_by=request.user)
     except (ValidationError, SecretDecryptionError, ImproperlyConfigured) as error:
         report_refusal(request, error)
     else:
-        messages.success(request, "The stored key still works.")
+        messages.success(request, gettext("The stored key still works."))
     return redirect("delegations:cloud_account")
 
 
@@ -227,7 +233,7 @@ def cloud_account_verify(request: AuthenticatedHttpRequest) -> HttpResponse:
 def cloud_account_disconnect(request: AuthenticatedHttpRequest) -> HttpResponse:
     account = selectors.cloud_account_of_organisation(organisation=request.organisation)
     if account is None:
-        messages.info(request, "No cloud account is connected.")
+        messages.info(request, gettext("No cloud account is connected."))
         return redirect("delegations:cloud_account")
     confirmation = step_up(request)
     if confirmation.response is not None:
@@ -239,7 +245,10 @@ def cloud_account_disconnect(request: AuthenticatedHttpRequest) -> HttpResponse:
     else:
         messages.success(
             request,
-            f"Disconnected. The portal forgot the key {account.access_key_id}; it still exists "
-            "in Alibaba Cloud: disable or delete it in the RAM console.",
+            gettext(
+                "Disconnected. The portal forgot the key %(access_key_id)s; it still "
+                "exists in Alibaba Cloud: disable or delete it in the RAM console."
+            )
+            % {"access_key_id": account.access_key_id},
         )
     return redirect("delegations:cloud_account")
