@@ -137,6 +137,8 @@ class DelegationState:
     approved_at: dt.datetime | None = None
     approved_with_mfa: bool | None = None
     ended_how: str = ""
+    # Who revoked it, when someone did: the pages say "revoked by …" in the reader's language.
+    revoked_by: str = ""
     notes: list[str] = field(default_factory=list)
     people: dict[str, PersonState] = field(default_factory=dict)
     power: RolePower = field(default_factory=RolePower)
@@ -190,8 +192,14 @@ class AccessFold:
         elif action == "delegation.activated":
             state._open(at)
         elif action == "delegation.revoke_requested":
-            state.ended_how = f"revoked by {event.actor_label or 'the portal'}"
+            state.revoked_by = event.actor_label or ""
+            state.ended_how = (
+                f"revoked by {state.revoked_by}"
+                if state.revoked_by
+                else gettext_noop("revoked by the portal")
+            )
         elif action == "delegation.expiring":
+            state.revoked_by = ""
             state.ended_how = gettext_noop("expired at its end date")
         elif action in ("delegation.revoked", "delegation.expired"):
             state._close(at)
@@ -293,6 +301,8 @@ class ReportRow:
     credentials: int
     segments: tuple[Segment, ...]
     notes: tuple[str, ...] = ()
+    # Who revoked the access (the pages word "revoked by …"; `ended_how` stays English for exports).
+    revoked_by: str = ""
     # Could act when the report ran: through access still open on a role that can do
     # something, or credentials that have not expired and whose role still works.
     still_able: bool = False
@@ -429,6 +439,7 @@ def report_rows(
                     residual_until=portal_residual if portal_residual != trusted_end else None,
                     worst_case_until=worst_case,
                     ended_how=state.ended_how,
+                    revoked_by=state.revoked_by,
                     credentials=len(state.credentials),
                     segments=_segments(
                         state.trusted, residual_pieces, since=since, until=until, now=now
@@ -506,6 +517,7 @@ def _person_rows(
             else None,
             worst_case_until=None,
             ended_how=state.ended_how,
+            revoked_by=state.revoked_by,
             credentials=len(person_state.credentials),
             segments=_segments(access, residual, since=since, until=until, now=now),
             notes=_stop_note(first_stop),
