@@ -303,6 +303,12 @@ class ReportRow:
     notes: tuple[str, ...] = ()
     # Who revoked the access (the pages word "revoked by …"; `ended_how` stays English for exports).
     revoked_by: str = ""
+    # An account row's trusted principal (the pages word its `who` and `detail` themselves).
+    principal: str = ""
+    # A person row's `detail` in parts, for the same reason.
+    ram_user: str = ""
+    sessions_text: str = ""
+    assigned_by: str = ""
     # Could act when the report ran: through access still open on a role that can do
     # something, or credentials that have not expired and whose role still works.
     still_able: bool = False
@@ -426,6 +432,7 @@ def report_rows(
                     kind="account",
                     who=f"{facts.partner_name} (account {facts.partner_account_uid})",
                     detail=f"any RAM user the partner allows, as {facts.principal}",
+                    principal=facts.principal,
                     delegation_id=facts.delegation_id,
                     partner_name=facts.partner_name,
                     partner_account_uid=facts.partner_account_uid,
@@ -502,6 +509,9 @@ def _person_rows(
             kind="person",
             who=person_state.person.label,
             detail="; ".join(detail_parts),
+            ram_user=person_state.person.ram_user or "",
+            sessions_text=", ".join(sessions),
+            assigned_by=person_state.assigned_by or "",
             delegation_id=facts.delegation_id,
             partner_name=facts.partner_name,
             partner_account_uid=facts.partner_account_uid,
