@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
-from django.utils.translation import gettext, ngettext
-from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext, gettext_lazy, ngettext
+from django.utils.translation import gettext as _
 
 from accounts.models import Organisation, User, validate_enterprise_alias
 from audit.actions import AuditAction
@@ -38,7 +38,7 @@ logger = logging.getLogger("delegations.cloud_accounts")
 # bounds are generous; the point is refusing spaces, control characters and pasted prose.
 _ACCESS_KEY_ID = re.compile(r"\A[A-Za-z0-9.]{8,128}\Z")
 _ACCESS_KEY_SECRET = re.compile(r"\A[\x21-\x7e]{8,128}\Z")
-_KEY_FORMAT_HELP = _(
+_KEY_FORMAT_HELP = gettext_lazy(
     "Paste the AccessKey secret exactly as Alibaba Cloud showed it: 8 to 128 visible ASCII "
     "characters, no spaces."
 )
@@ -112,21 +112,29 @@ def _validate_key_input(*, access_key_id: object, access_key_secret: object) -> 
 
 
 def _validate_account_input(
-    *, organisation: Organisation, account_uid: object, alias: object, region: object
+    *,
+    organisation: Organisation,
+    account_uid: object,
+    alias: object,
+    region: object,
+    primary: bool = True,
 ) -> dict[str, str]:
+    """`primary`: the account is the organisation's first (its registered account, which
+    the trust policies and every single-account path name); an owner's further accounts
+    may be any other account UID."""
     errors: dict[str, str] = {}
     try:
         policies.validate_account_uid(account_uid)
     except policies.PolicyError:
-        errors["account_uid"] = gettext(
+        errors["account_uid"] = _(
             "An Alibaba Cloud account UID is digits 0-9 only, for example 1234567890123456."
         )
     else:
-        if account_uid != organisation.account_uid:
-            errors["account_uid"] = gettext(
-                "%(organisation)s is registered with the account %(account_uid)s; "
-                "connect that account (the trust policies name it)."
-            ) % {"organisation": organisation.name, "account_uid": organisation.account_uid}
+        if primary and account_uid != organisation.account_uid:
+            errors["account_uid"] = _(
+                "%(organisation)s is registered with the account %(uid)s; connect that "
+                "account first (the trust policies name it)."
+            ) % {"organisation": organisation.name, "uid": organisation.account_uid}
     if alias:
         try:
             validate_enterprise_alias(alias)  # type: ignore[arg-type]
@@ -253,7 +261,12 @@ def cloud_account_check_key(
 
 
 def _audit_check_failed(
-    *, organisation: Organisation, actor: User | None, action: str, error: ValidationError
+    *,
+    organisation: Organisation,
+    actor: User | None,
+    action: str,
+    error: ValidationError,
+    account_uid: str | None = None,
 ) -> None:
     # Neither the key id nor the secret: a failed form may have had them swapped.
     with transaction.atomic():
@@ -262,8 +275,8 @@ def _audit_check_failed(
             actor=actor,
             organisation=organisation,
             target_type="delegations.cloudaccount",
-            target_id=organisation.account_uid,
-            target_label=f"Alibaba Cloud account {organisation.account_uid}",
+            target_id=account_uid or organisation.account_uid,
+            target_label=f"Alibaba Cloud account {account_uid or organisation.account_uid}",
             metadata={"attempt": action, "reason": " ".join(error.messages)[:500]},
             outcome="failure",
         )
@@ -274,6 +287,8 @@ def _public(cloud_account: CloudAccount) -> dict[str, object]:
     return {
         "account_uid": cloud_account.account_uid,
         "alias": cloud_account.alias,
+        "name": cloud_account.name,
+        "is_primary": cloud_account.is_primary,
         "region": cloud_account.region,
         "access_key_id": cloud_account.access_key_id,
         "key_fingerprint": cloud_account.secret_fingerprint,
@@ -301,7 +316,13 @@ def _checked_credentials(
             credentials=credentials,
         )
     except ValidationError as error:
-        _audit_check_failed(organisation=organisation, actor=actor, action=attempt, error=error)
+        _audit_check_failed(
+            organisation=organisation,
+            actor=actor,
+            action=attempt,
+            error=error,
+            account_uid=account_uid,
+        )
         raise
     return check
 
@@ -328,7 +349,19 @@ def _store_key(
 # --- connect, replace, check again, disconnect ------------------------------------------------
 
 
-_CONNECTED_MEANWHILE = _("A cloud account was connected meanwhile. Replace its key instead.")
+_CONNECTED_MEANWHILE = gettext_lazy(
+    "A cloud account was connected meanwhile. Replace its key instead."
+)
+ACCOUNT_NAME_MAX_LENGTH = 64
+
+
+def _clean_name(name: object) -> str:
+    text = (name if isinstance(name, str) else "").strip()
+    if len(text) > ACCOUNT_NAME_MAX_LENGTH:
+        raise ValidationError(
+            {"name": _("Keep the name under %(n)d characters.") % {"n": ACCOUNT_NAME_MAX_LENGTH}}
+        )
+    return text
 
 
 def cloud_account_connect(
@@ -340,22 +373,41 @@ def cloud_account_connect(
     region: str,
     access_key_id: str,
     access_key_secret: str,
+    name: str = "",
 ) -> CloudAccount:
-    """Connect the organisation's account with a checked key. Owners and partners alike."""
+    """Connect one of the organisation's accounts with a checked key.
+
+    The first account is the organisation's registered one and becomes its primary; an owner
+    may then connect further accounts (each its own key and `name`, e.g. "staging"). A
+    partner keeps one account, its broker key."""
     alias = (alias or "").strip()
+    name = _clean_name(name)
+    connected = CloudAccount.objects.filter(organisation=organisation, is_active=True)
+    first = not connected.exists()
+    if not first and not organisation.is_owner:
+        raise ValidationError(
+            _("A cloud account is already connected. Replace its key, or disconnect it first.")
+        )
     errors = _validate_account_input(
-        organisation=organisation, account_uid=account_uid, alias=alias, region=region
+        organisation=organisation,
+        account_uid=account_uid,
+        alias=alias,
+        region=region,
+        primary=first,
     )
     errors.update(
         _validate_key_input(access_key_id=access_key_id, access_key_secret=access_key_secret)
     )
     if errors:
         raise ValidationError(errors)
-    if CloudAccount.objects.filter(organisation=organisation, is_active=True).exists():
+    if connected.filter(account_uid=account_uid).exists():
         raise ValidationError(
-            gettext(
-                "A cloud account is already connected. Replace its key, or disconnect it first."
-            )
+            {
+                "account_uid": _(
+                    "The account %(uid)s is already connected. Replace its key instead."
+                )
+                % {"uid": account_uid}
+            }
         )
     credentials = CloudCredentials(access_key_id, access_key_secret)
     check = _checked_credentials(
@@ -367,10 +419,11 @@ def cloud_account_connect(
         credentials=credentials,
     )
     with conflict_as_validation_error(str(_CONNECTED_MEANWHILE)):
-        # Serialise connects of one organisation; the partial unique constraint is the
-        # backstop.
+        # Serialise connects of one organisation; the partial unique constraints (one active
+        # row per account UID, one primary) are the backstop.
         Organisation.objects.select_for_update().get(pk=organisation.pk)
-        if CloudAccount.objects.filter(organisation=organisation, is_active=True).exists():
+        still_first = not connected.exists()
+        if still_first != first or connected.filter(account_uid=account_uid).exists():
             raise ValidationError(_CONNECTED_MEANWHILE)
         # Reconnecting the same account brings its catalogue back with it.
         account = (
@@ -381,6 +434,8 @@ def cloud_account_connect(
         reconnected = not account._state.adding
         _store_key(account, alias=alias, region=region, credentials=credentials, check=check)
         account.is_active = True
+        account.is_primary = first
+        account.name = name
         if not reconnected:
             account.created_by = connected_by
         account.save()
@@ -402,6 +457,40 @@ def cloud_account_connect(
     return account
 
 
+@transaction.atomic
+def cloud_account_make_primary(
+    *, cloud_account: CloudAccount, made_by: User | None
+) -> CloudAccount:
+    """Make a connected account the organisation's primary (the default of every path that
+    names no account). The previous primary stays connected."""
+    account = CloudAccount.objects.select_for_update().get(pk=cloud_account.pk)
+    if not account.is_active:
+        raise ValidationError(_("This cloud account is disconnected."))
+    if account.is_primary:
+        account.changed = False  # type: ignore[attr-defined]
+        return account
+    previous = (
+        CloudAccount.objects.select_for_update()
+        .filter(organisation_id=account.organisation_id, is_active=True, is_primary=True)
+        .first()
+    )
+    if previous is not None:
+        previous.is_primary = False
+        previous.save(update_fields=["is_primary", "updated_at"])
+    account.is_primary = True
+    account.save(update_fields=["is_primary", "updated_at"])
+    audit_record(
+        action=AuditAction.CLOUD_ACCOUNT_MADE_PRIMARY,
+        actor=made_by,
+        organisation=account.organisation,
+        target=account,
+        before={"primary": previous.account_uid if previous is not None else None},
+        after=_public(account),
+    )
+    account.changed = True  # type: ignore[attr-defined]
+    return account
+
+
 def cloud_account_replace_key(
     *,
     cloud_account: CloudAccount,
@@ -420,6 +509,7 @@ def cloud_account_replace_key(
         account_uid=cloud_account.account_uid,
         alias=alias,
         region=region,
+        primary=False,
     )
     errors.pop("account_uid", None)  # the account itself does not change here
     errors.update(
@@ -484,6 +574,7 @@ def cloud_account_verify(*, cloud_account: CloudAccount, checked_by: User | None
             actor=checked_by,
             action="check",
             error=error,
+            account_uid=cloud_account.account_uid,
         )
         raise
     with transaction.atomic():
@@ -510,8 +601,9 @@ def cloud_account_disconnect(
         if not account.is_active:
             account.changed = False  # type: ignore[attr-defined]
             return account
+        # A delegation's account is its managed role's (a fleet grant has one per account).
         in_use = Delegation.objects.filter(
-            catalog_role__cloud_account=account, status__in=_NEEDS_KEY_STATUSES
+            managed_role__cloud_account=account, status__in=_NEEDS_KEY_STATUSES
         ).count()
         if in_use:
             raise ValidationError(
@@ -543,9 +635,23 @@ def cloud_account_disconnect(
                 % {"count": granted}
             )
         before = _public(account)
+        was_primary = account.is_primary
         account.is_active = False
+        account.is_primary = False
         account.secret_ciphertext = ""
-        account.save(update_fields=["is_active", "secret_ciphertext", "updated_at"])
+        account.save(update_fields=["is_active", "is_primary", "secret_ciphertext", "updated_at"])
+        if was_primary:
+            # The oldest other connected account takes over as the default, so the paths that
+            # name no account keep working.
+            successor = (
+                CloudAccount.objects.select_for_update()
+                .filter(organisation_id=account.organisation_id, is_active=True)
+                .order_by("created_at", "pk")
+                .first()
+            )
+            if successor is not None:
+                successor.is_primary = True
+                successor.save(update_fields=["is_primary", "updated_at"])
         audit_record(
             action=AuditAction.CLOUD_ACCOUNT_DISCONNECTED,
             actor=disconnected_by,
