@@ -12,6 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from audit.chain import GENESIS_HASH, HASH_VERSION, event_payload
 
@@ -40,9 +41,9 @@ class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
 
 class AuditEvent(models.Model):
     class Outcome(models.TextChoices):
-        SUCCESS = "success", "Succeeded"
-        FAILURE = "failure", "Failed"
-        DENIED = "denied", "Denied"
+        SUCCESS = "success", _("Succeeded")
+        FAILURE = "failure", _("Failed")
+        DENIED = "denied", _("Denied")
 
     # The chain position doubles as the primary key: gap-free, monotonic, and what keyset
     # pagination and the verifier walk.
@@ -241,11 +242,11 @@ class AuditVerification(models.Model):
     """
 
     class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        INTACT = "intact", "Intact"
-        BROKEN = "broken", "Broken"
-        FAILED = "failed", "Failed"
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        INTACT = "intact", _("Intact")
+        BROKEN = "broken", _("Broken")
+        FAILED = "failed", _("Failed")
 
     IN_FLIGHT = (Status.QUEUED, Status.RUNNING)
     CHAIN = "audit"

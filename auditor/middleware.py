@@ -16,6 +16,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
+from django.utils.translation import gettext
 
 from accounts.models import Membership
 
@@ -63,4 +64,6 @@ class AuditorReadOnlyMiddleware:
             return None
         if request.method == "POST" and view_name in AUDITOR_ALLOWED_POSTS:
             return None
-        raise PermissionDenied("Auditors have read-only access: they cannot change anything.")
+        raise PermissionDenied(
+            gettext("Auditors have read-only access: they cannot change anything.")
+        )

@@ -21,6 +21,7 @@ from django.db import DatabaseError
 from django.http import HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.views.decorators.http import require_POST, require_safe
 
 from accounts.models import Organisation
@@ -290,7 +291,7 @@ def _owner_only(request: AuthenticatedHttpRequest) -> Organisation:
     return organisation_of_kind(
         request,
         Organisation.Kind.OWNER,
-        refusal="Verifying the audit log is for the owner's auditors and admins.",
+        refusal=gettext("Verifying the audit log is for the owner's auditors and admins."),
     )
 
 
@@ -359,13 +360,15 @@ def verify_start(request: AuthenticatedHttpRequest) -> HttpResponse:
         logger.exception("Could not start an audit verification.")
         messages.error(
             request,
-            "The audit log refuses new events, so a verification cannot be recorded: the log "
-            "has probably been tampered with. Run `python manage.py audit_verify` on the "
-            "server to find the first bad sequence number.",
+            gettext(
+                "The audit log refuses new events, so a verification cannot be recorded: "
+                "the log has probably been tampered with. Run `python manage.py "
+                "audit_verify` on the server to find the first bad sequence number."
+            ),
         )
         return redirect("audit:verify")
     if not started:
-        messages.info(request, "A verification is already running; here is its progress.")
+        messages.info(request, gettext("A verification is already running; here is its progress."))
     return redirect("audit:verify_run", verification_id=run.pk)
 
 

@@ -60,7 +60,7 @@ class ProposePersonForm(forms.Form):
     ram_user_name = forms.CharField(
         label=_("RAM user in your account"),
         max_length=64,
-        widget=forms.TextInput(attrs={"placeholder": "Alice", "autocomplete": "off"}),
+        widget=forms.TextInput(attrs={"placeholder": _("Alice"), "autocomplete": "off"}),
     )
 
 
