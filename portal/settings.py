@@ -473,7 +473,10 @@ PORTAL_CONSOLE_DESTINATION = env.str("PORTAL_CONSOLE_DESTINATION", default="")
 # What partner sessions did in owners' accounts: ingested from ActionTrail's LookupEvents by
 # beat, joined to delegations and people, kept longer than ActionTrail's own 90 days.
 INSTALLED_APPS += ["activity"]
+# "{region}" in it is replaced by each region read (actiontrail.{region}.aliyuncs.com).
 ALIBABA_ACTIONTRAIL_ENDPOINT = env.str("ALIBABA_ACTIONTRAIL_ENDPOINT", default="127.0.0.1:9100")
+# ActionTrail is regional: each owner account's own region is read, and these as well.
+PORTAL_ACTIVITY_REGIONS = env.list("PORTAL_ACTIVITY_REGIONS", default=[])
 # ActionTrail answers LookupEvents 2 times per second per account: one client never asks faster.
 ALIBABA_ACTIONTRAIL_QPS = env.float("ALIBABA_ACTIONTRAIL_QPS", default=2.0)
 PORTAL_ACTIVITY_RETENTION_DAYS = env.int("PORTAL_ACTIVITY_RETENTION_DAYS", default=400)
