@@ -206,3 +206,80 @@ def actiontrail_seed(request: PageRequest) -> PageResponse:
     # the first lookup does not pay for it.
     _trail_for(call_log)
     return PageResponse.json({"seeded": len(explicit) + count, "last_seq": last_seq}, status=201)
+
+
+# --- the demo's partner activity (`--demo-activity`, which `make run` passes) ----------------
+DEMO_OWNER = "11223344"
+DEMO_PARTNER = "12345678"
+# The demo's delegated role: the portal's demo offers ecs-viewer (read-only ECS) to company-b.
+DEMO_ROLE = "ecs-viewer"
+DEMO_ROLE_ID = "300000000000000101"
+
+
+def _demo_identity(ram_user: str, access_key_id: str) -> dict[str, str]:
+    return {
+        "kind": "AssumedRoleUser",
+        "role_name": DEMO_ROLE,
+        "role_id": DEMO_ROLE_ID,
+        # A partner's RAM user that switches role or calls AssumeRole itself is named by its
+        # session name, its RAM user name (the portal explains it by the staff member's link).
+        "session_name": ram_user,
+        "access_key_id": access_key_id,
+        "caller_arn": f"acs:ram::{DEMO_PARTNER}:user/{ram_user}",
+    }
+
+
+def demo_calls(*, now: float, instances: dict[str, str]) -> list[dict[str, Any]]:
+    """What company-b's people did in company-a's account over the last days, as ActionTrail
+    would show it: Alice switched role in the console, looked at the fleet and stopped web-2
+    (a write under the read-only-intended ecs-viewer: an alert); Bob took STS credentials,
+    listed instances, and was refused ListRoles (a denied call: an alert). `instances` maps
+    instance names to their ids."""
+    alice = _demo_identity("Alice", "STS.demoAliceConsole7Hq2")
+    bob = _demo_identity("Bob", "STS.demoBobCli4Lr9")
+    hours = 3600.0
+    plan = [
+        (52 * hours, alice, "ecs", "DescribeInstances", False, {}, None, "console"),
+        (51.9 * hours, alice, "ecs", "DescribeInstances", False, {}, None, "console"),
+        (27 * hours, bob, "ecs", "DescribeInstances", False, {}, None, "api"),
+        (26.9 * hours, bob, "ecs", "DescribeInstances", False, {}, None, "api"),
+        (26.8 * hours, bob, "ram", "ListRoles", False, {}, "Forbidden.RAM", "api"),
+        (
+            5 * hours,
+            alice,
+            "ecs",
+            "StopInstance",
+            True,
+            {"InstanceId": instances.get("web-2", "")},
+            None,
+            "console",
+        ),
+        (4.9 * hours, alice, "ecs", "DescribeInstances", False, {}, None, "console"),
+        (2 * hours, bob, "ecs", "DescribeInstances", False, {}, None, "api"),
+    ]
+    entries = []
+    for ago, identity, product, action, mutating, parameters, error_code, via in plan:
+        region = "cn-hangzhou" if product == "ecs" else None
+        call = _call(
+            {
+                "product": product,
+                "action": action,
+                "mutating": mutating,
+                "parameters": {k: v for k, v in parameters.items() if v},
+                "region": region,
+                "source_ip": "198.51.100.23" if identity is alice else "198.51.100.41",
+                "via": via,
+            },
+            action,
+        )
+        moment = datetime.fromtimestamp(now - ago, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        entries.append(
+            _entry(
+                account=DEMO_OWNER,
+                moment=moment,
+                call=call,
+                identity=identity,
+                error_code=error_code,
+            )
+        )
+    return entries

@@ -28,6 +28,7 @@ from delegations.connection.services import (
     cloud_account_replace_key,
 )
 from delegations.models import CatalogRole, CloudAccount, PartnerAllowance, PartnerLink
+from demo.activity_seed import demo_activity_seed
 from demo.trust_seed import demo_named_people_seed
 
 DEMO_CREDENTIALS_FILE = "demo-credentials.json"
@@ -234,6 +235,8 @@ def demo_cloud_seed(*, cloudsim_data_dir: Path) -> list[str]:
         lines.append(said)
         # One delegation whose trust policy names people rather than the account (issue 11).
         lines.extend(demo_named_people_seed(owner=owner, partner=partner))
+        # Alice and Bob linked to their RAM users, whom the demo trail's calls name.
+        lines.extend(demo_activity_seed(partner=partner))
     except _Skip as skipped:
         lines.append(f"Note: {skipped} The rest of the cloud part was skipped.")
     return lines
