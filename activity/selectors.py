@@ -278,7 +278,7 @@ def activity_cursor_for(*, delegation: Delegation) -> ActivityCursor | None:
     """The ingestion state of the delegation's account (why activity may be missing): of its
     regions' cursors, one with a problem first, else the one read least far."""
     cursors = list(
-        ActivityCursor.objects.filter(cloud_account_id=delegation.catalog_role.cloud_account_id)
+        ActivityCursor.objects.filter(cloud_account_id=delegation.managed_role.cloud_account_id)
     )
     if not cursors:
         return None

@@ -29,12 +29,31 @@ from delegations.connection.services import (
 )
 from delegations.models import CatalogRole, CloudAccount, PartnerAllowance, PartnerLink
 from demo.activity_seed import demo_activity_seed
+from demo.fleet_seed import demo_fleet_seed
 from demo.trust_seed import demo_named_people_seed
 
 DEMO_CREDENTIALS_FILE = "demo-credentials.json"
 OWNER_SLUG = "company-a"
 PARTNER_SLUG = "company-b"
 PARTNER_LINK_LABEL = "Company B (demo)"
+
+
+@dataclass(frozen=True)
+class DemoCloudAccount:
+    uid: str
+    alias: str
+    label: str
+
+
+# company-a's second cloud account (staging): cloudsim's `--demo` creates it with its own root
+# AccessKey (in demo-credentials.json, read with `owner_staging_root_key`) and running ECS
+# instances in cn-shanghai and cn-beijing (one stopped), like company-a's production account
+# there. The one place the portal's demo names it (issue 12: fleets and runbooks).
+OWNER_STAGING_ACCOUNT = DemoCloudAccount(
+    uid="11223355", alias="company-a-staging", label="company-a staging"
+)
+# The regions where both of company-a's accounts run instances: the demo fleet's regions.
+DEMO_FLEET_REGIONS = ("cn-shanghai", "cn-beijing")
 
 
 @dataclass(frozen=True)
@@ -80,6 +99,11 @@ def _root_key(document: dict[str, Any], uid: str) -> tuple[str, str]:
     raise _Skip(f"cloudsim's demo credentials have no root AccessKey for account {uid}.")
 
 
+def owner_staging_root_key(document: dict[str, Any]) -> tuple[str, str]:
+    """(AccessKey id, secret) of company-a's staging account in cloudsim's demo credentials."""
+    return _root_key(document, OWNER_STAGING_ACCOUNT.uid)
+
+
 def _stored_key_works(account: CloudAccount, key_id: str) -> bool:
     """Whether the stored key is this one and still decrypts (the encryption key may be new)."""
     if account.access_key_id != key_id:
@@ -121,7 +145,9 @@ def _connect(
     else:
         key_id, secret = _root_key(document, organisation.account_uid)
         what = f"{organisation.slug} ({organisation.account_uid}) with its root AccessKey {key_id}"
-    account = CloudAccount.objects.filter(organisation=organisation, is_active=True).first()
+    account = CloudAccount.objects.filter(
+        organisation=organisation, is_active=True, is_primary=True
+    ).first()
     try:
         if account is None:
             account = cloud_account_connect(
@@ -237,6 +263,21 @@ def demo_cloud_seed(*, cloudsim_data_dir: Path) -> list[str]:
         lines.extend(demo_named_people_seed(owner=owner, partner=partner))
         # Alice and Bob linked to their RAM users, whom the demo trail's calls name.
         lines.extend(demo_activity_seed(partner=partner))
+        # company-a's second account and a fleet grant over both (issue 12).
+        try:
+            staging_key: tuple[str, str] | None = owner_staging_root_key(document)
+        except _Skip:
+            staging_key = None
+        lines.extend(
+            demo_fleet_seed(
+                owner=owner,
+                partner=partner,
+                owner_admin=admin,
+                staging_uid=OWNER_STAGING_ACCOUNT.uid,
+                staging_key=staging_key,
+                regions=DEMO_FLEET_REGIONS,
+            )
+        )
     except _Skip as skipped:
         lines.append(f"Note: {skipped} The rest of the cloud part was skipped.")
     return lines

@@ -57,6 +57,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "core.security_headers.SecurityHeadersMiddleware",
+    # Only the step-up pages in front of Open console: their form may end on the sign-in host.
+    "delegations.partner.middleware.ConsoleStepUpFormActionMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "core.request_id.RequestIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -477,6 +479,10 @@ INSTALLED_APPS += ["activity"]
 ALIBABA_ACTIONTRAIL_ENDPOINT = env.str("ALIBABA_ACTIONTRAIL_ENDPOINT", default="127.0.0.1:9100")
 # ActionTrail is regional: each owner account's own region is read, and these as well.
 PORTAL_ACTIVITY_REGIONS = env.list("PORTAL_ACTIVITY_REGIONS", default=[])
+# --- OOS and ECS (runbooks through OOS, issue 12) ------------------------------------------
+# oos.<region>.aliyuncs.com and ecs.aliyuncs.com in production; cloudsim embedded.
+ALIBABA_OOS_ENDPOINT = env.str("ALIBABA_OOS_ENDPOINT", default="127.0.0.1:9100")
+ALIBABA_ECS_ENDPOINT = env.str("ALIBABA_ECS_ENDPOINT", default="127.0.0.1:9100")
 # ActionTrail answers LookupEvents 2 times per second per account: one client never asks faster.
 ALIBABA_ACTIONTRAIL_QPS = env.float("ALIBABA_ACTIONTRAIL_QPS", default=2.0)
 PORTAL_ACTIVITY_RETENTION_DAYS = env.int("PORTAL_ACTIVITY_RETENTION_DAYS", default=400)
