@@ -496,7 +496,10 @@ PORTAL_CONSOLE_DESTINATION = env.str("PORTAL_CONSOLE_DESTINATION", default="")
 # What partner sessions did in owners' accounts: ingested from ActionTrail's LookupEvents by
 # beat, joined to delegations and people, kept longer than ActionTrail's own 90 days.
 INSTALLED_APPS += ["activity"]
+# "{region}" in it is replaced by each region read (actiontrail.{region}.aliyuncs.com).
 ALIBABA_ACTIONTRAIL_ENDPOINT = env.str("ALIBABA_ACTIONTRAIL_ENDPOINT", default="127.0.0.1:9100")
+# ActionTrail is regional: each owner account's own region is read, and these as well.
+PORTAL_ACTIVITY_REGIONS = env.list("PORTAL_ACTIVITY_REGIONS", default=[])
 # --- OOS and ECS (runbooks through OOS, issue 12) ------------------------------------------
 # oos.<region>.aliyuncs.com and ecs.aliyuncs.com in production; cloudsim embedded.
 ALIBABA_OOS_ENDPOINT = env.str("ALIBABA_OOS_ENDPOINT", default="127.0.0.1:9100")
