@@ -458,11 +458,14 @@ def _account_metadata(delegation: Delegation) -> dict[str, Any]:
     return extra
 
 
-def _fleet_follow_up(delegation: Delegation, *, to: str) -> None:
-    """A fleet's account left the worker's hands (active or failed): let the fleet start its
-    next accounts within its rate control (`delegations.fleet`), through the outbox, in this
-    transaction."""
-    if delegation.fleet_id is not None and to in (Status.ACTIVE, Status.FAILED):
+_APPLYING_NOW = (Status.APPROVED, Status.APPLYING)
+
+
+def _fleet_follow_up(delegation: Delegation, *, before: str, to: str) -> None:
+    """A fleet's account stopped being applied (active, failed, or revoked on the way): its
+    slot in the fleet's rate control is free, so let the fleet start its next accounts
+    (`delegations.fleet`), through the outbox, in this transaction."""
+    if delegation.fleet_id is not None and before in _APPLYING_NOW and to not in _APPLYING_NOW:
         outbox_enqueue(kind=OutboxMessage.Kind.ADVANCE_FLEET, object_id=delegation.fleet_id)
 
 
@@ -505,7 +508,7 @@ def _transition(
         # partner's account; leaving active (revoke, expiry) takes it away. Through the outbox,
         # in this transaction.
         partner_access_delegation_changed(delegation=delegation)
-    _fleet_follow_up(delegation, to=to)
+    _fleet_follow_up(delegation, before=before["status"], to=to)
     return delegation
 
 
@@ -1266,7 +1269,7 @@ def delegations_mark_many(*, delegations: list[Delegation], to: str) -> list[Del
             partner_access_delegation_changed(delegation=row)
         if row.fleet_id is not None and row.fleet_id not in fleets:
             fleets.add(row.fleet_id)
-            _fleet_follow_up(row, to=to)
+            _fleet_follow_up(row, before=before["status"], to=to)
     return [row for row, _ in moving]
 
 

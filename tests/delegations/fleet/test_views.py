@@ -188,3 +188,46 @@ def test_owner_connects_a_second_account_page_lists_both(
     assert 'data-testid="owner-accounts"' in body
     assert 'data-account="55667701"' in body and "staging (55667701)" in body
     assert f"/delegations/cloud-account/{staging.pk}/replace/" in body
+
+
+def test_owner_chooses_where_a_role_is_offered(
+    owner_admin: User,
+    ecs_admin: CatalogRole,
+    cloud_account_a: CloudAccount,
+    company_a: Organisation,
+    cloud_account_c: CloudAccount,
+) -> None:
+    other = CloudAccountFactory(
+        organisation=company_a, account_uid="55667702", name="test", is_primary=False
+    )
+    client = signed_in(owner_admin)
+    url = f"/delegations/catalogue/roles/{ecs_admin.pk}/accounts/"
+    assert "test (55667702)" in client.get(url).content.decode()
+    # A foreign account id in the post is ignored: only the owner's accounts are offered.
+    saved = client.post(url, {"accounts": [str(other.pk), str(cloud_account_c.pk)]})
+    assert saved.status_code == 302
+    assert list(ecs_admin.extra_accounts.all()) == [other]
+    client.post(url, {"all_accounts": "on"})
+    ecs_admin.refresh_from_db()
+    assert ecs_admin.offered_in_all_accounts
+    assert list(ecs_admin.extra_accounts.all()) == []
+
+
+def test_a_single_request_may_choose_the_owners_account(
+    partner_client: Client, ecs_admin: CatalogRole, staging: CloudAccount
+) -> None:
+    page = partner_client.get("/delegations/request/").content.decode()
+    assert "staging (55667701)" in page
+    response = partner_client.post(
+        "/delegations/request/",
+        {
+            "catalog_role": str(ecs_admin.pk),
+            "cloud_account": str(staging.pk),
+            "reason": "Patch staging",
+            "duration": "open",
+        },
+    )
+    assert response.status_code == 302
+    delegation = Delegation.objects.get()
+    assert delegation.managed_role.cloud_account == staging
+    assert delegation.fleet is None
