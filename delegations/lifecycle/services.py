@@ -799,6 +799,7 @@ def delegation_approve(
     expected_version: int | None = None,
     trust_scope: str | None = None,
     ends_at: dt.datetime | None = None,
+    as_fleet_account: bool = False,
 ) -> Delegation:
     """An owner admin approves a request. The worker applies it after the commit.
     `trust_scope` overrides the role's default (whom the trust policy names). A fleet's
@@ -811,6 +812,7 @@ def delegation_approve(
         "owner", "partner", "catalog_role", "managed_role__cloud_account"
     ).get(pk=delegation.pk)
     _require_admin(user=approved_by, organisation=current.owner, doing="approve access")
+    _refuse_fleet_account_alone(current, as_fleet_account=as_fleet_account)
     # The requester and memberships do not change with the status, so this check needs no
     # lock; the refusal is recorded in its own transaction so that it survives.
     denial = _segregation_problem(delegation=current, user=approved_by)
@@ -980,6 +982,15 @@ def delegation_auto_approve(*, delegation: Delegation) -> Delegation:
         return locked
 
 
+def _refuse_fleet_account_alone(delegation: Delegation, *, as_fleet_account: bool) -> None:
+    """A fleet grant's account is decided with the fleet (`delegations.fleet`), never alone:
+    one account approved by itself would wait for a fleet nobody approved."""
+    if delegation.fleet_id is not None and not as_fleet_account:
+        raise DelegationConflict(
+            "This access is one account of a fleet grant: decide it on the fleet's page."
+        )
+
+
 def _segregation_problem(*, delegation: Delegation, user: User) -> str | None:
     if delegation.requested_by_id == user.pk:
         return "You cannot approve a request you made yourself."
@@ -1007,6 +1018,7 @@ def delegation_reject(
     rejected_by: User,
     reason: str,
     expected_version: int | None = None,
+    as_fleet_account: bool = False,
 ) -> Delegation:
     """An owner admin turns a request down, saying why. One rejection by anyone who may
     decide it (its approver groups) ends it, whatever approvals it already has."""
@@ -1014,6 +1026,7 @@ def delegation_reject(
         pk=delegation.pk
     )
     _require_admin(user=rejected_by, organisation=current.owner, doing="reject a request")
+    _refuse_fleet_account_alone(current, as_fleet_account=as_fleet_account)
     if current.status == Status.REQUESTED:
         denial = approval_refusal(delegation=current, user=rejected_by, approving=False)
         if denial is not None:
