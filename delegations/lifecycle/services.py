@@ -21,6 +21,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.actors import ServiceActor, actor_user, require_service_actor_of, service_label
 from accounts.models import Membership, Organisation, User
@@ -164,8 +165,8 @@ def _validate_grantable(
     elif cloud_account.pk not in {a.pk for a in catalog_role_accounts(catalog_role=catalog_role)}:
         raise ValidationError(
             {
-                "cloud_account": f"{catalog_role.role_name} is not offered in the account "
-                f"{cloud_account.account_uid}."
+                "cloud_account": _("%(role)s is not offered in the account %(uid)s.")
+                % {"role": catalog_role.role_name, "uid": cloud_account.account_uid}
             }
         )
     if not cloud_account.is_active or cloud_account.organisation_id != owner.pk:
@@ -197,7 +198,7 @@ def _validate_no_open_duplicate(
     )
     if open_one is not None:
         where = (
-            f" in the account {account.account_uid}"
+            _(" in the account %(uid)s") % {"uid": account.account_uid}
             if account.pk != catalog_role.cloud_account_id
             else ""
         )
@@ -987,7 +988,7 @@ def _refuse_fleet_account_alone(delegation: Delegation, *, as_fleet_account: boo
     one account approved by itself would wait for a fleet nobody approved."""
     if delegation.fleet_id is not None and not as_fleet_account:
         raise DelegationConflict(
-            "This access is one account of a fleet grant: decide it on the fleet's page."
+            _("This access is one account of a fleet grant: decide it on the fleet's page.")
         )
 
 
