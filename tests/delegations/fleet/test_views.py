@@ -10,6 +10,8 @@ import pytest
 from django.test import Client
 
 from accounts.models import Organisation, User
+from audit.models import AuditEvent
+from auditor.selectors import delegation_target_ids, targets_q
 from delegations.lifecycle.views import PARTNER_LINK_SESSION_KEY
 from delegations.models import CatalogRole, CloudAccount, Delegation, FleetGrant
 from tests.delegations.factories import CloudAccountFactory
@@ -231,3 +233,28 @@ def test_a_single_request_may_choose_the_owners_account(
     delegation = Delegation.objects.get()
     assert delegation.managed_role.cloud_account == staging
     assert delegation.fleet is None
+
+
+def test_an_accounts_timeline_shows_the_fleets_decision(
+    partner_client: Client,
+    owner_admin: User,
+    auditor: User,
+    ecs_admin: CatalogRole,
+    cloud_account_a: CloudAccount,
+    staging: CloudAccount,
+) -> None:
+    partner_client.post(
+        "/delegations/fleets/request/", request_body(ecs_admin, [cloud_account_a, staging])
+    )
+    fleet = FleetGrant.objects.get()
+    signed_in(owner_admin).post(
+        f"/delegations/fleets/{fleet.pk}/approve/", {"version": fleet.version}
+    )
+    member = Delegation.objects.get(fleet=fleet, managed_role__cloud_account=staging)
+    history = AuditEvent.objects.filter(targets_q(delegation_target_ids([member.pk])))
+    actions = set(history.values_list("action", flat=True))
+    assert {"fleet.requested", "fleet.approved", "delegation.approved"} <= actions
+    approved = history.get(action="delegation.approved")
+    assert approved.metadata["account_uid"] == "55667701"
+    assert approved.metadata["fleet"] == str(fleet.pk)
+    assert signed_in(auditor).get(f"/audit/delegations/{member.pk}/").status_code == 200
