@@ -303,11 +303,15 @@ class AccessReportOutput(serializers.Serializer):
 
 
 class CloudAccountOutput(serializers.Serializer):
-    """The organisation's connected account; never its AccessKey (id or secret)."""
+    """One of the organisation's connected accounts; never its AccessKey (id or secret). An
+    owner may have several (issue 12): `name` tells them apart, `is_primary` marks the one
+    used wherever no account is chosen."""
 
     id = serializers.UUIDField()
     account_uid = serializers.CharField()
     alias = serializers.CharField()
+    name = serializers.CharField()
+    is_primary = serializers.BooleanField()
     region = serializers.CharField()
     caller_arn = serializers.CharField()
     verified_at = serializers.DateTimeField(allow_null=True)

@@ -31,7 +31,7 @@ from api.problems import ProblemException
 from core.ratelimit import rate_limit_consume
 from core.web import no_store, parse_uuid
 from delegations.catalog import partner_links
-from delegations.connection.selectors import cloud_account_of_organisation
+from delegations.connection.selectors import cloud_accounts_of_organisation
 from delegations.lifecycle import selectors
 from delegations.lifecycle import services as lifecycle
 from delegations.models import CredentialIssuance, Delegation
@@ -338,8 +338,8 @@ class CloudAccountListView(ApiView):
 
     @extend_schema(responses=s.CloudAccountOutput(many=True), summary="My connected accounts")
     def get(self, request: Request) -> Response:
-        account = cloud_account_of_organisation(organisation=self.organisation)
-        return Response(s.CloudAccountOutput([account] if account else [], many=True).data)
+        accounts = cloud_accounts_of_organisation(organisation=self.organisation)
+        return Response(s.CloudAccountOutput(accounts, many=True).data)
 
 
 class AssignmentListView(ApiView):

@@ -36,7 +36,7 @@ from audit.selectors import (
     MAX_PAGE_SIZE,
 )
 from auditor.presentation import ROLE_POWER_CALLS, RolePower, parse_time
-from delegations.models import CatalogRole, CloudCall, Delegation, DriftFinding
+from delegations.models import CatalogRole, CloudCall, Delegation, DriftFinding, FleetGrant
 
 # --- the auditor's pages: filtered keyset pages, exports, delegation timelines ---------------
 #
@@ -155,6 +155,14 @@ def delegation_target_ids(delegation_ids: Iterable[Any]) -> TargetIds:
             .values_list("pk", flat=True)
         )
         targets[model._meta.label_lower] = sorted({str(pk) for pk in related})
+    # A fleet grant's account: the fleet's own events (its decision, a stop after MaxErrors,
+    # each run's outcomes) belong to the account's history too (issue 12).
+    fleets = (
+        Delegation.objects.filter(pk__in=ids, fleet__isnull=False)
+        .order_by()
+        .values_list("fleet_id", flat=True)
+    )
+    targets[FleetGrant._meta.label_lower] = sorted({str(pk) for pk in fleets})
     return targets
 
 

@@ -42,7 +42,10 @@ from delegations.catalog.forms import (
     PartnerLinkForm,
 )
 from delegations.catalog.services import AvailablePolicy, PolicyKey
-from delegations.connection.selectors import cloud_account_of_organisation
+from delegations.connection.selectors import (
+    cloud_account_of_organisation,
+    cloud_accounts_of_organisation,
+)
 from delegations.models import FINAL_STATUSES, CatalogRole, CloudAccount, TrustScope
 
 READERS = (ADMIN, AUDITOR)
@@ -519,3 +522,33 @@ def partner_link_revoke(request: AuthenticatedHttpRequest, link_id: str) -> Http
         % {"code_hint": link.code_hint},
     )
     return redirect("delegations:partner_links")
+
+
+@require_http_methods(["GET", "POST"])
+@organisation_member_required(roles=[ADMIN])
+def catalog_role_accounts(request: AuthenticatedHttpRequest, catalog_role_id: str) -> HttpResponse:
+    """Where a role may be granted besides its home account: all the owner's connected
+    accounts, or the ones ticked (issue 12)."""
+    owner = _owner(request)
+    role = selectors.catalog_role_get_for_owner(owner=owner, catalog_role_id=catalog_role_id)
+    accounts = cloud_accounts_of_organisation(organisation=owner)
+    if request.method == "POST":
+        chosen = set(request.POST.getlist("accounts"))
+        try:
+            catalog_services.catalog_role_set_accounts(
+                catalog_role=role,
+                changed_by=request.user,
+                all_accounts=request.POST.get("all_accounts") == "on",
+                accounts=[account for account in accounts if str(account.pk) in chosen],
+            )
+        except ValidationError as error:
+            report_refusal(request, error)
+        else:
+            messages.success(request, gettext("Saved where %(role)s is offered.") % {"role": role})
+            return redirect("delegations:catalog")
+    offered = {account.pk for account in selectors.catalog_role_accounts(catalog_role=role)}
+    return render(
+        request,
+        "delegations/catalog/role_accounts.html",
+        {"organisation": owner, "role": role, "accounts": accounts, "offered": offered},
+    )

@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import Organisation
 from delegations.catalog.partner_links import CODE_MAX_INPUT_LENGTH
 from delegations.lifecycle.services import REASON_MAX_LENGTH
-from delegations.models import CatalogRole, DriftFinding, TrustScope
+from delegations.models import CatalogRole, CloudAccount, DriftFinding, TrustScope
 
 
 class _RoleChoiceField(forms.ModelChoiceField):
@@ -78,6 +78,22 @@ class PartnerCodeForm(forms.Form):
     )
 
 
+class _AccountChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: CloudAccount) -> str:
+        return obj.label
+
+
+def _account_field() -> forms.ModelChoiceField:
+    """Which of the owner's accounts (issue 12); empty: the role's home account."""
+    return _AccountChoiceField(
+        queryset=CloudAccount.objects.none(),
+        required=False,
+        label=_("Owner account"),
+        empty_label=_("The role's home account"),
+        help_text=_("Only for an owner with several accounts; the role must be offered there."),
+    )
+
+
 class RequestAccessForm(_DurationMixin):
     """A partner admin's request, to the owner whose partner link code they entered."""
 
@@ -103,11 +119,15 @@ class RequestAccessForm(_DurationMixin):
         help_text=_("Leave empty to start as soon as the owner approves; at most 90 days ahead."),
     )
 
-    field_order = ["catalog_role", "reason", "starts_at", "duration", "ends_at"]
+    cloud_account = _account_field()
 
-    def __init__(self, *args: Any, roles: Any, **kwargs: Any) -> None:
+    field_order = ["catalog_role", "cloud_account", "reason", "starts_at", "duration", "ends_at"]
+
+    def __init__(self, *args: Any, roles: Any, accounts: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         cast(forms.ModelChoiceField, self.fields["catalog_role"]).queryset = roles
+        if accounts is not None:
+            cast(forms.ModelChoiceField, self.fields["cloud_account"]).queryset = accounts
 
 
 def _trust_scope_field() -> forms.ChoiceField:
@@ -133,13 +153,26 @@ class OfferForm(_DurationMixin):
     )
     reason = forms.CharField(label=_("Reason"), max_length=REASON_MAX_LENGTH, widget=_REASON_WIDGET)
     trust_scope = _trust_scope_field()
+    cloud_account = _account_field()
 
-    field_order = ["partner", "catalog_role", "reason", "duration", "ends_at", "trust_scope"]
+    field_order = [
+        "partner",
+        "catalog_role",
+        "cloud_account",
+        "reason",
+        "duration",
+        "ends_at",
+        "trust_scope",
+    ]
 
-    def __init__(self, *args: Any, partners: Any, roles: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, partners: Any, roles: Any, accounts: Any = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         cast(forms.ModelChoiceField, self.fields["partner"]).queryset = partners
         cast(forms.ModelChoiceField, self.fields["catalog_role"]).queryset = roles
+        if accounts is not None:
+            cast(forms.ModelChoiceField, self.fields["cloud_account"]).queryset = accounts
 
 
 class _VersionedForm(forms.Form):

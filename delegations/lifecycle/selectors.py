@@ -25,6 +25,7 @@ from delegations.models import (
     DESIRED_PRESENT_STATUSES,
     WORKER_PENDING_STATUSES,
     CatalogRole,
+    CloudAccount,
     CloudCall,
     Delegation,
     DelegationExtension,
@@ -131,6 +132,15 @@ def catalog_roles_grantable(*, owner: Organisation) -> QuerySet[CatalogRole]:
     return CatalogRole.objects.filter(
         organisation=owner, is_active=True, cloud_account__is_active=True
     ).order_by("role_name")
+
+
+def owner_accounts_if_several(*, owner: Organisation) -> QuerySet[CloudAccount]:
+    """The owner's connected accounts when it has more than one (a request or offer may then
+    choose one), else none: a single account needs no choice."""
+    accounts = CloudAccount.objects.filter(organisation=owner, is_active=True).order_by(
+        "-is_primary", "created_at"
+    )
+    return accounts if accounts.count() > 1 else accounts.none()
 
 
 def catalog_roles_of_owner(*, owner: Organisation) -> QuerySet[CatalogRole]:

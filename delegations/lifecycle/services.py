@@ -513,11 +513,14 @@ def _account_metadata(delegation: Delegation) -> dict[str, Any]:
     return extra
 
 
-def _fleet_follow_up(delegation: Delegation, *, to: str) -> None:
-    """A fleet's account left the worker's hands (active or failed): let the fleet start its
-    next accounts within its rate control (`delegations.fleet`), through the outbox, in this
-    transaction."""
-    if delegation.fleet_id is not None and to in (Status.ACTIVE, Status.FAILED):
+_APPLYING_NOW = (Status.APPROVED, Status.APPLYING)
+
+
+def _fleet_follow_up(delegation: Delegation, *, before: str, to: str) -> None:
+    """A fleet's account stopped being applied (active, failed, or revoked on the way): its
+    slot in the fleet's rate control is free, so let the fleet start its next accounts
+    (`delegations.fleet`), through the outbox, in this transaction."""
+    if delegation.fleet_id is not None and before in _APPLYING_NOW and to not in _APPLYING_NOW:
         outbox_enqueue(kind=OutboxMessage.Kind.ADVANCE_FLEET, object_id=delegation.fleet_id)
 
 
@@ -560,7 +563,7 @@ def _transition(
         # partner's account; leaving active (revoke, expiry) takes it away. Through the outbox,
         # in this transaction.
         partner_access_delegation_changed(delegation=delegation)
-    _fleet_follow_up(delegation, to=to)
+    _fleet_follow_up(delegation, before=before["status"], to=to)
     return delegation
 
 
@@ -868,6 +871,7 @@ def delegation_approve(
     expected_version: int | None = None,
     trust_scope: str | None = None,
     ends_at: dt.datetime | None = None,
+    as_fleet_account: bool = False,
 ) -> Delegation:
     """An owner admin approves a request. The worker applies it after the commit.
     `trust_scope` overrides the role's default (whom the trust policy names). A fleet's
@@ -880,6 +884,7 @@ def delegation_approve(
         "owner", "partner", "catalog_role", "managed_role__cloud_account"
     ).get(pk=delegation.pk)
     _require_admin(user=approved_by, organisation=current.owner, doing="approve access")
+    _refuse_fleet_account_alone(current, as_fleet_account=as_fleet_account)
     # The requester and memberships do not change with the status, so this check needs no
     # lock; the refusal is recorded in its own transaction so that it survives.
     denial = _segregation_problem(delegation=current, user=approved_by)
@@ -1053,6 +1058,15 @@ def delegation_auto_approve(*, delegation: Delegation) -> Delegation:
         return locked
 
 
+def _refuse_fleet_account_alone(delegation: Delegation, *, as_fleet_account: bool) -> None:
+    """A fleet grant's account is decided with the fleet (`delegations.fleet`), never alone:
+    one account approved by itself would wait for a fleet nobody approved."""
+    if delegation.fleet_id is not None and not as_fleet_account:
+        raise DelegationConflict(
+            gettext("This access is one account of a fleet grant: decide it on the fleet's page.")
+        )
+
+
 def _segregation_problem(*, delegation: Delegation, user: User) -> str | None:
     if delegation.requested_by_id == user.pk:
         return gettext("You cannot approve a request you made yourself.")
@@ -1088,6 +1102,7 @@ def delegation_reject(
     rejected_by: User,
     reason: str,
     expected_version: int | None = None,
+    as_fleet_account: bool = False,
 ) -> Delegation:
     """An owner admin turns a request down, saying why. One rejection by anyone who may
     decide it (its approver groups) ends it, whatever approvals it already has."""
@@ -1095,6 +1110,7 @@ def delegation_reject(
         pk=delegation.pk
     )
     _require_admin(user=rejected_by, organisation=current.owner, doing=gettext("reject a request"))
+    _refuse_fleet_account_alone(current, as_fleet_account=as_fleet_account)
     if current.status == Status.REQUESTED:
         denial = approval_refusal(delegation=current, user=rejected_by, approving=False)
         if denial is not None:
@@ -1357,7 +1373,7 @@ def delegations_mark_many(*, delegations: list[Delegation], to: str) -> list[Del
             partner_access_delegation_changed(delegation=row)
         if row.fleet_id is not None and row.fleet_id not in fleets:
             fleets.add(row.fleet_id)
-            _fleet_follow_up(row, to=to)
+            _fleet_follow_up(row, before=before["status"], to=to)
     return [row for row, _ in moving]
 
 

@@ -561,8 +561,9 @@ def delegation_request(request: AuthenticatedHttpRequest) -> HttpResponse:
         )
     owner = link.organisation
     roles = selectors.catalog_roles_grantable(owner=owner)
+    accounts = selectors.owner_accounts_if_several(owner=owner)
     if request.method == "POST":
-        form = RequestAccessForm(request.POST, roles=roles)
+        form = RequestAccessForm(request.POST, roles=roles, accounts=accounts)
         if form.is_valid():
             try:
                 delegation = services.delegation_request(
@@ -573,6 +574,7 @@ def delegation_request(request: AuthenticatedHttpRequest) -> HttpResponse:
                     reason=form.cleaned_data["reason"],
                     ends_at=form.cleaned_data["ends_at"],
                     starts_at=form.cleaned_data["starts_at"],
+                    cloud_account=form.cleaned_data["cloud_account"],
                 )
             except ValidationError as error:
                 add_form_errors(form, error)
@@ -590,12 +592,18 @@ def delegation_request(request: AuthenticatedHttpRequest) -> HttpResponse:
                 return redirect("delegations:detail", delegation_id=delegation.pk)
         status = 400
     else:
-        form = RequestAccessForm(roles=roles)
+        form = RequestAccessForm(roles=roles, accounts=accounts)
         status = 200
     return render(
         request,
         "delegations/request.html",
-        {"organisation": partner, "owner": owner, "form": form, "roles": roles},
+        {
+            "organisation": partner,
+            "owner": owner,
+            "form": form,
+            "roles": roles,
+            "several_accounts": accounts.exists(),
+        },
         status=status,
     )
 
@@ -606,8 +614,9 @@ def delegation_offer(request: AuthenticatedHttpRequest) -> HttpResponse:
     owner = _owner_organisation(request)
     partners = selectors.partners_offerable(owner=owner)
     roles = selectors.catalog_roles_grantable(owner=owner)
+    accounts = selectors.owner_accounts_if_several(owner=owner)
     if request.method == "POST":
-        form = OfferForm(request.POST, partners=partners, roles=roles)
+        form = OfferForm(request.POST, partners=partners, roles=roles, accounts=accounts)
         if form.is_valid():
             confirmation = step_up(request)
             if confirmation.response is not None:
@@ -622,6 +631,7 @@ def delegation_offer(request: AuthenticatedHttpRequest) -> HttpResponse:
                     ends_at=form.cleaned_data["ends_at"],
                     with_mfa=confirmation.with_mfa,
                     trust_scope=form.cleaned_data["trust_scope"] or None,
+                    cloud_account=form.cleaned_data["cloud_account"],
                 )
             except ValidationError as error:
                 add_form_errors(form, error)
@@ -636,12 +646,17 @@ def delegation_offer(request: AuthenticatedHttpRequest) -> HttpResponse:
                 return redirect("delegations:detail", delegation_id=delegation.pk)
         status = 400
     else:
-        form = OfferForm(partners=partners, roles=roles)
+        form = OfferForm(partners=partners, roles=roles, accounts=accounts)
         status = 200
     return render(
         request,
         "delegations/offer.html",
-        {"organisation": owner, "form": form, "has_partners": partners.exists()},
+        {
+            "organisation": owner,
+            "form": form,
+            "has_partners": partners.exists(),
+            "several_accounts": accounts.exists(),
+        },
         status=status,
     )
 

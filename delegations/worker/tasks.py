@@ -25,6 +25,7 @@ from celery import shared_task
 from django.conf import settings
 
 from cloud.errors import CloudError
+from delegations.fleet.selectors import fleets_to_advance_after
 from delegations.fleet.services import fleet_advance
 from delegations.lifecycle.services import delegations_expire_due, delegations_start_due
 from delegations.models import OutboxMessage
@@ -94,7 +95,7 @@ def _reconcile_with_retry(
 
 
 def _reconcile_role(task: Any, managed_role_id: str, *, force: bool = False) -> str:
-    return _reconcile_with_retry(
+    outcome = _reconcile_with_retry(
         task,
         subject=f"managed role {managed_role_id}",
         reconcile=lambda: managed_role_reconcile(managed_role_id=managed_role_id, force=force),
@@ -102,6 +103,12 @@ def _reconcile_role(task: Any, managed_role_id: str, *, force: bool = False) -> 
             managed_role_id=managed_role_id, error=error
         ),
     )
+    # A fleet's account on this role became active or failed: start the fleet's next accounts
+    # now, in this task, instead of one broker hand-over later (the advance message its
+    # transition wrote is then found done).
+    for fleet_id in fleets_to_advance_after(managed_role_id=managed_role_id):
+        _advance_fleet(fleet_id)
+    return outcome
 
 
 def _reconcile_partner_user_policy(task: Any, policy_id: str) -> str:
