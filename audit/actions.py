@@ -414,6 +414,60 @@ class AuditAction(StrEnum):
             "{actor} tried to reject and was refused",
         ),
     )
+    # --- break-glass (issue 14, item 6) ------------------------------------------------------
+    BREAK_GLASS_ROLE_SET = (
+        "break_glass.role_set",
+        ActionInfo(
+            _OTHER,
+            "An owner admin marked a catalogue role as an emergency role for a partner (or "
+            "changed who may activate it and for how long).",
+        ),
+    )
+    BREAK_GLASS_ROLE_REMOVED = (
+        "break_glass.role_removed",
+        ActionInfo(_OTHER, "An owner admin stopped offering an emergency role to a partner."),
+    )
+    BREAK_GLASS_ACTIVATED = (
+        "delegation.break_glass_activated",
+        ActionInfo(
+            Category.APPROVAL,
+            "A partner's named person activated an emergency role themselves, with a written "
+            "reason; the access applies at once and waits for an owner admin's review.",
+            "{actor} activated break-glass access{with_mfa}",
+        ),
+    )
+    BREAK_GLASS_ACTIVATION_DENIED = (
+        "break_glass.activation_denied",
+        ActionInfo(
+            Category.DENIED,
+            "A break-glass activation was refused (a person not named, the role withdrawn…).",
+            "{actor} tried to activate break-glass access and was refused",
+        ),
+    )
+    BREAK_GLASS_CONFIRMED = (
+        "break_glass.confirmed",
+        ActionInfo(
+            Category.APPROVAL,
+            "An owner admin reviewed a break-glass activation and confirmed it was justified.",
+            "{actor} confirmed the break-glass activation",
+        ),
+    )
+    BREAK_GLASS_REVOKED = (
+        "break_glass.revoked_and_flagged",
+        ActionInfo(
+            _LIFECYCLE,
+            "An owner admin reviewed a break-glass activation, revoked the access and flagged it.",
+            "{actor} revoked and flagged the break-glass activation",
+        ),
+    )
+    BREAK_GLASS_ESCALATED = (
+        "break_glass.review_escalated",
+        ActionInfo(
+            _OTHER,
+            "A break-glass activation was not reviewed in time: the owner's admins were "
+            "reminded, then every owner admin and the escalation contact were told.",
+        ),
+    )
     DELEGATION_REVOKE_REQUESTED = (
         "delegation.revoke_requested",
         ActionInfo(

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from delegations.approvals import urls as approvals_urls
+from delegations.breakglass import urls as breakglass_urls
 from delegations.catalog import urls as catalog_urls
 from delegations.connection import urls as connection_urls
 from delegations.lifecycle import extension_views, views
@@ -41,3 +42,5 @@ urlpatterns += partner_urls.urlpatterns
 urlpatterns += trust_urls.urlpatterns
 # Approval rules: approver groups and quorum (issue 14).
 urlpatterns += approvals_urls.urlpatterns
+# Break-glass: emergency roles, activations and their review (issue 14).
+urlpatterns += breakglass_urls.urlpatterns

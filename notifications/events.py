@@ -43,6 +43,17 @@ class NotificationEvent(StrEnum):
     EXTENSION_REQUESTED = ("delegation.extension_requested", EventInfo(_("More time requested")))
     DELEGATION_EXTENDED = ("delegation.extended", EventInfo(_("Access extended")))
     EXTENSION_REJECTED = ("delegation.extension_rejected", EventInfo(_("More time refused")))
+    # Break-glass (issue 14): an activation reaches every owner admin at once, whatever their
+    # preferences; reminders and the escalation of an unreviewed one are security notices too.
+    BREAK_GLASS_ACTIVATED = (
+        "break_glass.activated",
+        EventInfo(_("Break-glass access activated"), security=True),
+    )
+    BREAK_GLASS_REVIEW_DUE = (
+        "break_glass.review_due",
+        EventInfo(_("Break-glass activation waiting for review"), security=True),
+    )
+    BREAK_GLASS_REVIEWED = ("break_glass.reviewed", EventInfo(_("Break-glass activation reviewed")))
     CREDENTIALS_ISSUED = (
         "credentials.issued",
         EventInfo(_("Credentials issued to you"), security=True, for_channels=False),

@@ -501,6 +501,8 @@ CELERY_BEAT_SCHEDULE.update(
         "dispatch-notifications": {"task": "notifications.dispatch_deliveries", "schedule": 30.0},
         # Reminders of undecided requests, warnings 24 h and 1 h before access ends.
         "send-reminders": {"task": "delegations.send_reminders", "schedule": 60.0},
+        # Break-glass (issue 14): assign activators, remind and escalate unreviewed ones.
+        "break-glass-sweep": {"task": "delegations.break_glass_sweep", "schedule": 60.0},
     }
 )
 

@@ -1,6 +1,7 @@
 """What waits for a person, by their role in the current organisation.
 
-- owner admin: requests to decide, failed applies to retry, drift to resolve;
+- owner admin: requests to decide, break-glass activations to review, failed applies to
+  retry, drift to resolve;
 - partner admin: access granted but nobody assigned to use it yet;
 - partner staff: their access ending within a day.
 Reads only; scoped to the person's current organisation.
@@ -17,7 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import Membership, Organisation, User
-from delegations.models import Delegation, DriftFinding, StaffAssignment
+from delegations.models import BreakGlassActivation, Delegation, DriftFinding, StaffAssignment
 
 Status = Delegation.Status
 LIMIT = 20
@@ -25,7 +26,7 @@ LIMIT = 20
 
 @dataclass(frozen=True)
 class InboxItem:
-    kind: str  # decide | retry | drift | assign | ending
+    kind: str  # decide | break_glass | retry | drift | assign | ending
     title: str
     detail: str
     url: str
@@ -55,6 +56,26 @@ def _owner_admin_items(organisation: Organisation, user: User) -> list[InboxItem
                 url=reverse("delegations:detail", args=[delegation.pk]),
                 action=_("Review"),
                 since=delegation.created_at,
+            )
+        )
+    reviews = (
+        BreakGlassActivation.objects.filter(
+            owner=organisation, review=BreakGlassActivation.Review.PENDING
+        )
+        .exclude(partner__memberships__user=user)
+        .select_related("delegation__catalog_role", "partner", "activated_by")
+        .order_by("review_due_at")
+    )
+    for activation in reviews[:LIMIT]:
+        items.append(
+            InboxItem(
+                kind="break_glass",
+                title=_("Review break-glass: %(what)s") % {"what": _label(activation.delegation)},
+                detail=_("%(who)s: %(why)s")
+                % {"who": activation.activated_by.email, "why": activation.reason[:120]},
+                url=reverse("delegations:break_glass") + "#reviews",
+                action=_("Review"),
+                since=activation.activated_at,
             )
         )
     failed = (

@@ -15,6 +15,8 @@
   owner approved for it (`TrustedPerson`).
 - `approvals`: `ApproverGroup`, `ApprovalRule`, `DelegationApproval`: who may decide a
   request, how many distinct approvals it needs, and each approval given.
+- `breakglass`: `BreakGlassRole`, `BreakGlassActivation`: emergency roles a partner's named
+  people activate themselves, and each activation with the owner's review of it.
 - `partner`: staff assignments, the partner users' AssumeRole policies, credential issuances,
   credentials-URI keys and the owner's emergency cut-off.
 
@@ -33,6 +35,13 @@ from delegations.models.approvals import (
     DelegationApproval,
     DelegationExtension,
     RuleProposal,
+)
+from delegations.models.breakglass import (
+    BREAK_GLASS_REVIEW_WITHIN,
+    MAX_BREAK_GLASS_HOURS,
+    MIN_BREAK_GLASS_REASON,
+    BreakGlassActivation,
+    BreakGlassRole,
 )
 from delegations.models.catalog import (
     MAX_SESSION_DURATION,
@@ -79,14 +88,17 @@ from delegations.models.worker import (
 __all__ = [
     "ALLOWED_TRANSITIONS",
     "APPROVER_GROUP_NAME_MAX_LENGTH",
+    "BREAK_GLASS_REVIEW_WITHIN",
     "DEFAULT_NAMED_PEOPLE_CAP",
     "DESIRED_PRESENT_STATUSES",
     "EXPIRABLE_STATUSES",
     "FINAL_STATUSES",
     "MAX_APPROVALS_REQUIRED",
     "MAX_AUTO_APPROVE_HOURS",
+    "MAX_BREAK_GLASS_HOURS",
     "MAX_NAMED_PEOPLE_CAP",
     "MAX_SESSION_DURATION",
+    "MIN_BREAK_GLASS_REASON",
     "MIN_SESSION_DURATION",
     "NAMED_SCOPES",
     "NEVER_APPLIED_STATUSES",
@@ -96,6 +108,8 @@ __all__ = [
     "ApprovalRule",
     "ApprovalSettings",
     "ApproverGroup",
+    "BreakGlassActivation",
+    "BreakGlassRole",
     "CatalogRole",
     "CloudAccount",
     "CloudCall",

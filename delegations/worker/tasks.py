@@ -25,6 +25,7 @@ from celery import shared_task
 from django.conf import settings
 
 from cloud.errors import CloudError
+from delegations.breakglass.services import break_glass_sweep
 from delegations.lifecycle.services import delegations_expire_due, delegations_start_due
 from delegations.models import OutboxMessage
 from delegations.notices import delegations_remind_due
@@ -184,3 +185,10 @@ def sync_partner_user_policies() -> int:
 def send_reminders() -> int:
     """Remind approvers of undecided requests; warn 24 h and 1 h before access ends (beat)."""
     return delegations_remind_due()
+
+
+@shared_task(name="delegations.break_glass_sweep")
+def break_glass_sweep_task() -> dict[str, int]:
+    """Assign break-glass activators once their access is active; remind and escalate
+    activations nobody reviewed."""
+    return break_glass_sweep()

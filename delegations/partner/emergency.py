@@ -1,0 +1,67 @@
+"""The partner side of a break-glass activation: the person who activated an emergency role
+is assigned to its delegation as soon as it is active, by the owner's advance naming of them
+(no partner admin is awake at 3 a.m.; that is the point of break-glass). Their RAM user, when
+linked, gets `sts:AssumeRole` on the role through the outbox and the worker, like any
+assignment."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from accounts.models import User
+from audit.actions import AuditAction
+from audit.services import audit_record
+from delegations.models import Delegation, StaffAssignment, StaffRamUserLink
+from delegations.partner.services import delegation_is_usable
+from delegations.partner_access import partner_cloud_account, partner_user_policies_request
+
+Status = Delegation.Status
+
+
+def staff_assign_for_break_glass(*, delegation: Delegation, user: User) -> StaffAssignment | None:
+    """Assign `user` (the activating person) to the active break-glass `delegation`; None
+    while it is not active yet. Idempotent: an open assignment is returned as it is."""
+    with transaction.atomic():
+        locked = (
+            Delegation.objects.select_for_update(of=("self",))
+            .select_related("owner", "partner", "catalog_role", "managed_role")
+            .get(pk=delegation.pk)
+        )
+        if not delegation_is_usable(locked):
+            return None
+        existing = StaffAssignment.objects.filter(
+            delegation=locked, user=user, ended_at__isnull=True
+        ).first()
+        if existing is not None:
+            return existing
+        assignment = StaffAssignment.objects.create(
+            delegation=locked, partner=locked.partner, user=user, assigned_by=user
+        )
+        ram_user = (
+            StaffRamUserLink.objects.filter(organisation=locked.partner, user=user)
+            .values_list("ram_user_name", flat=True)
+            .first()
+        )
+        audit_record(
+            action=AuditAction.STAFF_ASSIGNED,
+            actor=None,
+            organisation=locked.partner,
+            related_organisations=[locked.owner],
+            target=assignment,
+            target_label=(
+                f"{user.email} on {locked.catalog_role.role_name} of {locked.owner} (break-glass)"
+            ),
+            after={"staff": user.email, "session_policy_kind": "", "ended": False},
+            metadata={
+                "delegation": str(locked.pk),
+                "role_arn": locked.managed_role.role_arn,
+                "ram_user_name": ram_user,
+                "break_glass": True,
+            },
+        )
+        if ram_user:
+            partner_user_policies_request(
+                cloud_account=partner_cloud_account(organisation=locked.partner),
+                names=[ram_user],
+            )
+        return assignment
