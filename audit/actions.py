@@ -17,52 +17,12 @@ Each member carries what the auditor's console needs to show it without knowing 
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Self
 
+from audit.action_info import ACTION_RE, TITLE_FIELDS, Access, ActionInfo, Category
 
-class Category(StrEnum):
-    LIFECYCLE = "lifecycle"
-    APPROVAL = "approval"
-    CLOUD = "cloud"
-    DRIFT = "drift"
-    STAFF = "staff"
-    CREDENTIALS = "credentials"
-    DENIED = "denied"
-    OTHER = "other"
-
-
-class Access(StrEnum):
-    ASSIGNED = "assigned"
-    UNASSIGNED = "unassigned"
-    CREDENTIAL_ISSUED = "credential_issued"
-
-
-# The names a `title` may use; the console fills every one of them for every event.
-TITLE_FIELDS = frozenset(
-    {
-        "actor",  # the actor's label, or "The portal"
-        "target_label",
-        "with_mfa",  # " with two-factor authentication" when the approval said so, else ""
-        "failed_phase",  # " while <phase>" when the event names one, else ""
-        "error_code",  # the error code, or "cloud error"
-        "cloud_action",  # the cloud API called, e.g. "UpdateRole"
-        "cloud_outcome",  # what the cloud call returned ("ok", "error"…), else the outcome
-    }
-)
-
-# Stored in a 100-character column and read by prefix in the event filter ("delegation.").
-ACTION_RE = re.compile(r"\A[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+\Z")
-
-
-@dataclass(frozen=True)
-class ActionInfo:
-    category: Category
-    description: str
-    title: str | None = None
-    access: Access | None = None
+__all__ = ["ACTION_RE", "TITLE_FIELDS", "Access", "ActionInfo", "AuditAction", "Category"]
 
 
 _LIFECYCLE = Category.LIFECYCLE
@@ -417,11 +377,7 @@ class AuditAction(StrEnum):
     # --- break-glass (issue 14, item 6) ------------------------------------------------------
     BREAK_GLASS_ROLE_SET = (
         "break_glass.role_set",
-        ActionInfo(
-            _OTHER,
-            "An owner admin marked a catalogue role as an emergency role for a partner (or "
-            "changed who may activate it and for how long).",
-        ),
+        ActionInfo(_OTHER, "An owner admin marked or changed a partner's emergency role."),
     )
     BREAK_GLASS_ROLE_REMOVED = (
         "break_glass.role_removed",
@@ -462,10 +418,48 @@ class AuditAction(StrEnum):
     )
     BREAK_GLASS_ESCALATED = (
         "break_glass.review_escalated",
+        ActionInfo(_OTHER, "Break-glass access nobody reviewed in time was escalated."),
+    )
+    # --- access reviews across the boundary (issue 14, item 7) ---------------------------------
+    REVIEW_SCHEDULE_SET = (
+        "access_review.schedule_set",
+        ActionInfo(_OTHER, "An owner admin scheduled access reviews or changed the schedule."),
+    )
+    REVIEW_CAMPAIGN_STARTED = (
+        "access_review.started",
         ActionInfo(
             _OTHER,
-            "A break-glass activation was not reviewed in time: the owner's admins were "
-            "reminded, then every owner admin and the escalation contact were told.",
+            "An access review started: each active delegation was put to its approvers and "
+            "each partner's admins were asked to confirm their assigned staff.",
+        ),
+    )
+    REVIEW_DECIDED = (
+        "access_review.decided",
+        ActionInfo(
+            Category.APPROVAL,
+            "A reviewer answered an access review question (keep, shorten, revoke, unassign).",
+            "{actor} answered the access review",
+        ),
+    )
+    REVIEW_DENIED = (
+        "access_review.denied",
+        ActionInfo(
+            Category.DENIED,
+            "An access review answer was refused (not an approver of that access, another "
+            "organisation's question…).",
+            "{actor} tried to answer an access review and was refused",
+        ),
+    )
+    REVIEW_CAMPAIGN_CLOSED = (
+        "access_review.closed",
+        ActionInfo(_OTHER, "An access review's deadline passed: its default outcome applied."),
+    )
+    DELEGATION_SHORTENED = (
+        "delegation.shortened",
+        ActionInfo(
+            _LIFECYCLE,
+            "An owner's approver moved a delegation's end earlier (an access review's answer).",
+            "{actor} shortened the access",
         ),
     )
     DELEGATION_REVOKE_REQUESTED = (

@@ -6,6 +6,7 @@ from delegations.catalog import urls as catalog_urls
 from delegations.connection import urls as connection_urls
 from delegations.lifecycle import extension_views, views
 from delegations.partner import urls as partner_urls
+from delegations.reviews import urls as reviews_urls
 from delegations.trust import urls as trust_urls
 
 app_name = "delegations"
@@ -44,3 +45,5 @@ urlpatterns += trust_urls.urlpatterns
 urlpatterns += approvals_urls.urlpatterns
 # Break-glass: emergency roles, activations and their review (issue 14).
 urlpatterns += breakglass_urls.urlpatterns
+# Access reviews across the company boundary (issue 14).
+urlpatterns += reviews_urls.urlpatterns

@@ -54,6 +54,16 @@ class NotificationEvent(StrEnum):
         EventInfo(_("Break-glass activation waiting for review"), security=True),
     )
     BREAK_GLASS_REVIEWED = ("break_glass.reviewed", EventInfo(_("Break-glass activation reviewed")))
+    # Access reviews (issue 14): a question for you, reminders, and what the deadline did.
+    ACCESS_REVIEW_REQUESTED = (
+        "access_review.requested",
+        EventInfo(_("Access review: your answer is needed")),
+    )
+    ACCESS_REVIEW_REMINDER = (
+        "access_review.reminder",
+        EventInfo(_("Access review still waiting for you")),
+    )
+    ACCESS_REVIEW_CLOSED = ("access_review.closed", EventInfo(_("Access review closed")))
     CREDENTIALS_ISSUED = (
         "credentials.issued",
         EventInfo(_("Credentials issued to you"), security=True, for_channels=False),

@@ -503,6 +503,8 @@ CELERY_BEAT_SCHEDULE.update(
         "send-reminders": {"task": "delegations.send_reminders", "schedule": 60.0},
         # Break-glass (issue 14): assign activators, remind and escalate unreviewed ones.
         "break-glass-sweep": {"task": "delegations.break_glass_sweep", "schedule": 60.0},
+        # Access reviews (issue 14): start rounds that are due, remind, apply deadlines.
+        "access-reviews-sweep": {"task": "delegations.access_reviews_sweep", "schedule": 300.0},
     }
 )
 

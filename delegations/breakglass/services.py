@@ -3,7 +3,7 @@
 - `break_glass_role_set` / `break_glass_role_remove`: an owner admin marks a catalogue role
   as an emergency role for one partner, naming who may activate it and for how long (≤ 24 h).
 - `break_glass_activate`: a named partner person activates it themself, with a written reason
-  and a fresh sign-in; the delegation is created approved (`lifecycle.emergency`) so the worker
+  and a fresh sign-in; the delegation is created approved (`lifecycle.oversight`) so the worker
   applies it at once, and every owner admin gets a security notice in the same transaction.
 - `break_glass_confirm` / `break_glass_revoke`: an owner admin reviews it within 24 hours.
 - `break_glass_sweep` (beat): assigns activators once their access is active, reminds the
@@ -29,7 +29,7 @@ from audit.actions import AuditAction
 from audit.models import AuditEvent
 from audit.services import audit_record
 from delegations.approvals.selectors import rules_in_force
-from delegations.lifecycle.emergency import delegation_break_glass_grant
+from delegations.lifecycle.oversight import delegation_break_glass_grant
 from delegations.lifecycle.services import (
     DelegationConflict,
     clean_reason,
@@ -47,7 +47,7 @@ from delegations.models import (
     PartnerAllowance,
 )
 from delegations.notices import break_glass_announce
-from delegations.partner.emergency import staff_assign_for_break_glass
+from delegations.partner.oversight import staff_assign_for_break_glass
 from notifications.events import NotificationEvent
 from notifications.selectors import escalation_contact_of
 from notifications.services import organisation_admins

@@ -2,7 +2,8 @@
 
 - owner admin: requests to decide, break-glass activations to review, failed applies to
   retry, drift to resolve;
-- partner admin: access granted but nobody assigned to use it yet;
+- partner admin: access granted but nobody assigned to use it yet, staff to confirm in an
+  owner's access review (owner admins: delegations to keep, shorten or revoke);
 - partner staff: their access ending within a day.
 Reads only; scoped to the person's current organisation.
 """
@@ -18,7 +19,14 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import Membership, Organisation, User
-from delegations.models import BreakGlassActivation, Delegation, DriftFinding, StaffAssignment
+from delegations.models import (
+    BreakGlassActivation,
+    Delegation,
+    DriftFinding,
+    ReviewItem,
+    StaffAssignment,
+)
+from delegations.reviews.selectors import waiting_for
 
 Status = Delegation.Status
 LIMIT = 20
@@ -26,7 +34,7 @@ LIMIT = 20
 
 @dataclass(frozen=True)
 class InboxItem:
-    kind: str  # decide | break_glass | retry | drift | assign | ending
+    kind: str  # decide | break_glass | review | retry | drift | assign | ending
     title: str
     detail: str
     url: str
@@ -111,6 +119,29 @@ def _owner_admin_items(organisation: Organisation, user: User) -> list[InboxItem
     return items
 
 
+def _review_items(organisation: Organisation, user: User) -> list[InboxItem]:
+    """One line per open access review that waits for this side's answers."""
+    by_campaign: dict[object, list[ReviewItem]] = {}
+    for question in waiting_for(organisation=organisation, user=user):
+        by_campaign.setdefault(question.campaign_id, []).append(question)
+    items = []
+    for campaign_id, questions in list(by_campaign.items())[:LIMIT]:
+        campaign = questions[0].campaign
+        items.append(
+            InboxItem(
+                kind="review",
+                title=_("Access review by %(owner)s: %(n)d answer(s) needed")
+                % {"owner": campaign.organisation.name, "n": len(questions)},
+                detail=_("Deadline %(when)s UTC.")
+                % {"when": campaign.deadline_at.strftime("%Y-%m-%d %H:%M")},
+                url=reverse("delegations:access_review", args=[campaign_id]),
+                action=_("Answer"),
+                since=campaign.started_at,
+            )
+        )
+    return items
+
+
 def _partner_admin_items(organisation: Organisation) -> list[InboxItem]:
     unassigned = (
         Delegation.objects.filter(partner=organisation, status=Status.ACTIVE)
@@ -173,9 +204,11 @@ def inbox_for(*, membership: Membership) -> list[InboxItem]:
     """What waits for the person of `membership` in its organisation."""
     organisation = membership.organisation
     if organisation.is_owner and membership.role == Membership.Role.ADMIN:
-        return _owner_admin_items(organisation, membership.user)
+        return _owner_admin_items(organisation, membership.user) + _review_items(
+            organisation, membership.user
+        )
     if organisation.is_partner and membership.role == Membership.Role.ADMIN:
-        return _partner_admin_items(organisation)
+        return _partner_admin_items(organisation) + _review_items(organisation, membership.user)
     if organisation.is_partner and membership.role == Membership.Role.STAFF:
         return _staff_items(organisation, membership.user)
     return []

@@ -458,6 +458,9 @@ lock_delegation = _lock
 clean_reason = _clean_reason
 validate_grantable = _validate_grantable
 privilege_problem = _privilege_problem
+transition = _transition
+audit_delegation = _audit
+validate_ends_at = _validate_ends_at
 
 
 # --- people's actions ------------------------------------------------------------------------
@@ -542,7 +545,7 @@ def _create(
     return delegation
 
 
-# For break-glass grants (`lifecycle.emergency`): the one way a delegation is created.
+# For break-glass grants (`lifecycle.oversight`): the one way a delegation is created.
 create_delegation = _create
 
 

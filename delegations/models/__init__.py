@@ -17,6 +17,8 @@
   request, how many distinct approvals it needs, and each approval given.
 - `breakglass`: `BreakGlassRole`, `BreakGlassActivation`: emergency roles a partner's named
   people activate themselves, and each activation with the owner's review of it.
+- `reviews`: `ReviewSchedule`, `ReviewCampaign`, `ReviewItem`: access reviews across the
+  company boundary, each question put to the owner's approvers or the partner's admins.
 - `partner`: staff assignments, the partner users' AssumeRole policies, credential issuances,
   credentials-URI keys and the owner's emergency cut-off.
 
@@ -70,6 +72,14 @@ from delegations.models.partner import (
     StaffAssignment,
     StaffRamUserLink,
 )
+from delegations.models.reviews import (
+    MAX_REVIEW_DEADLINE_DAYS,
+    MAX_REVIEW_EVERY_DAYS,
+    ReviewCampaign,
+    ReviewItem,
+    ReviewOutcome,
+    ReviewSchedule,
+)
 from delegations.models.trust import TrustedPerson
 from delegations.models.trust_scope import (
     DEFAULT_NAMED_PEOPLE_CAP,
@@ -97,6 +107,8 @@ __all__ = [
     "MAX_AUTO_APPROVE_HOURS",
     "MAX_BREAK_GLASS_HOURS",
     "MAX_NAMED_PEOPLE_CAP",
+    "MAX_REVIEW_DEADLINE_DAYS",
+    "MAX_REVIEW_EVERY_DAYS",
     "MAX_SESSION_DURATION",
     "MIN_BREAK_GLASS_REASON",
     "MIN_SESSION_DURATION",
@@ -125,6 +137,10 @@ __all__ = [
     "PartnerAllowance",
     "PartnerLink",
     "PartnerUserPolicy",
+    "ReviewCampaign",
+    "ReviewItem",
+    "ReviewOutcome",
+    "ReviewSchedule",
     "RoleCutOff",
     "RuleProposal",
     "StaffAssignment",

@@ -31,6 +31,7 @@ from delegations.models import OutboxMessage
 from delegations.notices import delegations_remind_due
 from delegations.outbox import outbox_republish_due
 from delegations.partner.services import partner_user_policies_sync
+from delegations.reviews.services import reviews_sweep
 from delegations.worker.engine import ReconcileOutcome, Report, TransientCloudFailure
 from delegations.worker.owner_role import managed_role_reconcile, managed_role_record_failure
 from delegations.worker.partner_policy import (
@@ -192,3 +193,9 @@ def break_glass_sweep_task() -> dict[str, int]:
     """Assign break-glass activators once their access is active; remind and escalate
     activations nobody reviewed."""
     return break_glass_sweep()
+
+
+@shared_task(name="delegations.access_reviews_sweep")
+def access_reviews_sweep_task() -> dict[str, int]:
+    """Start access reviews that are due, remind daily, close them at their deadline."""
+    return reviews_sweep()

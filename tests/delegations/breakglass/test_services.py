@@ -7,9 +7,11 @@ import datetime as dt
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils import timezone
 
 from accounts.models import Membership, Organisation, User
 from audit.models import AuditEvent
+from auditor.reports import access_report
 from delegations.breakglass.services import (
     break_glass_activate,
     break_glass_confirm,
@@ -271,3 +273,24 @@ def test_the_owner_admins_inbox_lists_reviews_waiting(
     assert [item.kind for item in inbox_for(membership=membership)] == ["break_glass"]
     break_glass_confirm(activation=activation, reviewed_by=owner_admin)
     assert inbox_for(membership=membership) == []
+
+
+def test_the_access_report_marks_the_break_glass_window_and_its_review(
+    marking: BreakGlassRole, partner_staff: User, owner_admin: User, company_a: Organisation
+) -> None:
+    activation = activate(marking, partner_staff)
+    delegation_mark_active(delegation=activation.delegation)
+    break_glass_confirm(activation=activation, reviewed_by=owner_admin, note="Real outage")
+    now = timezone.now()
+    report = access_report(
+        organisation=company_a,
+        account_uid=marking.catalog_role.cloud_account.account_uid,
+        catalog_role=None,
+        since=now - dt.timedelta(hours=1),
+        until=now + dt.timedelta(hours=3),
+        now=now,
+    )
+    (row,) = [r for r in report.rows if r.delegation_id == str(activation.delegation_id)]
+    assert row.approved_by.startswith("break-glass: ")
+    assert any(note.startswith("Break-glass window") and REASON in note for note in row.notes)
+    assert any("confirmed by" in note for note in row.notes)
