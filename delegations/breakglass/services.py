@@ -45,9 +45,11 @@ from delegations.models import (
     CatalogRole,
     Delegation,
     PartnerAllowance,
+    RuleProposal,
 )
 from delegations.notices import break_glass_announce
 from delegations.partner.oversight import staff_assign_for_break_glass
+from delegations.proposals import four_eyes_on, proposal_applier_register, rule_proposal_create
 from notifications.events import NotificationEvent
 from notifications.selectors import escalation_contact_of
 from notifications.services import organisation_admins
@@ -360,8 +362,8 @@ def _audit_review(
     )
 
 
-def _start_review(activation: BreakGlassActivation, user: User) -> BreakGlassActivation | None:
-    """Refuse (audited) or lock: None when this person already made this review."""
+def _check_reviewer(activation: BreakGlassActivation, user: User) -> None:
+    """Refuse a reviewer who may not review it, auditing the attempt in its own transaction."""
     current = BreakGlassActivation.objects.select_related("owner", "partner").get(pk=activation.pk)
     refusal = _review_refusal(current, user)
     if refusal is not None:
@@ -376,14 +378,13 @@ def _start_review(activation: BreakGlassActivation, user: User) -> BreakGlassAct
                 outcome=AuditEvent.Outcome.DENIED,
             )
         raise PermissionDenied(refusal)
-    return None
 
 
 def break_glass_confirm(
     *, activation: BreakGlassActivation, reviewed_by: User, note: str = ""
 ) -> BreakGlassActivation:
     """An owner admin confirms the emergency was real: the access runs its window."""
-    _start_review(activation, reviewed_by)
+    _check_reviewer(activation, reviewed_by)
     with transaction.atomic():
         locked = _lock_activation(activation)
         if locked.review == Review.CONFIRMED and locked.reviewed_by_id == reviewed_by.pk:
@@ -410,7 +411,7 @@ def break_glass_revoke(
 ) -> BreakGlassActivation:
     """An owner admin finds the activation unjustified: the access is revoked through the
     lifecycle (the worker removes it) and the activation is flagged for the record."""
-    _start_review(activation, reviewed_by)
+    _check_reviewer(activation, reviewed_by)
     with transaction.atomic():
         locked = _lock_activation(activation)
         if locked.review == Review.REVOKED:
@@ -514,3 +515,101 @@ def break_glass_sweep(*, now: dt.datetime | None = None, limit: int = 500) -> di
     for activation in due.order_by("review_due_at")[:limit]:
         counts["escalated"] += int(_escalate(activation, now=now))
     return counts
+
+
+# --- four eyes (issue 14, item 3): marking is a rule change like any other -------------
+
+Kind = RuleProposal.Kind
+
+
+def break_glass_role_set_or_propose(
+    *,
+    owner: Organisation,
+    user: User,
+    catalog_role: CatalogRole,
+    partner: Organisation,
+    people: Iterable[User],
+    max_hours: int,
+) -> BreakGlassRole | RuleProposal:
+    """Mark an emergency role now, or, with four eyes on, propose it for a second admin."""
+    if not four_eyes_on(owner=owner):
+        return break_glass_role_set(
+            owner=owner,
+            set_by=user,
+            catalog_role=catalog_role,
+            partner=partner,
+            people=people,
+            max_hours=max_hours,
+        )
+    _require_owner_admin(user, owner)
+    people = break_glass_role_validate(
+        owner=owner, catalog_role=catalog_role, partner=partner, people=people, max_hours=max_hours
+    )
+    current = BreakGlassRole.objects.filter(
+        catalog_role=catalog_role, partner=partner, is_active=True
+    ).first()
+    return rule_proposal_create(
+        owner=owner,
+        user=user,
+        kind=Kind.BREAK_GLASS_SET,
+        target_id=catalog_role.pk,
+        payload={
+            "catalog_role": str(catalog_role.pk),
+            "partner": str(partner.pk),
+            "people": [person.pk for person in people],
+            "max_hours": max_hours,
+        },
+        before=(
+            _marking_view(catalog_role, partner, current.people.all(), current.max_hours)
+            if current
+            else None
+        ),
+        after=_marking_view(catalog_role, partner, people, max_hours),
+    )
+
+
+def break_glass_role_remove_or_propose(
+    *, marking: BreakGlassRole, user: User
+) -> BreakGlassRole | RuleProposal:
+    owner = marking.organisation
+    if not four_eyes_on(owner=owner):
+        return break_glass_role_remove(marking=marking, removed_by=user)
+    _require_owner_admin(user, owner)
+    return rule_proposal_create(
+        owner=owner,
+        user=user,
+        kind=Kind.BREAK_GLASS_REMOVE,
+        target_id=marking.pk,
+        payload={},
+        before=_marking_view(
+            marking.catalog_role, marking.partner, marking.people.all(), marking.max_hours
+        ),
+        after=None,
+    )
+
+
+def _apply_set(proposal: RuleProposal) -> None:
+    owner = proposal.organisation
+    data = proposal.payload
+    partner = Organisation.objects.get(pk=data["partner"])
+    break_glass_role_set(
+        owner=owner,
+        set_by=proposal.proposed_by,
+        catalog_role=CatalogRole.objects.get(organisation=owner, pk=data["catalog_role"]),
+        partner=partner,
+        people=list(User.objects.filter(pk__in=data["people"])),
+        max_hours=data["max_hours"],
+    )
+
+
+def _apply_remove(proposal: RuleProposal) -> None:
+    marking = BreakGlassRole.objects.filter(
+        organisation=proposal.organisation, pk=proposal.target_id
+    ).first()
+    if marking is not None:
+        break_glass_role_remove(marking=marking, removed_by=proposal.proposed_by)
+
+
+# Applied by `approvals.four_eyes.rule_proposal_approve`, which sits below this area.
+proposal_applier_register(Kind.BREAK_GLASS_SET, _apply_set)
+proposal_applier_register(Kind.BREAK_GLASS_REMOVE, _apply_remove)

@@ -13,6 +13,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import Organisation
@@ -28,7 +29,12 @@ from core.web import add_form_errors, report_refusal
 from delegations.breakglass import selectors, services
 from delegations.breakglass.forms import ActivationForm, BreakGlassRoleForm, ReviewForm
 from delegations.lifecycle.services import DelegationConflict
-from delegations.models import BreakGlassRole
+from delegations.models import BreakGlassRole, RuleProposal
+
+PROPOSED = gettext_lazy(
+    "Proposed. Four eyes is on: a second admin must approve it under Catalogue → Approval "
+    "rules before it takes effect."
+)
 
 
 def _owner(request: AuthenticatedHttpRequest) -> Organisation:
@@ -113,9 +119,9 @@ def break_glass_role_set(request: AuthenticatedHttpRequest) -> HttpResponse:
             return confirmation.response
         data = form.cleaned_data
         try:
-            marking = services.break_glass_role_set(
+            marking = services.break_glass_role_set_or_propose(
                 owner=owner,
-                set_by=request.user,
+                user=request.user,
                 catalog_role=data["catalog_role"],
                 partner=data["partner"],
                 people=list(data["people"]),
@@ -124,6 +130,9 @@ def break_glass_role_set(request: AuthenticatedHttpRequest) -> HttpResponse:
         except ValidationError as error:
             add_form_errors(form, error)
         else:
+            if isinstance(marking, RuleProposal):
+                messages.success(request, PROPOSED)
+                return redirect("delegations:break_glass")
             messages.success(
                 request,
                 _("%(role)s is an emergency role for %(partner)s (up to %(hours)d h).")
@@ -145,8 +154,13 @@ def break_glass_role_remove(request: AuthenticatedHttpRequest, marking_id: str) 
     confirmation = step_up(request)
     if confirmation.response is not None:
         return confirmation.response
-    services.break_glass_role_remove(marking=marking, removed_by=request.user)
-    messages.success(request, _("The emergency role is no longer offered."))
+    if isinstance(
+        services.break_glass_role_remove_or_propose(marking=marking, user=request.user),
+        RuleProposal,
+    ):
+        messages.success(request, PROPOSED)
+    else:
+        messages.success(request, _("The emergency role is no longer offered."))
     return redirect("delegations:break_glass")
 
 

@@ -622,10 +622,9 @@ def catalog_role_reactivate(
 # --- the allow-list of partner accounts -------------------------------------------------------
 
 
-def partner_allowance_add(
-    *, owner: Organisation, added_by: User | None, partner_account_uid: str, label: str = ""
-) -> PartnerAllowance:
-    """Allow a partner account UID in the owner's trust policies."""
+def partner_allowance_validate(*, owner: Organisation, partner_account_uid: str, label: str) -> str:
+    """The checks adding a partner account makes before it saves (a four-eyes proposal makes
+    them too); returns the cleaned label."""
     if not owner.is_owner:
         raise ValidationError("Only resource owner organisations keep an allow-list.")
     label = (label or "").strip()
@@ -650,6 +649,16 @@ def partner_allowance_add(
         errors["label"] = f"A label is at most {LABEL_MAX_LENGTH} characters."
     if errors:
         raise ValidationError(errors)
+    return label
+
+
+def partner_allowance_add(
+    *, owner: Organisation, added_by: User | None, partner_account_uid: str, label: str = ""
+) -> PartnerAllowance:
+    """Allow a partner account UID in the owner's trust policies."""
+    label = partner_allowance_validate(
+        owner=owner, partner_account_uid=partner_account_uid, label=label
+    )
     on_list = {"partner_account_uid": f"{partner_account_uid} is already on the allow-list."}
     with conflict_as_validation_error(on_list):
         allowance = PartnerAllowance.objects.create(
