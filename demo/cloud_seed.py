@@ -28,6 +28,7 @@ from delegations.connection.services import (
     cloud_account_replace_key,
 )
 from delegations.models import CatalogRole, CloudAccount, PartnerAllowance, PartnerLink
+from demo.rules_seed import demo_rules_seed
 from demo.trust_seed import demo_named_people_seed
 
 DEMO_CREDENTIALS_FILE = "demo-credentials.json"
@@ -257,6 +258,8 @@ def demo_cloud_seed(*, cloudsim_data_dir: Path) -> list[str]:
         lines.append(said)
         # One delegation whose trust policy names people rather than the account (issue 11).
         lines.extend(demo_named_people_seed(owner=owner, partner=partner))
+        # Approval rules (issue 14): a quorum of 2, a break-glass role, an open access review.
+        lines.extend(demo_rules_seed(owner=owner, partner=partner))
     except _Skip as skipped:
         lines.append(f"Note: {skipped} The rest of the cloud part was skipped.")
     return lines
