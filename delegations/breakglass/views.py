@@ -12,6 +12,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
@@ -198,7 +199,7 @@ def break_glass_activate(request: AuthenticatedHttpRequest, marking_id: str) -> 
                 )
                 % {"role": marking.catalog_role.role_name},
             )
-            return redirect("delegations:detail", activation.delegation_id)
+            return redirect(reverse("delegations:break_glass") + f"#activation-{activation.pk}")
     return _partner_page(request, forms_by_marking={marking.pk: form}, status=400)
 
 

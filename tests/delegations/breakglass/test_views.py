@@ -77,7 +77,7 @@ def test_the_named_person_activates_and_bad_input_saves_nothing(
     done = client.post(target, {f"{prefix}-hours": 2, f"{prefix}-reason": REASON})
     assert done.status_code == 302
     activation = BreakGlassActivation.objects.get()
-    assert done["Location"] == url("detail", activation.delegation_id)
+    assert done["Location"] == url("break_glass") + f"#activation-{activation.pk}"
 
 
 def test_a_person_not_named_is_refused_and_another_partner_gets_404(
