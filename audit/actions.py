@@ -21,12 +21,23 @@ from enum import StrEnum
 from typing import Self
 
 from audit.action_info import ACTION_RE, TITLE_FIELDS, Access, ActionInfo, Category
+from audit.rule_actions import RULE_ACTIONS
 
 __all__ = ["ACTION_RE", "TITLE_FIELDS", "Access", "ActionInfo", "AuditAction", "Category"]
 
 
 _LIFECYCLE = Category.LIFECYCLE
 _OTHER = Category.OTHER
+_A = Category.APPROVAL
+
+
+def _rules(value: str) -> tuple[str, ActionInfo]:
+    """An approval-rules event (issue 14): its description lives in `audit.rule_actions`."""
+    return value, RULE_ACTIONS[value]
+
+
+def _fleet(description: str, title: str, category: Category = _LIFECYCLE) -> ActionInfo:
+    return ActionInfo(category, description, title)
 
 
 class AuditAction(StrEnum):
@@ -147,6 +158,10 @@ class AuditAction(StrEnum):
         "cloud_account.disconnected",
         ActionInfo(_OTHER, "An owner disconnected its cloud account."),
     )
+    CLOUD_ACCOUNT_MADE_PRIMARY = (
+        "cloud_account.made_primary",
+        ActionInfo(_OTHER, "An owner made one of its accounts the primary (the default)."),
+    )
     CLOUD_ACCOUNT_SECRET_REENCRYPTED = (
         "cloud_account.secret_reencrypted",
         ActionInfo(_OTHER, "The account's AccessKey secret was encrypted again under a new key."),
@@ -160,6 +175,10 @@ class AuditAction(StrEnum):
     CATALOG_ROLE_UPDATED = (
         "catalog_role.updated",
         ActionInfo(_OTHER, "An owner changed a catalogue role."),
+    )
+    CATALOG_ROLE_ACCOUNTS_CHANGED = (
+        "catalog_role.accounts_changed",
+        ActionInfo(_OTHER, "An owner changed which of its cloud accounts a role is offered in."),
     )
     CATALOG_ROLE_DEACTIVATED = (
         "catalog_role.deactivated",
@@ -243,6 +262,10 @@ class AuditAction(StrEnum):
             "{actor} approved this access{with_mfa}",
         ),
     )
+    DELEGATION_FLEET_TURN = (
+        "delegation.fleet_turn",
+        _fleet("A fleet's rate control started this account.", "{actor} started this account"),
+    )
     DELEGATION_APPROVE_DENIED = (
         "delegation.approve_denied",
         ActionInfo(
@@ -256,212 +279,78 @@ class AuditAction(StrEnum):
         ActionInfo(_LIFECYCLE, "An owner rejected a request.", "{actor} rejected the request"),
     )
 
+    # --- fleet grants (issue 12): one role in several owner accounts, decided once -----------
+    FLEET_REQUESTED = (
+        "fleet.requested",
+        _fleet("A partner asked for a role in several accounts.", "{actor} requested the fleet"),
+    )
+    FLEET_OFFERED = (
+        "fleet.offered",
+        _fleet("An owner offered a role in several accounts.", "{actor} offered it{with_mfa}", _A),
+    )
+    FLEET_APPROVED = (
+        "fleet.approved",
+        _fleet("An owner approved every account of a fleet.", "{actor} approved{with_mfa}", _A),
+    )
+    FLEET_APPROVE_DENIED = (
+        "fleet.approve_denied",
+        _fleet("A decision on a fleet was refused.", "{actor} was refused", Category.DENIED),
+    )
+    FLEET_REJECTED = (
+        "fleet.rejected",
+        _fleet("An owner rejected a fleet grant.", "{actor} rejected the fleet"),
+    )
+    FLEET_STOPPED = (
+        "fleet.stopped",
+        _fleet("More accounts failed than MaxErrors; the rest waits.", "{actor} stopped the fleet"),
+    )
+    FLEET_RUN_FINISHED = (
+        "fleet.run_finished",
+        _fleet("A fleet's run ended, with each account's outcome.", "{actor} finished the run"),
+    )
+    FLEET_CONTINUED = (
+        "fleet.continued",
+        _fleet("An owner started the accounts a stopped fleet had not.", "{actor} continued"),
+    )
+    FLEET_REVOKE_REQUESTED = (
+        "fleet.revoke_requested",
+        _fleet("An owner revoked a fleet grant in every account.", "{actor} revoked the fleet"),
+    )
+
     # --- approval rules (issue 14): approver groups, quorum ----------------------------------
-    APPROVER_GROUP_CREATED = (
-        "approver_group.created",
-        ActionInfo(_OTHER, "An owner admin created an approver group."),
-    )
-    APPROVER_GROUP_UPDATED = (
-        "approver_group.updated",
-        ActionInfo(_OTHER, "An owner admin changed an approver group's members or scope."),
-    )
-    APPROVER_GROUP_DELETED = (
-        "approver_group.deleted",
-        ActionInfo(_OTHER, "An owner admin deleted an approver group."),
-    )
-    FOUR_EYES_CHANGED = (
-        "approval_settings.four_eyes_changed",
-        ActionInfo(_OTHER, "Four eyes on approval-rule changes was turned on or off."),
-    )
-    RULE_PROPOSED = (
-        "rule_proposal.created",
-        ActionInfo(_OTHER, "An owner admin proposed a change of approval rules (four eyes)."),
-    )
-    RULE_PROPOSAL_APPROVED = (
-        "rule_proposal.approved",
-        ActionInfo(
-            Category.APPROVAL,
-            "A second owner admin approved a proposed change of approval rules; it took effect.",
-            "{actor} approved a proposed change of approval rules",
-        ),
-    )
-    RULE_PROPOSAL_REJECTED = (
-        "rule_proposal.rejected",
-        ActionInfo(_OTHER, "A proposed change of approval rules was rejected."),
-    )
-    RULE_PROPOSAL_DENIED = (
-        "rule_proposal.denied",
-        ActionInfo(
-            Category.DENIED,
-            "A decision on a rule proposal was refused (e.g. its own author approving it).",
-            "{actor} tried to decide a rule proposal and was refused",
-        ),
-    )
-    APPROVAL_RULE_CHANGED = (
-        "approval_rule.changed",
-        ActionInfo(_OTHER, "An owner admin changed how many approvals a catalogue role needs."),
-    )
-    DELEGATION_APPROVAL_RECORDED = (
-        "delegation.approval_recorded",
-        ActionInfo(
-            Category.APPROVAL,
-            "An approver approved a request that needs more approvals before it is granted.",
-            "{actor} gave one of the approvals this access needs{with_mfa}",
-        ),
-    )
-    DELEGATION_SCHEDULED_START = (
-        "delegation.scheduled_start",
-        ActionInfo(
-            _LIFECYCLE,
-            "A scheduled grant's start arrived: the portal began applying it.",
-            "The scheduled start arrived; the access is being applied",
-        ),
-    )
-    DELEGATION_EXTENSION_REQUESTED = (
-        "delegation.extension_requested",
-        ActionInfo(
-            _LIFECYCLE,
-            "A partner asked to move a delegation's end later.",
-            "{actor} asked for more time",
-        ),
-    )
-    DELEGATION_EXTENSION_APPROVAL_RECORDED = (
-        "delegation.extension_approval_recorded",
-        ActionInfo(
-            Category.APPROVAL,
-            "An approver approved an extension that needs more approvals.",
-            "{actor} gave one of the approvals the extension needs{with_mfa}",
-        ),
-    )
-    DELEGATION_EXTENDED = (
-        "delegation.extended",
-        ActionInfo(
-            Category.APPROVAL,
-            "An extension was approved: the delegation's end moved later, without a gap.",
-            "{actor} approved more time{with_mfa}",
-        ),
-    )
-    DELEGATION_EXTENSION_REJECTED = (
-        "delegation.extension_rejected",
-        ActionInfo(
-            _LIFECYCLE,
-            "An extension was rejected (or lapsed): access ends as planned.",
-            "{actor} turned down the extension",
-        ),
-    )
-    DELEGATION_EXTENSION_DENIED = (
-        "delegation.extension_denied",
-        ActionInfo(
-            Category.DENIED,
-            "A decision on an extension was refused (outside the approver group, twice…).",
-            "{actor} tried to decide an extension and was refused",
-        ),
-    )
-    DELEGATION_AUTO_APPROVED = (
-        "delegation.auto_approved",
-        ActionInfo(
-            Category.APPROVAL,
-            "A request was approved automatically by the catalogue role's auto-approval rule "
-            "(the event names the rule and its version).",
-            "Approved automatically by the role's rule",
-        ),
-    )
-    DELEGATION_REJECT_DENIED = (
-        "delegation.reject_denied",
-        ActionInfo(
-            Category.DENIED,
-            "A rejection was refused (e.g. by someone outside the approver group).",
-            "{actor} tried to reject and was refused",
-        ),
-    )
+    APPROVER_GROUP_CREATED = _rules("approver_group.created")
+    APPROVER_GROUP_UPDATED = _rules("approver_group.updated")
+    APPROVER_GROUP_DELETED = _rules("approver_group.deleted")
+    FOUR_EYES_CHANGED = _rules("approval_settings.four_eyes_changed")
+    RULE_PROPOSED = _rules("rule_proposal.created")
+    RULE_PROPOSAL_APPROVED = _rules("rule_proposal.approved")
+    RULE_PROPOSAL_REJECTED = _rules("rule_proposal.rejected")
+    RULE_PROPOSAL_DENIED = _rules("rule_proposal.denied")
+    APPROVAL_RULE_CHANGED = _rules("approval_rule.changed")
+    DELEGATION_APPROVAL_RECORDED = _rules("delegation.approval_recorded")
+    DELEGATION_SCHEDULED_START = _rules("delegation.scheduled_start")
+    DELEGATION_EXTENSION_REQUESTED = _rules("delegation.extension_requested")
+    DELEGATION_EXTENSION_APPROVAL_RECORDED = _rules("delegation.extension_approval_recorded")
+    DELEGATION_EXTENDED = _rules("delegation.extended")
+    DELEGATION_EXTENSION_REJECTED = _rules("delegation.extension_rejected")
+    DELEGATION_EXTENSION_DENIED = _rules("delegation.extension_denied")
+    DELEGATION_AUTO_APPROVED = _rules("delegation.auto_approved")
+    DELEGATION_REJECT_DENIED = _rules("delegation.reject_denied")
     # --- break-glass (issue 14, item 6) ------------------------------------------------------
-    BREAK_GLASS_ROLE_SET = (
-        "break_glass.role_set",
-        ActionInfo(_OTHER, "An owner admin marked or changed a partner's emergency role."),
-    )
-    BREAK_GLASS_ROLE_REMOVED = (
-        "break_glass.role_removed",
-        ActionInfo(_OTHER, "An owner admin stopped offering an emergency role to a partner."),
-    )
-    BREAK_GLASS_ACTIVATED = (
-        "delegation.break_glass_activated",
-        ActionInfo(
-            Category.APPROVAL,
-            "A partner's named person activated an emergency role themselves, with a written "
-            "reason; the access applies at once and waits for an owner admin's review.",
-            "{actor} activated break-glass access{with_mfa}",
-        ),
-    )
-    BREAK_GLASS_ACTIVATION_DENIED = (
-        "break_glass.activation_denied",
-        ActionInfo(
-            Category.DENIED,
-            "A break-glass activation was refused (a person not named, the role withdrawn…).",
-            "{actor} tried to activate break-glass access and was refused",
-        ),
-    )
-    BREAK_GLASS_CONFIRMED = (
-        "break_glass.confirmed",
-        ActionInfo(
-            Category.APPROVAL,
-            "An owner admin reviewed a break-glass activation and confirmed it was justified.",
-            "{actor} confirmed the break-glass activation",
-        ),
-    )
-    BREAK_GLASS_REVOKED = (
-        "break_glass.revoked_and_flagged",
-        ActionInfo(
-            _LIFECYCLE,
-            "An owner admin reviewed a break-glass activation, revoked the access and flagged it.",
-            "{actor} revoked and flagged the break-glass activation",
-        ),
-    )
-    BREAK_GLASS_ESCALATED = (
-        "break_glass.review_escalated",
-        ActionInfo(_OTHER, "Break-glass access nobody reviewed in time was escalated."),
-    )
+    BREAK_GLASS_ROLE_SET = _rules("break_glass.role_set")
+    BREAK_GLASS_ROLE_REMOVED = _rules("break_glass.role_removed")
+    BREAK_GLASS_ACTIVATED = _rules("delegation.break_glass_activated")
+    BREAK_GLASS_ACTIVATION_DENIED = _rules("break_glass.activation_denied")
+    BREAK_GLASS_CONFIRMED = _rules("break_glass.confirmed")
+    BREAK_GLASS_REVOKED = _rules("break_glass.revoked_and_flagged")
+    BREAK_GLASS_ESCALATED = _rules("break_glass.review_escalated")
     # --- access reviews across the boundary (issue 14, item 7) ---------------------------------
-    REVIEW_SCHEDULE_SET = (
-        "access_review.schedule_set",
-        ActionInfo(_OTHER, "An owner admin scheduled access reviews or changed the schedule."),
-    )
-    REVIEW_CAMPAIGN_STARTED = (
-        "access_review.started",
-        ActionInfo(
-            _OTHER,
-            "An access review started: each active delegation was put to its approvers and "
-            "each partner's admins were asked to confirm their assigned staff.",
-        ),
-    )
-    REVIEW_DECIDED = (
-        "access_review.decided",
-        ActionInfo(
-            Category.APPROVAL,
-            "A reviewer answered an access review question (keep, shorten, revoke, unassign).",
-            "{actor} answered the access review",
-        ),
-    )
-    REVIEW_DENIED = (
-        "access_review.denied",
-        ActionInfo(
-            Category.DENIED,
-            "An access review answer was refused (not an approver of that access, another "
-            "organisation's question…).",
-            "{actor} tried to answer an access review and was refused",
-        ),
-    )
-    REVIEW_CAMPAIGN_CLOSED = (
-        "access_review.closed",
-        ActionInfo(_OTHER, "An access review's deadline passed: its default outcome applied."),
-    )
-    DELEGATION_SHORTENED = (
-        "delegation.shortened",
-        ActionInfo(
-            _LIFECYCLE,
-            "An owner's approver moved a delegation's end earlier (an access review's answer).",
-            "{actor} shortened the access",
-        ),
-    )
+    REVIEW_SCHEDULE_SET = _rules("access_review.schedule_set")
+    REVIEW_CAMPAIGN_STARTED = _rules("access_review.started")
+    REVIEW_DECIDED = _rules("access_review.decided")
+    REVIEW_DENIED = _rules("access_review.denied")
+    REVIEW_CAMPAIGN_CLOSED = _rules("access_review.closed")
+    DELEGATION_SHORTENED = _rules("delegation.shortened")
     DELEGATION_REVOKE_REQUESTED = (
         "delegation.revoke_requested",
         ActionInfo(

@@ -4,6 +4,7 @@ from delegations.approvals import urls as approvals_urls
 from delegations.breakglass import urls as breakglass_urls
 from delegations.catalog import urls as catalog_urls
 from delegations.connection import urls as connection_urls
+from delegations.fleet import urls as fleet_urls
 from delegations.lifecycle import extension_views, views
 from delegations.partner import urls as partner_urls
 from delegations.reviews import urls as reviews_urls
@@ -47,3 +48,5 @@ urlpatterns += approvals_urls.urlpatterns
 urlpatterns += breakglass_urls.urlpatterns
 # Access reviews across the company boundary (issue 14).
 urlpatterns += reviews_urls.urlpatterns
+# Fleet grants: one role across several owner accounts x regions (issue 12).
+urlpatterns += fleet_urls.urlpatterns

@@ -58,6 +58,9 @@ def delegation_break_glass_grant(
         owner=owner,
         partner=partner,
         catalog_role=catalog_role,
+        # The role's own account (one account per emergency role), and no fleet.
+        cloud_account=None,
+        fleet=None,
         created_by=activated_by,
         actor_organisation=partner,
         action=AuditAction.BREAK_GLASS_ACTIVATED,
