@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0003_encrypt_mfa_secrets'),
-        ('delegations', '0012_fleet_grants'),
+        ('delegations', '0013_named_scope_broker_by_use'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
