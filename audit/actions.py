@@ -29,10 +29,16 @@ from audit.action_info import TITLE_FIELDS as TITLE_FIELDS
 from audit.action_info import Access as Access
 from audit.action_info import ActionInfo as ActionInfo
 from audit.action_info import Category as Category
+from audit.rule_actions import RULE_ACTIONS
 
 _LIFECYCLE = Category.LIFECYCLE
 _OTHER = Category.OTHER
 _A = Category.APPROVAL
+
+
+def _rules(value: str) -> tuple[str, ActionInfo]:
+    """An approval-rules event (issue 14): its description lives in `audit.rule_actions`."""
+    return value, RULE_ACTIONS[value]
 
 
 def _fleet(description: str, title: str, category: Category = _LIFECYCLE) -> ActionInfo:
@@ -319,123 +325,39 @@ class AuditAction(StrEnum):
     )
 
     # --- approval rules (issue 14): approver groups, quorum ----------------------------------
-    APPROVER_GROUP_CREATED = (
-        "approver_group.created",
-        ActionInfo(_OTHER, "An owner admin created an approver group."),
-    )
-    APPROVER_GROUP_UPDATED = (
-        "approver_group.updated",
-        ActionInfo(_OTHER, "An owner admin changed an approver group's members or scope."),
-    )
-    APPROVER_GROUP_DELETED = (
-        "approver_group.deleted",
-        ActionInfo(_OTHER, "An owner admin deleted an approver group."),
-    )
-    FOUR_EYES_CHANGED = (
-        "approval_settings.four_eyes_changed",
-        ActionInfo(_OTHER, "Four eyes on approval-rule changes was turned on or off."),
-    )
-    RULE_PROPOSED = (
-        "rule_proposal.created",
-        ActionInfo(_OTHER, "An owner admin proposed a change of approval rules (four eyes)."),
-    )
-    RULE_PROPOSAL_APPROVED = (
-        "rule_proposal.approved",
-        ActionInfo(
-            Category.APPROVAL,
-            "A second owner admin approved a proposed change of approval rules; it took effect.",
-            _("{actor} approved a proposed change of approval rules"),
-        ),
-    )
-    RULE_PROPOSAL_REJECTED = (
-        "rule_proposal.rejected",
-        ActionInfo(_OTHER, "A proposed change of approval rules was rejected."),
-    )
-    RULE_PROPOSAL_DENIED = (
-        "rule_proposal.denied",
-        ActionInfo(
-            Category.DENIED,
-            "A decision on a rule proposal was refused (e.g. its own author approving it).",
-            _("{actor} tried to decide a rule proposal and was refused"),
-        ),
-    )
-    APPROVAL_RULE_CHANGED = (
-        "approval_rule.changed",
-        ActionInfo(_OTHER, "An owner admin changed how many approvals a catalogue role needs."),
-    )
-    DELEGATION_APPROVAL_RECORDED = (
-        "delegation.approval_recorded",
-        ActionInfo(
-            Category.APPROVAL,
-            "An approver approved a request that needs more approvals before it is granted.",
-            _("{actor} gave one of the approvals this access needs{with_mfa}"),
-        ),
-    )
-    DELEGATION_SCHEDULED_START = (
-        "delegation.scheduled_start",
-        ActionInfo(
-            _LIFECYCLE,
-            "A scheduled grant's start arrived: the portal began applying it.",
-            _("The scheduled start arrived; the access is being applied"),
-        ),
-    )
-    DELEGATION_EXTENSION_REQUESTED = (
-        "delegation.extension_requested",
-        ActionInfo(
-            _LIFECYCLE,
-            "A partner asked to move a delegation's end later.",
-            _("{actor} asked for more time"),
-        ),
-    )
-    DELEGATION_EXTENSION_APPROVAL_RECORDED = (
-        "delegation.extension_approval_recorded",
-        ActionInfo(
-            Category.APPROVAL,
-            "An approver approved an extension that needs more approvals.",
-            _("{actor} gave one of the approvals the extension needs{with_mfa}"),
-        ),
-    )
-    DELEGATION_EXTENDED = (
-        "delegation.extended",
-        ActionInfo(
-            Category.APPROVAL,
-            "An extension was approved: the delegation's end moved later, without a gap.",
-            _("{actor} approved more time{with_mfa}"),
-        ),
-    )
-    DELEGATION_EXTENSION_REJECTED = (
-        "delegation.extension_rejected",
-        ActionInfo(
-            _LIFECYCLE,
-            "An extension was rejected (or lapsed): access ends as planned.",
-            _("{actor} turned down the extension"),
-        ),
-    )
-    DELEGATION_EXTENSION_DENIED = (
-        "delegation.extension_denied",
-        ActionInfo(
-            Category.DENIED,
-            "A decision on an extension was refused (outside the approver group, twice…).",
-            _("{actor} tried to decide an extension and was refused"),
-        ),
-    )
-    DELEGATION_AUTO_APPROVED = (
-        "delegation.auto_approved",
-        ActionInfo(
-            Category.APPROVAL,
-            "A request was approved automatically by the catalogue role's auto-approval rule "
-            "(the event names the rule and its version).",
-            _("Approved automatically by the role's rule"),
-        ),
-    )
-    DELEGATION_REJECT_DENIED = (
-        "delegation.reject_denied",
-        ActionInfo(
-            Category.DENIED,
-            "A rejection was refused (e.g. by someone outside the approver group).",
-            _("{actor} tried to reject and was refused"),
-        ),
-    )
+    APPROVER_GROUP_CREATED = _rules("approver_group.created")
+    APPROVER_GROUP_UPDATED = _rules("approver_group.updated")
+    APPROVER_GROUP_DELETED = _rules("approver_group.deleted")
+    FOUR_EYES_CHANGED = _rules("approval_settings.four_eyes_changed")
+    RULE_PROPOSED = _rules("rule_proposal.created")
+    RULE_PROPOSAL_APPROVED = _rules("rule_proposal.approved")
+    RULE_PROPOSAL_REJECTED = _rules("rule_proposal.rejected")
+    RULE_PROPOSAL_DENIED = _rules("rule_proposal.denied")
+    APPROVAL_RULE_CHANGED = _rules("approval_rule.changed")
+    DELEGATION_APPROVAL_RECORDED = _rules("delegation.approval_recorded")
+    DELEGATION_SCHEDULED_START = _rules("delegation.scheduled_start")
+    DELEGATION_EXTENSION_REQUESTED = _rules("delegation.extension_requested")
+    DELEGATION_EXTENSION_APPROVAL_RECORDED = _rules("delegation.extension_approval_recorded")
+    DELEGATION_EXTENDED = _rules("delegation.extended")
+    DELEGATION_EXTENSION_REJECTED = _rules("delegation.extension_rejected")
+    DELEGATION_EXTENSION_DENIED = _rules("delegation.extension_denied")
+    DELEGATION_AUTO_APPROVED = _rules("delegation.auto_approved")
+    DELEGATION_REJECT_DENIED = _rules("delegation.reject_denied")
+    # --- break-glass (issue 14, item 6) ------------------------------------------------------
+    BREAK_GLASS_ROLE_SET = _rules("break_glass.role_set")
+    BREAK_GLASS_ROLE_REMOVED = _rules("break_glass.role_removed")
+    BREAK_GLASS_ACTIVATED = _rules("delegation.break_glass_activated")
+    BREAK_GLASS_ACTIVATION_DENIED = _rules("break_glass.activation_denied")
+    BREAK_GLASS_CONFIRMED = _rules("break_glass.confirmed")
+    BREAK_GLASS_REVOKED = _rules("break_glass.revoked_and_flagged")
+    BREAK_GLASS_ESCALATED = _rules("break_glass.review_escalated")
+    # --- access reviews across the boundary (issue 14, item 7) ---------------------------------
+    REVIEW_SCHEDULE_SET = _rules("access_review.schedule_set")
+    REVIEW_CAMPAIGN_STARTED = _rules("access_review.started")
+    REVIEW_DECIDED = _rules("access_review.decided")
+    REVIEW_DENIED = _rules("access_review.denied")
+    REVIEW_CAMPAIGN_CLOSED = _rules("access_review.closed")
+    DELEGATION_SHORTENED = _rules("delegation.shortened")
     DELEGATION_REVOKE_REQUESTED = (
         "delegation.revoke_requested",
         ActionInfo(

@@ -189,6 +189,29 @@ class AccessFold:
             state.approved_at = at
             mfa = metadata.get("with_mfa")
             state.approved_with_mfa = mfa if isinstance(mfa, bool) else None
+        elif action == "delegation.break_glass_activated":
+            # A break-glass window (issue 14): granted by the partner's named person, not by
+            # an approver; the report marks it and its review.
+            state.approved_by = f"break-glass: {event.actor_label or 'a partner person'}"
+            state.approved_at = at
+            mfa = metadata.get("with_mfa")
+            state.approved_with_mfa = mfa if isinstance(mfa, bool) else None
+            state.notes.append(
+                f"Break-glass window: activated {at:%Y-%m-%d %H:%M} UTC by "
+                f"{event.actor_label or 'a partner person'} for {metadata.get('hours', '?')} h: "
+                f"{metadata.get('reason', '')}"
+            )
+        elif action in ("break_glass.confirmed", "break_glass.revoked_and_flagged"):
+            verdict = "confirmed" if action == "break_glass.confirmed" else "revoked and flagged"
+            state.notes.append(
+                f"Break-glass review: {verdict} by {event.actor_label or 'an owner admin'} "
+                f"at {at:%Y-%m-%d %H:%M} UTC"
+            )
+        elif action == "break_glass.review_escalated":
+            state.notes.append(
+                f"Break-glass review {str(metadata.get('escalation', '')).lower()} at "
+                f"{at:%Y-%m-%d %H:%M} UTC (not reviewed in time)"
+            )
         elif action == "delegation.activated":
             state._open(at)
         elif action == "delegation.revoke_requested":

@@ -710,3 +710,27 @@ def audit_verification_get(*, verification_id: uuid.UUID | str) -> AuditVerifica
     if verification is None:
         raise Http404("No such verification.")
     return verification
+
+
+# Decisions the portal made by a rule, not a person (issue 14): auto-approvals, break-glass
+# escalations, access reviews closed at their deadline and what they revoked.
+RULE_DECISIONS = (
+    AuditAction.DELEGATION_AUTO_APPROVED,
+    AuditAction.BREAK_GLASS_ESCALATED,
+    AuditAction.REVIEW_CAMPAIGN_CLOSED,
+)
+
+
+def rule_decisions(*, organisation: Organisation, limit: int = 200) -> list[AuditEvent]:
+    """The newest automatic decisions the organisation may see, each naming its rule and the
+    rule's version in its metadata; plus revocations a rule made (no actor, a `rule`)."""
+    by_rule = Q(action__in=[str(action) for action in RULE_DECISIONS]) | Q(
+        action=str(AuditAction.DELEGATION_REVOKE_REQUESTED),
+        actor__isnull=True,
+        metadata__has_key="rule",
+    )
+    return list(
+        AuditEvent.objects.filter(_visible(organisation.pk))
+        .filter(by_rule)
+        .order_by("-sequence")[:limit]
+    )

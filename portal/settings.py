@@ -531,6 +531,10 @@ CELERY_BEAT_SCHEDULE.update(
         "dispatch-notifications": {"task": "notifications.dispatch_deliveries", "schedule": 30.0},
         # Reminders of undecided requests, warnings 24 h and 1 h before access ends.
         "send-reminders": {"task": "delegations.send_reminders", "schedule": 60.0},
+        # Break-glass (issue 14): assign activators, remind and escalate unreviewed ones.
+        "break-glass-sweep": {"task": "delegations.break_glass_sweep", "schedule": 60.0},
+        # Access reviews (issue 14): start rounds that are due, remind, apply deadlines.
+        "access-reviews-sweep": {"task": "delegations.access_reviews_sweep", "schedule": 300.0},
     }
 )
 

@@ -718,10 +718,9 @@ def catalog_role_reactivate(
 # --- the allow-list of partner accounts -------------------------------------------------------
 
 
-def partner_allowance_add(
-    *, owner: Organisation, added_by: User | None, partner_account_uid: str, label: str = ""
-) -> PartnerAllowance:
-    """Allow a partner account UID in the owner's trust policies."""
+def partner_allowance_validate(*, owner: Organisation, partner_account_uid: str, label: str) -> str:
+    """The checks adding a partner account makes before it saves (a four-eyes proposal makes
+    them too); returns the cleaned label."""
     if not owner.is_owner:
         raise ValidationError(gettext("Only resource owner organisations keep an allow-list."))
     label = (label or "").strip()
@@ -750,6 +749,16 @@ def partner_allowance_add(
         }
     if errors:
         raise ValidationError(errors)
+    return label
+
+
+def partner_allowance_add(
+    *, owner: Organisation, added_by: User | None, partner_account_uid: str, label: str = ""
+) -> PartnerAllowance:
+    """Allow a partner account UID in the owner's trust policies."""
+    label = partner_allowance_validate(
+        owner=owner, partner_account_uid=partner_account_uid, label=label
+    )
     on_list = {
         "partner_account_uid": gettext("%(partner_account_uid)s is already on the allow-list.")
         % {"partner_account_uid": partner_account_uid}

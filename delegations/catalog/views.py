@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -33,6 +33,7 @@ from cloud.errors import CloudError
 from core.crypto import SecretDecryptionError
 from core.web import add_form_errors, no_store, report_refusal
 from delegations.catalog import partner_links as link_services
+from delegations.catalog import proposals as catalog_proposals
 from delegations.catalog import selectors
 from delegations.catalog import services as catalog_services
 from delegations.catalog.forms import (
@@ -46,9 +47,14 @@ from delegations.connection.selectors import (
     cloud_account_of_organisation,
     cloud_accounts_of_organisation,
 )
-from delegations.models import FINAL_STATUSES, CatalogRole, CloudAccount, TrustScope
+from delegations.models import FINAL_STATUSES, CatalogRole, CloudAccount, RuleProposal, TrustScope
 
 READERS = (ADMIN, AUDITOR)
+# Four eyes (issue 14): the change waits for a second admin on the approval-rules page.
+PROPOSED = gettext_lazy(
+    "Proposed. Four eyes is on: a second admin must approve it under Catalogue → Approval "
+    "rules before it takes effect."
+)
 
 
 def _owner(request: AuthenticatedHttpRequest) -> Organisation:
@@ -202,9 +208,9 @@ def _role_form_submit(
     form: CatalogRoleForm,
     account: CloudAccount,
     validate: Callable[[list[PolicyKey]], object],
-    save: Callable[[list[PolicyKey]], CatalogRole],
+    save: Callable[[list[PolicyKey]], CatalogRole | RuleProposal],
     role: CatalogRole | None = None,
-) -> CatalogRole | HttpResponse:
+) -> CatalogRole | RuleProposal | HttpResponse:
     """Adding and editing a role follow the same steps: the form, then every rule that needs
     no cloud call (so a refused name never costs a cloud read), then the high-privilege gate,
     then the save. Returns the saved role, or the answer to give instead."""
@@ -273,6 +279,7 @@ def catalog_role_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     role = _role_form_submit(request, form=form, account=account, validate=validate, save=save)
     if isinstance(role, HttpResponse):
         return role
+    assert isinstance(role, CatalogRole)  # adding a role is never a proposal
     messages.success(
         request,
         gettext("%(role)s is in the catalogue; partners can ask for it.")
@@ -318,10 +325,10 @@ def catalog_role_edit(request: AuthenticatedHttpRequest, catalog_role_id: str) -
             max_session_duration=form.cleaned_data["max_session_duration"],
         )
 
-    def save(keys: list[PolicyKey]) -> CatalogRole:
-        return catalog_services.catalog_role_update(
+    def save(keys: list[PolicyKey]) -> CatalogRole | RuleProposal:
+        return catalog_proposals.catalog_role_update_or_propose(
             catalog_role=role,
-            updated_by=request.user,
+            user=request.user,
             description=form.cleaned_data["description"],
             policy_keys=keys,
             max_session_duration=form.cleaned_data["max_session_duration"],
@@ -335,6 +342,9 @@ def catalog_role_edit(request: AuthenticatedHttpRequest, catalog_role_id: str) -
     )
     if isinstance(result, HttpResponse):
         return result
+    if isinstance(result, RuleProposal):
+        messages.success(request, str(PROPOSED))
+        return redirect("delegations:catalog")
     if not result.changed:  # type: ignore[attr-defined]
         messages.info(request, gettext("Nothing changed in %(role)s.") % {"role": role.role_name})
     elif result.delegations.exclude(status__in=list(FINAL_STATUSES)).exists():
@@ -421,15 +431,18 @@ def allowance_add(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = PartnerAllowanceForm(request.POST)
     if form.is_valid():
         try:
-            allowance = catalog_services.partner_allowance_add(
+            allowance = catalog_proposals.partner_allowance_add_or_propose(
                 owner=owner,
-                added_by=request.user,
+                user=request.user,
                 partner_account_uid=form.cleaned_data["partner_account_uid"],
                 label=form.cleaned_data["label"],
             )
         except ValidationError as error:
             add_form_errors(form, error)
         else:
+            if isinstance(allowance, RuleProposal):
+                messages.success(request, str(PROPOSED))
+                return redirect(reverse("delegations:catalog") + "#allow-list")
             messages.success(
                 request,
                 gettext("%(partner_account_uid)s may now appear in your trust policies.")
@@ -444,10 +457,11 @@ def allowance_add(request: AuthenticatedHttpRequest) -> HttpResponse:
 def allowance_remove(request: AuthenticatedHttpRequest, allowance_id: str) -> HttpResponse:
     owner = _owner(request)
     allowance = selectors.partner_allowance_get_for_owner(owner=owner, allowance_id=allowance_id)
-    catalog_services.partner_allowance_remove(
-        allowance=allowance,
-        removed_by=request.user,
-    )
+    if catalog_proposals.partner_allowance_remove_or_propose(
+        allowance=allowance, user=request.user
+    ):
+        messages.success(request, str(PROPOSED))
+        return redirect(reverse("delegations:catalog") + "#allow-list")
     messages.success(
         request,
         gettext(

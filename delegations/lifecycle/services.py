@@ -581,9 +581,15 @@ def _audit_denied(*, delegation: Delegation, action: AuditAction, actor: User, r
         )
 
 
-# For the lifecycle's other modules (extensions): the same row lock and reason rules.
+# For the lifecycle's other modules (extensions, break-glass): the same row lock, reason
+# rules, grant checks and creation.
 lock_delegation = _lock
 clean_reason = _clean_reason
+validate_grantable = _validate_grantable
+privilege_problem = _privilege_problem
+transition = _transition
+audit_delegation = _audit
+validate_ends_at = _validate_ends_at
 # For the fleet grants (`delegations.fleet`), which decide through these services.
 require_admin = _require_admin
 
@@ -693,6 +699,10 @@ def _create(
         metadata={"ends_at": ends_at, "reason": reason, **metadata},
     )
     return delegation
+
+
+# For break-glass grants (`lifecycle.oversight`): the one way a delegation is created.
+create_delegation = _create
 
 
 @transaction.atomic

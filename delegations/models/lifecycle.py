@@ -39,6 +39,8 @@ class Delegation(LastErrorModel):
     class Origin(models.TextChoices):
         REQUEST = "request", _("Requested by the partner")
         OFFER = "offer", _("Offered by the owner")
+        # Activated by a partner's named person on an emergency role (`breakglass`).
+        BREAK_GLASS = "break_glass", _("Break-glass activation")
 
     class Phase(models.TextChoices):
         """Which way the worker was moving when a delegation failed."""
