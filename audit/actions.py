@@ -67,6 +67,25 @@ class ActionInfo:
 
 _LIFECYCLE = Category.LIFECYCLE
 _OTHER = Category.OTHER
+_APPROVAL, _CLOUD = Category.APPROVAL, Category.CLOUD
+
+
+# The runbook events (issue 12) by their name after "runbook.": category, description, title.
+_RUNBOOK = {
+    "consent_given": (_APPROVAL, "A partner admin allowed runbooks.", "{actor} allowed runbooks"),
+    "oos_role_ready": (_CLOUD, "OOSServiceRole is set up.", "OOSServiceRole ready"),
+    "oos_role_failed": (_CLOUD, "OOSServiceRole set-up failed.", "OOSServiceRole: {error_code}"),
+    "approval_rule_set": (_APPROVAL, "Approval per run changed.", "{actor} set run approval"),
+    "run_started": (_LIFECYCLE, "A partner started a run.", "{actor} started {target_label}"),
+    "run_approved": (_APPROVAL, "An owner approved a run.", "{actor} approved it{with_mfa}"),
+    "run_rejected": (_APPROVAL, "An owner rejected a run.", "{actor} rejected {target_label}"),
+    "run_submitted": (_CLOUD, "OOS started a run.", "{target_label} started in OOS"),
+    "run_submit_failed": (_CLOUD, "OOS refused to start a run.", "OOS refused: {error_code}"),
+    "run_cancel_requested": (_LIFECYCLE, "A run was stopped.", "{actor} stopped {target_label}"),
+    "target_finished": (_CLOUD, "A run ended in an account and region.", "{target_label} ended"),
+    "run_finished": (_LIFECYCLE, "A run's OOS execution ended.", "{target_label} ended"),
+}
+_RB = {key: ActionInfo(c, text, title=title) for key, (c, text, title) in _RUNBOOK.items()}
 
 
 class AuditAction(StrEnum):
@@ -692,6 +711,19 @@ class AuditAction(StrEnum):
             "Custom policy with exactly the actions its sessions used.",
         ),
     )
+    # --- runbooks through OOS (runbooks, issue 12); what they say: _RUNBOOK ---------------
+    RUNBOOK_CONSENT_GIVEN = ("runbook.consent_given", _RB["consent_given"])
+    RUNBOOK_OOS_ROLE_READY = ("runbook.oos_role_ready", _RB["oos_role_ready"])
+    RUNBOOK_OOS_ROLE_FAILED = ("runbook.oos_role_failed", _RB["oos_role_failed"])
+    RUNBOOK_APPROVAL_RULE_SET = ("runbook.approval_rule_set", _RB["approval_rule_set"])
+    RUNBOOK_RUN_STARTED = ("runbook.run_started", _RB["run_started"])
+    RUNBOOK_RUN_APPROVED = ("runbook.run_approved", _RB["run_approved"])
+    RUNBOOK_RUN_REJECTED = ("runbook.run_rejected", _RB["run_rejected"])
+    RUNBOOK_RUN_SUBMITTED = ("runbook.run_submitted", _RB["run_submitted"])
+    RUNBOOK_RUN_SUBMIT_FAILED = ("runbook.run_submit_failed", _RB["run_submit_failed"])
+    RUNBOOK_RUN_CANCEL_REQUESTED = ("runbook.run_cancel_requested", _RB["run_cancel_requested"])
+    RUNBOOK_TARGET_FINISHED = ("runbook.target_finished", _RB["target_finished"])
+    RUNBOOK_RUN_FINISHED = ("runbook.run_finished", _RB["run_finished"])
     # --- notifications: chat channels and who hears what (deliveries keep their own log) ---
     NOTIFICATION_CHANNEL_CREATED = (
         "notification.channel_created",

@@ -45,6 +45,9 @@ class CloudAccount(models.Model):
     caller_arn = models.CharField(max_length=255, blank=True)
     verified_at = models.DateTimeField(null=True, blank=True)
     is_active = models.BooleanField(default=True)
+    # When the partner's `OOSServiceRole` (runbooks through OOS) was last confirmed in this
+    # account: from then on, named-people grants of this partner admit that role too.
+    oos_service_role_ready_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_by = optional_person_field(on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
