@@ -23,18 +23,32 @@ USER_NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 DEMO_ACCOUNTS = (
     {"uid": "11223344", "alias": "company-a", "users": ()},
     {"uid": "12345678", "alias": "company-b", "users": ("Alice", "Bob", "AAA", "portal-broker")},
+    # company-a's second (staging) account, so a fleet spans two owner accounts (issue 12).
+    # The portal's demo seed names it in demo/cloud_seed.py (OWNER_STAGING_ACCOUNT).
+    {"uid": "11223355", "alias": "company-a-staging", "users": ()},
 )
 # System policies attached to demo users. Alice, Bob and AAA get none (the partner's admin
 # grants them access through the portal); portal-broker is the RAM user the portal connects
 # as in company-b: it manages its colleagues' policies and calls AssumeRole for them.
-DEMO_USER_POLICIES = {("12345678", "portal-broker"): ("AliyunRAMFullAccess",)}
-# company-a's instances: (region, zone, name, status, private ip)
+# AliyunOOSFullAccess lets it run partner runbooks through OOS in company-b (issue 12).
+DEMO_USER_POLICIES = {
+    ("12345678", "portal-broker"): ("AliyunRAMFullAccess", "AliyunOOSFullAccess"),
+}
+# The owners' instances: (account, region, zone, name, status, private ip). Both owner
+# accounts run a few in cn-shanghai and cn-beijing, one of them stopped, so a fleet runbook
+# has targets in every account and region and a stopped instance it must leave alone.
 DEMO_INSTANCES = (
-    ("cn-hangzhou", "cn-hangzhou-h", "web-1", "Running", "172.16.0.11"),
-    ("cn-hangzhou", "cn-hangzhou-h", "web-2", "Running", "172.16.0.12"),
-    ("cn-hangzhou", "cn-hangzhou-i", "batch-1", "Stopped", "172.16.1.21"),
-    ("cn-shanghai", "cn-shanghai-l", "db-1", "Running", "172.17.0.31"),
-    ("cn-shanghai", "cn-shanghai-l", "reporting-1", "Stopped", "172.17.0.32"),
+    ("11223344", "cn-hangzhou", "cn-hangzhou-h", "web-1", "Running", "172.16.0.11"),
+    ("11223344", "cn-hangzhou", "cn-hangzhou-h", "web-2", "Running", "172.16.0.12"),
+    ("11223344", "cn-hangzhou", "cn-hangzhou-i", "batch-1", "Stopped", "172.16.1.21"),
+    ("11223344", "cn-shanghai", "cn-shanghai-l", "db-1", "Running", "172.17.0.31"),
+    ("11223344", "cn-shanghai", "cn-shanghai-l", "reporting-1", "Stopped", "172.17.0.32"),
+    ("11223344", "cn-beijing", "cn-beijing-h", "api-1", "Running", "172.18.0.41"),
+    ("11223344", "cn-beijing", "cn-beijing-h", "api-2", "Running", "172.18.0.42"),
+    ("11223355", "cn-shanghai", "cn-shanghai-l", "stg-web-1", "Running", "172.20.0.11"),
+    ("11223355", "cn-shanghai", "cn-shanghai-l", "stg-web-2", "Running", "172.20.0.12"),
+    ("11223355", "cn-shanghai", "cn-shanghai-l", "stg-batch-1", "Stopped", "172.20.1.21"),
+    ("11223355", "cn-beijing", "cn-beijing-h", "stg-api-1", "Running", "172.21.0.41"),
 )
 
 
@@ -156,9 +170,9 @@ def seed_demo(store: Store, *, data_dir: Path, endpoint: str) -> dict:
             )
         accounts.append(entry)
     with store.write() as tx:
-        for region, zone, name, status, ip in DEMO_INSTANCES:
+        for uid, region, zone, name, status, ip in DEMO_INSTANCES:
             tx.ecs_instance_create(
-                account_uid="11223344",
+                account_uid=uid,
                 region_id=region,
                 zone_id=zone,
                 instance_name=name,

@@ -39,12 +39,14 @@ PRODUCTS: dict[str, str] = {
     "2015-04-01": "sts",
     "2014-05-26": "ecs",
     "2020-07-06": "actiontrail",
+    "2019-06-01": "oos",
 }
 HOST_IDS: dict[str, str] = {
     "ram": "ram.aliyuncs.com",
     "sts": "sts.aliyuncs.com",
     "ecs": "ecs.aliyuncs.com",
     "actiontrail": "actiontrail.cn-hangzhou.aliyuncs.com",
+    "oos": "oos.cn-hangzhou.aliyuncs.com",
 }
 
 # Imported by the server at start-up; a missing optional module is skipped (see load_handlers).
@@ -56,6 +58,8 @@ HANDLER_MODULES = (
     "cloudsim.federation",
     "cloudsim.operator",
     "cloudsim.actiontrail",
+    "cloudsim.cloud_assistant",
+    "cloudsim.oos",
 )
 
 
@@ -69,6 +73,10 @@ class ApiAction:
 
 
 _ACTIONS: dict[tuple[str, str], ApiAction] = {}
+# Run once per data directory when a server starts (e.g. OOS settling executions that a
+# restart interrupted); each gets the server (store, call log, faults).
+_STARTUP_HOOKS: list[Callable[[Any], None]] = []
+_STARTED: set[str] = set()
 _PAGES: dict[tuple[str, str], Callable[[PageRequest], PageResponse]] = {}
 _PAGE_PREFIXES: list[tuple[str, str, Callable[[PageRequest], PageResponse]]] = []
 
@@ -96,6 +104,21 @@ def page_route(method: str, path: str, *, prefix: bool = False) -> Callable:
         return handler
 
     return register
+
+
+def on_startup(hook: Callable[[Any], None]) -> Callable[[Any], None]:
+    """Register ``hook(server)`` to run once per data directory when a server starts."""
+    _STARTUP_HOOKS.append(hook)
+    return hook
+
+
+def run_startup_hooks(server: Any) -> None:
+    # Two listeners (HTTP and HTTPS) share one store: the hooks run for the first only.
+    if server.store.path in _STARTED:
+        return
+    _STARTED.add(server.store.path)
+    for hook in _STARTUP_HOOKS:
+        hook(server)
 
 
 def find_action(version: str, name: str) -> ApiAction | None:
@@ -150,6 +173,8 @@ class ApiContext:
     secure_transport: bool = False
     # The server's call log, for APIs that answer from it (ActionTrail's LookupEvents).
     call_log: Any = None
+    # The server's fault rules, for services that make calls of their own (OOS).
+    faults: Any = None
     # Set by the server from the fault configuration: seconds during which GetRole serves the
     # previous trust document after a write (0 = consistent reads).
     stale_read_seconds: float = 0.0

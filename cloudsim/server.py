@@ -83,6 +83,7 @@ class CloudSimServer(ThreadingHTTPServer):
         self.nonces = nonces or NonceCache()
         self.secure = tls_context is not None
         super().__init__(address, RequestHandler)
+        api.run_startup_hooks(self)
         if tls_context is not None:
             # The handshake happens in the connection's own thread (at its first read), so a
             # slow or plain-HTTP client cannot stall the accept loop.
@@ -497,6 +498,7 @@ class RequestHandler(BaseHTTPRequestHandler):
                 source_ip=self.client_address[0],
                 secure_transport=self.server.secure,
                 call_log=self.server.call_log,
+                faults=self.server.faults,
                 stale_read_seconds=(
                     self.server.faults.stale_window(action) if action in STALE_READ_ACTIONS else 0.0
                 ),

@@ -154,6 +154,42 @@ CREATE TABLE IF NOT EXISTS console_sessions (
     data TEXT NOT NULL,
     expires_at REAL NOT NULL
 );
+-- Cloud Assistant invocations (cloudsim.cloud_assistant) and OOS templates, executions and
+-- task executions (cloudsim.oos): JSON documents, read and written by those modules only.
+CREATE TABLE IF NOT EXISTS ecs_invocations (
+    invoke_id TEXT PRIMARY KEY,
+    account_uid TEXT NOT NULL,
+    region_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ecs_invocations_owner ON ecs_invocations(account_uid, region_id, seq);
+CREATE TABLE IF NOT EXISTS oos_templates (
+    account_uid TEXT NOT NULL,
+    region_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (account_uid, region_id, name)
+);
+CREATE TABLE IF NOT EXISTS oos_executions (
+    execution_id TEXT PRIMARY KEY,
+    account_uid TEXT NOT NULL,
+    region_id TEXT NOT NULL,
+    parent_id TEXT,
+    status TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS oos_executions_owner ON oos_executions(account_uid, region_id, seq);
+CREATE INDEX IF NOT EXISTS oos_executions_status ON oos_executions(status);
+CREATE TABLE IF NOT EXISTS oos_task_executions (
+    task_execution_id TEXT PRIMARY KEY,
+    execution_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS oos_task_executions_of ON oos_task_executions(execution_id, seq);
 """
 
 
@@ -1204,6 +1240,15 @@ class Tx:
             "UPDATE ecs_instances SET attributes = ?, updated_at = ? WHERE instance_id = ?",
             (json.dumps(attributes), iso(), instance_id),
         )
+
+    # --- JSON documents of the newer products (Cloud Assistant, OOS) -------------------------
+    def document_rows(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+        """Rows of the document tables (``ecs_invocations``, ``oos_*``); their modules own the
+        SQL, the store only runs it inside this transaction."""
+        return self._all(sql, args)
+
+    def document_write(self, sql: str, args: tuple = ()) -> int:
+        return self._exec(sql, args)
 
     # --- console sessions (browser sign-in state for cloudsim.console) ----------------------
     def console_session_get(self, token: str) -> dict | None:

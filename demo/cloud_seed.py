@@ -37,6 +37,24 @@ PARTNER_LINK_LABEL = "Company B (demo)"
 
 
 @dataclass(frozen=True)
+class DemoCloudAccount:
+    uid: str
+    alias: str
+    label: str
+
+
+# company-a's second cloud account (staging): cloudsim's `--demo` creates it with its own root
+# AccessKey (in demo-credentials.json, read with `owner_staging_root_key`) and running ECS
+# instances in cn-shanghai and cn-beijing (one stopped), like company-a's production account
+# there. The one place the portal's demo names it (issue 12: fleets and runbooks).
+OWNER_STAGING_ACCOUNT = DemoCloudAccount(
+    uid="11223355", alias="company-a-staging", label="company-a staging"
+)
+# The regions where both of company-a's accounts run instances: the demo fleet's regions.
+DEMO_FLEET_REGIONS = ("cn-shanghai", "cn-beijing")
+
+
+@dataclass(frozen=True)
 class DemoRole:
     name: str
     description: str
@@ -77,6 +95,11 @@ def _root_key(document: dict[str, Any], uid: str) -> tuple[str, str]:
             if isinstance(key_id, str) and isinstance(secret, str):
                 return key_id, secret
     raise _Skip(f"cloudsim's demo credentials have no root AccessKey for account {uid}.")
+
+
+def owner_staging_root_key(document: dict[str, Any]) -> tuple[str, str]:
+    """(AccessKey id, secret) of company-a's staging account in cloudsim's demo credentials."""
+    return _root_key(document, OWNER_STAGING_ACCOUNT.uid)
 
 
 def _stored_key_works(account: CloudAccount, key_id: str) -> bool:

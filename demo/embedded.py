@@ -273,6 +273,8 @@ def child_environment(
             "ALIBABA_RAM_ENDPOINT": f"127.0.0.1:{config.cloudsim_port}",
             "ALIBABA_STS_ENDPOINT": f"127.0.0.1:{config.cloudsim_port}",
             "ALIBABA_ACTIONTRAIL_ENDPOINT": f"127.0.0.1:{config.cloudsim_port}",
+            "ALIBABA_OOS_ENDPOINT": f"127.0.0.1:{config.cloudsim_port}",
+            "ALIBABA_ECS_ENDPOINT": f"127.0.0.1:{config.cloudsim_port}",
             "ALIBABA_CONSOLE_SIGNIN_URL": config.cloudsim_url,
             "NO_PROXY": "127.0.0.1,localhost",
             **keys,

@@ -474,6 +474,10 @@ PORTAL_CONSOLE_DESTINATION = env.str("PORTAL_CONSOLE_DESTINATION", default="")
 # beat, joined to delegations and people, kept longer than ActionTrail's own 90 days.
 INSTALLED_APPS += ["activity"]
 ALIBABA_ACTIONTRAIL_ENDPOINT = env.str("ALIBABA_ACTIONTRAIL_ENDPOINT", default="127.0.0.1:9100")
+# --- OOS and ECS (runbooks through OOS, issue 12) ------------------------------------------
+# oos.<region>.aliyuncs.com and ecs.aliyuncs.com in production; cloudsim embedded.
+ALIBABA_OOS_ENDPOINT = env.str("ALIBABA_OOS_ENDPOINT", default="127.0.0.1:9100")
+ALIBABA_ECS_ENDPOINT = env.str("ALIBABA_ECS_ENDPOINT", default="127.0.0.1:9100")
 # ActionTrail answers LookupEvents 2 times per second per account: one client never asks faster.
 ALIBABA_ACTIONTRAIL_QPS = env.float("ALIBABA_ACTIONTRAIL_QPS", default=2.0)
 PORTAL_ACTIVITY_RETENTION_DAYS = env.int("PORTAL_ACTIVITY_RETENTION_DAYS", default=400)

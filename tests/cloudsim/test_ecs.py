@@ -100,7 +100,9 @@ def test_root_lists_its_instances_in_both_demo_regions(sim, sdk):
 
     shanghai = describe(sdk, root, "cn-shanghai")
     assert sorted(i.instance_name for i in shanghai.instances.instance) == ["db-1", "reporting-1"]
-    assert describe(sdk, root, "cn-beijing").total_count == 0
+    beijing = describe(sdk, root, "cn-beijing")
+    assert sorted(i.instance_name for i in beijing.instances.instance) == ["api-1", "api-2"]
+    assert describe(sdk, root, "cn-qingdao").total_count == 0
 
 
 def test_paging_with_page_number_and_with_tokens(sim, sdk):

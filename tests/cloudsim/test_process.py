@@ -98,8 +98,10 @@ def test_demo_seed_and_credentials_file(tmp_path, sim_factory):
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     document = json.loads(path.read_text())
     assert document["endpoint"] == sim.url
-    assert [a["alias"] for a in document["accounts"]] == ["company-a", "company-b"]
-    company_a, company_b = document["accounts"]
+    aliases = [a["alias"] for a in document["accounts"]]
+    assert aliases == ["company-a", "company-b", "company-a-staging"]
+    company_a, company_b, staging = document["accounts"]
+    assert staging["uid"] == "11223355" and staging["users"] == []
     assert company_a["uid"] == "11223344" and company_a["users"] == []
     assert company_b["uid"] == "12345678"
     assert [u["name"] for u in company_b["users"]] == ["Alice", "Bob", "AAA", "portal-broker"]
@@ -119,7 +121,9 @@ def test_demo_seed_and_credentials_file(tmp_path, sim_factory):
             .body.policies.policy
         )
         # Staff have nothing until their admin grants it; the portal's broker manages RAM.
-        expected = ["AliyunRAMFullAccess"] if user["name"] == "portal-broker" else []
+        # and runs runbooks through OOS.
+        broker = ["AliyunRAMFullAccess", "AliyunOOSFullAccess"]
+        expected = broker if user["name"] == "portal-broker" else []
         assert [p.policy_name for p in attached] == expected
 
     token_file = sim.data_dir / "operator-token"
