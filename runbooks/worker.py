@@ -77,7 +77,9 @@ def _poll_seconds() -> float:
     return float(settings.PORTAL_RUNBOOK_POLL_SECONDS)
 
 
-def _fail(run_id: uuid.UUID | str, error: CloudError) -> None:
+def run_failed(*, run_id: uuid.UUID | str, error: CloudError) -> None:
+    """End a run the cloud refused (or never answered for): OOS would not start it, or it can
+    no longer be followed. The error's code and request id go to the run and the audit log."""
     with transaction.atomic():
         run = RunbookRun.objects.select_for_update().get(pk=run_id)
         if run.is_final:
@@ -89,16 +91,22 @@ def _fail(run_id: uuid.UUID | str, error: CloudError) -> None:
         run.status_message = error.message[:2000]
         run.save(update_fields=["status", "ended_at", "last_error_code", "status_message"])
         audit_record(
-            action=AuditAction.RUNBOOK_RUN_SUBMIT_FAILED,
+            action=(
+                AuditAction.RUNBOOK_RUN_FINISHED
+                if run.execution_id
+                else AuditAction.RUNBOOK_RUN_SUBMIT_FAILED
+            ),
             organisation=run.partner,
             related_organisations=selectors.run_owners(run),
             target=run,
             before={"status": before},
             after={"status": run.status},
             metadata={
+                "execution_id": run.execution_id,
                 "error_code": run.last_error_code,
                 "cloud_action": error.action,
                 "request_id": error.request_id,
+                "owner_accounts": selectors.run_owner_accounts(run),
             },
             outcome="failure",
         )
@@ -124,7 +132,7 @@ def run_submit(*, run_id: uuid.UUID | str, client: OosPort) -> RunbookRun | None
     except CloudError as error:
         if not error.permanent:
             raise
-        _fail(run_id, error)
+        run_failed(run_id=run_id, error=error)
         return RunbookRun.objects.get(pk=run_id)
     del parameters  # the command's plaintext goes no further
     with transaction.atomic():
