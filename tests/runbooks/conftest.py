@@ -22,20 +22,24 @@ from tests.delegations.factories import CatalogRoleFactory, CloudAccountFactory,
 from tests.runbooks.fakes import FakeOos
 
 
-@pytest.fixture
-def published(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
-    """Tasks the services hand to the broker (name, id), instead of a broker."""
+def capture_publishes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Tasks the services hand to the broker (name, id), kept instead of published; what the
+    services hand over on commit happens at once (tests run inside one transaction)."""
     sent: list[tuple[str, str]] = []
 
     def send(name: str, object_id: object, *, countdown: float | None = None) -> None:
         sent.append((name, str(object_id)))
 
     monkeypatch.setattr(dispatch, "send", send)
-    # What the services hand over on commit happens at once (tests run inside one transaction).
     monkeypatch.setattr(
         "django.db.transaction.on_commit", lambda func, using=None, robust=False: func()
     )
     return sent
+
+
+@pytest.fixture
+def published(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    return capture_publishes(monkeypatch)
 
 
 @pytest.fixture
