@@ -547,6 +547,9 @@ PORTAL_RUNBOOK_REGIONS = env.list(
 )
 # How often the worker reads a running execution (ListExecutions / ListTaskExecutions).
 PORTAL_RUNBOOK_POLL_SECONDS = env.float("PORTAL_RUNBOOK_POLL_SECONDS", default=2.0)
+# While a run is going, every instance's outcome (a walk of OOS's child executions) is read this
+# often; at the end always.
+PORTAL_RUNBOOK_RESULTS_SECONDS = env.float("PORTAL_RUNBOOK_RESULTS_SECONDS", default=5.0)
 # Runs queued but never submitted, or running but no longer followed (a lost worker or
 # publish), are picked up again by beat.
 CELERY_BEAT_SCHEDULE["runbooks-sweep"] = {"task": "runbooks.sweep_runs", "schedule": 60.0}

@@ -78,10 +78,15 @@ def _claim_follow(run_id: Any) -> bool:
 @shared_task(name=dispatch.FOLLOW_RUN)
 def follow_run(run_id: str) -> str:
     run = RunbookRun.objects.filter(pk=run_id).first()
-    if run is None or not _claim_follow(run.pk):
+    if run is None:
+        return "gone"
+    read_results = worker.results_due(run)  # judged on the previous poll, before the claim
+    if not _claim_follow(run.pk):
         return "not followed"
     try:
-        report = worker.run_follow(run_id=run.pk, client=oos_client_for(run.partner_id))
+        report = worker.run_follow(
+            run_id=run.pk, client=oos_client_for(run.partner_id), read_results=read_results
+        )
     except CloudError as error:
         if error.permanent:
             worker.run_failed(run_id=run.pk, error=error)

@@ -188,6 +188,16 @@ def _loop_item_key(loop_item: str | None) -> tuple[str, str] | None:
         return None
 
 
+def results_due(run: RunbookRun) -> bool:
+    """Whether a results interval has begun since the last poll (counted from the start)."""
+    if run.submitted_at is None or run.last_polled_at is None:
+        return True
+    interval = max(float(settings.PORTAL_RUNBOOK_RESULTS_SECONDS), 0.001)
+    now = timezone.now()
+    last = (run.last_polled_at - run.submitted_at).total_seconds() // interval
+    return (now - run.submitted_at).total_seconds() // interval != last
+
+
 @dataclass(frozen=True)
 class FollowReport:
     status: str
@@ -300,7 +310,9 @@ def _finish(run_id: uuid.UUID | str, *, oos_status: str, message: str) -> Runboo
         return run
 
 
-def run_follow(*, run_id: uuid.UUID | str, client: OosPort) -> FollowReport:
+def run_follow(
+    *, run_id: uuid.UUID | str, client: OosPort, read_results: bool | None = None
+) -> FollowReport:
     """Read the execution, its loop items and every instance's outcome; store them; end the run
     when OOS says it ended. `more` says whether to look again."""
     run = RunbookRun.objects.filter(pk=run_id).first()
@@ -308,13 +320,21 @@ def run_follow(*, run_id: uuid.UUID | str, client: OosPort) -> FollowReport:
         return FollowReport(status=run.status if run else "gone", more=False)
     execution = client.get_execution(execution_id=run.execution_id)
     tasks = client.list_task_executions(execution_id=run.execution_id)
-    outcomes = client.instance_results(execution_id=run.execution_id)
+    ended = execution.status in OOS_FINAL
+    # Every instance's outcome walks the whole tree of child executions (a request per child):
+    # read it at the end, and while running only every PORTAL_RUNBOOK_RESULTS_SECONDS, so the
+    # live page moves without the follower loading OOS (and the run) with each poll.
+    outcomes = (
+        client.instance_results(execution_id=run.execution_id)
+        if ended or (results_due(run) if read_results is None else read_results)
+        else []
+    )
     with transaction.atomic():
         _record_results(run, tasks, outcomes)
         RunbookRun.objects.filter(pk=run.pk).update(
             last_polled_at=timezone.now(), oos_status=execution.status
         )
-    if execution.status in OOS_FINAL:
+    if ended:
         run = _finish(run.pk, oos_status=execution.status, message=execution.status_message or "")
         return FollowReport(status=run.status, more=False)
     return FollowReport(status=run.status, more=True)
