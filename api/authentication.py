@@ -15,6 +15,7 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.request import Request
 
 from accounts import selectors as account_selectors
+from accounts.actors import ServiceActor
 from accounts.models import Membership, Organisation, User
 from api import services
 from api.models import ApiToken
@@ -43,10 +44,21 @@ class ApiCaller:
             return str(self.token.service_account)
         return str(self.user)
 
+    @property
+    def actor(self) -> User | ServiceActor:
+        """Whom the lifecycle services record: the person, or the service account."""
+        if self.user is not None:
+            return self.user
+        account = self.token.service_account
+        assert account is not None  # a token has a person or a service account (a constraint)
+        return ServiceActor(
+            account_id=account.pk, name=account.name, organisation=account.organisation
+        )
+
 
 class ServiceAccountUser(AnonymousUser):
     """What `request.user` is for a service account: authenticated for DRF, nobody for the
-    services (which never see it: service accounts only read)."""
+    services (which are handed `ApiCaller.actor`, a `ServiceActor`, instead)."""
 
     @property
     def is_authenticated(self) -> bool:  # type: ignore[override]

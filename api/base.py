@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.actors import ServiceActor
 from accounts.models import Organisation, User
 from api import services
 from api.authentication import ApiCaller, BearerTokenAuthentication
@@ -37,6 +38,11 @@ class ApiView(APIView):
     required_scopes: ClassVar[dict[str, str]] = {"GET": Scope.READ}
     roles: ClassVar[tuple[str, ...] | None] = None
     organisation_kind: ClassVar[str | None] = None
+    # Methods a service account may call here besides reads: only those whose service takes
+    # a `ServiceActor` (filing and withdrawing requests), never a decision.
+    service_account_writes: ClassVar[frozenset[str]] = frozenset()
+    # False where the answer is a person's own (my access, my credentials).
+    service_accounts_allowed: ClassVar[bool] = True
     # Refusal when the organisation is of the other kind (owner vs partner).
     kind_refusal = "This is not available to your kind of organisation."
 
@@ -77,8 +83,18 @@ class ApiView(APIView):
         ):
             raise ProblemException("forbidden", self.kind_refusal, status_code=403)
         if caller.user is None:
-            if method != "GET":
-                raise ProblemException("forbidden", "Service accounts only read.", status_code=403)
+            if not self.service_accounts_allowed:
+                raise ProblemException(
+                    "forbidden",
+                    "Service accounts have no access of their own; this is a person's.",
+                    status_code=403,
+                )
+            if method != "GET" and method not in self.service_account_writes:
+                raise ProblemException(
+                    "forbidden",
+                    "Service accounts only read, and file or withdraw requests.",
+                    status_code=403,
+                )
         elif self.roles is not None and caller.role not in self.roles:
             raise ProblemException(
                 "forbidden", "Your role in this organisation does not allow this.", status_code=403
@@ -117,6 +133,11 @@ class ApiView(APIView):
         user = self.caller.user
         assert user is not None
         return user
+
+    @property
+    def actor(self) -> User | ServiceActor:
+        """Who acts, for the services open to service accounts (`service_account_writes`)."""
+        return self.caller.actor
 
     @property
     def with_mfa(self) -> bool:

@@ -23,9 +23,10 @@ class Scope(models.TextChoices):
 
 # What `pap login` asks for: enough for a person's everyday terminal work, never decisions.
 DEVICE_FLOW_SCOPES = (Scope.READ, Scope.REQUEST, Scope.CREDENTIALS)
-# A service account reads (delegations, catalogue, audit). The lifecycle services act for a
-# person, so filing requests as a service account waits for a person-less actor there.
-SERVICE_ACCOUNT_SCOPES = (Scope.READ, Scope.AUDIT)
+# A service account reads (delegations, catalogue, audit) and, for a partner's pipelines, files
+# and withdraws requests (the lifecycle takes it as a `ServiceActor`); it never decides and never
+# takes credentials (those are a named person's).
+SERVICE_ACCOUNT_SCOPES = (Scope.READ, Scope.REQUEST, Scope.AUDIT)
 
 
 class ServiceAccount(models.Model):

@@ -151,7 +151,7 @@ class DelegationOutput(serializers.ModelSerializer):
         }
 
     def get_requested_by(self, delegation: Delegation) -> str | None:
-        return str(delegation.requested_by) if delegation.requested_by_id else None
+        return delegation.requester or None
 
     def get_decided_by(self, delegation: Delegation) -> str | None:
         return str(delegation.decided_by) if delegation.decided_by_id else None
@@ -181,10 +181,35 @@ class CredentialsOutput(serializers.Serializer):
     session_name = serializers.CharField()
 
 
+class ConsoleOutput(serializers.Serializer):
+    mode = serializers.ChoiceField(
+        choices=["federation", "switch_role"],
+        help_text="federation: a one-click sign-in URL (single use, about 30 s; a secret while it "
+        "lives); switch_role: the console's switch-role link (no secret).",
+    )
+    url = serializers.CharField()
+    expires_in = serializers.IntegerField(
+        allow_null=True, help_text="Seconds the federation URL stays usable; null for a link."
+    )
+
+
 class AssignmentOutput(serializers.Serializer):
     id = serializers.UUIDField()
     user = serializers.EmailField(source="user.email")
     created_at = serializers.DateTimeField(source="assigned_at", required=False)
+
+
+class StaffAssignmentOutput(serializers.Serializer):
+    """One open assignment in a partner admin's overview: who uses which delegation."""
+
+    id = serializers.UUIDField()
+    delegation = serializers.UUIDField(source="delegation_id")
+    owner = serializers.CharField(source="delegation.owner.slug")
+    role_name = serializers.CharField(source="delegation.catalog_role.role_name")
+    delegation_status = serializers.CharField(source="delegation.status")
+    user = serializers.EmailField(source="user.email")
+    session_policy_kind = serializers.CharField()
+    assigned_at = serializers.DateTimeField()
 
 
 class AuditEventOutput(serializers.Serializer):

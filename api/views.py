@@ -35,6 +35,7 @@ from delegations.connection.selectors import cloud_account_of_organisation
 from delegations.lifecycle import selectors
 from delegations.lifecycle import services as lifecycle
 from delegations.models import CredentialIssuance, Delegation
+from delegations.partner import console_sign_in
 from delegations.partner import credentials as partner_credentials
 from delegations.partner import selectors as partner_selectors
 from delegations.partner import services as partner_services
@@ -95,6 +96,7 @@ class MeView(ApiView):
 class DelegationListView(ApiView):
     required_scopes: ClassVar[dict[str, str]] = {"GET": Scope.READ, "POST": Scope.REQUEST}
     roles = None  # staff get a pointer to /access/ below
+    service_account_writes = frozenset({"POST"})
 
     @extend_schema(
         responses=s.DelegationOutput(many=True),
@@ -134,9 +136,12 @@ class DelegationListView(ApiView):
         summary="Request access (partner admins): a partner link code and a catalogue role",
     )
     def post(self, request: Request) -> Response:
-        if self.organisation.kind != PARTNER or self.caller.role != ADMIN:
+        # A partner's admins, or its service accounts (whose token holds `request`).
+        if self.organisation.kind != PARTNER or self.caller.role not in (ADMIN, None):
             raise ProblemException(
-                "forbidden", "Only a partner organisation's admins request access.", status_code=403
+                "forbidden",
+                "Only a partner organisation's admins and service accounts request access.",
+                status_code=403,
             )
         body = s.RequestAccessInput(data=request.data)
         body.is_valid(raise_exception=True)
@@ -147,7 +152,7 @@ class DelegationListView(ApiView):
         role = _by_id_or_name(roles, data["catalog_role"], name_field="role_name")
         delegation = lifecycle.delegation_request(
             partner=partner,
-            requested_by=self.person,
+            requested_by=self.actor,
             partner_link=link,
             catalog_role=role,
             reason=data["reason"],
@@ -183,7 +188,7 @@ class DelegationListView(ApiView):
             )
         try:
             return partner_links.partner_link_redeem(
-                code=data["partner_link_code"], partner=partner, user=self.person
+                code=data["partner_link_code"], partner=partner, user=self.actor
             )
         except partner_links.PartnerLinkRefused as refusal:
             raise ProblemException(
@@ -304,11 +309,12 @@ class WithdrawView(_DelegationAction):
     organisation_kind = PARTNER
     kind_refusal = "Only the requesting partner withdraws a request."
     input_serializer = s.VersionedInput
+    service_account_writes = frozenset({"POST"})
 
     def act(self, delegation: Delegation, data: dict[str, Any]) -> Delegation:
         return lifecycle.delegation_withdraw(
             delegation=delegation,
-            withdrawn_by=self.person,
+            withdrawn_by=self.actor,
             expected_version=data.get("expected_version"),
         )
 
@@ -377,6 +383,21 @@ class AssignmentListView(ApiView):
         return self.created(s.AssignmentOutput(assignment).data)
 
 
+class StaffAssignmentListView(ApiView):
+    roles = (ADMIN,)
+    organisation_kind = PARTNER
+    kind_refusal = "Only partner organisations assign their staff."
+
+    @extend_schema(
+        responses=s.StaffAssignmentOutput(many=True),
+        parameters=[OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
+        summary="Who of my staff is assigned to which delegation (partner admins)",
+    )
+    def get(self, request: Request) -> Response:
+        queryset = partner_selectors.open_assignments_of_partner(partner=self.organisation)
+        return _paginated(self, request, queryset, s.StaffAssignmentOutput)
+
+
 class AssignmentDetailView(ApiView):
     required_scopes: ClassVar[dict[str, str]] = {"DELETE": Scope.REQUEST}
     roles = (ADMIN,)
@@ -415,6 +436,7 @@ def _no_access(
 
 class _StaffView(ApiView):
     roles = (STAFF,)
+    service_accounts_allowed = False
     organisation_kind = PARTNER
     kind_refusal = "Only partner staff have access to use."
 
@@ -454,6 +476,64 @@ class AccessDetailView(_StaffView):
         return Response(s.AccessOutput(item).data)
 
 
+def _credentials_budget(user: User) -> None:
+    """The same per-person budget as the credentials page: the API is another way in."""
+    wait = rate_limit_consume(
+        scope="credentials-page", key=str(user.pk), rate=settings.PORTAL_CREDENTIALS_PAGE_RATE
+    )
+    if wait is not None:
+        raise ProblemException(
+            "rate-limited",
+            f"Too many credentials requested; try again in {int(wait)} seconds.",
+            status_code=429,
+        )
+
+
+class ConsoleView(_StaffView):
+    """`pap console`: the one-click console sign-in when the portal has
+    PORTAL_CONSOLE_FEDERATION on, else the switch-role link. The federation exchange happens
+    here, as on the page: the STS secret never leaves the server, the caller gets only the
+    single-use login URL (about 30 seconds)."""
+
+    required_scopes: ClassVar[dict[str, str]] = {"POST": Scope.CREDENTIALS}
+
+    @extend_schema(request=None, responses={201: s.ConsoleOutput}, summary="Open the console")
+    @sensitive_variables("url")
+    def post(self, request: Request, delegation_id: str) -> Response:
+        assignment = self.assignment(request, delegation_id)
+        item = partner_selectors.my_access_item(assignment=assignment)
+        if not item.usable:
+            raise _no_access(
+                request,
+                user=self.person,
+                organisation=self.organisation,
+                delegation_id=delegation_id,
+            )
+        if not item.console_federation:
+            if not item.switch_role_url:
+                raise ProblemException(
+                    "not-found", "The portal has no console link for this access.", status_code=404
+                )
+            data: dict[str, object] = {
+                "mode": "switch_role",
+                "url": item.switch_role_url,
+                "expires_in": None,
+            }
+            return Response(data, status=status.HTTP_201_CREATED)
+        _credentials_budget(self.person)
+        url = console_sign_in.console_sign_in_url(
+            assignment=assignment,
+            user=self.person,
+            login_url=request.build_absolute_uri(reverse("delegations:my_access")),
+        )
+        data = {
+            "mode": "federation",
+            "url": url,
+            "expires_in": console_sign_in.SIGNIN_TOKEN_SECONDS,
+        }
+        return no_store(Response(data, status=status.HTTP_201_CREATED), secret=True)
+
+
 class CredentialsView(_StaffView):
     required_scopes: ClassVar[dict[str, str]] = {"POST": Scope.CREDENTIALS}
 
@@ -465,18 +545,7 @@ class CredentialsView(_StaffView):
         assignment = self.assignment(request, delegation_id)
         body = s.CredentialsInput(data=request.data)
         body.is_valid(raise_exception=True)
-        # The same per-person budget as the credentials page: the API is another way in.
-        wait = rate_limit_consume(
-            scope="credentials-page",
-            key=str(self.person.pk),
-            rate=settings.PORTAL_CREDENTIALS_PAGE_RATE,
-        )
-        if wait is not None:
-            raise ProblemException(
-                "rate-limited",
-                f"Too many credentials requested; try again in {int(wait)} seconds.",
-                status_code=429,
-            )
+        _credentials_budget(self.person)
         bounds = partner_credentials.credential_duration_bounds(delegation=assignment.delegation)
         duration = body.validated_data.get("duration_seconds") or bounds.maximum
         try:

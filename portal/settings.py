@@ -57,6 +57,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "core.security_headers.SecurityHeadersMiddleware",
+    # Only the step-up pages in front of Open console: their form may end on the sign-in host.
+    "delegations.partner.middleware.ConsoleStepUpFormActionMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "core.request_id.RequestIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -50,6 +50,12 @@ class Portal:
     def url(self, path: str) -> str:
         return f"{self.base_url}{path}"
 
+    def path_of(self, url: str) -> str:
+        """The path and query of a URL the portal answered (a page's `next`), so the next call
+        goes to the configured portal even behind a proxy that rewrites hosts."""
+        parts = urllib.parse.urlsplit(url)
+        return parts.path + (f"?{parts.query}" if parts.query else "")
+
     def call(self, method: str, path: str, body: Any = None, *, auth: bool = True) -> Any:
         data = None if body is None else json.dumps(body).encode("utf-8")
         request = urllib.request.Request(self.url(path), data=data, method=method)  # noqa: S310

@@ -136,12 +136,29 @@ def _print_table(rows: list[tuple[str, ...]]) -> None:
         _out("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
-def _organisation_access(portal: Portal, args: argparse.Namespace) -> int:
-    """Admins and auditors: their organisation's active delegations."""
+def _staff_assignments(portal: Portal) -> list[dict[str, Any]]:
+    """A partner admin's open staff assignments, every page of them."""
+    found: list[dict[str, Any]] = []
+    path: str | None = "/api/v1/assignments/?limit=200"
+    while path:
+        page = portal.call("GET", path)
+        found += page["results"]
+        following = page.get("next")
+        path = portal.path_of(following) if following else None
+    return found
+
+
+def _organisation_access(portal: Portal, args: argparse.Namespace, *, partner_admin: bool) -> int:
+    """Admins and auditors: their organisation's active delegations; a partner's admins also
+    see which of their staff is assigned to which of them."""
     page = portal.call("GET", "/api/v1/delegations/?status=active&limit=200")
     items = page["results"]
+    assignments = _staff_assignments(portal) if partner_admin else None
     if args.json:
-        _out(json.dumps(items, indent=2))
+        if assignments is None:
+            _out(json.dumps(items, indent=2))
+        else:
+            _out(json.dumps({"delegations": items, "assignments": assignments}, indent=2))
         return OK
     if not items:
         _out("Your organisation has no active delegations.")
@@ -157,6 +174,22 @@ def _organisation_access(portal: Portal, args: argparse.Namespace) -> int:
         for item in items
     ]
     _print_table(rows)
+    if assignments is not None:
+        _out("")
+        if not assignments:
+            _out("None of your staff is assigned yet.")
+        else:
+            staff_rows = [("STAFF", "OWNER/ROLE", "DELEGATION", "ASSIGNED")]
+            staff_rows += [
+                (
+                    item["user"],
+                    f"{item['owner']}/{item['role_name']}",
+                    item["delegation"],
+                    item["assigned_at"][:16].replace("T", " "),
+                )
+                for item in assignments
+            ]
+            _print_table(staff_rows)
     return OK
 
 
@@ -164,7 +197,8 @@ def cmd_access(args: argparse.Namespace, config: Config) -> int:
     portal = _portal(config)
     me = portal.call("GET", "/api/v1/me/")
     if me.get("role") != "staff":
-        return _organisation_access(portal, args)
+        partner_admin = me.get("role") == "admin" and me["organisation"]["kind"] == "partner"
+        return _organisation_access(portal, args, partner_admin=partner_admin)
     items = _access(portal)
     if args.json:
         _out(json.dumps(items, indent=2))
@@ -318,14 +352,30 @@ def cmd_exec(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_console(args: argparse.Namespace, config: Config) -> int:
+    """The one-click console sign-in when the portal offers it (it does the federation
+    exchange; pap gets a single-use URL valid about 30 s), else the switch-role link."""
     portal = _portal(config)
     item = _usable(portal, _resolve(portal, args.delegation))
-    url = item["switch_role_url"]
-    if not url:
-        raise PapError("The portal has no console link for this access.")
-    _out(url)
-    if not args.print_only:
-        webbrowser.open(url)
+    answer = portal.call("POST", f"/api/v1/access/{item['delegation']}/console/", {})
+    url = answer["url"]
+    name = f"{item['owner']}/{item['role_name']}"
+    if answer["mode"] != "federation":
+        _out(url)
+        if not args.print_only:
+            webbrowser.open(url)
+        return OK
+    # A sign-in URL is a secret while it lives: printed only when asked for.
+    if args.print_only:
+        _out(url)
+        sys.stderr.write(f"pap: single use, valid {answer['expires_in']} seconds.\n")
+        return OK
+    if not webbrowser.open(url):
+        raise PapError(
+            "No browser could be started here; run pap console --print and open the URL "
+            f"within {answer['expires_in']} seconds.",
+            status=FAILED,
+        )
+    _out(f"Opened the console as {name} in your browser.")
     return OK
 
 
@@ -444,7 +494,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     console = sub.add_parser("console", help="open the console as this role")
     access_argument(console)
-    console.add_argument("--print", dest="print_only", action="store_true")
+    console.add_argument(
+        "--print",
+        dest="print_only",
+        action="store_true",
+        help="print the URL instead of opening it (a one-click URL works once, for 30 s)",
+    )
     console.set_defaults(run=cmd_console)
     return parser
 

@@ -17,12 +17,14 @@ import datetime as dt
 import re
 import secrets
 import uuid
+from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from accounts.actors import ServiceActor, actor_user, service_label
 from accounts.models import Membership, Organisation, User, hash_token, validate_account_uid
 from audit.actions import AuditAction
 from audit.models import AuditEvent
@@ -192,7 +194,14 @@ def _refusal_reason(*, link: PartnerLink | None, partner: Organisation) -> str |
 
 
 @sensitive_variables()
-def partner_link_redeem(*, code: str, partner: Organisation, user: User) -> PartnerLink:
+def _by(actor: User | ServiceActor) -> dict[str, Any]:
+    """`audit_record`'s actor arguments for a person or a service account (named by label)."""
+    return {"actor": actor_user(actor), "actor_label": service_label(actor)}
+
+
+def partner_link_redeem(
+    *, code: str, partner: Organisation, user: User | ServiceActor
+) -> PartnerLink:
     """The link a partner admin's typed code names, if it is valid for their organisation.
 
     Raises PartnerLinkRefused (always the same words) otherwise. Either way the attempt is
@@ -214,7 +223,7 @@ def partner_link_redeem(*, code: str, partner: Organisation, user: User) -> Part
             assert link is not None
             audit_record(
                 action=AuditAction.PARTNER_LINK_ACCEPTED,
-                actor=user,
+                **_by(user),
                 organisation=link.organisation,
                 related_organisations=[partner],
                 actor_organisation=partner,
@@ -224,14 +233,15 @@ def partner_link_redeem(*, code: str, partner: Organisation, user: User) -> Part
             return link
         audit_record(
             action=AuditAction.PARTNER_LINK_CODE_REFUSED,
-            actor=user,
+            **_by(user),
             organisation=partner,
+            actor_organisation=partner,
             metadata={"code_length": len(compact)},
             outcome=AuditEvent.Outcome.DENIED,
         )
         audit_record(
             action=AuditAction.PARTNER_LINK_USE_REFUSED,
-            actor=user,
+            **_by(user),
             organisation=link.organisation if link is not None else None,
             actor_organisation=partner,
             target=link,
@@ -256,7 +266,9 @@ def partner_link_for_partner(*, link_id: object, partner: Organisation) -> Partn
     return link
 
 
-def partner_link_use(*, link: PartnerLink, partner: Organisation, used_by: User) -> PartnerLink:
+def partner_link_use(
+    *, link: PartnerLink, partner: Organisation, used_by: User | ServiceActor
+) -> PartnerLink:
     """Check `link` again for `partner` under its row lock, inside the caller's transaction,
     and use up a single-use link. Raises ValidationError(REFUSAL) when it is not valid."""
     locked = PartnerLink.objects.select_for_update().select_related("organisation").get(pk=link.pk)
@@ -268,7 +280,7 @@ def partner_link_use(*, link: PartnerLink, partner: Organisation, used_by: User)
         locked.save(update_fields=["used_at", "used_by"])
         audit_record(
             action=AuditAction.PARTNER_LINK_USED_UP,
-            actor=used_by,
+            **_by(used_by),
             organisation=locked.organisation,
             related_organisations=[partner],
             actor_organisation=partner,

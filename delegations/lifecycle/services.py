@@ -22,6 +22,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.actors import ServiceActor, actor_user, require_service_actor_of, service_label
 from accounts.models import Membership, Organisation, User
 from accounts.permissions import require_mfa
 from audit.actions import AuditAction
@@ -87,7 +88,12 @@ def _is_member(*, user: User, organisation: Organisation, roles: Iterable[str]) 
     ).exists()
 
 
-def _require_admin(*, user: User, organisation: Organisation, doing: str) -> None:
+def _require_admin(*, user: User | ServiceActor, organisation: Organisation, doing: str) -> None:
+    """An admin of `organisation`, or (for the few actions open to automation) one of its own
+    service accounts; the API has already checked the service account's token scope."""
+    if isinstance(user, ServiceActor):
+        require_service_actor_of(actor=user, organisation=organisation)
+        return
     if not _is_member(user=user, organisation=organisation, roles=[Membership.Role.ADMIN]):
         raise PermissionDenied(f"Only an admin of {organisation} can {doing}.")
 
@@ -345,7 +351,7 @@ def _audit(
     *,
     delegation: Delegation,
     action: AuditAction,
-    actor: User | None,
+    actor: User | ServiceActor | None,
     actor_organisation: Organisation | None,
     before: dict[str, Any] | None,
     metadata: dict[str, Any] | None = None,
@@ -363,23 +369,28 @@ def _audit(
         )
     )
     if outcome == AuditEvent.Outcome.SUCCESS:
-        delegation_announce(delegation=delegation, action=action, actor=actor)
+        delegation_announce(delegation=delegation, action=action, actor=actor_user(actor))
 
 
 def _audit_arguments(
     *,
     delegation: Delegation,
     action: AuditAction,
-    actor: User | None,
+    actor: User | ServiceActor | None,
     actor_organisation: Organisation | None,
     before: dict[str, Any] | None,
     metadata: dict[str, Any] | None = None,
     outcome: str = AuditEvent.Outcome.SUCCESS,
 ) -> dict[str, Any]:
-    """A delegation's event as `audit_record` takes it: one shape for every transition."""
+    """A delegation's event as `audit_record` takes it: one shape for every transition. A
+    service account has no person row: the event names it by label and keeps its id."""
+    service = actor if isinstance(actor, ServiceActor) else None
+    if service is not None:
+        metadata = {**(metadata or {}), "service_account": str(service.account_id)}
     return {
         "action": action,
-        "actor": actor,
+        "actor": actor_user(actor),
+        **({"actor_label": service.label} if service is not None else {}),
         "organisation": delegation.owner,
         "related_organisations": [delegation.partner],
         "actor_organisation": actor_organisation if actor is not None else None,
@@ -401,7 +412,7 @@ def _transition(
     *,
     to: str,
     action: AuditAction,
-    actor: User | None,
+    actor: User | ServiceActor | None,
     actor_organisation: Organisation | None,
     changes: dict[str, Any] | None = None,
     metadata: dict[str, Any] | None = None,
@@ -464,15 +475,15 @@ clean_reason = _clean_reason
 def delegation_request(
     *,
     partner: Organisation,
-    requested_by: User,
+    requested_by: User | ServiceActor,
     partner_link: PartnerLink,
     catalog_role: CatalogRole,
     reason: str,
     ends_at: dt.datetime | None,
     starts_at: dt.datetime | None = None,
 ) -> Delegation:
-    """A partner admin asks an owner (found through `partner_link`) for a catalogue role,
-    from now or from `starts_at` (scheduled access)."""
+    """A partner admin, or one of the partner's service accounts, asks an owner (found through
+    `partner_link`) for a catalogue role, from now or from `starts_at` (scheduled access)."""
     _require_admin(user=requested_by, organisation=partner, doing="request access")
     link = partner_link_use(link=partner_link, partner=partner, used_by=requested_by)
     owner = link.organisation
@@ -508,7 +519,7 @@ def _create(
     owner: Organisation,
     partner: Organisation,
     catalog_role: CatalogRole,
-    created_by: User,
+    created_by: User | ServiceActor,
     actor_organisation: Organisation,
     action: AuditAction,
     reason: str,
@@ -523,7 +534,8 @@ def _create(
         catalog_role=catalog_role,
         managed_role=managed_role_for_catalog_role(catalog_role=catalog_role, partner=partner),
         partner_account_uid=partner.account_uid,
-        requested_by=created_by,
+        requested_by=actor_user(created_by),
+        requested_by_label=service_label(created_by) or "",
         reason=reason,
         ends_at=ends_at,
         **{"trust_scope": catalog_role.default_trust_scope, **fields},
@@ -541,9 +553,13 @@ def _create(
 
 @transaction.atomic
 def delegation_withdraw(
-    *, delegation: Delegation, withdrawn_by: User, expected_version: int | None = None
+    *,
+    delegation: Delegation,
+    withdrawn_by: User | ServiceActor,
+    expected_version: int | None = None,
 ) -> Delegation:
-    """A partner admin takes back their organisation's request before the owner decides it.
+    """A partner admin (or a service account of the partner) takes back their organisation's
+    request before the owner decides it.
 
     Under the row lock, so a withdrawal racing an approval or a rejection ends with exactly
     one of them: whoever locks second finds the request no longer pending and is told."""
@@ -563,7 +579,11 @@ def delegation_withdraw(
         action=AuditAction.DELEGATION_WITHDRAWN,
         actor=withdrawn_by,
         actor_organisation=locked.partner,
-        changes={"withdrawn_by": withdrawn_by, "ended_at": timezone.now()},
+        changes={
+            "withdrawn_by": actor_user(withdrawn_by),
+            "withdrawn_by_label": service_label(withdrawn_by) or "",
+            "ended_at": timezone.now(),
+        },
     )
 
 
@@ -856,7 +876,7 @@ def _segregation_problem(*, delegation: Delegation, user: User) -> str | None:
 
 def _decided_conflict(locked: Delegation) -> DelegationConflict:
     if locked.status == Status.WITHDRAWN:
-        by = f" ({locked.withdrawn_by})" if locked.withdrawn_by else ""
+        by = f" ({locked.withdrawer})" if locked.withdrawer else ""
         return DelegationConflict(
             f"The partner{by} withdrew this request; there is nothing left to decide."
         )

@@ -79,9 +79,12 @@ class Delegation(LastErrorModel):
         PartnerLink, on_delete=models.SET_NULL, null=True, blank=True, related_name="delegations"
     )
 
+    # The person who asked (or offered); empty when an API service account filed the request,
+    # which `requested_by_label` then names ("service account ci-pipeline").
     requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    requested_by_label = models.CharField(max_length=200, blank=True, default="")
     reason = models.TextField("justification", max_length=2000)
     starts_at = models.DateTimeField(default=timezone.now)
     # None means open-ended: access lasts until revoked.
@@ -98,6 +101,7 @@ class Delegation(LastErrorModel):
     revoke_reason = models.TextField(max_length=2000, blank=True)
     # The partner admin who took back their own request before the owner decided it.
     withdrawn_by = optional_person_field(on_delete=models.PROTECT)
+    withdrawn_by_label = models.CharField(max_length=200, blank=True, default="")
     ended_at = models.DateTimeField(null=True, blank=True)
 
     # Not stored: the lifecycle services set it on the instance they return, True when the
@@ -158,6 +162,11 @@ class Delegation(LastErrorModel):
             models.CheckConstraint(
                 condition=~Q(owner=models.F("partner")), name="delegation_owner_is_not_partner"
             ),
+            # Someone always asked: a person, or a service account named by its label.
+            models.CheckConstraint(
+                condition=Q(requested_by__isnull=False) | ~Q(requested_by_label=""),
+                name="delegation_has_requester",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -167,6 +176,16 @@ class Delegation(LastErrorModel):
     def principal_arn(self) -> str:
         """The principal this delegation puts into the role's trust policy."""
         return policies.account_root_arn(self.partner_account_uid)
+
+    @property
+    def requester(self) -> str:
+        """Who asked (or offered): the person, or the service account that filed it."""
+        return str(self.requested_by) if self.requested_by_id else self.requested_by_label
+
+    @property
+    def withdrawer(self) -> str:
+        """Who withdrew the request: the person or the service account; "" when nobody did."""
+        return str(self.withdrawn_by) if self.withdrawn_by_id else self.withdrawn_by_label
 
     @property
     def is_final(self) -> bool:

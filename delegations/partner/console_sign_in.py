@@ -21,6 +21,14 @@ from delegations.partner.credentials import (
     credentials_issue,
 )
 
+# How long a federation sign-in token lives (the cloud's figure: about 30 s, single use).
+SIGNIN_TOKEN_SECONDS = 30
+
+
+def console_signin_base_url() -> str:
+    """The federation endpoint's host: the only origin the Open console form may end on."""
+    return str(settings.ALIBABA_CONSOLE_SIGNIN_URL)
+
 
 def console_destination() -> str:
     """Where the console opens: PORTAL_CONSOLE_DESTINATION, else the sign-in host's console."""

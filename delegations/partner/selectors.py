@@ -79,6 +79,15 @@ def staff_overview(*, organisation: Organisation) -> list[StaffRow]:
     ]
 
 
+def open_assignments_of_partner(*, partner: Organisation) -> QuerySet[StaffAssignment]:
+    """Every open staff assignment of `partner`: who is assigned to which delegation."""
+    return (
+        StaffAssignment.objects.filter(partner=partner, ended_at__isnull=True)
+        .select_related("user", "delegation__owner", "delegation__catalog_role")
+        .order_by("delegation__owner__name", "delegation__catalog_role__role_name", "user__email")
+    )
+
+
 def staff_links_by_user(*, organisation: Organisation) -> dict[Any, StaffRamUserLink]:
     return {
         link.user_id: link for link in StaffRamUserLink.objects.filter(organisation=organisation)
@@ -204,6 +213,11 @@ class AccessItem:
     no_broker: str | None = None
     # One-click console sign-in through federation (PORTAL_CONSOLE_FEDERATION).
     console_federation: bool = False
+
+    @property
+    def shows_open_console(self) -> bool:
+        """Whether My access offers Open console for this access (as the template decides)."""
+        return self.usable and self.console_federation and not self.not_named and not self.no_broker
 
 
 def _logon_name(*, ram_user_name: str | None, organisation: Organisation) -> str | None:

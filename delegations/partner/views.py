@@ -22,7 +22,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -47,6 +47,7 @@ from audit.services import audit_record
 from cloud.errors import CloudError
 from core.client_ip import client_ip
 from core.ratelimit import rate_limit_consume
+from core.security_headers import allow_form_action
 from core.web import add_form_errors, no_store, report_refusal
 from delegations.connection.services import partner_ram_users
 from delegations.lifecycle.selectors import delegation_get_for_organisation, role_occupancy
@@ -299,16 +300,23 @@ def staff_session_policy(
 @organisation_member_required(roles=[STAFF])
 def my_access(request: AuthenticatedHttpRequest) -> HttpResponse:
     organisation = _partner(request)
-    return render(
+    items = selectors.my_access(user=request.user, organisation=organisation)
+    response = render(
         request,
         "delegations/partner/my_access.html",
         {
             "organisation": organisation,
-            "items": selectors.my_access(user=request.user, organisation=organisation),
+            "items": items,
             "summary": selectors.partner_account_summary(organisation=organisation),
             "max_seconds": credential_services.portal_max_credential_seconds(),
         },
     )
+    if any(item.shows_open_console for item in items):
+        # Open console posts here and is answered 303 to the federation sign-in: the browser
+        # checks that redirect against this page's form-action, so this page (only) allows
+        # the configured sign-in origin too.
+        allow_form_action(response, url=console_sign_in.console_signin_base_url())
+    return response
 
 
 def _credentials_page(
@@ -433,11 +441,11 @@ def console_open(request: AuthenticatedHttpRequest, delegation_id: str) -> HttpR
     except (CredentialRefused, ValidationError) as error:
         report_refusal(request, error)
         return redirect("delegations:my_access")
-    # Not a 302: the portal's CSP (form-action 'self') forbids a form's POST to end on another
-    # origin, so a page that is never cached moves on at once (and offers a link).
-    return no_store(
-        render(request, "delegations/partner/console_redirect.html", {"url": url}), secret=True
-    )
+    # 303: the browser follows with a GET. My access (the form's page) allows the sign-in
+    # origin in its form-action; no referrer goes along with the single-use URL.
+    response = HttpResponseRedirect(url, status=303)
+    response["Referrer-Policy"] = "no-referrer"
+    return no_store(response, secret=True)
 
 
 # --- staff: credentials URIs -----------------------------------------------------------------

@@ -377,6 +377,34 @@ def test_partner_admin_assigns_and_unassigns_staff(
     assert event.source.startswith("api:token:")
 
 
+def test_partner_admin_lists_every_staff_assignment_of_the_organisation(
+    api: Callable,
+    make_token: Callable,
+    partner_admin: User,
+    partner_staff: User,
+    owner_admin: User,
+    requested: Delegation,
+    partner_admin_d: User,
+) -> None:
+    Delegation.objects.filter(pk=requested.pk).update(status=Delegation.Status.ACTIVE)
+    admin = api(make_token(partner_admin, scopes=("read", "request")))
+    assert admin.get("/api/v1/assignments/").json()["results"] == []
+    admin.post(f"{DELEGATIONS}{requested.pk}/assignments/", {"user": partner_staff.email})
+
+    listed = admin.get("/api/v1/assignments/").json()
+    assert listed["count"] == 1
+    [row] = listed["results"]
+    assert row["user"] == partner_staff.email
+    assert row["delegation"] == str(requested.pk)
+    assert row["role_name"] == requested.catalog_role.role_name
+    assert row["owner"] == requested.owner.slug
+    # Another partner's admin sees none of them; staff and owners are refused.
+    other = api(make_token(partner_admin_d, scopes=("read",)))
+    assert other.get("/api/v1/assignments/").json()["results"] == []
+    problem(api(make_token(partner_staff)).get("/api/v1/assignments/"), 403, "forbidden")
+    problem(api(make_token(owner_admin)).get("/api/v1/assignments/"), 403, "forbidden")
+
+
 def test_no_token_reaches_a_log_line(
     api: Callable, make_token: Callable, owner_admin: User, caplog: pytest.LogCaptureFixture
 ) -> None:

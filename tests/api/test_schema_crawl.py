@@ -13,7 +13,9 @@ from django.core.management import call_command
 from drf_spectacular.generators import SchemaGenerator
 
 from accounts.models import Organisation, User
+from api.models import SERVICE_ACCOUNT_SCOPES
 from api.problems import PROBLEM_CONTENT_TYPE
+from api.services import service_account_create
 from tests.api.conftest import ALL_SCOPES, Api
 
 # The foreign world of the pages' own crawl: company C's delegation to D, a link, a finding.
@@ -22,6 +24,8 @@ from tests.delegations.test_isolation import FOREIGN_MARKERS, foreign, snapshot 
 pytestmark = pytest.mark.django_db
 MISSING = str(uuid.UUID(int=0))
 PERSONAS = ["owner_admin", "auditor", "partner_admin", "partner_staff"]
+# Person-less callers: each company's CI pipeline with every scope a service account may hold.
+SERVICE_ACCOUNTS = {"service_account_a": "company_a", "service_account_b": "company_b"}
 
 
 def test_the_schema_validates_without_warnings(tmp_path: Path) -> None:
@@ -54,7 +58,24 @@ def _fill(path: str, value: str) -> str:
     )
 
 
-@pytest.mark.parametrize("persona", PERSONAS)
+def _token(request: pytest.FixtureRequest, persona: str, make_token: Callable[..., str]) -> str:
+    if persona in SERVICE_ACCOUNTS:
+        organisation: Organisation = request.getfixturevalue(SERVICE_ACCOUNTS[persona])
+        admin: User = request.getfixturevalue(
+            "owner_admin" if persona == "service_account_a" else "partner_admin"
+        )
+        return service_account_create(
+            organisation=organisation,
+            created_by=admin,
+            name="crawler",
+            scopes=SERVICE_ACCOUNT_SCOPES,
+            expires_in_days=1,
+        ).raw
+    user: User = request.getfixturevalue(persona)
+    return make_token(user, scopes=ALL_SCOPES, with_mfa=True)
+
+
+@pytest.mark.parametrize("persona", [*PERSONAS, *SERVICE_ACCOUNTS])
 def test_every_operation_as_every_persona_with_foreign_ids(
     request: pytest.FixtureRequest,
     foreign: dict,  # noqa: F811
@@ -64,8 +85,7 @@ def test_every_operation_as_every_persona_with_foreign_ids(
     decisions_on: None,
     company_d: Organisation,
 ) -> None:
-    user: User = request.getfixturevalue(persona)
-    client = Api(make_token(user, scopes=ALL_SCOPES, with_mfa=True))
+    client = Api(_token(request, persona, make_token))
     before = snapshot(foreign)
     delegation = foreign["delegation"]
     body = {

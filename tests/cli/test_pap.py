@@ -11,6 +11,7 @@ import sys
 import textwrap
 
 import pytest
+import requests
 
 from accounts.models import Membership
 from api.services import api_token_create
@@ -144,6 +145,44 @@ def test_console_prints_the_switch_role_link(pap: Pap) -> None:
     assert "switchRole.htm" in result.stdout and pap.world.role_name in result.stdout
 
 
+def _signs_in_once(pap: Pap, url: str) -> None:
+    """The one-click URL lands in cloudsim's console as role/session, and only once."""
+    assert "AccessKeySecret" not in url and "SecurityToken" not in url
+    landed = requests.get(url, allow_redirects=False, timeout=10)
+    assert landed.status_code == 302, landed.text
+    console = requests.get(
+        pap.world.sim.url + "/console", cookies=landed.cookies, allow_redirects=False, timeout=10
+    )
+    assert console.status_code == 200
+    assert f"{pap.world.role_name}/alice@company-b" in console.text
+    replay = requests.get(url, allow_redirects=False, timeout=10)
+    assert replay.status_code == 401 and "InvalidCredential" in replay.text
+
+
+def test_console_signs_in_once_through_federation_when_the_portal_offers_it(
+    pap: Pap, settings: object
+) -> None:
+    settings.PORTAL_CONSOLE_FEDERATION = True  # type: ignore[attr-defined]
+    printed = pap.run("console", pap.world.role_name, "--print")
+    assert printed.returncode == 0, printed.stderr
+    url = printed.stdout.strip()
+    assert "Action=Login" in url and "SigninToken=" in url
+    assert "single use" in printed.stderr
+    _signs_in_once(pap, url)
+    issued = CredentialIssuance.objects.filter(via=CredentialIssuance.Via.CONSOLE)
+    assert issued.count() == 1 and issued.get().user == pap.world.alice
+
+    # Without --print the URL goes to the browser only (here a script that keeps it).
+    browser = pap.home / "browser.sh"
+    kept = pap.home / "opened-url"
+    browser.write_text(f'#!/bin/sh\nprintf %s "$1" > {kept}\n')
+    browser.chmod(0o700)
+    opened = pap.run("console", pap.world.role_name, BROWSER=str(browser))
+    assert opened.returncode == 0, opened.stderr
+    assert "SigninToken" not in opened.stdout and "Opened the console" in opened.stdout
+    _signs_in_once(pap, kept.read_text())
+
+
 def test_request_files_a_request_and_prints_its_link(pap: Pap) -> None:
     world = pap.world
     _link, code = partner_link_create(owner=world.owner, created_by=world.owner_admin, label="B")
@@ -226,3 +265,12 @@ def test_an_admin_sees_the_organisation_s_active_delegations(pap: Pap) -> None:
     result = pap.run("access")
     assert result.returncode == 0, result.stderr
     assert str(pap.delegation.pk) in result.stdout and "company-b" in result.stdout
+    # A partner's admin also sees who of their staff is assigned to which delegation.
+    role = pap.delegation.catalog_role.role_name
+    staff_line = next(line for line in result.stdout.splitlines() if pap.world.alice.email in line)
+    assert f"company-a/{role}" in staff_line and str(pap.delegation.pk) in staff_line
+    listed = json.loads(pap.run("access", "--json").stdout)
+    assert [item["id"] for item in listed["delegations"]] == [str(pap.delegation.pk)]
+    assert [(item["user"], item["delegation"]) for item in listed["assignments"]] == [
+        (pap.world.alice.email, str(pap.delegation.pk))
+    ]

@@ -27,6 +27,7 @@ ALLOWED = {
     Path("cloud/ram_policies.py"),
     Path("cloud/ram_users.py"),
     Path("cloud/actiontrail.py"),
+    Path("cloud/oos.py"),
 }
 
 

@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
+from core.security_headers import origin_of
 from delegations.models import CredentialIssuance, TrustScope
 from delegations.partner.console_sign_in import console_sign_in_url
 from delegations.partner.credentials import CredentialRefused
@@ -101,3 +102,68 @@ def test_the_setting_off_means_no_console_sign_in(named, settings) -> None:
     with pytest.raises(CredentialRefused) as refused:
         console_sign_in_url(assignment=alice, user=world.alice, login_url="http://portal/")
     assert refused.value.code == "ConsoleFederationOff"
+
+
+# --- Open console is a real redirect: the CSP allows exactly the sign-in origin ------------------
+
+
+def _form_action(response) -> list[str]:
+    policy = response["Content-Security-Policy"]
+    [directive] = [part.strip() for part in policy.split(";") if "form-action" in part]
+    return directive.split()[1:]
+
+
+def test_open_console_is_a_303_to_the_sign_in_and_my_access_allows_only_that_origin(
+    named, login, settings
+) -> None:
+    world, alice, _ = named
+    client = login(world.alice)
+    page = client.get("/delegations/my-access/")
+    assert page.status_code == 200 and b'data-testid="open-console"' in page.content
+    assert _form_action(page) == ["'self'", world.sim.url]
+
+    answer = client.post(f"/delegations/my-access/{alice.delegation_id}/console/")
+    assert answer.status_code == 303
+    location = answer["Location"]
+    assert location.startswith(f"{world.sim.url}/federation?") and "SigninToken=" in location
+    assert "AccessKeySecret" not in location
+    assert answer["Referrer-Policy"] == "no-referrer"
+    assert "no-store" in answer["Cache-Control"]
+    landed = requests.get(location, allow_redirects=False, timeout=10)
+    assert landed.status_code == 302  # the cloud's console takes it, once
+
+    # Federation off, or a person without the button: the portal's own policy, unwidened.
+    bob_page = login(world.bob).get("/delegations/my-access/")
+    assert _form_action(bob_page) == ["'self'"]
+    settings.PORTAL_CONSOLE_FEDERATION = False
+    assert _form_action(client.get("/delegations/my-access/")) == ["'self'"]
+
+
+def test_the_step_up_page_in_front_of_open_console_allows_the_sign_in_origin_too(
+    named, login
+) -> None:
+    world, alice, _ = named
+    client = login(world.alice, reauthenticated=False)
+    console_path = f"/delegations/my-access/{alice.delegation_id}/console/"
+    suspended = client.post(console_path)
+    assert suspended.status_code == 302 and "reauthenticate" in suspended["Location"]
+    confirm = client.get(suspended["Location"])
+    assert confirm.status_code == 200
+    assert _form_action(confirm) == ["'self'", world.sim.url]
+    # The same page for anything else keeps form-action 'self'.
+    other = client.get("/accounts/reauthenticate/?next=/delegations/my-access/")
+    assert _form_action(other) == ["'self'"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["*", "https://*", "https://*.aliyun.com", "javascript:alert(1)", "", "https://", "data:x"],
+)
+def test_only_one_concrete_http_origin_is_ever_allowed(url: str) -> None:
+    with pytest.raises(ValueError):
+        origin_of(url)
+
+
+def test_an_origin_is_the_scheme_and_host_only() -> None:
+    assert origin_of("https://signin.aliyun.com/federation?x=1") == "https://signin.aliyun.com"
+    assert origin_of("http://127.0.0.1:8123/") == "http://127.0.0.1:8123"

@@ -142,6 +142,16 @@ def test_owner_approves_alice_who_opens_the_console_and_bob_is_told_why(
     )
     expect(alice.locator("#instances")).to_contain_text("web-1")
     shot(alice, "06-alice-in-the-console-one-click")
+    # Confirmed a moment ago: now one click is all it takes, a 303 straight to the sign-in
+    # (My access allows exactly the sign-in origin in its form-action, nothing wider).
+    landed = alice.goto(f"{live_server.url}/delegations/my-access/")
+    form_action = landed.headers["content-security-policy"].split("form-action ")[1].split(";")[0]
+    assert form_action.split() == ["'self'", world.sim.url]
+    alice.locator(f'section[data-access="{delegation.pk}"]').get_by_test_id("open-console").click()
+    expect(alice).to_have_url(f"{world.sim.url}/console")
+    expect(alice.locator("#identity-summary")).to_contain_text(
+        f"{world.role_name}/alice@company-b @ company-a"
+    )
 
     # --- Bob is not named: the portal says why and whom to ask -------------------------------
     bob = signed_in_page(world.bob)
