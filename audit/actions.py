@@ -79,10 +79,10 @@ _RUNBOOK = {
     "run_started": (_LIFECYCLE, "A partner started a run.", "{actor} started {target_label}"),
     "run_approved": (_APPROVAL, "An owner approved a run.", "{actor} approved it{with_mfa}"),
     "run_rejected": (_APPROVAL, "An owner rejected a run.", "{actor} rejected {target_label}"),
-    "run_submitted": (_CLOUD, "OOS started a run.", "{target_label} started in OOS"),
+    "run_submitted": (_LIFECYCLE, "OOS started a run.", "{target_label} started in OOS"),
     "run_submit_failed": (_CLOUD, "OOS refused to start a run.", "OOS refused: {error_code}"),
     "run_cancel_requested": (_LIFECYCLE, "A run was stopped.", "{actor} stopped {target_label}"),
-    "target_finished": (_CLOUD, "A run ended in an account and region.", "{target_label} ended"),
+    "target_finished": (_LIFECYCLE, "One account and region ended.", "{target_label} ended"),
     "run_finished": (_LIFECYCLE, "A run's OOS execution ended.", "{target_label} ended"),
 }
 _RB = {key: ActionInfo(c, text, title=title) for key, (c, text, title) in _RUNBOOK.items()}

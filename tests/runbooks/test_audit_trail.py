@@ -1,0 +1,55 @@
+"""The auditor's view of a run: the exact events each step writes, on both sides, with the OOS
+execution id and the owner accounts touched, and never the command's content."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.urls import reverse
+
+from audit.models import AuditEvent
+from auditor.presentation import describe_event
+from runbooks import services, worker
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_runs_events_name_its_execution_and_accounts_and_the_auditor_reads_them(
+    company_b, partner_staff, owner_admin, auditor, consent, choice, grant, published, oos, login
+):
+    services.run_approval_requirement_set(delegation=grant, required=True, set_by=owner_admin)
+    run = services.run_start(
+        partner=company_b,
+        started_by=partner_staff,
+        choice=choice(command_content="echo top-secret-value"),
+    )
+    services.run_decide(
+        run=run, owner=grant.owner, decided_by=owner_admin, approve=True, with_mfa=True
+    )
+    worker.run_submit(run_id=run.pk, client=oos)
+    oos.finish("exec-0001")
+    worker.run_follow(run_id=run.pk, client=oos)
+
+    events = list(AuditEvent.objects.order_by("sequence"))
+    assert [e.action for e in events] == [
+        "runbook.approval_rule_set",
+        "runbook.run_started",
+        "runbook.run_approved",
+        "runbook.run_submitted",
+        "runbook.target_finished",
+        "runbook.target_finished",
+        "runbook.run_finished",
+    ]
+    everything = json.dumps([[e.metadata, e.before, e.after] for e in events])
+    assert "top-secret-value" not in everything
+    finished = events[-1]
+    facts = {fact.label: fact.value for fact in describe_event(finished).facts}
+    assert facts["OOS execution"] == "exec-0001"
+    assert "11223344" in facts["Owner accounts"]
+    target = describe_event(events[4])
+    assert {fact.label for fact in target.facts} >= {"OOS execution", "Account", "Region"}
+
+    # The owner's auditor sees the run's events in the history, the execution id included.
+    page = login(auditor).get(reverse("audit:events")).content.decode()
+    assert "exec-0001" in page and "runbook.run_finished" not in page.split("<title>")[0]
