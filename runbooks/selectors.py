@@ -88,8 +88,12 @@ def run_owners(run: RunbookRun) -> list[Organisation]:
     )
 
 
-def run_owner_accounts(run: RunbookRun) -> list[str]:
-    return sorted(set(RunbookTarget.objects.filter(run=run).values_list("account_uid", flat=True)))
+def run_owner_accounts(run: RunbookRun, *, owner: Organisation | None = None) -> list[str]:
+    """The owner accounts a run touches (one owner's only, when given)."""
+    targets = RunbookTarget.objects.filter(run=run)
+    if owner is not None:
+        targets = targets.filter(owner=owner)
+    return sorted(set(targets.values_list("account_uid", flat=True)))
 
 
 def acting_organisation(*, run: RunbookRun, user: User) -> Organisation | None:

@@ -21,6 +21,7 @@ from core.crypto import encrypt_secret
 from delegations.models import CloudAccount, Delegation
 from runbooks import oos_template as tpl
 from runbooks import selectors
+from runbooks.audit_trail import owner_scope, record_run_event
 from runbooks.dispatch import dispatch_cancel, dispatch_consent, dispatch_submit
 from runbooks.models import (
     FINAL_RUN_STATUSES,
@@ -186,7 +187,7 @@ def _dedupe(targets: Sequence[tuple[Delegation, str]]) -> list[tuple[Delegation,
     return result
 
 
-def _run_metadata(run: RunbookRun, targets: list[RunbookTarget]) -> dict[str, Any]:
+def _run_metadata(run: RunbookRun) -> dict[str, Any]:
     return {
         "command_type": run.command_type,
         "command_sha256": run.command_sha256,
@@ -196,8 +197,6 @@ def _run_metadata(run: RunbookRun, targets: list[RunbookTarget]) -> dict[str, An
         "concurrency": run.concurrency,
         "max_errors": run.max_errors,
         "timeout_seconds": run.timeout_seconds,
-        "targets": [f"{t.account_uid}/{t.region_id}" for t in targets],
-        "owner_accounts": sorted({t.account_uid for t in targets}),
     }
 
 
@@ -256,15 +255,13 @@ def run_start(*, partner: Organisation, started_by: User, choice: RunChoice) -> 
         for delegation, region in targets
     )
     RunApproval.objects.bulk_create(RunApproval(run=run, owner_id=owner) for owner in needing)
-    owners = list(Organisation.objects.filter(pk__in={t.owner_id for t in rows}))
-    audit_record(
+    del rows
+    record_run_event(
+        run=run,
         action=AuditAction.RUNBOOK_RUN_STARTED,
         actor=started_by,
-        organisation=partner,
-        related_organisations=owners,
-        target=run,
         after={"status": run.status},
-        metadata=_run_metadata(run, rows),
+        metadata=_run_metadata(run),
     )
     if run.status == S.QUEUED:
         transaction.on_commit(lambda: dispatch_submit(run.pk))
@@ -319,11 +316,7 @@ def run_decide(
         target=run,
         before={"status": before},
         after={"status": run.status},
-        metadata={
-            "with_mfa": with_mfa,
-            "owner_accounts": selectors.run_owner_accounts(run),
-            "note": approval.note,
-        },
+        metadata={"with_mfa": with_mfa, "note": approval.note, **owner_scope(run, owner)},
     )
     if run.status == S.QUEUED:
         transaction.on_commit(lambda: dispatch_submit(run.pk))
@@ -351,13 +344,11 @@ def run_cancel(*, run: RunbookRun, cancelled_by: User) -> RunbookRun:
         RunApproval.objects.filter(run=run, status=RunApproval.Status.PENDING).delete()
     run.save(update_fields=["status", "cancel_requested_by", "cancel_requested_at", "ended_at"])
     actor_organisation = selectors.acting_organisation(run=run, user=cancelled_by)
-    audit_record(
+    record_run_event(
+        run=run,
         action=AuditAction.RUNBOOK_RUN_CANCEL_REQUESTED,
         actor=cancelled_by,
-        organisation=run.partner,
-        related_organisations=selectors.run_owners(run),
         actor_organisation=actor_organisation,
-        target=run,
         before={"status": before},
         after={"status": run.status},
         metadata={"execution_id": run.execution_id},

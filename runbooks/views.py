@@ -137,13 +137,21 @@ def _detail_context(request: AuthenticatedHttpRequest, run: RunbookRun) -> dict[
         "run": run,
         "owner_side": owner_side,
         "targets": selectors.run_targets(run, owner=organisation if owner_side else None),
-        "approvals": selectors.run_approvals(run),
+        # An owner sees its own accounts and decision: a run may span owners who must not
+        # learn of each other.
+        "approvals": [
+            a
+            for a in selectors.run_approvals(run)
+            if not owner_side or a.owner_id == organisation.pk
+        ],
         "pending_approval": approval,
         "can_decide": approval is not None
         and is_admin(request)
         and run.started_by_id != request.user.pk,
         "can_cancel": selectors.may_cancel(run=run, user=request.user, organisation=organisation),
-        "owner_accounts": selectors.run_owner_accounts(run),
+        "owner_accounts": selectors.run_owner_accounts(
+            run, owner=organisation if owner_side else None
+        ),
     }
 
 

@@ -34,6 +34,7 @@ from delegations.models.lifecycle import DESIRED_PRESENT_STATUSES
 from delegations.outbox import outbox_enqueue_reconcile
 from runbooks import oos_template as tpl
 from runbooks import selectors
+from runbooks.audit_trail import record_run_event
 from runbooks.dispatch import dispatch_follow
 from runbooks.models import (
     FOLLOWED_RUN_STATUSES,
@@ -90,15 +91,13 @@ def run_failed(*, run_id: uuid.UUID | str, error: CloudError) -> None:
         run.last_error_code = error.code or error.category.value
         run.status_message = error.message[:2000]
         run.save(update_fields=["status", "ended_at", "last_error_code", "status_message"])
-        audit_record(
+        record_run_event(
+            run=run,
             action=(
                 AuditAction.RUNBOOK_RUN_FINISHED
                 if run.execution_id
                 else AuditAction.RUNBOOK_RUN_SUBMIT_FAILED
             ),
-            organisation=run.partner,
-            related_organisations=selectors.run_owners(run),
-            target=run,
             before={"status": before},
             after={"status": run.status},
             metadata={
@@ -106,7 +105,6 @@ def run_failed(*, run_id: uuid.UUID | str, error: CloudError) -> None:
                 "error_code": run.last_error_code,
                 "cloud_action": error.action,
                 "request_id": error.request_id,
-                "owner_accounts": selectors.run_owner_accounts(run),
             },
             outcome="failure",
         )
@@ -146,17 +144,14 @@ def run_submit(*, run_id: uuid.UUID | str, client: OosPort) -> RunbookRun | None
         # Cancelled while OOS was starting it: stop what OOS started.
         run.status = S.CANCELLING if cancelled_meanwhile else S.RUNNING
         run.save()
-        audit_record(
+        record_run_event(
+            run=run,
             action=AuditAction.RUNBOOK_RUN_SUBMITTED,
-            organisation=run.partner,
-            related_organisations=selectors.run_owners(run),
-            target=run,
             after={"status": run.status},
             metadata={
                 "execution_id": run.execution_id,
                 "template_name": tpl.TEMPLATE_NAME,
                 "template_version": run.template_version,
-                "owner_accounts": selectors.run_owner_accounts(run),
             },
         )
         transaction.on_commit(lambda: dispatch_follow(run.pk, countdown=_poll_seconds()))
@@ -258,7 +253,6 @@ def _finish(run_id: uuid.UUID | str, *, oos_status: str, message: str) -> Runboo
         run.status_message = message[:2000]
         run.ended_at = timezone.now()
         run.save(update_fields=["status", "oos_status", "status_message", "ended_at"])
-        owners = selectors.run_owners(run)
         records: list[dict[str, Any]] = []
         for view in selectors.run_targets(run):
             target = view.target
@@ -290,23 +284,15 @@ def _finish(run_id: uuid.UUID | str, *, oos_status: str, message: str) -> Runboo
                     else "failure",
                 }
             )
-        records.append(
-            {
-                "action": AuditAction.RUNBOOK_RUN_FINISHED,
-                "organisation": run.partner,
-                "related_organisations": owners,
-                "target": run,
-                "before": {"status": before},
-                "after": {"status": run.status},
-                "metadata": {
-                    "execution_id": run.execution_id,
-                    "oos_status": oos_status,
-                    "owner_accounts": selectors.run_owner_accounts(run),
-                },
-                "outcome": "success" if run.status == S.SUCCEEDED else "failure",
-            }
-        )
         audit_record_many(records)
+        record_run_event(
+            run=run,
+            action=AuditAction.RUNBOOK_RUN_FINISHED,
+            before={"status": before},
+            after={"status": run.status},
+            metadata={"execution_id": run.execution_id, "oos_status": oos_status},
+            outcome="success" if run.status == S.SUCCEEDED else "failure",
+        )
         return run
 
 
