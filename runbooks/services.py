@@ -332,6 +332,11 @@ def run_cancel(*, run: RunbookRun, cancelled_by: User) -> RunbookRun:
     run = _lock(run)
     if run.status in FINAL_RUN_STATUSES or run.status == S.CANCELLING:
         return run
+    actor_organisation = selectors.acting_organisation(run=run, user=cancelled_by)
+    if actor_organisation is None or not selectors.may_cancel(
+        run=run, user=cancelled_by, organisation=actor_organisation
+    ):
+        raise PermissionDenied(_("You cannot stop this run."))
     before = run.status
     run.cancel_requested_by = cancelled_by
     run.cancel_requested_at = timezone.now()
@@ -343,7 +348,6 @@ def run_cancel(*, run: RunbookRun, cancelled_by: User) -> RunbookRun:
         run.ended_at = timezone.now()
         RunApproval.objects.filter(run=run, status=RunApproval.Status.PENDING).delete()
     run.save(update_fields=["status", "cancel_requested_by", "cancel_requested_at", "ended_at"])
-    actor_organisation = selectors.acting_organisation(run=run, user=cancelled_by)
     record_run_event(
         run=run,
         action=AuditAction.RUNBOOK_RUN_CANCEL_REQUESTED,

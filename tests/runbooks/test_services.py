@@ -254,3 +254,14 @@ def test_an_inactive_grant_is_not_runnable(company_b, partner_staff, consent, ch
     Delegation.objects.filter(pk=grant.pk).update(status=Delegation.Status.REVOKED)
     with pytest.raises(ValidationError):
         services.run_start(partner=company_b, started_by=partner_staff, choice=choice())
+
+
+def test_only_the_runs_people_and_the_owners_admins_may_stop_it(
+    company_b, partner_staff, auditor, foreign_owner_admin, consent, choice, published
+):
+    run = services.run_start(partner=company_b, started_by=partner_staff, choice=choice())
+    for outsider in (auditor, foreign_owner_admin):
+        with pytest.raises(PermissionDenied):
+            services.run_cancel(run=run, cancelled_by=outsider)
+    run.refresh_from_db()
+    assert run.status == S.QUEUED
