@@ -215,21 +215,38 @@ def _record_results(run: RunbookRun, tasks: list[Any], outcomes: list[Any]) -> N
             target.child_execution_id = task.child_execution_id or ""
             target.save(update_fields=["status", "child_execution_id"])
     limit = RunbookInstanceResult.OUTPUT_MAX_CHARS
+    # One read of what is stored and two bulk writes: a fleet run reports hundreds of
+    # instances at once, and a row-by-row upsert would cost the follower seconds per poll.
+    stored = {
+        (result.target_id, result.instance_id): result
+        for result in RunbookInstanceResult.objects.filter(run=run)
+    }
+    fields = ("status", "exit_code", "output", "child_execution_id")
+    new: dict[tuple[Any, str], RunbookInstanceResult] = {}
+    updated: list[RunbookInstanceResult] = []
     for outcome in outcomes:
         target = targets.get((outcome.account_uid, outcome.region_id))
         if target is None:
             continue  # OOS reported an account and region the run never asked for
-        RunbookInstanceResult.objects.update_or_create(
-            target=target,
-            instance_id=outcome.instance_id,
-            defaults={
-                "run": run,
-                "status": outcome.status,
-                "exit_code": outcome.exit_code,
-                "output": (outcome.output or "")[:limit],
-                "child_execution_id": outcome.child_execution_id or "",
-            },
-        )
+        values = {
+            "status": outcome.status,
+            "exit_code": outcome.exit_code,
+            "output": (outcome.output or "")[:limit],
+            "child_execution_id": outcome.child_execution_id or "",
+        }
+        result_key = (target.pk, outcome.instance_id)
+        existing = stored.get(result_key)
+        if existing is None:
+            new[result_key] = RunbookInstanceResult(
+                run=run, target=target, instance_id=outcome.instance_id, **values
+            )
+        elif any(getattr(existing, name) != values[name] for name in fields):
+            for name in fields:
+                setattr(existing, name, values[name])
+            existing.updated_at = timezone.now()  # bulk_update skips auto_now
+            updated.append(existing)
+    RunbookInstanceResult.objects.bulk_create(new.values())
+    RunbookInstanceResult.objects.bulk_update(updated, [*fields, "updated_at"])
 
 
 def _target_outcome(target: RunbookTarget, results: list[RunbookInstanceResult]) -> str:
