@@ -268,5 +268,5 @@ def activity_right_sizing(*, delegation: Delegation, days: int = RIGHT_SIZING_DA
 def activity_cursor_for(*, delegation: Delegation) -> ActivityCursor | None:
     """The ingestion state of the delegation's account (why activity may be missing)."""
     return ActivityCursor.objects.filter(
-        cloud_account_id=delegation.catalog_role.cloud_account_id
+        cloud_account_id=delegation.managed_role.cloud_account_id
     ).first()

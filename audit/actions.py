@@ -67,6 +67,13 @@ class ActionInfo:
 
 _LIFECYCLE = Category.LIFECYCLE
 _OTHER = Category.OTHER
+_A = Category.APPROVAL
+
+
+def _fleet(description: str, title: str, category: Category = _LIFECYCLE) -> ActionInfo:
+    return ActionInfo(category, description, title)
+
+
 _APPROVAL, _CLOUD = Category.APPROVAL, Category.CLOUD
 
 
@@ -206,6 +213,10 @@ class AuditAction(StrEnum):
         "cloud_account.disconnected",
         ActionInfo(_OTHER, "An owner disconnected its cloud account."),
     )
+    CLOUD_ACCOUNT_MADE_PRIMARY = (
+        "cloud_account.made_primary",
+        ActionInfo(_OTHER, "An owner made one of its accounts the primary (the default)."),
+    )
     CLOUD_ACCOUNT_SECRET_REENCRYPTED = (
         "cloud_account.secret_reencrypted",
         ActionInfo(_OTHER, "The account's AccessKey secret was encrypted again under a new key."),
@@ -219,6 +230,10 @@ class AuditAction(StrEnum):
     CATALOG_ROLE_UPDATED = (
         "catalog_role.updated",
         ActionInfo(_OTHER, "An owner changed a catalogue role."),
+    )
+    CATALOG_ROLE_ACCOUNTS_CHANGED = (
+        "catalog_role.accounts_changed",
+        ActionInfo(_OTHER, "An owner changed which of its cloud accounts a role is offered in."),
     )
     CATALOG_ROLE_DEACTIVATED = (
         "catalog_role.deactivated",
@@ -302,6 +317,10 @@ class AuditAction(StrEnum):
             "{actor} approved this access{with_mfa}",
         ),
     )
+    DELEGATION_FLEET_TURN = (
+        "delegation.fleet_turn",
+        _fleet("A fleet's rate control started this account.", "{actor} started this account"),
+    )
     DELEGATION_APPROVE_DENIED = (
         "delegation.approve_denied",
         ActionInfo(
@@ -313,6 +332,44 @@ class AuditAction(StrEnum):
     DELEGATION_REJECTED = (
         "delegation.rejected",
         ActionInfo(_LIFECYCLE, "An owner rejected a request.", "{actor} rejected the request"),
+    )
+
+    # --- fleet grants (issue 12): one role in several owner accounts, decided once -----------
+    FLEET_REQUESTED = (
+        "fleet.requested",
+        _fleet("A partner asked for a role in several accounts.", "{actor} requested the fleet"),
+    )
+    FLEET_OFFERED = (
+        "fleet.offered",
+        _fleet("An owner offered a role in several accounts.", "{actor} offered it{with_mfa}", _A),
+    )
+    FLEET_APPROVED = (
+        "fleet.approved",
+        _fleet("An owner approved every account of a fleet.", "{actor} approved{with_mfa}", _A),
+    )
+    FLEET_APPROVE_DENIED = (
+        "fleet.approve_denied",
+        _fleet("A decision on a fleet was refused.", "{actor} was refused", Category.DENIED),
+    )
+    FLEET_REJECTED = (
+        "fleet.rejected",
+        _fleet("An owner rejected a fleet grant.", "{actor} rejected the fleet"),
+    )
+    FLEET_STOPPED = (
+        "fleet.stopped",
+        _fleet("More accounts failed than MaxErrors; the rest waits.", "{actor} stopped the fleet"),
+    )
+    FLEET_RUN_FINISHED = (
+        "fleet.run_finished",
+        _fleet("A fleet's run ended, with each account's outcome.", "{actor} finished the run"),
+    )
+    FLEET_CONTINUED = (
+        "fleet.continued",
+        _fleet("An owner started the accounts a stopped fleet had not.", "{actor} continued"),
+    )
+    FLEET_REVOKE_REQUESTED = (
+        "fleet.revoke_requested",
+        _fleet("An owner revoked a fleet grant in every account.", "{actor} revoked the fleet"),
     )
 
     # --- approval rules (issue 14): approver groups, quorum ----------------------------------

@@ -524,7 +524,7 @@ def report_accounts(*, organisation: Organisation) -> dict[str, str]:
     else:
         accounts = CloudAccount.objects.filter(
             pk__in=Delegation.objects.filter(partner=organisation).values(
-                "catalog_role__cloud_account_id"
+                "managed_role__cloud_account_id"
             )
         )
     labels: dict[str, str] = {}
@@ -540,7 +540,7 @@ def _delegations_in(
 ) -> list[Delegation]:
     delegations = Delegation.objects.filter(
         Q(owner=organisation) | Q(partner=organisation),
-        catalog_role__cloud_account__account_uid=account_uid,
+        managed_role__cloud_account__account_uid=account_uid,
     )
     if catalog_role is not None:
         delegations = delegations.filter(catalog_role=catalog_role)

@@ -33,7 +33,8 @@ MANAGEMENT_COMMANDS = ("account", "user", "access-key")
 def _serve_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m cloudsim",
-        description="A local Alibaba Cloud (RAM, STS, ECS, console) for the official SDKs.",
+        description="A local Alibaba Cloud (RAM, STS, ECS, ActionTrail, OOS, console) "
+        "for the official SDKs.",
         epilog="Management: python -m cloudsim {account,user,access-key} create --help",
     )
     parser.add_argument("--host", default="127.0.0.1")

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from accounts.models import Organisation
 from cloud import policies
@@ -52,8 +52,11 @@ def catalog_roles_of(managed_role: ManagedRole) -> QuerySet[CatalogRole]:
     partner), else those naming it (without regard to case, as RAM does)."""
     if managed_role.catalog_role_id is not None:
         return CatalogRole.objects.filter(pk=managed_role.catalog_role_id)
+    # A role in another of the owner's accounts than the catalogue role's home (a fleet
+    # grant's) is found through the delegations on it.
     return CatalogRole.objects.filter(
-        cloud_account_id=managed_role.cloud_account_id, role_name__iexact=managed_role.role_name
+        Q(cloud_account_id=managed_role.cloud_account_id, role_name__iexact=managed_role.role_name)
+        | Q(pk__in=Delegation.objects.filter(managed_role=managed_role).values("catalog_role_id"))
     )
 
 

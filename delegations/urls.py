@@ -3,6 +3,7 @@ from django.urls import path
 from delegations.approvals import urls as approvals_urls
 from delegations.catalog import urls as catalog_urls
 from delegations.connection import urls as connection_urls
+from delegations.fleet import urls as fleet_urls
 from delegations.lifecycle import extension_views, views
 from delegations.partner import urls as partner_urls
 from delegations.trust import urls as trust_urls
@@ -41,3 +42,5 @@ urlpatterns += partner_urls.urlpatterns
 urlpatterns += trust_urls.urlpatterns
 # Approval rules: approver groups and quorum (issue 14).
 urlpatterns += approvals_urls.urlpatterns
+# Fleet grants: one role across several owner accounts x regions (issue 12).
+urlpatterns += fleet_urls.urlpatterns

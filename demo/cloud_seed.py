@@ -28,6 +28,7 @@ from delegations.connection.services import (
     cloud_account_replace_key,
 )
 from delegations.models import CatalogRole, CloudAccount, PartnerAllowance, PartnerLink
+from demo.fleet_seed import demo_fleet_seed
 from demo.trust_seed import demo_named_people_seed
 
 DEMO_CREDENTIALS_FILE = "demo-credentials.json"
@@ -143,7 +144,9 @@ def _connect(
     else:
         key_id, secret = _root_key(document, organisation.account_uid)
         what = f"{organisation.slug} ({organisation.account_uid}) with its root AccessKey {key_id}"
-    account = CloudAccount.objects.filter(organisation=organisation, is_active=True).first()
+    account = CloudAccount.objects.filter(
+        organisation=organisation, is_active=True, is_primary=True
+    ).first()
     try:
         if account is None:
             account = cloud_account_connect(
@@ -257,6 +260,21 @@ def demo_cloud_seed(*, cloudsim_data_dir: Path) -> list[str]:
         lines.append(said)
         # One delegation whose trust policy names people rather than the account (issue 11).
         lines.extend(demo_named_people_seed(owner=owner, partner=partner))
+        # company-a's second account and a fleet grant over both (issue 12).
+        try:
+            staging_key: tuple[str, str] | None = owner_staging_root_key(document)
+        except _Skip:
+            staging_key = None
+        lines.extend(
+            demo_fleet_seed(
+                owner=owner,
+                partner=partner,
+                owner_admin=admin,
+                staging_uid=OWNER_STAGING_ACCOUNT.uid,
+                staging_key=staging_key,
+                regions=DEMO_FLEET_REGIONS,
+            )
+        )
     except _Skip as skipped:
         lines.append(f"Note: {skipped} The rest of the cloud part was skipped.")
     return lines

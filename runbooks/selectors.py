@@ -28,15 +28,19 @@ def runbook_regions() -> tuple[str, ...]:
 
 
 def delegation_regions(delegation: Delegation) -> frozenset[str]:
-    """The regions runs under this grant may touch. A fleet grant names its regions; a single
-    grant covers the portal's runbook regions."""
+    """The regions runs under this grant may touch: a fleet grant's own (`FleetGrant.regions`,
+    the fleet contributes one delegation per account); a single grant covers the portal's
+    runbook regions."""
+    fleet = delegation.fleet
+    if fleet is not None and fleet.regions:
+        return frozenset(str(region) for region in fleet.regions)
     return frozenset(runbook_regions())
 
 
 def _active_grants(partner: Organisation) -> QuerySet[Delegation]:
     return (
         Delegation.objects.filter(partner=partner, status=Delegation.Status.ACTIVE)
-        .select_related("owner", "managed_role__cloud_account", "catalog_role")
+        .select_related("owner", "managed_role__cloud_account", "catalog_role", "fleet")
         .order_by("owner__name", "managed_role__cloud_account__account_uid", "created_at")
     )
 

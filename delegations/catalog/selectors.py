@@ -12,6 +12,7 @@ from core.web import get_or_404, parse_uuid
 from delegations.models import (
     FINAL_STATUSES,
     CatalogRole,
+    CloudAccount,
     PartnerAllowance,
     PartnerLink,
 )
@@ -59,3 +60,19 @@ def partner_links_for_owner(*, owner: Organisation) -> QuerySet[PartnerLink]:
 
 def partner_link_get_for_owner(*, owner: Organisation, link_id: object) -> PartnerLink:
     return get_or_404(PartnerLink.objects.all(), organisation=owner, pk=parse_uuid(link_id))
+
+
+def catalog_role_accounts(*, catalog_role: CatalogRole) -> list[CloudAccount]:
+    """The connected owner accounts `catalog_role` may be granted in, its home account first:
+    its home, plus every other connected account when it is offered in all, else the ones
+    listed."""
+    connected = CloudAccount.objects.filter(
+        organisation_id=catalog_role.organisation_id, is_active=True
+    )
+    if not catalog_role.offered_in_all_accounts:
+        connected = connected.filter(
+            Q(pk=catalog_role.cloud_account_id) | Q(extra_catalog_roles=catalog_role)
+        )
+    accounts = list(connected.distinct().order_by("-is_primary", "created_at", "pk"))
+    accounts.sort(key=lambda account: account.pk != catalog_role.cloud_account_id)
+    return accounts

@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.db.models.functions import Lower
+from django.utils.translation import gettext as _
 
 from accounts.models import Organisation, User
 from audit.actions import AuditAction
@@ -31,6 +32,7 @@ from delegations.models import (
     NEVER_APPLIED_STATUSES,
     CatalogRole,
     CloudAccount,
+    Delegation,
     ManagedRole,
     PartnerAllowance,
     TrustScope,
@@ -220,7 +222,10 @@ def _cloud_failure(error: CloudError, what: str) -> ValidationError:
 def _active_cloud_account(owner: Organisation) -> CloudAccount:
     if not owner.is_owner:
         raise ValidationError("Only resource owner organisations keep a catalogue of roles.")
-    account = CloudAccount.objects.filter(organisation=owner, is_active=True).first()
+    # A new role's home is the owner's primary account; it may be offered in the others.
+    account = CloudAccount.objects.filter(
+        organisation=owner, is_active=True, is_primary=True
+    ).first()
     if account is None:
         raise ValidationError("Connect your Alibaba Cloud account before adding roles.")
     return account
@@ -559,9 +564,12 @@ def catalog_role_update(
 def _reconcile_after_edit(role: CatalogRole, *, removed: set[PolicyKey]) -> list[str]:
     """Enqueue a reconcile for the cloud role behind `role` when the portal has (or may have)
     put it in the cloud; returns the names of the roles enqueued."""
-    # The shared role is found by name; the roles of one partner each name their catalogue role.
+    # The shared role is found by name; the roles of one partner each name their catalogue role;
+    # the roles in the owner's other accounts (fleet grants) through their delegations.
     managed_roles = ManagedRole.objects.select_for_update().filter(
-        Q(cloud_account=role.cloud_account, role_name__iexact=role.role_name) | Q(catalog_role=role)
+        Q(cloud_account=role.cloud_account, role_name__iexact=role.role_name)
+        | Q(catalog_role=role)
+        | Q(pk__in=Delegation.objects.filter(catalog_role=role).values("managed_role_id"))
     )
     enqueued = []
     for managed_role in managed_roles:
@@ -577,6 +585,53 @@ def _reconcile_after_edit(role: CatalogRole, *, removed: set[PolicyKey]) -> list
             outbox_enqueue_reconcile(managed_role=managed_role)
             enqueued.append(managed_role.role_name)
     return enqueued
+
+
+@transaction.atomic
+def catalog_role_set_accounts(
+    *,
+    catalog_role: CatalogRole,
+    changed_by: User | None,
+    all_accounts: bool,
+    accounts: Iterable[CloudAccount] = (),
+) -> CatalogRole:
+    """Say where the role may be granted besides its home account: every connected account
+    of the owner (`all_accounts`), or the ones listed. Access already granted elsewhere is
+    not touched (revoke it to end it)."""
+    role = catalog_role_lock(catalog_role_id=catalog_role.pk)
+    chosen = {account.pk: account for account in accounts}
+    foreign = [
+        account
+        for account in chosen.values()
+        if account.organisation_id != role.organisation_id or not account.is_active
+    ]
+    if foreign:
+        raise ValidationError({"accounts": _("Choose among your own connected cloud accounts.")})
+    chosen.pop(role.cloud_account_id, None)
+    before = {
+        "offered_in_all_accounts": role.offered_in_all_accounts,
+        "extra_accounts": sorted(role.extra_accounts.values_list("account_uid", flat=True)),
+    }
+    after = {
+        "offered_in_all_accounts": bool(all_accounts),
+        "extra_accounts": sorted(account.account_uid for account in chosen.values()),
+    }
+    if before == after:
+        role.changed = False  # type: ignore[attr-defined]
+        return role
+    role.offered_in_all_accounts = bool(all_accounts)
+    role.save(update_fields=["offered_in_all_accounts", "updated_at"])
+    role.extra_accounts.set(list(chosen.values()))
+    audit_record(
+        action=AuditAction.CATALOG_ROLE_ACCOUNTS_CHANGED,
+        actor=changed_by,
+        organisation=role.organisation,
+        target=role,
+        before=before,
+        after=after,
+    )
+    role.changed = True  # type: ignore[attr-defined]
+    return role
 
 
 def _catalog_role_set_active(

@@ -6,6 +6,7 @@ The AccessKey secret field never renders a value back: a refused form shows it e
 from __future__ import annotations
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import ACCOUNT_UID_MAX_LENGTH, ENTERPRISE_ALIAS_MAX_LENGTH
 
@@ -66,3 +67,20 @@ class CloudAccountConnectForm(_KeyFields):
 
 class CloudAccountReplaceForm(_KeyFields):
     field_order = ["access_key_id", "access_key_secret", "alias", "region"]
+
+
+class CloudAccountAddForm(_KeyFields):
+    """An owner's further account: any account UID, named so people tell the accounts apart."""
+
+    account_uid = forms.CharField(
+        label=_("Alibaba Cloud account UID"),
+        max_length=ACCOUNT_UID_MAX_LENGTH,
+        help_text=_("The other account. The key must belong to it."),
+    )
+    name = forms.CharField(
+        label=_("Name"),
+        max_length=64,
+        required=False,
+        help_text=_("How your people tell the accounts apart, e.g. staging."),
+    )
+    field_order = ["account_uid", "name", "alias", "region", "access_key_id", "access_key_secret"]

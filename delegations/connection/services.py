@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import Organisation, User, validate_enterprise_alias
 from audit.actions import AuditAction
@@ -109,21 +110,29 @@ def _validate_key_input(*, access_key_id: object, access_key_secret: object) -> 
 
 
 def _validate_account_input(
-    *, organisation: Organisation, account_uid: object, alias: object, region: object
+    *,
+    organisation: Organisation,
+    account_uid: object,
+    alias: object,
+    region: object,
+    primary: bool = True,
 ) -> dict[str, str]:
+    """`primary`: the account is the organisation's first (its registered account, which
+    the trust policies and every single-account path name); an owner's further accounts
+    may be any other account UID."""
     errors: dict[str, str] = {}
     try:
         policies.validate_account_uid(account_uid)
     except policies.PolicyError:
-        errors["account_uid"] = (
+        errors["account_uid"] = _(
             "An Alibaba Cloud account UID is digits 0-9 only, for example 1234567890123456."
         )
     else:
-        if account_uid != organisation.account_uid:
-            errors["account_uid"] = (
-                f"{organisation.name} is registered with the account {organisation.account_uid}; "
-                "connect that account (the trust policies name it)."
-            )
+        if primary and account_uid != organisation.account_uid:
+            errors["account_uid"] = _(
+                "%(organisation)s is registered with the account %(uid)s; connect that "
+                "account first (the trust policies name it)."
+            ) % {"organisation": organisation.name, "uid": organisation.account_uid}
     if alias:
         try:
             validate_enterprise_alias(alias)  # type: ignore[arg-type]
@@ -222,7 +231,12 @@ def cloud_account_check_key(
 
 
 def _audit_check_failed(
-    *, organisation: Organisation, actor: User | None, action: str, error: ValidationError
+    *,
+    organisation: Organisation,
+    actor: User | None,
+    action: str,
+    error: ValidationError,
+    account_uid: str | None = None,
 ) -> None:
     # Neither the key id nor the secret: a failed form may have had them swapped.
     with transaction.atomic():
@@ -231,8 +245,8 @@ def _audit_check_failed(
             actor=actor,
             organisation=organisation,
             target_type="delegations.cloudaccount",
-            target_id=organisation.account_uid,
-            target_label=f"Alibaba Cloud account {organisation.account_uid}",
+            target_id=account_uid or organisation.account_uid,
+            target_label=f"Alibaba Cloud account {account_uid or organisation.account_uid}",
             metadata={"attempt": action, "reason": " ".join(error.messages)[:500]},
             outcome="failure",
         )
@@ -243,6 +257,8 @@ def _public(cloud_account: CloudAccount) -> dict[str, object]:
     return {
         "account_uid": cloud_account.account_uid,
         "alias": cloud_account.alias,
+        "name": cloud_account.name,
+        "is_primary": cloud_account.is_primary,
         "region": cloud_account.region,
         "access_key_id": cloud_account.access_key_id,
         "key_fingerprint": cloud_account.secret_fingerprint,
@@ -270,7 +286,13 @@ def _checked_credentials(
             credentials=credentials,
         )
     except ValidationError as error:
-        _audit_check_failed(organisation=organisation, actor=actor, action=attempt, error=error)
+        _audit_check_failed(
+            organisation=organisation,
+            actor=actor,
+            action=attempt,
+            error=error,
+            account_uid=account_uid,
+        )
         raise
     return check
 
@@ -298,6 +320,16 @@ def _store_key(
 
 
 _CONNECTED_MEANWHILE = "A cloud account was connected meanwhile. Replace its key instead."
+ACCOUNT_NAME_MAX_LENGTH = 64
+
+
+def _clean_name(name: object) -> str:
+    text = (name if isinstance(name, str) else "").strip()
+    if len(text) > ACCOUNT_NAME_MAX_LENGTH:
+        raise ValidationError(
+            {"name": _("Keep the name under %(n)d characters.") % {"n": ACCOUNT_NAME_MAX_LENGTH}}
+        )
+    return text
 
 
 def cloud_account_connect(
@@ -309,20 +341,41 @@ def cloud_account_connect(
     region: str,
     access_key_id: str,
     access_key_secret: str,
+    name: str = "",
 ) -> CloudAccount:
-    """Connect the organisation's account with a checked key. Owners and partners alike."""
+    """Connect one of the organisation's accounts with a checked key.
+
+    The first account is the organisation's registered one and becomes its primary; an owner
+    may then connect further accounts (each its own key and `name`, e.g. "staging"). A
+    partner keeps one account, its broker key."""
     alias = (alias or "").strip()
+    name = _clean_name(name)
+    connected = CloudAccount.objects.filter(organisation=organisation, is_active=True)
+    first = not connected.exists()
+    if not first and not organisation.is_owner:
+        raise ValidationError(
+            _("A cloud account is already connected. Replace its key, or disconnect it first.")
+        )
     errors = _validate_account_input(
-        organisation=organisation, account_uid=account_uid, alias=alias, region=region
+        organisation=organisation,
+        account_uid=account_uid,
+        alias=alias,
+        region=region,
+        primary=first,
     )
     errors.update(
         _validate_key_input(access_key_id=access_key_id, access_key_secret=access_key_secret)
     )
     if errors:
         raise ValidationError(errors)
-    if CloudAccount.objects.filter(organisation=organisation, is_active=True).exists():
+    if connected.filter(account_uid=account_uid).exists():
         raise ValidationError(
-            "A cloud account is already connected. Replace its key, or disconnect it first."
+            {
+                "account_uid": _(
+                    "The account %(uid)s is already connected. Replace its key instead."
+                )
+                % {"uid": account_uid}
+            }
         )
     credentials = CloudCredentials(access_key_id, access_key_secret)
     check = _checked_credentials(
@@ -334,10 +387,11 @@ def cloud_account_connect(
         credentials=credentials,
     )
     with conflict_as_validation_error(_CONNECTED_MEANWHILE):
-        # Serialise connects of one organisation; the partial unique constraint is the
-        # backstop.
+        # Serialise connects of one organisation; the partial unique constraints (one active
+        # row per account UID, one primary) are the backstop.
         Organisation.objects.select_for_update().get(pk=organisation.pk)
-        if CloudAccount.objects.filter(organisation=organisation, is_active=True).exists():
+        still_first = not connected.exists()
+        if still_first != first or connected.filter(account_uid=account_uid).exists():
             raise ValidationError(_CONNECTED_MEANWHILE)
         # Reconnecting the same account brings its catalogue back with it.
         account = (
@@ -348,6 +402,8 @@ def cloud_account_connect(
         reconnected = not account._state.adding
         _store_key(account, alias=alias, region=region, credentials=credentials, check=check)
         account.is_active = True
+        account.is_primary = first
+        account.name = name
         if not reconnected:
             account.created_by = connected_by
         account.save()
@@ -369,6 +425,40 @@ def cloud_account_connect(
     return account
 
 
+@transaction.atomic
+def cloud_account_make_primary(
+    *, cloud_account: CloudAccount, made_by: User | None
+) -> CloudAccount:
+    """Make a connected account the organisation's primary (the default of every path that
+    names no account). The previous primary stays connected."""
+    account = CloudAccount.objects.select_for_update().get(pk=cloud_account.pk)
+    if not account.is_active:
+        raise ValidationError(_("This cloud account is disconnected."))
+    if account.is_primary:
+        account.changed = False  # type: ignore[attr-defined]
+        return account
+    previous = (
+        CloudAccount.objects.select_for_update()
+        .filter(organisation_id=account.organisation_id, is_active=True, is_primary=True)
+        .first()
+    )
+    if previous is not None:
+        previous.is_primary = False
+        previous.save(update_fields=["is_primary", "updated_at"])
+    account.is_primary = True
+    account.save(update_fields=["is_primary", "updated_at"])
+    audit_record(
+        action=AuditAction.CLOUD_ACCOUNT_MADE_PRIMARY,
+        actor=made_by,
+        organisation=account.organisation,
+        target=account,
+        before={"primary": previous.account_uid if previous is not None else None},
+        after=_public(account),
+    )
+    account.changed = True  # type: ignore[attr-defined]
+    return account
+
+
 def cloud_account_replace_key(
     *,
     cloud_account: CloudAccount,
@@ -387,6 +477,7 @@ def cloud_account_replace_key(
         account_uid=cloud_account.account_uid,
         alias=alias,
         region=region,
+        primary=False,
     )
     errors.pop("account_uid", None)  # the account itself does not change here
     errors.update(
@@ -449,6 +540,7 @@ def cloud_account_verify(*, cloud_account: CloudAccount, checked_by: User | None
             actor=checked_by,
             action="check",
             error=error,
+            account_uid=cloud_account.account_uid,
         )
         raise
     with transaction.atomic():
@@ -475,8 +567,9 @@ def cloud_account_disconnect(
         if not account.is_active:
             account.changed = False  # type: ignore[attr-defined]
             return account
+        # A delegation's account is its managed role's (a fleet grant has one per account).
         in_use = Delegation.objects.filter(
-            catalog_role__cloud_account=account, status__in=_NEEDS_KEY_STATUSES
+            managed_role__cloud_account=account, status__in=_NEEDS_KEY_STATUSES
         ).count()
         if in_use:
             raise ValidationError(
@@ -494,9 +587,23 @@ def cloud_account_disconnect(
                 "and let the worker remove the grants before disconnecting."
             )
         before = _public(account)
+        was_primary = account.is_primary
         account.is_active = False
+        account.is_primary = False
         account.secret_ciphertext = ""
-        account.save(update_fields=["is_active", "secret_ciphertext", "updated_at"])
+        account.save(update_fields=["is_active", "is_primary", "secret_ciphertext", "updated_at"])
+        if was_primary:
+            # The oldest other connected account takes over as the default, so the paths that
+            # name no account keep working.
+            successor = (
+                CloudAccount.objects.select_for_update()
+                .filter(organisation_id=account.organisation_id, is_active=True)
+                .order_by("created_at", "pk")
+                .first()
+            )
+            if successor is not None:
+                successor.is_primary = True
+                successor.save(update_fields=["is_primary", "updated_at"])
         audit_record(
             action=AuditAction.CLOUD_ACCOUNT_DISCONNECTED,
             actor=disconnected_by,

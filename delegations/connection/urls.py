@@ -14,4 +14,26 @@ urlpatterns = [
         views.cloud_account_disconnect,
         name="cloud_account_disconnect",
     ),
+    # An owner's further accounts (issue 12), each with its own key.
+    path("cloud-account/add/", views.cloud_account_add, name="cloud_account_add"),
+    path(
+        "cloud-account/<uuid:cloud_account_id>/replace/",
+        views.cloud_account_replace,
+        name="cloud_account_replace_one",
+    ),
+    path(
+        "cloud-account/<uuid:cloud_account_id>/check/",
+        views.cloud_account_verify,
+        name="cloud_account_verify_one",
+    ),
+    path(
+        "cloud-account/<uuid:cloud_account_id>/disconnect/",
+        views.cloud_account_disconnect,
+        name="cloud_account_disconnect_one",
+    ),
+    path(
+        "cloud-account/<uuid:cloud_account_id>/primary/",
+        views.cloud_account_make_primary,
+        name="cloud_account_make_primary",
+    ),
 ]

@@ -19,6 +19,7 @@ from django.forms import Form
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -38,9 +39,11 @@ from core.web import add_form_errors, no_store, report_refusal
 from delegations.connection import selectors, services
 from delegations.connection.forms import (
     COMMON_REGIONS,
+    CloudAccountAddForm,
     CloudAccountConnectForm,
     CloudAccountReplaceForm,
 )
+from delegations.models import CloudAccount
 
 READERS = (ADMIN, AUDITOR)
 
@@ -80,10 +83,24 @@ def cloud_account(request: AuthenticatedHttpRequest) -> HttpResponse:
         {
             "organisation": organisation,
             "account": account,
+            # An owner's other accounts (production, staging…), each with its own key.
+            "accounts": selectors.cloud_accounts_of_organisation(organisation=organisation),
             "is_admin": is_admin(request),
             "ram_users": ram_users,
             "ram_users_error": ram_users_error,
         },
+    )
+
+
+def _account(
+    request: AuthenticatedHttpRequest, cloud_account_id: str | None
+) -> CloudAccount | None:
+    """The account a page acts on: the one named in the URL (another organisation's is 404),
+    else the organisation's primary."""
+    if cloud_account_id is None:
+        return selectors.cloud_account_of_organisation(organisation=request.organisation)
+    return selectors.cloud_account_get_for_organisation(
+        organisation=request.organisation, cloud_account_id=cloud_account_id
     )
 
 
@@ -93,6 +110,7 @@ def _key_form_page(
     form: Form,
     replacing: bool,
     status: int = 200,
+    account: CloudAccount | None = None,
 ) -> HttpResponse:
     return no_store(
         render(
@@ -102,9 +120,8 @@ def _key_form_page(
                 "organisation": request.organisation,
                 "form": form,
                 "replacing": replacing,
-                "account": selectors.cloud_account_of_organisation(
-                    organisation=request.organisation
-                ),
+                "account": account
+                or selectors.cloud_account_of_organisation(organisation=request.organisation),
                 "regions": COMMON_REGIONS,
             },
             status=status,
@@ -129,6 +146,7 @@ def _save_key(
     replacing: bool,
     save: Callable[[dict[str, Any]], object],
     success: str,
+    account: CloudAccount | None = None,
 ) -> HttpResponse:
     """Validate the posted key form and hand it to `save` (a service that tries the key)."""
     if form.is_valid():
@@ -138,11 +156,13 @@ def _save_key(
             add_form_errors(form, error)
         except ImproperlyConfigured as error:
             form.add_error(None, str(error))
-            return _key_form_page(request, form=form, replacing=replacing, status=503)
+            return _key_form_page(
+                request, form=form, replacing=replacing, status=503, account=account
+            )
         else:
             messages.success(request, success)
             return redirect("delegations:cloud_account")
-    return _key_form_page(request, form=form, replacing=replacing, status=400)
+    return _key_form_page(request, form=form, replacing=replacing, status=400, account=account)
 
 
 # The posted AccessKey secret stays out of error reports, and so do the locals of every
@@ -184,21 +204,24 @@ def cloud_account_connect(request: AuthenticatedHttpRequest) -> HttpResponse:
 @sensitive_post_parameters("access_key_secret")
 @require_http_methods(["GET", "POST"])
 @organisation_member_required(roles=[ADMIN])
-def cloud_account_replace(request: AuthenticatedHttpRequest) -> HttpResponse:
-    account = selectors.cloud_account_of_organisation(organisation=request.organisation)
+def cloud_account_replace(
+    request: AuthenticatedHttpRequest, cloud_account_id: str | None = None
+) -> HttpResponse:
+    account = _account(request, cloud_account_id)
     if account is None:
         messages.info(request, "No cloud account is connected yet.")
         return redirect("delegations:cloud_account_connect")
-    stop = _confirmation_gate(request, reverse("delegations:cloud_account_replace"))
+    stop = _confirmation_gate(request, request.path)
     if stop is not None:
         return stop
     if request.method == "GET":
         form = CloudAccountReplaceForm(initial={"alias": account.alias, "region": account.region})
-        return _key_form_page(request, form=form, replacing=True)
+        return _key_form_page(request, form=form, replacing=True, account=account)
     return _save_key(
         request,
         form=CloudAccountReplaceForm(request.POST),
         replacing=True,
+        account=account,
         save=lambda data: services.cloud_account_replace_key(
             cloud_account=account, replaced_by=request.user, **data
         ),
@@ -208,8 +231,10 @@ def cloud_account_replace(request: AuthenticatedHttpRequest) -> HttpResponse:
 
 @require_POST
 @organisation_member_required(roles=[ADMIN])
-def cloud_account_verify(request: AuthenticatedHttpRequest) -> HttpResponse:
-    account = selectors.cloud_account_of_organisation(organisation=request.organisation)
+def cloud_account_verify(
+    request: AuthenticatedHttpRequest, cloud_account_id: str | None = None
+) -> HttpResponse:
+    account = _account(request, cloud_account_id)
     if account is None:
         messages.info(request, "No cloud account is connected.")
         return redirect("delegations:cloud_account")
@@ -224,8 +249,10 @@ def cloud_account_verify(request: AuthenticatedHttpRequest) -> HttpResponse:
 
 @require_POST
 @organisation_member_required(roles=[ADMIN])
-def cloud_account_disconnect(request: AuthenticatedHttpRequest) -> HttpResponse:
-    account = selectors.cloud_account_of_organisation(organisation=request.organisation)
+def cloud_account_disconnect(
+    request: AuthenticatedHttpRequest, cloud_account_id: str | None = None
+) -> HttpResponse:
+    account = _account(request, cloud_account_id)
     if account is None:
         messages.info(request, "No cloud account is connected.")
         return redirect("delegations:cloud_account")
@@ -241,5 +268,59 @@ def cloud_account_disconnect(request: AuthenticatedHttpRequest) -> HttpResponse:
             request,
             f"Disconnected. The portal forgot the key {account.access_key_id}; it still exists "
             "in Alibaba Cloud: disable or delete it in the RAM console.",
+        )
+    return redirect("delegations:cloud_account")
+
+
+# The posted AccessKey secret stays out of error reports, and so do the locals of every
+# frame below this view (the form's cleaned data, the services that try the key).
+@sensitive_variables()
+@sensitive_post_parameters("access_key_secret")
+@require_http_methods(["GET", "POST"])
+@organisation_member_required(roles=[ADMIN])
+def cloud_account_add(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """An owner connects a further account (staging, another business unit…), with its own
+    key; the first account stays the primary."""
+    organisation = request.organisation
+    if not organisation.is_owner:
+        messages.info(request, _("A partner organisation connects one account."))
+        return redirect("delegations:cloud_account")
+    if selectors.cloud_account_of_organisation(organisation=organisation) is None:
+        return redirect("delegations:cloud_account_connect")
+    stop = _confirmation_gate(request, reverse("delegations:cloud_account_add"))
+    if stop is not None:
+        return stop
+    if request.method == "GET":
+        return _key_form_page(request, form=CloudAccountAddForm(), replacing=False)
+    return _save_key(
+        request,
+        form=CloudAccountAddForm(request.POST),
+        replacing=False,
+        save=lambda data: services.cloud_account_connect(
+            organisation=organisation, connected_by=request.user, **data
+        ),
+        success=_("Connected. The key works and is stored encrypted."),
+    )
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
+def cloud_account_make_primary(
+    request: AuthenticatedHttpRequest, cloud_account_id: str
+) -> HttpResponse:
+    account = _account(request, cloud_account_id)
+    assert account is not None  # a named account is found or 404
+    confirmation = step_up(request)
+    if confirmation.response is not None:
+        return confirmation.response
+    try:
+        services.cloud_account_make_primary(cloud_account=account, made_by=request.user)
+    except ValidationError as error:
+        report_refusal(request, error)
+    else:
+        messages.success(
+            request,
+            _("%(account)s is now the primary account: paths that name no account use it.")
+            % {"account": account.label},
         )
     return redirect("delegations:cloud_account")

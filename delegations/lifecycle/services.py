@@ -39,6 +39,7 @@ from delegations.approvals.services import (
     approved_end,
 )
 from delegations.catalog.partner_links import partner_link_use
+from delegations.catalog.selectors import catalog_role_accounts
 from delegations.catalog.services import catalog_role_high_privilege_now, catalog_role_lock
 from delegations.models import (
     ALLOWED_TRANSITIONS,
@@ -46,14 +47,17 @@ from delegations.models import (
     EXPIRABLE_STATUSES,
     FINAL_STATUSES,
     CatalogRole,
+    CloudAccount,
     Delegation,
+    FleetGrant,
     ManagedRole,
+    OutboxMessage,
     PartnerAllowance,
     PartnerLink,
     TrustScope,
 )
 from delegations.notices import delegation_announce
-from delegations.outbox import outbox_enqueue_reconcile
+from delegations.outbox import outbox_enqueue, outbox_enqueue_reconcile
 from delegations.partner_access import partner_access_delegation_changed
 from delegations.role_state import partner_alias, partner_role_name
 
@@ -141,16 +145,29 @@ def _validated_start(
 
 
 def _validate_grantable(
-    *, owner: Organisation, partner: Organisation, catalog_role: CatalogRole
+    *,
+    owner: Organisation,
+    partner: Organisation,
+    catalog_role: CatalogRole,
+    cloud_account: CloudAccount | None = None,
 ) -> None:
-    """The rules every new or approved delegation must meet, whoever starts it."""
+    """The rules every new or approved delegation must meet, whoever starts it.
+    `cloud_account`: the owner account the access is in (default: the role's home)."""
     if not owner.is_owner:
         raise ValidationError(f"{owner} is not a resource owner.")
     if not partner.is_partner:
         raise ValidationError({"partner": f"{partner} is not a partner organisation."})
     if catalog_role.organisation_id != owner.pk or not catalog_role.is_active:
         raise ValidationError({"catalog_role": "This role is not in the owner's catalogue."})
-    cloud_account = catalog_role.cloud_account
+    if cloud_account is None or cloud_account.pk == catalog_role.cloud_account_id:
+        cloud_account = catalog_role.cloud_account
+    elif cloud_account.pk not in {a.pk for a in catalog_role_accounts(catalog_role=catalog_role)}:
+        raise ValidationError(
+            {
+                "cloud_account": f"{catalog_role.role_name} is not offered in the account "
+                f"{cloud_account.account_uid}."
+            }
+        )
     if not cloud_account.is_active or cloud_account.organisation_id != owner.pk:
         raise ValidationError({"catalog_role": "This role's cloud account is no longer connected."})
     if partner.account_uid in (owner.account_uid, cloud_account.account_uid):
@@ -166,17 +183,28 @@ def _validate_grantable(
         )
 
 
-def _validate_no_open_duplicate(*, partner: Organisation, catalog_role: CatalogRole) -> None:
+def _validate_no_open_duplicate(
+    *, partner: Organisation, catalog_role: CatalogRole, cloud_account: CloudAccount | None = None
+) -> None:
+    """One open delegation per partner, catalogue role and owner account."""
+    account = cloud_account or catalog_role.cloud_account
     open_one = (
-        Delegation.objects.filter(partner=partner, catalog_role=catalog_role)
+        Delegation.objects.filter(
+            partner=partner, catalog_role=catalog_role, managed_role__cloud_account=account
+        )
         .exclude(status__in=FINAL_STATUSES)
         .first()
     )
     if open_one is not None:
+        where = (
+            f" in the account {account.account_uid}"
+            if account.pk != catalog_role.cloud_account_id
+            else ""
+        )
         raise ValidationError(
             {
                 "catalog_role": f"{partner} already has a {open_one.get_status_display().lower()}"
-                f" delegation of {catalog_role.role_name}."
+                f" delegation of {catalog_role.role_name}{where}."
             }
         )
 
@@ -219,37 +247,45 @@ def _check_privilege_unchanged(catalog_role: CatalogRole, checked: tuple[Any, bo
 
 
 def managed_role_for_catalog_role(
-    *, catalog_role: CatalogRole, partner: Organisation | None = None
+    *,
+    catalog_role: CatalogRole,
+    partner: Organisation | None = None,
+    cloud_account: CloudAccount | None = None,
 ) -> ManagedRole:
-    """The lock/state row of the cloud role a catalogue entry names, created on first use;
-    for a catalogue role marked one role per partner, `partner`'s own role."""
+    """The lock/state row of the cloud role a catalogue entry names in `cloud_account` (default:
+    the role's home account), created on first use; for a catalogue role marked one role per
+    partner, `partner`'s own role there."""
+    account = cloud_account or catalog_role.cloud_account
     if catalog_role.one_role_per_partner:
         if partner is None:
             raise ValueError(
                 f"{catalog_role.role_name} has one role per partner: name the partner."
             )
-        return _partner_managed_role(catalog_role=catalog_role, partner=partner)
+        return _partner_managed_role(catalog_role=catalog_role, partner=partner, account=account)
     # get_or_create inserts in a savepoint and reads again when another request inserted the
     # row between its read and its insert; the name matches without regard to case, as RAM does.
     managed_role, _created = ManagedRole.objects.get_or_create(
-        cloud_account=catalog_role.cloud_account,
+        cloud_account=account,
         role_name__iexact=catalog_role.role_name,
         defaults={"role_name": catalog_role.role_name},
     )
     return managed_role
 
 
-def _partner_managed_role(*, catalog_role: CatalogRole, partner: Organisation) -> ManagedRole:
+def _partner_managed_role(
+    *, catalog_role: CatalogRole, partner: Organisation, account: CloudAccount
+) -> ManagedRole:
     """`partner`'s own role for `catalog_role`, named `<role>-<partner alias>` when it is made.
 
     Found by (catalogue role, partner), never by name, so a later change of the partner's
     alias does not move it. When that name is already another role's in the account (a
     catalogue role or another managed role), the partner's account UID stands in for the
     alias; when that is taken too, the grant is refused with the reason."""
-    found = ManagedRole.objects.filter(catalog_role=catalog_role, partner=partner).first()
+    found = ManagedRole.objects.filter(
+        catalog_role=catalog_role, partner=partner, cloud_account=account
+    ).first()
     if found is not None:
         return found
-    account = catalog_role.cloud_account
     for alias in dict.fromkeys([partner_alias(partner), partner.account_uid]):
         name = partner_role_name(catalog_role.role_name, alias)
         taken = (
@@ -272,7 +308,8 @@ def _partner_managed_role(*, catalog_role: CatalogRole, partner: Organisation) -
         managed_role, _created = ManagedRole.objects.get_or_create(
             catalog_role=catalog_role,
             partner=partner,
-            defaults={"cloud_account": account, "role_name": name},
+            cloud_account=account,
+            defaults={"role_name": name},
         )
     return managed_role
 
@@ -280,7 +317,7 @@ def _partner_managed_role(*, catalog_role: CatalogRole, partner: Organisation) -
 def _lock(delegation: Delegation) -> Delegation:
     return (
         Delegation.objects.select_for_update(of=("self",))
-        .select_related("owner", "partner", "catalog_role", "managed_role")
+        .select_related("owner", "partner", "catalog_role", "managed_role__cloud_account")
         .get(pk=delegation.pk)
     )
 
@@ -401,10 +438,32 @@ def _audit_arguments(
         "metadata": {
             "role_name": delegation.catalog_role.role_name,
             "partner_account_uid": delegation.partner_account_uid,
+            # Which owner account, when it is not the role's home (a fleet grant's accounts).
+            **_account_metadata(delegation),
             **(metadata or {}),
         },
         "outcome": outcome,
     }
+
+
+def _account_metadata(delegation: Delegation) -> dict[str, Any]:
+    if delegation.fleet_id is None and (
+        delegation.managed_role_id is None
+        or delegation.catalog_role.cloud_account_id == delegation.managed_role.cloud_account_id
+    ):
+        return {}
+    extra: dict[str, Any] = {"account_uid": delegation.managed_role.cloud_account.account_uid}
+    if delegation.fleet_id is not None:
+        extra["fleet"] = str(delegation.fleet_id)
+    return extra
+
+
+def _fleet_follow_up(delegation: Delegation, *, to: str) -> None:
+    """A fleet's account left the worker's hands (active or failed): let the fleet start its
+    next accounts within its rate control (`delegations.fleet`), through the outbox, in this
+    transaction."""
+    if delegation.fleet_id is not None and to in (Status.ACTIVE, Status.FAILED):
+        outbox_enqueue(kind=OutboxMessage.Kind.ADVANCE_FLEET, object_id=delegation.fleet_id)
 
 
 def _transition(
@@ -446,6 +505,7 @@ def _transition(
         # partner's account; leaving active (revoke, expiry) takes it away. Through the outbox,
         # in this transaction.
         partner_access_delegation_changed(delegation=delegation)
+    _fleet_follow_up(delegation, to=to)
     return delegation
 
 
@@ -466,6 +526,8 @@ def _audit_denied(*, delegation: Delegation, action: AuditAction, actor: User, r
 # For the lifecycle's other modules (extensions): the same row lock and reason rules.
 lock_delegation = _lock
 clean_reason = _clean_reason
+# For the fleet grants (`delegations.fleet`), which decide through these services.
+require_admin = _require_admin
 
 
 # --- people's actions ------------------------------------------------------------------------
@@ -481,11 +543,22 @@ def delegation_request(
     reason: str,
     ends_at: dt.datetime | None,
     starts_at: dt.datetime | None = None,
+    cloud_account: CloudAccount | None = None,
+    fleet: FleetGrant | None = None,
 ) -> Delegation:
     """A partner admin, or one of the partner's service accounts, asks an owner (found through
-    `partner_link`) for a catalogue role, from now or from `starts_at` (scheduled access)."""
+    `partner_link`) for a catalogue role, from now or from `starts_at` (scheduled access), in
+    one of the owner's accounts (`cloud_account`, default the role's home account).
+
+    `fleet`: the fleet grant this request is one account of; the fleet's request used the
+    partner link once for all its accounts, so it is not used again here."""
     _require_admin(user=requested_by, organisation=partner, doing="request access")
-    link = partner_link_use(link=partner_link, partner=partner, used_by=requested_by)
+    if fleet is None:
+        link = partner_link_use(link=partner_link, partner=partner, used_by=requested_by)
+    elif fleet.partner_link_id != partner_link.pk or fleet.partner_id != partner.pk:
+        raise ValueError("A fleet's account is requested through the fleet's own partner link.")
+    else:
+        link = partner_link
     owner = link.organisation
     if catalog_role.organisation_id != owner.pk:
         raise ValidationError({"catalog_role": "This role is not in the owner's catalogue."})
@@ -493,12 +566,18 @@ def delegation_request(
     reason = _clean_reason(reason, field="reason")
     _validate_ends_at(ends_at, now=now)
     starts_at = _validated_start(starts_at, ends_at=ends_at, now=now)
-    _validate_grantable(owner=owner, partner=partner, catalog_role=catalog_role)
-    _validate_no_open_duplicate(partner=partner, catalog_role=catalog_role)
+    _validate_grantable(
+        owner=owner, partner=partner, catalog_role=catalog_role, cloud_account=cloud_account
+    )
+    _validate_no_open_duplicate(
+        partner=partner, catalog_role=catalog_role, cloud_account=cloud_account
+    )
     return _create(
         owner=owner,
         partner=partner,
         catalog_role=catalog_role,
+        cloud_account=cloud_account,
+        fleet=fleet,
         created_by=requested_by,
         actor_organisation=partner,
         action=AuditAction.DELEGATION_REQUESTED,
@@ -519,6 +598,8 @@ def _create(
     owner: Organisation,
     partner: Organisation,
     catalog_role: CatalogRole,
+    cloud_account: CloudAccount | None,
+    fleet: FleetGrant | None,
     created_by: User | ServiceActor,
     actor_organisation: Organisation,
     action: AuditAction,
@@ -532,7 +613,10 @@ def _create(
         owner=owner,
         partner=partner,
         catalog_role=catalog_role,
-        managed_role=managed_role_for_catalog_role(catalog_role=catalog_role, partner=partner),
+        managed_role=managed_role_for_catalog_role(
+            catalog_role=catalog_role, partner=partner, cloud_account=cloud_account
+        ),
+        fleet=fleet,
         partner_account_uid=partner.account_uid,
         requested_by=actor_user(created_by),
         requested_by_label=service_label(created_by) or "",
@@ -597,16 +681,24 @@ def delegation_offer(
     ends_at: dt.datetime | None,
     with_mfa: bool,
     trust_scope: str | None = None,
+    cloud_account: CloudAccount | None = None,
+    fleet: FleetGrant | None = None,
 ) -> Delegation:
     """An owner admin grants a catalogue role to a partner directly: the offer is the owner's
     decision, so it starts approved and the worker applies it. `trust_scope` overrides the
-    role's default (whom the trust policy names)."""
+    role's default (whom the trust policy names); `cloud_account` is the owner account
+    (default: the role's home).
+
+    `fleet`: the fleet grant this offer is one account of. Such an account starts scheduled
+    (approved, nothing in the cloud yet) and the fleet starts it in its turn."""
     trust_fields = _trust_scope_fields(trust_scope)
     _require_admin(user=offered_by, organisation=owner, doing="offer access")
     require_mfa(with_mfa=with_mfa)
     role = CatalogRole.objects.select_related("cloud_account").get(pk=catalog_role.pk)
     # Tenancy and catalogue rules first: the cloud read below uses the role's own account.
-    _validate_grantable(owner=owner, partner=partner, catalog_role=role)
+    _validate_grantable(
+        owner=owner, partner=partner, catalog_role=role, cloud_account=cloud_account
+    )
     _check_offer_rules(owner=owner, partner=partner, catalog_role=role, offered_by=offered_by)
     problem = _privilege_problem(catalog_role=role)
     if problem is not None:
@@ -619,23 +711,29 @@ def delegation_offer(
         now = timezone.now()
         reason = _clean_reason(reason, field="reason")
         _validate_ends_at(ends_at, now=now)
-        _validate_grantable(owner=owner, partner=partner, catalog_role=locked_role)
+        _validate_grantable(
+            owner=owner, partner=partner, catalog_role=locked_role, cloud_account=cloud_account
+        )
         if _is_member(user=offered_by, organisation=partner, roles=Membership.Role.values):
             raise PermissionDenied(
                 "You are also a member of this partner; another owner admin must offer it."
             )
-        _validate_no_open_duplicate(partner=partner, catalog_role=locked_role)
+        _validate_no_open_duplicate(
+            partner=partner, catalog_role=locked_role, cloud_account=cloud_account
+        )
         delegation = _create(
             owner=owner,
             partner=partner,
             catalog_role=locked_role,
+            cloud_account=cloud_account,
+            fleet=fleet,
             created_by=offered_by,
             actor_organisation=owner,
             action=AuditAction.DELEGATION_OFFERED,
             reason=reason,
             ends_at=ends_at,
             fields={
-                "status": Status.APPROVED,
+                "status": Status.APPROVED if fleet is None else Status.SCHEDULED,
                 "origin": Delegation.Origin.OFFER,
                 "starts_at": now,
                 "decided_by": offered_by,
@@ -645,7 +743,8 @@ def delegation_offer(
             },
             metadata={"with_mfa": with_mfa, **trust_fields},
         )
-        outbox_enqueue_reconcile(managed_role=delegation.managed_role)
+        if fleet is None:
+            outbox_enqueue_reconcile(managed_role=delegation.managed_role)
         return delegation
 
 
@@ -699,14 +798,15 @@ def delegation_approve(
     ends_at: dt.datetime | None = None,
 ) -> Delegation:
     """An owner admin approves a request. The worker applies it after the commit.
-    `trust_scope` overrides the role's default (whom the trust policy names).
+    `trust_scope` overrides the role's default (whom the trust policy names). A fleet's
+    account (`Delegation.fleet`) becomes scheduled instead: the fleet starts it in its turn.
 
     A second click by the same admin changes nothing; any other admin who decides after the
     first decision gets a DelegationConflict naming it. Nobody approves their own request,
     nor a request of an organisation they belong to; such attempts are refused and audited."""
-    current = Delegation.objects.select_related("owner", "partner", "catalog_role").get(
-        pk=delegation.pk
-    )
+    current = Delegation.objects.select_related(
+        "owner", "partner", "catalog_role", "managed_role__cloud_account"
+    ).get(pk=delegation.pk)
     _require_admin(user=approved_by, organisation=current.owner, doing="approve access")
     # The requester and memberships do not change with the status, so this check needs no
     # lock; the refusal is recorded in its own transaction so that it survives.
@@ -736,7 +836,10 @@ def delegation_approve(
     checked = None
     if current.status == Status.REQUESTED:
         _validate_grantable(
-            owner=current.owner, partner=current.partner, catalog_role=current.catalog_role
+            owner=current.owner,
+            partner=current.partner,
+            catalog_role=current.catalog_role,
+            cloud_account=current.managed_role.cloud_account,
         )
         problem = _privilege_problem(catalog_role=current.catalog_role)
         if problem is not None:
@@ -770,7 +873,10 @@ def delegation_approve(
                 "the partner for new dates."
             )
         _validate_grantable(
-            owner=locked.owner, partner=locked.partner, catalog_role=locked.catalog_role
+            owner=locked.owner,
+            partner=locked.partner,
+            catalog_role=locked.catalog_role,
+            cloud_account=locked.managed_role.cloud_account,
         )
         note = _clean_reason(note, field="note", required=False)
         _validate_shorter_end(locked, ends_at, now=now)
@@ -782,8 +888,9 @@ def delegation_approve(
             locked.changed = True
             return locked
         shortened = approved_end(delegation=locked)
-        # A start that lies ahead makes it scheduled: nothing reaches the cloud before it.
-        scheduled = locked.starts_at > now + START_LEAD
+        # A start that lies ahead makes it scheduled: nothing reaches the cloud before it. A
+        # fleet's account waits the same way for its turn in the fleet's rate control.
+        scheduled = locked.starts_at > now + START_LEAD or locked.fleet_id is not None
         _transition(
             locked,
             to=Status.SCHEDULED if scheduled else Status.APPROVED,
@@ -803,7 +910,11 @@ def delegation_approve(
                 "with_mfa": with_mfa,
                 "note": note,
                 **approval_summary(delegation=locked),
-                **({"scheduled_start": locked.starts_at} if scheduled else {}),
+                **(
+                    {"scheduled_start": locked.starts_at}
+                    if scheduled and locked.fleet_id is None
+                    else {}
+                ),
                 **_trust_scope_fields(trust_scope),
             },
         )
@@ -1148,10 +1259,14 @@ def delegations_mark_many(*, delegations: list[Delegation], to: str) -> list[Del
             for row, before in moving
         ]
     )
+    fleets = set()
     for row, before in moving:
         delegation_announce(delegation=row, action=action, actor=None)
         if Status.ACTIVE in (before["status"], to):
             partner_access_delegation_changed(delegation=row)
+        if row.fleet_id is not None and row.fleet_id not in fleets:
+            fleets.add(row.fleet_id)
+            _fleet_follow_up(row, to=to)
     return [row for row, _ in moving]
 
 
@@ -1331,12 +1446,38 @@ def delegation_start(*, delegation: Delegation, now: dt.datetime | None = None) 
     return locked
 
 
+@transaction.atomic
+def delegation_start_fleet_turn(
+    *, delegation: Delegation, started_by: User | None = None
+) -> Delegation:
+    """A fleet's account gets its turn in the fleet's rate control: scheduled becomes approved
+    and the worker applies it (`delegations.fleet` decides whose turn it is; `started_by`: an
+    owner admin who started an account the fleet did not attempt)."""
+    locked = _lock(delegation)
+    if locked.fleet_id is None or locked.status != Status.SCHEDULED:
+        return _unchanged(locked)
+    if locked.ends_at is not None and locked.ends_at <= timezone.now():
+        return _unchanged(locked)  # the expiry pass ends it instead
+    _transition(
+        locked,
+        to=Status.APPROVED,
+        action=AuditAction.DELEGATION_FLEET_TURN,
+        actor=started_by,
+        actor_organisation=locked.owner if started_by is not None else None,
+    )
+    outbox_enqueue_reconcile(managed_role=locked.managed_role)
+    return locked
+
+
 def delegations_start_due(*, now: dt.datetime | None = None, limit: int = 500) -> int:
     """Start every scheduled grant whose start is within `START_LEAD` (run by the
     scheduler). Returns how many changed."""
     now = now or timezone.now()
     due_ids = list(
-        Delegation.objects.filter(status=Status.SCHEDULED, starts_at__lte=now + START_LEAD)
+        # A fleet's accounts wait as scheduled for their turn; the fleet starts them.
+        Delegation.objects.filter(
+            status=Status.SCHEDULED, starts_at__lte=now + START_LEAD, fleet__isnull=True
+        )
         .order_by("starts_at")
         .values_list("pk", flat=True)[:limit]
     )

@@ -436,20 +436,31 @@ def delegation_withdraw(request: AuthenticatedHttpRequest, delegation_id: str) -
 PARTNER_LINK_SESSION_KEY = "delegations.request.partner_link_id"
 
 
-def _code_page(
-    request: AuthenticatedHttpRequest, partner: Organisation, form: PartnerCodeForm, status: int
+def code_page(
+    request: AuthenticatedHttpRequest,
+    partner: Organisation,
+    form: PartnerCodeForm,
+    status: int,
+    *,
+    then: str = "delegations:request",
 ) -> HttpResponse:
+    """The partner link code form; once a code is accepted the person goes on to `then`."""
     return no_store(
         render(
             request,
             "delegations/request_code.html",
-            {"organisation": partner, "code_form": form},
+            {"organisation": partner, "code_form": form, "code_action": reverse(then)},
             status=status,
         )
     )
 
 
-def _redeem_code(request: AuthenticatedHttpRequest, partner: Organisation) -> HttpResponse:
+def redeem_partner_link_code(
+    request: AuthenticatedHttpRequest, partner: Organisation, *, then: str = "delegations:request"
+) -> HttpResponse:
+    """Check a posted partner link code (rate limited per partner organisation); accepted,
+    the session keeps the link's id and the person goes on to `then` (the request page, or
+    the fleet request page)."""
     form = PartnerCodeForm(request.POST)
     if form.is_valid():
         # Per partner organisation, before any code is looked at: guessing codes costs the
@@ -464,7 +475,7 @@ def _redeem_code(request: AuthenticatedHttpRequest, partner: Organisation) -> Ht
                 None,
                 f"Too many partner link codes tried; try again in {math.ceil(wait / 60)} minutes.",
             )
-            response = _code_page(request, partner, form, status=429)
+            response = code_page(request, partner, form, status=429, then=then)
             response["Retry-After"] = str(int(wait))
             return response
         try:
@@ -475,8 +486,8 @@ def _redeem_code(request: AuthenticatedHttpRequest, partner: Organisation) -> Ht
             form.add_error("partner_link_code", str(refusal))
         else:
             request.session[PARTNER_LINK_SESSION_KEY] = str(link.pk)
-            return redirect("delegations:request")
-    return _code_page(request, partner, form, status=400)
+            return redirect(then)
+    return code_page(request, partner, form, status=400, then=then)
 
 
 @sensitive_variables()
@@ -489,7 +500,7 @@ def delegation_request(request: AuthenticatedHttpRequest) -> HttpResponse:
     shown; once accepted, the session keeps the link's id for the request form."""
     partner = _partner_organisation(request)
     if request.method == "POST" and "partner_link_code" in request.POST:
-        return _redeem_code(request, partner)
+        return redeem_partner_link_code(request, partner)
     if request.method == "POST" and "forget_code" in request.POST:
         request.session.pop(PARTNER_LINK_SESSION_KEY, None)
         return redirect("delegations:request")
@@ -501,7 +512,7 @@ def delegation_request(request: AuthenticatedHttpRequest) -> HttpResponse:
             messages.info(
                 request, "The partner link code you entered no longer works. Enter a new one."
             )
-        return _code_page(
+        return code_page(
             request, partner, PartnerCodeForm(), status=400 if request.method == "POST" else 200
         )
     owner = link.organisation

@@ -1,7 +1,7 @@
 """Everything the delegation lifecycle stores, one module per sub-domain.
 
 - `connection`: `CloudAccount`, an organisation's Alibaba Cloud account and the (encrypted)
-  AccessKey the portal uses in it. Owners and partners both have one.
+  AccessKey the portal uses in it. Owners may have several (one primary); partners have one.
 - `catalog`: `CatalogRole`, `PartnerAllowance`, `PartnerLink`: what an owner may grant, to
   which partner accounts, and the codes by which partners find the owner.
 - `worker`: `ManagedRole`, `CloudCall`, `DriftFinding`, `OutboxMessage`: the worker's view of
@@ -9,6 +9,8 @@
   before the call), differences between the cloud and the portal found by the reconciler,
   and follow-up work written in the same transaction as the change that needs it, so a broker
   outage or a lost task loses nothing.
+- `fleet`: `FleetGrant`, one catalogue role for one partner across several owner accounts x
+  regions, decided once, owning one delegation per account.
 - `lifecycle`: `Delegation`, one partner's access to one catalogue role, and its vocabulary
   (statuses, the allowed transitions).
 - `trust_scope`, `trust`: whom a trust policy names (`TrustScope`) and the named people the
@@ -44,6 +46,12 @@ from delegations.models.catalog import (
     validate_role_name,
 )
 from delegations.models.connection import REGION_RE, CloudAccount, validate_region
+from delegations.models.fleet import (
+    MAX_FLEET_ACCOUNTS,
+    MAX_FLEET_CONCURRENCY,
+    MAX_FLEET_REGIONS,
+    FleetGrant,
+)
 from delegations.models.lifecycle import (
     ALLOWED_TRANSITIONS,
     DESIRED_PRESENT_STATUSES,
@@ -85,6 +93,9 @@ __all__ = [
     "FINAL_STATUSES",
     "MAX_APPROVALS_REQUIRED",
     "MAX_AUTO_APPROVE_HOURS",
+    "MAX_FLEET_ACCOUNTS",
+    "MAX_FLEET_CONCURRENCY",
+    "MAX_FLEET_REGIONS",
     "MAX_NAMED_PEOPLE_CAP",
     "MAX_SESSION_DURATION",
     "MIN_SESSION_DURATION",
@@ -105,6 +116,7 @@ __all__ = [
     "DelegationApproval",
     "DelegationExtension",
     "DriftFinding",
+    "FleetGrant",
     "LeasedModel",
     "ManagedRole",
     "OutboxMessage",

@@ -66,6 +66,12 @@ class CatalogRole(models.Model):
     # partner's activity in the cloud is attributable to its own role. Chosen when the role
     # is added: it decides which RAM roles exist, so it never changes afterwards.
     one_role_per_partner = models.BooleanField(default=False)
+    # Where the role may be granted besides its home account (`cloud_account`, where it was
+    # added): every connected account of the owner, or the ones listed.
+    offered_in_all_accounts = models.BooleanField(default=False)
+    extra_accounts = models.ManyToManyField(
+        CloudAccount, blank=True, related_name="extra_catalog_roles"
+    )
     is_active = models.BooleanField(default=True)
     created_by = optional_person_field(on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now, editable=False)

@@ -28,7 +28,12 @@ class CloudAccount(models.Model):
 
     The AccessKey secret is stored only as MultiFernet ciphertext (keys in
     `settings.PORTAL_ENCRYPTION_KEYS`, never in the database); pages show the AccessKey id and
-    `secret_fingerprint`. At most one active account per organisation.
+    `secret_fingerprint`.
+
+    An owner may connect several accounts (production, staging…), each with its own key; one
+    of them is the primary, the account every single-account path (a catalogue role added
+    without naming one, a request that names none) uses. A partner keeps one account: its
+    broker key. Each account UID is connected at most once per organisation.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -37,6 +42,9 @@ class CloudAccount(models.Model):
     )
     account_uid = account_uid_field("Alibaba Cloud account UID")
     alias = enterprise_alias_field("enterprise alias")
+    # What the owner calls the account among its others ("production", "staging"); RAM's
+    # enterprise alias above is the cloud's own name for it (console links use that one).
+    name = models.CharField(max_length=64, blank=True)
     region = models.CharField(max_length=32, default="cn-hangzhou", validators=[validate_region])
     access_key_id = models.CharField("AccessKey id", max_length=128)
     secret_ciphertext = models.TextField(editable=False)
@@ -48,19 +56,36 @@ class CloudAccount(models.Model):
     # When the partner's `OOSServiceRole` (runbooks through OOS) was last confirmed in this
     # account: from then on, named-people grants of this partner admit that role too.
     oos_service_role_ready_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The organisation's default account; exactly one connected account per organisation has
+    # it (the first one connected; moved on when it is disconnected or by the owner).
+    # (True by default: an organisation's one account is its primary; the connect service
+    # sets it explicitly for the further accounts of an owner.)
+    is_primary = models.BooleanField(default=True)
     created_by = optional_person_field(on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["organisation__name", "-created_at"]
+        ordering = ["organisation__name", "-is_primary", "created_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["organisation"],
+                fields=["organisation", "account_uid"],
                 condition=Q(is_active=True),
-                name="cloudaccount_one_active_per_organisation",
+                name="cloudaccount_one_active_per_uid",
+            ),
+            models.UniqueConstraint(
+                fields=["organisation"],
+                condition=Q(is_active=True, is_primary=True),
+                name="cloudaccount_one_primary_per_organisation",
             ),
         ]
 
     def __str__(self) -> str:
         return f"{self.alias or self.account_uid} ({self.organisation})"
+
+    @property
+    def label(self) -> str:
+        """How pages name the account among the organisation's others: its name (else the
+        enterprise alias) and its UID."""
+        named = self.name or self.alias
+        return f"{named} ({self.account_uid})" if named else self.account_uid

@@ -12,6 +12,7 @@ from django.utils import timezone
 from accounts.models import account_uid_field, optional_person_field
 from cloud import policies
 from delegations.models.catalog import CatalogRole, PartnerLink
+from delegations.models.fleet import FleetGrant
 from delegations.models.trust_scope import DEFAULT_NAMED_PEOPLE_CAP, trust_scope_field
 from delegations.models.worker import LastErrorModel, ManagedRole
 
@@ -62,6 +63,10 @@ class Delegation(LastErrorModel):
     )
     managed_role = models.ForeignKey(
         ManagedRole, on_delete=models.PROTECT, related_name="delegations"
+    )
+    # The fleet grant this delegation is one account of, if any (`delegations.fleet`).
+    fleet = models.ForeignKey(
+        FleetGrant, on_delete=models.PROTECT, null=True, blank=True, related_name="delegations"
     )
     # Copied from the partner organisation when the delegation is created: the trust policy
     # names this account, whatever later happens to the organisation's record.

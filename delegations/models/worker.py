@@ -111,10 +111,12 @@ class ManagedRole(LeasedModel):
             models.UniqueConstraint(
                 "cloud_account", Lower("role_name"), name="managedrole_unique_name_per_account"
             ),
+            # One per partner and account: a fleet grant gives the partner its own role in
+            # each of the owner's accounts.
             models.UniqueConstraint(
-                fields=["catalog_role", "partner"],
+                fields=["catalog_role", "partner", "cloud_account"],
                 condition=Q(partner__isnull=False),
-                name="managedrole_one_per_partner",
+                name="managedrole_one_per_partner_account",
             ),
             models.CheckConstraint(
                 condition=Q(catalog_role__isnull=True, partner__isnull=True)
@@ -211,6 +213,9 @@ class OutboxMessage(models.Model):
             "reconcile_partner_user",
             "Reconcile a partner RAM user's AssumeRole policy",
         )
+        # An account of a fleet grant finished (or the fleet was approved or retried): start
+        # the next accounts within the fleet's rate control.
+        ADVANCE_FLEET = "advance_fleet", "Start a fleet grant's next accounts"
 
     id = models.BigAutoField(primary_key=True)
     kind = models.CharField(max_length=32, choices=Kind.choices)

@@ -258,7 +258,7 @@ def named_people_in(
     policy names people, with who could act (as the portal names them now) and who not."""
     delegations = Delegation.objects.filter(
         Q(owner=organisation) | Q(partner=organisation),
-        catalog_role__cloud_account__account_uid=account_uid,
+        managed_role__cloud_account__account_uid=account_uid,
         trust_scope__in=list(NAMED_SCOPES),
     ).select_related("partner", "catalog_role", "managed_role")
     if catalog_role_id is not None:

@@ -25,12 +25,19 @@ from celery import shared_task
 from django.conf import settings
 
 from cloud.errors import CloudError
+from delegations.fleet.services import fleet_advance
 from delegations.lifecycle.services import delegations_expire_due, delegations_start_due
 from delegations.models import OutboxMessage
 from delegations.notices import delegations_remind_due
 from delegations.outbox import outbox_republish_due
 from delegations.partner.services import partner_user_policies_sync
-from delegations.worker.engine import ReconcileOutcome, Report, TransientCloudFailure
+from delegations.worker.engine import (
+    ReconcileOutcome,
+    Report,
+    TransientCloudFailure,
+    outbox_mark_done,
+    outbox_watermark,
+)
 from delegations.worker.owner_role import managed_role_reconcile, managed_role_record_failure
 from delegations.worker.partner_policy import (
     partner_user_policy_reconcile,
@@ -126,8 +133,20 @@ def run_outbox_message(self: Any, message_id: int) -> str:
         return _reconcile_role(self, message.object_id)
     if message.kind == OutboxMessage.Kind.RECONCILE_PARTNER_USER:
         return _reconcile_partner_user_policy(self, message.object_id)
+    if message.kind == OutboxMessage.Kind.ADVANCE_FLEET:
+        return _advance_fleet(message.object_id)
     logger.error("Outbox message %s has an unknown kind %r.", message_id, message.kind)
     return "unknown_kind"
+
+
+def _advance_fleet(fleet_id: str) -> str:
+    """Start a fleet's next accounts. One advance covers every message for the fleet written
+    before it read the fleet (the watermark first, as a reconcile does)."""
+    kind = OutboxMessage.Kind.ADVANCE_FLEET
+    watermark = outbox_watermark(kind=kind, object_id=fleet_id)
+    fleet_advance(fleet_id=fleet_id)
+    outbox_mark_done(kind=kind, object_id=fleet_id, watermark=watermark)
+    return "advanced"
 
 
 @shared_task(name="delegations.dispatch_outbox")

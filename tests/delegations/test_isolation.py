@@ -14,10 +14,11 @@ from django.urls import URLPattern, get_resolver
 
 from accounts.models import Membership, Organisation, User
 from delegations.catalog.partner_links import partner_link_create
+from delegations.fleet.services import fleet_request
 from delegations.lifecycle.drift import drift_record
 from delegations.lifecycle.services import delegation_request
-from delegations.models import CatalogRole, Delegation, DriftFinding, PartnerLink
-from tests.delegations.factories import PartnerAllowanceFactory
+from delegations.models import CatalogRole, Delegation, DriftFinding, FleetGrant, PartnerLink
+from tests.delegations.factories import CloudAccountFactory, PartnerAllowanceFactory
 from tests.personas import make_member
 
 pytestmark = pytest.mark.django_db
@@ -67,14 +68,32 @@ def foreign(
     finding = drift_record(
         managed_role=delegation.managed_role, kind=DriftFinding.Kind.ROLE_DELETED
     )
-    return {"delegation": delegation, "link": link, "finding": finding}
+    # A fleet grant of the same role in another of the foreign owner's accounts (issue 12).
+    staging = CloudAccountFactory(
+        organisation=company_c, account_uid="9988776655440001", is_primary=False
+    )
+    foreign_role.extra_accounts.add(staging)
+    fleet = fleet_request(
+        partner=company_d,
+        requested_by=partner_admin_d,
+        partner_link=link,
+        catalog_role=foreign_role,
+        accounts=[staging],
+        regions=["cn-shanghai"],
+        reason="FOREIGN-REASON-7731",
+        ends_at=None,
+    )
+    return {"delegation": delegation, "link": link, "finding": finding, "fleet": fleet}
 
 
 def snapshot(foreign: dict) -> tuple:
     delegation = Delegation.objects.get(pk=foreign["delegation"].pk)
     link = PartnerLink.objects.get(pk=foreign["link"].pk)
     finding = DriftFinding.objects.get(pk=foreign["finding"].pk)
+    fleet = FleetGrant.objects.get(pk=foreign["fleet"].pk)
     return (
+        fleet.version,
+        list(fleet.delegations.values_list("status", flat=True)),
         delegation.status,
         delegation.version,
         link.revoked_at,
@@ -89,6 +108,7 @@ def fill(route: str, value: str) -> str:
         route.replace("<uuid:delegation_id>", value)
         .replace("<uuid:link_id>", value)
         .replace("<uuid:finding_id>", value)
+        .replace("<uuid:fleet_id>", value)
     )
 
 
@@ -106,7 +126,7 @@ def test_foreign_ids_are_missing_ids_for_every_persona(
     session["account_authentication_methods_user"] = str(user.pk)
     session.save()
     before = snapshot(foreign)
-    foreign_ids = [str(foreign[key].pk) for key in ("delegation", "link", "finding")]
+    foreign_ids = [str(foreign[key].pk) for key in ("delegation", "link", "finding", "fleet")]
     failures = []
     post_body = {
         "version": "1",
@@ -136,7 +156,12 @@ def test_lists_never_show_foreign_delegations(
 ) -> None:
     client = Client()
     client.force_login(request.getfixturevalue(persona))
-    for path in ("/delegations/", "/delegations/roles/", "/delegations/partner-links/"):
+    for path in (
+        "/delegations/",
+        "/delegations/roles/",
+        "/delegations/partner-links/",
+        "/delegations/fleets/",
+    ):
         response = client.get(path, {"partner": str(foreign["delegation"].partner_id)})
         body = response.content.decode()
         assert response.status_code < 500

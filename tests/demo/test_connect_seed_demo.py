@@ -19,6 +19,7 @@ from delegations.models import (
     CatalogRole,
     CloudAccount,
     Delegation,
+    FleetGrant,
     PartnerAllowance,
     PartnerLink,
     TrustedPerson,
@@ -78,7 +79,9 @@ def test_seed_demo_connects_the_demo_accounts_and_is_idempotent(
     assert "trust scope 'named people, owner-approved'; Alice proposed and approved" in first
     assert a_secret not in first and b_secret not in first
 
-    owner_account = CloudAccount.objects.get(organisation__slug="company-a", is_active=True)
+    owner_account = CloudAccount.objects.get(
+        organisation__slug="company-a", is_active=True, is_primary=True
+    )
     partner_account = CloudAccount.objects.get(organisation__slug="company-b", is_active=True)
     assert cloud_account_credentials(cloud_account=owner_account).access_key_secret == a_secret
     # A RAM user, not the root: only a RAM user may call AssumeRole for partner staff.
@@ -87,7 +90,18 @@ def test_seed_demo_connects_the_demo_accounts_and_is_idempotent(
     assert roles == {
         "ecs-admin": [{"type": "System", "name": "AliyunECSFullAccess"}],
         "ecs-viewer": [{"type": "System", "name": "AliyunECSReadOnlyAccess"}],
+        "ecs-fleet-operator": [{"type": "System", "name": "AliyunECSFullAccess"}],
     }
+    # company-a's second account, and one fleet grant over both accounts (issue 12).
+    staging = CloudAccount.objects.get(organisation__slug="company-a", account_uid="11223355")
+    assert staging.name == "staging" and not staging.is_primary
+    assert "Connected company-a's second account staging (11223355)" in first
+    fleet = FleetGrant.objects.get()
+    assert fleet.regions == ["cn-shanghai", "cn-beijing"]
+    assert sorted(
+        fleet.delegations.values_list("managed_role__cloud_account__account_uid", flat=True)
+    ) == ["11223344", "11223355"]
+    assert set(fleet.delegations.values_list("status", flat=True)) == {Delegation.Status.APPROVED}
     assert list(PartnerAllowance.objects.values_list("partner_account_uid", flat=True)) == [
         "12345678"
     ]
@@ -101,13 +115,15 @@ def test_seed_demo_connects_the_demo_accounts_and_is_idempotent(
     assert "Partner link for company-b already exists" in second
     # One delegation whose trust policy names people (issue 11), made once.
     assert "Named-people delegation of ecs-viewer to Company B already there." in second
+    assert "Fleet grant of ecs-fleet-operator to Company B already there." in second
+    assert FleetGrant.objects.count() == 1
     named = Delegation.objects.get(catalog_role__role_name="ecs-viewer")
     assert named.trust_scope == TrustScope.NAMED_OWNER_APPROVED
     assert list(
         TrustedPerson.objects.filter(delegation=named).values_list("ram_user_name", "status")
     ) == [("Alice", TrustedPerson.Status.APPROVED)]
     assert AuditEvent.objects.count() == events
-    assert CloudAccount.objects.count() == 2 and CatalogRole.objects.count() == 2
+    assert CloudAccount.objects.count() == 3 and CatalogRole.objects.count() == 3
     assert PartnerLink.objects.count() == 1
 
 
@@ -116,8 +132,11 @@ def test_a_new_encryption_key_reconnects_with_the_demo_keys(demo_settings) -> No
     demo_settings.PORTAL_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
     again = seed()
     assert "Reconnected company-a" in again and "Reconnected company-b" in again
-    account = CloudAccount.objects.get(organisation__slug="company-a", is_active=True)
-    assert cloud_account_credentials(cloud_account=account).access_key_id == account.access_key_id
+    assert "Reconnected the second account staging (11223355)" in again
+    for account in CloudAccount.objects.filter(organisation__slug="company-a", is_active=True):
+        assert (
+            cloud_account_credentials(cloud_account=account).access_key_id == account.access_key_id
+        )
 
 
 def test_without_the_credentials_file_the_cloud_part_is_skipped(

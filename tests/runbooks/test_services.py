@@ -9,7 +9,7 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from audit.models import AuditEvent
-from delegations.models import Delegation
+from delegations.models import Delegation, FleetGrant
 from runbooks import dispatch, services, worker
 from runbooks import oos_template as tpl
 from runbooks.models import RunApproval, RunbookInstanceResult, RunbookRun, RunbookTarget
@@ -265,3 +265,27 @@ def test_only_the_runs_people_and_the_owners_admins_may_stop_it(
             services.run_cancel(run=run, cancelled_by=outsider)
     run.refresh_from_db()
     assert run.status == S.QUEUED
+
+
+def test_a_fleet_grant_contributes_its_delegation_with_the_fleets_regions_only(
+    company_b, partner_staff, consent, choice, grant, published
+):
+    fleet = FleetGrant.objects.create(
+        owner=grant.owner,
+        partner=company_b,
+        catalog_role=grant.catalog_role,
+        regions=["cn-shanghai"],
+        requested_by=partner_staff,
+        reason="fleet",
+    )
+    Delegation.objects.filter(pk=grant.pk).update(fleet=fleet)
+    with pytest.raises(ValidationError) as raised:
+        services.run_start(partner=company_b, started_by=partner_staff, choice=choice())
+    assert "cn-beijing" in str(raised.value.error_dict["targets"])
+    grant.refresh_from_db()
+    run = services.run_start(
+        partner=company_b,
+        started_by=partner_staff,
+        choice=choice(targets=[(grant, "cn-shanghai")]),
+    )
+    assert [t.region_id for t in run.targets.all()] == ["cn-shanghai"]

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('delegations', '0011_delegation_service_account_requester'),
+        ('delegations', '0012_fleet_grants'),
     ]
 
     operations = [

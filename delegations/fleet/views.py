@@ -1,0 +1,400 @@
+"""Fleet grant pages: thin views over `fleet.selectors` (reads, tenancy: another
+organisation's fleet is 404) and `fleet.services` (changes). Mutations are POST-only with
+CSRF; deciding, offering and revoking need a recent sign-in (step-up), as for a delegation.
+The fleet page follows its accounts live through static/js/delegation-live.js (no inline
+script: the CSP forbids it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import BadRequest, PermissionDenied, ValidationError
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.models import Organisation
+from accounts.permissions import (
+    ADMIN,
+    AUDITOR,
+    AuthenticatedHttpRequest,
+    is_admin,
+    is_admin_of,
+    organisation_member_required,
+    organisation_of_kind,
+    step_up,
+)
+from core.web import add_form_errors, no_store, report_refusal
+from delegations.catalog import partner_links
+from delegations.connection.selectors import cloud_accounts_of_organisation
+from delegations.fleet import selectors, services
+from delegations.fleet.forms import (
+    FleetApproveForm,
+    FleetOfferForm,
+    FleetRejectForm,
+    FleetRequestForm,
+    FleetRevokeForm,
+)
+from delegations.lifecycle import selectors as lifecycle_selectors
+from delegations.lifecycle.forms import PartnerCodeForm
+from delegations.lifecycle.views import (
+    PARTNER_LINK_SESSION_KEY,
+    code_page,
+    redeem_partner_link_code,
+)
+from delegations.models import CloudAccount, FleetGrant
+
+READERS = (ADMIN, AUDITOR)
+Conflict = services.FleetConflict
+
+
+def _detail_redirect(fleet: FleetGrant) -> HttpResponse:
+    return redirect("delegations:fleet_detail", fleet_id=fleet.pk)
+
+
+@require_GET
+@organisation_member_required(roles=READERS)
+def fleet_list(request: AuthenticatedHttpRequest) -> HttpResponse:
+    organisation = request.organisation
+    fleets = selectors.fleets_for_organisation(organisation=organisation)
+    rows = [
+        (fleet, selectors.fleet_summary(fleet=fleet, rows=selectors.fleet_accounts(fleet=fleet)))
+        for fleet in fleets
+    ]
+    return render(
+        request,
+        "delegations/fleet/list.html",
+        {"organisation": organisation, "rows": rows, "is_admin": is_admin(request)},
+    )
+
+
+def _live_context(request: AuthenticatedHttpRequest, fleet: FleetGrant) -> dict[str, Any]:
+    rows = selectors.fleet_accounts(fleet=fleet)
+    summary = selectors.fleet_summary(fleet=fleet, rows=rows)
+    return {
+        "fleet": fleet,
+        "rows": rows,
+        "summary": summary,
+        "owner_admin": is_admin_of(request, fleet.owner_id),
+    }
+
+
+@require_GET
+@organisation_member_required(roles=READERS)
+def fleet_detail(request: AuthenticatedHttpRequest, fleet_id: str) -> HttpResponse:
+    fleet = selectors.fleet_get_for_organisation(
+        organisation=request.organisation, fleet_id=fleet_id
+    )
+    return render(request, "delegations/fleet/detail.html", _detail_context(request, fleet))
+
+
+def _detail_context(
+    request: AuthenticatedHttpRequest, fleet: FleetGrant, **forms: Any
+) -> dict[str, Any]:
+    context = _live_context(request, fleet)
+    context.update(
+        {
+            "organisation": request.organisation,
+            "is_owner_side": fleet.owner_id == request.organisation.pk,
+            "approve_form": forms.get("approve_form")
+            or FleetApproveForm(initial={"version": fleet.version}),
+            "reject_form": forms.get("reject_form")
+            or FleetRejectForm(initial={"version": fleet.version}),
+            "revoke_form": forms.get("revoke_form") or FleetRevokeForm(),
+        }
+    )
+    return context
+
+
+@require_GET
+@organisation_member_required(roles=READERS)
+def fleet_status(request: AuthenticatedHttpRequest, fleet_id: str) -> HttpResponse:
+    """The live part of the fleet page (every account's state), polled once a second."""
+    fleet = selectors.fleet_get_for_organisation(
+        organisation=request.organisation, fleet_id=fleet_id
+    )
+    return no_store(render(request, "delegations/fleet/_live.html", _live_context(request, fleet)))
+
+
+def _owner_fleet(request: AuthenticatedHttpRequest, fleet_id: str) -> FleetGrant:
+    owner = organisation_of_kind(
+        request, Organisation.Kind.OWNER, refusal=_("Only resource owners decide fleet grants.")
+    )
+    return selectors.fleet_get_for_organisation(organisation=owner, fleet_id=fleet_id)
+
+
+def _redisplay(request: AuthenticatedHttpRequest, fleet: FleetGrant, **forms: Any) -> HttpResponse:
+    return render(
+        request,
+        "delegations/fleet/detail.html",
+        _detail_context(request, fleet, **forms),
+        status=400,
+    )
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
+def fleet_approve(request: AuthenticatedHttpRequest, fleet_id: str) -> HttpResponse:
+    fleet = _owner_fleet(request, fleet_id)
+    form = FleetApproveForm(request.POST)
+    if not form.is_valid():
+        raise BadRequest("Missing or malformed version.")
+    confirmation = step_up(request)
+    if confirmation.response is not None:
+        return confirmation.response
+    try:
+        result = services.fleet_approve(
+            fleet=fleet,
+            approved_by=request.user,
+            with_mfa=confirmation.with_mfa,
+            note=form.cleaned_data["note"],
+            expected_version=form.cleaned_data["version"],
+        )
+    except ValidationError as error:
+        add_form_errors(form, error)
+        return _redisplay(request, fleet, approve_form=form)
+    except (Conflict, PermissionDenied) as error:
+        report_refusal(request, error)
+        return _detail_redirect(fleet)
+    if not result.changed:
+        messages.info(request, _("This fleet was already approved; nothing changed."))
+    elif result.decided_at is None:
+        messages.success(
+            request, _("Your approval is recorded. This role needs more approvals from others.")
+        )
+    else:
+        messages.success(
+            request,
+            _("Approved. The accounts are being applied, %(n)d at a time.")
+            % {"n": result.concurrency},
+        )
+    return _detail_redirect(fleet)
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
+def fleet_reject(request: AuthenticatedHttpRequest, fleet_id: str) -> HttpResponse:
+    fleet = _owner_fleet(request, fleet_id)
+    form = FleetRejectForm(request.POST)
+    if not form.is_valid():
+        if "version" in form.errors:
+            raise BadRequest("Missing or malformed version.")
+        return _redisplay(request, fleet, reject_form=form)
+    try:
+        services.fleet_reject(
+            fleet=fleet,
+            rejected_by=request.user,
+            reason=form.cleaned_data["reason"],
+            expected_version=form.cleaned_data["version"],
+        )
+    except ValidationError as error:
+        add_form_errors(form, error)
+        return _redisplay(request, fleet, reject_form=form)
+    except (Conflict, PermissionDenied) as error:
+        report_refusal(request, error)
+    else:
+        messages.success(request, _("Rejected. The partner can see your reason."))
+    return _detail_redirect(fleet)
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
+def fleet_revoke(request: AuthenticatedHttpRequest, fleet_id: str) -> HttpResponse:
+    fleet = _owner_fleet(request, fleet_id)
+    form = FleetRevokeForm(request.POST)
+    if not form.is_valid():
+        return _redisplay(request, fleet, revoke_form=form)
+    confirmation = step_up(request)
+    if confirmation.response is not None:
+        return confirmation.response
+    try:
+        services.fleet_revoke(
+            fleet=fleet, revoked_by=request.user, reason=form.cleaned_data["reason"]
+        )
+    except ValidationError as error:
+        add_form_errors(form, error)
+        return _redisplay(request, fleet, revoke_form=form)
+    except (Conflict, PermissionDenied) as error:
+        report_refusal(request, error)
+    else:
+        messages.success(request, _("Revoking in every account of the fleet."))
+    return _detail_redirect(fleet)
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
+def fleet_continue(request: AuthenticatedHttpRequest, fleet_id: str) -> HttpResponse:
+    fleet = _owner_fleet(request, fleet_id)
+    try:
+        services.fleet_continue(fleet=fleet, continued_by=request.user)
+    except (ValidationError, Conflict, PermissionDenied) as error:
+        report_refusal(request, error)
+    else:
+        messages.success(request, _("Continuing with the accounts not attempted."))
+    return _detail_redirect(fleet)
+
+
+def _fleet_account(fleet: FleetGrant, delegation_id: str) -> Any:
+    for row in selectors.fleet_accounts(fleet=fleet):
+        if str(row.delegation.pk) == str(delegation_id):
+            return row.delegation
+    raise BadRequest("Not an account of this fleet.")
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
+def fleet_account_retry(
+    request: AuthenticatedHttpRequest, fleet_id: str, delegation_id: str
+) -> HttpResponse:
+    fleet = _owner_fleet(request, fleet_id)
+    delegation = _fleet_account(fleet, delegation_id)
+    try:
+        services.fleet_account_retry(fleet=fleet, delegation=delegation, retried_by=request.user)
+    except (ValidationError, Conflict, PermissionDenied) as error:
+        report_refusal(request, error)
+    else:
+        messages.success(request, _("Trying this account again."))
+    return _detail_redirect(fleet)
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
+def fleet_account_revoke(
+    request: AuthenticatedHttpRequest, fleet_id: str, delegation_id: str
+) -> HttpResponse:
+    fleet = _owner_fleet(request, fleet_id)
+    delegation = _fleet_account(fleet, delegation_id)
+    form = FleetRevokeForm(request.POST)
+    if not form.is_valid():
+        return _redisplay(request, fleet, revoke_form=form)
+    confirmation = step_up(request)
+    if confirmation.response is not None:
+        return confirmation.response
+    try:
+        services.fleet_account_revoke(
+            fleet=fleet,
+            delegation=delegation,
+            revoked_by=request.user,
+            reason=form.cleaned_data["reason"],
+        )
+    except (ValidationError, Conflict, PermissionDenied) as error:
+        report_refusal(request, error)
+    else:
+        messages.success(request, _("Revoking this account; the others stay."))
+    return _detail_redirect(fleet)
+
+
+# --- asking and offering ---------------------------------------------------------------------
+
+
+def _offered_accounts(owner: Organisation) -> Any:
+    ids = [account.pk for account in cloud_accounts_of_organisation(organisation=owner)]
+    return CloudAccount.objects.filter(pk__in=ids).order_by("-is_primary", "created_at")
+
+
+@sensitive_variables()
+@sensitive_post_parameters("partner_link_code")
+@require_http_methods(["GET", "POST"])
+@organisation_member_required(roles=[ADMIN])
+def fleet_request(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """A partner admin enters the owner's partner link code (as for one delegation), then
+    picks a role, the owner's accounts and regions, and the rate control."""
+    partner = organisation_of_kind(
+        request, Organisation.Kind.PARTNER, refusal=_("Only partner organisations request access.")
+    )
+    then = "delegations:fleet_request"
+    if request.method == "POST" and "partner_link_code" in request.POST:
+        return redeem_partner_link_code(request, partner, then=then)
+    link = partner_links.partner_link_for_partner(
+        link_id=request.session.get(PARTNER_LINK_SESSION_KEY), partner=partner
+    )
+    if link is None:
+        return code_page(
+            request,
+            partner,
+            PartnerCodeForm(),
+            status=400 if request.method == "POST" else 200,
+            then=then,
+        )
+    owner = link.organisation
+    roles = lifecycle_selectors.catalog_roles_grantable(owner=owner)
+    accounts = _offered_accounts(owner)
+    form = FleetRequestForm(
+        request.POST if request.method == "POST" else None, roles=roles, accounts=accounts
+    )
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            fleet = services.fleet_request(
+                partner=partner,
+                requested_by=request.user,
+                partner_link=link,
+                catalog_role=data["catalog_role"],
+                accounts=list(data["accounts"]),
+                regions=data["regions"],
+                reason=data["reason"],
+                ends_at=data["ends_at"],
+                concurrency=data["concurrency"],
+                max_errors=data["max_errors"],
+            )
+        except ValidationError as error:
+            add_form_errors(form, error)
+        else:
+            messages.success(request, _("Fleet request sent to %(owner)s.") % {"owner": owner})
+            return _detail_redirect(fleet)
+    return render(
+        request,
+        "delegations/fleet/request.html",
+        {"organisation": partner, "owner": owner, "form": form, "offering": False},
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@organisation_member_required(roles=[ADMIN])
+def fleet_offer(request: AuthenticatedHttpRequest) -> HttpResponse:
+    owner = organisation_of_kind(
+        request, Organisation.Kind.OWNER, refusal=_("Only resource owners offer access.")
+    )
+    form = FleetOfferForm(
+        request.POST if request.method == "POST" else None,
+        partners=lifecycle_selectors.partners_offerable(owner=owner),
+        roles=lifecycle_selectors.catalog_roles_grantable(owner=owner),
+        accounts=_offered_accounts(owner),
+    )
+    if request.method == "POST" and form.is_valid():
+        confirmation = step_up(request)
+        if confirmation.response is not None:
+            return confirmation.response
+        data = form.cleaned_data
+        try:
+            fleet = services.fleet_offer(
+                owner=owner,
+                offered_by=request.user,
+                partner=data["partner"],
+                catalog_role=data["catalog_role"],
+                accounts=list(data["accounts"]),
+                regions=data["regions"],
+                reason=data["reason"],
+                ends_at=data["ends_at"],
+                with_mfa=confirmation.with_mfa,
+                concurrency=data["concurrency"],
+                max_errors=data["max_errors"],
+            )
+        except ValidationError as error:
+            add_form_errors(form, error)
+        except PermissionDenied as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, _("Offered. The accounts are being applied now."))
+            return _detail_redirect(fleet)
+    return render(
+        request,
+        "delegations/fleet/request.html",
+        {"organisation": owner, "owner": owner, "form": form, "offering": True},
+        status=400 if request.method == "POST" else 200,
+    )
