@@ -17,52 +17,13 @@ Each member carries what the auditor's console needs to show it without knowing 
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Self
 
+from audit.action_info import ACTION_RE, TITLE_FIELDS, Access, ActionInfo, Category
+from audit.runbook_actions import RUNBOOK_INFO as _RB
 
-class Category(StrEnum):
-    LIFECYCLE = "lifecycle"
-    APPROVAL = "approval"
-    CLOUD = "cloud"
-    DRIFT = "drift"
-    STAFF = "staff"
-    CREDENTIALS = "credentials"
-    DENIED = "denied"
-    OTHER = "other"
-
-
-class Access(StrEnum):
-    ASSIGNED = "assigned"
-    UNASSIGNED = "unassigned"
-    CREDENTIAL_ISSUED = "credential_issued"
-
-
-# The names a `title` may use; the console fills every one of them for every event.
-TITLE_FIELDS = frozenset(
-    {
-        "actor",  # the actor's label, or "The portal"
-        "target_label",
-        "with_mfa",  # " with two-factor authentication" when the approval said so, else ""
-        "failed_phase",  # " while <phase>" when the event names one, else ""
-        "error_code",  # the error code, or "cloud error"
-        "cloud_action",  # the cloud API called, e.g. "UpdateRole"
-        "cloud_outcome",  # what the cloud call returned ("ok", "error"…), else the outcome
-    }
-)
-
-# Stored in a 100-character column and read by prefix in the event filter ("delegation.").
-ACTION_RE = re.compile(r"\A[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+\Z")
-
-
-@dataclass(frozen=True)
-class ActionInfo:
-    category: Category
-    description: str
-    title: str | None = None
-    access: Access | None = None
+__all__ = ["ACTION_RE", "TITLE_FIELDS", "Access", "ActionInfo", "AuditAction", "Category"]
 
 
 _LIFECYCLE = Category.LIFECYCLE
@@ -72,27 +33,6 @@ _A = Category.APPROVAL
 
 def _fleet(description: str, title: str, category: Category = _LIFECYCLE) -> ActionInfo:
     return ActionInfo(category, description, title)
-
-
-_APPROVAL, _CLOUD = Category.APPROVAL, Category.CLOUD
-
-
-# The runbook events (issue 12) by their name after "runbook.": category, description, title.
-_RUNBOOK = {
-    "consent_given": (_APPROVAL, "A partner admin allowed runbooks.", "{actor} allowed runbooks"),
-    "oos_role_ready": (_CLOUD, "OOSServiceRole is set up.", "OOSServiceRole ready"),
-    "oos_role_failed": (_CLOUD, "OOSServiceRole set-up failed.", "OOSServiceRole: {error_code}"),
-    "approval_rule_set": (_APPROVAL, "Approval per run changed.", "{actor} set run approval"),
-    "run_started": (_LIFECYCLE, "A partner started a run.", "{actor} started {target_label}"),
-    "run_approved": (_APPROVAL, "An owner approved a run.", "{actor} approved it{with_mfa}"),
-    "run_rejected": (_APPROVAL, "An owner rejected a run.", "{actor} rejected {target_label}"),
-    "run_submitted": (_LIFECYCLE, "OOS started a run.", "{target_label} started in OOS"),
-    "run_submit_failed": (_CLOUD, "OOS refused to start a run.", "OOS refused: {error_code}"),
-    "run_cancel_requested": (_LIFECYCLE, "A run was stopped.", "{actor} stopped {target_label}"),
-    "target_finished": (_LIFECYCLE, "One account and region ended.", "{target_label} ended"),
-    "run_finished": (_LIFECYCLE, "A run's OOS execution ended.", "{target_label} ended"),
-}
-_RB = {key: ActionInfo(c, text, title=title) for key, (c, text, title) in _RUNBOOK.items()}
 
 
 class AuditAction(StrEnum):
