@@ -16,6 +16,7 @@ from api.problems import ProblemException
 from api.views import READERS
 from auditor import selectors as audit_selectors
 from auditor.forms import AccessReportForm
+from auditor.named_people import named_people_over_window
 from auditor.reports import access_report
 from core.web import parse_uuid
 from delegations.lifecycle import selectors
@@ -119,10 +120,30 @@ class AccessReportView(ApiView):
                 status_code=400,
                 errors={field: list(messages) for field, messages in form.errors.items()},
             )
-        report = access_report(
-            organisation=self.organisation, now=timezone.now(), **form.report_arguments()
+        arguments = form.report_arguments()
+        report = access_report(organisation=self.organisation, now=timezone.now(), **arguments)
+        named = named_people_over_window(
+            organisation=self.organisation,
+            account_uid=arguments["account_uid"],
+            catalog_role_id=getattr(arguments["catalog_role"], "pk", None),
+            since=arguments["since"],
+            until=arguments["until"],
         )
-        return Response(dataclasses.asdict(report))
+        return Response(
+            {
+                **dataclasses.asdict(report),
+                "named_people": [
+                    {
+                        "delegation_id": line.delegation.pk,
+                        "role_name": line.delegation.catalog_role.role_name,
+                        "partner_name": line.delegation.partner.name,
+                        "scope": line.delegation.trust_scope,
+                        "could_act": [dataclasses.asdict(spell) for spell in line.could_act],
+                    }
+                    for line in named
+                ],
+            }
+        )
 
 
 def _int_param(value: str | None, *, name: str) -> int | None:

@@ -509,7 +509,14 @@ class ConsoleView(_StaffView):
                 organisation=self.organisation,
                 delegation_id=delegation_id,
             )
-        if not item.console_federation:
+        if item.not_named:
+            # The cloud would refuse the switch as well: say why and whom to ask instead.
+            raise ProblemException(
+                "credentials-refused", item.not_named, status_code=403, code="NotNamed"
+            )
+        if not item.shows_open_console:
+            # Federation off, or a named scope that does not trust the broker: the person
+            # switches role in the console as their own RAM user.
             if not item.switch_role_url:
                 raise ProblemException(
                     "not-found", "The portal has no console link for this access.", status_code=404

@@ -23,7 +23,15 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 # allauth's own-account pages (sign-up, which registers an organisation, is not one of them).
 PERSONAL_URL_PREFIXES = ("account_", "mfa_", "usersessions_")
 PERSONAL_URL_EXCLUDED = frozenset({"account_signup"})
-PERSONAL_URL_NAMES = frozenset({"accounts:switch_organisation", "accounts:invitation_accept"})
+PERSONAL_URL_NAMES = frozenset(
+    {
+        "accounts:switch_organisation",
+        "accounts:invitation_accept",
+        # The person's own language and time zone (issue 17).
+        "accounts:preferences",
+        "set_language",
+    }
+)
 # Auditor actions that are POSTs but read-only in substance (see the module docstring).
 AUDITOR_ALLOWED_POSTS = frozenset({"audit:verify_start"})
 

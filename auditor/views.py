@@ -38,10 +38,10 @@ from audit.verification import audit_verification_start, is_stale
 from audit.verify import read_head
 from auditor import exports, selectors
 from auditor.forms import AccessReportForm, EventFilterForm
+from auditor.named_people import named_people_over_window
 from auditor.presentation import describe_event
 from auditor.reports import access_report
 from delegations.lifecycle.selectors import delegation_get_for_organisation
-from delegations.trust.selectors import named_people_in
 
 logger = logging.getLogger(__name__)
 
@@ -201,12 +201,15 @@ def access_report_view(request: AuthenticatedHttpRequest) -> HttpResponse:
     status = 400 if form.is_bound and report is None else 200
     named_people = []
     if report is not None:
-        # Delegations whose trust policy names people list them one by one (issue 11).
+        # Delegations whose trust policy named people in the window list them one by one,
+        # with when each was in it (issue 11), from the record of the trust-policy writes.
         arguments = form.report_arguments()
-        named_people = named_people_in(
+        named_people = named_people_over_window(
             organisation=request.organisation,
             account_uid=arguments["account_uid"],
             catalog_role_id=getattr(arguments["catalog_role"], "pk", None),
+            since=arguments["since"],
+            until=arguments["until"],
         )
     return render(
         request,

@@ -119,10 +119,12 @@ class Delegation(LastErrorModel):
     # the ExternalId the trust statement requires, when the owner asked for one.
     trust_scope = trust_scope_field()
     named_people_cap = models.PositiveSmallIntegerField(default=DEFAULT_NAMED_PEOPLE_CAP)
-    # Named scopes also trust the partner's broker so the portal can issue credentials and
-    # console sessions for the named people; off, only their own RAM users are trusted (the
-    # partner holds the broker's key too, so a strict contract turns this off).
-    named_scope_trusts_broker = models.BooleanField(default=True)
+    # Named scopes may also trust the partner's broker so the portal can issue credentials and
+    # console sessions for the named people. Off by default: people who switch role in the
+    # console as themselves do not need it, and the partner holds the broker's key too. The
+    # owner's scope change decides it from the delegation's use through the portal
+    # (`delegations.trust.selectors.portal_brokered_use`) unless they set it themselves.
+    named_scope_trusts_broker = models.BooleanField(default=False)
     external_id_ciphertext = models.TextField(blank=True, default="", editable=False)
     # The ExternalId is shown once to the partner's admin; a new one starts unshown.
     external_id_shown_at = models.DateTimeField(null=True, blank=True, editable=False)

@@ -14,7 +14,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0003_encrypt_mfa_secrets'),
-        ('delegations', '0013_cloudaccount_oos_service_role'),
+        ('delegations', '0014_cloudaccount_oos_service_role'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('delegations', '0012_fleet_grants'),
+        ('delegations', '0013_named_scope_broker_by_use'),
     ]
 
     operations = [
