@@ -142,8 +142,10 @@ class EventFilterForm(_UntrustedQueryForm):
         cast(forms.ChoiceField, self.fields["person"]).choices = [("", gettext("Anyone"))] + [
             (str(pk), visible_text(label)) for pk, label in people
         ]
-        self.fields["q"].widget.attrs["placeholder"] = "person, partner, role…"
-        self.fields["action"].widget.attrs["placeholder"] = "delegation. or cloud.call_result"
+        self.fields["q"].widget.attrs["placeholder"] = gettext("person, partner, role…")
+        self.fields["action"].widget.attrs["placeholder"] = gettext(
+            "delegation. or cloud.call_result"
+        )
         for name in ("since", "until"):
             self.fields[name].widget.attrs["placeholder"] = "YYYY-MM-DD [HH:MM]"
         if self.is_bound:
