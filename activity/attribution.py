@@ -8,13 +8,17 @@ name, and it survives role chaining); a console switch carries the partner's RAM
 its session name, which a staff member's linked RAM user (`StaffRamUserLink`) explains. A
 session none of these explains is "unknown" and raises an alert.
 
-`Attributor` reads each role, issuance and link once per ingestion run.
+`Attributor` reads each role, issuance and link once per ingestion run, and `prefetch` reads
+a page's unknown keys, session names and RAM users in one query each (not one per event).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+
+from django.db.models.functions import Lower
 
 from accounts.models import User
 from activity.models import ActivityEvent
@@ -53,13 +57,80 @@ class Attributor:
         self._links: dict[tuple[str, str], StaffRamUserLink | None] = {}
         self._named: dict[tuple[str, str], CredentialIssuance | None] = {}
 
+        self._all_roles_read = False
+
     def _role(self, role_name: str) -> ManagedRole | None:
-        key = role_name.lower()
-        if key not in self._roles:
-            self._roles[key] = ManagedRole.objects.filter(
-                cloud_account=self.cloud_account, role_name__iexact=role_name
-            ).first()
-        return self._roles[key]
+        if not self._all_roles_read:
+            # An account holds a few managed roles: read them all once.
+            for role in ManagedRole.objects.filter(cloud_account=self.cloud_account).order_by(
+                "-pk"
+            ):
+                self._roles[role.role_name.lower()] = role
+            self._all_roles_read = True
+        return self._roles.get(role_name.lower())
+
+    def prefetch(self, identities: Iterable[tuple[str, str, str, str, str]]) -> None:
+        """Read, in one query each, what the coming events need and the run has not read yet.
+        `identities` are (role name, session name, access key id, partner account, source
+        identity) of each event."""
+        keys: set[str] = set()
+        names: set[str] = set()
+        links: set[tuple[str, str]] = set()
+        for role_name, session_name, access_key_id, partner_uid, source_identity in identities:
+            if not role_name or self._role(role_name) is None:
+                continue
+            if access_key_id and access_key_id not in self._issuances:
+                keys.add(access_key_id)
+            if source_identity:
+                names.add(source_identity)
+            if partner_uid and session_name:
+                wanted_link = (partner_uid, session_name.lower())
+                if wanted_link not in self._links:
+                    links.add(wanted_link)
+        if keys:
+            found = {
+                issuance.access_key_id: issuance
+                for issuance in CredentialIssuance.objects.filter(
+                    access_key_id__in=keys
+                ).select_related("user", "delegation")
+            }
+            for key in keys:
+                self._issuances[key] = found.get(key)
+        role_ids = [role.pk for role in self._roles.values() if role is not None]
+        wanted = {
+            (str(role_id), name)
+            for role_id in role_ids
+            for name in names
+            if (str(role_id), name) not in self._named
+        }
+        if wanted:
+            issued: dict[tuple[str, str], CredentialIssuance] = {}
+            for issuance in (
+                CredentialIssuance.objects.filter(
+                    delegation__managed_role_id__in=role_ids,
+                    session_name__in={name for _, name in wanted},
+                )
+                .select_related("user", "delegation")
+                .order_by("-issued_at")
+            ):
+                issued_key = (str(issuance.delegation.managed_role_id), issuance.session_name)
+                issued.setdefault(issued_key, issuance)
+            for named_key in wanted:
+                self._named[named_key] = issued.get(named_key)
+        if links:
+            seen: dict[tuple[str, str], StaffRamUserLink] = {}
+            for link in (
+                StaffRamUserLink.objects.annotate(lowered=Lower("ram_user_name"))
+                .filter(
+                    cloud_account__account_uid__in={uid for uid, _ in links},
+                    lowered__in={name for _, name in links},
+                )
+                .select_related("user", "cloud_account")
+                .order_by("pk")
+            ):
+                seen.setdefault((link.cloud_account.account_uid, link.ram_user_name.lower()), link)
+            for link_key in links:
+                self._links[link_key] = seen.get(link_key)
 
     def _delegation(
         self, role: ManagedRole, partner_uid: str, moment: datetime

@@ -37,9 +37,12 @@ class ParsedEvent:
     event_time: datetime
     fields: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    raw_json: str = "{}"
 
 
 def _text(value: Any, name: str, problems: list[str], *, required: bool = False) -> str:
+    if type(value) is str and value and len(value) <= _LIMITS.get(name, 0x7FFFFFFF):
+        return value  # the common case, checked first: ingestion reads millions of these
     if value is None or value == "":
         if required:
             problems.append(f"missing {name}")
@@ -65,16 +68,27 @@ def _time(value: Any) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _raw(event: dict[str, Any], problems: list[str]) -> dict[str, Any]:
+def _raw(event: dict[str, Any], problems: list[str]) -> str:
+    """The event as JSON text, dumped once (the column stores this text as it is): a
+    `requestParameters` too large is replaced by a note, and an event still too large keeps
+    only its id and name."""
+    text = _dumps(event)
+    if len(text) <= MAX_RAW_CHARS:
+        return text  # the common case: one dump, no second look
     kept = dict(event)
     parameters = kept.get("requestParameters")
-    if parameters is not None and len(json.dumps(parameters, default=str)) > MAX_RAW_CHARS:
+    if parameters is not None and len(_dumps(parameters)) > MAX_RAW_CHARS:
         problems.append("requestParameters too large: not kept")
         kept["requestParameters"] = {"_omitted": "too large"}
-    if len(json.dumps(kept, default=str)) > MAX_RAW_CHARS * 2:
+        text = _dumps(kept)
+    if len(text) > MAX_RAW_CHARS * 2:
         problems.append("event too large: only its fields are kept")
-        return {"eventId": event.get("eventId"), "eventName": event.get("eventName")}
-    return kept
+        return _dumps({"eventId": event.get("eventId"), "eventName": event.get("eventName")})
+    return text
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=str, separators=(",", ":"))
 
 
 def parse_event(event: dict[str, Any]) -> ParsedEvent:
@@ -136,5 +150,7 @@ def parse_event(event: dict[str, Any]) -> ParsedEvent:
         "error_code": error_code,
         "outcome": outcome,
     }
-    fields["raw"] = _raw(event, problems)
-    return ParsedEvent(event_id=event_id, event_time=moment, fields=fields, problems=problems)
+    raw_json = _raw(event, problems)
+    return ParsedEvent(
+        event_id=event_id, event_time=moment, fields=fields, problems=problems, raw_json=raw_json
+    )

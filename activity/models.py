@@ -4,8 +4,8 @@
 ingestion to the delegation whose role it used and the portal person behind the session.
 It is indexed by (account, time) and (delegation, time): every page reads one delegation's
 newest rows through an index, so its cost does not grow with the table.
-`ActivityCursor` is one owner account's ingestion state: how far it has read, and why it
-stopped when it did.
+`ActivityCursor` is one owner account's ingestion state in one region (ActionTrail is
+regional): how far it has read, and why it stopped when it did.
 """
 
 from __future__ import annotations
@@ -13,14 +13,17 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from delegations.models import CloudAccount, Delegation
 
 
 class ActivityCursor(models.Model):
-    cloud_account = models.OneToOneField(
-        CloudAccount, on_delete=models.CASCADE, related_name="activity_cursor"
+    cloud_account = models.ForeignKey(
+        CloudAccount, on_delete=models.CASCADE, related_name="activity_cursors"
     )
+    # The ActionTrail region this cursor reads (each region keeps its own trail).
+    region = models.CharField(max_length=32)
     # Every event up to this moment (less ActionTrail's delay, covered by the overlap) is in.
     ingested_until = models.DateTimeField(null=True, blank=True)
     last_run_at = models.DateTimeField(null=True, blank=True)
@@ -32,21 +35,28 @@ class ActivityCursor(models.Model):
     # than asking again every run.
     blocked_key_fingerprint = models.CharField(max_length=64, blank=True)
 
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["cloud_account", "region"], name="activity_cursor_once_per_region"
+            )
+        ]
+
     def __str__(self) -> str:
-        return f"activity cursor of {self.cloud_account_id}"
+        return f"activity cursor of {self.cloud_account_id} in {self.region}"
 
 
 class ActivityEvent(models.Model):
     class Outcome(models.TextChoices):
-        ALLOWED = "allowed", "allowed"
-        DENIED = "denied", "denied"
-        FAILED = "failed", "failed"
+        ALLOWED = "allowed", _("allowed")
+        DENIED = "denied", _("denied")
+        FAILED = "failed", _("failed")
 
     class Via(models.TextChoices):
-        ISSUED = "issued", "credentials issued by the portal"
-        CONSOLE = "console", "console switch by a linked RAM user"
-        UNKNOWN = "unknown", "a session the portal did not issue"
-        OTHER = "other", "not a partner session"
+        ISSUED = "issued", _("credentials issued by the portal")
+        CONSOLE = "console", _("console switch by a linked RAM user")
+        UNKNOWN = "unknown", _("a session the portal did not issue")
+        OTHER = "other", _("not a partner session")
 
     cloud_account = models.ForeignKey(
         CloudAccount, on_delete=models.CASCADE, related_name="activity_events"
@@ -89,6 +99,10 @@ class ActivityEvent(models.Model):
     # Fields that were missing, malformed or cut short; the row keeps what was valid.
     problems = models.JSONField(default=list, blank=True)
     raw = models.JSONField(default=dict, blank=True)
+    # What the text filter searches, lower-cased once at ingestion: the action, resource,
+    # person, source IP, request id and error code. PostgreSQL indexes it with trigrams
+    # (migration 0002), so a "contains" search does not read every row.
+    search_text = models.TextField(blank=True, default="")
     ingested_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -100,6 +114,18 @@ class ActivityEvent(models.Model):
         indexes = [
             models.Index(fields=["cloud_account", "-event_time"], name="activity_account_time"),
             models.Index(fields=["delegation", "-event_time"], name="activity_delegation_time"),
+            # One per exact filter of the Activity page: a filtered page reads its newest rows
+            # through an index instead of walking the delegation's rows until enough match.
+            models.Index(
+                fields=["delegation", "person_label", "-event_time"], name="activity_person_time"
+            ),
+            models.Index(
+                fields=["delegation", "event_name", "-event_time"], name="activity_action_time"
+            ),
+            models.Index(fields=["delegation", "event_rw", "-event_time"], name="activity_rw_time"),
+            models.Index(
+                fields=["delegation", "outcome", "-event_time"], name="activity_outcome_time"
+            ),
         ]
         ordering = ["-event_time", "-id"]
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from django.db import connection
 from django.db.models import Count, Max, Min, Q, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
@@ -23,6 +24,8 @@ from delegations.lifecycle.selectors import delegation_get_for_organisation
 from delegations.models import Delegation
 
 CHART_DAYS = 30
+# The text filter without a trigram index (SQLite) reads at most this many newest calls.
+TEXT_SEARCH_ROWS = 50_000
 RIGHT_SIZING_DAYS = 30
 
 
@@ -69,16 +72,22 @@ def activity_events(*, delegation: Delegation, filters: ActivityFilters) -> Quer
     if filters.alerts_only:
         events = events.exclude(alerts=[])
     if filters.text:
-        text = filters.text
-        events = events.filter(
-            Q(event_name__icontains=text)
-            | Q(resource_name__icontains=text)
-            | Q(person_label__icontains=text)
-            | Q(source_ip__icontains=text)
-            | Q(request_id__icontains=text)
-            | Q(error_code__icontains=text)
-        )
+        # `search_text` holds the searched columns lower-cased; PostgreSQL answers "contains"
+        # from its trigram index. SQLite has none: it looks at the newest calls only.
+        events = events.filter(search_text__contains=filters.text.lower())
+        bound = activity_text_search_bound()
+        if bound is not None:
+            newest = ActivityEvent.objects.filter(delegation=delegation).order_by(
+                "-event_time", "-id"
+            )
+            events = events.filter(id__in=newest.values("id")[:bound])
     return events.order_by("-event_time", "-id")
+
+
+def activity_text_search_bound() -> int | None:
+    """How many of a delegation's newest calls the text filter reads, or None for all of them
+    (PostgreSQL, whose trigram index finds the matches without reading every row)."""
+    return None if connection.vendor == "postgresql" else TEXT_SEARCH_ROWS
 
 
 @dataclass(frozen=True)
@@ -266,7 +275,16 @@ def activity_right_sizing(*, delegation: Delegation, days: int = RIGHT_SIZING_DA
 
 
 def activity_cursor_for(*, delegation: Delegation) -> ActivityCursor | None:
-    """The ingestion state of the delegation's account (why activity may be missing)."""
-    return ActivityCursor.objects.filter(
-        cloud_account_id=delegation.managed_role.cloud_account_id
-    ).first()
+    """The ingestion state of the delegation's account (why activity may be missing): of its
+    regions' cursors, one with a problem first, else the one read least far."""
+    cursors = list(
+        ActivityCursor.objects.filter(cloud_account_id=delegation.managed_role.cloud_account_id)
+    )
+    if not cursors:
+        return None
+    troubled = [cursor for cursor in cursors if cursor.last_error_message]
+    if troubled:
+        return troubled[0]
+    if any(cursor.last_success_at is None for cursor in cursors):
+        return next(cursor for cursor in cursors if cursor.last_success_at is None)
+    return min(cursors, key=lambda cursor: cursor.last_success_at or timezone.now())

@@ -1,7 +1,9 @@
 """Ingesting ActionTrail into the portal: incremental, exactly once, resumable, paced.
 
-`activity_ingest_account` reads one owner account's events from its cursor (less an overlap
-window, since ActionTrail delivers minutes late) up to now, page by page. Each page is stored
+`activity_ingest_account` reads one owner account's events, in each region it uses (ActionTrail
+is regional; a cursor per account and region), from the cursor (less an overlap window, since
+ActionTrail delivers minutes late) up to now, page by page, reading the next page while the
+last ones are stored. Each page is stored
 in its own transaction, new event ids only (a unique constraint backs it), so a crash between
 pages loses nothing and duplicates nothing: the cursor moves only after the last page, and the
 next run reads the same window again. Throttling and server errors are retried with backoff in
@@ -12,28 +14,31 @@ message (and one audit event) until the owner connects a key that has it.
 from __future__ import annotations
 
 import logging
+import queue
 import re
+import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connection, models, transaction
+from django.db import transaction
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from accounts.models import User
 from activity.attribution import Attributor, read_only_intended
 from activity.events import UnusableEvent, parse_event
 from activity.models import ActivityCursor, ActivityDaily, ActivityEvent
 from activity.selectors import activity_right_sizing
+from activity.storage import NewEvent, count_daily, insert_events
 from audit.actions import AuditAction
 from audit.services import audit_record
 from cloud.actiontrail import ActionTrailClient, EventPage
@@ -50,6 +55,8 @@ ACTIONTRAIL_RETENTION = timedelta(days=90)
 PAGE_ATTEMPTS = 4
 MAX_PAGES_PER_RUN = 20_000
 STORE_BATCH = 1000
+# Pages read ahead while earlier ones are stored (see _pages).
+READ_AHEAD = 4
 MISSING_PERMISSION_MESSAGE = (
     "The owner's AccessKey may not read ActionTrail: grant it actiontrail:LookupEvents "
     "(see docs/ram-policies/owner-portal.json), then connect the key again."
@@ -79,39 +86,52 @@ class IngestReport:
     message: str = ""
 
 
-def _alerts_for(row: ActivityEvent, delegation: Delegation | None) -> list[str]:
+def _alerts_for(row: NewEvent, read_only: bool) -> list[str]:
     alerts = []
-    if row.outcome == ActivityEvent.Outcome.DENIED:
+    outcome = row.fields["outcome"]
+    if outcome == ActivityEvent.Outcome.DENIED:
         alerts.append(Alert.DENIED)
     if row.via == ActivityEvent.Via.UNKNOWN:
         alerts.append(Alert.UNKNOWN_SESSION)
+    delegation = row.delegation
     if delegation is not None:
         if delegation.ended_at is not None and row.event_time > delegation.ended_at:
             alerts.append(Alert.AFTER_END)
         if (
-            row.event_rw == "Write"
-            and row.outcome == ActivityEvent.Outcome.ALLOWED
-            and read_only_intended(delegation)
+            row.fields["event_rw"] == "Write"
+            and outcome == ActivityEvent.Outcome.ALLOWED
+            and read_only
         ):
             alerts.append(Alert.WRITE_READ_ONLY)
     return alerts
 
 
-def _rows_for_page(
-    *, cloud_account: CloudAccount, events: list[dict], attributor: Attributor
-) -> list[ActivityEvent]:
-    rows = []
+def _rows_for_page(*, events: list[dict], attributor: Attributor) -> list[NewEvent]:
+    parsed_events = []
     for event in events:
         try:
             parsed = parse_event(event)
         except UnusableEvent as unusable:
             logger.warning("ActionTrail event without a usable %s skipped", unusable)
             continue
-        fields = parsed.fields
         # Only partner sessions in roles the portal manages are activity; the owner's own calls
         # (and its console) stay in ActionTrail.
-        if not fields.pop("is_role_session"):
-            continue
+        if parsed.fields.pop("is_role_session"):
+            parsed_events.append(parsed)
+    attributor.prefetch(
+        (
+            p.fields["role_name"],
+            p.fields["session_name"],
+            p.fields["access_key_id"],
+            p.fields["partner_account_uid"],
+            p.fields["source_identity"],
+        )
+        for p in parsed_events
+    )
+    read_only: dict[Any, bool] = {}
+    rows = []
+    for parsed in parsed_events:
+        fields = parsed.fields
         found = attributor.attribute(
             role_name=fields["role_name"],
             session_name=fields["session_name"],
@@ -122,102 +142,51 @@ def _rows_for_page(
         )
         if found.via == ActivityEvent.Via.OTHER:
             continue
-        row = ActivityEvent(
-            cloud_account=cloud_account,
+        row = NewEvent(
             event_id=parsed.event_id,
             event_time=parsed.event_time,
             delegation=found.delegation,
-            person=found.person,
+            person_id=found.person.pk if found.person is not None else None,
             person_label=found.person_label[:255],
             via=found.via,
+            fields=fields,
             problems=parsed.problems,
-            **fields,
+            raw_json=parsed.raw_json,
         )
-        row.alerts = _alerts_for(row, found.delegation)
+        delegation = found.delegation
+        if delegation is not None and delegation.pk not in read_only:
+            read_only[delegation.pk] = read_only_intended(delegation)
+        row.alerts = _alerts_for(row, delegation is not None and read_only[delegation.pk])
         rows.append(row)
     return rows
 
 
-def _count_daily(rows: list[ActivityEvent]) -> None:
-    counts: dict[tuple[Any, ...], int] = defaultdict(int)
-    for row in rows:
-        if row.delegation_id is None:
-            continue
-        key = (
-            row.delegation_id,
-            row.event_time.date(),
-            row.person_label,
-            row.service_name,
-            row.event_name,
-            row.event_rw,
-            row.outcome,
-        )
-        counts[key] += 1
-    for (delegation_id, day, person, service, name, rw, outcome), calls in counts.items():
-        lookup = {
-            "delegation_id": delegation_id,
-            "day": day,
-            "person_label": person,
-            "service_name": service,
-            "event_name": name,
-            "event_rw": rw,
-            "outcome": outcome,
-        }
-        updated = ActivityDaily.objects.filter(**lookup).update(calls=F("calls") + calls)
-        if not updated:
-            ActivityDaily.objects.create(**lookup, calls=calls)
-
-
-_EVENT_FIELDS = [f for f in ActivityEvent._meta.concrete_fields if not f.primary_key]
-
-
-def _insert_events(rows: list[ActivityEvent]) -> None:
-    """One `executemany` INSERT: the ORM's bulk_create compiles SQL per batch of a few dozen
-    rows on SQLite, which cost more than everything else ingestion does. Values go through
-    each field's own `get_db_prep_save` (text as it is), as the ORM would store them."""
-    if not rows:
-        return
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(f.column) for f in _EVENT_FIELDS)
-    placeholders = ", ".join(["%s"] * len(_EVENT_FIELDS))
-    table = quote(ActivityEvent._meta.db_table)
-    # Only the model's own table and column names are interpolated; values are parameters.
-    sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"  # noqa: S608
-    # Text needs no preparing; the few other fields (times, keys, JSON) get their own.
-    prepare = [
-        None if isinstance(f, models.CharField | models.TextField) else f.get_db_prep_save
-        for f in _EVENT_FIELDS
-    ]
-    values = [
-        [
-            getattr(row, f.attname) if p is None else p(getattr(row, f.attname), connection)
-            for f, p in zip(_EVENT_FIELDS, prepare, strict=True)
-        ]
-        for row in rows
-    ]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, values)
-
-
-def _store_page(*, cloud_account: CloudAccount, rows: list[ActivityEvent]) -> list[ActivityEvent]:
+def _store(*, cursor: ActivityCursor, rows: list[NewEvent]) -> list[NewEvent]:
     """The rows not stored before (by event id), stored now with their daily counts; returns
-    those. The account's cursor row is locked meanwhile, so two runs never count one event
-    twice."""
-    ids = {row.event_id for row in rows}
+    those. The region's cursor row is locked meanwhile, so two runs never count one event
+    twice (and the insert's ON CONFLICT backs the known-id check)."""
+    if not rows:
+        return []
+    cloud_account = cursor.cloud_account
     with transaction.atomic():
-        ActivityCursor.objects.select_for_update().filter(cloud_account=cloud_account).first()
+        ActivityCursor.objects.select_for_update().filter(pk=cursor.pk).first()
+        # An event stored before has the same time: one range read through the (account,
+        # time) index finds them all (none at a first read) instead of a lookup per id.
         known = set(
-            ActivityEvent.objects.filter(cloud_account=cloud_account, event_id__in=ids).values_list(
-                "event_id", flat=True
-            )
+            ActivityEvent.objects.filter(
+                cloud_account=cloud_account,
+                event_time__gte=min(row.event_time for row in rows),
+                event_time__lte=max(row.event_time for row in rows),
+            ).values_list("event_id", flat=True)
         )
-        fresh: dict[str, ActivityEvent] = {}
+        fresh: dict[str, NewEvent] = {}
         for row in rows:
             if row.event_id not in known:
                 fresh.setdefault(row.event_id, row)
-        _insert_events(list(fresh.values()))
-        _count_daily(list(fresh.values()))
-    return list(fresh.values())
+        stored = list(fresh.values())
+        insert_events(cloud_account=cloud_account, rows=stored)
+        count_daily(stored)
+    return stored
 
 
 def _fetch_page(
@@ -240,6 +209,64 @@ def _fetch_page(
     raise AssertionError("unreachable")
 
 
+_DONE = object()
+
+
+def _pages(
+    *,
+    client: ActionTrailClient,
+    start: datetime,
+    end: datetime,
+    sleep: Callable[[float], None],
+) -> Iterator[EventPage]:
+    """The window's pages, each requested while the one before is being stored.
+
+    Fetching waits on the network and storing on the database: one thread reads ahead
+    (at most `READ_AHEAD` pages, paced like any request) while the caller stores, so a run
+    costs about the slower of the two instead of their sum. The reader touches no database
+    and raises nothing itself: its error comes out here, after the pages read before it.
+    """
+    pages: queue.Queue[Any] = queue.Queue(maxsize=READ_AHEAD)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                pages.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        token: str | None = None
+        try:
+            for _ in range(MAX_PAGES_PER_RUN):
+                page = _fetch_page(client=client, start=start, end=end, token=token, sleep=sleep)
+                if not put(page):
+                    return
+                token = page.next_token
+                if not token:
+                    break
+            put(_DONE)
+        except BaseException as error:  # handed to the caller, which re-raises it
+            put(error)
+
+    reader = threading.Thread(target=read, name="actiontrail-read-ahead", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = pages.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join(timeout=5)
+
+
 def _block(cursor: ActivityCursor, error: CloudError) -> None:
     cloud_account = cursor.cloud_account
     with transaction.atomic():
@@ -257,12 +284,16 @@ def _block(cursor: ActivityCursor, error: CloudError) -> None:
             organisation=cloud_account.organisation,
             target=cloud_account,
             target_label=f"cloud account {cloud_account.account_uid}",
-            metadata={"error_code": error.code, "request_id": error.request_id},
+            metadata={
+                "error_code": error.code,
+                "request_id": error.request_id,
+                "region": cursor.region,
+            },
             outcome="failure",
         )
 
 
-def _notify(*, cloud_account: CloudAccount, fresh: list[ActivityEvent], run_key: str) -> None:
+def _notify(*, cloud_account: CloudAccount, fresh: list[NewEvent], run_key: str) -> None:
     """Per delegation with new alerts: one audit event, and one notice to the owner's admins
     and the owner's subscribed chat channels (`notifications.notify`, sent after the commit).
     `run_key` names the ingestion run, so a notice is written once."""
@@ -310,6 +341,13 @@ def _notify(*, cloud_account: CloudAccount, fresh: list[ActivityEvent], run_key:
             )
 
 
+def activity_regions(*, cloud_account: CloudAccount) -> list[str]:
+    """The ActionTrail regions read for the account: its own region, then those named in
+    PORTAL_ACTIVITY_REGIONS (each region keeps its own trail)."""
+    regions = [cloud_account.region, *settings.PORTAL_ACTIVITY_REGIONS]
+    return list(dict.fromkeys(region for region in regions if region))
+
+
 def activity_ingest_account(
     *,
     cloud_account: CloudAccount,
@@ -317,16 +355,54 @@ def activity_ingest_account(
     now: datetime | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> IngestReport:
-    """Read the account's new ActionTrail events into `ActivityEvent` rows (see the module)."""
-    cursor, _ = ActivityCursor.objects.get_or_create(cloud_account=cloud_account)
+    """Read the account's new ActionTrail events, in each of its regions, into
+    `ActivityEvent` rows (see the module). `client` replaces the SDK client of every region."""
     if not cloud_account.is_active or not cloud_account.organisation.is_owner:
         return IngestReport("skipped", message="not a connected owner account")
-    if (
-        cursor.blocked_key_fingerprint
-        and cursor.blocked_key_fingerprint == cloud_account.secret_fingerprint
-    ):
+    blocked = ActivityCursor.objects.filter(
+        cloud_account=cloud_account,
+        blocked_key_fingerprint=cloud_account.secret_fingerprint,
+    ).exclude(blocked_key_fingerprint="")
+    for cursor in blocked[:1]:
         return IngestReport("skipped", message=cursor.last_error_message)
     end = now or timezone.now()
+    attributor = Attributor(cloud_account)
+    total = IngestReport("done")
+    fresh_all: list[NewEvent] = []
+    for region in activity_regions(cloud_account=cloud_account):
+        report = _ingest_region(
+            cloud_account=cloud_account,
+            region=region,
+            client=client,
+            end=end,
+            sleep=sleep,
+            attributor=attributor,
+            fresh_all=fresh_all,
+        )
+        total.pages += report.pages
+        total.seen += report.seen
+        total.stored += report.stored
+        if report.status == "blocked":
+            total.status, total.message = report.status, report.message
+            break  # the key is the account's: every region would refuse it alike
+        if report.status == "failed":
+            total.status, total.message = report.status, report.message
+    if fresh_all:
+        _notify(cloud_account=cloud_account, fresh=fresh_all, run_key=end.isoformat())
+    return total
+
+
+def _ingest_region(
+    *,
+    cloud_account: CloudAccount,
+    region: str,
+    client: ActionTrailClient | None,
+    end: datetime,
+    sleep: Callable[[float], None],
+    attributor: Attributor,
+    fresh_all: list[NewEvent],
+) -> IngestReport:
+    cursor, _ = ActivityCursor.objects.get_or_create(cloud_account=cloud_account, region=region)
     oldest = end - ACTIONTRAIL_RETENTION
     start = oldest
     if cursor.ingested_until is not None:
@@ -337,35 +413,26 @@ def activity_ingest_account(
     ActivityCursor.objects.filter(pk=cursor.pk).update(last_run_at=end)
     if client is None:
         client = ActionTrailClient(
-            cloud_account_credentials(cloud_account=cloud_account), region_id=cloud_account.region
+            cloud_account_credentials(cloud_account=cloud_account), region_id=region
         )
-    attributor = Attributor(cloud_account)
     report = IngestReport("done")
-    token: str | None = None
-    fresh_all: list[ActivityEvent] = []
-    pending: list[ActivityEvent] = []
+    pending: list[NewEvent] = []
 
     def flush() -> None:
-        fresh = _store_page(cloud_account=cloud_account, rows=pending)
+        fresh = _store(cursor=cursor, rows=pending)
         report.stored += len(fresh)
         fresh_all.extend(row for row in fresh if row.alerts)
         pending.clear()
 
     try:
-        for _ in range(MAX_PAGES_PER_RUN):
-            page = _fetch_page(client=client, start=start, end=end, token=token, sleep=sleep)
+        for page in _pages(client=client, start=start, end=end, sleep=sleep):
             report.pages += 1
             report.seen += len(page.events)
-            pending += _rows_for_page(
-                cloud_account=cloud_account, events=page.events, attributor=attributor
-            )
+            pending += _rows_for_page(events=page.events, attributor=attributor)
             # Several pages per transaction: a commit per 50 events would cost more than the
             # events. A crash loses at most the pending pages, which the next run reads again.
             if len(pending) >= STORE_BATCH:
                 flush()
-            token = page.next_token
-            if not token:
-                break
         flush()
     except CloudError as error:
         flush()  # what was read before the failure is as good as any
@@ -386,10 +453,8 @@ def activity_ingest_account(
         last_error_code="",
         last_error_message="",
         blocked_key_fingerprint="",
-        events_stored=cursor.events_stored + report.stored,
+        events_stored=F("events_stored") + report.stored,
     )
-    if fresh_all:
-        _notify(cloud_account=cloud_account, fresh=fresh_all, run_key=end.isoformat())
     return report
 
 
@@ -428,7 +493,9 @@ def activity_propose_narrower_role(*, delegation: Delegation, proposed_by: User)
     """
     sizing = activity_right_sizing(delegation=delegation)
     if not sizing.draft_policy:
-        raise ValidationError("No allowed call was recorded: there is nothing to narrow to.")
+        raise ValidationError(
+            gettext("No allowed call was recorded: there is nothing to narrow to.")
+        )
     source = delegation.catalog_role
     policy_name = _narrow_name(source.role_name, 128)
     role_name = _narrow_name(source.role_name, ROLE_NAME_MAX_LENGTH)
@@ -436,8 +503,11 @@ def activity_propose_narrower_role(*, delegation: Delegation, proposed_by: User)
     try:
         if client.get_policy(policy_type="Custom", policy_name=policy_name) is not None:
             raise ValidationError(
-                f"The account already has a policy named {policy_name}: remove it or rename "
-                "it, then propose again."
+                gettext(
+                    "The account already has a policy named %(policy_name)s: remove it or "
+                    "rename it, then propose again."
+                )
+                % {"policy_name": policy_name}
             )
         client.create_policy(
             policy_name=policy_name,
@@ -446,8 +516,11 @@ def activity_propose_narrower_role(*, delegation: Delegation, proposed_by: User)
         )
     except CloudError as error:
         raise ValidationError(
-            f"The cloud refused to create the policy {policy_name}: {error.code} "
-            f"({error.message}). The owner's key needs ram:CreatePolicy and ram:GetPolicy."
+            gettext(
+                "The cloud refused to create the policy %(policy_name)s: %(code)s "
+                "(%(message)s). The owner's key needs ram:CreatePolicy and ram:GetPolicy."
+            )
+            % {"policy_name": policy_name, "code": error.code, "message": error.message}
         ) from None
     # The catalogue checks policies against its cached list of the account's: read it anew.
     cloud_account_policies(cloud_account=source.cloud_account, refresh=True)

@@ -17,53 +17,18 @@ Each member carries what the auditor's console needs to show it without knowing 
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Self
 
+# `_` only marks a title for the catalogue (gettext_noop): the registry keeps English, and the
+# auditor's console translates a title when it shows it.
+from django.utils.translation import gettext_noop as _
 
-class Category(StrEnum):
-    LIFECYCLE = "lifecycle"
-    APPROVAL = "approval"
-    CLOUD = "cloud"
-    DRIFT = "drift"
-    STAFF = "staff"
-    CREDENTIALS = "credentials"
-    DENIED = "denied"
-    OTHER = "other"
-
-
-class Access(StrEnum):
-    ASSIGNED = "assigned"
-    UNASSIGNED = "unassigned"
-    CREDENTIAL_ISSUED = "credential_issued"
-
-
-# The names a `title` may use; the console fills every one of them for every event.
-TITLE_FIELDS = frozenset(
-    {
-        "actor",  # the actor's label, or "The portal"
-        "target_label",
-        "with_mfa",  # " with two-factor authentication" when the approval said so, else ""
-        "failed_phase",  # " while <phase>" when the event names one, else ""
-        "error_code",  # the error code, or "cloud error"
-        "cloud_action",  # the cloud API called, e.g. "UpdateRole"
-        "cloud_outcome",  # what the cloud call returned ("ok", "error"…), else the outcome
-    }
-)
-
-# Stored in a 100-character column and read by prefix in the event filter ("delegation.").
-ACTION_RE = re.compile(r"\A[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+\Z")
-
-
-@dataclass(frozen=True)
-class ActionInfo:
-    category: Category
-    description: str
-    title: str | None = None
-    access: Access | None = None
-
+from audit.action_info import ACTION_RE as ACTION_RE
+from audit.action_info import TITLE_FIELDS as TITLE_FIELDS
+from audit.action_info import Access as Access
+from audit.action_info import ActionInfo as ActionInfo
+from audit.action_info import Category as Category
 
 _LIFECYCLE = Category.LIFECYCLE
 _OTHER = Category.OTHER
@@ -269,7 +234,9 @@ class AuditAction(StrEnum):
     DELEGATION_REQUESTED = (
         "delegation.requested",
         ActionInfo(
-            _LIFECYCLE, "A partner requested access to a role.", "{actor} requested this access"
+            _LIFECYCLE,
+            "A partner requested access to a role.",
+            _("{actor} requested this access"),
         ),
     )
     DELEGATION_WITHDRAWN = (
@@ -277,7 +244,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             _LIFECYCLE,
             "The partner withdrew its request before it was decided.",
-            "{actor} withdrew the request before it was decided",
+            _("{actor} withdrew the request before it was decided"),
         ),
     )
     DELEGATION_OFFERED = (
@@ -285,7 +252,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.APPROVAL,
             "An owner offered access to a partner, which approves it at once.",
-            "{actor} offered (and so approved) this access{with_mfa}",
+            _("{actor} offered (and so approved) this access{with_mfa}"),
         ),
     )
     DELEGATION_APPROVED = (
@@ -293,7 +260,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.APPROVAL,
             "An owner approved a partner's request.",
-            "{actor} approved this access{with_mfa}",
+            _("{actor} approved this access{with_mfa}"),
         ),
     )
     DELEGATION_FLEET_TURN = (
@@ -305,12 +272,12 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.DENIED,
             "An approval was refused (e.g. without a recent two-factor sign-in).",
-            "{actor} tried to approve and was refused",
+            _("{actor} tried to approve and was refused"),
         ),
     )
     DELEGATION_REJECTED = (
         "delegation.rejected",
-        ActionInfo(_LIFECYCLE, "An owner rejected a request.", "{actor} rejected the request"),
+        ActionInfo(_LIFECYCLE, "An owner rejected a request.", _("{actor} rejected the request")),
     )
 
     # --- fleet grants (issue 12): one role in several owner accounts, decided once -----------
@@ -377,7 +344,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.APPROVAL,
             "A second owner admin approved a proposed change of approval rules; it took effect.",
-            "{actor} approved a proposed change of approval rules",
+            _("{actor} approved a proposed change of approval rules"),
         ),
     )
     RULE_PROPOSAL_REJECTED = (
@@ -389,7 +356,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.DENIED,
             "A decision on a rule proposal was refused (e.g. its own author approving it).",
-            "{actor} tried to decide a rule proposal and was refused",
+            _("{actor} tried to decide a rule proposal and was refused"),
         ),
     )
     APPROVAL_RULE_CHANGED = (
@@ -401,7 +368,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.APPROVAL,
             "An approver approved a request that needs more approvals before it is granted.",
-            "{actor} gave one of the approvals this access needs{with_mfa}",
+            _("{actor} gave one of the approvals this access needs{with_mfa}"),
         ),
     )
     DELEGATION_SCHEDULED_START = (
@@ -409,7 +376,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             _LIFECYCLE,
             "A scheduled grant's start arrived: the portal began applying it.",
-            "The scheduled start arrived; the access is being applied",
+            _("The scheduled start arrived; the access is being applied"),
         ),
     )
     DELEGATION_EXTENSION_REQUESTED = (
@@ -417,7 +384,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             _LIFECYCLE,
             "A partner asked to move a delegation's end later.",
-            "{actor} asked for more time",
+            _("{actor} asked for more time"),
         ),
     )
     DELEGATION_EXTENSION_APPROVAL_RECORDED = (
@@ -425,7 +392,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.APPROVAL,
             "An approver approved an extension that needs more approvals.",
-            "{actor} gave one of the approvals the extension needs{with_mfa}",
+            _("{actor} gave one of the approvals the extension needs{with_mfa}"),
         ),
     )
     DELEGATION_EXTENDED = (
@@ -433,7 +400,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.APPROVAL,
             "An extension was approved: the delegation's end moved later, without a gap.",
-            "{actor} approved more time{with_mfa}",
+            _("{actor} approved more time{with_mfa}"),
         ),
     )
     DELEGATION_EXTENSION_REJECTED = (
@@ -441,7 +408,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             _LIFECYCLE,
             "An extension was rejected (or lapsed): access ends as planned.",
-            "{actor} turned down the extension",
+            _("{actor} turned down the extension"),
         ),
     )
     DELEGATION_EXTENSION_DENIED = (
@@ -449,7 +416,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.DENIED,
             "A decision on an extension was refused (outside the approver group, twice…).",
-            "{actor} tried to decide an extension and was refused",
+            _("{actor} tried to decide an extension and was refused"),
         ),
     )
     DELEGATION_AUTO_APPROVED = (
@@ -458,7 +425,7 @@ class AuditAction(StrEnum):
             Category.APPROVAL,
             "A request was approved automatically by the catalogue role's auto-approval rule "
             "(the event names the rule and its version).",
-            "Approved automatically by the role's rule",
+            _("Approved automatically by the role's rule"),
         ),
     )
     DELEGATION_REJECT_DENIED = (
@@ -466,7 +433,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.DENIED,
             "A rejection was refused (e.g. by someone outside the approver group).",
-            "{actor} tried to reject and was refused",
+            _("{actor} tried to reject and was refused"),
         ),
     )
     DELEGATION_REVOKE_REQUESTED = (
@@ -474,7 +441,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             _LIFECYCLE,
             "Someone revoked an access; the worker then removes it in the cloud.",
-            "{actor} revoked this access",
+            _("{actor} revoked this access"),
         ),
     )
     DELEGATION_RETRIED = (
@@ -482,7 +449,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             _LIFECYCLE,
             "Someone asked the worker to try a failed delegation again.",
-            "{actor} asked the worker to try again",
+            _("{actor} asked the worker to try again"),
         ),
     )
     DELEGATION_APPLYING = (
@@ -490,7 +457,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             _LIFECYCLE,
             "The worker started putting an approved access in place in the cloud.",
-            "The worker started applying the access in the cloud",
+            _("The worker started applying the access in the cloud"),
         ),
     )
     DELEGATION_WAITING_FOR_ROOM = (
@@ -498,7 +465,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             _LIFECYCLE,
             "An approved access waits: the role's trust policy is full (size limit).",
-            "Waiting for room in the role's full trust policy",
+            _("Waiting for room in the role's full trust policy"),
         ),
     )
     DELEGATION_ACTIVATED = (
@@ -506,7 +473,10 @@ class AuditAction(StrEnum):
         ActionInfo(
             _LIFECYCLE,
             "The access is in place: verified in the role's trust policy.",
-            "Active: the partner's principal is in the role's trust policy (verified in the cloud)",
+            _(
+                "Active: the partner's principal is in the role's trust policy "
+                "(verified in the cloud)"
+            ),
         ),
     )
     DELEGATION_FAILED = (
@@ -514,7 +484,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.DENIED,
             "The worker could not apply or remove an access.",
-            "Failed{failed_phase}: {error_code}",
+            _("Failed{failed_phase}: {error_code}"),
         ),
     )
     DELEGATION_EXPIRING = (
@@ -522,7 +492,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             _LIFECYCLE,
             "An access reached its end date; the worker removes it.",
-            "The end date passed: the worker removes the access",
+            _("The end date passed: the worker removes the access"),
         ),
     )
     DELEGATION_REVOKED = (
@@ -530,8 +500,10 @@ class AuditAction(StrEnum):
         ActionInfo(
             _LIFECYCLE,
             "A revoked access is gone from the role's trust policy.",
-            "Revoked: the partner's principal is gone from the trust policy "
-            "(verified in the cloud)",
+            _(
+                "Revoked: the partner's principal is gone from the trust policy "
+                "(verified in the cloud)"
+            ),
         ),
     )
     DELEGATION_EXPIRED = (
@@ -539,7 +511,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             _LIFECYCLE,
             "An access ended at its end date.",
-            "Expired: the access ended at its end date",
+            _("Expired: the access ended at its end date"),
         ),
     )
     DELEGATION_CUT_OFF = (
@@ -557,7 +529,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.CLOUD,
             "The worker is about to change something in the cloud (written before the call).",
-            "About to call {cloud_action}",
+            _("About to call {cloud_action}"),
         ),
     )
     CLOUD_CALL_READ = (
@@ -565,7 +537,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.CLOUD,
             "The worker read the cloud's state.",
-            "Read {cloud_action}: {cloud_outcome}",
+            _("Read {cloud_action}: {cloud_outcome}"),
         ),
     )
     CLOUD_CALL_RESULT = (
@@ -573,7 +545,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.CLOUD,
             "What a change in the cloud returned.",
-            "{cloud_action}: {cloud_outcome}",
+            _("{cloud_action}: {cloud_outcome}"),
         ),
     )
     PARTNER_POLICY_FAILED = (
@@ -585,7 +557,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.DRIFT,
             "The cloud no longer matches what the portal put there.",
-            "Drift found: {target_label}",
+            _("Drift found: {target_label}"),
         ),
     )
     DRIFT_CLEARED = (
@@ -593,7 +565,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.DRIFT,
             "A drift is no longer seen in the cloud.",
-            "Drift no longer seen in the cloud: {target_label}",
+            _("Drift no longer seen in the cloud: {target_label}"),
         ),
     )
     DRIFT_REPAIRED = (
@@ -601,7 +573,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.DRIFT,
             "An owner had the portal put its state back in the cloud.",
-            "Drift repaired: the portal's state is put back: {target_label}",
+            _("Drift repaired: the portal's state is put back: {target_label}"),
         ),
     )
     DRIFT_ACCEPTED = (
@@ -609,7 +581,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.DRIFT,
             "An owner accepted the cloud's state as the new state.",
-            "Drift accepted: the portal adopts the cloud's state: {target_label}",
+            _("Drift accepted: the portal adopts the cloud's state: {target_label}"),
         ),
     )
 
@@ -682,7 +654,7 @@ class AuditAction(StrEnum):
             Category.APPROVAL,
             "An owner chose whom a delegation's trust policy names (whole partner account or "
             "named people), the cap on named people, or the ExternalId requirement.",
-            title="{actor} changed whom the trust policy names for {target_label}{with_mfa}",
+            title=_("{actor} changed whom the trust policy names for {target_label}{with_mfa}"),
         ),
     )
     TRUST_PERSON_PROPOSED = (
@@ -690,7 +662,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.STAFF,
             "A partner proposed a named person for a delegation.",
-            title="{actor} proposed {target_label} as a named person",
+            title=_("{actor} proposed {target_label} as a named person"),
         ),
     )
     TRUST_PERSON_APPROVED = (
@@ -698,7 +670,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.APPROVAL,
             "An owner approved a named person into a delegation's trust policy.",
-            title="{actor} approved {target_label} into the trust policy{with_mfa}",
+            title=_("{actor} approved {target_label} into the trust policy{with_mfa}"),
         ),
     )
     TRUST_PERSON_REJECTED = (
@@ -706,7 +678,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.APPROVAL,
             "An owner refused a named person for a delegation.",
-            title="{actor} refused {target_label} as a named person",
+            title=_("{actor} refused {target_label} as a named person"),
         ),
     )
     TRUST_PERSON_REMOVED = (
@@ -714,7 +686,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.STAFF,
             "A named person was taken out of a delegation's trust policy.",
-            title="{actor} took {target_label} out of the trust policy",
+            title=_("{actor} took {target_label} out of the trust policy"),
         ),
     )
     TRUST_EXTERNAL_ID_SHOWN = (

@@ -193,6 +193,7 @@ def delegation_activity(request: AuthenticatedHttpRequest, delegation_id: Any) -
         chart=selectors.activity_chart(delegation=delegation, filters=form.filters()).rows(),
         right_sizing=selectors.activity_right_sizing(delegation=delegation),
         query=form.query_without_cursor(),
+        text_search_bound=selectors.activity_text_search_bound() if form.filters().text else None,
     )
     return render(request, "audit/activity.html", context)
 

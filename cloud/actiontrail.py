@@ -4,6 +4,11 @@ One `lookup_events` call is one request (one page); the caller follows `next_tok
 from one client are paced to ActionTrail's limit (2 queries per second, configurable with
 `ALIBABA_ACTIONTRAIL_QPS`), so a paging loop never provokes throttling by itself. Events come
 back as the plain dictionaries ActionTrail sends: their shape is the ingestion's to check.
+
+ActionTrail is regional: a client reads one region's trail. The endpoint setting may name the
+region (`actiontrail.{region}.aliyuncs.com`), and every request carries it in the
+`x-acs-region-id` header too (as Alibaba's core SDK does for its requests), which is how
+cloudsim, one endpoint for every region, tells the regions apart.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 
 from alibabacloud_actiontrail20200706 import models as trail_models
 from alibabacloud_actiontrail20200706.client import Client as _TrailSdkClient
+from alibabacloud_tea_openapi import utils_models as openapi_models
 from django.conf import settings
 
 from cloud.sdk import DEFAULT_REGION, InvalidResponse, SdkTransport, body_of, optional_text
@@ -88,11 +94,17 @@ class ActionTrailClient(SdkTransport):
         **options: Any,
     ) -> None:
         super().__init__(credentials, region_id=region_id, **options)
-        self._trail_endpoint = endpoint or settings.ALIBABA_ACTIONTRAIL_ENDPOINT
+        self.region_id = region_id
+        self._trail_endpoint = (endpoint or settings.ALIBABA_ACTIONTRAIL_ENDPOINT).replace(
+            "{region}", region_id
+        )
         self._trail = _TrailSdkClient(
             self._sdk_config(
                 endpoint=self._trail_endpoint,
                 region_id=region_id,
+                global_parameters=openapi_models.GlobalParameters(
+                    headers={"x-acs-region-id": region_id}
+                ),
                 protocol=options.get("protocol") or settings.ALIBABA_CLOUD_PROTOCOL,
                 connect_timeout=options.get("connect_timeout_ms")
                 or settings.ALIBABA_CLOUD_CONNECT_TIMEOUT_MS,

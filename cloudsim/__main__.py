@@ -22,7 +22,7 @@ import threading
 import time
 from pathlib import Path
 
-from cloudsim import admin
+from cloudsim import admin, trail_seed
 from cloudsim.calllog import CallLog
 from cloudsim.faults import FaultSet, FaultSpecError, parse_latency, parse_spec, parse_specs
 from cloudsim.store import Store, iso
@@ -33,13 +33,19 @@ MANAGEMENT_COMMANDS = ("account", "user", "access-key")
 def _serve_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m cloudsim",
-        description="A local Alibaba Cloud (RAM, STS, ECS, console) for the official SDKs.",
+        description="A local Alibaba Cloud (RAM, STS, ECS, ActionTrail, OOS, console) "
+        "for the official SDKs.",
         epilog="Management: python -m cloudsim {account,user,access-key} create --help",
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9100, help="0 picks a free port")
     parser.add_argument("--data", required=True, help="directory holding the state")
     parser.add_argument("--demo", action="store_true", help="seed the demo accounts when empty")
+    parser.add_argument(
+        "--demo-activity",
+        action="store_true",
+        help="with --demo, on an empty store: also seed the demo partner's ActionTrail calls",
+    )
     parser.add_argument(
         "--operator-token",
         default=None,
@@ -169,7 +175,15 @@ def _serve(argv: list[str]) -> int:
             target=secure.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True
         ).start()
     if args.demo:
+        fresh = store.is_empty()
         admin.seed_demo(store, data_dir=data_dir, endpoint=endpoint)
+        if fresh and args.demo_activity:
+            with store.read() as tx:
+                instances = {
+                    i.instance_name: i.instance_id
+                    for i in tx.ecs_instance_list(trail_seed.DEMO_OWNER)
+                }
+            call_log.record_many(trail_seed.demo_calls(now=time.time(), instances=instances))
 
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt

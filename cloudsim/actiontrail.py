@@ -18,6 +18,7 @@ import base64
 import bisect
 import json
 import os
+import re
 import threading
 import time
 import uuid
@@ -37,6 +38,7 @@ MAX_LOOKUP_ATTRIBUTES = 2
 DEFAULT_WINDOW = timedelta(days=7)
 RETENTION = timedelta(days=90)
 DEFAULT_REGION = "cn-hangzhou"
+_REGION_RE = re.compile(r"^[a-z]{2,4}-[a-z0-9-]{2,32}$")
 _EVENT_NAMESPACE = uuid.UUID("6f1c7f0e-3a53-4d5e-9c55-61c0a4d0a7e1")
 # A product's calls carry ActionTrail's service names.
 _SERVICE_NAMES = {"ram": "Ram", "sts": "Sts", "ecs": "Ecs", "oos": "Oos"}
@@ -165,21 +167,32 @@ def _recorded(entry: dict) -> bool:
     )
 
 
-# --- an index of the call log by account -----------------------------------------------------
+# --- an index of the call log by account and region ----------------------------------------
 @dataclass
 class _AccountEvents:
-    seqs: list[int] = field(default_factory=list)
+    """One account's events in one region, ordered by (time, seq): `keys` and `events` run in
+    parallel. Calls arrive in time order; an operator's seeded, back-dated calls do not, and
+    mark the list for one sort when the catch-up ends."""
+
+    keys: list[tuple[float, int]] = field(default_factory=list)
     events: list[dict] = field(default_factory=list)
-    times: list[float] = field(default_factory=list)
+    unsorted: bool = False
+
+    def sort(self) -> None:
+        if self.unsorted:
+            order = sorted(range(len(self.keys)), key=self.keys.__getitem__)
+            self.keys = [self.keys[n] for n in order]
+            self.events = [self.events[n] for n in order]
+            self.unsorted = False
 
 
 class _Trail:
-    """Events per account, caught up from the call log on each lookup."""
+    """Events per (account, region), caught up from the call log on each lookup."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.seq = 0
-        self.accounts: dict[str, _AccountEvents] = {}
+        self.accounts: dict[tuple[str, str], _AccountEvents] = {}
 
     def _add(self, entry: dict) -> None:
         seq = int(entry.get("seq", 0))
@@ -188,16 +201,20 @@ class _Trail:
         self.seq = seq
         if not _recorded(entry):
             return
-        events = self.accounts.setdefault(entry["account"], _AccountEvents())
-        events.seqs.append(seq)
-        events.events.append(event_from_call(entry))
-        events.times.append(_parse_time(entry["time"]).timestamp())
+        event = event_from_call(entry)
+        events = self.accounts.setdefault((entry["account"], event["acsRegion"]), _AccountEvents())
+        key = (_parse_time(entry["time"]).timestamp(), seq)
+        if events.keys and key < events.keys[-1]:
+            events.unsorted = True
+        events.keys.append(key)
+        events.events.append(event)
 
     def catch_up(self, call_log: Any) -> None:
         with self.lock:
-            if self.seq == 0 and call_log.path.exists():
-                # The first lookup reads the whole log once, in one pass (the log's own
-                # `since` re-reads the file from the start for every batch it serves).
+            if not call_log.holds_in_memory(self.seq) and call_log.path.exists():
+                # More is missing than the log keeps in memory (the first lookup, or after a
+                # bulk seeding): read the file once (the log's own `since` re-reads it from the
+                # start for every batch it serves).
                 with call_log.path.open("rb") as source:
                     for line in source:
                         try:
@@ -208,9 +225,11 @@ class _Trail:
             while True:
                 entries = call_log.since(self.seq, limit=50_000)
                 if not entries:
-                    return
+                    break
                 for entry in entries:
                     self._add(entry)
+            for events in self.accounts.values():
+                events.sort()
 
 
 _TRAILS: weakref.WeakKeyDictionary[Any, _Trail] = weakref.WeakKeyDictionary()
@@ -278,18 +297,27 @@ def _time_param(ctx: ApiContext, name: str) -> datetime | None:
     return moment.astimezone(UTC)
 
 
-def _encode_token(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"at1:{seq}".encode()).decode()
+def _encode_token(key: tuple[float, int]) -> str:
+    return base64.urlsafe_b64encode(f"at2:{key[0]!r}:{key[1]}".encode()).decode()
 
 
-def _decode_token(token: str) -> int:
+def _decode_token(token: str) -> tuple[float, int]:
     try:
-        prefix, seq = base64.urlsafe_b64decode(token.encode()).decode().split(":")
-        if prefix != "at1":
+        prefix, moment, seq = base64.urlsafe_b64decode(token.encode()).decode().split(":")
+        if prefix != "at2":
             raise ValueError(prefix)
-        return int(seq)
+        return float(moment), int(seq)
     except (ValueError, UnicodeDecodeError):
         raise ApiError("InvalidNextToken", "The specified NextToken is not valid.") from None
+
+
+def _region(ctx: ApiContext) -> str:
+    """The trail's region: the request's region (its regional endpoint or `x-acs-region-id`);
+    global services' events (RAM, STS) are in the default region's trail."""
+    region = ctx.region_id or DEFAULT_REGION
+    if not _REGION_RE.match(region):
+        raise ApiError("InvalidRegionId", f"The region {region} does not exist.", 404)
+    return region
 
 
 @api_action(version=VERSION, name="LookupEvents")
@@ -312,25 +340,26 @@ def lookup_events(ctx: ApiContext) -> dict:
     assert limit is not None
     attributes = _lookup_attributes(ctx)
     token = ctx.param("NextToken")
-    after_seq = _decode_token(token) if token else None
+    after = _decode_token(token) if token else None
+    region = _region(ctx)
 
     trail = _trail_for(ctx.call_log)
     visible_until = min(end.timestamp(), time.time() - SETTINGS.delay_seconds)
     with trail.lock:
-        account = trail.accounts.get(uid) or _AccountEvents()
-        # Entries are appended in seq order and their times never decrease.
-        low = bisect.bisect_left(account.times, start.timestamp())
-        high = bisect.bisect_right(account.times, visible_until)
+        account = trail.accounts.get((uid, region)) or _AccountEvents()
+        # Keys are (time, seq), sorted: a time window is a slice, a token a position in it.
+        low = bisect.bisect_left(account.keys, (start.timestamp(), -1))
+        high = bisect.bisect_right(account.keys, (visible_until, float("inf")))
         if direction == "BACKWARD":
-            if after_seq is not None:
-                high = min(high, bisect.bisect_left(account.seqs, after_seq))
+            if after is not None:
+                high = min(high, bisect.bisect_left(account.keys, after))
             positions = range(high - 1, low - 1, -1)
         else:
-            if after_seq is not None:
-                low = max(low, bisect.bisect_right(account.seqs, after_seq))
+            if after is not None:
+                low = max(low, bisect.bisect_right(account.keys, after))
             positions = range(low, high)
         page: list[dict] = []
-        last_seq = None
+        last_key = None
         more = False
         for position in positions:
             event = account.events[position]
@@ -340,12 +369,12 @@ def lookup_events(ctx: ApiContext) -> dict:
                 more = True
                 break
             page.append(event)
-            last_seq = account.seqs[position]
+            last_key = account.keys[position]
     return {
         "StartTime": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "EndTime": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "Events": page,
-        "NextToken": _encode_token(last_seq) if more and last_seq is not None else "",
+        "NextToken": _encode_token(last_key) if more and last_key is not None else "",
     }
 
 

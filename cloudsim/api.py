@@ -22,6 +22,7 @@ Page handler contract::
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
@@ -58,6 +59,7 @@ HANDLER_MODULES = (
     "cloudsim.federation",
     "cloudsim.operator",
     "cloudsim.actiontrail",
+    "cloudsim.trail_seed",
     "cloudsim.cloud_assistant",
     "cloudsim.oos",
 )
@@ -158,6 +160,18 @@ def load_handlers() -> None:
                 raise
 
 
+_REGIONAL_HOST = re.compile(r"^[a-z0-9-]+\.([a-z]{2,4}-[a-z0-9-]+)\.aliyuncs\.com(:\d+)?$")
+
+
+def request_region(headers: Any) -> str:
+    """The region a request names: `x-acs-region-id`, else a regional endpoint's host."""
+    explicit = (headers.get("x-acs-region-id") or "").strip()
+    if explicit:
+        return explicit
+    match = _REGIONAL_HOST.match((headers.get("host") or "").lower())
+    return match.group(1) if match else ""
+
+
 @dataclass
 class ApiContext:
     """Everything an API handler needs about one verified request."""
@@ -171,6 +185,9 @@ class ApiContext:
     product: str
     source_ip: str
     secure_transport: bool = False
+    # The region the request was sent to: its `x-acs-region-id` header, else the region in a
+    # regional endpoint's host (`actiontrail.cn-shanghai.aliyuncs.com`); "" when neither says.
+    region_id: str = ""
     # The server's call log, for APIs that answer from it (ActionTrail's LookupEvents).
     call_log: Any = None
     # The server's fault rules, for services that make calls of their own (OOS).

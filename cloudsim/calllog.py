@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from pathlib import Path
 
 from cloudsim.store import iso
@@ -76,6 +77,29 @@ class CallLog:
             self._file.flush()
             self._recent.append(entry)
             return entry
+
+    def record_many(self, entries: Iterable[dict]) -> int:
+        """Append calls that happened at their own ``time`` (an operator's bulk seeding):
+        numbered in order, written in chunks. Returns the last seq."""
+        with self._lock:
+            lines: list[str] = []
+            for fields in entries:
+                self._seq += 1
+                entry = {"seq": self._seq, **fields}
+                lines.append(json.dumps(entry, ensure_ascii=False, separators=(",", ":")))
+                self._recent.append(entry)
+                if len(lines) == 10_000:
+                    self._file.write("\n".join(lines) + "\n")
+                    lines = []
+            if lines:
+                self._file.write("\n".join(lines) + "\n")
+            self._file.flush()
+            return self._seq
+
+    def holds_in_memory(self, seq: int) -> bool:
+        """Whether every entry after ``seq`` is still in memory (``since`` needs no file)."""
+        with self._lock:
+            return not self._recent or self._recent[0]["seq"] <= seq + 1
 
     def since(self, seq: int, limit: int = 10_000) -> list[dict]:
         with self._lock:

@@ -578,7 +578,11 @@ def list_executions(ctx: ApiContext) -> dict:
     status, template_name = ctx.param("Status"), ctx.param("TemplateName")
     found = []
     for execution in executions_of(
-        ctx.store, account_uid=ctx.identity.account_uid, region_id=_region(ctx)
+        ctx.store,
+        account_uid=ctx.identity.account_uid,
+        region_id=_region(ctx),
+        execution_id=execution_id,
+        parent_id=parent_id,
     ):
         if execution_id is not None and execution["ExecutionId"] != execution_id:
             continue

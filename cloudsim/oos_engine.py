@@ -273,13 +273,26 @@ def execution_get(store: Store, execution_id: str) -> dict | None:
     return json.loads(rows[0]["data"]) if rows else None
 
 
-def executions_of(store: Store, *, account_uid: str, region_id: str) -> list[dict]:
+def executions_of(
+    store: Store,
+    *,
+    account_uid: str,
+    region_id: str,
+    execution_id: str | None = None,
+    parent_id: str | None = None,
+) -> list[dict]:
+    """The account's executions in a region, newest first (one, or one parent's children,
+    when asked: a page following a run asks for those many times)."""
+    sql = "SELECT data FROM oos_executions WHERE account_uid = ? AND region_id = ?"
+    args: list[Any] = [account_uid, region_id]
+    if execution_id is not None:
+        sql += " AND execution_id = ?"
+        args.append(execution_id)
+    if parent_id is not None:
+        sql += " AND parent_id = ?"
+        args.append(parent_id)
     with store.read() as tx:
-        rows = tx.document_rows(
-            "SELECT data FROM oos_executions WHERE account_uid = ? AND region_id = ? "
-            "ORDER BY seq DESC",
-            (account_uid, region_id),
-        )
+        rows = tx.document_rows(sql + " ORDER BY seq DESC", tuple(args))
     return [json.loads(row["data"]) for row in rows]
 
 
@@ -428,12 +441,7 @@ class Engine:
             "via": "oos",
         }
         try:
-            decision = self.faults.decide(action) if self.faults is not None else None
-            if decision is not None and decision.latency:
-                time.sleep(decision.latency)
-            if decision is not None and decision.kind not in (None, "lost"):
-                log["fault"] = decision.kind
-                raise _fault_error(decision.kind)
+            self._faults_for(action, log)
             ctx = api.ApiContext(
                 identity=identity,
                 params=params,
@@ -459,6 +467,15 @@ class Engine:
             log["duration_ms"] = round((time.monotonic() - started) * 1000, 2)
             self._record(log)
 
+    def _faults_for(self, action: str, log: dict[str, Any]) -> None:
+        """The latency and faults configured for ``action`` hit the service's calls too."""
+        decision = self.faults.decide(action) if self.faults is not None else None
+        if decision is not None and decision.latency:
+            time.sleep(decision.latency)
+        if decision is not None and decision.kind not in (None, "lost"):
+            log["fault"] = decision.kind
+            raise _fault_error(decision.kind)
+
     def _identity_of_key(self, access_key_id: str) -> Identity:
         with self.store.read() as tx:
             resolved = resolve_in(tx, access_key_id)
@@ -483,6 +500,7 @@ class Engine:
             "resource": role_arn,
         }
         try:
+            self._faults_for("AssumeRole", log)
             credentials = sts.assume_role_as_service(
                 self.store, service=SERVICE, role_arn=role_arn, session_name=session
             )

@@ -280,6 +280,39 @@ def overview(request: PageRequest) -> PageResponse:
                     ["Name", "Principal name", "Policies", "AccessKeys", "Console login"], user_rows
                 )
             )
+            # OOS executions started in this account (the newest 20 runs, children counted).
+            rows = tx.document_rows(
+                "SELECT data FROM oos_executions WHERE account_uid = ? AND parent_id IS NULL "
+                "ORDER BY seq DESC LIMIT 20",
+                (account.uid,),
+            )
+            if rows:
+                parts.append("<h3>OOS executions</h3>")
+                execution_rows = []
+                for row in rows:
+                    execution = json.loads(row["data"])
+                    children = tx.document_rows(
+                        "SELECT status, COUNT(*) AS n FROM oos_executions WHERE parent_id = ? "
+                        "GROUP BY status",
+                        (execution["ExecutionId"],),
+                    )
+                    execution_rows.append(
+                        [
+                            _e(execution["ExecutionId"]),
+                            _e(execution["TemplateName"]),
+                            _e(execution["region_id"]),
+                            _e(execution["Status"]),
+                            _e(execution["StatusMessage"]),
+                            _e(", ".join(f"{c['status']}: {c['n']}" for c in children)),
+                            _e(execution["StartDate"]),
+                        ]
+                    )
+                parts.append(
+                    _table(
+                        ["Id", "Template", "Region", "Status", "Message", "Children", "Started"],
+                        execution_rows,
+                    )
+                )
     parts.append("<h2>Recent calls</h2>")
     call_rows = []
     for entry in reversed(request.server.call_log.recent(200)):

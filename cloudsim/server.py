@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
 from cloudsim import api, wire
-from cloudsim.api import ApiContext, PageRequest, PageResponse
+from cloudsim.api import ApiContext, PageRequest, PageResponse, request_region
 from cloudsim.calllog import CallLog, redact
 from cloudsim.errors import (
     ApiError,
@@ -497,6 +497,7 @@ class RequestHandler(BaseHTTPRequestHandler):
                 product=product,
                 source_ip=self.client_address[0],
                 secure_transport=self.server.secure,
+                region_id=request_region(self.headers),
                 call_log=self.server.call_log,
                 faults=self.server.faults,
                 stale_read_seconds=(

@@ -28,6 +28,7 @@ from delegations.connection.services import (
     cloud_account_replace_key,
 )
 from delegations.models import CatalogRole, CloudAccount, PartnerAllowance, PartnerLink
+from demo.activity_seed import demo_activity_seed
 from demo.fleet_seed import demo_fleet_seed
 from demo.trust_seed import demo_named_people_seed
 
@@ -260,6 +261,8 @@ def demo_cloud_seed(*, cloudsim_data_dir: Path) -> list[str]:
         lines.append(said)
         # One delegation whose trust policy names people rather than the account (issue 11).
         lines.extend(demo_named_people_seed(owner=owner, partner=partner))
+        # Alice and Bob linked to their RAM users, whom the demo trail's calls name.
+        lines.extend(demo_activity_seed(partner=partner))
         # company-a's second account and a fleet grant over both (issue 12).
         try:
             staging_key: tuple[str, str] | None = owner_staging_root_key(document)

@@ -659,6 +659,7 @@ def start_product(supervisor: Supervisor, config: Config) -> None:
             "--data",
             str(config.cloudsim_data_dir),
             "--demo",
+            "--demo-activity",
         ],
     )
     noop = f"{config.cloudsim_url}/_sim/noop"

@@ -39,6 +39,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    # The app-free kit: its template tags (`portal_time`: times in the person's zone).
+    "core",
     "allauth",
     "allauth.account",
     "allauth.mfa",
@@ -63,9 +65,14 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "core.request_id.RequestIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # After sessions, before CommonMiddleware: the browser's language cookie, else
+    # Accept-Language (issue 17). A signed-in person's own choice wins, below.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # The signed-in person's language and time zone (accounts.User.language / .time_zone).
+    "accounts.middleware.PersonLocaleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
@@ -131,7 +138,18 @@ AUTHENTICATION_BACKENDS = [
     "allauth.account.auth_backends.AuthenticationBackend",
 ]
 
-LANGUAGE_CODE = "en-us"
+# --- Languages and time zones (issue 17) -----------------------------------------------------
+# English and Simplified Chinese. The signed-in person's choice (their profile) wins, then the
+# browser's language cookie (the header switcher sets it), then Accept-Language.
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+# One catalogue at the repository root: `make messages` writes it, `compilemessages` builds it
+# (make run, the test session, CI and the Docker build; no .mo in git).
+LOCALE_PATHS = [BASE_DIR / "locale"]
+LANGUAGE_COOKIE_NAME = "portal_language"
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+# Stored times and every export are UTC; pages show the person's own zone (User.time_zone).
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
@@ -160,6 +178,9 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SESSION_COOKIE_HTTPONLY = True
+# The language cookie (the header switcher) follows the session cookie's rules.
+LANGUAGE_COOKIE_SECURE = SESSION_COOKIE_SECURE
+LANGUAGE_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
@@ -486,7 +507,10 @@ PORTAL_CONSOLE_DESTINATION = env.str("PORTAL_CONSOLE_DESTINATION", default="")
 # What partner sessions did in owners' accounts: ingested from ActionTrail's LookupEvents by
 # beat, joined to delegations and people, kept longer than ActionTrail's own 90 days.
 INSTALLED_APPS += ["activity"]
+# "{region}" in it is replaced by each region read (actiontrail.{region}.aliyuncs.com).
 ALIBABA_ACTIONTRAIL_ENDPOINT = env.str("ALIBABA_ACTIONTRAIL_ENDPOINT", default="127.0.0.1:9100")
+# ActionTrail is regional: each owner account's own region is read, and these as well.
+PORTAL_ACTIVITY_REGIONS = env.list("PORTAL_ACTIVITY_REGIONS", default=[])
 # --- OOS and ECS (runbooks through OOS, issue 12) ------------------------------------------
 # oos.<region>.aliyuncs.com and ecs.aliyuncs.com in production; cloudsim embedded.
 ALIBABA_OOS_ENDPOINT = env.str("ALIBABA_OOS_ENDPOINT", default="127.0.0.1:9100")

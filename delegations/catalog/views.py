@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext
 from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -51,7 +52,7 @@ def _owner(request: AuthenticatedHttpRequest) -> Organisation:
     return organisation_of_kind(
         request,
         Organisation.Kind.OWNER,
-        refusal="Only resource owner organisations keep a catalogue.",
+        refusal=gettext("Only resource owner organisations keep a catalogue."),
     )
 
 
@@ -108,8 +109,11 @@ def _high_privilege_gate(
     if high_privilege and not form.cleaned_data["high_privilege_confirmed"]:
         form.add_error(
             "high_privilege_confirmed",
-            f"{', '.join(high_privilege)}: RAM administration or full access to the account. "
-            "Tick the box to confirm a partner may have that.",
+            gettext(
+                "%(policies)s: RAM administration or full access to the account. "
+                "Tick the box to confirm a partner may have that."
+            )
+            % {"policies": ", ".join(high_privilege)},
         )
         return high_privilege, _role_form_page(
             request, form=form, high_privilege=high_privilege, status=400, role=role
@@ -146,11 +150,29 @@ def _role_form_page(
 
 
 def _cloud_message(error: CloudError) -> str:
-    reference = f" (request id {error.request_id})" if error.request_id else ""
+    names = {
+        "code": error.code or error.category.value,
+        "message": error.message,
+        "reference": (
+            gettext(" (request id %(request_id)s)") % {"request_id": error.request_id}
+            if error.request_id
+            else ""
+        ),
+    }
+    if error.transient:
+        return (
+            gettext(
+                "The account's policies could not be listed: %(code)s: %(message)s%(reference)s. "
+                "Try again in a moment."
+            )
+            % names
+        )
     return (
-        "The account's policies could not be listed: "
-        f"{error.code or error.category.value}: {error.message}{reference}. "
-        + ("Try again in a moment." if error.transient else "Check the connected key's rights.")
+        gettext(
+            "The account's policies could not be listed: %(code)s: %(message)s%(reference)s. "
+            "Check the connected key's rights."
+        )
+        % names
     )
 
 
@@ -211,7 +233,7 @@ def catalog_role_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     owner = _owner(request)
     account = cloud_account_of_organisation(organisation=owner)
     if account is None:
-        messages.info(request, "Connect your Alibaba Cloud account before adding roles.")
+        messages.info(request, gettext("Connect your Alibaba Cloud account before adding roles."))
         return redirect("delegations:cloud_account")
     available, stop = _available_policies(request, account=account)
     if stop is not None:
@@ -248,7 +270,11 @@ def catalog_role_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     role = _role_form_submit(request, form=form, account=account, validate=validate, save=save)
     if isinstance(role, HttpResponse):
         return role
-    messages.success(request, f"{role.role_name} is in the catalogue; partners can ask for it.")
+    messages.success(
+        request,
+        gettext("%(role)s is in the catalogue; partners can ask for it.")
+        % {"role": role.role_name},
+    )
     return redirect("delegations:catalog")
 
 
@@ -260,7 +286,9 @@ def catalog_role_edit(request: AuthenticatedHttpRequest, catalog_role_id: str) -
     owner = _owner(request)
     role = selectors.catalog_role_get_for_owner(owner=owner, catalog_role_id=catalog_role_id)
     if not role.cloud_account.is_active:
-        messages.error(request, "Connect the role's cloud account again before editing it.")
+        messages.error(
+            request, gettext("Connect the role's cloud account again before editing it.")
+        )
         return redirect("delegations:catalog")
     available, stop = _available_policies(request, account=role.cloud_account, role=role)
     if stop is not None:
@@ -305,14 +333,15 @@ def catalog_role_edit(request: AuthenticatedHttpRequest, catalog_role_id: str) -
     if isinstance(result, HttpResponse):
         return result
     if not result.changed:  # type: ignore[attr-defined]
-        messages.info(request, f"Nothing changed in {role.role_name}.")
+        messages.info(request, gettext("Nothing changed in %(role)s.") % {"role": role.role_name})
     elif result.delegations.exclude(status__in=list(FINAL_STATUSES)).exists():
         messages.success(
             request,
-            f"{role.role_name} is saved. Access already granted is being updated in the cloud.",
+            gettext("%(role)s is saved. Access already granted is being updated in the cloud.")
+            % {"role": role.role_name},
         )
     else:
-        messages.success(request, f"{role.role_name} is saved.")
+        messages.success(request, gettext("%(role)s is saved.") % {"role": role.role_name})
     return redirect("delegations:catalog")
 
 
@@ -341,15 +370,27 @@ def _role_toggle(
         return redirect("delegations:catalog")
     if not result.changed:  # type: ignore[attr-defined]
         messages.info(
-            request, f"{role.role_name} was already {'active' if active else 'inactive'}."
+            request,
+            (
+                gettext("%(role)s was already active.")
+                if active
+                else gettext("%(role)s was already inactive.")
+            )
+            % {"role": role.role_name},
         )
     elif active:
-        messages.success(request, f"{role.role_name} can be requested and offered again.")
+        messages.success(
+            request,
+            gettext("%(role)s can be requested and offered again.") % {"role": role.role_name},
+        )
     else:
         messages.success(
             request,
-            f"{role.role_name} can no longer be requested or offered. Existing delegations "
-            "keep working until you revoke them.",
+            gettext(
+                "%(role)s can no longer be requested or offered. Existing delegations "
+                "keep working until you revoke them."
+            )
+            % {"role": role.role_name},
         )
     return redirect("delegations:catalog")
 
@@ -387,7 +428,9 @@ def allowance_add(request: AuthenticatedHttpRequest) -> HttpResponse:
             add_form_errors(form, error)
         else:
             messages.success(
-                request, f"{allowance.partner_account_uid} may now appear in your trust policies."
+                request,
+                gettext("%(partner_account_uid)s may now appear in your trust policies.")
+                % {"partner_account_uid": allowance.partner_account_uid},
             )
             return redirect(reverse("delegations:catalog") + "#allow-list")
     return _catalog_page(request, allowance_form=form, status=400)
@@ -404,8 +447,11 @@ def allowance_remove(request: AuthenticatedHttpRequest, allowance_id: str) -> Ht
     )
     messages.success(
         request,
-        f"{allowance.partner_account_uid} is off the allow-list: no new requests or offers. "
-        "Access already granted stays until you revoke it.",
+        gettext(
+            "%(partner_account_uid)s is off the allow-list: no new requests or "
+            "offers. Access already granted stays until you revoke it."
+        )
+        % {"partner_account_uid": allowance.partner_account_uid},
     )
     return redirect(reverse("delegations:catalog") + "#allow-list")
 
@@ -467,5 +513,9 @@ def partner_link_revoke(request: AuthenticatedHttpRequest, link_id: str) -> Http
     owner = _owner(request)
     link = selectors.partner_link_get_for_owner(owner=owner, link_id=link_id)
     link_services.partner_link_revoke(link=link, revoked_by=request.user)
-    messages.success(request, f"The partner link code …{link.code_hint} no longer works.")
+    messages.success(
+        request,
+        gettext("The partner link code …%(code_hint)s no longer works.")
+        % {"code_hint": link.code_hint},
+    )
     return redirect("delegations:partner_links")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.db import models
 from django.utils import timezone
 
 from activity.models import ActivityCursor, ActivityDaily, ActivityEvent
@@ -226,3 +227,32 @@ def test_a_chained_session_is_named_by_its_source_identity(grant):
     assert rows["evt-1"].source_identity == "staff@company-b"
     assert rows["evt-2"].person is None
     assert rows["evt-2"].alerts == ["unknown_session"]
+
+
+def test_odd_shapes_never_stop_the_page_or_the_run(grant):
+    identity_text = event(1)
+    identity_text["userIdentity"] = "assumed-role"  # not an object
+    odd_rw = event(2, eventRW="Delete")
+    number_name = event(3, eventName=12345)
+    nested_ip = event(4, sourceIpAddress={"v4": "203.0.113.7"})
+    long_resource = event(5, resourceName="r" * 2000)
+    valid_after = event(6)
+    report = ingest(
+        grant,
+        FakeTrail(
+            pages=[[identity_text, odd_rw, number_name], [nested_ip, long_resource, valid_after]]
+        ),
+    )
+    assert report.status == "done"
+    rows = {row.event_id: row for row in ActivityEvent.objects.all()}
+    assert set(rows) == {"evt-2", "evt-3", "evt-4", "evt-5", "evt-6"}
+    assert "unknown eventRW Delete" in rows["evt-2"].problems and rows["evt-2"].event_rw == ""
+    assert rows["evt-3"].event_name == "12345"
+    assert "malformed source_ip" in rows["evt-4"].problems and rows["evt-4"].source_ip == ""
+    assert "resource_name cut to 512 characters" in rows["evt-5"].problems
+    assert len(rows["evt-5"].resource_name) == 512
+    assert rows["evt-6"].problems == [] and rows["evt-6"].person == grant.staff
+    # What was valid is searchable and counted like any call.
+    assert ActivityDaily.objects.filter(delegation=grant.delegation).aggregate(
+        total=models.Sum("calls")
+    ) == {"total": 5}

@@ -161,3 +161,112 @@ def test_delivery_delay_hides_recent_events_until_it_passes(sdk, cloudsim, partn
     assert len(lookup(sdk, owner, attributes=[("EventName", "ListRoles")]).events) == 1
     settings = json.loads(json.dumps(cloudsim.request("GET", "/_sim/actiontrail")))
     assert settings == {"delay_seconds": 0.0}
+
+
+def _seeded_identity(session: str) -> dict:
+    return {
+        "kind": "AssumedRoleUser",
+        "role_name": "ops-seeded",
+        "role_id": "300000000000000077",
+        "session_name": session,
+        "access_key_id": f"STS.seeded-{session}",
+        "caller_arn": f"acs:ram::12345678:user/{session}",
+    }
+
+
+def test_seeded_calls_are_served_in_time_order_among_live_ones(sdk, cloudsim, partner_pair):
+    owner = partner_pair.owner
+    sdk.ram(owner).list_roles(ram_models.ListRolesRequest())  # a live call, made now
+    now = datetime.now(UTC).replace(microsecond=0)
+    iso = "%Y-%m-%dT%H:%M:%SZ"
+    answer = cloudsim.request(
+        "POST",
+        "/_sim/actiontrail/events",
+        {
+            "account": owner.uid,
+            "calls": [
+                {
+                    "time": (now - timedelta(hours=2)).strftime(iso),
+                    "product": "ecs",
+                    "action": "StopInstance",
+                    "mutating": True,
+                    "parameters": {"InstanceId": "i-seeded"},
+                    "error_code": "Forbidden.RAM",
+                    "identity": _seeded_identity("carol"),
+                }
+            ],
+            "generate": {
+                "count": 120,
+                "start": (now - timedelta(days=3)).strftime(iso),
+                "end": (now - timedelta(days=1)).strftime(iso),
+                "identities": [_seeded_identity("alice"), _seeded_identity("bob")],
+                "calls": [
+                    {"product": "ecs", "action": "DescribeInstances"},
+                    {"product": "ecs", "action": "StartInstance", "mutating": True},
+                ],
+                "error_every": 50,
+            },
+        },
+    )
+    assert answer["seeded"] == 121
+    window = {"start_time": (now - timedelta(days=4)).strftime(iso), "end_time": now.strftime(iso)}
+    seen, token = [], None
+    while True:
+        body = lookup(sdk, owner, max_results="50", next_token=token, **window)
+        seen += body.events
+        token = body.next_token
+        if not token:
+            break
+    # Newest first: the live call, the back-dated single call, then the generated ones.
+    assert [e["eventName"] for e in seen[:2]] == ["ListRoles", "StopInstance"]
+    assert len(seen) == 122 == len({e["eventId"] for e in seen})
+    times = [e["eventTime"] for e in seen]
+    assert times == sorted(times, reverse=True)
+    stop = seen[1]
+    assert stop["errorCode"] == "Forbidden.RAM"
+    assert stop["userIdentity"]["userName"] == "ops-seeded:carol"
+    assert stop["userIdentity"]["accessKeyId"] == "STS.seeded-carol"
+    assert stop["requestParameters"]["stsTokenPlayerUid"] == "12345678"
+    assert stop["resourceName"] == "i-seeded"
+    generated = seen[2:]
+    assert {e["userIdentity"]["userName"] for e in generated} == {
+        "ops-seeded:alice",
+        "ops-seeded:bob",
+    }
+    assert sum(1 for e in generated if e.get("errorCode")) == 3  # calls 0, 50 and 100
+    assert {e["eventRW"] for e in generated if e["eventName"] == "StartInstance"} == {"Write"}
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"account": "not-a-uid"}, 400),
+        ({"account": "99999999999"}, 404),
+        ({"calls": [{"product": "ecs", "action": "StopInstance"}]}, 400),  # no time, identity
+        ({"generate": {"count": 0}}, 400),
+        (
+            {
+                "generate": {
+                    "count": 10,
+                    "start": "2026-01-02T00:00:00Z",
+                    "end": "2026-01-01T00:00:00Z",
+                }
+            },
+            400,
+        ),
+    ],
+)
+def test_seeding_refuses_bad_input(cloudsim, partner_pair, body, status):
+    body = {"account": partner_pair.owner.uid, **body}
+    with pytest.raises(Exception, match=f": {status} "):
+        cloudsim.request("POST", "/_sim/actiontrail/events", body)
+
+
+def test_seeding_needs_the_operator_token(cloudsim, partner_pair):
+    with pytest.raises(Exception, match=": 403 "):
+        cloudsim.request(
+            "POST",
+            "/_sim/actiontrail/events",
+            {"account": partner_pair.owner.uid},
+            operator=False,
+        )

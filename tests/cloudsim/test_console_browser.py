@@ -77,9 +77,9 @@ def test_alice_switches_into_company_a_and_stops_an_instance(sim, page):
     page.wait_for_url(f"{sim.url}/console")
     assert "Alice @ company-b as ecs-admin @ company-a" in page.inner_text("#identity")
     rows = page.locator("#instances tbody tr")
-    assert rows.count() == 5
+    assert rows.count() == 7
     names = visible_text(page)
-    for name in ("web-1", "web-2", "batch-1", "db-1", "reporting-1"):
+    for name in ("web-1", "web-2", "batch-1", "db-1", "reporting-1", "api-1", "api-2"):
         assert name in names
     assert "cn-hangzhou" in names and "cn-shanghai" in names
     shot(page, "03-console-as-ecs-admin")
@@ -106,7 +106,7 @@ def test_alice_switches_into_company_a_and_stops_an_instance(sim, page):
     page.wait_for_url(f"{sim.url}/console")
     refused_click = visible_text(page)
     assert "You are not authorized to do this action. Action: ecs:StartInstance." in refused_click
-    assert page.locator("#instances tbody tr").count() == 5
+    assert page.locator("#instances tbody tr").count() == 7
     batch = page.locator("#instances tbody tr", has_text="batch-1").locator("[data-status]")
     assert batch.get_attribute("data-status") == "Stopped"
     shot(page, "05-start-refused-read-only")

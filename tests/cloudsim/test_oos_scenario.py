@@ -8,6 +8,7 @@ tests restart it.
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 from collections.abc import Iterator
@@ -72,6 +73,15 @@ def test_echo_hello_runs_on_every_running_instance_of_both_accounts_and_regions(
     running = {i for owner in scenario.owners for _, i in owner.running()}
     assert set(outputs) == running  # the stopped instances were not targeted
     assert all(outputs[i] == ("Success", "hello\n") for i in running)
+
+    # The operator's overview lists the run with its children.
+    connection = http.client.HTTPConnection(scenario.sim.endpoint, timeout=10)
+    connection.request(
+        "GET", "/_sim/", headers={"X-Cloudsim-Operator-Token": scenario.sim.operator_token}
+    )
+    page = connection.getresponse().read().decode()
+    connection.close()
+    assert started.execution_id in page and "Success: 4" in page
 
 
 def test_one_failing_instance_with_max_errors_zero_stops_the_loop(scenario):
@@ -208,3 +218,57 @@ def test_oos_and_ecs_calls_land_in_actiontrail(scenario, sim):
     run = next(e for e in ecs_events if e["eventName"] == "RunCommand")
     assert run["userIdentity"]["type"] == "assumed-role"
     assert run["userIdentity"]["userName"].startswith(f"{ROLE}:")
+
+
+def test_an_owner_role_trusting_only_the_source_role_admits_the_chain(sim):
+    # Named-people trust: the owner's role names the partner's OOSServiceRole, not its account.
+    built = Scenario(sim, owners=1, running=1)
+    built.put_template()
+    owner = built.owners[0]
+    built.set_trust(owner, trust({"RAM": [f"acs:ram::{built.executing.uid}:role/{ROLE}"]}))
+    finished = built.wait(built.start(built.parameters()).execution_id)
+    assert finished.status == "Success", finished.status_message
+    assert set(built.outputs_by_instance(finished.execution_id).values()) == {
+        ("Success", "hello\n")
+    }
+    # A RAM user of the executing account is not the role: the same trust refuses it.
+    built.set_trust(owner, trust({"RAM": [f"acs:ram::{built.executing.uid}:user/{ROLE}"]}))
+    refused = built.wait(built.start(built.parameters()).execution_id)
+    assert refused.status == "Failed" and "NoPermission" in refused.status_message
+
+
+def test_targets_by_resource_ids_and_by_tags(sim):
+    built = Scenario(sim, owners=1, running=2)
+    built.put_template()
+    owner = built.owners[0]
+    chosen = owner.instances["cn-shanghai"][1][0]
+    parameters = built.parameters()
+    parameters["accountRoleAndRegions"] = parameters["accountRoleAndRegions"][:1]  # cn-shanghai
+    parameters["templateParameters"]["targets"] = {
+        "Type": "ResourceIds",
+        "ResourceIds": [chosen],
+        "RegionId": "{{regionId}}",
+    }
+    by_id = built.wait(built.start(parameters).execution_id)
+    assert by_id.status == "Success", by_id.status_message
+    assert built.outputs_by_instance(by_id.execution_id) == {chosen: ("Success", "hello\n")}
+
+    tagged = sim.request(
+        "POST",
+        "/_sim/ecs/instances",
+        {
+            "uid": owner.uid,
+            "region_id": "cn-shanghai",
+            "name": "tagged",
+            "tags": [{"Key": "env", "Value": "prod"}],
+        },
+    )["instance_id"]
+    parameters["templateParameters"]["targets"] = {
+        "Type": "Tags",
+        "Tags": [{"Key": "env", "Value": "prod"}],
+        "Parameters": {"Status": "Running"},
+        "RegionId": "{{regionId}}",
+    }
+    by_tag = built.wait(built.start(parameters).execution_id)
+    assert by_tag.status == "Success", by_tag.status_message
+    assert built.outputs_by_instance(by_tag.execution_id) == {tagged: ("Success", "hello\n")}

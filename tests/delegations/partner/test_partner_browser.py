@@ -124,8 +124,8 @@ def test_partner_assigns_alice_who_switches_role_until_the_owner_revokes(
         expect(alice.locator("#identity-summary")).to_contain_text(
             f"as {world.role_name} @ company-a"
         )
-        expect(alice.locator("#instances tbody tr")).to_have_count(5)
-        for name in ("web-1", "web-2", "batch-1", "db-1", "reporting-1"):
+        expect(alice.locator("#instances tbody tr")).to_have_count(7)
+        for name in ("web-1", "web-2", "batch-1", "db-1", "reporting-1", "api-1", "api-2"):
             expect(alice.locator("#instances")).to_contain_text(name)
         shot(alice, "08-console-company-a-instances")
 

@@ -1,0 +1,204 @@
+"""Writing ingested events: one `executemany` INSERT per batch, and the daily counts in one
+upsert, both in the caller's transaction.
+
+This is ingestion's hot path (a million events a run at the first read of an account), so it
+avoids what costs per row: no model instances, no per-row validation, no per-value field
+preparation (text goes as it is; times, keys and JSON are prepared once per distinct value or
+dumped once), and no query per daily count. `INSERT … ON CONFLICT DO NOTHING` on the event id
+backs the caller's "new ids only" under the account's lock; the daily counts add with
+`ON CONFLICT … DO UPDATE SET calls = calls + excluded.calls` (SQLite and PostgreSQL alike).
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import connection
+from django.utils import timezone
+
+from activity.models import ActivityDaily, ActivityEvent
+from delegations.models import CloudAccount, Delegation
+
+# Columns of ActivityEvent that come straight from the parsed event's text fields.
+TEXT_COLUMNS = (
+    "identity_type",
+    "user_name",
+    "role_name",
+    "session_name",
+    "source_identity",
+    "access_key_id",
+    "partner_account_uid",
+    "service_name",
+    "event_name",
+    "event_rw",
+    "event_type",
+    "resource_name",
+    "resource_type",
+    "region",
+    "source_ip",
+    "request_id",
+    "outcome",
+    "error_code",
+)
+# The columns the text filter searches, in `search_text`.
+SEARCHED_COLUMNS = ("event_name", "resource_name", "source_ip", "request_id", "error_code")
+_DAILY_KEY = ("delegation_id", "day", "person_label", "service_name", "event_name", "event_rw")
+
+
+@dataclass(slots=True)
+class NewEvent:
+    """One event ready to store: what the page shows, without a model instance."""
+
+    event_id: str
+    event_time: datetime
+    delegation: Delegation | None
+    person_id: Any
+    person_label: str
+    via: str
+    fields: dict[str, Any]
+    problems: list[str]
+    raw_json: str
+    alerts: list[str] = field(default_factory=list)
+
+    @property
+    def search_text(self) -> str:
+        found = [self.fields[name] for name in SEARCHED_COLUMNS if self.fields[name]]
+        if self.person_label:
+            found.append(self.person_label)
+        return " ".join(found).lower()
+
+
+# The INSERT's columns: these first, then TEXT_COLUMNS (read from the fields in one C call).
+_OWN_COLUMNS = (
+    "cloud_account_id",
+    "event_id",
+    "event_time",
+    "delegation_id",
+    "person_id",
+    "person_label",
+    "via",
+    "alerts",
+    "problems",
+    "raw",
+    "search_text",
+    "ingested_at",
+)
+_COLUMNS = (*_OWN_COLUMNS, *TEXT_COLUMNS)
+_text_values = operator.itemgetter(*TEXT_COLUMNS)
+
+
+def _check_columns() -> None:
+    names = {f.attname for f in ActivityEvent._meta.concrete_fields if not f.primary_key}
+    # A new column must be filled here too; failing at import says so at once.
+    if names != set(_COLUMNS):
+        raise RuntimeError(f"activity.storage does not fill {sorted(names ^ set(_COLUMNS))}")
+
+
+_check_columns()
+
+
+class _Prepared:
+    """Database values of the few non-text columns, prepared once per distinct value."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, Any], Any] = {}
+        self._fields = {f.attname: f for f in ActivityEvent._meta.concrete_fields}
+
+    def __call__(self, attname: str, value: Any) -> Any:
+        if value is None:
+            return None
+        key = (attname, value)
+        if key not in self._cache:
+            self._cache[key] = self._fields[attname].get_db_prep_save(value, connection)
+        return self._cache[key]
+
+
+def _json_text(value: list[str]) -> str:
+    return json.dumps(value, separators=(",", ":")) if value else "[]"
+
+
+def insert_events(*, cloud_account: CloudAccount, rows: list[NewEvent]) -> None:
+    if not rows:
+        return
+    quote = connection.ops.quote_name
+    table = quote(ActivityEvent._meta.db_table)
+    column_of = {f.attname: f.column for f in ActivityEvent._meta.concrete_fields}
+    columns = ", ".join(quote(column_of[c]) for c in _COLUMNS)
+    placeholders = ", ".join(["%s"] * len(_COLUMNS))
+    # Only the model's own table and column names are interpolated; values are parameters.
+    sql = (
+        f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) "  # noqa: S608
+        f"ON CONFLICT ({quote(column_of['cloud_account_id'])}, {quote(column_of['event_id'])}) "
+        "DO NOTHING"
+    )
+    prepared = _Prepared()
+    account_id = prepared("cloud_account_id", cloud_account.pk)
+    ingested_at = prepared("ingested_at", timezone.now())
+    adapt_time = connection.ops.adapt_datetimefield_value
+    values = [
+        (
+            account_id,
+            row.event_id,
+            adapt_time(row.event_time),
+            prepared("delegation_id", getattr(row.delegation, "pk", None)),
+            prepared("person_id", row.person_id),
+            row.person_label,
+            row.via,
+            _json_text(row.alerts),
+            _json_text(row.problems),
+            row.raw_json,
+            row.search_text,
+            ingested_at,
+            *_text_values(row.fields),
+        )
+        for row in rows
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, values)
+
+
+def count_daily(rows: list[NewEvent]) -> None:
+    """Add the rows to their (delegation, day, person, action, outcome) counts."""
+    counts: dict[tuple[Any, ...], int] = defaultdict(int)
+    for row in rows:
+        if row.delegation is None:
+            continue
+        fields = row.fields
+        counts[
+            (
+                row.delegation.pk,
+                row.event_time.date(),
+                row.person_label,
+                fields["service_name"],
+                fields["event_name"],
+                fields["event_rw"],
+                fields["outcome"],
+            )
+        ] += 1
+    if not counts:
+        return
+    quote = connection.ops.quote_name
+    table = quote(ActivityDaily._meta.db_table)
+    column_of = {f.attname: f.column for f in ActivityDaily._meta.concrete_fields}
+    key_columns = [quote(column_of[c]) for c in (*_DAILY_KEY, "outcome")]
+    calls = quote(column_of["calls"])
+    # Table and column names are the model's own; values are parameters.
+    sql = (
+        f"INSERT INTO {table} ({', '.join(key_columns)}, {calls}) "  # noqa: S608
+        f"VALUES ({', '.join(['%s'] * (len(key_columns) + 1))}) "
+        f"ON CONFLICT ({', '.join(key_columns)}) "
+        f"DO UPDATE SET {calls} = {table}.{calls} + excluded.{calls}"
+    )
+    delegation_field = ActivityDaily._meta.get_field("delegation")
+    adapt_day = connection.ops.adapt_datefield_value
+    values = [
+        [delegation_field.get_db_prep_save(key[0], connection), adapt_day(key[1]), *key[2:], n]
+        for key, n in counts.items()
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, values)

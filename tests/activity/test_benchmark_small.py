@@ -1,0 +1,53 @@
+"""benchmarks/activity.py at a small size: it seeds cloudsim in bulk, ingests every event,
+and prints the ratios and a constant SQL count per page (behaviour only: nothing is timed)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_activity_benchmark_runs_at_a_small_size():
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" or "portal_ci" not in v}
+    env["DEBUG"] = "1"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "activity.py"),
+            "--events",
+            "600",
+            "--small",
+            "100",
+            "--requests",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert "seeding cloudsim: 600 calls" in out
+    assert re.search(r"bare paging: 60\d events in [\d.]+ s", out)
+    # The small run stored the oldest 100; the large one the other 500.
+    assert re.search(r"ingestion: 500 events in [\d.]+ s", out)
+    assert re.search(r"ratio ingestion/bare: [\d.]+ \(target >= 0\.7\)", out)
+    pages = re.findall(r"^(\w+)\s+[\d.]+ms\s+[\d.]+ms\s+[\d.]+\s+(\d+)\s+(\d+)$", out, re.M)
+    assert {name for name, _, _ in pages} == {
+        "newest",
+        "writes",
+        "denied",
+        "person",
+        "action",
+        "week",
+        "text",
+    }
+    assert all(small == large for _, small, large in pages), pages
