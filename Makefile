@@ -3,7 +3,13 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format clean
+.PHONY: run test lint format clean messages compilemessages
+
+# The one catalogue (locale/zh_Hans/LC_MESSAGES/django.po) is written with exactly these flags
+# (tests/i18n/catalogue.py runs the same to prove every marked string is in it).
+MAKEMESSAGES_FLAGS := -l zh_Hans --no-location --no-wrap --no-obsolete -i ".venv/*" \
+	-i "cloudsim/*" -i "tests/*" -i "benchmarks/*" -i "cli/*" -i "var/*" -i "staticfiles/*"
+COMPILEMESSAGES_FLAGS := -l zh_Hans -i .venv -i var -i cloudsim -i staticfiles -i test-artifacts
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +25,16 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
 
 ## Run the whole product embedded: web, worker, beat and cloudsim, with demo data.
 run: $(VENV)/.installed-run
+	DEBUG=1 $(BIN)/python manage.py compilemessages $(COMPILEMESSAGES_FLAGS) -v 0
 	$(BIN)/python -m demo.embedded
+
+## Extract every marked string into the zh-hans catalogue (needs gettext's xgettext/msgmerge).
+messages: $(VENV)/.installed-run
+	DEBUG=1 $(BIN)/python manage.py makemessages $(MAKEMESSAGES_FLAGS)
+
+## Compile the catalogue into locale/zh_Hans/LC_MESSAGES/django.mo (not in git).
+compilemessages: $(VENV)/.installed-run
+	DEBUG=1 $(BIN)/python manage.py compilemessages $(COMPILEMESSAGES_FLAGS)
 
 ## Run the whole test suite: lint, Django checks, unit, integration and browser tests.
 test: $(VENV)/.installed-dev

@@ -4,9 +4,11 @@ from allauth.mfa.models import Authenticator
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
+from django.utils import translation
+from django.utils.translation import gettext_lazy as _
 
-from accounts import mfa_secrets
-from accounts.models import Membership
+from accounts import emails, mfa_secrets
+from accounts.models import Membership, User
 from core.client_ip import client_ip
 
 
@@ -20,11 +22,25 @@ class PortalAccountAdapter(DefaultAccountAdapter):
     error_messages = {
         **DefaultAccountAdapter.error_messages,
         # The same words whether the address is unknown or the password is wrong.
-        "email_password_mismatch": "The email address or password is not correct.",
-        "too_many_login_attempts": (
+        "email_password_mismatch": _("The email address or password is not correct."),
+        "too_many_login_attempts": _(
             "Too many failed sign-in attempts. Wait a few minutes, then try again."
         ),
     }
+
+    def format_email_subject(self, subject: str) -> str:
+        # The prefix in the recipient's language too ("[合作伙伴访问门户] ").
+        return emails.subject_prefix() + str(subject)
+
+    def send_mail(self, template_prefix: str, email: str, context: dict) -> None:
+        # allauth's emails (confirmation, password reset) in the language and time zone of the
+        # person the address belongs to. One who chose no language yet is the person asking
+        # for this email in this very request: the page's language is theirs.
+        person = User.objects.filter(email__iexact=email).first()
+        if person is not None and not person.language:
+            person.language = translation.get_language() or ""
+        with emails.person_locale(person):
+            super().send_mail(template_prefix, email, context)
 
     def get_client_ip(self, request: HttpRequest) -> str:
         # The audit log's notion of the client (PORTAL_TRUSTED_PROXY_COUNT), so rate limits
@@ -42,7 +58,7 @@ class PortalMFAAdapter(DefaultMFAAdapter):
 
     error_messages = {
         **DefaultMFAAdapter.error_messages,
-        "cannot_delete_authenticator": (
+        "cannot_delete_authenticator": _(
             "Admins must keep two-factor authentication on. Ask another admin to change your "
             "role first if you no longer need it."
         ),

@@ -1,9 +1,14 @@
-from typing import Any, cast
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
 
 from allauth.account.forms import SignupForm
 from django import forms
+from django.conf import settings
 from django.contrib.auth import password_validation
 from django.core.validators import MaxLengthValidator
+from django.utils.functional import lazy
+from django.utils.translation import gettext_lazy as _
 
 from accounts import services
 from accounts.models import (
@@ -14,13 +19,17 @@ from accounts.models import (
     validate_account_uid,
     validate_enterprise_alias,
 )
+from core.time_zones import time_zone_choices
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 NAME_MAX_LENGTH = 150
 EMAIL_MAX_LENGTH = 254
 ORGANISATION_NAME_MAX_LENGTH = 200
 
 
-def _name_field(label: str, *, autocomplete: str) -> forms.CharField:
+def _name_field(label: StrOrPromise, *, autocomplete: str) -> forms.CharField:
     """A person's first or last name: optional, as long as the user model keeps."""
     return forms.CharField(
         label=label,
@@ -37,43 +46,45 @@ class OrganisationSignupForm(SignupForm):
     """
 
     kind = forms.ChoiceField(
-        label="Your organisation is",
+        label=_("Your organisation is"),
         choices=[
             (
                 Organisation.Kind.OWNER,
-                "A resource owner: it hands the operation of its cloud resources to a partner",
+                _("A resource owner: it hands the operation of its cloud resources to a partner"),
             ),
             (
                 Organisation.Kind.PARTNER,
-                "A partner: it operates a resource owner's cloud resources under contract",
+                _("A partner: it operates a resource owner's cloud resources under contract"),
             ),
         ],
         widget=forms.RadioSelect,
     )
     organisation_name = forms.CharField(
-        label="Organisation name",
+        label=_("Organisation name"),
         max_length=ORGANISATION_NAME_MAX_LENGTH,
         widget=forms.TextInput(attrs={"autocomplete": "organization"}),
     )
     account_uid = forms.CharField(
-        label="Alibaba Cloud account UID",
+        label=_("Alibaba Cloud account UID"),
         max_length=ACCOUNT_UID_MAX_LENGTH,
         strip=False,
-        help_text="Digits only, as shown in the console's account centre (16 digits for real "
-        "accounts).",
+        help_text=_(
+            "Digits only, as shown in the console's account centre (16 digits for real accounts)."
+        ),
         widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"}),
     )
     enterprise_alias = forms.CharField(
-        label="Enterprise alias (optional)",
+        label=_("Enterprise alias (optional)"),
         max_length=ENTERPRISE_ALIAS_MAX_LENGTH,
         required=False,
         strip=False,
-        help_text="Lowercase letters, digits and hyphens, as set in RAM. Used in switch-role "
-        "links.",
+        help_text=_(
+            "Lowercase letters, digits and hyphens, as set in RAM. Used in switch-role links."
+        ),
         widget=forms.TextInput(attrs={"autocomplete": "off"}),
     )
-    first_name = _name_field("Your first name", autocomplete="given-name")
-    last_name = _name_field("Your last name", autocomplete="family-name")
+    first_name = _name_field(_("Your first name"), autocomplete="given-name")
+    last_name = _name_field(_("Your last name"), autocomplete="family-name")
 
     field_order = [
         "kind",
@@ -89,7 +100,7 @@ class OrganisationSignupForm(SignupForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["email"].label = "Your work email"
+        self.fields["email"].label = _("Your work email")
         self.fields["email"].max_length = EMAIL_MAX_LENGTH
         self.fields["email"].validators.append(MaxLengthValidator(EMAIL_MAX_LENGTH))
         self.fields["email"].widget.attrs["maxlength"] = str(EMAIL_MAX_LENGTH)
@@ -111,7 +122,7 @@ class OrganisationSignupForm(SignupForm):
     def clean_organisation_name(self) -> str:
         value = self.cleaned_data["organisation_name"].strip()
         if not value:
-            raise forms.ValidationError("Enter the organisation's name.")
+            raise forms.ValidationError(_("Enter the organisation's name."))
         return value
 
     def clean(self) -> dict:
@@ -120,8 +131,10 @@ class OrganisationSignupForm(SignupForm):
         if kind and uid and services.organisation_account_uid_taken(kind=kind, account_uid=uid):
             self.add_error(
                 "account_uid",
-                "An organisation of this kind is already registered for this account. Ask its "
-                "admin to invite you.",
+                _(
+                    "An organisation of this kind is already registered for this account. Ask "
+                    "its admin to invite you."
+                ),
             )
         return cleaned
 
@@ -134,11 +147,19 @@ class OrganisationSignupForm(SignupForm):
             account_uid=self.cleaned_data["account_uid"],
             enterprise_alias=self.cleaned_data.get("enterprise_alias", ""),
         )
+        # The first sign-in comes later, from the confirmation link: the browser's zone and
+        # the language chosen on this page are taken now (static/js/time-zone.js fills it).
+        services.person_time_zone_default(
+            user=user, browser_time_zone=str(self.data.get("time_zone") or "")
+        )
+        language = getattr(request, "COOKIES", {}).get(settings.LANGUAGE_COOKIE_NAME, "")
+        if language in dict(settings.LANGUAGES):
+            services.person_language_set(user=user, language=language)
 
 
 class InvitationForm(forms.Form):
-    email = forms.EmailField(label="Email address", max_length=EMAIL_MAX_LENGTH)
-    role = forms.ChoiceField(label="Role")
+    email = forms.EmailField(label=_("Email address"), max_length=EMAIL_MAX_LENGTH)
+    role = forms.ChoiceField(label=_("Role"))
 
     def __init__(self, *args: Any, organisation: Organisation, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -154,7 +175,7 @@ class InvitationForm(forms.Form):
 
 
 class RoleChangeForm(forms.Form):
-    role = forms.ChoiceField(label="Role")
+    role = forms.ChoiceField(label=_("Role"))
 
     def __init__(self, *args: Any, organisation: Organisation, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -169,17 +190,18 @@ class InvitationSignupForm(forms.Form):
     """A new person accepting an invitation chooses their password (the email is the invited
     address)."""
 
-    first_name = _name_field("First name", autocomplete="given-name")
-    last_name = _name_field("Last name", autocomplete="family-name")
+    first_name = _name_field(_("First name"), autocomplete="given-name")
+    last_name = _name_field(_("Last name"), autocomplete="family-name")
     password1 = forms.CharField(
-        label="Choose a password",
+        label=_("Choose a password"),
         strip=False,
         max_length=4096,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-        help_text=password_validation.password_validators_help_text_html(),
+        # Lazy: the validators' help in the reader's language, not the one at import time.
+        help_text=lazy(password_validation.password_validators_help_text_html, str)(),
     )
     password2 = forms.CharField(
-        label="Password (again)",
+        label=_("Password (again)"),
         strip=False,
         max_length=4096,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
@@ -194,7 +216,7 @@ class InvitationSignupForm(forms.Form):
         cleaned = self.cleaned_data
         password1, password2 = cleaned.get("password1"), cleaned.get("password2")
         if password1 and password2 and password1 != password2:
-            self.add_error("password2", "You must type the same password each time.")
+            self.add_error("password2", _("You must type the same password each time."))
         if password1:
             candidate = User(
                 email=self.email,
@@ -206,3 +228,22 @@ class InvitationSignupForm(forms.Form):
             except forms.ValidationError as error:
                 self.add_error("password1", error)
         return cleaned
+
+
+class PersonPreferencesForm(forms.Form):
+    """The person's language and time zone (issue 17)."""
+
+    language = forms.ChoiceField(
+        label=_("Language"),
+        required=False,
+        choices=[("", _("As my browser asks")), *settings.LANGUAGES],
+        help_text=_("Pages, emails and chat messages to you use this language."),
+    )
+    time_zone = forms.ChoiceField(
+        label=_("Time zone"),
+        choices=time_zone_choices,
+        help_text=_(
+            "Times on every page and in your emails are shown in this zone (UTC on hover); "
+            "exports stay in UTC."
+        ),
+    )

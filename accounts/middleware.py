@@ -1,4 +1,4 @@
-"""Per-request tenancy and the MFA rule for admins."""
+"""Per-request tenancy, the person's language and time zone, and the MFA rule for admins."""
 
 from collections.abc import Callable
 
@@ -8,10 +8,38 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from accounts import selectors
 from accounts.models import Membership
 from accounts.permissions import OrganisationHttpRequest
+from core.time_zones import zone_or_utc
+
+
+class PersonLocaleMiddleware:
+    """A signed-in person's own language (when they chose one) wins over the browser's cookie
+    and Accept-Language, which LocaleMiddleware has read before this; their time zone is
+    the one every page shows times in (UTC until known). Bearer-token API requests are
+    anonymous here: Accept-Language decides for them."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = request.user
+        if user.is_authenticated:
+            if user.language:
+                translation.activate(user.language)
+                request.LANGUAGE_CODE = translation.get_language()
+            timezone.activate(zone_or_utc(user.time_zone))
+        else:
+            timezone.deactivate()
+        try:
+            return self.get_response(request)
+        finally:
+            # A thread serves the next request with nothing of this person's left active.
+            timezone.deactivate()
 
 
 class CurrentOrganisationMiddleware:
@@ -49,8 +77,15 @@ class CurrentOrganisationMiddleware:
 # Paths an admin without MFA may still use: signing out, setting up MFA and the rest of the
 # account pages, switching to another organisation, accepting an invitation, reading the
 # embedded mailbox, static files and probes.
-_MFA_EXEMPT_PREFIXES = ("/accounts/", "/static/", "/dev/mail/", "/invitations/", "/healthz")
-_MFA_EXEMPT_NAMES = ("accounts:switch_organisation",)
+_MFA_EXEMPT_PREFIXES = (
+    "/accounts/",
+    "/static/",
+    "/dev/mail/",
+    "/invitations/",
+    "/healthz",
+    "/i18n/",
+)
+_MFA_EXEMPT_NAMES = ("accounts:switch_organisation", "accounts:preferences")
 
 
 class AdminMfaRequiredMiddleware:
@@ -64,8 +99,10 @@ class AdminMfaRequiredMiddleware:
         if self._must_enrol(request):
             messages.warning(
                 request,
-                "Your organisation requires two-factor authentication for admins. "
-                "Set up an authenticator app to continue.",
+                _(
+                    "Your organisation requires two-factor authentication for admins. "
+                    "Set up an authenticator app to continue."
+                ),
             )
             return redirect("mfa_activate_totp")
         return self.get_response(request)

@@ -9,6 +9,9 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from core.time_zones import TIME_ZONE_MAX_LENGTH, is_time_zone
 
 # Alibaba Cloud account UIDs are plain ASCII decimal strings (16 digits in real accounts, 8 in
 # the demo). `[0-9]` rather than `\d` so full-width and other Unicode digits never match, and
@@ -24,8 +27,10 @@ ENTERPRISE_ALIAS_MAX_LENGTH = 32
 def validate_account_uid(value: str) -> None:
     if not isinstance(value, str) or not ACCOUNT_UID_RE.match(value):
         raise ValidationError(
-            "An Alibaba Cloud account UID is 1 to 32 digits 0-9 only, for example "
-            "1234567890123456: no spaces, signs, letters or ARNs.",
+            _(
+                "An Alibaba Cloud account UID is 1 to 32 digits 0-9 only, for example "
+                "1234567890123456: no spaces, signs, letters or ARNs."
+            ),
             code="invalid_account_uid",
         )
 
@@ -33,9 +38,19 @@ def validate_account_uid(value: str) -> None:
 def validate_enterprise_alias(value: str) -> None:
     if not isinstance(value, str) or not ENTERPRISE_ALIAS_RE.match(value):
         raise ValidationError(
-            "An enterprise alias is 3 to 32 characters: lowercase letters a-z, digits and "
-            "hyphens, not starting or ending with a hyphen.",
+            _(
+                "An enterprise alias is 3 to 32 characters: lowercase letters a-z, digits and "
+                "hyphens, not starting or ending with a hyphen."
+            ),
             code="invalid_enterprise_alias",
+        )
+
+
+def validate_time_zone(value: str) -> None:
+    if value and not is_time_zone(value):
+        raise ValidationError(
+            _("Choose a time zone from the list, for example Asia/Shanghai or Europe/Berlin."),
+            code="invalid_time_zone",
         )
 
 
@@ -104,6 +119,18 @@ class User(AbstractUser):
 
     username = None  # type: ignore[assignment]
     email = models.EmailField("email address", unique=True)
+    # The person's own choices (issue 17). Empty language: the browser decides (the language
+    # cookie, then Accept-Language); empty time zone: not known yet, times show in UTC until the
+    # browser's zone is taken at the next sign-in.
+    language = models.CharField(
+        _("language"), max_length=16, blank=True, choices=settings.LANGUAGES
+    )
+    time_zone = models.CharField(
+        _("time zone"),
+        max_length=TIME_ZONE_MAX_LENGTH,
+        blank=True,
+        validators=[validate_time_zone],
+    )
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS: ClassVar[list[str]] = []
@@ -120,8 +147,8 @@ class Organisation(models.Model):
     """A company using the portal: a resource owner (company A) or a partner (company B)."""
 
     class Kind(models.TextChoices):
-        OWNER = "owner", "Resource owner"
-        PARTNER = "partner", "Partner"
+        OWNER = "owner", _("Resource owner")
+        PARTNER = "partner", _("Partner")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=200)
@@ -158,7 +185,7 @@ class Organisation(models.Model):
 
     @property
     def role_choices(self) -> list[tuple[str, str]]:
-        return [(role.value, role.label) for role in Membership.roles_for_kind(self.kind)]
+        return [(role.value, str(role.label)) for role in Membership.roles_for_kind(self.kind)]
 
 
 class Membership(models.Model):
@@ -166,9 +193,9 @@ class Membership(models.Model):
     partner organisations have admins and staff."""
 
     class Role(models.TextChoices):
-        ADMIN = "admin", "Admin"
-        AUDITOR = "auditor", "Auditor"
-        STAFF = "staff", "Staff"
+        ADMIN = "admin", _("Admin")
+        AUDITOR = "auditor", _("Auditor")
+        STAFF = "staff", _("Staff")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(
@@ -210,7 +237,7 @@ class Membership(models.Model):
         if self.organisation_id and self.role not in Membership.roles_for_kind(
             self.organisation.kind
         ):
-            raise ValidationError({"role": "This role does not exist in this organisation."})
+            raise ValidationError({"role": _("This role does not exist in this organisation.")})
 
 
 class Invitation(models.Model):

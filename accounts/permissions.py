@@ -25,6 +25,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.translation import gettext as _
 
 from accounts.models import Membership, Organisation, User
 
@@ -62,9 +63,9 @@ def check_organisation_access(request: HttpRequest, roles: Iterable[str] | None)
     """Raise PermissionDenied unless the current membership has one of `roles` (any if None)."""
     membership = getattr(request, "membership", None)
     if membership is None:
-        raise PermissionDenied("You are not a member of any organisation.")
+        raise PermissionDenied(_("You are not a member of any organisation."))
     if roles is not None and membership.role not in set(roles):
-        raise PermissionDenied("Your role in this organisation does not allow this.")
+        raise PermissionDenied(_("Your role in this organisation does not allow this."))
 
 
 def organisation_member_required(
@@ -152,7 +153,7 @@ def require_mfa(*, with_mfa: bool) -> None:
     deployment requires it; `with_mfa` is what the view read from `recent_authentications`."""
     if settings.PORTAL_REQUIRE_MFA and not with_mfa:
         raise PermissionDenied(
-            "Granting access needs a recent sign-in with two-factor authentication."
+            _("Granting access needs a recent sign-in with two-factor authentication.")
         )
 
 
@@ -200,7 +201,7 @@ def step_up_page(request: HttpRequest, *, rule: MfaRule = MfaRule.PORTAL) -> str
     """The page where the person confirms who they are (by MFA when `rule` asks for it)."""
     if _mfa_required(request, rule):
         if not is_mfa_enabled(request.user):
-            raise PermissionDenied("This needs two-factor authentication; set it up first.")
+            raise PermissionDenied(_("This needs two-factor authentication; set it up first."))
         return reverse("mfa_reauthenticate")
     return reverse("account_reauthenticate")
 

@@ -13,11 +13,13 @@ from datetime import timedelta
 from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
 from allauth.usersessions.models import UserSession
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
+from django.utils.translation import gettext_lazy as _
 
 from accounts import emails, hooks, mfa_secrets
 from accounts.models import (
@@ -28,6 +30,7 @@ from accounts.models import (
     hash_token,
     validate_account_uid,
     validate_enterprise_alias,
+    validate_time_zone,
 )
 from audit.actions import AuditAction
 from audit.services import audit_record
@@ -65,7 +68,7 @@ def organisation_account_uid_taken(*, kind: str, account_uid: str) -> bool:
 
 
 _ACCOUNT_UID_TAKEN = {
-    "account_uid": "An organisation of this kind is already registered for this account."
+    "account_uid": _("An organisation of this kind is already registered for this account.")
 }
 
 
@@ -82,9 +85,9 @@ def organisation_register(
     """Create an organisation with `founder` as its first admin."""
     name = name.strip()
     if not name:
-        raise ValidationError({"organisation_name": "Enter the organisation's name."})
+        raise ValidationError({"organisation_name": _("Enter the organisation's name.")})
     if kind not in Organisation.Kind.values:
-        raise ValidationError({"kind": "Choose resource owner or partner."})
+        raise ValidationError({"kind": _("Choose resource owner or partner.")})
     validate_account_uid(account_uid)
     if enterprise_alias:
         validate_enterprise_alias(enterprise_alias)
@@ -124,7 +127,10 @@ def membership_create(
         user=user, organisation=organisation, defaults={"role": role}
     )
     if not created:
-        raise ValidationError(f"{user.email} is already a member of {organisation.name}.")
+        raise ValidationError(
+            _("%(email)s is already a member of %(organisation)s.")
+            % {"email": user.email, "organisation": organisation.name}
+        )
     _audit_member_added(membership=membership, added_by=added_by)
     return membership
 
@@ -143,7 +149,9 @@ def _audit_member_added(*, membership: Membership, added_by: User | None) -> Non
 def _validate_role(*, organisation: Organisation, role: str) -> None:
     if role not in Membership.roles_for_kind(organisation.kind):
         allowed = ", ".join(r.label.lower() for r in Membership.roles_for_kind(organisation.kind))
-        raise ValidationError({"role": f"Choose one of this organisation's roles: {allowed}."})
+        raise ValidationError(
+            {"role": _("Choose one of this organisation's roles: %(roles)s.") % {"roles": allowed}}
+        )
 
 
 def _lock_organisation(organisation: Organisation) -> Organisation:
@@ -171,7 +179,7 @@ def membership_change_role(*, membership: Membership, role: str, changed_by: Use
         organisation=organisation, excluding=membership
     ):
         raise ValidationError(
-            {"role": "This is the organisation's only admin. Make someone else admin first."}
+            {"role": _("This is the organisation's only admin. Make someone else admin first.")}
         )
     before = {"role": membership.role}
     membership.role = role
@@ -209,7 +217,10 @@ def membership_remove(*, membership: Membership, removed_by: User) -> None:
         organisation=organisation, excluding=membership
     ):
         raise ValidationError(
-            "This is the organisation's only admin. Make someone else admin before removing them."
+            _(
+                "This is the organisation's only admin. Make someone else admin before removing "
+                "them."
+            )
         )
     user = membership.user
     # A partner's staff member loses their delegations, credentials-URI keys and RAM user link
@@ -272,12 +283,22 @@ def invitation_create(
     email = User.objects.normalize_email(email).strip().lower()
     _validate_role(organisation=organisation, role=role)
     if Membership.objects.filter(organisation=organisation, user__email__iexact=email).exists():
-        raise ValidationError({"email": f"{email} is already a member of {organisation.name}."})
+        raise ValidationError(
+            {
+                "email": _("%(email)s is already a member of %(organisation)s.")
+                % {"email": email, "organisation": organisation.name}
+            }
+        )
     if Invitation.objects.filter(
         organisation=organisation, email=email, accepted_at=None, cancelled_at=None
     ).exists():
         raise ValidationError(
-            {"email": f"{email} already has an open invitation. Resend it from the list below."}
+            {
+                "email": _(
+                    "%(email)s already has an open invitation. Resend it from the list below."
+                )
+                % {"email": email}
+            }
         )
     raw_token, token_hash = _new_token()
     now = timezone.now()
@@ -307,9 +328,9 @@ def invitation_create(
 def _lock_open_invitation(invitation: Invitation) -> Invitation:
     invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
     if invitation.accepted_at:
-        raise ValidationError("This invitation has already been accepted.")
+        raise ValidationError(_("This invitation has already been accepted."))
     if invitation.cancelled_at:
-        raise ValidationError("This invitation has been cancelled.")
+        raise ValidationError(_("This invitation has been cancelled."))
     return invitation
 
 
@@ -361,7 +382,7 @@ def _lock_acceptable_invitation(invitation: Invitation) -> Invitation:
     invitation = _lock_open_invitation(invitation)
     if invitation.is_expired:
         raise ValidationError(
-            "This invitation has expired. Ask an admin of the organisation to resend it."
+            _("This invitation has expired. Ask an admin of the organisation to resend it.")
         )
     return invitation
 
@@ -375,7 +396,9 @@ def user_owns_email(*, user: User, email: str) -> bool:
 def _accept(*, invitation: Invitation, user: User) -> Membership:
     organisation = _lock_organisation(invitation.organisation)
     if Membership.objects.filter(organisation=organisation, user=user).exists():
-        raise ValidationError(f"You are already a member of {organisation.name}.")
+        raise ValidationError(
+            _("You are already a member of %(organisation)s.") % {"organisation": organisation.name}
+        )
     _validate_role(organisation=organisation, role=invitation.role)
     membership = Membership.objects.create(
         user=user, organisation=organisation, role=invitation.role
@@ -400,7 +423,8 @@ def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
     invitation = _lock_acceptable_invitation(invitation)
     if not user_owns_email(user=user, email=invitation.email):
         raise ValidationError(
-            f"This invitation is for {invitation.email}. Sign in with that address to accept it."
+            _("This invitation is for %(email)s. Sign in with that address to accept it.")
+            % {"email": invitation.email}
         )
     return _accept(invitation=invitation, user=user)
 
@@ -419,7 +443,7 @@ def invitation_accept_as_new_user(
         User.objects.filter(email__iexact=email).exists()
         or EmailAddress.objects.filter(email__iexact=email).exists()
     ):
-        raise ValidationError("An account with this email already exists. Sign in to accept.")
+        raise ValidationError(_("An account with this email already exists. Sign in to accept."))
     user = User.objects.create_user(
         email=email, password=password, first_name=first_name.strip(), last_name=last_name.strip()
     )
@@ -431,7 +455,7 @@ def invitation_accept_as_new_user(
 def organisation_switch(*, user: User, from_membership: Membership | None, to: Membership) -> None:
     """Record a switch of the current organisation; the caller stores the choice in the session."""
     if to.user_id != user.pk:
-        raise ValidationError("You are not a member of that organisation.")
+        raise ValidationError(_("You are not a member of that organisation."))
     audit_record(
         action=AuditAction.ORGANISATION_SWITCHED,
         actor=user,
@@ -573,3 +597,56 @@ def mfa_secrets_rotate() -> MfaRotationReport:
             )
             resealed += 1
     return MfaRotationReport(resealed=resealed, unreadable=unreadable)
+
+
+# --- A person's language and time zone (issue 17) ----------------------------------------------
+# Display preferences of the person's own, like their email preferences: not audited.
+
+
+def _validate_language(language: str) -> None:
+    if language and language not in dict(settings.LANGUAGES):
+        raise ValidationError({"language": _("Choose one of the offered languages.")})
+
+
+@transaction.atomic
+def person_preferences_update(*, user: User, language: str, time_zone: str) -> User:
+    """Set the person's language ("" lets the browser decide) and time zone."""
+    _validate_language(language)
+    try:
+        validate_time_zone(time_zone)
+    except ValidationError as error:
+        raise ValidationError({"time_zone": error.messages}) from error
+    locked = User.objects.select_for_update().get(pk=user.pk)
+    if (locked.language, locked.time_zone) != (language, time_zone):
+        locked.language = language
+        locked.time_zone = time_zone
+        locked.save(update_fields=["language", "time_zone"])
+    user.language, user.time_zone = language, time_zone
+    return locked
+
+
+@transaction.atomic
+def person_language_set(*, user: User, language: str) -> None:
+    """The header's language switcher, used while signed in: the choice follows the person to
+    every browser, their emails and chat messages."""
+    _validate_language(language)
+    User.objects.filter(pk=user.pk).exclude(language=language).update(language=language)
+    user.language = language
+
+
+def person_time_zone_default(*, user: User, browser_time_zone: str) -> bool:
+    """At sign-in, a person whose time zone is not known yet takes the browser's. A name the
+    tz database does not know is ignored (the field is typed by a script, anyone can post
+    anything). Returns whether it was set. One conditional UPDATE: two sign-ins at once
+    cannot overwrite a zone the person chose meanwhile."""
+    name = (browser_time_zone or "").strip()
+    if not name or user.time_zone:
+        return False
+    try:
+        validate_time_zone(name)
+    except ValidationError:
+        return False
+    changed = User.objects.filter(pk=user.pk, time_zone="").update(time_zone=name)
+    if changed:
+        user.time_zone = name
+    return bool(changed)

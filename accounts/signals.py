@@ -4,6 +4,7 @@ from typing import Any
 
 from allauth.account.signals import user_logged_in
 from allauth.mfa.signals import authenticator_added, authenticator_removed, authenticator_reset
+from django.conf import settings
 from django.contrib.auth.signals import user_login_failed
 from django.dispatch import receiver
 
@@ -13,6 +14,15 @@ from accounts import services
 @receiver(user_logged_in, dispatch_uid="accounts.audit_sign_in")
 def on_user_logged_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     services.auth_sign_in_succeeded(user=user)
+    if request is not None:
+        # The sign-in form's hidden field, filled by static/js/time-zone.js from the browser.
+        services.person_time_zone_default(
+            user=user, browser_time_zone=str(request.POST.get("time_zone") or "")
+        )
+        # A language picked on the sign-in page (the switcher's cookie) becomes the person's.
+        chosen = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME, "")
+        if not user.language and chosen in dict(settings.LANGUAGES):
+            services.person_language_set(user=user, language=chosen)
 
 
 @receiver(user_login_failed, dispatch_uid="accounts.audit_sign_in_failed")

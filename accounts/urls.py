@@ -30,6 +30,7 @@ urlpatterns = [
         views.invitation_cancel,
         name="invitation_cancel",
     ),
+    path("preferences/", views.preferences, name="preferences"),
     path("invitations/<str:token>/", views.invitation_accept, name="invitation_accept"),
     path("dev/mail/", devmail.mailbox_view, name="dev_mail"),
     path("dev/mail/<str:message_id>/", devmail.message_detail, name="dev_mail_message"),

@@ -3,6 +3,7 @@ from allauth.account.internal.flows.login import perform_login
 from allauth.account.models import Login
 from allauth.account.views import SignupView
 from allauth.mfa.utils import is_mfa_enabled
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -10,13 +11,17 @@ from django.db import transaction
 from django.forms import BaseForm
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
+from django.utils import translation
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.i18n import set_language
 
 from accounts import selectors, services
 from accounts.forms import (
     InvitationForm,
     InvitationSignupForm,
     OrganisationSwitchForm,
+    PersonPreferencesForm,
     RoleChangeForm,
 )
 from accounts.models import Membership
@@ -147,13 +152,17 @@ def member_invite(request: AuthenticatedHttpRequest) -> HttpResponse:
             if getattr(invitation, "email_delivery_failed", False):
                 messages.warning(
                     request,
-                    f"The invitation for {invitation.email} was created, but the email could not "
-                    "be sent. Try Resend in a moment.",
+                    _(
+                        "The invitation for %(email)s was created, but the email could not be "
+                        "sent. Try Resend in a moment."
+                    )
+                    % {"email": invitation.email},
                 )
             else:
                 messages.success(
                     request,
-                    f"Invitation sent to {invitation.email} as {invitation.get_role_display()}.",
+                    _("Invitation sent to %(email)s as %(role)s.")
+                    % {"email": invitation.email, "role": invitation.get_role_display()},
                 )
             return redirect("accounts:members")
     return _members_page(request, invite_form=form, status=400)
@@ -174,9 +183,15 @@ def invitation_resend(request: AuthenticatedHttpRequest, invitation_id: str) -> 
         report_refusal(request, error)
     else:
         if getattr(invitation, "email_delivery_failed", False):
-            messages.warning(request, f"The email to {invitation.email} could not be sent.")
+            messages.warning(
+                request,
+                _("The email to %(email)s could not be sent.") % {"email": invitation.email},
+            )
         else:
-            messages.success(request, f"A new invitation link was sent to {invitation.email}.")
+            messages.success(
+                request,
+                _("A new invitation link was sent to %(email)s.") % {"email": invitation.email},
+            )
     return redirect("accounts:members")
 
 
@@ -192,7 +207,10 @@ def invitation_cancel(request: AuthenticatedHttpRequest, invitation_id: str) -> 
     except ValidationError as error:
         report_refusal(request, error)
     else:
-        messages.success(request, f"The invitation for {invitation.email} was cancelled.")
+        messages.success(
+            request,
+            _("The invitation for %(email)s was cancelled.") % {"email": invitation.email},
+        )
     return redirect("accounts:members")
 
 
@@ -206,7 +224,7 @@ def member_change_role(request: AuthenticatedHttpRequest, membership_id: str) ->
     )
     form = RoleChangeForm(request.POST, organisation=organisation, prefix=f"m-{member.pk}")
     if not form.is_valid():
-        messages.error(request, "Choose one of this organisation's roles.")
+        messages.error(request, _("Choose one of this organisation's roles."))
         return redirect("accounts:members")
     try:
         services.membership_change_role(
@@ -216,7 +234,11 @@ def member_change_role(request: AuthenticatedHttpRequest, membership_id: str) ->
         report_refusal(request, error)
     else:
         member.refresh_from_db()
-        messages.success(request, f"{member.user.email} is now {member.get_role_display()}.")
+        messages.success(
+            request,
+            _("%(email)s is now %(role)s.")
+            % {"email": member.user.email, "role": member.get_role_display()},
+        )
     return redirect("accounts:members")
 
 
@@ -245,7 +267,9 @@ def member_remove(request: AuthenticatedHttpRequest, membership_id: str) -> Http
         # Their own sessions, this one included, have just ended.
         return redirect("account_login")
     messages.success(
-        request, f"{email} was removed from {organisation.name} and signed out everywhere."
+        request,
+        _("%(email)s was removed from %(organisation)s and signed out everywhere.")
+        % {"email": email, "organisation": organisation.name},
     )
     return redirect("accounts:members")
 
@@ -255,7 +279,7 @@ def member_remove(request: AuthenticatedHttpRequest, membership_id: str) -> Http
 def switch_organisation(request: SignedInHttpRequest) -> HttpResponse:
     form = OrganisationSwitchForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Choose one of your organisations.")
+        messages.error(request, _("Choose one of your organisations."))
         return redirect("accounts:home")
     target = selectors.membership_get_for_user(
         user=request.user, organisation_id=form.cleaned_data["organisation"]
@@ -266,7 +290,8 @@ def switch_organisation(request: SignedInHttpRequest) -> HttpResponse:
         request.session[selectors.CURRENT_ORGANISATION_SESSION_KEY] = str(target.organisation_id)
         messages.success(
             request,
-            f"You are now working in {target.organisation.name} as {target.get_role_display()}.",
+            _("You are now working in %(organisation)s as %(role)s.")
+            % {"organisation": target.organisation.name, "role": target.get_role_display()},
         )
     return redirect("accounts:home")
 
@@ -296,8 +321,11 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
             )
             messages.success(
                 request,
-                f"Welcome to {membership.organisation.name}. You are "
-                f"{membership.get_role_display().lower()} there.",
+                _("Welcome to %(organisation)s. You are %(role)s there.")
+                % {
+                    "organisation": membership.organisation.name,
+                    "role": membership.get_role_display().lower(),
+                },
             )
             return redirect("accounts:home")
         status = 400 if request.method == "POST" else 200
@@ -329,10 +357,59 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
             )
             messages.success(
                 request,
-                f"Welcome to {membership.organisation.name}. Your account is ready.",
+                _("Welcome to %(organisation)s. Your account is ready.")
+                % {"organisation": membership.organisation.name},
             )
             # allauth's own login flow, so its stages (MFA, session tracking) and signals run.
             return perform_login(request, Login(user=membership.user, redirect_url="/"))
     context["form"] = form
     status = 400 if request.method == "POST" else 200
     return render(request, "accounts/invitation_accept.html", context, status=status)
+
+
+@require_POST
+def language_set(request: HttpRequest) -> HttpResponse:
+    """The header's language switcher: Django's `set_language` (the browser's cookie, a safe
+    `next`), and for a signed-in person their profile too, so every browser, email and chat
+    message follows."""
+    response = set_language(request)
+    language = request.POST.get("language", "")
+    if request.user.is_authenticated and language in dict(settings.LANGUAGES):
+        services.person_language_set(user=request.user, language=language)
+    return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def preferences(request: SignedInHttpRequest) -> HttpResponse:
+    user = request.user
+    form = PersonPreferencesForm(
+        request.POST or None,
+        initial={"language": user.language, "time_zone": user.time_zone or "UTC"},
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.person_preferences_update(
+                user=user,
+                language=form.cleaned_data["language"],
+                time_zone=form.cleaned_data["time_zone"],
+            )
+        except ValidationError as error:
+            add_form_errors(form, error)
+        else:
+            language = user.language or translation.get_language_from_request(request)
+            translation.activate(language)
+            messages.success(request, _("Your language and time zone are saved."))
+            response = redirect("accounts:preferences")
+            if user.language:
+                response.set_cookie(
+                    settings.LANGUAGE_COOKIE_NAME,
+                    user.language,
+                    max_age=settings.LANGUAGE_COOKIE_AGE,
+                    secure=settings.LANGUAGE_COOKIE_SECURE,
+                    httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
+                    samesite=settings.LANGUAGE_COOKIE_SAMESITE,  # type: ignore[arg-type]
+                )
+            return response
+    status = 400 if form.is_bound else 200
+    return render(request, "accounts/preferences.html", {"form": form}, status=status)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from delegations.models import CloudAccount, Delegation
 
@@ -47,15 +48,15 @@ class ActivityCursor(models.Model):
 
 class ActivityEvent(models.Model):
     class Outcome(models.TextChoices):
-        ALLOWED = "allowed", "allowed"
-        DENIED = "denied", "denied"
-        FAILED = "failed", "failed"
+        ALLOWED = "allowed", _("allowed")
+        DENIED = "denied", _("denied")
+        FAILED = "failed", _("failed")
 
     class Via(models.TextChoices):
-        ISSUED = "issued", "credentials issued by the portal"
-        CONSOLE = "console", "console switch by a linked RAM user"
-        UNKNOWN = "unknown", "a session the portal did not issue"
-        OTHER = "other", "not a partner session"
+        ISSUED = "issued", _("credentials issued by the portal")
+        CONSOLE = "console", _("console switch by a linked RAM user")
+        UNKNOWN = "unknown", _("a session the portal did not issue")
+        OTHER = "other", _("not a partner session")
 
     cloud_account = models.ForeignKey(
         CloudAccount, on_delete=models.CASCADE, related_name="activity_events"

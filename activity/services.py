@@ -30,8 +30,8 @@ from django.db import transaction
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from accounts.models import User
 from activity.attribution import Attributor, read_only_intended
@@ -493,7 +493,9 @@ def activity_propose_narrower_role(*, delegation: Delegation, proposed_by: User)
     """
     sizing = activity_right_sizing(delegation=delegation)
     if not sizing.draft_policy:
-        raise ValidationError("No allowed call was recorded: there is nothing to narrow to.")
+        raise ValidationError(
+            gettext("No allowed call was recorded: there is nothing to narrow to.")
+        )
     source = delegation.catalog_role
     policy_name = _narrow_name(source.role_name, 128)
     role_name = _narrow_name(source.role_name, ROLE_NAME_MAX_LENGTH)
@@ -501,8 +503,11 @@ def activity_propose_narrower_role(*, delegation: Delegation, proposed_by: User)
     try:
         if client.get_policy(policy_type="Custom", policy_name=policy_name) is not None:
             raise ValidationError(
-                f"The account already has a policy named {policy_name}: remove it or rename "
-                "it, then propose again."
+                gettext(
+                    "The account already has a policy named %(policy_name)s: remove it or "
+                    "rename it, then propose again."
+                )
+                % {"policy_name": policy_name}
             )
         client.create_policy(
             policy_name=policy_name,
@@ -511,8 +516,11 @@ def activity_propose_narrower_role(*, delegation: Delegation, proposed_by: User)
         )
     except CloudError as error:
         raise ValidationError(
-            f"The cloud refused to create the policy {policy_name}: {error.code} "
-            f"({error.message}). The owner's key needs ram:CreatePolicy and ram:GetPolicy."
+            gettext(
+                "The cloud refused to create the policy %(policy_name)s: %(code)s "
+                "(%(message)s). The owner's key needs ram:CreatePolicy and ram:GetPolicy."
+            )
+            % {"policy_name": policy_name, "code": error.code, "message": error.message}
         ) from None
     # The catalogue checks policies against its cached list of the account's: read it anew.
     cloud_account_policies(cloud_account=source.cloud_account, refresh=True)

@@ -2,7 +2,7 @@
 delegation's timeline and the access report, over the auditor console's selectors."""
 
 import dataclasses
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -16,6 +16,7 @@ from api.problems import ProblemException
 from api.views import READERS
 from auditor import selectors as audit_selectors
 from auditor.forms import AccessReportForm
+from auditor.named_people import named_people_over_window
 from auditor.reports import access_report
 from core.web import parse_uuid
 from delegations.lifecycle import selectors
@@ -51,14 +52,12 @@ class AuditEventListView(ApiView):
         page = audit_selectors.audit_event_page(
             organisation=self.organisation, filters=filters, before=before, limit=limit
         )
-        next_url = None
+        next_query = None
         if page.older_cursor is not None:
             query = params.copy()
             query["before"] = str(page.older_cursor)
-            next_url = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
-        return Response(
-            {"next": next_url, "results": s.AuditEventOutput(page.events, many=True).data}
-        )
+            next_query = query.urlencode()
+        return _events_answer(request, page.events, next_query=next_query)
 
 
 class TimelineView(ApiView):
@@ -86,12 +85,8 @@ class TimelineView(ApiView):
             organisation=self.organisation, delegation=delegation
         )
         page = audit_selectors.delegation_timeline_page(events=events, after=after)
-        next_url = None
-        if page.later_cursor is not None:
-            next_url = request.build_absolute_uri(f"{request.path}?after={page.later_cursor}")
-        return Response(
-            {"next": next_url, "results": s.AuditEventOutput(page.events, many=True).data}
-        )
+        next_query = None if page.later_cursor is None else f"after={page.later_cursor}"
+        return _events_answer(request, page.events, next_query=next_query)
 
 
 class AccessReportView(ApiView):
@@ -119,10 +114,36 @@ class AccessReportView(ApiView):
                 status_code=400,
                 errors={field: list(messages) for field, messages in form.errors.items()},
             )
-        report = access_report(
-            organisation=self.organisation, now=timezone.now(), **form.report_arguments()
+        arguments = form.report_arguments()
+        report = access_report(organisation=self.organisation, now=timezone.now(), **arguments)
+        named = named_people_over_window(
+            organisation=self.organisation,
+            account_uid=arguments["account_uid"],
+            catalog_role_id=getattr(arguments["catalog_role"], "pk", None),
+            since=arguments["since"],
+            until=arguments["until"],
         )
-        return Response(dataclasses.asdict(report))
+        return Response(
+            {
+                **dataclasses.asdict(report),
+                "named_people": [
+                    {
+                        "delegation_id": line.delegation.pk,
+                        "role_name": line.delegation.catalog_role.role_name,
+                        "partner_name": line.delegation.partner.name,
+                        "scope": line.delegation.trust_scope,
+                        "could_act": [dataclasses.asdict(spell) for spell in line.could_act],
+                    }
+                    for line in named
+                ],
+            }
+        )
+
+
+def _events_answer(request: Request, events: Any, *, next_query: str | None) -> Response:
+    """A page of events and the URL of the next one (this path with `next_query`), if any."""
+    next_url = request.build_absolute_uri(f"{request.path}?{next_query}") if next_query else None
+    return Response({"next": next_url, "results": s.AuditEventOutput(events, many=True).data})
 
 
 def _int_param(value: str | None, *, name: str) -> int | None:

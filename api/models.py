@@ -11,14 +11,16 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class Scope(models.TextChoices):
-    READ = "read", "Read delegations, catalogue and my access"
-    REQUEST = "request", "Request and withdraw access"
-    CREDENTIALS = "credentials", "Get temporary cloud credentials"
-    DECIDE = "decide", "Approve, reject, offer and revoke"
-    AUDIT = "audit", "Read the audit log and the access report"
+    READ = "read", _("Read delegations, catalogue and my access")
+    REQUEST = "request", _("Request and withdraw access")
+    CREDENTIALS = "credentials", _("Get temporary cloud credentials")
+    DECIDE = "decide", _("Approve, reject, offer and revoke")
+    AUDIT = "audit", _("Read the audit log and the access report")
 
 
 # What `pap login` asks for: enough for a person's everyday terminal work, never decisions.
@@ -114,6 +116,18 @@ class ApiToken(models.Model):
         if self.expires_at <= timezone.now():
             return "expired"
         return "active"
+
+    @property
+    def status_label(self) -> str:
+        """`status` in the reader's language."""
+        return str(TOKEN_STATUS_LABELS[self.status])
+
+
+TOKEN_STATUS_LABELS = {
+    "active": pgettext_lazy("API token status", "active"),
+    "expired": pgettext_lazy("API token status", "expired"),
+    "revoked": pgettext_lazy("API token status", "revoked"),
+}
 
 
 class DeviceAuthorization(models.Model):

@@ -272,6 +272,20 @@ class AccessReportRowOutput(serializers.Serializer):
     still_able = serializers.BooleanField()
 
 
+class NamedSpellOutput(serializers.Serializer):
+    ram_user_name = serializers.CharField()
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField(allow_null=True, help_text="null: still in the policy.")
+
+
+class NamedPeopleOutput(serializers.Serializer):
+    delegation_id = serializers.UUIDField()
+    role_name = serializers.CharField()
+    partner_name = serializers.CharField()
+    scope = serializers.CharField()
+    could_act = NamedSpellOutput(many=True)
+
+
 class AccessReportOutput(serializers.Serializer):
     account_uid = serializers.CharField()
     role_name = serializers.CharField()
@@ -281,14 +295,23 @@ class AccessReportOutput(serializers.Serializer):
     rows = AccessReportRowOutput(many=True)
     per_person_data = serializers.BooleanField()
     delegations_considered = serializers.IntegerField()
+    named_people = NamedPeopleOutput(
+        many=True,
+        help_text="Per delegation whose trust policy named people in the window: each person "
+        "in it at any time in the window, with from/to (from the recorded trust-policy writes).",
+    )
 
 
 class CloudAccountOutput(serializers.Serializer):
-    """The organisation's connected account; never its AccessKey (id or secret)."""
+    """One of the organisation's connected accounts; never its AccessKey (id or secret). An
+    owner may have several (issue 12): `name` tells them apart, `is_primary` marks the one
+    used wherever no account is chosen."""
 
     id = serializers.UUIDField()
     account_uid = serializers.CharField()
     alias = serializers.CharField()
+    name = serializers.CharField()
+    is_primary = serializers.BooleanField()
     region = serializers.CharField()
     caller_arn = serializers.CharField()
     verified_at = serializers.DateTimeField(allow_null=True)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import Membership, Organisation, User, hash_token
 from api.models import (
@@ -77,9 +78,11 @@ def token_prefix_of(raw: str) -> str | None:
 def _clean_name(name: str) -> str:
     name = (name or "").strip()
     if not name:
-        raise ValidationError({"name": "Give the token a name you will recognise."})
+        raise ValidationError({"name": _("Give the token a name you will recognise.")})
     if len(name) > NAME_MAX_LENGTH:
-        raise ValidationError({"name": f"Keep the name under {NAME_MAX_LENGTH} characters."})
+        raise ValidationError(
+            {"name": _("Keep the name under %(count)d characters.") % {"count": NAME_MAX_LENGTH}}
+        )
     return name
 
 
@@ -88,15 +91,22 @@ def _clean_scopes(scopes: Iterable[str], *, allowed: Iterable[str]) -> list[str]
     allowed_set = set(allowed)
     unknown = [scope for scope in chosen if scope not in allowed_set]
     if unknown:
-        raise ValidationError({"scopes": f"These scopes are not available: {', '.join(unknown)}."})
+        raise ValidationError(
+            {
+                "scopes": _("These scopes are not available: %(scopes)s.")
+                % {"scopes": ", ".join(unknown)}
+            }
+        )
     if not chosen:
-        raise ValidationError({"scopes": "Choose at least one scope."})
+        raise ValidationError({"scopes": _("Choose at least one scope.")})
     return chosen
 
 
 def _clean_days(days: int) -> int:
     if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= MAX_TOKEN_DAYS:
-        raise ValidationError({"expires_in_days": f"Choose 1 to {MAX_TOKEN_DAYS} days."})
+        raise ValidationError(
+            {"expires_in_days": _("Choose 1 to %(count)d days.") % {"count": MAX_TOKEN_DAYS}}
+        )
     return days
 
 
@@ -199,7 +209,7 @@ def _require_admin(*, user: User, organisation: Organisation) -> None:
     if not Membership.objects.filter(
         user=user, organisation=organisation, role=Membership.Role.ADMIN
     ).exists():
-        raise PermissionDenied("Only an admin of this organisation manages service accounts.")
+        raise PermissionDenied(_("Only an admin of this organisation manages service accounts."))
 
 
 def service_account_create(
@@ -216,7 +226,7 @@ def service_account_create(
     chosen = _clean_scopes(scopes, allowed=SERVICE_ACCOUNT_SCOPES)
     days = _clean_days(expires_in_days)
     if ServiceAccount.objects.filter(organisation=organisation, name=name).exists():
-        raise ValidationError({"name": "A service account of this name already exists."})
+        raise ValidationError({"name": _("A service account of this name already exists.")})
     with transaction.atomic():
         account = ServiceAccount.objects.create(
             organisation=organisation, name=name, created_by=created_by
@@ -346,12 +356,14 @@ def device_authorization_decide(
     with_mfa: bool,
 ) -> DeviceAuthorization:
     if not Membership.objects.filter(user=user, organisation=organisation).exists():
-        raise PermissionDenied("You are not a member of this organisation.")
+        raise PermissionDenied(_("You are not a member of this organisation."))
     with transaction.atomic():
         locked = DeviceAuthorization.objects.select_for_update().get(pk=authorization.pk)
         now = timezone.now()
         if locked.approved_at or locked.denied_at or locked.expires_at <= now:
-            raise ValidationError("This code was already used or has expired; run pap login again.")
+            raise ValidationError(
+                _("This code was already used or has expired; run pap login again.")
+            )
         locked.approved_by = user
         locked.organisation = organisation
         if approve:

@@ -31,7 +31,7 @@ from api.problems import ProblemException
 from core.ratelimit import rate_limit_consume
 from core.web import no_store, parse_uuid
 from delegations.catalog import partner_links
-from delegations.connection.selectors import cloud_account_of_organisation
+from delegations.connection.selectors import cloud_accounts_of_organisation
 from delegations.lifecycle import selectors
 from delegations.lifecycle import services as lifecycle
 from delegations.models import CredentialIssuance, Delegation
@@ -338,8 +338,8 @@ class CloudAccountListView(ApiView):
 
     @extend_schema(responses=s.CloudAccountOutput(many=True), summary="My connected accounts")
     def get(self, request: Request) -> Response:
-        account = cloud_account_of_organisation(organisation=self.organisation)
-        return Response(s.CloudAccountOutput([account] if account else [], many=True).data)
+        accounts = cloud_accounts_of_organisation(organisation=self.organisation)
+        return Response(s.CloudAccountOutput(accounts, many=True).data)
 
 
 class AssignmentListView(ApiView):
@@ -418,27 +418,25 @@ class AssignmentDetailView(ApiView):
 # --- my access and credentials (partner staff) ----------------------------------------------
 
 
-def _no_access(
-    request: Request, *, user: User, organisation: Organisation, delegation_id: str
-) -> ProblemException:
-    denial = api_selectors.access_denial(
-        user=user, organisation=organisation, delegation_id=delegation_id
-    )
-    return ProblemException(
-        "no-access",
-        denial.detail,
-        status_code=404 if denial.reason == "none" else 403,
-        reason=denial.reason,
-        delegation_status=denial.status,
-        request_url=request.build_absolute_uri(reverse("delegations:request")),
-    )
-
-
 class _StaffView(ApiView):
     roles = (STAFF,)
     service_accounts_allowed = False
     organisation_kind = PARTNER
     kind_refusal = "Only partner staff have access to use."
+
+    def no_access(self, request: Request, delegation_id: str) -> ProblemException:
+        """Why the caller cannot use this delegation: 404 when they never could, else 403."""
+        denial = api_selectors.access_denial(
+            user=self.person, organisation=self.organisation, delegation_id=delegation_id
+        )
+        return ProblemException(
+            "no-access",
+            denial.detail,
+            status_code=404 if denial.reason == "none" else 403,
+            reason=denial.reason,
+            delegation_status=denial.status,
+            request_url=request.build_absolute_uri(reverse("delegations:request")),
+        )
 
     def assignment(self, request: Request, delegation_id: str) -> Any:
         try:
@@ -446,12 +444,16 @@ class _StaffView(ApiView):
                 user=self.person, organisation=self.organisation, delegation_id=delegation_id
             )
         except Http404:
-            raise _no_access(
-                request,
-                user=self.person,
-                organisation=self.organisation,
-                delegation_id=delegation_id,
-            ) from None
+            raise self.no_access(request, delegation_id) from None
+
+    def usable_assignment(self, request: Request, delegation_id: str) -> tuple[Any, Any]:
+        """The caller's assignment and its access item, refused as the pages refuse when the
+        access cannot be used now."""
+        assignment = self.assignment(request, delegation_id)
+        item = partner_selectors.my_access_item(assignment=assignment)
+        if not item.usable:
+            raise self.no_access(request, delegation_id)
+        return assignment, item
 
 
 class AccessListView(_StaffView):
@@ -464,15 +466,7 @@ class AccessListView(_StaffView):
 class AccessDetailView(_StaffView):
     @extend_schema(responses=s.AccessOutput, summary="One of my accesses")
     def get(self, request: Request, delegation_id: str) -> Response:
-        assignment = self.assignment(request, delegation_id)
-        item = partner_selectors.my_access_item(assignment=assignment)
-        if not item.usable:
-            raise _no_access(
-                request,
-                user=self.person,
-                organisation=self.organisation,
-                delegation_id=delegation_id,
-            )
+        _, item = self.usable_assignment(request, delegation_id)
         return Response(s.AccessOutput(item).data)
 
 
@@ -500,16 +494,15 @@ class ConsoleView(_StaffView):
     @extend_schema(request=None, responses={201: s.ConsoleOutput}, summary="Open the console")
     @sensitive_variables("url")
     def post(self, request: Request, delegation_id: str) -> Response:
-        assignment = self.assignment(request, delegation_id)
-        item = partner_selectors.my_access_item(assignment=assignment)
-        if not item.usable:
-            raise _no_access(
-                request,
-                user=self.person,
-                organisation=self.organisation,
-                delegation_id=delegation_id,
+        assignment, item = self.usable_assignment(request, delegation_id)
+        if item.not_named:
+            # The cloud would refuse the switch as well: say why and whom to ask instead.
+            raise ProblemException(
+                "credentials-refused", item.not_named, status_code=403, code="NotNamed"
             )
-        if not item.console_federation:
+        if not item.shows_open_console:
+            # Federation off, or a named scope that does not trust the broker: the person
+            # switches role in the console as their own RAM user.
             if not item.switch_role_url:
                 raise ProblemException(
                     "not-found", "The portal has no console link for this access.", status_code=404
@@ -557,12 +550,7 @@ class CredentialsView(_StaffView):
             )
         except partner_credentials.CredentialRefused as refusal:
             if refusal.code in ("NotAssigned", "DelegationNotActive", "NotStaff"):
-                raise _no_access(
-                    request,
-                    user=self.person,
-                    organisation=self.organisation,
-                    delegation_id=delegation_id,
-                ) from None
+                raise self.no_access(request, delegation_id) from None
             raise
         credentials = issued.credentials
         data = {

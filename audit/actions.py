@@ -17,57 +17,28 @@ Each member carries what the auditor's console needs to show it without knowing 
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Self
 
+# `_` only marks a title for the catalogue (gettext_noop): the registry keeps English, and the
+# auditor's console translates a title when it shows it.
+from django.utils.translation import gettext_noop as _
 
-class Category(StrEnum):
-    LIFECYCLE = "lifecycle"
-    APPROVAL = "approval"
-    CLOUD = "cloud"
-    DRIFT = "drift"
-    STAFF = "staff"
-    CREDENTIALS = "credentials"
-    DENIED = "denied"
-    OTHER = "other"
-
-
-class Access(StrEnum):
-    ASSIGNED = "assigned"
-    UNASSIGNED = "unassigned"
-    CREDENTIAL_ISSUED = "credential_issued"
-
-
-# The names a `title` may use; the console fills every one of them for every event.
-TITLE_FIELDS = frozenset(
-    {
-        "actor",  # the actor's label, or "The portal"
-        "target_label",
-        "with_mfa",  # " with two-factor authentication" when the approval said so, else ""
-        "failed_phase",  # " while <phase>" when the event names one, else ""
-        "error_code",  # the error code, or "cloud error"
-        "cloud_action",  # the cloud API called, e.g. "UpdateRole"
-        "cloud_outcome",  # what the cloud call returned ("ok", "error"…), else the outcome
-    }
-)
-
-# Stored in a 100-character column and read by prefix in the event filter ("delegation.").
-ACTION_RE = re.compile(r"\A[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+\Z")
-
-
-@dataclass(frozen=True)
-class ActionInfo:
-    category: Category
-    description: str
-    title: str | None = None
-    access: Access | None = None
-
+from audit.action_info import ACTION_RE as ACTION_RE
+from audit.action_info import TITLE_FIELDS as TITLE_FIELDS
+from audit.action_info import Access as Access
+from audit.action_info import ActionInfo as ActionInfo
+from audit.action_info import Category as Category
+from audit.rule_actions import RULE_ACTIONS
 
 _LIFECYCLE = Category.LIFECYCLE
 _OTHER = Category.OTHER
 _A = Category.APPROVAL
+
+
+def _rules(value: str) -> tuple[str, ActionInfo]:
+    """An approval-rules event (issue 14): its description lives in `audit.rule_actions`."""
+    return value, RULE_ACTIONS[value]
 
 
 def _fleet(description: str, title: str, category: Category = _LIFECYCLE) -> ActionInfo:
@@ -269,7 +240,9 @@ class AuditAction(StrEnum):
     DELEGATION_REQUESTED = (
         "delegation.requested",
         ActionInfo(
-            _LIFECYCLE, "A partner requested access to a role.", "{actor} requested this access"
+            _LIFECYCLE,
+            "A partner requested access to a role.",
+            _("{actor} requested this access"),
         ),
     )
     DELEGATION_WITHDRAWN = (
@@ -277,7 +250,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             _LIFECYCLE,
             "The partner withdrew its request before it was decided.",
-            "{actor} withdrew the request before it was decided",
+            _("{actor} withdrew the request before it was decided"),
         ),
     )
     DELEGATION_OFFERED = (
@@ -285,7 +258,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.APPROVAL,
             "An owner offered access to a partner, which approves it at once.",
-            "{actor} offered (and so approved) this access{with_mfa}",
+            _("{actor} offered (and so approved) this access{with_mfa}"),
         ),
     )
     DELEGATION_APPROVED = (
@@ -293,7 +266,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.APPROVAL,
             "An owner approved a partner's request.",
-            "{actor} approved this access{with_mfa}",
+            _("{actor} approved this access{with_mfa}"),
         ),
     )
     DELEGATION_FLEET_TURN = (
@@ -305,12 +278,12 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.DENIED,
             "An approval was refused (e.g. without a recent two-factor sign-in).",
-            "{actor} tried to approve and was refused",
+            _("{actor} tried to approve and was refused"),
         ),
     )
     DELEGATION_REJECTED = (
         "delegation.rejected",
-        ActionInfo(_LIFECYCLE, "An owner rejected a request.", "{actor} rejected the request"),
+        ActionInfo(_LIFECYCLE, "An owner rejected a request.", _("{actor} rejected the request")),
     )
 
     # --- fleet grants (issue 12): one role in several owner accounts, decided once -----------
@@ -352,129 +325,45 @@ class AuditAction(StrEnum):
     )
 
     # --- approval rules (issue 14): approver groups, quorum ----------------------------------
-    APPROVER_GROUP_CREATED = (
-        "approver_group.created",
-        ActionInfo(_OTHER, "An owner admin created an approver group."),
-    )
-    APPROVER_GROUP_UPDATED = (
-        "approver_group.updated",
-        ActionInfo(_OTHER, "An owner admin changed an approver group's members or scope."),
-    )
-    APPROVER_GROUP_DELETED = (
-        "approver_group.deleted",
-        ActionInfo(_OTHER, "An owner admin deleted an approver group."),
-    )
-    FOUR_EYES_CHANGED = (
-        "approval_settings.four_eyes_changed",
-        ActionInfo(_OTHER, "Four eyes on approval-rule changes was turned on or off."),
-    )
-    RULE_PROPOSED = (
-        "rule_proposal.created",
-        ActionInfo(_OTHER, "An owner admin proposed a change of approval rules (four eyes)."),
-    )
-    RULE_PROPOSAL_APPROVED = (
-        "rule_proposal.approved",
-        ActionInfo(
-            Category.APPROVAL,
-            "A second owner admin approved a proposed change of approval rules; it took effect.",
-            "{actor} approved a proposed change of approval rules",
-        ),
-    )
-    RULE_PROPOSAL_REJECTED = (
-        "rule_proposal.rejected",
-        ActionInfo(_OTHER, "A proposed change of approval rules was rejected."),
-    )
-    RULE_PROPOSAL_DENIED = (
-        "rule_proposal.denied",
-        ActionInfo(
-            Category.DENIED,
-            "A decision on a rule proposal was refused (e.g. its own author approving it).",
-            "{actor} tried to decide a rule proposal and was refused",
-        ),
-    )
-    APPROVAL_RULE_CHANGED = (
-        "approval_rule.changed",
-        ActionInfo(_OTHER, "An owner admin changed how many approvals a catalogue role needs."),
-    )
-    DELEGATION_APPROVAL_RECORDED = (
-        "delegation.approval_recorded",
-        ActionInfo(
-            Category.APPROVAL,
-            "An approver approved a request that needs more approvals before it is granted.",
-            "{actor} gave one of the approvals this access needs{with_mfa}",
-        ),
-    )
-    DELEGATION_SCHEDULED_START = (
-        "delegation.scheduled_start",
-        ActionInfo(
-            _LIFECYCLE,
-            "A scheduled grant's start arrived: the portal began applying it.",
-            "The scheduled start arrived; the access is being applied",
-        ),
-    )
-    DELEGATION_EXTENSION_REQUESTED = (
-        "delegation.extension_requested",
-        ActionInfo(
-            _LIFECYCLE,
-            "A partner asked to move a delegation's end later.",
-            "{actor} asked for more time",
-        ),
-    )
-    DELEGATION_EXTENSION_APPROVAL_RECORDED = (
-        "delegation.extension_approval_recorded",
-        ActionInfo(
-            Category.APPROVAL,
-            "An approver approved an extension that needs more approvals.",
-            "{actor} gave one of the approvals the extension needs{with_mfa}",
-        ),
-    )
-    DELEGATION_EXTENDED = (
-        "delegation.extended",
-        ActionInfo(
-            Category.APPROVAL,
-            "An extension was approved: the delegation's end moved later, without a gap.",
-            "{actor} approved more time{with_mfa}",
-        ),
-    )
-    DELEGATION_EXTENSION_REJECTED = (
-        "delegation.extension_rejected",
-        ActionInfo(
-            _LIFECYCLE,
-            "An extension was rejected (or lapsed): access ends as planned.",
-            "{actor} turned down the extension",
-        ),
-    )
-    DELEGATION_EXTENSION_DENIED = (
-        "delegation.extension_denied",
-        ActionInfo(
-            Category.DENIED,
-            "A decision on an extension was refused (outside the approver group, twice…).",
-            "{actor} tried to decide an extension and was refused",
-        ),
-    )
-    DELEGATION_AUTO_APPROVED = (
-        "delegation.auto_approved",
-        ActionInfo(
-            Category.APPROVAL,
-            "A request was approved automatically by the catalogue role's auto-approval rule "
-            "(the event names the rule and its version).",
-            "Approved automatically by the role's rule",
-        ),
-    )
-    DELEGATION_REJECT_DENIED = (
-        "delegation.reject_denied",
-        ActionInfo(
-            Category.DENIED,
-            "A rejection was refused (e.g. by someone outside the approver group).",
-            "{actor} tried to reject and was refused",
-        ),
-    )
+    APPROVER_GROUP_CREATED = _rules("approver_group.created")
+    APPROVER_GROUP_UPDATED = _rules("approver_group.updated")
+    APPROVER_GROUP_DELETED = _rules("approver_group.deleted")
+    FOUR_EYES_CHANGED = _rules("approval_settings.four_eyes_changed")
+    RULE_PROPOSED = _rules("rule_proposal.created")
+    RULE_PROPOSAL_APPROVED = _rules("rule_proposal.approved")
+    RULE_PROPOSAL_REJECTED = _rules("rule_proposal.rejected")
+    RULE_PROPOSAL_DENIED = _rules("rule_proposal.denied")
+    APPROVAL_RULE_CHANGED = _rules("approval_rule.changed")
+    DELEGATION_APPROVAL_RECORDED = _rules("delegation.approval_recorded")
+    DELEGATION_SCHEDULED_START = _rules("delegation.scheduled_start")
+    DELEGATION_EXTENSION_REQUESTED = _rules("delegation.extension_requested")
+    DELEGATION_EXTENSION_APPROVAL_RECORDED = _rules("delegation.extension_approval_recorded")
+    DELEGATION_EXTENDED = _rules("delegation.extended")
+    DELEGATION_EXTENSION_REJECTED = _rules("delegation.extension_rejected")
+    DELEGATION_EXTENSION_DENIED = _rules("delegation.extension_denied")
+    DELEGATION_AUTO_APPROVED = _rules("delegation.auto_approved")
+    DELEGATION_REJECT_DENIED = _rules("delegation.reject_denied")
+    # --- break-glass (issue 14, item 6) ------------------------------------------------------
+    BREAK_GLASS_ROLE_SET = _rules("break_glass.role_set")
+    BREAK_GLASS_ROLE_REMOVED = _rules("break_glass.role_removed")
+    BREAK_GLASS_ACTIVATED = _rules("delegation.break_glass_activated")
+    BREAK_GLASS_ACTIVATION_DENIED = _rules("break_glass.activation_denied")
+    BREAK_GLASS_CONFIRMED = _rules("break_glass.confirmed")
+    BREAK_GLASS_REVOKED = _rules("break_glass.revoked_and_flagged")
+    BREAK_GLASS_ESCALATED = _rules("break_glass.review_escalated")
+    # --- access reviews across the boundary (issue 14, item 7) ---------------------------------
+    REVIEW_SCHEDULE_SET = _rules("access_review.schedule_set")
+    REVIEW_CAMPAIGN_STARTED = _rules("access_review.started")
+    REVIEW_DECIDED = _rules("access_review.decided")
+    REVIEW_DENIED = _rules("access_review.denied")
+    REVIEW_CAMPAIGN_CLOSED = _rules("access_review.closed")
+    DELEGATION_SHORTENED = _rules("delegation.shortened")
     DELEGATION_REVOKE_REQUESTED = (
         "delegation.revoke_requested",
         ActionInfo(
             _LIFECYCLE,
             "Someone revoked an access; the worker then removes it in the cloud.",
-            "{actor} revoked this access",
+            _("{actor} revoked this access"),
         ),
     )
     DELEGATION_RETRIED = (
@@ -482,7 +371,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             _LIFECYCLE,
             "Someone asked the worker to try a failed delegation again.",
-            "{actor} asked the worker to try again",
+            _("{actor} asked the worker to try again"),
         ),
     )
     DELEGATION_APPLYING = (
@@ -490,7 +379,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             _LIFECYCLE,
             "The worker started putting an approved access in place in the cloud.",
-            "The worker started applying the access in the cloud",
+            _("The worker started applying the access in the cloud"),
         ),
     )
     DELEGATION_WAITING_FOR_ROOM = (
@@ -498,7 +387,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             _LIFECYCLE,
             "An approved access waits: the role's trust policy is full (size limit).",
-            "Waiting for room in the role's full trust policy",
+            _("Waiting for room in the role's full trust policy"),
         ),
     )
     DELEGATION_ACTIVATED = (
@@ -506,7 +395,10 @@ class AuditAction(StrEnum):
         ActionInfo(
             _LIFECYCLE,
             "The access is in place: verified in the role's trust policy.",
-            "Active: the partner's principal is in the role's trust policy (verified in the cloud)",
+            _(
+                "Active: the partner's principal is in the role's trust policy "
+                "(verified in the cloud)"
+            ),
         ),
     )
     DELEGATION_FAILED = (
@@ -514,7 +406,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.DENIED,
             "The worker could not apply or remove an access.",
-            "Failed{failed_phase}: {error_code}",
+            _("Failed{failed_phase}: {error_code}"),
         ),
     )
     DELEGATION_EXPIRING = (
@@ -522,7 +414,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             _LIFECYCLE,
             "An access reached its end date; the worker removes it.",
-            "The end date passed: the worker removes the access",
+            _("The end date passed: the worker removes the access"),
         ),
     )
     DELEGATION_REVOKED = (
@@ -530,8 +422,10 @@ class AuditAction(StrEnum):
         ActionInfo(
             _LIFECYCLE,
             "A revoked access is gone from the role's trust policy.",
-            "Revoked: the partner's principal is gone from the trust policy "
-            "(verified in the cloud)",
+            _(
+                "Revoked: the partner's principal is gone from the trust policy "
+                "(verified in the cloud)"
+            ),
         ),
     )
     DELEGATION_EXPIRED = (
@@ -539,7 +433,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             _LIFECYCLE,
             "An access ended at its end date.",
-            "Expired: the access ended at its end date",
+            _("Expired: the access ended at its end date"),
         ),
     )
     DELEGATION_CUT_OFF = (
@@ -557,7 +451,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.CLOUD,
             "The worker is about to change something in the cloud (written before the call).",
-            "About to call {cloud_action}",
+            _("About to call {cloud_action}"),
         ),
     )
     CLOUD_CALL_READ = (
@@ -565,7 +459,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.CLOUD,
             "The worker read the cloud's state.",
-            "Read {cloud_action}: {cloud_outcome}",
+            _("Read {cloud_action}: {cloud_outcome}"),
         ),
     )
     CLOUD_CALL_RESULT = (
@@ -573,7 +467,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.CLOUD,
             "What a change in the cloud returned.",
-            "{cloud_action}: {cloud_outcome}",
+            _("{cloud_action}: {cloud_outcome}"),
         ),
     )
     PARTNER_POLICY_FAILED = (
@@ -585,7 +479,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.DRIFT,
             "The cloud no longer matches what the portal put there.",
-            "Drift found: {target_label}",
+            _("Drift found: {target_label}"),
         ),
     )
     DRIFT_CLEARED = (
@@ -593,7 +487,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.DRIFT,
             "A drift is no longer seen in the cloud.",
-            "Drift no longer seen in the cloud: {target_label}",
+            _("Drift no longer seen in the cloud: {target_label}"),
         ),
     )
     DRIFT_REPAIRED = (
@@ -601,7 +495,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.DRIFT,
             "An owner had the portal put its state back in the cloud.",
-            "Drift repaired: the portal's state is put back: {target_label}",
+            _("Drift repaired: the portal's state is put back: {target_label}"),
         ),
     )
     DRIFT_ACCEPTED = (
@@ -609,7 +503,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.DRIFT,
             "An owner accepted the cloud's state as the new state.",
-            "Drift accepted: the portal adopts the cloud's state: {target_label}",
+            _("Drift accepted: the portal adopts the cloud's state: {target_label}"),
         ),
     )
 
@@ -682,7 +576,7 @@ class AuditAction(StrEnum):
             Category.APPROVAL,
             "An owner chose whom a delegation's trust policy names (whole partner account or "
             "named people), the cap on named people, or the ExternalId requirement.",
-            title="{actor} changed whom the trust policy names for {target_label}{with_mfa}",
+            title=_("{actor} changed whom the trust policy names for {target_label}{with_mfa}"),
         ),
     )
     TRUST_PERSON_PROPOSED = (
@@ -690,7 +584,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.STAFF,
             "A partner proposed a named person for a delegation.",
-            title="{actor} proposed {target_label} as a named person",
+            title=_("{actor} proposed {target_label} as a named person"),
         ),
     )
     TRUST_PERSON_APPROVED = (
@@ -698,7 +592,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.APPROVAL,
             "An owner approved a named person into a delegation's trust policy.",
-            title="{actor} approved {target_label} into the trust policy{with_mfa}",
+            title=_("{actor} approved {target_label} into the trust policy{with_mfa}"),
         ),
     )
     TRUST_PERSON_REJECTED = (
@@ -706,7 +600,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.APPROVAL,
             "An owner refused a named person for a delegation.",
-            title="{actor} refused {target_label} as a named person",
+            title=_("{actor} refused {target_label} as a named person"),
         ),
     )
     TRUST_PERSON_REMOVED = (
@@ -714,7 +608,7 @@ class AuditAction(StrEnum):
         ActionInfo(
             Category.STAFF,
             "A named person was taken out of a delegation's trust policy.",
-            title="{actor} took {target_label} out of the trust policy",
+            title=_("{actor} took {target_label} out of the trust policy"),
         ),
     )
     TRUST_EXTERNAL_ID_SHOWN = (

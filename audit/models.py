@@ -12,6 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from audit.chain import GENESIS_HASH, HASH_VERSION, event_payload
 
@@ -38,11 +39,25 @@ class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
         return self.filter(scopes__organisation_id=organisation_id)
 
 
+def _loose_reference(to: str) -> "models.ForeignKey[Any, Any]":
+    """An event's optional reference to a user or organisation: no database constraint and
+    never nulled, so the row (and its hash) outlives what it names."""
+    return models.ForeignKey(
+        to,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+        editable=False,
+    )
+
+
 class AuditEvent(models.Model):
     class Outcome(models.TextChoices):
-        SUCCESS = "success", "Succeeded"
-        FAILURE = "failure", "Failed"
-        DENIED = "denied", "Denied"
+        SUCCESS = "success", _("Succeeded")
+        FAILURE = "failure", _("Failed")
+        DENIED = "denied", _("Denied")
 
     # The chain position doubles as the primary key: gap-free, monotonic, and what keyset
     # pagination and the verifier walk.
@@ -54,38 +69,14 @@ class AuditEvent(models.Model):
         max_length=16, choices=Outcome.choices, default=Outcome.SUCCESS, editable=False
     )
 
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        related_name="+",
-        editable=False,
-    )
+    actor = _loose_reference(settings.AUTH_USER_MODEL)
     actor_label = models.CharField(max_length=255, blank=True, editable=False)
-    actor_organisation = models.ForeignKey(
-        "accounts.Organisation",
-        null=True,
-        blank=True,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        related_name="+",
-        editable=False,
-    )
+    actor_organisation = _loose_reference("accounts.Organisation")
     actor_organisation_label = models.CharField(max_length=200, blank=True, editable=False)
 
     # The primary organisation; every organisation that may see the event (this one included)
     # has an AuditEventScope row.
-    organisation = models.ForeignKey(
-        "accounts.Organisation",
-        null=True,
-        blank=True,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        related_name="+",
-        editable=False,
-    )
+    organisation = _loose_reference("accounts.Organisation")
 
     target_type = models.CharField(max_length=100, blank=True, editable=False)
     target_id = models.CharField(max_length=64, blank=True, editable=False)
@@ -241,11 +232,11 @@ class AuditVerification(models.Model):
     """
 
     class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        INTACT = "intact", "Intact"
-        BROKEN = "broken", "Broken"
-        FAILED = "failed", "Failed"
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        INTACT = "intact", _("Intact")
+        BROKEN = "broken", _("Broken")
+        FAILED = "failed", _("Failed")
 
     IN_FLIGHT = (Status.QUEUED, Status.RUNNING)
     CHAIN = "audit"

@@ -8,6 +8,7 @@ the caller's transaction for rollback and raises, so a change never commits with
 import datetime as dt
 import decimal
 import enum
+import inspect
 import ipaddress
 import re
 import uuid
@@ -301,6 +302,9 @@ def audit_record(
         raise
 
 
+_AUDIT_RECORD_SIGNATURE = inspect.signature(audit_record)
+
+
 def audit_record_many(records: Sequence[Mapping[str, Any]]) -> list[AuditEvent]:
     """Append several events at once, each exactly as `audit_record(**record)` would, in order,
     inside the caller's transaction, failing closed the same way.
@@ -317,7 +321,7 @@ def audit_record_many(records: Sequence[Mapping[str, Any]]) -> list[AuditEvent]:
         return []
     try:
         head = _lock_chain_head()
-        return [_record(**_record_arguments(**record), locked_head=head) for record in records]
+        return [_record(**_record_arguments(record), locked_head=head) for record in records]
     except DatabaseError as exc:
         transaction.set_rollback(True)
         raise AuditWriteError(
@@ -328,40 +332,12 @@ def audit_record_many(records: Sequence[Mapping[str, Any]]) -> list[AuditEvent]:
         raise
 
 
-def _record_arguments(
-    *,
-    action: AuditAction,
-    actor: "User | None" = None,
-    organisation: "Organisation | None" = None,
-    related_organisations: Iterable["Organisation"] = (),
-    actor_organisation: "Organisation | None" = None,
-    target: models.Model | None = None,
-    target_type: str | None = None,
-    target_id: object = None,
-    target_label: str | None = None,
-    before: Any = None,
-    after: Any = None,
-    metadata: Mapping[str, Any] | None = None,
-    outcome: str = AuditEvent.Outcome.SUCCESS,
-    actor_label: str | None = None,
-) -> dict[str, Any]:
-    """`audit_record`'s arguments with its defaults (an unknown name is a TypeError)."""
-    return {
-        "action": action,
-        "actor": actor,
-        "organisation": organisation,
-        "related_organisations": related_organisations,
-        "actor_organisation": actor_organisation,
-        "target": target,
-        "target_type": target_type,
-        "target_id": target_id,
-        "target_label": target_label,
-        "before": before,
-        "after": after,
-        "metadata": metadata,
-        "outcome": outcome,
-        "actor_label": actor_label,
-    }
+def _record_arguments(record: Mapping[str, Any]) -> dict[str, Any]:
+    """`audit_record`'s arguments with its defaults. Binding to its signature (rather than
+    repeating it) refuses an unknown or missing name with the TypeError a call would raise."""
+    bound = _AUDIT_RECORD_SIGNATURE.bind(**record)
+    bound.apply_defaults()
+    return dict(bound.arguments)
 
 
 def _record(

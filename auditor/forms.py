@@ -13,6 +13,8 @@ from typing import Any, cast
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Organisation
 from audit.models import AuditEvent
@@ -77,7 +79,11 @@ class _UntrustedQueryForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         for name in self.too_long:
-            self.add_error(name, f"This value is longer than {MAX_VALUE_LENGTH} characters.")
+            self.add_error(
+                name,
+                gettext("This value is longer than %(MAX_VALUE_LENGTH)s characters.")
+                % {"MAX_VALUE_LENGTH": MAX_VALUE_LENGTH},
+            )
         return cleaned
 
 
@@ -89,19 +95,19 @@ def _uuid_choice(value: str) -> str:
 
 
 class EventFilterForm(_UntrustedQueryForm):
-    since = forms.CharField(label="From (UTC)", required=False, max_length=40)
-    until = forms.CharField(label="To (UTC)", required=False, max_length=40)
-    partner = forms.ChoiceField(label="Partner", required=False)
-    delegation = forms.ChoiceField(label="Delegation", required=False)
-    role = forms.ChoiceField(label="Role", required=False)
-    person = forms.ChoiceField(label="Person (who acted)", required=False)
-    action = forms.CharField(label="Action (or its beginning)", required=False, max_length=100)
+    since = forms.CharField(label=_("From (UTC)"), required=False, max_length=40)
+    until = forms.CharField(label=_("To (UTC)"), required=False, max_length=40)
+    partner = forms.ChoiceField(label=_("Partner"), required=False)
+    delegation = forms.ChoiceField(label=_("Delegation"), required=False)
+    role = forms.ChoiceField(label=_("Role"), required=False)
+    person = forms.ChoiceField(label=_("Person (who acted)"), required=False)
+    action = forms.CharField(label=_("Action (or its beginning)"), required=False, max_length=100)
     outcome = forms.ChoiceField(
-        label="Outcome",
+        label=_("Outcome"),
         required=False,
-        choices=[("", "Any"), *AuditEvent.Outcome.choices],
+        choices=[("", _("Any")), *AuditEvent.Outcome.choices],
     )
-    q = forms.CharField(label="Search names", required=False, max_length=200)
+    q = forms.CharField(label=_("Search names"), required=False, max_length=200)
     before = forms.IntegerField(required=False, min_value=1, max_value=selectors.MAX_SEQUENCE)
     after = forms.IntegerField(required=False, min_value=0, max_value=selectors.MAX_SEQUENCE)
 
@@ -110,7 +116,9 @@ class EventFilterForm(_UntrustedQueryForm):
     ) -> None:
         super().__init__(data)
         self.organisation = organisation
-        self.fields["partner"].label = "Partner" if organisation.is_owner else "Owner"
+        self.fields["partner"].label = (
+            gettext("Partner") if organisation.is_owner else gettext("Owner")
+        )
         counterparties = selectors.audit_counterparties(organisation=organisation)
         delegations = selectors.audit_delegation_choices(organisation=organisation)
         roles = selectors.audit_catalog_roles(organisation=organisation)
@@ -122,16 +130,16 @@ class EventFilterForm(_UntrustedQueryForm):
             "role": {str(r.pk): r.pk for r in roles},
         }
         # Option labels cannot hold markup: invisible characters become "[U+202E]" text.
-        cast(forms.ChoiceField, self.fields["partner"]).choices = [("", "Any")] + [
+        cast(forms.ChoiceField, self.fields["partner"]).choices = [("", gettext("Any"))] + [
             (str(pk), visible_text(n)) for pk, n in counterparties
         ]
-        cast(forms.ChoiceField, self.fields["delegation"]).choices = [("", "Any")] + [
+        cast(forms.ChoiceField, self.fields["delegation"]).choices = [("", gettext("Any"))] + [
             (str(pk), visible_text(label)) for pk, label in delegations
         ]
-        cast(forms.ChoiceField, self.fields["role"]).choices = [("", "Any")] + [
+        cast(forms.ChoiceField, self.fields["role"]).choices = [("", gettext("Any"))] + [
             (str(r.pk), f"{r.role_name} ({r.cloud_account.account_uid})") for r in roles
         ]
-        cast(forms.ChoiceField, self.fields["person"]).choices = [("", "Anyone")] + [
+        cast(forms.ChoiceField, self.fields["person"]).choices = [("", gettext("Anyone"))] + [
             (str(pk), visible_text(label)) for pk, label in people
         ]
         self.fields["q"].widget.attrs["placeholder"] = "person, partner, role…"
@@ -147,8 +155,10 @@ class EventFilterForm(_UntrustedQueryForm):
         value = (self.cleaned_data.get("action") or "").strip()
         if value and not ACTION_PREFIX_RE.match(value):
             raise ValidationError(
-                "Actions are lowercase words joined by dots, like delegation. or "
-                "delegation.approved.",
+                gettext(
+                    "Actions are lowercase words joined by dots, like delegation. or "
+                    "delegation.approved."
+                ),
                 code="invalid_action",
             )
         return value
@@ -164,9 +174,11 @@ class EventFilterForm(_UntrustedQueryForm):
                 self.add_error(name, error)
         since, until = cleaned.get("since_time"), cleaned.get("until_time")
         if since and until and since >= until:
-            self.add_error("until", "The end must be after the beginning.")
+            self.add_error("until", gettext("The end must be after the beginning."))
         if cleaned.get("before") and cleaned.get("after") is not None:
-            self.add_error(None, "This page link is not valid; start again from the newest.")
+            self.add_error(
+                None, gettext("This page link is not valid; start again from the newest.")
+            )
         return cleaned
 
     def filters(self) -> selectors.EventFilters:
@@ -197,10 +209,10 @@ class EventFilterForm(_UntrustedQueryForm):
 
 
 class AccessReportForm(_UntrustedQueryForm):
-    account = forms.ChoiceField(label="Cloud account")
-    role = forms.ChoiceField(label="Role", required=False)
-    since = forms.CharField(label="From (UTC)", max_length=40)
-    until = forms.CharField(label="To (UTC, inclusive)", max_length=40)
+    account = forms.ChoiceField(label=_("Cloud account"))
+    role = forms.ChoiceField(label=_("Role"), required=False)
+    since = forms.CharField(label=_("From (UTC)"), max_length=40)
+    until = forms.CharField(label=_("To (UTC, inclusive)"), max_length=40)
 
     def __init__(
         self, data: Mapping[str, Any] | None = None, *, organisation: Organisation
@@ -215,7 +227,7 @@ class AccessReportForm(_UntrustedQueryForm):
             (uid, label) for uid, label in sorted(self.accounts.items(), key=lambda i: i[1])
         ]
         cast(forms.ChoiceField, self.fields["account"]).choices = account_choices
-        cast(forms.ChoiceField, self.fields["role"]).choices = [("", "Any role")] + [
+        cast(forms.ChoiceField, self.fields["role"]).choices = [("", gettext("Any role"))] + [
             (pk, f"{r.role_name} ({r.cloud_account.account_uid})") for pk, r in self.roles.items()
         ]
         for name in ("since", "until"):
@@ -241,13 +253,13 @@ class AccessReportForm(_UntrustedQueryForm):
         since, until = cleaned.get("since_time"), cleaned.get("until_time")
         if since and until:
             if since >= until:
-                self.add_error("until", "The end must be after the beginning.")
+                self.add_error("until", gettext("The end must be after the beginning."))
             elif until - since > dt.timedelta(days=MAX_REPORT_DAYS):
-                self.add_error("until", "Choose a window of at most ten years.")
+                self.add_error("until", gettext("Choose a window of at most ten years."))
         role = self.roles.get(cleaned.get("role") or "")
         account = cleaned.get("account")
         if role is not None and account and role.cloud_account.account_uid != account:
-            self.add_error("role", "This role is not in the chosen account.")
+            self.add_error("role", gettext("This role is not in the chosen account."))
         return cleaned
 
     def report_arguments(self) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
+from django.utils.translation import gettext
 
 from accounts.models import Membership
 
@@ -23,7 +24,15 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 # allauth's own-account pages (sign-up, which registers an organisation, is not one of them).
 PERSONAL_URL_PREFIXES = ("account_", "mfa_", "usersessions_")
 PERSONAL_URL_EXCLUDED = frozenset({"account_signup"})
-PERSONAL_URL_NAMES = frozenset({"accounts:switch_organisation", "accounts:invitation_accept"})
+PERSONAL_URL_NAMES = frozenset(
+    {
+        "accounts:switch_organisation",
+        "accounts:invitation_accept",
+        # The person's own language and time zone (issue 17).
+        "accounts:preferences",
+        "set_language",
+    }
+)
 # Auditor actions that are POSTs but read-only in substance (see the module docstring).
 AUDITOR_ALLOWED_POSTS = frozenset({"audit:verify_start"})
 
@@ -55,4 +64,6 @@ class AuditorReadOnlyMiddleware:
             return None
         if request.method == "POST" and view_name in AUDITOR_ALLOWED_POSTS:
             return None
-        raise PermissionDenied("Auditors have read-only access: they cannot change anything.")
+        raise PermissionDenied(
+            gettext("Auditors have read-only access: they cannot change anything.")
+        )

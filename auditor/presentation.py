@@ -21,8 +21,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from django.utils.functional import Promise
 from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext, gettext_noop
+from django.utils.translation import gettext_lazy as _
 
 from audit.actions import Access, AuditAction, Category
 
@@ -353,9 +356,10 @@ def credential_expiration(event: EventLike) -> dt.datetime | None:
 # cannot be recalled, but RAM evaluates the role's permission policies on every call, and a
 # deleted role's sessions answer Forbidden.
 ROLE_POWER_CALLS = ("CreateRole", "DeleteRole", "AttachPolicyToRole", "DetachPolicyFromRole")
-ROLE_DELETED = "the role was deleted"
-POLICIES_DETACHED = "its permission policies were detached"
-DETACHED_THEN_DELETED = "its permission policies were detached, then it was deleted"
+# Kept in English in the report data and its exports; the pages translate them when drawn.
+ROLE_DELETED = gettext_noop("the role was deleted")
+POLICIES_DETACHED = gettext_noop("its permission policies were detached")
+DETACHED_THEN_DELETED = gettext_noop("its permission policies were detached, then it was deleted")
 
 
 @dataclass
@@ -453,16 +457,22 @@ class EventDescription:
 
 
 def _actor(event: EventLike) -> str:
-    return event.actor_label or "The portal"
+    return event.actor_label or gettext("The portal")
 
 
 def _yes_no(value: Any) -> str:
-    return "yes" if value is True else "no" if value is False else "not recorded"
+    if value is True:
+        return gettext("yes")
+    return gettext("no") if value is False else gettext("not recorded")
 
 
-def _facts(pairs: Iterable[tuple[str, Any, bool]]) -> tuple[Fact, ...]:
+# A fact's label is translated when the page is drawn, in the reader's language.
+FactLabel = str | Promise
+
+
+def _facts(pairs: Iterable[tuple[FactLabel, Any, bool]]) -> tuple[Fact, ...]:
     return tuple(
-        Fact(label=label, value=short_json(value), mono=mono)
+        Fact(label=str(label), value=short_json(value), mono=mono)
         for label, value, mono in pairs
         if value not in (None, "", [], {})
     )
@@ -472,6 +482,20 @@ def _metadata(event: EventLike) -> Mapping[str, Any]:
     return event.metadata if isinstance(event.metadata, Mapping) else {}
 
 
+# The worker's phases, as a title reads them; another value is shown as recorded.
+_PHASES: dict[str, FactLabel] = {
+    "applying": _(" while applying"),
+    "revoking": _(" while revoking"),
+}
+
+
+def _failed_phase(phase: Any) -> str:
+    if not phase:
+        return ""
+    known = _PHASES.get(phase) if isinstance(phase, str) else None
+    return str(known) if known is not None else gettext(" while %(phase)s") % {"phase": phase}
+
+
 def _title_fields(event: EventLike, data: dict[str, Any]) -> dict[str, str]:
     """A value for every name in `TITLE_FIELDS`, whichever of them the title uses."""
     metadata = _metadata(event)
@@ -479,10 +503,12 @@ def _title_fields(event: EventLike, data: dict[str, Any]) -> dict[str, str]:
     return {
         "actor": _actor(event),
         "target_label": event.target_label,
-        "with_mfa": " with two-factor authentication" if data.get("with_mfa") is True else "",
-        "failed_phase": f" while {data['failed_phase']}" if data.get("failed_phase") else "",
-        "error_code": str(data.get("error_code") or "cloud error"),
-        "cloud_action": str(metadata.get("cloud_action") or "a cloud API"),
+        "with_mfa": gettext(" with two-factor authentication")
+        if data.get("with_mfa") is True
+        else "",
+        "failed_phase": _failed_phase(data.get("failed_phase")),
+        "error_code": str(data.get("error_code") or gettext("cloud error")),
+        "cloud_action": str(metadata.get("cloud_action") or gettext("a cloud API")),
         "cloud_outcome": str(after.get("outcome") or event.outcome),
     }
 
@@ -492,33 +518,33 @@ def _title_fields(event: EventLike, data: dict[str, Any]) -> dict[str, str]:
 # reads them from elsewhere.
 FactSource = str | Callable[[EventLike, dict[str, Any]], Any]
 
-_REASON: tuple[str, FactSource, bool] = ("Reason", "reason", False)
-_UNTIL: tuple[str, FactSource, bool] = ("Until", "ends_at", True)
-_APPROVAL_FACTS: tuple[tuple[str, FactSource, bool], ...] = (
-    ("Two-factor authentication", lambda _event, data: _yes_no(data.get("with_mfa")), False),
-    ("Note", "note", False),
+_REASON: tuple[FactLabel, FactSource, bool] = (_("Reason"), "reason", False)
+_UNTIL: tuple[FactLabel, FactSource, bool] = (_("Until"), "ends_at", True)
+_APPROVAL_FACTS: tuple[tuple[FactLabel, FactSource, bool], ...] = (
+    (_("Two-factor authentication"), lambda _event, data: _yes_no(data.get("with_mfa")), False),
+    (_("Note"), "note", False),
     _REASON,
     _UNTIL,
 )
-_DRIFT_FACTS: tuple[tuple[str, FactSource, bool], ...] = (
-    ("Subject", lambda event, _data: _metadata(event).get("subject"), True),
-    ("Kind", lambda event, _data: _metadata(event).get("kind"), True),
-    ("Decided by", lambda event, _data: event.actor_label, False),
+_DRIFT_FACTS: tuple[tuple[FactLabel, FactSource, bool], ...] = (
+    (_("Subject"), lambda event, _data: _metadata(event).get("subject"), True),
+    (_("Kind"), lambda event, _data: _metadata(event).get("kind"), True),
+    (_("Decided by"), lambda event, _data: event.actor_label, False),
 )
-_FACTS: dict[AuditAction, tuple[tuple[str, FactSource, bool], ...]] = {
+_FACTS: dict[AuditAction, tuple[tuple[FactLabel, FactSource, bool], ...]] = {
     AuditAction.DELEGATION_REQUESTED: (_REASON, _UNTIL),
     AuditAction.DELEGATION_APPROVED: _APPROVAL_FACTS,
     AuditAction.DELEGATION_OFFERED: _APPROVAL_FACTS,
-    AuditAction.DELEGATION_APPROVE_DENIED: (("Why", "denied_because", False),),
+    AuditAction.DELEGATION_APPROVE_DENIED: ((_("Why"), "denied_because", False),),
     AuditAction.DELEGATION_REJECTED: (_REASON,),
     AuditAction.DELEGATION_REVOKE_REQUESTED: (_REASON,),
     AuditAction.DELEGATION_RETRIED: (
-        ("Failed while", "failed_phase", False),
-        ("Previous error", "previous_error_code", True),
+        (_("Failed while"), "failed_phase", False),
+        (_("Previous error"), "previous_error_code", True),
     ),
     AuditAction.DELEGATION_FAILED: (
-        ("Error", "error_code", True),
-        ("Message", "error_message", False),
+        (_("Error"), "error_code", True),
+        (_("Message"), "error_message", False),
     ),
     AuditAction.DRIFT_DETECTED: _DRIFT_FACTS,
     AuditAction.DRIFT_CLEARED: _DRIFT_FACTS,
@@ -541,7 +567,7 @@ def _describe_titled(
 ) -> EventDescription:
     mfa = data.get("with_mfa") if action in _SHOWS_MFA else None
     return EventDescription(
-        title=title.format_map(_title_fields(event, data)),
+        title=gettext(title).format_map(_title_fields(event, data)),
         category=action.info.category.value,
         facts=_facts_of(action, event, data),
         mfa=mfa if isinstance(mfa, bool) else None,
@@ -551,7 +577,7 @@ def _describe_titled(
 def _describe_cloud(action: AuditAction, title: str, event: EventLike) -> EventDescription:
     metadata = _metadata(event)
     after = event.after if isinstance(event.after, Mapping) else {}
-    cloud_action = str(metadata.get("cloud_action") or "a cloud API")
+    cloud_action = str(metadata.get("cloud_action") or gettext("a cloud API"))
     request = metadata.get("request") if isinstance(metadata.get("request"), Mapping) else {}
     diff = trust_policy_diff(None, request) if request else None
     if request and request.get("policy_name"):
@@ -563,14 +589,14 @@ def _describe_cloud(action: AuditAction, title: str, event: EventLike) -> EventD
         elif cloud_action.startswith("Detach"):
             diff = PolicyDiff(policies_removed=(label,), recognised=True)  # type: ignore[arg-type]
     return EventDescription(
-        title=title.format_map(_title_fields(event, _data(event))),
+        title=gettext(title).format_map(_title_fields(event, _data(event))),
         category=action.info.category.value,
         facts=_facts(
             [
-                ("Target", str(metadata.get("target") or ""), True),
-                ("Error", after.get("error_code"), True),
-                ("HTTP status", metadata.get("http_status"), True),
-                ("Note", metadata.get("note"), False),
+                (gettext("Target"), str(metadata.get("target") or ""), True),
+                (gettext("Error"), after.get("error_code"), True),
+                (gettext("HTTP status"), metadata.get("http_status"), True),
+                (gettext("Note"), metadata.get("note"), False),
             ]
         ),
         policy_diff=diff if diff is not None and diff.recognised else None,
@@ -582,26 +608,31 @@ def _describe_access(event: EventLike, kind: str, data: dict[str, Any]) -> Event
     person = person_of(event, kind)
     if kind == CREDENTIAL_ISSUED:
         return EventDescription(
-            title=f"Credentials issued to {person.label}",
+            title=gettext("Credentials issued to %(person)s") % {"person": person.label},
             category="credentials",
             facts=_facts(
                 [
-                    ("Session name", data.get("session_name"), True),
-                    ("AccessKey id", data.get("access_key_id"), True),
-                    ("Expires", data.get("expiration") or data.get("expires_at"), True),
-                    ("Duration (s)", data.get("duration_seconds"), True),
-                    ("Session policy", data.get("session_policy"), False),
+                    (gettext("Session name"), data.get("session_name"), True),
+                    (gettext("AccessKey id"), data.get("access_key_id"), True),
+                    (gettext("Expires"), data.get("expiration") or data.get("expires_at"), True),
+                    (gettext("Duration (s)"), data.get("duration_seconds"), True),
+                    (gettext("Session policy"), data.get("session_policy"), False),
                 ]
             ),
         )
-    verb = "assigned to" if kind == ASSIGNED else "unassigned from"
+    names = {"person": person.label, "actor": _actor(event)}
+    title = (
+        gettext("%(person)s assigned to this access by %(actor)s")
+        if kind == ASSIGNED
+        else gettext("%(person)s unassigned from this access by %(actor)s")
+    )
     return EventDescription(
-        title=f"{person.label} {verb} this access by {_actor(event)}",
+        title=title % names,
         category="staff",
         facts=_facts(
             [
-                ("RAM user", person.ram_user, True),
-                ("Session policy", data.get("session_policy"), False),
+                (gettext("RAM user"), person.ram_user, True),
+                (gettext("Session policy"), data.get("session_policy"), False),
             ]
         ),
     )

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.db.models import Q
+from django.utils.translation import gettext_noop
 
 from accounts.models import Organisation
 from activity.selectors import Usage, activity_usage
@@ -136,6 +137,8 @@ class DelegationState:
     approved_at: dt.datetime | None = None
     approved_with_mfa: bool | None = None
     ended_how: str = ""
+    # Who revoked it, when someone did: the pages say "revoked by …" in the reader's language.
+    revoked_by: str = ""
     notes: list[str] = field(default_factory=list)
     people: dict[str, PersonState] = field(default_factory=dict)
     power: RolePower = field(default_factory=RolePower)
@@ -186,16 +189,49 @@ class AccessFold:
             state.approved_at = at
             mfa = metadata.get("with_mfa")
             state.approved_with_mfa = mfa if isinstance(mfa, bool) else None
+        elif action == "delegation.break_glass_activated":
+            # A break-glass window (issue 14): granted by the partner's named person, not by
+            # an approver; the report marks it and its review.
+            state.approved_by = f"break-glass: {event.actor_label or 'a partner person'}"
+            state.approved_at = at
+            mfa = metadata.get("with_mfa")
+            state.approved_with_mfa = mfa if isinstance(mfa, bool) else None
+            state.notes.append(
+                f"Break-glass window: activated {at:%Y-%m-%d %H:%M} UTC by "
+                f"{event.actor_label or 'a partner person'} for {metadata.get('hours', '?')} h: "
+                f"{metadata.get('reason', '')}"
+            )
+        elif action in ("break_glass.confirmed", "break_glass.revoked_and_flagged"):
+            verdict = "confirmed" if action == "break_glass.confirmed" else "revoked and flagged"
+            state.notes.append(
+                f"Break-glass review: {verdict} by {event.actor_label or 'an owner admin'} "
+                f"at {at:%Y-%m-%d %H:%M} UTC"
+            )
+        elif action == "break_glass.review_escalated":
+            state.notes.append(
+                f"Break-glass review {str(metadata.get('escalation', '')).lower()} at "
+                f"{at:%Y-%m-%d %H:%M} UTC (not reviewed in time)"
+            )
         elif action == "delegation.activated":
             state._open(at)
         elif action == "delegation.revoke_requested":
-            state.ended_how = f"revoked by {event.actor_label or 'the portal'}"
+            state.revoked_by = event.actor_label or ""
+            state.ended_how = (
+                f"revoked by {state.revoked_by}"
+                if state.revoked_by
+                else gettext_noop("revoked by the portal")
+            )
         elif action == "delegation.expiring":
-            state.ended_how = "expired at its end date"
+            state.revoked_by = ""
+            state.ended_how = gettext_noop("expired at its end date")
         elif action in ("delegation.revoked", "delegation.expired"):
             state._close(at)
             if not state.ended_how:
-                state.ended_how = "revoked" if action == "delegation.revoked" else "expired"
+                state.ended_how = (
+                    gettext_noop("revoked")
+                    if action == "delegation.revoked"
+                    else gettext_noop("expired")
+                )
         elif action == "cloud.call_result":
             state.power.feed(event, at)
             request = _request_of(event)
@@ -288,6 +324,14 @@ class ReportRow:
     credentials: int
     segments: tuple[Segment, ...]
     notes: tuple[str, ...] = ()
+    # Who revoked the access (the pages word "revoked by …"; `ended_how` stays English for exports).
+    revoked_by: str = ""
+    # An account row's trusted principal (the pages word its `who` and `detail` themselves).
+    principal: str = ""
+    # A person row's `detail` in parts, for the same reason.
+    ram_user: str = ""
+    sessions_text: str = ""
+    assigned_by: str = ""
     # Could act when the report ran: through access still open on a role that can do
     # something, or credentials that have not expired and whose role still works.
     still_able: bool = False
@@ -411,6 +455,7 @@ def report_rows(
                     kind="account",
                     who=f"{facts.partner_name} (account {facts.partner_account_uid})",
                     detail=f"any RAM user the partner allows, as {facts.principal}",
+                    principal=facts.principal,
                     delegation_id=facts.delegation_id,
                     partner_name=facts.partner_name,
                     partner_account_uid=facts.partner_account_uid,
@@ -424,6 +469,7 @@ def report_rows(
                     residual_until=portal_residual if portal_residual != trusted_end else None,
                     worst_case_until=worst_case,
                     ended_how=state.ended_how,
+                    revoked_by=state.revoked_by,
                     credentials=len(state.credentials),
                     segments=_segments(
                         state.trusted, residual_pieces, since=since, until=until, now=now
@@ -486,6 +532,9 @@ def _person_rows(
             kind="person",
             who=person_state.person.label,
             detail="; ".join(detail_parts),
+            ram_user=person_state.person.ram_user or "",
+            sessions_text=", ".join(sessions),
+            assigned_by=person_state.assigned_by or "",
             delegation_id=facts.delegation_id,
             partner_name=facts.partner_name,
             partner_account_uid=facts.partner_account_uid,
@@ -501,6 +550,7 @@ def _person_rows(
             else None,
             worst_case_until=None,
             ended_how=state.ended_how,
+            revoked_by=state.revoked_by,
             credentials=len(person_state.credentials),
             segments=_segments(access, residual, since=since, until=until, now=now),
             notes=_stop_note(first_stop),

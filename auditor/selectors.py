@@ -36,7 +36,7 @@ from audit.selectors import (
     MAX_PAGE_SIZE,
 )
 from auditor.presentation import ROLE_POWER_CALLS, RolePower, parse_time
-from delegations.models import CatalogRole, CloudCall, Delegation, DriftFinding
+from delegations.models import CatalogRole, CloudCall, Delegation, DriftFinding, FleetGrant
 
 # --- the auditor's pages: filtered keyset pages, exports, delegation timelines ---------------
 #
@@ -155,6 +155,14 @@ def delegation_target_ids(delegation_ids: Iterable[Any]) -> TargetIds:
             .values_list("pk", flat=True)
         )
         targets[model._meta.label_lower] = sorted({str(pk) for pk in related})
+    # A fleet grant's account: the fleet's own events (its decision, a stop after MaxErrors,
+    # each run's outcomes) belong to the account's history too (issue 12).
+    fleets = (
+        Delegation.objects.filter(pk__in=ids, fleet__isnull=False)
+        .order_by()
+        .values_list("fleet_id", flat=True)
+    )
+    targets[FleetGrant._meta.label_lower] = sorted({str(pk) for pk in fleets})
     return targets
 
 
@@ -702,3 +710,27 @@ def audit_verification_get(*, verification_id: uuid.UUID | str) -> AuditVerifica
     if verification is None:
         raise Http404("No such verification.")
     return verification
+
+
+# Decisions the portal made by a rule, not a person (issue 14): auto-approvals, break-glass
+# escalations, access reviews closed at their deadline and what they revoked.
+RULE_DECISIONS = (
+    AuditAction.DELEGATION_AUTO_APPROVED,
+    AuditAction.BREAK_GLASS_ESCALATED,
+    AuditAction.REVIEW_CAMPAIGN_CLOSED,
+)
+
+
+def rule_decisions(*, organisation: Organisation, limit: int = 200) -> list[AuditEvent]:
+    """The newest automatic decisions the organisation may see, each naming its rule and the
+    rule's version in its metadata; plus revocations a rule made (no actor, a `rule`)."""
+    by_rule = Q(action__in=[str(action) for action in RULE_DECISIONS]) | Q(
+        action=str(AuditAction.DELEGATION_REVOKE_REQUESTED),
+        actor__isnull=True,
+        metadata__has_key="rule",
+    )
+    return list(
+        AuditEvent.objects.filter(_visible(organisation.pk))
+        .filter(by_rule)
+        .order_by("-sequence")[:limit]
+    )

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from auditor import activity_views, views
+from auditor import activity_views, rules_views, views
 
 app_name = "audit"
 
@@ -14,6 +14,11 @@ urlpatterns = [
     path("access/", views.access_report_view, name="access_report"),
     path("access/export.csv", views.access_report_csv, name="access_report_csv"),
     path("access/export.json", views.access_report_json, name="access_report_json"),
+    # Approval rules, break-glass windows and access reviews (issue 14).
+    path("rules/", rules_views.approval_rules_record, name="rules"),
+    path("reviews/", rules_views.review_report, name="review_report"),
+    path("reviews/export.csv", rules_views.review_report_csv, name="review_report_csv"),
+    path("reviews/export.json", rules_views.review_report_json, name="review_report_json"),
     path("verify/", views.verify, name="verify"),
     path("verify/start/", views.verify_start, name="verify_start"),
     path("verify/<uuid:verification_id>/", views.verify_run, name="verify_run"),

@@ -21,6 +21,7 @@ from django.db import DatabaseError
 from django.http import HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.views.decorators.http import require_POST, require_safe
 
 from accounts.models import Organisation
@@ -38,10 +39,10 @@ from audit.verification import audit_verification_start, is_stale
 from audit.verify import read_head
 from auditor import exports, selectors
 from auditor.forms import AccessReportForm, EventFilterForm
+from auditor.named_people import named_people_over_window
 from auditor.presentation import describe_event
 from auditor.reports import access_report
 from delegations.lifecycle.selectors import delegation_get_for_organisation
-from delegations.trust.selectors import named_people_in
 
 logger = logging.getLogger(__name__)
 
@@ -201,12 +202,15 @@ def access_report_view(request: AuthenticatedHttpRequest) -> HttpResponse:
     status = 400 if form.is_bound and report is None else 200
     named_people = []
     if report is not None:
-        # Delegations whose trust policy names people list them one by one (issue 11).
+        # Delegations whose trust policy named people in the window list them one by one,
+        # with when each was in it (issue 11), from the record of the trust-policy writes.
         arguments = form.report_arguments()
-        named_people = named_people_in(
+        named_people = named_people_over_window(
             organisation=request.organisation,
             account_uid=arguments["account_uid"],
             catalog_role_id=getattr(arguments["catalog_role"], "pk", None),
+            since=arguments["since"],
+            until=arguments["until"],
         )
     return render(
         request,
@@ -287,7 +291,7 @@ def _owner_only(request: AuthenticatedHttpRequest) -> Organisation:
     return organisation_of_kind(
         request,
         Organisation.Kind.OWNER,
-        refusal="Verifying the audit log is for the owner's auditors and admins.",
+        refusal=gettext("Verifying the audit log is for the owner's auditors and admins."),
     )
 
 
@@ -356,13 +360,15 @@ def verify_start(request: AuthenticatedHttpRequest) -> HttpResponse:
         logger.exception("Could not start an audit verification.")
         messages.error(
             request,
-            "The audit log refuses new events, so a verification cannot be recorded: the log "
-            "has probably been tampered with. Run `python manage.py audit_verify` on the "
-            "server to find the first bad sequence number.",
+            gettext(
+                "The audit log refuses new events, so a verification cannot be recorded: "
+                "the log has probably been tampered with. Run `python manage.py "
+                "audit_verify` on the server to find the first bad sequence number."
+            ),
         )
         return redirect("audit:verify")
     if not started:
-        messages.info(request, "A verification is already running; here is its progress.")
+        messages.info(request, gettext("A verification is already running; here is its progress."))
     return redirect("audit:verify_run", verification_id=run.pk)
 
 

@@ -26,7 +26,7 @@ import os
 import secrets
 import time
 
-from portal_harness import median, random_uid, running_portal
+from portal_harness import median, random_uid, running_portal, task_outcomes
 
 PER_ACCOUNT = ["GetRole", "CreateRole", "AttachPolicyToRole", "GetRole", "ListPoliciesForRole"]
 
@@ -127,6 +127,9 @@ def main() -> None:
                 f"{args.accounts * len(PER_ACCOUNT)} needed) -> ratio {ratio:.2f}"
             )
         print(f"median ratio {median(ratios):.2f}, worst {max(ratios):.2f} (target <= 1.3)")
+        # Where the worker's time went: tasks by outcome, with their total seconds.
+        for outcome, (count, seconds) in sorted(task_outcomes(portal.workers).items()):
+            print(f"  worker: {count:4d} x {outcome} ({seconds:.1f} s in all)")
 
 
 if __name__ == "__main__":

@@ -1,14 +1,24 @@
 """Database idioms the apps share."""
 
-from collections.abc import Iterator
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils.functional import Promise
+
+if TYPE_CHECKING:
+    # A translatable message (gettext_lazy) is as good as a str here.
+    from django_stubs_ext import StrOrPromise
 
 
 @contextmanager
-def conflict_as_validation_error(message: str | dict[str, str]) -> Iterator[None]:
+def conflict_as_validation_error(
+    message: StrOrPromise | Mapping[str, StrOrPromise],
+) -> Iterator[None]:
     """Run the block in a savepoint and answer a constraint it breaks with
     `ValidationError(message)`.
 
@@ -19,4 +29,6 @@ def conflict_as_validation_error(message: str | dict[str, str]) -> Iterator[None
         with transaction.atomic():
             yield
     except IntegrityError:
-        raise ValidationError(message) from None
+        raise ValidationError(
+            message if isinstance(message, str | Promise) else dict(message)
+        ) from None

@@ -13,6 +13,7 @@ from django.db import models
 from django.db.models import QuerySet
 from django.forms import BaseForm
 from django.http import Http404, HttpRequest, HttpResponseBase
+from django.utils.translation import gettext as _
 
 ResponseT = TypeVar("ResponseT", bound=HttpResponseBase)
 ModelT = TypeVar("ModelT", bound=models.Model)
@@ -40,7 +41,7 @@ def refusal_text(error: Exception) -> str:
     """What to tell a person whose action a service refused."""
     if isinstance(error, ValidationError):
         return " ".join(error.messages)
-    return str(error) or "This is not allowed."
+    return str(error) or _("This is not allowed.")
 
 
 def report_refusal(request: HttpRequest, error: Exception) -> None:

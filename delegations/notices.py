@@ -68,6 +68,11 @@ _TITLES = {
     Event.EXTENSION_REQUESTED: gettext_lazy("%(partner)s asks for more time on %(role)s"),
     Event.DELEGATION_EXTENDED: gettext_lazy("%(role)s for %(partner)s was extended"),
     Event.EXTENSION_REJECTED: gettext_lazy("More time on %(role)s for %(partner)s was refused"),
+    Event.BREAK_GLASS_ACTIVATED: gettext_lazy("Break-glass: %(partner)s activated %(role)s"),
+    Event.BREAK_GLASS_REVIEW_DUE: gettext_lazy(
+        "Break-glass access to %(role)s by %(partner)s waits for your review"
+    ),
+    Event.BREAK_GLASS_REVIEWED: gettext_lazy("The break-glass activation of %(role)s was reviewed"),
 }
 
 _SUMMARIES = {
@@ -100,6 +105,14 @@ _SUMMARIES = {
     Event.EXTENSION_REJECTED: gettext_lazy(
         "The owner decided not to extend this access; it ends as planned."
     ),
+    Event.BREAK_GLASS_ACTIVATED: gettext_lazy(
+        "A partner's named person activated emergency access; it applies now. Review it within "
+        "24 hours: confirm it, or revoke it and flag it."
+    ),
+    Event.BREAK_GLASS_REVIEW_DUE: gettext_lazy(
+        "Nobody has reviewed this emergency access yet. Confirm it, or revoke it and flag it."
+    ),
+    Event.BREAK_GLASS_REVIEWED: gettext_lazy("An owner admin reviewed the emergency access."),
 }
 
 # Which side hears about which audited extension decision (`extension_announce`).
@@ -244,6 +257,37 @@ def credentials_issued_notify(*, issuance: CredentialIssuance, first_use_of_key:
         people=[issuance.user],
         to_channels=False,
     )
+
+
+def break_glass_announce(
+    *,
+    delegation: Delegation,
+    event: NotificationEvent,
+    key: str,
+    people: Iterable[User],
+    partner_side: bool = False,
+    facts: tuple[tuple[str, str], ...] = (),
+) -> None:
+    """A break-glass notice to `people` of the owner (every admin at an activation: a
+    security notice no preference mutes) and the owner's channels; with `partner_side`, the
+    partner's admins hear too (a review's outcome)."""
+    notice = _notice(delegation, event)
+    if facts:
+        notice = Notice(
+            event=notice.event,
+            title=notice.title,
+            summary=notice.summary,
+            link_path=notice.link_path,
+            facts=notice.facts + facts,
+        )
+    notify(key=key, notice=notice, organisation=delegation.owner, people=list(people))
+    if partner_side:
+        notify(
+            key=key,
+            notice=notice,
+            organisation=delegation.partner,
+            people=organisation_admins(delegation.partner),
+        )
 
 
 # --- the scheduler's: reminders and expiry warnings ----------------------------------------

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
+from django.utils.translation import gettext
 
 from accounts.models import Organisation
 from cloud import policies
@@ -96,11 +97,11 @@ WAITING_FOR_ROOM = "WaitingForRoom"
 
 
 def waiting_for_room_message(role_name: str, *, used: int, limit: int) -> str:
-    return (
-        f"Waiting for room on role {role_name}: its trust policy holds {used} of {limit} "
+    return gettext(
+        "Waiting for room on role %(role)s: its trust policy holds %(used)s of %(limit)s "
         "characters and this partner does not fit yet. The access goes in, in approval "
         "order, as soon as a revoke frees room."
-    )
+    ) % {"role": role_name, "used": used, "limit": limit}
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

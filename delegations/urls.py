@@ -1,11 +1,13 @@
 from django.urls import path
 
 from delegations.approvals import urls as approvals_urls
+from delegations.breakglass import urls as breakglass_urls
 from delegations.catalog import urls as catalog_urls
 from delegations.connection import urls as connection_urls
 from delegations.fleet import urls as fleet_urls
 from delegations.lifecycle import extension_views, views
 from delegations.partner import urls as partner_urls
+from delegations.reviews import urls as reviews_urls
 from delegations.trust import urls as trust_urls
 
 app_name = "delegations"
@@ -42,5 +44,9 @@ urlpatterns += partner_urls.urlpatterns
 urlpatterns += trust_urls.urlpatterns
 # Approval rules: approver groups and quorum (issue 14).
 urlpatterns += approvals_urls.urlpatterns
+# Break-glass: emergency roles, activations and their review (issue 14).
+urlpatterns += breakglass_urls.urlpatterns
+# Access reviews across the company boundary (issue 14).
+urlpatterns += reviews_urls.urlpatterns
 # Fleet grants: one role across several owner accounts x regions (issue 12).
 urlpatterns += fleet_urls.urlpatterns

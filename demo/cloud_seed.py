@@ -30,6 +30,7 @@ from delegations.connection.services import (
 from delegations.models import CatalogRole, CloudAccount, PartnerAllowance, PartnerLink
 from demo.activity_seed import demo_activity_seed
 from demo.fleet_seed import demo_fleet_seed
+from demo.rules_seed import demo_rules_seed
 from demo.trust_seed import demo_named_people_seed
 
 DEMO_CREDENTIALS_FILE = "demo-credentials.json"
@@ -263,6 +264,8 @@ def demo_cloud_seed(*, cloudsim_data_dir: Path) -> list[str]:
         lines.extend(demo_named_people_seed(owner=owner, partner=partner))
         # Alice and Bob linked to their RAM users, whom the demo trail's calls name.
         lines.extend(demo_activity_seed(partner=partner))
+        # Approval rules (issue 14): a quorum of 2, a break-glass role, an open access review.
+        lines.extend(demo_rules_seed(owner=owner, partner=partner))
         # company-a's second account and a fleet grant over both (issue 12).
         try:
             staging_key: tuple[str, str] | None = owner_staging_root_key(document)

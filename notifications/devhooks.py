@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import json
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -74,6 +75,13 @@ def receive(request: HttpRequest, token: str) -> HttpResponse:
     return JsonResponse({"ok": True})
 
 
+def _parsed_time(value: object) -> datetime | object:
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return value
+
+
 @never_cache
 @require_GET
 def inbox(request: HttpRequest) -> HttpResponse:
@@ -83,7 +91,11 @@ def inbox(request: HttpRequest) -> HttpResponse:
         request,
         "notifications/dev_webhooks.html",
         {
-            "entries": received(),
+            # Times as datetimes, so the page shows them in the reader's zone.
+            "entries": [
+                {**entry, "received_at": _parsed_time(entry.get("received_at"))}
+                for entry in received()
+            ],
             # Without its token: the page shows where messages arrive, not how to post there.
             "receive_base": receive_url().removesuffix(f"{receive_token()}/"),
             "embedded": settings.PORTAL_EMBEDDED,

@@ -43,6 +43,27 @@ class NotificationEvent(StrEnum):
     EXTENSION_REQUESTED = ("delegation.extension_requested", EventInfo(_("More time requested")))
     DELEGATION_EXTENDED = ("delegation.extended", EventInfo(_("Access extended")))
     EXTENSION_REJECTED = ("delegation.extension_rejected", EventInfo(_("More time refused")))
+    # Break-glass (issue 14): an activation reaches every owner admin at once, whatever their
+    # preferences; reminders and the escalation of an unreviewed one are security notices too.
+    BREAK_GLASS_ACTIVATED = (
+        "break_glass.activated",
+        EventInfo(_("Break-glass access activated"), security=True),
+    )
+    BREAK_GLASS_REVIEW_DUE = (
+        "break_glass.review_due",
+        EventInfo(_("Break-glass activation waiting for review"), security=True),
+    )
+    BREAK_GLASS_REVIEWED = ("break_glass.reviewed", EventInfo(_("Break-glass activation reviewed")))
+    # Access reviews (issue 14): a question for you, reminders, and what the deadline did.
+    ACCESS_REVIEW_REQUESTED = (
+        "access_review.requested",
+        EventInfo(_("Access review: your answer is needed")),
+    )
+    ACCESS_REVIEW_REMINDER = (
+        "access_review.reminder",
+        EventInfo(_("Access review still waiting for you")),
+    )
+    ACCESS_REVIEW_CLOSED = ("access_review.closed", EventInfo(_("Access review closed")))
     CREDENTIALS_ISSUED = (
         "credentials.issued",
         EventInfo(_("Credentials issued to you"), security=True, for_channels=False),

@@ -4,6 +4,7 @@ and the signing secret never render back."""
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
@@ -40,6 +41,13 @@ class ChannelForm(forms.Form):
             "(X-Portal-Signature). Stored encrypted and never shown again."
         ),
     )
+    # Not required: a form without it (an older page, a script) gets the default language.
+    language = forms.ChoiceField(
+        label=_("Language of its messages"),
+        choices=settings.LANGUAGES,
+        initial=settings.LANGUAGE_CODE,
+        required=False,
+    )
     events = forms.MultipleChoiceField(
         label=_("Send these notifications"),
         choices=channel_event_choices,
@@ -68,6 +76,9 @@ class ChannelEditForm(forms.Form):
     )
     remove_secret = forms.BooleanField(label=_("Stop signing messages"), required=False)
     is_active = forms.BooleanField(label=_("Active"), required=False)
+    language = forms.ChoiceField(
+        label=_("Language of its messages"), choices=settings.LANGUAGES, required=False
+    )
     events = forms.MultipleChoiceField(
         label=_("Send these notifications"),
         choices=channel_event_choices,

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import optional_person_field
 
@@ -17,11 +18,11 @@ class Channel(models.Model):
     (`core.crypto`); pages show `url_hint`."""
 
     class Kind(models.TextChoices):
-        DINGTALK = "dingtalk", "DingTalk custom robot"
-        LARK = "lark", "Lark / Feishu custom bot"
-        WECOM = "wecom", "WeCom group robot"
-        SLACK = "slack", "Slack incoming webhook"
-        WEBHOOK = "webhook", "Generic webhook (signed JSON)"
+        DINGTALK = "dingtalk", _("DingTalk custom robot")
+        LARK = "lark", _("Lark / Feishu custom bot")
+        WECOM = "wecom", _("WeCom group robot")
+        SLACK = "slack", _("Slack incoming webhook")
+        WEBHOOK = "webhook", _("Generic webhook (signed JSON)")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organisation = models.ForeignKey(
@@ -34,6 +35,11 @@ class Channel(models.Model):
     url_hint = models.CharField(max_length=300, editable=False)
     secret_ciphertext = models.TextField(blank=True, editable=False)
     events = models.JSONField(default=list, blank=True)
+    # The language its messages are written in (issue 17): a channel's readers are a team,
+    # so the admin who adds it chooses for them.
+    language = models.CharField(
+        _("language"), max_length=16, choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE
+    )
     is_active = models.BooleanField(default=True)
     consecutive_failures = models.PositiveIntegerField(default=0)
     unhealthy_since = models.DateTimeField(null=True, blank=True)

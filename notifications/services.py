@@ -23,13 +23,16 @@ from django.db import transaction
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import Promise
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
-from accounts.emails import send_templated_email
+from accounts.emails import person_locale, send_templated_email
 from accounts.models import Membership, Organisation, User
 from audit.actions import AuditAction
 from audit.services import audit_record
 from core.crypto import decrypt_secret, encrypt_secret
+from core.i18n import Text, recipient_locale, render_text
 from notifications import channels as chat
 from notifications.events import NotificationEvent, channel_event_choices
 from notifications.models import Channel, Delivery, Escalation, NoticeMark, Preference
@@ -55,26 +58,41 @@ CLAIM_SECONDS = 120
 # --- the notice and notify() -------------------------------------------------------------
 
 
+# A notice's words: `Text(gettext_lazy("%(person)s left %(organisation)s"), person=...)` or a
+# lazy string, so each recipient reads them in their own language and time zone (issue 17).
+# A plain str is sent as it is, in whatever language it was built in.
+Message = str | Text | Promise
+
+
 @dataclass(frozen=True)
 class Notice:
     """What a message says. Built by the caller from facts safe to send: never a secret, a
     credential, a partner-link code or an ExternalId."""
 
     event: NotificationEvent
-    title: str
-    summary: str
+    title: Message
+    summary: Message
     link_path: str
-    facts: tuple[tuple[str, str], ...] = ()
+    # A fact's value may be a datetime: each recipient reads it in their own time zone.
+    facts: tuple[tuple[Message, Message | dt.datetime], ...] = ()
 
     def content(self, organisation: Organisation) -> dict[str, Any]:
+        """The message as the outbox stores it, written in the active language and time zone:
+        `notify()` renders it once per recipient inside their `recipient_locale`."""
         return {
             "event": self.event.value,
-            "title": self.title,
-            "summary": self.summary,
-            "facts": [[label, value] for label, value in self.facts],
+            "title": render_text(self.title),
+            "summary": render_text(self.summary),
+            "facts": [[render_text(label), render_text(value)] for label, value in self.facts],
             "link": absolute_url(self.link_path),
             "organisation": organisation.name,
         }
+
+
+def _channel_content(notice: Notice, channel: Channel) -> dict[str, Any]:
+    # A channel's readers are a team: its chosen language, times in UTC (named as such).
+    with recipient_locale(language=channel.language, time_zone="UTC"):
+        return notice.content(channel.organisation)
 
 
 def absolute_url(path: str) -> str:
@@ -118,7 +136,6 @@ def notify(
     again with the same key writes nothing. Runs inside the caller's transaction; the worker
     sends after the commit. Returns the deliveries' idempotency keys."""
     event = notice.event
-    content = notice.content(organisation)
     rows: list[Delivery] = []
     seen: set[object] = set()
     for person in people:
@@ -127,6 +144,8 @@ def notify(
         seen.add(person.pk)
         if not event.info.security and event.value in muted_for(user=person):
             continue
+        with person_locale(person):
+            content = notice.content(organisation)
         rows.append(
             Delivery(
                 idempotency_key=_key(key, f"user:{person.pk}"),
@@ -146,7 +165,7 @@ def notify(
                         event=event.value,
                         organisation=organisation,
                         channel=channel,
-                        content=content,
+                        content=_channel_content(notice, channel),
                     )
                 )
     return _enqueue(rows)
@@ -195,6 +214,12 @@ def _clean_events(events: Iterable[str]) -> list[str]:
     return chosen
 
 
+def _clean_language(language: str) -> str:
+    if language not in dict(settings.LANGUAGES):
+        raise ValidationError({"language": _("Choose one of the offered languages.")})
+    return language
+
+
 def _channel_snapshot(channel: Channel) -> dict[str, Any]:
     # The URL's host and whether a secret is set; never the URL's path (Slack and WeCom keys
     # live there) nor the secret.
@@ -205,6 +230,7 @@ def _channel_snapshot(channel: Channel) -> dict[str, Any]:
         "signed": channel.has_secret,
         "events": list(channel.events),
         "is_active": channel.is_active,
+        "language": channel.language,
     }
 
 
@@ -252,10 +278,12 @@ def channel_create(
     url: str,
     secret: str = "",
     events: Iterable[str] = (),
+    language: str = "",
 ) -> Channel:
     _require_admin(user=created_by, organisation=organisation)
     if kind not in Channel.Kind.values:
         raise ValidationError({"kind": _("Choose a kind of channel.")})
+    language = _clean_language(language or settings.LANGUAGE_CODE)
     url, secret = _checked_destination(url=url, secret=secret, url_required=True)
     channel = Channel.objects.create(
         organisation=organisation,
@@ -265,6 +293,7 @@ def channel_create(
         url_hint=url_hint(url),
         secret_ciphertext=encrypt_secret(secret) if secret else "",
         events=_clean_events(events),
+        language=language,
         created_by=created_by,
     )
     _audit_channel(
@@ -284,6 +313,7 @@ def channel_update(
     url: str = "",
     secret: str = "",
     remove_secret: bool = False,
+    language: str = "",
 ) -> Channel:
     """Change a channel; an empty `url` or `secret` keeps the stored one (never shown)."""
     locked = Channel.objects.select_for_update().select_related("organisation").get(pk=channel.pk)
@@ -292,6 +322,8 @@ def channel_update(
     locked.name = _clean_name(name)
     locked.events = _clean_events(events)
     locked.is_active = bool(is_active)
+    if language:
+        locked.language = _clean_language(language)
     url, secret = _checked_destination(url=url, secret=secret, url_required=False)
     if url:
         locked.url_ciphertext = encrypt_secret(url)
@@ -331,9 +363,12 @@ def channel_send_test(*, channel: Channel, sent_by: User, link_path: str) -> Del
     _require_admin(user=sent_by, organisation=channel.organisation)
     notice = Notice(
         event=NotificationEvent.CHANNEL_TEST,
-        title=_("Test message from the Partner Access Portal"),
-        summary=_("%(person)s sent this to check the channel %(channel)s.")
-        % {"person": sent_by.get_full_name() or sent_by.email, "channel": channel.name},
+        title=gettext_lazy("Test message from the Partner Access Portal"),
+        summary=Text(
+            gettext_lazy("%(person)s sent this to check the channel %(channel)s."),
+            person=sent_by.get_full_name() or sent_by.email,
+            channel=channel.name,
+        ),
         link_path=link_path,
     )
     row = Delivery(
@@ -341,7 +376,7 @@ def channel_send_test(*, channel: Channel, sent_by: User, link_path: str) -> Del
         event=notice.event.value,
         organisation=channel.organisation,
         channel=channel,
-        content=notice.content(channel.organisation),
+        content=_channel_content(notice, channel),
     )
     _enqueue([row])
     audit_record(
@@ -427,10 +462,12 @@ def _timeout() -> float:
 
 
 def _send_email(delivery: Delivery) -> chat.Verdict:
+    # The subject and the mail's own words in the recipient's language, like the notice.
     send_templated_email(
         template_prefix="notifications/email/notice",
         to=delivery.recipient_email,
         context={"notice": delivery.content},
+        recipient=delivery.recipient,
     )
     return chat.Verdict(True)
 
@@ -549,14 +586,18 @@ def _record_given_up(delivery: Delivery, error: str) -> None:
             key=_key("channel.unhealthy", str(channel.pk), unhealthy_since.isoformat()),
             notice=Notice(
                 event=NotificationEvent.CHANNEL_UNHEALTHY,
-                title=_("The chat channel %(name)s keeps failing") % {"name": channel.name},
-                summary=_(
-                    "The last %(count)d messages to this channel could not be delivered. "
-                    "Check its webhook URL and signing secret, then send a test message."
-                )
-                % {"count": channel.consecutive_failures},
+                title=Text(
+                    gettext_lazy("The chat channel %(name)s keeps failing"), name=channel.name
+                ),
+                summary=Text(
+                    gettext_lazy(
+                        "The last %(count)d messages to this channel could not be delivered. "
+                        "Check its webhook URL and signing secret, then send a test message."
+                    ),
+                    count=channel.consecutive_failures,
+                ),
                 link_path=reverse("notifications:channel", args=[channel.pk]),
-                facts=((_("Last error"), error[:200]),),
+                facts=((gettext_lazy("Last error"), error[:200]),),
             ),
             organisation=channel.organisation,
             people=organisation_admins(channel.organisation),

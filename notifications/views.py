@@ -130,6 +130,7 @@ def channel_add(request: AuthenticatedHttpRequest) -> HttpResponse:
                     url=form.cleaned_data["url"],
                     secret=form.cleaned_data["secret"],
                     events=form.cleaned_data["events"],
+                    language=form.cleaned_data["language"],
                 )
             except ValidationError as error:
                 add_form_errors(form, error)
@@ -149,7 +150,12 @@ def _channel_page(
 ) -> HttpResponse:
     if form is None:
         form = ChannelEditForm(
-            initial={"name": channel.name, "events": channel.events, "is_active": channel.is_active}
+            initial={
+                "name": channel.name,
+                "events": channel.events,
+                "is_active": channel.is_active,
+                "language": channel.language,
+            }
         )
     context = {
         "channel": channel,
@@ -180,6 +186,7 @@ def channel(request: AuthenticatedHttpRequest, channel_id: str) -> HttpResponse:
                 url=form.cleaned_data["url"],
                 secret=form.cleaned_data["secret"],
                 remove_secret=form.cleaned_data["remove_secret"],
+                language=form.cleaned_data["language"],
             )
         except ValidationError as error:
             add_form_errors(form, error)

@@ -14,6 +14,7 @@ from django.http import (
     JsonResponse,
 )
 from django.template import loader
+from django.utils.translation import gettext as _
 from django.views.decorators.csrf import requires_csrf_token
 
 from audit.services import AuditError
@@ -88,8 +89,10 @@ def audit_unavailable(request: HttpRequest) -> HttpResponse:
         response = JsonResponse(
             {
                 "Code": "AuditUnavailable",
-                "Message": "The audit log could not record this, so nothing was changed. "
-                "Try again in a moment.",
+                "Message": _(
+                    "The audit log could not record this, so nothing was changed. "
+                    "Try again in a moment."
+                ),
                 "RequestId": request_id,
             },
             status=503,
@@ -98,9 +101,13 @@ def audit_unavailable(request: HttpRequest) -> HttpResponse:
         try:
             body = _render(request, "503.html")
         except Exception:  # the error page itself must never fail
-            body = (
-                "<h1>Nothing was changed</h1><p>The audit log could not record this. "
-                f"Try again in a moment.</p><p>Request id: {request_id}</p>"
+            body = "<h1>{}</h1><p>{}</p><p>{}</p>".format(
+                _("Nothing was changed"),
+                _(
+                    "The audit log could not record this, so nothing was changed. "
+                    "Try again in a moment."
+                ),
+                _("Request id: %(request_id)s") % {"request_id": request_id},
             )
         response = HttpResponse(body, status=503)
     response["Retry-After"] = str(AUDIT_UNAVAILABLE_RETRY_AFTER_SECONDS)

@@ -38,6 +38,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    # The app-free kit: its template tags (`portal_time`: times in the person's zone).
+    "core",
     "allauth",
     "allauth.account",
     "allauth.mfa",
@@ -62,9 +64,14 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "core.request_id.RequestIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # After sessions, before CommonMiddleware: the browser's language cookie, else
+    # Accept-Language (issue 17). A signed-in person's own choice wins, below.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # The signed-in person's language and time zone (accounts.User.language / .time_zone).
+    "accounts.middleware.PersonLocaleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
@@ -130,7 +137,18 @@ AUTHENTICATION_BACKENDS = [
     "allauth.account.auth_backends.AuthenticationBackend",
 ]
 
-LANGUAGE_CODE = "en-us"
+# --- Languages and time zones (issue 17) -----------------------------------------------------
+# English and Simplified Chinese. The signed-in person's choice (their profile) wins, then the
+# browser's language cookie (the header switcher sets it), then Accept-Language.
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+# One catalogue at the repository root: `make messages` writes it, `compilemessages` builds it
+# (make run, the test session, CI and the Docker build; no .mo in git).
+LOCALE_PATHS = [BASE_DIR / "locale"]
+LANGUAGE_COOKIE_NAME = "portal_language"
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+# Stored times and every export are UTC; pages show the person's own zone (User.time_zone).
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
@@ -159,6 +177,9 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SESSION_COOKIE_HTTPONLY = True
+# The language cookie (the header switcher) follows the session cookie's rules.
+LANGUAGE_COOKIE_SECURE = SESSION_COOKIE_SECURE
+LANGUAGE_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
@@ -510,6 +531,10 @@ CELERY_BEAT_SCHEDULE.update(
         "dispatch-notifications": {"task": "notifications.dispatch_deliveries", "schedule": 30.0},
         # Reminders of undecided requests, warnings 24 h and 1 h before access ends.
         "send-reminders": {"task": "delegations.send_reminders", "schedule": 60.0},
+        # Break-glass (issue 14): assign activators, remind and escalate unreviewed ones.
+        "break-glass-sweep": {"task": "delegations.break_glass_sweep", "schedule": 60.0},
+        # Access reviews (issue 14): start rounds that are due, remind, apply deadlines.
+        "access-reviews-sweep": {"task": "delegations.access_reviews_sweep", "schedule": 300.0},
     }
 )
 

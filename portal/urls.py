@@ -52,6 +52,8 @@ urlpatterns = [
     path("accounts/signup/", accounts_views.organisation_signup, name="account_signup"),
     *[path(route, _secret_handling(view), name=name) for route, view, name in MFA_SECRET_VIEWS],
     path("accounts/", include("allauth.urls")),
+    # The header's language switcher (issue 17): Django's set_language, and the person's own.
+    path("i18n/setlang/", accounts_views.language_set, name="set_language"),
     path("admin/", admin.site.urls),
     path("delegations/", include("delegations.urls")),
     path("audit/", include("auditor.urls")),

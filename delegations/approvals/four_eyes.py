@@ -22,6 +22,7 @@ from audit.actions import AuditAction
 from audit.models import AuditEvent
 from audit.services import audit_record
 from delegations.approvals import selectors, services
+from delegations.catalog import services as catalog_services
 from delegations.models import (
     ApprovalRule,
     ApprovalSettings,
@@ -30,12 +31,11 @@ from delegations.models import (
     PartnerAllowance,
     RuleProposal,
 )
+from delegations.proposals import four_eyes_on, proposal_applier, rule_proposal_create
+
+__all__ = ["four_eyes_on"]
 
 Kind = RuleProposal.Kind
-
-
-def four_eyes_on(*, owner: Organisation) -> bool:
-    return ApprovalSettings.objects.filter(organisation=owner, four_eyes=True).exists()
 
 
 def _require_admin(user: User, owner: Organisation) -> None:
@@ -55,26 +55,15 @@ def _propose(
     before: dict[str, Any] | None,
     after: dict[str, Any] | None,
 ) -> RuleProposal:
-    with transaction.atomic():
-        proposal = RuleProposal.objects.create(
-            organisation=owner,
-            kind=kind,
-            target_id=str(target_id or ""),
-            payload=payload,
-            before=before,
-            after=after,
-            proposed_by=user,
-        )
-        audit_record(
-            action=AuditAction.RULE_PROPOSED,
-            actor=user,
-            organisation=owner,
-            target=proposal,
-            before=before,
-            after=after,
-            metadata={"kind": kind},
-        )
-    return proposal
+    return rule_proposal_create(
+        owner=owner,
+        user=user,
+        kind=kind,
+        target_id=target_id,
+        payload=payload,
+        before=before,
+        after=after,
+    )
 
 
 def _group_view(
@@ -302,6 +291,13 @@ def _apply(proposal: RuleProposal) -> None:
             set_by=author,
         )
         return
+    if proposal.kind in _CATALOG_KINDS:
+        _apply_catalog(proposal)
+        return
+    applier = proposal_applier(proposal.kind)
+    if applier is not None:
+        applier(proposal)
+        return
     if proposal.kind == Kind.GROUP_DELETE:
         group = ApproverGroup.objects.filter(organisation=owner, pk=proposal.target_id).first()
         if group is not None:
@@ -322,6 +318,43 @@ def _apply(proposal: RuleProposal) -> None:
     else:
         group = ApproverGroup.objects.get(organisation=owner, pk=proposal.target_id)
         services.approver_group_update(group=group, updated_by=author, **arguments)
+
+
+_CATALOG_KINDS = frozenset({Kind.CATALOG_ROLE_UPDATE, Kind.ALLOWANCE_ADD, Kind.ALLOWANCE_REMOVE})
+
+
+def _apply_catalog(proposal: RuleProposal) -> None:
+    """The catalogue's proposals (`catalog.proposals`), applied through its services."""
+    owner = proposal.organisation
+    author = proposal.proposed_by
+    data = proposal.payload
+    if proposal.kind == Kind.CATALOG_ROLE_UPDATE:
+        role = CatalogRole.objects.select_related("cloud_account", "organisation").get(
+            organisation=owner, pk=proposal.target_id
+        )
+        catalog_services.catalog_role_update(
+            catalog_role=role,
+            updated_by=author,
+            description=data["description"],
+            policy_keys=[tuple(key) for key in data["policy_keys"]],
+            max_session_duration=data["max_session_duration"],
+            keep_role_when_empty=data["keep_role_when_empty"],
+            high_privilege_confirmed=data["high_privilege_confirmed"],
+            default_trust_scope=data["default_trust_scope"],
+        )
+    elif proposal.kind == Kind.ALLOWANCE_ADD:
+        catalog_services.partner_allowance_add(
+            owner=owner,
+            added_by=author,
+            partner_account_uid=data["partner_account_uid"],
+            label=data["label"],
+        )
+    else:
+        allowance = PartnerAllowance.objects.filter(
+            organisation=owner, pk=proposal.target_id
+        ).first()
+        if allowance is not None:
+            catalog_services.partner_allowance_remove(allowance=allowance, removed_by=author)
 
 
 def rule_proposal_approve(*, proposal: RuleProposal, approved_by: User) -> RuleProposal:

@@ -15,11 +15,13 @@ from core.web import get_or_404, parse_uuid
 from delegations.approvals.rules import Candidate, RulesInForce, Tally, decision_refusal, tally
 from delegations.models import (
     ApprovalRule,
+    ApprovalSettings,
     ApproverGroup,
     CatalogRole,
     Delegation,
     DelegationApproval,
     PartnerAllowance,
+    RuleProposal,
 )
 
 
@@ -150,3 +152,14 @@ def catalog_role_choices(*, owner: Organisation) -> QuerySet[CatalogRole]:
 
 def partner_allowance_choices(*, owner: Organisation) -> QuerySet[PartnerAllowance]:
     return PartnerAllowance.objects.filter(organisation=owner)
+
+
+def approval_settings_of(*, owner: Organisation) -> ApprovalSettings | None:
+    return ApprovalSettings.objects.filter(organisation=owner).select_related("updated_by").first()
+
+
+def rule_proposals_for(*, owner: Organisation) -> QuerySet[RuleProposal]:
+    """Every proposal (four eyes), newest first, with its author and second approver."""
+    return RuleProposal.objects.filter(organisation=owner).select_related(
+        "proposed_by", "decided_by"
+    )

@@ -13,6 +13,7 @@ from typing import Any, cast
 
 from django import forms
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import ACCOUNT_UID_MAX_LENGTH
 from delegations.catalog.partner_links import DEFAULT_EXPIRY_DAYS, MAX_EXPIRY_DAYS
@@ -28,52 +29,59 @@ EXPIRY_CHOICES_DAYS = (1, 7, DEFAULT_EXPIRY_DAYS, 30, MAX_EXPIRY_DAYS)
 
 class CatalogRoleForm(forms.Form):
     role_name = forms.CharField(
-        label="Role name",
+        label=_("Role name"),
         max_length=64,
-        help_text="The RAM role's name: 1 to 64 letters, digits, '.' and '-'.",
+        help_text=_("The RAM role's name: 1 to 64 letters, digits, '.' and '-'."),
     )
     description = forms.CharField(
-        label="Description",
+        label=_("Description"),
         required=False,
         max_length=DESCRIPTION_MAX_LENGTH,
         widget=forms.Textarea(attrs={"rows": 2}),
     )
     policies = forms.MultipleChoiceField(
-        label="Permission policies",
+        label=_("Permission policies"),
         widget=forms.CheckboxSelectMultiple,
-        error_messages={"invalid_choice": "%(value)s is not one of the account's policies."},
+        error_messages={"invalid_choice": _("%(value)s is not one of the account's policies.")},
     )
     max_session_duration = forms.IntegerField(
-        label="Maximum session duration (seconds)",
+        label=_("Maximum session duration (seconds)"),
         min_value=MIN_SESSION_DURATION,
         max_value=MAX_SESSION_DURATION,
         initial=MIN_SESSION_DURATION,
-        help_text="3600 (1 hour) to 43200 (12 hours): the longest credentials for this role last.",
+        help_text=_(
+            "3600 (1 hour) to 43200 (12 hours): the longest credentials for this role last."
+        ),
     )
     keep_role_when_empty = forms.BooleanField(
-        label="Keep the RAM role when no partner uses it any more",
+        label=_("Keep the RAM role when no partner uses it any more"),
         required=False,
-        help_text="Otherwise the portal detaches its policies and deletes the role it created.",
+        help_text=_("Otherwise the portal detaches its policies and deletes the role it created."),
     )
     default_trust_scope = forms.ChoiceField(
-        label="Whom the trust policy names, by default",
+        label=_("Whom the trust policy names, by default"),
         choices=TrustScope.choices,
         initial=TrustScope.PARTNER_ACCOUNT,
         required=False,
-        help_text="Each delegation starts with this; the owner may choose otherwise when "
-        "approving or offering, and later.",
+        help_text=_(
+            "Each delegation starts with this; the owner may choose otherwise when "
+            "approving or offering, and later."
+        ),
     )
     one_role_per_partner = forms.BooleanField(
-        label="One role per partner",
+        label=_("One role per partner"),
         required=False,
         help_text=(
-            "Each partner gets its own RAM role, named <role>-<partner alias>, instead of a "
-            "place in one shared trust policy: no limit on how many partners, and each "
-            "partner's activity in the cloud shows under its own role. Cannot be changed later."
+            _(
+                "Each partner gets its own RAM role, named <role>-<partner alias>, "
+                "instead of a place in one shared trust policy: no limit on how many "
+                "partners, and each partner's activity in the cloud shows under its own "
+                "role. Cannot be changed later."
+            )
         ),
     )
     high_privilege_confirmed = forms.BooleanField(
-        label="I understand: a partner with this role may administer RAM or the whole account",
+        label=_("I understand: a partner with this role may administer RAM or the whole account"),
         required=False,
     )
 
@@ -105,35 +113,35 @@ class CatalogRoleEditForm(CatalogRoleForm):
 
 class PartnerAllowanceForm(forms.Form):
     partner_account_uid = forms.CharField(
-        label="Partner account UID",
+        label=_("Partner account UID"),
         max_length=ACCOUNT_UID_MAX_LENGTH,
         strip=False,
-        help_text="The partner's Alibaba Cloud account UID, digits only.",
+        help_text=_("The partner's Alibaba Cloud account UID, digits only."),
     )
-    label = forms.CharField(label="Label", max_length=LABEL_MAX_LENGTH, required=False)
+    label = forms.CharField(label=_("Label"), max_length=LABEL_MAX_LENGTH, required=False)
 
 
 class PartnerLinkForm(forms.Form):
     label = forms.CharField(
-        label="Label",
+        label=_("Label"),
         max_length=200,
         required=False,
-        help_text="Who it is for, e.g. “Company B operations”. Only you see it.",
+        help_text=_("Who it is for, e.g. “Company B operations”. Only you see it."),
     )
     expires_in = forms.TypedChoiceField(
-        label="Valid for",
+        label=_("Valid for"),
         choices=[(days, f"{days} day{'s' if days > 1 else ''}") for days in EXPIRY_CHOICES_DAYS],
         coerce=int,
         initial=DEFAULT_EXPIRY_DAYS,
     )
     partner_account_uid = forms.CharField(
-        label="Only for partner account (optional)",
+        label=_("Only for partner account (optional)"),
         max_length=ACCOUNT_UID_MAX_LENGTH,
         required=False,
-        help_text="An account UID on your allow-list. Empty: any partner on your allow-list.",
+        help_text=_("An account UID on your allow-list. Empty: any partner on your allow-list."),
     )
     single_use = forms.BooleanField(
-        label="Single use: the code stops working after the first request sent with it",
+        label=_("Single use: the code stops working after the first request sent with it"),
         required=False,
     )
 

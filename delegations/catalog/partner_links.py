@@ -22,6 +22,8 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
 from accounts.actors import ServiceActor, actor_user, service_label
@@ -42,7 +44,9 @@ MAX_EXPIRY_DAYS = 90
 
 # The one answer to a code that does not work, whatever the reason: an organisation the owner
 # did not mean it for learns nothing more than someone who mistyped it.
-REFUSAL = "This partner link code is not valid for your organisation. Ask the owner for a new one."
+REFUSAL = _(
+    "This partner link code is not valid for your organisation. Ask the owner for a new one."
+)
 
 
 _NO_ORGANISATION = uuid.UUID(int=0)
@@ -84,22 +88,27 @@ def partner_link_create(
     must be on the allow-list; `single_use` makes the first request sent through it its last.
     """
     if not owner.is_owner:
-        raise ValidationError("Only resource owners hand out partner links.")
+        raise ValidationError(gettext("Only resource owners hand out partner links."))
     if not Membership.objects.filter(
         user=created_by, organisation=owner, role=Membership.Role.ADMIN
     ).exists():
-        raise PermissionDenied(f"Only an admin of {owner} can create partner links.")
+        raise PermissionDenied(
+            gettext("Only an admin of %(owner)s can create partner links.") % {"owner": owner}
+        )
     label = (label or "").strip()
     if len(label) > 200:
-        raise ValidationError({"label": "Keep the label under 200 characters."})
+        raise ValidationError({"label": gettext("Keep the label under 200 characters.")})
     now = timezone.now()
     if expires_at is None:
         expires_at = now + dt.timedelta(days=DEFAULT_EXPIRY_DAYS)
     if expires_at <= now:
-        raise ValidationError({"expires_at": "The expiry date is in the past."})
+        raise ValidationError({"expires_at": gettext("The expiry date is in the past.")})
     if expires_at > now + dt.timedelta(days=MAX_EXPIRY_DAYS, minutes=5):
         raise ValidationError(
-            {"expires_at": f"A code can be valid for at most {MAX_EXPIRY_DAYS} days."}
+            {
+                "expires_at": gettext("A code can be valid for at most %(MAX_EXPIRY_DAYS)s days.")
+                % {"MAX_EXPIRY_DAYS": MAX_EXPIRY_DAYS}
+            }
         )
     partner_account_uid = (partner_account_uid or "").strip()
     if partner_account_uid:
@@ -109,8 +118,10 @@ def partner_link_create(
         ).exists():
             raise ValidationError(
                 {
-                    "partner_account_uid": f"{partner_account_uid} is not on your allow-list; "
-                    "add it there first."
+                    "partner_account_uid": gettext(
+                        "%(partner_account_uid)s is not on your allow-list; add it there first."
+                    )
+                    % {"partner_account_uid": partner_account_uid}
                 }
             )
     compact = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_GROUPS * CODE_GROUP_LENGTH))
@@ -147,7 +158,10 @@ def partner_link_revoke(*, link: PartnerLink, revoked_by: User) -> PartnerLink:
     if not Membership.objects.filter(
         user=revoked_by, organisation=locked.organisation, role=Membership.Role.ADMIN
     ).exists():
-        raise PermissionDenied(f"Only an admin of {locked.organisation} can revoke links.")
+        raise PermissionDenied(
+            gettext("Only an admin of %(organisation)s can revoke links.")
+            % {"organisation": locked.organisation}
+        )
     if locked.revoked_at is not None:
         return locked
     locked.revoked_at = timezone.now()

@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.db.models.functions import Lower
+from django.utils.translation import gettext
 from django.utils.translation import gettext as _
 
 from accounts.models import Organisation, User
@@ -204,15 +205,30 @@ def catalog_roles_with_high_privilege_reasons(
 
 
 def _cloud_failure(error: CloudError, what: str) -> ValidationError:
-    reference = f" (request id {error.request_id})" if error.request_id else ""
+    reference = (
+        gettext(" (request id %(request_id)s)") % {"request_id": error.request_id}
+        if error.request_id
+        else ""
+    )
     if error.transient:
         return ValidationError(
-            f"Alibaba Cloud could not be reached to {what} ({error.message}). Nothing was "
-            "saved; try again in a moment."
+            gettext(
+                "Alibaba Cloud could not be reached to %(what)s (%(message)s). Nothing "
+                "was saved; try again in a moment."
+            )
+            % {"what": what, "message": error.message}
         )
     return ValidationError(
-        f"Alibaba Cloud refused to {what}: {error.code or error.category.value}: "
-        f"{error.message}{reference}. Nothing was saved."
+        gettext(
+            "Alibaba Cloud refused to %(what)s: %(code)s: %(message)s%(reference)s. "
+            "Nothing was saved."
+        )
+        % {
+            "what": what,
+            "code": error.code or error.category.value,
+            "message": error.message,
+            "reference": reference,
+        }
     )
 
 
@@ -221,13 +237,15 @@ def _cloud_failure(error: CloudError, what: str) -> ValidationError:
 
 def _active_cloud_account(owner: Organisation) -> CloudAccount:
     if not owner.is_owner:
-        raise ValidationError("Only resource owner organisations keep a catalogue of roles.")
+        raise ValidationError(
+            gettext("Only resource owner organisations keep a catalogue of roles.")
+        )
     # A new role's home is the owner's primary account; it may be offered in the others.
     account = CloudAccount.objects.filter(
         organisation=owner, is_active=True, is_primary=True
     ).first()
     if account is None:
-        raise ValidationError("Connect your Alibaba Cloud account before adding roles.")
+        raise ValidationError(gettext("Connect your Alibaba Cloud account before adding roles."))
     return account
 
 
@@ -241,13 +259,13 @@ def _parse_policy_keys(raw: Sequence[Any]) -> list[PolicyKey]:
         elif isinstance(item, str) and ":" in item:
             kind, name = item.split(":", 1)
         else:
-            raise ValidationError({"policies": "Choose policies from the account's list."})
+            raise ValidationError({"policies": gettext("Choose policies from the account's list.")})
         try:
             policies.validate_policy_type(kind)
             policies.validate_policy_name(name)
         except policies.PolicyError:
             raise ValidationError(
-                {"policies": "Choose policies from the account's list."}
+                {"policies": gettext("Choose policies from the account's list.")}
             ) from None
         # Both passed the validators above, so they are strings.
         if (kind, name) not in keys:
@@ -283,10 +301,10 @@ def catalog_role_validate(
             .filter(cloud_account=account, lowered=role_name.lower())
             .exists()
         ):
-            errors["role_name"] = (
-                f"The catalogue already has a role named {role_name} (RAM role names ignore "
-                "case; a deactivated role keeps its name)."
-            )
+            errors["role_name"] = gettext(
+                "The catalogue already has a role named %(role_name)s (RAM role names "
+                "ignore case; a deactivated role keeps its name)."
+            ) % {"role_name": role_name}
     if errors:
         raise ValidationError(errors)
     return account, keys
@@ -302,18 +320,23 @@ def _validate_role_settings(
     """The rules for what a role grants, shared by adding and editing a role: collects
     messages in `errors` (field → message) and returns the cleaned policy keys."""
     if not isinstance(description, str) or len(description) > DESCRIPTION_MAX_LENGTH:
-        errors["description"] = f"A description is at most {DESCRIPTION_MAX_LENGTH} characters."
+        errors["description"] = gettext(
+            "A description is at most %(DESCRIPTION_MAX_LENGTH)s characters."
+        ) % {"DESCRIPTION_MAX_LENGTH": DESCRIPTION_MAX_LENGTH}
     elif policies.PORTAL_MARKER in description:
-        errors["description"] = "The description cannot contain the portal's own marker."
+        errors["description"] = gettext("The description cannot contain the portal's own marker.")
     if (
         not isinstance(max_session_duration, int)
         or isinstance(max_session_duration, bool)
         or not MIN_SESSION_DURATION <= max_session_duration <= MAX_SESSION_DURATION
     ):
-        errors["max_session_duration"] = (
-            f"The maximum session is {MIN_SESSION_DURATION} to {MAX_SESSION_DURATION} seconds "
-            "(1 to 12 hours)."
-        )
+        errors["max_session_duration"] = gettext(
+            "The maximum session is %(MIN_SESSION_DURATION)s to "
+            "%(MAX_SESSION_DURATION)s seconds (1 to 12 hours)."
+        ) % {
+            "MIN_SESSION_DURATION": MIN_SESSION_DURATION,
+            "MAX_SESSION_DURATION": MAX_SESSION_DURATION,
+        }
     keys: list[PolicyKey] = []
     try:
         keys = _parse_policy_keys(policy_keys)
@@ -321,9 +344,11 @@ def _validate_role_settings(
         errors.update({field: " ".join(msgs) for field, msgs in exc.message_dict.items()})
     else:
         if not keys:
-            errors["policies"] = "Choose at least one permission policy."
+            errors["policies"] = gettext("Choose at least one permission policy.")
         elif len(keys) > MAX_POLICIES_PER_ROLE:
-            errors["policies"] = f"A role gets at most {MAX_POLICIES_PER_ROLE} policies."
+            errors["policies"] = gettext(
+                "A role gets at most %(MAX_POLICIES_PER_ROLE)s policies."
+            ) % {"MAX_POLICIES_PER_ROLE": MAX_POLICIES_PER_ROLE}
     return keys
 
 
@@ -335,22 +360,29 @@ def _validate_policies_in_account(
     try:
         available = {p.key for p in cloud_account_policies(cloud_account=account)}
     except CloudError as error:
-        raise _cloud_failure(error, "list the account's policies") from None
+        raise _cloud_failure(error, gettext("list the account's policies")) from None
     unknown = [f"{kind} policy {name}" for kind, name in keys if (kind, name) not in available]
     if unknown:
-        raise ValidationError({"policies": f"Not in the account's policies: {', '.join(unknown)}."})
+        raise ValidationError(
+            {
+                "policies": gettext("Not in the account's policies: %(unknown)s.")
+                % {"unknown": ", ".join(unknown)}
+            }
+        )
     try:
         high_privilege = catalog_policies_high_privilege_reasons(
             cloud_account=account, policy_keys=keys
         )
     except CloudError as error:
-        raise _cloud_failure(error, "read the policies and roles") from None
+        raise _cloud_failure(error, gettext("read the policies and roles")) from None
     if high_privilege and not high_privilege_confirmed:
         why = "; ".join(f"{name} {', '.join(reasons)}" for name, reasons in high_privilege.items())
         raise ValidationError(
             {
-                "high_privilege_confirmed": f"High privilege: {why}. Tick the box to confirm a "
-                "partner may have that."
+                "high_privilege_confirmed": gettext(
+                    "High privilege: %(why)s. Tick the box to confirm a partner may have that."
+                )
+                % {"why": why}
             }
         )
     return list(high_privilege)
@@ -387,13 +419,16 @@ def catalog_role_create(
     try:
         existing = cloud_account_client(cloud_account=account).get_role(role_name)
     except CloudError as error:
-        raise _cloud_failure(error, "read the policies and roles") from None
+        raise _cloud_failure(error, gettext("read the policies and roles")) from None
     if existing is not None and not policies.has_marker(existing.description):
         raise ValidationError(
             {
-                "role_name": f"A role named {existing.name} already exists in the account and "
-                "the portal did not create it; the portal never takes over such a role. Choose "
-                "another name."
+                "role_name": gettext(
+                    "A role named %(existing)s already exists in the account and the portal "
+                    "did not create it; the portal never takes over such a role. Choose "
+                    "another name."
+                )
+                % {"existing": existing.name}
             }
         )
     partners_own = (
@@ -406,11 +441,17 @@ def catalog_role_create(
     if partners_own is not None:
         raise ValidationError(
             {
-                "role_name": f"{partners_own.role_name} is {partners_own.partner}'s own role for "
-                "another catalogue role (one role per partner). Choose another name."
+                "role_name": gettext(
+                    "%(partners_own)s is %(partner)s's own role for another catalogue role "
+                    "(one role per partner). Choose another name."
+                )
+                % {"partners_own": partners_own.role_name, "partner": partners_own.partner}
             }
         )
-    taken = {"role_name": f"The catalogue already has a role named {role_name}."}
+    taken = {
+        "role_name": gettext("The catalogue already has a role named %(role_name)s.")
+        % {"role_name": role_name}
+    }
     with conflict_as_validation_error(taken):
         role = CatalogRole.objects.create(
             organisation=owner,
@@ -453,7 +494,7 @@ def _role_public(role: CatalogRole) -> dict[str, object]:
 
 def _valid_trust_scope(value: str) -> str:
     if value not in TrustScope.values:
-        raise ValidationError({"default_trust_scope": "Choose one of the trust scopes."})
+        raise ValidationError({"default_trust_scope": gettext("Choose one of the trust scopes.")})
     return value
 
 
@@ -467,7 +508,7 @@ def catalog_role_validate_update(
     """Every rule for editing a role that needs no cloud call (the same as for adding one);
     returns the cleaned policy keys. Raises ValidationError (field → message)."""
     if not catalog_role.cloud_account.is_active:
-        raise ValidationError("Connect the role's cloud account again before editing it.")
+        raise ValidationError(gettext("Connect the role's cloud account again before editing it."))
     errors: dict[str, str] = {}
     keys = _validate_role_settings(
         errors,
@@ -643,7 +684,7 @@ def _catalog_role_set_active(
             role.changed = False  # type: ignore[attr-defined]
             return role
         if active and not role.cloud_account.is_active:
-            raise ValidationError("Connect the role's cloud account again first.")
+            raise ValidationError(gettext("Connect the role's cloud account again first."))
         before = _role_public(role)
         role.is_active = active
         role.save(update_fields=["is_active", "updated_at"])
@@ -677,18 +718,17 @@ def catalog_role_reactivate(
 # --- the allow-list of partner accounts -------------------------------------------------------
 
 
-def partner_allowance_add(
-    *, owner: Organisation, added_by: User | None, partner_account_uid: str, label: str = ""
-) -> PartnerAllowance:
-    """Allow a partner account UID in the owner's trust policies."""
+def partner_allowance_validate(*, owner: Organisation, partner_account_uid: str, label: str) -> str:
+    """The checks adding a partner account makes before it saves (a four-eyes proposal makes
+    them too); returns the cleaned label."""
     if not owner.is_owner:
-        raise ValidationError("Only resource owner organisations keep an allow-list.")
+        raise ValidationError(gettext("Only resource owner organisations keep an allow-list."))
     label = (label or "").strip()
     errors: dict[str, str] = {}
     try:
         policies.validate_account_uid(partner_account_uid)
     except policies.PolicyError:
-        errors["partner_account_uid"] = (
+        errors["partner_account_uid"] = gettext(
             "A partner account UID is digits 0-9 only, for example 1234567890123456."
         )
     else:
@@ -696,16 +736,33 @@ def partner_allowance_add(
             CloudAccount.objects.filter(organisation=owner).values_list("account_uid", flat=True)
         ) | {owner.account_uid}
         if partner_account_uid in own:
-            errors["partner_account_uid"] = "This is your own account, not a partner's."
+            errors["partner_account_uid"] = gettext("This is your own account, not a partner's.")
         elif PartnerAllowance.objects.filter(
             organisation=owner, partner_account_uid=partner_account_uid
         ).exists():
-            errors["partner_account_uid"] = f"{partner_account_uid} is already on the allow-list."
+            errors["partner_account_uid"] = gettext(
+                "%(partner_account_uid)s is already on the allow-list."
+            ) % {"partner_account_uid": partner_account_uid}
     if len(label) > LABEL_MAX_LENGTH:
-        errors["label"] = f"A label is at most {LABEL_MAX_LENGTH} characters."
+        errors["label"] = gettext("A label is at most %(LABEL_MAX_LENGTH)s characters.") % {
+            "LABEL_MAX_LENGTH": LABEL_MAX_LENGTH
+        }
     if errors:
         raise ValidationError(errors)
-    on_list = {"partner_account_uid": f"{partner_account_uid} is already on the allow-list."}
+    return label
+
+
+def partner_allowance_add(
+    *, owner: Organisation, added_by: User | None, partner_account_uid: str, label: str = ""
+) -> PartnerAllowance:
+    """Allow a partner account UID in the owner's trust policies."""
+    label = partner_allowance_validate(
+        owner=owner, partner_account_uid=partner_account_uid, label=label
+    )
+    on_list = {
+        "partner_account_uid": gettext("%(partner_account_uid)s is already on the allow-list.")
+        % {"partner_account_uid": partner_account_uid}
+    }
     with conflict_as_validation_error(on_list):
         allowance = PartnerAllowance.objects.create(
             organisation=owner,

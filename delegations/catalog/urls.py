@@ -22,6 +22,11 @@ urlpatterns = [
         views.catalog_role_reactivate,
         name="catalog_role_reactivate",
     ),
+    path(
+        "catalogue/roles/<uuid:catalog_role_id>/accounts/",
+        views.catalog_role_accounts,
+        name="catalog_role_accounts",
+    ),
     path("catalogue/allow-list/", views.allowance_add, name="allowance_add"),
     path(
         "catalogue/allow-list/<uuid:allowance_id>/remove/",

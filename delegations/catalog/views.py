@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -32,6 +33,7 @@ from cloud.errors import CloudError
 from core.crypto import SecretDecryptionError
 from core.web import add_form_errors, no_store, report_refusal
 from delegations.catalog import partner_links as link_services
+from delegations.catalog import proposals as catalog_proposals
 from delegations.catalog import selectors
 from delegations.catalog import services as catalog_services
 from delegations.catalog.forms import (
@@ -41,17 +43,25 @@ from delegations.catalog.forms import (
     PartnerLinkForm,
 )
 from delegations.catalog.services import AvailablePolicy, PolicyKey
-from delegations.connection.selectors import cloud_account_of_organisation
-from delegations.models import FINAL_STATUSES, CatalogRole, CloudAccount, TrustScope
+from delegations.connection.selectors import (
+    cloud_account_of_organisation,
+    cloud_accounts_of_organisation,
+)
+from delegations.models import FINAL_STATUSES, CatalogRole, CloudAccount, RuleProposal, TrustScope
 
 READERS = (ADMIN, AUDITOR)
+# Four eyes (issue 14): the change waits for a second admin on the approval-rules page.
+PROPOSED = gettext_lazy(
+    "Proposed. Four eyes is on: a second admin must approve it under Catalogue → Approval "
+    "rules before it takes effect."
+)
 
 
 def _owner(request: AuthenticatedHttpRequest) -> Organisation:
     return organisation_of_kind(
         request,
         Organisation.Kind.OWNER,
-        refusal="Only resource owner organisations keep a catalogue.",
+        refusal=gettext("Only resource owner organisations keep a catalogue."),
     )
 
 
@@ -108,8 +118,11 @@ def _high_privilege_gate(
     if high_privilege and not form.cleaned_data["high_privilege_confirmed"]:
         form.add_error(
             "high_privilege_confirmed",
-            f"{', '.join(high_privilege)}: RAM administration or full access to the account. "
-            "Tick the box to confirm a partner may have that.",
+            gettext(
+                "%(policies)s: RAM administration or full access to the account. "
+                "Tick the box to confirm a partner may have that."
+            )
+            % {"policies": ", ".join(high_privilege)},
         )
         return high_privilege, _role_form_page(
             request, form=form, high_privilege=high_privilege, status=400, role=role
@@ -146,11 +159,29 @@ def _role_form_page(
 
 
 def _cloud_message(error: CloudError) -> str:
-    reference = f" (request id {error.request_id})" if error.request_id else ""
+    names = {
+        "code": error.code or error.category.value,
+        "message": error.message,
+        "reference": (
+            gettext(" (request id %(request_id)s)") % {"request_id": error.request_id}
+            if error.request_id
+            else ""
+        ),
+    }
+    if error.transient:
+        return (
+            gettext(
+                "The account's policies could not be listed: %(code)s: %(message)s%(reference)s. "
+                "Try again in a moment."
+            )
+            % names
+        )
     return (
-        "The account's policies could not be listed: "
-        f"{error.code or error.category.value}: {error.message}{reference}. "
-        + ("Try again in a moment." if error.transient else "Check the connected key's rights.")
+        gettext(
+            "The account's policies could not be listed: %(code)s: %(message)s%(reference)s. "
+            "Check the connected key's rights."
+        )
+        % names
     )
 
 
@@ -177,9 +208,9 @@ def _role_form_submit(
     form: CatalogRoleForm,
     account: CloudAccount,
     validate: Callable[[list[PolicyKey]], object],
-    save: Callable[[list[PolicyKey]], CatalogRole],
+    save: Callable[[list[PolicyKey]], CatalogRole | RuleProposal],
     role: CatalogRole | None = None,
-) -> CatalogRole | HttpResponse:
+) -> CatalogRole | RuleProposal | HttpResponse:
     """Adding and editing a role follow the same steps: the form, then every rule that needs
     no cloud call (so a refused name never costs a cloud read), then the high-privilege gate,
     then the save. Returns the saved role, or the answer to give instead."""
@@ -211,7 +242,7 @@ def catalog_role_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     owner = _owner(request)
     account = cloud_account_of_organisation(organisation=owner)
     if account is None:
-        messages.info(request, "Connect your Alibaba Cloud account before adding roles.")
+        messages.info(request, gettext("Connect your Alibaba Cloud account before adding roles."))
         return redirect("delegations:cloud_account")
     available, stop = _available_policies(request, account=account)
     if stop is not None:
@@ -248,7 +279,12 @@ def catalog_role_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     role = _role_form_submit(request, form=form, account=account, validate=validate, save=save)
     if isinstance(role, HttpResponse):
         return role
-    messages.success(request, f"{role.role_name} is in the catalogue; partners can ask for it.")
+    assert isinstance(role, CatalogRole)  # adding a role is never a proposal
+    messages.success(
+        request,
+        gettext("%(role)s is in the catalogue; partners can ask for it.")
+        % {"role": role.role_name},
+    )
     return redirect("delegations:catalog")
 
 
@@ -260,7 +296,9 @@ def catalog_role_edit(request: AuthenticatedHttpRequest, catalog_role_id: str) -
     owner = _owner(request)
     role = selectors.catalog_role_get_for_owner(owner=owner, catalog_role_id=catalog_role_id)
     if not role.cloud_account.is_active:
-        messages.error(request, "Connect the role's cloud account again before editing it.")
+        messages.error(
+            request, gettext("Connect the role's cloud account again before editing it.")
+        )
         return redirect("delegations:catalog")
     available, stop = _available_policies(request, account=role.cloud_account, role=role)
     if stop is not None:
@@ -287,10 +325,10 @@ def catalog_role_edit(request: AuthenticatedHttpRequest, catalog_role_id: str) -
             max_session_duration=form.cleaned_data["max_session_duration"],
         )
 
-    def save(keys: list[PolicyKey]) -> CatalogRole:
-        return catalog_services.catalog_role_update(
+    def save(keys: list[PolicyKey]) -> CatalogRole | RuleProposal:
+        return catalog_proposals.catalog_role_update_or_propose(
             catalog_role=role,
-            updated_by=request.user,
+            user=request.user,
             description=form.cleaned_data["description"],
             policy_keys=keys,
             max_session_duration=form.cleaned_data["max_session_duration"],
@@ -304,15 +342,19 @@ def catalog_role_edit(request: AuthenticatedHttpRequest, catalog_role_id: str) -
     )
     if isinstance(result, HttpResponse):
         return result
+    if isinstance(result, RuleProposal):
+        messages.success(request, str(PROPOSED))
+        return redirect("delegations:catalog")
     if not result.changed:  # type: ignore[attr-defined]
-        messages.info(request, f"Nothing changed in {role.role_name}.")
+        messages.info(request, gettext("Nothing changed in %(role)s.") % {"role": role.role_name})
     elif result.delegations.exclude(status__in=list(FINAL_STATUSES)).exists():
         messages.success(
             request,
-            f"{role.role_name} is saved. Access already granted is being updated in the cloud.",
+            gettext("%(role)s is saved. Access already granted is being updated in the cloud.")
+            % {"role": role.role_name},
         )
     else:
-        messages.success(request, f"{role.role_name} is saved.")
+        messages.success(request, gettext("%(role)s is saved.") % {"role": role.role_name})
     return redirect("delegations:catalog")
 
 
@@ -341,15 +383,27 @@ def _role_toggle(
         return redirect("delegations:catalog")
     if not result.changed:  # type: ignore[attr-defined]
         messages.info(
-            request, f"{role.role_name} was already {'active' if active else 'inactive'}."
+            request,
+            (
+                gettext("%(role)s was already active.")
+                if active
+                else gettext("%(role)s was already inactive.")
+            )
+            % {"role": role.role_name},
         )
     elif active:
-        messages.success(request, f"{role.role_name} can be requested and offered again.")
+        messages.success(
+            request,
+            gettext("%(role)s can be requested and offered again.") % {"role": role.role_name},
+        )
     else:
         messages.success(
             request,
-            f"{role.role_name} can no longer be requested or offered. Existing delegations "
-            "keep working until you revoke them.",
+            gettext(
+                "%(role)s can no longer be requested or offered. Existing delegations "
+                "keep working until you revoke them."
+            )
+            % {"role": role.role_name},
         )
     return redirect("delegations:catalog")
 
@@ -377,17 +431,22 @@ def allowance_add(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = PartnerAllowanceForm(request.POST)
     if form.is_valid():
         try:
-            allowance = catalog_services.partner_allowance_add(
+            allowance = catalog_proposals.partner_allowance_add_or_propose(
                 owner=owner,
-                added_by=request.user,
+                user=request.user,
                 partner_account_uid=form.cleaned_data["partner_account_uid"],
                 label=form.cleaned_data["label"],
             )
         except ValidationError as error:
             add_form_errors(form, error)
         else:
+            if isinstance(allowance, RuleProposal):
+                messages.success(request, str(PROPOSED))
+                return redirect(reverse("delegations:catalog") + "#allow-list")
             messages.success(
-                request, f"{allowance.partner_account_uid} may now appear in your trust policies."
+                request,
+                gettext("%(partner_account_uid)s may now appear in your trust policies.")
+                % {"partner_account_uid": allowance.partner_account_uid},
             )
             return redirect(reverse("delegations:catalog") + "#allow-list")
     return _catalog_page(request, allowance_form=form, status=400)
@@ -398,14 +457,18 @@ def allowance_add(request: AuthenticatedHttpRequest) -> HttpResponse:
 def allowance_remove(request: AuthenticatedHttpRequest, allowance_id: str) -> HttpResponse:
     owner = _owner(request)
     allowance = selectors.partner_allowance_get_for_owner(owner=owner, allowance_id=allowance_id)
-    catalog_services.partner_allowance_remove(
-        allowance=allowance,
-        removed_by=request.user,
-    )
+    if catalog_proposals.partner_allowance_remove_or_propose(
+        allowance=allowance, user=request.user
+    ):
+        messages.success(request, str(PROPOSED))
+        return redirect(reverse("delegations:catalog") + "#allow-list")
     messages.success(
         request,
-        f"{allowance.partner_account_uid} is off the allow-list: no new requests or offers. "
-        "Access already granted stays until you revoke it.",
+        gettext(
+            "%(partner_account_uid)s is off the allow-list: no new requests or "
+            "offers. Access already granted stays until you revoke it."
+        )
+        % {"partner_account_uid": allowance.partner_account_uid},
     )
     return redirect(reverse("delegations:catalog") + "#allow-list")
 
@@ -467,5 +530,39 @@ def partner_link_revoke(request: AuthenticatedHttpRequest, link_id: str) -> Http
     owner = _owner(request)
     link = selectors.partner_link_get_for_owner(owner=owner, link_id=link_id)
     link_services.partner_link_revoke(link=link, revoked_by=request.user)
-    messages.success(request, f"The partner link code …{link.code_hint} no longer works.")
+    messages.success(
+        request,
+        gettext("The partner link code …%(code_hint)s no longer works.")
+        % {"code_hint": link.code_hint},
+    )
     return redirect("delegations:partner_links")
+
+
+@require_http_methods(["GET", "POST"])
+@organisation_member_required(roles=[ADMIN])
+def catalog_role_accounts(request: AuthenticatedHttpRequest, catalog_role_id: str) -> HttpResponse:
+    """Where a role may be granted besides its home account: all the owner's connected
+    accounts, or the ones ticked (issue 12)."""
+    owner = _owner(request)
+    role = selectors.catalog_role_get_for_owner(owner=owner, catalog_role_id=catalog_role_id)
+    accounts = cloud_accounts_of_organisation(organisation=owner)
+    if request.method == "POST":
+        chosen = set(request.POST.getlist("accounts"))
+        try:
+            catalog_services.catalog_role_set_accounts(
+                catalog_role=role,
+                changed_by=request.user,
+                all_accounts=request.POST.get("all_accounts") == "on",
+                accounts=[account for account in accounts if str(account.pk) in chosen],
+            )
+        except ValidationError as error:
+            report_refusal(request, error)
+        else:
+            messages.success(request, gettext("Saved where %(role)s is offered.") % {"role": role})
+            return redirect("delegations:catalog")
+    offered = {account.pk for account in selectors.catalog_role_accounts(catalog_role=role)}
+    return render(
+        request,
+        "delegations/catalog/role_accounts.html",
+        {"organisation": owner, "role": role, "accounts": accounts, "offered": offered},
+    )

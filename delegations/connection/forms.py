@@ -31,36 +31,36 @@ def _secret_widget() -> forms.PasswordInput:
 
 class _KeyFields(forms.Form):
     alias = forms.CharField(
-        label="Enterprise alias",
+        label=_("Enterprise alias"),
         max_length=ENTERPRISE_ALIAS_MAX_LENGTH,
         required=False,
-        help_text="The account alias partners see in the console's switch-role page.",
+        help_text=_("The account alias partners see in the console's switch-role page."),
     )
     region = forms.CharField(
-        label="Region",
+        label=_("Region"),
         max_length=32,
         initial="cn-hangzhou",
         widget=forms.TextInput(attrs={"list": "regions"}),
     )
     access_key_id = forms.CharField(
-        label="AccessKey id",
+        label=_("AccessKey id"),
         max_length=128,
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
     access_key_secret = forms.CharField(
-        label="AccessKey secret",
+        label=_("AccessKey secret"),
         max_length=128,
         strip=False,
         widget=_secret_widget(),
-        help_text="Stored encrypted and never shown again. Pages show its fingerprint only.",
+        help_text=_("Stored encrypted and never shown again. Pages show its fingerprint only."),
     )
 
 
 class CloudAccountConnectForm(_KeyFields):
     account_uid = forms.CharField(
-        label="Alibaba Cloud account UID",
+        label=_("Alibaba Cloud account UID"),
         max_length=ACCOUNT_UID_MAX_LENGTH,
-        help_text="Your organisation's account. The key must belong to it.",
+        help_text=_("Your organisation's account. The key must belong to it."),
     )
     field_order = ["account_uid", "alias", "region", "access_key_id", "access_key_secret"]
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy, ngettext
 from django.utils.translation import gettext as _
 
 from accounts.models import Organisation, User, validate_enterprise_alias
@@ -37,7 +38,7 @@ logger = logging.getLogger("delegations.cloud_accounts")
 # bounds are generous; the point is refusing spaces, control characters and pasted prose.
 _ACCESS_KEY_ID = re.compile(r"\A[A-Za-z0-9.]{8,128}\Z")
 _ACCESS_KEY_SECRET = re.compile(r"\A[\x21-\x7e]{8,128}\Z")
-_KEY_FORMAT_HELP = (
+_KEY_FORMAT_HELP = gettext_lazy(
     "Paste the AccessKey secret exactly as Alibaba Cloud showed it: 8 to 128 visible ASCII "
     "characters, no spaces."
 )
@@ -73,7 +74,8 @@ def cloud_account_credentials(*, cloud_account: CloudAccount) -> CloudCredential
     log or pass it on (tasks take ids and call this again)."""
     if not cloud_account.is_active or not cloud_account.secret_ciphertext:
         raise ValidationError(
-            f"The cloud account {cloud_account.account_uid} is not connected to the portal."
+            gettext("The cloud account %(account_uid)s is not connected to the portal.")
+            % {"account_uid": cloud_account.account_uid}
         )
     return CloudCredentials(
         cloud_account.access_key_id, crypto.decrypt_secret(cloud_account.secret_ciphertext)
@@ -90,7 +92,7 @@ def partner_ram_users(*, cloud_account: CloudAccount) -> list[RamUser]:
     """The RAM users of a connected partner account (ListUsers), sorted by name, so a partner
     admin can link each staff member to their RAM user. Raises CloudError when the cloud fails."""
     if not cloud_account.organisation.is_partner:
-        raise ValidationError("Only a partner's cloud account lists RAM users for staff.")
+        raise ValidationError(gettext("Only a partner's cloud account lists RAM users for staff."))
     users = cloud_account_client(cloud_account=cloud_account).list_users()
     return sorted(users, key=lambda user: user.user_name.lower())
 
@@ -101,11 +103,11 @@ def partner_ram_users(*, cloud_account: CloudAccount) -> list[RamUser]:
 def _validate_key_input(*, access_key_id: object, access_key_secret: object) -> dict[str, str]:
     errors: dict[str, str] = {}
     if not isinstance(access_key_id, str) or not _ACCESS_KEY_ID.match(access_key_id):
-        errors["access_key_id"] = (
+        errors["access_key_id"] = gettext(
             "An AccessKey id is 8 to 128 letters and digits, like LTAI5tExampleKeyId."
         )
     if not isinstance(access_key_secret, str) or not _ACCESS_KEY_SECRET.match(access_key_secret):
-        errors["access_key_secret"] = _KEY_FORMAT_HELP
+        errors["access_key_secret"] = str(_KEY_FORMAT_HELP)
     return errors
 
 
@@ -157,48 +159,73 @@ def _read_check(client: CloudClient, organisation: Organisation) -> None:
 
 def _refusal(error: CloudError, *, organisation: Organisation, step: str) -> ValidationError:
     code = error.code or ""
-    reference = f" (request id {error.request_id})" if error.request_id else ""
+    reference = (
+        gettext(" (request id %(request_id)s)") % {"request_id": error.request_id}
+        if error.request_id
+        else ""
+    )
+    names = {"code": code, "reference": reference}
     if code.startswith("InvalidAccessKeyId.Inactive"):
         return ValidationError(
-            {"access_key_id": f"This AccessKey is disabled in Alibaba Cloud ({code}){reference}."}
+            {
+                "access_key_id": gettext(
+                    "This AccessKey is disabled in Alibaba Cloud (%(code)s)%(reference)s."
+                )
+                % names
+            }
         )
     if code.startswith("InvalidAccessKeyId"):
         return ValidationError(
             {
-                "access_key_id": "Alibaba Cloud does not know this AccessKey id "
-                f"({code}){reference}. Check for a typo, or create a new AccessKey."
+                "access_key_id": gettext(
+                    "Alibaba Cloud does not know this AccessKey id (%(code)s)%(reference)s. "
+                    "Check for a typo, or create a new AccessKey."
+                )
+                % names
             }
         )
     if code.startswith("SignatureDoesNotMatch") or code.startswith("IncompleteSignature"):
         return ValidationError(
             {
-                "access_key_secret": "The AccessKey secret does not belong to this AccessKey id "
-                f"({code}){reference}. Paste the secret shown when the key was created."
+                "access_key_secret": gettext(
+                    "The AccessKey secret does not belong to this AccessKey id "
+                    "(%(code)s)%(reference)s. Paste the secret shown when the key was created."
+                )
+                % names
             }
         )
     if code.startswith("NoPermission") or code.startswith("Forbidden"):
+        names["action"] = error.action
         if organisation.is_owner:
-            needed = (
-                "may not read the account's RAM policies. The portal needs a RAM user that may "
-                "manage RAM roles and their policies: attach AliyunRAMFullAccess to it"
+            message = gettext(
+                "The key is valid, but its RAM user may not read the account's RAM policies. "
+                "The portal needs a RAM user that may manage RAM roles and their policies: "
+                "attach AliyunRAMFullAccess to it (%(code)s on %(action)s)%(reference)s."
             )
         else:
-            needed = (
-                "may not list the account's RAM users. The portal needs a RAM user that may "
-                "list RAM users, manage their policies and call AssumeRole: attach "
-                "AliyunRAMFullAccess and AliyunSTSAssumeRoleAccess to it"
+            message = gettext(
+                "The key is valid, but its RAM user may not list the account's RAM users. "
+                "The portal needs a RAM user that may list RAM users, manage their policies "
+                "and call AssumeRole: attach AliyunRAMFullAccess and AliyunSTSAssumeRoleAccess "
+                "to it (%(code)s on %(action)s)%(reference)s."
             )
-        return ValidationError(
-            f"The key is valid, but its RAM user {needed} ({code} on {error.action}){reference}."
-        )
+        return ValidationError(message % names)
     if error.transient:
         return ValidationError(
-            f"Alibaba Cloud could not be reached to check the key ({error.message}). Nothing was "
-            "saved; try again in a moment."
+            gettext(
+                "Alibaba Cloud could not be reached to check the key (%(message)s). "
+                "Nothing was saved; try again in a moment."
+            )
+            % {"message": error.message}
         )
     return ValidationError(
-        f"Alibaba Cloud refused the {step}: {code or error.category.value}: "
-        f"{error.message}{reference}."
+        gettext("Alibaba Cloud refused the %(step)s: %(code)s: %(message)s%(reference)s.")
+        % {
+            "step": step,
+            "code": code or error.category.value,
+            "message": error.message,
+            "reference": reference,
+        }
     )
 
 
@@ -215,18 +242,21 @@ def cloud_account_check_key(
     try:
         identity = client.get_caller_identity()
     except CloudError as error:
-        raise _refusal(error, organisation=organisation, step="key check") from None
+        raise _refusal(error, organisation=organisation, step=gettext("key check")) from None
     if identity.account_id != account_uid:
         raise ValidationError(
             {
-                "access_key_id": f"This AccessKey belongs to the account {identity.account_id}, "
-                f"not to {account_uid}. Create the key in {account_uid}."
+                "access_key_id": gettext(
+                    "This AccessKey belongs to the account %(account_id)s, not to "
+                    "%(account_uid)s. Create the key in %(account_uid)s."
+                )
+                % {"account_id": identity.account_id, "account_uid": account_uid}
             }
         )
     try:
         _read_check(client, organisation)
     except CloudError as error:
-        raise _refusal(error, organisation=organisation, step="RAM read") from None
+        raise _refusal(error, organisation=organisation, step=gettext("RAM read")) from None
     return KeyCheck(caller_arn=identity.arn, identity_type=identity.identity_type)
 
 
@@ -319,7 +349,9 @@ def _store_key(
 # --- connect, replace, check again, disconnect ------------------------------------------------
 
 
-_CONNECTED_MEANWHILE = "A cloud account was connected meanwhile. Replace its key instead."
+_CONNECTED_MEANWHILE = gettext_lazy(
+    "A cloud account was connected meanwhile. Replace its key instead."
+)
 ACCOUNT_NAME_MAX_LENGTH = 64
 
 
@@ -386,7 +418,7 @@ def cloud_account_connect(
         region=region,
         credentials=credentials,
     )
-    with conflict_as_validation_error(_CONNECTED_MEANWHILE):
+    with conflict_as_validation_error(str(_CONNECTED_MEANWHILE)):
         # Serialise connects of one organisation; the partial unique constraints (one active
         # row per account UID, one primary) are the backstop.
         Organisation.objects.select_for_update().get(pk=organisation.pk)
@@ -486,7 +518,9 @@ def cloud_account_replace_key(
     if errors:
         raise ValidationError(errors)
     if not cloud_account.is_active:
-        raise ValidationError("This cloud account is disconnected; connect it again instead.")
+        raise ValidationError(
+            gettext("This cloud account is disconnected; connect it again instead.")
+        )
     credentials = CloudCredentials(access_key_id, access_key_secret)
     check = _checked_credentials(
         organisation=organisation,
@@ -499,7 +533,7 @@ def cloud_account_replace_key(
     with transaction.atomic():
         account = CloudAccount.objects.select_for_update().get(pk=cloud_account.pk)
         if not account.is_active:
-            raise ValidationError("This cloud account was disconnected meanwhile.")
+            raise ValidationError(gettext("This cloud account was disconnected meanwhile."))
         before = _public(account)
         _store_key(account, alias=alias, region=region, credentials=credentials, check=check)
         account.save()
@@ -525,7 +559,7 @@ def cloud_account_replace_key(
 def cloud_account_verify(*, cloud_account: CloudAccount, checked_by: User | None) -> CloudAccount:
     """Check the stored key again (the same calls as on connect) and record the answer."""
     if not cloud_account.is_active:
-        raise ValidationError("This cloud account is disconnected.")
+        raise ValidationError(gettext("This cloud account is disconnected."))
     credentials = cloud_account_credentials(cloud_account=cloud_account)
     try:
         check = cloud_account_check_key(
@@ -573,18 +607,32 @@ def cloud_account_disconnect(
         ).count()
         if in_use:
             raise ValidationError(
-                f"{in_use} delegation{'s' if in_use != 1 else ''} on this account still "
-                "need the portal's key (approved, active, in progress or failed). Revoke them "
-                "and let the worker finish before disconnecting."
+                ngettext(
+                    "%(count)d delegation on this account still need the portal's key "
+                    "(approved, active, in progress or failed). Revoke them and let the worker "
+                    "finish before disconnecting.",
+                    "%(count)d delegations on this account still need the portal's key "
+                    "(approved, active, in progress or failed). Revoke them and let the worker "
+                    "finish before disconnecting.",
+                    in_use,
+                )
+                % {"count": in_use}
             )
         # A partner's account: the AssumeRole policies the portal attached to its RAM users
         # can only be taken away with this key.
         granted = account.partner_user_policies.filter(policy_attached=True).count()
         if granted:
             raise ValidationError(
-                f"The portal still grants {granted} RAM user{'s' if granted != 1 else ''} in "
-                "this account sts:AssumeRole (portal-assume-* policies). Unassign your staff "
-                "and let the worker remove the grants before disconnecting."
+                ngettext(
+                    "The portal still grants %(count)d RAM user in this account sts:AssumeRole "
+                    "(portal-assume-* policies). Unassign your staff and let the worker remove "
+                    "the grants before disconnecting.",
+                    "The portal still grants %(count)d RAM users in this account sts:AssumeRole "
+                    "(portal-assume-* policies). Unassign your staff and let the worker remove "
+                    "the grants before disconnecting.",
+                    granted,
+                )
+                % {"count": granted}
             )
         before = _public(account)
         was_primary = account.is_primary

@@ -19,6 +19,7 @@ from django.forms import Form
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -56,7 +57,9 @@ def _confirm_then_show(request: AuthenticatedHttpRequest, page: str) -> HttpResp
 def _refuse_stale_confirmation(request: AuthenticatedHttpRequest, page: str) -> HttpResponse:
     messages.error(
         request,
-        "Please confirm it is you again: the confirmation expired, so the key was not saved.",
+        gettext(
+            "Please confirm it is you again: the confirmation expired, so the key was not saved."
+        ),
     )
     return _confirm_then_show(request, page)
 
@@ -72,9 +75,10 @@ def cloud_account(request: AuthenticatedHttpRequest) -> HttpResponse:
         try:
             ram_users = services.partner_ram_users(cloud_account=account)
         except CloudError as error:
-            ram_users_error = (
-                f"The RAM users could not be listed: {error.code or ''} {error.message}"
-            )
+            ram_users_error = gettext("The RAM users could not be listed: %(code)s %(message)s") % {
+                "code": error.code or "",
+                "message": error.message,
+            }
         except SecretDecryptionError as error:
             ram_users_error = str(error)
     return render(
@@ -174,7 +178,9 @@ def _save_key(
 def cloud_account_connect(request: AuthenticatedHttpRequest) -> HttpResponse:
     organisation = request.organisation
     if selectors.cloud_account_of_organisation(organisation=organisation) is not None:
-        messages.info(request, "Your cloud account is connected; you can replace its key here.")
+        messages.info(
+            request, gettext("Your cloud account is connected; you can replace its key here.")
+        )
         return redirect("delegations:cloud_account_replace")
     stop = _confirmation_gate(request, reverse("delegations:cloud_account_connect"))
     if stop is not None:
@@ -194,7 +200,7 @@ def cloud_account_connect(request: AuthenticatedHttpRequest) -> HttpResponse:
         save=lambda data: services.cloud_account_connect(
             organisation=organisation, connected_by=request.user, **data
         ),
-        success="Connected. The key works and is stored encrypted.",
+        success=gettext("Connected. The key works and is stored encrypted."),
     )
 
 
@@ -209,7 +215,7 @@ def cloud_account_replace(
 ) -> HttpResponse:
     account = _account(request, cloud_account_id)
     if account is None:
-        messages.info(request, "No cloud account is connected yet.")
+        messages.info(request, gettext("No cloud account is connected yet."))
         return redirect("delegations:cloud_account_connect")
     stop = _confirmation_gate(request, request.path)
     if stop is not None:
@@ -225,7 +231,7 @@ def cloud_account_replace(
         save=lambda data: services.cloud_account_replace_key(
             cloud_account=account, replaced_by=request.user, **data
         ),
-        success="Key replaced. The new key works and is stored encrypted.",
+        success=gettext("Key replaced. The new key works and is stored encrypted."),
     )
 
 
@@ -236,14 +242,14 @@ def cloud_account_verify(
 ) -> HttpResponse:
     account = _account(request, cloud_account_id)
     if account is None:
-        messages.info(request, "No cloud account is connected.")
+        messages.info(request, gettext("No cloud account is connected."))
         return redirect("delegations:cloud_account")
     try:
         services.cloud_account_verify(cloud_account=account, checked_by=request.user)
     except (ValidationError, SecretDecryptionError, ImproperlyConfigured) as error:
         report_refusal(request, error)
     else:
-        messages.success(request, "The stored key still works.")
+        messages.success(request, gettext("The stored key still works."))
     return redirect("delegations:cloud_account")
 
 
@@ -254,7 +260,7 @@ def cloud_account_disconnect(
 ) -> HttpResponse:
     account = _account(request, cloud_account_id)
     if account is None:
-        messages.info(request, "No cloud account is connected.")
+        messages.info(request, gettext("No cloud account is connected."))
         return redirect("delegations:cloud_account")
     confirmation = step_up(request)
     if confirmation.response is not None:
@@ -266,8 +272,11 @@ def cloud_account_disconnect(
     else:
         messages.success(
             request,
-            f"Disconnected. The portal forgot the key {account.access_key_id}; it still exists "
-            "in Alibaba Cloud: disable or delete it in the RAM console.",
+            gettext(
+                "Disconnected. The portal forgot the key %(access_key_id)s; it still "
+                "exists in Alibaba Cloud: disable or delete it in the RAM console."
+            )
+            % {"access_key_id": account.access_key_id},
         )
     return redirect("delegations:cloud_account")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import Q
 from django.utils.translation import gettext as _
@@ -25,6 +26,7 @@ from delegations.models import (
     FINAL_STATUSES,
     Delegation,
     FleetGrant,
+    OutboxMessage,
 )
 
 Status = Delegation.Status
@@ -143,6 +145,28 @@ def fleet_summary(*, fleet: FleetGrant, rows: list[FleetAccountRow]) -> FleetSum
         is_requested=counts[Status.REQUESTED] > 0,
         can_revoke=any(row.can_revoke for row in rows) and counts[Status.REQUESTED] != total,
         can_continue=fleet.stopped_at is not None and counts[NOT_ATTEMPTED] > 0,
+    )
+
+
+def fleets_to_advance_after(*, managed_role_id: Any) -> list[str]:
+    """The fleets with an account on this role whose next step is still to be taken (an
+    undone advance message): the worker advances them right after reconciling the role."""
+    fleet_ids = {
+        str(fleet_id)
+        for fleet_id in Delegation.objects.filter(
+            managed_role_id=managed_role_id, fleet__isnull=False
+        ).values_list("fleet_id", flat=True)
+    }
+    if not fleet_ids:
+        return []
+    return sorted(
+        set(
+            OutboxMessage.objects.filter(
+                kind=OutboxMessage.Kind.ADVANCE_FLEET,
+                done_at__isnull=True,
+                object_id__in=sorted(fleet_ids),
+            ).values_list("object_id", flat=True)
+        )
     )
 
 

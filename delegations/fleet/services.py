@@ -388,7 +388,11 @@ def fleet_approve(
             _check_version(locked, expected_version)
             results = [
                 lifecycle.delegation_approve(
-                    delegation=member, approved_by=approved_by, with_mfa=with_mfa, note=note
+                    delegation=member,
+                    approved_by=approved_by,
+                    with_mfa=with_mfa,
+                    note=note,
+                    as_fleet_account=True,
                 )
                 for member in pending
             ]
@@ -449,7 +453,10 @@ def fleet_reject(
             _check_version(locked, expected_version)
             for member in pending:
                 lifecycle.delegation_reject(
-                    delegation=member, rejected_by=rejected_by, reason=reason
+                    delegation=member,
+                    rejected_by=rejected_by,
+                    reason=reason,
+                    as_fleet_account=True,
                 )
             _bump(locked, decided_by=rejected_by, decided_at=timezone.now())
             _audit(

@@ -1,7 +1,9 @@
 """What waits for a person, by their role in the current organisation.
 
-- owner admin: requests to decide, failed applies to retry, drift to resolve;
-- partner admin: access granted but nobody assigned to use it yet;
+- owner admin: requests to decide, break-glass activations to review, failed applies to
+  retry, drift to resolve;
+- partner admin: access granted but nobody assigned to use it yet, staff to confirm in an
+  owner's access review (owner admins: delegations to keep, shorten or revoke);
 - partner staff: their access ending within a day.
 Reads only; scoped to the person's current organisation.
 """
@@ -17,7 +19,14 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import Membership, Organisation, User
-from delegations.models import Delegation, DriftFinding, StaffAssignment
+from delegations.models import (
+    BreakGlassActivation,
+    Delegation,
+    DriftFinding,
+    ReviewItem,
+    StaffAssignment,
+)
+from delegations.reviews.selectors import waiting_for
 
 Status = Delegation.Status
 LIMIT = 20
@@ -25,7 +34,7 @@ LIMIT = 20
 
 @dataclass(frozen=True)
 class InboxItem:
-    kind: str  # decide | retry | drift | assign | ending
+    kind: str  # decide | break_glass | review | retry | drift | assign | ending
     title: str
     detail: str
     url: str
@@ -57,6 +66,26 @@ def _owner_admin_items(organisation: Organisation, user: User) -> list[InboxItem
                 since=delegation.created_at,
             )
         )
+    reviews = (
+        BreakGlassActivation.objects.filter(
+            owner=organisation, review=BreakGlassActivation.Review.PENDING
+        )
+        .exclude(partner__memberships__user=user)
+        .select_related("delegation__catalog_role", "partner", "activated_by")
+        .order_by("review_due_at")
+    )
+    for activation in reviews[:LIMIT]:
+        items.append(
+            InboxItem(
+                kind="break_glass",
+                title=_("Review break-glass: %(what)s") % {"what": _label(activation.delegation)},
+                detail=_("%(who)s: %(why)s")
+                % {"who": activation.activated_by.email, "why": activation.reason[:120]},
+                url=reverse("delegations:break_glass") + "#reviews",
+                action=_("Review"),
+                since=activation.activated_at,
+            )
+        )
     failed = (
         Delegation.objects.filter(owner=organisation, status=Status.FAILED)
         .select_related("catalog_role", "partner")
@@ -85,6 +114,29 @@ def _owner_admin_items(organisation: Organisation, user: User) -> list[InboxItem
                 detail=_("A role changed outside the portal: repair it or accept it."),
                 url=reverse("delegations:roles"),
                 action=_("Resolve"),
+            )
+        )
+    return items
+
+
+def _review_items(organisation: Organisation, user: User) -> list[InboxItem]:
+    """One line per open access review that waits for this side's answers."""
+    by_campaign: dict[object, list[ReviewItem]] = {}
+    for question in waiting_for(organisation=organisation, user=user):
+        by_campaign.setdefault(question.campaign_id, []).append(question)
+    items = []
+    for campaign_id, questions in list(by_campaign.items())[:LIMIT]:
+        campaign = questions[0].campaign
+        items.append(
+            InboxItem(
+                kind="review",
+                title=_("Access review by %(owner)s: %(n)d answer(s) needed")
+                % {"owner": campaign.organisation.name, "n": len(questions)},
+                detail=_("Deadline %(when)s UTC.")
+                % {"when": campaign.deadline_at.strftime("%Y-%m-%d %H:%M")},
+                url=reverse("delegations:access_review", args=[campaign_id]),
+                action=_("Answer"),
+                since=campaign.started_at,
             )
         )
     return items
@@ -152,9 +204,11 @@ def inbox_for(*, membership: Membership) -> list[InboxItem]:
     """What waits for the person of `membership` in its organisation."""
     organisation = membership.organisation
     if organisation.is_owner and membership.role == Membership.Role.ADMIN:
-        return _owner_admin_items(organisation, membership.user)
+        return _owner_admin_items(organisation, membership.user) + _review_items(
+            organisation, membership.user
+        )
     if organisation.is_partner and membership.role == Membership.Role.ADMIN:
-        return _partner_admin_items(organisation)
+        return _partner_admin_items(organisation) + _review_items(organisation, membership.user)
     if organisation.is_partner and membership.role == Membership.Role.STAFF:
         return _staff_items(organisation, membership.user)
     return []

@@ -12,6 +12,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from accounts.models import Membership, User
 from audit.actions import AuditAction
@@ -125,14 +126,17 @@ def drift_resolve(*, finding: DriftFinding, resolved_by: User, resolution: str) 
     if not Membership.objects.filter(
         user=resolved_by, organisation=owner, role=Membership.Role.ADMIN
     ).exists():
-        raise PermissionDenied(f"Only an admin of {owner} can resolve drift.")
+        raise PermissionDenied(
+            gettext("Only an admin of %(owner)s can resolve drift.") % {"owner": owner}
+        )
     if resolution not in (Resolution.REPAIR, Resolution.ACCEPT):
-        raise ValidationError({"resolution": "Choose repair or accept."})
+        raise ValidationError({"resolution": gettext("Choose repair or accept.")})
     if locked.resolved_at is not None:
         if locked.resolution == resolution and locked.resolved_by_id == resolved_by.pk:
             return locked
         raise DelegationConflict(
-            f"This difference was already resolved ({locked.get_resolution_display().lower()})."
+            gettext("This difference was already resolved (%(resolution)s).")
+            % {"resolution": locked.get_resolution_display().lower()}
         )
 
     effects: dict[str, Any] = {}
@@ -204,7 +208,7 @@ def _accept(*, finding: DriftFinding, role: ManagedRole, resolved_by: User) -> d
                 changed.append(str(catalog_role.pk))
         outbox_enqueue_reconcile(managed_role=role)
         return {"policy_removed_from_catalogue": finding.subject, "catalog_roles": changed}
-    raise ValidationError("This kind of difference cannot be accepted.")
+    raise ValidationError(gettext("This kind of difference cannot be accepted."))
 
 
 # --- principals added outside the portal --------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from accounts.models import Organisation, User
 from accounts.permissions import require_mfa
@@ -80,27 +81,48 @@ def extension_request(
     with transaction.atomic():
         locked = lock_delegation(delegation)
         if not requested_by.memberships.filter(organisation=locked.partner, role="admin").exists():
-            raise PermissionDenied(f"Only an admin of {locked.partner} can ask for more time.")
+            raise PermissionDenied(
+                gettext("Only an admin of %(partner)s can ask for more time.")
+                % {"partner": locked.partner}
+            )
         if locked.status not in EXTENDABLE_STATUSES or locked.ends_at is None:
+            state = locked.get_status_display().lower()
             raise ValidationError(
-                "Only granted, time-bound access can be extended; this delegation is "
-                f"{locked.get_status_display().lower()}"
-                f"{'' if locked.ends_at else ' and open-ended'}."
+                (
+                    gettext(
+                        "Only granted, time-bound access can be extended; this delegation is "
+                        "%(state)s."
+                    )
+                    if locked.ends_at
+                    else gettext(
+                        "Only granted, time-bound access can be extended; this delegation is "
+                        "%(state)s and open-ended."
+                    )
+                )
+                % {"state": state}
             )
         reason = clean_reason(reason, field="reason")
         now = timezone.now()
         if new_ends_at is None or timezone.is_naive(new_ends_at):
-            raise ValidationError({"new_ends_at": "Choose the new end, with a time zone."})
+            raise ValidationError({"new_ends_at": gettext("Choose the new end, with a time zone.")})
         if new_ends_at < locked.ends_at + MIN_DURATION:
             raise ValidationError(
-                {"new_ends_at": "The new end must be at least 5 minutes after the current one."}
+                {
+                    "new_ends_at": gettext(
+                        "The new end must be at least 5 minutes after the current one."
+                    )
+                }
             )
         if new_ends_at > now + MAX_DURATION:
-            raise ValidationError({"new_ends_at": "The new end is more than 5 years away."})
+            raise ValidationError(
+                {"new_ends_at": gettext("The new end is more than 5 years away.")}
+            )
         if DelegationExtension.objects.filter(
             delegation=locked, status=ExtensionStatus.REQUESTED
         ).exists():
-            raise ValidationError("An extension of this access is already waiting for a decision.")
+            raise ValidationError(
+                gettext("An extension of this access is already waiting for a decision.")
+            )
         extension = DelegationExtension.objects.create(
             delegation=locked,
             requested_by=requested_by,
@@ -183,7 +205,8 @@ def extension_approve(
             }:
                 return locked
             raise DelegationConflict(
-                f"This extension was already decided: it is {locked.get_status_display().lower()}."
+                gettext("This extension was already decided: it is %(status)s.")
+                % {"status": locked.get_status_display().lower()}
             )
         if not _still_extendable(delegation, locked):
             return _close(locked, delegation, ExtensionStatus.LAPSED, by=approved_by, reason="")
@@ -292,7 +315,8 @@ def extension_reject(
         delegation, locked = _locked(current)
         if locked.status != ExtensionStatus.REQUESTED:
             raise DelegationConflict(
-                f"This extension was already decided: it is {locked.get_status_display().lower()}."
+                gettext("This extension was already decided: it is %(status)s.")
+                % {"status": locked.get_status_display().lower()}
             )
         reason = clean_reason(reason, field="reason")
         return _close(locked, delegation, ExtensionStatus.REJECTED, by=rejected_by, reason=reason)

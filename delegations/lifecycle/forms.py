@@ -8,11 +8,13 @@ from typing import Any, cast
 
 from django import forms
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Organisation
 from delegations.catalog.partner_links import CODE_MAX_INPUT_LENGTH
 from delegations.lifecycle.services import REASON_MAX_LENGTH
-from delegations.models import CatalogRole, DriftFinding, TrustScope
+from delegations.models import CatalogRole, CloudAccount, DriftFinding, TrustScope
 
 
 class _RoleChoiceField(forms.ModelChoiceField):
@@ -28,17 +30,17 @@ class _DurationMixin(forms.Form):
     UNTIL = "until"
 
     duration = forms.ChoiceField(
-        choices=[(OPEN_ENDED, "Until revoked (open-ended)"), (UNTIL, "Until a date")],
+        choices=[(OPEN_ENDED, _("Until revoked (open-ended)")), (UNTIL, _("Until a date"))],
         initial=OPEN_ENDED,
         widget=forms.RadioSelect,
-        label="For how long",
+        label=_("For how long"),
     )
     ends_at = forms.DateTimeField(
         required=False,
-        label="Ends at (UTC)",
+        label=_("Ends at (UTC)"),
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
         input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"],
-        help_text="Access ends by itself at this time.",
+        help_text=_("Access ends by itself at this time."),
     )
 
     def clean(self) -> dict[str, Any]:
@@ -46,9 +48,11 @@ class _DurationMixin(forms.Form):
         if cleaned.get("duration") == self.UNTIL:
             ends_at = cleaned.get("ends_at")
             if ends_at is None and "ends_at" not in self.errors:
-                self.add_error("ends_at", "Choose when access ends, or make it open-ended.")
+                self.add_error(
+                    "ends_at", gettext("Choose when access ends, or make it open-ended.")
+                )
             elif ends_at is not None and ends_at <= timezone.now():
-                self.add_error("ends_at", "The end date is in the past.")
+                self.add_error("ends_at", gettext("The end date is in the past."))
         else:
             cleaned["ends_at"] = None
         return cleaned
@@ -67,10 +71,26 @@ class _UnechoedTextInput(forms.TextInput):
 
 class PartnerCodeForm(forms.Form):
     partner_link_code = forms.CharField(
-        label="Partner link code",
+        label=_("Partner link code"),
         max_length=CODE_MAX_INPUT_LENGTH,
-        help_text="The code the resource owner gave you, like ABCDE-FGHJK-LMNPQ-RSTUV.",
+        help_text=_("The code the resource owner gave you, like ABCDE-FGHJK-LMNPQ-RSTUV."),
         widget=_UnechoedTextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+
+
+class _AccountChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: CloudAccount) -> str:
+        return obj.label
+
+
+def _account_field() -> forms.ModelChoiceField:
+    """Which of the owner's accounts (issue 12); empty: the role's home account."""
+    return _AccountChoiceField(
+        queryset=CloudAccount.objects.none(),
+        required=False,
+        label=_("Owner account"),
+        empty_label=_("The role's home account"),
+        help_text=_("Only for an owner with several accounts; the role must be offered there."),
     )
 
 
@@ -79,39 +99,43 @@ class RequestAccessForm(_DurationMixin):
 
     catalog_role = _RoleChoiceField(
         queryset=CatalogRole.objects.none(),
-        label="Role",
+        label=_("Role"),
         empty_label=None,
         widget=forms.RadioSelect,
     )
     reason = forms.CharField(
-        label="Why do you need it?",
+        label=_("Why do you need it?"),
         max_length=REASON_MAX_LENGTH,
         widget=_REASON_WIDGET,
-        help_text="The owner's admins read this when they decide.",
+        help_text=_("The owner's admins read this when they decide."),
     )
 
     # Scheduled access (issue 14): empty starts when approved.
     starts_at = forms.DateTimeField(
         required=False,
-        label="Starts at (UTC, optional)",
+        label=_("Starts at (UTC, optional)"),
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
         input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"],
-        help_text="Leave empty to start as soon as the owner approves; at most 90 days ahead.",
+        help_text=_("Leave empty to start as soon as the owner approves; at most 90 days ahead."),
     )
 
-    field_order = ["catalog_role", "reason", "starts_at", "duration", "ends_at"]
+    cloud_account = _account_field()
 
-    def __init__(self, *args: Any, roles: Any, **kwargs: Any) -> None:
+    field_order = ["catalog_role", "cloud_account", "reason", "starts_at", "duration", "ends_at"]
+
+    def __init__(self, *args: Any, roles: Any, accounts: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         cast(forms.ModelChoiceField, self.fields["catalog_role"]).queryset = roles
+        if accounts is not None:
+            cast(forms.ModelChoiceField, self.fields["cloud_account"]).queryset = accounts
 
 
 def _trust_scope_field() -> forms.ChoiceField:
     return forms.ChoiceField(
-        label="Whom the trust policy names",
+        label=_("Whom the trust policy names"),
         required=False,
-        choices=[("", "The role's default"), *TrustScope.choices],
-        help_text="Named people can be chosen and changed later on the delegation's trust page.",
+        choices=[("", _("The role's default")), *TrustScope.choices],
+        help_text=_("Named people can be chosen and changed later on the delegation's trust page."),
     )
 
 
@@ -120,22 +144,35 @@ class OfferForm(_DurationMixin):
 
     partner = forms.ModelChoiceField(
         queryset=Organisation.objects.none(),
-        label="Partner organisation",
-        empty_label="Choose a partner…",
-        help_text="Partner organisations whose account is on your allow-list.",
+        label=_("Partner organisation"),
+        empty_label=_("Choose a partner…"),
+        help_text=_("Partner organisations whose account is on your allow-list."),
     )
     catalog_role = _RoleChoiceField(
-        queryset=CatalogRole.objects.none(), label="Role", empty_label="Choose a role…"
+        queryset=CatalogRole.objects.none(), label=_("Role"), empty_label=_("Choose a role…")
     )
-    reason = forms.CharField(label="Reason", max_length=REASON_MAX_LENGTH, widget=_REASON_WIDGET)
+    reason = forms.CharField(label=_("Reason"), max_length=REASON_MAX_LENGTH, widget=_REASON_WIDGET)
     trust_scope = _trust_scope_field()
+    cloud_account = _account_field()
 
-    field_order = ["partner", "catalog_role", "reason", "duration", "ends_at", "trust_scope"]
+    field_order = [
+        "partner",
+        "catalog_role",
+        "cloud_account",
+        "reason",
+        "duration",
+        "ends_at",
+        "trust_scope",
+    ]
 
-    def __init__(self, *args: Any, partners: Any, roles: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, partners: Any, roles: Any, accounts: Any = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         cast(forms.ModelChoiceField, self.fields["partner"]).queryset = partners
         cast(forms.ModelChoiceField, self.fields["catalog_role"]).queryset = roles
+        if accounts is not None:
+            cast(forms.ModelChoiceField, self.fields["cloud_account"]).queryset = accounts
 
 
 class _VersionedForm(forms.Form):
@@ -146,30 +183,30 @@ class _VersionedForm(forms.Form):
 class ApproveForm(_VersionedForm):
     trust_scope = _trust_scope_field()
     note = forms.CharField(
-        label="Note (optional)",
+        label=_("Note (optional)"),
         required=False,
         max_length=REASON_MAX_LENGTH,
-        widget=forms.TextInput(attrs={"placeholder": "e.g. agreed in the Q3 contract"}),
+        widget=forms.TextInput(attrs={"placeholder": _("e.g. agreed in the Q3 contract")}),
     )
     # Issue 14: the approver may shorten the access or give it an end.
     ends_at = forms.DateTimeField(
-        label="End access earlier (UTC, optional)",
+        label=_("End access earlier (UTC, optional)"),
         required=False,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
         input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"],
-        help_text="Leave empty to grant what was asked. Never later than the requested end.",
+        help_text=_("Leave empty to grant what was asked. Never later than the requested end."),
     )
 
 
 class RejectForm(_VersionedForm):
     reason = forms.CharField(
-        label="Reason for rejecting", max_length=REASON_MAX_LENGTH, widget=_REASON_WIDGET
+        label=_("Reason for rejecting"), max_length=REASON_MAX_LENGTH, widget=_REASON_WIDGET
     )
 
 
 class RevokeForm(forms.Form):
     reason = forms.CharField(
-        label="Reason for revoking", max_length=REASON_MAX_LENGTH, widget=_REASON_WIDGET
+        label=_("Reason for revoking"), max_length=REASON_MAX_LENGTH, widget=_REASON_WIDGET
     )
 
 
@@ -180,16 +217,18 @@ class RetryForm(_VersionedForm):
 class WithdrawForm(_VersionedForm):
     confirm = forms.BooleanField(
         required=True,
-        label="Yes, withdraw this request. The owner can no longer approve it; to get this "
-        "access later, send a new request.",
-        error_messages={"required": "Tick the box to confirm you want to withdraw it."},
+        label=_(
+            "Yes, withdraw this request. The owner can no longer approve it; to get "
+            "this access later, send a new request."
+        ),
+        error_messages={"required": _("Tick the box to confirm you want to withdraw it.")},
     )
 
 
 class DriftResolveForm(forms.Form):
     resolution = forms.ChoiceField(
         choices=[
-            (DriftFinding.Resolution.REPAIR, "Repair"),
-            (DriftFinding.Resolution.ACCEPT, "Accept"),
+            (DriftFinding.Resolution.REPAIR, _("Repair")),
+            (DriftFinding.Resolution.ACCEPT, _("Accept")),
         ]
     )

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 from django.http import Http404
+from django.utils.translation import gettext, ngettext
 
 from accounts.models import Organisation
 from audit.models import AuditEvent
@@ -24,6 +25,7 @@ from delegations.models import (
     DESIRED_PRESENT_STATUSES,
     WORKER_PENDING_STATUSES,
     CatalogRole,
+    CloudAccount,
     CloudCall,
     Delegation,
     DelegationExtension,
@@ -132,6 +134,15 @@ def catalog_roles_grantable(*, owner: Organisation) -> QuerySet[CatalogRole]:
     ).order_by("role_name")
 
 
+def owner_accounts_if_several(*, owner: Organisation) -> QuerySet[CloudAccount]:
+    """The owner's connected accounts when it has more than one (a request or offer may then
+    choose one), else none: a single account needs no choice."""
+    accounts = CloudAccount.objects.filter(organisation=owner, is_active=True).order_by(
+        "-is_primary", "created_at"
+    )
+    return accounts if accounts.count() > 1 else accounts.none()
+
+
 def catalog_roles_of_owner(*, owner: Organisation) -> QuerySet[CatalogRole]:
     return CatalogRole.objects.filter(organisation=owner).order_by("role_name")
 
@@ -203,6 +214,7 @@ class RoleComparison:
     document_error: str = ""
     refusal: str = ""
     open_findings: list[DriftFinding] = field(default_factory=list)
+    # By status as people read it (the label, lowercase), for the page's "Delegations:" line.
     delegation_counts: dict[str, int] = field(default_factory=dict)
     retirement: RoleRetirement | None = None
     # The trust policy's size as last seen (None: not seen) against the limit, and how many
@@ -270,26 +282,30 @@ def _principal_rows(
     for arn in sorted(cloud | set(wanted)):
         in_cloud = arn in cloud
         if arn == parking and arn not in wanted:
-            label = "the owner's own account: keeps the role valid while no partner is on it"
+            label = gettext(
+                "the owner's own account: keeps the role valid while no partner is on it"
+            )
             rows.append(PrincipalRow(arn, "", in_cloud, None, "parking", label))
         elif arn in wanted:
             if in_cloud:
-                state, label = "ok", "in place"
+                state, label = "ok", gettext("in place")
             elif arn in waiting:
-                state, label = "waiting", "waiting for room: the trust policy is full"
+                state, label = "waiting", gettext("waiting for room: the trust policy is full")
             elif arn in pending_add:
-                state, label = "pending_add", "being added"
+                state, label = "pending_add", gettext("being added")
             else:
-                state, label = "missing", "missing from the cloud (drift)"
+                state, label = "missing", gettext("missing from the cloud (drift)")
             rows.append(PrincipalRow(arn, names.get(arn, ""), in_cloud, True, state, label))
         elif arn in managed:
             if arn in pending_remove:
-                state, label = "pending_remove", "being removed"
+                state, label = "pending_remove", gettext("being removed")
             else:
-                state, label = "unexpected", "should not be there (drift)"
+                state, label = "unexpected", gettext("should not be there (drift)")
             rows.append(PrincipalRow(arn, names.get(arn, ""), in_cloud, False, state, label))
         else:
-            rows.append(PrincipalRow(arn, "", in_cloud, None, "unmanaged", "not managed here"))
+            rows.append(
+                PrincipalRow(arn, "", in_cloud, None, "unmanaged", gettext("not managed here"))
+            )
     return rows
 
 
@@ -322,15 +338,17 @@ def _policy_rows(
     for policy_type, name in sorted(catalogue | in_cloud, key=lambda k: (k[1], k[0])):
         key = (policy_type, name)
         if key in catalogue and key in in_cloud:
-            state, label = "ok", "attached"
+            state, label = "ok", gettext("attached")
         elif key in catalogue and cut_off:
-            state, label = "cut_off", "detached by the emergency cut-off"
+            state, label = "cut_off", gettext("detached by the emergency cut-off")
         elif key in catalogue and not partner_wanted:
-            state, label = "idle", "attached again when a partner is granted this role"
+            state, label = "idle", gettext("attached again when a partner is granted this role")
         elif key in catalogue:
-            state, label = ("missing", "not attached (drift)") if seen else ("unknown", "—")
+            state, label = (
+                ("missing", gettext("not attached (drift)")) if seen else ("unknown", "—")
+            )
         else:
-            state, label = "unexpected", "attached outside the catalogue"
+            state, label = "unexpected", gettext("attached outside the catalogue")
         rows.append(PolicyRow(policy_type, name, key in in_cloud, key in catalogue, state, label))
     return rows
 
@@ -391,12 +409,15 @@ def role_retirement(
     ended = list(deletion.delegations.select_related("partner").order_by("partner__name"))
     if ended:
         whose = ", ".join(f"{d.partner.name} ({_ended_how(d)})" for d in ended)
-        why = (
+        why = ngettext(
             "The portal deleted it because no partner needed it any more: the last "
-            f"{'delegation' if len(ended) == 1 else 'delegations'} on it ended: {whose}."
-        )
+            "delegation on it ended: %(whose)s.",
+            "The portal deleted it because no partner needed it any more: the last "
+            "delegations on it ended: %(whose)s.",
+            len(ended),
+        ) % {"whose": whose}
     else:
-        why = "The portal deleted it because no partner needed it any more."
+        why = gettext("The portal deleted it because no partner needed it any more.")
     return RoleRetirement(
         deleted_at=deletion.finished_at or deletion.intent_at,
         request_id=deletion.request_id,
@@ -449,7 +470,7 @@ def role_comparison(*, managed_role: ManagedRole) -> RoleComparison:
         seen=seen,
         exists_in_cloud=managed_role.last_seen_exists,
         open_findings=list(managed_role.drift_findings.filter(resolved_at__isnull=True)),
-        delegation_counts=dict(Counter(d.status for d in delegations)),
+        delegation_counts=dict(Counter(d.get_status_display().lower() for d in delegations)),
         retirement=role_retirement(managed_role=managed_role, delegations=delegations),
         trust_chars_limit=trust_policy_max_chars(),
         waiting_for_room=sum(
@@ -459,7 +480,7 @@ def role_comparison(*, managed_role: ManagedRole) -> RoleComparison:
         ),
     )
     if comparison.retirement is not None:
-        comparison.wanted_document = (
+        comparison.wanted_document = gettext(
             "(no role: retired, the portal creates it again for a new grant)"
         )
         return comparison
@@ -486,7 +507,7 @@ def role_comparison(*, managed_role: ManagedRole) -> RoleComparison:
                         policies.canonical_policy(expected.trust_document, trust=True), indent=2
                     )
                     if expected is not None
-                    else "(no role: nobody needs it any more, so the portal deletes it)"
+                    else gettext("(no role: nobody needs it any more, so the portal deletes it)")
                 )
     except (policies.PolicyError, ValueError) as exc:
         comparison.document_error = str(exc)

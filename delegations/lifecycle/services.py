@@ -21,6 +21,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 
 from accounts.actors import ServiceActor, actor_user, require_service_actor_of, service_label
 from accounts.models import Membership, Organisation, User
@@ -99,15 +100,20 @@ def _require_admin(*, user: User | ServiceActor, organisation: Organisation, doi
         require_service_actor_of(actor=user, organisation=organisation)
         return
     if not _is_member(user=user, organisation=organisation, roles=[Membership.Role.ADMIN]):
-        raise PermissionDenied(f"Only an admin of {organisation} can {doing}.")
+        raise PermissionDenied(
+            gettext("Only an admin of %(organisation)s can %(doing)s.")
+            % {"organisation": organisation, "doing": doing}
+        )
 
 
 def _clean_reason(reason: str, *, field: str, required: bool = True) -> str:
     text = (reason or "").strip()
     if required and not text:
-        raise ValidationError({field: "Please give a reason."})
+        raise ValidationError({field: gettext("Please give a reason.")})
     if len(text) > REASON_MAX_LENGTH:
-        raise ValidationError({field: f"Keep it under {REASON_MAX_LENGTH} characters."})
+        raise ValidationError(
+            {field: gettext("Keep it under %(limit)s characters.") % {"limit": REASON_MAX_LENGTH}}
+        )
     return text
 
 
@@ -115,14 +121,20 @@ def _validate_ends_at(ends_at: dt.datetime | None, *, now: dt.datetime) -> None:
     if ends_at is None:
         return
     if timezone.is_naive(ends_at):
-        raise ValidationError({"ends_at": "The end date needs a time zone."})
+        raise ValidationError({"ends_at": gettext("The end date needs a time zone.")})
     if ends_at <= now:
-        raise ValidationError({"ends_at": "The end date is in the past."})
+        raise ValidationError({"ends_at": gettext("The end date is in the past.")})
     if ends_at < now + MIN_DURATION:
-        raise ValidationError({"ends_at": "The end date must be at least 5 minutes from now."})
+        raise ValidationError(
+            {"ends_at": gettext("The end date must be at least 5 minutes from now.")}
+        )
     if ends_at > now + MAX_DURATION:
         raise ValidationError(
-            {"ends_at": "The end date is more than 5 years away; choose open-ended instead."}
+            {
+                "ends_at": gettext(
+                    "The end date is more than 5 years away; choose open-ended instead."
+                )
+            }
         )
 
 
@@ -133,14 +145,16 @@ def _validated_start(
     end date at least `MIN_DURATION` after it."""
     if starts_at is None or starts_at <= now + START_LEAD:
         if starts_at is not None and starts_at < now - START_LEAD:
-            raise ValidationError({"starts_at": "The start is in the past."})
+            raise ValidationError({"starts_at": gettext("The start is in the past.")})
         return now
     if timezone.is_naive(starts_at):
-        raise ValidationError({"starts_at": "The start needs a time zone."})
+        raise ValidationError({"starts_at": gettext("The start needs a time zone.")})
     if starts_at > now + MAX_START_AHEAD:
-        raise ValidationError({"starts_at": "The start is more than 90 days away."})
+        raise ValidationError({"starts_at": gettext("The start is more than 90 days away.")})
     if ends_at is not None and ends_at < starts_at + MIN_DURATION:
-        raise ValidationError({"ends_at": "The end must be at least 5 minutes after the start."})
+        raise ValidationError(
+            {"ends_at": gettext("The end must be at least 5 minutes after the start.")}
+        )
     return starts_at
 
 
@@ -154,31 +168,45 @@ def _validate_grantable(
     """The rules every new or approved delegation must meet, whoever starts it.
     `cloud_account`: the owner account the access is in (default: the role's home)."""
     if not owner.is_owner:
-        raise ValidationError(f"{owner} is not a resource owner.")
+        raise ValidationError(gettext("%(owner)s is not a resource owner.") % {"owner": owner})
     if not partner.is_partner:
-        raise ValidationError({"partner": f"{partner} is not a partner organisation."})
+        raise ValidationError(
+            {
+                "partner": gettext("%(partner)s is not a partner organisation.")
+                % {"partner": partner}
+            }
+        )
     if catalog_role.organisation_id != owner.pk or not catalog_role.is_active:
-        raise ValidationError({"catalog_role": "This role is not in the owner's catalogue."})
+        raise ValidationError(
+            {"catalog_role": gettext("This role is not in the owner's catalogue.")}
+        )
     if cloud_account is None or cloud_account.pk == catalog_role.cloud_account_id:
         cloud_account = catalog_role.cloud_account
     elif cloud_account.pk not in {a.pk for a in catalog_role_accounts(catalog_role=catalog_role)}:
         raise ValidationError(
             {
-                "cloud_account": f"{catalog_role.role_name} is not offered in the account "
-                f"{cloud_account.account_uid}."
+                "cloud_account": gettext("%(role)s is not offered in the account %(account_uid)s.")
+                % {"role": catalog_role.role_name, "account_uid": cloud_account.account_uid}
             }
         )
     if not cloud_account.is_active or cloud_account.organisation_id != owner.pk:
-        raise ValidationError({"catalog_role": "This role's cloud account is no longer connected."})
+        raise ValidationError(
+            {"catalog_role": gettext("This role's cloud account is no longer connected.")}
+        )
     if partner.account_uid in (owner.account_uid, cloud_account.account_uid):
-        raise ValidationError({"partner": "A partner account cannot be the owner's own account."})
+        raise ValidationError(
+            {"partner": gettext("A partner account cannot be the owner's own account.")}
+        )
     if not PartnerAllowance.objects.filter(
         organisation=owner, partner_account_uid=partner.account_uid
     ).exists():
         raise ValidationError(
             {
-                "partner": f"The partner account {partner.account_uid} is not on "
-                f"{owner}'s allow-list of partner accounts."
+                "partner": gettext(
+                    "The partner account %(account_uid)s is not on %(owner)s's allow-list of "
+                    "partner accounts."
+                )
+                % {"account_uid": partner.account_uid, "owner": owner}
             }
         )
 
@@ -196,15 +224,23 @@ def _validate_no_open_duplicate(
         .first()
     )
     if open_one is not None:
-        where = (
-            f" in the account {account.account_uid}"
-            if account.pk != catalog_role.cloud_account_id
-            else ""
-        )
+        names = {
+            "partner": partner,
+            "status": open_one.get_status_display().lower(),
+            "role": catalog_role.role_name,
+            "account_uid": account.account_uid,
+        }
         raise ValidationError(
             {
-                "catalog_role": f"{partner} already has a {open_one.get_status_display().lower()}"
-                f" delegation of {catalog_role.role_name}{where}."
+                "catalog_role": (
+                    gettext(
+                        "%(partner)s already has a %(status)s delegation of %(role)s in the "
+                        "account %(account_uid)s."
+                    )
+                    if account.pk != catalog_role.cloud_account_id
+                    else gettext("%(partner)s already has a %(status)s delegation of %(role)s.")
+                )
+                % names
             }
         )
 
@@ -218,19 +254,26 @@ def _privilege_problem(*, catalog_role: CatalogRole) -> str | None:
         flagged = catalog_role_high_privilege_now(catalog_role=catalog_role)
     except CloudError as error:
         raise ValidationError(
-            f"Alibaba Cloud could not be asked whether {catalog_role.role_name}'s policies "
-            f"grant RAM administration ({error.message}). Nothing was granted; try again in "
-            "a moment."
+            gettext(
+                "Alibaba Cloud could not be asked whether %(role)s's policies grant RAM "
+                "administration (%(message)s). Nothing was granted; try again in a "
+                "moment."
+            )
+            % {"role": catalog_role.role_name, "message": error.message}
         ) from None
     if not flagged or catalog_role.allows_high_privilege:
         return None
-    return (
-        f"{catalog_role.role_name} now includes {', '.join(flagged)}, which grant"
-        f"{'s' if len(flagged) == 1 else ''} RAM administration or full access to the "
-        "account, and this role has no opt-in for high privilege. Nothing was granted. Edit "
-        "the role in the catalogue (confirm high privilege, or remove those policies), then "
-        "decide again."
-    )
+    return ngettext(
+        "%(role)s now includes %(policies)s, which grants RAM administration or full access "
+        "to the account, and this role has no opt-in for high privilege. Nothing was granted. "
+        "Edit the role in the catalogue (confirm high privilege, or remove those policies), "
+        "then decide again.",
+        "%(role)s now includes %(policies)s, which grant RAM administration or full access "
+        "to the account, and this role has no opt-in for high privilege. Nothing was granted. "
+        "Edit the role in the catalogue (confirm high privilege, or remove those policies), "
+        "then decide again.",
+        len(flagged),
+    ) % {"role": catalog_role.role_name, "policies": ", ".join(flagged)}
 
 
 def _privilege_snapshot(catalog_role: CatalogRole) -> tuple[Any, bool]:
@@ -241,8 +284,11 @@ def _check_privilege_unchanged(catalog_role: CatalogRole, checked: tuple[Any, bo
     """Under the lock: the role's policies and opt-in are still those judged before it."""
     if _privilege_snapshot(catalog_role) != checked:
         raise DelegationConflict(
-            f"The catalogue role {catalog_role.role_name} was edited while you were deciding. "
-            "Reload the page and decide again."
+            gettext(
+                "The catalogue role %(role)s was edited while you were deciding. Reload "
+                "the page and decide again."
+            )
+            % {"role": catalog_role.role_name}
         )
 
 
@@ -297,13 +343,19 @@ def _partner_managed_role(
     else:
         raise ValidationError(
             {
-                "catalog_role": f"{catalog_role.role_name} gives each partner its own role, "
-                f"and the names for {partner}'s ({name}) are taken by other roles in the "
-                "account. Rename or retire those roles first."
+                "catalog_role": gettext(
+                    "%(role)s gives each partner its own role, and the names for "
+                    "%(partner)s's (%(name)s) are taken by other roles in the account. "
+                    "Rename or retire those roles first."
+                )
+                % {"role": catalog_role.role_name, "partner": partner, "name": name}
             }
         )
     # Another partner's grant taking the same name at the same moment: try again.
-    busy = {"catalog_role": f"{name} was just taken by another grant; please try again."}
+    busy = {
+        "catalog_role": gettext("%(name)s was just taken by another grant; please try again.")
+        % {"name": name}
+    }
     with conflict_as_validation_error(busy):
         managed_role, _created = ManagedRole.objects.get_or_create(
             catalog_role=catalog_role,
@@ -357,8 +409,11 @@ def _unchanged(locked: Delegation) -> Delegation:
 def _check_version(locked: Delegation, expected_version: int | None) -> None:
     if expected_version is not None and locked.version != expected_version:
         raise DelegationConflict(
-            f"This delegation changed while you were looking at it: it is now "
-            f"{locked.get_status_display().lower()}. Reload the page and decide again."
+            gettext(
+                "This delegation changed while you were looking at it: it is now "
+                "%(status)s. Reload the page and decide again."
+            )
+            % {"status": locked.get_status_display().lower()}
         )
 
 
@@ -376,7 +431,7 @@ def _trust_scope_fields(trust_scope: str | None) -> dict[str, str]:
     if not trust_scope:
         return {}
     if trust_scope not in TrustScope.values:
-        raise ValidationError({"trust_scope": "Choose one of the trust scopes."})
+        raise ValidationError({"trust_scope": gettext("Choose one of the trust scopes.")})
     return {"trust_scope": trust_scope}
 
 
@@ -458,11 +513,14 @@ def _account_metadata(delegation: Delegation) -> dict[str, Any]:
     return extra
 
 
-def _fleet_follow_up(delegation: Delegation, *, to: str) -> None:
-    """A fleet's account left the worker's hands (active or failed): let the fleet start its
-    next accounts within its rate control (`delegations.fleet`), through the outbox, in this
-    transaction."""
-    if delegation.fleet_id is not None and to in (Status.ACTIVE, Status.FAILED):
+_APPLYING_NOW = (Status.APPROVED, Status.APPLYING)
+
+
+def _fleet_follow_up(delegation: Delegation, *, before: str, to: str) -> None:
+    """A fleet's account stopped being applied (active, failed, or revoked on the way): its
+    slot in the fleet's rate control is free, so let the fleet start its next accounts
+    (`delegations.fleet`), through the outbox, in this transaction."""
+    if delegation.fleet_id is not None and before in _APPLYING_NOW and to not in _APPLYING_NOW:
         outbox_enqueue(kind=OutboxMessage.Kind.ADVANCE_FLEET, object_id=delegation.fleet_id)
 
 
@@ -505,7 +563,7 @@ def _transition(
         # partner's account; leaving active (revoke, expiry) takes it away. Through the outbox,
         # in this transaction.
         partner_access_delegation_changed(delegation=delegation)
-    _fleet_follow_up(delegation, to=to)
+    _fleet_follow_up(delegation, before=before["status"], to=to)
     return delegation
 
 
@@ -523,9 +581,15 @@ def _audit_denied(*, delegation: Delegation, action: AuditAction, actor: User, r
         )
 
 
-# For the lifecycle's other modules (extensions): the same row lock and reason rules.
+# For the lifecycle's other modules (extensions, break-glass): the same row lock, reason
+# rules, grant checks and creation.
 lock_delegation = _lock
 clean_reason = _clean_reason
+validate_grantable = _validate_grantable
+privilege_problem = _privilege_problem
+transition = _transition
+audit_delegation = _audit
+validate_ends_at = _validate_ends_at
 # For the fleet grants (`delegations.fleet`), which decide through these services.
 require_admin = _require_admin
 
@@ -561,7 +625,9 @@ def delegation_request(
         link = partner_link
     owner = link.organisation
     if catalog_role.organisation_id != owner.pk:
-        raise ValidationError({"catalog_role": "This role is not in the owner's catalogue."})
+        raise ValidationError(
+            {"catalog_role": gettext("This role is not in the owner's catalogue.")}
+        )
     now = timezone.now()
     reason = _clean_reason(reason, field="reason")
     _validate_ends_at(ends_at, now=now)
@@ -635,6 +701,10 @@ def _create(
     return delegation
 
 
+# For break-glass grants (`lifecycle.oversight`): the one way a delegation is created.
+create_delegation = _create
+
+
 @transaction.atomic
 def delegation_withdraw(
     *,
@@ -648,13 +718,18 @@ def delegation_withdraw(
     Under the row lock, so a withdrawal racing an approval or a rejection ends with exactly
     one of them: whoever locks second finds the request no longer pending and is told."""
     locked = _lock(delegation)
-    _require_admin(user=withdrawn_by, organisation=locked.partner, doing="withdraw this request")
+    _require_admin(
+        user=withdrawn_by, organisation=locked.partner, doing=gettext("withdraw this request")
+    )
     if locked.status == Status.WITHDRAWN:
         return _unchanged(locked)  # a double click, or another admin of the partner was first
     if locked.status != Status.REQUESTED:
         raise IllegalTransition(
-            f"Only a request still waiting for the owner's decision can be withdrawn; this "
-            f"one is {locked.get_status_display().lower()}."
+            gettext(
+                "Only a request still waiting for the owner's decision can be withdrawn; "
+                "this one is %(status)s."
+            )
+            % {"status": locked.get_status_display().lower()}
         )
     _check_version(locked, expected_version)
     return _transition(
@@ -716,7 +791,7 @@ def delegation_offer(
         )
         if _is_member(user=offered_by, organisation=partner, roles=Membership.Role.values):
             raise PermissionDenied(
-                "You are also a member of this partner; another owner admin must offer it."
+                gettext("You are also a member of this partner; another owner admin must offer it.")
             )
         _validate_no_open_duplicate(
             partner=partner, catalog_role=locked_role, cloud_account=cloud_account
@@ -757,10 +832,16 @@ def _validate_shorter_end(
         return
     _validate_ends_at(ends_at, now=now)
     if ends_at < locked.starts_at + MIN_DURATION:
-        raise ValidationError({"ends_at": "The end must be at least 5 minutes after the start."})
+        raise ValidationError(
+            {"ends_at": gettext("The end must be at least 5 minutes after the start.")}
+        )
     if locked.ends_at is not None and ends_at > locked.ends_at:
         raise ValidationError(
-            {"ends_at": "An approver may shorten the access, not lengthen it; leave it empty."}
+            {
+                "ends_at": gettext(
+                    "An approver may shorten the access, not lengthen it; leave it empty."
+                )
+            }
         )
 
 
@@ -776,13 +857,17 @@ def _check_offer_rules(
     )
     if rules.approver_ids is not None and offered_by.pk not in rules.approver_ids:
         raise PermissionDenied(
-            f"Only members of {', '.join(rules.group_names)} may grant {catalog_role.role_name}."
+            gettext("Only members of %(group_names)s may grant %(role)s.")
+            % {"group_names": ", ".join(rules.group_names), "role": catalog_role.role_name}
         )
     if rules.approvals_required > 1:
         raise ValidationError(
             {
-                "catalog_role": f"{catalog_role.role_name} needs {rules.approvals_required} "
-                "approvals, so one admin cannot offer it; ask the partner to request it."
+                "catalog_role": gettext(
+                    "%(role)s needs %(approvals_required)s approvals, so one admin cannot "
+                    "offer it; ask the partner to request it."
+                )
+                % {"role": catalog_role.role_name, "approvals_required": rules.approvals_required}
             }
         )
 
@@ -796,6 +881,7 @@ def delegation_approve(
     expected_version: int | None = None,
     trust_scope: str | None = None,
     ends_at: dt.datetime | None = None,
+    as_fleet_account: bool = False,
 ) -> Delegation:
     """An owner admin approves a request. The worker applies it after the commit.
     `trust_scope` overrides the role's default (whom the trust policy names). A fleet's
@@ -808,6 +894,7 @@ def delegation_approve(
         "owner", "partner", "catalog_role", "managed_role__cloud_account"
     ).get(pk=delegation.pk)
     _require_admin(user=approved_by, organisation=current.owner, doing="approve access")
+    _refuse_fleet_account_alone(current, as_fleet_account=as_fleet_account)
     # The requester and memberships do not change with the status, so this check needs no
     # lock; the refusal is recorded in its own transaction so that it survives.
     denial = _segregation_problem(delegation=current, user=approved_by)
@@ -863,14 +950,18 @@ def delegation_approve(
             raise _decided_conflict(locked)
         _check_version(locked, expected_version)
         if checked is None:
-            raise DelegationConflict("This request changed; reload the page and decide again.")
+            raise DelegationConflict(
+                gettext("This request changed; reload the page and decide again.")
+            )
         _check_privilege_unchanged(_lock_catalog_role(locked), checked)
         require_mfa(with_mfa=with_mfa)
         now = timezone.now()
         if locked.ends_at is not None and locked.ends_at <= now + MIN_DURATION:
             raise ValidationError(
-                "This request's end date has passed (or is minutes away); reject it and ask "
-                "the partner for new dates."
+                gettext(
+                    "This request's end date has passed (or is minutes away); reject it and "
+                    "ask the partner for new dates."
+                )
             )
         _validate_grantable(
             owner=locked.owner,
@@ -977,11 +1068,22 @@ def delegation_auto_approve(*, delegation: Delegation) -> Delegation:
         return locked
 
 
+def _refuse_fleet_account_alone(delegation: Delegation, *, as_fleet_account: bool) -> None:
+    """A fleet grant's account is decided with the fleet (`delegations.fleet`), never alone:
+    one account approved by itself would wait for a fleet nobody approved."""
+    if delegation.fleet_id is not None and not as_fleet_account:
+        raise DelegationConflict(
+            gettext("This access is one account of a fleet grant: decide it on the fleet's page.")
+        )
+
+
 def _segregation_problem(*, delegation: Delegation, user: User) -> str | None:
     if delegation.requested_by_id == user.pk:
-        return "You cannot approve a request you made yourself."
+        return gettext("You cannot approve a request you made yourself.")
     if _is_member(user=user, organisation=delegation.partner, roles=Membership.Role.values):
-        return "You are a member of the requesting partner; another owner admin must approve."
+        return gettext(
+            "You are a member of the requesting partner; another owner admin must approve."
+        )
     return None
 
 
@@ -989,12 +1091,18 @@ def _decided_conflict(locked: Delegation) -> DelegationConflict:
     if locked.status == Status.WITHDRAWN:
         by = f" ({locked.withdrawer})" if locked.withdrawer else ""
         return DelegationConflict(
-            f"The partner{by} withdrew this request; there is nothing left to decide."
+            gettext("The partner%(by)s withdrew this request; there is nothing left to decide.")
+            % {"by": by}
         )
     who = locked.decided_by or locked.revoked_by
-    by = f" by {who}" if who else ""
+    status = locked.get_status_display().lower()
+    if who:
+        return DelegationConflict(
+            gettext("This request was already decided by %(who)s: it is %(status)s.")
+            % {"who": who, "status": status}
+        )
     return DelegationConflict(
-        f"This request was already decided{by}: it is {locked.get_status_display().lower()}."
+        gettext("This request was already decided: it is %(status)s.") % {"status": status}
     )
 
 
@@ -1004,13 +1112,15 @@ def delegation_reject(
     rejected_by: User,
     reason: str,
     expected_version: int | None = None,
+    as_fleet_account: bool = False,
 ) -> Delegation:
     """An owner admin turns a request down, saying why. One rejection by anyone who may
     decide it (its approver groups) ends it, whatever approvals it already has."""
     current = Delegation.objects.select_related("owner", "partner", "catalog_role").get(
         pk=delegation.pk
     )
-    _require_admin(user=rejected_by, organisation=current.owner, doing="reject a request")
+    _require_admin(user=rejected_by, organisation=current.owner, doing=gettext("reject a request"))
+    _refuse_fleet_account_alone(current, as_fleet_account=as_fleet_account)
     if current.status == Status.REQUESTED:
         denial = approval_refusal(delegation=current, user=rejected_by, approving=False)
         if denial is not None:
@@ -1038,7 +1148,7 @@ def _reject(
     expected_version: int | None,
 ) -> Delegation:
     locked = _lock(delegation)
-    _require_admin(user=rejected_by, organisation=locked.owner, doing="reject a request")
+    _require_admin(user=rejected_by, organisation=locked.owner, doing=gettext("reject a request"))
     if locked.status != Status.REQUESTED:
         if locked.status == Status.REJECTED and locked.decided_by_id == rejected_by.pk:
             return _unchanged(locked)
@@ -1083,10 +1193,13 @@ def delegation_revoke(
         return _revoke_scheduled(locked, revoked_by=revoked_by, reason=reason)
     if Status.REVOKING not in ALLOWED_TRANSITIONS[locked.status]:
         raise IllegalTransition(
-            f"This delegation is {locked.get_status_display().lower()}; there is nothing to revoke."
+            gettext("This delegation is %(status)s; there is nothing to revoke.")
+            % {"status": locked.get_status_display().lower()}
         )
     if locked.status == Status.FAILED and locked.failed_phase == Delegation.Phase.REVOKING:
-        raise IllegalTransition("Removing this access already failed once; use Retry to try again.")
+        raise IllegalTransition(
+            gettext("Removing this access already failed once; use Retry to try again.")
+        )
     _check_version(locked, expected_version)
     reason = _clean_reason(reason, field="reason")
     _transition(
@@ -1168,8 +1281,8 @@ def _retry(
     _require_admin(user=retried_by, organisation=locked.owner, doing="retry")
     if locked.status != Status.FAILED:
         raise IllegalTransition(
-            f"Only a failed delegation can be retried; this one is "
-            f"{locked.get_status_display().lower()}."
+            gettext("Only a failed delegation can be retried; this one is %(status)s.")
+            % {"status": locked.get_status_display().lower()}
         )
     _check_version(locked, expected_version)
     if not _retry_goes_back_to_approved(locked):
@@ -1177,9 +1290,13 @@ def _retry(
     else:
         to = Status.APPROVED
         if locked.ends_at is not None and locked.ends_at <= timezone.now():
-            raise ValidationError("This delegation's end date has passed; it cannot be retried.")
+            raise ValidationError(
+                gettext("This delegation's end date has passed; it cannot be retried.")
+            )
         if checked is None:
-            raise DelegationConflict("This delegation changed; reload the page and try again.")
+            raise DelegationConflict(
+                gettext("This delegation changed; reload the page and try again.")
+            )
         _check_privilege_unchanged(_lock_catalog_role(locked), checked)
     _transition(
         locked,
@@ -1266,7 +1383,7 @@ def delegations_mark_many(*, delegations: list[Delegation], to: str) -> list[Del
             partner_access_delegation_changed(delegation=row)
         if row.fleet_id is not None and row.fleet_id not in fleets:
             fleets.add(row.fleet_id)
-            _fleet_follow_up(row, to=to)
+            _fleet_follow_up(row, before=before["status"], to=to)
     return [row for row, _ in moving]
 
 
@@ -1357,7 +1474,9 @@ def delegation_mark_revoked(*, delegation: Delegation, already_locked: bool = Fa
     if locked.status in (Status.REVOKED, Status.EXPIRED):
         return _unchanged(locked)
     if locked.status == Status.FAILED and locked.failed_phase != Delegation.Phase.REVOKING:
-        raise IllegalTransition("A delegation that failed while applying was never revoked.")
+        raise IllegalTransition(
+            gettext("A delegation that failed while applying was never revoked.")
+        )
     expired = locked.end_cause == Delegation.EndCause.EXPIRED
     return _transition(
         locked,

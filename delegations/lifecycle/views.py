@@ -15,6 +15,8 @@ from django.core.exceptions import BadRequest, PermissionDenied, ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.formats import date_format
+from django.utils.translation import gettext, gettext_noop
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -61,13 +63,17 @@ READERS = (ADMIN, AUDITOR)
 
 def _owner_organisation(request: AuthenticatedHttpRequest) -> Organisation:
     return organisation_of_kind(
-        request, Organisation.Kind.OWNER, refusal="Only resource owner organisations manage this."
+        request,
+        Organisation.Kind.OWNER,
+        refusal=gettext("Only resource owner organisations manage this."),
     )
 
 
 def _partner_organisation(request: AuthenticatedHttpRequest) -> Organisation:
     return organisation_of_kind(
-        request, Organisation.Kind.PARTNER, refusal="Only partner organisations request access."
+        request,
+        Organisation.Kind.PARTNER,
+        refusal=gettext("Only partner organisations request access."),
     )
 
 
@@ -116,12 +122,19 @@ def delegation_list(request: AuthenticatedHttpRequest) -> HttpResponse:
 
 
 def _progress(delegation: Delegation) -> list[dict[str, str]]:
-    """The steps shown on the page: done, current, failed or still to come."""
+    """The steps shown on the page: done, current, failed or still to come. Labels stay
+    English here (they name the steps below); the template translates them."""
     status = delegation.status
     if status == Status.REJECTED:
-        return [_step("Requested", "done"), _step("Rejected", "current")]
+        return [
+            _step(gettext_noop("Requested"), "done"),
+            _step(gettext_noop("Rejected"), "current"),
+        ]
     if status == Status.WITHDRAWN:
-        return [_step("Requested", "done"), _step("Withdrawn by the partner", "current")]
+        return [
+            _step(gettext_noop("Requested"), "done"),
+            _step(gettext_noop("Withdrawn by the partner"), "current"),
+        ]
     if (
         status in (Status.REVOKED, Status.EXPIRED)
         and delegation.activated_at is None
@@ -129,20 +142,36 @@ def _progress(delegation: Delegation) -> list[dict[str, str]]:
         and delegation.ended_at == delegation.revoke_requested_at
     ):
         # Ended while scheduled: it never reached the cloud (see `_revoke_scheduled`).
-        return [_step("Approved", "done"), _step("Ended before its start", "current")]
+        return [
+            _step(gettext_noop("Approved"), "done"),
+            _step(gettext_noop("Ended before its start"), "current"),
+        ]
     if status == Status.EXPIRED and delegation.decided_at is None:
-        return [_step("Requested", "done"), _step("Expired before a decision", "current")]
+        return [
+            _step(gettext_noop("Requested"), "done"),
+            _step(gettext_noop("Expired before a decision"), "current"),
+        ]
     first = (
-        [_step("Offered", "done")]
+        [_step(gettext_noop("Offered"), "done")]
         if delegation.origin == Delegation.Origin.OFFER
-        else [_step("Requested", "done"), _step("Approved", "todo")]
+        else [_step(gettext_noop("Requested"), "done"), _step(gettext_noop("Approved"), "todo")]
     )
     if status == Status.SCHEDULED:
-        first = [*first, _step("Scheduled", "todo")]
-    apply_steps = [*first, _step("Applying", "todo"), _step("Active", "todo")]
+        first = [*first, _step(gettext_noop("Scheduled"), "todo")]
+    apply_steps = [
+        *first,
+        _step(gettext_noop("Applying"), "todo"),
+        _step(gettext_noop("Active"), "todo"),
+    ]
     ending = delegation.end_cause or status in (Status.REVOKING, Status.REVOKED, Status.EXPIRED)
-    end_label = "Expired" if delegation.end_cause == Delegation.EndCause.EXPIRED else "Revoked"
-    end_steps = [_step("Revoking", "todo"), _step(end_label, "todo")] if ending else []
+    end_label = (
+        gettext_noop("Expired")
+        if delegation.end_cause == Delegation.EndCause.EXPIRED
+        else gettext_noop("Revoked")
+    )
+    end_steps = (
+        [_step(gettext_noop("Revoking"), "todo"), _step(end_label, "todo")] if ending else []
+    )
     steps = apply_steps + end_steps
     labels = [s["label"] for s in steps]
 
@@ -304,19 +333,26 @@ def delegation_approve(request: AuthenticatedHttpRequest, delegation_id: str) ->
     if result.changed and result.status == Status.REQUESTED:
         messages.success(
             request,
-            "Your approval is recorded. This role needs more approvals from other approvers "
-            "before the access is granted.",
+            gettext(
+                "Your approval is recorded. This role needs more approvals from other "
+                "approvers before the access is granted."
+            ),
         )
     elif result.changed and result.status == Status.SCHEDULED:
         messages.success(
             request,
-            f"Approved. The access starts {result.starts_at:%d %b %Y %H:%M} UTC; it is applied "
-            "in the cloud shortly before.",
+            gettext(
+                "Approved. The access starts %(when)s UTC; it is applied in the cloud shortly "
+                "before."
+            )
+            % {"when": date_format(result.starts_at, "d M Y H:i")},
         )
     elif result.changed:
-        messages.success(request, "Approved. The access is being applied in the cloud now.")
+        messages.success(
+            request, gettext("Approved. The access is being applied in the cloud now.")
+        )
     else:
-        messages.info(request, "This request was already approved; nothing changed.")
+        messages.info(request, gettext("This request was already approved; nothing changed."))
     return _detail_redirect(delegation)
 
 
@@ -343,9 +379,9 @@ def delegation_reject(request: AuthenticatedHttpRequest, delegation_id: str) -> 
         report_refusal(request, error)
         return _detail_redirect(delegation)
     if result.changed:
-        messages.success(request, "Rejected. The partner can see your reason.")
+        messages.success(request, gettext("Rejected. The partner can see your reason."))
     else:
-        messages.info(request, "This request was already rejected; nothing changed.")
+        messages.info(request, gettext("This request was already rejected; nothing changed."))
     return _detail_redirect(delegation)
 
 
@@ -372,9 +408,11 @@ def delegation_revoke(request: AuthenticatedHttpRequest, delegation_id: str) -> 
         report_refusal(request, error)
         return _detail_redirect(delegation)
     if result.changed:
-        messages.success(request, "Revoking. The partner is being removed from the role now.")
+        messages.success(
+            request, gettext("Revoking. The partner is being removed from the role now.")
+        )
     else:
-        messages.info(request, "This access was already revoked; nothing changed.")
+        messages.info(request, gettext("This access was already revoked; nothing changed."))
     return _detail_redirect(delegation)
 
 
@@ -394,7 +432,7 @@ def delegation_retry(request: AuthenticatedHttpRequest, delegation_id: str) -> H
     except (ValidationError, services.DelegationConflict, PermissionDenied) as error:
         report_refusal(request, error)
     else:
-        messages.success(request, "Trying again.")
+        messages.success(request, gettext("Trying again."))
     return _detail_redirect(delegation)
 
 
@@ -407,7 +445,7 @@ def delegation_withdraw(request: AuthenticatedHttpRequest, delegation_id: str) -
         organisation=partner, delegation_id=delegation_id
     )
     if delegation.partner_id != partner.pk:
-        raise PermissionDenied("Only the partner that asked can withdraw a request.")
+        raise PermissionDenied(gettext("Only the partner that asked can withdraw a request."))
     form = WithdrawForm(request.POST)
     if not form.is_valid():
         if "version" in form.errors:
@@ -423,9 +461,13 @@ def delegation_withdraw(request: AuthenticatedHttpRequest, delegation_id: str) -
         report_refusal(request, error)
         return _detail_redirect(delegation)
     if result.changed:
-        messages.success(request, f"Withdrawn. {delegation.owner.name} can no longer approve it.")
+        messages.success(
+            request,
+            gettext("Withdrawn. %(owner)s can no longer approve it.")
+            % {"owner": delegation.owner.name},
+        )
     else:
-        messages.info(request, "This request was already withdrawn; nothing changed.")
+        messages.info(request, gettext("This request was already withdrawn; nothing changed."))
     return _detail_redirect(delegation)
 
 
@@ -473,7 +515,8 @@ def redeem_partner_link_code(
         if wait is not None:
             form.add_error(
                 None,
-                f"Too many partner link codes tried; try again in {math.ceil(wait / 60)} minutes.",
+                gettext("Too many partner link codes tried; try again in %(minutes)d minutes.")
+                % {"minutes": math.ceil(wait / 60)},
             )
             response = code_page(request, partner, form, status=429, then=then)
             response["Retry-After"] = str(int(wait))
@@ -510,15 +553,17 @@ def delegation_request(request: AuthenticatedHttpRequest) -> HttpResponse:
     if link is None:
         if request.session.pop(PARTNER_LINK_SESSION_KEY, None) is not None:
             messages.info(
-                request, "The partner link code you entered no longer works. Enter a new one."
+                request,
+                gettext("The partner link code you entered no longer works. Enter a new one."),
             )
         return code_page(
             request, partner, PartnerCodeForm(), status=400 if request.method == "POST" else 200
         )
     owner = link.organisation
     roles = selectors.catalog_roles_grantable(owner=owner)
+    accounts = selectors.owner_accounts_if_several(owner=owner)
     if request.method == "POST":
-        form = RequestAccessForm(request.POST, roles=roles)
+        form = RequestAccessForm(request.POST, roles=roles, accounts=accounts)
         if form.is_valid():
             try:
                 delegation = services.delegation_request(
@@ -529,23 +574,36 @@ def delegation_request(request: AuthenticatedHttpRequest) -> HttpResponse:
                     reason=form.cleaned_data["reason"],
                     ends_at=form.cleaned_data["ends_at"],
                     starts_at=form.cleaned_data["starts_at"],
+                    cloud_account=form.cleaned_data["cloud_account"],
                 )
             except ValidationError as error:
                 add_form_errors(form, error)
             else:
                 # The role's auto-approval rule may decide it at once (issue 14).
                 if services.delegation_auto_approve(delegation=delegation).changed:
-                    messages.success(request, f"Approved automatically by {owner.name}'s rule.")
-                messages.success(request, f"Request sent to {owner.name}.")
+                    messages.success(
+                        request,
+                        gettext("Approved automatically by %(owner)s's rule.")
+                        % {"owner": owner.name},
+                    )
+                messages.success(
+                    request, gettext("Request sent to %(owner)s.") % {"owner": owner.name}
+                )
                 return redirect("delegations:detail", delegation_id=delegation.pk)
         status = 400
     else:
-        form = RequestAccessForm(roles=roles)
+        form = RequestAccessForm(roles=roles, accounts=accounts)
         status = 200
     return render(
         request,
         "delegations/request.html",
-        {"organisation": partner, "owner": owner, "form": form, "roles": roles},
+        {
+            "organisation": partner,
+            "owner": owner,
+            "form": form,
+            "roles": roles,
+            "several_accounts": accounts.exists(),
+        },
         status=status,
     )
 
@@ -556,8 +614,9 @@ def delegation_offer(request: AuthenticatedHttpRequest) -> HttpResponse:
     owner = _owner_organisation(request)
     partners = selectors.partners_offerable(owner=owner)
     roles = selectors.catalog_roles_grantable(owner=owner)
+    accounts = selectors.owner_accounts_if_several(owner=owner)
     if request.method == "POST":
-        form = OfferForm(request.POST, partners=partners, roles=roles)
+        form = OfferForm(request.POST, partners=partners, roles=roles, accounts=accounts)
         if form.is_valid():
             confirmation = step_up(request)
             if confirmation.response is not None:
@@ -572,6 +631,7 @@ def delegation_offer(request: AuthenticatedHttpRequest) -> HttpResponse:
                     ends_at=form.cleaned_data["ends_at"],
                     with_mfa=confirmation.with_mfa,
                     trust_scope=form.cleaned_data["trust_scope"] or None,
+                    cloud_account=form.cleaned_data["cloud_account"],
                 )
             except ValidationError as error:
                 add_form_errors(form, error)
@@ -579,17 +639,24 @@ def delegation_offer(request: AuthenticatedHttpRequest) -> HttpResponse:
                 form.add_error(None, str(error))
             else:
                 messages.success(
-                    request, f"Offered to {delegation.partner.name}. It is being applied now."
+                    request,
+                    gettext("Offered to %(partner)s. It is being applied now.")
+                    % {"partner": delegation.partner.name},
                 )
                 return redirect("delegations:detail", delegation_id=delegation.pk)
         status = 400
     else:
-        form = OfferForm(partners=partners, roles=roles)
+        form = OfferForm(partners=partners, roles=roles, accounts=accounts)
         status = 200
     return render(
         request,
         "delegations/offer.html",
-        {"organisation": owner, "form": form, "has_partners": partners.exists()},
+        {
+            "organisation": owner,
+            "form": form,
+            "has_partners": partners.exists(),
+            "several_accounts": accounts.exists(),
+        },
         status=status,
     )
 
@@ -635,7 +702,11 @@ def drift_resolve(request: AuthenticatedHttpRequest, finding_id: str) -> HttpRes
         report_refusal(request, error)
     else:
         if form.cleaned_data["resolution"] == "repair":
-            messages.success(request, "Repairing: the portal puts the role back as it should be.")
+            messages.success(
+                request, gettext("Repairing: the portal puts the role back as it should be.")
+            )
         else:
-            messages.success(request, "Accepted: the portal now follows the cloud for this.")
+            messages.success(
+                request, gettext("Accepted: the portal now follows the cloud for this.")
+            )
     return redirect(reverse("delegations:roles") + f"#role-{finding.managed_role_id}")

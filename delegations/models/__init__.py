@@ -17,6 +17,10 @@
   owner approved for it (`TrustedPerson`).
 - `approvals`: `ApproverGroup`, `ApprovalRule`, `DelegationApproval`: who may decide a
   request, how many distinct approvals it needs, and each approval given.
+- `breakglass`: `BreakGlassRole`, `BreakGlassActivation`: emergency roles a partner's named
+  people activate themselves, and each activation with the owner's review of it.
+- `reviews`: `ReviewSchedule`, `ReviewCampaign`, `ReviewItem`: access reviews across the
+  company boundary, each question put to the owner's approvers or the partner's admins.
 - `partner`: staff assignments, the partner users' AssumeRole policies, credential issuances,
   credentials-URI keys and the owner's emergency cut-off.
 
@@ -35,6 +39,13 @@ from delegations.models.approvals import (
     DelegationApproval,
     DelegationExtension,
     RuleProposal,
+)
+from delegations.models.breakglass import (
+    BREAK_GLASS_REVIEW_WITHIN,
+    MAX_BREAK_GLASS_HOURS,
+    MIN_BREAK_GLASS_REASON,
+    BreakGlassActivation,
+    BreakGlassRole,
 )
 from delegations.models.catalog import (
     MAX_SESSION_DURATION,
@@ -69,6 +80,14 @@ from delegations.models.partner import (
     StaffAssignment,
     StaffRamUserLink,
 )
+from delegations.models.reviews import (
+    MAX_REVIEW_DEADLINE_DAYS,
+    MAX_REVIEW_EVERY_DAYS,
+    ReviewCampaign,
+    ReviewItem,
+    ReviewOutcome,
+    ReviewSchedule,
+)
 from delegations.models.trust import TrustedPerson
 from delegations.models.trust_scope import (
     DEFAULT_NAMED_PEOPLE_CAP,
@@ -87,17 +106,22 @@ from delegations.models.worker import (
 __all__ = [
     "ALLOWED_TRANSITIONS",
     "APPROVER_GROUP_NAME_MAX_LENGTH",
+    "BREAK_GLASS_REVIEW_WITHIN",
     "DEFAULT_NAMED_PEOPLE_CAP",
     "DESIRED_PRESENT_STATUSES",
     "EXPIRABLE_STATUSES",
     "FINAL_STATUSES",
     "MAX_APPROVALS_REQUIRED",
     "MAX_AUTO_APPROVE_HOURS",
+    "MAX_BREAK_GLASS_HOURS",
     "MAX_FLEET_ACCOUNTS",
     "MAX_FLEET_CONCURRENCY",
     "MAX_FLEET_REGIONS",
     "MAX_NAMED_PEOPLE_CAP",
+    "MAX_REVIEW_DEADLINE_DAYS",
+    "MAX_REVIEW_EVERY_DAYS",
     "MAX_SESSION_DURATION",
+    "MIN_BREAK_GLASS_REASON",
     "MIN_SESSION_DURATION",
     "NAMED_SCOPES",
     "NEVER_APPLIED_STATUSES",
@@ -107,6 +131,8 @@ __all__ = [
     "ApprovalRule",
     "ApprovalSettings",
     "ApproverGroup",
+    "BreakGlassActivation",
+    "BreakGlassRole",
     "CatalogRole",
     "CloudAccount",
     "CloudCall",
@@ -123,6 +149,10 @@ __all__ = [
     "PartnerAllowance",
     "PartnerLink",
     "PartnerUserPolicy",
+    "ReviewCampaign",
+    "ReviewItem",
+    "ReviewOutcome",
+    "ReviewSchedule",
     "RoleCutOff",
     "RuleProposal",
     "StaffAssignment",

@@ -10,6 +10,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import optional_person_field
 from delegations.models.catalog import CatalogRole, PartnerAllowance
@@ -124,11 +125,11 @@ class DelegationExtension(models.Model):
     rejected or left undecided, access ends as planned."""
 
     class Status(models.TextChoices):
-        REQUESTED = "requested", "Requested"
-        APPROVED = "approved", "Approved"
-        REJECTED = "rejected", "Rejected"
+        REQUESTED = "requested", _("Requested")
+        APPROVED = "approved", _("Approved")
+        REJECTED = "rejected", _("Rejected")
         # The delegation ended (or changed) before a decision.
-        LAPSED = "lapsed", "Lapsed"
+        LAPSED = "lapsed", _("Lapsed")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     delegation = models.ForeignKey(Delegation, on_delete=models.CASCADE, related_name="extensions")
@@ -188,16 +189,22 @@ class RuleProposal(models.Model):
     """A change of approval rules waiting for a second owner admin (four eyes)."""
 
     class Kind(models.TextChoices):
-        GROUP_CREATE = "group_create", "Create an approver group"
-        GROUP_UPDATE = "group_update", "Change an approver group"
-        GROUP_DELETE = "group_delete", "Delete an approver group"
-        RULE_SET = "rule_set", "Change a role's approvals"
-        FOUR_EYES_OFF = "four_eyes_off", "Turn four eyes off"
+        GROUP_CREATE = "group_create", _("Create an approver group")
+        GROUP_UPDATE = "group_update", _("Change an approver group")
+        GROUP_DELETE = "group_delete", _("Delete an approver group")
+        RULE_SET = "rule_set", _("Change a role's approvals")
+        FOUR_EYES_OFF = "four_eyes_off", _("Turn four eyes off")
+        # The catalogue and the allow-list (issue 14, item 3), and break-glass marking.
+        CATALOG_ROLE_UPDATE = "catalog_role_update", _("Change a catalogue role")
+        ALLOWANCE_ADD = "allowance_add", _("Add a partner to the allow-list")
+        ALLOWANCE_REMOVE = "allowance_remove", _("Remove a partner from the allow-list")
+        BREAK_GLASS_SET = "break_glass_set", _("Mark an emergency role")
+        BREAK_GLASS_REMOVE = "break_glass_remove", _("Stop offering an emergency role")
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Waiting for a second admin"
-        APPLIED = "applied", "Approved and applied"
-        REJECTED = "rejected", "Rejected"
+        PENDING = "pending", _("Waiting for a second admin")
+        APPLIED = "applied", _("Approved and applied")
+        REJECTED = "rejected", _("Rejected")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organisation = models.ForeignKey(

@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import (
     ACCOUNT_UID_MAX_LENGTH,
@@ -39,8 +40,8 @@ class CatalogRole(models.Model):
     longest session it allows."""
 
     class PolicyType(models.TextChoices):
-        SYSTEM = "System", "System"
-        CUSTOM = "Custom", "Custom"
+        SYSTEM = "System", _("System")
+        CUSTOM = "Custom", _("Custom")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organisation = models.ForeignKey(

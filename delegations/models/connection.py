@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from accounts.models import account_uid_field, enterprise_alias_field, optional_person_field
 
@@ -19,7 +20,7 @@ REGION_RE = re.compile(r"\A[a-z]{2,}(?:-[a-z0-9]+){1,3}\Z")
 def validate_region(value: str) -> None:
     if not isinstance(value, str) or not REGION_RE.match(value):
         raise ValidationError(
-            "A region id looks like cn-hangzhou or ap-southeast-1.", code="invalid_region"
+            gettext("A region id looks like cn-hangzhou or ap-southeast-1."), code="invalid_region"
         )
 
 

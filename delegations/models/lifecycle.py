@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import account_uid_field, optional_person_field
 from cloud import policies
@@ -21,35 +22,37 @@ class Delegation(LastErrorModel):
     """One partner organisation's access to one catalogue role of one owner."""
 
     class Status(models.TextChoices):
-        REQUESTED = "requested", "Requested"
-        APPROVED = "approved", "Approved"
+        REQUESTED = "requested", _("Requested")
+        APPROVED = "approved", _("Approved")
         # Approved for a start that lies ahead: nothing is in the cloud until the scheduler
         # moves it to approved shortly before `starts_at`.
-        SCHEDULED = "scheduled", "Scheduled"
-        APPLYING = "applying", "Applying"
-        ACTIVE = "active", "Active"
-        REVOKING = "revoking", "Revoking"
-        REVOKED = "revoked", "Revoked"
-        REJECTED = "rejected", "Rejected"
-        FAILED = "failed", "Failed"
-        EXPIRED = "expired", "Expired"
-        WITHDRAWN = "withdrawn", "Withdrawn"
+        SCHEDULED = "scheduled", _("Scheduled")
+        APPLYING = "applying", _("Applying")
+        ACTIVE = "active", _("Active")
+        REVOKING = "revoking", _("Revoking")
+        REVOKED = "revoked", _("Revoked")
+        REJECTED = "rejected", _("Rejected")
+        FAILED = "failed", _("Failed")
+        EXPIRED = "expired", _("Expired")
+        WITHDRAWN = "withdrawn", _("Withdrawn")
 
     class Origin(models.TextChoices):
-        REQUEST = "request", "Requested by the partner"
-        OFFER = "offer", "Offered by the owner"
+        REQUEST = "request", _("Requested by the partner")
+        OFFER = "offer", _("Offered by the owner")
+        # Activated by a partner's named person on an emergency role (`breakglass`).
+        BREAK_GLASS = "break_glass", _("Break-glass activation")
 
     class Phase(models.TextChoices):
         """Which way the worker was moving when a delegation failed."""
 
         NONE = "", "—"
-        APPLYING = "applying", "while applying"
-        REVOKING = "revoking", "while revoking"
+        APPLYING = "applying", _("while applying")
+        REVOKING = "revoking", _("while revoking")
 
     class EndCause(models.TextChoices):
         NONE = "", "—"
-        REVOKED = "revoked", "Revoked"
-        EXPIRED = "expired", "Expired"
+        REVOKED = "revoked", _("Revoked")
+        EXPIRED = "expired", _("Expired")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(
@@ -119,10 +122,12 @@ class Delegation(LastErrorModel):
     # the ExternalId the trust statement requires, when the owner asked for one.
     trust_scope = trust_scope_field()
     named_people_cap = models.PositiveSmallIntegerField(default=DEFAULT_NAMED_PEOPLE_CAP)
-    # Named scopes also trust the partner's broker so the portal can issue credentials and
-    # console sessions for the named people; off, only their own RAM users are trusted (the
-    # partner holds the broker's key too, so a strict contract turns this off).
-    named_scope_trusts_broker = models.BooleanField(default=True)
+    # Named scopes may also trust the partner's broker so the portal can issue credentials and
+    # console sessions for the named people. Off by default: people who switch role in the
+    # console as themselves do not need it, and the partner holds the broker's key too. The
+    # owner's scope change decides it from the delegation's use through the portal
+    # (`delegations.trust.selectors.portal_brokered_use`) unless they set it themselves.
+    named_scope_trusts_broker = models.BooleanField(default=False)
     external_id_ciphertext = models.TextField(blank=True, default="", editable=False)
     # The ExternalId is shown once to the partner's admin; a new one starts unshown.
     external_id_shown_at = models.DateTimeField(null=True, blank=True, editable=False)

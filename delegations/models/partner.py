@@ -11,6 +11,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import optional_person_field
 from delegations.models.connection import CloudAccount
@@ -57,15 +58,15 @@ class StaffAssignment(models.Model):
     Ending an assignment keeps the row (who could act, and when, is part of the record)."""
 
     class SessionPolicyKind(models.TextChoices):
-        NONE = "", "The role's full permissions"
-        READ_ONLY = "read_only", "Read-only ECS"
-        ECS_INSTANCES = "ecs_instances", "Only listed ECS instances"
-        CUSTOM = "custom", "Custom session policy"
+        NONE = "", _("The role's full permissions")
+        READ_ONLY = "read_only", _("Read-only ECS")
+        ECS_INSTANCES = "ecs_instances", _("Only listed ECS instances")
+        CUSTOM = "custom", _("Custom session policy")
 
     class EndReason(models.TextChoices):
         NONE = "", "—"
-        UNASSIGNED = "unassigned", "Unassigned by an admin"
-        MEMBER_REMOVED = "member_removed", "Removed from the organisation"
+        UNASSIGNED = "unassigned", _("Unassigned by an admin")
+        MEMBER_REMOVED = "member_removed", _("Removed from the organisation")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     delegation = models.ForeignKey(
@@ -185,10 +186,10 @@ class CredentialIssuance(models.Model):
     who, which session name (what the owner's cloud log shows), the AccessKey id and expiry."""
 
     class Via(models.TextChoices):
-        WEB = "web", "Portal page"
-        URI = "uri", "Credentials URI"
-        CONSOLE = "console", "Console sign-in (federation)"
-        API = "api", "REST API (pap)"
+        WEB = "web", _("Portal page")
+        URI = "uri", _("Credentials URI")
+        CONSOLE = "console", _("Console sign-in (federation)")
+        API = "api", _("REST API (pap)")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     delegation = models.ForeignKey(

@@ -11,6 +11,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import optional_person_field
 from cloud import policies
@@ -139,10 +140,10 @@ class CloudCall(models.Model):
     reconciler resolves instead of an unrecorded change."""
 
     class Outcome(models.TextChoices):
-        PENDING = "pending", "In progress"
+        PENDING = "pending", _("In progress")
         OK = "ok", "OK"
-        ERROR = "error", "Error"
-        UNKNOWN = "unknown", "Unknown"
+        ERROR = "error", _("Error")
+        UNKNOWN = "unknown", _("Unknown")
 
     id = models.BigAutoField(primary_key=True)
     # What the call was about: a role in an owner's account, or (partner side) the policy the
@@ -208,10 +209,10 @@ class OutboxMessage(models.Model):
     """
 
     class Kind(models.TextChoices):
-        RECONCILE_ROLE = "reconcile_role", "Reconcile a managed role"
+        RECONCILE_ROLE = "reconcile_role", _("Reconcile a managed role")
         RECONCILE_PARTNER_USER = (
             "reconcile_partner_user",
-            "Reconcile a partner RAM user's AssumeRole policy",
+            _("Reconcile a partner RAM user's AssumeRole policy"),
         )
         # An account of a fleet grant finished (or the fleet was approved or retried): start
         # the next accounts within the fleet's rate control.
@@ -248,17 +249,20 @@ class DriftFinding(models.Model):
     it (the portal adopts the cloud's state)."""
 
     class Kind(models.TextChoices):
-        MANAGED_PRINCIPAL_MISSING = "managed_principal_missing", "Managed principal missing"
-        REVOKED_PRINCIPAL_BACK = "revoked_principal_back", "Revoked partner back"
-        UNMANAGED_PRINCIPAL_ADDED = "unmanaged_principal_added", "Unmanaged principal added"
-        POLICY_DETACHED = "policy_detached", "Policy detached"
-        ROLE_DELETED = "role_deleted", "Role deleted"
+        MANAGED_PRINCIPAL_MISSING = "managed_principal_missing", _("Managed principal missing")
+        REVOKED_PRINCIPAL_BACK = "revoked_principal_back", _("Revoked partner back")
+        UNMANAGED_PRINCIPAL_ADDED = "unmanaged_principal_added", _("Unmanaged principal added")
+        POLICY_DETACHED = "policy_detached", _("Policy detached")
+        ROLE_DELETED = "role_deleted", _("Role deleted")
+        # A time-bound grant's `DateLessThan acs:CurrentTime` trust condition was deleted or
+        # its date altered in the cloud (issue 14): the reconciler restores it at once.
+        FAIL_SAFE_END_CHANGED = "fail_safe_end_changed", _("Fail-safe end time removed or changed")
 
     class Resolution(models.TextChoices):
         NONE = "", "—"
-        REPAIR = "repair", "Repaired"
-        ACCEPT = "accept", "Accepted"
-        GONE = "gone", "No longer present"
+        REPAIR = "repair", _("Repaired")
+        ACCEPT = "accept", _("Accepted")
+        GONE = "gone", _("No longer present")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     managed_role = models.ForeignKey(

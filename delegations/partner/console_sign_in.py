@@ -10,6 +10,7 @@ like any credentials (`via=console`)."""
 from __future__ import annotations
 
 from django.conf import settings
+from django.utils.translation import gettext
 
 from accounts.models import User
 from cloud import console
@@ -42,13 +43,13 @@ def console_sign_in_url(*, assignment: StaffAssignment, user: User, login_url: s
     if not getattr(settings, "PORTAL_CONSOLE_FEDERATION", False):
         raise CredentialRefused(
             "ConsoleFederationOff",
-            "One-click console sign-in is turned off here; use the Switch role link.",
+            gettext("One-click console sign-in is turned off here; use the Switch role link."),
             status=404,
         )
     bounds = credential_duration_bounds(delegation=assignment.delegation)
     if not bounds.possible:
         raise CredentialRefused(
-            "DurationTooLong", "Less than 15 minutes are left on this access.", status=400
+            "DurationTooLong", gettext("Less than 15 minutes are left on this access."), status=400
         )
     issued = credentials_issue(
         assignment=assignment,
@@ -67,8 +68,11 @@ def console_sign_in_url(*, assignment: StaffAssignment, user: User, login_url: s
         reason = error.code or error.category.value
         raise CredentialRefused(
             "ConsoleSignInFailed",
-            f"The console sign-in endpoint refused or did not answer ({reason}); "
-            "use the Switch role link, or try again in a moment.",
+            gettext(
+                "The console sign-in endpoint refused or did not answer (%(reason)s); "
+                "use the Switch role link, or try again in a moment."
+            )
+            % {"reason": reason},
             status=502,
         ) from None
     return console.federation_login_url(

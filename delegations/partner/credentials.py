@@ -33,6 +33,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from accounts.models import Membership, Organisation, User
 from audit.actions import AuditAction
@@ -99,11 +100,11 @@ def credential_duration_bounds(
     delegation and the portal's cap (PORTAL_MAX_CREDENTIAL_SECONDS, default 3600)."""
     now = now or timezone.now()
     limits = [
-        (portal_max_credential_seconds(), "the portal's cap"),
-        (delegation.catalog_role.max_session_duration, "the role's maximum session"),
+        (portal_max_credential_seconds(), gettext("the portal's cap")),
+        (delegation.catalog_role.max_session_duration, gettext("the role's maximum session")),
     ]
     if delegation.ends_at is not None:
-        limits.append((int((delegation.ends_at - now).total_seconds()), "the time left"))
+        limits.append((int((delegation.ends_at - now).total_seconds()), gettext("the time left")))
     maximum, limited_by = min(limits, key=lambda item: item[0])
     return DurationBounds(minimum=MIN_CREDENTIAL_SECONDS, maximum=maximum, limited_by=limited_by)
 
@@ -119,21 +120,30 @@ def parse_duration(value: object, *, bounds: DurationBounds) -> int:
         text = str(value if value is not None else "").strip()
         if not _DIGITS.match(text):
             raise ValidationError(
-                {"duration_seconds": "Enter a whole number of seconds, like 3600."}
+                {"duration_seconds": gettext("Enter a whole number of seconds, like 3600.")}
             )
         seconds = int(text)
     if not bounds.possible:
         raise ValidationError(
             {
-                "duration_seconds": "Less than 15 minutes are left on this delegation; "
-                "credentials cannot be issued any more."
+                "duration_seconds": gettext(
+                    "Less than 15 minutes are left on this delegation; credentials cannot be "
+                    "issued any more."
+                )
             }
         )
     if not bounds.minimum <= seconds <= bounds.maximum:
         raise ValidationError(
             {
-                "duration_seconds": f"Choose {bounds.minimum} to {bounds.maximum} seconds "
-                f"(the maximum is set by {bounds.limited_by})."
+                "duration_seconds": gettext(
+                    "Choose %(minimum)s to %(maximum)s seconds (the maximum is set by "
+                    "%(limited_by)s)."
+                )
+                % {
+                    "minimum": bounds.minimum,
+                    "maximum": bounds.maximum,
+                    "limited_by": bounds.limited_by,
+                }
             }
         )
     return seconds
@@ -253,31 +263,45 @@ def _standing_problem(
     issuing transaction, and without locks for the cheap early answer."""
     if not is_staff:
         return CredentialRefused(
-            "NotStaff", f"You are no longer a staff member of {delegation.partner.name}."
+            "NotStaff",
+            gettext("You are no longer a staff member of %(partner)s.")
+            % {"partner": delegation.partner.name},
         )
     if assignment.ended_at is not None:
         return CredentialRefused(
             "NotAssigned",
-            "Your admin has unassigned you from this access; ask them if you still need it.",
+            gettext(
+                "Your admin has unassigned you from this access; ask them if you still need it."
+            ),
         )
     if not delegation_is_usable(delegation, now=now):
         status = delegation.get_status_display().lower()
         if delegation.status == Delegation.Status.ACTIVE:
-            status = "past its end date"
+            status = gettext("past its end date")
         return CredentialRefused(
             "DelegationNotActive",
-            f"{delegation.owner.name}'s delegation of {delegation.catalog_role.role_name} is "
-            f"{status}; no credentials can be issued for it.",
+            gettext(
+                "%(owner)s's delegation of %(role)s is %(status)s; no credentials can be "
+                "issued for it."
+            )
+            % {
+                "owner": delegation.owner.name,
+                "role": delegation.catalog_role.role_name,
+                "status": status,
+            },
         )
     not_named = not_named_refusal(delegation=delegation, user_id=assignment.user_id)
     if not_named is not None:
         return not_named
     if uri_key is not None:
         if uri_key.revoked_at is not None:
-            return CredentialRefused("UriRevoked", "This credentials URI has been revoked.")
+            return CredentialRefused(
+                "UriRevoked", gettext("This credentials URI has been revoked.")
+            )
         if uri_key.expires_at <= now:
             return CredentialRefused(
-                "UriExpired", "This credentials URI has expired; make a new one in the portal."
+                "UriExpired",
+                gettext("This credentials URI has expired; make a new one in the portal."),
             )
     return None
 
@@ -287,16 +311,22 @@ def _client_for(delegation: Delegation) -> tuple[CloudClient, str]:
     if account is None:
         raise CredentialRefused(
             "PartnerAccountNotConnected",
-            f"{delegation.partner.name} has not connected its Alibaba Cloud account to the "
-            "portal; an admin must do that before credentials can be issued.",
+            gettext(
+                "%(partner)s has not connected its Alibaba Cloud account to the portal; "
+                "an admin must do that before credentials can be issued."
+            )
+            % {"partner": delegation.partner.name},
             status=409,
         )
     if broker_is_root(account):
         raise CredentialRefused(
             "PartnerKeyIsRoot",
-            f"{delegation.partner.name}'s account is connected with its root AccessKey, and "
-            "Alibaba Cloud does not let a root account assume roles. An admin must connect a "
-            "RAM user's AccessKey instead (Alibaba Cloud account page).",
+            gettext(
+                "%(partner)s's account is connected with its root AccessKey, and Alibaba "
+                "Cloud does not let a root account assume roles. An admin must connect a "
+                "RAM user's AccessKey instead (Alibaba Cloud account page)."
+            )
+            % {"partner": delegation.partner.name},
             status=409,
         )
     client = CloudClient(
@@ -308,26 +338,37 @@ def _client_for(delegation: Delegation) -> tuple[CloudClient, str]:
 
 
 def _cloud_refusal(error: CloudError) -> CredentialRefused:
-    reference = f" (request id {error.request_id})" if error.request_id else ""
+    reference = (
+        gettext(" (request id %(request_id)s)") % {"request_id": error.request_id}
+        if error.request_id
+        else ""
+    )
     if error.transient:
         return CredentialRefused(
             "CloudUnavailable",
-            f"Alibaba Cloud did not answer in time ({error.message}); nothing was issued. "
-            "Try again in a moment.",
+            gettext(
+                "Alibaba Cloud did not answer in time (%(message)s); nothing was issued. "
+                "Try again in a moment."
+            )
+            % {"message": error.message},
             status=503,
         )
     code = error.code or error.category.value
     if code.startswith("NoPermission") or code.startswith("EntityNotExist.Role"):
         return CredentialRefused(
             "AssumeRoleDenied",
-            "Alibaba Cloud refused AssumeRole: the role may not trust your organisation's "
-            "account yet, or the portal's permission to assume it is still being applied "
-            f"({code}){reference}.",
+            gettext(
+                "Alibaba Cloud refused AssumeRole: the role may not trust your "
+                "organisation's account yet, or the portal's permission to assume it is "
+                "still being applied (%(code)s)%(reference)s."
+            )
+            % {"code": code, "reference": reference},
             status=403,
         )
     return CredentialRefused(
         "AssumeRoleFailed",
-        f"Alibaba Cloud refused AssumeRole: {code}: {error.message}{reference}.",
+        gettext("Alibaba Cloud refused AssumeRole: %(code)s: %(message)s%(reference)s.")
+        % {"code": code, "message": error.message, "reference": reference},
         status=502,
     )
 
@@ -349,7 +390,7 @@ def credentials_issue(
     # role and account); the issuing transaction reads its state again under the lock.
     delegation = assignment.delegation
     if assignment.user_id != user.pk:
-        raise CredentialRefused("NotAssigned", "This access is assigned to someone else.")
+        raise CredentialRefused("NotAssigned", gettext("This access is assigned to someone else."))
     now = timezone.now()
     seconds = parse_duration(
         duration_seconds, bounds=credential_duration_bounds(delegation=delegation, now=now)
@@ -413,7 +454,8 @@ def credentials_issue(
         if problem is None and not (bounds.possible and seconds <= bounds.maximum):
             problem = CredentialRefused(
                 "DurationTooLong",
-                f"Only {max(bounds.maximum, 0)} seconds are left; choose a shorter duration.",
+                gettext("Only %(seconds)s seconds are left; choose a shorter duration.")
+                % {"seconds": max(bounds.maximum, 0)},
                 status=400,
             )
         if problem is not None:

@@ -11,6 +11,7 @@ from typing import Any, cast
 
 from django import forms
 from django.db.models import QuerySet
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
 from delegations.models import StaffAssignment
@@ -30,11 +31,11 @@ class _PersonField(forms.ModelChoiceField):
 
 
 class StaffLinkForm(forms.Form):
-    user = _PersonField(queryset=User.objects.none(), label="Staff member")
+    user = _PersonField(queryset=User.objects.none(), label=_("Staff member"))
     ram_user_name = forms.CharField(
         max_length=64,
-        label="RAM user name",
-        help_text="As it appears in your account's RAM users list (for example Alice).",
+        label=_("RAM user name"),
+        help_text=_("As it appears in your account's RAM users list (for example Alice)."),
         widget=forms.TextInput(attrs={"list": "ram-users", "autocomplete": "off"}),
     )
 
@@ -49,30 +50,34 @@ class SessionPolicyForm(forms.Form):
         required=False,
         initial=PolicyKind.NONE,
         widget=forms.RadioSelect,
-        label="What their credentials may do",
-        help_text="A session policy narrows the role for this person only: the credentials can "
-        "do what both the role and this policy allow.",
+        label=_("What their credentials may do"),
+        help_text=_(
+            "A session policy narrows the role for this person only: the credentials "
+            "can do what both the role and this policy allow."
+        ),
     )
     ecs_instance_ids = forms.CharField(
         required=False,
         max_length=2000,
-        label="ECS instance ids",
-        help_text="For “Only listed ECS instances”: ids separated by spaces or commas.",
+        label=_("ECS instance ids"),
+        help_text=_("For “Only listed ECS instances”: ids separated by spaces or commas."),
         widget=forms.Textarea(attrs={"rows": 2}),
     )
     custom_policy = forms.CharField(
         required=False,
         max_length=CUSTOM_POLICY_MAX_INPUT,
-        label="Custom session policy (JSON)",
-        help_text='For “Custom session policy”: {"Version": "1", "Statement": [...]}, at most '
-        "2048 characters once minified.",
+        label=_("Custom session policy (JSON)"),
+        help_text=_(
+            'For “Custom session policy”: {"Version": "1", "Statement": [...]}, at '
+            "most 2048 characters once minified."
+        ),
         widget=forms.Textarea(attrs={"rows": 5, "spellcheck": "false", "class": "mono"}),
         strip=False,
     )
 
 
 class AssignForm(SessionPolicyForm):
-    user = _PersonField(queryset=User.objects.none(), label="Staff member")
+    user = _PersonField(queryset=User.objects.none(), label=_("Staff member"))
 
     field_order = ["user", "session_policy_kind", "ecs_instance_ids", "custom_policy"]
 
@@ -83,22 +88,22 @@ class AssignForm(SessionPolicyForm):
 
 class CredentialsForm(forms.Form):
     # Parsed by the service (parse_duration) so every bad value gets the same clear message.
-    duration_seconds = forms.CharField(max_length=20, label="Valid for (seconds)")
+    duration_seconds = forms.CharField(max_length=20, label=_("Valid for (seconds)"))
 
 
 class UriKeyForm(forms.Form):
     label = forms.CharField(
         max_length=100,
         required=False,
-        label="Label",
-        help_text="Where you will use it, e.g. “laptop aliyun CLI”.",
+        label=_("Label"),
+        help_text=_("Where you will use it, e.g. “laptop aliyun CLI”."),
     )
     valid_days = forms.IntegerField(
         min_value=1,
         max_value=URI_MAX_DAYS,
         initial=30,
-        label="The URI works for (days)",
-        help_text="Never longer than the delegation itself.",
+        label=_("The URI works for (days)"),
+        help_text=_("Never longer than the delegation itself."),
     )
 
 
@@ -106,10 +111,12 @@ class CutOffForm(forms.Form):
     reason = forms.CharField(
         max_length=REASON_MAX_LENGTH,
         widget=forms.Textarea(attrs={"rows": 2}),
-        label="Why (recorded in the audit log)",
+        label=_("Why (recorded in the audit log)"),
     )
     confirm = forms.BooleanField(
         required=True,
-        label="I understand: the role's permission policies are detached now, for every "
-        "partner on this role, and credentials already issued stop working.",
+        label=_(
+            "I understand: the role's permission policies are detached now, for "
+            "every partner on this role, and credentials already issued stop working."
+        ),
     )

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import Membership, Organisation, User, hash_token
 from accounts.permissions import require_mfa
@@ -47,6 +47,15 @@ from delegations.models import (
 )
 from delegations.outbox import outbox_enqueue_reconcile
 from delegations.partner.log_redaction import URI_KEY_PREFIX
+from delegations.partner.session_policy import (
+    CUSTOM_POLICY_MAX_INPUT as CUSTOM_POLICY_MAX_INPUT,
+)
+from delegations.partner.session_policy import (
+    MAX_ECS_INSTANCE_IDS as MAX_ECS_INSTANCE_IDS,
+)
+from delegations.partner.session_policy import (
+    session_policy_build as session_policy_build,
+)
 from delegations.partner_access import (
     broker_user_name,
     is_staff_member,
@@ -61,8 +70,6 @@ from delegations.trust.services import trust_check_room_for
 Status = Delegation.Status
 PolicyKind = StaffAssignment.SessionPolicyKind
 
-CUSTOM_POLICY_MAX_INPUT = 8192
-MAX_ECS_INSTANCE_IDS = 20
 URI_MAX_DAYS = 90
 URI_MAX_USABLE_PER_ASSIGNMENT = 5
 REASON_MAX_LENGTH = 2000
@@ -78,19 +85,30 @@ def _membership(*, user: User, organisation: Organisation) -> Membership | None:
 def _require_partner_admin(*, user: User, organisation: Organisation, doing: str) -> None:
     membership = _membership(user=user, organisation=organisation)
     if not organisation.is_partner or membership is None or not membership.is_admin:
-        raise PermissionDenied(f"Only an admin of {organisation} can {doing}.")
+        raise PermissionDenied(
+            _("Only an admin of %(organisation)s can %(doing)s.")
+            % {"organisation": organisation, "doing": doing}
+        )
 
 
 def _require_owner_admin(*, user: User, organisation: Organisation, doing: str) -> None:
     membership = _membership(user=user, organisation=organisation)
     if not organisation.is_owner or membership is None or not membership.is_admin:
-        raise PermissionDenied(f"Only an admin of {organisation} can {doing}.")
+        raise PermissionDenied(
+            _("Only an admin of %(organisation)s can %(doing)s.")
+            % {"organisation": organisation, "doing": doing}
+        )
 
 
 def _require_staff_of(*, user: User, organisation: Organisation, field: str = "user") -> None:
     """AZ-03: only the organisation's own staff can be linked or assigned."""
     if not is_staff_member(user=user, organisation=organisation):
-        raise ValidationError({field: f"Choose a staff member of {organisation.name}."})
+        raise ValidationError(
+            {
+                field: _("Choose a staff member of %(organisation)s.")
+                % {"organisation": organisation.name}
+            }
+        )
 
 
 def delegation_is_usable(delegation: Delegation, *, now: dt.datetime | None = None) -> bool:
@@ -187,27 +205,35 @@ def staff_link_ram_user(
         policies.validate_ram_user_name(name)
     except policies.PolicyError:
         raise ValidationError(
-            {"ram_user_name": "A RAM user name is 1 to 64 letters, digits, '.', '_' or '-'."}
+            {"ram_user_name": _("A RAM user name is 1 to 64 letters, digits, '.', '_' or '-'.")}
         ) from None
     account = partner_cloud_account(organisation=organisation)
     if account is None:
         raise ValidationError(
-            "Connect your organisation's Alibaba Cloud account first: the portal checks the "
-            "RAM user there."
+            _(
+                "Connect your organisation's Alibaba Cloud account first: the portal "
+                "checks the RAM user there."
+            )
         )
     try:
         users = partner_ram_users(cloud_account=account)
     except CloudError as error:
         raise ValidationError(
-            f"Alibaba Cloud could not list your RAM users ({error.code or error.message}); "
-            "nothing was changed. Try again in a moment."
+            _(
+                "Alibaba Cloud could not list your RAM users (%(problem)s); nothing was "
+                "changed. Try again in a moment."
+            )
+            % {"problem": error.code or error.message}
         ) from None
     found = next((u.user_name for u in users if u.user_name.lower() == name.lower()), None)
     if found is None:
         raise ValidationError(
             {
-                "ram_user_name": f"There is no RAM user called {name} in account "
-                f"{account.account_uid}. Choose one of the account's RAM users."
+                "ram_user_name": _(
+                    "There is no RAM user called %(name)s in account %(account_uid)s. Choose "
+                    "one of the account's RAM users."
+                )
+                % {"name": name, "account_uid": account.account_uid}
             }
         )
     with transaction.atomic():
@@ -220,7 +246,10 @@ def staff_link_ram_user(
         )
         if taken is not None:
             raise ValidationError(
-                {"ram_user_name": f"{found} is already linked to {taken.user}; unlink it first."}
+                {
+                    "ram_user_name": _("%(found)s is already linked to %(user)s; unlink it first.")
+                    % {"found": found, "user": taken.user}
+                }
             )
         link = StaffRamUserLink.objects.filter(organisation=organisation, user=user).first()
         previous = link.ram_user_name if link is not None else None
@@ -274,57 +303,6 @@ def staff_unlink_ram_user(*, link: StaffRamUserLink, unlinked_by: User) -> None:
         locked.delete()
 
 
-# --- session policies ------------------------------------------------------------------------
-
-
-def session_policy_build(
-    *,
-    kind: str,
-    owner_account_uid: str,
-    ecs_instance_ids: Iterable[str] | str = (),
-    custom_policy: str = "",
-) -> tuple[str, str, list[str]]:
-    """(kind, minified document, instance ids) for an assignment; ValidationError on bad input
-    (nothing is written). The document is what AssumeRole's Policy parameter carries."""
-    if kind not in PolicyKind.values:
-        raise ValidationError({"session_policy_kind": "Choose one of the session policy options."})
-    if kind == PolicyKind.NONE:
-        return "", "", []
-    if kind == PolicyKind.READ_ONLY:
-        document = policies.read_only_ecs_session_policy()
-        return kind, policies.parse_session_policy(policies.policy_to_text(document)), []
-    if kind == PolicyKind.ECS_INSTANCES:
-        if isinstance(ecs_instance_ids, str):
-            ids = [part for part in re.split(r"[\s,]+", ecs_instance_ids.strip()) if part]
-        else:
-            ids = [str(part).strip() for part in ecs_instance_ids if str(part).strip()]
-        ids = sorted(set(ids))
-        if not ids:
-            raise ValidationError({"ecs_instance_ids": "List at least one ECS instance id."})
-        if len(ids) > MAX_ECS_INSTANCE_IDS:
-            raise ValidationError(
-                {"ecs_instance_ids": f"List at most {MAX_ECS_INSTANCE_IDS} instance ids."}
-            )
-        try:
-            document = policies.ecs_instances_session_policy(ids, account_uid=owner_account_uid)
-        except policies.PolicyError as error:
-            raise ValidationError({"ecs_instance_ids": str(error)}) from None
-        return kind, policies.parse_session_policy(policies.policy_to_text(document)), ids
-    text = custom_policy or ""
-    if len(text) > CUSTOM_POLICY_MAX_INPUT:
-        raise ValidationError(
-            {
-                "custom_policy": "A session policy may be at most "
-                f"{policies.MAX_SESSION_POLICY_LENGTH} characters once minified; this is far "
-                "longer."
-            }
-        )
-    try:
-        return kind, policies.parse_session_policy(text), []
-    except policies.PolicyError as error:
-        raise ValidationError({"custom_policy": str(error)}) from None
-
-
 # --- assignments -----------------------------------------------------------------------------
 
 
@@ -364,7 +342,7 @@ def staff_assign(
     partner = delegation.partner
     _require_partner_admin(user=assigned_by, organisation=partner, doing="assign staff")
     if user.pk == assigned_by.pk:
-        raise PermissionDenied("Nobody assigns themselves; ask another admin.")
+        raise PermissionDenied(_("Nobody assigns themselves; ask another admin."))
     _require_staff_of(user=user, organisation=partner)
     kind, document, ids = session_policy_build(
         kind=session_policy_kind,
@@ -376,8 +354,8 @@ def staff_assign(
         locked = _lock_delegation(delegation)
         if not delegation_is_usable(locked):
             raise ValidationError(
-                f"This delegation is {locked.get_status_display().lower()}; staff can be "
-                "assigned only while it is active."
+                _("This delegation is %(state)s; staff can be assigned only while it is active.")
+                % {"state": locked.get_status_display().lower()}
             )
         existing = StaffAssignment.objects.filter(
             delegation=locked, user=user, ended_at__isnull=True
@@ -386,7 +364,10 @@ def staff_assign(
             if existing.session_policy_kind == kind and existing.session_policy == document:
                 return existing
             raise ValidationError(
-                {"user": f"{user} is already assigned; change their session policy instead."}
+                {
+                    "user": _("%(user)s is already assigned; change their session policy instead.")
+                    % {"user": user}
+                }
             )
         trust_check_room_for(delegation=locked, user=user)
         assignment = StaffAssignment.objects.create(
@@ -430,9 +411,11 @@ def staff_assignment_change_policy(
     """Narrow (or widen back to the role's) what credentials for this person may do. Applies to
     credentials issued from now on; nothing changes in the cloud."""
     partner = assignment.partner
-    _require_partner_admin(user=changed_by, organisation=partner, doing="change a session policy")
+    _require_partner_admin(
+        user=changed_by, organisation=partner, doing=_("change a session policy")
+    )
     if assignment.user_id == changed_by.pk:
-        raise PermissionDenied("Nobody changes their own access; ask another admin.")
+        raise PermissionDenied(_("Nobody changes their own access; ask another admin."))
     kind, document, ids = session_policy_build(
         kind=session_policy_kind,
         owner_account_uid=assignment.delegation.managed_role.cloud_account.account_uid,
@@ -446,7 +429,7 @@ def staff_assignment_change_policy(
             .get(pk=assignment.pk)
         )
         if locked.ended_at is not None:
-            raise ValidationError("This assignment has ended.")
+            raise ValidationError(_("This assignment has ended."))
         if locked.session_policy_kind == kind and locked.session_policy == document:
             return locked
         before = _assignment_snapshot(locked)
@@ -592,26 +575,27 @@ def credentials_uri_create(
     """A new personal credentials-URI key for the person's own assignment. Returns the row and
     the raw key, which is shown once and never stored (only its SHA-256)."""
     if assignment.user_id != user.pk:
-        raise PermissionDenied("A credentials URI is personal: make your own.")
+        raise PermissionDenied(_("A credentials URI is personal: make your own."))
     if not isinstance(valid_days, int) or not 1 <= valid_days <= URI_MAX_DAYS:
-        raise ValidationError({"valid_days": f"Choose 1 to {URI_MAX_DAYS} days."})
+        raise ValidationError({"valid_days": _("Choose 1 to %(n)s days.") % {"n": URI_MAX_DAYS}})
     label = (label or "").strip()
     if len(label) > 100:
-        raise ValidationError({"label": "Keep the label under 100 characters."})
+        raise ValidationError({"label": _("Keep the label under 100 characters.")})
     now = timezone.now()
     with transaction.atomic():
         delegation = _lock_delegation(assignment.delegation)
         if not is_staff_member(user=user, organisation=delegation.partner):
-            raise PermissionDenied("You are no longer staff of this organisation.")
+            raise PermissionDenied(_("You are no longer staff of this organisation."))
         locked = StaffAssignment.objects.select_for_update(of=("self",)).get(pk=assignment.pk)
         if locked.ended_at is not None or not delegation_is_usable(delegation, now=now):
-            raise ValidationError("This access is no longer yours to use.")
+            raise ValidationError(_("This access is no longer yours to use."))
         usable = CredentialsUriToken.objects.filter(
             assignment=locked, revoked_at__isnull=True, expires_at__gt=now
         ).count()
         if usable >= URI_MAX_USABLE_PER_ASSIGNMENT:
             raise ValidationError(
-                f"You already have {usable} credentials URIs for this access; revoke one first."
+                _("You already have %(usable)s credentials URIs for this access; revoke one first.")
+                % {"usable": usable}
             )
         expires_at = now + dt.timedelta(days=valid_days)
         if delegation.ends_at is not None:
@@ -647,7 +631,7 @@ def credentials_uri_revoke(
     """Its owner, or an admin of their organisation, switches a key off."""
     if uri_key.user_id != revoked_by.pk:
         _require_partner_admin(
-            user=revoked_by, organisation=uri_key.partner, doing="revoke someone's URI"
+            user=revoked_by, organisation=uri_key.partner, doing=_("revoke someone's URI")
         )
     with transaction.atomic():
         locked = CredentialsUriToken.objects.select_for_update(of=("self",)).get(pk=uri_key.pk)
@@ -674,9 +658,11 @@ def credentials_uri_revoke(
 def _clean_reason(reason: str) -> str:
     text = (reason or "").strip()
     if not text:
-        raise ValidationError({"reason": "Please give a reason."})
+        raise ValidationError({"reason": _("Please give a reason.")})
     if len(text) > REASON_MAX_LENGTH:
-        raise ValidationError({"reason": f"Keep it under {REASON_MAX_LENGTH} characters."})
+        raise ValidationError(
+            {"reason": _("Keep it under %(limit)s characters.") % {"limit": REASON_MAX_LENGTH}}
+        )
     return text
 
 
@@ -687,7 +673,7 @@ def role_cut_off(
     their next call) and revoke this delegation if it is still in force. The role stays
     without policies until an owner admin lifts the cut-off; other partners on the same role
     lose their permissions too, which the page says before anyone confirms."""
-    _require_owner_admin(user=cut_off_by, organisation=delegation.owner, doing="cut off a role")
+    _require_owner_admin(user=cut_off_by, organisation=delegation.owner, doing=_("cut off a role"))
     require_mfa(with_mfa=with_mfa)
     reason = _clean_reason(reason)
     with transaction.atomic():
@@ -756,7 +742,7 @@ def role_cut_off_lift(*, cut_off: RoleCutOff, lifted_by: User, with_mfa: bool) -
     a role nobody is on keeps none until a new grant needs them (and a deleted role is not
     created again), so then no work is sent to the worker at all."""
     owner = cut_off.managed_role.cloud_account.organisation
-    _require_owner_admin(user=lifted_by, organisation=owner, doing="lift a cut-off")
+    _require_owner_admin(user=lifted_by, organisation=owner, doing=_("lift a cut-off"))
     require_mfa(with_mfa=with_mfa)
     with transaction.atomic():
         # The project's lock order: delegation rows, audit chain head, then the rest. Who is

@@ -25,6 +25,9 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.formats import date_format
+from django.utils.html import format_html_join
+from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -71,7 +74,7 @@ def _partner(request: AuthenticatedHttpRequest) -> Organisation:
     return organisation_of_kind(
         request,
         Organisation.Kind.PARTNER,
-        refusal="Only partner organisations have staff access.",
+        refusal=gettext("Only partner organisations have staff access."),
     )
 
 
@@ -89,10 +92,9 @@ def _staff_page(
         try:
             ram_users = partner_ram_users(cloud_account=summary["account"])
         except CloudError as error:
-            ram_users_error = (
-                "Alibaba Cloud could not list your RAM users right now "
-                f"({error.code or error.message})."
-            )
+            ram_users_error = gettext(
+                "Alibaba Cloud could not list your RAM users right now (%(problem)s)."
+            ) % {"problem": error.code or error.message}
     staff = selectors.staff_members(organisation=organisation)
     return render(
         request,
@@ -135,7 +137,9 @@ def staff_link(request: AuthenticatedHttpRequest) -> HttpResponse:
         add_form_errors(form, error)
         return _staff_page(request, link_form=form, status=400)
     messages.success(
-        request, f"{link.user} now switches role as the RAM user {link.ram_user_name}."
+        request,
+        gettext("%(user)s now switches role as the RAM user %(ram_user_name)s.")
+        % {"user": link.user, "ram_user_name": link.ram_user_name},
     )
     return redirect("delegations:staff")
 
@@ -146,7 +150,11 @@ def staff_unlink(request: AuthenticatedHttpRequest, link_id: str) -> HttpRespons
     organisation = _partner(request)
     link = selectors.staff_link_get(organisation=organisation, link_id=link_id)
     services.staff_unlink_ram_user(link=link, unlinked_by=request.user)
-    messages.success(request, f"{link.user} is no longer linked to {link.ram_user_name}.")
+    messages.success(
+        request,
+        gettext("%(user)s is no longer linked to %(ram_user_name)s.")
+        % {"user": link.user, "ram_user_name": link.ram_user_name},
+    )
     return redirect("delegations:staff")
 
 
@@ -234,8 +242,11 @@ def staff_assign(request: AuthenticatedHttpRequest, delegation_id: str) -> HttpR
         return _delegation_staff_page(request, delegation, assign_form=form, status=400)
     messages.success(
         request,
-        f"{assignment.user} can use {delegation.catalog_role.role_name} now. Their RAM user's "
-        "permission to switch to it is being applied in your account.",
+        gettext(
+            "%(user)s can use %(role)s now. Their RAM user's permission to switch to "
+            "it is being applied in your account."
+        )
+        % {"user": assignment.user, "role": delegation.catalog_role.role_name},
     )
     return redirect("delegations:delegation_staff", delegation_id=delegation.pk)
 
@@ -255,8 +266,11 @@ def staff_unassign(
     services.staff_unassign(assignment=assignment, unassigned_by=request.user)
     messages.success(
         request,
-        f"{assignment.user} can no longer use {delegation.catalog_role.role_name}; their "
-        "credentials URIs stopped working and their RAM user's permission is being removed.",
+        gettext(
+            "%(user)s can no longer use %(role)s; their credentials URIs stopped "
+            "working and their RAM user's permission is being removed."
+        )
+        % {"user": assignment.user, "role": delegation.catalog_role.role_name},
     )
     return redirect("delegations:delegation_staff", delegation_id=delegation.pk)
 
@@ -286,7 +300,9 @@ def staff_session_policy(
         except ValidationError as error:
             add_form_errors(form, error)
         else:
-            messages.success(request, f"Session policy for {assignment.user} saved.")
+            messages.success(
+                request, gettext("Session policy for %(user)s saved.") % {"user": assignment.user}
+            )
             return redirect("delegations:delegation_staff", delegation_id=delegation.pk)
     return _delegation_staff_page(
         request, delegation, policy_forms={str(assignment.pk): form}, status=400
@@ -384,7 +400,11 @@ def credentials_get(request: AuthenticatedHttpRequest, delegation_id: str) -> Ht
         rate=settings.PORTAL_CREDENTIALS_PAGE_RATE,
     )
     if wait is not None:
-        form.add_error(None, f"Too many requests; try again in {int(wait)} seconds.")
+        form.add_error(
+            None,
+            gettext("Too many requests; try again in %(seconds)d seconds.")
+            % {"seconds": int(wait)},
+        )
         response = again(form, 429)
         response["Retry-After"] = str(int(wait))
         return response
@@ -536,7 +556,11 @@ def uri_key_revoke(
     )
     key = selectors.my_uri_key_get(user=request.user, assignment=assignment, key_id=key_id)
     services.credentials_uri_revoke(uri_key=key, revoked_by=request.user)
-    messages.success(request, f"The credentials URI …{key.token_hint} no longer works.")
+    messages.success(
+        request,
+        gettext("The credentials URI …%(token_hint)s no longer works.")
+        % {"token_hint": key.token_hint},
+    )
     return redirect("delegations:uri_keys", delegation_id=assignment.delegation_id)
 
 
@@ -622,6 +646,7 @@ def _issuances_page(
     organisation = request.organisation
     owner_admin = is_admin_of(request, delegation.owner_id)
     cut_offs = selectors.cut_offs(delegation=delegation)
+    others = selectors.other_active_partners_on_role(delegation=delegation)
     return render(
         request,
         "delegations/partner/issuances.html",
@@ -639,7 +664,14 @@ def _issuances_page(
                 if any(c.lifted_at is None for c in cut_offs)
                 else None
             ),
-            "others": selectors.other_active_partners_on_role(delegation=delegation),
+            "others": others,
+            # The cut-off sentence names these lists inside one translatable message.
+            "cut_off_policies": format_html_join(
+                ", ",
+                '<span class="mono">{}</span>',
+                ((policy["name"],) for policy in delegation.catalog_role.policies),
+            ),
+            "other_partner_names": ", ".join(other.partner.name for other in others),
             "cut_off_form": cut_off_form or CutOffForm(),
         },
         status=status,
@@ -657,13 +689,13 @@ def delegation_issuances(request: AuthenticatedHttpRequest, delegation_id: str) 
 
 def _owner_delegation(request: AuthenticatedHttpRequest, delegation_id: str) -> Any:
     organisation = organisation_of_kind(
-        request, Organisation.Kind.OWNER, refusal="Only the owner can cut a role off."
+        request, Organisation.Kind.OWNER, refusal=gettext("Only the owner can cut a role off.")
     )
     delegation = delegation_get_for_organisation(
         organisation=organisation, delegation_id=delegation_id
     )
     if delegation.owner_id != organisation.pk:
-        raise PermissionDenied("Only the owner can cut a role off.")
+        raise PermissionDenied(gettext("Only the owner can cut a role off."))
     return delegation
 
 
@@ -693,12 +725,16 @@ def delegation_cut_off(request: AuthenticatedHttpRequest, delegation_id: str) ->
     if getattr(cut_off, "changed", True):
         messages.warning(
             request,
-            f"Cut off: the policies of {delegation.catalog_role.role_name} are being detached "
-            "now. Credentials already issued stop working at their next call; this delegation "
-            "is being revoked. The role stays without policies until you lift the cut-off.",
+            gettext(
+                "Cut off: the policies of %(role)s are being detached now. Credentials "
+                "already issued stop working at their next call; this delegation is "
+                "being revoked. The role stays without policies until you lift the "
+                "cut-off."
+            )
+            % {"role": delegation.catalog_role.role_name},
         )
     else:
-        messages.info(request, "This role is already cut off; nothing changed.")
+        messages.info(request, gettext("This role is already cut off; nothing changed."))
     return redirect("delegations:issuances", delegation_id=delegation.pk)
 
 
@@ -728,21 +764,20 @@ def cut_off_lift(
 def _lift_message(lift: services.CutOffLift, *, role_name: str) -> str:
     """Say what the lift does, which depends on who is still on the role."""
     if not lift.changed:
-        return "This cut-off was already lifted; nothing changed."
+        return gettext("This cut-off was already lifted; nothing changed.")
     occupancy = lift.occupancy
     if occupancy.anyone:
-        return (
-            f"Lifted: the policies of {role_name} are being attached again for "
-            f"{', '.join(occupancy.partners)}."
-        )
+        return gettext(
+            "Lifted: the policies of %(role)s are being attached again for %(partners)s."
+        ) % {"role": role_name, "partners": ", ".join(occupancy.partners)}
     if occupancy.retirement is not None:
-        deleted = f"{occupancy.retirement.deleted_at.astimezone(dt.UTC):%d %b %Y, %H:%M}"
-        return (
-            f"Lifted. Nothing to re-attach: {role_name} is retired (the portal deleted it on "
-            f"{deleted} UTC once no partner needed it). A new grant creates it again with its "
+        deleted = date_format(occupancy.retirement.deleted_at.astimezone(dt.UTC), "d M Y, H:i")
+        return gettext(
+            "Lifted. Nothing to re-attach: %(role)s is retired (the portal deleted it on "
+            "%(deleted)s UTC once no partner needed it). A new grant creates it again with its "
             "policies."
-        )
-    return (
-        f"Lifted. Nothing to re-attach: no partner is on {role_name} now. Its policies are "
+        ) % {"role": role_name, "deleted": deleted}
+    return gettext(
+        "Lifted. Nothing to re-attach: no partner is on %(role)s now. Its policies are "
         "attached again when a partner is granted this role."
-    )
+    ) % {"role": role_name}

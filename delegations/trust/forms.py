@@ -5,6 +5,9 @@ from django.utils.translation import gettext_lazy as _
 
 from delegations.models import MAX_NAMED_PEOPLE_CAP, TrustScope
 
+# Whether a named scope trusts the partner's broker: from the delegation's use, or the owner's.
+BROKER_BY_USE, BROKER_YES, BROKER_NO = "use", "yes", "no"
+
 
 class TrustScopeForm(forms.Form):
     trust_scope = forms.ChoiceField(
@@ -26,24 +29,38 @@ class TrustScopeForm(forms.Form):
         required=False,
     )
 
-    trust_broker = forms.BooleanField(
-        label=_(
-            "Named scopes: also trust the partner's broker, so the portal can issue "
-            "credentials and console sessions for the named people"
-        ),
-        required=False,
+    trust_broker = forms.ChoiceField(
+        label=_("Named scopes: trust the partner's broker too"),
+        choices=[
+            (
+                BROKER_BY_USE,
+                _("Only if this access is used through the portal (recommended)"),
+            ),
+            (BROKER_YES, _("Yes: the portal issues credentials and console sessions")),
+            (BROKER_NO, _("No: the named people switch role in the console themselves")),
+        ],
+        initial=BROKER_BY_USE,
+        required=False,  # left out: by use
+        widget=forms.RadioSelect,
         help_text=_(
-            "Off, only the named people's own RAM users are trusted: they switch role "
-            "in the console themselves (the partner holds the broker's key too)."
+            "The broker is the partner's RAM user the portal works through: credentials, "
+            "credentials URIs and one-click console sign-in need it in the trust policy; "
+            "people who switch role in the console as their own RAM users do not. By use, "
+            "it is trusted when the portal has already issued credentials for this access "
+            "or a credentials URI key is live, and not otherwise."
         ),
     )
+
+    def clean_trust_broker(self) -> bool | None:
+        """None: decided from the delegation's use; True or False: the owner's choice."""
+        return {BROKER_YES: True, BROKER_NO: False}.get(self.cleaned_data["trust_broker"])
 
 
 class ProposePersonForm(forms.Form):
     ram_user_name = forms.CharField(
         label=_("RAM user in your account"),
         max_length=64,
-        widget=forms.TextInput(attrs={"placeholder": "Alice", "autocomplete": "off"}),
+        widget=forms.TextInput(attrs={"placeholder": _("Alice"), "autocomplete": "off"}),
     )
 
 

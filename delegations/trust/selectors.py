@@ -4,10 +4,10 @@ person of another organisation is a 404."""
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -16,6 +16,8 @@ from cloud import policies
 from core.web import get_or_404, parse_uuid
 from delegations.models import (
     NAMED_SCOPES,
+    CredentialIssuance,
+    CredentialsUriToken,
     Delegation,
     StaffAssignment,
     StaffRamUserLink,
@@ -181,8 +183,26 @@ def trust_view(delegation: Delegation) -> TrustView:
         named_people_cap=delegation.named_people_cap,
         external_id_required=bool(delegation.external_id_ciphertext),
         rows=rows,
-        broker_arn=broker_principal(delegation) if delegation.trust_scope in NAMED_SCOPES else None,
+        broker_arn=(
+            broker_principal(delegation)
+            if delegation.trust_scope in NAMED_SCOPES and delegation.named_scope_trusts_broker
+            else None
+        ),
     )
+
+
+def portal_brokered_use(delegation: Delegation) -> bool:
+    """Whether the partner's people use this delegation through the portal's broker: any
+    credentials the portal issued for it (page, API, credentials URI, one-click console), or a
+    credentials-URI key still live. That is what needs the broker in a named scope's trust
+    policy; people who only switch role in the console as their own RAM users do not."""
+    if CredentialIssuance.objects.filter(delegation=delegation).exists():
+        return True
+    return CredentialsUriToken.objects.filter(
+        assignment__delegation=delegation,
+        revoked_at__isnull=True,
+        expires_at__gt=timezone.now(),
+    ).exists()
 
 
 def person_ram_user(*, delegation: Delegation, user_id: int) -> str | None:
@@ -239,32 +259,3 @@ def _not_named_text(delegation: Delegation, name: str) -> str:
         "name": name,
         "cap": delegation.named_people_cap,
     }
-
-
-@dataclass(frozen=True)
-class NamedPeopleLine:
-    """One delegation with a named-people scope, for the auditor's access report."""
-
-    delegation: Delegation
-    scope_label: str
-    could_act: list[NamedPersonRow]
-    not_named: list[NamedPersonRow]
-
-
-def named_people_in(
-    *, organisation: Organisation, account_uid: str, catalog_role_id: uuid.UUID | None = None
-) -> list[NamedPeopleLine]:
-    """The delegations in `account_uid` the organisation owns or partners in whose trust
-    policy names people, with who could act (as the portal names them now) and who not."""
-    delegations = Delegation.objects.filter(
-        Q(owner=organisation) | Q(partner=organisation),
-        managed_role__cloud_account__account_uid=account_uid,
-        trust_scope__in=list(NAMED_SCOPES),
-    ).select_related("partner", "catalog_role", "managed_role")
-    if catalog_role_id is not None:
-        delegations = delegations.filter(catalog_role_id=catalog_role_id)
-    lines = []
-    for delegation in delegations.order_by("created_at"):
-        view = trust_view(delegation)
-        lines.append(NamedPeopleLine(delegation, view.scope_label, view.named, view.not_named))
-    return lines

@@ -34,6 +34,7 @@ from delegations.models import (
 )
 from delegations.outbox import outbox_enqueue_reconcile
 from delegations.role_state import named_ram_users
+from delegations.trust.selectors import portal_brokered_use
 
 # 32 URL-safe characters: well inside ExternalId's 2-1224 of [\w+=,.@:/-].
 _EXTERNAL_ID_BYTES = 24
@@ -117,11 +118,16 @@ def trust_scope_set(
     named_people_cap: int,
     require_external_id: bool,
     with_mfa: bool,
-    trust_broker: bool = True,
+    trust_broker: bool | None = None,
 ) -> Delegation:
     """An owner admin chooses whom the delegation's trust policy names. Narrowing to fewer
     people than are already named is refused (nothing changes); the ExternalId is generated
-    here when first required and forgotten when no longer required."""
+    here when first required and forgotten when no longer required.
+
+    `trust_broker`: whether a named scope also trusts the partner's broker (the portal's way to
+    issue credentials and console sessions). None decides it from the delegation's use: only
+    when the portal has brokered for it (`portal_brokered_use`); the owner's True or False
+    overrides that."""
     if scope not in TrustScope.values:
         raise ValidationError({"trust_scope": _("Choose one of the trust scopes.")})
     cap = _clean_cap(named_people_cap)
@@ -135,7 +141,9 @@ def trust_scope_set(
         before = _scope_snapshot(locked)
         locked.trust_scope = scope
         locked.named_people_cap = cap
-        locked.named_scope_trusts_broker = bool(trust_broker)
+        locked.named_scope_trusts_broker = (
+            portal_brokered_use(locked) if trust_broker is None else bool(trust_broker)
+        )
         if scope != TrustScope.PARTNER_ACCOUNT:
             named = named_ram_users(locked, capped=False)
             if len(named) > cap:
@@ -174,7 +182,11 @@ def trust_scope_set(
             acting_for=locked.owner,
             before=before,
             after=after,
-            metadata={"with_mfa": with_mfa},
+            metadata={
+                "with_mfa": with_mfa,
+                # Who decided the broker: the rule (the delegation's use) or the owner.
+                "broker_decided_by": "use" if trust_broker is None else "owner",
+            },
         )
         _reconcile_if_live(locked)
         locked.changed = True

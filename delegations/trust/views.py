@@ -27,7 +27,12 @@ from accounts.permissions import (
 from core.web import add_form_errors, get_or_404, no_store, parse_uuid, report_refusal
 from delegations.models import Delegation, TrustedPerson
 from delegations.trust import selectors, services
-from delegations.trust.forms import ProposePersonForm, RejectPersonForm, TrustScopeForm
+from delegations.trust.forms import (
+    BROKER_BY_USE,
+    ProposePersonForm,
+    RejectPersonForm,
+    TrustScopeForm,
+)
 
 READERS = (ADMIN, AUDITOR)
 
@@ -59,7 +64,7 @@ def _page(
                 "trust_scope": delegation.trust_scope,
                 "named_people_cap": delegation.named_people_cap,
                 "require_external_id": bool(delegation.external_id_ciphertext),
-                "trust_broker": delegation.named_scope_trusts_broker,
+                "trust_broker": BROKER_BY_USE,
             }
         ),
         "propose_form": forms.get("propose_form") or ProposePersonForm(),

@@ -10,9 +10,11 @@ Run by Celery beat (`delegations.worker.tasks`):
 * `managed_role_check_drift` reads one settled role (under its lease, so it never sees a
   reconcile half-way) and compares it with the ledger: a managed principal missing, a revoked
   partner back in the trust policy, an unmanaged principal added, a policy detached, the role
-  deleted. Each difference is reported once (`drift_record`: a row and an audit event) and
-  cleared when it disappears; the owner then repairs or accepts it (`drift_resolve`). Drift
-  checks change nothing in the cloud and are not recorded as cloud calls (they only read).
+  deleted, a time-bound grant's fail-safe end condition removed or altered (its reconcile is
+  requested at once). Each difference is reported once (`drift_record`: a row and an audit
+  event) and cleared when it disappears; the owner then repairs or accepts it
+  (`drift_resolve`). Drift checks change nothing in the cloud and are not recorded as cloud
+  calls (they only read).
 """
 
 from __future__ import annotations
@@ -126,6 +128,30 @@ def differences(
         desired, _ = desired_role_for(managed_role, delegations)
         for policy_type, policy_name in sorted(desired.policies_wanted - actual.attached_policies):
             found.append(Difference(Kind.POLICY_DETACHED, f"{policy_type}:{policy_name}"))
+        found += _fail_safe_end_differences(desired, actual, trusted)
+    return found
+
+
+def _fail_safe_end_differences(
+    desired: planner.DesiredRole, actual: planner.ActualRole, trusted: set[str] | frozenset[str]
+) -> list[Difference]:
+    """Each time-bound principal whose `DateLessThan acs:CurrentTime` statement is gone or
+    carries another date than its grants' end. A principal trusted under its ExternalId keeps
+    its own statement without an end time (by design), and a principal missing altogether is
+    reported as missing, not here."""
+    in_cloud = policies.trust_policy_end_times(actual.trust_document)
+    found = []
+    for principal, wanted_end in desired.principal_end_times:
+        if principal in desired.principal_conditions or principal not in trusted:
+            continue
+        if in_cloud.get(principal) != wanted_end:
+            found.append(
+                Difference(
+                    Kind.FAIL_SAFE_END_CHANGED,
+                    principal,
+                    details={"wanted_end": wanted_end, "found_end": in_cloud.get(principal)},
+                )
+            )
     return found
 
 
@@ -193,6 +219,12 @@ def managed_role_check_drift(*, managed_role_id: Any) -> DriftCheck:
             return check
         found = differences(managed_role, delegations, actual)
         check.new_findings, check.cleared_findings = _apply_findings(managed_role, found)
+        if any(d.kind == Kind.FAIL_SAFE_END_CHANGED for d in found):
+            # A lost fail-safe end lets a partner in after their access ends if the workers
+            # stop: nobody would accept that, so it is restored at once rather than waiting
+            # for the owner's "repair" (the finding clears on the next check).
+            managed_role_request_reconcile(managed_role=managed_role)
+            check.outcome = "reconcile_requested"
         check.open_findings = [(d.kind, d.subject) for d in found]
         ManagedRole.objects.filter(pk=managed_role.pk).update(
             last_seen_at=timezone.now(),

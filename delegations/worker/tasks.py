@@ -25,12 +25,15 @@ from celery import shared_task
 from django.conf import settings
 
 from cloud.errors import CloudError
+from delegations.breakglass.services import break_glass_sweep
+from delegations.fleet.selectors import fleets_to_advance_after
 from delegations.fleet.services import fleet_advance
 from delegations.lifecycle.services import delegations_expire_due, delegations_start_due
 from delegations.models import OutboxMessage
 from delegations.notices import delegations_remind_due
 from delegations.outbox import outbox_republish_due
 from delegations.partner.services import partner_user_policies_sync
+from delegations.reviews.services import reviews_sweep
 from delegations.worker.engine import (
     ReconcileOutcome,
     Report,
@@ -94,7 +97,7 @@ def _reconcile_with_retry(
 
 
 def _reconcile_role(task: Any, managed_role_id: str, *, force: bool = False) -> str:
-    return _reconcile_with_retry(
+    outcome = _reconcile_with_retry(
         task,
         subject=f"managed role {managed_role_id}",
         reconcile=lambda: managed_role_reconcile(managed_role_id=managed_role_id, force=force),
@@ -102,6 +105,12 @@ def _reconcile_role(task: Any, managed_role_id: str, *, force: bool = False) -> 
             managed_role_id=managed_role_id, error=error
         ),
     )
+    # A fleet's account on this role became active or failed: start the fleet's next accounts
+    # now, in this task, instead of one broker hand-over later (the advance message its
+    # transition wrote is then found done).
+    for fleet_id in fleets_to_advance_after(managed_role_id=managed_role_id):
+        _advance_fleet(fleet_id)
+    return outcome
 
 
 def _reconcile_partner_user_policy(task: Any, policy_id: str) -> str:
@@ -203,3 +212,16 @@ def sync_partner_user_policies() -> int:
 def send_reminders() -> int:
     """Remind approvers of undecided requests; warn 24 h and 1 h before access ends (beat)."""
     return delegations_remind_due()
+
+
+@shared_task(name="delegations.break_glass_sweep")
+def break_glass_sweep_task() -> dict[str, int]:
+    """Assign break-glass activators once their access is active; remind and escalate
+    activations nobody reviewed."""
+    return break_glass_sweep()
+
+
+@shared_task(name="delegations.access_reviews_sweep")
+def access_reviews_sweep_task() -> dict[str, int]:
+    """Start access reviews that are due, remind daily, close them at their deadline."""
+    return reviews_sweep()

@@ -67,6 +67,9 @@ PERSONAL_VIEWS = {
     "account_tokens",
     "account_token_revoke",
     "account_device",
+    # The person's own language and time zone (issue 17): display preferences of their own.
+    "accounts:preferences",
+    "set_language",
 }
 
 

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from accounts.models import Membership
-from api.services import api_token_create
+from api.services import api_token_create, service_account_create
 from delegations.catalog.partner_links import partner_link_create
 from delegations.models import CredentialIssuance, Delegation
 from delegations.partner.services import staff_unassign
@@ -200,6 +200,42 @@ def test_request_files_a_request_and_prints_its_link(pap: Pap) -> None:
     delegation = Delegation.objects.get(status=Delegation.Status.REQUESTED)
     assert f"/delegations/{delegation.pk}/" in result.stdout
     assert delegation.ends_at is not None
+
+
+def test_a_pipeline_requests_with_its_service_account_token(pap: Pap) -> None:
+    """CI: no sign-in, the service account's token in PAP_TOKEN; the request names it."""
+    world = pap.world
+    _link, code = partner_link_create(owner=world.owner, created_by=world.owner_admin, label="CI")
+    token = service_account_create(
+        organisation=world.partner,
+        created_by=world.partner_admin,
+        name="nightly",
+        scopes=["read", "request"],
+        expires_in_days=1,
+    ).raw
+    world.revoke(pap.delegation)
+    world.drain()
+    (pap.home / "pap" / "config.json").unlink()
+    result = pap.run(
+        "request",
+        "--code",
+        code,
+        "--role",
+        world.role_name,
+        "--reason",
+        "Nightly patch run",
+        PAP_TOKEN=token,
+        PAP_PORTAL=pap.portal,
+    )
+    assert result.returncode == 0, result.stderr
+    delegation = Delegation.objects.get(status=Delegation.Status.REQUESTED)
+    assert f"/delegations/{delegation.pk}/" in result.stdout
+    assert delegation.requested_by is None
+    assert delegation.requester == "service account nightly"
+    # It has no access of its own to take credentials with.
+    denied = pap.run("credentials", world.role_name, PAP_TOKEN=token, PAP_PORTAL=pap.portal)
+    assert denied.returncode != 0
+    one_clear_line(denied)
 
 
 # --- denials: why, where to ask, and a distinct status -----------------------------------------

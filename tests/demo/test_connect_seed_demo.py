@@ -77,6 +77,10 @@ def test_seed_demo_connects_the_demo_accounts_and_is_idempotent(
     assert "Allow-listed 12345678 (Company B)." in first
     assert "Partner link for company-b created: code" in first
     assert "trust scope 'named people, owner-approved'; Alice proposed and approved" in first
+    # Approval rules (issue 14): a quorum of 2, a break-glass role, an open access review.
+    assert "Quorum: requests for ecs-viewer need 2 approvals" in first
+    assert "Break-glass: alice@company-b.example may activate ecs-admin" in first
+    assert "Access review: open until" in first
     assert a_secret not in first and b_secret not in first
 
     owner_account = CloudAccount.objects.get(
@@ -115,6 +119,9 @@ def test_seed_demo_connects_the_demo_accounts_and_is_idempotent(
     assert "Partner link for company-b already exists" in second
     # One delegation whose trust policy names people (issue 11), made once.
     assert "Named-people delegation of ecs-viewer to Company B already there." in second
+    assert "Quorum: ecs-viewer already needs 2 approvals." in second
+    assert "Break-glass: ecs-admin for Company B already marked." in second
+    assert "Access review: one is already there" in second
     assert "Fleet grant of ecs-fleet-operator to Company B already there." in second
     assert FleetGrant.objects.count() == 1
     named = Delegation.objects.get(catalog_role__role_name="ecs-viewer")

@@ -39,6 +39,7 @@ def test_seed_demo_is_idempotent_and_keeps_passwords_private(
     assert roles == {
         ("admin@company-a.example", "company-a", "admin"),
         ("auditor@company-a.example", "company-a", "auditor"),
+        ("approver@company-a.example", "company-a", "admin"),
         ("admin@company-b.example", "company-b", "admin"),
         ("alice@company-b.example", "company-b", "staff"),
         ("bob@company-b.example", "company-b", "staff"),

@@ -53,6 +53,15 @@ ORGANISATIONS = (
 PEOPLE = (
     DemoPerson("admin@company-a.example", "Olivia", "Owner", "company-a", "admin", "owner admin"),
     DemoPerson("auditor@company-a.example", "Arthur", "Auditor", "company-a", "auditor", "auditor"),
+    # A second owner admin, so a role needing two approvals can be approved (issue 14).
+    DemoPerson(
+        "approver@company-a.example",
+        "Quinn",
+        "Approver",
+        "company-a",
+        "admin",
+        "second owner admin",
+    ),
     DemoPerson(
         "admin@company-b.example", "Paula", "Partner", "company-b", "admin", "partner admin"
     ),

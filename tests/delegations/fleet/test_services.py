@@ -452,3 +452,15 @@ def test_runbook_targets_cover_active_fleet_accounts_x_regions_for_whom_they_may
     # A revoked account is no longer a target.
     fleet.fleet_account_revoke(fleet=grant, delegation=second, revoked_by=owner_admin, reason="x")
     assert fleet_selectors.runbook_targets_for(person=partner_staff, partner=company_b) == []
+
+
+def test_an_account_of_a_fleet_is_never_decided_alone(
+    make_fleet: Callable[..., FleetGrant], owner_admin: User
+) -> None:
+    grant = make_fleet()
+    first = members(grant)[0]
+    with pytest.raises(lifecycle.DelegationConflict):
+        lifecycle.delegation_approve(delegation=first, approved_by=owner_admin, with_mfa=True)
+    with pytest.raises(lifecycle.DelegationConflict):
+        lifecycle.delegation_reject(delegation=first, rejected_by=owner_admin, reason="no")
+    assert statuses(grant) == [Status.REQUESTED] * 4

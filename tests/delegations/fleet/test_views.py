@@ -10,6 +10,8 @@ import pytest
 from django.test import Client
 
 from accounts.models import Organisation, User
+from audit.models import AuditEvent
+from auditor.selectors import delegation_target_ids, targets_q
 from delegations.lifecycle.views import PARTNER_LINK_SESSION_KEY
 from delegations.models import CatalogRole, CloudAccount, Delegation, FleetGrant
 from tests.delegations.factories import CloudAccountFactory
@@ -188,3 +190,71 @@ def test_owner_connects_a_second_account_page_lists_both(
     assert 'data-testid="owner-accounts"' in body
     assert 'data-account="55667701"' in body and "staging (55667701)" in body
     assert f"/delegations/cloud-account/{staging.pk}/replace/" in body
+
+
+def test_owner_chooses_where_a_role_is_offered(
+    owner_admin: User,
+    ecs_admin: CatalogRole,
+    cloud_account_a: CloudAccount,
+    company_a: Organisation,
+    cloud_account_c: CloudAccount,
+) -> None:
+    other = CloudAccountFactory(
+        organisation=company_a, account_uid="55667702", name="test", is_primary=False
+    )
+    client = signed_in(owner_admin)
+    url = f"/delegations/catalogue/roles/{ecs_admin.pk}/accounts/"
+    assert "test (55667702)" in client.get(url).content.decode()
+    # A foreign account id in the post is ignored: only the owner's accounts are offered.
+    saved = client.post(url, {"accounts": [str(other.pk), str(cloud_account_c.pk)]})
+    assert saved.status_code == 302
+    assert list(ecs_admin.extra_accounts.all()) == [other]
+    client.post(url, {"all_accounts": "on"})
+    ecs_admin.refresh_from_db()
+    assert ecs_admin.offered_in_all_accounts
+    assert list(ecs_admin.extra_accounts.all()) == []
+
+
+def test_a_single_request_may_choose_the_owners_account(
+    partner_client: Client, ecs_admin: CatalogRole, staging: CloudAccount
+) -> None:
+    page = partner_client.get("/delegations/request/").content.decode()
+    assert "staging (55667701)" in page
+    response = partner_client.post(
+        "/delegations/request/",
+        {
+            "catalog_role": str(ecs_admin.pk),
+            "cloud_account": str(staging.pk),
+            "reason": "Patch staging",
+            "duration": "open",
+        },
+    )
+    assert response.status_code == 302
+    delegation = Delegation.objects.get()
+    assert delegation.managed_role.cloud_account == staging
+    assert delegation.fleet is None
+
+
+def test_an_accounts_timeline_shows_the_fleets_decision(
+    partner_client: Client,
+    owner_admin: User,
+    auditor: User,
+    ecs_admin: CatalogRole,
+    cloud_account_a: CloudAccount,
+    staging: CloudAccount,
+) -> None:
+    partner_client.post(
+        "/delegations/fleets/request/", request_body(ecs_admin, [cloud_account_a, staging])
+    )
+    fleet = FleetGrant.objects.get()
+    signed_in(owner_admin).post(
+        f"/delegations/fleets/{fleet.pk}/approve/", {"version": fleet.version}
+    )
+    member = Delegation.objects.get(fleet=fleet, managed_role__cloud_account=staging)
+    history = AuditEvent.objects.filter(targets_q(delegation_target_ids([member.pk])))
+    actions = set(history.values_list("action", flat=True))
+    assert {"fleet.requested", "fleet.approved", "delegation.approved"} <= actions
+    approved = history.get(action="delegation.approved")
+    assert approved.metadata["account_uid"] == "55667701"
+    assert approved.metadata["fleet"] == str(fleet.pk)
+    assert signed_in(auditor).get(f"/audit/delegations/{member.pk}/").status_code == 200

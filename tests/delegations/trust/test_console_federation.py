@@ -7,7 +7,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from django.test import Client
 
+from api.services import api_token_create
 from core.security_headers import origin_of
 from delegations.models import CredentialIssuance, TrustScope
 from delegations.partner.console_sign_in import console_sign_in_url
@@ -32,6 +34,7 @@ def named(partner_world: PartnerWorld, settings):
         named_people_cap=3,
         require_external_id=True,
         with_mfa=True,
+        trust_broker=True,  # one-click console is brokered by the portal
     )
     person = services.trusted_person_propose(
         delegation=delegation, proposed_by=world.partner_admin, ram_user_name="Alice"
@@ -167,3 +170,38 @@ def test_only_one_concrete_http_origin_is_ever_allowed(url: str) -> None:
 def test_an_origin_is_the_scheme_and_host_only() -> None:
     assert origin_of("https://signin.aliyun.com/federation?x=1") == "https://signin.aliyun.com"
     assert origin_of("http://127.0.0.1:8123/") == "http://127.0.0.1:8123"
+
+
+def test_pap_console_follows_the_trust_scope(named, settings) -> None:
+    """`POST /api/v1/access/<id>/console/`: the named person gets a one-click URL; a person
+    the scope leaves out is told why (no URL); without the broker trusted, the switch-role
+    link for the person's own RAM user."""
+    world, alice, _ = named
+
+    def console(user):
+        token = api_token_create(
+            user=user, name="pap", scopes=["read", "credentials"], expires_in_days=1
+        ).raw
+        client = Client(headers={"Authorization": f"Bearer {token}"})
+        return client.post(
+            f"/api/v1/access/{alice.delegation_id}/console/", {}, content_type="application/json"
+        )
+
+    answer = console(world.alice)
+    assert answer.status_code == 201 and answer.json()["mode"] == "federation"
+    assert "no-store" in answer["Cache-Control"]
+    refused = console(world.bob)
+    assert refused.status_code == 403 and refused.json()["code"] == "NotNamed"
+    assert "propose you" in refused.json()["detail"] and "url" not in refused.json()
+
+    services.trust_scope_set(
+        delegation=alice.delegation,
+        changed_by=world.owner_admin,
+        scope=TrustScope.NAMED_OWNER_APPROVED,
+        named_people_cap=3,
+        require_external_id=True,
+        with_mfa=True,
+        trust_broker=False,
+    )
+    link = console(world.alice).json()
+    assert link["mode"] == "switch_role" and "switchRole.htm" in link["url"]

@@ -4,7 +4,8 @@ company-a's admin picks "named people, owner-approved" on the trust page (confir
 authenticator app); company-b's admin proposes Alice; company-a's admin approves her; the
 worker's run names `acs:ram::12345678:user/Alice` in the trust policy. Alice presses **Open
 console** and lands in cloudsim's console as `<role>/alice@company-b` in company-a, in one
-click; Bob, assigned but not named, is told why and whom to ask, and has no button.
+click; Bob, assigned but not named, is told why and whom to ask, has no button, and is
+refused with the same words when he asks for credentials anyway.
 
 The worker's runs go through the real path, drained while the browser is idle (see
 `test_partner_browser`). Screenshots, at desktop width and at 390 px, land in
@@ -22,7 +23,7 @@ import pytest
 
 from accounts.models import Membership, User
 from cloud import policies
-from delegations.models import TrustedPerson, TrustScope
+from delegations.models import CredentialIssuance, TrustedPerson, TrustScope
 from tests.factories import DEFAULT_PASSWORD
 from tests.fixtures.browser import sign_in, totp_now
 from tests.fixtures.partner import PartnerWorld
@@ -76,12 +77,17 @@ def test_owner_approves_alice_who_opens_the_console_and_bob_is_told_why(
     expect(owner.get_by_role("heading", level=1)).to_have_text("Who may assume this role")
     expect(owner.get_by_test_id("trust-scope")).to_contain_text("Whole partner account")
     owner.get_by_label("Named people, owner-approved").check()
+    # By default the broker is trusted only if the access is used through the portal; Alice
+    # will open the console through the portal, so the owner says yes.
+    expect(owner.get_by_label("Only if this access is used through the portal")).to_be_checked()
+    owner.get_by_label("Yes: the portal issues credentials and console sessions").check()
     shot(owner, "01-owner-chooses-named-people")
     owner.get_by_test_id("save-scope").click()
     expect(owner).to_have_url(re.compile("/accounts/2fa/reauthenticate/"))
     owner.locator("input[name=code]").fill(totp_now(owner_secret))
     owner.get_by_role("button", name="Confirm").click()
     expect(owner.get_by_test_id("trust-scope")).to_contain_text("Named people, owner-approved")
+    expect(owner.get_by_test_id("broker-trusted")).to_be_visible()
     expect(owner.get_by_test_id("no-people")).to_be_visible()
     world.drain()
     assert not world.user_may_assume("Alice")  # nobody named yet: nobody gets in
@@ -161,6 +167,18 @@ def test_owner_approves_alice_who_opens_the_console_and_bob_is_told_why(
     expect(card.get_by_test_id("open-console")).to_have_count(0)
     shot(bob, "07-bob-not-named")
     assert not world.user_may_assume("Bob")
+    # Bob tries anyway, straight at the credentials page: refused before any cloud call, with
+    # the same words (why, and whom to ask), and nothing issued.
+    bob.goto(f"{live_server.url}/delegations/my-access/{delegation.pk}/credentials/")
+    bob.get_by_test_id("issue").click()
+    expect(bob).to_have_url(re.compile("/accounts/reauthenticate/"))
+    bob.get_by_label("Password").fill(DEFAULT_PASSWORD)
+    bob.get_by_label("Password").press("Enter")
+    refusal = bob.get_by_role("alert")
+    expect(refusal).to_contain_text("not one of them yet")
+    expect(refusal).to_contain_text("Ask your admin at Company B to propose you")
+    shot(bob, "07b-bob-refused-credentials")
+    assert not CredentialIssuance.objects.filter(user=world.bob).exists()
     phone_bob = new_browser_context(viewport=PHONE, is_mobile=True, has_touch=True)
     sign_in(phone_bob, live_server.url, world.bob)
     small_bob = phone_bob.new_page()

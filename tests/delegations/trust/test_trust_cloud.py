@@ -18,7 +18,7 @@ from audit.actions import AuditAction
 from audit.models import AuditEvent
 from cloud import policies
 from cloud.errors import CloudError
-from delegations.models import Delegation, TrustedPerson, TrustScope
+from delegations.models import Delegation, StaffAssignment, TrustedPerson, TrustScope
 from delegations.partner import services as partner_services
 from delegations.partner.credentials import CredentialRefused, credentials_issue
 from delegations.role_state import delegation_external_id
@@ -44,8 +44,16 @@ def _principals(world: PartnerWorld) -> frozenset[str]:
 
 
 def _set_scope(
-    world: PartnerWorld, delegation: Delegation, scope: str, *, cap: int = 3, external_id=False
+    world: PartnerWorld,
+    delegation: Delegation,
+    scope: str,
+    *,
+    cap: int = 3,
+    external_id=False,
+    trust_broker: bool | None = True,
 ) -> Delegation:
+    """The owner's scope change; these tests broker through the portal, so the owner says the
+    broker is trusted unless a test asks for the rule (`trust_broker=None`: by use)."""
     changed = services.trust_scope_set(
         delegation=delegation,
         changed_by=world.owner_admin,
@@ -53,6 +61,7 @@ def _set_scope(
         named_people_cap=cap,
         require_external_id=external_id,
         with_mfa=True,
+        trust_broker=trust_broker,
     )
     delegation.refresh_from_db()
     return changed
@@ -258,6 +267,51 @@ def test_named_principals_are_not_drift_and_a_hand_added_user_is(staffed, settin
     assert check.open_findings == [
         (DriftFinding.Kind.UNMANAGED_PRINCIPAL_ADDED, "acs:ram::12345678:user/AAA")
     ]
+
+
+def _fresh(assignment: StaffAssignment) -> StaffAssignment:
+    """The assignment with its delegation as the database has it now (the scope changed)."""
+    return StaffAssignment.objects.select_related("delegation").get(pk=assignment.pk)
+
+
+def test_by_default_a_named_scope_trusts_the_broker_only_when_the_portal_brokers(
+    staffed,
+) -> None:
+    world, delegation, assignments = staffed
+    # Never used through the portal (people switch role as themselves): no broker.
+    _set_scope(world, delegation, TrustScope.NAMED_PARTNER_MANAGED, trust_broker=None)
+    world.drain()
+    assert delegation.named_scope_trusts_broker is False
+    assert _principals(world) == {ALICE_ARN, BOB_ARN}
+    event = AuditEvent.objects.filter(action=AuditAction.TRUST_SCOPE_CHANGED.value).last()
+    assert event is not None and event.metadata["broker_decided_by"] == "use"
+    with pytest.raises(CredentialRefused) as refused:
+        credentials_issue(
+            assignment=_fresh(assignments["alice"]), user=world.alice, duration_seconds=900
+        )
+    assert "use Switch role" in refused.value.message
+    assert not trust_view(delegation).broker_arn
+
+    # Back to the whole account, Alice takes credentials through the portal: now the
+    # delegation is used through the broker, and narrowing it again keeps the broker.
+    _set_scope(world, delegation, TrustScope.PARTNER_ACCOUNT, trust_broker=None)
+    world.drain()
+    credentials_issue(
+        assignment=_fresh(assignments["alice"]), user=world.alice, duration_seconds=900
+    )
+    _set_scope(world, delegation, TrustScope.NAMED_PARTNER_MANAGED, trust_broker=None)
+    world.drain()
+    assert delegation.named_scope_trusts_broker is True
+    assert _principals(world) == {ALICE_ARN, BOB_ARN, BROKER_ARN}
+    assert trust_view(delegation).broker_arn == BROKER_ARN
+    credentials_issue(
+        assignment=_fresh(assignments["alice"]), user=world.alice, duration_seconds=900
+    )
+
+    # The owner's switch overrides the rule, both ways.
+    _set_scope(world, delegation, TrustScope.NAMED_PARTNER_MANAGED, trust_broker=False)
+    world.drain()
+    assert _principals(world) == {ALICE_ARN, BOB_ARN}
 
 
 def test_a_strict_scope_trusts_only_the_named_users_not_the_broker(staffed) -> None:

@@ -4,6 +4,7 @@ ExternalId is shown only to the partner admin (audited, not cached), foreign ids
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from django.urls import reverse
@@ -11,6 +12,7 @@ from django.urls import reverse
 from accounts.models import Membership
 from audit.models import AuditEvent
 from delegations.models import Delegation, TrustedPerson, TrustScope
+from delegations.trust import services as trust_services
 from tests.delegations.partner.test_partner_views import with_mfa
 from tests.factories import OrganisationFactory
 from tests.fixtures.partner import PartnerWorld
@@ -118,9 +120,14 @@ def test_the_access_report_lists_named_people_one_by_one(
         with_mfa(login(world.owner_admin), world.owner_admin), active, named_people_cap="2"
     )
     assert services_scope.status_code == 302
-    TrustedPerson.objects.create(
-        delegation=active, ram_user_name="Alice", status=TrustedPerson.Status.APPROVED
+    # Alice enters the trust policy through the worker (the report reads its recorded writes).
+    alice = trust_services.trusted_person_propose(
+        delegation=active, proposed_by=world.partner_admin, ram_user_name="Alice"
     )
+    trust_services.trusted_person_decide(
+        person=alice, decided_by=world.owner_admin, approve=True, with_mfa=True
+    )
+    world.drain()
     TrustedPerson.objects.create(
         delegation=active, ram_user_name="AAA", status=TrustedPerson.Status.REJECTED
     )
@@ -162,3 +169,26 @@ def test_the_auditor_timeline_shows_the_scope_and_people_changes(
     assert "changed whom the trust policy names" in html
     assert "proposed Bob as a named person" in html
     assert "refused Bob as a named person" in html
+
+
+def test_the_broker_switch_is_by_use_unless_the_owner_says_yes_or_no(
+    partner_world: PartnerWorld, active: Delegation, login
+) -> None:
+    world = partner_world
+    owner = with_mfa(login(world.owner_admin), world.owner_admin)
+    page = owner.get(reverse("delegations:trust", args=[active.pk])).content.decode()
+    assert re.search(r'name="trust_broker" value="use"[^>]*checked', page)
+    # Never used through the portal: by use (or left out) means no broker; the owner's yes/no.
+    for choice, trusted in [
+        ("yes", True),
+        ("no", False),
+        ("", False),
+        ("yes", True),
+        ("use", False),
+    ]:
+        assert _scope(owner, active, trust_broker=choice).status_code == 302
+        active.refresh_from_db()
+        assert active.named_scope_trusts_broker is trusted, choice
+    page = owner.get(reverse("delegations:trust", args=[active.pk])).content.decode()
+    assert 'data-testid="broker-not-trusted"' in page and 'data-testid="broker-rule"' in page
+    assert _scope(owner, active, trust_broker="maybe").status_code == 400

@@ -1,0 +1,109 @@
+"""Messages in the recipient's language and time zone, never the sender's (issue 17).
+
+An email or chat message is rendered while someone else's request (or a worker with no
+request) is active: whatever language and zone that has are not the recipient's. Every
+message to a person is rendered inside `recipient_locale(...)` with the recipient's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+
+from django.conf import settings
+from django.utils import dateformat, timezone, translation
+from django.utils.functional import Promise, lazy
+from django.utils.translation import pgettext_lazy
+
+from core.time_zones import zone_or_utc
+
+
+def supported_language(language: str | None) -> str:
+    """`language` when the portal speaks it, else the default (English)."""
+    codes = dict(settings.LANGUAGES)
+    return language if language and language in codes else settings.LANGUAGE_CODE
+
+
+@contextmanager
+def recipient_locale(*, language: str | None, time_zone: str | None) -> Iterator[None]:
+    """Render inside this: translations in `language` (the default for none), times in
+    `time_zone` (UTC for none)."""
+    with (
+        translation.override(supported_language(language)),
+        timezone.override(zone_or_utc(time_zone)),
+    ):
+        yield
+
+
+# --- Times as text, in the active language and zone -----------------------------------------
+
+# Named styles; translators give each language its own order ("Y年n月j日 H:i").
+TIME_FORMATS = {
+    "datetime": pgettext_lazy("date and time format (Django date syntax)", "j M Y, H:i"),
+    "seconds": pgettext_lazy("date and time with seconds (Django date syntax)", "j M Y, H:i:s"),
+    "date": pgettext_lazy("date format (Django date syntax)", "j M Y"),
+    "short": pgettext_lazy("day and time without the year (Django date syntax)", "j M, H:i"),
+}
+
+
+def format_time(value: date, style: str = "datetime") -> str:
+    """`value` in the active time zone (an aware datetime) and language: a named style of
+    TIME_FORMATS or any Django date format."""
+    if isinstance(value, datetime) and timezone.is_aware(value):
+        value = timezone.localtime(value)
+    return dateformat.format(value, str(TIME_FORMATS.get(style, style)))
+
+
+def format_time_text(value: date, style: str = "datetime") -> str:
+    """For emails and chat messages, where nothing hovers: the time with its zone's name,
+    "6 Dec 2026, 09:38 (Asia/Shanghai)"."""
+    if not isinstance(value, datetime):
+        return format_time(value, style)
+    return f"{format_time(value, style)} ({timezone.get_current_timezone_name()})"
+
+
+# --- Messages rendered when read ----------------------------------------------------------------
+
+
+class Text:
+    """A message with parameters, written in whatever language is active when it is read.
+
+    `gettext("%(person)s left") % {...}` fixes the language at the moment it is built, which is
+    the sender's. `Text(gettext_lazy("%(person)s left %(organisation)s"), person=..., ...)`
+    waits: `str()` translates the message in the active language and fills in the parameters;
+    a parameter that is itself lazy or a Text is rendered the same way, and a datetime is
+    written in the active time zone. Notices to people are built from these, then rendered
+    once per recipient inside `recipient_locale`.
+    """
+
+    __slots__ = ("message", "params")
+
+    def __init__(self, message: str | Promise, /, **params: object) -> None:
+        self.message = message
+        self.params = params
+
+    def __str__(self) -> str:
+        if not self.params:
+            return str(self.message)
+        return str(self.message) % {key: _param(value) for key, value in self.params.items()}
+
+    def __repr__(self) -> str:
+        return f"Text({self.message!r}, **{self.params!r})"
+
+
+def _param(value: object) -> object:
+    if isinstance(value, datetime | date):
+        return format_time_text(value)
+    if isinstance(value, Text | Promise):
+        return str(value)
+    return value  # numbers stay numbers, for %(count)d
+
+
+# A label in lower case inside a sentence ("invited x as admin"), lowered when it is read.
+lower_lazy = lazy(lambda value: str(value).lower(), str)
+
+
+def render_text(value: object) -> str:
+    """A notice's field, in the active language: a Text, a lazy string or a plain one."""
+    return str(_param(value))

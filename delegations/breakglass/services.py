@@ -1,0 +1,615 @@
+"""Break-glass as state changes (issue 14, item 6).
+
+- `break_glass_role_set` / `break_glass_role_remove`: an owner admin marks a catalogue role
+  as an emergency role for one partner, naming who may activate it and for how long (≤ 24 h).
+- `break_glass_activate`: a named partner person activates it themself, with a written reason
+  and a fresh sign-in; the delegation is created approved (`lifecycle.oversight`) so the worker
+  applies it at once, and every owner admin gets a security notice in the same transaction.
+- `break_glass_confirm` / `break_glass_revoke`: an owner admin reviews it within 24 hours.
+- `break_glass_sweep` (beat): assigns activators once their access is active, reminds the
+  approvers of a review coming due, and escalates an unreviewed one to every owner admin and
+  the escalation contact. Re-runnable: each step is marked on the activation's row, under its
+  lock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from accounts.models import Membership, Organisation, User
+from accounts.permissions import require_mfa
+from audit.actions import AuditAction
+from audit.models import AuditEvent
+from audit.services import audit_record
+from delegations.approvals.selectors import rules_in_force
+from delegations.lifecycle.oversight import delegation_break_glass_grant
+from delegations.lifecycle.services import (
+    DelegationConflict,
+    clean_reason,
+    delegation_revoke,
+    privilege_problem,
+)
+from delegations.models import (
+    BREAK_GLASS_REVIEW_WITHIN,
+    MAX_BREAK_GLASS_HOURS,
+    MIN_BREAK_GLASS_REASON,
+    BreakGlassActivation,
+    BreakGlassRole,
+    CatalogRole,
+    Delegation,
+    PartnerAllowance,
+    RuleProposal,
+)
+from delegations.notices import break_glass_announce
+from delegations.partner.oversight import staff_assign_for_break_glass
+from delegations.proposals import four_eyes_on, proposal_applier_register, rule_proposal_create
+from notifications.events import NotificationEvent
+from notifications.selectors import escalation_contact_of
+from notifications.services import organisation_admins
+
+Review = BreakGlassActivation.Review
+Escalation = BreakGlassActivation.Escalation
+# The approvers are reminded this long before a review falls due.
+REMIND_BEFORE_DUE = dt.timedelta(hours=4)
+
+
+def _is_member(user: User, organisation: Organisation, roles: Iterable[str]) -> bool:
+    return Membership.objects.filter(
+        user=user, organisation=organisation, role__in=list(roles)
+    ).exists()
+
+
+def _require_owner_admin(user: User, owner: Organisation) -> None:
+    if not owner.is_owner or not _is_member(user, owner, [Membership.Role.ADMIN]):
+        raise PermissionDenied(_("Only an admin of the owner organisation can do this."))
+
+
+# --- marking a role as an emergency role ---------------------------------------------------
+
+
+def _marking_view(
+    marking_role: CatalogRole, partner: Organisation, people: Iterable[User], max_hours: int
+) -> dict[str, Any]:
+    return {
+        "role": marking_role.role_name,
+        "partner": partner.name,
+        "people": sorted(person.email for person in people),
+        "max_hours": max_hours,
+    }
+
+
+def break_glass_role_validate(
+    *,
+    owner: Organisation,
+    catalog_role: CatalogRole,
+    partner: Organisation,
+    people: Iterable[User],
+    max_hours: int | None,
+) -> list[User]:
+    """The checks a marking makes before it saves (a four-eyes proposal makes them too)."""
+    people = list(people)
+    errors: dict[str, str] = {}
+    if catalog_role.organisation_id != owner.pk or not catalog_role.is_active:
+        errors["catalog_role"] = _("Choose a role of your own catalogue.")
+    if (
+        not partner.is_partner
+        or not PartnerAllowance.objects.filter(
+            organisation=owner, partner_account_uid=partner.account_uid
+        ).exists()
+    ):
+        errors["partner"] = _("Choose a partner whose account is on your allow-list.")
+    if not isinstance(max_hours, int) or not 1 <= max_hours <= MAX_BREAK_GLASS_HOURS:
+        errors["max_hours"] = _("A break-glass window is 1 to %(max)d hours.") % {
+            "max": MAX_BREAK_GLASS_HOURS
+        }
+    member_ids = set(
+        Membership.objects.filter(organisation=partner).values_list("user_id", flat=True)
+    )
+    if not people:
+        errors["people"] = _("Name at least one of the partner's people who may activate it.")
+    elif any(person.pk not in member_ids for person in people):
+        errors["people"] = _("Name only people of %(partner)s.") % {"partner": partner.name}
+    if errors:
+        raise ValidationError(errors)
+    return people
+
+
+def break_glass_role_set(
+    *,
+    owner: Organisation,
+    set_by: User,
+    catalog_role: CatalogRole,
+    partner: Organisation,
+    people: Iterable[User],
+    max_hours: int,
+) -> BreakGlassRole:
+    """Mark `catalog_role` as an emergency role for `partner` (or change who may activate it
+    and for how long). Activations already made keep the window they were given."""
+    _require_owner_admin(set_by, owner)
+    people = break_glass_role_validate(
+        owner=owner, catalog_role=catalog_role, partner=partner, people=people, max_hours=max_hours
+    )
+    with transaction.atomic():
+        marking, created = BreakGlassRole.objects.select_for_update().get_or_create(
+            catalog_role=catalog_role,
+            partner=partner,
+            defaults={"organisation": owner, "max_hours": max_hours, "created_by": set_by},
+        )
+        before = None
+        if not created:
+            before = _marking_view(
+                catalog_role, partner, marking.people.all(), marking.max_hours
+            ) | {"active": marking.is_active}
+            marking.max_hours = max_hours
+            marking.is_active = True
+            marking.version += 1
+            marking.save(update_fields=["max_hours", "is_active", "version", "updated_at"])
+        marking.people.set(people)
+        audit_record(
+            action=AuditAction.BREAK_GLASS_ROLE_SET,
+            actor=set_by,
+            organisation=owner,
+            related_organisations=[partner],
+            target=marking,
+            target_label=f"{catalog_role.role_name} for {partner.name}",
+            before=before,
+            after=_marking_view(catalog_role, partner, people, max_hours)
+            | {"active": True, "version": marking.version},
+        )
+    return marking
+
+
+def break_glass_role_remove(*, marking: BreakGlassRole, removed_by: User) -> BreakGlassRole:
+    """Stop offering an emergency role; activations already made run their course (revoke
+    them to end them sooner)."""
+    _require_owner_admin(removed_by, marking.organisation)
+    with transaction.atomic():
+        locked = (
+            BreakGlassRole.objects.select_for_update()
+            .select_related("catalog_role", "partner")
+            .get(pk=marking.pk)
+        )
+        if not locked.is_active:
+            return locked
+        locked.is_active = False
+        locked.version += 1
+        locked.save(update_fields=["is_active", "version", "updated_at"])
+        audit_record(
+            action=AuditAction.BREAK_GLASS_ROLE_REMOVED,
+            actor=removed_by,
+            organisation=locked.organisation,
+            related_organisations=[locked.partner],
+            target=locked,
+            target_label=f"{locked.catalog_role.role_name} for {locked.partner.name}",
+            before={"active": True},
+            after={"active": False, "version": locked.version},
+        )
+    return locked
+
+
+# --- activating ------------------------------------------------------------------------------
+
+
+def break_glass_activation_refusal(*, marking: BreakGlassRole, user: User) -> str | None:
+    """Why `user` may not activate `marking` now, or None (reads only)."""
+    if not marking.is_active:
+        return _("This emergency role is no longer offered.")
+    if not _is_member(user, marking.partner, Membership.Role.values):
+        return _("Only people of %(partner)s may activate it.") % {"partner": marking.partner.name}
+    if not marking.people.filter(pk=user.pk).exists():
+        return _("You are not one of the people the owner named for this emergency role.")
+    return None
+
+
+def _deny_activation(marking: BreakGlassRole, user: User, reason: str) -> None:
+    with transaction.atomic():
+        audit_record(
+            action=AuditAction.BREAK_GLASS_ACTIVATION_DENIED,
+            actor=user,
+            organisation=marking.organisation,
+            related_organisations=[marking.partner],
+            actor_organisation=marking.partner,
+            target=marking,
+            target_label=f"{marking.catalog_role.role_name} for {marking.partner.name}",
+            metadata={"denied_because": reason},
+            outcome=AuditEvent.Outcome.DENIED,
+        )
+
+
+def break_glass_activation_validate(
+    *, marking: BreakGlassRole, reason: str, hours: int | None
+) -> str:
+    """The input checks of an activation (form errors; nothing is saved): the window within
+    the role's maximum (and never over 24 h), and a reason a reviewer can check."""
+    errors: dict[str, str] = {}
+    text = (reason or "").strip()
+    if len(text) < MIN_BREAK_GLASS_REASON:
+        errors["reason"] = _(
+            "Say what the emergency is, in at least %(n)d characters: an owner admin reviews it."
+        ) % {"n": MIN_BREAK_GLASS_REASON}
+    limit = min(marking.max_hours, MAX_BREAK_GLASS_HOURS)
+    if not isinstance(hours, int) or not 1 <= hours <= limit:
+        errors["hours"] = _("Choose 1 to %(max)d hours.") % {"max": limit}
+    if errors:
+        raise ValidationError(errors)
+    return clean_reason(text, field="reason")
+
+
+def break_glass_activate(
+    *,
+    marking: BreakGlassRole,
+    activated_by: User,
+    reason: str,
+    hours: int,
+    with_mfa: bool,
+) -> BreakGlassActivation:
+    """A named partner person activates an emergency role: access applies at once through
+    the worker, every owner admin is told now, and an owner admin must review it within
+    24 hours."""
+    marking = BreakGlassRole.objects.select_related(
+        "organisation", "partner", "catalog_role__cloud_account"
+    ).get(pk=marking.pk)
+    refusal = break_glass_activation_refusal(marking=marking, user=activated_by)
+    if refusal is not None:
+        _deny_activation(marking, activated_by, refusal)
+        raise PermissionDenied(refusal)
+    reason = break_glass_activation_validate(marking=marking, reason=reason, hours=hours)
+    require_mfa(with_mfa=with_mfa)
+    # The high-privilege opt-in is judged now, before any lock (it may read the cloud).
+    problem = privilege_problem(catalog_role=marking.catalog_role)
+    if problem is not None:
+        raise ValidationError(problem)
+    with transaction.atomic():
+        locked = BreakGlassRole.objects.select_for_update().get(pk=marking.pk)
+        refusal = break_glass_activation_refusal(marking=locked, user=activated_by)
+        if refusal is not None:
+            raise PermissionDenied(refusal)
+        now = timezone.now()
+        ends_at = now + dt.timedelta(hours=hours)
+        delegation = delegation_break_glass_grant(
+            owner=marking.organisation,
+            partner=marking.partner,
+            catalog_role=marking.catalog_role,
+            activated_by=activated_by,
+            reason=reason,
+            ends_at=ends_at,
+            with_mfa=with_mfa,
+            metadata={
+                "break_glass_role": str(locked.pk),
+                "rule_version": locked.version,
+                "hours": hours,
+            },
+        )
+        activation = BreakGlassActivation.objects.create(
+            break_glass_role=locked,
+            owner=marking.organisation,
+            partner=marking.partner,
+            delegation=delegation,
+            activated_by=activated_by,
+            reason=reason,
+            hours=hours,
+            rule_version=locked.version,
+            activated_at=now,
+            ends_at=ends_at,
+            review_due_at=now + BREAK_GLASS_REVIEW_WITHIN,
+        )
+        break_glass_announce(
+            delegation=delegation,
+            event=NotificationEvent.BREAK_GLASS_ACTIVATED,
+            key=f"{NotificationEvent.BREAK_GLASS_ACTIVATED.value}:{activation.pk}",
+            people=organisation_admins(marking.organisation),
+            facts=((_("Activated by"), activated_by.email), (_("Reason"), reason)),
+        )
+    return activation
+
+
+# --- the owner's review ------------------------------------------------------------------------
+
+
+def _lock_activation(activation: BreakGlassActivation) -> BreakGlassActivation:
+    return (
+        BreakGlassActivation.objects.select_for_update(of=("self",))
+        .select_related("owner", "partner", "delegation__catalog_role", "activated_by")
+        .get(pk=activation.pk)
+    )
+
+
+def _review_refusal(activation: BreakGlassActivation, user: User) -> str | None:
+    if not _is_member(user, activation.owner, [Membership.Role.ADMIN]):
+        return _("Only an admin of the owner organisation reviews break-glass access.")
+    if _is_member(user, activation.partner, Membership.Role.values):
+        return _("You are a member of the partner; another owner admin must review it.")
+    return None
+
+
+def _audit_review(
+    activation: BreakGlassActivation, *, action: AuditAction, actor: User, note: str
+) -> None:
+    delegation = activation.delegation
+    audit_record(
+        action=action,
+        actor=actor,
+        organisation=activation.owner,
+        related_organisations=[activation.partner],
+        actor_organisation=activation.owner,
+        target=delegation,
+        target_label=f"{delegation.catalog_role.role_name} for {activation.partner.name}",
+        before={"review": Review.PENDING},
+        after={"review": activation.review, "flagged": activation.flagged},
+        metadata={
+            "break_glass_activation": str(activation.pk),
+            "activated_by": activation.activated_by.email,
+            "note": note,
+            "reviewed_within_deadline": bool(
+                activation.reviewed_at and activation.reviewed_at <= activation.review_due_at
+            ),
+        },
+    )
+    break_glass_announce(
+        delegation=delegation,
+        event=NotificationEvent.BREAK_GLASS_REVIEWED,
+        key=f"{NotificationEvent.BREAK_GLASS_REVIEWED.value}:{activation.pk}",
+        people=[admin for admin in organisation_admins(activation.owner) if admin.pk != actor.pk],
+        partner_side=True,
+        facts=((_("Review"), str(activation.get_review_display())),),
+    )
+
+
+def _check_reviewer(activation: BreakGlassActivation, user: User) -> None:
+    """Refuse a reviewer who may not review it, auditing the attempt in its own transaction."""
+    current = BreakGlassActivation.objects.select_related("owner", "partner").get(pk=activation.pk)
+    refusal = _review_refusal(current, user)
+    if refusal is not None:
+        with transaction.atomic():
+            audit_record(
+                action=AuditAction.BREAK_GLASS_ACTIVATION_DENIED,
+                actor=user,
+                organisation=current.owner,
+                related_organisations=[current.partner],
+                target=current.delegation,
+                metadata={"denied_because": refusal, "doing": "review"},
+                outcome=AuditEvent.Outcome.DENIED,
+            )
+        raise PermissionDenied(refusal)
+
+
+def break_glass_confirm(
+    *, activation: BreakGlassActivation, reviewed_by: User, note: str = ""
+) -> BreakGlassActivation:
+    """An owner admin confirms the emergency was real: the access runs its window."""
+    _check_reviewer(activation, reviewed_by)
+    with transaction.atomic():
+        locked = _lock_activation(activation)
+        if locked.review == Review.CONFIRMED and locked.reviewed_by_id == reviewed_by.pk:
+            return locked
+        if locked.review != Review.PENDING:
+            raise DelegationConflict(
+                _("This activation was already reviewed: %(review)s.")
+                % {"review": locked.get_review_display().lower()}
+            )
+        note = clean_reason(note, field="note", required=False)
+        locked.review = Review.CONFIRMED
+        locked.reviewed_by = reviewed_by
+        locked.reviewed_at = timezone.now()
+        locked.review_note = note
+        locked.save(update_fields=["review", "reviewed_by", "reviewed_at", "review_note"])
+        _audit_review(
+            locked, action=AuditAction.BREAK_GLASS_CONFIRMED, actor=reviewed_by, note=note
+        )
+        return locked
+
+
+def break_glass_revoke(
+    *, activation: BreakGlassActivation, reviewed_by: User, note: str
+) -> BreakGlassActivation:
+    """An owner admin finds the activation unjustified: the access is revoked through the
+    lifecycle (the worker removes it) and the activation is flagged for the record."""
+    _check_reviewer(activation, reviewed_by)
+    with transaction.atomic():
+        locked = _lock_activation(activation)
+        if locked.review == Review.REVOKED:
+            return locked
+        if locked.review != Review.PENDING:
+            raise DelegationConflict(_("This activation was already confirmed."))
+        note = clean_reason(note, field="note")
+        delegation = locked.delegation
+        if delegation.can_revoke and delegation.end_cause != Delegation.EndCause.REVOKED:
+            delegation_revoke(
+                delegation=delegation,
+                revoked_by=reviewed_by,
+                reason=_("Break-glass review: %(note)s") % {"note": note},
+            )
+        locked.review = Review.REVOKED
+        locked.flagged = True
+        locked.reviewed_by = reviewed_by
+        locked.reviewed_at = timezone.now()
+        locked.review_note = note
+        locked.save(
+            update_fields=["review", "flagged", "reviewed_by", "reviewed_at", "review_note"]
+        )
+        _audit_review(locked, action=AuditAction.BREAK_GLASS_REVOKED, actor=reviewed_by, note=note)
+        return locked
+
+
+# --- the scheduler's ------------------------------------------------------------------------------
+
+
+def _approvers(activation: BreakGlassActivation) -> list[User]:
+    """Who is reminded first: the approver groups covering the role and partner, else every
+    owner admin."""
+    admins = organisation_admins(activation.owner)
+    ids = rules_in_force(delegation=activation.delegation).approver_ids
+    return admins if ids is None else [admin for admin in admins if admin.pk in ids]
+
+
+def _escalate(activation: BreakGlassActivation, *, now: dt.datetime) -> bool:
+    with transaction.atomic():
+        locked = _lock_activation(activation)
+        if locked.review != Review.PENDING:
+            return False
+        if now >= locked.review_due_at and locked.escalation < Escalation.ESCALATED:
+            level, people = Escalation.ESCALATED, organisation_admins(locked.owner)
+            contact = escalation_contact_of(organisation=locked.owner)
+            if contact is not None:
+                people.append(contact)
+        elif now >= locked.review_due_at - REMIND_BEFORE_DUE and locked.escalation < (
+            Escalation.REMINDED
+        ):
+            level, people = Escalation.REMINDED, _approvers(locked)
+        else:
+            return False
+        locked.escalation = level
+        locked.save(update_fields=["escalation"])
+        delegation = locked.delegation
+        audit_record(
+            action=AuditAction.BREAK_GLASS_ESCALATED,
+            actor=None,
+            organisation=locked.owner,
+            related_organisations=[locked.partner],
+            target=delegation,
+            target_label=f"{delegation.catalog_role.role_name} for {locked.partner.name}",
+            metadata={
+                "break_glass_activation": str(locked.pk),
+                "escalation": Escalation(level).label,
+                "review_due_at": locked.review_due_at,
+                "told": sorted(person.email for person in people),
+            },
+        )
+        break_glass_announce(
+            delegation=delegation,
+            event=NotificationEvent.BREAK_GLASS_REVIEW_DUE,
+            key=f"{NotificationEvent.BREAK_GLASS_REVIEW_DUE.value}:{locked.pk}:{level}",
+            people=people,
+        )
+        return True
+
+
+def break_glass_sweep(*, now: dt.datetime | None = None, limit: int = 500) -> dict[str, int]:
+    """Beat: assign activators whose access is now active, remind and escalate reviews."""
+    now = now or timezone.now()
+    counts = {"assigned": 0, "escalated": 0}
+    waiting = BreakGlassActivation.objects.filter(
+        assigned_at__isnull=True,
+        review__in=[Review.PENDING, Review.CONFIRMED],
+        delegation__status=Delegation.Status.ACTIVE,
+        ends_at__gt=now,
+    ).select_related("delegation", "activated_by")
+    for activation in waiting[:limit]:
+        if staff_assign_for_break_glass(
+            delegation=activation.delegation, user=activation.activated_by
+        ):
+            BreakGlassActivation.objects.filter(pk=activation.pk, assigned_at__isnull=True).update(
+                assigned_at=now
+            )
+            counts["assigned"] += 1
+    due = BreakGlassActivation.objects.filter(
+        review=Review.PENDING, review_due_at__lte=now + REMIND_BEFORE_DUE
+    ).exclude(escalation=Escalation.ESCALATED)
+    for activation in due.order_by("review_due_at")[:limit]:
+        counts["escalated"] += int(_escalate(activation, now=now))
+    return counts
+
+
+# --- four eyes (issue 14, item 3): marking is a rule change like any other -------------
+
+Kind = RuleProposal.Kind
+
+
+def break_glass_role_set_or_propose(
+    *,
+    owner: Organisation,
+    user: User,
+    catalog_role: CatalogRole,
+    partner: Organisation,
+    people: Iterable[User],
+    max_hours: int,
+) -> BreakGlassRole | RuleProposal:
+    """Mark an emergency role now, or, with four eyes on, propose it for a second admin."""
+    if not four_eyes_on(owner=owner):
+        return break_glass_role_set(
+            owner=owner,
+            set_by=user,
+            catalog_role=catalog_role,
+            partner=partner,
+            people=people,
+            max_hours=max_hours,
+        )
+    _require_owner_admin(user, owner)
+    people = break_glass_role_validate(
+        owner=owner, catalog_role=catalog_role, partner=partner, people=people, max_hours=max_hours
+    )
+    current = BreakGlassRole.objects.filter(
+        catalog_role=catalog_role, partner=partner, is_active=True
+    ).first()
+    return rule_proposal_create(
+        owner=owner,
+        user=user,
+        kind=Kind.BREAK_GLASS_SET,
+        target_id=catalog_role.pk,
+        payload={
+            "catalog_role": str(catalog_role.pk),
+            "partner": str(partner.pk),
+            "people": [person.pk for person in people],
+            "max_hours": max_hours,
+        },
+        before=(
+            _marking_view(catalog_role, partner, current.people.all(), current.max_hours)
+            if current
+            else None
+        ),
+        after=_marking_view(catalog_role, partner, people, max_hours),
+    )
+
+
+def break_glass_role_remove_or_propose(
+    *, marking: BreakGlassRole, user: User
+) -> BreakGlassRole | RuleProposal:
+    owner = marking.organisation
+    if not four_eyes_on(owner=owner):
+        return break_glass_role_remove(marking=marking, removed_by=user)
+    _require_owner_admin(user, owner)
+    return rule_proposal_create(
+        owner=owner,
+        user=user,
+        kind=Kind.BREAK_GLASS_REMOVE,
+        target_id=marking.pk,
+        payload={},
+        before=_marking_view(
+            marking.catalog_role, marking.partner, marking.people.all(), marking.max_hours
+        ),
+        after=None,
+    )
+
+
+def _apply_set(proposal: RuleProposal) -> None:
+    owner = proposal.organisation
+    data = proposal.payload
+    partner = Organisation.objects.get(pk=data["partner"])
+    break_glass_role_set(
+        owner=owner,
+        set_by=proposal.proposed_by,
+        catalog_role=CatalogRole.objects.get(organisation=owner, pk=data["catalog_role"]),
+        partner=partner,
+        people=list(User.objects.filter(pk__in=data["people"])),
+        max_hours=data["max_hours"],
+    )
+
+
+def _apply_remove(proposal: RuleProposal) -> None:
+    marking = BreakGlassRole.objects.filter(
+        organisation=proposal.organisation, pk=proposal.target_id
+    ).first()
+    if marking is not None:
+        break_glass_role_remove(marking=marking, removed_by=proposal.proposed_by)
+
+
+# Applied by `approvals.four_eyes.rule_proposal_approve`, which sits below this area.
+proposal_applier_register(Kind.BREAK_GLASS_SET, _apply_set)
+proposal_applier_register(Kind.BREAK_GLASS_REMOVE, _apply_remove)

@@ -1,0 +1,161 @@
+"""Four eyes on the catalogue and the allow-list (issue 14, item 3): with the owner's four-eyes
+setting on, a catalogue role's edit (policies, maximum session, high-privilege opt-in, default
+trust scope, unused-role setting) and adding or removing a partner account are proposals, with
+a diff, that a second owner admin approves (`approvals.four_eyes.rule_proposal_approve`, which
+applies them through `catalog.services` as their author, validating them again then).
+
+Each `*_or_propose` function makes the change at once when four eyes is off (returning what
+the service returns) and otherwise validates it and returns the pending `RuleProposal`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+
+from accounts.models import Membership, Organisation, User
+from delegations.catalog import services
+from delegations.models import CatalogRole, PartnerAllowance, RuleProposal, TrustScope
+from delegations.proposals import four_eyes_on, rule_proposal_create
+
+Kind = RuleProposal.Kind
+
+
+def _require_admin(user: User, owner: Organisation) -> None:
+    if not Membership.objects.filter(
+        user=user, organisation=owner, role=Membership.Role.ADMIN
+    ).exists():
+        raise PermissionDenied("Only an admin of the owner organisation changes the catalogue.")
+
+
+def _role_view(
+    *,
+    role_name: str,
+    description: str,
+    policy_keys: Sequence[tuple[str, str]],
+    max_session_duration: int,
+    keep_role_when_empty: bool,
+    allows_high_privilege: bool,
+    default_trust_scope: str,
+) -> dict[str, Any]:
+    return {
+        "role": role_name,
+        "description": description,
+        "policies": sorted(f"{kind}:{name}" for kind, name in policy_keys),
+        "max_session_duration": max_session_duration,
+        "keep_role_when_empty": keep_role_when_empty,
+        "allows_high_privilege": allows_high_privilege,
+        "default_trust_scope": default_trust_scope,
+    }
+
+
+def catalog_role_update_or_propose(
+    *,
+    catalog_role: CatalogRole,
+    user: User,
+    description: str,
+    policy_keys: Sequence[Any],
+    max_session_duration: int,
+    keep_role_when_empty: bool,
+    high_privilege_confirmed: bool = False,
+    default_trust_scope: str | None = None,
+) -> CatalogRole | RuleProposal:
+    arguments: dict[str, Any] = {
+        "description": description,
+        "policy_keys": policy_keys,
+        "max_session_duration": max_session_duration,
+        "keep_role_when_empty": keep_role_when_empty,
+        "high_privilege_confirmed": high_privilege_confirmed,
+        "default_trust_scope": default_trust_scope,
+    }
+    owner = catalog_role.organisation
+    if not four_eyes_on(owner=owner):
+        return services.catalog_role_update(catalog_role=catalog_role, updated_by=user, **arguments)
+    _require_admin(user, owner)
+    keys = services.catalog_role_validate_update(
+        catalog_role=catalog_role,
+        description=description,
+        policy_keys=policy_keys,
+        max_session_duration=max_session_duration,
+    )
+    scope = default_trust_scope or catalog_role.default_trust_scope
+    if scope not in TrustScope.values:
+        raise ValidationError({"default_trust_scope": "Choose one of the trust scopes."})
+    before = _role_view(
+        role_name=catalog_role.role_name,
+        description=catalog_role.description,
+        policy_keys=[(str(p.get("type")), str(p.get("name"))) for p in catalog_role.policies or []],
+        max_session_duration=catalog_role.max_session_duration,
+        keep_role_when_empty=catalog_role.keep_role_when_empty,
+        allows_high_privilege=catalog_role.allows_high_privilege,
+        default_trust_scope=catalog_role.default_trust_scope,
+    )
+    after = _role_view(
+        role_name=catalog_role.role_name,
+        description=(description or "").strip(),
+        policy_keys=keys,
+        max_session_duration=max_session_duration,
+        keep_role_when_empty=bool(keep_role_when_empty),
+        allows_high_privilege=bool(high_privilege_confirmed),
+        default_trust_scope=scope,
+    )
+    if before == after:
+        catalog_role.changed = False  # type: ignore[attr-defined]
+        return catalog_role
+    return rule_proposal_create(
+        owner=owner,
+        user=user,
+        kind=Kind.CATALOG_ROLE_UPDATE,
+        target_id=catalog_role.pk,
+        payload={
+            **arguments,
+            "policy_keys": [list(key) for key in keys],
+            "default_trust_scope": scope,
+        },
+        before=before,
+        after=after,
+    )
+
+
+def partner_allowance_add_or_propose(
+    *, owner: Organisation, user: User, partner_account_uid: str, label: str = ""
+) -> PartnerAllowance | RuleProposal:
+    if not four_eyes_on(owner=owner):
+        return services.partner_allowance_add(
+            owner=owner, added_by=user, partner_account_uid=partner_account_uid, label=label
+        )
+    _require_admin(user, owner)
+    label = services.partner_allowance_validate(
+        owner=owner, partner_account_uid=partner_account_uid, label=label
+    )
+    wanted = {"partner_account_uid": partner_account_uid, "label": label}
+    return rule_proposal_create(
+        owner=owner,
+        user=user,
+        kind=Kind.ALLOWANCE_ADD,
+        target_id="",
+        payload=wanted,
+        before=None,
+        after=wanted,
+    )
+
+
+def partner_allowance_remove_or_propose(
+    *, allowance: PartnerAllowance, user: User
+) -> RuleProposal | None:
+    owner = allowance.organisation
+    if not four_eyes_on(owner=owner):
+        services.partner_allowance_remove(allowance=allowance, removed_by=user)
+        return None
+    _require_admin(user, owner)
+    return rule_proposal_create(
+        owner=owner,
+        user=user,
+        kind=Kind.ALLOWANCE_REMOVE,
+        target_id=allowance.pk,
+        payload={},
+        before={"partner_account_uid": allowance.partner_account_uid, "label": allowance.label},
+        after=None,
+    )
