@@ -30,6 +30,7 @@ from audit.action_info import Access as Access
 from audit.action_info import ActionInfo as ActionInfo
 from audit.action_info import Category as Category
 from audit.rule_actions import RULE_ACTIONS
+from audit.runbook_actions import RUNBOOK_INFO as _RB
 
 _LIFECYCLE = Category.LIFECYCLE
 _OTHER = Category.OTHER
@@ -641,6 +642,19 @@ class AuditAction(StrEnum):
             "Custom policy with exactly the actions its sessions used.",
         ),
     )
+    # --- runbooks through OOS (runbooks, issue 12); what they say: _RUNBOOK ---------------
+    RUNBOOK_CONSENT_GIVEN = ("runbook.consent_given", _RB["consent_given"])
+    RUNBOOK_OOS_ROLE_READY = ("runbook.oos_role_ready", _RB["oos_role_ready"])
+    RUNBOOK_OOS_ROLE_FAILED = ("runbook.oos_role_failed", _RB["oos_role_failed"])
+    RUNBOOK_APPROVAL_RULE_SET = ("runbook.approval_rule_set", _RB["approval_rule_set"])
+    RUNBOOK_RUN_STARTED = ("runbook.run_started", _RB["run_started"])
+    RUNBOOK_RUN_APPROVED = ("runbook.run_approved", _RB["run_approved"])
+    RUNBOOK_RUN_REJECTED = ("runbook.run_rejected", _RB["run_rejected"])
+    RUNBOOK_RUN_SUBMITTED = ("runbook.run_submitted", _RB["run_submitted"])
+    RUNBOOK_RUN_SUBMIT_FAILED = ("runbook.run_submit_failed", _RB["run_submit_failed"])
+    RUNBOOK_RUN_CANCEL_REQUESTED = ("runbook.run_cancel_requested", _RB["run_cancel_requested"])
+    RUNBOOK_TARGET_FINISHED = ("runbook.target_finished", _RB["target_finished"])
+    RUNBOOK_RUN_FINISHED = ("runbook.run_finished", _RB["run_finished"])
     # --- notifications: chat channels and who hears what (deliveries keep their own log) ---
     NOTIFICATION_CHANNEL_CREATED = (
         "notification.channel_created",

@@ -531,6 +531,11 @@ _DRIFT_FACTS: tuple[tuple[FactLabel, FactSource, bool], ...] = (
     (_("Kind"), lambda event, _data: _metadata(event).get("kind"), True),
     (_("Decided by"), lambda event, _data: event.actor_label, False),
 )
+# Runbooks (issue 12): the OOS execution and the owner accounts a run touched.
+_RUN_FACTS: tuple[tuple[FactLabel, FactSource, bool], ...] = (
+    (_("OOS execution"), "execution_id", True),
+    (_("Owner accounts"), "owner_accounts", True),
+)
 _FACTS: dict[AuditAction, tuple[tuple[FactLabel, FactSource, bool], ...]] = {
     AuditAction.DELEGATION_REQUESTED: (_REASON, _UNTIL),
     AuditAction.DELEGATION_APPROVED: _APPROVAL_FACTS,
@@ -550,6 +555,23 @@ _FACTS: dict[AuditAction, tuple[tuple[FactLabel, FactSource, bool], ...]] = {
     AuditAction.DRIFT_CLEARED: _DRIFT_FACTS,
     AuditAction.DRIFT_REPAIRED: _DRIFT_FACTS,
     AuditAction.DRIFT_ACCEPTED: _DRIFT_FACTS,
+    AuditAction.RUNBOOK_RUN_STARTED: (
+        *_RUN_FACTS,
+        ("Accounts x regions", "targets", True),
+        ("Command (SHA-256)", "command_sha256", True),
+    ),
+    AuditAction.RUNBOOK_RUN_APPROVED: _RUN_FACTS,
+    AuditAction.RUNBOOK_RUN_REJECTED: _RUN_FACTS,
+    AuditAction.RUNBOOK_RUN_SUBMITTED: _RUN_FACTS,
+    AuditAction.RUNBOOK_RUN_CANCEL_REQUESTED: _RUN_FACTS,
+    AuditAction.RUNBOOK_RUN_FINISHED: (*_RUN_FACTS, ("OOS status", "oos_status", True)),
+    AuditAction.RUNBOOK_TARGET_FINISHED: (
+        ("OOS execution", "execution_id", True),
+        ("Account", "account_uid", True),
+        ("Region", "region_id", True),
+        ("OOS status", "oos_status", True),
+        ("Instances", "instances", True),
+    ),
 }
 # Approvals say whether the approver had just used two-factor authentication.
 _SHOWS_MFA = frozenset({AuditAction.DELEGATION_APPROVED, AuditAction.DELEGATION_OFFERED})

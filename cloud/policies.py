@@ -137,6 +137,12 @@ def role_arn(uid: str, role_name: str) -> str:
     return f"acs:ram::{validate_account_uid(uid)}:role/{validate_role_name(role_name)}"
 
 
+# The role OOS runs as in an executing account, trusted by the OOS service; a cross-account
+# run chains from it into the target role (`OOSServiceRole|<uid>/<role>`).
+OOS_SERVICE_ROLE_NAME = "OOSServiceRole"
+OOS_SERVICE_PRINCIPAL = "oos.aliyuncs.com"
+
+
 PrincipalKind = Literal["root", "user", "role", "service"]
 
 

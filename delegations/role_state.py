@@ -165,6 +165,21 @@ def broker_principal(delegation: Delegation) -> str | None:
     return account.caller_arn
 
 
+def oos_service_role_principal(delegation: Delegation) -> str | None:
+    """`acs:ram::<partner>:role/OOSServiceRole` once the partner's admin has allowed runbooks
+    and the portal has set that role up: a named scope admits it so the partner's runbooks
+    reach this role through OOS (the account-wide scope already admits every partner role)."""
+    ready = CloudAccount.objects.filter(
+        organisation_id=delegation.partner_id,
+        is_active=True,
+        account_uid=delegation.partner_account_uid,
+        oos_service_role_ready_at__isnull=False,
+    ).exists()
+    if not ready:
+        return None
+    return policies.role_arn(delegation.partner_account_uid, policies.OOS_SERVICE_ROLE_NAME)
+
+
 def delegation_principals(delegation: Delegation) -> frozenset[str]:
     """The RAM principals this delegation wants in the role's trust policy."""
     if delegation.trust_scope == TrustScope.PARTNER_ACCOUNT:
@@ -176,6 +191,9 @@ def delegation_principals(delegation: Delegation) -> frozenset[str]:
     broker = broker_principal(delegation) if delegation.named_scope_trusts_broker else None
     if broker is not None:
         arns.add(broker)
+    oos_role = oos_service_role_principal(delegation)
+    if oos_role is not None:
+        arns.add(oos_role)
     return frozenset(arns)
 
 

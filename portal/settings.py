@@ -566,3 +566,20 @@ SPECTACULAR_SETTINGS = {
 PORTAL_API_DEVICE_CODE_RATE = env.str("PORTAL_API_DEVICE_CODE_RATE", default="10/600")
 PORTAL_API_DEVICE_POLL_RATE = env.str("PORTAL_API_DEVICE_POLL_RATE", default="60/600")
 PORTAL_API_DEVICE_CONFIRM_RATE = env.str("PORTAL_API_DEVICE_CONFIRM_RATE", default="10/600")
+
+# --- Runbooks through OOS (runbooks/, issue 12) -----------------------------------------------
+# Partner staff run a command over owner accounts and regions through OOS's multi-account
+# template, in the partner's own account (OOSServiceRole), with rate control.
+INSTALLED_APPS += ["runbooks"]
+# The regions a single grant's runs may touch (a fleet grant names its own).
+PORTAL_RUNBOOK_REGIONS = env.list(
+    "PORTAL_RUNBOOK_REGIONS", default=["cn-hangzhou", "cn-shanghai", "cn-beijing"]
+)
+# How often the worker reads a running execution (ListExecutions / ListTaskExecutions).
+PORTAL_RUNBOOK_POLL_SECONDS = env.float("PORTAL_RUNBOOK_POLL_SECONDS", default=2.0)
+# While a run is going, every instance's outcome (a walk of OOS's child executions) is read this
+# often; at the end always.
+PORTAL_RUNBOOK_RESULTS_SECONDS = env.float("PORTAL_RUNBOOK_RESULTS_SECONDS", default=5.0)
+# Runs queued but never submitted, or running but no longer followed (a lost worker or
+# publish), are picked up again by beat.
+CELERY_BEAT_SCHEDULE["runbooks-sweep"] = {"task": "runbooks.sweep_runs", "schedule": 60.0}

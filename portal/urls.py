@@ -57,6 +57,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("delegations/", include("delegations.urls")),
     path("audit/", include("auditor.urls")),
+    # Partner runbooks through OOS (issue 12).
+    path("runbooks/", include("runbooks.urls")),
     # Notifications: preferences, chat channels, and the local webhook inbox of `make run`.
     path("notifications/", include("notifications.urls")),
     path("dev/webhooks/", notification_devhooks.inbox, name="dev_webhooks"),

@@ -17,6 +17,9 @@ from django.urls.exceptions import Resolver404
 from django.utils import timezone
 
 from accounts.models import Invitation, Membership, Organisation, User
+from core.crypto import encrypt_secret
+from runbooks.models import RunApproval, RunbookRun, RunbookTarget
+from tests.delegations.factories import CatalogRoleFactory, CloudAccountFactory, DelegationFactory
 from tests.personas import make_member
 
 ROUTE_PARAM = re.compile(r"<(?:(?P<converter>\w+):)?(?P<name>\w+)>")
@@ -106,6 +109,7 @@ def world(
     )
     # A second admin in C, so "last admin" rules cannot be what protects C's data.
     make_member(company_c, "admin", email="second-admin@cobalt-foreign.example")
+    foreign_run = _foreign_run(company_c, company_d, foreign_partner_staff)
     return {
         "personas": {
             "owner_admin": owner_admin,
@@ -119,9 +123,43 @@ def world(
             str(foreign_invitation.pk),
             str(company_c.pk),
             str(foreign_owner_admin.pk),
+            str(foreign_run.pk),
+            str(foreign_run.targets.get().delegation_id),
         ],
         "foreign_invitation": foreign_invitation,
+        "foreign_run": foreign_run,
     }
+
+
+def _foreign_run(owner: Organisation, partner: Organisation, started_by: User) -> RunbookRun:
+    """A runbook run of D over C's account (runbooks, issue 12): its pages are 404 to A and B."""
+    account = CloudAccountFactory(organisation=owner)
+    grant = DelegationFactory(
+        catalog_role=CatalogRoleFactory(cloud_account=account, organisation=owner),
+        partner=partner,
+        status="active",
+    )
+    run = RunbookRun.objects.create(
+        partner=partner,
+        partner_account_uid=partner.account_uid,
+        started_by=started_by,
+        title="Delta Foreign Services nightly",
+        command_type="RunShellScript",
+        command_ciphertext=encrypt_secret("echo foreign"),
+        command_sha256="0" * 64,
+        target_type="All",
+        status=RunbookRun.Status.AWAITING_APPROVAL,
+    )
+    RunbookTarget.objects.create(
+        run=run,
+        delegation=grant,
+        owner=owner,
+        account_uid=account.account_uid,
+        role_name=grant.managed_role.role_name,
+        region_id="cn-shanghai",
+    )
+    RunApproval.objects.create(run=run, owner=owner)
+    return run
 
 
 MALFORMED = ["0", "-1", "x" * 2048, "99999999999999999999999999", "%2e%2e%2fetc%2fpasswd", "null"]
@@ -139,6 +177,12 @@ def _snapshot() -> list:
                 "pk", "token_hash", "accepted_at", "cancelled_at", "expires_at"
             )
         ),
+        sorted(
+            RunbookRun.objects.filter(partner__in=foreign).values_list(
+                "pk", "status", "cancel_requested_at"
+            )
+        ),
+        sorted(RunApproval.objects.filter(owner__in=foreign).values_list("pk", "status")),
     ]
 
 
@@ -184,6 +228,20 @@ def test_crawl_every_url_as_every_persona(world: dict, persona: str) -> None:
             failures.append((method.upper(), path[:120], response.status_code, leaked))
     assert not failures, failures
     assert _snapshot() == before
+    if user is not None:
+        run_id = world["foreign_run"].pk
+        for name in ("detail", "live", "export_template", "export_parameters"):
+            status = client.get(f"/runbooks/{run_id}/{_RUN_PAGES[name]}").status_code
+            assert status in (403, 404), (name, status)
+        assert client.get(f"/runbooks/{run_id}/").status_code == 404
+
+
+_RUN_PAGES = {
+    "detail": "",
+    "live": "live/",
+    "export_template": "export/template.yaml",
+    "export_parameters": "export/parameters.json",
+}
 
 
 @pytest.mark.django_db

@@ -80,6 +80,7 @@ PORTAL_PACKAGES = (
     "demo",
     "notifications",
     "portal",
+    "runbooks",
 )
 PROJECT_PACKAGES = (*PORTAL_PACKAGES, "cloudsim", "tests", "benchmarks")
 # delegations is split into rooms (its sub-packages); any other folder is one room.

@@ -54,6 +54,9 @@ class CloudAccount(models.Model):
     caller_arn = models.CharField(max_length=255, blank=True)
     verified_at = models.DateTimeField(null=True, blank=True)
     is_active = models.BooleanField(default=True)
+    # When the partner's `OOSServiceRole` (runbooks through OOS) was last confirmed in this
+    # account: from then on, named-people grants of this partner admit that role too.
+    oos_service_role_ready_at = models.DateTimeField(null=True, blank=True, editable=False)
     # The organisation's default account; exactly one connected account per organisation has
     # it (the first one connected; moved on when it is disconnected or by the owner).
     # (True by default: an organisation's one account is its primary; the connect service

@@ -23,6 +23,7 @@ PORTAL_PACKAGES = (
     "demo",
     "notifications",
     "portal",
+    "runbooks",
 )
 
 

@@ -1,0 +1,159 @@
+"""The product's OOS scenario end to end through the portal, against cloudsim with the official
+OOS, ECS and RAM SDKs: two owner accounts x cn-shanghai and cn-beijing, `echo hello`,
+Concurrency 10, MaxErrors 0 -> every running instance answers `hello`; one failing instance
+fails the run; a cancel mid-run ends it Cancelled; a revoked grant fails the next item."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from accounts.models import Membership, Organisation
+from cloud.client import CloudClient
+from cloud.values import CloudCredentials
+from core.crypto import encrypt_secret
+from delegations.models import CloudAccount, Delegation, StaffAssignment
+from runbooks import services, worker
+from runbooks.models import OosConsent, RunbookInstanceResult, RunbookRun
+from runbooks.services import RunChoice
+from runbooks.tasks import oos_client_for
+from tests.cloudsim.oos_scenario import REGIONS, ROLE, Scenario, trust
+from tests.delegations.factories import CatalogRoleFactory, CloudAccountFactory, DelegationFactory
+from tests.factories import OrganisationFactory
+from tests.personas import make_member
+
+pytestmark = pytest.mark.django_db
+S = RunbookRun.Status
+
+
+class World:
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        executing = scenario.executing
+        self.partner = OrganisationFactory(
+            kind=Organisation.Kind.PARTNER, account_uid=executing.uid, slug=f"p{executing.uid}"
+        )
+        self.partner_admin = make_member(self.partner, Membership.Role.ADMIN)
+        self.staff = make_member(self.partner, Membership.Role.STAFF)
+        self.partner_account = self._connect(self.partner, executing)
+        self.grants: list[Delegation] = []
+        for owner_account in scenario.owners:
+            owner = OrganisationFactory(
+                kind=Organisation.Kind.OWNER,
+                account_uid=owner_account.uid,
+                slug=f"o{owner_account.uid}",
+            )
+            account = self._connect(owner, owner_account)
+            role = CatalogRoleFactory(cloud_account=account, organisation=owner, role_name=ROLE)
+            grant = DelegationFactory(
+                catalog_role=role, partner=self.partner, status=Delegation.Status.ACTIVE
+            )
+            StaffAssignment.objects.create(
+                delegation=grant, partner=self.partner, user=self.staff, assigned_by=self.staff
+            )
+            self.grants.append(grant)
+
+    @staticmethod
+    def _connect(organisation: Organisation, account: Any) -> CloudAccount:
+        return CloudAccountFactory(
+            organisation=organisation,
+            account_uid=account.uid,
+            access_key_id=account.access_key_id,
+            secret_ciphertext=encrypt_secret(account.access_key_secret),
+        )
+
+    def consent(self) -> None:
+        consent = services.oos_consent_give(partner=self.partner, given_by=self.partner_admin)
+        ram = CloudClient(
+            CloudCredentials(
+                self.scenario.executing.access_key_id, self.scenario.executing.access_key_secret
+            )
+        )
+        consent = worker.oos_service_role_ensure(consent_id=consent.pk, client=ram)
+        assert consent is not None and consent.status == OosConsent.Status.READY
+
+    def start(self, **overrides: Any) -> RunbookRun:
+        values: dict[str, Any] = {
+            "targets": [(grant, region) for grant in self.grants for region in REGIONS],
+            "command_type": "RunShellScript",
+            "command_content": "echo hello",
+            "timeout_seconds": 600,
+            "target_type": "All",
+            "concurrency": 10,
+            "max_errors": 0,
+        }
+        values.update(overrides)
+        run = services.run_start(
+            partner=self.partner, started_by=self.staff, choice=RunChoice(**values)
+        )
+        submitted = worker.run_submit(run_id=run.pk, client=oos_client_for(self.partner.pk))
+        assert submitted is not None
+        return submitted
+
+    def follow(self, run: RunbookRun, timeout: float = 60.0) -> RunbookRun:
+        client = oos_client_for(self.partner.pk)
+        deadline = time.monotonic() + timeout
+        while worker.run_follow(run_id=run.pk, client=client).more:
+            assert time.monotonic() < deadline, "the run did not end"
+            time.sleep(0.1)
+        return RunbookRun.objects.get(pk=run.pk)
+
+
+@pytest.fixture
+def world(cloudsim, settings, published) -> World:
+    for name in ("RAM", "STS", "OOS", "ECS"):
+        setattr(settings, f"ALIBABA_{name}_ENDPOINT", cloudsim.endpoint)
+    settings.ALIBABA_CLOUD_PROTOCOL = "http"
+    settings.PORTAL_RUNBOOK_REGIONS = list(REGIONS)
+    world = World(Scenario(cloudsim))
+    world.consent()
+    return world
+
+
+def test_echo_hello_on_every_running_instance_of_two_accounts_in_two_regions(world):
+    run = world.follow(world.start())
+    assert run.status == S.SUCCEEDED, run.status_message
+    results = RunbookInstanceResult.objects.filter(run=run)
+    expected = {
+        (owner.uid, region, instance)
+        for owner in world.scenario.owners
+        for region, instance in owner.running()
+    }
+    got = {(r.target.account_uid, r.target.region_id, r.instance_id) for r in results}
+    assert got == expected
+    assert {r.output.strip() for r in results} == {"hello"}
+    assert {r.exit_code for r in results} == {0}
+    assert set(run.targets.values_list("status", flat=True)) == {"Success"}
+
+
+def test_one_failing_instance_with_max_errors_0_fails_the_run(world):
+    owner = world.scenario.owners[0]
+    _region, instance = owner.running()[0]
+    world.scenario.fail_commands(instance)
+    run = world.follow(world.start(concurrency=1))
+    assert run.status == S.FAILED
+    failed = RunbookInstanceResult.objects.get(run=run, instance_id=instance)
+    assert failed.status == "Failed"
+
+
+def test_cancel_mid_run(world):
+    run = world.start(command_content="sleep 2000")
+    time.sleep(0.5)
+    run = services.run_cancel(run=run, cancelled_by=world.staff)
+    assert run.status == S.CANCELLING
+    assert worker.run_cancel_in_cloud(run_id=run.pk, client=oos_client_for(world.partner.pk))
+    run = world.follow(run)
+    assert run.status == S.CANCELLED
+
+
+def test_a_revoked_grant_fails_the_next_item_and_runs_nothing_more_there(world):
+    revoked = world.scenario.owners[1]
+    # The owner takes the partner out of the role's trust policy while the run waits its turn.
+    world.scenario.set_trust(revoked, trust({"RAM": ["acs:ram::1:root"]}))
+    run = world.follow(world.start(concurrency=1, max_errors=0))
+    assert run.status == S.FAILED
+    assert not RunbookInstanceResult.objects.filter(
+        run=run, target__account_uid=revoked.uid, status="Success"
+    ).exists()
