@@ -58,6 +58,10 @@ class CurrentOrganisationMiddleware:
         request.organisation = None
         if request.user.is_authenticated:
             memberships = selectors.memberships_for_user(user=request.user)
+            for each in memberships:
+                # The person's own memberships: their `user` is the request's user, already
+                # loaded (the inbox in every page's navigation reads it; no second read).
+                each.user = request.user
             preferred = request.session.get(selectors.CURRENT_ORGANISATION_SESSION_KEY)
             membership = selectors.membership_resolve_current(
                 memberships=memberships, preferred_organisation_id=preferred

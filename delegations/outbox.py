@@ -49,8 +49,39 @@ def outbox_enqueue(*, kind: str, object_id: object) -> OutboxMessage:
 
 
 def outbox_enqueue_reconcile(*, managed_role: ManagedRole) -> OutboxMessage:
-    """The desired state of `managed_role` changed: bump its version and ask for a reconcile."""
+    """The desired state of `managed_role` changed: bump its version and ask for a reconcile,
+    unless one is already waiting for the role (then that one is returned).
+
+    Coalescing: a bulk approval of 1,000 partners over one role asked for 1,000 reconciles,
+    each published, picked up and found busy or done. One pending message per role is enough,
+    because no reconcile misses a bump made while a message waits:
+    - a message never published (its commit's publish is still to come, or the broker was
+      down and the dispatcher will publish it) has not started: its reconcile reads the
+      version after this transaction commits;
+    - a reconcile already running holds the role's lease and releases it only with a
+      conditional UPDATE on `desired_version`, which waits for this transaction's bump (the
+      bump comes first, and it locks the role row) and then sees the version moved: it runs
+      another round;
+    - a reconcile that settled first marked its messages done in the transaction that
+      released the lease; this transaction's bump waited for that commit, and the read below
+      (a statement of its own, after the bump) sees them done and enqueues a new message.
+    A published message is never reused: it may be lost with a dead worker, and a fresh
+    message is what gets the role moving again without waiting for the dispatcher.
+    """
     ManagedRole.objects.filter(pk=managed_role.pk).update(desired_version=F("desired_version") + 1)
+    waiting = (
+        OutboxMessage.objects.filter(
+            kind=OutboxMessage.Kind.RECONCILE_ROLE,
+            object_id=str(managed_role.pk),
+            done_at__isnull=True,
+            dispatched_at__isnull=True,
+            available_at__lte=timezone.now(),
+        )
+        .order_by("id")
+        .first()
+    )
+    if waiting is not None:
+        return waiting
     return outbox_enqueue(kind=OutboxMessage.Kind.RECONCILE_ROLE, object_id=managed_role.pk)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -106,14 +107,35 @@ def _key(*parts: str) -> str:
     return key[:180] + "#" + hashlib.sha256(key.encode()).hexdigest()
 
 
+# The deliveries this thread wrote and has not published yet. A transaction that announces
+# many events (the worker activating a role's 100 partners, a bulk approval) publishes them
+# all from its first commit callback, with one read, one broker connection and one update,
+# instead of once per event; the other callbacks find nothing left. Keys of a rolled-back
+# transaction may linger until the next publish: their rows do not exist (or are someone
+# else's pending rows with the same key, which may be published anyway), so the read drops
+# them.
+_unpublished = threading.local()
+
+
 def _enqueue(rows: list[Delivery]) -> list[str]:
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("notify() must run inside the transaction of the event it announces.")
     Delivery.objects.bulk_create(rows, ignore_conflicts=True)
     keys = [row.idempotency_key for row in rows]
     if keys:
-        transaction.on_commit(lambda: _publish_new(keys))
+        pending: list[str] | None = getattr(_unpublished, "keys", None)
+        if pending is None:
+            pending = _unpublished.keys = []
+        pending.extend(keys)
+        transaction.on_commit(_publish_pending)
     return keys
+
+
+def _publish_pending() -> None:
+    keys: list[str] = getattr(_unpublished, "keys", None) or []
+    _unpublished.keys = []
+    if keys:
+        _publish_new(keys)
 
 
 def _publish_new(keys: list[str]) -> None:

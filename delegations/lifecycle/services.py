@@ -1367,6 +1367,11 @@ def delegations_mark_many(*, delegations: list[Delegation], to: str) -> list[Del
     Delegation.objects.bulk_update(
         [row for row, _ in moving], fields=[*changes, "version", "updated_at"]
     )
+    # The notices first: they only read and insert deliveries (no lock in the project's lock
+    # order), and written after the audit events they held the one audit-chain lock for four
+    # reads and an insert per row, serialising every other worker's audit behind a bulk move.
+    for row, _before in moving:
+        delegation_announce(delegation=row, action=action, actor=None)
     # One lock of the audit chain for the batch, then one event per row as `_transition` writes.
     audit_record_many(
         [
@@ -1378,7 +1383,6 @@ def delegations_mark_many(*, delegations: list[Delegation], to: str) -> list[Del
     )
     fleets = set()
     for row, before in moving:
-        delegation_announce(delegation=row, action=action, actor=None)
         if Status.ACTIVE in (before["status"], to):
             partner_access_delegation_changed(delegation=row)
         if row.fleet_id is not None and row.fleet_id not in fleets:

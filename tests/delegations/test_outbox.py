@@ -114,3 +114,38 @@ def test_a_process_without_the_worker_tasks_publishes_by_name(
 def test_the_worker_registers_the_task_the_outbox_names() -> None:
     assert worker_tasks.run_outbox_message.name == outbox.RUN_OUTBOX_MESSAGE
     assert outbox.RUN_OUTBOX_MESSAGE in current_app.tasks
+
+
+def test_reconcile_requests_for_a_role_coalesce_until_one_is_published(
+    task: FakeTask, django_capture_on_commit_callbacks
+) -> None:
+    """A bulk approval of many partners on one role asks for one reconcile, not one each; every
+    request still moves the role's desired version."""
+    role = ManagedRoleFactory()
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        first = outbox.outbox_enqueue_reconcile(managed_role=role)
+        again = [outbox.outbox_enqueue_reconcile(managed_role=role) for _ in range(3)]
+    assert {m.pk for m in again} == {first.pk}
+    assert task.sent == [[first.pk]]
+    assert ManagedRole.objects.get(pk=role.pk).desired_version == 4
+    # Published (it may have started, or be lost with a dead worker): the next request gets a
+    # message of its own, published at once.
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        later = outbox.outbox_enqueue_reconcile(managed_role=role)
+    assert later.pk != first.pk and task.sent == [[first.pk], [later.pk]]
+
+
+def test_a_done_or_delayed_message_is_not_reused(task: FakeTask) -> None:
+    role = ManagedRoleFactory()
+    OutboxMessage.objects.create(
+        kind="reconcile_role", object_id=str(role.pk), done_at=timezone.now()
+    )
+    OutboxMessage.objects.create(
+        kind="reconcile_role",
+        object_id=str(role.pk),
+        available_at=timezone.now() + dt.timedelta(minutes=5),
+    )
+    with transaction.atomic():
+        message = outbox.outbox_enqueue_reconcile(managed_role=role)
+    assert OutboxMessage.objects.filter(object_id=str(role.pk)).count() == 3
+    assert message.done_at is None and message.available_at <= timezone.now()

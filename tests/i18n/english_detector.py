@@ -6,7 +6,8 @@ are (ALLOWED_WORDS). A page's visible text (and its title / alt / placeholder / 
 attributes) is split into tokens; two or more vocabulary words in a row is an untranslated
 English phrase. Names, ids, emails, ARNs and role names break a run (they hold digits, `@`,
 `:`, `/` or `-`, or are single words), and code-like elements (`<code>`, `<pre>`, policy JSON,
-`.mono`) are not read at all.
+`.mono`) and data written by people or the cloud (`<bdi>`, the ledger's recorded labels and raw
+changes) are not read at all.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ ALLOWED_WORDS = {
     "incoming",
     "english",
 }
+# <bdi> holds data people or the cloud wrote (a reason, a policy's description, a recorded
+# label), isolated as the templates do for any such value; it is in the writer's language.
 SKIPPED_ELEMENTS = {
     "code",
     "pre",
@@ -62,8 +65,11 @@ SKIPPED_ELEMENTS = {
     "textarea",
     "select",
     "template",
+    "bdi",
 }
-SKIPPED_CLASSES = {"mono", "policy", "secret", "json"}
+# Ids and codes, and the ledger's record as written: action codes with their recorded target
+# label (`action-name`), raw field changes (`diff`), request ids (`ids`).
+SKIPPED_CLASSES = {"mono", "policy", "secret", "json", "action-name", "diff", "ids"}
 CHECKED_ATTRIBUTES = {"title", "alt", "placeholder", "aria-label"}
 VOID_ELEMENTS = {
     "area",

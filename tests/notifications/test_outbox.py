@@ -20,6 +20,7 @@ from notifications.events import NotificationEvent
 from notifications.models import Channel, Delivery
 from notifications.services import Notice, notify
 from notifications.signing import SIGNATURE_HEADER, webhook_signature_valid
+from portal.celery import app as celery_app
 from tests.notifications.conftest import Receiver
 
 pytestmark = pytest.mark.django_db
@@ -333,3 +334,38 @@ def test_email_has_text_and_html_parts_a_deep_link_and_the_organisation(
     assert "https://portal.example.com/delegations/" in message.body
     html, mimetype = message.alternatives[0]
     assert mimetype == "text/html" and 'href="https://portal.example.com/delegations/"' in html
+
+
+def test_many_events_in_one_transaction_are_published_together_once(
+    company_a: Organisation,
+    owner_admin: User,
+    channel: Channel,
+    published: FakeBroker,
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """A worker activating a role's partners announces one event each: one publish for all."""
+    batches: list[list[int]] = []
+    monkeypatch.setattr(outbox, "_send", lambda ids: batches.append(list(ids)))
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        keys = [
+            key
+            for index in range(3)
+            for key in notify(
+                key=f"evt:{index}", notice=notice(), organisation=company_a, people=[owner_admin]
+            )
+        ]
+    rows = Delivery.objects.filter(idempotency_key__in=keys)
+    assert rows.count() == 6
+    assert len(batches) == 1 and sorted(batches[0]) == sorted(r.pk for r in rows)
+    assert not rows.filter(dispatched_at__isnull=True).exists()
+
+
+def test_deliveries_have_their_own_queue_which_every_worker_consumes() -> None:
+    """Hundreds of deliveries never stand in front of a reconcile in one queue."""
+    app = celery_app
+    assert set(app.amqp.queues) == {"celery", "notifications"}
+    route = app.amqp.router.route({}, tasks.deliver.name, (1,), {})
+    assert route["queue"].name == "notifications"
+    reconcile = app.amqp.router.route({}, "delegations.run_outbox_message", (1,), {})
+    assert reconcile["queue"].name == "celery"

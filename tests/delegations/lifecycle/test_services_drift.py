@@ -65,11 +65,18 @@ def test_repair_of_an_unmanaged_principal_makes_it_managed_so_the_worker_removes
 ) -> None:
     finding = drift_record(managed_role=role, kind=Kind.UNMANAGED_PRINCIPAL_ADDED, subject=STRANGER)
     outbox_before = OutboxMessage.objects.count()
+    version_before = role.desired_version
     resolved = drift_resolve(finding=finding, resolved_by=owner_admin, resolution="repair")
     assert resolved.resolution == "repair" and resolved.resolved_by == owner_admin
     role.refresh_from_db()
     assert STRANGER in role.known_principals
-    assert OutboxMessage.objects.count() == outbox_before + 1
+    # A reconcile is requested: the version moves, and a message waits (this one, or an
+    # unpublished one it coalesced into).
+    assert role.desired_version == version_before + 1
+    assert OutboxMessage.objects.filter(
+        kind="reconcile_role", object_id=str(role.pk), done_at__isnull=True
+    ).exists()
+    assert OutboxMessage.objects.count() in (outbox_before, outbox_before + 1)
     assert drift_events("drift.repaired") == 1
 
 

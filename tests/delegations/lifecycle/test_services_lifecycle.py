@@ -61,9 +61,15 @@ def last_event(delegation: Delegation) -> AuditEvent:
 
 
 def outbox_rows(delegation: Delegation) -> int:
-    return OutboxMessage.objects.filter(
+    """Reconcile requests for the delegation's role. A request made while a message for the
+    role waits unpublished coalesces into it (delegations.outbox), so while one waits they are
+    counted by the desired version each request moves."""
+    messages = OutboxMessage.objects.filter(
         kind=OutboxMessage.Kind.RECONCILE_ROLE, object_id=str(delegation.managed_role_id)
-    ).count()
+    )
+    if not messages.filter(done_at__isnull=True).exists():
+        return messages.count()
+    return ManagedRole.objects.get(pk=delegation.managed_role_id).desired_version
 
 
 # --- request -----------------------------------------------------------------------------------
