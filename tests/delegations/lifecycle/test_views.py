@@ -29,6 +29,7 @@ from delegations.models import (
     PartnerLink,
 )
 from tests.delegations.factories import CatalogRoleFactory, DelegationFactory
+from tests.delegations.lifecycle.test_services_lifecycle import outbox_rows
 
 pytestmark = pytest.mark.django_db
 S = Delegation.Status
@@ -346,16 +347,16 @@ def active(requested: Delegation, owner_admin: User) -> Delegation:
 
 
 def test_revoke_success_and_bad_input(owner_client: Client, active: Delegation) -> None:
-    outbox_before = OutboxMessage.objects.count()
+    requests_before = outbox_rows(active)
     bad = owner_client.post(url("revoke", active.pk), {"reason": ""})
     assert bad.status_code == 400
     nothing_written(active, status=S.ACTIVE, events=4)
-    assert OutboxMessage.objects.count() == outbox_before
+    assert outbox_rows(active) == requests_before
     assert owner_client.get(url("revoke", active.pk)).status_code == 405
     ok = owner_client.post(url("revoke", active.pk), {"reason": "Contract ended"})
     assert ok.status_code == 302
     assert Delegation.objects.get(pk=active.pk).status == S.REVOKING
-    assert OutboxMessage.objects.count() == outbox_before + 1
+    assert outbox_rows(active) == requests_before + 1
 
 
 def test_revoke_foreign_and_missing_role(
