@@ -18,8 +18,9 @@ import pytest
 from alibabacloud_actiontrail20200706 import models as trail_models
 from alibabacloud_actiontrail20200706.client import Client as TrailClient
 from alibabacloud_oos20190601 import models as oos_models
+from alibabacloud_tea_openapi import utils_models as openapi_models
 
-from tests.cloudsim.oos_scenario import ROLE, Scenario, trust
+from tests.cloudsim.oos_scenario import REGIONS, ROLE, Scenario, trust
 from tests.fixtures.cloudsim import CloudSim
 
 
@@ -195,24 +196,40 @@ def test_oos_and_ecs_calls_land_in_actiontrail(scenario, sim):
     scenario.wait(started.execution_id)
     now = datetime.now(UTC)
 
-    def events(account, service):
-        client = TrailClient(sim.sdk_config(account.access_key_id, account.access_key_secret))
-        return client.lookup_events(
-            trail_models.LookupEventsRequest(
-                start_time=(now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                end_time=(now + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                max_results="50",
-                lookup_attribute=[
-                    trail_models.LookupEventsRequestLookupAttribute(
-                        key="ServiceName", value=service
-                    )
-                ],
+    def events(account, service, regions=("cn-hangzhou",)):
+        # ActionTrail is regional: a call is in the trail of the region it was made in, and a
+        # client reads one region's trail (the region goes in `x-acs-region-id`).
+        found = []
+        for region in regions:
+            config = sim.sdk_config(
+                account.access_key_id,
+                account.access_key_secret,
+                region_id=region,
+                global_parameters=openapi_models.GlobalParameters(
+                    headers={"x-acs-region-id": region}
+                ),
             )
-        ).body.events
+            found += (
+                TrailClient(config)
+                .lookup_events(
+                    trail_models.LookupEventsRequest(
+                        start_time=(now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        end_time=(now + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        max_results="50",
+                        lookup_attribute=[
+                            trail_models.LookupEventsRequestLookupAttribute(
+                                key="ServiceName", value=service
+                            )
+                        ],
+                    )
+                )
+                .body.events
+            )
+        return found
 
     oos_events = {e["eventName"] for e in events(scenario.executing, "Oos")}
     assert {"CreateTemplate", "StartExecution", "ListExecutions"} <= oos_events
-    ecs_events = events(scenario.owners[0], "Ecs")
+    ecs_events = events(scenario.owners[0], "Ecs", regions=REGIONS)
     names = {e["eventName"] for e in ecs_events}
     assert {"DescribeInstances", "RunCommand", "DescribeInvocationResults"} <= names
     run = next(e for e in ecs_events if e["eventName"] == "RunCommand")
