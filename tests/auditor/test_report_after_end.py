@@ -134,7 +134,11 @@ def test_after_the_role_is_deleted_nobody_is_still_able_and_the_window_ends_ther
     body = client_for(world.owner_admin).get("/audit/access/", report_params(world))
     text = body.content.decode()
     assert body.status_code == 200 and "still able" not in text
-    assert f"stopped working {stopped:%Y-%m-%d %H:%M:%S}: {DETACHED_THEN_DELETED}" in text
+    # The moment in the reader's zone (UTC for this admin), the UTC instant on the <time>.
+    assert (
+        f'stopped working <time datetime="{stopped:%Y-%m-%dT%H:%M:%S}Z"' in text
+        and f"{stopped:%Y-%m-%d %H:%M:%S}</time>: {DETACHED_THEN_DELETED}" in text
+    )
 
     rows = list(
         csv.DictReader(io.StringIO(download(world.owner_admin, "/audit/access/export.csv", world)))

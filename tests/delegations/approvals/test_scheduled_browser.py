@@ -103,7 +103,9 @@ def test_a_scheduled_grant_turns_active_at_its_start(
     )
     assert status_of(owner_page) == "scheduled"
     starts = owner_page.get_by_test_id("starts-at")
-    expect(starts).to_contain_text(f"{start:%H:%M} UTC")
+    # The start in the reader's zone (UTC for this owner), the UTC instant on the <time>.
+    expect(starts).to_contain_text(f"{start:%H:%M}")
+    expect(starts.locator("time")).to_have_attribute("datetime", f"{start:%Y-%m-%dT%H:%M:%S}Z")
     expect(starts).to_contain_text(re.compile(r"starts in 1[0-5]\xa0minutes"))
     shot(owner_page, "11-owner-scheduled-starts-in")
     partner_page.reload()
