@@ -169,7 +169,7 @@ def run_detail(request: AuthenticatedHttpRequest, run_id: str) -> HttpResponse:
 @require_GET
 @organisation_member_required(roles=MEMBERS)
 def run_live(request: AuthenticatedHttpRequest, run_id: str) -> HttpResponse:
-    """The live region of the run page (polled by runbook-live.js)."""
+    """The live region of the run page (polled by delegation-live.js)."""
     run = _run(request, run_id)
     return no_store(render(request, "runbooks/_live.html", _detail_context(request, run)))
 

@@ -1,14 +1,16 @@
-// Live progress of one delegation: fetch the status fragment every second and swap each
-// live region (progress, cloud calls, history) in by id. No framework, nothing from a CDN.
-// Stops once the delegation reaches a final state.
+// Live progress of one delegation, fleet or runbook run: fetch the status fragment every second
+// and swap each live region (progress, cloud calls, history) in by id. No framework, nothing
+// from a CDN. Stops once the progress element (`data-live-id`, default "delegation-live")
+// says it reached a final state.
 (function () {
   "use strict";
   var script = document.currentScript;
   var url = script && script.getAttribute("data-poll-url");
+  var liveId = (script && script.getAttribute("data-live-id")) || "delegation-live";
   var INTERVAL_MS = 1000;
   if (!url) return;
 
-  function progress() { return document.getElementById("delegation-live"); }
+  function progress() { return document.getElementById(liveId); }
 
   function applyState(root) {
     // Keep the page's forms in step with the live status: hidden version fields and which
