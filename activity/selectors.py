@@ -10,10 +10,21 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, Max, Min, Q, QuerySet, Sum
+from django.db.models import (
+    Count,
+    DateTimeField,
+    Max,
+    Min,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils import timezone
 
@@ -26,6 +37,7 @@ CHART_DAYS = 30
 # The text filter reads at most this many of the newest calls the other filters leave.
 TEXT_SEARCH_ROWS = 50_000
 RIGHT_SIZING_DAYS = 30
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -72,12 +84,18 @@ def activity_events(*, delegation: Delegation, filters: ActivityFilters) -> Quer
         events = events.exclude(alerts=[])
     if filters.text:
         # `search_text` holds the searched columns lower-cased. It has no index (see the
-        # model): the filter reads the newest calls the other filters leave, at most
-        # TEXT_SEARCH_ROWS of them, through the same indexes as the unfiltered page, so its
-        # cost is bounded at any size. A narrower time range searches further back.
-        recent = events.order_by("-event_time", "-id").values("id")[:TEXT_SEARCH_ROWS]
-        events = ActivityEvent.objects.filter(
-            id__in=recent, search_text__contains=filters.text.lower()
+        # model): the filter reads the newest calls the other filters leave, back to the
+        # TEXT_SEARCH_ROWS-th of them, walking the same index as the unfiltered page and
+        # stopping once a page is found, so its cost is bounded at any size. A narrower time
+        # range searches further back.
+        boundary = events.order_by("-event_time").values("event_time")[
+            TEXT_SEARCH_ROWS - 1 : TEXT_SEARCH_ROWS
+        ]
+        events = events.filter(
+            search_text__contains=filters.text.lower(),
+            event_time__gte=Coalesce(
+                Subquery(boundary, output_field=DateTimeField()), Value(_EARLIEST)
+            ),
         )
     return events.order_by("-event_time", "-id")
 

@@ -39,7 +39,13 @@ from activity.attribution import Attributor, read_only_intended
 from activity.events import UnusableEvent, parse_event
 from activity.models import ActivityCursor, ActivityDaily, ActivityEvent
 from activity.selectors import activity_right_sizing
-from activity.storage import NewEvent, count_daily, insert_events, relax_commit_wait
+from activity.storage import (
+    NewEvent,
+    count_daily,
+    insert_events,
+    refresh_statistics,
+    relax_commit_wait,
+)
 from audit.actions import AuditAction
 from audit.services import audit_record
 from cloud.actiontrail import ActionTrailClient, EventPage
@@ -60,6 +66,8 @@ STORE_BATCH = 1000
 # pages, so the reader keeps going while a batch is written.
 READ_AHEAD = 3 * STORE_BATCH // 50
 READER_SWITCH_INTERVAL = 0.0005
+# A run that stored this many rows refreshes the planner's statistics (see refresh_statistics).
+ANALYZE_AFTER_ROWS = 20_000
 MISSING_PERMISSION_MESSAGE = (
     "The owner's AccessKey may not read ActionTrail: grant it actiontrail:LookupEvents "
     "(see docs/ram-policies/owner-portal.json), then connect the key again."
@@ -458,6 +466,8 @@ def _ingest_region(
         )
         report.status, report.message = "failed", error.message
         return report
+    if report.stored >= ANALYZE_AFTER_ROWS:
+        refresh_statistics()
     ActivityCursor.objects.filter(pk=cursor.pk).update(
         ingested_until=end,
         last_success_at=end,

@@ -242,3 +242,18 @@ def relax_commit_wait() -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
+
+
+def refresh_statistics() -> None:
+    """PostgreSQL: ANALYZE the activity tables after a large ingestion.
+
+    Until autovacuum gets to it, the planner would think a delegation holds the few rows it
+    held before, and read a page by sorting all of them instead of walking the (delegation,
+    time) index: a page after the first million rows took seconds. ANALYZE reads a sample,
+    so it costs the same at any size.
+    """
+    if connection.vendor == "postgresql":
+        quote = connection.ops.quote_name
+        with connection.cursor() as cursor:
+            for model in (ActivityEvent, ActivityDaily):
+                cursor.execute(f"ANALYZE {quote(model._meta.db_table)}")
