@@ -18,7 +18,6 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.forms import Form
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.utils.translation import gettext
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
@@ -143,6 +142,41 @@ def _confirmation_gate(request: AuthenticatedHttpRequest, page: str) -> HttpResp
     return _confirm_then_show(request, page)
 
 
+def _takes_a_key(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """An admin's page that shows a key form and takes the posted AccessKey. The secret stays
+    out of error reports, and so do the locals of every frame below the view (the form's
+    cleaned data, the services that try the key)."""
+    view = organisation_member_required(roles=[ADMIN])(view)
+    view = require_http_methods(["GET", "POST"])(view)
+    return sensitive_variables()(sensitive_post_parameters("access_key_secret")(view))
+
+
+def _connect_new(
+    request: AuthenticatedHttpRequest,
+    *,
+    form_class: type[Form],
+    initial: dict[str, Any] | None = None,
+    success: str,
+) -> HttpResponse:
+    """Connecting an account (the organisation's first, or an owner's further one): the
+    confirmation gate, the key form, then the key tried and stored."""
+    stop = _confirmation_gate(request, request.path)
+    if stop is not None:
+        return stop
+    if request.method == "GET":
+        return _key_form_page(request, form=form_class(initial=initial), replacing=False)
+    organisation = request.organisation
+    return _save_key(
+        request,
+        form=form_class(request.POST),
+        replacing=False,
+        save=lambda data: services.cloud_account_connect(
+            organisation=organisation, connected_by=request.user, **data
+        ),
+        success=success,
+    )
+
+
 def _save_key(
     request: AuthenticatedHttpRequest,
     *,
@@ -169,12 +203,7 @@ def _save_key(
     return _key_form_page(request, form=form, replacing=replacing, status=400, account=account)
 
 
-# The posted AccessKey secret stays out of error reports, and so do the locals of every
-# frame below this view (the form's cleaned data, the services that try the key).
-@sensitive_variables()
-@sensitive_post_parameters("access_key_secret")
-@require_http_methods(["GET", "POST"])
-@organisation_member_required(roles=[ADMIN])
+@_takes_a_key
 def cloud_account_connect(request: AuthenticatedHttpRequest) -> HttpResponse:
     organisation = request.organisation
     if selectors.cloud_account_of_organisation(organisation=organisation) is not None:
@@ -182,34 +211,15 @@ def cloud_account_connect(request: AuthenticatedHttpRequest) -> HttpResponse:
             request, gettext("Your cloud account is connected; you can replace its key here.")
         )
         return redirect("delegations:cloud_account_replace")
-    stop = _confirmation_gate(request, reverse("delegations:cloud_account_connect"))
-    if stop is not None:
-        return stop
-    if request.method == "GET":
-        form = CloudAccountConnectForm(
-            initial={
-                "account_uid": organisation.account_uid,
-                "alias": organisation.enterprise_alias,
-            }
-        )
-        return _key_form_page(request, form=form, replacing=False)
-    return _save_key(
+    return _connect_new(
         request,
-        form=CloudAccountConnectForm(request.POST),
-        replacing=False,
-        save=lambda data: services.cloud_account_connect(
-            organisation=organisation, connected_by=request.user, **data
-        ),
+        form_class=CloudAccountConnectForm,
+        initial={"account_uid": organisation.account_uid, "alias": organisation.enterprise_alias},
         success=gettext("Connected. The key works and is stored encrypted."),
     )
 
 
-# The posted AccessKey secret stays out of error reports, and so do the locals of every
-# frame below this view (the form's cleaned data, the services that try the key).
-@sensitive_variables()
-@sensitive_post_parameters("access_key_secret")
-@require_http_methods(["GET", "POST"])
-@organisation_member_required(roles=[ADMIN])
+@_takes_a_key
 def cloud_account_replace(
     request: AuthenticatedHttpRequest, cloud_account_id: str | None = None
 ) -> HttpResponse:
@@ -281,12 +291,7 @@ def cloud_account_disconnect(
     return redirect("delegations:cloud_account")
 
 
-# The posted AccessKey secret stays out of error reports, and so do the locals of every
-# frame below this view (the form's cleaned data, the services that try the key).
-@sensitive_variables()
-@sensitive_post_parameters("access_key_secret")
-@require_http_methods(["GET", "POST"])
-@organisation_member_required(roles=[ADMIN])
+@_takes_a_key
 def cloud_account_add(request: AuthenticatedHttpRequest) -> HttpResponse:
     """An owner connects a further account (staging, another business unit…), with its own
     key; the first account stays the primary."""
@@ -296,18 +301,9 @@ def cloud_account_add(request: AuthenticatedHttpRequest) -> HttpResponse:
         return redirect("delegations:cloud_account")
     if selectors.cloud_account_of_organisation(organisation=organisation) is None:
         return redirect("delegations:cloud_account_connect")
-    stop = _confirmation_gate(request, reverse("delegations:cloud_account_add"))
-    if stop is not None:
-        return stop
-    if request.method == "GET":
-        return _key_form_page(request, form=CloudAccountAddForm(), replacing=False)
-    return _save_key(
+    return _connect_new(
         request,
-        form=CloudAccountAddForm(request.POST),
-        replacing=False,
-        save=lambda data: services.cloud_account_connect(
-            organisation=organisation, connected_by=request.user, **data
-        ),
+        form_class=CloudAccountAddForm,
         success=_("Connected. The key works and is stored encrypted."),
     )
 
