@@ -125,12 +125,8 @@ def channel_add(request: AuthenticatedHttpRequest) -> HttpResponse:
                 channel = services.channel_create(
                     organisation=request.organisation,
                     created_by=request.user,
-                    kind=form.cleaned_data["kind"],
-                    name=form.cleaned_data["name"],
-                    url=form.cleaned_data["url"],
-                    secret=form.cleaned_data["secret"],
-                    events=form.cleaned_data["events"],
-                    language=form.cleaned_data["language"],
+                    # The form's fields are the channel's settings, one for one.
+                    **form.cleaned_data,
                 )
             except ValidationError as error:
                 add_form_errors(form, error)
@@ -180,13 +176,8 @@ def channel(request: AuthenticatedHttpRequest, channel_id: str) -> HttpResponse:
             services.channel_update(
                 channel=found,
                 changed_by=request.user,
-                name=form.cleaned_data["name"],
-                events=form.cleaned_data["events"],
-                is_active=form.cleaned_data["is_active"],
-                url=form.cleaned_data["url"],
-                secret=form.cleaned_data["secret"],
-                remove_secret=form.cleaned_data["remove_secret"],
-                language=form.cleaned_data["language"],
+                # The form's fields are the changes the service takes, one for one.
+                **form.cleaned_data,
             )
         except ValidationError as error:
             add_form_errors(form, error)

@@ -177,6 +177,23 @@ def _connect_new(
     )
 
 
+def _confirmed_change(
+    request: AuthenticatedHttpRequest, change: Callable[[], object], *, success: str
+) -> HttpResponse:
+    """An account change that wants a recent sign-in: a refusal is reported, else `success`;
+    either way back to the cloud-account page."""
+    confirmation = step_up(request)
+    if confirmation.response is not None:
+        return confirmation.response
+    try:
+        change()
+    except ValidationError as error:
+        report_refusal(request, error)
+    else:
+        messages.success(request, success)
+    return redirect("delegations:cloud_account")
+
+
 def _save_key(
     request: AuthenticatedHttpRequest,
     *,
@@ -272,23 +289,17 @@ def cloud_account_disconnect(
     if account is None:
         messages.info(request, gettext("No cloud account is connected."))
         return redirect("delegations:cloud_account")
-    confirmation = step_up(request)
-    if confirmation.response is not None:
-        return confirmation.response
-    try:
-        services.cloud_account_disconnect(cloud_account=account, disconnected_by=request.user)
-    except ValidationError as error:
-        report_refusal(request, error)
-    else:
-        messages.success(
-            request,
-            gettext(
-                "Disconnected. The portal forgot the key %(access_key_id)s; it still "
-                "exists in Alibaba Cloud: disable or delete it in the RAM console."
-            )
-            % {"access_key_id": account.access_key_id},
+    return _confirmed_change(
+        request,
+        lambda: services.cloud_account_disconnect(
+            cloud_account=account, disconnected_by=request.user
+        ),
+        success=gettext(
+            "Disconnected. The portal forgot the key %(access_key_id)s; it still "
+            "exists in Alibaba Cloud: disable or delete it in the RAM console."
         )
-    return redirect("delegations:cloud_account")
+        % {"access_key_id": account.access_key_id},
+    )
 
 
 @_takes_a_key
@@ -315,17 +326,9 @@ def cloud_account_make_primary(
 ) -> HttpResponse:
     account = _account(request, cloud_account_id)
     assert account is not None  # a named account is found or 404
-    confirmation = step_up(request)
-    if confirmation.response is not None:
-        return confirmation.response
-    try:
-        services.cloud_account_make_primary(cloud_account=account, made_by=request.user)
-    except ValidationError as error:
-        report_refusal(request, error)
-    else:
-        messages.success(
-            request,
-            _("%(account)s is now the primary account: paths that name no account use it.")
-            % {"account": account.label},
-        )
-    return redirect("delegations:cloud_account")
+    return _confirmed_change(
+        request,
+        lambda: services.cloud_account_make_primary(cloud_account=account, made_by=request.user),
+        success=_("%(account)s is now the primary account: paths that name no account use it.")
+        % {"account": account.label},
+    )

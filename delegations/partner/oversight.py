@@ -28,6 +28,14 @@ from delegations.partner_access import partner_cloud_account, partner_user_polic
 Status = Delegation.Status
 
 
+def _ram_user_name(assignment: StaffAssignment) -> str | None:
+    return (
+        StaffRamUserLink.objects.filter(organisation=assignment.partner, user=assignment.user)
+        .values_list("ram_user_name", flat=True)
+        .first()
+    )
+
+
 def staff_assign_for_break_glass(*, delegation: Delegation, user: User) -> StaffAssignment | None:
     """Assign `user` (the activating person) to the active break-glass `delegation`; None
     while it is not active yet. Idempotent: an open assignment is returned as it is."""
@@ -47,11 +55,7 @@ def staff_assign_for_break_glass(*, delegation: Delegation, user: User) -> Staff
         assignment = StaffAssignment.objects.create(
             delegation=locked, partner=locked.partner, user=user, assigned_by=user
         )
-        ram_user = (
-            StaffRamUserLink.objects.filter(organisation=locked.partner, user=user)
-            .values_list("ram_user_name", flat=True)
-            .first()
-        )
+        ram_user = _ram_user_name(assignment)
         audit_record(
             action=AuditAction.STAFF_ASSIGNED,
             actor=None,
@@ -75,14 +79,6 @@ def staff_assign_for_break_glass(*, delegation: Delegation, user: User) -> Staff
                 names=[ram_user],
             )
         return assignment
-
-
-def _ram_user_name(assignment: StaffAssignment) -> str | None:
-    return (
-        StaffRamUserLink.objects.filter(organisation=assignment.partner, user=assignment.user)
-        .values_list("ram_user_name", flat=True)
-        .first()
-    )
 
 
 def staff_unassign_by_rule(*, assignment: StaffAssignment, reason: str, rule: str) -> bool:

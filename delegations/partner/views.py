@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -106,6 +107,20 @@ def _my_assignment(
     return organisation, selectors.my_assignment_get(
         user=request.user, organisation=organisation, delegation_id=delegation_id
     )
+
+
+def _assignment_changed(
+    request: AuthenticatedHttpRequest,
+    delegation: Delegation,
+    assignment: StaffAssignment,
+    text: str,
+) -> HttpResponse:
+    """Say what changed (`text` may name %(user)s and %(role)s), back on the delegation's
+    staff page."""
+    messages.success(
+        request, text % {"user": assignment.user, "role": delegation.catalog_role.role_name}
+    )
+    return redirect("delegations:delegation_staff", delegation_id=delegation.pk)
 
 
 def _policy_fields(form: AssignForm | SessionPolicyForm) -> dict[str, Any]:
@@ -271,15 +286,15 @@ def staff_assign(request: AuthenticatedHttpRequest, delegation_id: str) -> HttpR
     except ValidationError as error:
         add_form_errors(form, error)
         return _delegation_staff_page(request, delegation, assign_form=form, status=400)
-    messages.success(
+    return _assignment_changed(
         request,
+        delegation,
+        assignment,
         gettext(
             "%(user)s can use %(role)s now. Their RAM user's permission to switch to "
             "it is being applied in your account."
-        )
-        % {"user": assignment.user, "role": delegation.catalog_role.role_name},
+        ),
     )
-    return redirect("delegations:delegation_staff", delegation_id=delegation.pk)
 
 
 @require_POST
@@ -289,15 +304,15 @@ def staff_unassign(
 ) -> HttpResponse:
     delegation, assignment = _partner_assignment(request, delegation_id, assignment_id)
     services.staff_unassign(assignment=assignment, unassigned_by=request.user)
-    messages.success(
+    return _assignment_changed(
         request,
+        delegation,
+        assignment,
         gettext(
             "%(user)s can no longer use %(role)s; their credentials URIs stopped "
             "working and their RAM user's permission is being removed."
-        )
-        % {"user": assignment.user, "role": delegation.catalog_role.role_name},
+        ),
     )
-    return redirect("delegations:delegation_staff", delegation_id=delegation.pk)
 
 
 @require_POST
@@ -317,10 +332,9 @@ def staff_session_policy(
         except ValidationError as error:
             add_form_errors(form, error)
         else:
-            messages.success(
-                request, gettext("Session policy for %(user)s saved.") % {"user": assignment.user}
+            return _assignment_changed(
+                request, delegation, assignment, gettext("Session policy for %(user)s saved.")
             )
-            return redirect("delegations:delegation_staff", delegation_id=delegation.pk)
     return _delegation_staff_page(
         request, delegation, policy_forms={str(assignment.pk): form}, status=400
     )
@@ -352,6 +366,14 @@ def my_access(request: AuthenticatedHttpRequest) -> HttpResponse:
     return response
 
 
+def _shows_a_secret(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A staff member's page that shows a secret once (STS credentials, a new credentials-URI
+    key): never cached, and the secret stays out of error reports (every frame below the view
+    too)."""
+    view = require_http_methods(["GET", "POST"])(organisation_member_required(roles=[STAFF])(view))
+    return sensitive_variables()(never_cache(view))
+
+
 def _credentials_page(
     request: AuthenticatedHttpRequest,
     item: Any,
@@ -371,11 +393,7 @@ def _credentials_page(
     )
 
 
-# The STS secret and token it issues stay out of error reports (every frame below it too).
-@sensitive_variables()
-@never_cache
-@require_http_methods(["GET", "POST"])
-@organisation_member_required(roles=[STAFF])
+@_shows_a_secret
 def credentials_get(request: AuthenticatedHttpRequest, delegation_id: str) -> HttpResponse:
     organisation, assignment = _my_assignment(request, delegation_id)
     if request.method == "GET":
@@ -508,11 +526,7 @@ def _uri_page(
     )
 
 
-# The new credentials-URI key stays out of error reports (every frame below it too).
-@sensitive_variables()
-@never_cache
-@require_http_methods(["GET", "POST"])
-@organisation_member_required(roles=[STAFF])
+@_shows_a_secret
 def uri_keys(request: AuthenticatedHttpRequest, delegation_id: str) -> HttpResponse:
     _organisation, assignment = _my_assignment(request, delegation_id)
     if request.method == "GET":
