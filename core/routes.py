@@ -26,7 +26,7 @@ def view_name(view: Callable[..., Any]) -> str:
 
 
 def actions(prefix: str, *views: Callable[..., Any], drop: str = "") -> list[URLPattern]:
-    """One pattern a view: `<prefix><last word of its name>/`, named after the view less the
+    """One pattern per view: `<prefix><last word of its name>/`, named after the view less the
     leading `drop` (`actions("<uuid:delegation_id>/", views.delegation_approve,
     drop="delegation_")` gives `<uuid:delegation_id>/approve/` named `approve`)."""
     patterns = []
