@@ -30,7 +30,7 @@ from django.db import transaction
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.translation import gettext, gettext_lazy
+from django.utils.translation import gettext, gettext_lazy, gettext_noop
 from django.utils.translation import gettext as _
 
 from accounts.models import User
@@ -43,6 +43,7 @@ from audit.actions import AuditAction
 from audit.services import audit_record
 from cloud.actiontrail import ActionTrailClient, EventPage
 from cloud.errors import CloudError, ErrorCategory
+from core.i18n import stored_message
 from delegations.catalog.services import catalog_role_create, cloud_account_policies
 from delegations.connection.services import cloud_account_client, cloud_account_credentials
 from delegations.models import ROLE_NAME_MAX_LENGTH, CatalogRole, CloudAccount, Delegation
@@ -57,9 +58,11 @@ MAX_PAGES_PER_RUN = 20_000
 STORE_BATCH = 1000
 # Pages read ahead while earlier ones are stored (see _pages).
 READ_AHEAD = 4
-MISSING_PERMISSION_MESSAGE = (
-    "The owner's AccessKey may not read ActionTrail: grant it actiontrail:LookupEvents "
-    "(see docs/ram-policies/owner-portal.json), then connect the key again."
+MISSING_PERMISSION_MESSAGE = stored_message(
+    gettext_noop(
+        "The owner's AccessKey may not read ActionTrail: grant it actiontrail:LookupEvents "
+        "(see docs/ram-policies/owner-portal.json), then connect the key again."
+    )
 )
 
 

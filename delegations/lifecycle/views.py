@@ -15,7 +15,6 @@ from django.core.exceptions import BadRequest, PermissionDenied, ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.formats import date_format
 from django.utils.translation import gettext, gettext_noop
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -31,6 +30,7 @@ from accounts.permissions import (
     organisation_of_kind,
     step_up,
 )
+from core.i18n import format_time
 from core.ratelimit import rate_limit_consume
 from core.web import add_form_errors, no_store, report_refusal
 from delegations.approvals.selectors import approval_progress
@@ -342,10 +342,9 @@ def delegation_approve(request: AuthenticatedHttpRequest, delegation_id: str) ->
         messages.success(
             request,
             gettext(
-                "Approved. The access starts %(when)s UTC; it is applied in the cloud shortly "
-                "before."
+                "Approved. The access starts %(when)s; it is applied in the cloud shortly before."
             )
-            % {"when": date_format(result.starts_at, "d M Y H:i")},
+            % {"when": format_time(result.starts_at)},
         )
     elif result.changed:
         messages.success(

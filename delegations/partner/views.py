@@ -14,7 +14,6 @@ Other organisations' ids answer 404; a member without the role gets 403.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -26,7 +25,6 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.formats import date_format
 from django.utils.html import format_html_join
 from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
@@ -50,6 +48,7 @@ from audit.models import AuditEvent
 from audit.services import audit_record
 from cloud.errors import CloudError
 from core.client_ip import client_ip
+from core.i18n import format_time
 from core.ratelimit import rate_limit_consume
 from core.security_headers import allow_form_action
 from core.web import add_form_errors, no_store, report_refusal
@@ -784,10 +783,10 @@ def _lift_message(lift: services.CutOffLift, *, role_name: str) -> str:
             "Lifted: the policies of %(role)s are being attached again for %(partners)s."
         ) % {"role": role_name, "partners": ", ".join(occupancy.partners)}
     if occupancy.retirement is not None:
-        deleted = date_format(occupancy.retirement.deleted_at.astimezone(dt.UTC), "d M Y, H:i")
+        deleted = format_time(occupancy.retirement.deleted_at)
         return gettext(
             "Lifted. Nothing to re-attach: %(role)s is retired (the portal deleted it on "
-            "%(deleted)s UTC once no partner needed it). A new grant creates it again with its "
+            "%(deleted)s once no partner needed it). A new grant creates it again with its "
             "policies."
         ) % {"role": role_name, "deleted": deleted}
     return gettext(
