@@ -370,7 +370,7 @@ def delegation_reject(request: AuthenticatedHttpRequest, delegation_id: str) -> 
     return DETAIL.submit(
         request,
         RejectForm(request.POST),
-        lambda data, _: services.delegation_reject(
+        lambda data, _step_up: services.delegation_reject(
             delegation=delegation,
             rejected_by=request.user,
             reason=data["reason"],
@@ -393,7 +393,7 @@ def delegation_revoke(request: AuthenticatedHttpRequest, delegation_id: str) -> 
     return DETAIL.submit(
         request,
         RevokeForm(request.POST),
-        lambda data, _: services.delegation_revoke(
+        lambda data, _step_up: services.delegation_revoke(
             delegation=delegation, revoked_by=request.user, reason=data["reason"]
         ),
         subject=delegation,
@@ -409,7 +409,7 @@ def delegation_retry(request: AuthenticatedHttpRequest, delegation_id: str) -> H
     return replace(DETAIL, refused=(ValidationError, *DETAIL.refused)).submit(
         request,
         RetryForm(request.POST),
-        lambda data, _: services.delegation_retry(
+        lambda data, _step_up: services.delegation_retry(
             delegation=delegation, retried_by=request.user, expected_version=data["version"]
         ),
         subject=delegation,
@@ -436,7 +436,7 @@ def delegation_withdraw(request: AuthenticatedHttpRequest, delegation_id: str) -
     return DETAIL.submit(
         request,
         WithdrawForm(request.POST),
-        lambda data, _: services.delegation_withdraw(
+        lambda data, _step_up: services.delegation_withdraw(
             delegation=delegation, withdrawn_by=request.user, expected_version=data["version"]
         ),
         subject=delegation,
