@@ -17,7 +17,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts.models import Membership, Organisation, User
+from accounts.models import Organisation, User
+from accounts.permissions import is_admin_member
 from audit.actions import AuditAction
 from audit.models import AuditEvent
 from audit.services import audit_record
@@ -39,9 +40,7 @@ Kind = RuleProposal.Kind
 
 
 def _require_admin(user: User, owner: Organisation) -> None:
-    if not Membership.objects.filter(
-        user=user, organisation=owner, role=Membership.Role.ADMIN
-    ).exists():
+    if not is_admin_member(user, owner):
         raise PermissionDenied(_("Only an admin of the owner organisation changes the rules."))
 
 

@@ -24,8 +24,8 @@ from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 
 from accounts.actors import ServiceActor, actor_user, require_service_actor_of, service_label
-from accounts.models import Membership, Organisation, User
-from accounts.permissions import require_mfa
+from accounts.models import Organisation, User
+from accounts.permissions import is_admin_member, is_member, require_mfa
 from audit.actions import AuditAction
 from audit.models import AuditEvent
 from audit.services import audit_record, audit_record_many
@@ -87,19 +87,13 @@ class IllegalTransition(DelegationConflict):
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _is_member(*, user: User, organisation: Organisation, roles: Iterable[str]) -> bool:
-    return Membership.objects.filter(
-        user=user, organisation=organisation, role__in=list(roles)
-    ).exists()
-
-
 def _require_admin(*, user: User | ServiceActor, organisation: Organisation, doing: str) -> None:
     """An admin of `organisation`, or (for the few actions open to automation) one of its own
     service accounts; the API has already checked the service account's token scope."""
     if isinstance(user, ServiceActor):
         require_service_actor_of(actor=user, organisation=organisation)
         return
-    if not _is_member(user=user, organisation=organisation, roles=[Membership.Role.ADMIN]):
+    if not is_admin_member(user, organisation):
         raise PermissionDenied(
             gettext("Only an admin of %(organisation)s can %(doing)s.")
             % {"organisation": organisation, "doing": doing}
@@ -789,7 +783,7 @@ def delegation_offer(
         _validate_grantable(
             owner=owner, partner=partner, catalog_role=locked_role, cloud_account=cloud_account
         )
-        if _is_member(user=offered_by, organisation=partner, roles=Membership.Role.values):
+        if is_member(offered_by, partner):
             raise PermissionDenied(
                 gettext("You are also a member of this partner; another owner admin must offer it.")
             )
@@ -1080,7 +1074,7 @@ def _refuse_fleet_account_alone(delegation: Delegation, *, as_fleet_account: boo
 def _segregation_problem(*, delegation: Delegation, user: User) -> str | None:
     if delegation.requested_by_id == user.pk:
         return gettext("You cannot approve a request you made yourself.")
-    if _is_member(user=user, organisation=delegation.partner, roles=Membership.Role.values):
+    if is_member(user, delegation.partner):
         return gettext(
             "You are a member of the requesting partner; another owner admin must approve."
         )
