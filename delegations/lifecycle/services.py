@@ -14,8 +14,9 @@ The worker's: `delegation_mark_applying`, `delegation_mark_active`, `delegation_
 `delegation_start`, `delegations_start_due` (scheduled access).
 """
 
+import dataclasses
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -1148,22 +1149,7 @@ def _reject(
             return _unchanged(locked)
         raise _decided_conflict(locked)
     _check_version(locked, expected_version)
-    reason = _clean_reason(reason, field="reason")
-    now = timezone.now()
-    return _transition(
-        locked,
-        to=Status.REJECTED,
-        action=AuditAction.DELEGATION_REJECTED,
-        actor=rejected_by,
-        actor_organisation=locked.owner,
-        changes={
-            "decided_by": rejected_by,
-            "decided_at": now,
-            "decision_reason": reason,
-            "ended_at": now,
-        },
-        metadata={"reason": reason},
-    )
+    return _owner_ends(locked, _REJECT, by=rejected_by, reason=reason)
 
 
 @transaction.atomic
@@ -1184,7 +1170,7 @@ def delegation_revoke(
         return _unchanged(locked)
     if locked.status == Status.SCHEDULED:
         _check_version(locked, expected_version)
-        return _revoke_scheduled(locked, revoked_by=revoked_by, reason=reason)
+        return _owner_ends(locked, _REVOKE_SCHEDULED, by=revoked_by, reason=reason)
     if Status.REVOKING not in ALLOWED_TRANSITIONS[locked.status]:
         raise IllegalTransition(
             gettext("This delegation is %(status)s; there is nothing to revoke.")
@@ -1195,43 +1181,65 @@ def delegation_revoke(
             gettext("Removing this access already failed once; use Retry to try again.")
         )
     _check_version(locked, expected_version)
-    reason = _clean_reason(reason, field="reason")
-    _transition(
-        locked,
-        to=Status.REVOKING,
-        action=AuditAction.DELEGATION_REVOKE_REQUESTED,
-        actor=revoked_by,
-        actor_organisation=locked.owner,
-        changes={
-            "end_cause": Delegation.EndCause.REVOKED,
-            "revoked_by": revoked_by,
-            "revoke_requested_at": timezone.now(),
-            "revoke_reason": reason,
-        },
-        metadata={"reason": reason},
-    )
+    _owner_ends(locked, _REVOKE, by=revoked_by, reason=reason)
     outbox_enqueue_reconcile(managed_role=locked.managed_role)
     return locked
 
 
-def _revoke_scheduled(locked: Delegation, *, revoked_by: User, reason: str) -> Delegation:
-    """A scheduled grant never reached the cloud: revoking it ends it at once."""
+@dataclasses.dataclass(frozen=True)
+class _OwnerEnding:
+    """An owner admin ending a delegation with a reason (reject, revoke): the status it goes
+    to, the event, and the columns it sets from (who, the cleaned reason, now)."""
+
+    to: str
+    action: AuditAction
+    changes: Callable[[User, str, dt.datetime], dict[str, Any]]
+    metadata: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def _revoke_changes(by: User, reason: str, now: dt.datetime) -> dict[str, Any]:
+    return {
+        "end_cause": Delegation.EndCause.REVOKED,
+        "revoked_by": by,
+        "revoke_requested_at": now,
+        "revoke_reason": reason,
+    }
+
+
+_REJECT = _OwnerEnding(
+    to=Status.REJECTED,
+    action=AuditAction.DELEGATION_REJECTED,
+    changes=lambda by, reason, now: {
+        "decided_by": by,
+        "decided_at": now,
+        "decision_reason": reason,
+        "ended_at": now,
+    },
+)
+# A granted (or applying) delegation: the worker removes the partner, then it is revoked.
+_REVOKE = _OwnerEnding(
+    to=Status.REVOKING, action=AuditAction.DELEGATION_REVOKE_REQUESTED, changes=_revoke_changes
+)
+# A scheduled grant never reached the cloud: revoking it ends it at once.
+_REVOKE_SCHEDULED = _OwnerEnding(
+    to=Status.REVOKED,
+    action=AuditAction.DELEGATION_REVOKED,
+    changes=lambda by, reason, now: {**_revoke_changes(by, reason, now), "ended_at": now},
+    metadata={"before_its_start": True},
+)
+
+
+def _owner_ends(locked: Delegation, ending: _OwnerEnding, *, by: User, reason: str) -> Delegation:
+    """Move a locked delegation the way `ending` says, recording the owner admin's reason."""
     reason = _clean_reason(reason, field="reason")
-    now = timezone.now()
     return _transition(
         locked,
-        to=Status.REVOKED,
-        action=AuditAction.DELEGATION_REVOKED,
-        actor=revoked_by,
+        to=ending.to,
+        action=ending.action,
+        actor=by,
         actor_organisation=locked.owner,
-        changes={
-            "end_cause": Delegation.EndCause.REVOKED,
-            "revoked_by": revoked_by,
-            "revoke_requested_at": now,
-            "revoke_reason": reason,
-            "ended_at": now,
-        },
-        metadata={"reason": reason, "before_its_start": True},
+        changes=ending.changes(by, reason, timezone.now()),
+        metadata={"reason": reason, **ending.metadata},
     )
 
 

@@ -143,7 +143,7 @@ def _progress(delegation: Delegation) -> list[dict[str, str]]:
         and delegation.ended_at is not None
         and delegation.ended_at == delegation.revoke_requested_at
     ):
-        # Ended while scheduled: it never reached the cloud (see `_revoke_scheduled`).
+        # Ended while scheduled: it never reached the cloud (see `services._REVOKE_SCHEDULED`).
         return [
             _step(gettext_noop("Approved"), "done"),
             _step(gettext_noop("Ended before its start"), "current"),
