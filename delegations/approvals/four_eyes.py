@@ -33,6 +33,7 @@ from delegations.models import (
     RuleProposal,
 )
 from delegations.proposals import four_eyes_on, proposal_applier, rule_proposal_create
+from delegations.versioned import versioned_save
 
 __all__ = ["four_eyes_on"]
 
@@ -210,10 +211,7 @@ def _four_eyes_apply(*, owner: Organisation, user: User, on: bool) -> ApprovalSe
         )
         if settings_row.four_eyes == on:
             return settings_row
-        settings_row.four_eyes = on
-        settings_row.version += 1
-        settings_row.updated_by = user
-        settings_row.save(update_fields=["four_eyes", "version", "updated_by", "updated_at"])
+        versioned_save(settings_row, {"four_eyes": on}, by=user)
         audit_record(
             action=AuditAction.FOUR_EYES_CHANGED,
             actor=user,

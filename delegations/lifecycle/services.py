@@ -43,6 +43,7 @@ from delegations.approvals.services import (
 from delegations.catalog.partner_links import partner_link_use
 from delegations.catalog.selectors import catalog_role_accounts
 from delegations.catalog.services import catalog_role_high_privilege_now, catalog_role_lock
+from delegations.delegation_audit import delegation_label
 from delegations.models import (
     ALLOWED_TRANSITIONS,
     DESIRED_PRESENT_STATUSES,
@@ -430,10 +431,6 @@ def _trust_scope_fields(trust_scope: str | None) -> dict[str, str]:
     return {"trust_scope": trust_scope}
 
 
-def _delegation_label(delegation: Delegation) -> str:
-    return f"{delegation.catalog_role.role_name} for {delegation.partner.name}"
-
-
 def _audit(
     *,
     delegation: Delegation,
@@ -482,7 +479,7 @@ def _audit_arguments(
         "related_organisations": [delegation.partner],
         "actor_organisation": actor_organisation if actor is not None else None,
         "target": delegation,
-        "target_label": _delegation_label(delegation),
+        "target_label": delegation_label(delegation),
         "before": before,
         "after": _snapshot(delegation),
         "metadata": {

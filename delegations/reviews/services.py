@@ -46,6 +46,7 @@ from delegations.models import (
 )
 from delegations.partner.oversight import staff_unassign_by_rule
 from delegations.partner.services import staff_unassign
+from delegations.versioned import versioned_save
 from notifications.events import NotificationEvent
 from notifications.services import Notice, notice_mark_once, notify, organisation_admins
 
@@ -123,11 +124,7 @@ def review_schedule_set(
         )
         before = None if created else _schedule_view(schedule)
         if not created:
-            for name, value in wanted.items():
-                setattr(schedule, name, value)
-            schedule.version += 1
-            schedule.updated_by = set_by
-            schedule.save(update_fields=[*wanted, "version", "updated_by", "updated_at"])
+            versioned_save(schedule, wanted, by=set_by)
         audit_record(
             action=AuditAction.REVIEW_SCHEDULE_SET,
             actor=set_by,

@@ -17,11 +17,11 @@ from django.utils.translation import gettext as _
 from accounts.models import Membership, Organisation, User
 from accounts.permissions import is_admin_member, require_mfa
 from audit.actions import AuditAction
-from audit.services import audit_record
 from cloud import policies
 from cloud.errors import CloudError
 from core.crypto import decrypt_secret, encrypt_secret
 from delegations.connection.services import cloud_account_client
+from delegations.delegation_audit import delegation_audit_record
 from delegations.models import (
     DESIRED_PRESENT_STATUSES,
     FINAL_STATUSES,
@@ -70,13 +70,12 @@ def _audit(
     after: Any = None,
     metadata: dict[str, Any] | None = None,
 ) -> None:
-    audit_record(
-        action=action,
+    delegation_audit_record(
+        delegation,
+        action,
         actor=actor,
-        organisation=delegation.owner,
-        related_organisations=[delegation.partner],
         actor_organisation=acting_for,
-        target=target if target is not None else delegation,
+        target=target,
         target_label=target_label,
         before=before,
         after=after,
