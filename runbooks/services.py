@@ -18,6 +18,7 @@ from accounts.models import Membership, Organisation, User
 from audit.actions import AuditAction
 from audit.services import audit_record
 from core.crypto import encrypt_secret
+from delegations.delegation_audit import delegation_audit_record
 from delegations.models import CloudAccount, Delegation
 from runbooks import oos_template as tpl
 from runbooks import selectors
@@ -118,12 +119,10 @@ def run_approval_requirement_set(*, delegation: Delegation, required: bool, set_
         RunApprovalRequirement.objects.create(delegation=delegation, set_by=set_by)
     elif existing is not None:
         existing.delete()
-    audit_record(
-        action=AuditAction.RUNBOOK_APPROVAL_RULE_SET,
+    delegation_audit_record(
+        delegation,
+        AuditAction.RUNBOOK_APPROVAL_RULE_SET,
         actor=set_by,
-        organisation=delegation.owner,
-        related_organisations=[delegation.partner],
-        target=delegation,
         before={"runs_need_approval": not required},
         after={"runs_need_approval": required},
     )

@@ -218,6 +218,36 @@ def _account_uids(members: Sequence[Delegation]) -> list[str]:
 # --- asking and offering ---------------------------------------------------------------------
 
 
+def _create_fleet(
+    owner: Organisation,
+    partner: Organisation,
+    catalog_role: CatalogRole,
+    *,
+    regions: Sequence[str],
+    concurrency: int,
+    max_errors: int,
+    requested_by: User,
+    reason: str,
+    ends_at: dt.datetime | None,
+    **fields: Any,
+) -> FleetGrant:
+    """The fleet row of a request or an offer: who, the role, the regions and rate control
+    (already validated), the cleaned reason, and what differs by origin (`fields`)."""
+    return FleetGrant.objects.create(
+        owner=owner,
+        partner=partner,
+        catalog_role=catalog_role,
+        partner_account_uid=partner.account_uid,
+        regions=regions,
+        concurrency=concurrency,
+        max_errors=max_errors,
+        requested_by=requested_by,
+        reason=lifecycle.clean_reason(reason, field="reason"),
+        ends_at=ends_at,
+        **fields,
+    )
+
+
 def fleet_request(
     *,
     partner: Organisation,
@@ -248,19 +278,18 @@ def fleet_request(
         owner = link.organisation
         if catalog_role.organisation_id != owner.pk:
             raise ValidationError({"catalog_role": _("This role is not in the owner's catalogue.")})
-        fleet = FleetGrant.objects.create(
-            owner=owner,
-            partner=partner,
-            catalog_role=catalog_role,
-            partner_account_uid=partner.account_uid,
-            partner_link=link,
-            origin=FleetGrant.Origin.REQUEST,
+        fleet = _create_fleet(
+            owner,
+            partner,
+            catalog_role,
             regions=regions,
             concurrency=concurrency,
             max_errors=max_errors,
             requested_by=requested_by,
-            reason=lifecycle.clean_reason(reason, field="reason"),
+            reason=reason,
             ends_at=ends_at,
+            origin=FleetGrant.Origin.REQUEST,
+            partner_link=link,
         )
         for account in accounts:
             lifecycle.delegation_request(
@@ -315,18 +344,17 @@ def fleet_offer(
     # inside this transaction: a fleet is offered whole or not at all.
     with transaction.atomic():
         now = timezone.now()
-        fleet = FleetGrant.objects.create(
-            owner=owner,
-            partner=partner,
-            catalog_role=catalog_role,
-            partner_account_uid=partner.account_uid,
-            origin=FleetGrant.Origin.OFFER,
+        fleet = _create_fleet(
+            owner,
+            partner,
+            catalog_role,
             regions=regions,
             concurrency=concurrency,
             max_errors=max_errors,
             requested_by=offered_by,
-            reason=lifecycle.clean_reason(reason, field="reason"),
+            reason=reason,
             ends_at=ends_at,
+            origin=FleetGrant.Origin.OFFER,
             decided_by=offered_by,
             decided_at=now,
             run_started_at=now,

@@ -513,9 +513,11 @@ class Plan:
     expected: Any
 
 
+@dataclass(kw_only=True, eq=False)
 class Subject(ABC):
     """One desired state the engine converges: how to read the cloud's side of it, plan the
-    calls, and compare. `lease` and `recorder` are the run's; reads go through the recorder."""
+    calls, and compare. `lease` and `recorder` are the run's; reads go through the recorder.
+    Subclasses are dataclasses too: each adds what it converges (`desired`) and its client."""
 
     lease: Lease
     recorder: Recorder

@@ -333,23 +333,13 @@ def _matches(actual: _Actual, desired: frozenset[str]) -> bool:
     return not actual.attached and not actual.policy_exists
 
 
+@dataclass(kw_only=True, eq=False)
 class PolicySubject(Subject):
     """The engine's subject for one round on a RAM user's policy: the desired role ARNs."""
 
-    def __init__(
-        self,
-        *,
-        policy: PartnerUserPolicy,
-        desired: frozenset[str],
-        lease: Lease,
-        recorder: Recorder,
-        client: CloudClient,
-    ) -> None:
-        self.policy = policy
-        self.desired = desired
-        self.lease = lease
-        self.recorder = recorder
-        self.client = client
+    policy: PartnerUserPolicy
+    desired: frozenset[str]
+    client: CloudClient
 
     def read(self, *, expected: Any) -> _Actual:
         # A permanent error on a read fails the policy visibly: its staff page shows it.
