@@ -300,6 +300,7 @@ def fleet_announce(
     members: Sequence[Delegation],
     key: str,
     actor: User | None,
+    extra_facts: tuple[tuple[str, str], ...] = (),
 ) -> None:
     """One notice for a fleet's event across `members` (its accounts concerned), to the
     admins of each side (never the person who acted), the partner's people assigned to any
@@ -324,6 +325,7 @@ def fleet_announce(
     errors = sorted({m.last_error_code for m in members if m.last_error_code})
     if event is Event.DELEGATION_FAILED and errors:
         facts.append((_("Cloud error"), ", ".join(errors)))
+    facts.extend(extra_facts)
     notice = Notice(
         event=event,
         title=str(_FLEET_TITLES[event]) % names,
@@ -359,19 +361,28 @@ def fleet_run_announce(*, fleet: FleetGrant, members: Sequence[Delegation]) -> N
     (or that the fleet did not attempt after too many failures), however many accounts."""
     run = fleet.run_started_at.isoformat() if fleet.run_started_at else "run"
     active = [m for m in members if m.status == Status.ACTIVE]
-    failed = [
-        m
+    failed = [m for m in members if m.status == Status.FAILED]
+    not_attempted = [
+        m.managed_role.cloud_account.account_uid
         for m in members
-        if m.status == Status.FAILED or (m.status == Status.SCHEDULED and fleet.stopped_at)
+        if m.status == Status.SCHEDULED and fleet.stopped_at is not None
     ]
-    for event, concerned in ((Event.DELEGATION_ACTIVE, active), (Event.DELEGATION_FAILED, failed)):
-        fleet_announce(
-            fleet=fleet,
-            event=event,
-            members=concerned,
-            key=f"{event.value}:fleet:{fleet.pk}:{run}",
-            actor=None,
-        )
+    fleet_announce(
+        fleet=fleet,
+        event=Event.DELEGATION_ACTIVE,
+        members=active,
+        key=f"{Event.DELEGATION_ACTIVE.value}:fleet:{fleet.pk}:{run}",
+        actor=None,
+    )
+    fleet_announce(
+        fleet=fleet,
+        event=Event.DELEGATION_FAILED,
+        members=failed,
+        key=f"{Event.DELEGATION_FAILED.value}:fleet:{fleet.pk}:{run}",
+        actor=None,
+        # MaxErrors stopped the fleet: the accounts it then left alone.
+        extra_facts=((_("Not attempted"), _accounts_text(not_attempted)),) if not_attempted else (),
+    )
 
 
 def delegation_announce(*, delegation: Delegation, action: AuditAction, actor: User | None) -> None:

@@ -515,3 +515,22 @@ def test_a_fleet_tells_each_admin_once_per_outcome_not_once_per_account(
     assert active is not None and "3" in active.content["title"]
     failed = Delivery.objects.filter(event="delegation.failed").first()
     assert failed is not None and "1" in failed.content["title"]
+
+
+def test_a_stopped_fleet_tells_its_failure_once_naming_the_accounts_not_attempted(
+    make_fleet: Callable[..., FleetGrant], owner_admin: User
+) -> None:
+    from notifications.models import Delivery
+
+    grant = make_fleet(concurrency=1, max_errors=0)
+    fleet.fleet_approve(fleet=grant, approved_by=owner_admin, with_mfa=True)
+    work(members(grant)[0], ok=False)
+    fleet.fleet_advance(fleet_id=grant.pk)
+    grant.refresh_from_db()
+    assert grant.stopped_at is not None and grant.run_finished_at is not None
+    failed = Delivery.objects.filter(event="delegation.failed", recipient=owner_admin)
+    assert failed.count() == 1
+    facts = dict(failed.get().content["facts"])
+    assert facts["Accounts"] == "11223344"
+    assert facts["Not attempted"] == "55667701, 55667702, 55667703"
+    assert facts["Cloud error"] == "EntityAlreadyExists.Role"
