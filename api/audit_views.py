@@ -16,7 +16,7 @@ from api.problems import ProblemException
 from api.views import READERS
 from auditor import selectors as audit_selectors
 from auditor.forms import AccessReportForm
-from auditor.named_people import named_people_over_window
+from auditor.named_people import named_people_for_report
 from auditor.reports import access_report
 from core.web import parse_uuid
 from delegations.lifecycle import selectors
@@ -116,13 +116,7 @@ class AccessReportView(ApiView):
             )
         arguments = form.report_arguments()
         report = access_report(organisation=self.organisation, now=timezone.now(), **arguments)
-        named = named_people_over_window(
-            organisation=self.organisation,
-            account_uid=arguments["account_uid"],
-            catalog_role_id=getattr(arguments["catalog_role"], "pk", None),
-            since=arguments["since"],
-            until=arguments["until"],
-        )
+        named = named_people_for_report(organisation=self.organisation, **arguments)
         return Response(
             {
                 **dataclasses.asdict(report),
