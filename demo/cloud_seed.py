@@ -29,9 +29,10 @@ from delegations.connection.services import (
 )
 from delegations.models import CatalogRole, CloudAccount, PartnerAllowance, PartnerLink
 from demo.activity_seed import demo_activity_seed
-from demo.fleet_seed import demo_fleet_seed
+from demo.fleet_seed import FLEET_ROLE, demo_fleet_seed
 from demo.people import first_admin
 from demo.rules_seed import demo_rules_seed
+from demo.runbook_seed import demo_runbook_seed
 from demo.trust_seed import demo_named_people_seed
 
 DEMO_CREDENTIALS_FILE = "demo-credentials.json"
@@ -275,6 +276,12 @@ def demo_cloud_seed(*, cloudsim_data_dir: Path) -> list[str]:
                 staging_uid=OWNER_STAGING_ACCOUNT.uid,
                 staging_key=staging_key,
                 regions=DEMO_FLEET_REGIONS,
+            )
+        )
+        # Runbooks over that fleet (issue 12): consent given, the fleet applied, Alice on it.
+        lines.extend(
+            demo_runbook_seed(
+                partner=partner, partner_admin=_admin_of(partner), fleet_role=FLEET_ROLE
             )
         )
     except _Skip as skipped:
