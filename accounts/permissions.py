@@ -216,3 +216,25 @@ def step_up(request: HttpRequest, *, rule: MfaRule = MfaRule.PORTAL) -> StepUp:
     return StepUp(
         response=suspend_request(request, step_up_page(request, rule=rule)), with_mfa=False
     )
+
+
+# --- role checks for services (no request: the person and the organisation are given) --------
+
+
+def is_member(user: User, organisation: Organisation, roles: Iterable[str] | None = None) -> bool:
+    """Whether `user` belongs to `organisation`, in one of `roles` (any role when None)."""
+    members = Membership.objects.filter(user=user, organisation=organisation)
+    if roles is not None:
+        members = members.filter(role__in=list(roles))
+    return members.exists()
+
+
+def is_admin_member(user: User, organisation: Organisation) -> bool:
+    """Whether `user` is an admin of `organisation`."""
+    return is_member(user, organisation, [Membership.Role.ADMIN])
+
+
+def require_owner_admin(user: User, owner: Organisation, *, refusal: str) -> None:
+    """PermissionDenied(`refusal`) unless `owner` is a resource owner and `user` its admin."""
+    if not owner.is_owner or not is_admin_member(user, owner):
+        raise PermissionDenied(refusal)

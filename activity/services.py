@@ -31,7 +31,7 @@ from django.db import transaction
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.translation import gettext, gettext_lazy
+from django.utils.translation import gettext, gettext_lazy, gettext_noop
 from django.utils.translation import gettext as _
 
 from accounts.models import User
@@ -50,6 +50,7 @@ from audit.actions import AuditAction
 from audit.services import audit_record
 from cloud.actiontrail import ActionTrailClient, EventPage
 from cloud.errors import CloudError, ErrorCategory
+from core.i18n import stored_message
 from delegations.catalog.services import catalog_role_create, cloud_account_policies
 from delegations.connection.services import cloud_account_client, cloud_account_credentials
 from delegations.models import ROLE_NAME_MAX_LENGTH, CatalogRole, CloudAccount, Delegation
@@ -68,9 +69,11 @@ READ_AHEAD = 3 * STORE_BATCH // 50
 READER_SWITCH_INTERVAL = 0.0005
 # A run that stored this many rows refreshes the planner's statistics (see refresh_statistics).
 ANALYZE_AFTER_ROWS = 20_000
-MISSING_PERMISSION_MESSAGE = (
-    "The owner's AccessKey may not read ActionTrail: grant it actiontrail:LookupEvents "
-    "(see docs/ram-policies/owner-portal.json), then connect the key again."
+MISSING_PERMISSION_MESSAGE = stored_message(
+    gettext_noop(
+        "The owner's AccessKey may not read ActionTrail: grant it actiontrail:LookupEvents "
+        "(see docs/ram-policies/owner-portal.json), then connect the key again."
+    )
 )
 
 

@@ -5,6 +5,7 @@ import dataclasses
 from typing import Any, ClassVar
 
 from django.utils import timezone
+from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -16,7 +17,7 @@ from api.problems import ProblemException
 from api.views import READERS
 from auditor import selectors as audit_selectors
 from auditor.forms import AccessReportForm
-from auditor.named_people import named_people_over_window
+from auditor.named_people import named_people_for_report
 from auditor.reports import access_report
 from core.web import parse_uuid
 from delegations.lifecycle import selectors
@@ -77,9 +78,9 @@ class TimelineView(ApiView):
         if after is not None and after > audit_selectors.MAX_SEQUENCE:
             raise ProblemException(
                 "validation",
-                "after is out of range.",
+                gettext("after is out of range."),
                 status_code=400,
-                errors={"after": ["Out of range."]},
+                errors={"after": [gettext("Out of range.")]},
             )
         events = audit_selectors.delegation_events(
             organisation=self.organisation, delegation=delegation
@@ -110,19 +111,13 @@ class AccessReportView(ApiView):
         if not form.is_valid():
             raise ProblemException(
                 "validation",
-                "Some parameters are not valid; see `errors`.",
+                gettext("Some parameters are not valid; see `errors`."),
                 status_code=400,
                 errors={field: list(messages) for field, messages in form.errors.items()},
             )
         arguments = form.report_arguments()
         report = access_report(organisation=self.organisation, now=timezone.now(), **arguments)
-        named = named_people_over_window(
-            organisation=self.organisation,
-            account_uid=arguments["account_uid"],
-            catalog_role_id=getattr(arguments["catalog_role"], "pk", None),
-            since=arguments["since"],
-            until=arguments["until"],
-        )
+        named = named_people_for_report(organisation=self.organisation, **arguments)
         return Response(
             {
                 **dataclasses.asdict(report),
@@ -152,8 +147,8 @@ def _int_param(value: str | None, *, name: str) -> int | None:
     if value is None or not value.isdigit():
         raise ProblemException(
             "validation",
-            f"{name} is a positive whole number.",
+            gettext("%(name)s is a positive whole number.") % {"name": name},
             status_code=400,
-            errors={name: ["A positive whole number."]},
+            errors={name: [gettext("A positive whole number.")]},
         )
     return int(value)

@@ -5,6 +5,7 @@ from contextlib import ExitStack
 from typing import Any, ClassVar
 
 from django.conf import settings
+from django.utils.translation import gettext, gettext_lazy
 from rest_framework import permissions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,7 +16,7 @@ from accounts.models import Organisation, User
 from api import services
 from api.authentication import ApiCaller, BearerTokenAuthentication
 from api.models import Scope
-from api.problems import ProblemException
+from api.problems import ProblemException, StrOrPromise
 from audit.context import audit_context
 from core.request_id import current_client_ip, current_request_id
 
@@ -44,7 +45,7 @@ class ApiView(APIView):
     # False where the answer is a person's own (my access, my credentials).
     service_accounts_allowed: ClassVar[bool] = True
     # Refusal when the organisation is of the other kind (owner vs partner).
-    kind_refusal = "This is not available to your kind of organisation."
+    kind_refusal: StrOrPromise = gettext_lazy("This is not available to your kind of organisation.")
 
     def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         # The audit origin opened in `initial` must never outlive this request: a thread
@@ -73,7 +74,7 @@ class ApiView(APIView):
         if needed is not None and needed not in caller.scopes:
             raise ProblemException(
                 "insufficient-scope",
-                f"This needs a token with the '{needed}' scope.",
+                gettext("This needs a token with the '%(scope)s' scope.") % {"scope": needed},
                 status_code=403,
                 required_scope=needed,
             )
@@ -81,23 +82,25 @@ class ApiView(APIView):
             self.organisation_kind is not None
             and caller.organisation.kind != self.organisation_kind
         ):
-            raise ProblemException("forbidden", self.kind_refusal, status_code=403)
+            raise ProblemException("forbidden", str(self.kind_refusal), status_code=403)
         if caller.user is None:
             if not self.service_accounts_allowed:
                 raise ProblemException(
                     "forbidden",
-                    "Service accounts have no access of their own; this is a person's.",
+                    gettext("Service accounts have no access of their own; this is a person's."),
                     status_code=403,
                 )
             if method != "GET" and method not in self.service_account_writes:
                 raise ProblemException(
                     "forbidden",
-                    "Service accounts only read, and file or withdraw requests.",
+                    gettext("Service accounts only read, and file or withdraw requests."),
                     status_code=403,
                 )
         elif self.roles is not None and caller.role not in self.roles:
             raise ProblemException(
-                "forbidden", "Your role in this organisation does not allow this.", status_code=403
+                "forbidden",
+                gettext("Your role in this organisation does not allow this."),
+                status_code=403,
             )
         if needed == Scope.DECIDE:
             self._check_decisions(caller)
@@ -106,14 +109,17 @@ class ApiView(APIView):
         if not services.api_decisions_allowed(organisation=caller.organisation):
             raise ProblemException(
                 "decisions-disabled",
-                f"{caller.organisation.name} does not allow decisions through the API.",
+                gettext("%(organisation)s does not allow decisions through the API.")
+                % {"organisation": caller.organisation.name},
                 status_code=403,
             )
         if not services.token_mfa_fresh(caller.token):
             raise ProblemException(
                 "mfa-required",
-                "Create a token right after confirming with two-factor authentication (it "
-                "allows decisions for 12 hours).",
+                gettext(
+                    "Create a token right after confirming with two-factor authentication (it "
+                    "allows decisions for 12 hours)."
+                ),
                 status_code=403,
             )
 

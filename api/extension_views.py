@@ -9,6 +9,7 @@ API policy and fresh-MFA token checks as approving a request (`ApiView`).
 
 from typing import Any, ClassVar
 
+from django.utils.translation import gettext, gettext_lazy
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -61,7 +62,9 @@ class ExtensionListView(_ExtensionsOfDelegation):
         delegation = self.delegation(delegation_id)
         if self.caller.role != ADMIN or self.organisation.kind != Organisation.Kind.PARTNER:
             raise ProblemException(
-                "forbidden", "Only the partner's admins ask for more time.", status_code=403
+                "forbidden",
+                gettext("Only the partner's admins ask for more time."),
+                status_code=403,
             )
         body = s.ExtensionRequestInput(data=request.data)
         body.is_valid(raise_exception=True)
@@ -91,7 +94,7 @@ class _ExtensionDecision(_ExtensionsOfDelegation):
     required_scopes: ClassVar[dict[str, str]] = {"POST": Scope.DECIDE}
     roles = (ADMIN,)
     organisation_kind = Organisation.Kind.OWNER
-    kind_refusal = "Only the owner's approvers decide extensions."
+    kind_refusal = gettext_lazy("Only the owner's approvers decide extensions.")
     input_serializer: ClassVar[type[s.StrictSerializer]]
 
     def decide(self, extension: DelegationExtension, data: dict[str, Any]) -> DelegationExtension:

@@ -5,6 +5,7 @@ from typing import Any, ClassVar
 
 from django.conf import settings
 from django.urls import reverse
+from django.utils.translation import gettext
 from django.views.decorators.debug import sensitive_variables
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions
@@ -35,7 +36,7 @@ class DeviceCodeView(APIView):
         )
         if wait is not None:
             raise ProblemException(
-                "rate-limited", "Too many sign-ins started from here.", status_code=429
+                "rate-limited", gettext("Too many sign-ins started from here."), status_code=429
             )
         body = s.DeviceCodeInput(data=request.data)
         body.is_valid(raise_exception=True)
@@ -109,9 +110,11 @@ class ProblemTypeView(APIView):
     @extend_schema(exclude=True)
     def get(self, request: Request, slug: str) -> Response:
         if slug not in PROBLEM_TYPES:
-            raise ProblemException("not-found", "No such problem type.", status_code=404)
+            raise ProblemException("not-found", gettext("No such problem type."), status_code=404)
         title, description = PROBLEM_TYPES[slug]
-        return Response({"type": problem_type(slug), "title": title, "description": description})
+        return Response(
+            {"type": problem_type(slug), "title": str(title), "description": str(description)}
+        )
 
 
 class UnknownPathView(APIView):
@@ -123,7 +126,9 @@ class UnknownPathView(APIView):
     @extend_schema(exclude=True)
     def get(self, request: Request) -> Response:
         raise ProblemException(
-            "not-found", "There is no such API operation; see /api/v1/docs/.", status_code=404
+            "not-found",
+            gettext("There is no such API operation; see /api/v1/docs/."),
+            status_code=404,
         )
 
     post = put = patch = delete = get

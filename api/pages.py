@@ -179,9 +179,8 @@ def service_accounts(request: AuthenticatedHttpRequest) -> HttpResponse:
             created = services.service_account_create(
                 organisation=request.organisation,
                 created_by=request.user,
-                name=form.cleaned_data["name"],
-                scopes=form.cleaned_data["scopes"],
-                expires_in_days=form.cleaned_data["expires_in_days"],
+                # The form's fields are the account's settings, one for one.
+                **form.cleaned_data,
             )
         except ValidationError as error:
             add_form_errors(form, error)

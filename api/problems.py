@@ -10,6 +10,9 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
+from django.utils.functional import Promise
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
@@ -18,53 +21,67 @@ from audit.services import AuditError
 from delegations.lifecycle.services import DelegationConflict
 from delegations.partner.credentials import CredentialRefused
 
+StrOrPromise = str | Promise
+
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_BASE = "/api/v1/problems/"
 
 # slug -> (title, description). The slugs are the stable part of each `type`.
-PROBLEM_TYPES: dict[str, tuple[str, str]] = {
-    "validation": ("Invalid request", "A field is missing, of the wrong type or out of range."),
-    "unknown-fields": ("Unknown fields", "The body names fields this operation does not take."),
-    "malformed": ("Malformed body", "The body is not valid JSON."),
-    "too-large": ("Body too large", "The body is larger than the portal accepts."),
-    "unsupported-media-type": ("Unsupported media type", "Send application/json."),
-    "unauthenticated": (
-        "Not authenticated",
-        "No token, or the token is unknown, expired, revoked or its membership ended.",
+PROBLEM_TYPES: dict[str, tuple[StrOrPromise, StrOrPromise]] = {
+    "validation": (
+        _("Invalid request"),
+        _("A field is missing, of the wrong type or out of range."),
     ),
-    "forbidden": ("Forbidden", "Your role in this organisation does not allow this."),
-    "insufficient-scope": ("Insufficient scope", "The token does not hold the scope needed."),
+    "unknown-fields": (
+        _("Unknown fields"),
+        _("The body names fields this operation does not take."),
+    ),
+    "malformed": (_("Malformed body"), _("The body is not valid JSON.")),
+    "too-large": (_("Body too large"), _("The body is larger than the portal accepts.")),
+    "unsupported-media-type": (_("Unsupported media type"), _("Send application/json.")),
+    "unauthenticated": (
+        _("Not authenticated"),
+        _("No token, or the token is unknown, expired, revoked or its membership ended."),
+    ),
+    "forbidden": (_("Forbidden"), _("Your role in this organisation does not allow this.")),
+    "insufficient-scope": (_("Insufficient scope"), _("The token does not hold the scope needed.")),
     "decisions-disabled": (
-        "Decisions through the API are off",
-        "The organisation has not allowed approving, rejecting, offering or revoking through "
-        "the API; an admin can turn it on under API settings.",
+        _("Decisions through the API are off"),
+        _(
+            "The organisation has not allowed approving, rejecting, offering or revoking through "
+            "the API; an admin can turn it on under API settings."
+        ),
     ),
     "mfa-required": (
-        "A fresh MFA-confirmed token is needed",
-        "Decisions need a token created within the last 12 hours right after confirming "
-        "with two-factor authentication.",
+        _("A fresh MFA-confirmed token is needed"),
+        _(
+            "Decisions need a token created within the last 12 hours right after confirming "
+            "with two-factor authentication."
+        ),
     ),
     "no-access": (
-        "No usable access",
-        "You have no usable access to this delegation; `reason` says why (none, ended, "
-        "not-assigned) and `request_url` where to ask for it.",
+        _("No usable access"),
+        _(
+            "You have no usable access to this delegation; `reason` says why (none, ended, "
+            "not-assigned) and `request_url` where to ask for it."
+        ),
     ),
-    "not-found": ("Not found", "Nothing with this id exists for your organisation."),
-    "method-not-allowed": ("Method not allowed", "This operation does not take this method."),
+    "not-found": (_("Not found"), _("Nothing with this id exists for your organisation.")),
+    "method-not-allowed": (_("Method not allowed"), _("This operation does not take this method.")),
     "conflict": (
-        "Conflict",
-        "The object is no longer in the state you acted on (someone else decided, or it moved).",
+        _("Conflict"),
+        _("The object is no longer in the state you acted on (someone else decided, or it moved)."),
     ),
     "credentials-refused": (
-        "Credentials refused",
-        "The portal or the cloud refused to issue credentials; `code` says why.",
+        _("Credentials refused"),
+        _("The portal or the cloud refused to issue credentials; `code` says why."),
     ),
-    "rate-limited": ("Too many requests", "Slow down; `Retry-After` says when to try again."),
+    "rate-limited": (_("Too many requests"), _("Slow down; `Retry-After` says when to try again.")),
     "audit-unavailable": (
-        "The audit log is unavailable",
-        "Nothing was changed because the change could not be recorded.",
+        _("The audit log is unavailable"),
+        _("Nothing was changed because the change could not be recorded."),
     ),
-    "server-error": ("Server error", "Something failed on the portal's side."),
+    "server-error": (_("Server error"), _("Something failed on the portal's side.")),
 }
 
 
@@ -73,7 +90,9 @@ def problem_type(slug: str) -> str:
 
 
 class ProblemException(exceptions.APIException):
-    """An API error with its problem type slug (and extra members for the body)."""
+    """An API error with its problem type slug (and extra members for the body). Its detail is
+    written with gettext where it is raised, so in the language the request asked for
+    (Accept-Language, or the signed-in person's); the slug and extra members never change."""
 
     def __init__(self, slug: str, detail: str, *, status_code: int, **extra: Any) -> None:
         super().__init__(detail)
@@ -83,14 +102,19 @@ class ProblemException(exceptions.APIException):
 
 
 def problem_response(
-    slug: str, detail: str, *, status_code: int, headers: dict[str, str] | None = None, **extra: Any
+    slug: str,
+    detail: StrOrPromise,
+    *,
+    status_code: int,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> Response:
     title, _description = PROBLEM_TYPES[slug]
     body = {
         "type": problem_type(slug),
-        "title": title,
+        "title": str(title),
         "status": status_code,
-        "detail": detail,
+        "detail": str(detail),
         **extra,
     }
     response = Response(body, status=status_code, headers=headers)
@@ -110,7 +134,11 @@ def _validation_messages(error: DjangoValidationError) -> dict[str, list[str]]:
 def _drf_problem(exc: exceptions.APIException) -> tuple[str, str, dict[str, Any]]:
     """slug, detail and extra members for DRF's own exceptions."""
     if isinstance(exc, exceptions.ValidationError):
-        return "validation", "Some fields are not valid; see `errors`.", {"errors": exc.detail}
+        return (
+            "validation",
+            gettext("Some fields are not valid; see `errors`."),
+            {"errors": exc.detail},
+        )
     if isinstance(exc, exceptions.ParseError):
         return "malformed", str(exc.detail), {}
     if isinstance(exc, exceptions.UnsupportedMediaType):
@@ -120,7 +148,7 @@ def _drf_problem(exc: exceptions.APIException) -> tuple[str, str, dict[str, Any]
     if isinstance(exc, exceptions.PermissionDenied):
         return "forbidden", str(exc.detail), {}
     if isinstance(exc, exceptions.NotFound):
-        return "not-found", "Nothing with this id exists for your organisation.", {}
+        return "not-found", str(PROBLEM_TYPES["not-found"][1]), {}
     if isinstance(exc, exceptions.MethodNotAllowed):
         return "method-not-allowed", str(exc.detail), {}
     if isinstance(exc, exceptions.Throttled):
@@ -140,7 +168,7 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         )
     if isinstance(exc, DjangoPermissionDenied):
         return problem_response(
-            "forbidden", str(exc) or PROBLEM_TYPES["forbidden"][1], status_code=403
+            "forbidden", str(exc) or str(PROBLEM_TYPES["forbidden"][1]), status_code=403
         )
     if isinstance(exc, DjangoValidationError):
         return problem_response(

@@ -13,6 +13,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import QuerySet
 from django.http import Http404
 from django.urls import reverse
+from django.utils.translation import gettext, gettext_lazy, ngettext
 from django.views.decorators.debug import sensitive_variables
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -63,7 +64,9 @@ def _by_id_or_name(queryset: QuerySet[Any], value: str, *, name_field: str) -> A
     except (Http404, ObjectDoesNotExist):  # not a UUID, or no such id: try the name
         match = queryset.filter(**{name_field: value}).first()
     if match is None:
-        raise ProblemException("not-found", f"Nothing named {value!r}.", status_code=404)
+        raise ProblemException(
+            "not-found", gettext("Nothing named '%(name)s'.") % {"name": value}, status_code=404
+        )
     return match
 
 
@@ -113,7 +116,9 @@ class DelegationListView(ApiView):
         org = self.organisation
         if self.caller.role == STAFF:
             raise ProblemException(
-                "forbidden", "Staff see their own access at /api/v1/access/.", status_code=403
+                "forbidden",
+                gettext("Staff see their own access at /api/v1/access/."),
+                status_code=403,
             )
         params = request.query_params
         if org.is_owner:
@@ -140,7 +145,9 @@ class DelegationListView(ApiView):
         if self.organisation.kind != PARTNER or self.caller.role not in (ADMIN, None):
             raise ProblemException(
                 "forbidden",
-                "Only a partner organisation's admins and service accounts request access.",
+                gettext(
+                    "Only a partner organisation's admins and service accounts request access."
+                ),
                 status_code=403,
             )
         body = s.RequestAccessInput(data=request.data)
@@ -168,10 +175,12 @@ class DelegationListView(ApiView):
             if remembered is None:
                 raise ProblemException(
                     "validation",
-                    "Your organisation has no valid partner link of this owner; ask them for "
-                    "a partner link code.",
+                    gettext(
+                        "Your organisation has no valid partner link of this owner; ask them "
+                        "for a partner link code."
+                    ),
                     status_code=400,
-                    errors={"owner": ["No valid partner link; use a code."]},
+                    errors={"owner": [gettext("No valid partner link; use a code.")]},
                 )
             return remembered
         # Per partner organisation, before any code is looked at (as the request page does).
@@ -183,7 +192,12 @@ class DelegationListView(ApiView):
         if wait is not None:
             raise ProblemException(
                 "rate-limited",
-                f"Too many partner link codes tried; try again in {math.ceil(wait / 60)} minutes.",
+                ngettext(
+                    "Too many partner link codes tried; try again in %(n)d minute.",
+                    "Too many partner link codes tried; try again in %(n)d minutes.",
+                    math.ceil(wait / 60),
+                )
+                % {"n": math.ceil(wait / 60)},
                 status_code=429,
             )
         try:
@@ -214,7 +228,7 @@ class OfferView(ApiView):
     required_scopes: ClassVar[dict[str, str]] = {"POST": Scope.DECIDE}
     roles = (ADMIN,)
     organisation_kind = OWNER
-    kind_refusal = "Only resource owner organisations offer access."
+    kind_refusal = gettext_lazy("Only resource owner organisations offer access.")
 
     @extend_schema(request=s.OfferInput, responses={201: s.DelegationOutput}, summary="Offer")
     def post(self, request: Request) -> Response:
@@ -307,7 +321,7 @@ class RevokeView(_DelegationAction):
 class WithdrawView(_DelegationAction):
     required_scopes: ClassVar[dict[str, str]] = {"POST": Scope.REQUEST}
     organisation_kind = PARTNER
-    kind_refusal = "Only the requesting partner withdraws a request."
+    kind_refusal = gettext_lazy("Only the requesting partner withdraws a request.")
     input_serializer = s.VersionedInput
     service_account_writes = frozenset({"POST"})
 
@@ -373,9 +387,9 @@ class AssignmentListView(ApiView):
         if user is None:
             raise ProblemException(
                 "validation",
-                "No unassigned staff member of your organisation has this address.",
+                gettext("No unassigned staff member of your organisation has this address."),
                 status_code=400,
-                errors={"user": ["Not an assignable staff member."]},
+                errors={"user": [gettext("Not an assignable staff member.")]},
             )
         assignment = partner_services.staff_assign(
             delegation=delegation, user=user, assigned_by=self.person
@@ -478,7 +492,12 @@ def _credentials_budget(user: User) -> None:
     if wait is not None:
         raise ProblemException(
             "rate-limited",
-            f"Too many credentials requested; try again in {int(wait)} seconds.",
+            ngettext(
+                "Too many credentials requested; try again in %(n)d second.",
+                "Too many credentials requested; try again in %(n)d seconds.",
+                int(wait),
+            )
+            % {"n": int(wait)},
             status_code=429,
         )
 
@@ -505,7 +524,9 @@ class ConsoleView(_StaffView):
             # switches role in the console as their own RAM user.
             if not item.switch_role_url:
                 raise ProblemException(
-                    "not-found", "The portal has no console link for this access.", status_code=404
+                    "not-found",
+                    gettext("The portal has no console link for this access."),
+                    status_code=404,
                 )
             data: dict[str, object] = {
                 "mode": "switch_role",

@@ -26,6 +26,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from audit.actions import AuditAction
 from audit.checkpoints import (
@@ -38,11 +39,29 @@ from audit.checkpoints import (
 from audit.models import AuditVerification
 from audit.services import AuditError, actor_display, audit_record
 from audit.verify import DEFAULT_BATCH_SIZE, VerificationResult, verify_chain_steps
+from core.i18n import stored_message, stored_text
 
 if TYPE_CHECKING:
     from accounts.models import Organisation, User
 
 logger = logging.getLogger(__name__)
+
+# What a run that could not finish says (AuditVerification.detail): stored in English, read in
+# the reader's language (core.i18n.read_stored).
+STARTED_ANOTHER_TEXT = stored_message(gettext_noop("A new verification was started."))
+PRESS_VERIFY_TEXT = stored_message(gettext_noop("Press Verify now to start another."))
+NO_PROGRESS_TEXT = stored_message(
+    gettext_noop(
+        "No progress for %(minutes)d minutes: the worker running it was lost, or the task never "
+        "reached one. %(then)s"
+    )
+)
+GAVE_UP_TEXT = stored_message(
+    gettext_noop("Gave up after %(attempts)d attempts: the worker was lost each time.")
+)
+COULD_NOT_FINISH_TEXT = stored_message(
+    gettext_noop("The verification could not finish (%(error)s); see the logs.")
+)
 
 # One progress write per this many events: about one a second at the verifier's speed
 # (~11,000 events/s), so the page moves and the heartbeat stays far younger than STALE_AFTER.
@@ -108,7 +127,7 @@ def _mark_stale(
     verification: AuditVerification,
     *,
     now: dt.datetime,
-    then: str = "A new verification was started.",
+    then: str = STARTED_ANOTHER_TEXT,
 ) -> bool:
     """Fail a run whose heartbeat stopped; False if it moved meanwhile."""
     minutes = int(STALE_AFTER.total_seconds() // 60)
@@ -119,8 +138,7 @@ def _mark_stale(
     ).update(
         status=Status.FAILED,
         finished_at=now,
-        detail=f"No progress for {minutes} minutes: the worker running it was lost, or the "
-        f"task never reached one. {then}",
+        detail=stored_text(NO_PROGRESS_TEXT, minutes=minutes, then=then),
     )
     if marked:
         verification.refresh_from_db()
@@ -136,7 +154,7 @@ def audit_verification_sweep_stale(*, now: dt.datetime | None = None) -> bool:
         current = _in_flight()
         if current is None or not is_stale(current, now=now):
             return False
-        return _mark_stale(current, now=now, then="Press Verify now to start another.")
+        return _mark_stale(current, now=now, then=PRESS_VERIFY_TEXT)
 
 
 def audit_verification_start(
@@ -254,7 +272,7 @@ def _give_up_if_exhausted(verification_id: str) -> None:
         ).update(
             status=Status.FAILED,
             finished_at=timezone.now(),
-            detail=f"Gave up after {MAX_ATTEMPTS} attempts: the worker was lost each time.",
+            detail=stored_text(GAVE_UP_TEXT, attempts=MAX_ATTEMPTS),
         )
         if given_up:
             _finished_event(AuditVerification.objects.get(pk=verification_id))
@@ -323,7 +341,7 @@ def audit_verification_run(
         reason = str(error)
     except Exception as error:  # the database, a time limit: the run must not stay "running"
         logger.exception("Audit verification %s failed.", verification_id)
-        reason = f"The verification could not finish ({type(error).__name__}); see the logs."
+        reason = stored_text(COULD_NOT_FINISH_TEXT, error=type(error).__name__)
     try:
         _conclude(verification_id, token, status=Status.FAILED, detail=reason)
     except Exception:

@@ -18,12 +18,87 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import Subquery
+from django.utils.translation import gettext_noop
 
 from audit.chain import GENESIS_HASH, HASH_VERSION, link_hash, org_link_hash
 from audit.checkpoints import Checkpoint, InvalidCheckpoint
 from audit.models import AuditChainHead, AuditEvent, AuditEventScope
+from core.i18n import stored_message, stored_text
 
 DEFAULT_BATCH_SIZE = 2000
+
+# What a failed verification says (VerificationResult.detail): stored in English, read in the
+# reader's language (core.i18n.read_stored); the command prints them as they are.
+CHECKPOINT_MISMATCH_TEXT = stored_message(
+    gettext_noop(
+        "the signed checkpoint %(name)s says sequence %(sequence)s had hash %(hash)s, the log "
+        "now has %(expected)s: history after sequence %(confirmed)s was rewritten and re-hashed"
+    )
+)
+SEQUENCE_GAP_TEXT = stored_message(
+    gettext_noop(
+        "sequence %(expected)s is missing (the next row is %(sequence)s): a row was deleted, or "
+        "rows were renumbered"
+    )
+)
+UNKNOWN_VERSION_TEXT = stored_message(
+    gettext_noop(
+        "row %(sequence)s has hash version %(version)s or unreadable content: it was edited"
+    )
+)
+INSERTED_ROW_TEXT = stored_message(
+    gettext_noop(
+        "row %(sequence)s links to row %(before)s, skipping row %(last)s: row %(last)s was inserted"
+    )
+)
+BROKEN_LINK_TEXT = stored_message(
+    gettext_noop(
+        "row %(sequence)s does not link to row %(last)s: rows were deleted, inserted or "
+        "reordered here, or the previous row was rewritten"
+    )
+)
+HASH_MISMATCH_TEXT = stored_message(
+    gettext_noop("row %(sequence)s's stored hash does not match its content: it was edited")
+)
+ORG_LINK_BROKEN_TEXT = stored_message(
+    gettext_noop(
+        "row %(sequence)s does not link to the previous event of organisation "
+        "%(organisation)s in its own chain: its chain links were rewritten"
+    )
+)
+ORG_HASH_MISMATCH_TEXT = stored_message(
+    gettext_noop(
+        "row %(sequence)s's link in the chain of organisation %(organisation)s does not match "
+        "the event's hash: it was edited"
+    )
+)
+CHECKPOINT_TAIL_TEXT = stored_message(
+    gettext_noop(
+        "the signed checkpoint %(name)s records sequence %(sequence)s, the log ends at "
+        "%(last)s: the tail was deleted"
+    )
+)
+HEAD_MISSING_TEXT = stored_message(
+    gettext_noop("the chain head row is missing, so a truncated tail cannot be ruled out")
+)
+HEAD_TAIL_TEXT = stored_message(
+    gettext_noop(
+        "the chain head records sequence %(head)s, the log ends at %(last)s: the tail was deleted"
+    )
+)
+BEYOND_HEAD_TEXT = stored_message(
+    gettext_noop(
+        "rows after the chain head (%(head)s) exist: they were not written by audit_record"
+    )
+)
+HEAD_MISMATCH_TEXT = stored_message(
+    gettext_noop("the chain head records another hash for row %(head)s: the last row was rewritten")
+)
+CHECKPOINT_INVALID_TEXT = stored_message(
+    gettext_noop(
+        "checkpoint %(name)s is not valid (%(reason)s): it was edited or signed with another key"
+    )
+)
 
 
 class Problem:
@@ -132,10 +207,14 @@ class ChainVerifier:
                 return self._fail(
                     self._confirmed_through + 1,
                     Problem.CHECKPOINT_MISMATCH,
-                    f"the signed checkpoint {checkpoint.name} says sequence "
-                    f"{checkpoint.sequence} had hash {checkpoint.hash}, the log now has "
-                    f"{expected}: history after sequence "
-                    f"{self._confirmed_through} was rewritten and re-hashed",
+                    stored_text(
+                        CHECKPOINT_MISMATCH_TEXT,
+                        name=checkpoint.name,
+                        sequence=checkpoint.sequence,
+                        hash=checkpoint.hash,
+                        expected=expected,
+                        confirmed=self._confirmed_through,
+                    ),
                 )
             self._confirmed_through = checkpoint.sequence
             self._checkpoints_checked += 1
@@ -150,35 +229,38 @@ class ChainVerifier:
             return self._fail(
                 expected,
                 Problem.SEQUENCE_GAP,
-                f"sequence {expected} is missing (the next row is {row.sequence}): a row was "
-                "deleted, or rows were renumbered",
+                stored_text(SEQUENCE_GAP_TEXT, expected=expected, sequence=row.sequence),
             )
         if row.hash_version != HASH_VERSION or row.payload is None:
             return self._fail(
                 row.sequence,
                 Problem.UNKNOWN_VERSION,
-                f"row {row.sequence} has hash version {row.hash_version!r} or unreadable "
-                "content: it was edited",
+                stored_text(
+                    UNKNOWN_VERSION_TEXT, sequence=row.sequence, version=repr(row.hash_version)
+                ),
             )
         if row.prev_hash != self.last_hash:
             if self._before_last_hash is not None and row.prev_hash == self._before_last_hash:
                 return self._fail(
                     self.last_sequence,
                     Problem.INSERTED_ROW,
-                    f"row {row.sequence} links to row {self.last_sequence - 1}, skipping row "
-                    f"{self.last_sequence}: row {self.last_sequence} was inserted",
+                    stored_text(
+                        INSERTED_ROW_TEXT,
+                        sequence=row.sequence,
+                        before=self.last_sequence - 1,
+                        last=self.last_sequence,
+                    ),
                 )
             return self._fail(
                 row.sequence,
                 Problem.BROKEN_LINK,
-                f"row {row.sequence} does not link to row {self.last_sequence}: rows were "
-                "deleted, inserted or reordered here, or the previous row was rewritten",
+                stored_text(BROKEN_LINK_TEXT, sequence=row.sequence, last=self.last_sequence),
             )
         if link_hash(row.prev_hash, row.payload) != row.hash:
             return self._fail(
                 row.sequence,
                 Problem.HASH_MISMATCH,
-                f"row {row.sequence}'s stored hash does not match its content: it was edited",
+                stored_text(HASH_MISMATCH_TEXT, sequence=row.sequence),
             )
         for organisation_id, org_prev_hash, org_hash in row.org_links:
             expected_prev = self._org_heads.get(organisation_id, GENESIS_HASH)
@@ -186,15 +268,17 @@ class ChainVerifier:
                 return self._fail(
                     row.sequence,
                     Problem.ORG_LINK_BROKEN,
-                    f"row {row.sequence} does not link to the previous event of organisation "
-                    f"{organisation_id} in its own chain: its chain links were rewritten",
+                    stored_text(
+                        ORG_LINK_BROKEN_TEXT, sequence=row.sequence, organisation=organisation_id
+                    ),
                 )
             if org_link_hash(org_prev_hash, row.hash) != org_hash:
                 return self._fail(
                     row.sequence,
                     Problem.ORG_HASH_MISMATCH,
-                    f"row {row.sequence}'s link in the chain of organisation {organisation_id} "
-                    "does not match the event's hash: it was edited",
+                    stored_text(
+                        ORG_HASH_MISMATCH_TEXT, sequence=row.sequence, organisation=organisation_id
+                    ),
                 )
             self._org_heads[organisation_id] = org_hash
         self._before_last_hash = self.last_hash
@@ -214,16 +298,19 @@ class ChainVerifier:
             return self._fail(
                 missing_from,
                 Problem.TAIL_TRUNCATED,
-                f"the signed checkpoint {checkpoint.name} records sequence "
-                f"{checkpoint.sequence}, the log ends at {self.last_sequence}: the tail was "
-                "deleted",
+                stored_text(
+                    CHECKPOINT_TAIL_TEXT,
+                    name=checkpoint.name,
+                    sequence=checkpoint.sequence,
+                    last=self.last_sequence,
+                ),
             )
         if head is None:
             if self.last_sequence:
                 return self._fail(
                     None,
                     Problem.HEAD_MISSING,
-                    "the chain head row is missing, so a truncated tail cannot be ruled out",
+                    HEAD_MISSING_TEXT,
                 )
         else:
             head_sequence, head_hash = head
@@ -231,30 +318,26 @@ class ChainVerifier:
                 return self._fail(
                     self.last_sequence + 1,
                     Problem.TAIL_TRUNCATED,
-                    f"the chain head records sequence {head_sequence}, the log ends at "
-                    f"{self.last_sequence}: the tail was deleted",
+                    stored_text(HEAD_TAIL_TEXT, head=head_sequence, last=self.last_sequence),
                 )
             if self.last_sequence > head_sequence:
                 return self._fail(
                     head_sequence + 1,
                     Problem.BEYOND_HEAD,
-                    f"rows after the chain head ({head_sequence}) exist: they were not "
-                    "written by audit_record",
+                    stored_text(BEYOND_HEAD_TEXT, head=head_sequence),
                 )
             if head_hash != self.last_hash:
                 return self._fail(
                     self.last_sequence,
                     Problem.HEAD_MISMATCH,
-                    f"the chain head records another hash for row {head_sequence}: the last "
-                    "row was rewritten",
+                    stored_text(HEAD_MISMATCH_TEXT, head=head_sequence),
                 )
         if self.invalid_checkpoints:
             bad = self.invalid_checkpoints[0]
             return self._fail(
                 bad.claimed_sequence,
                 Problem.CHECKPOINT_INVALID,
-                f"checkpoint {bad.name} is not valid ({bad.reason}): it was edited or signed "
-                "with another key",
+                stored_text(CHECKPOINT_INVALID_TEXT, name=bad.name, reason=bad.reason),
             )
         return VerificationResult(
             ok=True,

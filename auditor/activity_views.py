@@ -31,6 +31,7 @@ from accounts.permissions import (
 from activity import selectors
 from activity.models import ActivityEvent
 from activity.services import activity_propose_narrower_role
+from auditor.downloads import download_views
 from auditor.exports import EXPORT_CHUNK_SIZE, csv_lines, download, json_lines
 from auditor.forms import _UntrustedQueryForm
 from auditor.presentation import visible_text
@@ -198,7 +199,7 @@ def delegation_activity(request: AuthenticatedHttpRequest, delegation_id: Any) -
     return render(request, "audit/activity.html", context)
 
 
-def _export(request: AuthenticatedHttpRequest, delegation_id: Any, kind: str) -> HttpResponseBase:
+def _export(request: AuthenticatedHttpRequest, kind: str, delegation_id: Any) -> HttpResponseBase:
     delegation, form = _form(request, delegation_id)
     if not form.is_valid():
         return render(
@@ -248,17 +249,6 @@ def delegation_propose_narrower_role(
     return redirect("delegations:catalog")
 
 
-@require_safe
-@organisation_member_required(roles=ACTIVITY_READERS)
-def delegation_activity_csv(
-    request: AuthenticatedHttpRequest, delegation_id: Any
-) -> HttpResponseBase:
-    return _export(request, delegation_id, "csv")
-
-
-@require_safe
-@organisation_member_required(roles=ACTIVITY_READERS)
-def delegation_activity_json(
-    request: AuthenticatedHttpRequest, delegation_id: Any
-) -> HttpResponseBase:
-    return _export(request, delegation_id, "json")
+delegation_activity_csv, delegation_activity_json = download_views(
+    _export, "delegation_activity", roles=ACTIVITY_READERS
+)

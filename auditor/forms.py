@@ -76,6 +76,25 @@ class _UntrustedQueryForm(forms.Form):
             return None
         return parse_utc(value, end_of_day=end_of_day)
 
+    def _clean_window(self, cleaned: dict[str, Any]) -> dt.timedelta | None:
+        """`since` and `until` parsed into `since_time` and `until_time` (a bad one is an
+        error on its own field); the window's length when both are given, or an error on
+        `until` when the end is not after the beginning."""
+        for name, end_of_day in (("since", False), ("until", True)):
+            if name in self.errors:
+                continue
+            try:
+                cleaned[f"{name}_time"] = self._time(name, end_of_day=end_of_day)
+            except ValidationError as error:
+                self.add_error(name, error)
+        since, until = cleaned.get("since_time"), cleaned.get("until_time")
+        if not (since and until):
+            return None
+        if since >= until:
+            self.add_error("until", gettext("The end must be after the beginning."))
+            return None
+        return until - since
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         for name in self.too_long:
@@ -167,16 +186,7 @@ class EventFilterForm(_UntrustedQueryForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
-        for name, end_of_day in (("since", False), ("until", True)):
-            if name in self.errors:
-                continue
-            try:
-                cleaned[f"{name}_time"] = self._time(name, end_of_day=end_of_day)
-            except ValidationError as error:
-                self.add_error(name, error)
-        since, until = cleaned.get("since_time"), cleaned.get("until_time")
-        if since and until and since >= until:
-            self.add_error("until", gettext("The end must be after the beginning."))
+        self._clean_window(cleaned)
         if cleaned.get("before") and cleaned.get("after") is not None:
             self.add_error(
                 None, gettext("This page link is not valid; start again from the newest.")
@@ -245,19 +255,9 @@ class AccessReportForm(_UntrustedQueryForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
-        for name, end_of_day in (("since", False), ("until", True)):
-            if name in self.errors:
-                continue
-            try:
-                cleaned[f"{name}_time"] = self._time(name, end_of_day=end_of_day)
-            except ValidationError as error:
-                self.add_error(name, error)
-        since, until = cleaned.get("since_time"), cleaned.get("until_time")
-        if since and until:
-            if since >= until:
-                self.add_error("until", gettext("The end must be after the beginning."))
-            elif until - since > dt.timedelta(days=MAX_REPORT_DAYS):
-                self.add_error("until", gettext("Choose a window of at most ten years."))
+        length = self._clean_window(cleaned)
+        if length is not None and length > dt.timedelta(days=MAX_REPORT_DAYS):
+            self.add_error("until", gettext("Choose a window of at most ten years."))
         role = self.roles.get(cleaned.get("role") or "")
         account = cleaned.get("account")
         if role is not None and account and role.cloud_account.account_uid != account:

@@ -24,7 +24,7 @@ from django.db.models import Q
 from accounts.models import Organisation
 from audit.actions import AuditAction
 from audit.models import AuditEvent
-from delegations.models import Delegation, TrustedPerson, TrustScope
+from delegations.models import CatalogRole, Delegation, TrustedPerson, TrustScope
 from delegations.role_state import broker_principal
 
 NAMED_SCOPES = (TrustScope.NAMED_PARTNER_MANAGED, TrustScope.NAMED_OWNER_APPROVED)
@@ -113,6 +113,25 @@ def _clip(
         if start < until and (end is None or end > since) and (end is None or end > start):
             kept.append((start, end))
     return kept
+
+
+def named_people_for_report(
+    *,
+    organisation: Organisation,
+    account_uid: str,
+    catalog_role: CatalogRole | None,
+    since: dt.datetime,
+    until: dt.datetime,
+) -> list[NamedPeopleWindow]:
+    """The named people of an access report, from its arguments
+    (`AccessReportForm.report_arguments()`)."""
+    return named_people_over_window(
+        organisation=organisation,
+        account_uid=account_uid,
+        catalog_role_id=getattr(catalog_role, "pk", None),
+        since=since,
+        until=until,
+    )
 
 
 def named_people_over_window(

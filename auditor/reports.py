@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.db.models import Q
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext, gettext_noop
 
 from accounts.models import Organisation
 from activity.selectors import Usage, activity_usage
@@ -302,6 +302,11 @@ class Segment:
     left: float  # percent of the window
     width: float
 
+    @property
+    def label(self) -> str:
+        """The segment's kind as the legend words it, in the reader's language."""
+        return gettext("could act") if self.kind == "access" else gettext("residual window")
+
 
 @dataclass(frozen=True)
 class ReportRow:
@@ -456,20 +461,11 @@ def report_rows(
                     who=f"{facts.partner_name} (account {facts.partner_account_uid})",
                     detail=f"any RAM user the partner allows, as {facts.principal}",
                     principal=facts.principal,
-                    delegation_id=facts.delegation_id,
-                    partner_name=facts.partner_name,
-                    partner_account_uid=facts.partner_account_uid,
-                    account_uid=facts.account_uid,
-                    role_name=facts.role_name,
-                    approved_by=state.approved_by,
-                    approved_at=state.approved_at,
-                    approved_with_mfa=state.approved_with_mfa,
+                    **_delegation_columns(state),
                     access_from=state.trusted[0].start if state.trusted else None,
                     access_until=trusted_end,
                     residual_until=portal_residual if portal_residual != trusted_end else None,
                     worst_case_until=worst_case,
-                    ended_how=state.ended_how,
-                    revoked_by=state.revoked_by,
                     credentials=len(state.credentials),
                     segments=_segments(
                         state.trusted, residual_pieces, since=since, until=until, now=now
@@ -487,6 +483,23 @@ def report_rows(
     return rows
 
 
+def _delegation_columns(state: DelegationState) -> dict[str, Any]:
+    """The columns a delegation's rows share: whose, which role, who approved, how it ended."""
+    facts = state.facts
+    return {
+        "delegation_id": facts.delegation_id,
+        "partner_name": facts.partner_name,
+        "partner_account_uid": facts.partner_account_uid,
+        "account_uid": facts.account_uid,
+        "role_name": facts.role_name,
+        "approved_by": state.approved_by,
+        "approved_at": state.approved_at,
+        "approved_with_mfa": state.approved_with_mfa,
+        "ended_how": state.ended_how,
+        "revoked_by": state.revoked_by,
+    }
+
+
 def _person_rows(
     state: DelegationState,
     person_state: PersonState,
@@ -495,7 +508,6 @@ def _person_rows(
     until: dt.datetime,
     now: dt.datetime,
 ) -> list[ReportRow]:
-    facts = state.facts
     access = _clip(person_state.assigned, state.trusted)
     residual: list[tuple[dt.datetime, dt.datetime]] = []
     access_end = access[-1].end if access else None
@@ -535,22 +547,13 @@ def _person_rows(
             ram_user=person_state.person.ram_user or "",
             sessions_text=", ".join(sessions),
             assigned_by=person_state.assigned_by or "",
-            delegation_id=facts.delegation_id,
-            partner_name=facts.partner_name,
-            partner_account_uid=facts.partner_account_uid,
-            account_uid=facts.account_uid,
-            role_name=facts.role_name,
-            approved_by=state.approved_by,
-            approved_at=state.approved_at,
-            approved_with_mfa=state.approved_with_mfa,
+            **_delegation_columns(state),
             access_from=min(i.start for i in intervals),
             access_until=access_end if access else None,
             residual_until=last_expiry
             if last_expiry and (access_end is None or last_expiry > access_end)
             else None,
             worst_case_until=None,
-            ended_how=state.ended_how,
-            revoked_by=state.revoked_by,
             credentials=len(person_state.credentials),
             segments=_segments(access, residual, since=since, until=until, now=now),
             notes=_stop_note(first_stop),

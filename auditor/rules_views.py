@@ -25,6 +25,7 @@ from accounts.permissions import (
     organisation_of_kind,
 )
 from auditor import exports, selectors
+from auditor.downloads import download_views
 from auditor.presentation import describe_event
 from delegations.approvals import selectors as approvals
 from delegations.breakglass import selectors as breakglass
@@ -134,13 +135,6 @@ def _review_export(request: AuthenticatedHttpRequest, kind: str) -> HttpResponse
     )
 
 
-@require_safe
-@organisation_member_required(roles=READERS)
-def review_report_csv(request: AuthenticatedHttpRequest) -> HttpResponseBase:
-    return _review_export(request, "csv")
-
-
-@require_safe
-@organisation_member_required(roles=READERS)
-def review_report_json(request: AuthenticatedHttpRequest) -> HttpResponseBase:
-    return _review_export(request, "json")
+review_report_csv, review_report_json = download_views(
+    _review_export, "review_report", roles=READERS
+)

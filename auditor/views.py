@@ -38,8 +38,9 @@ from audit.services import AuditError
 from audit.verification import audit_verification_start, is_stale
 from audit.verify import read_head
 from auditor import exports, selectors
+from auditor.downloads import download_views
 from auditor.forms import AccessReportForm, EventFilterForm
-from auditor.named_people import named_people_over_window
+from auditor.named_people import named_people_for_report
 from auditor.presentation import describe_event
 from auditor.reports import access_report
 from delegations.lifecycle.selectors import delegation_get_for_organisation
@@ -131,16 +132,9 @@ def _events_export(request: AuthenticatedHttpRequest, kind: str) -> HttpResponse
     )
 
 
-@require_safe
-@organisation_member_required(roles=HISTORY_READERS)
-def events_export_csv(request: AuthenticatedHttpRequest) -> HttpResponseBase:
-    return _events_export(request, "csv")
-
-
-@require_safe
-@organisation_member_required(roles=HISTORY_READERS)
-def events_export_json(request: AuthenticatedHttpRequest) -> HttpResponseBase:
-    return _events_export(request, "json")
+events_export_csv, events_export_json = download_views(
+    _events_export, "events_export", roles=HISTORY_READERS
+)
 
 
 # --- delegation timeline ---------------------------------------------------------------------
@@ -204,13 +198,8 @@ def access_report_view(request: AuthenticatedHttpRequest) -> HttpResponse:
     if report is not None:
         # Delegations whose trust policy named people in the window list them one by one,
         # with when each was in it (issue 11), from the record of the trust-policy writes.
-        arguments = form.report_arguments()
-        named_people = named_people_over_window(
-            organisation=request.organisation,
-            account_uid=arguments["account_uid"],
-            catalog_role_id=getattr(arguments["catalog_role"], "pk", None),
-            since=arguments["since"],
-            until=arguments["until"],
+        named_people = named_people_for_report(
+            organisation=request.organisation, **form.report_arguments()
         )
     return render(
         request,
@@ -252,16 +241,9 @@ def _report_export(request: AuthenticatedHttpRequest, kind: str) -> HttpResponse
     )
 
 
-@require_safe
-@organisation_member_required(roles=HISTORY_READERS)
-def access_report_csv(request: AuthenticatedHttpRequest) -> HttpResponseBase:
-    return _report_export(request, "csv")
-
-
-@require_safe
-@organisation_member_required(roles=HISTORY_READERS)
-def access_report_json(request: AuthenticatedHttpRequest) -> HttpResponseBase:
-    return _report_export(request, "json")
+access_report_csv, access_report_json = download_views(
+    _report_export, "access_report", roles=HISTORY_READERS
+)
 
 
 # --- verification ----------------------------------------------------------------------------

@@ -1,7 +1,10 @@
 """Benchmark: approving one fleet grant over N owner accounts, applied C accounts at a time.
 
     .venv/bin/python benchmarks/fleet_apply.py [--accounts 20] [--concurrency 5]
-        [--latency-ms 100] [--runs 3] [--database-url URL] [--broker-url URL]
+        [--latency-ms 100] [--runs 3] [--database-url URL] [--broker-url URL] [--profile]
+
+--profile runs every worker task under cProfile and prints where the tasks' time went (the
+reconciles' and the fleet advances', by cumulative time), added up over the measured runs.
 
 cloudsim adds L ms to every call. The owner has N connected accounts; a partner requests one
 catalogue role in all of them (one fleet grant), an owner admin approves it once (the service
@@ -23,8 +26,12 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import pstats
 import secrets
+import shutil
+import tempfile
 import time
+from pathlib import Path
 
 from portal_harness import median, random_uid, running_portal, task_outcomes
 
@@ -92,7 +99,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--database-url")
     parser.add_argument("--broker-url")
+    parser.add_argument("--profile", action="store_true", help="profile the worker's tasks")
     args = parser.parse_args()
+    profile_dir = Path(tempfile.mkdtemp(prefix="fleet-apply-profile-")) if args.profile else None
+    if profile_dir is not None:
+        os.environ["PORTAL_BENCH_PROFILE_DIR"] = str(profile_dir)
     latency = args.latency_ms / 1000.0
     floor = math.ceil(args.accounts / args.concurrency) * len(PER_ACCOUNT) * latency
 
@@ -117,6 +128,9 @@ def main() -> None:
             f"{args.latency_ms:.0f} ms = {floor * 1000:.0f} ms"
         )
         ratios = []
+        if profile_dir is not None:  # the warm-up's tasks are not measured
+            for stale in profile_dir.glob("*.prof"):
+                stale.unlink()
         for run in range(args.runs):
             elapsed, calls, mutating = measure(portal, accounts, args.concurrency)
             ratio = elapsed / floor
@@ -130,6 +144,13 @@ def main() -> None:
         # Where the worker's time went: tasks by outcome, with their total seconds.
         for outcome, (count, seconds) in sorted(task_outcomes(portal.workers).items()):
             print(f"  worker: {count:4d} x {outcome} ({seconds:.1f} s in all)")
+    if profile_dir is not None:
+        files = sorted(str(path) for path in profile_dir.glob("*.prof"))
+        if files:
+            print(f"profile of {len(files)} worker tasks (cumulative seconds over all tasks):")
+            stats = pstats.Stats(*files)
+            stats.sort_stats("cumulative").print_stats(40)
+        shutil.rmtree(profile_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

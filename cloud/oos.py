@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -41,6 +42,7 @@ FINISHED_STATUSES = frozenset({"Success", "Failed", "Cancelled"})
 _PAGE_SIZE = 100
 _MAX_PAGES = 200
 _MAX_TREE_DEPTH = 3  # OOS nests templates at most three levels deep
+_MAX_INSTANCE_IDS = 100  # DescribeInstances takes at most 100 InstanceIds per request
 
 
 @dataclass(frozen=True)
@@ -488,3 +490,40 @@ class OosClient(SdkTransport):
             read,
             mutating=False,
         )
+
+    def instance_statuses(self, *, region_id: str, instance_ids: Sequence[str]) -> dict[str, str]:
+        """ECS DescribeInstances for `instance_ids` in `region_id`: each id found → its
+        status (Running, Stopped, ...). An id ECS does not know in this account and region
+        is absent from the answer. One request per 100 ids."""
+        statuses: dict[str, str] = {}
+        ids = list(dict.fromkeys(instance_ids))
+        for start in range(0, len(ids), _MAX_INSTANCE_IDS):
+            chunk = ids[start : start + _MAX_INSTANCE_IDS]
+            request = ecs_models.DescribeInstancesRequest(
+                region_id=region_id,
+                instance_ids=json.dumps(chunk),
+                page_size=_MAX_INSTANCE_IDS,
+            )
+
+            def read(response: Any, request_id: str | None) -> dict[str, str]:
+                body = body_of(response, request_id)
+                found = getattr(body.instances, "instance", None) if body.instances else []
+                if not isinstance(found, list):
+                    raise InvalidResponse("Instances.Instance", request_id)
+                return {
+                    required_text(i.instance_id, "Instance.InstanceId", request_id): (
+                        required_text(i.status, "Instance.Status", request_id)
+                    )
+                    for i in found
+                }
+
+            statuses.update(
+                self._call(
+                    "DescribeInstances",
+                    f"{region_id}:{','.join(chunk[:3])}",
+                    functools.partial(self._ecs.describe_instances, request),
+                    read,
+                    mutating=False,
+                )
+            )
+        return statuses

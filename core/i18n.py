@@ -7,6 +7,7 @@ message to a person is rendered inside `recipient_locale(...)` with the recipien
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -105,5 +106,67 @@ lower_lazy = lazy(lambda value: str(value).lower(), str)
 
 
 def render_text(value: object) -> str:
-    """A notice's field, in the active language: a Text, a lazy string or a plain one."""
+    """A notice's or a row's field, in the active language: a Text, a lazy string, a stored
+    sentence (read_stored) or any other plain string."""
+    if isinstance(value, str) and not isinstance(value, Promise):
+        return read_stored(value)
     return str(_param(value))
+
+
+# --- Sentences the portal stores, read in the reader's language ---------------------------------
+#
+# The worker writes some of the portal's own sentences into the database (a delegation's last
+# error, a verification's verdict, a feed's problem): one row is read by people in several
+# languages, and the API, the exports and the audit log keep the words as stored. So the row
+# holds the English sentence, rendered from a registered message; a page reads it back through
+# `read_stored`, which recognises the message, takes its parameters out and writes it again in
+# the active language. A text no registered message produced (a cloud's own error message, a
+# row truncated to its field) is shown as it is.
+
+_PLACEHOLDER = re.compile(r"%\((\w+)\)([sd])|%%")
+_STORED: dict[str, tuple[re.Pattern[str], dict[str, str]]] = {}
+
+
+def stored_message(msgid: str) -> str:
+    """Register an English message (mark it with gettext_noop so it is in the catalogue; only
+    %(name)s and %(name)d placeholders) whose renderings are stored in the database."""
+    kinds: dict[str, str] = {}
+    parts: list[str] = []
+    end = 0
+    for match in _PLACEHOLDER.finditer(msgid):
+        parts.append(re.escape(msgid[end : match.start()]))
+        if match.group(0) == "%%":
+            parts.append("%")
+        else:
+            name, kind = match.groups()
+            if name in kinds:
+                parts.append(f"(?P={name})")
+            else:
+                kinds[name] = kind
+                parts.append(rf"(?P<{name}>-?\d+)" if kind == "d" else rf"(?P<{name}>.+?)")
+        end = match.end()
+    parts.append(re.escape(msgid[end:]))
+    _STORED[msgid] = (re.compile("".join(parts), re.DOTALL), kinds)
+    return msgid
+
+
+def stored_text(msgid: str, /, **params: object) -> str:
+    """What to store: the registered `msgid` with its parameters, in English whatever language
+    is active (the database holds one language; `read_stored` translates when read)."""
+    if msgid not in _STORED:
+        raise ValueError(f"not a stored message: {msgid!r}")
+    return msgid % params
+
+
+def read_stored(text: str) -> str:
+    """A stored sentence in the active language: a registered message's rendering is written
+    again with the translation (parameters that are themselves stored sentences too)."""
+    for msgid, (pattern, kinds) in _STORED.items():
+        match = pattern.fullmatch(text)
+        if match is None:
+            continue
+        params: dict[str, object] = {}
+        for name, value in match.groupdict().items():
+            params[name] = int(value) if kinds[name] == "d" else read_stored(value)
+        return translation.gettext(msgid) % params
+    return text

@@ -21,6 +21,9 @@ does not depend on the worker.
 import datetime as dt
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from celery import Celery, current_app
@@ -38,13 +41,34 @@ logger = logging.getLogger(__name__)
 RUN_OUTBOX_MESSAGE = "delegations.run_outbox_message"
 
 
+# Kinds of message the running task does itself before it ends (`outbox_held_for_this_task`).
+_HELD_KINDS: ContextVar[frozenset[str]] = ContextVar("outbox_held_kinds", default=frozenset())
+
+
+@contextmanager
+def outbox_held_for_this_task(*kinds: str) -> Iterator[None]:
+    """Within this block, messages of `kinds` are recorded but not published at the commit:
+    the worker task running the block does that work itself right after it (a fleet's next
+    accounts, once a reconcile freed a slot), so publishing them would only start a second task
+    that waits for the same lock and takes a worker slot from the accounts being applied. If
+    the task dies first, the rows are undone and never published: the dispatcher publishes them
+    on its next pass."""
+    token = _HELD_KINDS.set(_HELD_KINDS.get() | frozenset(kinds))
+    try:
+        yield
+    finally:
+        _HELD_KINDS.reset(token)
+
+
 def outbox_enqueue(*, kind: str, object_id: object) -> OutboxMessage:
-    """Record work to do; publish it once the surrounding transaction commits."""
+    """Record work to do; publish it once the surrounding transaction commits (unless the
+    running task holds messages of its kind, `outbox_held_for_this_task`)."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("outbox_enqueue() must run inside the transaction of its change.")
     message = OutboxMessage.objects.create(kind=kind, object_id=str(object_id))
     message_id = message.pk
-    transaction.on_commit(lambda: outbox_publish(message_id=message_id))
+    if kind not in _HELD_KINDS.get():
+        transaction.on_commit(lambda: outbox_publish(message_id=message_id))
     return message
 
 

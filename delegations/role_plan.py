@@ -36,7 +36,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from django.utils.translation import gettext_noop
+
 from cloud import policies
+from core.i18n import stored_message, stored_text
 
 __all__ = [
     "ActualRole",
@@ -242,6 +245,17 @@ class Refusal:
 
 REFUSAL_NOT_CREATED_BY_PORTAL = "role_not_created_by_portal"
 REFUSAL_UNREADABLE_TRUST_POLICY = "unreadable_trust_policy"
+# Refusals become the delegation's last error: stored in English, read in the reader's language.
+NOT_CREATED_BY_PORTAL_TEXT = stored_message(
+    gettext_noop(
+        "A role named %(role)s already exists in the account and was not created by the portal "
+        "(its description has no portal marker). The portal will not take it over: rename the "
+        "catalogue role or remove the existing one."
+    )
+)
+UNREADABLE_TRUST_POLICY_TEXT = stored_message(
+    gettext_noop("The role's trust policy cannot be read safely: %(error)s")
+)
 
 
 # --- planning -------------------------------------------------------------------------------------
@@ -362,11 +376,7 @@ def plan_role_reconciliation(*, actual: ActualRole | None, desired: DesiredRole)
         return Refusal(
             role_name=desired.role_name,
             code=REFUSAL_NOT_CREATED_BY_PORTAL,
-            reason=(
-                f"A role named {desired.role_name!r} already exists in the account and was not "
-                "created by the portal (its description has no portal marker). The portal will "
-                "not take it over: rename the catalogue role or remove the existing one."
-            ),
+            reason=stored_text(NOT_CREATED_BY_PORTAL_TEXT, role=repr(desired.role_name)),
             details={"description": actual.description or ""},
         )
 
@@ -378,7 +388,7 @@ def plan_role_reconciliation(*, actual: ActualRole | None, desired: DesiredRole)
         return Refusal(
             role_name=desired.role_name,
             code=REFUSAL_UNREADABLE_TRUST_POLICY,
-            reason=f"The role's trust policy cannot be read safely: {error}",
+            reason=stored_text(UNREADABLE_TRUST_POLICY_TEXT, error=error),
         )
 
     if not wanted and not _grants_anyone(merged):

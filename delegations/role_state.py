@@ -12,11 +12,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
-from django.utils.translation import gettext
+from django.utils.translation import gettext_noop
 
 from accounts.models import Organisation
 from cloud import policies
 from core.crypto import decrypt_secret
+from core.i18n import stored_message, stored_text
 from delegations import role_plan as planner
 from delegations.models import (
     DESIRED_PRESENT_STATUSES,
@@ -96,12 +97,18 @@ def trust_policy_max_chars() -> int:
 WAITING_FOR_ROOM = "WaitingForRoom"
 
 
-def waiting_for_room_message(role_name: str, *, used: int, limit: int) -> str:
-    return gettext(
-        "Waiting for room on role %(role)s: its trust policy holds %(used)s of %(limit)s "
+WAITING_FOR_ROOM_MESSAGE = stored_message(
+    gettext_noop(
+        "Waiting for room on role %(role)s: its trust policy holds %(used)d of %(limit)d "
         "characters and this partner does not fit yet. The access goes in, in approval "
         "order, as soon as a revoke frees room."
-    ) % {"role": role_name, "used": used, "limit": limit}
+    )
+)
+
+
+def waiting_for_room_message(role_name: str, *, used: int, limit: int) -> str:
+    """Stored as the delegation's last error (in English); pages read it in their language."""
+    return stored_text(WAITING_FOR_ROOM_MESSAGE, role=role_name, used=used, limit=limit)
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

@@ -1,5 +1,6 @@
 from django.urls import path
 
+from core.routes import actions
 from delegations.approvals import urls as approvals_urls
 from delegations.breakglass import urls as breakglass_urls
 from delegations.catalog import urls as catalog_urls
@@ -14,39 +15,35 @@ app_name = "delegations"
 
 urlpatterns = [
     path("", views.delegation_list, name="list"),
-    path("request/", views.delegation_request, name="request"),
-    path("offer/", views.delegation_offer, name="offer"),
+    *actions("", views.delegation_request, views.delegation_offer, drop="delegation_"),
     path("roles/", views.role_overview, name="roles"),
-    path("drift/<uuid:finding_id>/resolve/", views.drift_resolve, name="drift_resolve"),
+    *actions("drift/<uuid:finding_id>/", views.drift_resolve),
     path("<uuid:delegation_id>/", views.delegation_detail, name="detail"),
-    path("<uuid:delegation_id>/status/", views.delegation_status, name="status"),
-    path("<uuid:delegation_id>/approve/", views.delegation_approve, name="approve"),
-    path("<uuid:delegation_id>/reject/", views.delegation_reject, name="reject"),
-    path("<uuid:delegation_id>/revoke/", views.delegation_revoke, name="revoke"),
-    path("<uuid:delegation_id>/retry/", views.delegation_retry, name="retry"),
-    path("<uuid:delegation_id>/withdraw/", views.delegation_withdraw, name="withdraw"),
-    # Extensions (issue 14).
-    path("<uuid:delegation_id>/extend/", extension_views.delegation_extend, name="extend"),
-    path(
-        "<uuid:delegation_id>/extensions/<uuid:extension_id>/decide/",
-        extension_views.extension_decide,
-        name="extension_decide",
+    *actions(
+        "<uuid:delegation_id>/",
+        views.delegation_status,
+        views.delegation_approve,
+        views.delegation_reject,
+        views.delegation_revoke,
+        views.delegation_retry,
+        views.delegation_withdraw,
+        extension_views.delegation_extend,
+        drop="delegation_",
+    ),
+    *actions(
+        "<uuid:delegation_id>/extensions/<uuid:extension_id>/", extension_views.extension_decide
     ),
 ]
 
-# The cloud account.
-urlpatterns += connection_urls.urlpatterns
-# The catalogue, the allow-list and the partner links.
-urlpatterns += catalog_urls.urlpatterns
-# The partner side: staff, their access, credentials, and the owner's view of them.
-urlpatterns += partner_urls.urlpatterns
-# Whom a delegation's trust policy names (issue 11).
-urlpatterns += trust_urls.urlpatterns
-# Approval rules: approver groups and quorum (issue 14).
-urlpatterns += approvals_urls.urlpatterns
-# Break-glass: emergency roles, activations and their review (issue 14).
-urlpatterns += breakglass_urls.urlpatterns
-# Access reviews across the company boundary (issue 14).
-urlpatterns += reviews_urls.urlpatterns
-# Fleet grants: one role across several owner accounts x regions (issue 12).
-urlpatterns += fleet_urls.urlpatterns
+# The sub-areas' pages, in this same namespace.
+for area_urls in (
+    connection_urls,  # the cloud account
+    catalog_urls,  # the catalogue, the allow-list and the partner links
+    partner_urls,  # the partner side: staff, their access, credentials, the owner's view of them
+    trust_urls,  # whom a delegation's trust policy names
+    approvals_urls,  # approval rules: approver groups and quorum
+    breakglass_urls,  # break-glass: emergency roles, activations and their review
+    reviews_urls,  # access reviews across the company boundary
+    fleet_urls,  # fleet grants: one role across several owner accounts x regions
+):
+    urlpatterns += area_urls.urlpatterns

@@ -11,22 +11,18 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied, ValidationError
 
-from accounts.models import Membership, Organisation, User
+from accounts.models import Organisation, User
 from delegations.models import StaffRamUserLink
 from delegations.partner.services import staff_link_ram_user
+from demo.people import first_admin
 
 DEMO_LINKS = (("alice@company-b.example", "Alice"), ("bob@company-b.example", "Bob"))
 
 
 def demo_activity_seed(*, partner: Organisation) -> list[str]:
     """Lines to print; never raises for what the demo cannot do (it says so instead)."""
-    membership = (
-        Membership.objects.filter(organisation=partner, role=Membership.Role.ADMIN)
-        .select_related("user")
-        .order_by("created_at")
-        .first()
-    )
-    if membership is None:
+    admin = first_admin(partner)
+    if admin is None:
         return ["Note: company-b has no admin; the demo's RAM user links were skipped."]
     linked = []
     for email, ram_user in DEMO_LINKS:
@@ -38,7 +34,7 @@ def demo_activity_seed(*, partner: Organisation) -> list[str]:
             continue
         try:
             staff_link_ram_user(
-                organisation=partner, user=user, ram_user_name=ram_user, linked_by=membership.user
+                organisation=partner, user=user, ram_user_name=ram_user, linked_by=admin
             )
         except (ValidationError, PermissionDenied) as error:
             why = " ".join(getattr(error, "messages", [str(error)]))

@@ -18,7 +18,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db.models.functions import Lower
 
-from accounts.models import Membership, Organisation, User
+from accounts.models import Organisation, User
 from core import crypto
 from delegations.catalog.partner_links import partner_link_create
 from delegations.catalog.services import catalog_role_create, partner_allowance_add
@@ -29,8 +29,10 @@ from delegations.connection.services import (
 )
 from delegations.models import CatalogRole, CloudAccount, PartnerAllowance, PartnerLink
 from demo.activity_seed import demo_activity_seed
-from demo.fleet_seed import demo_fleet_seed
+from demo.fleet_seed import FLEET_ROLE, demo_fleet_seed
+from demo.people import first_admin
 from demo.rules_seed import demo_rules_seed
+from demo.runbook_seed import demo_runbook_seed
 from demo.trust_seed import demo_named_people_seed
 
 DEMO_CREDENTIALS_FILE = "demo-credentials.json"
@@ -79,15 +81,10 @@ class _Skip(Exception):
 
 
 def _admin_of(organisation: Organisation) -> User:
-    membership = (
-        Membership.objects.filter(organisation=organisation, role=Membership.Role.ADMIN)
-        .select_related("user")
-        .order_by("created_at")
-        .first()
-    )
-    if membership is None:
+    admin = first_admin(organisation)
+    if admin is None:
         raise _Skip(f"{organisation.name} has no admin to act as.")
-    return membership.user
+    return admin
 
 
 def _root_key(document: dict[str, Any], uid: str) -> tuple[str, str]:
@@ -279,6 +276,12 @@ def demo_cloud_seed(*, cloudsim_data_dir: Path) -> list[str]:
                 staging_uid=OWNER_STAGING_ACCOUNT.uid,
                 staging_key=staging_key,
                 regions=DEMO_FLEET_REGIONS,
+            )
+        )
+        # Runbooks over that fleet (issue 12): consent given, the fleet applied, Alice on it.
+        lines.extend(
+            demo_runbook_seed(
+                partner=partner, partner_admin=_admin_of(partner), fleet_role=FLEET_ROLE
             )
         )
     except _Skip as skipped:

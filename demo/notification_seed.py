@@ -4,7 +4,8 @@ generic webhook channel posting to the portal's own local webhook inbox (`/dev/w
 from django.urls import reverse
 from django.utils.crypto import salted_hmac
 
-from accounts.models import Membership, Organisation
+from accounts.models import Organisation
+from demo.people import first_admin
 from notifications.devhooks import receive_url
 from notifications.events import channel_event_choices
 from notifications.models import Channel
@@ -21,17 +22,12 @@ def demo_webhook_channels_seed(*, organisations: list[Organisation]) -> list[str
     for organisation in organisations:
         if Channel.objects.filter(organisation=organisation, name=CHANNEL_NAME).exists():
             continue
-        admin = (
-            Membership.objects.filter(organisation=organisation, role=Membership.Role.ADMIN)
-            .select_related("user")
-            .order_by("created_at")
-            .first()
-        )
+        admin = first_admin(organisation)
         if admin is None:
             continue
         channel_create(
             organisation=organisation,
-            created_by=admin.user,
+            created_by=admin,
             kind=Channel.Kind.WEBHOOK,
             name=CHANNEL_NAME,
             url=receive_url(),

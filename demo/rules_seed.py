@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied, ValidationError
 
-from accounts.models import Membership, Organisation, User
+from accounts.models import Organisation, User
 from delegations.approvals.services import approval_rule_set
 from delegations.breakglass.services import break_glass_role_set
 from delegations.models import (
@@ -20,21 +20,12 @@ from delegations.models import (
     ReviewSchedule,
 )
 from delegations.reviews.services import review_campaign_start, review_schedule_set
+from demo.people import first_admin
 
 QUORUM_ROLE = "ecs-viewer"
 BREAK_GLASS_ROLE = "ecs-admin"
 BREAK_GLASS_PERSON = "alice@company-b.example"
 BREAK_GLASS_HOURS = 4
-
-
-def _first_admin(organisation: Organisation) -> User | None:
-    membership = (
-        Membership.objects.filter(organisation=organisation, role=Membership.Role.ADMIN)
-        .select_related("user")
-        .order_by("created_at")
-        .first()
-    )
-    return membership.user if membership else None
 
 
 def _quorum(owner: Organisation, admin: User) -> str:
@@ -89,7 +80,7 @@ def _review(owner: Organisation, admin: User) -> str:
 
 def demo_rules_seed(*, owner: Organisation, partner: Organisation) -> list[str]:
     """Lines to print; never raises for what the demo cannot do (it says so instead)."""
-    admin = _first_admin(owner)
+    admin = first_admin(owner)
     if admin is None:
         return ["Note: company-a has no admin; the approval-rules demo was skipped."]
     lines = []

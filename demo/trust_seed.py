@@ -8,29 +8,20 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied, ValidationError
 
-from accounts.models import Membership, Organisation, User
+from accounts.models import Organisation
 from delegations.lifecycle.services import delegation_offer
 from delegations.models import CatalogRole, Delegation, TrustedPerson, TrustScope
 from delegations.trust.services import trusted_person_decide, trusted_person_propose
+from demo.people import first_admin
 
 NAMED_ROLE = "ecs-viewer"
 NAMED_PERSON = "Alice"
 
 
-def _admin(organisation: Organisation) -> User | None:
-    membership = (
-        Membership.objects.filter(organisation=organisation, role=Membership.Role.ADMIN)
-        .select_related("user")
-        .order_by("created_at")
-        .first()
-    )
-    return membership.user if membership else None
-
-
 def demo_named_people_seed(*, owner: Organisation, partner: Organisation) -> list[str]:
     """Lines to print; never raises for what the demo cannot do (it says so instead)."""
     role = CatalogRole.objects.filter(organisation=owner, role_name=NAMED_ROLE).first()
-    owner_admin, partner_admin = _admin(owner), _admin(partner)
+    owner_admin, partner_admin = first_admin(owner), first_admin(partner)
     if role is None or owner_admin is None or partner_admin is None:
         return [f"Note: no {NAMED_ROLE} role or admins; the named-people demo was skipped."]
     delegation = (

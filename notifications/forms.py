@@ -3,6 +3,8 @@ and the signing secret never render back."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
@@ -13,29 +15,48 @@ from notifications.models import Channel
 from notifications.webhook_urls import MAX_SECRET_LENGTH, MAX_URL_LENGTH
 
 
-def _secret_widget() -> forms.PasswordInput:
-    return forms.PasswordInput(
-        render_value=False, attrs={"autocomplete": "off", "spellcheck": "false"}
+def _url_field(**options: Any) -> forms.CharField:
+    """A webhook URL: write-only. One character more than allowed, so the service's clear
+    message is what people read."""
+    return forms.CharField(
+        max_length=MAX_URL_LENGTH + 1,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        **options,
+    )
+
+
+def _secret_field(**options: Any) -> forms.CharField:
+    """A signing secret: write-only and optional."""
+    return forms.CharField(
+        max_length=MAX_SECRET_LENGTH + 1,
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(
+            render_value=False, attrs={"autocomplete": "off", "spellcheck": "false"}
+        ),
+        **options,
+    )
+
+
+def _events_field() -> forms.MultipleChoiceField:
+    return forms.MultipleChoiceField(
+        label=_("Send these notifications"),
+        choices=channel_event_choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
     )
 
 
 class ChannelForm(forms.Form):
     kind = forms.ChoiceField(label=_("Kind"), choices=Channel.Kind.choices)
     name = forms.CharField(label=_("Name"), max_length=80)
-    # One character more than allowed, so the service's clear message is what people read.
-    url = forms.CharField(
+    url = _url_field(
         label=_("Webhook URL"),
-        max_length=MAX_URL_LENGTH + 1,
-        strip=False,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
         help_text=_("Stored encrypted and never shown again: it is the key to post to the chat."),
     )
-    secret = forms.CharField(
+    secret = _secret_field(
         label=_("Signing secret (optional)"),
-        max_length=MAX_SECRET_LENGTH + 1,
-        required=False,
-        strip=False,
-        widget=_secret_widget(),
         help_text=_(
             "DingTalk's and Lark's bot signing secret, or your own for the generic webhook "
             "(X-Portal-Signature). Stored encrypted and never shown again."
@@ -48,43 +69,25 @@ class ChannelForm(forms.Form):
         initial=settings.LANGUAGE_CODE,
         required=False,
     )
-    events = forms.MultipleChoiceField(
-        label=_("Send these notifications"),
-        choices=channel_event_choices,
-        required=False,
-        widget=forms.CheckboxSelectMultiple,
-    )
+    events = _events_field()
 
 
 class ChannelEditForm(forms.Form):
     name = forms.CharField(label=_("Name"), max_length=80)
-    url = forms.CharField(
+    url = _url_field(
         label=_("New webhook URL"),
-        max_length=MAX_URL_LENGTH + 1,
         required=False,
-        strip=False,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
         help_text=_("Leave empty to keep the stored one."),
     )
-    secret = forms.CharField(
-        label=_("New signing secret"),
-        max_length=MAX_SECRET_LENGTH + 1,
-        required=False,
-        strip=False,
-        widget=_secret_widget(),
-        help_text=_("Leave empty to keep the stored one."),
+    secret = _secret_field(
+        label=_("New signing secret"), help_text=_("Leave empty to keep the stored one.")
     )
     remove_secret = forms.BooleanField(label=_("Stop signing messages"), required=False)
     is_active = forms.BooleanField(label=_("Active"), required=False)
     language = forms.ChoiceField(
         label=_("Language of its messages"), choices=settings.LANGUAGES, required=False
     )
-    events = forms.MultipleChoiceField(
-        label=_("Send these notifications"),
-        choices=channel_event_choices,
-        required=False,
-        widget=forms.CheckboxSelectMultiple,
-    )
+    events = _events_field()
 
 
 class PreferencesForm(forms.Form):

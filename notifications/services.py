@@ -26,14 +26,14 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, gettext_noop
 
 from accounts.emails import person_locale, send_templated_email
 from accounts.models import Membership, Organisation, User
 from audit.actions import AuditAction
 from audit.services import audit_record
 from core.crypto import decrypt_secret, encrypt_secret
-from core.i18n import Text, recipient_locale, render_text
+from core.i18n import Text, recipient_locale, render_text, stored_message
 from notifications import channels as chat
 from notifications.events import NotificationEvent, channel_event_choices
 from notifications.models import Channel, Delivery, Escalation, NoticeMark, Preference
@@ -494,11 +494,17 @@ def _send_email(delivery: Delivery) -> chat.Verdict:
     return chat.Verdict(True)
 
 
+# A delivery's last error, stored in English and read in the reader's language (the channel
+# page shows it through |message).
+CHANNEL_OFF_TEXT = stored_message(gettext_noop("The channel is switched off."))
+NO_ANSWER_TEXT = stored_message(gettext_noop("No answer within the timeout."))
+
+
 def _send_chat(delivery: Delivery) -> chat.Verdict:
     channel = delivery.channel
     assert channel is not None
     if not channel.is_active:
-        return chat.Verdict(False, _("The channel is switched off."), permanent=True)
+        return chat.Verdict(False, CHANNEL_OFF_TEXT, permanent=True)
     try:
         url = validate_webhook_url(decrypt_secret(channel.url_ciphertext))
     except ValidationError as error:
@@ -520,7 +526,7 @@ def _send_chat(delivery: Delivery) -> chat.Verdict:
             allow_redirects=False,
         )
     except requests.Timeout:
-        return chat.Verdict(False, _("No answer within the timeout."))
+        return chat.Verdict(False, NO_ANSWER_TEXT)
     except requests.RequestException as error:
         # The exception's class, not its text: the text may quote the URL, and its key.
         return chat.Verdict(False, type(error).__name__)

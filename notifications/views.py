@@ -4,6 +4,9 @@ escalation contact. Thin views over `notifications.selectors` and `.services`.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
@@ -120,25 +123,39 @@ def channel_add(request: AuthenticatedHttpRequest) -> HttpResponse:
     status = 200
     if request.method == "POST":
         status = 400
-        if form.is_valid():
-            try:
-                channel = services.channel_create(
-                    organisation=request.organisation,
-                    created_by=request.user,
-                    kind=form.cleaned_data["kind"],
-                    name=form.cleaned_data["name"],
-                    url=form.cleaned_data["url"],
-                    secret=form.cleaned_data["secret"],
-                    events=form.cleaned_data["events"],
-                    language=form.cleaned_data["language"],
-                )
-            except ValidationError as error:
-                add_form_errors(form, error)
-            else:
-                messages.success(request, _("Channel added. Send a test message to see it arrive."))
-                return redirect("notifications:channel", channel_id=channel.pk)
+        saved = _save_channel(
+            request,
+            form,
+            lambda settings: services.channel_create(
+                organisation=request.organisation, created_by=request.user, **settings
+            ),
+            success=_("Channel added. Send a test message to see it arrive."),
+        )
+        if saved is not None:
+            return saved
     response = render(request, "notifications/channel_add.html", {"form": form}, status=status)
     return no_store(response)
+
+
+def _save_channel(
+    request: AuthenticatedHttpRequest,
+    form: ChannelForm | ChannelEditForm,
+    save: Callable[[dict[str, Any]], Channel],
+    *,
+    success: str,
+) -> HttpResponse | None:
+    """Hand a valid form's fields (the channel's settings, one for one) to `save`; when it
+    takes them, say so and show the channel. None: the form, with the service's errors on
+    it, is to be shown again."""
+    if not form.is_valid():
+        return None
+    try:
+        channel = save(form.cleaned_data)
+    except ValidationError as error:
+        add_form_errors(form, error)
+        return None
+    messages.success(request, success)
+    return redirect("notifications:channel", channel_id=channel.pk)
 
 
 def _channel_page(
@@ -175,24 +192,14 @@ def channel(request: AuthenticatedHttpRequest, channel_id: str) -> HttpResponse:
     if request.method != "POST":
         return _channel_page(request, found)
     form = ChannelEditForm(request.POST)
-    if form.is_valid():
-        try:
-            services.channel_update(
-                channel=found,
-                changed_by=request.user,
-                name=form.cleaned_data["name"],
-                events=form.cleaned_data["events"],
-                is_active=form.cleaned_data["is_active"],
-                url=form.cleaned_data["url"],
-                secret=form.cleaned_data["secret"],
-                remove_secret=form.cleaned_data["remove_secret"],
-                language=form.cleaned_data["language"],
-            )
-        except ValidationError as error:
-            add_form_errors(form, error)
-        else:
-            messages.success(request, _("Channel saved."))
-            return redirect("notifications:channel", channel_id=found.pk)
+    saved = _save_channel(
+        request,
+        form,
+        lambda changes: services.channel_update(channel=found, changed_by=request.user, **changes),
+        success=_("Channel saved."),
+    )
+    if saved is not None:
+        return saved
     return _channel_page(request, found, form=form, status=400)
 
 

@@ -18,11 +18,13 @@ from accounts.models import Membership, Organisation, User
 from audit.actions import AuditAction
 from audit.services import audit_record
 from core.crypto import encrypt_secret
+from delegations.delegation_audit import delegation_audit_record
 from delegations.models import CloudAccount, Delegation
 from runbooks import oos_template as tpl
 from runbooks import selectors
 from runbooks.audit_trail import owner_scope, record_run_event
 from runbooks.dispatch import dispatch_cancel, dispatch_consent, dispatch_submit
+from runbooks.instance_check import InstanceLookup, cloud_instance_lookup, instances_not_running
 from runbooks.models import (
     FINAL_RUN_STATUSES,
     OosConsent,
@@ -118,12 +120,10 @@ def run_approval_requirement_set(*, delegation: Delegation, required: bool, set_
         RunApprovalRequirement.objects.create(delegation=delegation, set_by=set_by)
     elif existing is not None:
         existing.delete()
-    audit_record(
-        action=AuditAction.RUNBOOK_APPROVAL_RULE_SET,
+    delegation_audit_record(
+        delegation,
+        AuditAction.RUNBOOK_APPROVAL_RULE_SET,
         actor=set_by,
-        organisation=delegation.owner,
-        related_organisations=[delegation.partner],
-        target=delegation,
         before={"runs_need_approval": not required},
         after={"runs_need_approval": required},
     )
@@ -200,10 +200,17 @@ def _run_metadata(run: RunbookRun) -> dict[str, Any]:
     }
 
 
-@transaction.atomic
-def run_start(*, partner: Organisation, started_by: User, choice: RunChoice) -> RunbookRun:
+def run_start(
+    *,
+    partner: Organisation,
+    started_by: User,
+    choice: RunChoice,
+    instance_lookup: InstanceLookup | None = None,
+) -> RunbookRun:
     """Start a run (or put it before the owners whose grants require approval). Raises
-    ValidationError (by field) and starts nothing when anything is wrong."""
+    ValidationError (by field) and starts nothing when anything is wrong, including instance
+    ids that are not running in the chosen accounts x regions (asked of ECS through
+    `instance_lookup`, by default the partner's key through each grant's owner role)."""
     if _membership(started_by, partner) is None or not partner.is_partner:
         raise PermissionDenied(_("Only the partner's own people start its runbooks."))
     consent = OosConsent.objects.filter(partner=partner).first()
@@ -219,6 +226,28 @@ def run_start(*, partner: Organisation, started_by: User, choice: RunChoice) -> 
     if errors:
         raise ValidationError(errors)
     targets = _dedupe(choice.targets)
+    if choice.target_type == tpl.TARGET_INSTANCES:
+        problems = instances_not_running(
+            targets=targets,
+            instance_ids=choice.instance_ids,
+            lookup=instance_lookup or cloud_instance_lookup(account),
+        )
+        if problems:
+            raise ValidationError({"instance_ids": problems})
+    with transaction.atomic():
+        return _run_create(
+            partner=partner, account=account, started_by=started_by, choice=choice, targets=targets
+        )
+
+
+def _run_create(
+    *,
+    partner: Organisation,
+    account: CloudAccount,
+    started_by: User,
+    choice: RunChoice,
+    targets: list[tuple[Delegation, str]],
+) -> RunbookRun:
     needing = {
         delegation.owner_id
         for delegation, _region in targets

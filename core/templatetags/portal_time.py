@@ -11,6 +11,10 @@ time:
     {{ call.started_at|when:"Y-m-d H:i:s.u" }}    any Django date format, when a page needs one
 
 `when` renders `<time datetime="2026-12-06T01:38:45Z" title="2026-12-06 01:38:45 UTC">…</time>`;
+`utc` is for the few places that state a UTC instant on purpose (the window an access report
+was asked for in UTC, a ledger record as it was hashed): `<time datetime="…Z">2026-12-06 01:38
+UTC</time>`, the "UTC" written by the filter, never by a translated sentence around it.
+Table headers name the reader's zone with `{% current_zone %}` ("When (Asia/Shanghai)").
 `when_text` is the plain-text form for emails and chat messages ("6 Dec 2026, 09:38
 (Asia/Shanghai)"). The zone is the active one: the signed-in person's
 (accounts.middleware.PersonLocaleMiddleware), or the recipient's while a message to them is
@@ -55,6 +59,23 @@ def when(value: datetime | date | None, style: str = "datetime") -> SafeString |
             '<time datetime="{}">{}</time>', value.isoformat(), format_time(value, style)
         )
     return str(value)
+
+
+@register.filter(is_safe=True)
+def utc(value: datetime | None, style: str = "Y-m-d H:i") -> SafeString | str:
+    """A time stated in UTC on purpose, whatever the reader's zone: the value, then "UTC"."""
+    if not isinstance(value, datetime):
+        return "" if value is None or value == "" else str(value)
+    iso = utc_iso(value)
+    instant = value if timezone.is_aware(value) else timezone.make_aware(value, UTC)
+    shown = format_time(instant.astimezone(UTC).replace(tzinfo=None), style)
+    return format_html('<time datetime="{}">{} UTC</time>', iso, shown)
+
+
+@register.simple_tag
+def current_zone() -> str:
+    """The zone `when` shows times in (the reader's), for a table header that names it."""
+    return timezone.get_current_timezone_name()
 
 
 @register.filter

@@ -10,14 +10,15 @@ the service returns) and otherwise validates it and returns a pending `RulePropo
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts.models import Membership, Organisation, User
+from accounts.models import Organisation, User
+from accounts.permissions import is_admin_member
 from audit.actions import AuditAction
 from audit.models import AuditEvent
 from audit.services import audit_record
@@ -32,6 +33,7 @@ from delegations.models import (
     RuleProposal,
 )
 from delegations.proposals import four_eyes_on, proposal_applier, rule_proposal_create
+from delegations.versioned import versioned_save
 
 __all__ = ["four_eyes_on"]
 
@@ -39,31 +41,17 @@ Kind = RuleProposal.Kind
 
 
 def _require_admin(user: User, owner: Organisation) -> None:
-    if not Membership.objects.filter(
-        user=user, organisation=owner, role=Membership.Role.ADMIN
-    ).exists():
+    if not is_admin_member(user, owner):
         raise PermissionDenied(_("Only an admin of the owner organisation changes the rules."))
 
 
-def _propose(
-    *,
-    owner: Organisation,
-    user: User,
-    kind: str,
-    target_id: object,
-    payload: dict[str, Any],
-    before: dict[str, Any] | None,
-    after: dict[str, Any] | None,
-) -> RuleProposal:
-    return rule_proposal_create(
-        owner=owner,
-        user=user,
-        kind=kind,
-        target_id=target_id,
-        payload=payload,
-        before=before,
-        after=after,
-    )
+class GroupFields(TypedDict):
+    """What an admin sets on an approver group (the form's fields, the services' arguments)."""
+
+    name: str
+    members: list[User]
+    catalog_roles: list[CatalogRole]
+    partner_allowances: list[PartnerAllowance]
 
 
 def _group_view(
@@ -80,83 +68,72 @@ def _group_view(
     }
 
 
-def _group_payload(
-    name: str,
-    members: Iterable[User],
-    roles: Iterable[CatalogRole],
-    allowances: Iterable[PartnerAllowance],
-) -> dict[str, Any]:
-    return {
-        "name": name,
-        "members": [user.pk for user in members],
-        "catalog_roles": [str(role.pk) for role in roles],
-        "partner_allowances": [str(allowance.pk) for allowance in allowances],
-    }
-
-
-def approver_group_create_or_propose(
+def _group_proposal(
     *,
     owner: Organisation,
     user: User,
-    name: str,
-    members: list[User],
-    catalog_roles: list[CatalogRole],
-    partner_allowances: list[PartnerAllowance],
-) -> ApproverGroup | RuleProposal:
-    arguments: dict[str, Any] = {
-        "name": name,
-        "members": members,
-        "catalog_roles": catalog_roles,
-        "partner_allowances": partner_allowances,
-    }
-    if not four_eyes_on(owner=owner):
-        return services.approver_group_create(owner=owner, created_by=user, **arguments)
-    _require_admin(user, owner)
-    services.approver_group_validate(owner=owner, **arguments)
-    return _propose(
-        owner=owner,
-        user=user,
-        kind=Kind.GROUP_CREATE,
-        target_id="",
-        payload=_group_payload(name.strip(), members, catalog_roles, partner_allowances),
-        before=None,
-        after=_group_view(name.strip(), members, catalog_roles, partner_allowances),
-    )
-
-
-def approver_group_update_or_propose(
-    *,
-    group: ApproverGroup,
-    user: User,
-    name: str,
-    members: list[User],
-    catalog_roles: list[CatalogRole],
-    partner_allowances: list[PartnerAllowance],
-) -> ApproverGroup | RuleProposal:
-    arguments: dict[str, Any] = {
-        "name": name,
-        "members": members,
-        "catalog_roles": catalog_roles,
-        "partner_allowances": partner_allowances,
-    }
-    owner = group.organisation
-    if not four_eyes_on(owner=owner):
-        return services.approver_group_update(group=group, updated_by=user, **arguments)
-    _require_admin(user, owner)
-    services.approver_group_validate(owner=owner, exclude_group=group, **arguments)
-    return _propose(
-        owner=owner,
-        user=user,
-        kind=Kind.GROUP_UPDATE,
-        target_id=group.pk,
-        payload=_group_payload(name.strip(), members, catalog_roles, partner_allowances),
-        before=_group_view(
+    kind: str,
+    group: ApproverGroup | None,
+    fields: GroupFields | None,
+) -> RuleProposal:
+    """A proposal to create (`group` None), change or delete (`fields` None) a group, with
+    the diff a second admin reads before approving it."""
+    before = after = None
+    payload: dict[str, Any] = {}
+    if group is not None:
+        before = _group_view(
             group.name,
             group.members.all(),
             group.catalog_roles.all(),
             group.partner_allowances.all(),
-        ),
-        after=_group_view(name.strip(), members, catalog_roles, partner_allowances),
+        )
+    if fields is not None:
+        name = fields["name"].strip()
+        members, roles, allowances = (
+            fields["members"],
+            fields["catalog_roles"],
+            fields["partner_allowances"],
+        )
+        after = _group_view(name, members, roles, allowances)
+        payload = {
+            "name": name,
+            "members": [member.pk for member in members],
+            "catalog_roles": [str(role.pk) for role in roles],
+            "partner_allowances": [str(allowance.pk) for allowance in allowances],
+        }
+    return rule_proposal_create(
+        owner=owner,
+        user=user,
+        kind=kind,
+        target_id=group.pk if group is not None else "",
+        payload=payload,
+        before=before,
+        after=after,
+    )
+
+
+def approver_group_create_or_propose(
+    *, owner: Organisation, user: User, **fields: Unpack[GroupFields]
+) -> ApproverGroup | RuleProposal:
+    if not four_eyes_on(owner=owner):
+        return services.approver_group_create(owner=owner, created_by=user, **fields)
+    _require_admin(user, owner)
+    services.approver_group_validate(owner=owner, **fields)
+    return _group_proposal(
+        owner=owner, user=user, kind=Kind.GROUP_CREATE, group=None, fields=fields
+    )
+
+
+def approver_group_update_or_propose(
+    *, group: ApproverGroup, user: User, **fields: Unpack[GroupFields]
+) -> ApproverGroup | RuleProposal:
+    owner = group.organisation
+    if not four_eyes_on(owner=owner):
+        return services.approver_group_update(group=group, updated_by=user, **fields)
+    _require_admin(user, owner)
+    services.approver_group_validate(owner=owner, exclude_group=group, **fields)
+    return _group_proposal(
+        owner=owner, user=user, kind=Kind.GROUP_UPDATE, group=group, fields=fields
     )
 
 
@@ -166,20 +143,7 @@ def approver_group_delete_or_propose(*, group: ApproverGroup, user: User) -> Rul
         services.approver_group_delete(group=group, deleted_by=user)
         return None
     _require_admin(user, owner)
-    return _propose(
-        owner=owner,
-        user=user,
-        kind=Kind.GROUP_DELETE,
-        target_id=group.pk,
-        payload={},
-        before=_group_view(
-            group.name,
-            group.members.all(),
-            group.catalog_roles.all(),
-            group.partner_allowances.all(),
-        ),
-        after=None,
-    )
+    return _group_proposal(owner=owner, user=user, kind=Kind.GROUP_DELETE, group=group, fields=None)
 
 
 def approval_rule_set_or_propose(
@@ -208,7 +172,7 @@ def approval_rule_set_or_propose(
         "approvals_required": approvals_required,
         "auto_approve_max_hours": auto_approve_max_hours,
     }
-    return _propose(
+    return rule_proposal_create(
         owner=owner,
         user=user,
         kind=Kind.RULE_SET,
@@ -228,7 +192,7 @@ def four_eyes_set(*, owner: Organisation, user: User, on: bool) -> ApprovalSetti
     alone)."""
     _require_admin(user, owner)
     if not on and four_eyes_on(owner=owner):
-        return _propose(
+        return rule_proposal_create(
             owner=owner,
             user=user,
             kind=Kind.FOUR_EYES_OFF,
@@ -247,10 +211,7 @@ def _four_eyes_apply(*, owner: Organisation, user: User, on: bool) -> ApprovalSe
         )
         if settings_row.four_eyes == on:
             return settings_row
-        settings_row.four_eyes = on
-        settings_row.version += 1
-        settings_row.updated_by = user
-        settings_row.save(update_fields=["four_eyes", "version", "updated_by", "updated_at"])
+        versioned_save(settings_row, {"four_eyes": on}, by=user)
         audit_record(
             action=AuditAction.FOUR_EYES_CHANGED,
             actor=user,

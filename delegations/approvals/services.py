@@ -25,6 +25,7 @@ from audit.services import audit_record
 from core.db import conflict_as_validation_error
 from delegations.approvals import selectors
 from delegations.approvals.rules import Tally, decision_refusal, tally
+from delegations.delegation_audit import delegation_audit_record, delegation_label
 from delegations.models import (
     APPROVER_GROUP_NAME_MAX_LENGTH,
     MAX_APPROVALS_REQUIRED,
@@ -36,6 +37,7 @@ from delegations.models import (
     DelegationApproval,
     PartnerAllowance,
 )
+from delegations.versioned import versioned_save
 
 # --- deciding a request ------------------------------------------------------------------------
 
@@ -81,14 +83,12 @@ def approval_record(
     )
     result = tally(rules, [*already, approver.pk], requester_id=delegation.requested_by_id)
     if not result.reached:
-        audit_record(
-            action=AuditAction.DELEGATION_APPROVAL_RECORDED,
+        delegation_audit_record(
+            delegation,
+            AuditAction.DELEGATION_APPROVAL_RECORDED,
             actor=approver,
-            organisation=delegation.owner,
-            related_organisations=[delegation.partner],
             actor_organisation=delegation.owner,
-            target=delegation,
-            target_label=f"{delegation.catalog_role.role_name} for {delegation.partner.name}",
+            target_label=delegation_label(delegation),
             metadata={
                 "with_mfa": with_mfa,
                 "note": note,
@@ -348,11 +348,7 @@ def approval_rule_set(
             before = {name: getattr(rule, name) for name in wanted}
             if before == wanted:
                 return rule
-            for name, value in wanted.items():
-                setattr(rule, name, value)
-            rule.version += 1
-            rule.updated_by = set_by
-            rule.save(update_fields=[*wanted, "version", "updated_by", "updated_at"])
+            versioned_save(rule, wanted, by=set_by)
         audit_record(
             action=AuditAction.APPROVAL_RULE_CHANGED,
             actor=set_by,

@@ -8,6 +8,9 @@ itself access).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from django.contrib import messages
@@ -18,6 +21,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.form_posts import FormPage
 from accounts.models import Organisation
 from accounts.permissions import (
     ADMIN,
@@ -28,11 +32,11 @@ from accounts.permissions import (
     organisation_of_kind,
     step_up,
 )
-from core.web import add_form_errors, get_or_404, parse_uuid, report_refusal
+from core.web import get_or_404, parse_uuid, report_refusal
 from delegations.approvals import four_eyes, selectors
 from delegations.approvals.forms import ApproverGroupForm, QuorumForm
 from delegations.catalog.selectors import catalog_role_get_for_owner
-from delegations.models import ApproverGroup, RuleProposal
+from delegations.models import ApproverGroup, CatalogRole, RuleProposal
 
 PROPOSED = gettext_lazy(
     "Proposed. Four eyes is on: a second admin must approve it on this page before it takes effect."
@@ -100,8 +104,22 @@ def approval_rules(request: AuthenticatedHttpRequest) -> HttpResponse:
     return _page(request)
 
 
-def _group_arguments(form: ApproverGroupForm) -> dict[str, Any]:
-    data = form.cleaned_data
+def _back(_subject: object = None) -> HttpResponse:
+    """The rules page, whichever group or role an action was about."""
+    return redirect("delegations:approval_rules")
+
+
+# The rules page's actions: the page again with a bound form (400), or back to it.
+RULES = FormPage(redisplay=partial(_page, status=400), back=_back, refused=())
+
+
+def _said(request: AuthenticatedHttpRequest, result: object, applied: Callable[[Any], str]) -> None:
+    """Four eyes on, a change is a proposal that waits for a second admin; off, it applied
+    and `applied(result)` says how."""
+    messages.success(request, PROPOSED if isinstance(result, RuleProposal) else applied(result))
+
+
+def _group_arguments(data: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "name": data["name"],
         "members": list(data["members"]),
@@ -114,27 +132,30 @@ def _group_arguments(form: ApproverGroupForm) -> dict[str, Any]:
 @organisation_member_required(roles=[ADMIN])
 def approver_group_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     owner = _owner(request)
-    form = ApproverGroupForm(request.POST, owner=owner)
-    if form.is_valid():
-        confirmation = step_up(request)
-        if confirmation.response is not None:
-            return confirmation.response
-        try:
-            group = four_eyes.approver_group_create_or_propose(
-                owner=owner, user=request.user, **_group_arguments(form)
-            )
-        except ValidationError as error:
-            add_form_errors(form, error)
-        else:
-            if isinstance(group, RuleProposal):
-                messages.success(request, PROPOSED)
-            else:
-                messages.success(
-                    request,
-                    _("%(name)s now decides the requests it covers.") % {"name": group.name},
-                )
-            return redirect("delegations:approval_rules")
-    return _page(request, group_form=form, status=400)
+    return RULES.submit(
+        request,
+        ApproverGroupForm(request.POST, owner=owner),
+        lambda data, _step_up: four_eyes.approver_group_create_or_propose(
+            owner=owner, user=request.user, **_group_arguments(data)
+        ),
+        name="group_form",
+        done=lambda result: _said(
+            request,
+            result,
+            lambda group: _("%(name)s now decides the requests it covers.") % {"name": group.name},
+        ),
+    )
+
+
+def _group_edit_page(
+    request: AuthenticatedHttpRequest, group: ApproverGroup, *, form: ApproverGroupForm, status: int
+) -> HttpResponse:
+    return render(
+        request,
+        "delegations/approvals/group_edit.html",
+        {"organisation": group.organisation, "group": group, "form": form},
+        status=status,
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -142,33 +163,17 @@ def approver_group_create(request: AuthenticatedHttpRequest) -> HttpResponse:
 def approver_group_edit(request: AuthenticatedHttpRequest, group_id: str) -> HttpResponse:
     owner = _owner(request)
     group = selectors.approver_group_get_for_owner(owner=owner, group_id=group_id)
-    if request.method == "POST":
-        form = ApproverGroupForm(request.POST, owner=owner)
-        if form.is_valid():
-            confirmation = step_up(request)
-            if confirmation.response is not None:
-                return confirmation.response
-            try:
-                result = four_eyes.approver_group_update_or_propose(
-                    group=group, user=request.user, **_group_arguments(form)
-                )
-            except ValidationError as error:
-                add_form_errors(form, error)
-            else:
-                messages.success(
-                    request,
-                    PROPOSED if isinstance(result, RuleProposal) else _("Approver group saved."),
-                )
-                return redirect("delegations:approval_rules")
-        status = 400
-    else:
+    if request.method != "POST":
         form = ApproverGroupForm(owner=owner, initial=_group_initial(group))
-        status = 200
-    return render(
+        return _group_edit_page(request, group, form=form, status=200)
+    return replace(RULES, redisplay=partial(_group_edit_page, status=400)).submit(
         request,
-        "delegations/approvals/group_edit.html",
-        {"organisation": owner, "group": group, "form": form},
-        status=status,
+        ApproverGroupForm(request.POST, owner=owner),
+        lambda data, _step_up: four_eyes.approver_group_update_or_propose(
+            group=group, user=request.user, **_group_arguments(data)
+        ),
+        subject=group,
+        done=lambda result: _said(request, result, lambda _group: _("Approver group saved.")),
     )
 
 
@@ -200,36 +205,36 @@ def approver_group_delete(request: AuthenticatedHttpRequest, group_id: str) -> H
     return redirect("delegations:approval_rules")
 
 
+def _quorum_redisplay(
+    request: AuthenticatedHttpRequest, role: CatalogRole, *, form: QuorumForm
+) -> HttpResponse:
+    return _page(request, quorum_forms={role.pk: form}, status=400)
+
+
 @require_POST
 @organisation_member_required(roles=[ADMIN])
 def quorum_set(request: AuthenticatedHttpRequest, catalog_role_id: str) -> HttpResponse:
     owner = _owner(request)
     role = catalog_role_get_for_owner(owner=owner, catalog_role_id=catalog_role_id)
-    form = QuorumForm(request.POST, prefix=str(role.pk))
-    if form.is_valid():
-        confirmation = step_up(request)
-        if confirmation.response is not None:
-            return confirmation.response
-        try:
-            result = four_eyes.approval_rule_set_or_propose(
-                catalog_role=role,
-                approvals_required=form.cleaned_data["approvals_required"],
-                auto_approve_max_hours=form.cleaned_data["auto_approve_max_hours"],
-                user=request.user,
-            )
-        except ValidationError as error:
-            add_form_errors(form, error)
-        else:
-            if isinstance(result, RuleProposal):
-                messages.success(request, PROPOSED)
-                return redirect("delegations:approval_rules")
-            messages.success(
-                request,
+    return replace(RULES, redisplay=_quorum_redisplay).submit(
+        request,
+        QuorumForm(request.POST, prefix=str(role.pk)),
+        lambda data, _step_up: four_eyes.approval_rule_set_or_propose(
+            catalog_role=role,
+            approvals_required=data["approvals_required"],
+            auto_approve_max_hours=data["auto_approve_max_hours"],
+            user=request.user,
+        ),
+        subject=role,
+        done=lambda result: _said(
+            request,
+            result,
+            lambda rule: (
                 _("Requests for %(role)s now need %(n)d approval(s).")
-                % {"role": role.role_name, "n": form.cleaned_data["approvals_required"]},
-            )
-            return redirect("delegations:approval_rules")
-    return _page(request, quorum_forms={role.pk: form}, status=400)
+                % {"role": role.role_name, "n": rule.approvals_required}
+            ),
+        ),
+    )
 
 
 # --- four eyes --------------------------------------------------------------------------------

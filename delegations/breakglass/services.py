@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import Membership, Organisation, User
-from accounts.permissions import require_mfa
+from accounts.permissions import is_admin_member, is_member, require_mfa, require_owner_admin
 from audit.actions import AuditAction
 from audit.models import AuditEvent
 from audit.services import audit_record
@@ -60,15 +60,10 @@ Escalation = BreakGlassActivation.Escalation
 REMIND_BEFORE_DUE = dt.timedelta(hours=4)
 
 
-def _is_member(user: User, organisation: Organisation, roles: Iterable[str]) -> bool:
-    return Membership.objects.filter(
-        user=user, organisation=organisation, role__in=list(roles)
-    ).exists()
-
-
 def _require_owner_admin(user: User, owner: Organisation) -> None:
-    if not owner.is_owner or not _is_member(user, owner, [Membership.Role.ADMIN]):
-        raise PermissionDenied(_("Only an admin of the owner organisation can do this."))
+    require_owner_admin(
+        user, owner, refusal=_("Only an admin of the owner organisation can do this.")
+    )
 
 
 # --- marking a role as an emergency role ---------------------------------------------------
@@ -201,7 +196,7 @@ def break_glass_activation_refusal(*, marking: BreakGlassRole, user: User) -> st
     """Why `user` may not activate `marking` now, or None (reads only)."""
     if not marking.is_active:
         return _("This emergency role is no longer offered.")
-    if not _is_member(user, marking.partner, Membership.Role.values):
+    if not is_member(user, marking.partner):
         return _("Only people of %(partner)s may activate it.") % {"partner": marking.partner.name}
     if not marking.people.filter(pk=user.pk).exists():
         return _("You are not one of the people the owner named for this emergency role.")
@@ -322,9 +317,9 @@ def _lock_activation(activation: BreakGlassActivation) -> BreakGlassActivation:
 
 
 def _review_refusal(activation: BreakGlassActivation, user: User) -> str | None:
-    if not _is_member(user, activation.owner, [Membership.Role.ADMIN]):
+    if not is_admin_member(user, activation.owner):
         return _("Only an admin of the owner organisation reviews break-glass access.")
-    if _is_member(user, activation.partner, Membership.Role.values):
+    if is_member(user, activation.partner):
         return _("You are a member of the partner; another owner admin must review it.")
     return None
 

@@ -8,6 +8,8 @@ organisation's activations and the named people activate. Another organisation's
 
 from __future__ import annotations
 
+from functools import partial
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponse
@@ -17,6 +19,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.form_posts import FormPage
 from accounts.models import Organisation
 from accounts.permissions import (
     ADMIN,
@@ -26,11 +29,11 @@ from accounts.permissions import (
     organisation_of_kind,
     step_up,
 )
-from core.web import add_form_errors, report_refusal
+from core.web import report_refusal
 from delegations.breakglass import selectors, services
 from delegations.breakglass.forms import ActivationForm, BreakGlassRoleForm, ReviewForm
 from delegations.lifecycle.services import DelegationConflict
-from delegations.models import BreakGlassRole, RuleProposal
+from delegations.models import BreakGlassActivation, BreakGlassRole, RuleProposal
 
 PROPOSED = gettext_lazy(
     "Proposed. Four eyes is on: a second admin must approve it under Catalogue → Approval "
@@ -109,42 +112,53 @@ def break_glass(request: AuthenticatedHttpRequest) -> HttpResponse:
     return _partner_page(request)
 
 
+def _back() -> HttpResponse:
+    return redirect("delegations:break_glass")
+
+
+def _partner_redisplay(
+    request: AuthenticatedHttpRequest, marking: BreakGlassRole, *, form: ActivationForm
+) -> HttpResponse:
+    return _partner_page(request, forms_by_marking={marking.pk: form}, status=400)
+
+
+# The page's actions: the owner's or the partner's page again with a bound form (400), or back.
+OWNER_PAGE = FormPage(redisplay=partial(_owner_page, status=400), back=_back, refused=())
+PARTNER_PAGE = FormPage(redisplay=_partner_redisplay, back=lambda _marking: _back())
+
+
+def _marked(request: AuthenticatedHttpRequest, marking: BreakGlassRole | RuleProposal) -> None:
+    if isinstance(marking, RuleProposal):
+        messages.success(request, PROPOSED)
+        return
+    messages.success(
+        request,
+        _("%(role)s is an emergency role for %(partner)s (up to %(hours)d h).")
+        % {
+            "role": marking.catalog_role.role_name,
+            "partner": marking.partner.name,
+            "hours": marking.max_hours,
+        },
+    )
+
+
 @require_POST
 @organisation_member_required(roles=[ADMIN])
 def break_glass_role_set(request: AuthenticatedHttpRequest) -> HttpResponse:
     owner = _owner(request)
-    form = BreakGlassRoleForm(request.POST, owner=owner)
-    if form.is_valid():
-        confirmation = step_up(request)
-        if confirmation.response is not None:
-            return confirmation.response
-        data = form.cleaned_data
-        try:
-            marking = services.break_glass_role_set_or_propose(
-                owner=owner,
-                user=request.user,
-                catalog_role=data["catalog_role"],
-                partner=data["partner"],
-                people=list(data["people"]),
-                max_hours=data["max_hours"],
-            )
-        except ValidationError as error:
-            add_form_errors(form, error)
-        else:
-            if isinstance(marking, RuleProposal):
-                messages.success(request, PROPOSED)
-                return redirect("delegations:break_glass")
-            messages.success(
-                request,
-                _("%(role)s is an emergency role for %(partner)s (up to %(hours)d h).")
-                % {
-                    "role": marking.catalog_role.role_name,
-                    "partner": marking.partner.name,
-                    "hours": marking.max_hours,
-                },
-            )
-            return redirect("delegations:break_glass")
-    return _owner_page(request, form=form, status=400)
+    return OWNER_PAGE.submit(
+        request,
+        BreakGlassRoleForm(request.POST, owner=owner),
+        lambda data, _step_up: services.break_glass_role_set_or_propose(
+            owner=owner,
+            user=request.user,
+            catalog_role=data["catalog_role"],
+            partner=data["partner"],
+            people=list(data["people"]),
+            max_hours=data["max_hours"],
+        ),
+        done=lambda marking: _marked(request, marking),
+    )
 
 
 @require_POST
@@ -152,17 +166,31 @@ def break_glass_role_set(request: AuthenticatedHttpRequest) -> HttpResponse:
 def break_glass_role_remove(request: AuthenticatedHttpRequest, marking_id: str) -> HttpResponse:
     owner = _owner(request)
     marking = selectors.break_glass_role_get_for_owner(owner=owner, marking_id=marking_id)
-    confirmation = step_up(request)
-    if confirmation.response is not None:
-        return confirmation.response
-    if isinstance(
-        services.break_glass_role_remove_or_propose(marking=marking, user=request.user),
-        RuleProposal,
-    ):
-        messages.success(request, PROPOSED)
-    else:
-        messages.success(request, _("The emergency role is no longer offered."))
-    return redirect("delegations:break_glass")
+    removed = _("The emergency role is no longer offered.")
+    return OWNER_PAGE.submit(
+        request,
+        None,
+        lambda _data, _step_up: services.break_glass_role_remove_or_propose(
+            marking=marking, user=request.user
+        ),
+        done=lambda result: messages.success(
+            request, PROPOSED if isinstance(result, RuleProposal) else removed
+        ),
+    )
+
+
+def _activated(
+    request: AuthenticatedHttpRequest, marking: BreakGlassRole, activation: BreakGlassActivation
+) -> HttpResponse:
+    messages.success(
+        request,
+        _(
+            "Break-glass access to %(role)s is being applied now; the owner's admins "
+            "have been told and will review it."
+        )
+        % {"role": marking.catalog_role.role_name},
+    )
+    return redirect(reverse("delegations:break_glass") + f"#activation-{activation.pk}")
 
 
 @require_POST
@@ -172,35 +200,19 @@ def break_glass_activate(request: AuthenticatedHttpRequest, marking_id: str) -> 
     marking: BreakGlassRole = selectors.break_glass_role_get_for_partner(
         partner=partner, marking_id=marking_id
     )
-    form = ActivationForm(request.POST, max_hours=marking.max_hours, prefix=str(marking.pk))
-    if form.is_valid():
-        confirmation = step_up(request)
-        if confirmation.response is not None:
-            return confirmation.response
-        try:
-            activation = services.break_glass_activate(
-                marking=marking,
-                activated_by=request.user,
-                reason=form.cleaned_data["reason"],
-                hours=form.cleaned_data["hours"],
-                with_mfa=confirmation.with_mfa,
-            )
-        except ValidationError as error:
-            add_form_errors(form, error)
-        except PermissionDenied as error:
-            report_refusal(request, error)
-            return redirect("delegations:break_glass")
-        else:
-            messages.success(
-                request,
-                _(
-                    "Break-glass access to %(role)s is being applied now; the owner's admins "
-                    "have been told and will review it."
-                )
-                % {"role": marking.catalog_role.role_name},
-            )
-            return redirect(reverse("delegations:break_glass") + f"#activation-{activation.pk}")
-    return _partner_page(request, forms_by_marking={marking.pk: form}, status=400)
+    return PARTNER_PAGE.submit(
+        request,
+        ActivationForm(request.POST, max_hours=marking.max_hours, prefix=str(marking.pk)),
+        lambda data, confirmation: services.break_glass_activate(
+            marking=marking,
+            activated_by=request.user,
+            reason=data["reason"],
+            hours=data["hours"],
+            with_mfa=confirmation.with_mfa,
+        ),
+        subject=marking,
+        done=lambda activation: _activated(request, marking, activation),
+    )
 
 
 @require_POST

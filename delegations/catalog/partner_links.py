@@ -154,7 +154,12 @@ def partner_link_create(
 @transaction.atomic
 def partner_link_revoke(*, link: PartnerLink, revoked_by: User) -> PartnerLink:
     """Stop a link from working. Delegations already requested through it are unaffected."""
-    locked = PartnerLink.objects.select_for_update().select_related("organisation").get(pk=link.pk)
+    # The link row only, not its organisation's (see `partner_link_use`).
+    locked = (
+        PartnerLink.objects.select_for_update(of=("self",))
+        .select_related("organisation")
+        .get(pk=link.pk)
+    )
     if not Membership.objects.filter(
         user=revoked_by, organisation=locked.organisation, role=Membership.Role.ADMIN
     ).exists():
@@ -285,7 +290,16 @@ def partner_link_use(
 ) -> PartnerLink:
     """Check `link` again for `partner` under its row lock, inside the caller's transaction,
     and use up a single-use link. Raises ValidationError(REFUSAL) when it is not valid."""
-    locked = PartnerLink.objects.select_for_update().select_related("organisation").get(pk=link.pk)
+    # The link row only (`of`): a plain FOR UPDATE also locked the owner's Organisation row
+    # until this request's commit, and every worker commit that audits for the owner must
+    # key-share that row (its deferred foreign keys) while holding the audit chain this request
+    # then waits for: PostgreSQL found the deadlock in benchmarks/fleet_apply.py (a fleet
+    # requested while the worker finished applying the previous one).
+    locked = (
+        PartnerLink.objects.select_for_update(of=("self",))
+        .select_related("organisation")
+        .get(pk=link.pk)
+    )
     if _refusal_reason(link=locked, partner=partner) is not None:
         raise ValidationError(REFUSAL)
     if locked.single_use:

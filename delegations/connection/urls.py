@@ -2,38 +2,27 @@
 
 from django.urls import path
 
+from core.routes import actions
 from delegations.connection import views
 
 urlpatterns = [
     path("cloud-account/", views.cloud_account, name="cloud_account"),
-    path("cloud-account/connect/", views.cloud_account_connect, name="cloud_account_connect"),
-    path("cloud-account/replace/", views.cloud_account_replace, name="cloud_account_replace"),
     path("cloud-account/check/", views.cloud_account_verify, name="cloud_account_verify"),
-    path(
-        "cloud-account/disconnect/",
-        views.cloud_account_disconnect,
-        name="cloud_account_disconnect",
-    ),
-    # An owner's further accounts (issue 12), each with its own key.
-    path("cloud-account/add/", views.cloud_account_add, name="cloud_account_add"),
-    path(
-        "cloud-account/<uuid:cloud_account_id>/replace/",
+    *actions(
+        "cloud-account/",
+        views.cloud_account_connect,
         views.cloud_account_replace,
-        name="cloud_account_replace_one",
-    ),
-    path(
-        "cloud-account/<uuid:cloud_account_id>/check/",
-        views.cloud_account_verify,
-        name="cloud_account_verify_one",
-    ),
-    path(
-        "cloud-account/<uuid:cloud_account_id>/disconnect/",
         views.cloud_account_disconnect,
-        name="cloud_account_disconnect_one",
     ),
-    path(
-        "cloud-account/<uuid:cloud_account_id>/primary/",
-        views.cloud_account_make_primary,
-        name="cloud_account_make_primary",
-    ),
+    # An owner's further accounts, each with its own key: the same pages for one of them.
+    *actions("cloud-account/", views.cloud_account_add),
+    *[
+        path(f"cloud-account/<uuid:cloud_account_id>/{route}", view, name=f"{view.__name__}_one")
+        for route, view in [
+            ("replace/", views.cloud_account_replace),
+            ("check/", views.cloud_account_verify),
+            ("disconnect/", views.cloud_account_disconnect),
+        ]
+    ],
+    *actions("cloud-account/<uuid:cloud_account_id>/", views.cloud_account_make_primary),
 ]

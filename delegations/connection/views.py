@@ -18,7 +18,6 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.forms import Form
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.utils.translation import gettext
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
@@ -143,6 +142,58 @@ def _confirmation_gate(request: AuthenticatedHttpRequest, page: str) -> HttpResp
     return _confirm_then_show(request, page)
 
 
+def _takes_a_key(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """An admin's page that shows a key form and takes the posted AccessKey. The secret stays
+    out of error reports, and so do the locals of every frame below the view (the form's
+    cleaned data, the services that try the key)."""
+    view = organisation_member_required(roles=[ADMIN])(view)
+    view = require_http_methods(["GET", "POST"])(view)
+    return sensitive_variables()(sensitive_post_parameters("access_key_secret")(view))
+
+
+def _connect_new(
+    request: AuthenticatedHttpRequest,
+    *,
+    form_class: type[Form],
+    initial: dict[str, Any] | None = None,
+    success: str,
+) -> HttpResponse:
+    """Connecting an account (the organisation's first, or an owner's further one): the
+    confirmation gate, the key form, then the key tried and stored."""
+    stop = _confirmation_gate(request, request.path)
+    if stop is not None:
+        return stop
+    if request.method == "GET":
+        return _key_form_page(request, form=form_class(initial=initial), replacing=False)
+    organisation = request.organisation
+    return _save_key(
+        request,
+        form=form_class(request.POST),
+        replacing=False,
+        save=lambda data: services.cloud_account_connect(
+            organisation=organisation, connected_by=request.user, **data
+        ),
+        success=success,
+    )
+
+
+def _confirmed_change(
+    request: AuthenticatedHttpRequest, change: Callable[[], object], *, success: str
+) -> HttpResponse:
+    """An account change that wants a recent sign-in: a refusal is reported, else `success`;
+    either way back to the cloud-account page."""
+    confirmation = step_up(request)
+    if confirmation.response is not None:
+        return confirmation.response
+    try:
+        change()
+    except ValidationError as error:
+        report_refusal(request, error)
+    else:
+        messages.success(request, success)
+    return redirect("delegations:cloud_account")
+
+
 def _save_key(
     request: AuthenticatedHttpRequest,
     *,
@@ -169,12 +220,7 @@ def _save_key(
     return _key_form_page(request, form=form, replacing=replacing, status=400, account=account)
 
 
-# The posted AccessKey secret stays out of error reports, and so do the locals of every
-# frame below this view (the form's cleaned data, the services that try the key).
-@sensitive_variables()
-@sensitive_post_parameters("access_key_secret")
-@require_http_methods(["GET", "POST"])
-@organisation_member_required(roles=[ADMIN])
+@_takes_a_key
 def cloud_account_connect(request: AuthenticatedHttpRequest) -> HttpResponse:
     organisation = request.organisation
     if selectors.cloud_account_of_organisation(organisation=organisation) is not None:
@@ -182,34 +228,15 @@ def cloud_account_connect(request: AuthenticatedHttpRequest) -> HttpResponse:
             request, gettext("Your cloud account is connected; you can replace its key here.")
         )
         return redirect("delegations:cloud_account_replace")
-    stop = _confirmation_gate(request, reverse("delegations:cloud_account_connect"))
-    if stop is not None:
-        return stop
-    if request.method == "GET":
-        form = CloudAccountConnectForm(
-            initial={
-                "account_uid": organisation.account_uid,
-                "alias": organisation.enterprise_alias,
-            }
-        )
-        return _key_form_page(request, form=form, replacing=False)
-    return _save_key(
+    return _connect_new(
         request,
-        form=CloudAccountConnectForm(request.POST),
-        replacing=False,
-        save=lambda data: services.cloud_account_connect(
-            organisation=organisation, connected_by=request.user, **data
-        ),
+        form_class=CloudAccountConnectForm,
+        initial={"account_uid": organisation.account_uid, "alias": organisation.enterprise_alias},
         success=gettext("Connected. The key works and is stored encrypted."),
     )
 
 
-# The posted AccessKey secret stays out of error reports, and so do the locals of every
-# frame below this view (the form's cleaned data, the services that try the key).
-@sensitive_variables()
-@sensitive_post_parameters("access_key_secret")
-@require_http_methods(["GET", "POST"])
-@organisation_member_required(roles=[ADMIN])
+@_takes_a_key
 def cloud_account_replace(
     request: AuthenticatedHttpRequest, cloud_account_id: str | None = None
 ) -> HttpResponse:
@@ -262,31 +289,20 @@ def cloud_account_disconnect(
     if account is None:
         messages.info(request, gettext("No cloud account is connected."))
         return redirect("delegations:cloud_account")
-    confirmation = step_up(request)
-    if confirmation.response is not None:
-        return confirmation.response
-    try:
-        services.cloud_account_disconnect(cloud_account=account, disconnected_by=request.user)
-    except ValidationError as error:
-        report_refusal(request, error)
-    else:
-        messages.success(
-            request,
-            gettext(
-                "Disconnected. The portal forgot the key %(access_key_id)s; it still "
-                "exists in Alibaba Cloud: disable or delete it in the RAM console."
-            )
-            % {"access_key_id": account.access_key_id},
+    return _confirmed_change(
+        request,
+        lambda: services.cloud_account_disconnect(
+            cloud_account=account, disconnected_by=request.user
+        ),
+        success=gettext(
+            "Disconnected. The portal forgot the key %(access_key_id)s; it still "
+            "exists in Alibaba Cloud: disable or delete it in the RAM console."
         )
-    return redirect("delegations:cloud_account")
+        % {"access_key_id": account.access_key_id},
+    )
 
 
-# The posted AccessKey secret stays out of error reports, and so do the locals of every
-# frame below this view (the form's cleaned data, the services that try the key).
-@sensitive_variables()
-@sensitive_post_parameters("access_key_secret")
-@require_http_methods(["GET", "POST"])
-@organisation_member_required(roles=[ADMIN])
+@_takes_a_key
 def cloud_account_add(request: AuthenticatedHttpRequest) -> HttpResponse:
     """An owner connects a further account (staging, another business unit…), with its own
     key; the first account stays the primary."""
@@ -296,18 +312,9 @@ def cloud_account_add(request: AuthenticatedHttpRequest) -> HttpResponse:
         return redirect("delegations:cloud_account")
     if selectors.cloud_account_of_organisation(organisation=organisation) is None:
         return redirect("delegations:cloud_account_connect")
-    stop = _confirmation_gate(request, reverse("delegations:cloud_account_add"))
-    if stop is not None:
-        return stop
-    if request.method == "GET":
-        return _key_form_page(request, form=CloudAccountAddForm(), replacing=False)
-    return _save_key(
+    return _connect_new(
         request,
-        form=CloudAccountAddForm(request.POST),
-        replacing=False,
-        save=lambda data: services.cloud_account_connect(
-            organisation=organisation, connected_by=request.user, **data
-        ),
+        form_class=CloudAccountAddForm,
         success=_("Connected. The key works and is stored encrypted."),
     )
 
@@ -319,17 +326,9 @@ def cloud_account_make_primary(
 ) -> HttpResponse:
     account = _account(request, cloud_account_id)
     assert account is not None  # a named account is found or 404
-    confirmation = step_up(request)
-    if confirmation.response is not None:
-        return confirmation.response
-    try:
-        services.cloud_account_make_primary(cloud_account=account, made_by=request.user)
-    except ValidationError as error:
-        report_refusal(request, error)
-    else:
-        messages.success(
-            request,
-            _("%(account)s is now the primary account: paths that name no account use it.")
-            % {"account": account.label},
-        )
-    return redirect("delegations:cloud_account")
+    return _confirmed_change(
+        request,
+        lambda: services.cloud_account_make_primary(cloud_account=account, made_by=request.user),
+        success=_("%(account)s is now the primary account: paths that name no account use it.")
+        % {"account": account.label},
+    )

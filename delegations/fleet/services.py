@@ -50,8 +50,11 @@ from delegations.models import (
     PartnerLink,
     validate_region,
 )
+from delegations.notices import fleet_announce, fleet_digest, fleet_run_announce
+from notifications.events import NotificationEvent
 
 Status = Delegation.Status
+Event = NotificationEvent
 IN_FLIGHT = (Status.APPROVED, Status.APPLYING)
 
 FleetConflict = lifecycle.DelegationConflict
@@ -218,6 +221,36 @@ def _account_uids(members: Sequence[Delegation]) -> list[str]:
 # --- asking and offering ---------------------------------------------------------------------
 
 
+def _create_fleet(
+    owner: Organisation,
+    partner: Organisation,
+    catalog_role: CatalogRole,
+    *,
+    regions: Sequence[str],
+    concurrency: int,
+    max_errors: int,
+    requested_by: User,
+    reason: str,
+    ends_at: dt.datetime | None,
+    **fields: Any,
+) -> FleetGrant:
+    """The fleet row of a request or an offer: who, the role, the regions and rate control
+    (already validated), the cleaned reason, and what differs by origin (`fields`)."""
+    return FleetGrant.objects.create(
+        owner=owner,
+        partner=partner,
+        catalog_role=catalog_role,
+        partner_account_uid=partner.account_uid,
+        regions=regions,
+        concurrency=concurrency,
+        max_errors=max_errors,
+        requested_by=requested_by,
+        reason=lifecycle.clean_reason(reason, field="reason"),
+        ends_at=ends_at,
+        **fields,
+    )
+
+
 def fleet_request(
     *,
     partner: Organisation,
@@ -248,31 +281,40 @@ def fleet_request(
         owner = link.organisation
         if catalog_role.organisation_id != owner.pk:
             raise ValidationError({"catalog_role": _("This role is not in the owner's catalogue.")})
-        fleet = FleetGrant.objects.create(
-            owner=owner,
-            partner=partner,
-            catalog_role=catalog_role,
-            partner_account_uid=partner.account_uid,
-            partner_link=link,
-            origin=FleetGrant.Origin.REQUEST,
+        fleet = _create_fleet(
+            owner,
+            partner,
+            catalog_role,
             regions=regions,
             concurrency=concurrency,
             max_errors=max_errors,
             requested_by=requested_by,
-            reason=lifecycle.clean_reason(reason, field="reason"),
+            reason=reason,
             ends_at=ends_at,
+            origin=FleetGrant.Origin.REQUEST,
+            partner_link=link,
         )
-        for account in accounts:
-            lifecycle.delegation_request(
-                partner=partner,
-                requested_by=requested_by,
-                partner_link=link,
-                catalog_role=catalog_role,
-                reason=fleet.reason,
-                ends_at=ends_at,
-                cloud_account=account,
-                fleet=fleet,
-            )
+        with fleet_digest():
+            members = [
+                lifecycle.delegation_request(
+                    partner=partner,
+                    requested_by=requested_by,
+                    partner_link=link,
+                    catalog_role=catalog_role,
+                    reason=fleet.reason,
+                    ends_at=ends_at,
+                    cloud_account=account,
+                    fleet=fleet,
+                )
+                for account in accounts
+            ]
+        fleet_announce(
+            fleet=fleet,
+            event=Event.DELEGATION_REQUESTED,
+            members=members,
+            key=f"{Event.DELEGATION_REQUESTED.value}:fleet:{fleet.pk}",
+            actor=requested_by,
+        )
         _audit(
             fleet=fleet,
             action=AuditAction.FLEET_REQUESTED,
@@ -315,34 +357,41 @@ def fleet_offer(
     # inside this transaction: a fleet is offered whole or not at all.
     with transaction.atomic():
         now = timezone.now()
-        fleet = FleetGrant.objects.create(
-            owner=owner,
-            partner=partner,
-            catalog_role=catalog_role,
-            partner_account_uid=partner.account_uid,
-            origin=FleetGrant.Origin.OFFER,
+        fleet = _create_fleet(
+            owner,
+            partner,
+            catalog_role,
             regions=regions,
             concurrency=concurrency,
             max_errors=max_errors,
             requested_by=offered_by,
-            reason=lifecycle.clean_reason(reason, field="reason"),
+            reason=reason,
             ends_at=ends_at,
+            origin=FleetGrant.Origin.OFFER,
             decided_by=offered_by,
             decided_at=now,
             run_started_at=now,
         )
-        for account in accounts:
-            lifecycle.delegation_offer(
-                owner=owner,
-                offered_by=offered_by,
-                partner=partner,
-                catalog_role=catalog_role,
-                reason=fleet.reason,
-                ends_at=ends_at,
-                with_mfa=with_mfa,
-                cloud_account=account,
-                fleet=fleet,
-            )
+        with fleet_digest():
+            for account in accounts:
+                lifecycle.delegation_offer(
+                    owner=owner,
+                    offered_by=offered_by,
+                    partner=partner,
+                    catalog_role=catalog_role,
+                    reason=fleet.reason,
+                    ends_at=ends_at,
+                    with_mfa=with_mfa,
+                    cloud_account=account,
+                    fleet=fleet,
+                )
+        fleet_announce(
+            fleet=fleet,
+            event=Event.DELEGATION_OFFERED,
+            members=_members(fleet),
+            key=f"{Event.DELEGATION_OFFERED.value}:fleet:{fleet.pk}",
+            actor=offered_by,
+        )
         _audit(
             fleet=fleet,
             action=AuditAction.FLEET_OFFERED,
@@ -386,16 +435,17 @@ def fleet_approve(
                     _("This fleet was already decided; nothing is left to approve.")
                 )
             _check_version(locked, expected_version)
-            results = [
-                lifecycle.delegation_approve(
-                    delegation=member,
-                    approved_by=approved_by,
-                    with_mfa=with_mfa,
-                    note=note,
-                    as_fleet_account=True,
-                )
-                for member in pending
-            ]
+            with fleet_digest():
+                results = [
+                    lifecycle.delegation_approve(
+                        delegation=member,
+                        approved_by=approved_by,
+                        with_mfa=with_mfa,
+                        note=note,
+                        as_fleet_account=True,
+                    )
+                    for member in pending
+                ]
             if any(result.status == Status.REQUESTED for result in results):
                 # A quorum needs more approvers; each account recorded (and audited) this
                 # approval, and the fleet waits for the next.
@@ -414,6 +464,13 @@ def fleet_approve(
                     "accounts": _account_uids(pending),
                     "regions": list(locked.regions),
                 },
+            )
+            fleet_announce(
+                fleet=locked,
+                event=Event.DELEGATION_APPROVED,
+                members=pending,
+                key=f"{Event.DELEGATION_APPROVED.value}:fleet:{locked.pk}:{locked.version}",
+                actor=approved_by,
             )
             _advance_locked(locked)
             return locked
@@ -451,14 +508,22 @@ def fleet_reject(
                     return locked
                 raise FleetConflict(_("This fleet was already decided; nothing is left to reject."))
             _check_version(locked, expected_version)
-            for member in pending:
-                lifecycle.delegation_reject(
-                    delegation=member,
-                    rejected_by=rejected_by,
-                    reason=reason,
-                    as_fleet_account=True,
-                )
+            with fleet_digest():
+                for member in pending:
+                    lifecycle.delegation_reject(
+                        delegation=member,
+                        rejected_by=rejected_by,
+                        reason=reason,
+                        as_fleet_account=True,
+                    )
             _bump(locked, decided_by=rejected_by, decided_at=timezone.now())
+            fleet_announce(
+                fleet=locked,
+                event=Event.DELEGATION_REJECTED,
+                members=pending,
+                key=f"{Event.DELEGATION_REJECTED.value}:fleet:{locked.pk}:{locked.version}",
+                actor=rejected_by,
+            )
             _audit(
                 fleet=locked,
                 action=AuditAction.FLEET_REJECTED,
@@ -561,6 +626,7 @@ def _finish_run(fleet: FleetGrant, members: Sequence[Delegation]) -> None:
         actor_organisation=None,
         metadata={"outcomes": outcomes, "stopped": fleet.stopped_at is not None},
     )
+    fleet_run_announce(fleet=fleet, members=members)
 
 
 NOT_ATTEMPTED = "not_attempted"
@@ -657,9 +723,17 @@ def fleet_revoke(*, fleet: FleetGrant, revoked_by: User, reason: str) -> FleetGr
         if not revocable:
             locked.changed = False
             return locked
-        for member in revocable:
-            lifecycle.delegation_revoke(delegation=member, revoked_by=revoked_by, reason=reason)
+        with fleet_digest():
+            for member in revocable:
+                lifecycle.delegation_revoke(delegation=member, revoked_by=revoked_by, reason=reason)
         _bump(locked, revoked_by=revoked_by, revoke_requested_at=timezone.now())
+        fleet_announce(
+            fleet=locked,
+            event=Event.DELEGATION_REVOKED,
+            members=revocable,
+            key=f"{Event.DELEGATION_REVOKED.value}:fleet:{locked.pk}:{locked.version}",
+            actor=revoked_by,
+        )
         _audit(
             fleet=locked,
             action=AuditAction.FLEET_REVOKE_REQUESTED,

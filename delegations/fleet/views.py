@@ -7,6 +7,7 @@ script: the CSP forbids it).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from django.contrib import messages
@@ -17,6 +18,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.form_posts import FormPage
 from accounts.models import Organisation
 from accounts.permissions import (
     ADMIN,
@@ -28,7 +30,7 @@ from accounts.permissions import (
     organisation_of_kind,
     step_up,
 )
-from core.web import add_form_errors, no_store, report_refusal
+from core.web import add_form_errors, no_store
 from delegations.catalog import partner_links
 from delegations.connection.selectors import cloud_accounts_of_organisation
 from delegations.fleet import selectors, services
@@ -136,30 +138,14 @@ def _redisplay(request: AuthenticatedHttpRequest, fleet: FleetGrant, **forms: An
     )
 
 
-@require_POST
-@organisation_member_required(roles=[ADMIN])
-def fleet_approve(request: AuthenticatedHttpRequest, fleet_id: str) -> HttpResponse:
-    fleet = _owner_fleet(request, fleet_id)
-    form = FleetApproveForm(request.POST)
-    if not form.is_valid():
-        raise BadRequest("Missing or malformed version.")
-    confirmation = step_up(request)
-    if confirmation.response is not None:
-        return confirmation.response
-    try:
-        result = services.fleet_approve(
-            fleet=fleet,
-            approved_by=request.user,
-            with_mfa=confirmation.with_mfa,
-            note=form.cleaned_data["note"],
-            expected_version=form.cleaned_data["version"],
-        )
-    except ValidationError as error:
-        add_form_errors(form, error)
-        return _redisplay(request, fleet, approve_form=form)
-    except (Conflict, PermissionDenied) as error:
-        report_refusal(request, error)
-        return _detail_redirect(fleet)
+# The fleet page's actions: shown again with a bound form (400), or back to the page; the
+# per-account actions and "continue" tell a ValidationError as a refusal (they have no form
+# of their own on the page).
+DETAIL = FormPage(redisplay=_redisplay, back=_detail_redirect, refused=(Conflict, PermissionDenied))
+ACCOUNT = replace(DETAIL, refused=(ValidationError, Conflict, PermissionDenied))
+
+
+def _approved(request: AuthenticatedHttpRequest, result: FleetGrant) -> None:
     if not result.changed:
         messages.info(request, _("This fleet was already approved; nothing changed."))
     elif result.decided_at is None:
@@ -172,70 +158,85 @@ def fleet_approve(request: AuthenticatedHttpRequest, fleet_id: str) -> HttpRespo
             _("Approved. The accounts are being applied, %(n)d at a time.")
             % {"n": result.concurrency},
         )
-    return _detail_redirect(fleet)
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
+def fleet_approve(request: AuthenticatedHttpRequest, fleet_id: str) -> HttpResponse:
+    fleet = _owner_fleet(request, fleet_id)
+    return DETAIL.submit(
+        request,
+        FleetApproveForm(request.POST),
+        lambda data, confirmation: services.fleet_approve(
+            fleet=fleet,
+            approved_by=request.user,
+            with_mfa=confirmation.with_mfa,
+            note=data["note"],
+            expected_version=data["version"],
+        ),
+        subject=fleet,
+        name="approve_form",
+        malformed="any",
+        done=lambda result: _approved(request, result),
+    )
 
 
 @require_POST
 @organisation_member_required(roles=[ADMIN])
 def fleet_reject(request: AuthenticatedHttpRequest, fleet_id: str) -> HttpResponse:
     fleet = _owner_fleet(request, fleet_id)
-    form = FleetRejectForm(request.POST)
-    if not form.is_valid():
-        if "version" in form.errors:
-            raise BadRequest("Missing or malformed version.")
-        return _redisplay(request, fleet, reject_form=form)
-    try:
-        services.fleet_reject(
+    return DETAIL.submit(
+        request,
+        FleetRejectForm(request.POST),
+        lambda data, _confirmation: services.fleet_reject(
             fleet=fleet,
             rejected_by=request.user,
-            reason=form.cleaned_data["reason"],
-            expected_version=form.cleaned_data["version"],
-        )
-    except ValidationError as error:
-        add_form_errors(form, error)
-        return _redisplay(request, fleet, reject_form=form)
-    except (Conflict, PermissionDenied) as error:
-        report_refusal(request, error)
-    else:
-        messages.success(request, _("Rejected. The partner can see your reason."))
-    return _detail_redirect(fleet)
+            reason=data["reason"],
+            expected_version=data["version"],
+        ),
+        subject=fleet,
+        name="reject_form",
+        confirm=False,
+        malformed="version",
+        done=lambda _result: messages.success(
+            request, _("Rejected. The partner can see your reason.")
+        ),
+    )
 
 
 @require_POST
 @organisation_member_required(roles=[ADMIN])
 def fleet_revoke(request: AuthenticatedHttpRequest, fleet_id: str) -> HttpResponse:
     fleet = _owner_fleet(request, fleet_id)
-    form = FleetRevokeForm(request.POST)
-    if not form.is_valid():
-        return _redisplay(request, fleet, revoke_form=form)
-    confirmation = step_up(request)
-    if confirmation.response is not None:
-        return confirmation.response
-    try:
-        services.fleet_revoke(
-            fleet=fleet, revoked_by=request.user, reason=form.cleaned_data["reason"]
-        )
-    except ValidationError as error:
-        add_form_errors(form, error)
-        return _redisplay(request, fleet, revoke_form=form)
-    except (Conflict, PermissionDenied) as error:
-        report_refusal(request, error)
-    else:
-        messages.success(request, _("Revoking in every account of the fleet."))
-    return _detail_redirect(fleet)
+    return DETAIL.submit(
+        request,
+        FleetRevokeForm(request.POST),
+        lambda data, _confirmation: services.fleet_revoke(
+            fleet=fleet, revoked_by=request.user, reason=data["reason"]
+        ),
+        subject=fleet,
+        name="revoke_form",
+        done=lambda _result: messages.success(
+            request, _("Revoking in every account of the fleet.")
+        ),
+    )
 
 
 @require_POST
 @organisation_member_required(roles=[ADMIN])
 def fleet_continue(request: AuthenticatedHttpRequest, fleet_id: str) -> HttpResponse:
     fleet = _owner_fleet(request, fleet_id)
-    try:
-        services.fleet_continue(fleet=fleet, continued_by=request.user)
-    except (ValidationError, Conflict, PermissionDenied) as error:
-        report_refusal(request, error)
-    else:
-        messages.success(request, _("Continuing with the accounts not attempted."))
-    return _detail_redirect(fleet)
+    continuing = _("Continuing with the accounts not attempted.")
+    return ACCOUNT.submit(
+        request,
+        None,
+        lambda _data, _confirmation: services.fleet_continue(
+            fleet=fleet, continued_by=request.user
+        ),
+        subject=fleet,
+        confirm=False,
+        done=lambda _result: messages.success(request, continuing),
+    )
 
 
 def _fleet_account(fleet: FleetGrant, delegation_id: str) -> Any:
@@ -252,13 +253,16 @@ def fleet_account_retry(
 ) -> HttpResponse:
     fleet = _owner_fleet(request, fleet_id)
     delegation = _fleet_account(fleet, delegation_id)
-    try:
-        services.fleet_account_retry(fleet=fleet, delegation=delegation, retried_by=request.user)
-    except (ValidationError, Conflict, PermissionDenied) as error:
-        report_refusal(request, error)
-    else:
-        messages.success(request, _("Trying this account again."))
-    return _detail_redirect(fleet)
+    return ACCOUNT.submit(
+        request,
+        None,
+        lambda _data, _confirmation: services.fleet_account_retry(
+            fleet=fleet, delegation=delegation, retried_by=request.user
+        ),
+        subject=fleet,
+        confirm=False,
+        done=lambda _result: messages.success(request, _("Trying this account again.")),
+    )
 
 
 @require_POST
@@ -268,24 +272,17 @@ def fleet_account_revoke(
 ) -> HttpResponse:
     fleet = _owner_fleet(request, fleet_id)
     delegation = _fleet_account(fleet, delegation_id)
-    form = FleetRevokeForm(request.POST)
-    if not form.is_valid():
-        return _redisplay(request, fleet, revoke_form=form)
-    confirmation = step_up(request)
-    if confirmation.response is not None:
-        return confirmation.response
-    try:
-        services.fleet_account_revoke(
-            fleet=fleet,
-            delegation=delegation,
-            revoked_by=request.user,
-            reason=form.cleaned_data["reason"],
-        )
-    except (ValidationError, Conflict, PermissionDenied) as error:
-        report_refusal(request, error)
-    else:
-        messages.success(request, _("Revoking this account; the others stay."))
-    return _detail_redirect(fleet)
+    revoking = _("Revoking this account; the others stay.")
+    return ACCOUNT.submit(
+        request,
+        FleetRevokeForm(request.POST),
+        lambda data, _confirmation: services.fleet_account_revoke(
+            fleet=fleet, delegation=delegation, revoked_by=request.user, reason=data["reason"]
+        ),
+        subject=fleet,
+        name="revoke_form",
+        done=lambda _result: messages.success(request, revoking),
+    )
 
 
 # --- asking and offering ---------------------------------------------------------------------

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import Membership, Organisation, User
+from core.i18n import format_time
 from delegations.models import (
     BreakGlassActivation,
     Delegation,
@@ -132,8 +133,7 @@ def _review_items(organisation: Organisation, user: User) -> list[InboxItem]:
                 kind="review",
                 title=_("Access review by %(owner)s: %(n)d answer(s) needed")
                 % {"owner": campaign.organisation.name, "n": len(questions)},
-                detail=_("Deadline %(when)s UTC.")
-                % {"when": campaign.deadline_at.strftime("%Y-%m-%d %H:%M")},
+                detail=_("Deadline %(when)s.") % {"when": format_time(campaign.deadline_at)},
                 url=reverse("delegations:access_review", args=[campaign_id]),
                 action=_("Answer"),
                 since=campaign.started_at,
@@ -188,8 +188,7 @@ def _staff_items(organisation: Organisation, user: User) -> list[InboxItem]:
                 "role": assignment.delegation.catalog_role.role_name,
                 "owner": assignment.delegation.owner.name,
             },
-            detail=_("Access ends %(when)s UTC.")
-            % {"when": assignment.delegation.ends_at.strftime("%Y-%m-%d %H:%M")}
+            detail=_("Access ends %(when)s.") % {"when": format_time(assignment.delegation.ends_at)}
             if assignment.delegation.ends_at
             else "",
             url=reverse("delegations:my_access"),

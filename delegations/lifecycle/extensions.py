@@ -21,9 +21,9 @@ from accounts.models import Organisation, User
 from accounts.permissions import require_mfa
 from audit.actions import AuditAction
 from audit.models import AuditEvent
-from audit.services import audit_record
 from delegations.approvals import selectors as approval_selectors
 from delegations.approvals.rules import decision_refusal, tally
+from delegations.delegation_audit import delegation_audit_record, delegation_label
 from delegations.lifecycle.services import (
     MAX_DURATION,
     MIN_DURATION,
@@ -52,14 +52,12 @@ def _audit(
     metadata: dict[str, Any],
     outcome: str = AuditEvent.Outcome.SUCCESS,
 ) -> None:
-    audit_record(
-        action=action,
+    delegation_audit_record(
+        delegation,
+        action,
         actor=actor,
-        organisation=delegation.owner,
-        related_organisations=[delegation.partner],
         actor_organisation=actor_organisation,
-        target=delegation,
-        target_label=f"{delegation.catalog_role.role_name} for {delegation.partner.name}",
+        target_label=delegation_label(delegation),
         metadata={
             "extension": str(extension.pk),
             "previous_ends_at": extension.previous_ends_at,

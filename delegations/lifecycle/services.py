@@ -14,8 +14,9 @@ The worker's: `delegation_mark_applying`, `delegation_mark_active`, `delegation_
 `delegation_start`, `delegations_start_due` (scheduled access).
 """
 
+import dataclasses
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -24,8 +25,8 @@ from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 
 from accounts.actors import ServiceActor, actor_user, require_service_actor_of, service_label
-from accounts.models import Membership, Organisation, User
-from accounts.permissions import require_mfa
+from accounts.models import Organisation, User
+from accounts.permissions import is_admin_member, is_member, require_mfa
 from audit.actions import AuditAction
 from audit.models import AuditEvent
 from audit.services import audit_record, audit_record_many
@@ -42,6 +43,7 @@ from delegations.approvals.services import (
 from delegations.catalog.partner_links import partner_link_use
 from delegations.catalog.selectors import catalog_role_accounts
 from delegations.catalog.services import catalog_role_high_privilege_now, catalog_role_lock
+from delegations.delegation_audit import delegation_label
 from delegations.models import (
     ALLOWED_TRANSITIONS,
     DESIRED_PRESENT_STATUSES,
@@ -87,19 +89,13 @@ class IllegalTransition(DelegationConflict):
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _is_member(*, user: User, organisation: Organisation, roles: Iterable[str]) -> bool:
-    return Membership.objects.filter(
-        user=user, organisation=organisation, role__in=list(roles)
-    ).exists()
-
-
 def _require_admin(*, user: User | ServiceActor, organisation: Organisation, doing: str) -> None:
     """An admin of `organisation`, or (for the few actions open to automation) one of its own
     service accounts; the API has already checked the service account's token scope."""
     if isinstance(user, ServiceActor):
         require_service_actor_of(actor=user, organisation=organisation)
         return
-    if not _is_member(user=user, organisation=organisation, roles=[Membership.Role.ADMIN]):
+    if not is_admin_member(user, organisation):
         raise PermissionDenied(
             gettext("Only an admin of %(organisation)s can %(doing)s.")
             % {"organisation": organisation, "doing": doing}
@@ -435,10 +431,6 @@ def _trust_scope_fields(trust_scope: str | None) -> dict[str, str]:
     return {"trust_scope": trust_scope}
 
 
-def _delegation_label(delegation: Delegation) -> str:
-    return f"{delegation.catalog_role.role_name} for {delegation.partner.name}"
-
-
 def _audit(
     *,
     delegation: Delegation,
@@ -487,7 +479,7 @@ def _audit_arguments(
         "related_organisations": [delegation.partner],
         "actor_organisation": actor_organisation if actor is not None else None,
         "target": delegation,
-        "target_label": _delegation_label(delegation),
+        "target_label": delegation_label(delegation),
         "before": before,
         "after": _snapshot(delegation),
         "metadata": {
@@ -789,7 +781,7 @@ def delegation_offer(
         _validate_grantable(
             owner=owner, partner=partner, catalog_role=locked_role, cloud_account=cloud_account
         )
-        if _is_member(user=offered_by, organisation=partner, roles=Membership.Role.values):
+        if is_member(offered_by, partner):
             raise PermissionDenied(
                 gettext("You are also a member of this partner; another owner admin must offer it.")
             )
@@ -1080,7 +1072,7 @@ def _refuse_fleet_account_alone(delegation: Delegation, *, as_fleet_account: boo
 def _segregation_problem(*, delegation: Delegation, user: User) -> str | None:
     if delegation.requested_by_id == user.pk:
         return gettext("You cannot approve a request you made yourself.")
-    if _is_member(user=user, organisation=delegation.partner, roles=Membership.Role.values):
+    if is_member(user, delegation.partner):
         return gettext(
             "You are a member of the requesting partner; another owner admin must approve."
         )
@@ -1154,22 +1146,7 @@ def _reject(
             return _unchanged(locked)
         raise _decided_conflict(locked)
     _check_version(locked, expected_version)
-    reason = _clean_reason(reason, field="reason")
-    now = timezone.now()
-    return _transition(
-        locked,
-        to=Status.REJECTED,
-        action=AuditAction.DELEGATION_REJECTED,
-        actor=rejected_by,
-        actor_organisation=locked.owner,
-        changes={
-            "decided_by": rejected_by,
-            "decided_at": now,
-            "decision_reason": reason,
-            "ended_at": now,
-        },
-        metadata={"reason": reason},
-    )
+    return _owner_ends(locked, _REJECT, by=rejected_by, reason=reason)
 
 
 @transaction.atomic
@@ -1190,7 +1167,7 @@ def delegation_revoke(
         return _unchanged(locked)
     if locked.status == Status.SCHEDULED:
         _check_version(locked, expected_version)
-        return _revoke_scheduled(locked, revoked_by=revoked_by, reason=reason)
+        return _owner_ends(locked, _REVOKE_SCHEDULED, by=revoked_by, reason=reason)
     if Status.REVOKING not in ALLOWED_TRANSITIONS[locked.status]:
         raise IllegalTransition(
             gettext("This delegation is %(status)s; there is nothing to revoke.")
@@ -1201,43 +1178,65 @@ def delegation_revoke(
             gettext("Removing this access already failed once; use Retry to try again.")
         )
     _check_version(locked, expected_version)
-    reason = _clean_reason(reason, field="reason")
-    _transition(
-        locked,
-        to=Status.REVOKING,
-        action=AuditAction.DELEGATION_REVOKE_REQUESTED,
-        actor=revoked_by,
-        actor_organisation=locked.owner,
-        changes={
-            "end_cause": Delegation.EndCause.REVOKED,
-            "revoked_by": revoked_by,
-            "revoke_requested_at": timezone.now(),
-            "revoke_reason": reason,
-        },
-        metadata={"reason": reason},
-    )
+    _owner_ends(locked, _REVOKE, by=revoked_by, reason=reason)
     outbox_enqueue_reconcile(managed_role=locked.managed_role)
     return locked
 
 
-def _revoke_scheduled(locked: Delegation, *, revoked_by: User, reason: str) -> Delegation:
-    """A scheduled grant never reached the cloud: revoking it ends it at once."""
+@dataclasses.dataclass(frozen=True)
+class _OwnerEnding:
+    """An owner admin ending a delegation with a reason (reject, revoke): the status it goes
+    to, the event, and the columns it sets from (who, the cleaned reason, now)."""
+
+    to: str
+    action: AuditAction
+    changes: Callable[[User, str, dt.datetime], dict[str, Any]]
+    metadata: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def _revoke_changes(by: User, reason: str, now: dt.datetime) -> dict[str, Any]:
+    return {
+        "end_cause": Delegation.EndCause.REVOKED,
+        "revoked_by": by,
+        "revoke_requested_at": now,
+        "revoke_reason": reason,
+    }
+
+
+_REJECT = _OwnerEnding(
+    to=Status.REJECTED,
+    action=AuditAction.DELEGATION_REJECTED,
+    changes=lambda by, reason, now: {
+        "decided_by": by,
+        "decided_at": now,
+        "decision_reason": reason,
+        "ended_at": now,
+    },
+)
+# A granted (or applying) delegation: the worker removes the partner, then it is revoked.
+_REVOKE = _OwnerEnding(
+    to=Status.REVOKING, action=AuditAction.DELEGATION_REVOKE_REQUESTED, changes=_revoke_changes
+)
+# A scheduled grant never reached the cloud: revoking it ends it at once.
+_REVOKE_SCHEDULED = _OwnerEnding(
+    to=Status.REVOKED,
+    action=AuditAction.DELEGATION_REVOKED,
+    changes=lambda by, reason, now: {**_revoke_changes(by, reason, now), "ended_at": now},
+    metadata={"before_its_start": True},
+)
+
+
+def _owner_ends(locked: Delegation, ending: _OwnerEnding, *, by: User, reason: str) -> Delegation:
+    """Move a locked delegation the way `ending` says, recording the owner admin's reason."""
     reason = _clean_reason(reason, field="reason")
-    now = timezone.now()
     return _transition(
         locked,
-        to=Status.REVOKED,
-        action=AuditAction.DELEGATION_REVOKED,
-        actor=revoked_by,
+        to=ending.to,
+        action=ending.action,
+        actor=by,
         actor_organisation=locked.owner,
-        changes={
-            "end_cause": Delegation.EndCause.REVOKED,
-            "revoked_by": revoked_by,
-            "revoke_requested_at": now,
-            "revoke_reason": reason,
-            "ended_at": now,
-        },
-        metadata={"reason": reason, "before_its_start": True},
+        changes=ending.changes(by, reason, timezone.now()),
+        metadata={"reason": reason, **ending.metadata},
     )
 
 

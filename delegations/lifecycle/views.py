@@ -7,6 +7,7 @@ two-factor authentication when the portal requires it.
 """
 
 import math
+from dataclasses import replace
 from typing import Any
 
 from django.conf import settings
@@ -15,11 +16,11 @@ from django.core.exceptions import BadRequest, PermissionDenied, ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.formats import date_format
 from django.utils.translation import gettext, gettext_noop
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.form_posts import FormPage, say_changed
 from accounts.models import Organisation
 from accounts.permissions import (
     ADMIN,
@@ -31,6 +32,7 @@ from accounts.permissions import (
     organisation_of_kind,
     step_up,
 )
+from core.i18n import format_time
 from core.ratelimit import rate_limit_consume
 from core.web import add_form_errors, no_store, report_refusal
 from delegations.approvals.selectors import approval_progress
@@ -141,7 +143,7 @@ def _progress(delegation: Delegation) -> list[dict[str, str]]:
         and delegation.ended_at is not None
         and delegation.ended_at == delegation.revoke_requested_at
     ):
-        # Ended while scheduled: it never reached the cloud (see `_revoke_scheduled`).
+        # Ended while scheduled: it never reached the cloud (see `services._REVOKE_SCHEDULED`).
         return [
             _step(gettext_noop("Approved"), "done"),
             _step(gettext_noop("Ended before its start"), "current"),
@@ -302,34 +304,15 @@ def _detail_redirect(delegation: Delegation) -> HttpResponse:
     return redirect("delegations:detail", delegation_id=delegation.pk)
 
 
-@require_POST
-@organisation_member_required(roles=[ADMIN])
-def delegation_approve(request: AuthenticatedHttpRequest, delegation_id: str) -> HttpResponse:
-    delegation = _owner_delegation(request, delegation_id)
-    form = ApproveForm(request.POST)
-    if not form.is_valid():
-        if "version" in form.errors:
-            raise BadRequest("Missing or malformed version.")
-        return _redisplay(request, delegation, approve_form=form)
-    confirmation = step_up(request)
-    if confirmation.response is not None:
-        return confirmation.response
-    try:
-        result = services.delegation_approve(
-            delegation=delegation,
-            approved_by=request.user,
-            with_mfa=confirmation.with_mfa,
-            note=form.cleaned_data["note"],
-            expected_version=form.cleaned_data["version"],
-            trust_scope=form.cleaned_data["trust_scope"] or None,
-            ends_at=form.cleaned_data["ends_at"],
-        )
-    except ValidationError as error:
-        add_form_errors(form, error)
-        return _redisplay(request, delegation, approve_form=form)
-    except (services.DelegationConflict, PermissionDenied) as error:
-        report_refusal(request, error)
-        return _detail_redirect(delegation)
+# The detail page's actions: shown again with a bound form (400), or back to the page.
+DETAIL = FormPage(
+    redisplay=_redisplay,
+    back=_detail_redirect,
+    refused=(services.DelegationConflict, PermissionDenied),
+)
+
+
+def _approved(request: AuthenticatedHttpRequest, result: Delegation) -> None:
     if result.changed and result.status == Status.REQUESTED:
         messages.success(
             request,
@@ -342,10 +325,9 @@ def delegation_approve(request: AuthenticatedHttpRequest, delegation_id: str) ->
         messages.success(
             request,
             gettext(
-                "Approved. The access starts %(when)s UTC; it is applied in the cloud shortly "
-                "before."
+                "Approved. The access starts %(when)s; it is applied in the cloud shortly before."
             )
-            % {"when": date_format(result.starts_at, "d M Y H:i")},
+            % {"when": format_time(result.starts_at)},
         )
     elif result.changed:
         messages.success(
@@ -353,87 +335,87 @@ def delegation_approve(request: AuthenticatedHttpRequest, delegation_id: str) ->
         )
     else:
         messages.info(request, gettext("This request was already approved; nothing changed."))
-    return _detail_redirect(delegation)
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
+def delegation_approve(request: AuthenticatedHttpRequest, delegation_id: str) -> HttpResponse:
+    delegation = _owner_delegation(request, delegation_id)
+    return DETAIL.submit(
+        request,
+        ApproveForm(request.POST),
+        lambda data, confirmation: services.delegation_approve(
+            delegation=delegation,
+            approved_by=request.user,
+            with_mfa=confirmation.with_mfa,
+            note=data["note"],
+            expected_version=data["version"],
+            trust_scope=data["trust_scope"] or None,
+            ends_at=data["ends_at"],
+        ),
+        subject=delegation,
+        name="approve_form",
+        malformed="version",
+        done=lambda result: _approved(request, result),
+    )
 
 
 @require_POST
 @organisation_member_required(roles=[ADMIN])
 def delegation_reject(request: AuthenticatedHttpRequest, delegation_id: str) -> HttpResponse:
     delegation = _owner_delegation(request, delegation_id)
-    form = RejectForm(request.POST)
-    if not form.is_valid():
-        if "version" in form.errors:
-            raise BadRequest("Missing or malformed version.")
-        return _redisplay(request, delegation, reject_form=form)
-    try:
-        result = services.delegation_reject(
+    rejected = gettext("Rejected. The partner can see your reason.")
+    unchanged = gettext("This request was already rejected; nothing changed.")
+    return DETAIL.submit(
+        request,
+        RejectForm(request.POST),
+        lambda data, _step_up: services.delegation_reject(
             delegation=delegation,
             rejected_by=request.user,
-            reason=form.cleaned_data["reason"],
-            expected_version=form.cleaned_data["version"],
-        )
-    except ValidationError as error:
-        add_form_errors(form, error)
-        return _redisplay(request, delegation, reject_form=form)
-    except (services.DelegationConflict, PermissionDenied) as error:
-        report_refusal(request, error)
-        return _detail_redirect(delegation)
-    if result.changed:
-        messages.success(request, gettext("Rejected. The partner can see your reason."))
-    else:
-        messages.info(request, gettext("This request was already rejected; nothing changed."))
-    return _detail_redirect(delegation)
+            reason=data["reason"],
+            expected_version=data["version"],
+        ),
+        subject=delegation,
+        name="reject_form",
+        confirm=False,
+        malformed="version",
+        done=lambda result: say_changed(request, result.changed, rejected, unchanged),
+    )
 
 
 @require_POST
 @organisation_member_required(roles=[ADMIN])
 def delegation_revoke(request: AuthenticatedHttpRequest, delegation_id: str) -> HttpResponse:
     delegation = _owner_delegation(request, delegation_id)
-    form = RevokeForm(request.POST)
-    if not form.is_valid():
-        return _redisplay(request, delegation, revoke_form=form)
-    confirmation = step_up(request)
-    if confirmation.response is not None:
-        return confirmation.response
-    try:
-        result = services.delegation_revoke(
-            delegation=delegation,
-            revoked_by=request.user,
-            reason=form.cleaned_data["reason"],
-        )
-    except ValidationError as error:
-        add_form_errors(form, error)
-        return _redisplay(request, delegation, revoke_form=form)
-    except (services.DelegationConflict, PermissionDenied) as error:
-        report_refusal(request, error)
-        return _detail_redirect(delegation)
-    if result.changed:
-        messages.success(
-            request, gettext("Revoking. The partner is being removed from the role now.")
-        )
-    else:
-        messages.info(request, gettext("This access was already revoked; nothing changed."))
-    return _detail_redirect(delegation)
+    revoking = gettext("Revoking. The partner is being removed from the role now.")
+    unchanged = gettext("This access was already revoked; nothing changed.")
+    return DETAIL.submit(
+        request,
+        RevokeForm(request.POST),
+        lambda data, _step_up: services.delegation_revoke(
+            delegation=delegation, revoked_by=request.user, reason=data["reason"]
+        ),
+        subject=delegation,
+        name="revoke_form",
+        done=lambda result: say_changed(request, result.changed, revoking, unchanged),
+    )
 
 
 @require_POST
 @organisation_member_required(roles=[ADMIN])
 def delegation_retry(request: AuthenticatedHttpRequest, delegation_id: str) -> HttpResponse:
     delegation = _owner_delegation(request, delegation_id)
-    form = RetryForm(request.POST)
-    if not form.is_valid():
-        raise BadRequest("Missing or malformed version.")
-    try:
-        services.delegation_retry(
-            delegation=delegation,
-            retried_by=request.user,
-            expected_version=form.cleaned_data["version"],
-        )
-    except (ValidationError, services.DelegationConflict, PermissionDenied) as error:
-        report_refusal(request, error)
-    else:
-        messages.success(request, gettext("Trying again."))
-    return _detail_redirect(delegation)
+    return replace(DETAIL, refused=(ValidationError, *DETAIL.refused)).submit(
+        request,
+        RetryForm(request.POST),
+        lambda data, _step_up: services.delegation_retry(
+            delegation=delegation, retried_by=request.user, expected_version=data["version"]
+        ),
+        subject=delegation,
+        confirm=False,
+        malformed="any",
+        done=lambda _: messages.success(request, gettext("Trying again.")),
+    )
 
 
 @require_POST
@@ -446,29 +428,22 @@ def delegation_withdraw(request: AuthenticatedHttpRequest, delegation_id: str) -
     )
     if delegation.partner_id != partner.pk:
         raise PermissionDenied(gettext("Only the partner that asked can withdraw a request."))
-    form = WithdrawForm(request.POST)
-    if not form.is_valid():
-        if "version" in form.errors:
-            raise BadRequest("Missing or malformed version.")
-        return _redisplay(request, delegation, withdraw_form=form)
-    try:
-        result = services.delegation_withdraw(
-            delegation=delegation,
-            withdrawn_by=request.user,
-            expected_version=form.cleaned_data["version"],
-        )
-    except (services.DelegationConflict, PermissionDenied) as error:
-        report_refusal(request, error)
-        return _detail_redirect(delegation)
-    if result.changed:
-        messages.success(
-            request,
-            gettext("Withdrawn. %(owner)s can no longer approve it.")
-            % {"owner": delegation.owner.name},
-        )
-    else:
-        messages.info(request, gettext("This request was already withdrawn; nothing changed."))
-    return _detail_redirect(delegation)
+    withdrawn = gettext("Withdrawn. %(owner)s can no longer approve it.") % {
+        "owner": delegation.owner.name
+    }
+    unchanged = gettext("This request was already withdrawn; nothing changed.")
+    return DETAIL.submit(
+        request,
+        WithdrawForm(request.POST),
+        lambda data, _step_up: services.delegation_withdraw(
+            delegation=delegation, withdrawn_by=request.user, expected_version=data["version"]
+        ),
+        subject=delegation,
+        name="withdraw_form",
+        confirm=False,
+        malformed="version",
+        done=lambda result: say_changed(request, result.changed, withdrawn, unchanged),
+    )
 
 
 # --- starting a delegation -------------------------------------------------------------------

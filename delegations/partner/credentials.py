@@ -21,6 +21,7 @@ task or an audit event.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import re
@@ -222,16 +223,8 @@ def _refuse(
     own_transaction: bool = True,
 ) -> CredentialRefused:
     metadata = {**base, "refused_code": refusal.code, "refused_because": refusal.message}
-    if own_transaction:
-        with transaction.atomic():
-            _audit_credentials(
-                action=AuditAction.CREDENTIALS_REFUSED,
-                delegation=delegation,
-                user=user,
-                metadata=metadata,
-                outcome=AuditEvent.Outcome.DENIED,
-            )
-    else:
+    # Inside the caller's transaction when it has one, else in one of its own.
+    with transaction.atomic() if own_transaction else contextlib.nullcontext():
         _audit_credentials(
             action=AuditAction.CREDENTIALS_REFUSED,
             delegation=delegation,

@@ -20,9 +20,12 @@ from delegations.models import (
     CredentialsUriToken,
     Delegation,
     StaffAssignment,
-    StaffRamUserLink,
 )
-from delegations.partner.services import delegation_is_usable
+from delegations.partner.services import (
+    assignment_lock,
+    delegation_is_usable,
+    linked_ram_user_name,
+)
 from delegations.partner_access import partner_cloud_account, partner_user_policies_request
 
 Status = Delegation.Status
@@ -47,11 +50,7 @@ def staff_assign_for_break_glass(*, delegation: Delegation, user: User) -> Staff
         assignment = StaffAssignment.objects.create(
             delegation=locked, partner=locked.partner, user=user, assigned_by=user
         )
-        ram_user = (
-            StaffRamUserLink.objects.filter(organisation=locked.partner, user=user)
-            .values_list("ram_user_name", flat=True)
-            .first()
-        )
+        ram_user = linked_ram_user_name(organisation=locked.partner, user=user)
         audit_record(
             action=AuditAction.STAFF_ASSIGNED,
             actor=None,
@@ -77,24 +76,12 @@ def staff_assign_for_break_glass(*, delegation: Delegation, user: User) -> Staff
         return assignment
 
 
-def _ram_user_name(assignment: StaffAssignment) -> str | None:
-    return (
-        StaffRamUserLink.objects.filter(organisation=assignment.partner, user=assignment.user)
-        .values_list("ram_user_name", flat=True)
-        .first()
-    )
-
-
 def staff_unassign_by_rule(*, assignment: StaffAssignment, reason: str, rule: str) -> bool:
     """End `assignment` because a rule says so (the portal is the actor): their URI keys stop
     at once and their RAM user loses `sts:AssumeRole` through the worker. False when it had
     already ended."""
     with transaction.atomic():
-        locked = (
-            StaffAssignment.objects.select_for_update(of=("self",))
-            .select_related("user", "partner", "delegation__owner", "delegation__catalog_role")
-            .get(pk=assignment.pk)
-        )
+        locked = assignment_lock(assignment.pk)
         if locked.ended_at is not None:
             return False
         now = timezone.now()
@@ -124,7 +111,7 @@ def staff_unassign_by_rule(*, assignment: StaffAssignment, reason: str, rule: st
                 "rule": rule,
             },
         )
-        ram_user = _ram_user_name(locked)
+        ram_user = linked_ram_user_name(organisation=locked.partner, user=locked.user)
         if ram_user:
             partner_user_policies_request(
                 cloud_account=partner_cloud_account(organisation=locked.partner), names=[ram_user]

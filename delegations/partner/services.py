@@ -123,11 +123,21 @@ def broker_is_root(cloud_account: CloudAccount) -> bool:
     return (cloud_account.caller_arn or "").endswith(":root")
 
 
-def _linked_name(*, organisation: Organisation, user: User) -> str | None:
+def linked_ram_user_name(*, organisation: Organisation, user: User) -> str | None:
+    """The RAM user the partner linked `user` to, if any."""
     return (
         StaffRamUserLink.objects.filter(organisation=organisation, user=user)
         .values_list("ram_user_name", flat=True)
         .first()
+    )
+
+
+def assignment_lock(assignment_id: Any) -> StaffAssignment:
+    """The assignment locked for an update, with what its audit label and snapshot read."""
+    return (
+        StaffAssignment.objects.select_for_update(of=("self",))
+        .select_related("user", "partner", "delegation__owner", "delegation__catalog_role")
+        .get(pk=assignment_id)
     )
 
 
@@ -281,6 +291,29 @@ def staff_link_ram_user(
     return link
 
 
+def _unlink(
+    link: StaffRamUserLink,
+    *,
+    organisation: Organisation,
+    user: User,
+    unlinked_by: User | None,
+    **why: str,
+) -> None:
+    """Forget the link (audited; `why` goes into the event's metadata) and have the worker take
+    `sts:AssumeRole` away from its RAM user."""
+    _audit_partner(
+        action=AuditAction.STAFF_RAM_USER_UNLINKED,
+        actor=unlinked_by,
+        organisation=organisation,
+        target=link,
+        target_label=f"{user.email} as {link.ram_user_name}",
+        before={"ram_user_name": link.ram_user_name},
+        metadata={"staff": user.email, **why},
+    )
+    partner_user_policies_request(cloud_account=link.cloud_account, names=[link.ram_user_name])
+    link.delete()
+
+
 def staff_unlink_ram_user(*, link: StaffRamUserLink, unlinked_by: User) -> None:
     organisation = link.organisation
     _require_partner_admin(user=unlinked_by, organisation=organisation, doing="unlink staff")
@@ -288,19 +321,7 @@ def staff_unlink_ram_user(*, link: StaffRamUserLink, unlinked_by: User) -> None:
         locked = StaffRamUserLink.objects.select_for_update().filter(pk=link.pk).first()
         if locked is None:
             return
-        _audit_partner(
-            action=AuditAction.STAFF_RAM_USER_UNLINKED,
-            actor=unlinked_by,
-            organisation=organisation,
-            target=locked,
-            target_label=f"{locked.user.email} as {locked.ram_user_name}",
-            before={"ram_user_name": locked.ram_user_name},
-            metadata={"staff": locked.user.email},
-        )
-        partner_user_policies_request(
-            cloud_account=locked.cloud_account, names=[locked.ram_user_name]
-        )
-        locked.delete()
+        _unlink(locked, organisation=organisation, user=locked.user, unlinked_by=unlinked_by)
 
 
 # --- assignments -----------------------------------------------------------------------------
@@ -390,12 +411,12 @@ def staff_assign(
             metadata={
                 "delegation": str(locked.pk),
                 "role_arn": locked.managed_role.role_arn,
-                "ram_user_name": _linked_name(organisation=partner, user=user),
+                "ram_user_name": linked_ram_user_name(organisation=partner, user=user),
             },
         )
         partner_user_policies_request(
             cloud_account=partner_cloud_account(organisation=partner),
-            names=[_linked_name(organisation=partner, user=user) or ""],
+            names=[linked_ram_user_name(organisation=partner, user=user) or ""],
         )
     return assignment
 
@@ -492,11 +513,7 @@ def staff_unassign(*, assignment: StaffAssignment, unassigned_by: User) -> Staff
     partner = assignment.partner
     _require_partner_admin(user=unassigned_by, organisation=partner, doing="unassign staff")
     with transaction.atomic():
-        locked = (
-            StaffAssignment.objects.select_for_update(of=("self",))
-            .select_related("user", "partner", "delegation__owner", "delegation__catalog_role")
-            .get(pk=assignment.pk)
-        )
+        locked = assignment_lock(assignment.pk)
         if locked.ended_at is not None:
             return locked
         _end_assignment(
@@ -507,7 +524,7 @@ def staff_unassign(*, assignment: StaffAssignment, unassigned_by: User) -> Staff
         )
         partner_user_policies_request(
             cloud_account=partner_cloud_account(organisation=partner),
-            names=[_linked_name(organisation=partner, user=locked.user) or ""],
+            names=[linked_ram_user_name(organisation=partner, user=locked.user) or ""],
         )
     return locked
 
@@ -526,11 +543,7 @@ def staff_member_removed(*, membership: Membership, removed_by: User | None) -> 
         ).values_list("pk", flat=True)
     )
     for assignment_id in open_ids:
-        locked = (
-            StaffAssignment.objects.select_for_update(of=("self",))
-            .select_related("user", "partner", "delegation__owner", "delegation__catalog_role")
-            .get(pk=assignment_id)
-        )
+        locked = assignment_lock(assignment_id)
         if locked.ended_at is None:
             _end_assignment(
                 locked,
@@ -543,17 +556,13 @@ def staff_member_removed(*, membership: Membership, removed_by: User | None) -> 
     ).update(revoked_at=now, revoked_by=removed_by)
     link = StaffRamUserLink.objects.filter(organisation=organisation, user=membership.user).first()
     if link is not None:
-        _audit_partner(
-            action=AuditAction.STAFF_RAM_USER_UNLINKED,
-            actor=removed_by,
+        _unlink(
+            link,
             organisation=organisation,
-            target=link,
-            target_label=f"{membership.user.email} as {link.ram_user_name}",
-            before={"ram_user_name": link.ram_user_name},
-            metadata={"staff": membership.user.email, "because": "member removed"},
+            user=membership.user,
+            unlinked_by=removed_by,
+            because="member removed",
         )
-        partner_user_policies_request(cloud_account=link.cloud_account, names=[link.ram_user_name])
-        link.delete()
     return len(open_ids)
 
 

@@ -14,8 +14,8 @@ Other organisations' ids answer 404; a member without the role gets 403.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -25,7 +25,6 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.formats import date_format
 from django.utils.html import format_html_join
 from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
@@ -49,12 +48,13 @@ from audit.models import AuditEvent
 from audit.services import audit_record
 from cloud.errors import CloudError
 from core.client_ip import client_ip
+from core.i18n import format_time
 from core.ratelimit import rate_limit_consume
 from core.security_headers import allow_form_action
 from core.web import add_form_errors, no_store, report_refusal
 from delegations.connection.services import partner_ram_users
 from delegations.lifecycle.selectors import delegation_get_for_organisation, role_occupancy
-from delegations.models import CredentialIssuance
+from delegations.models import CredentialIssuance, Delegation, StaffAssignment
 from delegations.partner import console_sign_in, selectors, services
 from delegations.partner import credentials as credential_services
 from delegations.partner.credentials import CredentialRefused
@@ -76,6 +76,59 @@ def _partner(request: AuthenticatedHttpRequest) -> Organisation:
         Organisation.Kind.PARTNER,
         refusal=gettext("Only partner organisations have staff access."),
     )
+
+
+def _partner_delegation(
+    request: AuthenticatedHttpRequest, delegation_id: str
+) -> tuple[Organisation, Delegation]:
+    """The partner admin's organisation and one of its delegations (404 for another's)."""
+    organisation = _partner(request)
+    return organisation, selectors.partner_delegation_get(
+        organisation=organisation, delegation_id=delegation_id
+    )
+
+
+def _partner_assignment(
+    request: AuthenticatedHttpRequest, delegation_id: str, assignment_id: str
+) -> tuple[Delegation, StaffAssignment]:
+    """A delegation of the partner admin's organisation and one of its staff assignments."""
+    organisation, delegation = _partner_delegation(request, delegation_id)
+    return delegation, selectors.assignment_get_for_partner(
+        organisation=organisation, delegation=delegation, assignment_id=assignment_id
+    )
+
+
+def _my_assignment(
+    request: AuthenticatedHttpRequest, delegation_id: str
+) -> tuple[Organisation, StaffAssignment]:
+    """The staff member's organisation and their own open assignment on the delegation."""
+    organisation = _partner(request)
+    return organisation, selectors.my_assignment_get(
+        user=request.user, organisation=organisation, delegation_id=delegation_id
+    )
+
+
+def _assignment_changed(
+    request: AuthenticatedHttpRequest,
+    delegation: Delegation,
+    assignment: StaffAssignment,
+    text: str,
+) -> HttpResponse:
+    """Say what changed (`text` may name %(user)s and %(role)s), back on the delegation's
+    staff page."""
+    messages.success(
+        request, text % {"user": assignment.user, "role": delegation.catalog_role.role_name}
+    )
+    return redirect("delegations:delegation_staff", delegation_id=delegation.pk)
+
+
+def _policy_fields(form: AssignForm | SessionPolicyForm) -> dict[str, Any]:
+    """The session-policy choice of an assign or session-policy form, as the services take it."""
+    return {
+        "session_policy_kind": form.cleaned_data["session_policy_kind"] or "",
+        "ecs_instance_ids": form.cleaned_data["ecs_instance_ids"],
+        "custom_policy": form.cleaned_data["custom_policy"],
+    }
 
 
 # --- partner admins: staff and RAM users -----------------------------------------------------
@@ -211,20 +264,14 @@ def _delegation_staff_page(
 @require_GET
 @organisation_member_required(roles=[ADMIN])
 def delegation_staff(request: AuthenticatedHttpRequest, delegation_id: str) -> HttpResponse:
-    organisation = _partner(request)
-    delegation = selectors.partner_delegation_get(
-        organisation=organisation, delegation_id=delegation_id
-    )
+    _organisation, delegation = _partner_delegation(request, delegation_id)
     return _delegation_staff_page(request, delegation)
 
 
 @require_POST
 @organisation_member_required(roles=[ADMIN])
 def staff_assign(request: AuthenticatedHttpRequest, delegation_id: str) -> HttpResponse:
-    organisation = _partner(request)
-    delegation = selectors.partner_delegation_get(
-        organisation=organisation, delegation_id=delegation_id
-    )
+    organisation, delegation = _partner_delegation(request, delegation_id)
     form = AssignForm(request.POST, staff=selectors.staff_members(organisation=organisation))
     if not form.is_valid():
         return _delegation_staff_page(request, delegation, assign_form=form, status=400)
@@ -233,22 +280,20 @@ def staff_assign(request: AuthenticatedHttpRequest, delegation_id: str) -> HttpR
             delegation=delegation,
             user=form.cleaned_data["user"],
             assigned_by=request.user,
-            session_policy_kind=form.cleaned_data["session_policy_kind"] or "",
-            ecs_instance_ids=form.cleaned_data["ecs_instance_ids"],
-            custom_policy=form.cleaned_data["custom_policy"],
+            **_policy_fields(form),
         )
     except ValidationError as error:
         add_form_errors(form, error)
         return _delegation_staff_page(request, delegation, assign_form=form, status=400)
-    messages.success(
+    return _assignment_changed(
         request,
+        delegation,
+        assignment,
         gettext(
             "%(user)s can use %(role)s now. Their RAM user's permission to switch to "
             "it is being applied in your account."
-        )
-        % {"user": assignment.user, "role": delegation.catalog_role.role_name},
+        ),
     )
-    return redirect("delegations:delegation_staff", delegation_id=delegation.pk)
 
 
 @require_POST
@@ -256,23 +301,17 @@ def staff_assign(request: AuthenticatedHttpRequest, delegation_id: str) -> HttpR
 def staff_unassign(
     request: AuthenticatedHttpRequest, delegation_id: str, assignment_id: str
 ) -> HttpResponse:
-    organisation = _partner(request)
-    delegation = selectors.partner_delegation_get(
-        organisation=organisation, delegation_id=delegation_id
-    )
-    assignment = selectors.assignment_get_for_partner(
-        organisation=organisation, delegation=delegation, assignment_id=assignment_id
-    )
+    delegation, assignment = _partner_assignment(request, delegation_id, assignment_id)
     services.staff_unassign(assignment=assignment, unassigned_by=request.user)
-    messages.success(
+    return _assignment_changed(
         request,
+        delegation,
+        assignment,
         gettext(
             "%(user)s can no longer use %(role)s; their credentials URIs stopped "
             "working and their RAM user's permission is being removed."
-        )
-        % {"user": assignment.user, "role": delegation.catalog_role.role_name},
+        ),
     )
-    return redirect("delegations:delegation_staff", delegation_id=delegation.pk)
 
 
 @require_POST
@@ -280,30 +319,21 @@ def staff_unassign(
 def staff_session_policy(
     request: AuthenticatedHttpRequest, delegation_id: str, assignment_id: str
 ) -> HttpResponse:
-    organisation = _partner(request)
-    delegation = selectors.partner_delegation_get(
-        organisation=organisation, delegation_id=delegation_id
-    )
-    assignment = selectors.assignment_get_for_partner(
-        organisation=organisation, delegation=delegation, assignment_id=assignment_id
-    )
+    delegation, assignment = _partner_assignment(request, delegation_id, assignment_id)
     form = SessionPolicyForm(request.POST, prefix=f"p-{assignment.pk}")
     if form.is_valid():
         try:
             services.staff_assignment_change_policy(
                 assignment=assignment,
                 changed_by=request.user,
-                session_policy_kind=form.cleaned_data["session_policy_kind"] or "",
-                ecs_instance_ids=form.cleaned_data["ecs_instance_ids"],
-                custom_policy=form.cleaned_data["custom_policy"],
+                **_policy_fields(form),
             )
         except ValidationError as error:
             add_form_errors(form, error)
         else:
-            messages.success(
-                request, gettext("Session policy for %(user)s saved.") % {"user": assignment.user}
+            return _assignment_changed(
+                request, delegation, assignment, gettext("Session policy for %(user)s saved.")
             )
-            return redirect("delegations:delegation_staff", delegation_id=delegation.pk)
     return _delegation_staff_page(
         request, delegation, policy_forms={str(assignment.pk): form}, status=400
     )
@@ -335,6 +365,14 @@ def my_access(request: AuthenticatedHttpRequest) -> HttpResponse:
     return response
 
 
+def _shows_a_secret(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A staff member's page that shows a secret once (STS credentials, a new credentials-URI
+    key): never cached, and the secret stays out of error reports (every frame below the view
+    too)."""
+    view = require_http_methods(["GET", "POST"])(organisation_member_required(roles=[STAFF])(view))
+    return sensitive_variables()(never_cache(view))
+
+
 def _credentials_page(
     request: AuthenticatedHttpRequest,
     item: Any,
@@ -354,18 +392,9 @@ def _credentials_page(
     )
 
 
-# The STS secret and token it issues stay out of error reports (every frame below it too).
-@sensitive_variables()
-@never_cache
-@require_http_methods(["GET", "POST"])
-@organisation_member_required(roles=[STAFF])
+@_shows_a_secret
 def credentials_get(request: AuthenticatedHttpRequest, delegation_id: str) -> HttpResponse:
-    organisation = _partner(request)
-    assignment = selectors.my_assignment_get(
-        user=request.user,
-        organisation=organisation,
-        delegation_id=delegation_id,
-    )
+    organisation, assignment = _my_assignment(request, delegation_id)
     if request.method == "GET":
         item = selectors.my_access_item(assignment=assignment)
         default = min(item.bounds.maximum, 3600)
@@ -445,10 +474,7 @@ def credentials_get(request: AuthenticatedHttpRequest, delegation_id: str) -> Ht
 @organisation_member_required(roles=[STAFF])
 def console_open(request: AuthenticatedHttpRequest, delegation_id: str) -> HttpResponse:
     """Open the cloud console as the person (federation): a 302 to the one-time login URL."""
-    organisation = _partner(request)
-    assignment = selectors.my_assignment_get(
-        user=request.user, organisation=organisation, delegation_id=delegation_id
-    )
+    _organisation, assignment = _my_assignment(request, delegation_id)
     confirmation = step_up(request, rule=MfaRule.ENROLLED)
     if confirmation.response is not None:
         return confirmation.response
@@ -499,18 +525,9 @@ def _uri_page(
     )
 
 
-# The new credentials-URI key stays out of error reports (every frame below it too).
-@sensitive_variables()
-@never_cache
-@require_http_methods(["GET", "POST"])
-@organisation_member_required(roles=[STAFF])
+@_shows_a_secret
 def uri_keys(request: AuthenticatedHttpRequest, delegation_id: str) -> HttpResponse:
-    organisation = _partner(request)
-    assignment = selectors.my_assignment_get(
-        user=request.user,
-        organisation=organisation,
-        delegation_id=delegation_id,
-    )
+    _organisation, assignment = _my_assignment(request, delegation_id)
     if request.method == "GET":
         return _uri_page(request, assignment)
     form = UriKeyForm(request.POST)
@@ -548,12 +565,7 @@ def uri_keys(request: AuthenticatedHttpRequest, delegation_id: str) -> HttpRespo
 def uri_key_revoke(
     request: AuthenticatedHttpRequest, delegation_id: str, key_id: str
 ) -> HttpResponse:
-    organisation = _partner(request)
-    assignment = selectors.my_assignment_get(
-        user=request.user,
-        organisation=organisation,
-        delegation_id=delegation_id,
-    )
+    _organisation, assignment = _my_assignment(request, delegation_id)
     key = selectors.my_uri_key_get(user=request.user, assignment=assignment, key_id=key_id)
     services.credentials_uri_revoke(uri_key=key, revoked_by=request.user)
     messages.success(
@@ -771,10 +783,10 @@ def _lift_message(lift: services.CutOffLift, *, role_name: str) -> str:
             "Lifted: the policies of %(role)s are being attached again for %(partners)s."
         ) % {"role": role_name, "partners": ", ".join(occupancy.partners)}
     if occupancy.retirement is not None:
-        deleted = date_format(occupancy.retirement.deleted_at.astimezone(dt.UTC), "d M Y, H:i")
+        deleted = format_time(occupancy.retirement.deleted_at)
         return gettext(
             "Lifted. Nothing to re-attach: %(role)s is retired (the portal deleted it on "
-            "%(deleted)s UTC once no partner needed it). A new grant creates it again with its "
+            "%(deleted)s once no partner needed it). A new grant creates it again with its "
             "policies."
         ) % {"role": role_name, "deleted": deleted}
     return gettext(

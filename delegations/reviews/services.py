@@ -25,7 +25,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts.models import Membership, Organisation, User
+from accounts.models import Organisation, User
+from accounts.permissions import is_admin_member, is_member, require_owner_admin
 from audit.actions import AuditAction
 from audit.models import AuditEvent
 from audit.services import audit_record
@@ -45,6 +46,7 @@ from delegations.models import (
 )
 from delegations.partner.oversight import staff_unassign_by_rule
 from delegations.partner.services import staff_unassign
+from delegations.versioned import versioned_save
 from notifications.events import NotificationEvent
 from notifications.services import Notice, notice_mark_once, notify, organisation_admins
 
@@ -55,15 +57,10 @@ OWNER_DECISIONS = frozenset({Decision.KEEP, Decision.SHORTEN, Decision.REVOKE})
 PARTNER_DECISIONS = frozenset({Decision.KEEP, Decision.UNASSIGN})
 
 
-def _is_member(user: User, organisation: Organisation, roles: Iterable[str]) -> bool:
-    return Membership.objects.filter(
-        user=user, organisation=organisation, role__in=list(roles)
-    ).exists()
-
-
 def _require_owner_admin(user: User, owner: Organisation) -> None:
-    if not owner.is_owner or not _is_member(user, owner, [Membership.Role.ADMIN]):
-        raise PermissionDenied(_("Only an admin of the owner organisation schedules reviews."))
+    require_owner_admin(
+        user, owner, refusal=_("Only an admin of the owner organisation schedules reviews.")
+    )
 
 
 # --- the schedule ---------------------------------------------------------------------------
@@ -127,11 +124,7 @@ def review_schedule_set(
         )
         before = None if created else _schedule_view(schedule)
         if not created:
-            for name, value in wanted.items():
-                setattr(schedule, name, value)
-            schedule.version += 1
-            schedule.updated_by = set_by
-            schedule.save(update_fields=[*wanted, "version", "updated_by", "updated_at"])
+            versioned_save(schedule, wanted, by=set_by)
         audit_record(
             action=AuditAction.REVIEW_SCHEDULE_SET,
             actor=set_by,
@@ -314,15 +307,15 @@ def review_refusal(*, item: ReviewItem, user: User) -> str | None:
     """Why `user` may not answer `item`, or None (reads only)."""
     delegation = item.delegation
     if item.side == Side.OWNER:
-        if not _is_member(user, delegation.owner, [Membership.Role.ADMIN]):
+        if not is_admin_member(user, delegation.owner):
             return _("Only the owner's approvers answer whether this access is still needed.")
-        if _is_member(user, delegation.partner, Membership.Role.values):
+        if is_member(user, delegation.partner):
             return _("You are a member of the partner; another owner admin must answer.")
         ids = rules_in_force(delegation=delegation).approver_ids
         if ids is not None and user.pk not in ids:
             return _("Only the approvers of this role and partner answer for it.")
         return None
-    if not _is_member(user, item.partner, [Membership.Role.ADMIN]):
+    if not is_admin_member(user, item.partner):
         return _("Only an admin of %(partner)s confirms its staff.") % {
             "partner": item.partner.name
         }

@@ -8,6 +8,8 @@ mutations are POST-only with CSRF and ask for a recent sign-in.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from django.contrib import messages
@@ -17,6 +19,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.form_posts import FormPage
 from accounts.models import Organisation
 from accounts.permissions import (
     ADMIN,
@@ -25,10 +28,9 @@ from accounts.permissions import (
     is_admin,
     organisation_member_required,
     organisation_of_kind,
-    step_up,
 )
-from core.web import add_form_errors, report_refusal
 from delegations.lifecycle.services import DelegationConflict
+from delegations.models import ReviewCampaign, ReviewItem
 from delegations.reviews import selectors, services
 from delegations.reviews.forms import OwnerAnswerForm, PartnerAnswerForm, ReviewScheduleForm
 
@@ -77,47 +79,50 @@ def access_reviews(request: AuthenticatedHttpRequest) -> HttpResponse:
     return _index(request)
 
 
+def _back() -> HttpResponse:
+    return redirect("delegations:access_reviews")
+
+
+# The index's actions: the page again with the bound schedule form (400), or back to it.
+INDEX = FormPage(redisplay=partial(_index, status=400), back=_back, refused=(ValidationError,))
+
+
 @require_POST
 @organisation_member_required(roles=[ADMIN])
 def access_review_schedule(request: AuthenticatedHttpRequest) -> HttpResponse:
     owner = _owner(request)
-    form = ReviewScheduleForm(request.POST)
-    if form.is_valid():
-        confirmation = step_up(request)
-        if confirmation.response is not None:
-            return confirmation.response
-        data = form.cleaned_data
-        try:
-            services.review_schedule_set(
-                owner=owner,
-                set_by=request.user,
-                every_days=data["every_days"],
-                deadline_days=data["deadline_days"],
-                default_outcome=data["default_outcome"],
-                next_run_at=data["next_run_at"],
-            )
-        except ValidationError as error:
-            add_form_errors(form, error)
-        else:
-            messages.success(request, _("Access reviews are scheduled."))
-            return redirect("delegations:access_reviews")
-    return _index(request, form=form, status=400)
+    return replace(INDEX, refused=()).submit(
+        request,
+        ReviewScheduleForm(request.POST),
+        lambda data, _step_up: services.review_schedule_set(
+            owner=owner,
+            set_by=request.user,
+            every_days=data["every_days"],
+            deadline_days=data["deadline_days"],
+            default_outcome=data["default_outcome"],
+            next_run_at=data["next_run_at"],
+        ),
+        done=lambda _schedule: messages.success(request, _("Access reviews are scheduled.")),
+    )
+
+
+def _started(request: AuthenticatedHttpRequest, campaign: ReviewCampaign) -> HttpResponse:
+    messages.success(request, _("The access review started; both sides have been asked."))
+    return redirect("delegations:access_review", campaign.pk)
 
 
 @require_POST
 @organisation_member_required(roles=[ADMIN])
 def access_review_start(request: AuthenticatedHttpRequest) -> HttpResponse:
     owner = _owner(request)
-    confirmation = step_up(request)
-    if confirmation.response is not None:
-        return confirmation.response
-    try:
-        campaign = services.review_campaign_start(owner=owner, started_by=request.user)
-    except ValidationError as error:
-        report_refusal(request, error)
-        return redirect("delegations:access_reviews")
-    messages.success(request, _("The access review started; both sides have been asked."))
-    return redirect("delegations:access_review", campaign.pk)
+    return INDEX.submit(
+        request,
+        None,
+        lambda _data, _step_up: services.review_campaign_start(
+            owner=owner, started_by=request.user
+        ),
+        done=lambda campaign: _started(request, campaign),
+    )
 
 
 def _campaign_page(
@@ -162,30 +167,35 @@ def access_review(request: AuthenticatedHttpRequest, campaign_id: str) -> HttpRe
     return _campaign_page(request, campaign_id)
 
 
+def _campaign_redisplay(
+    request: AuthenticatedHttpRequest, item: ReviewItem, *, form: Any
+) -> HttpResponse:
+    return _campaign_page(request, item.campaign_id, bound={item.pk: form}, status=400)
+
+
+# A campaign's answers: the campaign again with the bound answer (400), or back to it.
+CAMPAIGN = FormPage(
+    redisplay=_campaign_redisplay,
+    back=lambda item: redirect("delegations:access_review", item.campaign_id),
+    refused=(PermissionDenied, DelegationConflict),
+)
+
+
 @require_POST
 @organisation_member_required(roles=[ADMIN])
 def access_review_answer(request: AuthenticatedHttpRequest, item_id: str) -> HttpResponse:
     item = selectors.item_get_for(organisation=request.organisation, item_id=item_id)
     form_class = OwnerAnswerForm if item.side == Side.OWNER else PartnerAnswerForm
-    form: Any = form_class(request.POST, prefix=str(item.pk))
-    if form.is_valid():
-        confirmation = step_up(request)
-        if confirmation.response is not None:
-            return confirmation.response
-        try:
-            services.review_decide(
-                item=item,
-                decided_by=request.user,
-                decision=form.cleaned_data["decision"],
-                new_ends_at=form.cleaned_data.get("new_ends_at"),
-                note=form.cleaned_data["note"],
-            )
-        except ValidationError as error:
-            add_form_errors(form, error)
-        except (PermissionDenied, DelegationConflict) as error:
-            report_refusal(request, error)
-            return redirect("delegations:access_review", item.campaign_id)
-        else:
-            messages.success(request, _("Answer recorded."))
-            return redirect("delegations:access_review", item.campaign_id)
-    return _campaign_page(request, item.campaign_id, bound={item.pk: form}, status=400)
+    return CAMPAIGN.submit(
+        request,
+        form_class(request.POST, prefix=str(item.pk)),
+        lambda data, _step_up: services.review_decide(
+            item=item,
+            decided_by=request.user,
+            decision=data["decision"],
+            new_ends_at=data.get("new_ends_at"),
+            note=data["note"],
+        ),
+        subject=item,
+        done=lambda _item: messages.success(request, _("Answer recorded.")),
+    )

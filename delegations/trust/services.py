@@ -15,13 +15,13 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import Membership, Organisation, User
-from accounts.permissions import require_mfa
+from accounts.permissions import is_admin_member, require_mfa
 from audit.actions import AuditAction
-from audit.services import audit_record
 from cloud import policies
 from cloud.errors import CloudError
 from core.crypto import decrypt_secret, encrypt_secret
 from delegations.connection.services import cloud_account_client
+from delegations.delegation_audit import delegation_audit_record
 from delegations.models import (
     DESIRED_PRESENT_STATUSES,
     FINAL_STATUSES,
@@ -43,12 +43,6 @@ _EXTERNAL_ID_BYTES = 24
 def new_external_id() -> str:
     """A fresh ExternalId. Only the portal makes one; nothing a form sends is ever used."""
     return policies.validate_external_id(secrets.token_urlsafe(_EXTERNAL_ID_BYTES))
-
-
-def _is_admin_of(user: User, organisation: Organisation) -> bool:
-    return Membership.objects.filter(
-        user=user, organisation=organisation, role=Membership.Role.ADMIN
-    ).exists()
 
 
 def _lock(delegation: Delegation) -> Delegation:
@@ -76,13 +70,12 @@ def _audit(
     after: Any = None,
     metadata: dict[str, Any] | None = None,
 ) -> None:
-    audit_record(
-        action=action,
+    delegation_audit_record(
+        delegation,
+        action,
         actor=actor,
-        organisation=delegation.owner,
-        related_organisations=[delegation.partner],
         actor_organisation=acting_for,
-        target=target if target is not None else delegation,
+        target=target,
         target_label=target_label,
         before=before,
         after=after,
@@ -131,7 +124,7 @@ def trust_scope_set(
     if scope not in TrustScope.values:
         raise ValidationError({"trust_scope": _("Choose one of the trust scopes.")})
     cap = _clean_cap(named_people_cap)
-    if not _is_admin_of(changed_by, delegation.owner):
+    if not is_admin_member(changed_by, delegation.owner):
         raise PermissionDenied(_("Only the owner's admins choose whom the trust policy names."))
     with transaction.atomic():
         locked = _lock(delegation)
@@ -238,7 +231,7 @@ def trusted_person_propose(
         policies.validate_ram_user_name(name)
     except policies.PolicyError as error:
         raise ValidationError({"ram_user_name": str(error)}) from None
-    if not _is_admin_of(proposed_by, delegation.partner):
+    if not is_admin_member(proposed_by, delegation.partner):
         raise PermissionDenied(_("Only the partner's admins propose named people."))
     delegation = Delegation.objects.select_related("partner").get(pk=delegation.pk)
     if delegation.trust_scope != TrustScope.NAMED_OWNER_APPROVED:
@@ -299,10 +292,10 @@ def trusted_person_decide(
 ) -> TrustedPerson:
     """An owner admin approves (step-up, MFA when required) or refuses a proposed person.
     Nobody decides on a person their own organisation proposed."""
-    if not _is_admin_of(decided_by, person.delegation.owner):
+    if not is_admin_member(decided_by, person.delegation.owner):
         raise PermissionDenied(_("Only the owner's admins decide on named people."))
     if (
-        _is_admin_of(decided_by, person.delegation.partner)
+        is_admin_member(decided_by, person.delegation.partner)
         or Membership.objects.filter(
             user=decided_by, organisation=person.delegation.partner
         ).exists()
@@ -362,7 +355,8 @@ def trusted_person_remove(*, person: TrustedPerson, removed_by: User) -> Trusted
     policy in the next reconcile."""
     delegation = person.delegation
     if not (
-        _is_admin_of(removed_by, delegation.owner) or _is_admin_of(removed_by, delegation.partner)
+        is_admin_member(removed_by, delegation.owner)
+        or is_admin_member(removed_by, delegation.partner)
     ):
         raise PermissionDenied(_("Only the owner's or the partner's admins remove named people."))
     with transaction.atomic():
@@ -373,7 +367,9 @@ def trusted_person_remove(*, person: TrustedPerson, removed_by: User) -> Trusted
         locked.status = TrustedPerson.Status.REMOVED
         locked.save(update_fields=["status"])
         acting_for = (
-            delegation.owner if _is_admin_of(removed_by, delegation.owner) else delegation.partner
+            delegation.owner
+            if is_admin_member(removed_by, delegation.owner)
+            else delegation.partner
         )
         _audit(
             action=AuditAction.TRUST_PERSON_REMOVED,
@@ -414,7 +410,7 @@ def trust_check_room_for(*, delegation: Delegation, user: User) -> None:
 def external_id_reveal(*, delegation: Delegation, shown_to: User) -> str | None:
     """The ExternalId in clear, once, for a partner admin (audited); None when none is
     required. A second time is refused: the owner issues a new one (off, then on)."""
-    if not _is_admin_of(shown_to, delegation.partner):
+    if not is_admin_member(shown_to, delegation.partner):
         raise PermissionDenied(_("Only the partner's admins see the ExternalId."))
     with transaction.atomic():
         locked = _lock(delegation)

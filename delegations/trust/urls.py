@@ -15,19 +15,13 @@ urlpatterns = [
         views.external_id_reveal,
         name="trust_external_id",
     ),
-    path(
-        "trust/people/<uuid:person_id>/approve/",
-        views.trusted_person_approve,
-        name="trust_person_approve",
-    ),
-    path(
-        "trust/people/<uuid:person_id>/reject/",
-        views.trusted_person_reject,
-        name="trust_person_reject",
-    ),
-    path(
-        "trust/people/<uuid:person_id>/remove/",
-        views.trusted_person_remove,
-        name="trust_person_remove",
-    ),
+    # A named person's approval, rejection and removal.
+    *[
+        path(f"trust/people/<uuid:person_id>/{verb}/", view, name=f"trust_person_{verb}")
+        for verb, view in (
+            ("approve", views.trusted_person_approve),
+            ("reject", views.trusted_person_reject),
+            ("remove", views.trusted_person_remove),
+        )
+    ],
 ]

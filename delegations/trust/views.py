@@ -6,6 +6,8 @@ may reveal the ExternalId (audited, never cached); auditors and the other side's
 Another organisation's ids are 404 (selectors); everything that changes is POST with CSRF.
 """
 
+from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from django.contrib import messages
@@ -16,15 +18,15 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.form_posts import FormPage, say_changed
 from accounts.permissions import (
     ADMIN,
     AUDITOR,
     AuthenticatedHttpRequest,
     is_admin_of,
     organisation_member_required,
-    step_up,
 )
-from core.web import add_form_errors, get_or_404, no_store, parse_uuid, report_refusal
+from core.web import get_or_404, no_store, parse_uuid, report_refusal
 from delegations.models import Delegation, TrustedPerson
 from delegations.trust import selectors, services
 from delegations.trust.forms import (
@@ -84,36 +86,43 @@ def trust_page(request: AuthenticatedHttpRequest, delegation_id: str) -> HttpRes
     return _page(request, _delegation(request, delegation_id))
 
 
+# The trust page's actions: the page again with a bound form (400), or back to it.
+TRUST = FormPage(redisplay=partial(_page, status=400), back=_back, refused=())
+
+
 @require_POST
 @organisation_member_required(roles=[ADMIN])
 def trust_scope_change(request: AuthenticatedHttpRequest, delegation_id: str) -> HttpResponse:
     delegation = _delegation(request, delegation_id)
     if delegation.owner_id != request.organisation.pk:
         raise PermissionDenied(_("Only the owner chooses whom the trust policy names."))
-    form = TrustScopeForm(request.POST)
-    if not form.is_valid():
-        return _page(request, delegation, status=400, scope_form=form)
-    confirmation = step_up(request)
-    if confirmation.response is not None:
-        return confirmation.response
-    try:
-        changed = services.trust_scope_set(
+    saved = _("Saved. The trust policy follows in the cloud now.")
+    return TRUST.submit(
+        request,
+        TrustScopeForm(request.POST),
+        lambda data, confirmation: services.trust_scope_set(
             delegation=delegation,
             changed_by=request.user,
-            scope=form.cleaned_data["trust_scope"],
-            named_people_cap=form.cleaned_data["named_people_cap"],
-            require_external_id=form.cleaned_data["require_external_id"],
+            scope=data["trust_scope"],
+            named_people_cap=data["named_people_cap"],
+            require_external_id=data["require_external_id"],
             with_mfa=confirmation.with_mfa,
-            trust_broker=form.cleaned_data["trust_broker"],
-        )
-    except ValidationError as error:
-        add_form_errors(form, error)
-        return _page(request, delegation, status=400, scope_form=form)
-    if changed.changed:
-        messages.success(request, _("Saved. The trust policy follows in the cloud now."))
-    else:
-        messages.info(request, _("Nothing changed."))
-    return _back(delegation)
+            trust_broker=data["trust_broker"],
+        ),
+        subject=delegation,
+        name="scope_form",
+        done=lambda result: say_changed(request, result.changed, saved, _("Nothing changed.")),
+    )
+
+
+def _proposed(
+    request: AuthenticatedHttpRequest, delegation: Delegation, person: TrustedPerson
+) -> None:
+    messages.success(
+        request,
+        _("%(name)s is proposed; %(owner)s decides.")
+        % {"name": person.ram_user_name, "owner": delegation.owner.name},
+    )
 
 
 @require_POST
@@ -122,24 +131,17 @@ def trusted_person_propose(request: AuthenticatedHttpRequest, delegation_id: str
     delegation = _delegation(request, delegation_id)
     if delegation.partner_id != request.organisation.pk:
         raise PermissionDenied(_("Only the partner proposes its people."))
-    form = ProposePersonForm(request.POST)
-    if not form.is_valid():
-        return _page(request, delegation, status=400, propose_form=form)
-    try:
-        person = services.trusted_person_propose(
-            delegation=delegation,
-            proposed_by=request.user,
-            ram_user_name=form.cleaned_data["ram_user_name"],
-        )
-    except ValidationError as error:
-        add_form_errors(form, error)
-        return _page(request, delegation, status=400, propose_form=form)
-    messages.success(
+    return TRUST.submit(
         request,
-        _("%(name)s is proposed; %(owner)s decides.")
-        % {"name": person.ram_user_name, "owner": delegation.owner.name},
+        ProposePersonForm(request.POST),
+        lambda data, _step_up: services.trusted_person_propose(
+            delegation=delegation, proposed_by=request.user, ram_user_name=data["ram_user_name"]
+        ),
+        subject=delegation,
+        name="propose_form",
+        confirm=False,
+        done=lambda person: _proposed(request, delegation, person),
     )
-    return _back(delegation)
 
 
 def _person(request: AuthenticatedHttpRequest, person_id: str) -> TrustedPerson:
@@ -152,54 +154,51 @@ def _person(request: AuthenticatedHttpRequest, person_id: str) -> TrustedPerson:
 @organisation_member_required(roles=[ADMIN])
 def trusted_person_approve(request: AuthenticatedHttpRequest, person_id: str) -> HttpResponse:
     person = _person(request, person_id)
-    confirmation = step_up(request)
-    if confirmation.response is not None:
-        return confirmation.response
-    try:
-        services.trusted_person_decide(
+    approved = _("%(name)s is approved; the trust policy follows.") % {"name": person}
+    return replace(TRUST, refused=(ValidationError, PermissionDenied)).submit(
+        request,
+        None,
+        lambda _data, confirmation: services.trusted_person_decide(
             person=person, decided_by=request.user, approve=True, with_mfa=confirmation.with_mfa
-        )
-    except (ValidationError, PermissionDenied) as error:
-        report_refusal(request, error)
-    else:
-        messages.success(
-            request, _("%(name)s is approved; the trust policy follows.") % {"name": person}
-        )
-    return _back(person.delegation)
+        ),
+        subject=person.delegation,
+        done=lambda _result: messages.success(request, approved),
+    )
 
 
 @require_POST
 @organisation_member_required(roles=[ADMIN])
 def trusted_person_reject(request: AuthenticatedHttpRequest, person_id: str) -> HttpResponse:
     person = _person(request, person_id)
-    form = RejectPersonForm(request.POST)
-    if not form.is_valid():
-        return _page(request, person.delegation, status=400, reject_form=form)
-    try:
-        services.trusted_person_decide(
+    return replace(TRUST, refused=(PermissionDenied,)).submit(
+        request,
+        RejectPersonForm(request.POST),
+        lambda data, _step_up: services.trusted_person_decide(
             person=person,
             decided_by=request.user,
             approve=False,
-            reason=form.cleaned_data["reason"],
+            reason=data["reason"],
             with_mfa=False,
-        )
-    except ValidationError as error:
-        add_form_errors(form, error)
-        return _page(request, person.delegation, status=400, reject_form=form)
-    except PermissionDenied as error:
-        report_refusal(request, error)
-    return _back(person.delegation)
+        ),
+        subject=person.delegation,
+        name="reject_form",
+        confirm=False,
+    )
 
 
 @require_POST
 @organisation_member_required(roles=[ADMIN])
 def trusted_person_remove(request: AuthenticatedHttpRequest, person_id: str) -> HttpResponse:
     person = _person(request, person_id)
-    try:
-        services.trusted_person_remove(person=person, removed_by=request.user)
-    except PermissionDenied as error:
-        report_refusal(request, error)
-    return _back(person.delegation)
+    return replace(TRUST, refused=(PermissionDenied,)).submit(
+        request,
+        None,
+        lambda _data, _step_up: services.trusted_person_remove(
+            person=person, removed_by=request.user
+        ),
+        subject=person.delegation,
+        confirm=False,
+    )
 
 
 @require_POST

@@ -37,6 +37,7 @@ from typing import Any, ClassVar
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from accounts.models import Organisation
 from audit.actions import AuditAction
@@ -44,10 +45,18 @@ from audit.models import AuditEvent
 from audit.services import audit_record
 from cloud.client import CloudClient
 from cloud.errors import CloudError
+from core.i18n import stored_message, stored_text
 from delegations.models import CloudCall, LeasedModel, OutboxMessage
 from delegations.worker.lease import Heartbeat, Lease, LeaseLost, setting
 
 logger = logging.getLogger(__name__)
+
+# The portal's own words around a cloud error, stored as a delegation's last error (in
+# English) and read in the reader's language; the cloud's message inside stays as it wrote it.
+GAVE_UP_TEXT = stored_message(gettext_noop("%(message)s (gave up after repeated retries)"))
+DID_NOT_SETTLE_TEXT = stored_message(
+    gettext_noop("%(subject)s kept changing while the portal updated it; it will try again.")
+)
 
 # How a definite error answer to a mutating call is read (see `CloudOp.answer`).
 DONE = "done"  # the effect is already there: our earlier request succeeded, its answer was lost
@@ -107,7 +116,7 @@ class FailureInfo:
         info = cls.from_error(error)
         return cls(
             code=info.code,
-            message=f"{info.message} (gave up after repeated retries)",
+            message=stored_text(GAVE_UP_TEXT, message=info.message),
             request_id=info.request_id,
         )
 
@@ -504,9 +513,11 @@ class Plan:
     expected: Any
 
 
+@dataclass(kw_only=True, eq=False)
 class Subject(ABC):
     """One desired state the engine converges: how to read the cloud's side of it, plan the
-    calls, and compare. `lease` and `recorder` are the run's; reads go through the recorder."""
+    calls, and compare. `lease` and `recorder` are the run's; reads go through the recorder.
+    Subclasses are dataclasses too: each adds what it converges (`desired`) and its client."""
 
     lease: Lease
     recorder: Recorder
@@ -625,10 +636,7 @@ def converge(subject: Subject, *, client: CloudClient) -> Any:
     raise TransientCloudFailure(
         CloudError(
             code="ReconcileDidNotSettle",
-            message=(
-                f"{subject.describe()} kept changing while the portal updated it; it will try "
-                "again."
-            ),
+            message=stored_text(DID_NOT_SETTLE_TEXT, subject=subject.describe()),
             action="Reconcile",
             category=None,
             transport=True,

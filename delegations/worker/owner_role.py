@@ -478,30 +478,47 @@ class _Clients:
         return self._side
 
 
+def role_has_pending_work(managed_role: ManagedRole) -> bool:
+    """Whether the role has something for the worker: a version not applied yet, a delegation
+    to apply or to remove, or a cloud call whose outcome is not known."""
+    if managed_role.desired_version != managed_role.applied_version:
+        return True
+    if Delegation.objects.filter(managed_role=managed_role, status__in=PENDING_STATUSES).exists():
+        return True
+    return CloudCall.objects.filter(
+        managed_role=managed_role, outcome=CloudCall.Outcome.PENDING
+    ).exists()
+
+
+def last_seen_fields(actual: planner.ActualRole | None) -> dict[str, Any]:
+    """What a read of the role showed, as the ManagedRole's `last_seen_*` columns (a round
+    and a drift check both keep them)."""
+    return {
+        "last_seen_at": timezone.now(),
+        "last_seen_exists": actual is not None,
+        "last_seen_trust_policy": (
+            policies.canonical_policy(actual.trust_document, trust=True) if actual else None
+        ),
+        "last_seen_policies": (
+            [{"type": t, "name": n} for t, n in sorted(actual.attached_policies)] if actual else []
+        ),
+    }
+
+
+@dataclass(kw_only=True, eq=False)
 class RoleSubject(Subject):
     """The engine's subject for one round on a role: its trust policy and attachments."""
 
-    def __init__(
-        self,
-        *,
-        managed_role: ManagedRole,
-        desired: planner.DesiredRole,
-        lease: Lease,
-        recorder: Recorder,
-        clients: _Clients,
-    ) -> None:
-        self.managed_role = managed_role
-        self.desired = desired
-        self.lease = lease
-        self.recorder = recorder
-        self.clients = clients
-        # Principals not managed here that a read before a write showed and the write did
-        # not keep (removed outside the portal meanwhile, or a read that lagged): reported.
-        self.not_kept: set[str] = set()
-        self.wrote_this_round = False
-        self.last_write: TrustWrite | None = None
-        # Wanted principals the last plan left out: the trust policy has no room for them.
-        self.waiting: tuple[str, ...] = ()
+    managed_role: ManagedRole
+    desired: planner.DesiredRole
+    clients: _Clients
+    # Principals not managed here that a read before a write showed and the write did
+    # not keep (removed outside the portal meanwhile, or a read that lagged): reported.
+    not_kept: set[str] = field(default_factory=set)
+    wrote_this_round: bool = False
+    last_write: TrustWrite | None = None
+    # Wanted principals the last plan left out: the trust policy has no room for them.
+    waiting: tuple[str, ...] = ()
 
     def read(self, *, expected: Any) -> planner.ActualRole | None:
         """Both reads side by side when the role should exist."""
@@ -577,17 +594,8 @@ class _RoleReconciler(Reconciler):
         return self.managed_role.desired_version
 
     def has_work(self) -> bool:
-        managed_role = self.managed_role
-        assert managed_role is not None
-        if self.force or managed_role.desired_version != managed_role.applied_version:
-            return True
-        if Delegation.objects.filter(
-            managed_role=managed_role, status__in=PENDING_STATUSES
-        ).exists():
-            return True
-        return CloudCall.objects.filter(
-            managed_role=managed_role, outcome=CloudCall.Outcome.PENDING
-        ).exists()
+        assert self.managed_role is not None
+        return self.force or role_has_pending_work(self.managed_role)
 
     def round(self) -> None:
         managed_role, clients = self.managed_role, self._clients
@@ -671,16 +679,7 @@ class _RoleReconciler(Reconciler):
         _note_waiting(managed_role, waiting_delegations, actual)
         self.report.ended += [str(d.pk) for d in round_.leaving if d.pk in moved]
         self.seen.update(
-            last_seen_at=timezone.now(),
-            last_seen_exists=actual is not None,
-            last_seen_trust_policy=(
-                policies.canonical_policy(actual.trust_document, trust=True) if actual else None
-            ),
-            last_seen_policies=(
-                [{"type": t, "name": n} for t, n in sorted(actual.attached_policies)]
-                if actual
-                else []
-            ),
+            **last_seen_fields(actual),
             last_seen_description=(actual.description or "")[:1024] if actual else "",
             created_by_portal=actual is not None and actual.created_by_portal,
         )

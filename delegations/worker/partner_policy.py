@@ -26,6 +26,7 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from audit.actions import AuditAction
 from audit.models import AuditEvent
@@ -33,6 +34,7 @@ from audit.services import audit_record
 from cloud import policies
 from cloud.client import CloudClient
 from cloud.errors import CloudError
+from core.i18n import stored_message, stored_text
 from delegations.connection.services import cloud_account_client
 from delegations.models import OutboxMessage, PartnerUserPolicy
 from delegations.partner_access import partner_user_desired_role_arns
@@ -58,6 +60,19 @@ from delegations.worker.lease import (
 logger = logging.getLogger(__name__)
 
 KIND = OutboxMessage.Kind.RECONCILE_PARTNER_USER
+# Why the portal will not write a partner user's policy: stored, read in the reader's language.
+POLICY_NOT_OURS_TEXT = stored_message(
+    gettext_noop(
+        "A custom policy called %(name)s already exists in the account and was not created by "
+        "the portal; rename or delete it, then retry."
+    )
+)
+RAM_USER_GONE_TEXT = stored_message(
+    gettext_noop(
+        "The RAM user %(user)s no longer exists in the account; link the staff member to an "
+        "existing RAM user."
+    )
+)
 POLICY_DESCRIPTION = "sts:AssumeRole on the roles this RAM user may use"
 
 
@@ -205,8 +220,7 @@ def _plan(policy: PartnerUserPolicy, actual: _Actual, desired: frozenset[str]) -
         raise PermanentFailure(
             FailureInfo(
                 code="PolicyNotManagedByPortal",
-                message=f"A custom policy called {name} already exists in the account and was "
-                "not created by the portal; rename or delete it, then retry.",
+                message=stored_text(POLICY_NOT_OURS_TEXT, name=name),
             )
         )
     if desired:
@@ -214,8 +228,7 @@ def _plan(policy: PartnerUserPolicy, actual: _Actual, desired: frozenset[str]) -
             raise PermanentFailure(
                 FailureInfo(
                     code="EntityNotExist.User",
-                    message=f"The RAM user {user} no longer exists in the account; link the "
-                    "staff member to an existing RAM user.",
+                    message=stored_text(RAM_USER_GONE_TEXT, user=user),
                 )
             )
         document = policies.assume_role_policy_for(desired)
@@ -320,23 +333,13 @@ def _matches(actual: _Actual, desired: frozenset[str]) -> bool:
     return not actual.attached and not actual.policy_exists
 
 
+@dataclass(kw_only=True, eq=False)
 class PolicySubject(Subject):
     """The engine's subject for one round on a RAM user's policy: the desired role ARNs."""
 
-    def __init__(
-        self,
-        *,
-        policy: PartnerUserPolicy,
-        desired: frozenset[str],
-        lease: Lease,
-        recorder: Recorder,
-        client: CloudClient,
-    ) -> None:
-        self.policy = policy
-        self.desired = desired
-        self.lease = lease
-        self.recorder = recorder
-        self.client = client
+    policy: PartnerUserPolicy
+    desired: frozenset[str]
+    client: CloudClient
 
     def read(self, *, expected: Any) -> _Actual:
         # A permanent error on a read fails the policy visibly: its staff page shows it.

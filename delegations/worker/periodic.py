@@ -43,7 +43,6 @@ from delegations.models import (
     DESIRED_PRESENT_STATUSES,
     NEVER_APPLIED_STATUSES,
     WORKER_PENDING_STATUSES,
-    CloudCall,
     Delegation,
     DriftFinding,
     ManagedRole,
@@ -52,9 +51,11 @@ from delegations.models import (
 from delegations.role_state import delegation_principals, desired_role_for
 from delegations.worker.owner_role import (
     RoleLease,
+    last_seen_fields,
     make_cloud_client,
     managed_role_request_reconcile,
     read_role,
+    role_has_pending_work,
 )
 
 logger = logging.getLogger(__name__)
@@ -80,18 +81,6 @@ class DriftCheck:
     open_findings: list[tuple[str, str]] = field(default_factory=list)
     new_findings: int = 0
     cleared_findings: int = 0
-
-
-def role_has_pending_work(managed_role: ManagedRole) -> bool:
-    if managed_role.desired_version != managed_role.applied_version:
-        return True
-    if Delegation.objects.filter(
-        managed_role=managed_role, status__in=WORKER_PENDING_STATUSES
-    ).exists():
-        return True
-    return CloudCall.objects.filter(
-        managed_role=managed_role, outcome=CloudCall.Outcome.PENDING
-    ).exists()
 
 
 def differences(
@@ -227,16 +216,7 @@ def managed_role_check_drift(*, managed_role_id: Any) -> DriftCheck:
             check.outcome = "reconcile_requested"
         check.open_findings = [(d.kind, d.subject) for d in found]
         ManagedRole.objects.filter(pk=managed_role.pk).update(
-            last_seen_at=timezone.now(),
-            last_seen_exists=actual is not None,
-            last_seen_trust_policy=(
-                policies.canonical_policy(actual.trust_document, trust=True) if actual else None
-            ),
-            last_seen_policies=(
-                [{"type": t, "name": n} for t, n in sorted(actual.attached_policies)]
-                if actual
-                else []
-            ),
+            **last_seen_fields(actual),
             drift={"open": [{"kind": k, "subject": s} for k, s in check.open_findings]},
         )
         return check

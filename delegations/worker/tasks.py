@@ -31,7 +31,7 @@ from delegations.fleet.services import fleet_advance
 from delegations.lifecycle.services import delegations_expire_due, delegations_start_due
 from delegations.models import OutboxMessage
 from delegations.notices import delegations_remind_due
-from delegations.outbox import outbox_republish_due
+from delegations.outbox import outbox_held_for_this_task, outbox_republish_due
 from delegations.partner.services import partner_user_policies_sync
 from delegations.reviews.services import reviews_sweep
 from delegations.worker.engine import (
@@ -97,20 +97,27 @@ def _reconcile_with_retry(
 
 
 def _reconcile_role(task: Any, managed_role_id: str, *, force: bool = False) -> str:
-    outcome = _reconcile_with_retry(
-        task,
-        subject=f"managed role {managed_role_id}",
-        reconcile=lambda: managed_role_reconcile(managed_role_id=managed_role_id, force=force),
-        record_failure=lambda error: managed_role_record_failure(
-            managed_role_id=managed_role_id, error=error
-        ),
-    )
-    # A fleet's account on this role became active or failed: start the fleet's next accounts
-    # now, in this task, instead of one broker hand-over later (the advance message its
-    # transition wrote is then found done).
-    for fleet_id in fleets_to_advance_after(managed_role_id=managed_role_id):
-        _advance_fleet(fleet_id)
-    return outcome
+    try:
+        # The advance messages this reconcile's transitions write are this task's to do (just
+        # below), not a second task's: published, each would take a worker slot and wait for
+        # the fleet's row lock while the fleet's next accounts wait for slots.
+        with outbox_held_for_this_task(OutboxMessage.Kind.ADVANCE_FLEET):
+            return _reconcile_with_retry(
+                task,
+                subject=f"managed role {managed_role_id}",
+                reconcile=lambda: managed_role_reconcile(
+                    managed_role_id=managed_role_id, force=force
+                ),
+                record_failure=lambda error: managed_role_record_failure(
+                    managed_role_id=managed_role_id, error=error
+                ),
+            )
+    finally:
+        # A fleet's account on this role became active or failed: start the fleet's next
+        # accounts now, in this task, instead of one broker hand-over later (also when the
+        # reconcile is retried later: a slot it freed is not kept waiting).
+        for fleet_id in fleets_to_advance_after(managed_role_id=managed_role_id):
+            _advance_fleet(fleet_id)
 
 
 def _reconcile_partner_user_policy(task: Any, policy_id: str) -> str:

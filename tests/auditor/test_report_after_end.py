@@ -153,9 +153,13 @@ def test_after_the_role_is_deleted_nobody_is_still_able_and_the_window_ends_ther
     residual = (
         timeline.content.decode().split('data-testid="residual"')[1].split("</div>\n</div>")[0]
     )
-    assert f"until {stopped:%Y-%m-%d %H:%M} UTC" in residual
-    assert f"At worst until {stopped:%Y-%m-%d %H:%M} UTC" in residual
-    assert f"stopped working at {stopped:%Y-%m-%d %H:%M:%S} UTC" in residual
+    # Times in the reader's zone (UTC for this admin), the UTC instant on each <time>.
+    instant = f'<time datetime="{stopped:%Y-%m-%dT%H:%M:%S}Z"'
+    assert f"until {instant}" in residual and f"{stopped:%Y-%m-%d %H:%M}</time>" in residual
+    assert f"At worst until {instant}" in residual
+    assert f"stopped working at {instant}" in residual
+    assert f"{stopped:%Y-%m-%d %H:%M:%S}</time>" in residual
+    assert " UTC" not in residual.replace(' UTC">', "")
     assert f"{issued.credentials.expiration:%Y-%m-%d %H:%M}" not in residual
 
 

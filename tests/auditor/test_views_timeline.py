@@ -80,8 +80,10 @@ def test_the_summary_names_the_approver_mfa_end_and_worst_case_residual(history:
         action="cloud.call_result", metadata__cloud_action="DetachPolicyFromRole"
     )
     residual = section(body, "residual")
-    assert f"At worst until {stopped.occurred_at:%Y-%m-%d %H:%M} UTC" in residual
-    assert f"stopped working at {stopped.occurred_at:%Y-%m-%d %H:%M:%S} UTC" in residual
+    instant = f'<time datetime="{stopped.occurred_at:%Y-%m-%dT%H:%M:%S}Z"'
+    assert f"At worst until {instant}" in residual
+    assert f"stopped working at {instant}" in residual
+    assert f"{stopped.occurred_at:%Y-%m-%d %H:%M:%S}</time>" in residual
     assert "no portal credentials" in residual
 
 
@@ -122,7 +124,8 @@ def test_staff_assignments_and_credentials_appear_with_the_residual_window(activ
         action="cloud.call_result", metadata__cloud_action="DetachPolicyFromRole"
     )
     assert issued.metadata["expiration"][:16] > f"{stopped.occurred_at:%Y-%m-%dT%H:%M}"
-    assert f"until {stopped.occurred_at:%Y-%m-%d %H:%M} UTC" in residual
+    assert f'until <time datetime="{stopped.occurred_at:%Y-%m-%dT%H:%M:%S}Z"' in residual
+    assert f"{stopped.occurred_at:%Y-%m-%d %H:%M}</time>" in residual
     assert "when the role stopped working; 1 credential issued through the portal" in residual
     assert "detached, then it was deleted" in residual
 

@@ -5,6 +5,7 @@ without cloudsim's credentials file or an encryption key it says so and skips th
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path
@@ -12,8 +13,12 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 from django.core.management import call_command
+from django.urls import reverse
 
+from accounts.models import User
 from audit.models import AuditEvent
+from cloud.client import CloudClient
+from cloud.values import CloudCredentials
 from delegations.connection.services import cloud_account_credentials
 from delegations.models import (
     CatalogRole,
@@ -22,10 +27,15 @@ from delegations.models import (
     FleetGrant,
     PartnerAllowance,
     PartnerLink,
+    StaffAssignment,
     TrustedPerson,
     TrustScope,
 )
+from runbooks import worker as runbook_worker
+from runbooks.models import OosConsent, RunbookInstanceResult, RunbookRun
+from runbooks.tasks import oos_client_for
 from tests.fixtures.cloudsim import CloudSim
+from tests.runbooks.conftest import capture_publishes
 
 pytestmark = pytest.mark.django_db
 
@@ -48,6 +58,8 @@ def demo_settings(settings, demo_sim: CloudSim, tmp_path: Path):
     settings.CLOUDSIM_DATA_DIR = demo_sim.data_dir
     settings.ALIBABA_RAM_ENDPOINT = demo_sim.endpoint
     settings.ALIBABA_STS_ENDPOINT = demo_sim.endpoint
+    settings.ALIBABA_OOS_ENDPOINT = demo_sim.endpoint
+    settings.ALIBABA_ECS_ENDPOINT = demo_sim.endpoint
     settings.ALIBABA_CLOUD_PROTOCOL = "http"
     settings.PORTAL_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
     return settings
@@ -105,7 +117,25 @@ def test_seed_demo_connects_the_demo_accounts_and_is_idempotent(
     assert sorted(
         fleet.delegations.values_list("managed_role__cloud_account__account_uid", flat=True)
     ) == ["11223344", "11223355"]
-    assert set(fleet.delegations.values_list("status", flat=True)) == {Delegation.Status.APPROVED}
+    # Applied by the worker's own task, run by the seed, so runbooks work straight away.
+    assert set(fleet.delegations.values_list("status", flat=True)) == {Delegation.Status.ACTIVE}
+    # Runbooks: the partner admin's consent, OOSServiceRole really in company-b's account,
+    # and Alice assigned to each of the fleet's accounts.
+    consent = OosConsent.objects.get()
+    assert consent.status == OosConsent.Status.READY and consent.account_uid == "12345678"
+    oos_role = CloudClient(
+        CloudCredentials(*demo_sim.root_key("company-b")),
+        ram_endpoint=demo_sim.endpoint,
+        sts_endpoint=demo_sim.endpoint,
+        protocol="http",
+    ).get_role("OOSServiceRole")
+    assert oos_role is not None and "oos.aliyuncs.com" in oos_role.trust_document
+    assert "OOSServiceRole created in 12345678" in first
+    assert sorted(
+        StaffAssignment.objects.filter(
+            delegation__fleet=fleet, user__email="alice@company-b.example", ended_at__isnull=True
+        ).values_list("delegation__managed_role__cloud_account__account_uid", flat=True)
+    ) == ["11223344", "11223355"]
     assert list(PartnerAllowance.objects.values_list("partner_account_uid", flat=True)) == [
         "12345678"
     ]
@@ -123,6 +153,7 @@ def test_seed_demo_connects_the_demo_accounts_and_is_idempotent(
     assert "Break-glass: ecs-admin for Company B already marked." in second
     assert "Access review: one is already there" in second
     assert "Fleet grant of ecs-fleet-operator to Company B already there." in second
+    assert "Runbooks already allowed for Company B (OOSServiceRole ready)." in second
     assert FleetGrant.objects.count() == 1
     named = Delegation.objects.get(catalog_role__role_name="ecs-viewer")
     assert named.trust_scope == TrustScope.NAMED_OWNER_APPROVED
@@ -169,3 +200,55 @@ def test_an_unreachable_cloud_is_a_note(demo_settings) -> None:
     output = seed()
     assert "Note: Could not connect company-a" in output and "could not be reached" in output
     assert not CloudAccount.objects.exists()
+
+
+def test_after_the_seed_alice_runs_echo_hello_across_the_demo_fleet_from_the_page(
+    demo_settings, demo_sim: CloudSim, login, monkeypatch
+) -> None:
+    """What a newcomer does after `make run`: sign in as Alice (partner staff), Runbooks →
+    New run, every account x region of the demo fleet, `echo hello`; OOS runs it in cloudsim
+    on every running instance of company-a's two accounts."""
+    seed()
+    published = capture_publishes(monkeypatch)
+    alice = User.objects.get(email="alice@company-b.example")
+    client = login(alice)
+    page = client.get(reverse("runbooks:new"))
+    assert page.status_code == 200
+    fleet = FleetGrant.objects.get()
+    targets = [
+        f"{member.pk}|{region}" for member in fleet.delegations.all() for region in fleet.regions
+    ]
+    for target in targets:
+        assert target in page.content.decode()
+    response = client.post(
+        reverse("runbooks:new"),
+        {
+            "title": "hello fleet",
+            "targets": targets,
+            "command_type": "RunShellScript",
+            "command_content": "echo hello",
+            "working_dir": "",
+            "timeout_seconds": "600",
+            "target_type": "All",
+            "instance_ids": "",
+            "tags": "",
+            "concurrency": "10",
+            "max_errors": "0",
+        },
+    )
+    run = RunbookRun.objects.get()
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert ("runbooks.submit_run", str(run.pk)) in published
+    # The worker's part, as its tasks do it, with company-b's connected key.
+    client_oos = oos_client_for(run.partner_id)
+    assert runbook_worker.run_submit(run_id=run.pk, client=client_oos) is not None
+    deadline = time.monotonic() + 60
+    while runbook_worker.run_follow(run_id=run.pk, client=client_oos).more:
+        assert time.monotonic() < deadline, "the run did not end"
+        time.sleep(0.1)
+    run.refresh_from_db()
+    assert run.status == RunbookRun.Status.SUCCEEDED, run.status_message
+    results = RunbookInstanceResult.objects.filter(run=run)
+    accounts = {r.target.account_uid for r in results}
+    assert accounts == {"11223344", "11223355"}
+    assert {r.output.strip() for r in results} == {"hello"}

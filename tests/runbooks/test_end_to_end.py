@@ -9,6 +9,9 @@ import time
 from typing import Any
 
 import pytest
+from alibabacloud_oos20190601 import models as oos_models
+from alibabacloud_ram20150501 import models as ram_models
+from django.core.exceptions import ValidationError
 
 from accounts.models import Membership, Organisation
 from cloud.client import CloudClient
@@ -62,6 +65,24 @@ class World:
             account_uid=account.uid,
             access_key_id=account.access_key_id,
             secret_ciphertext=encrypt_secret(account.access_key_secret),
+        )
+
+    def connect_ram_user(self) -> None:
+        """The partner's key becomes a RAM user's (root keys may not assume roles), allowed
+        to run OOS and to assume roles, as a partner connects it in production."""
+        executing = self.scenario.executing
+        name = "portal-broker"
+        user = self.scenario.sim.create_user(executing.uid, name)
+        ram = self.scenario.ram(executing)
+        for policy in ("AliyunOOSFullAccess", "AliyunSTSAssumeRoleAccess"):
+            ram.attach_policy_to_user(
+                ram_models.AttachPolicyToUserRequest(
+                    policy_type="System", policy_name=policy, user_name=name
+                )
+            )
+        CloudAccount.objects.filter(pk=self.partner_account.pk).update(
+            access_key_id=user["access_key_id"],
+            secret_ciphertext=encrypt_secret(user["access_key_secret"]),
         )
 
     def consent(self) -> None:
@@ -157,3 +178,31 @@ def test_a_revoked_grant_fails_the_next_item_and_runs_nothing_more_there(world):
     assert not RunbookInstanceResult.objects.filter(
         run=run, target__account_uid=revoked.uid, status="Success"
     ).exists()
+
+
+def test_a_stopped_or_unknown_instance_id_is_a_form_error_and_nothing_starts(world, published):
+    world.connect_ram_user()
+    owner = world.scenario.owners[0]
+    stopped = next(i for i, status in owner.instances["cn-shanghai"] if status == "Stopped")
+    region, running = owner.running()[0]
+    unknown = "i-notinanyaccount0"
+    with pytest.raises(ValidationError) as refused:
+        world.start(target_type="ResourceIds", instance_ids=[running, stopped, unknown])
+    messages = " ".join(refused.value.message_dict["instance_ids"])
+    assert f"{stopped} (Stopped)" in messages
+    assert unknown in messages
+    assert running not in messages
+    # Nothing was started: no run, nothing handed to the worker, no execution in OOS.
+    assert not RunbookRun.objects.exists()
+    assert not [name for name, _ in published if name == "runbooks.submit_run"]
+    assert world.scenario.oos.list_executions(
+        oos_models.ListExecutionsRequest(region_id="cn-hangzhou")
+    ).body.executions in (None, [])
+
+    # The running instance alone starts, and only it runs the command.
+    run = world.follow(world.start(target_type="ResourceIds", instance_ids=[running]))
+    assert run.status == S.SUCCEEDED, run.status_message
+    results = RunbookInstanceResult.objects.filter(run=run)
+    assert {(r.target.region_id, r.instance_id, r.output.strip()) for r in results} == {
+        (region, running, "hello")
+    }

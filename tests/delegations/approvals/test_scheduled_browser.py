@@ -99,7 +99,7 @@ def test_a_scheduled_grant_turns_active_at_its_start(
     owner_page.get_by_role("button", name="Confirm").click()
     expect(owner_page).to_have_url(re.compile(f"/delegations/{delegation.pk}/"))
     expect(owner_page.locator("body")).to_contain_text(
-        f"Approved. The access starts {start:%d %b %Y %H:%M} UTC"
+        f"Approved. The access starts {start.day} {start:%b %Y, %H:%M};"
     )
     assert status_of(owner_page) == "scheduled"
     starts = owner_page.get_by_test_id("starts-at")

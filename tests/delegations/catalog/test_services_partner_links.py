@@ -264,3 +264,26 @@ def test_only_owner_admins_create_and_revoke(
     link, _ = partner_link_create(owner=company_a, created_by=owner_admin, label="")
     with pytest.raises(PermissionDenied):
         partner_link_revoke(link=link, revoked_by=auditor)
+
+
+def test_a_request_through_a_link_locks_the_link_row_not_the_owners(
+    company_a: Organisation,
+    company_b: Organisation,
+    owner_admin: User,
+    partner_admin: User,
+    ecs_admin: CatalogRole,
+    make_request: Callable[..., Delegation],
+) -> None:
+    """A plain FOR UPDATE on the link joined to its organisation also locked the owner's
+    Organisation row until the request committed; a worker committing audit rows for the
+    owner (deferred foreign keys key-share that row) while holding the audit chain the request
+    then waited for deadlocked with it."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's (SQLite locks the whole database)")
+    _link, code = partner_link_create(owner=company_a, created_by=owner_admin, label="")
+    redeemed = partner_link_redeem(code=code, partner=company_b, user=partner_admin)
+    with CaptureQueriesContext(connection) as queries:
+        make_request(partner_link=redeemed)
+    locks = [q["sql"] for q in queries if "FOR UPDATE" in q["sql"] and "partnerlink" in q["sql"]]
+    assert locks
+    assert all('FOR UPDATE OF "delegations_partnerlink"' in sql for sql in locks), locks

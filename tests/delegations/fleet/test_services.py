@@ -464,3 +464,73 @@ def test_an_account_of_a_fleet_is_never_decided_alone(
     with pytest.raises(lifecycle.DelegationConflict):
         lifecycle.delegation_reject(delegation=first, rejected_by=owner_admin, reason="no")
     assert statuses(grant) == [Status.REQUESTED] * 4
+
+
+def test_a_fleet_tells_each_admin_once_per_outcome_not_once_per_account(
+    make_fleet: Callable[..., FleetGrant],
+    owner_admin: User,
+    partner_admin: User,
+    company_a: Organisation,
+    company_b: Organisation,
+) -> None:
+    """Four accounts: requested, approved, applied (three active, one failed) and revoked each
+    reach every admin in one notice for the fleet, never one per account."""
+    from notifications.models import Delivery
+    from notifications.services import organisation_admins
+
+    def told() -> dict[tuple[str, str], int]:
+        counts: dict[tuple[str, str], int] = {}
+        for event, email in Delivery.objects.filter(recipient__isnull=False).values_list(
+            "event", "recipient_email"
+        ):
+            counts[(event, email)] = counts.get((event, email), 0) + 1
+        return counts
+
+    owners = {person.email for person in organisation_admins(company_a)}
+    partners = {person.email for person in organisation_admins(company_b)}
+    grant = make_fleet(concurrency=2, max_errors=1)
+    fleet.fleet_approve(fleet=grant, approved_by=owner_admin, with_mfa=True)
+    rows = members(grant)
+    work(rows[0], ok=True)
+    work(rows[1], ok=False)
+    fleet.fleet_advance(fleet_id=grant.pk)
+    for member in members(grant)[2:]:
+        work(member, ok=True)
+    fleet.fleet_advance(fleet_id=grant.pk)
+    grant.refresh_from_db()
+    assert grant.run_finished_at is not None
+    fleet.fleet_revoke(fleet=grant, revoked_by=owner_admin, reason="Contract ended")
+
+    counts = told()
+    assert counts, "nobody was told anything"
+    assert set(counts.values()) == {1}, counts  # never one notice per account
+    heard = {event: {email for (e, email) in counts if e == event} for event, _ in counts}
+    # Whoever acted is not told of their own action.
+    assert heard["delegation.requested"] == owners
+    assert heard["delegation.approved"] == (owners | partners) - {owner_admin.email}
+    assert heard["delegation.active"] == owners | partners
+    assert heard["delegation.failed"] == owners | partners
+    assert heard["delegation.revoked"] == (owners | partners) - {owner_admin.email}
+    active = Delivery.objects.filter(event="delegation.active").first()
+    assert active is not None and "3" in active.content["title"]
+    failed = Delivery.objects.filter(event="delegation.failed").first()
+    assert failed is not None and "1" in failed.content["title"]
+
+
+def test_a_stopped_fleet_tells_its_failure_once_naming_the_accounts_not_attempted(
+    make_fleet: Callable[..., FleetGrant], owner_admin: User
+) -> None:
+    from notifications.models import Delivery
+
+    grant = make_fleet(concurrency=1, max_errors=0)
+    fleet.fleet_approve(fleet=grant, approved_by=owner_admin, with_mfa=True)
+    work(members(grant)[0], ok=False)
+    fleet.fleet_advance(fleet_id=grant.pk)
+    grant.refresh_from_db()
+    assert grant.stopped_at is not None and grant.run_finished_at is not None
+    failed = Delivery.objects.filter(event="delegation.failed", recipient=owner_admin)
+    assert failed.count() == 1
+    facts = dict(failed.get().content["facts"])
+    assert facts["Accounts"] == "11223344"
+    assert facts["Not attempted"] == "55667701, 55667702, 55667703"
+    assert facts["Cloud error"] == "EntityAlreadyExists.Role"

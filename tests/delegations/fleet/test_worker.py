@@ -188,3 +188,50 @@ def test_max_errors_zero_leaves_the_rest_not_attempted_in_the_cloud(
     rows = by_account(grant)
     assert rows[staging.account_uid].status == Status.ACTIVE
     assert rows[test_account.account_uid].status == Status.ACTIVE
+
+
+def test_the_reconcile_that_frees_a_slot_starts_the_next_account_itself(
+    owner_world: OwnerWorld, django_capture_on_commit_callbacks
+) -> None:
+    """The task that applied an account starts the fleet's next one before it ends; the advance
+    message its transition wrote is done by then and never published, so no second task takes
+    a worker slot to wait for the fleet's lock (the dispatcher would publish it had the task
+    died)."""
+    staging, _client = connect_another(owner_world, "staging")
+    role = owner_world.catalog_role
+    role.offered_in_all_accounts = True
+    role.save()
+    grant = fleet.fleet_offer(
+        owner=owner_world.organisation,
+        offered_by=owner_world.admin,
+        partner=owner_world.partner(),
+        catalog_role=role,
+        accounts=[owner_world.cloud_account, staging],
+        regions=["cn-shanghai"],
+        reason="Operate the estate",
+        ends_at=None,
+        with_mfa=True,
+        concurrency=1,
+        max_errors=0,
+    )
+    rows = by_account(grant)
+    first, second = rows[owner_world.uid], rows[staging.account_uid]
+    assert (first.status, second.status) == (Status.APPROVED, Status.SCHEDULED)
+    reconcile = OutboxMessage.objects.get(
+        kind=OutboxMessage.Kind.RECONCILE_ROLE,
+        object_id=str(first.managed_role_id),
+        done_at__isnull=True,
+    )
+    owner_world.published.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        run_outbox_message(reconcile.pk)
+    rows = by_account(grant)
+    assert rows[owner_world.uid].status == Status.ACTIVE
+    assert rows[staging.account_uid].status == Status.APPROVED  # its turn, in the same task
+    advances = OutboxMessage.objects.filter(
+        kind=OutboxMessage.Kind.ADVANCE_FLEET, object_id=str(grant.pk)
+    )
+    assert advances.exists() and not advances.filter(done_at__isnull=True).exists()
+    published = OutboxMessage.objects.filter(pk__in=owner_world.published)
+    assert published.filter(kind=OutboxMessage.Kind.RECONCILE_ROLE).exists()
+    assert not published.filter(kind=OutboxMessage.Kind.ADVANCE_FLEET).exists()

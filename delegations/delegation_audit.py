@@ -1,0 +1,32 @@
+"""An audit event about one delegation: it sits in the owner's ledger and its partner sees it
+too (every sub-area that records something about a delegation writes it this way)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from audit.actions import AuditAction
+from audit.models import AuditEvent
+from audit.services import audit_record
+from delegations.models import Delegation
+
+
+def delegation_label(delegation: Delegation) -> str:
+    """How the ledger names a delegation: "<role> for <partner>"."""
+    return f"{delegation.catalog_role.role_name} for {delegation.partner.name}"
+
+
+def delegation_audit_record(
+    delegation: Delegation, action: AuditAction, **fields: Any
+) -> AuditEvent:
+    """`audit_record` for an event about `delegation`: the owner's, related to the partner,
+    about the delegation itself unless `fields` names another `target` (`fields` are the rest
+    of `audit_record`'s arguments)."""
+    if fields.get("target") is None:
+        fields["target"] = delegation
+    return audit_record(
+        action=action,
+        organisation=delegation.owner,
+        related_organisations=[delegation.partner],
+        **fields,
+    )
