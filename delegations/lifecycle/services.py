@@ -57,9 +57,12 @@ from delegations.models import (
     PartnerLink,
     TrustScope,
 )
-from delegations.notices import delegation_announce
+from delegations.notices import delegation_announce, delegations_announce_many
 from delegations.outbox import outbox_enqueue, outbox_enqueue_reconcile
-from delegations.partner_access import partner_access_delegation_changed
+from delegations.partner_access import (
+    partner_access_delegation_changed,
+    partner_access_delegations_changed,
+)
 from delegations.role_state import partner_alias, partner_role_name
 
 Status = Delegation.Status
@@ -1368,11 +1371,11 @@ def delegations_mark_many(*, delegations: list[Delegation], to: str) -> list[Del
         [row for row, _ in moving], fields=[*changes, "version", "updated_at"]
     )
     # The notices first: they only read and insert deliveries (no lock in the project's lock
-    # order), and written after the audit events they held the one audit-chain lock for four
-    # reads and an insert per row, serialising every other worker's audit behind a bulk move.
-    for row, _before in moving:
-        delegation_announce(delegation=row, action=action, actor=None)
-    # One lock of the audit chain for the batch, then one event per row as `_transition` writes.
+    # order), and written after the audit events they would hold the one audit-chain lock,
+    # serialising every other worker's audit behind a bulk move. All of them at once: the
+    # statements do not grow with the rows (issue 19 item 6).
+    delegations_announce_many(delegations=[row for row, _ in moving], action=action)
+    # One event per row as `_transition` writes it, all written with one lock of the chain.
     audit_record_many(
         [
             _audit_arguments(
@@ -1381,10 +1384,11 @@ def delegations_mark_many(*, delegations: list[Delegation], to: str) -> list[Del
             for row, before in moving
         ]
     )
+    partner_access_delegations_changed(
+        delegations=[row for row, before in moving if Status.ACTIVE in (before["status"], to)]
+    )
     fleets = set()
     for row, before in moving:
-        if Status.ACTIVE in (before["status"], to):
-            partner_access_delegation_changed(delegation=row)
         if row.fleet_id is not None and row.fleet_id not in fleets:
             fleets.add(row.fleet_id)
             _fleet_follow_up(row, before=before["status"], to=to)
