@@ -15,7 +15,7 @@ The worker's: `delegation_mark_applying`, `delegation_mark_active`, `delegation_
 """
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -1328,7 +1328,9 @@ _NO_ERROR = {
 }
 
 
-def delegations_mark_many(*, delegations: list[Delegation], to: str) -> list[Delegation]:
+def delegations_mark_many(
+    *, delegations: list[Delegation], to: str, before_audit: Callable[[], None] | None = None
+) -> list[Delegation]:
     """The worker's `delegation_mark_applying` / `delegation_mark_active` for many rows at once,
     with the same outcome row by row: rows already there are left (`changed` False), every
     other row moves with one audit event each and, into active, its partner's follow-up work.
@@ -1336,7 +1338,9 @@ def delegations_mark_many(*, delegations: list[Delegation], to: str) -> list[Del
     The rows are the caller's, locked and loaded in this transaction
     (`delegations_lock_for_worker`); they are written with one UPDATE and no savepoint per
     row. A row the lifecycle does not let move to `to` raises IllegalTransition before
-    anything is written."""
+    anything is written. `before_audit` runs just before the audit events are written (the
+    worker's own events for the round go there, after the notices and before the chain lock).
+    """
     if to == Status.APPLYING:
         action, extra = AuditAction.DELEGATION_APPLYING, {}
     elif to == Status.ACTIVE:
@@ -1375,6 +1379,8 @@ def delegations_mark_many(*, delegations: list[Delegation], to: str) -> list[Del
     # serialising every other worker's audit behind a bulk move. All of them at once: the
     # statements do not grow with the rows (issue 19 item 6).
     delegations_announce_many(delegations=[row for row, _ in moving], action=action)
+    if before_audit is not None:
+        before_audit()
     # One event per row as `_transition` writes it, all written with one lock of the chain.
     audit_record_many(
         [
