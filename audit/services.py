@@ -381,13 +381,11 @@ def _record_arguments(record: Mapping[str, Any]) -> dict[str, Any]:
 
 def _record(**arguments: Any) -> AuditEvent:
     event, scope_ids = _prepare(**arguments)
+    if one_statement.supported() and one_statement.audit_append(event=event, scope_ids=scope_ids):
+        # PostgreSQL: lock, hashes and writes in one round trip (issue 19 item 5).
+        return event
     head = _lock_chain_head()
     _link(event, scope_ids, head)
-    if one_statement.supported():
-        # PostgreSQL: the rest is one statement (two round trips per event with the lock).
-        one_statement.audit_write_event(event=event, scope_ids=scope_ids, head=head)
-        _advance(head, event)
-        return event
     org_heads = _org_heads(scope_ids)
     event.save()
     scopes = []
