@@ -20,7 +20,7 @@ from django.db import connection
 from django.db.models.sql.subqueries import InsertQuery
 from django.utils import timezone
 
-from audit.chain import canonical_json, link_hash
+from audit.chain import GENESIS_HASH, canonical_json, link_hash
 from audit.models import AuditChainHead, AuditEvent, AuditEventScope
 
 
@@ -160,3 +160,23 @@ def audit_write_events(
     for row in [*events, *scopes]:
         row._state.adding = False
         row._state.db = connection.alias
+
+
+def org_heads(organisation_ids: list[Any]) -> dict[str, str]:
+    """The last `org_hash` of each organisation's chain (zeros for none), in one statement
+    with one index probe per organisation, as plain SQL (the ORM's form, a subquery per
+    organisation, took seconds to build for a batch of a hundred partners)."""
+    scope = connection.ops.quote_name(AuditEventScope._meta.db_table)
+    ids = [
+        org_id if isinstance(org_id, uuid.UUID) else uuid.UUID(str(org_id))
+        for org_id in organisation_ids
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT wanted.id, (SELECT s.org_hash FROM "  # noqa: S608 (a table name)
+            f"{scope} s WHERE s.organisation_id = wanted.id ORDER BY s.event_id DESC LIMIT 1)"
+            " FROM unnest(%s::uuid[]) AS wanted(id)",
+            (ids,),
+        )
+        found = {str(org_id): org_hash for org_id, org_hash in cursor.fetchall()}
+    return {str(org_id): found.get(str(org_id)) or GENESIS_HASH for org_id in organisation_ids}

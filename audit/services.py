@@ -204,6 +204,8 @@ def _org_heads(organisation_ids: list[Any]) -> dict[str, str]:
     when it started."""
     if not organisation_ids:
         return {}
+    if one_statement.supported():
+        return one_statement.org_heads(organisation_ids)
     newest = {
         f"org_{index}": Subquery(
             AuditEventScope.objects.filter(organisation_id=org_id)

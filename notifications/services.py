@@ -191,9 +191,11 @@ def notify_many(announcements: Iterable[Announcement]) -> list[str]:
     organisations' channels in one, the deliveries in one insert (the worker announcing a
     role's hundred partners active)."""
     announcements = list(announcements)
+    # Preferences matter only to notices a person may mute (security notices always arrive).
     people = {
-        person.pk: person
+        person.pk
         for announcement in announcements
+        if not announcement.notice.event.info.security
         for person in announcement.people
         if person.email and person.is_active
     }

@@ -336,7 +336,10 @@ CELERY_TASK_QUEUES = (
     Queue("celery", Exchange("celery"), routing_key="celery"),
     Queue("notifications", Exchange("notifications"), routing_key="notifications"),
 )
-CELERY_TASK_ROUTES = {"notifications.deliver": {"queue": "notifications"}}
+CELERY_TASK_ROUTES = {
+    "notifications.deliver": {"queue": "notifications"},
+    "notifications.publish_deliveries": {"queue": "notifications"},
+}
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 # The scheduler's work (tasks in delegations.worker.tasks). Every entry is idempotent; none takes an

@@ -20,6 +20,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 
@@ -1364,15 +1365,18 @@ def delegations_mark_many(
     if not moving:
         return []
     now = timezone.now()
-    changes = {**extra, "status": to, "failed_phase": Delegation.Phase.NONE}
+    changes = {**extra, "status": to, "failed_phase": Delegation.Phase.NONE, "updated_at": now}
     for row, _before in moving:
         for field, value in changes.items():
             setattr(row, field, value)
         row.version += 1
-        row.updated_at = now  # bulk_update does not apply auto_now
         row.changed = True
-    Delegation.objects.bulk_update(
-        [row for row, _ in moving], fields=[*changes, "version", "updated_at"]
+    # Every row gets the same values and its own version + 1 (the rows are locked and loaded
+    # in this transaction, so the database's version is the one just incremented here): one
+    # plain UPDATE, not bulk_update's CASE per row and field, which cost seconds of CPU for a
+    # role's hundred partners.
+    Delegation.objects.filter(pk__in=[row.pk for row, _ in moving]).update(
+        **changes, version=F("version") + 1
     )
     # The notices first: they only read and insert deliveries (no lock in the project's lock
     # order), and written after the audit events they would hold the one audit-chain lock,
