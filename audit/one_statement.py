@@ -87,7 +87,7 @@ def _events_insert(events: list[AuditEvent]) -> tuple[str, tuple[Any, ...]]:
     """Django's own multi-row INSERT for `events` (no RETURNING: the ids are the sequences)."""
     fields = list(AuditEvent._meta.local_concrete_fields)
     query = InsertQuery(AuditEvent)
-    query.insert_values(fields, events)
+    query.insert_values(fields, list[Any](events))
     [(sql, params)] = query.get_compiler(using=connection.alias).as_sql()
     return sql, tuple(params)
 

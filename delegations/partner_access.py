@@ -161,7 +161,9 @@ def partner_access_delegations_changed(*, delegations: list[Delegation]) -> None
         accounts.setdefault(account.organisation_id, account)
     if not accounts:
         return
-    by_partner = {delegation.partner_id: delegation.partner for delegation in delegations}
+    by_partner: dict[object, Organisation] = {
+        delegation.partner_id: delegation.partner for delegation in delegations
+    }
     concerned = {d.pk: d.partner_id for d in delegations if d.partner_id in accounts}
     names: dict[object, list[str]] = {partner_id: [] for partner_id in accounts}
     for delegation_id, organisation_id, account_id, name in StaffRamUserLink.objects.filter(
