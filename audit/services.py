@@ -204,6 +204,8 @@ def _org_heads(organisation_ids: list[Any]) -> dict[str, str]:
     when it started."""
     if not organisation_ids:
         return {}
+    if one_statement.supported():
+        return one_statement.org_heads(organisation_ids)
     newest = {
         f"org_{index}": Subquery(
             AuditEventScope.objects.filter(organisation_id=org_id)
@@ -309,9 +311,12 @@ def audit_record_many(records: Sequence[Mapping[str, Any]]) -> list[AuditEvent]:
     """Append several events at once, each exactly as `audit_record(**record)` would, in order,
     inside the caller's transaction, failing closed the same way.
 
-    The chain head is locked once for the batch (a service moving many rows in one
-    transaction, such as the worker's bulk transitions, would otherwise lock it again for
-    every event): on PostgreSQL each further event is one statement."""
+    The statements do not grow with the batch (a service moving many rows in one transaction,
+    such as the worker's bulk transitions, would otherwise hold the chain head for a round trip
+    per event): every event is checked before anything is written, then the chain head is
+    locked, every scope organisation's previous link is read in one statement, the events'
+    hashes and links are computed here, and the events, their scope rows and the new head are
+    written together (one statement on PostgreSQL, three elsewhere)."""
     if not transaction.get_connection().in_atomic_block:
         raise AuditNotInTransactionError(
             "audit_record_many() must run inside the transaction.atomic() block of the changes "
@@ -320,8 +325,9 @@ def audit_record_many(records: Sequence[Mapping[str, Any]]) -> list[AuditEvent]:
     if not records:
         return []
     try:
+        prepared = [_prepare(**_record_arguments(record)) for record in records]
         head = _lock_chain_head()
-        return [_record(**_record_arguments(record), locked_head=head) for record in records]
+        return _write_many(prepared, head)
     except DatabaseError as exc:
         transaction.set_rollback(True)
         raise AuditWriteError(
@@ -332,6 +338,41 @@ def audit_record_many(records: Sequence[Mapping[str, Any]]) -> list[AuditEvent]:
         raise
 
 
+def _write_many(
+    prepared: list[tuple[AuditEvent, list[Any]]], head: AuditChainHead
+) -> list[AuditEvent]:
+    """Chain `prepared` events after the locked `head` and write them with their scope rows
+    and the moved head, in a number of statements that does not depend on how many."""
+    organisation_ids: list[Any] = []
+    for _event, scope_ids in prepared:
+        organisation_ids += [org_id for org_id in scope_ids if org_id not in organisation_ids]
+    org_heads = _org_heads(organisation_ids)
+    scopes: list[AuditEventScope] = []
+    for event, scope_ids in prepared:
+        _link(event, scope_ids, head)
+        for org_id in scope_ids:
+            org_prev_hash = org_heads[str(org_id)]
+            org_hash = org_link_hash(org_prev_hash, event.hash)
+            scopes.append(
+                AuditEventScope(
+                    event=event,
+                    organisation_id=org_id,
+                    org_prev_hash=org_prev_hash,
+                    org_hash=org_hash,
+                )
+            )
+            org_heads[str(org_id)] = org_hash
+        _advance(head, event)
+    events = [event for event, _scope_ids in prepared]
+    if one_statement.supported():
+        one_statement.audit_write_events(events=events, scopes=scopes, head=head)
+    else:
+        one_statement.insert_events(events)
+        AuditEventScope.objects.bulk_create(scopes)
+        AuditChainHead.objects.filter(pk=head.pk).update(sequence=head.sequence, hash=head.hash)
+    return events
+
+
 def _record_arguments(record: Mapping[str, Any]) -> dict[str, Any]:
     """`audit_record`'s arguments with its defaults. Binding to its signature (rather than
     repeating it) refuses an unknown or missing name with the TypeError a call would raise."""
@@ -340,7 +381,33 @@ def _record_arguments(record: Mapping[str, Any]) -> dict[str, Any]:
     return dict(bound.arguments)
 
 
-def _record(
+def _record(**arguments: Any) -> AuditEvent:
+    event, scope_ids = _prepare(**arguments)
+    if one_statement.supported() and one_statement.audit_append(event=event, scope_ids=scope_ids):
+        # PostgreSQL: lock, hashes and writes in one round trip (issue 19 item 5).
+        return event
+    head = _lock_chain_head()
+    _link(event, scope_ids, head)
+    org_heads = _org_heads(scope_ids)
+    event.save()
+    scopes = []
+    for org_id in scope_ids:
+        org_prev_hash = org_heads[str(org_id)]
+        scopes.append(
+            AuditEventScope(
+                event=event,
+                organisation_id=org_id,
+                org_prev_hash=org_prev_hash,
+                org_hash=org_link_hash(org_prev_hash, event.hash),
+            )
+        )
+    AuditEventScope.objects.bulk_create(scopes)
+    AuditChainHead.objects.filter(pk=head.pk).update(sequence=event.sequence, hash=event.hash)
+    _advance(head, event)
+    return event
+
+
+def _prepare(
     *,
     action: object,
     actor: Any,
@@ -356,8 +423,9 @@ def _record(
     metadata: Mapping[str, Any] | None,
     outcome: str,
     actor_label: str | None,
-    locked_head: AuditChainHead | None = None,
-) -> AuditEvent:
+) -> tuple[AuditEvent, list[Any]]:
+    """The event `audit_record` would write, checked and cleaned, not yet on the chain (no
+    sequence, time or hashes), and its scope organisations' ids."""
     registered = AuditAction.lookup(action)
     if registered is None:
         raise AuditUnknownActionError(
@@ -390,13 +458,8 @@ def _record(
             scope_ids.append(scope.pk)
 
     origin = current_origin()
-    head = locked_head if locked_head is not None else _lock_chain_head()
-    # Taken after the lock so that times never go backwards along the chain.
-    occurred_at = timezone.now()
     event = AuditEvent(
-        sequence=head.sequence + 1,
         hash_version=HASH_VERSION,
-        occurred_at=occurred_at,
         action=registered.value,
         outcome=outcome,
         actor=actor,
@@ -416,31 +479,17 @@ def _record(
         source=_label(origin.source, 100),
         source_ip=_clean_ip(origin.source_ip),
         request_id=_clean_request_id(origin.request_id),
-        prev_hash=head.hash,
     )
+    return event, scope_ids
+
+
+def _link(event: AuditEvent, scope_ids: list[Any], head: AuditChainHead) -> None:
+    """Put a prepared event next on the chain after the locked `head`: its sequence, its time
+    (taken after the lock, so that times never go backwards along the chain) and its hash."""
+    event.sequence = head.sequence + 1
+    event.occurred_at = timezone.now()
+    event.prev_hash = head.hash
     event.hash = link_hash(head.hash, event.chain_payload(scope_ids))
-    if one_statement.supported():
-        # PostgreSQL: the rest is one statement (two round trips per event with the lock).
-        one_statement.audit_write_event(event=event, scope_ids=scope_ids, head=head)
-        _advance(head, event)
-        return event
-    org_heads = _org_heads(scope_ids)
-    event.save()
-    scopes = []
-    for org_id in scope_ids:
-        org_prev_hash = org_heads[str(org_id)]
-        scopes.append(
-            AuditEventScope(
-                event=event,
-                organisation_id=org_id,
-                org_prev_hash=org_prev_hash,
-                org_hash=org_link_hash(org_prev_hash, event.hash),
-            )
-        )
-    AuditEventScope.objects.bulk_create(scopes)
-    AuditChainHead.objects.filter(pk=head.pk).update(sequence=event.sequence, hash=event.hash)
-    _advance(head, event)
-    return event
 
 
 def _advance(head: AuditChainHead, event: AuditEvent) -> None:

@@ -21,12 +21,12 @@ Django's test client, signed in the same way, and its SQL statements are counted
 come from (`sql_profile.py`: audit_record, locks, reads, writes, savepoints, commits), per
 issuance.
 
-What the portal adds is about 13 SQL statements on PostgreSQL and two durable commits: the
+What the portal adds is about 11 SQL statements on PostgreSQL and two durable commits: the
 intent event committed before AssumeRole (AU-06), then the rows it stands on (delegation,
 membership, assignment) locked in one statement and held across AssumeRole with the issuance
-and its event (CC-07); each audit event is two statements there (the chain lock, then one
-statement that writes the rest). PostgreSQL pays a network round trip for each statement
-that SQLite does not, so its ratio runs higher on the same machine.
+and its event (CC-07); each audit event is one statement there (`audit_append()`: the chain
+lock, the hashes and the writes in one call). PostgreSQL pays a network round trip for each
+statement that SQLite does not, so its ratio runs higher on the same machine.
 """
 
 from __future__ import annotations

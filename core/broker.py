@@ -7,6 +7,7 @@ instead of waiting again (the rows stay for the dispatcher either way)."""
 
 import threading
 import time
+from collections.abc import Callable
 
 from celery import Celery
 from django.conf import settings
@@ -64,3 +65,24 @@ def publish_connection(app: Celery) -> Connection:
         if time.monotonic() < _unreachable_until.get(broker, 0.0):
             raise BrokerRecentlyUnreachable(broker[0] or broker[1])
     return bounded_broker_connection(app, publish_timeout())
+
+
+# Publishers of work that must reach the broker before notification deliveries: a reconcile
+# gives partners their access, an email about it can wait. A bulk approval of 1,000 partners
+# writes thousands of deliveries and a few reconciles; the deliveries' commit callback comes
+# first (each approval announces, then enqueues its reconcile) and would otherwise publish
+# them all before the first reconcile (issue 19: seconds before any worker started).
+# Each publisher sends what its thread's committed transaction left unpublished; registered
+# by `delegations.outbox`, run by `notifications.services` before it publishes deliveries.
+_urgent_publishers: list[Callable[[], None]] = []
+
+
+def register_urgent_publisher(publisher: Callable[[], None]) -> Callable[[], None]:
+    if publisher not in _urgent_publishers:
+        _urgent_publishers.append(publisher)
+    return publisher
+
+
+def publish_urgent() -> None:
+    for publisher in list(_urgent_publishers):
+        publisher()

@@ -33,7 +33,15 @@ from audit.actions import AuditAction
 from delegations.models import CredentialIssuance, Delegation, FleetGrant, StaffAssignment
 from notifications.events import NotificationEvent
 from notifications.selectors import escalation_contact_of
-from notifications.services import Notice, notice_mark_once, notify, organisation_admins
+from notifications.services import (
+    Announcement,
+    Notice,
+    notice_mark_once,
+    notify,
+    notify_many,
+    organisation_admins,
+    organisations_admins,
+)
 
 Event = NotificationEvent
 Status = Delegation.Status
@@ -159,9 +167,55 @@ def _notice(
     )
 
 
-def _assigned_staff(delegation: Delegation) -> list[User]:
-    assignments = StaffAssignment.objects.filter(delegation=delegation, ended_at__isnull=True)
-    return [assignment.user for assignment in assignments.select_related("user")]
+def _assigned_staff(delegations: list[Delegation]) -> dict[object, list[User]]:
+    """Each delegation's people currently assigned (delegation id -> users), in one read."""
+    staff: dict[object, list[User]] = {}
+    for assignment in StaffAssignment.objects.filter(
+        delegation__in=[delegation.pk for delegation in delegations], ended_at__isnull=True
+    ).select_related("user"):
+        staff.setdefault(assignment.delegation_id, []).append(assignment.user)
+    return staff
+
+
+def _announcements(
+    told: list[tuple[str, Notice, Delegation]],
+    *,
+    sides: tuple[str, ...],
+    leave_out: User | None = None,
+    extra_owner_people: Iterable[User] = (),
+) -> list[Announcement]:
+    """Who hears each (key, notice, delegation): the admins of each side in `sides` (and the
+    partner's assigned staff for "staff"), read for all of them at once."""
+    delegations = [delegation for _key, _notice, delegation in told]
+    organisations = set()
+    if "owner" in sides:
+        organisations |= {delegation.owner_id for delegation in delegations}
+    if "partner" in sides:
+        organisations |= {delegation.partner_id for delegation in delegations}
+    admins = organisations_admins(organisation_ids=organisations) if organisations else {}
+    staff = _assigned_staff(delegations) if "staff" in sides else {}
+    extra = list(extra_owner_people)
+    announcements = []
+    for key, notice, delegation in told:
+        by_side: list[tuple[Organisation, list[User]]] = []
+        if "owner" in sides:
+            by_side.append((delegation.owner, [*admins.get(delegation.owner_id, []), *extra]))
+        if "partner" in sides or "staff" in sides:
+            people = list(admins.get(delegation.partner_id, [])) if "partner" in sides else []
+            people += staff.get(delegation.pk, [])
+            by_side.append((delegation.partner, people))
+        announcements += [
+            Announcement(
+                key=key,
+                notice=notice,
+                organisation=organisation,
+                people=tuple(
+                    person for person in people if leave_out is None or person.pk != leave_out.pk
+                ),
+            )
+            for organisation, people in by_side
+        ]
+    return announcements
 
 
 def _tell(
@@ -173,25 +227,21 @@ def _tell(
     leave_out: User | None = None,
     extra_owner_people: Iterable[User] = (),
 ) -> None:
-    sides = tuple(sides)
-    by_side: dict[str, tuple[Organisation, list[User]]] = {}
-    if "owner" in sides:
-        by_side["owner"] = (
-            delegation.owner,
-            [*organisation_admins(delegation.owner), *extra_owner_people],
+    notify_many(
+        _announcements(
+            [(key, notice, delegation)],
+            sides=tuple(sides),
+            leave_out=leave_out,
+            extra_owner_people=extra_owner_people,
         )
-    if "partner" in sides or "staff" in sides:
-        people = organisation_admins(delegation.partner) if "partner" in sides else []
-        if "staff" in sides:
-            people += _assigned_staff(delegation)
-        by_side["partner"] = (delegation.partner, people)
-    for organisation, people in by_side.values():
-        notify(
-            key=key,
-            notice=notice,
-            organisation=organisation,
-            people=[person for person in people if leave_out is None or person.pk != leave_out.pk],
-        )
+    )
+
+
+def _announce_key(delegation: Delegation, event: NotificationEvent) -> str:
+    # One notice per event and version: a double click (same version) writes nothing twice;
+    # a request that expires and the expiry that follows share one key.
+    version = "end" if event is Event.DELEGATION_EXPIRED else str(delegation.version)
+    return f"{event.value}:{delegation.pk}:{version}"
 
 
 # --- fleet grants: one notice for the fleet, not one per account --------------------------------
@@ -389,19 +439,31 @@ def delegation_announce(*, delegation: Delegation, action: AuditAction, actor: U
     """Tell the people concerned about an audited lifecycle event (others: nothing). A fleet's
     account leaves it to its fleet (`fleet_announce`, `fleet_run_announce`) when the fleet
     decided it or a fleet run applied it."""
+    delegations_announce_many(delegations=[delegation], action=action, actor=actor)
+
+
+def delegations_announce_many(
+    *, delegations: list[Delegation], action: AuditAction, actor: User | None = None
+) -> None:
+    """`delegation_announce` for many delegations and one event (the worker activating a
+    role's partners together), with the same deliveries, in statements that do not grow with
+    their number (a fleet's accounts, left to their fleet, aside)."""
     announced = _ANNOUNCED.get(action)
-    if announced is None or _left_to_the_fleet(delegation, action):
+    if announced is None:
+        return
+    delegations = [d for d in delegations if not _left_to_the_fleet(d, action)]
+    if not delegations:
         return
     event, sides = announced
-    # One notice per event and version: a double click (same version) writes nothing twice;
-    # a request that expires and the expiry that follows share one key.
-    version = "end" if event is Event.DELEGATION_EXPIRED else str(delegation.version)
-    _tell(
-        key=f"{event.value}:{delegation.pk}:{version}",
-        notice=_notice(delegation, event),
-        delegation=delegation,
-        sides=sides,
-        leave_out=actor,
+    notify_many(
+        _announcements(
+            [
+                (_announce_key(delegation, event), _notice(delegation, event), delegation)
+                for delegation in delegations
+            ],
+            sides=sides,
+            leave_out=actor,
+        )
     )
 
 

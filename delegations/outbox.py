@@ -33,7 +33,12 @@ from django.db.models import F, Q
 from django.utils import timezone
 from kombu.connection import Connection
 
-from core.broker import broker_key, publish_connection, publish_timeout
+from core.broker import (
+    broker_key,
+    publish_connection,
+    publish_timeout,
+    register_urgent_publisher,
+)
 from delegations.models import ManagedRole, OutboxMessage
 
 logger = logging.getLogger(__name__)
@@ -68,8 +73,48 @@ def outbox_enqueue(*, kind: str, object_id: object) -> OutboxMessage:
     message = OutboxMessage.objects.create(kind=kind, object_id=str(object_id))
     message_id = message.pk
     if kind not in _HELD_KINDS.get():
-        transaction.on_commit(lambda: outbox_publish(message_id=message_id))
+        _enqueued_ids().append(message_id)
+        transaction.on_commit(lambda: _publish_enqueued(message_id))
     return message
+
+
+# Messages this thread enqueued and has not published yet: each is published by its own commit
+# callback, unless `outbox_publish_enqueued` (run before a commit's notification deliveries are
+# published, see `core.broker.publish_urgent`) sent it first. Ids of a rolled-back transaction
+# may linger until the next such run: their rows do not exist, so its read drops them.
+_unpublished = threading.local()
+
+
+def _enqueued_ids() -> list[int]:
+    ids: list[int] | None = getattr(_unpublished, "ids", None)
+    if ids is None:
+        ids = _unpublished.ids = []
+    return ids
+
+
+def _publish_enqueued(message_id: int) -> None:
+    ids = _enqueued_ids()
+    if message_id not in ids:
+        return  # already published by outbox_publish_enqueued
+    ids.remove(message_id)
+    outbox_publish(message_id=message_id)
+
+
+@register_urgent_publisher
+def outbox_publish_enqueued() -> None:
+    """Publish now, in order, every message this thread's committed transaction enqueued."""
+    ids = list(_enqueued_ids())
+    _unpublished.ids = []
+    if not ids:
+        return
+    waiting = set(
+        OutboxMessage.objects.filter(
+            pk__in=ids, done_at__isnull=True, dispatched_at__isnull=True
+        ).values_list("pk", flat=True)
+    )
+    for message_id in ids:
+        if message_id in waiting:
+            outbox_publish(message_id=message_id)
 
 
 def outbox_enqueue_reconcile(*, managed_role: ManagedRole) -> OutboxMessage:

@@ -143,21 +143,49 @@ def partner_access_delegation_changed(*, delegation: Delegation) -> None:
     """Called by the lifecycle, in the transaction of a transition into or out of `active`:
     the broker and every assigned person's RAM user must gain or lose `sts:AssumeRole` on the
     role. Writes outbox rows only."""
-    account = partner_cloud_account(organisation=delegation.partner)
-    if account is None:
+    partner_access_delegations_changed(delegations=[delegation])
+
+
+def partner_access_delegations_changed(*, delegations: list[Delegation]) -> None:
+    """`partner_access_delegation_changed` for many delegations (the worker activating a
+    role's partners together): the partners' cloud accounts and the assigned people's RAM
+    users are read once for all of them; each partner account's policies are then bumped once
+    for the names of all its delegations."""
+    partner_ids = {delegation.partner_id for delegation in delegations}
+    if not partner_ids:
         return
-    names = list(
-        StaffRamUserLink.objects.filter(
-            organisation=delegation.partner,
-            cloud_account=account,
-            user__staff_assignments__delegation=delegation,
-            user__staff_assignments__ended_at__isnull=True,
-        ).values_list("ram_user_name", flat=True)
-    )
-    broker = broker_user_name(account)
-    if broker:
-        names.append(broker)
-    partner_user_policies_request(cloud_account=account, names=names)
+    accounts: dict[object, CloudAccount] = {}
+    for account in CloudAccount.objects.filter(
+        organisation_id__in=partner_ids, is_active=True
+    ).order_by("organisation_id", "pk"):
+        accounts.setdefault(account.organisation_id, account)
+    if not accounts:
+        return
+    by_partner: dict[object, Organisation] = {
+        delegation.partner_id: delegation.partner for delegation in delegations
+    }
+    concerned = {d.pk: d.partner_id for d in delegations if d.partner_id in accounts}
+    names: dict[object, list[str]] = {partner_id: [] for partner_id in accounts}
+    for delegation_id, organisation_id, account_id, name in StaffRamUserLink.objects.filter(
+        organisation_id__in=list(accounts),
+        cloud_account__in=list(accounts.values()),
+        user__staff_assignments__delegation__in=list(concerned),
+        user__staff_assignments__ended_at__isnull=True,
+    ).values_list(
+        "user__staff_assignments__delegation",
+        "organisation_id",
+        "cloud_account_id",
+        "ram_user_name",
+    ):
+        account = accounts[organisation_id]
+        if account.pk == account_id and concerned.get(delegation_id) == organisation_id:
+            names[organisation_id].append(name)
+    for partner_id, account in accounts.items():
+        account.organisation = by_partner[partner_id]  # the caller's object: no second read
+        broker = broker_user_name(account)
+        partner_user_policies_request(
+            cloud_account=account, names=[*names[partner_id], *([broker] if broker else [])]
+        )
 
 
 def _usable_delegations(now: dt.datetime) -> Q:

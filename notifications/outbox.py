@@ -5,7 +5,7 @@ the broker at most PORTAL_BROKER_PUBLISH_TIMEOUT_SECONDS (see `core.broker`)."""
 
 import datetime as dt
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from celery import current_app
 from django.conf import settings
@@ -18,6 +18,12 @@ from notifications.models import Delivery
 logger = logging.getLogger(__name__)
 
 DELIVER_TASK = "notifications.deliver"
+FAN_OUT_TASK = "notifications.publish_deliveries"
+# More deliveries than this published at once go to the broker as one message, which a worker
+# taking the notification queue turns into one `deliver` task each (`deliveries_fan_out`): a
+# worker activating a role's hundred partners then spends one publish on their emails, not a
+# hundred (each a broker round trip) before it can take the next role (issue 19 item 6).
+FAN_OUT_ABOVE = 8
 
 
 def republish_after() -> dt.timedelta:
@@ -25,6 +31,15 @@ def republish_after() -> dt.timedelta:
 
 
 def _send(delivery_ids: list[int]) -> None:
+    """Publish the deliveries: one `deliver` task each, or one fan-out message for many."""
+    _publish(delivery_ids, fan_out=True)
+
+
+def _send_each(delivery_ids: list[int]) -> None:
+    _publish(delivery_ids, fan_out=False)
+
+
+def _publish(delivery_ids: list[int], *, fan_out: bool) -> None:
     app = current_app
     task = app.tasks.get(DELIVER_TASK)
     if task is not None and app.conf.task_always_eager:
@@ -32,6 +47,9 @@ def _send(delivery_ids: list[int]) -> None:
             task.apply_async(args=[delivery_id], retry=False)
         return
     with publish_connection(app) as connection:
+        if fan_out and len(delivery_ids) > FAN_OUT_ABOVE:
+            app.send_task(FAN_OUT_TASK, args=[delivery_ids], retry=False, connection=connection)
+            return
         for delivery_id in delivery_ids:
             if task is None:
                 app.send_task(DELIVER_TASK, args=[delivery_id], retry=False, connection=connection)
@@ -40,12 +58,16 @@ def _send(delivery_ids: list[int]) -> None:
 
 
 def deliveries_publish(*, delivery_ids: Iterable[int]) -> bool:
-    """Hand deliveries to the broker; False (rows left for the dispatcher) when it cannot."""
-    ids = list(delivery_ids)
+    """Hand deliveries to the broker; False (rows left for the dispatcher) when it cannot.
+    Many at once travel as one message that a worker fans out (`deliveries_fan_out`)."""
+    return _published(list(delivery_ids), _send)
+
+
+def _published(ids: list[int], send: Callable[[list[int]], None]) -> bool:
     if not ids:
         return True
     try:
-        _send(ids)
+        send(ids)
     except Exception:
         logger.warning("Notification deliveries %s not published; the dispatcher will.", ids)
         return False
@@ -53,6 +75,18 @@ def deliveries_publish(*, delivery_ids: Iterable[int]) -> bool:
         dispatched_at=timezone.now()
     )
     return True
+
+
+def deliveries_fan_out(*, delivery_ids: Iterable[int]) -> bool:
+    """A worker's side of a fanned-out publish: one `deliver` task per delivery still pending
+    (each retried on its own, as if published one by one). A failure leaves them for the
+    dispatcher, which publishes what was not delivered after the republish delay."""
+    pending = list(
+        Delivery.objects.filter(pk__in=list(delivery_ids), status=Delivery.Status.PENDING)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    return _published(pending, _send_each)
 
 
 def deliveries_republish_due(*, now: dt.datetime | None = None, limit: int = 500) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import QuerySet
 from django.http import Http404
 
@@ -35,8 +37,19 @@ def delivery_get_for_channel(*, channel: Channel, delivery_id: str) -> Delivery:
 
 
 def muted_for(*, user: User) -> list[str]:
-    preference = Preference.objects.filter(user=user).first()
-    return list(preference.email_muted) if preference else []
+    return muted_by_user(user_ids=[user.pk]).get(user.pk, [])
+
+
+def muted_by_user(*, user_ids: list[Any]) -> dict[Any, list[str]]:
+    """What each person muted (user id -> events; nothing for who never chose), in one read."""
+    if not user_ids:
+        return {}
+    return {
+        user_id: list(muted or [])
+        for user_id, muted in Preference.objects.filter(user_id__in=user_ids).values_list(
+            "user_id", "email_muted"
+        )
+    }
 
 
 def escalation_contact_of(*, organisation: Organisation) -> User | None:

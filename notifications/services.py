@@ -32,13 +32,14 @@ from accounts.emails import person_locale, send_templated_email
 from accounts.models import Membership, Organisation, User
 from audit.actions import AuditAction
 from audit.services import audit_record
+from core.broker import publish_urgent
 from core.crypto import decrypt_secret, encrypt_secret
 from core.i18n import Text, recipient_locale, render_text, stored_message
 from notifications import channels as chat
 from notifications.events import NotificationEvent, channel_event_choices
 from notifications.models import Channel, Delivery, Escalation, NoticeMark, Preference
 from notifications.outbox import deliveries_publish
-from notifications.selectors import muted_for
+from notifications.selectors import muted_by_user
 from notifications.webhook_urls import (
     url_hint,
     validate_signing_secret,
@@ -132,6 +133,9 @@ def _enqueue(rows: list[Delivery]) -> list[str]:
 
 
 def _publish_pending() -> None:
+    # What other outboxes committed with these deliveries goes first (reconciles before the
+    # emails about them: `core.broker.publish_urgent`).
+    publish_urgent()
     keys: list[str] = getattr(_unpublished, "keys", None) or []
     _unpublished.keys = []
     if keys:
@@ -143,6 +147,17 @@ def _publish_new(keys: list[str]) -> None:
         idempotency_key__in=keys, status=Delivery.Status.PENDING, dispatched_at__isnull=True
     ).values_list("id", flat=True)
     deliveries_publish(delivery_ids=list(ids))
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """One `notify` call's arguments, for `notify_many`."""
+
+    key: str
+    notice: Notice
+    organisation: Organisation
+    people: tuple[User, ...] = ()
+    to_channels: bool = True
 
 
 def notify(
@@ -157,14 +172,61 @@ def notify(
     `organisation`'s channels subscribed to its event. `key` names the event once: calling
     again with the same key writes nothing. Runs inside the caller's transaction; the worker
     sends after the commit. Returns the deliveries' idempotency keys."""
+    return notify_many(
+        [
+            Announcement(
+                key=key,
+                notice=notice,
+                organisation=organisation,
+                people=tuple(people),
+                to_channels=to_channels,
+            )
+        ]
+    )
+
+
+def notify_many(announcements: Iterable[Announcement]) -> list[str]:
+    """`notify` for many announcements at once, with the same deliveries, in a number of
+    statements that does not grow with them: the people's preferences in one read, the
+    organisations' channels in one, the deliveries in one insert (the worker announcing a
+    role's hundred partners active)."""
+    announcements = list(announcements)
+    # Preferences matter only to notices a person may mute (security notices always arrive).
+    people = {
+        person.pk
+        for announcement in announcements
+        if not announcement.notice.event.info.security
+        for person in announcement.people
+        if person.email and person.is_active
+    }
+    muted = muted_by_user(user_ids=list(people))
+    with_channels = {
+        announcement.organisation.pk
+        for announcement in announcements
+        if announcement.to_channels and announcement.notice.event.info.for_channels
+    }
+    channels: dict[Any, list[Channel]] = {}
+    if with_channels:
+        for channel in Channel.objects.filter(organisation_id__in=with_channels, is_active=True):
+            channels.setdefault(channel.organisation_id, []).append(channel)
+    rows: list[Delivery] = []
+    for announcement in announcements:
+        rows += _deliveries(announcement, muted=muted, channels=channels)
+    return _enqueue(rows)
+
+
+def _deliveries(
+    announcement: Announcement, *, muted: dict[Any, list[str]], channels: dict[Any, list[Channel]]
+) -> list[Delivery]:
+    key, notice, organisation = announcement.key, announcement.notice, announcement.organisation
     event = notice.event
     rows: list[Delivery] = []
     seen: set[object] = set()
-    for person in people:
+    for person in announcement.people:
         if person.pk in seen or not person.email or not person.is_active:
             continue
         seen.add(person.pk)
-        if not event.info.security and event.value in muted_for(user=person):
+        if not event.info.security and event.value in muted.get(person.pk, ()):
             continue
         with person_locale(person):
             content = notice.content(organisation)
@@ -178,8 +240,8 @@ def notify(
                 content=content,
             )
         )
-    if to_channels and event.info.for_channels:
-        for channel in Channel.objects.filter(organisation=organisation, is_active=True):
+    if announcement.to_channels and event.info.for_channels:
+        for channel in channels.get(organisation.pk, ()):
             if event.value in (channel.events or []):
                 rows.append(
                     Delivery(
@@ -190,7 +252,7 @@ def notify(
                         content=_channel_content(notice, channel),
                     )
                 )
-    return _enqueue(rows)
+    return rows
 
 
 def notice_mark_once(*, key: str) -> bool:
@@ -200,12 +262,17 @@ def notice_mark_once(*, key: str) -> bool:
 
 
 def organisation_admins(organisation: Organisation) -> list[User]:
-    return [
-        membership.user
-        for membership in Membership.objects.filter(
-            organisation=organisation, role=Membership.Role.ADMIN
-        ).select_related("user")
-    ]
+    return organisations_admins(organisation_ids=[organisation.pk]).get(organisation.pk, [])
+
+
+def organisations_admins(*, organisation_ids: Iterable[Any]) -> dict[Any, list[User]]:
+    """Each organisation's admins (organisation id -> users), in one read."""
+    admins: dict[Any, list[User]] = {}
+    for membership in Membership.objects.filter(
+        organisation_id__in=list(organisation_ids), role=Membership.Role.ADMIN
+    ).select_related("user"):
+        admins.setdefault(membership.organisation_id, []).append(membership.user)
+    return admins
 
 
 # --- channels ---------------------------------------------------------------------------

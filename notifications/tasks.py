@@ -13,7 +13,7 @@ from typing import Any
 from celery import shared_task
 from django.conf import settings
 
-from notifications.outbox import deliveries_republish_due
+from notifications.outbox import deliveries_fan_out, deliveries_republish_due
 from notifications.services import delivery_attempt
 
 DELIVERY_MAX_RETRIES = 5
@@ -48,3 +48,9 @@ def deliver(self: Any, delivery_id: int) -> str:
 def dispatch_deliveries() -> int:
     """Publish deliveries the broker or a dead worker lost (beat)."""
     return deliveries_republish_due()
+
+
+@shared_task(name="notifications.publish_deliveries")
+def publish_deliveries(delivery_ids: list[int]) -> bool:
+    """Publish one `deliver` task per delivery of a batch sent as one message."""
+    return deliveries_fan_out(delivery_ids=delivery_ids)

@@ -306,7 +306,14 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 else:
     # Tasks are idempotent and carry ids only, so redelivery after the visibility timeout is
     # harmless; it must exceed the longest task time limit.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # "priority": a worker polls its queues in the order of CELERY_TASK_QUEUES every time
+    # (kombu's default rotates them), so a reconcile waiting in "celery" is always taken
+    # before the next notification delivery (issue 19: round-robin let a bulk approval's
+    # hundreds of deliveries hold each wave of roles for a second and more).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": 3600,
+        "queue_order_strategy": "priority",
+    }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -320,7 +327,8 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 # Notification deliveries have a queue of their own, which every worker also consumes (a
-# worker started without -Q takes all the queues listed here, in turn): a bulk approval's
+# worker started without -Q takes all the queues listed here, "celery" first on Redis: see
+# queue_order_strategy above): a bulk approval's
 # hundreds of emails and chat posts then never stand in line in front of the reconciles that
 # give partners their access (issue 19: 600 deliveries queued first held a role 50 s).
 CELERY_TASK_DEFAULT_QUEUE = "celery"
@@ -328,7 +336,10 @@ CELERY_TASK_QUEUES = (
     Queue("celery", Exchange("celery"), routing_key="celery"),
     Queue("notifications", Exchange("notifications"), routing_key="notifications"),
 )
-CELERY_TASK_ROUTES = {"notifications.deliver": {"queue": "notifications"}}
+CELERY_TASK_ROUTES = {
+    "notifications.deliver": {"queue": "notifications"},
+    "notifications.publish_deliveries": {"queue": "notifications"},
+}
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 # The scheduler's work (tasks in delegations.worker.tasks). Every entry is idempotent; none takes an

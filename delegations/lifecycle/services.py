@@ -21,6 +21,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 
@@ -59,9 +60,12 @@ from delegations.models import (
     PartnerLink,
     TrustScope,
 )
-from delegations.notices import delegation_announce
+from delegations.notices import delegation_announce, delegations_announce_many
 from delegations.outbox import outbox_enqueue, outbox_enqueue_reconcile
-from delegations.partner_access import partner_access_delegation_changed
+from delegations.partner_access import (
+    partner_access_delegation_changed,
+    partner_access_delegations_changed,
+)
 from delegations.role_state import partner_alias, partner_role_name
 
 Status = Delegation.Status
@@ -1324,7 +1328,9 @@ _NO_ERROR = {
 }
 
 
-def delegations_mark_many(*, delegations: list[Delegation], to: str) -> list[Delegation]:
+def delegations_mark_many(
+    *, delegations: list[Delegation], to: str, before_audit: Callable[[], None] | None = None
+) -> list[Delegation]:
     """The worker's `delegation_mark_applying` / `delegation_mark_active` for many rows at once,
     with the same outcome row by row: rows already there are left (`changed` False), every
     other row moves with one audit event each and, into active, its partner's follow-up work.
@@ -1332,7 +1338,9 @@ def delegations_mark_many(*, delegations: list[Delegation], to: str) -> list[Del
     The rows are the caller's, locked and loaded in this transaction
     (`delegations_lock_for_worker`); they are written with one UPDATE and no savepoint per
     row. A row the lifecycle does not let move to `to` raises IllegalTransition before
-    anything is written."""
+    anything is written. `before_audit` runs just before the audit events are written (the
+    worker's own events for the round go there, after the notices and before the chain lock).
+    """
     if to == Status.APPLYING:
         action, extra = AuditAction.DELEGATION_APPLYING, {}
     elif to == Status.ACTIVE:
@@ -1356,22 +1364,27 @@ def delegations_mark_many(*, delegations: list[Delegation], to: str) -> list[Del
     if not moving:
         return []
     now = timezone.now()
-    changes = {**extra, "status": to, "failed_phase": Delegation.Phase.NONE}
+    changes = {**extra, "status": to, "failed_phase": Delegation.Phase.NONE, "updated_at": now}
     for row, _before in moving:
         for field, value in changes.items():
             setattr(row, field, value)
         row.version += 1
-        row.updated_at = now  # bulk_update does not apply auto_now
         row.changed = True
-    Delegation.objects.bulk_update(
-        [row for row, _ in moving], fields=[*changes, "version", "updated_at"]
+    # Every row gets the same values and its own version + 1 (the rows are locked and loaded
+    # in this transaction, so the database's version is the one just incremented here): one
+    # plain UPDATE, not bulk_update's CASE per row and field, which cost seconds of CPU for a
+    # role's hundred partners.
+    Delegation.objects.filter(pk__in=[row.pk for row, _ in moving]).update(
+        **changes, version=F("version") + 1
     )
     # The notices first: they only read and insert deliveries (no lock in the project's lock
-    # order), and written after the audit events they held the one audit-chain lock for four
-    # reads and an insert per row, serialising every other worker's audit behind a bulk move.
-    for row, _before in moving:
-        delegation_announce(delegation=row, action=action, actor=None)
-    # One lock of the audit chain for the batch, then one event per row as `_transition` writes.
+    # order), and written after the audit events they would hold the one audit-chain lock,
+    # serialising every other worker's audit behind a bulk move. All of them at once: the
+    # statements do not grow with the rows (issue 19 item 6).
+    delegations_announce_many(delegations=[row for row, _ in moving], action=action)
+    if before_audit is not None:
+        before_audit()
+    # One event per row as `_transition` writes it, all written with one lock of the chain.
     audit_record_many(
         [
             _audit_arguments(
@@ -1380,10 +1393,11 @@ def delegations_mark_many(*, delegations: list[Delegation], to: str) -> list[Del
             for row, before in moving
         ]
     )
+    partner_access_delegations_changed(
+        delegations=[row for row, before in moving if Status.ACTIVE in (before["status"], to)]
+    )
     fleets = set()
     for row, before in moving:
-        if Status.ACTIVE in (before["status"], to):
-            partner_access_delegation_changed(delegation=row)
         if row.fleet_id is not None and row.fleet_id not in fleets:
             fleets.add(row.fleet_id)
             _fleet_follow_up(row, before=before["status"], to=to)

@@ -420,12 +420,19 @@ def _transition_all(moves: list[Move], *, recorder: Recorder | None = None) -> l
     if not moves and (recorder is None or not recorder.has_unwritten):
         return []
     moved: list[Delegation] = []
+    unflushed = [recorder] if recorder is not None else []
+
+    def flush() -> None:
+        # The round's cloud answers, with their audit events: the first audit event of this
+        # transaction, taken as late as possible, because it locks the audit chain until the
+        # commit (the bulk moves' notices are written before it, not under the lock).
+        while unflushed:
+            unflushed.pop().flush()
+
     with transaction.atomic():
         current = delegations_lock_for_worker(
             delegation_ids={delegation.pk for delegation, _, _ in moves}
         )
-        if recorder is not None:
-            recorder.flush()
         in_bulk: dict[str, list[tuple[Delegation, Delegation]]] = {}
         for delegation, service, expect in moves:
             row = current.get(delegation.pk)
@@ -435,6 +442,7 @@ def _transition_all(moves: list[Move], *, recorder: Recorder | None = None) -> l
             if to is not None and to in ALLOWED_TRANSITIONS[row.status]:
                 in_bulk.setdefault(to, []).append((delegation, row))
                 continue
+            flush()
             try:
                 result = service(delegation=row, already_locked=True)
             except DelegationConflict:
@@ -442,8 +450,9 @@ def _transition_all(moves: list[Move], *, recorder: Recorder | None = None) -> l
             if result.changed:
                 moved.append(delegation)
         for to, pairs in in_bulk.items():
-            delegations_mark_many(delegations=[row for _, row in pairs], to=to)
+            delegations_mark_many(delegations=[row for _, row in pairs], to=to, before_audit=flush)
             moved += [delegation for delegation, row in pairs if row.changed]
+        flush()
     return moved
 
 

@@ -29,8 +29,11 @@ def break_ledger(monkeypatch: pytest.MonkeyPatch) -> None:
         raise DatabaseError("database or disk is full")
 
     monkeypatch.setattr(AuditEvent, "save", refuse)
-    # PostgreSQL writes the event in one statement of its own, without `save`.
-    monkeypatch.setattr(one_statement, "audit_write_event", lambda **kwargs: refuse(None))
+    # PostgreSQL writes an event in one call of its own, a batch in one statement, without
+    # `save`.
+    monkeypatch.setattr(one_statement, "audit_append", lambda **kwargs: refuse(None))
+    monkeypatch.setattr(one_statement, "audit_write_events", lambda **kwargs: refuse(None))
+    monkeypatch.setattr(one_statement, "insert_events", lambda *args: refuse(None))
 
 
 @pytest.fixture

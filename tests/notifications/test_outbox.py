@@ -369,3 +369,46 @@ def test_deliveries_have_their_own_queue_which_every_worker_consumes() -> None:
     assert route["queue"].name == "notifications"
     reconcile = app.amqp.router.route({}, "delegations.run_outbox_message", (1,), {})
     assert reconcile["queue"].name == "celery"
+
+
+def test_many_deliveries_travel_as_one_message_that_a_worker_fans_out(
+    company_a: Organisation, owner_admin: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 19 item 6: a worker activating a role's hundred partners published a hundred
+    deliver tasks (a broker round trip each) before it could take the next role. Now one
+    message, routed to the notification queue; the worker taking it publishes one `deliver`
+    task per delivery still pending, each retried on its own as before."""
+    import contextlib
+
+    sent: list[tuple[str, Any]] = []
+    monkeypatch.setitem(celery_app.conf, "task_always_eager", False)
+    monkeypatch.setattr(outbox, "publish_connection", lambda app: contextlib.nullcontext())
+    monkeypatch.setattr(
+        celery_app, "send_task", lambda name, args, **kwargs: sent.append((name, args))
+    )
+    monkeypatch.setattr(
+        tasks.deliver, "apply_async", lambda args, **kwargs: sent.append((tasks.deliver.name, args))
+    )
+    with transaction.atomic():
+        for index in range(outbox.FAN_OUT_ABOVE + 4):
+            notify(
+                key=f"many:{index}", notice=notice(), organisation=company_a, people=[owner_admin]
+            )
+    ids = sorted(Delivery.objects.values_list("id", flat=True))
+    Delivery.objects.filter(pk=ids[0]).update(status=Delivery.Status.SENT)
+
+    assert outbox.deliveries_publish(delivery_ids=ids)
+    assert sent == [(outbox.FAN_OUT_TASK, [ids])]
+    assert not Delivery.objects.filter(
+        status=Delivery.Status.PENDING, dispatched_at__isnull=True
+    ).exists()
+    route = celery_app.amqp.router.route({}, outbox.FAN_OUT_TASK, (ids,), {})
+    assert route["queue"].name == "notifications"
+
+    sent.clear()
+    assert tasks.publish_deliveries(ids)
+    assert sent == [(tasks.deliver.name, [delivery_id]) for delivery_id in ids[1:]]
+
+    sent.clear()
+    assert outbox.deliveries_publish(delivery_ids=ids[:3])
+    assert sent == [(tasks.deliver.name, [delivery_id]) for delivery_id in ids[:3]]
