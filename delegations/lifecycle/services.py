@@ -16,7 +16,7 @@ The worker's: `delegation_mark_applying`, `delegation_mark_active`, `delegation_
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -1324,10 +1324,17 @@ _NO_ERROR = {
 }
 
 
-def delegations_mark_many(*, delegations: list[Delegation], to: str) -> list[Delegation]:
+def delegations_mark_many(
+    *,
+    delegations: list[Delegation],
+    to: str,
+    audit_first: Sequence[Mapping[str, Any]] = (),
+) -> list[Delegation]:
     """The worker's `delegation_mark_applying` / `delegation_mark_active` for many rows at once,
     with the same outcome row by row: rows already there are left (`changed` False), every
     other row moves with one audit event each and, into active, its partner's follow-up work.
+    `audit_first`: `audit_record` arguments of earlier events of this transaction (the
+    worker's cloud answers), written first in the same batch, whether or not a row moves.
 
     The rows are the caller's, locked and loaded in this transaction
     (`delegations_lock_for_worker`); they are written with one UPDATE and no savepoint per
@@ -1354,6 +1361,8 @@ def delegations_mark_many(*, delegations: list[Delegation], to: str) -> list[Del
             )
         moving.append((row, _snapshot(row)))
     if not moving:
+        if audit_first:
+            audit_record_many(list(audit_first))
         return []
     now = timezone.now()
     changes = {**extra, "status": to, "failed_phase": Delegation.Phase.NONE}
@@ -1374,10 +1383,17 @@ def delegations_mark_many(*, delegations: list[Delegation], to: str) -> list[Del
     # One lock of the audit chain for the batch, then one event per row as `_transition` writes.
     audit_record_many(
         [
-            _audit_arguments(
-                delegation=row, action=action, actor=None, actor_organisation=None, before=before
-            )
-            for row, before in moving
+            *audit_first,
+            *(
+                _audit_arguments(
+                    delegation=row,
+                    action=action,
+                    actor=None,
+                    actor_organisation=None,
+                    before=before,
+                )
+                for row, before in moving
+            ),
         ]
     )
     fleets = set()

@@ -332,11 +332,11 @@ class Recorder:
     def flush(self) -> None:
         """Write the answers kept so far; runs inside the caller's transaction."""
         with transaction.atomic():
-            audit_record_many(self._write_rows())
+            audit_record_many(self.write_rows())
 
-    def _write_rows(self) -> list[dict[str, Any]]:
+    def write_rows(self) -> list[dict[str, Any]]:
         """Write the kept answers' rows; returns their audit events, for the caller to write
-        last in the same transaction."""
+        (`audit_record_many`) in the same transaction, before any later event."""
         unwritten, self._unwritten = self._unwritten, []
         return [event for write in unwritten if (event := write()) is not None]
 
@@ -384,7 +384,7 @@ class Recorder:
         """Write-ahead: committed before the request is sent. Renewing the lease in the same
         transaction fences off a worker whose lease ran out: it raises instead of calling."""
         with transaction.atomic():
-            events = self._write_rows()
+            events = self.write_rows()
             call = CloudCall.objects.create(
                 **self.subject,
                 action=action,

@@ -52,7 +52,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.actions import AuditAction
-from audit.services import audit_record
+from audit.services import audit_record, audit_record_many
 from cloud import policies
 from cloud.client import CloudClient
 from cloud.errors import CloudError
@@ -428,8 +428,9 @@ def _transition_all(moves: list[Move], *, recorder: Recorder | None = None) -> l
         current = delegations_lock_for_worker(
             delegation_ids={delegation.pk for delegation, _, _ in moves}
         )
-        if recorder is not None:
-            recorder.flush()
+        # The recorder's rows now, their audit events just before the transitions' own (one
+        # batch with the bulk moves': the chain's lock is not held for the rows and notices).
+        events = recorder.write_rows() if recorder is not None else []
         in_bulk: dict[str, list[tuple[Delegation, Delegation]]] = {}
         for delegation, service, expect in moves:
             row = current.get(delegation.pk)
@@ -439,6 +440,9 @@ def _transition_all(moves: list[Move], *, recorder: Recorder | None = None) -> l
             if to is not None and to in ALLOWED_TRANSITIONS[row.status]:
                 in_bulk.setdefault(to, []).append((delegation, row))
                 continue
+            if events:
+                audit_record_many(events)
+                events = []
             try:
                 result = service(delegation=row, already_locked=True)
             except DelegationConflict:
@@ -446,8 +450,11 @@ def _transition_all(moves: list[Move], *, recorder: Recorder | None = None) -> l
             if result.changed:
                 moved.append(delegation)
         for to, pairs in in_bulk.items():
-            delegations_mark_many(delegations=[row for _, row in pairs], to=to)
+            delegations_mark_many(delegations=[row for _, row in pairs], to=to, audit_first=events)
+            events = []
             moved += [delegation for delegation, row in pairs if row.changed]
+        if events:
+            audit_record_many(events)
     return moved
 
 
