@@ -87,8 +87,8 @@ def _raw(event: dict[str, Any], problems: list[str]) -> str:
     return text
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, default=str, separators=(",", ":"))
+# One encoder for every event: `json.dumps` with options builds a new one per call.
+_dumps = json.JSONEncoder(default=str, separators=(",", ":")).encode
 
 
 def parse_event(event: dict[str, Any]) -> ParsedEvent:

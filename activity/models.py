@@ -58,13 +58,25 @@ class ActivityEvent(models.Model):
         UNKNOWN = "unknown", _("a session the portal did not issue")
         OTHER = "other", _("not a partner session")
 
+    # Ingestion writes a million rows a run, so the table keeps only the indexes its reads use:
+    # the unique (account, event id) and the composite indexes below lead with the account or
+    # the delegation, which makes single-column indexes on those two redundant. The delegation
+    # and person are checked when the row is made (ingestion reads them in the same
+    # transaction) rather than by a constraint trigger per row; deleting either still sets
+    # the column to NULL, through Django's `on_delete`.
     cloud_account = models.ForeignKey(
-        CloudAccount, on_delete=models.CASCADE, related_name="activity_events"
+        CloudAccount, on_delete=models.CASCADE, related_name="activity_events", db_index=False
     )
     event_id = models.CharField(max_length=128)
     event_time = models.DateTimeField()
     delegation = models.ForeignKey(
-        Delegation, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        Delegation,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     person = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -72,6 +84,7 @@ class ActivityEvent(models.Model):
         null=True,
         blank=True,
         related_name="+",
+        db_constraint=False,
     )
     # What the page shows for the person: their email, or the RAM user / session name.
     person_label = models.CharField(max_length=255, blank=True)
@@ -100,8 +113,9 @@ class ActivityEvent(models.Model):
     problems = models.JSONField(default=list, blank=True)
     raw = models.JSONField(default=dict, blank=True)
     # What the text filter searches, lower-cased once at ingestion: the action, resource,
-    # person, source IP, request id and error code. PostgreSQL indexes it with trigrams
-    # (migration 0002), so a "contains" search does not read every row.
+    # person, source IP, request id and error code. It has no index (a trigram index cost
+    # ingestion more than everything else the database does per row): the filter reads a
+    # bounded number of the newest calls in the chosen time range (activity.selectors).
     search_text = models.TextField(blank=True, default="")
     ingested_at = models.DateTimeField(default=timezone.now)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import queue
 import re
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -38,7 +39,13 @@ from activity.attribution import Attributor, read_only_intended
 from activity.events import UnusableEvent, parse_event
 from activity.models import ActivityCursor, ActivityDaily, ActivityEvent
 from activity.selectors import activity_right_sizing
-from activity.storage import NewEvent, count_daily, insert_events
+from activity.storage import (
+    NewEvent,
+    count_daily,
+    insert_events,
+    refresh_statistics,
+    relax_commit_wait,
+)
 from audit.actions import AuditAction
 from audit.services import audit_record
 from cloud.actiontrail import ActionTrailClient, EventPage
@@ -56,8 +63,12 @@ ACTIONTRAIL_RETENTION = timedelta(days=90)
 PAGE_ATTEMPTS = 4
 MAX_PAGES_PER_RUN = 20_000
 STORE_BATCH = 1000
-# Pages read ahead while earlier ones are stored (see _pages).
-READ_AHEAD = 4
+# Pages read ahead while earlier ones are stored (see _pages): more than a store batch's
+# pages, so the reader keeps going while a batch is written.
+READ_AHEAD = 3 * STORE_BATCH // 50
+READER_SWITCH_INTERVAL = 0.0005
+# A run that stored this many rows refreshes the planner's statistics (see refresh_statistics).
+ANALYZE_AFTER_ROWS = 20_000
 MISSING_PERMISSION_MESSAGE = stored_message(
     gettext_noop(
         "The owner's AccessKey may not read ActionTrail: grant it actiontrail:LookupEvents "
@@ -172,6 +183,7 @@ def _store(*, cursor: ActivityCursor, rows: list[NewEvent]) -> list[NewEvent]:
         return []
     cloud_account = cursor.cloud_account
     with transaction.atomic():
+        relax_commit_wait()
         ActivityCursor.objects.select_for_update().filter(pk=cursor.pk).first()
         # An event stored before has the same time: one range read through the (account,
         # time) index finds them all (none at a first read) instead of a lookup per id.
@@ -256,6 +268,12 @@ def _pages(
             put(error)
 
     reader = threading.Thread(target=read, name="actiontrail-read-ahead", daemon=True)
+    # The reader mostly waits on the network; each time a response arrives it needs the GIL,
+    # which the storing thread, busy parsing, gives up only every switch interval (5 ms by
+    # default). Waits like that on every page would slow the reader to the storer's pace, so
+    # the interval is short while the two run together.
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(READER_SWITCH_INTERVAL)
     reader.start()
     try:
         while True:
@@ -268,6 +286,7 @@ def _pages(
     finally:
         stop.set()
         reader.join(timeout=5)
+        sys.setswitchinterval(switch_interval)
 
 
 def _block(cursor: ActivityCursor, error: CloudError) -> None:
@@ -450,6 +469,8 @@ def _ingest_region(
         )
         report.status, report.message = "failed", error.message
         return report
+    if report.stored >= ANALYZE_AFTER_ROWS:
+        refresh_statistics()
     ActivityCursor.objects.filter(pk=cursor.pk).update(
         ingested_until=end,
         last_success_at=end,

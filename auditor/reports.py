@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.db.models import Q
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext, gettext_noop
 
 from accounts.models import Organisation
 from activity.selectors import Usage, activity_usage
@@ -301,6 +301,11 @@ class Segment:
     end: dt.datetime
     left: float  # percent of the window
     width: float
+
+    @property
+    def label(self) -> str:
+        """The segment's kind as the legend words it, in the reader's language."""
+        return gettext("could act") if self.kind == "access" else gettext("residual window")
 
 
 @dataclass(frozen=True)

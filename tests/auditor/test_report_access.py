@@ -291,3 +291,11 @@ def test_drift_that_brings_a_revoked_partner_back_shows_in_the_report(history: H
     body = history.client(history.auditor).get(URL, report_params(history)).content.decode()
     assert "found back in the trust policy" in body
     assert "still able" in body
+
+
+def test_the_bars_name_their_kind_in_the_readers_language(history: History):
+    client = history.client(history.auditor)
+    english = client.get(URL, report_params(history)).content.decode()
+    assert re.search(r'class="tbar tbar-access"[^>]*title="could act: ', english)
+    chinese = client.get(URL, report_params(history), HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert re.search(r'class="tbar tbar-access"[^>]*title="可操作: ', chinese.content.decode())

@@ -1,0 +1,53 @@
+"""The bulk writer on its own (run with DATABASE_URL pointing at PostgreSQL too, where rows go
+by COPY through a staging table): an event stored twice, even past the service's known-id
+check, is one row; what it stores reads back as the ORM would write it; and ingestion leaves
+the process's GIL switch interval as it found it."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from activity.attribution import Attributor
+from activity.models import ActivityEvent
+from activity.services import _rows_for_page
+from activity.storage import insert_events
+from tests.activity.conftest import FakeTrail, event
+from tests.activity.test_ingestion import ingest
+
+pytestmark = pytest.mark.django_db
+
+
+def rows_for(grant, events):
+    return _rows_for_page(events=events, attributor=Attributor(grant.cloud_account))
+
+
+def test_an_event_inserted_twice_is_one_row(grant):
+    account = grant.cloud_account
+    insert_events(cloud_account=account, rows=rows_for(grant, [event(1), event(2)]))
+    # The same ids again (a second writer that passed the known-id check at the same time),
+    # with a new one: the conflict clause keeps the first rows and adds only the new one.
+    again = rows_for(grant, [event(2, name="StopInstance"), event(1), event(3)])
+    insert_events(cloud_account=account, rows=again)
+    rows = {row.event_id: row for row in ActivityEvent.objects.all()}
+    assert sorted(rows) == ["evt-1", "evt-2", "evt-3"]
+    assert rows["evt-2"].event_name == "DescribeInstances"
+
+
+def test_stored_values_read_back_as_their_fields(grant):
+    denied = event(7, name="ListRoles", error="Forbidden.RAM", resourceName="role/x")
+    insert_events(cloud_account=grant.cloud_account, rows=rows_for(grant, [denied]))
+    row = ActivityEvent.objects.get()
+    assert row.delegation == grant.delegation and row.person == grant.staff
+    assert row.event_time.replace(microsecond=0) == row.event_time
+    assert row.outcome == ActivityEvent.Outcome.DENIED
+    assert row.alerts == ["denied"] and row.problems == []
+    assert row.raw["eventId"] == "evt-7" and row.raw["errorCode"] == "Forbidden.RAM"
+    assert "forbidden.ram" in row.search_text and grant.staff.email.lower() in row.search_text
+
+
+def test_ingestion_restores_the_switch_interval(grant):
+    before = sys.getswitchinterval()
+    assert ingest(grant, FakeTrail(pages=[[event(1)], [event(2)]])).stored == 2
+    assert sys.getswitchinterval() == before
