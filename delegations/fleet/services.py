@@ -575,14 +575,28 @@ def _run_failures(fleet: FleetGrant, members: Sequence[Delegation]) -> list[Dele
     ]
 
 
+def _member_states(fleet: FleetGrant) -> list[Delegation]:
+    """The fleet's delegations with only what the rate control counts (status and failure),
+    in `_members`' order: read under the fleet's row lock on every advance, so kept light."""
+    return list(
+        Delegation.objects.filter(fleet=fleet)
+        .only("pk", "fleet_id", "status", "failed_phase", "last_error_at", "created_at")
+        .order_by("created_at", "pk")
+    )
+
+
 def _advance_locked(fleet: FleetGrant) -> None:
     if fleet.decided_at is None or fleet.run_started_at is None:
         return  # requested or rejected: nothing is applied without an approval
-    members = _members(fleet)
-    waiting = [m for m in members if m.status == Status.SCHEDULED]
-    in_flight = sum(1 for m in members if m.status in IN_FLIGHT)
-    failures = _run_failures(fleet, members)
+    states = _member_states(fleet)
+    waiting = [m for m in states if m.status == Status.SCHEDULED]
+    in_flight = sum(1 for m in states if m.status in IN_FLIGHT)
+    failures = _run_failures(fleet, states)
+    members: list[Delegation] | None = None  # loaded in full only to stop or finish the run
     if fleet.stopped_at is None and len(failures) > fleet.max_errors and waiting:
+        members = _members(fleet)
+        waiting = [m for m in members if m.status == Status.SCHEDULED]
+        failures = _run_failures(fleet, members)
         # MaxErrors: stop starting accounts; the ones still waiting are not attempted.
         fleet.stopped_at = timezone.now()
         fleet.save(update_fields=["stopped_at", "updated_at"])
@@ -608,7 +622,7 @@ def _advance_locked(fleet: FleetGrant) -> None:
         and in_flight + started == 0
         and (left_waiting == 0 or fleet.stopped_at is not None)
     ):
-        _finish_run(fleet, members)
+        _finish_run(fleet, members if members is not None else _members(fleet))
 
 
 def _finish_run(fleet: FleetGrant, members: Sequence[Delegation]) -> None:

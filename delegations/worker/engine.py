@@ -42,7 +42,7 @@ from django.utils.translation import gettext_noop
 from accounts.models import Organisation
 from audit.actions import AuditAction
 from audit.models import AuditEvent
-from audit.services import audit_record
+from audit.services import audit_record, audit_record_many
 from cloud.client import CloudClient
 from cloud.errors import CloudError
 from core.i18n import stored_message, stored_text
@@ -246,6 +246,10 @@ class Recorder:
     makes anyway (the next intent, or the transitions at the end), each with the time it
     arrived: a worker that dies in between leaves an intent without a result, which the next
     run closes as "resolved by reconcile", exactly as if it had died just after the call.
+
+    In each transaction the `CloudCall` rows come first and their audit events last, in one
+    batch (`audit_record_many`): the audit chain's single lock is held for the events and the
+    commit, not also while the rows (and their links to delegation rows) are written.
     """
 
     def __init__(
@@ -266,7 +270,8 @@ class Recorder:
         self.row_changes: dict[str, Any] = {}
         self.mutations_sent = 0
         self.mutations_succeeded = 0
-        self._unwritten: list[Callable[[], None]] = []
+        # Each writes its row and returns its audit event's arguments (None: nothing written).
+        self._unwritten: list[Callable[[], dict[str, Any] | None]] = []
 
     @property
     def has_unwritten(self) -> bool:
@@ -287,10 +292,21 @@ class Recorder:
         outcome: str,
         extra: dict[str, Any] | None = None,
     ) -> None:
+        audit_record(**self.audit_event(call, action=action, outcome=outcome, extra=extra))
+
+    def audit_event(
+        self,
+        call: CloudCall,
+        *,
+        action: AuditAction,
+        outcome: str,
+        extra: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The `audit_record` arguments of the event about `call`."""
         # Scoped to the subject's organisation only: one call can serve several partners of a
         # shared role, and its summary names every principal it changed, which no partner may
         # see of another. Partners follow their delegation's transitions instead.
-        audit_record(
+        return dict(
             action=action,
             organisation=self.organisation,
             target=call,
@@ -315,10 +331,14 @@ class Recorder:
 
     def flush(self) -> None:
         """Write the answers kept so far; runs inside the caller's transaction."""
-        unwritten, self._unwritten = self._unwritten, []
         with transaction.atomic():
-            for write in unwritten:
-                write()
+            audit_record_many(self.write_rows())
+
+    def write_rows(self) -> list[dict[str, Any]]:
+        """Write the kept answers' rows; returns their audit events, for the caller to write
+        (`audit_record_many`) in the same transaction, before any later event."""
+        unwritten, self._unwritten = self._unwritten, []
+        return [event for write in unwritten if (event := write()) is not None]
 
     def record_read(self, action: str, target: str, answer: Answer) -> None:
         """A read needs no intent (it changes nothing): one row once it answered."""
@@ -331,7 +351,7 @@ class Recorder:
             else {"request_id": answer.request_id[:64]}
         )
 
-        def write() -> None:
+        def write() -> dict[str, Any]:
             call = CloudCall.objects.create(
                 **self.subject,
                 action=action,
@@ -344,7 +364,7 @@ class Recorder:
                 **fields,
             )
             self._link(call)
-            self.audit(
+            return self.audit_event(
                 call,
                 action=AuditAction.CLOUD_CALL_READ,
                 outcome=AuditEvent.Outcome.SUCCESS if ok else AuditEvent.Outcome.FAILURE,
@@ -364,7 +384,7 @@ class Recorder:
         """Write-ahead: committed before the request is sent. Renewing the lease in the same
         transaction fences off a worker whose lease ran out: it raises instead of calling."""
         with transaction.atomic():
-            self.flush()
+            events = self.write_rows()
             call = CloudCall.objects.create(
                 **self.subject,
                 action=action,
@@ -374,9 +394,12 @@ class Recorder:
                 worker=self.lease.token,
             )
             self._link(call)
-            self.audit(
-                call, action=AuditAction.CLOUD_CALL_INTENT, outcome=AuditEvent.Outcome.SUCCESS
+            events.append(
+                self.audit_event(
+                    call, action=AuditAction.CLOUD_CALL_INTENT, outcome=AuditEvent.Outcome.SUCCESS
+                )
             )
+            audit_record_many(events)
             # Last, so this transaction takes its locks in the lifecycle services' order (audit
             # chain head, then the subject's row) and cannot deadlock with an approval.
             self.lease.renew(**self.row_changes)
@@ -399,16 +422,16 @@ class Recorder:
         if outcome == CloudCall.Outcome.OK:
             self.mutations_succeeded += 1
 
-        def write() -> None:
+        def write() -> dict[str, Any] | None:
             # Only a row still pending: another worker may have closed it as "unknown" after
             # our lease ran out.
             updated = CloudCall.objects.filter(
                 pk=call.pk, outcome=CloudCall.Outcome.PENDING
             ).update(outcome=outcome, finished_at=arrived, note=note[:255], **fields)
             if not updated:
-                return
+                return None
             call.refresh_from_db()
-            self.audit(
+            return self.audit_event(
                 call,
                 action=AuditAction.CLOUD_CALL_RESULT,
                 outcome=(

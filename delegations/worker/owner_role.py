@@ -58,6 +58,8 @@ from cloud.client import CloudClient
 from cloud.errors import CloudError
 from delegations import role_plan as planner
 from delegations.connection.services import cloud_account_credentials
+from delegations.fleet.selectors import fleets_to_advance_after
+from delegations.fleet.services import fleet_advance
 from delegations.lifecycle.drift import (
     record_principals_not_kept,
     record_unmanaged_principals,
@@ -103,6 +105,8 @@ from delegations.worker.engine import (
     ask,
     converge,
     give_up,
+    outbox_mark_done,
+    outbox_watermark,
     reconcile_under_lease,
 )
 from delegations.worker.lease import (
@@ -682,6 +686,11 @@ class _RoleReconciler(Reconciler):
         ]
         moved = {d.pk for d in _transition_all(moves, recorder=recorder)}
         self.report.activated += [str(d.pk) for d in round_.applying if d.pk in moved]
+        if any(d.fleet_id is not None for d in round_.applying + round_.leaving if d.pk in moved):
+            # A fleet's account left the worker: its slot is free now, so the fleet's next
+            # account starts before this run's own bookkeeping (the lease's release), not
+            # after it: that wait would be on every hand-over between a fleet's accounts.
+            fleets_advance_after(managed_role_id=managed_role.pk)
         waiting = set(round_.waiting) - present
         waiting_delegations = [d for d in round_.applying if principals[d.pk] & waiting]
         self.report.waiting = [str(d.pk) for d in waiting_delegations]
@@ -713,6 +722,24 @@ class _RoleReconciler(Reconciler):
         failed_applying = any(d.status != Status.REVOKING for d in failed)
         # Only worth another round if this run may have changed the role before failing.
         return failed_applying and self.report.mutating_calls > 0
+
+
+def fleet_advance_pending(*, fleet_id: Any) -> str:
+    """Start a fleet's next accounts and mark its advance messages done, in one
+    transaction. One advance covers every message for the fleet written before it read the
+    fleet (the watermark first, as a reconcile does)."""
+    kind = OutboxMessage.Kind.ADVANCE_FLEET
+    with transaction.atomic():
+        watermark = outbox_watermark(kind=kind, object_id=fleet_id)
+        fleet_advance(fleet_id=fleet_id)
+        outbox_mark_done(kind=kind, object_id=fleet_id, watermark=watermark)
+    return "advanced"
+
+
+def fleets_advance_after(*, managed_role_id: Any) -> None:
+    """Advance every fleet with an account on this role and an advance still to do."""
+    for fleet_id in fleets_to_advance_after(managed_role_id=managed_role_id):
+        fleet_advance_pending(fleet_id=fleet_id)
 
 
 def _note_waiting(

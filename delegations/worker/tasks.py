@@ -26,8 +26,6 @@ from django.conf import settings
 
 from cloud.errors import CloudError
 from delegations.breakglass.services import break_glass_sweep
-from delegations.fleet.selectors import fleets_to_advance_after
-from delegations.fleet.services import fleet_advance
 from delegations.lifecycle.services import delegations_expire_due, delegations_start_due
 from delegations.models import OutboxMessage
 from delegations.notices import delegations_remind_due
@@ -38,10 +36,13 @@ from delegations.worker.engine import (
     ReconcileOutcome,
     Report,
     TransientCloudFailure,
-    outbox_mark_done,
-    outbox_watermark,
 )
-from delegations.worker.owner_role import managed_role_reconcile, managed_role_record_failure
+from delegations.worker.owner_role import (
+    fleet_advance_pending,
+    fleets_advance_after,
+    managed_role_reconcile,
+    managed_role_record_failure,
+)
 from delegations.worker.partner_policy import (
     partner_user_policy_reconcile,
     partner_user_policy_record_failure,
@@ -113,11 +114,11 @@ def _reconcile_role(task: Any, managed_role_id: str, *, force: bool = False) -> 
                 ),
             )
     finally:
-        # A fleet's account on this role became active or failed: start the fleet's next
-        # accounts now, in this task, instead of one broker hand-over later (also when the
+        # A fleet's account on this role failed (or became active and the reconcile started
+        # the fleet's next accounts already, `_RoleReconciler._finish`): start what is still
+        # to start now, in this task, instead of one broker hand-over later (also when the
         # reconcile is retried later: a slot it freed is not kept waiting).
-        for fleet_id in fleets_to_advance_after(managed_role_id=managed_role_id):
-            _advance_fleet(fleet_id)
+        fleets_advance_after(managed_role_id=managed_role_id)
 
 
 def _reconcile_partner_user_policy(task: Any, policy_id: str) -> str:
@@ -150,19 +151,9 @@ def run_outbox_message(self: Any, message_id: int) -> str:
     if message.kind == OutboxMessage.Kind.RECONCILE_PARTNER_USER:
         return _reconcile_partner_user_policy(self, message.object_id)
     if message.kind == OutboxMessage.Kind.ADVANCE_FLEET:
-        return _advance_fleet(message.object_id)
+        return fleet_advance_pending(fleet_id=message.object_id)
     logger.error("Outbox message %s has an unknown kind %r.", message_id, message.kind)
     return "unknown_kind"
-
-
-def _advance_fleet(fleet_id: str) -> str:
-    """Start a fleet's next accounts. One advance covers every message for the fleet written
-    before it read the fleet (the watermark first, as a reconcile does)."""
-    kind = OutboxMessage.Kind.ADVANCE_FLEET
-    watermark = outbox_watermark(kind=kind, object_id=fleet_id)
-    fleet_advance(fleet_id=fleet_id)
-    outbox_mark_done(kind=kind, object_id=fleet_id, watermark=watermark)
-    return "advanced"
 
 
 @shared_task(name="delegations.dispatch_outbox")
