@@ -29,7 +29,7 @@ from typing import Any
 from celery import Celery, current_app
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Max, Q
 from django.utils import timezone
 from kombu.connection import Connection
 
@@ -248,3 +248,25 @@ def _publish_on(app: Celery, task: Any, connection: Connection, message_id: int)
         app.send_task(RUN_OUTBOX_MESSAGE, args=[message_id], retry=False, connection=connection)
     else:
         task.apply_async(args=[message_id], retry=False, connection=connection)
+
+
+# --- what a run has covered ---------------------------------------------------------------
+
+
+def outbox_watermark(*, kind: str, object_id: Any) -> int:
+    """The newest outbox message for the subject, read before its desired version: every
+    message up to it was committed with its version bump, so a round from that version
+    covers it."""
+    return (
+        OutboxMessage.objects.filter(kind=kind, object_id=str(object_id)).aggregate(top=Max("id"))[
+            "top"
+        ]
+        or 0
+    )
+
+
+def outbox_mark_done(*, kind: str, object_id: Any, watermark: int, note: str = "") -> None:
+    if watermark:
+        OutboxMessage.objects.filter(
+            kind=kind, object_id=str(object_id), id__lte=watermark, done_at__isnull=True
+        ).update(done_at=timezone.now(), last_error=note[:255])

@@ -35,7 +35,6 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from django.db import transaction
-from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
@@ -47,6 +46,7 @@ from cloud.client import CloudClient
 from cloud.errors import CloudError
 from core.i18n import stored_message, stored_text
 from delegations.models import CloudCall, LeasedModel, OutboxMessage
+from delegations.outbox import outbox_mark_done, outbox_watermark
 from delegations.worker.lease import Heartbeat, Lease, LeaseLost, setting
 
 logger = logging.getLogger(__name__)
@@ -144,28 +144,6 @@ def give_up(*, model: type[LeasedModel], pk: Any, kind: str, info: FailureInfo) 
     OutboxMessage.objects.filter(kind=kind, object_id=str(pk), done_at__isnull=True).update(
         done_at=timezone.now(), last_error=f"gave up: {info.code}"[:255]
     )
-
-
-# --- the outbox ------------------------------------------------------------------------------
-
-
-def outbox_watermark(*, kind: str, object_id: Any) -> int:
-    """The newest outbox message for the subject, read before its desired version: every
-    message up to it was committed with its version bump, so a round from that version
-    covers it."""
-    return (
-        OutboxMessage.objects.filter(kind=kind, object_id=str(object_id)).aggregate(top=Max("id"))[
-            "top"
-        ]
-        or 0
-    )
-
-
-def outbox_mark_done(*, kind: str, object_id: Any, watermark: int, note: str = "") -> None:
-    if watermark:
-        OutboxMessage.objects.filter(
-            kind=kind, object_id=str(object_id), id__lte=watermark, done_at__isnull=True
-        ).update(done_at=timezone.now(), last_error=note[:255])
 
 
 # --- backoff and in-place retries ------------------------------------------------------------

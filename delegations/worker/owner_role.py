@@ -40,14 +40,12 @@ only on a role that carries the portal's marker, which the planner checked under
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -58,8 +56,6 @@ from cloud.client import CloudClient
 from cloud.errors import CloudError
 from delegations import role_plan as planner
 from delegations.connection.services import cloud_account_credentials
-from delegations.fleet.selectors import fleets_to_advance_after
-from delegations.fleet.services import fleet_advance
 from delegations.lifecycle.drift import (
     record_principals_not_kept,
     record_unmanaged_principals,
@@ -105,12 +101,17 @@ from delegations.worker.engine import (
     ask,
     converge,
     give_up,
-    outbox_mark_done,
-    outbox_watermark,
     reconcile_under_lease,
 )
+from delegations.worker.fleet_handover import fleets_advance_after
 from delegations.worker.lease import (
     Lease,
+)
+from delegations.worker.trust_writes import (
+    TrustWrite,
+    last_trust_write,
+    read_lags_write,
+    trusted_principals,
 )
 
 logger = logging.getLogger(__name__)
@@ -218,13 +219,6 @@ def roles_match(a: planner.ActualRole | None, b: planner.ActualRole | None) -> b
     )
 
 
-def trusted_principals(actual: planner.ActualRole | None) -> frozenset[str]:
-    """RAM principals an Allow statement names (the ones that can assume the role)."""
-    if actual is None:
-        return frozenset()
-    return policies.trust_policy_principals(actual.trust_document).ram
-
-
 # --- executing one operation -----------------------------------------------------------------
 
 
@@ -324,61 +318,6 @@ def role_op(op: planner.Operation, *, before: planner.ActualRole | None) -> Clou
         send=lambda client: _send(client, op),
         answer=lambda error: _answer(op, error),
     )
-
-
-# --- the portal's own last write --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TrustWrite:
-    """The principals before and after the portal's last trust-policy write to a role."""
-
-    before: frozenset[str]
-    after: frozenset[str]
-    finished_at: Any
-
-
-def last_trust_write(managed_role: ManagedRole) -> TrustWrite | None:
-    """The portal's last CreateRole/UpdateRole of the role, from its `CloudCall`. None when
-    there is none, or when a later DeleteRole removed what it wrote, or when the last such call
-    has no known outcome (a worker died waiting for it): then nobody knows what the cloud
-    should show, and the read is the truth."""
-    call = (
-        CloudCall.objects.filter(
-            managed_role=managed_role,
-            mutating=True,
-            action__in=("CreateRole", "UpdateRole", "DeleteRole"),
-        )
-        .exclude(outcome=CloudCall.Outcome.ERROR)
-        .order_by("-id")
-        .only("action", "outcome", "request_summary", "finished_at")
-        .first()
-    )
-    if (
-        call is None
-        or call.outcome != CloudCall.Outcome.OK
-        or "trust_principals" not in (call.request_summary or {})
-    ):
-        return None
-    summary = call.request_summary
-    after = frozenset(summary["trust_principals"])
-    before = (after - set(summary.get("principals_added", ()))) | set(
-        summary.get("principals_removed", ())
-    )
-    return TrustWrite(before=before, after=after, finished_at=call.finished_at)
-
-
-def read_lags_write(write: TrustWrite | None, actual: planner.ActualRole | None) -> bool:
-    """Whether `actual` shows exactly the principals from before `write` (not after it), while
-    RAM may still lag that write (`PORTAL_RECONCILE_VERIFY_TIMEOUT_SECONDS`, the longest the
-    worker waits for its own writes to show). Any other set is someone's newer change."""
-    if write is None or write.finished_at is None:
-        return False
-    lag = dt.timedelta(seconds=getattr(settings, "PORTAL_RECONCILE_VERIFY_TIMEOUT_SECONDS", 20))
-    if write.finished_at < timezone.now() - lag:
-        return False
-    present = trusted_principals(actual)
-    return present != write.after and present == write.before
 
 
 # --- transitions -----------------------------------------------------------------------------
@@ -722,24 +661,6 @@ class _RoleReconciler(Reconciler):
         failed_applying = any(d.status != Status.REVOKING for d in failed)
         # Only worth another round if this run may have changed the role before failing.
         return failed_applying and self.report.mutating_calls > 0
-
-
-def fleet_advance_pending(*, fleet_id: Any) -> str:
-    """Start a fleet's next accounts and mark its advance messages done, in one
-    transaction. One advance covers every message for the fleet written before it read the
-    fleet (the watermark first, as a reconcile does)."""
-    kind = OutboxMessage.Kind.ADVANCE_FLEET
-    with transaction.atomic():
-        watermark = outbox_watermark(kind=kind, object_id=fleet_id)
-        fleet_advance(fleet_id=fleet_id)
-        outbox_mark_done(kind=kind, object_id=fleet_id, watermark=watermark)
-    return "advanced"
-
-
-def fleets_advance_after(*, managed_role_id: Any) -> None:
-    """Advance every fleet with an account on this role and an advance still to do."""
-    for fleet_id in fleets_to_advance_after(managed_role_id=managed_role_id):
-        fleet_advance_pending(fleet_id=fleet_id)
 
 
 def _note_waiting(

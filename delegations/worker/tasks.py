@@ -37,9 +37,8 @@ from delegations.worker.engine import (
     Report,
     TransientCloudFailure,
 )
+from delegations.worker.fleet_handover import fleet_advance_pending, fleets_advance_after
 from delegations.worker.owner_role import (
-    fleet_advance_pending,
-    fleets_advance_after,
     managed_role_reconcile,
     managed_role_record_failure,
 )

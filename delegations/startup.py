@@ -1,0 +1,14 @@
+"""What every process of the portal connects and registers once Django has loaded the apps
+(`DelegationsConfig.ready` imports this module, because the receivers need the models)."""
+
+from accounts.hooks import member_invited, member_removed
+from delegations.partner.receivers import on_member_invited, on_member_removed
+
+# The worker's stored sentences (core.i18n.stored_message) are read on pages, where nothing
+# else imports the worker: importing its modules registers them in every process.
+from delegations.worker import engine, partner_policy  # noqa: F401
+
+
+def connect_receivers() -> None:
+    member_removed.connect(on_member_removed, dispatch_uid="delegations.partner.member_removed")
+    member_invited.connect(on_member_invited, dispatch_uid="delegations.member_invited")
