@@ -348,13 +348,16 @@ def fleet_announce(
     fleet: FleetGrant,
     event: NotificationEvent,
     members: Sequence[Delegation],
-    key: str,
     actor: User | None,
     extra_facts: tuple[tuple[str, str], ...] = (),
+    occasion: object = None,
 ) -> None:
     """One notice for a fleet's event across `members` (its accounts concerned), to the
     admins of each side (never the person who acted), the partner's people assigned to any
     of those accounts when staff hear of it, and each side's subscribed channels."""
+    # One notice per fleet, event and occasion (its version, or its run): a double click
+    # writes nothing twice.
+    key = f"{event.value}:fleet:{fleet.pk}" + (f":{occasion}" if occasion is not None else "")
     if not members:
         return
     account_uids = [member.managed_role.cloud_account.account_uid for member in members]
@@ -421,14 +424,14 @@ def fleet_run_announce(*, fleet: FleetGrant, members: Sequence[Delegation]) -> N
         fleet=fleet,
         event=Event.DELEGATION_ACTIVE,
         members=active,
-        key=f"{Event.DELEGATION_ACTIVE.value}:fleet:{fleet.pk}:{run}",
+        occasion=run,
         actor=None,
     )
     fleet_announce(
         fleet=fleet,
         event=Event.DELEGATION_FAILED,
         members=failed,
-        key=f"{Event.DELEGATION_FAILED.value}:fleet:{fleet.pk}:{run}",
+        occasion=run,
         actor=None,
         # MaxErrors stopped the fleet: the accounts it then left alone.
         extra_facts=((_("Not attempted"), _accounts_text(not_attempted)),) if not_attempted else (),

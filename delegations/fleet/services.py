@@ -312,7 +312,6 @@ def fleet_request(
             fleet=fleet,
             event=Event.DELEGATION_REQUESTED,
             members=members,
-            key=f"{Event.DELEGATION_REQUESTED.value}:fleet:{fleet.pk}",
             actor=requested_by,
         )
         _audit(
@@ -389,7 +388,6 @@ def fleet_offer(
             fleet=fleet,
             event=Event.DELEGATION_OFFERED,
             members=_members(fleet),
-            key=f"{Event.DELEGATION_OFFERED.value}:fleet:{fleet.pk}",
             actor=offered_by,
         )
         _audit(
@@ -469,7 +467,7 @@ def fleet_approve(
                 fleet=locked,
                 event=Event.DELEGATION_APPROVED,
                 members=pending,
-                key=f"{Event.DELEGATION_APPROVED.value}:fleet:{locked.pk}:{locked.version}",
+                occasion=locked.version,
                 actor=approved_by,
             )
             _advance_locked(locked)
@@ -521,7 +519,7 @@ def fleet_reject(
                 fleet=locked,
                 event=Event.DELEGATION_REJECTED,
                 members=pending,
-                key=f"{Event.DELEGATION_REJECTED.value}:fleet:{locked.pk}:{locked.version}",
+                occasion=locked.version,
                 actor=rejected_by,
             )
             _audit(
@@ -745,7 +743,7 @@ def fleet_revoke(*, fleet: FleetGrant, revoked_by: User, reason: str) -> FleetGr
             fleet=locked,
             event=Event.DELEGATION_REVOKED,
             members=revocable,
-            key=f"{Event.DELEGATION_REVOKED.value}:fleet:{locked.pk}:{locked.version}",
+            occasion=locked.version,
             actor=revoked_by,
         )
         _audit(
