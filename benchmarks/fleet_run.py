@@ -262,12 +262,13 @@ def main() -> None:
                     if execution.start_date and execution.end_date
                     else float("nan")
                 )
+                # Counted here: the test database is dropped below.
+                results = run.instance_results.count()
             finally:
                 sim.stop()
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)
 
-    results = run.instance_results.count()
     floor = math.ceil(targets / args.concurrency) * latency * calls_per_target
     print(f"run status        {run.status} ({results} instance results of {targets} targets)")
     print(f"latency L         {args.latency_ms:.0f} ms per call")
