@@ -8,7 +8,8 @@ change (never by signals or views).
 - `credentials_issued_notify`: a security notice to the person credentials were issued to.
 - `delegations_remind_due` (beat): reminders of requests nobody decided (after
   PORTAL_REMIND_AFTER, then daily, the escalation contact too) and warnings 24 h and 1 h
-  before access ends, each sent once per delegation and kind (`notice_mark_once`).
+  before access ends, each sent once per delegation and kind (`notice_mark_once`); a fleet's
+  accounts ending together get one warning, and one end notice, for the fleet.
 
 A notice carries names, dates and links, never a secret, a credential, a partner-link code
 or an ExternalId.
@@ -251,6 +252,9 @@ def _announce_key(delegation: Delegation, event: NotificationEvent) -> str:
 _FLEET_DIGEST: ContextVar[bool] = ContextVar("fleet_notice_digest", default=False)
 # The worker's outcomes of a fleet's accounts, told once per run by `fleet_run_announce`.
 _RUN_OUTCOMES = (AuditAction.DELEGATION_ACTIVATED, AuditAction.DELEGATION_FAILED)
+# A fleet's accounts reach their end together: the expiry pass tells the fleet once
+# (`fleet_expired_announce`), and the worker finishing each account's removal tells no one again.
+_FLEET_ENDINGS = (AuditAction.DELEGATION_EXPIRING, AuditAction.DELEGATION_EXPIRED)
 
 
 @contextmanager
@@ -269,7 +273,7 @@ def _left_to_the_fleet(delegation: Delegation, action: AuditAction) -> bool:
     applied (active or failed) during a fleet run, whose end tells every outcome at once."""
     if delegation.fleet_id is None:
         return False
-    if _FLEET_DIGEST.get():
+    if _FLEET_DIGEST.get() or action in _FLEET_ENDINGS:
         return True
     if action not in _RUN_OUTCOMES:
         return False
@@ -298,6 +302,12 @@ _FLEET_TITLES = {
     Event.DELEGATION_REVOKED: gettext_lazy(
         "%(role)s for %(partner)s is revoked in %(count)d accounts"
     ),
+    Event.DELEGATION_EXPIRING: gettext_lazy(
+        "%(role)s for %(partner)s ends in %(left)s in %(count)d accounts"
+    ),
+    Event.DELEGATION_EXPIRED: gettext_lazy(
+        "%(role)s for %(partner)s has ended in %(count)d accounts"
+    ),
 }
 _FLEET_SUMMARIES = {
     Event.DELEGATION_REQUESTED: gettext_lazy(
@@ -320,6 +330,10 @@ _FLEET_SUMMARIES = {
     Event.DELEGATION_REVOKED: gettext_lazy(
         "The owner revoked the fleet; the portal is removing it from every account."
     ),
+    Event.DELEGATION_EXPIRING: gettext_lazy("Access ends at %(when)s in these accounts."),
+    Event.DELEGATION_EXPIRED: gettext_lazy(
+        "The fleet reached its end date; the portal is removing it from every account."
+    ),
 }
 # The sides told about a fleet's event: as for one account, except that the fleet's outcome
 # (ready to use) reaches the owner's admins too, since they approved the fleet as a whole.
@@ -331,6 +345,8 @@ _FLEET_SIDES = {
     Event.DELEGATION_ACTIVE: ("owner", "partner"),
     Event.DELEGATION_FAILED: ("owner", "partner"),
     Event.DELEGATION_REVOKED: ("owner", "partner", "staff"),
+    Event.DELEGATION_EXPIRING: ("owner", "partner", "staff"),
+    Event.DELEGATION_EXPIRED: ("owner", "partner", "staff"),
 }
 _SHOWN_ACCOUNTS = 20
 
@@ -351,6 +367,7 @@ def fleet_announce(
     actor: User | None,
     extra_facts: tuple[tuple[str, str], ...] = (),
     occasion: object = None,
+    extra_names: dict[str, object] | None = None,
 ) -> None:
     """One notice for a fleet's event across `members` (its accounts concerned), to the
     admins of each side (never the person who acted), the partner's people assigned to any
@@ -366,6 +383,7 @@ def fleet_announce(
         "owner": fleet.owner.name,
         "partner": fleet.partner.name,
         "count": len(members),
+        **(extra_names or {}),
     }
     facts: list[tuple[str, str]] = [
         (_("Role"), fleet.catalog_role.role_name),
@@ -382,7 +400,7 @@ def fleet_announce(
     notice = Notice(
         event=event,
         title=str(_FLEET_TITLES[event]) % names,
-        summary=str(_FLEET_SUMMARIES[event]),
+        summary=str(_FLEET_SUMMARIES[event]) % names,
         link_path=reverse("delegations:fleet_detail", args=[fleet.pk]),
         facts=tuple(facts),
     )
@@ -435,6 +453,13 @@ def fleet_run_announce(*, fleet: FleetGrant, members: Sequence[Delegation]) -> N
         actor=None,
         # MaxErrors stopped the fleet: the accounts it then left alone.
         extra_facts=((_("Not attempted"), _accounts_text(not_attempted)),) if not_attempted else (),
+    )
+
+
+def fleet_expired_announce(*, fleet: FleetGrant, members: Sequence[Delegation]) -> None:
+    """The expiry pass ended `members`, accounts of `fleet` whose end date passed: one notice."""
+    fleet_announce(
+        fleet=fleet, event=Event.DELEGATION_EXPIRED, members=members, actor=None, occasion="end"
     )
 
 
@@ -577,34 +602,65 @@ def _remind(delegation: Delegation, *, now: dt.datetime) -> bool:
     return True
 
 
+def _warning_due(ends_at: dt.datetime, *, now: dt.datetime) -> str | None:
+    """The label of the nearest expiry warning that applies, if any: access granted 30 minutes
+    before its end gets the 1 h warning, never a late 24 h one as well."""
+    for label, ahead in reversed(EXPIRY_WARNINGS):
+        if ends_at - now <= ahead:
+            return label
+    return None
+
+
+def _left_text(label: str) -> str:
+    return _("24 hours") if label == "24h" else _("1 hour")
+
+
 def _warn(delegation: Delegation, *, now: dt.datetime) -> bool:
     assert delegation.ends_at is not None
-    left = delegation.ends_at - now
-    # Only the nearest warning that applies: access granted 30 minutes before its end gets
-    # the 1 h warning, never a late 24 h one as well.
-    for label, ahead in reversed(EXPIRY_WARNINGS):
-        if left <= ahead:
-            key = f"{Event.DELEGATION_EXPIRING.value}:{delegation.pk}:{label}"
-            if not notice_mark_once(key=key):
-                return False
-            title = _("%(role)s for %(partner)s ends in %(left)s") % {
-                "role": delegation.catalog_role.role_name,
-                "partner": delegation.partner.name,
-                "left": _("24 hours") if label == "24h" else _("1 hour"),
-            }
-            _tell(
-                key=key,
-                notice=_notice(
-                    delegation,
-                    Event.DELEGATION_EXPIRING,
-                    title=title,
-                    summary=_("Access ends at %(when)s.") % {"when": _when(delegation.ends_at)},
-                ),
-                delegation=delegation,
-                sides=("owner", "partner", "staff"),
-            )
-            return True
-    return False
+    label = _warning_due(delegation.ends_at, now=now)
+    if label is None:
+        return False
+    key = f"{Event.DELEGATION_EXPIRING.value}:{delegation.pk}:{label}"
+    if not notice_mark_once(key=key):
+        return False
+    title = _("%(role)s for %(partner)s ends in %(left)s") % {
+        "role": delegation.catalog_role.role_name,
+        "partner": delegation.partner.name,
+        "left": _left_text(label),
+    }
+    _tell(
+        key=key,
+        notice=_notice(
+            delegation,
+            Event.DELEGATION_EXPIRING,
+            title=title,
+            summary=_("Access ends at %(when)s.") % {"when": _when(delegation.ends_at)},
+        ),
+        delegation=delegation,
+        sides=("owner", "partner", "staff"),
+    )
+    return True
+
+
+def _warn_fleet(members: list[Delegation], *, now: dt.datetime) -> bool:
+    """One expiry warning for a fleet's accounts ending together, not one per account."""
+    fleet = members[0].fleet
+    assert fleet is not None
+    ends_at = min(m.ends_at for m in members if m.ends_at is not None)
+    label = _warning_due(ends_at, now=now)
+    if label is None:
+        return False
+    if not notice_mark_once(key=f"{Event.DELEGATION_EXPIRING.value}:fleet:{fleet.pk}:{label}"):
+        return False
+    fleet_announce(
+        fleet=fleet,
+        event=Event.DELEGATION_EXPIRING,
+        members=members,
+        actor=None,
+        occasion=label,
+        extra_names={"left": _left_text(label), "when": _when(ends_at)},
+    )
+    return True
 
 
 def delegations_remind_due(*, now: dt.datetime | None = None, limit: int = 500) -> int:
@@ -622,8 +678,23 @@ def delegations_remind_due(*, now: dt.datetime | None = None, limit: int = 500) 
         status__in=_WARNED_STATUSES,
         ends_at__gt=now,
         ends_at__lte=now + EXPIRY_WARNINGS[0][1],
-    ).select_related("owner", "partner", "catalog_role")
+    ).select_related(
+        "owner",
+        "partner",
+        "catalog_role",
+        "managed_role__cloud_account",
+        "fleet__owner",
+        "fleet__partner",
+        "fleet__catalog_role",
+    )
+    fleets: dict[object, list[Delegation]] = {}
     for delegation in ending.order_by("ends_at")[:limit]:
+        if delegation.fleet_id is not None:
+            fleets.setdefault(delegation.fleet_id, []).append(delegation)
+            continue
         with transaction.atomic():
             sent += int(_warn(delegation, now=now))
+    for members in fleets.values():
+        with transaction.atomic():
+            sent += int(_warn_fleet(members, now=now))
     return sent

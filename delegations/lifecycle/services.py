@@ -60,7 +60,12 @@ from delegations.models import (
     PartnerLink,
     TrustScope,
 )
-from delegations.notices import delegation_announce, delegations_announce_many
+from delegations.notices import (
+    delegation_announce,
+    delegations_announce_many,
+    fleet_digest,
+    fleet_expired_announce,
+)
 from delegations.outbox import outbox_enqueue, outbox_enqueue_reconcile
 from delegations.partner_access import (
     partner_access_delegation_changed,
@@ -1547,17 +1552,48 @@ def delegations_expire_due(*, now: dt.datetime | None = None, limit: int = 500) 
     """Expire every delegation whose end date has passed (run by the scheduler). Returns how
     many changed."""
     now = now or timezone.now()
-    due_ids = list(
+    due = list(
         Delegation.objects.filter(status__in=EXPIRABLE_STATUSES, ends_at__lte=now)
         .order_by("ends_at")
-        .values_list("pk", flat=True)[:limit]
+        .values_list("pk", "fleet_id")[:limit]
     )
     changed = 0
-    for delegation_id in due_ids:
+    fleets: dict[Any, list[Any]] = {}
+    for delegation_id, fleet_id in due:
+        if fleet_id is not None:
+            fleets.setdefault(fleet_id, []).append(delegation_id)
+            continue
         before = Delegation.objects.only("version").get(pk=delegation_id).version
         after = delegation_expire(delegation=Delegation(pk=delegation_id), now=now)
         changed += int(after.version != before)
+    for fleet_id, member_ids in fleets.items():
+        changed += _fleet_members_expire(fleet_id=fleet_id, member_ids=member_ids, now=now)
     return changed
+
+
+@transaction.atomic
+def _fleet_members_expire(*, fleet_id: Any, member_ids: list[Any], now: dt.datetime) -> int:
+    """Expire a fleet's due accounts together, told as one notice for the fleet rather than one
+    per account. The fleet's row is locked first and its accounts in the fleet's own order,
+    as a fleet revoke does, so the two never wait on each other crosswise."""
+    fleet = (
+        FleetGrant.objects.select_for_update(of=("self",))
+        .select_related("owner", "partner", "catalog_role")
+        .get(pk=fleet_id)
+    )
+    before = dict(
+        Delegation.objects.filter(pk__in=member_ids)
+        .order_by("created_at", "pk")
+        .values_list("pk", "version")
+    )
+    ended: list[Delegation] = []
+    with fleet_digest():
+        for delegation_id, version in before.items():
+            after = delegation_expire(delegation=Delegation(pk=delegation_id), now=now)
+            if after.version != version:
+                ended.append(after)
+    fleet_expired_announce(fleet=fleet, members=ended)
+    return len(ended)
 
 
 @transaction.atomic

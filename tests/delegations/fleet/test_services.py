@@ -534,3 +534,47 @@ def test_a_stopped_fleet_tells_its_failure_once_naming_the_accounts_not_attempte
     assert facts["Accounts"] == "11223344"
     assert facts["Not attempted"] == "55667701, 55667702, 55667703"
     assert facts["Cloud error"] == "EntityAlreadyExists.Role"
+
+
+def test_a_fleets_end_is_told_once_for_the_fleet_not_once_per_account(
+    make_fleet: Callable[..., FleetGrant],
+    owner_admin: User,
+    company_a: Organisation,
+    company_b: Organisation,
+) -> None:
+    """The 24 h and 1 h warnings and the end itself reach each admin once for the fleet's four
+    accounts, and the worker finishing each account's removal afterwards tells nobody again."""
+    from delegations.notices import delegations_remind_due
+    from notifications.models import Delivery
+    from notifications.services import organisation_admins
+
+    ends = timezone.now() + dt.timedelta(days=3)
+    grant = make_fleet(ends_at=ends, concurrency=4)
+    fleet.fleet_approve(fleet=grant, approved_by=owner_admin, with_mfa=True)
+    for member in members(grant)[:2]:
+        work(member, ok=True)
+    admins = {p.email for p in organisation_admins(company_a) + organisation_admins(company_b)}
+
+    def told(event: str) -> list[str]:
+        return list(
+            Delivery.objects.filter(event=event, recipient__isnull=False).values_list(
+                "recipient_email", flat=True
+            )
+        )
+
+    assert delegations_remind_due(now=ends - dt.timedelta(hours=23)) == 1
+    assert delegations_remind_due(now=ends - dt.timedelta(hours=22)) == 0
+    assert delegations_remind_due(now=ends - dt.timedelta(minutes=50)) == 1
+    warnings = told("delegation.expiring")
+    assert sorted(warnings) == sorted([*admins, *admins])  # 24 h and 1 h, each once per admin
+    warning = Delivery.objects.filter(event="delegation.expiring").first()
+    assert warning is not None and "4 accounts" in warning.content["title"]
+
+    assert lifecycle.delegations_expire_due(now=ends + dt.timedelta(seconds=1)) == 4
+    for member in members(grant):
+        if member.status == Status.REVOKING:
+            lifecycle.delegation_mark_revoked(delegation=member)
+    assert set(statuses(grant)) == {Status.EXPIRED}
+    assert sorted(told("delegation.expired")) == sorted(admins)
+    ended = Delivery.objects.filter(event="delegation.expired").first()
+    assert ended is not None and "4 accounts" in ended.content["title"]
