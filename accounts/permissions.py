@@ -187,7 +187,11 @@ def _confirmation(request: HttpRequest, rule: MfaRule) -> tuple[bool, bool]:
     """Whether the person confirmed recently enough for `rule`, and whether by MFA."""
     recent = recent_authentications(request)
     with_mfa = any(record.get("method") == "mfa" for record in recent)
-    return (with_mfa if _mfa_required(request, rule) else bool(recent)), with_mfa
+    if with_mfa or not recent:
+        # Confirmed by MFA satisfies every rule, and no recent sign-in satisfies none: only a
+        # password-only confirmation needs to know whether MFA was required (a read).
+        return with_mfa, with_mfa
+    return not _mfa_required(request, rule), with_mfa
 
 
 def step_up_confirmed(request: HttpRequest, *, rule: MfaRule = MfaRule.PORTAL) -> bool:

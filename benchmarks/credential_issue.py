@@ -11,21 +11,27 @@ settings (DEBUG off):
   duration the portal uses), i.e. what the cloud alone costs;
 - portal: Alice's signed-in browser session POSTs "Get credentials" and reads the whole page
   that shows them (request → shown): middleware, tenancy checks, the intent event, the
-  delegation row lock, AssumeRole, the issuance row and its audit event, the page.
+  delegation row lock, AssumeRole, the issuance row, its audit event and the security
+  notice's delivery row, the page.
 
 The two alternate, call by call, so they see the same machine. Printed: p50 and p95 of each and
 the ratios portal/direct. Targets: <= 1.5 at p50, <= 2 at p95. Not a test.
 
 Then (`--sql-runs`, default 5; 0 skips it) the same POST is made in this process through
 Django's test client, signed in the same way, and its SQL statements are counted by where they
-come from (`sql_profile.py`: audit_record, locks, reads, writes, savepoints, commits), per
-issuance.
+come from (`sql_profile.py`: audit_record, locks, reads, writes, savepoints, commits, and
+after_response), per issuance. Its time includes the work done after the response.
 
-What the portal adds is about 11 SQL statements on PostgreSQL and two durable commits: the
-intent event committed before AssumeRole (AU-06), then the rows it stands on (delegation,
-membership, assignment) locked in one statement and held across AssumeRole with the issuance
-and its event (CC-07); each audit event is one statement there (`audit_append()`: the chain
-lock, the hashes and the writes in one call). PostgreSQL pays a network round trip for each
+What the portal adds before the response, on PostgreSQL, is 12 SQL statements and two durable
+commits. Reads: the session, the person, their memberships, the assignment (with its
+delegation, role and owner account), whether the person has an authenticator (a password-only
+sign-in), the partner's memberships and its account. Then the intent event committed before
+AssumeRole (AU-06), and the rows it stands on (delegation, membership, assignment) locked in
+one statement and held across AssumeRole with the issuance, its event and the security
+notice's delivery row (CC-07); each audit event is one statement there (`audit_append()`: the
+chain lock, the hashes and the writes in one call). The notice's publish (a read, the broker,
+an update) waits until the response has been sent (`core.after_response`), and the page does
+not read the navigation's inbox count. PostgreSQL pays a network round trip for each
 statement that SQLite does not, so its ratio runs higher on the same machine.
 """
 

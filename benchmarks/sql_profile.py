@@ -5,10 +5,12 @@
     print(profile.table())
 
 Every statement the default connection executes is timed and put in one bucket, the first
-that applies: savepoints (`SAVEPOINT` / `RELEASE` / `ROLLBACK TO`, from nested atomic
-blocks), `audit_record` (anything run inside `audit.services.audit_record`, its chain-head
-lock included), locks (other `SELECT ... FOR UPDATE`), then reads (`SELECT`) and writes
-(`INSERT` / `UPDATE` / `DELETE`) named by the innermost portal function on the stack.
+that applies: `after_response` (work a web request deferred until its response was sent,
+`core.after_response`: the person did not wait for it), savepoints (`SAVEPOINT` / `RELEASE` /
+`ROLLBACK TO`, from nested atomic blocks), `audit_record` (anything run inside
+`audit.services.audit_record`, its chain-head lock included), locks (other
+`SELECT ... FOR UPDATE`), then reads (`SELECT`) and writes (`INSERT` / `UPDATE` / `DELETE`)
+named by the innermost portal function on the stack.
 Commits are counted and timed too (not statements: psycopg sends `BEGIN` before the first
 statement of a transaction and `COMMIT` at its end, one round trip each, and a commit waits for
 the disk).
@@ -28,29 +30,38 @@ ROOT = Path(__file__).resolve().parents[1]
 _SKIP = (str(ROOT / ".venv"), str(ROOT / "benchmarks"), "site-packages")
 
 
-def _portal_frames() -> tuple[str, str]:
-    """The innermost portal function on the stack, and the one that called `audit_record`
-    ("" when the statement is not inside it)."""
+_AFTER_RESPONSE = str(ROOT / "core" / "after_response.py")
+
+
+def _portal_frames() -> tuple[str, str, bool]:
+    """The innermost portal function on the stack, the one that called `audit_record` (""
+    when the statement is not inside it), and whether it runs after the response."""
     frame = sys._getframe(2)
-    innermost, auditing = "", False
+    innermost, auditing, audit_caller = "", False, ""
     while frame is not None:
         path = frame.f_code.co_filename
+        if path == _AFTER_RESPONSE:
+            return innermost or "(outside the portal)", audit_caller, True
         if path.startswith(str(ROOT)) and not path.startswith(_SKIP):
             name = f"{'.'.join(Path(path).relative_to(ROOT).with_suffix('').parts)}"
             name = f"{name}.{frame.f_code.co_name}"
-            if auditing:
-                return innermost, name
+            if auditing and not audit_caller:
+                audit_caller = name
             if frame.f_code.co_name == "audit_record" and name.startswith("audit."):
                 auditing = True
             innermost = innermost or name
         frame = frame.f_back
-    return innermost or "(outside the portal)", "(unknown caller)" if auditing else ""
+    if auditing and not audit_caller:
+        audit_caller = "(unknown caller)"
+    return innermost or "(outside the portal)", audit_caller, False
 
 
-def _bucket(sql: str, origin: str, audit_caller: str) -> tuple[str, str]:
+def _bucket(sql: str, origin: str, audit_caller: str, deferred: bool = False) -> tuple[str, str]:
     text = sql.lstrip().upper()
     head = text.split(None, 1)[0] if text else ""
     locking = head == "SELECT" and " FOR UPDATE" in text
+    if deferred:
+        return "after_response", f"{head} {origin}"
     if head in ("SAVEPOINT", "RELEASE") or text.startswith("ROLLBACK TO"):
         return "savepoints", ""
     if audit_caller:
@@ -84,11 +95,11 @@ class Profile:
         ]
         for bucket, count in self.count.most_common():
             lines.append(
-                f"  {bucket:13s} {count / per:7.1f}   {self.seconds[bucket] * 1000 / per:7.1f} ms"
+                f"  {bucket:14s} {count / per:7.1f}   {self.seconds[bucket] * 1000 / per:7.1f} ms"
             )
         lines.append("  by origin:")
         for (bucket, origin), count in self.detail.most_common(top):
-            lines.append(f"    {count / per:7.1f}  {bucket:12s} {origin}")
+            lines.append(f"    {count / per:7.1f}  {bucket:14s} {origin}")
         return "\n".join(lines)
 
 

@@ -46,7 +46,13 @@ def is_staff_member(*, user: User, organisation: Organisation) -> bool:
 
 
 def partner_cloud_account(*, organisation: Organisation) -> CloudAccount | None:
-    account = CloudAccount.objects.filter(organisation=organisation, is_active=True).first()
+    # The model's order less the organisation's name, the same for every row here: no join
+    # (read on every credential issuance).
+    account = (
+        CloudAccount.objects.filter(organisation=organisation, is_active=True)
+        .order_by("-is_primary", "created_at")
+        .first()
+    )
     if account is not None:
         account.organisation = organisation  # the caller's object: no second read of the row
     return account

@@ -32,6 +32,7 @@ from accounts.emails import person_locale, send_templated_email
 from accounts.models import Membership, Organisation, User
 from audit.actions import AuditAction
 from audit.services import audit_record
+from core.after_response import after_response
 from core.broker import publish_urgent
 from core.crypto import decrypt_secret, encrypt_secret
 from core.i18n import Text, recipient_locale, render_text, stored_message
@@ -115,6 +116,10 @@ def _key(*parts: str) -> str:
 # transaction may linger until the next publish: their rows do not exist (or are someone
 # else's pending rows with the same key, which may be published anyway), so the read drops
 # them.
+# In a web request the publish waits until the response has been sent (`after_response`): an
+# email can start a few milliseconds later, the person's page should not wait for a read, a
+# broker round trip and an update (issue 19 item 5: the credentials page). Rows a dead process
+# never published are the dispatcher's, as when the broker is down.
 _unpublished = threading.local()
 
 
@@ -128,8 +133,12 @@ def _enqueue(rows: list[Delivery]) -> list[str]:
         if pending is None:
             pending = _unpublished.keys = []
         pending.extend(keys)
-        transaction.on_commit(_publish_pending)
+        transaction.on_commit(_publish_after_response)
     return keys
+
+
+def _publish_after_response() -> None:
+    after_response(_publish_pending)
 
 
 def _publish_pending() -> None:

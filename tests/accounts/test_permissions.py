@@ -1,6 +1,7 @@
 """The tenancy helpers other apps build on: decorator, mixin and current-organisation reads."""
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.core.exceptions import PermissionDenied
@@ -19,6 +20,7 @@ from accounts.permissions import (
     organisation_member_required,
     organisation_of_kind,
     step_up,
+    step_up_confirmed,
 )
 
 pytestmark = pytest.mark.django_db
@@ -162,6 +164,26 @@ def test_step_up_confirmed_by_mfa_says_so(owner_admin: User, settings) -> None:
     record_authentication(request, owner_admin, method="mfa")
     confirmation = step_up(request)
     assert confirmation.response is None and confirmation.with_mfa is True
+
+
+@pytest.mark.parametrize(
+    ("method", "confirmed", "reads"), [(None, False, 0), ("password", False, 1), ("mfa", True, 0)]
+)
+def test_revealing_a_secret_asks_an_enrolled_person_for_mfa_reading_only_when_it_must(
+    owner_admin: User,
+    django_assert_num_queries: Any,
+    method: str | None,
+    confirmed: bool,
+    reads: int,
+) -> None:
+    from allauth.account.internal.flows.login import record_authentication
+
+    request = post_as(owner_admin)
+    if method:
+        record_authentication(request, owner_admin, method=method)
+    # Only a password-only sign-in needs to know whether the person has an authenticator.
+    with django_assert_num_queries(reads):
+        assert step_up_confirmed(request, rule=MfaRule.ENROLLED) is confirmed
 
 
 def test_organisation_of_kind_refuses_the_other_kind_with_the_reason_given(

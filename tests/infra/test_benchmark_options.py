@@ -97,3 +97,5 @@ def test_sql_statements_are_bucketed_by_kind_and_origin():
     assert _bucket('INSERT INTO "e"', "audit.save", "svc._audit")[0] == "audit_record"
     assert _bucket('SELECT 1 FROM "d"', "sel.one", "") == ("reads", "sel.one")
     assert _bucket('UPDATE "d" SET', "svc.t", "") == ("writes", "UPDATE svc.t")
+    # Work a request deferred until its response was sent is counted apart.
+    assert _bucket('UPDATE "d" SET', "svc.t", "", True) == ("after_response", "UPDATE svc.t")

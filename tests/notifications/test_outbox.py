@@ -21,6 +21,7 @@ from notifications.models import Channel, Delivery
 from notifications.services import Notice, notify
 from notifications.signing import SIGNATURE_HEADER, webhook_signature_valid
 from portal.celery import app as celery_app
+from tests.core.test_after_response import serving_a_request
 from tests.notifications.conftest import Receiver
 
 pytestmark = pytest.mark.django_db
@@ -99,6 +100,21 @@ def test_one_row_per_recipient_and_channel_published_after_the_commit(
         (None, channel.pk),
     }
     assert sorted(published.sent) == sorted(r.pk for r in rows)
+
+
+def test_in_a_web_request_they_are_published_once_the_response_is_sent(
+    company_a: Organisation,
+    owner_admin: User,
+    published: FakeBroker,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    with serving_a_request():
+        with django_capture_on_commit_callbacks(execute=True):
+            keys = announce(company_a, [owner_admin])
+        # Committed: the person's page goes first, the broker after it.
+        assert published.sent == []
+    (row,) = Delivery.objects.filter(idempotency_key__in=keys)
+    assert published.sent == [row.pk] and row.dispatched_at is not None
 
 
 def test_the_same_event_twice_writes_nothing_more(

@@ -4,12 +4,14 @@ BI-06, AZ-11). Cloud calls go to the real cloudsim of `partner_world`."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from html import unescape
 
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.models import Membership, User
 from audit.models import AuditEvent
@@ -358,6 +360,23 @@ def test_get_credentials_shows_them_once_with_no_store(
     assert issued["access_key_id"] == issuance.access_key_id
     assert issued["session_name"] == "alice@company-b"
     assert issued["expiration"]
+
+
+def test_the_page_showing_credentials_leaves_out_the_inbox_count(
+    world: PartnerWorld, active: Delegation, login
+) -> None:
+    # Alice's access ends within a day: every other page counts it as waiting for her.
+    Delegation.objects.filter(pk=active.pk).update(ends_at=timezone.now() + dt.timedelta(hours=2))
+    world.assign(active, world.alice)
+    world.drain()
+    client = login(world.alice)
+    url = reverse("delegations:credentials_get", args=[active.pk])
+    assert 'data-testid="inbox-count"' in client.get(url).content.decode()
+
+    page = client.post(url, {"duration_seconds": "900"}).content.decode()
+
+    assert 'data-testid="shown-once"' in page
+    assert 'data-testid="inbox-count"' not in page
 
 
 def test_credentials_for_another_partners_delegation_are_404_with_no_cloud_call(
