@@ -479,9 +479,15 @@ def staff_assignment_change_policy(
     return locked
 
 
-def _end_assignment(
-    locked: StaffAssignment, *, ended_by: User | None, reason: str, now: dt.datetime
+def assignment_end(
+    locked: StaffAssignment,
+    *,
+    ended_by: User | None,
+    reason: str,
+    now: dt.datetime,
+    metadata: dict[str, Any] | None = None,
 ) -> None:
+    """End an open, locked assignment: its URI keys stop and the end is audited."""
     before = _assignment_snapshot(locked)
     locked.ended_at = now
     locked.ended_by = ended_by
@@ -503,6 +509,7 @@ def _end_assignment(
             "delegation": str(locked.delegation_id),
             "end_reason": reason,
             "uri_keys_revoked": revoked,
+            **(metadata or {}),
         },
     )
 
@@ -516,7 +523,7 @@ def staff_unassign(*, assignment: StaffAssignment, unassigned_by: User) -> Staff
         locked = assignment_lock(assignment.pk)
         if locked.ended_at is not None:
             return locked
-        _end_assignment(
+        assignment_end(
             locked,
             ended_by=unassigned_by,
             reason=StaffAssignment.EndReason.UNASSIGNED,
@@ -545,7 +552,7 @@ def staff_member_removed(*, membership: Membership, removed_by: User | None) -> 
     for assignment_id in open_ids:
         locked = assignment_lock(assignment_id)
         if locked.ended_at is None:
-            _end_assignment(
+            assignment_end(
                 locked,
                 ended_by=removed_by,
                 reason=StaffAssignment.EndReason.MEMBER_REMOVED,
