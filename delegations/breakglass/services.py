@@ -26,8 +26,7 @@ from django.utils.translation import gettext as _
 from accounts.models import Membership, Organisation, User
 from accounts.permissions import is_admin_member, is_member, require_mfa, require_owner_admin
 from audit.actions import AuditAction
-from audit.models import AuditEvent
-from audit.services import audit_record
+from audit.services import audit_record, audit_refusal
 from delegations.approvals.selectors import rules_in_force
 from delegations.lifecycle.oversight import delegation_break_glass_grant
 from delegations.lifecycle.services import (
@@ -204,18 +203,16 @@ def break_glass_activation_refusal(*, marking: BreakGlassRole, user: User) -> st
 
 
 def _deny_activation(marking: BreakGlassRole, user: User, reason: str) -> None:
-    with transaction.atomic():
-        audit_record(
-            action=AuditAction.BREAK_GLASS_ACTIVATION_DENIED,
-            actor=user,
-            organisation=marking.organisation,
-            related_organisations=[marking.partner],
-            actor_organisation=marking.partner,
-            target=marking,
-            target_label=f"{marking.catalog_role.role_name} for {marking.partner.name}",
-            metadata={"denied_because": reason},
-            outcome=AuditEvent.Outcome.DENIED,
-        )
+    audit_refusal(
+        because=reason,
+        action=AuditAction.BREAK_GLASS_ACTIVATION_DENIED,
+        actor=user,
+        organisation=marking.organisation,
+        related_organisations=[marking.partner],
+        actor_organisation=marking.partner,
+        target=marking,
+        target_label=f"{marking.catalog_role.role_name} for {marking.partner.name}",
+    )
 
 
 def break_glass_activation_validate(
@@ -362,16 +359,15 @@ def _check_reviewer(activation: BreakGlassActivation, user: User) -> None:
     current = BreakGlassActivation.objects.select_related("owner", "partner").get(pk=activation.pk)
     refusal = _review_refusal(current, user)
     if refusal is not None:
-        with transaction.atomic():
-            audit_record(
-                action=AuditAction.BREAK_GLASS_ACTIVATION_DENIED,
-                actor=user,
-                organisation=current.owner,
-                related_organisations=[current.partner],
-                target=current.delegation,
-                metadata={"denied_because": refusal, "doing": "review"},
-                outcome=AuditEvent.Outcome.DENIED,
-            )
+        audit_refusal(
+            because=refusal,
+            action=AuditAction.BREAK_GLASS_ACTIVATION_DENIED,
+            actor=user,
+            organisation=current.owner,
+            related_organisations=[current.partner],
+            target=current.delegation,
+            metadata={"doing": "review"},
+        )
         raise PermissionDenied(refusal)
 
 
