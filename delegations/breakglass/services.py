@@ -49,6 +49,7 @@ from delegations.models import (
 from delegations.notices import break_glass_announce
 from delegations.partner.oversight import staff_assign_for_break_glass
 from delegations.proposals import four_eyes_on, proposal_applier_register, rule_proposal_create
+from delegations.versioned import version_bump
 from notifications.events import NotificationEvent
 from notifications.selectors import escalation_contact_of
 from notifications.services import organisation_admins
@@ -141,10 +142,7 @@ def break_glass_role_set(
             before = _marking_view(
                 catalog_role, partner, marking.people.all(), marking.max_hours
             ) | {"active": marking.is_active}
-            marking.max_hours = max_hours
-            marking.is_active = True
-            marking.version += 1
-            marking.save(update_fields=["max_hours", "is_active", "version", "updated_at"])
+            version_bump(marking, {"max_hours": max_hours, "is_active": True})
         marking.people.set(people)
         audit_record(
             action=AuditAction.BREAK_GLASS_ROLE_SET,
@@ -172,9 +170,7 @@ def break_glass_role_remove(*, marking: BreakGlassRole, removed_by: User) -> Bre
         )
         if not locked.is_active:
             return locked
-        locked.is_active = False
-        locked.version += 1
-        locked.save(update_fields=["is_active", "version", "updated_at"])
+        version_bump(locked, {"is_active": False})
         audit_record(
             action=AuditAction.BREAK_GLASS_ROLE_REMOVED,
             actor=removed_by,

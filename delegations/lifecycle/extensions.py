@@ -35,6 +35,7 @@ from delegations.lifecycle.services import (
 from delegations.models import Delegation, DelegationExtension
 from delegations.notices import extension_announce
 from delegations.outbox import outbox_enqueue_reconcile
+from delegations.versioned import version_bump
 
 Status = Delegation.Status
 ExtensionStatus = DelegationExtension.Status
@@ -256,9 +257,7 @@ def extension_approve(
             )
             return locked
         before = delegation.ends_at
-        delegation.ends_at = locked.new_ends_at
-        delegation.version += 1
-        delegation.save(update_fields=["ends_at", "version", "updated_at"])
+        version_bump(delegation, {"ends_at": locked.new_ends_at})
         _decide(locked, ExtensionStatus.APPROVED, by=approved_by, reason=note, also=["approvals"])
         _audit(
             extension=locked,
