@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from accounts.models import Organisation, User
-from accounts.permissions import require_mfa
+from accounts.permissions import require_admin_member, require_mfa
 from audit.actions import AuditAction
 from audit.models import AuditEvent
 from delegations.approvals import selectors as approval_selectors
@@ -80,11 +80,12 @@ def extension_request(
     """A partner admin asks to move `delegation`'s end to `new_ends_at`."""
     with transaction.atomic():
         locked = lock_delegation(delegation)
-        if not requested_by.memberships.filter(organisation=locked.partner, role="admin").exists():
-            raise PermissionDenied(
-                gettext("Only an admin of %(partner)s can ask for more time.")
-                % {"partner": locked.partner}
-            )
+        require_admin_member(
+            requested_by,
+            locked.partner,
+            refusal=gettext("Only an admin of %(partner)s can ask for more time.")
+            % {"partner": locked.partner},
+        )
         if locked.status not in EXTENDABLE_STATUSES or locked.ends_at is None:
             state = locked.get_status_display().lower()
             raise ValidationError(
