@@ -238,6 +238,12 @@ def is_admin_member(user: User, organisation: Organisation) -> bool:
     return is_member(user, organisation, [Membership.Role.ADMIN])
 
 
+def require_admin_member(user: User, organisation: Organisation, *, refusal: str) -> None:
+    """PermissionDenied(`refusal`) unless `user` is an admin of `organisation`."""
+    if not is_admin_member(user, organisation):
+        raise PermissionDenied(refusal)
+
+
 def require_owner_admin(user: User, owner: Organisation, *, refusal: str) -> None:
     """PermissionDenied(`refusal`) unless `owner` is a resource owner and `user` its admin."""
     if not owner.is_owner or not is_admin_member(user, owner):

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import Membership, Organisation, User, hash_token
+from accounts.permissions import require_admin_member
 from api.models import (
     DEVICE_FLOW_SCOPES,
     SERVICE_ACCOUNT_SCOPES,
@@ -206,10 +207,11 @@ def api_token_mark_used(*, token: ApiToken, ip: str) -> None:
 
 
 def _require_admin(*, user: User, organisation: Organisation) -> None:
-    if not Membership.objects.filter(
-        user=user, organisation=organisation, role=Membership.Role.ADMIN
-    ).exists():
-        raise PermissionDenied(_("Only an admin of this organisation manages service accounts."))
+    require_admin_member(
+        user,
+        organisation,
+        refusal=_("Only an admin of this organisation manages service accounts."),
+    )
 
 
 def service_account_create(

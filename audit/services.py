@@ -307,6 +307,20 @@ def audit_record(
 _AUDIT_RECORD_SIGNATURE = inspect.signature(audit_record)
 
 
+def audit_refusal(
+    *, because: str, metadata: Mapping[str, Any] | None = None, **fields: Any
+) -> AuditEvent:
+    """Record a refused attempt in a transaction of its own, so that the event survives the
+    refusal the caller raises next: `because` under "denied_because", the outcome "denied";
+    `fields` are the rest of `audit_record`'s arguments."""
+    with transaction.atomic():
+        return audit_record(
+            **fields,
+            metadata={"denied_because": because, **(metadata or {})},
+            outcome=AuditEvent.Outcome.DENIED,
+        )
+
+
 def audit_record_many(records: Sequence[Mapping[str, Any]]) -> list[AuditEvent]:
     """Append several events at once, each exactly as `audit_record(**record)` would, in order,
     inside the caller's transaction, failing closed the same way.

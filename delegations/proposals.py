@@ -15,11 +15,19 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db import transaction
+from django.utils.translation import gettext_lazy
 
 from accounts.models import Organisation, User
 from audit.actions import AuditAction
 from audit.services import audit_record
 from delegations.models import ApprovalSettings, RuleProposal
+
+# What a page says when four eyes turned its change into a proposal: a second admin approves it
+# on the approval-rules page, where every capability's proposals wait.
+PROPOSED_MESSAGE = gettext_lazy(
+    "Proposed. Four eyes is on: a second admin must approve it under Catalogue → Approval "
+    "rules before it takes effect."
+)
 
 Applier = Callable[[RuleProposal], None]
 _APPLIERS: dict[str, Applier] = {}

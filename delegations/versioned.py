@@ -1,5 +1,7 @@
-"""Settings rows an owner admin changes (an approval rule, four eyes, the review schedule):
-each counts its versions and says who changed it last."""
+"""Rows that count their versions (a delegation, a fleet, an emergency role, an approver group,
+the settings an owner admin changes): every change writes only the columns it changes and one
+more version, which the pages send back to refuse a change made on a stale view. Settings rows
+also say who changed them last."""
 
 from __future__ import annotations
 
@@ -15,11 +17,15 @@ class Versioned(Protocol):
     def save(self, *args: Any, **kwargs: Any) -> None: ...
 
 
-def versioned_save(row: Versioned, wanted: Mapping[str, Any], *, by: User) -> None:
-    """Write `wanted` onto `row`, count one more version and name `by` as the last to change
-    it; only those columns (and `updated_at`) are saved."""
-    changes = {**wanted, "updated_by": by}
+def version_bump(row: Versioned, changes: Mapping[str, Any]) -> None:
+    """Write `changes` onto the locked `row` and count one more version; only those columns
+    (and `version`, `updated_at`) are saved, so no other column is written back stale."""
     for name, value in changes.items():
         setattr(row, name, value)
     row.version += 1
     row.save(update_fields=[*changes, "version", "updated_at"])
+
+
+def versioned_save(row: Versioned, wanted: Mapping[str, Any], *, by: User) -> None:
+    """`version_bump`, naming `by` as the last to change the settings row."""
+    version_bump(row, {**wanted, "updated_by": by})

@@ -19,7 +19,7 @@ from typing import Any
 
 import requests
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.urls import reverse
@@ -30,6 +30,7 @@ from django.utils.translation import gettext_lazy, gettext_noop
 
 from accounts.emails import person_locale, send_templated_email
 from accounts.models import Membership, Organisation, User
+from accounts.permissions import require_admin_member
 from audit.actions import AuditAction
 from audit.services import audit_record
 from core.after_response import after_response
@@ -288,10 +289,11 @@ def organisations_admins(*, organisation_ids: Iterable[Any]) -> dict[Any, list[U
 
 
 def _require_admin(*, user: User, organisation: Organisation) -> None:
-    if not Membership.objects.filter(
-        user=user, organisation=organisation, role=Membership.Role.ADMIN
-    ).exists():
-        raise PermissionDenied(_("Only an admin of the organisation manages its notifications."))
+    require_admin_member(
+        user,
+        organisation,
+        refusal=_("Only an admin of the organisation manages its notifications."),
+    )
 
 
 def _clean_name(name: str) -> str:

@@ -20,8 +20,7 @@ from django.utils.translation import gettext as _
 from accounts.models import Organisation, User
 from accounts.permissions import is_admin_member
 from audit.actions import AuditAction
-from audit.models import AuditEvent
-from audit.services import audit_record
+from audit.services import audit_record, audit_refusal
 from delegations.approvals import selectors, services
 from delegations.catalog import services as catalog_services
 from delegations.models import (
@@ -224,15 +223,13 @@ def _four_eyes_apply(*, owner: Organisation, user: User, on: bool) -> ApprovalSe
 
 
 def _deny(proposal: RuleProposal, user: User, reason: str) -> None:
-    with transaction.atomic():
-        audit_record(
-            action=AuditAction.RULE_PROPOSAL_DENIED,
-            actor=user,
-            organisation=proposal.organisation,
-            target=proposal,
-            metadata={"denied_because": reason},
-            outcome=AuditEvent.Outcome.DENIED,
-        )
+    audit_refusal(
+        because=reason,
+        action=AuditAction.RULE_PROPOSAL_DENIED,
+        actor=user,
+        organisation=proposal.organisation,
+        target=proposal,
+    )
 
 
 def _apply(proposal: RuleProposal) -> None:

@@ -37,7 +37,7 @@ from delegations.models import (
     DelegationApproval,
     PartnerAllowance,
 )
-from delegations.versioned import versioned_save
+from delegations.versioned import version_bump, versioned_save
 
 # --- deciding a request ------------------------------------------------------------------------
 
@@ -242,9 +242,7 @@ def approver_group_update(
         before = _group_snapshot(locked)
         taken = {"name": _("There is already a group called %(name)s.") % {"name": name}}
         with conflict_as_validation_error(taken):
-            locked.name = name
-            locked.version += 1
-            locked.save(update_fields=["name", "version", "updated_at"])
+            version_bump(locked, {"name": name})
         locked.members.set(members)
         locked.catalog_roles.set(roles)
         locked.partner_allowances.set(allowances)

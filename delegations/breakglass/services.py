@@ -26,8 +26,7 @@ from django.utils.translation import gettext as _
 from accounts.models import Membership, Organisation, User
 from accounts.permissions import is_admin_member, is_member, require_mfa, require_owner_admin
 from audit.actions import AuditAction
-from audit.models import AuditEvent
-from audit.services import audit_record
+from audit.services import audit_record, audit_refusal
 from delegations.approvals.selectors import rules_in_force
 from delegations.lifecycle.oversight import delegation_break_glass_grant
 from delegations.lifecycle.services import (
@@ -50,6 +49,7 @@ from delegations.models import (
 from delegations.notices import break_glass_announce
 from delegations.partner.oversight import staff_assign_for_break_glass
 from delegations.proposals import four_eyes_on, proposal_applier_register, rule_proposal_create
+from delegations.versioned import version_bump
 from notifications.events import NotificationEvent
 from notifications.selectors import escalation_contact_of
 from notifications.services import organisation_admins
@@ -142,10 +142,7 @@ def break_glass_role_set(
             before = _marking_view(
                 catalog_role, partner, marking.people.all(), marking.max_hours
             ) | {"active": marking.is_active}
-            marking.max_hours = max_hours
-            marking.is_active = True
-            marking.version += 1
-            marking.save(update_fields=["max_hours", "is_active", "version", "updated_at"])
+            version_bump(marking, {"max_hours": max_hours, "is_active": True})
         marking.people.set(people)
         audit_record(
             action=AuditAction.BREAK_GLASS_ROLE_SET,
@@ -173,9 +170,7 @@ def break_glass_role_remove(*, marking: BreakGlassRole, removed_by: User) -> Bre
         )
         if not locked.is_active:
             return locked
-        locked.is_active = False
-        locked.version += 1
-        locked.save(update_fields=["is_active", "version", "updated_at"])
+        version_bump(locked, {"is_active": False})
         audit_record(
             action=AuditAction.BREAK_GLASS_ROLE_REMOVED,
             actor=removed_by,
@@ -204,18 +199,16 @@ def break_glass_activation_refusal(*, marking: BreakGlassRole, user: User) -> st
 
 
 def _deny_activation(marking: BreakGlassRole, user: User, reason: str) -> None:
-    with transaction.atomic():
-        audit_record(
-            action=AuditAction.BREAK_GLASS_ACTIVATION_DENIED,
-            actor=user,
-            organisation=marking.organisation,
-            related_organisations=[marking.partner],
-            actor_organisation=marking.partner,
-            target=marking,
-            target_label=f"{marking.catalog_role.role_name} for {marking.partner.name}",
-            metadata={"denied_because": reason},
-            outcome=AuditEvent.Outcome.DENIED,
-        )
+    audit_refusal(
+        because=reason,
+        action=AuditAction.BREAK_GLASS_ACTIVATION_DENIED,
+        actor=user,
+        organisation=marking.organisation,
+        related_organisations=[marking.partner],
+        actor_organisation=marking.partner,
+        target=marking,
+        target_label=f"{marking.catalog_role.role_name} for {marking.partner.name}",
+    )
 
 
 def break_glass_activation_validate(
@@ -362,16 +355,15 @@ def _check_reviewer(activation: BreakGlassActivation, user: User) -> None:
     current = BreakGlassActivation.objects.select_related("owner", "partner").get(pk=activation.pk)
     refusal = _review_refusal(current, user)
     if refusal is not None:
-        with transaction.atomic():
-            audit_record(
-                action=AuditAction.BREAK_GLASS_ACTIVATION_DENIED,
-                actor=user,
-                organisation=current.owner,
-                related_organisations=[current.partner],
-                target=current.delegation,
-                metadata={"denied_because": refusal, "doing": "review"},
-                outcome=AuditEvent.Outcome.DENIED,
-            )
+        audit_refusal(
+            because=refusal,
+            action=AuditAction.BREAK_GLASS_ACTIVATION_DENIED,
+            actor=user,
+            organisation=current.owner,
+            related_organisations=[current.partner],
+            target=current.delegation,
+            metadata={"doing": "review"},
+        )
         raise PermissionDenied(refusal)
 
 

@@ -16,7 +16,6 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.form_posts import FormPage
@@ -34,11 +33,7 @@ from delegations.breakglass import selectors, services
 from delegations.breakglass.forms import ActivationForm, BreakGlassRoleForm, ReviewForm
 from delegations.lifecycle.services import DelegationConflict
 from delegations.models import BreakGlassActivation, BreakGlassRole, RuleProposal
-
-PROPOSED = gettext_lazy(
-    "Proposed. Four eyes is on: a second admin must approve it under Catalogue → Approval "
-    "rules before it takes effect."
-)
+from delegations.proposals import PROPOSED_MESSAGE
 
 
 def _owner(request: AuthenticatedHttpRequest) -> Organisation:
@@ -129,7 +124,7 @@ PARTNER_PAGE = FormPage(redisplay=_partner_redisplay, back=lambda _marking: _bac
 
 def _marked(request: AuthenticatedHttpRequest, marking: BreakGlassRole | RuleProposal) -> None:
     if isinstance(marking, RuleProposal):
-        messages.success(request, PROPOSED)
+        messages.success(request, PROPOSED_MESSAGE)
         return
     messages.success(
         request,
@@ -174,7 +169,7 @@ def break_glass_role_remove(request: AuthenticatedHttpRequest, marking_id: str) 
             marking=marking, user=request.user
         ),
         done=lambda result: messages.success(
-            request, PROPOSED if isinstance(result, RuleProposal) else removed
+            request, PROPOSED_MESSAGE if isinstance(result, RuleProposal) else removed
         ),
     )
 

@@ -19,7 +19,7 @@ import secrets
 import uuid
 from typing import Any
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -27,7 +27,8 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
 from accounts.actors import ServiceActor, actor_user, service_label
-from accounts.models import Membership, Organisation, User, hash_token, validate_account_uid
+from accounts.models import Organisation, User, hash_token, validate_account_uid
+from accounts.permissions import require_admin_member
 from audit.actions import AuditAction
 from audit.models import AuditEvent
 from audit.services import audit_record
@@ -89,12 +90,11 @@ def partner_link_create(
     """
     if not owner.is_owner:
         raise ValidationError(gettext("Only resource owners hand out partner links."))
-    if not Membership.objects.filter(
-        user=created_by, organisation=owner, role=Membership.Role.ADMIN
-    ).exists():
-        raise PermissionDenied(
-            gettext("Only an admin of %(owner)s can create partner links.") % {"owner": owner}
-        )
+    require_admin_member(
+        created_by,
+        owner,
+        refusal=gettext("Only an admin of %(owner)s can create partner links.") % {"owner": owner},
+    )
     label = (label or "").strip()
     if len(label) > 200:
         raise ValidationError({"label": gettext("Keep the label under 200 characters.")})
@@ -160,13 +160,12 @@ def partner_link_revoke(*, link: PartnerLink, revoked_by: User) -> PartnerLink:
         .select_related("organisation")
         .get(pk=link.pk)
     )
-    if not Membership.objects.filter(
-        user=revoked_by, organisation=locked.organisation, role=Membership.Role.ADMIN
-    ).exists():
-        raise PermissionDenied(
-            gettext("Only an admin of %(organisation)s can revoke links.")
-            % {"organisation": locked.organisation}
-        )
+    require_admin_member(
+        revoked_by,
+        locked.organisation,
+        refusal=gettext("Only an admin of %(organisation)s can revoke links.")
+        % {"organisation": locked.organisation},
+    )
     if locked.revoked_at is not None:
         return locked
     locked.revoked_at = timezone.now()

@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 
-from accounts.models import Membership, Organisation, User
+from accounts.models import Organisation, User
+from accounts.permissions import require_admin_member
 from delegations.catalog import services
 from delegations.models import CatalogRole, PartnerAllowance, RuleProposal, TrustScope
 from delegations.proposals import four_eyes_on, rule_proposal_create
@@ -24,10 +25,9 @@ Kind = RuleProposal.Kind
 
 
 def _require_admin(user: User, owner: Organisation) -> None:
-    if not Membership.objects.filter(
-        user=user, organisation=owner, role=Membership.Role.ADMIN
-    ).exists():
-        raise PermissionDenied("Only an admin of the owner organisation changes the catalogue.")
+    require_admin_member(
+        user, owner, refusal="Only an admin of the owner organisation changes the catalogue."
+    )
 
 
 def _role_view(

@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.translation import gettext, gettext_lazy
+from django.utils.translation import gettext
 from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -48,13 +48,9 @@ from delegations.connection.selectors import (
     cloud_accounts_of_organisation,
 )
 from delegations.models import FINAL_STATUSES, CatalogRole, CloudAccount, RuleProposal, TrustScope
+from delegations.proposals import PROPOSED_MESSAGE
 
 READERS = (ADMIN, AUDITOR)
-# Four eyes (issue 14): the change waits for a second admin on the approval-rules page.
-PROPOSED = gettext_lazy(
-    "Proposed. Four eyes is on: a second admin must approve it under Catalogue → Approval "
-    "rules before it takes effect."
-)
 
 
 def _owner(request: AuthenticatedHttpRequest) -> Organisation:
@@ -343,7 +339,7 @@ def catalog_role_edit(request: AuthenticatedHttpRequest, catalog_role_id: str) -
     if isinstance(result, HttpResponse):
         return result
     if isinstance(result, RuleProposal):
-        messages.success(request, str(PROPOSED))
+        messages.success(request, str(PROPOSED_MESSAGE))
         return redirect("delegations:catalog")
     if not result.changed:  # type: ignore[attr-defined]
         messages.info(request, gettext("Nothing changed in %(role)s.") % {"role": role.role_name})
@@ -441,7 +437,7 @@ def allowance_add(request: AuthenticatedHttpRequest) -> HttpResponse:
             add_form_errors(form, error)
         else:
             if isinstance(allowance, RuleProposal):
-                messages.success(request, str(PROPOSED))
+                messages.success(request, str(PROPOSED_MESSAGE))
                 return redirect(reverse("delegations:catalog") + "#allow-list")
             messages.success(
                 request,
@@ -460,7 +456,7 @@ def allowance_remove(request: AuthenticatedHttpRequest, allowance_id: str) -> Ht
     if catalog_proposals.partner_allowance_remove_or_propose(
         allowance=allowance, user=request.user
     ):
-        messages.success(request, str(PROPOSED))
+        messages.success(request, str(PROPOSED_MESSAGE))
         return redirect(reverse("delegations:catalog") + "#allow-list")
     messages.success(
         request,

@@ -51,6 +51,7 @@ from delegations.models import (
     validate_region,
 )
 from delegations.notices import fleet_announce, fleet_digest, fleet_run_announce
+from delegations.versioned import version_bump
 from notifications.events import NotificationEvent
 
 Status = Delegation.Status
@@ -194,10 +195,7 @@ def _check_version(fleet: FleetGrant, expected_version: int | None) -> None:
 
 
 def _bump(fleet: FleetGrant, **changes: Any) -> None:
-    for field, value in changes.items():
-        setattr(fleet, field, value)
-    fleet.version += 1
-    fleet.save(update_fields=[*changes, "version", "updated_at"])
+    version_bump(fleet, changes)
     fleet.changed = True
 
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from accounts.models import Membership, User
+from accounts.models import User
+from accounts.permissions import require_admin_member
 from audit.actions import AuditAction
 from audit.services import audit_chain_lock, audit_record
 from cloud import policies
@@ -123,12 +124,11 @@ def drift_resolve(*, finding: DriftFinding, resolved_by: User, resolution: str) 
     )
     role = locked.managed_role
     owner = role.cloud_account.organisation
-    if not Membership.objects.filter(
-        user=resolved_by, organisation=owner, role=Membership.Role.ADMIN
-    ).exists():
-        raise PermissionDenied(
-            gettext("Only an admin of %(owner)s can resolve drift.") % {"owner": owner}
-        )
+    require_admin_member(
+        resolved_by,
+        owner,
+        refusal=gettext("Only an admin of %(owner)s can resolve drift.") % {"owner": owner},
+    )
     if resolution not in (Resolution.REPAIR, Resolution.ACCEPT):
         raise ValidationError({"resolution": gettext("Choose repair or accept.")})
     if locked.resolved_at is not None:

@@ -10,6 +10,7 @@ extension racing the expiry ends with exactly one of them.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -18,7 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from accounts.models import Organisation, User
-from accounts.permissions import require_mfa
+from accounts.permissions import require_admin_member, require_mfa
 from audit.actions import AuditAction
 from audit.models import AuditEvent
 from delegations.approvals import selectors as approval_selectors
@@ -34,6 +35,7 @@ from delegations.lifecycle.services import (
 from delegations.models import Delegation, DelegationExtension
 from delegations.notices import extension_announce
 from delegations.outbox import outbox_enqueue_reconcile
+from delegations.versioned import version_bump
 
 Status = Delegation.Status
 ExtensionStatus = DelegationExtension.Status
@@ -78,11 +80,12 @@ def extension_request(
     """A partner admin asks to move `delegation`'s end to `new_ends_at`."""
     with transaction.atomic():
         locked = lock_delegation(delegation)
-        if not requested_by.memberships.filter(organisation=locked.partner, role="admin").exists():
-            raise PermissionDenied(
-                gettext("Only an admin of %(partner)s can ask for more time.")
-                % {"partner": locked.partner}
-            )
+        require_admin_member(
+            requested_by,
+            locked.partner,
+            refusal=gettext("Only an admin of %(partner)s can ask for more time.")
+            % {"partner": locked.partner},
+        )
         if locked.status not in EXTENDABLE_STATUSES or locked.ends_at is None:
             state = locked.get_status_display().lower()
             raise ValidationError(
@@ -166,6 +169,28 @@ def _deny(extension: DelegationExtension, user: User, reason: str) -> None:
         )
 
 
+def _checked(extension: DelegationExtension, user: User, *, approving: bool) -> DelegationExtension:
+    """The extension with its delegation, once `user` passed the decider's check. The check
+    runs before the lock so that a refusal is recorded in its own transaction and survives;
+    it runs again under the lock, where the decision is made."""
+    current = DelegationExtension.objects.select_related(
+        "delegation__owner", "delegation__partner", "delegation__catalog_role"
+    ).get(pk=extension.pk)
+    if current.status == ExtensionStatus.REQUESTED:
+        refusal = _refusal(current, user, approving=approving)
+        if refusal is not None:
+            _deny(current, user, refusal)
+            raise PermissionDenied(refusal)
+    return current
+
+
+def _already_decided(locked: DelegationExtension) -> DelegationConflict:
+    return DelegationConflict(
+        gettext("This extension was already decided: it is %(status)s.")
+        % {"status": locked.get_status_display().lower()}
+    )
+
+
 def _locked(extension: DelegationExtension) -> tuple[Delegation, DelegationExtension]:
     delegation = lock_delegation(Delegation(pk=extension.delegation_id))
     fresh = DelegationExtension.objects.select_for_update().get(pk=extension.pk)
@@ -187,14 +212,7 @@ def extension_approve(
 ) -> DelegationExtension:
     """An approver approves an extension; the one that completes the quorum moves the end.
     An extension whose delegation has already ended (or changed its end) lapses instead."""
-    current = DelegationExtension.objects.select_related(
-        "delegation__owner", "delegation__partner", "delegation__catalog_role"
-    ).get(pk=extension.pk)
-    if current.status == ExtensionStatus.REQUESTED:
-        refusal = _refusal(current, approved_by, approving=True)
-        if refusal is not None:
-            _deny(current, approved_by, refusal)
-            raise PermissionDenied(refusal)
+    current = _checked(extension, approved_by, approving=True)
     with transaction.atomic():
         delegation, locked = _locked(current)
         if locked.status != ExtensionStatus.REQUESTED:
@@ -202,10 +220,7 @@ def extension_approve(
                 entry["approver"] for entry in locked.approvals
             }:
                 return locked
-            raise DelegationConflict(
-                gettext("This extension was already decided: it is %(status)s.")
-                % {"status": locked.get_status_display().lower()}
-            )
+            raise _already_decided(locked)
         if not _still_extendable(delegation, locked):
             return _close(locked, delegation, ExtensionStatus.LAPSED, by=approved_by, reason="")
         refusal = _refusal(locked, approved_by, approving=True)
@@ -243,16 +258,8 @@ def extension_approve(
             )
             return locked
         before = delegation.ends_at
-        delegation.ends_at = locked.new_ends_at
-        delegation.version += 1
-        delegation.save(update_fields=["ends_at", "version", "updated_at"])
-        locked.status = ExtensionStatus.APPROVED
-        locked.decided_by = approved_by
-        locked.decided_at = timezone.now()
-        locked.decision_reason = note
-        locked.save(
-            update_fields=["approvals", "status", "decided_by", "decided_at", "decision_reason"]
-        )
+        version_bump(delegation, {"ends_at": locked.new_ends_at})
+        _decide(locked, ExtensionStatus.APPROVED, by=approved_by, reason=note, also=["approvals"])
         _audit(
             extension=locked,
             delegation=delegation,
@@ -273,6 +280,22 @@ def extension_approve(
         return locked
 
 
+def _decide(
+    locked: DelegationExtension,
+    status: str,
+    *,
+    by: User,
+    reason: str,
+    also: Sequence[str] = (),
+) -> None:
+    """Write the decision on the locked extension (and the `also` fields already set on it)."""
+    locked.status = status
+    locked.decided_by = by
+    locked.decided_at = timezone.now()
+    locked.decision_reason = reason
+    locked.save(update_fields=[*also, "status", "decided_by", "decided_at", "decision_reason"])
+
+
 def _close(
     locked: DelegationExtension,
     delegation: Delegation,
@@ -281,11 +304,7 @@ def _close(
     by: User,
     reason: str,
 ) -> DelegationExtension:
-    locked.status = status
-    locked.decided_by = by
-    locked.decided_at = timezone.now()
-    locked.decision_reason = reason
-    locked.save(update_fields=["status", "decided_by", "decided_at", "decision_reason"])
+    _decide(locked, status, by=by, reason=reason)
     _audit(
         extension=locked,
         delegation=delegation,
@@ -301,20 +320,10 @@ def extension_reject(
     *, extension: DelegationExtension, rejected_by: User, reason: str
 ) -> DelegationExtension:
     """An approver turns an extension down: access ends as planned."""
-    current = DelegationExtension.objects.select_related(
-        "delegation__owner", "delegation__partner", "delegation__catalog_role"
-    ).get(pk=extension.pk)
-    if current.status == ExtensionStatus.REQUESTED:
-        refusal = _refusal(current, rejected_by, approving=False)
-        if refusal is not None:
-            _deny(current, rejected_by, refusal)
-            raise PermissionDenied(refusal)
+    current = _checked(extension, rejected_by, approving=False)
     with transaction.atomic():
         delegation, locked = _locked(current)
         if locked.status != ExtensionStatus.REQUESTED:
-            raise DelegationConflict(
-                gettext("This extension was already decided: it is %(status)s.")
-                % {"status": locked.get_status_display().lower()}
-            )
+            raise _already_decided(locked)
         reason = clean_reason(reason, field="reason")
         return _close(locked, delegation, ExtensionStatus.REJECTED, by=rejected_by, reason=reason)

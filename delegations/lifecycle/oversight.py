@@ -30,6 +30,7 @@ from delegations.lifecycle.services import (
 )
 from delegations.models import ALLOWED_TRANSITIONS, CatalogRole, Delegation
 from delegations.outbox import outbox_enqueue_reconcile
+from delegations.versioned import version_bump
 
 Status = Delegation.Status
 
@@ -113,9 +114,7 @@ def delegation_shorten(
     reason = clean_reason(reason, field="note", required=False)
     before = {"status": locked.status, "ends_at": locked.ends_at, "version": locked.version}
     previous = locked.ends_at
-    locked.ends_at = ends_at
-    locked.version += 1
-    locked.save(update_fields=["ends_at", "version", "updated_at"])
+    version_bump(locked, {"ends_at": ends_at})
     locked.changed = True
     audit_delegation(
         delegation=locked,

@@ -72,6 +72,7 @@ from delegations.partner_access import (
     partner_access_delegations_changed,
 )
 from delegations.role_state import partner_alias, partner_role_name
+from delegations.versioned import version_bump
 
 Status = Delegation.Status
 
@@ -546,10 +547,7 @@ def _transition(
     changes["status"] = to
     if to != Status.FAILED:
         changes.setdefault("failed_phase", Delegation.Phase.NONE)
-    for field, value in changes.items():
-        setattr(delegation, field, value)
-    delegation.version += 1
-    delegation.save(update_fields=[*changes, "version", "updated_at"])
+    version_bump(delegation, changes)
     delegation.changed = True
     _audit(
         delegation=delegation,

@@ -5,7 +5,6 @@ partner the partner admin proposed and the owner approves or refuses. State chan
 
 import uuid
 
-from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -29,13 +28,7 @@ class TrustedPerson(models.Model):
     )
     ram_user_name = models.CharField(max_length=64)
     # The portal person behind the RAM user, when the partner linked one.
-    person = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-    )
+    person = optional_person_field(on_delete=models.SET_NULL)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     proposed_by = optional_person_field(on_delete=models.PROTECT)
     proposed_at = models.DateTimeField(default=timezone.now)

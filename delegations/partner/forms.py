@@ -14,12 +14,9 @@ from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
+from delegations.lifecycle.services import REASON_MAX_LENGTH
 from delegations.models import StaffAssignment
-from delegations.partner.services import (
-    CUSTOM_POLICY_MAX_INPUT,
-    REASON_MAX_LENGTH,
-    URI_MAX_DAYS,
-)
+from delegations.partner.services import CUSTOM_POLICY_MAX_INPUT, URI_MAX_DAYS
 
 PolicyKind = StaffAssignment.SessionPolicyKind
 

@@ -17,11 +17,11 @@ from accounts.models import User
 from audit.actions import AuditAction
 from audit.services import audit_record
 from delegations.models import (
-    CredentialsUriToken,
     Delegation,
     StaffAssignment,
 )
 from delegations.partner.services import (
+    assignment_end,
     assignment_lock,
     delegation_is_usable,
     linked_ram_user_name,
@@ -84,32 +84,12 @@ def staff_unassign_by_rule(*, assignment: StaffAssignment, reason: str, rule: st
         locked = assignment_lock(assignment.pk)
         if locked.ended_at is not None:
             return False
-        now = timezone.now()
-        locked.ended_at = now
-        locked.end_reason = StaffAssignment.EndReason.UNASSIGNED
-        locked.save(update_fields=["ended_at", "end_reason", "updated_at"])
-        revoked = CredentialsUriToken.objects.filter(
-            assignment=locked, revoked_at__isnull=True
-        ).update(revoked_at=now)
-        delegation = locked.delegation
-        audit_record(
-            action=AuditAction.STAFF_UNASSIGNED,
-            actor=None,
-            organisation=locked.partner,
-            related_organisations=[delegation.owner],
-            target=locked,
-            target_label=(
-                f"{locked.user.email} on {delegation.catalog_role.role_name} of {delegation.owner}"
-            ),
-            before={"staff": locked.user.email, "ended": False},
-            after={"staff": locked.user.email, "ended": True},
-            metadata={
-                "delegation": str(delegation.pk),
-                "end_reason": StaffAssignment.EndReason.UNASSIGNED,
-                "uri_keys_revoked": revoked,
-                "reason": reason,
-                "rule": rule,
-            },
+        assignment_end(
+            locked,
+            ended_by=None,
+            reason=StaffAssignment.EndReason.UNASSIGNED,
+            now=timezone.now(),
+            metadata={"reason": reason, "rule": rule},
         )
         ram_user = linked_ram_user_name(organisation=locked.partner, user=locked.user)
         if ram_user:

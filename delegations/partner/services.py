@@ -34,7 +34,7 @@ from cloud import policies
 from cloud.errors import CloudError
 from delegations.connection.services import partner_ram_users
 from delegations.lifecycle.selectors import RoleOccupancy, role_occupancy
-from delegations.lifecycle.services import IllegalTransition, delegation_revoke
+from delegations.lifecycle.services import IllegalTransition, clean_reason, delegation_revoke
 from delegations.models import (
     ALLOWED_TRANSITIONS,
     CloudAccount,
@@ -72,7 +72,6 @@ PolicyKind = StaffAssignment.SessionPolicyKind
 
 URI_MAX_DAYS = 90
 URI_MAX_USABLE_PER_ASSIGNMENT = 5
-REASON_MAX_LENGTH = 2000
 
 
 # --- who may do what -------------------------------------------------------------------------
@@ -479,9 +478,15 @@ def staff_assignment_change_policy(
     return locked
 
 
-def _end_assignment(
-    locked: StaffAssignment, *, ended_by: User | None, reason: str, now: dt.datetime
+def assignment_end(
+    locked: StaffAssignment,
+    *,
+    ended_by: User | None,
+    reason: str,
+    now: dt.datetime,
+    metadata: dict[str, Any] | None = None,
 ) -> None:
+    """End an open, locked assignment: its URI keys stop and the end is audited."""
     before = _assignment_snapshot(locked)
     locked.ended_at = now
     locked.ended_by = ended_by
@@ -503,6 +508,7 @@ def _end_assignment(
             "delegation": str(locked.delegation_id),
             "end_reason": reason,
             "uri_keys_revoked": revoked,
+            **(metadata or {}),
         },
     )
 
@@ -516,7 +522,7 @@ def staff_unassign(*, assignment: StaffAssignment, unassigned_by: User) -> Staff
         locked = assignment_lock(assignment.pk)
         if locked.ended_at is not None:
             return locked
-        _end_assignment(
+        assignment_end(
             locked,
             ended_by=unassigned_by,
             reason=StaffAssignment.EndReason.UNASSIGNED,
@@ -545,7 +551,7 @@ def staff_member_removed(*, membership: Membership, removed_by: User | None) -> 
     for assignment_id in open_ids:
         locked = assignment_lock(assignment_id)
         if locked.ended_at is None:
-            _end_assignment(
+            assignment_end(
                 locked,
                 ended_by=removed_by,
                 reason=StaffAssignment.EndReason.MEMBER_REMOVED,
@@ -664,17 +670,6 @@ def credentials_uri_revoke(
 # --- the owner's emergency cut-off -----------------------------------------------------------
 
 
-def _clean_reason(reason: str) -> str:
-    text = (reason or "").strip()
-    if not text:
-        raise ValidationError({"reason": _("Please give a reason.")})
-    if len(text) > REASON_MAX_LENGTH:
-        raise ValidationError(
-            {"reason": _("Keep it under %(limit)s characters.") % {"limit": REASON_MAX_LENGTH}}
-        )
-    return text
-
-
 def role_cut_off(
     *, delegation: Delegation, cut_off_by: User, reason: str, with_mfa: bool
 ) -> RoleCutOff:
@@ -684,7 +679,7 @@ def role_cut_off(
     lose their permissions too, which the page says before anyone confirms."""
     _require_owner_admin(user=cut_off_by, organisation=delegation.owner, doing=_("cut off a role"))
     require_mfa(with_mfa=with_mfa)
-    reason = _clean_reason(reason)
+    reason = clean_reason(reason, field="reason")
     with transaction.atomic():
         locked = _lock_delegation(delegation)
         existing = RoleCutOff.objects.filter(

@@ -28,8 +28,7 @@ from django.utils.translation import gettext as _
 from accounts.models import Organisation, User
 from accounts.permissions import is_admin_member, is_member, require_owner_admin
 from audit.actions import AuditAction
-from audit.models import AuditEvent
-from audit.services import audit_record
+from audit.services import audit_record, audit_refusal
 from delegations.approvals.selectors import rules_in_force
 from delegations.lifecycle.oversight import delegation_revoke_by_rule, delegation_shorten
 from delegations.lifecycle.services import clean_reason, delegation_revoke
@@ -323,16 +322,15 @@ def review_refusal(*, item: ReviewItem, user: User) -> str | None:
 
 
 def _deny(item: ReviewItem, user: User, reason: str) -> None:
-    with transaction.atomic():
-        audit_record(
-            action=AuditAction.REVIEW_DENIED,
-            actor=user,
-            organisation=item.campaign.organisation,
-            related_organisations=[item.partner],
-            target=item.campaign,
-            metadata={"denied_because": reason, "review_item": str(item.pk)},
-            outcome=AuditEvent.Outcome.DENIED,
-        )
+    audit_refusal(
+        because=reason,
+        action=AuditAction.REVIEW_DENIED,
+        actor=user,
+        organisation=item.campaign.organisation,
+        related_organisations=[item.partner],
+        target=item.campaign,
+        metadata={"review_item": str(item.pk)},
+    )
 
 
 def _item_label(item: ReviewItem) -> str:
