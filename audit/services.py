@@ -8,6 +8,7 @@ the caller's transaction for rollback and raises, so a change never commits with
 import datetime as dt
 import decimal
 import enum
+import functools
 import inspect
 import ipaddress
 import re
@@ -85,6 +86,9 @@ _SECRET_WORDS = frozenset({"pwd", "pass", "otp", "totp", "hotp", "pin"})
 _WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
+# Pure in the key, and the keys of audit events are a small vocabulary: a batch of a hundred
+# events asks about the same few dozen keys thousands of times.
+@functools.lru_cache(maxsize=4096)
 def looks_secret(key: str) -> bool:
     squashed = re.sub(r"[^a-z0-9]", "", key.lower())
     if any(marker in squashed for marker in _SECRET_MARKERS):

@@ -46,3 +46,31 @@ def test_a_round_takes_the_same_statements_for_any_number_of_partners(owner_worl
     if connection.features.has_select_for_update:
         # One lock statement per batch of transitions (to applying, to active), however many.
         assert len(locks) == 2, locks
+
+
+def test_the_lock_loads_a_roles_shared_rows_once_for_all_its_partners(owner_world) -> None:
+    """A role's partners share one owner, one catalogue role and one managed role: the lock
+    reads each once (not joined into every row), and every row has them without a query."""
+    from django.db import transaction
+
+    from delegations.lifecycle.services import delegations_lock_for_worker
+
+    ids = {owner_world.offer().pk for _ in range(2)}
+    with transaction.atomic(), CaptureQueriesContext(connection) as two:
+        delegations_lock_for_worker(delegation_ids=ids)
+    ids |= {owner_world.offer().pk for _ in range(6)}
+
+    with transaction.atomic():
+        with CaptureQueriesContext(connection) as eight:
+            rows = delegations_lock_for_worker(delegation_ids=ids)
+        with CaptureQueriesContext(connection) as reading:
+            shared = {
+                (id(row.owner), id(row.catalog_role), id(row.managed_role), row.partner.pk)
+                for row in rows.values()
+            }
+
+    assert len(eight.captured_queries) == len(two.captured_queries)
+    assert reading.captured_queries == []
+    assert len(rows) == 8
+    assert len({(owner, role, managed) for owner, role, managed, _ in shared}) == 1
+    assert len({partner for *_, partner in shared}) == 8
