@@ -15,6 +15,7 @@ pytest_plugins = [
     "tests.fixtures.worker",
     "tests.fixtures.partner",
     "tests.fixtures.browser",
+    "tests.fixtures.database",
 ]
 
 # The SDKs apply HTTP(S)_PROXY even to loopback; cloudsim is always reached directly.

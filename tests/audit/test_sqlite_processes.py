@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.database import sqlite_copy
+
 ROOT = Path(__file__).resolve().parents[2]
 PROCESSES = 3
 EVENTS_EACH = 15
@@ -29,7 +31,7 @@ for index in range(int(sys.argv[2])):
 
 
 @pytest.fixture
-def sqlite_env(tmp_path):
+def sqlite_env(tmp_path, migrated_sqlite):
     env = {
         key: value
         for key, value in os.environ.items()
@@ -41,16 +43,8 @@ def sqlite_env(tmp_path):
         PORTAL_DATA_DIR=str(tmp_path),
         DJANGO_SETTINGS_MODULE="portal.settings",
     )
-    migrate = subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--verbosity", "0"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert migrate.returncode == 0, migrate.stderr
-    return env, tmp_path / "portal.sqlite3"
+    # Migrated from nothing once per run (`migrated_sqlite`), copied here.
+    return env, sqlite_copy(migrated_sqlite, tmp_path / "portal.sqlite3")
 
 
 def audit_verify(env: dict) -> subprocess.CompletedProcess:
