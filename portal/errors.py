@@ -33,8 +33,10 @@ def _request_id(request: HttpRequest) -> str:
 
 
 def _render(request: HttpRequest, template: str, context: dict | None = None) -> str:
-    # Every error page shows the request id, so a person can quote it to an operator.
-    context = {"request_id": _request_id(request), **(context or {})}
+    # Every error page shows the request id, so a person can quote it to an operator. It
+    # does not count the inbox for the navigation: a refusal is answered without the reads
+    # behind that count (a crawler probing pages it may not see pays for none of them).
+    context = {"request_id": _request_id(request), "inbox": (), **(context or {})}
     return loader.render_to_string(template, context, request=request)
 
 

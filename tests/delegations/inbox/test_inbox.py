@@ -64,3 +64,15 @@ def test_other_organisations_requests_never_show(
 def test_the_context_processor_tolerates_requests_without_a_user() -> None:
     request = RequestFactory().get("/")
     assert inbox(request) == {"inbox": []}
+
+
+def test_an_error_page_answers_without_counting_the_inbox(
+    login: Any, owner_admin: User, requested: Delegation
+) -> None:
+    """A refusal or a missing page is drawn without the reads behind the navigation's count
+    (a crawler probing pages it may not see costs the inbox nothing)."""
+    client = login(owner_admin)
+    assert 'data-testid="inbox-count"' in client.get(reverse("accounts:home")).content.decode()
+    missing = client.get("/no/such/page/")
+    assert missing.status_code == 404
+    assert 'data-testid="inbox-count"' not in missing.content.decode()
