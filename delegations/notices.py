@@ -168,7 +168,7 @@ def _notice(
     )
 
 
-def _assigned_staff(delegations: list[Delegation]) -> dict[object, list[User]]:
+def _assigned_staff(delegations: Sequence[Delegation]) -> dict[object, list[User]]:
     """Each delegation's people currently assigned (delegation id -> users), in one read."""
     staff: dict[object, list[User]] = {}
     for assignment in StaffAssignment.objects.filter(
@@ -359,6 +359,12 @@ def _accounts_text(account_uids: Sequence[str]) -> str:
     return shown
 
 
+def _fleet_key(fleet: FleetGrant, event: NotificationEvent, occasion: object) -> str:
+    # One notice per fleet, event and occasion (its version, its run, a warning's label): a
+    # double click writes nothing twice.
+    return f"{event.value}:fleet:{fleet.pk}" + (f":{occasion}" if occasion is not None else "")
+
+
 def fleet_announce(
     *,
     fleet: FleetGrant,
@@ -372,9 +378,7 @@ def fleet_announce(
     """One notice for a fleet's event across `members` (its accounts concerned), to the
     admins of each side (never the person who acted), the partner's people assigned to any
     of those accounts when staff hear of it, and each side's subscribed channels."""
-    # One notice per fleet, event and occasion (its version, or its run): a double click
-    # writes nothing twice.
-    key = f"{event.value}:fleet:{fleet.pk}" + (f":{occasion}" if occasion is not None else "")
+    key = _fleet_key(fleet, event, occasion)
     if not members:
         return
     account_uids = [member.managed_role.cloud_account.account_uid for member in members]
@@ -410,12 +414,7 @@ def fleet_announce(
         by_side.append((fleet.owner, organisation_admins(fleet.owner)))
     people = organisation_admins(fleet.partner) if "partner" in sides else []
     if "staff" in sides:
-        people += [
-            assignment.user
-            for assignment in StaffAssignment.objects.filter(
-                delegation__in=members, ended_at__isnull=True
-            ).select_related("user")
-        ]
+        people += [user for users in _assigned_staff(members).values() for user in users]
     if people or "partner" in sides:
         by_side.append((fleet.partner, people))
     for organisation, recipients in by_side:
@@ -650,7 +649,7 @@ def _warn_fleet(members: list[Delegation], *, now: dt.datetime) -> bool:
     label = _warning_due(ends_at, now=now)
     if label is None:
         return False
-    if not notice_mark_once(key=f"{Event.DELEGATION_EXPIRING.value}:fleet:{fleet.pk}:{label}"):
+    if not notice_mark_once(key=_fleet_key(fleet, Event.DELEGATION_EXPIRING, label)):
         return False
     fleet_announce(
         fleet=fleet,
