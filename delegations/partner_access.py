@@ -22,6 +22,7 @@ from accounts.models import Membership, Organisation, User
 from cloud import policies
 from delegations.models import (
     DESIRED_PRESENT_STATUSES,
+    HOME_FIRST,
     CloudAccount,
     Delegation,
     ManagedRole,
@@ -46,11 +47,11 @@ def is_staff_member(*, user: User, organisation: Organisation) -> bool:
 
 
 def partner_cloud_account(*, organisation: Organisation) -> CloudAccount | None:
-    # The model's order less the organisation's name, the same for every row here: no join
-    # (read on every credential issuance).
+    # The primary first, without the model's default order by organisation name (the same
+    # for every row here, and a join on every credential issuance).
     account = (
         CloudAccount.objects.filter(organisation=organisation, is_active=True)
-        .order_by("-is_primary", "created_at")
+        .order_by(*HOME_FIRST)
         .first()
     )
     if account is not None:

@@ -11,6 +11,7 @@ from accounts.models import Organisation
 from core.web import get_or_404, parse_uuid
 from delegations.models import (
     FINAL_STATUSES,
+    HOME_FIRST,
     CatalogRole,
     CloudAccount,
     PartnerAllowance,
@@ -73,6 +74,6 @@ def catalog_role_accounts(*, catalog_role: CatalogRole) -> list[CloudAccount]:
         connected = connected.filter(
             Q(pk=catalog_role.cloud_account_id) | Q(extra_catalog_roles=catalog_role)
         )
-    accounts = list(connected.distinct().order_by("-is_primary", "created_at", "pk"))
+    accounts = list(connected.distinct().order_by(*HOME_FIRST))
     accounts.sort(key=lambda account: account.pk != catalog_role.cloud_account_id)
     return accounts

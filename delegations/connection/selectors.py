@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import Http404
 
 from accounts.models import Organisation
-from delegations.models import CloudAccount
+from delegations.models import HOME_FIRST, CloudAccount
 
 
 def cloud_account_of_organisation(*, organisation: Organisation) -> CloudAccount | None:
@@ -22,7 +22,7 @@ def cloud_accounts_of_organisation(*, organisation: Organisation) -> list[CloudA
     return list(
         CloudAccount.objects.filter(organisation=organisation, is_active=True)
         .select_related("organisation", "created_by")
-        .order_by("-is_primary", "created_at", "pk")
+        .order_by(*HOME_FIRST)
     )
 
 

@@ -48,7 +48,7 @@ from delegations.lifecycle.views import (
     code_page,
     redeem_partner_link_code,
 )
-from delegations.models import CloudAccount, FleetGrant
+from delegations.models import HOME_FIRST, CloudAccount, FleetGrant
 
 READERS = (ADMIN, AUDITOR)
 Conflict = services.FleetConflict
@@ -290,7 +290,7 @@ def fleet_account_revoke(
 
 def _offered_accounts(owner: Organisation) -> Any:
     ids = [account.pk for account in cloud_accounts_of_organisation(organisation=owner)]
-    return CloudAccount.objects.filter(pk__in=ids).order_by("-is_primary", "created_at")
+    return CloudAccount.objects.filter(pk__in=ids).order_by(*HOME_FIRST)
 
 
 @sensitive_variables()

@@ -23,6 +23,7 @@ from core.web import get_or_404, parse_uuid
 from delegations import role_plan as planner
 from delegations.models import (
     DESIRED_PRESENT_STATUSES,
+    HOME_FIRST,
     WORKER_PENDING_STATUSES,
     CatalogRole,
     CloudAccount,
@@ -137,9 +138,7 @@ def catalog_roles_grantable(*, owner: Organisation) -> QuerySet[CatalogRole]:
 def owner_accounts_if_several(*, owner: Organisation) -> QuerySet[CloudAccount]:
     """The owner's connected accounts when it has more than one (a request or offer may then
     choose one), else none: a single account needs no choice."""
-    accounts = CloudAccount.objects.filter(organisation=owner, is_active=True).order_by(
-        "-is_primary", "created_at"
-    )
+    accounts = CloudAccount.objects.filter(organisation=owner, is_active=True).order_by(*HOME_FIRST)
     return accounts if accounts.count() > 1 else accounts.none()
 
 

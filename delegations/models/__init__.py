@@ -56,7 +56,7 @@ from delegations.models.catalog import (
     PartnerLink,
     validate_role_name,
 )
-from delegations.models.connection import REGION_RE, CloudAccount, validate_region
+from delegations.models.connection import HOME_FIRST, REGION_RE, CloudAccount, validate_region
 from delegations.models.fleet import (
     MAX_FLEET_ACCOUNTS,
     MAX_FLEET_CONCURRENCY,
@@ -111,6 +111,7 @@ __all__ = [
     "DESIRED_PRESENT_STATUSES",
     "EXPIRABLE_STATUSES",
     "FINAL_STATUSES",
+    "HOME_FIRST",
     "MAX_APPROVALS_REQUIRED",
     "MAX_AUTO_APPROVE_HOURS",
     "MAX_BREAK_GLASS_HOURS",

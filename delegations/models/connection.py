@@ -24,6 +24,11 @@ def validate_region(value: str) -> None:
         )
 
 
+# An organisation's connected accounts in the order every list and default uses: its primary
+# (home) account first, then the others as they were connected.
+HOME_FIRST = ("-is_primary", "created_at", "pk")
+
+
 class CloudAccount(models.Model):
     """An organisation's Alibaba Cloud account and the AccessKey the portal acts with.
 
