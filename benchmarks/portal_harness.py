@@ -239,7 +239,12 @@ def running_portal(
                 env["CELERY_BROKER_URL"] = broker_url
             env.setdefault("DATABASE_URL", f"sqlite:///{base / 'portal.sqlite3'}")
             env.update(
-                DEBUG="1",
+                # The workers run as in production: with DEBUG on, Django would also log every
+                # SQL statement it sends (formatting each bulk insert's parameters). cloudsim
+                # answers a read with the last write at once, so no read settle delay either.
+                DEBUG="0",
+                SECRET_KEY="benchmark-" + os.urandom(16).hex(),
+                PORTAL_RAM_READ_SETTLE_SECONDS="0",
                 DJANGO_SETTINGS_MODULE="portal.settings",
                 PORTAL_DATA_DIR=str(base),
                 PORTAL_ENCRYPTION_KEYS=Fernet.generate_key().decode("ascii"),
