@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -39,8 +39,13 @@ from cloud.values import CallRecorder, CloudCredentials, IntentRecorder
 RUN_COMMAND_ACTION = "ACS::ECS::RunCommand"
 # Statuses after which an execution (or task execution) changes no more.
 FINISHED_STATUSES = frozenset({"Success", "Failed", "Cancelled"})
-_PAGE_SIZE = 100
-_MAX_PAGES = 200
+# OOS pages by NextToken, at most 100 items a page.
+_NEXT_TOKEN_PAGES: dict[str, Any] = {
+    "next_of": lambda body, _request_id: optional_text(body.next_token),
+    "cursor_name": "NextToken",
+    "page_size": 100,
+    "max_pages": 200,
+}
 _MAX_TREE_DEPTH = 3  # OOS nests templates at most three levels deep
 _MAX_INSTANCE_IDS = 100  # DescribeInstances takes at most 100 InstanceIds per request
 
@@ -166,6 +171,18 @@ def _exit_code(value: Any) -> int | None:
     if isinstance(value, str) and value.lstrip("-").isdigit():
         return int(value)
     return None
+
+
+def _checked_page(
+    items: Any, what: str, check: Callable[[Any, str | None], object], request_id: str | None
+) -> list[Any]:
+    """A page's items as the SDK models, each checked by `check` for its required fields."""
+    items = items if items is not None else []
+    if not isinstance(items, list):
+        raise InvalidResponse(what, request_id)
+    for item in items:
+        check(item, request_id)
+    return items
 
 
 class OosClient(SdkTransport):
@@ -309,47 +326,18 @@ class OosClient(SdkTransport):
         )
 
     def _list_execution_models(self, **filters: Any) -> list[Any]:
-        found: list[Any] = []
-        token: str | None = None
-        target = ",".join(f"{k}={v}" for k, v in filters.items() if v) or "*"
-        for _ in range(_MAX_PAGES):
-            request = oos_models.ListExecutionsRequest(
-                region_id=self.region_id, max_results=_PAGE_SIZE, next_token=token, **filters
-            )
-
-            def read(response: Any, request_id: str | None) -> tuple[list[Any], str | None]:
-                body = body_of(response, request_id)
-                items = body.executions if body.executions is not None else []
-                if not isinstance(items, list):
-                    raise InvalidResponse("Executions", request_id)
-                for item in items:
-                    _execution_from(item, request_id)  # checks the required fields
-                return items, optional_text(body.next_token)
-
-            page, next_token = self._call(
-                "ListExecutions",
-                target,
-                functools.partial(self._oos.list_executions, request),
-                read,
-                mutating=False,
-            )
-            found += page
-            if next_token is None:
-                return found
-            if next_token == token:
-                raise CloudError(
-                    code="InvalidResponse",
-                    message="The cloud's answer has no valid NextToken (it did not advance).",
-                    action="ListExecutions",
-                    request_id=self.last_request_id,
-                    category=ErrorCategory.INVALID_RESPONSE,
+        return self._list_pages(
+            "ListExecutions",
+            ",".join(f"{k}={v}" for k, v in filters.items() if v) or "*",
+            lambda token, page_size: self._oos.list_executions(
+                oos_models.ListExecutionsRequest(
+                    region_id=self.region_id, max_results=page_size, next_token=token, **filters
                 )
-            token = next_token
-        raise CloudError(
-            code="InvalidResponse",
-            message=f"ListExecutions did not end after {_MAX_PAGES} pages.",
-            action="ListExecutions",
-            category=ErrorCategory.INVALID_RESPONSE,
+            ),
+            lambda body, request_id: _checked_page(
+                body.executions, "Executions", _execution_from, request_id
+            ),
+            **_NEXT_TOKEN_PAGES,
         )
 
     def _execution_model(self, execution_id: str) -> Any:
@@ -378,38 +366,23 @@ class OosClient(SdkTransport):
         return [_execution_from(model, self.last_request_id) for model in models]
 
     def _task_models(self, execution_id: str) -> list[Any]:
-        found: list[Any] = []
-        token: str | None = None
-        for _ in range(_MAX_PAGES):
-            request = oos_models.ListTaskExecutionsRequest(
-                execution_id=execution_id,
-                region_id=self.region_id,
-                max_results=_PAGE_SIZE,
-                next_token=token,
-                sort_order="Ascending",
-            )
-
-            def read(response: Any, request_id: str | None) -> tuple[list[Any], str | None]:
-                body = body_of(response, request_id)
-                items = body.task_executions if body.task_executions is not None else []
-                if not isinstance(items, list):
-                    raise InvalidResponse("TaskExecutions", request_id)
-                for item in items:
-                    _task_from(item, request_id)
-                return items, optional_text(body.next_token)
-
-            page, next_token = self._call(
-                "ListTaskExecutions",
-                execution_id,
-                functools.partial(self._oos.list_task_executions, request),
-                read,
-                mutating=False,
-            )
-            found += page
-            if next_token is None or next_token == token:
-                return found
-            token = next_token
-        return found
+        return self._list_pages(
+            "ListTaskExecutions",
+            execution_id,
+            lambda token, page_size: self._oos.list_task_executions(
+                oos_models.ListTaskExecutionsRequest(
+                    execution_id=execution_id,
+                    region_id=self.region_id,
+                    max_results=page_size,
+                    next_token=token,
+                    sort_order="Ascending",
+                )
+            ),
+            lambda body, request_id: _checked_page(
+                body.task_executions, "TaskExecutions", _task_from, request_id
+            ),
+            **_NEXT_TOKEN_PAGES,
+        )
 
     def list_task_executions(self, *, execution_id: str) -> list[OosTaskExecution]:
         """The execution's task executions in the order they started (loop items included)."""

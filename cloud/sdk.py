@@ -380,35 +380,44 @@ class SdkTransport:
         target: str,
         send: Callable[[str | None, int], Any],
         read_page: Callable[[Any, str | None], list[T]],
+        *,
+        next_of: Callable[[Any, str | None], str | None] = next_page_marker,
+        cursor_name: str = "Marker",
+        page_size: int = _PAGE_SIZE,
+        max_pages: int = _MAX_PAGES,
     ) -> list[T]:
-        """Every item of a RAM list across its `Marker` pages, one request (and record) a page.
+        """Every item of a list across its pages, one request (and record) a page.
 
-        `send(marker, max_items)` sends one page's request; `read_page(body, request_id)` reads
-        that page's items. A marker that does not advance, or paging that never ends, is an
-        invalid answer rather than an endless loop.
+        `send(token, page_size)` sends one page's request; `read_page(body, request_id)` reads
+        that page's items and `next_of(body, request_id)` the next page's token (RAM's
+        `Marker` by default; OOS and ECS call theirs `NextToken`), None on the last page. A
+        token that does not advance, or paging that never ends, is an invalid answer rather
+        than an endless loop or a silently short list.
         """
         found: list[T] = []
-        marker: str | None = None
+        token: str | None = None
 
         def read(response: Any, request_id: str | None) -> tuple[list[T], str | None]:
             body = body_of(response, request_id)
-            return read_page(body, request_id), next_page_marker(body, request_id)
+            return read_page(body, request_id), next_of(body, request_id)
 
-        for _ in range(_MAX_PAGES):
-            page, next_marker = self._call(
+        for _ in range(max_pages):
+            page, next_token = self._call(
                 action,
                 target,
-                functools.partial(send, marker, _PAGE_SIZE),
+                functools.partial(send, token, page_size),
                 read,
                 mutating=False,
             )
             found.extend(page)
-            if next_marker is None:
+            if next_token is None:
                 return found
-            if next_marker == marker:
-                raise invalid_response(action, "Marker (it did not advance)", self.last_request_id)
-            marker = next_marker
-        raise invalid_response(action, f"end of paging after {_MAX_PAGES} pages", None)
+            if next_token == token:
+                raise invalid_response(
+                    action, f"{cursor_name} (it did not advance)", self.last_request_id
+                )
+            token = next_token
+        raise invalid_response(action, f"end of paging after {max_pages} pages", None)
 
     @staticmethod
     def _request_id_only(response: Any, request_id: str | None) -> str | None:

@@ -21,6 +21,7 @@ from django.test import override_settings
 
 from cloud.client import CloudClient, CloudCredentials, IssuedCredentials
 from cloud.errors import CloudError, ErrorCategory
+from cloud.oos import OosClient
 from cloud.policies import PolicyError, build_trust_policy
 
 SECRET = "canary-secret-5f0c2d9e"
@@ -320,6 +321,42 @@ def test_paging_follows_markers_and_stops_on_a_stuck_marker(scripted) -> None:
     )
     with pytest.raises(CloudError, match="did not advance"):
         make_client(scripted).list_policies()
+
+
+def test_oos_pages_by_next_token_and_refuses_a_token_that_does_not_advance(scripted) -> None:
+    """OOS lists page by NextToken through the same loop as RAM's Marker: every page is read,
+    and a token that does not advance is an invalid answer, for the task executions as for
+    the executions (the task executions' loop once returned the partial list instead)."""
+    client = OosClient(
+        access_key_id="LTAIexampleKEY",
+        access_key_secret=SECRET,
+        endpoint=scripted.endpoint,
+        ecs_endpoint=scripted.endpoint,
+        protocol="http",
+    )
+
+    def task(number: int) -> dict:
+        return {"TaskExecutionId": f"t-{number}", "ExecutionId": "exec-1", "Status": "Success"}
+
+    def pages(request: dict) -> Reply:
+        token = request["query"].get("NextToken")
+        body = {"RequestId": f"R-{token}", "TaskExecutions": [task(1 if token is None else 2)]}
+        if token is None:
+            body["NextToken"] = "page-2"
+        return (200, {}, json.dumps(body).encode())
+
+    scripted.replies["ListTaskExecutions"] = pages
+    found = client.list_task_executions(execution_id="exec-1")
+    assert [t.task_execution_id for t in found] == ["t-1", "t-2"]
+    assert scripted.count("ListTaskExecutions") == 2
+    scripted.json(
+        "ListTaskExecutions", {"RequestId": "R", "NextToken": "same", "TaskExecutions": [task(1)]}
+    )
+    with pytest.raises(CloudError, match="NextToken \\(it did not advance\\)"):
+        client.list_task_executions(execution_id="exec-1")
+    scripted.json("ListExecutions", {"RequestId": "R", "NextToken": "same", "Executions": []})
+    with pytest.raises(CloudError, match="NextToken \\(it did not advance\\)"):
+        client.list_executions()
 
 
 def test_policy_version_and_cascade_parameters_on_the_wire(scripted) -> None:
