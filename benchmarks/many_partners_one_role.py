@@ -34,6 +34,11 @@ It counts calls, not round trips: the worker sends the two verifying reads side 
 wave could take 4 L, and all database work (the approvals' outbox, the transitions, the audit
 events, the cloud-call rows) counts as overhead. Target: ratio <= 1.5.
 
+It also prints how busy the machine's CPUs were from the commit to the last activation (Linux
+/proc/stat), and what that much CPU work alone allows: spread perfectly over the machine's
+cores it still takes busy / cores seconds, so where that bound is near the measured time the
+run was CPU-bound (the workers, PostgreSQL and cloudsim share the cores) rather than waiting.
+
 With `--profile` it then explains the figure: per role, when its first and last cloud calls
 arrived and when its last partner became active (seconds after the commit), its cloud calls,
 and how many worker runs called the cloud for it; the workers' task outcomes (runs that found
@@ -53,6 +58,7 @@ import secrets
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 from portal_harness import running_portal, stop_workers, task_outcomes
 from sql_profile import sql_statements
@@ -110,6 +116,41 @@ def trust_policies_exact(portal, roles: list, delegation_ids: list) -> dict[str,
         == principals
         for name, principals in wanted.items()
     }
+
+
+def machine_cpu_seconds() -> tuple[float, float] | None:
+    """(busy, all) CPU-seconds of the whole machine since boot, from /proc/stat (Linux)."""
+    try:
+        fields = [float(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(fields[:8]) - idle) / tick, sum(fields[:8]) / tick
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU-seconds of a process and its waited-for children (prefork slots)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(float(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_report(before: tuple | None, after: tuple | None, *, workers: float, floor: float) -> str:
+    """How busy the machine was between `before` and `after`, and what that CPU work alone
+    allows: however well it is spread, it takes at least busy / cores seconds."""
+    if before is None or after is None:
+        return "machine CPU: not measured (no /proc/stat)"
+    cores = os.cpu_count() or 1
+    busy, available = after[0] - before[0], after[1] - before[1]
+    return (
+        f"machine CPU over commit -> all active: {busy:.1f} of {available:.1f} core-seconds "
+        f"busy ({busy / max(available, 1e-9):.0%}) on {cores} cores, {workers:.1f} of them in "
+        f"the workers; that work alone takes at least {busy / cores:.2f} s here "
+        f"(ratio >= {busy / cores / floor:.2f})"
+    )
 
 
 def wait_all(role_ids: list, count: int, *, timeout: float) -> float:
@@ -287,16 +328,27 @@ def main(argv: list[str] | None = None) -> None:
             else contextlib.nullcontext()
         )
         committed: list[tuple[float, dt.datetime]] = []
+        cpu_at_commit: list = []
+        worker_pids = [worker.process.pid for worker in portal.workers]
         started = time.monotonic()
+
+        def on_commit() -> None:
+            committed.append((time.monotonic(), timezone.now()))
+            cpu_at_commit.append(
+                (machine_cpu_seconds(), sum(map(process_cpu_seconds, worker_pids)))
+            )
+
         with transaction.atomic():
             # Registered first, so it runs first after the commit (before the publications).
-            transaction.on_commit(lambda: committed.append((time.monotonic(), timezone.now())))
+            transaction.on_commit(on_commit)
             for delegation in requests:
                 portal.approve(delegation)
         published = time.monotonic()
         commit, committed_at = committed[0]
         with sampler:
             active = wait_all([r.pk for r in roles], len(ids), timeout=args.timeout)
+            cpu_at_active = machine_cpu_seconds()
+            workers_cpu = sum(map(process_cpu_seconds, worker_pids)) - cpu_at_commit[0][1]
         total = active - commit
 
         from delegations.models import Delegation
@@ -321,6 +373,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{args.latency_ms:.0f} ms = {floor * 1000:.0f} ms"
         )
         print(f"ratio: {total / floor:.2f} (target <= 1.5)")
+        print(cpu_report(cpu_at_commit[0][0], cpu_at_active, workers=workers_cpu, floor=floor))
         print(
             f"cloud calls of the whole run incl. warm-up: {sum(worker_calls.values())} "
             f"({', '.join(f'{a} {n}' for a, n in sorted(worker_calls.items()))}); "
