@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 
 import pytest
+from django.db import connection
 
 from activity.attribution import Attributor
 from activity.models import ActivityEvent
@@ -51,3 +52,13 @@ def test_ingestion_restores_the_switch_interval(grant):
     before = sys.getswitchinterval()
     assert ingest(grant, FakeTrail(pages=[[event(1)], [event(2)]])).stored == 2
     assert sys.getswitchinterval() == before
+
+
+def test_the_event_table_has_no_per_row_trigger_nor_an_unread_index():
+    """Ingestion's cost per row on PostgreSQL: a foreign key constraint is a trigger per
+    inserted row (the account's locked the account's row once per event) and an index is
+    one more write per row, so the table keeps neither where nothing needs them."""
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, ActivityEvent._meta.db_table)
+    assert [name for name, c in constraints.items() if c["foreign_key"]] == []
+    assert [name for name, c in constraints.items() if c["columns"] == ["person_id"]] == []
