@@ -5,6 +5,7 @@ the process's GIL switch interval as it found it."""
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 
 import pytest
@@ -46,6 +47,20 @@ def test_stored_values_read_back_as_their_fields(grant):
     assert row.alerts == ["denied"] and row.problems == []
     assert row.raw["eventId"] == "evt-7" and row.raw["errorCode"] == "Forbidden.RAM"
     assert "forbidden.ram" in row.search_text and grant.staff.email.lower() in row.search_text
+
+
+def test_times_and_keys_read_back_exactly(grant):
+    """On PostgreSQL the rows go by COPY as text: a time with a fraction of a second and in
+    another offset, and the account, delegation and person keys, read back as they were."""
+    moments = ["2026-03-04T05:06:07.123456Z", "2026-03-04T13:06:08+08:00"]
+    events = [event(n, eventTime=moment) for n, moment in enumerate(moments, start=1)]
+    insert_events(cloud_account=grant.cloud_account, rows=rows_for(grant, events))
+    rows = {row.event_id: row for row in ActivityEvent.objects.all()}
+    assert rows["evt-1"].event_time == dt.datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=dt.UTC)
+    assert rows["evt-2"].event_time == dt.datetime(2026, 3, 4, 5, 6, 8, tzinfo=dt.UTC)
+    for row in rows.values():
+        assert row.cloud_account_id == grant.cloud_account.pk
+        assert row.delegation_id == grant.delegation.pk and row.person_id == grant.staff.pk
 
 
 def test_ingestion_restores_the_switch_interval(grant):
