@@ -62,9 +62,11 @@ def _time(value: Any) -> datetime:
     if not isinstance(value, str):
         raise UnusableEvent("eventTime")
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(value)  # reads ActionTrail's "Z" as UTC itself
     except ValueError:
         raise UnusableEvent("eventTime") from None
+    if moment.tzinfo is UTC:
+        return moment  # ActionTrail's own times: no conversion to make
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
@@ -87,8 +89,9 @@ def _raw(event: dict[str, Any], problems: list[str]) -> str:
     return text
 
 
-# One encoder for every event: `json.dumps` with options builds a new one per call.
-_dumps = json.JSONEncoder(default=str, separators=(",", ":")).encode
+# One encoder for every event: `json.dumps` with options builds a new one per call. An event
+# comes from parsed JSON, which holds no cycle, so the encoder need not track each container.
+_dumps = json.JSONEncoder(default=str, separators=(",", ":"), check_circular=False).encode
 
 
 def parse_event(event: dict[str, Any]) -> ParsedEvent:

@@ -60,12 +60,20 @@ class ActivityEvent(models.Model):
 
     # Ingestion writes a million rows a run, so the table keeps only the indexes its reads use:
     # the unique (account, event id) and the composite indexes below lead with the account or
-    # the delegation, which makes single-column indexes on those two redundant. The delegation
-    # and person are checked when the row is made (ingestion reads them in the same
-    # transaction) rather than by a constraint trigger per row; deleting either still sets
-    # the column to NULL, through Django's `on_delete`.
+    # the delegation, which makes single-column indexes on those two redundant, and no page
+    # reads by person id (a person is filtered by `person_label`), so it has no index either:
+    # deleting a user, which the portal never does, would read the table to unset it. The
+    # account, delegation and person are checked when the row is made (ingestion reads them
+    # in the same transaction, under the account's cursor lock) rather than by a constraint
+    # trigger per row: the account's trigger locked the account's row once per inserted event,
+    # a fifth of the database's work per row. Deleting any of the three still reaches the
+    # rows, through Django's `on_delete`.
     cloud_account = models.ForeignKey(
-        CloudAccount, on_delete=models.CASCADE, related_name="activity_events", db_index=False
+        CloudAccount,
+        on_delete=models.CASCADE,
+        related_name="activity_events",
+        db_index=False,
+        db_constraint=False,
     )
     event_id = models.CharField(max_length=128)
     event_time = models.DateTimeField()
@@ -84,6 +92,7 @@ class ActivityEvent(models.Model):
         null=True,
         blank=True,
         related_name="+",
+        db_index=False,
         db_constraint=False,
     )
     # What the page shows for the person: their email, or the RAM user / session name.
