@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # A process of its own: Django set up, a test database migrated, cloudsim started, 42 pages.
 @pytest.mark.timeout(600)
 def test_the_activity_benchmark_runs_at_a_small_size():
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" or "portal_ci" not in v}
+    # On SQLite: on PostgreSQL the benchmark's test database would have this run's name.
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env["DEBUG"] = "1"
     result = subprocess.run(
         [
