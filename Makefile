@@ -36,9 +36,13 @@ messages: $(VENV)/.installed-run
 compilemessages: $(VENV)/.installed-run
 	DEBUG=1 $(BIN)/python manage.py compilemessages $(COMPILEMESSAGES_FLAGS)
 
+# Test processes side by side (pytest-xdist), each with services of its own
+# (tests/fixtures/workers.py); PYTEST_WORKERS=0 runs the suite in this one process.
+PYTEST_WORKERS ?= auto
+
 ## Run the whole test suite: lint, Django checks, unit, integration and browser tests.
 test: $(VENV)/.installed-dev
-	DEBUG=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+	DEBUG=1 $(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -204,6 +204,7 @@ def _post_body(world: dict) -> dict:
 @pytest.mark.parametrize(
     "persona", ["anonymous", "owner_admin", "auditor", "partner_admin", "partner_staff"]
 )
+@pytest.mark.slow
 def test_crawl_every_url_as_every_persona(world: dict, persona: str) -> None:
     paths = crawl_paths(world["foreign_ids"] + MALFORMED)
     assert "/organisation/members/{}/remove/".format(world["foreign_ids"][0]) in paths
@@ -246,6 +247,7 @@ _RUN_PAGES = {
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("persona", ["anonymous", "owner_admin"])
+@pytest.mark.slow
 def test_every_unsafe_request_without_a_csrf_token_is_refused(world: dict, persona: str) -> None:
     paths = crawl_paths([*world["foreign_ids"][:1], "x"])
     before = _snapshot()

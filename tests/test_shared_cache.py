@@ -12,22 +12,18 @@ import secrets
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 from django.core.cache import caches
 from django.test import override_settings
 
 from core.ratelimit import rate_limit_consume
+from tests.fixtures.workers import shared_cache_url
 
 ROOT = Path(__file__).resolve().parents[1]
-BROKER = os.environ.get("CELERY_BROKER_URL", "")
-# Database 14 of the broker's Redis: never the broker's own (CI's broker uses 15).
-CACHE_URL = (
-    f"redis://{urlparse(BROKER).hostname}:{urlparse(BROKER).port or 6379}/14"
-    if BROKER.startswith("redis://")
-    else ""
-)
+# A database of the broker's Redis of this test process's own, never the broker's
+# (tests/fixtures/workers.py).
+CACHE_URL = shared_cache_url()
 pytestmark = pytest.mark.skipif(not CACHE_URL, reason="needs CELERY_BROKER_URL at Redis")
 
 CONSUME_IN_ANOTHER_PROCESS = """

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # A process of its own: Django set up, a test database migrated, cloudsim started, 42 pages.
 @pytest.mark.timeout(600)
+@pytest.mark.slow
 def test_the_activity_benchmark_runs_at_a_small_size():
     # On SQLite: on PostgreSQL the benchmark's test database would have this run's name.
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}

@@ -58,6 +58,7 @@ def audit_verify(env: dict) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_processes_share_one_chain_and_a_hand_edit_is_named(sqlite_env):
     env, database = sqlite_env
     writers = [

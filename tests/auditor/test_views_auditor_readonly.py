@@ -125,6 +125,7 @@ def own_ids(history: History) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 def test_every_unsafe_method_on_every_url_is_refused_to_an_auditor(history: History, own_ids):
     paths = crawl_paths(own_ids)
     assert f"/delegations/{history.delegation.pk}/revoke/" in paths
@@ -193,6 +194,7 @@ def test_admins_are_not_affected(history: History):
     assert response.status_code != 403 or "Auditors" not in response.content.decode()
 
 
+@pytest.mark.slow
 def test_no_page_an_auditor_can_open_shows_a_secret(history: History, own_ids):
     secret = history.world.key[1]
     ciphertext = CloudAccount.objects.get(

@@ -132,6 +132,7 @@ def busy_world(partner_world_tx: PartnerWorld) -> dict[str, User]:
 
 
 @pytest.mark.parametrize("persona", sorted(MUST_REACH))
+@pytest.mark.slow
 def test_no_page_scrolls_sideways_at_390_px(
     busy_world: dict[str, User],
     new_browser_context: Callable[..., Any],

@@ -113,6 +113,7 @@ def fill(route: str, value: str) -> str:
 
 
 @pytest.mark.parametrize("persona", ["owner_admin", "auditor", "partner_admin", "partner_staff"])
+@pytest.mark.slow
 def test_foreign_ids_are_missing_ids_for_every_persona(
     request: pytest.FixtureRequest, foreign: dict, persona: str, requested: Delegation
 ) -> None:

@@ -93,6 +93,7 @@ def _main_pages(persona: str, delegation_id: str) -> list[str]:
 @pytest.mark.parametrize(
     "persona", ["owner-admin", "owner-auditor", "partner-admin", "partner-staff"]
 )
+@pytest.mark.slow
 def test_main_pages_in_chinese_fit_desktop_and_phone(
     chinese_world: dict[str, Any],
     new_browser_context: Callable[..., Any],

@@ -65,6 +65,7 @@ def _own_ids(history: History) -> list[str]:
 
 
 @pytest.mark.parametrize("area", AREAS)
+@pytest.mark.slow
 def test_every_page_reads_in_chinese(area: str, active_history: History) -> None:
     vocabulary = english_vocabulary()
     history = active_history

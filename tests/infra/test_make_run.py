@@ -141,6 +141,7 @@ class _Output:
 
 
 @pytest.mark.timeout(420)
+@pytest.mark.slow
 def test_make_run_serves_everything_and_ctrl_c_stops_every_process(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     portal_port, cloudsim_port = _free_ports(2)

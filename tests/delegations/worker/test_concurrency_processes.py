@@ -178,6 +178,7 @@ def embedded(tmp_path, cloudsim, migrated_sqlite):
                 worker.wait(10)
 
 
+@pytest.mark.slow
 def test_worker_processes_apply_and_revoke_through_the_outbox(embedded) -> None:
     drive, database, client, workers = embedded
 

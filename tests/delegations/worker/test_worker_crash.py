@@ -37,6 +37,7 @@ from tests.fixtures.database import sqlite_copy
 ROOT = Path(__file__).resolve().parents[3]
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_reconcile_converges_every_time(
     tmp_path: Path, migrated_sqlite: Path
 ) -> None:
