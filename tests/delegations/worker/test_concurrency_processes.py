@@ -5,7 +5,6 @@ race on one role: 20 approvals and 5 revocations end with exactly the wanted pri
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -18,7 +17,7 @@ from cryptography.fernet import Fernet
 
 from cloud import policies
 from cloud.client import CloudClient, CloudCredentials
-from tests.fixtures.database import sqlite_copy
+from tests.fixtures.database import sqlite_copy, sqlite_process_env
 from tests.fixtures.worker import random_uid
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -102,16 +101,8 @@ def embedded(tmp_path, cloudsim, migrated_sqlite):
     account = cloudsim.create_account(uid=uid, alias=f"owner-{uid}")
     key = (account["root"]["access_key_id"], account["root"]["access_key_secret"])
     partners = [random_uid() for _ in range(25)]
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE"}
-    }
+    env = sqlite_process_env(database=tmp_path / "portal.sqlite3", data_dir=tmp_path)
     env.update(
-        DEBUG="1",
-        DJANGO_SETTINGS_MODULE="portal.settings",
-        DATABASE_URL=f"sqlite:///{tmp_path / 'portal.sqlite3'}",
-        PORTAL_DATA_DIR=str(tmp_path),
         PORTAL_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
         ALIBABA_RAM_ENDPOINT=cloudsim.endpoint,
         ALIBABA_STS_ENDPOINT=cloudsim.endpoint,

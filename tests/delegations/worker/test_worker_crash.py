@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -32,7 +31,7 @@ from delegations.worker.lease import (
 )
 from delegations.worker.owner_role import RoleLease
 from tests.delegations.factories import ManagedRoleFactory
-from tests.fixtures.database import sqlite_copy
+from tests.fixtures.database import sqlite_copy, sqlite_process_env
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -41,14 +40,9 @@ ROOT = Path(__file__).resolve().parents[3]
 def test_a_worker_killed_mid_reconcile_converges_every_time(
     tmp_path: Path, migrated_sqlite: Path
 ) -> None:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE"}
-    }
     # The benchmark's own SQLite file, already migrated (its `migrate` then has nothing to do).
     database = sqlite_copy(migrated_sqlite, tmp_path / "portal.sqlite3")
-    env["DATABASE_URL"] = f"sqlite:///{database}"
+    env = sqlite_process_env(database=database, data_dir=tmp_path)
     done = subprocess.run(
         [
             sys.executable,
