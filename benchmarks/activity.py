@@ -46,7 +46,7 @@ import django  # noqa: E402
 
 django.setup()
 
-from cpu import busy_core_seconds, machine_cpu_seconds, process_cpu_seconds  # noqa: E402
+from cpu import CpuWindow  # noqa: E402
 from cryptography.fernet import Fernet  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.db import connection, reset_queries  # noqa: E402
@@ -68,6 +68,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=20, help="timed requests per page")
     parser.add_argument(
         "--profile", action="store_true", help="print where the large ingestion spends its time"
+    )
+    parser.add_argument(
+        "--keep-database",
+        action="store_true",
+        help="leave the test database in place (its name is printed), to EXPLAIN its pages",
     )
     args = parser.parse_args(argv)
     if args.small < 1 or args.events <= args.small:
@@ -249,25 +254,40 @@ def time_pages(client: Client, delegation, requests: int) -> dict[str, tuple[flo
     return results
 
 
+def measured_processes(sim) -> dict[str, int]:
+    """The processes whose CPU each loop reports: this one, cloudsim, and on PostgreSQL the
+    database's backend serving this process's connection."""
+    pids = {"this process": os.getpid(), "cloudsim": sim.process.pid}
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            pids["PostgreSQL backend"] = cursor.fetchone()[0]
+    return pids
+
+
 def cpu_lines(
-    bare_busy: float | None,
+    bare: CpuWindow,
     bare_seconds: float,
-    ingest_busy: float | None,
+    ingestion: CpuWindow,
     ingest_seconds: float,
     stored: int,
     bare_rate: float,
 ) -> str:
-    """How busy the machine was in each loop, and the best ratio the ingestion's CPU work
-    allows on this machine's cores: cloudsim, PostgreSQL and this process share them."""
-    if bare_busy is None or ingest_busy is None:
-        return "machine CPU: not measured (no /proc/stat)\n"
-    cores = os.cpu_count() or 1
-    least = ingest_busy / cores
-    return (
-        f"machine CPU: bare {bare_busy:.1f} core-s in {bare_seconds:.1f} s, ingestion "
-        f"{ingest_busy:.1f} core-s in {ingest_seconds:.1f} s on {cores} cores; that work alone "
-        f"takes at least {least:.1f} s here (ratio <= {stored / least / bare_rate:.2f})"
-    )
+    """Where each loop's CPU went, and the best ratio the ingestion's CPU work allows on this
+    machine's cores: this process, cloudsim and PostgreSQL share them."""
+    lines = [
+        f"CPU, bare paging: {bare.breakdown()} in {bare_seconds:.1f} s",
+        f"CPU, ingestion: {ingestion.breakdown()} in {ingest_seconds:.1f} s",
+    ]
+    if ingestion.busy:  # None without /proc/stat; 0 for a run shorter than a clock tick
+        cores = os.cpu_count() or 1
+        least = ingestion.busy / cores
+        lines.append(
+            f"on {cores} cores the ingestion's CPU work alone takes at least {least:.1f} s "
+            f"(ratio <= {stored / least / bare_rate:.2f}); this process runs Python on one core "
+            "at a time (the GIL)"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -293,25 +313,26 @@ def main() -> None:
                 settings.PORTAL_REQUIRE_MFA = False
                 settings.PORTAL_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
                 admin, account, delegation = world(sim, keys)
-                machine_before = machine_cpu_seconds()
-                seen, bare_seconds = bare_paging(account)
-                bare_busy = busy_core_seconds(machine_before, machine_cpu_seconds())
+                pids = measured_processes(sim)
+                with CpuWindow(**pids) as bare_cpu:
+                    seen, bare_seconds = bare_paging(account)
                 # The small database: the oldest --small events (the cursor ends there).
                 ingest(account, until=first_call + gap * (args.small - 0.5))
                 client = Client()
                 client.force_login(admin)
                 small = time_pages(client, delegation, args.requests)
-                machine_before, own_before = machine_cpu_seconds(), process_cpu_seconds(os.getpid())
-                stored, ingest_seconds = ingest(
-                    account, until=dt.datetime.now(dt.UTC), profile=args.profile
-                )
-                ingest_busy = busy_core_seconds(machine_before, machine_cpu_seconds())
-                ingest_own = process_cpu_seconds(os.getpid()) - own_before
+                with CpuWindow(**pids) as ingest_cpu:
+                    stored, ingest_seconds = ingest(
+                        account, until=dt.datetime.now(dt.UTC), profile=args.profile
+                    )
                 large = time_pages(client, delegation, args.requests)
             finally:
                 sim.stop()
     finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
+        if args.keep_database:
+            print(f"kept the database {connection.settings_dict['NAME']}")
+        else:
+            connection.creation.destroy_test_db(old_name, verbosity=0)
 
     bare_rate = seen / bare_seconds
     ingest_rate = stored / ingest_seconds
@@ -319,11 +340,7 @@ def main() -> None:
     print(f"bare paging: {seen:,} events in {bare_seconds:.1f} s = {bare_rate:,.0f}/s")
     print(f"ingestion: {stored:,} events in {ingest_seconds:.1f} s = {ingest_rate:,.0f}/s")
     print(f"ratio ingestion/bare: {ingest_rate / bare_rate:.2f} (target >= 0.7)")
-    print(cpu_lines(bare_busy, bare_seconds, ingest_busy, ingest_seconds, stored, bare_rate))
-    print(
-        f"this process (parsing, storing, and the SDK reading pages): {ingest_own:.1f} CPU-s of "
-        f"the ingestion's {ingest_seconds:.1f} s, one core at most while it holds the GIL\n"
-    )
+    print(cpu_lines(bare_cpu, bare_seconds, ingest_cpu, ingest_seconds, stored, bare_rate))
     header = ("page", "p50 small", "p50 large", "ratio", "SQL small", "SQL large")
     print(
         f"{header[0]:<10}{header[1]:>12}{header[2]:>12}{header[3]:>8}{header[4]:>11}{header[5]:>11}"

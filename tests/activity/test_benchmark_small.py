@@ -46,6 +46,13 @@ def test_the_activity_benchmark_runs_at_a_small_size():
     # The small run stored the oldest 100; the large one the other 200.
     assert re.search(r"ingestion: 200 events in [\d.]+ s", out)
     assert re.search(r"ratio ingestion/bare: [\d.]+ \(target >= 0\.7\)", out)
+    # Where each loop's CPU went: this process and cloudsim by name, then everything else.
+    for loop in ("bare paging", "ingestion"):
+        assert re.search(
+            rf"CPU, {loop}: [\d.]+ core-s \(this process [\d.]+, cloudsim [\d.]+, "
+            r"the rest -?[\d.]+\) in [\d.]+ s",
+            out,
+        ), out
     pages = re.findall(r"^(\w+)\s+[\d.]+ms\s+[\d.]+ms\s+[\d.]+\s+(\d+)\s+(\d+)$", out, re.M)
     assert {name for name, _, _ in pages} == {
         "newest",
