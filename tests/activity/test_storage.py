@@ -1,7 +1,7 @@
 """The bulk writer on its own (run with DATABASE_URL pointing at PostgreSQL too, where rows go
 by COPY, through a staging table when one is stored already): an event stored twice, even past
-the service's known-id check, is one row; what it stores reads back as the ORM would write it; and ingestion leaves
-the process's GIL switch interval as it found it."""
+the service's known-id check, is one row; what it stores reads back as the ORM would write it;
+and ingestion leaves the process's GIL switch interval as it found it."""
 
 from __future__ import annotations
 
