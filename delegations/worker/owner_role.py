@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,6 +90,7 @@ from delegations.worker.engine import (
     DONE,
     NOT_READ_YET,
     REPLAN,
+    Answer,
     CloudOp,
     FailureInfo,
     PermanentFailure,
@@ -174,19 +175,34 @@ def read_role(
     With `side_client` (a second client: each keeps its own last request id) the two reads go
     out side by side, which halves the wait when the role is expected to exist; otherwise
     ListPoliciesForRole is only sent once GetRole found the role."""
-    target = f"role/{role_name}"
+    answers = ask_role(client, role_name, side_client=side_client)
+    return role_from_answers(answers, role_name, recorder)
+
+
+def ask_role(
+    client: CloudClient, role_name: str, *, side_client: CloudClient | None = None
+) -> list[Answer]:
+    """The answers of `read_role`'s requests, unread: sending them touches no database, so a
+    round can send them while it moves its delegations (see `RoleSubject.first_answers`)."""
     if side_client is not None:
         with ThreadPoolExecutor(max_workers=2) as pool:
             role_future = pool.submit(ask, client, lambda: client.get_role(role_name))
             policies_future = pool.submit(
                 ask, side_client, lambda: side_client.list_policies_for_role(role_name)
             )
-            answers = [role_future.result(), policies_future.result()]
-    else:
-        answers = [ask(client, lambda: client.get_role(role_name))]
-        if answers[0].error is None and answers[0].value is not None:
-            answers.append(ask(client, lambda: client.list_policies_for_role(role_name)))
+            return [role_future.result(), policies_future.result()]
+    answers = [ask(client, lambda: client.get_role(role_name))]
+    if answers[0].error is None and answers[0].value is not None:
+        answers.append(ask(client, lambda: client.list_policies_for_role(role_name)))
+    return answers
+
+
+def role_from_answers(
+    answers: list[Answer], role_name: str, recorder: Recorder | None = None
+) -> planner.ActualRole | None:
+    """The role `ask_role`'s answers show (recorded as reads of the round), or None."""
     if recorder is not None:
+        target = f"role/{role_name}"
         for action, answer in zip(("GetRole", "ListPoliciesForRole"), answers, strict=False):
             recorder.record_read(action, target, answer)
     for answer in answers:
@@ -471,9 +487,15 @@ class RoleSubject(Subject):
     last_write: TrustWrite | None = None
     # Wanted principals the last plan left out: the trust policy has no room for them.
     waiting: tuple[str, ...] = ()
+    # The round's first read, sent before the round moved its delegations (`ask_role`).
+    first_answers: Future[list[Answer]] | None = None
 
     def read(self, *, expected: Any) -> planner.ActualRole | None:
         """Both reads side by side when the role should exist."""
+        if expected is NOT_READ_YET and self.first_answers is not None:
+            # Taken once: a retry after a transient error reads again.
+            answers, self.first_answers = self.first_answers.result(), None
+            return role_from_answers(answers, self.managed_role.role_name, self.recorder)
         if expected is NOT_READ_YET:
             expect_exists = bool(self.managed_role.last_seen_exists)
         else:
@@ -553,6 +575,21 @@ class _RoleReconciler(Reconciler):
         managed_role, clients = self.managed_role, self._clients
         assert managed_role is not None and clients is not None
         self.force = False
+        # The round's first read goes out now and is answered while the delegations move into
+        # applying (a bulk move of a role's hundred partners takes as long as a call): the
+        # read changes nothing in the cloud, so its order against the move does not matter.
+        main = clients.main()
+        side = clients.side() if managed_role.last_seen_exists else None
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="first-read") as reader:
+            first_answers = reader.submit(ask_role, main, managed_role.role_name, side_client=side)
+            self._round(managed_role, clients, first_answers)
+
+    def _round(
+        self,
+        managed_role: ManagedRole,
+        clients: _Clients,
+        first_answers: Future[list[Answer]],
+    ) -> None:
         role_recorder(managed_role, lease=self.lease).close_dangling_intents()
         approved = list(
             Delegation.objects.filter(managed_role=managed_role, status=Status.APPROVED)
@@ -590,6 +627,7 @@ class _RoleReconciler(Reconciler):
             lease=self.lease,
             recorder=recorder,
             clients=clients,
+            first_answers=first_answers,
         )
         try:
             actual = converge(subject, client=clients.main())
