@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
+from django.core.mail.backends.base import BaseEmailBackend
 from django.template.loader import render_to_string
 from django.utils.translation import gettext
 
@@ -33,11 +34,17 @@ def subject_prefix() -> str:
 
 
 def send_templated_email(
-    *, template_prefix: str, to: str, context: dict, recipient: User | None = None
+    *,
+    template_prefix: str,
+    to: str,
+    context: dict,
+    recipient: User | None = None,
+    connection: BaseEmailBackend | None = None,
 ) -> None:
     """Render `<prefix>_subject.txt`, `<prefix>_message.txt` and `<prefix>_message.html` in
     the language and time zone of `recipient`, or else of the person the address belongs
-    to."""
+    to. `connection`: an open mail connection to send through (many mails, one handshake);
+    by default one of its own."""
     if recipient is None:
         recipient = User.objects.filter(email__iexact=to).first()
     with person_locale(recipient):
@@ -46,7 +53,11 @@ def send_templated_email(
         text = render_to_string(f"{template_prefix}_message.txt", context)
         html = render_to_string(f"{template_prefix}_message.html", context)
     message = EmailMultiAlternatives(
-        subject=subject, body=text, from_email=settings.DEFAULT_FROM_EMAIL, to=[to]
+        subject=subject,
+        body=text,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[to],
+        connection=connection,
     )
     message.attach_alternative(html, "text/html")
     message.send()

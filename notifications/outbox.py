@@ -6,6 +6,7 @@ the broker at most PORTAL_BROKER_PUBLISH_TIMEOUT_SECONDS (see `core.broker`)."""
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from celery import current_app
 from django.conf import settings
@@ -18,7 +19,12 @@ from notifications.models import Delivery
 logger = logging.getLogger(__name__)
 
 DELIVER_TASK = "notifications.deliver"
+DELIVER_MANY_TASK = "notifications.deliver_many"
 FAN_OUT_TASK = "notifications.publish_deliveries"
+# A fanned-out publish's emails are sent in batches of this many (`deliver_many`): one task,
+# claim, read, mail connection and "sent" update each, rather than one of each per email, and
+# still short enough that a worker taking one is soon free for the next reconcile.
+DELIVER_MANY_SIZE = 20
 # More deliveries than this published at once go to the broker as one message, which a worker
 # taking the notification queue turns into one `deliver` task each (`deliveries_fan_out`): a
 # worker activating a role's hundred partners then spends one publish on their emails, not a
@@ -46,15 +52,18 @@ def _publish(delivery_ids: list[int], *, fan_out: bool) -> None:
         for delivery_id in delivery_ids:
             task.apply_async(args=[delivery_id], retry=False)
         return
+    if fan_out and len(delivery_ids) > FAN_OUT_ABOVE:
+        _send_tasks(FAN_OUT_TASK, [[delivery_ids]])
+    else:
+        _send_tasks(DELIVER_TASK, [[delivery_id] for delivery_id in delivery_ids])
+
+
+def _send_tasks(name: str, each_args: list[list[Any]]) -> None:
+    """Publish task `name` once per arguments, by name, over one broker connection."""
+    app = current_app
     with publish_connection(app) as connection:
-        if fan_out and len(delivery_ids) > FAN_OUT_ABOVE:
-            app.send_task(FAN_OUT_TASK, args=[delivery_ids], retry=False, connection=connection)
-            return
-        for delivery_id in delivery_ids:
-            if task is None:
-                app.send_task(DELIVER_TASK, args=[delivery_id], retry=False, connection=connection)
-            else:
-                task.apply_async(args=[delivery_id], retry=False, connection=connection)
+        for args in each_args:
+            app.send_task(name, args=args, retry=False, connection=connection)
 
 
 def deliveries_publish(*, delivery_ids: Iterable[int]) -> bool:
@@ -77,16 +86,55 @@ def _published(ids: list[int], send: Callable[[list[int]], None]) -> bool:
     return True
 
 
+def deliveries_publish_retry(*, delivery_id: int, countdown: float) -> bool:
+    """Publish a delivery's next try, after `countdown`, as its `deliver` task's first retry
+    (so it gets the same tries in all as one sent alone); False when the broker cannot take
+    it: the dispatcher publishes it once its wait is over."""
+    app = current_app
+    try:
+        with publish_connection(app) as connection:
+            app.send_task(
+                DELIVER_TASK,
+                args=[delivery_id],
+                countdown=countdown,
+                retries=1,
+                retry=False,
+                connection=connection,
+            )
+    except Exception:
+        logger.warning("Delivery %s: its retry not published; the dispatcher will.", delivery_id)
+        return False
+    return True
+
+
 def deliveries_fan_out(*, delivery_ids: Iterable[int]) -> bool:
-    """A worker's side of a fanned-out publish: one `deliver` task per delivery still pending
-    (each retried on its own, as if published one by one). A failure leaves them for the
-    dispatcher, which publishes what was not delivered after the republish delay."""
+    """A worker's side of a fanned-out publish: the emails still pending in batches of
+    `DELIVER_MANY_SIZE` for `deliver_many` (one that needs another try goes on as its own
+    `deliver` task), the chat posts still pending one `deliver` task each (a receiver that
+    hangs until the timeout holds up only its own). A failure leaves them for the dispatcher,
+    which publishes what was not delivered after the republish delay."""
     pending = list(
         Delivery.objects.filter(pk__in=list(delivery_ids), status=Delivery.Status.PENDING)
         .order_by("id")
-        .values_list("id", flat=True)
+        .values_list("id", "channel_id")
     )
-    return _published(pending, _send_each)
+    emails = [delivery_id for delivery_id, channel_id in pending if channel_id is None]
+    posts = [delivery_id for delivery_id, channel_id in pending if channel_id is not None]
+    return _published(emails, _send_in_batches) & _published(posts, _send_each)
+
+
+def _send_in_batches(delivery_ids: list[int]) -> None:
+    app = current_app
+    batches = [
+        delivery_ids[start : start + DELIVER_MANY_SIZE]
+        for start in range(0, len(delivery_ids), DELIVER_MANY_SIZE)
+    ]
+    task = app.tasks.get(DELIVER_MANY_TASK)
+    if task is not None and app.conf.task_always_eager:
+        for batch in batches:
+            task.apply_async(args=[batch], retry=False)
+        return
+    _send_tasks(DELIVER_MANY_TASK, [[batch] for batch in batches])
 
 
 def deliveries_republish_due(*, now: dt.datetime | None = None, limit: int = 500) -> int:

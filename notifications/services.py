@@ -19,9 +19,9 @@ from typing import Any
 
 import requests
 from django.conf import settings
+from django.core import mail
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import Promise
@@ -561,13 +561,14 @@ def _timeout() -> float:
     return float(getattr(settings, "PORTAL_WEBHOOK_TIMEOUT_SECONDS", 5.0))
 
 
-def _send_email(delivery: Delivery) -> chat.Verdict:
+def _send_email(delivery: Delivery, mail_connection: Any = None) -> chat.Verdict:
     # The subject and the mail's own words in the recipient's language, like the notice.
     send_templated_email(
         template_prefix="notifications/email/notice",
         to=delivery.recipient_email,
         context={"notice": delivery.content},
         recipient=delivery.recipient,
+        connection=mail_connection,
     )
     return chat.Verdict(True)
 
@@ -622,29 +623,95 @@ def delivery_attempt(
     """Send one delivery, once: claimed with a conditional update, so a duplicate task or a
     second worker finds it taken or done. `retry_countdown` (None on the last try) says how
     long to wait before the next try, given what the service asked for."""
-    now = timezone.now()
-    claimed = Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.PENDING).update(
-        status=Delivery.Status.SENDING,
-        claimed_until=now + dt.timedelta(seconds=CLAIM_SECONDS),
-        attempts=F("attempts") + 1,
-    )
-    if not claimed:
+    if not _claim([delivery_id]):
         return Attempt("skipped")
-    delivery = Delivery.objects.select_related("channel", "organisation").get(pk=delivery_id)
+    delivery = _claimed_rows([delivery_id])[0]
+    attempt = _attempt(delivery, retry_countdown=retry_countdown)
+    if attempt.outcome == "sent":
+        _record_sent(delivery)
+    return attempt
+
+
+def deliveries_attempt_many(
+    *, delivery_ids: list[int], retry_countdown: Callable[[float | None], float]
+) -> dict[int, Attempt]:
+    """`delivery_attempt` for many deliveries (a worker fanning out a bulk announcement, such
+    as a role's hundred partners made active), sharing what one at a time repeats: the claim
+    is one statement, the rows one read, the emails one connection to the mail server and
+    their "sent" one statement. Each is still sent at most once and judged on its own; one
+    that may be tried again is left pending with `retry_countdown`'s wait, for the caller to
+    hand to its own `deliver` task. Ids another worker holds or has sent are left out."""
+    claimed = _claim(delivery_ids)
+    if not claimed:
+        return {}
+    rows = _claimed_rows(claimed)
+    outcomes: dict[int, Attempt] = {}
+    with mail.get_connection() as mail_connection:
+        for delivery in rows:
+            outcomes[delivery.pk] = _attempt(
+                delivery, retry_countdown=retry_countdown, mail_connection=mail_connection
+            )
+    sent = [d for d in rows if outcomes[d.pk].outcome == "sent"]
+    Delivery.objects.filter(pk__in=[d.pk for d in sent]).update(
+        status=Delivery.Status.SENT, sent_at=timezone.now(), claimed_until=None, last_error=""
+    )
+    _channels_answered({d.channel_id for d in sent if d.channel_id})
+    return outcomes
+
+
+def _claim(delivery_ids: list[int]) -> list[int]:
+    """Take the pending ones of these deliveries for this worker (a conditional update with
+    RETURNING, so each goes to one claimer even when two workers race for it); their ids."""
+    table = connection.ops.quote_name(Delivery._meta.db_table)
+    placeholders = ", ".join(["%s"] * len(delivery_ids))
+    claimed_until = timezone.now() + dt.timedelta(seconds=CLAIM_SECONDS)
+    # The table's own name and placeholders only; every value is a parameter.
+    sql = (
+        f"UPDATE {table} SET status = %s, claimed_until = %s, attempts = attempts + 1 "  # noqa: S608
+        f"WHERE status = %s AND id IN ({placeholders}) RETURNING id"
+    )
+    params = [
+        Delivery.Status.SENDING.value,
+        connection.ops.adapt_datetimefield_value(claimed_until),
+        Delivery.Status.PENDING.value,
+        *delivery_ids,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return sorted(row[0] for row in cursor.fetchall())
+
+
+def _claimed_rows(delivery_ids: list[int]) -> list[Delivery]:
+    return list(
+        Delivery.objects.filter(pk__in=delivery_ids)
+        .select_related("channel", "organisation", "recipient")
+        .order_by("id")
+    )
+
+
+def _attempt(
+    delivery: Delivery,
+    *,
+    retry_countdown: Callable[[float | None], float] | None,
+    mail_connection: Any = None,
+) -> Attempt:
+    """Send a claimed delivery and record a failure (a success is the caller's to record)."""
     try:
-        verdict = _send_chat(delivery) if delivery.channel_id else _send_email(delivery)
+        if delivery.channel_id:
+            verdict = _send_chat(delivery)
+        else:
+            verdict = _send_email(delivery, mail_connection)
     except Exception as error:  # SMTP, templates, a key that no longer decrypts
-        logger.warning("Delivery %s failed: %s", delivery_id, type(error).__name__)
+        logger.warning("Delivery %s failed: %s", delivery.pk, type(error).__name__)
         verdict = chat.Verdict(False, type(error).__name__)
     if verdict.ok:
-        _record_sent(delivery)
         return Attempt("sent")
     if retry_countdown is None or verdict.permanent:
         _record_given_up(delivery, verdict.error)
         return Attempt("failed")
     countdown = retry_countdown(verdict.retry_after)
     later = timezone.now() + dt.timedelta(seconds=countdown)
-    Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.SENDING).update(
+    Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING).update(
         status=Delivery.Status.PENDING,
         last_error=verdict.error[:500],
         available_at=later,
@@ -660,8 +727,13 @@ def _record_sent(delivery: Delivery) -> None:
     Delivery.objects.filter(pk=delivery.pk).update(
         status=Delivery.Status.SENT, sent_at=timezone.now(), claimed_until=None, last_error=""
     )
-    if delivery.channel_id:
-        Channel.objects.filter(pk=delivery.channel_id).update(
+    _channels_answered({delivery.channel_id} if delivery.channel_id else set())
+
+
+def _channels_answered(channel_ids: set[Any]) -> None:
+    """A channel that took a message is healthy again."""
+    if channel_ids:
+        Channel.objects.filter(pk__in=channel_ids).update(
             consecutive_failures=0, unhealthy_since=None
         )
 

@@ -8,13 +8,18 @@ delivery shows as failed, an admin may retry it).
 from __future__ import annotations
 
 import random
+from collections import Counter
 from typing import Any
 
 from celery import shared_task
 from django.conf import settings
 
-from notifications.outbox import deliveries_fan_out, deliveries_republish_due
-from notifications.services import delivery_attempt
+from notifications.outbox import (
+    deliveries_fan_out,
+    deliveries_publish_retry,
+    deliveries_republish_due,
+)
+from notifications.services import deliveries_attempt_many, delivery_attempt
 
 DELIVERY_MAX_RETRIES = 5
 MAX_COUNTDOWN_SECONDS = 600.0
@@ -44,6 +49,20 @@ def deliver(self: Any, delivery_id: int) -> str:
     return attempt.outcome
 
 
+@shared_task(name="notifications.deliver_many")
+def deliver_many(delivery_ids: list[int]) -> dict[str, int]:
+    """Send a batch of a fanned-out publish; one that may be tried again goes on as its own
+    `deliver` task (`deliveries_publish_retry`)."""
+    outcomes = deliveries_attempt_many(
+        delivery_ids=delivery_ids,
+        retry_countdown=lambda retry_after: delivery_countdown(0, retry_after),
+    )
+    for delivery_id, attempt in outcomes.items():
+        if attempt.outcome == "retry" and attempt.retry_after is not None:
+            deliveries_publish_retry(delivery_id=delivery_id, countdown=attempt.retry_after)
+    return dict(Counter(attempt.outcome for attempt in outcomes.values()))
+
+
 @shared_task(name="notifications.dispatch_deliveries")
 def dispatch_deliveries() -> int:
     """Publish deliveries the broker or a dead worker lost (beat)."""
@@ -52,5 +71,5 @@ def dispatch_deliveries() -> int:
 
 @shared_task(name="notifications.publish_deliveries")
 def publish_deliveries(delivery_ids: list[int]) -> bool:
-    """Publish one `deliver` task per delivery of a batch sent as one message."""
+    """Publish the deliveries of a batch sent as one message, in `deliver_many` batches."""
     return deliveries_fan_out(delivery_ids=delivery_ids)

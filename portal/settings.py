@@ -338,6 +338,7 @@ CELERY_TASK_QUEUES = (
 )
 CELERY_TASK_ROUTES = {
     "notifications.deliver": {"queue": "notifications"},
+    "notifications.deliver_many": {"queue": "notifications"},
     "notifications.publish_deliveries": {"queue": "notifications"},
 }
 CELERY_TIMEZONE = "UTC"

@@ -43,6 +43,20 @@ class FakeBroker:
 
 
 @pytest.fixture
+def tasks_sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
+    """The tasks published by name, with the broker and eager mode out of the way."""
+    import contextlib
+
+    sent: list[tuple[str, Any]] = []
+    monkeypatch.setitem(celery_app.conf, "task_always_eager", False)
+    monkeypatch.setattr(outbox, "publish_connection", lambda app: contextlib.nullcontext())
+    monkeypatch.setattr(
+        celery_app, "send_task", lambda name, args, **kwargs: sent.append((name, args))
+    )
+    return sent
+
+
+@pytest.fixture
 def published(monkeypatch: pytest.MonkeyPatch) -> FakeBroker:
     fake = FakeBroker()
     monkeypatch.setattr(outbox, "_send", fake.send)
@@ -388,23 +402,16 @@ def test_deliveries_have_their_own_queue_which_every_worker_consumes() -> None:
 
 
 def test_many_deliveries_travel_as_one_message_that_a_worker_fans_out(
-    company_a: Organisation, owner_admin: User, monkeypatch: pytest.MonkeyPatch
+    company_a: Organisation,
+    owner_admin: User,
+    monkeypatch: pytest.MonkeyPatch,
+    tasks_sent: list[tuple[str, Any]],
 ) -> None:
     """Issue 19 item 6: a worker activating a role's hundred partners published a hundred
     deliver tasks (a broker round trip each) before it could take the next role. Now one
-    message, routed to the notification queue; the worker taking it publishes one `deliver`
-    task per delivery still pending, each retried on its own as before."""
-    import contextlib
-
-    sent: list[tuple[str, Any]] = []
-    monkeypatch.setitem(celery_app.conf, "task_always_eager", False)
-    monkeypatch.setattr(outbox, "publish_connection", lambda app: contextlib.nullcontext())
-    monkeypatch.setattr(
-        celery_app, "send_task", lambda name, args, **kwargs: sent.append((name, args))
-    )
-    monkeypatch.setattr(
-        tasks.deliver, "apply_async", lambda args, **kwargs: sent.append((tasks.deliver.name, args))
-    )
+    message, routed to the notification queue; the worker taking it publishes the deliveries
+    still pending in `deliver_many` batches."""
+    sent = tasks_sent
     with transaction.atomic():
         for index in range(outbox.FAN_OUT_ABOVE + 4):
             notify(
@@ -423,8 +430,108 @@ def test_many_deliveries_travel_as_one_message_that_a_worker_fans_out(
 
     sent.clear()
     assert tasks.publish_deliveries(ids)
-    assert sent == [(tasks.deliver.name, [delivery_id]) for delivery_id in ids[1:]]
+    assert sent == [(outbox.DELIVER_MANY_TASK, [ids[1:]])]
+    route = celery_app.amqp.router.route({}, outbox.DELIVER_MANY_TASK, (ids,), {})
+    assert route["queue"].name == "notifications"
+    sent.clear()
+    monkeypatch.setattr(outbox, "DELIVER_MANY_SIZE", 5)
+    assert tasks.publish_deliveries(ids)
+    assert sent == [(outbox.DELIVER_MANY_TASK, [ids[i : i + 5]]) for i in range(1, len(ids), 5)]
 
     sent.clear()
     assert outbox.deliveries_publish(delivery_ids=ids[:3])
     assert sent == [(tasks.deliver.name, [delivery_id]) for delivery_id in ids[:3]]
+
+
+def test_a_batch_is_sent_once_through_one_mail_connection_and_recorded_sent_together(
+    company_a: Organisation, owner_admin: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`deliver_many`: each pending delivery of the batch sent once, the emails through one
+    connection to the mail server (one handshake, not one per email), all recorded sent; a
+    duplicate of the batch, or one already sent, sends nothing."""
+    people = [owner_admin] + [
+        User.objects.create_user(email=f"p{n}@company-a.example", password="x") for n in range(3)
+    ]
+    with transaction.atomic():
+        for index, person in enumerate(people):
+            notify(key=f"batch:{index}", notice=notice(), organisation=company_a, people=[person])
+    ids = sorted(Delivery.objects.values_list("id", flat=True))
+    Delivery.objects.filter(pk=ids[0]).update(status=Delivery.Status.SENT)
+    opened: list[object] = []
+    real_get_connection = services.mail.get_connection
+
+    def get_connection(*args: Any, **kwargs: Any) -> Any:
+        connection = real_get_connection(*args, **kwargs)
+        opened.append(connection)
+        return connection
+
+    monkeypatch.setattr(services.mail, "get_connection", get_connection)
+    mail.outbox.clear()
+
+    assert tasks.deliver_many(ids) == {"sent": 3}
+    assert len(opened) == 1
+    assert sorted(m.to[0] for m in mail.outbox) == sorted(p.email for p in people[1:])
+    rows = Delivery.objects.filter(pk__in=ids[1:])
+    assert {(d.status, d.attempts) for d in rows} == {("sent", 1)}
+    assert all(d.sent_at is not None and d.claimed_until is None for d in rows)
+    assert tasks.deliver_many(ids) == {}
+    assert len(mail.outbox) == 3
+
+
+def test_in_a_batch_a_failure_is_judged_alone_and_retried_as_its_own_task(
+    company_a: Organisation,
+    owner_admin: User,
+    channel: Channel,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The channel answers 500: its delivery goes back to pending with the first backoff and
+    is published as its own `deliver` task, as that task's first retry (the same tries in all
+    as one sent alone); the email of the same batch is sent."""
+    receiver.answer((500, "boom", {}, 0.0))
+    announce(company_a, [owner_admin])
+    by_channel = Delivery.objects.get(channel=channel)
+    by_email = Delivery.objects.get(channel__isnull=True)
+    published: list[tuple[str, list[int], dict[str, Any]]] = []
+    monkeypatch.setitem(celery_app.conf, "task_always_eager", False)
+    monkeypatch.setattr(
+        celery_app,
+        "send_task",
+        lambda name, args, **kwargs: published.append((name, args, kwargs)),
+    )
+    mail.outbox.clear()
+
+    assert tasks.deliver_many([by_channel.pk, by_email.pk]) == {"retry": 1, "sent": 1}
+    by_channel.refresh_from_db()
+    by_email.refresh_from_db()
+    assert by_email.status == "sent" and len(mail.outbox) == 1
+    assert by_channel.status == "pending" and by_channel.last_error == "HTTP 500"
+    assert by_channel.attempts == 1 and by_channel.available_at > timezone.now()
+    [(name, args, options)] = published
+    assert name == tasks.deliver.name and args == [by_channel.pk] and options["retries"] == 1
+    assert options["countdown"] == pytest.approx(
+        (by_channel.available_at - timezone.now()).total_seconds(), abs=2
+    )
+
+
+def test_a_fan_out_batches_its_emails_and_posts_each_chat_message_alone(
+    company_a: Organisation,
+    owner_admin: User,
+    channel: Channel,
+    tasks_sent: list[tuple[str, Any]],
+) -> None:
+    """A receiver that hangs until the timeout holds up only its own post, not a batch."""
+    sent = tasks_sent
+    with transaction.atomic():
+        for index in range(3):
+            notify(
+                key=f"mixed:{index}", notice=notice(), organisation=company_a, people=[owner_admin]
+            )
+    emails = sorted(Delivery.objects.filter(channel=None).values_list("id", flat=True))
+    posts = sorted(Delivery.objects.filter(channel=channel).values_list("id", flat=True))
+    assert len(emails) == len(posts) == 3
+
+    assert tasks.publish_deliveries(sorted(emails + posts))
+    assert sent == [(outbox.DELIVER_MANY_TASK, [emails])] + [
+        (tasks.deliver.name, [post]) for post in posts
+    ]
