@@ -62,6 +62,9 @@ logger = logging.getLogger(__name__)
 ACTIONTRAIL_RETENTION = timedelta(days=90)
 PAGE_ATTEMPTS = 4
 MAX_PAGES_PER_RUN = 20_000
+# Events per transaction: a commit per page of 50 would cost more than the events. A crash
+# loses at most the batch being written, which the next run reads again (the cursor moves only
+# at the end of a run).
 STORE_BATCH = 1000
 # Pages read ahead while earlier ones are stored (see _pages): more than a store batch's
 # pages, so the reader keeps going while a batch is written.
@@ -135,10 +138,6 @@ def _role_sessions(events: list[dict]) -> list[ParsedEvent]:
         if parsed.fields.pop("is_role_session"):
             parsed_events.append(parsed)
     return parsed_events
-
-
-def _rows_for_page(*, events: list[dict], attributor: Attributor) -> list[NewEvent]:
-    return _attributed(_role_sessions(events), attributor)
 
 
 def _attributed(parsed_events: list[ParsedEvent], attributor: Attributor) -> list[NewEvent]:

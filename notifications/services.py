@@ -13,7 +13,8 @@ import hashlib
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -646,7 +647,7 @@ def deliveries_attempt_many(
         return {}
     rows = _claimed_rows(claimed)
     outcomes: dict[int, Attempt] = {}
-    with mail.get_connection() as mail_connection:
+    with _shared_mail_connection(any(not d.channel_id for d in rows)) as mail_connection:
         for delivery in rows:
             outcomes[delivery.pk] = _attempt(
                 delivery, retry_countdown=retry_countdown, mail_connection=mail_connection
@@ -657,6 +658,27 @@ def deliveries_attempt_many(
     )
     _channels_answered({d.channel_id for d in sent if d.channel_id})
     return outcomes
+
+
+@contextmanager
+def _shared_mail_connection(wanted: bool) -> Iterator[Any]:
+    """One open connection to the mail server for a batch's emails, or None (each email then
+    opens its own, and fails and is retried on its own) when none is wanted or the server
+    cannot be reached now."""
+    if not wanted:
+        yield None
+        return
+    connection_to_mail = mail.get_connection()
+    try:
+        connection_to_mail.open()
+    except Exception as error:  # SMTP refused, DNS, TLS: judged per email instead
+        logger.warning("Mail server not reached for a batch: %s", type(error).__name__)
+        yield None
+        return
+    try:
+        yield connection_to_mail
+    finally:
+        connection_to_mail.close()
 
 
 def _claim(delivery_ids: list[int]) -> list[int]:

@@ -13,7 +13,7 @@ from django.db import connection
 
 from activity.attribution import Attributor
 from activity.models import ActivityEvent
-from activity.services import _rows_for_page
+from activity.services import _attributed, _role_sessions
 from activity.storage import insert_events
 from tests.activity.conftest import FakeTrail, event
 from tests.activity.test_ingestion import ingest
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db
 
 
 def rows_for(grant, events):
-    return _rows_for_page(events=events, attributor=Attributor(grant.cloud_account))
+    return _attributed(_role_sessions(events), Attributor(grant.cloud_account))
 
 
 def test_an_event_inserted_twice_is_one_row(grant):

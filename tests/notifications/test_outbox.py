@@ -535,3 +535,33 @@ def test_a_fan_out_batches_its_emails_and_posts_each_chat_message_alone(
     assert sent == [(outbox.DELIVER_MANY_TASK, [emails])] + [
         (tasks.deliver.name, [post]) for post in posts
     ]
+
+
+def test_a_batch_whose_mail_server_is_unreachable_tries_each_email_on_its_own(
+    company_a: Organisation, owner_admin: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch's shared connection cannot open: each email opens its own and is judged
+    alone (here the server is back for them), instead of the batch failing as one."""
+    with transaction.atomic():
+        for index in range(3):
+            notify(
+                key=f"down:{index}", notice=notice(), organisation=company_a, people=[owner_admin]
+            )
+    ids = sorted(Delivery.objects.values_list("id", flat=True))
+    real_get_connection = services.mail.get_connection
+    calls: list[str] = []
+
+    class Refusing:
+        def open(self) -> None:
+            raise ConnectionRefusedError("mail server down")
+
+    def get_connection(*args: Any, **kwargs: Any) -> Any:
+        calls.append("batch" if not calls else "own")
+        return Refusing() if len(calls) == 1 else real_get_connection(*args, **kwargs)
+
+    monkeypatch.setattr(services.mail, "get_connection", get_connection)
+    mail.outbox.clear()
+
+    assert tasks.deliver_many(ids) == {"sent": 3}
+    assert calls == ["batch", "own", "own", "own"]
+    assert len(mail.outbox) == 3
