@@ -13,32 +13,27 @@ import hashlib
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import requests
 from django.conf import settings
-from django.core import mail
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
-from django.urls import reverse
+from django.db import transaction
 from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, gettext_noop
+from django.utils.translation import gettext_lazy
 
-from accounts.emails import person_locale, send_templated_email
+from accounts.emails import person_locale
 from accounts.models import Membership, Organisation, User
 from accounts.permissions import require_admin_member
 from audit.actions import AuditAction
 from audit.services import audit_record
 from core.after_response import after_response
 from core.broker import publish_urgent
-from core.crypto import decrypt_secret, encrypt_secret
-from core.i18n import Text, recipient_locale, render_text, stored_message
-from notifications import channels as chat
+from core.crypto import encrypt_secret
+from core.i18n import Text, recipient_locale, render_text
 from notifications.events import NotificationEvent, channel_event_choices
 from notifications.models import Channel, Delivery, Escalation, NoticeMark, Preference
 from notifications.outbox import deliveries_publish
@@ -51,13 +46,7 @@ from notifications.webhook_urls import (
 
 logger = logging.getLogger(__name__)
 
-# A channel whose deliveries were given up this many times in a row is marked unhealthy and
-# its admins are told by email, once.
-UNHEALTHY_AFTER_FAILURES = 3
 CHANNEL_NAME_MAX_LENGTH = 80
-# How long a worker holds a delivery it is sending; past it, the dispatcher frees it (the
-# worker died mid-send).
-CLAIM_SECONDS = 120
 
 
 # --- the notice and notify() -------------------------------------------------------------
@@ -104,7 +93,8 @@ def absolute_url(path: str) -> str:
     return settings.PORTAL_BASE_URL.rstrip("/") + "/" + path.lstrip("/")
 
 
-def _key(*parts: str) -> str:
+def delivery_key(*parts: str) -> str:
+    """A delivery's idempotency key of at most 255 characters (a long one ends in its hash)."""
     key = "|".join(parts)
     if len(key) <= 255:
         return key
@@ -243,7 +233,7 @@ def _deliveries(
             content = notice.content(organisation)
         rows.append(
             Delivery(
-                idempotency_key=_key(key, f"user:{person.pk}"),
+                idempotency_key=delivery_key(key, f"user:{person.pk}"),
                 event=event.value,
                 organisation=organisation,
                 recipient=person,
@@ -256,7 +246,7 @@ def _deliveries(
             if event.value in (channel.events or []):
                 rows.append(
                     Delivery(
-                        idempotency_key=_key(key, f"channel:{channel.pk}"),
+                        idempotency_key=delivery_key(key, f"channel:{channel.pk}"),
                         event=event.value,
                         organisation=organisation,
                         channel=channel,
@@ -473,7 +463,7 @@ def channel_send_test(*, channel: Channel, sent_by: User, link_path: str) -> Del
         link_path=link_path,
     )
     row = Delivery(
-        idempotency_key=_key("channel.test", str(uuid.uuid4()), f"channel:{channel.pk}"),
+        idempotency_key=delivery_key("channel.test", str(uuid.uuid4()), f"channel:{channel.pk}"),
         event=notice.event.value,
         organisation=channel.organisation,
         channel=channel,
@@ -550,256 +540,3 @@ def escalation_set(
 
 
 # --- the worker's side: one attempt at one delivery -------------------------------------
-
-
-@dataclass(frozen=True)
-class Attempt:
-    outcome: str  # sent | skipped | retry | failed
-    retry_after: float | None = None
-
-
-def _timeout() -> float:
-    return float(getattr(settings, "PORTAL_WEBHOOK_TIMEOUT_SECONDS", 5.0))
-
-
-def _send_email(delivery: Delivery, mail_connection: Any = None) -> chat.Verdict:
-    # The subject and the mail's own words in the recipient's language, like the notice.
-    send_templated_email(
-        template_prefix="notifications/email/notice",
-        to=delivery.recipient_email,
-        context={"notice": delivery.content},
-        recipient=delivery.recipient,
-        connection=mail_connection,
-    )
-    return chat.Verdict(True)
-
-
-# A delivery's last error, stored in English and read in the reader's language (the channel
-# page shows it through |message).
-CHANNEL_OFF_TEXT = stored_message(gettext_noop("The channel is switched off."))
-NO_ANSWER_TEXT = stored_message(gettext_noop("No answer within the timeout."))
-
-
-def _send_chat(delivery: Delivery) -> chat.Verdict:
-    channel = delivery.channel
-    assert channel is not None
-    if not channel.is_active:
-        return chat.Verdict(False, CHANNEL_OFF_TEXT, permanent=True)
-    try:
-        url = validate_webhook_url(decrypt_secret(channel.url_ciphertext))
-    except ValidationError as error:
-        return chat.Verdict(False, " ".join(error.messages), permanent=True)
-    secret = decrypt_secret(channel.secret_ciphertext) if channel.secret_ciphertext else ""
-    outgoing = chat.build_request(
-        kind=channel.kind,
-        url=url,
-        secret=secret,
-        notice=delivery.content,
-        delivery_key=f"delivery-{delivery.pk}",
-    )
-    try:
-        response = requests.post(
-            outgoing.url,
-            data=outgoing.body,
-            headers=outgoing.headers,
-            timeout=(min(3.0, _timeout()), _timeout()),
-            allow_redirects=False,
-        )
-    except requests.Timeout:
-        return chat.Verdict(False, NO_ANSWER_TEXT)
-    except requests.RequestException as error:
-        # The exception's class, not its text: the text may quote the URL, and its key.
-        return chat.Verdict(False, type(error).__name__)
-    return chat.judge_response(
-        kind=channel.kind,
-        status=response.status_code,
-        text=response.text[:2000],
-        retry_after=response.headers.get("Retry-After"),
-    )
-
-
-def delivery_attempt(
-    *, delivery_id: int, retry_countdown: Callable[[float | None], float] | None
-) -> Attempt:
-    """Send one delivery, once: claimed with a conditional update, so a duplicate task or a
-    second worker finds it taken or done. `retry_countdown` (None on the last try) says how
-    long to wait before the next try, given what the service asked for."""
-    if not _claim([delivery_id]):
-        return Attempt("skipped")
-    delivery = _claimed_rows([delivery_id])[0]
-    attempt = _attempt(delivery, retry_countdown=retry_countdown)
-    if attempt.outcome == "sent":
-        _record_sent(delivery)
-    return attempt
-
-
-def deliveries_attempt_many(
-    *, delivery_ids: list[int], retry_countdown: Callable[[float | None], float]
-) -> dict[int, Attempt]:
-    """`delivery_attempt` for many deliveries (a worker fanning out a bulk announcement, such
-    as a role's hundred partners made active), sharing what one at a time repeats: the claim
-    is one statement, the rows one read, the emails one connection to the mail server and
-    their "sent" one statement. Each is still sent at most once and judged on its own; one
-    that may be tried again is left pending with `retry_countdown`'s wait, for the caller to
-    hand to its own `deliver` task. Ids another worker holds or has sent are left out."""
-    claimed = _claim(delivery_ids)
-    if not claimed:
-        return {}
-    rows = _claimed_rows(claimed)
-    outcomes: dict[int, Attempt] = {}
-    with _shared_mail_connection(any(not d.channel_id for d in rows)) as mail_connection:
-        for delivery in rows:
-            outcomes[delivery.pk] = _attempt(
-                delivery, retry_countdown=retry_countdown, mail_connection=mail_connection
-            )
-    sent = [d for d in rows if outcomes[d.pk].outcome == "sent"]
-    Delivery.objects.filter(pk__in=[d.pk for d in sent]).update(
-        status=Delivery.Status.SENT, sent_at=timezone.now(), claimed_until=None, last_error=""
-    )
-    _channels_answered({d.channel_id for d in sent if d.channel_id})
-    return outcomes
-
-
-@contextmanager
-def _shared_mail_connection(wanted: bool) -> Iterator[Any]:
-    """One open connection to the mail server for a batch's emails, or None (each email then
-    opens its own, and fails and is retried on its own) when none is wanted or the server
-    cannot be reached now."""
-    if not wanted:
-        yield None
-        return
-    connection_to_mail = mail.get_connection()
-    try:
-        connection_to_mail.open()
-    except Exception as error:  # SMTP refused, DNS, TLS: judged per email instead
-        logger.warning("Mail server not reached for a batch: %s", type(error).__name__)
-        yield None
-        return
-    try:
-        yield connection_to_mail
-    finally:
-        connection_to_mail.close()
-
-
-def _claim(delivery_ids: list[int]) -> list[int]:
-    """Take the pending ones of these deliveries for this worker (a conditional update with
-    RETURNING, so each goes to one claimer even when two workers race for it); their ids."""
-    table = connection.ops.quote_name(Delivery._meta.db_table)
-    placeholders = ", ".join(["%s"] * len(delivery_ids))
-    claimed_until = timezone.now() + dt.timedelta(seconds=CLAIM_SECONDS)
-    # The table's own name and placeholders only; every value is a parameter.
-    sql = (
-        f"UPDATE {table} SET status = %s, claimed_until = %s, attempts = attempts + 1 "  # noqa: S608
-        f"WHERE status = %s AND id IN ({placeholders}) RETURNING id"
-    )
-    params = [
-        Delivery.Status.SENDING.value,
-        connection.ops.adapt_datetimefield_value(claimed_until),
-        Delivery.Status.PENDING.value,
-        *delivery_ids,
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return sorted(row[0] for row in cursor.fetchall())
-
-
-def _claimed_rows(delivery_ids: list[int]) -> list[Delivery]:
-    return list(
-        Delivery.objects.filter(pk__in=delivery_ids)
-        .select_related("channel", "organisation", "recipient")
-        .order_by("id")
-    )
-
-
-def _attempt(
-    delivery: Delivery,
-    *,
-    retry_countdown: Callable[[float | None], float] | None,
-    mail_connection: Any = None,
-) -> Attempt:
-    """Send a claimed delivery and record a failure (a success is the caller's to record)."""
-    try:
-        if delivery.channel_id:
-            verdict = _send_chat(delivery)
-        else:
-            verdict = _send_email(delivery, mail_connection)
-    except Exception as error:  # SMTP, templates, a key that no longer decrypts
-        logger.warning("Delivery %s failed: %s", delivery.pk, type(error).__name__)
-        verdict = chat.Verdict(False, type(error).__name__)
-    if verdict.ok:
-        return Attempt("sent")
-    if retry_countdown is None or verdict.permanent:
-        _record_given_up(delivery, verdict.error)
-        return Attempt("failed")
-    countdown = retry_countdown(verdict.retry_after)
-    later = timezone.now() + dt.timedelta(seconds=countdown)
-    Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING).update(
-        status=Delivery.Status.PENDING,
-        last_error=verdict.error[:500],
-        available_at=later,
-        # The retry is already scheduled with the broker; the dispatcher steps in only if
-        # that message is lost.
-        dispatched_at=later,
-        claimed_until=None,
-    )
-    return Attempt("retry", countdown)
-
-
-def _record_sent(delivery: Delivery) -> None:
-    Delivery.objects.filter(pk=delivery.pk).update(
-        status=Delivery.Status.SENT, sent_at=timezone.now(), claimed_until=None, last_error=""
-    )
-    _channels_answered({delivery.channel_id} if delivery.channel_id else set())
-
-
-def _channels_answered(channel_ids: set[Any]) -> None:
-    """A channel that took a message is healthy again."""
-    if channel_ids:
-        Channel.objects.filter(pk__in=channel_ids).update(
-            consecutive_failures=0, unhealthy_since=None
-        )
-
-
-@transaction.atomic
-def _record_given_up(delivery: Delivery, error: str) -> None:
-    Delivery.objects.filter(pk=delivery.pk).update(
-        status=Delivery.Status.FAILED, last_error=error[:500], claimed_until=None
-    )
-    if not delivery.channel_id:
-        return
-    channel = (
-        Channel.objects.select_for_update()
-        .select_related("organisation")
-        .get(pk=delivery.channel_id)
-    )
-    channel.consecutive_failures += 1
-    newly_unhealthy = (
-        channel.unhealthy_since is None and channel.consecutive_failures >= UNHEALTHY_AFTER_FAILURES
-    )
-    unhealthy_since = timezone.now()
-    if newly_unhealthy:
-        channel.unhealthy_since = unhealthy_since
-    channel.save(update_fields=["consecutive_failures", "unhealthy_since", "updated_at"])
-    if newly_unhealthy:
-        # By email only, so a failing channel can never notify about itself in a loop.
-        notify(
-            key=_key("channel.unhealthy", str(channel.pk), unhealthy_since.isoformat()),
-            notice=Notice(
-                event=NotificationEvent.CHANNEL_UNHEALTHY,
-                title=Text(
-                    gettext_lazy("The chat channel %(name)s keeps failing"), name=channel.name
-                ),
-                summary=Text(
-                    gettext_lazy(
-                        "The last %(count)d messages to this channel could not be delivered. "
-                        "Check its webhook URL and signing secret, then send a test message."
-                    ),
-                    count=channel.consecutive_failures,
-                ),
-                link_path=reverse("notifications:channel", args=[channel.pk]),
-                facts=((gettext_lazy("Last error"), error[:200]),),
-            ),
-            organisation=channel.organisation,
-            people=organisation_admins(channel.organisation),
-            to_channels=False,
-        )

@@ -19,7 +19,7 @@ from notifications.outbox import (
     deliveries_publish_retry,
     deliveries_republish_due,
 )
-from notifications.services import deliveries_attempt_many, delivery_attempt
+from notifications.sending import deliveries_attempt_many, delivery_attempt
 
 DELIVERY_MAX_RETRIES = 5
 MAX_COUNTDOWN_SECONDS = 600.0

@@ -18,7 +18,7 @@ from accounts.models import Membership, Organisation, User
 from delegations.lifecycle.services import delegation_approve, delegation_reject, delegation_revoke
 from delegations.models import CredentialIssuance, Delegation, PartnerLink, StaffAssignment
 from delegations.notices import credentials_issued_notify, delegations_remind_due
-from notifications import channels, services
+from notifications import channels, sending, services
 from notifications.models import Channel, Delivery
 from tests.delegations.factories import CatalogRoleFactory, DelegationFactory
 from tests.personas import make_member
@@ -232,7 +232,7 @@ def test_no_message_carries_a_secret_a_credential_or_a_partner_link_code(
                 )
                 rendered.append(request.body.decode())
         else:
-            services.delivery_attempt(delivery_id=delivery.pk, retry_countdown=None)
+            sending.delivery_attempt(delivery_id=delivery.pk, retry_countdown=None)
     for message in mail.outbox:
         rendered += [message.subject, message.body, *(a[0] for a in message.alternatives)]
     assert len(mail.outbox) >= 4

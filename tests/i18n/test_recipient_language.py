@@ -16,7 +16,7 @@ from accounts.models import Membership, Organisation, User
 from accounts.services import invitation_create, membership_remove
 from audit.models import AuditEvent
 from core.i18n import Text, recipient_locale
-from notifications import services
+from notifications import sending, services
 from notifications.models import Delivery
 from tests.audit.history import History, history_fixture  # noqa: F401
 from tests.personas import make_member
@@ -32,7 +32,7 @@ def _speaks(user: User, language: str, time_zone: str = "") -> User:
 
 def _send_all() -> None:
     for delivery in Delivery.objects.filter(status=Delivery.Status.PENDING):
-        services.delivery_attempt(delivery_id=delivery.pk, retry_countdown=None)
+        sending.delivery_attempt(delivery_id=delivery.pk, retry_countdown=None)
 
 
 def test_two_recipients_read_one_notice_each_in_their_own_language(

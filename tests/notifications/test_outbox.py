@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Organisation, User
-from notifications import outbox, services, tasks
+from notifications import outbox, sending, services, tasks
 from notifications.events import NotificationEvent
 from notifications.models import Channel, Delivery
 from notifications.services import Notice, notify
@@ -171,7 +171,7 @@ def test_broker_down_leaves_the_rows_for_the_dispatcher_which_sends_once_later(
     assert outbox.deliveries_republish_due() == 2
     assert outbox.deliveries_republish_due() == 0  # published recently: not again
     for delivery_id in list(published.sent) * 2:  # the broker delivers each twice
-        services.delivery_attempt(delivery_id=delivery_id, retry_countdown=None)
+        sending.delivery_attempt(delivery_id=delivery_id, retry_countdown=None)
     assert len(mail.outbox) == 1
     assert len(receiver.received) == 1
     assert set(Delivery.objects.values_list("status", flat=True)) == {"sent"}
@@ -182,9 +182,7 @@ def test_the_generic_webhook_arrives_signed_and_a_receiver_can_verify_it(
 ) -> None:
     announce(company_a, [])
     delivery = Delivery.objects.get(channel=channel)
-    assert (
-        services.delivery_attempt(delivery_id=delivery.pk, retry_countdown=None).outcome == "sent"
-    )
+    assert sending.delivery_attempt(delivery_id=delivery.pk, retry_countdown=None).outcome == "sent"
     (got,) = receiver.received
     assert webhook_signature_valid(
         secret=SECRET, body=got.body, header=got.headers[SIGNATURE_HEADER]
@@ -204,13 +202,10 @@ def test_a_worker_killed_mid_send_is_sent_again_after_its_claim_lapses(
         status="sending", claimed_until=timezone.now() - dt.timedelta(seconds=1)
     )
     assert (
-        services.delivery_attempt(delivery_id=delivery.pk, retry_countdown=None).outcome
-        == "skipped"
+        sending.delivery_attempt(delivery_id=delivery.pk, retry_countdown=None).outcome == "skipped"
     )
     assert outbox.deliveries_republish_due() == 1
-    assert (
-        services.delivery_attempt(delivery_id=delivery.pk, retry_countdown=None).outcome == "sent"
-    )
+    assert sending.delivery_attempt(delivery_id=delivery.pk, retry_countdown=None).outcome == "sent"
     assert len(receiver.received) == 1
 
 
@@ -220,16 +215,13 @@ def test_a_500_is_retried_with_backoff_then_sent_and_never_sent_again(
     receiver.answer((500, "boom", {}, 0.0), (200, "{}", {}, 0.0))
     announce(company_a, [])
     delivery = Delivery.objects.get(channel=channel)
-    first = services.delivery_attempt(delivery_id=delivery.pk, retry_countdown=lambda ra: 12.0)
+    first = sending.delivery_attempt(delivery_id=delivery.pk, retry_countdown=lambda ra: 12.0)
     assert first.outcome == "retry" and first.retry_after == 12.0
     delivery.refresh_from_db()
     assert delivery.status == "pending" and delivery.last_error == "HTTP 500"
+    assert sending.delivery_attempt(delivery_id=delivery.pk, retry_countdown=None).outcome == "sent"
     assert (
-        services.delivery_attempt(delivery_id=delivery.pk, retry_countdown=None).outcome == "sent"
-    )
-    assert (
-        services.delivery_attempt(delivery_id=delivery.pk, retry_countdown=None).outcome
-        == "skipped"
+        sending.delivery_attempt(delivery_id=delivery.pk, retry_countdown=None).outcome == "skipped"
     )
     assert len(receiver.received) == 2
 
@@ -246,7 +238,7 @@ def test_429_retry_after_is_honoured(
         waits.append(retry_after)
         return tasks.delivery_countdown(0, retry_after)
 
-    attempt = services.delivery_attempt(delivery_id=delivery.pk, retry_countdown=countdown)
+    attempt = sending.delivery_attempt(delivery_id=delivery.pk, retry_countdown=countdown)
     assert waits == [90.0] and attempt.retry_after is not None and attempt.retry_after >= 90.0
 
 
@@ -257,7 +249,7 @@ def test_a_hanging_receiver_times_out_and_is_retried(
     receiver.answer((200, "{}", {}, 1.0))
     announce(company_a, [])
     delivery = Delivery.objects.get(channel=channel)
-    attempt = services.delivery_attempt(delivery_id=delivery.pk, retry_countdown=lambda ra: 5.0)
+    attempt = sending.delivery_attempt(delivery_id=delivery.pk, retry_countdown=lambda ra: 5.0)
     assert attempt.outcome == "retry"
     delivery.refresh_from_db()
     assert "timeout" in delivery.last_error
@@ -279,11 +271,11 @@ def test_dingtalk_errcode_is_retried_then_given_up_visibly_and_retryable_by_an_a
     announce(company_a, [])
     delivery = Delivery.objects.get(channel=channel)
     assert (
-        services.delivery_attempt(delivery_id=delivery.pk, retry_countdown=lambda ra: 1.0).outcome
+        sending.delivery_attempt(delivery_id=delivery.pk, retry_countdown=lambda ra: 1.0).outcome
         == "retry"
     )
     assert (
-        services.delivery_attempt(delivery_id=delivery.pk, retry_countdown=None).outcome == "failed"
+        sending.delivery_attempt(delivery_id=delivery.pk, retry_countdown=None).outcome == "failed"
     )
     delivery.refresh_from_db()
     assert delivery.status == "failed" and "310000" in delivery.last_error
@@ -292,9 +284,7 @@ def test_dingtalk_errcode_is_retried_then_given_up_visibly_and_retryable_by_an_a
     receiver.answer((200, '{"errcode": 0}', {}, 0.0))
     with transaction.atomic():
         services.delivery_retry(delivery=delivery, retried_by=owner_admin)
-    assert (
-        services.delivery_attempt(delivery_id=delivery.pk, retry_countdown=None).outcome == "sent"
-    )
+    assert sending.delivery_attempt(delivery_id=delivery.pk, retry_countdown=None).outcome == "sent"
 
 
 def test_the_deliver_task_retries_then_gives_up_on_its_last_try(
@@ -319,11 +309,11 @@ def test_a_channel_that_keeps_failing_is_marked_unhealthy_and_its_admins_told_on
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     receiver.answer((500, "", {}, 0.0))
-    for number in range(services.UNHEALTHY_AFTER_FAILURES + 2):
+    for number in range(sending.UNHEALTHY_AFTER_FAILURES + 2):
         announce(company_a, [], key=f"evt:{number}")
     for delivery in Delivery.objects.filter(channel=channel).order_by("id"):
         with django_capture_on_commit_callbacks(execute=True):
-            services.delivery_attempt(delivery_id=delivery.pk, retry_countdown=None)
+            sending.delivery_attempt(delivery_id=delivery.pk, retry_countdown=None)
     channel.refresh_from_db()
     assert not channel.is_healthy
     warnings = Delivery.objects.filter(event="channel.unhealthy")
@@ -357,7 +347,7 @@ def test_email_has_text_and_html_parts_a_deep_link_and_the_organisation(
     settings.PORTAL_BASE_URL = "https://portal.example.com"
     announce(company_a, [owner_admin])
     delivery = Delivery.objects.get(recipient=owner_admin)
-    services.delivery_attempt(delivery_id=delivery.pk, retry_countdown=None)
+    sending.delivery_attempt(delivery_id=delivery.pk, retry_countdown=None)
     (message,) = mail.outbox
     assert message.to == [owner_admin.email]
     assert "Company A" in message.subject and "Company A" in message.body
@@ -458,14 +448,14 @@ def test_a_batch_is_sent_once_through_one_mail_connection_and_recorded_sent_toge
     ids = sorted(Delivery.objects.values_list("id", flat=True))
     Delivery.objects.filter(pk=ids[0]).update(status=Delivery.Status.SENT)
     opened: list[object] = []
-    real_get_connection = services.mail.get_connection
+    real_get_connection = sending.mail.get_connection
 
     def get_connection(*args: Any, **kwargs: Any) -> Any:
         connection = real_get_connection(*args, **kwargs)
         opened.append(connection)
         return connection
 
-    monkeypatch.setattr(services.mail, "get_connection", get_connection)
+    monkeypatch.setattr(sending.mail, "get_connection", get_connection)
     mail.outbox.clear()
 
     assert tasks.deliver_many(ids) == {"sent": 3}
@@ -548,7 +538,7 @@ def test_a_batch_whose_mail_server_is_unreachable_tries_each_email_on_its_own(
                 key=f"down:{index}", notice=notice(), organisation=company_a, people=[owner_admin]
             )
     ids = sorted(Delivery.objects.values_list("id", flat=True))
-    real_get_connection = services.mail.get_connection
+    real_get_connection = sending.mail.get_connection
     calls: list[str] = []
 
     class Refusing:
@@ -559,7 +549,7 @@ def test_a_batch_whose_mail_server_is_unreachable_tries_each_email_on_its_own(
         calls.append("batch" if not calls else "own")
         return Refusing() if len(calls) == 1 else real_get_connection(*args, **kwargs)
 
-    monkeypatch.setattr(services.mail, "get_connection", get_connection)
+    monkeypatch.setattr(sending.mail, "get_connection", get_connection)
     mail.outbox.clear()
 
     assert tasks.deliver_many(ids) == {"sent": 3}
