@@ -157,10 +157,8 @@ def insert_events(
     columns = ", ".join(quote(column_of[c]) for c in _COLUMNS)
     placeholders = ", ".join(["%s"] * len(_COLUMNS))
     # Only the model's own table and column names are interpolated; values are parameters.
-    once = (
-        f"ON CONFLICT ({quote(column_of['cloud_account_id'])}, {quote(column_of['event_id'])}) "
-        "DO NOTHING"
-    )
+    event_id = quote(column_of["event_id"])
+    once = f"ON CONFLICT ({quote(column_of['cloud_account_id'])}, {event_id}) DO NOTHING"
     sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) {once}"  # noqa: S608
     copy = connection.vendor == "postgresql"
     prepared = _Prepared(as_text=copy)
@@ -194,7 +192,13 @@ def insert_events(
             meanwhile()
             return rows
         stored_ids = _copy_events(
-            cursor, table=table, columns=columns, once=once, values=values, meanwhile=meanwhile
+            cursor,
+            table=table,
+            columns=columns,
+            event_id=event_id,
+            once=once,
+            values=values,
+            meanwhile=meanwhile,
         )
     if stored_ids is None:
         return rows
@@ -209,6 +213,7 @@ def _copy_events(
     *,
     table: str,
     columns: str,
+    event_id: str,
     once: str,
     values: list[tuple[Any, ...]],
     meanwhile: Callable[[], None],
@@ -224,12 +229,7 @@ def _copy_events(
     event id)" as a plain INSERT would. Straight in costs the database about half as much:
     no staging write, no second pass, no speculative insertion per row.
     """
-    waiting = [meanwhile]
-
-    def run_meanwhile() -> None:
-        while waiting:
-            waiting.pop()()
-
+    meanwhile_ran = False
     try:
         with (
             transaction.atomic(savepoint=True),
@@ -237,10 +237,14 @@ def _copy_events(
         ):
             for row in values:
                 copy.write_row(row)
-            run_meanwhile()
+            meanwhile_ran = True
+            meanwhile()
         return None
     except UniqueViolation:
-        run_meanwhile()
+        # The conflict shows while the rows are sent or once they all are: either way the
+        # caller's work runs once.
+        if not meanwhile_ran:
+            meanwhile()
     # Created once per connection (and again after a rolled-back transaction dropped it).
     cursor.execute(
         f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGING} ON COMMIT DELETE ROWS AS "  # noqa: S608
@@ -249,7 +253,6 @@ def _copy_events(
     with cursor.cursor.copy(f"COPY {_STAGING} ({columns}) FROM STDIN") as copy:
         for row in values:
             copy.write_row(row)
-    event_id = columns.split(", ")[_COLUMNS.index("event_id")]
     cursor.execute(
         f"WITH staged AS (DELETE FROM {_STAGING} RETURNING {columns}) "  # noqa: S608
         f"INSERT INTO {table} ({columns}) SELECT {columns} FROM staged {once} "

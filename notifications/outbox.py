@@ -46,24 +46,29 @@ def _send_each(delivery_ids: list[int]) -> None:
 
 
 def _publish(delivery_ids: list[int], *, fan_out: bool) -> None:
-    app = current_app
-    task = app.tasks.get(DELIVER_TASK)
-    if task is not None and app.conf.task_always_eager:
-        for delivery_id in delivery_ids:
-            task.apply_async(args=[delivery_id], retry=False)
-        return
-    if fan_out and len(delivery_ids) > FAN_OUT_ABOVE:
+    # Run eagerly (tests), each delivery is sent at once: a fan-out would only add a hop.
+    if fan_out and len(delivery_ids) > FAN_OUT_ABOVE and not _runs_eagerly(DELIVER_TASK):
         _send_tasks(FAN_OUT_TASK, [[delivery_ids]])
     else:
         _send_tasks(DELIVER_TASK, [[delivery_id] for delivery_id in delivery_ids])
 
 
-def _send_tasks(name: str, each_args: list[list[Any]]) -> None:
-    """Publish task `name` once per arguments, by name, over one broker connection."""
+def _runs_eagerly(name: str) -> bool:
     app = current_app
+    return bool(app.conf.task_always_eager) and app.tasks.get(name) is not None
+
+
+def _send_tasks(name: str, each_args: list[list[Any]], **options: Any) -> None:
+    """Publish task `name` once per arguments, by name over one broker connection (or run it
+    at once where tasks run eagerly). `options` go with each message (`countdown`, ...)."""
+    app = current_app
+    if _runs_eagerly(name):
+        for args in each_args:
+            app.tasks[name].apply_async(args=args, retry=False, **options)
+        return
     with publish_connection(app) as connection:
         for args in each_args:
-            app.send_task(name, args=args, retry=False, connection=connection)
+            app.send_task(name, args=args, retry=False, connection=connection, **options)
 
 
 def deliveries_publish(*, delivery_ids: Iterable[int]) -> bool:
@@ -90,17 +95,8 @@ def deliveries_publish_retry(*, delivery_id: int, countdown: float) -> bool:
     """Publish a delivery's next try, after `countdown`, as its `deliver` task's first retry
     (so it gets the same tries in all as one sent alone); False when the broker cannot take
     it: the dispatcher publishes it once its wait is over."""
-    app = current_app
     try:
-        with publish_connection(app) as connection:
-            app.send_task(
-                DELIVER_TASK,
-                args=[delivery_id],
-                countdown=countdown,
-                retries=1,
-                retry=False,
-                connection=connection,
-            )
+        _send_tasks(DELIVER_TASK, [[delivery_id]], countdown=countdown, retries=1)
     except Exception:
         logger.warning("Delivery %s: its retry not published; the dispatcher will.", delivery_id)
         return False
@@ -124,17 +120,13 @@ def deliveries_fan_out(*, delivery_ids: Iterable[int]) -> bool:
 
 
 def _send_in_batches(delivery_ids: list[int]) -> None:
-    app = current_app
-    batches = [
-        delivery_ids[start : start + DELIVER_MANY_SIZE]
-        for start in range(0, len(delivery_ids), DELIVER_MANY_SIZE)
-    ]
-    task = app.tasks.get(DELIVER_MANY_TASK)
-    if task is not None and app.conf.task_always_eager:
-        for batch in batches:
-            task.apply_async(args=[batch], retry=False)
-        return
-    _send_tasks(DELIVER_MANY_TASK, [[batch] for batch in batches])
+    _send_tasks(
+        DELIVER_MANY_TASK,
+        [
+            [delivery_ids[start : start + DELIVER_MANY_SIZE]]
+            for start in range(0, len(delivery_ids), DELIVER_MANY_SIZE)
+        ],
+    )
 
 
 def deliveries_republish_due(*, now: dt.datetime | None = None, limit: int = 500) -> int:

@@ -116,17 +116,12 @@ def delivery_attempt(
     """Send one delivery, once: claimed with a conditional update, so a duplicate task or a
     second worker finds it taken or done. `retry_countdown` (None on the last try) says how
     long to wait before the next try, given what the service asked for."""
-    if not _claim([delivery_id]):
-        return Attempt("skipped")
-    delivery = _claimed_rows([delivery_id])[0]
-    attempt = _attempt(delivery, retry_countdown=retry_countdown)
-    if attempt.outcome == "sent":
-        _record_sent(delivery)
-    return attempt
+    attempts = deliveries_attempt_many(delivery_ids=[delivery_id], retry_countdown=retry_countdown)
+    return attempts.get(delivery_id, Attempt("skipped"))
 
 
 def deliveries_attempt_many(
-    *, delivery_ids: list[int], retry_countdown: Callable[[float | None], float]
+    *, delivery_ids: list[int], retry_countdown: Callable[[float | None], float] | None
 ) -> dict[int, Attempt]:
     """`delivery_attempt` for many deliveries (a worker fanning out a bulk announcement, such
     as a role's hundred partners made active), sharing what one at a time repeats: the claim
@@ -139,7 +134,8 @@ def deliveries_attempt_many(
         return {}
     rows = _claimed_rows(claimed)
     outcomes: dict[int, Attempt] = {}
-    with _shared_mail_connection(any(not d.channel_id for d in rows)) as mail_connection:
+    emails = sum(1 for d in rows if not d.channel_id)
+    with _shared_mail_connection(emails > 1) as mail_connection:
         for delivery in rows:
             outcomes[delivery.pk] = _attempt(
                 delivery, retry_countdown=retry_countdown, mail_connection=mail_connection
@@ -148,15 +144,18 @@ def deliveries_attempt_many(
     Delivery.objects.filter(pk__in=[d.pk for d in sent]).update(
         status=Delivery.Status.SENT, sent_at=timezone.now(), claimed_until=None, last_error=""
     )
-    _channels_answered({d.channel_id for d in sent if d.channel_id})
+    # A channel that took a message is healthy again.
+    answered = {d.channel_id for d in sent if d.channel_id}
+    if answered:
+        Channel.objects.filter(pk__in=answered).update(consecutive_failures=0, unhealthy_since=None)
     return outcomes
 
 
 @contextmanager
 def _shared_mail_connection(wanted: bool) -> Iterator[Any]:
     """One open connection to the mail server for a batch's emails, or None (each email then
-    opens its own, and fails and is retried on its own) when none is wanted or the server
-    cannot be reached now."""
+    opens its own, and fails and is retried on its own) when not wanted (a single email needs
+    no sharing) or the server cannot be reached now."""
     if not wanted:
         yield None
         return
@@ -209,7 +208,8 @@ def _attempt(
     retry_countdown: Callable[[float | None], float] | None,
     mail_connection: Any = None,
 ) -> Attempt:
-    """Send a claimed delivery and record a failure (a success is the caller's to record)."""
+    """Send a claimed delivery and record a failure (a success is the caller's to record, with
+    the others of its batch)."""
     try:
         if delivery.channel_id:
             verdict = _send_chat(delivery)
@@ -235,21 +235,6 @@ def _attempt(
         claimed_until=None,
     )
     return Attempt("retry", countdown)
-
-
-def _record_sent(delivery: Delivery) -> None:
-    Delivery.objects.filter(pk=delivery.pk).update(
-        status=Delivery.Status.SENT, sent_at=timezone.now(), claimed_until=None, last_error=""
-    )
-    _channels_answered({delivery.channel_id} if delivery.channel_id else set())
-
-
-def _channels_answered(channel_ids: set[Any]) -> None:
-    """A channel that took a message is healthy again."""
-    if channel_ids:
-        Channel.objects.filter(pk__in=channel_ids).update(
-            consecutive_failures=0, unhealthy_since=None
-        )
 
 
 @transaction.atomic
