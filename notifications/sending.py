@@ -175,6 +175,8 @@ def _shared_mail_connection(wanted: bool) -> Iterator[Any]:
 def _claim(delivery_ids: list[int]) -> list[int]:
     """Take the pending ones of these deliveries for this worker (a conditional update with
     RETURNING, so each goes to one claimer even when two workers race for it); their ids."""
+    if not delivery_ids:
+        return []  # `IN ()` is no SQL PostgreSQL reads
     table = connection.ops.quote_name(Delivery._meta.db_table)
     placeholders = ", ".join(["%s"] * len(delivery_ids))
     claimed_until = timezone.now() + dt.timedelta(seconds=CLAIM_SECONDS)

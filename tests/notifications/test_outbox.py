@@ -465,6 +465,7 @@ def test_a_batch_is_sent_once_through_one_mail_connection_and_recorded_sent_toge
     assert {(d.status, d.attempts) for d in rows} == {("sent", 1)}
     assert all(d.sent_at is not None and d.claimed_until is None for d in rows)
     assert tasks.deliver_many(ids) == {}
+    assert tasks.deliver_many([]) == {}
     assert len(mail.outbox) == 3
 
 
