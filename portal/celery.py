@@ -4,8 +4,9 @@ import os
 from typing import Any
 
 from celery import Celery
-from celery.signals import celeryd_init, worker_ready
+from celery.signals import celeryd_init, worker_init, worker_ready
 from django.db import connections
+from django.urls import get_resolver
 
 from delegations.worker.incarnation import worker_starting
 
@@ -24,6 +25,15 @@ def _worker_identity(sender: str | None = None, **kwargs: Any) -> None:
     """A worker starts: a new incarnation of its node, set before the pool forks so every pool
     process's lease tokens carry it (see delegations.worker.incarnation)."""
     worker_starting(sender or "celery")
+
+
+@worker_init.connect
+def _load_url_configuration(**kwargs: Any) -> None:
+    """Tasks write links into notices (`reverse`), and the first link a process makes loads
+    the URL configuration: every urls and views module, about a second of CPU. Load it as the
+    worker starts (before the pool forks, so its processes share it) rather than in the first
+    task that links, which pays it while holding a role's lease."""
+    get_resolver().reverse_dict  # noqa: B018 (the property builds the map on first use)
 
 
 @worker_ready.connect
