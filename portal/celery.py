@@ -6,8 +6,8 @@ from typing import Any
 from celery import Celery
 from celery.signals import celeryd_init, worker_init, worker_ready
 from django.db import connections
-from django.urls import get_resolver
 
+from core.routes import load_url_configuration
 from delegations.worker.incarnation import worker_starting
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
@@ -29,11 +29,10 @@ def _worker_identity(sender: str | None = None, **kwargs: Any) -> None:
 
 @worker_init.connect
 def _load_url_configuration(**kwargs: Any) -> None:
-    """Tasks write links into notices (`reverse`), and the first link a process makes loads
-    the URL configuration: every urls and views module, about a second of CPU. Load it as the
-    worker starts (before the pool forks, so its processes share it) rather than in the first
-    task that links, which pays it while holding a role's lease."""
-    get_resolver().reverse_dict  # noqa: B018 (the property builds the map on first use)
+    """Tasks write links into notices (`reverse`): load the URL configuration as the worker
+    starts, before the pool forks, rather than in the first task that links, which would pay
+    for it while holding a role's lease."""
+    load_url_configuration()
 
 
 @worker_ready.connect

@@ -15,6 +15,10 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "3"))
 timeout = 30
 graceful_timeout = 30
 keepalive = 5
+# The application (settings, apps, every urls and views module) is loaded once in the master,
+# before it forks: a worker, a recycled one too, starts ready for its first request and shares
+# those pages of memory with the others.
+preload_app = True
 # Recycle workers now and then so a slow leak never grows without bound.
 max_requests = 2000
 max_requests_jitter = 200

@@ -138,28 +138,3 @@ def test_ping_refuses_a_marker_that_is_not_a_plain_token(settings, tmp_path: Pat
             ping_marker_path(bad)
     ping(marker="ok-1")
     assert (tmp_path / "worker-pings" / "ok-1").read_text().strip()
-
-
-def test_a_starting_worker_loads_the_url_configuration_before_its_first_task(celery_env) -> None:
-    # In a process of its own: this one loaded every views module long ago.
-    code = (
-        "import sys, django\n"
-        "django.setup()\n"
-        "from celery.signals import worker_init\n"
-        "from portal.celery import _load_url_configuration as load\n"
-        "assert any(ref() is load for _key, ref in worker_init.receivers)\n"
-        "views = 'delegations.lifecycle.views'\n"
-        "before = views in sys.modules\n"
-        "load()\n"
-        "print(before, views in sys.modules)\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env=celery_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["False", "True"]
