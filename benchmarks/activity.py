@@ -13,8 +13,9 @@ by Django's test machinery: never the portal's):
    delegation's role, three people;
 2. bare: `cloud.actiontrail.ActionTrailClient` pages through them all (50 per page, pacing off:
    what ActionTrail's own paging costs here); ingestion: `activity_ingest_account` reads the
-   same events into the database (parse, attribute, store once, daily counts). Printed: events
-   per second of each and their ratio ingestion/bare (target ≥ 0.7);
+   same events into the database (parse, attribute, store once, daily counts), then the bare
+   loop again: the machine's pace drifts over minutes. Printed: events per second of each and
+   the ratio ingestion/bare against the faster bare run (target ≥ 0.7);
 3. the Activity page and its filters are requested through Django's test client with the
    database holding `--small` events, then again after the rest are ingested: p50 per page
    and size, the ratio large/small (target ≤ 3) and the SQL statements of each (constant).
@@ -196,6 +197,12 @@ def bare_paging(account) -> tuple[int, float]:
             return seen, time.perf_counter() - began
 
 
+def timed_bare_paging(account, pids: dict[str, int]) -> tuple[int, float, CpuWindow]:
+    with CpuWindow(**pids) as cpu:
+        seen, seconds = bare_paging(account)
+    return seen, seconds, cpu
+
+
 class UnpacedClient:
     def __new__(cls, account):
         from cloud.actiontrail import ActionTrailClient, Pacer
@@ -314,8 +321,7 @@ def main() -> None:
                 settings.PORTAL_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
                 admin, account, delegation = world(sim, keys)
                 pids = measured_processes(sim)
-                with CpuWindow(**pids) as bare_cpu:
-                    seen, bare_seconds = bare_paging(account)
+                bare_runs = [timed_bare_paging(account, pids)]
                 # The small database: the oldest --small events (the cursor ends there).
                 ingest(account, until=first_call + gap * (args.small - 0.5))
                 client = Client()
@@ -325,6 +331,9 @@ def main() -> None:
                     stored, ingest_seconds = ingest(
                         account, until=dt.datetime.now(dt.UTC), profile=args.profile
                     )
+                # Again after the ingestion: the machine's pace drifts over minutes, and the
+                # ratio is taken against the faster of the two, so drift never flatters it.
+                bare_runs.append(timed_bare_paging(account, pids))
                 large = time_pages(client, delegation, args.requests)
             finally:
                 sim.stop()
@@ -334,12 +343,21 @@ def main() -> None:
         else:
             connection.creation.destroy_test_db(old_name, verbosity=0)
 
+    seen, bare_seconds, bare_cpu = min(bare_runs, key=lambda run: run[1] / run[0])
     bare_rate = seen / bare_seconds
     ingest_rate = stored / ingest_seconds
     print(f"\nseeding cloudsim: {args.events:,} calls in {seed_seconds:.1f} s")
-    print(f"bare paging: {seen:,} events in {bare_seconds:.1f} s = {bare_rate:,.0f}/s")
+    for when, (run_seen, run_seconds, _cpu) in zip(("before", "after"), bare_runs, strict=True):
+        print(
+            f"bare paging {when} the ingestion: {run_seen:,} events in {run_seconds:.1f} s "
+            f"= {run_seen / run_seconds:,.0f}/s"
+        )
     print(f"ingestion: {stored:,} events in {ingest_seconds:.1f} s = {ingest_rate:,.0f}/s")
-    print(f"ratio ingestion/bare: {ingest_rate / bare_rate:.2f} (target >= 0.7)")
+    against = [ingest_rate * run_seconds / run_seen for run_seen, run_seconds, _ in bare_runs]
+    print(
+        f"ratio ingestion/bare: {min(against):.2f} against the faster bare run (target >= 0.7); "
+        f"against each: {' and '.join(f'{ratio:.2f}' for ratio in against)}"
+    )
     print(cpu_lines(bare_cpu, bare_seconds, ingest_cpu, ingest_seconds, stored, bare_rate))
     header = ("page", "p50 small", "p50 large", "ratio", "SQL small", "SQL large")
     print(

@@ -65,5 +65,6 @@ class CpuWindow:
         if self.busy is None:
             return "not measured (no /proc/stat)"
         parts = [f"{name} {seconds:.1f}" for name, seconds in self.processes.items()]
-        parts.append(f"the rest {self.busy - sum(self.processes.values()):.1f}")
+        # The machine's and the processes' clocks tick apart: a rest within a tick reads as 0.
+        parts.append(f"the rest {max(0.0, self.busy - sum(self.processes.values())):.1f}")
         return f"{self.busy:.1f} core-s ({', '.join(parts)})"
