@@ -43,8 +43,8 @@ from activity.storage import (
     NewEvent,
     count_daily,
     insert_events,
-    refresh_statistics,
     relax_commit_wait,
+    vacuum_and_analyze,
 )
 from audit.actions import AuditAction
 from audit.services import audit_record
@@ -70,8 +70,8 @@ STORE_BATCH = 1000
 # pages, so the reader keeps going while a batch is written.
 READ_AHEAD = 3 * STORE_BATCH // 50
 READER_SWITCH_INTERVAL = 0.0005
-# A run that stored this many rows refreshes the planner's statistics (see refresh_statistics).
-ANALYZE_AFTER_ROWS = 20_000
+# A run that stored this many rows vacuums and analyzes the tables (see vacuum_and_analyze).
+VACUUM_AFTER_ROWS = 20_000
 MISSING_PERMISSION_MESSAGE = stored_message(
     gettext_noop(
         "The owner's AccessKey may not read ActionTrail: grant it actiontrail:LookupEvents "
@@ -515,8 +515,6 @@ def _ingest_region(
         return report
     finally:
         pages.close()
-    if report.stored >= ANALYZE_AFTER_ROWS:
-        refresh_statistics()
     ActivityCursor.objects.filter(pk=cursor.pk).update(
         ingested_until=end,
         last_success_at=end,
@@ -525,6 +523,9 @@ def _ingest_region(
         blocked_key_fingerprint="",
         events_stored=F("events_stored") + report.stored,
     )
+    # After the cursor has moved: the run's events are in, whatever the tables' upkeep does.
+    if report.stored >= VACUUM_AFTER_ROWS:
+        vacuum_and_analyze()
     return report
 
 
