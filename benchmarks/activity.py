@@ -180,12 +180,7 @@ def world(sim, keys: list[str]):
 
 
 def bare_paging(account) -> tuple[int, float]:
-    from cloud.actiontrail import ActionTrailClient, Pacer
-    from delegations.connection.services import cloud_account_credentials
-
-    client = ActionTrailClient(
-        cloud_account_credentials(cloud_account=account), pacer=Pacer(per_second=0)
-    )
+    client = UnpacedClient(account)
     end = dt.datetime.now(dt.UTC)
     start = end - dt.timedelta(days=89)
     began, seen, token = time.perf_counter(), 0, None
@@ -355,7 +350,8 @@ def main() -> None:
     print(f"ingestion: {stored:,} events in {ingest_seconds:.1f} s = {ingest_rate:,.0f}/s")
     against = [ingest_rate * run_seconds / run_seen for run_seen, run_seconds, _ in bare_runs]
     print(
-        f"ratio ingestion/bare: {min(against):.2f} against the faster bare run (target >= 0.7); "
+        f"ratio ingestion/bare: {ingest_rate / bare_rate:.2f} against the faster bare run "
+        "(target >= 0.7); "
         f"against each: {' and '.join(f'{ratio:.2f}' for ratio in against)}"
     )
     print(cpu_lines(bare_cpu, bare_seconds, ingest_cpu, ingest_seconds, stored, bare_rate))
