@@ -72,6 +72,14 @@ def _time(value: Any) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def event_time(event: dict[str, Any]) -> datetime | None:
+    """The event's time, or None when it has none readable (`parse_event` refuses it then)."""
+    try:
+        return _time(event.get("eventTime"))
+    except UnusableEvent:
+        return None
+
+
 def _raw(event: dict[str, Any], problems: list[str]) -> str:
     """The event as JSON text, dumped once (the column stores this text as it is): a
     `requestParameters` too large is replaced by a note, and an event still too large keeps

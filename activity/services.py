@@ -2,14 +2,15 @@
 
 `activity_ingest_account` reads one owner account's events, in each region it uses (ActionTrail
 is regional; a cursor per account and region), from the cursor (less an overlap window, since
-ActionTrail delivers minutes late) up to now, page by page, reading the next page while the
-last ones are stored. Each page is stored
-in its own transaction, new event ids only (a unique constraint backs it), so a crash between
-pages loses nothing and duplicates nothing: the cursor moves only after the last page, and the
-next run reads the same window again. Throttling and server errors are retried with backoff in
-place; a key without `actiontrail:LookupEvents` stops that account's ingestion with one clear
-message (and one audit event) until the owner connects a key that has it.
-"""
+ActionTrail delivers minutes late) up to now, page by page, from both ends of the window at
+once (newest first and oldest first, until the two readers meet), reading the next pages while
+the last ones are stored. Each batch of pages is stored in its own transaction, new event ids
+only (a unique constraint backs it), so a crash between pages loses nothing and duplicates
+nothing: the cursor moves only after the last page, and the next run reads the same window
+again (a run that stops at its page limit moves it only as far as everything before it is in).
+Throttling and server errors are retried with backoff in place; a key without
+`actiontrail:LookupEvents` stops that account's ingestion with one clear message (and one
+audit event) until the owner connects a key that has it."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import User
 from activity.attribution import Attributor, read_only_intended
-from activity.events import ParsedEvent, UnusableEvent, parse_event
+from activity.events import ParsedEvent, UnusableEvent, event_time, parse_event
 from activity.models import ActivityCursor, ActivityDaily, ActivityEvent
 from activity.selectors import activity_right_sizing
 from activity.storage import (
@@ -70,6 +71,8 @@ STORE_BATCH = 1000
 # pages, so the reader keeps going while a batch is written.
 READ_AHEAD = 3 * STORE_BATCH // 50
 READER_SWITCH_INTERVAL = 0.0005
+# A window of more than a page is read from both ends at once (see _pages).
+READ_FROM_BOTH_ENDS = True
 # A run that stored this many rows vacuums and analyzes the tables (see vacuum_and_analyze).
 VACUUM_AFTER_ROWS = 20_000
 MISSING_PERMISSION_MESSAGE = stored_message(
@@ -227,10 +230,13 @@ def _fetch_page(
     end: datetime,
     token: str | None,
     sleep: Callable[[float], None],
+    oldest_first: bool = False,
 ) -> EventPage:
     for attempt in range(1, PAGE_ATTEMPTS + 1):
         try:
-            return client.lookup_events(start=start, end=end, next_token=token)
+            return client.lookup_events(
+                start=start, end=end, next_token=token, oldest_first=oldest_first
+            )
         except CloudError as error:
             if error.permanent or attempt == PAGE_ATTEMPTS:
                 raise
@@ -238,6 +244,52 @@ def _fetch_page(
             logger.info("LookupEvents %s: retrying in %.1f s", error.code, wait)
             sleep(wait)
     raise AssertionError("unreachable")
+
+
+class _WindowEnds:
+    """How far the two readers of one window have come, one from each end; they stop where
+    they meet.
+
+    The newest-first reader has every event after `newest_reached` (and some at it), the
+    oldest-first one every event before `oldest_reached` (and some at it). A page is cut where
+    it passes the other reader's point, since all beyond it is the other's; the events of the
+    meeting second may come from both, and the store keeps one of each (by event id). A reader
+    whose query ends has read the whole window: the other stops too. Checked and moved under
+    one lock, so no event falls between the two.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.newest_reached: datetime | None = None
+        self.oldest_reached: datetime | None = None
+        self.met = False
+
+    def _before_the_other(self, moment: datetime, oldest_first: bool) -> bool:
+        if oldest_first:
+            return self.newest_reached is None or moment <= self.newest_reached
+        return self.oldest_reached is None or moment >= self.oldest_reached
+
+    def keep(self, events: list[dict], *, oldest_first: bool, last: bool) -> list[dict]:
+        """The page's events its reader keeps; `met` is true after it when reading is over."""
+        with self._lock:
+            if self.met:
+                return []
+            kept: list[dict] = []
+            times: list[datetime] = []
+            for event in events:
+                moment = event_time(event)
+                if moment is not None and not self._before_the_other(moment, oldest_first):
+                    self.met = True  # past the other reader's point: the rest is its
+                    break
+                kept.append(event)  # (one without a time is refused when parsed)
+                if moment is not None:
+                    times.append(moment)
+            if times and oldest_first:
+                self.oldest_reached = max(times)
+            elif times:
+                self.newest_reached = min(times)
+            self.met = self.met or last
+            return kept
 
 
 _DONE = object()
@@ -249,16 +301,23 @@ def _pages(
     start: datetime,
     end: datetime,
     sleep: Callable[[float], None],
-) -> Generator[EventPage, None, None]:
-    """The window's pages, each requested while the one before is being stored.
+    ends: _WindowEnds,
+) -> Generator[tuple[bool, EventPage], None, None]:
+    """The window's pages as (oldest_first, page), read from both ends at once, each requested
+    while earlier ones are being stored.
 
-    Fetching waits on the network and storing on the database: one thread reads ahead
+    Fetching waits on the network and storing on the database: reader threads work ahead
     (at most `READ_AHEAD` pages, paced like any request) while the caller stores, so a run
-    costs about the slower of the two instead of their sum. The reader touches no database
-    and raises nothing itself: its error comes out here, after the pages read before it.
+    costs about the slower of the two instead of their sum. A window of more than one page is
+    read from its newest end and, from the first page on, from its oldest end too (until the
+    readers meet, see `_WindowEnds`), so two requests are in flight: the service's time
+    answering one overlaps the other's. Each reader's pages come in its own order, so a run of
+    one reader's pages spans one stretch of time. The readers touch no database and raise
+    nothing themselves: an error comes out here, after the pages read before it.
     """
     pages: queue.Queue[Any] = queue.Queue(maxsize=READ_AHEAD)
     stop = threading.Event()
+    readers: list[threading.Thread] = []
 
     def put(item: Any) -> bool:
         while not stop.is_set():
@@ -269,39 +328,63 @@ def _pages(
                 continue
         return False
 
-    def read() -> None:
+    def read(oldest_first: bool) -> None:
         token: str | None = None
         try:
             for _ in range(MAX_PAGES_PER_RUN):
-                page = _fetch_page(client=client, start=start, end=end, token=token, sleep=sleep)
-                if not put(page):
+                page = _fetch_page(
+                    client=client,
+                    start=start,
+                    end=end,
+                    token=token,
+                    sleep=sleep,
+                    oldest_first=oldest_first,
+                )
+                kept = ends.keep(page.events, oldest_first=oldest_first, last=not page.next_token)
+                if token is None and not oldest_first and not ends.met and READ_FROM_BOTH_ENDS:
+                    start_reader(oldest_first=True)
+                if kept and not put((oldest_first, EventPage(kept, page.next_token))):
                     return
-                token = page.next_token
-                if not token:
+                if ends.met or stop.is_set():
                     break
+                token = page.next_token
             put(_DONE)
         except BaseException as error:  # handed to the caller, which re-raises it
             put(error)
 
-    reader = threading.Thread(target=read, name="actiontrail-read-ahead", daemon=True)
-    # The reader mostly waits on the network; each time a response arrives it needs the GIL,
+    def start_reader(*, oldest_first: bool) -> None:
+        reader = threading.Thread(
+            target=read,
+            args=(oldest_first,),
+            name=f"actiontrail-read-{'oldest' if oldest_first else 'newest'}-first",
+            daemon=True,
+        )
+        readers.append(reader)
+        reader.start()
+
+    # The readers mostly wait on the network; each time a response arrives one needs the GIL,
     # which the storing thread, busy parsing, gives up only every switch interval (5 ms by
-    # default). Waits like that on every page would slow the reader to the storer's pace, so
-    # the interval is short while the two run together.
+    # default). Waits like that on every page would slow the readers to the storer's pace, so
+    # the interval is short while they run together.
     switch_interval = sys.getswitchinterval()
     sys.setswitchinterval(READER_SWITCH_INTERVAL)
-    reader.start()
+    start_reader(oldest_first=False)
+    finished = 0
     try:
-        while True:
+        # A reader adds the other before it hands over its last item, so the count is whole
+        # by the time the last one is seen.
+        while finished < len(readers):
             item = pages.get()
             if item is _DONE:
-                return
-            if isinstance(item, BaseException):
+                finished += 1
+            elif isinstance(item, BaseException):
                 raise item
-            yield item
+            else:
+                yield item
     finally:
         stop.set()
-        reader.join(timeout=5)
+        for reader in readers:
+            reader.join(timeout=5)
         sys.setswitchinterval(switch_interval)
 
 
@@ -425,44 +508,55 @@ def activity_ingest_account(
             break  # the key is the account's: every region would refuse it alike
         if report.status == "failed":
             total.status, total.message = report.status, report.message
+        elif report.message and total.status == "done":
+            total.message = report.message  # a run that stopped before the window's end
     if fresh_all:
         _notify(cloud_account=cloud_account, fresh=fresh_all, run_key=end.isoformat())
     return total
 
 
 class _Batches:
-    """The window's pages, parsed, a batch of about `STORE_BATCH` events at a time.
+    """The window's pages, parsed, a batch of about `STORE_BATCH` events at a time; each
+    batch holds one reader's events (see `_pages`), so it spans one stretch of time.
 
-    `read_next` reads and parses the next batch. It touches no database and keeps the cloud's
-    error in `failure` rather than raising it, so it can run while the database stores the
-    batch before; the caller raises the error once what was read before it is stored.
+    `read_next` reads and parses until the next batch is ready. It touches no database and
+    keeps the cloud's error in `failure` rather than raising it, so it can run while the
+    database stores the batch before; the caller raises the error once what was read before it
+    is stored.
     """
 
-    def __init__(self, pages: Iterator[EventPage], report: IngestReport) -> None:
+    def __init__(self, pages: Iterator[tuple[bool, EventPage]], report: IngestReport) -> None:
         self._pages = pages
         self._report = report
-        self.parsed: list[ParsedEvent] = []
+        self._reading: dict[bool, list[ParsedEvent]] = {False: [], True: []}
+        self._ready: list[list[ParsedEvent]] = []
         self.failure: CloudError | None = None
-        self.finished = False
 
     def read_next(self) -> None:
-        if self.failure is not None or self.finished:
-            return
         try:
-            while len(self.parsed) < STORE_BATCH:
-                page = next(self._pages, None)
-                if page is None:
-                    self.finished = True
+            while not self._ready:
+                item = next(self._pages, None)
+                if item is None:
+                    self._flush()  # the end: each reader's last events
                     return
+                oldest_first, page = item
                 self._report.pages += 1
                 self._report.seen += len(page.events)
-                self.parsed += _role_sessions(page.events)
+                reading = self._reading[oldest_first]
+                reading += _role_sessions(page.events)
+                if len(reading) >= STORE_BATCH:
+                    self._ready.append(reading)
+                    self._reading[oldest_first] = []
         except CloudError as error:
             self.failure = error
+            self._flush()  # what was read before the error is stored
 
-    def take(self) -> list[ParsedEvent]:
-        taken, self.parsed = self.parsed, []
-        return taken
+    def _flush(self) -> None:
+        self._ready += [reading for reading in self._reading.values() if reading]
+        self._reading = {False: [], True: []}
+
+    def take(self) -> list[ParsedEvent] | None:
+        return self._ready.pop(0) if self._ready else None
 
 
 def _ingest_region(
@@ -489,12 +583,13 @@ def _ingest_region(
             cloud_account_credentials(cloud_account=cloud_account), region_id=region
         )
     report = IngestReport("done")
-    pages = _pages(client=client, start=start, end=end, sleep=sleep)
+    ends = _WindowEnds()
+    pages = _pages(client=client, start=start, end=end, sleep=sleep, ends=ends)
     batch = _Batches(pages, report)
     try:
         batch.read_next()
-        while batch.parsed:
-            rows = _attributed(batch.take(), attributor)
+        while (parsed := batch.take()) is not None:
+            rows = _attributed(parsed, attributor)
             # The next batch is read and parsed while the database stores this one.
             fresh = _store(cursor=cursor, rows=rows, meanwhile=batch.read_next)
             report.stored += len(fresh)
@@ -515,8 +610,18 @@ def _ingest_region(
         return report
     finally:
         pages.close()
+    # Readers that stopped at MAX_PAGES_PER_RUN before meeting left a stretch unread: the
+    # cursor moves only as far as everything before it is in (the next run reads on from there).
+    ingested_until = end if ends.met else ends.oldest_reached
+    if ingested_until is None:
+        ingested_until = cursor.ingested_until
+    if not ends.met:
+        report.message = gettext(
+            "More events than one run reads: the next run reads on from %(moment)s."
+        ) % {"moment": ingested_until.isoformat() if ingested_until else start.isoformat()}
+        logger.warning("ActivityCursor %s: %s", cursor.pk, report.message)
     ActivityCursor.objects.filter(pk=cursor.pk).update(
-        ingested_until=end,
+        ingested_until=ingested_until,
         last_success_at=end,
         last_error_code="",
         last_error_message="",

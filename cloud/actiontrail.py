@@ -1,9 +1,10 @@
 """ActionTrail (API 2020-07-06): what happened in an account, through the official SDK.
 
-One `lookup_events` call is one request (one page); the caller follows `next_token`. Requests
-from one client are paced to ActionTrail's limit (2 queries per second, configurable with
-`ALIBABA_ACTIONTRAIL_QPS`), so a paging loop never provokes throttling by itself. Events come
-back as the plain dictionaries ActionTrail sends: their shape is the ingestion's to check.
+One `lookup_events` call is one request (one page), newest events first or oldest first; the
+caller follows `next_token`. Requests from one client (in any of its threads) are paced to
+ActionTrail's limit (2 queries per second, configurable with `ALIBABA_ACTIONTRAIL_QPS`), so
+a paging loop never provokes throttling by itself. Events come back as the plain dictionaries
+ActionTrail sends: their shape is the ingestion's to check.
 
 ActionTrail is regional: a client reads one region's trail. The endpoint setting may name the
 region (`actiontrail.{region}.aliyuncs.com`), and every request carries it in the
@@ -82,7 +83,8 @@ def _iso(moment: datetime) -> str:
 
 
 class ActionTrailClient(SdkTransport):
-    """LookupEvents for one account's credentials. Create one per task; not for sharing."""
+    """LookupEvents for one account's credentials. Create one per task; its lookups may run in
+    several threads at once (they share the pacer, as the account shares ActionTrail's limit)."""
 
     def __init__(
         self,
@@ -122,8 +124,10 @@ class ActionTrailClient(SdkTransport):
         next_token: str | None = None,
         page_size: int = MAX_PAGE_SIZE,
         attributes: dict[str, str] | None = None,
+        oldest_first: bool = False,
     ) -> EventPage:
-        """One page of events between `start` and `end`, newest first."""
+        """One page of events between `start` and `end`, newest first (ActionTrail's default
+        direction, BACKWARD) or `oldest_first` (FORWARD); `next_token` continues either."""
         if start.tzinfo is None or end.tzinfo is None:
             raise ValueError("LookupEvents needs aware datetimes.")
         if not 1 <= page_size <= MAX_PAGE_SIZE:
@@ -136,6 +140,7 @@ class ActionTrailClient(SdkTransport):
             end_time=_iso(end),
             max_results=str(page_size),
             next_token=next_token or None,
+            direction="FORWARD" if oldest_first else None,
             lookup_attribute=[
                 trail_models.LookupEventsRequestLookupAttribute(key=key, value=value)
                 for key, value in (attributes or {}).items()

@@ -8,6 +8,7 @@ one set of credentials the portal issued to B's staff member (key `STS.issued-al
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -111,24 +112,51 @@ def event(
 
 @dataclass
 class FakeTrail:
-    """Pages of events, served in order; `failures[n]` is raised on call number n (1-based)."""
+    """Pages of events, newest first, served in order (and the other way round, each page's
+    events reversed, to a reader asking for the oldest first). `failures[n]` is raised on the
+    newest-first reader's call number n (1-based), `oldest_first_failures[n]` on the other's.
+    Thread-safe enough for the two readers of an ingestion: each counts its own calls.
+    `oldest_first_after=n` holds the oldest-first reader's calls back until the other has made
+    n calls, to place a failure between the two."""
 
     pages: list[list[dict[str, Any]]]
     failures: dict[int, CloudError] = field(default_factory=dict)
+    oldest_first_failures: dict[int, CloudError] = field(default_factory=dict)
     calls: int = 0
+    oldest_first_calls: int = 0
     windows: list[tuple[dt.datetime, dt.datetime]] = field(default_factory=list)
+    oldest_first_after: int = 0
+    _newest_calls_made: threading.Condition = field(default_factory=threading.Condition)
 
     def lookup_events(
-        self, *, start: dt.datetime, end: dt.datetime, next_token: str | None = None, **_: Any
+        self,
+        *,
+        start: dt.datetime,
+        end: dt.datetime,
+        next_token: str | None = None,
+        oldest_first: bool = False,
+        **_: Any,
     ) -> EventPage:
-        self.calls += 1
         self.windows.append((start, end))
-        failure = self.failures.get(self.calls)
+        if oldest_first:
+            with self._newest_calls_made:
+                self._newest_calls_made.wait_for(
+                    lambda: self.calls >= self.oldest_first_after, timeout=10
+                )
+            self.oldest_first_calls += 1
+            failure = self.oldest_first_failures.get(self.oldest_first_calls)
+            pages = [list(reversed(page)) for page in reversed(self.pages)]
+        else:
+            with self._newest_calls_made:
+                self.calls += 1
+                self._newest_calls_made.notify_all()
+            failure = self.failures.get(self.calls)
+            pages = self.pages
         if failure is not None:
             raise failure
         index = int(next_token) if next_token else 0
-        more = index + 1 < len(self.pages)
-        return EventPage(events=self.pages[index], next_token=str(index + 1) if more else None)
+        more = index + 1 < len(pages)
+        return EventPage(events=pages[index], next_token=str(index + 1) if more else None)
 
 
 @pytest.fixture

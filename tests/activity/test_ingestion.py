@@ -64,7 +64,9 @@ def test_overlap_and_duplicates_store_each_event_once(grant, settings):
     assert start == first_run - dt.timedelta(seconds=1800)
 
 
-def test_a_crash_between_pages_loses_and_duplicates_nothing(grant):
+def test_a_crash_between_pages_loses_and_duplicates_nothing(grant, monkeypatch):
+    # One reader: the window read from its newest end only (both ends: see test_reading).
+    monkeypatch.setattr(activity_services, "READ_FROM_BOTH_ENDS", False)
     pages = [[event(1), event(2)], [event(3)], [event(4)]]
     broken = FakeTrail(
         pages=pages,
@@ -94,6 +96,7 @@ def test_the_next_batch_is_read_while_one_is_stored_and_its_failure_keeps_that_o
     """Batches of two: the cloud's error comes while the first batch is being written (its
     rows sent, the database taking them in), and that batch still commits."""
     monkeypatch.setattr(activity_services, "STORE_BATCH", 2)
+    monkeypatch.setattr(activity_services, "READ_FROM_BOTH_ENDS", False)
     pages = [[event(1)], [event(2)], [event(3)], [event(4)], [event(5)]]
     broken = FakeTrail(
         pages=pages,
@@ -113,7 +116,8 @@ def test_the_next_batch_is_read_while_one_is_stored_and_its_failure_keeps_that_o
     assert ActivityEvent.objects.count() == 5
 
 
-def test_throttling_and_server_errors_are_retried_with_backoff(grant):
+def test_throttling_and_server_errors_are_retried_with_backoff(grant, monkeypatch):
+    monkeypatch.setattr(activity_services, "READ_FROM_BOTH_ENDS", False)
     throttled = CloudError(
         code="Throttling.User", message="slow down", action="LookupEvents", http_status=400
     )
