@@ -4,6 +4,7 @@ throttling; a key without permission stops once; malformed events are kept and f
 from __future__ import annotations
 
 import datetime as dt
+import gc
 
 import pytest
 from django.db import models
@@ -294,3 +295,26 @@ def test_odd_shapes_never_stop_the_page_or_the_run(grant):
     assert ActivityDaily.objects.filter(delegation=grant.delegation).aggregate(
         total=models.Sum("calls")
     ) == {"total": 7}
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_the_collector_is_tuned_for_the_run_and_put_back_after_it(grant, fails):
+    """The run freezes the objects that existed before it and collects young ones less often
+    (a large run spent a fifth of its time in the collector); after it, even a failed one, the
+    process's collector is as it was."""
+    during: list[tuple[int, int]] = []
+
+    class Watched(FakeTrail):
+        def lookup_events(self, **kwargs):
+            during.append((gc.get_threshold()[0], gc.get_freeze_count()))
+            return super().lookup_events(**kwargs)
+
+    failures = {1: CloudError(code="InvalidParameter", message="x", action="LookupEvents")}
+    before = (gc.get_threshold(), gc.get_freeze_count())
+    report = ingest(grant, Watched(pages=[[event(1)]], failures=failures if fails else {}))
+    assert report.status == ("failed" if fails else "done")
+    assert during and all(
+        threshold == activity_services.RUN_GC_THRESHOLD and frozen > 0
+        for threshold, frozen in during
+    )
+    assert (gc.get_threshold(), gc.get_freeze_count()) == before
