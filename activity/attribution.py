@@ -9,7 +9,9 @@ its session name, which a staff member's linked RAM user (`StaffRamUserLink`) ex
 session none of these explains is "unknown" and raises an alert.
 
 `Attributor` reads each role, issuance and link once per ingestion run, and `prefetch` reads
-a page's unknown keys, session names and RAM users in one query each (not one per event).
+a page's unknown keys, session names and RAM users in one query each (not one per event). An
+identity the portal issued is attributed once per run: its answer does not depend on the
+moment of the call, and a run meets the same few sessions a million times.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ from delegations.models import (
 )
 
 READ_ONLY_POLICY_SUFFIX = "ReadOnlyAccess"
+# Who an event says made the call: (role name, session name, access key id, partner account,
+# source identity).
+Identity = tuple[str, str, str, str, str]
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ class Attributor:
         self._issuances: dict[str, CredentialIssuance | None] = {}
         self._links: dict[tuple[str, str], StaffRamUserLink | None] = {}
         self._named: dict[tuple[str, str], CredentialIssuance | None] = {}
+        self._issued: dict[Identity, Attribution] = {}
 
         self._all_roles_read = False
 
@@ -69,14 +75,14 @@ class Attributor:
             self._all_roles_read = True
         return self._roles.get(role_name.lower())
 
-    def prefetch(self, identities: Iterable[tuple[str, str, str, str, str]]) -> None:
-        """Read, in one query each, what the coming events need and the run has not read yet.
-        `identities` are (role name, session name, access key id, partner account, source
-        identity) of each event."""
+    def prefetch(self, identities: Iterable[Identity]) -> None:
+        """Read, in one query each, what the coming events need and the run has not read
+        yet."""
         keys: set[str] = set()
         names: set[str] = set()
         links: set[tuple[str, str]] = set()
-        for role_name, session_name, access_key_id, partner_uid, source_identity in identities:
+        for identity in set(identities) - self._issued.keys():
+            role_name, session_name, access_key_id, partner_uid, source_identity = identity
             if not role_name or self._role(role_name) is None:
                 continue
             if access_key_id and access_key_id not in self._issuances:
@@ -193,16 +199,16 @@ class Attributor:
             )
         return self._links[key]
 
-    def attribute(
-        self,
-        *,
-        role_name: str,
-        session_name: str,
-        access_key_id: str,
-        partner_uid: str,
-        moment: datetime,
-        source_identity: str = "",
-    ) -> Attribution:
+    def attribute(self, identity: Identity, moment: datetime) -> Attribution:
+        found = self._issued.get(identity)
+        if found is None:
+            found = self._attribute(identity, moment)
+            if found.via == ActivityEvent.Via.ISSUED:
+                self._issued[identity] = found
+        return found
+
+    def _attribute(self, identity: Identity, moment: datetime) -> Attribution:
+        role_name, session_name, access_key_id, partner_uid, source_identity = identity
         if not role_name:
             return Attribution(None, None, "", ActivityEvent.Via.OTHER)
         role = self._role(role_name)

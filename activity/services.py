@@ -151,28 +151,22 @@ def _role_sessions(events: list[dict]) -> list[ParsedEvent]:
 def _attributed(parsed_events: list[ParsedEvent], attributor: Attributor) -> list[NewEvent]:
     """The events joined to their delegations and people (reading what the run has not yet
     read), with their alerts; events of no partner session are left out."""
-    attributor.prefetch(
+    identities = [
         (
-            p.fields["role_name"],
-            p.fields["session_name"],
-            p.fields["access_key_id"],
-            p.fields["partner_account_uid"],
-            p.fields["source_identity"],
+            fields["role_name"],
+            fields["session_name"],
+            fields["access_key_id"],
+            fields["partner_account_uid"],
+            fields["source_identity"],
         )
-        for p in parsed_events
-    )
+        for fields in (parsed.fields for parsed in parsed_events)
+    ]
+    attributor.prefetch(identities)
     read_only: dict[Any, bool] = {}
     rows = []
-    for parsed in parsed_events:
+    for parsed, identity in zip(parsed_events, identities, strict=True):
         fields = parsed.fields
-        found = attributor.attribute(
-            role_name=fields["role_name"],
-            session_name=fields["session_name"],
-            access_key_id=fields["access_key_id"],
-            partner_uid=fields["partner_account_uid"],
-            moment=parsed.event_time,
-            source_identity=fields["source_identity"],
-        )
+        found = attributor.attribute(identity, parsed.event_time)
         if found.via == ActivityEvent.Via.OTHER:
             continue
         row = NewEvent(
