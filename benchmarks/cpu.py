@@ -8,6 +8,7 @@ and only less work or more cores make it shorter.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 
@@ -23,12 +24,50 @@ def machine_cpu_seconds() -> tuple[float, float] | None:
 
 
 def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU-seconds of a process and its waited-for children (prefork slots)."""
+    """User + system CPU-seconds of a process itself. (Not its waited-for children's: those
+    arrive all at once when a child ends, PostgreSQL's postmaster would count every closed
+    backend's life again; name the children instead, `process_tree`.)"""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return sum(float(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return sum(float(f) for f in fields[11:13]) / os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(*roots: int) -> Callable[[], list[int]]:
+    """A `CpuWindow` group: processes `roots` and their descendants as they are at each end of
+    the window (a prefork worker's pool processes)."""
+
+    def pids() -> list[int]:
+        found, waiting = [], list(roots)
+        while waiting:
+            pid = waiting.pop()
+            found.append(pid)
+            for children in Path(f"/proc/{pid}/task").glob("*/children"):
+                try:
+                    waiting += [int(child) for child in children.read_text().split()]
+                except OSError:
+                    continue
+        return found
+
+    return pids
+
+
+def processes_named(command: str) -> Callable[[], list[int]]:
+    """A `CpuWindow` group: the machine's processes whose command is `command` (PostgreSQL's
+    server processes, say: its backends come and go with connections)."""
+
+    def pids() -> list[int]:
+        found = []
+        for comm in Path("/proc").glob("[0-9]*/comm"):
+            try:
+                if comm.read_text().strip() == command:
+                    found.append(int(comm.parent.name))
+            except OSError:
+                continue
+        return found
+
+    return pids
 
 
 def busy_core_seconds(
@@ -40,25 +79,55 @@ def busy_core_seconds(
     return after[0] - before[0]
 
 
-class CpuWindow:
-    """The CPU a `with` block's window held: the machine's busy core-seconds (`busy`, None
-    without /proc/stat) and each named process's own CPU-seconds (`processes`)."""
+# A named process, several (their sum), or a function naming them, asked at both ends of the
+# window (one that appears in between counts from zero; one that ended takes its CPU along).
+Processes = int | Iterable[int] | Callable[[], Iterable[int]]
 
-    def __init__(self, **pids: int) -> None:
-        self._pids = pids
+
+def _pids(processes: Processes) -> list[int]:
+    if isinstance(processes, int):
+        return [processes]
+    return list(processes() if callable(processes) else processes)
+
+
+class CpuWindow:
+    """The CPU a window held: the machine's busy and available core-seconds (`busy`,
+    `available`; None without /proc/stat) and each named group of processes' own CPU-seconds
+    (`processes`). A `with` block, or `start()` and `stop()` where the window does not follow
+    a block (it starts in a commit callback)."""
+
+    def __init__(self, **processes: Processes) -> None:
+        self._processes = {name: (p if callable(p) else _pids(p)) for name, p in processes.items()}
         self.busy: float | None = None
+        self.available: float | None = None
         self.processes: dict[str, float] = {}
 
-    def __enter__(self) -> CpuWindow:
+    def _readings(self) -> dict[str, dict[int, float]]:
+        return {
+            name: {pid: process_cpu_seconds(pid) for pid in _pids(processes)}
+            for name, processes in self._processes.items()
+        }
+
+    def start(self) -> CpuWindow:
         self._machine = machine_cpu_seconds()
-        self._before = {name: process_cpu_seconds(pid) for name, pid in self._pids.items()}
+        self._before = self._readings()
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.busy = busy_core_seconds(self._machine, machine_cpu_seconds())
+    def stop(self) -> None:
+        machine = machine_cpu_seconds()
+        self.busy = busy_core_seconds(self._machine, machine)
+        if self._machine is not None and machine is not None:
+            self.available = machine[1] - self._machine[1]
         self.processes = {
-            name: process_cpu_seconds(pid) - self._before[name] for name, pid in self._pids.items()
+            name: sum(seconds - self._before[name].get(pid, 0.0) for pid, seconds in now.items())
+            for name, now in self._readings().items()
         }
+
+    def __enter__(self) -> CpuWindow:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
     def breakdown(self) -> str:
         """`12.3 core-s (this 4.0, cloudsim 7.2, the rest 1.1)`."""

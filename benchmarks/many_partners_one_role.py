@@ -35,9 +35,11 @@ wave could take 4 L, and all database work (the approvals' outbox, the transitio
 events, the cloud-call rows) counts as overhead. Target: ratio <= 1.5.
 
 It also prints how busy the machine's CPUs were from the commit to the last activation (Linux
-/proc/stat), and what that much CPU work alone allows: spread perfectly over the machine's
-cores it still takes busy / cores seconds, so where that bound is near the measured time the
-run was CPU-bound (the workers, PostgreSQL and cloudsim share the cores) rather than waiting.
+/proc/stat), whose work it was (the workers, PostgreSQL's processes, cloudsim, this process;
+the rest is mostly the kernel's threads, which write the embedded mail files), and what that
+much CPU work alone allows: spread perfectly over the machine's cores it still takes busy /
+cores seconds, so where that bound is near the measured time the run was CPU-bound rather than
+waiting.
 
 With `--profile` it then explains the figure: per role, when its first and last cloud calls
 arrived and when its last partner became active (seconds after the commit), its cloud calls,
@@ -59,7 +61,7 @@ import threading
 import time
 from collections import Counter
 
-from cpu import machine_cpu_seconds, process_cpu_seconds
+from cpu import CpuWindow, process_tree, processes_named
 from portal_harness import running_portal, stop_workers, task_outcomes
 from sql_profile import sql_statements
 
@@ -118,18 +120,17 @@ def trust_policies_exact(portal, roles: list, delegation_ids: list) -> dict[str,
     }
 
 
-def cpu_report(before: tuple | None, after: tuple | None, *, workers: float, floor: float) -> str:
-    """How busy the machine was between `before` and `after`, and what that CPU work alone
-    allows: however well it is spread, it takes at least busy / cores seconds."""
-    if before is None or after is None:
+def cpu_report(window: CpuWindow, *, floor: float) -> str:
+    """How busy the machine was over `window`, whose processes did the work, and what that CPU
+    work alone allows: however well it is spread, it takes at least busy / cores seconds."""
+    if window.busy is None or window.available is None:
         return "machine CPU: not measured (no /proc/stat)"
     cores = os.cpu_count() or 1
-    busy, available = after[0] - before[0], after[1] - before[1]
     return (
-        f"machine CPU over commit -> all active: {busy:.1f} of {available:.1f} core-seconds "
-        f"busy ({busy / max(available, 1e-9):.0%}) on {cores} cores, {workers:.1f} of them in "
-        f"the workers; that work alone takes at least {busy / cores:.2f} s here "
-        f"(ratio >= {busy / cores / floor:.2f})"
+        f"machine CPU over commit -> all active: {window.breakdown()} busy of "
+        f"{window.available:.1f} available ({window.busy / max(window.available, 1e-9):.0%}) "
+        f"on {cores} cores; that work alone takes at least {window.busy / cores:.2f} s here "
+        f"(ratio >= {window.busy / cores / floor:.2f})"
     )
 
 
@@ -308,15 +309,18 @@ def main(argv: list[str] | None = None) -> None:
             else contextlib.nullcontext()
         )
         committed: list[tuple[float, dt.datetime]] = []
-        cpu_at_commit: list = []
-        worker_pids = [worker.process.pid for worker in portal.workers]
+        # The kernel's own threads (writing files, reclaiming memory) are part of "the rest".
+        cpu = CpuWindow(
+            workers=process_tree(*(worker.process.pid for worker in portal.workers)),
+            PostgreSQL=processes_named("postgres"),
+            cloudsim=portal.sim.process.pid,
+            **{"this process": os.getpid()},
+        )
         started = time.monotonic()
 
         def on_commit() -> None:
             committed.append((time.monotonic(), timezone.now()))
-            cpu_at_commit.append(
-                (machine_cpu_seconds(), sum(map(process_cpu_seconds, worker_pids)))
-            )
+            cpu.start()
 
         with transaction.atomic():
             # Registered first, so it runs first after the commit (before the publications).
@@ -327,8 +331,7 @@ def main(argv: list[str] | None = None) -> None:
         commit, committed_at = committed[0]
         with sampler:
             active = wait_all([r.pk for r in roles], len(ids), timeout=args.timeout)
-            cpu_at_active = machine_cpu_seconds()
-            workers_cpu = sum(map(process_cpu_seconds, worker_pids)) - cpu_at_commit[0][1]
+            cpu.stop()
         total = active - commit
 
         from delegations.models import Delegation
@@ -353,7 +356,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{args.latency_ms:.0f} ms = {floor * 1000:.0f} ms"
         )
         print(f"ratio: {total / floor:.2f} (target <= 1.5)")
-        print(cpu_report(cpu_at_commit[0][0], cpu_at_active, workers=workers_cpu, floor=floor))
+        print(cpu_report(cpu, floor=floor))
         print(
             f"cloud calls of the whole run incl. warm-up: {sum(worker_calls.values())} "
             f"({', '.join(f'{a} {n}' for a, n in sorted(worker_calls.items()))}); "

@@ -1,7 +1,10 @@
 """The many-partners benchmark's options, floor and bookkeeping (no portal is started: the
 benchmark itself is run by hand and prints ratios; nothing here times anything)."""
 
+import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -9,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 import many_partners_one_role as bench
+from cpu import CpuWindow, process_tree, processes_named
 from portal_harness import Worker, task_outcomes
 from sql_profile import _bucket
 
@@ -99,3 +103,76 @@ def test_sql_statements_are_bucketed_by_kind_and_origin():
     assert _bucket('UPDATE "d" SET', "svc.t", "") == ("writes", "UPDATE svc.t")
     # Work a request deferred until its response was sent is counted apart.
     assert _bucket('UPDATE "d" SET', "svc.t", "", True) == ("after_response", "UPDATE svc.t")
+
+
+def _spin(seconds: float) -> None:
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+
+@pytest.mark.skipif(not Path("/proc/stat").exists(), reason="Linux /proc accounting")
+def test_a_cpu_window_adds_up_each_group_of_processes():
+    # A group is the sum of its processes; one that starts inside the window counts from zero.
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    started: list[subprocess.Popen] = []
+    try:
+        window = CpuWindow(
+            this=os.getpid(),
+            spinner=spinner.pid,
+            both=[os.getpid(), spinner.pid],
+            later=lambda: [child.pid for child in started],
+        ).start()
+        _spin(0.3)
+        started.append(
+            subprocess.Popen([sys.executable, "-c", "import time\nwhile True: time.sleep(0.01)"])
+        )
+        time.sleep(0.2)
+        window.stop()
+    finally:
+        for process in (spinner, *started):
+            process.kill()
+            process.wait()
+    assert window.processes["this"] >= 0.25
+    assert window.processes["spinner"] >= 0.1
+    assert window.processes["both"] == pytest.approx(
+        window.processes["this"] + window.processes["spinner"], abs=0.03
+    )
+    assert 0.0 <= window.processes["later"] < 0.2
+    assert window.busy is not None and window.available is not None
+    assert window.busy >= window.processes["this"] - 0.02
+    assert window.available >= window.busy
+    assert "this " in window.breakdown() and "the rest " in window.breakdown()
+    report = bench.cpu_report(window, floor=0.5)
+    assert report.startswith("machine CPU over commit -> all active: ")
+    assert f"at least {window.busy / (os.cpu_count() or 1):.2f} s" in report
+
+
+@pytest.mark.skipif(not Path("/proc/stat").exists(), reason="Linux /proc accounting")
+def test_processes_are_found_by_their_command():
+    command = Path(f"/proc/{os.getpid()}/comm").read_text().strip()
+    assert os.getpid() in processes_named(command)()
+    assert processes_named("no-such-command-here")() == []
+
+
+@pytest.mark.skipif(not Path("/proc/stat").exists(), reason="Linux /proc accounting")
+def test_a_process_tree_is_a_process_and_its_descendants():
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys, time\n"
+            "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)'])\n"
+            "print(child.pid, flush=True)\n"
+            "time.sleep(30)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        child = int(parent.stdout.readline())
+        assert sorted(process_tree(parent.pid)()) == sorted([parent.pid, child])
+    finally:
+        subprocess.run(["pkill", "-P", str(parent.pid)], check=False)
+        parent.kill()
+        parent.wait()

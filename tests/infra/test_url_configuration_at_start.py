@@ -1,6 +1,7 @@
 """Servers load the URL configuration (every urls and views module) as they start, before they
-fork, so no task or request of theirs pays for it. Each check runs in a process of its own:
-this one loaded every views module long ago."""
+fork, so no task or request of theirs pays for it; a worker then hides what it loaded from the
+garbage collector. Each check runs in a process of its own: this one loaded every views module
+long ago."""
 
 import os
 import subprocess
@@ -45,3 +46,19 @@ def test_the_web_application_loads_it_when_imported() -> None:
     settings: dict = {}
     exec((ROOT / "portal" / "gunicorn.conf.py").read_text(), settings)  # noqa: S102
     assert settings["preload_app"] is True
+
+
+def test_a_starting_worker_hides_its_start_up_objects_from_the_collector() -> None:
+    # Before the pool forks, in each prefork child, and once a solo worker's consumer is ready.
+    frozen = _run(
+        "import gc, django\n"
+        "django.setup()\n"
+        "from celery.signals import worker_init, worker_process_init, worker_ready\n"
+        "from portal.celery import _freeze_start_up_objects as freeze\n"
+        "for signal in (worker_init, worker_process_init, worker_ready):\n"
+        "    assert any(ref() is freeze for _key, ref in signal.receivers), signal\n"
+        "before = gc.get_freeze_count()\n"
+        "freeze()\n"
+        "print(before, gc.get_freeze_count() > 100_000)\n"
+    )
+    assert frozen == ["0", "True"]
