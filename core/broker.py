@@ -8,6 +8,7 @@ instead of waiting again (the rows stay for the dispatcher either way)."""
 import threading
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 from celery import Celery
 from django.conf import settings
@@ -75,14 +76,36 @@ def publish_connection(app: Celery) -> Connection:
 # Each publisher sends what its thread's committed transaction left unpublished; registered
 # by `delegations.outbox`, run by `notifications.services` before it publishes deliveries.
 _urgent_publishers: list[Callable[[], None]] = []
+Registered = TypeVar("Registered")
+
+
+def _registered(registry: list[Registered], item: Registered) -> Registered:
+    if item not in registry:
+        registry.append(item)
+    return item
 
 
 def register_urgent_publisher(publisher: Callable[[], None]) -> Callable[[], None]:
-    if publisher not in _urgent_publishers:
-        _urgent_publishers.append(publisher)
-    return publisher
+    return _registered(_urgent_publishers, publisher)
 
 
 def publish_urgent() -> None:
     for publisher in list(_urgent_publishers):
         publisher()
+
+
+# Probes of work the notification deliveries make way for while it runs: the broker's queue
+# order puts reconciles first, but a worker with nothing else to take sends emails on the same
+# cores as the reconciles still running (issue 19 item 6: in the last wave of 1,000
+# activations two workers sent the bulk approval's emails beside the last two roles and took
+# a third of the machine's CPU). A probe answers "is such work running now"; registered by
+# `delegations.worker.lease` (a lease held), asked by `notifications.outbox` before a batch.
+_urgent_work_probes: list[Callable[[], bool]] = []
+
+
+def register_urgent_work_probe(probe: Callable[[], bool]) -> Callable[[], bool]:
+    return _registered(_urgent_work_probes, probe)
+
+
+def urgent_work_running() -> bool:
+    return any(probe() for probe in list(_urgent_work_probes))

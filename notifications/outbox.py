@@ -5,6 +5,7 @@ the broker at most PORTAL_BROKER_PUBLISH_TIMEOUT_SECONDS (see `core.broker`)."""
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -13,7 +14,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from core.broker import publish_connection
+from core.broker import publish_connection, urgent_work_running
 from notifications.models import Delivery
 
 logger = logging.getLogger(__name__)
@@ -30,10 +31,18 @@ DELIVER_MANY_SIZE = 20
 # worker activating a role's hundred partners then spends one publish on their emails, not a
 # hundred (each a broker round trip) before it can take the next role (issue 19 item 6).
 FAN_OUT_ABOVE = 8
+# While a worker applies access (`core.broker.urgent_work_running`), a batch of deliveries that
+# comes up steps aside and looks again this many seconds later, for at most
+# PORTAL_NOTIFICATIONS_YIELD_SECONDS after it first came up (`deliveries_make_way`).
+YIELD_CHECK_SECONDS = 1.0
 
 
 def republish_after() -> dt.timedelta:
     return dt.timedelta(seconds=getattr(settings, "PORTAL_OUTBOX_REPUBLISH_AFTER_SECONDS", 60))
+
+
+def yield_limit_seconds() -> float:
+    return float(getattr(settings, "PORTAL_NOTIFICATIONS_YIELD_SECONDS", 30.0))
 
 
 def _send(delivery_ids: list[int]) -> None:
@@ -117,6 +126,33 @@ def deliveries_fan_out(*, delivery_ids: Iterable[int]) -> bool:
     emails = [delivery_id for delivery_id, channel_id in pending if channel_id is None]
     posts = [delivery_id for delivery_id, channel_id in pending if channel_id is not None]
     return _published(emails, _send_in_batches) & _published(posts, _send_each)
+
+
+def deliveries_make_way(*, task: str, delivery_ids: list[int], yield_until: float | None) -> bool:
+    """Whether the batch task `task` was about to send steps aside because a worker is
+    applying access right now (its emails would take the cores the reconcile needs; the
+    broker's queue order already put the reconciles first). If so it is published again to
+    run `YIELD_CHECK_SECONDS` later with the same deadline (`yield_until`, seconds since the
+    epoch: set when it first came up, PORTAL_NOTIFICATIONS_YIELD_SECONDS later) and True is
+    returned. It goes now past that deadline, when no such work runs, where tasks run eagerly,
+    or when the broker cannot take it again."""
+    if _runs_eagerly(task):
+        return False
+    now = time.time()
+    deadline = now + yield_limit_seconds() if yield_until is None else yield_until
+    if now >= deadline or not urgent_work_running():
+        return False
+    try:
+        _send_tasks(
+            task,
+            [[delivery_ids]],
+            kwargs={"yield_until": deadline},
+            countdown=YIELD_CHECK_SECONDS,
+        )
+    except Exception:
+        logger.warning("Deliveries %s could not step aside; sending them now.", delivery_ids)
+        return False
+    return True
 
 
 def _send_in_batches(delivery_ids: list[int]) -> None:

@@ -15,7 +15,10 @@ from celery import shared_task
 from django.conf import settings
 
 from notifications.outbox import (
+    DELIVER_MANY_TASK,
+    FAN_OUT_TASK,
     deliveries_fan_out,
+    deliveries_make_way,
     deliveries_publish_retry,
     deliveries_republish_due,
 )
@@ -49,10 +52,15 @@ def deliver(self: Any, delivery_id: int) -> str:
     return attempt.outcome
 
 
-@shared_task(name="notifications.deliver_many")
-def deliver_many(delivery_ids: list[int]) -> dict[str, int]:
-    """Send a batch of a fanned-out publish; one that may be tried again goes on as its own
-    `deliver` task (`deliveries_publish_retry`)."""
+@shared_task(name=DELIVER_MANY_TASK)
+def deliver_many(delivery_ids: list[int], yield_until: float | None = None) -> dict[str, int]:
+    """Send a batch of a fanned-out publish (after the access being applied now, within
+    limits: `deliveries_make_way`); one that may be tried again goes on as its own `deliver`
+    task (`deliveries_publish_retry`)."""
+    if deliveries_make_way(
+        task=DELIVER_MANY_TASK, delivery_ids=delivery_ids, yield_until=yield_until
+    ):
+        return {"yielded": len(delivery_ids)}
     outcomes = deliveries_attempt_many(
         delivery_ids=delivery_ids,
         retry_countdown=lambda retry_after: delivery_countdown(0, retry_after),
@@ -69,7 +77,10 @@ def dispatch_deliveries() -> int:
     return deliveries_republish_due()
 
 
-@shared_task(name="notifications.publish_deliveries")
-def publish_deliveries(delivery_ids: list[int]) -> bool:
-    """Publish the deliveries of a batch sent as one message, in `deliver_many` batches."""
+@shared_task(name=FAN_OUT_TASK)
+def publish_deliveries(delivery_ids: list[int], yield_until: float | None = None) -> bool | str:
+    """Publish the deliveries of a batch sent as one message, in `deliver_many` batches (after
+    the access being applied now, within limits: `deliveries_make_way`)."""
+    if deliveries_make_way(task=FAN_OUT_TASK, delivery_ids=delivery_ids, yield_until=yield_until):
+        return "yielded"
     return deliveries_fan_out(delivery_ids=delivery_ids)

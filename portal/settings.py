@@ -397,6 +397,9 @@ PORTAL_RAM_READ_SETTLE_SECONDS = env.float(
 PORTAL_OUTBOX_REPUBLISH_AFTER_SECONDS = env.float(
     "PORTAL_OUTBOX_REPUBLISH_AFTER_SECONDS", default=60.0
 )
+# While a worker applies access, batches of notification deliveries wait for it, at most this
+# long (keep it below the republish delay above: the dispatcher would publish them again).
+PORTAL_NOTIFICATIONS_YIELD_SECONDS = env.float("PORTAL_NOTIFICATIONS_YIELD_SECONDS", default=30.0)
 # The longest a web request waits for the broker when publishing (one attempt, no retry).
 PORTAL_BROKER_PUBLISH_TIMEOUT_SECONDS = env.float(
     "PORTAL_BROKER_PUBLISH_TIMEOUT_SECONDS", default=0.5

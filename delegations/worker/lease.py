@@ -14,11 +14,13 @@ import logging
 import threading
 from typing import Any, ClassVar
 
+from django.apps import apps
 from django.conf import settings
 from django.db import connections
 from django.db.models import Q
 from django.utils import timezone
 
+from core.broker import register_urgent_work_probe
 from delegations.models import LeasedModel
 from delegations.worker.incarnation import lease_token
 
@@ -147,3 +149,18 @@ class Heartbeat:
                     logger.warning("Lease heartbeat on %s failed.", self.lease, exc_info=True)
         finally:
             connections.close_all()  # this thread's own connections only
+
+
+def leased_models() -> list[type[LeasedModel]]:
+    return [model for model in apps.get_models() if issubclass(model, LeasedModel)]
+
+
+@register_urgent_work_probe
+def access_being_applied() -> bool:
+    """Whether a worker holds a lease now, i.e. is converging a role or a partner user's
+    policy with what the portal granted (`core.broker.urgent_work_running`). One probe per
+    leased table; a dead worker's lease counts until it runs out."""
+    now = timezone.now()
+    return any(
+        model._default_manager.filter(locked_until__gt=now).exists() for model in leased_models()
+    )

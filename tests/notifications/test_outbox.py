@@ -4,8 +4,10 @@ and never lost when the broker is down or a worker dies mid-send."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import time
 from typing import Any
 
 import pytest
@@ -431,6 +433,75 @@ def test_many_deliveries_travel_as_one_message_that_a_worker_fans_out(
     sent.clear()
     assert outbox.deliveries_publish(delivery_ids=ids[:3])
     assert sent == [(tasks.deliver.name, [delivery_id]) for delivery_id in ids[:3]]
+
+
+def test_a_batch_steps_aside_while_a_worker_applies_access_within_limits(
+    company_a: Organisation,
+    owner_admin: User,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Any,
+) -> None:
+    """Issue 19 item 6: the queue order puts reconciles first, but a worker with nothing else
+    to take sent a bulk approval's emails on the cores the last reconciles needed. While a
+    worker applies access, a fan-out and a `deliver_many` batch are published again a second
+    later with the same deadline, and go once nothing runs or the deadline has passed."""
+    settings.PORTAL_NOTIFICATIONS_YIELD_SECONDS = 30.0
+    published: list[tuple[str, Any, dict[str, Any]]] = []
+    monkeypatch.setitem(celery_app.conf, "task_always_eager", False)
+    monkeypatch.setattr(outbox, "publish_connection", lambda app: contextlib.nullcontext())
+    monkeypatch.setattr(
+        celery_app,
+        "send_task",
+        lambda name, args, **options: published.append((name, args, options)),
+    )
+    applying = [True]
+    monkeypatch.setattr(outbox, "urgent_work_running", lambda: applying[0])
+    with transaction.atomic():
+        for index in range(3):
+            notify(
+                key=f"aside:{index}", notice=notice(), organisation=company_a, people=[owner_admin]
+            )
+    ids = sorted(Delivery.objects.values_list("id", flat=True))
+    mail.outbox.clear()
+
+    before = time.time()
+    assert tasks.publish_deliveries(ids) == "yielded"
+    [(name, args, options)] = published
+    assert (name, args, options["countdown"]) == (outbox.FAN_OUT_TASK, [ids], 1.0)
+    deadline = options["kwargs"]["yield_until"]
+    assert before + 30.0 <= deadline <= time.time() + 30.0
+
+    published.clear()
+    assert tasks.deliver_many(ids, yield_until=deadline) == {"yielded": 3}
+    assert [(n, a, o["kwargs"]) for n, a, o in published] == [
+        (outbox.DELIVER_MANY_TASK, [ids], {"yield_until": deadline})
+    ]
+    assert mail.outbox == []
+    assert set(Delivery.objects.values_list("status", flat=True)) == {Delivery.Status.PENDING}
+
+    # Past its deadline a batch goes although access is still being applied.
+    published.clear()
+    assert tasks.publish_deliveries(ids, yield_until=time.time() - 1) is True
+    assert [(n, a) for n, a, _o in published] == [(outbox.DELIVER_MANY_TASK, [ids])]
+
+    # Nothing being applied: it goes at once.
+    applying[0] = False
+    assert tasks.deliver_many(ids) == {"sent": 3}
+    assert len(mail.outbox) == 3
+
+
+def test_a_batch_run_eagerly_never_steps_aside(
+    company_a: Organisation, owner_admin: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Where tasks run eagerly (tests, a broker-less setup) a publish again would run it again
+    # at once, without the second's wait.
+    monkeypatch.setitem(celery_app.conf, "task_always_eager", True)
+    monkeypatch.setattr(outbox, "urgent_work_running", lambda: True)
+    with transaction.atomic():
+        notify(key="eager", notice=notice(), organisation=company_a, people=[owner_admin])
+    ids = list(Delivery.objects.values_list("id", flat=True))
+    mail.outbox.clear()
+    assert tasks.deliver_many(ids) == {"sent": 1}
 
 
 def test_a_batch_is_sent_once_through_one_mail_connection_and_recorded_sent_together(
