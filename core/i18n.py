@@ -125,6 +125,13 @@ def render_text(value: object) -> str:
 
 _PLACEHOLDER = re.compile(r"%\((\w+)\)([sd])|%%")
 _STORED: dict[str, tuple[re.Pattern[str], dict[str, str]]] = {}
+# A text can only be a message's rendering if it starts with the message's words before its
+# first placeholder: `read_stored` tries only the messages whose first `_START_CHARS`
+# characters the text starts with, and those that start (almost) with a placeholder (in every
+# list), instead of every message for every string a page or a notice renders.
+_START_CHARS = 4
+_STORED_BY_START: dict[str, list[str]] = {}
+_STORED_ANY_START: list[str] = []
 
 
 def stored_message(msgid: str) -> str:
@@ -146,8 +153,24 @@ def stored_message(msgid: str) -> str:
                 parts.append(rf"(?P<{name}>-?\d+)" if kind == "d" else rf"(?P<{name}>.+?)")
         end = match.end()
     parts.append(re.escape(msgid[end:]))
+    known = msgid in _STORED
     _STORED[msgid] = (re.compile("".join(parts), re.DOTALL), kinds)
+    if not known:
+        _index_stored(msgid)
     return msgid
+
+
+def _index_stored(msgid: str) -> None:
+    # Each list keeps registration order, the order in which one list of all was tried.
+    first = _PLACEHOLDER.search(msgid)
+    literal_start = msgid if first is None else msgid[: first.start()]
+    if len(literal_start) >= _START_CHARS:
+        key = literal_start[:_START_CHARS]
+        _STORED_BY_START.setdefault(key, list(_STORED_ANY_START)).append(msgid)
+    else:
+        _STORED_ANY_START.append(msgid)
+        for candidates in _STORED_BY_START.values():
+            candidates.append(msgid)
 
 
 def stored_text(msgid: str, /, **params: object) -> str:
@@ -161,7 +184,8 @@ def stored_text(msgid: str, /, **params: object) -> str:
 def read_stored(text: str) -> str:
     """A stored sentence in the active language: a registered message's rendering is written
     again with the translation (parameters that are themselves stored sentences too)."""
-    for msgid, (pattern, kinds) in _STORED.items():
+    for msgid in _STORED_BY_START.get(text[:_START_CHARS], _STORED_ANY_START):
+        pattern, kinds = _STORED[msgid]
         match = pattern.fullmatch(text)
         if match is None:
             continue

@@ -78,3 +78,19 @@ def test_a_failed_delegation_page_shows_the_portals_reason_in_chinese(
     )
     body = login(owner_admin).get(f"/delegations/{delegation.pk}/").content.decode()
     assert "<bdi>EntityAlreadyExists.Role: The role already exists.</bdi>" in body
+
+
+def test_every_registered_message_is_tried_for_its_own_renderings() -> None:
+    # read_stored tries only the messages whose words before the first placeholder start the
+    # text; each message's renderings (placeholders filled with short or long values) still
+    # reach it, and come back in the reader's language.
+    from core import i18n
+
+    for msgid, (_pattern, kinds) in i18n._STORED.items():
+        for filler in ("x", "a longer value"):
+            params = {name: 7 if kind == "d" else filler for name, kind in kinds.items()}
+            text = stored_text(msgid, **params)
+            tried = i18n._STORED_BY_START.get(text[: i18n._START_CHARS], i18n._STORED_ANY_START)
+            assert msgid in tried, msgid
+            with translation.override("zh-hans"):
+                assert read_stored(text) == translation.gettext(msgid) % params, msgid
