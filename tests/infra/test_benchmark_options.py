@@ -141,7 +141,7 @@ def test_a_cpu_window_adds_up_each_group_of_processes():
     assert 0.0 <= window.processes["later"] < 0.2
     assert window.busy is not None and window.available is not None
     assert window.busy >= window.processes["this"] - 0.02
-    assert window.available >= window.busy
+    assert window.available >= window.busy - 0.02  # two readings of the same ticks
     assert "this " in window.breakdown() and "the rest " in window.breakdown()
     report = bench.cpu_report(window, floor=0.5)
     assert report.startswith("machine CPU over commit -> all active: ")
