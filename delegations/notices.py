@@ -143,7 +143,9 @@ def _facts(delegation: Delegation) -> tuple[tuple[str, str], ...]:
         (_("Role"), delegation.catalog_role.role_name),
         (_("Owner"), delegation.owner.name),
         (_("Partner"), delegation.partner.name),
-        (_("Status"), str(delegation.get_status_display())),
+        # The label of the member, not get_status_display(), which builds a dict of every
+        # choice's translated label each time (a notice per partner in a bulk activation).
+        (_("Status"), str(Status(delegation.status).label)),
         (_("Ends"), _when(delegation.ends_at)),
     ]
     if delegation.status == Status.FAILED and delegation.last_error_code:
