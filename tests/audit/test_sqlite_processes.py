@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.database import sqlite_copy
+from tests.fixtures.database import run_portal_process, sqlite_copy
 
 ROOT = Path(__file__).resolve().parents[2]
 PROCESSES = 3
@@ -48,14 +48,7 @@ def sqlite_env(tmp_path, migrated_sqlite):
 
 
 def audit_verify(env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "manage.py", "audit_verify"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_portal_process(["manage.py", "audit_verify"], env=env, timeout=120)
 
 
 @pytest.mark.slow

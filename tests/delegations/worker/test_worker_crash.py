@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -31,9 +29,7 @@ from delegations.worker.lease import (
 )
 from delegations.worker.owner_role import RoleLease
 from tests.delegations.factories import ManagedRoleFactory
-from tests.fixtures.database import sqlite_copy, sqlite_process_env
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.fixtures.database import run_portal_process, sqlite_copy, sqlite_process_env
 
 
 @pytest.mark.slow
@@ -43,9 +39,8 @@ def test_a_worker_killed_mid_reconcile_converges_every_time(
     # The benchmark's own SQLite file, already migrated (its `migrate` then has nothing to do).
     database = sqlite_copy(migrated_sqlite, tmp_path / "portal.sqlite3")
     env = sqlite_process_env(database=database, data_dir=tmp_path)
-    done = subprocess.run(
+    done = run_portal_process(
         [
-            sys.executable,
             "benchmarks/worker_crash_recovery.py",
             "--kills-alive=10",
             "--kills-restart=10",
@@ -57,10 +52,7 @@ def test_a_worker_killed_mid_reconcile_converges_every_time(
             "--jitter=0.15",
             "--json",
         ],
-        cwd=ROOT,
         env=env,
-        capture_output=True,
-        text=True,
         timeout=540,
     )
     assert done.returncode == 0, done.stderr[-3000:]
