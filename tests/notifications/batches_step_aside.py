@@ -36,6 +36,10 @@ def pending() -> int:
     return Delivery.objects.filter(status=Delivery.Status.PENDING).count()
 
 
+def sent() -> int:
+    return Delivery.objects.filter(status=Delivery.Status.SENT).count()
+
+
 def main() -> None:
     data = Path(os.environ["PORTAL_DATA_DIR"])
     ready = data / "worker.ready"
@@ -91,7 +95,8 @@ def main() -> None:
 
         ManagedRole.objects.filter(pk=role.pk).update(locked_by="", locked_until=None)
         released = time.monotonic()
-        while pending() and time.monotonic() < released + 30:
+        # Until every one is sent (a claimed batch is "sending" for a moment), or 30 s.
+        while sent() < written and time.monotonic() < released + 30:
             time.sleep(0.05)
         print(
             json.dumps(
@@ -99,7 +104,7 @@ def main() -> None:
                     "written": written,
                     "pending_while_held": pending_while_held,
                     "pending_at_end": pending(),
-                    "sent": Delivery.objects.filter(status=Delivery.Status.SENT).count(),
+                    "sent": sent(),
                     "seconds_after_release": round(time.monotonic() - released, 2),
                     "log": (data / "worker.log").read_text()[-4000:],
                 }
