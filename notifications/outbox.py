@@ -7,6 +7,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 from celery import current_app
@@ -112,7 +113,7 @@ def deliveries_publish_retry(*, delivery_id: int, countdown: float) -> bool:
     return True
 
 
-def deliveries_fan_out(*, delivery_ids: Iterable[int]) -> bool:
+def deliveries_fan_out(*, delivery_ids: Iterable[int], yield_until: float | None = None) -> bool:
     """A worker's side of a fanned-out publish: the emails still pending in batches of
     `DELIVER_MANY_SIZE` for `deliver_many` (one that needs another try goes on as its own
     `deliver` task), the chat posts still pending one `deliver` task each (a receiver that
@@ -125,7 +126,8 @@ def deliveries_fan_out(*, delivery_ids: Iterable[int]) -> bool:
     )
     emails = [delivery_id for delivery_id, channel_id in pending if channel_id is None]
     posts = [delivery_id for delivery_id, channel_id in pending if channel_id is not None]
-    return _published(emails, _send_in_batches) & _published(posts, _send_each)
+    batches = partial(_send_in_batches, yield_until=yield_until)
+    return _published(emails, batches) & _published(posts, _send_each)
 
 
 def deliveries_make_way(*, task: str, delivery_ids: list[int], yield_until: float | None) -> bool:
@@ -155,13 +157,16 @@ def deliveries_make_way(*, task: str, delivery_ids: list[int], yield_until: floa
     return True
 
 
-def _send_in_batches(delivery_ids: list[int]) -> None:
+def _send_in_batches(delivery_ids: list[int], *, yield_until: float | None = None) -> None:
+    # A fan-out that stepped aside passes its deadline on: the batches wait no longer than it
+    # had left, not a limit of their own on top.
     _send_tasks(
         DELIVER_MANY_TASK,
         [
             [delivery_ids[start : start + DELIVER_MANY_SIZE]]
             for start in range(0, len(delivery_ids), DELIVER_MANY_SIZE)
         ],
+        **({} if yield_until is None else {"kwargs": {"yield_until": yield_until}}),
     )
 
 

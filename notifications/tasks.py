@@ -83,4 +83,4 @@ def publish_deliveries(delivery_ids: list[int], yield_until: float | None = None
     the access being applied now, within limits: `deliveries_make_way`)."""
     if deliveries_make_way(task=FAN_OUT_TASK, delivery_ids=delivery_ids, yield_until=yield_until):
         return "yielded"
-    return deliveries_fan_out(delivery_ids=delivery_ids)
+    return deliveries_fan_out(delivery_ids=delivery_ids, yield_until=yield_until)

@@ -479,10 +479,13 @@ def test_a_batch_steps_aside_while_a_worker_applies_access_within_limits(
     assert mail.outbox == []
     assert set(Delivery.objects.values_list("status", flat=True)) == {Delivery.Status.PENDING}
 
-    # Past its deadline a batch goes although access is still being applied.
+    # Past its deadline a batch goes although access is still being applied, and the batches
+    # a fan-out publishes keep its deadline (they do not wait a limit of their own on top).
     published.clear()
-    assert tasks.publish_deliveries(ids, yield_until=time.time() - 1) is True
+    past = time.time() - 1
+    assert tasks.publish_deliveries(ids, yield_until=past) is True
     assert [(n, a) for n, a, _o in published] == [(outbox.DELIVER_MANY_TASK, [ids])]
+    assert published[0][2]["kwargs"] == {"yield_until": past}
 
     # Nothing being applied: it goes at once.
     applying[0] = False
