@@ -36,8 +36,8 @@ events, the cloud-call rows) counts as overhead. Target: ratio <= 1.5.
 
 It also prints how busy the machine's CPUs were from the commit to the last activation (Linux
 /proc/stat), whose work it was (the workers, PostgreSQL's processes, cloudsim, this process;
-the rest is mostly the kernel's threads, which write the embedded mail files), and what that
-much CPU work alone allows: spread perfectly over the machine's cores it still takes busy /
+the rest is the kernel's threads and interrupts, which no process is charged with), and what
+that much CPU work alone allows: spread perfectly over the machine's cores it still takes busy /
 cores seconds, so where that bound is near the measured time the run was CPU-bound rather than
 waiting.
 
@@ -309,7 +309,7 @@ def main(argv: list[str] | None = None) -> None:
             else contextlib.nullcontext()
         )
         committed: list[tuple[float, dt.datetime]] = []
-        # The kernel's own threads (writing files, reclaiming memory) are part of "the rest".
+        # The kernel's own threads and interrupts are part of "the rest".
         cpu = CpuWindow(
             workers=process_tree(*(worker.process.pid for worker in portal.workers)),
             PostgreSQL=processes_named("postgres"),
