@@ -176,7 +176,7 @@ def test_malformed_events_are_kept_with_what_is_valid_and_flagged(grant):
     assert "unknown identity type federated-user" in rows["evt-2"].problems
     assert rows["evt-2"].person == grant.staff
     assert "requestParameters too large: not kept" in rows["evt-3"].problems
-    assert rows["evt-3"].raw["requestParameters"] == {"_omitted": "too large"}
+    assert rows["evt-3"].raw_event["requestParameters"] == {"_omitted": "too large"}
     assert rows["evt-3"].person == grant.staff
     assert "missing event_name" in rows["evt-4"].problems
 
@@ -283,8 +283,8 @@ def test_odd_shapes_never_stop_the_page_or_the_run(grant):
     assert report.status == "done"
     rows = {row.event_id: row for row in ActivityEvent.objects.all()}
     assert set(rows) == {"evt-2", "evt-3", "evt-4", "evt-5", "evt-6", "evt-7", "evt-8"}
-    assert rows["evt-7"].raw["requestParameters"]["n"] == 2**70
-    assert rows["evt-8"].raw["resourceName"] == rows["evt-8"].resource_name == "生产-实例"
+    assert rows["evt-7"].raw_event["requestParameters"]["n"] == 2**70
+    assert rows["evt-8"].raw_event["resourceName"] == rows["evt-8"].resource_name == "生产-实例"
     assert "unknown eventRW Delete" in rows["evt-2"].problems and rows["evt-2"].event_rw == ""
     assert rows["evt-3"].event_name == "12345"
     assert "malformed source_ip" in rows["evt-4"].problems and rows["evt-4"].source_ip == ""

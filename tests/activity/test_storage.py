@@ -61,8 +61,46 @@ def test_stored_values_read_back_as_their_fields(grant):
     assert row.event_time.replace(microsecond=0) == row.event_time
     assert row.outcome == ActivityEvent.Outcome.DENIED
     assert row.alerts == ["denied"] and row.problems == []
-    assert row.raw["eventId"] == "evt-7" and row.raw["errorCode"] == "Forbidden.RAM"
+    assert row.raw_event["eventId"] == "evt-7" and row.raw_event["errorCode"] == "Forbidden.RAM"
     assert "forbidden.ram" in row.search_text and grant.staff.email.lower() in row.search_text
+
+
+def test_the_raw_event_is_stored_as_the_text_ingestion_made(grant):
+    """Text, not jsonb: the database neither parses nor reorders it (jsonb sorts keys by
+    length and drops duplicates), so the row holds exactly what ingestion dumped."""
+    rows = rows_for(grant, [event(9, zKey=1, aKey={"b": 2, "a": 1})])
+    insert_events(cloud_account=grant.cloud_account, rows=rows)
+    stored = ActivityEvent.objects.get()
+    assert stored.raw == rows[0].raw_json
+    assert list(stored.raw_event)[-2:] == ["zKey", "aKey"]
+    assert stored.raw_event["aKey"] == {"b": 2, "a": 1}
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the jsonb column was PostgreSQL's")
+def test_events_stored_as_jsonb_before_read_back_as_text_after_the_migration(grant):
+    from django.db.migrations.executor import MigrationExecutor
+
+    def migrate_to(name: str) -> None:
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate([("activity", name)])
+
+    # DDL is transactional on PostgreSQL: the test's transaction undoes both migrations.
+    migrate_to("0004_event_checks_without_triggers")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO activity_activityevent (cloud_account_id, event_id, event_time, "
+            "person_label, via, identity_type, user_name, role_name, session_name, "
+            "source_identity, access_key_id, partner_account_uid, service_name, event_name, "
+            "event_rw, event_type, resource_name, resource_type, region, source_ip, request_id, "
+            "outcome, error_code, alerts, problems, raw, search_text, ingested_at) VALUES "
+            "(%s, 'evt-old', now(), '', 'other', '', '', '', '', '', '', '', '', '', '', '', '', "
+            "'', '', '', '', 'allowed', '', '[]', '[]', %s::jsonb, '', now())",
+            [grant.cloud_account.pk, '{"eventId": "evt-old", "requestParameters": {"n": 1}}'],
+        )
+    migrate_to("0005_raw_event_as_text")
+    stored = ActivityEvent.objects.get(event_id="evt-old")
+    assert stored.raw_event == {"eventId": "evt-old", "requestParameters": {"n": 1}}
 
 
 def test_times_and_keys_read_back_exactly(grant):
