@@ -129,7 +129,8 @@ def activity_page(
     if after is not None:
         moment, row_id = after
         events = events.filter(Q(event_time__lt=moment) | Q(event_time=moment, id__lt=row_id))
-    rows = list(events.select_related("person")[: limit + 1])
+    # The page shows the event's columns, never its whole raw text (a kilobyte a row).
+    rows = list(events.select_related("person").defer("raw")[: limit + 1])
     more = len(rows) > limit
     rows = rows[:limit]
     cursor = f"{rows[-1].event_time.isoformat()}|{rows[-1].pk}" if more and rows else None

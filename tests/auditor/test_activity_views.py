@@ -129,11 +129,16 @@ def test_exports_follow_the_filters(ingested, login, owner_admin):
     )
     assert [r["event_id"] for r in rows] == ["evt-1", "evt-4"]
     assert rows[1]["person"] == "bob@company-b.example"
+    assert "event" not in rows[0]
     response = client.get(url(ingested, "export.json"))
     document = json.loads(b"".join(response.streaming_content))
     assert document["export"]["delegation_id"] == str(ingested.delegation.pk)
     assert [e["event_id"] for e in document["events"]] == ["evt-1", "evt-2", "evt-3", "evt-4"]
     assert document["events"][2]["outcome"] == "denied"
+    # The JSON export carries each whole event too, as ActionTrail reported it.
+    denied = document["events"][2]["event"]
+    assert denied["eventId"] == "evt-3" and denied["errorCode"] == "NoPermission"
+    assert denied["userIdentity"]["accessKeyId"] == "STS.issued-alice"
 
 
 def test_right_sizing_lists_the_used_actions_and_a_narrower_policy(ingested, login, owner_admin):
