@@ -24,7 +24,8 @@ fleet is decided whole or not at all:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -199,17 +200,40 @@ def _bump(fleet: FleetGrant, **changes: Any) -> None:
     fleet.changed = True
 
 
-def _audit_denied(*, fleet: FleetGrant, action: AuditAction, actor: User, reason: str) -> None:
-    """A refused decision, recorded in its own transaction so it survives the refusal."""
-    with transaction.atomic():
-        _audit(
-            fleet=fleet,
-            action=action,
-            actor=actor,
-            actor_organisation=fleet.owner,
-            metadata={"denied_because": reason},
-            outcome="denied",
-        )
+@contextmanager
+def _refusal_audited(fleet: FleetGrant, *, actor: User) -> Iterator[None]:
+    """A decision the lifecycle refuses (PermissionDenied) is recorded on the fleet too, in
+    its own transaction once the decision's has rolled back, so it survives the refusal."""
+    try:
+        yield
+    except PermissionDenied as denial:
+        with transaction.atomic():
+            _audit(
+                fleet=fleet,
+                action=AuditAction.FLEET_APPROVE_DENIED,
+                actor=actor,
+                actor_organisation=fleet.owner,
+                metadata={"denied_because": str(denial)},
+                outcome="denied",
+            )
+        raise
+
+
+def _decision_told(
+    locked: FleetGrant,
+    *,
+    by: User,
+    event: NotificationEvent,
+    members: Sequence[Delegation],
+    action: AuditAction,
+    metadata: dict[str, Any],
+) -> None:
+    """Tell both sides of the owner's decision on `members` and audit it. The notice is keyed
+    by the version the decision bumped, so a later decision of the same kind is told again."""
+    fleet_announce(fleet=locked, event=event, members=members, occasion=locked.version, actor=by)
+    _audit(
+        fleet=locked, action=action, actor=by, actor_organisation=locked.owner, metadata=metadata
+    )
 
 
 def _account_uids(members: Sequence[Delegation]) -> list[str]:
@@ -419,65 +443,48 @@ def fleet_approve(
     stays requested with this one recorded). The first accounts start after the commit."""
     current = FleetGrant.objects.select_related("owner", "partner", "catalog_role").get(pk=fleet.pk)
     lifecycle.require_admin(user=approved_by, organisation=current.owner, doing="approve access")
-    try:
-        with transaction.atomic():
-            locked = _lock_fleet(current)
-            pending = [m for m in _members(locked) if m.status == Status.REQUESTED]
-            if not pending:
-                if locked.decided_by_id == approved_by.pk and locked.run_started_at is not None:
-                    locked.changed = False
-                    return locked  # a double click
-                raise FleetConflict(
-                    _("This fleet was already decided; nothing is left to approve.")
+    with _refusal_audited(current, actor=approved_by), transaction.atomic():
+        locked = _lock_fleet(current)
+        pending = [m for m in _members(locked) if m.status == Status.REQUESTED]
+        if not pending:
+            if locked.decided_by_id == approved_by.pk and locked.run_started_at is not None:
+                locked.changed = False
+                return locked  # a double click
+            raise FleetConflict(_("This fleet was already decided; nothing is left to approve."))
+        _check_version(locked, expected_version)
+        with fleet_digest():
+            results = [
+                lifecycle.delegation_approve(
+                    delegation=member,
+                    approved_by=approved_by,
+                    with_mfa=with_mfa,
+                    note=note,
+                    as_fleet_account=True,
                 )
-            _check_version(locked, expected_version)
-            with fleet_digest():
-                results = [
-                    lifecycle.delegation_approve(
-                        delegation=member,
-                        approved_by=approved_by,
-                        with_mfa=with_mfa,
-                        note=note,
-                        as_fleet_account=True,
-                    )
-                    for member in pending
-                ]
-            if any(result.status == Status.REQUESTED for result in results):
-                # A quorum needs more approvers; each account recorded (and audited) this
-                # approval, and the fleet waits for the next.
-                _bump(locked)
-                return locked
-            now = timezone.now()
-            _bump(locked, decided_by=approved_by, decided_at=now, run_started_at=now)
-            _audit(
-                fleet=locked,
-                action=AuditAction.FLEET_APPROVED,
-                actor=approved_by,
-                actor_organisation=locked.owner,
-                metadata={
-                    "with_mfa": with_mfa,
-                    "note": note,
-                    "accounts": _account_uids(pending),
-                    "regions": list(locked.regions),
-                },
-            )
-            fleet_announce(
-                fleet=locked,
-                event=Event.DELEGATION_APPROVED,
-                members=pending,
-                occasion=locked.version,
-                actor=approved_by,
-            )
-            _advance_locked(locked)
+                for member in pending
+            ]
+        if any(result.status == Status.REQUESTED for result in results):
+            # A quorum needs more approvers; each account recorded (and audited) this
+            # approval, and the fleet waits for the next.
+            _bump(locked)
             return locked
-    except PermissionDenied as denial:
-        _audit_denied(
-            fleet=current,
-            action=AuditAction.FLEET_APPROVE_DENIED,
-            actor=approved_by,
-            reason=str(denial),
+        now = timezone.now()
+        _bump(locked, decided_by=approved_by, decided_at=now, run_started_at=now)
+        _decision_told(
+            locked,
+            by=approved_by,
+            event=Event.DELEGATION_APPROVED,
+            members=pending,
+            action=AuditAction.FLEET_APPROVED,
+            metadata={
+                "with_mfa": with_mfa,
+                "note": note,
+                "accounts": _account_uids(pending),
+                "regions": list(locked.regions),
+            },
         )
-        raise
+        _advance_locked(locked)
+        return locked
 
 
 def fleet_reject(
@@ -491,51 +498,36 @@ def fleet_reject(
     current = FleetGrant.objects.select_related("owner", "partner", "catalog_role").get(pk=fleet.pk)
     lifecycle.require_admin(user=rejected_by, organisation=current.owner, doing="reject a request")
     reason = lifecycle.clean_reason(reason, field="reason")
-    try:
-        with transaction.atomic():
-            locked = _lock_fleet(current)
-            members = _members(locked)
-            pending = [m for m in members if m.status == Status.REQUESTED]
-            if not pending:
-                if locked.decided_by_id == rejected_by.pk and all(
-                    m.status == Status.REJECTED for m in members
-                ):
-                    locked.changed = False
-                    return locked
-                raise FleetConflict(_("This fleet was already decided; nothing is left to reject."))
-            _check_version(locked, expected_version)
-            with fleet_digest():
-                for member in pending:
-                    lifecycle.delegation_reject(
-                        delegation=member,
-                        rejected_by=rejected_by,
-                        reason=reason,
-                        as_fleet_account=True,
-                    )
-            _bump(locked, decided_by=rejected_by, decided_at=timezone.now())
-            fleet_announce(
-                fleet=locked,
-                event=Event.DELEGATION_REJECTED,
-                members=pending,
-                occasion=locked.version,
-                actor=rejected_by,
-            )
-            _audit(
-                fleet=locked,
-                action=AuditAction.FLEET_REJECTED,
-                actor=rejected_by,
-                actor_organisation=locked.owner,
-                metadata={"reason": reason, "accounts": _account_uids(pending)},
-            )
-            return locked
-    except PermissionDenied as denial:
-        _audit_denied(
-            fleet=current,
-            action=AuditAction.FLEET_APPROVE_DENIED,
-            actor=rejected_by,
-            reason=str(denial),
+    with _refusal_audited(current, actor=rejected_by), transaction.atomic():
+        locked = _lock_fleet(current)
+        members = _members(locked)
+        pending = [m for m in members if m.status == Status.REQUESTED]
+        if not pending:
+            if locked.decided_by_id == rejected_by.pk and all(
+                m.status == Status.REJECTED for m in members
+            ):
+                locked.changed = False
+                return locked
+            raise FleetConflict(_("This fleet was already decided; nothing is left to reject."))
+        _check_version(locked, expected_version)
+        with fleet_digest():
+            for member in pending:
+                lifecycle.delegation_reject(
+                    delegation=member,
+                    rejected_by=rejected_by,
+                    reason=reason,
+                    as_fleet_account=True,
+                )
+        _bump(locked, decided_by=rejected_by, decided_at=timezone.now())
+        _decision_told(
+            locked,
+            by=rejected_by,
+            event=Event.DELEGATION_REJECTED,
+            members=pending,
+            action=AuditAction.FLEET_REJECTED,
+            metadata={"reason": reason, "accounts": _account_uids(pending)},
         )
-        raise
+        return locked
 
 
 # --- the rate control ------------------------------------------------------------------------
@@ -737,18 +729,12 @@ def fleet_revoke(*, fleet: FleetGrant, revoked_by: User, reason: str) -> FleetGr
             for member in revocable:
                 lifecycle.delegation_revoke(delegation=member, revoked_by=revoked_by, reason=reason)
         _bump(locked, revoked_by=revoked_by, revoke_requested_at=timezone.now())
-        fleet_announce(
-            fleet=locked,
+        _decision_told(
+            locked,
+            by=revoked_by,
             event=Event.DELEGATION_REVOKED,
             members=revocable,
-            occasion=locked.version,
-            actor=revoked_by,
-        )
-        _audit(
-            fleet=locked,
             action=AuditAction.FLEET_REVOKE_REQUESTED,
-            actor=revoked_by,
-            actor_organisation=locked.owner,
             metadata={"reason": reason, "accounts": _account_uids(revocable)},
         )
         return locked
