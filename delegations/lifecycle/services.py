@@ -157,11 +157,17 @@ def _validated_start(
         raise ValidationError({"starts_at": gettext("The start needs a time zone.")})
     if starts_at > now + MAX_START_AHEAD:
         raise ValidationError({"starts_at": gettext("The start is more than 90 days away.")})
-    if ends_at is not None and ends_at < starts_at + MIN_DURATION:
+    if ends_at is not None:
+        _validate_end_after_start(ends_at, starts_at=starts_at)
+    return starts_at
+
+
+def _validate_end_after_start(ends_at: dt.datetime, *, starts_at: dt.datetime) -> None:
+    """The worker needs a few minutes of access to apply it before it ends."""
+    if ends_at < starts_at + MIN_DURATION:
         raise ValidationError(
             {"ends_at": gettext("The end must be at least 5 minutes after the start.")}
         )
-    return starts_at
 
 
 def _validate_grantable(
@@ -531,6 +537,14 @@ def _fleet_follow_up(delegation: Delegation, *, before: str, to: str) -> None:
         outbox_enqueue(kind=OutboxMessage.Kind.ADVANCE_FLEET, object_id=delegation.fleet_id)
 
 
+def _check_allowed(delegation: Delegation, *, to: str) -> None:
+    if to not in ALLOWED_TRANSITIONS[delegation.status]:
+        raise IllegalTransition(
+            f"A {delegation.get_status_display().lower()} delegation cannot become "
+            f"{Status(to).label.lower()}."
+        )
+
+
 def _transition(
     delegation: Delegation,
     *,
@@ -542,11 +556,7 @@ def _transition(
     metadata: dict[str, Any] | None = None,
 ) -> Delegation:
     """Move a locked delegation to `to`, save exactly what changed and audit it."""
-    if to not in ALLOWED_TRANSITIONS[delegation.status]:
-        raise IllegalTransition(
-            f"A {delegation.get_status_display().lower()} delegation cannot become "
-            f"{Status(to).label.lower()}."
-        )
+    _check_allowed(delegation, to=to)
     before = _snapshot(delegation)
     changes = dict(changes or {})
     changes["status"] = to
@@ -835,10 +845,7 @@ def _validate_shorter_end(
     if ends_at is None:
         return
     _validate_ends_at(ends_at, now=now)
-    if ends_at < locked.starts_at + MIN_DURATION:
-        raise ValidationError(
-            {"ends_at": gettext("The end must be at least 5 minutes after the start.")}
-        )
+    _validate_end_after_start(ends_at, starts_at=locked.starts_at)
     if locked.ends_at is not None and ends_at > locked.ends_at:
         raise ValidationError(
             {
@@ -1363,11 +1370,7 @@ def delegations_mark_many(
         row.changed = False
         if row.status == to:
             continue
-        if to not in ALLOWED_TRANSITIONS[row.status]:
-            raise IllegalTransition(
-                f"A {row.get_status_display().lower()} delegation cannot become "
-                f"{Status(to).label.lower()}."
-            )
+        _check_allowed(row, to=to)
         moving.append((row, _snapshot(row)))
     if not moving:
         return []
