@@ -39,11 +39,11 @@ from django.utils.translation import gettext
 from accounts.models import Membership, Organisation, User
 from audit.actions import AuditAction
 from audit.models import AuditEvent
-from audit.services import audit_record
 from cloud import policies
 from cloud.client import CloudClient, IssuedCredentials
 from cloud.errors import CloudError
 from delegations.connection.services import cloud_account_credentials
+from delegations.delegation_audit import delegation_audit_record, delegation_label
 from delegations.models import (
     CredentialIssuance,
     CredentialsUriToken,
@@ -201,14 +201,12 @@ def _audit_credentials(
     metadata: dict[str, Any],
     outcome: str = AuditEvent.Outcome.SUCCESS,
 ) -> None:
-    audit_record(
-        action=action,
+    delegation_audit_record(
+        delegation,
+        action,
         actor=user,
-        organisation=delegation.owner,
-        related_organisations=[delegation.partner],
         actor_organisation=delegation.partner,
-        target=delegation,
-        target_label=f"{delegation.catalog_role.role_name} for {delegation.partner.name}",
+        target_label=delegation_label(delegation),
         metadata={"role_arn": delegation.managed_role.role_arn, **metadata},
         outcome=outcome,
     )

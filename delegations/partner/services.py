@@ -33,6 +33,7 @@ from audit.services import audit_chain_lock, audit_record
 from cloud import policies
 from cloud.errors import CloudError
 from delegations.connection.services import partner_ram_users
+from delegations.delegation_audit import delegation_audit_record, delegation_label
 from delegations.lifecycle.selectors import RoleOccupancy, role_occupancy
 from delegations.lifecycle.services import IllegalTransition, clean_reason, delegation_revoke
 from delegations.models import (
@@ -699,13 +700,11 @@ def role_cut_off(
             .exclude(pk=locked.pk)
             .count()
         )
-        audit_record(
-            action=AuditAction.DELEGATION_CUT_OFF,
+        delegation_audit_record(
+            locked,
+            AuditAction.DELEGATION_CUT_OFF,
             actor=cut_off_by,
-            organisation=locked.owner,
-            related_organisations=[locked.partner],
-            target=locked,
-            target_label=f"{locked.catalog_role.role_name} for {locked.partner.name}",
+            target_label=delegation_label(locked),
             after={"policies_detached": locked.catalog_role.policies},
             metadata={
                 "reason": reason,

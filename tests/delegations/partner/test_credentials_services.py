@@ -14,6 +14,7 @@ from django.utils import timezone
 from accounts.models import Membership
 from audit.models import AuditEvent
 from cloud import policies
+from delegations import delegation_audit
 from delegations.models import CredentialIssuance, Delegation
 from delegations.partner import credentials
 from delegations.partner.credentials import (
@@ -118,7 +119,8 @@ def test_a_failing_audit_log_means_no_cloud_call_and_no_credentials(
     def broken(**kwargs):
         raise AuditError("the audit table is not writable")
 
-    monkeypatch.setattr(credentials, "audit_record", broken)
+    # The credentials' events go through the ledger's one writer for delegation events.
+    monkeypatch.setattr(delegation_audit, "audit_record", broken)
     since = world.sim.last_call_seq()
     with pytest.raises(AuditError):
         credentials_issue(assignment=assignment, user=world.alice, duration_seconds=900)
