@@ -5,15 +5,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from accounts.models import Organisation
 from audit.actions import AuditAction
 from audit.models import AuditEvent
 from audit.services import audit_record
-from delegations.models import Delegation
+from delegations.models import CatalogRole, Delegation
 
 
 def delegation_label(delegation: Delegation) -> str:
     """How the ledger names a delegation: "<role> for <partner>"."""
-    return f"{delegation.catalog_role.role_name} for {delegation.partner.name}"
+    return role_for_partner_label(delegation.catalog_role, delegation.partner)
+
+
+def role_for_partner_label(catalog_role: CatalogRole, partner: Organisation) -> str:
+    """The ledger's "<role> for <partner>": a delegation's name, and the name of what leads
+    to one (an emergency role marked for a partner, its activations)."""
+    return f"{catalog_role.role_name} for {partner.name}"
 
 
 def delegation_audit_record(

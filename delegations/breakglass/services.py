@@ -28,6 +28,7 @@ from accounts.permissions import is_admin_member, is_member, require_mfa, requir
 from audit.actions import AuditAction
 from audit.services import audit_record, audit_refusal
 from delegations.approvals.selectors import rules_in_force
+from delegations.delegation_audit import role_for_partner_label
 from delegations.lifecycle.oversight import delegation_break_glass_grant
 from delegations.lifecycle.services import (
     DelegationConflict,
@@ -150,7 +151,7 @@ def break_glass_role_set(
             organisation=owner,
             related_organisations=[partner],
             target=marking,
-            target_label=f"{catalog_role.role_name} for {partner.name}",
+            target_label=role_for_partner_label(catalog_role, partner),
             before=before,
             after=_marking_view(catalog_role, partner, people, max_hours)
             | {"active": True, "version": marking.version},
@@ -177,7 +178,7 @@ def break_glass_role_remove(*, marking: BreakGlassRole, removed_by: User) -> Bre
             organisation=locked.organisation,
             related_organisations=[locked.partner],
             target=locked,
-            target_label=f"{locked.catalog_role.role_name} for {locked.partner.name}",
+            target_label=role_for_partner_label(locked.catalog_role, locked.partner),
             before={"active": True},
             after={"active": False, "version": locked.version},
         )
@@ -207,7 +208,7 @@ def _deny_activation(marking: BreakGlassRole, user: User, reason: str) -> None:
         related_organisations=[marking.partner],
         actor_organisation=marking.partner,
         target=marking,
-        target_label=f"{marking.catalog_role.role_name} for {marking.partner.name}",
+        target_label=role_for_partner_label(marking.catalog_role, marking.partner),
     )
 
 
@@ -328,7 +329,7 @@ def _audit_review(
         related_organisations=[activation.partner],
         actor_organisation=activation.owner,
         target=delegation,
-        target_label=f"{delegation.catalog_role.role_name} for {activation.partner.name}",
+        target_label=role_for_partner_label(delegation.catalog_role, activation.partner),
         before={"review": Review.PENDING},
         after={"review": activation.review, "flagged": activation.flagged},
         metadata={
@@ -461,7 +462,7 @@ def _escalate(activation: BreakGlassActivation, *, now: dt.datetime) -> bool:
             organisation=locked.owner,
             related_organisations=[locked.partner],
             target=delegation,
-            target_label=f"{delegation.catalog_role.role_name} for {locked.partner.name}",
+            target_label=role_for_partner_label(delegation.catalog_role, locked.partner),
             metadata={
                 "break_glass_activation": str(locked.pk),
                 "escalation": Escalation(level).label,
