@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils.functional import Promise
 
 if TYPE_CHECKING:
@@ -32,3 +32,12 @@ def conflict_as_validation_error(
         raise ValidationError(
             message if isinstance(message, str | Promise) else dict(message)
         ) from None
+
+
+def range_constraint(field: str, low: int, high: int, *, name: str) -> models.CheckConstraint:
+    """The database's own guard that `field` lies in [low, high], behind the forms' and the
+    services' checks: a row written around them is refused too."""
+    return models.CheckConstraint(
+        condition=models.Q(**{f"{field}__gte": low}) & models.Q(**{f"{field}__lte": high}),
+        name=name,
+    )

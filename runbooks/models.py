@@ -12,11 +12,11 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import account_uid_field, optional_person_field
+from core.db import range_constraint
 from delegations.models import Delegation
 
 
@@ -131,14 +131,8 @@ class RunbookRun(models.Model):
             models.Index(fields=["status"], name="runbookrun_status"),
         ]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(concurrency__gte=1) & Q(concurrency__lte=100),
-                name="runbookrun_concurrency_range",
-            ),
-            models.CheckConstraint(
-                condition=Q(timeout_seconds__gte=10) & Q(timeout_seconds__lte=86400),
-                name="runbookrun_timeout_range",
-            ),
+            range_constraint("concurrency", 1, 100, name="runbookrun_concurrency_range"),
+            range_constraint("timeout_seconds", 10, 86400, name="runbookrun_timeout_range"),
         ]
 
     def __str__(self) -> str:

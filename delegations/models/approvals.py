@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import optional_person_field
+from core.db import range_constraint
 from delegations.models.catalog import CatalogRole, PartnerAllowance
 from delegations.models.lifecycle import Delegation
 
@@ -73,9 +74,10 @@ class ApprovalRule(models.Model):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(
-                condition=Q(approvals_required__gte=1)
-                & Q(approvals_required__lte=MAX_APPROVALS_REQUIRED),
+            range_constraint(
+                "approvals_required",
+                1,
+                MAX_APPROVALS_REQUIRED,
                 name="approvalrule_approvals_required_range",
             ),
             models.CheckConstraint(

@@ -10,10 +10,10 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import optional_person_field
+from core.db import range_constraint
 from delegations.models.catalog import CatalogRole
 from delegations.models.lifecycle import Delegation
 
@@ -52,9 +52,8 @@ class BreakGlassRole(models.Model):
             models.UniqueConstraint(
                 fields=["catalog_role", "partner"], name="breakglassrole_one_per_role_partner"
             ),
-            models.CheckConstraint(
-                condition=Q(max_hours__gte=1) & Q(max_hours__lte=MAX_BREAK_GLASS_HOURS),
-                name="breakglassrole_max_hours_range",
+            range_constraint(
+                "max_hours", 1, MAX_BREAK_GLASS_HOURS, name="breakglassrole_max_hours_range"
             ),
         ]
 
@@ -113,9 +112,8 @@ class BreakGlassActivation(models.Model):
             models.Index(fields=["review", "review_due_at"], name="breakglass_review_due"),
         ]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(hours__gte=1) & Q(hours__lte=MAX_BREAK_GLASS_HOURS),
-                name="breakglassactivation_hours_range",
+            range_constraint(
+                "hours", 1, MAX_BREAK_GLASS_HOURS, name="breakglassactivation_hours_range"
             ),
         ]
 

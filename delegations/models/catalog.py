@@ -6,7 +6,6 @@ import uuid
 
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -18,6 +17,7 @@ from accounts.models import (
     validate_account_uid,
 )
 from cloud import policies
+from core.db import range_constraint
 from delegations.models.connection import CloudAccount
 from delegations.models.trust_scope import trust_scope_field
 
@@ -86,9 +86,10 @@ class CatalogRole(models.Model):
             models.UniqueConstraint(
                 "cloud_account", Lower("role_name"), name="catalogrole_unique_name_per_account"
             ),
-            models.CheckConstraint(
-                condition=Q(max_session_duration__gte=MIN_SESSION_DURATION)
-                & Q(max_session_duration__lte=MAX_SESSION_DURATION),
+            range_constraint(
+                "max_session_duration",
+                MIN_SESSION_DURATION,
+                MAX_SESSION_DURATION,
                 name="catalogrole_session_duration_range",
             ),
         ]

@@ -21,6 +21,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import account_uid_field, optional_person_field
+from core.db import range_constraint
 from delegations.models.catalog import CatalogRole, PartnerLink
 
 # A fleet is applied by the portal's worker pool; more than this many accounts at once would
@@ -85,9 +86,8 @@ class FleetGrant(models.Model):
             models.Index(fields=["partner", "created_at"], name="fleet_partner_created"),
         ]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(concurrency__gte=1) & Q(concurrency__lte=MAX_FLEET_CONCURRENCY),
-                name="fleet_concurrency_range",
+            range_constraint(
+                "concurrency", 1, MAX_FLEET_CONCURRENCY, name="fleet_concurrency_range"
             ),
             models.CheckConstraint(
                 condition=~Q(owner=models.F("partner")), name="fleet_owner_is_not_partner"

@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import optional_person_field
+from core.db import range_constraint
 from delegations.models.lifecycle import Delegation
 from delegations.models.partner import StaffAssignment
 
@@ -47,12 +48,13 @@ class ReviewSchedule(models.Model):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(
-                condition=Q(every_days__gte=1) & Q(every_days__lte=MAX_REVIEW_EVERY_DAYS),
-                name="reviewschedule_every_days_range",
+            range_constraint(
+                "every_days", 1, MAX_REVIEW_EVERY_DAYS, name="reviewschedule_every_days_range"
             ),
-            models.CheckConstraint(
-                condition=Q(deadline_days__gte=1) & Q(deadline_days__lte=MAX_REVIEW_DEADLINE_DAYS),
+            range_constraint(
+                "deadline_days",
+                1,
+                MAX_REVIEW_DEADLINE_DAYS,
                 name="reviewschedule_deadline_days_range",
             ),
         ]
