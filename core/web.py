@@ -1,12 +1,14 @@
 """Web helpers every page uses, with no knowledge of the portal's apps: a service's
 ValidationError shown on a form or as a message, responses kept out of caches, and ids from
-URLs (and the rows they name) that answer 404 when malformed or missing."""
+URLs (and the rows they name) that answer 404 when malformed or missing, and the date and
+time field the forms share."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from django import forms
 from django.contrib import messages
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db import models
@@ -14,6 +16,9 @@ from django.db.models import QuerySet
 from django.forms import BaseForm
 from django.http import Http404, HttpRequest, HttpResponseBase
 from django.utils.translation import gettext as _
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 ResponseT = TypeVar("ResponseT", bound=HttpResponseBase)
 ModelT = TypeVar("ModelT", bound=models.Model)
@@ -25,6 +30,20 @@ _SECRET_HEADERS = {
     "Pragma": "no-cache",
     "X-Robots-Tag": "noindex",
 }
+
+
+def datetime_local_field(
+    *, label: StrOrPromise, required: bool = True, help_text: StrOrPromise = ""
+) -> forms.DateTimeField:
+    """A date and time picked in the browser's datetime-local input; typed by hand, a space
+    instead of the "T", or a date alone, parses too."""
+    return forms.DateTimeField(
+        label=label,
+        required=required,
+        help_text=help_text,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"],
+    )
 
 
 def add_form_errors(form: BaseForm, error: ValidationError) -> None:

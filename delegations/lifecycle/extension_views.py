@@ -28,7 +28,13 @@ from accounts.permissions import (
     organisation_member_required,
     step_up,
 )
-from core.web import get_or_404, parse_uuid, refusal_text, report_refusal
+from core.web import (
+    datetime_local_field,
+    get_or_404,
+    parse_uuid,
+    refusal_text,
+    report_refusal,
+)
 from delegations.approvals import selectors as approval_selectors
 from delegations.approvals.rules import decision_refusal
 from delegations.lifecycle import selectors
@@ -43,10 +49,8 @@ from delegations.models import Delegation, DelegationExtension
 
 
 class ExtensionRequestForm(forms.Form):
-    new_ends_at = forms.DateTimeField(
+    new_ends_at = datetime_local_field(
         label=gettext_lazy("New end (UTC)"),
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
-        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"],
     )
     reason = forms.CharField(
         label=gettext_lazy("Why do you need more time?"),

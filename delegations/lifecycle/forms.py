@@ -12,6 +12,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Organisation
+from core.web import datetime_local_field
 from delegations.catalog.partner_links import CODE_MAX_INPUT_LENGTH
 from delegations.lifecycle.services import REASON_MAX_LENGTH
 from delegations.models import CatalogRole, CloudAccount, DriftFinding, TrustScope
@@ -35,11 +36,9 @@ class _DurationMixin(forms.Form):
         widget=forms.RadioSelect,
         label=_("For how long"),
     )
-    ends_at = forms.DateTimeField(
+    ends_at = datetime_local_field(
         required=False,
         label=_("Ends at (UTC)"),
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
-        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"],
         help_text=_("Access ends by itself at this time."),
     )
 
@@ -111,11 +110,9 @@ class RequestAccessForm(_DurationMixin):
     )
 
     # Scheduled access (issue 14): empty starts when approved.
-    starts_at = forms.DateTimeField(
+    starts_at = datetime_local_field(
         required=False,
         label=_("Starts at (UTC, optional)"),
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
-        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"],
         help_text=_("Leave empty to start as soon as the owner approves; at most 90 days ahead."),
     )
 
@@ -189,11 +186,9 @@ class ApproveForm(_VersionedForm):
         widget=forms.TextInput(attrs={"placeholder": _("e.g. agreed in the Q3 contract")}),
     )
     # Issue 14: the approver may shorten the access or give it an end.
-    ends_at = forms.DateTimeField(
+    ends_at = datetime_local_field(
         label=_("End access earlier (UTC, optional)"),
         required=False,
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
-        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"],
         help_text=_("Leave empty to grant what was asked. Never later than the requested end."),
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from core.web import datetime_local_field
 from delegations.models import (
     MAX_REVIEW_DEADLINE_DAYS,
     MAX_REVIEW_EVERY_DAYS,
@@ -13,11 +14,6 @@ from delegations.models import (
 )
 
 Decision = ReviewItem.Decision
-_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"]
-
-
-def _datetime_input() -> forms.DateTimeInput:
-    return forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
 
 
 class ReviewScheduleForm(forms.Form):
@@ -39,12 +35,10 @@ class ReviewScheduleForm(forms.Form):
         widget=forms.RadioSelect,
         initial=ReviewOutcome.REMIND,
     )
-    next_run_at = forms.DateTimeField(
+    next_run_at = datetime_local_field(
         label=_("Next review starts (UTC, optional)"),
         required=False,
         help_text=_("Empty: now."),
-        widget=_datetime_input(),
-        input_formats=_FORMATS,
     )
 
 
@@ -57,11 +51,9 @@ class OwnerAnswerForm(forms.Form):
             (Decision.REVOKE, _("Revoke")),
         ],
     )
-    new_ends_at = forms.DateTimeField(
+    new_ends_at = datetime_local_field(
         label=_("New end (UTC)"),
         required=False,
-        widget=_datetime_input(),
-        input_formats=_FORMATS,
     )
     note = forms.CharField(label=_("Note"), required=False, max_length=2000)
 
