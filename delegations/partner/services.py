@@ -26,7 +26,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import Membership, Organisation, User, hash_token
-from accounts.permissions import require_mfa
+from accounts.permissions import is_admin_member, require_mfa
 from audit.actions import AuditAction
 from audit.models import AuditEvent
 from audit.services import audit_chain_lock, audit_record
@@ -35,7 +35,12 @@ from cloud.errors import CloudError
 from delegations.connection.services import partner_ram_users
 from delegations.delegation_audit import delegation_audit_record, delegation_label
 from delegations.lifecycle.selectors import RoleOccupancy, role_occupancy
-from delegations.lifecycle.services import IllegalTransition, clean_reason, delegation_revoke
+from delegations.lifecycle.services import (
+    IllegalTransition,
+    clean_reason,
+    delegation_revoke,
+    lock_delegation,
+)
 from delegations.models import (
     ALLOWED_TRANSITIONS,
     CloudAccount,
@@ -78,26 +83,25 @@ URI_MAX_USABLE_PER_ASSIGNMENT = 5
 # --- who may do what -------------------------------------------------------------------------
 
 
-def _membership(*, user: User, organisation: Organisation) -> Membership | None:
-    return Membership.objects.filter(user=user, organisation=organisation).first()
+def _require_admin(
+    *, user: User, organisation: Organisation, kind: Organisation.Kind, doing: str
+) -> None:
+    """PermissionDenied unless `organisation` is of `kind` and `user` is one of its admins."""
+    if organisation.kind != kind or not is_admin_member(user, organisation):
+        raise PermissionDenied(
+            _("Only an admin of %(organisation)s can %(doing)s.")
+            % {"organisation": organisation, "doing": doing}
+        )
 
 
 def _require_partner_admin(*, user: User, organisation: Organisation, doing: str) -> None:
-    membership = _membership(user=user, organisation=organisation)
-    if not organisation.is_partner or membership is None or not membership.is_admin:
-        raise PermissionDenied(
-            _("Only an admin of %(organisation)s can %(doing)s.")
-            % {"organisation": organisation, "doing": doing}
-        )
+    _require_admin(
+        user=user, organisation=organisation, kind=Organisation.Kind.PARTNER, doing=doing
+    )
 
 
 def _require_owner_admin(*, user: User, organisation: Organisation, doing: str) -> None:
-    membership = _membership(user=user, organisation=organisation)
-    if not organisation.is_owner or membership is None or not membership.is_admin:
-        raise PermissionDenied(
-            _("Only an admin of %(organisation)s can %(doing)s.")
-            % {"organisation": organisation, "doing": doing}
-        )
+    _require_admin(user=user, organisation=organisation, kind=Organisation.Kind.OWNER, doing=doing)
 
 
 def _require_staff_of(*, user: User, organisation: Organisation, field: str = "user") -> None:
@@ -327,14 +331,6 @@ def staff_unlink_ram_user(*, link: StaffRamUserLink, unlinked_by: User) -> None:
 # --- assignments -----------------------------------------------------------------------------
 
 
-def _lock_delegation(delegation: Delegation) -> Delegation:
-    return (
-        Delegation.objects.select_for_update(of=("self",))
-        .select_related("owner", "partner", "catalog_role", "managed_role__cloud_account")
-        .get(pk=delegation.pk)
-    )
-
-
 def _assignment_snapshot(assignment: StaffAssignment) -> dict[str, Any]:
     return {
         "staff": assignment.user.email,
@@ -372,7 +368,7 @@ def staff_assign(
         custom_policy=custom_policy,
     )
     with transaction.atomic():
-        locked = _lock_delegation(delegation)
+        locked = lock_delegation(delegation)
         if not delegation_is_usable(locked):
             raise ValidationError(
                 _("This delegation is %(state)s; staff can be assigned only while it is active.")
@@ -599,7 +595,7 @@ def credentials_uri_create(
         raise ValidationError({"label": _("Keep the label under 100 characters.")})
     now = timezone.now()
     with transaction.atomic():
-        delegation = _lock_delegation(assignment.delegation)
+        delegation = lock_delegation(assignment.delegation)
         if not is_staff_member(user=user, organisation=delegation.partner):
             raise PermissionDenied(_("You are no longer staff of this organisation."))
         locked = StaffAssignment.objects.select_for_update(of=("self",)).get(pk=assignment.pk)
@@ -682,7 +678,7 @@ def role_cut_off(
     require_mfa(with_mfa=with_mfa)
     reason = clean_reason(reason, field="reason")
     with transaction.atomic():
-        locked = _lock_delegation(delegation)
+        locked = lock_delegation(delegation)
         existing = RoleCutOff.objects.filter(
             managed_role=locked.managed_role, lifted_at__isnull=True
         ).first()
