@@ -56,6 +56,7 @@ from cloud.errors import CloudError, ErrorCategory
 from core.i18n import stored_message
 from delegations.catalog.services import catalog_role_create, cloud_account_policies
 from delegations.connection.services import cloud_account_client, cloud_account_credentials
+from delegations.delegation_audit import delegation_label
 from delegations.models import ROLE_NAME_MAX_LENGTH, CatalogRole, CloudAccount, Delegation
 from notifications.events import NotificationEvent
 from notifications.services import Notice, notify, organisation_admins
@@ -429,7 +430,7 @@ def _notify(*, cloud_account: CloudAccount, fresh: list[NewEvent], run_key: str)
             else ""
         )
         where = (
-            f"{delegation.catalog_role.role_name} for {delegation.partner.name}"
+            delegation_label(delegation)
             if delegation is not None
             else f"account {cloud_account.account_uid}"
         )
