@@ -94,9 +94,12 @@ class Alert:
     AFTER_END = "after_end"
     WRITE_READ_ONLY = "write_read_only"
     UNKNOWN_SESSION = "unknown_session"
+    # Raised for a delegation, not flagged on a row: many denied calls close together.
+    DENIED_BURST = "denied_burst"
 
+    # What a notice calls each alert it tells of (a lone denied call is not told).
     LABELS = {
-        DENIED: gettext_lazy("denied calls"),
+        DENIED_BURST: gettext_lazy("denied calls in a burst"),
         AFTER_END: gettext_lazy("calls after the grant ended"),
         WRITE_READ_ONLY: gettext_lazy("writes under a read-only role"),
         UNKNOWN_SESSION: gettext_lazy("calls from sessions the portal never issued"),
@@ -414,14 +417,75 @@ def _block(cursor: ActivityCursor, error: CloudError) -> None:
         )
 
 
+def _denied_in_bursts(
+    *, cloud_account: CloudAccount, delegation: Delegation | None, fresh: list[NewEvent]
+) -> int:
+    """How many of the delegation's denied calls stand in bursts that this run's denied calls
+    belong to: at least PORTAL_ACTIVITY_DENIED_BURST_CALLS of them within
+    PORTAL_ACTIVITY_DENIED_BURST_SECONDS. A lone refusal is a fact of its row (a partner meeting
+    the edge of the role, a console page asking what it may show); many close together are
+    worth a person's look. Calls stored by earlier runs count, so a burst split between two
+    runs is seen by the second."""
+    denied = ActivityEvent.Outcome.DENIED
+    fresh_ids = {row.event_id for row in fresh if row.fields["outcome"] == denied}
+    if not fresh_ids:
+        return 0
+    calls = max(1, settings.PORTAL_ACTIVITY_DENIED_BURST_CALLS)
+    window = timedelta(seconds=settings.PORTAL_ACTIVITY_DENIED_BURST_SECONDS)
+    moments = [row.event_time for row in fresh if row.event_id in fresh_ids]
+    nearby = sorted(
+        ActivityEvent.objects.filter(
+            cloud_account=cloud_account,
+            delegation=delegation,
+            outcome=denied,
+            event_time__gte=min(moments) - window,
+            event_time__lte=max(moments) + window,
+        ).values_list("event_time", "event_id")
+    )
+    # Mark every call that some window of `window` holding `calls` or more of them covers.
+    in_burst = [False] * len(nearby)
+    first = marked = 0
+    for last, (moment, _event_id) in enumerate(nearby):
+        while moment - nearby[first][0] > window:
+            first += 1
+        if last - first + 1 >= calls:
+            for position in range(max(first, marked), last + 1):
+                in_burst[position] = True
+            marked = last + 1
+    # A burst is a run of marked calls with no gap wider than the window; count the calls of
+    # the bursts this run added to.
+    total = size = 0
+    touched = False
+    for position, (moment, event_id) in enumerate(nearby):
+        if not in_burst[position] or (position and moment - nearby[position - 1][0] > window):
+            total += size if touched else 0
+            size, touched = 0, False
+        if in_burst[position]:
+            size += 1
+            touched = touched or event_id in fresh_ids
+    return total + (size if touched else 0)
+
+
 def _notify(*, cloud_account: CloudAccount, fresh: list[NewEvent], run_key: str) -> None:
     """Per delegation with new alerts: one audit event, and one notice to the owner's admins
     and the owner's subscribed chat channels (`notifications.notify`, sent after the commit).
-    `run_key` names the ingestion run, so a notice is written once."""
-    by_delegation: dict[Delegation | None, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    Denied calls are told only in bursts (`_denied_in_bursts`). `run_key` names the ingestion
+    run, so a notice is written once."""
+    fresh_by_delegation: dict[Delegation | None, list[NewEvent]] = defaultdict(list)
     for row in fresh:
-        for alert in row.alerts:
-            by_delegation[row.delegation][alert] += 1
+        fresh_by_delegation[row.delegation].append(row)
+    by_delegation: dict[Delegation | None, dict[str, int]] = {}
+    for delegation, rows in fresh_by_delegation.items():
+        counts: dict[str, int] = defaultdict(int)
+        for row in rows:
+            for alert in row.alerts:
+                if alert != Alert.DENIED:
+                    counts[alert] += 1
+        bursts = _denied_in_bursts(cloud_account=cloud_account, delegation=delegation, fresh=rows)
+        if bursts:
+            counts[Alert.DENIED_BURST] = bursts
+        if counts:
+            by_delegation[delegation] = counts
     owner = cloud_account.organisation
     for delegation, counts in by_delegation.items():
         link = (

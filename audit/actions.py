@@ -630,8 +630,8 @@ class AuditAction(StrEnum):
         "activity.alert_raised",
         ActionInfo(
             _OTHER,
-            "Partner activity under a delegation raised alerts (denied calls, use after the "
-            "end, writes under a read-only role, sessions the portal never issued).",
+            "Partner activity under a delegation raised alerts (a burst of denied calls, use "
+            "after the end, writes under a read-only role, sessions the portal never issued).",
         ),
     )
     ACTIVITY_NARROWER_ROLE_PROPOSED = (

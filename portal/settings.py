@@ -535,6 +535,10 @@ ALIBABA_ACTIONTRAIL_QPS = env.float("ALIBABA_ACTIONTRAIL_QPS", default=2.0)
 PORTAL_ACTIVITY_RETENTION_DAYS = env.int("PORTAL_ACTIVITY_RETENTION_DAYS", default=400)
 # Each run re-reads this much before its cursor: ActionTrail delivers events minutes late.
 PORTAL_ACTIVITY_OVERLAP_SECONDS = env.int("PORTAL_ACTIVITY_OVERLAP_SECONDS", default=1800)
+# Denied calls raise an alert (a notice, an audit event) only this many under one delegation
+# within this many seconds: a lone refusal is part of working at a role's edge.
+PORTAL_ACTIVITY_DENIED_BURST_CALLS = env.int("PORTAL_ACTIVITY_DENIED_BURST_CALLS", default=10)
+PORTAL_ACTIVITY_DENIED_BURST_SECONDS = env.int("PORTAL_ACTIVITY_DENIED_BURST_SECONDS", default=300)
 CELERY_BEAT_SCHEDULE["activity-ingest"] = {
     "task": "activity.ingest_all_accounts",
     "schedule": env.float("PORTAL_ACTIVITY_INGEST_INTERVAL_SECONDS", default=300.0),

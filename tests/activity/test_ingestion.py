@@ -206,8 +206,8 @@ def test_alerts_for_denied_after_end_unknown_sessions_and_read_only_writes(grant
     }
     raised = AuditEvent.objects.filter(action="activity.alert_raised")
     assert raised.count() == 1
+    # The lone denied call is flagged on its row, and told only in a burst (see below).
     assert raised.get().metadata["alerts"] == {
-        "denied": 1,
         "write_read_only": 1,
         "after_end": 1,
         "unknown_session": 1,
@@ -219,7 +219,6 @@ def test_alerts_for_denied_after_end_unknown_sessions_and_read_only_writes(grant
     content = deliveries.first().content
     assert content["link"].endswith(f"/audit/delegations/{delegation.pk}/activity/?alerts=1")
     assert dict(content["facts"]) == {
-        "denied calls": "1",
         "writes under a read-only role": "1",
         "calls after the grant ended": "1",
         "calls from sessions the portal never issued": "1",
@@ -228,6 +227,45 @@ def test_alerts_for_denied_after_end_unknown_sessions_and_read_only_writes(grant
     ingest(grant, FakeTrail(pages=pages))
     assert raised.count() == 1
     assert deliveries.count() == len(admins)
+
+
+def test_denied_calls_alert_only_in_bursts_counting_earlier_runs(grant, settings):
+    settings.PORTAL_ACTIVITY_DENIED_BURST_CALLS = 3
+    settings.PORTAL_ACTIVITY_DENIED_BURST_SECONDS = 300
+    now = timezone.now()
+
+    def denied(n, minutes_ago):
+        return event(n, error="NoPermission", at=now - dt.timedelta(minutes=minutes_ago))
+
+    raised = AuditEvent.objects.filter(action="activity.alert_raised").order_by("pk")
+    # Run one: three denied calls ten minutes apart (never three within five minutes), and
+    # two close together: no burst yet, nothing told, every row flagged.
+    first = [denied(1, 90), denied(2, 80), denied(3, 70), denied(4, 21), denied(5, 20)]
+    ingest(grant, FakeTrail(pages=[first]), now=now)
+    assert not raised.exists()
+    flags = list(ActivityEvent.objects.values_list("alerts", flat=True))
+    assert flags == [["denied"]] * 5
+    # Run two: one more call joins the two stored by run one (a burst split between runs),
+    # and three more an hour earlier make a second burst; both are told, each with its calls.
+    second = [denied(6, 19), denied(7, 62), denied(8, 61), denied(9, 60), *first]
+    ingest(grant, FakeTrail(pages=[second]), now=now)
+    assert raised.count() == 1
+    assert raised.get().metadata["alerts"] == {"denied_burst": 6}
+    facts = dict(Delivery.objects.filter(event="activity.alert").first().content["facts"])
+    assert facts == {"denied calls in a burst": "6"}
+    # Run three: a lone call far from both bursts tells nothing; one more in the late burst
+    # tells that burst again, with all its calls.
+    third = [denied(10, 45), denied(11, 18), *second]
+    ingest(grant, FakeTrail(pages=[third]), now=now)
+    assert raised.count() == 2
+    assert raised.last().metadata["alerts"] == {"denied_burst": 4}
+
+
+def test_every_denied_call_alerts_when_a_burst_is_one_call(grant, settings):
+    settings.PORTAL_ACTIVITY_DENIED_BURST_CALLS = 1
+    ingest(grant, FakeTrail(pages=[[event(1, error="Forbidden.RAM")]]))
+    raised = AuditEvent.objects.get(action="activity.alert_raised")
+    assert raised.metadata["alerts"] == {"denied_burst": 1}
 
 
 def test_calls_in_other_roles_or_by_the_owner_are_not_activity(grant):
