@@ -119,7 +119,7 @@ class ActivityEvent(models.Model):
     request_id = models.CharField(max_length=128, blank=True)
     outcome = models.CharField(max_length=8, choices=Outcome.choices, default=Outcome.ALLOWED)
     error_code = models.CharField(max_length=128, blank=True)
-    # Alerts this event raised (activity.services.Alert), e.g. ["denied", "after_end"].
+    # Alerts this event raised (activity.alerts.Alert), e.g. ["denied", "after_end"].
     alerts = models.JSONField(default=list, blank=True)
     # Fields that were missing, malformed or cut short; the row keeps what was valid.
     problems = models.JSONField(default=list, blank=True)

@@ -21,7 +21,6 @@ import re
 import sys
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,12 +31,11 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
-from django.urls import reverse
 from django.utils import timezone
-from django.utils.translation import gettext, gettext_lazy, gettext_noop
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext, gettext_noop
 
 from accounts.models import User
+from activity.alerts import notify_alerts, row_alerts
 from activity.attribution import Attributor, read_only_intended
 from activity.events import ParsedEvent, UnusableEvent, event_time, parse_event
 from activity.models import ActivityCursor, ActivityDaily, ActivityEvent
@@ -56,10 +54,7 @@ from cloud.errors import CloudError, ErrorCategory
 from core.i18n import stored_message
 from delegations.catalog.services import catalog_role_create, cloud_account_policies
 from delegations.connection.services import cloud_account_client, cloud_account_credentials
-from delegations.delegation_audit import delegation_label
 from delegations.models import ROLE_NAME_MAX_LENGTH, CatalogRole, CloudAccount, Delegation
-from notifications.events import NotificationEvent
-from notifications.services import Notice, notify, organisation_admins
 
 logger = logging.getLogger(__name__)
 
@@ -89,23 +84,6 @@ MISSING_PERMISSION_MESSAGE = stored_message(
 )
 
 
-class Alert:
-    DENIED = "denied"
-    AFTER_END = "after_end"
-    WRITE_READ_ONLY = "write_read_only"
-    UNKNOWN_SESSION = "unknown_session"
-    # Raised for a delegation, not flagged on a row: many denied calls close together.
-    DENIED_BURST = "denied_burst"
-
-    # What a notice calls each alert it tells of (a lone denied call is not told).
-    LABELS = {
-        DENIED_BURST: gettext_lazy("denied calls in a burst"),
-        AFTER_END: gettext_lazy("calls after the grant ended"),
-        WRITE_READ_ONLY: gettext_lazy("writes under a read-only role"),
-        UNKNOWN_SESSION: gettext_lazy("calls from sessions the portal never issued"),
-    }
-
-
 @dataclass
 class IngestReport:
     status: str  # "done" | "blocked" | "failed" | "skipped"
@@ -113,26 +91,6 @@ class IngestReport:
     seen: int = 0
     stored: int = 0
     message: str = ""
-
-
-def _alerts_for(row: NewEvent, read_only: bool) -> list[str]:
-    alerts = []
-    outcome = row.fields["outcome"]
-    if outcome == ActivityEvent.Outcome.DENIED:
-        alerts.append(Alert.DENIED)
-    if row.via == ActivityEvent.Via.UNKNOWN:
-        alerts.append(Alert.UNKNOWN_SESSION)
-    delegation = row.delegation
-    if delegation is not None:
-        if delegation.ended_at is not None and row.event_time > delegation.ended_at:
-            alerts.append(Alert.AFTER_END)
-        if (
-            row.fields["event_rw"] == "Write"
-            and outcome == ActivityEvent.Outcome.ALLOWED
-            and read_only
-        ):
-            alerts.append(Alert.WRITE_READ_ONLY)
-    return alerts
 
 
 def _role_sessions(events: list[dict]) -> list[ParsedEvent]:
@@ -187,7 +145,7 @@ def _attributed(parsed_events: list[ParsedEvent], attributor: Attributor) -> lis
         delegation = found.delegation
         if delegation is not None and delegation.pk not in read_only:
             read_only[delegation.pk] = read_only_intended(delegation)
-        row.alerts = _alerts_for(row, delegation is not None and read_only[delegation.pk])
+        row.alerts = row_alerts(row, delegation is not None and read_only[delegation.pk])
         rows.append(row)
     return rows
 
@@ -417,115 +375,6 @@ def _block(cursor: ActivityCursor, error: CloudError) -> None:
         )
 
 
-def _denied_in_bursts(
-    *, cloud_account: CloudAccount, delegation: Delegation | None, fresh: list[NewEvent]
-) -> int:
-    """How many of the delegation's denied calls stand in bursts that this run's denied calls
-    belong to: at least PORTAL_ACTIVITY_DENIED_BURST_CALLS of them within
-    PORTAL_ACTIVITY_DENIED_BURST_SECONDS. A lone refusal is a fact of its row (a partner meeting
-    the edge of the role, a console page asking what it may show); many close together are
-    worth a person's look. Calls stored by earlier runs count, so a burst split between two
-    runs is seen by the second."""
-    denied = ActivityEvent.Outcome.DENIED
-    fresh_ids = {row.event_id for row in fresh if row.fields["outcome"] == denied}
-    if not fresh_ids:
-        return 0
-    calls = max(1, settings.PORTAL_ACTIVITY_DENIED_BURST_CALLS)
-    window = timedelta(seconds=settings.PORTAL_ACTIVITY_DENIED_BURST_SECONDS)
-    moments = [row.event_time for row in fresh if row.event_id in fresh_ids]
-    nearby = sorted(
-        ActivityEvent.objects.filter(
-            cloud_account=cloud_account,
-            delegation=delegation,
-            outcome=denied,
-            event_time__gte=min(moments) - window,
-            event_time__lte=max(moments) + window,
-        ).values_list("event_time", "event_id")
-    )
-    # Mark every call that some window of `window` holding `calls` or more of them covers.
-    in_burst = [False] * len(nearby)
-    first = marked = 0
-    for last, (moment, _event_id) in enumerate(nearby):
-        while moment - nearby[first][0] > window:
-            first += 1
-        if last - first + 1 >= calls:
-            for position in range(max(first, marked), last + 1):
-                in_burst[position] = True
-            marked = last + 1
-    # A burst is a run of marked calls with no gap wider than the window; count the calls of
-    # the bursts this run added to.
-    total = size = 0
-    touched = False
-    for position, (moment, event_id) in enumerate(nearby):
-        if not in_burst[position] or (position and moment - nearby[position - 1][0] > window):
-            total += size if touched else 0
-            size, touched = 0, False
-        if in_burst[position]:
-            size += 1
-            touched = touched or event_id in fresh_ids
-    return total + (size if touched else 0)
-
-
-def _notify(*, cloud_account: CloudAccount, fresh: list[NewEvent], run_key: str) -> None:
-    """Per delegation with new alerts: one audit event, and one notice to the owner's admins
-    and the owner's subscribed chat channels (`notifications.notify`, sent after the commit).
-    Denied calls are told only in bursts (`_denied_in_bursts`). `run_key` names the ingestion
-    run, so a notice is written once."""
-    fresh_by_delegation: dict[Delegation | None, list[NewEvent]] = defaultdict(list)
-    for row in fresh:
-        fresh_by_delegation[row.delegation].append(row)
-    by_delegation: dict[Delegation | None, dict[str, int]] = {}
-    for delegation, rows in fresh_by_delegation.items():
-        counts: dict[str, int] = defaultdict(int)
-        for row in rows:
-            for alert in row.alerts:
-                if alert != Alert.DENIED:
-                    counts[alert] += 1
-        bursts = _denied_in_bursts(cloud_account=cloud_account, delegation=delegation, fresh=rows)
-        if bursts:
-            counts[Alert.DENIED_BURST] = bursts
-        if counts:
-            by_delegation[delegation] = counts
-    owner = cloud_account.organisation
-    for delegation, counts in by_delegation.items():
-        link = (
-            reverse("audit:activity", args=[delegation.pk]) + "?alerts=1"
-            if delegation is not None
-            else ""
-        )
-        where = (
-            delegation_label(delegation)
-            if delegation is not None
-            else f"account {cloud_account.account_uid}"
-        )
-        with transaction.atomic():
-            audit_record(
-                action=AuditAction.ACTIVITY_ALERT_RAISED,
-                organisation=owner,
-                related_organisations=[delegation.partner] if delegation is not None else [],
-                target=delegation if delegation is not None else cloud_account,
-                target_label=(
-                    str(delegation) if delegation is not None else cloud_account.account_uid
-                ),
-                metadata={"alerts": dict(counts), "link": link},
-            )
-            notify(
-                key=f"activity.alert|{cloud_account.pk}|{run_key}|{getattr(delegation, 'pk', '')}",
-                notice=Notice(
-                    event=NotificationEvent.ACTIVITY_ALERT,
-                    title=_("Partner activity needs a look: %(where)s") % {"where": where},
-                    summary=_("ActionTrail recorded partner calls that raise alerts."),
-                    link_path=link or reverse("audit:events"),
-                    facts=tuple(
-                        (str(Alert.LABELS[kind]), str(count))
-                        for kind, count in sorted(counts.items())
-                    ),
-                ),
-                organisation=owner,
-                people=organisation_admins(organisation=owner),
-            )
-
-
 _collector_lock = threading.Lock()
 _collector_runs = 0
 _collector_saved: tuple[tuple[int, int, int], bool] = ((700, 10, 10), False)
@@ -614,7 +463,7 @@ def activity_ingest_account(
         elif report.message and total.status == "done":
             total.message = report.message  # a run that stopped before the window's end
     if fresh_all:
-        _notify(cloud_account=cloud_account, fresh=fresh_all, run_key=end.isoformat())
+        notify_alerts(cloud_account=cloud_account, fresh=fresh_all, run_key=end.isoformat())
     return total
 
 
