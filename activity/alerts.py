@@ -75,19 +75,19 @@ def _denied_in_bursts(
     worth a person's look. Calls stored by earlier runs count, so a burst split between two
     runs is seen by the second."""
     denied = ActivityEvent.Outcome.DENIED
-    fresh_ids = {row.event_id for row in fresh if row.fields["outcome"] == denied}
-    if not fresh_ids:
+    fresh_denied = [row for row in fresh if row.fields["outcome"] == denied]
+    if not fresh_denied:
         return 0
+    fresh_ids = {row.event_id for row in fresh_denied}
     calls = max(1, settings.PORTAL_ACTIVITY_DENIED_BURST_CALLS)
     window = timedelta(seconds=settings.PORTAL_ACTIVITY_DENIED_BURST_SECONDS)
-    moments = [row.event_time for row in fresh if row.event_id in fresh_ids]
     nearby = sorted(
         ActivityEvent.objects.filter(
             cloud_account=cloud_account,
             delegation=delegation,
             outcome=denied,
-            event_time__gte=min(moments) - window,
-            event_time__lte=max(moments) + window,
+            event_time__gte=min(row.event_time for row in fresh_denied) - window,
+            event_time__lte=max(row.event_time for row in fresh_denied) + window,
         ).values_list("event_time", "event_id")
     )
     # Mark every call that some window of `window` holding `calls` or more of them covers.
@@ -122,7 +122,7 @@ def notify_alerts(*, cloud_account: CloudAccount, fresh: list[NewEvent], run_key
     fresh_by_delegation: dict[Delegation | None, list[NewEvent]] = defaultdict(list)
     for row in fresh:
         fresh_by_delegation[row.delegation].append(row)
-    by_delegation: dict[Delegation | None, dict[str, int]] = {}
+    owner = cloud_account.organisation
     for delegation, rows in fresh_by_delegation.items():
         counts: dict[str, int] = defaultdict(int)
         for row in rows:
@@ -132,10 +132,8 @@ def notify_alerts(*, cloud_account: CloudAccount, fresh: list[NewEvent], run_key
         bursts = _denied_in_bursts(cloud_account=cloud_account, delegation=delegation, fresh=rows)
         if bursts:
             counts[Alert.DENIED_BURST] = bursts
-        if counts:
-            by_delegation[delegation] = counts
-    owner = cloud_account.organisation
-    for delegation, counts in by_delegation.items():
+        if not counts:
+            continue
         link = (
             reverse("audit:activity", args=[delegation.pk]) + "?alerts=1"
             if delegation is not None
