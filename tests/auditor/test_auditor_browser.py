@@ -26,6 +26,7 @@ from audit.tasks import audit_verify_chain
 from audit.verify_export import verify_export_text
 from tests.audit import tampering
 from tests.audit.history import History, build_history, record_staff_events
+from tests.fixtures.browser import save_screenshot
 from tests.fixtures.worker import OwnerWorld
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -40,8 +41,7 @@ def browser_context_options() -> dict[str, Any]:
 
 
 def shot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    save_screenshot(page, ARTIFACTS / f"{name}.png")
 
 
 @pytest.fixture

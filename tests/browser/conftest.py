@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.browser import save_screenshot
+
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 
 
@@ -45,7 +47,7 @@ def shot(request: pytest.FixtureRequest) -> Callable[[object, str], Path]:
     def take(page: object, step: str) -> Path:
         counter["n"] += 1
         path = folder / f"{counter['n']:02d}-{re.sub(r'[^a-z0-9]+', '-', step.lower())}.png"
-        page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
+        save_screenshot(page, path)  # type: ignore[arg-type]
         return path
 
     return take

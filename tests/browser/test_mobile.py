@@ -24,6 +24,7 @@ import pytest
 
 from accounts.models import Membership, User
 from delegations.partner.credentials import credentials_issue
+from tests.fixtures.browser import save_screenshot, sign_in
 from tests.fixtures.partner import PartnerWorld
 from tests.personas import make_member
 
@@ -103,7 +104,7 @@ def crawl(page: Any, origin: str, persona: str) -> tuple[list[str], dict[str, in
         if extra > 0:
             wide[page.url] = extra
         name = re.sub(r"[^a-z0-9]+", "-", urlparse(page.url).path.lower()).strip("-") or "home"
-        page.screenshot(path=str(folder / f"{len(visited):02d}-{name}.png"), full_page=True)
+        save_screenshot(page, folder / f"{len(visited):02d}-{name}.png")
         for link in _links(page, origin):
             if link not in seen and per_shape[_path_shape(link)] < VARIANTS_PER_PATH:
                 seen.add(link)
@@ -139,8 +140,6 @@ def test_no_page_scrolls_sideways_at_390_px(
     live_server: Any,
     persona: str,
 ) -> None:
-    from tests.fixtures.browser import sign_in
-
     context = new_browser_context(viewport=PHONE, is_mobile=True, has_touch=True)
     sign_in(context, live_server.url, busy_world[persona])
     page = context.new_page()
@@ -155,8 +154,6 @@ def test_the_menu_collapses_and_opens_on_a_phone(
     busy_world: dict[str, User], new_browser_context: Callable[..., Any], live_server: Any
 ) -> None:
     from playwright.sync_api import expect
-
-    from tests.fixtures.browser import sign_in
 
     context = new_browser_context(viewport=PHONE, is_mobile=True, has_touch=True)
     sign_in(context, live_server.url, busy_world["owner-admin"])

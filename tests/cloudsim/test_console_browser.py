@@ -13,6 +13,7 @@ import pytest
 from alibabacloud_ram20150501 import models as ram
 
 from tests.cloudsim.conftest import Keys, Sdk, trust_policy
+from tests.fixtures.browser import save_screenshot
 from tests.fixtures.cloudsim import REPO_ROOT, CloudSim
 
 pytestmark = pytest.mark.browser
@@ -40,8 +41,7 @@ def browser_context_options() -> dict[str, Any]:
 
 
 def shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    save_screenshot(page, ARTIFACTS / f"{name}.png")
 
 
 def visible_text(page) -> str:

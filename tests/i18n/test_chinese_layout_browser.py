@@ -16,7 +16,7 @@ import pytest
 
 from accounts.models import Membership, User
 from delegations.partner.credentials import credentials_issue
-from tests.fixtures.browser import sign_in
+from tests.fixtures.browser import save_screenshot, sign_in
 from tests.fixtures.partner import PartnerWorld
 from tests.personas import make_member
 
@@ -123,7 +123,7 @@ def test_main_pages_in_chinese_fit_desktop_and_phone(
                 wide[f"{width_name} {path}"] = extra
             shape = re.sub(r"/[0-9a-f-]{36}/", "/detail/", path)
             name = re.sub(r"[^a-z0-9]+", "-", shape.lower()).strip("-") or "home"
-            page.screenshot(path=str(folder / f"{width_name}-{name}.png"), full_page=True)
+            save_screenshot(page, folder / f"{width_name}-{name}.png")
     assert not_chinese == [], f"pages not rendered in zh-hans: {not_chinese}"
     assert wide == {}, f"pages wider than the screen in zh-hans (extra px): {wide}"
 
@@ -146,5 +146,4 @@ def test_the_language_switcher_works_without_script_and_is_remembered(
     again.get_by_role("button", name=re.compile("English")).click()
     again.wait_for_url(re.compile("/accounts/signup/"))
     assert again.get_attribute("html", "lang") == "en"
-    (ARTIFACTS).mkdir(parents=True, exist_ok=True)
-    again.screenshot(path=str(ARTIFACTS / "switcher-back-to-english.png"), full_page=True)
+    save_screenshot(again, ARTIFACTS / "switcher-back-to-english.png")

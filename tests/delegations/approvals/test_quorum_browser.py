@@ -18,7 +18,7 @@ import pytest
 
 from accounts.models import Membership, Organisation, User
 from delegations.models import ApprovalRule, ApproverGroup, CatalogRole, Delegation
-from tests.fixtures.browser import totp_now
+from tests.fixtures.browser import save_screenshot, totp_now
 from tests.personas import enable_totp, make_member
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -28,8 +28,7 @@ PHONE = {"width": 390, "height": 844}
 
 
 def shot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    save_screenshot(page, ARTIFACTS / f"{name}.png")
 
 
 def at_phone_width(page: Any, name: str) -> None:

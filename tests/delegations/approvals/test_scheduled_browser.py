@@ -29,7 +29,7 @@ from tests.delegations.lifecycle.test_lifecycle_browser import (  # noqa: F401 -
     InProcessWorker,
     worker,
 )
-from tests.fixtures.browser import totp_now
+from tests.fixtures.browser import save_screenshot, totp_now
 from tests.fixtures.worker import OwnerWorld
 from tests.personas import enable_totp, make_member
 
@@ -42,8 +42,7 @@ START_AHEAD = dt.timedelta(minutes=15)
 
 
 def shot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    save_screenshot(page, ARTIFACTS / f"{name}.png")
 
 
 def status_of(page: Any) -> str:

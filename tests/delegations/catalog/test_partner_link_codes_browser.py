@@ -15,6 +15,7 @@ from playwright.sync_api import Page, expect
 
 from accounts.models import Organisation, User
 from delegations.models import CatalogRole, Delegation, PartnerLink
+from tests.fixtures.browser import save_screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -23,8 +24,7 @@ ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "browser" /
 
 
 def shot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    save_screenshot(page, ARTIFACTS / f"{name}.png")
 
 
 def enter_code(page: Page, base: str, code: str) -> None:

@@ -27,7 +27,7 @@ from tests.delegations.lifecycle.test_lifecycle_browser import (  # noqa: F401 -
     InProcessWorker,
     worker,
 )
-from tests.fixtures.browser import totp_now
+from tests.fixtures.browser import save_screenshot, totp_now
 from tests.fixtures.worker import OwnerWorld, random_uid
 from tests.personas import enable_totp, make_member
 
@@ -39,8 +39,7 @@ WAIT_MS = 40_000
 
 
 def shot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    save_screenshot(page, ARTIFACTS / f"{name}.png")
 
 
 def states(page: Any) -> dict[str, str]:

@@ -18,6 +18,7 @@ from accounts.models import Organisation, User
 from delegations.models import Delegation, PartnerLink
 from notifications import devhooks, outbox, services, tasks
 from notifications.models import Channel
+from tests.fixtures.browser import save_screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -26,8 +27,7 @@ PHONE = {"width": 390, "height": 844}
 
 
 def shot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    save_screenshot(page, ARTIFACTS / f"{name}.png")
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from accounts.models import Membership, Organisation, User
 from delegations import outbox
 from delegations.catalog.partner_links import partner_link_create
 from delegations.models import Delegation
-from tests.fixtures.browser import totp_now
+from tests.fixtures.browser import save_screenshot, totp_now
 from tests.fixtures.worker import OwnerWorld
 from tests.personas import enable_totp, make_member
 
@@ -91,8 +91,7 @@ def worker(monkeypatch: pytest.MonkeyPatch, live_server: Any) -> Iterator[InProc
 
 
 def shot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    save_screenshot(page, ARTIFACTS / f"{name}.png")
 
 
 def status_of(page: Any) -> str:

@@ -27,7 +27,7 @@ import pytest
 from accounts.models import Membership, User
 from delegations.models import Delegation
 from tests.factories import DEFAULT_PASSWORD
-from tests.fixtures.browser import totp_now
+from tests.fixtures.browser import save_screenshot, totp_now
 from tests.fixtures.partner import PartnerWorld, ecs_client, ecs_instance_names
 from tests.personas import enable_totp, make_member
 
@@ -38,8 +38,7 @@ WAIT_MS = 30_000
 
 
 def shot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    save_screenshot(page, ARTIFACTS / f"{name}.png")
 
 
 def test_partner_assigns_alice_who_switches_role_until_the_owner_revokes(

@@ -25,7 +25,7 @@ from accounts.models import Membership, User
 from cloud import policies
 from delegations.models import CredentialIssuance, TrustedPerson, TrustScope
 from tests.factories import DEFAULT_PASSWORD
-from tests.fixtures.browser import sign_in, totp_now
+from tests.fixtures.browser import save_screenshot, sign_in, totp_now
 from tests.fixtures.partner import PartnerWorld
 from tests.personas import enable_totp, make_member
 
@@ -36,8 +36,7 @@ PHONE = {"width": 390, "height": 844}
 
 
 def shot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    save_screenshot(page, ARTIFACTS / f"{name}.png")
 
 
 def _no_sideways_scroll(page: Any) -> int:
