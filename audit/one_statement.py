@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from audit.chain import GENESIS_HASH, canonical_json, link_hash
 from audit.models import AuditChainHead, AuditEvent, AuditEventScope
+from core.db import json_rows_select
 
 
 def supported() -> bool:
@@ -116,42 +117,25 @@ def audit_write_events(
 ) -> None:
     """Insert `events` and their `scopes` (every hash and link already computed) and move the
     chain head to the last event, in one statement. The caller holds the chain head's lock and
-    read the organisations' previous links after taking it."""
-    columns = len(AuditEvent._meta.local_concrete_fields)
-    if len(events) * columns + len(scopes) * 4 + 3 > 65535:
-        # Past one statement's parameters: the events in batches, then the rest.
-        insert_events(events)
-        AuditEventScope.objects.bulk_create(scopes)
-        AuditChainHead.objects.filter(pk=head.pk).update(sequence=head.sequence, hash=head.hash)
-        return
+    read the organisations' previous links after taking it. The rows travel as two JSON
+    parameters (`core.db.json_rows_select`), so a batch of any size is one statement."""
     quote = connection.ops.quote_name
+    events_table = quote(AuditEvent._meta.db_table)
     scope = quote(AuditEventScope._meta.db_table)
     head_table = quote(AuditChainHead._meta.db_table)
-    insert_sql, insert_params = _events_insert(events)
+    event_columns, select_events, event_rows = json_rows_select(AuditEvent, events)
+    scope_columns, select_scopes, scope_rows = json_rows_select(AuditEventScope, scopes)
     sql = (
-        f"WITH new_events AS ({insert_sql} RETURNING 1), "  # noqa: S608 (names, Django's SQL)
-        "new_scopes AS ("
-        f"  INSERT INTO {scope} (event_id, organisation_id, org_prev_hash, org_hash)"
-        "  SELECT * FROM unnest(%s::bigint[], %s::uuid[], %s::text[], %s::text[])"
+        f"WITH new_events AS (INSERT INTO {events_table} ({', '.join(event_columns)})"  # noqa: S608 (names)
+        f" {select_events} RETURNING 1), "
+        f"new_scopes AS (INSERT INTO {scope} ({', '.join(scope_columns)}) {select_scopes}"
         "  RETURNING 1"
         "), moved_head AS ("
         f"  UPDATE {head_table} SET sequence = %s, hash = %s WHERE id = %s RETURNING 1"
         ") SELECT (SELECT count(*) FROM new_events),"
         " (SELECT count(*) FROM new_scopes), (SELECT count(*) FROM moved_head)"
     )
-    params = (
-        *insert_params,
-        [row.event_id for row in scopes],
-        [
-            org_id if isinstance(org_id, uuid.UUID) else uuid.UUID(str(org_id))
-            for org_id in (row.organisation_id for row in scopes)
-        ],
-        [row.org_prev_hash for row in scopes],
-        [row.org_hash for row in scopes],
-        head.sequence,
-        head.hash,
-        head.pk,
-    )
+    params = (event_rows, scope_rows, head.sequence, head.hash, head.pk)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         written, scopes_written, heads_moved = cursor.fetchone()

@@ -33,6 +33,7 @@ from audit.services import audit_record
 from core.after_response import after_response
 from core.broker import publish_urgent
 from core.crypto import encrypt_secret
+from core.db import insert_rows
 from core.i18n import Text, recipient_locale, render_text
 from notifications.events import NotificationEvent, channel_event_choices
 from notifications.models import Channel, Delivery, Escalation, NoticeMark, Preference
@@ -118,7 +119,7 @@ _unpublished = threading.local()
 def _enqueue(rows: list[Delivery]) -> list[str]:
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("notify() must run inside the transaction of the event it announces.")
-    Delivery.objects.bulk_create(rows, ignore_conflicts=True)
+    insert_rows(rows, ignore_conflicts=True)
     keys = [row.idempotency_key for row in rows]
     if keys:
         pending: list[str] | None = getattr(_unpublished, "keys", None)

@@ -44,6 +44,7 @@ from audit.models import AuditEvent
 from audit.services import audit_record, audit_record_many
 from cloud.client import CloudClient
 from cloud.errors import CloudError
+from core.db import insert_rows
 from core.i18n import stored_message, stored_text
 from delegations.models import CloudCall, LeasedModel, OutboxMessage
 from delegations.outbox import outbox_mark_done, outbox_watermark
@@ -258,7 +259,7 @@ class Recorder:
     def _link(self, call: CloudCall) -> None:
         if self.delegation_ids:
             through = CloudCall.delegations.through
-            through.objects.bulk_create(
+            insert_rows(
                 [through(cloudcall_id=call.pk, delegation_id=d) for d in self.delegation_ids]
             )
 
