@@ -88,10 +88,11 @@ def json_rows_select(
     JSON document, encoded in C, and PostgreSQL casts each to its column's type. The values are
     what `bulk_create` would write (defaults and `pre_save` applied, JSON fields as their
     structure); primary keys the database generates are left to it and not read back."""
+    # As bulk_create: the database fills generated columns and the keys it numbers itself.
     fields = [
         field
         for field in model._meta.local_concrete_fields
-        if not (field.primary_key and isinstance(field, models.AutoField))
+        if not field.generated and not (field.primary_key and isinstance(field, models.AutoField))
     ]
     # A field of these types holds its column's value as it is (JSON fields their structure),
     # so it is read straight off the object: going through `pre_save` and `get_db_prep_save`
