@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from audit.chain import GENESIS_HASH, canonical_json, link_hash
 from audit.models import AuditChainHead, AuditEvent, AuditEventScope
-from core.db import json_rows_select
+from core.db import json_rows_insert
 
 
 def supported() -> bool:
@@ -118,21 +118,16 @@ def audit_write_events(
     """Insert `events` and their `scopes` (every hash and link already computed) and move the
     chain head to the last event, in one statement. The caller holds the chain head's lock and
     read the organisations' previous links after taking it. The rows travel as two JSON
-    parameters (`core.db.json_rows_select`), so a batch of any size is one statement."""
-    quote = connection.ops.quote_name
-    events_table = quote(AuditEvent._meta.db_table)
-    scope = quote(AuditEventScope._meta.db_table)
-    head_table = quote(AuditChainHead._meta.db_table)
-    event_columns, select_events, event_rows = json_rows_select(AuditEvent, events)
-    scope_columns, select_scopes, scope_rows = json_rows_select(AuditEventScope, scopes)
+    parameters (`core.db.json_rows_insert`), so a batch of any size is one statement."""
+    head_table = connection.ops.quote_name(AuditChainHead._meta.db_table)
+    insert_events_sql, event_rows = json_rows_insert(AuditEvent, events)
+    insert_scopes_sql, scope_rows = json_rows_insert(AuditEventScope, scopes)
     sql = (
-        f"WITH new_events AS (INSERT INTO {events_table} ({', '.join(event_columns)})"  # noqa: S608 (names)
-        f" {select_events} RETURNING 1), "
-        f"new_scopes AS (INSERT INTO {scope} ({', '.join(scope_columns)}) {select_scopes}"
-        "  RETURNING 1"
-        "), moved_head AS ("
-        f"  UPDATE {head_table} SET sequence = %s, hash = %s WHERE id = %s RETURNING 1"
-        ") SELECT (SELECT count(*) FROM new_events),"
+        f"WITH new_events AS ({insert_events_sql} RETURNING 1), "  # noqa: S608 (names)
+        f"new_scopes AS ({insert_scopes_sql} RETURNING 1), "
+        f"moved_head AS (UPDATE {head_table} SET sequence = %s, hash = %s WHERE id = %s"
+        " RETURNING 1)"
+        " SELECT (SELECT count(*) FROM new_events),"
         " (SELECT count(*) FROM new_scopes), (SELECT count(*) FROM moved_head)"
     )
     params = (event_rows, scope_rows, head.sequence, head.hash, head.pk)

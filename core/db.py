@@ -76,18 +76,17 @@ _STORED_AS_IS: frozenset[type[models.Field]] = frozenset(
 )
 
 
-def json_rows_select(
-    model: type[models.Model], objs: Sequence[models.Model]
-) -> tuple[list[str], str, str]:
-    """PostgreSQL: `objs` as the rows of a SELECT on one JSON parameter, for an INSERT.
+def json_rows_insert(model: type[models.Model], objs: Sequence[models.Model]) -> tuple[str, str]:
+    """PostgreSQL: an INSERT of `objs` that takes all their values in one JSON parameter.
 
-    Returns (the columns, `SELECT <columns> FROM json_populate_recordset(NULL::<table>, %s)`,
-    the parameter). Django's own multi-row INSERT binds every value as a parameter, which
-    psycopg quotes one by one in Python when the statement is sent: a hundred rows of fifteen
-    columns cost more CPU than everything else the statement does. Here the values go as one
-    JSON document, encoded in C, and PostgreSQL casts each to its column's type. The values are
-    what `bulk_create` would write (defaults and `pre_save` applied, JSON fields as their
-    structure); primary keys the database generates are left to it and not read back."""
+    Returns (`INSERT INTO <table> (<columns>) SELECT <columns> FROM
+    json_populate_recordset(NULL::<table>, %s::json)`, the parameter). Django's own multi-row
+    INSERT binds every value as a parameter, which psycopg quotes one by one in Python when
+    the statement is sent: a hundred rows of fifteen columns cost more CPU than everything
+    else the statement does. Here the values go as one JSON document, encoded in C, and
+    PostgreSQL casts each to its column's type. The values are what `bulk_create` would write
+    (defaults and `pre_save` applied, JSON fields as their structure); primary keys the
+    database generates are left to it and not read back."""
     # As bulk_create: the database fills generated columns and the keys it numbers itself.
     fields = [
         field
@@ -115,29 +114,28 @@ def json_rows_select(
                 )
         rows.append(row)
     quote = connection.ops.quote_name
-    columns = [quote(field.column) for field in fields]
-    select = (
-        f"SELECT {', '.join(columns)} FROM json_populate_recordset("  # noqa: S608 (names)
-        f"NULL::{quote(model._meta.db_table)}, %s::json)"
+    table = quote(model._meta.db_table)
+    columns = ", ".join(quote(field.column) for field in fields)
+    sql = (
+        f"INSERT INTO {table} ({columns}) SELECT {columns}"  # noqa: S608 (names)
+        f" FROM json_populate_recordset(NULL::{table}, %s::json)"
     )
-    return columns, select, json.dumps(rows, default=_json_scalar, separators=(",", ":"))
+    return sql, json.dumps(rows, default=_json_scalar, separators=(",", ":"))
 
 
 def insert_rows(objs: Sequence[models.Model], *, ignore_conflicts: bool = False) -> None:
     """Insert `objs` (all of one model) in one statement, as `bulk_create` would but without
     setting the primary keys the database generates: on PostgreSQL through
-    `json_rows_select`, elsewhere through `bulk_create` itself."""
+    `json_rows_insert`, elsewhere through `bulk_create` itself."""
     if not objs:
         return
     model = type(objs[0])
     if connection.vendor != "postgresql":
         model._default_manager.bulk_create(objs, ignore_conflicts=ignore_conflicts)
         return
-    columns, select, rows = json_rows_select(model, objs)
-    table = connection.ops.quote_name(model._meta.db_table)
-    conflict = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
+    sql, rows = json_rows_insert(model, objs)
     with connection.cursor() as cursor:
-        cursor.execute(f"INSERT INTO {table} ({', '.join(columns)}) {select}{conflict}", [rows])
+        cursor.execute(sql + (" ON CONFLICT DO NOTHING" if ignore_conflicts else ""), [rows])
     for obj in objs:
         obj._state.adding = False
         obj._state.db = connection.alias
