@@ -5,6 +5,7 @@ retry schedule (about 6 s per publish). One request often publishes to both outb
 the broker has failed to answer, the publishes that follow within one timeout give up at once
 instead of waiting again (the rows stay for the dispatcher either way)."""
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -13,6 +14,8 @@ from typing import TypeVar
 from celery import Celery
 from django.conf import settings
 from kombu.connection import Connection
+
+logger = logging.getLogger(__name__)
 
 
 def publish_timeout() -> float:
@@ -61,11 +64,59 @@ def publish_connection(app: Celery) -> Connection:
     """A bounded connection for an outbox publish, refused at once while the same broker is
     known to have failed within the last publish timeout (so a request pays that timeout once,
     however many outboxes it publishes to)."""
-    broker = broker_key(app)
+    _refuse_if_recently_unreachable(broker_key(app))
+    return bounded_broker_connection(app, publish_timeout())
+
+
+def _refuse_if_recently_unreachable(broker: tuple[str, str, str]) -> None:
     with _unreachable_lock:
         if time.monotonic() < _unreachable_until.get(broker, 0.0):
             raise BrokerRecentlyUnreachable(broker[0] or broker[1])
-    return bounded_broker_connection(app, publish_timeout())
+
+
+# This thread's broker connection, kept open after a successful publish with the broker and
+# timeout it was made for. Both outboxes publish on it, so a bulk approval's messages, and a
+# worker's publish after each role, connect once per thread instead of once per publish (each
+# new Redis connection costs a handshake, a PING and a queue declaration: several
+# milliseconds on the path between one role's activation and the next role's start).
+_kept = threading.local()
+
+
+def publish_on_kept_connection(app: Celery, publish: Callable[[Connection], None]) -> None:
+    """Run `publish` on this thread's kept broker connection, or on a fresh bounded one
+    (`publish_connection`) that is kept once it has worked. A kept connection that fails is
+    dropped and `publish` gets that one fresh attempt: what it had sent on the failed one may
+    go twice, which the outboxes' tasks allow (each is idempotent). Raises what the fresh
+    attempt raises, at once while the broker is known to be unreachable."""
+    broker = broker_key(app)
+    _refuse_if_recently_unreachable(broker)
+    made_for = (broker, publish_timeout())
+    kept: Connection | None = getattr(_kept, "connection", None)
+    if kept is not None and getattr(_kept, "made_for", None) == made_for:
+        try:
+            publish(kept)
+            return
+        except Exception:
+            logger.info("Kept broker connection failed; publishing on a fresh one.")
+    drop_kept_connection()
+    connection = publish_connection(app)
+    try:
+        publish(connection)
+    except BaseException:
+        connection.release()
+        raise
+    _kept.connection, _kept.made_for = connection, made_for
+
+
+def drop_kept_connection() -> None:
+    """Close this thread's kept broker connection, if any."""
+    kept: Connection | None = getattr(_kept, "connection", None)
+    _kept.connection = None
+    if kept is not None:
+        try:
+            kept.release()
+        except Exception:
+            logger.debug("Releasing a broken broker connection failed.", exc_info=True)
 
 
 # Publishers of work that must reach the broker before notification deliveries: a reconcile

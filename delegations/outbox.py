@@ -33,12 +33,7 @@ from django.db.models import F, Max, Q
 from django.utils import timezone
 from kombu.connection import Connection
 
-from core.broker import (
-    broker_key,
-    publish_connection,
-    publish_timeout,
-    register_urgent_publisher,
-)
+from core.broker import publish_on_kept_connection, register_urgent_publisher
 from delegations.models import ManagedRole, OutboxMessage
 
 logger = logging.getLogger(__name__)
@@ -202,44 +197,9 @@ def _send(message_id: int) -> None:
         # CELERY_TASK_ALWAYS_EAGER (the benchmarks) runs it in place; no broker involved.
         task.apply_async(args=[message_id], retry=False)
         return
-    timeout = publish_timeout()
-    broker = broker_key(app)
-    kept = getattr(_kept, "connection", None)
-    if kept is not None and getattr(_kept, "broker", None) == (broker, timeout):
-        # The connection the previous publish of this thread left open: a bulk approval's
-        # hundreds of messages share it instead of connecting once each. A broken one is
-        # dropped and the publish gets its one fresh attempt below.
-        try:
-            _publish_on(app, task, kept, message_id)
-            return
-        except Exception:
-            logger.info("Kept broker connection failed; publishing on a fresh one.")
-    _drop_kept()
-    # One connection attempt, bounded in time, and no retry: kombu's defaults (connection
-    # retries with growing intervals, inside the publish too) are what held approvals for
-    # seconds while Redis was down.
-    connection = publish_connection(app)
-    try:
-        _publish_on(app, task, connection, message_id)
-    except BaseException:
-        connection.release()
-        raise
-    _kept.connection, _kept.broker = connection, (broker, timeout)
-
-
-# This thread's broker connection, kept open after a successful publish (with the broker URL
-# and timeout it was made for), so that many publishes in a row connect once.
-_kept = threading.local()
-
-
-def _drop_kept() -> None:
-    kept = getattr(_kept, "connection", None)
-    _kept.connection = None
-    if kept is not None:
-        try:
-            kept.release()
-        except Exception:
-            logger.debug("Releasing a broken broker connection failed.", exc_info=True)
+    publish_on_kept_connection(
+        app, lambda connection: _publish_on(app, task, connection, message_id)
+    )
 
 
 def _publish_on(app: Celery, task: Any, connection: Connection, message_id: int) -> None:

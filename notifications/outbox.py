@@ -14,8 +14,9 @@ from celery import current_app
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
+from kombu.connection import Connection
 
-from core.broker import publish_connection, urgent_work_running
+from core.broker import publish_on_kept_connection, urgent_work_running
 from notifications.models import Delivery
 
 logger = logging.getLogger(__name__)
@@ -76,9 +77,12 @@ def _send_tasks(name: str, each_args: list[list[Any]], **options: Any) -> None:
         for args in each_args:
             app.tasks[name].apply_async(args=args, retry=False, **options)
         return
-    with publish_connection(app) as connection:
+
+    def publish(connection: Connection) -> None:
         for args in each_args:
             app.send_task(name, args=args, retry=False, connection=connection, **options)
+
+    publish_on_kept_connection(app, publish)
 
 
 def deliveries_publish(*, delivery_ids: Iterable[int]) -> bool:

@@ -4,7 +4,6 @@ and never lost when the broker is down or a worker dies mid-send."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import time
@@ -47,11 +46,10 @@ class FakeBroker:
 @pytest.fixture
 def tasks_sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
     """The tasks published by name, with the broker and eager mode out of the way."""
-    import contextlib
 
     sent: list[tuple[str, Any]] = []
     monkeypatch.setitem(celery_app.conf, "task_always_eager", False)
-    monkeypatch.setattr(outbox, "publish_connection", lambda app: contextlib.nullcontext())
+    monkeypatch.setattr(outbox, "publish_on_kept_connection", lambda app, publish: publish(None))
     monkeypatch.setattr(
         celery_app, "send_task", lambda name, args, **kwargs: sent.append((name, args))
     )
@@ -448,7 +446,7 @@ def test_a_batch_steps_aside_while_a_worker_applies_access_within_limits(
     settings.PORTAL_NOTIFICATIONS_YIELD_SECONDS = 30.0
     published: list[tuple[str, Any, dict[str, Any]]] = []
     monkeypatch.setitem(celery_app.conf, "task_always_eager", False)
-    monkeypatch.setattr(outbox, "publish_connection", lambda app: contextlib.nullcontext())
+    monkeypatch.setattr(outbox, "publish_on_kept_connection", lambda app, publish: publish(None))
     monkeypatch.setattr(
         celery_app,
         "send_task",

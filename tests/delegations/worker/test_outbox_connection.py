@@ -1,10 +1,11 @@
 """Many publishes in a row share one broker connection (issue 19, many partners at scale: a
-bulk approval's hundreds of outbox messages used to connect once each), against a real
-redis-server of the test's own; a connection that went bad is replaced within the same
-bounded attempt."""
+bulk approval's hundreds of outbox messages used to connect once each, and every publish of
+notification deliveries, a worker's after each role too), against a real redis-server of the
+test's own; a connection that went bad is replaced within the same bounded attempt."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 
@@ -13,6 +14,7 @@ import redis
 
 from delegations.models import OutboxMessage
 from delegations.outbox import outbox_publish
+from notifications.outbox import DELIVER_TASK, deliveries_publish
 from tests.delegations.worker.test_broker_down import ThrowawayRedis, broker_at
 
 pytestmark = pytest.mark.django_db
@@ -69,3 +71,22 @@ def test_a_kept_connection_to_a_restarted_broker_is_replaced(
 
     assert server.queued() == 1  # the second, on the new server
     assert OutboxMessage.objects.get(pk=second).dispatched_at is not None
+
+
+def test_reconciles_and_notification_deliveries_share_the_connection(
+    server: ThrowawayRedis,
+) -> None:
+    server.start()
+    ids = _messages(10)
+    with broker_at(server.url):
+        before = _connections_received(server)
+        for index, message_id in enumerate(ids):
+            assert outbox_publish(message_id=message_id)
+            # No such delivery rows: only the publish is looked at here.
+            assert deliveries_publish(delivery_ids=[10_000 + index])
+        after = _connections_received(server)
+
+    assert after - before <= 3
+    assert server.queued() == 10
+    deliveries = redis.Redis(port=server.port).lrange("notifications", 0, -1)
+    assert sorted(json.loads(raw)["headers"]["task"] for raw in deliveries) == [DELIVER_TASK] * 10
