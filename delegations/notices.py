@@ -21,6 +21,8 @@ import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -33,10 +35,13 @@ from accounts.models import Organisation, User
 from audit.actions import AuditAction
 from delegations.models import CredentialIssuance, Delegation, FleetGrant, StaffAssignment
 from notifications.events import NotificationEvent
+from notifications.models import Delivery
 from notifications.selectors import escalation_contact_of
 from notifications.services import (
     Announcement,
     Notice,
+    deliveries_enqueue,
+    deliveries_render,
     notice_mark_once,
     notify,
     notify_many,
@@ -472,11 +477,16 @@ def delegation_announce(*, delegation: Delegation, action: AuditAction, actor: U
 
 
 def delegations_announce_many(
-    *, delegations: list[Delegation], action: AuditAction, actor: User | None = None
+    *,
+    delegations: list[Delegation],
+    action: AuditAction,
+    actor: User | None = None,
+    prepared: PreparedNotices | None = None,
 ) -> None:
     """`delegation_announce` for many delegations and one event (the worker activating a
     role's partners together), with the same deliveries, in statements that do not grow with
-    their number (a fleet's accounts, left to their fleet, aside)."""
+    their number (a fleet's accounts, left to their fleet, aside). Deliveries `prepared` for a
+    delegation in the state it has now are written as they are; the others are rendered."""
     announced = _ANNOUNCED.get(action)
     if announced is None:
         return
@@ -484,16 +494,80 @@ def delegations_announce_many(
     if not delegations:
         return
     event, sides = announced
-    notify_many(
+    ready: list[Delivery] = []
+    rest: list[Delegation] = []
+    for delegation in delegations:
+        rows = prepared.take(delegation, action) if prepared is not None else None
+        if rows is None:
+            rest.append(delegation)
+        else:
+            ready += rows
+    rendered = deliveries_render(
         _announcements(
             [
                 (_announce_key(delegation, event), _notice(delegation, event), delegation)
-                for delegation in delegations
+                for delegation in rest
             ],
             sides=sides,
             leave_out=actor,
         )
     )
+    deliveries_enqueue(ready + [row for rows in rendered for row in rows])
+
+
+@dataclass
+class PreparedNotices:
+    """Deliveries of one event's notices rendered ahead of the transaction that announces it
+    (`delegations_announce_prepare`), each with the state of its delegation they were
+    rendered for."""
+
+    action: AuditAction | None = None
+    by_delegation: dict[Any, tuple[tuple[Any, ...], list[Delivery]]] = field(default_factory=dict)
+
+    def take(self, delegation: Delegation, action: AuditAction) -> list[Delivery] | None:
+        """The deliveries prepared for `delegation` as it is now (once), or None: none were,
+        or it changed since (they would tell an old state)."""
+        state, rows = self.by_delegation.pop(delegation.pk, (None, None))
+        if action != self.action or rows is None or state != _notice_state(delegation):
+            return None
+        return rows
+
+
+def _notice_state(delegation: Delegation) -> tuple[Any, ...]:
+    # What a lifecycle notice and its key are made of, besides names that only a rename
+    # changes (a rename racing the event may show either name, prepared or not).
+    return (
+        delegation.version,
+        delegation.status,
+        delegation.ends_at,
+        delegation.last_error_code,
+        delegation.catalog_role_id,
+        delegation.owner_id,
+        delegation.partner_id,
+        delegation.fleet_id,
+    )
+
+
+def delegations_announce_prepare(
+    *, delegations: Sequence[Delegation], action: AuditAction
+) -> PreparedNotices:
+    """Render now the deliveries `delegations_announce_many` will write for `action`, from
+    `delegations` as the event will leave them (reads only: the announcing transaction has
+    not begun). A fleet's accounts are left out (their fleet may tell instead)."""
+    announced = _ANNOUNCED.get(action)
+    prepared = PreparedNotices(action=action)
+    delegations = [d for d in delegations if d.fleet_id is None]
+    if announced is None or not delegations:
+        return prepared
+    event, sides = announced
+    told = [(_announce_key(d, event), _notice(d, event), d) for d in delegations]
+    by_key = {key: delegation for key, _notice_, delegation in told}
+    announcements = _announcements(told, sides=sides)
+    for announcement, rows in zip(announcements, deliveries_render(announcements), strict=True):
+        delegation = by_key[announcement.key]
+        _state, earlier = prepared.by_delegation.get(delegation.pk, (None, []))
+        prepared.by_delegation[delegation.pk] = (_notice_state(delegation), earlier + rows)
+    return prepared
 
 
 def extension_announce(

@@ -116,7 +116,10 @@ def delivery_key(*parts: str) -> str:
 _unpublished = threading.local()
 
 
-def _enqueue(rows: list[Delivery]) -> list[str]:
+def deliveries_enqueue(rows: list[Delivery]) -> list[str]:
+    """Write deliveries (from `deliveries_render`) in the transaction of the event they
+    announce, to be published after its commit; a key already written is skipped. Returns
+    their idempotency keys."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("notify() must run inside the transaction of the event it announces.")
     insert_rows(rows, ignore_conflicts=True)
@@ -189,9 +192,17 @@ def notify(
 
 def notify_many(announcements: Iterable[Announcement]) -> list[str]:
     """`notify` for many announcements at once, with the same deliveries, in a number of
-    statements that does not grow with them: the people's preferences in one read, the
-    organisations' channels in one, the deliveries in one insert (the worker announcing a
-    role's hundred partners active)."""
+    statements that does not grow with them (the worker announcing a role's hundred partners
+    active)."""
+    return deliveries_enqueue([row for rows in deliveries_render(announcements) for row in rows])
+
+
+def deliveries_render(announcements: Iterable[Announcement]) -> list[list[Delivery]]:
+    """The deliveries `notify_many` writes, one list per announcement, not written yet: the
+    people's preferences in one read, the organisations' channels in one. It only reads, so
+    a caller may render ahead of the transaction that announces and write them there with
+    `deliveries_enqueue` (the worker renders its activation notices while its verifying reads
+    are out)."""
     announcements = list(announcements)
     # Preferences matter only to notices a person may mute (security notices always arrive).
     people = {
@@ -211,10 +222,9 @@ def notify_many(announcements: Iterable[Announcement]) -> list[str]:
     if with_channels:
         for channel in Channel.objects.filter(organisation_id__in=with_channels, is_active=True):
             channels.setdefault(channel.organisation_id, []).append(channel)
-    rows: list[Delivery] = []
-    for announcement in announcements:
-        rows += _deliveries(announcement, muted=muted, channels=channels)
-    return _enqueue(rows)
+    return [
+        _deliveries(announcement, muted=muted, channels=channels) for announcement in announcements
+    ]
 
 
 def _deliveries(
@@ -470,7 +480,7 @@ def channel_send_test(*, channel: Channel, sent_by: User, link_path: str) -> Del
         channel=channel,
         content=_channel_content(notice, channel),
     )
-    _enqueue([row])
+    deliveries_enqueue([row])
     audit_record(
         action=AuditAction.NOTIFICATION_CHANNEL_TESTED,
         actor=sent_by,

@@ -14,6 +14,7 @@ The worker's: `delegation_mark_applying`, `delegation_mark_active`, `delegation_
 `delegation_start`, `delegations_start_due` (scheduled access).
 """
 
+import copy
 import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
@@ -61,8 +62,10 @@ from delegations.models import (
     TrustScope,
 )
 from delegations.notices import (
+    PreparedNotices,
     delegation_announce,
     delegations_announce_many,
+    delegations_announce_prepare,
     fleet_digest,
     fleet_expired_announce,
 )
@@ -1343,8 +1346,40 @@ _NO_ERROR = {
 }
 
 
+def _bulk_move(to: str) -> tuple[AuditAction, dict[str, Any]]:
+    """The audit action and the changes (beyond status and version) of a bulk move to `to`."""
+    if to == Status.APPLYING:
+        return AuditAction.DELEGATION_APPLYING, {}
+    if to == Status.ACTIVE:
+        return AuditAction.DELEGATION_ACTIVATED, {"activated_at": timezone.now(), **_NO_ERROR}
+    raise ValueError(f"Only moves to applying or active go in bulk, not {to!r}.")
+
+
+def delegations_mark_many_prepare(*, delegations: list[Delegation], to: str) -> PreparedNotices:
+    """What `delegations_mark_many(..., to=to)` can do before its transaction: render the
+    notices of the rows that would move, as the move would leave them (reads only; the
+    worker does this while its verifying reads are out). Pass the result as `prepared`; a row
+    that changed meanwhile gets its notice rendered again there."""
+    action, extra = _bulk_move(to)
+    after = []
+    for row in delegations:
+        if row.status == to or to not in ALLOWED_TRANSITIONS.get(row.status, ()):
+            continue
+        moved = copy.copy(row)
+        for name, value in {**extra, "status": to, "failed_phase": Delegation.Phase.NONE}.items():
+            setattr(moved, name, value)
+        moved.version += 1
+        after.append(moved)
+    prefetch_related_objects(after, "owner", "catalog_role", "partner")
+    return delegations_announce_prepare(delegations=after, action=action)
+
+
 def delegations_mark_many(
-    *, delegations: list[Delegation], to: str, before_audit: Callable[[], None] | None = None
+    *,
+    delegations: list[Delegation],
+    to: str,
+    before_audit: Callable[[], None] | None = None,
+    prepared: PreparedNotices | None = None,
 ) -> list[Delegation]:
     """The worker's `delegation_mark_applying` / `delegation_mark_active` for many rows at once,
     with the same outcome row by row: rows already there are left (`changed` False), every
@@ -1355,16 +1390,9 @@ def delegations_mark_many(
     row. A row the lifecycle does not let move to `to` raises IllegalTransition before
     anything is written. `before_audit` runs just before the audit events are written (the
     worker's own events for the round go there, after the notices and before the chain lock).
+    `prepared` (`delegations_mark_many_prepare`) holds notices already rendered.
     """
-    if to == Status.APPLYING:
-        action, extra = AuditAction.DELEGATION_APPLYING, {}
-    elif to == Status.ACTIVE:
-        action, extra = (
-            AuditAction.DELEGATION_ACTIVATED,
-            {"activated_at": timezone.now(), **_NO_ERROR},
-        )
-    else:
-        raise ValueError(f"Only moves to applying or active go in bulk, not {to!r}.")
+    action, extra = _bulk_move(to)
     moving: list[tuple[Delegation, dict[str, Any]]] = []
     for row in delegations:
         row.changed = False
@@ -1392,7 +1420,9 @@ def delegations_mark_many(
     # order), and written after the audit events they would hold the one audit-chain lock,
     # serialising every other worker's audit behind a bulk move. All of them at once: the
     # statements do not grow with the rows (issue 19 item 6).
-    delegations_announce_many(delegations=[row for row, _ in moving], action=action)
+    delegations_announce_many(
+        delegations=[row for row, _ in moving], action=action, prepared=prepared
+    )
     if before_audit is not None:
         before_audit()
     # One event per row as `_transition` writes it, all written with one lock of the chain.

@@ -44,6 +44,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -69,6 +70,7 @@ from delegations.lifecycle.services import (
     delegation_mark_revoked,
     delegations_lock_for_worker,
     delegations_mark_many,
+    delegations_mark_many_prepare,
 )
 from delegations.models import (
     ALLOWED_TRANSITIONS,
@@ -78,6 +80,7 @@ from delegations.models import (
     ManagedRole,
     OutboxMessage,
 )
+from delegations.notices import PreparedNotices
 from delegations.outbox import outbox_enqueue_reconcile
 from delegations.role_state import (
     WAITING_FOR_ROOM,
@@ -169,27 +172,36 @@ def read_role(
     recorder: Recorder | None = None,
     *,
     side_client: CloudClient | None = None,
+    meanwhile: Callable[[], None] | None = None,
 ) -> planner.ActualRole | None:
     """GetRole and ListPoliciesForRole; None when the role does not exist.
 
     With `side_client` (a second client: each keeps its own last request id) the two reads go
     out side by side, which halves the wait when the role is expected to exist; otherwise
-    ListPoliciesForRole is only sent once GetRole found the role."""
-    answers = ask_role(client, role_name, side_client=side_client)
+    ListPoliciesForRole is only sent once GetRole found the role. `meanwhile` runs in this
+    thread while the side-by-side reads are out."""
+    answers = ask_role(client, role_name, side_client=side_client, meanwhile=meanwhile)
     return role_from_answers(answers, role_name, recorder)
 
 
 def ask_role(
-    client: CloudClient, role_name: str, *, side_client: CloudClient | None = None
+    client: CloudClient,
+    role_name: str,
+    *,
+    side_client: CloudClient | None = None,
+    meanwhile: Callable[[], None] | None = None,
 ) -> list[Answer]:
     """The answers of `read_role`'s requests, unread: sending them touches no database, so a
-    round can send them while it moves its delegations (see `RoleSubject.first_answers`)."""
+    round can send them while it moves its delegations (see `RoleSubject.first_answers`), or
+    prepares what their answers will let it do (`meanwhile`, with `side_client`)."""
     if side_client is not None:
         with ThreadPoolExecutor(max_workers=2) as pool:
             role_future = pool.submit(ask, client, lambda: client.get_role(role_name))
             policies_future = pool.submit(
                 ask, side_client, lambda: side_client.list_policies_for_role(role_name)
             )
+            if meanwhile is not None:
+                meanwhile()
             return [role_future.result(), policies_future.result()]
     answers = [ask(client, lambda: client.get_role(role_name))]
     if answers[0].error is None and answers[0].value is not None:
@@ -360,7 +372,12 @@ _BULK_MOVES: dict[Callable[..., Delegation], str] = {
 }
 
 
-def _transition_all(moves: list[Move], *, recorder: Recorder | None = None) -> list[Delegation]:
+def _transition_all(
+    moves: list[Move],
+    *,
+    recorder: Recorder | None = None,
+    prepared: PreparedNotices | None = None,
+) -> list[Delegation]:
     """Apply worker transitions (each through its lifecycle service, one audit event each) in
     one transaction, skipping delegations that are no longer where the round saw them (an
     owner revoked one meanwhile: the next round handles it).
@@ -375,7 +392,8 @@ def _transition_all(moves: list[Move], *, recorder: Recorder | None = None) -> l
     as locked (`already_locked`), so each move costs its update, its audit event and its
     follow-up work, not another lock and read of its row (a round of many partners on one
     role moves them all in this one transaction). Each service runs in its own savepoint, so
-    a move it refuses leaves the others standing."""
+    a move it refuses leaves the others standing. `prepared`: the notices of a bulk
+    activation, rendered while the round's verifying reads were out."""
     if not moves and (recorder is None or not recorder.has_unwritten):
         return []
     moved: list[Delegation] = []
@@ -409,7 +427,12 @@ def _transition_all(moves: list[Move], *, recorder: Recorder | None = None) -> l
             if result.changed:
                 moved.append(delegation)
         for to, pairs in in_bulk.items():
-            delegations_mark_many(delegations=[row for _, row in pairs], to=to, before_audit=flush)
+            delegations_mark_many(
+                delegations=[row for _, row in pairs],
+                to=to,
+                before_audit=flush,
+                prepared=prepared if to == Status.ACTIVE else None,
+            )
             moved += [delegation for delegation, row in pairs if row.changed]
         flush()
     return moved
@@ -489,6 +512,8 @@ class RoleSubject(Subject):
     waiting: tuple[str, ...] = ()
     # The round's first read, sent before the round moved its delegations (`ask_role`).
     first_answers: Future[list[Answer]] | None = None
+    # Run once, while the first read after this round's writes (the verifying one) is out.
+    while_verifying: Callable[[], None] | None = None
 
     def read(self, *, expected: Any) -> planner.ActualRole | None:
         """Both reads side by side when the role should exist."""
@@ -501,8 +526,15 @@ class RoleSubject(Subject):
         else:
             expect_exists = expected is not None
         side = self.clients.side() if expect_exists else None
+        meanwhile = None
+        if self.wrote_this_round:
+            meanwhile, self.while_verifying = self.while_verifying, None
         return read_role(
-            self.clients.main(), self.managed_role.role_name, self.recorder, side_client=side
+            self.clients.main(),
+            self.managed_role.role_name,
+            self.recorder,
+            side_client=side,
+            meanwhile=meanwhile,
         )
 
     def plan(self, actual: planner.ActualRole | None) -> Plan:
@@ -558,6 +590,8 @@ class _RoleReconciler(Reconciler):
         self.force = force
         self.managed_role: ManagedRole | None = None
         self._clients: _Clients | None = None
+        # The round's activation notices, rendered while its verifying reads were out.
+        self.prepared: PreparedNotices | None = None
 
     def load(self) -> int:
         self.managed_role = ManagedRole.objects.select_related(
@@ -629,6 +663,7 @@ class _RoleReconciler(Reconciler):
             clients=clients,
             first_answers=first_answers,
         )
+        subject.while_verifying = partial(self._prepare_activation, subject, applying)
         try:
             actual = converge(subject, client=clients.main())
         finally:
@@ -641,6 +676,19 @@ class _RoleReconciler(Reconciler):
         record_principals_not_kept(
             managed_role, sorted(subject.not_kept - trusted_principals(actual))
         )
+
+    def _prepare_activation(self, subject: RoleSubject, applying: list[Delegation]) -> None:
+        """While the verifying reads are out (the worker would only wait): render the notices
+        of the delegations the write let in, for the activation that follows if the reads
+        show it. A failure here costs only the head start."""
+        written = subject.last_write.after if subject.last_write is not None else frozenset()
+        try:
+            self.prepared = delegations_mark_many_prepare(
+                delegations=[d for d in applying if delegation_principals(d) <= written],
+                to=Status.ACTIVE,
+            )
+        except Exception:
+            logger.exception("Could not prepare the activation notices; rendering them later.")
 
     def _finish(self, managed_role: ManagedRole, recorder: Recorder, round_: _Round) -> None:
         """Move the delegations the verified state settles (with the round's cloud answers, in
@@ -661,7 +709,8 @@ class _RoleReconciler(Reconciler):
             for d in round_.leaving
             if not principals[d.pk] & present
         ]
-        moved = {d.pk for d in _transition_all(moves, recorder=recorder)}
+        prepared, self.prepared = self.prepared, None
+        moved = {d.pk for d in _transition_all(moves, recorder=recorder, prepared=prepared)}
         self.report.activated += [str(d.pk) for d in round_.applying if d.pk in moved]
         if any(d.fleet_id is not None for d in round_.applying + round_.leaving if d.pk in moved):
             # A fleet's account left the worker: its slot is free now, so the fleet's next
