@@ -54,9 +54,9 @@ from delegations.worker.owner_role import (
     last_seen_fields,
     make_cloud_client,
     managed_role_request_reconcile,
-    read_role,
     role_has_pending_work,
 )
+from delegations.worker.role_reads import read_role
 
 logger = logging.getLogger(__name__)
 
