@@ -121,3 +121,18 @@ def test_an_empty_batch_writes_nothing():
     with transaction.atomic():
         assert audit_record_many([]) == []
     assert not AuditEvent.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"action": ANY_ACTION, "organisaton": None}, "unexpected keyword argument 'organisaton'"),
+        ({"organisation": None}, "missing a required keyword-only argument: 'action'"),
+    ],
+)
+def test_a_record_that_is_not_audit_record_s_arguments_is_refused_as_a_call_would_be(
+    owner_org, bad, message
+):
+    with pytest.raises(TypeError, match=message), transaction.atomic():
+        audit_record_many([{"action": ANY_ACTION, "organisation": owner_org}, bad])
+    assert not AuditEvent.objects.exists()
