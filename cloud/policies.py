@@ -245,6 +245,12 @@ def _load_document(document: str | bytes | Mapping[str, Any] | None) -> dict[str
     return loaded
 
 
+# Unicode's control characters (category Cc) are exactly these 65 code points; one regular
+# expression finds them in a principal far faster than asking `unicodedata` per character (a
+# trust policy of a hundred partners is parsed several times a round).
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def _string_set(value: Any, where: str) -> list[str]:
     """A string or a non-empty list of strings, returned as a sorted, de-duplicated list."""
     if isinstance(value, str):
@@ -256,7 +262,7 @@ def _string_set(value: Any, where: str) -> list[str]:
     for item in values:
         if not isinstance(item, str) or not item:
             raise PolicyError(f"{where} must contain only non-empty strings.")
-        if any(unicodedata.category(ch) == "Cc" for ch in item):
+        if _CONTROL_CHARACTER.search(item):
             raise PolicyError(f"{where} contains a control character.")
     return sorted(set(values))
 
