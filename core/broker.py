@@ -42,7 +42,7 @@ def broker_key(app: Celery) -> tuple[str, str, str]:
 def bounded_broker_connection(app: Celery, timeout: float) -> Connection:
     """A connection to the broker, established with one attempt: connecting and every socket
     read wait at most `timeout` (a broker that accepts but never answers would otherwise hold
-    the caller forever). Its outcome is remembered for `publish_connection` (a success, from a
+    the caller forever). Its outcome is remembered for `_publish_connection` (a success, from a
     publish or the readiness probe, forgets an earlier failure)."""
     connection = app.connection_for_write(
         connect_timeout=timeout, transport_options={"socket_timeout": timeout}
@@ -60,7 +60,7 @@ def bounded_broker_connection(app: Celery, timeout: float) -> Connection:
     return connection
 
 
-def publish_connection(app: Celery) -> Connection:
+def _publish_connection(app: Celery) -> Connection:
     """A bounded connection for an outbox publish, refused at once while the same broker is
     known to have failed within the last publish timeout (so a request pays that timeout once,
     however many outboxes it publishes to)."""
@@ -84,7 +84,7 @@ _kept = threading.local()
 
 def publish_on_kept_connection(app: Celery, publish: Callable[[Connection], None]) -> None:
     """Run `publish` on this thread's kept broker connection, or on a fresh bounded one
-    (`publish_connection`) that is kept once it has worked. A kept connection that fails is
+    (`_publish_connection`) that is kept once it has worked. A kept connection that fails is
     dropped and `publish` gets that one fresh attempt: what it had sent on the failed one may
     go twice, which the outboxes' tasks allow (each is idempotent). Raises what the fresh
     attempt raises, at once while the broker is known to be unreachable."""
@@ -98,8 +98,8 @@ def publish_on_kept_connection(app: Celery, publish: Callable[[Connection], None
             return
         except Exception:
             logger.info("Kept broker connection failed; publishing on a fresh one.")
-    drop_kept_connection()
-    connection = publish_connection(app)
+    _drop_kept_connection()
+    connection = _publish_connection(app)
     try:
         publish(connection)
     except BaseException:
@@ -108,7 +108,7 @@ def publish_on_kept_connection(app: Celery, publish: Callable[[Connection], None
     _kept.connection, _kept.made_for = connection, made_for
 
 
-def drop_kept_connection() -> None:
+def _drop_kept_connection() -> None:
     """Close this thread's kept broker connection, if any."""
     kept: Connection | None = getattr(_kept, "connection", None)
     _kept.connection = None
