@@ -231,7 +231,7 @@ class InvitationSignupForm(forms.Form):
 
 
 class PersonPreferencesForm(forms.Form):
-    """The person's language and time zone (issue 17)."""
+    """The person's language and time zone."""
 
     language = forms.ChoiceField(
         label=_("Language"),

@@ -119,7 +119,7 @@ class User(AbstractUser):
 
     username = None  # type: ignore[assignment]
     email = models.EmailField("email address", unique=True)
-    # The person's own choices (issue 17). Empty language: the browser decides (the language
+    # The person's own choices. Empty language: the browser decides (the language
     # cookie, then Accept-Language); empty time zone: not known yet, times show in UTC until the
     # browser's zone is taken at the next sign-in.
     language = models.CharField(

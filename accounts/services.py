@@ -599,7 +599,7 @@ def mfa_secrets_rotate() -> MfaRotationReport:
     return MfaRotationReport(resealed=resealed, unreadable=unreadable)
 
 
-# --- A person's language and time zone (issue 17) ----------------------------------------------
+# --- A person's language and time zone ---------------------------------------------------------
 # Display preferences of the person's own, like their email preferences: not audited.
 
 

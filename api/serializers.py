@@ -304,7 +304,7 @@ class AccessReportOutput(serializers.Serializer):
 
 class CloudAccountOutput(serializers.Serializer):
     """One of the organisation's connected accounts; never its AccessKey (id or secret). An
-    owner may have several (issue 12): `name` tells them apart, `is_primary` marks the one
+    owner may have several: `name` tells them apart, `is_primary` marks the one
     used wherever no account is chosen."""
 
     id = serializers.UUIDField()

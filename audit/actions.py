@@ -38,7 +38,7 @@ _A = Category.APPROVAL
 
 
 def _rules(value: str) -> tuple[str, ActionInfo]:
-    """An approval-rules event (issue 14): its description lives in `audit.rule_actions`."""
+    """An approval-rules event: its description lives in `audit.rule_actions`."""
     return value, RULE_ACTIONS[value]
 
 
@@ -287,7 +287,7 @@ class AuditAction(StrEnum):
         ActionInfo(_LIFECYCLE, "An owner rejected a request.", _("{actor} rejected the request")),
     )
 
-    # --- fleet grants (issue 12): one role in several owner accounts, decided once -----------
+    # --- fleet grants: one role in several owner accounts, decided once ----------------------
     FLEET_REQUESTED = (
         "fleet.requested",
         _fleet("A partner asked for a role in several accounts.", "{actor} requested the fleet"),
@@ -325,7 +325,7 @@ class AuditAction(StrEnum):
         _fleet("An owner revoked a fleet grant in every account.", "{actor} revoked the fleet"),
     )
 
-    # --- approval rules (issue 14): approver groups, quorum ----------------------------------
+    # --- approval rules: approver groups, quorum ---------------------------------------------
     APPROVER_GROUP_CREATED = _rules("approver_group.created")
     APPROVER_GROUP_UPDATED = _rules("approver_group.updated")
     APPROVER_GROUP_DELETED = _rules("approver_group.deleted")
@@ -344,7 +344,7 @@ class AuditAction(StrEnum):
     DELEGATION_EXTENSION_DENIED = _rules("delegation.extension_denied")
     DELEGATION_AUTO_APPROVED = _rules("delegation.auto_approved")
     DELEGATION_REJECT_DENIED = _rules("delegation.reject_denied")
-    # --- break-glass (issue 14, item 6) ------------------------------------------------------
+    # --- break-glass -------------------------------------------------------------------------
     BREAK_GLASS_ROLE_SET = _rules("break_glass.role_set")
     BREAK_GLASS_ROLE_REMOVED = _rules("break_glass.role_removed")
     BREAK_GLASS_ACTIVATED = _rules("delegation.break_glass_activated")
@@ -352,7 +352,7 @@ class AuditAction(StrEnum):
     BREAK_GLASS_CONFIRMED = _rules("break_glass.confirmed")
     BREAK_GLASS_REVOKED = _rules("break_glass.revoked_and_flagged")
     BREAK_GLASS_ESCALATED = _rules("break_glass.review_escalated")
-    # --- access reviews across the boundary (issue 14, item 7) ---------------------------------
+    # --- access reviews across the boundary ----------------------------------------------------
     REVIEW_SCHEDULE_SET = _rules("access_review.schedule_set")
     REVIEW_CAMPAIGN_STARTED = _rules("access_review.started")
     REVIEW_DECIDED = _rules("access_review.decided")
@@ -570,7 +570,7 @@ class AuditAction(StrEnum):
         ActionInfo(_OTHER, "Someone presented a credentials URI key the portal does not know."),
     )
 
-    # --- trust scope: whom a delegation's trust policy names (issue 11) ---------------------
+    # --- trust scope: whom a delegation's trust policy names --------------------------------
     TRUST_SCOPE_CHANGED = (
         "trust.scope_changed",
         ActionInfo(
@@ -642,7 +642,7 @@ class AuditAction(StrEnum):
             "Custom policy with exactly the actions its sessions used.",
         ),
     )
-    # --- runbooks through OOS (runbooks, issue 12); what they say: _RUNBOOK ---------------
+    # --- runbooks through OOS (the runbooks app); what they say: _RUNBOOK -----------------
     RUNBOOK_CONSENT_GIVEN = ("runbook.consent_given", _RB["consent_given"])
     RUNBOOK_OOS_ROLE_READY = ("runbook.oos_role_ready", _RB["oos_role_ready"])
     RUNBOOK_OOS_ROLE_FAILED = ("runbook.oos_role_failed", _RB["oos_role_failed"])
@@ -677,7 +677,7 @@ class AuditAction(StrEnum):
         ActionInfo(_OTHER, "An administrator named who hears about requests left waiting."),
     )
 
-    # --- The REST API (issue 16): its tokens, service accounts and the device flow --------
+    # --- The REST API: its tokens, service accounts and the device flow -------------------
     API_TOKEN_CREATED = (
         "api.token_created",
         ActionInfo(_OTHER, "A person or an admin created an API token (shown once)."),

@@ -1,4 +1,4 @@
-"""What the auditor's console knows about the approval-rules events (issue 14): approver
+"""What the auditor's console knows about the approval-rules events: approver
 groups, quorum, four eyes, scheduled and extended access, auto-approval, break-glass and access
 reviews. `audit.actions.AuditAction` names each of them (its value is the ledger's string);
 their descriptions and titles live here, by value, so the registry stays one list.

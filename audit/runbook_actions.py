@@ -1,4 +1,4 @@
-"""What the registry (`audit.actions`) says of the runbook events (issue 12), by their name
+"""What the registry (`audit.actions`) says of the runbook events, by their name
 after "runbook.": category, description, title."""
 
 from __future__ import annotations

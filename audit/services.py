@@ -415,7 +415,7 @@ def _record_arguments(record: Mapping[str, Any]) -> dict[str, Any]:
 def _record(**arguments: Any) -> AuditEvent:
     event, scope_ids = _prepare(**arguments)
     if one_statement.supported() and one_statement.audit_append(event=event, scope_ids=scope_ids):
-        # PostgreSQL: lock, hashes and writes in one round trip (issue 19 item 5).
+        # PostgreSQL: lock, hashes and writes in one round trip.
         return event
     head = _lock_chain_head()
     _link(event, scope_ids, head)

@@ -28,7 +28,7 @@ PERSONAL_URL_NAMES = frozenset(
     {
         "accounts:switch_organisation",
         "accounts:invitation_accept",
-        # The person's own language and time zone (issue 17).
+        # The person's own language and time zone.
         "accounts:preferences",
         "set_language",
     }

@@ -1,4 +1,4 @@
-"""Named people over a report window (issue 11): who was in a delegation's trust policy as a
+"""Named people over a report window: who was in a delegation's trust policy as a
 person (`acs:ram::<partner>:user/<name>`) at any time in [since, until), with from and to.
 
 Reconstructed from the record, not from today's state: the trust-policy writes the worker

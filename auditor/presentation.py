@@ -531,7 +531,7 @@ _DRIFT_FACTS: tuple[tuple[FactLabel, FactSource, bool], ...] = (
     (_("Kind"), lambda event, _data: _metadata(event).get("kind"), True),
     (_("Decided by"), lambda event, _data: event.actor_label, False),
 )
-# Runbooks (issue 12): the OOS execution and the owner accounts a run touched.
+# Runbooks: the OOS execution and the owner accounts a run touched.
 _RUN_FACTS: tuple[tuple[FactLabel, FactSource, bool], ...] = (
     (_("OOS execution"), "execution_id", True),
     (_("Owner accounts"), "owner_accounts", True),

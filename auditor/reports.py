@@ -190,7 +190,7 @@ class AccessFold:
             mfa = metadata.get("with_mfa")
             state.approved_with_mfa = mfa if isinstance(mfa, bool) else None
         elif action == "delegation.break_glass_activated":
-            # A break-glass window (issue 14): granted by the partner's named person, not by
+            # A break-glass window: granted by the partner's named person, not by
             # an approver; the report marks it and its review.
             state.approved_by = f"break-glass: {event.actor_label or 'a partner person'}"
             state.approved_at = at

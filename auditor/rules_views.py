@@ -1,4 +1,4 @@
-"""The auditor's view of the approval rules (issue 14): every rule in force with its version,
+"""The auditor's view of the approval rules: every rule in force with its version,
 every four-eyes proposal with its author and second approver, every decision a rule made
 (auto-approvals, escalations, review deadlines), break-glass windows and access-review
 decisions; and the access-review report with its CSV and JSON exports (shaped like the access

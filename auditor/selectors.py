@@ -156,7 +156,7 @@ def delegation_target_ids(delegation_ids: Iterable[Any]) -> TargetIds:
         )
         targets[model._meta.label_lower] = sorted({str(pk) for pk in related})
     # A fleet grant's account: the fleet's own events (its decision, a stop after MaxErrors,
-    # each run's outcomes) belong to the account's history too (issue 12).
+    # each run's outcomes) belong to the account's history too.
     fleets = (
         Delegation.objects.filter(pk__in=ids, fleet__isnull=False)
         .order_by()
@@ -712,7 +712,7 @@ def audit_verification_get(*, verification_id: uuid.UUID | str) -> AuditVerifica
     return verification
 
 
-# Decisions the portal made by a rule, not a person (issue 14): auto-approvals, break-glass
+# Decisions the portal made by a rule, not a person: auto-approvals, break-glass
 # escalations, access reviews closed at their deadline and what they revoked.
 RULE_DECISIONS = (
     AuditAction.DELEGATION_AUTO_APPROVED,

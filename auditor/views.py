@@ -197,7 +197,7 @@ def access_report_view(request: AuthenticatedHttpRequest) -> HttpResponse:
     named_people = []
     if report is not None:
         # Delegations whose trust policy named people in the window list them one by one,
-        # with when each was in it (issue 11), from the record of the trust-policy writes.
+        # with when each was in it, from the record of the trust-policy writes.
         named_people = named_people_for_report(
             organisation=request.organisation, **form.report_arguments()
         )

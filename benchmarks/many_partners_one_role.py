@@ -4,7 +4,7 @@
         [--workers 1] [--pool solo|prefork] [--concurrency 1] [--latency-ms 100]
         [--database-url URL] [--broker-url URL] [--profile]
 
-The production-sized run (issue 19):
+The production-sized run:
 
     .venv/bin/python benchmarks/many_partners_one_role.py --partners 1000 --roles 10 \\
         --workers 4 --database-url postgres://... --broker-url redis://...

@@ -1,5 +1,5 @@
 """Kill → converged: how long a revocation takes to reach the cloud when the worker applying it
-is SIGKILLed mid-reconcile (issue 19, item 3).
+is SIGKILLed mid-reconcile.
 
 Real processes: cloudsim with a per-call latency, Celery workers (solo pool, one task at a time,
 so a kill hits exactly the run in flight) and beat, on the configured database and broker
@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from portal_harness import ROOT, Portal, _owner, median
 
-# The targets of issue 19: a revoke in flight when its worker dies is in the cloud within
+# The targets: a revoke in flight when its worker dies is in the cloud within
 # 60 s while another worker is alive, within 30 s of a restart when the only worker restarts.
 ALIVE_TARGET_SECONDS = 60.0
 RESTART_TARGET_SECONDS = 30.0

@@ -962,7 +962,7 @@ def high_privilege_reasons(document: str | bytes | Mapping[str, Any] | None) -> 
     return tuple(reasons)
 
 
-# --- fail-safe end times in trust policies (issue 14) -----------------------------------------
+# --- fail-safe end times in trust policies ----------------------------------------------------
 # A time-bound grant's principal is admitted by a statement of its own that stops new
 # AssumeRole calls after its end, so access ends in the cloud even if every worker is down;
 # the reconciler still removes the principal afterwards. Statements of any other shape (other

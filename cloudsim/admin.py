@@ -23,14 +23,14 @@ USER_NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 DEMO_ACCOUNTS = (
     {"uid": "11223344", "alias": "company-a", "users": ()},
     {"uid": "12345678", "alias": "company-b", "users": ("Alice", "Bob", "AAA", "portal-broker")},
-    # company-a's second (staging) account, so a fleet spans two owner accounts (issue 12).
+    # company-a's second (staging) account, so a fleet spans two owner accounts.
     # The portal's demo seed names it in demo/cloud_seed.py (OWNER_STAGING_ACCOUNT).
     {"uid": "11223355", "alias": "company-a-staging", "users": ()},
 )
 # System policies attached to demo users. Alice, Bob and AAA get none (the partner's admin
 # grants them access through the portal); portal-broker is the RAM user the portal connects
 # as in company-b: it manages its colleagues' policies and calls AssumeRole for them.
-# AliyunOOSFullAccess lets it run partner runbooks through OOS in company-b (issue 12).
+# AliyunOOSFullAccess lets it run partner runbooks through OOS in company-b.
 DEMO_USER_POLICIES = {
     ("12345678", "portal-broker"): ("AliyunRAMFullAccess", "AliyunOOSFullAccess"),
 }

@@ -123,7 +123,7 @@ def _drop_kept_connection() -> None:
 # gives partners their access, an email about it can wait. A bulk approval of 1,000 partners
 # writes thousands of deliveries and a few reconciles; the deliveries' commit callback comes
 # first (each approval announces, then enqueues its reconcile) and would otherwise publish
-# them all before the first reconcile (issue 19: seconds before any worker started).
+# them all before the first reconcile (measured: seconds before any worker started).
 # Each publisher sends what its thread's committed transaction left unpublished; registered
 # by `delegations.outbox`, run by `notifications.services` before it publishes deliveries.
 _urgent_publishers: list[Callable[[], None]] = []
@@ -147,7 +147,7 @@ def publish_urgent() -> None:
 
 # Probes of work the notification deliveries make way for while it runs: the broker's queue
 # order puts reconciles first, but a worker with nothing else to take sends emails on the same
-# cores as the reconciles still running (issue 19 item 6: in the last wave of 1,000
+# cores as the reconciles still running (measured: in the last wave of 1,000
 # activations two workers sent the bulk approval's emails beside the last two roles and took
 # a third of the machine's CPU). A probe answers "is such work running now"; registered by
 # `delegations.worker.lease` (a lease held), asked by `notifications.outbox` before a batch.

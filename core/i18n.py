@@ -1,4 +1,4 @@
-"""Messages in the recipient's language and time zone, never the sender's (issue 17).
+"""Messages in the recipient's language and time zone, never the sender's.
 
 An email or chat message is rendered while someone else's request (or a worker with no
 request) is active: whatever language and zone that has are not the recipient's. Every

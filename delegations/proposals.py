@@ -1,4 +1,4 @@
-"""Four eyes, the ground floor (issue 14): whether an owner's four-eyes setting is on, the one
+"""Four eyes, the ground floor: whether an owner's four-eyes setting is on, the one
 way a rule proposal is written, and the appliers of proposals made by capabilities above the
 approval rules (break-glass marking).
 

@@ -134,7 +134,7 @@ class DesiredRole:
     # A wanted principal → the Condition it must be trusted under (a delegation's ExternalId,
     # `policies.external_id_condition`); the others are trusted unconditionally.
     principal_conditions: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
-    # Fail-safe end times (issue 14): (principal, `policies.trust_end_time`) for principals
+    # Fail-safe end times: (principal, `policies.trust_end_time`) for principals
     # whose every grant is time-bound; the trust policy admits them only until then.
     principal_end_times: tuple[tuple[str, str], ...] = ()
 

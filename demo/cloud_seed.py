@@ -51,7 +51,7 @@ class DemoCloudAccount:
 # company-a's second cloud account (staging): cloudsim's `--demo` creates it with its own root
 # AccessKey (in demo-credentials.json, read with `owner_staging_root_key`) and running ECS
 # instances in cn-shanghai and cn-beijing (one stopped), like company-a's production account
-# there. The one place the portal's demo names it (issue 12: fleets and runbooks).
+# there. The one place the portal's demo names it (for fleets and runbooks).
 OWNER_STAGING_ACCOUNT = DemoCloudAccount(
     uid="11223355", alias="company-a-staging", label="company-a staging"
 )
@@ -257,13 +257,13 @@ def demo_cloud_seed(*, cloudsim_data_dir: Path) -> list[str]:
         lines.append(_link(owner, admin))
         _partner_account, said = _connect(partner, document, as_user=PARTNER_BROKER_USER)
         lines.append(said)
-        # One delegation whose trust policy names people rather than the account (issue 11).
+        # One delegation whose trust policy names people rather than the account.
         lines.extend(demo_named_people_seed(owner=owner, partner=partner))
         # Alice and Bob linked to their RAM users, whom the demo trail's calls name.
         lines.extend(demo_activity_seed(partner=partner))
-        # Approval rules (issue 14): a quorum of 2, a break-glass role, an open access review.
+        # Approval rules: a quorum of 2, a break-glass role, an open access review.
         lines.extend(demo_rules_seed(owner=owner, partner=partner))
-        # company-a's second account and a fleet grant over both (issue 12).
+        # company-a's second account and a fleet grant over both.
         try:
             staging_key: tuple[str, str] | None = owner_staging_root_key(document)
         except _Skip:
@@ -278,7 +278,7 @@ def demo_cloud_seed(*, cloudsim_data_dir: Path) -> list[str]:
                 regions=DEMO_FLEET_REGIONS,
             )
         )
-        # Runbooks over that fleet (issue 12): consent given, the fleet applied, Alice on it.
+        # Runbooks over that fleet: consent given, the fleet applied, Alice on it.
         lines.extend(
             demo_runbook_seed(
                 partner=partner, partner_admin=_admin_of(partner), fleet_role=FLEET_ROLE

@@ -627,7 +627,7 @@ def banner(
     if console_sign_ins:
         lines += ["", "  cloudsim console sign-ins (RAM users of company-b, for switching role):"]
         lines += [f"    {entry}" for entry in console_sign_ins]
-    # pap, the command line (issue 16): standard library only, so it runs from the checkout.
+    # pap, the command line: standard library only, so it runs from the checkout.
     lines += [
         "",
         "  From the terminal (as a company-b staff member; see README, From the terminal):",

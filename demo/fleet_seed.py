@@ -1,4 +1,4 @@
-"""The demo's fleet (issue 12): company-a's second cloud account (staging,
+"""The demo's fleet: company-a's second cloud account (staging,
 `cloud_seed.OWNER_STAGING_ACCOUNT`) connected next to production, and an active fleet grant
 of `ecs-fleet-operator` for company-b over both accounts x the demo fleet's regions, so a
 newcomer sees one grant applied account by account (and has what a runbook runs on).

@@ -1,4 +1,4 @@
-"""The demo's approval rules (issue 14), so a newcomer sees them at once: `ecs-viewer` needs
+"""The demo's approval rules, so a newcomer sees them at once: `ecs-viewer` needs
 two approvals (company-a has a second admin, the approver), `ecs-admin` is a break-glass role
 Alice of company-b may activate herself for up to 4 hours, and an access review is open,
 asking company-a's admins about each active delegation and company-b's admin about the staff

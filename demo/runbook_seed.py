@@ -1,4 +1,4 @@
-"""The demo's runbooks (issue 12), ready as soon as `make run` has started: company-b's admin
+"""The demo's runbooks, ready as soon as `make run` has started: company-b's admin
 allows runbooks through the consent page's service, and OOSServiceRole is set up in company-b's
 cloudsim account at once (the worker's own function, with company-b's connected key); the demo
 fleet grant is applied now by the worker's own task, run here, and Alice is assigned to each of

@@ -1,4 +1,4 @@
-"""The demo's one delegation with a named-people trust scope (issue 11), so a newcomer sees
+"""The demo's one delegation with a named-people trust scope, so a newcomer sees
 per-person trust at once: company-a offers `ecs-viewer` to company-b with the scope "named
 people, owner-approved", company-b's admin proposes Alice and company-a's admin approves her.
 The worker then writes a trust policy naming `acs:ram::12345678:user/Alice` (and the broker)

@@ -43,7 +43,7 @@ class NotificationEvent(StrEnum):
     EXTENSION_REQUESTED = ("delegation.extension_requested", EventInfo(_("More time requested")))
     DELEGATION_EXTENDED = ("delegation.extended", EventInfo(_("Access extended")))
     EXTENSION_REJECTED = ("delegation.extension_rejected", EventInfo(_("More time refused")))
-    # Break-glass (issue 14): an activation reaches every owner admin at once, whatever their
+    # Break-glass: an activation reaches every owner admin at once, whatever their
     # preferences; reminders and the escalation of an unreviewed one are security notices too.
     BREAK_GLASS_ACTIVATED = (
         "break_glass.activated",
@@ -54,7 +54,7 @@ class NotificationEvent(StrEnum):
         EventInfo(_("Break-glass activation waiting for review"), security=True),
     )
     BREAK_GLASS_REVIEWED = ("break_glass.reviewed", EventInfo(_("Break-glass activation reviewed")))
-    # Access reviews (issue 14): a question for you, reminders, and what the deadline did.
+    # Access reviews: a question for you, reminders, and what the deadline did.
     ACCESS_REVIEW_REQUESTED = (
         "access_review.requested",
         EventInfo(_("Access review: your answer is needed")),

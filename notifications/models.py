@@ -35,7 +35,7 @@ class Channel(models.Model):
     url_hint = models.CharField(max_length=300, editable=False)
     secret_ciphertext = models.TextField(blank=True, editable=False)
     events = models.JSONField(default=list, blank=True)
-    # The language its messages are written in (issue 17): a channel's readers are a team,
+    # The language its messages are written in: a channel's readers are a team,
     # so the admin who adds it chooses for them.
     language = models.CharField(
         _("language"), max_length=16, choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE

@@ -31,7 +31,7 @@ DELIVER_MANY_SIZE = 20
 # More deliveries than this published at once go to the broker as one message, which a worker
 # taking the notification queue turns into one `deliver` task each (`deliveries_fan_out`): a
 # worker activating a role's hundred partners then spends one publish on their emails, not a
-# hundred (each a broker round trip) before it can take the next role (issue 19 item 6).
+# hundred (each a broker round trip) before it can take the next role.
 FAN_OUT_ABOVE = 8
 # While a worker applies access (`core.broker.urgent_work_running`), a batch of deliveries that
 # comes up steps aside and looks again this many seconds later, for at most

@@ -54,7 +54,7 @@ CHANNEL_NAME_MAX_LENGTH = 80
 
 
 # A notice's words: `Text(gettext_lazy("%(person)s left %(organisation)s"), person=...)` or a
-# lazy string, so each recipient reads them in their own language and time zone (issue 17).
+# lazy string, so each recipient reads them in their own language and time zone.
 # A plain str is sent as it is, in whatever language it was built in.
 Message = str | Text | Promise
 
@@ -111,7 +111,7 @@ def delivery_key(*parts: str) -> str:
 # them.
 # In a web request the publish waits until the response has been sent (`after_response`): an
 # email can start a few milliseconds later, the person's page should not wait for a read, a
-# broker round trip and an update (issue 19 item 5: the credentials page). Rows a dead process
+# broker round trip and an update (the credentials page among them). Rows a dead process
 # never published are the dispatcher's, as when the broker is down.
 _unpublished = threading.local()
 

@@ -58,10 +58,10 @@ def _freeze_start_up_objects(**kwargs: Any) -> None:
     configuration: some 200,000 containers) out of the garbage collector's sight for good.
 
     Left in, every full collection walked all of them again: about 0.15 s, with the task
-    waiting, roughly once per reconcile of a role with a hundred partners (issue 19 item 6
-    measured one in each of the four workers during 1,000 activations). Frozen before the pool
-    forks (`worker_init`), a prefork child's collections also never write to the pages it
-    shares with the parent; its own start-up (`worker_process_init`) and a solo worker's
+    waiting, roughly once per reconcile of a role with a hundred partners (measured: one in
+    each of the four workers during 1,000 activations). Frozen before the pool forks
+    (`worker_init`), a prefork child's collections also never write to the pages it shares
+    with the parent; its own start-up (`worker_process_init`) and a solo worker's
     consumer (`worker_ready`) are frozen as they finish. Objects made by tasks are collected as
     usual."""
     gc.freeze()

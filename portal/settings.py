@@ -50,7 +50,7 @@ INSTALLED_APPS = [
     "delegations",
     "auditor",
     "demo",
-    # The REST API (issue 16): DRF, its OpenAPI schema and the docs' assets served locally.
+    # The REST API: DRF, its OpenAPI schema and the docs' assets served locally.
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -66,7 +66,7 @@ MIDDLEWARE = [
     "core.request_id.RequestIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # After sessions, before CommonMiddleware: the browser's language cookie, else
-    # Accept-Language (issue 17). A signed-in person's own choice wins, below.
+    # Accept-Language. A signed-in person's own choice wins, below.
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -138,7 +138,7 @@ AUTHENTICATION_BACKENDS = [
     "allauth.account.auth_backends.AuthenticationBackend",
 ]
 
-# --- Languages and time zones (issue 17) -----------------------------------------------------
+# --- Languages and time zones ----------------------------------------------------------------
 # English and Simplified Chinese. The signed-in person's choice (their profile) wins, then the
 # browser's language cookie (the header switcher sets it), then Accept-Language.
 LANGUAGE_CODE = "en"
@@ -308,7 +308,7 @@ else:
     # harmless; it must exceed the longest task time limit.
     # "priority": a worker polls its queues in the order of CELERY_TASK_QUEUES every time
     # (kombu's default rotates them), so a reconcile waiting in "celery" is always taken
-    # before the next notification delivery (issue 19: round-robin let a bulk approval's
+    # before the next notification delivery (measured: round-robin let a bulk approval's
     # hundreds of deliveries hold each wave of roles for a second and more).
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": 3600,
@@ -330,7 +330,7 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 # worker started without -Q takes all the queues listed here, "celery" first on Redis: see
 # queue_order_strategy above): a bulk approval's
 # hundreds of emails and chat posts then never stand in line in front of the reconciles that
-# give partners their access (issue 19: 600 deliveries queued first held a role 50 s).
+# give partners their access (measured: 600 deliveries queued first held a role 50 s).
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_QUEUES = (
     Queue("celery", Exchange("celery"), routing_key="celery"),
@@ -350,7 +350,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "dispatch-outbox": {"task": "delegations.dispatch_outbox", "schedule": 30.0},
     # End delegations whose end date has passed (through revoking, ending as expired).
     "expire-delegations": {"task": "delegations.expire_delegations", "schedule": 60.0},
-    # Scheduled access (issue 14): applied shortly before its start.
+    # Scheduled access: applied shortly before its start.
     "start-scheduled-delegations": {
         "task": "delegations.start_scheduled_delegations",
         "schedule": 60.0,
@@ -405,7 +405,7 @@ PORTAL_BROKER_PUBLISH_TIMEOUT_SECONDS = env.float(
     "PORTAL_BROKER_PUBLISH_TIMEOUT_SECONDS", default=0.5
 )
 # A role's trust policy size limit in characters (RAM's documented 4,096): when approvals do
-# not all fit, those that fit go in and the rest wait for room (issue 19).
+# not all fit, those that fit go in and the rest wait for room.
 PORTAL_TRUST_POLICY_MAX_CHARS = env.int("PORTAL_TRUST_POLICY_MAX_CHARS", default=4096)
 # After a write, how long to keep re-reading until the cloud shows it (RAM reads may be stale).
 PORTAL_RECONCILE_VERIFY_TIMEOUT_SECONDS = env.float(
@@ -510,7 +510,7 @@ LOGGING = {
     },
 }
 
-# --- One-click console sign-in through federation (issue 11) -------------------------------
+# --- One-click console sign-in through federation ------------------------------------------
 # Off by default: the international console's TicketType is not fully documented, so the
 # switch-role link stays the default; `make run` turns it on (cloudsim implements it).
 PORTAL_CONSOLE_FEDERATION = env.bool("PORTAL_CONSOLE_FEDERATION", default=False)
@@ -526,7 +526,7 @@ INSTALLED_APPS += ["activity"]
 ALIBABA_ACTIONTRAIL_ENDPOINT = env.str("ALIBABA_ACTIONTRAIL_ENDPOINT", default="127.0.0.1:9100")
 # ActionTrail is regional: each owner account's own region is read, and these as well.
 PORTAL_ACTIVITY_REGIONS = env.list("PORTAL_ACTIVITY_REGIONS", default=[])
-# --- OOS and ECS (runbooks through OOS, issue 12) ------------------------------------------
+# --- OOS and ECS (runbooks through OOS) ----------------------------------------------------
 # oos.<region>.aliyuncs.com and ecs.aliyuncs.com in production; cloudsim embedded.
 ALIBABA_OOS_ENDPOINT = env.str("ALIBABA_OOS_ENDPOINT", default="127.0.0.1:9100")
 ALIBABA_ECS_ENDPOINT = env.str("ALIBABA_ECS_ENDPOINT", default="127.0.0.1:9100")
@@ -543,7 +543,7 @@ CELERY_BEAT_SCHEDULE["activity-ingest"] = {
     "task": "activity.ingest_all_accounts",
     "schedule": env.float("PORTAL_ACTIVITY_INGEST_INTERVAL_SECONDS", default=300.0),
 }
-# --- Notifications (issue 13): email, chat channels, the inbox, reminders -------------------
+# --- Notifications: email, chat channels, the inbox, reminders ------------------------------
 INSTALLED_APPS += ["notifications"]
 # The inbox count in the navigation and the Overview's "Waiting for you".
 TEMPLATES[0]["OPTIONS"]["context_processors"].append(  # type: ignore[index]
@@ -561,14 +561,14 @@ CELERY_BEAT_SCHEDULE.update(
         "dispatch-notifications": {"task": "notifications.dispatch_deliveries", "schedule": 30.0},
         # Reminders of undecided requests, warnings 24 h and 1 h before access ends.
         "send-reminders": {"task": "delegations.send_reminders", "schedule": 60.0},
-        # Break-glass (issue 14): assign activators, remind and escalate unreviewed ones.
+        # Break-glass: assign activators, remind and escalate unreviewed ones.
         "break-glass-sweep": {"task": "delegations.break_glass_sweep", "schedule": 60.0},
-        # Access reviews (issue 14): start rounds that are due, remind, apply deadlines.
+        # Access reviews: start rounds that are due, remind, apply deadlines.
         "access-reviews-sweep": {"task": "delegations.access_reviews_sweep", "schedule": 300.0},
     }
 )
 
-# --- The REST API (api/, issue 16) -----------------------------------------------------------
+# --- The REST API (api/) ---------------------------------------------------------------------
 # Bearer tokens only (no session auth: no CSRF exposure), JSON only, problem+json errors.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.BearerTokenAuthentication"],
@@ -597,7 +597,7 @@ PORTAL_API_DEVICE_CODE_RATE = env.str("PORTAL_API_DEVICE_CODE_RATE", default="10
 PORTAL_API_DEVICE_POLL_RATE = env.str("PORTAL_API_DEVICE_POLL_RATE", default="60/600")
 PORTAL_API_DEVICE_CONFIRM_RATE = env.str("PORTAL_API_DEVICE_CONFIRM_RATE", default="10/600")
 
-# --- Runbooks through OOS (runbooks/, issue 12) -----------------------------------------------
+# --- Runbooks through OOS (runbooks/) ---------------------------------------------------------
 # Partner staff run a command over owner accounts and regions through OOS's multi-account
 # template, in the partner's own account (OOSServiceRole), with rate control.
 INSTALLED_APPS += ["runbooks"]

@@ -52,12 +52,12 @@ urlpatterns = [
     path("accounts/signup/", accounts_views.organisation_signup, name="account_signup"),
     *[path(route, _secret_handling(view), name=name) for route, view, name in MFA_SECRET_VIEWS],
     path("accounts/", include("allauth.urls")),
-    # The header's language switcher (issue 17): Django's set_language, and the person's own.
+    # The header's language switcher: Django's set_language, and the person's own.
     path("i18n/setlang/", accounts_views.language_set, name="set_language"),
     path("admin/", admin.site.urls),
     path("delegations/", include("delegations.urls")),
     path("audit/", include("auditor.urls")),
-    # Partner runbooks through OOS (issue 12).
+    # Partner runbooks through OOS.
     path("runbooks/", include("runbooks.urls")),
     # Notifications: preferences, chat channels, and the local webhook inbox of `make run`.
     path("notifications/", include("notifications.urls")),
@@ -67,7 +67,7 @@ urlpatterns = [
         notification_devhooks.receive,
         name="dev_webhooks_receive",
     ),
-    # The REST API and its pages (issue 16).
+    # The REST API and its pages.
     path("api/v1/", include("api.urls")),
     path("organisation/service-accounts/", include(api_admin_urls)),
     path("", include("api.page_urls")),

@@ -219,6 +219,29 @@ def _function_level_imports(root: Path) -> dict[str, bool]:
     return found
 
 
+# "issue 14" means nothing to whoever reads the code next: a comment says why, in words.
+ISSUE_CITATION = re.compile(r"\b[Ii]ssues? #?\d+\b")
+
+
+def _issue_citations(root: Path) -> list[str]:
+    """`path:line` of every line of the portal's code (its modules, templates, styles and
+    scripts, and pyproject.toml's contracts) that cites an issue by number."""
+    files = [root / module for module in _portal_modules(root)]
+    for folder, pattern in (("templates", "*.html"), ("static", "*.css"), ("static", "*.js")):
+        files += sorted((root / folder).rglob(pattern))
+    files += [path for path in (root / "pyproject.toml",) if path.exists()]
+    return [
+        f"{path.relative_to(root)}:{number}"
+        for path in files
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        if ISSUE_CITATION.search(line)
+    ]
+
+
+def test_no_comment_cites_an_issue_number() -> None:
+    assert _issue_citations(ROOT) == []
+
+
 def test_floor_plan_budgets() -> None:
     # Every feature lands in a room: none may grow back into the house it used to be.
     problems = [
@@ -255,6 +278,10 @@ def test_the_budget_checks_see_what_they_count(tmp_path: Path) -> None:
         "    x = 1\n"
         "    from core import kit  # noqa: F401\n" + "y = 2\n" * 900
     )
+    (tmp_path / "static" / "css").mkdir(parents=True)
+    (tmp_path / "static" / "css" / "site.css").write_text("/* Fleets (issue 12) */\n")
+    (tmp_path / "core" / "why.py").write_text('"""Tissue 5 is not an issue."""\n# see Issue #7\n')
+    assert _issue_citations(tmp_path) == ["core/why.py:2", "static/css/site.css:1"]
     assert _oversized_rooms(tmp_path).keys() == {"delegations/worker"}
     assert _big_modules(tmp_path) == {"delegations/worker/engine.py": 908}
     assert _function_level_imports(tmp_path) == {

@@ -1,6 +1,6 @@
 """Times as people read them: in their own time zone, with the UTC instant on hover.
 
-Every template that shows a time uses these filters (issue 17), never `|date` on a stored
+Every template that shows a time uses these filters, never `|date` on a stored
 time:
 
     {% load portal_time %}

@@ -1,4 +1,4 @@
-"""Break-glass as state changes (issue 14, item 6).
+"""Break-glass as state changes.
 
 - `break_glass_role_set` / `break_glass_role_remove`: an owner admin marks a catalogue role
   as an emergency role for one partner, naming who may activate it and for how long (≤ 24 h).
@@ -505,7 +505,7 @@ def break_glass_sweep(*, now: dt.datetime | None = None, limit: int = 500) -> di
     return counts
 
 
-# --- four eyes (issue 14, item 3): marking is a rule change like any other -------------
+# --- four eyes: marking is a rule change like any other --------------------------------
 
 Kind = RuleProposal.Kind
 

@@ -1,4 +1,4 @@
-"""Four eyes on the catalogue and the allow-list (issue 14, item 3): with the owner's four-eyes
+"""Four eyes on the catalogue and the allow-list: with the owner's four-eyes
 setting on, a catalogue role's edit (policies, maximum session, high-privilege opt-in, default
 trust scope, unused-role setting) and adding or removing a partner account are proposals, with
 a diff, that a second owner admin approves (`approvals.four_eyes.rule_proposal_approve`, which

@@ -538,7 +538,7 @@ def partner_link_revoke(request: AuthenticatedHttpRequest, link_id: str) -> Http
 @organisation_member_required(roles=[ADMIN])
 def catalog_role_accounts(request: AuthenticatedHttpRequest, catalog_role_id: str) -> HttpResponse:
     """Where a role may be granted besides its home account: all the owner's connected
-    accounts, or the ones ticked (issue 12)."""
+    accounts, or the ones ticked."""
     owner = _owner(request)
     role = selectors.catalog_role_get_for_owner(owner=owner, catalog_role_id=catalog_role_id)
     accounts = cloud_accounts_of_organisation(organisation=owner)

@@ -83,7 +83,7 @@ class _AccountChoiceField(forms.ModelChoiceField):
 
 
 def _account_field() -> forms.ModelChoiceField:
-    """Which of the owner's accounts (issue 12); empty: the role's home account."""
+    """Which of the owner's accounts; empty: the role's home account."""
     return _AccountChoiceField(
         queryset=CloudAccount.objects.none(),
         required=False,
@@ -109,7 +109,7 @@ class RequestAccessForm(_DurationMixin):
         help_text=_("The owner's admins read this when they decide."),
     )
 
-    # Scheduled access (issue 14): empty starts when approved.
+    # Scheduled access: empty starts when approved.
     starts_at = datetime_local_field(
         required=False,
         label=_("Starts at (UTC, optional)"),
@@ -185,7 +185,7 @@ class ApproveForm(_VersionedForm):
         max_length=REASON_MAX_LENGTH,
         widget=forms.TextInput(attrs={"placeholder": _("e.g. agreed in the Q3 contract")}),
     )
-    # Issue 14: the approver may shorten the access or give it an end.
+    # The approver may shorten the access or give it an end.
     ends_at = datetime_local_field(
         label=_("End access earlier (UTC, optional)"),
         required=False,

@@ -1,4 +1,4 @@
-"""The lifecycle's part of the owner's oversight (issue 14):
+"""The lifecycle's part of the owner's oversight:
 
 - break-glass grants: the activation (`delegations.breakglass`) decides who may activate and
   records the review; `delegation_break_glass_grant` creates the delegation, already approved,

@@ -84,7 +84,7 @@ REASON_MAX_LENGTH = 2000
 MAX_DURATION = dt.timedelta(days=5 * 366)
 # An end date must leave the worker time to apply the access before it ends.
 MIN_DURATION = dt.timedelta(minutes=5)
-# Scheduled access (issue 14): a start may lie at most this far ahead, and the scheduler
+# Scheduled access: a start may lie at most this far ahead, and the scheduler
 # applies it this long before its start so that it works at the minute.
 MAX_START_AHEAD = dt.timedelta(days=90)
 START_LEAD = dt.timedelta(minutes=5)
@@ -1419,7 +1419,7 @@ def delegations_mark_many(
     # The notices first: they only read and insert deliveries (no lock in the project's lock
     # order), and written after the audit events they would hold the one audit-chain lock,
     # serialising every other worker's audit behind a bulk move. All of them at once: the
-    # statements do not grow with the rows (issue 19 item 6).
+    # statements do not grow with the rows.
     delegations_announce_many(
         delegations=[row for row, _ in moving], action=action, prepared=prepared
     )

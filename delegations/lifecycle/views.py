@@ -554,7 +554,7 @@ def delegation_request(request: AuthenticatedHttpRequest) -> HttpResponse:
             except ValidationError as error:
                 add_form_errors(form, error)
             else:
-                # The role's auto-approval rule may decide it at once (issue 14).
+                # The role's auto-approval rule may decide it at once.
                 if services.delegation_auto_approve(delegation=delegation).changed:
                     messages.success(
                         request,

@@ -196,7 +196,7 @@ class RuleProposal(models.Model):
         GROUP_DELETE = "group_delete", _("Delete an approver group")
         RULE_SET = "rule_set", _("Change a role's approvals")
         FOUR_EYES_OFF = "four_eyes_off", _("Turn four eyes off")
-        # The catalogue and the allow-list (issue 14, item 3), and break-glass marking.
+        # The catalogue and the allow-list, and break-glass marking.
         CATALOG_ROLE_UPDATE = "catalog_role_update", _("Change a catalogue role")
         ALLOWANCE_ADD = "allowance_add", _("Add a partner to the allow-list")
         ALLOWANCE_REMOVE = "allowance_remove", _("Remove a partner from the allow-list")

@@ -1,4 +1,4 @@
-"""Break-glass access (issue 14, item 6): an owner marks a catalogue role as an emergency role
+"""Break-glass access: an owner marks a catalogue role as an emergency role
 for one partner, naming the partner's people who may activate it themselves for at most N
 hours (never more than 24) with a written reason. Each activation is a delegation granted at
 once through the normal worker path; an owner admin must review it within 24 hours (confirm,

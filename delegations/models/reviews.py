@@ -1,4 +1,4 @@
-"""Access reviews across the company boundary (issue 14, item 7). An owner schedules reviews
+"""Access reviews across the company boundary. An owner schedules reviews
 (every N days, a deadline, a default outcome); each campaign puts every active delegation to
 its approvers (keep / shorten / revoke) and asks each partner's admins to confirm the staff
 assigned to it (keep / unassign). At the deadline, what nobody answered gets the configured

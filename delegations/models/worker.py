@@ -255,7 +255,7 @@ class DriftFinding(models.Model):
         POLICY_DETACHED = "policy_detached", _("Policy detached")
         ROLE_DELETED = "role_deleted", _("Role deleted")
         # A time-bound grant's `DateLessThan acs:CurrentTime` trust condition was deleted or
-        # its date altered in the cloud (issue 14): the reconciler restores it at once.
+        # its date altered in the cloud: the reconciler restores it at once.
         FAIL_SAFE_END_CHANGED = "fail_safe_end_changed", _("Fail-safe end time removed or changed")
 
     class Resolution(models.TextChoices):

@@ -42,7 +42,7 @@ class IssuingRows:
     ended_at: dt.datetime | None
     session_policy_kind: str
     session_policy: str
-    # Whom the trust policy names (issue 11): the scope, its cap, the broker, the ExternalId.
+    # Whom the trust policy names: the scope, its cap, the broker, the ExternalId.
     trust_scope: str
     named_people_cap: int
     named_scope_trusts_broker: bool

@@ -1,4 +1,4 @@
-"""Assignments the owner's oversight makes (issue 14), through the same outbox and worker as
+"""Assignments the owner's oversight makes, through the same outbox and worker as
 any assignment:
 
 - `staff_assign_for_break_glass`: the person who activated an emergency role is assigned to

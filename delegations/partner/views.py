@@ -460,7 +460,7 @@ def credentials_get(request: AuthenticatedHttpRequest, delegation_id: str) -> Ht
                 "issued": issued,
                 "formats": credential_services.credential_formats(issued=issued),
                 # Shown once, while a secret is copied: the navigation's inbox count is not
-                # read on the way to it (issue 19 item 5).
+                # read on the way to it.
                 "inbox": (),
             },
         ),

@@ -1,4 +1,4 @@
-"""Access reviews across the company boundary as state changes (issue 14, item 7).
+"""Access reviews across the company boundary as state changes.
 
 - `review_schedule_set`: an owner admin schedules reviews (every N days, a deadline, the
   default outcome for what nobody answers: remind, or revoke).

@@ -53,7 +53,7 @@ ORGANISATIONS = (
 PEOPLE = (
     DemoPerson("admin@company-a.example", "Olivia", "Owner", "company-a", "admin", "owner admin"),
     DemoPerson("auditor@company-a.example", "Arthur", "Auditor", "company-a", "auditor", "auditor"),
-    # A second owner admin, so a role needing two approvals can be approved (issue 14).
+    # A second owner admin, so a role needing two approvals can be approved.
     DemoPerson(
         "approver@company-a.example",
         "Quinn",
