@@ -27,10 +27,11 @@ def delegation_audit_record(
     delegation: Delegation, action: AuditAction, **fields: Any
 ) -> AuditEvent:
     """`audit_record` for an event about `delegation`: the owner's, related to the partner,
-    about the delegation itself unless `fields` names another `target` (`fields` are the rest
-    of `audit_record`'s arguments)."""
+    about the delegation itself (named as the ledger names a delegation) unless `fields` names
+    another `target` (`fields` are the rest of `audit_record`'s arguments)."""
     if fields.get("target") is None:
         fields["target"] = delegation
+        fields.setdefault("target_label", delegation_label(delegation))
     return audit_record(
         action=action,
         organisation=delegation.owner,

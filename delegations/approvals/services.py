@@ -25,7 +25,7 @@ from audit.services import audit_record
 from core.db import conflict_as_validation_error
 from delegations.approvals import selectors
 from delegations.approvals.rules import Tally, decision_refusal, tally
-from delegations.delegation_audit import delegation_audit_record, delegation_label
+from delegations.delegation_audit import delegation_audit_record
 from delegations.models import (
     APPROVER_GROUP_NAME_MAX_LENGTH,
     MAX_APPROVALS_REQUIRED,
@@ -88,7 +88,6 @@ def approval_record(
             AuditAction.DELEGATION_APPROVAL_RECORDED,
             actor=approver,
             actor_organisation=delegation.owner,
-            target_label=delegation_label(delegation),
             metadata={
                 "with_mfa": with_mfa,
                 "note": note,

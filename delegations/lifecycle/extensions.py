@@ -24,7 +24,7 @@ from audit.actions import AuditAction
 from audit.models import AuditEvent
 from delegations.approvals import selectors as approval_selectors
 from delegations.approvals.rules import decision_refusal, tally
-from delegations.delegation_audit import delegation_audit_record, delegation_label
+from delegations.delegation_audit import delegation_audit_record
 from delegations.lifecycle.services import (
     MAX_DURATION,
     MIN_DURATION,
@@ -59,7 +59,6 @@ def _audit(
         action,
         actor=actor,
         actor_organisation=actor_organisation,
-        target_label=delegation_label(delegation),
         metadata={
             "extension": str(extension.pk),
             "previous_ends_at": extension.previous_ends_at,

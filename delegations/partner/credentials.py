@@ -43,7 +43,7 @@ from cloud import policies
 from cloud.client import CloudClient, IssuedCredentials
 from cloud.errors import CloudError
 from delegations.connection.services import cloud_account_credentials
-from delegations.delegation_audit import delegation_audit_record, delegation_label
+from delegations.delegation_audit import delegation_audit_record
 from delegations.models import (
     CredentialIssuance,
     CredentialsUriToken,
@@ -206,7 +206,6 @@ def _audit_credentials(
         action,
         actor=user,
         actor_organisation=delegation.partner,
-        target_label=delegation_label(delegation),
         metadata={"role_arn": delegation.managed_role.role_arn, **metadata},
         outcome=outcome,
     )

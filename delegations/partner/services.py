@@ -33,7 +33,7 @@ from audit.services import audit_chain_lock, audit_record
 from cloud import policies
 from cloud.errors import CloudError
 from delegations.connection.services import partner_ram_users
-from delegations.delegation_audit import delegation_audit_record, delegation_label
+from delegations.delegation_audit import delegation_audit_record
 from delegations.lifecycle.selectors import RoleOccupancy, role_occupancy
 from delegations.lifecycle.services import (
     IllegalTransition,
@@ -700,7 +700,6 @@ def role_cut_off(
             locked,
             AuditAction.DELEGATION_CUT_OFF,
             actor=cut_off_by,
-            target_label=delegation_label(locked),
             after={"policies_detached": locked.catalog_role.policies},
             metadata={
                 "reason": reason,
