@@ -49,6 +49,20 @@ class ActivityCursor(models.Model):
         return f"activity cursor of {self.cloud_account_id} in {self.region}"
 
 
+def _checked_at_ingestion(to: type[models.Model] | str) -> models.ForeignKey[Any, Any]:
+    """An event's optional link to a portal row that ingestion checks itself (see
+    `ActivityEvent`): no index and no constraint, emptied when the row goes."""
+    return models.ForeignKey(
+        to,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
+
+
 class ActivityEvent(models.Model):
     class Outcome(models.TextChoices):
         ALLOWED = "allowed", _("allowed")
@@ -80,24 +94,8 @@ class ActivityEvent(models.Model):
     )
     event_id = models.CharField(max_length=128)
     event_time = models.DateTimeField()
-    delegation = models.ForeignKey(
-        Delegation,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        db_index=False,
-        db_constraint=False,
-    )
-    person = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        db_index=False,
-        db_constraint=False,
-    )
+    delegation = _checked_at_ingestion(Delegation)
+    person = _checked_at_ingestion(settings.AUTH_USER_MODEL)
     # What the page shows for the person: their email, or the RAM user / session name.
     person_label = models.CharField(max_length=255, blank=True)
     via = models.CharField(max_length=16, choices=Via.choices, default=Via.OTHER)
