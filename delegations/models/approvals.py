@@ -24,6 +24,32 @@ MAX_AUTO_APPROVE_HOURS = 24
 APPROVER_GROUP_NAME_MAX_LENGTH = 100
 
 
+class SettingsRow(models.Model):
+    """Settings an owner admin edits in place (`delegations.versioned.versioned_save`): each
+    change counts a version, which the ledger names and a stale page is refused by, and the
+    row keeps who changed it last."""
+
+    version = models.PositiveIntegerField(default=1)
+    updated_by = optional_person_field(on_delete=models.SET_NULL)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class Decision(models.Model):
+    """A request somebody else decides: who did, when and (rejecting) why; newest first."""
+
+    decided_by = optional_person_field(on_delete=models.PROTECT)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(max_length=2000, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        abstract = True
+        ordering = ["-created_at"]
+
+
 class ApproverGroup(models.Model):
     """People of an owner organisation who alone may decide the requests for the catalogue
     roles and partners the group is attached to. A request that no group covers may be
@@ -57,7 +83,7 @@ class ApproverGroup(models.Model):
         return self.name
 
 
-class ApprovalRule(models.Model):
+class ApprovalRule(SettingsRow):
     """How many distinct approvals a request for one catalogue role needs (1 when absent)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -68,9 +94,6 @@ class ApprovalRule(models.Model):
     # Auto-approval: a request for at most this many hours (with an end date) from an
     # allow-listed partner is approved by this rule; None never approves automatically.
     auto_approve_max_hours = models.PositiveSmallIntegerField(null=True, blank=True)
-    version = models.PositiveIntegerField(default=1)
-    updated_by = optional_person_field(on_delete=models.SET_NULL)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [
@@ -121,7 +144,7 @@ class DelegationApproval(models.Model):
         return f"{self.approver} approved {self.delegation_id}"
 
 
-class DelegationExtension(models.Model):
+class DelegationExtension(Decision):
     """A partner's request to move a time-bound delegation's end later, decided like a
     request (approver groups, quorum). Approved, the delegation's end moves without a gap;
     rejected or left undecided, access ends as planned."""
@@ -146,13 +169,8 @@ class DelegationExtension(models.Model):
     # [{"approver": <user pk>, "with_mfa": bool, "at": "<iso>"}], written under the
     # delegation's row lock.
     approvals = models.JSONField(default=list, blank=True)
-    decided_by = optional_person_field(on_delete=models.PROTECT)
-    decided_at = models.DateTimeField(null=True, blank=True)
-    decision_reason = models.TextField(max_length=2000, blank=True)
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
 
-    class Meta:
-        ordering = ["-created_at"]
+    class Meta(Decision.Meta):
         constraints = [
             models.CheckConstraint(
                 condition=Q(new_ends_at__gt=models.F("previous_ends_at")),
@@ -170,7 +188,7 @@ class DelegationExtension(models.Model):
         return f"Extension of {self.delegation_id} to {self.new_ends_at:%Y-%m-%d %H:%M}"
 
 
-class ApprovalSettings(models.Model):
+class ApprovalSettings(SettingsRow):
     """An owner organisation's approval settings: with `four_eyes` on, changes to its
     approval rules are proposals a second owner admin approves before they take effect."""
 
@@ -179,15 +197,12 @@ class ApprovalSettings(models.Model):
         "accounts.Organisation", on_delete=models.CASCADE, related_name="approval_settings"
     )
     four_eyes = models.BooleanField(default=False)
-    version = models.PositiveIntegerField(default=1)
-    updated_by = optional_person_field(on_delete=models.SET_NULL)
-    updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
         return f"Approval settings of {self.organisation_id}"
 
 
-class RuleProposal(models.Model):
+class RuleProposal(Decision):
     """A change of approval rules waiting for a second owner admin (four eyes)."""
 
     class Kind(models.TextChoices):
@@ -223,13 +238,6 @@ class RuleProposal(models.Model):
     proposed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
-    decided_by = optional_person_field(on_delete=models.PROTECT)
-    decided_at = models.DateTimeField(null=True, blank=True)
-    decision_reason = models.TextField(max_length=2000, blank=True)
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-
-    class Meta:
-        ordering = ["-created_at"]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} ({self.get_status_display()})"

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from accounts.models import optional_person_field
 from core.db import range_constraint
+from delegations.models.approvals import SettingsRow
 from delegations.models.lifecycle import Delegation
 from delegations.models.partner import StaffAssignment
 
@@ -28,7 +29,7 @@ class ReviewOutcome(models.TextChoices):
     REVOKE = "revoke", "Revoke the access"
 
 
-class ReviewSchedule(models.Model):
+class ReviewSchedule(SettingsRow):
     """An owner's recurring access review: one per owner organisation."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -42,9 +43,6 @@ class ReviewSchedule(models.Model):
     )
     next_run_at = models.DateTimeField()
     is_active = models.BooleanField(default=True)
-    version = models.PositiveIntegerField(default=1)
-    updated_by = optional_person_field(on_delete=models.SET_NULL)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [
