@@ -25,6 +25,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 
 from accounts.models import Membership, Organisation, User
@@ -112,7 +113,7 @@ class OrganisationMemberRequiredMixin:
 
 
 def organisation_of_kind(
-    request: AuthenticatedHttpRequest, kind: Organisation.Kind, *, refusal: str
+    request: AuthenticatedHttpRequest, kind: Organisation.Kind, *, refusal: str | Promise
 ) -> Organisation:
     """The current organisation when it is of `kind` (owner or partner); otherwise 403 with
     `refusal`, which names what only that kind of organisation does."""
@@ -120,6 +121,20 @@ def organisation_of_kind(
     if organisation.kind != kind:
         raise PermissionDenied(refusal)
     return organisation
+
+
+def current_organisation_of(
+    kind: Organisation.Kind, *, refusal: Promise
+) -> Callable[[AuthenticatedHttpRequest], Organisation]:
+    """`organisation_of_kind` for pages that are all for one kind of organisation: a module
+    names it once (`_owner = current_organisation_of(OWNER, refusal=gettext_lazy(...))`) and
+    its views call `_owner(request)`. `refusal` is lazy: it is read in the person's language
+    when it is shown."""
+
+    def current(request: AuthenticatedHttpRequest) -> Organisation:
+        return organisation_of_kind(request, kind, refusal=refusal)
+
+    return current
 
 
 def is_admin(request: AuthenticatedHttpRequest) -> bool:

@@ -21,7 +21,7 @@ from django.db import DatabaseError
 from django.http import HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.http import require_POST, require_safe
 
 from accounts.models import Organisation
@@ -29,8 +29,8 @@ from accounts.permissions import (
     ADMIN,
     AUDITOR,
     AuthenticatedHttpRequest,
+    current_organisation_of,
     organisation_member_required,
-    organisation_of_kind,
 )
 from audit.checkpoints import checkpoint_directory, checkpoint_key, checkpoints_load
 from audit.models import AuditVerification
@@ -269,12 +269,10 @@ def _checkpoint_status() -> dict[str, Any]:
     }
 
 
-def _owner_only(request: AuthenticatedHttpRequest) -> Organisation:
-    return organisation_of_kind(
-        request,
-        Organisation.Kind.OWNER,
-        refusal=gettext("Verifying the audit log is for the owner's auditors and admins."),
-    )
+_owner_only = current_organisation_of(
+    Organisation.Kind.OWNER,
+    refusal=gettext_lazy("Verifying the audit log is for the owner's auditors and admins."),
+)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import Organisation
@@ -23,9 +24,9 @@ from accounts.permissions import (
     AUDITOR,
     STAFF,
     AuthenticatedHttpRequest,
+    current_organisation_of,
     is_admin,
     organisation_member_required,
-    organisation_of_kind,
     step_up,
 )
 from core.crypto import decrypt_secret
@@ -39,16 +40,14 @@ from runbooks.worker import run_parameters
 MEMBERS = (ADMIN, STAFF, AUDITOR)
 
 
-def _partner(request: AuthenticatedHttpRequest) -> Organisation:
-    return organisation_of_kind(
-        request, Organisation.Kind.PARTNER, refusal=_("Only a partner starts runbooks.")
-    )
+_partner = current_organisation_of(
+    Organisation.Kind.PARTNER, refusal=gettext_lazy("Only a partner starts runbooks.")
+)
 
 
-def _owner(request: AuthenticatedHttpRequest) -> Organisation:
-    return organisation_of_kind(
-        request, Organisation.Kind.OWNER, refusal=_("Only an owner decides runs.")
-    )
+_owner = current_organisation_of(
+    Organisation.Kind.OWNER, refusal=gettext_lazy("Only an owner decides runs.")
+)
 
 
 def _run(request: AuthenticatedHttpRequest, run_id: object) -> RunbookRun:

@@ -27,9 +27,9 @@ from accounts.permissions import (
     ADMIN,
     AUDITOR,
     AuthenticatedHttpRequest,
+    current_organisation_of,
     is_admin,
     organisation_member_required,
-    organisation_of_kind,
     step_up,
 )
 from core.web import get_or_404, parse_uuid, report_refusal
@@ -43,12 +43,10 @@ PROPOSED = gettext_lazy(
 )
 
 
-def _owner(request: AuthenticatedHttpRequest) -> Organisation:
-    return organisation_of_kind(
-        request,
-        Organisation.Kind.OWNER,
-        refusal=_("Only resource owner organisations keep approval rules."),
-    )
+_owner = current_organisation_of(
+    Organisation.Kind.OWNER,
+    refusal=gettext_lazy("Only resource owner organisations keep approval rules."),
+)
 
 
 def _page(

@@ -16,6 +16,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.form_posts import FormPage
@@ -23,9 +24,9 @@ from accounts.models import Organisation
 from accounts.permissions import (
     ADMIN,
     AuthenticatedHttpRequest,
+    current_organisation_of,
     is_admin,
     organisation_member_required,
-    organisation_of_kind,
     step_up,
 )
 from core.web import report_refusal
@@ -35,21 +36,16 @@ from delegations.lifecycle.services import DelegationConflict
 from delegations.models import BreakGlassActivation, BreakGlassRole, RuleProposal
 from delegations.proposals import PROPOSED_MESSAGE
 
-
-def _owner(request: AuthenticatedHttpRequest) -> Organisation:
-    return organisation_of_kind(
-        request,
-        Organisation.Kind.OWNER,
-        refusal=_("Only resource owner organisations mark emergency roles."),
-    )
+_owner = current_organisation_of(
+    Organisation.Kind.OWNER,
+    refusal=gettext_lazy("Only resource owner organisations mark emergency roles."),
+)
 
 
-def _partner(request: AuthenticatedHttpRequest) -> Organisation:
-    return organisation_of_kind(
-        request,
-        Organisation.Kind.PARTNER,
-        refusal=_("Only partner organisations activate emergency roles."),
-    )
+_partner = current_organisation_of(
+    Organisation.Kind.PARTNER,
+    refusal=gettext_lazy("Only partner organisations activate emergency roles."),
+)
 
 
 def _owner_page(

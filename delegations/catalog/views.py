@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -24,9 +24,9 @@ from accounts.permissions import (
     ADMIN,
     AUDITOR,
     AuthenticatedHttpRequest,
+    current_organisation_of,
     is_admin,
     organisation_member_required,
-    organisation_of_kind,
     step_up,
 )
 from cloud.errors import CloudError
@@ -53,12 +53,10 @@ from delegations.proposals import PROPOSED_MESSAGE
 READERS = (ADMIN, AUDITOR)
 
 
-def _owner(request: AuthenticatedHttpRequest) -> Organisation:
-    return organisation_of_kind(
-        request,
-        Organisation.Kind.OWNER,
-        refusal=gettext("Only resource owner organisations keep a catalogue."),
-    )
+_owner = current_organisation_of(
+    Organisation.Kind.OWNER,
+    refusal=gettext_lazy("Only resource owner organisations keep a catalogue."),
+)
 
 
 # --- the catalogue and the allow-list --------------------------------------------------------

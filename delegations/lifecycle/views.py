@@ -16,7 +16,7 @@ from django.core.exceptions import BadRequest, PermissionDenied, ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.translation import gettext, gettext_noop
+from django.utils.translation import gettext, gettext_lazy, gettext_noop
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -26,10 +26,10 @@ from accounts.permissions import (
     ADMIN,
     AUDITOR,
     AuthenticatedHttpRequest,
+    current_organisation_of,
     is_admin,
     is_admin_of,
     organisation_member_required,
-    organisation_of_kind,
     step_up,
 )
 from core.i18n import format_time
@@ -63,20 +63,14 @@ Status = Delegation.Status
 READERS = (ADMIN, AUDITOR)
 
 
-def _owner_organisation(request: AuthenticatedHttpRequest) -> Organisation:
-    return organisation_of_kind(
-        request,
-        Organisation.Kind.OWNER,
-        refusal=gettext("Only resource owner organisations manage this."),
-    )
+_owner_organisation = current_organisation_of(
+    Organisation.Kind.OWNER, refusal=gettext_lazy("Only resource owner organisations manage this.")
+)
 
 
-def _partner_organisation(request: AuthenticatedHttpRequest) -> Organisation:
-    return organisation_of_kind(
-        request,
-        Organisation.Kind.PARTNER,
-        refusal=gettext("Only partner organisations request access."),
-    )
+_partner_organisation = current_organisation_of(
+    Organisation.Kind.PARTNER, refusal=gettext_lazy("Only partner organisations request access.")
+)
 
 
 # --- lists -----------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonRes
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.html import format_html_join
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -38,6 +38,7 @@ from accounts.permissions import (
     STAFF,
     AuthenticatedHttpRequest,
     MfaRule,
+    current_organisation_of,
     is_admin_of,
     organisation_member_required,
     organisation_of_kind,
@@ -70,12 +71,9 @@ from delegations.partner.forms import (
 logger = logging.getLogger(__name__)
 
 
-def _partner(request: AuthenticatedHttpRequest) -> Organisation:
-    return organisation_of_kind(
-        request,
-        Organisation.Kind.PARTNER,
-        refusal=gettext("Only partner organisations have staff access."),
-    )
+_partner = current_organisation_of(
+    Organisation.Kind.PARTNER, refusal=gettext_lazy("Only partner organisations have staff access.")
+)
 
 
 def _partner_delegation(

@@ -17,6 +17,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.form_posts import FormPage
@@ -25,9 +26,9 @@ from accounts.permissions import (
     ADMIN,
     AUDITOR,
     AuthenticatedHttpRequest,
+    current_organisation_of,
     is_admin,
     organisation_member_required,
-    organisation_of_kind,
 )
 from delegations.lifecycle.services import DelegationConflict
 from delegations.models import ReviewCampaign, ReviewItem
@@ -37,12 +38,10 @@ from delegations.reviews.forms import OwnerAnswerForm, PartnerAnswerForm, Review
 Side = services.Side
 
 
-def _owner(request: AuthenticatedHttpRequest) -> Organisation:
-    return organisation_of_kind(
-        request,
-        Organisation.Kind.OWNER,
-        refusal=_("Only resource owner organisations schedule access reviews."),
-    )
+_owner = current_organisation_of(
+    Organisation.Kind.OWNER,
+    refusal=gettext_lazy("Only resource owner organisations schedule access reviews."),
+)
 
 
 def _index(
