@@ -105,6 +105,21 @@ def test_catalogue_page_for_admins_and_auditors(
     assert url("catalog_role_deactivate", role.pk) not in as_auditor.content.decode()
 
 
+def test_a_partner_is_told_why_in_their_own_language(
+    login: Callable[..., Client], partner_admin: User
+) -> None:
+    # The refusal is named once per module, at import: it must still be read in the
+    # language of the person it is shown to.
+    english = login(partner_admin).get(url("catalog"))
+    assert english.status_code == 403
+    assert "Only resource owner organisations keep a catalogue." in english.content.decode()
+    partner_admin.language = "zh-hans"
+    partner_admin.save(update_fields=["language"])
+    chinese = login(partner_admin).get(url("catalog"))
+    assert chinese.status_code == 403
+    assert "只有资源所有者组织才有角色目录。" in chinese.content.decode()
+
+
 def test_catalogue_refuses_partners_other_methods_and_anonymous(
     owner_client: Client, login: Callable[..., Client], partner_admin: User
 ) -> None:
