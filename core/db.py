@@ -19,6 +19,14 @@ if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
 
 
+class ReportsChange:
+    """Mixed into a model whose services return the instance they acted on: `changed`, not
+    stored, is True when the call changed it and False when it found the change already made
+    (a double click, a retry), so a page can say "nothing changed"."""
+
+    changed: bool = False
+
+
 @contextmanager
 def conflict_as_validation_error(
     message: StrOrPromise | Mapping[str, StrOrPromise],

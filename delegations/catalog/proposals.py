@@ -102,7 +102,7 @@ def catalog_role_update_or_propose(
         default_trust_scope=scope,
     )
     if before == after:
-        catalog_role.changed = False  # type: ignore[attr-defined]
+        catalog_role.changed = False
         return catalog_role
     return rule_proposal_create(
         owner=owner,

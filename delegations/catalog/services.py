@@ -572,7 +572,7 @@ def catalog_role_update(
             role.default_trust_scope = _valid_trust_scope(default_trust_scope)
         after = _role_public(role)
         if after == before:
-            role.changed = False  # type: ignore[attr-defined]
+            role.changed = False
             return role
         role.save(
             update_fields=[
@@ -598,7 +598,7 @@ def catalog_role_update(
                 "reconciling_roles": reconciling,
             },
         )
-    role.changed = True  # type: ignore[attr-defined]
+    role.changed = True
     return role
 
 
@@ -658,7 +658,7 @@ def catalog_role_set_accounts(
         "extra_accounts": sorted(account.account_uid for account in chosen.values()),
     }
     if before == after:
-        role.changed = False  # type: ignore[attr-defined]
+        role.changed = False
         return role
     role.offered_in_all_accounts = bool(all_accounts)
     role.save(update_fields=["offered_in_all_accounts", "updated_at"])
@@ -671,7 +671,7 @@ def catalog_role_set_accounts(
         before=before,
         after=after,
     )
-    role.changed = True  # type: ignore[attr-defined]
+    role.changed = True
     return role
 
 
@@ -681,7 +681,7 @@ def _catalog_role_set_active(
     with transaction.atomic():
         role = catalog_role_lock(catalog_role_id=catalog_role.pk)
         if role.is_active == active:
-            role.changed = False  # type: ignore[attr-defined]
+            role.changed = False
             return role
         if active and not role.cloud_account.is_active:
             raise ValidationError(gettext("Connect the role's cloud account again first."))
@@ -698,7 +698,7 @@ def _catalog_role_set_active(
             before=before,
             after=_role_public(role),
         )
-    role.changed = True  # type: ignore[attr-defined]
+    role.changed = True
     return role
 
 

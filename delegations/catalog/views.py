@@ -339,7 +339,7 @@ def catalog_role_edit(request: AuthenticatedHttpRequest, catalog_role_id: str) -
     if isinstance(result, RuleProposal):
         messages.success(request, str(PROPOSED_MESSAGE))
         return redirect("delegations:catalog")
-    if not result.changed:  # type: ignore[attr-defined]
+    if not result.changed:
         messages.info(request, gettext("Nothing changed in %(role)s.") % {"role": role.role_name})
     elif result.delegations.exclude(status__in=list(FINAL_STATUSES)).exists():
         messages.success(
@@ -375,7 +375,7 @@ def _role_toggle(
     except ValidationError as error:
         report_refusal(request, error)
         return redirect("delegations:catalog")
-    if not result.changed:  # type: ignore[attr-defined]
+    if not result.changed:
         messages.info(
             request,
             (

@@ -467,7 +467,7 @@ def cloud_account_make_primary(
     if not account.is_active:
         raise ValidationError(_("This cloud account is disconnected."))
     if account.is_primary:
-        account.changed = False  # type: ignore[attr-defined]
+        account.changed = False
         return account
     previous = (
         CloudAccount.objects.select_for_update()
@@ -487,7 +487,7 @@ def cloud_account_make_primary(
         before={"primary": previous.account_uid if previous is not None else None},
         after=_public(account),
     )
-    account.changed = True  # type: ignore[attr-defined]
+    account.changed = True
     return account
 
 
@@ -599,7 +599,7 @@ def cloud_account_disconnect(
     with transaction.atomic():
         account = CloudAccount.objects.select_for_update().get(pk=cloud_account.pk)
         if not account.is_active:
-            account.changed = False  # type: ignore[attr-defined]
+            account.changed = False
             return account
         # A delegation's account is its managed role's (a fleet grant has one per account).
         in_use = Delegation.objects.filter(
@@ -659,7 +659,7 @@ def cloud_account_disconnect(
             target=account,
             before=before,
         )
-    account.changed = True  # type: ignore[attr-defined]
+    account.changed = True
     return account
 
 

@@ -17,7 +17,7 @@ from accounts.models import (
     validate_account_uid,
 )
 from cloud import policies
-from core.db import range_constraint
+from core.db import ReportsChange, range_constraint
 from delegations.models.connection import CloudAccount
 from delegations.models.trust_scope import trust_scope_field
 
@@ -35,7 +35,7 @@ def validate_role_name(value: str) -> None:
         raise ValidationError(str(exc), code="invalid_role_name") from exc
 
 
-class CatalogRole(models.Model):
+class CatalogRole(ReportsChange, models.Model):
     """A RAM role an owner is willing to grant: its name, the policies attached to it and the
     longest session it allows."""
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from accounts.models import account_uid_field, enterprise_alias_field, optional_person_field
+from core.db import ReportsChange
 
 REGION_RE = re.compile(r"\A[a-z]{2,}(?:-[a-z0-9]+){1,3}\Z")
 
@@ -29,7 +30,7 @@ def validate_region(value: str) -> None:
 HOME_FIRST = ("-is_primary", "created_at", "pk")
 
 
-class CloudAccount(models.Model):
+class CloudAccount(ReportsChange, models.Model):
     """An organisation's Alibaba Cloud account and the AccessKey the portal acts with.
 
     The AccessKey secret is stored only as MultiFernet ciphertext (keys in

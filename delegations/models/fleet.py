@@ -21,7 +21,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import account_uid_field, optional_person_field
-from core.db import range_constraint
+from core.db import ReportsChange, range_constraint
 from delegations.models.catalog import CatalogRole, PartnerLink
 
 # A fleet is applied by the portal's worker pool; more than this many accounts at once would
@@ -31,7 +31,7 @@ MAX_FLEET_REGIONS = 30
 MAX_FLEET_ACCOUNTS = 100
 
 
-class FleetGrant(models.Model):
+class FleetGrant(ReportsChange, models.Model):
     class Origin(models.TextChoices):
         REQUEST = "request", "Requested by the partner"
         OFFER = "offer", "Offered by the owner"
@@ -75,9 +75,6 @@ class FleetGrant(models.Model):
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
-
-    # Not stored: True when the service call changed the fleet (False for a double click).
-    changed = False
 
     class Meta:
         ordering = ["-created_at"]

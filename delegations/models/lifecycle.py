@@ -12,13 +12,14 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import account_uid_field, optional_person_field
 from cloud import policies
+from core.db import ReportsChange
 from delegations.models.catalog import CatalogRole, PartnerLink
 from delegations.models.fleet import FleetGrant
 from delegations.models.trust_scope import DEFAULT_NAMED_PEOPLE_CAP, trust_scope_field
 from delegations.models.worker import LastErrorModel, ManagedRole
 
 
-class Delegation(LastErrorModel):
+class Delegation(ReportsChange, LastErrorModel):
     """One partner organisation's access to one catalogue role of one owner."""
 
     class Status(models.TextChoices):
@@ -111,11 +112,6 @@ class Delegation(LastErrorModel):
     withdrawn_by = optional_person_field(on_delete=models.PROTECT)
     withdrawn_by_label = models.CharField(max_length=200, blank=True, default="")
     ended_at = models.DateTimeField(null=True, blank=True)
-
-    # Not stored: the lifecycle services set it on the instance they return, True when the
-    # call changed the delegation and False when it found the change already made (a double
-    # click), so a page can say "already approved".
-    changed = False
 
     # Whom the trust policy names for this partner (`delegations.trust`): the whole account,
     # or named RAM users up to `named_people_cap`. `external_id_ciphertext` (core.crypto) holds

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import optional_person_field
+from core.db import ReportsChange
 from delegations.models.connection import CloudAccount
 from delegations.models.lifecycle import Delegation
 from delegations.models.worker import LastErrorModel, LeasedModel, ManagedRole
@@ -228,7 +229,7 @@ class CredentialIssuance(models.Model):
         return f"{self.session_name} {self.access_key_id}"
 
 
-class RoleCutOff(models.Model):
+class RoleCutOff(ReportsChange, models.Model):
     """An owner's emergency cut-off: the role's permission policies stay detached (the worker
     plans without them) until the owner lifts it. Detaching stops credentials already issued,
     since the cloud evaluates a role session's permissions when it is used."""

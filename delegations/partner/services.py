@@ -683,7 +683,7 @@ def role_cut_off(
             managed_role=locked.managed_role, lifted_at__isnull=True
         ).first()
         if existing is not None:
-            existing.changed = False  # type: ignore[attr-defined]
+            existing.changed = False
             return existing
         cut_off = RoleCutOff.objects.create(
             managed_role=locked.managed_role,
@@ -715,7 +715,7 @@ def role_cut_off(
                     delegation=locked, revoked_by=cut_off_by, reason=f"Emergency cut-off: {reason}"
                 )
         outbox_enqueue_reconcile(managed_role=locked.managed_role)
-    cut_off.changed = True  # type: ignore[attr-defined]
+    cut_off.changed = True
     return cut_off
 
 
