@@ -33,7 +33,6 @@ class RequestIdMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         incoming = request.headers.get("X-Request-ID", "")
         request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
-        request.request_id = request_id  # type: ignore[attr-defined]
         id_token = _request_id.set(request_id)
         # Behind PORTAL_TRUSTED_PROXY_COUNT proxies, the client rather than the nearest proxy.
         ip_token = _client_ip.set(client_ip(request))

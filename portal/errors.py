@@ -28,15 +28,11 @@ JSON_URL_NAMES = frozenset({"credentials_uri"})
 AUDIT_UNAVAILABLE_RETRY_AFTER_SECONDS = 30
 
 
-def _request_id(request: HttpRequest) -> str:
-    return getattr(request, "request_id", None) or current_request_id()
-
-
 def _render(request: HttpRequest, template: str, context: dict | None = None) -> str:
     # Every error page shows the request id, so a person can quote it to an operator. It
     # does not count the inbox for the navigation: a refusal is answered without the reads
     # behind that count (a crawler probing pages it may not see pays for none of them).
-    context = {"request_id": _request_id(request), "inbox": (), **(context or {})}
+    context = {"request_id": current_request_id(), "inbox": (), **(context or {})}
     return loader.render_to_string(template, context, request=request)
 
 
@@ -61,7 +57,7 @@ def page_not_found(request: HttpRequest, exception: Exception | None = None) -> 
 @requires_csrf_token
 def server_error(request: HttpRequest) -> HttpResponse:
     # No request context: the failure may be in the database or a context processor.
-    request_id = _request_id(request)
+    request_id = current_request_id()
     try:
         body = loader.get_template("500.html").render({"request_id": request_id})
     except Exception:  # the error page itself must never fail
@@ -85,7 +81,7 @@ def audit_unavailable(request: HttpRequest) -> HttpResponse:
 
     The portal writes no change without its audit event (`audit.services.audit_record` fails
     closed), so "nothing was changed" is true and is what the person needs to hear."""
-    request_id = _request_id(request)
+    request_id = current_request_id()
     response: HttpResponse
     if _wants_json(request):
         response = JsonResponse(

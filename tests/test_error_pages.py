@@ -60,11 +60,12 @@ def test_400_403_and_csrf_pages_show_the_request_id(login, partner_staff) -> Non
 def test_the_503_page_says_nothing_was_changed() -> None:
     from django.test import RequestFactory
 
+    from core.request_id import RequestIdMiddleware
     from portal.errors import audit_unavailable
 
-    request = RequestFactory().get("/")
-    request.request_id = "req-0123456789"
-    response = audit_unavailable(request)
+    # The page names the request id the middleware took for this request.
+    request = RequestFactory().get("/", headers={"X-Request-ID": "req-0123456789"})
+    response = RequestIdMiddleware(audit_unavailable)(request)
     body = response.content.decode()
     assert response.status_code == 503 and "Nothing was changed" in body
     assert 'data-testid="request-id">req-0123456789<' in body
