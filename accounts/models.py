@@ -264,6 +264,10 @@ class Invitation(models.Model):
     )
     cancelled_at = models.DateTimeField(null=True, blank=True)
 
+    # Not stored: set on the instance the invite and resend services return when its email
+    # could not be sent (the invitation stands), so the page can say so.
+    email_delivery_failed = False
+
     class Meta:
         ordering = ["-created_at"]
         constraints = [

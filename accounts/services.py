@@ -260,7 +260,7 @@ def _send_invitation_on_commit(*, invitation: Invitation, raw_token: str, base_u
         except Exception:  # SMTP and template errors alike: the invitation itself is valid
             # The link (and its token) is deliberately not logged.
             logger.exception("Could not send the email for invitation %s", invitation.pk)
-            invitation.email_delivery_failed = True  # type: ignore[attr-defined]
+            invitation.email_delivery_failed = True
 
     # Sent only once the invitation is committed: a rolled-back invitation never emails anyone.
     # The raw token lives only in this closure and the email, never in a task payload or log.

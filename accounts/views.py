@@ -149,7 +149,7 @@ def member_invite(request: AuthenticatedHttpRequest) -> HttpResponse:
         except ValidationError as error:
             add_form_errors(form, error)
         else:
-            if getattr(invitation, "email_delivery_failed", False):
+            if invitation.email_delivery_failed:
                 messages.warning(
                     request,
                     _(
@@ -182,7 +182,7 @@ def invitation_resend(request: AuthenticatedHttpRequest, invitation_id: str) -> 
     except ValidationError as error:
         report_refusal(request, error)
     else:
-        if getattr(invitation, "email_delivery_failed", False):
+        if invitation.email_delivery_failed:
             messages.warning(
                 request,
                 _("The email to %(email)s could not be sent.") % {"email": invitation.email},

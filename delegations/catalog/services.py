@@ -200,7 +200,7 @@ def catalog_roles_with_high_privilege_reasons(
                 except CloudError:
                     found = ("its document could not be read from Alibaba Cloud just now",)
                 reasons += [(key[1], reason) for reason in found]
-        role.high_privilege_reasons = reasons  # type: ignore[attr-defined]
+        role.high_privilege_reasons = reasons
     return listed
 
 

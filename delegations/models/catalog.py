@@ -3,6 +3,7 @@ the codes by which partners find the owner (partner links). Worked by `delegatio
 """
 
 import uuid
+from collections.abc import Sequence
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -60,6 +61,9 @@ class CatalogRole(ReportsChange, models.Model):
     keep_role_when_empty = models.BooleanField(default=False)
     # Policies that grant RAM administration or AdministratorAccess need this explicit opt-in.
     allows_high_privilege = models.BooleanField(default=False)
+    # Not stored: why the role is high privilege, `[(policy name, reason), ...]`, set by
+    # `catalog_roles_with_high_privilege_reasons` for the catalogue page.
+    high_privilege_reasons: Sequence[tuple[str, str]] = ()
     # The trust scope a new delegation of this role starts with (the owner may change it).
     default_trust_scope = trust_scope_field()
     # One RAM role per partner (`<role>-<partner alias>`, `role_state.partner_role_name`)
