@@ -1347,12 +1347,23 @@ _NO_ERROR = {
 
 
 def _bulk_move(to: str) -> tuple[AuditAction, dict[str, Any]]:
-    """The audit action and the changes (beyond status and version) of a bulk move to `to`."""
+    """The audit action of a bulk move to `to` and the columns it sets on every row (each row
+    also counts one more version: `_move_row`)."""
+    now = timezone.now()
     if to == Status.APPLYING:
-        return AuditAction.DELEGATION_APPLYING, {}
-    if to == Status.ACTIVE:
-        return AuditAction.DELEGATION_ACTIVATED, {"activated_at": timezone.now(), **_NO_ERROR}
-    raise ValueError(f"Only moves to applying or active go in bulk, not {to!r}.")
+        action, extra = AuditAction.DELEGATION_APPLYING, {}
+    elif to == Status.ACTIVE:
+        action, extra = AuditAction.DELEGATION_ACTIVATED, {"activated_at": now, **_NO_ERROR}
+    else:
+        raise ValueError(f"Only moves to applying or active go in bulk, not {to!r}.")
+    return action, {**extra, "status": to, "failed_phase": Delegation.Phase.NONE, "updated_at": now}
+
+
+def _move_row(row: Delegation, changes: Mapping[str, Any]) -> None:
+    """`row` as a bulk move with `changes` (`_bulk_move`) leaves it."""
+    for name, value in changes.items():
+        setattr(row, name, value)
+    row.version += 1
 
 
 def delegations_mark_many_prepare(*, delegations: list[Delegation], to: str) -> PreparedNotices:
@@ -1360,15 +1371,13 @@ def delegations_mark_many_prepare(*, delegations: list[Delegation], to: str) -> 
     notices of the rows that would move, as the move would leave them (reads only; the
     worker does this while its verifying reads are out). Pass the result as `prepared`; a row
     that changed meanwhile gets its notice rendered again there."""
-    action, extra = _bulk_move(to)
+    action, changes = _bulk_move(to)
     after = []
     for row in delegations:
         if row.status == to or to not in ALLOWED_TRANSITIONS.get(row.status, ()):
             continue
         moved = copy.copy(row)
-        for name, value in {**extra, "status": to, "failed_phase": Delegation.Phase.NONE}.items():
-            setattr(moved, name, value)
-        moved.version += 1
+        _move_row(moved, changes)
         after.append(moved)
     prefetch_related_objects(after, "owner", "catalog_role", "partner")
     return delegations_announce_prepare(delegations=after, action=action)
@@ -1392,7 +1401,7 @@ def delegations_mark_many(
     worker's own events for the round go there, after the notices and before the chain lock).
     `prepared` (`delegations_mark_many_prepare`) holds notices already rendered.
     """
-    action, extra = _bulk_move(to)
+    action, changes = _bulk_move(to)
     moving: list[tuple[Delegation, dict[str, Any]]] = []
     for row in delegations:
         row.changed = False
@@ -1402,12 +1411,8 @@ def delegations_mark_many(
         moving.append((row, _snapshot(row)))
     if not moving:
         return []
-    now = timezone.now()
-    changes = {**extra, "status": to, "failed_phase": Delegation.Phase.NONE, "updated_at": now}
     for row, _before in moving:
-        for field, value in changes.items():
-            setattr(row, field, value)
-        row.version += 1
+        _move_row(row, changes)
         row.changed = True
     # Every row gets the same values and its own version + 1 (the rows are locked and loaded
     # in this transaction, so the database's version is the one just incremented here): one
