@@ -42,8 +42,8 @@ def broker_key(app: Celery) -> tuple[str, str, str]:
 def bounded_broker_connection(app: Celery, timeout: float) -> Connection:
     """A connection to the broker, established with one attempt: connecting and every socket
     read wait at most `timeout` (a broker that accepts but never answers would otherwise hold
-    the caller forever). Its outcome is remembered for `_publish_connection` (a success, from a
-    publish or the readiness probe, forgets an earlier failure)."""
+    the caller forever). Its outcome is remembered for `publish_on_kept_connection` (a success,
+    from a publish or the readiness probe, forgets an earlier failure)."""
     connection = app.connection_for_write(
         connect_timeout=timeout, transport_options={"socket_timeout": timeout}
     )
@@ -60,15 +60,9 @@ def bounded_broker_connection(app: Celery, timeout: float) -> Connection:
     return connection
 
 
-def _publish_connection(app: Celery) -> Connection:
-    """A bounded connection for an outbox publish, refused at once while the same broker is
-    known to have failed within the last publish timeout (so a request pays that timeout once,
-    however many outboxes it publishes to)."""
-    _refuse_if_recently_unreachable(broker_key(app))
-    return bounded_broker_connection(app, publish_timeout())
-
-
 def _refuse_if_recently_unreachable(broker: tuple[str, str, str]) -> None:
+    """Refuse at once while `broker` is known to have failed within the last publish timeout,
+    so a request pays that timeout once, however many outboxes it publishes to."""
     with _unreachable_lock:
         if time.monotonic() < _unreachable_until.get(broker, 0.0):
             raise BrokerRecentlyUnreachable(broker[0] or broker[1])
@@ -84,13 +78,13 @@ _kept = threading.local()
 
 def publish_on_kept_connection(app: Celery, publish: Callable[[Connection], None]) -> None:
     """Run `publish` on this thread's kept broker connection, or on a fresh bounded one
-    (`_publish_connection`) that is kept once it has worked. A kept connection that fails is
+    (`bounded_broker_connection`) that is kept once it has worked. A kept connection that fails is
     dropped and `publish` gets that one fresh attempt: what it had sent on the failed one may
     go twice, which the outboxes' tasks allow (each is idempotent). Raises what the fresh
     attempt raises, at once while the broker is known to be unreachable."""
-    broker = broker_key(app)
+    broker, timeout = broker_key(app), publish_timeout()
     _refuse_if_recently_unreachable(broker)
-    made_for = (broker, publish_timeout())
+    made_for = (broker, timeout)
     kept: Connection | None = getattr(_kept, "connection", None)
     if kept is not None and getattr(_kept, "made_for", None) == made_for:
         try:
@@ -99,7 +93,7 @@ def publish_on_kept_connection(app: Celery, publish: Callable[[Connection], None
         except Exception:
             logger.info("Kept broker connection failed; publishing on a fresh one.")
     _drop_kept_connection()
-    connection = _publish_connection(app)
+    connection = bounded_broker_connection(app, timeout)
     try:
         publish(connection)
     except BaseException:
