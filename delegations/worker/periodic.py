@@ -222,6 +222,22 @@ def managed_role_check_drift(*, managed_role_id: Any) -> DriftCheck:
         return check
     finally:
         lease.release()
+        if check.outcome != "reconcile_requested":
+            _hand_over_pending_work(managed_role, check)
+
+
+def _hand_over_pending_work(managed_role: ManagedRole, check: DriftCheck) -> None:
+    """A reconcile asked for while this check held the lease was told "busy", on the promise
+    that the holder picks up any change before it releases. A drift check reconciles nothing,
+    so it asks for the reconcile itself once it has released (asked before, a change landing
+    between the question and the release would wait for the outbox's republish instead)."""
+    try:
+        managed_role.refresh_from_db(fields=["desired_version", "applied_version"])
+        if role_has_pending_work(managed_role):
+            managed_role_request_reconcile(managed_role=managed_role)
+            check.outcome = "reconcile_requested"
+    except Exception:  # the check's own outcome (or error) is what its caller is owed
+        logger.exception("Could not hand on the work that came in during a drift check.")
 
 
 def managed_roles_periodic_pass(*, check_drift: Callable[[str], Any]) -> dict[str, int]:

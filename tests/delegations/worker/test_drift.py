@@ -12,11 +12,13 @@ from audit.models import AuditEvent
 from cloud import policies
 from delegations.lifecycle.drift import drift_resolve
 from delegations.models import Delegation, DriftFinding, ManagedRole, OutboxMessage
+from delegations.worker import periodic
 from delegations.worker.periodic import (
     managed_role_check_drift,
     managed_roles_periodic_pass,
     managed_roles_sweep_stuck,
 )
+from delegations.worker.role_reads import read_role
 from tests.fixtures.worker import random_uid
 
 Kind = DriftFinding.Kind
@@ -178,6 +180,38 @@ def test_a_role_with_pending_work_gets_a_reconcile_not_a_drift_check(settled) ->
     world.reconcile()
     assert managed_roles_periodic_pass(check_drift=checked.append)["drift_checks"] == 1
     assert checked == [str(world.managed_role().pk)]
+
+
+def test_a_change_made_while_a_drift_check_holds_the_lease_is_reconciled_after_it(
+    settled, monkeypatch
+) -> None:
+    # A reconcile that finds the lease held leaves the change to the holder; a drift check
+    # holds it too, and must hand the change on rather than leave it to the outbox's
+    # republish a minute or more later.
+    world, first, second = settled
+    told: list[str] = []
+
+    messages = OutboxMessage.objects.filter(object_id=str(world.managed_role().pk))
+    before = messages.count()
+
+    def read_role_while_revoked(*args, **kwargs):
+        world.revoke(first)
+        # The revoke's message was published, and its worker found the lease held.
+        messages.update(dispatched_at=timezone.now())
+        told.append(world.reconcile().outcome)
+        return read_role(*args, **kwargs)
+
+    monkeypatch.setattr(periodic, "read_role", read_role_while_revoked)
+
+    check = _check(world)
+
+    assert told == ["busy"]
+    assert check.outcome == "reconcile_requested"
+    # The revoke's own message, and the check's request handed on after it released.
+    assert messages.count() == before + 2
+    world.reconcile()
+    assert world.status(first) == Status.REVOKED
+    assert world.trusted() == {_principal(second)}
 
 
 def test_a_drift_check_right_after_a_reconcile_waits(owner_world, settings) -> None:
