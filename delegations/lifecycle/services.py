@@ -18,7 +18,7 @@ import copy
 import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, NotRequired, TypedDict, Unpack
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -455,29 +455,24 @@ def _trust_scope_fields(trust_scope: str | None) -> dict[str, str]:
     return {"trust_scope": trust_scope}
 
 
-def _audit(
-    *,
-    delegation: Delegation,
-    action: AuditAction,
-    actor: User | ServiceActor | None,
-    actor_organisation: Organisation | None,
-    before: dict[str, Any] | None,
-    metadata: dict[str, Any] | None = None,
-    outcome: str = AuditEvent.Outcome.SUCCESS,
-) -> None:
-    audit_record(
-        **_audit_arguments(
-            delegation=delegation,
-            action=action,
-            actor=actor,
-            actor_organisation=actor_organisation,
-            before=before,
-            metadata=metadata,
-            outcome=outcome,
+class _DelegationEvent(TypedDict):
+    """One transition's event, as `_audit` and `_audit_arguments` take it."""
+
+    delegation: Delegation
+    action: AuditAction
+    actor: User | ServiceActor | None
+    actor_organisation: Organisation | None
+    before: dict[str, Any] | None
+    metadata: NotRequired[dict[str, Any] | None]
+    outcome: NotRequired[str]
+
+
+def _audit(**event: Unpack[_DelegationEvent]) -> None:
+    audit_record(**_audit_arguments(**event))
+    if event.get("outcome", AuditEvent.Outcome.SUCCESS) == AuditEvent.Outcome.SUCCESS:
+        delegation_announce(
+            delegation=event["delegation"], action=event["action"], actor=actor_user(event["actor"])
         )
-    )
-    if outcome == AuditEvent.Outcome.SUCCESS:
-        delegation_announce(delegation=delegation, action=action, actor=actor_user(actor))
 
 
 def _audit_arguments(
