@@ -146,7 +146,8 @@ class VerificationResult:
     def summary(self) -> str:
         if self.ok:
             checked = (
-                f", {self.checkpoints_checked} signed checkpoint(s) matched"
+                f", {self.checkpoints_checked} signed checkpoint"
+                f"{'' if self.checkpoints_checked == 1 else 's'} matched"
                 if self.checkpoints_checked
                 else ""
             )

@@ -18,7 +18,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.form_posts import FormPage
@@ -228,7 +228,11 @@ def quorum_set(request: AuthenticatedHttpRequest, catalog_role_id: str) -> HttpR
             request,
             result,
             lambda rule: (
-                _("Requests for %(role)s now need %(n)d approval(s).")
+                ngettext(
+                    "Requests for %(role)s now need %(n)d approval.",
+                    "Requests for %(role)s now need %(n)d approvals.",
+                    rule.approvals_required,
+                )
                 % {"role": role.role_name, "n": rule.approvals_required}
             ),
         ),

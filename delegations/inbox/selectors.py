@@ -17,6 +17,7 @@ from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from accounts.models import Membership, Organisation, User
 from core.i18n import format_time
@@ -110,7 +111,11 @@ def _owner_admin_items(organisation: Organisation, user: User) -> list[InboxItem
         items.append(
             InboxItem(
                 kind="drift",
-                title=_("%(count)d difference(s) between the cloud and the portal")
+                title=ngettext(
+                    "%(count)d difference between the cloud and the portal",
+                    "%(count)d differences between the cloud and the portal",
+                    drift,
+                )
                 % {"count": drift},
                 detail=_("A role changed outside the portal: repair it or accept it."),
                 url=reverse("delegations:roles"),
@@ -131,7 +136,11 @@ def _review_items(organisation: Organisation, user: User) -> list[InboxItem]:
         items.append(
             InboxItem(
                 kind="review",
-                title=_("Access review by %(owner)s: %(n)d answer(s) needed")
+                title=ngettext(
+                    "Access review by %(owner)s: %(n)d answer needed",
+                    "Access review by %(owner)s: %(n)d answers needed",
+                    len(questions),
+                )
                 % {"owner": campaign.organisation.name, "n": len(questions)},
                 detail=_("Deadline %(when)s.") % {"when": format_time(campaign.deadline_at)},
                 url=reverse("delegations:access_review", args=[campaign_id]),

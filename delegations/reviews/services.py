@@ -24,6 +24,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from accounts.models import Organisation, User
 from accounts.permissions import is_admin_member, is_member, require_owner_admin
@@ -201,7 +202,11 @@ def _ask(
             organisation=campaign.organisation,
             people=owner_people.values(),
             title=(
-                _("Access review: %(n)d delegation(s) still need your answer")
+                ngettext(
+                    "Access review: %(n)d delegation still needs your answer",
+                    "Access review: %(n)d delegations still need your answer",
+                    owner_count,
+                )
                 if reminder
                 else _("Access review: is each partner's access still needed? (%(n)d)")
             )
@@ -217,7 +222,11 @@ def _ask(
             organisation=partner,
             people=organisation_admins(partner),
             title=(
-                _("Access review by %(owner)s: %(n)d assignment(s) still need your answer")
+                ngettext(
+                    "Access review by %(owner)s: %(n)d assignment still needs your answer",
+                    "Access review by %(owner)s: %(n)d assignments still need your answer",
+                    count,
+                )
                 if reminder
                 else _("Access review by %(owner)s: confirm the staff assigned (%(n)d)")
             )

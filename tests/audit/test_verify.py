@@ -166,7 +166,7 @@ def test_checkpoints_of_a_clean_chain_match(checkpoint_dir):
     checkpoint_write(directory=checkpoint_dir, key=KEY)
     result = verify_with(checkpoint_dir)
     assert result.ok and result.checkpoints_checked == 2
-    assert "2 signed checkpoint(s) matched" in result.summary()
+    assert "2 signed checkpoints matched" in result.summary()
 
 
 def test_a_truncated_tail_with_a_rewound_head_needs_a_checkpoint(checkpoint_dir):
@@ -241,7 +241,7 @@ def test_audit_verify_checks_checkpoints(checkpoint_dir, settings):
     settings.AUDIT_CHECKPOINT_KEY = KEY.decode()
     out = io.StringIO()
     call_command("audit_verify", "--checkpoints", str(checkpoint_dir), stdout=out)
-    assert "1 signed checkpoint(s) matched" in out.getvalue()
+    assert "1 signed checkpoint matched" in out.getvalue()
     tampering.truncate_tail(1, rewind_head=True)
     with pytest.raises(CommandError, match=f"FAILED at sequence {CHAIN_LENGTH}: tail_truncated"):
         call_command("audit_verify", "--checkpoints", str(checkpoint_dir))

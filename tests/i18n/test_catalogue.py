@@ -60,6 +60,20 @@ def test_every_message_is_translated_and_none_is_fuzzy() -> None:
     assert not plural_forms, "zh has one plural form (msgstr[0] only): " + "\n".join(plural_forms)
 
 
+# "3 approval(s)": English that a count should choose for itself (ngettext), and that
+# leaves a translator nothing to choose with.
+PARENTHESISED_PLURAL = re.compile(r"[a-z]\(s\)")
+
+
+def test_a_counted_noun_is_chosen_by_ngettext_not_written_with_parenthesised_s() -> None:
+    offenders = [
+        str(e) for e in read() if PARENTHESISED_PLURAL.search(e.msgid + (e.msgid_plural or ""))
+    ]
+    assert not offenders, "use ngettext for:\n" + "\n".join(offenders)
+    assert PARENTHESISED_PLURAL.search("%(n)d approval(s)")
+    assert not PARENTHESISED_PLURAL.search("Duration (s)")
+
+
 PLACEHOLDER = re.compile(r"%\([a-z_]+\)[sd]|%[sd]|\{[a-z_]*\}")
 
 

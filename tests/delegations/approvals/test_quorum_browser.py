@@ -83,7 +83,7 @@ def test_two_approvers_decide_a_quorum_role(
     quorum = page.locator("tr[data-role='ecs-admin']")
     quorum.get_by_label("Approvals needed").fill("2")
     quorum.get_by_role("button", name=re.compile("Save")).click()
-    expect(page.locator("body")).to_contain_text("now need 2 approval(s)")
+    expect(page.locator("body")).to_contain_text("now need 2 approvals")
     shot(page, "01-approval-rules-desktop")
     at_phone_width(page, "02-approval-rules-390px")
     assert ApproverGroup.objects.get().members.count() == 2
