@@ -408,12 +408,38 @@ def delegation_issuances(*, delegation: Delegation, limit: int = 200) -> list[Cr
     )
 
 
-def cut_offs(*, delegation: Delegation) -> list[RoleCutOff]:
-    return list(
+@dataclass(frozen=True)
+class CutOffEntry:
+    """A cut-off of the role as `reader` may see it. The role is shared, so a cut-off made
+    on another partner's access stops this partner's credentials too and is listed; but that
+    partner's name and the owner's reason about them stay with the owner and that partner."""
+
+    cut_off: RoleCutOff
+    partner_name: str | None
+    reason: str | None
+
+    @property
+    def in_force(self) -> bool:
+        return self.cut_off.in_force
+
+
+def cut_offs(*, delegation: Delegation, reader: Organisation) -> list[CutOffEntry]:
+    rows = (
         RoleCutOff.objects.filter(managed_role=delegation.managed_role)
         .select_related("cut_off_by", "lifted_by", "delegation__partner")
         .order_by("-cut_off_at")
     )
+    entries = []
+    for row in rows:
+        shown = reader.pk in (delegation.owner_id, row.delegation.partner_id)
+        entries.append(
+            CutOffEntry(
+                cut_off=row,
+                partner_name=row.delegation.partner.name if shown else None,
+                reason=row.reason if shown else None,
+            )
+        )
+    return entries
 
 
 def cut_off_get(*, delegation: Delegation, cut_off_id: object) -> RoleCutOff:

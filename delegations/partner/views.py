@@ -658,7 +658,7 @@ def _issuances_page(
 ) -> HttpResponse:
     organisation = request.organisation
     owner_admin = is_admin_of(request, delegation.owner_id)
-    cut_offs = selectors.cut_offs(delegation=delegation)
+    cut_offs = selectors.cut_offs(delegation=delegation, reader=organisation)
     others = selectors.other_active_partners_on_role(delegation=delegation)
     return render(
         request,
@@ -674,7 +674,7 @@ def _issuances_page(
             # What lifting the cut-off in force would do, said on its button.
             "lift": (
                 role_occupancy(managed_role=delegation.managed_role)
-                if any(c.lifted_at is None for c in cut_offs)
+                if any(entry.in_force for entry in cut_offs)
                 else None
             ),
             "others": others,
