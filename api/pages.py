@@ -174,6 +174,11 @@ def service_accounts(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = ServiceAccountForm(request.POST or None)
     if request.method != "POST":
         return _service_accounts_page(request, form)
+    # Its token reads the organisation's whole record for months: the admin confirms who
+    # they are first, as for a personal token.
+    confirmation = step_up(request, rule=MfaRule.ENROLLED)
+    if confirmation.response is not None:
+        return confirmation.response
     if form.is_valid():
         try:
             created = services.service_account_create(

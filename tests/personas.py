@@ -137,6 +137,17 @@ def mark_reauthenticated(client: Client, user: User) -> None:
     session.save()
 
 
+def mark_reauthenticated_with_mfa(client: Client, user: User) -> Client:
+    """What allauth records after a second-factor re-entry, for views that ask for MFA."""
+    session = client.session
+    session["account_authentication_methods"] = [
+        {"method": "mfa", "type": "totp", "at": time.time(), "reauthenticated": True}
+    ]
+    session["account_authentication_methods_user"] = str(user.pk)
+    session.save()
+    return client
+
+
 @pytest.fixture
 def login() -> Callable[..., Client]:
     """`login(user)` returns a fresh client signed in as `user` (recently re-authenticated)."""

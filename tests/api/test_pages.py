@@ -10,6 +10,7 @@ from accounts.models import Organisation, User
 from api.models import ApiToken, ServiceAccount
 from api.services import api_decisions_allowed, api_token_create
 from audit.models import AuditEvent
+from tests.personas import mark_reauthenticated_with_mfa
 
 pytestmark = pytest.mark.django_db
 
@@ -70,7 +71,7 @@ def test_service_accounts_are_for_admins_and_read_only(
     company_a: Organisation,
 ) -> None:
     assert login(auditor).get("/organisation/service-accounts/").status_code == 403
-    client = login(owner_admin)
+    client = mark_reauthenticated_with_mfa(login(owner_admin), owner_admin)
     response = client.post(
         "/organisation/service-accounts/",
         {"name": "ci-pipeline", "scopes": ["read", "audit"], "expires_in_days": "30"},
@@ -94,12 +95,33 @@ def test_service_accounts_are_for_admins_and_read_only(
 def test_a_service_account_cannot_hold_decide(
     login: Callable[..., Client], owner_admin: User
 ) -> None:
-    response = login(owner_admin).post(
+    client = mark_reauthenticated_with_mfa(login(owner_admin), owner_admin)
+    response = client.post(
         "/organisation/service-accounts/",
         {"name": "ci", "scopes": ["decide"], "expires_in_days": "30"},
     )
     assert response.status_code == 400
     assert not ServiceAccount.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "model"),
+    [("/account/tokens/", ApiToken), ("/organisation/service-accounts/", ServiceAccount)],
+    ids=["personal token", "service account"],
+)
+def test_minting_a_token_asks_a_stale_session_to_confirm_first(
+    login: Callable[..., Client], owner_admin: User, url: str, model: type
+) -> None:
+    # A service account's token reads the whole organisation's record for up to 90 days:
+    # no less a thing to mint from a forgotten session than a personal token.
+    stale = login(owner_admin, reauthenticated=False)
+    data = {"name": "ci", "scopes": ["read", "audit"], "expires_in_days": "90"}
+    response = stale.post(url, data)
+    assert response.status_code == 302 and "reauthenticate" in response["Location"]
+    assert not model.objects.exists()
+    confirmed = mark_reauthenticated_with_mfa(login(owner_admin), owner_admin)
+    assert confirmed.post(url, data).status_code == 201
+    assert model.objects.count() == 1
 
 
 def test_an_admin_turns_api_decisions_on_after_mfa(
