@@ -134,6 +134,7 @@ def members(request: AuthenticatedHttpRequest) -> HttpResponse:
 
 @admin_required
 @require_POST
+@reauthentication_required
 def member_invite(request: AuthenticatedHttpRequest) -> HttpResponse:
     organisation = request.organisation
     form = InvitationForm(request.POST, organisation=organisation)

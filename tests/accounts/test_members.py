@@ -306,6 +306,25 @@ def test_sensitive_actions_ask_to_reauthenticate_first(
     assert member.role == "admin"
 
 
+def test_inviting_asks_a_stale_session_to_reauthenticate_first(
+    login: Callable, owner_admin: User
+) -> None:
+    # An invitation hands out a role (admin included) as surely as changing one does.
+    client = login(owner_admin, reauthenticated=False)
+    response = client.post(
+        "/organisation/members/invite/", {"email": "new@company-a.example", "role": "admin"}
+    )
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/reauthenticate/")
+    assert not Invitation.objects.exists()
+
+    response = client.post(
+        response["Location"], {"password": "Quiet-harbour-lantern-42"}, follow=True
+    )
+    invitation = Invitation.objects.get()
+    assert (invitation.email, invitation.role) == ("new@company-a.example", "admin")
+
+
 def test_remove_member_ends_their_sessions_at_once(
     login: Callable, owner_admin: User, auditor: User, company_a: Organisation
 ) -> None:

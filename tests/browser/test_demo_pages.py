@@ -68,6 +68,8 @@ def test_demo_mailbox_and_error_pages(
     page.goto("/organisation/members/")
     page.get_by_label("Email address").fill("carol@company-b.example")
     page.get_by_role("button", name="Send invitation").click()
+    page.get_by_label("Password").fill(demo["admin@company-b.example"])
+    page.get_by_role("button", name="Confirm").click()
     expect(page.get_by_text("Invitation sent to carol@company-b.example as Staff")).to_be_visible()
 
     page.get_by_role("link", name="read them in the demo mailbox").click()
