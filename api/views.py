@@ -157,7 +157,7 @@ class DelegationListView(ApiView):
         link = self._partner_link(partner, data)
         roles = selectors.catalog_roles_grantable(owner=link.organisation)
         role = _by_id_or_name(roles, data["catalog_role"], name_field="role_name")
-        delegation = lifecycle.delegation_request(
+        delegation = lifecycle.delegation_request_submit(
             partner=partner,
             requested_by=self.actor,
             partner_link=link,

@@ -1023,6 +1023,26 @@ def delegation_approve(
         return locked
 
 
+class AccessRequest(TypedDict):
+    """A partner's request as the web page and the API file it (see `delegation_request`)."""
+
+    partner: Organisation
+    requested_by: User | ServiceActor
+    partner_link: PartnerLink
+    catalog_role: CatalogRole
+    reason: str
+    ends_at: dt.datetime | None
+    starts_at: NotRequired[dt.datetime | None]
+    cloud_account: NotRequired[CloudAccount | None]
+
+
+def delegation_request_submit(**request: Unpack[AccessRequest]) -> Delegation:
+    """File a partner's request and let the role's auto-approval rule decide it at once where
+    it covers it: whichever door the request comes through, the owner's rule applies the
+    same. `changed` on the result says whether the rule approved it."""
+    return delegation_auto_approve(delegation=delegation_request(**request))
+
+
 def delegation_auto_approve(*, delegation: Delegation) -> Delegation:
     """Approve a fresh request by the catalogue role's auto-approval rule when it qualifies
     (time-bound, within the rule's hours, allow-listed, no high privilege judged now);

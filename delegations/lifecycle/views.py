@@ -535,7 +535,7 @@ def delegation_request(request: AuthenticatedHttpRequest) -> HttpResponse:
         form = RequestAccessForm(request.POST, roles=roles, accounts=accounts)
         if form.is_valid():
             try:
-                delegation = services.delegation_request(
+                delegation = services.delegation_request_submit(
                     partner=partner,
                     requested_by=request.user,
                     partner_link=link,
@@ -548,8 +548,7 @@ def delegation_request(request: AuthenticatedHttpRequest) -> HttpResponse:
             except ValidationError as error:
                 add_form_errors(form, error)
             else:
-                # The role's auto-approval rule may decide it at once.
-                if services.delegation_auto_approve(delegation=delegation).changed:
+                if delegation.changed:
                     messages.success(
                         request,
                         gettext("Approved automatically by %(owner)s's rule.")

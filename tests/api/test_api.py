@@ -14,7 +14,9 @@ from api.problems import PROBLEM_CONTENT_TYPE
 from api.services import api_token_revoke, token_prefix_of
 from audit.context import current_origin
 from audit.models import AuditEvent
-from delegations.models import Delegation, PartnerLink
+from delegations.approvals.services import approval_rule_set
+from delegations.lifecycle.services import delegation_withdraw
+from delegations.models import CatalogRole, Delegation, PartnerLink
 
 pytestmark = pytest.mark.django_db
 
@@ -216,6 +218,38 @@ def test_partner_admin_requests_through_a_link_code_audited_as_the_token(
     assert event.actor_id == partner_admin.pk
     # The audit origin of the API request does not outlive it.
     assert current_origin().source == "system"
+
+
+def test_a_request_through_the_api_is_decided_by_the_roles_auto_approval_rule_too(
+    api: Callable,
+    make_token: Callable,
+    partner_admin: User,
+    owner_admin: User,
+    allow_b: None,
+    ecs_admin: CatalogRole,
+    link_a: tuple[PartnerLink, str],
+) -> None:
+    approval_rule_set(
+        catalog_role=ecs_admin, approvals_required=1, auto_approve_max_hours=8, set_by=owner_admin
+    )
+    client = api(make_token(partner_admin, scopes=("read", "request")))
+    body = {"partner_link_code": link_a[1], "catalog_role": "ecs-admin", "reason": "Patching"}
+    # Beyond the rule's hours it waits for the owner's approvers, as on the web.
+    long = client.post(DELEGATIONS, {**body, "ends_at": _hours_from_now(9)})
+    assert long.json()["status"] == Delegation.Status.REQUESTED
+    delegation_withdraw(
+        delegation=Delegation.objects.get(pk=long.json()["id"]), withdrawn_by=partner_admin
+    )
+    short = client.post(DELEGATIONS, {**body, "ends_at": _hours_from_now(4)})
+    assert short.status_code == 201, short.content
+    assert short.json()["status"] == Delegation.Status.APPROVED
+    assert AuditEvent.objects.filter(
+        action="delegation.auto_approved", target_id=short.json()["id"]
+    ).exists()
+
+
+def _hours_from_now(hours: int) -> str:
+    return (timezone.now() + dt.timedelta(hours=hours)).isoformat()
 
 
 def test_a_wrong_link_code_is_400_and_creates_nothing(
