@@ -583,6 +583,31 @@ def test_expire_leaves_open_ended_and_future_delegations_alone(
     assert Delegation.objects.get(pk=active.pk).status == S.ACTIVE
 
 
+def test_a_revoke_waiting_for_retry_does_not_hold_up_later_expiries(
+    active: Delegation, company_b: Organisation, ecs_admin: CatalogRole
+) -> None:
+    # Review (expiry head of line): a revoke that failed waits for an owner's Retry and the
+    # scheduler leaves it as it is; it took a place in every pass, so `limit` of them with
+    # earlier end dates stopped every later delegation from ever expiring.
+    now = timezone.now()
+    waiting = DelegationFactory(
+        catalog_role=ecs_admin,
+        partner=company_b,
+        status=S.FAILED,
+        failed_phase=Delegation.Phase.REVOKING,
+        end_cause=Delegation.EndCause.EXPIRED,
+        starts_at=now - dt.timedelta(days=3),
+        ends_at=now - dt.timedelta(days=2),
+    )
+    _end_now(active)
+
+    assert delegations_expire_due(limit=1) == 1, "the due delegation was never looked at"
+    assert Delegation.objects.get(pk=active.pk).status == S.REVOKING
+    waiting_now = Delegation.objects.get(pk=waiting.pk)
+    assert (waiting_now.status, waiting_now.version) == (S.FAILED, waiting.version)
+    assert delegations_expire_due(limit=1) == 0
+
+
 # --- the transition table ----------------------------------------------------------------------
 
 
