@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -43,6 +44,7 @@ from notifications.services import (
     deliveries_enqueue,
     deliveries_render,
     notice_mark_once,
+    notices_untold,
     notify,
     notify_many,
     organisation_admins,
@@ -656,15 +658,22 @@ EXPIRY_WARNINGS = (("24h", dt.timedelta(hours=24)), ("1h", dt.timedelta(hours=1)
 _WARNED_STATUSES = (Status.APPROVED, Status.APPLYING, Status.ACTIVE)
 
 
+def _reminder_day(created_at: dt.datetime, *, now: dt.datetime) -> int | None:
+    """Which reminder a request is due at `now`: once after PORTAL_REMIND_AFTER, then once a
+    day; the day number names the reminder. None before that wait."""
+    waited = now - created_at - dt.timedelta(seconds=settings.PORTAL_REMIND_AFTER)
+    return None if waited < dt.timedelta(0) else int(waited / dt.timedelta(days=1))
+
+
+def _reminder_key(pk: Any, created_at: dt.datetime, *, now: dt.datetime) -> str | None:
+    day = _reminder_day(created_at, now=now)
+    return None if day is None else f"{Event.DELEGATION_REMINDER.value}:{pk}:{day}"
+
+
 def _remind(delegation: Delegation, *, now: dt.datetime) -> bool:
-    remind_after = dt.timedelta(seconds=settings.PORTAL_REMIND_AFTER)
-    waited = now - delegation.created_at
-    if waited < remind_after:
-        return False
-    # Once after PORTAL_REMIND_AFTER, then once a day: the day number names the reminder.
-    day = int((waited - remind_after) / dt.timedelta(days=1))
-    key = f"{Event.DELEGATION_REMINDER.value}:{delegation.pk}:{day}"
-    if not notice_mark_once(key=key):
+    day = _reminder_day(delegation.created_at, now=now)
+    key = _reminder_key(delegation.pk, delegation.created_at, now=now)
+    if day is None or key is None or not notice_mark_once(key=key):
         return False
     escalation = escalation_contact_of(organisation=delegation.owner) if day >= 1 else None
     _tell(
@@ -690,13 +699,19 @@ def _left_text(label: str) -> str:
     return _("24 hours") if label == "24h" else _("1 hour")
 
 
+def _warning_key(pk: Any, fleet_id: Any, ends_at: Any, *, now: dt.datetime) -> str | None:
+    """The key of the expiry warning due at `now` (a fleet's accounts share one), or None."""
+    label = _warning_due(ends_at, now=now)
+    if label is None or fleet_id is None:
+        return label and f"{Event.DELEGATION_EXPIRING.value}:{pk}:{label}"
+    return _fleet_key(FleetGrant(pk=fleet_id), Event.DELEGATION_EXPIRING, label)
+
+
 def _warn(delegation: Delegation, *, now: dt.datetime) -> bool:
     assert delegation.ends_at is not None
     label = _warning_due(delegation.ends_at, now=now)
-    if label is None:
-        return False
-    key = f"{Event.DELEGATION_EXPIRING.value}:{delegation.pk}:{label}"
-    if not notice_mark_once(key=key):
+    key = _warning_key(delegation.pk, None, delegation.ends_at, now=now)
+    if label is None or key is None or not notice_mark_once(key=key):
         return False
     title = _("%(role)s for %(partner)s ends in %(left)s") % {
         "role": delegation.catalog_role.role_name,
@@ -746,7 +761,12 @@ def delegations_remind_due(*, now: dt.datetime | None = None, limit: int = 500) 
         status=Status.REQUESTED,
         created_at__lte=now - dt.timedelta(seconds=settings.PORTAL_REMIND_AFTER),
     ).select_related("owner", "partner", "catalog_role")
-    for delegation in waiting.order_by("created_at")[:limit]:
+    to_remind = notices_untold(
+        waiting.order_by("created_at", "pk").values_list("pk", "created_at"),
+        key=partial(_reminder_key, now=now),
+        limit=limit,
+    )
+    for delegation in waiting.filter(pk__in=to_remind).order_by("created_at", "pk"):
         with transaction.atomic():
             sent += int(_remind(delegation, now=now))
     ending = Delegation.objects.filter(
@@ -762,8 +782,13 @@ def delegations_remind_due(*, now: dt.datetime | None = None, limit: int = 500) 
         "fleet__partner",
         "fleet__catalog_role",
     )
+    to_warn = notices_untold(
+        ending.order_by("ends_at", "pk").values_list("pk", "fleet_id", "ends_at"),
+        key=partial(_warning_key, now=now),
+        limit=limit,
+    )
     fleets: dict[object, list[Delegation]] = {}
-    for delegation in ending.order_by("ends_at")[:limit]:
+    for delegation in ending.filter(pk__in=to_warn).order_by("ends_at", "pk"):
         if delegation.fleet_id is not None:
             fleets.setdefault(delegation.fleet_id, []).append(delegation)
             continue

@@ -13,8 +13,9 @@ import hashlib
 import logging
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from django.conf import settings
@@ -271,6 +272,27 @@ def notice_mark_once(*, key: str) -> bool:
     """True the first time `key` is marked (so the caller sends its notice), False after."""
     _mark, created = NoticeMark.objects.get_or_create(key=key[:255])
     return created
+
+
+def notices_untold(
+    rows: Iterable[tuple[Any, ...]], *, key: Callable[..., str | None], limit: int
+) -> list[Any]:
+    """The ids (first items) of the first `limit` rows whose notice is due (`key(*row)` is
+    not None) and not marked yet. A sweep's `limit` then bounds the notices it sends, not the
+    rows it looks at: rows told already (a request nobody decides is reminded daily) are
+    passed over, their marks read a chunk at a time, and never hold up the rows behind them.
+    `notice_mark_once` still decides who sends."""
+    chosen: list[Any] = []
+    pending = iter(rows)
+    while len(chosen) < limit and (chunk := list(islice(pending, limit))):
+        keys = [(row[0], due[:255]) for row in chunk if (due := key(*row)) is not None]
+        marked = set(
+            NoticeMark.objects.filter(key__in={due for _id, due in keys}).values_list(
+                "key", flat=True
+            )
+        )
+        chosen.extend(row_id for row_id, due in keys if due not in marked)
+    return chosen[:limit]
 
 
 def organisation_admins(organisation: Organisation) -> list[User]:

@@ -19,7 +19,7 @@ from delegations.lifecycle.services import delegation_approve, delegation_reject
 from delegations.models import CredentialIssuance, Delegation, PartnerLink, StaffAssignment
 from delegations.notices import credentials_issued_notify, delegations_remind_due
 from notifications import channels, sending, services
-from notifications.models import Channel, Delivery
+from notifications.models import Channel, Delivery, NoticeMark
 from tests.delegations.factories import CatalogRoleFactory, DelegationFactory
 from tests.personas import make_member
 
@@ -160,6 +160,54 @@ def test_access_granted_close_to_its_end_gets_only_the_1_h_warning(
         event="delegation.expiring", recipient=partner_admin
     ).values_list("content__title", flat=True)
     assert title.endswith("1 hour")
+
+
+def test_requests_already_reminded_do_not_hold_up_later_reminders(
+    settings: Any, make_request: Callable[..., Delegation], company_b: Organisation
+) -> None:
+    # Review (head of line): a pass looked at the `limit` oldest waiting requests whether or
+    # not they had been reminded today, so once that many were ignored no later request was
+    # ever reminded.
+    settings.PORTAL_REMIND_AFTER = 3600
+    older = make_request()
+    newer = DelegationFactory(
+        catalog_role=older.catalog_role, partner=company_b, created_at=older.created_at
+    )
+    Delegation.objects.filter(pk=newer.pk).update(
+        created_at=older.created_at + dt.timedelta(minutes=1)
+    )
+    now = older.created_at + dt.timedelta(hours=2)
+
+    assert delegations_remind_due(now=now, limit=1) == 1
+    assert delegations_remind_due(now=now, limit=1) == 1, "the newer request was never looked at"
+    assert delegations_remind_due(now=now, limit=1) == 0
+    reminded = NoticeMark.objects.filter(key__startswith="delegation.reminder:")
+    assert {key.split(":")[1] for key in reminded.values_list("key", flat=True)} == {
+        str(older.pk),
+        str(newer.pk),
+    }
+
+
+def test_delegations_already_warned_do_not_hold_up_later_expiry_warnings(
+    ecs_admin: Any, company_b: Organisation
+) -> None:
+    # Review (head of line): the `limit` delegations ending first were looked at on every
+    # pass, warned or not, so in a bulk grant ending together the rest were never warned.
+    now = timezone.now()
+    first, second = (
+        DelegationFactory(
+            catalog_role=ecs_admin,
+            partner=company_b,
+            status="active",
+            ends_at=now + dt.timedelta(hours=20, minutes=minutes),
+        )
+        for minutes in (0, 1)
+    )
+
+    assert delegations_remind_due(now=now, limit=1) == 1
+    assert delegations_remind_due(now=now, limit=1) == 1, "the second was never looked at"
+    assert delegations_remind_due(now=now, limit=1) == 0
+    assert first.pk != second.pk
 
 
 def _issuance(delegation: Delegation, user: User, admin: User, via: str) -> CredentialIssuance:
