@@ -5,7 +5,6 @@ foreign data, the answer for a foreign id is the answer for a missing one, and t
 objects are unchanged afterwards."""
 
 import itertools
-import time
 import uuid
 
 import pytest
@@ -19,7 +18,7 @@ from delegations.lifecycle.drift import drift_record
 from delegations.lifecycle.services import delegation_request
 from delegations.models import CatalogRole, Delegation, DriftFinding, FleetGrant, PartnerLink
 from tests.delegations.factories import CloudAccountFactory, PartnerAllowanceFactory
-from tests.personas import make_member
+from tests.personas import make_member, mark_reauthenticated_with_mfa
 
 pytestmark = pytest.mark.django_db
 FOREIGN_MARKERS = (
@@ -120,12 +119,7 @@ def test_foreign_ids_are_missing_ids_for_every_persona(
     user = request.getfixturevalue(persona)
     client = Client(raise_request_exception=False)
     client.force_login(user)
-    session = client.session
-    session["account_authentication_methods"] = [
-        {"method": "mfa", "type": "totp", "at": time.time(), "reauthenticated": True}
-    ]
-    session["account_authentication_methods_user"] = str(user.pk)
-    session.save()
+    mark_reauthenticated_with_mfa(client, user)
     before = snapshot(foreign)
     foreign_ids = [str(foreign[key].pk) for key in ("delegation", "link", "finding", "fleet")]
     failures = []

@@ -6,20 +6,20 @@ and the secret never in a page, a log, the session or an audit event."""
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 
 import pytest
 from django.test import Client
 from django.urls import reverse
 
-from accounts.models import Membership, User
+from accounts.models import Membership
 from audit.models import AuditEvent
 from delegations.connection.services import cloud_account_connect
 from delegations.models import CloudAccount
 from tests.delegations.cloud_fixtures import SimAccount
 from tests.delegations.connection.test_crypto import database_text
 from tests.personas import make_member
+from tests.personas import mark_reauthenticated_with_mfa as confirmed
 
 pytestmark = pytest.mark.django_db
 
@@ -31,17 +31,6 @@ def _mfa_required(settings) -> None:
 
 def url(name: str) -> str:
     return reverse(f"delegations:{name}")
-
-
-def confirmed(client: Client, user: User) -> Client:
-    """A recent sign-in confirmed with MFA, as allauth records it."""
-    session = client.session
-    session["account_authentication_methods"] = [
-        {"method": "mfa", "type": "totp", "at": time.time(), "reauthenticated": True}
-    ]
-    session["account_authentication_methods_user"] = str(user.pk)
-    session.save()
-    return client
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 bad or forged input (form errors or 400, nothing written, no outbox row)."""
 
 import datetime as dt
-import time
 from collections.abc import Callable
 
 import pytest
@@ -30,20 +29,10 @@ from delegations.models import (
 )
 from tests.delegations.factories import CatalogRoleFactory, DelegationFactory
 from tests.delegations.lifecycle.test_services_lifecycle import outbox_rows
+from tests.personas import mark_reauthenticated_with_mfa as with_mfa
 
 pytestmark = pytest.mark.django_db
 S = Delegation.Status
-
-
-def with_mfa(client: Client, user: User) -> Client:
-    """Record a recent MFA step-up in the client's session, as allauth does."""
-    session = client.session
-    records = list(session.get("account_authentication_methods", []))
-    records.append({"method": "mfa", "type": "totp", "at": time.time(), "reauthenticated": True})
-    session["account_authentication_methods"] = records
-    session["account_authentication_methods_user"] = str(user.pk)
-    session.save()
-    return client
 
 
 @pytest.fixture

@@ -5,15 +5,13 @@ BI-06, AZ-11). Cloud calls go to the real cloudsim of `partner_world`."""
 from __future__ import annotations
 
 import datetime as dt
-import time
 from html import unescape
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import Membership, User
+from accounts.models import Membership
 from audit.models import AuditEvent
 from delegations.models import (
     CredentialIssuance,
@@ -25,16 +23,7 @@ from delegations.models import (
 from tests.factories import OrganisationFactory
 from tests.fixtures.partner import PartnerWorld
 from tests.personas import make_member
-
-
-def with_mfa(client: Client, user: User) -> Client:
-    session = client.session
-    records = list(session.get("account_authentication_methods", []))
-    records.append({"method": "mfa", "type": "totp", "at": time.time(), "reauthenticated": True})
-    session["account_authentication_methods"] = records
-    session["account_authentication_methods_user"] = str(user.pk)
-    session.save()
-    return client
+from tests.personas import mark_reauthenticated_with_mfa as with_mfa
 
 
 @pytest.fixture
