@@ -2,8 +2,6 @@
 
 from collections.abc import Callable
 
-from allauth.mfa.utils import is_mfa_enabled
-from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -13,7 +11,7 @@ from django.utils.translation import gettext as _
 
 from accounts import selectors
 from accounts.models import Membership
-from accounts.permissions import OrganisationHttpRequest
+from accounts.permissions import OrganisationHttpRequest, admin_must_enrol_mfa
 from core.time_zones import zone_or_utc
 
 
@@ -112,14 +110,10 @@ class AdminMfaRequiredMiddleware:
         return self.get_response(request)
 
     def _must_enrol(self, request: HttpRequest) -> bool:
-        if not settings.PORTAL_REQUIRE_MFA:
-            return False
         membership: Membership | None = getattr(request, "membership", None)
-        if membership is None or membership.role != Membership.Role.ADMIN:
+        if not admin_must_enrol_mfa(membership):
             return False
         path = request.path_info
         if path.startswith(_MFA_EXEMPT_PREFIXES) or path == "/readyz":
             return False
-        if any(path == reverse(name) for name in _MFA_EXEMPT_NAMES):
-            return False
-        return not is_mfa_enabled(request.user, types=["totp"])
+        return not any(path == reverse(name) for name in _MFA_EXEMPT_NAMES)

@@ -237,6 +237,19 @@ def step_up(request: HttpRequest, *, rule: MfaRule = MfaRule.PORTAL) -> StepUp:
     )
 
 
+def admin_must_enrol_mfa(membership: Membership | None) -> bool:
+    """With PORTAL_REQUIRE_MFA, an admin without an authenticator app may not act as admin
+    until they enrol one: on the web (the middleware sends them to enrol) and through the API
+    alike (a token made before the rule, or while acting for another organisation, does not
+    get round it)."""
+    return (
+        settings.PORTAL_REQUIRE_MFA
+        and membership is not None
+        and membership.role == Membership.Role.ADMIN
+        and not is_mfa_enabled(membership.user, types=["totp"])
+    )
+
+
 # --- role checks for services (no request: the person and the organisation are given) --------
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
+from django.utils.translation import gettext
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.request import Request
@@ -17,6 +18,7 @@ from rest_framework.request import Request
 from accounts import selectors as account_selectors
 from accounts.actors import ServiceActor
 from accounts.models import Membership, Organisation, User
+from accounts.permissions import admin_must_enrol_mfa
 from api import services
 from api.models import ApiToken
 from core.client_ip import client_ip
@@ -109,6 +111,13 @@ class BearerTokenAuthentication(BaseAuthentication):
             if membership is None:
                 raise exceptions.AuthenticationFailed(
                     "This token's owner is no longer a member of the organisation it acts for."
+                )
+            if admin_must_enrol_mfa(membership):
+                raise exceptions.PermissionDenied(
+                    gettext(
+                        "Your organisation requires two-factor authentication for admins: set "
+                        "up an authenticator app in the portal, then call again."
+                    )
                 )
             caller = ApiCaller(
                 token=token,

@@ -17,6 +17,7 @@ from audit.models import AuditEvent
 from delegations.approvals.services import approval_rule_set
 from delegations.lifecycle.services import delegation_withdraw
 from delegations.models import CatalogRole, Delegation, PartnerLink
+from tests.personas import enable_totp, make_member
 
 pytestmark = pytest.mark.django_db
 
@@ -46,6 +47,24 @@ def test_no_token_is_401_problem_with_bearer_challenge(api: Callable) -> None:
 @pytest.mark.parametrize("raw", ["pap_deadbeef_nope", "not-a-token", "pap_", "pap_x_y"])
 def test_unknown_or_malformed_token_is_401(api: Callable, raw: str) -> None:
     problem(api(raw).get(ME), 401, "unauthenticated")
+
+
+def test_an_admin_without_mfa_cannot_use_the_api_while_the_organisation_requires_it(
+    api: Callable, make_token: Callable, company_a: Organisation, settings: object
+) -> None:
+    # A token made before the rule (or while acting for another organisation) does not get
+    # round it: the API asks what the web's middleware asks.
+    admin = make_member(company_a, Membership.Role.ADMIN, mfa=False)
+    staff = make_member(company_a, Membership.Role.STAFF, mfa=False)
+    settings.PORTAL_REQUIRE_MFA = False  # type: ignore[attr-defined]
+    admin_token, staff_token = make_token(admin), make_token(staff, scopes=("read",))
+    assert api(admin_token).get(ME).status_code == 200
+    settings.PORTAL_REQUIRE_MFA = True  # type: ignore[attr-defined]
+    body = problem(api(admin_token).get(ME), 403, "forbidden")
+    assert "two-factor" in body["detail"]
+    assert api(staff_token).get(ME).status_code == 200
+    enable_totp(admin)
+    assert api(admin_token).get(ME).status_code == 200
 
 
 def test_revoked_and_expired_tokens_are_401(
