@@ -521,7 +521,19 @@ class ConsoleView(_StaffView):
             )
         if not item.shows_open_console:
             # Federation off, or a named scope that does not trust the broker: the person
-            # switches role in the console as their own RAM user.
+            # switches role in the console as their own RAM user, which a narrowed person
+            # cannot (the switch would carry no session policy, so they are not granted it).
+            if assignment.is_narrowed:
+                raise ProblemException(
+                    "credentials-refused",
+                    gettext(
+                        "This access is narrowed for you by a session policy, so you use it "
+                        "only through credentials from the portal: switching role as your own "
+                        "RAM user cannot carry the policy."
+                    ),
+                    status_code=403,
+                    code="SessionPolicyNarrowed",
+                )
             if not item.switch_role_url:
                 raise ProblemException(
                     "not-found",

@@ -23,6 +23,7 @@ from cloud import policies
 from delegations.models import (
     DESIRED_PRESENT_STATUSES,
     HOME_FIRST,
+    NOT_NARROWED,
     CloudAccount,
     Delegation,
     ManagedRole,
@@ -205,7 +206,10 @@ def partner_user_desired_role_arns(
     *, cloud_account: CloudAccount, ram_user_name: str, now: dt.datetime | None = None
 ) -> list[str]:
     """Every role ARN `ram_user_name` should be allowed to assume now: all usable delegations
-    of the partner for the broker, the user's open assignments for a linked staff member."""
+    of the partner for the broker, the user's open assignments for a linked staff member,
+    except the narrowed ones (`StaffAssignment.is_narrowed`): switching role in the console or
+    AssumeRole with the person's own key carries no session policy, so a narrowed person's
+    RAM user must not be able to assume the role at all."""
     now = now or timezone.now()
     if not cloud_account.is_active:
         return []
@@ -227,6 +231,7 @@ def partner_user_desired_role_arns(
             StaffAssignment.objects.filter(
                 user=link.user, partner=organisation, ended_at__isnull=True
             )
+            .filter(NOT_NARROWED)
             .filter(_usable_delegations(now))
             .select_related("delegation__managed_role__cloud_account")
         ):

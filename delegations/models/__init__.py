@@ -73,6 +73,7 @@ from delegations.models.lifecycle import (
     Delegation,
 )
 from delegations.models.partner import (
+    NOT_NARROWED,
     CredentialIssuance,
     CredentialsUriToken,
     PartnerUserPolicy,
@@ -126,6 +127,7 @@ __all__ = [
     "MIN_SESSION_DURATION",
     "NAMED_SCOPES",
     "NEVER_APPLIED_STATUSES",
+    "NOT_NARROWED",
     "REGION_RE",
     "ROLE_NAME_MAX_LENGTH",
     "WORKER_PENDING_STATUSES",

@@ -52,9 +52,18 @@ class StaffRamUserLink(models.Model):
         return f"{self.user} as {self.ram_user_name}"
 
 
+# The assignments whose credentials carry no session policy (`StaffAssignment.is_narrowed`
+# false): the only ones a person's own RAM user may be granted the role for.
+NOT_NARROWED = Q(session_policy_kind="", session_policy="")
+
+
 class StaffAssignment(models.Model):
     """A partner admin's choice that one of their staff may use one active delegation,
     optionally narrowed by a session policy every credential for them carries.
+
+    A narrowed person uses the role only through credentials the portal issues: only
+    AssumeRole's Policy parameter carries a session policy, and switching role in the console
+    or AssumeRole with their own AccessKey would not, so their RAM user is never granted it.
 
     Ending an assignment keeps the row (who could act, and when, is part of the record)."""
 
@@ -116,6 +125,12 @@ class StaffAssignment(models.Model):
     @property
     def is_open(self) -> bool:
         return self.ended_at is None
+
+    @property
+    def is_narrowed(self) -> bool:
+        """Whether credentials for this person carry a session policy (`NOT_NARROWED` is the
+        same rule as a query filter)."""
+        return bool(self.session_policy_kind or self.session_policy)
 
 
 class PartnerUserPolicy(LeasedModel, LastErrorModel):

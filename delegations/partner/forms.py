@@ -50,7 +50,8 @@ class SessionPolicyForm(forms.Form):
         label=_("What their credentials may do"),
         help_text=_(
             "A session policy narrows the role for this person only: the credentials "
-            "can do what both the role and this policy allow."
+            "can do what both the role and this policy allow. They then use the role only "
+            "through credentials from the portal, not by switching role as their own RAM user."
         ),
     )
     ecs_instance_ids = forms.CharField(

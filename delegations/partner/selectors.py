@@ -6,6 +6,7 @@ raises Http404 exactly like a missing id.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
@@ -245,16 +246,18 @@ def _access_item(assignment: StaffAssignment, *, now: dt.datetime) -> AccessItem
             and delegation.managed_role.role_arn in (policy.applied_role_arns or [])
         )
     alias = owner_console_alias(delegation)
-    try:
-        url = console.switch_role_url(
-            signin_base_url=settings.ALIBABA_CONSOLE_SIGNIN_URL,
-            parent_alias_or_uid=alias,
-            # The RAM role's own name: a partner's own role when the catalogue role has one
-            # role per partner.
-            role_name=delegation.managed_role.role_name,
-        )
-    except policies.PolicyError:
-        url = ""
+    url = ""
+    # A narrowed person's RAM user is not granted the role (switching role would carry no
+    # session policy): no link to a switch the cloud would refuse.
+    if not assignment.is_narrowed:
+        with contextlib.suppress(policies.PolicyError):
+            url = console.switch_role_url(
+                signin_base_url=settings.ALIBABA_CONSOLE_SIGNIN_URL,
+                parent_alias_or_uid=alias,
+                # The RAM role's own name: a partner's own role when the catalogue role has
+                # one role per partner.
+                role_name=delegation.managed_role.role_name,
+            )
     return AccessItem(
         assignment=assignment,
         delegation=delegation,

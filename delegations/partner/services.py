@@ -355,7 +355,9 @@ def staff_assign(
     custom_policy: str = "",
 ) -> StaffAssignment:
     """A partner admin lets one of their staff use an active delegation. Their RAM user (when
-    linked) gets `sts:AssumeRole` on exactly the role, through the outbox and the worker."""
+    linked) gets `sts:AssumeRole` on exactly the role, through the outbox and the worker,
+    unless a session policy narrows the assignment: a narrowed person uses the role only
+    through credentials the portal issues, which carry the policy."""
     partner = delegation.partner
     _require_partner_admin(user=assigned_by, organisation=partner, doing="assign staff")
     if user.pk == assigned_by.pk:
@@ -426,7 +428,9 @@ def staff_assignment_change_policy(
     custom_policy: str = "",
 ) -> StaffAssignment:
     """Narrow (or widen back to the role's) what credentials for this person may do. Applies to
-    credentials issued from now on; nothing changes in the cloud."""
+    credentials issued from now on. Narrowing takes `sts:AssumeRole` on the role away from the
+    person's linked RAM user, widening back gives it again (through the outbox and the
+    worker); a change from one session policy to another changes nothing in the cloud."""
     partner = assignment.partner
     _require_partner_admin(
         user=changed_by, organisation=partner, doing=_("change a session policy")
@@ -450,6 +454,7 @@ def staff_assignment_change_policy(
         if locked.session_policy_kind == kind and locked.session_policy == document:
             return locked
         before = _assignment_snapshot(locked)
+        was_narrowed = locked.is_narrowed
         locked.session_policy_kind = kind
         locked.session_policy = document
         locked.ecs_instance_ids = ids
@@ -472,6 +477,11 @@ def staff_assignment_change_policy(
             after=_assignment_snapshot(locked),
             metadata={"delegation": str(locked.delegation_id)},
         )
+        if locked.is_narrowed != was_narrowed:
+            partner_user_policies_request(
+                cloud_account=partner_cloud_account(organisation=partner),
+                names=[linked_ram_user_name(organisation=partner, user=locked.user) or ""],
+            )
     return locked
 
 

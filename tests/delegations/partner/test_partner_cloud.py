@@ -267,6 +267,83 @@ def test_a_session_policy_narrows_what_the_credentials_can_do(partner_world: Par
         assert getattr(error, "code", "") == "IncorrectInstanceStatus", error
 
 
+def test_a_narrowed_person_s_own_ram_user_is_not_granted_the_role(
+    partner_world: PartnerWorld,
+) -> None:
+    """Switching role in the console, or AssumeRole with the person's own AccessKey, cannot
+    carry the session policy: a narrowed person uses the role only through the portal."""
+    world = partner_world
+    delegation = world.active_delegation()
+    world.link(world.alice, "Alice")
+    for kind, extra in (("read_only", {}), ("ecs_instances", {"ecs_instance_ids": "i-web1"})):
+        assignment = world.assign(delegation, world.alice, session_policy_kind=kind, **extra)
+        world.drain()
+        assert not world.user_may_assume("Alice"), kind
+        policy = PartnerUserPolicy.objects.get(ram_user_name="Alice")
+        assert world.role_arn not in (policy.applied_role_arns or [])
+        # The portal's credentials, which carry the session policy, still work.
+        issued = _issue(world, assignment)
+        assert issued.issuance.session_policy_kind == kind
+        services.staff_unassign(assignment=assignment, unassigned_by=world.partner_admin)
+        world.drain()
+
+
+def test_narrowing_an_assignment_takes_the_role_from_the_linked_ram_user(
+    partner_world: PartnerWorld,
+) -> None:
+    from alibabacloud_ecs20140526 import models as ecs_models
+
+    world = partner_world
+    delegation = world.active_delegation()
+    world.link(world.alice, "Alice")
+    assignment = world.assign(delegation, world.alice)
+    world.drain()
+    assert world.user_may_assume("Alice")
+
+    services.staff_assignment_change_policy(
+        assignment=assignment, changed_by=world.partner_admin, session_policy_kind="read_only"
+    )
+    # The change itself asks the worker to reconcile Alice's policy.
+    assert OutboxMessage.objects.filter(done_at__isnull=True).exists()
+    world.drain()
+    # Her own key no longer gets the full role (the exploit: stop an instance read-only).
+    with pytest.raises(CloudError) as denied:
+        world.as_ram_user("Alice").assume_role(
+            role_arn=world.role_arn, session_name="alice-own", duration_seconds=900
+        )
+    assert denied.value.code == "NoPermission"
+    issued = _issue(world, StaffAssignment.objects.get(pk=assignment.pk))
+    ecs = ecs_client(
+        world.sim,
+        issued.credentials.access_key_id,
+        issued.credentials.access_key_secret,
+        issued.credentials.security_token,
+    )
+    response = ecs.describe_instances(ecs_models.DescribeInstancesRequest(region_id="cn-hangzhou"))
+    web_1 = next(
+        i.instance_id for i in response.body.instances.instance if i.instance_name == "web-1"
+    )
+    with pytest.raises(Exception) as read_only:
+        ecs.stop_instance(ecs_models.StopInstanceRequest(instance_id=web_1))
+    assert _denied(read_only.value)
+
+    # Another narrowing changes nothing in the cloud; widening back gives the role again.
+    services.staff_assignment_change_policy(
+        assignment=assignment,
+        changed_by=world.partner_admin,
+        session_policy_kind="ecs_instances",
+        ecs_instance_ids=web_1,
+    )
+    world.drain()
+    assert not world.user_may_assume("Alice")
+    services.staff_assignment_change_policy(
+        assignment=assignment, changed_by=world.partner_admin, session_policy_kind=""
+    )
+    world.drain()
+    assert world.user_may_assume("Alice")
+    assert services.partner_user_policies_sync() == 0
+
+
 def test_cut_off_stops_credentials_already_issued(partner_world: PartnerWorld) -> None:
     world = partner_world
     # A role the owner keeps when nobody is on it: revoking alone would leave issued

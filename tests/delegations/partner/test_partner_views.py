@@ -290,6 +290,21 @@ def test_my_access_shows_switch_role_and_steps(
     assert login(world.alice).post(reverse("delegations:my_access")).status_code == 405
 
 
+def test_my_access_offers_no_switch_role_for_a_narrowed_assignment(
+    world: PartnerWorld, active: Delegation, login
+) -> None:
+    world.link(world.alice, "Alice")
+    world.assign(active, world.alice, session_policy_kind="read_only")
+    world.drain()
+    response = login(world.alice).get(reverse("delegations:my_access"))
+    assert response.status_code == 200
+    html = unescape(response.content.decode())
+    assert "switchRole.htm" not in html and 'data-testid="switch-role"' not in html
+    assert 'data-testid="narrowed-no-switch"' in html
+    assert "only through credentials from the portal" in html
+    assert 'data-testid="get-credentials"' in html  # the way that carries the session policy
+
+
 @pytest.mark.parametrize(
     "duration", ["0", "899", "3601", "43201", "3600.5", "1e30", "abc", "-5", "", " 900x"]
 )
