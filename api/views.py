@@ -572,13 +572,12 @@ class CredentialsView(_StaffView):
         body = s.CredentialsInput(data=request.data)
         body.is_valid(raise_exception=True)
         _credentials_budget(self.person)
-        bounds = partner_credentials.credential_duration_bounds(delegation=assignment.delegation)
-        duration = body.validated_data.get("duration_seconds") or bounds.maximum
         try:
             issued = partner_credentials.credentials_issue(
                 assignment=assignment,
                 user=self.person,
-                duration_seconds=str(duration),
+                # None (no duration sent): the longest allowed.
+                duration_seconds=body.validated_data.get("duration_seconds"),
                 via=CredentialIssuance.Via.API,
             )
         except partner_credentials.CredentialRefused as refusal:

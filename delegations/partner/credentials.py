@@ -110,6 +110,27 @@ def credential_duration_bounds(
     return DurationBounds(minimum=MIN_CREDENTIAL_SECONDS, maximum=maximum, limited_by=limited_by)
 
 
+def _no_time_left() -> ValidationError:
+    return ValidationError(
+        {
+            "duration_seconds": gettext(
+                "Less than 15 minutes are left on this delegation; credentials cannot be "
+                "issued any more."
+            )
+        }
+    )
+
+
+def longest_duration(*, bounds: DurationBounds, uri_key: CredentialsUriToken | None) -> int:
+    """The longest credentials `bounds` allow (a credentials-URI key's own duration caps it,
+    though never below the minimum), or ValidationError when not even the minimum fits."""
+    if not bounds.possible:
+        raise _no_time_left()
+    if uri_key is None:
+        return bounds.maximum
+    return min(bounds.maximum, max(uri_key.duration_seconds, bounds.minimum))
+
+
 def parse_duration(value: object, *, bounds: DurationBounds) -> int:
     """An integer number of seconds within `bounds`, else ValidationError (BI-05: `3600.5`,
     `1e30`, `-5`, `abc` and out-of-range values are refused here, never sent to STS)."""
@@ -125,14 +146,7 @@ def parse_duration(value: object, *, bounds: DurationBounds) -> int:
             )
         seconds = int(text)
     if not bounds.possible:
-        raise ValidationError(
-            {
-                "duration_seconds": gettext(
-                    "Less than 15 minutes are left on this delegation; credentials cannot be "
-                    "issued any more."
-                )
-            }
-        )
+        raise _no_time_left()
     if not bounds.minimum <= seconds <= bounds.maximum:
         raise ValidationError(
             {
@@ -367,11 +381,15 @@ def credentials_issue(
     *,
     assignment: StaffAssignment,
     user: User,
-    duration_seconds: object,
+    duration_seconds: object | None,
     via: str = CredentialIssuance.Via.WEB,
     uri_key: CredentialsUriToken | None = None,
 ) -> IssuedForPerson:
     """Issue STS credentials for `user` on their assignment (see the module docstring).
+
+    `duration_seconds` None asks for the longest allowed (`longest_duration`), worked out
+    under the lock: a maximum computed earlier by the caller could be a second longer than the
+    one the lock sees and be refused. Any other value is the person's choice, validated.
 
     Raises ValidationError for bad input (nothing written, nothing called) and
     CredentialRefused when the person may not have credentials now or the cloud refused
@@ -382,9 +400,12 @@ def credentials_issue(
     if assignment.user_id != user.pk:
         raise CredentialRefused("NotAssigned", gettext("This access is assigned to someone else."))
     now = timezone.now()
-    seconds = parse_duration(
-        duration_seconds, bounds=credential_duration_bounds(delegation=delegation, now=now)
-    )
+    bounds = credential_duration_bounds(delegation=delegation, now=now)
+    longest = duration_seconds is None
+    if longest:
+        seconds = longest_duration(bounds=bounds, uri_key=uri_key)
+    else:
+        seconds = parse_duration(duration_seconds, bounds=bounds)
     # One read answers both "is this person staff here" and "does a colleague share their
     # mailbox name" (which decides the session name).
     memberships = list(
@@ -441,6 +462,9 @@ def credentials_issue(
             now=now,
         )
         bounds = credential_duration_bounds(delegation=locked, now=now)
+        if longest and bounds.possible:
+            seconds = longest_duration(bounds=bounds, uri_key=locked_key)
+            base = {**base, "duration_seconds": seconds}
         if problem is None and not (bounds.possible and seconds <= bounds.maximum):
             problem = CredentialRefused(
                 "DurationTooLong",

@@ -625,15 +625,11 @@ def credentials_uri(request: HttpRequest, key: str) -> HttpResponse:
             "This credentials URI is not valid. Make a new one in the portal (My access).",
             403,
         )
-    assignment = uri_key.assignment
-    delegation = assignment.delegation
-    bounds = credential_services.credential_duration_bounds(delegation=delegation)
-    seconds = min(uri_key.duration_seconds, bounds.maximum)
     try:
         issued = credential_services.credentials_issue(
-            assignment=assignment,
+            assignment=uri_key.assignment,
             user=uri_key.user,
-            duration_seconds=max(seconds, credential_services.MIN_CREDENTIAL_SECONDS),
+            duration_seconds=None,  # the longest allowed, within the key's own duration
             via=CredentialIssuance.Via.URI,
             uri_key=uri_key,
         )
