@@ -259,12 +259,20 @@ def _standing_problem(
     *,
     delegation: Delegation,
     assignment: StaffAssignment,
+    is_active: bool,
     is_staff: bool,
     uri_key: CredentialsUriToken | None,
     now: dt.datetime,
 ) -> CredentialRefused | None:
     """Why this person may not have credentials now, or None. Read on locked rows in the
     issuing transaction, and without locks for the cheap early answer."""
+    if not is_active:
+        # As the API refuses a deactivated person's tokens and sign-in their sessions; a
+        # credentials URI has neither, so this is its check.
+        return CredentialRefused(
+            "UserInactive",
+            gettext("Your portal account is deactivated: you can no longer take credentials."),
+        )
     if not is_staff:
         return CredentialRefused(
             "NotStaff",
@@ -426,7 +434,12 @@ def credentials_issue(
     if uri_key is not None:
         base["uri_id"] = str(uri_key.pk)
     problem = _standing_problem(
-        delegation=delegation, assignment=assignment, is_staff=is_staff, uri_key=uri_key, now=now
+        delegation=delegation,
+        assignment=assignment,
+        is_active=user.is_active,
+        is_staff=is_staff,
+        uri_key=uri_key,
+        now=now,
     )
     if problem is not None:
         raise _refuse(delegation=delegation, user=user, refusal=problem, base=base)
@@ -457,6 +470,7 @@ def credentials_issue(
         problem = _standing_problem(
             delegation=locked,
             assignment=locked_assignment,
+            is_active=user.is_active,
             is_staff=rows.member_role == Membership.Role.STAFF,
             uri_key=locked_key,
             now=now,

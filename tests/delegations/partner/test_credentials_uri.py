@@ -23,7 +23,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import Membership
+from accounts.models import Membership, User
 from audit.models import AuditEvent
 from delegations.models import CredentialIssuance, CredentialsUriToken, Delegation
 from delegations.partner import services
@@ -120,7 +120,9 @@ def test_the_environment_variable_route(uri, tmp_path: Path) -> None:
     assert issued.access_key_id in done.stdout
 
 
-@pytest.mark.parametrize("how", ["revoke", "unassign", "remove_member", "revoke_key", "expire_key"])
+@pytest.mark.parametrize(
+    "how", ["revoke", "unassign", "remove_member", "revoke_key", "expire_key", "deactivate_user"]
+)
 def test_every_fetch_is_authorised_afresh(uri, how: str) -> None:
     world, delegation, assignment, key, url = uri
     assert fetch(url)[0] == 200
@@ -135,6 +137,9 @@ def test_every_fetch_is_authorised_afresh(uri, how: str) -> None:
             membership=Membership.objects.get(user=world.alice, organisation=world.partner),
             removed_by=world.partner_admin,
         )
+    elif how == "deactivate_user":
+        # As the API refuses a deactivated person's tokens, the URI refuses their keys.
+        User.objects.filter(pk=world.alice.pk).update(is_active=False)
     elif how == "revoke_key":
         services.credentials_uri_revoke(uri_key=key, revoked_by=world.alice)
     else:
@@ -145,6 +150,8 @@ def test_every_fetch_is_authorised_afresh(uri, how: str) -> None:
     status, body = fetch(url)
     assert status == 403
     assert body["Code"] != "Success" and body["Message"]
+    if how == "deactivate_user":
+        assert body["Code"] == "UserInactive"
     assert "AccessKeySecret" not in body
     assert not [c for c in world.sim.calls(since) if c.get("action") == "AssumeRole"]
     assert CredentialIssuance.objects.count() == 1
