@@ -187,11 +187,13 @@ def managed_role_check_drift(*, managed_role_id: Any) -> DriftCheck:
     if not lease.claim():
         check.outcome = "busy"
         return check
+    # Asked for only once the lease is free (`_hand_over_pending_work`): asked for now, the
+    # reconcile could start at once, find the lease held and leave the work to this check.
+    reconcile_needed = False
     try:
         managed_role.refresh_from_db()
         if role_has_pending_work(managed_role):
-            managed_role_request_reconcile(managed_role=managed_role)
-            check.outcome = "reconcile_requested"
+            reconcile_needed = True
             return check
         delegations = list(
             Delegation.objects.filter(managed_role=managed_role)
@@ -212,8 +214,7 @@ def managed_role_check_drift(*, managed_role_id: Any) -> DriftCheck:
             # A lost fail-safe end lets a partner in after their access ends if the workers
             # stop: nobody would accept that, so it is restored at once rather than waiting
             # for the owner's "repair" (the finding clears on the next check).
-            managed_role_request_reconcile(managed_role=managed_role)
-            check.outcome = "reconcile_requested"
+            reconcile_needed = True
         check.open_findings = [(d.kind, d.subject) for d in found]
         ManagedRole.objects.filter(pk=managed_role.pk).update(
             **last_seen_fields(actual),
@@ -222,22 +223,23 @@ def managed_role_check_drift(*, managed_role_id: Any) -> DriftCheck:
         return check
     finally:
         lease.release()
-        if check.outcome != "reconcile_requested":
-            _hand_over_pending_work(managed_role, check)
+        _hand_over_pending_work(managed_role, check, asked=reconcile_needed)
 
 
-def _hand_over_pending_work(managed_role: ManagedRole, check: DriftCheck) -> None:
-    """A reconcile asked for while this check held the lease was told "busy", on the promise
-    that the holder picks up any change before it releases. A drift check reconciles nothing,
-    so it asks for the reconcile itself once it has released (asked before, a change landing
-    between the question and the release would wait for the outbox's republish instead)."""
+def _hand_over_pending_work(managed_role: ManagedRole, check: DriftCheck, *, asked: bool) -> None:
+    """The one place a drift check asks for a reconcile, once it has released the lease:
+    when it found a reason to (`asked`), or when work came in while it held the lease (a
+    reconcile asked for meanwhile was told "busy", on the promise that the holder picks up
+    any change before it releases, and a drift check reconciles nothing). Asked for before
+    the release, the reconcile could be told "busy" too, and the work would wait for the
+    outbox's republish."""
     try:
         managed_role.refresh_from_db(fields=["desired_version", "applied_version"])
-        if role_has_pending_work(managed_role):
+        if asked or role_has_pending_work(managed_role):
             managed_role_request_reconcile(managed_role=managed_role)
             check.outcome = "reconcile_requested"
     except Exception:  # the check's own outcome (or error) is what its caller is owed
-        logger.exception("Could not hand on the work that came in during a drift check.")
+        logger.exception("Could not ask for the reconcile of a drift-checked role.")
 
 
 def managed_roles_periodic_pass(*, check_drift: Callable[[str], Any]) -> dict[str, int]:

@@ -214,6 +214,30 @@ def test_a_change_made_while_a_drift_check_holds_the_lease_is_reconciled_after_i
     assert world.trusted() == {_principal(second)}
 
 
+def test_pending_work_a_drift_check_finds_is_asked_for_after_it_frees_the_lease(
+    owner_world_tx, settings, monkeypatch
+) -> None:
+    # The check holds the lease when it finds work pending: a reconcile asked for then may
+    # start before the release, be told "busy" and leave the work to a check that
+    # reconciles nothing (it would wait for the outbox's republish, a minute or more).
+    world = owner_world_tx
+    settings.PORTAL_DRIFT_QUIET_AFTER_RECONCILE_SECONDS = 0
+    first, second = world.offer(), world.offer()
+    world.reconcile()
+    # A revoke whose own message was published and whose worker lost the race for the lease
+    # to the drift check (its message is dispatched, not done).
+    world.revoke(first)
+    OutboxMessage.objects.filter(done_at__isnull=True).update(dispatched_at=timezone.now())
+    told = world.worker_takes_messages_at_once(monkeypatch)
+
+    check = _check(world)
+
+    assert check.outcome == "reconcile_requested"
+    assert [outcome for _, outcome in told] == ["converged"]
+    assert world.status(first) == Status.REVOKED
+    assert world.trusted() == {_principal(second)}
+
+
 def test_a_drift_check_right_after_a_reconcile_waits(owner_world, settings) -> None:
     settings.PORTAL_DRIFT_QUIET_AFTER_RECONCILE_SECONDS = 60
     owner_world.offer()

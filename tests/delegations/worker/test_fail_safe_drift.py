@@ -95,3 +95,21 @@ def test_a_deleted_or_altered_condition_is_drift_and_the_reconciler_restores_it(
     }
     _check(world)
     assert _open(world) == []
+
+
+def test_the_restore_a_drift_check_asks_for_runs_once_the_check_frees_the_lease(
+    owner_world_tx, settings, monkeypatch
+) -> None:
+    # Asked for while the check still held the lease, the restoring reconcile could start
+    # at once, be told "busy" and leave the fail-safe end missing until the republish.
+    world = owner_world_tx
+    settings.PORTAL_DRIFT_QUIET_AFTER_RECONCILE_SECONDS = 0
+    world.offer(ends_at=timezone.now() + dt.timedelta(hours=2))
+    assert world.reconcile().outcome == ReconcileOutcome.CONVERGED
+    _rewrite(world, lambda statement: statement.pop("Condition"))
+    told = world.worker_takes_messages_at_once(monkeypatch)
+
+    assert _check(world).outcome == "reconcile_requested"
+
+    assert [outcome for _, outcome in told] == [ReconcileOutcome.CONVERGED]
+    assert policies.trust_policy_end_times(world.role().trust_document)
