@@ -35,6 +35,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
@@ -47,7 +48,7 @@ from cloud.errors import CloudError
 from core.db import insert_rows
 from core.i18n import stored_message, stored_text
 from delegations.models import CloudCall, LeasedModel, OutboxMessage
-from delegations.outbox import outbox_mark_done, outbox_watermark
+from delegations.outbox import outbox_enqueue, outbox_mark_done, outbox_watermark
 from delegations.worker.lease import Heartbeat, Lease, LeaseLost, setting
 
 logger = logging.getLogger(__name__)
@@ -670,7 +671,7 @@ class Reconciler(ABC):
     """The rounds of one run on one subject, under its lease. A round reads, converges and
     settles; the lease is released (and the outbox messages the round covered are marked done,
     in the same transaction) only when the desired version did not move meanwhile, otherwise
-    another round runs."""
+    another round runs (a run that ends otherwise releases through `release`)."""
 
     kind: ClassVar[str]  # the subject's outbox message kind
 
@@ -710,6 +711,17 @@ class Reconciler(ABC):
             self.recorder.flush()
         except Exception:  # the error being handled matters more than these rows
             logger.exception("Could not record the cloud answers of an interrupted round.")
+
+    def release(self, *, applied_version: int | None = None) -> None:
+        """Release without settling, and hand over the change left (desired version beyond
+        the applied one): a reconcile told "busy" meanwhile left it to this holder, and it
+        would wait for the outbox's republish. A settle releases only at the desired version.
+        A worker that claimed the lease since read the version after its claim: it has it."""
+        self.lease.release(applied_version=applied_version)
+        row = self.lease.model._default_manager.filter(pk=self.object_id, locked_by="")
+        if row.exclude(desired_version=F("applied_version")).exists():
+            with transaction.atomic():
+                outbox_enqueue(kind=self.kind, object_id=self.object_id)
 
     def settle(self, *, version: int, watermark: int) -> bool:
         """Mark the messages this round covered as done and release the lease, unless the
@@ -751,13 +763,13 @@ class Reconciler(ABC):
                     watermark=watermark,
                     note=self.failure_note(failure.info),
                 )
-                self.lease.release(applied_version=version)
+                self.release(applied_version=version)
                 return self.report
             cleanup_pending = False
             if self.settle(version=version, watermark=watermark):
                 return self.report
         # The desired state kept moving for many rounds: hand over to a later run.
-        self.lease.release()
+        self.release()
         return self.report
 
 
@@ -777,8 +789,8 @@ def reconcile_under_lease(reconciler: Reconciler) -> Report:
         reconciler.report.outcome = ReconcileOutcome.LEASE_LOST
         return reconciler.report
     except Exception:
-        # Transient failures, database errors, bugs: record what the cloud answered, free the
-        # subject for the retry (or the sweeper). Whoever comes next re-reads the cloud.
+        # Transient failures, database errors, bugs: record the cloud's answers, free the subject
+        # for the task's retry (no hand-over: that would skip its backoff) or the sweeper.
         reconciler.flush_quietly()
         lease.release()
         raise
