@@ -47,7 +47,7 @@ from cloud.client import CloudClient
 from cloud.errors import CloudError
 from core.db import insert_rows
 from core.i18n import stored_message, stored_text
-from delegations.models import CloudCall, LeasedModel, OutboxMessage
+from delegations.models import CloudCall
 from delegations.outbox import outbox_enqueue, outbox_mark_done, outbox_watermark
 from delegations.worker.lease import Heartbeat, Lease, LeaseLost, setting
 
@@ -133,19 +133,6 @@ class PermanentFailure(Exception):
 
 class Replan(Exception):
     """The cloud answered in a way that means our read is out of date: read and plan again."""
-
-
-def give_up(*, model: type[LeasedModel], pk: Any, kind: str, info: FailureInfo) -> None:
-    """After the task's last retry: the version the subject was at counts as handled (unless a
-    worker holds it or it moved on), and its outbox messages are done, so nothing retries it
-    on its own until someone changes it again."""
-    version = model._default_manager.filter(pk=pk).values_list("desired_version", flat=True).get()
-    model._default_manager.filter(pk=pk, desired_version=version, locked_by="").update(
-        applied_version=version
-    )
-    OutboxMessage.objects.filter(kind=kind, object_id=str(pk), done_at__isnull=True).update(
-        done_at=timezone.now(), last_error=f"gave up: {info.code}"[:255]
-    )
 
 
 # --- backoff and in-place retries ------------------------------------------------------------
@@ -714,14 +701,28 @@ class Reconciler(ABC):
 
     def release(self, *, applied_version: int | None = None) -> None:
         """Release without settling, and hand over the change left (desired version beyond
-        the applied one): a reconcile told "busy" meanwhile left it to this holder, and it
-        would wait for the outbox's republish. A settle releases only at the desired version.
-        A worker that claimed the lease since read the version after its claim: it has it."""
+        the applied one), which a reconcile told "busy" meanwhile left to this holder. (A settle
+        releases at the desired version; a worker that claimed the lease since has read it.)"""
         self.lease.release(applied_version=applied_version)
         row = self.lease.model._default_manager.filter(pk=self.object_id, locked_by="")
         if row.exclude(desired_version=F("applied_version")).exists():
             with transaction.atomic():
                 outbox_enqueue(kind=self.kind, object_id=self.object_id)
+
+    def give_up(self, info: FailureInfo) -> Report:
+        """After the task's last retry: the failure recorded, the version counts as handled
+        (its messages done): nothing retries it on its own until someone changes it again."""
+        watermark = outbox_watermark(kind=self.kind, object_id=self.object_id)
+        version = self.load()
+        self.fail(info)
+        self.report.outcome, self.report.error_code = ReconcileOutcome.FAILED, info.code
+        self.close_failed(version=version, watermark=watermark, note=f"gave up: {info.code}")
+        return self.report
+
+    def close_failed(self, *, version: int, watermark: int, note: str) -> None:
+        """A recorded failure: not hammered, its version counts as handled."""
+        outbox_mark_done(kind=self.kind, object_id=self.object_id, watermark=watermark, note=note)
+        self.release(applied_version=version)
 
     def settle(self, *, version: int, watermark: int) -> bool:
         """Mark the messages this round covered as done and release the lease, unless the
@@ -757,13 +758,8 @@ class Reconciler(ABC):
                 if cleanup_pending:
                     continue
                 # Nothing left to clean up: the failure is recorded; do not hammer it.
-                outbox_mark_done(
-                    kind=self.kind,
-                    object_id=self.object_id,
-                    watermark=watermark,
-                    note=self.failure_note(failure.info),
-                )
-                self.release(applied_version=version)
+                note = self.failure_note(failure.info)
+                self.close_failed(version=version, watermark=watermark, note=note)
                 return self.report
             cleanup_pending = False
             if self.settle(version=version, watermark=watermark):
@@ -773,16 +769,20 @@ class Reconciler(ABC):
         return self.report
 
 
-def reconcile_under_lease(reconciler: Reconciler) -> Report:
-    """Claim the subject's lease and run; a subject already held is left to its holder, which
-    picks up any change before it releases. Raises `TransientCloudFailure` when the cloud
-    keeps failing transiently: the lease is released first, so other work is not blocked."""
+def reconcile_under_lease(reconciler: Reconciler, *, give_up: CloudError | None = None) -> Report:
+    """Claim the subject's lease and run, or give up (the task's last retry failed on
+    `give_up`). A subject already held is left to its holder, which picks up any change before
+    it releases; a give-up too: the holder is another delivery of the same work, mid-run, and
+    its write may stand while the ledger says "failed". Raises `TransientCloudFailure` when
+    the cloud keeps failing transiently: the lease is released first (other work goes on)."""
     lease = reconciler.lease
     if not lease.claim():
         reconciler.report.outcome = ReconcileOutcome.BUSY
         return reconciler.report
     try:
         with Heartbeat(lease):
+            if give_up is not None:
+                return reconciler.give_up(FailureInfo.gave_up(give_up))
             return reconciler.run()
     except LeaseLost:
         logger.warning("Lease on %s lost mid-run; the new holder goes on.", lease)

@@ -104,7 +104,6 @@ from delegations.worker.engine import (
     Report,
     Subject,
     converge,
-    give_up,
     reconcile_under_lease,
 )
 from delegations.worker.fleet_handover import fleets_advance_after
@@ -738,18 +737,13 @@ def managed_role_reconcile(*, managed_role_id: Any, force: bool = False) -> Reco
     return reconciler.report
 
 
-def managed_role_record_failure(*, managed_role_id: Any, error: CloudError) -> list[str]:
+def managed_role_record_failure(*, managed_role_id: Any, error: CloudError) -> ReconcileReport:
     """The task's retries are exhausted: fail the pending delegations with the last error,
-    so the owner sees it and can retry; the role is not retried again on its own."""
-    managed_role = ManagedRole.objects.select_related("cloud_account__organisation").get(
-        pk=managed_role_id
-    )
-    info = FailureInfo.gave_up(error)
-    failed = [str(d.pk) for d in _fail_pending(managed_role, info)]
-    give_up(
-        model=ManagedRole, pk=managed_role.pk, kind=OutboxMessage.Kind.RECONCILE_ROLE, info=info
-    )
-    return failed
+    so the owner sees it and can retry; the role is not retried again on its own. A role
+    whose lease is held is left to its holder ("busy"), which settles it."""
+    reconciler = _RoleReconciler(managed_role_id, lease=RoleLease(managed_role_id), force=False)
+    reconcile_under_lease(reconciler, give_up=error)
+    return reconciler.report
 
 
 def managed_role_request_reconcile(*, managed_role: ManagedRole) -> OutboxMessage:

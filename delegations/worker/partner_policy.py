@@ -50,7 +50,6 @@ from delegations.worker.engine import (
     Report,
     Subject,
     converge,
-    give_up,
     reconcile_under_lease,
 )
 from delegations.worker.lease import (
@@ -474,9 +473,11 @@ def partner_user_policy_reconcile(*, policy_id: Any) -> PartnerReconcileReport:
     return reconciler.report
 
 
-def partner_user_policy_record_failure(*, policy_id: Any, error: CloudError) -> None:
-    """The task's retries are exhausted: show the last error on the partner's staff page."""
-    policy = _load(policy_id)
-    info = FailureInfo.gave_up(error)
-    _record_failure(policy, info)
-    give_up(model=PartnerUserPolicy, pk=policy.pk, kind=KIND, info=info)
+def partner_user_policy_record_failure(
+    *, policy_id: Any, error: CloudError
+) -> PartnerReconcileReport:
+    """The task's retries are exhausted: show the last error on the partner's staff page. A
+    policy whose lease is held is left to its holder ("busy"), which settles it."""
+    reconciler = _PolicyReconciler(policy_id, lease=PartnerUserPolicyLease(policy_id))
+    reconcile_under_lease(reconciler, give_up=error)
+    return reconciler.report

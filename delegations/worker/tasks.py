@@ -9,7 +9,8 @@ the service's short in-place retries) is retried, with exponential backoff and j
 sooner than the cloud's `x-acs-retry-after`, at most `RECONCILE_MAX_RETRIES` times; after the
 last one the subject records the failure visibly (`managed_role_record_failure` fails the
 pending delegations, `partner_user_policy_record_failure` shows the error on the partner's
-staff page). Anything else
+staff page), under its lease: a subject another worker holds is that worker's to settle.
+Anything else
 (a bug, the database down) fails the task; the outbox row stays undone and the dispatcher
 publishes it again later.
 """
@@ -75,22 +76,23 @@ def _reconcile_with_retry(
     *,
     subject: str,
     reconcile: Callable[[], Report],
-    record_failure: Callable[[CloudError], Any],
+    record_failure: Callable[[CloudError], Report],
 ) -> str:
     """Run one reconcile; retry a `TransientCloudFailure` with backoff, and after the last retry
-    let the subject record the failure."""
+    let the subject record the failure (unless another worker holds it: it settles it)."""
     try:
         report = reconcile()
     except TransientCloudFailure as failure:
         if task.request.retries >= task.max_retries:
-            record_failure(failure.error)
+            outcome = record_failure(failure.error).outcome
             logger.warning(
-                "Gave up on %s after %s retries (%s).",
+                "Gave up on %s after %s retries (%s)%s.",
                 subject,
                 task.request.retries,
                 failure.error.code,
+                "; left to the worker holding it" if outcome == ReconcileOutcome.BUSY else "",
             )
-            return ReconcileOutcome.FAILED.value
+            return outcome.value
         countdown = retry_countdown(task.request.retries, retry_after_ms=failure.retry_after_ms)
         raise task.retry(exc=failure, countdown=countdown) from None
     return report.outcome.value

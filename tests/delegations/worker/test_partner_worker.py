@@ -9,7 +9,9 @@ import pytest
 
 from audit.models import AuditEvent
 from cloud import policies
+from cloud.errors import CloudError
 from delegations.models import CloudCall, OutboxMessage, PartnerUserPolicy
+from delegations.worker import engine
 from delegations.worker import partner_policy as apply
 from delegations.worker.engine import ReconcileOutcome, TransientCloudFailure
 from delegations.worker.partner_policy import partner_user_policy_reconcile
@@ -121,6 +123,35 @@ def test_the_task_retries_then_shows_the_failure(
     ).exists()
     assert AuditEvent.objects.filter(action="partner_policy.failed").exists()
     partner_world.sim.clear_faults()
+
+
+def test_a_give_up_leaves_a_policy_whose_lease_is_held_to_its_holder(
+    partner_world: PartnerWorld, alice_policy: PartnerUserPolicy, monkeypatch
+) -> None:
+    # Another task chain of the same policy holds the lease, mid-run, when this chain gives
+    # up after its last retry: the holder settles the policy; no failure is shown for it.
+    real_verify = engine.verify
+    gave_up: list = []
+
+    def verify_while_the_other_chain_gives_up(subject, **kwargs):
+        if not gave_up:
+            gave_up.append(
+                apply.partner_user_policy_record_failure(
+                    policy_id=alice_policy.pk,
+                    error=CloudError(code="Throttling.User", message="throttled", action="x"),
+                )
+            )
+        return real_verify(subject, **kwargs)
+
+    monkeypatch.setattr(engine, "verify", verify_while_the_other_chain_gives_up)
+
+    assert partner_user_policy_reconcile(policy_id=alice_policy.pk).outcome == "converged"
+
+    assert [report.outcome for report in gave_up] == [ReconcileOutcome.BUSY]
+    assert partner_world.user_may_assume("Alice")
+    alice_policy.refresh_from_db()
+    assert alice_policy.last_error_code == ""
+    assert not AuditEvent.objects.filter(action="partner_policy.failed").exists()
 
 
 def test_a_broker_without_ram_rights_fails_visibly(partner_world: PartnerWorld) -> None:

@@ -10,7 +10,11 @@ import pytest
 from django.conf import settings as django_settings
 from django.utils import timezone
 
+from cloud.errors import CloudError
 from delegations.models import Delegation, OutboxMessage
+from delegations.worker import engine
+from delegations.worker.engine import ReconcileOutcome
+from delegations.worker.owner_role import managed_role_record_failure, role_has_pending_work
 from delegations.worker.tasks import (
     MAX_RETRY_COUNTDOWN_SECONDS,
     RECONCILE_MAX_RETRIES,
@@ -119,6 +123,41 @@ def test_transient_errors_retry_then_fail_visibly_after_the_last_attempt(
     assert "gave up after repeated retries" in failed.last_error_message
     assert failed.last_error_request_id
     assert OutboxMessage.objects.get(pk=message.pk).done_at is not None
+
+
+def test_a_give_up_leaves_a_role_whose_lease_is_held_to_its_holder(
+    owner_world, monkeypatch
+) -> None:
+    # Two task chains for one role during a sustained transient fault (the dispatcher
+    # republishes a message after a minute, acks_late redelivers): chain A gives up after its
+    # last retry while chain B holds the lease, mid-run, with its write landed. Failing the
+    # delegation then would leave the partner trusted in the cloud by a "failed" delegation.
+    world = owner_world
+    delegation = world.offer()
+    real_verify = engine.verify
+    gave_up: list = []
+
+    def verify_while_the_other_chain_gives_up(subject, **kwargs):
+        if not gave_up:
+            gave_up.append(
+                managed_role_record_failure(
+                    managed_role_id=world.managed_role().pk,
+                    error=CloudError(
+                        code="Throttling.User", message="throttled", action="UpdateRole"
+                    ),
+                )
+            )
+        return real_verify(subject, **kwargs)
+
+    monkeypatch.setattr(engine, "verify", verify_while_the_other_chain_gives_up)
+
+    assert world.reconcile().outcome == ReconcileOutcome.CONVERGED  # chain B
+
+    assert [report.outcome for report in gave_up] == [ReconcileOutcome.BUSY]
+    assert world.status(delegation) == Status.ACTIVE
+    assert delegation.principal_arn in world.trusted()
+    assert not role_has_pending_work(world.managed_role())
+    assert not OutboxMessage.objects.filter(done_at__isnull=True).exists()
 
 
 def test_a_permanent_error_is_not_retried(owner_world, settings) -> None:
