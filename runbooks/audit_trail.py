@@ -1,7 +1,7 @@
 """A run's audit events, one per side: the partner's names every account and region it ran in;
-each owner's names only that owner's (a run may span several owners, who must not learn of
-each other's accounts). The events are written with `audit_record_many` in the caller's
-transaction."""
+each owner's names only that owner's, and only the instance ids running there (a run may span
+several owners, who must not learn of each other's accounts or instances). The events are
+written with `audit_record_many` in the caller's transaction."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from accounts.models import Organisation, User
 from audit.actions import AuditAction
 from audit.services import audit_record_many
 from runbooks.models import RunbookRun, RunbookTarget
+from runbooks.selectors import instance_ids_in
 
 
 def _scope(targets: list[RunbookTarget]) -> dict[str, Any]:
@@ -50,13 +51,11 @@ def record_run_event(
         {**common, "organisation": run.partner, "metadata": {**(metadata or {}), **_scope(targets)}}
     ]
     for owned in by_owner.values():
-        records.append(
-            {
-                **common,
-                "organisation": owned[0].owner,
-                "metadata": {**(metadata or {}), **_scope(owned)},
-            }
-        )
+        owner_metadata = {**(metadata or {}), **_scope(owned)}
+        if "instance_ids" in owner_metadata:
+            # The partner's list may name other owners' instances: the owner's own only.
+            owner_metadata["instance_ids"] = instance_ids_in(run, owned)
+        records.append({**common, "organisation": owned[0].owner, "metadata": owner_metadata})
     audit_record_many(records)
 
 

@@ -5,12 +5,14 @@ that is not running in any of them (stopped, or not found) is a form error namin
 The lookup reaches each owner account the way the run will: the partner's connected key
 assumes the grant's owner role (with the grant's ExternalId, if any) and asks ECS
 `DescribeInstances` there, through the cloud door (`cloud.oos.OosClient`, the official ECS
-SDK). Tests hand `instances_not_running` a lookup of their own.
+SDK). Tests hand `instances_check` a lookup of their own. Where each id was found running is
+kept on the run's targets: an owner is shown only the ids in its own accounts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from django.utils.translation import gettext as _
@@ -65,16 +67,27 @@ def cloud_instance_lookup(partner_account: CloudAccount) -> InstanceLookup:
     return lookup
 
 
-def instances_not_running(
+@dataclass(frozen=True)
+class InstanceCheck:
+    """Why the ids cannot be run on, one message each (empty when every id is running in one
+    of the accounts x regions), and where each id was found running: (owner account UID,
+    region) → its ids, in the order given."""
+
+    problems: list[str]
+    running_in: dict[tuple[str, str], list[str]]
+
+
+def instances_check(
     *,
     targets: Sequence[tuple[Delegation, str]],
     instance_ids: Sequence[str],
     lookup: InstanceLookup,
-) -> list[str]:
-    """Why the ids cannot be run on, one message each (empty when every id is running in
-    one of the accounts x regions). Stops asking once every id is found running."""
+) -> InstanceCheck:
+    """Look every id up in the accounts x regions. Stops asking once every id is found
+    running (an instance id is unique in the cloud: it runs in one account and region)."""
     wanted = list(dict.fromkeys(instance_ids))
     seen: dict[str, str] = {}  # id → a status it has where it was found (Running wins)
+    found_in: dict[str, tuple[str, str]] = {}  # id → where it was found running
     for delegation, region in targets:
         pending = [i for i in wanted if seen.get(i) != RUNNING]
         if not pending:
@@ -83,25 +96,25 @@ def instances_not_running(
         try:
             found = lookup(delegation=delegation, region_id=region, instance_ids=pending)
         except CloudError as error:
-            return [
-                _(
-                    "The instances could not be checked in account %(uid)s, %(region)s: "
-                    "%(code)s%(reference)s. Nothing was started."
-                )
-                % {
-                    "uid": uid,
-                    "region": region,
-                    "code": error.code or error.category.value,
-                    "reference": (
-                        _(" (request id %(request_id)s)") % {"request_id": error.request_id}
-                        if error.request_id
-                        else ""
-                    ),
-                }
-            ]
+            problem = _(
+                "The instances could not be checked in account %(uid)s, %(region)s: "
+                "%(code)s%(reference)s. Nothing was started."
+            ) % {
+                "uid": uid,
+                "region": region,
+                "code": error.code or error.category.value,
+                "reference": (
+                    _(" (request id %(request_id)s)") % {"request_id": error.request_id}
+                    if error.request_id
+                    else ""
+                ),
+            }
+            return InstanceCheck(problems=[problem], running_in={})
         for instance_id, status in found.items():
             if instance_id in pending and seen.get(instance_id) != RUNNING:
                 seen[instance_id] = status
+                if status == RUNNING:
+                    found_in[instance_id] = (uid, region)
     messages = []
     missing = [i for i in wanted if i not in seen]
     if missing:
@@ -115,4 +128,8 @@ def instances_not_running(
             _("Not running, so the command cannot run there: %(ids)s.")
             % {"ids": ", ".join(stopped)}
         )
-    return messages
+    running_in: dict[tuple[str, str], list[str]] = {}
+    for instance_id in wanted:
+        if instance_id in found_in:
+            running_in.setdefault(found_in[instance_id], []).append(instance_id)
+    return InstanceCheck(problems=messages, running_in=running_in)

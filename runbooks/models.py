@@ -165,6 +165,10 @@ class RunbookTarget(models.Model):
     account_uid = account_uid_field()
     role_name = models.CharField(max_length=64)
     region_id = models.CharField(max_length=32)
+    # A run by instance ids: those of the partner's ids found running here when it started.
+    # An owner is shown these, never the run's whole list (it may name other owners'
+    # instances).
+    instance_ids = models.JSONField(default=list, blank=True)
     status = models.CharField(max_length=20, blank=True)
     child_execution_id = models.CharField(max_length=64, blank=True)
 

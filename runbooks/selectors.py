@@ -121,6 +121,20 @@ def may_cancel(*, run: RunbookRun, user: User, organisation: Organisation) -> bo
     return touches and membership.role == Membership.Role.ADMIN
 
 
+def instance_ids_in(run: RunbookRun, targets: Iterable[RunbookTarget]) -> list[str]:
+    """The run's instance ids found running in these targets, in the partner's order."""
+    here = {instance_id for target in targets for instance_id in target.instance_ids}
+    return [instance_id for instance_id in run.instance_ids if instance_id in here]
+
+
+def run_instance_ids(run: RunbookRun, *, owner: Organisation | None = None) -> list[str]:
+    """The instance ids a run names: the partner's whole choice; to an owner, only those
+    running in its own accounts (the others are other owners' instances)."""
+    if owner is None:
+        return list(run.instance_ids)
+    return instance_ids_in(run, RunbookTarget.objects.filter(run=run, owner=owner))
+
+
 @dataclass(frozen=True)
 class TargetView:
     target: RunbookTarget

@@ -24,7 +24,7 @@ from runbooks import oos_template as tpl
 from runbooks import selectors
 from runbooks.audit_trail import owner_scope, record_run_event
 from runbooks.dispatch import dispatch_cancel, dispatch_consent, dispatch_submit
-from runbooks.instance_check import InstanceLookup, cloud_instance_lookup, instances_not_running
+from runbooks.instance_check import InstanceLookup, cloud_instance_lookup, instances_check
 from runbooks.models import (
     FINAL_RUN_STATUSES,
     OosConsent,
@@ -226,17 +226,24 @@ def run_start(
     if errors:
         raise ValidationError(errors)
     targets = _dedupe(choice.targets)
+    running_in: dict[tuple[str, str], list[str]] = {}
     if choice.target_type == tpl.TARGET_INSTANCES:
-        problems = instances_not_running(
+        check = instances_check(
             targets=targets,
             instance_ids=choice.instance_ids,
             lookup=instance_lookup or cloud_instance_lookup(account),
         )
-        if problems:
-            raise ValidationError({"instance_ids": problems})
+        if check.problems:
+            raise ValidationError({"instance_ids": check.problems})
+        running_in = check.running_in
     with transaction.atomic():
         return _run_create(
-            partner=partner, account=account, started_by=started_by, choice=choice, targets=targets
+            partner=partner,
+            account=account,
+            started_by=started_by,
+            choice=choice,
+            targets=targets,
+            running_in=running_in,
         )
 
 
@@ -247,6 +254,7 @@ def _run_create(
     started_by: User,
     choice: RunChoice,
     targets: list[tuple[Delegation, str]],
+    running_in: dict[tuple[str, str], list[str]],
 ) -> RunbookRun:
     needing = {
         delegation.owner_id
@@ -272,7 +280,7 @@ def _run_create(
         max_errors=choice.max_errors,
         status=S.AWAITING_APPROVAL if needing else S.QUEUED,
     )
-    rows = RunbookTarget.objects.bulk_create(
+    RunbookTarget.objects.bulk_create(
         RunbookTarget(
             run=run,
             delegation=delegation,
@@ -280,11 +288,13 @@ def _run_create(
             account_uid=delegation.managed_role.cloud_account.account_uid,
             role_name=delegation.managed_role.role_name,
             region_id=region,
+            instance_ids=running_in.get(
+                (delegation.managed_role.cloud_account.account_uid, region), []
+            ),
         )
         for delegation, region in targets
     )
     RunApproval.objects.bulk_create(RunApproval(run=run, owner_id=owner) for owner in needing)
-    del rows
     record_run_event(
         run=run,
         action=AuditAction.RUNBOOK_RUN_STARTED,

@@ -132,12 +132,14 @@ def _detail_context(request: AuthenticatedHttpRequest, run: RunbookRun) -> dict[
     organisation = request.organisation
     owner_side = organisation.pk != run.partner_id
     approval = selectors.pending_approval_for(run=run, owner=organisation) if owner_side else None
+    # An owner sees its own accounts, instances and decision: a run may span owners who must
+    # not learn of each other.
+    owner = organisation if owner_side else None
     return {
         "run": run,
         "owner_side": owner_side,
-        "targets": selectors.run_targets(run, owner=organisation if owner_side else None),
-        # An owner sees its own accounts and decision: a run may span owners who must not
-        # learn of each other.
+        "targets": selectors.run_targets(run, owner=owner),
+        "instance_ids": selectors.run_instance_ids(run, owner=owner),
         "approvals": [
             a
             for a in selectors.run_approvals(run)
@@ -148,9 +150,7 @@ def _detail_context(request: AuthenticatedHttpRequest, run: RunbookRun) -> dict[
         and is_admin(request)
         and run.started_by_id != request.user.pk,
         "can_cancel": selectors.may_cancel(run=run, user=request.user, organisation=organisation),
-        "owner_accounts": selectors.run_owner_accounts(
-            run, owner=organisation if owner_side else None
-        ),
+        "owner_accounts": selectors.run_owner_accounts(run, owner=owner),
     }
 
 

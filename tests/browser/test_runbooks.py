@@ -166,3 +166,31 @@ def test_the_owner_requires_approval_and_nothing_runs_before_it(
     owner.goto(f"/runbooks/{run.pk}/")
     expect(owner.get_by_test_id("run-status")).to_have_text("Succeeded")
     shot(owner, "owner-sees-result")
+
+
+def test_each_owner_sees_only_its_own_instance_ids_of_a_run_over_two_owners(
+    world, published, new_browser_context, live_server, shot
+):
+    from playwright.sync_api import expect
+
+    world.connect_ram_user()  # the instance check assumes the owner roles with this key
+    mine, theirs = world.scenario.owners
+    my_instance, their_instance = mine.running()[0][1], theirs.running()[0][1]
+    run = world.start(target_type="ResourceIds", instance_ids=[their_instance, my_instance])
+    drain(published)
+
+    staff = open_as(new_browser_context, live_server, world.staff)
+    staff.goto(f"/runbooks/{run.pk}/")
+    expect(staff.get_by_test_id("run-status")).to_have_text("Succeeded")
+    expect(staff.get_by_test_id("instance-ids")).to_have_text(f"{their_instance}, {my_instance}")
+    shot(staff, "partner-sees-every-instance")
+
+    my_admin = make_member(world.grants[0].owner, Membership.Role.ADMIN, mfa=False)
+    owner = open_as(new_browser_context, live_server, my_admin)
+    owner.goto(f"/runbooks/{run.pk}/")
+    expect(owner.get_by_test_id("run-status")).to_have_text("Succeeded")
+    expect(owner.get_by_test_id("instance-ids")).to_have_text(my_instance)
+    body = owner.locator("body")
+    expect(body).not_to_contain_text(their_instance)
+    expect(body).not_to_contain_text(theirs.uid)
+    shot(owner, "owner-sees-its-own-instance")

@@ -3,7 +3,7 @@ connected account with OOS allowed, and a recording OOS double."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -12,8 +12,8 @@ from django.utils import timezone
 from accounts.models import Organisation, User
 from core.crypto import encrypt_secret
 from delegations.models import CloudAccount, Delegation, StaffAssignment
-from runbooks import dispatch
-from runbooks.models import OosConsent
+from runbooks import dispatch, services
+from runbooks.models import OosConsent, RunbookRun
 from runbooks.services import RunChoice
 
 # Cloud-account fixtures against the real cloudsim (sim, sim_owner, sim_partner).
@@ -107,3 +107,45 @@ def choice(grant: Delegation) -> Callable[..., RunChoice]:
         return RunChoice(**values)
 
     return make
+
+
+# Instance ids of a run over two owners: each runs in its own owner's account only.
+A_INSTANCE = "i-a1111111111111111"
+C_INSTANCE = "i-c3333333333333333"
+
+
+@pytest.fixture
+def two_owner_run(
+    company_b: Organisation,
+    company_c: Organisation,
+    partner_staff: User,
+    consent: OosConsent,
+    choice: Callable[..., RunChoice],
+    grant: Delegation,
+    published: list[tuple[str, str]],
+) -> RunbookRun:
+    """A partner's run by instance ids over company-a's account (cn-shanghai and cn-beijing)
+    and company-c's (cn-shanghai); A_INSTANCE runs in company-a's cn-shanghai, C_INSTANCE in
+    company-c's."""
+    other = active_grant(owner_account_of(company_c), company_b)
+    StaffAssignment.objects.create(
+        delegation=other, partner=company_b, user=partner_staff, assigned_by=partner_staff
+    )
+    running = {(grant.pk, "cn-shanghai"): A_INSTANCE, (other.pk, "cn-shanghai"): C_INSTANCE}
+
+    def lookup(
+        *, delegation: Delegation, region_id: str, instance_ids: Sequence[str]
+    ) -> dict[str, str]:
+        here = running.get((delegation.pk, region_id))
+        return {here: "Running"} if here in instance_ids else {}
+
+    return services.run_start(
+        partner=company_b,
+        started_by=partner_staff,
+        choice=choice(
+            targets=[(grant, "cn-shanghai"), (grant, "cn-beijing"), (other, "cn-shanghai")],
+            target_type="ResourceIds",
+            instance_ids=[C_INSTANCE, A_INSTANCE],
+        ),
+        instance_lookup=lookup,
+    )

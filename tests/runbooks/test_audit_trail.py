@@ -9,10 +9,11 @@ import pytest
 from django.urls import reverse
 
 from audit.models import AuditEvent
+from audit.selectors import audit_events_visible_to
 from auditor.presentation import describe_event
 from delegations.models import StaffAssignment
 from runbooks import services, worker
-from tests.runbooks.conftest import active_grant, owner_account_of
+from tests.runbooks.conftest import A_INSTANCE, C_INSTANCE, active_grant, owner_account_of
 
 pytestmark = pytest.mark.django_db
 
@@ -79,3 +80,20 @@ def test_an_owner_never_learns_of_another_owners_accounts_in_the_same_run(
     assert partner_event.metadata["owner_accounts"] == sorted(["11223344", company_c.account_uid])
     page = login(owner_admin).get(reverse("runbooks:detail", args=[run.pk])).content.decode()
     assert company_c.account_uid not in page and "11223344" in page
+
+
+def test_an_owners_events_name_only_the_instance_ids_in_its_own_accounts(
+    company_a, company_b, company_c, two_owner_run
+):
+    for owner, own, other in (
+        (company_a, A_INSTANCE, C_INSTANCE),
+        (company_c, C_INSTANCE, A_INSTANCE),
+    ):
+        events = list(audit_events_visible_to(organisation=owner))
+        assert events
+        for event in events:
+            assert other not in json.dumps([event.metadata, event.before, event.after])
+        started = next(e for e in events if e.action == "runbook.run_started")
+        assert started.metadata["instance_ids"] == [own]
+    partner_event = AuditEvent.objects.get(organisation=company_b, action="runbook.run_started")
+    assert partner_event.metadata["instance_ids"] == [C_INSTANCE, A_INSTANCE]

@@ -3,9 +3,11 @@ recording double (the end-to-end tests use the real SDK against cloudsim)."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 
 import pytest
+from django.apps import apps as django_apps
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from audit.models import AuditEvent
@@ -13,7 +15,7 @@ from delegations.models import Delegation, FleetGrant
 from runbooks import dispatch, services, worker
 from runbooks import oos_template as tpl
 from runbooks.models import RunApproval, RunbookInstanceResult, RunbookRun, RunbookTarget
-from tests.runbooks.conftest import active_grant, owner_account_of
+from tests.runbooks.conftest import A_INSTANCE, C_INSTANCE, active_grant, owner_account_of
 from tests.runbooks.fakes import permanent_error
 
 pytestmark = pytest.mark.django_db
@@ -289,3 +291,32 @@ def test_a_fleet_grant_contributes_its_delegation_with_the_fleets_regions_only(
         choice=choice(targets=[(grant, "cn-shanghai")]),
     )
     assert [t.region_id for t in run.targets.all()] == ["cn-shanghai"]
+
+
+def test_a_run_by_instance_ids_records_in_each_account_and_region_the_ids_running_there(
+    company_c, two_owner_run
+):
+    assert two_owner_run.instance_ids == [C_INSTANCE, A_INSTANCE]  # the partner's whole choice
+    assert {(t.account_uid, t.region_id): t.instance_ids for t in two_owner_run.targets.all()} == {
+        ("11223344", "cn-shanghai"): [A_INSTANCE],
+        ("11223344", "cn-beijing"): [],
+        (company_c.account_uid, "cn-shanghai"): [C_INSTANCE],
+    }
+
+
+def test_runs_started_before_take_each_accounts_ids_from_what_oos_reported_there(
+    company_c, two_owner_run
+):
+    backfill = importlib.import_module("runbooks.migrations.0002_target_instance_ids")
+    RunbookTarget.objects.filter(run=two_owner_run).update(instance_ids=[])
+    for target in RunbookTarget.objects.filter(run=two_owner_run, region_id="cn-shanghai"):
+        instance_id = A_INSTANCE if target.account_uid == "11223344" else C_INSTANCE
+        RunbookInstanceResult.objects.create(
+            run=two_owner_run, target=target, instance_id=instance_id, status="Success"
+        )
+    backfill.instance_ids_from_results(django_apps, None)
+    assert {(t.account_uid, t.region_id): t.instance_ids for t in two_owner_run.targets.all()} == {
+        ("11223344", "cn-shanghai"): [A_INSTANCE],
+        ("11223344", "cn-beijing"): [],
+        (company_c.account_uid, "cn-shanghai"): [C_INSTANCE],
+    }

@@ -13,6 +13,7 @@ from django.urls import reverse
 from runbooks import oos_template as tpl
 from runbooks import services
 from runbooks.models import RunbookRun
+from tests.runbooks.conftest import A_INSTANCE, C_INSTANCE
 
 pytestmark = pytest.mark.django_db
 
@@ -180,3 +181,25 @@ def test_partner_admin_gives_consent(login, partner_admin, partner_account, publ
     assert 'data-testid="consent-form"' in page
     assert client.post(reverse("runbooks:consent"), {"agree": "on"}).status_code == 302
     assert published[0][0] == "runbooks.ensure_oos_service_role"
+
+
+def _pages(client, run) -> list[str]:
+    return [
+        client.get(reverse(name, args=[run.pk])).content.decode()
+        for name in ("runbooks:detail", "runbooks:live")
+    ]
+
+
+def test_an_owner_sees_only_the_instance_ids_in_its_own_accounts_and_the_partner_sees_all(
+    login, owner_admin, foreign_owner_admin, partner_staff, company_c, two_owner_run
+):
+    detail, live = _pages(login(owner_admin), two_owner_run)
+    assert A_INSTANCE in detail
+    for page in (detail, live):
+        assert C_INSTANCE not in page and company_c.account_uid not in page
+    for page in _pages(login(foreign_owner_admin), two_owner_run):
+        assert A_INSTANCE not in page and "11223344" not in page
+    assert C_INSTANCE in _pages(login(foreign_owner_admin), two_owner_run)[0]
+    partner_detail = _pages(login(partner_staff), two_owner_run)[0]
+    assert f"{C_INSTANCE}, {A_INSTANCE}" in partner_detail
+    assert company_c.account_uid in partner_detail
