@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
+from django.utils.translation import gettext as _
 
 from accounts.models import Membership, Organisation, User
 from core.web import get_or_404, parse_uuid
@@ -133,6 +134,17 @@ def run_instance_ids(run: RunbookRun, *, owner: Organisation | None = None) -> l
     if owner is None:
         return list(run.instance_ids)
     return instance_ids_in(run, RunbookTarget.objects.filter(run=run, owner=owner))
+
+
+def run_status_message(run: RunbookRun, *, owner: Organisation | None = None) -> str:
+    """The OOS execution's message for the partner. An owner gets a neutral line instead: the
+    execution speaks of its whole loop, and a failed one quotes its first failed item, which
+    may be another owner's account or instance; the owner's own outcomes are per target."""
+    if owner is None or not run.status_message:
+        return run.status_message
+    if not run.execution_id:
+        return _("OOS did not start the run.")
+    return _("The outcome in each of your accounts and regions is below.")
 
 
 @dataclass(frozen=True)

@@ -140,6 +140,7 @@ def _detail_context(request: AuthenticatedHttpRequest, run: RunbookRun) -> dict[
         "owner_side": owner_side,
         "targets": selectors.run_targets(run, owner=owner),
         "instance_ids": selectors.run_instance_ids(run, owner=owner),
+        "status_message": selectors.run_status_message(run, owner=owner),
         "approvals": [
             a
             for a in selectors.run_approvals(run)

@@ -12,6 +12,8 @@ import pytest
 from alibabacloud_oos20190601 import models as oos_models
 from alibabacloud_ram20150501 import models as ram_models
 from django.core.exceptions import ValidationError
+from django.urls import reverse
+from django.utils.html import escape
 
 from accounts.models import Membership, Organisation
 from cloud.client import CloudClient
@@ -206,3 +208,32 @@ def test_a_stopped_or_unknown_instance_id_is_a_form_error_and_nothing_starts(wor
     assert {(r.target.region_id, r.instance_id, r.output.strip()) for r in results} == {
         (region, running, "hello")
     }
+
+
+def test_over_two_owners_each_owner_sees_only_its_own_instance_and_not_the_loops_message(
+    world, login
+):
+    """The run page showed every owner the partner's whole list of instance ids and OOS's
+    parent message, which quotes the first failed loop item (here the other owner's)."""
+    world.connect_ram_user()  # the instance check assumes the owner roles with this key
+    mine, theirs = world.scenario.owners
+    (_region, my_instance), (_other, their_instance) = mine.running()[0], theirs.running()[0]
+    world.scenario.fail_commands(their_instance)
+    run = world.follow(
+        world.start(
+            target_type="ResourceIds", instance_ids=[their_instance, my_instance], concurrency=1
+        )
+    )
+    assert run.status == S.FAILED
+    assert their_instance in run.status_message  # cloudsim's loop quotes its first failure
+    my_admin = make_member(world.grants[0].owner, Membership.Role.ADMIN)
+    client = login(my_admin)
+    for name in ("runbooks:detail", "runbooks:live"):
+        page = client.get(reverse(name, args=[run.pk])).content.decode()
+        assert their_instance not in page and theirs.uid not in page, name
+    assert my_instance in client.get(reverse("runbooks:detail", args=[run.pk])).content.decode()
+    partner = login(world.staff)
+    detail = partner.get(reverse("runbooks:detail", args=[run.pk])).content.decode()
+    assert their_instance in detail and my_instance in detail
+    live = partner.get(reverse("runbooks:live", args=[run.pk])).content.decode()
+    assert escape(run.status_message) in live

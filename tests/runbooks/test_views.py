@@ -203,3 +203,25 @@ def test_an_owner_sees_only_the_instance_ids_in_its_own_accounts_and_the_partner
     partner_detail = _pages(login(partner_staff), two_owner_run)[0]
     assert f"{C_INSTANCE}, {A_INSTANCE}" in partner_detail
     assert company_c.account_uid in partner_detail
+
+
+def test_an_owner_is_told_its_own_outcome_not_the_executions_message_naming_other_owners(
+    login, owner_admin, partner_staff, company_c, two_owner_run
+):
+    # What OOS (and cloudsim, oos_engine's loop) says of a failed loop: the first failed
+    # item's own message, which may be another owner's account and instance.
+    message = (
+        "Task executeTemplate: 1 of 3 loop items failed (MaxErrors 0); 0 not started. "
+        f"First failure: Forbidden.RAM: acs:ram::{company_c.account_uid}:role/ecs-admin "
+        f"cannot run on {C_INSTANCE}"
+    )
+    RunbookRun.objects.filter(pk=two_owner_run.pk).update(
+        status=RunbookRun.Status.FAILED,
+        execution_id="exec-0001",
+        oos_status="Failed",
+        status_message=message,
+    )
+    for page in _pages(login(owner_admin), two_owner_run):
+        assert company_c.account_uid not in page and C_INSTANCE not in page
+        assert "The outcome in each of your accounts and regions is below." in page
+    assert message in _pages(login(partner_staff), two_owner_run)[1]
