@@ -87,6 +87,12 @@ class ReviewCampaign(models.Model):
     def __str__(self) -> str:
         return f"Access review started {self.started_at:%Y-%m-%d}"
 
+    @property
+    def takes_answers(self) -> bool:
+        """Open and before its deadline: after it, unanswered questions get the round's
+        outcome, even in the minutes before the sweep closes the round."""
+        return self.status == self.Status.OPEN and timezone.now() < self.deadline_at
+
 
 class ReviewItem(models.Model):
     """One question of a campaign: "is this delegation still needed?" to the owner's

@@ -400,6 +400,15 @@ def review_decide(
             )
         if locked.campaign.status != ReviewCampaign.Status.OPEN:
             raise ValidationError(_("This access review is closed."))
+        # The deadline is the answer's limit, not the sweep that closes the round minutes
+        # later: a late "keep" must not beat the outcome the owner set for unanswered ones.
+        if not locked.campaign.takes_answers:
+            raise ValidationError(
+                _(
+                    "The deadline of this access review has passed: unanswered questions get "
+                    "the outcome the owner chose for them."
+                )
+            )
         reason = _("Access review: %(note)s") % {"note": note} if note else _("Access review")
         if decision == Decision.SHORTEN:
             assert new_ends_at is not None

@@ -139,7 +139,7 @@ def _campaign_page(
         form: OwnerAnswerForm | PartnerAnswerForm | None = None
         answerable = (
             item.is_pending
-            and campaign.status == campaign.Status.OPEN
+            and campaign.takes_answers
             and is_admin(request)
             and services.review_refusal(item=item, user=request.user) is None
         )

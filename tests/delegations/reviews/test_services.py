@@ -217,6 +217,24 @@ def test_the_deadline_revokes_what_nobody_answered(
     assert reviews_sweep(now=campaign.deadline_at + dt.timedelta(hours=1))["closed"] == 0
 
 
+def test_an_answer_after_the_deadline_is_refused_before_the_sweep_closes_the_round(
+    company_a: Organisation,
+    owner_admin: User,
+    owner_admin_2: User,
+    active: Delegation,
+    schedule: Callable[..., ReviewSchedule],
+) -> None:
+    schedule(ReviewOutcome.REVOKE)
+    campaign = start(company_a, owner_admin)
+    ReviewCampaign.objects.filter(pk=campaign.pk).update(
+        deadline_at=timezone.now() - dt.timedelta(minutes=3)
+    )
+    with pytest.raises(ValidationError, match="deadline of this access review has passed"):
+        review_decide(item=item(campaign, "owner"), decided_by=owner_admin_2, decision=D.KEEP)
+    reviews_sweep()
+    assert Delegation.objects.get(pk=active.pk).status == S.REVOKING
+
+
 def test_the_deadline_reminds_and_keeps_when_so_configured(
     company_a: Organisation,
     owner_admin: User,
