@@ -334,6 +334,7 @@ class AuditAction(StrEnum):
     RULE_PROPOSAL_APPROVED = _rules("rule_proposal.approved")
     RULE_PROPOSAL_REJECTED = _rules("rule_proposal.rejected")
     RULE_PROPOSAL_DENIED = _rules("rule_proposal.denied")
+    RULE_PROPOSAL_OUTDATED = _rules("rule_proposal.outdated")
     APPROVAL_RULE_CHANGED = _rules("approval_rule.changed")
     DELEGATION_APPROVAL_RECORDED = _rules("delegation.approval_recorded")
     DELEGATION_SCHEDULED_START = _rules("delegation.scheduled_start")

@@ -33,6 +33,12 @@ RULE_ACTIONS: dict[str, ActionInfo] = {
     "rule_proposal.rejected": ActionInfo(
         _OTHER, "A proposed change of approval rules was rejected."
     ),
+    "rule_proposal.outdated": ActionInfo(
+        Category.DENIED,
+        "A rule proposal was refused when approved: its rule changed or went after it was "
+        "written, so its diff no longer said what it would change. It must be proposed again.",
+        _("{actor} tried to approve an outdated rule proposal"),
+    ),
     "rule_proposal.denied": ActionInfo(
         Category.DENIED,
         "A decision on a rule proposal was refused (e.g. its own author approving it).",

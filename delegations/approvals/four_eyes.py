@@ -10,10 +10,11 @@ the service returns) and otherwise validates it and returns a pending `RulePropo
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, TypedDict, Unpack
+from typing import Any, TypedDict, TypeVar, Unpack
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Model, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -31,12 +32,20 @@ from delegations.models import (
     PartnerAllowance,
     RuleProposal,
 )
-from delegations.proposals import four_eyes_on, proposal_applier, rule_proposal_create
+from delegations.proposals import (
+    OUTDATED_MESSAGE,
+    ProposalOutdated,
+    four_eyes_on,
+    proposal_applier,
+    proposal_is_outdated,
+    rule_proposal_create,
+)
 from delegations.versioned import versioned_save
 
 __all__ = ["four_eyes_on"]
 
 Kind = RuleProposal.Kind
+_M = TypeVar("_M", bound=Model)
 
 
 def _require_admin(user: User, owner: Organisation) -> None:
@@ -232,6 +241,15 @@ def _deny(proposal: RuleProposal, user: User, reason: str) -> None:
     )
 
 
+def _all_found(found: QuerySet[_M], wanted: list[Any]) -> list[_M]:
+    """The rows a proposal names, all of them: one gone since (a member who is no longer an
+    owner admin, a deleted role) would silently leave the diff's "after" untrue."""
+    rows = list(found)
+    if len(rows) != len(set(wanted)):
+        raise ProposalOutdated
+    return rows
+
+
 def _apply(proposal: RuleProposal) -> None:
     """Make the proposed change, as its author (the services re-validate it now)."""
     owner = proposal.organisation
@@ -257,18 +275,21 @@ def _apply(proposal: RuleProposal) -> None:
         applier(proposal)
         return
     if proposal.kind == Kind.GROUP_DELETE:
-        group = ApproverGroup.objects.filter(organisation=owner, pk=proposal.target_id).first()
-        if group is not None:
-            services.approver_group_delete(group=group, deleted_by=author)
+        group = ApproverGroup.objects.get(organisation=owner, pk=proposal.target_id)
+        services.approver_group_delete(group=group, deleted_by=author)
         return
     arguments = {
         "name": data["name"],
-        "members": list(selectors.owner_admins(owner=owner).filter(pk__in=data["members"])),
-        "catalog_roles": list(
-            CatalogRole.objects.filter(organisation=owner, pk__in=data["catalog_roles"])
+        "members": _all_found(
+            selectors.owner_admins(owner=owner).filter(pk__in=data["members"]), data["members"]
         ),
-        "partner_allowances": list(
-            PartnerAllowance.objects.filter(organisation=owner, pk__in=data["partner_allowances"])
+        "catalog_roles": _all_found(
+            CatalogRole.objects.filter(organisation=owner, pk__in=data["catalog_roles"]),
+            data["catalog_roles"],
+        ),
+        "partner_allowances": _all_found(
+            PartnerAllowance.objects.filter(organisation=owner, pk__in=data["partner_allowances"]),
+            data["partner_allowances"],
         ),
     }
     if proposal.kind == Kind.GROUP_CREATE:
@@ -308,22 +329,33 @@ def _apply_catalog(proposal: RuleProposal) -> None:
             label=data["label"],
         )
     else:
-        allowance = PartnerAllowance.objects.filter(
-            organisation=owner, pk=proposal.target_id
-        ).first()
-        if allowance is not None:
-            catalog_services.partner_allowance_remove(allowance=allowance, removed_by=author)
+        allowance = PartnerAllowance.objects.get(organisation=owner, pk=proposal.target_id)
+        catalog_services.partner_allowance_remove(allowance=allowance, removed_by=author)
 
 
 def rule_proposal_approve(*, proposal: RuleProposal, approved_by: User) -> RuleProposal:
-    """A second owner admin approves a proposal: it takes effect now. Its author cannot."""
+    """A second owner admin approves a proposal: it takes effect now. Its author cannot, and
+    nobody can once its target changed or went since it was written (it is outdated)."""
     current = RuleProposal.objects.select_related("organisation", "proposed_by").get(pk=proposal.pk)
     _require_admin(approved_by, current.organisation)
     if current.proposed_by_id == approved_by.pk:
         reason = _("A proposal needs a second admin: its author cannot approve it.")
         _deny(current, approved_by, reason)
         raise PermissionDenied(reason)
+    try:
+        return _approve(current, approved_by)
+    except ProposalOutdated:
+        _outdate(current, approved_by)
+        raise ValidationError(OUTDATED_MESSAGE) from None
+
+
+def _approve(proposal: RuleProposal, approved_by: User) -> RuleProposal:
     with transaction.atomic():
+        # One approval at a time per owner: two proposals written against the same target,
+        # approved at once, would otherwise both find it as they saw it and both apply.
+        ApprovalSettings.objects.select_for_update().get_or_create(
+            organisation=proposal.organisation
+        )
         locked = (
             RuleProposal.objects.select_for_update()
             .select_related("organisation", "proposed_by")
@@ -334,7 +366,13 @@ def rule_proposal_approve(*, proposal: RuleProposal, approved_by: User) -> RuleP
                 _("This proposal was already decided: %(status)s.")
                 % {"status": locked.get_status_display().lower()}
             )
-        _apply(locked)
+        if proposal_is_outdated(locked):
+            raise ProposalOutdated
+        try:
+            _apply(locked)
+        except ObjectDoesNotExist as gone:
+            # Something the proposal names was deleted since (its target, a role it marks).
+            raise ProposalOutdated from gone
         locked.status = RuleProposal.Status.APPLIED
         locked.decided_by = approved_by
         locked.decided_at = timezone.now()
@@ -349,6 +387,28 @@ def rule_proposal_approve(*, proposal: RuleProposal, approved_by: User) -> RuleP
             metadata={"kind": locked.kind, "proposed_by": str(locked.proposed_by_id)},
         )
         return locked
+
+
+def _outdate(proposal: RuleProposal, approved_by: User) -> None:
+    """Close an outdated proposal, on the record, after its approval was rolled back."""
+    with transaction.atomic():
+        locked = RuleProposal.objects.select_for_update().get(pk=proposal.pk)
+        if locked.status != RuleProposal.Status.PENDING:
+            return  # decided meanwhile by somebody else
+        locked.status = RuleProposal.Status.OUTDATED
+        locked.decided_by = approved_by
+        locked.decided_at = timezone.now()
+        locked.save(update_fields=["status", "decided_by", "decided_at"])
+        audit_refusal(
+            because=str(OUTDATED_MESSAGE),
+            action=AuditAction.RULE_PROPOSAL_OUTDATED,
+            actor=approved_by,
+            organisation=proposal.organisation,
+            target=locked,
+            before=locked.before,
+            after=locked.after,
+            metadata={"kind": locked.kind, "proposed_by": str(locked.proposed_by_id)},
+        )
 
 
 def rule_proposal_reject(

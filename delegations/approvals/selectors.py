@@ -23,6 +23,7 @@ from delegations.models import (
     PartnerAllowance,
     RuleProposal,
 )
+from delegations.proposals import proposal_is_outdated
 
 
 def owner_admins(*, owner: Organisation) -> QuerySet[User]:
@@ -156,6 +157,19 @@ def partner_allowance_choices(*, owner: Organisation) -> QuerySet[PartnerAllowan
 
 def approval_settings_of(*, owner: Organisation) -> ApprovalSettings | None:
     return ApprovalSettings.objects.filter(organisation=owner).select_related("updated_by").first()
+
+
+def rule_proposals_waiting(*, owner: Organisation) -> list[RuleProposal]:
+    """The proposals waiting for a second admin, each with `outdated`: whether its target
+    changed or went since it was written (approving it would be refused)."""
+    waiting = list(
+        RuleProposal.objects.filter(
+            organisation=owner, status=RuleProposal.Status.PENDING
+        ).select_related("proposed_by")
+    )
+    for proposal in waiting:
+        proposal.outdated = proposal_is_outdated(proposal)
+    return waiting
 
 
 def rule_proposals_for(*, owner: Organisation) -> QuerySet[RuleProposal]:

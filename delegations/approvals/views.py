@@ -88,9 +88,7 @@ def _page(
             "group_form": group_form or ApproverGroupForm(owner=owner),
             "is_admin": is_admin(request),
             "four_eyes": four_eyes.four_eyes_on(owner=owner),
-            "proposals": RuleProposal.objects.filter(
-                organisation=owner, status=RuleProposal.Status.PENDING
-            ).select_related("proposed_by"),
+            "proposals": selectors.rule_proposals_waiting(owner=owner),
         },
         status=status,
     )

@@ -222,6 +222,8 @@ class RuleProposal(Decision):
         PENDING = "pending", _("Waiting for a second admin")
         APPLIED = "applied", _("Approved and applied")
         REJECTED = "rejected", _("Rejected")
+        # Its target changed (or went) after it was written: refused when approved.
+        OUTDATED = "outdated", _("Outdated: the rule changed since")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organisation = models.ForeignKey(
@@ -234,10 +236,16 @@ class RuleProposal(Decision):
     payload = models.JSONField(default=dict)
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
+    # A digest of the target as it was when proposed (`proposals.proposal_target_fingerprint`):
+    # the diff above is true only while the target still has it.
+    target_fingerprint = models.CharField(max_length=64, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     proposed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
+    # Not stored: whether a waiting proposal's target changed since, set by
+    # `approvals.selectors.rule_proposals_waiting` for the rules page.
+    outdated: bool = False
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} ({self.get_status_display()})"
