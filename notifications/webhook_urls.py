@@ -35,11 +35,39 @@ def url_hint(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/…"
 
 
+# IPv6 ranges that carry an IPv4 address a gateway finally connects to (NAT64, IPv4-translated):
+# that IPv4 address is the one to check. Python calls most of them global whatever they carry.
+_CARRY_IPV4_IN_LOW_BITS = (
+    ipaddress.IPv6Network("64:ff9b::/96"),
+    ipaddress.IPv6Network("::ffff:0:0:0/96"),
+)
+# Refused whatever they carry: IPv4-compatible addresses (deprecated, routed nowhere public),
+# the local-use NAT64 prefix (a private translator by definition) and Teredo (a tunnel whose
+# far end is an address of its own choosing).
+_REFUSED_IPV6 = (
+    ipaddress.IPv6Network("::/96"),
+    ipaddress.IPv6Network("64:ff9b:1::/48"),
+    ipaddress.IPv6Network("2001::/32"),
+)
+
+
+def _global(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    return ip.is_global and not ip.is_multicast
+
+
 def _public(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
+    if isinstance(ip, ipaddress.IPv4Address):
+        return _global(ip)
+    if any(ip in network for network in _REFUSED_IPV6):
+        return False
+    if ip.ipv4_mapped is not None:
+        return _global(ip.ipv4_mapped)
+    if ip.sixtofour is not None:
+        return _global(ip) and _global(ip.sixtofour)
+    if any(ip in network for network in _CARRY_IPV4_IN_LOW_BITS):
+        return _global(ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF))
+    return _global(ip)
 
 
 def _resolved_addresses(host: str, port: int) -> list[str]:

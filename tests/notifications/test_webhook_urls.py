@@ -70,6 +70,40 @@ def test_private_loopback_and_link_local_addresses_are_refused_after_resolution(
     assert refused.value.code == "private_address"
 
 
+@pytest.mark.parametrize(
+    "address",
+    [
+        "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254 (cloud metadata)
+        "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+        "64:ff9b::a00:1",  # NAT64 of 10.0.0.1
+        "64:ff9b:1::a00:1",  # the local-use NAT64 prefix: a private translator
+        "2002:7f00:1::1",  # 6to4 of 127.0.0.1
+        "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
+        "::7f00:1",  # IPv4-compatible 127.0.0.1
+        "::a9fe:a9fe",  # IPv4-compatible 169.254.169.254
+        "::ffff:0:7f00:1",  # IPv4-translated 127.0.0.1
+        "::ffff:127.0.0.1",  # IPv4-mapped
+        "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo
+    ],
+)
+def test_ipv6_forms_that_carry_an_internal_ipv4_address_are_refused(
+    production: None, monkeypatch: pytest.MonkeyPatch, address: str
+) -> None:
+    _resolves_to(monkeypatch, address)
+    with pytest.raises(ValidationError) as refused:
+        validate_webhook_url("https://nat64.attacker.example/hook")
+    assert refused.value.code == "private_address"
+
+
+@pytest.mark.parametrize("address", ["64:ff9b::808:808", "2002:808:808::1"])
+def test_ipv6_forms_of_a_public_ipv4_address_pass(
+    production: None, monkeypatch: pytest.MonkeyPatch, address: str
+) -> None:
+    """What DNS64 answers for an IPv4-only chat service to a worker on an IPv6-only network."""
+    _resolves_to(monkeypatch, address)
+    assert validate_webhook_url("https://hooks.example.com/hook")
+
+
 def test_one_private_address_among_public_ones_is_enough_to_refuse(
     production: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
