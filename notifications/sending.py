@@ -32,7 +32,7 @@ from notifications import channels as chat
 from notifications.events import NotificationEvent
 from notifications.models import Channel, Delivery
 from notifications.services import Notice, delivery_key, notify, organisation_admins
-from notifications.webhook_urls import validate_webhook_url
+from notifications.webhook_urls import RESOLVER_UNANSWERED, validate_webhook_url
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +70,9 @@ def _send_email(delivery: Delivery, mail_connection: Any = None) -> chat.Verdict
 # page shows it through |message).
 CHANNEL_OFF_TEXT = stored_message(gettext_noop("The channel is switched off."))
 NO_ANSWER_TEXT = stored_message(gettext_noop("No answer within the timeout."))
+DNS_UNANSWERED_TEXT = stored_message(
+    gettext_noop("The name server did not answer for the webhook's host.")
+)
 
 
 def _send_chat(delivery: Delivery) -> chat.Verdict:
@@ -80,6 +83,8 @@ def _send_chat(delivery: Delivery) -> chat.Verdict:
     try:
         url = validate_webhook_url(decrypt_secret(channel.url_ciphertext))
     except ValidationError as error:
+        if error.code == RESOLVER_UNANSWERED:
+            return chat.Verdict(False, DNS_UNANSWERED_TEXT)
         return chat.Verdict(False, " ".join(error.messages), permanent=True)
     secret = decrypt_secret(channel.secret_ciphertext) if channel.secret_ciphertext else ""
     outgoing = chat.build_request(

@@ -23,6 +23,11 @@ MAX_SECRET_LENGTH = 256
 # Printable ASCII without spaces: what the chat services hand out as signing secrets.
 SECRET_RE = re.compile(r"\A[\x21-\x7e]{8,256}\Z")
 _CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
+# The code of a refusal because the resolver gave no answer now (EAI_AGAIN: a timeout, an
+# unreachable or failing name server), which a send tries again later. Any other lookup
+# failure is an answer: the name does not exist or has no address, which waiting does not
+# change.
+RESOLVER_UNANSWERED = "resolver_unanswered"
 
 
 def local_targets_allowed() -> bool:
@@ -73,11 +78,23 @@ def _public(address: str) -> bool:
 def _resolved_addresses(host: str, port: int) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
-    except (OSError, UnicodeError) as exc:
+    except socket.gaierror as exc:
+        if exc.errno != socket.EAI_AGAIN:
+            raise _unresolvable(host) from exc
         raise ValidationError(
-            _("The host %(host)s cannot be resolved.") % {"host": host}, code="unresolvable"
+            _("The name server did not answer for %(host)s; try again in a moment.")
+            % {"host": host},
+            code=RESOLVER_UNANSWERED,
         ) from exc
+    except (OSError, UnicodeError) as exc:
+        raise _unresolvable(host) from exc
     return sorted({str(info[4][0]) for info in infos})
+
+
+def _unresolvable(host: str) -> ValidationError:
+    return ValidationError(
+        _("The host %(host)s cannot be resolved.") % {"host": host}, code="unresolvable"
+    )
 
 
 def validate_webhook_url(value: str) -> str:

@@ -1,6 +1,7 @@
 """Bad webhook URLs and secrets are refused with a clear message; in production only public
 https addresses pass, checked after DNS resolution (the SSRF guard)."""
 
+import socket
 from typing import Any
 
 import pytest
@@ -125,6 +126,30 @@ def test_an_unresolvable_host_is_refused(production: None, monkeypatch: pytest.M
     monkeypatch.setattr(webhook_urls.socket, "getaddrinfo", fail)
     with pytest.raises(ValidationError, match="cannot be resolved"):
         validate_webhook_url("https://nowhere.invalid/hook")
+
+
+def test_a_resolver_that_does_not_answer_now_is_a_refusal_worth_trying_again(
+    production: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail(*args: object, **kwargs: object) -> None:
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(webhook_urls.socket, "getaddrinfo", fail)
+    with pytest.raises(ValidationError, match="try again") as refused:
+        validate_webhook_url("https://hooks.example.com/hook")
+    assert refused.value.code == webhook_urls.RESOLVER_UNANSWERED
+
+
+def test_a_name_that_does_not_exist_is_unresolvable(
+    production: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail(*args: object, **kwargs: object) -> None:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(webhook_urls.socket, "getaddrinfo", fail)
+    with pytest.raises(ValidationError, match="cannot be resolved") as refused:
+        validate_webhook_url("https://nowhere.example.com/hook")
+    assert refused.value.code == "unresolvable"
 
 
 def test_loopback_http_is_allowed_only_when_embedded_or_debug(settings: Any) -> None:
