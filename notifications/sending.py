@@ -32,7 +32,11 @@ from notifications import channels as chat
 from notifications.events import NotificationEvent
 from notifications.models import Channel, Delivery
 from notifications.services import Notice, delivery_key, notify, organisation_admins
-from notifications.webhook_urls import RESOLVER_UNANSWERED, validate_webhook_url
+from notifications.webhook_urls import (
+    RESOLVER_UNANSWERED,
+    webhook_post,
+    webhook_url_well_formed,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -81,10 +85,8 @@ def _send_chat(delivery: Delivery) -> chat.Verdict:
     if not channel.is_active:
         return chat.Verdict(False, CHANNEL_OFF_TEXT, permanent=True)
     try:
-        url = validate_webhook_url(decrypt_secret(channel.url_ciphertext))
+        url = webhook_url_well_formed(decrypt_secret(channel.url_ciphertext))
     except ValidationError as error:
-        if error.code == RESOLVER_UNANSWERED:
-            return chat.Verdict(False, DNS_UNANSWERED_TEXT)
         return chat.Verdict(False, " ".join(error.messages), permanent=True)
     secret = decrypt_secret(channel.secret_ciphertext) if channel.secret_ciphertext else ""
     outgoing = chat.build_request(
@@ -95,13 +97,16 @@ def _send_chat(delivery: Delivery) -> chat.Verdict:
         delivery_key=f"delivery-{delivery.pk}",
     )
     try:
-        response = requests.post(
-            outgoing.url,
-            data=outgoing.body,
+        response = webhook_post(
+            url=outgoing.url,
+            body=outgoing.body,
             headers=outgoing.headers,
             timeout=(min(3.0, _timeout()), _timeout()),
-            allow_redirects=False,
         )
+    except ValidationError as error:
+        if error.code == RESOLVER_UNANSWERED:
+            return chat.Verdict(False, DNS_UNANSWERED_TEXT)
+        return chat.Verdict(False, " ".join(error.messages), permanent=True)
     except requests.Timeout:
         return chat.Verdict(False, NO_ANSWER_TEXT)
     except requests.RequestException as error:

@@ -1,5 +1,6 @@
 """What a channel's webhook URL and signing secret may be, and the SSRF guard every send
-passes through again (DNS may have changed since the channel was saved).
+passes through again (DNS may have changed since the channel was saved): `webhook_post`
+connects only to an address it checked.
 
 In production only `https://` URLs whose host resolves to public addresses are accepted;
 loopback, private, link-local, multicast and reserved addresses are refused after DNS
@@ -12,12 +13,17 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+from typing import Any
 from urllib.parse import urlsplit
 
+import requests
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NewConnectionError
 
+DEFAULT_PORTS = {"https": 443, "http": 80}
 MAX_URL_LENGTH = 2048
 MAX_SECRET_LENGTH = 256
 # Printable ASCII without spaces: what the chat services hand out as signing secrets.
@@ -76,6 +82,7 @@ def _public(address: str) -> bool:
 
 
 def _resolved_addresses(host: str, port: int) -> list[str]:
+    """The host's addresses, each once, in the resolver's order of preference."""
     try:
         infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
     except socket.gaierror as exc:
@@ -88,7 +95,10 @@ def _resolved_addresses(host: str, port: int) -> list[str]:
         ) from exc
     except (OSError, UnicodeError) as exc:
         raise _unresolvable(host) from exc
-    return sorted({str(info[4][0]) for info in infos})
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    if not addresses:
+        raise _unresolvable(host)
+    return addresses
 
 
 def _unresolvable(host: str) -> ValidationError:
@@ -97,9 +107,24 @@ def _unresolvable(host: str) -> ValidationError:
     )
 
 
-def validate_webhook_url(value: str) -> str:
-    """The URL, stripped, when a channel may post to it; otherwise a ValidationError that says
-    why. Resolves the host in production (the SSRF guard)."""
+def _checked_addresses(host: str, port: int) -> list[str]:
+    """The addresses a post to `host` may connect to: all of them, each public in production."""
+    addresses = _resolved_addresses(host, port)
+    if not local_targets_allowed() and not all(_public(address) for address in addresses):
+        raise ValidationError(
+            _(
+                "This URL leads to a private, loopback or link-local address; the portal "
+                "only posts to public addresses."
+            ),
+            code="private_address",
+        )
+    return addresses
+
+
+def webhook_url_well_formed(value: str) -> str:
+    """The URL, stripped, when its form is one a channel may post to (an https URL naming a
+    host, without credentials; http too when local targets are allowed); otherwise a
+    ValidationError that says why. Looks nothing up: `webhook_post` does, once, when sending."""
     url = (value or "").strip()
     if not url:
         raise ValidationError(_("Enter the webhook URL."), code="required")
@@ -112,7 +137,7 @@ def validate_webhook_url(value: str) -> str:
         raise ValidationError(_("A webhook URL has no spaces or control characters."))
     try:
         parts = urlsplit(url)
-        port = parts.port
+        parts.port  # noqa: B018 (an out-of-range or non-numeric port raises here)
     except ValueError as exc:
         raise ValidationError(_("This is not a valid URL."), code="invalid") from exc
     allowed_schemes = {"https", "http"} if local_targets_allowed() else {"https"}
@@ -122,17 +147,81 @@ def validate_webhook_url(value: str) -> str:
         raise ValidationError(_("This URL names no host."), code="invalid")
     if parts.username is not None or parts.password is not None:
         raise ValidationError(_("A webhook URL carries no user name or password."))
-    if not local_targets_allowed():
-        addresses = _resolved_addresses(parts.hostname, port or 443)
-        if not addresses or not all(_public(address) for address in addresses):
-            raise ValidationError(
-                _(
-                    "This URL leads to a private, loopback or link-local address; the portal "
-                    "only posts to public addresses."
-                ),
-                code="private_address",
-            )
     return url
+
+
+def validate_webhook_url(value: str) -> str:
+    """The URL, stripped, when a channel may post to it; otherwise a ValidationError that says
+    why. Resolves the host in production (the SSRF guard)."""
+    url = webhook_url_well_formed(value)
+    if not local_targets_allowed():
+        parts = urlsplit(url)
+        _checked_addresses(parts.hostname or "", parts.port or 443)
+    return url
+
+
+class _PinnedAdapter(HTTPAdapter):
+    """Connects to `address` whatever the request's host resolves to by then, while TLS (the
+    server name sent and the name the certificate must carry) keeps the host's name."""
+
+    def __init__(self, *, host: str, address: str) -> None:
+        super().__init__()
+        self._host = host
+        self._address = address
+
+    def build_connection_pool_key_attributes(
+        self, request: requests.PreparedRequest, verify: bool | str, cert: Any = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(
+            request, verify, cert
+        )
+        host_params["host"] = self._address
+        if host_params["scheme"] == "https":
+            pool_kwargs["server_hostname"] = self._host
+            pool_kwargs["assert_hostname"] = self._host
+        return host_params, pool_kwargs
+
+
+def _never_connected(error: requests.ConnectionError) -> bool:
+    """Whether the connection itself failed (refused, unreachable, timed out), so nothing of
+    the request was sent and another address cannot receive it twice."""
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    return isinstance(error, requests.ConnectTimeout) or isinstance(reason, NewConnectionError)
+
+
+def webhook_post(
+    *, url: str, body: bytes, headers: dict[str, str], timeout: tuple[float, float]
+) -> requests.Response:
+    """POST `body` to a well-formed webhook URL through the SSRF guard, with its body read.
+
+    The host is looked up once and, in production, every address it has must be public; the
+    connection then goes to one of those checked addresses (the next one only when the
+    connection is refused or times out), never to what a second lookup would answer, which a
+    name with a short TTL can turn to an internal address (DNS rebinding). The Host header and
+    TLS still name the host. No redirect is followed and no proxy or credentials from the
+    environment are used. Raises ValidationError when the guard refuses (code
+    RESOLVER_UNANSWERED when the name server did not answer), `requests` errors otherwise."""
+    # The headers `requests.post` would send too (its User-Agent, Accept-Encoding).
+    everything = {**requests.utils.default_headers(), **headers}
+    request = requests.Request("POST", url, data=body, headers=everything).prepare()
+    # The host as `requests` encoded it (IDNA), so the name checked is the name connected to.
+    parts = urlsplit(request.url or "")
+    if not parts.hostname:
+        raise ValidationError(_("This URL names no host."), code="invalid")
+    addresses = _checked_addresses(parts.hostname, parts.port or DEFAULT_PORTS[parts.scheme])
+    request.headers["Host"] = parts.netloc
+    for number, address in enumerate(addresses, start=1):
+        adapter = _PinnedAdapter(host=parts.hostname, address=address)
+        try:
+            response = adapter.send(request, timeout=timeout)
+            response.content  # noqa: B018 (read while the connection is open)
+            return response
+        except requests.ConnectionError as error:
+            if number == len(addresses) or not _never_connected(error):
+                raise
+        finally:
+            adapter.close()
+    raise _unresolvable(parts.hostname)  # not reached: a lookup answers at least one address
 
 
 def validate_signing_secret(value: str) -> str:

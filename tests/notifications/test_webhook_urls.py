@@ -1,12 +1,19 @@
 """Bad webhook URLs and secrets are refused with a clear message; in production only public
-https addresses pass, checked after DNS resolution (the SSRF guard)."""
+https addresses pass, checked after DNS resolution (the SSRF guard), and a post connects to a
+checked address while TLS still checks the host's name."""
 
 import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from django.core.exceptions import ValidationError
 
+from cloudsim.tls import ensure_certificate, server_context
 from notifications import webhook_urls
 from notifications.webhook_urls import validate_signing_secret, validate_webhook_url
 
@@ -174,3 +181,55 @@ def test_a_printable_secret_passes_and_none_is_fine() -> None:
 def test_the_hint_keeps_scheme_and_host_only() -> None:
     hint = webhook_urls.url_hint("https://hooks.slack.com/services/T000/B000/XXXXSECRET")
     assert hint == "https://hooks.slack.com/…" and "XXXX" not in hint
+
+
+@pytest.fixture
+def tls_receiver(tmp_path: Path) -> Iterator[tuple[int, Path, list[str]]]:
+    """An HTTPS receiver on 127.0.0.2 whose certificate names hooks.example.com (and loopback,
+    but not 127.0.0.2): its port, the certificate to trust, and the server names clients sent."""
+    certificate, key = ensure_certificate(tmp_path, "hooks.example.com")
+    context = server_context(certificate, key)
+    server_names: list[str] = []
+    context.sni_callback = lambda sock, name, ctx: server_names.append(str(name))
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.2", 0), Handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_port, certificate, server_names
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_pinned_connection_checks_the_certificate_for_the_host_name_not_the_address(
+    tls_receiver: tuple[int, Path, list[str]],
+) -> None:
+    port, certificate, server_names = tls_receiver
+    request = requests.Request("POST", f"https://hooks.example.com:{port}/hook", data=b"{}")
+    prepared = request.prepare()
+    adapter = webhook_urls._PinnedAdapter(host="hooks.example.com", address="127.0.0.2")
+    try:
+        answer = adapter.send(prepared, verify=str(certificate), timeout=5)
+    finally:
+        adapter.close()
+    assert answer.status_code == 200
+    assert server_names == ["hooks.example.com"]
+
+    impostor = webhook_urls._PinnedAdapter(host="other.example.com", address="127.0.0.2")
+    prepared = requests.Request("POST", f"https://other.example.com:{port}/hook").prepare()
+    try:
+        with pytest.raises(requests.exceptions.SSLError):
+            impostor.send(prepared, verify=str(certificate), timeout=5)
+    finally:
+        impostor.close()
