@@ -4,9 +4,12 @@ A partner session's event names the role (`userName` "<role>:<session>"), the ST
 partner account (`requestParameters.stsTokenPlayerUid`). The role and partner account give the
 delegation; the STS key finds the portal's own issuance record (`CredentialIssuance`), hence the
 person, and so does the session's SourceIdentity (the portal sets it to the issuance's session
-name, and it survives role chaining); a console switch carries the partner's RAM user name as
-its session name, which a staff member's linked RAM user (`StaffRamUserLink`) explains. A
-session none of these explains is "unknown" and raises an alert.
+name, and it survives role chaining) when the call comes from the issuance's partner account:
+anyone may set a SourceIdentity, and another partner trusted by the same role could name a
+session of B's (a documented format) to pass its calls off as B's person's; a console switch
+carries the partner's RAM user name as its session name, which a staff member's linked RAM
+user (`StaffRamUserLink`) explains. A session none of these explains is "unknown" and raises an
+alert.
 
 `Attributor` reads each role, issuance and link once per ingestion run, and `prefetch` reads
 a page's unknown keys, session names and RAM users in one query each (not one per event). An
@@ -20,11 +23,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db.models import Q
 from django.db.models.functions import Lower
 
 from accounts.models import User
 from activity.models import ActivityEvent
 from delegations.models import (
+    FINAL_STATUSES,
+    NEVER_APPLIED_STATUSES,
     CloudAccount,
     CredentialIssuance,
     Delegation,
@@ -60,7 +66,8 @@ class Attributor:
         self._delegations: dict[tuple[str, str], list[Delegation]] = {}
         self._issuances: dict[str, CredentialIssuance | None] = {}
         self._links: dict[tuple[str, str], StaffRamUserLink | None] = {}
-        self._named: dict[tuple[str, str], CredentialIssuance | None] = {}
+        # (role id, partner account, source identity) → the issuance it names.
+        self._named: dict[tuple[str, str, str], CredentialIssuance | None] = {}
         self._issued: dict[Identity, Attribution] = {}
 
         self._all_roles_read = False
@@ -79,7 +86,7 @@ class Attributor:
         """Read, in one query each, what the coming events need and the run has not read
         yet."""
         keys: set[str] = set()
-        names: set[str] = set()
+        names: set[tuple[str, str]] = set()
         links: set[tuple[str, str]] = set()
         for identity in set(identities) - self._issued.keys():
             role_name, session_name, access_key_id, partner_uid, source_identity = identity
@@ -87,8 +94,8 @@ class Attributor:
                 continue
             if access_key_id and access_key_id not in self._issuances:
                 keys.add(access_key_id)
-            if source_identity:
-                names.add(source_identity)
+            if source_identity and partner_uid:
+                names.add((partner_uid, source_identity))
             if partner_uid and session_name:
                 wanted_link = (partner_uid, session_name.lower())
                 if wanted_link not in self._links:
@@ -104,22 +111,28 @@ class Attributor:
                 self._issuances[key] = found.get(key)
         role_ids = [role.pk for role in self._roles.values() if role is not None]
         wanted = {
-            (str(role_id), name)
+            (str(role_id), partner_uid, name)
             for role_id in role_ids
-            for name in names
-            if (str(role_id), name) not in self._named
+            for partner_uid, name in names
+            if (str(role_id), partner_uid, name) not in self._named
         }
         if wanted:
-            issued: dict[tuple[str, str], CredentialIssuance] = {}
+            issued: dict[tuple[str, str, str], CredentialIssuance] = {}
             for issuance in (
                 CredentialIssuance.objects.filter(
                     delegation__managed_role_id__in=role_ids,
-                    session_name__in={name for _, name in wanted},
+                    delegation__partner_account_uid__in={uid for _, uid, _ in wanted},
+                    session_name__in={name for _, _, name in wanted},
                 )
                 .select_related("user", "delegation")
                 .order_by("-issued_at")
             ):
-                issued_key = (str(issuance.delegation.managed_role_id), issuance.session_name)
+                delegation = issuance.delegation
+                issued_key = (
+                    str(delegation.managed_role_id),
+                    delegation.partner_account_uid,
+                    issuance.session_name,
+                )
                 issued.setdefault(issued_key, issuance)
             for named_key in wanted:
                 self._named[named_key] = issued.get(named_key)
@@ -143,8 +156,13 @@ class Attributor:
     ) -> Delegation | None:
         key = (str(role.pk), partner_uid)
         if key not in self._delegations:
+            # Only grants that were ever in force: a request rejected, withdrawn, still waiting
+            # or left to expire (and a scheduled grant ended before its start) never let anyone
+            # in, so a call after the real grant ended is that grant's, flagged as after its end.
             self._delegations[key] = list(
                 Delegation.objects.filter(managed_role=role, partner_account_uid=partner_uid)
+                .exclude(status__in=NEVER_APPLIED_STATUSES)
+                .exclude(Q(status__in=FINAL_STATUSES, activated_at__isnull=True))
                 .select_related("catalog_role", "owner")
                 .order_by("-starts_at")
             )
@@ -170,15 +188,20 @@ class Attributor:
             )
         return self._issuances[access_key_id]
 
-    def _issued_as(self, role: ManagedRole, source_identity: str) -> CredentialIssuance | None:
-        """The portal's latest issuance on `role` whose session carried `source_identity` (the
-        portal stamps it with the person's session name; it survives role chaining, where the
-        STS key changes)."""
-        key = (str(role.pk), source_identity)
+    def _issued_as(
+        self, role: ManagedRole, partner_uid: str, source_identity: str
+    ) -> CredentialIssuance | None:
+        """The portal's latest issuance on `role` to the partner account `partner_uid` whose
+        session carried `source_identity` (the portal stamps it with the person's session name;
+        it survives role chaining, where the STS key changes). Only the partner's own: another
+        partner trusted by the role can set the same SourceIdentity on a session of its own."""
+        key = (str(role.pk), partner_uid, source_identity)
         if key not in self._named:
             self._named[key] = (
                 CredentialIssuance.objects.filter(
-                    delegation__managed_role=role, session_name=source_identity
+                    delegation__managed_role=role,
+                    delegation__partner_account_uid=partner_uid,
+                    session_name=source_identity,
                 )
                 .select_related("user", "delegation")
                 .order_by("-issued_at")
@@ -219,7 +242,11 @@ class Attributor:
             return Attribution(
                 issuance.delegation, issuance.user, issuance.user.email, ActivityEvent.Via.ISSUED
             )
-        named = self._issued_as(role, source_identity) if source_identity else None
+        named = (
+            self._issued_as(role, partner_uid, source_identity)
+            if source_identity and partner_uid
+            else None
+        )
         if named is not None:
             return Attribution(
                 named.delegation, named.user, named.user.email, ActivityEvent.Via.ISSUED

@@ -15,8 +15,10 @@ from activity.models import ActivityCursor, ActivityDaily, ActivityEvent
 from activity.services import activity_ingest_account, activity_purge_expired
 from audit.models import AuditEvent
 from cloud.errors import CloudError
+from delegations.models import Delegation
 from notifications.models import Delivery
 from tests.activity.conftest import FakeTrail, event
+from tests.delegations.factories import DelegationFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -296,6 +298,81 @@ def test_a_chained_session_is_named_by_its_source_identity(grant):
     assert rows["evt-1"].source_identity == "staff@company-b"
     assert rows["evt-2"].person is None
     assert rows["evt-2"].alerts == ["unknown_session"]
+
+
+def test_another_partners_session_claiming_a_staff_members_source_identity_is_its_own(
+    grant, company_d
+):
+    """Review finding: partner D, also granted the same role, assumes it with its own key and
+    sets SourceIdentity to B's documented session name. Its call is D's, from a session the
+    portal never issued: not B's delegation and person."""
+    theirs = DelegationFactory(
+        catalog_role=grant.delegation.catalog_role,
+        partner=company_d,
+        status=Delegation.Status.ACTIVE,
+        starts_at=timezone.now() - dt.timedelta(days=10),
+        activated_at=timezone.now() - dt.timedelta(days=10),
+    )
+    assert theirs.managed_role_id == grant.delegation.managed_role_id
+    spoof = event(
+        1,
+        name="DeleteInstance",
+        rw="Write",
+        session="whatever",
+        key="STS.never-issued",
+        partner_uid=company_d.account_uid,
+    )
+    spoof["userIdentity"]["sourceIdentity"] = "staff@company-b"
+    genuine = event(2, session="chained", key="STS.from-a-chain")
+    genuine["userIdentity"]["sourceIdentity"] = "staff@company-b"
+    ingest(grant, FakeTrail(pages=[[spoof, genuine]]))
+    rows = {row.event_id: row for row in ActivityEvent.objects.all()}
+    spoofed = rows["evt-1"]
+    assert spoofed.partner_account_uid == company_d.account_uid
+    assert (spoofed.delegation, spoofed.person, spoofed.via) == (
+        theirs,
+        None,
+        ActivityEvent.Via.UNKNOWN,
+    )
+    assert spoofed.alerts == ["unknown_session"]
+    # B's own chained session, read in the same page, is still B's person.
+    assert (rows["evt-2"].delegation, rows["evt-2"].person) == (grant.delegation, grant.staff)
+    assert rows["evt-2"].via == ActivityEvent.Via.ISSUED
+
+
+def test_a_call_after_the_grant_ended_is_never_attached_to_a_request_that_was_not_granted(
+    grant, partner_admin
+):
+    """A later request of the same partner for the same role, rejected, withdrawn, still
+    waiting or left to expire, was never in force: a call after the real grant ended stays that
+    grant's, flagged as after its end."""
+    now = timezone.now()
+    granted = grant.delegation
+    Delegation.objects.filter(pk=granted.pk).update(
+        status=Delegation.Status.EXPIRED, ended_at=now - dt.timedelta(days=5)
+    )
+    for status, ended in (
+        (Delegation.Status.REJECTED, now - dt.timedelta(days=2)),
+        (Delegation.Status.WITHDRAWN, now - dt.timedelta(days=2)),
+        (Delegation.Status.REQUESTED, None),
+        # A request nobody decided, ended by its end date.
+        (Delegation.Status.EXPIRED, now - dt.timedelta(days=2)),
+    ):
+        DelegationFactory(
+            catalog_role=granted.catalog_role,
+            partner=granted.partner,
+            status=status,
+            starts_at=now - dt.timedelta(days=3),
+            ended_at=ended,
+        )
+    during_a_request = event(
+        1, session="Bob", key="STS.unknown", at=now - dt.timedelta(days=2, hours=12)
+    )
+    after_all = event(2, session="Bob", key="STS.unknown", at=now - dt.timedelta(days=1))
+    ingest(grant, FakeTrail(pages=[[after_all, during_a_request]]))
+    for row in ActivityEvent.objects.all():
+        assert row.delegation_id == granted.pk, row.event_id
+        assert row.alerts == ["unknown_session", "after_end"], row.event_id
 
 
 def test_odd_shapes_never_stop_the_page_or_the_run(grant):
