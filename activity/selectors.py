@@ -42,6 +42,9 @@ _EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True)
 class ActivityFilters:
+    """What the Activity page filters on. `since` is inclusive and `until` exclusive, as on the
+    History page: "until 2026-03-01" arrives as the 2nd at midnight (`auditor.forms.parse_utc`)."""
+
     person: str = ""
     action: str = ""
     rw: str = ""
@@ -79,7 +82,7 @@ def activity_events(*, delegation: Delegation, filters: ActivityFilters) -> Quer
     if filters.since is not None:
         events = events.filter(event_time__gte=filters.since)
     if filters.until is not None:
-        events = events.filter(event_time__lte=filters.until)
+        events = events.filter(event_time__lt=filters.until)
     if filters.alerts_only:
         events = events.exclude(alerts=[])
     if filters.text:
@@ -194,7 +197,9 @@ def activity_chart(
     if filters.since is not None:
         daily = daily.filter(day__gte=filters.since.date())
     if filters.until is not None:
-        daily = daily.filter(day__lte=filters.until.date())
+        # The days that start before the (exclusive) end: a midnight end leaves its day out.
+        last_day = (filters.until.astimezone(UTC) - timedelta(microseconds=1)).date()
+        daily = daily.filter(day__lte=last_day)
     grouped = daily.order_by().values("day", "person_label").annotate(calls=Sum("calls"))
     counts: dict[str, dict[date, int]] = defaultdict(dict)
     for item in grouped:
@@ -214,14 +219,14 @@ class Usage:
 def activity_usage(
     *, delegation_ids: list[Any], start: datetime, end: datetime
 ) -> dict[tuple[str, str], Usage]:
-    """Calls between `start` and `end` with the first and last call, per delegation id and
+    """Calls in [`start`, `end`) with the first and last call, per delegation id and
     person: the access report's "used" next to "could act". Each person is keyed both as
     "id:<user id>" and "label:<email>" (the report knows people by either); calls nobody
     explains are under "".
     """
     grouped = (
         ActivityEvent.objects.filter(
-            delegation_id__in=delegation_ids, event_time__gte=start, event_time__lte=end
+            delegation_id__in=delegation_ids, event_time__gte=start, event_time__lt=end
         )
         .order_by()
         .values("delegation_id", "person_id", "person__email")
