@@ -22,12 +22,19 @@ The verifier recomputes, for every line:
 
 and, with the header, that the newest line is the organisation's chain at the header's
 `newest_sequence` and the oldest links to the header's `oldest_org_prev_hash` (a truncated
-file fails here). Events a filter left out appear as short `omitted` lines (sequence and
-hashes only), so a filtered export still proves that nothing between its events is missing.
+file fails here).
 
-What a file alone cannot prove is that the header itself is the portal's: compare its
-`newest_org_hash` (or any line's `org_hash`) with the event page in the portal ("Organisation
-chain"). The chain is append-only, so the value never changes once written.
+Events a filter left out appear as short `omitted` lines (sequence and hashes only), so a
+filtered export still proves that no event between its events is missing: each omitted line
+holds its place in the chain. Their content is not in the file, so it cannot be checked, and
+the summary says how many events that is and which filters the header names. An export
+without filters (the header's `filters` empty) leaves nothing out: an `omitted` line there is
+an event whose content was blanked out, and fails the check.
+
+What a file alone cannot prove is that the header itself is the portal's, its filters
+included: compare its `newest_org_hash` (or any line's `org_hash`) with the event page in the
+portal ("Organisation chain"), and the filters the summary names with the ones you exported
+with. The chain is append-only, so the value never changes once written.
 
 Exit status: 0 when the export verifies, 1 when it does not (the first bad line is named),
 2 when the file cannot be read. This module imports only the standard library: `audit.chain`
@@ -40,7 +47,7 @@ import hashlib
 import json
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 # The link before the first event of a chain (global or an organisation's): 64 zeros.
@@ -135,15 +142,27 @@ class ExportSummary:
     newest_sequence: int | None
     oldest_sequence: int | None
     newest_org_hash: str
+    # The header's filters: empty for an export of everything, which may omit nothing.
+    filters: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> str:
         if self.newest_sequence is None:
             return f"OK: an empty export for {self.organisation} ({self.organisation_id})."
+        if self.filters:
+            named = ", ".join(f"{name}={value}" for name, value in sorted(self.filters.items()))
+            checked = (
+                f"{self.events} events checked; {self.omitted} events left out by the export's "
+                f"filters ({named}) could not be checked: their place in the chain is proven, "
+                "their content is not in the file (check that these are the filters you "
+                "exported with)"
+            )
+        else:
+            checked = f"{self.events} events checked, every event of the chain between them"
         return (
-            f"OK: {self.events} events ({self.omitted} left out by the filter, linked by hash) "
-            f"of {self.organisation} ({self.organisation_id}), sequences {self.oldest_sequence}"
-            f" to {self.newest_sequence}; organisation chain at {self.newest_sequence}: "
-            f"{self.newest_org_hash}. Compare this hash with the portal's event page."
+            f"OK: {checked}. Organisation {self.organisation} ({self.organisation_id}), "
+            f"sequences {self.oldest_sequence} to {self.newest_sequence}; organisation chain at "
+            f"{self.newest_sequence}: {self.newest_org_hash}. Compare this hash with the "
+            "portal's event page."
         )
 
 
@@ -172,6 +191,8 @@ def _header(first: str) -> dict[str, Any]:
         raise ExportError(1, "the header names no organisation chain: not a verifiable export")
     if header.get("format_version") != EXPORT_VERSION:
         raise ExportError(1, f"unknown export version {header.get('format_version')!r}")
+    if not isinstance(header.get("filters", {}), dict):
+        raise ExportError(1, "the header's filters are not readable")
     return header
 
 
@@ -236,6 +257,8 @@ def verify_export_text(text: str) -> ExportSummary:
         raise ExportError(1, "the header names no organisation")
     if len(lines) < 2 or lines[-1] != _CLOSING:
         raise ExportError(len(lines) + 1, "the file ends early: it was truncated")
+    # An export of everything leaves nothing out: there an omitted line is a blanked event.
+    filters: dict[str, Any] = header.get("filters") or {}
     expected_hash = chain.get("newest_org_hash")
     expected_sequence = chain.get("newest_sequence")
     events = omitted = 0
@@ -257,6 +280,12 @@ def verify_export_text(text: str) -> ExportSummary:
                 number,
                 f"the newest event is {sequence}, the header says {expected_sequence}: "
                 "lines were removed from the top",
+            )
+        if record.get("omitted") is True and not filters:
+            raise ExportError(
+                number,
+                f"event {sequence} is left out, but the export has no filters: its content "
+                "was removed and cannot be checked",
             )
         _check_event(number, record, organisation_id)
         if record["org_hash"] != expected_hash:
@@ -290,6 +319,7 @@ def verify_export_text(text: str) -> ExportSummary:
         newest_sequence=chain.get("newest_sequence"),
         oldest_sequence=last_sequence,
         newest_org_hash=str(chain.get("newest_org_hash") or ""),
+        filters=filters,
     )
 
 

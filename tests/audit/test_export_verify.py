@@ -17,7 +17,7 @@ import audit.verify_export
 from audit.chain import GENESIS_HASH, org_link_hash
 from audit.models import AuditEvent, AuditEventScope
 from audit.verify import Problem, verify_chain
-from audit.verify_export import ExportError, verify_export_text
+from audit.verify_export import ExportError, export_line, verify_export_text
 from tests.audit import tampering
 from tests.audit.conftest import ANY_ACTION, make_organisation, record
 from tests.audit.history import (  # noqa: F401
@@ -198,6 +198,51 @@ def test_a_filtered_export_links_the_events_it_leaves_out(active_history: Histor
     assert (summary.events, summary.omitted) == (len(full), len(left_out))
     stored = AuditEvent.objects.get(sequence=full[0]["sequence"])
     assert full[0]["metadata"] == stored.metadata and full[0]["hash"] == stored.hash
+
+
+def test_a_filtered_export_says_how_many_events_it_could_not_check(active_history: History):
+    """Review finding: the summary read as if every event had been checked."""
+    history = active_history
+    record(action=ANY_ACTION, organisation=history.owner, target_label="not this delegation")
+    client = history.client(history.auditor)
+    text = download(client.get("/audit/events/export.json", {"delegation": history.delegation.pk}))
+    left_out = [e for e in json.loads(text)["events"] if e.get("omitted")]
+    summary = verify_export_text(text)
+    assert summary.filters == {"delegation": str(history.delegation.pk)}
+    described = summary.describe()
+    assert f"{len(left_out)} events left out by the export's filters" in described
+    assert "could not be checked" in described
+    assert f"delegation={history.delegation.pk}" in described
+
+
+def _blank(text: str, index: int) -> tuple[str, int]:
+    """The export with the event on line `index` (0-based) turned into an `omitted` line."""
+    lines = text.split("\n")
+    raw = lines[index]
+    event = json.loads(raw.removesuffix(","))
+    hidden = {
+        "sequence": event["sequence"],
+        "omitted": True,
+        "hash": event["hash"],
+        "org_prev_hash": event["org_prev_hash"],
+        "org_hash": event["org_hash"],
+    }
+    lines[index] = export_line(hidden) + ("," if raw.endswith(",") else "")
+    return "\n".join(lines), event["sequence"]
+
+
+def test_blanking_an_event_of_an_unfiltered_export_is_detected(exported: str):
+    """Review finding: an unfiltered export omits nothing, so an `omitted` line in one is an
+    event whose content was blanked out (its hashes kept, so the chain still links)."""
+    assert json.loads(exported)["export"]["filters"] == {}
+    for index in event_lines(exported)[:3]:
+        tampered, sequence = _blank(exported, index)
+        error = _failure(tampered)
+        assert error.line == index + 1
+        assert f"event {sequence} is left out" in error.message
+    # A header without the filters at all is read as unfiltered too.
+    header, rest = tampered.split("\n", 1)
+    assert _failure(header.replace('"filters": {}, ', "") + "\n" + rest).line > 1
 
 
 def test_an_export_with_nothing_in_it_verifies(history: History):
