@@ -42,10 +42,14 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Tally:
-    """Where a request stands: distinct approvals counted, and how many are needed."""
+    """Where a request stands: the approvers whose approvals count, and how many are needed."""
 
-    counted: int
+    counted_ids: frozenset[object]
     required: int
+
+    @property
+    def counted(self) -> int:
+        return len(self.counted_ids)
 
     @property
     def reached(self) -> bool:
@@ -79,17 +83,17 @@ def decision_refusal(
     return None
 
 
-def tally(rules: RulesInForce, approver_ids: Iterable[object], *, requester_id: object) -> Tally:
-    """Count the approvals that stand: each person once, never the requester, and only
-    members of the attached groups when there are any (someone who left the group since
-    approving no longer counts)."""
-    counted = {
-        approver
-        for approver in approver_ids
-        if approver != requester_id
-        and (rules.approver_ids is None or approver in rules.approver_ids)
-    }
-    return Tally(counted=len(counted), required=max(rules.approvals_required, 1))
+def tally(rules: RulesInForce, approvers: Iterable[Candidate], *, requester_id: object) -> Tally:
+    """Count the approvals that stand: each person once, never the requester, and only from
+    people who could still decide it now. An approval stops counting when its approver is no
+    longer an owner admin, has joined the requesting partner, or has left the attached groups
+    since approving."""
+    counted = frozenset(
+        approver.user_id
+        for approver in approvers
+        if approver.user_id != requester_id and decision_refusal(rules, approver) is None
+    )
+    return Tally(counted_ids=counted, required=max(rules.approvals_required, 1))
 
 
 def auto_approves(

@@ -6,6 +6,7 @@ Another organisation's ids raise Http404 exactly like missing ones.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db.models import Prefetch, Q, QuerySet
@@ -87,18 +88,37 @@ def rules_in_force(*, delegation: Delegation) -> RulesInForce:
     )
 
 
+def candidates(*, delegation: Delegation, user_ids: Iterable[object]) -> list[Candidate]:
+    """The people with `user_ids`, as the rules see them for `delegation` now (in that order):
+    a deciding person, or approvers whose earlier approvals are counted again."""
+    ids = list(user_ids)
+    roles: dict[object, dict[object, str]] = {user_id: {} for user_id in ids}
+    for user_id, organisation_id, role in Membership.objects.filter(
+        user_id__in=ids, organisation_id__in=[delegation.owner_id, delegation.partner_id]
+    ).values_list("user_id", "organisation_id", "role"):
+        roles[user_id][organisation_id] = role
+    return [
+        Candidate(
+            user_id=user_id,
+            is_owner_admin=roles[user_id].get(delegation.owner_id) == Membership.Role.ADMIN,
+            is_requester=delegation.requested_by_id == user_id,
+            in_requesting_organisation=delegation.partner_id in roles[user_id],
+        )
+        for user_id in ids
+    ]
+
+
 def candidate(*, delegation: Delegation, user: User) -> Candidate:
     """`user` as the rules see them for `delegation`."""
-    roles = dict(
-        Membership.objects.filter(
-            user=user, organisation_id__in=[delegation.owner_id, delegation.partner_id]
-        ).values_list("organisation_id", "role")
-    )
-    return Candidate(
-        user_id=user.pk,
-        is_owner_admin=roles.get(delegation.owner_id) == Membership.Role.ADMIN,
-        is_requester=delegation.requested_by_id == user.pk,
-        in_requesting_organisation=delegation.partner_id in roles,
+    return candidates(delegation=delegation, user_ids=[user.pk])[0]
+
+
+def approval_tally(*, delegation: Delegation, rules: RulesInForce) -> Tally:
+    """The approvals given to `delegation` that count under `rules` now."""
+    return tally(
+        rules,
+        candidates(delegation=delegation, user_ids=approver_ids(delegation=delegation)),
+        requester_id=delegation.requested_by_id,
     )
 
 
@@ -116,6 +136,8 @@ class ApprovalProgress:
     looking may approve (None) or why not."""
 
     rules: RulesInForce
+    # `tally.counted_ids`: whose approvals count now (the others' approvers can no longer
+    # decide it).
     tally: Tally
     approvals: list[DelegationApproval]
     refusal: str | None
@@ -129,7 +151,7 @@ def approval_progress(*, delegation: Delegation, user: User) -> ApprovalProgress
     ids = [approval.approver_id for approval in approvals]
     return ApprovalProgress(
         rules=rules,
-        tally=tally(rules, ids, requester_id=delegation.requested_by_id),
+        tally=approval_tally(delegation=delegation, rules=rules),
         approvals=approvals,
         refusal=decision_refusal(
             rules, candidate(delegation=delegation, user=user), already_approved=ids

@@ -24,7 +24,7 @@ from audit.actions import AuditAction
 from audit.services import audit_record
 from core.db import conflict_as_validation_error
 from delegations.approvals import selectors
-from delegations.approvals.rules import Tally, decision_refusal, tally
+from delegations.approvals.rules import Tally, decision_refusal
 from delegations.delegation_audit import delegation_audit_record
 from delegations.models import (
     APPROVER_GROUP_NAME_MAX_LENGTH,
@@ -81,7 +81,7 @@ def approval_record(
         rule_version=rules.rule_version,
         ends_at=ends_at,
     )
-    result = tally(rules, [*already, approver.pk], requester_id=delegation.requested_by_id)
+    result = selectors.approval_tally(delegation=delegation, rules=rules)
     if not result.reached:
         delegation_audit_record(
             delegation,
@@ -113,12 +113,16 @@ def approved_end(*, delegation: Delegation) -> dt.datetime | None:
 
 
 def approval_summary(*, delegation: Delegation) -> dict[str, Any]:
-    """What the lifecycle's `delegation.approved` event adds about the approvals behind it."""
+    """What the lifecycle's `delegation.approved` event adds about the approvals behind it:
+    the approvers whose approvals counted."""
     rules = selectors.rules_in_force(delegation=delegation)
+    counted = selectors.approval_tally(delegation=delegation, rules=rules).counted_ids
     return {
         "approvals_required": rules.approvals_required,
         "approvers": [
-            str(approver_id) for approver_id in selectors.approver_ids(delegation=delegation)
+            str(approver_id)
+            for approver_id in selectors.approver_ids(delegation=delegation)
+            if approver_id in counted
         ],
         "rule_version": rules.rule_version,
         "approver_groups": list(rules.group_names),

@@ -238,7 +238,10 @@ def extension_approve(
         rules = approval_selectors.rules_in_force(delegation=delegation)
         result = tally(
             rules,
-            [entry["approver"] for entry in locked.approvals],
+            approval_selectors.candidates(
+                delegation=delegation,
+                user_ids=[entry["approver"] for entry in locked.approvals],
+            ),
             requester_id=locked.requested_by_id,
         )
         if not result.reached:
@@ -269,7 +272,11 @@ def extension_approve(
                 "with_mfa": with_mfa,
                 "note": note,
                 "ends_at_before": before,
-                "approvers": [entry["approver"] for entry in locked.approvals],
+                "approvers": [
+                    entry["approver"]
+                    for entry in locked.approvals
+                    if entry["approver"] in result.counted_ids
+                ],
                 "approvals_required": result.required,
             },
         )

@@ -9,7 +9,7 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
-from accounts.models import Organisation, User
+from accounts.models import Membership, Organisation, User
 from audit.models import AuditEvent
 from delegations.approvals.services import approval_rule_set, approver_group_create
 from delegations.lifecycle.extensions import (
@@ -23,8 +23,14 @@ from delegations.lifecycle.services import (
     delegation_mark_active,
     delegations_expire_due,
 )
-from delegations.models import CatalogRole, Delegation, DelegationExtension, OutboxMessage
+from delegations.models import (
+    CatalogRole,
+    Delegation,
+    DelegationExtension,
+    OutboxMessage,
+)
 from notifications.models import Delivery
+from tests.personas import make_member
 
 pytestmark = pytest.mark.django_db
 S = Delegation.Status
@@ -115,6 +121,46 @@ def test_quorum_and_groups_apply_to_extensions(
     ).exists()
     assert (
         extension_approve(extension=extension, approved_by=owner_admin_2, with_mfa=True).status
+        == E.APPROVED
+    )
+
+
+def quorum_of_two(ecs_admin: CatalogRole, owner_admin: User) -> None:
+    approval_rule_set(catalog_role=ecs_admin, approvals_required=2, set_by=owner_admin)
+
+
+def demote(user: User, owner: Organisation, partner: Organisation) -> None:
+    Membership.objects.filter(user=user, organisation=owner).update(role=Membership.Role.AUDITOR)
+
+
+def join_partner(user: User, owner: Organisation, partner: Organisation) -> None:
+    Membership.objects.create(user=user, organisation=partner, role=Membership.Role.STAFF)
+
+
+@pytest.mark.parametrize("since", [demote, join_partner], ids=["demoted", "joined_partner"])
+def test_an_extension_approval_stops_counting_when_its_approver_could_no_longer_decide(
+    active: Delegation,
+    partner_admin: User,
+    owner_admin: User,
+    owner_admin_2: User,
+    company_a: Organisation,
+    company_b: Organisation,
+    ecs_admin: CatalogRole,
+    since: Callable[[User, Organisation, Organisation], None],
+) -> None:
+    # Found by review: extensions use the same tally, which counted such approvals.
+    quorum_of_two(ecs_admin, owner_admin)
+    extension = ask(active, partner_admin)
+    extension_approve(extension=extension, approved_by=owner_admin_2, with_mfa=True)
+    since(owner_admin_2, company_a, company_b)
+    assert (
+        extension_approve(extension=extension, approved_by=owner_admin, with_mfa=True).status
+        == E.REQUESTED
+    )
+    assert Delegation.objects.get(pk=active.pk).ends_at == extension.previous_ends_at
+    third = make_member(company_a, Membership.Role.ADMIN, email="third-admin@company-a.example")
+    assert (
+        extension_approve(extension=extension, approved_by=third, with_mfa=True).status
         == E.APPROVED
     )
 

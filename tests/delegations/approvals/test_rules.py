@@ -1,5 +1,6 @@
 """The pure rules function, as properties: the requester never counts, N distinct approvals
-are needed, and only the attached groups' members (owner admins) may decide."""
+are needed, only the attached groups' members (owner admins) may decide, and an approval
+counts only while its approver could still decide."""
 
 import datetime as dt
 
@@ -34,7 +35,11 @@ def admin(user_id: int, *, requester: bool = False, partner: bool = False) -> Ca
 def test_the_count_is_distinct_people_never_the_requester(
     required: int, approvals: list[int], requester: int
 ) -> None:
-    result = tally(RulesInForce(approvals_required=required), approvals, requester_id=requester)
+    result = tally(
+        RulesInForce(approvals_required=required),
+        [admin(user) for user in approvals],
+        requester_id=requester,
+    )
     assert result.counted == len(set(approvals) - {requester})
     assert result.reached == (len(set(approvals) - {requester}) >= required)
     assert result.missing == max(required - result.counted, 0)
@@ -49,8 +54,29 @@ def test_only_group_members_count(
     required: int, group: frozenset[int], approvals: list[int]
 ) -> None:
     rules = RulesInForce(approvals_required=required, approver_ids=frozenset(group))
-    result = tally(rules, approvals, requester_id=0)
+    result = tally(rules, [admin(user) for user in approvals], requester_id=0)
     assert result.counted == len(set(approvals) & group)
+
+
+@given(
+    approvals=st.lists(people, max_size=12, unique=True),
+    no_longer_admins=st.frozensets(people),
+    joined_partner=st.frozensets(people),
+)
+def test_approvers_who_could_no_longer_decide_never_count(
+    approvals: list[int], no_longer_admins: frozenset[int], joined_partner: frozenset[int]
+) -> None:
+    approvers = [
+        Candidate(
+            user,
+            is_owner_admin=user not in no_longer_admins,
+            is_requester=False,
+            in_requesting_organisation=user in joined_partner,
+        )
+        for user in approvals
+    ]
+    result = tally(RulesInForce(), approvers, requester_id=0)
+    assert result.counted_ids == frozenset(approvals) - no_longer_admins - joined_partner
 
 
 @given(user=people, group=st.frozensets(people), already=st.lists(people, max_size=5))

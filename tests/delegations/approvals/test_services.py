@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from accounts.models import Membership, Organisation, User
 from audit.models import AuditEvent
+from delegations.approvals.selectors import approval_progress
 from delegations.approvals.services import (
     approval_rule_set,
     approver_group_create,
@@ -136,6 +137,49 @@ def test_a_partner_member_never_counts(
     with pytest.raises(PermissionDenied, match="member of the requesting partner"):
         approve(requested, owner_admin_3)
     assert Delegation.objects.get(pk=requested.pk).status == S.REQUESTED
+
+
+def test_an_approval_stops_counting_when_its_approver_is_no_longer_an_owner_admin(
+    requested: Delegation,
+    quorum_2: ApprovalRule,
+    company_a: Organisation,
+    owner_admin: User,
+    owner_admin_2: User,
+    owner_admin_3: User,
+) -> None:
+    # Found by review: an ex-admin's earlier approval still made up the quorum.
+    approve(requested, owner_admin)
+    Membership.objects.filter(user=owner_admin, organisation=company_a).update(
+        role=Membership.Role.AUDITOR
+    )
+    assert approve(requested, owner_admin_2).status == S.REQUESTED
+    recorded = AuditEvent.objects.filter(
+        target_id=str(requested.pk), action="delegation.approval_recorded"
+    ).last()
+    assert recorded is not None and recorded.metadata["approvals_counted"] == 1
+    approved = approve(requested, owner_admin_3)
+    assert approved.status == S.APPROVED
+    event = AuditEvent.objects.get(target_id=str(requested.pk), action="delegation.approved")
+    assert sorted(event.metadata["approvers"]) == sorted(
+        [str(owner_admin_2.pk), str(owner_admin_3.pk)]
+    )
+
+
+def test_an_approval_stops_counting_when_its_approver_joins_the_requesting_partner(
+    requested: Delegation,
+    quorum_2: ApprovalRule,
+    company_b: Organisation,
+    owner_admin: User,
+    owner_admin_2: User,
+    owner_admin_3: User,
+) -> None:
+    # Found by review: someone who joined the partner since approving still counted.
+    approve(requested, owner_admin)
+    Membership.objects.create(user=owner_admin, organisation=company_b, role="staff")
+    assert approve(requested, owner_admin_2).status == S.REQUESTED
+    progress = approval_progress(delegation=requested, user=owner_admin_3)
+    assert (progress.tally.counted, progress.tally.required) == (1, 2)
+    assert approve(requested, owner_admin_3).status == S.APPROVED
 
 
 @pytest.mark.parametrize("bad", [0, 6, -1])

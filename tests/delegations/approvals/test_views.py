@@ -7,10 +7,16 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from accounts.models import Organisation, User
+from accounts.models import Membership, Organisation, User
 from audit.models import AuditEvent
 from delegations.approvals.services import approval_rule_set, approver_group_create
-from delegations.models import ApprovalRule, ApproverGroup, CatalogRole, Delegation
+from delegations.lifecycle.services import delegation_approve
+from delegations.models import (
+    ApprovalRule,
+    ApproverGroup,
+    CatalogRole,
+    Delegation,
+)
 from tests.delegations.lifecycle.test_views import with_mfa
 
 pytestmark = pytest.mark.django_db
@@ -183,3 +189,28 @@ def test_outside_the_group_the_page_says_who_decides(
     response = owner_client.post(url("approve", requested.pk), {"version": 1}, follow=True)
     assert "Only members of ECS approvers" in response.content.decode()
     assert Delegation.objects.get(pk=requested.pk).status == S.REQUESTED
+
+
+def approvals_given(page: str) -> str:
+    return page.split('data-testid="approvals-given"')[1].split("</ul>")[0]
+
+
+def test_the_page_marks_an_approval_that_no_longer_counts(
+    owner_client_2: Client,
+    requested: Delegation,
+    company_a: Organisation,
+    ecs_admin: CatalogRole,
+    owner_admin: User,
+) -> None:
+    approval_rule_set(catalog_role=ecs_admin, approvals_required=2, set_by=owner_admin)
+    delegation_approve(delegation=requested, approved_by=owner_admin, with_mfa=True)
+    page = owner_client_2.get(url("detail", requested.pk)).content.decode()
+    assert "1 of 2 approvals" in page and "no longer counts" not in page
+    Membership.objects.filter(user=owner_admin, organisation=company_a).update(
+        role=Membership.Role.AUDITOR
+    )
+    page = owner_client_2.get(url("detail", requested.pk)).content.decode()
+    assert "0 of 2 approvals" in page
+    assert owner_admin.email in approvals_given(page) and "no longer counts" in approvals_given(
+        page
+    )
