@@ -36,6 +36,7 @@ from delegations.models import (
     Delegation,
     DelegationApproval,
     PartnerAllowance,
+    narrowest_trust_scope,
 )
 from delegations.versioned import version_bump, versioned_save
 
@@ -58,10 +59,13 @@ def approval_record(
     approver: User,
     with_mfa: bool,
     note: str,
+    trust_scope: str,
     ends_at: dt.datetime | None = None,
 ) -> Tally:
     """Record `approver`'s approval of `delegation`, which the caller has locked (its row lock
     serialises approvers, so the count below is exact), and answer where the quorum stands.
+    `trust_scope` is whom this approver agrees the trust policy names; `ends_at` an earlier
+    end they set.
 
     An approval that does not complete the quorum is audited here; the one that completes it
     is the lifecycle's `delegation.approved` event, whose metadata names every approver."""
@@ -80,6 +84,7 @@ def approval_record(
         approvals_required=rules.approvals_required,
         rule_version=rules.rule_version,
         ends_at=ends_at,
+        trust_scope=trust_scope,
     )
     result = selectors.approval_tally(delegation=delegation, rules=rules)
     if not result.reached:
@@ -110,6 +115,16 @@ def approved_end(*, delegation: Delegation) -> dt.datetime | None:
         if end is not None
     ]
     return min(ends) if ends else None
+
+
+def approved_trust_scope(*, delegation: Delegation) -> str | None:
+    """The narrowest trust scope an approver of `delegation` agreed to, if any recorded one:
+    access trusts no more people than every approver accepted."""
+    return narrowest_trust_scope(
+        DelegationApproval.objects.filter(delegation=delegation).values_list(
+            "trust_scope", flat=True
+        )
+    )
 
 
 def approval_summary(*, delegation: Delegation) -> dict[str, Any]:

@@ -41,6 +41,7 @@ from delegations.approvals.services import (
     approval_refusal,
     approval_summary,
     approved_end,
+    approved_trust_scope,
 )
 from delegations.catalog.partner_links import partner_link_use
 from delegations.catalog.selectors import catalog_role_accounts
@@ -981,13 +982,20 @@ def delegation_approve(
         note = _clean_reason(note, field="note", required=False)
         _validate_shorter_end(locked, ends_at, now=now)
         # A quorum rule may need more approvers: this one is recorded, and the request
-        # waits (still requested, same version) for the next.
+        # waits (still requested, same version) for the next. Each approver agrees to a trust
+        # scope (the one they chose, else the one requested); the narrowest of them applies.
         if not approval_record(
-            delegation=locked, approver=approved_by, with_mfa=with_mfa, note=note, ends_at=ends_at
+            delegation=locked,
+            approver=approved_by,
+            with_mfa=with_mfa,
+            note=note,
+            trust_scope=_trust_scope_fields(trust_scope).get("trust_scope", locked.trust_scope),
+            ends_at=ends_at,
         ).reached:
             locked.changed = True
             return locked
         shortened = approved_end(delegation=locked)
+        scope = approved_trust_scope(delegation=locked) or locked.trust_scope
         # A start that lies ahead makes it scheduled: nothing reaches the cloud before it. A
         # fleet's account waits the same way for its turn in the fleet's rate control.
         scheduled = locked.starts_at > now + START_LEAD or locked.fleet_id is not None
@@ -1003,7 +1011,7 @@ def delegation_approve(
                 "decision_reason": note,
                 "approved_with_mfa": with_mfa,
                 **({"ends_at": shortened} if shortened is not None else {}),
-                **_trust_scope_fields(trust_scope),
+                "trust_scope": scope,
             },
             metadata={
                 **({"ends_at_set_by_approvers": shortened} if shortened is not None else {}),
@@ -1015,7 +1023,7 @@ def delegation_approve(
                     if scheduled and locked.fleet_id is None
                     else {}
                 ),
-                **_trust_scope_fields(trust_scope),
+                "trust_scope": scope,
             },
         )
         if not scheduled:

@@ -94,7 +94,9 @@ from delegations.models.trust_scope import (
     DEFAULT_NAMED_PEOPLE_CAP,
     MAX_NAMED_PEOPLE_CAP,
     NAMED_SCOPES,
+    TRUST_SCOPES_WIDEST_FIRST,
     TrustScope,
+    narrowest_trust_scope,
 )
 from delegations.models.worker import (
     CloudCall,
@@ -130,6 +132,7 @@ __all__ = [
     "NOT_NARROWED",
     "REGION_RE",
     "ROLE_NAME_MAX_LENGTH",
+    "TRUST_SCOPES_WIDEST_FIRST",
     "WORKER_PENDING_STATUSES",
     "ApprovalRule",
     "ApprovalSettings",
@@ -162,6 +165,7 @@ __all__ = [
     "StaffRamUserLink",
     "TrustScope",
     "TrustedPerson",
+    "narrowest_trust_scope",
     "validate_region",
     "validate_role_name",
 ]

@@ -16,6 +16,7 @@ from accounts.models import optional_person_field
 from core.db import range_constraint
 from delegations.models.catalog import CatalogRole, PartnerAllowance
 from delegations.models.lifecycle import Delegation
+from delegations.models.trust_scope import TrustScope
 
 # The most distinct approvals a catalogue role may require.
 MAX_APPROVALS_REQUIRED = 5
@@ -129,6 +130,9 @@ class DelegationApproval(models.Model):
     rule_version = models.PositiveIntegerField(null=True, blank=True)
     # An earlier end this approver set (the earliest of the approvers' applies).
     ends_at = models.DateTimeField(null=True, blank=True)
+    # Whom this approver agreed the trust policy names (the narrowest of the approvers'
+    # applies); empty on approvals recorded before it was kept.
+    trust_scope = models.CharField(max_length=16, choices=TrustScope.choices, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:

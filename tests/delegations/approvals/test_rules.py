@@ -14,6 +14,7 @@ from delegations.approvals.rules import (
     decision_refusal,
     tally,
 )
+from delegations.models import TRUST_SCOPES_WIDEST_FIRST, TrustScope, narrowest_trust_scope
 
 people = st.integers(min_value=1, max_value=12)
 
@@ -115,3 +116,14 @@ def test_auto_approval_only_within_its_limit(limit: int | None, minutes: int | N
         RulesInForce(auto_approve_max_hours=limit), starts_at=start, ends_at=end
     )
     assert decided == (limit is not None and minutes is not None and minutes <= limit * 60)
+
+
+def test_the_narrowest_trust_scope_trusts_the_fewest_people() -> None:
+    assert narrowest_trust_scope([]) is None
+    assert narrowest_trust_scope(["", TrustScope.PARTNER_ACCOUNT]) == TrustScope.PARTNER_ACCOUNT
+    assert (
+        narrowest_trust_scope([TrustScope.NAMED_PARTNER_MANAGED, TrustScope.PARTNER_ACCOUNT])
+        == TrustScope.NAMED_PARTNER_MANAGED
+    )
+    assert narrowest_trust_scope(TrustScope.values) == TrustScope.NAMED_OWNER_APPROVED
+    assert set(TRUST_SCOPES_WIDEST_FIRST) == set(TrustScope)

@@ -33,6 +33,7 @@ from delegations.models import (
     DelegationApproval,
     OutboxMessage,
     PartnerAllowance,
+    TrustScope,
 )
 from tests.personas import make_member
 
@@ -180,6 +181,76 @@ def test_an_approval_stops_counting_when_its_approver_joins_the_requesting_partn
     progress = approval_progress(delegation=requested, user=owner_admin_3)
     assert (progress.tally.counted, progress.tally.required) == (1, 2)
     assert approve(requested, owner_admin_3).status == S.APPROVED
+
+
+def test_the_narrowest_trust_scope_any_approver_chose_applies(
+    requested: Delegation, quorum_2: ApprovalRule, owner_admin: User, owner_admin_2: User
+) -> None:
+    # Found by review: only the approver completing the quorum set the trust scope.
+    assert requested.trust_scope == TrustScope.PARTNER_ACCOUNT
+    first = delegation_approve(
+        delegation=requested,
+        approved_by=owner_admin,
+        with_mfa=True,
+        trust_scope=TrustScope.NAMED_OWNER_APPROVED,
+    )
+    assert first.status == S.REQUESTED
+    second = delegation_approve(
+        delegation=requested,
+        approved_by=owner_admin_2,
+        with_mfa=True,
+        trust_scope=TrustScope.NAMED_PARTNER_MANAGED,
+    )
+    assert second.status == S.APPROVED
+    assert Delegation.objects.get(pk=requested.pk).trust_scope == TrustScope.NAMED_OWNER_APPROVED
+    assert dict(
+        DelegationApproval.objects.filter(delegation=requested).values_list(
+            "approver__email", "trust_scope"
+        )
+    ) == {
+        owner_admin.email: TrustScope.NAMED_OWNER_APPROVED,
+        owner_admin_2.email: TrustScope.NAMED_PARTNER_MANAGED,
+    }
+    event = AuditEvent.objects.get(target_id=str(requested.pk), action="delegation.approved")
+    assert event.metadata["trust_scope"] == TrustScope.NAMED_OWNER_APPROVED
+
+
+def test_an_approver_who_keeps_the_requested_scope_is_not_widened_by_the_next(
+    make_request: Callable[..., Delegation],
+    ecs_admin: CatalogRole,
+    quorum_2: ApprovalRule,
+    owner_admin: User,
+    owner_admin_2: User,
+) -> None:
+    ecs_admin.default_trust_scope = TrustScope.NAMED_PARTNER_MANAGED
+    ecs_admin.save()
+    delegation = make_request()
+    assert delegation.trust_scope == TrustScope.NAMED_PARTNER_MANAGED
+    approve(delegation, owner_admin)  # the role's default: named people
+    delegation_approve(
+        delegation=delegation,
+        approved_by=owner_admin_2,
+        with_mfa=True,
+        trust_scope=TrustScope.PARTNER_ACCOUNT,
+    )
+    after = Delegation.objects.get(pk=delegation.pk)
+    assert after.status == S.APPROVED
+    assert after.trust_scope == TrustScope.NAMED_PARTNER_MANAGED
+
+
+def test_one_approver_alone_may_still_choose_a_wider_scope(
+    make_request: Callable[..., Delegation], ecs_admin: CatalogRole, owner_admin: User
+) -> None:
+    ecs_admin.default_trust_scope = TrustScope.NAMED_OWNER_APPROVED
+    ecs_admin.save()
+    delegation = delegation_approve(
+        delegation=make_request(),
+        approved_by=owner_admin,
+        with_mfa=True,
+        trust_scope=TrustScope.PARTNER_ACCOUNT,
+    )
+    assert delegation.status == S.APPROVED
+    assert Delegation.objects.get(pk=delegation.pk).trust_scope == TrustScope.PARTNER_ACCOUNT
 
 
 @pytest.mark.parametrize("bad", [0, 6, -1])

@@ -16,6 +16,7 @@ from delegations.models import (
     ApproverGroup,
     CatalogRole,
     Delegation,
+    TrustScope,
 )
 from tests.delegations.lifecycle.test_views import with_mfa
 
@@ -214,3 +215,20 @@ def test_the_page_marks_an_approval_that_no_longer_counts(
     assert owner_admin.email in approvals_given(page) and "no longer counts" in approvals_given(
         page
     )
+
+
+def test_the_page_shows_the_trust_scope_each_approver_chose(
+    owner_client_2: Client,
+    requested: Delegation,
+    ecs_admin: CatalogRole,
+    owner_admin: User,
+) -> None:
+    approval_rule_set(catalog_role=ecs_admin, approvals_required=2, set_by=owner_admin)
+    delegation_approve(
+        delegation=requested,
+        approved_by=owner_admin,
+        with_mfa=True,
+        trust_scope=TrustScope.NAMED_OWNER_APPROVED,
+    )
+    page = owner_client_2.get(url("detail", requested.pk)).content.decode()
+    assert "Named people, owner-approved" in approvals_given(page)
