@@ -981,6 +981,17 @@ def delegation_approve(
         )
         note = _clean_reason(note, field="note", required=False)
         _validate_shorter_end(locked, ends_at, now=now)
+        # The earliest end an approver set applies, so once an earlier approver's end is
+        # (nearly) past, no further approval can grant anything but access already over.
+        earlier_end = approved_end(delegation=locked)
+        if earlier_end is not None and earlier_end <= now + MIN_DURATION:
+            raise ValidationError(
+                gettext(
+                    "The end an earlier approver set has passed (or is minutes away), so access "
+                    "approved now would already be over. Reject this request; the partner can "
+                    "ask again and the approvers approve afresh."
+                )
+            )
         # A quorum rule may need more approvers: this one is recorded, and the request
         # waits (still requested, same version) for the next. Each approver agrees to a trust
         # scope (the one they chose, else the one requested); the narrowest of them applies.

@@ -253,6 +253,35 @@ def test_one_approver_alone_may_still_choose_a_wider_scope(
     assert Delegation.objects.get(pk=delegation.pk).trust_scope == TrustScope.PARTNER_ACCOUNT
 
 
+def test_an_earlier_approvers_end_that_has_passed_refuses_the_next_approval(
+    requested: Delegation, quorum_2: ApprovalRule, owner_admin: User, owner_admin_2: User
+) -> None:
+    # Found by review: the quorum completed with an end already past, and a reconcile queued.
+    delegation_approve(
+        delegation=requested,
+        approved_by=owner_admin,
+        with_mfa=True,
+        ends_at=timezone.now() + dt.timedelta(hours=1),
+    )
+    # Two hours later: the end the first approver set lies in the past.
+    Delegation.objects.filter(pk=requested.pk).update(
+        starts_at=timezone.now() - dt.timedelta(hours=2)
+    )
+    DelegationApproval.objects.filter(delegation=requested).update(
+        ends_at=timezone.now() - dt.timedelta(hours=1)
+    )
+    outbox_before = OutboxMessage.objects.count()
+    with pytest.raises(ValidationError, match="an earlier approver set has passed"):
+        approve(requested, owner_admin_2)
+    after = Delegation.objects.get(pk=requested.pk)
+    assert after.status == S.REQUESTED
+    assert DelegationApproval.objects.filter(delegation=requested).count() == 1
+    assert OutboxMessage.objects.count() == outbox_before
+    assert delegation_reject(
+        delegation=requested, rejected_by=owner_admin_2, reason="Dates passed"
+    ).status == (S.REJECTED)
+
+
 @pytest.mark.parametrize("bad", [0, 6, -1])
 def test_quorum_out_of_range_is_a_form_error(
     ecs_admin: CatalogRole, owner_admin: User, bad: int
