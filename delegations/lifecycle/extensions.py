@@ -30,6 +30,8 @@ from delegations.lifecycle.services import (
     MIN_DURATION,
     DelegationConflict,
     clean_reason,
+    grant_precheck,
+    grant_recheck,
     lock_delegation,
 )
 from delegations.models import Delegation, DelegationExtension
@@ -173,7 +175,10 @@ def _checked(extension: DelegationExtension, user: User, *, approving: bool) -> 
     runs before the lock so that a refusal is recorded in its own transaction and survives;
     it runs again under the lock, where the decision is made."""
     current = DelegationExtension.objects.select_related(
-        "delegation__owner", "delegation__partner", "delegation__catalog_role"
+        "delegation__owner",
+        "delegation__partner",
+        "delegation__catalog_role",
+        "delegation__managed_role__cloud_account",
     ).get(pk=extension.pk)
     if current.status == ExtensionStatus.REQUESTED:
         refusal = _refusal(current, user, approving=approving)
@@ -210,8 +215,18 @@ def extension_approve(
     *, extension: DelegationExtension, approved_by: User, with_mfa: bool, note: str = ""
 ) -> DelegationExtension:
     """An approver approves an extension; the one that completes the quorum moves the end.
-    An extension whose delegation has already ended (or changed its end) lapses instead."""
+    An extension whose delegation has already ended (or changed its end) lapses instead.
+    Prolonging access is granting it for longer, so each approval makes the checks an
+    approval of the request makes (allow-list, active catalogue role, high privilege now)."""
     current = _checked(extension, approved_by, approving=True)
+    checked = None
+    if current.status == ExtensionStatus.REQUESTED and _still_extendable(
+        current.delegation, current
+    ):
+        checked = grant_precheck(
+            delegation=current.delegation,
+            audit_refusal=lambda problem: _deny(current, approved_by, problem),
+        )
     with transaction.atomic():
         delegation, locked = _locked(current)
         if locked.status != ExtensionStatus.REQUESTED:
@@ -225,6 +240,11 @@ def extension_approve(
         refusal = _refusal(locked, approved_by, approving=True)
         if refusal is not None:
             raise PermissionDenied(refusal)
+        if checked is None:
+            raise DelegationConflict(
+                gettext("This request changed; reload the page and decide again.")
+            )
+        grant_recheck(locked=delegation, checked=checked)
         require_mfa(with_mfa=with_mfa)
         note = clean_reason(note, field="note", required=False)
         locked.approvals = [

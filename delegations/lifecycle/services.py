@@ -308,6 +308,40 @@ def _check_privilege_unchanged(catalog_role: CatalogRole, checked: tuple[Any, bo
         )
 
 
+def grant_precheck(
+    *, delegation: Delegation, audit_refusal: Callable[[str], None]
+) -> tuple[Any, bool]:
+    """The checks a decision that grants or prolongs `delegation`'s access makes before any
+    lock: the partner is on the allow-list, the catalogue role is active in a connected
+    account, and the role's high-privilege opt-in covers its policies as they are now (a
+    Custom policy may have gained RAM rights since the role was created; this reads the
+    cloud). `audit_refusal` records a privilege refusal before it is raised; pass the result
+    to `grant_recheck` under the delegation's row lock."""
+    _validate_grantable(
+        owner=delegation.owner,
+        partner=delegation.partner,
+        catalog_role=delegation.catalog_role,
+        cloud_account=delegation.managed_role.cloud_account,
+    )
+    problem = _privilege_problem(catalog_role=delegation.catalog_role)
+    if problem is not None:
+        audit_refusal(problem)
+        raise ValidationError(problem)
+    return _privilege_snapshot(delegation.catalog_role)
+
+
+def grant_recheck(*, locked: Delegation, checked: tuple[Any, bool]) -> None:
+    """Under `locked`'s row lock: lock its catalogue role, whose policies and opt-in must be
+    those `grant_precheck` judged, and check the grant rules again on the fresh rows."""
+    _check_privilege_unchanged(_lock_catalog_role(locked), checked)
+    _validate_grantable(
+        owner=locked.owner,
+        partner=locked.partner,
+        catalog_role=locked.catalog_role,
+        cloud_account=locked.managed_role.cloud_account,
+    )
+
+
 def managed_role_for_catalog_role(
     *,
     catalog_role: CatalogRole,
@@ -927,27 +961,19 @@ def delegation_approve(
             reason=denial,
         )
         raise PermissionDenied(denial)
-    # The high-privilege opt-in is checked again now, not only when the role was created: a
-    # Custom policy may have gained RAM rights since. Only a pending request needs it (a
-    # double click or a late second admin is answered below without granting anything).
+    # Only a pending request needs the grant checks (a double click or a late second admin
+    # is answered below without granting anything).
     checked = None
     if current.status == Status.REQUESTED:
-        _validate_grantable(
-            owner=current.owner,
-            partner=current.partner,
-            catalog_role=current.catalog_role,
-            cloud_account=current.managed_role.cloud_account,
-        )
-        problem = _privilege_problem(catalog_role=current.catalog_role)
-        if problem is not None:
-            _audit_denied(
+        checked = grant_precheck(
+            delegation=current,
+            audit_refusal=lambda problem: _audit_denied(
                 delegation=current,
                 action=AuditAction.DELEGATION_APPROVE_DENIED,
                 actor=approved_by,
                 reason=problem,
-            )
-            raise ValidationError(problem)
-        checked = _privilege_snapshot(current.catalog_role)
+            ),
+        )
 
     with transaction.atomic():
         locked = _lock(delegation)
@@ -963,7 +989,7 @@ def delegation_approve(
             raise DelegationConflict(
                 gettext("This request changed; reload the page and decide again.")
             )
-        _check_privilege_unchanged(_lock_catalog_role(locked), checked)
+        grant_recheck(locked=locked, checked=checked)
         require_mfa(with_mfa=with_mfa)
         now = timezone.now()
         if locked.ends_at is not None and locked.ends_at <= now + MIN_DURATION:
@@ -973,12 +999,6 @@ def delegation_approve(
                     "ask the partner for new dates."
                 )
             )
-        _validate_grantable(
-            owner=locked.owner,
-            partner=locked.partner,
-            catalog_role=locked.catalog_role,
-            cloud_account=locked.managed_role.cloud_account,
-        )
         note = _clean_reason(note, field="note", required=False)
         _validate_shorter_end(locked, ends_at, now=now)
         # The earliest end an approver set applies, so once an earlier approver's end is

@@ -28,6 +28,7 @@ from delegations.models import (
     Delegation,
     DelegationExtension,
     OutboxMessage,
+    PartnerAllowance,
 )
 from notifications.models import Delivery
 from tests.personas import make_member
@@ -163,6 +164,53 @@ def test_an_extension_approval_stops_counting_when_its_approver_could_no_longer_
         extension_approve(extension=extension, approved_by=third, with_mfa=True).status
         == E.APPROVED
     )
+
+
+def take_off_the_allow_list(delegation: Delegation) -> None:
+    PartnerAllowance.objects.filter(
+        organisation=delegation.owner, partner_account_uid=delegation.partner.account_uid
+    ).delete()
+
+
+def deactivate_the_role(delegation: Delegation) -> None:
+    CatalogRole.objects.filter(pk=delegation.catalog_role_id).update(is_active=False)
+
+
+def make_the_role_high_privilege(delegation: Delegation) -> None:
+    CatalogRole.objects.filter(pk=delegation.catalog_role_id).update(
+        policies=[{"type": "System", "name": "AliyunRAMFullAccess"}], allows_high_privilege=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "refusal"),
+    [
+        (take_off_the_allow_list, "allow-list"),
+        (deactivate_the_role, "not in the owner's catalogue"),
+        (make_the_role_high_privilege, "no opt-in for high privilege"),
+    ],
+    ids=["partner_off_the_allow_list", "role_deactivated", "role_now_high_privilege"],
+)
+def test_an_extension_is_refused_when_the_access_could_no_longer_be_granted(
+    active: Delegation,
+    partner_admin: User,
+    owner_admin_2: User,
+    change: Callable[[Delegation], None],
+    refusal: str,
+) -> None:
+    # Found by review: extending never re-ran the checks an approval makes.
+    extension = ask(active, partner_admin)
+    change(active)
+    outbox_before = OutboxMessage.objects.count()
+    with pytest.raises(ValidationError, match=refusal):
+        extension_approve(extension=extension, approved_by=owner_admin_2, with_mfa=True)
+    assert DelegationExtension.objects.get(pk=extension.pk).status == E.REQUESTED
+    assert DelegationExtension.objects.get(pk=extension.pk).approvals == []
+    assert Delegation.objects.get(pk=active.pk).ends_at == extension.previous_ends_at
+    assert OutboxMessage.objects.count() == outbox_before
+    if change is make_the_role_high_privilege:
+        denied = AuditEvent.objects.get(action="delegation.extension_denied")
+        assert "high privilege" in denied.metadata["denied_because"]
 
 
 def test_bad_extensions_are_refused_and_nothing_is_saved(
