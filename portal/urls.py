@@ -1,6 +1,7 @@
 from collections.abc import Callable
 from typing import Any
 
+from allauth.account.decorators import secure_admin_login
 from allauth.mfa.base import views as mfa_views
 from allauth.mfa.recovery_codes import views as recovery_code_views
 from allauth.mfa.totp import views as totp_views
@@ -44,6 +45,11 @@ MFA_SECRET_VIEWS = [
         "mfa_download_recovery_codes",
     ),
 ]
+
+# The admin site's own sign-in form would start a full portal session with a password alone:
+# no second factor, no sign-in rate limit, no email verification. It sends people to the
+# portal's sign-in instead, and lets in only staff who are already signed in there.
+admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),

@@ -85,3 +85,24 @@ def test_failed_sign_in_service_never_stores_non_addresses() -> None:
     [event] = events("auth.sign_in_failed")
     assert event.actor_label == event.target_label == "(not an email address)"
     assert "hunter2" not in all_event_text()
+
+
+def test_the_admin_site_has_no_sign_in_of_its_own_that_skips_mfa_and_rate_limits(
+    owner_admin: User,
+) -> None:
+    # An operator who is also an organisation's admin: their authenticator app must be asked
+    # for whichever sign-in page they use, and failed attempts must count against the limit.
+    owner_admin.is_staff = True
+    owner_admin.save(update_fields=["is_staff"])
+    client = Client()
+    response = client.post(
+        "/admin/login/?next=/admin/",
+        {"username": owner_admin.email, "password": DEFAULT_PASSWORD, "next": "/admin/"},
+    )
+    assert "_auth_user_id" not in client.session
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
+    # Signing in through the portal asks for the second factor before any session is granted.
+    response = sign_in(client, owner_admin.email, DEFAULT_PASSWORD)
+    assert response["Location"] == "/accounts/2fa/authenticate/"
+    assert "_auth_user_id" not in client.session
