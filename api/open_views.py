@@ -36,7 +36,10 @@ class DeviceCodeView(APIView):
         )
         if wait is not None:
             raise ProblemException(
-                "rate-limited", gettext("Too many sign-ins started from here."), status_code=429
+                "rate-limited",
+                gettext("Too many sign-ins started from here."),
+                status_code=429,
+                retry_after=wait,
             )
         body = s.DeviceCodeInput(data=request.data)
         body.is_valid(raise_exception=True)

@@ -5,6 +5,7 @@ that never changes for that type, a `detail` for this occurrence and the `status
 branch on `type`, never on the words.
 """
 
+import math
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -92,12 +93,22 @@ def problem_type(slug: str) -> str:
 class ProblemException(exceptions.APIException):
     """An API error with its problem type slug (and extra members for the body). Its detail is
     written with gettext where it is raised, so in the language the request asked for
-    (Accept-Language, or the signed-in person's); the slug and extra members never change."""
+    (Accept-Language, or the signed-in person's); the slug and extra members never change.
+    `retry_after` (seconds) becomes the Retry-After header a 429 promises."""
 
-    def __init__(self, slug: str, detail: str, *, status_code: int, **extra: Any) -> None:
+    def __init__(
+        self,
+        slug: str,
+        detail: str,
+        *,
+        status_code: int,
+        retry_after: float | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(detail)
         self.slug = slug
         self.status_code = status_code
+        self.retry_after = retry_after
         self.extra = extra
 
 
@@ -161,7 +172,11 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     set_rollback()
     headers: dict[str, str] = {}
     if isinstance(exc, ProblemException):
-        return problem_response(exc.slug, str(exc.detail), status_code=exc.status_code, **exc.extra)
+        if exc.retry_after is not None:
+            headers["Retry-After"] = str(math.ceil(exc.retry_after))
+        return problem_response(
+            exc.slug, str(exc.detail), status_code=exc.status_code, headers=headers, **exc.extra
+        )
     if isinstance(exc, Http404):
         return problem_response(
             "not-found", PROBLEM_TYPES["not-found"][1], status_code=status.HTTP_404_NOT_FOUND

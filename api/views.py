@@ -199,6 +199,7 @@ class DelegationListView(ApiView):
                 )
                 % {"n": math.ceil(wait / 60)},
                 status_code=429,
+                retry_after=wait,
             )
         try:
             return partner_links.partner_link_redeem(
@@ -499,6 +500,7 @@ def _credentials_budget(user: User) -> None:
             )
             % {"n": int(wait)},
             status_code=429,
+            retry_after=wait,
         )
 
 

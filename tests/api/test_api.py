@@ -291,6 +291,23 @@ def test_a_wrong_link_code_is_400_and_creates_nothing(
     assert not Delegation.objects.exists()
 
 
+def test_too_many_link_codes_are_429_with_retry_after(
+    api: Callable,
+    make_token: Callable,
+    partner_admin: User,
+    allow_b: None,
+    ecs_admin: object,
+    settings: object,
+) -> None:
+    settings.PORTAL_PARTNER_LINK_CODE_RATE = "1/600"  # type: ignore[attr-defined]
+    client = api(make_token(partner_admin, scopes=("read", "request")))
+    body = {"partner_link_code": "AAAAA-BBBBB-CCCCC-DDDDD", "catalog_role": "x", "reason": "x"}
+    client.post(DELEGATIONS, body)
+    response = client.post(DELEGATIONS, body)
+    problem(response, 429, "rate-limited")
+    assert 1 <= int(response["Retry-After"]) <= 600
+
+
 def test_withdraw_by_the_partner(
     api: Callable, make_token: Callable, partner_admin: User, requested: Delegation
 ) -> None:

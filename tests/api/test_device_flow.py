@@ -110,6 +110,16 @@ def test_polling_too_fast_is_slowed_and_starting_is_rate_limited(settings: objec
     assert response.json()["type"] == "/api/v1/problems/rate-limited"
 
 
+def test_starting_too_often_says_when_to_try_again_in_retry_after(settings: object) -> None:
+    # The rate-limited problem type promises a Retry-After header; clients wait on it.
+    settings.PORTAL_API_DEVICE_CODE_RATE = "1/600"  # type: ignore[attr-defined]
+    cli = Client()
+    start(cli)
+    response = cli.post(CODE, {}, content_type="application/json")
+    assert response.status_code == 429
+    assert 1 <= int(response["Retry-After"]) <= 600
+
+
 def test_a_wrong_grant_type_and_unknown_code(client: Client) -> None:
     response = client.post(
         TOKEN, {"grant_type": "password", "device_code": "x"}, content_type="application/json"
