@@ -75,13 +75,6 @@ class TimelineView(ApiView):
             organisation=self.organisation, delegation_id=delegation_id
         )
         after = _int_param(request.query_params.get("after"), name="after")
-        if after is not None and after > audit_selectors.MAX_SEQUENCE:
-            raise ProblemException(
-                "validation",
-                gettext("after is out of range."),
-                status_code=400,
-                errors={"after": [gettext("Out of range.")]},
-            )
         events = audit_selectors.delegation_events(
             organisation=self.organisation, delegation=delegation
         )
@@ -142,13 +135,23 @@ def _events_answer(request: Request, events: Any, *, next_query: str | None) -> 
 
 
 def _int_param(value: str | None, *, name: str) -> int | None:
+    """A cursor or a page size: ASCII digits only (str.isdigit also takes "²", which int()
+    refuses) and no larger than a sequence number can be (the database refuses more)."""
     if not value:
         return None
-    if value is None or not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise ProblemException(
             "validation",
             gettext("%(name)s is a positive whole number.") % {"name": name},
             status_code=400,
             errors={name: [gettext("A positive whole number.")]},
         )
-    return int(value)
+    number = int(value)
+    if number > audit_selectors.MAX_SEQUENCE:
+        raise ProblemException(
+            "validation",
+            gettext("%(name)s is out of range.") % {"name": name},
+            status_code=400,
+            errors={name: [gettext("Out of range.")]},
+        )
+    return number

@@ -397,6 +397,18 @@ def test_audit_events_need_the_audit_scope_and_are_the_organisations(
     problem(foreign.get("/api/v1/audit/events/", delegation=str(requested.pk)), 404, "not-found")
 
 
+@pytest.mark.parametrize("value", ["99999999999999999999999", "9223372036854775808", "\u00b2"])
+@pytest.mark.parametrize("name", ["before", "limit"])
+def test_an_out_of_range_or_non_ascii_audit_cursor_is_400_not_a_server_error(
+    api: Callable, make_token: Callable, auditor: User, requested: Delegation, name: str, value: str
+) -> None:
+    client = api(make_token(auditor, scopes=("audit",)))
+    body = problem(client.get("/api/v1/audit/events/", **{name: value}), 400, "validation")
+    assert name in body["errors"]
+    timeline = client.get(f"{DELEGATIONS}{requested.pk}/timeline/", after=value)
+    problem(timeline, 400, "validation")
+
+
 def test_the_problem_types_resolve(api: Callable) -> None:
     body = api(None).get("/api/v1/problems/decisions-disabled").json()
     assert body["type"] == "/api/v1/problems/decisions-disabled"
