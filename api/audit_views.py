@@ -28,7 +28,7 @@ class AuditEventListView(ApiView):
     roles = READERS
 
     @extend_schema(
-        responses=s.AuditEventOutput(many=True),
+        responses=s.AuditEventPageOutput,
         parameters=[
             OpenApiParameter("action", str, description="Action prefix, e.g. 'delegation.'"),
             OpenApiParameter("delegation", str, description="Only this delegation's events."),
@@ -66,7 +66,7 @@ class TimelineView(ApiView):
     roles = READERS
 
     @extend_schema(
-        responses=s.AuditEventOutput(many=True),
+        responses=s.AuditEventPageOutput,
         parameters=[OpenApiParameter("after", int, description="Cursor: later than this.")],
         summary="A delegation's timeline, oldest first",
     )

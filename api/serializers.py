@@ -227,6 +227,13 @@ class AuditEventOutput(serializers.Serializer):
     metadata = serializers.JSONField()
 
 
+class AuditEventPageOutput(serializers.Serializer):
+    """A page of events and the URL of the next one (null on the last page)."""
+
+    next = serializers.URLField(allow_null=True)
+    results = AuditEventOutput(many=True)
+
+
 class MeOutput(serializers.Serializer):
     caller = serializers.CharField()
     kind = serializers.CharField()

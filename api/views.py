@@ -20,7 +20,6 @@ from rest_framework import status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from accounts.models import Organisation, User
 from accounts.permissions import ADMIN, AUDITOR, STAFF
@@ -51,10 +50,17 @@ class Pagination(LimitOffsetPagination):
     max_limit = 200
 
 
-def _paginated(view: APIView, request: Request, queryset: Any, serializer: Any) -> Response:
-    paginator = Pagination()
-    page = paginator.paginate_queryset(queryset, request, view=view)
-    return paginator.get_paginated_response(serializer(page, many=True).data)
+class _PagedListView(ApiView):
+    """A list answered a page at a time (`limit`, `offset`). drf-spectacular reads
+    `pagination_class` to describe the page object (count, next, previous, results) and its
+    query parameters in the schema, so the answer and the schema come from one paginator."""
+
+    pagination_class: ClassVar[type[Pagination]] = Pagination
+
+    def paged(self, request: Request, queryset: Any, serializer: Any) -> Response:
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(queryset, request, view=self)
+        return paginator.get_paginated_response(serializer(page, many=True).data)
 
 
 def _by_id_or_name(queryset: QuerySet[Any], value: str, *, name_field: str) -> Any:
@@ -96,7 +102,7 @@ class MeView(ApiView):
 # --- delegations -----------------------------------------------------------------------------
 
 
-class DelegationListView(ApiView):
+class DelegationListView(_PagedListView):
     required_scopes: ClassVar[dict[str, str]] = {"GET": Scope.READ, "POST": Scope.REQUEST}
     roles = None  # staff get a pointer to /access/ below
     service_account_writes = frozenset({"POST"})
@@ -107,8 +113,6 @@ class DelegationListView(ApiView):
             OpenApiParameter("status", str, description="Only this status."),
             OpenApiParameter("partner", str, description="Owners: only this partner's (id)."),
             OpenApiParameter("catalog_role", str, description="Owners: only this role's (id)."),
-            OpenApiParameter("limit", int),
-            OpenApiParameter("offset", int),
         ],
         summary="My organisation's delegations",
     )
@@ -133,7 +137,7 @@ class DelegationListView(ApiView):
             wanted = params.get("status")
             if wanted:
                 queryset = queryset.filter(status=wanted)
-        return _paginated(self, request, queryset, s.DelegationOutput)
+        return self.paged(request, queryset, s.DelegationOutput)
 
     @extend_schema(
         request=s.RequestAccessInput,
@@ -337,7 +341,7 @@ class WithdrawView(_DelegationAction):
 # --- catalogue and partner staff ------------------------------------------------------------
 
 
-class CatalogRoleListView(ApiView):
+class CatalogRoleListView(_PagedListView):
     roles = READERS
     organisation_kind = OWNER
     kind_refusal = "Partners see an owner's roles through a partner link code, in the request."
@@ -345,7 +349,7 @@ class CatalogRoleListView(ApiView):
     @extend_schema(responses=s.CatalogRoleOutput(many=True), summary="The owner's catalogue")
     def get(self, request: Request) -> Response:
         queryset = selectors.catalog_roles_of_owner(owner=self.organisation)
-        return _paginated(self, request, queryset, s.CatalogRoleOutput)
+        return self.paged(request, queryset, s.CatalogRoleOutput)
 
 
 class CloudAccountListView(ApiView):
@@ -398,19 +402,18 @@ class AssignmentListView(ApiView):
         return self.created(s.AssignmentOutput(assignment).data)
 
 
-class StaffAssignmentListView(ApiView):
+class StaffAssignmentListView(_PagedListView):
     roles = (ADMIN,)
     organisation_kind = PARTNER
     kind_refusal = "Only partner organisations assign their staff."
 
     @extend_schema(
         responses=s.StaffAssignmentOutput(many=True),
-        parameters=[OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
         summary="Who of my staff is assigned to which delegation (partner admins)",
     )
     def get(self, request: Request) -> Response:
         queryset = partner_selectors.open_assignments_of_partner(partner=self.organisation)
-        return _paginated(self, request, queryset, s.StaffAssignmentOutput)
+        return self.paged(request, queryset, s.StaffAssignmentOutput)
 
 
 class AssignmentDetailView(ApiView):

@@ -126,3 +126,34 @@ def test_every_operation_as_every_persona_with_foreign_ids(
                 failures.append((method, path, answer.status_code, leaked))
     assert not failures, failures
     assert snapshot(foreign) == before
+
+
+def _resolve(schema: dict, node: dict) -> dict:
+    while "$ref" in node:
+        node = schema["components"]["schemas"][node["$ref"].rsplit("/", 1)[-1]]
+    return node
+
+
+@pytest.mark.parametrize(
+    ("path", "members", "query"),
+    [
+        ("/api/v1/delegations/", {"count", "next", "previous", "results"}, {"limit", "offset"}),
+        ("/api/v1/catalog-roles/", {"count", "next", "previous", "results"}, {"limit", "offset"}),
+        ("/api/v1/assignments/", {"count", "next", "previous", "results"}, {"limit", "offset"}),
+        ("/api/v1/audit/events/", {"next", "results"}, {"before", "limit"}),
+        ("/api/v1/delegations/{delegation_id}/timeline/", {"next", "results"}, {"after"}),
+    ],
+)
+def test_the_schema_describes_a_paged_list_as_the_page_object_it_answers(
+    path: str, members: set[str], query: set[str]
+) -> None:
+    # A client generated from the schema must read {"results": [...], ...}, not an array.
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    operation = schema["paths"][path]["get"]
+    answer = _resolve(
+        schema, operation["responses"]["200"]["content"]["application/json"]["schema"]
+    )
+    assert answer.get("type") == "object", answer
+    assert members <= set(answer["properties"])
+    assert _resolve(schema, answer["properties"]["results"])["type"] == "array"
+    assert query <= {p["name"] for p in operation.get("parameters", []) if p["in"] == "query"}
