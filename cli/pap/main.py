@@ -90,7 +90,10 @@ def cmd_login(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_logout(args: argparse.Namespace, config: Config) -> int:
     config.forget()
-    _out("Signed out on this computer (the token still exists in the portal until revoked).")
+    _out(
+        "Signed out on this computer and deleted cached credentials (the token still exists "
+        "in the portal until revoked)."
+    )
     return OK
 
 

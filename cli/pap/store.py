@@ -116,7 +116,14 @@ class Config:
                 ring.delete_password(KEYRING_SERVICE, self.portal)
         if self.path.exists():
             self.path.unlink()
+        # Credentials cached with --cache stay valid for up to hours: signing out removes them.
+        for cached in cache_dir().glob("credentials-*.json"):
+            cached.unlink(missing_ok=True)
+
+
+def cache_dir() -> Path:
+    return config_dir() / "cache"
 
 
 def cache_path(delegation_id: str) -> Path:
-    return config_dir() / "cache" / f"credentials-{delegation_id}.json"
+    return cache_dir() / f"credentials-{delegation_id}.json"

@@ -14,7 +14,7 @@ import pytest
 from keyring.backend import KeyringBackend
 from keyring.backends import fail
 from keyring.errors import PasswordDeleteError
-from pap.store import KEYRING_SERVICE, Config
+from pap.store import KEYRING_SERVICE, Config, cache_path, write_private
 
 PORTAL = "https://portal.example.test"
 TOKEN = "pap_0123abcd_" + "s" * 43
@@ -121,3 +121,19 @@ def test_pap_no_keyring_keeps_the_token_in_the_file(
 
     assert ring.passwords == {}
     assert _mode(home / "config.json") == 0o600
+
+
+def test_signing_out_deletes_the_cached_credentials_too(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `--cache` keeps live STS secrets in a file; after `pap logout` nothing of the sign-in,
+    # credentials included, may stay behind on this computer.
+    monkeypatch.setenv("PAP_NO_KEYRING", "1")
+    Config().save(portal=PORTAL, token=TOKEN)
+    cached = cache_path("0b6ad9a8-8d2b-4c55-9e49-7a1b3b0f6f11")
+    write_private(cached, json.dumps({"access_key_secret": "s3cr3t"}))
+
+    Config().forget()
+
+    assert not (home / "config.json").exists()
+    assert not cached.exists()
