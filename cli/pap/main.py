@@ -139,24 +139,23 @@ def _print_table(rows: list[tuple[str, ...]]) -> None:
         _out("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
-def _staff_assignments(portal: Portal) -> list[dict[str, Any]]:
-    """A partner admin's open staff assignments, every page of them."""
+def _every_page(portal: Portal, path: str) -> list[dict[str, Any]]:
+    """The results of a paged list, every page of them (the portal answers at most 200 a
+    page; an organisation may have more)."""
     found: list[dict[str, Any]] = []
-    path: str | None = "/api/v1/assignments/?limit=200"
-    while path:
-        page = portal.call("GET", path)
+    following: str | None = path
+    while following:
+        page = portal.call("GET", following)
         found += page["results"]
-        following = page.get("next")
-        path = portal.path_of(following) if following else None
+        following = portal.path_of(page["next"]) if page.get("next") else None
     return found
 
 
 def _organisation_access(portal: Portal, args: argparse.Namespace, *, partner_admin: bool) -> int:
     """Admins and auditors: their organisation's active delegations; a partner's admins also
     see which of their staff is assigned to which of them."""
-    page = portal.call("GET", "/api/v1/delegations/?status=active&limit=200")
-    items = page["results"]
-    assignments = _staff_assignments(portal) if partner_admin else None
+    items = _every_page(portal, "/api/v1/delegations/?status=active&limit=200")
+    assignments = _every_page(portal, "/api/v1/assignments/?limit=200") if partner_admin else None
     if args.json:
         if assignments is None:
             _out(json.dumps(items, indent=2))
@@ -260,10 +259,9 @@ def _delegation_id(portal: Portal, wanted: str) -> str:
     (among delegations that are granted or about to be)."""
     if re.fullmatch(r"[0-9a-fA-F-]{36}", wanted):
         return wanted
-    page = portal.call("GET", "/api/v1/delegations/?limit=200")
     granted = [
         item
-        for item in page["results"]
+        for item in _every_page(portal, "/api/v1/delegations/?limit=200")
         if item["status"] in EXTENDABLE_STATUSES
         and wanted
         in (
