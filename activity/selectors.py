@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from accounts.models import Organisation
 from activity.models import ActivityCursor, ActivityDaily, ActivityEvent
+from core.web import whole_number
 from delegations.lifecycle.selectors import delegation_get_for_organisation
 from delegations.models import Delegation
 
@@ -122,13 +123,14 @@ class ActivityPage:
 def parse_cursor(text: str) -> tuple[datetime, int] | None:
     """`<iso time>|<id>` from a "older" link, or None when it is not one."""
     moment_text, _, id_text = text.partition("|")
-    if not id_text.isdigit() or len(id_text) > 18:
+    event_id = whole_number(id_text)
+    if event_id is None:
         return None
     try:
         moment = datetime.fromisoformat(moment_text)
     except ValueError:
         return None
-    return (moment, int(id_text)) if moment.tzinfo is not None else None
+    return (moment, event_id) if moment.tzinfo is not None else None
 
 
 def activity_page(

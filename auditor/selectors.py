@@ -36,6 +36,7 @@ from audit.selectors import (
     MAX_PAGE_SIZE,
 )
 from auditor.presentation import ROLE_POWER_CALLS, RolePower, parse_time
+from core.web import whole_number
 from delegations.models import CatalogRole, CloudCall, Delegation, DriftFinding, FleetGrant
 
 # --- the auditor's pages: filtered keyset pages, exports, delegation timelines ---------------
@@ -417,11 +418,8 @@ def _by_targets(filters: EventFilters) -> bool:
 
 def audit_event_get_for_organisation(*, organisation: Organisation, sequence: object) -> AuditEvent:
     """One event the organisation may see; 404 for anything else, exactly like a missing one."""
-    text = str(sequence)
-    if not (text.isascii() and text.isdigit() and len(text) <= 19):
-        raise Http404
-    number = int(text)
-    if not 0 < number <= MAX_SEQUENCE:
+    number = whole_number(str(sequence), maximum=MAX_SEQUENCE)
+    if not number:
         raise Http404
     own_link = AuditEventScope.objects.filter(
         event_id=OuterRef("pk"), organisation_id=organisation.pk

@@ -43,6 +43,7 @@ from auditor.forms import AccessReportForm, EventFilterForm
 from auditor.named_people import named_people_for_report
 from auditor.presentation import describe_event
 from auditor.reports import access_report
+from core.web import whole_number
 from delegations.lifecycle.selectors import delegation_get_for_organisation
 
 logger = logging.getLogger(__name__)
@@ -150,14 +151,14 @@ def delegation_timeline(request: AuthenticatedHttpRequest, delegation_id: Any) -
     after_text = request.GET.get("after", "")
     after = None
     if after_text:
-        if not after_text.isdigit() or int(after_text) > selectors.MAX_SEQUENCE:
+        after = whole_number(after_text)
+        if after is None:
             return render(
                 request,
                 "audit/timeline.html",
                 {"delegation": delegation, "bad_cursor": True},
                 status=400,
             )
-        after = int(after_text)
     events = selectors.delegation_events(organisation=organisation, delegation=delegation)
     page = selectors.delegation_timeline_page(events=events, after=after, limit=TIMELINE_PAGE_SIZE)
     summary = selectors.delegation_timeline_summary(

@@ -79,6 +79,20 @@ def no_store(response: ResponseT, *, secret: bool = False) -> ResponseT:
     return response
 
 
+# A bigint column's largest value: a larger number in a URL is one no row has, and the
+# database would refuse to compare with it.
+MAX_BIGINT = 2**63 - 1
+
+
+def whole_number(text: str, *, maximum: int = MAX_BIGINT) -> int | None:
+    """`text` as a whole number from 0 to `maximum`, or None. ASCII digits only: str.isdigit
+    also takes "²" and other digits that int() refuses."""
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(maximum)):
+        return None
+    number = int(text)
+    return number if number <= maximum else None
+
+
 def parse_uuid(value: object) -> uuid.UUID:
     """An id from a URL or a form; anything that is not a UUID is a page that does not exist."""
     if isinstance(value, uuid.UUID):

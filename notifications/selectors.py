@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 from django.http import Http404
 
 from accounts.models import Organisation, User
-from core.web import get_or_404, parse_uuid
+from core.web import get_or_404, parse_uuid, whole_number
 from notifications.models import Channel, Delivery, Escalation, Preference
 
 RECENT_DELIVERIES = 20
@@ -31,9 +31,10 @@ def channel_recent_deliveries(*, channel: Channel) -> list[Delivery]:
 
 
 def delivery_get_for_channel(*, channel: Channel, delivery_id: str) -> Delivery:
-    if not delivery_id.isascii() or not delivery_id.isdigit() or len(delivery_id) > 18:
+    pk = whole_number(delivery_id)
+    if pk is None:
         raise Http404
-    return get_or_404(Delivery.objects.filter(channel=channel), pk=int(delivery_id))
+    return get_or_404(Delivery.objects.filter(channel=channel), pk=pk)
 
 
 def muted_for(*, user: User) -> list[str]:

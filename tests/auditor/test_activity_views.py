@@ -101,7 +101,14 @@ def test_filters(ingested, login, owner_admin, query, expected):
 
 @pytest.mark.parametrize(
     "query",
-    ["rw=Delete", "since=yesterday", "person=nobody", "after=garbage", "q=" + "x" * 600],
+    [
+        "rw=Delete",
+        "since=yesterday",
+        "person=nobody",
+        "after=garbage",
+        "after=2026-12-01T00:00:00%2B00:00|%C2%B2",
+        "q=" + "x" * 600,
+    ],
 )
 def test_bad_filters_are_a_400_with_a_message(ingested, login, owner_admin, query):
     response = login(owner_admin).get(url(ingested) + "?" + query)

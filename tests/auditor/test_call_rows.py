@@ -142,6 +142,9 @@ def test_a_delegation_filter_and_the_timeline_page_without_splitting_calls(
     timeline_rows = [int(s) for s in timeline]
     assert len(timeline_rows) == len(set(timeline_rows))
     assert sorted(timeline_rows) == sorted(seen)  # the same story, one row per call
+    # A cursor that is no sequence (a non-ASCII digit, a number past bigint) is a 400 page.
+    for bad in ("²", "x1", str(2**63)):
+        assert client.get(url, {"after": bad}).status_code == 400
 
 
 def test_exports_keep_both_events_of_a_call(history: History):

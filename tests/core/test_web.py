@@ -8,7 +8,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse, JsonResponse
 
-from core.web import add_form_errors, no_store, parse_uuid, refusal_text
+from core.web import MAX_BIGINT, add_form_errors, no_store, parse_uuid, refusal_text, whole_number
 
 
 class _NameForm(forms.Form):
@@ -52,3 +52,19 @@ def test_an_id_that_is_not_a_uuid_is_a_page_that_does_not_exist() -> None:
     for bad in ("nope", None, "", 12):
         with pytest.raises(Http404):
             parse_uuid(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("0", 0), ("42", 42), (str(MAX_BIGINT), MAX_BIGINT), (str(MAX_BIGINT + 1), None)]
+    + [(bad, None) for bad in ("", "-1", "1.5", " 1", "²", "١٢", "1e3", "9" * 40)],
+)
+def test_a_whole_number_from_a_url_is_ascii_digits_within_a_bigint(
+    text: str, expected: int | None
+) -> None:
+    assert whole_number(text) == expected
+
+
+def test_a_whole_number_may_be_held_to_a_smaller_maximum() -> None:
+    assert whole_number("10", maximum=9) is None
+    assert whole_number("9", maximum=9) == 9
