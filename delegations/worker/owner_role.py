@@ -94,22 +94,19 @@ from delegations.worker.engine import (
     DONE,
     NOT_READ_YET,
     REPLAN,
-    Answer,
     CloudOp,
     FailureInfo,
     PermanentFailure,
     Plan,
     Reconciler,
-    Recorder,
     Report,
     Subject,
     converge,
     reconcile_under_lease,
 )
 from delegations.worker.fleet_handover import fleets_advance_after
-from delegations.worker.lease import (
-    Lease,
-)
+from delegations.worker.lease import Lease
+from delegations.worker.recorder import Answer, Recorder
 from delegations.worker.role_reads import ask_role, read_role, role_from_answers, roles_match
 from delegations.worker.trust_writes import (
     TrustWrite,

@@ -46,15 +46,13 @@ from delegations.worker.engine import (
     PermanentFailure,
     Plan,
     Reconciler,
-    Recorder,
     Report,
     Subject,
     converge,
     reconcile_under_lease,
 )
-from delegations.worker.lease import (
-    Lease,
-)
+from delegations.worker.lease import Lease
+from delegations.worker.recorder import Recorder
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from cloud import policies
 from cloud.client import CloudClient
 from cloud.errors import CloudError
 from delegations import role_plan as planner
-from delegations.worker.engine import Answer, Recorder, ask
+from delegations.worker.recorder import Answer, Recorder, ask
 
 
 def read_role(
