@@ -225,6 +225,14 @@ def outbox_watermark(*, kind: str, object_id: Any) -> int:
     )
 
 
+def outbox_work_waiting(*, kind: str, object_id: Any) -> bool:
+    """Whether an undone message asks for work on the subject: the dispatcher (re)publishes
+    it, so a periodic pass need not ask again."""
+    return OutboxMessage.objects.filter(
+        kind=kind, object_id=str(object_id), done_at__isnull=True
+    ).exists()
+
+
 def outbox_mark_done(*, kind: str, object_id: Any, watermark: int, note: str = "") -> None:
     if watermark:
         OutboxMessage.objects.filter(

@@ -46,12 +46,13 @@ from delegations.models import (
     CloudAccount,
     CredentialsUriToken,
     Delegation,
+    OutboxMessage,
     PartnerUserPolicy,
     RoleCutOff,
     StaffAssignment,
     StaffRamUserLink,
 )
-from delegations.outbox import outbox_enqueue_reconcile
+from delegations.outbox import outbox_enqueue_reconcile, outbox_work_waiting
 from delegations.partner.log_redaction import URI_KEY_PREFIX
 from delegations.partner.session_policy import (
     CUSTOM_POLICY_MAX_INPUT as CUSTOM_POLICY_MAX_INPUT,
@@ -147,8 +148,9 @@ def assignment_lock(assignment_id: Any) -> StaffAssignment:
 
 def partner_user_policies_sync(*, now: dt.datetime | None = None) -> int:
     """The periodic pass (beat): every RAM user whose policy should differ from what the
-    worker last applied gets a reconcile (delegations that ended by date, people removed,
-    a replaced broker key). Reads only, except for the outbox rows. Returns how many."""
+    worker last applied (delegations that ended by date, people removed, a replaced broker
+    key), or whose last reconcile gave up, gets a reconcile unless one is asked for already.
+    Reads only, except for the outbox rows. Returns how many."""
     now = now or timezone.now()
     requested = 0
     for account in CloudAccount.objects.filter(
@@ -165,11 +167,17 @@ def partner_user_policies_sync(*, now: dt.datetime | None = None) -> int:
             desired = partner_user_desired_role_arns(
                 cloud_account=account, ram_user_name=name, now=now
             )
-            if desired == sorted(policy.applied_role_arns or []) and (
-                bool(desired) == policy.policy_attached
+            # A version left unapplied (a reconcile gave up after its retries) may have written
+            # part of a grant before the cloud failed: asked for again, whatever it shows.
+            if (
+                policy.desired_version == policy.applied_version
+                and desired == sorted(policy.applied_role_arns or [])
+                and bool(desired) == policy.policy_attached
             ):
                 continue
-            if policy.desired_version != policy.applied_version:
+            if outbox_work_waiting(
+                kind=OutboxMessage.Kind.RECONCILE_PARTNER_USER, object_id=policy.pk
+            ):
                 continue  # a reconcile is already asked for
             with transaction.atomic():
                 partner_user_policy_request(policy=policy)

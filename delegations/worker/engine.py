@@ -18,7 +18,9 @@ this engine, which owns the mechanism:
   definite "already exists / does not exist" answer means "done" (a lost response) or "read
   and plan again" (`Replan`); RAM reads may lag a write, so verification polls;
 * the rounds of one run (`Reconciler.run`): the outbox messages a round covered are marked
-  done with the lease release, a permanent failure is recorded by the subject.
+  done with the lease release, a permanent failure is recorded by the subject; a give-up
+  after the task's last retry (`Reconciler.give_up`) is recorded too, but leaves its version
+  unapplied for the periodic passes to ask for again.
 
 A subject says only what differs: how to read its actual state and plan the calls
 (`Subject`), what a round does with the verified state, and how a failure shows.
@@ -435,19 +437,29 @@ class Reconciler(ABC):
         the applied one), which a reconcile told "busy" meanwhile left to this holder. (A settle
         releases at the desired version; a worker that claimed the lease since has read it.)"""
         self.lease.release(applied_version=applied_version)
+        self._hand_over(beyond=F("applied_version"))
+
+    def _hand_over(self, *, beyond: Any) -> None:
         row = self.lease.model._default_manager.filter(pk=self.object_id, locked_by="")
-        if row.exclude(desired_version=F("applied_version")).exists():
+        if row.filter(desired_version__gt=beyond).exists():
             with transaction.atomic():
                 outbox_enqueue(kind=self.kind, object_id=self.object_id)
 
     def give_up(self, info: FailureInfo) -> Report:
-        """After the task's last retry: the failure recorded, the version counts as handled
-        (its messages done): nothing retries it on its own until someone changes it again."""
+        """After the task's last retry: the failure recorded and the messages done, so no task
+        retries it in a loop; but the version stays unapplied. The cloud never confirmed it,
+        and an attempt of the chain may have written part of it before the cloud failed (a
+        partner the failure leaves unwanted may be trusted): the periodic pass asks for it
+        again, at its own pace, until a round converges on what the portal wants now."""
         watermark = outbox_watermark(kind=self.kind, object_id=self.object_id)
         version = self.load()
         self.fail(info)
         self.report.outcome, self.report.error_code = ReconcileOutcome.FAILED, info.code
-        self.close_failed(version=version, watermark=watermark, note=f"gave up: {info.code}")
+        note = f"gave up: {info.code}"
+        outbox_mark_done(kind=self.kind, object_id=self.object_id, watermark=watermark, note=note)
+        left_at = version + self.lease.release_unapplied()
+        # Only a change made meanwhile is handed over now; the version given up on waits.
+        self._hand_over(beyond=left_at)
         return self.report
 
     def close_failed(self, *, version: int, watermark: int, note: str) -> None:

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from django.apps import apps
 from django.conf import settings
 from django.db import connections
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from core.broker import register_urgent_work_probe
@@ -103,6 +103,18 @@ class Lease:
         if not self._mine().exists():
             raise LeaseLost(f"Lost the lease on {self}.")
         return False
+
+    def release_unapplied(self) -> int:
+        """Release, leaving the subject with pending work: its desired version beyond the
+        applied one (moved on by one when they were equal). Returns how far it was moved."""
+        moved = (
+            self._mine()
+            .filter(desired_version=F("applied_version"))
+            .update(desired_version=F("desired_version") + 1, locked_by="", locked_until=None)
+        )
+        if not moved:
+            self.release()
+        return moved
 
     def beat(self) -> bool:
         """Extend the lease if we still hold it (the heartbeat); False once it is lost."""

@@ -736,8 +736,10 @@ def managed_role_reconcile(*, managed_role_id: Any, force: bool = False) -> Reco
 
 def managed_role_record_failure(*, managed_role_id: Any, error: CloudError) -> ReconcileReport:
     """The task's retries are exhausted: fail the pending delegations with the last error,
-    so the owner sees it and can retry; the role is not retried again on its own. A role
-    whose lease is held is left to its holder ("busy"), which settles it."""
+    so the owner sees it and can retry. The role stays pending (`Reconciler.give_up`): the
+    periodic pass reconciles it again, so a partner an earlier attempt trusted before the
+    cloud failed loses that trust once the cloud answers. A role whose lease is held is left
+    to its holder ("busy"), which settles it."""
     reconciler = _RoleReconciler(managed_role_id, lease=RoleLease(managed_role_id), force=False)
     reconcile_under_lease(reconciler, give_up=error)
     return reconciler.report

@@ -474,8 +474,10 @@ def partner_user_policy_reconcile(*, policy_id: Any) -> PartnerReconcileReport:
 def partner_user_policy_record_failure(
     *, policy_id: Any, error: CloudError
 ) -> PartnerReconcileReport:
-    """The task's retries are exhausted: show the last error on the partner's staff page. A
-    policy whose lease is held is left to its holder ("busy"), which settles it."""
+    """The task's retries are exhausted: show the last error on the partner's staff page. The
+    policy stays pending (`Reconciler.give_up`): the periodic sync asks for it again, so a
+    grant written before the cloud failed, and no longer wanted, is taken away once the cloud
+    answers. A policy whose lease is held is left to its holder ("busy"), which settles it."""
     reconciler = _PolicyReconciler(policy_id, lease=PartnerUserPolicyLease(policy_id))
     reconcile_under_lease(reconciler, give_up=error)
     return reconciler.report

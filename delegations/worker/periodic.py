@@ -10,10 +10,11 @@ Run by Celery beat (`delegations.worker.tasks`):
 * `managed_role_check_drift` reads one settled role (under its lease, so it never sees a
   reconcile half-way) and compares it with the ledger: a managed principal missing, a revoked
   partner back in the trust policy, an unmanaged principal added, a policy detached, the role
-  deleted, a time-bound grant's fail-safe end condition removed or altered (its reconcile is
-  requested at once). Each difference is reported once (`drift_record`: a row and an audit
-  event) and cleared when it disappears; the owner then repairs or accepts it
-  (`drift_resolve`). Drift checks change nothing in the cloud and are not recorded as cloud
+  deleted, a time-bound grant's fail-safe end condition removed or altered. Each difference
+  is reported once (`drift_record`: a row and an audit event) and cleared when it
+  disappears; the owner then repairs or accepts it (`drift_resolve`), except a lost fail-safe
+  end and a partner whose delegation failed before it was ever active, whose reconcile is
+  requested at once. Drift checks change nothing in the cloud and are not recorded as cloud
   calls (they only read).
 """
 
@@ -48,6 +49,7 @@ from delegations.models import (
     ManagedRole,
     OutboxMessage,
 )
+from delegations.outbox import outbox_work_waiting
 from delegations.role_state import delegation_principals, desired_role_for
 from delegations.worker.owner_role import (
     RoleLease,
@@ -144,6 +146,23 @@ def _fail_safe_end_differences(
     return found
 
 
+def _never_granted(delegations: list[Delegation]) -> frozenset[str]:
+    """Principals that only delegations which failed before they were ever active asked for.
+    In the trust policy, such a principal is most likely an unconfirmed write of the portal's
+    own (a reconcile that gave up before this version did not leave the role pending)."""
+    failed: set[str] = set()
+    granted: set[str] = set()
+    for delegation in delegations:
+        if delegation.activated_at is not None:
+            granted |= delegation_principals(delegation)
+        elif (
+            delegation.status == Delegation.Status.FAILED
+            and delegation.failed_phase == Delegation.Phase.APPLYING
+        ):
+            failed |= delegation_principals(delegation)
+    return frozenset(failed - granted)
+
+
 def _apply_findings(managed_role: ManagedRole, found: list[Difference]) -> tuple[int, int]:
     current = {(d.kind, d.subject) for d in found}
     open_before = {
@@ -210,10 +229,17 @@ def managed_role_check_drift(*, managed_role_id: Any) -> DriftCheck:
             return check
         found = differences(managed_role, delegations, actual)
         check.new_findings, check.cleared_findings = _apply_findings(managed_role, found)
-        if any(d.kind == Kind.FAIL_SAFE_END_CHANGED for d in found):
+        never_granted = _never_granted(delegations)
+        if any(
+            d.kind == Kind.FAIL_SAFE_END_CHANGED
+            or (d.kind == Kind.REVOKED_PRINCIPAL_BACK and d.subject in never_granted)
+            for d in found
+        ):
             # A lost fail-safe end lets a partner in after their access ends if the workers
-            # stop: nobody would accept that, so it is restored at once rather than waiting
-            # for the owner's "repair" (the finding clears on the next check).
+            # stop, and a partner whose delegation failed before it was ever active holds an
+            # access the portal never granted: nobody would accept either, so the role is
+            # reconciled at once rather than waiting for the owner's "repair" (the finding
+            # clears on the next check).
             reconcile_needed = True
         check.open_findings = [(d.kind, d.subject) for d in found]
         ManagedRole.objects.filter(pk=managed_role.pk).update(
@@ -261,11 +287,7 @@ def managed_roles_periodic_pass(*, check_drift: Callable[[str], Any]) -> dict[st
 
 def _has_fresh_outbox_message(managed_role: ManagedRole) -> bool:
     """An undone reconcile message the dispatcher will (re)publish anyway."""
-    return OutboxMessage.objects.filter(
-        kind=OutboxMessage.Kind.RECONCILE_ROLE,
-        object_id=str(managed_role.pk),
-        done_at__isnull=True,
-    ).exists()
+    return outbox_work_waiting(kind=OutboxMessage.Kind.RECONCILE_ROLE, object_id=managed_role.pk)
 
 
 def managed_roles_sweep_stuck(*, now: dt.datetime | None = None) -> dict[str, int]:

@@ -9,10 +9,10 @@ the service's short in-place retries) is retried, with exponential backoff and j
 sooner than the cloud's `x-acs-retry-after`, at most `RECONCILE_MAX_RETRIES` times; after the
 last one the subject records the failure visibly (`managed_role_record_failure` fails the
 pending delegations, `partner_user_policy_record_failure` shows the error on the partner's
-staff page), under its lease: a subject another worker holds is that worker's to settle.
-Anything else
-(a bug, the database down) fails the task; the outbox row stays undone and the dispatcher
-publishes it again later.
+staff page), under its lease: a subject another worker holds is that worker's to settle. The
+subject is left pending, not retried by this chain again: the periodic passes ask for it at
+their own pace until a reconcile converges. Anything else (a bug, the database down) fails
+the task; the outbox row stays undone and the dispatcher publishes it again later.
 """
 
 from __future__ import annotations

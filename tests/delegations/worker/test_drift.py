@@ -105,6 +105,37 @@ def test_revoked_partner_back_in_the_trust_policy(settled) -> None:
     assert world.trusted() == {_principal(second)}
 
 
+def test_a_partner_whose_delegation_failed_before_it_was_active_is_removed_at_once(
+    settled,
+) -> None:
+    world, first, second = settled
+    # What a give-up of an older version left behind: the partner's delegation failed while
+    # applying, after the portal's own write trusted them, with nothing pending on the role.
+    Delegation.objects.filter(pk=second.pk).update(
+        status=Status.FAILED, failed_phase=Delegation.Phase.APPLYING, activated_at=None
+    )
+    OutboxMessage.objects.all().delete()
+
+    check = _check(world)
+
+    assert check.open_findings == [(Kind.REVOKED_PRINCIPAL_BACK, _principal(second))]
+    assert check.outcome == "reconcile_requested"
+    world.reconcile()
+    assert world.trusted() == {_principal(first)}
+    assert _check(world).open_findings == []
+    assert world.status(second) == Status.FAILED
+
+
+def test_a_revoked_partner_back_is_left_to_the_owner(settled) -> None:
+    world, first, second = settled
+    world.revoke(first)
+    world.reconcile()
+    _set_trust(world, {_principal(first), _principal(second)})
+
+    assert _check(world).outcome == "checked"
+    assert world.trusted() == {_principal(first), _principal(second)}
+
+
 def test_unmanaged_principal_is_reported_kept_and_accepted(settled) -> None:
     world, first, second = settled
     outsider = f"acs:ram::{random_uid()}:root"
