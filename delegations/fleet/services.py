@@ -12,8 +12,9 @@ fleet is decided whole or not at all:
 - `fleet_approve` / `fleet_reject`: one decision for every account.
 - `fleet_advance`: the rate control. Approved accounts wait as scheduled delegations; the
   fleet starts at most `concurrency` at a time (scheduled → approved, and the worker
-  reconciles each account's role as usual). Each account that becomes active or fails
-  enqueues the next advance (`Delegation.fleet`, `OutboxMessage.Kind.ADVANCE_FLEET`). When
+  reconciles each account's role as usual). Each account that becomes active or fails, or
+  ends while waiting for its turn, enqueues the next advance (`Delegation.fleet`,
+  `OutboxMessage.Kind.ADVANCE_FLEET`), which finishes the run once nothing is left. When
   more than `max_errors` accounts of a run failed the fleet stops: the accounts still
   waiting are "not attempted" until `fleet_continue`.
 - `fleet_account_retry`, `fleet_account_revoke`: one account, without touching the others.
@@ -600,9 +601,13 @@ def _advance_locked(fleet: FleetGrant) -> None:
             },
         )
     started = 0
-    if fleet.stopped_at is None:
-        for member in waiting[: max(0, fleet.concurrency - in_flight)]:
-            lifecycle.delegation_start_fleet_turn(delegation=member)
+    room = max(0, fleet.concurrency - in_flight) if fleet.stopped_at is None else 0
+    for member in waiting:
+        if started >= room:
+            break
+        # A turn the lifecycle refuses (the fleet's end passed: the expiry pass ends the
+        # account, and its ending advances the fleet again) is not a turn started.
+        if lifecycle.delegation_start_fleet_turn(delegation=member).changed:
             started += 1
     left_waiting = len(waiting) - started
     if (

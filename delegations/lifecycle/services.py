@@ -564,9 +564,15 @@ _APPLYING_NOW = (Status.APPROVED, Status.APPLYING)
 
 def _fleet_follow_up(delegation: Delegation, *, before: str, to: str) -> None:
     """A fleet's account stopped being applied (active, failed, or revoked on the way): its
-    slot in the fleet's rate control is free, so let the fleet start its next accounts
-    (`delegations.fleet`), through the outbox, in this transaction."""
-    if delegation.fleet_id is not None and before in _APPLYING_NOW and to not in _APPLYING_NOW:
+    slot in the fleet's rate control is free; or it ended while waiting for its turn (expired,
+    revoked): the fleet's run may have nothing left to start. Either way let the fleet advance
+    (`delegations.fleet`: its next accounts, or the end of its run), through the outbox, in
+    this transaction."""
+    if delegation.fleet_id is None:
+        return
+    left_the_worker = before in _APPLYING_NOW and to not in _APPLYING_NOW
+    ended_waiting = before == Status.SCHEDULED and to in FINAL_STATUSES
+    if left_the_worker or ended_waiting:
         outbox_enqueue(kind=OutboxMessage.Kind.ADVANCE_FLEET, object_id=delegation.fleet_id)
 
 

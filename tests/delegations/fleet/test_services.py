@@ -25,6 +25,7 @@ from delegations.models import (
     OutboxMessage,
     StaffAssignment,
 )
+from delegations.worker.fleet_handover import fleet_advance_pending
 from tests.delegations.factories import CloudAccountFactory
 from tests.personas import make_member
 
@@ -311,6 +312,51 @@ def test_expiry_ends_every_account(
     work(members(grant)[0], ok=True)
     assert lifecycle.delegations_expire_due(now=ends + dt.timedelta(seconds=1)) == 4
     assert statuses(grant) == [Status.REVOKING, Status.EXPIRED, Status.EXPIRED, Status.EXPIRED]
+
+
+def advance_as_the_worker() -> None:
+    """Every fleet advance the outbox holds, done as the worker does it."""
+    for fleet_id in set(
+        OutboxMessage.objects.filter(
+            kind=OutboxMessage.Kind.ADVANCE_FLEET, done_at__isnull=True
+        ).values_list("object_id", flat=True)
+    ):
+        fleet_advance_pending(fleet_id=fleet_id)
+
+
+@pytest.mark.parametrize("ending", ["expiry", "fleet_revoke"])
+def test_a_run_whose_end_passes_while_accounts_wait_finishes_once_they_end(
+    make_fleet: Callable[..., FleetGrant], owner_admin: User, ending: str
+) -> None:
+    grant = make_fleet(concurrency=1, ends_at=timezone.now() + dt.timedelta(hours=2))
+    fleet.fleet_approve(fleet=grant, approved_by=owner_admin, with_mfa=True)
+    first = members(grant)[0]
+    lifecycle.delegation_mark_applying(delegation=first)
+    # The end passes while the first account is applying; the worker activates it before
+    # the expiry pass (once a minute) runs, and the fleet's advance follows: no account may
+    # start after the end, so none is counted as started.
+    Delegation.objects.filter(fleet=grant).update(
+        starts_at=timezone.now() - dt.timedelta(hours=3),
+        ends_at=timezone.now() - dt.timedelta(seconds=5),
+    )
+    lifecycle.delegation_mark_active(delegation=first)
+    advance_as_the_worker()
+    assert statuses(grant) == [Status.ACTIVE] + [Status.SCHEDULED] * 3
+    grant.refresh_from_db()
+    assert grant.run_finished_at is None
+
+    if ending == "expiry":
+        lifecycle.delegations_expire_due()
+        ended = Status.EXPIRED
+    else:
+        fleet.fleet_revoke(fleet=grant, revoked_by=owner_admin, reason="Patching is over")
+        ended = Status.REVOKED
+    advance_as_the_worker()
+
+    assert statuses(grant) == [Status.REVOKING] + [ended] * 3
+    grant.refresh_from_db()
+    assert grant.run_finished_at is not None
+    assert events(grant).count("fleet.run_finished") == 1
 
 
 def test_offer_starts_approved_within_the_rate_control(
