@@ -40,6 +40,10 @@ PROBLEM_TYPES: dict[str, tuple[StrOrPromise, StrOrPromise]] = {
     "malformed": (_("Malformed body"), _("The body is not valid JSON.")),
     "too-large": (_("Body too large"), _("The body is larger than the portal accepts.")),
     "unsupported-media-type": (_("Unsupported media type"), _("Send application/json.")),
+    "not-acceptable": (
+        _("Not acceptable"),
+        _("The API answers in JSON: accept application/json (or */*)."),
+    ),
     "unauthenticated": (
         _("Not authenticated"),
         _("No token, or the token is unknown, expired, revoked or its membership ended."),
@@ -154,6 +158,8 @@ def _drf_problem(exc: exceptions.APIException) -> tuple[str, str, dict[str, Any]
         return "malformed", str(exc.detail), {}
     if isinstance(exc, exceptions.UnsupportedMediaType):
         return "unsupported-media-type", str(exc.detail), {}
+    if isinstance(exc, exceptions.NotAcceptable):
+        return "not-acceptable", str(PROBLEM_TYPES["not-acceptable"][1]), {}
     if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
         return "unauthenticated", str(exc.detail), {}
     if isinstance(exc, exceptions.PermissionDenied):

@@ -67,6 +67,15 @@ def test_an_admin_without_mfa_cannot_use_the_api_while_the_organisation_requires
     assert api(admin_token).get(ME).status_code == 200
 
 
+def test_asking_for_a_format_the_api_does_not_speak_is_a_406_not_acceptable_problem(
+    api: Callable, make_token: Callable, owner_admin: User
+) -> None:
+    caller = api(make_token(owner_admin))
+    response = caller.client.get(ME, headers={**caller.headers, "Accept": "text/html"})
+    body = problem(response, 406, "not-acceptable")
+    assert "application/json" in body["detail"]
+
+
 def test_revoked_and_expired_tokens_are_401(
     api: Callable, make_token: Callable, owner_admin: User
 ) -> None:
