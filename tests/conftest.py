@@ -104,3 +104,14 @@ __all__ = [
     "partner_admin",
     "partner_staff",
 ]
+
+
+@pytest.fixture
+def fixed_rate_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hold the rate limiter's clock still: it counts in fixed windows, and a test's few
+    requests must fall in one, whatever the time when a busy machine gets to them."""
+    from types import SimpleNamespace
+
+    from core import ratelimit
+
+    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(time=lambda: 1_800_000_030.0))

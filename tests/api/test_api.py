@@ -300,6 +300,7 @@ def test_a_wrong_link_code_is_400_and_creates_nothing(
     assert not Delegation.objects.exists()
 
 
+@pytest.mark.usefixtures("fixed_rate_window")
 def test_too_many_link_codes_are_429_with_retry_after(
     api: Callable,
     make_token: Callable,

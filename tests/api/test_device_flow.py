@@ -99,6 +99,7 @@ def test_the_browser_step_needs_a_recent_confirmation(
     assert DeviceAuthorization.objects.get().approved_at is None
 
 
+@pytest.mark.usefixtures("fixed_rate_window")
 def test_polling_too_fast_is_slowed_and_starting_is_rate_limited(settings: object) -> None:
     cli = Client()
     codes = start(cli)
@@ -110,6 +111,7 @@ def test_polling_too_fast_is_slowed_and_starting_is_rate_limited(settings: objec
     assert response.json()["type"] == "/api/v1/problems/rate-limited"
 
 
+@pytest.mark.usefixtures("fixed_rate_window")
 def test_starting_too_often_says_when_to_try_again_in_retry_after(settings: object) -> None:
     # The rate-limited problem type promises a Retry-After header; clients wait on it.
     settings.PORTAL_API_DEVICE_CODE_RATE = "1/600"  # type: ignore[attr-defined]

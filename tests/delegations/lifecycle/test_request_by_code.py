@@ -171,6 +171,7 @@ def test_the_code_is_in_no_url_and_no_log_line_of_the_whole_flow(
     assert compact not in str(dict(partner.session))
 
 
+@pytest.mark.usefixtures("fixed_rate_window")
 def test_code_attempts_are_rate_limited_per_partner_organisation(
     login: Callable[..., Client],
     partner_admin: User,

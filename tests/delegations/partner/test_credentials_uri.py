@@ -18,7 +18,6 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from django.urls import reverse
@@ -26,7 +25,6 @@ from django.utils import timezone
 
 from accounts.models import Membership, User
 from audit.models import AuditEvent
-from core import ratelimit
 from delegations.models import CredentialIssuance, CredentialsUriToken, Delegation
 from delegations.partner import services
 from tests.fixtures.partner import PartnerWorld, ecs_instance_names
@@ -173,16 +171,14 @@ def test_the_sdk_provider_reports_a_refusal(uri) -> None:
     assert "DelegationNotActive" in str(refused.value)
 
 
-def test_unknown_keys_and_rate_limits(uri, settings, monkeypatch) -> None:
+@pytest.mark.usefixtures("fixed_rate_window")
+def test_unknown_keys_and_rate_limits(uri, settings) -> None:
     _world, _delegation, _assignment, _key, url = uri
     status, body = fetch(url[:-6] + "AAAAAA")
     assert (status, body["Code"]) == (403, "InvalidCredentialsURI")
     assert AuditEvent.objects.filter(action="credentials.uri_unknown").count() == 1
 
     settings.PORTAL_CREDENTIALS_URI_RATE = "2/60"
-    # The limit counts in fixed windows: the three fetches must fall in one, whatever the
-    # clock says when a busy machine gets to them.
-    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(time=lambda: 1_800_000_030.0))
     from django.core.cache import cache
 
     cache.clear()
