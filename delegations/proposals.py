@@ -30,6 +30,7 @@ from accounts.models import Organisation, User
 from audit.actions import AuditAction
 from audit.services import audit_record
 from delegations.models import (
+    CATALOG_ROLE_EDITABLE_FIELDS,
     ApprovalRule,
     ApprovalSettings,
     ApproverGroup,
@@ -154,16 +155,7 @@ def _four_eyes_state(proposal: RuleProposal) -> Any:
 
 def _catalog_role_state(proposal: RuleProposal) -> Any:
     return _row(
-        CatalogRole,
-        proposal,
-        "description",
-        "policies",
-        "max_session_duration",
-        "keep_role_when_empty",
-        "allows_high_privilege",
-        "default_trust_scope",
-        "is_active",
-        pk=proposal.target_id,
+        CatalogRole, proposal, *CATALOG_ROLE_EDITABLE_FIELDS, "is_active", pk=proposal.target_id
     )
 
 

@@ -28,6 +28,7 @@ from cloud.errors import CloudError
 from core.db import conflict_as_validation_error
 from delegations.connection.services import cloud_account_client
 from delegations.models import (
+    CATALOG_ROLE_EDITABLE_FIELDS,
     MAX_SESSION_DURATION,
     MIN_SESSION_DURATION,
     NEVER_APPLIED_STATUSES,
@@ -574,17 +575,7 @@ def catalog_role_update(
         if after == before:
             role.changed = False
             return role
-        role.save(
-            update_fields=[
-                "description",
-                "policies",
-                "max_session_duration",
-                "keep_role_when_empty",
-                "allows_high_privilege",
-                "default_trust_scope",
-                "updated_at",
-            ]
-        )
+        role.save(update_fields=[*CATALOG_ROLE_EDITABLE_FIELDS, "updated_at"])
         reconciling = _reconcile_after_edit(role, removed=old_keys - set(keys))
         audit_record(
             action=AuditAction.CATALOG_ROLE_UPDATED,

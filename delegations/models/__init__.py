@@ -48,6 +48,7 @@ from delegations.models.breakglass import (
     BreakGlassRole,
 )
 from delegations.models.catalog import (
+    CATALOG_ROLE_EDITABLE_FIELDS,
     MAX_SESSION_DURATION,
     MIN_SESSION_DURATION,
     ROLE_NAME_MAX_LENGTH,
@@ -110,6 +111,7 @@ __all__ = [
     "ALLOWED_TRANSITIONS",
     "APPROVER_GROUP_NAME_MAX_LENGTH",
     "BREAK_GLASS_REVIEW_WITHIN",
+    "CATALOG_ROLE_EDITABLE_FIELDS",
     "DEFAULT_NAMED_PEOPLE_CAP",
     "DESIRED_PRESENT_STATUSES",
     "EXPIRABLE_STATUSES",

@@ -36,6 +36,18 @@ def validate_role_name(value: str) -> None:
         raise ValidationError(str(exc), code="invalid_role_name") from exc
 
 
+# What an edit of a catalogue role may change (`catalog_role_update` saves exactly these, and
+# a four-eyes proposal of an edit is outdated once any of them moved).
+CATALOG_ROLE_EDITABLE_FIELDS = (
+    "description",
+    "policies",
+    "max_session_duration",
+    "keep_role_when_empty",
+    "allows_high_privilege",
+    "default_trust_scope",
+)
+
+
 class CatalogRole(ReportsChange, models.Model):
     """A RAM role an owner is willing to grant: its name, the policies attached to it and the
     longest session it allows."""
