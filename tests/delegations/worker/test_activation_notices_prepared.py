@@ -12,13 +12,13 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from delegations import notices
 from delegations.lifecycle.services import (
     delegations_lock_for_worker,
     delegations_mark_many,
     delegations_mark_many_prepare,
 )
 from delegations.models import Delegation
+from delegations.notices import transitions as notices
 from delegations.worker import owner_role
 from delegations.worker.engine import ReconcileOutcome
 from notifications.models import Delivery
