@@ -182,6 +182,15 @@ class _PinnedAdapter(HTTPAdapter):
         return host_params, pool_kwargs
 
 
+def _egress_proxies(scheme: str) -> dict[str, str] | None:
+    """The proxy an https post tunnels through (PORTAL_WEBHOOK_PROXY), or None. Only https:
+    its CONNECT names the checked address, while a proxied plain-http request would name the
+    host and let the proxy resolve it (and plain http is only ever a local target, in
+    development, which no egress proxy stands in front of)."""
+    proxy = settings.PORTAL_WEBHOOK_PROXY
+    return {"https": proxy} if proxy and scheme == "https" else None
+
+
 def _never_connected(error: requests.ConnectionError) -> bool:
     """Whether the connection itself failed (refused, unreachable, timed out), so nothing of
     the request was sent and another address cannot receive it twice."""
@@ -199,8 +208,10 @@ def webhook_post(
     connection is refused or times out), never to what a second lookup would answer, which a
     name with a short TTL can turn to an internal address (DNS rebinding). The Host header and
     TLS still name the host. No redirect is followed and no proxy or credentials from the
-    environment are used. Raises ValidationError when the guard refuses (code
-    RESOLVER_UNANSWERED when the name server did not answer), `requests` errors otherwise."""
+    environment are used: with PORTAL_WEBHOOK_PROXY set, an https post goes through that
+    proxy as a CONNECT tunnel to the checked address, so the proxy never resolves the name
+    itself. Raises ValidationError when the guard refuses (code RESOLVER_UNANSWERED when the
+    name server did not answer), `requests` errors otherwise."""
     # The headers `requests.post` would send too (its User-Agent, Accept-Encoding).
     everything = {**requests.utils.default_headers(), **headers}
     request = requests.Request("POST", url, data=body, headers=everything).prepare()
@@ -210,10 +221,11 @@ def webhook_post(
         raise ValidationError(_("This URL names no host."), code="invalid")
     addresses = _checked_addresses(parts.hostname, parts.port or DEFAULT_PORTS[parts.scheme])
     request.headers["Host"] = parts.netloc
+    proxies = _egress_proxies(parts.scheme)
     for number, address in enumerate(addresses, start=1):
         adapter = _PinnedAdapter(host=parts.hostname, address=address)
         try:
-            response = adapter.send(request, timeout=timeout)
+            response = adapter.send(request, timeout=timeout, proxies=proxies)
             response.content  # noqa: B018 (read while the connection is open)
             return response
         except requests.ConnectionError as error:

@@ -555,6 +555,10 @@ PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
 PORTAL_REMIND_AFTER = env.int("PORTAL_REMIND_AFTER", default=4 * 3600)
 # How long a chat service or webhook may take to answer before the delivery is retried.
 PORTAL_WEBHOOK_TIMEOUT_SECONDS = env.float("PORTAL_WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+# The egress proxy chat webhooks go through (http://[user:password@]host:port), if any. Set
+# explicitly rather than read from HTTPS_PROXY: a post tunnels through it to the address the
+# SSRF guard checked, never to a name the proxy would resolve again.
+PORTAL_WEBHOOK_PROXY = env.str("PORTAL_WEBHOOK_PROXY", default="")
 CELERY_BEAT_SCHEDULE.update(
     {
         # Deliveries whose publish failed (broker down) or whose worker died mid-send.

@@ -2,7 +2,9 @@
 https addresses pass, checked after DNS resolution (the SSRF guard), and a post connects to a
 checked address while TLS still checks the host's name."""
 
+import select
 import socket
+import socketserver
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -233,3 +235,105 @@ def test_a_pinned_connection_checks_the_certificate_for_the_host_name_not_the_ad
             impostor.send(prepared, verify=str(certificate), timeout=5)
     finally:
         impostor.close()
+
+
+@pytest.fixture
+def connect_proxy() -> Iterator[tuple[int, list[str]]]:
+    """An egress proxy on 127.0.0.1 that tunnels CONNECT requests: its port, and the request
+    line and Proxy-Authorization of each tunnel it opened."""
+    seen: list[str] = []
+
+    class Tunnel(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = self.request.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            lines = head.split(b"\r\n\r\n", 1)[0].decode().split("\r\n")
+            seen.append(lines[0])
+            seen.extend(
+                line for line in lines[1:] if line.lower().startswith("proxy-authorization")
+            )
+            host, _, port = lines[0].split()[1].rpartition(":")
+            with socket.create_connection((host, int(port)), timeout=5) as upstream:
+                self.request.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                sockets = [self.request, upstream]
+                while True:
+                    readable, _w, _x = select.select(sockets, [], [], 5)
+                    if not readable:
+                        return
+                    for source in readable:
+                        data = source.recv(65536)
+                        if not data:
+                            return
+                        (upstream if source is self.request else self.request).sendall(data)
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Tunnel)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1], seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _hooks_host_resolves_to(monkeypatch: pytest.MonkeyPatch, address: str) -> None:
+    # Only the webhook's name is faked: the proxy's own address resolves as it really does.
+    real = socket.getaddrinfo
+
+    def resolve(host: str, port: int, *args: Any, **kwargs: Any) -> list[Any]:
+        if host == "hooks.example.com":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(webhook_urls.socket, "getaddrinfo", resolve)
+
+
+def test_with_an_egress_proxy_a_post_tunnels_to_the_checked_address_not_the_name(
+    tls_receiver: tuple[int, Path, list[str]],
+    connect_proxy: tuple[int, list[str]],
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    port, certificate, server_names = tls_receiver
+    proxy_port, seen = connect_proxy
+    settings.PORTAL_EMBEDDED = True  # the receiver is on loopback
+    settings.PORTAL_WEBHOOK_PROXY = f"http://relay:s3cret@127.0.0.1:{proxy_port}"
+    _hooks_host_resolves_to(monkeypatch, "127.0.0.2")
+    monkeypatch.setattr(requests.adapters, "DEFAULT_CA_BUNDLE_PATH", str(certificate))
+
+    answer = webhook_urls.webhook_post(
+        url=f"https://hooks.example.com:{port}/hook", body=b"{}", headers={}, timeout=(5, 5)
+    )
+
+    assert answer.status_code == 200 and answer.content == b"ok"
+    # The proxy was asked for the address the guard checked, so it resolved nothing itself;
+    # TLS inside the tunnel still named (and verified) the host.
+    assert seen[0].startswith(f"CONNECT 127.0.0.2:{port} HTTP/")
+    assert seen[1].lower().startswith("proxy-authorization: basic ")
+    assert server_names == ["hooks.example.com"]
+
+
+def test_without_the_setting_a_post_ignores_https_proxy_from_the_environment(
+    tls_receiver: tuple[int, Path, list[str]],
+    connect_proxy: tuple[int, list[str]],
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    port, certificate, _names = tls_receiver
+    proxy_port, seen = connect_proxy
+    settings.PORTAL_EMBEDDED = True  # the receiver is on loopback
+    settings.PORTAL_WEBHOOK_PROXY = ""
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy_port}")
+    _hooks_host_resolves_to(monkeypatch, "127.0.0.2")
+    monkeypatch.setattr(requests.adapters, "DEFAULT_CA_BUNDLE_PATH", str(certificate))
+
+    answer = webhook_urls.webhook_post(
+        url=f"https://hooks.example.com:{port}/hook", body=b"{}", headers={}, timeout=(5, 5)
+    )
+
+    assert answer.status_code == 200
+    assert seen == []
