@@ -1,5 +1,6 @@
-"""`pap` against a live portal and cloudsim: company B's staff Alice holds an active,
-assigned delegation of company A's role; pap runs as a real subprocess."""
+"""`pap` against a live portal and cloudsim (company B's staff Alice holds an active,
+assigned delegation of company A's role), or against a scripted loopback server that answers
+the way a proxy or a broken network does; pap runs as a real subprocess."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
+import threading
+import urllib.parse
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +27,9 @@ CLI_SOURCE = Path(__file__).resolve().parents[2] / "cli"
 
 
 @dataclass
-class Pap:
-    world: PartnerWorld
-    delegation: Delegation
+class PapHome:
+    """A home directory where pap is signed in to `portal` with `token`."""
+
     portal: str
     home: Path
     token: str
@@ -65,6 +69,88 @@ class Pap:
             timeout=timeout,
             check=False,
         )
+
+
+@dataclass
+class Pap(PapHome):
+    world: PartnerWorld
+    delegation: Delegation
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+# status, headers, body; a Content-Length among the headers is sent as it is (a longer one than
+# the body is a connection that breaks off mid-answer).
+Answer = tuple[int, dict[str, str], bytes]
+
+
+def json_answer(body: object, status: int = 200, **headers: str) -> Answer:
+    content_type = "application/problem+json" if status >= 400 else "application/json"
+    return status, {"Content-Type": content_type, **headers}, json.dumps(body).encode()
+
+
+@dataclass
+class StubServer:
+    """A loopback HTTP server with scripted answers per path (the last one repeats; an unknown
+    path is a 404 problem) that records every request it receives, headers included. As an
+    HTTP proxy it sees absolute URLs; it answers by their path."""
+
+    url: str
+    received: list[Received] = field(default_factory=list)
+    answers: dict[str, list[Answer]] = field(default_factory=dict)
+
+    def answer(self, path: str, *answers: Answer) -> None:
+        self.answers[path] = list(answers)
+
+    def next_answer(self, path: str) -> Answer:
+        queue = self.answers.get(urllib.parse.urlsplit(path).path)
+        if not queue:
+            return json_answer({"type": "/api/v1/problems/not-found", "detail": "Nothing"}, 404)
+        return queue.pop(0) if len(queue) > 1 else queue[0]
+
+
+@pytest.fixture
+def stub_server() -> Iterator[Callable[[], StubServer]]:
+    """Starts as many stub servers as a test asks for, each on its own port."""
+    servers: list[ThreadingHTTPServer] = []
+
+    def start() -> StubServer:
+        class Handler(BaseHTTPRequestHandler):
+            def answer(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                stub.received.append(
+                    Received(self.command, self.path, dict(self.headers.items()), body)
+                )
+                status, headers, text = stub.next_answer(self.path)
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                if "Content-Length" not in headers:
+                    self.send_header("Content-Length", str(len(text)))
+                self.end_headers()
+                self.wfile.write(text)
+
+            do_GET = do_POST = answer
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        servers.append(server)
+        stub = StubServer(url=f"http://127.0.0.1:{server.server_port}")
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return stub
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture
