@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import urllib.error
 import urllib.parse
@@ -26,6 +27,18 @@ def _status_for(problem_type: str, status: int) -> int:
     return FAILED
 
 
+def is_loopback(host: str | None) -> bool:
+    """Whether `host` is this computer: localhost, 127.0.0.0/8 or ::1."""
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _words(messages: Any) -> str:
     return " ".join(map(str, messages)) if isinstance(messages, list) else str(messages)
 
@@ -39,11 +52,19 @@ class Portal:
         parsed = urllib.parse.urlsplit(base_url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise PapError(f"{base_url!r} is not an http(s) URL.", status=FAILED)
+        local = is_loopback(parsed.hostname)
+        if parsed.scheme == "http" and not local:
+            # Bearer tokens and STS secrets in clear text: anyone on the path could use them.
+            raise PapError(
+                f"Refusing {base_url}: pap talks to a portal over https:// only (plain http only "
+                "to a portal on this computer: localhost, 127.0.0.0/8, ::1).",
+                status=FAILED,
+            )
         self.base_url = base_url.rstrip("/")
         self.token = token
         # No proxies from the environment for a loopback portal (tests, make run).
         handlers: list[Any] = []
-        if parsed.hostname in ("127.0.0.1", "localhost", "::1"):
+        if local:
             handlers.append(urllib.request.ProxyHandler({}))
         self._opener = urllib.request.build_opener(*handlers)
 
