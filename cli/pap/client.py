@@ -43,6 +43,16 @@ def _words(messages: Any) -> str:
     return " ".join(map(str, messages)) if isinstance(messages, list) else str(messages)
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """urllib would follow a redirect with the Authorization header, to any host and from
+    https to http. The API never redirects; a redirect means a wrong or moved portal URL (or
+    someone in the way), so it ends the call as an HTTPError and `_error` says where it
+    pointed."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
 class Portal:
     def __init__(self, base_url: str, token: str = "") -> None:
         if not base_url:
@@ -63,7 +73,7 @@ class Portal:
         self.base_url = base_url.rstrip("/")
         self.token = token
         # No proxies from the environment for a loopback portal (tests, make run).
-        handlers: list[Any] = []
+        handlers: list[Any] = [_NoRedirects()]
         if local:
             handlers.append(urllib.request.ProxyHandler({}))
         self._opener = urllib.request.build_opener(*handlers)
@@ -101,6 +111,15 @@ class Portal:
             ) from None
 
     def _error(self, error: urllib.error.HTTPError) -> Any:
+        if 300 <= error.code < 400:
+            location = error.headers.get("Location")
+            location = urllib.parse.urljoin(error.geturl(), location) if location else "nowhere"
+            raise PapError(
+                f"The portal at {self.base_url} answered with a redirect (HTTP {error.code}) to "
+                f"{location}; pap does not follow redirects (your token would go along). If the "
+                "portal has moved, check its new address and run pap login --portal with it.",
+                status=FAILED,
+            )
         raw = error.read()
         try:
             body = json.loads(raw) if raw else {}

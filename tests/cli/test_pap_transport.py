@@ -11,7 +11,7 @@ import pytest
 from pap.client import Portal
 from pap.errors import PapError
 
-from tests.cli.conftest import PapHome, StubServer
+from tests.cli.conftest import PapHome, StubServer, json_answer
 
 TOKEN = "pap_0123abcd_" + "s" * 43
 FAILED = 1
@@ -76,3 +76,36 @@ def test_plain_http_is_refused_before_anything_is_sent(
     err = one_clear_line(result)
     assert "http://portal.example.test" in err and "https://" in err
     assert proxy.received == []
+
+
+# --- redirects: never followed with the token -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "where"),
+    [
+        *[(status, "another server") for status in (301, 302, 303, 307, 308)],
+        (302, "the same server"),
+        (307, "a relative path"),
+    ],
+)
+def test_a_redirect_is_not_followed(
+    stub_server: Callable[[], StubServer], tmp_path: Path, status: int, where: str
+) -> None:
+    portal, elsewhere = stub_server(), stub_server()
+    elsewhere.answer("/api/v1/me/", json_answer({"role": "staff"}))
+    target = elsewhere if where == "another server" else portal
+    location = f"{target.url}/api/v1/me/"
+    sent = "/api/v1/me/" if where == "a relative path" else location
+    portal.answer("/api/v1/me/", (status, {"Location": sent}, b""))
+    pap = PapHome(portal=portal.url, home=tmp_path, token=TOKEN)
+    pap.sign_in()
+
+    result = pap.run("access")
+
+    assert result.returncode == FAILED
+    err = one_clear_line(result)
+    assert "redirect" in err and location in err
+    assert elsewhere.received == []
+    assert len(portal.received) == 1
+    assert portal.received[0].headers["Authorization"] == f"Bearer {TOKEN}"
