@@ -17,3 +17,17 @@ class PapError(Exception):
         self.message = message
         self.status = status
         self.hint = hint
+
+
+def describe(error: BaseException) -> str:
+    """An exception as `Name: text`, for a line that says what went wrong."""
+    name, text = type(error).__name__, str(error)
+    if not text or text.startswith(name):
+        return text or name
+    return f"{name}: {text}"
+
+
+def one_line(text: str) -> str:
+    """`text` on one line with no control characters: what a server or an exception says
+    reaches the terminal, so no newline splits the line and no escape sequence reaches it."""
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())

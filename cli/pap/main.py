@@ -19,7 +19,7 @@ from typing import Any
 
 from pap import formats
 from pap.client import Portal
-from pap.errors import FAILED, NO_ACCESS, OK, USAGE, PapError
+from pap.errors import FAILED, NO_ACCESS, OK, USAGE, PapError, describe, one_line
 from pap.store import Config, cache_path, read_json, write_private
 
 EXPIRATION_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -510,10 +510,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args, Config()))
     except PapError as error:
-        sys.stderr.write(f"pap: {error.message}\n")
+        sys.stderr.write(f"pap: {one_line(error.message)}\n")
         if error.hint:
-            sys.stderr.write(f"pap: request access at {error.hint}\n")
+            sys.stderr.write(f"pap: request access at {one_line(error.hint)}\n")
         return error.status
     except KeyboardInterrupt:
         sys.stderr.write("pap: interrupted\n")
         return 130
+    except Exception as error:
+        # An answer of another shape than the portal's, or a bug: still one line and a status.
+        if os.environ.get("PAP_DEBUG"):
+            raise
+        sys.stderr.write(
+            f"pap: unexpected error ({one_line(describe(error))}); PAP_DEBUG=1 shows where.\n"
+        )
+        return FAILED
