@@ -20,7 +20,14 @@ from typing import Any
 from pap import formats
 from pap.client import Portal
 from pap.errors import FAILED, NO_ACCESS, OK, USAGE, PapError, describe, one_line
-from pap.store import Config, cache_path, read_json, write_private
+from pap.store import (
+    Config,
+    UnsafeFile,
+    cache_path,
+    read_json,
+    read_private_json,
+    write_private,
+)
 
 EXPIRATION_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 CACHE_MARGIN = dt.timedelta(minutes=5)
@@ -296,8 +303,14 @@ def cmd_extend(args: argparse.Namespace, config: Config) -> int:
 # --- credentials -----------------------------------------------------------------------------
 
 
-def _cached(delegation_id: str) -> dict[str, Any] | None:
-    data = read_json(cache_path(delegation_id))
+def _cached(delegation_id: str, duration_seconds: int | None) -> dict[str, Any] | None:
+    path = cache_path(delegation_id, duration_seconds)
+    try:
+        data = read_private_json(path)
+    except UnsafeFile as unsafe:
+        # Someone else may have read these, or put them there: new ones replace the file.
+        sys.stderr.write(f"pap: ignoring {path}: it {one_line(unsafe.problem)}.\n")
+        return None
     if not data:
         return None
     try:
@@ -310,19 +323,20 @@ def _cached(delegation_id: str) -> dict[str, Any] | None:
 def credentials_for(
     config: Config, wanted: str, *, duration: str | None, cache: bool
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The access item and fresh credentials for it (from the 0600 cache with `cache`, until
-    five minutes before they expire)."""
+    """The access item and fresh credentials for it (with `cache`, from the 0600 file kept for
+    this access and this duration, until five minutes before they expire)."""
+    seconds = parse_duration(duration) if duration else None
     portal = _portal(config)
     item = _usable(portal, _resolve(portal, wanted))
     delegation_id = item["delegation"]
     if cache:
-        hit = _cached(delegation_id)
+        hit = _cached(delegation_id, seconds)
         if hit is not None:
             return item, hit
-    body = {"duration_seconds": parse_duration(duration)} if duration else {}
+    body = {} if seconds is None else {"duration_seconds": seconds}
     credentials = portal.call("POST", f"/api/v1/access/{delegation_id}/credentials/", body)
     if cache:
-        write_private(cache_path(delegation_id), json.dumps(credentials))
+        write_private(cache_path(delegation_id, seconds), json.dumps(credentials))
     return item, credentials
 
 

@@ -39,12 +39,64 @@ def write_private(path: Path, text: str) -> None:
         raise
 
 
+class UnsafeFile(PapError):
+    """A file pap keeps secrets in that another user could read, or could have written."""
+
+    def __init__(self, path: Path, problem: str, fix: str) -> None:
+        super().__init__(f"{path} {problem}; pap does not trust it ({fix}).", status=BAD_CONFIG)
+        self.problem = problem
+
+
 def read_json(path: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise _unreadable(path, error) from None
+    return _parsed(path, text)
+
+
+def read_private_json(path: Path) -> dict[str, Any] | None:
+    """read_json for a file of secrets, trusted only as ssh trusts a private key: this user
+    owns it and nobody else may read or write it; UnsafeFile otherwise. Checked on the open
+    file, so a file swapped in after the check is not the one read."""
+    try:
+        handle = path.open(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise _unreadable(path, error) from None
+    with handle:
+        info = os.fstat(handle.fileno())
+        if info.st_uid != os.getuid():
+            raise UnsafeFile(
+                path, f"belongs to another user (uid {info.st_uid})", "check it, then delete it"
+            )
+        mode = stat.S_IMODE(info.st_mode)
+        if mode & 0o077:
+            raise UnsafeFile(
+                path, f"is open to other users (mode {mode:04o})", "run chmod 600 on it"
+            )
+        try:
+            text = handle.read()
+        except (OSError, ValueError) as error:
+            raise _unreadable(path, error) from None
+    return _parsed(path, text)
+
+
+def _unreadable(path: Path, error: Exception) -> PapError:
+    return PapError(
+        f"{path} cannot be read ({error.__class__.__name__}); fix it or delete it and run pap "
+        "login again.",
+        status=BAD_CONFIG,
+    )
+
+
+def _parsed(path: Path, text: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except ValueError as error:
         raise PapError(
             f"{path} is not valid JSON ({error.__class__.__name__}); fix it or delete it and "
             "run pap login again.",
@@ -75,14 +127,10 @@ class Config:
 
     def __init__(self) -> None:
         self.path = config_dir() / "config.json"
-        data = read_json(self.path) or {}
+        data = read_private_json(self.path) or {}
         self.portal: str = str(data.get("portal") or "")
         self._file_token: str = str(data.get("token") or "")
         self.token_in_keyring: bool = bool(data.get("token_in_keyring"))
-        if self.path.exists() and stat.S_IMODE(self.path.stat().st_mode) & 0o077:
-            raise PapError(
-                f"{self.path} is readable by others; run chmod 600 on it.", status=BAD_CONFIG
-            )
 
     @property
     def token(self) -> str:
@@ -125,5 +173,8 @@ def cache_dir() -> Path:
     return config_dir() / "cache"
 
 
-def cache_path(delegation_id: str) -> Path:
-    return cache_dir() / f"credentials-{delegation_id}.json"
+def cache_path(delegation_id: str, duration_seconds: int | None = None) -> Path:
+    """One file per access and duration asked for (None: the longest allowed), so credentials
+    cached for one duration never answer a request for another."""
+    asked = "longest" if duration_seconds is None else f"{duration_seconds}s"
+    return cache_dir() / f"credentials-{delegation_id}-{asked}.json"

@@ -75,6 +75,32 @@ def test_cached_credentials_are_reused_from_a_0600_file(pap: Pap) -> None:
     assert stat.S_IMODE((pap.home / "pap" / "config.json").stat().st_mode) == 0o600
 
 
+def test_cached_credentials_are_kept_per_duration(pap: Pap) -> None:
+    """Credentials cached for one --duration never answer for another: 15 minutes asked for
+    are not an hour's, and an hour asked for is not what is left of 15 minutes."""
+
+    def key_id(*duration: str) -> str:
+        result = pap.run(
+            "credentials", pap.world.role_name, "--format", "json", "--cache", *duration
+        )
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)["AccessKeyId"]
+
+    short, longer, longest = key_id("--duration", "15m"), key_id("--duration", "30m"), key_id()
+    assert len({short, longer, longest}) == 3
+    # The same duration, however it is written, is the same cached credentials.
+    assert key_id("--duration", "900s") == short
+    assert key_id("--duration", "30m") == longer
+    assert key_id() == longest
+    issued = CredentialIssuance.objects.filter(user=pap.world.alice)
+    assert issued.count() == 3
+    assert set(issued.values_list("duration_seconds", flat=True)) >= {900, 1800}
+    # A duration pap cannot read is refused, cache or not.
+    assert (
+        pap.run("credentials", pap.world.role_name, "--cache", "--duration", "soon").returncode == 2
+    )
+
+
 def test_exec_runs_the_official_sdk_with_the_env_vars(pap: Pap) -> None:
     script = textwrap.dedent(
         f"""
