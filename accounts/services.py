@@ -205,6 +205,26 @@ def user_sessions_end(*, user: User) -> int:
 
 
 @transaction.atomic
+def user_session_end(*, session: UserSession, ended_by: User) -> bool:
+    """An operator signs one browser out at once. Only the session store and its UserSession
+    row together: a row deleted alone leaves the browser signed in with a session the portal
+    no longer knows of, which a later removal from an organisation would not end.
+
+    Returns False when the session had already ended."""
+    locked = (
+        UserSession.objects.select_for_update().select_related("user").filter(pk=session.pk)
+    ).first()
+    if locked is None:
+        return False
+    before = {"ip": locked.ip, "signed_in_at": locked.created_at.isoformat()}
+    locked.end()
+    _audit_person_event(
+        person=locked.user, action=AuditAction.AUTH_SESSION_ENDED, actor=ended_by, before=before
+    )
+    return True
+
+
+@transaction.atomic
 def membership_remove(*, membership: Membership, removed_by: User) -> None:
     """Remove a person from an organisation and end their sessions at once.
 
@@ -475,6 +495,29 @@ def _organisations_of(user: User | None) -> list[Organisation]:
     return list(Organisation.objects.filter(memberships__user=user))
 
 
+def _audit_person_event(
+    *,
+    person: User,
+    action: AuditAction,
+    actor: User | None,
+    before: dict[str, str] | None = None,
+    after: dict[str, str] | None = None,
+    metadata: dict[str, str] | None = None,
+) -> None:
+    """An event about a person's account rather than one organisation: every organisation
+    they belong to sees it."""
+    audit_record(
+        action=action,
+        actor=actor,
+        related_organisations=_organisations_of(person),
+        target=person,
+        target_label=person.email,
+        before=before,
+        after=after,
+        metadata=metadata,
+    )
+
+
 def _audit_own_account(
     *,
     user: User,
@@ -482,17 +525,8 @@ def _audit_own_account(
     before: dict[str, str] | None = None,
     after: dict[str, str] | None = None,
 ) -> None:
-    """An event of a person's own account (sign-in, MFA): they are both actor and target,
-    and every organisation they belong to sees it."""
-    audit_record(
-        action=action,
-        actor=user,
-        related_organisations=_organisations_of(user),
-        target=user,
-        target_label=user.email,
-        before=before,
-        after=after,
-    )
+    """An event of a person's own account (sign-in, MFA): they are both actor and target."""
+    _audit_person_event(person=user, action=action, actor=user, before=before, after=after)
 
 
 @transaction.atomic
@@ -586,13 +620,10 @@ def mfa_secrets_rotate() -> MfaRotationReport:
                 unreadable.append(f"{authenticator.type} of {authenticator.user.email}")
                 continue
             authenticator.save(update_fields=["data"])
-            user = authenticator.user
-            audit_record(
+            _audit_person_event(
+                person=authenticator.user,
                 action=AuditAction.MFA_SECRET_REENCRYPTED,
                 actor=None,
-                related_organisations=_organisations_of(user),
-                target=user,
-                target_label=user.email,
                 metadata={"type": _MFA_TYPE_NAMES.get(authenticator.type, authenticator.type)},
             )
             resealed += 1

@@ -108,6 +108,10 @@ class AuditAction(StrEnum):
         "auth.sign_in_failed",
         ActionInfo(_OTHER, "A sign-in was refused (wrong password or unknown address)."),
     )
+    AUTH_SESSION_ENDED = (
+        "auth.session_ended",
+        ActionInfo(_OTHER, "An operator ended one of a person's signed-in sessions."),
+    )
     MFA_ENABLED = (
         "mfa.enabled",
         ActionInfo(_OTHER, "A person turned on two-factor authentication (authenticator app)."),
