@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
+from allauth.account.adapter import get_adapter
 from allauth.account.forms import SignupForm
 from django import forms
 from django.conf import settings
@@ -10,7 +11,7 @@ from django.core.validators import MaxLengthValidator
 from django.utils.functional import lazy
 from django.utils.translation import gettext_lazy as _
 
-from accounts import services
+from accounts import selectors, services
 from accounts.models import (
     ACCOUNT_UID_MAX_LENGTH,
     ENTERPRISE_ALIAS_MAX_LENGTH,
@@ -107,6 +108,16 @@ class OrganisationSignupForm(SignupForm):
         self.fields["email"].widget.attrs.pop("placeholder", None)
         for name in ("password1", "password2"):
             self.fields[name].widget.attrs.pop("placeholder", None)
+
+    def validate_unique_email(self, value: str) -> str:
+        # allauth counts an address as taken when any account has it, even unconfirmed, and
+        # (preventing enumeration) would then quietly email the address instead of signing
+        # its owner up: anyone could keep an address out by typing it into their account.
+        # Taken here is only what `selectors.user_exists_with_email` says is held.
+        if selectors.user_exists_with_email(email=value):
+            return super().validate_unique_email(value)
+        self.account_already_exists = False
+        return get_adapter().validate_unique_email(value)
 
     def clean_account_uid(self) -> str:
         value = self.cleaned_data["account_uid"]

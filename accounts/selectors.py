@@ -113,9 +113,13 @@ def invitation_get_by_token(*, raw_token: str) -> Invitation:
 
 
 def user_exists_with_email(*, email: str) -> bool:
+    """Whether a person holds `email`: as their account's own address (unique, confirmed or
+    not) or as a confirmed extra one. Someone else's unconfirmed extra address holds nothing:
+    anyone can type any address into their account, and allauth keeps only verified addresses
+    unique, so it must not stand between the address's owner and an invitation or sign-up."""
     from allauth.account.models import EmailAddress
 
     return (
         User.objects.filter(email__iexact=email).exists()
-        or EmailAddress.objects.filter(email__iexact=email).exists()
+        or EmailAddress.objects.filter(email__iexact=email, verified=True).exists()
     )

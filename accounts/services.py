@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext_lazy as _
 
-from accounts import emails, hooks, mfa_secrets
+from accounts import emails, hooks, mfa_secrets, selectors
 from accounts.models import (
     Invitation,
     Membership,
@@ -459,16 +459,31 @@ def invitation_accept_as_new_user(
     """
     invitation = _lock_acceptable_invitation(invitation)
     email = invitation.email
-    if (
-        User.objects.filter(email__iexact=email).exists()
-        or EmailAddress.objects.filter(email__iexact=email).exists()
-    ):
+    if selectors.user_exists_with_email(email=email):
         raise ValidationError(_("An account with this email already exists. Sign in to accept."))
     user = User.objects.create_user(
         email=email, password=password, first_name=first_name.strip(), last_name=last_name.strip()
     )
-    EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
+    address = EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
+    email_address_confirmed(email_address=address)
     return _accept(invitation=invitation, user=user)
+
+
+@transaction.atomic
+def email_address_confirmed(*, email_address: EmailAddress) -> int:
+    """A person proved `email_address` (allauth's confirmation link, or an invitation's):
+    other accounts' unconfirmed extra copies of it are removed. allauth could never confirm
+    them now (one account at most holds an address verified), and their pending confirmation
+    links stop working. An account's own sign-in address is left alone (see
+    `organisation_signups_expire`). Returns how many were removed."""
+    removed, _by_model = (
+        EmailAddress.objects.filter(
+            email__iexact=email_address.email, verified=False, primary=False
+        )
+        .exclude(user_id=email_address.user_id)
+        .delete()
+    )
+    return removed
 
 
 @transaction.atomic

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from allauth.account.signals import user_logged_in
+from allauth.account.signals import email_confirmed, user_logged_in
 from allauth.mfa.signals import authenticator_added, authenticator_removed, authenticator_reset
 from django.conf import settings
 from django.contrib.auth.signals import user_login_failed
@@ -48,3 +48,8 @@ def on_authenticator_removed(sender: Any, user: Any, authenticator: Any, **kwarg
 def on_authenticator_reset(sender: Any, user: Any, authenticator: Any, **kwargs: Any) -> None:
     if authenticator.type == "recovery_codes":
         services.mfa_recovery_codes_regenerated(user=user)
+
+
+@receiver(email_confirmed, dispatch_uid="accounts.email_confirmed")
+def on_email_confirmed(sender: Any, request: Any, email_address: Any, **kwargs: Any) -> None:
+    services.email_address_confirmed(email_address=email_address)

@@ -163,3 +163,52 @@ def test_accepting_twice_is_refused(invited: Callable, login: Callable) -> None:
     with pytest.raises(Exception, match="already been accepted"):
         services.invitation_accept(invitation=invitation, user=existing)
     assert Membership.objects.filter(user=existing).count() == 1
+
+
+@pytest.fixture
+def squatter() -> User:
+    """Someone who typed the invited address into their own account and never confirmed it
+    (they cannot: the confirmation goes to the address's real owner)."""
+    user = UserFactory(email="squatter@example.org")
+    EmailAddress.objects.create(user=user, email="newcomer@example.com", verified=False)
+    return user
+
+
+def test_someone_elses_unconfirmed_address_does_not_block_the_invited_newcomer(
+    invited: Callable, company_a: Organisation, squatter: User, login: Callable
+) -> None:
+    _, path = invited()
+    # The squatter, signed in, cannot take the invitation with their unconfirmed copy.
+    squatter_browser = login(squatter)
+    assert "this invitation is for newcomer@example.com" in (
+        squatter_browser.get(path).content.decode()
+    )
+    assert squatter_browser.post(path).status_code == 400
+
+    # The address's real owner, who has no account, is offered one (not "sign in").
+    client = Client()
+    page = client.get(path).content.decode()
+    assert "Choose a password" in page
+    assert "Sign in to accept" not in page
+    response = client.post(path, {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD})
+    assert response.status_code == 302
+    owner = User.objects.get(email="newcomer@example.com")
+    assert Membership.objects.get(user=owner, organisation=company_a).role == "auditor"
+    assert EmailAddress.objects.get(email="newcomer@example.com", verified=True).user == owner
+    # The address is proven now: the squatter's claim to it is gone (allauth could never
+    # confirm it any more, only one account may hold an address verified).
+    assert not EmailAddress.objects.filter(user=squatter, email="newcomer@example.com").exists()
+    assert EmailAddress.objects.filter(user=squatter, email=squatter.email).exists()
+    assert not Membership.objects.filter(user=squatter, organisation=company_a).exists()
+
+
+def test_someone_elses_confirmed_address_still_means_sign_in_to_accept(
+    invited: Callable,
+) -> None:
+    holder = UserFactory(email="holder@example.org")
+    EmailAddress.objects.create(user=holder, email="newcomer@example.com", verified=True)
+    _, path = invited()
+    client = Client()
+    assert "Sign in to accept" in client.get(path).content.decode()
+    client.post(path, {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD})
+    assert not User.objects.filter(email="newcomer@example.com").exists()

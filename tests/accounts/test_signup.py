@@ -164,3 +164,27 @@ def test_oversized_signup_post_is_a_400_not_a_500(settings: object) -> None:
     response = client.post("/accounts/signup/", signup_data(organisation_name="x" * 5000))
     assert response.status_code == 400
     assert not Organisation.objects.exists()
+
+
+@pytest.mark.django_db
+def test_someone_elses_unconfirmed_address_does_not_block_its_owners_sign_up(
+    client: Client, settings: object
+) -> None:
+    settings.PORTAL_REQUIRE_MFA = False  # type: ignore[attr-defined]
+    squatter = UserFactory(email="squatter@example.org")
+    EmailAddress.objects.create(user=squatter, email="bea@bramble.example", verified=False)
+
+    response = client.post("/accounts/signup/", signup_data())
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/confirm-email/"
+    owner = User.objects.get(email="bea@bramble.example")
+    assert Organisation.objects.get(account_uid="1234567890123456").memberships.get().user == owner
+
+    confirm_url = next(
+        link for link in links_in_last_email("bea@bramble.example") if "confirm" in link
+    )
+    assert client.post(path_of(confirm_url)).status_code == 302
+    assert EmailAddress.objects.get(email="bea@bramble.example", verified=True).user == owner
+    # Proven by its owner: the squatter's unconfirmed copy goes.
+    assert not EmailAddress.objects.filter(user=squatter, email="bea@bramble.example").exists()
+    assert "Bramble Operations" in client.get("/").content.decode()
