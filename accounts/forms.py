@@ -10,6 +10,7 @@ from django.contrib.auth import password_validation
 from django.core.validators import MaxLengthValidator
 from django.utils.functional import lazy
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from accounts import selectors, services
 from accounts.models import (
@@ -146,6 +147,18 @@ class OrganisationSignupForm(SignupForm):
                     "An organisation of this kind is already registered for this account. Ask "
                     "its admin to invite you."
                 ),
+            )
+            days = settings.PORTAL_UNCONFIRMED_SIGNUP_DAYS
+            self.add_error(
+                "account_uid",
+                ngettext(
+                    "A sign-up whose email address nobody confirms is removed after %(days)d "
+                    "day; the account can then be registered again.",
+                    "A sign-up whose email address nobody confirms is removed after %(days)d "
+                    "days; the account can then be registered again.",
+                    days,
+                )
+                % {"days": days},
             )
         return cleaned
 

@@ -4,7 +4,9 @@ Anything that belongs to another organisation raises Http404 exactly like a miss
 probe cannot tell "exists elsewhere" from "does not exist".
 """
 
-from django.db.models import QuerySet
+from datetime import datetime
+
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404, HttpRequest
 
 from accounts.models import Invitation, Membership, Organisation, User, hash_token
@@ -123,3 +125,30 @@ def user_exists_with_email(*, email: str) -> bool:
         User.objects.filter(email__iexact=email).exists()
         or EmailAddress.objects.filter(email__iexact=email, verified=True).exists()
     )
+
+
+def _nobody_confirmed() -> Q:
+    """An organisation with people, none of whom ever confirmed an email address or signed in:
+    a sign-up whose founder never followed the confirmation link (which the founder alone
+    can, so it may be anyone's typo or anyone squatting the account UID)."""
+    members = Membership.objects.filter(organisation=OuterRef("pk"))
+    someone_real = members.filter(
+        Q(user__emailaddress__verified=True) | Q(user__last_login__isnull=False)
+    )
+    return Q(Exists(members)) & ~Q(Exists(someone_real))
+
+
+def organisations_confirmed(organisations: QuerySet[Organisation]) -> QuerySet[Organisation]:
+    """`organisations` without unconfirmed sign-ups: another organisation never names one of
+    those (an offer, a break-glass partner), so nothing of theirs hangs off a sign-up that may
+    lapse (`accounts.services.organisation_signups_expire`)."""
+    return organisations.exclude(_nobody_confirmed())
+
+
+def organisation_is_confirmed(*, organisation: Organisation) -> bool:
+    return organisations_confirmed(Organisation.objects.filter(pk=organisation.pk)).exists()
+
+
+def organisation_signups_unconfirmed(*, signed_up_before: datetime) -> QuerySet[Organisation]:
+    """Sign-ups made before `signed_up_before` that nobody has confirmed."""
+    return Organisation.objects.filter(_nobody_confirmed(), created_at__lt=signed_up_before)

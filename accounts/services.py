@@ -7,15 +7,17 @@ request: views pass in what they know (the acting user, the site's base URL).
 
 import logging
 import secrets
+import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
 from allauth.usersessions.models import UserSession
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import router, transaction
+from django.db.models.deletion import Collector, ProtectedError, RestrictedError
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
@@ -115,6 +117,90 @@ def organisation_register(
     )
     _audit_member_added(membership=membership, added_by=founder)
     return organisation
+
+
+# What a sign-up nobody confirmed consists of. Anything else that deleting it would take along
+# (another organisation's break-glass role naming it, made before such a partner was refused)
+# keeps it, for an operator to look at.
+_SIGNUP_ROWS = frozenset(
+    model._meta.label for model in (Organisation, Membership, Invitation, User, EmailAddress)
+)
+
+
+class _Inventory(Collector):
+    """Everything a delete would take along, row by row: no model escapes the check as a
+    bulk "fast" delete."""
+
+    def can_fast_delete(self, *args: object, **kwargs: object) -> bool:
+        return False
+
+
+def organisation_signups_expire() -> int:
+    """Celery beat: remove the sign-ups nobody confirmed within PORTAL_UNCONFIRMED_SIGNUP_DAYS,
+    with their never-confirmed founders, so an account UID (unique per kind) and an email
+    address are not held for good by a typo or a squatter. Each in its own transaction, audited.
+    Returns how many were removed."""
+    signed_up_before = timezone.now() - timedelta(days=settings.PORTAL_UNCONFIRMED_SIGNUP_DAYS)
+    lapsed = selectors.organisation_signups_unconfirmed(signed_up_before=signed_up_before)
+    return sum(
+        _organisation_signup_expire(organisation_id=pk, signed_up_before=signed_up_before)
+        for pk in list(lapsed.values_list("pk", flat=True))
+    )
+
+
+@transaction.atomic
+def _organisation_signup_expire(*, organisation_id: uuid.UUID, signed_up_before: datetime) -> bool:
+    organisation = Organisation.objects.select_for_update().filter(pk=organisation_id).first()
+    if organisation is None or organisation.created_at >= signed_up_before:
+        return False
+    # The people and their addresses are locked as well: a founder confirming at this moment
+    # either commits first (and is seen below) or waits until the organisation is gone.
+    people = list(
+        User.objects.select_for_update()
+        .filter(memberships__organisation=organisation)
+        .order_by("pk")
+    )
+    addresses = list(EmailAddress.objects.select_for_update().filter(user__in=people))
+    if not people or any(p.last_login for p in people) or any(a.verified for a in addresses):
+        return False
+    # Their accounts go too (they can never have signed in), unless they belong elsewhere.
+    leaving = [
+        person
+        for person in people
+        if not Membership.objects.filter(user=person).exclude(organisation=organisation).exists()
+    ]
+    inventory = _Inventory(using=router.db_for_write(Organisation))
+    try:
+        for rows in ([organisation], leaving):
+            inventory.collect(rows)
+    except ProtectedError as error:
+        found = {obj._meta.label for obj in error.protected_objects}
+    except RestrictedError as error:
+        found = {obj._meta.label for obj in error.restricted_objects}
+    else:
+        found = {model._meta.label for model, rows in inventory.data.items() if rows}
+    if found - _SIGNUP_ROWS:
+        logger.warning(
+            "The sign-up %s (%s, account %s) was never confirmed but is kept: %s refer to it.",
+            organisation.pk,
+            organisation.kind,
+            organisation.account_uid,
+            ", ".join(sorted(found - _SIGNUP_ROWS)),
+        )
+        return False
+    audit_record(
+        action=AuditAction.ORGANISATION_SIGNUP_EXPIRED,
+        actor=None,
+        organisation=organisation,
+        target=organisation,
+        before={
+            **_organisation_snapshot(organisation),
+            "first_admin": ", ".join(person.email for person in people),
+        },
+        metadata={"unconfirmed_days": settings.PORTAL_UNCONFIRMED_SIGNUP_DAYS},
+    )
+    inventory.delete()
+    return True
 
 
 @transaction.atomic
@@ -474,8 +560,9 @@ def email_address_confirmed(*, email_address: EmailAddress) -> int:
     """A person proved `email_address` (allauth's confirmation link, or an invitation's):
     other accounts' unconfirmed extra copies of it are removed. allauth could never confirm
     them now (one account at most holds an address verified), and their pending confirmation
-    links stop working. An account's own sign-in address is left alone (see
-    `organisation_signups_expire`). Returns how many were removed."""
+    links stop working. An account's own sign-in address is left alone: an account nobody
+    confirmed goes with its sign-up (`organisation_signups_expire`). Returns how many were
+    removed."""
     removed, _by_model = (
         EmailAddress.objects.filter(
             email__iexact=email_address.email, verified=False, primary=False

@@ -68,6 +68,14 @@ class AuditAction(StrEnum):
         "organisation.registered",
         ActionInfo(_OTHER, "An organisation signed up, with its first administrator."),
     )
+    ORGANISATION_SIGNUP_EXPIRED = (
+        "organisation.signup_expired",
+        ActionInfo(
+            _OTHER,
+            "A sign-up nobody confirmed in time was removed, with its founder's unconfirmed "
+            "account, freeing its account UID.",
+        ),
+    )
     ORGANISATION_SWITCHED = (
         "organisation.switched",
         ActionInfo(_OTHER, "A person switched the organisation they act for."),

@@ -255,6 +255,18 @@ ACCOUNT_RATE_LIMITS = {
     "reset_password": "20/m/ip,5/m/key",
 }
 ACCOUNT_REAUTHENTICATION_TIMEOUT = 300
+# allauth's default, stated here because the lapse of unconfirmed sign-ups below builds on it.
+ACCOUNT_EMAIL_CONFIRMATION_EXPIRE_DAYS = 3
+# A sign-up whose founder has not confirmed their email after this many days is removed by beat
+# (accounts.tasks), with the founder's account: it must not hold its account UID, unique per
+# kind, for good. At least as long as a confirmation link lives, so a founder is never cut off
+# while theirs still works.
+PORTAL_UNCONFIRMED_SIGNUP_DAYS = env.int("PORTAL_UNCONFIRMED_SIGNUP_DAYS", default=7)
+if PORTAL_UNCONFIRMED_SIGNUP_DAYS < ACCOUNT_EMAIL_CONFIRMATION_EXPIRE_DAYS:
+    raise ValueError(
+        "PORTAL_UNCONFIRMED_SIGNUP_DAYS must be at least ACCOUNT_EMAIL_CONFIRMATION_EXPIRE_DAYS "
+        f"({ACCOUNT_EMAIL_CONFIRMATION_EXPIRE_DAYS})."
+    )
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Partner Access Portal] "
 # The scheme of the links in allauth's emails (`make run` serves plain http with DEBUG off).
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = env.str(
@@ -375,6 +387,11 @@ CELERY_BEAT_SCHEDULE: dict = {
     "audit-sweep-stale-verifications": {
         "task": "audit.sweep_stale_verifications",
         "schedule": 300.0,
+    },
+    # Sign-ups nobody confirmed within PORTAL_UNCONFIRMED_SIGNUP_DAYS give their account back.
+    "expire-unconfirmed-signups": {
+        "task": "accounts.expire_unconfirmed_signups",
+        "schedule": 3600.0,
     },
     # Signs the audit chain head into AUDIT_CHECKPOINT_DIR (see audit/checkpoints.py).
     "audit-checkpoint-daily": {

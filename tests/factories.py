@@ -4,6 +4,7 @@ import factory
 from allauth.account.models import EmailAddress
 
 from accounts.models import Membership, Organisation, User
+from accounts.services import organisation_register
 
 DEFAULT_PASSWORD = "Quiet-harbour-lantern-42"
 
@@ -43,3 +44,15 @@ class MembershipFactory(factory.django.DjangoModelFactory):
     user = factory.SubFactory(UserFactory)
     organisation = factory.SubFactory(OrganisationFactory)
     role = Membership.Role.ADMIN
+
+
+def unconfirmed_signup(
+    *, kind: str, account_uid: str, email: str = "founder@unconfirmed.example"
+) -> Organisation:
+    """An organisation whose founder signed up and never confirmed their email address (what
+    the sign-up form leaves behind until the confirmation link is followed)."""
+    founder = User.objects.create_user(email=email, password=DEFAULT_PASSWORD)
+    EmailAddress.objects.create(user=founder, email=email, verified=False, primary=True)
+    return organisation_register(
+        founder=founder, name=f"Unconfirmed {account_uid}", kind=kind, account_uid=account_uid
+    )

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from django.db.models import QuerySet
 
+from accounts import selectors as accounts_selectors
 from accounts.models import Membership, Organisation, User
 from core.web import get_or_404, parse_uuid
 from delegations.models import BreakGlassActivation, BreakGlassRole, CatalogRole, PartnerAllowance
@@ -85,8 +86,8 @@ def partner_choices(*, owner: Organisation) -> QuerySet[Organisation]:
     uids = PartnerAllowance.objects.filter(organisation=owner).values_list(
         "partner_account_uid", flat=True
     )
-    return Organisation.objects.filter(
-        kind=Organisation.Kind.PARTNER, account_uid__in=uids
+    return accounts_selectors.organisations_confirmed(
+        Organisation.objects.filter(kind=Organisation.Kind.PARTNER, account_uid__in=uids)
     ).order_by("name")
 
 

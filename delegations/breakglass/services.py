@@ -35,6 +35,7 @@ from delegations.lifecycle.services import (
     clean_reason,
     delegation_revoke,
     privilege_problem,
+    unconfirmed_partner_problem,
 )
 from delegations.models import (
     BREAK_GLASS_REVIEW_WITHIN,
@@ -101,6 +102,8 @@ def break_glass_role_validate(
         ).exists()
     ):
         errors["partner"] = _("Choose a partner whose account is on your allow-list.")
+    elif (unconfirmed := unconfirmed_partner_problem(partner=partner)) is not None:
+        errors["partner"] = unconfirmed
     if not isinstance(max_hours, int) or not 1 <= max_hours <= MAX_BREAK_GLASS_HOURS:
         errors["max_hours"] = _("A break-glass window is 1 to %(max)d hours.") % {
             "max": MAX_BREAK_GLASS_HOURS

@@ -15,6 +15,7 @@ from django.db.models import Q, QuerySet
 from django.http import Http404
 from django.utils.translation import gettext, ngettext
 
+from accounts import selectors as accounts_selectors
 from accounts.models import Organisation
 from audit.models import AuditEvent
 from audit.selectors import audit_events_visible_to
@@ -150,7 +151,7 @@ def partners_offerable(*, owner: Organisation) -> QuerySet[Organisation]:
     """Partner organisations registered with an account UID on the owner's allow-list: the
     owner already knows those accounts, so listing them reveals nothing new."""
     allowed = PartnerAllowance.objects.filter(organisation=owner).values("partner_account_uid")
-    return (
+    return accounts_selectors.organisations_confirmed(
         Organisation.objects.filter(kind=Organisation.Kind.PARTNER, account_uid__in=allowed)
         .exclude(account_uid=owner.account_uid)
         .order_by("name")

@@ -26,6 +26,7 @@ from django.db.models import F, Q, prefetch_related_objects
 from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 
+from accounts import selectors as accounts_selectors
 from accounts.actors import ServiceActor, actor_user, require_service_actor_of, service_label
 from accounts.models import Organisation, User
 from accounts.permissions import is_admin_member, is_member, require_mfa
@@ -259,6 +260,18 @@ def _validate_no_open_duplicate(
                 % names
             }
         )
+
+
+def unconfirmed_partner_problem(*, partner: Organisation) -> str | None:
+    """Why an owner may not name `partner` yet: nobody there has confirmed their sign-up. It
+    may be a typo or someone squatting the account, and lapses if nobody confirms it
+    (`accounts.services.organisation_signups_expire`); nothing of the owner's may hang off it."""
+    if accounts_selectors.organisation_is_confirmed(organisation=partner):
+        return None
+    return gettext(
+        "%(partner)s's sign-up is not confirmed yet: nobody there has confirmed their email "
+        "address. Access can be offered once someone has."
+    ) % {"partner": partner}
 
 
 def _privilege_problem(*, catalog_role: CatalogRole) -> str | None:
@@ -828,6 +841,9 @@ def delegation_offer(
         owner=owner, partner=partner, catalog_role=role, cloud_account=cloud_account
     )
     _check_offer_rules(owner=owner, partner=partner, catalog_role=role, offered_by=offered_by)
+    unconfirmed = unconfirmed_partner_problem(partner=partner)
+    if unconfirmed is not None:
+        raise ValidationError({"partner": unconfirmed})
     problem = _privilege_problem(catalog_role=role)
     if problem is not None:
         raise ValidationError({"catalog_role": problem})
