@@ -359,6 +359,7 @@ class AuditAction(StrEnum):
     DELEGATION_REJECT_DENIED = _rules("delegation.reject_denied")
     # --- break-glass -------------------------------------------------------------------------
     BREAK_GLASS_ROLE_SET = _rules("break_glass.role_set")
+    BREAK_GLASS_ROLE_SET_DENIED = _rules("break_glass.role_set_denied")
     BREAK_GLASS_ROLE_REMOVED = _rules("break_glass.role_removed")
     BREAK_GLASS_ACTIVATED = _rules("delegation.break_glass_activated")
     BREAK_GLASS_ACTIVATION_DENIED = _rules("break_glass.activation_denied")

@@ -96,6 +96,12 @@ RULE_ACTIONS: dict[str, ActionInfo] = {
     "break_glass.role_set": ActionInfo(
         _OTHER, "An owner admin marked or changed a partner's emergency role."
     ),
+    "break_glass.role_set_denied": ActionInfo(
+        Category.DENIED,
+        "Marking an emergency role was refused: it needs what approving the role for that "
+        "partner needs (an owner admin outside the partner, in the approver groups attached).",
+        _("{actor} tried to mark an emergency role and was refused"),
+    ),
     "break_glass.role_removed": ActionInfo(
         _OTHER, "An owner admin stopped offering an emergency role to a partner."
     ),
@@ -107,7 +113,8 @@ RULE_ACTIONS: dict[str, ActionInfo] = {
     ),
     "break_glass.activation_denied": ActionInfo(
         Category.DENIED,
-        "A break-glass activation was refused (a person not named, the role withdrawn…).",
+        "A break-glass activation was refused (a person not named, the role withdrawn, an "
+        "activation already live…).",
         _("{actor} tried to activate break-glass access and was refused"),
     ),
     "break_glass.confirmed": ActionInfo(

@@ -6,6 +6,7 @@ Another organisation's ids raise Http404 exactly like missing ones.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -54,28 +55,36 @@ def approval_rules_by_role(*, owner: Organisation) -> dict[object, ApprovalRule]
     }
 
 
-def _groups_covering(delegation: Delegation) -> list[ApproverGroup]:
+def _groups_covering(
+    *, owner_id: uuid.UUID, catalog_role_id: uuid.UUID, partner_account_uid: str
+) -> list[ApproverGroup]:
     allowances = PartnerAllowance.objects.filter(
-        organisation_id=delegation.owner_id, partner_account_uid=delegation.partner_account_uid
+        organisation_id=owner_id, partner_account_uid=partner_account_uid
     )
     return list(
-        ApproverGroup.objects.filter(organisation_id=delegation.owner_id)
-        .filter(Q(catalog_roles=delegation.catalog_role_id) | Q(partner_allowances__in=allowances))
+        ApproverGroup.objects.filter(organisation_id=owner_id)
+        .filter(Q(catalog_roles=catalog_role_id) | Q(partner_allowances__in=allowances))
         .distinct()
         .order_by("name")
     )
 
 
-def rules_in_force(*, delegation: Delegation) -> RulesInForce:
-    """The approver groups and quorum that apply to `delegation` now."""
-    rule = ApprovalRule.objects.filter(catalog_role_id=delegation.catalog_role_id).first()
-    groups = _groups_covering(delegation)
+def grant_rules(
+    *, owner_id: uuid.UUID, catalog_role_id: uuid.UUID, partner_account_uid: str
+) -> RulesInForce:
+    """The approver groups and quorum a request of the owner's catalogue role from the partner
+    account is decided under now (and what a grant made ahead of any request, an emergency
+    role, must meet)."""
+    rule = ApprovalRule.objects.filter(catalog_role_id=catalog_role_id).first()
+    groups = _groups_covering(
+        owner_id=owner_id, catalog_role_id=catalog_role_id, partner_account_uid=partner_account_uid
+    )
     approver_ids: frozenset[object] | None = None
     if groups:
         approver_ids = frozenset(
             User.objects.filter(
                 approver_groups__in=[group.pk for group in groups],
-                memberships__organisation_id=delegation.owner_id,
+                memberships__organisation_id=owner_id,
                 memberships__role=Membership.Role.ADMIN,
             ).values_list("pk", flat=True)
         )
@@ -85,6 +94,15 @@ def rules_in_force(*, delegation: Delegation) -> RulesInForce:
         group_names=tuple(group.name for group in groups),
         rule_version=rule.version if rule else None,
         auto_approve_max_hours=rule.auto_approve_max_hours if rule else None,
+    )
+
+
+def rules_in_force(*, delegation: Delegation) -> RulesInForce:
+    """The approver groups and quorum that apply to `delegation` now."""
+    return grant_rules(
+        owner_id=delegation.owner_id,
+        catalog_role_id=delegation.catalog_role_id,
+        partner_account_uid=delegation.partner_account_uid,
     )
 
 

@@ -7,14 +7,23 @@ Another organisation's ids raise Http404 exactly like missing ones.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from accounts import selectors as accounts_selectors
 from accounts.models import Membership, Organisation, User
 from core.web import get_or_404, parse_uuid
-from delegations.models import BreakGlassActivation, BreakGlassRole, CatalogRole, PartnerAllowance
+from delegations.models import (
+    DESIRED_PRESENT_STATUSES,
+    BreakGlassActivation,
+    BreakGlassRole,
+    CatalogRole,
+    Delegation,
+    PartnerAllowance,
+)
 
 Review = BreakGlassActivation.Review
 
@@ -65,6 +74,28 @@ def activations_for(*, organisation: Organisation) -> QuerySet[BreakGlassActivat
     return BreakGlassActivation.objects.filter(**side).select_related(
         "delegation__catalog_role", "partner", "owner", "activated_by", "reviewed_by"
     )
+
+
+def live_activations(
+    *, markings: Iterable[BreakGlassRole], now: dt.datetime | None = None
+) -> dict[object, BreakGlassActivation]:
+    """Each marking's live activation, by marking id: access the worker applies or keeps, its
+    window not over, nobody ending it. A failed apply is not live: it grants nothing, and the
+    person in the emergency may activate again."""
+    live = BreakGlassActivation.objects.filter(
+        break_glass_role__in=[marking.pk for marking in markings],
+        ends_at__gt=now or timezone.now(),
+        delegation__status__in=DESIRED_PRESENT_STATUSES,
+        delegation__end_cause=Delegation.EndCause.NONE,
+    ).select_related("break_glass_role__catalog_role", "activated_by")
+    # Oldest first, so that the newest wins should two ever be live.
+    return {
+        activation.break_glass_role_id: activation for activation in live.order_by("activated_at")
+    }
+
+
+def live_activation(*, marking: BreakGlassRole) -> BreakGlassActivation | None:
+    return live_activations(markings=[marking]).get(marking.pk)
 
 
 def activation_get_for_owner(*, owner: Organisation, activation_id: object) -> BreakGlassActivation:

@@ -2,9 +2,12 @@
 
 - `break_glass_role_set` / `break_glass_role_remove`: an owner admin marks a catalogue role
   as an emergency role for one partner, naming who may activate it and for how long (≤ 24 h).
+  Its activations get no approval, so marking one needs what approving a request of that role
+  from that partner needs (`break_glass_marking_refusal`: the approver groups attached).
 - `break_glass_activate`: a named partner person activates it themself, with a written reason
   and a fresh sign-in; the delegation is created approved (`lifecycle.oversight`) so the worker
   applies it at once, and every owner admin gets a security notice in the same transaction.
+  While an activation is live, another is refused and pointed at it (`BreakGlassAlreadyLive`).
 - `break_glass_confirm` / `break_glass_revoke`: an owner admin reviews it within 24 hours.
 - `break_glass_sweep` (beat): assigns activators once their access is active, reminds the
   approvers of a review coming due, and escalates an unreviewed one to every owner admin and
@@ -27,7 +30,10 @@ from accounts.models import Membership, Organisation, User
 from accounts.permissions import is_admin_member, is_member, require_mfa, require_owner_admin
 from audit.actions import AuditAction
 from audit.services import audit_record, audit_refusal
-from delegations.approvals.selectors import rules_in_force
+from core.i18n import format_time_text
+from delegations.approvals.rules import Candidate, decision_refusal
+from delegations.approvals.selectors import grant_rules, rules_in_force
+from delegations.breakglass.selectors import live_activation
 from delegations.delegation_audit import role_for_partner_label
 from delegations.lifecycle.oversight import delegation_break_glass_grant
 from delegations.lifecycle.services import (
@@ -50,7 +56,12 @@ from delegations.models import (
 )
 from delegations.notices import break_glass_announce
 from delegations.partner.oversight import staff_assign_for_break_glass
-from delegations.proposals import four_eyes_on, proposal_applier_register, rule_proposal_create
+from delegations.proposals import (
+    ProposalOutdated,
+    four_eyes_on,
+    proposal_applier_register,
+    rule_proposal_create,
+)
 from delegations.versioned import version_bump
 from notifications.events import NotificationEvent
 from notifications.selectors import escalation_contact_of
@@ -69,6 +80,53 @@ def _require_owner_admin(user: User, owner: Organisation) -> None:
 
 
 # --- marking a role as an emergency role ---------------------------------------------------
+
+
+def break_glass_marking_refusal(
+    *, owner: Organisation, catalog_role: CatalogRole, partner: Organisation, user: User
+) -> str | None:
+    """Why `user` may not mark `catalog_role` as an emergency role for `partner`, or None.
+
+    An emergency role's activations are granted without anybody's approval: the marking is the
+    approval, given ahead of time, so it needs what approving a request of that role from that
+    partner needs (an owner admin, not of the partner, in the approver groups attached to the
+    role or the partner when there are any)."""
+    rules = grant_rules(
+        owner_id=owner.pk, catalog_role_id=catalog_role.pk, partner_account_uid=partner.account_uid
+    )
+    candidate = Candidate(
+        user_id=user.pk,
+        is_owner_admin=is_admin_member(user, owner),
+        is_requester=False,
+        in_requesting_organisation=is_member(user, partner),
+    )
+    refusal = decision_refusal(rules, candidate)
+    if refusal is None:
+        return None
+    return _(
+        "An emergency role is activated without approval, so marking %(role)s for %(partner)s "
+        "needs what approving it would. %(refusal)s"
+    ) % {"role": catalog_role.role_name, "partner": partner.name, "refusal": refusal}
+
+
+def _require_may_mark(
+    *, owner: Organisation, catalog_role: CatalogRole, partner: Organisation, user: User
+) -> None:
+    refusal = break_glass_marking_refusal(
+        owner=owner, catalog_role=catalog_role, partner=partner, user=user
+    )
+    if refusal is None:
+        return
+    audit_refusal(
+        because=refusal,
+        action=AuditAction.BREAK_GLASS_ROLE_SET_DENIED,
+        actor=user,
+        organisation=owner,
+        related_organisations=[partner],
+        target=catalog_role,
+        target_label=role_for_partner_label(catalog_role, partner),
+    )
+    raise PermissionDenied(refusal)
 
 
 def _marking_view(
@@ -131,7 +189,7 @@ def break_glass_role_set(
 ) -> BreakGlassRole:
     """Mark `catalog_role` as an emergency role for `partner` (or change who may activate it
     and for how long). Activations already made keep the window they were given."""
-    _require_owner_admin(set_by, owner)
+    _require_may_mark(owner=owner, catalog_role=catalog_role, partner=partner, user=set_by)
     people = break_glass_role_validate(
         owner=owner, catalog_role=catalog_role, partner=partner, people=people, max_hours=max_hours
     )
@@ -202,7 +260,9 @@ def break_glass_activation_refusal(*, marking: BreakGlassRole, user: User) -> st
     return None
 
 
-def _deny_activation(marking: BreakGlassRole, user: User, reason: str) -> None:
+def _deny_activation(
+    marking: BreakGlassRole, user: User, reason: str, metadata: dict[str, Any] | None = None
+) -> None:
     audit_refusal(
         because=reason,
         action=AuditAction.BREAK_GLASS_ACTIVATION_DENIED,
@@ -212,7 +272,36 @@ def _deny_activation(marking: BreakGlassRole, user: User, reason: str) -> None:
         actor_organisation=marking.partner,
         target=marking,
         target_label=role_for_partner_label(marking.catalog_role, marking.partner),
+        metadata=metadata,
     )
+
+
+class BreakGlassAlreadyLive(DelegationConflict):
+    """The emergency role is already live for the partner (`activation`). A second activation
+    would grant the same access again, beside it, under a review of its own; extending the
+    live one would stretch a window the owner bounded and may already have reviewed. So the
+    person is told where the live access is; once it has ended, they activate again."""
+
+    def __init__(self, activation: BreakGlassActivation) -> None:
+        self.activation = activation
+        super().__init__(
+            _(
+                "Break-glass access to %(role)s is already live until %(end)s, activated by "
+                "%(person)s: it is listed under Activations. It can be activated again once "
+                "it has ended."
+            )
+            % {
+                "role": activation.break_glass_role.catalog_role.role_name,
+                "end": format_time_text(activation.ends_at),
+                "person": activation.activated_by.email,
+            }
+        )
+
+
+def _refuse_if_live(marking: BreakGlassRole) -> None:
+    live = live_activation(marking=marking)
+    if live is not None:
+        raise BreakGlassAlreadyLive(live)
 
 
 def break_glass_activation_validate(
@@ -244,7 +333,7 @@ def break_glass_activate(
 ) -> BreakGlassActivation:
     """A named partner person activates an emergency role: access applies at once through
     the worker, every owner admin is told now, and an owner admin must review it within
-    24 hours."""
+    24 hours. While an activation of it is live, another is refused (`BreakGlassAlreadyLive`)."""
     marking = BreakGlassRole.objects.select_related(
         "organisation", "partner", "catalog_role__cloud_account"
     ).get(pk=marking.pk)
@@ -252,6 +341,20 @@ def break_glass_activate(
     if refusal is not None:
         _deny_activation(marking, activated_by, refusal)
         raise PermissionDenied(refusal)
+    try:
+        return _activate(marking, activated_by, reason=reason, hours=hours, with_mfa=with_mfa)
+    except BreakGlassAlreadyLive as live:
+        _deny_activation(
+            marking, activated_by, str(live), {"live_activation": str(live.activation.pk)}
+        )
+        raise
+
+
+def _activate(
+    marking: BreakGlassRole, activated_by: User, *, reason: str, hours: int, with_mfa: bool
+) -> BreakGlassActivation:
+    # Checked first too so that a refused second activation reads nothing from the cloud.
+    _refuse_if_live(marking)
     reason = break_glass_activation_validate(marking=marking, reason=reason, hours=hours)
     require_mfa(with_mfa=with_mfa)
     # The high-privilege opt-in is judged now, before any lock (it may read the cloud).
@@ -263,6 +366,8 @@ def break_glass_activate(
         refusal = break_glass_activation_refusal(marking=locked, user=activated_by)
         if refusal is not None:
             raise PermissionDenied(refusal)
+        # Under the marking's lock: of two activations at once, the second finds the first.
+        _refuse_if_live(locked)
         now = timezone.now()
         ends_at = now + dt.timedelta(hours=hours)
         delegation = delegation_break_glass_grant(
@@ -522,7 +627,8 @@ def break_glass_role_set_or_propose(
     people: Iterable[User],
     max_hours: int,
 ) -> BreakGlassRole | RuleProposal:
-    """Mark an emergency role now, or, with four eyes on, propose it for a second admin."""
+    """Mark an emergency role now, or, with four eyes on, propose it for a second admin (the
+    proposer, as whom it is made, must be one who may mark it)."""
     if not four_eyes_on(owner=owner):
         return break_glass_role_set(
             owner=owner,
@@ -532,7 +638,7 @@ def break_glass_role_set_or_propose(
             people=people,
             max_hours=max_hours,
         )
-    _require_owner_admin(user, owner)
+    _require_may_mark(owner=owner, catalog_role=catalog_role, partner=partner, user=user)
     people = break_glass_role_validate(
         owner=owner, catalog_role=catalog_role, partner=partner, people=people, max_hours=max_hours
     )
@@ -583,10 +689,17 @@ def _apply_set(proposal: RuleProposal) -> None:
     owner = proposal.organisation
     data = proposal.payload
     partner = Organisation.objects.get(pk=data["partner"])
+    catalog_role = CatalogRole.objects.get(organisation=owner, pk=data["catalog_role"])
+    # It is made as its author: one no longer allowed to mark it (who has left the approver
+    # groups, or the owner's admins, since) wrote it under rules no longer in force.
+    if break_glass_marking_refusal(
+        owner=owner, catalog_role=catalog_role, partner=partner, user=proposal.proposed_by
+    ):
+        raise ProposalOutdated
     break_glass_role_set(
         owner=owner,
         set_by=proposal.proposed_by,
-        catalog_role=CatalogRole.objects.get(organisation=owner, pk=data["catalog_role"]),
+        catalog_role=catalog_role,
         partner=partner,
         people=list(User.objects.filter(pk__in=data["people"])),
         max_hours=data["max_hours"],

@@ -74,13 +74,17 @@ def _partner_page(
 ) -> HttpResponse:
     partner = request.organisation
     forms_by_marking = forms_by_marking or {}
+    markings = list(selectors.break_glass_roles_for_person(partner=partner, user=request.user))
+    live = selectors.live_activations(markings=markings)
     mine = [
         {
             "marking": marking,
+            # While an activation is live, the page shows it instead of a second button.
+            "live": live.get(marking.pk),
             "form": forms_by_marking.get(marking.pk)
             or ActivationForm(max_hours=marking.max_hours, prefix=str(marking.pk)),
         }
-        for marking in selectors.break_glass_roles_for_person(partner=partner, user=request.user)
+        for marking in markings
     ]
     return render(
         request,
@@ -114,7 +118,7 @@ def _partner_redisplay(
 
 
 # The page's actions: the owner's or the partner's page again with a bound form (400), or back.
-OWNER_PAGE = FormPage(redisplay=partial(_owner_page, status=400), back=_back, refused=())
+OWNER_PAGE = FormPage(redisplay=partial(_owner_page, status=400), back=_back)
 PARTNER_PAGE = FormPage(redisplay=_partner_redisplay, back=lambda _marking: _back())
 
 
@@ -170,6 +174,10 @@ def break_glass_role_remove(request: AuthenticatedHttpRequest, marking_id: str) 
     )
 
 
+def _activation_url(activation: BreakGlassActivation) -> str:
+    return reverse("delegations:break_glass") + f"#activation-{activation.pk}"
+
+
 def _activated(
     request: AuthenticatedHttpRequest, marking: BreakGlassRole, activation: BreakGlassActivation
 ) -> HttpResponse:
@@ -181,7 +189,7 @@ def _activated(
         )
         % {"role": marking.catalog_role.role_name},
     )
-    return redirect(reverse("delegations:break_glass") + f"#activation-{activation.pk}")
+    return redirect(_activation_url(activation))
 
 
 @require_POST
@@ -191,19 +199,23 @@ def break_glass_activate(request: AuthenticatedHttpRequest, marking_id: str) -> 
     marking: BreakGlassRole = selectors.break_glass_role_get_for_partner(
         partner=partner, marking_id=marking_id
     )
-    return PARTNER_PAGE.submit(
-        request,
-        ActivationForm(request.POST, max_hours=marking.max_hours, prefix=str(marking.pk)),
-        lambda data, confirmation: services.break_glass_activate(
-            marking=marking,
-            activated_by=request.user,
-            reason=data["reason"],
-            hours=data["hours"],
-            with_mfa=confirmation.with_mfa,
-        ),
-        subject=marking,
-        done=lambda activation: _activated(request, marking, activation),
-    )
+    try:
+        return PARTNER_PAGE.submit(
+            request,
+            ActivationForm(request.POST, max_hours=marking.max_hours, prefix=str(marking.pk)),
+            lambda data, confirmation: services.break_glass_activate(
+                marking=marking,
+                activated_by=request.user,
+                reason=data["reason"],
+                hours=data["hours"],
+                with_mfa=confirmation.with_mfa,
+            ),
+            subject=marking,
+            done=lambda activation: _activated(request, marking, activation),
+        )
+    except services.BreakGlassAlreadyLive as live:
+        report_refusal(request, live)
+        return redirect(_activation_url(live.activation))
 
 
 @require_POST

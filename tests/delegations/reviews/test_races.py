@@ -1,7 +1,8 @@
 """Races of the oversight rules on PostgreSQL (issue 14): two approvers answering one review
 question at the same moment end with one answer; an answer racing the deadline ends with
 either the answer or the deadline's outcome, never both; two reviewers of one break-glass
-activation end with one review.
+activation end with one review; two named people activating one emergency role at once end
+with one live activation.
 
 Real concurrency needs real row locks, so these run on PostgreSQL (CI); SQLite serialises
 writers and is covered by the sequential tests.
@@ -16,6 +17,7 @@ from django.db import connection
 from accounts.models import Organisation, User
 from audit.models import AuditEvent
 from delegations.breakglass.services import (
+    BreakGlassAlreadyLive,
     break_glass_activate,
     break_glass_confirm,
     break_glass_revoke,
@@ -131,3 +133,38 @@ def test_two_reviewers_of_one_activation_end_with_one_review(
     assert events.count() == 1
     revoked = reviewed.delegation.end_cause == Delegation.EndCause.REVOKED
     assert revoked == (reviewed.review == BreakGlassActivation.Review.REVOKED)
+
+
+def test_two_people_activating_one_emergency_role_at_once_get_one_grant(
+    company_a: Organisation,
+    company_b: Organisation,
+    owner_admin: User,
+    partner_staff: User,
+    partner_admin: User,
+    ecs_admin: CatalogRole,
+    allow_b: None,
+) -> None:
+    marking = break_glass_role_set(
+        owner=company_a,
+        set_by=owner_admin,
+        catalog_role=ecs_admin,
+        partner=company_b,
+        people=[partner_staff, partner_admin],
+        max_hours=4,
+    )
+
+    def activate(person: User) -> Callable[[], object]:
+        return lambda: break_glass_activate(
+            marking=marking,
+            activated_by=person,
+            reason="Production database down, on-call must restart the fleet",
+            hours=2,
+            with_mfa=True,
+        )
+
+    results = race(activate(partner_staff), activate(partner_admin))
+
+    assert sum(isinstance(result, BreakGlassActivation) for result in results) == 1, results
+    assert sum(isinstance(result, BreakGlassAlreadyLive) for result in results) == 1, results
+    assert Delegation.objects.count() == 1 and BreakGlassActivation.objects.count() == 1
+    assert AuditEvent.objects.filter(action="break_glass.activation_denied").count() == 1
