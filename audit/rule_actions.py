@@ -135,8 +135,9 @@ RULE_ACTIONS: dict[str, ActionInfo] = {
     ),
     "access_review.started": ActionInfo(
         _OTHER,
-        "An access review started: each active delegation was put to its approvers and "
-        "each partner's admins were asked to confirm their assigned staff.",
+        "An access review started: each granted delegation (active, or approved for a later "
+        "start) was put to its approvers and each partner's admins were asked to confirm "
+        "their assigned staff.",
     ),
     "access_review.decided": ActionInfo(
         Category.APPROVAL,

@@ -41,6 +41,7 @@ REVIEW_COLUMNS = (
     "partner_account_uid",
     "role_name",
     "delegation_id",
+    "starts_at",
     "side",
     "staff",
     "decision",
@@ -91,7 +92,7 @@ def _campaign(request: AuthenticatedHttpRequest) -> Any:
 
 def _review_record(row: reviews.ReviewRow) -> dict[str, Any]:
     record = {name: getattr(row, name) for name in REVIEW_COLUMNS}
-    for name in ("campaign_started_at", "deadline_at", "decided_at", "new_ends_at"):
+    for name in ("campaign_started_at", "deadline_at", "starts_at", "decided_at", "new_ends_at"):
         value = record[name]
         record[name] = value.isoformat() if value is not None else None
     return record

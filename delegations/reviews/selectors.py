@@ -87,6 +87,8 @@ class ReviewRow:
     partner_account_uid: str
     role_name: str
     delegation_id: str
+    # When the access starts: after `campaign_started_at` for a grant approved for later.
+    starts_at: object
     side: str
     staff: str
     decision: str
@@ -94,6 +96,8 @@ class ReviewRow:
     decided_at: object
     new_ends_at: object
     note: str
+    # The access had not started when the round asked about it (approved for a later start).
+    not_started_when_asked: bool = False
 
 
 def review_report(
@@ -122,6 +126,7 @@ def review_report(
             partner_account_uid=item.delegation.partner_account_uid,
             role_name=item.delegation.catalog_role.role_name,
             delegation_id=str(item.delegation_id),
+            starts_at=item.delegation.starts_at,
             side=item.side,
             staff=item.assignment.user.email if item.assignment else "",
             decision=item.decision,
@@ -129,6 +134,7 @@ def review_report(
             decided_at=item.decided_at,
             new_ends_at=item.new_ends_at,
             note=item.note,
+            not_started_when_asked=item.delegation.starts_at > item.campaign.started_at,
         )
         for item in items.order_by("-campaign__started_at", "side", "pk")
     ]

@@ -2,9 +2,10 @@
 
 - `review_schedule_set`: an owner admin schedules reviews (every N days, a deadline, the
   default outcome for what nobody answers: remind, or revoke).
-- `review_campaign_start`: a round of questions, one per active delegation to its approvers
-  (keep / shorten / revoke) and one per assigned person to the partner's admins (keep /
-  unassign); both sides hear in the transaction that starts it.
+- `review_campaign_start`: a round of questions, one per granted delegation to its approvers
+  (keep / shorten / revoke), those approved for a later start included, and one per assigned
+  person to the partner's admins (keep / unassign); both sides hear in the transaction that
+  starts it.
 - `review_decide`: one answer, under the question's row lock; shorten, revoke and unassign go
   through the lifecycle's and the partner area's own services.
 - `reviews_sweep` (beat): starts the rounds that are due, reminds the people who still owe an
@@ -55,6 +56,10 @@ Side = ReviewItem.Side
 RULE = "access_review_deadline"
 OWNER_DECISIONS = frozenset({Decision.KEEP, Decision.SHORTEN, Decision.REVOKE})
 PARTNER_DECISIONS = frozenset({Decision.KEEP, Decision.UNASSIGN})
+# What a round asks about: access granted, whether it is in the cloud yet or approved for a
+# later start. A grant that starts after the round's deadline would otherwise reach no round
+# before it has run for a whole period.
+REVIEWED_STATUSES = DESIRED_PRESENT_STATUSES | {Delegation.Status.SCHEDULED}
 
 
 def _require_owner_admin(user: User, owner: Organisation) -> None:
@@ -238,8 +243,9 @@ def _ask(
 def review_campaign_start(
     *, owner: Organisation, started_by: User | None, now: dt.datetime | None = None
 ) -> ReviewCampaign:
-    """Start a round now: every active delegation to its approvers, every person assigned to
-    one to their partner's admins. One open round at a time."""
+    """Start a round now: every granted delegation (active, being applied, or approved for a
+    later start) to its approvers, every person assigned to one to their partner's admins.
+    One open round at a time."""
     if started_by is not None:
         _require_owner_admin(started_by, owner)
     now = now or timezone.now()
@@ -262,7 +268,7 @@ def review_campaign_start(
         schedule.next_run_at = now + dt.timedelta(days=schedule.every_days)
         schedule.save(update_fields=["next_run_at", "updated_at"])
         delegations = list(
-            Delegation.objects.filter(owner=owner, status__in=DESIRED_PRESENT_STATUSES)
+            Delegation.objects.filter(owner=owner, status__in=REVIEWED_STATUSES)
             .select_related("owner", "partner", "catalog_role")
             .order_by("created_at")
         )
@@ -293,6 +299,11 @@ def review_campaign_start(
             target_label=_("Access review of %(date)s") % {"date": now.strftime("%Y-%m-%d")},
             after={
                 "delegations": sum(1 for i in items if i.side == Side.OWNER),
+                "not_started": sum(
+                    1
+                    for d in delegations
+                    if d.status == Delegation.Status.SCHEDULED or d.starts_at > now
+                ),
                 "assignments": sum(1 for i in items if i.side == Side.PARTNER),
                 "deadline_at": campaign.deadline_at,
                 "default_outcome": campaign.default_outcome,
