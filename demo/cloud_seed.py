@@ -20,8 +20,9 @@ from django.db.models.functions import Lower
 
 from accounts.models import Organisation, User
 from core import crypto
+from delegations.catalog.allow_list import partner_allowance_add
 from delegations.catalog.partner_links import partner_link_create
-from delegations.catalog.services import catalog_role_create, partner_allowance_add
+from delegations.catalog.services import catalog_role_create
 from delegations.connection.services import (
     cloud_account_connect,
     cloud_account_credentials,

@@ -23,6 +23,7 @@ from accounts.permissions import is_admin_member
 from audit.actions import AuditAction
 from audit.services import audit_record, audit_refusal
 from delegations.approvals import selectors, services
+from delegations.catalog import allow_list
 from delegations.catalog import services as catalog_services
 from delegations.models import (
     ApprovalRule,
@@ -322,7 +323,7 @@ def _apply_catalog(proposal: RuleProposal) -> None:
             default_trust_scope=data["default_trust_scope"],
         )
     elif proposal.kind == Kind.ALLOWANCE_ADD:
-        catalog_services.partner_allowance_add(
+        allow_list.partner_allowance_add(
             owner=owner,
             added_by=author,
             partner_account_uid=data["partner_account_uid"],
@@ -330,7 +331,7 @@ def _apply_catalog(proposal: RuleProposal) -> None:
         )
     else:
         allowance = PartnerAllowance.objects.get(organisation=owner, pk=proposal.target_id)
-        catalog_services.partner_allowance_remove(allowance=allowance, removed_by=author)
+        allow_list.partner_allowance_remove(allowance=allowance, removed_by=author)
 
 
 def rule_proposal_approve(*, proposal: RuleProposal, approved_by: User) -> RuleProposal:

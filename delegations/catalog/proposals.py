@@ -17,7 +17,7 @@ from django.core.exceptions import ValidationError
 
 from accounts.models import Organisation, User
 from accounts.permissions import require_admin_member
-from delegations.catalog import services
+from delegations.catalog import allow_list, services
 from delegations.models import CatalogRole, PartnerAllowance, RuleProposal, TrustScope
 from delegations.proposals import four_eyes_on, rule_proposal_create
 
@@ -123,11 +123,11 @@ def partner_allowance_add_or_propose(
     *, owner: Organisation, user: User, partner_account_uid: str, label: str = ""
 ) -> PartnerAllowance | RuleProposal:
     if not four_eyes_on(owner=owner):
-        return services.partner_allowance_add(
+        return allow_list.partner_allowance_add(
             owner=owner, added_by=user, partner_account_uid=partner_account_uid, label=label
         )
     _require_admin(user, owner)
-    label = services.partner_allowance_validate(
+    label = allow_list.partner_allowance_validate(
         owner=owner, partner_account_uid=partner_account_uid, label=label
     )
     wanted = {"partner_account_uid": partner_account_uid, "label": label}
@@ -147,7 +147,7 @@ def partner_allowance_remove_or_propose(
 ) -> RuleProposal | None:
     owner = allowance.organisation
     if not four_eyes_on(owner=owner):
-        services.partner_allowance_remove(allowance=allowance, removed_by=user)
+        allow_list.partner_allowance_remove(allowance=allowance, removed_by=user)
         return None
     _require_admin(user, owner)
     return rule_proposal_create(

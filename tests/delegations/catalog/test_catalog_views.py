@@ -13,7 +13,8 @@ from django.urls import reverse
 
 from accounts.models import Membership, Organisation, User
 from audit.models import AuditEvent
-from delegations.catalog.services import catalog_role_create, partner_allowance_add
+from delegations.catalog.allow_list import partner_allowance_add
+from delegations.catalog.services import catalog_role_create
 from delegations.connection.services import cloud_account_connect
 from delegations.models import CatalogRole, CloudAccount, PartnerAllowance
 from tests.delegations.cloud_fixtures import SimAccount

@@ -1,0 +1,98 @@
+"""The owner's allow-list of partner accounts: the accounts its trust policies may name, so
+the partners who may request or be offered its catalogue roles. Checked before anything is
+written; each change is audited in the transaction that makes it.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils.translation import gettext
+
+from accounts.models import Organisation, User
+from audit.actions import AuditAction
+from audit.services import audit_record
+from cloud import policies
+from core.db import conflict_as_validation_error
+from delegations.models import CloudAccount, PartnerAllowance
+
+LABEL_MAX_LENGTH = 200
+
+
+def partner_allowance_validate(*, owner: Organisation, partner_account_uid: str, label: str) -> str:
+    """The checks adding a partner account makes before it saves (a four-eyes proposal makes
+    them too); returns the cleaned label."""
+    if not owner.is_owner:
+        raise ValidationError(gettext("Only resource owner organisations keep an allow-list."))
+    label = (label or "").strip()
+    errors: dict[str, str] = {}
+    try:
+        policies.validate_account_uid(partner_account_uid)
+    except policies.PolicyError:
+        errors["partner_account_uid"] = gettext(
+            "A partner account UID is digits 0-9 only, for example 1234567890123456."
+        )
+    else:
+        own = set(
+            CloudAccount.objects.filter(organisation=owner).values_list("account_uid", flat=True)
+        ) | {owner.account_uid}
+        if partner_account_uid in own:
+            errors["partner_account_uid"] = gettext("This is your own account, not a partner's.")
+        elif PartnerAllowance.objects.filter(
+            organisation=owner, partner_account_uid=partner_account_uid
+        ).exists():
+            errors["partner_account_uid"] = gettext(
+                "%(partner_account_uid)s is already on the allow-list."
+            ) % {"partner_account_uid": partner_account_uid}
+    if len(label) > LABEL_MAX_LENGTH:
+        errors["label"] = gettext("A label is at most %(LABEL_MAX_LENGTH)s characters.") % {
+            "LABEL_MAX_LENGTH": LABEL_MAX_LENGTH
+        }
+    if errors:
+        raise ValidationError(errors)
+    return label
+
+
+def partner_allowance_add(
+    *, owner: Organisation, added_by: User | None, partner_account_uid: str, label: str = ""
+) -> PartnerAllowance:
+    """Allow a partner account UID in the owner's trust policies."""
+    label = partner_allowance_validate(
+        owner=owner, partner_account_uid=partner_account_uid, label=label
+    )
+    on_list = {
+        "partner_account_uid": gettext("%(partner_account_uid)s is already on the allow-list.")
+        % {"partner_account_uid": partner_account_uid}
+    }
+    with conflict_as_validation_error(on_list):
+        allowance = PartnerAllowance.objects.create(
+            organisation=owner,
+            partner_account_uid=partner_account_uid,
+            label=label,
+            created_by=added_by,
+        )
+        audit_record(
+            action=AuditAction.PARTNER_ALLOWANCE_ADDED,
+            actor=added_by,
+            organisation=owner,
+            target=allowance,
+            after={"partner_account_uid": partner_account_uid, "label": label},
+        )
+    return allowance
+
+
+def partner_allowance_remove(*, allowance: PartnerAllowance, removed_by: User | None) -> None:
+    """Take a partner account off the allow-list: no new requests or offers for it. Existing
+    delegations stay until revoked."""
+    with transaction.atomic():
+        locked = PartnerAllowance.objects.select_for_update().filter(pk=allowance.pk).first()
+        if locked is None:
+            return
+        audit_record(
+            action=AuditAction.PARTNER_ALLOWANCE_REMOVED,
+            actor=removed_by,
+            organisation=locked.organisation,
+            target=locked,
+            before={"partner_account_uid": locked.partner_account_uid, "label": locked.label},
+        )
+        locked.delete()
