@@ -5,7 +5,8 @@ approval rules (break-glass marking).
 Every capability whose changes four eyes covers asks `four_eyes_on` and, when it is on,
 validates the change and writes a proposal here instead of making it; a second owner admin
 approves it through `approvals.four_eyes.rule_proposal_approve`, which applies it. Changes of
-the approval rules and of the catalogue are applied there directly; a capability above them
+the approval rules and of the catalogue (a role added, edited, deactivated or reactivated, the
+allow-list) are applied there directly; a capability above them
 registers its applier with `proposal_applier_register` when its module loads.
 
 A proposal is written against its target as it is then: the diff its second admin reads says
@@ -36,6 +37,7 @@ from delegations.models import (
     ApproverGroup,
     BreakGlassRole,
     CatalogRole,
+    CloudAccount,
     PartnerAllowance,
     RuleProposal,
 )
@@ -159,6 +161,19 @@ def _catalog_role_state(proposal: RuleProposal) -> Any:
     )
 
 
+def _catalog_role_create_state(proposal: RuleProposal) -> Any:
+    """A new role is written against the owner's primary account, its home, and a name free
+    there: another primary account, or the name taken since (RAM names ignore case), and the
+    diff no longer says what approving it would add."""
+    home = _row(CloudAccount, proposal, "pk", "account_uid", is_active=True, is_primary=True)
+    taken = home is not None and (
+        CatalogRole.objects.filter(
+            cloud_account_id=home["pk"], role_name__iexact=proposal.payload["role_name"]
+        ).exists()
+    )
+    return {"home": home, "name_taken": taken}
+
+
 def _allowance_state(proposal: RuleProposal) -> Any:
     return _row(PartnerAllowance, proposal, "partner_account_uid", "label", pk=proposal.target_id)
 
@@ -196,7 +211,10 @@ _TARGET_STATES: dict[str, Callable[[RuleProposal], Any]] = {
     Kind.GROUP_DELETE: _group_state,
     Kind.RULE_SET: _rule_state,
     Kind.FOUR_EYES_OFF: _four_eyes_state,
+    Kind.CATALOG_ROLE_CREATE: _catalog_role_create_state,
     Kind.CATALOG_ROLE_UPDATE: _catalog_role_state,
+    Kind.CATALOG_ROLE_DEACTIVATE: _catalog_role_state,
+    Kind.CATALOG_ROLE_REACTIVATE: _catalog_role_state,
     Kind.ALLOWANCE_ADD: _no_target,
     Kind.ALLOWANCE_REMOVE: _allowance_state,
     Kind.BREAK_GLASS_SET: _break_glass_set_state,

@@ -300,7 +300,27 @@ def _apply(proposal: RuleProposal) -> None:
         services.approver_group_update(group=group, updated_by=author, **arguments)
 
 
-_CATALOG_KINDS = frozenset({Kind.CATALOG_ROLE_UPDATE, Kind.ALLOWANCE_ADD, Kind.ALLOWANCE_REMOVE})
+# Proposals about a catalogue role already there, and all of the catalogue's.
+_CATALOG_ROLE_CHANGES = frozenset(
+    {Kind.CATALOG_ROLE_UPDATE, Kind.CATALOG_ROLE_DEACTIVATE, Kind.CATALOG_ROLE_REACTIVATE}
+)
+_CATALOG_KINDS = _CATALOG_ROLE_CHANGES | {
+    Kind.CATALOG_ROLE_CREATE,
+    Kind.ALLOWANCE_ADD,
+    Kind.ALLOWANCE_REMOVE,
+}
+
+
+def _role_settings(data: dict[str, Any]) -> dict[str, Any]:
+    """What a proposal to add or edit a role sets on it, as the catalogue's services take it."""
+    return {
+        "description": data["description"],
+        "policy_keys": [tuple(key) for key in data["policy_keys"]],
+        "max_session_duration": data["max_session_duration"],
+        "keep_role_when_empty": data["keep_role_when_empty"],
+        "high_privilege_confirmed": data["high_privilege_confirmed"],
+        "default_trust_scope": data["default_trust_scope"],
+    }
 
 
 def _apply_catalog(proposal: RuleProposal) -> None:
@@ -308,20 +328,26 @@ def _apply_catalog(proposal: RuleProposal) -> None:
     owner = proposal.organisation
     author = proposal.proposed_by
     data = proposal.payload
-    if proposal.kind == Kind.CATALOG_ROLE_UPDATE:
+    if proposal.kind == Kind.CATALOG_ROLE_CREATE:
+        catalog_services.catalog_role_create(
+            owner=owner,
+            created_by=author,
+            role_name=data["role_name"],
+            one_role_per_partner=data["one_role_per_partner"],
+            **_role_settings(data),
+        )
+    elif proposal.kind in _CATALOG_ROLE_CHANGES:
         role = CatalogRole.objects.select_related("cloud_account", "organisation").get(
             organisation=owner, pk=proposal.target_id
         )
-        catalog_services.catalog_role_update(
-            catalog_role=role,
-            updated_by=author,
-            description=data["description"],
-            policy_keys=[tuple(key) for key in data["policy_keys"]],
-            max_session_duration=data["max_session_duration"],
-            keep_role_when_empty=data["keep_role_when_empty"],
-            high_privilege_confirmed=data["high_privilege_confirmed"],
-            default_trust_scope=data["default_trust_scope"],
-        )
+        if proposal.kind == Kind.CATALOG_ROLE_DEACTIVATE:
+            catalog_services.catalog_role_deactivate(catalog_role=role, deactivated_by=author)
+        elif proposal.kind == Kind.CATALOG_ROLE_REACTIVATE:
+            catalog_services.catalog_role_reactivate(catalog_role=role, reactivated_by=author)
+        else:
+            catalog_services.catalog_role_update(
+                catalog_role=role, updated_by=author, **_role_settings(data)
+            )
     elif proposal.kind == Kind.ALLOWANCE_ADD:
         allow_list.partner_allowance_add(
             owner=owner,

@@ -1,8 +1,9 @@
 """Four eyes on the catalogue and the allow-list: with the owner's four-eyes
-setting on, a catalogue role's edit (policies, maximum session, high-privilege opt-in, default
-trust scope, unused-role setting) and adding or removing a partner account are proposals, with
-a diff, that a second owner admin approves (`approvals.four_eyes.rule_proposal_approve`, which
-applies them through `catalog.services` as their author, validating them again then).
+setting on, adding a catalogue role, editing one (policies, maximum session, high-privilege
+opt-in, default trust scope, unused-role setting), deactivating or reactivating one, and adding
+or removing a partner account are proposals, with a diff, that a second owner admin approves
+(`approvals.four_eyes.rule_proposal_approve`, which applies them through `catalog.services` as
+their author, validating them again then).
 
 Each `*_or_propose` function makes the change at once when four eyes is off (returning what
 the service returns) and otherwise validates it and returns the pending `RuleProposal`.
@@ -117,6 +118,104 @@ def catalog_role_update_or_propose(
         before=before,
         after=after,
     )
+
+
+def catalog_role_create_or_propose(
+    *,
+    owner: Organisation,
+    user: User,
+    role_name: str,
+    description: str,
+    policy_keys: Sequence[Any],
+    max_session_duration: int,
+    keep_role_when_empty: bool = False,
+    high_privilege_confirmed: bool = False,
+    default_trust_scope: str = TrustScope.PARTNER_ACCOUNT,
+    one_role_per_partner: bool = False,
+) -> CatalogRole | RuleProposal:
+    """Add a role now, or, with four eyes on, check it as adding it would (the account's
+    policies and roles are read) and propose it."""
+    arguments: dict[str, Any] = {
+        "role_name": role_name,
+        "description": (description or "").strip(),
+        "policy_keys": policy_keys,
+        "max_session_duration": max_session_duration,
+        "keep_role_when_empty": bool(keep_role_when_empty),
+        "high_privilege_confirmed": bool(high_privilege_confirmed),
+        "default_trust_scope": default_trust_scope,
+        "one_role_per_partner": bool(one_role_per_partner),
+    }
+    if not four_eyes_on(owner=owner):
+        return services.catalog_role_create(owner=owner, created_by=user, **arguments)
+    _require_admin(user, owner)
+    account, keys, high_privilege = services.catalog_role_validate_create(
+        owner=owner,
+        role_name=role_name,
+        description=arguments["description"],
+        policy_keys=policy_keys,
+        max_session_duration=max_session_duration,
+        high_privilege_confirmed=arguments["high_privilege_confirmed"],
+        default_trust_scope=default_trust_scope,
+    )
+    after = _role_view(
+        role_name=role_name,
+        description=arguments["description"],
+        policy_keys=keys,
+        max_session_duration=max_session_duration,
+        keep_role_when_empty=arguments["keep_role_when_empty"],
+        allows_high_privilege=bool(high_privilege),
+        default_trust_scope=default_trust_scope,
+    ) | {
+        "account_uid": account.account_uid,
+        "one_role_per_partner": arguments["one_role_per_partner"],
+    }
+    return rule_proposal_create(
+        owner=owner,
+        user=user,
+        kind=Kind.CATALOG_ROLE_CREATE,
+        target_id="",
+        payload={**arguments, "policy_keys": [list(key) for key in keys]},
+        before=None,
+        after=after,
+    )
+
+
+def _activity_proposal(
+    catalog_role: CatalogRole, user: User, *, kind: str, active: bool
+) -> CatalogRole | RuleProposal:
+    """Propose offering `catalog_role` (again) or no longer; a role already so changes
+    nothing."""
+    owner = catalog_role.organisation
+    _require_admin(user, owner)
+    if catalog_role.is_active == active:
+        catalog_role.changed = False
+        return catalog_role
+    services.catalog_role_validate_set_active(catalog_role=catalog_role, active=active)
+    return rule_proposal_create(
+        owner=owner,
+        user=user,
+        kind=kind,
+        target_id=catalog_role.pk,
+        payload={},
+        before={"role": catalog_role.role_name, "active": not active},
+        after={"role": catalog_role.role_name, "active": active},
+    )
+
+
+def catalog_role_deactivate_or_propose(
+    *, catalog_role: CatalogRole, user: User
+) -> CatalogRole | RuleProposal:
+    if not four_eyes_on(owner=catalog_role.organisation):
+        return services.catalog_role_deactivate(catalog_role=catalog_role, deactivated_by=user)
+    return _activity_proposal(catalog_role, user, kind=Kind.CATALOG_ROLE_DEACTIVATE, active=False)
+
+
+def catalog_role_reactivate_or_propose(
+    *, catalog_role: CatalogRole, user: User
+) -> CatalogRole | RuleProposal:
+    if not four_eyes_on(owner=catalog_role.organisation):
+        return services.catalog_role_reactivate(catalog_role=catalog_role, reactivated_by=user)
+    return _activity_proposal(catalog_role, user, kind=Kind.CATALOG_ROLE_REACTIVATE, active=True)
 
 
 def partner_allowance_add_or_propose(

@@ -388,24 +388,22 @@ def _validate_policies_in_account(
     return list(high_privilege)
 
 
-def catalog_role_create(
+def catalog_role_validate_create(
     *,
     owner: Organisation,
-    created_by: User | None,
     role_name: str,
     description: str,
     policy_keys: Sequence[Any],
     max_session_duration: int,
-    keep_role_when_empty: bool = False,
-    high_privilege_confirmed: bool = False,
-    default_trust_scope: str = TrustScope.PARTNER_ACCOUNT,
-    one_role_per_partner: bool = False,
-) -> CatalogRole:
-    """Add a role to the catalogue. `policy_keys`: (type, name) pairs, "Type:Name" strings or
-    {"type", "name"} dicts, each of which must be in the account's live policy list.
-    `one_role_per_partner`: each partner gets its own RAM role `<role>-<partner alias>`
-    instead of a place in one shared trust policy (fixed once the role is added)."""
-    description = (description or "").strip()
+    high_privilege_confirmed: bool,
+    default_trust_scope: str,
+) -> tuple[CloudAccount, list[PolicyKey], list[str]]:
+    """Every check adding a role makes before it saves (a four-eyes proposal makes them too):
+    `catalog_role_validate`'s, then the account's own, read through the adapter: the policies
+    in its live list (a high-privilege one only with the opt-in), and no role of that name the
+    portal did not create, nor a partner's own role. Returns the account, the cleaned policy
+    keys and the high-privilege policies. Reads only."""
+    _valid_trust_scope(default_trust_scope)
     account, keys = catalog_role_validate(
         owner=owner,
         role_name=role_name,
@@ -448,6 +446,36 @@ def catalog_role_create(
                 % {"partners_own": partners_own.role_name, "partner": partners_own.partner}
             }
         )
+    return account, keys, high_privilege
+
+
+def catalog_role_create(
+    *,
+    owner: Organisation,
+    created_by: User | None,
+    role_name: str,
+    description: str,
+    policy_keys: Sequence[Any],
+    max_session_duration: int,
+    keep_role_when_empty: bool = False,
+    high_privilege_confirmed: bool = False,
+    default_trust_scope: str = TrustScope.PARTNER_ACCOUNT,
+    one_role_per_partner: bool = False,
+) -> CatalogRole:
+    """Add a role to the catalogue. `policy_keys`: (type, name) pairs, "Type:Name" strings or
+    {"type", "name"} dicts, each of which must be in the account's live policy list.
+    `one_role_per_partner`: each partner gets its own RAM role `<role>-<partner alias>`
+    instead of a place in one shared trust policy (fixed once the role is added)."""
+    description = (description or "").strip()
+    account, keys, high_privilege = catalog_role_validate_create(
+        owner=owner,
+        role_name=role_name,
+        description=description,
+        policy_keys=policy_keys,
+        max_session_duration=max_session_duration,
+        high_privilege_confirmed=high_privilege_confirmed,
+        default_trust_scope=default_trust_scope,
+    )
     taken = {
         "role_name": gettext("The catalogue already has a role named %(role_name)s.")
         % {"role_name": role_name}
@@ -665,6 +693,13 @@ def catalog_role_set_accounts(
     return role
 
 
+def catalog_role_validate_set_active(*, catalog_role: CatalogRole, active: bool) -> None:
+    """The check offering a role again makes before it saves (a four-eyes proposal makes it
+    too): its account must be connected."""
+    if active and not catalog_role.cloud_account.is_active:
+        raise ValidationError(gettext("Connect the role's cloud account again first."))
+
+
 def _catalog_role_set_active(
     *, catalog_role: CatalogRole, actor: User | None, active: bool
 ) -> CatalogRole:
@@ -673,8 +708,7 @@ def _catalog_role_set_active(
         if role.is_active == active:
             role.changed = False
             return role
-        if active and not role.cloud_account.is_active:
-            raise ValidationError(gettext("Connect the role's cloud account again first."))
+        catalog_role_validate_set_active(catalog_role=role, active=active)
         before = _role_public(role)
         role.is_active = active
         role.save(update_fields=["is_active", "updated_at"])

@@ -255,10 +255,10 @@ def catalog_role_create(request: AuthenticatedHttpRequest) -> HttpResponse:
             max_session_duration=form.cleaned_data["max_session_duration"],
         )
 
-    def save(keys: list[PolicyKey]) -> CatalogRole:
-        return catalog_services.catalog_role_create(
+    def save(keys: list[PolicyKey]) -> CatalogRole | RuleProposal:
+        return catalog_proposals.catalog_role_create_or_propose(
             owner=owner,
-            created_by=request.user,
+            user=request.user,
             role_name=form.cleaned_data["role_name"],
             description=form.cleaned_data["description"],
             policy_keys=keys,
@@ -273,7 +273,9 @@ def catalog_role_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     role = _role_form_submit(request, form=form, account=account, validate=validate, save=save)
     if isinstance(role, HttpResponse):
         return role
-    assert isinstance(role, CatalogRole)  # adding a role is never a proposal
+    if isinstance(role, RuleProposal):
+        messages.success(request, str(PROPOSED_MESSAGE))
+        return redirect("delegations:catalog")
     messages.success(
         request,
         gettext("%(role)s is in the catalogue; partners can ask for it.")
@@ -361,21 +363,19 @@ def _role_toggle(
         confirmation = step_up(request)
         if confirmation.response is not None:
             return confirmation.response
+    change = (
+        catalog_proposals.catalog_role_reactivate_or_propose
+        if active
+        else catalog_proposals.catalog_role_deactivate_or_propose
+    )
     try:
-        if active:
-            result = catalog_services.catalog_role_reactivate(
-                catalog_role=role,
-                reactivated_by=request.user,
-            )
-        else:
-            result = catalog_services.catalog_role_deactivate(
-                catalog_role=role,
-                deactivated_by=request.user,
-            )
+        result = change(catalog_role=role, user=request.user)
     except ValidationError as error:
         report_refusal(request, error)
         return redirect("delegations:catalog")
-    if not result.changed:
+    if isinstance(result, RuleProposal):
+        messages.success(request, str(PROPOSED_MESSAGE))
+    elif not result.changed:
         messages.info(
             request,
             (

@@ -216,7 +216,10 @@ class RuleProposal(Decision):
         RULE_SET = "rule_set", _("Change a role's approvals")
         FOUR_EYES_OFF = "four_eyes_off", _("Turn four eyes off")
         # The catalogue and the allow-list, and break-glass marking.
+        CATALOG_ROLE_CREATE = "catalog_role_create", _("Add a catalogue role")
         CATALOG_ROLE_UPDATE = "catalog_role_update", _("Change a catalogue role")
+        CATALOG_ROLE_DEACTIVATE = "catalog_role_deactivate", _("Deactivate a catalogue role")
+        CATALOG_ROLE_REACTIVATE = "catalog_role_reactivate", _("Reactivate a catalogue role")
         ALLOWANCE_ADD = "allowance_add", _("Add a partner to the allow-list")
         ALLOWANCE_REMOVE = "allowance_remove", _("Remove a partner from the allow-list")
         BREAK_GLASS_SET = "break_glass_set", _("Mark an emergency role")

@@ -37,7 +37,8 @@ def validate_role_name(value: str) -> None:
 
 
 # What an edit of a catalogue role may change (`catalog_role_update` saves exactly these, and
-# a four-eyes proposal of an edit is outdated once any of them moved).
+# a four-eyes proposal to edit, deactivate or reactivate the role is outdated once any of them,
+# or whether the role is offered, moved).
 CATALOG_ROLE_EDITABLE_FIELDS = (
     "description",
     "policies",
