@@ -152,6 +152,7 @@ def approver_group_delete_or_propose(*, group: ApproverGroup, user: User) -> Rul
         services.approver_group_delete(group=group, deleted_by=user)
         return None
     _require_admin(user, owner)
+    services.approver_group_delete_validate(group=group)
     return _group_proposal(owner=owner, user=user, kind=Kind.GROUP_DELETE, group=group, fields=None)
 
 

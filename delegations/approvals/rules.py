@@ -1,15 +1,18 @@
-"""The one pure function that reads the approval rules: given a request and the rules in
-force, who may decide it, and how many distinct approvals it still needs.
+"""The pure functions that read the approval rules: given a request and the rules in force,
+who may decide it, and how many distinct approvals it still needs; given an owner's admins and
+groups, whether each role's quorum can be met at all, for every partner.
 
-No database, no clock: `services` gathers the facts (`RulesInForce`, `Candidate`) under the
-delegation's row lock and acts on the answer, so the rules are tested as plain data.
+No database, no clock: `services` gathers the facts (`RulesInForce`, `Candidate`,
+`DeciderPool`) under the delegation's row lock (or the owner's rules lock) and acts on the
+answer, so the rules are tested as plain data.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
 
 from django.utils.translation import gettext as _
 
@@ -106,3 +109,88 @@ def auto_approves(
     if limit is None or ends_at is None:
         return False
     return dt.timedelta(0) < ends_at - starts_at <= dt.timedelta(hours=limit)
+
+
+# --- whether a quorum can be met -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GroupCover:
+    """An approver group as the quorum check sees it: its members and what it is attached to."""
+
+    member_ids: frozenset[object]
+    catalog_role_ids: frozenset[object] = frozenset()
+    allowance_ids: frozenset[object] = frozenset()
+
+
+@dataclass(frozen=True)
+class DeciderPool:
+    """Everyone who could decide an owner's requests: its admins, its approver groups (by id;
+    None for a group not saved yet) and, per allow-listed partner (by allowance id), the owner
+    admins who also belong to that partner, who never decide its requests."""
+
+    admin_ids: frozenset[object]
+    groups: Mapping[Any, GroupCover]
+    partner_member_ids: Mapping[Any, frozenset[object]]
+
+    def deciders(
+        self, *, catalog_role_id: object, allowance_id: object | None
+    ) -> frozenset[object]:
+        """Who could decide a request for the role from the partner, as `rules_in_force` and
+        `decision_refusal` would say. `allowance_id` None: a partner no group is attached to
+        (one added to the allow-list later among them)."""
+        covering = [
+            group.member_ids
+            for group in self.groups.values()
+            if catalog_role_id in group.catalog_role_ids
+            or (allowance_id is not None and allowance_id in group.allowance_ids)
+        ]
+        people = frozenset().union(*covering) & self.admin_ids if covering else self.admin_ids
+        return people - self.partner_member_ids.get(allowance_id, frozenset())
+
+    def with_group(self, group_id: object, cover: GroupCover | None) -> DeciderPool:
+        """The pool once the group `group_id` is `cover` (None: deleted)."""
+        groups = {key: value for key, value in self.groups.items() if key != group_id}
+        if cover is not None:
+            groups[group_id] = cover
+        return replace(self, groups=groups)
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    """Requests for a role from a partner (None: any partner no group names) that fewer
+    people could decide than the role's quorum needs: they would wait for ever."""
+
+    catalog_role_id: Any
+    allowance_id: Any
+    possible: int
+    required: int
+
+
+def quorum_shortfalls(pool: DeciderPool, quorums: Mapping[Any, int]) -> list[Shortfall]:
+    """Every role (`quorums`: its approvals needed, by role id) and partner whose requests
+    could never reach the quorum, fewest possible approvers first."""
+    found = []
+    for role_id, required in quorums.items():
+        for allowance_id in (None, *pool.partner_member_ids):
+            possible = len(pool.deciders(catalog_role_id=role_id, allowance_id=allowance_id))
+            if possible < required:
+                found.append(Shortfall(role_id, allowance_id, possible, required))
+    return sorted(found, key=lambda shortfall: shortfall.possible)
+
+
+def shortfalls_made(
+    before: DeciderPool, after: DeciderPool, quorums: Mapping[Any, int]
+) -> list[Shortfall]:
+    """The shortfalls a change of the groups makes, or makes worse: one already there that
+    the change leaves no worse does not stop it (so it can be mended a step at a time)."""
+    return [
+        shortfall
+        for shortfall in quorum_shortfalls(after, quorums)
+        if shortfall.possible
+        < len(
+            before.deciders(
+                catalog_role_id=shortfall.catalog_role_id, allowance_id=shortfall.allowance_id
+            )
+        )
+    ]

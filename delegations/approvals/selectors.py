@@ -14,7 +14,15 @@ from django.db.models import Prefetch, Q, QuerySet
 
 from accounts.models import Membership, Organisation, User
 from core.web import get_or_404, parse_uuid
-from delegations.approvals.rules import Candidate, RulesInForce, Tally, decision_refusal, tally
+from delegations.approvals.rules import (
+    Candidate,
+    DeciderPool,
+    GroupCover,
+    RulesInForce,
+    Tally,
+    decision_refusal,
+    tally,
+)
 from delegations.models import (
     ApprovalRule,
     ApprovalSettings,
@@ -177,14 +185,44 @@ def approval_progress(*, delegation: Delegation, user: User) -> ApprovalProgress
     )
 
 
-def possible_approver_count(*, catalog_role: CatalogRole) -> int:
-    """How many people could approve a request for `catalog_role`: the members (still admins)
-    of the groups attached to it, or every owner admin when none is."""
-    admins = owner_admins(owner=catalog_role.organisation)
-    groups = ApproverGroup.objects.filter(catalog_roles=catalog_role)
-    if groups.exists():
-        admins = admins.filter(approver_groups__in=groups)
-    return admins.distinct().count()
+def decider_pool(*, owner: Organisation) -> DeciderPool:
+    """Everyone who could decide `owner`'s requests now, for the quorum check: its admins,
+    its approver groups and, per allow-listed partner, the admins who belong to that partner."""
+    admin_ids = frozenset(owner_admins(owner=owner).values_list("pk", flat=True))
+    groups = {
+        group.pk: GroupCover(
+            member_ids=frozenset(member.pk for member in group.members.all()),
+            catalog_role_ids=frozenset(role.pk for role in group.catalog_roles.all()),
+            allowance_ids=frozenset(allowance.pk for allowance in group.partner_allowances.all()),
+        )
+        for group in approver_groups_for_owner(owner=owner)
+    }
+    allowances = dict(
+        PartnerAllowance.objects.filter(organisation=owner).values_list("pk", "partner_account_uid")
+    )
+    in_partner: dict[str, set[object]] = {}
+    for account_uid, user_id in Membership.objects.filter(
+        organisation__kind=Organisation.Kind.PARTNER,
+        organisation__account_uid__in=set(allowances.values()),
+        user_id__in=admin_ids,
+    ).values_list("organisation__account_uid", "user_id"):
+        in_partner.setdefault(account_uid, set()).add(user_id)
+    return DeciderPool(
+        admin_ids=admin_ids,
+        groups=groups,
+        partner_member_ids={
+            pk: frozenset(in_partner.get(account_uid, ())) for pk, account_uid in allowances.items()
+        },
+    )
+
+
+def quorums_by_role(*, owner: Organisation) -> dict[object, int]:
+    """The approvals each of `owner`'s catalogue roles needs (1 without a rule)."""
+    rules = approval_rules_by_role(owner=owner)
+    return {
+        role_id: rules[role_id].approvals_required if role_id in rules else 1
+        for role_id in CatalogRole.objects.filter(organisation=owner).values_list("pk", flat=True)
+    }
 
 
 def catalog_role_choices(*, owner: Organisation) -> QuerySet[CatalogRole]:

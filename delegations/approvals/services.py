@@ -18,19 +18,29 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from accounts.models import Organisation, User
 from audit.actions import AuditAction
 from audit.services import audit_record
 from core.db import conflict_as_validation_error
 from delegations.approvals import selectors
-from delegations.approvals.rules import Tally, decision_refusal
+from delegations.approvals.rules import (
+    GroupCover,
+    Shortfall,
+    Tally,
+    decision_refusal,
+    quorum_shortfalls,
+    shortfalls_made,
+)
+from delegations.catalog.services import catalog_role_lock
 from delegations.delegation_audit import delegation_audit_record
 from delegations.models import (
     APPROVER_GROUP_NAME_MAX_LENGTH,
     MAX_APPROVALS_REQUIRED,
     MAX_AUTO_APPROVE_HOURS,
     ApprovalRule,
+    ApprovalSettings,
     ApproverGroup,
     CatalogRole,
     Delegation,
@@ -200,7 +210,72 @@ def _clean_group(
         errors["partner_allowances"] = _("Choose partners on your own allow-list.")
     if errors:
         raise ValidationError(errors)
+    _check_quorums_kept(
+        owner=owner,
+        group_id=exclude_group.pk if exclude_group is not None else None,
+        cover=GroupCover(
+            member_ids=frozenset(member.pk for member in members),
+            catalog_role_ids=frozenset(role.pk for role in roles),
+            allowance_ids=frozenset(allowance.pk for allowance in allowances),
+        ),
+    )
     return name, members, roles, allowances
+
+
+def _lock_rules(owner: Organisation) -> None:
+    """Take the owner's approval-settings row: one change of groups or quorums at a time per
+    owner, so each one's quorum check sees the others' result (the same lock four eyes takes
+    to approve a proposal)."""
+    ApprovalSettings.objects.select_for_update().get_or_create(organisation=owner)
+
+
+def _partner_name(allowance_id: Any) -> str:
+    allowance = PartnerAllowance.objects.get(pk=allowance_id)
+    if allowance.label:
+        return f"{allowance.label} ({allowance.partner_account_uid})"
+    return allowance.partner_account_uid
+
+
+def _check_quorums_kept(*, owner: Organisation, group_id: object, cover: GroupCover | None) -> None:
+    """Refuse a change of the group `group_id` (None: a new group) to `cover` (None: its
+    deletion) that would leave some role's requests, from some partner, with fewer people who
+    could decide them than the role's quorum: they would wait for ever."""
+    before = selectors.decider_pool(owner=owner)
+    made = shortfalls_made(
+        before, before.with_group(group_id, cover), selectors.quorums_by_role(owner=owner)
+    )
+    if not made:
+        return
+    shortfall = made[0]
+    names = {
+        "possible": shortfall.possible,
+        "role": CatalogRole.objects.get(pk=shortfall.catalog_role_id).role_name,
+        "n": shortfall.required,
+    }
+    if shortfall.allowance_id is None:
+        message = ngettext(
+            "After this change only %(possible)d person could approve %(role)s for partners "
+            "without an approver group of their own, and it needs a quorum of %(n)d: those "
+            "requests would wait for ever. Keep enough people deciding them, or lower the "
+            "quorum first.",
+            "After this change only %(possible)d people could approve %(role)s for partners "
+            "without an approver group of their own, and it needs a quorum of %(n)d: those "
+            "requests would wait for ever. Keep enough people deciding them, or lower the "
+            "quorum first.",
+            shortfall.possible,
+        )
+    else:
+        names["partner"] = _partner_name(shortfall.allowance_id)
+        message = ngettext(
+            "After this change only %(possible)d person could approve %(role)s for "
+            "%(partner)s, and it needs a quorum of %(n)d: those requests would wait for ever. "
+            "Keep enough people deciding them, or lower the quorum first.",
+            "After this change only %(possible)d people could approve %(role)s for "
+            "%(partner)s, and it needs a quorum of %(n)d: those requests would wait for ever. "
+            "Keep enough people deciding them, or lower the quorum first.",
+            shortfall.possible,
+        )
+    raise ValidationError(message % names)
 
 
 def approver_group_create(
@@ -214,16 +289,21 @@ def approver_group_create(
 ) -> ApproverGroup:
     """Create an approver group: from now on only its members decide the requests for the
     catalogue roles and partners it is attached to."""
-    name, members, roles, allowances = _clean_group(
-        owner=owner,
-        name=name,
-        members=members,
-        catalog_roles=catalog_roles,
-        partner_allowances=partner_allowances,
-    )
-    taken = {"name": _("There is already a group called %(name)s.") % {"name": name}}
-    with transaction.atomic(), conflict_as_validation_error(taken):
-        group = ApproverGroup.objects.create(organisation=owner, name=name, created_by=created_by)
+    with transaction.atomic():
+        if owner.is_owner:
+            _lock_rules(owner)
+        name, members, roles, allowances = _clean_group(
+            owner=owner,
+            name=name,
+            members=members,
+            catalog_roles=catalog_roles,
+            partner_allowances=partner_allowances,
+        )
+        taken = {"name": _("There is already a group called %(name)s.") % {"name": name}}
+        with conflict_as_validation_error(taken):
+            group = ApproverGroup.objects.create(
+                organisation=owner, name=name, created_by=created_by
+            )
         group.members.set(members)
         group.catalog_roles.set(roles)
         group.partner_allowances.set(allowances)
@@ -248,6 +328,7 @@ def approver_group_update(
 ) -> ApproverGroup:
     """Change a group's name, members and what it is attached to, in one step."""
     with transaction.atomic():
+        _lock_rules(group.organisation)
         locked = ApproverGroup.objects.select_for_update().get(pk=group.pk)
         name, members, roles, allowances = _clean_group(
             owner=locked.organisation,
@@ -277,11 +358,13 @@ def approver_group_update(
 
 def approver_group_delete(*, group: ApproverGroup, deleted_by: User) -> None:
     """Delete a group: the requests it covered fall back to the other groups attached to
-    them, or to any owner admin."""
+    them, or to any owner admin. Refused when that leaves a quorum out of reach."""
     with transaction.atomic():
+        _lock_rules(group.organisation)
         locked = ApproverGroup.objects.select_for_update().filter(pk=group.pk).first()
         if locked is None:
             return
+        approver_group_delete_validate(group=locked)
         audit_record(
             action=AuditAction.APPROVER_GROUP_DELETED,
             actor=deleted_by,
@@ -290,6 +373,11 @@ def approver_group_delete(*, group: ApproverGroup, deleted_by: User) -> None:
             before=_group_snapshot(locked),
         )
         locked.delete()
+
+
+def approver_group_delete_validate(*, group: ApproverGroup) -> None:
+    """The check `approver_group_delete` makes before it deletes (a proposal makes it too)."""
+    _check_quorums_kept(owner=group.organisation, group_id=group.pk, cover=None)
 
 
 # --- quorum ---------------------------------------------------------------------------------------
@@ -321,17 +409,38 @@ def approval_rule_validate(
         raise ValidationError(
             {"auto_approve_max_hours": _("A high-privilege role is never approved automatically.")}
         )
-    possible = selectors.possible_approver_count(catalog_role=catalog_role)
-    if approvals_required > possible:
-        raise ValidationError(
-            {
-                "approvals_required": _(
-                    "Only %(possible)d people may approve %(role)s; a quorum of %(n)d could "
-                    "never be reached."
-                )
-                % {"possible": possible, "role": catalog_role.role_name, "n": approvals_required}
-            }
+    shortfalls = quorum_shortfalls(
+        selectors.decider_pool(owner=catalog_role.organisation),
+        {catalog_role.pk: approvals_required},
+    )
+    if shortfalls:
+        raise ValidationError({"approvals_required": _quorum_refusal(catalog_role, shortfalls[0])})
+
+
+def _quorum_refusal(catalog_role: CatalogRole, shortfall: Shortfall) -> str:
+    names = {
+        "possible": shortfall.possible,
+        "role": catalog_role.role_name,
+        "n": shortfall.required,
+    }
+    if shortfall.allowance_id is None:
+        return (
+            ngettext(
+                "Only %(possible)d person may approve %(role)s; a quorum of %(n)d could never be "
+                "reached.",
+                "Only %(possible)d people may approve %(role)s; a quorum of %(n)d could never be "
+                "reached.",
+                shortfall.possible,
+            )
+            % names
         )
+    return ngettext(
+        "Only %(possible)d person may approve %(role)s for %(partner)s (the approver groups "
+        "attached to them); a quorum of %(n)d could never be reached.",
+        "Only %(possible)d people may approve %(role)s for %(partner)s (the approver groups "
+        "attached to them); a quorum of %(n)d could never be reached.",
+        shortfall.possible,
+    ) % {**names, "partner": _partner_name(shortfall.allowance_id)}
 
 
 def approval_rule_set(
@@ -344,14 +453,15 @@ def approval_rule_set(
     """Require `approvals_required` distinct approvals (1 to 5) for requests of
     `catalog_role`. Requests already waiting are counted against the new number at their
     next approval."""
-    approval_rule_validate(
-        catalog_role=catalog_role,
-        approvals_required=approvals_required,
-        auto_approve_max_hours=auto_approve_max_hours,
-    )
     owner = catalog_role.organisation
     with transaction.atomic():
-        CatalogRole.objects.select_for_update().get(pk=catalog_role.pk)
+        _lock_rules(owner)
+        locked = catalog_role_lock(catalog_role_id=catalog_role.pk)
+        approval_rule_validate(
+            catalog_role=locked,
+            approvals_required=approvals_required,
+            auto_approve_max_hours=auto_approve_max_hours,
+        )
         wanted = {
             "approvals_required": approvals_required,
             "auto_approve_max_hours": auto_approve_max_hours,

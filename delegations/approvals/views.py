@@ -190,7 +190,12 @@ def approver_group_delete(request: AuthenticatedHttpRequest, group_id: str) -> H
     confirmation = step_up(request)
     if confirmation.response is not None:
         return confirmation.response
-    if four_eyes.approver_group_delete_or_propose(group=group, user=request.user) is not None:
+    try:
+        proposal = four_eyes.approver_group_delete_or_propose(group=group, user=request.user)
+    except ValidationError as error:
+        report_refusal(request, error)
+        return redirect("delegations:approval_rules")
+    if proposal is not None:
         messages.success(request, PROPOSED)
     else:
         messages.success(

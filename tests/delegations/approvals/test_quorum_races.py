@@ -8,12 +8,13 @@ writers and is covered by the sequential tests in test_services.py.
 import datetime as dt
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.utils import timezone
 
 from accounts.models import Membership, Organisation, User
 from audit.models import AuditEvent
-from delegations.approvals.services import approval_rule_set
+from delegations.approvals.services import approval_rule_set, approver_group_create
 from delegations.lifecycle.extensions import extension_approve, extension_request
 from delegations.lifecycle.services import (
     DelegationConflict,
@@ -25,11 +26,14 @@ from delegations.lifecycle.services import (
     delegation_revoke,
 )
 from delegations.models import (
+    ApprovalRule,
+    ApproverGroup,
     CatalogRole,
     Delegation,
     DelegationApproval,
     DelegationExtension,
     OutboxMessage,
+    PartnerAllowance,
 )
 from tests.delegations.lifecycle.test_decision_races import race
 from tests.personas import make_member
@@ -146,3 +150,38 @@ def test_extension_against_expiry_exactly_one_wins(
         delegation_mark_revoked(delegation=Delegation.objects.get(pk=delegation.pk))
         outcomes.add(decided.status)
     assert outcomes
+
+
+def test_a_quorum_raise_against_a_narrower_group_cannot_both_pass(
+    company_a: Organisation,
+    ecs_admin: CatalogRole,
+    owner_admin: User,
+    owner_admin_2: User,
+    allow_b: None,
+) -> None:
+    """Each change alone keeps the quorum reachable; together they would not (one person
+    deciding company B's requests of a role needing two). The owner's rules lock lets exactly
+    one of them through, and the other's check sees it."""
+    allowance = PartnerAllowance.objects.get(organisation=company_a)
+    for round_number in range(ROUNDS):
+        ApprovalRule.objects.filter(catalog_role=ecs_admin).delete()
+        ApproverGroup.objects.all().delete()
+        raised, grouped = race(
+            lambda: approval_rule_set(
+                catalog_role=ecs_admin, approvals_required=2, set_by=owner_admin
+            ),
+            lambda n=round_number: approver_group_create(
+                owner=company_a,
+                created_by=owner_admin,
+                name=f"Company B approvers {n}",
+                members=[owner_admin],
+                partner_allowances=[allowance],
+            ),
+        )
+        passed = [r for r in (raised, grouped) if not isinstance(r, Exception)]
+        refused = [r for r in (raised, grouped) if isinstance(r, ValidationError)]
+        assert len(passed) == 1 and len(refused) == 1, (raised, grouped)
+        two_needed = ApprovalRule.objects.filter(
+            catalog_role=ecs_admin, approvals_required=2
+        ).exists()
+        assert two_needed != ApproverGroup.objects.exists()

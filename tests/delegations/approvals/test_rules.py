@@ -9,9 +9,13 @@ from hypothesis import strategies as st
 
 from delegations.approvals.rules import (
     Candidate,
+    DeciderPool,
+    GroupCover,
     RulesInForce,
     auto_approves,
     decision_refusal,
+    quorum_shortfalls,
+    shortfalls_made,
     tally,
 )
 from delegations.models import TRUST_SCOPES_WIDEST_FIRST, TrustScope, narrowest_trust_scope
@@ -127,3 +131,88 @@ def test_the_narrowest_trust_scope_trusts_the_fewest_people() -> None:
     )
     assert narrowest_trust_scope(TrustScope.values) == TrustScope.NAMED_OWNER_APPROVED
     assert set(TRUST_SCOPES_WIDEST_FIRST) == set(TrustScope)
+
+
+# (members, attached to the role, attached to the partner) of each approver group.
+group_specs = st.lists(
+    st.tuples(st.frozensets(people, min_size=1), st.booleans(), st.booleans()), max_size=4
+)
+
+
+def pool_of(admins: frozenset[int], groups: list, in_partner: frozenset[int]) -> DeciderPool:
+    return DeciderPool(
+        admin_ids=admins,
+        groups={
+            index: GroupCover(
+                member_ids=members,
+                catalog_role_ids=frozenset({"role"} if on_role else ()),
+                allowance_ids=frozenset({"partner"} if on_partner else ()),
+            )
+            for index, (members, on_role, on_partner) in enumerate(groups)
+        },
+        partner_member_ids={"partner": in_partner},
+    )
+
+
+@given(
+    admins=st.frozensets(people, min_size=1), groups=group_specs, in_partner=st.frozensets(people)
+)
+def test_the_quorum_check_counts_exactly_who_the_rules_let_decide(
+    admins: frozenset[int], groups: list, in_partner: frozenset[int]
+) -> None:
+    """The people the quorum check counts for a role and partner are exactly those
+    `decision_refusal` lets decide such a request (groups on the role or the partner, owner
+    admins only, never a member of the partner)."""
+    covering = [members for members, on_role, on_partner in groups if on_role or on_partner]
+    rules = RulesInForce(approver_ids=frozenset().union(*covering) if covering else None)
+    may_decide = {
+        user
+        for user in range(1, 13)
+        if decision_refusal(
+            rules,
+            Candidate(
+                user_id=user,
+                is_owner_admin=user in admins,
+                is_requester=False,
+                in_requesting_organisation=user in in_partner,
+            ),
+        )
+        is None
+    }
+    pool = pool_of(admins, groups, in_partner)
+    assert pool.deciders(catalog_role_id="role", allowance_id="partner") == may_decide
+    # A quorum is out of reach for these requests exactly when fewer people may decide them.
+    for quorum in range(1, 6):
+        short = {
+            (s.catalog_role_id, s.allowance_id) for s in quorum_shortfalls(pool, {"role": quorum})
+        }
+        assert (("role", "partner") in short) == (len(may_decide) < quorum)
+
+
+@given(
+    admins=st.frozensets(people, min_size=1),
+    groups=group_specs.filter(bool),
+    extra=st.frozensets(people),
+    quorum=st.integers(min_value=1, max_value=5),
+)
+def test_giving_a_group_more_members_never_makes_a_shortfall(
+    admins: frozenset[int], groups: list, extra: frozenset[int], quorum: int
+) -> None:
+    before = pool_of(admins, groups, frozenset())
+    members, on_role, on_partner = groups[0]
+    after = before.with_group(
+        0,
+        GroupCover(
+            member_ids=members | extra,
+            catalog_role_ids=frozenset({"role"} if on_role else ()),
+            allowance_ids=frozenset({"partner"} if on_partner else ()),
+        ),
+    )
+    assert shortfalls_made(before, after, {"role": quorum}) == []
+    # Deleting it makes one exactly where fewer people are left than the quorum needs.
+    gone = before.with_group(0, None)
+    for made in shortfalls_made(before, gone, {"role": quorum}):
+        assert made.possible < quorum
+        assert made.possible < len(
+            before.deciders(catalog_role_id="role", allowance_id=made.allowance_id)
+        )
