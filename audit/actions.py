@@ -389,6 +389,15 @@ class AuditAction(StrEnum):
             _("{actor} asked the worker to try again"),
         ),
     )
+    DELEGATION_RETRY_DENIED = (
+        "delegation.retry_denied",
+        ActionInfo(
+            Category.DENIED,
+            "A retry that would grant access again was refused (e.g. the role's policies now "
+            "grant RAM administration without the opt-in).",
+            _("{actor} tried to retry and was refused"),
+        ),
+    )
     DELEGATION_APPLYING = (
         "delegation.applying",
         ActionInfo(

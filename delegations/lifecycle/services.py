@@ -1346,18 +1346,25 @@ def delegation_retry(
     *, delegation: Delegation, retried_by: User, expected_version: int | None = None
 ) -> Delegation:
     """An owner admin asks the worker to try a failed delegation again, in the direction it
-    was going (applying or revoking). Applying again grants the role, so the high-privilege
-    opt-in is checked again first (outside the lock: it may read the cloud)."""
-    current = Delegation.objects.select_related("owner", "catalog_role__cloud_account").get(
-        pk=delegation.pk
-    )
+    was going (applying or revoking). Applying again grants the role, so it makes the checks
+    a fresh approval makes first (`grant_precheck`: the allow-list, the role still offered in
+    a connected account, the high-privilege opt-in judged now; outside the lock, it may read
+    the cloud), and again under the lock (`grant_recheck`)."""
+    current = Delegation.objects.select_related(
+        "owner", "partner", "catalog_role__cloud_account", "managed_role__cloud_account"
+    ).get(pk=delegation.pk)
     _require_admin(user=retried_by, organisation=current.owner, doing="retry")
     checked = None
     if current.status == Status.FAILED and _retry_goes_back_to_approved(current):
-        problem = _privilege_problem(catalog_role=current.catalog_role)
-        if problem is not None:
-            raise ValidationError(problem)
-        checked = _privilege_snapshot(current.catalog_role)
+        checked = grant_precheck(
+            delegation=current,
+            audit_refusal=lambda problem: _audit_denied(
+                delegation=current,
+                action=AuditAction.DELEGATION_RETRY_DENIED,
+                actor=retried_by,
+                reason=problem,
+            ),
+        )
     with transaction.atomic():
         return _retry(
             delegation=delegation,
@@ -1394,7 +1401,7 @@ def _retry(
             raise DelegationConflict(
                 gettext("This delegation changed; reload the page and try again.")
             )
-        _check_privilege_unchanged(_lock_catalog_role(locked), checked)
+        grant_recheck(locked=locked, checked=checked)
     _transition(
         locked,
         to=to,
