@@ -627,6 +627,16 @@ class AuditAction(StrEnum):
             title=_("{actor} refused {target_label} as a named person"),
         ),
     )
+    TRUST_PERSON_DECISION_DENIED = (
+        "trust.person_decision_denied",
+        ActionInfo(
+            Category.DENIED,
+            "A decision on a named person was refused: the person may not decide the "
+            "delegation (its approver groups, a member of the partner) or the grant checks "
+            "failed.",
+            title=_("{actor} tried to decide on {target_label} as a named person and was refused"),
+        ),
+    )
     TRUST_PERSON_REMOVED = (
         "trust.person_removed",
         ActionInfo(

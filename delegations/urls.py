@@ -6,7 +6,7 @@ from delegations.breakglass import urls as breakglass_urls
 from delegations.catalog import urls as catalog_urls
 from delegations.connection import urls as connection_urls
 from delegations.fleet import urls as fleet_urls
-from delegations.lifecycle import extension_views, views
+from delegations.lifecycle import extension_views, named_people_views, views
 from delegations.partner import urls as partner_urls
 from delegations.reviews import urls as reviews_urls
 from delegations.trust import urls as trust_urls
@@ -33,6 +33,15 @@ urlpatterns = [
     *actions(
         "<uuid:delegation_id>/extensions/<uuid:extension_id>/", extension_views.extension_decide
     ),
+    # The owner's decision on a named person, posted from the trust page (trust_urls below):
+    # the lifecycle's, which applies the delegation's approval rules.
+    *[
+        path(f"trust/people/<uuid:person_id>/{verb}/", view, name=f"trust_person_{verb}")
+        for verb, view in (
+            ("approve", named_people_views.trusted_person_approve),
+            ("reject", named_people_views.trusted_person_reject),
+        )
+    ],
 ]
 
 # The sub-areas' pages, in this same namespace.

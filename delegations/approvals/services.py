@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -61,6 +62,20 @@ def approval_refusal(*, delegation: Delegation, user: User, approving: bool) -> 
     return decision_refusal(
         rules, selectors.candidate(delegation=delegation, user=user), already_approved=already
     )
+
+
+def proposal_decision_refusal(
+    *, delegation: Delegation, user: User, proposed_by_id: object
+) -> str | None:
+    """Why `user` may not decide on something the partner proposed for `delegation` (a named
+    person), or None: the people who may decide the delegation, with the proposal's author in
+    the requester's place (the delegation's own requester may be the owner admin who offered
+    it, whose offer was their decision). Reads only; callers audit the refusal."""
+    candidate = replace(
+        selectors.candidate(delegation=delegation, user=user),
+        is_requester=user.pk == proposed_by_id,
+    )
+    return decision_refusal(selectors.rules_in_force(delegation=delegation), candidate)
 
 
 def approval_record(

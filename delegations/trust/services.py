@@ -7,6 +7,7 @@ the portal did not add)."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -14,9 +15,10 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts.models import Membership, Organisation, User
+from accounts.models import Organisation, User
 from accounts.permissions import is_admin_member, require_mfa
 from audit.actions import AuditAction
+from audit.models import AuditEvent
 from cloud import policies
 from cloud.errors import CloudError
 from core.crypto import decrypt_secret, encrypt_secret
@@ -69,6 +71,7 @@ def _audit(
     before: Any = None,
     after: Any = None,
     metadata: dict[str, Any] | None = None,
+    outcome: str = AuditEvent.Outcome.SUCCESS,
 ) -> None:
     delegation_audit_record(
         delegation,
@@ -80,6 +83,7 @@ def _audit(
         before=before,
         after=after,
         metadata={"delegation": str(delegation.pk), **(metadata or {})},
+        outcome=outcome,
     )
 
 
@@ -287,20 +291,52 @@ def _lock_person(person: TrustedPerson) -> tuple[TrustedPerson, Delegation]:
     return locked, delegation
 
 
+# A named person is decided while the access is asked for or granted, like the delegation
+# itself: never once it was rejected, revoked or expired, nor while it failed or is going.
+DECIDABLE_STATUSES = frozenset(
+    {
+        Delegation.Status.REQUESTED,
+        Delegation.Status.SCHEDULED,
+        Delegation.Status.APPROVED,
+        Delegation.Status.APPLYING,
+        Delegation.Status.ACTIVE,
+    }
+)
+
+
+def trusted_person_decision_problem(delegation: Delegation, *, approve: bool) -> str | None:
+    """Why nobody may decide on `delegation`'s named people now (approving, or refusing), or
+    None. Reads only the delegation: the caller holds its row, or checks again under the
+    lock."""
+    if delegation.status not in DECIDABLE_STATUSES:
+        return _("This access is %(status)s; its named people can no longer be decided.") % {
+            "status": delegation.get_status_display().lower()
+        }
+    if delegation.ends_at is not None and delegation.ends_at <= timezone.now():
+        return _("This access has reached its end; its named people can no longer be decided.")
+    if approve and delegation.trust_scope != TrustScope.NAMED_OWNER_APPROVED:
+        return _("This delegation no longer takes named people.")
+    return None
+
+
 def trusted_person_decide(
-    *, person: TrustedPerson, decided_by: User, approve: bool, reason: str = "", with_mfa: bool
+    *,
+    person: TrustedPerson,
+    decided_by: User,
+    approve: bool,
+    with_mfa: bool,
+    decider_check: Callable[[Delegation], None],
+    reason: str = "",
 ) -> TrustedPerson:
-    """An owner admin approves (step-up, MFA when required) or refuses a proposed person.
-    Nobody decides on a person their own organisation proposed."""
+    """An owner admin approves (step-up, MFA when required) or refuses a proposed person,
+    while the delegation is asked for or granted (`trusted_person_decision_problem`).
+
+    Who may decide is the delegation's approval rules, which this area does not know:
+    `decider_check(locked delegation)` raises when `decided_by` may not (and may check the
+    grant again), under the delegation's row lock. The lifecycle passes it
+    (`delegations.lifecycle.named_people`); call that, not this."""
     if not is_admin_member(decided_by, person.delegation.owner):
         raise PermissionDenied(_("Only the owner's admins decide on named people."))
-    if (
-        is_admin_member(decided_by, person.delegation.partner)
-        or Membership.objects.filter(
-            user=decided_by, organisation=person.delegation.partner
-        ).exists()
-    ):
-        raise PermissionDenied(_("You belong to the partner; another owner admin must decide."))
     reason = (reason or "").strip()
     if len(reason) > 2000:
         raise ValidationError({"reason": _("Keep it under 2000 characters.")})
@@ -316,6 +352,10 @@ def trusted_person_decide(
                 _("%(name)s is already %(status)s.")
                 % {"name": locked.ram_user_name, "status": locked.get_status_display().lower()}
             )
+        problem = trusted_person_decision_problem(delegation, approve=approve)
+        if problem is not None:
+            raise ValidationError(problem)
+        decider_check(delegation)
         if approve:
             require_mfa(with_mfa=with_mfa)
             approved = TrustedPerson.objects.filter(
@@ -348,6 +388,25 @@ def trusted_person_decide(
         if approve:
             _reconcile_if_live(delegation)
         return locked
+
+
+def trusted_person_decision_denied(
+    *, person: TrustedPerson, decided_by: User, approve: bool, reason: str
+) -> None:
+    """Record a refused decision on a named person, in its own transaction so that it
+    survives the refusal."""
+    delegation = person.delegation
+    with transaction.atomic():
+        _audit(
+            action=AuditAction.TRUST_PERSON_DECISION_DENIED,
+            actor=decided_by,
+            delegation=delegation,
+            acting_for=delegation.owner,
+            target=person,
+            target_label=person.ram_user_name,
+            metadata={"approve": approve, "denied_because": reason},
+            outcome=AuditEvent.Outcome.DENIED,
+        )
 
 
 def trusted_person_remove(*, person: TrustedPerson, removed_by: User) -> TrustedPerson:

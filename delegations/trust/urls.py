@@ -15,13 +15,11 @@ urlpatterns = [
         views.external_id_reveal,
         name="trust_external_id",
     ),
-    # A named person's approval, rejection and removal.
-    *[
-        path(f"trust/people/<uuid:person_id>/{verb}/", view, name=f"trust_person_{verb}")
-        for verb, view in (
-            ("approve", views.trusted_person_approve),
-            ("reject", views.trusted_person_reject),
-            ("remove", views.trusted_person_remove),
-        )
-    ],
+    # A named person's removal (approving and refusing one: `delegations.urls`, the
+    # lifecycle's, which applies the approval rules).
+    path(
+        "trust/people/<uuid:person_id>/remove/",
+        views.trusted_person_remove,
+        name="trust_person_remove",
+    ),
 ]

@@ -1,7 +1,9 @@
 """The trust page `/delegations/<id>/trust/`: whom the delegation's trust policy names.
 
-Owner admins choose the scope, the cap and the ExternalId requirement (step-up) and decide on
-proposed people (approving needs the step-up); partner admins propose and remove people and
+Owner admins choose the scope, the cap and the ExternalId requirement (step-up); those who may
+decide the delegation decide on proposed people (`lifecycle.named_people_views`: the approval
+rules are the lifecycle's to apply; approving needs the step-up); partner admins propose and
+remove people and
 may reveal the ExternalId (audited, never cached); auditors and the other side's admins read.
 Another organisation's ids are 404 (selectors); everything that changes is POST with CSRF.
 """
@@ -60,6 +62,9 @@ def _page(
         "trust": selectors.trust_view(delegation),
         "owner_admin": owner_admin,
         "partner_admin": partner_admin,
+        # Approve and Refuse are offered only while the access is asked for or granted.
+        "people_decidable": services.trusted_person_decision_problem(delegation, approve=False)
+        is None,
         "scope_form": forms.get("scope_form")
         or TrustScopeForm(
             initial={
@@ -144,7 +149,9 @@ def trusted_person_propose(request: AuthenticatedHttpRequest, delegation_id: str
     )
 
 
-def _person(request: AuthenticatedHttpRequest, person_id: str) -> TrustedPerson:
+def trusted_person_of_request(request: AuthenticatedHttpRequest, person_id: str) -> TrustedPerson:
+    """A named person of a delegation the current organisation owns or partners in; 404
+    otherwise (also for the owner's decisions on them, `lifecycle.named_people_views`)."""
     return selectors.trusted_person_get_for_organisation(
         organisation=request.organisation, person_id=person_id
     )
@@ -152,44 +159,8 @@ def _person(request: AuthenticatedHttpRequest, person_id: str) -> TrustedPerson:
 
 @require_POST
 @organisation_member_required(roles=[ADMIN])
-def trusted_person_approve(request: AuthenticatedHttpRequest, person_id: str) -> HttpResponse:
-    person = _person(request, person_id)
-    approved = _("%(name)s is approved; the trust policy follows.") % {"name": person}
-    return replace(TRUST, refused=(ValidationError, PermissionDenied)).submit(
-        request,
-        None,
-        lambda _data, confirmation: services.trusted_person_decide(
-            person=person, decided_by=request.user, approve=True, with_mfa=confirmation.with_mfa
-        ),
-        subject=person.delegation,
-        done=lambda _result: messages.success(request, approved),
-    )
-
-
-@require_POST
-@organisation_member_required(roles=[ADMIN])
-def trusted_person_reject(request: AuthenticatedHttpRequest, person_id: str) -> HttpResponse:
-    person = _person(request, person_id)
-    return replace(TRUST, refused=(PermissionDenied,)).submit(
-        request,
-        RejectPersonForm(request.POST),
-        lambda data, _step_up: services.trusted_person_decide(
-            person=person,
-            decided_by=request.user,
-            approve=False,
-            reason=data["reason"],
-            with_mfa=False,
-        ),
-        subject=person.delegation,
-        name="reject_form",
-        confirm=False,
-    )
-
-
-@require_POST
-@organisation_member_required(roles=[ADMIN])
 def trusted_person_remove(request: AuthenticatedHttpRequest, person_id: str) -> HttpResponse:
-    person = _person(request, person_id)
+    person = trusted_person_of_request(request, person_id)
     return replace(TRUST, refused=(PermissionDenied,)).submit(
         request,
         None,

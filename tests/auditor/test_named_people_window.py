@@ -15,6 +15,7 @@ from accounts.models import Membership
 from api.services import api_token_create
 from audit.models import AuditEvent
 from auditor.named_people import named_people_over_window, principal_spells
+from delegations.lifecycle.named_people import trusted_person_decide
 from delegations.models import Delegation, TrustedPerson, TrustScope
 from delegations.trust import services
 from tests.fixtures.partner import PartnerWorld
@@ -75,9 +76,7 @@ def _approve(world: PartnerWorld, delegation: Delegation, name: str) -> TrustedP
     person = services.trusted_person_propose(
         delegation=delegation, proposed_by=world.partner_admin, ram_user_name=name
     )
-    services.trusted_person_decide(
-        person=person, decided_by=world.owner_admin, approve=True, with_mfa=True
-    )
+    trusted_person_decide(person=person, decided_by=world.owner_admin, approve=True, with_mfa=True)
     world.drain()
     return person
 
@@ -147,7 +146,7 @@ def test_the_report_page_lists_people_of_the_window_with_from_and_to(named, logi
     refused = services.trusted_person_propose(
         delegation=delegation, proposed_by=world.partner_admin, ram_user_name="Bob"
     )
-    services.trusted_person_decide(
+    trusted_person_decide(
         person=refused,
         decided_by=world.owner_admin,
         approve=False,

@@ -11,6 +11,7 @@ from django.test import Client
 
 from api.services import api_token_create
 from core.security_headers import origin_of
+from delegations.lifecycle.named_people import trusted_person_decide
 from delegations.models import CredentialIssuance, TrustScope
 from delegations.partner.console_sign_in import console_sign_in_url
 from delegations.partner.credentials import CredentialRefused
@@ -39,9 +40,7 @@ def named(partner_world: PartnerWorld, settings):
     person = services.trusted_person_propose(
         delegation=delegation, proposed_by=world.partner_admin, ram_user_name="Alice"
     )
-    services.trusted_person_decide(
-        person=person, decided_by=world.owner_admin, approve=True, with_mfa=True
-    )
+    trusted_person_decide(person=person, decided_by=world.owner_admin, approve=True, with_mfa=True)
     world.drain()
     alice.refresh_from_db()
     bob.refresh_from_db()

@@ -18,6 +18,7 @@ from audit.actions import AuditAction
 from audit.models import AuditEvent
 from cloud import policies
 from cloud.errors import CloudError
+from delegations.lifecycle.named_people import trusted_person_decide
 from delegations.models import Delegation, StaffAssignment, TrustedPerson, TrustScope
 from delegations.partner import services as partner_services
 from delegations.partner.credentials import CredentialRefused, credentials_issue
@@ -109,9 +110,7 @@ def test_owner_approved_names_alice_only_and_bob_is_refused_by_cloud_and_portal(
     assert ROOT_ARN not in _principals(world)
     assert not _assume(world, "Alice")
 
-    services.trusted_person_decide(
-        person=person, decided_by=world.owner_admin, approve=True, with_mfa=True
-    )
+    trusted_person_decide(person=person, decided_by=world.owner_admin, approve=True, with_mfa=True)
     assert [r.state for r in trust_view(delegation).rows] == [BEING_APPLIED]
     world.drain()
     assert _principals(world) == {ALICE_ARN, BROKER_ARN}

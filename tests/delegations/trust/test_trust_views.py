@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from accounts.models import Membership
 from audit.models import AuditEvent
+from delegations.lifecycle.named_people import trusted_person_decide
 from delegations.models import Delegation, TrustedPerson, TrustScope
 from delegations.trust import services as trust_services
 from tests.delegations.partner.test_partner_views import with_mfa
@@ -124,9 +125,7 @@ def test_the_access_report_lists_named_people_one_by_one(
     alice = trust_services.trusted_person_propose(
         delegation=active, proposed_by=world.partner_admin, ram_user_name="Alice"
     )
-    trust_services.trusted_person_decide(
-        person=alice, decided_by=world.owner_admin, approve=True, with_mfa=True
-    )
+    trusted_person_decide(person=alice, decided_by=world.owner_admin, approve=True, with_mfa=True)
     world.drain()
     TrustedPerson.objects.create(
         delegation=active, ram_user_name="AAA", status=TrustedPerson.Status.REJECTED
