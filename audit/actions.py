@@ -349,6 +349,7 @@ class AuditAction(StrEnum):
     RULE_PROPOSAL_OUTDATED = _rules("rule_proposal.outdated")
     APPROVAL_RULE_CHANGED = _rules("approval_rule.changed")
     DELEGATION_APPROVAL_RECORDED = _rules("delegation.approval_recorded")
+    DELEGATION_APPROVAL_WITHDRAWN = _rules("delegation.approval_withdrawn")
     DELEGATION_SCHEDULED_START = _rules("delegation.scheduled_start")
     DELEGATION_EXTENSION_REQUESTED = _rules("delegation.extension_requested")
     DELEGATION_EXTENSION_APPROVAL_RECORDED = _rules("delegation.extension_approval_recorded")

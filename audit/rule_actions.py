@@ -52,6 +52,12 @@ RULE_ACTIONS: dict[str, ActionInfo] = {
         "An approver approved a request that needs more approvals before it is granted.",
         _("{actor} gave one of the approvals this access needs{with_mfa}"),
     ),
+    "delegation.approval_withdrawn": ActionInfo(
+        Category.APPROVAL,
+        "An approver took back their own approval of a request still waiting for its quorum; "
+        "it needs another approval again.",
+        _("{actor} withdrew their approval of this access"),
+    ),
     "delegation.scheduled_start": ActionInfo(
         _LIFECYCLE,
         "A scheduled grant's start arrived: the portal began applying it.",

@@ -30,6 +30,12 @@ urlpatterns = [
         extension_views.delegation_extend,
         drop="delegation_",
     ),
+    # An approver takes back their own approval (not the partner's "withdraw" above).
+    path(
+        "<uuid:delegation_id>/approval/withdraw/",
+        views.delegation_approval_withdraw,
+        name="approval_withdraw",
+    ),
     *actions(
         "<uuid:delegation_id>/extensions/<uuid:extension_id>/", extension_views.extension_decide
     ),

@@ -33,6 +33,8 @@ class NotificationEvent(StrEnum):
     DELEGATION_REMINDER = ("delegation.reminder", EventInfo(_("Request still waiting")))
     DELEGATION_OFFERED = ("delegation.offered", EventInfo(_("Access offered")))
     DELEGATION_APPROVED = ("delegation.approved", EventInfo(_("Access approved")))
+    # An approver took back their approval of a request still waiting for its quorum.
+    APPROVAL_WITHDRAWN = ("delegation.approval_withdrawn", EventInfo(_("Approval withdrawn")))
     DELEGATION_REJECTED = ("delegation.rejected", EventInfo(_("Request rejected")))
     DELEGATION_WITHDRAWN = ("delegation.withdrawn", EventInfo(_("Request withdrawn")))
     DELEGATION_ACTIVE = ("delegation.active", EventInfo(_("Access ready to use")))

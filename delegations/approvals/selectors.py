@@ -167,6 +167,8 @@ class ApprovalProgress:
     tally: Tally
     approvals: list[DelegationApproval]
     refusal: str | None
+    # The person's own approval, which they may withdraw while the quorum is not complete.
+    own_approval: DelegationApproval | None = None
 
 
 def approval_progress(*, delegation: Delegation, user: User) -> ApprovalProgress:
@@ -181,6 +183,9 @@ def approval_progress(*, delegation: Delegation, user: User) -> ApprovalProgress
         approvals=approvals,
         refusal=decision_refusal(
             rules, candidate(delegation=delegation, user=user), already_approved=ids
+        ),
+        own_approval=next(
+            (approval for approval in approvals if approval.approver_id == user.pk), None
         ),
     )
 

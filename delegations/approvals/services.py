@@ -49,6 +49,7 @@ from delegations.models import (
     PartnerAllowance,
     narrowest_trust_scope,
 )
+from delegations.notices import decision_announce
 from delegations.versioned import version_bump, versioned_save
 
 # --- deciding a request ------------------------------------------------------------------------
@@ -128,6 +129,45 @@ def approval_record(
             },
         )
     return result
+
+
+def approval_withdraw(*, delegation: Delegation, approver: User) -> bool:
+    """Take back `approver`'s own approval of `delegation`, which the caller has locked and
+    found still waiting for its quorum: the request needs one more approval again, and the
+    end or trust scope this approver set no longer applies. Audited, and the owner's other
+    admins are told, in this transaction. False when `approver` has no approval on it (nothing
+    changes): nobody takes back anyone else's."""
+    approval = DelegationApproval.objects.filter(delegation=delegation, approver=approver).first()
+    if approval is None:
+        return False
+    approval_id = approval.pk
+    approval.delete()
+    rules = selectors.rules_in_force(delegation=delegation)
+    result = selectors.approval_tally(delegation=delegation, rules=rules)
+    delegation_audit_record(
+        delegation,
+        AuditAction.DELEGATION_APPROVAL_WITHDRAWN,
+        actor=approver,
+        actor_organisation=delegation.owner,
+        metadata={
+            "approval": str(approval_id),
+            "approved_at": approval.created_at,
+            "with_mfa": approval.with_mfa,
+            "ends_at": approval.ends_at,
+            "trust_scope": approval.trust_scope,
+            "approvals_counted": result.counted,
+            "approvals_required": result.required,
+            "rule_version": rules.rule_version,
+            "approver_groups": list(rules.group_names),
+        },
+    )
+    decision_announce(
+        delegation=delegation,
+        decision_id=approval_id,
+        action=AuditAction.DELEGATION_APPROVAL_WITHDRAWN,
+        actor=approver,
+    )
+    return True
 
 
 def approved_end(*, delegation: Delegation) -> dt.datetime | None:

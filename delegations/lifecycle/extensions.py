@@ -35,7 +35,7 @@ from delegations.lifecycle.services import (
     lock_delegation,
 )
 from delegations.models import Delegation, DelegationExtension
-from delegations.notices import extension_announce
+from delegations.notices import decision_announce
 from delegations.outbox import outbox_enqueue_reconcile
 from delegations.versioned import version_bump
 
@@ -70,8 +70,8 @@ def _audit(
         outcome=outcome,
     )
     if outcome == AuditEvent.Outcome.SUCCESS:
-        extension_announce(
-            delegation=delegation, extension_id=extension.pk, action=action, actor=actor
+        decision_announce(
+            delegation=delegation, decision_id=extension.pk, action=action, actor=actor
         )
 
 

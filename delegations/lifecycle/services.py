@@ -8,7 +8,8 @@ the grants (approve, offer, retry towards applying) may read it first, before an
 check the high-privilege opt-in against the role's Custom policies as they are now.
 
 People's actions: `delegation_request`, `delegation_withdraw`, `delegation_offer`,
-`delegation_approve`, `delegation_reject`, `delegation_revoke`, `delegation_retry`.
+`delegation_approve`, `delegation_approval_withdraw` (an approver takes back their own
+approval; no transition), `delegation_reject`, `delegation_revoke`, `delegation_retry`.
 The worker's: `delegation_mark_applying`, `delegation_mark_active`, `delegation_mark_failed`,
 `delegation_mark_revoked`. The scheduler's: `delegation_expire`, `delegations_expire_due`,
 `delegation_start`, `delegations_start_due` (scheduled access).
@@ -41,6 +42,7 @@ from delegations.approvals.services import (
     approval_record,
     approval_refusal,
     approval_summary,
+    approval_withdraw,
     approved_end,
     approved_trust_scope,
 )
@@ -1030,8 +1032,9 @@ def delegation_approve(
             raise ValidationError(
                 gettext(
                     "The end an earlier approver set has passed (or is minutes away), so access "
-                    "approved now would already be over. Reject this request; the partner can "
-                    "ask again and the approvers approve afresh."
+                    "approved now would already be over. That approver can withdraw their "
+                    "approval so the request is approved afresh; or reject it, and the partner "
+                    "can ask again."
                 )
             )
         # A quorum rule may need more approvers: this one is recorded, and the request
@@ -1082,6 +1085,30 @@ def delegation_approve(
         if not scheduled:
             outbox_enqueue_reconcile(managed_role=locked.managed_role)
         return locked
+
+
+@transaction.atomic
+def delegation_approval_withdraw(*, delegation: Delegation, withdrawn_by: User) -> Delegation:
+    """An approver takes back their own approval of a request still waiting for its quorum:
+    it needs one more approval again, and an end or trust scope they set no longer applies
+    (the way out when that end has passed, instead of rejecting the request). Never someone
+    else's approval, nor one that completed the quorum (the request is decided then); a fleet's
+    account is decided with its fleet. `changed` is False when this person has no approval on
+    it (a double click).
+
+    Under the row lock, like the approvals themselves, so a withdrawal racing the approval that
+    would complete the quorum ends one way: counted without it, or decided before it."""
+    locked = _lock(delegation)
+    _require_admin(
+        user=withdrawn_by, organisation=locked.owner, doing=gettext("withdraw an approval")
+    )
+    _refuse_fleet_account_alone(locked, as_fleet_account=False)
+    if locked.status != Status.REQUESTED:
+        raise _decided_conflict(locked)
+    if not approval_withdraw(delegation=locked, approver=withdrawn_by):
+        return _unchanged(locked)
+    locked.changed = True
+    return locked
 
 
 class AccessRequest(TypedDict):

@@ -356,6 +356,31 @@ def delegation_approve(request: AuthenticatedHttpRequest, delegation_id: str) ->
 
 @require_POST
 @organisation_member_required(roles=[ADMIN])
+def delegation_approval_withdraw(
+    request: AuthenticatedHttpRequest, delegation_id: str
+) -> HttpResponse:
+    """An approver takes back their own approval of a request still waiting for its quorum.
+    Granting nothing, it needs no recent sign-in (like a rejection)."""
+    delegation = _owner_delegation(request, delegation_id)
+    withdrawn = gettext(
+        "Your approval is withdrawn. The request needs another approval before the access is "
+        "granted."
+    )
+    unchanged = gettext("You have no approval on this request to withdraw; nothing changed.")
+    return replace(DETAIL, refused=(ValidationError, *DETAIL.refused)).submit(
+        request,
+        None,
+        lambda _data, _step_up: services.delegation_approval_withdraw(
+            delegation=delegation, withdrawn_by=request.user
+        ),
+        subject=delegation,
+        confirm=False,
+        done=lambda result: say_changed(request, result.changed, withdrawn, unchanged),
+    )
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
 def delegation_reject(request: AuthenticatedHttpRequest, delegation_id: str) -> HttpResponse:
     delegation = _owner_delegation(request, delegation_id)
     rejected = gettext("Rejected. The partner can see your reason.")

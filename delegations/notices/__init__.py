@@ -30,10 +30,10 @@ from delegations.notices.transitions import (
     PreparedNotices,
     break_glass_announce,
     credentials_issued_notify,
+    decision_announce,
     delegation_announce,
     delegations_announce_many,
     delegations_announce_prepare,
-    extension_announce,
 )
 
 __all__ = [
@@ -41,11 +41,11 @@ __all__ = [
     "PreparedNotices",
     "break_glass_announce",
     "credentials_issued_notify",
+    "decision_announce",
     "delegation_announce",
     "delegations_announce_many",
     "delegations_announce_prepare",
     "delegations_remind_due",
-    "extension_announce",
     "fleet_announce",
     "fleet_digest",
     "fleet_expired_announce",

@@ -22,6 +22,7 @@ _TITLES = {
     Event.DELEGATION_REQUESTED: gettext_lazy("%(partner)s requests %(role)s"),
     Event.DELEGATION_OFFERED: gettext_lazy("%(owner)s offers %(role)s to %(partner)s"),
     Event.DELEGATION_APPROVED: gettext_lazy("%(role)s for %(partner)s was approved"),
+    Event.APPROVAL_WITHDRAWN: gettext_lazy("An approval of %(role)s for %(partner)s was withdrawn"),
     Event.DELEGATION_REJECTED: gettext_lazy("%(role)s for %(partner)s was rejected"),
     Event.DELEGATION_WITHDRAWN: gettext_lazy("%(partner)s withdrew its request for %(role)s"),
     Event.DELEGATION_ACTIVE: gettext_lazy("%(role)s from %(owner)s is ready to use"),
@@ -46,6 +47,9 @@ _SUMMARIES = {
     ),
     Event.DELEGATION_APPROVED: gettext_lazy(
         "The owner approved; the portal is applying the access."
+    ),
+    Event.APPROVAL_WITHDRAWN: gettext_lazy(
+        "An approver took back their approval; the request needs another one. Review it and decide."
     ),
     Event.DELEGATION_REJECTED: gettext_lazy("The owner decided not to grant this access."),
     Event.DELEGATION_WITHDRAWN: gettext_lazy("The partner no longer asks for this access."),

@@ -4,7 +4,7 @@ extensions, credentials issued in a person's name, and break-glass activations."
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.urls import reverse
@@ -51,8 +51,9 @@ _ANNOUNCED: dict[AuditAction, tuple[NotificationEvent, tuple[str, ...]]] = {
 }
 
 
-# Which side hears about which audited extension decision (`extension_announce`).
-_EXTENSIONS_ANNOUNCED: dict[AuditAction, tuple[NotificationEvent, tuple[str, ...]]] = {
+# Which side hears about which audited decision inside a delegation (`decision_announce`).
+_DECISIONS_ANNOUNCED: dict[AuditAction, tuple[NotificationEvent, tuple[str, ...]]] = {
+    AuditAction.DELEGATION_APPROVAL_WITHDRAWN: (Event.APPROVAL_WITHDRAWN, ("owner",)),
     AuditAction.DELEGATION_EXTENSION_REQUESTED: (Event.EXTENSION_REQUESTED, ("owner",)),
     AuditAction.DELEGATION_EXTENDED: (Event.DELEGATION_EXTENDED, ("owner", "partner", "staff")),
     AuditAction.DELEGATION_EXTENSION_REJECTED: (Event.EXTENSION_REJECTED, ("owner", "partner")),
@@ -160,17 +161,18 @@ def delegations_announce_prepare(
     return prepared
 
 
-def extension_announce(
-    *, delegation: Delegation, extension_id: object, action: AuditAction, actor: User | None
+def decision_announce(
+    *, delegation: Delegation, decision_id: object, action: AuditAction, actor: User | None
 ) -> None:
-    """Tell the people concerned about an audited extension event: one notice per extension
-    and event (a delegation may be extended many times without changing its version)."""
-    announced = _EXTENSIONS_ANNOUNCED.get(action)
+    """Tell the people concerned about an audited decision inside a delegation (an extension,
+    an approval taken back): one notice per decision and event, since the delegation's version
+    does not change with them."""
+    announced = _DECISIONS_ANNOUNCED.get(action)
     if announced is None:
         return
     event, sides = announced
     tell(
-        key=f"{event.value}:{extension_id}",
+        key=f"{event.value}:{decision_id}",
         notice=delegation_notice(delegation, event),
         delegation=delegation,
         sides=sides,
@@ -223,13 +225,7 @@ def break_glass_announce(
     partner's admins hear too (a review's outcome)."""
     notice = delegation_notice(delegation, event)
     if facts:
-        notice = Notice(
-            event=notice.event,
-            title=notice.title,
-            summary=notice.summary,
-            link_path=notice.link_path,
-            facts=notice.facts + facts,
-        )
+        notice = replace(notice, facts=notice.facts + facts)
     notify(key=key, notice=notice, organisation=delegation.owner, people=list(people))
     if partner_side:
         notify(

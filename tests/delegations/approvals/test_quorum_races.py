@@ -18,6 +18,7 @@ from delegations.approvals.services import approval_rule_set, approver_group_cre
 from delegations.lifecycle.extensions import extension_approve, extension_request
 from delegations.lifecycle.services import (
     DelegationConflict,
+    delegation_approval_withdraw,
     delegation_approve,
     delegation_expire,
     delegation_mark_active,
@@ -185,3 +186,38 @@ def test_a_quorum_raise_against_a_narrower_group_cannot_both_pass(
             catalog_role=ecs_admin, approvals_required=2
         ).exists()
         assert two_needed != ApproverGroup.objects.exists()
+
+
+def test_a_withdrawal_against_the_approval_that_completes_the_quorum(
+    make_request, ecs_admin: CatalogRole, approvers: list[User]
+) -> None:
+    """Under the row lock one of them comes first: either the request is approved with both
+    approvals and the withdrawal is told it is decided, or the first approval is gone and the
+    second is counted alone (still requested)."""
+    first, second = approvers[0], approvers[1]
+    approval_rule_set(catalog_role=ecs_admin, approvals_required=2, set_by=first)
+    for _ in range(ROUNDS):
+        delegation = make_request()
+        delegation_approve(delegation=delegation, approved_by=first, with_mfa=True)
+        withdrawn, approved = race(
+            lambda d=delegation: delegation_approval_withdraw(delegation=d, withdrawn_by=first),
+            lambda d=delegation: delegation_approve(
+                delegation=d, approved_by=second, with_mfa=True
+            ),
+        )
+        final = Delegation.objects.get(pk=delegation.pk)
+        given = set(
+            DelegationApproval.objects.filter(delegation=delegation).values_list(
+                "approver_id", flat=True
+            )
+        )
+        assert isinstance(approved, Delegation), approved
+        if final.status == Delegation.Status.APPROVED:
+            assert isinstance(withdrawn, DelegationConflict), withdrawn
+            assert given == {first.pk, second.pk}
+        else:
+            assert final.status == Delegation.Status.REQUESTED
+            assert isinstance(withdrawn, Delegation) and withdrawn.changed
+            assert given == {second.pk}
+            delegation_reject(delegation=final, rejected_by=approvers[2], reason="next round")
+        _close(delegation, first)
