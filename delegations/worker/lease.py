@@ -5,6 +5,10 @@ mutating call and from a heartbeat thread, released only when the desired versio
 move during the run. No database transaction stays open during a cloud call, and a change
 made meanwhile is never lost. The token names the worker and its incarnation
 (`delegations.worker.incarnation`), so a restarted worker can free what it held before.
+
+Every time a lease is set to or compared with is the database's clock (`Now()` in the UPDATE),
+the one clock all workers share: a worker whose own clock runs ahead cannot take a lease
+another still holds, and one whose clock runs behind does not shorten its own.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from django.apps import apps
 from django.conf import settings
 from django.db import connections
 from django.db.models import F, Q
+from django.db.models.expressions import CombinedExpression
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from core.broker import register_urgent_work_probe
@@ -67,18 +73,21 @@ class Lease:
     def _mine(self):
         return self.model._default_manager.filter(pk=self.pk, locked_by=self.token)
 
+    def _until(self) -> CombinedExpression:
+        """The lease's end, by the database's clock."""
+        return Now() + self.duration
+
     def claim(self) -> bool:
-        now = timezone.now()
         claimed = (
             self.model._default_manager.filter(pk=self.pk)
-            .filter(Q(locked_until__isnull=True) | Q(locked_until__lte=now))
-            .update(locked_by=self.token, locked_until=now + self.duration)
+            .filter(Q(locked_until__isnull=True) | Q(locked_until__lte=Now()))
+            .update(locked_by=self.token, locked_until=self._until())
         )
         return claimed == 1
 
     def renew(self, **row_changes: Any) -> None:
         """Extend the lease (and save `row_changes` on the subject's row in the same UPDATE)."""
-        if not self._mine().update(locked_until=timezone.now() + self.duration, **row_changes):
+        if not self._mine().update(locked_until=self._until(), **row_changes):
             raise LeaseLost(f"Lost the lease on {self}.")
 
     def release_if_converged(self, *, version: int, **row_changes: Any) -> bool:
@@ -118,7 +127,7 @@ class Lease:
 
     def beat(self) -> bool:
         """Extend the lease if we still hold it (the heartbeat); False once it is lost."""
-        return bool(self._mine().update(locked_until=timezone.now() + self.duration))
+        return bool(self._mine().update(locked_until=self._until()))
 
     def release(self, *, applied_version: int | None = None) -> None:
         changes: dict[str, Any] = {"locked_by": "", "locked_until": None}
@@ -172,7 +181,6 @@ def access_being_applied() -> bool:
     """Whether a worker holds a lease now, i.e. is converging a role or a partner user's
     policy with what the portal granted (`core.broker.urgent_work_running`). One probe per
     leased table; a dead worker's lease counts until it runs out."""
-    now = timezone.now()
     return any(
-        model._default_manager.filter(locked_until__gt=now).exists() for model in leased_models()
+        model._default_manager.filter(locked_until__gt=Now()).exists() for model in leased_models()
     )

@@ -28,6 +28,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import Q
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from cloud import policies
@@ -291,12 +292,16 @@ def _has_fresh_outbox_message(managed_role: ManagedRole) -> bool:
 
 
 def managed_roles_sweep_stuck(*, now: dt.datetime | None = None) -> dict[str, int]:
-    """Free dead workers' leases and re-request roles stuck mid-change."""
+    """Free dead workers' leases and re-request roles stuck mid-change. A lease ran out by the
+    database's clock, as the lease itself is timed (`now`: a moment instead, for tests)."""
+    lease_now = Now() if now is None else now
     now = now or timezone.now()
     counts = {"leases_freed": 0, "reconcile_requested": 0}
-    for managed_role in ManagedRole.objects.filter(locked_until__lt=now).exclude(locked_by=""):
+    for managed_role in ManagedRole.objects.filter(locked_until__lt=lease_now).exclude(
+        locked_by=""
+    ):
         freed = ManagedRole.objects.filter(
-            pk=managed_role.pk, locked_by=managed_role.locked_by, locked_until__lt=now
+            pk=managed_role.pk, locked_by=managed_role.locked_by, locked_until__lt=lease_now
         ).update(locked_by="", locked_until=None)
         counts["leases_freed"] += freed
         if freed and role_has_pending_work(managed_role):
@@ -311,7 +316,7 @@ def managed_roles_sweep_stuck(*, now: dt.datetime | None = None) -> dict[str, in
         .distinct()
     )
     for managed_role in ManagedRole.objects.filter(pk__in=list(stuck_roles)).filter(
-        Q(locked_until__isnull=True) | Q(locked_until__lt=now)
+        Q(locked_until__isnull=True) | Q(locked_until__lt=lease_now)
     ):
         if not _has_fresh_outbox_message(managed_role):
             managed_role_request_reconcile(managed_role=managed_role)
