@@ -6,7 +6,6 @@ from typing import Any
 
 from celery import Celery
 from celery.signals import celeryd_init, worker_init, worker_process_init, worker_ready
-from django.db import connections
 
 from core.routes import load_url_configuration
 from delegations.worker.incarnation import worker_starting
@@ -38,16 +37,15 @@ def _load_url_configuration(**kwargs: Any) -> None:
 
 @worker_ready.connect
 def _release_previous_incarnation(**kwargs: Any) -> None:
-    """Whatever this node's previous run still holds is dead work: free it and reconcile now,
-    rather than wait for its leases to expire and the sweep."""
+    """Whatever this node's previous run still holds and nobody renews is dead work: free it
+    and reconcile now, rather than wait for its leases to expire and the sweep. In the
+    background: telling a dead previous run from a live worker of the same name takes a
+    couple of heartbeats."""
     # why: the restart module imports models, which exist only once Django has set up the
     # apps, and this module is loaded before that (portal/__init__.py imports the app).
-    from delegations.worker.restart import release_previous_incarnations
+    from delegations.worker.restart import release_previous_incarnations_in_background
 
-    try:
-        release_previous_incarnations()
-    finally:
-        connections.close_all()  # the pool processes open their own
+    release_previous_incarnations_in_background()
 
 
 @worker_init.connect

@@ -3,10 +3,12 @@
 Every lease token starts with the worker's *node key* (a hash of its Celery node name, e.g.
 `worker1@host`, which stays the same across restarts of that node) and its *incarnation* (new
 each time the worker process starts): `<node key>.<incarnation>.<random>`. A worker killed
-mid-run leaves its leases held until they expire; when the same node starts again it knows
-that nothing of its previous incarnation is still running, so it frees those leases at once
+mid-run leaves its leases held until they expire; when the same node starts again it frees
+those of another incarnation that nobody renews (a couple of heartbeats, not a whole lease)
 and asks for a reconcile of each subject (`delegations.worker.restart`), instead of waiting
-for the expiry and the stuck-work sweep.
+for the expiry and the stuck-work sweep. A node name alone does not prove the other
+incarnation dead: a second worker may have been started with the name of one still running,
+whose heartbeats keep its leases its own.
 
 `worker_starting` runs in the worker's main process before the pool forks (Celery's
 `celeryd_init`), so every pool process inherits the identity through the environment.

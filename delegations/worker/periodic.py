@@ -52,6 +52,7 @@ from delegations.models import (
 )
 from delegations.outbox import outbox_work_waiting
 from delegations.role_state import delegation_principals, desired_role_for
+from delegations.worker.lease import Heartbeat
 from delegations.worker.owner_role import (
     RoleLease,
     last_seen_fields,
@@ -211,43 +212,46 @@ def managed_role_check_drift(*, managed_role_id: Any) -> DriftCheck:
     # reconcile could start at once, find the lease held and leave the work to this check.
     reconcile_needed = False
     try:
-        managed_role.refresh_from_db()
-        if role_has_pending_work(managed_role):
-            reconcile_needed = True
+        # Renewed like a reconcile's, so the lease never stands still while it is held (a
+        # restarted worker of the same name takes a still lease for a dead one's).
+        with Heartbeat(lease):
+            managed_role.refresh_from_db()
+            if role_has_pending_work(managed_role):
+                reconcile_needed = True
+                return check
+            delegations = list(
+                Delegation.objects.filter(managed_role=managed_role)
+                .exclude(status__in=NEVER_APPLIED_STATUSES)
+                .select_related("catalog_role")
+            )
+            if not delegations and not managed_role.created_by_portal:
+                return check
+            try:
+                actual = read_role(make_cloud_client(managed_role), managed_role.role_name)
+            except CloudError as error:
+                logger.warning("Drift check of %s: %r", managed_role.role_name, error)
+                check.outcome = "cloud_error"
+                return check
+            found = differences(managed_role, delegations, actual)
+            check.new_findings, check.cleared_findings = _apply_findings(managed_role, found)
+            never_granted = _never_granted(delegations)
+            if any(
+                d.kind == Kind.FAIL_SAFE_END_CHANGED
+                or (d.kind == Kind.REVOKED_PRINCIPAL_BACK and d.subject in never_granted)
+                for d in found
+            ):
+                # A lost fail-safe end lets a partner in after their access ends if the workers
+                # stop, and a partner whose delegation failed before it was ever active holds an
+                # access the portal never granted: nobody would accept either, so the role is
+                # reconciled at once rather than waiting for the owner's "repair" (the finding
+                # clears on the next check).
+                reconcile_needed = True
+            check.open_findings = [(d.kind, d.subject) for d in found]
+            ManagedRole.objects.filter(pk=managed_role.pk).update(
+                **last_seen_fields(actual),
+                drift={"open": [{"kind": k, "subject": s} for k, s in check.open_findings]},
+            )
             return check
-        delegations = list(
-            Delegation.objects.filter(managed_role=managed_role)
-            .exclude(status__in=NEVER_APPLIED_STATUSES)
-            .select_related("catalog_role")
-        )
-        if not delegations and not managed_role.created_by_portal:
-            return check
-        try:
-            actual = read_role(make_cloud_client(managed_role), managed_role.role_name)
-        except CloudError as error:
-            logger.warning("Drift check of %s: %r", managed_role.role_name, error)
-            check.outcome = "cloud_error"
-            return check
-        found = differences(managed_role, delegations, actual)
-        check.new_findings, check.cleared_findings = _apply_findings(managed_role, found)
-        never_granted = _never_granted(delegations)
-        if any(
-            d.kind == Kind.FAIL_SAFE_END_CHANGED
-            or (d.kind == Kind.REVOKED_PRINCIPAL_BACK and d.subject in never_granted)
-            for d in found
-        ):
-            # A lost fail-safe end lets a partner in after their access ends if the workers
-            # stop, and a partner whose delegation failed before it was ever active holds an
-            # access the portal never granted: nobody would accept either, so the role is
-            # reconciled at once rather than waiting for the owner's "repair" (the finding
-            # clears on the next check).
-            reconcile_needed = True
-        check.open_findings = [(d.kind, d.subject) for d in found]
-        ManagedRole.objects.filter(pk=managed_role.pk).update(
-            **last_seen_fields(actual),
-            drift={"open": [{"kind": k, "subject": s} for k, s in check.open_findings]},
-        )
-        return check
     finally:
         lease.release()
         _hand_over_pending_work(managed_role, check, asked=reconcile_needed)

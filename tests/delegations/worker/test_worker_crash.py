@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from delegations.models import ManagedRole, OutboxMessage
 from delegations.worker import incarnation, restart
 from delegations.worker.lease import (
     Heartbeat,
+    heartbeat_interval,
     lease_duration,
 )
 from delegations.worker.owner_role import RoleLease
@@ -78,6 +80,8 @@ def test_a_restarted_worker_frees_only_its_previous_incarnations_leases(monkeypa
     held_now = ManagedRoleFactory(locked_by=f"{new.prefix}cccc", locked_until=until)
     assert new.node_key == old.node_key and new.incarnation != old.incarnation
 
+    # The previous incarnation is dead: nothing renews its lease while the new one looks.
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
     freed = restart.release_previous_incarnations()
 
     assert freed == {"managed_roles": 1, "partner_user_policies": 0}
@@ -87,6 +91,39 @@ def test_a_restarted_worker_frees_only_its_previous_incarnations_leases(monkeypa
     # ...and its work is asked for again at once, through the outbox.
     assert OutboxMessage.objects.filter(object_id=str(held_before.pk), done_at=None).exists()
     assert ManagedRole.objects.get(pk=held_before.pk).desired_version == 1
+
+
+@pytest.mark.django_db
+def test_a_worker_started_with_a_running_workers_name_leaves_its_leases_alone(
+    monkeypatch,
+) -> None:
+    """Two workers started with one node name: the second must not free what the first,
+    alive and mid-run, holds. Its start-up step looks for a heartbeat's time first; the first
+    worker's heartbeat renews its lease meanwhile."""
+    for name in (incarnation.NODE_ENV, incarnation.INCARNATION_ENV):
+        monkeypatch.delenv(name, raising=False)
+    role = ManagedRoleFactory()
+    incarnation.worker_starting("w1@host")
+    first = RoleLease(role.pk)
+    assert first.claim()
+    second = incarnation.worker_starting("w1@host")
+    waited: list[float] = []
+
+    def first_worker_beats_meanwhile(seconds: float) -> None:
+        waited.append(seconds)
+        real_sleep(0.01)  # a renewal lands at a later instant of the database's clock
+        assert first.beat()
+
+    real_sleep = time.sleep
+    monkeypatch.setattr(time, "sleep", first_worker_beats_meanwhile)
+
+    freed = restart.release_previous_incarnations(second)
+
+    assert freed == {"managed_roles": 0, "partner_user_policies": 0}
+    assert ManagedRole.objects.get(pk=role.pk).locked_by == first.token
+    assert waited and waited[0] > heartbeat_interval(lease_duration())
+    first.renew()  # the first worker still holds its lease and goes on
+    assert not OutboxMessage.objects.filter(object_id=str(role.pk)).exists()
 
 
 def test_lease_tokens_name_the_worker_and_fit_the_column(monkeypatch) -> None:
