@@ -184,12 +184,19 @@ class CloudOp:
     send: Callable[[CloudClient], Any]
     # How to read a definite (permanent) error: DONE, REPLAN, or None (a real failure).
     answer: Callable[[CloudError], str | None]
+    # Told once the call took effect (answered, or DONE): what the subject knows of the cloud
+    # then, should a later call of the plan fail for good.
+    landed: Callable[[], None] | None = None
 
 
 def mutate(*, client: CloudClient, recorder: Recorder, op: CloudOp) -> None:
     """Send `op` with its intent committed first, retrying transient errors in place. Raises
     `Replan` when the answer says the read is out of date, `PermanentFailure` when the cloud
     refused for good."""
+
+    def landed() -> None:
+        if op.landed is not None:
+            op.landed()
 
     def attempt() -> None:
         call = recorder.intent(op.action, op.target, op.summary)
@@ -203,11 +210,13 @@ def mutate(*, client: CloudClient, recorder: Recorder, op: CloudOp) -> None:
                 note=f"already {'done' if answer == DONE else 'changed'}" if answer else "",
             )
             if answer == DONE:
+                landed()
                 return
             if answer == REPLAN:
                 raise Replan() from None
             raise
         recorder.finish(call, request_id=client.last_request_id or "")
+        landed()
 
     try:
         with_retries(attempt, lease=recorder.lease)

@@ -35,8 +35,10 @@ planned, and what a verified round does to the delegations on it (how it is read
 Errors: a transient `CloudError` is retried in place a few times when the wait is short
 (honouring `retry_after_ms`), then surfaces as `TransientCloudFailure` for the task to retry
 with backoff. A permanent one (or a role of the same name the portal did not create) fails the
-pending delegations visibly. "Already exists" / "does not exist" answers are read as "done"
-only on a role that carries the portal's marker, which the planner checked under the lease.
+pending delegations visibly, except the revokes the round already carried through (their
+principals gone from what it last read or wrote): those end as revoked. "Already exists" /
+"does not exist" answers are read as "done" only on a role that carries the portal's marker,
+which the planner checked under the lease.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -112,6 +114,7 @@ from delegations.worker.trust_writes import (
     TrustWrite,
     last_trust_write,
     read_lags_write,
+    trusted_after,
     trusted_principals,
 )
 
@@ -427,8 +430,22 @@ class RoleSubject(Subject):
     first_answers: Future[list[Answer]] | None = None
     # Run once, while the first read after this round's writes (the verifying one) is out.
     while_verifying: Callable[[], None] | None = None
+    # The principals the role trusts as far as this round knows: its last read, or the last
+    # of its writes that took effect since (None before the first read). A permanent failure
+    # ends the revokes this shows through (`_fail_pending`).
+    trusted_known: frozenset[str] | None = None
 
     def read(self, *, expected: Any) -> planner.ActualRole | None:
+        actual = self._read(expected)
+        self.trusted_known = trusted_principals(actual)
+        return actual
+
+    def _landed(self, op: planner.Operation) -> None:
+        trusted = trusted_after(op)
+        if trusted is not None:
+            self.trusted_known = trusted
+
+    def _read(self, expected: Any) -> planner.ActualRole | None:
         """Both reads side by side when the role should exist."""
         if expected is NOT_READ_YET and self.first_answers is not None:
             # Taken once: a retry after a transient error reads again.
@@ -458,7 +475,10 @@ class RoleSubject(Subject):
         if plan.is_empty:
             return Plan(ops=[], expected=actual)
         return Plan(
-            ops=[role_op(op, before=actual) for op in plan.operations],
+            ops=[
+                replace(role_op(op, before=actual), landed=partial(self._landed, op))
+                for op in plan.operations
+            ],
             expected=planner.expected_state_after(actual, plan),
         )
 
@@ -503,6 +523,8 @@ class _RoleReconciler(Reconciler):
         self.force = force
         self.managed_role: ManagedRole | None = None
         self._clients: _Clients | None = None
+        # The round's subject, once it has one: what the round knows the role trusts.
+        self.subject: RoleSubject | None = None
         # The round's activation notices, rendered while its verifying reads were out.
         self.prepared: PreparedNotices | None = None
 
@@ -537,6 +559,7 @@ class _RoleReconciler(Reconciler):
         clients: _Clients,
         first_answers: Future[list[Answer]],
     ) -> None:
+        self.subject = None
         role_recorder(managed_role, lease=self.lease).close_dangling_intents()
         approved = list(
             Delegation.objects.filter(managed_role=managed_role, status=Status.APPROVED)
@@ -577,6 +600,7 @@ class _RoleReconciler(Reconciler):
             first_answers=first_answers,
         )
         subject.while_verifying = partial(self._prepare_activation, subject, applying)
+        self.subject = subject
         try:
             actual = converge(subject, client=clients.main())
         finally:
@@ -644,13 +668,16 @@ class _RoleReconciler(Reconciler):
         record_unmanaged_principals(managed_role, actual)
 
     def fail(self, info: FailureInfo) -> bool:
-        """Fail every delegation this run was working on, visibly. Returns whether a cleanup
-        round is needed (a delegation that failed while applying may have left its principal
-        in the trust policy, and a failed delegation is not wanted there)."""
+        """Fail every delegation this run was working on, visibly, but for the revokes the
+        round saw through (`_fail_pending`). Returns whether a cleanup round is needed (a
+        delegation that failed while applying may have left its principal in the trust
+        policy, and a failed delegation is not wanted there)."""
         managed_role = self.managed_role
         assert managed_role is not None
-        failed = _fail_pending(managed_role, info)
+        trusted = self.subject.trusted_known if self.subject is not None else None
+        failed, ended = _fail_pending(managed_role, info, trusted=trusted)
         self.report.failed += [str(d.pk) for d in failed]
+        self.report.ended += [str(d.pk) for d in ended]
         logger.warning(
             "Reconcile of %s failed permanently: %s %s (request id %s)",
             managed_role.role_name,
@@ -711,12 +738,30 @@ def _note_waiting(
                 )
 
 
-def _fail_pending(managed_role: ManagedRole, info: FailureInfo) -> list[Delegation]:
+def _fail_pending(
+    managed_role: ManagedRole, info: FailureInfo, *, trusted: frozenset[str] | None
+) -> tuple[list[Delegation], list[Delegation]]:
+    """Fail the role's pending delegations with `info` (the first list), but end as revoked
+    (the second) a revoke that is through: none of its principals in `trusted`, what the round
+    last read or wrote with effect. Without that (no read yet; a give-up after the task's
+    last retry) every pending delegation fails."""
     pending = list(
         Delegation.objects.filter(managed_role=managed_role, status__in=PENDING_STATUSES)
+        .select_related("catalog_role", "partner")
+        .order_by("pk")
     )
+    through = {
+        d.pk
+        for d in pending
+        if trusted is not None
+        and d.status == Status.REVOKING
+        and not delegation_principals(d) & trusted
+    }
     mark = _mark_failed_with(info)
-    return _transition_all([(d, mark, d.status) for d in pending])
+    moved = _transition_all(
+        [(d, delegation_mark_revoked if d.pk in through else mark, d.status) for d in pending]
+    )
+    return [d for d in moved if d.pk not in through], [d for d in moved if d.pk in through]
 
 
 # --- public entry points ---------------------------------------------------------------------

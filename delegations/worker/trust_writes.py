@@ -23,6 +23,17 @@ def trusted_principals(actual: planner.ActualRole | None) -> frozenset[str]:
     return policies.trust_policy_principals(actual.trust_document).ram
 
 
+def trusted_after(op: planner.Operation) -> frozenset[str] | None:
+    """The principals a role trusts once `op` took effect; None when it leaves them as they
+    were."""
+    if isinstance(op, planner.DeleteRole):
+        return frozenset()
+    document = getattr(op, "trust_document", None)
+    if document is None:
+        return None
+    return policies.trust_policy_principals(document).ram
+
+
 @dataclass(frozen=True)
 class TrustWrite:
     """The principals before and after the portal's last trust-policy write to a role."""

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from audit.models import AuditEvent
 from cloud import policies
 from delegations.models import CloudCall, Delegation
 from delegations.worker.engine import ReconcileOutcome
@@ -208,3 +209,62 @@ def test_random_faults_over_many_operations_converge(owner_world, settings) -> N
     assert owner_world.trusted() == wanted
     assert owner_world.attached() == {ECS}
     assert not CloudCall.objects.filter(outcome=CloudCall.Outcome.PENDING).exists()
+
+
+def test_a_permanent_failure_ends_the_revokes_its_round_already_made(owner_world) -> None:
+    """A round removes one partner and adds another in one trust-policy write (its answer lost
+    once: cloudsim applies it and drops the connection, the repeat succeeds), then the cloud
+    refuses the role's new policy for good. The revoke landed: it ends as revoked. The newcomer
+    did not get its access: it fails, and leaves the trust policy again."""
+    keep, leave = owner_world.offer(), owner_world.offer()
+    owner_world.reconcile()
+    owner_world.catalog_role.policies = [
+        {"type": "System", "name": "AliyunECSFullAccess"},
+        {"type": "Custom", "name": "NoSuchPolicy"},
+    ]
+    owner_world.catalog_role.save()
+    owner_world.revoke(Delegation.objects.get(pk=leave.pk))
+    newcomer = owner_world.offer()
+    owner_world.sim.set_faults({"action": "UpdateRole", "kind": "lost", "count": 1})
+    seq = owner_world.last_seq()
+
+    report = owner_world.reconcile()
+
+    assert report.outcome == ReconcileOutcome.FAILED
+    assert report.error_code == "EntityNotExist.Policy"
+    lost = [c for c in owner_world.cloud_calls(seq) if c.get("fault") == "lost"]
+    assert [c["action"] for c in lost] == ["UpdateRole"]
+    ended = Delegation.objects.get(pk=leave.pk)
+    assert ended.status == Status.REVOKED
+    assert ended.last_error_code == ""
+    assert str(leave.pk) in report.ended and str(leave.pk) not in report.failed
+    assert owner_world.status(newcomer) == Status.FAILED
+    assert report.failed == [str(newcomer.pk)]
+    assert owner_world.status(keep) == Status.ACTIVE
+    assert owner_world.trusted() == {_principal(Delegation.objects.get(pk=keep.pk).partner)}
+    assert (
+        AuditEvent.objects.filter(target_id=str(leave.pk), action="delegation.revoked").count() == 1
+    )
+    assert not AuditEvent.objects.filter(
+        target_id=str(leave.pk), action="delegation.failed"
+    ).exists()
+
+
+def test_a_permanent_failure_before_the_revoke_landed_fails_it(owner_world) -> None:
+    """The planner refuses the role (someone took the portal's marker off it by hand) before
+    any write: the revoked partner is still trusted, so its revoke fails visibly."""
+    keep, leave = owner_world.offer(), owner_world.offer()
+    owner_world.reconcile()
+    owner_world.client().update_role(owner_world.role_name, description="Ours now, by hand")
+    owner_world.revoke(Delegation.objects.get(pk=leave.pk))
+    seq = owner_world.last_seq()
+
+    report = owner_world.reconcile()
+
+    assert report.outcome == ReconcileOutcome.FAILED
+    assert owner_world.cloud_calls(seq, mutating=True) == []
+    failed = Delegation.objects.get(pk=leave.pk)
+    assert failed.status == Status.FAILED
+    assert failed.failed_phase == Delegation.Phase.REVOKING
+    assert _principal(failed.partner) in owner_world.trusted()
+    assert owner_world.status(keep) == Status.ACTIVE
