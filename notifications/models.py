@@ -116,6 +116,9 @@ class Delivery(models.Model):
     available_at = models.DateTimeField(default=timezone.now)
     dispatched_at = models.DateTimeField(null=True, blank=True)
     claimed_until = models.DateTimeField(null=True, blank=True)
+    # The claim that took it last (one per batch a worker claims): only that claim renews,
+    # sends and records it, so a batch whose claim lapsed cannot send what another took.
+    claimed_by = models.CharField(max_length=64, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 

@@ -4,13 +4,16 @@ A delivery is claimed with a conditional update (so a duplicate task or a second
 it taken or done), sent (an email, or one chat channel's message), and recorded sent, left
 pending for a retry with backoff, or given up visibly. `deliveries_attempt_many` does the
 same for a batch of a bulk announcement, sharing the claim, the read, the mail connection and
-the "sent" record.
+the "sent" record. A batch renews its claim before each delivery after the first, and sends
+only what it still holds: a slow mail server cannot let the claim lapse mid-batch (the
+dispatcher would hand the rest to another worker, which would send them a second time).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,7 +44,8 @@ from notifications.webhook_urls import (
 logger = logging.getLogger(__name__)
 
 # How long a worker holds a delivery it is sending; past it, the dispatcher frees it (the
-# worker died mid-send).
+# worker died mid-send). A batch renews it before each of its deliveries, so this bounds one
+# send, not a batch.
 CLAIM_SECONDS = 120
 # A channel whose deliveries were given up this many times in a row is marked unhealthy and
 # its admins are told by email, once.
@@ -138,24 +142,33 @@ def deliveries_attempt_many(
     is one statement, the rows one read, the emails one connection to the mail server and
     their "sent" one statement. Each is still sent at most once and judged on its own; one
     that may be tried again is left pending with `retry_countdown`'s wait, for the caller to
-    hand to its own `deliver` task. Ids another worker holds or has sent are left out."""
-    claimed = _claim(delivery_ids)
+    hand to its own `deliver` task. Ids another worker holds or has sent are left out, also
+    those taken over while the batch was sending others (its claim lapsed)."""
+    claim = uuid.uuid4().hex
+    claimed = _claim(delivery_ids, claim=claim)
     if not claimed:
         return {}
     rows = _claimed_rows(claimed)
     outcomes: dict[int, Attempt] = {}
     emails = sum(1 for d in rows if not d.channel_id)
     with _shared_mail_connection(emails > 1) as mail_connection:
-        for delivery in rows:
+        for index, delivery in enumerate(rows):
+            # The claim was just taken for the first; every later one renews it for the
+            # whole batch (those sent but not yet recorded too) and learns what it still holds.
+            if index and delivery.pk not in _claim_renewed(claim):
+                continue
             outcomes[delivery.pk] = _attempt(
-                delivery, retry_countdown=retry_countdown, mail_connection=mail_connection
+                delivery,
+                claim=claim,
+                retry_countdown=retry_countdown,
+                mail_connection=mail_connection,
             )
-    sent = [d for d in rows if outcomes[d.pk].outcome == "sent"]
-    Delivery.objects.filter(pk__in=[d.pk for d in sent]).update(
+    sent = {pk for pk, attempt in outcomes.items() if attempt.outcome == "sent"}
+    _held(claim).filter(pk__in=sent).update(
         status=Delivery.Status.SENT, sent_at=timezone.now(), claimed_until=None, last_error=""
     )
     # A channel that took a message is healthy again.
-    answered = {d.channel_id for d in sent if d.channel_id}
+    answered = {d.channel_id for d in rows if d.pk in sent and d.channel_id}
     if answered:
         Channel.objects.filter(pk__in=answered).update(consecutive_failures=0, unhealthy_since=None)
     return outcomes
@@ -182,28 +195,55 @@ def _shared_mail_connection(wanted: bool) -> Iterator[Any]:
         connection_to_mail.close()
 
 
-def _claim(delivery_ids: list[int]) -> list[int]:
-    """Take the pending ones of these deliveries for this worker (a conditional update with
-    RETURNING, so each goes to one claimer even when two workers race for it); their ids."""
+def _claim_expiry() -> Any:
+    return connection.ops.adapt_datetimefield_value(
+        timezone.now() + dt.timedelta(seconds=CLAIM_SECONDS)
+    )
+
+
+def _claim(delivery_ids: list[int], *, claim: str) -> list[int]:
+    """Take the pending ones of these deliveries for this worker under `claim` (a conditional
+    update with RETURNING, so each goes to one claimer even when two workers race for it);
+    their ids."""
     if not delivery_ids:
         return []  # `IN ()` is no SQL PostgreSQL reads
     table = connection.ops.quote_name(Delivery._meta.db_table)
     placeholders = ", ".join(["%s"] * len(delivery_ids))
-    claimed_until = timezone.now() + dt.timedelta(seconds=CLAIM_SECONDS)
     # The table's own name and placeholders only; every value is a parameter.
     sql = (
-        f"UPDATE {table} SET status = %s, claimed_until = %s, attempts = attempts + 1 "  # noqa: S608
-        f"WHERE status = %s AND id IN ({placeholders}) RETURNING id"
+        f"UPDATE {table} SET status = %s, claimed_until = %s, claimed_by = %s, "  # noqa: S608
+        f"attempts = attempts + 1 WHERE status = %s AND id IN ({placeholders}) RETURNING id"
     )
     params = [
         Delivery.Status.SENDING.value,
-        connection.ops.adapt_datetimefield_value(claimed_until),
+        _claim_expiry(),
+        claim,
         Delivery.Status.PENDING.value,
         *delivery_ids,
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return sorted(row[0] for row in cursor.fetchall())
+
+
+def _claim_renewed(claim: str) -> set[int]:
+    """Extend `claim` on every delivery it still holds (one statement); their ids. One the
+    dispatcher freed after the claim lapsed, and another worker may have taken, is not among
+    them."""
+    table = connection.ops.quote_name(Delivery._meta.db_table)
+    # The table's own name only; every value is a parameter.
+    sql = (
+        f"UPDATE {table} SET claimed_until = %s "  # noqa: S608
+        "WHERE claimed_by = %s AND status = %s RETURNING id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [_claim_expiry(), claim, Delivery.Status.SENDING.value])
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _held(claim: str) -> Any:
+    """The deliveries `claim` still holds."""
+    return Delivery.objects.filter(claimed_by=claim, status=Delivery.Status.SENDING)
 
 
 def _claimed_rows(delivery_ids: list[int]) -> list[Delivery]:
@@ -217,6 +257,7 @@ def _claimed_rows(delivery_ids: list[int]) -> list[Delivery]:
 def _attempt(
     delivery: Delivery,
     *,
+    claim: str,
     retry_countdown: Callable[[float | None], float] | None,
     mail_connection: Any = None,
 ) -> Attempt:
@@ -233,11 +274,11 @@ def _attempt(
     if verdict.ok:
         return Attempt("sent")
     if retry_countdown is None or verdict.permanent:
-        _record_given_up(delivery, verdict.error)
+        _record_given_up(delivery, verdict.error, claim=claim)
         return Attempt("failed")
     countdown = retry_countdown(verdict.retry_after)
     later = timezone.now() + dt.timedelta(seconds=countdown)
-    Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING).update(
+    _held(claim).filter(pk=delivery.pk).update(
         status=Delivery.Status.PENDING,
         last_error=verdict.error[:500],
         available_at=later,
@@ -250,11 +291,14 @@ def _attempt(
 
 
 @transaction.atomic
-def _record_given_up(delivery: Delivery, error: str) -> None:
-    Delivery.objects.filter(pk=delivery.pk).update(
-        status=Delivery.Status.FAILED, last_error=error[:500], claimed_until=None
+def _record_given_up(delivery: Delivery, error: str, *, claim: str) -> None:
+    # Only while the claim holds it: after a lapse it is another worker's to judge.
+    given_up = (
+        _held(claim)
+        .filter(pk=delivery.pk)
+        .update(status=Delivery.Status.FAILED, last_error=error[:500], claimed_until=None)
     )
-    if not delivery.channel_id:
+    if not given_up or not delivery.channel_id:
         return
     channel = (
         Channel.objects.select_for_update()
