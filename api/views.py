@@ -46,8 +46,26 @@ PARTNER = Organisation.Kind.PARTNER
 
 
 class Pagination(LimitOffsetPagination):
+    """`limit` and `offset` over one total order: the list's own sort keys, then the primary
+    key. Rows tied on every key (same partner, role and creation time) would otherwise come
+    back in whatever order the database picks per query (PostgreSQL's top-N sort picks a
+    different one for each page's bound), so a client paging through would see some rows
+    twice and others never."""
+
     default_limit = 50
     max_limit = 200
+
+    def paginate_queryset(
+        self, queryset: QuerySet[Any], request: Request, view: Any = None
+    ) -> list[Any] | None:
+        return super().paginate_queryset(_totally_ordered(queryset), request, view)
+
+
+def _totally_ordered(queryset: QuerySet[Any]) -> QuerySet[Any]:
+    ordering = list(queryset.query.order_by) or list(queryset.model._meta.ordering)
+    if ordering and str(ordering[-1]).lstrip("-") in ("pk", queryset.model._meta.pk.name):
+        return queryset
+    return queryset.order_by(*ordering, "pk")
 
 
 class _PagedListView(ApiView):

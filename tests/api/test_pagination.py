@@ -1,0 +1,112 @@
+"""Every paged list of the API walks its rows in one total order: a client reading page after
+page (`offset` += `limit`) sees each row exactly once, even when many rows tie on every
+column the list sorts by. Without a unique last sort key the database may order tied rows
+differently in each query (PostgreSQL's top-N sort does), so a row would show on two pages
+and another on none."""
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from accounts.models import Organisation, User
+from delegations.models import CatalogRole, CloudAccount, Delegation, StaffAssignment
+from tests.delegations.factories import (
+    CatalogRoleFactory,
+    CloudAccountFactory,
+    DelegationFactory,
+)
+from tests.personas import make_member
+
+pytestmark = pytest.mark.django_db
+
+# Enough tied rows, read in pages small enough, that a sort without a tiebreaker is a top-N
+# heap sort on PostgreSQL, whose order among equal keys changes with the page's bound.
+TIED = 60
+PAGE = 7
+
+
+def every_page(client: Any, path: str) -> list[str]:
+    """The ids of every row, reading the list a page at a time from the start to the end."""
+    seen: list[str] = []
+    offset = 0
+    while True:
+        body = client.get(path, limit=PAGE, offset=offset).json()
+        assert body["count"] == TIED, body
+        seen += [row["id"] for row in body["results"]]
+        offset += PAGE
+        if offset >= body["count"]:
+            return seen
+
+
+def tied_delegations(ecs_admin: CatalogRole, company_b: Organisation) -> set[str]:
+    """Delegations alike in everything the lists sort by: partner, owner, role, creation."""
+    rows = [DelegationFactory(catalog_role=ecs_admin, partner=company_b) for _ in range(TIED)]
+    moment = timezone.now() - dt.timedelta(days=1)
+    Delegation.objects.filter(pk__in=[row.pk for row in rows]).update(created_at=moment)
+    return {str(row.pk) for row in rows}
+
+
+@pytest.mark.parametrize("side", ["owner", "partner"])
+def test_delegations_tied_on_every_sort_column_are_each_on_exactly_one_page(
+    api: Callable,
+    make_token: Callable,
+    owner_admin: User,
+    partner_admin: User,
+    ecs_admin: CatalogRole,
+    company_b: Organisation,
+    side: str,
+) -> None:
+    expected = tied_delegations(ecs_admin, company_b)
+    reader = owner_admin if side == "owner" else partner_admin
+    seen = every_page(api(make_token(reader, scopes=("read",))), "/api/v1/delegations/")
+    assert len(seen) == len(set(seen)) == TIED
+    assert set(seen) == expected
+
+
+def test_catalogue_roles_of_the_same_name_in_several_accounts_are_each_on_one_page(
+    api: Callable,
+    make_token: Callable,
+    owner_admin: User,
+    company_a: Organisation,
+) -> None:
+    # A role name is unique per cloud account, not per owner: each account has its "ops".
+    accounts: list[CloudAccount] = [
+        CloudAccountFactory(organisation=company_a, account_uid=f"9{n:07d}", is_primary=False)
+        for n in range(TIED)
+    ]
+    roles = {
+        str(CatalogRoleFactory(cloud_account=account, role_name="ops").pk) for account in accounts
+    }
+    seen = every_page(api(make_token(owner_admin, scopes=("read",))), "/api/v1/catalog-roles/")
+    assert len(seen) == len(set(seen)) == TIED
+    assert set(seen) == roles
+
+
+def test_staff_assignments_tied_on_every_sort_column_are_each_on_exactly_one_page(
+    api: Callable,
+    make_token: Callable,
+    partner_admin: User,
+    ecs_admin: CatalogRole,
+    company_b: Organisation,
+) -> None:
+    # One person on many delegations of one role: owner, role and email are all equal.
+    person = make_member(company_b, "staff", email="same@company-b.example")
+    assignments = {
+        str(
+            StaffAssignment.objects.create(
+                delegation=DelegationFactory(
+                    catalog_role=ecs_admin, partner=company_b, status=Delegation.Status.ACTIVE
+                ),
+                partner=company_b,
+                user=person,
+                assigned_by=partner_admin,
+            ).pk
+        )
+        for _ in range(TIED)
+    }
+    seen = every_page(api(make_token(partner_admin, scopes=("read",))), "/api/v1/assignments/")
+    assert len(seen) == len(set(seen)) == TIED
+    assert set(seen) == assignments
