@@ -18,13 +18,13 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from api.negotiation import PROBLEM_CONTENT_TYPE as PROBLEM_CONTENT_TYPE
 from audit.services import AuditError
 from delegations.lifecycle.services import DelegationConflict
 from delegations.partner.credentials import CredentialRefused
 
 StrOrPromise = str | Promise
 
-PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_BASE = "/api/v1/problems/"
 
 # slug -> (title, description). The slugs are the stable part of each `type`.
@@ -42,7 +42,10 @@ PROBLEM_TYPES: dict[str, tuple[StrOrPromise, StrOrPromise]] = {
     "unsupported-media-type": (_("Unsupported media type"), _("Send application/json.")),
     "not-acceptable": (
         _("Not acceptable"),
-        _("The API answers in JSON: accept application/json (or */*)."),
+        _(
+            "The API answers in JSON and its errors in problem+json: accept application/json "
+            "or application/problem+json (or */*)."
+        ),
     ),
     "unauthenticated": (
         _("Not authenticated"),

@@ -2,6 +2,7 @@
 errors, and writes audited with source api:token:<prefix>."""
 
 import datetime as dt
+import uuid
 from collections.abc import Callable
 
 import pytest
@@ -74,6 +75,55 @@ def test_asking_for_a_format_the_api_does_not_speak_is_a_406_not_acceptable_prob
     response = caller.client.get(ME, headers={**caller.headers, "Accept": "text/html"})
     body = problem(response, 406, "not-acceptable")
     assert "application/json" in body["detail"]
+
+
+PROBLEMS_ONLY = [
+    "application/problem+json",
+    "application/problem+json, */*;q=0",
+    "application/json;q=0, application/problem+json",
+]
+
+
+@pytest.mark.parametrize("accept", PROBLEMS_ONLY)
+def test_a_client_that_accepts_problem_documents_gets_its_errors_as_they_are(
+    api: Callable, make_token: Callable, owner_admin: User, accept: str
+) -> None:
+    # RFC 9457 §3: a client says it reads problem details by accepting
+    # application/problem+json. Its 401 and 404 are those problems, not a 406 about the header.
+    anonymous = api(None).client.get(ME, headers={"Accept": accept})
+    problem(anonymous, 401, "unauthenticated")
+    caller = api(make_token(owner_admin))
+    missing = caller.client.get(
+        f"{DELEGATIONS}{uuid.UUID(int=0)}/", headers={**caller.headers, "Accept": accept}
+    )
+    problem(missing, 404, "not-found")
+
+
+@pytest.mark.parametrize("accept", PROBLEMS_ONLY)
+def test_a_client_that_accepts_problem_documents_gets_its_answers_in_json(
+    api: Callable, make_token: Callable, owner_admin: User, accept: str
+) -> None:
+    # A success is never a problem document. A client reading problem+json reads JSON (the
+    # +json suffix, RFC 6839), so the answer is the API's one representation, as RFC 9110
+    # §12.5.1 lets a server do instead of a 406 (which would carry no more than this).
+    caller = api(make_token(owner_admin))
+    response = caller.client.get(ME, headers={**caller.headers, "Accept": accept})
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["organisation"]["slug"] == "company-a"
+
+
+@pytest.mark.parametrize(
+    "accept", ["text/html", "application/xml, text/*", "*/*;q=0", "application/problem+json;q=0"]
+)
+def test_a_client_that_accepts_neither_json_nor_problems_gets_a_406(
+    api: Callable, make_token: Callable, owner_admin: User, accept: str
+) -> None:
+    # q=0 is "not acceptable" (RFC 9110 §12.4.2), not the lowest preference.
+    caller = api(make_token(owner_admin))
+    response = caller.client.get(ME, headers={**caller.headers, "Accept": accept})
+    body = problem(response, 406, "not-acceptable")
+    assert "application/problem+json" in body["detail"]
 
 
 def test_revoked_and_expired_tokens_are_401(
