@@ -26,6 +26,8 @@ from delegations.lifecycle import selectors
 class AuditEventListView(ApiView):
     required_scopes: ClassVar[dict[str, str]] = {"GET": Scope.AUDIT}
     roles = READERS
+    # A malformed cursor or page size; a `delegation` not the organisation's.
+    problem_statuses: ClassVar[dict[str, tuple[int, ...]]] = {"GET": (400, 404)}
 
     @extend_schema(
         responses=s.AuditEventPageOutput,
@@ -64,6 +66,7 @@ class AuditEventListView(ApiView):
 class TimelineView(ApiView):
     required_scopes: ClassVar[dict[str, str]] = {"GET": Scope.AUDIT}
     roles = READERS
+    problem_statuses: ClassVar[dict[str, tuple[int, ...]]] = {"GET": (400,)}  # the cursor
 
     @extend_schema(
         responses=s.AuditEventPageOutput,
@@ -88,6 +91,7 @@ class AccessReportView(ApiView):
 
     required_scopes: ClassVar[dict[str, str]] = {"GET": Scope.AUDIT}
     roles = READERS
+    problem_statuses: ClassVar[dict[str, tuple[int, ...]]] = {"GET": (400,)}  # the parameters
 
     @extend_schema(
         responses=s.AccessReportOutput,

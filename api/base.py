@@ -46,6 +46,8 @@ class ApiView(APIView):
     service_accounts_allowed: ClassVar[bool] = True
     # Refusal when the organisation is of the other kind (owner vs partner).
     kind_refusal: StrOrPromise = gettext_lazy("This is not available to your kind of organisation.")
+    # The problem statuses a method answers besides those the schema infers (`api.schema`).
+    problem_statuses: ClassVar[dict[str, tuple[int, ...]]] = {}
 
     def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         # The audit origin opened in `initial` must never outlive this request: a thread

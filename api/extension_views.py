@@ -95,6 +95,7 @@ class _ExtensionDecision(_ExtensionsOfDelegation):
     roles = (ADMIN,)
     organisation_kind = Organisation.Kind.OWNER
     kind_refusal = gettext_lazy("Only the owner's approvers decide extensions.")
+    problem_statuses: ClassVar[dict[str, tuple[int, ...]]] = {"POST": (409,)}  # decided meanwhile
     input_serializer: ClassVar[type[s.StrictSerializer]]
 
     def decide(self, extension: DelegationExtension, data: dict[str, Any]) -> DelegationExtension:

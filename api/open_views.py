@@ -7,7 +7,7 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils.translation import gettext
 from django.views.decorators.debug import sensitive_variables
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -26,6 +26,7 @@ class DeviceCodeView(APIView):
 
     authentication_classes: ClassVar[list[Any]] = []
     permission_classes: ClassVar[list[Any]] = [permissions.AllowAny]
+    problem_statuses: ClassVar[dict[str, tuple[int, ...]]] = {"POST": (429,)}  # per client IP
 
     @extend_schema(request=s.DeviceCodeInput, responses=s.DeviceCodeOutput, summary="pap login")
     @sensitive_variables("codes")
@@ -70,7 +71,17 @@ class DeviceTokenView(APIView):
     authentication_classes: ClassVar[list[Any]] = []
     permission_classes: ClassVar[list[Any]] = [permissions.AllowAny]
 
-    @extend_schema(request=s.DeviceTokenInput, responses=s.DeviceTokenOutput, summary="Poll")
+    @extend_schema(
+        request=s.DeviceTokenInput,
+        responses={
+            200: s.DeviceTokenOutput,
+            (400, "application/json"): OpenApiResponse(
+                s.DeviceTokenError,
+                description="An RFC 8628 error (JSON), or a problem when the body is not a poll.",
+            ),
+        },
+        summary="Poll",
+    )
     @sensitive_variables("data", "created")
     def post(self, request: Request) -> Response:
         body = s.DeviceTokenInput(data=request.data)

@@ -260,6 +260,22 @@ class DeviceTokenOutput(serializers.Serializer):
     organisation = serializers.CharField()
 
 
+class DeviceTokenError(serializers.Serializer):
+    """RFC 8628 §3.5: `authorization_pending` and `slow_down` mean poll again."""
+
+    error = serializers.ChoiceField(
+        choices=[
+            "authorization_pending",
+            "slow_down",
+            "access_denied",
+            "expired_token",
+            "invalid_grant",
+            "unsupported_grant_type",
+        ]
+    )
+    error_description = serializers.CharField(required=False)
+
+
 class AccessReportRowOutput(serializers.Serializer):
     kind = serializers.CharField()
     who = serializers.CharField()

@@ -124,6 +124,8 @@ class DelegationListView(_PagedListView):
     required_scopes: ClassVar[dict[str, str]] = {"GET": Scope.READ, "POST": Scope.REQUEST}
     roles = None  # staff get a pointer to /access/ below
     service_account_writes = frozenset({"POST"})
+    # An unknown catalogue role is a 404; partner link codes have a budget.
+    problem_statuses: ClassVar[dict[str, tuple[int, ...]]] = {"POST": (404, 429)}
 
     @extend_schema(
         responses=s.DelegationOutput(many=True),
@@ -252,6 +254,8 @@ class OfferView(ApiView):
     roles = (ADMIN,)
     organisation_kind = OWNER
     kind_refusal = gettext_lazy("Only resource owner organisations offer access.")
+    # An unknown partner or role is a 404; a role whose privileges changed meanwhile a 409.
+    problem_statuses: ClassVar[dict[str, tuple[int, ...]]] = {"POST": (404, 409)}
 
     @extend_schema(request=s.OfferInput, responses={201: s.DelegationOutput}, summary="Offer")
     def post(self, request: Request) -> Response:
@@ -287,6 +291,8 @@ class _DelegationAction(ApiView):
     roles = (ADMIN,)
     organisation_kind: ClassVar[str | None] = OWNER
     input_serializer: ClassVar[type[s.StrictSerializer]] = s.ReasonInput
+    # Decided or moved meanwhile, or not at the `expected_version` sent.
+    problem_statuses: ClassVar[dict[str, tuple[int, ...]]] = {"POST": (409,)}
 
     def act(self, delegation: Delegation, data: dict[str, Any]) -> Delegation:
         raise NotImplementedError
@@ -532,6 +538,7 @@ class ConsoleView(_StaffView):
     single-use login URL (about 30 seconds)."""
 
     required_scopes: ClassVar[dict[str, str]] = {"POST": Scope.CREDENTIALS}
+    problem_statuses: ClassVar[dict[str, tuple[int, ...]]] = {"POST": (429,)}
 
     @extend_schema(request=None, responses={201: s.ConsoleOutput}, summary="Open the console")
     @sensitive_variables("url")
@@ -585,6 +592,7 @@ class ConsoleView(_StaffView):
 
 class CredentialsView(_StaffView):
     required_scopes: ClassVar[dict[str, str]] = {"POST": Scope.CREDENTIALS}
+    problem_statuses: ClassVar[dict[str, tuple[int, ...]]] = {"POST": (429,)}
 
     @extend_schema(
         request=s.CredentialsInput, responses={201: s.CredentialsOutput}, summary="STS credentials"

@@ -599,7 +599,7 @@ REST_FRAMEWORK = {
     # Accepting application/problem+json alone gets JSON answers and problem+json errors.
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "api.negotiation.JsonOrProblemNegotiation",
     "EXCEPTION_HANDLER": "api.problems.problem_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "api.schema.ProblemAutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
@@ -613,6 +613,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"ProblemTypeEnum": "api.schema.PROBLEM_TYPE_URIS"},
 }
 # The device flow (`pap login`): new codes per client IP, polls per device code, codes typed
 # per person in the browser: "<count>/<seconds>".

@@ -96,6 +96,7 @@ def test_every_operation_as_every_persona_with_foreign_ids(
         "partner_link_code": "AAAAA-BBBBB-CCCCC-DDDDD",
     }
     failures = []
+    schema = SchemaGenerator().get_schema(request=None, public=True)
     for path, method in operations():
         call = getattr(client, method)
         if "{" in path:
@@ -122,10 +123,94 @@ def test_every_operation_as_every_persona_with_foreign_ids(
                 and "/device/" not in path
                 and answer["Content-Type"] != PROBLEM_CONTENT_TYPE
             )
-            if answer.status_code >= 500 or leaked or wrong or not_problem:
+            undocumented = (
+                answer.status_code >= 400
+                and answer.status_code not in _problem_statuses(schema, path, method)
+            )
+            if answer.status_code >= 500 or leaked or wrong or not_problem or undocumented:
                 failures.append((method, path, answer.status_code, leaked))
     assert not failures, failures
     assert snapshot(foreign) == before
+
+
+# Every error each operation can answer, read from the views (scope and role checks, object
+# lookups, bodies, cursors, budgets, decisions) and written out here rather than derived.
+AUTHENTICATED = {401, 403, 406}
+OBJECT = AUTHENTICATED | {404}
+BODY = OBJECT | {400}
+DECISION = BODY | {409}
+PROBLEMS = {
+    ("get", "/api/v1/me/"): AUTHENTICATED,
+    ("get", "/api/v1/delegations/"): AUTHENTICATED,
+    ("post", "/api/v1/delegations/"): BODY | {429},
+    ("post", "/api/v1/delegations/offer/"): DECISION,
+    ("get", "/api/v1/delegations/{delegation_id}/"): OBJECT,
+    ("post", "/api/v1/delegations/{delegation_id}/approve/"): DECISION,
+    ("post", "/api/v1/delegations/{delegation_id}/reject/"): DECISION,
+    ("post", "/api/v1/delegations/{delegation_id}/revoke/"): DECISION,
+    ("post", "/api/v1/delegations/{delegation_id}/withdraw/"): DECISION,
+    ("get", "/api/v1/delegations/{delegation_id}/assignments/"): OBJECT,
+    ("post", "/api/v1/delegations/{delegation_id}/assignments/"): BODY,
+    ("delete", "/api/v1/delegations/{delegation_id}/assignments/{assignment_id}/"): OBJECT,
+    ("get", "/api/v1/delegations/{delegation_id}/extensions/"): OBJECT,
+    ("post", "/api/v1/delegations/{delegation_id}/extensions/"): BODY,
+    ("get", "/api/v1/delegations/{delegation_id}/extensions/{extension_id}/"): OBJECT,
+    ("post", "/api/v1/delegations/{delegation_id}/extensions/{extension_id}/approve/"): DECISION,
+    ("post", "/api/v1/delegations/{delegation_id}/extensions/{extension_id}/reject/"): DECISION,
+    ("get", "/api/v1/delegations/{delegation_id}/timeline/"): OBJECT | {400},
+    ("get", "/api/v1/assignments/"): AUTHENTICATED,
+    ("get", "/api/v1/catalog-roles/"): AUTHENTICATED,
+    ("get", "/api/v1/cloud-accounts/"): AUTHENTICATED,
+    ("get", "/api/v1/access/"): AUTHENTICATED,
+    ("get", "/api/v1/access/{delegation_id}/"): OBJECT,
+    ("post", "/api/v1/access/{delegation_id}/console/"): OBJECT | {429},
+    ("post", "/api/v1/access/{delegation_id}/credentials/"): BODY | {429},
+    ("get", "/api/v1/audit/events/"): AUTHENTICATED | {400, 404},
+    ("get", "/api/v1/audit/access-report/"): AUTHENTICATED | {400},
+    ("post", "/api/v1/device/code/"): {400, 406, 429},
+    ("post", "/api/v1/device/token/"): {400, 406},
+}
+
+
+def _problem_statuses(schema: dict, path: str, method: str) -> set[int]:
+    """The statuses the schema says this operation answers with a problem document."""
+    responses = schema["paths"][path][method]["responses"]
+    return {
+        int(status)
+        for status, answer in responses.items()
+        if PROBLEM_CONTENT_TYPE in answer.get("content", {})
+    }
+
+
+def test_every_operation_lists_the_problems_it_can_answer() -> None:
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    assert {(method, path) for path, method in operations()} == set(PROBLEMS)
+    wrong = {
+        (method, path): (documented, expected)
+        for (method, path), expected in PROBLEMS.items()
+        if (documented := _problem_statuses(schema, path, method)) != expected
+    }
+    assert not wrong, wrong
+
+
+def test_a_problem_answer_is_described_by_the_problem_schema() -> None:
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    problem_schema = schema["components"]["schemas"]["Problem"]
+    assert set(problem_schema["required"]) == {"type", "title", "status", "detail"}
+    problem_types = _resolve(schema, problem_schema["properties"]["type"])["enum"]
+    assert "/api/v1/problems/not-found" in problem_types
+    me = schema["paths"]["/api/v1/me/"]["get"]["responses"]
+    assert me["401"]["content"][PROBLEM_CONTENT_TYPE]["schema"] == {
+        "$ref": "#/components/schemas/Problem"
+    }
+    assert "WWW-Authenticate" in me["401"]["headers"]
+    assert "unauthenticated" in me["401"]["description"]
+    credentials = schema["paths"]["/api/v1/access/{delegation_id}/credentials/"]["post"]
+    assert "Retry-After" in credentials["responses"]["429"]["headers"]
+    # The successes stay JSON; the device poll's OAuth error stays JSON beside the problem.
+    assert list(me["200"]["content"]) == ["application/json"]
+    poll = schema["paths"]["/api/v1/device/token/"]["post"]["responses"]["400"]["content"]
+    assert set(poll) == {"application/json", PROBLEM_CONTENT_TYPE}
 
 
 def _resolve(schema: dict, node: dict) -> dict:
