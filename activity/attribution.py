@@ -3,12 +3,13 @@
 A partner session's event names the role (`userName` "<role>:<session>"), the STS key and the
 partner account (`requestParameters.stsTokenPlayerUid`). The role and partner account give the
 delegation; the STS key finds the portal's own issuance record (`CredentialIssuance`), hence the
-person, and so does the session's SourceIdentity (the portal sets it to the issuance's session
-name, and it survives role chaining) when the call comes from the issuance's partner account:
-anyone may set a SourceIdentity, and another partner trusted by the same role could name a
-session of B's (a documented format) to pass its calls off as B's person's; a console switch
-carries the partner's RAM user name as its session name, which a staff member's linked RAM
-user (`StaffRamUserLink`) explains. A session none of these explains is "unknown" and raises an
+person, unless the event names a partner account other than the issuance's; so does the
+session's SourceIdentity (the portal sets it to the issuance's session name, and it survives
+role chaining) when the call comes from the issuance's partner account: anyone may set a
+SourceIdentity, and another partner trusted by the same role could name a session of B's (a
+documented format) to pass its calls off as B's person's; a console switch carries the
+partner's RAM user name as its session name, which a staff member's linked RAM user
+(`StaffRamUserLink`) explains. A session none of these explains is "unknown" and raises an
 alert.
 
 `Attributor` reads each role, issuance and link once per ingestion run, and `prefetch` reads
@@ -50,6 +51,18 @@ class Attribution:
     person: User | None
     person_label: str
     via: str
+
+
+def _key_explains(issuance: CredentialIssuance, role: ManagedRole, partner_uid: str) -> bool:
+    """Whether the portal's issuance of the event's STS key is the event's session: issued on
+    this role, and to the partner account the event names. Some events name none; the key,
+    which STS handed only to the portal for that issuance, then stands alone. An event naming
+    another account contradicts the issuance and is that account's call."""
+    delegation = issuance.delegation
+    return delegation.managed_role_id == role.pk and partner_uid in (
+        "",
+        delegation.partner_account_uid,
+    )
 
 
 def read_only_intended(delegation: Delegation) -> bool:
@@ -238,7 +251,7 @@ class Attributor:
         if role is None:
             return Attribution(None, None, session_name, ActivityEvent.Via.OTHER)
         issuance = self._issuance(access_key_id) if access_key_id else None
-        if issuance is not None and issuance.delegation.managed_role_id == role.pk:
+        if issuance is not None and _key_explains(issuance, role, partner_uid):
             return Attribution(
                 issuance.delegation, issuance.user, issuance.user.email, ActivityEvent.Via.ISSUED
             )

@@ -340,6 +340,39 @@ def test_another_partners_session_claiming_a_staff_members_source_identity_is_it
     assert rows["evt-2"].via == ActivityEvent.Via.ISSUED
 
 
+def test_a_portal_key_in_an_event_from_another_partner_account_is_not_that_partners_person(
+    grant, company_d
+):
+    """Review finding: the STS key alone named the issuance, whatever partner account the
+    event said made the call. An event from partner D (also granted the role) that carries
+    the key the portal issued to B's person is not B's person's: the event contradicts the
+    issuance, so it is D's call from a session the portal cannot explain, and raises the
+    alert. An event naming no partner account still has only the key to go by."""
+    theirs = DelegationFactory(
+        catalog_role=grant.delegation.catalog_role,
+        partner=company_d,
+        status=Delegation.Status.ACTIVE,
+        starts_at=timezone.now() - dt.timedelta(days=10),
+        activated_at=timezone.now() - dt.timedelta(days=10),
+    )
+    from_d = event(1, name="DeleteInstance", rw="Write", partner_uid=company_d.account_uid)
+    from_b = event(2)
+    unnamed = event(3)
+    del unnamed["requestParameters"]["stsTokenPlayerUid"]
+    ingest(grant, FakeTrail(pages=[[from_d, from_b, unnamed]]))
+    rows = {row.event_id: row for row in ActivityEvent.objects.all()}
+    contradicted = rows["evt-1"]
+    assert (contradicted.delegation, contradicted.person, contradicted.via) == (
+        theirs,
+        None,
+        ActivityEvent.Via.UNKNOWN,
+    )
+    assert contradicted.alerts == ["unknown_session"]
+    for genuine in (rows["evt-2"], rows["evt-3"]):
+        assert (genuine.delegation, genuine.person) == (grant.delegation, grant.staff)
+        assert genuine.via == ActivityEvent.Via.ISSUED
+
+
 def test_a_call_after_the_grant_ended_is_never_attached_to_a_request_that_was_not_granted(
     grant, partner_admin
 ):
