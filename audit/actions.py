@@ -31,6 +31,7 @@ from audit.action_info import ActionInfo as ActionInfo
 from audit.action_info import Category as Category
 from audit.rule_actions import RULE_ACTIONS
 from audit.runbook_actions import RUNBOOK_INFO as _RB
+from audit.verify_export import EXPORT_ACTION
 
 _LIFECYCLE = Category.LIFECYCLE
 _OTHER = Category.OTHER
@@ -153,6 +154,15 @@ class AuditAction(StrEnum):
     AUDIT_VERIFICATION_FINISHED = (
         "audit.verification_finished",
         ActionInfo(_OTHER, "A verification of the audit chain finished, with its verdict."),
+    )
+    AUDIT_EXPORTED = (
+        EXPORT_ACTION,
+        ActionInfo(
+            _OTHER,
+            "A reader downloaded the verifiable export of the organisation's events; the "
+            "event holds its filters, counts and the digests the export is checked against.",
+            title=_("{actor} exported the audit events"),
+        ),
     )
 
     # --- the owner's cloud account ----------------------------------------------------------

@@ -11,6 +11,12 @@ chain runs through every event the organisation may see and nothing else, so an 
 organisation is a contiguous stretch of it even though the global chain has gaps there (the
 events of other organisations).
 
+The closing line carries the export's own record: once the last line is written the portal
+records an `audit.exported` event in the organisation's chain whose metadata holds the SHA-256
+of the header (`header_sha256`, canonical JSON) and of every byte written before the closing
+line (`export_sha256`), and writes that event in full as the `attestation`. So the header, its
+filters included, and every line are bound to one event of the chain.
+
 The verifier recomputes, for every line:
 
 - the event's hash: SHA-256(prev_hash ‖ canonical JSON of its fields), exactly as the portal
@@ -31,10 +37,16 @@ the summary says how many events that is and which filters the header names. An 
 without filters (the header's `filters` empty) leaves nothing out: an `omitted` line there is
 an event whose content was blanked out, and fails the check.
 
-What a file alone cannot prove is that the header itself is the portal's, its filters
-included: compare its `newest_org_hash` (or any line's `org_hash`) with the event page in the
-portal ("Organisation chain"), and the filters the summary names with the ones you exported
-with. The chain is append-only, so the value never changes once written.
+The attestation is checked like an event (its hash from its fields, its organisation link,
+that it is the organisation's) and its two digests against the file: a header edited (say to
+name filters that would excuse blanked events), an event blanked out, or one swapped for
+another the filters left out, all fail. What no file can prove on its own is that the
+attestation is the portal's and not a whole export forged with hashes of its own: that takes
+one comparison with the portal, the attestation's `org_hash` with the "Organisation chain" of
+its event's page (the summary prints the event's number and that hash). The chain is
+append-only, so the value never changes once written. No secret of the portal's is involved,
+so anyone can run every check: a header signed with a key of the portal's (an HMAC) would
+prove the same only to whoever holds that key, never offline.
 
 Exit status: 0 when the export verifies, 1 when it does not (the first bad line is named),
 2 when the file cannot be read. This module imports only the standard library: `audit.chain`
@@ -54,7 +66,10 @@ from typing import Any
 GENESIS_HASH = "0" * 64
 HASH_VERSION = 1
 EXPORT_FORMAT = "partner-access-portal/audit-events"
-EXPORT_VERSION = 1
+# 2: the closing line carries the export's attestation (version 1 had none).
+EXPORT_VERSION = 2
+# The action of the event that records an export (`audit.actions.AuditAction.AUDIT_EXPORTED`).
+EXPORT_ACTION = "audit.exported"
 
 
 def canonical_json(payload: Mapping[str, Any]) -> bytes:
@@ -80,6 +95,17 @@ def org_link_hash(org_prev_hash: str, event_hash: str) -> str:
 def export_line(record: Mapping[str, Any]) -> str:
     """One exported record exactly as the portal writes it (and as this check expects)."""
     return json.dumps(record, ensure_ascii=False, sort_keys=True)
+
+
+def header_digest(header: Mapping[str, Any]) -> str:
+    """What the attestation's `header_sha256` holds: SHA-256 of the header's canonical JSON
+    (without the attestation, which comes after it)."""
+    return hashlib.sha256(canonical_json(header)).hexdigest()
+
+
+def closing_line(attestation: Mapping[str, Any]) -> str:
+    """The export's last line: the end of the events and the attestation event in full."""
+    return _CLOSING_PREFIX + export_line(attestation) + "}"
 
 
 # Exported field → the hashed payload's field, for the fields whose names differ.
@@ -142,33 +168,46 @@ class ExportSummary:
     newest_sequence: int | None
     oldest_sequence: int | None
     newest_org_hash: str
+    # The event that records this export (the attestation) and its organisation link: the one
+    # value to compare with the portal.
+    recorded_sequence: int
+    recorded_org_hash: str
     # The header's filters: empty for an export of everything, which may omit nothing.
     filters: dict[str, Any] = field(default_factory=dict)
 
+    def compare(self) -> str:
+        return (
+            f"This export is recorded as event {self.recorded_sequence}: compare its "
+            f"organisation chain hash {self.recorded_org_hash} with that event's page in the "
+            "portal (History, Organisation chain). If they match, the header, filters included, "
+            "and every line are the portal's."
+        )
+
     def describe(self) -> str:
         if self.newest_sequence is None:
-            return f"OK: an empty export for {self.organisation} ({self.organisation_id})."
+            return (
+                f"OK: an empty export for {self.organisation} ({self.organisation_id}). "
+                + self.compare()
+            )
         if self.filters:
             named = ", ".join(f"{name}={value}" for name, value in sorted(self.filters.items()))
             checked = (
                 f"{self.events} events checked; {self.omitted} events left out by the export's "
                 f"filters ({named}) could not be checked: their place in the chain is proven, "
-                "their content is not in the file (check that these are the filters you "
-                "exported with)"
+                "their content is not in the file"
             )
         else:
             checked = f"{self.events} events checked, every event of the chain between them"
         return (
             f"OK: {checked}. Organisation {self.organisation} ({self.organisation_id}), "
             f"sequences {self.oldest_sequence} to {self.newest_sequence}; organisation chain at "
-            f"{self.newest_sequence}: {self.newest_org_hash}. Compare this hash with the "
-            "portal's event page."
+            f"{self.newest_sequence}: {self.newest_org_hash}. " + self.compare()
         )
 
 
 _HEADER_PREFIX = '{"export": '
 _HEADER_SUFFIX = ', "events": ['
-_CLOSING = "]}"
+_CLOSING_PREFIX = '], "attestation": '
 
 
 def _is_hash(value: Any) -> bool:
@@ -189,6 +228,12 @@ def _header(first: str) -> dict[str, Any]:
     chain = header.get("chain") if isinstance(header, dict) else None
     if not isinstance(chain, dict) or header.get("format") != EXPORT_FORMAT:
         raise ExportError(1, "the header names no organisation chain: not a verifiable export")
+    if header.get("format_version") == 1:
+        raise ExportError(
+            1,
+            "an export of format 1 carries no attestation, so nothing proves its header: "
+            "export again (the chain never changes, so the same events come out)",
+        )
     if header.get("format_version") != EXPORT_VERSION:
         raise ExportError(1, f"unknown export version {header.get('format_version')!r}")
     if not isinstance(header.get("filters", {}), dict):
@@ -243,6 +288,24 @@ def _check_event(number: int, record: dict[str, Any], organisation_id: str) -> N
         )
 
 
+def _attestation(number: int, line: str, organisation_id: str) -> dict[str, Any]:
+    """The closing line's record of the export, checked as an event of the organisation."""
+    if not (line.startswith(_CLOSING_PREFIX) and line.endswith("}")):
+        raise ExportError(number, "the file ends early: it was truncated")
+    record = _record(number, line[len(_CLOSING_PREFIX) : -1])
+    if record.get("omitted") is True or record.get("action") != EXPORT_ACTION:
+        raise ExportError(number, "the closing line holds no record of the export")
+    _check_event(number, record, organisation_id)
+    metadata = record["metadata"]
+    if not (
+        isinstance(metadata, dict)
+        and _is_hash(metadata.get("header_sha256"))
+        and _is_hash(metadata.get("export_sha256"))
+    ):
+        raise ExportError(number, "the export's record holds no digests of the file")
+    return record
+
+
 def verify_export_text(text: str) -> ExportSummary:
     """Verify a whole export; raises ExportError naming the first bad line."""
     lines = text.split("\n")
@@ -255,8 +318,17 @@ def verify_export_text(text: str) -> ExportSummary:
     organisation_id = str(header.get("organisation_id") or "")
     if not organisation_id:
         raise ExportError(1, "the header names no organisation")
-    if len(lines) < 2 or lines[-1] != _CLOSING:
-        raise ExportError(len(lines) + 1, "the file ends early: it was truncated")
+    if len(lines) < 2:
+        raise ExportError(2, "the file ends early: it was truncated")
+    attestation = _attestation(len(lines), lines[-1], organisation_id)
+    digests = attestation["metadata"]
+    recorded = attestation["sequence"]
+    if header_digest(header) != digests["header_sha256"]:
+        raise ExportError(
+            1,
+            f"the header is not the one the portal recorded exporting (event {recorded}): it "
+            "was edited (its filters, perhaps, to excuse events left out)",
+        )
     # An export of everything leaves nothing out: there an omitted line is a blanked event.
     filters: dict[str, Any] = header.get("filters") or {}
     expected_hash = chain.get("newest_org_hash")
@@ -311,6 +383,13 @@ def verify_export_text(text: str) -> ExportSummary:
         )
     elif last_sequence != chain.get("oldest_sequence"):
         raise ExportError(len(lines), "the oldest event is not the one the header names")
+    written = ("\n".join(lines[:-1]) + "\n").encode("utf-8")
+    if hashlib.sha256(written).hexdigest() != digests["export_sha256"]:
+        raise ExportError(
+            len(lines),
+            f"the lines are not the ones the portal recorded exporting (event {recorded}): an "
+            "event was blanked out, or swapped for one the filters left out",
+        )
     return ExportSummary(
         organisation_id=organisation_id,
         organisation=str(header.get("organisation") or ""),
@@ -319,6 +398,8 @@ def verify_export_text(text: str) -> ExportSummary:
         newest_sequence=chain.get("newest_sequence"),
         oldest_sequence=last_sequence,
         newest_org_hash=str(chain.get("newest_org_hash") or ""),
+        recorded_sequence=recorded,
+        recorded_org_hash=attestation["org_hash"],
         filters=filters,
     )
 

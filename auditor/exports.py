@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.http import StreamingHttpResponse
@@ -20,7 +22,9 @@ from audit.models import AuditEvent
 from audit.verify_export import (
     EXPORT_FORMAT,
     EXPORT_VERSION,
+    closing_line,
     export_line,
+    header_digest,
     record_of,
 )
 from auditor.presentation import cloud_request_ids
@@ -136,11 +140,33 @@ def chained_event_record(
     return record
 
 
-def chain_lines(about: Mapping[str, Any], chain: ExportChain) -> Iterator[str]:
+@dataclass(frozen=True)
+class WrittenExport:
+    """What a verifiable export wrote before its closing line, for the event that records it:
+    the digests `audit.verify_export` checks the file against, and what it holds."""
+
+    filters: Mapping[str, Any]
+    header_sha256: str
+    export_sha256: str
+    events: int
+    omitted: int
+
+
+# Records the export (`written=`) in the organisation's chain and answers that event as the
+# closing line carries it (`chained_event_record`).
+Attest = Callable[..., Mapping[str, Any]]
+
+
+def chain_lines(about: Mapping[str, Any], chain: ExportChain, *, attest: Attest) -> Iterator[str]:
     """The verifiable JSON export (see `audit.verify_export`): a header with the
     organisation's chain at both ends of the export, then one line per link of the chain
     between them, newest first: the matching events in full, the others `omitted` (sequence
-    and hashes only), so deleting, reordering or editing any line is detectable offline."""
+    and hashes only), so deleting, reordering or editing any line is detectable offline.
+
+    Once the last line is written, `attest` records the export in the organisation's chain
+    with the digests of the header and of everything written, and the closing line carries
+    that event: the header (filters included) is then as tamper-evident as the events. It is
+    recorded only when the whole file was produced; a download cut short records nothing."""
     header = {
         **about,
         "format": EXPORT_FORMAT,
@@ -175,14 +201,39 @@ def chain_lines(about: Mapping[str, Any], chain: ExportChain) -> Iterator[str]:
                 }
 
     def lines() -> Iterator[str]:
-        yield '{"export": ' + json.dumps(header, ensure_ascii=False) + ', "events": [\n'
-        separator = ""
-        for record in records():
-            yield separator + export_line(record)
-            separator = ",\n"
-        yield ("\n" if separator else "") + "]}\n"
+        written = hashlib.sha256()
+        header_text = json.dumps(header, ensure_ascii=False)
+        counts = {"events": 0, "omitted": 0}
+        for piece in _events_text(header_text, records(), counts):
+            written.update(piece.encode("utf-8"))
+            yield piece
+        attestation = attest(
+            written=WrittenExport(
+                filters=header.get("filters") or {},
+                # The header as the verifier reads it back, whatever Python types built it.
+                header_sha256=header_digest(json.loads(header_text)),
+                export_sha256=written.hexdigest(),
+                events=counts["events"],
+                omitted=counts["omitted"],
+            )
+        )
+        yield closing_line(attestation) + "\n"
 
     return _batched(lines())
+
+
+def _events_text(
+    header_text: str, records: Iterable[Mapping[str, Any]], counts: dict[str, int]
+) -> Iterator[str]:
+    """Everything before the closing line, counting the full and the omitted events."""
+    yield '{"export": ' + header_text + ', "events": [\n'
+    separator = ""
+    for record in records:
+        counts["omitted" if record.get("omitted") else "events"] += 1
+        yield separator + export_line(record)
+        separator = ",\n"
+    if separator:
+        yield "\n"
 
 
 def report_record(row: ReportRow) -> dict[str, Any]:
@@ -291,10 +342,10 @@ def events_export_csv(events: Any, *, filename: str) -> StreamingHttpResponse:
 
 
 def events_export_json(
-    chain: ExportChain, *, about: Mapping[str, Any], filename: str
+    chain: ExportChain, *, about: Mapping[str, Any], filename: str, attest: Attest
 ) -> StreamingHttpResponse:
     """Stream the verifiable JSON export of an organisation's chain (see `chain_lines`)."""
-    return download(chain_lines(about, chain), filename=filename, kind="json")
+    return download(chain_lines(about, chain, attest=attest), filename=filename, kind="json")
 
 
 def report_export(

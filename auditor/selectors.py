@@ -412,6 +412,34 @@ def audit_export_chain(
     )
 
 
+@dataclass(frozen=True)
+class ChainedEvent:
+    """An event as stored, with its scope organisations and its link in one organisation's
+    chain: what an export writes for it."""
+
+    event: AuditEvent
+    scope_organisation_ids: list[Any]
+    org_prev_hash: str
+    org_hash: str
+
+
+def audit_event_chained(*, organisation: Organisation, sequence: int) -> ChainedEvent:
+    """The event `sequence` as stored (not as its writer's instance holds it) and its link in
+    `organisation`'s chain."""
+    scopes = list(
+        AuditEventScope.objects.filter(event_id=sequence).values_list(
+            "organisation_id", "org_prev_hash", "org_hash"
+        )
+    )
+    own = next(scope for scope in scopes if str(scope[0]) == str(organisation.pk))
+    return ChainedEvent(
+        event=AuditEvent.objects.get(sequence=sequence),
+        scope_organisation_ids=[scope[0] for scope in scopes],
+        org_prev_hash=own[1],
+        org_hash=own[2],
+    )
+
+
 def _by_targets(filters: EventFilters) -> bool:
     return filters.delegation_id is not None or filters.catalog_role_id is not None
 

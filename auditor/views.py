@@ -2,7 +2,9 @@
 exports and chain verification.
 
 Every page is read-only (GET/HEAD) but one: "Verify now" (POST) starts a background
-verification of the chain. Readers are the owner organisation's auditors and admins
+verification of the chain. The one write of a GET is the ledger's own: a verifiable JSON
+export of events is recorded in the organisation's chain once written, so the file can be
+checked against that record (`auditor.services.audit_export_record`). Readers are the owner organisation's auditors and admins
 and partner organisations' admins; each sees only events scoped to its own organisation, and
 another organisation's event or delegation answers 404. Auditors cannot do anything else
 anywhere: `auditor.middleware.AuditorReadOnlyMiddleware` refuses their unsafe requests.
@@ -10,6 +12,7 @@ anywhere: `auditor.middleware.AuditorReadOnlyMiddleware` refuses their unsafe re
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -33,11 +36,12 @@ from accounts.permissions import (
     organisation_member_required,
 )
 from audit.checkpoints import checkpoint_directory, checkpoint_key, checkpoints_load
+from audit.context import current_origin
 from audit.models import AuditVerification
 from audit.services import AuditError
 from audit.verification import audit_verification_start, is_stale
 from audit.verify import read_head
-from auditor import exports, selectors
+from auditor import exports, selectors, services
 from auditor.downloads import download_views
 from auditor.forms import AccessReportForm, EventFilterForm
 from auditor.named_people import named_people_for_report
@@ -128,8 +132,17 @@ def _events_export(request: AuthenticatedHttpRequest, kind: str) -> HttpResponse
         )
         return exports.events_export_csv(events, filename=filename)
     chain = selectors.audit_export_chain(organisation=organisation, filters=form.filters())
+    attest = functools.partial(
+        services.audit_export_record,
+        organisation=organisation,
+        exported_by=request.user,
+        origin=current_origin(),
+    )
     return exports.events_export_json(
-        chain, about=_about(request, filters=form.query_without_cursor()), filename=filename
+        chain,
+        about=_about(request, filters=form.query_without_cursor()),
+        filename=filename,
+        attest=attest,
     )
 
 

@@ -156,13 +156,13 @@ def exported(history: History) -> str:
     other = make_organisation()
     record(action=ANY_ACTION, organisation=other)
     record(action=ANY_ACTION, organisation=history.owner, target_label="after a foreign event")
-    text = download(history.client(history.auditor).get("/audit/events/export.json"))
-    sequences = [e["sequence"] for e in json.loads(text)["events"]]
     visible = set(
         AuditEventScope.objects.filter(organisation=history.owner).values_list(
             "event_id", flat=True
         )
     )
+    text = download(history.client(history.auditor).get("/audit/events/export.json"))
+    sequences = [e["sequence"] for e in json.loads(text)["events"]]
     assert sorted(sequences, reverse=True) == sequences and set(sequences) == visible
     assert max(visible) - min(visible) + 1 > len(visible)  # gaps in the global chain
     return text
@@ -178,9 +178,17 @@ def test_a_clean_export_verifies(exported: str, history: History):
     header = json.loads(exported)["export"]
     assert summary.organisation_id == str(history.owner.pk) == header["organisation_id"]
     assert summary.events == len(json.loads(exported)["events"]) and summary.omitted == 0
-    newest = AuditEventScope.objects.filter(organisation=history.owner).latest("event_id")
+    links = AuditEventScope.objects.filter(organisation=history.owner).order_by("-event_id")
+    recorded, newest = links[0], links[1]
     assert (summary.newest_sequence, summary.newest_org_hash) == (newest.event_id, newest.org_hash)
     assert header["chain"]["org_head_hash"] == newest.org_hash
+    # The export's own record comes after it in the chain, and is what to compare.
+    assert recorded.event.action == "audit.exported"
+    assert (summary.recorded_sequence, summary.recorded_org_hash) == (
+        recorded.event_id,
+        recorded.org_hash,
+    )
+    assert recorded.org_hash in summary.describe()
 
 
 def test_a_filtered_export_links_the_events_it_leaves_out(active_history: History):
@@ -240,9 +248,102 @@ def test_blanking_an_event_of_an_unfiltered_export_is_detected(exported: str):
         error = _failure(tampered)
         assert error.line == index + 1
         assert f"event {sequence} is left out" in error.message
-    # A header without the filters at all is read as unfiltered too.
+    # A header without the filters at all is an edited header.
     header, rest = tampered.split("\n", 1)
-    assert _failure(header.replace('"filters": {}, ', "") + "\n" + rest).line > 1
+    assert _failure(header.replace('"filters": {}, ', "") + "\n" + rest).line == 1
+
+
+def test_a_header_edited_to_name_filters_cannot_excuse_blanked_events(exported: str):
+    """Review finding: `filters` in the header excused `omitted` lines, and the header was
+    anyone's to edit. Naming filters in an unfiltered export made blanked events pass."""
+    index = event_lines(exported)[1]
+    tampered, _sequence = _blank(exported, index)
+    header, rest = tampered.split("\n", 1)
+    forged = header.replace('"filters": {}', '"filters": {"action": "delegation."}', 1)
+    assert forged != header
+    error = _failure(forged + "\n" + rest)
+    assert error.line == 1
+    assert "header" in error.message
+
+
+def _filtered_export(history: History) -> str:
+    """An export of the delegation's events, with one of the owner's other events among them."""
+    record(action=ANY_ACTION, organisation=history.owner, target_label="not this delegation")
+    history.end()
+    client = history.client(history.auditor)
+    return download(client.get("/audit/events/export.json", {"delegation": history.delegation.pk}))
+
+
+def test_blanking_an_event_of_a_filtered_export_is_detected(active_history: History):
+    """The filters excuse the events they left out, never one they kept: the export's record
+    holds the digest of every line written."""
+    text = _filtered_export(active_history)
+    tampered, _sequence = _blank(text, event_lines(text)[0])
+    error = _failure(tampered)
+    assert error.line == len(tampered.rstrip("\n").split("\n"))
+    assert "blanked out" in error.message
+
+
+def test_swapping_a_kept_event_for_one_the_filters_left_out_is_detected(
+    active_history: History,
+):
+    """Even with the content of an event the filters left out (from another export), a
+    filtered export cannot be made to show it and hide one the filters kept."""
+    text = _filtered_export(active_history)
+    everything = download(
+        active_history.client(active_history.auditor).get("/audit/events/export.json")
+    )
+    full_lines = {
+        json.loads(line.removesuffix(","))["sequence"]: line.removesuffix(",")
+        for line in everything.split("\n")[1:-2]
+    }
+    lines = text.split("\n")
+    omitted = next(i for i, line in enumerate(lines) if '"omitted": true' in line)
+    sequence = json.loads(lines[omitted].removesuffix(","))["sequence"]
+    lines[omitted] = full_lines[sequence] + ("," if lines[omitted].endswith(",") else "")
+    swapped, _hidden = _blank("\n".join(lines), event_lines(text)[0])
+    assert "blanked out, or swapped" in _failure(swapped).message
+
+
+def test_editing_the_exports_own_record_is_detected(exported: str):
+    lines = exported.rstrip("\n").split("\n")
+    closing = lines[-1]
+    for edited in (
+        # Its filters, to agree with a forged header: its hash no longer matches.
+        closing.replace('"filters": {}', '"filters": {"action": "delegation."}', 1),
+        # Another action: it is no record of an export.
+        closing.replace('"action": "audit.exported"', '"action": "member.added"', 1),
+        # Gone: a file without it ends early.
+        "]}",
+    ):
+        assert edited != closing
+        assert _failure("\n".join([*lines[:-1], edited]) + "\n").line == len(lines)
+    # A header claiming the format before attestations is refused, not read without one.
+    header = lines[0].replace('"format_version": 2', '"format_version": 1', 1)
+    error = _failure("\n".join([header, *lines[1:]]))
+    assert error.line == 1 and "format 1 carries no attestation" in error.message
+
+
+def test_the_export_is_recorded_in_the_organisations_chain_with_what_it_holds(
+    active_history: History,
+):
+    history = active_history
+    text = _filtered_export(history)
+    document = json.loads(text)
+    summary = verify_export_text(text)
+    recorded = AuditEvent.objects.get(action="audit.exported")
+    assert recorded.sequence == document["attestation"]["sequence"] == summary.recorded_sequence
+    assert recorded.actor_id == history.auditor.pk
+    assert recorded.organisation_id == history.owner.pk
+    assert recorded.source == "web" and recorded.request_id
+    assert recorded.metadata["filters"] == {"delegation": str(history.delegation.pk)}
+    assert (recorded.metadata["events"], recorded.metadata["omitted"]) == (
+        summary.events,
+        summary.omitted,
+    )
+    link = AuditEventScope.objects.get(event=recorded, organisation=history.owner)
+    assert summary.recorded_org_hash == link.org_hash
+    assert verify_chain().ok
 
 
 def test_an_export_with_nothing_in_it_verifies(history: History):

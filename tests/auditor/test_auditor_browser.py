@@ -145,9 +145,15 @@ def test_the_auditor_answers_who_could_act_and_proves_the_record(
         page.get_by_test_id("export-json").click()
     exported = Path(json_download.value.path()).read_text("utf-8")
     events = json.loads(exported)
-    assert len(events["events"]) == AuditEvent.objects.visible_to(story.owner.pk).count()
-    # The download checks out offline, by the stdlib-only verifier, as the auditor would.
-    assert verify_export_text(exported).events == len(events["events"])
+    # Every event the owner sees, but the export's own record, written after the last line.
+    visible = AuditEvent.objects.visible_to(story.owner.pk).order_by("-sequence")
+    assert len(events["events"]) == visible.count() - 1
+    assert visible[0].action == "audit.exported"
+    # The download checks out offline, by the stdlib-only verifier, as the auditor would, and
+    # names that record as the one event to compare with the portal.
+    summary = verify_export_text(exported)
+    assert summary.events == len(events["events"])
+    assert summary.recorded_sequence == visible[0].sequence
 
     # 5. The record verifies (in the worker, while the page refreshes itself); after a
     # direct edit, verification names the row.

@@ -136,13 +136,17 @@ def test_a_bad_filter_is_a_400_page_not_a_download(history: History):
 
 
 def test_the_partner_admins_export_holds_only_events_shared_with_the_partner(history: History):
-    document = json.loads(
-        download(history.client(history.partner_admin).get("/audit/events/export.json"))
-    )
     visible = set(
         AuditEvent.objects.visible_to(history.partner.pk).values_list("sequence", flat=True)
     )
+    document = json.loads(
+        download(history.client(history.partner_admin).get("/audit/events/export.json"))
+    )
     assert {e["sequence"] for e in document["events"]} == visible
+    # The export's own record is the partner's alone.
+    recorded = AuditEvent.objects.get(sequence=document["attestation"]["sequence"])
+    assert recorded.action == "audit.exported" and recorded.organisation_id == history.partner.pk
+    assert set(recorded.scopes.values_list("organisation_id", flat=True)) == {history.partner.pk}
 
 
 def test_exports_are_read_only_and_need_a_reader(history: History):
