@@ -4,10 +4,11 @@ exports and chain verification.
 Every page is read-only (GET/HEAD) but one: "Verify now" (POST) starts a background
 verification of the chain. The one write of a GET is the ledger's own: a verifiable JSON
 export of events is recorded in the organisation's chain once written, so the file can be
-checked against that record (`auditor.services.audit_export_record`). Readers are the owner organisation's auditors and admins
-and partner organisations' admins; each sees only events scoped to its own organisation, and
-another organisation's event or delegation answers 404. Auditors cannot do anything else
-anywhere: `auditor.middleware.AuditorReadOnlyMiddleware` refuses their unsafe requests.
+checked against that record (`auditor.services.audit_export_record`). Readers are the owner
+organisation's auditors and admins and partner organisations' admins; each sees only events
+scoped to its own organisation, and another organisation's event or delegation answers 404.
+Auditors cannot do anything else anywhere: `auditor.middleware.AuditorReadOnlyMiddleware`
+refuses their unsafe requests.
 """
 
 from __future__ import annotations

@@ -300,19 +300,24 @@ def test_a_chained_session_is_named_by_its_source_identity(grant):
     assert rows["evt-2"].alerts == ["unknown_session"]
 
 
+def same_role_granted_to(grant, partner) -> Delegation:
+    """An active delegation of the grant's role (so its managed role too) to `partner`."""
+    return DelegationFactory(
+        catalog_role=grant.delegation.catalog_role,
+        partner=partner,
+        status=Delegation.Status.ACTIVE,
+        starts_at=timezone.now() - dt.timedelta(days=10),
+        activated_at=timezone.now() - dt.timedelta(days=10),
+    )
+
+
 def test_another_partners_session_claiming_a_staff_members_source_identity_is_its_own(
     grant, company_d
 ):
     """Review finding: partner D, also granted the same role, assumes it with its own key and
     sets SourceIdentity to B's documented session name. Its call is D's, from a session the
     portal never issued: not B's delegation and person."""
-    theirs = DelegationFactory(
-        catalog_role=grant.delegation.catalog_role,
-        partner=company_d,
-        status=Delegation.Status.ACTIVE,
-        starts_at=timezone.now() - dt.timedelta(days=10),
-        activated_at=timezone.now() - dt.timedelta(days=10),
-    )
+    theirs = same_role_granted_to(grant, company_d)
     assert theirs.managed_role_id == grant.delegation.managed_role_id
     spoof = event(
         1,
@@ -348,13 +353,7 @@ def test_a_portal_key_in_an_event_from_another_partner_account_is_not_that_partn
     the key the portal issued to B's person is not B's person's: the event contradicts the
     issuance, so it is D's call from a session the portal cannot explain, and raises the
     alert. An event naming no partner account still has only the key to go by."""
-    theirs = DelegationFactory(
-        catalog_role=grant.delegation.catalog_role,
-        partner=company_d,
-        status=Delegation.Status.ACTIVE,
-        starts_at=timezone.now() - dt.timedelta(days=10),
-        activated_at=timezone.now() - dt.timedelta(days=10),
-    )
+    theirs = same_role_granted_to(grant, company_d)
     from_d = event(1, name="DeleteInstance", rw="Write", partner_uid=company_d.account_uid)
     from_b = event(2)
     unnamed = event(3)

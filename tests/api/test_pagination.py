@@ -28,17 +28,18 @@ TIED = 60
 PAGE = 7
 
 
-def every_page(client: Any, path: str) -> list[str]:
-    """The ids of every row, reading the list a page at a time from the start to the end."""
+def assert_each_row_on_one_page(client: Any, path: str, expected: set[str]) -> None:
+    """Reading the list a page at a time from the start to the end shows every row of
+    `expected` (ids) exactly once."""
     seen: list[str] = []
     offset = 0
-    while True:
+    while offset < TIED:
         body = client.get(path, limit=PAGE, offset=offset).json()
         assert body["count"] == TIED, body
         seen += [row["id"] for row in body["results"]]
         offset += PAGE
-        if offset >= body["count"]:
-            return seen
+    assert len(seen) == len(set(seen)) == TIED
+    assert set(seen) == expected
 
 
 def tied_delegations(ecs_admin: CatalogRole, company_b: Organisation) -> set[str]:
@@ -61,9 +62,8 @@ def test_delegations_tied_on_every_sort_column_are_each_on_exactly_one_page(
 ) -> None:
     expected = tied_delegations(ecs_admin, company_b)
     reader = owner_admin if side == "owner" else partner_admin
-    seen = every_page(api(make_token(reader, scopes=("read",))), "/api/v1/delegations/")
-    assert len(seen) == len(set(seen)) == TIED
-    assert set(seen) == expected
+    client = api(make_token(reader, scopes=("read",)))
+    assert_each_row_on_one_page(client, "/api/v1/delegations/", expected)
 
 
 def test_catalogue_roles_of_the_same_name_in_several_accounts_are_each_on_one_page(
@@ -80,9 +80,8 @@ def test_catalogue_roles_of_the_same_name_in_several_accounts_are_each_on_one_pa
     roles = {
         str(CatalogRoleFactory(cloud_account=account, role_name="ops").pk) for account in accounts
     }
-    seen = every_page(api(make_token(owner_admin, scopes=("read",))), "/api/v1/catalog-roles/")
-    assert len(seen) == len(set(seen)) == TIED
-    assert set(seen) == roles
+    client = api(make_token(owner_admin, scopes=("read",)))
+    assert_each_row_on_one_page(client, "/api/v1/catalog-roles/", roles)
 
 
 def test_staff_assignments_tied_on_every_sort_column_are_each_on_exactly_one_page(
@@ -107,6 +106,5 @@ def test_staff_assignments_tied_on_every_sort_column_are_each_on_exactly_one_pag
         )
         for _ in range(TIED)
     }
-    seen = every_page(api(make_token(partner_admin, scopes=("read",))), "/api/v1/assignments/")
-    assert len(seen) == len(set(seen)) == TIED
-    assert set(seen) == assignments
+    client = api(make_token(partner_admin, scopes=("read",)))
+    assert_each_row_on_one_page(client, "/api/v1/assignments/", assignments)
