@@ -18,7 +18,7 @@ the trust policy in cloudsim. It prints the median and p99 of kill → converged
 one JSON object with `--json` (the test in tests/delegations/test_worker_crash.py reads it).
 
     python benchmarks/worker_crash_recovery.py [--kills-alive 20] [--kills-restart 20]
-        [--latency-ms 30] [--lease-seconds 3] [--json]
+        [--latency-ms 30] [--lease-seconds 3] [--restart-heartbeat-seconds 5] [--json]
 """
 
 from __future__ import annotations
@@ -275,7 +275,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
             long_lease = {
                 "PORTAL_ROLE_LEASE_SECONDS": f"{args.restart_lease_seconds:g}",
-                "PORTAL_LEASE_HEARTBEAT_SECONDS": "5",
+                "PORTAL_LEASE_HEARTBEAT_SECONDS": f"{args.restart_heartbeat_seconds:g}",
             }
 
             def phase(kills: int, target: float, restart: bool) -> dict[str, Any]:
@@ -343,6 +343,9 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=30.0)
     parser.add_argument("--lease-seconds", type=float, default=30.0)
     parser.add_argument("--restart-lease-seconds", type=float, default=120.0)
+    # A restarted worker frees its previous run's leases once they have gone two heartbeats
+    # unrenewed (a live namesake renews its own), so this sets how long that takes.
+    parser.add_argument("--restart-heartbeat-seconds", type=float, default=5.0)
     parser.add_argument("--sweep-seconds", type=float, default=15.0)
     parser.add_argument("--jitter", type=float, default=0.3, help="seconds into the run")
     parser.add_argument("--json", action="store_true")

@@ -49,6 +49,8 @@ def test_a_worker_killed_mid_reconcile_converges_every_time(
             "--lease-seconds=3",
             "--sweep-seconds=1",
             "--restart-lease-seconds=120",
+            # The restarted worker waits two heartbeats before freeing its old leases.
+            "--restart-heartbeat-seconds=1",
             # Kill within the first 150 ms of a run: a reconcile with the bulk transitions
             # often finished inside the default 300 ms, and such runs do not count as kills.
             "--jitter=0.15",
