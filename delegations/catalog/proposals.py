@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext
 
 from accounts.models import Organisation, User
 from accounts.permissions import require_admin_member
@@ -27,7 +28,9 @@ Kind = RuleProposal.Kind
 
 def _require_admin(user: User, owner: Organisation) -> None:
     require_admin_member(
-        user, owner, refusal="Only an admin of the owner organisation changes the catalogue."
+        user,
+        owner,
+        refusal=gettext("Only an admin of the owner organisation changes the catalogue."),
     )
 
 
@@ -83,7 +86,7 @@ def catalog_role_update_or_propose(
     )
     scope = default_trust_scope or catalog_role.default_trust_scope
     if scope not in TrustScope.values:
-        raise ValidationError({"default_trust_scope": "Choose one of the trust scopes."})
+        raise ValidationError({"default_trust_scope": gettext("Choose one of the trust scopes.")})
     before = _role_view(
         role_name=catalog_role.role_name,
         description=catalog_role.description,
