@@ -8,11 +8,9 @@ request: views pass in what they know (the acting user, the site's base URL).
 import logging
 import secrets
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from allauth.account.models import EmailAddress
-from allauth.mfa.models import Authenticator
 from allauth.usersessions.models import UserSession
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -23,7 +21,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext_lazy as _
 
-from accounts import emails, hooks, mfa_secrets, selectors
+from accounts import emails, hooks, selectors
 from accounts.models import (
     Invitation,
     Membership,
@@ -36,7 +34,6 @@ from accounts.models import (
 )
 from audit.actions import AuditAction
 from audit.services import audit_record
-from core import crypto
 from core.db import conflict_as_validation_error
 
 logger = logging.getLogger(__name__)
@@ -304,7 +301,7 @@ def user_session_end(*, session: UserSession, ended_by: User) -> bool:
         return False
     before = {"ip": locked.ip, "signed_in_at": locked.created_at.isoformat()}
     locked.end()
-    _audit_person_event(
+    audit_person_event(
         person=locked.user, action=AuditAction.AUTH_SESSION_ENDED, actor=ended_by, before=before
     )
     return True
@@ -597,7 +594,7 @@ def _organisations_of(user: User | None) -> list[Organisation]:
     return list(Organisation.objects.filter(memberships__user=user))
 
 
-def _audit_person_event(
+def audit_person_event(
     *,
     person: User,
     action: AuditAction,
@@ -628,7 +625,7 @@ def _audit_own_account(
     after: dict[str, str] | None = None,
 ) -> None:
     """An event of a person's own account (sign-in, MFA): they are both actor and target."""
-    _audit_person_event(person=user, action=action, actor=user, before=before, after=after)
+    audit_person_event(person=user, action=action, actor=user, before=before, after=after)
 
 
 @transaction.atomic
@@ -661,11 +658,11 @@ def auth_sign_in_failed(*, attempted_email: str) -> None:
     )
 
 
-_MFA_TYPE_NAMES = {"totp": "authenticator app", "recovery_codes": "recovery codes"}
+MFA_TYPE_NAMES = {"totp": "authenticator app", "recovery_codes": "recovery codes"}
 
 
 def _mfa_type(authenticator_type: str) -> dict[str, str]:
-    return {"type": _MFA_TYPE_NAMES.get(authenticator_type, authenticator_type)}
+    return {"type": MFA_TYPE_NAMES.get(authenticator_type, authenticator_type)}
 
 
 @transaction.atomic
@@ -685,51 +682,6 @@ def mfa_authenticator_removed(*, user: User, authenticator_type: str) -> None:
 @transaction.atomic
 def mfa_recovery_codes_regenerated(*, user: User) -> None:
     _audit_own_account(user=user, action=AuditAction.MFA_RECOVERY_CODES_REGENERATED)
-
-
-@dataclass(frozen=True)
-class MfaRotationReport:
-    resealed: int
-    # Authenticators whose secret none of the configured keys opens: left untouched.
-    unreadable: list[str]
-
-
-def mfa_secrets_rotate() -> MfaRotationReport:
-    """Re-encrypt every stored TOTP key and recovery-code seed with the first of
-    PORTAL_ENCRYPTION_KEYS (sealing any plaintext left from before encryption), one
-    authenticator per transaction, so older keys can then be dropped from the list."""
-    crypto.encryption()  # fail closed before touching anything
-    resealed = 0
-    unreadable: list[str] = []
-    ids = Authenticator.objects.filter(type__in=list(mfa_secrets.SECRET_FIELDS)).values_list(
-        "pk", flat=True
-    )
-    for authenticator_id in list(ids):
-        with transaction.atomic():
-            authenticator = (
-                Authenticator.objects.select_for_update()
-                .select_related("user")
-                .filter(pk=authenticator_id)
-                .first()
-            )
-            if authenticator is None:
-                continue
-            try:
-                authenticator.data = mfa_secrets.sealed_data(
-                    authenticator.type, authenticator.data, rotate=True
-                )
-            except crypto.SecretDecryptionError:
-                unreadable.append(f"{authenticator.type} of {authenticator.user.email}")
-                continue
-            authenticator.save(update_fields=["data"])
-            _audit_person_event(
-                person=authenticator.user,
-                action=AuditAction.MFA_SECRET_REENCRYPTED,
-                actor=None,
-                metadata={"type": _MFA_TYPE_NAMES.get(authenticator.type, authenticator.type)},
-            )
-            resealed += 1
-    return MfaRotationReport(resealed=resealed, unreadable=unreadable)
 
 
 # --- A person's language and time zone ---------------------------------------------------------

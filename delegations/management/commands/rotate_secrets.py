@@ -7,7 +7,7 @@ drop the old keys: every secret is then readable with the new key alone.
 
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.services import mfa_secrets_rotate
+from accounts.mfa_services import mfa_secrets_rotate
 from audit.context import audit_context
 from delegations.connection.services import cloud_account_secrets_rotate
 
