@@ -78,3 +78,13 @@ def send_invitation(*, invitation: Invitation, accept_url: str) -> None:
             "expires_at": invitation.expires_at,
         },
     )
+
+
+def send_mfa_reset(*, person: User, sign_in_url: str) -> None:
+    """An operator removed every second factor of `person`: they enrol again at next sign-in."""
+    send_templated_email(
+        template_prefix="accounts/email/mfa_reset",
+        to=person.email,
+        recipient=person,
+        context={"person": person, "sign_in_url": sign_in_url},
+    )

@@ -114,6 +114,11 @@ def invitation_get_by_token(*, raw_token: str) -> Invitation:
     )
 
 
+def user_get_by_email(*, email: str) -> User | None:
+    """The person whose account's own (sign-in) address is `email`, in any case, or None."""
+    return User.objects.filter(email__iexact=email.strip()).first()
+
+
 def user_exists_with_email(*, email: str) -> bool:
     """Whether a person holds `email`: as their account's own address (unique, confirmed or
     not) or as a confirmed extra one. Someone else's unconfirmed extra address holds nothing:

@@ -602,12 +602,14 @@ def audit_person_event(
     before: dict[str, str] | None = None,
     after: dict[str, str] | None = None,
     metadata: dict[str, str] | None = None,
+    actor_label: str | None = None,
 ) -> None:
     """An event about a person's account rather than one organisation: every organisation
     they belong to sees it."""
     audit_record(
         action=action,
         actor=actor,
+        actor_label=actor_label,
         related_organisations=_organisations_of(person),
         target=person,
         target_label=person.email,
@@ -658,7 +660,11 @@ def auth_sign_in_failed(*, attempted_email: str) -> None:
     )
 
 
-MFA_TYPE_NAMES = {"totp": "authenticator app", "recovery_codes": "recovery codes"}
+MFA_TYPE_NAMES = {
+    "totp": "authenticator app",
+    "recovery_codes": "recovery codes",
+    "webauthn": "security key",
+}
 
 
 def _mfa_type(authenticator_type: str) -> dict[str, str]:

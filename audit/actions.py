@@ -141,6 +141,15 @@ class AuditAction(StrEnum):
         "mfa.recovery_codes_regenerated",
         ActionInfo(_OTHER, "A person replaced their recovery codes."),
     )
+    MFA_RESET_BY_OPERATOR = (
+        "mfa.reset_by_operator",
+        ActionInfo(
+            _OTHER,
+            "An operator removed every second factor of a person who had lost them, and signed "
+            "them out everywhere; the event holds the reason and what was removed.",
+            title=_("{actor} reset the two-factor authentication of {target_label}"),
+        ),
+    )
     MFA_SECRET_REENCRYPTED = (
         "mfa.secret_reencrypted",
         ActionInfo(_OTHER, "An authenticator's secret was encrypted again under a new key."),

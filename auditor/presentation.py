@@ -551,6 +551,11 @@ _FACTS: dict[AuditAction, tuple[tuple[FactLabel, FactSource, bool], ...]] = {
         (_("Error"), "error_code", True),
         (_("Message"), "error_message", False),
     ),
+    AuditAction.MFA_RESET_BY_OPERATOR: (
+        _REASON,
+        (_("Second factors removed"), "removed", False),
+        (_("Sessions ended"), "sessions_ended", False),
+    ),
     AuditAction.DRIFT_DETECTED: _DRIFT_FACTS,
     AuditAction.DRIFT_CLEARED: _DRIFT_FACTS,
     AuditAction.DRIFT_REPAIRED: _DRIFT_FACTS,
