@@ -26,9 +26,19 @@ def production(settings: Any) -> None:
     settings.PORTAL_EMBEDDED = False
 
 
-def _resolves_to(monkeypatch: pytest.MonkeyPatch, *addresses: str) -> None:
-    def fake(host: str, port: int, **kwargs: object) -> list[Any]:
-        return [(2, 1, 6, "", (address, port)) for address in addresses]
+def _resolves_to(
+    monkeypatch: pytest.MonkeyPatch, *addresses: str, only_host: str | None = None
+) -> None:
+    """Every name resolves to `addresses`; with `only_host`, only that name does and the rest
+    resolve as they really do (a local proxy's own address, say)."""
+    real = socket.getaddrinfo
+
+    def fake(host: str, port: int, *args: Any, **kwargs: Any) -> list[Any]:
+        if only_host is not None and host != only_host:
+            return real(host, port, *args, **kwargs)
+        return [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port)) for address in addresses
+        ]
 
     monkeypatch.setattr(webhook_urls.socket, "getaddrinfo", fake)
 
@@ -280,18 +290,6 @@ def connect_proxy() -> Iterator[tuple[int, list[str]]]:
         server.server_close()
 
 
-def _hooks_host_resolves_to(monkeypatch: pytest.MonkeyPatch, address: str) -> None:
-    # Only the webhook's name is faked: the proxy's own address resolves as it really does.
-    real = socket.getaddrinfo
-
-    def resolve(host: str, port: int, *args: Any, **kwargs: Any) -> list[Any]:
-        if host == "hooks.example.com":
-            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
-        return real(host, port, *args, **kwargs)
-
-    monkeypatch.setattr(webhook_urls.socket, "getaddrinfo", resolve)
-
-
 def test_with_an_egress_proxy_a_post_tunnels_to_the_checked_address_not_the_name(
     tls_receiver: tuple[int, Path, list[str]],
     connect_proxy: tuple[int, list[str]],
@@ -302,7 +300,7 @@ def test_with_an_egress_proxy_a_post_tunnels_to_the_checked_address_not_the_name
     proxy_port, seen = connect_proxy
     settings.PORTAL_EMBEDDED = True  # the receiver is on loopback
     settings.PORTAL_WEBHOOK_PROXY = f"http://relay:s3cret@127.0.0.1:{proxy_port}"
-    _hooks_host_resolves_to(monkeypatch, "127.0.0.2")
+    _resolves_to(monkeypatch, "127.0.0.2", only_host="hooks.example.com")
     monkeypatch.setattr(requests.adapters, "DEFAULT_CA_BUNDLE_PATH", str(certificate))
 
     answer = webhook_urls.webhook_post(
@@ -328,7 +326,7 @@ def test_without_the_setting_a_post_ignores_https_proxy_from_the_environment(
     settings.PORTAL_EMBEDDED = True  # the receiver is on loopback
     settings.PORTAL_WEBHOOK_PROXY = ""
     monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy_port}")
-    _hooks_host_resolves_to(monkeypatch, "127.0.0.2")
+    _resolves_to(monkeypatch, "127.0.0.2", only_host="hooks.example.com")
     monkeypatch.setattr(requests.adapters, "DEFAULT_CA_BUNDLE_PATH", str(certificate))
 
     answer = webhook_urls.webhook_post(
