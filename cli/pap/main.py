@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import webbrowser
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +141,7 @@ def _usable(portal: Portal, item: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
-def _print_table(rows: list[tuple[str, ...]]) -> None:
+def _print_table(rows: Sequence[tuple[str, ...]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         _out("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
