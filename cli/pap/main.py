@@ -24,6 +24,7 @@ from pap.errors import FAILED, NO_ACCESS, OK, USAGE, PapError, describe, one_lin
 from pap.store import (
     Config,
     UnsafeFile,
+    cache_dir,
     cache_path,
     read_json,
     read_private_json,
@@ -32,6 +33,8 @@ from pap.store import (
 
 EXPIRATION_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 CACHE_MARGIN = dt.timedelta(minutes=5)
+# What store.cache_path names a file: the access's id, then the duration asked for.
+CACHE_FILE_NAME = re.compile(r"credentials-[0-9a-f-]{36}-(longest|[0-9]+s)\.json")
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 _DURATION = re.compile(r"\A(?P<number>[0-9]{1,6})(?P<unit>[smhd]?)\Z")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -314,11 +317,36 @@ def _cached(delegation_id: str, duration_seconds: int | None) -> dict[str, Any] 
         return None
     if not data:
         return None
+    expires = _expires_at(data)
+    return data if expires and expires - CACHE_MARGIN > dt.datetime.now(dt.UTC) else None
+
+
+def _expires_at(credentials: dict[str, Any]) -> dt.datetime | None:
     try:
-        expires = dt.datetime.strptime(data["expiration"], EXPIRATION_FORMAT).replace(tzinfo=dt.UTC)
-    except (KeyError, ValueError):
+        expiration = dt.datetime.strptime(credentials["expiration"], EXPIRATION_FORMAT)
+    except (KeyError, TypeError, ValueError):
         return None
-    return data if expires - CACHE_MARGIN > dt.datetime.now(dt.UTC) else None
+    return expiration.replace(tzinfo=dt.UTC)
+
+
+def _prune_cache() -> None:
+    """Delete cached credentials that can no longer answer: expired ones, unreadable ones, and
+    files an older pap kept per access alone (they would answer any duration). Keys stay on
+    disk no longer than they are of use."""
+    now = dt.datetime.now(dt.UTC)
+    for path in cache_dir().glob("credentials-*.json"):
+        if not CACHE_FILE_NAME.fullmatch(path.name):
+            path.unlink(missing_ok=True)
+            continue
+        try:
+            data = read_private_json(path)
+        except UnsafeFile:
+            continue  # not ours to delete: _cached says so when it is asked for
+        except PapError:
+            data = None
+        expires = _expires_at(data) if data else None
+        if expires is None or expires <= now:
+            path.unlink(missing_ok=True)
 
 
 def credentials_for(
@@ -338,6 +366,7 @@ def credentials_for(
     credentials = portal.call("POST", f"/api/v1/access/{delegation_id}/credentials/", body)
     if cache:
         write_private(cache_path(delegation_id, seconds), json.dumps(credentials))
+        _prune_cache()
     return item, credentials
 
 

@@ -101,6 +101,30 @@ def test_cached_credentials_are_kept_per_duration(pap: Pap) -> None:
     )
 
 
+def test_caching_new_credentials_deletes_those_of_no_further_use(pap: Pap) -> None:
+    """Expired credentials, and files an older pap kept per access alone (they would answer
+    any duration), do not stay on disk once pap caches new ones; live ones for another
+    duration do."""
+    assert (
+        pap.run("credentials", pap.world.role_name, "--cache", "--duration", "15m").returncode == 0
+    )
+    cache = pap.home / "pap" / "cache"
+    (live,) = list(cache.iterdir())
+    delegation_id = live.name.removeprefix("credentials-").removesuffix("-900s.json")
+    expired = cache / f"credentials-{delegation_id}-1800s.json"
+    expired.write_text(json.dumps({"expiration": "2020-01-01T00:00:00Z"}))
+    expired.chmod(0o600)
+    legacy = cache / f"credentials-{delegation_id}.json"
+    legacy.write_text(json.dumps({"expiration": "2999-01-01T00:00:00Z"}))
+    legacy.chmod(0o600)
+
+    assert pap.run("credentials", pap.world.role_name, "--cache").returncode == 0
+
+    assert sorted(path.name for path in cache.iterdir()) == sorted(
+        [live.name, f"credentials-{delegation_id}-longest.json"]
+    )
+
+
 def test_exec_runs_the_official_sdk_with_the_env_vars(pap: Pap) -> None:
     script = textwrap.dedent(
         f"""
