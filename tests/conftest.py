@@ -7,6 +7,7 @@ from urllib.parse import urlparse
 
 import pytest
 from django.core.management import call_command
+from django.utils import translation
 
 from tests.i18n.catalogue import CATALOGUE
 
@@ -115,3 +116,12 @@ def fixed_rate_window(monkeypatch: pytest.MonkeyPatch) -> None:
     from core import ratelimit
 
     monkeypatch.setattr(ratelimit, "time", SimpleNamespace(time=lambda: 1_800_000_030.0))
+
+
+@pytest.fixture(autouse=True)
+def _each_test_starts_in_the_default_language():
+    """The test client serves a request in the test's own thread, and LocaleMiddleware leaves
+    the request's language active there afterwards (a server thread activates the next
+    request's anyway): without this, a test after a Chinese page would read Chinese."""
+    yield
+    translation.deactivate()
