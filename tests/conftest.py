@@ -8,6 +8,7 @@ from urllib.parse import urlparse
 import pytest
 from django.core.management import call_command
 from django.utils import translation
+from hypothesis import HealthCheck, settings
 
 from tests.i18n.catalogue import CATALOGUE
 
@@ -24,6 +25,11 @@ for _var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
     os.environ.pop(_var, None)
 
 CHROMIUM = "/usr/bin/chromium"
+
+# Tests assert behaviour, never wall-clock time: Hypothesis's per-example deadline and its
+# "too slow" health check are timings, and a CI machine busy with other work trips them.
+settings.register_profile("portal", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("portal")
 
 
 def _reachable(host: str, port: int) -> bool:

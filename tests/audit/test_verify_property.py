@@ -90,7 +90,7 @@ TAMPERINGS = [
 ]
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=1000)
 @given(contents=contents_strategy, kind=st.sampled_from(TAMPERINGS), data=st.data())
 def test_every_random_tampering_is_detected_at_the_right_sequence(contents, kind, data):
     rows = build_chain(contents)
@@ -189,7 +189,7 @@ def test_every_random_tampering_is_detected_at_the_right_sequence(contents, kind
     assert result.first_bad_sequence == expected, (kind, result)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(contents=contents_strategy, data=st.data())
 def test_clean_chains_never_fail(contents, data):
     rows = build_chain(contents)
@@ -222,7 +222,8 @@ json_values = st.recursive(
 
 @pytest.mark.django_db
 @settings(
-    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=100,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(
     labels=st.lists(st.text(max_size=40), min_size=1, max_size=4),
@@ -255,7 +256,8 @@ DB_TAMPERINGS = ["edit", "delete", "insert_junk", "insert_proper", "reorder", "t
 
 @pytest.mark.django_db
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=60,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(kind=st.sampled_from(DB_TAMPERINGS), data=st.data())
 def test_random_database_tamperings_are_detected(owner_org, kind, data):

@@ -6,7 +6,7 @@ import random
 import re
 import string
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cloud.policies import (
@@ -76,7 +76,6 @@ def _statements_of_kind(document, effect: str) -> set[str]:
 
 
 @given(scenarios())
-@settings(deadline=None)  # pure, but the shared CI machine is slow at times
 def test_merge_is_idempotent(case) -> None:
     document, managed, wanted, _ = case
     once = merge_trust_policy(document, managed_wanted=wanted, managed_all_known=managed)
@@ -85,7 +84,6 @@ def test_merge_is_idempotent(case) -> None:
 
 
 @given(scenarios())
-@settings(deadline=None)  # pure, but the shared CI machine is slow at times
 def test_merge_never_drops_an_unmanaged_principal_or_statement(case) -> None:
     document, managed, wanted, _ = case
     merged = merge_trust_policy(document, managed_wanted=wanted, managed_all_known=managed)
@@ -98,7 +96,6 @@ def test_merge_never_drops_an_unmanaged_principal_or_statement(case) -> None:
 
 
 @given(scenarios())
-@settings(deadline=None)  # pure, but the shared CI machine is slow at times
 def test_merge_leaves_exactly_the_wanted_managed_principals(case) -> None:
     document, managed, wanted, _ = case
     merged = merge_trust_policy(document, managed_wanted=wanted, managed_all_known=managed)
@@ -106,7 +103,6 @@ def test_merge_leaves_exactly_the_wanted_managed_principals(case) -> None:
 
 
 @given(scenarios(), st.integers())
-@settings(deadline=None)  # pure, but the shared CI machine is slow at times
 def test_merge_is_insensitive_to_order_and_format(case, seed) -> None:
     document, managed, wanted, _ = case
     expected = merge_trust_policy(document, managed_wanted=wanted, managed_all_known=managed)
@@ -116,7 +112,6 @@ def test_merge_is_insensitive_to_order_and_format(case, seed) -> None:
 
 
 @given(scenarios())
-@settings(deadline=None)  # pure, but the shared CI machine is slow at times
 def test_merge_result_round_trips_through_json_text(case) -> None:
     document, managed, wanted, _ = case
     merged = merge_trust_policy(document, managed_wanted=wanted, managed_all_known=managed)
@@ -127,7 +122,6 @@ def test_merge_result_round_trips_through_json_text(case) -> None:
 
 
 @given(scenarios())
-@settings(deadline=None)  # pure, but the shared CI machine is slow at times
 def test_no_change_is_detected_by_comparing_canonical_forms(case) -> None:
     document, managed, _, _ = case
     present = _allow_ram(document) & managed
@@ -141,7 +135,6 @@ def test_no_change_is_detected_by_comparing_canonical_forms(case) -> None:
 
 # --- validators and session names --------------------------------------------------------------
 @given(st.text(max_size=40))
-@settings(deadline=None)  # pure, but the shared CI machine is slow at times
 def test_account_uid_accepted_iff_ascii_digits(text: str) -> None:
     expected = 1 <= len(text) <= 32 and all(ch in string.digits for ch in text)
     try:
@@ -153,7 +146,6 @@ def test_account_uid_accepted_iff_ascii_digits(text: str) -> None:
 
 
 @given(st.text(max_size=80))
-@settings(deadline=None)  # pure, but the shared CI machine is slow at times
 def test_role_name_accepted_iff_allowed_characters(text: str) -> None:
     expected = (
         bool(re.fullmatch(r"[A-Za-z0-9.\-]{1,64}", text, flags=re.ASCII)) and "\n" not in text
@@ -170,7 +162,6 @@ SESSION_NAME = re.compile(r"[A-Za-z0-9.@_\-]{2,32}")
 
 
 @given(st.text(alphabet=st.characters(codec=None), max_size=200))
-@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
 def test_role_session_name_always_valid_and_deterministic(raw: str) -> None:
     name = role_session_name_for(raw)
     assert SESSION_NAME.fullmatch(name), name
@@ -179,13 +170,11 @@ def test_role_session_name_always_valid_and_deterministic(raw: str) -> None:
 
 
 @given(st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x1FFFF), max_size=64))
-@settings(deadline=None)  # pure, but the shared CI machine is slow at times
 def test_role_session_name_includes_control_chars_and_emoji(raw: str) -> None:
     assert SESSION_NAME.fullmatch(role_session_name_for(raw + "\n\x00🙂"))
 
 
 @given(st.from_regex(r"[A-Za-z0-9.@_\-]{2,32}", fullmatch=True))
-@settings(deadline=None)  # pure, but the shared CI machine is slow at times
 def test_valid_session_names_are_unchanged(name: str) -> None:
     assert role_session_name_for(name) == name
 
@@ -222,7 +211,7 @@ policyish = st.fixed_dictionaries(
 
 
 @given(st.one_of(st.text(max_size=300), json_values.map(json.dumps), policyish.map(json.dumps)))
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 def test_parse_session_policy_returns_valid_text_or_policy_error(text: str) -> None:
     try:
         minified = parse_session_policy(text)
@@ -235,7 +224,6 @@ def test_parse_session_policy_returns_valid_text_or_policy_error(text: str) -> N
 
 
 @given(st.one_of(st.text(max_size=200), json_values.map(json.dumps)))
-@settings(deadline=None)  # pure, but the shared CI machine is slow at times
 def test_trust_policy_parsing_returns_or_raises_policy_error(text: str) -> None:
     with contextlib.suppress(PolicyError):
         trust_policy_principals(text)

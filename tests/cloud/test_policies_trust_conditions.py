@@ -90,7 +90,7 @@ def merges(draw):
     return current, wanted, managed, conditions
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(merges())
 def test_merge_with_conditions_trusts_exactly_whom_it_should(case) -> None:
     current, wanted, managed, conditions = case

@@ -257,7 +257,8 @@ def test_oversized_parameters_through_the_sdk(sdk, new_account):
 
 
 @settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=150,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(
     name=st.text(TEXT, max_size=80),

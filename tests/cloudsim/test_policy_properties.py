@@ -7,7 +7,7 @@ import json
 import re
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from cloudsim.policy import (
@@ -305,7 +305,6 @@ def only_policy_errors(parser, text) -> None:
         parser(text)
 
 
-@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(value=json_values)
 def test_random_json_never_raises_anything_but_policy_errors(value):
     text = json.dumps(value)

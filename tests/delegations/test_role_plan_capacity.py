@@ -121,7 +121,7 @@ def test_a_revoke_frees_room_for_the_first_waiting() -> None:
     limit=st.integers(50, 1500),
     shuffle=st.randoms(use_true_random=False),
 )
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=80)
 def test_packing_properties(present, newcomers, limit, shuffle) -> None:
     """Those already in stay; the newcomers get in in order, as many as fit; the written
     policy never exceeds the limit unless it already did; replanning is stable."""

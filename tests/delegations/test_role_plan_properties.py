@@ -81,7 +81,7 @@ def cases(draw):
 
 
 @given(cases())
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 def test_a_role_without_the_marker_is_always_refused_and_only_then(case) -> None:
     actual, desired, _ = case
     result = plan_role_reconciliation(actual=actual, desired=desired)
@@ -90,7 +90,7 @@ def test_a_role_without_the_marker_is_always_refused_and_only_then(case) -> None
 
 
 @given(cases())
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 def test_applying_the_plan_converges_and_replanning_is_empty(case) -> None:
     actual, desired, _ = case
     plan = plan_role_reconciliation(actual=actual, desired=desired)
@@ -106,7 +106,7 @@ def test_applying_the_plan_converges_and_replanning_is_empty(case) -> None:
 
 
 @given(cases())
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 def test_unmanaged_principals_survive_every_plan(case) -> None:
     actual, desired, _ = case
     plan = plan_role_reconciliation(actual=actual, desired=desired)
@@ -123,7 +123,7 @@ def test_unmanaged_principals_survive_every_plan(case) -> None:
 
 
 @given(cases())
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 def test_managed_principals_end_up_exactly_as_wanted(case) -> None:
     actual, desired, _ = case
     plan = plan_role_reconciliation(actual=actual, desired=desired)
@@ -143,7 +143,7 @@ def test_managed_principals_end_up_exactly_as_wanted(case) -> None:
 
 
 @given(cases())
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 def test_operation_order_is_safe(case) -> None:
     actual, desired, _ = case
     plan = plan_role_reconciliation(actual=actual, desired=desired)
@@ -162,7 +162,7 @@ def test_operation_order_is_safe(case) -> None:
 
 
 @given(cases())
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 def test_policies_outside_the_portal_are_left_alone_unless_deleting(case) -> None:
     actual, desired, _ = case
     plan = plan_role_reconciliation(actual=actual, desired=desired)

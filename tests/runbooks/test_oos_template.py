@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from runbooks import oos_template as tpl
@@ -107,7 +107,6 @@ def test_the_scenario_parameters_come_out_as_the_reference_prints_them():
 
 
 # The machine running the suite is shared: generation speed is not what these tests check.
-@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(specs())
 def test_one_loop_item_per_distinct_account_role_and_region_in_order(spec: tpl.RunSpec):
     items = tpl.start_parameters(spec)["accountRoleAndRegions"]
@@ -126,7 +125,6 @@ def test_one_loop_item_per_distinct_account_role_and_region_in_order(spec: tpl.R
 
 
 # The machine running the suite is shared: generation speed is not what these tests check.
-@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(specs())
 def test_parameters_carry_the_run_exactly_and_survive_json(spec: tpl.RunSpec):
     parameters = tpl.start_parameters(spec)
