@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from accounts import emails, hooks, selectors
 from accounts.models import (
@@ -660,10 +661,11 @@ def auth_sign_in_failed(*, attempted_email: str) -> None:
     )
 
 
+# Audit events keep these English names; History translates them when it shows them.
 MFA_TYPE_NAMES = {
-    "totp": "authenticator app",
-    "recovery_codes": "recovery codes",
-    "webauthn": "security key",
+    "totp": gettext_noop("authenticator app"),
+    "recovery_codes": gettext_noop("recovery codes"),
+    "webauthn": gettext_noop("security key"),
 }
 
 

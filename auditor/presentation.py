@@ -518,6 +518,13 @@ def _title_fields(event: EventLike, data: dict[str, Any]) -> dict[str, str]:
 # reads them from elsewhere.
 FactSource = str | Callable[[EventLike, dict[str, Any]], Any]
 
+
+def _second_factors_removed(_event: EventLike, data: dict[str, Any]) -> str:
+    # Stored as the English names accounts.services.MFA_TYPE_NAMES marks for translation.
+    removed = str(data.get("removed") or "")
+    return ", ".join(gettext(name) for name in removed.split(", ") if name)
+
+
 _REASON: tuple[FactLabel, FactSource, bool] = (_("Reason"), "reason", False)
 _UNTIL: tuple[FactLabel, FactSource, bool] = (_("Until"), "ends_at", True)
 _APPROVAL_FACTS: tuple[tuple[FactLabel, FactSource, bool], ...] = (
@@ -553,7 +560,7 @@ _FACTS: dict[AuditAction, tuple[tuple[FactLabel, FactSource, bool], ...]] = {
     ),
     AuditAction.MFA_RESET_BY_OPERATOR: (
         _REASON,
-        (_("Second factors removed"), "removed", False),
+        (_("Second factors removed"), _second_factors_removed, False),
         (_("Sessions ended"), "sessions_ended", False),
     ),
     AuditAction.DRIFT_DETECTED: _DRIFT_FACTS,
@@ -562,20 +569,20 @@ _FACTS: dict[AuditAction, tuple[tuple[FactLabel, FactSource, bool], ...]] = {
     AuditAction.DRIFT_ACCEPTED: _DRIFT_FACTS,
     AuditAction.RUNBOOK_RUN_STARTED: (
         *_RUN_FACTS,
-        ("Accounts x regions", "targets", True),
-        ("Command (SHA-256)", "command_sha256", True),
+        (_("Accounts x regions"), "targets", True),
+        (_("Command (SHA-256)"), "command_sha256", True),
     ),
     AuditAction.RUNBOOK_RUN_APPROVED: _RUN_FACTS,
     AuditAction.RUNBOOK_RUN_REJECTED: _RUN_FACTS,
     AuditAction.RUNBOOK_RUN_SUBMITTED: _RUN_FACTS,
     AuditAction.RUNBOOK_RUN_CANCEL_REQUESTED: _RUN_FACTS,
-    AuditAction.RUNBOOK_RUN_FINISHED: (*_RUN_FACTS, ("OOS status", "oos_status", True)),
+    AuditAction.RUNBOOK_RUN_FINISHED: (*_RUN_FACTS, (_("OOS status"), "oos_status", True)),
     AuditAction.RUNBOOK_TARGET_FINISHED: (
-        ("OOS execution", "execution_id", True),
-        ("Account", "account_uid", True),
-        ("Region", "region_id", True),
-        ("OOS status", "oos_status", True),
-        ("Instances", "instances", True),
+        (_("OOS execution"), "execution_id", True),
+        (_("Account"), "account_uid", True),
+        (_("Region"), "region_id", True),
+        (_("OOS status"), "oos_status", True),
+        (_("Instances"), "instances", True),
     ),
 }
 # Approvals say whether the approver had just used two-factor authentication.

@@ -6,6 +6,7 @@ import json
 from types import SimpleNamespace
 
 import pytest
+from django.utils import translation
 
 from auditor.presentation import (
     ASSIGNED,
@@ -288,3 +289,22 @@ def test_bidi_and_zero_width_characters_are_shown_as_markers_and_html_is_escaped
 def test_plain_text_passes_unchanged_apart_from_escaping():
     assert str(mark_invisible("Zoë & Co")) == "Zoë &amp; Co"
     assert str(mark_invisible(None)) == ""
+
+
+def test_facts_read_in_the_viewers_language_labels_and_stored_factor_names_alike():
+    """Fact labels are translatable, and the English factor names an MFA reset stores read
+    in Chinese on a Chinese page (the event itself keeps them in English)."""
+    reset = event(
+        action="mfa.reset_by_operator",
+        metadata={"reason": "lost phone", "removed": "recovery codes, authenticator app"},
+    )
+    finished = event(
+        action="runbook.target_finished",
+        metadata={"execution_id": "exec-1", "oos_status": "Success", "region_id": "cn-hangzhou"},
+    )
+    with translation.override("zh-hans"):
+        reset_facts = {str(fact.label): fact.value for fact in describe_event(reset).facts}
+        target_labels = {str(fact.label) for fact in describe_event(finished).facts}
+    assert reset_facts["已移除的认证方式"] == "恢复码, 身份验证器应用"
+    assert {"运维编排状态", "地域"} <= target_labels
+    assert {str(fact.label) for fact in describe_event(reset).facts} >= {"Second factors removed"}
