@@ -25,7 +25,7 @@ fleet is decided whole or not at all:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -274,6 +274,32 @@ def _create_fleet(
     )
 
 
+def _accounts_opened(
+    fleet: FleetGrant,
+    accounts: Sequence[CloudAccount],
+    open_account: Callable[[CloudAccount], Delegation],
+    *,
+    by: User,
+    acting_for: Organisation,
+    event: NotificationEvent,
+    action: AuditAction,
+    metadata: dict[str, Any] | None = None,
+) -> None:
+    """A new fleet's accounts: one delegation each, opened by `open_account` through the
+    lifecycle (a request or an offer) with their own notices left to the fleet; then one
+    notice for the fleet and its audit event, naming what it covers."""
+    with fleet_digest():
+        members = [open_account(account) for account in accounts]
+    fleet_announce(fleet=fleet, event=event, members=members, actor=by)
+    _audit(
+        fleet=fleet,
+        action=action,
+        actor=by,
+        actor_organisation=acting_for,
+        metadata={**_fleet_public(fleet, accounts), "reason": fleet.reason, **(metadata or {})},
+    )
+
+
 def fleet_request(
     *,
     partner: Organisation,
@@ -317,32 +343,23 @@ def fleet_request(
             origin=FleetGrant.Origin.REQUEST,
             partner_link=link,
         )
-        with fleet_digest():
-            members = [
-                lifecycle.delegation_request(
-                    partner=partner,
-                    requested_by=requested_by,
-                    partner_link=link,
-                    catalog_role=catalog_role,
-                    reason=fleet.reason,
-                    ends_at=ends_at,
-                    cloud_account=account,
-                    fleet=fleet,
-                )
-                for account in accounts
-            ]
-        fleet_announce(
-            fleet=fleet,
+        _accounts_opened(
+            fleet,
+            accounts,
+            lambda account: lifecycle.delegation_request(
+                partner=partner,
+                requested_by=requested_by,
+                partner_link=link,
+                catalog_role=catalog_role,
+                reason=fleet.reason,
+                ends_at=ends_at,
+                cloud_account=account,
+                fleet=fleet,
+            ),
+            by=requested_by,
+            acting_for=partner,
             event=Event.DELEGATION_REQUESTED,
-            members=members,
-            actor=requested_by,
-        )
-        _audit(
-            fleet=fleet,
             action=AuditAction.FLEET_REQUESTED,
-            actor=requested_by,
-            actor_organisation=partner,
-            metadata={**_fleet_public(fleet, accounts), "reason": fleet.reason},
         )
     return fleet
 
@@ -394,35 +411,25 @@ def fleet_offer(
             decided_at=now,
             run_started_at=now,
         )
-        with fleet_digest():
-            for account in accounts:
-                lifecycle.delegation_offer(
-                    owner=owner,
-                    offered_by=offered_by,
-                    partner=partner,
-                    catalog_role=catalog_role,
-                    reason=fleet.reason,
-                    ends_at=ends_at,
-                    with_mfa=with_mfa,
-                    cloud_account=account,
-                    fleet=fleet,
-                )
-        fleet_announce(
-            fleet=fleet,
+        _accounts_opened(
+            fleet,
+            accounts,
+            lambda account: lifecycle.delegation_offer(
+                owner=owner,
+                offered_by=offered_by,
+                partner=partner,
+                catalog_role=catalog_role,
+                reason=fleet.reason,
+                ends_at=ends_at,
+                with_mfa=with_mfa,
+                cloud_account=account,
+                fleet=fleet,
+            ),
+            by=offered_by,
+            acting_for=owner,
             event=Event.DELEGATION_OFFERED,
-            members=_members(fleet),
-            actor=offered_by,
-        )
-        _audit(
-            fleet=fleet,
             action=AuditAction.FLEET_OFFERED,
-            actor=offered_by,
-            actor_organisation=owner,
-            metadata={
-                **_fleet_public(fleet, accounts),
-                "reason": fleet.reason,
-                "with_mfa": with_mfa,
-            },
+            metadata={"with_mfa": with_mfa},
         )
         _advance_locked(_lock_fleet(fleet))
     return fleet
