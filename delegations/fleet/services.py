@@ -202,18 +202,23 @@ def _bump(fleet: FleetGrant, **changes: Any) -> None:
 
 
 @contextmanager
-def _refusal_audited(fleet: FleetGrant, *, actor: User) -> Iterator[None]:
-    """A decision the lifecycle refuses (PermissionDenied) is recorded on the fleet too, in
-    its own transaction once the decision's has rolled back, so it survives the refusal."""
+def _owner_deciding(fleet: FleetGrant, *, by: User, doing: str) -> Iterator[FleetGrant]:
+    """The owner's one decision on a requested fleet: `by` must be an owner admin, and the
+    decision is made on the locked fleet in one transaction. A decision the lifecycle refuses
+    (PermissionDenied) is recorded on the fleet too, in its own transaction once the
+    decision's has rolled back, so it survives the refusal."""
+    current = FleetGrant.objects.select_related("owner", "partner", "catalog_role").get(pk=fleet.pk)
+    lifecycle.require_admin(user=by, organisation=current.owner, doing=doing)
     try:
-        yield
+        with transaction.atomic():
+            yield _lock_fleet(current)
     except PermissionDenied as denial:
         with transaction.atomic():
             _audit(
-                fleet=fleet,
+                fleet=current,
                 action=AuditAction.FLEET_APPROVE_DENIED,
-                actor=actor,
-                actor_organisation=fleet.owner,
+                actor=by,
+                actor_organisation=current.owner,
                 metadata={"denied_because": str(denial)},
                 outcome="denied",
             )
@@ -449,10 +454,7 @@ def fleet_approve(
     """An owner admin approves every account of a requested fleet at once, under the
     lifecycle's rules for each (approver groups, quorum: with more approvals needed the fleet
     stays requested with this one recorded). The first accounts start after the commit."""
-    current = FleetGrant.objects.select_related("owner", "partner", "catalog_role").get(pk=fleet.pk)
-    lifecycle.require_admin(user=approved_by, organisation=current.owner, doing="approve access")
-    with _refusal_audited(current, actor=approved_by), transaction.atomic():
-        locked = _lock_fleet(current)
+    with _owner_deciding(fleet, by=approved_by, doing="approve access") as locked:
         pending = [m for m in _members(locked) if m.status == Status.REQUESTED]
         if not pending:
             if locked.decided_by_id == approved_by.pk and locked.run_started_at is not None:
@@ -503,11 +505,8 @@ def fleet_reject(
     expected_version: int | None = None,
 ) -> FleetGrant:
     """An owner admin turns a requested fleet down, every account at once, saying why."""
-    current = FleetGrant.objects.select_related("owner", "partner", "catalog_role").get(pk=fleet.pk)
-    lifecycle.require_admin(user=rejected_by, organisation=current.owner, doing="reject a request")
-    reason = lifecycle.clean_reason(reason, field="reason")
-    with _refusal_audited(current, actor=rejected_by), transaction.atomic():
-        locked = _lock_fleet(current)
+    with _owner_deciding(fleet, by=rejected_by, doing="reject a request") as locked:
+        reason = lifecycle.clean_reason(reason, field="reason")
         members = _members(locked)
         pending = [m for m in members if m.status == Status.REQUESTED]
         if not pending:
