@@ -31,7 +31,6 @@ from accounts.permissions import (
     step_up,
 )
 from core.web import add_form_errors, no_store
-from delegations.catalog import partner_links
 from delegations.connection.selectors import cloud_accounts_of_organisation
 from delegations.fleet import selectors, services
 from delegations.fleet.forms import (
@@ -42,12 +41,7 @@ from delegations.fleet.forms import (
     FleetRevokeForm,
 )
 from delegations.lifecycle import selectors as lifecycle_selectors
-from delegations.lifecycle.forms import PartnerCodeForm
-from delegations.lifecycle.views import (
-    PARTNER_LINK_SESSION_KEY,
-    code_page,
-    redeem_partner_link_code,
-)
+from delegations.lifecycle.views import partner_link_entered
 from delegations.models import HOME_FIRST, CloudAccount, FleetGrant
 
 READERS = (ADMIN, AUDITOR)
@@ -303,20 +297,9 @@ def fleet_request(request: AuthenticatedHttpRequest) -> HttpResponse:
     partner = organisation_of_kind(
         request, Organisation.Kind.PARTNER, refusal=_("Only partner organisations request access.")
     )
-    then = "delegations:fleet_request"
-    if request.method == "POST" and "partner_link_code" in request.POST:
-        return redeem_partner_link_code(request, partner, then=then)
-    link = partner_links.partner_link_for_partner(
-        link_id=request.session.get(PARTNER_LINK_SESSION_KEY), partner=partner
-    )
-    if link is None:
-        return code_page(
-            request,
-            partner,
-            PartnerCodeForm(),
-            status=400 if request.method == "POST" else 200,
-            then=then,
-        )
+    link = partner_link_entered(request, partner, then="delegations:fleet_request")
+    if isinstance(link, HttpResponse):
+        return link
     owner = link.organisation
     roles = lifecycle_selectors.catalog_roles_grantable(owner=owner)
     accounts = _offered_accounts(owner)

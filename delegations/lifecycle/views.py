@@ -54,6 +54,7 @@ from delegations.models import (
     ALLOWED_TRANSITIONS,
     FINAL_STATUSES,
     Delegation,
+    PartnerLink,
 )
 
 Status = Delegation.Status
@@ -472,13 +473,13 @@ def delegation_withdraw(request: AuthenticatedHttpRequest, delegation_id: str) -
 PARTNER_LINK_SESSION_KEY = "delegations.request.partner_link_id"
 
 
-def code_page(
+def _code_page(
     request: AuthenticatedHttpRequest,
     partner: Organisation,
     form: PartnerCodeForm,
     status: int,
     *,
-    then: str = "delegations:request",
+    then: str,
 ) -> HttpResponse:
     """The partner link code form; once a code is accepted the person goes on to `then`."""
     return no_store(
@@ -491,8 +492,8 @@ def code_page(
     )
 
 
-def redeem_partner_link_code(
-    request: AuthenticatedHttpRequest, partner: Organisation, *, then: str = "delegations:request"
+def _redeem_partner_link_code(
+    request: AuthenticatedHttpRequest, partner: Organisation, *, then: str
 ) -> HttpResponse:
     """Check a posted partner link code (rate limited per partner organisation); accepted,
     the session keeps the link's id and the person goes on to `then` (the request page, or
@@ -512,7 +513,7 @@ def redeem_partner_link_code(
                 gettext("Too many partner link codes tried; try again in %(minutes)d minutes.")
                 % {"minutes": math.ceil(wait / 60)},
             )
-            response = code_page(request, partner, form, status=429, then=then)
+            response = _code_page(request, partner, form, status=429, then=then)
             response["Retry-After"] = str(int(wait))
             return response
         try:
@@ -524,7 +525,38 @@ def redeem_partner_link_code(
         else:
             request.session[PARTNER_LINK_SESSION_KEY] = str(link.pk)
             return redirect(then)
-    return code_page(request, partner, form, status=400, then=then)
+    return _code_page(request, partner, form, status=400, then=then)
+
+
+def partner_link_entered(
+    request: AuthenticatedHttpRequest, partner: Organisation, *, then: str
+) -> PartnerLink | HttpResponse:
+    """The partner link step of every request page (`then`: one delegation's or a fleet's):
+    the link whose code this session entered, or the page to answer instead: the code form,
+    a posted code checked, or a code forgotten. A link that stopped working since (revoked,
+    expired, used up) is said so and asked for again."""
+    if request.method == "POST" and "partner_link_code" in request.POST:
+        return _redeem_partner_link_code(request, partner, then=then)
+    if request.method == "POST" and "forget_code" in request.POST:
+        request.session.pop(PARTNER_LINK_SESSION_KEY, None)
+        return redirect(then)
+    link = partner_links.partner_link_for_partner(
+        link_id=request.session.get(PARTNER_LINK_SESSION_KEY), partner=partner
+    )
+    if link is not None:
+        return link
+    if request.session.pop(PARTNER_LINK_SESSION_KEY, None) is not None:
+        messages.info(
+            request,
+            gettext("The partner link code you entered no longer works. Enter a new one."),
+        )
+    return _code_page(
+        request,
+        partner,
+        PartnerCodeForm(),
+        status=400 if request.method == "POST" else 200,
+        then=then,
+    )
 
 
 @sensitive_variables()
@@ -536,23 +568,9 @@ def delegation_request(request: AuthenticatedHttpRequest) -> HttpResponse:
     how long. The code is posted (never in a URL) and checked before anything of the owner is
     shown; once accepted, the session keeps the link's id for the request form."""
     partner = _partner_organisation(request)
-    if request.method == "POST" and "partner_link_code" in request.POST:
-        return redeem_partner_link_code(request, partner)
-    if request.method == "POST" and "forget_code" in request.POST:
-        request.session.pop(PARTNER_LINK_SESSION_KEY, None)
-        return redirect("delegations:request")
-    link = partner_links.partner_link_for_partner(
-        link_id=request.session.get(PARTNER_LINK_SESSION_KEY), partner=partner
-    )
-    if link is None:
-        if request.session.pop(PARTNER_LINK_SESSION_KEY, None) is not None:
-            messages.info(
-                request,
-                gettext("The partner link code you entered no longer works. Enter a new one."),
-            )
-        return code_page(
-            request, partner, PartnerCodeForm(), status=400 if request.method == "POST" else 200
-        )
+    link = partner_link_entered(request, partner, then="delegations:request")
+    if isinstance(link, HttpResponse):
+        return link
     owner = link.organisation
     roles = selectors.catalog_roles_grantable(owner=owner)
     accounts = selectors.owner_accounts_if_several(owner=owner)

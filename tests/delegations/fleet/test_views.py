@@ -12,6 +12,7 @@ from django.test import Client
 from accounts.models import Organisation, User
 from audit.models import AuditEvent
 from auditor.selectors import delegation_target_ids, targets_q
+from delegations.catalog.partner_links import partner_link_revoke
 from delegations.lifecycle.views import PARTNER_LINK_SESSION_KEY
 from delegations.models import CatalogRole, CloudAccount, Delegation, FleetGrant
 from tests.delegations.factories import CloudAccountFactory
@@ -59,6 +60,28 @@ def request_body(ecs_admin: CatalogRole, accounts: list[CloudAccount], **overrid
     }
     body.update(overrides)
     return body
+
+
+def test_the_fleet_request_page_forgets_a_code_and_says_when_one_stopped_working(
+    partner_client: Client, owner_admin: User, link_a: tuple
+) -> None:
+    """As the one-delegation request page does: "use a different code" forgets the accepted
+    one, and a link revoked since it was accepted is said to no longer work."""
+    url = "/delegations/fleets/request/"
+    page = partner_client.get(url).content.decode()
+    assert 'name="forget_code"' in page
+    forgotten = partner_client.post(url, {"forget_code": "1"})
+    assert forgotten.status_code == 302 and forgotten["Location"] == url
+    assert PARTNER_LINK_SESSION_KEY not in partner_client.session
+    assert "Partner link code" in partner_client.get(url).content.decode()
+
+    store = partner_client.session
+    store[PARTNER_LINK_SESSION_KEY] = str(link_a[0].pk)
+    store.save()
+    partner_link_revoke(link=link_a[0], revoked_by=owner_admin)
+    answer = partner_client.get(url).content.decode()
+    assert "no longer works" in answer and "Partner link code" in answer
+    assert PARTNER_LINK_SESSION_KEY not in partner_client.session
 
 
 def test_request_approve_and_follow(
