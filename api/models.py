@@ -9,10 +9,11 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
+
+from core.db import exactly_one_set
 
 
 class Scope(models.TextChoices):
@@ -95,11 +96,7 @@ class ApiToken(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(user__isnull=False, service_account__isnull=True)
-                | Q(user__isnull=True, service_account__isnull=False),
-                name="api_token_one_owner",
-            ),
+            exactly_one_set("user", "service_account", name="api_token_one_owner"),
         ]
 
     def __str__(self) -> str:

@@ -55,6 +55,16 @@ def range_constraint(field: str, low: int, high: int, *, name: str) -> models.Ch
     )
 
 
+def exactly_one_set(first: str, second: str, *, name: str) -> models.CheckConstraint:
+    """The database's guard that a row names exactly one of two nullable references: one set,
+    the other empty."""
+    return models.CheckConstraint(
+        condition=models.Q(**{f"{first}__isnull": False, f"{second}__isnull": True})
+        | models.Q(**{f"{first}__isnull": True, f"{second}__isnull": False}),
+        name=name,
+    )
+
+
 def _json_scalar(value: object) -> object:
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()

@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import optional_person_field
 from cloud import policies
+from core.db import exactly_one_set
 from delegations.models.catalog import ROLE_NAME_MAX_LENGTH, CatalogRole, validate_role_name
 from delegations.models.connection import CloudAccount
 
@@ -189,11 +190,7 @@ class CloudCall(models.Model):
             ),
         ]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(managed_role__isnull=False, partner_user_policy__isnull=True)
-                | Q(managed_role__isnull=True, partner_user_policy__isnull=False),
-                name="cloudcall_one_subject",
-            ),
+            exactly_one_set("managed_role", "partner_user_policy", name="cloudcall_one_subject"),
         ]
 
     def __str__(self) -> str:
