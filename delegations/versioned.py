@@ -6,18 +6,13 @@ also say who changed them last."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from accounts.models import User
+from delegations.models import VersionedModel
 
 
-class Versioned(Protocol):
-    version: int
-
-    def save(self, *args: Any, **kwargs: Any) -> None: ...
-
-
-def version_bump(row: Versioned, changes: Mapping[str, Any]) -> None:
+def version_bump(row: VersionedModel, changes: Mapping[str, Any]) -> None:
     """Write `changes` onto the locked `row` and count one more version; only those columns
     (and `version`, `updated_at`) are saved, so no other column is written back stale."""
     for name, value in changes.items():
@@ -26,6 +21,6 @@ def version_bump(row: Versioned, changes: Mapping[str, Any]) -> None:
     row.save(update_fields=[*changes, "version", "updated_at"])
 
 
-def versioned_save(row: Versioned, wanted: Mapping[str, Any], *, by: User) -> None:
+def versioned_save(row: VersionedModel, wanted: Mapping[str, Any], *, by: User) -> None:
     """`version_bump`, naming `by` as the last to change the settings row."""
     version_bump(row, {**wanted, "updated_by": by})

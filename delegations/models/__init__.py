@@ -1,5 +1,7 @@
 """Everything the delegation lifecycle stores, one module per sub-domain.
 
+- `versioned`: `VersionedModel`, the version and last change of a row people change under a
+  version (a delegation, a fleet, an emergency role, an approver group, a settings row).
 - `connection`: `CloudAccount`, an organisation's Alibaba Cloud account and the (encrypted)
   AccessKey the portal uses in it. Owners may have several (one primary); partners have one.
 - `catalog`: `CatalogRole`, `PartnerAllowance`, `PartnerLink`: what an owner may grant, to
@@ -99,6 +101,7 @@ from delegations.models.trust_scope import (
     TrustScope,
     narrowest_trust_scope,
 )
+from delegations.models.versioned import VersionedModel
 from delegations.models.worker import (
     CloudCall,
     DriftFinding,
@@ -167,6 +170,7 @@ __all__ = [
     "StaffRamUserLink",
     "TrustScope",
     "TrustedPerson",
+    "VersionedModel",
     "narrowest_trust_scope",
     "validate_region",
     "validate_role_name",

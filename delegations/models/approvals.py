@@ -17,6 +17,7 @@ from core.db import range_constraint
 from delegations.models.catalog import CatalogRole, PartnerAllowance
 from delegations.models.lifecycle import Delegation
 from delegations.models.trust_scope import TrustScope
+from delegations.models.versioned import VersionedModel
 
 # The most distinct approvals a catalogue role may require.
 MAX_APPROVALS_REQUIRED = 5
@@ -25,14 +26,12 @@ MAX_AUTO_APPROVE_HOURS = 24
 APPROVER_GROUP_NAME_MAX_LENGTH = 100
 
 
-class SettingsRow(models.Model):
+class SettingsRow(VersionedModel):
     """Settings an owner admin edits in place (`delegations.versioned.versioned_save`): each
     change counts a version, which the ledger names and a stale page is refused by, and the
     row keeps who changed it last."""
 
-    version = models.PositiveIntegerField(default=1)
     updated_by = optional_person_field(on_delete=models.SET_NULL)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         abstract = True
@@ -51,7 +50,7 @@ class Decision(models.Model):
         ordering = ["-created_at"]
 
 
-class ApproverGroup(models.Model):
+class ApproverGroup(VersionedModel):
     """People of an owner organisation who alone may decide the requests for the catalogue
     roles and partners the group is attached to. A request that no group covers may be
     decided by any owner admin."""
@@ -66,11 +65,8 @@ class ApproverGroup(models.Model):
     partner_allowances = models.ManyToManyField(
         PartnerAllowance, blank=True, related_name="approver_groups"
     )
-    # Incremented by every change: the ledger names the version a decision was made under.
-    version = models.PositiveIntegerField(default=1)
     created_by = optional_person_field(on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["name"]

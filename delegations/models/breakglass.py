@@ -16,6 +16,7 @@ from accounts.models import optional_person_field
 from core.db import range_constraint
 from delegations.models.catalog import CatalogRole
 from delegations.models.lifecycle import Delegation
+from delegations.models.versioned import VersionedModel
 
 # The longest emergency window an owner may allow (the issue's bound).
 MAX_BREAK_GLASS_HOURS = 24
@@ -25,7 +26,7 @@ MIN_BREAK_GLASS_REASON = 20
 BREAK_GLASS_REVIEW_WITHIN = dt.timedelta(hours=24)
 
 
-class BreakGlassRole(models.Model):
+class BreakGlassRole(VersionedModel):
     """A catalogue role one partner's named people may activate themselves in an emergency."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -40,11 +41,8 @@ class BreakGlassRole(models.Model):
     people = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="+")
     max_hours = models.PositiveSmallIntegerField(default=4)
     is_active = models.BooleanField(default=True)
-    # Incremented by every change: an activation names the version it was made under.
-    version = models.PositiveIntegerField(default=1)
     created_by = optional_person_field(on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["catalog_role__role_name"]

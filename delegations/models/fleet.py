@@ -23,6 +23,7 @@ from django.utils import timezone
 from accounts.models import account_uid_field, optional_person_field
 from core.db import ReportsChange, range_constraint
 from delegations.models.catalog import CatalogRole, PartnerLink
+from delegations.models.versioned import VersionedModel
 
 # A fleet is applied by the portal's worker pool; more than this many accounts at once would
 # only queue behind each other (and trip the cloud's per-account throttling sooner).
@@ -31,7 +32,7 @@ MAX_FLEET_REGIONS = 30
 MAX_FLEET_ACCOUNTS = 100
 
 
-class FleetGrant(ReportsChange, models.Model):
+class FleetGrant(ReportsChange, VersionedModel):
     class Origin(models.TextChoices):
         REQUEST = "request", "Requested by the partner"
         OFFER = "offer", "Offered by the owner"
@@ -71,10 +72,7 @@ class FleetGrant(ReportsChange, models.Model):
     run_started_at = models.DateTimeField(null=True, blank=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
     run_finished_at = models.DateTimeField(null=True, blank=True)
-    # Incremented by every change people make, so a page posts the version it showed.
-    version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -16,10 +16,11 @@ from core.db import ReportsChange
 from delegations.models.catalog import CatalogRole, PartnerLink
 from delegations.models.fleet import FleetGrant
 from delegations.models.trust_scope import DEFAULT_NAMED_PEOPLE_CAP, trust_scope_field
+from delegations.models.versioned import VersionedModel
 from delegations.models.worker import LastErrorModel, ManagedRole
 
 
-class Delegation(ReportsChange, LastErrorModel):
+class Delegation(ReportsChange, VersionedModel, LastErrorModel):
     """One partner organisation's access to one catalogue role of one owner."""
 
     class Status(models.TextChoices):
@@ -128,11 +129,7 @@ class Delegation(ReportsChange, LastErrorModel):
     # The ExternalId is shown once to the partner's admin; a new one starts unshown.
     external_id_shown_at = models.DateTimeField(null=True, blank=True, editable=False)
 
-    # Incremented by every transition: a page posts the version it showed, so a decision
-    # made on a stale page is refused instead of silently overriding another admin's.
-    version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at"]
