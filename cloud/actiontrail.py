@@ -103,15 +103,9 @@ class ActionTrailClient(SdkTransport):
         self._trail = _TrailSdkClient(
             self._sdk_config(
                 endpoint=self._trail_endpoint,
-                region_id=region_id,
                 global_parameters=openapi_models.GlobalParameters(
                     headers={"x-acs-region-id": region_id}
                 ),
-                protocol=options.get("protocol") or settings.ALIBABA_CLOUD_PROTOCOL,
-                connect_timeout=options.get("connect_timeout_ms")
-                or settings.ALIBABA_CLOUD_CONNECT_TIMEOUT_MS,
-                read_timeout=options.get("read_timeout_ms")
-                or settings.ALIBABA_CLOUD_READ_TIMEOUT_MS,
             )
         )
         self.pacer = pacer or Pacer(per_second=settings.ALIBABA_ACTIONTRAIL_QPS)

@@ -215,16 +215,10 @@ class OosClient(SdkTransport):
             read_timeout_ms=read_timeout_ms,
         )
         self.region_id = region_id
-        common = {
-            "region_id": region_id,
-            "protocol": protocol or settings.ALIBABA_CLOUD_PROTOCOL,
-            "connect_timeout": connect_timeout_ms or settings.ALIBABA_CLOUD_CONNECT_TIMEOUT_MS,
-            "read_timeout": read_timeout_ms or settings.ALIBABA_CLOUD_READ_TIMEOUT_MS,
-        }
         self._oos_endpoint = endpoint or settings.ALIBABA_OOS_ENDPOINT
         self._ecs_endpoint = ecs_endpoint or settings.ALIBABA_ECS_ENDPOINT
-        self._oos = _OosSdkClient(self._sdk_config(endpoint=self._oos_endpoint, **common))
-        self._ecs = _EcsSdkClient(self._sdk_config(endpoint=self._ecs_endpoint, **common))
+        self._oos = _OosSdkClient(self._sdk_config(endpoint=self._oos_endpoint))
+        self._ecs = _EcsSdkClient(self._sdk_config(endpoint=self._ecs_endpoint))
 
     def __repr__(self) -> str:
         return (

@@ -293,7 +293,8 @@ class SdkTransport:
         self._call_recorder = call_recorder
         self._intent_recorder = intent_recorder
         self.last_request_id: str | None = None
-        common = {
+        # What every SDK client of this transport (and of its subclasses' products) is built with.
+        self._sdk_options: dict[str, Any] = {
             "region_id": region_id,
             "protocol": protocol or settings.ALIBABA_CLOUD_PROTOCOL,
             "connect_timeout": connect_timeout_ms or settings.ALIBABA_CLOUD_CONNECT_TIMEOUT_MS,
@@ -301,8 +302,8 @@ class SdkTransport:
         }
         self._ram_endpoint = ram_endpoint or settings.ALIBABA_RAM_ENDPOINT
         self._sts_endpoint = sts_endpoint or settings.ALIBABA_STS_ENDPOINT
-        self._ram = _RamSdkClient(self._sdk_config(endpoint=self._ram_endpoint, **common))
-        self._sts = _StsSdkClient(self._sdk_config(endpoint=self._sts_endpoint, **common))
+        self._ram = _RamSdkClient(self._sdk_config(endpoint=self._ram_endpoint))
+        self._sts = _StsSdkClient(self._sdk_config(endpoint=self._sts_endpoint))
 
     def __repr__(self) -> str:
         return (
@@ -310,7 +311,9 @@ class SdkTransport:
             f"ram={self._ram_endpoint!r}, sts={self._sts_endpoint!r})"
         )
 
-    def _sdk_config(self, *, endpoint: str, **common: Any) -> openapi_models.Config:
+    def _sdk_config(self, *, endpoint: str, **extra: Any) -> openapi_models.Config:
+        """An SDK client's configuration: this transport's credentials and options (region,
+        protocol, timeouts), with `extra` settings of one product."""
         return openapi_models.Config(
             access_key_id=self._credentials.access_key_id,
             access_key_secret=self._credentials.access_key_secret,
@@ -319,7 +322,8 @@ class SdkTransport:
             user_agent=USER_AGENT,
             # One request per call: retrying is the caller's job (it knows the budget).
             retry_options=RetryOptions({"retryable": False}),
-            **common,
+            **self._sdk_options,
+            **extra,
         )
 
     # -- plumbing --------------------------------------------------------------------------------
