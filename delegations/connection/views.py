@@ -9,6 +9,7 @@ it is refused and the key must be entered again.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -105,6 +106,27 @@ def _account(
     return selectors.cloud_account_get_for_organisation(
         organisation=request.organisation, cloud_account_id=cloud_account_id
     )
+
+
+def _acts_on_an_account(
+    view: Callable[[AuthenticatedHttpRequest, CloudAccount], HttpResponse],
+) -> Callable[..., HttpResponse]:
+    """An admin's POST on the account named in the URL, else on the primary; with no account
+    connected, back to the cloud-account page."""
+
+    @require_POST
+    @organisation_member_required(roles=[ADMIN])
+    @functools.wraps(view)
+    def on_account(
+        request: AuthenticatedHttpRequest, cloud_account_id: str | None = None
+    ) -> HttpResponse:
+        account = _account(request, cloud_account_id)
+        if account is None:
+            messages.info(request, gettext("No cloud account is connected."))
+            return redirect("delegations:cloud_account")
+        return view(request, account)
+
+    return on_account
 
 
 def _key_form_page(
@@ -262,15 +284,8 @@ def cloud_account_replace(
     )
 
 
-@require_POST
-@organisation_member_required(roles=[ADMIN])
-def cloud_account_verify(
-    request: AuthenticatedHttpRequest, cloud_account_id: str | None = None
-) -> HttpResponse:
-    account = _account(request, cloud_account_id)
-    if account is None:
-        messages.info(request, gettext("No cloud account is connected."))
-        return redirect("delegations:cloud_account")
+@_acts_on_an_account
+def cloud_account_verify(request: AuthenticatedHttpRequest, account: CloudAccount) -> HttpResponse:
     try:
         services.cloud_account_verify(cloud_account=account, checked_by=request.user)
     except (ValidationError, SecretDecryptionError, ImproperlyConfigured) as error:
@@ -280,15 +295,10 @@ def cloud_account_verify(
     return redirect("delegations:cloud_account")
 
 
-@require_POST
-@organisation_member_required(roles=[ADMIN])
+@_acts_on_an_account
 def cloud_account_disconnect(
-    request: AuthenticatedHttpRequest, cloud_account_id: str | None = None
+    request: AuthenticatedHttpRequest, account: CloudAccount
 ) -> HttpResponse:
-    account = _account(request, cloud_account_id)
-    if account is None:
-        messages.info(request, gettext("No cloud account is connected."))
-        return redirect("delegations:cloud_account")
     return _confirmed_change(
         request,
         lambda: services.cloud_account_disconnect(
@@ -319,13 +329,10 @@ def cloud_account_add(request: AuthenticatedHttpRequest) -> HttpResponse:
     )
 
 
-@require_POST
-@organisation_member_required(roles=[ADMIN])
+@_acts_on_an_account
 def cloud_account_make_primary(
-    request: AuthenticatedHttpRequest, cloud_account_id: str
+    request: AuthenticatedHttpRequest, account: CloudAccount
 ) -> HttpResponse:
-    account = _account(request, cloud_account_id)
-    assert account is not None  # a named account is found or 404
     return _confirmed_change(
         request,
         lambda: services.cloud_account_make_primary(cloud_account=account, made_by=request.user),
