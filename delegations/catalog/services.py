@@ -27,7 +27,7 @@ from audit.services import audit_record
 from cloud import policies
 from cloud.errors import CloudError
 from core.db import conflict_as_validation_error
-from delegations.connection.services import cloud_account_client
+from delegations.connection.services import cloud_account_client, cloud_error_reference
 from delegations.models import (
     CATALOG_ROLE_EDITABLE_FIELDS,
     MAX_SESSION_DURATION,
@@ -205,11 +205,7 @@ def catalog_roles_with_high_privilege_reasons(
 
 
 def _cloud_failure(error: CloudError, what: str) -> ValidationError:
-    reference = (
-        gettext(" (request id %(request_id)s)") % {"request_id": error.request_id}
-        if error.request_id
-        else ""
-    )
+    reference = cloud_error_reference(error)
     if error.transient:
         return ValidationError(
             gettext(

@@ -47,6 +47,7 @@ from delegations.connection.selectors import (
     cloud_account_of_organisation,
     cloud_accounts_of_organisation,
 )
+from delegations.connection.services import cloud_error_reference
 from delegations.models import FINAL_STATUSES, CatalogRole, CloudAccount, RuleProposal, TrustScope
 from delegations.proposals import PROPOSED_MESSAGE
 
@@ -156,11 +157,7 @@ def _cloud_message(error: CloudError) -> str:
     names = {
         "code": error.code or error.category.value,
         "message": error.message,
-        "reference": (
-            gettext(" (request id %(request_id)s)") % {"request_id": error.request_id}
-            if error.request_id
-            else ""
-        ),
+        "reference": cloud_error_reference(error),
     }
     if error.transient:
         return (

@@ -88,6 +88,14 @@ def cloud_account_client(*, cloud_account: CloudAccount) -> CloudClient:
     )
 
 
+def cloud_error_reference(error: CloudError) -> str:
+    """The request id to quote to Alibaba Cloud's support, as a suffix for a refusal message
+    (empty when the cloud gave none)."""
+    if not error.request_id:
+        return ""
+    return gettext(" (request id %(request_id)s)") % {"request_id": error.request_id}
+
+
 def partner_ram_users(*, cloud_account: CloudAccount) -> list[RamUser]:
     """The RAM users of a connected partner account (ListUsers), sorted by name, so a partner
     admin can link each staff member to their RAM user. Raises CloudError when the cloud fails."""
@@ -159,11 +167,7 @@ def _read_check(client: CloudClient, organisation: Organisation) -> None:
 
 def _refusal(error: CloudError, *, organisation: Organisation, step: str) -> ValidationError:
     code = error.code or ""
-    reference = (
-        gettext(" (request id %(request_id)s)") % {"request_id": error.request_id}
-        if error.request_id
-        else ""
-    )
+    reference = cloud_error_reference(error)
     names = {"code": code, "reference": reference}
     if code.startswith("InvalidAccessKeyId.Inactive"):
         return ValidationError(

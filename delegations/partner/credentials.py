@@ -42,7 +42,7 @@ from audit.models import AuditEvent
 from cloud import policies
 from cloud.client import CloudClient, IssuedCredentials
 from cloud.errors import CloudError
-from delegations.connection.services import cloud_account_credentials
+from delegations.connection.services import cloud_account_credentials, cloud_error_reference
 from delegations.delegation_audit import delegation_audit_record
 from delegations.models import (
     CredentialIssuance,
@@ -350,11 +350,7 @@ def _client_for(delegation: Delegation) -> tuple[CloudClient, str]:
 
 
 def _cloud_refusal(error: CloudError) -> CredentialRefused:
-    reference = (
-        gettext(" (request id %(request_id)s)") % {"request_id": error.request_id}
-        if error.request_id
-        else ""
-    )
+    reference = cloud_error_reference(error)
     if error.transient:
         return CredentialRefused(
             "CloudUnavailable",
