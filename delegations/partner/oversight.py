@@ -25,6 +25,7 @@ from delegations.partner.services import (
     assignment_lock,
     delegation_is_usable,
     linked_ram_user_name,
+    staff_policy_request,
 )
 from delegations.partner_access import partner_cloud_account, partner_user_policies_request
 
@@ -91,9 +92,5 @@ def staff_unassign_by_rule(*, assignment: StaffAssignment, reason: str, rule: st
             now=timezone.now(),
             metadata={"reason": reason, "rule": rule},
         )
-        ram_user = linked_ram_user_name(organisation=locked.partner, user=locked.user)
-        if ram_user:
-            partner_user_policies_request(
-                cloud_account=partner_cloud_account(organisation=locked.partner), names=[ram_user]
-            )
+        staff_policy_request(partner=locked.partner, user=locked.user)
         return True

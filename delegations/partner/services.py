@@ -137,6 +137,14 @@ def linked_ram_user_name(*, organisation: Organisation, user: User) -> str | Non
     )
 
 
+def staff_policy_request(*, partner: Organisation, user: User) -> None:
+    """Have the worker bring `sts:AssumeRole` of `user`'s linked RAM user (if any) in line."""
+    partner_user_policies_request(
+        cloud_account=partner_cloud_account(organisation=partner),
+        names=[linked_ram_user_name(organisation=partner, user=user) or ""],
+    )
+
+
 def assignment_lock(assignment_id: Any) -> StaffAssignment:
     """The assignment locked for an update, with what its audit label and snapshot read."""
     return (
@@ -420,10 +428,7 @@ def staff_assign(
                 "ram_user_name": linked_ram_user_name(organisation=partner, user=user),
             },
         )
-        partner_user_policies_request(
-            cloud_account=partner_cloud_account(organisation=partner),
-            names=[linked_ram_user_name(organisation=partner, user=user) or ""],
-        )
+        staff_policy_request(partner=partner, user=user)
     return assignment
 
 
@@ -486,10 +491,7 @@ def staff_assignment_change_policy(
             metadata={"delegation": str(locked.delegation_id)},
         )
         if locked.is_narrowed != was_narrowed:
-            partner_user_policies_request(
-                cloud_account=partner_cloud_account(organisation=partner),
-                names=[linked_ram_user_name(organisation=partner, user=locked.user) or ""],
-            )
+            staff_policy_request(partner=partner, user=locked.user)
     return locked
 
 
@@ -543,10 +545,7 @@ def staff_unassign(*, assignment: StaffAssignment, unassigned_by: User) -> Staff
             reason=StaffAssignment.EndReason.UNASSIGNED,
             now=timezone.now(),
         )
-        partner_user_policies_request(
-            cloud_account=partner_cloud_account(organisation=partner),
-            names=[linked_ram_user_name(organisation=partner, user=locked.user) or ""],
-        )
+        staff_policy_request(partner=partner, user=locked.user)
     return locked
 
 
