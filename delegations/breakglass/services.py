@@ -34,6 +34,7 @@ from core.i18n import format_time_text
 from delegations.approvals.rules import Candidate, decision_refusal
 from delegations.approvals.selectors import grant_rules, rules_in_force
 from delegations.breakglass.selectors import live_activation
+from delegations.catalog.selectors import partner_account_allow_listed
 from delegations.delegation_audit import role_for_partner_label
 from delegations.lifecycle.oversight import delegation_break_glass_grant
 from delegations.lifecycle.services import (
@@ -51,7 +52,6 @@ from delegations.models import (
     BreakGlassRole,
     CatalogRole,
     Delegation,
-    PartnerAllowance,
     RuleProposal,
 )
 from delegations.notices import break_glass_announce
@@ -153,11 +153,8 @@ def break_glass_role_validate(
     errors: dict[str, str] = {}
     if catalog_role.organisation_id != owner.pk or not catalog_role.is_active:
         errors["catalog_role"] = _("Choose a role of your own catalogue.")
-    if (
-        not partner.is_partner
-        or not PartnerAllowance.objects.filter(
-            organisation=owner, partner_account_uid=partner.account_uid
-        ).exists()
+    if not partner.is_partner or not partner_account_allow_listed(
+        owner=owner, partner_account_uid=partner.account_uid
     ):
         errors["partner"] = _("Choose a partner whose account is on your allow-list.")
     elif (unconfirmed := unconfirmed_partner_problem(partner=partner)) is not None:

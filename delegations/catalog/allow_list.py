@@ -14,6 +14,7 @@ from audit.actions import AuditAction
 from audit.services import audit_record
 from cloud import policies
 from core.db import conflict_as_validation_error
+from delegations.catalog.selectors import partner_account_allow_listed
 from delegations.models import CloudAccount, PartnerAllowance
 
 LABEL_MAX_LENGTH = 200
@@ -38,9 +39,7 @@ def partner_allowance_validate(*, owner: Organisation, partner_account_uid: str,
         ) | {owner.account_uid}
         if partner_account_uid in own:
             errors["partner_account_uid"] = gettext("This is your own account, not a partner's.")
-        elif PartnerAllowance.objects.filter(
-            organisation=owner, partner_account_uid=partner_account_uid
-        ).exists():
+        elif partner_account_allow_listed(owner=owner, partner_account_uid=partner_account_uid):
             errors["partner_account_uid"] = gettext(
                 "%(partner_account_uid)s is already on the allow-list."
             ) % {"partner_account_uid": partner_account_uid}

@@ -32,6 +32,7 @@ from accounts.permissions import require_admin_member
 from audit.actions import AuditAction
 from audit.models import AuditEvent
 from audit.services import audit_record
+from delegations.catalog.selectors import partner_account_allow_listed
 from delegations.models import PartnerAllowance, PartnerLink
 
 # No 0/O, 1/I/L: the code is read aloud and typed by people.
@@ -113,9 +114,7 @@ def partner_link_create(
     partner_account_uid = (partner_account_uid or "").strip()
     if partner_account_uid:
         validate_account_uid(partner_account_uid)
-        if not PartnerAllowance.objects.filter(
-            organisation=owner, partner_account_uid=partner_account_uid
-        ).exists():
+        if not partner_account_allow_listed(owner=owner, partner_account_uid=partner_account_uid):
             raise ValidationError(
                 {
                     "partner_account_uid": gettext(

@@ -45,6 +45,13 @@ def partner_allowances_for_owner(*, owner: Organisation) -> QuerySet[PartnerAllo
     return PartnerAllowance.objects.filter(organisation=owner).select_related("created_by")
 
 
+def partner_account_allow_listed(*, owner: Organisation, partner_account_uid: str) -> bool:
+    """Whether the owner's allow-list holds the partner account UID."""
+    return PartnerAllowance.objects.filter(
+        organisation=owner, partner_account_uid=partner_account_uid
+    ).exists()
+
+
 def partner_allowance_get_for_owner(
     *, owner: Organisation, allowance_id: object
 ) -> PartnerAllowance:
