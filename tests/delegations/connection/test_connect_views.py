@@ -18,6 +18,7 @@ from delegations.connection.services import cloud_account_connect
 from delegations.models import CloudAccount
 from tests.delegations.cloud_fixtures import SimAccount
 from tests.delegations.connection.test_crypto import database_text
+from tests.delegations.factories import CloudAccountFactory
 from tests.personas import make_member
 from tests.personas import mark_reauthenticated_with_mfa as confirmed
 
@@ -331,3 +332,29 @@ def test_the_secret_appears_in_no_page_log_session_or_audit_event(
     audit = str(list(AuditEvent.objects.values()))
     assert sim_owner.root_key_id in audit and secret not in audit
     assert secret not in database_text()  # sessions, audit, every table
+
+
+def test_an_admin_makes_another_connected_account_the_primary(
+    sim_owner: SimAccount, owner_client: Client, login: Callable[..., Client]
+) -> None:
+    """Only by POST, only an admin, only the organisation's own account; the previous primary
+    stays connected and the change is on the record."""
+    first = connect_directly(sim_owner)
+    second = CloudAccountFactory(
+        organisation=sim_owner.organisation, account_uid="55667701", is_primary=False
+    )
+    make_primary = reverse("delegations:cloud_account_make_primary", args=[second.pk])
+    assert owner_client.get(make_primary).status_code == 405
+    auditor = make_member(sim_owner.organisation, Membership.Role.AUDITOR)
+    assert login(auditor).post(make_primary).status_code == 403
+    foreign = CloudAccountFactory(is_primary=True)
+    foreign_url = reverse("delegations:cloud_account_make_primary", args=[foreign.pk])
+    assert owner_client.post(foreign_url).status_code == 404
+
+    response = owner_client.post(make_primary)
+    assert response.status_code == 302 and response["Location"] == url("cloud_account")
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert second.is_primary and not first.is_primary and first.is_active
+    event = AuditEvent.objects.get(action="cloud_account.made_primary")
+    assert event.before == {"primary": first.account_uid}
