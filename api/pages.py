@@ -5,10 +5,13 @@ API settings (`/organisation/service-accounts/`) and the device-flow confirmatio
 A new token or service-account key is shown once, in the answer to the POST that made it
 (never stored, never in a URL or a redirect)."""
 
+from collections.abc import Callable
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.forms import Form
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -53,33 +56,57 @@ def _tokens_page(
 
 
 @sensitive_variables("created")
-@require_http_methods(["GET", "POST"])
-@login_required
-def tokens(request: SignedInHttpRequest) -> HttpResponse:
-    form = TokenForm(request.POST or None, memberships=request.memberships)
+def _create_secret(
+    request: SignedInHttpRequest,
+    form: Form,
+    *,
+    page: Callable[..., HttpResponse],
+    create: Callable[[bool], object],
+    fresh: Callable[[], Form],
+) -> HttpResponse:
+    """A page that makes a secret (a token, a service account's key): a GET shows `form`; a
+    POST has the person confirm who they are first (by MFA when they have it), then
+    `create(with_mfa)` from the valid form, and shows the secret once (201) beside a `fresh`
+    form, or the form's errors (400)."""
     if request.method != "POST":
-        return _tokens_page(request, form)
-    # A token acts as the person: they confirm who they are first (by MFA when they have it).
+        return page(request, form)
     confirmation = step_up(request, rule=MfaRule.ENROLLED)
     if confirmation.response is not None:
         return confirmation.response
     if form.is_valid():
-        membership = form.memberships.get(form.cleaned_data["organisation"])
         try:
-            created = services.api_token_create(
-                user=request.user,
-                name=form.cleaned_data["name"],
-                scopes=form.cleaned_data["scopes"],
-                expires_in_days=form.cleaned_data["expires_in_days"],
-                organisation=membership.organisation if membership else None,
-                with_mfa=confirmation.with_mfa,
-            )
+            created = create(confirmation.with_mfa)
         except ValidationError as error:
             add_form_errors(form, error)
         else:
-            fresh = TokenForm(memberships=request.memberships)
-            return _tokens_page(request, fresh, created=created, status=201)
-    return _tokens_page(request, form, status=400)
+            return page(request, fresh(), created=created, status=201)
+    return page(request, form, status=400)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def tokens(request: SignedInHttpRequest) -> HttpResponse:
+    form = TokenForm(request.POST or None, memberships=request.memberships)
+
+    def create(with_mfa: bool) -> object:
+        membership = form.memberships.get(form.cleaned_data["organisation"])
+        return services.api_token_create(
+            user=request.user,
+            name=form.cleaned_data["name"],
+            scopes=form.cleaned_data["scopes"],
+            expires_in_days=form.cleaned_data["expires_in_days"],
+            organisation=membership.organisation if membership else None,
+            with_mfa=with_mfa,
+        )
+
+    # A token acts as the person: they confirm who they are first.
+    return _create_secret(
+        request,
+        form,
+        page=_tokens_page,
+        create=create,
+        fresh=lambda: TokenForm(memberships=request.memberships),
+    )
 
 
 @require_POST
@@ -167,33 +194,24 @@ def _service_accounts_page(
     )
 
 
-@sensitive_variables("created")
 @require_http_methods(["GET", "POST"])
 @organisation_member_required(roles=[ADMIN])
 def service_accounts(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = ServiceAccountForm(request.POST or None)
-    if request.method != "POST":
-        return _service_accounts_page(request, form)
+
+    def create(with_mfa: bool) -> object:
+        return services.service_account_create(
+            organisation=request.organisation,
+            created_by=request.user,
+            # The form's fields are the account's settings, one for one.
+            **form.cleaned_data,
+        )
+
     # Its token reads the organisation's whole record for months: the admin confirms who
     # they are first, as for a personal token.
-    confirmation = step_up(request, rule=MfaRule.ENROLLED)
-    if confirmation.response is not None:
-        return confirmation.response
-    if form.is_valid():
-        try:
-            created = services.service_account_create(
-                organisation=request.organisation,
-                created_by=request.user,
-                # The form's fields are the account's settings, one for one.
-                **form.cleaned_data,
-            )
-        except ValidationError as error:
-            add_form_errors(form, error)
-        else:
-            return _service_accounts_page(
-                request, ServiceAccountForm(), created=created, status=201
-            )
-    return _service_accounts_page(request, form, status=400)
+    return _create_secret(
+        request, form, page=_service_accounts_page, create=create, fresh=ServiceAccountForm
+    )
 
 
 @require_POST
