@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, cast
 
 from django import forms
@@ -94,6 +94,17 @@ class _UntrustedQueryForm(forms.Form):
             self.add_error("until", gettext("The end must be after the beginning."))
             return None
         return until - since
+
+    def query(self, *, leaving_out: Collection[str] = ()) -> dict[str, str]:
+        """The values given (but those named in `leaving_out`), for links to other pages and
+        the exports."""
+        if not self.is_bound:
+            return {}
+        return {
+            name: str(self.data[name])
+            for name in self.base_fields
+            if name not in leaving_out and self.data.get(name) not in (None, "")
+        }
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -211,13 +222,7 @@ class EventFilterForm(_UntrustedQueryForm):
 
     def query_without_cursor(self) -> dict[str, str]:
         """The filter values, for links to other pages and the exports."""
-        if not self.is_bound:
-            return {}
-        return {
-            name: str(self.data[name])
-            for name in self.base_fields
-            if name not in ("before", "after") and self.data.get(name) not in (None, "")
-        }
+        return self.query(leaving_out=("before", "after"))
 
 
 class AccessReportForm(_UntrustedQueryForm):
@@ -271,13 +276,4 @@ class AccessReportForm(_UntrustedQueryForm):
             "catalog_role": self.roles.get(data.get("role") or ""),
             "since": data["since_time"],
             "until": data["until_time"],
-        }
-
-    def query(self) -> dict[str, str]:
-        if not self.is_bound:
-            return {}
-        return {
-            name: str(self.data[name])
-            for name in self.base_fields
-            if self.data.get(name) not in (None, "")
         }
