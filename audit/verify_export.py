@@ -103,6 +103,11 @@ def header_digest(header: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(header)).hexdigest()
 
 
+def opening_line(header_text: str) -> str:
+    """The export's first line: the header as written (JSON) and the start of the events."""
+    return _HEADER_PREFIX + header_text + _HEADER_SUFFIX
+
+
 def closing_line(attestation: Mapping[str, Any]) -> str:
     """The export's last line: the end of the events and the attestation event in full."""
     return _CLOSING_PREFIX + export_line(attestation) + "}"

@@ -25,6 +25,7 @@ from audit.verify_export import (
     closing_line,
     export_line,
     header_digest,
+    opening_line,
     record_of,
 )
 from auditor.presentation import cloud_request_ids
@@ -226,7 +227,7 @@ def _events_text(
     header_text: str, records: Iterable[Mapping[str, Any]], counts: dict[str, int]
 ) -> Iterator[str]:
     """Everything before the closing line, counting the full and the omitted events."""
-    yield '{"export": ' + header_text + ', "events": [\n'
+    yield opening_line(header_text) + "\n"
     separator = ""
     for record in records:
         counts["omitted" if record.get("omitted") else "events"] += 1
