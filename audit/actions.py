@@ -17,9 +17,6 @@ Each member carries what the auditor's console needs to show it without knowing 
 
 from __future__ import annotations
 
-from enum import StrEnum
-from typing import Self
-
 # `_` only marks a title for the catalogue (gettext_noop): the registry keeps English, and the
 # auditor's console translates a title when it shows it.
 from django.utils.translation import gettext_noop as _
@@ -32,6 +29,7 @@ from audit.action_info import Category as Category
 from audit.rule_actions import RULE_ACTIONS
 from audit.runbook_actions import RUNBOOK_INFO as _RB
 from audit.verify_export import EXPORT_ACTION
+from core.registry import InfoEnum
 
 _LIFECYCLE = Category.LIFECYCLE
 _OTHER = Category.OTHER
@@ -47,16 +45,10 @@ def _fleet(description: str, title: str, category: Category = _LIFECYCLE) -> Act
     return ActionInfo(category, description, title)
 
 
-class AuditAction(StrEnum):
+class AuditAction(InfoEnum):
     """An event type; its value is the string stored in the ledger."""
 
     info: ActionInfo
-
-    def __new__(cls, value: str, info: ActionInfo) -> Self:
-        member = str.__new__(cls, value)
-        member._value_ = value
-        member.info = info
-        return member
 
     @classmethod
     def lookup(cls, action: object) -> AuditAction | None:

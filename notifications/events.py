@@ -4,11 +4,11 @@ preferences and what a channel subscribes to."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
-from typing import Self
 
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
+
+from core.registry import InfoEnum
 
 
 @dataclass(frozen=True)
@@ -20,14 +20,8 @@ class EventInfo:
     for_channels: bool = True
 
 
-class NotificationEvent(StrEnum):
+class NotificationEvent(InfoEnum):
     info: EventInfo
-
-    def __new__(cls, value: str, info: EventInfo) -> Self:
-        member = str.__new__(cls, value)
-        member._value_ = value
-        member.info = info
-        return member
 
     DELEGATION_REQUESTED = ("delegation.requested", EventInfo(_("Access requested")))
     DELEGATION_REMINDER = ("delegation.reminder", EventInfo(_("Request still waiting")))
