@@ -20,7 +20,7 @@ from rest_framework.views import set_rollback
 
 from api.negotiation import PROBLEM_CONTENT_TYPE as PROBLEM_CONTENT_TYPE
 from audit.services import AuditError
-from delegations.lifecycle.services import DelegationConflict
+from delegations.lifecycle.transitions import DelegationConflict
 from delegations.partner.credentials import CredentialRefused
 
 StrOrPromise = str | Promise

@@ -34,6 +34,11 @@ from delegations.catalog import partner_links
 from delegations.connection.selectors import cloud_accounts_of_organisation
 from delegations.lifecycle import selectors
 from delegations.lifecycle import services as lifecycle
+from delegations.lifecycle.starting import (
+    delegation_offer,
+    delegation_request_submit,
+    delegation_withdraw,
+)
 from delegations.models import CredentialIssuance, Delegation
 from delegations.partner import console_sign_in
 from delegations.partner import credentials as partner_credentials
@@ -181,7 +186,7 @@ class DelegationListView(_PagedListView):
         link = self._partner_link(partner, data)
         roles = selectors.catalog_roles_grantable(owner=link.organisation)
         role = _by_id_or_name(roles, data["catalog_role"], name_field="role_name")
-        delegation = lifecycle.delegation_request_submit(
+        delegation = delegation_request_submit(
             partner=partner,
             requested_by=self.actor,
             partner_link=link,
@@ -271,7 +276,7 @@ class OfferView(ApiView):
             data["catalog_role"],
             name_field="role_name",
         )
-        delegation = lifecycle.delegation_offer(
+        delegation = delegation_offer(
             owner=owner,
             offered_by=self.person,
             partner=partner,
@@ -355,7 +360,7 @@ class WithdrawView(_DelegationAction):
     service_account_writes = frozenset({"POST"})
 
     def act(self, delegation: Delegation, data: dict[str, Any]) -> Delegation:
-        return lifecycle.delegation_withdraw(
+        return delegation_withdraw(
             delegation=delegation,
             withdrawn_by=self.actor,
             expected_version=data.get("expected_version"),

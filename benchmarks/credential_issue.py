@@ -85,7 +85,7 @@ def build_world(sim):
     from accounts.models import Membership, Organisation, User
     from delegations.catalog.services import catalog_role_create
     from delegations.connection.services import cloud_account_connect
-    from delegations.lifecycle.services import delegation_offer
+    from delegations.lifecycle.starting import delegation_offer
     from delegations.models import PartnerAllowance
     from delegations.partner.services import staff_assign
 

@@ -80,7 +80,7 @@ class Portal:
         return partner
 
     def request(self, partner: Any, catalog_role: Any) -> Any:
-        from delegations.lifecycle.services import delegation_request
+        from delegations.lifecycle.starting import delegation_request
 
         return delegation_request(
             partner=partner,

@@ -145,7 +145,7 @@ class Scenario:
         self.portal.wait_for([d.pk for d in self.delegations], "active", timeout=300)
 
     def managed_role(self) -> Any:
-        from delegations.lifecycle.services import managed_role_for_catalog_role
+        from delegations.lifecycle.transitions import managed_role_for_catalog_role
 
         return managed_role_for_catalog_role(catalog_role=self.catalog_role)
 

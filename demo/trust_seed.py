@@ -10,7 +10,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 
 from accounts.models import Organisation
 from delegations.lifecycle.named_people import trusted_person_decide
-from delegations.lifecycle.services import delegation_offer
+from delegations.lifecycle.starting import delegation_offer
 from delegations.models import CatalogRole, Delegation, TrustedPerson, TrustScope
 from delegations.trust.services import trusted_person_propose
 from demo.people import first_admin

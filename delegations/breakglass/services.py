@@ -37,10 +37,10 @@ from delegations.breakglass.selectors import live_activation
 from delegations.catalog.selectors import partner_account_allow_listed
 from delegations.delegation_audit import role_for_partner_label
 from delegations.lifecycle.oversight import delegation_break_glass_grant
-from delegations.lifecycle.services import (
+from delegations.lifecycle.services import delegation_revoke
+from delegations.lifecycle.transitions import (
     DelegationConflict,
     clean_reason,
-    delegation_revoke,
     privilege_problem,
     unconfirmed_partner_problem,
 )

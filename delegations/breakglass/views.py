@@ -32,7 +32,7 @@ from accounts.permissions import (
 from core.web import report_refusal
 from delegations.breakglass import selectors, services
 from delegations.breakglass.forms import ActivationForm, BreakGlassRoleForm, ReviewForm
-from delegations.lifecycle.services import DelegationConflict
+from delegations.lifecycle.transitions import DelegationConflict
 from delegations.models import BreakGlassActivation, BreakGlassRole, RuleProposal
 from delegations.proposals import PROPOSED_MESSAGE
 

@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Organisation
 from delegations.lifecycle.forms import _DurationMixin, _RoleChoiceField
-from delegations.lifecycle.services import REASON_MAX_LENGTH
+from delegations.lifecycle.transitions import REASON_MAX_LENGTH
 from delegations.models import MAX_FLEET_CONCURRENCY, CatalogRole, CloudAccount
 
 _REASON_WIDGET = forms.Textarea(attrs={"rows": 3, "maxlength": REASON_MAX_LENGTH})

@@ -40,6 +40,14 @@ from audit.services import audit_record
 from delegations.catalog.partner_links import partner_link_use
 from delegations.catalog.selectors import catalog_role_accounts
 from delegations.lifecycle import services as lifecycle
+from delegations.lifecycle.automatic import delegation_start_fleet_turn
+from delegations.lifecycle.starting import delegation_offer, delegation_request
+from delegations.lifecycle.transitions import (
+    DelegationConflict,
+    IllegalTransition,
+    clean_reason,
+    require_admin,
+)
 from delegations.models import (
     FINAL_STATUSES,
     MAX_FLEET_ACCOUNTS,
@@ -60,7 +68,7 @@ Status = Delegation.Status
 Event = NotificationEvent
 IN_FLIGHT = (Status.APPROVED, Status.APPLYING)
 
-FleetConflict = lifecycle.DelegationConflict
+FleetConflict = DelegationConflict
 
 
 # --- validation ------------------------------------------------------------------------------
@@ -208,7 +216,7 @@ def _owner_deciding(fleet: FleetGrant, *, by: User, doing: str) -> Iterator[Flee
     (PermissionDenied) is recorded on the fleet too, in its own transaction once the
     decision's has rolled back, so it survives the refusal."""
     current = FleetGrant.objects.select_related("owner", "partner", "catalog_role").get(pk=fleet.pk)
-    lifecycle.require_admin(user=by, organisation=current.owner, doing=doing)
+    require_admin(user=by, organisation=current.owner, doing=doing)
     try:
         with transaction.atomic():
             yield _lock_fleet(current)
@@ -273,7 +281,7 @@ def _create_fleet(
         concurrency=concurrency,
         max_errors=max_errors,
         requested_by=requested_by,
-        reason=lifecycle.clean_reason(reason, field="reason"),
+        reason=clean_reason(reason, field="reason"),
         ends_at=ends_at,
         **fields,
     )
@@ -321,7 +329,7 @@ def fleet_request(
     """A partner admin asks an owner (found through `partner_link`, used once for the whole
     fleet) for `catalog_role` in `accounts` x `regions`: one request per account, decided
     together."""
-    lifecycle.require_admin(user=requested_by, organisation=partner, doing="request access")
+    require_admin(user=requested_by, organisation=partner, doing="request access")
     catalog_role = _fresh(catalog_role)
     accounts, regions = fleet_validate_targets(
         catalog_role=catalog_role,
@@ -351,7 +359,7 @@ def fleet_request(
         _accounts_opened(
             fleet,
             accounts,
-            lambda account: lifecycle.delegation_request(
+            lambda account: delegation_request(
                 partner=partner,
                 requested_by=requested_by,
                 partner_link=link,
@@ -386,7 +394,7 @@ def fleet_offer(
     """An owner admin grants `catalog_role` to a partner in `accounts` x `regions` at once:
     the offer is the owner's decision (the lifecycle's offer rules apply to every account),
     and the first accounts start applying after the commit."""
-    lifecycle.require_admin(user=offered_by, organisation=owner, doing="offer access")
+    require_admin(user=offered_by, organisation=owner, doing="offer access")
     catalog_role = _fresh(catalog_role)
     if catalog_role.organisation_id != owner.pk:
         raise ValidationError({"catalog_role": _("This role is not in your catalogue.")})
@@ -419,7 +427,7 @@ def fleet_offer(
         _accounts_opened(
             fleet,
             accounts,
-            lambda account: lifecycle.delegation_offer(
+            lambda account: delegation_offer(
                 owner=owner,
                 offered_by=offered_by,
                 partner=partner,
@@ -506,7 +514,7 @@ def fleet_reject(
 ) -> FleetGrant:
     """An owner admin turns a requested fleet down, every account at once, saying why."""
     with _owner_deciding(fleet, by=rejected_by, doing="reject a request") as locked:
-        reason = lifecycle.clean_reason(reason, field="reason")
+        reason = clean_reason(reason, field="reason")
         members = _members(locked)
         pending = [m for m in members if m.status == Status.REQUESTED]
         if not pending:
@@ -613,7 +621,7 @@ def _advance_locked(fleet: FleetGrant) -> None:
             break
         # A turn the lifecycle refuses (the fleet's end passed: the expiry pass ends the
         # account, and its ending advances the fleet again) is not a turn started.
-        if lifecycle.delegation_start_fleet_turn(delegation=member).changed:
+        if delegation_start_fleet_turn(delegation=member).changed:
             started += 1
     left_waiting = len(waiting) - started
     if (
@@ -674,7 +682,7 @@ def fleet_continue(*, fleet: FleetGrant, continued_by: User) -> FleetGrant:
     are retried one by one with `fleet_account_retry`)."""
     with transaction.atomic():
         locked = _lock_fleet(fleet)
-        lifecycle.require_admin(user=continued_by, organisation=locked.owner, doing="retry")
+        require_admin(user=continued_by, organisation=locked.owner, doing="retry")
         waiting = [m for m in _members(locked) if m.status == Status.SCHEDULED]
         if locked.decided_at is None or not waiting:
             locked.changed = False
@@ -702,12 +710,12 @@ def fleet_account_retry(
         return lifecycle.delegation_retry(delegation=member, retried_by=retried_by)
     with transaction.atomic():
         locked = _lock_fleet(fleet)
-        lifecycle.require_admin(user=retried_by, organisation=locked.owner, doing="retry")
+        require_admin(user=retried_by, organisation=locked.owner, doing="retry")
         if member.status != Status.SCHEDULED or locked.stopped_at is None:
-            raise lifecycle.IllegalTransition(
+            raise IllegalTransition(
                 _("Only a failed account, or one the fleet did not attempt, can be retried.")
             )
-        return lifecycle.delegation_start_fleet_turn(delegation=member, started_by=retried_by)
+        return delegation_start_fleet_turn(delegation=member, started_by=retried_by)
 
 
 def fleet_account_revoke(
@@ -722,10 +730,10 @@ def fleet_account_revoke(
 def fleet_revoke(*, fleet: FleetGrant, revoked_by: User, reason: str) -> FleetGrant:
     """End the access in every account of the fleet (accounts not applied yet end at once;
     the others go through revoking, as any delegation). A second click changes nothing."""
-    reason = lifecycle.clean_reason(reason, field="reason")
+    reason = clean_reason(reason, field="reason")
     with transaction.atomic():
         locked = _lock_fleet(fleet)
-        lifecycle.require_admin(user=revoked_by, organisation=locked.owner, doing="revoke access")
+        require_admin(user=revoked_by, organisation=locked.owner, doing="revoke access")
         revocable = [
             m
             for m in _members(locked)

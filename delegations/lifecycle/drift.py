@@ -20,7 +20,8 @@ from audit.actions import AuditAction
 from audit.services import audit_chain_lock, audit_record
 from cloud import policies
 from delegations import role_plan as planner
-from delegations.lifecycle.services import DelegationConflict, delegation_revoke
+from delegations.lifecycle.services import delegation_revoke
+from delegations.lifecycle.transitions import DelegationConflict
 from delegations.models import (
     DESIRED_PRESENT_STATUSES,
     Delegation,

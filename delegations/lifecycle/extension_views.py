@@ -44,7 +44,7 @@ from delegations.lifecycle.extensions import (
     extension_reject,
     extension_request,
 )
-from delegations.lifecycle.services import REASON_MAX_LENGTH, DelegationConflict
+from delegations.lifecycle.transitions import REASON_MAX_LENGTH, DelegationConflict
 from delegations.models import Delegation, DelegationExtension
 
 

@@ -25,7 +25,7 @@ from audit.models import AuditEvent
 from delegations.approvals import selectors as approval_selectors
 from delegations.approvals.rules import decision_refusal, tally
 from delegations.delegation_audit import delegation_audit_record
-from delegations.lifecycle.services import (
+from delegations.lifecycle.transitions import (
     MAX_DURATION,
     MIN_DURATION,
     DelegationConflict,

@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import Organisation
 from core.web import datetime_local_field
 from delegations.catalog.partner_links import CODE_MAX_INPUT_LENGTH
-from delegations.lifecycle.services import REASON_MAX_LENGTH
+from delegations.lifecycle.transitions import REASON_MAX_LENGTH
 from delegations.models import CatalogRole, CloudAccount, DriftFinding, TrustScope
 
 

@@ -20,7 +20,7 @@ from django.utils.translation import gettext
 
 from accounts.models import User
 from delegations.approvals.services import proposal_decision_refusal
-from delegations.lifecycle.services import grant_precheck, grant_recheck
+from delegations.lifecycle.transitions import grant_precheck, grant_recheck
 from delegations.models import Delegation, TrustedPerson
 from delegations.trust import services as trust_services
 

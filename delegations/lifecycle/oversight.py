@@ -17,12 +17,12 @@ from django.utils import timezone
 
 from accounts.models import Organisation, User
 from audit.actions import AuditAction
-from delegations.lifecycle.services import (
+from delegations.lifecycle.starting import create_delegation
+from delegations.lifecycle.transitions import (
     MIN_DURATION,
     IllegalTransition,
     audit_delegation,
     clean_reason,
-    create_delegation,
     lock_delegation,
     transition,
     validate_ends_at,

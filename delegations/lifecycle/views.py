@@ -37,7 +37,7 @@ from core.ratelimit import rate_limit_consume
 from core.web import add_form_errors, no_store, report_refusal
 from delegations.approvals.selectors import approval_progress
 from delegations.catalog import partner_links
-from delegations.lifecycle import drift, selectors, services
+from delegations.lifecycle import drift, selectors, services, starting
 from delegations.lifecycle.extension_views import extension_panel
 from delegations.lifecycle.forms import (
     ApproveForm,
@@ -50,6 +50,7 @@ from delegations.lifecycle.forms import (
     RevokeForm,
     WithdrawForm,
 )
+from delegations.lifecycle.transitions import DelegationConflict
 from delegations.models import (
     ALLOWED_TRANSITIONS,
     FINAL_STATUSES,
@@ -303,7 +304,7 @@ def _detail_redirect(delegation: Delegation) -> HttpResponse:
 DETAIL = FormPage(
     redisplay=_redisplay,
     back=_detail_redirect,
-    refused=(services.DelegationConflict, PermissionDenied),
+    refused=(DelegationConflict, PermissionDenied),
 )
 
 
@@ -455,7 +456,7 @@ def delegation_withdraw(request: AuthenticatedHttpRequest, delegation_id: str) -
     return DETAIL.submit(
         request,
         WithdrawForm(request.POST),
-        lambda data, _step_up: services.delegation_withdraw(
+        lambda data, _step_up: starting.delegation_withdraw(
             delegation=delegation, withdrawn_by=request.user, expected_version=data["version"]
         ),
         subject=delegation,
@@ -578,7 +579,7 @@ def delegation_request(request: AuthenticatedHttpRequest) -> HttpResponse:
         form = RequestAccessForm(request.POST, roles=roles, accounts=accounts)
         if form.is_valid():
             try:
-                delegation = services.delegation_request_submit(
+                delegation = starting.delegation_request_submit(
                     partner=partner,
                     requested_by=request.user,
                     partner_link=link,
@@ -633,7 +634,7 @@ def delegation_offer(request: AuthenticatedHttpRequest) -> HttpResponse:
             if confirmation.response is not None:
                 return confirmation.response
             try:
-                delegation = services.delegation_offer(
+                delegation = starting.delegation_offer(
                     owner=owner,
                     offered_by=request.user,
                     partner=form.cleaned_data["partner"],
@@ -709,7 +710,7 @@ def drift_resolve(request: AuthenticatedHttpRequest, finding_id: str) -> HttpRes
             resolved_by=request.user,
             resolution=form.cleaned_data["resolution"],
         )
-    except (ValidationError, services.DelegationConflict, PermissionDenied) as error:
+    except (ValidationError, DelegationConflict, PermissionDenied) as error:
         report_refusal(request, error)
     else:
         if form.cleaned_data["resolution"] == "repair":

@@ -247,7 +247,7 @@ DESIRED_PRESENT_STATUSES = frozenset({S.APPROVED, S.APPLYING, S.ACTIVE})
 # Delegations the worker still has to act on (present or absent).
 WORKER_PENDING_STATUSES = frozenset({S.APPROVED, S.APPLYING, S.REVOKING})
 # Statuses the scheduler ends when `ends_at` has passed, except a revoke that failed, which
-# waits for an owner's Retry (`delegations.lifecycle.services._expiry_due`).
+# waits for an owner's Retry (`delegations.lifecycle.automatic`, which expires what is due).
 EXPIRABLE_STATUSES = frozenset(
     {S.REQUESTED, S.SCHEDULED, S.APPROVED, S.APPLYING, S.ACTIVE, S.FAILED}
 )

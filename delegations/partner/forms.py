@@ -14,7 +14,7 @@ from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
-from delegations.lifecycle.services import REASON_MAX_LENGTH
+from delegations.lifecycle.transitions import REASON_MAX_LENGTH
 from delegations.models import StaffAssignment
 from delegations.partner.services import CUSTOM_POLICY_MAX_INPUT, URI_MAX_DAYS
 

@@ -35,12 +35,8 @@ from cloud.errors import CloudError
 from delegations.connection.services import partner_ram_users
 from delegations.delegation_audit import delegation_audit_record
 from delegations.lifecycle.selectors import RoleOccupancy, role_occupancy
-from delegations.lifecycle.services import (
-    IllegalTransition,
-    clean_reason,
-    delegation_revoke,
-    lock_delegation,
-)
+from delegations.lifecycle.services import delegation_revoke
+from delegations.lifecycle.transitions import IllegalTransition, clean_reason, lock_delegation
 from delegations.models import (
     ALLOWED_TRANSITIONS,
     CloudAccount,

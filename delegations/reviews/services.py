@@ -33,7 +33,8 @@ from audit.actions import AuditAction
 from audit.services import audit_record, audit_refusal
 from delegations.approvals.selectors import rules_in_force
 from delegations.lifecycle.oversight import delegation_revoke_by_rule, delegation_shorten
-from delegations.lifecycle.services import clean_reason, delegation_revoke
+from delegations.lifecycle.services import delegation_revoke
+from delegations.lifecycle.transitions import clean_reason
 from delegations.models import (
     DESIRED_PRESENT_STATUSES,
     MAX_REVIEW_DEADLINE_DAYS,

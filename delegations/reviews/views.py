@@ -30,7 +30,7 @@ from accounts.permissions import (
     is_admin,
     organisation_member_required,
 )
-from delegations.lifecycle.services import DelegationConflict
+from delegations.lifecycle.transitions import DelegationConflict
 from delegations.models import ReviewCampaign, ReviewItem
 from delegations.reviews import selectors, services
 from delegations.reviews.forms import OwnerAnswerForm, PartnerAnswerForm, ReviewScheduleForm

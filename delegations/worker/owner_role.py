@@ -60,21 +60,20 @@ from cloud.client import CloudClient
 from cloud.errors import CloudError
 from delegations import role_plan as planner
 from delegations.connection.services import cloud_account_credentials
+from delegations.lifecycle.automatic import (
+    delegation_mark_active,
+    delegation_mark_applying,
+    delegation_mark_failed,
+    delegation_mark_revoked,
+    delegations_mark_many,
+    delegations_mark_many_prepare,
+)
 from delegations.lifecycle.drift import (
     record_principals_not_kept,
     record_unmanaged_principals,
     unmanaged_principals,
 )
-from delegations.lifecycle.services import (
-    DelegationConflict,
-    delegation_mark_active,
-    delegation_mark_applying,
-    delegation_mark_failed,
-    delegation_mark_revoked,
-    delegations_lock_for_worker,
-    delegations_mark_many,
-    delegations_mark_many_prepare,
-)
+from delegations.lifecycle.transitions import DelegationConflict, delegations_lock_for_worker
 from delegations.models import (
     ALLOWED_TRANSITIONS,
     NEVER_APPLIED_STATUSES,

@@ -27,7 +27,7 @@ from django.conf import settings
 
 from cloud.errors import CloudError
 from delegations.breakglass.services import break_glass_sweep
-from delegations.lifecycle.services import delegations_expire_due, delegations_start_due
+from delegations.lifecycle.automatic import delegations_expire_due, delegations_start_due
 from delegations.models import OutboxMessage
 from delegations.notices import delegations_remind_due
 from delegations.outbox import outbox_held_for_this_task, outbox_republish_due

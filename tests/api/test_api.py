@@ -16,7 +16,7 @@ from api.services import api_token_revoke, token_prefix_of
 from audit.context import current_origin
 from audit.models import AuditEvent
 from delegations.approvals.services import approval_rule_set
-from delegations.lifecycle.services import delegation_withdraw
+from delegations.lifecycle.starting import delegation_withdraw
 from delegations.models import CatalogRole, Delegation, PartnerLink
 from tests.personas import enable_totp, make_member
 

@@ -14,7 +14,7 @@ from accounts.actors import ServiceActor
 from accounts.models import Organisation, User
 from api.services import api_decisions_set, service_account_create, token_prefix_of
 from audit.models import AuditEvent
-from delegations.lifecycle import services as lifecycle
+from delegations.lifecycle.starting import delegation_withdraw
 from delegations.models import CatalogRole, Delegation, PartnerLink
 from tests.api.test_api import problem
 
@@ -144,6 +144,6 @@ def test_the_lifecycle_takes_a_service_actor_of_the_partner_only(
 ) -> None:
     stranger = ServiceActor(account_id=uuid.uuid4(), name="other", organisation=company_a)
     with pytest.raises(PermissionDenied):
-        lifecycle.delegation_withdraw(delegation=requested, withdrawn_by=stranger)
+        delegation_withdraw(delegation=requested, withdrawn_by=stranger)
     requested.refresh_from_db()
     assert requested.status == Delegation.Status.REQUESTED

@@ -63,7 +63,7 @@ class History:
 
 def _second_owner(world: OwnerWorld) -> tuple[Organisation, User, Delegation]:
     """A foreign owner in the same database: its delegation and events are another tenant's."""
-    from delegations.lifecycle.services import delegation_offer
+    from delegations.lifecycle.starting import delegation_offer
     from tests.delegations.factories import (
         CatalogRoleFactory,
         CloudAccountFactory,

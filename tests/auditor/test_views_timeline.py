@@ -12,7 +12,7 @@ from audit.actions import AuditAction
 from audit.models import AuditEvent
 from auditor import views
 from delegations.lifecycle.drift import drift_record
-from delegations.lifecycle.services import delegation_offer
+from delegations.lifecycle.starting import delegation_offer
 from delegations.models import DriftFinding
 from tests.audit.conftest import record
 from tests.audit.history import (  # noqa: F401

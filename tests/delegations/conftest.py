@@ -9,7 +9,7 @@ import pytest
 
 from accounts.models import Membership, Organisation, User
 from delegations.catalog.partner_links import partner_link_create
-from delegations.lifecycle.services import delegation_request
+from delegations.lifecycle.starting import delegation_request
 from delegations.models import CatalogRole, CloudAccount, Delegation, PartnerLink
 
 # Cloud-account and catalogue fixtures against the real cloudsim (see that module).

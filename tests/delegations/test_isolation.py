@@ -15,7 +15,7 @@ from accounts.models import Membership, Organisation, User
 from delegations.catalog.partner_links import partner_link_create
 from delegations.fleet.services import fleet_request
 from delegations.lifecycle.drift import drift_record
-from delegations.lifecycle.services import delegation_request
+from delegations.lifecycle.starting import delegation_request
 from delegations.models import CatalogRole, Delegation, DriftFinding, FleetGrant, PartnerLink
 from tests.delegations.factories import CloudAccountFactory, PartnerAllowanceFactory
 from tests.personas import make_member, mark_reauthenticated_with_mfa

@@ -291,7 +291,7 @@ def test_no_message_carries_a_secret_a_credential_or_a_partner_link_code(
 def test_a_failed_apply_tells_both_sides_with_the_cloud_error_code(
     requested: Delegation, owner_admin: User, owner_admin_2: User, partner_admin: User
 ) -> None:
-    from delegations.lifecycle.services import delegation_mark_failed
+    from delegations.lifecycle.automatic import delegation_mark_failed
 
     delegation_approve(delegation=requested, approved_by=owner_admin, with_mfa=True)
     delegation_mark_failed(
@@ -309,7 +309,7 @@ def test_a_failed_apply_tells_both_sides_with_the_cloud_error_code(
 def test_a_withdrawn_request_tells_the_owner_s_approvers(
     requested: Delegation, owner_admin: User, partner_admin: User
 ) -> None:
-    from delegations.lifecycle.services import delegation_withdraw
+    from delegations.lifecycle.starting import delegation_withdraw
 
     delegation_withdraw(delegation=requested, withdrawn_by=partner_admin)
     assert owner_admin.email in emailed("delegation.withdrawn")

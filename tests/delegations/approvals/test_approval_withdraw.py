@@ -18,11 +18,11 @@ from accounts.models import Membership, Organisation, User
 from audit.models import AuditEvent
 from delegations.approvals.services import approval_rule_set
 from delegations.lifecycle.services import (
-    DelegationConflict,
     delegation_approval_withdraw,
     delegation_approve,
     delegation_reject,
 )
+from delegations.lifecycle.transitions import DelegationConflict
 from delegations.models import (
     ApprovalRule,
     CatalogRole,

@@ -10,8 +10,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import User
+from delegations.lifecycle.automatic import delegation_mark_active
 from delegations.lifecycle.extensions import extension_request
-from delegations.lifecycle.services import delegation_approve, delegation_mark_active
+from delegations.lifecycle.services import delegation_approve
 from delegations.models import Delegation, DelegationExtension
 from tests.delegations.lifecycle.test_views import with_mfa
 

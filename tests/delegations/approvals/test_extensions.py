@@ -12,17 +12,14 @@ from django.utils import timezone
 from accounts.models import Membership, Organisation, User
 from audit.models import AuditEvent
 from delegations.approvals.services import approval_rule_set, approver_group_create
+from delegations.lifecycle.automatic import delegation_mark_active, delegations_expire_due
 from delegations.lifecycle.extensions import (
     extension_approve,
     extension_reject,
     extension_request,
 )
-from delegations.lifecycle.services import (
-    DelegationConflict,
-    delegation_approve,
-    delegation_mark_active,
-    delegations_expire_due,
-)
+from delegations.lifecycle.services import delegation_approve
+from delegations.lifecycle.transitions import DelegationConflict
 from delegations.models import (
     CatalogRole,
     Delegation,

@@ -15,17 +15,19 @@ from django.utils import timezone
 from accounts.models import Membership, Organisation, User
 from audit.models import AuditEvent
 from delegations.approvals.services import approval_rule_set, approver_group_create
-from delegations.lifecycle.extensions import extension_approve, extension_request
-from delegations.lifecycle.services import (
-    DelegationConflict,
-    delegation_approval_withdraw,
-    delegation_approve,
+from delegations.lifecycle.automatic import (
     delegation_expire,
     delegation_mark_active,
     delegation_mark_revoked,
+)
+from delegations.lifecycle.extensions import extension_approve, extension_request
+from delegations.lifecycle.services import (
+    delegation_approval_withdraw,
+    delegation_approve,
     delegation_reject,
     delegation_revoke,
 )
+from delegations.lifecycle.transitions import DelegationConflict
 from delegations.models import (
     ApprovalRule,
     ApproverGroup,

@@ -14,13 +14,9 @@ from django.utils import timezone
 from accounts.models import User
 from audit.models import AuditEvent
 from delegations.approvals.services import approval_rule_set
-from delegations.lifecycle.services import (
-    START_LEAD,
-    delegation_approve,
-    delegation_revoke,
-    delegations_expire_due,
-    delegations_start_due,
-)
+from delegations.lifecycle.automatic import delegations_expire_due, delegations_start_due
+from delegations.lifecycle.services import delegation_approve, delegation_revoke
+from delegations.lifecycle.transitions import START_LEAD
 from delegations.models import Delegation, OutboxMessage
 from tests.delegations.lifecycle.test_views import with_mfa
 

@@ -23,7 +23,8 @@ from django.utils import timezone
 
 from accounts.models import Membership, Organisation, User
 from delegations.catalog.partner_links import partner_link_create
-from delegations.lifecycle.services import START_LEAD, delegations_start_due
+from delegations.lifecycle.automatic import delegations_start_due
+from delegations.lifecycle.transitions import START_LEAD
 from delegations.models import Delegation
 from tests.delegations.lifecycle.test_lifecycle_browser import (  # noqa: F401 - a fixture
     InProcessWorker,

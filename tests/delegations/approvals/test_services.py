@@ -17,14 +17,13 @@ from delegations.approvals.services import (
     approver_group_delete,
     approver_group_update,
 )
-from delegations.lifecycle.services import (
-    DelegationConflict,
-    delegation_approve,
+from delegations.lifecycle.services import delegation_approve, delegation_reject
+from delegations.lifecycle.starting import (
     delegation_auto_approve,
     delegation_offer,
-    delegation_reject,
     delegation_withdraw,
 )
+from delegations.lifecycle.transitions import DelegationConflict
 from delegations.models import (
     ApprovalRule,
     ApproverGroup,

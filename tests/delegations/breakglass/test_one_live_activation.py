@@ -19,7 +19,7 @@ from delegations.breakglass.services import (
     break_glass_revoke,
     break_glass_role_set,
 )
-from delegations.lifecycle.services import delegation_mark_active, delegations_expire_due
+from delegations.lifecycle.automatic import delegation_mark_active, delegations_expire_due
 from delegations.models import BreakGlassActivation, BreakGlassRole, CatalogRole, Delegation
 from tests.delegations.lifecycle.test_views import with_mfa
 from tests.personas import make_member

@@ -18,7 +18,8 @@ from django.utils import timezone
 
 from accounts.models import Membership, Organisation, User
 from delegations.breakglass.services import break_glass_role_set
-from delegations.lifecycle.services import delegation_approve, delegation_mark_active
+from delegations.lifecycle.automatic import delegation_mark_active
+from delegations.lifecycle.services import delegation_approve
 from delegations.models import (
     BreakGlassActivation,
     CatalogRole,

@@ -21,7 +21,8 @@ from delegations.breakglass.services import (
     break_glass_sweep,
 )
 from delegations.inbox.selectors import inbox_for
-from delegations.lifecycle.services import DelegationConflict, delegation_mark_active
+from delegations.lifecycle.automatic import delegation_mark_active
+from delegations.lifecycle.transitions import DelegationConflict
 from delegations.models import (
     BreakGlassActivation,
     BreakGlassRole,

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from accounts.models import Organisation, User
 from audit.models import AuditEvent
 from delegations.catalog.allow_list import partner_allowance_add, partner_allowance_remove
-from delegations.lifecycle.services import delegation_request
+from delegations.lifecycle.starting import delegation_request
 from delegations.models import Delegation, PartnerAllowance
 from tests.delegations.factories import CloudAccountFactory, DelegationFactory
 

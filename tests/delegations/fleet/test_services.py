@@ -17,6 +17,15 @@ from audit.models import AuditEvent
 from delegations.fleet import selectors as fleet_selectors
 from delegations.fleet import services as fleet
 from delegations.lifecycle import services as lifecycle
+from delegations.lifecycle.automatic import (
+    delegation_mark_active,
+    delegation_mark_applying,
+    delegation_mark_failed,
+    delegation_mark_revoked,
+    delegations_expire_due,
+    delegations_start_due,
+)
+from delegations.lifecycle.transitions import DelegationConflict
 from delegations.models import (
     CatalogRole,
     CloudAccount,
@@ -108,11 +117,11 @@ def events(grant: FleetGrant) -> list[str]:
 
 def work(member: Delegation, *, ok: bool) -> None:
     """The worker's outcome for one account: active, or failed with the cloud's error."""
-    lifecycle.delegation_mark_applying(delegation=member)
+    delegation_mark_applying(delegation=member)
     if ok:
-        lifecycle.delegation_mark_active(delegation=member)
+        delegation_mark_active(delegation=member)
     else:
-        lifecycle.delegation_mark_failed(
+        delegation_mark_failed(
             delegation=member,
             error_code="EntityAlreadyExists.Role",
             error_message="The role exists and is not the portal's.",
@@ -152,7 +161,7 @@ def test_approve_once_applies_at_most_concurrency_accounts(
     again = fleet.fleet_approve(fleet=grant, approved_by=owner_admin, with_mfa=True)
     assert not again.changed
     # The scheduler does not start a fleet's waiting accounts on its own.
-    assert lifecycle.delegations_start_due() == 0
+    assert delegations_start_due() == 0
 
     first = members(grant)[0]
     work(first, ok=True)
@@ -310,7 +319,7 @@ def test_expiry_ends_every_account(
     grant = make_fleet(ends_at=ends, concurrency=1)
     fleet.fleet_approve(fleet=grant, approved_by=owner_admin, with_mfa=True)
     work(members(grant)[0], ok=True)
-    assert lifecycle.delegations_expire_due(now=ends + dt.timedelta(seconds=1)) == 4
+    assert delegations_expire_due(now=ends + dt.timedelta(seconds=1)) == 4
     assert statuses(grant) == [Status.REVOKING, Status.EXPIRED, Status.EXPIRED, Status.EXPIRED]
 
 
@@ -331,7 +340,7 @@ def test_a_run_whose_end_passes_while_accounts_wait_finishes_once_they_end(
     grant = make_fleet(concurrency=1, ends_at=timezone.now() + dt.timedelta(hours=2))
     fleet.fleet_approve(fleet=grant, approved_by=owner_admin, with_mfa=True)
     first = members(grant)[0]
-    lifecycle.delegation_mark_applying(delegation=first)
+    delegation_mark_applying(delegation=first)
     # The end passes while the first account is applying; the worker activates it before
     # the expiry pass (once a minute) runs, and the fleet's advance follows: no account may
     # start after the end, so none is counted as started.
@@ -339,14 +348,14 @@ def test_a_run_whose_end_passes_while_accounts_wait_finishes_once_they_end(
         starts_at=timezone.now() - dt.timedelta(hours=3),
         ends_at=timezone.now() - dt.timedelta(seconds=5),
     )
-    lifecycle.delegation_mark_active(delegation=first)
+    delegation_mark_active(delegation=first)
     advance_as_the_worker()
     assert statuses(grant) == [Status.ACTIVE] + [Status.SCHEDULED] * 3
     grant.refresh_from_db()
     assert grant.run_finished_at is None
 
     if ending == "expiry":
-        lifecycle.delegations_expire_due()
+        delegations_expire_due()
         ended = Status.EXPIRED
     else:
         fleet.fleet_revoke(fleet=grant, revoked_by=owner_admin, reason="Patching is over")
@@ -505,9 +514,9 @@ def test_an_account_of_a_fleet_is_never_decided_alone(
 ) -> None:
     grant = make_fleet()
     first = members(grant)[0]
-    with pytest.raises(lifecycle.DelegationConflict):
+    with pytest.raises(DelegationConflict):
         lifecycle.delegation_approve(delegation=first, approved_by=owner_admin, with_mfa=True)
-    with pytest.raises(lifecycle.DelegationConflict):
+    with pytest.raises(DelegationConflict):
         lifecycle.delegation_reject(delegation=first, rejected_by=owner_admin, reason="no")
     assert statuses(grant) == [Status.REQUESTED] * 4
 
@@ -616,10 +625,10 @@ def test_a_fleets_end_is_told_once_for_the_fleet_not_once_per_account(
     warning = Delivery.objects.filter(event="delegation.expiring").first()
     assert warning is not None and "4 accounts" in warning.content["title"]
 
-    assert lifecycle.delegations_expire_due(now=ends + dt.timedelta(seconds=1)) == 4
+    assert delegations_expire_due(now=ends + dt.timedelta(seconds=1)) == 4
     for member in members(grant):
         if member.status == Status.REVOKING:
-            lifecycle.delegation_mark_revoked(delegation=member)
+            delegation_mark_revoked(delegation=member)
     assert set(statuses(grant)) == {Status.EXPIRED}
     assert sorted(told("delegation.expired")) == sorted(admins)
     ended = Delivery.objects.filter(event="delegation.expired").first()

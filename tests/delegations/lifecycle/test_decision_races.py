@@ -13,14 +13,10 @@ from django.db import connection
 
 from accounts.models import User
 from audit.models import AuditEvent
-from delegations.lifecycle.services import (
-    DelegationConflict,
-    delegation_approve,
-    delegation_mark_revoked,
-    delegation_reject,
-    delegation_revoke,
-    delegation_withdraw,
-)
+from delegations.lifecycle.automatic import delegation_mark_revoked
+from delegations.lifecycle.services import delegation_approve, delegation_reject, delegation_revoke
+from delegations.lifecycle.starting import delegation_withdraw
+from delegations.lifecycle.transitions import DelegationConflict
 from delegations.models import Delegation, OutboxMessage
 
 pytestmark = [

@@ -14,14 +14,11 @@ from accounts.models import Membership, User
 from audit.models import AuditEvent
 from delegations.catalog.partner_links import partner_link_create
 from delegations.catalog.services import catalog_policies_high_privilege
-from delegations.lifecycle import services as lifecycle
-from delegations.lifecycle.services import (
-    DelegationConflict,
-    delegation_approve,
-    delegation_mark_failed,
-    delegation_request,
-    delegation_retry,
-)
+from delegations.lifecycle import transitions
+from delegations.lifecycle.automatic import delegation_mark_failed
+from delegations.lifecycle.services import delegation_approve, delegation_retry
+from delegations.lifecycle.starting import delegation_request
+from delegations.lifecycle.transitions import DelegationConflict
 from delegations.models import Delegation, OutboxMessage
 from tests.delegations.lifecycle.test_views import with_mfa
 from tests.fixtures.worker import OwnerWorld
@@ -176,7 +173,7 @@ def test_a_role_edited_between_the_check_and_the_lock_is_a_conflict(
     world: OwnerWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     delegation = request_from_partner(world)
-    real = lifecycle._privilege_problem
+    real = transitions.privilege_problem
 
     def check_then_edit(*, catalog_role):
         answer = real(catalog_role=catalog_role)
@@ -185,7 +182,7 @@ def test_a_role_edited_between_the_check_and_the_lock_is_a_conflict(
         )
         return answer
 
-    monkeypatch.setattr(lifecycle, "_privilege_problem", check_then_edit)
+    monkeypatch.setattr(transitions, "privilege_problem", check_then_edit)
     with pytest.raises(DelegationConflict, match="was edited while you were deciding"):
         delegation_approve(delegation=delegation, approved_by=world.admin, with_mfa=True)
     assert Delegation.objects.get(pk=delegation.pk).status == S.REQUESTED

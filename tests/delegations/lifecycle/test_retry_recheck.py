@@ -15,13 +15,8 @@ from django.urls import reverse
 from accounts.models import Organisation, User
 from audit.models import AuditEvent
 from delegations.catalog.services import catalog_role_deactivate
-from delegations.lifecycle.services import (
-    delegation_approve,
-    delegation_mark_applying,
-    delegation_mark_failed,
-    delegation_retry,
-    delegation_revoke,
-)
+from delegations.lifecycle.automatic import delegation_mark_applying, delegation_mark_failed
+from delegations.lifecycle.services import delegation_approve, delegation_retry, delegation_revoke
 from delegations.models import (
     CatalogRole,
     CloudAccount,

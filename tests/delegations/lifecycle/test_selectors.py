@@ -7,12 +7,8 @@ from django.utils import timezone
 from accounts.models import Organisation, User
 from cloud import policies
 from delegations.lifecycle import selectors
-from delegations.lifecycle.services import (
-    delegation_approve,
-    delegation_mark_active,
-    delegation_mark_revoked,
-    delegation_revoke,
-)
+from delegations.lifecycle.automatic import delegation_mark_active, delegation_mark_revoked
+from delegations.lifecycle.services import delegation_approve, delegation_revoke
 from delegations.models import CatalogRole, Delegation, ManagedRole
 
 pytestmark = pytest.mark.django_db

@@ -7,12 +7,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 
 from accounts.models import User
 from audit.models import AuditEvent
+from delegations.lifecycle.automatic import delegation_mark_active
 from delegations.lifecycle.drift import drift_clear, drift_record, drift_resolve
-from delegations.lifecycle.services import (
-    DelegationConflict,
-    delegation_approve,
-    delegation_mark_active,
-)
+from delegations.lifecycle.services import delegation_approve
+from delegations.lifecycle.transitions import DelegationConflict
 from delegations.models import Delegation, DriftFinding, ManagedRole, OutboxMessage
 
 pytestmark = pytest.mark.django_db

@@ -11,20 +11,21 @@ from django.utils import timezone
 from accounts.models import Membership, Organisation, User
 from audit.models import AuditEvent
 from delegations.catalog.partner_links import partner_link_revoke
-from delegations.lifecycle.services import (
-    DelegationConflict,
-    IllegalTransition,
-    delegation_approve,
+from delegations.lifecycle.automatic import (
     delegation_mark_active,
     delegation_mark_applying,
     delegation_mark_failed,
     delegation_mark_revoked,
-    delegation_offer,
+    delegations_expire_due,
+)
+from delegations.lifecycle.services import (
+    delegation_approve,
     delegation_reject,
     delegation_retry,
     delegation_revoke,
-    delegations_expire_due,
 )
+from delegations.lifecycle.starting import delegation_offer
+from delegations.lifecycle.transitions import DelegationConflict, IllegalTransition
 from delegations.models import (
     ALLOWED_TRANSITIONS,
     CatalogRole,
@@ -634,12 +635,12 @@ def test_the_worker_cannot_activate_or_revoke_from_elsewhere(
 def test_audit_failure_rolls_the_transition_back(
     requested: Delegation, owner_admin: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from delegations.lifecycle import services as lifecycle
+    from delegations.lifecycle import transitions
 
     def broken(**kwargs: object) -> None:
         raise RuntimeError("audit store down")
 
-    monkeypatch.setattr(lifecycle, "audit_record", broken)
+    monkeypatch.setattr(transitions, "audit_record", broken)
     with pytest.raises(RuntimeError):
         delegation_approve(delegation=requested, approved_by=owner_admin, with_mfa=True)
     requested.refresh_from_db()

@@ -9,7 +9,7 @@ from accounts.models import Organisation, User
 from delegations.breakglass import selectors as breakglass_selectors
 from delegations.breakglass.services import break_glass_role_set
 from delegations.lifecycle import selectors
-from delegations.lifecycle.services import delegation_offer
+from delegations.lifecycle.starting import delegation_offer
 from delegations.models import BreakGlassRole, CatalogRole, Delegation
 from tests.delegations.factories import PartnerAllowanceFactory
 from tests.factories import unconfirmed_signup

@@ -11,14 +11,13 @@ from django.utils import timezone
 
 from accounts.models import Membership, Organisation, User
 from audit.models import AuditEvent
-from delegations.lifecycle.drift import drift_record
-from delegations.lifecycle.services import (
-    delegation_approve,
+from delegations.lifecycle.automatic import (
     delegation_mark_active,
     delegation_mark_applying,
     delegation_mark_failed,
-    delegation_revoke,
 )
+from delegations.lifecycle.drift import drift_record
+from delegations.lifecycle.services import delegation_approve, delegation_revoke
 from delegations.models import (
     CatalogRole,
     Delegation,

@@ -10,15 +10,10 @@ from django.urls import reverse
 
 from accounts.models import Membership, Organisation, User
 from audit.models import AuditEvent
-from delegations.lifecycle.services import (
-    DelegationConflict,
-    IllegalTransition,
-    delegation_approve,
-    delegation_mark_active,
-    delegation_mark_applying,
-    delegation_reject,
-    delegation_withdraw,
-)
+from delegations.lifecycle.automatic import delegation_mark_active, delegation_mark_applying
+from delegations.lifecycle.services import delegation_approve, delegation_reject
+from delegations.lifecycle.starting import delegation_withdraw
+from delegations.lifecycle.transitions import DelegationConflict, IllegalTransition
 from delegations.models import ALLOWED_TRANSITIONS, FINAL_STATUSES, Delegation, OutboxMessage
 from tests.delegations.lifecycle.test_views import with_mfa
 from tests.personas import make_member

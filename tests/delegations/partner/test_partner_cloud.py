@@ -147,7 +147,7 @@ def test_a_policy_with_older_versions_is_deleted_once_nothing_is_wanted(
     partner_world: PartnerWorld,
 ) -> None:
     from delegations.catalog.services import catalog_role_create
-    from delegations.lifecycle.services import delegation_offer
+    from delegations.lifecycle.starting import delegation_offer
 
     world = partner_world
     root = world.partner_root()

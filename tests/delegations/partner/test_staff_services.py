@@ -255,7 +255,7 @@ def test_becoming_active_and_being_revoked_ask_for_the_partner_grants(
 
 
 def test_expiry_takes_the_grants_away(partner_world: PartnerWorld) -> None:
-    from delegations.lifecycle.services import delegation_expire
+    from delegations.lifecycle.automatic import delegation_expire
 
     world = partner_world
     delegation = world.active_delegation(ends_at=timezone.now() + dt.timedelta(hours=1))

@@ -8,7 +8,8 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import Organisation, User
-from delegations.lifecycle.services import delegation_approve, delegation_mark_active
+from delegations.lifecycle.automatic import delegation_mark_active
+from delegations.lifecycle.services import delegation_approve
 from delegations.models import Delegation, ReviewOutcome, ReviewSchedule, StaffAssignment
 from delegations.reviews.services import review_schedule_set
 

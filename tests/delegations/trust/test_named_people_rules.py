@@ -19,7 +19,7 @@ from accounts.models import Membership, Organisation, User
 from audit.models import AuditEvent
 from delegations.approvals.services import approver_group_create
 from delegations.lifecycle.named_people import trusted_person_decide
-from delegations.lifecycle.services import delegation_offer
+from delegations.lifecycle.starting import delegation_offer
 from delegations.models import (
     CatalogRole,
     Delegation,

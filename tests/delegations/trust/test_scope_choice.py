@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ValidationError
 
-from delegations.lifecycle.services import delegation_approve, delegation_offer, delegation_request
+from delegations.lifecycle.services import delegation_approve
+from delegations.lifecycle.starting import delegation_offer, delegation_request
 from delegations.models import Delegation, TrustScope
 from tests.fixtures.partner import PartnerWorld
 

@@ -12,11 +12,8 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from delegations.lifecycle.services import (
-    delegations_lock_for_worker,
-    delegations_mark_many,
-    delegations_mark_many_prepare,
-)
+from delegations.lifecycle.automatic import delegations_mark_many, delegations_mark_many_prepare
+from delegations.lifecycle.transitions import delegations_lock_for_worker
 from delegations.models import Delegation
 from delegations.notices import transitions as notices
 from delegations.worker import owner_role

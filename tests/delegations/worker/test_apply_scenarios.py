@@ -8,7 +8,8 @@ from cloud import policies
 from cloud.client import CloudClient, CloudCredentials
 from cloud.errors import CloudError
 from delegations.catalog.partner_links import partner_link_create
-from delegations.lifecycle.services import delegation_approve, delegation_request, delegation_retry
+from delegations.lifecycle.services import delegation_approve, delegation_retry
+from delegations.lifecycle.starting import delegation_request
 from delegations.models import CloudCall, Delegation, DriftFinding
 from delegations.worker.engine import ReconcileOutcome
 from tests.fixtures.worker import build_owner_world, random_uid

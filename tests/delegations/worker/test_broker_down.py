@@ -26,11 +26,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import User
-from delegations.lifecycle.services import (
-    delegation_approve,
-    delegation_mark_active,
-    delegation_mark_applying,
-)
+from delegations.lifecycle.automatic import delegation_mark_active, delegation_mark_applying
+from delegations.lifecycle.services import delegation_approve
 from delegations.models import Delegation, OutboxMessage
 from delegations.outbox import RUN_OUTBOX_MESSAGE, outbox_republish_due
 from portal.celery import app

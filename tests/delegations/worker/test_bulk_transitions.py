@@ -53,7 +53,7 @@ def test_the_lock_loads_a_roles_shared_rows_once_for_all_its_partners(owner_worl
     reads each once (not joined into every row), and every row has them without a query."""
     from django.db import transaction
 
-    from delegations.lifecycle.services import delegations_lock_for_worker
+    from delegations.lifecycle.transitions import delegations_lock_for_worker
 
     ids = {owner_world.offer().pk for _ in range(2)}
     with transaction.atomic(), CaptureQueriesContext(connection) as two:

@@ -29,7 +29,7 @@ import django
 django.setup()
 from django.db import transaction
 from accounts.models import Membership, Organisation, User
-from delegations.lifecycle.services import delegation_offer
+from delegations.lifecycle.starting import delegation_offer
 from delegations.lifecycle.services import delegation_revoke
 from delegations.models import Delegation, PartnerAllowance
 from delegations.catalog.services import catalog_role_create

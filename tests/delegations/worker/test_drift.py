@@ -307,7 +307,7 @@ def test_expiry_ends_access_as_expired_not_revoked(owner_world) -> None:
     owner_world.reconcile()
     assert owner_world.status(timed) == Status.ACTIVE
 
-    from delegations.lifecycle.services import delegations_expire_due
+    from delegations.lifecycle.automatic import delegations_expire_due
 
     assert delegations_expire_due(now=ends_at + dt.timedelta(seconds=1)) == 1
     owner_world.reconcile()

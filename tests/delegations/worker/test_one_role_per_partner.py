@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from delegations.catalog.services import catalog_role_update
-from delegations.lifecycle.services import managed_role_for_catalog_role
+from delegations.lifecycle.transitions import managed_role_for_catalog_role
 from delegations.models import Delegation, ManagedRole, OutboxMessage
 from delegations.role_state import partner_role_name
 from delegations.worker.engine import ReconcileOutcome
