@@ -8,7 +8,15 @@ Receivers run synchronously inside the sender's transaction (`Signal.send`, not
 `send_robust`): one that raises rolls the whole change back, audit events included.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.core.exceptions import ValidationError
 from django.dispatch import Signal
+
+if TYPE_CHECKING:
+    from accounts.models import Membership, User
 
 # Sent by `accounts.services.membership_remove` after it locked the membership and before it
 # writes its own audit event and deletes the row. Keyword arguments: `membership` (the locked
@@ -19,3 +27,23 @@ member_removed = Signal()
 # are written, inside the same transaction. Keyword arguments: `invitation` (the new
 # `Invitation`) and `invited_by` (the acting `User`).
 member_invited = Signal()
+
+# Sent by `accounts.services.membership_remove` and `membership_change_role` when an admin is
+# about to be removed or to stop being an admin, under the organisation's row lock, before
+# anything is written. Keyword arguments: `membership` (the locked `Membership`, still an
+# admin) and `changed_by` (the acting `User`). A receiver refuses the change by raising
+# `ValidationError` (an approver the approval rules cannot do without); accounts rolls the
+# change back, audits the refusal and raises `AdminStillNeeded`.
+admin_leaving = Signal()
+
+
+class AdminStillNeeded(ValidationError):
+    """An admin's removal or demotion that an app above accounts refused."""
+
+
+def admin_leaving_announce(*, membership: Membership, changed_by: User) -> None:
+    """Let the apps above refuse the removal or demotion of `membership`, an admin's."""
+    try:
+        admin_leaving.send(sender=type(membership), membership=membership, changed_by=changed_by)
+    except ValidationError as refusal:
+        raise AdminStillNeeded(refusal.messages) from refusal

@@ -34,7 +34,7 @@ from accounts.models import (
     validate_time_zone,
 )
 from audit.actions import AuditAction
-from audit.services import audit_record
+from audit.services import audit_record, audit_refusal
 from core.db import conflict_as_validation_error
 
 logger = logging.getLogger(__name__)
@@ -252,8 +252,22 @@ def _other_admins_exist(*, organisation: Organisation, excluding: Membership) ->
     )
 
 
-@transaction.atomic
 def membership_change_role(*, membership: Membership, role: str, changed_by: User) -> Membership:
+    try:
+        return _change_role(membership=membership, role=role, changed_by=changed_by)
+    except hooks.AdminStillNeeded as refusal:
+        _audit_admin_still_needed(
+            refusal,
+            action=AuditAction.MEMBER_ROLE_CHANGE_DENIED,
+            membership=membership,
+            by=changed_by,
+            after={"role": role},
+        )
+        raise
+
+
+@transaction.atomic
+def _change_role(*, membership: Membership, role: str, changed_by: User) -> Membership:
     organisation = _lock_organisation(membership.organisation)
     membership = Membership.objects.select_for_update().get(pk=membership.pk)
     _validate_role(organisation=organisation, role=role)
@@ -265,6 +279,8 @@ def membership_change_role(*, membership: Membership, role: str, changed_by: Use
         raise ValidationError(
             {"role": _("This is the organisation's only admin. Make someone else admin first.")}
         )
+    if membership.role == Membership.Role.ADMIN:
+        hooks.admin_leaving_announce(membership=membership, changed_by=changed_by)
     before = {"role": membership.role}
     membership.role = role
     membership.save(update_fields=["role"])
@@ -278,6 +294,27 @@ def membership_change_role(*, membership: Membership, role: str, changed_by: Use
         after={"role": role},
     )
     return membership
+
+
+def _audit_admin_still_needed(
+    refusal: hooks.AdminStillNeeded,
+    *,
+    action: AuditAction,
+    membership: Membership,
+    by: User,
+    after: dict | None,
+) -> None:
+    """Record the refusal once the change is rolled back, so that the event survives it."""
+    audit_refusal(
+        because=" ".join(refusal.messages),
+        action=action,
+        actor=by,
+        organisation=membership.organisation,
+        target=membership,
+        target_label=membership.user.email,
+        before={"role": Membership.Role.ADMIN},
+        after=after,
+    )
 
 
 def user_sessions_end(*, user: User) -> int:
@@ -308,13 +345,27 @@ def user_session_end(*, session: UserSession, ended_by: User) -> bool:
     return True
 
 
-@transaction.atomic
 def membership_remove(*, membership: Membership, removed_by: User) -> None:
     """Remove a person from an organisation and end their sessions at once.
 
     Their other memberships stay; they sign in again to use those. Access to this organisation
     is gone even for a request already in flight, because every request re-reads membership.
     """
+    try:
+        _remove(membership=membership, removed_by=removed_by)
+    except hooks.AdminStillNeeded as refusal:
+        _audit_admin_still_needed(
+            refusal,
+            action=AuditAction.MEMBER_REMOVE_DENIED,
+            membership=membership,
+            by=removed_by,
+            after=None,
+        )
+        raise
+
+
+@transaction.atomic
+def _remove(*, membership: Membership, removed_by: User) -> None:
     organisation = _lock_organisation(membership.organisation)
     membership = Membership.objects.select_for_update().select_related("user").get(pk=membership.pk)
     if membership.role == Membership.Role.ADMIN and not _other_admins_exist(
@@ -326,6 +377,8 @@ def membership_remove(*, membership: Membership, removed_by: User) -> None:
                 "them."
             )
         )
+    if membership.role == Membership.Role.ADMIN:
+        hooks.admin_leaving_announce(membership=membership, changed_by=removed_by)
     user = membership.user
     # A partner's staff member loses their delegations, credentials-URI keys and RAM user link
     # in this transaction (before the audit chain head is taken: see delegations.partner),

@@ -85,6 +85,22 @@ class AuditAction(InfoEnum):
         "member.removed",
         ActionInfo(_OTHER, "A person stopped being a member of an organisation."),
     )
+    MEMBER_REMOVE_DENIED = (
+        "member.remove_denied",
+        ActionInfo(
+            Category.DENIED,
+            "Removing an admin was refused: the approval rules need them to reach a quorum.",
+            title=_("{actor} tried to remove {target_label} and was refused"),
+        ),
+    )
+    MEMBER_ROLE_CHANGE_DENIED = (
+        "member.role_change_denied",
+        ActionInfo(
+            Category.DENIED,
+            "Demoting an admin was refused: the approval rules need them to reach a quorum.",
+            title=_("{actor} tried to change the role of {target_label} and was refused"),
+        ),
+    )
     INVITATION_SENT = (
         "invitation.sent",
         ActionInfo(_OTHER, "An administrator invited someone to join."),

@@ -1,8 +1,8 @@
 """What every process of the portal connects and registers once Django has loaded the apps
 (`DelegationsConfig.ready` imports this module, because the receivers need the models)."""
 
-from accounts.hooks import member_invited, member_removed
-from delegations.partner.receivers import on_member_invited, on_member_removed
+from accounts.hooks import admin_leaving, member_invited, member_removed
+from delegations.partner.receivers import on_admin_leaving, on_member_invited, on_member_removed
 
 # The worker's stored sentences (core.i18n.stored_message) are read on pages, where nothing
 # else imports the worker: importing its modules registers them in every process.
@@ -11,4 +11,5 @@ from delegations.worker import engine, partner_policy  # noqa: F401
 
 def connect_receivers() -> None:
     member_removed.connect(on_member_removed, dispatch_uid="delegations.partner.member_removed")
+    admin_leaving.connect(on_admin_leaving, dispatch_uid="delegations.approvals.admin_leaving")
     member_invited.connect(on_member_invited, dispatch_uid="delegations.member_invited")

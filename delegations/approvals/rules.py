@@ -155,6 +155,11 @@ class DeciderPool:
             groups[group_id] = cover
         return replace(self, groups=groups)
 
+    def without_admin(self, user_id: object) -> DeciderPool:
+        """The pool once `user_id` is no longer an owner admin (removed, or given another
+        role): their groups keep them as a member, but they decide nothing any more."""
+        return replace(self, admin_ids=self.admin_ids - {user_id})
+
 
 @dataclass(frozen=True)
 class Shortfall:

@@ -299,9 +299,28 @@ def _check_quorums_kept(*, owner: Organisation, group_id: object, cover: GroupCo
     made = shortfalls_made(
         before, before.with_group(group_id, cover), selectors.quorums_by_role(owner=owner)
     )
-    if not made:
+    if made:
+        _refuse_shortfall(made[0])
+
+
+def owner_admin_leaving_validate(*, owner: Organisation, user: User) -> None:
+    """Refuse `user` leaving `owner`'s admins (removed from it, or given another role) when
+    that would leave some role's requests, from some partner, with fewer people who could
+    decide them than the role's quorum, as a change of the groups would be. Under the owner's
+    rules lock, so a change of the groups or quorums made at the same moment sees it."""
+    if not owner.is_owner:
         return
-    shortfall = made[0]
+    _lock_rules(owner)
+    before = selectors.decider_pool(owner=owner)
+    made = shortfalls_made(
+        before, before.without_admin(user.pk), selectors.quorums_by_role(owner=owner)
+    )
+    if made:
+        # A partner by name says more than "partners without an approver group of their own".
+        _refuse_shortfall(min(made, key=lambda found: (found.possible, found.allowance_id is None)))
+
+
+def _refuse_shortfall(shortfall: Shortfall) -> None:
     names = {
         "possible": shortfall.possible,
         "role": CatalogRole.objects.get(pk=shortfall.catalog_role_id).role_name,

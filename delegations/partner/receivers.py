@@ -4,6 +4,7 @@
 from typing import Any
 
 from accounts.models import Invitation, Membership, User
+from delegations.approvals.services import owner_admin_leaving_validate
 from delegations.partner.services import staff_member_removed
 from notifications.people import member_invited_notify, member_removed_notify
 
@@ -14,6 +15,12 @@ def on_member_removed(
     staff_member_removed(membership=membership, removed_by=removed_by)
     # accounts cannot call notifications (it sits below): the one receiver tells them too.
     member_removed_notify(membership=membership, removed_by=removed_by)
+
+
+def on_admin_leaving(
+    sender: type[Membership], *, membership: Membership, changed_by: User, **kwargs: Any
+) -> None:
+    owner_admin_leaving_validate(owner=membership.organisation, user=membership.user)
 
 
 def on_member_invited(
