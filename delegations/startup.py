@@ -2,6 +2,10 @@
 (`DelegationsConfig.ready` imports this module, because the receivers need the models)."""
 
 from accounts.hooks import admin_leaving, member_invited, member_removed
+
+# The trust page asks the lifecycle who decides on named people (the approval rules' answer),
+# through the reader `lifecycle.named_people` registers when it is imported.
+from delegations.lifecycle import named_people  # noqa: F401
 from delegations.partner.receivers import on_admin_leaving, on_member_invited, on_member_removed
 
 # The worker's stored sentences (core.i18n.stored_message) are read on pages, where nothing

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.db.models import Prefetch, Q, QuerySet
 
@@ -137,6 +137,19 @@ def candidates(*, delegation: Delegation, user_ids: Iterable[object]) -> list[Ca
 def candidate(*, delegation: Delegation, user: User) -> Candidate:
     """`user` as the rules see them for `delegation`."""
     return candidates(delegation=delegation, user_ids=[user.pk])[0]
+
+
+def proposal_deciders(*, delegation: Delegation) -> list[User]:
+    """The owner admins who may decide on what the partner proposes for `delegation` (a named
+    person) under the rules in force now, for pages that tell the others who can."""
+    rules = rules_in_force(delegation=delegation)
+    admins = list(owner_admins(owner=delegation.owner))
+    seen = candidates(delegation=delegation, user_ids=[admin.pk for admin in admins])
+    return [
+        admin
+        for admin, candidate in zip(admins, seen, strict=True)
+        if decision_refusal(rules, replace(candidate, is_requester=False)) is None
+    ]
 
 
 def approval_tally(*, delegation: Delegation, rules: RulesInForce) -> Tally:

@@ -19,10 +19,12 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils.translation import gettext
 
 from accounts.models import User
+from delegations.approvals.selectors import proposal_deciders
 from delegations.approvals.services import proposal_decision_refusal
 from delegations.lifecycle.transitions import grant_precheck, grant_recheck
 from delegations.models import Delegation, TrustedPerson
 from delegations.trust import services as trust_services
+from delegations.trust.selectors import PeopleDeciding, people_deciding_register
 
 
 def trusted_person_decide(
@@ -83,3 +85,16 @@ def trusted_person_decide(
         reason=reason,
         decider_check=decider_check,
     )
+
+
+def people_deciding(delegation: Delegation, user: User) -> PeopleDeciding:
+    """Whether `user` may decide on the people proposed for `delegation` (the trust page then
+    offers Approve and Refuse) and, when not, who may (the page says so instead)."""
+    refusal = proposal_decision_refusal(delegation=delegation, user=user, proposed_by_id=None)
+    if refusal is None:
+        return PeopleDeciding(refusal=None)
+    deciders = proposal_deciders(delegation=delegation)
+    return PeopleDeciding(refusal=refusal, deciders=tuple(person.email for person in deciders))
+
+
+people_deciding_register(people_deciding)

@@ -4,6 +4,7 @@ person of another organisation is a 404."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.db.models import Q
@@ -11,7 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from accounts.models import Organisation
+from accounts.models import Organisation, User
 from cloud import policies
 from core.web import get_or_404, parse_uuid
 from delegations.models import (
@@ -83,6 +84,34 @@ class TrustView:
     @property
     def not_named(self) -> list[NamedPersonRow]:
         return [row for row in self.rows if not row.is_named]
+
+    @property
+    def has_pending(self) -> bool:
+        return any(row.state == PENDING for row in self.rows)
+
+
+@dataclass(frozen=True)
+class PeopleDeciding:
+    """Whether the person reading a trust page may decide on the people proposed there
+    (`refusal` None) and, when not, why, and who may (`deciders`: their emails)."""
+
+    refusal: str | None
+    deciders: tuple[str, ...] = ()
+
+
+PeopleDecidingReader = Callable[[Delegation, User], PeopleDeciding]
+# Who decides on proposed people is for the approval rules to say, which this area sits beside
+# and cannot read: the lifecycle, which applies them to the decisions, registers the reader.
+_PEOPLE_DECIDING: list[PeopleDecidingReader] = []
+
+
+def people_deciding_register(reader: PeopleDecidingReader) -> None:
+    _PEOPLE_DECIDING[:] = [reader]
+
+
+def people_deciding(*, delegation: Delegation, user: User) -> PeopleDeciding:
+    """`PeopleDeciding` for `user` on `delegation`, as the registered reader says."""
+    return _PEOPLE_DECIDING[0](delegation, user)
 
 
 def trusted_person_get_for_organisation(

@@ -65,6 +65,12 @@ def _page(
         # Approve and Refuse are offered only while the access is asked for or granted.
         "people_decidable": services.trusted_person_decision_problem(delegation, approve=False)
         is None,
+        # Whether this owner admin may decide them, or who may (the approval rules).
+        "people_deciding": (
+            selectors.people_deciding(delegation=delegation, user=request.user)
+            if owner_admin
+            else None
+        ),
         "scope_form": forms.get("scope_form")
         or TrustScopeForm(
             initial={

@@ -225,3 +225,29 @@ def test_the_trust_page_offers_the_decision_only_while_it_can_be_made(
     body = client.get(page).content.decode()
     assert 'data-testid="approve-Alice"' not in body
     assert 'data-testid="reject-Alice"' not in body
+
+
+def test_the_trust_page_offers_the_decision_only_to_those_who_may_make_it(
+    named: TrustedPerson,
+    company_a: Organisation,
+    ecs_admin: CatalogRole,
+    owner_admin: User,
+    owner_admin_2: User,
+    login,
+) -> None:
+    approver_group_create(
+        owner=company_a,
+        created_by=owner_admin,
+        name="ECS approvers",
+        members=[owner_admin_2],
+        catalog_roles=[ecs_admin],
+    )
+    page_url = reverse("delegations:trust", args=[named.delegation_id])
+    outside = login(owner_admin).get(page_url).content.decode()
+    assert 'data-testid="approve-Alice"' not in outside
+    assert 'data-testid="reject-Alice"' not in outside
+    assert "Only members of ECS approvers" in outside
+    assert owner_admin_2.email in outside  # who may decide instead
+    inside = login(owner_admin_2).get(page_url).content.decode()
+    assert 'data-testid="approve-Alice"' in inside and 'data-testid="reject-Alice"' in inside
+    assert 'data-testid="people-deciders"' not in inside
