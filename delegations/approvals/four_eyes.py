@@ -361,6 +361,27 @@ def _apply_catalog(proposal: RuleProposal) -> None:
         allow_list.partner_allowance_remove(allowance=allowance, removed_by=author)
 
 
+def _second_admin_refusal(proposal: RuleProposal, user: User) -> str | None:
+    """Why `user` may not be the second admin of `proposal`, or None. A change of a catalogue
+    role that approver groups are attached to is confirmed by one of their members, as
+    deciding the role's requests is."""
+    if proposal.kind not in _CATALOG_ROLE_CHANGES:
+        return None
+    role = CatalogRole.objects.filter(
+        organisation=proposal.organisation, pk=proposal.target_id
+    ).first()
+    if role is None:
+        return None  # gone since: the proposal is outdated
+    rules = selectors.grant_rules(
+        owner_id=proposal.organisation_id, catalog_role_id=role.pk, partner_account_uid=None
+    )
+    if rules.approver_ids is None or user.pk in rules.approver_ids:
+        return None
+    return _(
+        "Only members of %(groups)s, the approver groups of %(role)s, may approve a change of it."
+    ) % {"groups": ", ".join(rules.group_names), "role": role.role_name}
+
+
 def rule_proposal_approve(*, proposal: RuleProposal, approved_by: User) -> RuleProposal:
     """A second owner admin approves a proposal: it takes effect now. Its author cannot, and
     nobody can once its target changed or went since it was written (it is outdated)."""
@@ -370,6 +391,10 @@ def rule_proposal_approve(*, proposal: RuleProposal, approved_by: User) -> RuleP
         reason = _("A proposal needs a second admin: its author cannot approve it.")
         _deny(current, approved_by, reason)
         raise PermissionDenied(reason)
+    refusal = _second_admin_refusal(current, approved_by)
+    if refusal is not None:
+        _deny(current, approved_by, refusal)
+        raise PermissionDenied(refusal)
     try:
         return _approve(current, approved_by)
     except ProposalOutdated:
@@ -396,6 +421,10 @@ def _approve(proposal: RuleProposal, approved_by: User) -> RuleProposal:
             )
         if proposal_is_outdated(locked):
             raise ProposalOutdated
+        # Again under the lock that changes of the groups take: one made meanwhile counts.
+        refusal = _second_admin_refusal(locked, approved_by)
+        if refusal is not None:
+            raise PermissionDenied(refusal)
         try:
             _apply(locked)
         except ObjectDoesNotExist as gone:

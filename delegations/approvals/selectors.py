@@ -64,25 +64,30 @@ def approval_rules_by_role(*, owner: Organisation) -> dict[object, ApprovalRule]
 
 
 def _groups_covering(
-    *, owner_id: uuid.UUID, catalog_role_id: uuid.UUID, partner_account_uid: str
+    *, owner_id: uuid.UUID, catalog_role_id: uuid.UUID, partner_account_uid: str | None
 ) -> list[ApproverGroup]:
-    allowances = PartnerAllowance.objects.filter(
-        organisation_id=owner_id, partner_account_uid=partner_account_uid
-    )
+    covering = Q(catalog_roles=catalog_role_id)
+    if partner_account_uid is not None:
+        covering |= Q(
+            partner_allowances__in=PartnerAllowance.objects.filter(
+                organisation_id=owner_id, partner_account_uid=partner_account_uid
+            )
+        )
     return list(
         ApproverGroup.objects.filter(organisation_id=owner_id)
-        .filter(Q(catalog_roles=catalog_role_id) | Q(partner_allowances__in=allowances))
+        .filter(covering)
         .distinct()
         .order_by("name")
     )
 
 
 def grant_rules(
-    *, owner_id: uuid.UUID, catalog_role_id: uuid.UUID, partner_account_uid: str
+    *, owner_id: uuid.UUID, catalog_role_id: uuid.UUID, partner_account_uid: str | None
 ) -> RulesInForce:
     """The approver groups and quorum a request of the owner's catalogue role from the partner
     account is decided under now (and what a grant made ahead of any request, an emergency
-    role, must meet)."""
+    role, must meet). `partner_account_uid` None: only the groups attached to the role itself,
+    which govern it for every partner (a second admin confirming a change of the role)."""
     rule = ApprovalRule.objects.filter(catalog_role_id=catalog_role_id).first()
     groups = _groups_covering(
         owner_id=owner_id, catalog_role_id=catalog_role_id, partner_account_uid=partner_account_uid
