@@ -6,7 +6,7 @@ Every capability whose changes four eyes covers asks `four_eyes_on` and, when it
 validates the change and writes a proposal here instead of making it; a second owner admin
 approves it through `approvals.four_eyes.rule_proposal_approve`, which applies it. Changes of
 the approval rules and of the catalogue (a role added, edited, deactivated or reactivated, the
-allow-list) are applied there directly; a capability above them
+accounts it is offered in, the allow-list) are applied there directly; a capability above them
 registers its applier with `proposal_applier_register` when its module loads.
 
 A proposal is written against its target as it is then: the diff its second admin reads says
@@ -161,6 +161,19 @@ def _catalog_role_state(proposal: RuleProposal) -> Any:
     )
 
 
+def _catalog_role_accounts_state(proposal: RuleProposal) -> Any:
+    role = CatalogRole.objects.filter(
+        organisation_id=proposal.organisation_id, pk=proposal.target_id
+    ).first()
+    if role is None:
+        return None
+    return {
+        "active": role.is_active,
+        "offered_in_all_accounts": role.offered_in_all_accounts,
+        "extra_accounts": _ids(role.extra_accounts),
+    }
+
+
 def _catalog_role_create_state(proposal: RuleProposal) -> Any:
     """A new role is written against the owner's primary account, its home, and a name free
     there: another primary account, or the name taken since (RAM names ignore case), and the
@@ -215,6 +228,7 @@ _TARGET_STATES: dict[str, Callable[[RuleProposal], Any]] = {
     Kind.CATALOG_ROLE_UPDATE: _catalog_role_state,
     Kind.CATALOG_ROLE_DEACTIVATE: _catalog_role_state,
     Kind.CATALOG_ROLE_REACTIVATE: _catalog_role_state,
+    Kind.CATALOG_ROLE_SET_ACCOUNTS: _catalog_role_accounts_state,
     Kind.ALLOWANCE_ADD: _no_target,
     Kind.ALLOWANCE_REMOVE: _allowance_state,
     Kind.BREAK_GLASS_SET: _break_glass_set_state,

@@ -30,6 +30,7 @@ from delegations.models import (
     ApprovalSettings,
     ApproverGroup,
     CatalogRole,
+    CloudAccount,
     PartnerAllowance,
     RuleProposal,
 )
@@ -303,7 +304,12 @@ def _apply(proposal: RuleProposal) -> None:
 
 # Proposals about a catalogue role already there, and all of the catalogue's.
 _CATALOG_ROLE_CHANGES = frozenset(
-    {Kind.CATALOG_ROLE_UPDATE, Kind.CATALOG_ROLE_DEACTIVATE, Kind.CATALOG_ROLE_REACTIVATE}
+    {
+        Kind.CATALOG_ROLE_UPDATE,
+        Kind.CATALOG_ROLE_DEACTIVATE,
+        Kind.CATALOG_ROLE_REACTIVATE,
+        Kind.CATALOG_ROLE_SET_ACCOUNTS,
+    }
 )
 _CATALOG_KINDS = _CATALOG_ROLE_CHANGES | {
     Kind.CATALOG_ROLE_CREATE,
@@ -345,6 +351,16 @@ def _apply_catalog(proposal: RuleProposal) -> None:
             catalog_services.catalog_role_deactivate(catalog_role=role, deactivated_by=author)
         elif proposal.kind == Kind.CATALOG_ROLE_REACTIVATE:
             catalog_services.catalog_role_reactivate(catalog_role=role, reactivated_by=author)
+        elif proposal.kind == Kind.CATALOG_ROLE_SET_ACCOUNTS:
+            catalog_services.catalog_role_set_accounts(
+                catalog_role=role,
+                changed_by=author,
+                all_accounts=data["all_accounts"],
+                accounts=_all_found(
+                    CloudAccount.objects.filter(organisation=owner, pk__in=data["accounts"]),
+                    data["accounts"],
+                ),
+            )
         else:
             catalog_services.catalog_role_update(
                 catalog_role=role, updated_by=author, **_role_settings(data)

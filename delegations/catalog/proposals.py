@@ -1,9 +1,9 @@
 """Four eyes on the catalogue and the allow-list: with the owner's four-eyes
 setting on, adding a catalogue role, editing one (policies, maximum session, high-privilege
-opt-in, default trust scope, unused-role setting), deactivating or reactivating one, and adding
-or removing a partner account are proposals, with a diff, that a second owner admin approves
-(`approvals.four_eyes.rule_proposal_approve`, which applies them through `catalog.services` as
-their author, validating them again then).
+opt-in, default trust scope, unused-role setting), deactivating or reactivating one, changing
+the cloud accounts it is offered in, and adding or removing a partner account are proposals,
+with a diff, that a second owner admin approves (`approvals.four_eyes.rule_proposal_approve`,
+which applies them through `catalog.services` as their author, validating them again then).
 
 Each `*_or_propose` function makes the change at once when four eyes is off (returning what
 the service returns) and otherwise validates it and returns the pending `RuleProposal`.
@@ -11,7 +11,7 @@ the service returns) and otherwise validates it and returns the pending `RulePro
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -20,7 +20,7 @@ from django.utils.translation import gettext
 from accounts.models import Organisation, User
 from accounts.permissions import require_admin_member
 from delegations.catalog import allow_list, services
-from delegations.models import CatalogRole, PartnerAllowance, RuleProposal, TrustScope
+from delegations.models import CatalogRole, CloudAccount, PartnerAllowance, RuleProposal, TrustScope
 from delegations.proposals import four_eyes_on, rule_proposal_create
 
 Kind = RuleProposal.Kind
@@ -219,6 +219,42 @@ def catalog_role_reactivate_or_propose(
     if not four_eyes_on(owner=catalog_role.organisation):
         return services.catalog_role_reactivate(catalog_role=catalog_role, reactivated_by=user)
     return _activity_proposal(catalog_role, user, kind=Kind.CATALOG_ROLE_REACTIVATE, active=True)
+
+
+def catalog_role_set_accounts_or_propose(
+    *,
+    catalog_role: CatalogRole,
+    user: User,
+    all_accounts: bool,
+    accounts: Iterable[CloudAccount] = (),
+) -> CatalogRole | RuleProposal:
+    """Change where a role is offered now, or, with four eyes on, propose it: offering a role
+    in more accounts hands out more than editing it does."""
+    owner = catalog_role.organisation
+    if not four_eyes_on(owner=owner):
+        return services.catalog_role_set_accounts(
+            catalog_role=catalog_role, changed_by=user, all_accounts=all_accounts, accounts=accounts
+        )
+    _require_admin(user, owner)
+    change = services.catalog_role_validate_set_accounts(
+        catalog_role=catalog_role, all_accounts=all_accounts, accounts=accounts
+    )
+    if change.before == change.after:
+        catalog_role.changed = False
+        return catalog_role
+    role = {"role": catalog_role.role_name}
+    return rule_proposal_create(
+        owner=owner,
+        user=user,
+        kind=Kind.CATALOG_ROLE_SET_ACCOUNTS,
+        target_id=catalog_role.pk,
+        payload={
+            "all_accounts": bool(all_accounts),
+            "accounts": [str(account.pk) for account in change.accounts],
+        },
+        before=role | change.before,
+        after=role | change.after,
+    )
 
 
 def partner_allowance_add_or_propose(

@@ -642,6 +642,41 @@ def _reconcile_after_edit(role: CatalogRole, *, removed: set[PolicyKey]) -> list
     return enqueued
 
 
+@dataclass(frozen=True)
+class AccountsChange:
+    """Where a role is offered besides its home account, before and after a change (the
+    audit event's and a four-eyes proposal's diff), and the accounts it will list."""
+
+    before: dict[str, Any]
+    after: dict[str, Any]
+    accounts: list[CloudAccount]
+
+
+def catalog_role_validate_set_accounts(
+    *, catalog_role: CatalogRole, all_accounts: bool, accounts: Iterable[CloudAccount] = ()
+) -> AccountsChange:
+    """The checks `catalog_role_set_accounts` makes before it saves (a proposal makes them
+    too), and the change they allow."""
+    chosen = {account.pk: account for account in accounts}
+    foreign = [
+        account
+        for account in chosen.values()
+        if account.organisation_id != catalog_role.organisation_id or not account.is_active
+    ]
+    if foreign:
+        raise ValidationError({"accounts": _("Choose among your own connected cloud accounts.")})
+    chosen.pop(catalog_role.cloud_account_id, None)
+    before = {
+        "offered_in_all_accounts": catalog_role.offered_in_all_accounts,
+        "extra_accounts": sorted(catalog_role.extra_accounts.values_list("account_uid", flat=True)),
+    }
+    after = {
+        "offered_in_all_accounts": bool(all_accounts),
+        "extra_accounts": sorted(account.account_uid for account in chosen.values()),
+    }
+    return AccountsChange(before=before, after=after, accounts=list(chosen.values()))
+
+
 @transaction.atomic
 def catalog_role_set_accounts(
     *,
@@ -654,29 +689,16 @@ def catalog_role_set_accounts(
     of the owner (`all_accounts`), or the ones listed. Access already granted elsewhere is
     not touched (revoke it to end it)."""
     role = catalog_role_lock(catalog_role_id=catalog_role.pk)
-    chosen = {account.pk: account for account in accounts}
-    foreign = [
-        account
-        for account in chosen.values()
-        if account.organisation_id != role.organisation_id or not account.is_active
-    ]
-    if foreign:
-        raise ValidationError({"accounts": _("Choose among your own connected cloud accounts.")})
-    chosen.pop(role.cloud_account_id, None)
-    before = {
-        "offered_in_all_accounts": role.offered_in_all_accounts,
-        "extra_accounts": sorted(role.extra_accounts.values_list("account_uid", flat=True)),
-    }
-    after = {
-        "offered_in_all_accounts": bool(all_accounts),
-        "extra_accounts": sorted(account.account_uid for account in chosen.values()),
-    }
+    change = catalog_role_validate_set_accounts(
+        catalog_role=role, all_accounts=all_accounts, accounts=accounts
+    )
+    before, after = change.before, change.after
     if before == after:
         role.changed = False
         return role
     role.offered_in_all_accounts = bool(all_accounts)
     role.save(update_fields=["offered_in_all_accounts", "updated_at"])
-    role.extra_accounts.set(list(chosen.values()))
+    role.extra_accounts.set(change.accounts)
     audit_record(
         action=AuditAction.CATALOG_ROLE_ACCOUNTS_CHANGED,
         actor=changed_by,

@@ -540,16 +540,21 @@ def catalog_role_accounts(request: AuthenticatedHttpRequest, catalog_role_id: st
     if request.method == "POST":
         chosen = set(request.POST.getlist("accounts"))
         try:
-            catalog_services.catalog_role_set_accounts(
+            result = catalog_proposals.catalog_role_set_accounts_or_propose(
                 catalog_role=role,
-                changed_by=request.user,
+                user=request.user,
                 all_accounts=request.POST.get("all_accounts") == "on",
                 accounts=[account for account in accounts if str(account.pk) in chosen],
             )
         except ValidationError as error:
             report_refusal(request, error)
         else:
-            messages.success(request, gettext("Saved where %(role)s is offered.") % {"role": role})
+            if isinstance(result, RuleProposal):
+                messages.success(request, str(PROPOSED_MESSAGE))
+            else:
+                messages.success(
+                    request, gettext("Saved where %(role)s is offered.") % {"role": role}
+                )
             return redirect("delegations:catalog")
     offered = {account.pk for account in selectors.catalog_role_accounts(catalog_role=role)}
     return render(

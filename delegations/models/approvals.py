@@ -216,6 +216,10 @@ class RuleProposal(Decision):
         CATALOG_ROLE_UPDATE = "catalog_role_update", _("Change a catalogue role")
         CATALOG_ROLE_DEACTIVATE = "catalog_role_deactivate", _("Deactivate a catalogue role")
         CATALOG_ROLE_REACTIVATE = "catalog_role_reactivate", _("Reactivate a catalogue role")
+        CATALOG_ROLE_SET_ACCOUNTS = (
+            "catalog_role_set_accounts",
+            _("Change where a catalogue role is offered"),
+        )
         ALLOWANCE_ADD = "allowance_add", _("Add a partner to the allow-list")
         ALLOWANCE_REMOVE = "allowance_remove", _("Remove a partner from the allow-list")
         BREAK_GLASS_SET = "break_glass_set", _("Mark an emergency role")
