@@ -389,6 +389,7 @@ class AuditAction(InfoEnum):
     BREAK_GLASS_ROLE_SET = _rules("break_glass.role_set")
     BREAK_GLASS_ROLE_SET_DENIED = _rules("break_glass.role_set_denied")
     BREAK_GLASS_ROLE_REMOVED = _rules("break_glass.role_removed")
+    BREAK_GLASS_ROLE_REMOVE_DENIED = _rules("break_glass.role_remove_denied")
     BREAK_GLASS_ACTIVATED = _rules("delegation.break_glass_activated")
     BREAK_GLASS_ACTIVATION_DENIED = _rules("break_glass.activation_denied")
     BREAK_GLASS_CONFIRMED = _rules("break_glass.confirmed")

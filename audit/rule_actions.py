@@ -111,6 +111,11 @@ RULE_ACTIONS: dict[str, ActionInfo] = {
     "break_glass.role_removed": ActionInfo(
         _OTHER, "An owner admin stopped offering an emergency role to a partner."
     ),
+    "break_glass.role_remove_denied": ActionInfo(
+        Category.DENIED,
+        "No longer offering an emergency role was refused: it needs what marking it needs.",
+        _("{actor} tried to stop offering an emergency role and was refused"),
+    ),
     "delegation.break_glass_activated": ActionInfo(
         Category.APPROVAL,
         "A partner's named person activated an emergency role themselves, with a written "

@@ -55,6 +55,9 @@ OUTDATED_MESSAGE = gettext_lazy(
 
 Applier = Callable[[RuleProposal], None]
 _APPLIERS: dict[str, Applier] = {}
+# Why a person may not be the second admin of a proposal of some kind (None: they may).
+SecondAdminRefusal = Callable[[RuleProposal, User], str | None]
+_SECOND_ADMIN_REFUSALS: dict[str, SecondAdminRefusal] = {}
 
 
 def four_eyes_on(*, owner: Organisation) -> bool:
@@ -96,13 +99,24 @@ def rule_proposal_create(
     return proposal
 
 
-def proposal_applier_register(kind: str, applier: Applier) -> None:
-    """Say how proposals of `kind` take effect (a capability above the approval rules)."""
+def proposal_applier_register(
+    kind: str, applier: Applier, *, second_admin_refusal: SecondAdminRefusal | None = None
+) -> None:
+    """Say how proposals of `kind` take effect (a capability above the approval rules) and,
+    when not every other owner admin may approve one, who may not."""
     _APPLIERS[kind] = applier
+    if second_admin_refusal is not None:
+        _SECOND_ADMIN_REFUSALS[kind] = second_admin_refusal
 
 
 def proposal_applier(kind: str) -> Applier | None:
     return _APPLIERS.get(kind)
+
+
+def proposal_second_admin_refusal(proposal: RuleProposal, user: User) -> str | None:
+    """What the capability that registered `proposal`'s kind says of `user` approving it."""
+    refusal = _SECOND_ADMIN_REFUSALS.get(proposal.kind)
+    return refusal(proposal, user) if refusal is not None else None
 
 
 class ProposalOutdated(Exception):

@@ -5,6 +5,8 @@ from accounts.hooks import admin_leaving, member_invited, member_removed
 
 # The trust page asks the lifecycle who decides on named people (the approval rules' answer),
 # through the reader `lifecycle.named_people` registers when it is imported.
+# Four eyes applies emergency-role proposals through the appliers this module registers.
+from delegations.breakglass import proposals  # noqa: F401
 from delegations.lifecycle import named_people  # noqa: F401
 from delegations.partner.receivers import on_admin_leaving, on_member_invited, on_member_removed
 

@@ -40,6 +40,7 @@ from delegations.proposals import (
     four_eyes_on,
     proposal_applier,
     proposal_is_outdated,
+    proposal_second_admin_refusal,
     rule_proposal_create,
 )
 from delegations.versioned import versioned_save
@@ -380,9 +381,9 @@ def _apply_catalog(proposal: RuleProposal) -> None:
 def _second_admin_refusal(proposal: RuleProposal, user: User) -> str | None:
     """Why `user` may not be the second admin of `proposal`, or None. A change of a catalogue
     role that approver groups are attached to is confirmed by one of their members, as
-    deciding the role's requests is."""
+    deciding the role's requests is; a capability above says for its own kinds."""
     if proposal.kind not in _CATALOG_ROLE_CHANGES:
-        return None
+        return proposal_second_admin_refusal(proposal, user)
     role = CatalogRole.objects.filter(
         organisation=proposal.organisation, pk=proposal.target_id
     ).first()
@@ -441,13 +442,15 @@ def _approve(proposal: RuleProposal, approved_by: User) -> RuleProposal:
         refusal = _second_admin_refusal(locked, approved_by)
         if refusal is not None:
             raise PermissionDenied(refusal)
+        # Set before applying: an applier may count the second admin's agreement (a marking
+        # that the role's quorum wants two people for).
+        locked.decided_by = approved_by
         try:
             _apply(locked)
         except ObjectDoesNotExist as gone:
             # Something the proposal names was deleted since (its target, a role it marks).
             raise ProposalOutdated from gone
         locked.status = RuleProposal.Status.APPLIED
-        locked.decided_by = approved_by
         locked.decided_at = timezone.now()
         locked.save(update_fields=["status", "decided_by", "decided_at"])
         audit_record(

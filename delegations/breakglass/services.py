@@ -2,8 +2,10 @@
 
 - `break_glass_role_set` / `break_glass_role_remove`: an owner admin marks a catalogue role
   as an emergency role for one partner, naming who may activate it and for how long (≤ 24 h).
-  Its activations get no approval, so marking one needs what approving a request of that role
-  from that partner needs (`break_glass_marking_refusal`: the approver groups attached).
+  Its activations get no approval, so marking one, or no longer offering it, needs what
+  approving a request of that role from that partner needs (`break_glass_marking_refusal`:
+  the approver groups attached; and when its quorum is two, a second such person, through a
+  four-eyes proposal: `breakglass.proposals`). A role needing more approvals is not marked.
 - `break_glass_activate`: a named partner person activates it themself, with a written reason
   and a fresh sign-in; the delegation is created approved (`lifecycle.oversight`) so the worker
   applies it at once, and every owner admin gets a security notice in the same transaction.
@@ -31,7 +33,7 @@ from accounts.permissions import is_admin_member, is_member, require_mfa, requir
 from audit.actions import AuditAction
 from audit.services import audit_record, audit_refusal
 from core.i18n import format_time_text
-from delegations.approvals.rules import Candidate, decision_refusal
+from delegations.approvals.rules import Candidate, RulesInForce, decision_refusal
 from delegations.approvals.selectors import grant_rules, rules_in_force
 from delegations.breakglass.selectors import live_activation
 from delegations.catalog.selectors import partner_account_allow_listed
@@ -52,16 +54,9 @@ from delegations.models import (
     BreakGlassRole,
     CatalogRole,
     Delegation,
-    RuleProposal,
 )
 from delegations.notices import break_glass_announce
 from delegations.partner.oversight import staff_assign_for_break_glass
-from delegations.proposals import (
-    ProposalOutdated,
-    four_eyes_on,
-    proposal_applier_register,
-    rule_proposal_create,
-)
 from delegations.versioned import version_bump
 from notifications.events import NotificationEvent
 from notifications.selectors import escalation_contact_of
@@ -82,18 +77,30 @@ def _require_owner_admin(user: User, owner: Organisation) -> None:
 # --- marking a role as an emergency role ---------------------------------------------------
 
 
+def _marking_rules(
+    *, owner: Organisation, catalog_role: CatalogRole, partner: Organisation
+) -> RulesInForce:
+    return grant_rules(
+        owner_id=owner.pk, catalog_role_id=catalog_role.pk, partner_account_uid=partner.account_uid
+    )
+
+
 def break_glass_marking_refusal(
-    *, owner: Organisation, catalog_role: CatalogRole, partner: Organisation, user: User
+    *,
+    owner: Organisation,
+    catalog_role: CatalogRole,
+    partner: Organisation,
+    user: User,
+    removing: bool = False,
 ) -> str | None:
-    """Why `user` may not mark `catalog_role` as an emergency role for `partner`, or None.
+    """Why `user` may not mark `catalog_role` as an emergency role for `partner` (or, with
+    `removing`, no longer offer it), or None.
 
     An emergency role's activations are granted without anybody's approval: the marking is the
     approval, given ahead of time, so it needs what approving a request of that role from that
     partner needs (an owner admin, not of the partner, in the approver groups attached to the
-    role or the partner when there are any)."""
-    rules = grant_rules(
-        owner_id=owner.pk, catalog_role_id=catalog_role.pk, partner_account_uid=partner.account_uid
-    )
+    role or the partner when there are any), and so does withdrawing what they agreed on."""
+    rules = _marking_rules(owner=owner, catalog_role=catalog_role, partner=partner)
     candidate = Candidate(
         user_id=user.pk,
         is_owner_admin=is_admin_member(user, owner),
@@ -103,23 +110,67 @@ def break_glass_marking_refusal(
     refusal = decision_refusal(rules, candidate)
     if refusal is None:
         return None
-    return _(
-        "An emergency role is activated without approval, so marking %(role)s for %(partner)s "
-        "needs what approving it would. %(refusal)s"
-    ) % {"role": catalog_role.role_name, "partner": partner.name, "refusal": refusal}
-
-
-def _require_may_mark(
-    *, owner: Organisation, catalog_role: CatalogRole, partner: Organisation, user: User
-) -> None:
-    refusal = break_glass_marking_refusal(
-        owner=owner, catalog_role=catalog_role, partner=partner, user=user
+    names = {"role": catalog_role.role_name, "partner": partner.name, "refusal": refusal}
+    if removing:
+        return (
+            _(
+                "An emergency role is activated without approval, so no longer offering %(role)s "
+                "to %(partner)s needs what approving it would. %(refusal)s"
+            )
+            % names
+        )
+    return (
+        _(
+            "An emergency role is activated without approval, so marking %(role)s for "
+            "%(partner)s needs what approving it would. %(refusal)s"
+        )
+        % names
     )
+
+
+def break_glass_needs_second_admin(
+    *, owner: Organisation, catalog_role: CatalogRole, partner: Organisation
+) -> bool:
+    """Whether marking the role for the partner, or no longer offering it, takes two people
+    who may approve it: its requests need two approvals, so one person alone must not approve
+    all its activations ahead of time (nor withdraw what two agreed on). Four eyes gives the
+    second: the change is a proposal whose second admin must be one who may approve it too."""
+    rules = _marking_rules(owner=owner, catalog_role=catalog_role, partner=partner)
+    return rules.approvals_required >= 2
+
+
+def break_glass_marking_require(
+    *,
+    owner: Organisation,
+    catalog_role: CatalogRole,
+    partner: Organisation,
+    user: User,
+    alone: bool,
+    removing: bool = False,
+) -> None:
+    """Refuse, on the record, a marking (or its removal) `user` may not make; `alone`: made
+    now, without a second admin's agreement."""
+    refusal = break_glass_marking_refusal(
+        owner=owner, catalog_role=catalog_role, partner=partner, user=user, removing=removing
+    )
+    if (
+        refusal is None
+        and alone
+        and break_glass_needs_second_admin(owner=owner, catalog_role=catalog_role, partner=partner)
+    ):
+        refusal = _(
+            "%(role)s needs two approvals for %(partner)s, so two people who may approve it "
+            "agree on its emergency use: propose the change for a second one to approve."
+        ) % {"role": catalog_role.role_name, "partner": partner.name}
     if refusal is None:
         return
     audit_refusal(
         because=refusal,
-        action=AuditAction.BREAK_GLASS_ROLE_SET_DENIED,
+        action=(
+            AuditAction.BREAK_GLASS_ROLE_REMOVE_DENIED
+            if removing
+            else AuditAction.BREAK_GLASS_ROLE_SET_DENIED
+        ),
         actor=user,
         organisation=owner,
         related_organisations=[partner],
@@ -129,7 +180,7 @@ def _require_may_mark(
     raise PermissionDenied(refusal)
 
 
-def _marking_view(
+def break_glass_marking_view(
     marking_role: CatalogRole, partner: Organisation, people: Iterable[User], max_hours: int
 ) -> dict[str, Any]:
     return {
@@ -159,6 +210,16 @@ def break_glass_role_validate(
         errors["partner"] = _("Choose a partner whose account is on your allow-list.")
     elif (unconfirmed := unconfirmed_partner_problem(partner=partner)) is not None:
         errors["partner"] = unconfirmed
+    quorum = _marking_rules(
+        owner=owner, catalog_role=catalog_role, partner=partner
+    ).approvals_required
+    if "catalog_role" not in errors and "partner" not in errors and quorum > 2:
+        # A proposal brings two people together, never more: the marking would need fewer
+        # people than a single request of the role.
+        errors["catalog_role"] = _(
+            "%(role)s needs %(n)d approvals, more than the two people who agree on a marking: "
+            "it cannot be an emergency role unless its quorum is 2 or less."
+        ) % {"role": catalog_role.role_name, "n": quorum}
     if not isinstance(max_hours, int) or not 1 <= max_hours <= MAX_BREAK_GLASS_HOURS:
         errors["max_hours"] = _("A break-glass window is 1 to %(max)d hours.") % {
             "max": MAX_BREAK_GLASS_HOURS
@@ -183,10 +244,18 @@ def break_glass_role_set(
     partner: Organisation,
     people: Iterable[User],
     max_hours: int,
+    second_admin: User | None = None,
 ) -> BreakGlassRole:
     """Mark `catalog_role` as an emergency role for `partner` (or change who may activate it
-    and for how long). Activations already made keep the window they were given."""
-    _require_may_mark(owner=owner, catalog_role=catalog_role, partner=partner, user=set_by)
+    and for how long). Activations already made keep the window they were given.
+    `second_admin`: who approved it as a proposal (a role whose quorum is two needs one)."""
+    break_glass_marking_require(
+        owner=owner,
+        catalog_role=catalog_role,
+        partner=partner,
+        user=set_by,
+        alone=second_admin is None,
+    )
     people = break_glass_role_validate(
         owner=owner, catalog_role=catalog_role, partner=partner, people=people, max_hours=max_hours
     )
@@ -198,7 +267,7 @@ def break_glass_role_set(
         )
         before = None
         if not created:
-            before = _marking_view(
+            before = break_glass_marking_view(
                 catalog_role, partner, marking.people.all(), marking.max_hours
             ) | {"active": marking.is_active}
             version_bump(marking, {"max_hours": max_hours, "is_active": True})
@@ -211,16 +280,26 @@ def break_glass_role_set(
             target=marking,
             target_label=role_for_partner_label(catalog_role, partner),
             before=before,
-            after=_marking_view(catalog_role, partner, people, max_hours)
+            after=break_glass_marking_view(catalog_role, partner, people, max_hours)
             | {"active": True, "version": marking.version},
         )
     return marking
 
 
-def break_glass_role_remove(*, marking: BreakGlassRole, removed_by: User) -> BreakGlassRole:
+def break_glass_role_remove(
+    *, marking: BreakGlassRole, removed_by: User, second_admin: User | None = None
+) -> BreakGlassRole:
     """Stop offering an emergency role; activations already made run their course (revoke
-    them to end them sooner)."""
-    _require_owner_admin(removed_by, marking.organisation)
+    them to end them sooner). It needs what marking it needs (`second_admin`: as for
+    `break_glass_role_set`)."""
+    break_glass_marking_require(
+        owner=marking.organisation,
+        catalog_role=marking.catalog_role,
+        partner=marking.partner,
+        user=removed_by,
+        alone=second_admin is None,
+        removing=True,
+    )
     with transaction.atomic():
         locked = (
             BreakGlassRole.objects.select_for_update()
@@ -608,109 +687,3 @@ def break_glass_sweep(*, now: dt.datetime | None = None, limit: int = 500) -> di
     for activation in due.order_by("review_due_at")[:limit]:
         counts["escalated"] += int(_escalate(activation, now=now))
     return counts
-
-
-# --- four eyes: marking is a rule change like any other --------------------------------
-
-Kind = RuleProposal.Kind
-
-
-def break_glass_role_set_or_propose(
-    *,
-    owner: Organisation,
-    user: User,
-    catalog_role: CatalogRole,
-    partner: Organisation,
-    people: Iterable[User],
-    max_hours: int,
-) -> BreakGlassRole | RuleProposal:
-    """Mark an emergency role now, or, with four eyes on, propose it for a second admin (the
-    proposer, as whom it is made, must be one who may mark it)."""
-    if not four_eyes_on(owner=owner):
-        return break_glass_role_set(
-            owner=owner,
-            set_by=user,
-            catalog_role=catalog_role,
-            partner=partner,
-            people=people,
-            max_hours=max_hours,
-        )
-    _require_may_mark(owner=owner, catalog_role=catalog_role, partner=partner, user=user)
-    people = break_glass_role_validate(
-        owner=owner, catalog_role=catalog_role, partner=partner, people=people, max_hours=max_hours
-    )
-    current = BreakGlassRole.objects.filter(
-        catalog_role=catalog_role, partner=partner, is_active=True
-    ).first()
-    return rule_proposal_create(
-        owner=owner,
-        user=user,
-        kind=Kind.BREAK_GLASS_SET,
-        target_id=catalog_role.pk,
-        payload={
-            "catalog_role": str(catalog_role.pk),
-            "partner": str(partner.pk),
-            "people": [person.pk for person in people],
-            "max_hours": max_hours,
-        },
-        before=(
-            _marking_view(catalog_role, partner, current.people.all(), current.max_hours)
-            if current
-            else None
-        ),
-        after=_marking_view(catalog_role, partner, people, max_hours),
-    )
-
-
-def break_glass_role_remove_or_propose(
-    *, marking: BreakGlassRole, user: User
-) -> BreakGlassRole | RuleProposal:
-    owner = marking.organisation
-    if not four_eyes_on(owner=owner):
-        return break_glass_role_remove(marking=marking, removed_by=user)
-    _require_owner_admin(user, owner)
-    return rule_proposal_create(
-        owner=owner,
-        user=user,
-        kind=Kind.BREAK_GLASS_REMOVE,
-        target_id=marking.pk,
-        payload={},
-        before=_marking_view(
-            marking.catalog_role, marking.partner, marking.people.all(), marking.max_hours
-        ),
-        after=None,
-    )
-
-
-def _apply_set(proposal: RuleProposal) -> None:
-    owner = proposal.organisation
-    data = proposal.payload
-    partner = Organisation.objects.get(pk=data["partner"])
-    catalog_role = CatalogRole.objects.get(organisation=owner, pk=data["catalog_role"])
-    # It is made as its author: one no longer allowed to mark it (who has left the approver
-    # groups, or the owner's admins, since) wrote it under rules no longer in force.
-    if break_glass_marking_refusal(
-        owner=owner, catalog_role=catalog_role, partner=partner, user=proposal.proposed_by
-    ):
-        raise ProposalOutdated
-    break_glass_role_set(
-        owner=owner,
-        set_by=proposal.proposed_by,
-        catalog_role=catalog_role,
-        partner=partner,
-        people=list(User.objects.filter(pk__in=data["people"])),
-        max_hours=data["max_hours"],
-    )
-
-
-def _apply_remove(proposal: RuleProposal) -> None:
-    marking = BreakGlassRole.objects.filter(
-        organisation=proposal.organisation, pk=proposal.target_id
-    ).first()
-    if marking is not None:
-        break_glass_role_remove(marking=marking, removed_by=proposal.proposed_by)
-
-
-# Applied by `approvals.four_eyes.rule_proposal_approve`, which sits below this area.
-proposal_applier_register(Kind.BREAK_GLASS_SET, _apply_set)
-proposal_applier_register(Kind.BREAK_GLASS_REMOVE, _apply_remove)

@@ -1,5 +1,6 @@
 """The break-glass page: owners mark emergency roles and review activations; a partner's named
-people activate them. Thin views over `breakglass.selectors` and `breakglass.services`.
+people activate them. Thin views over `breakglass.selectors`, `breakglass.services` and
+`breakglass.proposals` (four eyes).
 
 Owner admins change and review, auditors read; on the partner side every member sees the
 organisation's activations and the named people activate. Another organisation's ids answer
@@ -30,7 +31,7 @@ from accounts.permissions import (
     step_up,
 )
 from core.web import report_refusal
-from delegations.breakglass import selectors, services
+from delegations.breakglass import proposals, selectors, services
 from delegations.breakglass.forms import ActivationForm, BreakGlassRoleForm, ReviewForm
 from delegations.lifecycle.transitions import DelegationConflict
 from delegations.models import BreakGlassActivation, BreakGlassRole, RuleProposal
@@ -144,7 +145,7 @@ def break_glass_role_set(request: AuthenticatedHttpRequest) -> HttpResponse:
     return OWNER_PAGE.submit(
         request,
         BreakGlassRoleForm(request.POST, owner=owner),
-        lambda data, _step_up: services.break_glass_role_set_or_propose(
+        lambda data, _step_up: proposals.break_glass_role_set_or_propose(
             owner=owner,
             user=request.user,
             catalog_role=data["catalog_role"],
@@ -165,7 +166,7 @@ def break_glass_role_remove(request: AuthenticatedHttpRequest, marking_id: str) 
     return OWNER_PAGE.submit(
         request,
         None,
-        lambda _data, _step_up: services.break_glass_role_remove_or_propose(
+        lambda _data, _step_up: proposals.break_glass_role_remove_or_propose(
             marking=marking, user=request.user
         ),
         done=lambda result: messages.success(

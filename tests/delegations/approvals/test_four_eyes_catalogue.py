@@ -12,7 +12,7 @@ from django.urls import reverse
 from accounts.models import Membership, Organisation, User
 from audit.models import AuditEvent
 from delegations.approvals.four_eyes import four_eyes_set, rule_proposal_approve
-from delegations.breakglass.services import (
+from delegations.breakglass.proposals import (
     break_glass_role_remove_or_propose,
     break_glass_role_set_or_propose,
 )

@@ -20,7 +20,7 @@ from delegations.approvals.four_eyes import (
     rule_proposal_approve,
 )
 from delegations.approvals.services import approver_group_create
-from delegations.breakglass.services import (
+from delegations.breakglass.proposals import (
     break_glass_role_remove_or_propose,
     break_glass_role_set_or_propose,
 )

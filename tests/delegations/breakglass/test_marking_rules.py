@@ -14,7 +14,8 @@ from accounts.models import Membership, Organisation, User
 from audit.models import AuditEvent
 from delegations.approvals.four_eyes import four_eyes_set, rule_proposal_approve
 from delegations.approvals.services import approver_group_create, approver_group_update
-from delegations.breakglass.services import break_glass_role_set, break_glass_role_set_or_propose
+from delegations.breakglass.proposals import break_glass_role_set_or_propose
+from delegations.breakglass.services import break_glass_role_set
 from delegations.models import (
     ApproverGroup,
     BreakGlassRole,

@@ -1,0 +1,135 @@
+"""An emergency role's marking is the approval of its activations, given ahead of time, so it
+needs what approving a request of the role from the partner needs, and so does withdrawing it:
+the approver groups attached, and, when the role's quorum asks for two approvals, two people
+who may approve it: the marking, or its removal, is then a four-eyes proposal (whatever the
+owner's four-eyes setting) that a second such person approves. A quorum above two cannot be
+met by a proposal's two people, so such a role is not marked."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+
+from accounts.models import Membership, Organisation, User
+from audit.models import AuditEvent
+from delegations.approvals.four_eyes import rule_proposal_approve
+from delegations.approvals.services import approval_rule_set, approver_group_create
+from delegations.breakglass.proposals import (
+    break_glass_role_remove_or_propose,
+    break_glass_role_set_or_propose,
+)
+from delegations.breakglass.services import break_glass_role_remove, break_glass_role_set
+from delegations.models import BreakGlassRole, CatalogRole, RuleProposal
+from tests.personas import make_member
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def marking_of(
+    company_a: Organisation,
+    company_b: Organisation,
+    ecs_admin: CatalogRole,
+    partner_staff: User,
+    allow_b: None,
+):
+    def arguments(user: User) -> dict[str, object]:
+        return {
+            "owner": company_a,
+            "catalog_role": ecs_admin,
+            "partner": company_b,
+            "people": [partner_staff],
+            "max_hours": 4,
+            "user": user,
+        }
+
+    return arguments
+
+
+def test_unmarking_needs_what_marking_needs(
+    company_a: Organisation,
+    ecs_admin: CatalogRole,
+    owner_admin: User,
+    owner_admin_2: User,
+    marking_of,
+) -> None:
+    approver_group_create(
+        owner=company_a,
+        created_by=owner_admin,
+        name="ECS approvers",
+        members=[owner_admin_2],
+        catalog_roles=[ecs_admin],
+    )
+    marking = break_glass_role_set_or_propose(**marking_of(owner_admin_2))
+    assert isinstance(marking, BreakGlassRole)
+
+    with pytest.raises(PermissionDenied, match="ECS approvers"):
+        break_glass_role_remove(marking=marking, removed_by=owner_admin)
+    with pytest.raises(PermissionDenied, match="ECS approvers"):
+        break_glass_role_remove_or_propose(marking=marking, user=owner_admin)
+    assert BreakGlassRole.objects.get().is_active
+    denied = AuditEvent.objects.filter(action="break_glass.role_remove_denied")
+    assert denied.count() == 2
+    assert all(event.outcome == AuditEvent.Outcome.DENIED for event in denied)
+
+    break_glass_role_remove_or_propose(marking=marking, user=owner_admin_2)
+    assert not BreakGlassRole.objects.get().is_active
+
+
+def test_with_a_quorum_of_two_two_people_who_may_approve_agree_on_a_marking(
+    company_a: Organisation,
+    ecs_admin: CatalogRole,
+    owner_admin: User,
+    owner_admin_2: User,
+    marking_of,
+) -> None:
+    outsider = make_member(company_a, Membership.Role.ADMIN, email="third@company-a.example")
+    approver_group_create(
+        owner=company_a,
+        created_by=owner_admin,
+        name="ECS approvers",
+        members=[owner_admin, owner_admin_2],
+        catalog_roles=[ecs_admin],
+    )
+    approval_rule_set(catalog_role=ecs_admin, approvals_required=2, set_by=owner_admin)
+    arguments = marking_of(owner_admin)
+    direct = {key: value for key, value in arguments.items() if key != "user"}
+
+    # Four eyes is off, yet one approver alone does not mark it.
+    with pytest.raises(PermissionDenied, match="two"):
+        break_glass_role_set(set_by=owner_admin, **direct)
+    assert AuditEvent.objects.filter(action="break_glass.role_set_denied").count() == 1
+    proposal = break_glass_role_set_or_propose(**arguments)
+    assert isinstance(proposal, RuleProposal)
+    assert not BreakGlassRole.objects.exists()
+
+    # The second person must be one who may approve the role too.
+    with pytest.raises(PermissionDenied, match="ECS approvers"):
+        rule_proposal_approve(proposal=proposal, approved_by=outsider)
+    assert AuditEvent.objects.filter(action="rule_proposal.denied").count() == 1
+    rule_proposal_approve(proposal=proposal, approved_by=owner_admin_2)
+    marking = BreakGlassRole.objects.get()
+    assert marking.is_active
+
+    # Withdrawing it takes the same two.
+    removal = break_glass_role_remove_or_propose(marking=marking, user=owner_admin)
+    assert isinstance(removal, RuleProposal)
+    assert BreakGlassRole.objects.get().is_active
+    with pytest.raises(PermissionDenied, match="ECS approvers"):
+        rule_proposal_approve(proposal=removal, approved_by=outsider)
+    rule_proposal_approve(proposal=removal, approved_by=owner_admin_2)
+    assert not BreakGlassRole.objects.get().is_active
+
+
+def test_a_role_needing_more_than_two_approvals_is_not_marked(
+    company_a: Organisation,
+    ecs_admin: CatalogRole,
+    owner_admin: User,
+    owner_admin_2: User,
+    marking_of,
+) -> None:
+    make_member(company_a, Membership.Role.ADMIN, email="third@company-a.example")
+    approval_rule_set(catalog_role=ecs_admin, approvals_required=3, set_by=owner_admin)
+    with pytest.raises(ValidationError, match="3"):
+        break_glass_role_set_or_propose(**marking_of(owner_admin))
+    assert not RuleProposal.objects.exists() and not BreakGlassRole.objects.exists()
