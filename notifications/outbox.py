@@ -13,6 +13,7 @@ from typing import Any
 from celery import current_app
 from django.conf import settings
 from django.db.models import Q
+from django.db.models.functions import Now
 from django.utils import timezone
 from kombu.connection import Connection
 
@@ -176,9 +177,11 @@ def _send_in_batches(delivery_ids: list[int], *, yield_until: float | None = Non
 
 def deliveries_republish_due(*, now: dt.datetime | None = None, limit: int = 500) -> int:
     """Publish pending deliveries never published or published long ago, and sends a killed
-    worker left claimed. Returns how many were published."""
+    worker left claimed. Returns how many were published. A claim lapsed by the database's
+    clock, as it is timed (`now`: a moment instead, for tests)."""
+    claim_now = Now() if now is None else now
     now = now or timezone.now()
-    Delivery.objects.filter(status=Delivery.Status.SENDING, claimed_until__lt=now).update(
+    Delivery.objects.filter(status=Delivery.Status.SENDING, claimed_until__lt=claim_now).update(
         status=Delivery.Status.PENDING, claimed_until=None, dispatched_at=None
     )
     due = list(

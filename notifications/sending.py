@@ -6,7 +6,8 @@ pending for a retry with backoff, or given up visibly. `deliveries_attempt_many`
 same for a batch of a bulk announcement, sharing the claim, the read, the mail connection and
 the "sent" record. A batch renews its claim before each delivery after the first, and sends
 only what it still holds: a slow mail server cannot let the claim lapse mid-batch (the
-dispatcher would hand the rest to another worker, which would send them a second time).
+dispatcher would hand the rest to another worker, which would send them a second time). A
+claim is timed by the database's clock, which the dispatcher reads too.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from django.conf import settings
 from django.core import mail
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models.functions import Now
+from django.db.models.sql import Query
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy, gettext_noop
@@ -195,10 +198,14 @@ def _shared_mail_connection(wanted: bool) -> Iterator[Any]:
         connection_to_mail.close()
 
 
-def _claim_expiry() -> Any:
-    return connection.ops.adapt_datetimefield_value(
-        timezone.now() + dt.timedelta(seconds=CLAIM_SECONDS)
-    )
+def _claim_expiry() -> tuple[str, list[Any]]:
+    """The end of a claim taken or renewed now, as SQL and its parameters: by the database's
+    clock, the one every worker and the dispatcher share (a worker whose clock runs behind
+    would set a claim the dispatcher already sees lapsed), as the delegation worker's leases."""
+    query = Query(Delivery)
+    expiry = (Now() + dt.timedelta(seconds=CLAIM_SECONDS)).resolve_expression(query)
+    sql, params = query.get_compiler(connection=connection).compile(expiry)
+    return sql, list(params)
 
 
 def _claim(delivery_ids: list[int], *, claim: str) -> list[int]:
@@ -209,14 +216,17 @@ def _claim(delivery_ids: list[int], *, claim: str) -> list[int]:
         return []  # `IN ()` is no SQL PostgreSQL reads
     table = connection.ops.quote_name(Delivery._meta.db_table)
     placeholders = ", ".join(["%s"] * len(delivery_ids))
-    # The table's own name and placeholders only; every value is a parameter.
+    expiry, expiry_params = _claim_expiry()
+    # The table's own name, placeholders and the ORM's SQL for "now + claim"; every value is a
+    # parameter.
     sql = (
-        f"UPDATE {table} SET status = %s, claimed_until = %s, claimed_by = %s, "  # noqa: S608
-        f"attempts = attempts + 1 WHERE status = %s AND id IN ({placeholders}) RETURNING id"
+        f"UPDATE {table} SET status = %s, claimed_until = {expiry}, "  # noqa: S608
+        "claimed_by = %s, attempts = attempts + 1 "
+        f"WHERE status = %s AND id IN ({placeholders}) RETURNING id"
     )
     params = [
         Delivery.Status.SENDING.value,
-        _claim_expiry(),
+        *expiry_params,
         claim,
         Delivery.Status.PENDING.value,
         *delivery_ids,
@@ -231,13 +241,14 @@ def _claim_renewed(claim: str) -> set[int]:
     dispatcher freed after the claim lapsed, and another worker may have taken, is not among
     them."""
     table = connection.ops.quote_name(Delivery._meta.db_table)
-    # The table's own name only; every value is a parameter.
+    expiry, expiry_params = _claim_expiry()
+    # The table's own name and the ORM's SQL for "now + claim"; every value is a parameter.
     sql = (
-        f"UPDATE {table} SET claimed_until = %s "  # noqa: S608
+        f"UPDATE {table} SET claimed_until = {expiry} "  # noqa: S608
         "WHERE claimed_by = %s AND status = %s RETURNING id"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [_claim_expiry(), claim, Delivery.Status.SENDING.value])
+        cursor.execute(sql, [*expiry_params, claim, Delivery.Status.SENDING.value])
         return {row[0] for row in cursor.fetchall()}
 
 
