@@ -48,8 +48,9 @@ logger = logging.getLogger(__name__)
 
 # How long a worker holds a delivery it is sending; past it, the dispatcher frees it (the
 # worker died mid-send). A batch renews it before each of its deliveries, so this bounds one
-# send, not a batch.
-CLAIM_SECONDS = 120
+# send, not a batch; the settings keep the mail server's timeout (EMAIL_TIMEOUT) well within
+# it, so a live worker's email is sent or given up on before its claim runs out.
+CLAIM_SECONDS: int = settings.PORTAL_NOTIFICATION_CLAIM_SECONDS
 # A channel whose deliveries were given up this many times in a row is marked unhealthy and
 # its admins are told by email, once.
 UNHEALTHY_AFTER_FAILURES = 3

@@ -232,6 +232,19 @@ else:
     # Set directly: django-environ drops the leading "/" of an absolute filemail:// path.
     EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
     EMAIL_FILE_PATH = str(EMAIL_MAIL_DIR)
+# How long the worker holds a notification it is sending (notifications.sending): past it, the
+# dispatcher hands the notification to another worker. Each email is sent under a claim renewed
+# just before it, so one send must end well within it, or a second worker sends it too.
+PORTAL_NOTIFICATION_CLAIM_SECONDS = 120
+# Seconds the mail server may keep the worker waiting, on connecting and on each answer (Django's
+# SMTP backend; without it one stalled server blocks for good). A send is a handful of such
+# waits, and a server that stalls costs one: at most a quarter of the claim keeps a send within it.
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
+if not 0 < EMAIL_TIMEOUT <= PORTAL_NOTIFICATION_CLAIM_SECONDS / 4:
+    raise ValueError(
+        "EMAIL_TIMEOUT must be above 0 and at most a quarter of the notification claim "
+        f"({PORTAL_NOTIFICATION_CLAIM_SECONDS / 4:g} s), so one email's send cannot outlast it."
+    )
 DEFAULT_FROM_EMAIL = env.str(
     "DEFAULT_FROM_EMAIL", default="Partner Access Portal <noreply@localhost>"
 )
