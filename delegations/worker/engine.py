@@ -18,9 +18,10 @@ this engine, which owns the mechanism:
   definite "already exists / does not exist" answer means "done" (a lost response) or "read
   and plan again" (`Replan`); RAM reads may lag a write, so verification polls;
 * the rounds of one run (`Reconciler.run`): the outbox messages a round covered are marked
-  done with the lease release, a permanent failure is recorded by the subject; a give-up
-  after the task's last retry (`Reconciler.give_up`) is recorded too, but leaves its version
-  unapplied for the periodic passes to ask for again.
+  done with the lease release, a permanent failure is recorded by the subject; a transient
+  one on the task's last try gives up (`Reconciler.give_up`) in that same run, so the subject
+  records it knowing what the run learnt of the cloud, like a permanent failure, but leaves its
+  version unapplied for the periodic passes to ask for again.
 
 A subject says only what differs: how to read its actual state and plan the calls
 (`Subject`), what a round does with the verified state, and how a failure shows.
@@ -455,11 +456,14 @@ class Reconciler(ABC):
                 outbox_enqueue(kind=self.kind, object_id=self.object_id)
 
     def give_up(self, info: FailureInfo) -> Report:
-        """After the task's last retry: the failure recorded and the messages done, so no task
-        retries it in a loop; but the version stays unapplied. The cloud never confirmed it,
-        and an attempt of the chain may have written part of it before the cloud failed (a
-        partner the failure leaves unwanted may be trusted): the periodic pass asks for it
-        again, at its own pace, until a round converges on what the portal wants now."""
+        """On the task's last try, a run that failed transiently: the failure recorded (by
+        `fail`, which sees what the run learnt of the cloud, as for a permanent failure) and
+        the messages done, so no task retries it in a loop; but the version stays unapplied.
+        The cloud never confirmed it, and an attempt of the chain may have written part of it
+        before the cloud failed (a partner the failure leaves unwanted may be trusted): the
+        periodic pass asks for it again, at its own pace, until a round converges on what the
+        portal wants now."""
+        logger.warning("Gave up on %s after the task's last retry (%s).", self.lease, info.code)
         watermark = outbox_watermark(kind=self.kind, object_id=self.object_id)
         version = self.load()
         self.fail(info)
@@ -521,21 +525,26 @@ class Reconciler(ABC):
         return self.report
 
 
-def reconcile_under_lease(reconciler: Reconciler, *, give_up: CloudError | None = None) -> Report:
-    """Claim the subject's lease and run, or give up (the task's last retry failed on
-    `give_up`). A subject already held is left to its holder, which picks up any change before
-    it releases; a give-up too: the holder is another delivery of the same work, mid-run, and
-    its write may stand while the ledger says "failed". Raises `TransientCloudFailure` when
-    the cloud keeps failing transiently: the lease is released first (other work goes on)."""
+def reconcile_under_lease(reconciler: Reconciler, *, last_try: bool = False) -> Report:
+    """Claim the subject's lease and run. A subject already held is left to its holder, which
+    picks up any change before it releases; on the task's last try too: the holder is another
+    delivery of the same work, mid-run, and its write may stand while the ledger says
+    "failed". Raises `TransientCloudFailure` when the cloud keeps failing transiently: the
+    lease is released first (other work goes on); on the `last_try` the run gives up instead,
+    still under its lease."""
     lease = reconciler.lease
     if not lease.claim():
         reconciler.report.outcome = ReconcileOutcome.BUSY
         return reconciler.report
     try:
         with Heartbeat(lease):
-            if give_up is not None:
-                return reconciler.give_up(FailureInfo.gave_up(give_up))
-            return reconciler.run()
+            try:
+                return reconciler.run()
+            except TransientCloudFailure as failure:
+                if not last_try:
+                    raise
+                reconciler.flush_quietly()
+                return reconciler.give_up(FailureInfo.gave_up(failure.error))
     except LeaseLost:
         logger.warning("Lease on %s lost mid-run; the new holder goes on.", lease)
         reconciler.report.outcome = ReconcileOutcome.LEASE_LOST

@@ -34,9 +34,10 @@ planned, and what a verified round does to the delegations on it (how it is read
 
 Errors: a transient `CloudError` is retried in place a few times when the wait is short
 (honouring `retry_after_ms`), then surfaces as `TransientCloudFailure` for the task to retry
-with backoff. A permanent one (or a role of the same name the portal did not create) fails the
-pending delegations visibly, except the revokes the round already carried through (their
-principals gone from what it last read or wrote): those end as revoked. "Already exists" /
+with backoff. A permanent one (or a role of the same name the portal did not create), or a
+transient one on the task's last try, fails the pending delegations visibly, except the revokes
+the round already carried through (their principals gone from what it last read or wrote):
+those end as revoked. "Already exists" /
 "does not exist" answers are read as "done" only on a role that carries the portal's marker,
 which the planner checked under the lease.
 """
@@ -742,8 +743,8 @@ def _fail_pending(
 ) -> tuple[list[Delegation], list[Delegation]]:
     """Fail the role's pending delegations with `info` (the first list), but end as revoked
     (the second) a revoke that is through: none of its principals in `trusted`, what the round
-    last read or wrote with effect. Without that (no read yet; a give-up after the task's
-    last retry) every pending delegation fails."""
+    last read or wrote with effect (also when the run gives up on the task's last try).
+    Without that (no read yet) every pending delegation fails."""
     pending = list(
         Delegation.objects.filter(managed_role=managed_role, status__in=PENDING_STATUSES)
         .select_related("catalog_role", "partner")
@@ -766,26 +767,23 @@ def _fail_pending(
 # --- public entry points ---------------------------------------------------------------------
 
 
-def managed_role_reconcile(*, managed_role_id: Any, force: bool = False) -> ReconcileReport:
+def managed_role_reconcile(
+    *, managed_role_id: Any, force: bool = False, last_try: bool = False
+) -> ReconcileReport:
     """Bring one RAM role in line with every delegation on it (see the module docstring).
 
     `force` runs a round even when nothing is pending (a repair asked by the owner).
     Raises `TransientCloudFailure` when the cloud keeps failing transiently: the caller
     retries later; the lease is released first so other work on the role is not blocked.
+    On the task's `last_try` it gives up instead: the pending delegations fail with the last
+    error, so the owner sees it and can retry, but for the revokes the run saw through, as on
+    a permanent failure. The role stays pending (`Reconciler.give_up`): the periodic pass
+    reconciles it again, so a partner an earlier attempt trusted before the cloud failed loses
+    that trust once the cloud answers. A role whose lease is held is left to its holder
+    ("busy"), which settles it.
     """
     reconciler = _RoleReconciler(managed_role_id, lease=RoleLease(managed_role_id), force=force)
-    reconcile_under_lease(reconciler)
-    return reconciler.report
-
-
-def managed_role_record_failure(*, managed_role_id: Any, error: CloudError) -> ReconcileReport:
-    """The task's retries are exhausted: fail the pending delegations with the last error,
-    so the owner sees it and can retry. The role stays pending (`Reconciler.give_up`): the
-    periodic pass reconciles it again, so a partner an earlier attempt trusted before the
-    cloud failed loses that trust once the cloud answers. A role whose lease is held is left
-    to its holder ("busy"), which settles it."""
-    reconciler = _RoleReconciler(managed_role_id, lease=RoleLease(managed_role_id), force=False)
-    reconcile_under_lease(reconciler, give_up=error)
+    reconcile_under_lease(reconciler, last_try=last_try)
     return reconciler.report
 
 

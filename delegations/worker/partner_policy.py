@@ -463,21 +463,16 @@ def make_partner_client(policy: PartnerUserPolicy) -> CloudClient:
     return cloud_account_client(cloud_account=policy.cloud_account)
 
 
-def partner_user_policy_reconcile(*, policy_id: Any) -> PartnerReconcileReport:
-    """Bring one RAM user's AssumeRole policy in line with the ledger. Raises
-    `TransientCloudFailure` when the cloud keeps failing transiently (the lease is freed)."""
-    reconciler = _PolicyReconciler(policy_id, lease=PartnerUserPolicyLease(policy_id))
-    reconcile_under_lease(reconciler)
-    return reconciler.report
-
-
-def partner_user_policy_record_failure(
-    *, policy_id: Any, error: CloudError
+def partner_user_policy_reconcile(
+    *, policy_id: Any, last_try: bool = False
 ) -> PartnerReconcileReport:
-    """The task's retries are exhausted: show the last error on the partner's staff page. The
-    policy stays pending (`Reconciler.give_up`): the periodic sync asks for it again, so a
-    grant written before the cloud failed, and no longer wanted, is taken away once the cloud
-    answers. A policy whose lease is held is left to its holder ("busy"), which settles it."""
+    """Bring one RAM user's AssumeRole policy in line with the ledger. Raises
+    `TransientCloudFailure` when the cloud keeps failing transiently (the lease is freed).
+    On the task's `last_try` it gives up instead: the last error shows on the partner's staff
+    page. The policy stays pending (`Reconciler.give_up`): the periodic sync asks for it again,
+    so a grant written before the cloud failed, and no longer wanted, is taken away once the
+    cloud answers. A policy whose lease is held is left to its holder ("busy"), which settles
+    it."""
     reconciler = _PolicyReconciler(policy_id, lease=PartnerUserPolicyLease(policy_id))
-    reconcile_under_lease(reconciler, give_up=error)
+    reconcile_under_lease(reconciler, last_try=last_try)
     return reconciler.report

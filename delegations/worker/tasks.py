@@ -6,12 +6,13 @@ Celery's result store: the state lives in the database and the cloud.
 
 Retrying: only `TransientCloudFailure` (a `CloudError` with `permanent=False` that outlasted
 the service's short in-place retries) is retried, with exponential backoff and jitter, never
-sooner than the cloud's `x-acs-retry-after`, at most `RECONCILE_MAX_RETRIES` times; after the
-last one the subject records the failure visibly (`managed_role_record_failure` fails the
-pending delegations, `partner_user_policy_record_failure` shows the error on the partner's
-staff page), under its lease: a subject another worker holds is that worker's to settle. The
-subject is left pending, not retried by this chain again: the periodic passes ask for it at
-their own pace until a reconcile converges. Anything else (a bug, the database down) fails
+sooner than the cloud's `x-acs-retry-after`, at most `RECONCILE_MAX_RETRIES` times; the last
+try gives up instead, in the same run and under its lease, and records the failure visibly
+(`managed_role_reconcile` fails the pending delegations but for the revokes the run saw
+through, `partner_user_policy_reconcile` shows the error on the partner's staff page): a
+subject another worker holds is that worker's to settle. The subject is left pending, not
+retried by this chain again: the periodic passes ask for it at their own pace until a
+reconcile converges. Anything else (a bug, the database down) fails
 the task; the outbox row stays undone and the dispatcher publishes it again later.
 """
 
@@ -25,7 +26,6 @@ from typing import Any
 from celery import shared_task
 from django.conf import settings
 
-from cloud.errors import CloudError
 from delegations.breakglass.services import break_glass_sweep
 from delegations.lifecycle.automatic import delegations_expire_due, delegations_start_due
 from delegations.models import OutboxMessage
@@ -39,14 +39,8 @@ from delegations.worker.engine import (
     TransientCloudFailure,
 )
 from delegations.worker.fleet_handover import fleet_advance_pending, fleets_advance_after
-from delegations.worker.owner_role import (
-    managed_role_reconcile,
-    managed_role_record_failure,
-)
-from delegations.worker.partner_policy import (
-    partner_user_policy_reconcile,
-    partner_user_policy_record_failure,
-)
+from delegations.worker.owner_role import managed_role_reconcile
+from delegations.worker.partner_policy import partner_user_policy_reconcile
 from delegations.worker.periodic import (
     managed_role_check_drift,
     managed_roles_periodic_pass,
@@ -71,30 +65,18 @@ def retry_countdown(retries: int, *, retry_after_ms: int | None = None) -> float
     return min(countdown, MAX_RETRY_COUNTDOWN_SECONDS)
 
 
-def _reconcile_with_retry(
-    task: Any,
-    *,
-    subject: str,
-    reconcile: Callable[[], Report],
-    record_failure: Callable[[CloudError], Report],
-) -> str:
-    """Run one reconcile; retry a `TransientCloudFailure` with backoff, and after the last retry
-    let the subject record the failure (unless another worker holds it: it settles it)."""
+def _reconcile_with_retry(task: Any, *, subject: str, reconcile: Callable[[bool], Report]) -> str:
+    """Run one reconcile (told whether this is the task's last try); retry a
+    `TransientCloudFailure` with backoff. The last try gives up itself (unless another worker
+    holds the subject: it settles it)."""
+    last_try = task.request.retries >= task.max_retries
     try:
-        report = reconcile()
+        report = reconcile(last_try)
     except TransientCloudFailure as failure:
-        if task.request.retries >= task.max_retries:
-            outcome = record_failure(failure.error).outcome
-            logger.warning(
-                "Gave up on %s after %s retries (%s)%s.",
-                subject,
-                task.request.retries,
-                failure.error.code,
-                "; left to the worker holding it" if outcome == ReconcileOutcome.BUSY else "",
-            )
-            return outcome.value
         countdown = retry_countdown(task.request.retries, retry_after_ms=failure.retry_after_ms)
         raise task.retry(exc=failure, countdown=countdown) from None
+    if last_try and report.outcome == ReconcileOutcome.BUSY:
+        logger.warning("Last try on %s left to the worker holding it.", subject)
     return report.outcome.value
 
 
@@ -107,11 +89,8 @@ def _reconcile_role(task: Any, managed_role_id: str, *, force: bool = False) -> 
             return _reconcile_with_retry(
                 task,
                 subject=f"managed role {managed_role_id}",
-                reconcile=lambda: managed_role_reconcile(
-                    managed_role_id=managed_role_id, force=force
-                ),
-                record_failure=lambda error: managed_role_record_failure(
-                    managed_role_id=managed_role_id, error=error
+                reconcile=lambda last_try: managed_role_reconcile(
+                    managed_role_id=managed_role_id, force=force, last_try=last_try
                 ),
             )
     finally:
@@ -126,9 +105,8 @@ def _reconcile_partner_user_policy(task: Any, policy_id: str) -> str:
     return _reconcile_with_retry(
         task,
         subject=f"partner policy {policy_id}",
-        reconcile=lambda: partner_user_policy_reconcile(policy_id=policy_id),
-        record_failure=lambda error: partner_user_policy_record_failure(
-            policy_id=policy_id, error=error
+        reconcile=lambda last_try: partner_user_policy_reconcile(
+            policy_id=policy_id, last_try=last_try
         ),
     )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from audit.models import AuditEvent
 from cloud.client import CloudClient, CloudCredentials
 from cloud.errors import CloudError
 from delegations.models import Delegation, OutboxMessage, PartnerUserPolicy
@@ -13,7 +14,7 @@ from delegations.partner.services import partner_user_policies_sync, staff_unass
 from delegations.worker import engine
 from delegations.worker.owner_role import role_has_pending_work
 from delegations.worker.periodic import managed_roles_periodic_pass
-from delegations.worker.tasks import run_outbox_message
+from delegations.worker.tasks import reconcile_role, run_outbox_message
 from tests.fixtures.partner import PartnerWorld
 
 Status = Delegation.Status
@@ -159,3 +160,44 @@ def test_a_ram_user_unassigned_during_a_failing_chain_loses_assume_role_once_the
     assert policy.desired_version == policy.applied_version
     assert policy.last_error_code == ""
     assert partner_user_policies_sync() == 0
+
+
+def test_a_give_up_ends_the_revokes_its_chain_already_made(owner_world, quick_retries) -> None:
+    """One change removes a partner and adds a policy to the role. The trust-policy write lands
+    (its answer lost: cloudsim applies it and drops the connection), then the cloud throttles
+    the policy's attachment past the task's last retry. The revoke went through: the give-up
+    ends it as revoked, as a permanent failure would; only the change still to make waits."""
+    world = owner_world
+    keep, leave = world.offer(), world.offer()
+    world.reconcile()
+    world.catalog_role.policies = [
+        {"type": "System", "name": "AliyunECSFullAccess"},
+        {"type": "System", "name": "AliyunOSSReadOnlyAccess"},
+    ]
+    world.catalog_role.save()
+    world.revoke(Delegation.objects.get(pk=leave.pk))
+    world.sim.set_faults(
+        {"action": "UpdateRole", "kind": "lost", "count": 1},
+        {"action": "AttachPolicyToRole", "kind": "throttle"},
+    )
+    seq = world.last_seq()
+
+    assert reconcile_role.apply(args=[str(world.managed_role().pk)]).get() == "failed"
+
+    calls = world.cloud_calls(seq)
+    assert [c["action"] for c in calls if c.get("fault") == "lost"] == ["UpdateRole"]
+    assert len([c for c in calls if c["action"] == "AttachPolicyToRole"]) > 1
+    ended = Delegation.objects.get(pk=leave.pk)
+    assert ended.status == Status.REVOKED
+    assert ended.last_error_code == ""
+    assert not AuditEvent.objects.filter(
+        target_id=str(leave.pk), action="delegation.failed"
+    ).exists()
+    assert world.status(keep) == Status.ACTIVE
+    assert world.trusted() == {Delegation.objects.get(pk=keep.pk).principal_arn}
+    # The policy still to attach is asked for again once the cloud answers.
+    assert role_has_pending_work(world.managed_role())
+    world.sim.clear_faults()
+    world.reconcile()
+    assert ("System", "AliyunOSSReadOnlyAccess") in world.attached()
+    assert world.status(keep) == Status.ACTIVE

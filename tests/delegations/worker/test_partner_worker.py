@@ -9,7 +9,6 @@ import pytest
 
 from audit.models import AuditEvent
 from cloud import policies
-from cloud.errors import CloudError
 from delegations.models import CloudCall, OutboxMessage, PartnerUserPolicy
 from delegations.worker import engine
 from delegations.worker import partner_policy as apply
@@ -136,10 +135,7 @@ def test_a_give_up_leaves_a_policy_whose_lease_is_held_to_its_holder(
     def verify_while_the_other_chain_gives_up(subject, **kwargs):
         if not gave_up:
             gave_up.append(
-                apply.partner_user_policy_record_failure(
-                    policy_id=alice_policy.pk,
-                    error=CloudError(code="Throttling.User", message="throttled", action="x"),
-                )
+                apply.partner_user_policy_reconcile(policy_id=alice_policy.pk, last_try=True)
             )
         return real_verify(subject, **kwargs)
 

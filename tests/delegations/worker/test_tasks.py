@@ -10,11 +10,10 @@ import pytest
 from django.conf import settings as django_settings
 from django.utils import timezone
 
-from cloud.errors import CloudError
 from delegations.models import Delegation, OutboxMessage
 from delegations.worker import engine
 from delegations.worker.engine import ReconcileOutcome
-from delegations.worker.owner_role import managed_role_record_failure, role_has_pending_work
+from delegations.worker.owner_role import managed_role_reconcile, role_has_pending_work
 from delegations.worker.tasks import (
     MAX_RETRY_COUNTDOWN_SECONDS,
     RECONCILE_MAX_RETRIES,
@@ -140,12 +139,7 @@ def test_a_give_up_leaves_a_role_whose_lease_is_held_to_its_holder(
     def verify_while_the_other_chain_gives_up(subject, **kwargs):
         if not gave_up:
             gave_up.append(
-                managed_role_record_failure(
-                    managed_role_id=world.managed_role().pk,
-                    error=CloudError(
-                        code="Throttling.User", message="throttled", action="UpdateRole"
-                    ),
-                )
+                managed_role_reconcile(managed_role_id=world.managed_role().pk, last_try=True)
             )
         return real_verify(subject, **kwargs)
 
