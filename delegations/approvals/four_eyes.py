@@ -23,6 +23,7 @@ from accounts.permissions import is_admin_member
 from audit.actions import AuditAction
 from audit.services import audit_record, audit_refusal
 from delegations.approvals import selectors, services
+from delegations.approvals.selectors import CATALOG_ROLE_CHANGES
 from delegations.catalog import allow_list
 from delegations.catalog import services as catalog_services
 from delegations.models import (
@@ -40,7 +41,6 @@ from delegations.proposals import (
     four_eyes_on,
     proposal_applier,
     proposal_is_outdated,
-    proposal_second_admin_refusal,
     rule_proposal_create,
 )
 from delegations.versioned import versioned_save
@@ -303,16 +303,8 @@ def _apply(proposal: RuleProposal) -> None:
         services.approver_group_update(group=group, updated_by=author, **arguments)
 
 
-# Proposals about a catalogue role already there, and all of the catalogue's.
-_CATALOG_ROLE_CHANGES = frozenset(
-    {
-        Kind.CATALOG_ROLE_UPDATE,
-        Kind.CATALOG_ROLE_DEACTIVATE,
-        Kind.CATALOG_ROLE_REACTIVATE,
-        Kind.CATALOG_ROLE_SET_ACCOUNTS,
-    }
-)
-_CATALOG_KINDS = _CATALOG_ROLE_CHANGES | {
+# All of the catalogue's proposals.
+_CATALOG_KINDS = CATALOG_ROLE_CHANGES | {
     Kind.CATALOG_ROLE_CREATE,
     Kind.ALLOWANCE_ADD,
     Kind.ALLOWANCE_REMOVE,
@@ -344,7 +336,7 @@ def _apply_catalog(proposal: RuleProposal) -> None:
             one_role_per_partner=data["one_role_per_partner"],
             **_role_settings(data),
         )
-    elif proposal.kind in _CATALOG_ROLE_CHANGES:
+    elif proposal.kind in CATALOG_ROLE_CHANGES:
         role = CatalogRole.objects.select_related("cloud_account", "organisation").get(
             organisation=owner, pk=proposal.target_id
         )
@@ -378,37 +370,12 @@ def _apply_catalog(proposal: RuleProposal) -> None:
         allow_list.partner_allowance_remove(allowance=allowance, removed_by=author)
 
 
-def _second_admin_refusal(proposal: RuleProposal, user: User) -> str | None:
-    """Why `user` may not be the second admin of `proposal`, or None. A change of a catalogue
-    role that approver groups are attached to is confirmed by one of their members, as
-    deciding the role's requests is; a capability above says for its own kinds."""
-    if proposal.kind not in _CATALOG_ROLE_CHANGES:
-        return proposal_second_admin_refusal(proposal, user)
-    role = CatalogRole.objects.filter(
-        organisation=proposal.organisation, pk=proposal.target_id
-    ).first()
-    if role is None:
-        return None  # gone since: the proposal is outdated
-    rules = selectors.grant_rules(
-        owner_id=proposal.organisation_id, catalog_role_id=role.pk, partner_account_uid=None
-    )
-    if rules.approver_ids is None or user.pk in rules.approver_ids:
-        return None
-    return _(
-        "Only members of %(groups)s, the approver groups of %(role)s, may approve a change of it."
-    ) % {"groups": ", ".join(rules.group_names), "role": role.role_name}
-
-
 def rule_proposal_approve(*, proposal: RuleProposal, approved_by: User) -> RuleProposal:
     """A second owner admin approves a proposal: it takes effect now. Its author cannot, and
     nobody can once its target changed or went since it was written (it is outdated)."""
     current = RuleProposal.objects.select_related("organisation", "proposed_by").get(pk=proposal.pk)
     _require_admin(approved_by, current.organisation)
-    if current.proposed_by_id == approved_by.pk:
-        reason = _("A proposal needs a second admin: its author cannot approve it.")
-        _deny(current, approved_by, reason)
-        raise PermissionDenied(reason)
-    refusal = _second_admin_refusal(current, approved_by)
+    refusal = selectors.rule_proposal_approval_refusal(proposal=current, user=approved_by)
     if refusal is not None:
         _deny(current, approved_by, refusal)
         raise PermissionDenied(refusal)
@@ -439,7 +406,7 @@ def _approve(proposal: RuleProposal, approved_by: User) -> RuleProposal:
         if proposal_is_outdated(locked):
             raise ProposalOutdated
         # Again under the lock that changes of the groups take: one made meanwhile counts.
-        refusal = _second_admin_refusal(locked, approved_by)
+        refusal = selectors.rule_proposal_approval_refusal(proposal=locked, user=approved_by)
         if refusal is not None:
             raise PermissionDenied(refusal)
         # Set before applying: an applier may count the second admin's agreement (a marking

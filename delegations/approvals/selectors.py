@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from django.db.models import Prefetch, Q, QuerySet
+from django.utils.translation import gettext as _
 
 from accounts.models import Membership, Organisation, User
 from core.web import get_or_404, parse_uuid
@@ -33,7 +34,7 @@ from delegations.models import (
     PartnerAllowance,
     RuleProposal,
 )
-from delegations.proposals import proposal_is_outdated
+from delegations.proposals import proposal_is_outdated, proposal_second_admin_refusal
 
 
 def owner_admins(*, owner: Organisation) -> QuerySet[User]:
@@ -260,17 +261,63 @@ def approval_settings_of(*, owner: Organisation) -> ApprovalSettings | None:
     return ApprovalSettings.objects.filter(organisation=owner).select_related("updated_by").first()
 
 
-def rule_proposals_waiting(*, owner: Organisation) -> list[RuleProposal]:
+def rule_proposals_waiting(*, owner: Organisation, reader: User) -> list[RuleProposal]:
     """The proposals waiting for a second admin, each with `outdated`: whether its target
-    changed or went since it was written (approving it would be refused)."""
+    changed or went since it was written (approving it would be refused), and, for `reader`,
+    `refusal`: why they may not approve it (None: they may), then `deciders`: the emails of
+    the owner admins who may."""
     waiting = list(
         RuleProposal.objects.filter(
             organisation=owner, status=RuleProposal.Status.PENDING
         ).select_related("proposed_by")
     )
+    admins = list(owner_admins(owner=owner))
     for proposal in waiting:
         proposal.outdated = proposal_is_outdated(proposal)
+        proposal.refusal = rule_proposal_approval_refusal(proposal=proposal, user=reader)
+        if proposal.refusal is not None:
+            proposal.deciders = tuple(
+                admin.email
+                for admin in admins
+                if rule_proposal_approval_refusal(proposal=proposal, user=admin) is None
+            )
     return waiting
+
+
+# Proposals about a catalogue role already there: the approver groups attached to the role
+# govern who confirms them.
+CATALOG_ROLE_CHANGES = frozenset(
+    {
+        RuleProposal.Kind.CATALOG_ROLE_UPDATE,
+        RuleProposal.Kind.CATALOG_ROLE_DEACTIVATE,
+        RuleProposal.Kind.CATALOG_ROLE_REACTIVATE,
+        RuleProposal.Kind.CATALOG_ROLE_SET_ACCOUNTS,
+    }
+)
+
+
+def rule_proposal_approval_refusal(*, proposal: RuleProposal, user: User) -> str | None:
+    """Why `user`, an owner admin, may not be the second admin of `proposal`, or None. Never
+    its author. A change of a catalogue role that approver groups are attached to is confirmed
+    by one of their members, as deciding the role's requests is; a capability above says for
+    its own kinds. Reads only; callers audit the refusal."""
+    if proposal.proposed_by_id == user.pk:
+        return _("A proposal needs a second admin: its author cannot approve it.")
+    if proposal.kind not in CATALOG_ROLE_CHANGES:
+        return proposal_second_admin_refusal(proposal, user)
+    role = CatalogRole.objects.filter(
+        organisation_id=proposal.organisation_id, pk=proposal.target_id
+    ).first()
+    if role is None:
+        return None  # gone since: the proposal is outdated
+    rules = grant_rules(
+        owner_id=proposal.organisation_id, catalog_role_id=role.pk, partner_account_uid=None
+    )
+    if rules.approver_ids is None or user.pk in rules.approver_ids:
+        return None
+    return _(
+        "Only members of %(groups)s, the approver groups of %(role)s, may approve a change of it."
+    ) % {"groups": ", ".join(rules.group_names), "role": role.role_name}
 
 
 def rule_proposals_for(*, owner: Organisation) -> QuerySet[RuleProposal]:

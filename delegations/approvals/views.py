@@ -88,7 +88,7 @@ def _page(
             "group_form": group_form or ApproverGroupForm(owner=owner),
             "is_admin": is_admin(request),
             "four_eyes": four_eyes.four_eyes_on(owner=owner),
-            "proposals": selectors.rule_proposals_waiting(owner=owner),
+            "proposals": selectors.rule_proposals_waiting(owner=owner, reader=request.user),
         },
         status=status,
     )

@@ -250,9 +250,12 @@ class RuleProposal(Decision):
     proposed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
-    # Not stored: whether a waiting proposal's target changed since, set by
+    # Not stored: whether a waiting proposal's target changed since, and why the person
+    # reading may not approve it and who may, set by
     # `approvals.selectors.rule_proposals_waiting` for the rules page.
     outdated: bool = False
+    refusal: str | None = None
+    deciders: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} ({self.get_status_display()})"
