@@ -40,9 +40,11 @@ from delegations.models import (
     APPROVER_GROUP_NAME_MAX_LENGTH,
     MAX_APPROVALS_REQUIRED,
     MAX_AUTO_APPROVE_HOURS,
+    MAX_BREAK_GLASS_QUORUM,
     ApprovalRule,
     ApprovalSettings,
     ApproverGroup,
+    BreakGlassRole,
     CatalogRole,
     Delegation,
     DelegationApproval,
@@ -489,6 +491,36 @@ def approval_rule_validate(
     )
     if shortfalls:
         raise ValidationError({"approvals_required": _quorum_refusal(catalog_role, shortfalls[0])})
+    if approvals_required > MAX_BREAK_GLASS_QUORUM:
+        _refuse_if_emergency_role(catalog_role, approvals_required)
+
+
+def _refuse_if_emergency_role(catalog_role: CatalogRole, approvals_required: int) -> None:
+    """An emergency role's marking stands for the approval of its activations, agreed by at
+    most two people: with a larger quorum it would approve, ahead of time, what a single
+    request needs more people for, and could not be made again. Such a quorum waits until the
+    role is no longer offered in an emergency (its marking withdrawn)."""
+    partners = sorted(
+        BreakGlassRole.objects.filter(catalog_role=catalog_role, is_active=True).values_list(
+            "partner__name", flat=True
+        )
+    )
+    if partners:
+        raise ValidationError(
+            {
+                "approvals_required": _(
+                    "%(role)s is an emergency role for %(partners)s, agreed by at most %(max)d "
+                    "people: it cannot need %(n)d approvals. Stop offering it as an emergency "
+                    "role first."
+                )
+                % {
+                    "role": catalog_role.role_name,
+                    "partners": ", ".join(partners),
+                    "max": MAX_BREAK_GLASS_QUORUM,
+                    "n": approvals_required,
+                }
+            }
+        )
 
 
 def _quorum_refusal(catalog_role: CatalogRole, shortfall: Shortfall) -> str:

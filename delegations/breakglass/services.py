@@ -37,6 +37,7 @@ from delegations.approvals.rules import Candidate, RulesInForce, decision_refusa
 from delegations.approvals.selectors import grant_rules, rules_in_force
 from delegations.breakglass.selectors import live_activation
 from delegations.catalog.selectors import partner_account_allow_listed
+from delegations.catalog.services import catalog_role_lock
 from delegations.delegation_audit import role_for_partner_label
 from delegations.lifecycle.oversight import delegation_break_glass_grant
 from delegations.lifecycle.services import delegation_revoke
@@ -49,6 +50,7 @@ from delegations.lifecycle.transitions import (
 from delegations.models import (
     BREAK_GLASS_REVIEW_WITHIN,
     MAX_BREAK_GLASS_HOURS,
+    MAX_BREAK_GLASS_QUORUM,
     MIN_BREAK_GLASS_REASON,
     BreakGlassActivation,
     BreakGlassRole,
@@ -213,7 +215,7 @@ def break_glass_role_validate(
     quorum = _marking_rules(
         owner=owner, catalog_role=catalog_role, partner=partner
     ).approvals_required
-    if "catalog_role" not in errors and "partner" not in errors and quorum > 2:
+    if "catalog_role" not in errors and "partner" not in errors and quorum > MAX_BREAK_GLASS_QUORUM:
         # A proposal brings two people together, never more: the marking would need fewer
         # people than a single request of the role.
         errors["catalog_role"] = _(
@@ -256,10 +258,17 @@ def break_glass_role_set(
         user=set_by,
         alone=second_admin is None,
     )
-    people = break_glass_role_validate(
-        owner=owner, catalog_role=catalog_role, partner=partner, people=people, max_hours=max_hours
-    )
     with transaction.atomic():
+        # Under the role's row lock, which a change of its quorum takes too: a quorum raised
+        # beyond what a marking allows meanwhile is seen here, or sees this marking.
+        catalog_role_lock(catalog_role_id=catalog_role.pk)
+        people = break_glass_role_validate(
+            owner=owner,
+            catalog_role=catalog_role,
+            partner=partner,
+            people=people,
+            max_hours=max_hours,
+        )
         marking, created = BreakGlassRole.objects.select_for_update().get_or_create(
             catalog_role=catalog_role,
             partner=partner,

@@ -45,6 +45,7 @@ from delegations.models.approvals import (
 from delegations.models.breakglass import (
     BREAK_GLASS_REVIEW_WITHIN,
     MAX_BREAK_GLASS_HOURS,
+    MAX_BREAK_GLASS_QUORUM,
     MIN_BREAK_GLASS_REASON,
     BreakGlassActivation,
     BreakGlassRole,
@@ -123,6 +124,7 @@ __all__ = [
     "MAX_APPROVALS_REQUIRED",
     "MAX_AUTO_APPROVE_HOURS",
     "MAX_BREAK_GLASS_HOURS",
+    "MAX_BREAK_GLASS_QUORUM",
     "MAX_FLEET_ACCOUNTS",
     "MAX_FLEET_CONCURRENCY",
     "MAX_FLEET_REGIONS",

@@ -20,6 +20,9 @@ from delegations.models.versioned import VersionedModel
 
 # The longest emergency window an owner may allow (the bound).
 MAX_BREAK_GLASS_HOURS = 24
+# The most approvals an emergency role's requests may need: a marking is agreed by at most two
+# people (its author and a four-eyes proposal's second admin).
+MAX_BREAK_GLASS_QUORUM = 2
 # A reason shorter than this says nothing a reviewer could check.
 MIN_BREAK_GLASS_REASON = 20
 # Every activation must be reviewed by an owner admin within this long.

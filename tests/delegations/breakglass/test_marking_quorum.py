@@ -9,17 +9,23 @@ from __future__ import annotations
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection
 
 from accounts.models import Membership, Organisation, User
 from audit.models import AuditEvent
-from delegations.approvals.four_eyes import rule_proposal_approve
+from delegations.approvals.four_eyes import (
+    approval_rule_set_or_propose,
+    four_eyes_set,
+    rule_proposal_approve,
+)
 from delegations.approvals.services import approval_rule_set, approver_group_create
 from delegations.breakglass.proposals import (
     break_glass_role_remove_or_propose,
     break_glass_role_set_or_propose,
 )
 from delegations.breakglass.services import break_glass_role_remove, break_glass_role_set
-from delegations.models import BreakGlassRole, CatalogRole, RuleProposal
+from delegations.models import ApprovalRule, BreakGlassRole, CatalogRole, RuleProposal
+from tests.delegations.lifecycle.test_decision_races import race
 from tests.personas import make_member
 
 pytestmark = pytest.mark.django_db
@@ -133,3 +139,57 @@ def test_a_role_needing_more_than_two_approvals_is_not_marked(
     with pytest.raises(ValidationError, match="3"):
         break_glass_role_set_or_propose(**marking_of(owner_admin))
     assert not RuleProposal.objects.exists() and not BreakGlassRole.objects.exists()
+
+
+def test_a_marked_role_keeps_a_quorum_of_two_or_less(
+    company_a: Organisation,
+    ecs_admin: CatalogRole,
+    owner_admin: User,
+    owner_admin_2: User,
+    marking_of,
+) -> None:
+    """A quorum above two would leave the marking standing for fewer people than a request of
+    the role needs, and it could not be made again: raising it is refused, naming the partner,
+    until the marking is withdrawn."""
+    make_member(company_a, Membership.Role.ADMIN, email="third@company-a.example")
+    marking = break_glass_role_set_or_propose(**marking_of(owner_admin))
+    assert isinstance(marking, BreakGlassRole)
+    for propose in (False, True):
+        if propose:
+            four_eyes_set(owner=company_a, user=owner_admin, on=True)
+        with pytest.raises(ValidationError, match="Company B") as refused:
+            approval_rule_set_or_propose(
+                catalog_role=ecs_admin,
+                user=owner_admin,
+                approvals_required=3,
+                auto_approve_max_hours=None,
+            )
+        assert "approvals_required" in refused.value.message_dict
+    assert not ApprovalRule.objects.exists() and not RuleProposal.objects.exists()
+    # Two stays possible: a marking is agreed by two.
+    approval_rule_set(catalog_role=ecs_admin, approvals_required=2, set_by=owner_admin)
+
+    four_eyes_set(owner=company_a, user=owner_admin, on=False)
+    removal = break_glass_role_remove_or_propose(marking=marking, user=owner_admin)
+    rule_proposal_approve(proposal=removal, approved_by=owner_admin_2)
+    approval_rule_set(catalog_role=ecs_admin, approvals_required=3, set_by=owner_admin)
+    assert ApprovalRule.objects.get().approvals_required == 3
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row-lock races need PostgreSQL")
+def test_a_marking_and_a_quorum_of_three_cannot_both_pass(
+    company_a: Organisation,
+    ecs_admin: CatalogRole,
+    owner_admin: User,
+    marking_of,
+) -> None:
+    make_member(company_a, Membership.Role.ADMIN, email="third@company-a.example")
+    make_member(company_a, Membership.Role.ADMIN, email="fourth@company-a.example")
+    marked, raised = race(
+        lambda: break_glass_role_set_or_propose(**marking_of(owner_admin)),
+        lambda: approval_rule_set(catalog_role=ecs_admin, approvals_required=3, set_by=owner_admin),
+    )
+    passed = [result for result in (marked, raised) if not isinstance(result, Exception)]
+    refused = [result for result in (marked, raised) if isinstance(result, ValidationError)]
+    assert len(passed) == 1 and len(refused) == 1, (marked, raised)
