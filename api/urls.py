@@ -27,6 +27,12 @@ urlpatterns = [
         views.RevokeView.as_view(),
         views.WithdrawView.as_view(),
     ),
+    # An approver takes back their own approval (not the partner's "withdraw" above).
+    path(
+        "delegations/<uuid:delegation_id>/approval/withdraw/",
+        views.ApprovalWithdrawView.as_view(),
+        name="approval_withdraw",
+    ),
     path(
         "delegations/<uuid:delegation_id>/assignments/",
         views.AssignmentListView.as_view(),

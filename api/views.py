@@ -295,7 +295,8 @@ class _DelegationAction(ApiView):
     required_scopes: ClassVar[dict[str, str]] = {"POST": Scope.DECIDE}
     roles = (ADMIN,)
     organisation_kind: ClassVar[str | None] = OWNER
-    input_serializer: ClassVar[type[s.StrictSerializer]] = s.ReasonInput
+    # None: the action takes no body (and never reads one).
+    input_serializer: ClassVar[type[s.StrictSerializer] | None] = s.ReasonInput
     # Decided or moved meanwhile, or not at the `expected_version` sent.
     problem_statuses: ClassVar[dict[str, tuple[int, ...]]] = {"POST": (409,)}
 
@@ -306,9 +307,12 @@ class _DelegationAction(ApiView):
         delegation = selectors.delegation_get_for_organisation(
             organisation=self.organisation, delegation_id=delegation_id
         )
-        body = self.input_serializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        result = self.act(delegation, dict(body.validated_data))
+        data: dict[str, Any] = {}
+        if self.input_serializer is not None:
+            body = self.input_serializer(data=request.data)
+            body.is_valid(raise_exception=True)
+            data = dict(body.validated_data)
+        result = self.act(delegation, data)
         result = selectors.delegation_get_for_organisation(
             organisation=self.organisation, delegation_id=result.pk
         )
@@ -327,6 +331,33 @@ class ApproveView(_DelegationAction):
             note=data.get("note", ""),
             expected_version=data.get("expected_version"),
         )
+
+
+@extend_schema(
+    request=None,
+    responses=s.DelegationOutput,
+    summary="Withdraw my approval (while the request still waits for its quorum)",
+)
+class ApprovalWithdrawView(_DelegationAction):
+    """An approver takes back their own approval, as on the request page, under the same
+    checks as approving through the API (scope, the organisation's switch, a fresh-MFA token,
+    an admin of the owner)."""
+
+    input_serializer = None
+
+    def act(self, delegation: Delegation, data: dict[str, Any]) -> Delegation:
+        result = lifecycle.delegation_approval_withdraw(
+            delegation=delegation, withdrawn_by=self.person
+        )
+        if not result.changed:
+            # The page only says so; a client needs a status to branch on, and a second call
+            # (or one by another approver) finds the request unlike what it acted on.
+            raise ProblemException(
+                "conflict",
+                gettext("You have no approval on this request to withdraw; nothing changed."),
+                status_code=409,
+            )
+        return result
 
 
 @extend_schema(request=s.ReasonInput, responses=s.DelegationOutput, summary="Reject")

@@ -45,6 +45,7 @@ def operations() -> list[tuple[str, str]]:
 def test_the_crawl_covers_every_operation() -> None:
     paths = {path for path, _ in operations()}
     assert "/api/v1/delegations/{delegation_id}/approve/" in paths
+    assert "/api/v1/delegations/{delegation_id}/approval/withdraw/" in paths
     assert "/api/v1/access/{delegation_id}/credentials/" in paths
     assert "/api/v1/delegations/{delegation_id}/extensions/{extension_id}/approve/" in paths
     assert len(operations()) >= 18
@@ -149,6 +150,7 @@ PROBLEMS = {
     ("post", "/api/v1/delegations/{delegation_id}/reject/"): DECISION,
     ("post", "/api/v1/delegations/{delegation_id}/revoke/"): DECISION,
     ("post", "/api/v1/delegations/{delegation_id}/withdraw/"): DECISION,
+    ("post", "/api/v1/delegations/{delegation_id}/approval/withdraw/"): OBJECT | {409},
     ("get", "/api/v1/delegations/{delegation_id}/assignments/"): OBJECT,
     ("post", "/api/v1/delegations/{delegation_id}/assignments/"): BODY,
     ("delete", "/api/v1/delegations/{delegation_id}/assignments/{assignment_id}/"): OBJECT,
