@@ -16,18 +16,9 @@ from accounts.models import Organisation, User
 from api import services
 from api.authentication import ApiCaller, BearerTokenAuthentication
 from api.models import Scope
-from api.problems import ProblemException, StrOrPromise
+from api.problems import PayloadTooLarge, ProblemException, StrOrPromise
 from audit.context import audit_context
 from core.request_id import current_client_ip, current_request_id
-
-
-class PayloadTooLarge(ProblemException):
-    def __init__(self) -> None:
-        super().__init__(
-            "too-large",
-            f"Send at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.",
-            status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-        )
 
 
 class ApiView(APIView):

@@ -8,7 +8,9 @@ branch on `type`, never on the words.
 import math
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from django.utils.functional import Promise
@@ -119,6 +121,15 @@ class ProblemException(exceptions.APIException):
         self.extra = extra
 
 
+class PayloadTooLarge(ProblemException):
+    def __init__(self) -> None:
+        super().__init__(
+            "too-large",
+            f"Send at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.",
+            status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+
+
 def problem_response(
     slug: str,
     detail: StrOrPromise,
@@ -180,6 +191,10 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     """DRF's EXCEPTION_HANDLER: every error an API view raises becomes a problem document."""
     set_rollback()
     headers: dict[str, str] = {}
+    if isinstance(exc, RequestDataTooBig):
+        # Django's own refusal, raised when a view without `ApiView`'s early check (the
+        # device flow's) reads an oversized body; unanswered here it would be an HTML 400.
+        exc = PayloadTooLarge()
     if isinstance(exc, ProblemException):
         if exc.retry_after is not None:
             headers["Retry-After"] = str(math.ceil(exc.retry_after))

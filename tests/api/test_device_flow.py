@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from accounts.models import Organisation, User
 from api.models import ApiToken, DeviceAuthorization
+from api.problems import PROBLEM_CONTENT_TYPE
 from audit.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -128,3 +129,14 @@ def test_a_wrong_grant_type_and_unknown_code(client: Client) -> None:
     )
     assert response.json() == {"error": "unsupported_grant_type"}
     assert poll(client, "nope")[1]["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize("path", [CODE, TOKEN])
+def test_an_oversized_body_is_a_413_problem_as_elsewhere_in_the_api(path: str) -> None:
+    # These views read the body without `ApiView`'s early check: Django's own refusal must
+    # still answer as a problem document, not the portal's HTML 400 page.
+    response = Client().post(path, {"client_name": "x" * 300_000}, content_type="application/json")
+    assert response.status_code == 413
+    assert response["Content-Type"] == PROBLEM_CONTENT_TYPE
+    assert response.json()["type"] == "/api/v1/problems/too-large"
+    assert not DeviceAuthorization.objects.exists()
