@@ -3,8 +3,11 @@ schema (the bearer scheme is loaded by apps.ready, the schema class by REST_FRAM
 
 Every operation lists the problem+json answers it can give, with the one `Problem` schema:
 406 everywhere (content negotiation), 401 and 403 where a token is checked, 404 where the
-path names an object, 400 where a body is read, and whatever else a view declares in
-`problem_statuses` (a 404 for a name in the body, a 409 for a decision, a 429 for a budget).
+path names an object, 400, 413 and 415 where a body is read, 503 where an authenticated
+write records its audit event, and whatever else a view declares in `problem_statuses` (a 404
+for a name in the body, a 409 for a decision, a 429 for a budget, a 503 for an open view that
+writes the audit log). A 405 (a method the path does not take) concerns the path, not an
+operation: the API's description says it once (SPECTACULAR_SETTINGS).
 """
 
 import copy
@@ -41,9 +44,14 @@ PROBLEM_RESPONSES: dict[int, str] = {
     "for your organisation.",
     406: "`not-acceptable`: accept application/json or application/problem+json.",
     409: "`conflict`: the object is no longer in the state you acted on.",
+    413: "`too-large`: the body is larger than the portal accepts (see the API's description).",
+    415: "`unsupported-media-type`: send the body as application/json.",
     429: "`rate-limited`: try again after `Retry-After` seconds.",
+    503: "`audit-unavailable`: the audit log could not record the change, so nothing was "
+    "changed; try again.",
 }
 BODY_METHODS = ("POST", "PUT", "PATCH")
+WRITE_METHODS = (*BODY_METHODS, "DELETE")
 # The values of a problem's `type` (SPECTACULAR_SETTINGS names their enum ProblemTypeEnum).
 PROBLEM_TYPE_URIS = sorted(problem_type(slug) for slug in PROBLEM_TYPES)
 _HEADERS: dict[int, dict[str, Any]] = {
@@ -90,12 +98,17 @@ class ProblemAutoSchema(AutoSchema):
 
     def _problem_statuses(self) -> set[int]:
         statuses = {406}
-        if getattr(self.view, "authentication_classes", None):
+        authenticated = bool(getattr(self.view, "authentication_classes", None))
+        if authenticated:
             statuses |= {401, 403}
         if "{" in self.path:
             statuses.add(404)
         if self.method in BODY_METHODS and self.get_request_serializer() is not None:
-            statuses.add(400)
+            statuses |= {400, 413, 415}
+        # An authenticated write goes through a service that records it in the audit log in
+        # the same transaction (`ApiView`), and a ledger that refuses the event undoes it.
+        if authenticated and self.method in WRITE_METHODS:
+            statuses.add(503)
         declared = getattr(self.view, "problem_statuses", {})
         statuses.update(declared.get(self.method, ()))
         return statuses

@@ -617,7 +617,14 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Partner Access Portal API",
-    "DESCRIPTION": "Delegations, access and credentials for owners, partners and auditors.",
+    "DESCRIPTION": (
+        "Delegations, access and credentials for owners, partners and auditors.\n\n"
+        "Errors are problem documents (`application/problem+json`, the `Problem` schema), and "
+        "each operation lists those it can answer. Two concern any path rather than one "
+        "operation and are said only here: 405 `method-not-allowed` for a method the path does "
+        "not take (a path takes the methods listed under it), and 413 `too-large` for any body "
+        f"over {DATA_UPLOAD_MAX_MEMORY_SIZE} bytes (listed on the operations that take a body)."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],

@@ -188,5 +188,5 @@ def test_the_schema_lists_it_with_its_problems() -> None:
     schema = SchemaGenerator().get_schema(request=None, public=True)
     operation = schema["paths"]["/api/v1/delegations/{delegation_id}/approval/withdraw/"]["post"]
     assert "requestBody" not in operation
-    assert set(operation["responses"]) == {"200", "401", "403", "404", "406", "409"}
+    assert set(operation["responses"]) == {"200", "401", "403", "404", "406", "409", "503"}
     assert operation["security"] == [{"PersonalAccessToken": []}]
