@@ -21,7 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from api.negotiation import PROBLEM_CONTENT_TYPE as PROBLEM_CONTENT_TYPE
-from audit.services import AuditError
+from audit.services import AUDIT_UNAVAILABLE_RETRY_AFTER_SECONDS, AuditError
 from delegations.lifecycle.transitions import DelegationConflict
 from delegations.partner.credentials import CredentialRefused
 
@@ -125,7 +125,8 @@ class PayloadTooLarge(ProblemException):
     def __init__(self) -> None:
         super().__init__(
             "too-large",
-            f"Send at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.",
+            gettext("Send at most %(limit)d bytes.")
+            % {"limit": settings.DATA_UPLOAD_MAX_MEMORY_SIZE},
             status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
         )
 
@@ -224,7 +225,10 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         )
     if isinstance(exc, AuditError):
         return problem_response(
-            "audit-unavailable", PROBLEM_TYPES["audit-unavailable"][1], status_code=503
+            "audit-unavailable",
+            PROBLEM_TYPES["audit-unavailable"][1],
+            status_code=503,
+            headers={"Retry-After": str(AUDIT_UNAVAILABLE_RETRY_AFTER_SECONDS)},
         )
     if isinstance(exc, exceptions.APIException):
         slug, detail, extra = _drf_problem(exc)

@@ -67,6 +67,12 @@ _HEADERS: dict[int, dict[str, Any]] = {
             "description": "Seconds to wait before trying again.",
         }
     },
+    503: {
+        "Retry-After": {
+            "schema": {"type": "integer"},
+            "description": "Seconds to wait before trying again.",
+        }
+    },
 }
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",

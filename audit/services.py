@@ -34,6 +34,11 @@ class AuditError(Exception):
     """The event could not be recorded; the caller's transaction is marked for rollback."""
 
 
+# What a page or an API answer refused because the ledger could not be written tells the
+# client to wait before trying again (Retry-After).
+AUDIT_UNAVAILABLE_RETRY_AFTER_SECONDS = 30
+
+
 class AuditNotInTransactionError(AuditError):
     pass
 

@@ -17,7 +17,7 @@ from django.template import loader
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import requires_csrf_token
 
-from audit.services import AuditError
+from audit.services import AUDIT_UNAVAILABLE_RETRY_AFTER_SECONDS, AuditError
 from core.request_id import current_request_id
 
 logger = logging.getLogger(__name__)
@@ -25,7 +25,6 @@ logger = logging.getLogger(__name__)
 # Clients that cannot read a page: the aliyun CLI and the SDKs fetch the credentials URI and
 # parse its JSON whatever the Accept header says.
 JSON_URL_NAMES = frozenset({"credentials_uri"})
-AUDIT_UNAVAILABLE_RETRY_AFTER_SECONDS = 30
 
 
 def _render(request: HttpRequest, template: str, context: dict | None = None) -> str:

@@ -462,6 +462,7 @@ def test_a_ledger_that_refuses_the_event_is_a_503_problem_for_every_write(
         answers[(method, path)] = response.status_code
         if response.status_code == 503:
             assert response.json()["type"] == "/api/v1/problems/audit-unavailable"
+            assert response["Retry-After"] == "30"
             assert 503 in _problem_statuses(schema, path, method), (method, path)
     assert set(answers.values()) == {503}, answers
     # Every operation listing a 503 was made to answer one, but the console: its federation
