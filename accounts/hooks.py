@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 # `Membership`, its user still attached) and `removed_by` (the acting `User`).
 member_removed = Signal()
 
-# Sent by `accounts.services.invitation_create` once the invitation row and its audit event
+# Sent by `accounts.invitations.invitation_create` once the invitation row and its audit event
 # are written, inside the same transaction. Keyword arguments: `invitation` (the new
 # `Invitation`) and `invited_by` (the acting `User`).
 member_invited = Signal()

@@ -1,4 +1,5 @@
-"""State changes for organisations, memberships and invitations.
+"""State changes for organisations, memberships and people's accounts (invitations are in
+`accounts.invitations`).
 
 Every function is keyword-only, runs in one transaction and writes its audit event inside that
 transaction, so a failed audit write rolls the change back. None of them looks at an HTTP
@@ -6,7 +7,6 @@ request: views pass in what they know (the acting user, the site's base URL).
 """
 
 import logging
-import secrets
 import uuid
 from datetime import datetime, timedelta
 
@@ -16,19 +16,17 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import router, transaction
 from django.db.models.deletion import Collector, ProtectedError, RestrictedError
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
 
-from accounts import emails, hooks, selectors
+from accounts import hooks, selectors
 from accounts.models import (
     Invitation,
     Membership,
     Organisation,
     User,
-    hash_token,
     validate_account_uid,
     validate_enterprise_alias,
     validate_time_zone,
@@ -39,7 +37,6 @@ from core.db import conflict_as_validation_error
 
 logger = logging.getLogger(__name__)
 
-INVITATION_LIFETIME = timedelta(days=7)
 _SLUG_MAX_LENGTH = 60
 
 
@@ -206,7 +203,7 @@ def membership_create(
     *, organisation: Organisation, user: User, role: str, added_by: User | None = None
 ) -> Membership:
     """Add an existing person directly (operators and the demo seed; people use invitations)."""
-    _validate_role(organisation=organisation, role=role)
+    validate_role(organisation=organisation, role=role)
     membership, created = Membership.objects.get_or_create(
         user=user, organisation=organisation, defaults={"role": role}
     )
@@ -230,7 +227,7 @@ def _audit_member_added(*, membership: Membership, added_by: User | None) -> Non
     )
 
 
-def _validate_role(*, organisation: Organisation, role: str) -> None:
+def validate_role(*, organisation: Organisation, role: str) -> None:
     if role not in Membership.roles_for_kind(organisation.kind):
         allowed = ", ".join(r.label.lower() for r in Membership.roles_for_kind(organisation.kind))
         raise ValidationError(
@@ -238,7 +235,7 @@ def _validate_role(*, organisation: Organisation, role: str) -> None:
         )
 
 
-def _lock_organisation(organisation: Organisation) -> Organisation:
+def lock_organisation(organisation: Organisation) -> Organisation:
     # Every change to an organisation's memberships takes this row lock first, so two admins
     # demoting each other at the same moment cannot leave the organisation without an admin.
     return Organisation.objects.select_for_update().get(pk=organisation.pk)
@@ -268,9 +265,9 @@ def membership_change_role(*, membership: Membership, role: str, changed_by: Use
 
 @transaction.atomic
 def _change_role(*, membership: Membership, role: str, changed_by: User) -> Membership:
-    organisation = _lock_organisation(membership.organisation)
+    organisation = lock_organisation(membership.organisation)
     membership = Membership.objects.select_for_update().get(pk=membership.pk)
-    _validate_role(organisation=organisation, role=role)
+    validate_role(organisation=organisation, role=role)
     if membership.role == role:
         return membership
     if membership.role == Membership.Role.ADMIN and not _other_admins_exist(
@@ -366,7 +363,7 @@ def membership_remove(*, membership: Membership, removed_by: User) -> None:
 
 @transaction.atomic
 def _remove(*, membership: Membership, removed_by: User) -> None:
-    organisation = _lock_organisation(membership.organisation)
+    organisation = lock_organisation(membership.organisation)
     membership = Membership.objects.select_for_update().select_related("user").get(pk=membership.pk)
     if membership.role == Membership.Role.ADMIN and not _other_admins_exist(
         organisation=organisation, excluding=membership
@@ -394,216 +391,6 @@ def _remove(*, membership: Membership, removed_by: User) -> None:
     )
     membership.delete()
     user_sessions_end(user=user)
-
-
-def _new_token() -> tuple[str, str]:
-    raw = secrets.token_urlsafe(32)
-    return raw, hash_token(raw)
-
-
-def invitation_accept_url(*, base_url: str, raw_token: str) -> str:
-    return base_url.rstrip("/") + reverse("accounts:invitation_accept", args=[raw_token])
-
-
-def _send_invitation_on_commit(*, invitation: Invitation, raw_token: str, base_url: str) -> None:
-    accept_url = invitation_accept_url(base_url=base_url, raw_token=raw_token)
-
-    def send() -> None:
-        fresh = Invitation.objects.select_related("organisation", "invited_by").get(
-            pk=invitation.pk
-        )
-        try:
-            emails.send_invitation(invitation=fresh, accept_url=accept_url)
-        except Exception:  # SMTP and template errors alike: the invitation itself is valid
-            # The link (and its token) is deliberately not logged.
-            logger.exception("Could not send the email for invitation %s", invitation.pk)
-            invitation.email_delivery_failed = True
-
-    # Sent only once the invitation is committed: a rolled-back invitation never emails anyone.
-    # The raw token lives only in this closure and the email, never in a task payload or log.
-    transaction.on_commit(send)
-
-
-def _invitation_snapshot(invitation: Invitation) -> dict:
-    return {
-        "email": invitation.email,
-        "role": invitation.role,
-        "expires_at": invitation.expires_at.isoformat(),
-    }
-
-
-@transaction.atomic
-def invitation_create(
-    *, organisation: Organisation, email: str, role: str, invited_by: User, base_url: str
-) -> Invitation:
-    organisation = _lock_organisation(organisation)
-    email = User.objects.normalize_email(email).strip().lower()
-    _validate_role(organisation=organisation, role=role)
-    if Membership.objects.filter(organisation=organisation, user__email__iexact=email).exists():
-        raise ValidationError(
-            {
-                "email": _("%(email)s is already a member of %(organisation)s.")
-                % {"email": email, "organisation": organisation.name}
-            }
-        )
-    if Invitation.objects.filter(
-        organisation=organisation, email=email, accepted_at=None, cancelled_at=None
-    ).exists():
-        raise ValidationError(
-            {
-                "email": _(
-                    "%(email)s already has an open invitation. Resend it from the list below."
-                )
-                % {"email": email}
-            }
-        )
-    raw_token, token_hash = _new_token()
-    now = timezone.now()
-    invitation = Invitation.objects.create(
-        organisation=organisation,
-        email=email,
-        role=role,
-        token_hash=token_hash,
-        invited_by=invited_by,
-        created_at=now,
-        sent_at=now,
-        expires_at=now + INVITATION_LIFETIME,
-    )
-    audit_record(
-        action=AuditAction.INVITATION_SENT,
-        actor=invited_by,
-        organisation=organisation,
-        target=invitation,
-        target_label=email,
-        after=_invitation_snapshot(invitation),
-    )
-    _send_invitation_on_commit(invitation=invitation, raw_token=raw_token, base_url=base_url)
-    hooks.member_invited.send(sender=Invitation, invitation=invitation, invited_by=invited_by)
-    return invitation
-
-
-def _lock_open_invitation(invitation: Invitation) -> Invitation:
-    invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
-    if invitation.accepted_at:
-        raise ValidationError(_("This invitation has already been accepted."))
-    if invitation.cancelled_at:
-        raise ValidationError(_("This invitation has been cancelled."))
-    return invitation
-
-
-@transaction.atomic
-def invitation_resend(*, invitation: Invitation, resent_by: User, base_url: str) -> Invitation:
-    """Send a fresh link. The previous link stops working and the expiry restarts."""
-    invitation = _lock_open_invitation(invitation)
-    raw_token, token_hash = _new_token()
-    now = timezone.now()
-    before = {"expires_at": invitation.expires_at.isoformat()}
-    invitation.token_hash = token_hash
-    invitation.sent_at = now
-    invitation.expires_at = now + INVITATION_LIFETIME
-    invitation.save(update_fields=["token_hash", "sent_at", "expires_at"])
-    audit_record(
-        action=AuditAction.INVITATION_RESENT,
-        actor=resent_by,
-        organisation=invitation.organisation,
-        target=invitation,
-        target_label=invitation.email,
-        before=before,
-        after=_invitation_snapshot(invitation),
-    )
-    _send_invitation_on_commit(invitation=invitation, raw_token=raw_token, base_url=base_url)
-    return invitation
-
-
-@transaction.atomic
-def invitation_cancel(*, invitation: Invitation, cancelled_by: User) -> Invitation:
-    current = Invitation.objects.select_for_update().get(pk=invitation.pk)
-    if current.cancelled_at:
-        return current  # a double click changes nothing
-    invitation = _lock_open_invitation(current)
-    invitation.cancelled_at = timezone.now()
-    invitation.save(update_fields=["cancelled_at"])
-    audit_record(
-        action=AuditAction.INVITATION_CANCELLED,
-        actor=cancelled_by,
-        organisation=invitation.organisation,
-        target=invitation,
-        target_label=invitation.email,
-        before={"status": "pending"},
-        after={"status": "cancelled"},
-    )
-    return invitation
-
-
-def _lock_acceptable_invitation(invitation: Invitation) -> Invitation:
-    invitation = _lock_open_invitation(invitation)
-    if invitation.is_expired:
-        raise ValidationError(
-            _("This invitation has expired. Ask an admin of the organisation to resend it.")
-        )
-    return invitation
-
-
-def user_owns_email(*, user: User, email: str) -> bool:
-    if user.email.lower() == email.lower():
-        return True
-    return EmailAddress.objects.filter(user=user, email__iexact=email, verified=True).exists()
-
-
-def _accept(*, invitation: Invitation, user: User) -> Membership:
-    organisation = _lock_organisation(invitation.organisation)
-    if Membership.objects.filter(organisation=organisation, user=user).exists():
-        raise ValidationError(
-            _("You are already a member of %(organisation)s.") % {"organisation": organisation.name}
-        )
-    _validate_role(organisation=organisation, role=invitation.role)
-    membership = Membership.objects.create(
-        user=user, organisation=organisation, role=invitation.role
-    )
-    invitation.accepted_at = timezone.now()
-    invitation.accepted_by = user
-    invitation.save(update_fields=["accepted_at", "accepted_by"])
-    audit_record(
-        action=AuditAction.INVITATION_ACCEPTED,
-        actor=user,
-        organisation=organisation,
-        target=membership,
-        target_label=user.email,
-        after={"email": user.email, "role": membership.role, "invitation": str(invitation.pk)},
-    )
-    return membership
-
-
-@transaction.atomic
-def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
-    """An existing, signed-in person accepts an invitation addressed to one of their emails."""
-    invitation = _lock_acceptable_invitation(invitation)
-    if not user_owns_email(user=user, email=invitation.email):
-        raise ValidationError(
-            _("This invitation is for %(email)s. Sign in with that address to accept it.")
-            % {"email": invitation.email}
-        )
-    return _accept(invitation=invitation, user=user)
-
-
-@transaction.atomic
-def invitation_accept_as_new_user(
-    *, invitation: Invitation, password: str, first_name: str = "", last_name: str = ""
-) -> Membership:
-    """A person without an account accepts: the account is created with the invited address.
-
-    Following the emailed link proves the address, so it is stored as verified.
-    """
-    invitation = _lock_acceptable_invitation(invitation)
-    email = invitation.email
-    if selectors.user_exists_with_email(email=email):
-        raise ValidationError(_("An account with this email already exists. Sign in to accept."))
-    user = User.objects.create_user(
-        email=email, password=password, first_name=first_name.strip(), last_name=last_name.strip()
-    )
-    address = EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
-    email_address_confirmed(email_address=address)
-    return _accept(invitation=invitation, user=user)
 
 
 @transaction.atomic

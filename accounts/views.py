@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.i18n import set_language
 
-from accounts import selectors, services
+from accounts import invitations, selectors, services
 from accounts.forms import (
     InvitationForm,
     InvitationSignupForm,
@@ -140,7 +140,7 @@ def member_invite(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = InvitationForm(request.POST, organisation=organisation)
     if form.is_valid():
         try:
-            invitation = services.invitation_create(
+            invitation = invitations.invitation_create(
                 organisation=organisation,
                 email=form.cleaned_data["email"],
                 role=form.cleaned_data["role"],
@@ -177,7 +177,7 @@ def invitation_resend(request: AuthenticatedHttpRequest, invitation_id: str) -> 
         invitation_id=invitation_id,
     )
     try:
-        invitation = services.invitation_resend(
+        invitation = invitations.invitation_resend(
             invitation=invitation, resent_by=request.user, base_url=_base_url(request)
         )
     except ValidationError as error:
@@ -204,7 +204,7 @@ def invitation_cancel(request: AuthenticatedHttpRequest, invitation_id: str) -> 
         invitation_id=invitation_id,
     )
     try:
-        services.invitation_cancel(invitation=invitation, cancelled_by=request.user)
+        invitations.invitation_cancel(invitation=invitation, cancelled_by=request.user)
     except ValidationError as error:
         report_refusal(request, error)
     else:
@@ -306,14 +306,14 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
 
     user = request.user
     if user.is_authenticated:
-        owns = services.user_owns_email(user=user, email=invitation.email)
+        owns = invitations.user_owns_email(user=user, email=invitation.email)
         already_member = Membership.objects.filter(
             user=user, organisation=invitation.organisation
         ).exists()
         context.update({"owns_email": owns, "already_member": already_member})
         if request.method == "POST" and owns and not already_member:
             try:
-                membership = services.invitation_accept(invitation=invitation, user=user)
+                membership = invitations.invitation_accept(invitation=invitation, user=user)
             except ValidationError as error:
                 report_refusal(request, error)
                 return redirect(request.path)
@@ -344,7 +344,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     )
     if request.method == "POST" and form.is_valid():
         try:
-            membership = services.invitation_accept_as_new_user(
+            membership = invitations.invitation_accept_as_new_user(
                 invitation=invitation,
                 password=form.cleaned_data["password1"],
                 first_name=form.cleaned_data["first_name"],

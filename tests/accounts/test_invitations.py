@@ -8,7 +8,7 @@ from allauth.account.models import EmailAddress
 from django.test import Client
 from django.utils import timezone
 
-from accounts import services
+from accounts import invitations
 from accounts.models import Invitation, Membership, Organisation, User
 from tests.accounts.helpers import all_event_text, events
 from tests.factories import DEFAULT_PASSWORD, UserFactory
@@ -26,7 +26,7 @@ def invited(
 
     def make(email: str = "newcomer@example.com", role: str = "auditor") -> tuple[Invitation, str]:
         with django_capture_on_commit_callbacks(execute=True):
-            invitation = services.invitation_create(
+            invitation = invitations.invitation_create(
                 organisation=company_a,
                 email=email,
                 role=role,
@@ -149,7 +149,7 @@ def test_expired_cancelled_and_unknown_links(invited: Callable, owner_admin: Use
     assert not User.objects.filter(email="newcomer@example.com").exists()
 
     second, second_path = invited(email="second@example.com")
-    services.invitation_cancel(invitation=second, cancelled_by=owner_admin)
+    invitations.invitation_cancel(invitation=second, cancelled_by=owner_admin)
     assert Client().get(second_path).status_code == 410
 
     for bogus in ("/invitations/not-a-token/", "/invitations/" + "A" * 5000 + "/"):
@@ -159,9 +159,9 @@ def test_expired_cancelled_and_unknown_links(invited: Callable, owner_admin: Use
 def test_accepting_twice_is_refused(invited: Callable, login: Callable) -> None:
     existing = UserFactory(email="newcomer@example.com")
     invitation, _ = invited()
-    services.invitation_accept(invitation=invitation, user=existing)
+    invitations.invitation_accept(invitation=invitation, user=existing)
     with pytest.raises(Exception, match="already been accepted"):
-        services.invitation_accept(invitation=invitation, user=existing)
+        invitations.invitation_accept(invitation=invitation, user=existing)
     assert Membership.objects.filter(user=existing).count() == 1
 
 

@@ -12,8 +12,9 @@ import pytest
 from django.core import mail
 from django.utils import translation
 
+from accounts.invitations import invitation_create
 from accounts.models import Membership, Organisation, User
-from accounts.services import invitation_create, membership_remove
+from accounts.services import membership_remove
 from audit.models import AuditEvent
 from core.i18n import Text, recipient_locale
 from notifications import sending, services

@@ -26,7 +26,7 @@ def test_a_removed_member_and_the_admins_hear_of_it(
 def test_an_invitation_tells_the_other_admins_never_the_invitation_link(
     company_a: Organisation, owner_admin: User
 ) -> None:
-    from accounts.services import invitation_create
+    from accounts.invitations import invitation_create
     from tests.personas import make_member
 
     other_admin = make_member(company_a, Membership.Role.ADMIN, email="other@company-a.example")
