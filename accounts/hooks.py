@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from django.dispatch import Signal
 
 if TYPE_CHECKING:
-    from accounts.models import Membership, User
+    from accounts.models import Membership, Organisation, User
 
 # Sent by `accounts.services.membership_remove` after it locked the membership and before it
 # writes its own audit event and deletes the row. Keyword arguments: `membership` (the locked
@@ -47,3 +47,30 @@ def admin_leaving_announce(*, membership: Membership, changed_by: User) -> None:
         admin_leaving.send(sender=type(membership), membership=membership, changed_by=changed_by)
     except ValidationError as refusal:
         raise AdminStillNeeded(refusal.messages) from refusal
+
+
+# Sent by `accounts.services.membership_create` and `organisation_register`, and by
+# `accounts.invitations` when an invitation is accepted, when a person is about to join an
+# organisation, under the organisation's row lock, before anything is written. Keyword
+# arguments: `organisation` (the locked `Organisation`), `user` (the `User` joining) and
+# `added_by` (the acting `User`, the person themselves when they accept; None for the system).
+# A receiver refuses the join by raising `ValidationError` (an owner admin the approval rules
+# cannot spare as a decider of that partner's requests); accounts rolls the change back,
+# audits the refusal and raises `JoinRefused`.
+member_joining = Signal()
+
+
+class JoinRefused(ValidationError):
+    """A person's joining an organisation that an app above accounts refused."""
+
+
+def member_joining_announce(
+    *, organisation: Organisation, user: User, added_by: User | None
+) -> None:
+    """Let the apps above refuse `user` joining `organisation`."""
+    try:
+        member_joining.send(
+            sender=type(organisation), organisation=organisation, user=user, added_by=added_by
+        )
+    except ValidationError as refusal:
+        raise JoinRefused(refusal.messages) from refusal

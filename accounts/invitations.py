@@ -186,6 +186,7 @@ def _accept(*, invitation: Invitation, user: User) -> Membership:
             _("You are already a member of %(organisation)s.") % {"organisation": organisation.name}
         )
     services.validate_role(organisation=organisation, role=invitation.role)
+    hooks.member_joining_announce(organisation=organisation, user=user, added_by=user)
     membership = Membership.objects.create(
         user=user, organisation=organisation, role=invitation.role
     )
@@ -203,9 +204,24 @@ def _accept(*, invitation: Invitation, user: User) -> Membership:
     return membership
 
 
-@transaction.atomic
 def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
     """An existing, signed-in person accepts an invitation addressed to one of their emails."""
+    try:
+        return _accept_signed_in(invitation=invitation, user=user)
+    except hooks.JoinRefused as refusal:
+        services.audit_join_refused(
+            refusal,
+            organisation=invitation.organisation,
+            user=user,
+            role=invitation.role,
+            by=user,
+            metadata={"invitation": str(invitation.pk)},
+        )
+        raise
+
+
+@transaction.atomic
+def _accept_signed_in(*, invitation: Invitation, user: User) -> Membership:
     invitation = _lock_acceptable_invitation(invitation)
     if not user_owns_email(user=user, email=invitation.email):
         raise ValidationError(

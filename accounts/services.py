@@ -100,6 +100,8 @@ def organisation_register(
     organisation.full_clean()
     with conflict_as_validation_error(_ACCOUNT_UID_TAKEN):
         organisation.save(force_insert=True)
+    # Nothing to record when refused: the organisation goes with the rollback.
+    hooks.member_joining_announce(organisation=organisation, user=founder, added_by=founder)
     membership = Membership.objects.create(
         user=founder, organisation=organisation, role=Membership.Role.ADMIN
     )
@@ -198,22 +200,54 @@ def _organisation_signup_expire(*, organisation_id: uuid.UUID, signed_up_before:
     return True
 
 
-@transaction.atomic
 def membership_create(
     *, organisation: Organisation, user: User, role: str, added_by: User | None = None
 ) -> Membership:
     """Add an existing person directly (operators and the demo seed; people use invitations)."""
+    try:
+        return _create(organisation=organisation, user=user, role=role, added_by=added_by)
+    except hooks.JoinRefused as refusal:
+        audit_join_refused(refusal, organisation=organisation, user=user, role=role, by=added_by)
+        raise
+
+
+@transaction.atomic
+def _create(
+    *, organisation: Organisation, user: User, role: str, added_by: User | None
+) -> Membership:
+    organisation = lock_organisation(organisation)
     validate_role(organisation=organisation, role=role)
-    membership, created = Membership.objects.get_or_create(
-        user=user, organisation=organisation, defaults={"role": role}
-    )
-    if not created:
+    if Membership.objects.filter(user=user, organisation=organisation).exists():
         raise ValidationError(
             _("%(email)s is already a member of %(organisation)s.")
             % {"email": user.email, "organisation": organisation.name}
         )
+    hooks.member_joining_announce(organisation=organisation, user=user, added_by=added_by)
+    membership = Membership.objects.create(user=user, organisation=organisation, role=role)
     _audit_member_added(membership=membership, added_by=added_by)
     return membership
+
+
+def audit_join_refused(
+    refusal: hooks.JoinRefused,
+    *,
+    organisation: Organisation,
+    user: User,
+    role: str,
+    by: User | None,
+    metadata: dict[str, str] | None = None,
+) -> None:
+    """Record a refused join once the change is rolled back, so that the event survives it."""
+    audit_refusal(
+        because=" ".join(refusal.messages),
+        metadata=metadata,
+        action=AuditAction.MEMBER_JOIN_DENIED,
+        actor=by,
+        organisation=organisation,
+        target=user,
+        target_label=user.email,
+        after={"email": user.email, "role": role},
+    )
 
 
 def _audit_member_added(*, membership: Membership, added_by: User | None) -> None:

@@ -101,6 +101,15 @@ class AuditAction(InfoEnum):
             title=_("{actor} tried to change the role of {target_label} and was refused"),
         ),
     )
+    MEMBER_JOIN_DENIED = (
+        "member.join_denied",
+        ActionInfo(
+            Category.DENIED,
+            "An owner admin joining a partner was refused: the approval rules need them to "
+            "decide that partner's requests.",
+            title=_("{actor} tried to add {target_label} as a member and was refused"),
+        ),
+    )
     INVITATION_SENT = (
         "invitation.sent",
         ActionInfo(_OTHER, "An administrator invited someone to join."),

@@ -160,6 +160,13 @@ class DeciderPool:
         role): their groups keep them as a member, but they decide nothing any more."""
         return replace(self, admin_ids=self.admin_ids - {user_id})
 
+    def with_partner_member(self, allowance_id: object, user_id: object) -> DeciderPool:
+        """The pool once `user_id` belongs to the partner of `allowance_id` too: they decide
+        nothing of that partner's any more."""
+        members = dict(self.partner_member_ids)
+        members[allowance_id] = members.get(allowance_id, frozenset()) | {user_id}
+        return replace(self, partner_member_ids=members)
+
 
 @dataclass(frozen=True)
 class Shortfall:

@@ -240,6 +240,21 @@ def decider_pool(*, owner: Organisation) -> DeciderPool:
     )
 
 
+def allowances_deciding_admin(*, user: User, partner: Organisation) -> QuerySet[PartnerAllowance]:
+    """The allow-list entries for `partner` of the owners `user` is an admin of: each owner
+    whose decisions on that partner's requests `user` takes part in (owner by owner)."""
+    return (
+        PartnerAllowance.objects.filter(
+            partner_account_uid=partner.account_uid,
+            organisation__kind=Organisation.Kind.OWNER,
+            organisation__memberships__user=user,
+            organisation__memberships__role=Membership.Role.ADMIN,
+        )
+        .select_related("organisation")
+        .order_by("organisation_id")
+    )
+
+
 def quorums_by_role(*, owner: Organisation) -> dict[object, int]:
     """The approvals each of `owner`'s catalogue roles needs (1 without a rule)."""
     rules = approval_rules_by_role(owner=owner)

@@ -322,6 +322,48 @@ def owner_admin_leaving_validate(*, owner: Organisation, user: User) -> None:
         _refuse_shortfall(min(made, key=lambda found: (found.possible, found.allowance_id is None)))
 
 
+def partner_member_joining_validate(*, partner: Organisation, user: User) -> None:
+    """Refuse `user` joining `partner` when they are an admin of an owner that allow-lists it,
+    and would leave, since a partner's members never decide its requests, some role's requests
+    from it with fewer people who could decide them than the role's quorum. Under each such
+    owner's rules lock (in a fixed order), so a change of the groups or quorums made at the
+    same moment sees it."""
+    if not partner.is_partner:
+        return
+    for allowance in selectors.allowances_deciding_admin(user=user, partner=partner):
+        owner = allowance.organisation
+        _lock_rules(owner)
+        before = selectors.decider_pool(owner=owner)
+        made = shortfalls_made(
+            before,
+            before.with_partner_member(allowance.pk, user.pk),
+            selectors.quorums_by_role(owner=owner),
+        )
+        if made:
+            shortfall = made[0]
+            raise ValidationError(
+                ngettext(
+                    "%(person)s is an admin of %(owner)s, and a member of %(partner)s never "
+                    "approves its requests: only %(possible)d person could then approve "
+                    "%(role)s for %(partner)s, and %(owner)s needs a quorum of %(n)d. "
+                    "%(owner)s must add approvers or lower the quorum first.",
+                    "%(person)s is an admin of %(owner)s, and a member of %(partner)s never "
+                    "approves its requests: only %(possible)d people could then approve "
+                    "%(role)s for %(partner)s, and %(owner)s needs a quorum of %(n)d. "
+                    "%(owner)s must add approvers or lower the quorum first.",
+                    shortfall.possible,
+                )
+                % {
+                    "person": user.email,
+                    "owner": owner.name,
+                    "partner": partner.name,
+                    "possible": shortfall.possible,
+                    "role": CatalogRole.objects.get(pk=shortfall.catalog_role_id).role_name,
+                    "n": shortfall.required,
+                }
+            )
+
+
 def _refuse_shortfall(shortfall: Shortfall) -> None:
     names = {
         "possible": shortfall.possible,

@@ -3,8 +3,11 @@
 
 from typing import Any
 
-from accounts.models import Invitation, Membership, User
-from delegations.approvals.services import owner_admin_leaving_validate
+from accounts.models import Invitation, Membership, Organisation, User
+from delegations.approvals.services import (
+    owner_admin_leaving_validate,
+    partner_member_joining_validate,
+)
 from delegations.partner.services import staff_member_removed
 from notifications.people import member_invited_notify, member_removed_notify
 
@@ -21,6 +24,17 @@ def on_admin_leaving(
     sender: type[Membership], *, membership: Membership, changed_by: User, **kwargs: Any
 ) -> None:
     owner_admin_leaving_validate(owner=membership.organisation, user=membership.user)
+
+
+def on_member_joining(
+    sender: type[Organisation],
+    *,
+    organisation: Organisation,
+    user: User,
+    added_by: User | None,
+    **kwargs: Any,
+) -> None:
+    partner_member_joining_validate(partner=organisation, user=user)
 
 
 def on_member_invited(
