@@ -120,15 +120,9 @@ class ActivityFilterForm(_UntrustedQueryForm):
             alerts_only=bool(data.get("alerts")),
         )
 
-    def query_without_cursor(self) -> str:
-        values = {
-            name: value
-            for name in ("person", "action", "rw", "outcome", "since", "until", "q")
-            if (value := self.cleaned_data.get(name))
-        }
-        if self.cleaned_data.get("alerts"):
-            values["alerts"] = "1"
-        return urlencode(values)
+    def query_without_cursor(self) -> dict[str, str]:
+        """The filter values, for links to other pages and the exports."""
+        return self.query(leaving_out=("after",))
 
 
 def _time(value: dt.datetime | None) -> str | None:
@@ -199,7 +193,7 @@ def delegation_activity(request: AuthenticatedHttpRequest, delegation_id: Any) -
         page=page,
         chart=selectors.activity_chart(delegation=delegation, filters=form.filters()).rows(),
         right_sizing=selectors.activity_right_sizing(delegation=delegation),
-        query=form.query_without_cursor(),
+        query=urlencode(form.query_without_cursor()),
         text_search_bound=selectors.activity_text_search_bound() if form.filters().text else None,
     )
     return render(request, "audit/activity.html", context)

@@ -140,6 +140,12 @@ def test_exports_follow_the_filters(ingested, login, owner_admin):
     response = client.get(url(ingested, "export.json"))
     document = json.loads(b"".join(response.streaming_content))
     assert document["export"]["delegation_id"] == str(ingested.delegation.pk)
+    # The filters are named as the audit log's export names them: an object, not a query.
+    assert document["export"]["filters"] == {}
+    filtered = client.get(url(ingested, "export.json") + "?action=DescribeInstances")
+    assert json.loads(b"".join(filtered.streaming_content))["export"]["filters"] == {
+        "action": "DescribeInstances"
+    }
     assert [e["event_id"] for e in document["events"]] == ["evt-1", "evt-2", "evt-3", "evt-4"]
     assert document["events"][2]["outcome"] == "denied"
     # The JSON export carries each whole event too, as ActionTrail reported it.
