@@ -190,11 +190,7 @@ def _members(fleet: FleetGrant) -> list[Delegation]:
 
 
 def _lock_fleet(fleet: FleetGrant) -> FleetGrant:
-    return (
-        FleetGrant.objects.select_for_update(of=("self",))
-        .select_related("owner", "partner", "catalog_role")
-        .get(pk=fleet.pk)
-    )
+    return FleetGrant.objects.locked_for_change().get(pk=fleet.pk)
 
 
 def _check_version(fleet: FleetGrant, expected_version: int | None) -> None:
@@ -554,12 +550,7 @@ def fleet_advance(*, fleet_id: Any) -> FleetGrant | None:
     Idempotent: under the fleet's row lock it counts what is in flight and starts only what
     fits."""
     with transaction.atomic():
-        fleet = (
-            FleetGrant.objects.select_for_update(of=("self",))
-            .select_related("owner", "partner", "catalog_role")
-            .filter(pk=fleet_id)
-            .first()
-        )
+        fleet = FleetGrant.objects.locked_for_change().filter(pk=fleet_id).first()
         if fleet is None:
             return None
         _advance_locked(fleet)

@@ -342,11 +342,7 @@ def _fleet_members_expire(*, fleet_id: Any, member_ids: list[Any], now: dt.datet
     """Expire a fleet's due accounts together, told as one notice for the fleet rather than one
     per account. The fleet's row is locked first and its accounts in the fleet's own order,
     as a fleet revoke does, so the two never wait on each other crosswise."""
-    fleet = (
-        FleetGrant.objects.select_for_update(of=("self",))
-        .select_related("owner", "partner", "catalog_role")
-        .get(pk=fleet_id)
-    )
+    fleet = FleetGrant.objects.locked_for_change().get(pk=fleet_id)
     before = dict(
         Delegation.objects.filter(pk__in=member_ids)
         .order_by("created_at", "pk")

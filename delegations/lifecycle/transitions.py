@@ -397,11 +397,7 @@ def _partner_managed_role(
 
 
 def lock_delegation(delegation: Delegation) -> Delegation:
-    return (
-        Delegation.objects.select_for_update(of=("self",))
-        .select_related("owner", "partner", "catalog_role", "managed_role__cloud_account")
-        .get(pk=delegation.pk)
-    )
+    return Delegation.objects.locked_for_change().get(pk=delegation.pk)
 
 
 def lock_unless(delegation: Delegation, *, already_locked: bool) -> Delegation:

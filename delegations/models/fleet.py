@@ -32,12 +32,23 @@ MAX_FLEET_REGIONS = 30
 MAX_FLEET_ACCOUNTS = 100
 
 
+class FleetGrantQuerySet(models.QuerySet["FleetGrant"]):
+    def locked_for_change(self) -> "FleetGrantQuerySet":
+        """The fleets' own rows locked until the transaction ends (a fleet is locked before
+        its accounts, so a fleet-wide change and a per-account one never wait crosswise),
+        loaded with owner, partner and catalogue role."""
+        return self.select_for_update(of=("self",)).select_related(
+            "owner", "partner", "catalog_role"
+        )
+
+
 class FleetGrant(ReportsChange, VersionedModel):
     class Origin(models.TextChoices):
         REQUEST = "request", "Requested by the partner"
         OFFER = "offer", "Offered by the owner"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    objects = FleetGrantQuerySet.as_manager()
     owner = models.ForeignKey(
         "accounts.Organisation", on_delete=models.PROTECT, related_name="fleets_granted"
     )

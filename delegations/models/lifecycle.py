@@ -20,6 +20,16 @@ from delegations.models.versioned import VersionedModel
 from delegations.models.worker import LastErrorModel, ManagedRole
 
 
+class DelegationQuerySet(models.QuerySet["Delegation"]):
+    def locked_for_change(self) -> "DelegationQuerySet":
+        """The delegations' own rows locked until the transaction ends (not the rows joined
+        in), loaded with what a change reads and reports: owner, partner, catalogue role and
+        managed role with its cloud account."""
+        return self.select_for_update(of=("self",)).select_related(
+            "owner", "partner", "catalog_role", "managed_role__cloud_account"
+        )
+
+
 class Delegation(ReportsChange, VersionedModel, LastErrorModel):
     """One partner organisation's access to one catalogue role of one owner."""
 
@@ -57,6 +67,7 @@ class Delegation(ReportsChange, VersionedModel, LastErrorModel):
         EXPIRED = "expired", _("Expired")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    objects = DelegationQuerySet.as_manager()
     owner = models.ForeignKey(
         "accounts.Organisation", on_delete=models.PROTECT, related_name="delegations_granted"
     )

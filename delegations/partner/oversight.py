@@ -36,11 +36,7 @@ def staff_assign_for_break_glass(*, delegation: Delegation, user: User) -> Staff
     """Assign `user` (the activating person) to the active break-glass `delegation`; None
     while it is not active yet. Idempotent: an open assignment is returned as it is."""
     with transaction.atomic():
-        locked = (
-            Delegation.objects.select_for_update(of=("self",))
-            .select_related("owner", "partner", "catalog_role", "managed_role")
-            .get(pk=delegation.pk)
-        )
+        locked = Delegation.objects.locked_for_change().get(pk=delegation.pk)
         if not delegation_is_usable(locked):
             return None
         existing = StaffAssignment.objects.filter(

@@ -48,11 +48,7 @@ def new_external_id() -> str:
 
 
 def _lock(delegation: Delegation) -> Delegation:
-    return (
-        Delegation.objects.select_for_update(of=("self",))
-        .select_related("owner", "partner", "managed_role", "catalog_role")
-        .get(pk=delegation.pk)
-    )
+    return Delegation.objects.locked_for_change().get(pk=delegation.pk)
 
 
 def _reconcile_if_live(delegation: Delegation) -> None:
