@@ -41,3 +41,16 @@ def cloud_account_get_for_organisation(
     if account is None:
         raise Http404("No such cloud account.")
     return account
+
+
+def cloud_account_sign_in_name(account: CloudAccount) -> str:
+    """How the console names `account` (a switch-role link's parent, a RAM user's logon
+    domain): its enterprise alias, else its UID. The organisation's own alias names its
+    primary account only: lent to another of its accounts, it would send people to the
+    primary."""
+    if account.alias:
+        return account.alias
+    organisation = account.organisation
+    if account.account_uid == organisation.account_uid and organisation.enterprise_alias:
+        return organisation.enterprise_alias
+    return account.account_uid

@@ -18,6 +18,7 @@ from django.utils import timezone
 from accounts.models import Membership, Organisation, User
 from cloud import console, policies
 from core.web import get_or_404, parse_uuid
+from delegations.connection.selectors import cloud_account_sign_in_name
 from delegations.models import (
     CloudCall,
     CredentialIssuance,
@@ -188,9 +189,10 @@ def partner_account_summary(*, organisation: Organisation) -> dict[str, Any]:
 
 
 def owner_console_alias(delegation: Delegation) -> str:
-    """What the switch-role page needs: the owner's enterprise alias, else its UID."""
+    """What the switch-role page needs to find the role's account (the owner's)."""
     account = delegation.managed_role.cloud_account
-    return account.alias or delegation.owner.enterprise_alias or account.account_uid
+    account.organisation = delegation.owner  # already loaded: no second read of the row
+    return cloud_account_sign_in_name(account)
 
 
 @dataclass
@@ -221,19 +223,21 @@ class AccessItem:
         return self.usable and self.console_federation and not self.not_named and not self.no_broker
 
 
-def _logon_name(*, ram_user_name: str | None, organisation: Organisation) -> str | None:
-    if not ram_user_name:
+def _logon_name(link: StaffRamUserLink | None) -> str | None:
+    """`<user>@<account>.onaliyun.com` for the RAM user, in the account it lives in."""
+    if link is None or not link.ram_user_name:
         return None
-    account = partner_cloud_account(organisation=organisation)
-    domain = (account.alias if account else "") or organisation.enterprise_alias
-    domain = domain or organisation.account_uid
-    return f"{ram_user_name}@{domain}.onaliyun.com"
+    return f"{link.ram_user_name}@{cloud_account_sign_in_name(link.cloud_account)}.onaliyun.com"
 
 
 def _access_item(assignment: StaffAssignment, *, now: dt.datetime) -> AccessItem:
     delegation = assignment.delegation
     organisation = delegation.partner
-    link = StaffRamUserLink.objects.filter(organisation=organisation, user=assignment.user).first()
+    link = (
+        StaffRamUserLink.objects.filter(organisation=organisation, user=assignment.user)
+        .select_related("cloud_account__organisation")
+        .first()
+    )
     ram_user_name = link.ram_user_name if link else None
     ready = False
     if link is not None:
@@ -265,7 +269,7 @@ def _access_item(assignment: StaffAssignment, *, now: dt.datetime) -> AccessItem
         switch_role_url=url,
         owner_alias=alias,
         ram_user_name=ram_user_name,
-        ram_logon_name=_logon_name(ram_user_name=ram_user_name, organisation=organisation),
+        ram_logon_name=_logon_name(link),
         console_ready=ready,
         session_name=session_name_for(user=assignment.user, partner=organisation),
         bounds=credential_duration_bounds(delegation=delegation, now=now),
