@@ -26,7 +26,11 @@ from delegations.models import (
     OutboxMessage,
     PartnerLink,
 )
-from tests.delegations.factories import CatalogRoleFactory, DelegationFactory
+from tests.delegations.factories import (
+    CatalogRoleFactory,
+    CloudAccountFactory,
+    DelegationFactory,
+)
 from tests.delegations.lifecycle.test_services_lifecycle import outbox_rows
 from tests.personas import mark_reauthenticated_with_mfa as with_mfa
 
@@ -86,6 +90,26 @@ def test_owner_overview_lists_delegations_by_partner_role_and_status(
     # Malformed filters match nothing rather than failing.
     assert owner_client.get(url("list"), {"partner": "not-a-uuid"}).status_code == 200
     assert owner_client.get(url("list"), {"status": "bogus"}).status_code == 200
+
+
+def test_both_lists_say_which_account_each_role_is_in(
+    owner_client: Client, partner_client: Client, requested: Delegation
+) -> None:
+    """One role name in two of the owner's accounts (a fleet's, say) is two rows: each says
+    its account, or the two would read the same."""
+    staging = CloudAccountFactory(
+        organisation=requested.owner, account_uid="11223355", alias="", is_primary=False
+    )
+    other = DelegationFactory(
+        catalog_role=CatalogRoleFactory(cloud_account=staging, role_name="ecs-admin"),
+        partner=requested.partner,
+    )
+    for client in (owner_client, partner_client):
+        body = client.get(url("list")).content.decode()
+        primary = requested.managed_role.cloud_account.account_uid
+        for delegation, uid in ((requested, primary), (other, "11223355")):
+            row = body[body.index(f'data-delegation="{delegation.pk}"') :]
+            assert f"account {uid}" in row[: row.index("</tr>")]
 
 
 def test_partner_sees_its_own_delegations(
