@@ -10,6 +10,7 @@ from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
 from kombu.entity import Exchange, Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -236,15 +237,24 @@ else:
 # dispatcher hands the notification to another worker. Each email is sent under a claim renewed
 # just before it, so one send must end well within it, or a second worker sends it too.
 PORTAL_NOTIFICATION_CLAIM_SECONDS = 120
+
+
+def _well_within_the_claim(name: str, seconds: float) -> float:
+    """A server's timeout for one wait (connecting, one answer), refused unless a send that
+    waits it out once still ends well within the claim."""
+    if not 0 < seconds <= PORTAL_NOTIFICATION_CLAIM_SECONDS / 4:
+        raise ImproperlyConfigured(
+            f"{name} must be above 0 and at most a quarter of the notification claim "
+            f"({PORTAL_NOTIFICATION_CLAIM_SECONDS / 4:g} s), so one send cannot outlast it; "
+            f"it is {seconds:g}."
+        )
+    return seconds
+
+
 # Seconds the mail server may keep the worker waiting, on connecting and on each answer (Django's
 # SMTP backend; without it one stalled server blocks for good). A send is a handful of such
 # waits, and a server that stalls costs one: at most a quarter of the claim keeps a send within it.
-EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
-if not 0 < EMAIL_TIMEOUT <= PORTAL_NOTIFICATION_CLAIM_SECONDS / 4:
-    raise ValueError(
-        "EMAIL_TIMEOUT must be above 0 and at most a quarter of the notification claim "
-        f"({PORTAL_NOTIFICATION_CLAIM_SECONDS / 4:g} s), so one email's send cannot outlast it."
-    )
+EMAIL_TIMEOUT = _well_within_the_claim("EMAIL_TIMEOUT", env.float("EMAIL_TIMEOUT", default=10.0))
 DEFAULT_FROM_EMAIL = env.str(
     "DEFAULT_FROM_EMAIL", default="Partner Access Portal <noreply@localhost>"
 )
@@ -583,8 +593,12 @@ TEMPLATES[0]["OPTIONS"]["context_processors"].append(  # type: ignore[index]
 PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
 # A request nobody decided reminds the approvers after this many seconds, then daily.
 PORTAL_REMIND_AFTER = env.int("PORTAL_REMIND_AFTER", default=4 * 3600)
-# How long a chat service or webhook may take to answer before the delivery is retried.
-PORTAL_WEBHOOK_TIMEOUT_SECONDS = env.float("PORTAL_WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+# Seconds a chat service or webhook may keep the worker waiting, on each read of its answer
+# (connecting: at most 3); past it the delivery is retried. Kept within a quarter of the claim,
+# as EMAIL_TIMEOUT.
+PORTAL_WEBHOOK_TIMEOUT_SECONDS = _well_within_the_claim(
+    "PORTAL_WEBHOOK_TIMEOUT_SECONDS", env.float("PORTAL_WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+)
 # The egress proxy chat webhooks go through (http://[user:password@]host:port), if any. Set
 # explicitly rather than read from HTTPS_PROXY: a post tunnels through it to the address the
 # SSRF guard checked, never to a name the proxy would resolve again.
