@@ -4,10 +4,17 @@ A delivery is claimed with a conditional update (so a duplicate task or a second
 it taken or done), sent (an email, or one chat channel's message), and recorded sent, left
 pending for a retry with backoff, or given up visibly. `deliveries_attempt_many` does the
 same for a batch of a bulk announcement, sharing the claim, the read, the mail connection and
-the "sent" record. A batch renews its claim before each delivery after the first, and sends
-only what it still holds: a slow mail server cannot let the claim lapse mid-batch (the
-dispatcher would hand the rest to another worker, which would send them a second time). A
-claim is timed by the database's clock, which the dispatcher reads too.
+the "sent" record. A batch renews its claim before each delivery after the first (and before
+the first when it opened a mail connection), and sends only what it still holds: a slow mail
+server cannot let the claim lapse mid-batch (the dispatcher would hand the rest to another
+worker, which would send them a second time). A claim is timed by the database's clock, which
+the dispatcher reads too.
+
+Each send (an email, a chat post, and a batch's opening of its mail connection) must end
+within its budget, half the claim: a server's timeouts bound each wait on it, not the send, so
+one that answers every read just in time would outlast the claim. At the budget the send's
+connections are cut (`core.deadline`) and the try counts as failed, to be tried again like
+any passing failure.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import datetime as dt
 import logging
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +40,7 @@ from django.utils.translation import gettext_lazy, gettext_noop
 
 from accounts.emails import send_templated_email
 from core.crypto import decrypt_secret
+from core.deadline import deadline
 from core.i18n import Text, stored_message
 from notifications import channels as chat
 from notifications.events import NotificationEvent
@@ -46,11 +54,6 @@ from notifications.webhook_urls import (
 
 logger = logging.getLogger(__name__)
 
-# How long a worker holds a delivery it is sending; past it, the dispatcher frees it (the
-# worker died mid-send). A batch renews it before each of its deliveries, so this bounds one
-# send, not a batch; the settings keep the mail server's timeout (EMAIL_TIMEOUT) well within
-# it, so a live worker's email is sent or given up on before its claim runs out.
-CLAIM_SECONDS: int = settings.PORTAL_NOTIFICATION_CLAIM_SECONDS
 # A channel whose deliveries were given up this many times in a row is marked unhealthy and
 # its admins are told by email, once.
 UNHEALTHY_AFTER_FAILURES = 3
@@ -60,6 +63,21 @@ UNHEALTHY_AFTER_FAILURES = 3
 class Attempt:
     outcome: str  # sent | skipped | retry | failed
     retry_after: float | None = None
+
+
+def claim_seconds() -> float:
+    """How long a worker holds a delivery it is sending; past it, the dispatcher frees it (the
+    worker died mid-send). A batch renews it before each of its deliveries, so this bounds one
+    send, not a batch."""
+    return float(settings.PORTAL_NOTIFICATION_CLAIM_SECONDS)
+
+
+def send_budget_seconds() -> float:
+    """How long one send may take before it is cut off: half the claim, leaving the other half
+    to record its outcome while the claim still holds. The settings keep each wait on a server
+    (EMAIL_TIMEOUT, PORTAL_WEBHOOK_TIMEOUT_SECONDS) within half the budget, so a send that
+    waits one out can still finish."""
+    return claim_seconds() / 2
 
 
 def _timeout() -> float:
@@ -84,6 +102,9 @@ CHANNEL_OFF_TEXT = stored_message(gettext_noop("The channel is switched off."))
 NO_ANSWER_TEXT = stored_message(gettext_noop("No answer within the timeout."))
 DNS_UNANSWERED_TEXT = stored_message(
     gettext_noop("The name server did not answer for the webhook's host.")
+)
+CUT_OFF_TEXT = stored_message(
+    gettext_noop("Cut off after %(seconds)d seconds: the receiving server answered too slowly.")
 )
 
 
@@ -155,11 +176,13 @@ def deliveries_attempt_many(
     rows = _claimed_rows(claimed)
     outcomes: dict[int, Attempt] = {}
     emails = sum(1 for d in rows if not d.channel_id)
-    with _shared_mail_connection(emails > 1) as mail_connection:
+    sharing = emails > 1
+    with _shared_mail_connection(sharing) as mail_connection:
         for index, delivery in enumerate(rows):
-            # The claim was just taken for the first; every later one renews it for the
-            # whole batch (those sent but not yet recorded too) and learns what it still holds.
-            if index and delivery.pk not in _claim_renewed(claim):
+            # The claim was just taken for the first (unless opening the mail connection took
+            # up to a budget since); every later one renews it for the whole batch (those sent
+            # but not yet recorded too) and learns what it still holds.
+            if (index or sharing) and delivery.pk not in _claim_renewed(claim):
                 continue
             outcomes[delivery.pk] = _attempt(
                 delivery,
@@ -188,8 +211,9 @@ def _shared_mail_connection(wanted: bool) -> Iterator[Any]:
         return
     connection_to_mail = mail.get_connection()
     try:
-        connection_to_mail.open()
-    except Exception as error:  # SMTP refused, DNS, TLS: judged per email instead
+        with deadline(send_budget_seconds()):
+            connection_to_mail.open()
+    except Exception as error:  # SMTP refused, DNS, TLS, cut off: judged per email instead
         logger.warning("Mail server not reached for a batch: %s", type(error).__name__)
         yield None
         return
@@ -204,7 +228,7 @@ def _claim_expiry() -> tuple[str, list[Any]]:
     clock, the one every worker and the dispatcher share (a worker whose clock runs behind
     would set a claim the dispatcher already sees lapsed), as the delegation worker's leases."""
     query = Query(Delivery)
-    expiry = (Now() + dt.timedelta(seconds=CLAIM_SECONDS)).resolve_expression(query)
+    expiry = (Now() + dt.timedelta(seconds=claim_seconds())).resolve_expression(query)
     sql, params = query.get_compiler(connection=connection).compile(expiry)
     return sql, list(params)
 
@@ -273,16 +297,27 @@ def _attempt(
     retry_countdown: Callable[[float | None], float] | None,
     mail_connection: Any = None,
 ) -> Attempt:
-    """Send a claimed delivery and record a failure (a success is the caller's to record, with
-    the others of its batch)."""
-    try:
-        if delivery.channel_id:
-            verdict = _send_chat(delivery)
-        else:
-            verdict = _send_email(delivery, mail_connection)
-    except Exception as error:  # SMTP, templates, a key that no longer decrypts
-        logger.warning("Delivery %s failed: %s", delivery.pk, type(error).__name__)
-        verdict = chat.Verdict(False, type(error).__name__)
+    """Send a claimed delivery within its budget and record a failure (a success is the
+    caller's to record, with the others of its batch)."""
+    budget = send_budget_seconds()
+    with deadline(budget) as send_deadline:
+        try:
+            if delivery.channel_id:
+                verdict = _send_chat(delivery)
+            else:
+                verdict = _send_email(delivery, mail_connection)
+        except Exception as error:  # SMTP, templates, a key that no longer decrypts
+            logger.warning("Delivery %s failed: %s", delivery.pk, type(error).__name__)
+            verdict = chat.Verdict(False, type(error).__name__)
+    if send_deadline.expired and not verdict.ok:
+        # The error only says how the cut showed (a disconnection, a timeout). A shared mail
+        # connection it cut is dropped: the batch's next email opens one of its own.
+        logger.warning("Delivery %s cut off after %g s", delivery.pk, budget)
+        verdict = chat.Verdict(False, CUT_OFF_TEXT % {"seconds": budget})
+        if mail_connection is not None:
+            # Dead already: dropping it must not stop the batch.
+            with suppress(Exception):
+                mail_connection.close()
     if verdict.ok:
         return Attempt("sent")
     if retry_countdown is None or verdict.permanent:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,7 +22,11 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import NewConnectionError
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+from core import deadline
 
 DEFAULT_PORTS = {"https": 443, "http": 80}
 MAX_URL_LENGTH = 2048
@@ -160,14 +165,58 @@ def validate_webhook_url(value: str) -> str:
     return url
 
 
+def _connect_watched(
+    connection: HTTPConnection, connect: Callable[[], socket.socket]
+) -> socket.socket:
+    """`connect()`, its socket handed to the deadline in force (`core.deadline`), which cuts it
+    when a post outlasts its budget (`requests` times each read, not the answer); no
+    connection is started once that budget is spent."""
+    try:
+        connection.timeout = deadline.connect_timeout(connection.timeout)
+    except TimeoutError as error:
+        raise ConnectTimeoutError(connection, str(error)) from error
+    return deadline.watch(connect())
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def _new_conn(self) -> socket.socket:
+        return _connect_watched(self, super()._new_conn)
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def _new_conn(self) -> socket.socket:
+        return _connect_watched(self, super()._new_conn)
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+_WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
 class _PinnedAdapter(HTTPAdapter):
     """Connects to `address` whatever the request's host resolves to by then, while TLS (the
-    server name sent and the name the certificate must carry) keeps the host's name."""
+    server name sent and the name the certificate must carry) keeps the host's name. Its
+    connections, direct or through the proxy, can be cut by a deadline."""
 
     def __init__(self, *, host: str, address: str) -> None:
         super().__init__()
         self._host = host
         self._address = address
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _WATCHED_POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = _WATCHED_POOLS
+        return manager
 
     def build_connection_pool_key_attributes(
         self, request: requests.PreparedRequest, verify: bool | str, cert: Any = None
@@ -210,8 +259,10 @@ def webhook_post(
     TLS still name the host. No redirect is followed and no proxy or credentials from the
     environment are used: with PORTAL_WEBHOOK_PROXY set, an https post goes through that
     proxy as a CONNECT tunnel to the checked address, so the proxy never resolves the name
-    itself. Raises ValidationError when the guard refuses (code RESOLVER_UNANSWERED when the
-    name server did not answer), `requests` errors otherwise."""
+    itself. Under a `core.deadline` (the worker's sends) every connection is cut when the
+    deadline passes, however slowly the receiver trickles its answer. Raises ValidationError
+    when the guard refuses (code RESOLVER_UNANSWERED when the name server did not answer),
+    `requests` errors otherwise."""
     # The headers `requests.post` would send too (its User-Agent, Accept-Encoding).
     everything = {**requests.utils.default_headers(), **headers}
     request = requests.Request("POST", url, data=body, headers=everything).prepare()

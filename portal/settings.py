@@ -233,15 +233,19 @@ else:
     # Set directly: django-environ drops the leading "/" of an absolute filemail:// path.
     EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
     EMAIL_FILE_PATH = str(EMAIL_MAIL_DIR)
+if EMAIL_BACKEND == "django.core.mail.backends.smtp.EmailBackend":
+    # Django's, with connections a send's deadline can cut (notifications.sending).
+    EMAIL_BACKEND = "core.mail.EmailBackend"
 # How long the worker holds a notification it is sending (notifications.sending): past it, the
-# dispatcher hands the notification to another worker. Each email is sent under a claim renewed
-# just before it, so one send must end well within it, or a second worker sends it too.
+# dispatcher hands the notification to another worker. Each email or chat post is sent under a
+# claim renewed just before it and is cut off after half the claim, so a second worker never
+# sends it too.
 PORTAL_NOTIFICATION_CLAIM_SECONDS = 120
 
 
 def _well_within_the_claim(name: str, seconds: float) -> float:
-    """A server's timeout for one wait (connecting, one answer), refused unless a send that
-    waits it out once still ends well within the claim."""
+    """A server's timeout for one wait, refused unless a send that waits it out once still
+    ends well within its budget (half the claim)."""
     if not 0 < seconds <= PORTAL_NOTIFICATION_CLAIM_SECONDS / 4:
         raise ImproperlyConfigured(
             f"{name} must be above 0 and at most a quarter of the notification claim "
@@ -252,8 +256,8 @@ def _well_within_the_claim(name: str, seconds: float) -> float:
 
 
 # Seconds the mail server may keep the worker waiting, on connecting and on each answer (Django's
-# SMTP backend; without it one stalled server blocks for good). A send is a handful of such
-# waits, and a server that stalls costs one: at most a quarter of the claim keeps a send within it.
+# SMTP backend; without it one stalled server blocks for good). A whole send is cut off after
+# half the claim whatever the server does; this keeps one stalled wait within that.
 EMAIL_TIMEOUT = _well_within_the_claim("EMAIL_TIMEOUT", env.float("EMAIL_TIMEOUT", default=10.0))
 DEFAULT_FROM_EMAIL = env.str(
     "DEFAULT_FROM_EMAIL", default="Partner Access Portal <noreply@localhost>"
@@ -594,8 +598,8 @@ PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
 # A request nobody decided reminds the approvers after this many seconds, then daily.
 PORTAL_REMIND_AFTER = env.int("PORTAL_REMIND_AFTER", default=4 * 3600)
 # Seconds a chat service or webhook may keep the worker waiting, on each read of its answer
-# (connecting: at most 3); past it the delivery is retried. Kept within a quarter of the claim,
-# as EMAIL_TIMEOUT.
+# (connecting: at most 3); past it the delivery is retried. A whole post is cut off after half
+# the claim, as an email is; this keeps one stalled wait within that.
 PORTAL_WEBHOOK_TIMEOUT_SECONDS = _well_within_the_claim(
     "PORTAL_WEBHOOK_TIMEOUT_SECONDS", env.float("PORTAL_WEBHOOK_TIMEOUT_SECONDS", default=5.0)
 )

@@ -1,11 +1,15 @@
 """A real HTTP receiver on loopback for the chat and webhook tests: it records every request
-and answers what the test tells it to (status, body, headers, or a delay past the timeout)."""
+and answers what the test tells it to (status, body, headers, or a delay past the timeout);
+and `loopback_server` for servers that speak in their own time (slow mail servers and
+receivers)."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -69,3 +73,35 @@ def receiver(settings: Any) -> Iterator[Receiver]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def loopback_server(converse: Callable[[socket.socket], None]) -> Iterator[int]:
+    """A TCP server on loopback that hands each connection to `converse`, in a thread of its
+    own (which closes it); its port. On leaving, waits for every conversation to end."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+    conversations: list[threading.Thread] = []
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conversation = listener.accept()[0]
+            except TimeoutError:
+                continue
+            conversation.settimeout(10)
+            thread = threading.Thread(target=converse, args=(conversation,), daemon=True)
+            thread.start()
+            conversations.append(thread)
+
+    accepting = threading.Thread(target=accept, daemon=True)
+    accepting.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        accepting.join(5)
+        for thread in conversations:
+            thread.join(10)
+        listener.close()

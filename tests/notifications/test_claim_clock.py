@@ -28,7 +28,7 @@ from tests.notifications.test_outbox import notice
 pytestmark = pytest.mark.django_db
 
 # Beyond a whole claim: a clock this far off sees every claim it sets or compares with lapse.
-SKEW = dt.timedelta(seconds=sending.CLAIM_SECONDS + 15)
+SKEW = dt.timedelta(seconds=sending.claim_seconds() + 15)
 
 Clock = Callable[[dt.timedelta], AbstractContextManager[None]]
 
