@@ -240,9 +240,7 @@ class AccessReportForm(_UntrustedQueryForm):
         self.roles = {
             str(r.pk): r for r in selectors.audit_catalog_roles(organisation=organisation)
         }
-        account_choices = [
-            (uid, label) for uid, label in sorted(self.accounts.items(), key=lambda i: i[1])
-        ]
+        account_choices = list(self.accounts.items())
         cast(forms.ChoiceField, self.fields["account"]).choices = account_choices
         cast(forms.ChoiceField, self.fields["role"]).choices = [("", gettext("Any role"))] + [
             (pk, f"{r.role_name} ({r.cloud_account.account_uid})") for pk, r in self.roles.items()

@@ -60,7 +60,14 @@ from auditor.selectors import (
     sequence_order,
     targets_q,
 )
-from delegations.models import CatalogRole, CloudAccount, CloudCall, Delegation, DriftFinding
+from delegations.models import (
+    HOME_FIRST,
+    CatalogRole,
+    CloudAccount,
+    CloudCall,
+    Delegation,
+    DriftFinding,
+)
 
 # --- intervals -------------------------------------------------------------------------------
 
@@ -570,21 +577,23 @@ def _person_rows(
 
 
 def report_accounts(*, organisation: Organisation) -> dict[str, str]:
-    """Cloud accounts the organisation may report on, as {account UID: label}: an owner's
-    own accounts; for a partner, the owners' accounts it holds delegations in."""
+    """Cloud accounts the organisation may report on, as {account UID: label}, in the order
+    the form offers them (the first is its default): an owner's own accounts, its primary
+    first, as its other pages list them; for a partner, the owners' accounts it holds
+    delegations in, by owner. Accounts disconnected since still count (their history does)."""
     if organisation.is_owner:
-        accounts = CloudAccount.objects.filter(organisation=organisation)
+        accounts = CloudAccount.objects.filter(organisation=organisation).order_by(
+            "-is_active", *HOME_FIRST
+        )
     else:
         accounts = CloudAccount.objects.filter(
             pk__in=Delegation.objects.filter(partner=organisation).values(
                 "managed_role__cloud_account_id"
             )
-        )
+        ).order_by("organisation__name", "-is_active", *HOME_FIRST)
     labels: dict[str, str] = {}
-    for uid, alias in accounts.order_by("-is_active", "-created_at").values_list(
-        "account_uid", "alias"
-    ):
-        labels.setdefault(uid, f"{alias} ({uid})" if alias else uid)
+    for account in accounts:
+        labels.setdefault(account.account_uid, account.label)
     return labels
 
 

@@ -267,6 +267,27 @@ def test_a_role_of_another_account_is_refused(history: History):
     assert "This role is not in the chosen account" in response.content.decode()
 
 
+def test_the_accounts_are_offered_primary_first_by_their_names(history: History):
+    """As the owner's other pages list them: a second account, whatever its UID or name,
+    comes after the primary, which is the report's default."""
+    from tests.delegations.factories import CloudAccountFactory
+
+    primary = history.delegation.managed_role.cloud_account
+    CloudAccountFactory(
+        organisation=history.owner,
+        account_uid="10000001",
+        alias="",
+        name="staging",
+        is_primary=False,
+    )
+    form = history.client(history.auditor).get(URL).context["form"]
+    assert list(form.fields["account"].choices) == [
+        (primary.account_uid, primary.label),
+        ("10000001", "staging (10000001)"),
+    ]
+    assert form.initial["account"] == primary.account_uid
+
+
 def test_the_partner_admin_reports_on_the_owners_account_it_holds_access_in(history: History):
     client = history.client(history.partner_admin)
     response = client.get(URL, report_params(history))
