@@ -73,7 +73,9 @@ def staff_overview(*, organisation: Organisation) -> list[StaffRow]:
     open_assignments: dict[Any, list[StaffAssignment]] = {}
     for assignment in StaffAssignment.objects.filter(
         partner=organisation, ended_at__isnull=True
-    ).select_related("delegation__owner", "delegation__catalog_role"):
+    ).select_related(
+        "delegation__owner", "delegation__catalog_role", "delegation__managed_role__cloud_account"
+    ):
         open_assignments.setdefault(assignment.user_id, []).append(assignment)
     return [
         StaffRow(user=user, link=links.get(user.pk), assignments=open_assignments.get(user.pk, []))

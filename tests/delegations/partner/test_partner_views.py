@@ -75,6 +75,21 @@ def test_staff_page_lists_staff_and_ram_users(world: PartnerWorld, login) -> Non
     assert "portal-broker" in html  # the broker identity is named
 
 
+def test_staff_page_says_which_account_each_access_is_in(
+    world: PartnerWorld, active: Delegation, login
+) -> None:
+    """An owner's role name can stand in several of its accounts (a fleet's): the staff page
+    names the account of each access and of each person's assignment."""
+    client = login(world.partner_admin)
+    client.post(reverse("delegations:staff_assign", args=[active.pk]), {"user": world.alice.pk})
+    html = client.get(reverse("delegations:staff")).content.decode()
+    uid = active.managed_role.cloud_account.account_uid
+    access = html[html.index(reverse("delegations:delegation_staff", args=[active.pk])) :]
+    assert uid in access[: access.index("</li>")]
+    alice = html[html.index('data-staff="alice@company-b.example"') :]
+    assert f'<span class="mono">{uid}</span>' in alice[: alice.index("</tr>")]
+
+
 def test_staff_page_needs_a_partner_admin(world: PartnerWorld, login) -> None:
     assert login(world.alice).get(reverse("delegations:staff")).status_code == 403
     assert login(world.owner_admin).get(reverse("delegations:staff")).status_code == 403
