@@ -250,6 +250,8 @@ class AuditAction(InfoEnum):
         "partner_allowance.removed",
         ActionInfo(_OTHER, "An owner stopped allowing a partner to request a catalogue role."),
     )
+    # Refused by the approval rules: its description lives in `audit.rule_actions`.
+    PARTNER_ALLOWANCE_ADD_DENIED = _rules("partner_allowance.add_denied")
     PARTNER_LINK_CREATED = (
         "partner_link.created",
         ActionInfo(_OTHER, "An owner linked a partner organisation."),

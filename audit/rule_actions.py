@@ -47,6 +47,12 @@ RULE_ACTIONS: dict[str, ActionInfo] = {
     "approval_rule.changed": ActionInfo(
         _OTHER, "An owner admin changed how many approvals a catalogue role needs."
     ),
+    "partner_allowance.add_denied": ActionInfo(
+        Category.DENIED,
+        "Putting a partner on the allow-list was refused: some of the owner's admins belong to "
+        "it, and without them a role's quorum could not be reached for its requests.",
+        _("{actor} tried to put {target_label} on the allow-list and was refused"),
+    ),
     "delegation.approval_recorded": ActionInfo(
         Category.APPROVAL,
         "An approver approved a request that needs more approvals before it is granted.",

@@ -526,6 +526,8 @@ def _second_factors_removed(_event: EventLike, data: dict[str, Any]) -> str:
 
 
 _REASON: tuple[FactLabel, FactSource, bool] = (_("Reason"), "reason", False)
+# What a refusal recorded after its rollback says (`audit_refusal`).
+_WHY: tuple[FactLabel, FactSource, bool] = (_("Why"), "denied_because", False)
 _UNTIL: tuple[FactLabel, FactSource, bool] = (_("Until"), "ends_at", True)
 _APPROVAL_FACTS: tuple[tuple[FactLabel, FactSource, bool], ...] = (
     (_("Two-factor authentication"), lambda _event, data: _yes_no(data.get("with_mfa")), False),
@@ -547,7 +549,8 @@ _FACTS: dict[AuditAction, tuple[tuple[FactLabel, FactSource, bool], ...]] = {
     AuditAction.DELEGATION_REQUESTED: (_REASON, _UNTIL),
     AuditAction.DELEGATION_APPROVED: _APPROVAL_FACTS,
     AuditAction.DELEGATION_OFFERED: _APPROVAL_FACTS,
-    AuditAction.DELEGATION_APPROVE_DENIED: ((_("Why"), "denied_because", False),),
+    AuditAction.DELEGATION_APPROVE_DENIED: (_WHY,),
+    AuditAction.PARTNER_ALLOWANCE_ADD_DENIED: (_WHY,),
     AuditAction.DELEGATION_REJECTED: (_REASON,),
     AuditAction.DELEGATION_REVOKE_REQUESTED: (_REASON,),
     AuditAction.DELEGATION_RETRIED: (

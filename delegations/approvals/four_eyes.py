@@ -384,6 +384,16 @@ def rule_proposal_approve(*, proposal: RuleProposal, approved_by: User) -> RuleP
     except ProposalOutdated:
         _outdate(current, approved_by)
         raise ValidationError(OUTDATED_MESSAGE) from None
+    except allow_list.AllowanceRefused as refused:
+        # Recorded again once `_approve`'s rollback took the applier's record along.
+        allow_list.partner_allowance_refusal_record(
+            refused,
+            owner=current.organisation,
+            by=approved_by,
+            partner_account_uid=current.payload["partner_account_uid"],
+            label=current.payload["label"],
+        )
+        raise
 
 
 def _approve(proposal: RuleProposal, approved_by: User) -> RuleProposal:

@@ -167,6 +167,14 @@ class DeciderPool:
         members[allowance_id] = members.get(allowance_id, frozenset()) | {user_id}
         return replace(self, partner_member_ids=members)
 
+    def with_partner(self, allowance_id: object, member_ids: frozenset[object]) -> DeciderPool:
+        """The pool once a partner joins the allow-list as `allowance_id` (no group attached to
+        it yet), `member_ids` being the owner's admins who belong to it: they decide nothing of
+        that partner's."""
+        return replace(
+            self, partner_member_ids={**self.partner_member_ids, allowance_id: member_ids}
+        )
+
 
 @dataclass(frozen=True)
 class Shortfall:

@@ -240,6 +240,24 @@ def decider_pool(*, owner: Organisation) -> DeciderPool:
     )
 
 
+def owner_admins_in_partner(*, owner: Organisation, partner_account_uid: str) -> QuerySet[User]:
+    """`owner`'s admins who are members of the partner registered with `partner_account_uid`
+    (nobody when no partner is): they would never decide that partner's requests."""
+    return owner_admins(owner=owner).filter(
+        memberships__organisation__kind=Organisation.Kind.PARTNER,
+        memberships__organisation__account_uid=partner_account_uid,
+    )
+
+
+def owners_administered_by(*, user: User) -> QuerySet[Organisation]:
+    """The owners `user` is an admin of, in the order their rules locks are taken."""
+    return Organisation.objects.filter(
+        kind=Organisation.Kind.OWNER,
+        memberships__user=user,
+        memberships__role=Membership.Role.ADMIN,
+    ).order_by("pk")
+
+
 def allowances_deciding_admin(*, user: User, partner: Organisation) -> QuerySet[PartnerAllowance]:
     """The allow-list entries for `partner` of the owners `user` is an admin of: each owner
     whose decisions on that partner's requests `user` takes part in (owner by owner)."""

@@ -34,6 +34,7 @@ from delegations.approvals.rules import (
     quorum_shortfalls,
     shortfalls_made,
 )
+from delegations.catalog.allow_list import partner_allowance_check_register
 from delegations.catalog.services import catalog_role_lock
 from delegations.delegation_audit import delegation_audit_record
 from delegations.models import (
@@ -325,14 +326,16 @@ def owner_admin_leaving_validate(*, owner: Organisation, user: User) -> None:
 def partner_member_joining_validate(*, partner: Organisation, user: User) -> None:
     """Refuse `user` joining `partner` when they are an admin of an owner that allow-lists it,
     and would leave, since a partner's members never decide its requests, some role's requests
-    from it with fewer people who could decide them than the role's quorum. Under each such
-    owner's rules lock (in a fixed order), so a change of the groups or quorums made at the
-    same moment sees it."""
+    from it with fewer people who could decide them than the role's quorum. Under the rules
+    lock of every owner `user` is an admin of (in a fixed order), taken before the allow-lists
+    are read, so a change of the groups or quorums, or the partner's addition to an allow-list,
+    made at the same moment sees the join or is seen by it."""
     if not partner.is_partner:
         return
+    for owner in selectors.owners_administered_by(user=user):
+        _lock_rules(owner)
     for allowance in selectors.allowances_deciding_admin(user=user, partner=partner):
         owner = allowance.organisation
-        _lock_rules(owner)
         before = selectors.decider_pool(owner=owner)
         made = shortfalls_made(
             before,
@@ -362,6 +365,63 @@ def partner_member_joining_validate(*, partner: Organisation, user: User) -> Non
                     "n": shortfall.required,
                 }
             )
+
+
+# The key a partner not on the allow-list yet stands under in the decider pool.
+_NEW_ALLOWANCE = "new allowance"
+
+
+def partner_allowance_quorum_validate(*, owner: Organisation, partner_account_uid: str) -> None:
+    """Refuse putting `partner_account_uid` on `owner`'s allow-list when some of `owner`'s
+    admins are members of that partner and, since a partner's members never decide its
+    requests, some role's requests from it would have fewer people who could decide them than
+    the role's quorum. Under the owner's rules lock, held until the caller's transaction ends,
+    so a change of the groups or quorums, or an admin joining the partner, made at the same
+    moment sees the addition or is seen by it."""
+    with transaction.atomic():
+        _lock_rules(owner)
+        members = list(
+            selectors.owner_admins_in_partner(owner=owner, partner_account_uid=partner_account_uid)
+        )
+        if not members:
+            return
+        before = selectors.decider_pool(owner=owner)
+        after = before.with_partner(_NEW_ALLOWANCE, frozenset(member.pk for member in members))
+        made = shortfalls_made(before, after, selectors.quorums_by_role(owner=owner))
+    if not made:
+        return
+    shortfall = made[0]
+    partner = Organisation.objects.get(
+        kind=Organisation.Kind.PARTNER, account_uid=partner_account_uid
+    )
+    raise ValidationError(
+        ngettext(
+            "Of the admins of %(owner)s, %(people)s belong to %(partner)s, and a member of "
+            "%(partner)s never approves its requests: only %(possible)d person could then "
+            "approve %(role)s for %(partner)s, and %(owner)s needs a quorum of %(n)d. Add "
+            "approvers or lower the quorum first.",
+            "Of the admins of %(owner)s, %(people)s belong to %(partner)s, and a member of "
+            "%(partner)s never approves its requests: only %(possible)d people could then "
+            "approve %(role)s for %(partner)s, and %(owner)s needs a quorum of %(n)d. Add "
+            "approvers or lower the quorum first.",
+            shortfall.possible,
+        )
+        % {
+            "owner": owner.name,
+            "people": ", ".join(member.email for member in members),
+            "partner": partner.name,
+            "possible": shortfall.possible,
+            "role": CatalogRole.objects.get(pk=shortfall.catalog_role_id).role_name,
+            "n": shortfall.required,
+        }
+    )
+
+
+partner_allowance_check_register(
+    lambda owner, partner_account_uid: partner_allowance_quorum_validate(
+        owner=owner, partner_account_uid=partner_account_uid
+    )
+)
 
 
 def _refuse_shortfall(shortfall: Shortfall) -> None:

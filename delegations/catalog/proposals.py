@@ -265,9 +265,15 @@ def partner_allowance_add_or_propose(
             owner=owner, added_by=user, partner_account_uid=partner_account_uid, label=label
         )
     _require_admin(user, owner)
-    label = allow_list.partner_allowance_validate(
-        owner=owner, partner_account_uid=partner_account_uid, label=label
-    )
+    try:
+        label = allow_list.partner_allowance_validate(
+            owner=owner, partner_account_uid=partner_account_uid, label=label
+        )
+    except allow_list.AllowanceRefused as refusal:
+        allow_list.partner_allowance_refusal_record(
+            refusal, owner=owner, by=user, partner_account_uid=partner_account_uid, label=label
+        )
+        raise
     wanted = {"partner_account_uid": partner_account_uid, "label": label}
     return rule_proposal_create(
         owner=owner,
