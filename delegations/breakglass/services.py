@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NoReturn
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -141,6 +141,37 @@ def break_glass_needs_second_admin(
     return rules.approvals_required >= 2
 
 
+def _marking_denial(
+    *,
+    owner: Organisation,
+    catalog_role: CatalogRole,
+    partner: Organisation,
+    user: User,
+    alone: bool,
+    removing: bool = False,
+) -> str | None:
+    """Why `user` may not make the marking (or its removal), or None; `alone`: made now,
+    without a second admin's agreement. Reads only."""
+    refusal = break_glass_marking_refusal(
+        owner=owner, catalog_role=catalog_role, partner=partner, user=user, removing=removing
+    )
+    if refusal is None and alone:
+        refusal = _second_admin_missing(owner=owner, catalog_role=catalog_role, partner=partner)
+    return refusal
+
+
+def _second_admin_missing(
+    *, owner: Organisation, catalog_role: CatalogRole, partner: Organisation
+) -> str | None:
+    """Why a marking (or its removal) made alone is refused, or None."""
+    if not break_glass_needs_second_admin(owner=owner, catalog_role=catalog_role, partner=partner):
+        return None
+    return _(
+        "%(role)s needs two approvals for %(partner)s, so two people who may approve it "
+        "agree on its emergency use: propose the change for a second one to approve."
+    ) % {"role": catalog_role.role_name, "partner": partner.name}
+
+
 def break_glass_marking_require(
     *,
     owner: Organisation,
@@ -152,20 +183,37 @@ def break_glass_marking_require(
 ) -> None:
     """Refuse, on the record, a marking (or its removal) `user` may not make; `alone`: made
     now, without a second admin's agreement."""
-    refusal = break_glass_marking_refusal(
-        owner=owner, catalog_role=catalog_role, partner=partner, user=user, removing=removing
+    refusal = _marking_denial(
+        owner=owner,
+        catalog_role=catalog_role,
+        partner=partner,
+        user=user,
+        alone=alone,
+        removing=removing,
     )
-    if (
-        refusal is None
-        and alone
-        and break_glass_needs_second_admin(owner=owner, catalog_role=catalog_role, partner=partner)
-    ):
-        refusal = _(
-            "%(role)s needs two approvals for %(partner)s, so two people who may approve it "
-            "agree on its emergency use: propose the change for a second one to approve."
-        ) % {"role": catalog_role.role_name, "partner": partner.name}
     if refusal is None:
         return
+    _marking_refuse(
+        refusal,
+        owner=owner,
+        catalog_role=catalog_role,
+        partner=partner,
+        user=user,
+        removing=removing,
+    )
+
+
+def _marking_refuse(
+    refusal: str,
+    *,
+    owner: Organisation,
+    catalog_role: CatalogRole,
+    partner: Organisation,
+    user: User,
+    removing: bool,
+) -> NoReturn:
+    """Record the refusal in a transaction of its own, after the one that found it wrote
+    nothing, so that the event survives the refusal; then raise it."""
     audit_refusal(
         because=refusal,
         action=(
@@ -251,47 +299,80 @@ def break_glass_role_set(
     """Mark `catalog_role` as an emergency role for `partner` (or change who may activate it
     and for how long). Activations already made keep the window they were given.
     `second_admin`: who approved it as a proposal (a role whose quorum is two needs one)."""
-    break_glass_marking_require(
+    with transaction.atomic():
+        # Under the role's row lock, which a change of its quorum takes too: a quorum raised
+        # meanwhile (to two, which a marking alone may not meet, or beyond what any marking
+        # allows) is seen here, or sees this marking.
+        catalog_role_lock(catalog_role_id=catalog_role.pk)
+        refusal = break_glass_marking_refusal(
+            owner=owner, catalog_role=catalog_role, partner=partner, user=set_by
+        )
+        named: list[User] = []
+        if refusal is None:
+            # Before the second admin's absence: a quorum no marking can meet says so itself.
+            named = break_glass_role_validate(
+                owner=owner,
+                catalog_role=catalog_role,
+                partner=partner,
+                people=people,
+                max_hours=max_hours,
+            )
+            if second_admin is None:
+                refusal = _second_admin_missing(
+                    owner=owner, catalog_role=catalog_role, partner=partner
+                )
+        if refusal is None:
+            return _marking_save(
+                owner=owner,
+                set_by=set_by,
+                catalog_role=catalog_role,
+                partner=partner,
+                people=named,
+                max_hours=max_hours,
+            )
+    _marking_refuse(
+        refusal,
         owner=owner,
         catalog_role=catalog_role,
         partner=partner,
         user=set_by,
-        alone=second_admin is None,
+        removing=False,
     )
-    with transaction.atomic():
-        # Under the role's row lock, which a change of its quorum takes too: a quorum raised
-        # beyond what a marking allows meanwhile is seen here, or sees this marking.
-        catalog_role_lock(catalog_role_id=catalog_role.pk)
-        people = break_glass_role_validate(
-            owner=owner,
-            catalog_role=catalog_role,
-            partner=partner,
-            people=people,
-            max_hours=max_hours,
-        )
-        marking, created = BreakGlassRole.objects.select_for_update().get_or_create(
-            catalog_role=catalog_role,
-            partner=partner,
-            defaults={"organisation": owner, "max_hours": max_hours, "created_by": set_by},
-        )
-        before = None
-        if not created:
-            before = break_glass_marking_view(
-                catalog_role, partner, marking.people.all(), marking.max_hours
-            ) | {"active": marking.is_active}
-            version_bump(marking, {"max_hours": max_hours, "is_active": True})
-        marking.people.set(people)
-        audit_record(
-            action=AuditAction.BREAK_GLASS_ROLE_SET,
-            actor=set_by,
-            organisation=owner,
-            related_organisations=[partner],
-            target=marking,
-            target_label=role_for_partner_label(catalog_role, partner),
-            before=before,
-            after=break_glass_marking_view(catalog_role, partner, people, max_hours)
-            | {"active": True, "version": marking.version},
-        )
+
+
+def _marking_save(
+    *,
+    owner: Organisation,
+    set_by: User,
+    catalog_role: CatalogRole,
+    partner: Organisation,
+    people: list[User],
+    max_hours: int,
+) -> BreakGlassRole:
+    """Write the validated marking, under the role's row lock the caller holds."""
+    marking, created = BreakGlassRole.objects.select_for_update().get_or_create(
+        catalog_role=catalog_role,
+        partner=partner,
+        defaults={"organisation": owner, "max_hours": max_hours, "created_by": set_by},
+    )
+    before = None
+    if not created:
+        before = break_glass_marking_view(
+            catalog_role, partner, marking.people.all(), marking.max_hours
+        ) | {"active": marking.is_active}
+        version_bump(marking, {"max_hours": max_hours, "is_active": True})
+    marking.people.set(people)
+    audit_record(
+        action=AuditAction.BREAK_GLASS_ROLE_SET,
+        actor=set_by,
+        organisation=owner,
+        related_organisations=[partner],
+        target=marking,
+        target_label=role_for_partner_label(catalog_role, partner),
+        before=before,
+        after=break_glass_marking_view(catalog_role, partner, people, max_hours)
+        | {"active": True, "version": marking.version},
+    )
     return marking
 
 
@@ -301,33 +382,51 @@ def break_glass_role_remove(
     """Stop offering an emergency role; activations already made run their course (revoke
     them to end them sooner). It needs what marking it needs (`second_admin`: as for
     `break_glass_role_set`)."""
-    break_glass_marking_require(
-        owner=marking.organisation,
-        catalog_role=marking.catalog_role,
-        partner=marking.partner,
+    owner, catalog_role, partner = marking.organisation, marking.catalog_role, marking.partner
+    with transaction.atomic():
+        # Under the role's row lock, as a marking is made: a quorum raised to two meanwhile is
+        # seen here, or sees this removal.
+        catalog_role_lock(catalog_role_id=catalog_role.pk)
+        refusal = _marking_denial(
+            owner=owner,
+            catalog_role=catalog_role,
+            partner=partner,
+            user=removed_by,
+            alone=second_admin is None,
+            removing=True,
+        )
+        if refusal is None:
+            return _marking_withdraw(marking=marking, removed_by=removed_by)
+    _marking_refuse(
+        refusal,
+        owner=owner,
+        catalog_role=catalog_role,
+        partner=partner,
         user=removed_by,
-        alone=second_admin is None,
         removing=True,
     )
-    with transaction.atomic():
-        locked = (
-            BreakGlassRole.objects.select_for_update()
-            .select_related("catalog_role", "partner")
-            .get(pk=marking.pk)
-        )
-        if not locked.is_active:
-            return locked
-        version_bump(locked, {"is_active": False})
-        audit_record(
-            action=AuditAction.BREAK_GLASS_ROLE_REMOVED,
-            actor=removed_by,
-            organisation=locked.organisation,
-            related_organisations=[locked.partner],
-            target=locked,
-            target_label=role_for_partner_label(locked.catalog_role, locked.partner),
-            before={"active": True},
-            after={"active": False, "version": locked.version},
-        )
+
+
+def _marking_withdraw(*, marking: BreakGlassRole, removed_by: User) -> BreakGlassRole:
+    """Stop offering the marking, under the role's row lock the caller holds."""
+    locked = (
+        BreakGlassRole.objects.select_for_update()
+        .select_related("catalog_role", "partner")
+        .get(pk=marking.pk)
+    )
+    if not locked.is_active:
+        return locked
+    version_bump(locked, {"is_active": False})
+    audit_record(
+        action=AuditAction.BREAK_GLASS_ROLE_REMOVED,
+        actor=removed_by,
+        organisation=locked.organisation,
+        related_organisations=[locked.partner],
+        target=locked,
+        target_label=role_for_partner_label(locked.catalog_role, locked.partner),
+        before={"active": True},
+        after={"active": False, "version": locked.version},
+    )
     return locked
 
 

@@ -7,6 +7,9 @@ met by a proposal's two people, so such a role is not marked."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
@@ -19,6 +22,7 @@ from delegations.approvals.four_eyes import (
     rule_proposal_approve,
 )
 from delegations.approvals.services import approval_rule_set, approver_group_create
+from delegations.breakglass import services as breakglass_services
 from delegations.breakglass.proposals import (
     break_glass_role_remove_or_propose,
     break_glass_role_set_or_propose,
@@ -193,3 +197,89 @@ def test_a_marking_and_a_quorum_of_three_cannot_both_pass(
     passed = [result for result in (marked, raised) if not isinstance(result, Exception)]
     refused = [result for result in (marked, raised) if isinstance(result, ValidationError)]
     assert len(passed) == 1 and len(refused) == 1, (marked, raised)
+
+
+@pytest.fixture
+def against_a_quorum_raise(
+    ecs_admin: CatalogRole, owner_admin_2: User, monkeypatch: pytest.MonkeyPatch
+) -> Callable[[Callable[[], object]], tuple[object, object]]:
+    """`against_a_quorum_raise(action)` races `action`, one admin's change of a marking made
+    alone, against another admin raising the role's quorum from 1 to 2, forcing the raise in
+    right after the action first read the quorum: it commits there unless a lock the action
+    holds keeps it waiting. Returns what each side returned or raised."""
+
+    def run(action: Callable[[], object]) -> tuple[object, object]:
+        quorum_read, quorum_raised = threading.Event(), threading.Event()
+        needs_second_admin = breakglass_services.break_glass_needs_second_admin
+
+        def read_then_let_the_raise_in(**arguments: object) -> bool:
+            answer = needs_second_admin(**arguments)
+            if not quorum_read.is_set():
+                quorum_read.set()
+                quorum_raised.wait(timeout=3)
+            return answer
+
+        def raise_quorum() -> ApprovalRule:
+            quorum_read.wait(timeout=10)
+            try:
+                return approval_rule_set(
+                    catalog_role=ecs_admin, approvals_required=2, set_by=owner_admin_2
+                )
+            finally:
+                quorum_raised.set()
+
+        monkeypatch.setattr(
+            breakglass_services, "break_glass_needs_second_admin", read_then_let_the_raise_in
+        )
+        changed, raised = race(action, raise_quorum)
+        monkeypatch.undo()
+        return changed, raised
+
+    return run
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row-lock races need PostgreSQL")
+def test_a_marking_alone_and_a_quorum_of_two_serialise(
+    owner_admin: User, marking_of, against_a_quorum_raise
+) -> None:
+    """The raise must wait for the marking (made under a quorum of 1, it stands), or the
+    marking, coming second, must see the quorum of 2 and be refused: never a marking made
+    alone once the quorum of 2 is in force."""
+    direct = {key: value for key, value in marking_of(owner_admin).items() if key != "user"}
+    marked, raised = against_a_quorum_raise(
+        lambda: break_glass_role_set(set_by=owner_admin, **direct)
+    )
+    assert isinstance(raised, ApprovalRule), raised
+    quorum_changed = AuditEvent.objects.get(action="approval_rule.changed").sequence
+    if isinstance(marked, BreakGlassRole):
+        assert AuditEvent.objects.get(action="break_glass.role_set").sequence < quorum_changed
+    else:
+        assert isinstance(marked, PermissionDenied), marked
+        assert not BreakGlassRole.objects.exists()
+        denied = AuditEvent.objects.get(action="break_glass.role_set_denied")
+        assert denied.sequence > quorum_changed
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row-lock races need PostgreSQL")
+def test_a_removal_alone_and_a_quorum_of_two_serialise(
+    owner_admin: User, marking_of, against_a_quorum_raise
+) -> None:
+    """What two agreed on is not withdrawn by one either: the removal comes before the quorum
+    of 2, or after it and refused."""
+    direct = {key: value for key, value in marking_of(owner_admin).items() if key != "user"}
+    marking = break_glass_role_set(set_by=owner_admin, **direct)
+    removed, raised = against_a_quorum_raise(
+        lambda: break_glass_role_remove(marking=marking, removed_by=owner_admin)
+    )
+    assert isinstance(raised, ApprovalRule), raised
+    quorum_changed = AuditEvent.objects.get(action="approval_rule.changed").sequence
+    if isinstance(removed, BreakGlassRole):
+        assert not removed.is_active
+        assert AuditEvent.objects.get(action="break_glass.role_removed").sequence < quorum_changed
+    else:
+        assert isinstance(removed, PermissionDenied), removed
+        assert BreakGlassRole.objects.get().is_active
+        denied = AuditEvent.objects.get(action="break_glass.role_remove_denied")
+        assert denied.sequence > quorum_changed
