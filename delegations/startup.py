@@ -5,6 +5,10 @@ from accounts.hooks import admin_leaving, member_invited, member_joining, member
 
 # The trust page asks the lifecycle who decides on named people (the approval rules' answer),
 # through the reader `lifecycle.named_people` registers when it is imported.
+# The allow-list asks the approval rules whether a partner may join it (a quorum it would
+# leave out of reach), through the check `approvals.services` registers when it is imported.
+from delegations.approvals import services as approval_services  # noqa: F401
+
 # Four eyes applies emergency-role proposals through the appliers this module registers.
 from delegations.breakglass import proposals  # noqa: F401
 from delegations.lifecycle import named_people  # noqa: F401
