@@ -1,5 +1,6 @@
 """Extensions through the API: the partner admin asks for more time on a delegation, both
-sides list its extensions, and the owner's approvers approve or reject one.
+sides list its extensions, and the owner's approvers approve or reject one (and take back
+their own approval while it waits for its quorum).
 
 Thin views over `delegations.lifecycle.extensions` (the same services as the delegation
 page): the delegation is found through the tenancy selector (another organisation's id is
@@ -19,9 +20,10 @@ from accounts.permissions import ADMIN, AUDITOR
 from api import serializers as s
 from api.base import ApiView
 from api.models import Scope
-from api.problems import ProblemException
+from api.problems import ProblemException, conflict_unless_changed
 from delegations.lifecycle import selectors
 from delegations.lifecycle.extensions import (
+    extension_approval_withdraw,
     extension_approve,
     extension_reject,
     extension_request,
@@ -96,7 +98,8 @@ class _ExtensionDecision(_ExtensionsOfDelegation):
     organisation_kind = Organisation.Kind.OWNER
     kind_refusal = gettext_lazy("Only the owner's approvers decide extensions.")
     problem_statuses: ClassVar[dict[str, tuple[int, ...]]] = {"POST": (409,)}  # decided meanwhile
-    input_serializer: ClassVar[type[s.StrictSerializer]]
+    # None: the action takes no body (and never reads one).
+    input_serializer: ClassVar[type[s.StrictSerializer] | None]
 
     def decide(self, extension: DelegationExtension, data: dict[str, Any]) -> DelegationExtension:
         raise NotImplementedError
@@ -106,9 +109,12 @@ class _ExtensionDecision(_ExtensionsOfDelegation):
         extension = selectors.extension_get_for_delegation(
             delegation=delegation, extension_id=extension_id
         )
-        body = self.input_serializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        return self.answer(self.decide(extension, dict(body.validated_data)))
+        data: dict[str, Any] = {}
+        if self.input_serializer is not None:
+            body = self.input_serializer(data=request.data)
+            body.is_valid(raise_exception=True)
+            data = dict(body.validated_data)
+        return self.answer(self.decide(extension, data))
 
 
 @extend_schema(
@@ -126,6 +132,26 @@ class ExtensionApproveView(_ExtensionDecision):
             with_mfa=self.with_mfa,
             note=data.get("note", ""),
         )
+
+
+@extend_schema(
+    request=None,
+    responses=s.ExtensionOutput,
+    summary="Withdraw my approval of an extension (while it still waits for its quorum)",
+)
+class ExtensionApprovalWithdrawView(_ExtensionDecision):
+    """An approver takes back their own approval of an extension, as on the delegation page,
+    under the same checks as approving it."""
+
+    input_serializer = None
+
+    def decide(self, extension: DelegationExtension, data: dict[str, Any]) -> DelegationExtension:
+        result = extension_approval_withdraw(extension=extension, withdrawn_by=self.person)
+        conflict_unless_changed(
+            result,
+            gettext("You have no approval on this extension to withdraw; nothing changed."),
+        )
+        return result
 
 
 @extend_schema(

@@ -22,6 +22,7 @@ from rest_framework.views import set_rollback
 
 from api.negotiation import PROBLEM_CONTENT_TYPE as PROBLEM_CONTENT_TYPE
 from audit.services import AUDIT_UNAVAILABLE_RETRY_AFTER_SECONDS, AuditError
+from core.db import ReportsChange
 from delegations.lifecycle.transitions import DelegationConflict
 from delegations.partner.credentials import CredentialRefused
 
@@ -119,6 +120,14 @@ class ProblemException(exceptions.APIException):
         self.status_code = status_code
         self.retry_after = retry_after
         self.extra = extra
+
+
+def conflict_unless_changed(result: ReportsChange, detail: str) -> None:
+    """A 409 conflict when an action found nothing to do (`result.changed` False: the caller
+    has no approval to withdraw). A page only says so; a client needs a status to branch on,
+    and a second call (or one by someone else) finds the object unlike what it acted on."""
+    if not result.changed:
+        raise ProblemException("conflict", detail, status_code=status.HTTP_409_CONFLICT)
 
 
 class PayloadTooLarge(ProblemException):

@@ -70,6 +70,11 @@ urlpatterns = [
         extension_views.ExtensionApproveView.as_view(),
         extension_views.ExtensionRejectView.as_view(),
     ),
+    # An approver takes back their own approval of an extension.
+    *actions(
+        "delegations/<uuid:delegation_id>/extensions/<uuid:extension_id>/approval/",
+        extension_views.ExtensionApprovalWithdrawView.as_view(),
+    ),
     path("device/code/", open_views.DeviceCodeView.as_view(), name="device_code"),
     path("device/token/", open_views.DeviceTokenView.as_view(), name="device_token"),
     # Last: anything else under /api/v1/ answers in problem+json too.

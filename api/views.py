@@ -27,7 +27,7 @@ from api import selectors as api_selectors
 from api import serializers as s
 from api.base import ApiView
 from api.models import Scope
-from api.problems import ProblemException
+from api.problems import ProblemException, conflict_unless_changed
 from core.ratelimit import rate_limit_consume
 from core.web import no_store, parse_uuid
 from delegations.catalog import partner_links
@@ -349,14 +349,9 @@ class ApprovalWithdrawView(_DelegationAction):
         result = lifecycle.delegation_approval_withdraw(
             delegation=delegation, withdrawn_by=self.person
         )
-        if not result.changed:
-            # The page only says so; a client needs a status to branch on, and a second call
-            # (or one by another approver) finds the request unlike what it acted on.
-            raise ProblemException(
-                "conflict",
-                gettext("You have no approval on this request to withdraw; nothing changed."),
-                status_code=409,
-            )
+        conflict_unless_changed(
+            result, gettext("You have no approval on this request to withdraw; nothing changed.")
+        )
         return result
 
 

@@ -391,6 +391,7 @@ class AuditAction(InfoEnum):
     DELEGATION_SCHEDULED_START = _rules("delegation.scheduled_start")
     DELEGATION_EXTENSION_REQUESTED = _rules("delegation.extension_requested")
     DELEGATION_EXTENSION_APPROVAL_RECORDED = _rules("delegation.extension_approval_recorded")
+    DELEGATION_EXTENSION_APPROVAL_WITHDRAWN = _rules("delegation.extension_approval_withdrawn")
     DELEGATION_EXTENDED = _rules("delegation.extended")
     DELEGATION_EXTENSION_REJECTED = _rules("delegation.extension_rejected")
     DELEGATION_EXTENSION_DENIED = _rules("delegation.extension_denied")

@@ -79,6 +79,12 @@ RULE_ACTIONS: dict[str, ActionInfo] = {
         "An approver approved an extension that needs more approvals.",
         _("{actor} gave one of the approvals the extension needs{with_mfa}"),
     ),
+    "delegation.extension_approval_withdrawn": ActionInfo(
+        Category.APPROVAL,
+        "An approver took back their own approval of an extension still waiting for its "
+        "quorum; it needs another approval again.",
+        _("{actor} withdrew their approval of the extension"),
+    ),
     "delegation.extended": ActionInfo(
         Category.APPROVAL,
         "An extension was approved: the delegation's end moved later, without a gap.",

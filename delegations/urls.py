@@ -39,6 +39,11 @@ urlpatterns = [
     *actions(
         "<uuid:delegation_id>/extensions/<uuid:extension_id>/", extension_views.extension_decide
     ),
+    # An approver takes back their own approval of an extension.
+    *actions(
+        "<uuid:delegation_id>/extensions/<uuid:extension_id>/approval/",
+        extension_views.extension_approval_withdraw,
+    ),
     # The owner's decision on a named person, posted from the trust page (trust_urls below):
     # the lifecycle's, which applies the delegation's approval rules.
     *[

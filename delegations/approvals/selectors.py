@@ -31,6 +31,7 @@ from delegations.models import (
     CatalogRole,
     Delegation,
     DelegationApproval,
+    DelegationExtension,
     PartnerAllowance,
     RuleProposal,
 )
@@ -172,6 +173,23 @@ def approver_ids(*, delegation: Delegation) -> list[object]:
         DelegationApproval.objects.filter(delegation=delegation).values_list(
             "approver_id", flat=True
         )
+    )
+
+
+def extension_approver_ids(*, extension: DelegationExtension) -> list[object]:
+    """Who approved `extension` so far, in the order they did."""
+    return [entry["approver"] for entry in extension.approvals]
+
+
+def extension_tally(*, extension: DelegationExtension, rules: RulesInForce) -> Tally:
+    """The approvals given to `extension` that count under `rules` now: as a request's, with
+    the partner admin who asked for the extension in the requester's place."""
+    return tally(
+        rules,
+        candidates(
+            delegation=extension.delegation, user_ids=extension_approver_ids(extension=extension)
+        ),
+        requester_id=extension.requested_by_id,
     )
 
 

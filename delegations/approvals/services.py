@@ -28,6 +28,7 @@ from core.db import conflict_as_validation_error
 from delegations.approvals import selectors
 from delegations.approvals.rules import (
     GroupCover,
+    RulesInForce,
     Shortfall,
     Tally,
     decision_refusal,
@@ -146,31 +147,54 @@ def approval_withdraw(*, delegation: Delegation, approver: User) -> bool:
     approval_id = approval.pk
     approval.delete()
     rules = selectors.rules_in_force(delegation=delegation)
-    result = selectors.approval_tally(delegation=delegation, rules=rules)
-    delegation_audit_record(
-        delegation,
-        AuditAction.DELEGATION_APPROVAL_WITHDRAWN,
-        actor=approver,
-        actor_organisation=delegation.owner,
+    approval_withdrawal_record(
+        delegation=delegation,
+        action=AuditAction.DELEGATION_APPROVAL_WITHDRAWN,
+        approver=approver,
+        rules=rules,
+        result=selectors.approval_tally(delegation=delegation, rules=rules),
+        decision_id=approval_id,
         metadata={
             "approval": str(approval_id),
             "approved_at": approval.created_at,
             "with_mfa": approval.with_mfa,
             "ends_at": approval.ends_at,
             "trust_scope": approval.trust_scope,
+        },
+    )
+    return True
+
+
+def approval_withdrawal_record(
+    *,
+    delegation: Delegation,
+    action: AuditAction,
+    approver: User,
+    rules: RulesInForce,
+    result: Tally,
+    decision_id: object,
+    metadata: dict[str, Any],
+) -> None:
+    """Audit `approver` taking back their own approval of a decision on `delegation` still
+    waiting for its quorum (the request itself, or an extension of it), with what the approval
+    was (`metadata`) and where the quorum stands without it (`result` under `rules`), and tell
+    the owner's other admins: in the caller's transaction, under the delegation's row lock the
+    approvals are counted under. `decision_id` names the approval taken back, so that each
+    withdrawal is told once."""
+    delegation_audit_record(
+        delegation,
+        action,
+        actor=approver,
+        actor_organisation=delegation.owner,
+        metadata={
+            **metadata,
             "approvals_counted": result.counted,
             "approvals_required": result.required,
             "rule_version": rules.rule_version,
             "approver_groups": list(rules.group_names),
         },
     )
-    decision_announce(
-        delegation=delegation,
-        decision_id=approval_id,
-        action=AuditAction.DELEGATION_APPROVAL_WITHDRAWN,
-        actor=approver,
-    )
-    return True
+    decision_announce(delegation=delegation, decision_id=decision_id, action=action, actor=approver)
 
 
 def approved_end(*, delegation: Delegation) -> dt.datetime | None:

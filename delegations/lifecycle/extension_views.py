@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
+from accounts.form_posts import say_changed
 from accounts.models import Organisation
 from accounts.permissions import (
     ADMIN,
@@ -37,7 +38,7 @@ from core.web import (
 )
 from delegations.approvals import selectors as approval_selectors
 from delegations.approvals.rules import decision_refusal
-from delegations.lifecycle import selectors
+from delegations.lifecycle import extensions, selectors
 from delegations.lifecycle.extensions import (
     EXTENDABLE_STATUSES,
     extension_approve,
@@ -80,12 +81,15 @@ def extension_panel(request: AuthenticatedHttpRequest, delegation: Delegation) -
         .first()
     )
     refusal = None
+    approved_by_me = False
     if waiting is not None and owner_admin:
+        approvers = approval_selectors.extension_approver_ids(extension=waiting)
         refusal = decision_refusal(
             approval_selectors.rules_in_force(delegation=delegation),
             approval_selectors.candidate(delegation=delegation, user=request.user),
-            already_approved=[entry["approver"] for entry in waiting.approvals],
+            already_approved=approvers,
         )
+        approved_by_me = request.user.pk in approvers
     return {
         "waiting": waiting,
         "history": list(
@@ -99,6 +103,8 @@ def extension_panel(request: AuthenticatedHttpRequest, delegation: Delegation) -
         and delegation.status in EXTENDABLE_STATUSES,
         "can_decide": owner_admin and waiting is not None,
         "refusal": refusal,
+        # The person's own approval, which they may withdraw while the quorum is not complete.
+        "own_approval": approved_by_me,
         "request_form": ExtensionRequestForm(),
         "decision_form": ExtensionDecisionForm(),
     }
@@ -118,6 +124,15 @@ def _extension(delegation: Delegation, extension_id: str) -> DelegationExtension
 
 def _back(delegation: Delegation) -> HttpResponse:
     return redirect("delegations:detail", delegation_id=delegation.pk)
+
+
+def _owner_extension(
+    request: AuthenticatedHttpRequest, delegation_id: str, extension_id: str
+) -> tuple[Delegation, DelegationExtension]:
+    delegation = _delegation(request, delegation_id)
+    if delegation.owner_id != request.organisation.pk:
+        raise PermissionDenied(_("Only the owner's approvers decide extensions."))
+    return delegation, _extension(delegation, extension_id)
 
 
 def _form_refusal(request: AuthenticatedHttpRequest, form: forms.Form) -> None:
@@ -154,10 +169,7 @@ def delegation_extend(request: AuthenticatedHttpRequest, delegation_id: str) -> 
 def extension_decide(
     request: AuthenticatedHttpRequest, delegation_id: str, extension_id: str
 ) -> HttpResponse:
-    delegation = _delegation(request, delegation_id)
-    if delegation.owner_id != request.organisation.pk:
-        raise PermissionDenied(_("Only the owner's approvers decide extensions."))
-    extension = _extension(delegation, extension_id)
+    delegation, extension = _owner_extension(request, delegation_id, extension_id)
     form = ExtensionDecisionForm(request.POST)
     if not form.is_valid():
         _form_refusal(request, form)
@@ -185,4 +197,31 @@ def extension_decide(
         messages.info(request, _("Too late: this access already ended as planned."))
     else:
         messages.success(request, _("Your approval is recorded; more approvals are needed."))
+    return _back(delegation)
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
+def extension_approval_withdraw(
+    request: AuthenticatedHttpRequest, delegation_id: str, extension_id: str
+) -> HttpResponse:
+    """An approver takes back their own approval of an extension still waiting for its
+    quorum. Granting nothing, it needs no recent sign-in (like a rejection)."""
+    delegation, extension = _owner_extension(request, delegation_id, extension_id)
+    try:
+        result = extensions.extension_approval_withdraw(
+            extension=extension, withdrawn_by=request.user
+        )
+    except (ValidationError, PermissionDenied, DelegationConflict) as error:
+        report_refusal(request, error)
+    else:
+        say_changed(
+            request,
+            result.changed,
+            _(
+                "Your approval of the extension is withdrawn. It needs another approval before "
+                "the access is extended."
+            ),
+            _("You have no approval on this extension to withdraw; nothing changed."),
+        )
     return _back(delegation)

@@ -23,7 +23,8 @@ from accounts.permissions import require_admin_member, require_mfa
 from audit.actions import AuditAction
 from audit.models import AuditEvent
 from delegations.approvals import selectors as approval_selectors
-from delegations.approvals.rules import decision_refusal, tally
+from delegations.approvals.rules import decision_refusal
+from delegations.approvals.services import approval_withdrawal_record
 from delegations.delegation_audit import delegation_audit_record
 from delegations.lifecycle.transitions import (
     MAX_DURATION,
@@ -33,6 +34,7 @@ from delegations.lifecycle.transitions import (
     grant_precheck,
     grant_recheck,
     lock_delegation,
+    require_admin,
 )
 from delegations.models import Delegation, DelegationExtension
 from delegations.notices import decision_announce
@@ -61,18 +63,22 @@ def _audit(
         action,
         actor=actor,
         actor_organisation=actor_organisation,
-        metadata={
-            "extension": str(extension.pk),
-            "previous_ends_at": extension.previous_ends_at,
-            "new_ends_at": extension.new_ends_at,
-            **metadata,
-        },
+        metadata={**_extension_facts(extension), **metadata},
         outcome=outcome,
     )
     if outcome == AuditEvent.Outcome.SUCCESS:
         decision_announce(
             delegation=delegation, decision_id=extension.pk, action=action, actor=actor
         )
+
+
+def _extension_facts(extension: DelegationExtension) -> dict[str, Any]:
+    """What every event about an extension says of it."""
+    return {
+        "extension": str(extension.pk),
+        "previous_ends_at": extension.previous_ends_at,
+        "new_ends_at": extension.new_ends_at,
+    }
 
 
 def extension_request(
@@ -149,7 +155,7 @@ def _refusal(extension: DelegationExtension, user: User, *, approving: bool) -> 
     candidate = approval_selectors.candidate(delegation=delegation, user=user)
     if candidate.user_id == extension.requested_by_id:
         return "You cannot decide an extension you asked for yourself."
-    already = [entry["approver"] for entry in extension.approvals] if approving else []
+    already = approval_selectors.extension_approver_ids(extension=extension) if approving else []
     return decision_refusal(rules, candidate, already_approved=already)
 
 
@@ -230,9 +236,9 @@ def extension_approve(
     with transaction.atomic():
         delegation, locked = _locked(current)
         if locked.status != ExtensionStatus.REQUESTED:
-            if locked.status == ExtensionStatus.APPROVED and approved_by.pk in {
-                entry["approver"] for entry in locked.approvals
-            }:
+            if locked.status == ExtensionStatus.APPROVED and approved_by.pk in (
+                approval_selectors.extension_approver_ids(extension=locked)
+            ):
                 return locked
             raise _already_decided(locked)
         if not _still_extendable(delegation, locked):
@@ -256,14 +262,7 @@ def extension_approve(
             },
         ]
         rules = approval_selectors.rules_in_force(delegation=delegation)
-        result = tally(
-            rules,
-            approval_selectors.candidates(
-                delegation=delegation,
-                user_ids=[entry["approver"] for entry in locked.approvals],
-            ),
-            requester_id=locked.requested_by_id,
-        )
+        result = approval_selectors.extension_tally(extension=locked, rules=rules)
         if not result.reached:
             locked.save(update_fields=["approvals"])
             _audit(
@@ -293,9 +292,9 @@ def extension_approve(
                 "note": note,
                 "ends_at_before": before,
                 "approvers": [
-                    entry["approver"]
-                    for entry in locked.approvals
-                    if entry["approver"] in result.counted_ids
+                    approver
+                    for approver in approval_selectors.extension_approver_ids(extension=locked)
+                    if approver in result.counted_ids
                 ],
                 "approvals_required": result.required,
             },
@@ -353,3 +352,49 @@ def extension_reject(
             raise _already_decided(locked)
         reason = clean_reason(reason, field="reason")
         return _close(locked, delegation, ExtensionStatus.REJECTED, by=rejected_by, reason=reason)
+
+
+def extension_approval_withdraw(
+    *, extension: DelegationExtension, withdrawn_by: User
+) -> DelegationExtension:
+    """An approver takes back their own approval of an extension still waiting for its quorum,
+    as of a request (`lifecycle.services.delegation_approval_withdraw`): it needs one more
+    approval again. Never someone else's approval, nor one that completed the quorum (the
+    extension is decided then). `changed` is False when this person has no approval on it (a
+    double click).
+
+    Under the delegation's row lock, like the approvals themselves, so a withdrawal racing the
+    approval that would complete the quorum ends one way: counted without it, or decided
+    before it."""
+    with transaction.atomic():
+        delegation, locked = _locked(extension)
+        require_admin(
+            user=withdrawn_by, organisation=delegation.owner, doing=gettext("withdraw an approval")
+        )
+        if locked.status != ExtensionStatus.REQUESTED:
+            raise _already_decided(locked)
+        mine = next(
+            (entry for entry in locked.approvals if entry["approver"] == withdrawn_by.pk), None
+        )
+        if mine is None:
+            locked.changed = False
+            return locked
+        locked.approvals = [entry for entry in locked.approvals if entry is not mine]
+        locked.save(update_fields=["approvals"])
+        rules = approval_selectors.rules_in_force(delegation=delegation)
+        approval_withdrawal_record(
+            delegation=delegation,
+            action=AuditAction.DELEGATION_EXTENSION_APPROVAL_WITHDRAWN,
+            approver=withdrawn_by,
+            rules=rules,
+            result=approval_selectors.extension_tally(extension=locked, rules=rules),
+            # An approver may approve and withdraw again: each approval is its own.
+            decision_id=f"{locked.pk}:{mine['at']}",
+            metadata={
+                **_extension_facts(locked),
+                "approved_at": mine["at"],
+                "with_mfa": mine["with_mfa"],
+            },
+        )
+        locked.changed = True
+        return locked

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import optional_person_field
-from core.db import range_constraint
+from core.db import ReportsChange, range_constraint
 from delegations.models.catalog import CatalogRole, PartnerAllowance
 from delegations.models.lifecycle import Delegation
 from delegations.models.trust_scope import TrustScope
@@ -144,7 +144,7 @@ class DelegationApproval(models.Model):
         return f"{self.approver} approved {self.delegation_id}"
 
 
-class DelegationExtension(Decision):
+class DelegationExtension(ReportsChange, Decision):
     """A partner's request to move a time-bound delegation's end later, decided like a
     request (approver groups, quorum). Approved, the delegation's end moves without a gap;
     rejected or left undecided, access ends as planned."""

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from accounts.models import User
 from audit.actions import AuditAction
@@ -54,9 +55,17 @@ _ANNOUNCED: dict[AuditAction, tuple[NotificationEvent, tuple[str, ...]]] = {
 # Which side hears about which audited decision inside a delegation (`decision_announce`).
 _DECISIONS_ANNOUNCED: dict[AuditAction, tuple[NotificationEvent, tuple[str, ...]]] = {
     AuditAction.DELEGATION_APPROVAL_WITHDRAWN: (Event.APPROVAL_WITHDRAWN, ("owner",)),
+    AuditAction.DELEGATION_EXTENSION_APPROVAL_WITHDRAWN: (Event.APPROVAL_WITHDRAWN, ("owner",)),
     AuditAction.DELEGATION_EXTENSION_REQUESTED: (Event.EXTENSION_REQUESTED, ("owner",)),
     AuditAction.DELEGATION_EXTENDED: (Event.DELEGATION_EXTENDED, ("owner", "partner", "staff")),
     AuditAction.DELEGATION_EXTENSION_REJECTED: (Event.EXTENSION_REJECTED, ("owner", "partner")),
+}
+# What a decision's notice says when its event's own summary would tell of the request.
+_DECISION_SUMMARIES = {
+    AuditAction.DELEGATION_EXTENSION_APPROVAL_WITHDRAWN: gettext_lazy(
+        "An approver took back their approval of more time; the extension needs another one. "
+        "Review it and decide."
+    ),
 }
 
 
@@ -173,7 +182,9 @@ def decision_announce(
     event, sides = announced
     tell(
         key=f"{event.value}:{decision_id}",
-        notice=delegation_notice(delegation, event),
+        notice=delegation_notice(
+            delegation, event, summary=str(_DECISION_SUMMARIES.get(action, ""))
+        ),
         delegation=delegation,
         sides=sides,
         leave_out=actor,

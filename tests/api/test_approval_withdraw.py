@@ -1,9 +1,12 @@
 """An approver takes back their own approval through the API, as on the request page, while
 the request still waits for its quorum: under the same checks as approving through the API
 (the `decide` scope, the organisation's switch, a fresh-MFA token, an owner admin), answered
-with the delegation, audited as the token, and a 409 when there is no approval of theirs."""
+with the delegation, audited as the token, and a 409 when there is no approval of theirs. The
+same for an extension's approval, beside approving the extension (answered with the
+extension)."""
 
 import datetime as dt
+import uuid
 from collections.abc import Callable
 
 import pytest
@@ -15,10 +18,12 @@ from api.models import SERVICE_ACCOUNT_SCOPES, ApiToken
 from api.services import api_decisions_set, service_account_create, token_prefix_of
 from audit.models import AuditEvent
 from delegations.approvals.services import approval_rule_set
+from delegations.lifecycle.extensions import extension_approve
 from delegations.lifecycle.services import delegation_approve
-from delegations.models import CatalogRole, Delegation
+from delegations.models import CatalogRole, Delegation, DelegationExtension
 from tests.api.test_api import problem
 from tests.delegations.approvals.test_approval_withdraw import approvers_of
+from tests.delegations.approvals.test_extension_approval_withdraw import asked  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 S = Delegation.Status
@@ -187,6 +192,119 @@ def test_another_organisations_request_is_404(
 def test_the_schema_lists_it_with_its_problems() -> None:
     schema = SchemaGenerator().get_schema(request=None, public=True)
     operation = schema["paths"]["/api/v1/delegations/{delegation_id}/approval/withdraw/"]["post"]
+    assert "requestBody" not in operation
+    assert set(operation["responses"]) == {"200", "401", "403", "404", "406", "409", "503"}
+    assert operation["security"] == [{"PersonalAccessToken": []}]
+
+
+# --- an extension's approval, beside approving it ----------------------------------------------
+
+
+def extension_url(extension: DelegationExtension) -> str:
+    return (
+        f"/api/v1/delegations/{extension.delegation_id}/extensions/{extension.pk}"
+        "/approval/withdraw/"
+    )
+
+
+@pytest.fixture
+def extension_once(asked: DelegationExtension) -> DelegationExtension:  # noqa: F811
+    """An extension of a role that needs two approvals, approved by `owner_admin` only
+    (the page's own tests' `asked`)."""
+    return asked
+
+
+def extension_approvers(extension: DelegationExtension) -> list[object]:
+    return [
+        entry["approver"] for entry in DelegationExtension.objects.get(pk=extension.pk).approvals
+    ]
+
+
+def test_an_approver_withdraws_their_extension_approval_audited_as_the_token(
+    api: Callable,
+    make_token: Callable,
+    owner_admin: User,
+    extension_once: DelegationExtension,
+    decisions_on: None,
+) -> None:
+    raw = make_token(owner_admin, scopes=("read", "decide"), with_mfa=True)
+    response = api(raw).post(extension_url(extension_once))
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["id"] == str(extension_once.pk)
+    assert body["status"] == "requested" and body["approvals_counted"] == 0
+    assert extension_approvers(extension_once) == []
+    event = AuditEvent.objects.get(action="delegation.extension_approval_withdrawn")
+    assert event.source == f"api:token:{token_prefix_of(raw)}"
+    assert event.actor_id == owner_admin.pk
+    assert event.metadata["extension"] == str(extension_once.pk)
+
+
+def test_no_extension_approval_to_withdraw_is_a_409_and_changes_nothing(
+    api: Callable,
+    make_token: Callable,
+    owner_admin: User,
+    owner_admin_2: User,
+    extension_once: DelegationExtension,
+    decisions_on: None,
+) -> None:
+    url = extension_url(extension_once)
+    body = problem(api(make_token(owner_admin_2, with_mfa=True)).post(url), 409, "conflict")
+    assert "no approval" in body["detail"]
+    assert extension_approvers(extension_once) == [owner_admin.pk]
+    mine = api(make_token(owner_admin, with_mfa=True))
+    assert mine.post(url).status_code == 200
+    problem(mine.post(url), 409, "conflict")
+    assert AuditEvent.objects.filter(action="delegation.extension_approval_withdrawn").count() == 1
+
+
+def test_an_extension_approval_that_completed_the_quorum_is_a_409(
+    api: Callable,
+    make_token: Callable,
+    owner_admin: User,
+    owner_admin_2: User,
+    extension_once: DelegationExtension,
+    decisions_on: None,
+) -> None:
+    extension_approve(extension=extension_once, approved_by=owner_admin_2, with_mfa=True)
+    body = problem(
+        api(make_token(owner_admin, with_mfa=True)).post(extension_url(extension_once)),
+        409,
+        "conflict",
+    )
+    assert "already decided" in body["detail"]
+    assert extension_approvers(extension_once) == [owner_admin.pk, owner_admin_2.pk]
+
+
+def test_withdrawing_an_extension_approval_takes_what_approving_it_takes(
+    api: Callable,
+    make_token: Callable,
+    owner_admin: User,
+    partner_admin: User,
+    foreign_owner_admin: User,
+    company_c: Organisation,
+    extension_once: DelegationExtension,
+) -> None:
+    url = extension_url(extension_once)
+    problem(api(make_token(owner_admin, with_mfa=True)).post(url), 403, "decisions-disabled")
+    api_decisions_set(
+        organisation=extension_once.delegation.owner, changed_by=owner_admin, allow=True
+    )
+    problem(api(make_token(owner_admin, with_mfa=False)).post(url), 403, "mfa-required")
+    scoped = api(make_token(owner_admin, scopes=("read", "request"), with_mfa=True))
+    assert problem(scoped.post(url), 403, "insufficient-scope")["required_scope"] == "decide"
+    problem(api(make_token(partner_admin, with_mfa=True)).post(url), 403, "forbidden")
+    api_decisions_set(organisation=company_c, changed_by=foreign_owner_admin, allow=True)
+    problem(api(make_token(foreign_owner_admin, with_mfa=True)).post(url), 404, "not-found")
+    missing = url.replace(str(extension_once.pk), str(uuid.UUID(int=0)))
+    problem(api(make_token(owner_admin, with_mfa=True)).post(missing), 404, "not-found")
+    assert extension_approvers(extension_once) == [owner_admin.pk]
+
+
+def test_the_schema_lists_the_extension_withdrawal_with_its_problems() -> None:
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    path = "/api/v1/delegations/{delegation_id}/extensions/{extension_id}/approval/withdraw/"
+    operation = schema["paths"][path]["post"]
     assert "requestBody" not in operation
     assert set(operation["responses"]) == {"200", "401", "403", "404", "406", "409", "503"}
     assert operation["security"] == [{"PersonalAccessToken": []}]

@@ -25,6 +25,7 @@ from api.services import (
 )
 from delegations.approvals.services import approval_rule_set
 from delegations.lifecycle.automatic import delegation_mark_active
+from delegations.lifecycle.extensions import extension_approve
 from delegations.lifecycle.services import delegation_approve
 from delegations.models import Delegation, DelegationExtension, PartnerLink, StaffAssignment
 from delegations.partner.services import staff_assign
@@ -64,6 +65,9 @@ def test_the_crawl_covers_every_operation() -> None:
     assert "/api/v1/delegations/{delegation_id}/approval/withdraw/" in paths
     assert "/api/v1/access/{delegation_id}/credentials/" in paths
     assert "/api/v1/delegations/{delegation_id}/extensions/{extension_id}/approve/" in paths
+    assert (
+        "/api/v1/delegations/{delegation_id}/extensions/{extension_id}/approval/withdraw/" in paths
+    )
     assert len(operations()) >= 18
 
 
@@ -178,6 +182,10 @@ PROBLEMS = {
     ("get", "/api/v1/delegations/{delegation_id}/extensions/{extension_id}/"): OBJECT,
     ("post", "/api/v1/delegations/{delegation_id}/extensions/{extension_id}/approve/"): DECISION,
     ("post", "/api/v1/delegations/{delegation_id}/extensions/{extension_id}/reject/"): DECISION,
+    (
+        "post",
+        "/api/v1/delegations/{delegation_id}/extensions/{extension_id}/approval/withdraw/",
+    ): OBJECT | WRITE | {409},
     ("get", "/api/v1/delegations/{delegation_id}/timeline/"): OBJECT | {400},
     ("get", "/api/v1/assignments/"): AUTHENTICATED,
     ("get", "/api/v1/catalog-roles/"): AUTHENTICATED,
@@ -346,8 +354,8 @@ def test_a_ledger_that_refuses_the_event_is_a_503_problem_for_every_write(
     staffed: StaffAssignment,
     link_a: tuple[PartnerLink, str],
 ) -> None:
-    # Everything the writes need is made while the ledger still works: tokens, an approval
-    # to withdraw (of a role needing two), a second staff member, a confirmed `pap login`.
+    # Everything the writes need is made while the ledger still works: tokens, approvals
+    # to withdraw (of roles needing two), a second staff member, a confirmed `pap login`.
     tokens = {
         persona: _token(request, persona, make_token)
         for persona in ("owner_admin", "partner_admin", "partner_staff")
@@ -368,6 +376,9 @@ def test_a_ledger_that_refuses_the_event_is_a_503_problem_for_every_write(
     unextended = delegation_mark_active(delegation=unextended)
     approval_rule_set(catalog_role=requested.catalog_role, approvals_required=2, set_by=owner_admin)
     delegation_approve(delegation=requested, approved_by=owner_admin, with_mfa=True)
+    # The waiting extension needs two approvals too, and has one to withdraw.
+    approval_rule_set(catalog_role=active.catalog_role, approvals_required=2, set_by=owner_admin)
+    extension_approve(extension=asked, approved_by=owner_admin, with_mfa=True)
     other_staff = make_member(company_b, Membership.Role.STAFF, email="second@company-b.example")
     device = device_authorization_start(client_name="pap")
     device_authorization_decide(
@@ -441,6 +452,14 @@ def test_a_ledger_that_refuses_the_event_is_a_503_problem_for_every_write(
             "owner_admin_2",
             f"{running}extensions/{asked.pk}/reject/",
             {"reason": "No"},
+        ),
+        (
+            "post",
+            "/api/v1/delegations/{delegation_id}/extensions/{extension_id}/approval/withdraw/",
+        ): (
+            "owner_admin",
+            f"{running}extensions/{asked.pk}/approval/withdraw/",
+            {},
         ),
         ("post", "/api/v1/access/{delegation_id}/credentials/"): (
             "partner_staff",

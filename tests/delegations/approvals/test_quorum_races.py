@@ -20,7 +20,11 @@ from delegations.lifecycle.automatic import (
     delegation_mark_active,
     delegation_mark_revoked,
 )
-from delegations.lifecycle.extensions import extension_approve, extension_request
+from delegations.lifecycle.extensions import (
+    extension_approval_withdraw,
+    extension_approve,
+    extension_request,
+)
 from delegations.lifecycle.services import (
     delegation_approval_withdraw,
     delegation_approve,
@@ -223,3 +227,44 @@ def test_a_withdrawal_against_the_approval_that_completes_the_quorum(
             assert given == {second.pk}
             delegation_reject(delegation=final, rejected_by=approvers[2], reason="next round")
         _close(delegation, first)
+
+
+def test_an_extension_withdrawal_against_the_approval_that_completes_the_quorum(
+    make_request, partner_admin: User, ecs_admin: CatalogRole, approvers: list[User]
+) -> None:
+    """The same for an extension, under the same row lock: either it is approved with both
+    approvals (the end moved) and the withdrawal is told it is decided, or the first approval is
+    gone and the second is counted alone (still requested, the end where it was)."""
+    first, second = approvers[0], approvers[1]
+    for _ in range(ROUNDS):
+        delegation = make_request(ends_at=timezone.now() + dt.timedelta(hours=4))
+        delegation_approve(delegation=delegation, approved_by=first, with_mfa=True)
+        delegation = delegation_mark_active(delegation=delegation)
+        approval_rule_set(catalog_role=ecs_admin, approvals_required=2, set_by=first)
+        extension = extension_request(
+            delegation=delegation,
+            requested_by=partner_admin,
+            new_ends_at=delegation.ends_at + dt.timedelta(hours=8),
+            reason="More time",
+        )
+        extension_approve(extension=extension, approved_by=first, with_mfa=True)
+        withdrawn, approved = race(
+            lambda e=extension: extension_approval_withdraw(extension=e, withdrawn_by=first),
+            lambda e=extension: extension_approve(extension=e, approved_by=second, with_mfa=True),
+        )
+        assert isinstance(approved, DelegationExtension), approved
+        decided = DelegationExtension.objects.get(pk=extension.pk)
+        given = [entry["approver"] for entry in decided.approvals]
+        final = Delegation.objects.get(pk=delegation.pk)
+        if decided.status == DelegationExtension.Status.APPROVED:
+            assert isinstance(withdrawn, DelegationConflict), withdrawn
+            assert given == [first.pk, second.pk]
+            assert final.ends_at == extension.new_ends_at
+        else:
+            assert decided.status == DelegationExtension.Status.REQUESTED
+            assert isinstance(withdrawn, DelegationExtension) and withdrawn.changed
+            assert given == [second.pk]
+            assert final.ends_at == extension.previous_ends_at
+        approval_rule_set(catalog_role=ecs_admin, approvals_required=1, set_by=first)
+        delegation_revoke(delegation=final, revoked_by=first, reason="next round")
+        delegation_mark_revoked(delegation=Delegation.objects.get(pk=delegation.pk))
