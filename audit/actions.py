@@ -350,6 +350,15 @@ class AuditAction(InfoEnum):
         "fleet.approved",
         _fleet("An owner approved every account of a fleet.", "{actor} approved{with_mfa}", _A),
     )
+    FLEET_APPROVAL_WITHDRAWN = (
+        "fleet.approval_withdrawn",
+        _fleet(
+            "An approver took back their own approval of every account of a fleet still "
+            "waiting for its quorum; it needs another approval again.",
+            _("{actor} withdrew their approval of the fleet"),
+            _A,
+        ),
+    )
     FLEET_APPROVE_DENIED = (
         "fleet.approve_denied",
         _fleet("A decision on a fleet was refused.", "{actor} was refused", Category.DENIED),

@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Membership, Organisation, User
 from core.web import get_or_404, parse_uuid
+from delegations.approvals.selectors import ApprovalProgress, approval_progress
 from delegations.fleet.services import (
     NOT_ATTEMPTED,
     WAITING,
@@ -146,6 +147,20 @@ def fleet_summary(*, fleet: FleetGrant, rows: list[FleetAccountRow]) -> FleetSum
         can_revoke=any(row.can_revoke for row in rows) and counts[Status.REQUESTED] != total,
         can_continue=fleet.stopped_at is not None and counts[NOT_ATTEMPTED] > 0,
     )
+
+
+def fleet_approval_progress(*, fleet: FleetGrant, user: User) -> ApprovalProgress | None:
+    """The approvals a requested fleet has so far and whether `user` may approve it (or why
+    not, and whether they may withdraw their own), as the request page says of one request;
+    None once it is decided. Every account is approved and withdrawn from at once under the
+    same rules (one role, one partner), so its first waiting account speaks for the fleet."""
+    first = (
+        Delegation.objects.filter(fleet=fleet, status=Status.REQUESTED)
+        .select_related("owner", "partner")
+        .order_by("created_at", "pk")
+        .first()
+    )
+    return None if first is None else approval_progress(delegation=first, user=user)
 
 
 def fleets_to_advance_after(*, managed_role_id: Any) -> list[str]:

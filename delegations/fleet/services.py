@@ -9,7 +9,8 @@ fleet is decided whole or not at all:
 
 - `fleet_request` / `fleet_offer`: the partner asks (through one use of a partner link) or
   the owner offers; an offer is approved at once.
-- `fleet_approve` / `fleet_reject`: one decision for every account.
+- `fleet_approve` / `fleet_reject`: one decision for every account; `fleet_approval_withdraw`:
+  an approver's own approval taken back from every account while the quorum is not reached.
 - `fleet_advance`: the rate control. Approved accounts wait as scheduled delegations; the
   fleet starts at most `concurrency` at a time (scheduled → approved, and the worker
   reconciles each account's role as usual). Each account that becomes active or fails, or
@@ -37,6 +38,7 @@ from django.utils.translation import gettext as _
 from accounts.models import Organisation, User
 from audit.actions import AuditAction
 from audit.services import audit_record
+from delegations.approvals.selectors import approval_tally, rules_in_force
 from delegations.catalog.partner_links import partner_link_use
 from delegations.catalog.selectors import catalog_role_accounts
 from delegations.lifecycle import services as lifecycle
@@ -498,6 +500,55 @@ def fleet_approve(
             },
         )
         _advance_locked(locked)
+        return locked
+
+
+def fleet_approval_withdraw(*, fleet: FleetGrant, withdrawn_by: User) -> FleetGrant:
+    """An approver takes back their own approval of a requested fleet still waiting for its
+    quorum, from every account at once (the lifecycle's `delegation_approval_withdraw` for
+    each): the fleet needs one more approval again. Never someone else's approval, nor one
+    that completed the quorum (the fleet is decided then). `changed` is False when this person
+    has no approval on it (a double click).
+
+    Under the fleet's row lock, which its approval takes too, then each account's, so a
+    withdrawal racing the approval that would complete the quorum ends one way."""
+    current = FleetGrant.objects.select_related("owner", "partner", "catalog_role").get(pk=fleet.pk)
+    require_admin(user=withdrawn_by, organisation=current.owner, doing=_("withdraw an approval"))
+    with transaction.atomic():
+        locked = _lock_fleet(current)
+        pending = [m for m in _members(locked) if m.status == Status.REQUESTED]
+        if not pending:
+            raise FleetConflict(
+                _("This fleet was already decided; there is no approval left to withdraw.")
+            )
+        with fleet_digest():
+            withdrawn = [
+                member
+                for member in pending
+                if lifecycle.delegation_approval_withdraw(
+                    delegation=member, withdrawn_by=withdrawn_by, as_fleet_account=True
+                ).changed
+            ]
+        if not withdrawn:
+            locked.changed = False
+            return locked
+        # Like an approval of the fleet, it moves the fleet's version: a decision made on the
+        # page as it was before is made again.
+        _bump(locked)
+        rules = rules_in_force(delegation=withdrawn[0])
+        standing = approval_tally(delegation=withdrawn[0], rules=rules)
+        _decision_told(
+            locked,
+            by=withdrawn_by,
+            event=Event.APPROVAL_WITHDRAWN,
+            members=withdrawn,
+            action=AuditAction.FLEET_APPROVAL_WITHDRAWN,
+            metadata={
+                "accounts": _account_uids(withdrawn),
+                "approvals_counted": standing.counted,
+                "approvals_required": standing.required,
+            },
+        )
         return locked
 
 

@@ -17,6 +17,8 @@ urlpatterns = [
         views.fleet_revoke,
         views.fleet_continue,
     ),
+    # An approver takes back their own approval of the fleet.
+    *actions("fleets/<uuid:fleet_id>/approval/", views.fleet_approval_withdraw),
     *actions(
         "fleets/<uuid:fleet_id>/accounts/<uuid:delegation_id>/",
         views.fleet_account_retry,

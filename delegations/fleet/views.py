@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.form_posts import FormPage
+from accounts.form_posts import FormPage, say_changed
 from accounts.models import Organisation
 from accounts.permissions import (
     ADMIN,
@@ -96,6 +96,10 @@ def _detail_context(
         {
             "organisation": request.organisation,
             "is_owner_side": fleet.owner_id == request.organisation.pk,
+            # Approver groups and quorum: who may decide, and the approvals so far.
+            "approval": selectors.fleet_approval_progress(fleet=fleet, user=request.user)
+            if context["owner_admin"]
+            else None,
             "approve_form": forms.get("approve_form")
             or FleetApproveForm(initial={"version": fleet.version}),
             "reject_form": forms.get("reject_form")
@@ -172,6 +176,29 @@ def fleet_approve(request: AuthenticatedHttpRequest, fleet_id: str) -> HttpRespo
         name="approve_form",
         malformed="any",
         done=lambda result: _approved(request, result),
+    )
+
+
+@require_POST
+@organisation_member_required(roles=[ADMIN])
+def fleet_approval_withdraw(request: AuthenticatedHttpRequest, fleet_id: str) -> HttpResponse:
+    """An approver takes back their own approval of a fleet still waiting for its quorum.
+    Granting nothing, it needs no recent sign-in (like a rejection)."""
+    fleet = _owner_fleet(request, fleet_id)
+    withdrawn = _(
+        "Your approval of the fleet is withdrawn from every account. It needs another approval "
+        "before the access is granted."
+    )
+    unchanged = _("You have no approval on this fleet to withdraw; nothing changed.")
+    return ACCOUNT.submit(
+        request,
+        None,
+        lambda _data, _confirmation: services.fleet_approval_withdraw(
+            fleet=fleet, withdrawn_by=request.user
+        ),
+        subject=fleet,
+        confirm=False,
+        done=lambda result: say_changed(request, result.changed, withdrawn, unchanged),
     )
 
 

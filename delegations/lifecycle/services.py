@@ -226,13 +226,15 @@ def delegation_approve(
 
 
 @transaction.atomic
-def delegation_approval_withdraw(*, delegation: Delegation, withdrawn_by: User) -> Delegation:
+def delegation_approval_withdraw(
+    *, delegation: Delegation, withdrawn_by: User, as_fleet_account: bool = False
+) -> Delegation:
     """An approver takes back their own approval of a request still waiting for its quorum:
     it needs one more approval again, and an end or trust scope they set no longer applies
     (the way out when that end has passed, instead of rejecting the request). Never someone
     else's approval, nor one that completed the quorum (the request is decided then); a fleet's
-    account is decided with its fleet. `changed` is False when this person has no approval on
-    it (a double click).
+    account is withdrawn from with its fleet (`as_fleet_account`, by the fleet's service).
+    `changed` is False when this person has no approval on it (a double click).
 
     Under the row lock, like the approvals themselves, so a withdrawal racing the approval that
     would complete the quorum ends one way: counted without it, or decided before it."""
@@ -240,7 +242,7 @@ def delegation_approval_withdraw(*, delegation: Delegation, withdrawn_by: User) 
     require_admin(
         user=withdrawn_by, organisation=locked.owner, doing=gettext("withdraw an approval")
     )
-    _refuse_fleet_account_alone(locked, as_fleet_account=False)
+    _refuse_fleet_account_alone(locked, as_fleet_account=as_fleet_account)
     if locked.status != Status.REQUESTED:
         raise _decided_conflict(locked)
     if not approval_withdraw(delegation=locked, approver=withdrawn_by):

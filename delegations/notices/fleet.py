@@ -60,6 +60,9 @@ _FLEET_TITLES = {
     Event.DELEGATION_APPROVED: gettext_lazy(
         "%(role)s for %(partner)s was approved in %(count)d accounts"
     ),
+    Event.APPROVAL_WITHDRAWN: gettext_lazy(
+        "An approval of %(role)s for %(partner)s in %(count)d accounts was withdrawn"
+    ),
     Event.DELEGATION_REJECTED: gettext_lazy(
         "%(role)s for %(partner)s was rejected in %(count)d accounts"
     ),
@@ -89,6 +92,10 @@ _FLEET_SUMMARIES = {
     Event.DELEGATION_APPROVED: gettext_lazy(
         "The owner approved the fleet; the portal is applying it account by account."
     ),
+    Event.APPROVAL_WITHDRAWN: gettext_lazy(
+        "An approver took back their approval of the fleet; it needs another one. Review it and "
+        "decide once."
+    ),
     Event.DELEGATION_REJECTED: gettext_lazy("The owner decided not to grant this fleet."),
     Event.DELEGATION_ACTIVE: gettext_lazy(
         "The fleet's run has ended. Assign the people who use it, then they can switch role."
@@ -111,6 +118,7 @@ _FLEET_SIDES = {
     Event.DELEGATION_REQUESTED: ("owner",),
     Event.DELEGATION_OFFERED: ("owner", "partner"),
     Event.DELEGATION_APPROVED: ("owner", "partner"),
+    Event.APPROVAL_WITHDRAWN: ("owner",),
     Event.DELEGATION_REJECTED: ("owner", "partner"),
     Event.DELEGATION_ACTIVE: ("owner", "partner"),
     Event.DELEGATION_FAILED: ("owner", "partner"),

@@ -175,9 +175,10 @@ def decision_announce(
 ) -> None:
     """Tell the people concerned about an audited decision inside a delegation (an extension,
     an approval taken back): one notice per decision and event, since the delegation's version
-    does not change with them."""
+    does not change with them. A fleet's account decided with its fleet leaves it to the
+    fleet's notice."""
     announced = _DECISIONS_ANNOUNCED.get(action)
-    if announced is None:
+    if announced is None or left_to_the_fleet(delegation, action):
         return
     event, sides = announced
     tell(

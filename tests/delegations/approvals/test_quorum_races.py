@@ -15,6 +15,12 @@ from django.utils import timezone
 from accounts.models import Membership, Organisation, User
 from audit.models import AuditEvent
 from delegations.approvals.services import approval_rule_set, approver_group_create
+from delegations.fleet.services import (
+    fleet_approval_withdraw,
+    fleet_approve,
+    fleet_reject,
+    fleet_revoke,
+)
 from delegations.lifecycle.automatic import (
     delegation_expire,
     delegation_mark_active,
@@ -39,8 +45,15 @@ from delegations.models import (
     Delegation,
     DelegationApproval,
     DelegationExtension,
+    FleetGrant,
     OutboxMessage,
     PartnerAllowance,
+)
+from tests.delegations.fleet.test_services import (  # noqa: F401 - fixtures
+    all_accounts,
+    fleet_role,
+    make_fleet,
+    staging_accounts,
 )
 from tests.delegations.lifecycle.test_decision_races import race
 from tests.personas import make_member
@@ -50,6 +63,7 @@ pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="row-lock races need PostgreSQL"),
 ]
 ROUNDS = 5
+Status = Delegation.Status
 
 
 @pytest.fixture
@@ -268,3 +282,43 @@ def test_an_extension_withdrawal_against_the_approval_that_completes_the_quorum(
         approval_rule_set(catalog_role=ecs_admin, approvals_required=1, set_by=first)
         delegation_revoke(delegation=final, revoked_by=first, reason="next round")
         delegation_mark_revoked(delegation=Delegation.objects.get(pk=delegation.pk))
+
+
+def test_a_fleet_withdrawal_against_the_approval_that_completes_the_quorum(
+    make_fleet,  # noqa: F811
+    fleet_role: CatalogRole,  # noqa: F811
+    approvers: list[User],
+) -> None:
+    """The same for a fleet, under the fleet's row lock: either every account is approved with
+    both approvals and the withdrawal is told it is decided, or the first approval is gone from
+    every account and the second is counted alone (the fleet still requested)."""
+    first, second = approvers[0], approvers[1]
+    approval_rule_set(catalog_role=fleet_role, approvals_required=2, set_by=first)
+    for _ in range(ROUNDS):
+        grant = make_fleet()
+        fleet_approve(fleet=grant, approved_by=first, with_mfa=True)
+        withdrawn, approved = race(
+            lambda g=grant: fleet_approval_withdraw(fleet=g, withdrawn_by=first),
+            lambda g=grant: fleet_approve(fleet=g, approved_by=second, with_mfa=True),
+        )
+        assert isinstance(approved, FleetGrant), approved
+        accounts = list(Delegation.objects.filter(fleet=grant))
+        given = {
+            frozenset(
+                DelegationApproval.objects.filter(delegation=account).values_list(
+                    "approver_id", flat=True
+                )
+            )
+            for account in accounts
+        }
+        if FleetGrant.objects.get(pk=grant.pk).decided_at is not None:
+            assert isinstance(withdrawn, DelegationConflict), withdrawn
+            assert given == {frozenset({first.pk, second.pk})}
+            fleet_revoke(fleet=grant, revoked_by=approvers[2], reason="next round")
+            for account in Delegation.objects.filter(fleet=grant, status=Status.REVOKING):
+                delegation_mark_revoked(delegation=account)
+        else:
+            assert isinstance(withdrawn, FleetGrant) and withdrawn.changed
+            assert given == {frozenset({second.pk})}
+            assert {account.status for account in accounts} == {Status.REQUESTED}
+            fleet_reject(fleet=grant, rejected_by=approvers[2], reason="next round")
