@@ -5,7 +5,14 @@ from typing import Any
 
 from rest_framework import serializers
 
+from delegations.approvals.rules import Tally
+from delegations.approvals.selectors import approval_standing, extension_standing
 from delegations.models import CatalogRole, Delegation, DelegationExtension
+
+_REQUIRED_HELP = (
+    "While it waits for the owner's decision: how many approvals the approval rules need now "
+    "(the role's quorum). Null once decided."
+)
 
 # --- inputs ----------------------------------------------------------------------------------
 
@@ -119,6 +126,16 @@ class DelegationOutput(serializers.ModelSerializer):
     role_arn = serializers.CharField(source="managed_role.role_arn")
     requested_by = serializers.SerializerMethodField()
     decided_by = serializers.SerializerMethodField()
+    # An approval that does not complete the quorum, and a withdrawn one, change neither the
+    # status nor the version: these say where the decision stands.
+    approvals_counted = serializers.SerializerMethodField(
+        help_text="While the request waits for the owner's decision: the approvals given that "
+        "count under the approval rules now (not one withdrawn, nor one whose approver can no "
+        "longer decide it). Null once decided."
+    )
+    approvals_required = serializers.SerializerMethodField(help_text=_REQUIRED_HELP)
+    # Where the quorum stands, read once per delegation for the two fields above.
+    _standing: Tally | None = None
 
     class Meta:
         model = Delegation
@@ -135,6 +152,8 @@ class DelegationOutput(serializers.ModelSerializer):
             "decided_by",
             "decided_at",
             "decision_reason",
+            "approvals_counted",
+            "approvals_required",
             "starts_at",
             "ends_at",
             "activated_at",
@@ -155,6 +174,16 @@ class DelegationOutput(serializers.ModelSerializer):
 
     def get_decided_by(self, delegation: Delegation) -> str | None:
         return str(delegation.decided_by) if delegation.decided_by_id else None
+
+    def to_representation(self, delegation: Delegation) -> Any:
+        self._standing = approval_standing(delegation=delegation)
+        return super().to_representation(delegation)
+
+    def get_approvals_counted(self, delegation: Delegation) -> int | None:
+        return self._standing.counted if self._standing is not None else None
+
+    def get_approvals_required(self, delegation: Delegation) -> int | None:
+        return self._standing.required if self._standing is not None else None
 
 
 class AccessOutput(serializers.Serializer):
@@ -366,6 +395,7 @@ class ExtensionOutput(serializers.ModelSerializer):
     approvals_counted = serializers.SerializerMethodField(
         help_text="Approvals recorded so far (a quorum may need more)."
     )
+    approvals_required = serializers.SerializerMethodField(help_text=_REQUIRED_HELP)
 
     class Meta:
         model = DelegationExtension
@@ -378,6 +408,7 @@ class ExtensionOutput(serializers.ModelSerializer):
             "previous_ends_at",
             "new_ends_at",
             "approvals_counted",
+            "approvals_required",
             "decided_by",
             "decided_at",
             "decision_reason",
@@ -392,3 +423,7 @@ class ExtensionOutput(serializers.ModelSerializer):
 
     def get_approvals_counted(self, extension: DelegationExtension) -> int:
         return len(extension.approvals or [])
+
+    def get_approvals_required(self, extension: DelegationExtension) -> int | None:
+        standing = extension_standing(extension=extension)
+        return standing.required if standing is not None else None

@@ -193,6 +193,22 @@ def extension_tally(*, extension: DelegationExtension, rules: RulesInForce) -> T
     )
 
 
+def approval_standing(*, delegation: Delegation) -> Tally | None:
+    """Where a request still waiting for the owner's decision stands under the rules in force
+    now (the approvals given that count, and how many it needs); None once it is decided."""
+    if delegation.status != Delegation.Status.REQUESTED:
+        return None
+    return approval_tally(delegation=delegation, rules=rules_in_force(delegation=delegation))
+
+
+def extension_standing(*, extension: DelegationExtension) -> Tally | None:
+    """The same for an extension still waiting for its decision."""
+    if extension.status != DelegationExtension.Status.REQUESTED:
+        return None
+    rules = rules_in_force(delegation=extension.delegation)
+    return extension_tally(extension=extension, rules=rules)
+
+
 @dataclass(frozen=True)
 class ApprovalProgress:
     """What the request page shows: the rules, the approvals so far, and whether the person

@@ -308,3 +308,68 @@ def test_the_schema_lists_the_extension_withdrawal_with_its_problems() -> None:
     assert "requestBody" not in operation
     assert set(operation["responses"]) == {"200", "401", "403", "404", "406", "409", "503"}
     assert operation["security"] == [{"PersonalAccessToken": []}]
+
+
+# --- where the quorum stands, in what the API answers -------------------------------------------
+
+
+def test_a_delegation_says_how_many_approvals_it_has_and_needs_while_it_waits(
+    api: Callable,
+    make_token: Callable,
+    owner_admin: User,
+    owner_admin_2: User,
+    partner_admin: User,
+    approved_once: Delegation,
+    decisions_on: None,
+) -> None:
+    """An approval that does not complete the quorum, and a withdrawal, change neither the
+    status nor the version: the counts are what a client sees move."""
+    detail = f"/api/v1/delegations/{approved_once.pk}/"
+    for reader in (owner_admin, partner_admin):
+        body = api(make_token(reader, scopes=("read",))).get(detail).json()
+        assert (body["approvals_counted"], body["approvals_required"]) == (1, 2)
+    listed = api(make_token(owner_admin, scopes=("read",))).get("/api/v1/delegations/").json()
+    assert [(d["approvals_counted"], d["approvals_required"]) for d in listed["results"]] == [
+        (1, 2)
+    ]
+    first = api(make_token(owner_admin, with_mfa=True))
+    withdrawn = first.post(url(approved_once)).json()
+    assert (withdrawn["approvals_counted"], withdrawn["approvals_required"]) == (0, 2)
+    approved = first.post(f"{detail}approve/").json()
+    assert approved["status"] == "requested" and approved["version"] == withdrawn["version"]
+    assert (approved["approvals_counted"], approved["approvals_required"]) == (1, 2)
+    # Decided, it waits for nothing: the counts are no longer given.
+    decided = api(make_token(owner_admin_2, with_mfa=True)).post(f"{detail}approve/").json()
+    assert decided["status"] == "approved"
+    assert decided["approvals_counted"] is None and decided["approvals_required"] is None
+
+
+def test_an_extension_says_how_many_approvals_it_needs_while_it_waits(
+    api: Callable,
+    make_token: Callable,
+    owner_admin: User,
+    owner_admin_2: User,
+    extension_once: DelegationExtension,
+    decisions_on: None,
+) -> None:
+    one = f"/api/v1/delegations/{extension_once.delegation_id}/extensions/{extension_once.pk}/"
+    body = api(make_token(owner_admin, scopes=("read",))).get(one).json()
+    assert (body["approvals_counted"], body["approvals_required"]) == (1, 2)
+    withdrawn = api(make_token(owner_admin, with_mfa=True)).post(extension_url(extension_once))
+    assert (withdrawn.json()["approvals_counted"], withdrawn.json()["approvals_required"]) == (0, 2)
+    extension_approve(extension=extension_once, approved_by=owner_admin, with_mfa=True)
+    extension_approve(extension=extension_once, approved_by=owner_admin_2, with_mfa=True)
+    decided = api(make_token(owner_admin, scopes=("read",))).get(one).json()
+    assert decided["status"] == "approved" and decided["approvals_required"] is None
+
+
+def test_the_schema_documents_the_approval_counts_as_read_only() -> None:
+    schemas = SchemaGenerator().get_schema(request=None, public=True)["components"]["schemas"]
+    for component, fields in (
+        ("DelegationOutput", ("approvals_counted", "approvals_required")),
+        ("ExtensionOutput", ("approvals_required",)),
+    ):
+        for name in fields:
+            field = schemas[component]["properties"][name]
+            assert field["type"] == "integer" and field["readOnly"], (component, name)
+            assert field.get("nullable") and field["description"], (component, name)
