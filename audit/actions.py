@@ -322,7 +322,7 @@ class AuditAction(InfoEnum):
     )
     DELEGATION_FLEET_TURN = (
         "delegation.fleet_turn",
-        _fleet("A fleet's rate control started this account.", "{actor} started this account"),
+        _fleet("A fleet's rate control started this account.", _("{actor} started this account")),
     )
     DELEGATION_APPROVE_DENIED = (
         "delegation.approve_denied",
@@ -340,15 +340,17 @@ class AuditAction(InfoEnum):
     # --- fleet grants: one role in several owner accounts, decided once ----------------------
     FLEET_REQUESTED = (
         "fleet.requested",
-        _fleet("A partner asked for a role in several accounts.", "{actor} requested the fleet"),
+        _fleet("A partner asked for a role in several accounts.", _("{actor} requested the fleet")),
     )
     FLEET_OFFERED = (
         "fleet.offered",
-        _fleet("An owner offered a role in several accounts.", "{actor} offered it{with_mfa}", _A),
+        _fleet(
+            "An owner offered a role in several accounts.", _("{actor} offered it{with_mfa}"), _A
+        ),
     )
     FLEET_APPROVED = (
         "fleet.approved",
-        _fleet("An owner approved every account of a fleet.", "{actor} approved{with_mfa}", _A),
+        _fleet("An owner approved every account of a fleet.", _("{actor} approved{with_mfa}"), _A),
     )
     FLEET_APPROVAL_WITHDRAWN = (
         "fleet.approval_withdrawn",
@@ -361,27 +363,29 @@ class AuditAction(InfoEnum):
     )
     FLEET_APPROVE_DENIED = (
         "fleet.approve_denied",
-        _fleet("A decision on a fleet was refused.", "{actor} was refused", Category.DENIED),
+        _fleet("A decision on a fleet was refused.", _("{actor} was refused"), Category.DENIED),
     )
     FLEET_REJECTED = (
         "fleet.rejected",
-        _fleet("An owner rejected a fleet grant.", "{actor} rejected the fleet"),
+        _fleet("An owner rejected a fleet grant.", _("{actor} rejected the fleet")),
     )
     FLEET_STOPPED = (
         "fleet.stopped",
-        _fleet("More accounts failed than MaxErrors; the rest waits.", "{actor} stopped the fleet"),
+        _fleet(
+            "More accounts failed than MaxErrors; the rest waits.", _("{actor} stopped the fleet")
+        ),
     )
     FLEET_RUN_FINISHED = (
         "fleet.run_finished",
-        _fleet("A fleet's run ended, with each account's outcome.", "{actor} finished the run"),
+        _fleet("A fleet's run ended, with each account's outcome.", _("{actor} finished the run")),
     )
     FLEET_CONTINUED = (
         "fleet.continued",
-        _fleet("An owner started the accounts a stopped fleet had not.", "{actor} continued"),
+        _fleet("An owner started the accounts a stopped fleet had not.", _("{actor} continued")),
     )
     FLEET_REVOKE_REQUESTED = (
         "fleet.revoke_requested",
-        _fleet("An owner revoked a fleet grant in every account.", "{actor} revoked the fleet"),
+        _fleet("An owner revoked a fleet grant in every account.", _("{actor} revoked the fleet")),
     )
 
     # --- approval rules: approver groups, quorum ---------------------------------------------

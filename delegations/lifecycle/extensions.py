@@ -154,7 +154,7 @@ def _refusal(extension: DelegationExtension, user: User, *, approving: bool) -> 
     rules = approval_selectors.rules_in_force(delegation=delegation)
     candidate = approval_selectors.candidate(delegation=delegation, user=user)
     if candidate.user_id == extension.requested_by_id:
-        return "You cannot decide an extension you asked for yourself."
+        return gettext("You cannot decide an extension you asked for yourself.")
     already = approval_selectors.extension_approver_ids(extension=extension) if approving else []
     return decision_refusal(rules, candidate, already_approved=already)
 
