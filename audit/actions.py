@@ -352,6 +352,10 @@ class AuditAction(InfoEnum):
         "fleet.approved",
         _fleet("An owner approved every account of a fleet.", _("{actor} approved{with_mfa}"), _A),
     )
+    FLEET_APPROVAL_RECORDED = (
+        "fleet.approval_recorded",
+        _fleet("A fleet got an approval; it needs more.", _("{actor} approved, more needed"), _A),
+    )
     FLEET_APPROVAL_WITHDRAWN = (
         "fleet.approval_withdrawn",
         _fleet(

@@ -481,8 +481,25 @@ def fleet_approve(
             ]
         if any(result.status == Status.REQUESTED for result in results):
             # A quorum needs more approvers; each account recorded (and audited) this
-            # approval, and the fleet waits for the next.
+            # approval, and the fleet waits for the next, on its own record too (as a
+            # withdrawal of it is).
             _bump(locked)
+            standing = approval_tally(
+                delegation=pending[0], rules=rules_in_force(delegation=pending[0])
+            )
+            _audit(
+                fleet=locked,
+                action=AuditAction.FLEET_APPROVAL_RECORDED,
+                actor=approved_by,
+                actor_organisation=locked.owner,
+                metadata={
+                    "with_mfa": with_mfa,
+                    "note": note,
+                    "accounts": _account_uids(pending),
+                    "approvals_counted": standing.counted,
+                    "approvals_required": standing.required,
+                },
+            )
             return locked
         now = timezone.now()
         _bump(locked, decided_by=approved_by, decided_at=now, run_started_at=now)

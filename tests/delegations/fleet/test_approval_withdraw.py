@@ -69,6 +69,22 @@ def approve(grant: FleetGrant, user: User) -> FleetGrant:
     )
 
 
+def test_an_approval_short_of_the_quorum_is_on_the_fleets_record_too(
+    approved_once: FleetGrant, owner_admin: User
+) -> None:
+    """As its withdrawal is: the fleet's own history shows who approved it while it waits."""
+    recorded = AuditEvent.objects.get(
+        action="fleet.approval_recorded", target_id=str(approved_once.pk)
+    )
+    assert recorded.actor_id == owner_admin.pk
+    assert recorded.metadata["approvals_counted"] == 1
+    assert recorded.metadata["approvals_required"] == 2
+    assert sorted(recorded.metadata["accounts"]) == sorted(
+        m.managed_role.cloud_account.account_uid for m in members(approved_once)
+    )
+    assert not AuditEvent.objects.filter(action="fleet.approved").exists()
+
+
 def test_an_approver_withdraws_their_approval_of_every_account_before_the_quorum(
     approved_once: FleetGrant, owner_admin: User, owner_admin_2: User, partner_admin: User
 ) -> None:
