@@ -26,6 +26,7 @@ from audit.action_info import TITLE_FIELDS as TITLE_FIELDS
 from audit.action_info import Access as Access
 from audit.action_info import ActionInfo as ActionInfo
 from audit.action_info import Category as Category
+from audit.fleet_actions import FLEET_INFO as _FL
 from audit.rule_actions import RULE_ACTIONS
 from audit.runbook_actions import RUNBOOK_INFO as _RB
 from audit.verify_export import EXPORT_ACTION
@@ -39,10 +40,6 @@ _A = Category.APPROVAL
 def _rules(value: str) -> tuple[str, ActionInfo]:
     """An approval-rules event: its description lives in `audit.rule_actions`."""
     return value, RULE_ACTIONS[value]
-
-
-def _fleet(description: str, title: str, category: Category = _LIFECYCLE) -> ActionInfo:
-    return ActionInfo(category, description, title)
 
 
 class AuditAction(InfoEnum):
@@ -322,7 +319,11 @@ class AuditAction(InfoEnum):
     )
     DELEGATION_FLEET_TURN = (
         "delegation.fleet_turn",
-        _fleet("A fleet's rate control started this account.", _("{actor} started this account")),
+        ActionInfo(
+            _LIFECYCLE,
+            "A fleet's rate control started this account.",
+            _("{actor} started this account"),
+        ),
     )
     DELEGATION_APPROVE_DENIED = (
         "delegation.approve_denied",
@@ -337,60 +338,18 @@ class AuditAction(InfoEnum):
         ActionInfo(_LIFECYCLE, "An owner rejected a request.", _("{actor} rejected the request")),
     )
 
-    # --- fleet grants: one role in several owner accounts, decided once ----------------------
-    FLEET_REQUESTED = (
-        "fleet.requested",
-        _fleet("A partner asked for a role in several accounts.", _("{actor} requested the fleet")),
-    )
-    FLEET_OFFERED = (
-        "fleet.offered",
-        _fleet(
-            "An owner offered a role in several accounts.", _("{actor} offered it{with_mfa}"), _A
-        ),
-    )
-    FLEET_APPROVED = (
-        "fleet.approved",
-        _fleet("An owner approved every account of a fleet.", _("{actor} approved{with_mfa}"), _A),
-    )
-    FLEET_APPROVAL_RECORDED = (
-        "fleet.approval_recorded",
-        _fleet("A fleet got an approval; it needs more.", _("{actor} approved, more needed"), _A),
-    )
-    FLEET_APPROVAL_WITHDRAWN = (
-        "fleet.approval_withdrawn",
-        _fleet(
-            "An approver took back their own approval of every account of a fleet still "
-            "waiting for its quorum; it needs another approval again.",
-            _("{actor} withdrew their approval of the fleet"),
-            _A,
-        ),
-    )
-    FLEET_APPROVE_DENIED = (
-        "fleet.approve_denied",
-        _fleet("A decision on a fleet was refused.", _("{actor} was refused"), Category.DENIED),
-    )
-    FLEET_REJECTED = (
-        "fleet.rejected",
-        _fleet("An owner rejected a fleet grant.", _("{actor} rejected the fleet")),
-    )
-    FLEET_STOPPED = (
-        "fleet.stopped",
-        _fleet(
-            "More accounts failed than MaxErrors; the rest waits.", _("{actor} stopped the fleet")
-        ),
-    )
-    FLEET_RUN_FINISHED = (
-        "fleet.run_finished",
-        _fleet("A fleet's run ended, with each account's outcome.", _("{actor} finished the run")),
-    )
-    FLEET_CONTINUED = (
-        "fleet.continued",
-        _fleet("An owner started the accounts a stopped fleet had not.", _("{actor} continued")),
-    )
-    FLEET_REVOKE_REQUESTED = (
-        "fleet.revoke_requested",
-        _fleet("An owner revoked a fleet grant in every account.", _("{actor} revoked the fleet")),
-    )
+    # --- fleet grants: one role in several owner accounts, decided once (`audit.fleet_actions`)
+    FLEET_REQUESTED = ("fleet.requested", _FL["requested"])
+    FLEET_OFFERED = ("fleet.offered", _FL["offered"])
+    FLEET_APPROVED = ("fleet.approved", _FL["approved"])
+    FLEET_APPROVAL_RECORDED = ("fleet.approval_recorded", _FL["approval_recorded"])
+    FLEET_APPROVAL_WITHDRAWN = ("fleet.approval_withdrawn", _FL["approval_withdrawn"])
+    FLEET_APPROVE_DENIED = ("fleet.approve_denied", _FL["approve_denied"])
+    FLEET_REJECTED = ("fleet.rejected", _FL["rejected"])
+    FLEET_STOPPED = ("fleet.stopped", _FL["stopped"])
+    FLEET_RUN_FINISHED = ("fleet.run_finished", _FL["run_finished"])
+    FLEET_CONTINUED = ("fleet.continued", _FL["continued"])
+    FLEET_REVOKE_REQUESTED = ("fleet.revoke_requested", _FL["revoke_requested"])
 
     # --- approval rules: approver groups, quorum ---------------------------------------------
     APPROVER_GROUP_CREATED = _rules("approver_group.created")
