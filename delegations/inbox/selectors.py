@@ -23,6 +23,7 @@ from accounts.models import Membership, Organisation, User
 from core.i18n import format_time
 from delegations.models import (
     BreakGlassActivation,
+    CloudAccount,
     Delegation,
     DriftFinding,
     ReviewItem,
@@ -36,7 +37,7 @@ LIMIT = 20
 
 @dataclass(frozen=True)
 class InboxItem:
-    kind: str  # decide | break_glass | review | retry | drift | assign | ending
+    kind: str  # setup | decide | break_glass | review | retry | drift | assign | ending
     title: str
     detail: str
     url: str
@@ -48,8 +49,34 @@ def _label(delegation: Delegation) -> str:
     return f"{delegation.catalog_role.role_name} · {delegation.partner.name}"
 
 
+def _connection_items(organisation: Organisation) -> list[InboxItem]:
+    """An organisation with no connected cloud account can grant nothing (an owner) or use
+    nothing it is granted (a partner): connecting one comes before everything else."""
+    if CloudAccount.objects.filter(organisation=organisation, is_active=True).exists():
+        return []
+    if organisation.is_owner:
+        detail = _(
+            "The portal needs an AccessKey of your account %(uid)s to create the roles you "
+            "grant partners."
+        )
+    else:
+        detail = _(
+            "The portal needs an AccessKey of your account %(uid)s to let your staff use the "
+            "access owners grant you."
+        )
+    return [
+        InboxItem(
+            kind="setup",
+            title=_("Connect your Alibaba Cloud account"),
+            detail=detail % {"uid": organisation.account_uid},
+            url=reverse("delegations:cloud_account"),
+            action=_("Connect"),
+        )
+    ]
+
+
 def _owner_admin_items(organisation: Organisation, user: User) -> list[InboxItem]:
-    items: list[InboxItem] = []
+    items: list[InboxItem] = _connection_items(organisation)
     waiting = (
         Delegation.objects.filter(owner=organisation, status=Status.REQUESTED)
         # Someone who is also in the requesting partner may not decide it.
@@ -161,7 +188,7 @@ def _partner_admin_items(organisation: Organisation) -> list[InboxItem]:
         .select_related("catalog_role", "owner", "partner")
         .order_by("activated_at")
     )
-    return [
+    return _connection_items(organisation) + [
         InboxItem(
             kind="assign",
             title=_("Assign people: %(role)s from %(owner)s")

@@ -91,7 +91,9 @@ def test_sign_up_an_organisation_confirm_and_enrol_mfa(
 
     page.goto("/")
     expect(page.get_by_role("heading", name="Bramble Operations")).to_be_visible()
-    expect(page.get_by_text("1234567890123456")).to_be_visible()
+    expect(page.get_by_text("1234567890123456", exact=True)).to_be_visible()
+    # What comes first for a new organisation: connecting its cloud account.
+    expect(page.get_by_test_id("inbox")).to_contain_text("Connect your Alibaba Cloud account")
     shot(page, "partner admin dashboard")
 
     organisation = Organisation.objects.get(account_uid="1234567890123456")

@@ -14,7 +14,7 @@ from django.utils import timezone
 from accounts.models import User
 from delegations.inbox.context_processors import inbox
 from delegations.models import Delegation
-from tests.delegations.factories import DelegationFactory
+from tests.delegations.factories import CloudAccountFactory, DelegationFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -48,17 +48,44 @@ def test_the_partner_admin_is_asked_to_assign_people_to_ready_access(
     assert reverse("delegations:delegation_staff", args=[delegation.pk]) in page
 
 
-def test_the_empty_state_says_nothing_waits(login: Any, owner_admin: User) -> None:
+def test_the_empty_state_says_nothing_waits(login: Any, owner_admin: User, company_a: Any) -> None:
+    CloudAccountFactory(organisation=company_a)
     page = login(owner_admin).get(reverse("accounts:home")).content.decode()
     assert "Nothing waits for you" in page
     assert 'data-testid="inbox-count"' not in page
 
 
 def test_other_organisations_requests_never_show(
-    login: Any, foreign_owner_admin: User, requested: Delegation
+    login: Any, foreign_owner_admin: User, requested: Delegation, company_c: Any
 ) -> None:
+    CloudAccountFactory(organisation=company_c)
     page = login(foreign_owner_admin).get(reverse("accounts:home")).content.decode()
     assert "ecs-admin" not in page and "Nothing waits for you" in page
+
+
+@pytest.mark.parametrize("admin", ["owner_admin", "partner_admin"])
+def test_an_organisation_not_connected_yet_is_asked_to_connect_first(
+    request: pytest.FixtureRequest, login: Any, admin: str
+) -> None:
+    """Before its cloud account is connected, an owner can grant nothing and a partner's staff
+    can use nothing: that comes first, on both sides, until it is done."""
+    user = request.getfixturevalue(admin)
+    organisation = user.memberships.get().organisation
+    page = login(user).get(reverse("accounts:home")).content.decode()
+    assert "Connect your Alibaba Cloud account" in page
+    assert organisation.account_uid in page
+    assert page.index("Connect your Alibaba Cloud account") < page.index("Organisation</h2>")
+    assert 'data-testid="inbox-count"' in page
+
+    CloudAccountFactory(organisation=organisation)
+    assert "Connect your Alibaba Cloud account" not in (
+        login(user).get(reverse("accounts:home")).content.decode()
+    )
+
+
+def test_staff_are_not_asked_to_connect(login: Any, partner_staff: User) -> None:
+    page = login(partner_staff).get(reverse("accounts:home")).content.decode()
+    assert "Connect your Alibaba Cloud account" not in page
 
 
 def test_the_context_processor_tolerates_requests_without_a_user() -> None:
