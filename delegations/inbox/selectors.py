@@ -26,6 +26,7 @@ from delegations.models import (
     CloudAccount,
     Delegation,
     DriftFinding,
+    FleetGrant,
     ReviewItem,
     StaffAssignment,
 )
@@ -46,7 +47,12 @@ class InboxItem:
 
 
 def _label(delegation: Delegation) -> str:
-    return f"{delegation.catalog_role.role_name} · {delegation.partner.name}"
+    """Role and partner; for one account of a fleet, that account too (the fleet's other
+    accounts read the same otherwise)."""
+    label = f"{delegation.catalog_role.role_name} · {delegation.partner.name}"
+    if delegation.fleet_id is not None:
+        label += f" · {delegation.managed_role.cloud_account.account_uid}"
+    return label
 
 
 def _connection_items(organisation: Organisation) -> list[InboxItem]:
@@ -78,12 +84,43 @@ def _connection_items(organisation: Organisation) -> list[InboxItem]:
 def _owner_admin_items(organisation: Organisation, user: User) -> list[InboxItem]:
     items: list[InboxItem] = _connection_items(organisation)
     waiting = (
-        Delegation.objects.filter(owner=organisation, status=Status.REQUESTED)
+        # A fleet's accounts are decided together, on the fleet's page: one item below.
+        Delegation.objects.filter(owner=organisation, status=Status.REQUESTED, fleet=None)
         # Someone who is also in the requesting partner may not decide it.
         .exclude(partner__memberships__user=user)
         .select_related("catalog_role", "partner")
         .order_by("created_at")
     )
+    waiting_in_fleet: dict[object, int] = dict(
+        Delegation.objects.filter(owner=organisation, status=Status.REQUESTED)
+        .exclude(fleet=None)
+        .exclude(partner__memberships__user=user)
+        .values("fleet")
+        .annotate(accounts=Count("pk"))
+        .values_list("fleet", "accounts")
+    )
+    fleets = (
+        FleetGrant.objects.filter(pk__in=list(waiting_in_fleet))
+        .select_related("catalog_role", "partner")
+        .order_by("created_at")
+    )
+    for fleet in fleets[:LIMIT]:
+        items.append(
+            InboxItem(
+                kind="decide",
+                title=_("Decide: %(what)s")
+                % {"what": f"{fleet.catalog_role.role_name} · {fleet.partner.name}"},
+                detail=ngettext(
+                    "A fleet grant: %(count)d account, decided together.",
+                    "A fleet grant: %(count)d accounts, decided together.",
+                    waiting_in_fleet[fleet.pk],
+                )
+                % {"count": waiting_in_fleet[fleet.pk]},
+                url=reverse("delegations:fleet_detail", args=[fleet.pk]),
+                action=_("Review"),
+                since=fleet.created_at,
+            )
+        )
     for delegation in waiting[:LIMIT]:
         items.append(
             InboxItem(
@@ -117,7 +154,7 @@ def _owner_admin_items(organisation: Organisation, user: User) -> list[InboxItem
         )
     failed = (
         Delegation.objects.filter(owner=organisation, status=Status.FAILED)
-        .select_related("catalog_role", "partner")
+        .select_related("catalog_role", "partner", "managed_role__cloud_account")
         .order_by("updated_at")
     )
     for delegation in failed[:LIMIT]:
@@ -185,7 +222,7 @@ def _partner_admin_items(organisation: Organisation) -> list[InboxItem]:
             people=Count("staff_assignments", filter=Q(staff_assignments__ended_at__isnull=True))
         )
         .filter(people=0)
-        .select_related("catalog_role", "owner", "partner")
+        .select_related("catalog_role", "owner", "partner", "managed_role__cloud_account")
         .order_by("activated_at")
     )
     return _connection_items(organisation) + [
@@ -193,7 +230,8 @@ def _partner_admin_items(organisation: Organisation) -> list[InboxItem]:
             kind="assign",
             title=_("Assign people: %(role)s from %(owner)s")
             % {"role": delegation.catalog_role.role_name, "owner": delegation.owner.name},
-            detail=_("Access is ready, and nobody is assigned to use it yet."),
+            detail=_("Access in account %(uid)s is ready, and nobody is assigned to use it yet.")
+            % {"uid": delegation.managed_role.cloud_account.account_uid},
             url=reverse("delegations:delegation_staff", args=[delegation.pk]),
             action=_("Assign"),
             since=delegation.activated_at,

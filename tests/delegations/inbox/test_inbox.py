@@ -15,6 +15,13 @@ from accounts.models import User
 from delegations.inbox.context_processors import inbox
 from delegations.models import Delegation
 from tests.delegations.factories import CloudAccountFactory, DelegationFactory
+from tests.delegations.fleet.test_services import (  # noqa: F401 - fixtures
+    all_accounts,
+    fleet_role,
+    make_fleet,
+    members,
+    staging_accounts,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -103,3 +110,33 @@ def test_an_error_page_answers_without_counting_the_inbox(
     missing = client.get("/no/such/page/")
     assert missing.status_code == 404
     assert 'data-testid="inbox-count"' not in missing.content.decode()
+
+
+def test_a_fleet_waiting_for_a_decision_is_one_item_for_the_fleet_page(
+    login: Any,
+    owner_admin: User,
+    company_a: Any,
+    make_fleet: Any,  # noqa: F811
+) -> None:
+    """A fleet's accounts are decided together on its page: one item says how many, not one
+    identical line per account linking to pages that send the owner to the fleet."""
+    grant = make_fleet()
+    page = login(owner_admin).get(reverse("accounts:home")).content.decode()
+    assert page.count("Decide: ecs-admin · Company B") == 1
+    assert "A fleet grant: 4 accounts, decided together." in page
+    assert reverse("delegations:fleet_detail", args=[grant.pk]) in page
+    for member in members(grant):
+        assert reverse("delegations:detail", args=[member.pk]) not in page
+
+
+def test_a_failed_fleet_account_says_which_account(
+    login: Any,
+    owner_admin: User,
+    make_fleet: Any,  # noqa: F811
+) -> None:
+    grant = make_fleet()
+    failed = members(grant)[1]
+    Delegation.objects.filter(pk=failed.pk).update(status="failed", last_error_code="Throttling")
+    page = login(owner_admin).get(reverse("accounts:home")).content.decode()
+    uid = failed.managed_role.cloud_account.account_uid
+    assert f"Failed to apply: ecs-admin · Company B · {uid}" in page
