@@ -613,8 +613,14 @@ def snippet_endpoint() -> SnippetEndpoint | None:
 
 
 def profile_name_for(delegation: Delegation) -> str:
-    """An aliyun CLI profile name: `<owner>-<role>` in letters, digits and '-'."""
-    raw = f"{delegation.owner.slug}-{delegation.catalog_role.role_name}"
+    """An aliyun CLI profile name in letters, digits and '-': `<owner>-<role>` in the owner's
+    own account, `<owner>-<account alias or UID>-<role>` in another (a fleet's): profiles
+    named alike would overwrite each other, and the CLI act in the account configured last."""
+    owner, account = delegation.owner, delegation.managed_role.cloud_account
+    parts = [owner.slug, delegation.catalog_role.role_name]
+    if account.account_uid != owner.account_uid:
+        parts.insert(1, account.alias or account.account_uid)
+    raw = "-".join(parts)
     return re.sub(r"[^A-Za-z0-9-]+", "-", raw).strip("-")[:64] or "partner-access"
 
 
