@@ -14,6 +14,11 @@ _REQUIRED_HELP = (
     "(the role's quorum). Null once decided."
 )
 
+_ACCOUNT_HELP = (
+    "The owner's account the role is in: one role name can be granted in several of an "
+    "owner's accounts (a fleet grant's), each its own delegation."
+)
+
 # --- inputs ----------------------------------------------------------------------------------
 
 
@@ -124,6 +129,9 @@ class DelegationOutput(serializers.ModelSerializer):
     partner = OrganisationRef()
     catalog_role = serializers.SerializerMethodField()
     role_arn = serializers.CharField(source="managed_role.role_arn")
+    account_uid = serializers.CharField(
+        source="managed_role.cloud_account.account_uid", help_text=_ACCOUNT_HELP
+    )
     requested_by = serializers.SerializerMethodField()
     decided_by = serializers.SerializerMethodField()
     # An approval that does not complete the quorum, and a withdrawn one, change neither the
@@ -147,6 +155,7 @@ class DelegationOutput(serializers.ModelSerializer):
             "partner",
             "catalog_role",
             "role_arn",
+            "account_uid",
             "reason",
             "requested_by",
             "decided_by",
@@ -192,6 +201,9 @@ class AccessOutput(serializers.Serializer):
     owner_name = serializers.CharField(source="delegation.owner.name")
     role_name = serializers.CharField(source="delegation.catalog_role.role_name")
     role_arn = serializers.CharField(source="delegation.managed_role.role_arn")
+    account_uid = serializers.CharField(
+        source="delegation.managed_role.cloud_account.account_uid", help_text=_ACCOUNT_HELP
+    )
     status = serializers.CharField(source="delegation.status")
     usable = serializers.BooleanField()
     ends_at = serializers.DateTimeField(source="delegation.ends_at", allow_null=True)
@@ -235,6 +247,9 @@ class StaffAssignmentOutput(serializers.Serializer):
     delegation = serializers.UUIDField(source="delegation_id")
     owner = serializers.CharField(source="delegation.owner.slug")
     role_name = serializers.CharField(source="delegation.catalog_role.role_name")
+    account_uid = serializers.CharField(
+        source="delegation.managed_role.cloud_account.account_uid", help_text=_ACCOUNT_HELP
+    )
     delegation_status = serializers.CharField(source="delegation.status")
     user = serializers.EmailField(source="user.email")
     session_policy_kind = serializers.CharField()

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import webbrowser
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -115,17 +115,55 @@ def _access(portal: Portal) -> list[dict[str, Any]]:
     return list(portal.call("GET", "/api/v1/access/"))
 
 
+def _full_name(owner: str, account_uid: str, role_name: str) -> str:
+    """`owner/account/role`: the one name that tells apart the accounts a role name is
+    granted in (a fleet's); `owner/role` and the role name alone name them all."""
+    return f"{owner}/{account_uid}/{role_name}" if account_uid else f"{owner}/{role_name}"
+
+
+# An item's (owner, account UID, role name), from an access or a delegation of the API.
+Names = Callable[[dict[str, Any]], tuple[str, str, str]]
+
+
+def _named(items: list[dict[str, Any]], wanted: str, names: Names) -> list[dict[str, Any]]:
+    """The items `wanted` names: by `owner/account/role` or `owner/role`, else by role name."""
+    by_name = []
+    for item in items:
+        owner, account_uid, role_name = names(item)
+        if wanted in (_full_name(owner, account_uid, role_name), f"{owner}/{role_name}"):
+            by_name.append(item)
+    return by_name or [item for item in items if names(item)[2] == wanted]
+
+
+def _one_of(found: list[dict[str, Any]], wanted: str, what: str, names: Names) -> None:
+    """Refuse a name that names several: say the name of each, never pick one of them."""
+    if len(found) > 1:
+        choices = ", ".join(sorted(_full_name(*names(item)) for item in found))
+        raise PapError(
+            f"{wanted!r} names several {what} ({choices}); use one of these names or the id.",
+            status=USAGE,
+        )
+
+
+def _access_names(item: dict[str, Any]) -> tuple[str, str, str]:
+    return item["owner"], item.get("account_uid", ""), item["role_name"]
+
+
+def _delegation_names(item: dict[str, Any]) -> tuple[str, str, str]:
+    return item["owner"]["slug"], item.get("account_uid", ""), item["catalog_role"]["role_name"]
+
+
 def _resolve(portal: Portal, wanted: str) -> dict[str, Any]:
-    """The access `wanted` names: its delegation id, `owner/role`, or a role name of one."""
+    """The access `wanted` names: its delegation id, `owner/account/role`, `owner/role`, or a
+    role name of one."""
     items = _access(portal)
     for item in items:
-        if wanted in (item["delegation"], f"{item['owner']}/{item['role_name']}"):
+        if wanted == item["delegation"]:
             return item
-    by_role = [item for item in items if item["role_name"] == wanted]
-    if len(by_role) == 1:
-        return by_role[0]
-    if len(by_role) > 1:
-        raise PapError(f"{wanted!r} names several accesses; use owner/role.", status=USAGE)
+    found = _named(items, wanted, _access_names)
+    _one_of(found, wanted, "accesses", _access_names)
+    if found:
+        return found[0]
     if re.fullmatch(r"[0-9a-f-]{36}", wanted):
         # Not in my usable list: the portal says why (ended, not assigned, none).
         portal.call("GET", f"/api/v1/access/{wanted}/")
@@ -140,7 +178,7 @@ def _usable(portal: Portal, item: dict[str, Any]) -> dict[str, Any]:
     if not item["usable"]:
         # Ask for it by id: the portal's answer says why (expired, revoked, not assigned).
         portal.call("GET", f"/api/v1/access/{item['delegation']}/")
-        raise PapError(f"{item['owner']}/{item['role_name']} is not usable now.", status=NO_ACCESS)
+        raise PapError(f"{_full_name(*_access_names(item))} is not usable now.", status=NO_ACCESS)
     return item
 
 
@@ -176,11 +214,12 @@ def _organisation_access(portal: Portal, args: argparse.Namespace, *, partner_ad
     if not items:
         _out("Your organisation has no active delegations.")
         return NO_ACCESS
-    rows = [("DELEGATION", "OWNER/ROLE", "PARTNER", "ENDS")]
+    rows = [("DELEGATION", "OWNER/ROLE", "ACCOUNT", "PARTNER", "ENDS")]
     rows += [
         (
             item["id"],
             f"{item['owner']['slug']}/{item['catalog_role']['role_name']}",
+            item.get("account_uid", ""),
             item["partner"]["slug"],
             item["ends_at"] or "-",
         )
@@ -192,11 +231,12 @@ def _organisation_access(portal: Portal, args: argparse.Namespace, *, partner_ad
         if not assignments:
             _out("None of your staff is assigned yet.")
         else:
-            staff_rows = [("STAFF", "OWNER/ROLE", "DELEGATION", "ASSIGNED")]
+            staff_rows = [("STAFF", "OWNER/ROLE", "ACCOUNT", "DELEGATION", "ASSIGNED")]
             staff_rows += [
                 (
                     item["user"],
                     f"{item['owner']}/{item['role_name']}",
+                    item.get("account_uid", ""),
                     item["delegation"],
                     item["assigned_at"][:16].replace("T", " "),
                 )
@@ -219,12 +259,13 @@ def cmd_access(args: argparse.Namespace, config: Config) -> int:
     if not items:
         _out("You have no access assigned. Ask your organisation's admin.")
         return NO_ACCESS
-    rows = [("DELEGATION", "OWNER/ROLE", "STATUS", "ENDS")]
+    rows = [("DELEGATION", "OWNER/ROLE", "ACCOUNT", "STATUS", "ENDS")]
     for item in items:
         rows.append(
             (
                 item["delegation"],
                 f"{item['owner']}/{item['role_name']}",
+                item.get("account_uid", ""),
                 item["status"] if item["usable"] else f"{item['status']} (not usable)",
                 item["ends_at"] or "-",
             )
@@ -266,24 +307,20 @@ def _parse_until(text: str) -> str:
 
 
 def _delegation_id(portal: Portal, wanted: str) -> str:
-    """The organisation's delegation `wanted` names: its id, `owner/role` or a role name
-    (among delegations that are granted or about to be)."""
+    """The organisation's delegation `wanted` names: its id, `owner/account/role`,
+    `owner/role` or a role name (among delegations that are granted or about to be)."""
     if re.fullmatch(r"[0-9a-fA-F-]{36}", wanted):
         return wanted
-    granted = [
-        item
-        for item in _every_page(portal, "/api/v1/delegations/?limit=200")
-        if item["status"] in EXTENDABLE_STATUSES
-        and wanted
-        in (
-            item["catalog_role"]["role_name"],
-            f"{item['owner']['slug']}/{item['catalog_role']['role_name']}",
-        )
-    ]
-    if len(granted) > 1:
-        raise PapError(
-            f"{wanted!r} names several delegations; use owner/role or the id.", status=USAGE
-        )
+    granted = _named(
+        [
+            item
+            for item in _every_page(portal, "/api/v1/delegations/?limit=200")
+            if item["status"] in EXTENDABLE_STATUSES
+        ],
+        wanted,
+        _delegation_names,
+    )
+    _one_of(granted, wanted, "delegations", _delegation_names)
     if not granted:
         raise PapError(
             f"Your organisation has no granted delegation named {wanted!r}.", status=NO_ACCESS
@@ -403,7 +440,7 @@ def cmd_console(args: argparse.Namespace, config: Config) -> int:
     item = _usable(portal, _resolve(portal, args.delegation))
     answer = portal.call("POST", f"/api/v1/access/{item['delegation']}/console/", {})
     url = answer["url"]
-    name = f"{item['owner']}/{item['role_name']}"
+    name = _full_name(*_access_names(item))
     if answer["mode"] != "federation":
         _out(url)
         if not args.print_only:
@@ -462,7 +499,7 @@ def cmd_configure_aliyun(args: argparse.Namespace, config: Config) -> int:
     write_private(path, json.dumps(existing, indent=2) + "\n")
     _out(
         f"Profile {args.profile!r} in {path} now gets credentials for "
-        f"{item['owner']}/{item['role_name']} from pap. Try: aliyun --profile {args.profile} "
+        f"{_full_name(*_access_names(item))} from pap. Try: aliyun --profile {args.profile} "
         "ecs DescribeRegions"
     )
     return OK
@@ -500,7 +537,9 @@ def build_parser() -> argparse.ArgumentParser:
     request.set_defaults(run=cmd_request)
 
     extend = sub.add_parser("extend", help="ask the owner for more time (partner admins)")
-    extend.add_argument("delegation", help="delegation id, owner/role, or role name")
+    extend.add_argument(
+        "delegation", help="delegation id, owner/account/role, owner/role, or role name"
+    )
     extend.add_argument(
         "--until", required=True, help="the new end, ISO 8601 (UTC unless a zone is given)"
     )
@@ -508,7 +547,9 @@ def build_parser() -> argparse.ArgumentParser:
     extend.set_defaults(run=cmd_extend)
 
     def access_argument(command: argparse.ArgumentParser) -> None:
-        command.add_argument("delegation", help="delegation id, owner/role, or role name")
+        command.add_argument(
+            "delegation", help="delegation id, owner/account/role, owner/role, or role name"
+        )
 
     credentials = sub.add_parser("credentials", help="temporary STS credentials")
     access_argument(credentials)

@@ -87,8 +87,18 @@ def open_assignments_of_partner(*, partner: Organisation) -> QuerySet[StaffAssig
     """Every open staff assignment of `partner`: who is assigned to which delegation."""
     return (
         StaffAssignment.objects.filter(partner=partner, ended_at__isnull=True)
-        .select_related("user", "delegation__owner", "delegation__catalog_role")
-        .order_by("delegation__owner__name", "delegation__catalog_role__role_name", "user__email")
+        .select_related(
+            "user",
+            "delegation__owner",
+            "delegation__catalog_role",
+            "delegation__managed_role__cloud_account",
+        )
+        .order_by(
+            "delegation__owner__name",
+            "delegation__catalog_role__role_name",
+            "delegation__managed_role__cloud_account__account_uid",
+            "user__email",
+        )
     )
 
 
