@@ -45,7 +45,9 @@ class RequestAccessInput(StrictSerializer):
         help_text="Instead of a code: an owner whose code your organisation used before.",
     )
     catalog_role = serializers.CharField(
-        max_length=80, help_text="The catalogue role's id or its role name."
+        max_length=80,
+        help_text="The catalogue role's id or its role name (a name roles in two of the owner's "
+        "accounts hold is refused: give the id).",
     )
     reason = serializers.CharField(max_length=2000)
     ends_at = serializers.DateTimeField(required=False, allow_null=True)
@@ -60,7 +62,11 @@ class RequestAccessInput(StrictSerializer):
 
 class OfferInput(StrictSerializer):
     partner = serializers.CharField(max_length=80, help_text="The partner's id or slug.")
-    catalog_role = serializers.CharField(max_length=80, help_text="Id or role name.")
+    catalog_role = serializers.CharField(
+        max_length=80,
+        help_text="Id or role name (a name roles in two of your accounts hold is refused: give "
+        "the id).",
+    )
     reason = serializers.CharField(max_length=2000)
     ends_at = serializers.DateTimeField(required=False, allow_null=True)
 

@@ -6,6 +6,7 @@ same service as the page; the services write the audit events, attributed to the
 """
 
 import math
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from django.conf import settings
@@ -39,7 +40,7 @@ from delegations.lifecycle.starting import (
     delegation_request_submit,
     delegation_withdraw,
 )
-from delegations.models import CredentialIssuance, Delegation
+from delegations.models import CatalogRole, CredentialIssuance, Delegation
 from delegations.partner import console_sign_in
 from delegations.partner import credentials as partner_credentials
 from delegations.partner import selectors as partner_selectors
@@ -86,17 +87,43 @@ class _PagedListView(ApiView):
         return paginator.get_paginated_response(serializer(page, many=True).data)
 
 
-def _by_id_or_name(queryset: QuerySet[Any], value: str, *, name_field: str) -> Any:
-    """A row of `queryset` (already scoped by a selector) named by its UUID or by name."""
+def _by_id_or_name(
+    queryset: QuerySet[Any],
+    value: str,
+    *,
+    name_field: str,
+    where: Callable[[Any], str] = str,
+) -> Any:
+    """A row of `queryset` (already scoped by a selector) named by its UUID or by name. A
+    name several rows hold (a catalogue role name in two of an owner's accounts) is refused,
+    listing each one's id and `where(row)`: which one is meant cannot be guessed."""
     try:
         return queryset.get(pk=parse_uuid(value))
     except (Http404, ObjectDoesNotExist):  # not a UUID, or no such id: try the name
-        match = queryset.filter(**{name_field: value}).first()
-    if match is None:
+        matches = list(queryset.filter(**{name_field: value}))
+    if not matches:
         raise ProblemException(
             "not-found", gettext("Nothing named '%(name)s'.") % {"name": value}, status_code=404
         )
-    return match
+    if len(matches) > 1:
+        raise ProblemException(
+            "validation",
+            gettext("Several are named '%(name)s': %(each)s. Give the id of the one you mean.")
+            % {"name": value, "each": ", ".join(f"{row.pk} ({where(row)})" for row in matches)},
+            status_code=400,
+        )
+    return matches[0]
+
+
+def _catalog_role_by_id_or_name(roles: QuerySet[CatalogRole], value: str) -> CatalogRole:
+    """A grantable catalogue role by id or name; each of the owner's accounts may hold a role
+    of that name."""
+    return _by_id_or_name(
+        roles.select_related("cloud_account"),
+        value,
+        name_field="role_name",
+        where=lambda role: gettext("account %(uid)s") % {"uid": role.cloud_account.account_uid},
+    )
 
 
 # --- who am I --------------------------------------------------------------------------------
@@ -185,7 +212,7 @@ class DelegationListView(_PagedListView):
         partner = self.organisation
         link = self._partner_link(partner, data)
         roles = selectors.catalog_roles_grantable(owner=link.organisation)
-        role = _by_id_or_name(roles, data["catalog_role"], name_field="role_name")
+        role = _catalog_role_by_id_or_name(roles, data["catalog_role"])
         delegation = delegation_request_submit(
             partner=partner,
             requested_by=self.actor,
@@ -271,10 +298,8 @@ class OfferView(ApiView):
         partner = _by_id_or_name(
             selectors.partners_offerable(owner=owner), data["partner"], name_field="slug"
         )
-        role = _by_id_or_name(
-            selectors.catalog_roles_grantable(owner=owner),
-            data["catalog_role"],
-            name_field="role_name",
+        role = _catalog_role_by_id_or_name(
+            selectors.catalog_roles_grantable(owner=owner), data["catalog_role"]
         )
         delegation = delegation_offer(
             owner=owner,

@@ -7,8 +7,13 @@ from collections.abc import Callable
 import pytest
 
 from accounts.models import User
-from delegations.models import Delegation, StaffAssignment
-from tests.delegations.factories import CloudAccountFactory, DelegationFactory, ManagedRoleFactory
+from delegations.models import CatalogRole, Delegation, PartnerLink, StaffAssignment
+from tests.delegations.factories import (
+    CatalogRoleFactory,
+    CloudAccountFactory,
+    DelegationFactory,
+    ManagedRoleFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -65,3 +70,33 @@ def test_each_delegation_access_and_assignment_names_its_account(
     assert _accounts(admin.get("/api/v1/assignments/").json()["results"], "delegation") == expected
     staff = api(make_token(partner_staff, scopes=("read",)))
     assert _accounts(staff.get("/api/v1/access/").json(), "delegation") == expected
+
+
+def test_a_role_name_two_accounts_hold_is_refused_by_name_and_taken_by_id(
+    api: Callable,
+    make_token: Callable,
+    partner_admin: User,
+    allow_b: None,
+    ecs_admin: CatalogRole,
+    link_a: tuple[PartnerLink, str],
+) -> None:
+    """Each of the owner's accounts may hold a catalogue role of its own named ecs-admin: a
+    request by that name cannot tell which is meant, so it is refused with the id and account
+    of each, rather than filed for whichever the database returned first."""
+    staging = CloudAccountFactory(
+        organisation=ecs_admin.organisation, account_uid="11223355", alias="", is_primary=False
+    )
+    other = CatalogRoleFactory(cloud_account=staging, role_name="ecs-admin")
+    client = api(make_token(partner_admin, scopes=("read", "request")))
+    body = {"partner_link_code": link_a[1], "reason": "Patching"}
+
+    refused = client.post("/api/v1/delegations/", {**body, "catalog_role": "ecs-admin"})
+
+    assert refused.status_code == 400, refused.content
+    detail = refused.json()["detail"]
+    for role in (ecs_admin, other):
+        assert f"{role.pk} (account {role.cloud_account.account_uid})" in detail
+    assert not Delegation.objects.exists()
+    taken = client.post("/api/v1/delegations/", {**body, "catalog_role": str(other.pk)})
+    assert taken.status_code == 201, taken.content
+    assert taken.json()["account_uid"] == "11223355"
