@@ -139,8 +139,11 @@ def notify_alerts(*, cloud_account: CloudAccount, fresh: list[NewEvent], run_key
             if delegation is not None
             else ""
         )
+        # The account whose trail recorded the calls: a fleet's role has one name in each of
+        # the owner's accounts, so the delegation's name alone reads the same for each.
         where = (
-            delegation_label(delegation)
+            _("%(delegation)s in account %(uid)s")
+            % {"delegation": delegation_label(delegation), "uid": cloud_account.account_uid}
             if delegation is not None
             else f"account {cloud_account.account_uid}"
         )

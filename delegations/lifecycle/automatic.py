@@ -96,7 +96,9 @@ def delegations_mark_many_prepare(*, delegations: list[Delegation], to: str) -> 
         moved = copy.copy(row)
         _move_row(moved, changes)
         after.append(moved)
-    prefetch_related_objects(after, "owner", "catalog_role", "partner")
+    prefetch_related_objects(
+        after, "owner", "catalog_role", "partner", "managed_role__cloud_account"
+    )
     return delegations_announce_prepare(delegations=after, action=action)
 
 

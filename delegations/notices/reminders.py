@@ -124,7 +124,7 @@ def delegations_remind_due(*, now: dt.datetime | None = None, limit: int = 500) 
     waiting = Delegation.objects.filter(
         status=Status.REQUESTED,
         created_at__lte=now - dt.timedelta(seconds=settings.PORTAL_REMIND_AFTER),
-    ).select_related("owner", "partner", "catalog_role")
+    ).select_related("owner", "partner", "catalog_role", "managed_role__cloud_account")
     to_remind = notices_untold(
         waiting.order_by("created_at", "pk").values_list("pk", "created_at"),
         key=partial(_reminder_key, now=now),

@@ -92,6 +92,9 @@ def _facts(delegation: Delegation) -> tuple[tuple[str, str], ...]:
     facts = [
         (_("Role"), delegation.catalog_role.role_name),
         (_("Owner"), delegation.owner.name),
+        # One role name can be granted in several of the owner's accounts (a fleet's): the
+        # account tells their notices apart.
+        (_("Account"), delegation.managed_role.cloud_account.account_uid),
         (_("Partner"), delegation.partner.name),
         # The label of the member, not get_status_display(), which builds a dict of every
         # choice's translated label each time (a notice per partner in a bulk activation).

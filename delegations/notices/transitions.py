@@ -212,6 +212,7 @@ def credentials_issued_notify(*, issuance: CredentialIssuance, first_use_of_key:
             facts=(
                 (_("Role"), delegation.catalog_role.role_name),
                 (_("Owner"), delegation.owner.name),
+                (_("Account"), delegation.managed_role.cloud_account.account_uid),
                 (_("Issued"), when_text(issuance.issued_at)),
                 (_("Valid until"), when_text(issuance.expiration)),
                 (_("Through"), str(issuance.get_via_display())),

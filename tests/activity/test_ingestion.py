@@ -17,7 +17,7 @@ from audit.models import AuditEvent
 from cloud.errors import CloudError
 from delegations.models import Delegation
 from notifications.models import Delivery
-from tests.activity.conftest import FakeTrail, event
+from tests.activity.conftest import ROLE, FakeTrail, event
 from tests.delegations.factories import DelegationFactory
 
 pytestmark = pytest.mark.django_db
@@ -465,3 +465,15 @@ def test_the_collector_is_tuned_for_the_run_and_put_back_after_it(grant, fails):
         for threshold, frozen in during
     )
     assert (gc.get_threshold(), gc.get_freeze_count()) == before
+
+
+def test_an_alert_notice_names_the_account_its_calls_were_made_in(grant, settings):
+    """A fleet's role has one name in each of the owner's accounts: the alert says which
+    account's trail recorded the calls, or two accounts' alerts read the same."""
+    settings.PORTAL_ACTIVITY_DENIED_BURST_CALLS = 1
+    ingest(grant, FakeTrail(pages=[[event(1, error="Forbidden.RAM")]]))
+    title = Delivery.objects.filter(event="activity.alert").first().content["title"]
+    assert title == (
+        f"Partner activity needs a look: {ROLE} for Company B "
+        f"in account {grant.cloud_account.account_uid}"
+    )

@@ -314,3 +314,36 @@ def test_a_withdrawn_request_tells_the_owner_s_approvers(
     delegation_withdraw(delegation=requested, withdrawn_by=partner_admin)
     assert owner_admin.email in emailed("delegation.withdrawn")
     assert partner_admin.email not in emailed("delegation.withdrawn")
+
+
+def test_a_notice_says_which_of_the_owners_accounts_the_role_is_in(
+    make_request: Callable[..., Delegation],
+    ecs_admin: Any,
+    owner_admin: User,
+    partner_admin: User,
+    partner_staff: User,
+) -> None:
+    """One role name can be granted in several of the owner's accounts (a fleet's, or a
+    request that chose another account): each message names the account, or two read alike."""
+    from tests.delegations.factories import CloudAccountFactory
+
+    staging = CloudAccountFactory(
+        organisation=ecs_admin.organisation, account_uid="11223355", alias="", is_primary=False
+    )
+    ecs_admin.offered_in_all_accounts = True
+    ecs_admin.save(update_fields=["offered_in_all_accounts"])
+    at_home = make_request()
+    elsewhere = make_request(cloud_account=staging)
+    home_uid = ecs_admin.cloud_account.account_uid
+    for delegation, uid in ((at_home, home_uid), (elsewhere, "11223355")):
+        (content,) = {
+            json.dumps(d.content["facts"])
+            for d in Delivery.objects.filter(event="delegation.requested")
+            if d.content["link"].endswith(f"/delegations/{delegation.pk}/")
+        }
+        assert ["Account", uid] in json.loads(content)
+    issuance = _issuance(elsewhere, partner_staff, partner_admin, "web")
+    with transaction.atomic():
+        credentials_issued_notify(issuance=issuance, first_use_of_key=True)
+    (issued,) = Delivery.objects.filter(event="credentials.issued")
+    assert ["Account", "11223355"] in issued.content["facts"]
