@@ -46,13 +46,15 @@ class InboxItem:
     since: dt.datetime | None = None
 
 
+def _role(delegation: Delegation) -> str:
+    """The role and the owner's account it is in: a fleet puts one role name in several of
+    the owner's accounts, whose items would otherwise read the same."""
+    account = delegation.managed_role.cloud_account
+    return f"{delegation.catalog_role.role_name} ({account.account_uid})"
+
+
 def _label(delegation: Delegation) -> str:
-    """Role and partner; for one account of a fleet, that account too (the fleet's other
-    accounts read the same otherwise)."""
-    label = f"{delegation.catalog_role.role_name} · {delegation.partner.name}"
-    if delegation.fleet_id is not None:
-        label += f" · {delegation.managed_role.cloud_account.account_uid}"
-    return label
+    return f"{_role(delegation)} · {delegation.partner.name}"
 
 
 def _connection_items(organisation: Organisation) -> list[InboxItem]:
@@ -88,7 +90,7 @@ def _owner_admin_items(organisation: Organisation, user: User) -> list[InboxItem
         Delegation.objects.filter(owner=organisation, status=Status.REQUESTED, fleet=None)
         # Someone who is also in the requesting partner may not decide it.
         .exclude(partner__memberships__user=user)
-        .select_related("catalog_role", "partner")
+        .select_related("catalog_role", "partner", "managed_role__cloud_account")
         .order_by("created_at")
     )
     waiting_in_fleet: dict[object, int] = dict(
@@ -137,7 +139,13 @@ def _owner_admin_items(organisation: Organisation, user: User) -> list[InboxItem
             owner=organisation, review=BreakGlassActivation.Review.PENDING
         )
         .exclude(partner__memberships__user=user)
-        .select_related("delegation__catalog_role", "partner", "activated_by")
+        .select_related(
+            "delegation__catalog_role",
+            "delegation__partner",
+            "delegation__managed_role__cloud_account",
+            "partner",
+            "activated_by",
+        )
         .order_by("review_due_at")
     )
     for activation in reviews[:LIMIT]:
@@ -229,9 +237,8 @@ def _partner_admin_items(organisation: Organisation) -> list[InboxItem]:
         InboxItem(
             kind="assign",
             title=_("Assign people: %(role)s from %(owner)s")
-            % {"role": delegation.catalog_role.role_name, "owner": delegation.owner.name},
-            detail=_("Access in account %(uid)s is ready, and nobody is assigned to use it yet.")
-            % {"uid": delegation.managed_role.cloud_account.account_uid},
+            % {"role": _role(delegation), "owner": delegation.owner.name},
+            detail=_("Access is ready, and nobody is assigned to use it yet."),
             url=reverse("delegations:delegation_staff", args=[delegation.pk]),
             action=_("Assign"),
             since=delegation.activated_at,
@@ -251,7 +258,11 @@ def _staff_items(organisation: Organisation, user: User) -> list[InboxItem]:
             delegation__ends_at__gt=now,
             delegation__ends_at__lte=now + dt.timedelta(hours=24),
         )
-        .select_related("delegation__catalog_role", "delegation__owner")
+        .select_related(
+            "delegation__catalog_role",
+            "delegation__owner",
+            "delegation__managed_role__cloud_account",
+        )
         .order_by("delegation__ends_at")
     )
     return [
@@ -259,7 +270,7 @@ def _staff_items(organisation: Organisation, user: User) -> list[InboxItem]:
             kind="ending",
             title=_("Ends soon: %(role)s at %(owner)s")
             % {
-                "role": assignment.delegation.catalog_role.role_name,
+                "role": _role(assignment.delegation),
                 "owner": assignment.delegation.owner.name,
             },
             detail=_("Access ends %(when)s.") % {"when": format_time(assignment.delegation.ends_at)}

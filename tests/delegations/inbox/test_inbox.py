@@ -31,7 +31,8 @@ def test_the_owner_s_overview_starts_with_the_request_to_decide(
 ) -> None:
     page = login(owner_admin).get(reverse("accounts:home")).content.decode()
     assert 'data-testid="inbox-count"' in page
-    assert "Decide: ecs-admin · Company B" in page
+    uid = requested.managed_role.cloud_account.account_uid
+    assert f"Decide: ecs-admin ({uid}) · Company B" in page
     assert reverse("delegations:detail", args=[requested.pk]) in page
     assert page.index("Waiting for you") < page.index("Organisation</h2>")
 
@@ -41,7 +42,8 @@ def test_a_failed_apply_is_an_item_to_retry(
 ) -> None:
     Delegation.objects.filter(pk=requested.pk).update(status="failed", last_error_code="Throttling")
     page = login(owner_admin).get(reverse("accounts:home")).content.decode()
-    assert "Failed to apply: ecs-admin · Company B" in page and "Throttling" in page
+    uid = requested.managed_role.cloud_account.account_uid
+    assert f"Failed to apply: ecs-admin ({uid}) · Company B" in page and "Throttling" in page
 
 
 def test_the_partner_admin_is_asked_to_assign_people_to_ready_access(
@@ -129,14 +131,29 @@ def test_a_fleet_waiting_for_a_decision_is_one_item_for_the_fleet_page(
         assert reverse("delegations:detail", args=[member.pk]) not in page
 
 
-def test_a_failed_fleet_account_says_which_account(
-    login: Any,
-    owner_admin: User,
-    make_fleet: Any,  # noqa: F811
+def test_each_item_names_the_owners_account_its_role_is_in(
+    login: Any, owner_admin: User, partner_admin: User, requested: Delegation
 ) -> None:
-    grant = make_fleet()
-    failed = members(grant)[1]
-    Delegation.objects.filter(pk=failed.pk).update(status="failed", last_error_code="Throttling")
+    """A fleet puts one role name in several of the owner's accounts: two failed accounts,
+    or two accesses nobody is assigned to, are two items that must not read the same."""
+    from tests.delegations.factories import CloudAccountFactory, ManagedRoleFactory
+
+    staging = CloudAccountFactory(
+        organisation=requested.owner, account_uid="11223355", alias="", is_primary=False
+    )
+    elsewhere = DelegationFactory(
+        catalog_role=requested.catalog_role,
+        partner=requested.partner,
+        managed_role=ManagedRoleFactory(cloud_account=staging, role_name="ecs-admin"),
+    )
+    home = requested.managed_role.cloud_account.account_uid
+    Delegation.objects.filter(pk__in=[requested.pk, elsewhere.pk]).update(status="failed")
     page = login(owner_admin).get(reverse("accounts:home")).content.decode()
-    uid = failed.managed_role.cloud_account.account_uid
-    assert f"Failed to apply: ecs-admin · Company B · {uid}" in page
+    assert f"Failed to apply: ecs-admin ({home}) · Company B" in page
+    assert "Failed to apply: ecs-admin (11223355) · Company B" in page
+    Delegation.objects.filter(pk__in=[requested.pk, elsewhere.pk]).update(
+        status="active", activated_at=timezone.now()
+    )
+    page = login(partner_admin).get(reverse("accounts:home")).content.decode()
+    assert f"Assign people: ecs-admin ({home}) from Company A" in page
+    assert "Assign people: ecs-admin (11223355) from Company A" in page

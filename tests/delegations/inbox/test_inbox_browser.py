@@ -88,7 +88,8 @@ def test_request_reaches_the_owner_s_inbox_email_and_webhook_inbox(
     owner_page.goto(f"{live_server.url}/")
     expect(owner_page.get_by_test_id("inbox-count")).to_have_text("1")
     inbox = owner_page.get_by_test_id("inbox")
-    expect(inbox).to_contain_text("Decide: ecs-admin · Company B")
+    uid = ecs_admin.cloud_account.account_uid
+    expect(inbox).to_contain_text(f"Decide: ecs-admin ({uid}) · Company B")
     shot(owner_page, "01-owner-overview-inbox-desktop")
     owner_page.set_viewport_size(PHONE)
     owner_page.reload()
