@@ -592,10 +592,18 @@ _FACTS: dict[AuditAction, tuple[tuple[FactLabel, FactSource, bool], ...]] = {
 _SHOWS_MFA = frozenset({AuditAction.DELEGATION_APPROVED, AuditAction.DELEGATION_OFFERED})
 
 
+# A delegation's event names the owner's account when it is not the role's home (a fleet's
+# accounts, `delegations.lifecycle.transitions`): one role name, several accounts.
+_ACCOUNT: tuple[FactLabel, FactSource, bool] = (_("Account"), "account_uid", True)
+
+
 def _facts_of(action: AuditAction, event: EventLike, data: dict[str, Any]) -> tuple[Fact, ...]:
+    sources = _FACTS.get(action, ())
+    if action.value.startswith("delegation.") and _ACCOUNT not in sources:
+        sources = (*sources, _ACCOUNT)
     return _facts(
         (label, data.get(source) if isinstance(source, str) else source(event, data), mono)
-        for label, source, mono in _FACTS.get(action, ())
+        for label, source, mono in sources
     )
 
 
@@ -631,6 +639,7 @@ def _describe_cloud(action: AuditAction, title: str, event: EventLike) -> EventD
         facts=_facts(
             [
                 (gettext("Target"), str(metadata.get("target") or ""), True),
+                (gettext("Account"), metadata.get("account_uid"), True),
                 (gettext("Error"), after.get("error_code"), True),
                 (gettext("HTTP status"), metadata.get("http_status"), True),
                 (gettext("Note"), metadata.get("note"), False),
@@ -649,6 +658,7 @@ def _describe_access(event: EventLike, kind: str, data: dict[str, Any]) -> Event
             category="credentials",
             facts=_facts(
                 [
+                    (gettext("Role"), data.get("role_arn"), True),
                     (gettext("Session name"), data.get("session_name"), True),
                     (gettext("AccessKey id"), data.get("access_key_id"), True),
                     (gettext("Expires"), data.get("expiration") or data.get("expires_at"), True),
@@ -668,6 +678,8 @@ def _describe_access(event: EventLike, kind: str, data: dict[str, Any]) -> Event
         category="staff",
         facts=_facts(
             [
+                # The role's ARN names the owner's account (one role name, several accounts).
+                (gettext("Role"), data.get("role_arn"), True),
                 (gettext("RAM user"), person.ram_user, True),
                 (gettext("Session policy"), data.get("session_policy"), False),
             ]

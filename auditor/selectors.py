@@ -497,17 +497,25 @@ def audit_catalog_roles(*, organisation: Organisation) -> QuerySet[CatalogRole]:
 
 
 def audit_delegation_choices(*, organisation: Organisation) -> list[tuple[Any, str]]:
-    """(id, "role · counterparty · status · created") of the viewer's delegations, newest
-    first: plain tuples, as an owner may have thousands."""
+    """(id, "role (owner account) · counterparty · status · created") of the viewer's
+    delegations, newest first: plain tuples, as an owner may have thousands. The account tells
+    apart a fleet's delegations, one role name in each of the owner's accounts."""
     counterparty = "partner__name" if organisation.is_owner else "owner__name"
     labels = dict(Delegation.Status.choices)
     return [
-        (pk, f"{role} · {name} · {labels.get(status, status)} · {created:%Y-%m-%d}")
-        for pk, role, name, status, created in Delegation.objects.filter(
+        (pk, f"{role} ({uid}) · {name} · {labels.get(status, status)} · {created:%Y-%m-%d}")
+        for pk, role, uid, name, status, created in Delegation.objects.filter(
             Q(owner=organisation) | Q(partner=organisation)
         )
         .order_by("-created_at")
-        .values_list("pk", "catalog_role__role_name", counterparty, "status", "created_at")
+        .values_list(
+            "pk",
+            "catalog_role__role_name",
+            "managed_role__cloud_account__account_uid",
+            counterparty,
+            "status",
+            "created_at",
+        )
     ]
 
 

@@ -158,7 +158,11 @@ def role_recorder(
         lease=lease,
         organisation=managed_role.cloud_account.organisation,
         subject={"managed_role": managed_role},
-        audit_subject={"managed_role": str(managed_role.pk)},
+        # The account, too: a fleet's role has one name in each of the owner's accounts.
+        audit_subject={
+            "managed_role": str(managed_role.pk),
+            "account_uid": managed_role.cloud_account.account_uid,
+        },
         delegation_ids=delegation_ids or (),
     )
 
