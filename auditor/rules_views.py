@@ -40,6 +40,7 @@ REVIEW_COLUMNS = (
     "partner",
     "partner_account_uid",
     "role_name",
+    "account_uid",
     "delegation_id",
     "starts_at",
     "side",

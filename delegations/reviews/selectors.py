@@ -45,10 +45,17 @@ def items_for(*, organisation: Organisation, campaign: ReviewCampaign) -> QueryS
     return items.select_related(
         "delegation__catalog_role",
         "delegation__owner",
+        "delegation__managed_role__cloud_account",
         "partner",
         "assignment__user",
         "decided_by",
-    ).order_by("side", "delegation__catalog_role__role_name", "partner__name", "pk")
+    ).order_by(
+        "side",
+        "delegation__catalog_role__role_name",
+        "delegation__managed_role__cloud_account__account_uid",
+        "partner__name",
+        "pk",
+    )
 
 
 def item_get_for(*, organisation: Organisation, item_id: object) -> ReviewItem:
@@ -86,6 +93,8 @@ class ReviewRow:
     partner: str
     partner_account_uid: str
     role_name: str
+    # The owner's account the role is in: one role name can be granted in several (a fleet).
+    account_uid: str
     delegation_id: str
     # When the access starts: after `campaign_started_at` for a grant approved for later.
     starts_at: object
@@ -107,6 +116,7 @@ def review_report(
     items = ReviewItem.objects.select_related(
         "campaign__organisation",
         "delegation__catalog_role",
+        "delegation__managed_role__cloud_account",
         "partner",
         "assignment__user",
         "decided_by",
@@ -125,6 +135,7 @@ def review_report(
             partner=item.partner.name,
             partner_account_uid=item.delegation.partner_account_uid,
             role_name=item.delegation.catalog_role.role_name,
+            account_uid=item.delegation.managed_role.cloud_account.account_uid,
             delegation_id=str(item.delegation_id),
             starts_at=item.delegation.starts_at,
             side=item.side,

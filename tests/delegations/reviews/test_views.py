@@ -131,3 +131,49 @@ def test_the_rules_page_lists_rules_proposals_windows_and_decisions(
     assert page.status_code == 200
     body = page.content.decode()
     assert "ecs-admin" in body and "Access reviews every 90 days" in body
+
+
+def test_each_question_and_report_row_names_the_owners_account(
+    login: Callable[..., Client],
+    company_a: Organisation,
+    owner_admin: User,
+    auditor: User,
+    active: Delegation,
+    schedule: Callable[..., ReviewSchedule],
+) -> None:
+    """A fleet puts one role name in several of the owner's accounts; each is a question of
+    its own, and must not read the same as the others."""
+    from tests.delegations.factories import (
+        CloudAccountFactory,
+        DelegationFactory,
+        ManagedRoleFactory,
+    )
+
+    staging = CloudAccountFactory(
+        organisation=company_a, account_uid="11223355", alias="", is_primary=False
+    )
+    elsewhere = DelegationFactory(
+        catalog_role=active.catalog_role,
+        partner=active.partner,
+        managed_role=ManagedRoleFactory(cloud_account=staging, role_name="ecs-admin"),
+        status=Delegation.Status.ACTIVE,
+    )
+    schedule()
+    campaign = review_campaign_start(owner=company_a, started_by=owner_admin)
+    expected = {
+        str(active.pk): active.managed_role.cloud_account.account_uid,
+        str(elsewhere.pk): "11223355",
+    }
+    page = login(auditor).get(url("access_review", campaign.pk)).content.decode()
+    report = (
+        login(auditor)
+        .get(reverse("audit:review_report") + f"?campaign={campaign.pk}")
+        .content.decode()
+    )
+    for delegation_id, uid in expected.items():
+        for body in (page, report):
+            row = body[body.index(f"/delegations/{delegation_id}/") :]
+            assert uid in row[: row.index("</tr>")]
+    json_body = b"".join(login(auditor).get(reverse("audit:review_report_json")).streaming_content)
+    rows = json.loads(json_body)["rows"]
+    assert {row["delegation_id"]: row["account_uid"] for row in rows} == expected
