@@ -48,7 +48,7 @@ class ApproverGroupForm(forms.Form):
         fields["members"].queryset = selectors.owner_admins(owner=owner)
         fields["members"].label_from_instance = lambda user: user.email
         fields["catalog_roles"].queryset = selectors.catalog_role_choices(owner=owner)
-        fields["catalog_roles"].label_from_instance = lambda role: role.role_name
+        fields["catalog_roles"].label_from_instance = lambda role: role.label
         fields["partner_allowances"].queryset = selectors.partner_allowance_choices(owner=owner)
 
 

@@ -25,6 +25,7 @@ from delegations.approvals.rules import (
     tally,
 )
 from delegations.models import (
+    CATALOG_ROLE_ORDER,
     ApprovalRule,
     ApprovalSettings,
     ApproverGroup,
@@ -48,7 +49,7 @@ def owner_admins(*, owner: Organisation) -> QuerySet[User]:
 def approver_groups_for_owner(*, owner: Organisation) -> QuerySet[ApproverGroup]:
     return ApproverGroup.objects.filter(organisation=owner).prefetch_related(
         Prefetch("members", queryset=User.objects.order_by("email")),
-        "catalog_roles",
+        Prefetch("catalog_roles", queryset=CatalogRole.objects.select_related("cloud_account")),
         "partner_allowances",
     )
 
@@ -317,7 +318,11 @@ def quorums_by_role(*, owner: Organisation) -> dict[object, int]:
 
 
 def catalog_role_choices(*, owner: Organisation) -> QuerySet[CatalogRole]:
-    return CatalogRole.objects.filter(organisation=owner).order_by("role_name")
+    return (
+        CatalogRole.objects.filter(organisation=owner)
+        .select_related("cloud_account")
+        .order_by(*CATALOG_ROLE_ORDER)
+    )
 
 
 def partner_allowance_choices(*, owner: Organisation) -> QuerySet[PartnerAllowance]:

@@ -45,7 +45,7 @@ class BreakGlassRoleForm(forms.Form):
         fields: Any = self.fields
         partners = selectors.partner_choices(owner=owner)
         fields["catalog_role"].queryset = selectors.catalog_role_choices(owner=owner)
-        fields["catalog_role"].label_from_instance = lambda role: role.role_name
+        fields["catalog_role"].label_from_instance = lambda role: role.label
         fields["partner"].queryset = partners
         fields["people"].queryset = selectors.partner_people(partners=partners)
         fields["people"].label_from_instance = lambda user: user.email

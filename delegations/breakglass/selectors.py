@@ -17,6 +17,7 @@ from accounts import selectors as accounts_selectors
 from accounts.models import Membership, Organisation, User
 from core.web import get_or_404, parse_uuid
 from delegations.models import (
+    CATALOG_ROLE_ORDER,
     DESIRED_PRESENT_STATUSES,
     BreakGlassActivation,
     BreakGlassRole,
@@ -31,7 +32,7 @@ Review = BreakGlassActivation.Review
 def break_glass_roles_for_owner(*, owner: Organisation) -> QuerySet[BreakGlassRole]:
     return (
         BreakGlassRole.objects.filter(organisation=owner)
-        .select_related("catalog_role", "partner")
+        .select_related("catalog_role__cloud_account", "partner")
         .prefetch_related("people")
     )
 
@@ -44,7 +45,7 @@ def break_glass_roles_for_person(*, partner: Organisation, user: User) -> QueryS
     """The emergency roles offered to `partner` that `user` is named for."""
     return (
         BreakGlassRole.objects.filter(partner=partner, people=user, is_active=True)
-        .select_related("catalog_role", "organisation")
+        .select_related("catalog_role__cloud_account", "organisation")
         .order_by("catalog_role__role_name")
     )
 
@@ -52,7 +53,7 @@ def break_glass_roles_for_person(*, partner: Organisation, user: User) -> QueryS
 def break_glass_roles_for_partner(*, partner: Organisation) -> QuerySet[BreakGlassRole]:
     return (
         BreakGlassRole.objects.filter(partner=partner, is_active=True)
-        .select_related("catalog_role", "organisation")
+        .select_related("catalog_role__cloud_account", "organisation")
         .prefetch_related("people")
     )
 
@@ -72,7 +73,12 @@ def activations_for(*, organisation: Organisation) -> QuerySet[BreakGlassActivat
     """Activations the organisation is a side of (owner or partner), newest first."""
     side = {"owner": organisation} if organisation.is_owner else {"partner": organisation}
     return BreakGlassActivation.objects.filter(**side).select_related(
-        "delegation__catalog_role", "partner", "owner", "activated_by", "reviewed_by"
+        "delegation__catalog_role",
+        "delegation__managed_role__cloud_account",
+        "partner",
+        "owner",
+        "activated_by",
+        "reviewed_by",
     )
 
 
@@ -109,7 +115,11 @@ def reviews_waiting(*, owner: Organisation) -> QuerySet[BreakGlassActivation]:
 
 
 def catalog_role_choices(*, owner: Organisation) -> QuerySet[CatalogRole]:
-    return CatalogRole.objects.filter(organisation=owner, is_active=True).order_by("role_name")
+    return (
+        CatalogRole.objects.filter(organisation=owner, is_active=True)
+        .select_related("cloud_account")
+        .order_by(*CATALOG_ROLE_ORDER)
+    )
 
 
 def partner_choices(*, owner: Organisation) -> QuerySet[Organisation]:

@@ -10,6 +10,7 @@ from django.db.models import Count, Q, QuerySet
 from accounts.models import Organisation
 from core.web import get_or_404, parse_uuid
 from delegations.models import (
+    CATALOG_ROLE_ORDER,
     FINAL_STATUSES,
     HOME_FIRST,
     CatalogRole,
@@ -29,7 +30,7 @@ def catalog_roles_for_owner(*, owner: Organisation) -> QuerySet[CatalogRole]:
                 "delegations", filter=~Q(delegations__status__in=list(FINAL_STATUSES))
             )
         )
-        .order_by("-is_active", "role_name")
+        .order_by("-is_active", *CATALOG_ROLE_ORDER)
     )
 
 

@@ -21,7 +21,7 @@ from delegations.models import CatalogRole, CloudAccount, DriftFinding, TrustSco
 class _RoleChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj: CatalogRole) -> str:
         policies = ", ".join(p.get("name", "") for p in obj.policies or [])
-        return f"{obj.role_name} — {policies}" if policies else obj.role_name
+        return f"{obj.label} — {policies}" if policies else obj.label
 
 
 class _DurationMixin(forms.Form):

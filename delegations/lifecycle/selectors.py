@@ -23,6 +23,7 @@ from cloud import policies
 from core.web import get_or_404, parse_uuid
 from delegations import role_plan as planner
 from delegations.models import (
+    CATALOG_ROLE_ORDER,
     DESIRED_PRESENT_STATUSES,
     HOME_FIRST,
     WORKER_PENDING_STATUSES,
@@ -131,9 +132,13 @@ def delegation_cloud_calls(*, delegation: Delegation) -> QuerySet[CloudCall]:
 
 
 def catalog_roles_grantable(*, owner: Organisation) -> QuerySet[CatalogRole]:
-    return CatalogRole.objects.filter(
-        organisation=owner, is_active=True, cloud_account__is_active=True
-    ).order_by("role_name")
+    return (
+        CatalogRole.objects.filter(
+            organisation=owner, is_active=True, cloud_account__is_active=True
+        )
+        .select_related("cloud_account")
+        .order_by(*CATALOG_ROLE_ORDER)
+    )
 
 
 def owner_accounts_if_several(*, owner: Organisation) -> QuerySet[CloudAccount]:
@@ -144,7 +149,11 @@ def owner_accounts_if_several(*, owner: Organisation) -> QuerySet[CloudAccount]:
 
 
 def catalog_roles_of_owner(*, owner: Organisation) -> QuerySet[CatalogRole]:
-    return CatalogRole.objects.filter(organisation=owner).order_by("role_name")
+    return (
+        CatalogRole.objects.filter(organisation=owner)
+        .select_related("cloud_account")
+        .order_by(*CATALOG_ROLE_ORDER)
+    )
 
 
 def partners_offerable(*, owner: Organisation) -> QuerySet[Organisation]:

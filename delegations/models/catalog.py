@@ -27,6 +27,15 @@ ROLE_NAME_MAX_LENGTH = 64
 MIN_SESSION_DURATION = 3600
 MAX_SESSION_DURATION = 43200
 
+# Catalogue roles by name, one name's roles in their accounts' order (`HOME_FIRST`): each of
+# an owner's accounts may hold a role of one name.
+CATALOG_ROLE_ORDER = (
+    "role_name",
+    "-cloud_account__is_primary",
+    "cloud_account__created_at",
+    "pk",
+)
+
 
 def validate_role_name(value: str) -> None:
     """RAM's rule (1-64 of letters, digits, '.' and '-'), from the cloud adapter."""
@@ -113,6 +122,13 @@ class CatalogRole(ReportsChange, models.Model):
 
     def __str__(self) -> str:
         return self.role_name
+
+    @property
+    def label(self) -> str:
+        """How a choice or a list names the role: its name and its account's UID. Each of an
+        owner's accounts may hold a catalogue role of one name (a new role's home is the
+        primary of the day), and the two would otherwise read the same."""
+        return f"{self.role_name} ({self.cloud_account.account_uid})"
 
     @property
     def policy_labels(self) -> list[str]:

@@ -92,7 +92,8 @@ def test_request_approve_and_watch_each_account_go_active(
             "Request a fleet grant"
         )
         partner_page.get_by_label(re.compile("^ecs-admin")).check()
-        partner_page.get_by_label(world.cloud_account.label).check()
+        # Exactly the account's label: the role's ("ecs-admin (<uid>) — …") names it too.
+        partner_page.get_by_label(world.cloud_account.label, exact=True).check()
         partner_page.get_by_label(f"staging ({uid})").check()
         partner_page.get_by_label("Regions").fill("cn-shanghai, cn-beijing")
         partner_page.get_by_label("Concurrency").fill("2")
