@@ -505,6 +505,20 @@ def test_owner_sees_issuances_and_the_residual_window(
     )
 
 
+def test_the_issuances_page_names_the_role_it_would_cut_off(
+    world: PartnerWorld, active: Delegation, login
+) -> None:
+    """One role name can stand in several of the owner's accounts (a fleet's): the page whose
+    emergency cut-off detaches a role's policies says which account's role that is."""
+    html = (
+        login(world.owner_admin)
+        .get(reverse("delegations:issuances", args=[active.pk]))
+        .content.decode()
+    )
+    head = html[html.index("<h1>") : html.index('data-testid="residual-window"')]
+    assert active.managed_role.role_arn in head
+
+
 def test_cut_off_view_needs_mfa_and_an_owner_admin(
     world: PartnerWorld, active: Delegation, login, settings
 ) -> None:
