@@ -53,6 +53,7 @@ from cloud.actiontrail import ActionTrailClient, EventPage
 from cloud.errors import CloudError, ErrorCategory
 from core.i18n import stored_message
 from delegations.catalog.services import catalog_role_create, cloud_account_policies
+from delegations.connection.selectors import cloud_account_of_organisation
 from delegations.connection.services import cloud_account_client, cloud_account_credentials
 from delegations.models import ROLE_NAME_MAX_LENGTH, CatalogRole, CloudAccount, Delegation
 
@@ -613,9 +614,10 @@ def _narrow_name(role_name: str, limit: int) -> str:
 
 def activity_propose_narrower_role(*, delegation: Delegation, proposed_by: User) -> CatalogRole:
     """Turn the right-sizing draft into a catalogue change: a Custom policy allowing exactly
-    the actions the role's sessions used (created in the owner's account), and a new catalogue
-    role holding only that policy. The delegation and its role stay as they are: the owner
-    offers the narrower role when ready; nothing is narrowed automatically.
+    the actions the role's sessions used (created in the owner's primary account, where a new
+    catalogue role lives), and a new catalogue role holding only that policy. The delegation
+    and its role stay as they are: the owner offers the narrower role when ready; nothing is
+    narrowed automatically.
 
     Raises ValidationError when nothing was used, the names are taken, or the cloud refuses.
     """
@@ -627,7 +629,12 @@ def activity_propose_narrower_role(*, delegation: Delegation, proposed_by: User)
     source = delegation.catalog_role
     policy_name = _narrow_name(source.role_name, 128)
     role_name = _narrow_name(source.role_name, ROLE_NAME_MAX_LENGTH)
-    client = cloud_account_client(cloud_account=source.cloud_account)
+    # The new role's home is the owner's primary account (`catalog_role_create`), which need
+    # not be the source role's (the primary can change): its Custom policy must be there.
+    home = cloud_account_of_organisation(organisation=source.organisation)
+    if home is None:
+        raise ValidationError(gettext("Connect your Alibaba Cloud account before adding roles."))
+    client = cloud_account_client(cloud_account=home)
     try:
         if client.get_policy(policy_type="Custom", policy_name=policy_name) is not None:
             raise ValidationError(
@@ -651,7 +658,7 @@ def activity_propose_narrower_role(*, delegation: Delegation, proposed_by: User)
             % {"policy_name": policy_name, "code": error.code, "message": error.message}
         ) from None
     # The catalogue checks policies against its cached list of the account's: read it anew.
-    cloud_account_policies(cloud_account=source.cloud_account, refresh=True)
+    cloud_account_policies(cloud_account=home, refresh=True)
     role = catalog_role_create(
         owner=source.organisation,
         created_by=proposed_by,
