@@ -535,7 +535,12 @@ _APPROVAL_FACTS: tuple[tuple[FactLabel, FactSource, bool], ...] = (
     _REASON,
     _UNTIL,
 )
+# The owner's account a delegation's event (when not the role's home: a fleet's accounts,
+# `delegations.lifecycle.transitions`) or a drift finding is about: one role name, several
+# accounts.
+_ACCOUNT: tuple[FactLabel, FactSource, bool] = (_("Account"), "account_uid", True)
 _DRIFT_FACTS: tuple[tuple[FactLabel, FactSource, bool], ...] = (
+    _ACCOUNT,
     (_("Subject"), lambda event, _data: _metadata(event).get("subject"), True),
     (_("Kind"), lambda event, _data: _metadata(event).get("kind"), True),
     (_("Decided by"), lambda event, _data: event.actor_label, False),
@@ -590,11 +595,6 @@ _FACTS: dict[AuditAction, tuple[tuple[FactLabel, FactSource, bool], ...]] = {
 }
 # Approvals say whether the approver had just used two-factor authentication.
 _SHOWS_MFA = frozenset({AuditAction.DELEGATION_APPROVED, AuditAction.DELEGATION_OFFERED})
-
-
-# A delegation's event names the owner's account when it is not the role's home (a fleet's
-# accounts, `delegations.lifecycle.transitions`): one role name, several accounts.
-_ACCOUNT: tuple[FactLabel, FactSource, bool] = (_("Account"), "account_uid", True)
 
 
 def _facts_of(action: AuditAction, event: EventLike, data: dict[str, Any]) -> tuple[Fact, ...]:

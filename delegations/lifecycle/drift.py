@@ -48,6 +48,8 @@ def _audit_finding(
         after={"resolution": finding.resolution, "resolved": finding.resolved_at is not None},
         metadata={
             "role_name": role.role_name,
+            # A fleet's role has one name in each of the owner's accounts.
+            "account_uid": role.cloud_account.account_uid,
             "kind": finding.kind,
             "subject": finding.subject,
             **metadata,

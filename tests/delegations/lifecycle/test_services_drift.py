@@ -153,3 +153,15 @@ def test_requested_fixture_is_used(make_request: Callable[..., Delegation]) -> N
     delegation = make_request()
     finding = drift_record(managed_role=delegation.managed_role, kind=Kind.ROLE_DELETED)
     assert finding.is_open
+
+
+def test_a_finding_names_the_account_of_its_role(role: ManagedRole) -> None:
+    """A fleet's role has one name in each of the owner's accounts: the History says which
+    account's role changed outside the portal."""
+    from auditor.presentation import describe_event
+
+    drift_record(managed_role=role, kind=Kind.ROLE_DELETED)
+    event = AuditEvent.objects.get(action="drift.detected")
+    uid = role.cloud_account.account_uid
+    assert event.metadata["account_uid"] == uid
+    assert {fact.label: fact.value for fact in describe_event(event).facts}["Account"] == uid
