@@ -210,7 +210,9 @@ def _export(request: AuthenticatedHttpRequest, kind: str, delegation_id: Any) ->
         )
     events = selectors.activity_events(delegation=delegation, filters=form.filters())
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
-    filename = f"activity-{delegation.catalog_role.role_name}-{delegation.pk}-{stamp}"
+    # The owner's account too: a fleet's role has one name in each of its accounts.
+    account_uid = delegation.managed_role.cloud_account.account_uid
+    filename = f"activity-{delegation.catalog_role.role_name}-{account_uid}-{delegation.pk}-{stamp}"
     if kind == "csv":
         rows = events.defer("raw").iterator(chunk_size=EXPORT_CHUNK_SIZE)
         records = (activity_record(row) for row in rows)
@@ -223,6 +225,7 @@ def _export(request: AuthenticatedHttpRequest, kind: str, delegation_id: Any) ->
         "organisation": request.organisation.name,
         "delegation_id": str(delegation.pk),
         "role": delegation.catalog_role.role_name,
+        "account_uid": account_uid,
         "partner_account_uid": delegation.partner_account_uid,
         "generated_at": timezone.now().isoformat(),
         "generated_by": request.user.get_username(),

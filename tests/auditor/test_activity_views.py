@@ -154,6 +154,18 @@ def test_exports_follow_the_filters(ingested, login, owner_admin):
     assert denied["userIdentity"]["accessKeyId"] == "STS.issued-alice"
 
 
+def test_exports_name_the_owners_account_the_calls_were_made_in(ingested, login, owner_admin):
+    """A fleet's role has one name in each of the owner's accounts: a file read away from the
+    portal says which account's calls it holds."""
+    client = login(owner_admin)
+    uid = ingested.delegation.managed_role.cloud_account.account_uid
+    for suffix in ("export.csv", "export.json"):
+        response = client.get(url(ingested, suffix))
+        assert f"-{uid}-" in response["Content-Disposition"]
+    document = json.loads(b"".join(client.get(url(ingested, "export.json")).streaming_content))
+    assert document["export"]["account_uid"] == uid
+
+
 def test_right_sizing_lists_the_used_actions_and_a_narrower_policy(ingested, login, owner_admin):
     body = login(owner_admin).get(url(ingested)).content.decode()
     used = re.findall(r'data-testid="used-action">([^<]+)<', body)
