@@ -191,3 +191,15 @@ def test_the_broker_switch_is_by_use_unless_the_owner_says_yes_or_no(
     page = owner.get(reverse("delegations:trust", args=[active.pk])).content.decode()
     assert 'data-testid="broker-not-trusted"' in page and 'data-testid="broker-rule"' in page
     assert _scope(owner, active, trust_broker="maybe").status_code == 400
+
+
+def test_the_trust_page_names_the_role_it_changes(
+    partner_world: PartnerWorld, active: Delegation, login
+) -> None:
+    """A fleet's role has one name in each of the owner's accounts: the page whose scope and
+    people change one account's trust policy says which account's role that is."""
+    world = partner_world
+    for person in (world.owner_admin, world.partner_admin):
+        html = login(person).get(reverse("delegations:trust", args=[active.pk])).content.decode()
+        head = html[html.index('<div class="page-head">') : html.index('data-testid="trust-scope"')]
+        assert active.managed_role.role_arn in head
