@@ -144,6 +144,11 @@ def _role_form_page(
         {
             "organisation": request.organisation,
             "role": role,
+            # The role's account: its home, or for a new role the primary (with several
+            # accounts, "your account" would name none of them).
+            "account": role.cloud_account
+            if role is not None
+            else cloud_account_of_organisation(organisation=request.organisation),
             "form": form,
             "policies_error": policies_error,
             "high_privilege": high_privilege or [],

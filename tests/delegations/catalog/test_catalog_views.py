@@ -348,3 +348,27 @@ def test_add_a_role_with_one_role_per_partner_which_the_edit_page_keeps(
         {**role_data(description="changed"), "one_role_per_partner": ""},
     )
     assert CatalogRole.objects.get().one_role_per_partner
+
+
+def test_the_role_form_names_the_account_the_role_lives_in(
+    sim_owner: SimAccount, owner_account: CloudAccount, owner_client: Client
+) -> None:
+    """With several accounts, "your account" names none: a new role's home is the primary,
+    an edited role's its own, and the policies offered are listed from that account."""
+    from tests.delegations.factories import CloudAccountFactory
+
+    staging = CloudAccountFactory(
+        organisation=sim_owner.organisation,
+        account_uid="11223355",
+        alias="",
+        name="staging",
+        is_primary=False,
+    )
+    body = owner_client.get(url("catalog_role_create")).content.decode()
+    head = body[body.index('<div class="page-head">') : body.index("</legend>")]
+    assert head.count(owner_account.label) == 2 and staging.label not in head
+
+    role = CatalogRoleFactory(cloud_account=staging, role_name="ecs-ops")
+    body = owner_client.get(url("catalog_role_edit", role.pk)).content.decode()
+    head = body[body.index('<div class="page-head">') : body.index("</section>")]
+    assert staging.label in head and owner_account.label not in head
