@@ -159,16 +159,20 @@ def catalog_policies_high_privilege(
     )
 
 
-def catalog_role_high_privilege_now(*, catalog_role: CatalogRole) -> list[str]:
+def catalog_role_high_privilege_now(
+    *, catalog_role: CatalogRole, cloud_account: CloudAccount | None = None
+) -> list[str]:
     """The names of the role's high-privilege policies, judged now, for a decision that
-    grants the role (approve, offer, retry).
+    grants the role (approve, offer, retry) in `cloud_account` (default: its home).
 
     By name for every policy; Custom policies also by their current default version, read
     fresh and not from the cache, because anyone with RAM rights in the account can publish
-    a new version at any time. System policies are Alibaba Cloud's own: their verdict from
-    when the role was created or edited stands, so granting a role of System policies makes
-    no cloud call. Raises CloudError."""
-    account = catalog_role.cloud_account
+    a new version at any time. A Custom policy is the account's own: a grant in another of
+    the owner's accounts attaches that account's policy of the name, so that one is judged.
+    System policies are Alibaba Cloud's own: their verdict from when the role was created or
+    edited stands, so granting a role of System policies makes no cloud call. Raises
+    CloudError."""
+    account = cloud_account or catalog_role.cloud_account
     flagged = []
     for item in catalog_role.policies or []:
         kind, name = str(item.get("type")), str(item.get("name"))

@@ -228,7 +228,7 @@ def delegation_offer(
     unconfirmed = unconfirmed_partner_problem(partner=partner)
     if unconfirmed is not None:
         raise ValidationError({"partner": unconfirmed})
-    problem = privilege_problem(catalog_role=role)
+    problem = privilege_problem(catalog_role=role, cloud_account=cloud_account)
     if problem is not None:
         raise ValidationError({"catalog_role": problem})
     with transaction.atomic():
@@ -330,7 +330,7 @@ def delegation_auto_approve(*, delegation: Delegation) -> Delegation:
     version. Run right after `delegation_request`, outside its transaction (it may read the
     cloud for the high-privilege check)."""
     current = Delegation.objects.select_related(
-        "owner", "partner", "catalog_role__cloud_account"
+        "owner", "partner", "catalog_role__cloud_account", "managed_role__cloud_account"
     ).get(pk=delegation.pk)
     if current.status != Status.REQUESTED:
         return unchanged(current)
@@ -340,9 +340,13 @@ def delegation_auto_approve(*, delegation: Delegation) -> Delegation:
         rules, starts_at=current.starts_at, ends_at=current.ends_at
     ):
         return unchanged(current)
+    # In the request's own account, which need not be the role's home.
+    account = current.managed_role.cloud_account
     try:
-        validate_grantable(owner=current.owner, partner=current.partner, catalog_role=role)
-        if privilege_problem(catalog_role=role) is not None:
+        validate_grantable(
+            owner=current.owner, partner=current.partner, catalog_role=role, cloud_account=account
+        )
+        if privilege_problem(catalog_role=role, cloud_account=account) is not None:
             return unchanged(current)
     except ValidationError:
         return unchanged(current)  # the approvers see it, and the reason, when they decide

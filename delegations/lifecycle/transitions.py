@@ -241,13 +241,17 @@ def unconfirmed_partner_problem(*, partner: Organisation) -> str | None:
     ) % {"partner": partner}
 
 
-def privilege_problem(*, catalog_role: CatalogRole) -> str | None:
-    """Why granting `catalog_role` now is refused: it holds policies granting RAM
-    administration or full access (judged now, see `catalog_role_high_privilege_now`) and the
-    owner has not opted in to that for this role. The cloud is read here, so callers run
-    this before they take any row lock."""
+def privilege_problem(
+    *, catalog_role: CatalogRole, cloud_account: CloudAccount | None = None
+) -> str | None:
+    """Why granting `catalog_role` now in `cloud_account` (default: its home) is refused: it
+    holds policies granting RAM administration or full access there (judged now, see
+    `catalog_role_high_privilege_now`) and the owner has not opted in to that for this role.
+    The cloud is read here, so callers run this before they take any row lock."""
     try:
-        flagged = catalog_role_high_privilege_now(catalog_role=catalog_role)
+        flagged = catalog_role_high_privilege_now(
+            catalog_role=catalog_role, cloud_account=cloud_account
+        )
     except CloudError as error:
         raise ValidationError(
             gettext(
@@ -303,7 +307,9 @@ def grant_precheck(
         catalog_role=delegation.catalog_role,
         cloud_account=delegation.managed_role.cloud_account,
     )
-    problem = privilege_problem(catalog_role=delegation.catalog_role)
+    problem = privilege_problem(
+        catalog_role=delegation.catalog_role, cloud_account=delegation.managed_role.cloud_account
+    )
     if problem is not None:
         audit_refusal(problem)
         raise ValidationError(problem)

@@ -175,8 +175,8 @@ def test_a_role_edited_between_the_check_and_the_lock_is_a_conflict(
     delegation = request_from_partner(world)
     real = transitions.privilege_problem
 
-    def check_then_edit(*, catalog_role):
-        answer = real(catalog_role=catalog_role)
+    def check_then_edit(*, catalog_role, cloud_account=None):
+        answer = real(catalog_role=catalog_role, cloud_account=cloud_account)
         type(catalog_role).objects.filter(pk=catalog_role.pk).update(
             policies=[{"type": "System", "name": "AliyunRAMFullAccess"}]
         )
@@ -202,3 +202,73 @@ def test_the_approve_page_shows_the_refusal(world: OwnerWorld, client: Client) -
     assert "now includes OpsHelper" in response.content.decode()
     assert Delegation.objects.get(pk=delegation.pk).status == S.REQUESTED
     assert not OutboxMessage.objects.exists()
+
+
+def test_a_grant_in_another_account_judges_that_accounts_custom_policy(
+    world: OwnerWorld,
+) -> None:
+    """A Custom policy is the account's own: a grant in the owner's second account (a fleet's,
+    or a request that chose it) attaches that account's OpsHelper, which may grant RAM rights
+    where the home account's does not. Approving and offering judge that one."""
+    from delegations.lifecycle.starting import delegation_offer
+    from tests.delegations.fleet.test_worker import connect_another
+
+    staging, staging_client = connect_another(world, "staging")
+    staging_client.create_policy(policy_name="OpsHelper", document=RAM_EVERYTHING)
+    role = world.catalog_role
+    role.offered_in_all_accounts = True
+    role.save(update_fields=["offered_in_all_accounts"])
+    partner = world.partner(name="Partner Co")
+    partner_admin = make_member(partner, Membership.Role.ADMIN)
+    link, _code = partner_link_create(owner=world.organisation, created_by=world.admin, label="p")
+    delegation = delegation_request(
+        partner=partner,
+        requested_by=partner_admin,
+        partner_link=link,
+        catalog_role=role,
+        reason="Patch staging",
+        ends_at=None,
+        cloud_account=staging,
+    )
+    since = world.last_seq()
+
+    with pytest.raises(ValidationError) as refused:
+        delegation_approve(delegation=delegation, approved_by=world.admin, with_mfa=True)
+    assert "now includes OpsHelper" in " ".join(refused.value.messages)
+    nothing_granted(world, delegation, since)
+    other = world.partner(name="Other Co")
+    with pytest.raises(ValidationError) as refused:
+        delegation_offer(
+            owner=world.organisation,
+            offered_by=world.admin,
+            partner=other,
+            catalog_role=role,
+            reason="Patch staging",
+            ends_at=None,
+            with_mfa=True,
+            cloud_account=staging,
+        )
+    assert "now includes OpsHelper" in " ".join(refused.value.messages)
+    assert not Delegation.objects.filter(partner=other).exists()
+    # Nor does the role's auto-approval rule approve it there by itself.
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from delegations.approvals.services import approval_rule_set
+    from delegations.lifecycle.starting import delegation_auto_approve
+
+    approval_rule_set(
+        catalog_role=role, approvals_required=1, auto_approve_max_hours=8, set_by=world.admin
+    )
+    short = delegation_request(
+        partner=other,
+        requested_by=make_member(other, Membership.Role.ADMIN),
+        partner_link=link,
+        catalog_role=role,
+        reason="Patch staging tonight",
+        ends_at=timezone.now() + dt.timedelta(hours=4),
+        cloud_account=staging,
+    )
+    assert not delegation_auto_approve(delegation=short).changed
+    assert Delegation.objects.get(pk=short.pk).status == S.REQUESTED
