@@ -16,7 +16,7 @@ from typing import Any
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.db.models.functions import Lower
 from django.utils.translation import gettext
 from django.utils.translation import gettext as _
@@ -273,6 +273,24 @@ def _parse_policy_keys(raw: Sequence[Any]) -> list[PolicyKey]:
     return keys
 
 
+def _roles_granted_in(
+    *, owner: Organisation, role_name: str, accounts: Iterable[CloudAccount] | None
+) -> QuerySet[CatalogRole]:
+    """The owner's catalogue roles named `role_name` (RAM ignores case) that may be granted
+    in one of `accounts` (None: in any account): homed there, offered in every account, or
+    offered there. In one account a name is one RAM role, which two catalogue roles, each
+    with its own policies, cannot share."""
+    named = CatalogRole.objects.annotate(lowered=Lower("role_name")).filter(
+        organisation=owner, lowered=role_name.lower()
+    )
+    if accounts is None:
+        return named
+    ids = [account.pk for account in accounts]
+    return named.filter(
+        Q(cloud_account_id__in=ids) | Q(offered_in_all_accounts=True) | Q(extra_accounts__in=ids)
+    ).distinct()
+
+
 def catalog_role_validate(
     *,
     owner: Organisation,
@@ -296,11 +314,7 @@ def catalog_role_validate(
     except policies.PolicyError as exc:
         errors["role_name"] = str(exc)
     else:
-        if (
-            CatalogRole.objects.annotate(lowered=Lower("role_name"))
-            .filter(cloud_account=account, lowered=role_name.lower())
-            .exists()
-        ):
+        if _roles_granted_in(owner=owner, role_name=role_name, accounts=[account]).exists():
             errors["role_name"] = gettext(
                 "The catalogue already has a role named %(role_name)s (RAM role names "
                 "ignore case; a deactivated role keeps its name)."
@@ -670,6 +684,22 @@ def catalog_role_validate_set_accounts(
     if foreign:
         raise ValidationError({"accounts": _("Choose among your own connected cloud accounts.")})
     chosen.pop(catalog_role.cloud_account_id, None)
+    taken = _roles_granted_in(
+        owner=catalog_role.organisation,
+        role_name=catalog_role.role_name,
+        accounts=None if all_accounts else list(chosen.values()),
+    ).exclude(pk=catalog_role.pk)
+    if taken.exists():
+        raise ValidationError(
+            {
+                "accounts": _(
+                    "Another catalogue role named %(role)s may be granted in one of these "
+                    "accounts: there both would be the one RAM role %(role)s, with the policies "
+                    "of either."
+                )
+                % {"role": catalog_role.role_name}
+            }
+        )
     before = {
         "offered_in_all_accounts": catalog_role.offered_in_all_accounts,
         "extra_accounts": sorted(catalog_role.extra_accounts.values_list("account_uid", flat=True)),

@@ -67,3 +67,46 @@ def test_the_pages_that_list_roles_say_each_ones_account(
         assert f"ecs-admin ({uid})" in row[: row.index("</tr>")]
         assert f'<option value="{role.pk}">ecs-admin ({uid})</option>' in delegations
         assert f'<tr data-role="ecs-admin"><td class="mono">ecs-admin ({uid})</td>' in record
+
+
+def test_two_catalogue_roles_of_one_name_are_never_offered_in_one_account(
+    company_a: Organisation, ecs_admin: CatalogRole
+) -> None:
+    """In one account a name is one RAM role: two catalogue roles of that name granted there
+    would share it, each with its own policies, and partners of one would get the other's."""
+    from django.core.exceptions import ValidationError
+
+    from delegations.catalog.services import (
+        catalog_role_validate,
+        catalog_role_validate_set_accounts,
+    )
+    from delegations.models import CloudAccount
+
+    primary = ecs_admin.cloud_account
+    staging = CloudAccountFactory(
+        organisation=company_a, account_uid="11223355", alias="", is_primary=False
+    )
+    ecs_admin.extra_accounts.set([staging])
+    # The primary moves to staging; a new ecs-admin would be homed where the first is offered.
+    CloudAccount.objects.filter(pk=primary.pk).update(is_primary=False)
+    CloudAccount.objects.filter(pk=staging.pk).update(is_primary=True)
+    with pytest.raises(ValidationError) as refused:
+        catalog_role_validate(
+            owner=company_a,
+            role_name="ECS-admin",
+            description="",
+            policy_keys=[("System", "AliyunECSReadOnlyAccess")],
+            max_session_duration=3600,
+        )
+    assert "role_name" in refused.value.message_dict
+    ecs_admin.extra_accounts.set([])
+    second = CatalogRoleFactory(cloud_account=staging, role_name="ecs-admin")
+    for role, into in ((ecs_admin, staging), (second, primary)):
+        for choice in ({"accounts": [into]}, {"all_accounts": True}):
+            with pytest.raises(ValidationError) as refused:
+                catalog_role_validate_set_accounts(
+                    catalog_role=role,
+                    all_accounts=choice.get("all_accounts", False),
+                    accounts=choice.get("accounts", []),
+                )
+            assert "accounts" in refused.value.message_dict
