@@ -49,7 +49,10 @@ def test_owner_connects_and_builds_the_catalogue_partner_sees_ram_users(
 
     page = signed_in_page(admin)
     page.goto(f"{live_server.url}/")
-    page.get_by_role("link", name="Alibaba Cloud account").click()
+    # Not connected yet: the Overview says that comes first, and leads there.
+    inbox = page.get_by_test_id("inbox")
+    expect(inbox).to_contain_text("Connect your Alibaba Cloud account")
+    inbox.get_by_role("link", name="Connect", exact=True).click()
     expect(page.get_by_test_id("connection-state")).to_have_text("Not connected")
     shot(page, "connect-01-not-connected")
     page.get_by_test_id("connect").click()
@@ -114,7 +117,7 @@ def test_owner_connects_and_builds_the_catalogue_partner_sees_ram_users(
     partner_secret = enable_totp(partner_admin)
     partner_page = signed_in_page(partner_admin)
     partner_page.goto(f"{live_server.url}/")
-    partner_page.get_by_role("link", name=re.compile("Alibaba Cloud account")).click()
+    partner_page.get_by_role("link", name="Alibaba Cloud account and RAM users").click()
     partner_page.get_by_test_id("connect").click()
     confirm_with_app(partner_page, partner_secret)
     partner_page.get_by_label("AccessKey id").fill(partner.root_key_id)

@@ -30,6 +30,7 @@ from delegations.reviews.services import (
     reviews_sweep,
 )
 from notifications.models import Delivery
+from tests.delegations.factories import CloudAccountFactory
 
 pytestmark = pytest.mark.django_db
 S = Delegation.Status
@@ -276,6 +277,8 @@ def test_both_sides_inboxes_list_the_answers_owed(
     schedule: Callable[..., ReviewSchedule],
 ) -> None:
     schedule()
+    # Connected, so that what waits for the partner's admin is the review alone.
+    CloudAccountFactory(organisation=active.partner)
     campaign = start(company_a, owner_admin)
     owner_side = Membership.objects.get(user=owner_admin, organisation=company_a)
     partner_side = Membership.objects.get(user=partner_admin, organisation=active.partner)
