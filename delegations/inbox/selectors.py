@@ -21,9 +21,9 @@ from django.utils.translation import ngettext
 
 from accounts.models import Membership, Organisation, User
 from core.i18n import format_time
+from delegations.connection.selectors import cloud_account_of_organisation
 from delegations.models import (
     BreakGlassActivation,
-    CloudAccount,
     Delegation,
     DriftFinding,
     FleetGrant,
@@ -60,7 +60,7 @@ def _label(delegation: Delegation) -> str:
 def _connection_items(organisation: Organisation) -> list[InboxItem]:
     """An organisation with no connected cloud account can grant nothing (an owner) or use
     nothing it is granted (a partner): connecting one comes before everything else."""
-    if CloudAccount.objects.filter(organisation=organisation, is_active=True).exists():
+    if cloud_account_of_organisation(organisation=organisation) is not None:
         return []
     if organisation.is_owner:
         detail = _(
@@ -85,18 +85,19 @@ def _connection_items(organisation: Organisation) -> list[InboxItem]:
 
 def _owner_admin_items(organisation: Organisation, user: User) -> list[InboxItem]:
     items: list[InboxItem] = _connection_items(organisation)
-    waiting = (
-        # A fleet's accounts are decided together, on the fleet's page: one item below.
-        Delegation.objects.filter(owner=organisation, status=Status.REQUESTED, fleet=None)
+    requested = (
+        Delegation.objects.filter(owner=organisation, status=Status.REQUESTED)
         # Someone who is also in the requesting partner may not decide it.
         .exclude(partner__memberships__user=user)
+    )
+    waiting = (
+        # A fleet's accounts are decided together, on the fleet's page: one item below.
+        requested.filter(fleet=None)
         .select_related("catalog_role", "partner", "managed_role__cloud_account")
         .order_by("created_at")
     )
     waiting_in_fleet: dict[object, int] = dict(
-        Delegation.objects.filter(owner=organisation, status=Status.REQUESTED)
-        .exclude(fleet=None)
-        .exclude(partner__memberships__user=user)
+        requested.exclude(fleet=None)
         .values("fleet")
         .annotate(accounts=Count("pk"))
         .values_list("fleet", "accounts")
