@@ -86,10 +86,10 @@ class Delivery(models.Model):
     transaction of the event it announces; sent by the worker after the commit."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Waiting"
-        SENDING = "sending", "Sending"
-        SENT = "sent", "Sent"
-        FAILED = "failed", "Failed"
+        PENDING = "pending", _("Waiting")
+        SENDING = "sending", _("Sending")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed")
 
     # event x recipient x channel: a second notify() for the same thing writes nothing.
     idempotency_key = models.CharField(max_length=255, unique=True)

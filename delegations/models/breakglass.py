@@ -11,6 +11,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import optional_person_field
 from core.db import range_constraint
@@ -66,16 +67,16 @@ class BreakGlassActivation(models.Model):
     """One emergency activation: who, why, for how long, and the owner's review of it."""
 
     class Review(models.TextChoices):
-        PENDING = "pending", "Waiting for review"
-        CONFIRMED = "confirmed", "Confirmed"
-        REVOKED = "revoked", "Revoked and flagged"
+        PENDING = "pending", _("Waiting for review")
+        CONFIRMED = "confirmed", _("Confirmed")
+        REVOKED = "revoked", _("Revoked and flagged")
 
     class Escalation(models.IntegerChoices):
-        NONE = 0, "None"
+        NONE = 0, _("None")
         # The owner's admins were reminded that the review is due.
-        REMINDED = 1, "Reminded"
+        REMINDED = 1, _("Reminded")
         # The review window passed: every owner admin and the escalation contact were told.
-        ESCALATED = 2, "Escalated"
+        ESCALATED = 2, _("Escalated")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     break_glass_role = models.ForeignKey(

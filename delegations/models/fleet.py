@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import account_uid_field, optional_person_field
 from core.db import ReportsChange, range_constraint
@@ -44,8 +45,8 @@ class FleetGrantQuerySet(models.QuerySet["FleetGrant"]):
 
 class FleetGrant(ReportsChange, VersionedModel):
     class Origin(models.TextChoices):
-        REQUEST = "request", "Requested by the partner"
-        OFFER = "offer", "Offered by the owner"
+        REQUEST = "request", _("Requested by the partner")
+        OFFER = "offer", _("Offered by the owner")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     objects = FleetGrantQuerySet.as_manager()

@@ -11,6 +11,7 @@ import uuid
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import optional_person_field
 from core.db import range_constraint
@@ -25,8 +26,8 @@ MAX_REVIEW_DEADLINE_DAYS = 60
 class ReviewOutcome(models.TextChoices):
     """What happens at the deadline to what nobody answered."""
 
-    REMIND = "remind", "Remind, and keep the access"
-    REVOKE = "revoke", "Revoke the access"
+    REMIND = "remind", _("Remind, and keep the access")
+    REVOKE = "revoke", _("Revoke the access")
 
 
 class ReviewSchedule(SettingsRow):
@@ -65,8 +66,8 @@ class ReviewCampaign(models.Model):
     """One round of an access review: what was put to whom, until when."""
 
     class Status(models.TextChoices):
-        OPEN = "open", "Open"
-        CLOSED = "closed", "Closed"
+        OPEN = "open", _("Open")
+        CLOSED = "closed", _("Closed")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organisation = models.ForeignKey(
@@ -99,20 +100,20 @@ class ReviewItem(models.Model):
     approvers, or "does this person still need it?" to the partner's admins."""
 
     class Side(models.TextChoices):
-        OWNER = "owner", "Owner's approvers"
-        PARTNER = "partner", "Partner's admins"
+        OWNER = "owner", _("Owner's approvers")
+        PARTNER = "partner", _("Partner's admins")
 
     class Decision(models.TextChoices):
-        PENDING = "pending", "Waiting"
-        KEEP = "keep", "Keep"
-        SHORTEN = "shorten", "Shorten"
-        REVOKE = "revoke", "Revoke"
-        UNASSIGN = "unassign", "Unassign"
+        PENDING = "pending", _("Waiting")
+        KEEP = "keep", _("Keep")
+        SHORTEN = "shorten", _("Shorten")
+        REVOKE = "revoke", _("Revoke")
+        UNASSIGN = "unassign", _("Unassign")
         # The deadline passed unanswered: the campaign's outcome applied.
-        REMINDED = "reminded", "No answer: reminded, kept"
-        REVOKED_BY_DEADLINE = "revoked_by_deadline", "No answer: revoked at the deadline"
+        REMINDED = "reminded", _("No answer: reminded, kept")
+        REVOKED_BY_DEADLINE = "revoked_by_deadline", _("No answer: revoked at the deadline")
         # The access ended (or the person left) before anyone answered.
-        ENDED = "ended", "Ended before a decision"
+        ENDED = "ended", _("Ended before a decision")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     campaign = models.ForeignKey(ReviewCampaign, on_delete=models.CASCADE, related_name="items")

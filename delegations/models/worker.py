@@ -142,7 +142,7 @@ class CloudCall(models.Model):
 
     class Outcome(models.TextChoices):
         PENDING = "pending", _("In progress")
-        OK = "ok", "OK"
+        OK = "ok", _("OK")
         ERROR = "error", _("Error")
         UNKNOWN = "unknown", _("Unknown")
 
@@ -213,7 +213,7 @@ class OutboxMessage(models.Model):
         )
         # An account of a fleet grant finished (or the fleet was approved or retried): start
         # the next accounts within the fleet's rate control.
-        ADVANCE_FLEET = "advance_fleet", "Start a fleet grant's next accounts"
+        ADVANCE_FLEET = "advance_fleet", _("Start a fleet grant's next accounts")
 
     id = models.BigAutoField(primary_key=True)
     kind = models.CharField(max_length=32, choices=Kind.choices)
