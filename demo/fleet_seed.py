@@ -19,6 +19,7 @@ from delegations.connection.services import (
 )
 from delegations.fleet.services import fleet_offer
 from delegations.models import FINAL_STATUSES, CatalogRole, Delegation, FleetGrant
+from demo.people import seed_decides_with_mfa
 
 STAGING_NAME = "staging"
 FLEET_ROLE = "ecs-fleet-operator"
@@ -117,7 +118,7 @@ def demo_fleet_seed(
             regions=list(regions),
             reason="Demo: operate company-a's ECS fleet in production and staging",
             ends_at=None,
-            with_mfa=True,  # the demo turns the MFA requirement off; the seed acts for it
+            with_mfa=seed_decides_with_mfa(),
             concurrency=5,
             max_errors=0,
         )

@@ -13,7 +13,7 @@ from delegations.lifecycle.named_people import trusted_person_decide
 from delegations.lifecycle.starting import delegation_offer
 from delegations.models import CatalogRole, Delegation, TrustedPerson, TrustScope
 from delegations.trust.services import trusted_person_propose
-from demo.people import first_admin
+from demo.people import first_admin, seed_decides_with_mfa
 
 NAMED_ROLE = "ecs-viewer"
 NAMED_PERSON = "Alice"
@@ -41,13 +41,15 @@ def demo_named_people_seed(*, owner: Organisation, partner: Organisation) -> lis
                 catalog_role=role,
                 reason="Demo: only named people of company-b may assume this role",
                 ends_at=None,
-                with_mfa=True,  # the demo turns the MFA requirement off; the seed acts for it
+                with_mfa=seed_decides_with_mfa(),
                 trust_scope=TrustScope.NAMED_OWNER_APPROVED,
             )
         person = trusted_person_propose(
             delegation=delegation, proposed_by=partner_admin, ram_user_name=NAMED_PERSON
         )
-        trusted_person_decide(person=person, decided_by=owner_admin, approve=True, with_mfa=True)
+        trusted_person_decide(
+            person=person, decided_by=owner_admin, approve=True, with_mfa=seed_decides_with_mfa()
+        )
     except (ValidationError, PermissionDenied) as error:
         why = " ".join(getattr(error, "messages", [str(error)]))
         return [f"Note: the named-people demo was skipped: {why}"]

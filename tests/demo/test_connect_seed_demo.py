@@ -165,6 +165,20 @@ def test_seed_demo_connects_the_demo_accounts_and_is_idempotent(
     assert PartnerLink.objects.count() == 1
 
 
+def test_where_the_demo_turns_mfa_off_no_seeded_decision_claims_it(demo_settings) -> None:
+    """`make run` turns the MFA requirement off and no demo admin has MFA: the delegation
+    page and the audit log must not say the seeded offers and approvals were made with it."""
+    demo_settings.PORTAL_REQUIRE_MFA = False
+    seed()
+    assert Delegation.objects.exists() and TrustedPerson.objects.exists()
+    assert not Delegation.objects.filter(approved_with_mfa=True).exists()
+    assert not TrustedPerson.objects.filter(decided_with_mfa=True).exists()
+    claims = [
+        e.action for e in AuditEvent.objects.all() if (e.metadata or {}).get("with_mfa") is True
+    ]
+    assert claims == []
+
+
 def test_a_new_encryption_key_reconnects_with_the_demo_keys(demo_settings) -> None:
     seed()
     demo_settings.PORTAL_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
