@@ -5,6 +5,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from accounts.models import ACCOUNT_UID_MAX_LENGTH
 from delegations.approvals.rules import Tally
 from delegations.approvals.selectors import approval_standing, extension_standing
 from delegations.models import CatalogRole, Delegation, DelegationExtension
@@ -18,6 +19,27 @@ _ACCOUNT_HELP = (
     "The owner's account the role is in: one role name can be granted in several of an "
     "owner's accounts (a fleet grant's), each its own delegation."
 )
+
+# One rule for both doors (a request and an offer), said once.
+_CHOSEN_ACCOUNT_HELP = (
+    "Which of the owner's connected accounts the role is granted in, by its account UID; "
+    "absent: the role's home account (as on the request and offer pages). The role must be "
+    "offered in that account: one it is not offered in, or a UID that is not one of the "
+    "owner's connected accounts, is a validation problem on this field."
+)
+_ROLE_BY_NAME_HELP = (
+    "The catalogue role's id or its role name. A name roles in two of the owner's accounts "
+    "hold is refused (give the id), unless `account_uid` is given: the name then means the "
+    "role of that name offered in that account, whether homed there or offered there too "
+    "(the catalogue never offers two roles of one name in one account)."
+)
+
+
+def _chosen_account_field() -> serializers.CharField:
+    return serializers.CharField(
+        max_length=ACCOUNT_UID_MAX_LENGTH, required=False, help_text=_CHOSEN_ACCOUNT_HELP
+    )
+
 
 # --- inputs ----------------------------------------------------------------------------------
 
@@ -44,11 +66,8 @@ class RequestAccessInput(StrictSerializer):
         required=False,
         help_text="Instead of a code: an owner whose code your organisation used before.",
     )
-    catalog_role = serializers.CharField(
-        max_length=80,
-        help_text="The catalogue role's id or its role name (a name roles in two of the owner's "
-        "accounts hold is refused: give the id).",
-    )
+    catalog_role = serializers.CharField(max_length=80, help_text=_ROLE_BY_NAME_HELP)
+    account_uid = _chosen_account_field()
     reason = serializers.CharField(max_length=2000)
     ends_at = serializers.DateTimeField(required=False, allow_null=True)
 
@@ -62,11 +81,8 @@ class RequestAccessInput(StrictSerializer):
 
 class OfferInput(StrictSerializer):
     partner = serializers.CharField(max_length=80, help_text="The partner's id or slug.")
-    catalog_role = serializers.CharField(
-        max_length=80,
-        help_text="Id or role name (a name roles in two of your accounts hold is refused: give "
-        "the id).",
-    )
+    catalog_role = serializers.CharField(max_length=80, help_text=_ROLE_BY_NAME_HELP)
+    account_uid = _chosen_account_field()
     reason = serializers.CharField(max_length=2000)
     ends_at = serializers.DateTimeField(required=False, allow_null=True)
 

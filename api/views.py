@@ -6,11 +6,13 @@ same service as the page; the services write the audit events, attributed to the
 """
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from django.http import Http404
 from django.urls import reverse
@@ -32,6 +34,7 @@ from api.problems import ProblemException, conflict_unless_changed
 from core.ratelimit import rate_limit_consume
 from core.web import no_store, parse_uuid
 from delegations.catalog import partner_links
+from delegations.catalog.selectors import catalog_roles_granted_in
 from delegations.connection.selectors import cloud_accounts_of_organisation
 from delegations.lifecycle import selectors
 from delegations.lifecycle import services as lifecycle
@@ -40,7 +43,7 @@ from delegations.lifecycle.starting import (
     delegation_request_submit,
     delegation_withdraw,
 )
-from delegations.models import CatalogRole, CredentialIssuance, Delegation
+from delegations.models import CatalogRole, CloudAccount, CredentialIssuance, Delegation
 from delegations.partner import console_sign_in
 from delegations.partner import credentials as partner_credentials
 from delegations.partner import selectors as partner_selectors
@@ -93,18 +96,25 @@ def _by_id_or_name(
     *,
     name_field: str,
     where: Callable[[Any], str] = str,
+    narrow: Callable[[QuerySet[Any]], QuerySet[Any]] | None = None,
 ) -> Any:
     """A row of `queryset` (already scoped by a selector) named by its UUID or by name. A
-    name several rows hold (a catalogue role name in two of an owner's accounts) is refused,
-    listing each one's id and `where(row)`: which one is meant cannot be guessed."""
+    name several rows hold (a catalogue role name in two of an owner's accounts) is taken
+    only when `narrow` leaves exactly one of them; otherwise it is refused, listing each
+    one's id and `where(row)`: which one is meant cannot be guessed."""
     try:
         return queryset.get(pk=parse_uuid(value))
     except (Http404, ObjectDoesNotExist):  # not a UUID, or no such id: try the name
-        matches = list(queryset.filter(**{name_field: value}))
+        named = queryset.filter(**{name_field: value})
+        matches = list(named)
     if not matches:
         raise ProblemException(
             "not-found", gettext("Nothing named '%(name)s'.") % {"name": value}, status_code=404
         )
+    if len(matches) > 1 and narrow is not None:
+        narrowed = list(narrow(named))
+        if len(narrowed) == 1:
+            return narrowed[0]
     if len(matches) > 1:
         raise ProblemException(
             "validation",
@@ -115,15 +125,58 @@ def _by_id_or_name(
     return matches[0]
 
 
-def _catalog_role_by_id_or_name(roles: QuerySet[CatalogRole], value: str) -> CatalogRole:
+def _catalog_role_by_id_or_name(
+    roles: QuerySet[CatalogRole], value: str, *, account: CloudAccount | None = None
+) -> CatalogRole:
     """A grantable catalogue role by id or name; each of the owner's accounts may hold a role
-    of that name."""
+    of that name. With a chosen `account`, a name several roles hold means the one that may
+    be granted there (the catalogue lets only one role of a name be granted in an account);
+    a name only one role holds is that role, and the service says if it is not offered
+    there."""
     return _by_id_or_name(
         roles.select_related("cloud_account"),
         value,
         name_field="role_name",
         where=lambda role: gettext("account %(uid)s") % {"uid": role.cloud_account.account_uid},
+        narrow=None
+        if account is None
+        else lambda named: catalog_roles_granted_in(named, accounts=[account]),
     )
+
+
+def _role_and_account(
+    owner: Organisation, data: dict[str, Any]
+) -> tuple[CatalogRole, CloudAccount | None]:
+    """The grantable catalogue role and the owner account a request or an offer names
+    (`catalog_role`, `account_uid`). No `account_uid` (None) is the role's home account, as on
+    the pages. A UID that is not one of the owner's connected accounts is refused without
+    saying whether it is anyone else's; whether the role is offered in the account is the
+    service's check, the pages' too."""
+    account = None
+    uid = data.get("account_uid")
+    if uid is not None:
+        account = selectors.owner_account_by_uid(owner=owner, account_uid=uid)
+        if account is None:
+            message = gettext("%(owner)s has no connected cloud account with this UID.") % {
+                "owner": owner.name
+            }
+            raise ProblemException(
+                "validation", message, status_code=400, errors={"account_uid": [message]}
+            )
+    roles = selectors.catalog_roles_grantable(owner=owner)
+    return _catalog_role_by_id_or_name(roles, data["catalog_role"], account=account), account
+
+
+@contextmanager
+def _chosen_account_errors() -> Iterator[None]:
+    """The services name the chosen account `cloud_account`, the pages' field; an error of
+    theirs on it (the role is not offered in that account) is on `account_uid` here."""
+    try:
+        yield
+    except DjangoValidationError as error:
+        if hasattr(error, "error_dict") and "cloud_account" in error.error_dict:
+            error.error_dict["account_uid"] = error.error_dict.pop("cloud_account")
+        raise
 
 
 # --- who am I --------------------------------------------------------------------------------
@@ -211,16 +264,17 @@ class DelegationListView(_PagedListView):
         data = body.validated_data
         partner = self.organisation
         link = self._partner_link(partner, data)
-        roles = selectors.catalog_roles_grantable(owner=link.organisation)
-        role = _catalog_role_by_id_or_name(roles, data["catalog_role"])
-        delegation = delegation_request_submit(
-            partner=partner,
-            requested_by=self.actor,
-            partner_link=link,
-            catalog_role=role,
-            reason=data["reason"],
-            ends_at=data.get("ends_at"),
-        )
+        role, account = _role_and_account(link.organisation, data)
+        with _chosen_account_errors():
+            delegation = delegation_request_submit(
+                partner=partner,
+                requested_by=self.actor,
+                partner_link=link,
+                catalog_role=role,
+                reason=data["reason"],
+                ends_at=data.get("ends_at"),
+                cloud_account=account,
+            )
         return self.created(s.DelegationOutput(delegation).data)
 
     def _partner_link(self, partner: Organisation, data: dict[str, Any]) -> Any:
@@ -298,18 +352,18 @@ class OfferView(ApiView):
         partner = _by_id_or_name(
             selectors.partners_offerable(owner=owner), data["partner"], name_field="slug"
         )
-        role = _catalog_role_by_id_or_name(
-            selectors.catalog_roles_grantable(owner=owner), data["catalog_role"]
-        )
-        delegation = delegation_offer(
-            owner=owner,
-            offered_by=self.person,
-            partner=partner,
-            catalog_role=role,
-            reason=data["reason"],
-            ends_at=data.get("ends_at"),
-            with_mfa=self.with_mfa,
-        )
+        role, account = _role_and_account(owner, data)
+        with _chosen_account_errors():
+            delegation = delegation_offer(
+                owner=owner,
+                offered_by=self.person,
+                partner=partner,
+                catalog_role=role,
+                reason=data["reason"],
+                ends_at=data.get("ends_at"),
+                with_mfa=self.with_mfa,
+                cloud_account=account,
+            )
         return self.created(s.DelegationOutput(delegation).data)
 
 

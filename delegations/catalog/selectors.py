@@ -5,6 +5,8 @@ Another organisation's ids raise Http404 exactly like missing ones.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.db.models import Count, Q, QuerySet
 
 from accounts.models import Organisation
@@ -85,3 +87,17 @@ def catalog_role_accounts(*, catalog_role: CatalogRole) -> list[CloudAccount]:
     accounts = list(connected.distinct().order_by(*HOME_FIRST))
     accounts.sort(key=lambda account: account.pk != catalog_role.cloud_account_id)
     return accounts
+
+
+def catalog_roles_granted_in(
+    roles: QuerySet[CatalogRole], *, accounts: Iterable[CloudAccount]
+) -> QuerySet[CatalogRole]:
+    """Those of `roles` that may be granted in one of `accounts`: homed there, offered in
+    every account, or offered there (`catalog_role_accounts` from the accounts' side). The
+    catalogue never lets two roles of one name be granted in one account
+    (`catalog_role_validate`, `catalog_role_validate_set_accounts`): there both would be the
+    one RAM role of that name."""
+    ids = [account.pk for account in accounts]
+    return roles.filter(
+        Q(cloud_account_id__in=ids) | Q(offered_in_all_accounts=True) | Q(extra_accounts__in=ids)
+    ).distinct()

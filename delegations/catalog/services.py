@@ -27,6 +27,7 @@ from audit.services import audit_record
 from cloud import policies
 from cloud.errors import CloudError
 from core.db import conflict_as_validation_error
+from delegations.catalog.selectors import catalog_roles_granted_in
 from delegations.connection.services import cloud_account_client, cloud_error_reference
 from delegations.models import (
     CATALOG_ROLE_EDITABLE_FIELDS,
@@ -285,10 +286,7 @@ def _roles_granted_in(
     )
     if accounts is None:
         return named
-    ids = [account.pk for account in accounts]
-    return named.filter(
-        Q(cloud_account_id__in=ids) | Q(offered_in_all_accounts=True) | Q(extra_accounts__in=ids)
-    ).distinct()
+    return catalog_roles_granted_in(named, accounts=accounts)
 
 
 def catalog_role_validate(

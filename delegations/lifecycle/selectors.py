@@ -141,11 +141,25 @@ def catalog_roles_grantable(*, owner: Organisation) -> QuerySet[CatalogRole]:
     )
 
 
+def owner_accounts_choosable(*, owner: Organisation) -> QuerySet[CloudAccount]:
+    """The owner's connected accounts, its home (primary) first: those a request or an offer
+    may choose to grant a role in. The role must be offered in the chosen one too, which
+    `validate_grantable` checks whichever door the request or offer comes through."""
+    return CloudAccount.objects.filter(organisation=owner, is_active=True).order_by(*HOME_FIRST)
+
+
 def owner_accounts_if_several(*, owner: Organisation) -> QuerySet[CloudAccount]:
-    """The owner's connected accounts when it has more than one (a request or offer may then
-    choose one), else none: a single account needs no choice."""
-    accounts = CloudAccount.objects.filter(organisation=owner, is_active=True).order_by(*HOME_FIRST)
+    """The owner's choosable accounts when it has more than one (a request or offer page may
+    then choose one), else none: a single account needs no choice."""
+    accounts = owner_accounts_choosable(owner=owner)
     return accounts if accounts.count() > 1 else accounts.none()
+
+
+def owner_account_by_uid(*, owner: Organisation, account_uid: str) -> CloudAccount | None:
+    """The choosable account of the owner with this UID (the API names an account where the
+    pages list them), or None: another organisation's account, a disconnected one and one
+    that does not exist are all the same "not one of the owner's accounts"."""
+    return owner_accounts_choosable(owner=owner).filter(account_uid=account_uid).first()
 
 
 def catalog_roles_of_owner(*, owner: Organisation) -> QuerySet[CatalogRole]:
