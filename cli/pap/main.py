@@ -281,13 +281,17 @@ def cmd_request(args: argparse.Namespace, config: Config) -> int:
         body["partner_link_code"] = args.code
     else:
         body["owner"] = args.owner
+    if args.account:
+        body["account_uid"] = args.account
     if args.duration:
         ends = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=parse_duration(args.duration))
         body["ends_at"] = ends.strftime(EXPIRATION_FORMAT)
     delegation = portal.call("POST", "/api/v1/delegations/", body)
+    # Said only when chosen: without --account it is the role's home, as it always was.
+    where = f" in the account {delegation['account_uid']}" if args.account else ""
     _out(
-        f"Requested {delegation['catalog_role']['role_name']} from {delegation['owner']['name']}: "
-        f"{portal.url('/delegations/' + delegation['id'] + '/')}"
+        f"Requested {delegation['catalog_role']['role_name']} from {delegation['owner']['name']}"
+        f"{where}: {portal.url('/delegations/' + delegation['id'] + '/')}"
     )
     return OK
 
@@ -532,6 +536,13 @@ def build_parser() -> argparse.ArgumentParser:
     owner.add_argument("--code", help="the owner's partner link code")
     owner.add_argument("--owner", help="an owner your organisation reached with a code before")
     request.add_argument("--role", required=True, help="the catalogue role's name or id")
+    request.add_argument(
+        "--account",
+        metavar="UID",
+        help="which of the owner's accounts, by UID (default: the role's home account); the "
+        "role must be offered there, and a role name two accounts hold means the one offered "
+        "in this one",
+    )
     request.add_argument("--reason", required=True)
     request.add_argument("--for", dest="duration", help="how long, e.g. 8h or 30d")
     request.set_defaults(run=cmd_request)

@@ -19,6 +19,7 @@ from delegations.catalog.partner_links import partner_link_create
 from delegations.models import CredentialIssuance, Delegation
 from delegations.partner.services import staff_unassign
 from tests.cli.conftest import Pap
+from tests.delegations.factories import CloudAccountFactory
 from tests.fixtures.partner import ecs_client, ecs_instance_names
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -250,6 +251,41 @@ def test_request_files_a_request_and_prints_its_link(pap: Pap) -> None:
     delegation = Delegation.objects.get(status=Delegation.Status.REQUESTED)
     assert f"/delegations/{delegation.pk}/" in result.stdout
     assert delegation.ends_at is not None
+
+
+def test_request_in_another_of_the_owners_accounts_with_account(pap: Pap) -> None:
+    """`--account UID` files the request in that owner account, where the role is offered
+    (the open delegation in the role's home account is no duplicate of it); an account it is
+    not offered in, or one that is not the owner's, is refused in one line that says so."""
+    world = pap.world
+    staging = CloudAccountFactory(
+        organisation=world.owner, account_uid="11223355", alias="", is_primary=False
+    )
+    world.catalog_role.extra_accounts.add(staging)
+    CloudAccountFactory(organisation=world.owner, account_uid="11223366", is_primary=False)
+    _link, code = partner_link_create(owner=world.owner, created_by=world.owner_admin, label="B")
+    token = api_token_create(
+        user=world.partner_admin, name="t", scopes=["read", "request"], expires_in_days=1
+    ).raw
+    pap.sign_in(token=token)
+    ask = ("request", "--code", code, "--role", world.role_name, "--reason", "Patching staging")
+
+    refused = pap.run(*ask, "--account", "11223366")
+    assert refused.returncode != 0
+    assert f"{world.role_name} is not offered in the account 11223366." in one_clear_line(refused)
+    # The partner's own account is not one of the owner's.
+    refused = pap.run(*ask, "--account", world.partner_account.account_uid)
+    assert refused.returncode != 0
+    said = one_clear_line(refused)
+    assert f"{world.owner.name} has no connected cloud account with this UID." in said
+    assert not Delegation.objects.filter(status=Delegation.Status.REQUESTED).exists()
+    result = pap.run(*ask, "--account", "11223355")
+
+    assert result.returncode == 0, result.stderr
+    delegation = Delegation.objects.get(status=Delegation.Status.REQUESTED)
+    assert delegation.managed_role.cloud_account == staging
+    assert f"/delegations/{delegation.pk}/" in result.stdout
+    assert "in the account 11223355" in result.stdout
 
 
 def test_a_pipeline_requests_with_its_service_account_token(pap: Pap) -> None:
