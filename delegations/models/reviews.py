@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from accounts.models import optional_person_field
 from core.db import range_constraint
@@ -66,7 +67,8 @@ class ReviewCampaign(models.Model):
     """One round of an access review: what was put to whom, until when."""
 
     class Status(models.TextChoices):
-        OPEN = "open", _("Open")
+        # "Open" alone is the catalogue's verb on links ("open the page").
+        OPEN = "open", pgettext_lazy("access review status", "Open")
         CLOSED = "closed", _("Closed")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)

@@ -66,3 +66,10 @@ def test_every_choice_label_reads_in_chinese() -> None:
 def _english(label: object) -> str:
     with translation.override("en"):
         return str(label)
+
+
+def test_a_status_reads_as_a_state_not_as_the_links_verb() -> None:
+    from delegations.models import ReviewCampaign
+
+    with translation.override("zh-hans"):
+        assert str(ReviewCampaign.Status.OPEN.label) == "进行中"
