@@ -156,7 +156,13 @@ def notify_alerts(*, cloud_account: CloudAccount, fresh: list[NewEvent], run_key
                 target_label=(
                     str(delegation) if delegation is not None else cloud_account.account_uid
                 ),
-                metadata={"alerts": dict(counts), "link": link},
+                # The account, as the notice names it: the delegation's name alone reads the
+                # same for each account of a fleet.
+                metadata={
+                    "alerts": dict(counts),
+                    "link": link,
+                    "account_uid": cloud_account.account_uid,
+                },
             )
             notify(
                 key=f"activity.alert|{cloud_account.pk}|{run_key}|{getattr(delegation, 'pk', '')}",

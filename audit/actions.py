@@ -681,7 +681,9 @@ class AuditAction(InfoEnum):
         ActionInfo(
             _OTHER,
             "Partner activity under a delegation raised alerts (a burst of denied calls, use "
-            "after the end, writes under a read-only role, sessions the portal never issued).",
+            "after the end, writes under a read-only role, sessions the portal never issued), "
+            "with the owner's account whose ActionTrail recorded the calls.",
+            title=_("Partner activity raised alerts: {target_label}"),
         ),
     )
     ACTIVITY_NARROWER_ROLE_PROPOSED = (

@@ -536,8 +536,8 @@ _APPROVAL_FACTS: tuple[tuple[FactLabel, FactSource, bool], ...] = (
     _UNTIL,
 )
 # The owner's account a delegation's event (when not the role's home: a fleet's accounts,
-# `delegations.lifecycle.transitions`) or a drift finding is about: one role name, several
-# accounts.
+# `delegations.lifecycle.transitions`), a drift finding or an activity alert is about: one role
+# name, several accounts.
 _ACCOUNT: tuple[FactLabel, FactSource, bool] = (_("Account"), "account_uid", True)
 _DRIFT_FACTS: tuple[tuple[FactLabel, FactSource, bool], ...] = (
     _ACCOUNT,
@@ -571,6 +571,7 @@ _FACTS: dict[AuditAction, tuple[tuple[FactLabel, FactSource, bool], ...]] = {
         (_("Second factors removed"), _second_factors_removed, False),
         (_("Sessions ended"), "sessions_ended", False),
     ),
+    AuditAction.ACTIVITY_ALERT_RAISED: (_ACCOUNT,),
     AuditAction.DRIFT_DETECTED: _DRIFT_FACTS,
     AuditAction.DRIFT_CLEARED: _DRIFT_FACTS,
     AuditAction.DRIFT_REPAIRED: _DRIFT_FACTS,

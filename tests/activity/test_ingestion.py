@@ -214,6 +214,9 @@ def test_alerts_for_denied_after_end_unknown_sessions_and_read_only_writes(grant
         "after_end": 1,
         "unknown_session": 1,
     }
+    # The account whose trail recorded the calls, as the notice names it: a fleet's role has
+    # one name in each of the owner's accounts.
+    assert raised.get().metadata["account_uid"] == grant.cloud_account.account_uid
     # One notice to each owner admin (a security notice: preferences cannot mute it).
     deliveries = Delivery.objects.filter(event="activity.alert")
     admins = {m.user.email for m in grant.owner.memberships.filter(role="admin")}

@@ -46,14 +46,25 @@ def test_the_delegation_filter_names_each_delegations_account() -> None:
     assert labels[1].startswith("ecs-fleet-operator (11223355) · Company B · ")
 
 
-def test_a_delegation_event_in_another_account_shows_it(history: History) -> None:
+@pytest.mark.parametrize(
+    ("action", "metadata"),
+    [
+        ("delegation.activated", {"fleet": "f"}),
+        # The account whose ActionTrail recorded the calls.
+        ("activity.alert_raised", {"alerts": {"after_end": 2}, "link": ""}),
+    ],
+)
+def test_a_delegation_event_in_another_account_shows_it(
+    history: History, action: str, metadata: dict
+) -> None:
     event = record(
-        action="delegation.activated",
+        action=action,
         organisation=history.owner,
         target=history.delegation,
         target_label="ecs-fleet-operator for Company B",
-        metadata={"account_uid": "11223355", "fleet": "f"},
+        metadata={**metadata, "account_uid": "11223355"},
     )
+    assert not describe_event(event).title.startswith(action)  # a title of its own
     assert facts(event)["Account"] == "11223355"
 
 
