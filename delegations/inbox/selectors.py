@@ -46,15 +46,8 @@ class InboxItem:
     since: dt.datetime | None = None
 
 
-def _role(delegation: Delegation) -> str:
-    """The role and the owner's account it is in: a fleet puts one role name in several of
-    the owner's accounts, whose items would otherwise read the same."""
-    account = delegation.managed_role.cloud_account
-    return f"{delegation.catalog_role.role_name} ({account.account_uid})"
-
-
 def _label(delegation: Delegation) -> str:
-    return f"{_role(delegation)} · {delegation.partner.name}"
+    return f"{delegation.role_label} · {delegation.partner.name}"
 
 
 def _connection_items(organisation: Organisation) -> list[InboxItem]:
@@ -238,7 +231,7 @@ def _partner_admin_items(organisation: Organisation) -> list[InboxItem]:
         InboxItem(
             kind="assign",
             title=_("Assign people: %(role)s from %(owner)s")
-            % {"role": _role(delegation), "owner": delegation.owner.name},
+            % {"role": delegation.role_label, "owner": delegation.owner.name},
             detail=_("Access is ready, and nobody is assigned to use it yet."),
             url=reverse("delegations:delegation_staff", args=[delegation.pk]),
             action=_("Assign"),
@@ -271,7 +264,7 @@ def _staff_items(organisation: Organisation, user: User) -> list[InboxItem]:
             kind="ending",
             title=_("Ends soon: %(role)s at %(owner)s")
             % {
-                "role": _role(assignment.delegation),
+                "role": assignment.delegation.role_label,
                 "owner": assignment.delegation.owner.name,
             },
             detail=_("Access ends %(when)s.") % {"when": format_time(assignment.delegation.ends_at)}

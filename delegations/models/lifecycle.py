@@ -187,6 +187,14 @@ class Delegation(ReportsChange, VersionedModel, LastErrorModel):
         return f"{self.catalog_role.role_name} for {self.partner} ({self.get_status_display()})"
 
     @property
+    def role_label(self) -> str:
+        """How a message or a list names the delegation's role: its name and the owner's
+        account it is granted in, as `CatalogRole.label` names a role by its home. A fleet puts
+        one role name in several of the owner's accounts, whose delegations would otherwise
+        read the same."""
+        return f"{self.catalog_role.role_name} ({self.managed_role.cloud_account.account_uid})"
+
+    @property
     def principal_arn(self) -> str:
         """The principal this delegation puts into the role's trust policy."""
         return policies.account_root_arn(self.partner_account_uid)

@@ -298,7 +298,8 @@ def _standing_problem(
             )
             % {
                 "owner": delegation.owner.name,
-                "role": delegation.catalog_role.role_name,
+                # With its account: a fleet's delegations of the role read alike otherwise.
+                "role": delegation.role_label,
                 "status": status,
             },
         )

@@ -15,13 +15,19 @@ from accounts.models import Membership
 from audit.models import AuditEvent
 from cloud import policies
 from delegations import delegation_audit
-from delegations.models import CredentialIssuance, Delegation
+from delegations.models import CredentialIssuance, Delegation, StaffAssignment
 from delegations.partner import credentials
 from delegations.partner.credentials import (
     CredentialRefused,
     DurationBounds,
     credentials_issue,
     parse_duration,
+)
+from tests.delegations.factories import (
+    CatalogRoleFactory,
+    CloudAccountFactory,
+    DelegationFactory,
+    ManagedRoleFactory,
 )
 from tests.factories import OrganisationFactory, UserFactory
 from tests.fixtures.partner import PartnerWorld
@@ -185,6 +191,32 @@ def test_past_its_end_date_a_delegation_issues_nothing(partner_world: PartnerWor
     with pytest.raises((CredentialRefused, ValidationError)):
         credentials_issue(assignment=assignment, user=world.alice, duration_seconds=900)
     assert not CredentialIssuance.objects.exists()
+
+
+def test_a_delegation_no_longer_active_is_named_with_its_account(db) -> None:
+    """A fleet's role has one name in each of the owner's accounts: the refusal says which
+    account's delegation ended, as lists name a delegation's role."""
+    owner = OrganisationFactory(kind="owner", name="Company A", account_uid="11223344")
+    primary = CloudAccountFactory(organisation=owner, account_uid="11223344")
+    staging = CloudAccountFactory(
+        organisation=owner, account_uid="11223355", alias="", is_primary=False
+    )
+    role = CatalogRoleFactory(cloud_account=primary, role_name="ecs-fleet-operator")
+    partner = OrganisationFactory(kind="partner", slug="company-b")
+    staff = make_member(partner, Membership.Role.STAFF, email="alice@company-b.example")
+    delegation = DelegationFactory(
+        catalog_role=role,
+        partner=partner,
+        status=Delegation.Status.REVOKED,
+        managed_role=ManagedRoleFactory(cloud_account=staging, role_name=role.role_name),
+    )
+    assignment = StaffAssignment.objects.create(
+        delegation=delegation, partner=partner, user=staff, assigned_by=staff
+    )
+    with pytest.raises(CredentialRefused) as refused:
+        credentials_issue(assignment=assignment, user=staff, duration_seconds=None)
+    assert refused.value.code == "DelegationNotActive"
+    assert "Company A's delegation of ecs-fleet-operator (11223355) is" in refused.value.message
 
 
 def test_the_formats_carry_the_same_values(partner_world: PartnerWorld) -> None:
