@@ -22,7 +22,8 @@ from audit.services import audit_record, audit_refusal
 from cloud import policies
 from core.db import conflict_as_validation_error
 from delegations.catalog.selectors import partner_account_allow_listed
-from delegations.models import CloudAccount, PartnerAllowance
+from delegations.connection.selectors import organisation_own_account_uids
+from delegations.models import PartnerAllowance
 
 LABEL_MAX_LENGTH = 200
 
@@ -54,10 +55,7 @@ def partner_allowance_validate(*, owner: Organisation, partner_account_uid: str,
             "A partner account UID is digits 0-9 only, for example 1234567890123456."
         )
     else:
-        own = set(
-            CloudAccount.objects.filter(organisation=owner).values_list("account_uid", flat=True)
-        ) | {owner.account_uid}
-        if partner_account_uid in own:
+        if partner_account_uid in organisation_own_account_uids(organisation=owner):
             errors["partner_account_uid"] = gettext("This is your own account, not a partner's.")
         elif partner_account_allow_listed(owner=owner, partner_account_uid=partner_account_uid):
             errors["partner_account_uid"] = gettext(

@@ -26,6 +26,16 @@ def cloud_accounts_of_organisation(*, organisation: Organisation) -> list[CloudA
     )
 
 
+def organisation_own_account_uids(*, organisation: Organisation) -> set[str]:
+    """Every account UID that is the organisation's own: the one it registered with and each
+    account it connected, one since disconnected too (it held that account's key). A partner
+    under one of them would be an owner trusting itself as its partner."""
+    connected = CloudAccount.objects.filter(organisation=organisation).values_list(
+        "account_uid", flat=True
+    )
+    return {*connected, organisation.account_uid}
+
+
 def cloud_account_get_for_organisation(
     *, organisation: Organisation, cloud_account_id: object
 ) -> CloudAccount:

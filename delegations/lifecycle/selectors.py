@@ -22,6 +22,7 @@ from audit.selectors import audit_events_visible_to
 from cloud import policies
 from core.web import get_or_404, parse_uuid
 from delegations import role_plan as planner
+from delegations.connection.selectors import organisation_own_account_uids
 from delegations.models import (
     CATALOG_ROLE_ORDER,
     DESIRED_PRESENT_STATUSES,
@@ -172,11 +173,12 @@ def catalog_roles_of_owner(*, owner: Organisation) -> QuerySet[CatalogRole]:
 
 def partners_offerable(*, owner: Organisation) -> QuerySet[Organisation]:
     """Partner organisations registered with an account UID on the owner's allow-list: the
-    owner already knows those accounts, so listing them reveals nothing new."""
+    owner already knows those accounts, so listing them reveals nothing new. None under one
+    of the owner's own accounts, any of them (an owner does not offer access to itself)."""
     allowed = PartnerAllowance.objects.filter(organisation=owner).values("partner_account_uid")
     return accounts_selectors.organisations_confirmed(
         Organisation.objects.filter(kind=Organisation.Kind.PARTNER, account_uid__in=allowed)
-        .exclude(account_uid=owner.account_uid)
+        .exclude(account_uid__in=organisation_own_account_uids(organisation=owner))
         .order_by("name")
     )
 

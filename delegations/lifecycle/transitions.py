@@ -27,6 +27,7 @@ from cloud.errors import CloudError
 from core.db import conflict_as_validation_error
 from delegations.catalog.selectors import catalog_role_accounts
 from delegations.catalog.services import catalog_role_high_privilege_now, catalog_role_lock
+from delegations.connection.selectors import organisation_own_account_uids
 from delegations.delegation_audit import delegation_label
 from delegations.models import (
     ALLOWED_TRANSITIONS,
@@ -177,7 +178,9 @@ def validate_grantable(
         raise ValidationError(
             {"catalog_role": gettext("This role's cloud account is no longer connected.")}
         )
-    if partner.account_uid in (owner.account_uid, cloud_account.account_uid):
+    # Any of the owner's accounts, not only the one granted in: a partner under another of
+    # them would be the owner trusting itself.
+    if partner.account_uid in organisation_own_account_uids(organisation=owner):
         raise ValidationError(
             {"partner": gettext("A partner account cannot be the owner's own account.")}
         )

@@ -10,6 +10,7 @@ from delegations.lifecycle import selectors
 from delegations.lifecycle.automatic import delegation_mark_active, delegation_mark_revoked
 from delegations.lifecycle.services import delegation_approve, delegation_revoke
 from delegations.models import CatalogRole, Delegation, ManagedRole
+from tests.delegations.factories import CloudAccountFactory
 
 pytestmark = pytest.mark.django_db
 B_ROOT = "acs:ram::12345678:root"
@@ -35,6 +36,19 @@ def test_offerable_partners_are_those_on_the_allow_list(
     company_a: Organisation, company_b: Organisation, company_d: Organisation, allow_b: None
 ) -> None:
     assert list(selectors.partners_offerable(owner=company_a)) == [company_b]
+
+
+def test_a_partner_under_another_of_the_owners_accounts_is_not_offerable(
+    company_a: Organisation, company_b: Organisation, allow_b: None
+) -> None:
+    """An owner cannot offer access to itself: not under the UID it registered with, nor under
+    another account it connected (its staging account, say), even one put on the allow-list
+    before it was connected."""
+    CloudAccountFactory(organisation=company_a, account_uid="11223344")
+    CloudAccountFactory(
+        organisation=company_a, account_uid=company_b.account_uid, alias="", is_primary=False
+    )
+    assert list(selectors.partners_offerable(owner=company_a)) == []
 
 
 def _seen(role: ManagedRole, principals: list[str], *, marked: bool = True) -> None:

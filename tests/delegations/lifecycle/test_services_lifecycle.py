@@ -34,7 +34,11 @@ from delegations.models import (
     OutboxMessage,
     PartnerLink,
 )
-from tests.delegations.factories import DelegationFactory, PartnerAllowanceFactory
+from tests.delegations.factories import (
+    CloudAccountFactory,
+    DelegationFactory,
+    PartnerAllowanceFactory,
+)
 from tests.personas import make_member
 
 pytestmark = pytest.mark.django_db
@@ -364,7 +368,7 @@ def test_offer_starts_approved_and_enqueues_work(
     assert outbox_rows(delegation) == 1
 
 
-def test_offer_refuses_partners_off_the_allow_list_and_non_admins(
+def test_offer_refuses_partners_off_the_allow_list_or_the_owners_own_and_non_admins(
     company_a: Organisation,
     company_b: Organisation,
     company_d: Organisation,
@@ -387,6 +391,13 @@ def test_offer_refuses_partners_off_the_allow_list_and_non_admins(
         delegation_offer(offered_by=auditor, **{**arguments, "partner": company_b})
     with pytest.raises(ValidationError, match="not a partner"):
         delegation_offer(offered_by=owner_admin, **{**arguments, "partner": company_a})
+    # A partner under another of the owner's own accounts (allow-listed before that account
+    # was connected): the owner would trust itself.
+    CloudAccountFactory(
+        organisation=company_a, account_uid=company_b.account_uid, alias="", is_primary=False
+    )
+    with pytest.raises(ValidationError, match="owner's own account"):
+        delegation_offer(offered_by=owner_admin, **{**arguments, "partner": company_b})
     assert Delegation.objects.count() == 0
 
 
