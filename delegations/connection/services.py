@@ -30,7 +30,7 @@ from cloud.client import CloudClient, CloudCredentials, RamUser
 from cloud.errors import CloudError
 from core import crypto
 from core.db import conflict_as_validation_error
-from delegations.models import CloudAccount, Delegation, validate_region
+from delegations.models import CloudAccount, Delegation, PartnerAllowance, validate_region
 
 logger = logging.getLogger("delegations.cloud_accounts")
 
@@ -368,6 +368,29 @@ def _clean_name(name: object) -> str:
     return text
 
 
+def _allow_listed_problem(*, organisation: Organisation, account_uid: str) -> dict[str, str]:
+    """Why `account_uid` may not be connected as `organisation`'s own: it is on its allow-list
+    of partner accounts. Connected as well, the owner would trust its own account as a partner
+    (and could grant it what it offers partners); the owner takes it off the list first, as
+    the list refuses the owner's own accounts."""
+    allowance = PartnerAllowance.objects.filter(
+        organisation=organisation, partner_account_uid=account_uid
+    ).first()
+    if allowance is None:
+        return {}
+    if allowance.label:
+        message = _(
+            "The account %(uid)s is on your allow-list as %(partner)s's account; remove it from "
+            "the allow-list first (the portal would trust your own account as a partner)."
+        )
+    else:
+        message = _(
+            "The account %(uid)s is on your allow-list as a partner's account; remove it from "
+            "the allow-list first (the portal would trust your own account as a partner)."
+        )
+    return {"account_uid": message % {"uid": account_uid, "partner": allowance.label}}
+
+
 def cloud_account_connect(
     *,
     organisation: Organisation,
@@ -413,6 +436,9 @@ def cloud_account_connect(
                 % {"uid": account_uid}
             }
         )
+    allow_listed = _allow_listed_problem(organisation=organisation, account_uid=account_uid)
+    if allow_listed:
+        raise ValidationError(allow_listed)
     credentials = CloudCredentials(access_key_id, access_key_secret)
     check = _checked_credentials(
         organisation=organisation,
@@ -429,6 +455,10 @@ def cloud_account_connect(
         still_first = not connected.exists()
         if still_first != first or connected.filter(account_uid=account_uid).exists():
             raise ValidationError(_CONNECTED_MEANWHILE)
+        # Again: the account may have joined the allow-list while the cloud checked the key.
+        allow_listed = _allow_listed_problem(organisation=organisation, account_uid=account_uid)
+        if allow_listed:
+            raise ValidationError(allow_listed)
         # Reconnecting the same account brings its catalogue back with it.
         account = (
             CloudAccount.objects.filter(organisation=organisation, account_uid=account_uid)

@@ -12,6 +12,8 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from audit.models import AuditEvent
 from cloud.client import CloudClient, CloudCredentials
 from core import crypto
+from delegations.catalog.allow_list import partner_allowance_add
+from delegations.connection import services
 from delegations.connection.services import (
     cloud_account_connect,
     cloud_account_credentials,
@@ -201,6 +203,57 @@ def test_connecting_twice_is_refused(sim_owner: SimAccount) -> None:
     with pytest.raises(ValidationError, match="already connected"):
         connect(sim_owner)
     assert CloudAccount.objects.count() == 1
+
+
+def allow(owner: SimAccount, uid: str, label: str = "") -> None:
+    partner_allowance_add(
+        owner=owner.organisation, added_by=owner.admin, partner_account_uid=uid, label=label
+    )
+
+
+def refused_as_own(owner: SimAccount, account: SimAccount) -> str:
+    """Connect `account` as another of `owner`'s accounts, with its root key: the refusal's
+    message on the account UID, nothing stored."""
+    with pytest.raises(ValidationError) as refused:
+        connect(
+            owner,
+            (account.root_key_id, account.root_secret),
+            account_uid=account.uid,
+            alias="",
+            name="staging",
+        )
+    assert not CloudAccount.objects.filter(account_uid=account.uid).exists()
+    return " ".join(refused.value.message_dict["account_uid"])
+
+
+def test_an_account_on_the_allow_list_is_not_connected_as_the_owners_own(
+    sim_owner: SimAccount, sim_partner: SimAccount
+) -> None:
+    """The owner would trust its own account as a partner: it takes the account off the
+    allow-list first (and the allow-list refuses the owner's own accounts, the converse)."""
+    connect(sim_owner)
+    allow(sim_owner, sim_partner.uid, label="Company B")
+    since = sim_owner.seq()
+    message = refused_as_own(sim_owner, sim_partner)
+    assert f"{sim_partner.uid} is on your allow-list as Company B's account" in message
+    assert "remove it from the allow-list first" in message
+    assert sim_owner.seq() == since, "refused before the key is checked"
+
+
+def test_an_account_put_on_the_allow_list_while_its_key_is_checked_is_not_connected(
+    sim_owner: SimAccount, sim_partner: SimAccount, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connect(sim_owner)
+    check = services.cloud_account_check_key
+
+    def added_meanwhile(**arguments):
+        checked = check(**arguments)
+        allow(sim_owner, sim_partner.uid)
+        return checked
+
+    monkeypatch.setattr(services, "cloud_account_check_key", added_meanwhile)
+    message = refused_as_own(sim_owner, sim_partner)
+    assert f"{sim_partner.uid} is on your allow-list as a partner's account" in message
 
 
 def test_replace_rotates_the_key_and_audits_ids_and_fingerprints_only(
