@@ -145,7 +145,7 @@ def notify_alerts(*, cloud_account: CloudAccount, fresh: list[NewEvent], run_key
             _("%(delegation)s in account %(uid)s")
             % {"delegation": delegation_label(delegation), "uid": cloud_account.account_uid}
             if delegation is not None
-            else f"account {cloud_account.account_uid}"
+            else _("account %(uid)s") % {"uid": cloud_account.account_uid}
         )
         with transaction.atomic():
             audit_record(

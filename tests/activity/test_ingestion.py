@@ -8,7 +8,7 @@ import gc
 
 import pytest
 from django.db import models
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from activity import services as activity_services
 from activity.models import ActivityCursor, ActivityDaily, ActivityEvent
@@ -480,3 +480,13 @@ def test_an_alert_notice_names_the_account_its_calls_were_made_in(grant, setting
         f"Partner activity needs a look: {ROLE} for Company B "
         f"in account {grant.cloud_account.account_uid}"
     )
+
+
+def test_an_alert_under_no_delegation_names_the_account_in_the_readers_language(grant):
+    """Calls in the role from an account no delegation names: the notice names the account
+    alone, in the language the notice is written in, like the delegation's."""
+    stranger = event(1, partner_uid="99999999", session="mallory", key="STS.never-issued")
+    with translation.override("zh-hans"):
+        ingest(grant, FakeTrail(pages=[[stranger]]))
+    title = Delivery.objects.filter(event="activity.alert").first().content["title"]
+    assert title.endswith(f"账号 {grant.cloud_account.account_uid}")
