@@ -207,14 +207,21 @@ def _bump(fleet: FleetGrant, **changes: Any) -> None:
     fleet.changed = True
 
 
+def _for_owner_admin(fleet: FleetGrant, *, by: User, doing: str) -> FleetGrant:
+    """`fleet` as it is now, with both sides and its role, once `by` is found to be an admin
+    of its owner (who alone decides it, or takes a decision back)."""
+    current = FleetGrant.objects.select_related("owner", "partner", "catalog_role").get(pk=fleet.pk)
+    require_admin(user=by, organisation=current.owner, doing=doing)
+    return current
+
+
 @contextmanager
 def _owner_deciding(fleet: FleetGrant, *, by: User, doing: str) -> Iterator[FleetGrant]:
     """The owner's one decision on a requested fleet: `by` must be an owner admin, and the
     decision is made on the locked fleet in one transaction. A decision the lifecycle refuses
     (PermissionDenied) is recorded on the fleet too, in its own transaction once the
     decision's has rolled back, so it survives the refusal."""
-    current = FleetGrant.objects.select_related("owner", "partner", "catalog_role").get(pk=fleet.pk)
-    require_admin(user=by, organisation=current.owner, doing=doing)
+    current = _for_owner_admin(fleet, by=by, doing=doing)
     try:
         with transaction.atomic():
             yield _lock_fleet(current)
@@ -529,8 +536,9 @@ def fleet_approval_withdraw(*, fleet: FleetGrant, withdrawn_by: User) -> FleetGr
 
     Under the fleet's row lock, which its approval takes too, then each account's, so a
     withdrawal racing the approval that would complete the quorum ends one way."""
-    current = FleetGrant.objects.select_related("owner", "partner", "catalog_role").get(pk=fleet.pk)
-    require_admin(user=withdrawn_by, organisation=current.owner, doing=_("withdraw an approval"))
+    current = _for_owner_admin(fleet, by=withdrawn_by, doing=_("withdraw an approval"))
+    # Not `_owner_deciding`, which records a refused decision as `fleet.approve_denied`: what
+    # refuses a withdrawal is only this admin check (the lifecycle's own is the same one).
     with transaction.atomic():
         locked = _lock_fleet(current)
         pending = [m for m in _members(locked) if m.status == Status.REQUESTED]
