@@ -167,7 +167,7 @@ class EventFilterForm(_UntrustedQueryForm):
             (str(pk), visible_text(label)) for pk, label in delegations
         ]
         cast(forms.ChoiceField, self.fields["role"]).choices = [("", gettext("Any"))] + [
-            (str(r.pk), f"{r.role_name} ({r.cloud_account.account_uid})") for r in roles
+            (str(r.pk), r.label) for r in roles
         ]
         cast(forms.ChoiceField, self.fields["person"]).choices = [("", gettext("Anyone"))] + [
             (str(pk), visible_text(label)) for pk, label in people
@@ -243,7 +243,7 @@ class AccessReportForm(_UntrustedQueryForm):
         account_choices = list(self.accounts.items())
         cast(forms.ChoiceField, self.fields["account"]).choices = account_choices
         cast(forms.ChoiceField, self.fields["role"]).choices = [("", gettext("Any role"))] + [
-            (pk, f"{r.role_name} ({r.cloud_account.account_uid})") for pk, r in self.roles.items()
+            (pk, r.label) for pk, r in self.roles.items()
         ]
         for name in ("since", "until"):
             self.fields[name].widget = forms.DateInput(attrs={"type": "date"})

@@ -37,7 +37,14 @@ from audit.selectors import (
 )
 from auditor.presentation import ROLE_POWER_CALLS, RolePower, parse_time
 from core.web import whole_number
-from delegations.models import CatalogRole, CloudCall, Delegation, DriftFinding, FleetGrant
+from delegations.models import (
+    CatalogRole,
+    CloudCall,
+    Delegation,
+    DriftFinding,
+    FleetGrant,
+    role_in_account,
+)
 
 # --- the auditor's pages: filtered keyset pages, exports, delegation timelines ---------------
 #
@@ -503,8 +510,8 @@ def audit_delegation_choices(*, organisation: Organisation) -> list[tuple[Any, s
     counterparty = "partner__name" if organisation.is_owner else "owner__name"
     labels = dict(Delegation.Status.choices)
     return [
-        (pk, f"{role} ({uid}) · {name} · {labels.get(status, status)} · {created:%Y-%m-%d}")
-        for pk, role, uid, name, status, created in Delegation.objects.filter(
+        (pk, f"{role_in_account(role, uid)} · {name} · {labels.get(state, state)} · {day:%Y-%m-%d}")
+        for pk, role, uid, name, state, day in Delegation.objects.filter(
             Q(owner=organisation) | Q(partner=organisation)
         )
         .order_by("-created_at")

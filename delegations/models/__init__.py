@@ -59,6 +59,7 @@ from delegations.models.catalog import (
     CatalogRole,
     PartnerAllowance,
     PartnerLink,
+    role_in_account,
     validate_role_name,
 )
 from delegations.models.connection import HOME_FIRST, REGION_RE, CloudAccount, validate_region
@@ -176,6 +177,7 @@ __all__ = [
     "TrustedPerson",
     "VersionedModel",
     "narrowest_trust_scope",
+    "role_in_account",
     "validate_region",
     "validate_role_name",
 ]

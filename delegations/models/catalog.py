@@ -58,6 +58,15 @@ CATALOG_ROLE_EDITABLE_FIELDS = (
 )
 
 
+def role_in_account(role_name: str, account_uid: str) -> str:
+    """A role named with the owner's account it is in, "ecs-admin (11223344)": one role name
+    can be in several of an owner's accounts (a role of that name homed in each, or a fleet's
+    or an offer's grant in another), and the bare name would read the same for each. The one
+    way a list, a choice or an inbox line writes it (`CatalogRole.label` for the role's home,
+    `Delegation.role_label` for the account it is granted in)."""
+    return f"{role_name} ({account_uid})"
+
+
 class CatalogRole(ReportsChange, models.Model):
     """A RAM role an owner is willing to grant: its name, the policies attached to it and the
     longest session it allows."""
@@ -128,7 +137,7 @@ class CatalogRole(ReportsChange, models.Model):
         """How a choice or a list names the role: its name and its account's UID. Each of an
         owner's accounts may hold a catalogue role of one name (a new role's home is the
         primary of the day), and the two would otherwise read the same."""
-        return f"{self.role_name} ({self.cloud_account.account_uid})"
+        return role_in_account(self.role_name, self.cloud_account.account_uid)
 
     @property
     def policy_labels(self) -> list[str]:

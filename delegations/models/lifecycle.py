@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import account_uid_field, optional_person_field
 from cloud import policies
 from core.db import ReportsChange
-from delegations.models.catalog import CatalogRole, PartnerLink
+from delegations.models.catalog import CatalogRole, PartnerLink, role_in_account
 from delegations.models.fleet import FleetGrant
 from delegations.models.trust_scope import DEFAULT_NAMED_PEOPLE_CAP, trust_scope_field
 from delegations.models.versioned import VersionedModel
@@ -189,10 +189,11 @@ class Delegation(ReportsChange, VersionedModel, LastErrorModel):
     @property
     def role_label(self) -> str:
         """How a message or a list names the delegation's role: its name and the owner's
-        account it is granted in, as `CatalogRole.label` names a role by its home. A fleet puts
-        one role name in several of the owner's accounts, whose delegations would otherwise
-        read the same."""
-        return f"{self.catalog_role.role_name} ({self.managed_role.cloud_account.account_uid})"
+        account it is granted in (not always the role's home: a fleet's accounts, or another
+        account a request or offer chose), as `CatalogRole.label` names a role by its home."""
+        return role_in_account(
+            self.catalog_role.role_name, self.managed_role.cloud_account.account_uid
+        )
 
     @property
     def principal_arn(self) -> str:
