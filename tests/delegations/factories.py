@@ -1,11 +1,15 @@
 """factory_boy factories for the delegation models."""
 
+from collections.abc import Sequence
+
 import factory
 
+from accounts.models import User
 from delegations.models import (
     CatalogRole,
     CloudAccount,
     Delegation,
+    FleetGrant,
     ManagedRole,
     PartnerAllowance,
 )
@@ -74,3 +78,23 @@ class DelegationFactory(factory.django.DjangoModelFactory):
     requested_by = factory.SubFactory(UserFactory)
     reason = "Run the nightly patching"
     status = Delegation.Status.REQUESTED
+
+
+def fleet_of(
+    delegation: Delegation,
+    *,
+    regions: Sequence[str] = ("cn-hangzhou",),
+    requested_by: User | None = None,
+) -> FleetGrant:
+    """A fleet grant that `delegation` is (now) one account of, made without the fleet's
+    services: for what a fleet's account does elsewhere, not for the fleet itself."""
+    fleet = FleetGrant.objects.create(
+        owner=delegation.owner,
+        partner=delegation.partner,
+        catalog_role=delegation.catalog_role,
+        requested_by=requested_by or delegation.requested_by,
+        reason="Fleet",
+        regions=list(regions),
+    )
+    Delegation.objects.filter(pk=delegation.pk).update(fleet=fleet)
+    return fleet

@@ -19,6 +19,7 @@ from delegations.models import (
     StaffAssignment,
 )
 from delegations.reviews.services import review_campaign_start
+from tests.delegations.factories import fleet_of
 from tests.delegations.lifecycle.test_views import with_mfa
 
 pytestmark = pytest.mark.django_db
@@ -142,7 +143,8 @@ def test_each_question_and_report_row_names_the_owners_account(
     schedule: Callable[..., ReviewSchedule],
 ) -> None:
     """A fleet puts one role name in several of the owner's accounts; each is a question of
-    its own, and must not read the same as the others."""
+    its own, and must not read the same as the others. A fleet's account is asked about as a
+    fleet's ("· fleet"), as the delegation lists name it."""
     from tests.delegations.factories import (
         CloudAccountFactory,
         DelegationFactory,
@@ -158,6 +160,7 @@ def test_each_question_and_report_row_names_the_owners_account(
         managed_role=ManagedRoleFactory(cloud_account=staging, role_name="ecs-admin"),
         status=Delegation.Status.ACTIVE,
     )
+    fleet_of(elsewhere)
     schedule()
     campaign = review_campaign_start(owner=company_a, started_by=owner_admin)
     expected = {
@@ -174,6 +177,8 @@ def test_each_question_and_report_row_names_the_owners_account(
         for body in (page, report):
             row = body[body.index(f"/delegations/{delegation_id}/") :]
             assert uid in row[: row.index("</tr>")]
+    question = page[page.index(f"/delegations/{elsewhere.pk}/") :]
+    assert "account 11223355 · fleet" in question[: question.index("</tr>")]
     json_body = b"".join(login(auditor).get(reverse("audit:review_report_json")).streaming_content)
     rows = json.loads(json_body)["rows"]
     assert {row["delegation_id"]: row["account_uid"] for row in rows} == expected
