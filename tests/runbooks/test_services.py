@@ -11,10 +11,11 @@ from django.apps import apps as django_apps
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from audit.models import AuditEvent
-from delegations.models import Delegation, FleetGrant
+from delegations.models import Delegation
 from runbooks import dispatch, services, worker
 from runbooks import oos_template as tpl
 from runbooks.models import RunApproval, RunbookInstanceResult, RunbookRun, RunbookTarget
+from tests.delegations.factories import fleet_of
 from tests.runbooks.conftest import A_INSTANCE, C_INSTANCE, active_grant, owner_account_of
 from tests.runbooks.fakes import permanent_error
 
@@ -272,15 +273,7 @@ def test_only_the_runs_people_and_the_owners_admins_may_stop_it(
 def test_a_fleet_grant_contributes_its_delegation_with_the_fleets_regions_only(
     company_b, partner_staff, consent, choice, grant, published
 ):
-    fleet = FleetGrant.objects.create(
-        owner=grant.owner,
-        partner=company_b,
-        catalog_role=grant.catalog_role,
-        regions=["cn-shanghai"],
-        requested_by=partner_staff,
-        reason="fleet",
-    )
-    Delegation.objects.filter(pk=grant.pk).update(fleet=fleet)
+    fleet_of(grant, regions=["cn-shanghai"], requested_by=partner_staff)
     with pytest.raises(ValidationError) as raised:
         services.run_start(partner=company_b, started_by=partner_staff, choice=choice())
     assert "cn-beijing" in str(raised.value.error_dict["targets"])

@@ -28,10 +28,10 @@ from delegations.models import (
     CatalogRole,
     Delegation,
     DelegationApproval,
-    FleetGrant,
     OutboxMessage,
 )
 from notifications.models import Delivery
+from tests.delegations.factories import fleet_of
 from tests.personas import make_member
 
 pytestmark = pytest.mark.django_db
@@ -151,15 +151,7 @@ def test_a_fleet_account_is_not_withdrawn_from_alone(
     requested: Delegation, quorum_2: ApprovalRule, owner_admin: User
 ) -> None:
     approve(requested, owner_admin)
-    fleet = FleetGrant.objects.create(
-        owner=requested.owner,
-        partner=requested.partner,
-        catalog_role=requested.catalog_role,
-        requested_by=requested.requested_by,
-        reason="Fleet",
-        regions=["cn-hangzhou"],
-    )
-    Delegation.objects.filter(pk=requested.pk).update(fleet=fleet)
+    fleet_of(requested)
     with pytest.raises(DelegationConflict, match="fleet"):
         delegation_approval_withdraw(delegation=requested, withdrawn_by=owner_admin)
     assert approvers_of(requested) == {owner_admin.pk}
