@@ -8,7 +8,7 @@ import json
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, models, transaction
@@ -25,6 +25,12 @@ class ReportsChange:
     (a double click, a retry), so a page can say "nothing changed"."""
 
     changed: bool = False
+
+    def unchanged(self) -> Self:
+        """This instance, reporting that the call found its change already made: what a
+        service returns for a double click or a retry."""
+        self.changed = False
+        return self
 
 
 @contextmanager

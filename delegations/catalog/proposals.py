@@ -106,8 +106,7 @@ def catalog_role_update_or_propose(
         default_trust_scope=scope,
     )
     if before == after:
-        catalog_role.changed = False
-        return catalog_role
+        return catalog_role.unchanged()
     return rule_proposal_create(
         owner=owner,
         user=user,
@@ -191,8 +190,7 @@ def _activity_proposal(
     owner = catalog_role.organisation
     _require_admin(user, owner)
     if catalog_role.is_active == active:
-        catalog_role.changed = False
-        return catalog_role
+        return catalog_role.unchanged()
     services.catalog_role_validate_set_active(catalog_role=catalog_role, active=active)
     return rule_proposal_create(
         owner=owner,
@@ -240,8 +238,7 @@ def catalog_role_set_accounts_or_propose(
         catalog_role=catalog_role, all_accounts=all_accounts, accounts=accounts
     )
     if change.before == change.after:
-        catalog_role.changed = False
-        return catalog_role
+        return catalog_role.unchanged()
     role = {"role": catalog_role.role_name}
     return rule_proposal_create(
         owner=owner,

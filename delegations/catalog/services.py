@@ -612,8 +612,7 @@ def catalog_role_update(
             role.default_trust_scope = _valid_trust_scope(default_trust_scope)
         after = _role_public(role)
         if after == before:
-            role.changed = False
-            return role
+            return role.unchanged()
         role.save(update_fields=[*CATALOG_ROLE_EDITABLE_FIELDS, "updated_at"])
         reconciling = _reconcile_after_edit(role, removed=old_keys - set(keys))
         audit_record(
@@ -726,8 +725,7 @@ def catalog_role_set_accounts(
     )
     before, after = change.before, change.after
     if before == after:
-        role.changed = False
-        return role
+        return role.unchanged()
     role.offered_in_all_accounts = bool(all_accounts)
     role.save(update_fields=["offered_in_all_accounts", "updated_at"])
     role.extra_accounts.set(change.accounts)
@@ -756,8 +754,7 @@ def _catalog_role_set_active(
     with transaction.atomic():
         role = catalog_role_lock(catalog_role_id=catalog_role.pk)
         if role.is_active == active:
-            role.changed = False
-            return role
+            return role.unchanged()
         catalog_role_validate_set_active(catalog_role=role, active=active)
         before = _role_public(role)
         role.is_active = active

@@ -501,8 +501,7 @@ def cloud_account_make_primary(
     if not account.is_active:
         raise ValidationError(_("This cloud account is disconnected."))
     if account.is_primary:
-        account.changed = False
-        return account
+        return account.unchanged()
     previous = (
         CloudAccount.objects.select_for_update()
         .filter(organisation_id=account.organisation_id, is_active=True, is_primary=True)
@@ -633,8 +632,7 @@ def cloud_account_disconnect(
     with transaction.atomic():
         account = CloudAccount.objects.select_for_update().get(pk=cloud_account.pk)
         if not account.is_active:
-            account.changed = False
-            return account
+            return account.unchanged()
         # A delegation's account is its managed role's (a fleet grant has one per account).
         in_use = Delegation.objects.filter(
             managed_role__cloud_account=account, status__in=_NEEDS_KEY_STATUSES

@@ -471,8 +471,7 @@ def fleet_approve(
         pending = [m for m in _members(locked) if m.status == Status.REQUESTED]
         if not pending:
             if locked.decided_by_id == approved_by.pk and locked.run_started_at is not None:
-                locked.changed = False
-                return locked  # a double click
+                return locked.unchanged()  # a double click
             raise FleetConflict(_("This fleet was already decided; nothing is left to approve."))
         _check_version(locked, expected_version)
         with fleet_digest():
@@ -555,8 +554,7 @@ def fleet_approval_withdraw(*, fleet: FleetGrant, withdrawn_by: User) -> FleetGr
                 ).changed
             ]
         if not withdrawn:
-            locked.changed = False
-            return locked
+            return locked.unchanged()
         # Like an approval of the fleet, it moves the fleet's version: a decision made on the
         # page as it was before is made again.
         _bump(locked)
@@ -593,8 +591,7 @@ def fleet_reject(
             if locked.decided_by_id == rejected_by.pk and all(
                 m.status == Status.REJECTED for m in members
             ):
-                locked.changed = False
-                return locked
+                return locked.unchanged()
             raise FleetConflict(_("This fleet was already decided; nothing is left to reject."))
         _check_version(locked, expected_version)
         with fleet_digest():
@@ -752,8 +749,7 @@ def fleet_continue(*, fleet: FleetGrant, continued_by: User) -> FleetGrant:
         require_admin(user=continued_by, organisation=locked.owner, doing="retry")
         waiting = [m for m in _members(locked) if m.status == Status.SCHEDULED]
         if locked.decided_at is None or not waiting:
-            locked.changed = False
-            return locked
+            return locked.unchanged()
         now = timezone.now()
         _bump(locked, stopped_at=None, run_started_at=now, run_finished_at=None)
         _audit(
@@ -809,8 +805,7 @@ def fleet_revoke(*, fleet: FleetGrant, revoked_by: User, reason: str) -> FleetGr
             and not (m.status == Status.FAILED and m.failed_phase == Delegation.Phase.REVOKING)
         ]
         if not revocable:
-            locked.changed = False
-            return locked
+            return locked.unchanged()
         with fleet_digest():
             for member in revocable:
                 lifecycle.delegation_revoke(delegation=member, revoked_by=revoked_by, reason=reason)

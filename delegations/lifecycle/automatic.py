@@ -30,7 +30,6 @@ from delegations.lifecycle.transitions import (
     lock_delegation,
     lock_unless,
     transition,
-    unchanged,
 )
 from delegations.models import (
     ALLOWED_TRANSITIONS,
@@ -174,7 +173,7 @@ def delegation_mark_applying(*, delegation: Delegation, already_locked: bool = F
     """The worker has started putting this delegation into the cloud."""
     locked = lock_unless(delegation, already_locked=already_locked)
     if locked.status == Status.APPLYING:
-        return unchanged(locked)
+        return locked.unchanged()
     return transition(
         locked,
         to=Status.APPLYING,
@@ -191,7 +190,7 @@ def delegation_mark_active(
     """The worker verified the partner's principal and the role's policies in the cloud."""
     locked = lock_unless(delegation, already_locked=already_locked)
     if locked.status == Status.ACTIVE:
-        return unchanged(locked)
+        return locked.unchanged()
     return transition(
         locked,
         to=Status.ACTIVE,
@@ -219,7 +218,7 @@ def delegation_mark_failed(
     cloud's code, message and request id, and can retry."""
     locked = lock_unless(delegation, already_locked=already_locked)
     if locked.status == Status.FAILED:
-        return unchanged(locked)
+        return locked.unchanged()
     phase = (
         Delegation.Phase.REVOKING if locked.status == Status.REVOKING else Delegation.Phase.APPLYING
     )
@@ -254,7 +253,7 @@ def delegation_mark_revoked(*, delegation: Delegation, already_locked: bool = Fa
     or as expired when the scheduler ended it."""
     locked = lock_unless(delegation, already_locked=already_locked)
     if locked.status in (Status.REVOKED, Status.EXPIRED):
-        return unchanged(locked)
+        return locked.unchanged()
     if locked.status == Status.FAILED and locked.failed_phase != Delegation.Phase.REVOKING:
         raise IllegalTransition(
             gettext("A delegation that failed while applying was never revoked.")
@@ -293,7 +292,7 @@ def delegation_expire(*, delegation: Delegation, now: dt.datetime | None = None)
     now = now or timezone.now()
     locked = lock_delegation(delegation)
     if not Delegation.objects.filter(_expiry_due(now=now), pk=locked.pk).exists():
-        return unchanged(locked)
+        return locked.unchanged()
     if locked.status in (Status.REQUESTED, Status.SCHEDULED):
         return transition(
             locked,
@@ -367,9 +366,9 @@ def delegation_start(*, delegation: Delegation, now: dt.datetime | None = None) 
     now = now or timezone.now()
     locked = lock_delegation(delegation)
     if locked.status != Status.SCHEDULED or locked.starts_at > now + START_LEAD:
-        return unchanged(locked)
+        return locked.unchanged()
     if locked.ends_at is not None and locked.ends_at <= now:
-        return unchanged(locked)  # the expiry pass ends it instead
+        return locked.unchanged()  # the expiry pass ends it instead
     transition(
         locked,
         to=Status.APPROVED,
@@ -391,9 +390,9 @@ def delegation_start_fleet_turn(
     owner admin who started an account the fleet did not attempt)."""
     locked = lock_delegation(delegation)
     if locked.fleet_id is None or locked.status != Status.SCHEDULED:
-        return unchanged(locked)
+        return locked.unchanged()
     if locked.ends_at is not None and locked.ends_at <= timezone.now():
-        return unchanged(locked)  # the expiry pass ends it instead
+        return locked.unchanged()  # the expiry pass ends it instead
     transition(
         locked,
         to=Status.APPROVED,

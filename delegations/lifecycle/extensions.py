@@ -377,8 +377,7 @@ def extension_approval_withdraw(
             (entry for entry in locked.approvals if entry["approver"] == withdrawn_by.pk), None
         )
         if mine is None:
-            locked.changed = False
-            return locked
+            return locked.unchanged()
         locked.approvals = [entry for entry in locked.approvals if entry is not mine]
         locked.save(update_fields=["approvals"])
         rules = approval_selectors.rules_in_force(delegation=delegation)

@@ -47,7 +47,6 @@ from delegations.lifecycle.transitions import (
     require_admin,
     transition,
     trust_scope_fields,
-    unchanged,
     validate_end_after_start,
     validate_ends_at,
 )
@@ -144,7 +143,7 @@ def delegation_approve(
                 locked.decided_by_id == approved_by.pk
                 or approved_by.pk in approver_ids(delegation=locked)
             ):
-                return unchanged(locked)  # a double click: the first one already approved it
+                return locked.unchanged()  # a double click: the first one already approved it
             raise _decided_conflict(locked)
         check_version(locked, expected_version)
         if checked is None:
@@ -246,7 +245,7 @@ def delegation_approval_withdraw(
     if locked.status != Status.REQUESTED:
         raise _decided_conflict(locked)
     if not approval_withdraw(delegation=locked, approver=withdrawn_by):
-        return unchanged(locked)
+        return locked.unchanged()
     locked.changed = True
     return locked
 
@@ -334,7 +333,7 @@ def _reject(
     require_admin(user=rejected_by, organisation=locked.owner, doing=gettext("reject a request"))
     if locked.status != Status.REQUESTED:
         if locked.status == Status.REJECTED and locked.decided_by_id == rejected_by.pk:
-            return unchanged(locked)
+            return locked.unchanged()
         raise _decided_conflict(locked)
     check_version(locked, expected_version)
     return _owner_ends(locked, _REJECT, by=rejected_by, reason=reason)
@@ -355,7 +354,7 @@ def delegation_revoke(
         Status.REVOKING,
         Status.REVOKED,
     ):
-        return unchanged(locked)
+        return locked.unchanged()
     if locked.status == Status.SCHEDULED:
         check_version(locked, expected_version)
         return _owner_ends(locked, _REVOKE_SCHEDULED, by=revoked_by, reason=reason)

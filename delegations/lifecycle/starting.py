@@ -36,7 +36,6 @@ from delegations.lifecycle.transitions import (
     require_admin,
     transition,
     trust_scope_fields,
-    unchanged,
     unconfirmed_partner_problem,
     validate_ends_at,
     validate_grantable,
@@ -174,7 +173,7 @@ def delegation_withdraw(
         user=withdrawn_by, organisation=locked.partner, doing=gettext("withdraw this request")
     )
     if locked.status == Status.WITHDRAWN:
-        return unchanged(locked)  # a double click, or another admin of the partner was first
+        return locked.unchanged()  # a double click, or another admin of the partner was first
     if locked.status != Status.REQUESTED:
         raise IllegalTransition(
             gettext(
@@ -333,13 +332,13 @@ def delegation_auto_approve(*, delegation: Delegation) -> Delegation:
         "owner", "partner", "catalog_role__cloud_account", "managed_role__cloud_account"
     ).get(pk=delegation.pk)
     if current.status != Status.REQUESTED:
-        return unchanged(current)
+        return current.unchanged()
     rules = rules_in_force(delegation=current)
     role = current.catalog_role
     if role.allows_high_privilege or not auto_approves(
         rules, starts_at=current.starts_at, ends_at=current.ends_at
     ):
-        return unchanged(current)
+        return current.unchanged()
     # In the request's own account, which need not be the role's home.
     account = current.managed_role.cloud_account
     try:
@@ -347,14 +346,14 @@ def delegation_auto_approve(*, delegation: Delegation) -> Delegation:
             owner=current.owner, partner=current.partner, catalog_role=role, cloud_account=account
         )
         if privilege_problem(catalog_role=role, cloud_account=account) is not None:
-            return unchanged(current)
+            return current.unchanged()
     except ValidationError:
-        return unchanged(current)  # the approvers see it, and the reason, when they decide
+        return current.unchanged()  # the approvers see it, and the reason, when they decide
     checked = privilege_snapshot(role)
     with transaction.atomic():
         locked = lock_delegation(delegation)
         if locked.status != Status.REQUESTED:
-            return unchanged(locked)
+            return locked.unchanged()
         check_privilege_unchanged(lock_catalog_role(locked), checked)
         now = timezone.now()
         scheduled = locked.starts_at > now + START_LEAD

@@ -441,11 +441,6 @@ def lock_catalog_role(locked: Delegation) -> CatalogRole:
     return role
 
 
-def unchanged(locked: Delegation) -> Delegation:
-    locked.changed = False
-    return locked
-
-
 def check_version(locked: Delegation, expected_version: int | None) -> None:
     if expected_version is not None and locked.version != expected_version:
         raise DelegationConflict(

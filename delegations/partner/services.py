@@ -696,8 +696,7 @@ def role_cut_off(
             managed_role=locked.managed_role, lifted_at__isnull=True
         ).first()
         if existing is not None:
-            existing.changed = False
-            return existing
+            return existing.unchanged()
         cut_off = RoleCutOff.objects.create(
             managed_role=locked.managed_role,
             delegation=locked,

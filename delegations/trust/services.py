@@ -156,8 +156,7 @@ def trust_scope_set(
             locked.external_id_ciphertext = ""
         after = _scope_snapshot(locked)
         if after == before:
-            locked.changed = False
-            return locked
+            return locked.unchanged()
         locked.save(
             update_fields=[
                 "trust_scope",
