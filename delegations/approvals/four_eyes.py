@@ -15,7 +15,6 @@ from typing import Any, TypedDict, TypeVar, Unpack
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Model, QuerySet
-from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import Organisation, User
@@ -427,9 +426,7 @@ def _approve(proposal: RuleProposal, approved_by: User) -> RuleProposal:
         except ObjectDoesNotExist as gone:
             # Something the proposal names was deleted since (its target, a role it marks).
             raise ProposalOutdated from gone
-        locked.status = RuleProposal.Status.APPLIED
-        locked.decided_at = timezone.now()
-        locked.save(update_fields=["status", "decided_by", "decided_at"])
+        services.decision_write(locked, RuleProposal.Status.APPLIED, by=approved_by)
         audit_record(
             action=AuditAction.RULE_PROPOSAL_APPROVED,
             actor=approved_by,
@@ -448,10 +445,7 @@ def _outdate(proposal: RuleProposal, approved_by: User) -> None:
         locked = RuleProposal.objects.select_for_update().get(pk=proposal.pk)
         if locked.status != RuleProposal.Status.PENDING:
             return  # decided meanwhile by somebody else
-        locked.status = RuleProposal.Status.OUTDATED
-        locked.decided_by = approved_by
-        locked.decided_at = timezone.now()
-        locked.save(update_fields=["status", "decided_by", "decided_at"])
+        services.decision_write(locked, RuleProposal.Status.OUTDATED, by=approved_by)
         audit_refusal(
             because=str(OUTDATED_MESSAGE),
             action=AuditAction.RULE_PROPOSAL_OUTDATED,
@@ -473,11 +467,12 @@ def rule_proposal_reject(
         locked = RuleProposal.objects.select_for_update().get(pk=proposal.pk)
         if locked.status != RuleProposal.Status.PENDING:
             raise ValidationError(_("This proposal was already decided."))
-        locked.status = RuleProposal.Status.REJECTED
-        locked.decided_by = rejected_by
-        locked.decided_at = timezone.now()
-        locked.decision_reason = (reason or "").strip()[:2000]
-        locked.save(update_fields=["status", "decided_by", "decided_at", "decision_reason"])
+        services.decision_write(
+            locked,
+            RuleProposal.Status.REJECTED,
+            by=rejected_by,
+            reason=(reason or "").strip()[:2000],
+        )
         audit_record(
             action=AuditAction.RULE_PROPOSAL_REJECTED,
             actor=rejected_by,

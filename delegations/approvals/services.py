@@ -12,12 +12,13 @@ rejection by anyone who may decide ends the request.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
@@ -50,13 +51,33 @@ from delegations.models import (
     CatalogRole,
     Delegation,
     DelegationApproval,
+    DelegationExtension,
     PartnerAllowance,
+    RuleProposal,
     narrowest_trust_scope,
 )
 from delegations.notices import decision_announce
 from delegations.versioned import version_bump, versioned_save
 
 # --- deciding a request ------------------------------------------------------------------------
+
+
+def decision_write(
+    locked: RuleProposal | DelegationExtension,
+    status: str,
+    *,
+    by: User,
+    reason: str = "",
+    also: Sequence[str] = (),
+) -> None:
+    """Write the decision on a locked request that somebody else decides (a `Decision`: a
+    four-eyes proposal, an extension): its status, who, when and why, with the `also` fields
+    the caller already set on it."""
+    locked.status = status
+    locked.decided_by = by
+    locked.decided_at = timezone.now()
+    locked.decision_reason = reason
+    locked.save(update_fields=[*also, "status", "decided_by", "decided_at", "decision_reason"])
 
 
 def approval_refusal(*, delegation: Delegation, user: User, approving: bool) -> str | None:

@@ -10,7 +10,6 @@ extension racing the expiry ends with exactly one of them.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -24,7 +23,7 @@ from audit.actions import AuditAction
 from audit.models import AuditEvent
 from delegations.approvals import selectors as approval_selectors
 from delegations.approvals.rules import decision_refusal
-from delegations.approvals.services import approval_withdrawal_record
+from delegations.approvals.services import approval_withdrawal_record, decision_write
 from delegations.delegation_audit import delegation_audit_record
 from delegations.lifecycle.transitions import (
     MAX_DURATION,
@@ -280,7 +279,9 @@ def extension_approve(
             return locked
         before = delegation.ends_at
         version_bump(delegation, {"ends_at": locked.new_ends_at})
-        _decide(locked, ExtensionStatus.APPROVED, by=approved_by, reason=note, also=["approvals"])
+        decision_write(
+            locked, ExtensionStatus.APPROVED, by=approved_by, reason=note, also=["approvals"]
+        )
         _audit(
             extension=locked,
             delegation=delegation,
@@ -305,22 +306,6 @@ def extension_approve(
         return locked
 
 
-def _decide(
-    locked: DelegationExtension,
-    status: str,
-    *,
-    by: User,
-    reason: str,
-    also: Sequence[str] = (),
-) -> None:
-    """Write the decision on the locked extension (and the `also` fields already set on it)."""
-    locked.status = status
-    locked.decided_by = by
-    locked.decided_at = timezone.now()
-    locked.decision_reason = reason
-    locked.save(update_fields=[*also, "status", "decided_by", "decided_at", "decision_reason"])
-
-
 def _close(
     locked: DelegationExtension,
     delegation: Delegation,
@@ -329,7 +314,7 @@ def _close(
     by: User,
     reason: str,
 ) -> DelegationExtension:
-    _decide(locked, status, by=by, reason=reason)
+    decision_write(locked, status, by=by, reason=reason)
     _audit(
         extension=locked,
         delegation=delegation,
