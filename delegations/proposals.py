@@ -21,10 +21,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import transaction
-from django.db.models import Model
+from django.db.models import Model, QuerySet
 from django.utils.translation import gettext_lazy
 
 from accounts.models import Organisation, User
@@ -128,10 +128,23 @@ def _ids(related: Any) -> list[str]:
     return sorted(str(pk) for pk in related.values_list("pk", flat=True))
 
 
+M = TypeVar("M", bound=Model)
+
+
+def _owners(model: type[M], proposal: RuleProposal, **lookup: Any) -> QuerySet[M]:
+    """The proposing owner's rows of `model` found by `lookup`: what a proposal is written
+    against is always one of its own organisation's rows."""
+    return model._default_manager.filter(organisation_id=proposal.organisation_id, **lookup)
+
+
+def _target(model: type[M], proposal: RuleProposal) -> M | None:
+    """The owner's row the proposal is about (its `target_id`), or None when it is gone."""
+    return _owners(model, proposal, pk=proposal.target_id).first()
+
+
 def _row(model: type[Model], proposal: RuleProposal, *fields: str, **lookup: Any) -> Any:
     """The values of `fields` of the owner's row found by `lookup`, or None when it is gone."""
-    found = model._default_manager.filter(organisation_id=proposal.organisation_id, **lookup)
-    return found.values(*fields).first()
+    return _owners(model, proposal, **lookup).values(*fields).first()
 
 
 def _no_target(_proposal: RuleProposal) -> None:
@@ -140,9 +153,7 @@ def _no_target(_proposal: RuleProposal) -> None:
 
 
 def _group_state(proposal: RuleProposal) -> Any:
-    group = ApproverGroup.objects.filter(
-        organisation_id=proposal.organisation_id, pk=proposal.target_id
-    ).first()
+    group = _target(ApproverGroup, proposal)
     if group is None:
         return None
     # Besides the version, who is in it: a member leaving the owner leaves the group without
@@ -156,9 +167,7 @@ def _group_state(proposal: RuleProposal) -> Any:
 
 
 def _rule_state(proposal: RuleProposal) -> Any:
-    role = CatalogRole.objects.filter(
-        organisation_id=proposal.organisation_id, pk=proposal.target_id
-    ).first()
+    role = _target(CatalogRole, proposal)
     if role is None:
         return None
     rule = ApprovalRule.objects.filter(catalog_role=role)
@@ -176,9 +185,7 @@ def _catalog_role_state(proposal: RuleProposal) -> Any:
 
 
 def _catalog_role_accounts_state(proposal: RuleProposal) -> Any:
-    role = CatalogRole.objects.filter(
-        organisation_id=proposal.organisation_id, pk=proposal.target_id
-    ).first()
+    role = _target(CatalogRole, proposal)
     if role is None:
         return None
     return {
@@ -213,8 +220,9 @@ def _marking_state(marking: BreakGlassRole | None) -> Any:
 
 def _break_glass_set_state(proposal: RuleProposal) -> Any:
     return _marking_state(
-        BreakGlassRole.objects.filter(
-            organisation_id=proposal.organisation_id,
+        _owners(
+            BreakGlassRole,
+            proposal,
             catalog_role_id=proposal.payload["catalog_role"],
             partner_id=proposal.payload["partner"],
         ).first()
@@ -222,11 +230,7 @@ def _break_glass_set_state(proposal: RuleProposal) -> Any:
 
 
 def _break_glass_remove_state(proposal: RuleProposal) -> Any:
-    return _marking_state(
-        BreakGlassRole.objects.filter(
-            organisation_id=proposal.organisation_id, pk=proposal.target_id
-        ).first()
-    )
+    return _marking_state(_target(BreakGlassRole, proposal))
 
 
 Kind = RuleProposal.Kind
