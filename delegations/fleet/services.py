@@ -168,7 +168,6 @@ def _audit(
         related_organisations=[fleet.partner],
         actor_organisation=actor_organisation if actor is not None else None,
         target=fleet,
-        target_label=_fleet_label(fleet),
         metadata={
             "role_name": fleet.catalog_role.role_name,
             "partner_account_uid": fleet.partner_account_uid,
@@ -176,10 +175,6 @@ def _audit(
         },
         outcome=outcome,
     )
-
-
-def _fleet_label(fleet: FleetGrant) -> str:
-    return f"{fleet.catalog_role.role_name} fleet for {fleet.partner.name}"
 
 
 def _members(fleet: FleetGrant) -> list[Delegation]:

@@ -142,6 +142,9 @@ def test_one_request_per_account_with_the_fleets_regions(
     assert len({m.managed_role_id for m in rows}) == len(all_accounts)
     assert grant.regions == REGIONS
     assert events(grant) == ["fleet.requested"]
+    # The fleet's events name it as the fleet names itself.
+    event = AuditEvent.objects.get(target_id=str(grant.pk))
+    assert event.target_label == f"{grant.catalog_role.role_name} fleet for {grant.partner.name}"
     summary = fleet_selectors.fleet_summary(
         fleet=grant, rows=fleet_selectors.fleet_accounts(fleet=grant)
     )
