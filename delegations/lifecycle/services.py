@@ -41,6 +41,7 @@ from delegations.lifecycle.transitions import (
     audit_denied,
     check_version,
     clean_reason,
+    denial_recorder,
     grant_precheck,
     grant_recheck,
     lock_delegation,
@@ -100,6 +101,9 @@ def delegation_approve(
     ).get(pk=delegation.pk)
     require_admin(user=approved_by, organisation=current.owner, doing="approve access")
     _refuse_fleet_account_alone(current, as_fleet_account=as_fleet_account)
+    deny = denial_recorder(
+        delegation=current, action=AuditAction.DELEGATION_APPROVE_DENIED, actor=approved_by
+    )
     # The requester and memberships do not change with the status, so this check needs no
     # lock; the refusal is recorded in its own transaction so that it survives.
     denial = _segregation_problem(delegation=current, user=approved_by)
@@ -115,26 +119,13 @@ def delegation_approve(
             # approval was just seen): the locked path below says what happened.
             denial = None
     if denial is not None:
-        audit_denied(
-            delegation=current,
-            action=AuditAction.DELEGATION_APPROVE_DENIED,
-            actor=approved_by,
-            reason=denial,
-        )
+        deny(denial)
         raise PermissionDenied(denial)
     # Only a pending request needs the grant checks (a double click or a late second admin
     # is answered below without granting anything).
     checked = None
     if current.status == Status.REQUESTED:
-        checked = grant_precheck(
-            delegation=current,
-            audit_refusal=lambda problem: audit_denied(
-                delegation=current,
-                action=AuditAction.DELEGATION_APPROVE_DENIED,
-                actor=approved_by,
-                reason=problem,
-            ),
-        )
+        checked = grant_precheck(delegation=current, audit_refusal=deny)
 
     with transaction.atomic():
         locked = lock_delegation(delegation)
@@ -450,11 +441,8 @@ def delegation_retry(
     if current.status == Status.FAILED and _retry_goes_back_to_approved(current):
         checked = grant_precheck(
             delegation=current,
-            audit_refusal=lambda problem: audit_denied(
-                delegation=current,
-                action=AuditAction.DELEGATION_RETRY_DENIED,
-                actor=retried_by,
-                reason=problem,
+            audit_refusal=denial_recorder(
+                delegation=current, action=AuditAction.DELEGATION_RETRY_DENIED, actor=retried_by
             ),
         )
     with transaction.atomic():

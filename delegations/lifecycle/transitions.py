@@ -612,3 +612,13 @@ def audit_denied(*, delegation: Delegation, action: AuditAction, actor: User, re
             metadata={"denied_because": reason},
             outcome=AuditEvent.Outcome.DENIED,
         )
+
+
+def denial_recorder(
+    *, delegation: Delegation, action: AuditAction, actor: User
+) -> Callable[[str], None]:
+    """`audit_denied` for one attempt, given only why it is refused: what a service hands to
+    a check that may refuse it (`grant_precheck`'s `audit_refusal`), and uses itself."""
+    return lambda reason: audit_denied(
+        delegation=delegation, action=action, actor=actor, reason=reason
+    )
