@@ -329,7 +329,7 @@ def fleet_request(
     """A partner admin asks an owner (found through `partner_link`, used once for the whole
     fleet) for `catalog_role` in `accounts` x `regions`: one request per account, decided
     together."""
-    require_admin(user=requested_by, organisation=partner, doing="request access")
+    require_admin(user=requested_by, organisation=partner, doing=_("request access"))
     catalog_role = _fresh(catalog_role)
     accounts, regions = fleet_validate_targets(
         catalog_role=catalog_role,
@@ -394,7 +394,7 @@ def fleet_offer(
     """An owner admin grants `catalog_role` to a partner in `accounts` x `regions` at once:
     the offer is the owner's decision (the lifecycle's offer rules apply to every account),
     and the first accounts start applying after the commit."""
-    require_admin(user=offered_by, organisation=owner, doing="offer access")
+    require_admin(user=offered_by, organisation=owner, doing=_("offer access"))
     catalog_role = _fresh(catalog_role)
     if catalog_role.organisation_id != owner.pk:
         raise ValidationError({"catalog_role": _("This role is not in your catalogue.")})
@@ -462,7 +462,7 @@ def fleet_approve(
     """An owner admin approves every account of a requested fleet at once, under the
     lifecycle's rules for each (approver groups, quorum: with more approvals needed the fleet
     stays requested with this one recorded). The first accounts start after the commit."""
-    with _owner_deciding(fleet, by=approved_by, doing="approve access") as locked:
+    with _owner_deciding(fleet, by=approved_by, doing=_("approve access")) as locked:
         pending = [m for m in _members(locked) if m.status == Status.REQUESTED]
         if not pending:
             if locked.decided_by_id == approved_by.pk and locked.run_started_at is not None:
@@ -578,7 +578,7 @@ def fleet_reject(
     expected_version: int | None = None,
 ) -> FleetGrant:
     """An owner admin turns a requested fleet down, every account at once, saying why."""
-    with _owner_deciding(fleet, by=rejected_by, doing="reject a request") as locked:
+    with _owner_deciding(fleet, by=rejected_by, doing=_("reject a request")) as locked:
         reason = clean_reason(reason, field="reason")
         members = _members(locked)
         pending = [m for m in members if m.status == Status.REQUESTED]
@@ -741,7 +741,7 @@ def fleet_continue(*, fleet: FleetGrant, continued_by: User) -> FleetGrant:
     are retried one by one with `fleet_account_retry`)."""
     with transaction.atomic():
         locked = _lock_fleet(fleet)
-        require_admin(user=continued_by, organisation=locked.owner, doing="retry")
+        require_admin(user=continued_by, organisation=locked.owner, doing=_("retry"))
         waiting = [m for m in _members(locked) if m.status == Status.SCHEDULED]
         if locked.decided_at is None or not waiting:
             return locked.unchanged()
@@ -768,7 +768,7 @@ def fleet_account_retry(
         return lifecycle.delegation_retry(delegation=member, retried_by=retried_by)
     with transaction.atomic():
         locked = _lock_fleet(fleet)
-        require_admin(user=retried_by, organisation=locked.owner, doing="retry")
+        require_admin(user=retried_by, organisation=locked.owner, doing=_("retry"))
         if member.status != Status.SCHEDULED or locked.stopped_at is None:
             raise IllegalTransition(
                 _("Only a failed account, or one the fleet did not attempt, can be retried.")
@@ -791,7 +791,7 @@ def fleet_revoke(*, fleet: FleetGrant, revoked_by: User, reason: str) -> FleetGr
     reason = clean_reason(reason, field="reason")
     with transaction.atomic():
         locked = _lock_fleet(fleet)
-        require_admin(user=revoked_by, organisation=locked.owner, doing="revoke access")
+        require_admin(user=revoked_by, organisation=locked.owner, doing=_("revoke access"))
         revocable = [
             m
             for m in _members(locked)

@@ -99,7 +99,7 @@ def delegation_approve(
     current = Delegation.objects.select_related(
         "owner", "partner", "catalog_role", "managed_role__cloud_account"
     ).get(pk=delegation.pk)
-    require_admin(user=approved_by, organisation=current.owner, doing="approve access")
+    require_admin(user=approved_by, organisation=current.owner, doing=gettext("approve access"))
     _refuse_fleet_account_alone(current, as_fleet_account=as_fleet_account)
     deny = denial_recorder(
         delegation=current, action=AuditAction.DELEGATION_APPROVE_DENIED, actor=approved_by
@@ -340,7 +340,7 @@ def delegation_revoke(
 ) -> Delegation:
     """An owner admin ends access. The worker removes the partner from the trust policy."""
     locked = lock_delegation(delegation)
-    require_admin(user=revoked_by, organisation=locked.owner, doing="revoke access")
+    require_admin(user=revoked_by, organisation=locked.owner, doing=gettext("revoke access"))
     if locked.end_cause == Delegation.EndCause.REVOKED and locked.status in (
         Status.REVOKING,
         Status.REVOKED,
@@ -436,7 +436,7 @@ def delegation_retry(
     current = Delegation.objects.select_related(
         "owner", "partner", "catalog_role__cloud_account", "managed_role__cloud_account"
     ).get(pk=delegation.pk)
-    require_admin(user=retried_by, organisation=current.owner, doing="retry")
+    require_admin(user=retried_by, organisation=current.owner, doing=gettext("retry"))
     checked = None
     if current.status == Status.FAILED and _retry_goes_back_to_approved(current):
         checked = grant_precheck(
@@ -462,7 +462,7 @@ def _retry(
     checked: tuple[Any, bool] | None,
 ) -> Delegation:
     locked = lock_delegation(delegation)
-    require_admin(user=retried_by, organisation=locked.owner, doing="retry")
+    require_admin(user=retried_by, organisation=locked.owner, doing=gettext("retry"))
     if locked.status != Status.FAILED:
         raise IllegalTransition(
             gettext("Only a failed delegation can be retried; this one is %(status)s.")

@@ -71,7 +71,7 @@ def delegation_request(
 
     `fleet`: the fleet grant this request is one account of; the fleet's request used the
     partner link once for all its accounts, so it is not used again here."""
-    require_admin(user=requested_by, organisation=partner, doing="request access")
+    require_admin(user=requested_by, organisation=partner, doing=gettext("request access"))
     if fleet is None:
         link = partner_link_use(link=partner_link, partner=partner, used_by=requested_by)
     elif fleet.partner_link_id != partner_link.pk or fleet.partner_id != partner.pk:
@@ -218,7 +218,7 @@ def delegation_offer(
     `fleet`: the fleet grant this offer is one account of. Such an account starts scheduled
     (approved, nothing in the cloud yet) and the fleet starts it in its turn."""
     trust_fields = trust_scope_fields(trust_scope)
-    require_admin(user=offered_by, organisation=owner, doing="offer access")
+    require_admin(user=offered_by, organisation=owner, doing=gettext("offer access"))
     require_mfa(with_mfa=with_mfa)
     role = CatalogRole.objects.select_related("cloud_account").get(pk=catalog_role.pk)
     # Tenancy and catalogue rules first: the cloud read below uses the role's own account.

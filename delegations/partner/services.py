@@ -224,7 +224,7 @@ def staff_link_ram_user(
 ) -> StaffRamUserLink:
     """Link a staff member to their RAM user in the partner's connected account. The name must
     be one ListUsers returns (matched case-insensitively, stored as RAM spells it)."""
-    _require_partner_admin(user=linked_by, organisation=organisation, doing="link staff")
+    _require_partner_admin(user=linked_by, organisation=organisation, doing=_("link staff"))
     _require_staff_of(user=user, organisation=organisation)
     name = (ram_user_name or "").strip()
     try:
@@ -332,7 +332,7 @@ def _unlink(
 
 def staff_unlink_ram_user(*, link: StaffRamUserLink, unlinked_by: User) -> None:
     organisation = link.organisation
-    _require_partner_admin(user=unlinked_by, organisation=organisation, doing="unlink staff")
+    _require_partner_admin(user=unlinked_by, organisation=organisation, doing=_("unlink staff"))
     with transaction.atomic():
         locked = StaffRamUserLink.objects.select_for_update().filter(pk=link.pk).first()
         if locked is None:
@@ -371,7 +371,7 @@ def staff_assign(
     unless a session policy narrows the assignment: a narrowed person uses the role only
     through credentials the portal issues, which carry the policy."""
     partner = delegation.partner
-    _require_partner_admin(user=assigned_by, organisation=partner, doing="assign staff")
+    _require_partner_admin(user=assigned_by, organisation=partner, doing=_("assign staff"))
     if user.pk == assigned_by.pk:
         raise PermissionDenied(_("Nobody assigns themselves; ask another admin."))
     _require_staff_of(user=user, organisation=partner)
@@ -530,7 +530,7 @@ def staff_unassign(*, assignment: StaffAssignment, unassigned_by: User) -> Staff
     """Take the delegation away from one person: their URI keys stop at once, their RAM user
     loses `sts:AssumeRole` on the role through the worker."""
     partner = assignment.partner
-    _require_partner_admin(user=unassigned_by, organisation=partner, doing="unassign staff")
+    _require_partner_admin(user=unassigned_by, organisation=partner, doing=_("unassign staff"))
     with transaction.atomic():
         locked = assignment_lock(assignment.pk)
         if locked.ended_at is not None:
