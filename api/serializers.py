@@ -3,12 +3,14 @@ show what the pages show, never a secret beyond the one answer that issues it.""
 
 from typing import Any
 
+from django.db import models
 from rest_framework import serializers
 
 from accounts.models import ACCOUNT_UID_MAX_LENGTH
 from delegations.approvals.rules import Tally
 from delegations.approvals.selectors import approval_standing, extension_standing
-from delegations.models import CatalogRole, Delegation, DelegationExtension
+from delegations.catalog.selectors import catalog_role_accounts, catalog_roles_offered_accounts
+from delegations.models import CatalogRole, CloudAccount, Delegation, DelegationExtension
 
 _REQUIRED_HELP = (
     "While it waits for the owner's decision: how many approvals the approval rules need now "
@@ -32,6 +34,14 @@ _ROLE_BY_NAME_HELP = (
     "hold is refused (give the id), unless `account_uid` is given: the name then means the "
     "role of that name offered in that account, whether homed there or offered there too "
     "(the catalogue never offers two roles of one name in one account)."
+)
+
+
+_OFFERED_HELP = (
+    "The UIDs of the owner's connected accounts the role may be granted in: what a request's "
+    "or an offer's `account_uid` may name. The home account (`cloud_account_uid`) first, "
+    "then the others as the owner's accounts are listed (the primary, then as connected); "
+    "a disconnected account is never one of them."
 )
 
 
@@ -126,21 +136,48 @@ class OrganisationRef(serializers.Serializer):
     kind = serializers.CharField()
 
 
+class _CatalogRoleListOutput(serializers.ListSerializer):
+    """A list (a page) of catalogue roles reads where each is offered for all of them at
+    once, not once per role."""
+
+    def to_representation(self, data: Any) -> list[Any]:
+        roles = list(data.all() if isinstance(data, models.manager.BaseManager) else data)
+        self.child.offered_accounts = catalog_roles_offered_accounts(roles)
+        return super().to_representation(roles)
+
+
 class CatalogRoleOutput(serializers.ModelSerializer):
-    cloud_account_uid = serializers.CharField(source="cloud_account.account_uid")
+    # Set by the list for its rows; one role alone reads its own.
+    offered_accounts: dict[Any, list[CloudAccount]] | None = None
+
+    cloud_account_uid = serializers.CharField(
+        source="cloud_account.account_uid", help_text="The role's home account."
+    )
+    offered_in_account_uids = serializers.SerializerMethodField(help_text=_OFFERED_HELP)
     policies = serializers.SerializerMethodField()
 
     class Meta:
         model = CatalogRole
+        list_serializer_class = _CatalogRoleListOutput
         fields = [
             "id",
             "role_name",
             "description",
             "cloud_account_uid",
+            "offered_in_account_uids",
             "policies",
             "max_session_duration",
             "is_active",
         ]
+
+    def get_offered_in_account_uids(self, role: CatalogRole) -> list[str]:
+        offered = self.offered_accounts
+        accounts = (
+            offered[role.pk]
+            if offered is not None and role.pk in offered
+            else catalog_role_accounts(catalog_role=role)
+        )
+        return [account.account_uid for account in accounts]
 
     def get_policies(self, role: CatalogRole) -> list[str]:
         return [str(policy.get("name", "")) for policy in role.policies or []]
