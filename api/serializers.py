@@ -183,6 +183,15 @@ class CatalogRoleOutput(serializers.ModelSerializer):
         return [str(policy.get("name", "")) for policy in role.policies or []]
 
 
+class RequestableRoleOutput(CatalogRoleOutput):
+    """A role as a partner sees it in an owner's catalogue: what the request page shows of it
+    (its name, home account and policies) and the accounts it may be requested in; not the
+    owner's description or settings."""
+
+    class Meta(CatalogRoleOutput.Meta):
+        fields = ["id", "role_name", "cloud_account_uid", "offered_in_account_uids", "policies"]
+
+
 class DelegationOutput(serializers.ModelSerializer):
     owner = OrganisationRef()
     partner = OrganisationRef()

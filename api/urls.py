@@ -45,6 +45,11 @@ urlpatterns = [
     ),
     path("assignments/", views.StaffAssignmentListView.as_view(), name="staff_assignments"),
     path("catalog-roles/", views.CatalogRoleListView.as_view(), name="catalog_roles"),
+    path(
+        "owners/<slug:owner>/catalog-roles/",
+        views.OwnerCatalogRoleListView.as_view(),
+        name="owner_catalog_roles",
+    ),
     path("cloud-accounts/", views.CloudAccountListView.as_view(), name="cloud_accounts"),
     path("access/", views.AccessListView.as_view(), name="access"),
     path("access/<uuid:delegation_id>/", views.AccessDetailView.as_view(), name="access_detail"),

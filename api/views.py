@@ -52,6 +52,11 @@ from delegations.partner import services as partner_services
 READERS = (ADMIN, AUDITOR)
 OWNER = Organisation.Kind.OWNER
 PARTNER = Organisation.Kind.PARTNER
+# `owner` names no owner whose partner link the partner used and may still use: the same
+# words whether or not such an owner exists.
+NO_REMEMBERED_LINK = gettext_lazy(
+    "Your organisation has no valid partner link of this owner; ask them for a partner link code."
+)
 
 
 class Pagination(LimitOffsetPagination):
@@ -285,10 +290,7 @@ class DelegationListView(_PagedListView):
             if remembered is None:
                 raise ProblemException(
                     "validation",
-                    gettext(
-                        "Your organisation has no valid partner link of this owner; ask them "
-                        "for a partner link code."
-                    ),
+                    str(NO_REMEMBERED_LINK),
                     status_code=400,
                     errors={"owner": [gettext("No valid partner link; use a code.")]},
                 )
@@ -478,12 +480,38 @@ class WithdrawView(_DelegationAction):
 class CatalogRoleListView(_PagedListView):
     roles = READERS
     organisation_kind = OWNER
-    kind_refusal = "Partners see an owner's roles through a partner link code, in the request."
+    kind_refusal = gettext_lazy(
+        "Partners see the roles of an owner they requested from with a partner link code at "
+        "/api/v1/owners/<owner>/catalog-roles/."
+    )
 
     @extend_schema(responses=s.CatalogRoleOutput(many=True), summary="The owner's catalogue")
     def get(self, request: Request) -> Response:
         queryset = selectors.catalog_roles_of_owner(owner=self.organisation)
         return self.paged(request, queryset, s.CatalogRoleOutput)
+
+
+class OwnerCatalogRoleListView(_PagedListView):
+    """What the request page lists once a code is entered: the roles a partner may request of
+    an owner and the accounts each is offered in. Partners never browse owners: only an owner
+    whose partner link the partner used for a request, still valid for it, is found (as
+    `owner` in a request); any other owner is the 404 of one that does not exist. A code is
+    never put in a URL, so a first request still starts from the code."""
+
+    roles = (ADMIN,)
+    organisation_kind = PARTNER
+    kind_refusal = gettext_lazy("Owners read their own catalogue at /api/v1/catalog-roles/.")
+
+    @extend_schema(
+        responses=s.RequestableRoleOutput(many=True),
+        summary="The roles I may request of an owner I reached with a code (partner admins)",
+    )
+    def get(self, request: Request, owner: str) -> Response:
+        link = api_selectors.partner_link_remembered(partner=self.organisation, owner_slug=owner)
+        if link is None:
+            raise ProblemException("not-found", str(NO_REMEMBERED_LINK), status_code=404)
+        roles = selectors.catalog_roles_grantable(owner=link.organisation)
+        return self.paged(request, roles, s.RequestableRoleOutput)
 
 
 class CloudAccountListView(ApiView):

@@ -76,6 +76,7 @@ def _fill(path: str, value: str) -> str:
         path.replace("{delegation_id}", value)
         .replace("{assignment_id}", value)
         .replace("{extension_id}", value)
+        .replace("{owner}", value)
     )
 
 
@@ -125,6 +126,9 @@ def test_every_operation_as_every_persona_with_foreign_ids(
                 call(_fill(path, MISSING)) if method != "post" else call(_fill(path, MISSING), body)
             )
             ids = [str(delegation.pk), str(foreign["link"].pk)]
+            if "{owner}" in path:
+                # The foreign owner by its slug: company D, not A or B, requested through its link.
+                ids.append(delegation.owner.slug)
             answers = [
                 call(_fill(path, foreign_id))
                 if method != "post"
@@ -189,6 +193,7 @@ PROBLEMS = {
     ("get", "/api/v1/delegations/{delegation_id}/timeline/"): OBJECT | {400},
     ("get", "/api/v1/assignments/"): AUTHENTICATED,
     ("get", "/api/v1/catalog-roles/"): AUTHENTICATED,
+    ("get", "/api/v1/owners/{owner}/catalog-roles/"): OBJECT,
     ("get", "/api/v1/cloud-accounts/"): AUTHENTICATED,
     ("get", "/api/v1/access/"): AUTHENTICATED,
     ("get", "/api/v1/access/{delegation_id}/"): OBJECT,
@@ -253,6 +258,11 @@ def _resolve(schema: dict, node: dict) -> dict:
     [
         ("/api/v1/delegations/", {"count", "next", "previous", "results"}, {"limit", "offset"}),
         ("/api/v1/catalog-roles/", {"count", "next", "previous", "results"}, {"limit", "offset"}),
+        (
+            "/api/v1/owners/{owner}/catalog-roles/",
+            {"count", "next", "previous", "results"},
+            {"limit", "offset"},
+        ),
         ("/api/v1/assignments/", {"count", "next", "previous", "results"}, {"limit", "offset"}),
         ("/api/v1/audit/events/", {"next", "results"}, {"before", "limit"}),
         ("/api/v1/delegations/{delegation_id}/timeline/", {"next", "results"}, {"after"}),
