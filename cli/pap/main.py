@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.parse
 import webbrowser
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -274,6 +275,34 @@ def cmd_access(args: argparse.Namespace, config: Config) -> int:
     return OK
 
 
+def list_roles(portal: Portal, args: argparse.Namespace) -> int:
+    """The roles `args.owner` grants, each with the accounts it is offered in (home first)."""
+    owner = urllib.parse.quote(args.owner, safe="")
+    roles = _every_page(portal, f"/api/v1/owners/{owner}/catalog-roles/?limit=200")
+    if args.json:
+        _out(json.dumps(roles, indent=2))
+        return OK
+    if not roles:
+        _out(f"{args.owner} has no roles to grant at the moment.")
+        return OK
+    rows = [("ID", "ROLE", "ACCOUNTS", "POLICIES")]
+    rows += [
+        (
+            role["id"],
+            role["role_name"],
+            ",".join(role["offered_in_account_uids"]),
+            ",".join(role["policies"]) or "-",
+        )
+        for role in roles
+    ]
+    _print_table(rows)
+    return OK
+
+
+def cmd_roles(args: argparse.Namespace, config: Config) -> int:
+    return list_roles(_portal(config), args)
+
+
 def cmd_request(args: argparse.Namespace, config: Config) -> int:
     portal = _portal(config)
     body: dict[str, Any] = {"catalog_role": args.role, "reason": args.reason}
@@ -530,6 +559,17 @@ def build_parser() -> argparse.ArgumentParser:
     access = sub.add_parser("access", help="my active delegations and assignments")
     access.add_argument("--json", action="store_true")
     access.set_defaults(run=cmd_access)
+
+    roles = sub.add_parser(
+        "roles", help="the roles an owner grants and the accounts of each (partner admins)"
+    )
+    roles.add_argument(
+        "--owner",
+        required=True,
+        help="an owner your organisation requested from with a code before",
+    )
+    roles.add_argument("--json", action="store_true")
+    roles.set_defaults(run=cmd_roles)
 
     request = sub.add_parser("request", help="request access (partner admins)")
     owner = request.add_mutually_exclusive_group(required=True)

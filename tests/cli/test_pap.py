@@ -288,6 +288,49 @@ def test_request_in_another_of_the_owners_accounts_with_account(pap: Pap) -> Non
     assert "in the account 11223355" in result.stdout
 
 
+def test_roles_lists_what_an_owner_reached_before_grants_and_where(pap: Pap) -> None:
+    """`pap roles --owner` shows the roles a partner admin may request of an owner their
+    organisation requested from with a code, each with the accounts it is offered in (what
+    `pap request --account` may name); before that request the owner is not found."""
+    world = pap.world
+    staging = CloudAccountFactory(
+        organisation=world.owner, account_uid="11223355", alias="", is_primary=False
+    )
+    world.catalog_role.extra_accounts.add(staging)
+    _link, code = partner_link_create(owner=world.owner, created_by=world.owner_admin, label="B")
+    token = api_token_create(
+        user=world.partner_admin, name="t", scopes=["read", "request"], expires_in_days=1
+    ).raw
+    pap.sign_in(token=token)
+    owner = world.owner.slug
+
+    unknown = pap.run("roles", "--owner", owner)
+    assert unknown.returncode != 0
+    assert "no valid partner link of this owner" in one_clear_line(unknown)
+    asked = pap.run(
+        "request", "--code", code, "--role", world.role_name, "--account", "11223355",
+        "--reason", "Patching staging",
+    )  # fmt: skip
+    assert asked.returncode == 0, asked.stderr
+    result = pap.run("roles", "--owner", owner)
+
+    assert result.returncode == 0, result.stderr
+    header, *rows = [line.split() for line in result.stdout.splitlines()]
+    assert header == ["ID", "ROLE", "ACCOUNTS", "POLICIES"]
+    assert rows == [
+        [
+            str(world.catalog_role.pk),
+            world.role_name,
+            f"{world.owner.account_uid},11223355",
+            ",".join(policy["name"] for policy in world.catalog_role.policies),
+        ]
+    ]
+    listed = json.loads(pap.run("roles", "--owner", owner, "--json").stdout)
+    assert [role["offered_in_account_uids"] for role in listed] == [
+        [world.owner.account_uid, "11223355"]
+    ]
+
+
 def test_a_pipeline_requests_with_its_service_account_token(pap: Pap) -> None:
     """CI: no sign-in, the service account's token in PAP_TOKEN; the request names it."""
     world = pap.world
