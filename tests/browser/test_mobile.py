@@ -22,11 +22,8 @@ from urllib.parse import urldefrag, urlparse
 
 import pytest
 
-from accounts.models import Membership, User
-from delegations.partner.credentials import credentials_issue
+from accounts.models import User
 from tests.fixtures.browser import save_screenshot, sign_in
-from tests.fixtures.partner import PartnerWorld
-from tests.personas import make_member
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -111,25 +108,6 @@ def crawl(page: Any, origin: str, persona: str) -> tuple[list[str], dict[str, in
                 per_shape[_path_shape(link)] += 1
                 queue.append(link)
     return visited, wide
-
-
-@pytest.fixture
-def busy_world(partner_world_tx: PartnerWorld) -> dict[str, User]:
-    """An active delegation with Alice linked, assigned and holding credentials: every list
-    and table has rows."""
-    world = partner_world_tx
-    delegation = world.active_delegation()
-    world.link(world.alice, "Alice")
-    assignment = world.assign(delegation, world.alice)
-    world.drain()
-    credentials_issue(assignment=assignment, user=world.alice, duration_seconds=3600)
-    auditor = make_member(world.owner, Membership.Role.AUDITOR, email="auditor@company-a.example")
-    return {
-        "owner-admin": world.owner_admin,
-        "owner-auditor": auditor,
-        "partner-admin": world.partner_admin,
-        "partner-staff": world.alice,
-    }
 
 
 @pytest.mark.parametrize("persona", sorted(MUST_REACH))

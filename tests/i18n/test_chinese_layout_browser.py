@@ -14,11 +14,9 @@ from typing import Any
 
 import pytest
 
-from accounts.models import Membership, User
-from delegations.partner.credentials import credentials_issue
+from accounts.models import User
+from delegations.models import Delegation
 from tests.fixtures.browser import save_screenshot, sign_in
-from tests.fixtures.partner import PartnerWorld
-from tests.personas import make_member
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -37,26 +35,14 @@ def _overflow(page: Any) -> int:
 
 
 @pytest.fixture
-def chinese_world(partner_world_tx: PartnerWorld) -> dict[str, Any]:
-    """An active delegation with Alice linked, assigned and holding credentials (every table
-    has rows); every persona reads Chinese, in Shanghai's time."""
-    world = partner_world_tx
-    delegation = world.active_delegation()
-    world.link(world.alice, "Alice")
-    assignment = world.assign(delegation, world.alice)
-    world.drain()
-    credentials_issue(assignment=assignment, user=world.alice, duration_seconds=3600)
-    auditor = make_member(world.owner, Membership.Role.AUDITOR, email="auditor@company-a.example")
-    personas = {
-        "owner-admin": world.owner_admin,
-        "owner-auditor": auditor,
-        "partner-admin": world.partner_admin,
-        "partner-staff": world.alice,
-    }
-    User.objects.filter(pk__in=[u.pk for u in personas.values()]).update(
+def chinese_world(busy_world: dict[str, User]) -> dict[str, Any]:
+    """The busy world (an active delegation with Alice linked, assigned and holding
+    credentials: every table has rows); every persona reads Chinese, in Shanghai's time."""
+    User.objects.filter(pk__in=[u.pk for u in busy_world.values()]).update(
         language="zh-hans", time_zone="Asia/Shanghai"
     )
-    return {"personas": personas, "delegation": delegation}
+    delegation = Delegation.objects.get(status=Delegation.Status.ACTIVE)
+    return {"personas": busy_world, "delegation": delegation}
 
 
 def _main_pages(persona: str, delegation_id: str) -> list[str]:
