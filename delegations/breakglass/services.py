@@ -757,7 +757,9 @@ def _escalate(activation: BreakGlassActivation, *, now: dt.datetime) -> bool:
             target_label=role_for_partner_label(delegation.catalog_role, locked.partner),
             metadata={
                 "break_glass_activation": str(locked.pk),
-                "escalation": Escalation(level).label,
+                # The ledger's English word, as recorded from the start: the label is
+                # translated for pages, and the record is not (nor may it hold a lazy text).
+                "escalation": Escalation(level).name.capitalize(),
                 "review_due_at": locked.review_due_at,
                 "told": sorted(person.email for person in people),
             },
