@@ -44,7 +44,7 @@ from delegations.lifecycle.services import delegation_revoke
 from delegations.lifecycle.transitions import (
     DelegationConflict,
     clean_reason,
-    privilege_problem,
+    policies_problem,
     unconfirmed_partner_problem,
 )
 from delegations.models import (
@@ -541,8 +541,9 @@ def _activate(
     _refuse_if_live(marking)
     reason = break_glass_activation_validate(marking=marking, reason=reason, hours=hours)
     require_mfa(with_mfa=with_mfa)
-    # The high-privilege opt-in is judged now, before any lock (it may read the cloud).
-    problem = privilege_problem(catalog_role=marking.catalog_role)
+    # Its policies are judged now, before any lock (it may read the cloud): each Custom one
+    # still in the account, and the high-privilege opt-in.
+    problem = policies_problem(catalog_role=marking.catalog_role)
     if problem is not None:
         raise ValidationError(problem)
     with transaction.atomic():

@@ -18,7 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Lower
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext as _
 
 from accounts.models import Organisation, User
@@ -109,30 +109,33 @@ def cloud_account_policies(
     return sorted(available, key=lambda p: (p.policy_type != "System", p.policy_name.lower()))
 
 
-def _policy_document(
+def _policy_read(
     cloud_account: CloudAccount, key: PolicyKey, *, refresh: bool = False
-) -> str | None:
-    cache_key = _cache_key(cloud_account, "document", *key)
+) -> tuple[bool, str | None]:
+    """Whether the account has the policy, and its default version's document (None when it
+    has none or the policy is missing), read through the adapter (cached briefly)."""
+    cache_key = _cache_key(cloud_account, "policy", *key)
     cached = None if refresh else cache.get(cache_key)
-    if cached is not None:
-        return cached or None
-    policy = cloud_account_client(cloud_account=cloud_account).get_policy(
-        policy_type=key[0], policy_name=key[1]
-    )
-    document = (policy.document if policy is not None else None) or ""
-    cache.set(cache_key, document, POLICY_DOCUMENT_CACHE_SECONDS)
-    return document or None
+    if cached is None:
+        policy = cloud_account_client(cloud_account=cloud_account).get_policy(
+            policy_type=key[0], policy_name=key[1]
+        )
+        cached = (policy is not None, (policy.document if policy is not None else None) or "")
+        cache.set(cache_key, cached, POLICY_DOCUMENT_CACHE_SECONDS)
+    exists, document = cached
+    return bool(exists), document or None
 
 
 def policy_high_privilege_reasons(
     cloud_account: CloudAccount, key: PolicyKey, *, refresh: bool = False
 ) -> tuple[str, ...]:
-    """Why one policy of the account is high privilege (empty: it is not): by name for the
-    System policies that are by definition, else by its document. Raises CloudError."""
+    """Why one policy of the account is high privilege (empty: it is not, or the account has
+    no such policy): by name for the System policies that are by definition, else by its
+    document. Raises CloudError."""
     by_name = HIGH_PRIVILEGE_POLICY_NAMES.get(key[1])
     if by_name is not None:
         return (by_name,)
-    return policies.high_privilege_reasons(_policy_document(cloud_account, key, refresh=refresh))
+    return policies.high_privilege_reasons(_policy_read(cloud_account, key, refresh=refresh)[1])
 
 
 def catalog_policies_high_privilege_reasons(
@@ -160,29 +163,57 @@ def catalog_policies_high_privilege(
     )
 
 
-def catalog_role_high_privilege_now(
+@dataclass(frozen=True)
+class GrantPolicies:
+    """What granting a catalogue role in one account would attach there, judged now."""
+
+    # The role's Custom policies the account has no policy of the name for: the grant's
+    # AttachPolicyToRole would fail there (EntityNotExist.Policy).
+    missing: list[str]
+    # The role's policies that grant RAM administration or full access there.
+    high_privilege: list[str]
+
+
+def catalog_role_policies_now(
     *, catalog_role: CatalogRole, cloud_account: CloudAccount | None = None
-) -> list[str]:
-    """The names of the role's high-privilege policies, judged now, for a decision that
-    grants the role (approve, offer, retry) in `cloud_account` (default: its home).
+) -> GrantPolicies:
+    """The role's policies as a decision that grants it (approve, offer, retry) in
+    `cloud_account` (default: its home) finds them now: the Custom ones the account lacks,
+    and the high-privilege ones.
 
     By name for every policy; Custom policies also by their current default version, read
     fresh and not from the cache, because anyone with RAM rights in the account can publish
-    a new version at any time. A Custom policy is the account's own: a grant in another of
-    the owner's accounts attaches that account's policy of the name, so that one is judged.
-    System policies are Alibaba Cloud's own: their verdict from when the role was created or
-    edited stands, so granting a role of System policies makes no cloud call. Raises
-    CloudError."""
+    a new version, or delete the policy, at any time. A Custom policy is the account's own:
+    a grant in another of the owner's accounts attaches that account's policy of the name,
+    so that one must exist, and is judged. System policies are Alibaba Cloud's own, in every
+    account: their verdict from when the role was created or edited stands, so granting a
+    role of System policies makes no cloud call. Raises CloudError."""
     account = cloud_account or catalog_role.cloud_account
-    flagged = []
+    missing, flagged = [], []
     for item in catalog_role.policies or []:
         kind, name = str(item.get("type")), str(item.get("name"))
-        if name in HIGH_PRIVILEGE_POLICY_NAMES or (
-            kind == CatalogRole.PolicyType.CUSTOM
-            and policy_high_privilege_reasons(account, (kind, name), refresh=True)
-        ):
+        if kind == CatalogRole.PolicyType.CUSTOM:
+            exists, document = _policy_read(account, (kind, name), refresh=True)
+            if not exists:
+                missing.append(name)
+                continue
+            if name in HIGH_PRIVILEGE_POLICY_NAMES or policies.high_privilege_reasons(document):
+                flagged.append(name)
+        elif name in HIGH_PRIVILEGE_POLICY_NAMES:
             flagged.append(name)
-    return flagged
+    return GrantPolicies(missing=missing, high_privilege=flagged)
+
+
+def custom_policies_missing_message(names: Sequence[str], *, account: CloudAccount) -> str:
+    """Why a role with the Custom policies `names` cannot be granted in `account`: a Custom
+    policy is one account's own, and that account has none of the name."""
+    return ngettext(
+        "Custom policy %(policies)s does not exist in the account %(account)s; create it "
+        "there first.",
+        "Custom policies %(policies)s do not exist in the account %(account)s; create them "
+        "there first.",
+        len(names),
+    ) % {"policies": ", ".join(names), "account": account.label}
 
 
 def catalog_roles_with_high_privilege_reasons(

@@ -31,7 +31,7 @@ from delegations.lifecycle.transitions import (
     lock_catalog_role,
     lock_delegation,
     managed_role_for_catalog_role,
-    privilege_problem,
+    policies_problem,
     privilege_snapshot,
     require_admin,
     transition,
@@ -227,7 +227,7 @@ def delegation_offer(
     unconfirmed = unconfirmed_partner_problem(partner=partner)
     if unconfirmed is not None:
         raise ValidationError({"partner": unconfirmed})
-    problem = privilege_problem(catalog_role=role, cloud_account=cloud_account)
+    problem = policies_problem(catalog_role=role, cloud_account=cloud_account)
     if problem is not None:
         raise ValidationError({"catalog_role": problem})
     with transaction.atomic():
@@ -324,7 +324,8 @@ def delegation_request_submit(**request: Unpack[AccessRequest]) -> Delegation:
 
 def delegation_auto_approve(*, delegation: Delegation) -> Delegation:
     """Approve a fresh request by the catalogue role's auto-approval rule when it qualifies
-    (time-bound, within the rule's hours, allow-listed, no high privilege judged now);
+    (time-bound, within the rule's hours, allow-listed, its policies judged now in the
+    request's account: every Custom one there, none of high privilege);
     otherwise leave it for the approvers. The decision is recorded as the rule's, with its
     version. Run right after `delegation_request`, outside its transaction (it may read the
     cloud for the high-privilege check)."""
@@ -345,7 +346,7 @@ def delegation_auto_approve(*, delegation: Delegation) -> Delegation:
         validate_grantable(
             owner=current.owner, partner=current.partner, catalog_role=role, cloud_account=account
         )
-        if privilege_problem(catalog_role=role, cloud_account=account) is not None:
+        if policies_problem(catalog_role=role, cloud_account=account) is not None:
             return current.unchanged()
     except ValidationError:
         return current.unchanged()  # the approvers see it, and the reason, when they decide

@@ -26,7 +26,11 @@ from audit.services import audit_record
 from cloud.errors import CloudError
 from core.db import conflict_as_validation_error
 from delegations.catalog.selectors import catalog_role_accounts
-from delegations.catalog.services import catalog_role_high_privilege_now, catalog_role_lock
+from delegations.catalog.services import (
+    catalog_role_lock,
+    catalog_role_policies_now,
+    custom_policies_missing_message,
+)
 from delegations.connection.selectors import organisation_own_account_uids
 from delegations.delegation_audit import delegation_label
 from delegations.models import (
@@ -244,17 +248,18 @@ def unconfirmed_partner_problem(*, partner: Organisation) -> str | None:
     ) % {"partner": partner}
 
 
-def privilege_problem(
+def policies_problem(
     *, catalog_role: CatalogRole, cloud_account: CloudAccount | None = None
 ) -> str | None:
-    """Why granting `catalog_role` now in `cloud_account` (default: its home) is refused: it
-    holds policies granting RAM administration or full access there (judged now, see
-    `catalog_role_high_privilege_now`) and the owner has not opted in to that for this role.
-    The cloud is read here, so callers run this before they take any row lock."""
+    """Why granting `catalog_role` now in `cloud_account` (default: its home) is refused by
+    its policies as the account has them (judged now, see `catalog_role_policies_now`): one
+    of its Custom policies does not exist there (a Custom policy is one account's own, and
+    the worker's AttachPolicyToRole would fail), or it holds policies granting RAM
+    administration or full access there and the owner has not opted in to that for this
+    role. The cloud is read here, so callers run this before they take any row lock."""
+    account = cloud_account or catalog_role.cloud_account
     try:
-        flagged = catalog_role_high_privilege_now(
-            catalog_role=catalog_role, cloud_account=cloud_account
-        )
+        found = catalog_role_policies_now(catalog_role=catalog_role, cloud_account=account)
     except CloudError as error:
         raise ValidationError(
             gettext(
@@ -264,6 +269,9 @@ def privilege_problem(
             )
             % {"role": catalog_role.role_name, "message": error.message}
         ) from None
+    if found.missing:
+        return custom_policies_missing_message(found.missing, account=account)
+    flagged = found.high_privilege
     if not flagged or catalog_role.allows_high_privilege:
         return None
     return ngettext(
@@ -300,17 +308,18 @@ def grant_precheck(
 ) -> tuple[Any, bool]:
     """The checks a decision that grants or prolongs `delegation`'s access makes before any
     lock: the partner is on the allow-list, the catalogue role is active in a connected
-    account, and the role's high-privilege opt-in covers its policies as they are now (a
-    Custom policy may have gained RAM rights since the role was created; this reads the
-    cloud). `audit_refusal` records a privilege refusal before it is raised; pass the result
-    to `grant_recheck` under the delegation's row lock."""
+    account, its Custom policies exist in that account, and the role's high-privilege opt-in
+    covers its policies as they are now (a Custom policy may have gained RAM rights, or been
+    deleted, since the role was created; this reads the cloud). `audit_refusal` records a
+    refusal by the policies before it is raised; pass the result to `grant_recheck` under the
+    delegation's row lock."""
     validate_grantable(
         owner=delegation.owner,
         partner=delegation.partner,
         catalog_role=delegation.catalog_role,
         cloud_account=delegation.managed_role.cloud_account,
     )
-    problem = privilege_problem(
+    problem = policies_problem(
         catalog_role=delegation.catalog_role, cloud_account=delegation.managed_role.cloud_account
     )
     if problem is not None:

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
 
-from delegations.catalog.services import catalog_role_create, catalog_role_high_privilege_now
+from delegations.catalog.services import catalog_role_create, catalog_role_policies_now
 from delegations.models import CatalogRole, CloudAccount
 from tests.delegations.catalog.test_catalog_services import root_client
 
@@ -68,7 +68,7 @@ def test_a_custom_policy_that_can_reach_other_roles_needs_the_opt_in(
     assert not CatalogRole.objects.exists()
     role = create(sim_owner, "Hop", high_privilege_confirmed=True)
     assert role.allows_high_privilege
-    assert catalog_role_high_privilege_now(catalog_role=role) == ["Hop"]
+    assert catalog_role_policies_now(catalog_role=role).high_privilege == ["Hop"]
 
 
 def test_the_catalogue_page_says_why_a_role_is_high_privilege(

@@ -173,7 +173,7 @@ def test_a_role_edited_between_the_check_and_the_lock_is_a_conflict(
     world: OwnerWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     delegation = request_from_partner(world)
-    real = transitions.privilege_problem
+    real = transitions.policies_problem
 
     def check_then_edit(*, catalog_role, cloud_account=None):
         answer = real(catalog_role=catalog_role, cloud_account=cloud_account)
@@ -182,7 +182,7 @@ def test_a_role_edited_between_the_check_and_the_lock_is_a_conflict(
         )
         return answer
 
-    monkeypatch.setattr(transitions, "privilege_problem", check_then_edit)
+    monkeypatch.setattr(transitions, "policies_problem", check_then_edit)
     with pytest.raises(DelegationConflict, match="was edited while you were deciding"):
         delegation_approve(delegation=delegation, approved_by=world.admin, with_mfa=True)
     assert Delegation.objects.get(pk=delegation.pk).status == S.REQUESTED

@@ -167,9 +167,10 @@ def test_a_role_of_the_same_name_the_portal_did_not_create_is_never_adopted(owne
 
 
 def test_a_permanent_error_fails_the_delegation_visibly_and_cleans_up(owner_world) -> None:
+    delegation = owner_world.offer()
+    # A Custom policy the account does not have (deleted after the offer checked it).
     owner_world.catalog_role.policies = [{"type": "Custom", "name": "NoSuchPolicy"}]
     owner_world.catalog_role.save()
-    delegation = owner_world.offer()
 
     report = owner_world.reconcile()
 
@@ -188,9 +189,9 @@ def test_a_permanent_error_fails_the_delegation_visibly_and_cleans_up(owner_worl
 
 
 def test_retry_after_a_permanent_failure_applies_once_fixed(owner_world) -> None:
+    delegation = owner_world.offer()
     owner_world.catalog_role.policies = [{"type": "Custom", "name": "NoSuchPolicy"}]
     owner_world.catalog_role.save()
-    delegation = owner_world.offer()
     owner_world.reconcile()
     owner_world.catalog_role.policies = [{"type": "System", "name": "AliyunECSFullAccess"}]
     owner_world.catalog_role.save()

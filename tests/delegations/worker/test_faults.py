@@ -218,13 +218,14 @@ def test_a_permanent_failure_ends_the_revokes_its_round_already_made(owner_world
     did not get its access: it fails, and leaves the trust policy again."""
     keep, leave = owner_world.offer(), owner_world.offer()
     owner_world.reconcile()
+    owner_world.revoke(Delegation.objects.get(pk=leave.pk))
+    newcomer = owner_world.offer()
+    # A Custom policy the account does not have (deleted after the offer checked it).
     owner_world.catalog_role.policies = [
         {"type": "System", "name": "AliyunECSFullAccess"},
         {"type": "Custom", "name": "NoSuchPolicy"},
     ]
     owner_world.catalog_role.save()
-    owner_world.revoke(Delegation.objects.get(pk=leave.pk))
-    newcomer = owner_world.offer()
     owner_world.sim.set_faults({"action": "UpdateRole", "kind": "lost", "count": 1})
     seq = owner_world.last_seq()
 

@@ -155,9 +155,10 @@ def test_a_give_up_leaves_a_role_whose_lease_is_held_to_its_holder(
 
 
 def test_a_permanent_error_is_not_retried(owner_world, settings) -> None:
+    delegation = owner_world.offer()
+    # A Custom policy the account does not have (deleted after the offer checked it).
     owner_world.catalog_role.policies = [{"type": "Custom", "name": "NoSuchPolicy"}]
     owner_world.catalog_role.save()
-    delegation = owner_world.offer()
     seq = owner_world.last_seq()
 
     assert reconcile_role.apply(args=[str(owner_world.managed_role().pk)]).get() == "failed"
