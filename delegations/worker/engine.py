@@ -188,6 +188,9 @@ class CloudOp:
     # Told once the call took effect (answered, or DONE): what the subject knows of the cloud
     # then, should a later call of the plan fail for good.
     landed: Callable[[], None] | None = None
+    # What the people concerned read when the cloud refused for good, when the subject can
+    # say it better than the cloud's own message (None: the cloud's answer as it is).
+    explain: Callable[[CloudError], FailureInfo | None] | None = None
 
 
 def mutate(*, client: CloudClient, recorder: Recorder, op: CloudOp) -> None:
@@ -222,7 +225,8 @@ def mutate(*, client: CloudClient, recorder: Recorder, op: CloudOp) -> None:
     try:
         with_retries(attempt, lease=recorder.lease)
     except CloudError as error:
-        raise PermanentFailure(FailureInfo.from_error(error)) from None
+        explained = op.explain(error) if op.explain is not None else None
+        raise PermanentFailure(explained or FailureInfo.from_error(error)) from None
 
 
 # --- read, plan, act, verify -----------------------------------------------------------------

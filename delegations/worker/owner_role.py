@@ -53,12 +53,14 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from audit.actions import AuditAction
 from audit.services import audit_record
 from cloud import policies
 from cloud.client import CloudClient
 from cloud.errors import CloudError
+from core.i18n import stored_message, stored_text
 from delegations import role_plan as planner
 from delegations.connection.services import cloud_account_credentials
 from delegations.lifecycle.automatic import (
@@ -78,6 +80,7 @@ from delegations.lifecycle.transitions import DelegationConflict, delegations_lo
 from delegations.models import (
     ALLOWED_TRANSITIONS,
     NEVER_APPLIED_STATUSES,
+    CloudAccount,
     CloudCall,
     Delegation,
     ManagedRole,
@@ -121,6 +124,14 @@ from delegations.worker.trust_writes import (
 logger = logging.getLogger(__name__)
 
 Status = Delegation.Status
+# A delegation's last error when its Custom policy is missing in the account: stored in
+# English, read in the reader's language (the grant-time refusal says the same).
+CUSTOM_POLICY_MISSING_TEXT = stored_message(
+    gettext_noop(
+        "Custom policy %(policy)s does not exist in the account %(account)s; create it there "
+        "first, then retry."
+    )
+)
 PENDING_STATUSES = (Status.APPROVED, Status.APPLYING, Status.REVOKING)
 
 
@@ -257,14 +268,35 @@ def _answer(op: planner.Operation, error: CloudError) -> str | None:
     return None
 
 
-def role_op(op: planner.Operation, *, before: planner.ActualRole | None) -> CloudOp:
-    """One planner operation as the engine sends it."""
+def _explain(
+    op: planner.Operation, error: CloudError, *, account: CloudAccount
+) -> FailureInfo | None:
+    """The portal's own words for a refusal the owner can act on. A Custom policy is one
+    account's own: attaching one the account has none of (never made there, or deleted since
+    the grant was decided) is refused with EntityNotExist.Policy, whose message need not say
+    which policy, nor which of the owner's accounts."""
+    if isinstance(op, planner.AttachPolicy) and error.code == "EntityNotExist.Policy":
+        info = FailureInfo.from_error(error)
+        return replace(
+            info,
+            message=stored_text(
+                CUSTOM_POLICY_MISSING_TEXT, policy=op.policy_name, account=account.label
+            ),
+        )
+    return None
+
+
+def role_op(
+    op: planner.Operation, *, before: planner.ActualRole | None, account: CloudAccount
+) -> CloudOp:
+    """One planner operation as the engine sends it, in the owner's `account`."""
     return CloudOp(
         action=op.action,
         target=_target(op),
         summary=_summary(op, before),
         send=lambda client: _send(client, op),
         answer=lambda error: _answer(op, error),
+        explain=lambda error: _explain(op, error, account=account),
     )
 
 
@@ -480,7 +512,10 @@ class RoleSubject(Subject):
             return Plan(ops=[], expected=actual)
         return Plan(
             ops=[
-                replace(role_op(op, before=actual), landed=partial(self._landed, op))
+                replace(
+                    role_op(op, before=actual, account=self.managed_role.cloud_account),
+                    landed=partial(self._landed, op),
+                )
                 for op in plan.operations
             ],
             expected=planner.expected_state_after(actual, plan),

@@ -94,3 +94,33 @@ def test_every_registered_message_is_tried_for_its_own_renderings() -> None:
             assert msgid in tried, msgid
             with translation.override("zh-hans"):
                 assert read_stored(text) == translation.gettext(msgid) % params, msgid
+
+
+def test_every_stored_sentence_of_the_worker_is_known_to_a_process_that_never_ran_it() -> None:
+    """A page reads a delegation's last error in a web process, which never imports the
+    worker's modules by itself: Django's start-up registers their sentences (`startup`), or a
+    page shows the English one. Checked in a fresh process: importing every worker module
+    after start-up registers nothing new."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import importlib, pkgutil, django\n"
+        "django.setup()\n"
+        "from core import i18n\n"
+        "import delegations.worker as worker\n"
+        "known = set(i18n._STORED)\n"
+        "for module in pkgutil.iter_modules(worker.__path__):\n"
+        "    importlib.import_module(f'delegations.worker.{module.name}')\n"
+        "print(sorted(set(i18n._STORED) - known))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings"},
+        check=True,
+    )
+    assert result.stdout.strip().splitlines()[-1] == "[]"

@@ -190,3 +190,46 @@ def test_a_grant_in_the_home_account_is_refused_once_its_custom_policy_was_delet
     with pytest.raises(ValidationError) as refused:
         world.offer()
     assert missing_message(world.cloud_account) in " ".join(refused.value.messages)
+
+
+def test_a_policy_deleted_after_the_approval_fails_the_grant_once_with_a_readable_reason(
+    owner_world: OwnerWorld, staging: tuple[CloudAccount, CloudClient]
+) -> None:
+    """Deleted in the console between the approval and the worker: the cloud's
+    EntityNotExist.Policy is a permanent answer, so the delegation fails at once (no retry
+    loop), with the portal's own reason naming the policy and the account, in its history
+    and on its page (read in the reader's language); the role the round created to attach
+    it is removed again, so the partner is trusted nowhere."""
+    from django.utils import translation
+
+    from core.i18n import read_stored
+
+    world, (account, client) = owner_world, staging
+    client.create_policy(policy_name="OpsHelper", document=HARMLESS)
+    delegation = request_in(world, account)
+    delegation_approve(delegation=delegation, approved_by=world.admin, with_mfa=True)
+    client.delete_policy("OpsHelper")
+
+    report = managed_role_reconcile(managed_role_id=delegation.managed_role_id)
+
+    assert report.outcome == "failed" and report.error_code == "EntityNotExist.Policy"
+    failed = Delegation.objects.get(pk=delegation.pk)
+    assert (failed.status, failed.failed_phase) == (S.FAILED, Delegation.Phase.APPLYING)
+    assert failed.last_error_code == "EntityNotExist.Policy"
+    assert failed.last_error_request_id
+    expected = (
+        f"Custom policy OpsHelper does not exist in the account {account.label}; create it "
+        "there first, then retry."
+    )
+    assert failed.last_error_message == expected
+    event = AuditEvent.objects.get(action="delegation.failed", target_id=str(delegation.pk))
+    assert event.metadata["error_message"] == expected
+    with translation.override("zh-hans"):
+        assert read_stored(expected) != expected
+    assert client.get_role(world.role_name) is None
+
+    # Made again, a retry (which checks first) converges.
+    client.create_policy(policy_name="OpsHelper", document=HARMLESS)
+    delegation_retry(delegation=failed, retried_by=world.admin)
+    managed_role_reconcile(managed_role_id=delegation.managed_role_id)
+    assert Delegation.objects.get(pk=delegation.pk).status == S.ACTIVE
