@@ -27,10 +27,11 @@ from audit.services import audit_record
 from cloud import policies
 from cloud.errors import CloudError
 from core.db import conflict_as_validation_error
-from delegations.catalog.selectors import catalog_roles_granted_in
+from delegations.catalog.selectors import catalog_role_accounts, catalog_roles_granted_in
 from delegations.connection.services import cloud_account_client, cloud_error_reference
 from delegations.models import (
     CATALOG_ROLE_EDITABLE_FIELDS,
+    HOME_FIRST,
     MAX_SESSION_DURATION,
     MIN_SESSION_DURATION,
     NEVER_APPLIED_STATUSES,
@@ -214,6 +215,50 @@ def custom_policies_missing_message(names: Sequence[str], *, account: CloudAccou
         "there first.",
         len(names),
     ) % {"policies": ", ".join(names), "account": account.label}
+
+
+def _custom_keys(keys: Iterable[PolicyKey]) -> list[PolicyKey]:
+    return [key for key in keys if key[0] == CatalogRole.PolicyType.CUSTOM]
+
+
+def _custom_policies_missing_in(account: CloudAccount, keys: Sequence[PolicyKey]) -> list[str]:
+    """The names among the Custom `keys` that `account` has no policy of, from its policy
+    list (cached briefly; read again before answering that one is missing, so a policy the
+    owner has just created there counts). Raises ValidationError when the list cannot be
+    read."""
+    missing: list[str] = []
+    for refresh in (False, True):
+        try:
+            available = {
+                p.key for p in cloud_account_policies(cloud_account=account, refresh=refresh)
+            }
+        except CloudError as error:
+            what = gettext("list the policies of the account %(account)s") % {
+                "account": account.label
+            }
+            raise _cloud_failure(error, what) from None
+        missing = [name for kind, name in keys if (kind, name) not in available]
+        if not missing:
+            break
+    return missing
+
+
+def _validate_custom_policies_in(
+    accounts: Iterable[CloudAccount], keys: Iterable[PolicyKey], *, field: str
+) -> None:
+    """Each Custom policy among `keys` exists in each of `accounts`, where the role would
+    attach that account's policy of the name. Reads only; a role of System policies reads
+    nothing. Raises ValidationError on `field`, naming each policy and account."""
+    custom = _custom_keys(keys)
+    if not custom:
+        return
+    problems = []
+    for account in accounts:
+        missing = _custom_policies_missing_in(account, custom)
+        if missing:
+            problems.append(custom_policies_missing_message(missing, account=account))
+    if problems:
+        raise ValidationError({field: " ".join(problems)})
 
 
 def catalog_roles_with_high_privilege_reasons(
@@ -702,7 +747,9 @@ def catalog_role_validate_set_accounts(
     *, catalog_role: CatalogRole, all_accounts: bool, accounts: Iterable[CloudAccount] = ()
 ) -> AccountsChange:
     """The checks `catalog_role_set_accounts` makes before it saves (a proposal makes them
-    too), and the change they allow."""
+    too), and the change they allow: the accounts are the owner's own and connected, no other
+    role of the name may be granted there, and each account the role is offered in anew has
+    its Custom policies (read through the adapter)."""
     chosen = {account.pk: account for account in accounts}
     foreign = [
         account
@@ -728,6 +775,22 @@ def catalog_role_validate_set_accounts(
                 % {"role": catalog_role.role_name}
             }
         )
+    # Where it is offered anew must have its Custom policies (not checked again: accounts it
+    # stays offered in, where a grant is refused if one went missing since).
+    offered = {account.pk for account in catalog_role_accounts(catalog_role=catalog_role)}
+    if all_accounts:
+        wanted = list(
+            CloudAccount.objects.filter(
+                organisation_id=catalog_role.organisation_id, is_active=True
+            ).order_by(*HOME_FIRST)
+        )
+    else:
+        wanted = list(chosen.values())
+    _validate_custom_policies_in(
+        [account for account in wanted if account.pk not in offered],
+        [(str(p.get("type")), str(p.get("name"))) for p in catalog_role.policies or []],
+        field="accounts",
+    )
     before = {
         "offered_in_all_accounts": catalog_role.offered_in_all_accounts,
         "extra_accounts": sorted(catalog_role.extra_accounts.values_list("account_uid", flat=True)),
@@ -739,7 +802,6 @@ def catalog_role_validate_set_accounts(
     return AccountsChange(before=before, after=after, accounts=list(chosen.values()))
 
 
-@transaction.atomic
 def catalog_role_set_accounts(
     *,
     catalog_role: CatalogRole,
@@ -749,7 +811,30 @@ def catalog_role_set_accounts(
 ) -> CatalogRole:
     """Say where the role may be granted besides its home account: every connected account
     of the owner (`all_accounts`), or the ones listed. Access already granted elsewhere is
-    not touched (revoke it to end it)."""
+    not touched (revoke it to end it).
+
+    The checks read the accounts' policy lists first, before the role's row is locked (no
+    cloud call holds it), and run again under the lock on the fresh row, from those lists."""
+    accounts = list(accounts)
+    catalog_role_validate_set_accounts(
+        catalog_role=catalog_role, all_accounts=all_accounts, accounts=accounts
+    )
+    with transaction.atomic():
+        return _set_accounts(
+            catalog_role=catalog_role,
+            changed_by=changed_by,
+            all_accounts=all_accounts,
+            accounts=accounts,
+        )
+
+
+def _set_accounts(
+    *,
+    catalog_role: CatalogRole,
+    changed_by: User | None,
+    all_accounts: bool,
+    accounts: list[CloudAccount],
+) -> CatalogRole:
     role = catalog_role_lock(catalog_role_id=catalog_role.pk)
     change = catalog_role_validate_set_accounts(
         catalog_role=role, all_accounts=all_accounts, accounts=accounts
