@@ -19,6 +19,7 @@ from delegations.models import (
     HOME_FIRST,
     CatalogRole,
     CloudAccount,
+    Delegation,
     PartnerAllowance,
     PartnerLink,
 )
@@ -133,3 +134,23 @@ def catalog_roles_granted_in(
     return roles.filter(
         Q(cloud_account_id__in=ids) | Q(offered_in_all_accounts=True) | Q(extra_accounts__in=ids)
     ).distinct()
+
+
+def catalog_role_reach(*, catalog_role: CatalogRole) -> list[CloudAccount]:
+    """The connected owner accounts besides its home where `catalog_role`'s policies are
+    attached, or may be: where it is offered, and where it has a delegation not ended (one
+    granted before the role was offered there no more). An edit of its policies reaches the
+    role's RAM roles in each (`catalog_role_update` reconciles them)."""
+    offered = {account.pk: account for account in catalog_role_accounts(catalog_role=catalog_role)}
+    not_ended = (
+        Delegation.objects.filter(catalog_role=catalog_role)
+        .exclude(status__in=list(FINAL_STATUSES))
+        .values("managed_role__cloud_account_id")
+    )
+    granted = CloudAccount.objects.filter(
+        organisation_id=catalog_role.organisation_id, is_active=True, pk__in=not_ended
+    )
+    for account in granted.order_by(*HOME_FIRST):
+        offered.setdefault(account.pk, account)
+    offered.pop(catalog_role.cloud_account_id, None)
+    return list(offered.values())

@@ -27,7 +27,11 @@ from audit.services import audit_record
 from cloud import policies
 from cloud.errors import CloudError
 from core.db import conflict_as_validation_error
-from delegations.catalog.selectors import catalog_role_accounts, catalog_roles_granted_in
+from delegations.catalog.selectors import (
+    catalog_role_accounts,
+    catalog_role_reach,
+    catalog_roles_granted_in,
+)
 from delegations.connection.services import cloud_account_client, cloud_error_reference
 from delegations.models import (
     CATALOG_ROLE_EDITABLE_FIELDS,
@@ -261,6 +265,37 @@ def _validate_custom_policies_in(
         raise ValidationError({field: " ".join(problems)})
 
 
+def _high_privilege_reasons_in(
+    account: CloudAccount, keys: Sequence[PolicyKey], *, elsewhere: Iterable[CloudAccount] = ()
+) -> dict[str, tuple[str, ...]]:
+    """Why `keys` are high privilege in `account` (`catalog_policies_high_privilege_reasons`)
+    and, for their Custom policies, in each account `elsewhere`, by that account's own
+    document of the name (named "<policy> in the account <account>"). Raises CloudError."""
+    flagged = catalog_policies_high_privilege_reasons(cloud_account=account, policy_keys=keys)
+    custom = _custom_keys(keys)
+    for other in elsewhere if custom else ():
+        found = catalog_policies_high_privilege_reasons(cloud_account=other, policy_keys=custom)
+        for name, reasons in found.items():
+            flagged[f"{name} in the account {other.label}"] = reasons
+    return flagged
+
+
+def catalog_role_edit_high_privilege(
+    *, catalog_role: CatalogRole, policy_keys: Sequence[PolicyKey]
+) -> list[str]:
+    """The high-privilege ones among `policy_keys`, were the role given them: judged in its
+    home account and, for Custom policies, in each other account it is offered or granted
+    in (`catalog_role_reach`), whose own policy of the name its RAM role there attaches.
+    Raises CloudError."""
+    return list(
+        _high_privilege_reasons_in(
+            catalog_role.cloud_account,
+            policy_keys,
+            elsewhere=catalog_role_reach(catalog_role=catalog_role),
+        )
+    )
+
+
 def catalog_roles_with_high_privilege_reasons(
     roles: Iterable[CatalogRole],
 ) -> list[CatalogRole]:
@@ -441,10 +476,16 @@ def _validate_role_settings(
 
 
 def _validate_policies_in_account(
-    account: CloudAccount, keys: Sequence[PolicyKey], *, high_privilege_confirmed: bool
+    account: CloudAccount,
+    keys: Sequence[PolicyKey],
+    *,
+    high_privilege_confirmed: bool,
+    elsewhere: Sequence[CloudAccount] = (),
 ) -> list[str]:
-    """The policies must be in the account's live list, and any high-privilege one needs the
-    opt-in. Returns the high-privilege ones. Reads only."""
+    """The policies must be in the account's live list, their Custom ones also in each
+    account `elsewhere` (where the role is offered or granted besides), and any
+    high-privilege one, in any of these accounts, needs the opt-in. Returns the
+    high-privilege ones. Reads only."""
     try:
         available = {p.key for p in cloud_account_policies(cloud_account=account)}
     except CloudError as error:
@@ -457,10 +498,9 @@ def _validate_policies_in_account(
                 % {"unknown": ", ".join(unknown)}
             }
         )
+    _validate_custom_policies_in(elsewhere, keys, field="policies")
     try:
-        high_privilege = catalog_policies_high_privilege_reasons(
-            cloud_account=account, policy_keys=keys
-        )
+        high_privilege = _high_privilege_reasons_in(account, keys, elsewhere=elsewhere)
     except CloudError as error:
         raise _cloud_failure(error, gettext("read the policies and roles")) from None
     if high_privilege and not high_privilege_confirmed:
@@ -660,7 +700,9 @@ def catalog_role_update(
 ) -> CatalogRole:
     """Change what a catalogue role grants: its description, policies, maximum session and
     what happens to the RAM role when unused. Validated exactly as when it was added
-    (including the high-privilege opt-in); the name stays, as it names the RAM role.
+    (including the high-privilege opt-in); the name stays, as it names the RAM role. Its
+    Custom policies must also exist in every other account it is offered or granted in, and
+    are judged for the opt-in by those accounts' own documents of the name.
 
     Delegations already granted follow the new settings: the cloud role's desired state is
     computed from the catalogue, so a reconcile is enqueued for it (in this transaction),
@@ -673,7 +715,10 @@ def catalog_role_update(
         max_session_duration=max_session_duration,
     )
     high_privilege = _validate_policies_in_account(
-        catalog_role.cloud_account, keys, high_privilege_confirmed=high_privilege_confirmed
+        catalog_role.cloud_account,
+        keys,
+        high_privilege_confirmed=high_privilege_confirmed,
+        elsewhere=catalog_role_reach(catalog_role=catalog_role),
     )
     with transaction.atomic():
         role = catalog_role_lock(catalog_role_id=catalog_role.pk)

@@ -101,12 +101,18 @@ def _high_privilege_gate(
     keys: list[PolicyKey],
     role: CatalogRole | None = None,
 ) -> tuple[list[str], HttpResponse | None]:
-    """The high-privilege policies among `keys`, and the answer to give instead of saving when
-    the cloud cannot say, the owner has not ticked the box, or a fresh confirmation is due."""
+    """The high-privilege policies among `keys` (for an edited role, also in the other
+    accounts it is offered or granted in), and the answer to give instead of saving when the
+    cloud cannot say, the owner has not ticked the box, or a fresh confirmation is due."""
     try:
-        high_privilege = catalog_services.catalog_policies_high_privilege(
-            cloud_account=account, policy_keys=keys
-        )
+        if role is None:
+            high_privilege = catalog_services.catalog_policies_high_privilege(
+                cloud_account=account, policy_keys=keys
+            )
+        else:
+            high_privilege = catalog_services.catalog_role_edit_high_privilege(
+                catalog_role=role, policy_keys=keys
+            )
     except CloudError as error:
         form.add_error(None, _cloud_message(error))
         return [], _role_form_page(request, form=form, status=400, role=role)
