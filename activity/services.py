@@ -52,7 +52,8 @@ from audit.services import audit_record
 from cloud.actiontrail import ActionTrailClient, EventPage
 from cloud.errors import CloudError, ErrorCategory
 from core.i18n import stored_message
-from delegations.catalog.services import catalog_role_create, cloud_account_policies
+from delegations.catalog.account_policies import cloud_account_policies
+from delegations.catalog.services import catalog_role_create
 from delegations.connection.selectors import cloud_account_of_organisation
 from delegations.connection.services import cloud_account_client, cloud_account_credentials
 from delegations.models import ROLE_NAME_MAX_LENGTH, CatalogRole, CloudAccount, Delegation

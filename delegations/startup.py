@@ -21,7 +21,7 @@ from delegations.partner.receivers import (
 
 # The worker's stored sentences (core.i18n.stored_message) are read on pages, where nothing
 # else imports the worker: importing its modules registers them in every process.
-from delegations.worker import engine, owner_role, partner_policy  # noqa: F401
+from delegations.worker import engine, partner_policy, role_ops  # noqa: F401
 
 
 def connect_receivers() -> None:

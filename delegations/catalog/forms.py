@@ -16,9 +16,10 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import ACCOUNT_UID_MAX_LENGTH
+from delegations.catalog.account_policies import AvailablePolicy
 from delegations.catalog.allow_list import LABEL_MAX_LENGTH
 from delegations.catalog.partner_links import DEFAULT_EXPIRY_DAYS, MAX_EXPIRY_DAYS
-from delegations.catalog.services import DESCRIPTION_MAX_LENGTH, AvailablePolicy
+from delegations.catalog.services import DESCRIPTION_MAX_LENGTH
 from delegations.models import MAX_SESSION_DURATION, MIN_SESSION_DURATION, TrustScope
 
 EXPIRY_CHOICES_DAYS = (1, 7, DEFAULT_EXPIRY_DAYS, 30, MAX_EXPIRY_DAYS)

@@ -1,5 +1,5 @@
 """The owner's catalogue: the roles it may grant (its allow-list of partner accounts is
-`catalog.allow_list`).
+`catalog.allow_list`; what an account's policies are, `catalog.account_policies`).
 
 Nothing here calls a mutating cloud API: a catalogue role becomes a RAM role only when the
 worker applies a delegation. The reads it does make (the account's policies, a policy's
@@ -13,12 +13,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Lower
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext
 from django.utils.translation import gettext as _
 
 from accounts.models import Organisation, User
@@ -27,12 +26,19 @@ from audit.services import audit_record
 from cloud import policies
 from cloud.errors import CloudError
 from core.db import conflict_as_validation_error
+from delegations.catalog.account_policies import (
+    PolicyKey,
+    cloud_account_policies,
+    cloud_failure,
+    high_privilege_reasons_in,
+    validate_custom_policies_in,
+)
 from delegations.catalog.selectors import (
     catalog_role_accounts,
     catalog_role_reach,
     catalog_roles_granted_in,
 )
-from delegations.connection.services import cloud_account_client, cloud_error_reference
+from delegations.connection.services import cloud_account_client
 from delegations.models import (
     CATALOG_ROLE_EDITABLE_FIELDS,
     HOME_FIRST,
@@ -47,301 +53,9 @@ from delegations.models import (
 )
 from delegations.outbox import outbox_enqueue_reconcile
 
-# How long the account's policy list and policy documents are reused between page loads: long
-# enough that a form and its submission see the same list, short enough that a policy created
-# in the console shows up soon.
-POLICY_LIST_CACHE_SECONDS = 120
-POLICY_DOCUMENT_CACHE_SECONDS = 300
 MAX_POLICIES_PER_ROLE = 10
 # RAM's Description limit minus room for the portal's marker, which the worker appends.
 DESCRIPTION_MAX_LENGTH = policies.MAX_ROLE_DESCRIPTION_LENGTH - len(policies.PORTAL_MARKER) - 1
-
-# Granting these hands a partner the keys to the account whatever their documents say; every
-# other policy is judged by its document (`cloud.policies.high_privilege_reasons`).
-HIGH_PRIVILEGE_POLICY_NAMES = {
-    "AdministratorAccess": policies.REASON_EVERY_ACTION,
-    "AliyunRAMFullAccess": policies.REASON_RAM_WRITE,
-}
-
-PolicyKey = tuple[str, str]  # (policy type, policy name)
-
-
-@dataclass(frozen=True)
-class AvailablePolicy:
-    policy_type: str
-    policy_name: str
-    description: str
-
-    @property
-    def key(self) -> PolicyKey:
-        return (self.policy_type, self.policy_name)
-
-    @property
-    def value(self) -> str:
-        """How a form names it: "System:AliyunECSFullAccess"."""
-        return f"{self.policy_type}:{self.policy_name}"
-
-    @property
-    def high_privilege_by_name(self) -> bool:
-        return self.policy_name in HIGH_PRIVILEGE_POLICY_NAMES
-
-
-# --- reading the account's policies -----------------------------------------------------------
-
-
-def _cache_key(cloud_account: CloudAccount, *parts: str) -> str:
-    # The fingerprint is part of the key: a replaced AccessKey (maybe with other rights) never
-    # reuses what the old one read.
-    return ":".join(
-        ["delegations", "catalog", str(cloud_account.pk), cloud_account.secret_fingerprint, *parts]
-    )
-
-
-def cloud_account_policies(
-    *, cloud_account: CloudAccount, refresh: bool = False
-) -> list[AvailablePolicy]:
-    """The account's System and Custom policies, live through the adapter (cached briefly).
-    Raises CloudError when the cloud cannot answer."""
-    key = _cache_key(cloud_account, "policies")
-    cached = None if refresh else cache.get(key)
-    if cached is None:
-        found = cloud_account_client(cloud_account=cloud_account).list_policies()
-        cached = [
-            (policy.policy_type, policy.policy_name, policy.description or "") for policy in found
-        ]
-        cache.set(key, cached, POLICY_LIST_CACHE_SECONDS)
-    available = [AvailablePolicy(kind, name, text) for kind, name, text in cached]
-    return sorted(available, key=lambda p: (p.policy_type != "System", p.policy_name.lower()))
-
-
-def _policy_read(
-    cloud_account: CloudAccount, key: PolicyKey, *, refresh: bool = False
-) -> tuple[bool, str | None]:
-    """Whether the account has the policy, and its default version's document (None when it
-    has none or the policy is missing), read through the adapter (cached briefly)."""
-    cache_key = _cache_key(cloud_account, "policy", *key)
-    cached = None if refresh else cache.get(cache_key)
-    if cached is None:
-        policy = cloud_account_client(cloud_account=cloud_account).get_policy(
-            policy_type=key[0], policy_name=key[1]
-        )
-        cached = (policy is not None, (policy.document if policy is not None else None) or "")
-        cache.set(cache_key, cached, POLICY_DOCUMENT_CACHE_SECONDS)
-    exists, document = cached
-    return bool(exists), document or None
-
-
-def policy_high_privilege_reasons(
-    cloud_account: CloudAccount, key: PolicyKey, *, refresh: bool = False
-) -> tuple[str, ...]:
-    """Why one policy of the account is high privilege (empty: it is not, or the account has
-    no such policy): by name for the System policies that are by definition, else by its
-    document. Raises CloudError."""
-    by_name = HIGH_PRIVILEGE_POLICY_NAMES.get(key[1])
-    if by_name is not None:
-        return (by_name,)
-    return policies.high_privilege_reasons(_policy_read(cloud_account, key, refresh=refresh)[1])
-
-
-def catalog_policies_high_privilege_reasons(
-    *, cloud_account: CloudAccount, policy_keys: Iterable[PolicyKey]
-) -> dict[str, tuple[str, ...]]:
-    """Policy name → why it is high privilege, for the high-privilege ones among `policy_keys`
-    (in their order; documents read through the adapter). Raises CloudError."""
-    flagged = {}
-    for key in policy_keys:
-        reasons = policy_high_privilege_reasons(cloud_account, key)
-        if reasons:
-            flagged[key[1]] = reasons
-    return flagged
-
-
-def catalog_policies_high_privilege(
-    *, cloud_account: CloudAccount, policy_keys: Iterable[PolicyKey]
-) -> list[str]:
-    """The names among `policy_keys` that are high privilege (see
-    `catalog_policies_high_privilege_reasons`). Raises CloudError."""
-    return list(
-        catalog_policies_high_privilege_reasons(
-            cloud_account=cloud_account, policy_keys=policy_keys
-        )
-    )
-
-
-@dataclass(frozen=True)
-class GrantPolicies:
-    """What granting a catalogue role in one account would attach there, judged now."""
-
-    # The role's Custom policies the account has no policy of the name for: the grant's
-    # AttachPolicyToRole would fail there (EntityNotExist.Policy).
-    missing: list[str]
-    # The role's policies that grant RAM administration or full access there.
-    high_privilege: list[str]
-
-
-def catalog_role_policies_now(
-    *, catalog_role: CatalogRole, cloud_account: CloudAccount | None = None
-) -> GrantPolicies:
-    """The role's policies as a decision that grants it (approve, offer, retry) in
-    `cloud_account` (default: its home) finds them now: the Custom ones the account lacks,
-    and the high-privilege ones.
-
-    By name for every policy; Custom policies also by their current default version, read
-    fresh and not from the cache, because anyone with RAM rights in the account can publish
-    a new version, or delete the policy, at any time. A Custom policy is the account's own:
-    a grant in another of the owner's accounts attaches that account's policy of the name,
-    so that one must exist, and is judged. System policies are Alibaba Cloud's own, in every
-    account: their verdict from when the role was created or edited stands, so granting a
-    role of System policies makes no cloud call. Raises CloudError."""
-    account = cloud_account or catalog_role.cloud_account
-    missing, flagged = [], []
-    for item in catalog_role.policies or []:
-        kind, name = str(item.get("type")), str(item.get("name"))
-        if kind == CatalogRole.PolicyType.CUSTOM:
-            exists, document = _policy_read(account, (kind, name), refresh=True)
-            if not exists:
-                missing.append(name)
-                continue
-            if name in HIGH_PRIVILEGE_POLICY_NAMES or policies.high_privilege_reasons(document):
-                flagged.append(name)
-        elif name in HIGH_PRIVILEGE_POLICY_NAMES:
-            flagged.append(name)
-    return GrantPolicies(missing=missing, high_privilege=flagged)
-
-
-def custom_policies_missing_message(names: Sequence[str], *, account: CloudAccount) -> str:
-    """Why a role with the Custom policies `names` cannot be granted in `account`: a Custom
-    policy is one account's own, and that account has none of the name."""
-    return ngettext(
-        "Custom policy %(policies)s does not exist in the account %(account)s; create it "
-        "there first.",
-        "Custom policies %(policies)s do not exist in the account %(account)s; create them "
-        "there first.",
-        len(names),
-    ) % {"policies": ", ".join(names), "account": account.label}
-
-
-def _custom_keys(keys: Iterable[PolicyKey]) -> list[PolicyKey]:
-    return [key for key in keys if key[0] == CatalogRole.PolicyType.CUSTOM]
-
-
-def _custom_policies_missing_in(account: CloudAccount, keys: Sequence[PolicyKey]) -> list[str]:
-    """The names among the Custom `keys` that `account` has no policy of, from its policy
-    list (cached briefly; read again before answering that one is missing, so a policy the
-    owner has just created there counts). Raises ValidationError when the list cannot be
-    read."""
-    missing: list[str] = []
-    for refresh in (False, True):
-        try:
-            available = {
-                p.key for p in cloud_account_policies(cloud_account=account, refresh=refresh)
-            }
-        except CloudError as error:
-            what = gettext("list the policies of the account %(account)s") % {
-                "account": account.label
-            }
-            raise _cloud_failure(error, what) from None
-        missing = [name for kind, name in keys if (kind, name) not in available]
-        if not missing:
-            break
-    return missing
-
-
-def _validate_custom_policies_in(
-    accounts: Iterable[CloudAccount], keys: Iterable[PolicyKey], *, field: str
-) -> None:
-    """Each Custom policy among `keys` exists in each of `accounts`, where the role would
-    attach that account's policy of the name. Reads only; a role of System policies reads
-    nothing. Raises ValidationError on `field`, naming each policy and account."""
-    custom = _custom_keys(keys)
-    if not custom:
-        return
-    problems = []
-    for account in accounts:
-        missing = _custom_policies_missing_in(account, custom)
-        if missing:
-            problems.append(custom_policies_missing_message(missing, account=account))
-    if problems:
-        raise ValidationError({field: " ".join(problems)})
-
-
-def _high_privilege_reasons_in(
-    account: CloudAccount, keys: Sequence[PolicyKey], *, elsewhere: Iterable[CloudAccount] = ()
-) -> dict[str, tuple[str, ...]]:
-    """Why `keys` are high privilege in `account` (`catalog_policies_high_privilege_reasons`)
-    and, for their Custom policies, in each account `elsewhere`, by that account's own
-    document of the name (named "<policy> in the account <account>"). Raises CloudError."""
-    flagged = catalog_policies_high_privilege_reasons(cloud_account=account, policy_keys=keys)
-    custom = _custom_keys(keys)
-    for other in elsewhere if custom else ():
-        found = catalog_policies_high_privilege_reasons(cloud_account=other, policy_keys=custom)
-        for name, reasons in found.items():
-            flagged[f"{name} in the account {other.label}"] = reasons
-    return flagged
-
-
-def catalog_role_edit_high_privilege(
-    *, catalog_role: CatalogRole, policy_keys: Sequence[PolicyKey]
-) -> list[str]:
-    """The high-privilege ones among `policy_keys`, were the role given them: judged in its
-    home account and, for Custom policies, in each other account it is offered or granted
-    in (`catalog_role_reach`), whose own policy of the name its RAM role there attaches.
-    Raises CloudError."""
-    return list(
-        _high_privilege_reasons_in(
-            catalog_role.cloud_account,
-            policy_keys,
-            elsewhere=catalog_role_reach(catalog_role=catalog_role),
-        )
-    )
-
-
-def catalog_roles_with_high_privilege_reasons(
-    roles: Iterable[CatalogRole],
-) -> list[CatalogRole]:
-    """The roles, each with `high_privilege_reasons`: `[(policy name, reason), ...]` saying
-    why a role that needed the opt-in is high privilege, for the catalogue page.
-
-    Only roles that carry the opt-in are looked at; their Custom documents come from the
-    short cache. When the cloud cannot answer, the reason says so instead of failing the page.
-    """
-    listed = list(roles)
-    for role in listed:
-        reasons: list[tuple[str, str]] = []
-        if role.allows_high_privilege:
-            for item in role.policies or []:
-                key = (str(item.get("type")), str(item.get("name")))
-                try:
-                    found = policy_high_privilege_reasons(role.cloud_account, key)
-                except CloudError:
-                    found = ("its document could not be read from Alibaba Cloud just now",)
-                reasons += [(key[1], reason) for reason in found]
-        role.high_privilege_reasons = reasons
-    return listed
-
-
-def _cloud_failure(error: CloudError, what: str) -> ValidationError:
-    reference = cloud_error_reference(error)
-    if error.transient:
-        return ValidationError(
-            gettext(
-                "Alibaba Cloud could not be reached to %(what)s (%(message)s). Nothing "
-                "was saved; try again in a moment."
-            )
-            % {"what": what, "message": error.message}
-        )
-    return ValidationError(
-        gettext(
-            "Alibaba Cloud refused to %(what)s: %(code)s: %(message)s%(reference)s. "
-            "Nothing was saved."
-        )
-        % {
-            "what": what,
-            "code": error.code or error.category.value,
-            "message": error.message,
-            "reference": reference,
-        }
-    )
 
 
 # --- catalogue roles --------------------------------------------------------------------------
@@ -489,7 +203,7 @@ def _validate_policies_in_account(
     try:
         available = {p.key for p in cloud_account_policies(cloud_account=account)}
     except CloudError as error:
-        raise _cloud_failure(error, gettext("list the account's policies")) from None
+        raise cloud_failure(error, gettext("list the account's policies")) from None
     unknown = [f"{kind} policy {name}" for kind, name in keys if (kind, name) not in available]
     if unknown:
         raise ValidationError(
@@ -498,11 +212,11 @@ def _validate_policies_in_account(
                 % {"unknown": ", ".join(unknown)}
             }
         )
-    _validate_custom_policies_in(elsewhere, keys, field="policies")
+    validate_custom_policies_in(elsewhere, keys, field="policies")
     try:
-        high_privilege = _high_privilege_reasons_in(account, keys, elsewhere=elsewhere)
+        high_privilege = high_privilege_reasons_in(account, keys, elsewhere=elsewhere)
     except CloudError as error:
-        raise _cloud_failure(error, gettext("read the policies and roles")) from None
+        raise cloud_failure(error, gettext("read the policies and roles")) from None
     if high_privilege and not high_privilege_confirmed:
         why = "; ".join(f"{name} {', '.join(reasons)}" for name, reasons in high_privilege.items())
         raise ValidationError(
@@ -545,7 +259,7 @@ def catalog_role_validate_create(
     try:
         existing = cloud_account_client(cloud_account=account).get_role(role_name)
     except CloudError as error:
-        raise _cloud_failure(error, gettext("read the policies and roles")) from None
+        raise cloud_failure(error, gettext("read the policies and roles")) from None
     if existing is not None and not policies.has_marker(existing.description):
         raise ValidationError(
             {
@@ -831,7 +545,7 @@ def catalog_role_validate_set_accounts(
         )
     else:
         wanted = list(chosen.values())
-    _validate_custom_policies_in(
+    validate_custom_policies_in(
         [account for account in wanted if account.pk not in offered],
         [(str(p.get("type")), str(p.get("name"))) for p in catalog_role.policies or []],
         field="accounts",

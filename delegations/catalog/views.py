@@ -32,17 +32,17 @@ from accounts.permissions import (
 from cloud.errors import CloudError
 from core.crypto import SecretDecryptionError
 from core.web import add_form_errors, no_store, report_refusal
+from delegations.catalog import account_policies, selectors
 from delegations.catalog import partner_links as link_services
 from delegations.catalog import proposals as catalog_proposals
-from delegations.catalog import selectors
 from delegations.catalog import services as catalog_services
+from delegations.catalog.account_policies import AvailablePolicy, PolicyKey
 from delegations.catalog.forms import (
     CatalogRoleEditForm,
     CatalogRoleForm,
     PartnerAllowanceForm,
     PartnerLinkForm,
 )
-from delegations.catalog.services import AvailablePolicy, PolicyKey
 from delegations.connection.selectors import (
     cloud_account_of_organisation,
     cloud_accounts_of_organisation,
@@ -76,7 +76,7 @@ def _catalog_page(
         {
             "organisation": owner,
             "account": cloud_account_of_organisation(organisation=owner),
-            "roles": catalog_services.catalog_roles_with_high_privilege_reasons(
+            "roles": account_policies.catalog_roles_with_high_privilege_reasons(
                 selectors.catalog_roles_for_owner(owner=owner)
             ),
             "allowances": selectors.partner_allowances_for_owner(owner=owner),
@@ -106,11 +106,11 @@ def _high_privilege_gate(
     cloud cannot say, the owner has not ticked the box, or a fresh confirmation is due."""
     try:
         if role is None:
-            high_privilege = catalog_services.catalog_policies_high_privilege(
+            high_privilege = account_policies.catalog_policies_high_privilege(
                 cloud_account=account, policy_keys=keys
             )
         else:
-            high_privilege = catalog_services.catalog_role_edit_high_privilege(
+            high_privilege = account_policies.catalog_role_edit_high_privilege(
                 catalog_role=role, policy_keys=keys
             )
     except CloudError as error:
@@ -192,7 +192,7 @@ def _available_policies(
 ) -> tuple[list[AvailablePolicy], HttpResponse | None]:
     """The account's policies to choose from, or the page to show when they cannot be read."""
     try:
-        available = catalog_services.cloud_account_policies(
+        available = account_policies.cloud_account_policies(
             cloud_account=account, refresh=request.method == "GET" and "refresh" in request.GET
         )
     except CloudError as error:

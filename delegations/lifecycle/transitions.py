@@ -25,12 +25,12 @@ from audit.models import AuditEvent
 from audit.services import audit_record
 from cloud.errors import CloudError
 from core.db import conflict_as_validation_error
-from delegations.catalog.selectors import catalog_role_accounts
-from delegations.catalog.services import (
-    catalog_role_lock,
+from delegations.catalog.account_policies import (
     catalog_role_policies_now,
     custom_policies_missing_message,
 )
+from delegations.catalog.selectors import catalog_role_accounts
+from delegations.catalog.services import catalog_role_lock
 from delegations.connection.selectors import organisation_own_account_uids
 from delegations.delegation_audit import delegation_label
 from delegations.models import (

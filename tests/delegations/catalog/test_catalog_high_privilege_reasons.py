@@ -9,7 +9,8 @@ from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
 
-from delegations.catalog.services import catalog_role_create, catalog_role_policies_now
+from delegations.catalog.account_policies import catalog_role_policies_now
+from delegations.catalog.services import catalog_role_create
 from delegations.models import CatalogRole, CloudAccount
 from tests.delegations.catalog.test_catalog_services import root_client
 

@@ -10,12 +10,14 @@ from django.core.exceptions import ValidationError
 from audit.models import AuditEvent
 from cloud import policies
 from cloud.client import CloudClient, CloudCredentials
-from delegations.catalog.services import (
+from delegations.catalog.account_policies import (
     catalog_policies_high_privilege,
+    cloud_account_policies,
+)
+from delegations.catalog.services import (
     catalog_role_create,
     catalog_role_deactivate,
     catalog_role_reactivate,
-    cloud_account_policies,
 )
 from delegations.connection.services import cloud_account_connect
 from delegations.models import CatalogRole, CloudAccount, Delegation

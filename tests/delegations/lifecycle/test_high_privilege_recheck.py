@@ -12,8 +12,8 @@ from django.urls import reverse
 
 from accounts.models import Membership, User
 from audit.models import AuditEvent
+from delegations.catalog.account_policies import catalog_policies_high_privilege
 from delegations.catalog.partner_links import partner_link_create
-from delegations.catalog.services import catalog_policies_high_privilege
 from delegations.lifecycle import transitions
 from delegations.lifecycle.automatic import delegation_mark_failed
 from delegations.lifecycle.services import delegation_approve, delegation_retry
