@@ -82,6 +82,8 @@ urlpatterns = [
     ),
     path("device/code/", open_views.DeviceCodeView.as_view(), name="device_code"),
     path("device/token/", open_views.DeviceTokenView.as_view(), name="device_token"),
-    # Last: anything else under /api/v1/ answers in problem+json too.
-    re_path(r"^.*$", open_views.UnknownPathView.as_view(), name="unknown"),
+    # Last: anything else under /api/v1/ answers in problem+json too. Any character, not `.`:
+    # a path may hold a line break (%0A), which `.` does not match, and Django matches the
+    # whole path (an inline (?s) flag cannot be reversed).
+    re_path(r"^[\s\S]*$", open_views.UnknownPathView.as_view(), name="unknown"),
 ]

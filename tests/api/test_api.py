@@ -606,6 +606,23 @@ def test_an_unknown_api_path_is_a_problem_too(api: Callable) -> None:
     problem(api(None).post("/api/v1/delegations/x/y/z"), 404, "not-found")
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/delegations/y%0A%C3%B8%3A%0A%23/approve/",  # found by the schema fuzz
+        "/api/v1/no-such%0Athing/",
+        "/api/v1/%0A",
+        "/api/v1/me/%0D%0A",
+    ],
+)
+def test_an_unknown_api_path_with_a_line_break_is_a_problem_too(
+    api: Callable, make_token: Callable, owner_admin: User, path: str
+) -> None:
+    # A decoded line break in the path is still a path under /api/v1/, not the HTML 404 page.
+    problem(api(None).get(path), 404, "not-found")
+    problem(api(make_token(owner_admin)).post(path, {"note": "x"}), 404, "not-found")
+
+
 def test_catalogue_roles_and_cloud_accounts_are_the_owner_s_own(
     api: Callable,
     make_token: Callable,
