@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from api import serializers as s
-from api.base import ApiView
+from api.base import ApiView, whole_number_param
 from api.models import Scope
 from api.problems import ProblemException
 from api.views import READERS
@@ -50,8 +50,10 @@ class AuditEventListView(ApiView):
             action_prefix=params.get("action", "")[:100],
             delegation_id=parse_uuid(delegation_id) if delegation_id else None,
         )
-        before = _int_param(params.get("before"), name="before")
-        limit = _int_param(params.get("limit"), name="limit") or 50
+        before = whole_number_param(
+            params.get("before"), name="before", maximum=audit_selectors.MAX_SEQUENCE
+        )
+        limit = whole_number_param(params.get("limit"), name="limit") or 50
         page = audit_selectors.audit_event_page(
             organisation=self.organisation, filters=filters, before=before, limit=limit
         )
@@ -77,7 +79,9 @@ class TimelineView(ApiView):
         delegation = selectors.delegation_get_for_organisation(
             organisation=self.organisation, delegation_id=delegation_id
         )
-        after = _int_param(request.query_params.get("after"), name="after")
+        after = whole_number_param(
+            request.query_params.get("after"), name="after", maximum=audit_selectors.MAX_SEQUENCE
+        )
         events = audit_selectors.delegation_events(
             organisation=self.organisation, delegation=delegation
         )
@@ -136,26 +140,3 @@ def _events_answer(request: Request, events: Any, *, next_query: str | None) -> 
     """A page of events and the URL of the next one (this path with `next_query`), if any."""
     next_url = request.build_absolute_uri(f"{request.path}?{next_query}") if next_query else None
     return Response({"next": next_url, "results": s.AuditEventOutput(events, many=True).data})
-
-
-def _int_param(value: str | None, *, name: str) -> int | None:
-    """A cursor or a page size: ASCII digits only (str.isdigit also takes "²", which int()
-    refuses) and no larger than a sequence number can be (the database refuses more)."""
-    if not value:
-        return None
-    if not (value.isascii() and value.isdigit()):
-        raise ProblemException(
-            "validation",
-            gettext("%(name)s is a positive whole number.") % {"name": name},
-            status_code=400,
-            errors={name: [gettext("A positive whole number.")]},
-        )
-    number = int(value)
-    if number > audit_selectors.MAX_SEQUENCE:
-        raise ProblemException(
-            "validation",
-            gettext("%(name)s is out of range.") % {"name": name},
-            status_code=400,
-            errors={name: [gettext("Out of range.")]},
-        )
-    return number

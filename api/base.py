@@ -19,6 +19,7 @@ from api.models import Scope
 from api.problems import PayloadTooLarge, ProblemException, StrOrPromise
 from audit.context import audit_context
 from core.request_id import current_client_ip, current_request_id
+from core.web import MAX_BIGINT, whole_number
 
 
 class ApiView(APIView):
@@ -144,3 +145,30 @@ class ApiView(APIView):
 
     def created(self, data: Any) -> Response:
         return Response(data, status=status.HTTP_201_CREATED)
+
+
+def whole_number_param(
+    value: str | None, *, name: str, minimum: int = 0, maximum: int = MAX_BIGINT
+) -> int | None:
+    """A query parameter that is a whole number (a cursor, a page size or offset): None when
+    absent; anything else that is not one, an empty value included, is a 400 naming it. A
+    malformed page is never read as the first page: a client paging by offset would loop."""
+    if value is None:
+        return None
+    # Digits first: whole_number also refuses an out-of-range one, which is a different error.
+    number = whole_number(value, maximum=maximum) if value.isascii() and value.isdigit() else -1
+    if number is None:
+        raise ProblemException(
+            "validation",
+            gettext("%(name)s is out of range.") % {"name": name},
+            status_code=400,
+            errors={name: [gettext("Out of range.")]},
+        )
+    if number < minimum:
+        raise ProblemException(
+            "validation",
+            gettext("%(name)s is a positive whole number.") % {"name": name},
+            status_code=400,
+            errors={name: [gettext("A positive whole number.")]},
+        )
+    return number

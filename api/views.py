@@ -28,7 +28,7 @@ from accounts.models import Organisation, User
 from accounts.permissions import ADMIN, AUDITOR, STAFF
 from api import selectors as api_selectors
 from api import serializers as s
-from api.base import ApiView
+from api.base import ApiView, whole_number_param
 from api.models import Scope
 from api.problems import ProblemException, conflict_unless_changed
 from core.ratelimit import rate_limit_consume
@@ -69,6 +69,33 @@ class Pagination(LimitOffsetPagination):
     default_limit = 50
     max_limit = 200
 
+    # DRF reads a malformed `limit` or `offset` as absent and answers the first page; here it
+    # is a 400 naming the parameter (`problem_statuses` of _PagedListView).
+    def get_limit(self, request: Request) -> int:
+        limit = whole_number_param(
+            request.query_params.get(self.limit_query_param), name="limit", minimum=1
+        )
+        return self.default_limit if limit is None else min(limit, self.max_limit)
+
+    def get_offset(self, request: Request) -> int:
+        return (
+            whole_number_param(request.query_params.get(self.offset_query_param), name="offset")
+            or 0
+        )
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters: list[dict[str, Any]] = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.limit_query_param:
+                parameter["schema"]["minimum"] = 1
+                parameter["description"] = (
+                    f"Number of results to return per page (at most {self.max_limit}; more "
+                    f"reads as {self.max_limit})."
+                )
+            else:
+                parameter["schema"]["minimum"] = 0
+        return parameters
+
     def paginate_queryset(
         self, queryset: QuerySet[Any], request: Request, view: Any = None
     ) -> list[Any] | None:
@@ -88,6 +115,7 @@ class _PagedListView(ApiView):
     query parameters in the schema, so the answer and the schema come from one paginator."""
 
     pagination_class: ClassVar[type[Pagination]] = Pagination
+    problem_statuses: ClassVar[dict[str, tuple[int, ...]]] = {"GET": (400,)}  # limit, offset
 
     def paged(self, request: Request, queryset: Any, serializer: Any) -> Response:
         paginator = self.pagination_class()
@@ -215,7 +243,10 @@ class DelegationListView(_PagedListView):
     roles = None  # staff get a pointer to /access/ below
     service_account_writes = frozenset({"POST"})
     # An unknown catalogue role is a 404; partner link codes have a budget.
-    problem_statuses: ClassVar[dict[str, tuple[int, ...]]] = {"POST": (404, 429)}
+    problem_statuses: ClassVar[dict[str, tuple[int, ...]]] = {
+        **_PagedListView.problem_statuses,
+        "POST": (404, 429),
+    }
 
     @extend_schema(
         responses=s.DelegationOutput(many=True),

@@ -167,9 +167,11 @@ BODY = {400, 413, 415}
 # Every authenticated write records its audit event; a ledger that refuses it is a 503.
 WRITE = {503}
 DECISION = OBJECT | BODY | WRITE | {409}
+# A paged list: a malformed `limit` or `offset` is a 400.
+PAGED = AUTHENTICATED | {400}
 PROBLEMS = {
     ("get", "/api/v1/me/"): AUTHENTICATED,
-    ("get", "/api/v1/delegations/"): AUTHENTICATED,
+    ("get", "/api/v1/delegations/"): PAGED,
     ("post", "/api/v1/delegations/"): AUTHENTICATED | BODY | WRITE | {404, 429},
     ("post", "/api/v1/delegations/offer/"): DECISION,
     ("get", "/api/v1/delegations/{delegation_id}/"): OBJECT,
@@ -191,9 +193,9 @@ PROBLEMS = {
         "/api/v1/delegations/{delegation_id}/extensions/{extension_id}/approval/withdraw/",
     ): OBJECT | WRITE | {409},
     ("get", "/api/v1/delegations/{delegation_id}/timeline/"): OBJECT | {400},
-    ("get", "/api/v1/assignments/"): AUTHENTICATED,
-    ("get", "/api/v1/catalog-roles/"): AUTHENTICATED,
-    ("get", "/api/v1/owners/{owner}/catalog-roles/"): OBJECT,
+    ("get", "/api/v1/assignments/"): PAGED,
+    ("get", "/api/v1/catalog-roles/"): PAGED,
+    ("get", "/api/v1/owners/{owner}/catalog-roles/"): OBJECT | {400},
     ("get", "/api/v1/cloud-accounts/"): AUTHENTICATED,
     ("get", "/api/v1/access/"): AUTHENTICATED,
     ("get", "/api/v1/access/{delegation_id}/"): OBJECT,
