@@ -55,7 +55,9 @@ def _chosen_account_field() -> serializers.CharField:
 
 
 class StrictSerializer(serializers.Serializer):
-    """A body with a field this serializer does not declare is refused, naming the fields."""
+    """A body with a field this serializer does not declare is refused, naming the fields;
+    so is a value of the wrong JSON type for a text or a whole number (DRF would read 0 as the
+    text "0" and "1" as the number 1, where the schema says string and integer)."""
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):
@@ -64,7 +66,33 @@ class StrictSerializer(serializers.Serializer):
                 raise serializers.ValidationError(
                     {name: ["This field is not accepted here."] for name in unknown}
                 )
+            mistyped = {
+                name: [self.fields[name].error_messages["invalid"]]
+                for name, value in data.items()
+                if not _of_json_type(self.fields[name], value)
+            }
+            # Every field's problem at once: the mistyped ones beside the others' (missing...).
+            try:
+                validated = super().to_internal_value(data)
+            except serializers.ValidationError as error:
+                assert isinstance(error.detail, dict)
+                raise serializers.ValidationError({**error.detail, **mistyped}) from error
+            if mistyped:
+                raise serializers.ValidationError(mistyped)
+            return validated
         return super().to_internal_value(data)
+
+
+def _of_json_type(field: serializers.Field, value: Any) -> bool:
+    """Whether `value` is of the JSON type the schema gives `field` (null is the field's own
+    business: `allow_null`)."""
+    if value is None:
+        return True
+    if isinstance(field, serializers.CharField):
+        return isinstance(value, str)
+    if isinstance(field, serializers.IntegerField):
+        return isinstance(value, int) and not isinstance(value, bool)
+    return True
 
 
 class RequestAccessInput(StrictSerializer):

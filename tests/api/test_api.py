@@ -7,9 +7,11 @@ from collections.abc import Callable
 
 import pytest
 from django.utils import timezone
+from rest_framework import serializers
 
 from accounts.models import Membership, Organisation, User
 from accounts.services import membership_remove
+from api import serializers as api_serializers
 from api.models import ApiToken
 from api.problems import PROBLEM_CONTENT_TYPE
 from api.services import api_token_revoke, token_prefix_of
@@ -268,6 +270,46 @@ def test_wrong_types_and_malformed_json_are_400(
         DELEGATIONS, "{not json", content_type="application/json", headers=client.headers
     )
     problem(response, 400, "malformed")
+
+
+def test_a_number_for_a_text_is_400_and_nothing_is_decided(
+    api: Callable,
+    make_token: Callable,
+    owner_admin: User,
+    requested: Delegation,
+    decisions_on: None,
+) -> None:
+    # Found by the schema fuzz: {"note": 0} approved the request with the note "0".
+    client = api(make_token(owner_admin, with_mfa=True))
+    url = f"{DELEGATIONS}{requested.pk}/approve/"
+    for body, field in (({"note": 0}, "note"), ({"expected_version": "1"}, "expected_version")):
+        assert list(problem(client.post(url, body), 400, "validation")["errors"]) == [field]
+    requested.refresh_from_db()
+    assert requested.status == Delegation.Status.REQUESTED
+
+
+def _input_serializers() -> list[type]:
+    found, waiting = [], list(api_serializers.StrictSerializer.__subclasses__())
+    while waiting:
+        found.append(waiting.pop())
+        waiting += found[-1].__subclasses__()
+    return sorted(found, key=lambda cls: cls.__name__)
+
+
+@pytest.mark.parametrize("serializer", _input_serializers(), ids=lambda cls: cls.__name__)
+def test_every_input_takes_a_text_field_only_as_text_and_a_number_only_as_a_number(
+    serializer: type,
+) -> None:
+    fields = serializer().fields
+    wrong = {
+        name: 7 if isinstance(field, serializers.CharField) else "7"
+        for name, field in fields.items()
+        if isinstance(field, serializers.CharField | serializers.IntegerField)
+    }
+    assert wrong, serializer
+    checked = serializer(data=wrong)
+    assert not checked.is_valid()
+    assert set(wrong) <= set(checked.errors), checked.errors
 
 
 def test_a_huge_body_is_413(api: Callable, make_token: Callable, partner_admin: User) -> None:
