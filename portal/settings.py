@@ -632,6 +632,10 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "api.problems.problem_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "api.schema.ProblemAutoSchema",
     "UNAUTHENTICATED_USER": None,
+    # OPTIONS is a 405 like any method a path does not take (DRF answers it only with a
+    # metadata class): the description promises that, and DRF's answer was the view's name
+    # and docstring for any id, foreign ones included. No browser calls the API cross-origin.
+    "DEFAULT_METADATA_CLASS": None,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Partner Access Portal API",

@@ -524,3 +524,16 @@ def test_a_method_a_path_does_not_take_is_a_405_problem_said_once_in_the_descrip
                 assert response.json()["type"] == "/api/v1/problems/method-not-allowed"
                 refused.add(path)
     assert refused == set(schema["paths"]), set(schema["paths"]) - refused
+    # OPTIONS too, which no path lists: DRF answered it with the view's name and docstring.
+    options_refused, options_answered = set(), set()
+    for path in schema["paths"]:
+        for raw in callers:
+            client = Api(raw)
+            response = client.client.options(_fill(path, MISSING), headers=client.headers)
+            if response.status_code == 405:
+                assert response.json()["type"] == "/api/v1/problems/method-not-allowed"
+                options_refused.add(path)
+            elif response.status_code < 400:
+                options_answered.add(path)
+    assert options_answered == set()
+    assert options_refused == set(schema["paths"]), set(schema["paths"]) - options_refused
