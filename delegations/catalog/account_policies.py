@@ -107,10 +107,16 @@ def policy_high_privilege_reasons(
     """Why one policy of the account is high privilege (empty: it is not, or the account has
     no such policy): by name for the System policies that are by definition, else by its
     document. Raises CloudError."""
-    by_name = HIGH_PRIVILEGE_POLICY_NAMES.get(key[1])
-    if by_name is not None:
-        return (by_name,)
-    return policies.high_privilege_reasons(_policy_read(cloud_account, key, refresh=refresh)[1])
+    by_name_alone = key[1] in HIGH_PRIVILEGE_POLICY_NAMES  # then no document is read
+    document = None if by_name_alone else _policy_read(cloud_account, key, refresh=refresh)[1]
+    return _judged(key[1], document)
+
+
+def _judged(name: str, document: str | None) -> tuple[str, ...]:
+    """Why a policy is high privilege: by name for the System policies that are by
+    definition, else by its document (empty: it is not)."""
+    by_name = HIGH_PRIVILEGE_POLICY_NAMES.get(name)
+    return (by_name,) if by_name is not None else policies.high_privilege_reasons(document)
 
 
 def catalog_policies_high_privilege_reasons(
@@ -172,7 +178,7 @@ def catalog_role_policies_now(
             if not exists:
                 missing.append(name)
                 continue
-            if name in HIGH_PRIVILEGE_POLICY_NAMES or policies.high_privilege_reasons(document):
+            if _judged(name, document):
                 flagged.append(name)
         elif name in HIGH_PRIVILEGE_POLICY_NAMES:
             flagged.append(name)
